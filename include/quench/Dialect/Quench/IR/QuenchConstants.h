@@ -1,0 +1,47 @@
+//===- QuenchConstants.h - constant data helpers ----------------*- C++ -*-===//
+//
+// Raw access to constant tensors, whether they are `dense` literals or
+// `dense_resource` blobs, and creation of constants from raw bytes. Shared by
+// the importer and by passes that rewrite weights.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QUENCH_DIALECT_QUENCH_IR_QUENCHCONSTANTS_H
+#define QUENCH_DIALECT_QUENCH_IR_QUENCHCONSTANTS_H
+
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include <optional>
+
+namespace quench {
+
+/// Constants up to this many bytes are printed inline as `dense` literals;
+/// larger ones become `dense_resource` blobs.
+constexpr size_t kInlineConstantBytes = 64;
+
+/// Bytes one element occupies in row-major raw storage; 0 for element types
+/// that are not byte-addressable (i1, sub-byte integers, quantized types).
+int64_t getStorageBytesPerElement(mlir::Type elementType);
+
+/// The row-major bytes of a non-splat constant (dense literal or resource
+/// blob). Returns std::nullopt for splats and non-byte element types.
+std::optional<llvm::ArrayRef<char>> getRawConstantData(mlir::ElementsAttr attr);
+
+/// A constant of `type` holding `data` (row-major, getStorageBytesPerElement
+/// bytes per element): a `dense_resource` blob keyed by `nameHint` when
+/// larger than kInlineConstantBytes, otherwise a `dense` literal.
+mlir::ElementsAttr createConstantAttr(mlir::RankedTensorType type,
+                                      llvm::ArrayRef<char> data,
+                                      llvm::StringRef nameHint);
+
+/// The value of a constant that holds a single distinct value (a splat, or
+/// one element), converted to double.
+std::optional<double> getUniformValue(mlir::Attribute attr);
+
+/// Transposes a 2-D constant (`[r, c]` -> `[c, r]`), blob to blob.
+mlir::ElementsAttr transpose2DConstant(mlir::ElementsAttr attr,
+                                       llvm::StringRef nameHint);
+
+} // namespace quench
+
+#endif // QUENCH_DIALECT_QUENCH_IR_QUENCHCONSTANTS_H

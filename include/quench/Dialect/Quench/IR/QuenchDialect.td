@@ -1,0 +1,48 @@
+//===- QuenchDialect.td - The quench dialect ---------------*- tablegen -*-===//
+//
+// The quench dialect is the tensor-level graph IR that Quench imports models
+// into, raises decomposed patterns in, and quantizes.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QUENCH_DIALECT_QUENCH_IR_QUENCHDIALECT_TD
+#define QUENCH_DIALECT_QUENCH_IR_QUENCHDIALECT_TD
+
+include "mlir/IR/OpBase.td"
+include "mlir/IR/AttrTypeBase.td"
+
+def Quench_Dialect : Dialect {
+  let name = "quench";
+  let cppNamespace = "::quench";
+  let summary = "Tensor-level model graphs for quantization and code generation";
+  let description = [{
+    The `quench` dialect holds a trained model as a graph of value-semantic
+    tensor operations on ranked tensors. Its ops are the units that
+    quantization reasons about: `quench.linear`, `quench.layer_norm`,
+    `quench.rms_norm`, `quench.gelu`, `quench.silu`, ... together with the
+    elementwise, reduction and shape ops that exporters emit around them.
+
+    Conventions shared by every op:
+    * Operands and results are ranked tensors; dimensions may be dynamic
+      (`?`). Verifiers check every static fact they can and leave dynamic
+      dimensions to run time.
+    * Binary elementwise ops broadcast with NumPy/ONNX multidirectional
+      rules and require identical element types: implicit type promotion
+      is never performed (the importer inserts `quench.cast`).
+    * Axes attributes are non-negative after import (the importer
+      normalizes ONNX's negative axes); verifiers reject out-of-range axes.
+    * Large constants are `dense_resource` blobs so that IR stays small.
+    * Quantized values flow either as plain integer tensors with explicit
+      scale/zero-point operands (the ONNX-faithful `*_linear` ops) or with
+      upstream `!quant.uniform` element types (`quench.quantize` /
+      `quench.dequantize`), where the scheme is part of the type.
+  }];
+  let useDefaultAttributePrinterParser = 0;
+  let hasConstantMaterializer = 1;
+  let dependentDialects = ["::mlir::quant::QuantDialect"];
+}
+
+class Quench_Op<string mnemonic, list<Trait> traits = []>
+    : Op<Quench_Dialect, mnemonic, traits>;
+
+#endif // QUENCH_DIALECT_QUENCH_IR_QUENCHDIALECT_TD

@@ -1,0 +1,637 @@
+//===- QuenchOps.td - quench operations --------------------*- tablegen -*-===//
+//
+// The operation set of the quench dialect. Each description states the
+// semantics (as NumPy-like pseudo-code where that is clearest) and what the
+// verifier enforces.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QUENCH_DIALECT_QUENCH_IR_QUENCHOPS_TD
+#define QUENCH_DIALECT_QUENCH_IR_QUENCHOPS_TD
+
+include "quench/Dialect/Quench/IR/QuenchDialect.td"
+include "quench/Dialect/Quench/IR/QuenchAttrs.td"
+include "mlir/IR/BuiltinAttributeInterfaces.td"
+include "mlir/IR/CommonAttrConstraints.td"
+include "mlir/IR/CommonTypeConstraints.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/Dialect/Quant/IR/QuantBase.td"
+
+//===----------------------------------------------------------------------===//
+// Type constraints
+//===----------------------------------------------------------------------===//
+
+def Quench_Float : AnyTypeOf<[F16, BF16, F32, F64]>;
+def Quench_FloatTensor : RankedTensorOf<[Quench_Float]>;
+def Quench_IntTensor : RankedTensorOf<[AnyInteger]>;
+def Quench_IndexTensor : RankedTensorOf<[I32, I64, SI32, SI64]>;
+def Quench_BoolTensor : RankedTensorOf<[I1]>;
+def Quench_NumericTensor : RankedTensorOf<[Quench_Float, AnyInteger]>;
+def Quench_QuantTensor : RankedTensorOf<[quant_QuantizedType]>;
+def Quench_AnyTensor : RankedTensorOf<[Quench_Float, AnyInteger,
+                                        quant_QuantizedType]>;
+def Quench_ShapeTensor : 1DTensorOf<[I64]>;
+
+//===----------------------------------------------------------------------===//
+// Constants
+//===----------------------------------------------------------------------===//
+
+def Quench_ConstantOp : Quench_Op<"constant",
+    [ConstantLike, Pure, AllTypesMatch<["value", "result"]>]> {
+  let summary = "constant tensor";
+  let description = [{
+    Produces the tensor held by `value`. Model weights are imported as
+    `dense_resource` blobs, so the textual IR names the blob instead of
+    inlining its contents; small constants are `dense` literals.
+
+    ```mlir
+    %w = quench.constant dense_resource<w0> : tensor<64x64xf32>
+    %c = quench.constant dense<[1, 16, 64]> : tensor<3xi64>
+    ```
+  }];
+  let arguments = (ins ElementsAttr:$value);
+  let results = (outs Quench_AnyTensor:$result);
+  let assemblyFormat = "attr-dict $value";
+  let hasFolder = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Elementwise unary
+//===----------------------------------------------------------------------===//
+
+class Quench_UnaryOp<string mnemonic, Type ty, string sem, list<Trait> traits = []>
+    : Quench_Op<mnemonic, !listconcat(traits, [Pure, SameOperandsAndResultType])> {
+  let summary = "elementwise " # mnemonic;
+  let description = "Elementwise: `result[i] = " # sem # "`. Operand and "
+      # "result have the same type.";
+  let arguments = (ins ty:$input);
+  let results = (outs ty:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+}
+
+def Quench_SqrtOp : Quench_UnaryOp<"sqrt", Quench_FloatTensor, "sqrt(x[i])">;
+def Quench_RsqrtOp : Quench_UnaryOp<"rsqrt", Quench_FloatTensor, "1 / sqrt(x[i])">;
+def Quench_ReciprocalOp : Quench_UnaryOp<"reciprocal", Quench_FloatTensor, "1 / x[i]">;
+def Quench_ExpOp : Quench_UnaryOp<"exp", Quench_FloatTensor, "exp(x[i])">;
+def Quench_LogOp : Quench_UnaryOp<"log", Quench_FloatTensor, "log(x[i])">;
+def Quench_TanhOp : Quench_UnaryOp<"tanh", Quench_FloatTensor, "tanh(x[i])">;
+def Quench_ErfOp : Quench_UnaryOp<"erf", Quench_FloatTensor, "erf(x[i])">;
+def Quench_SinOp : Quench_UnaryOp<"sin", Quench_FloatTensor, "sin(x[i])">;
+def Quench_CosOp : Quench_UnaryOp<"cos", Quench_FloatTensor, "cos(x[i])">;
+def Quench_FloorOp : Quench_UnaryOp<"floor", Quench_FloatTensor, "floor(x[i])">;
+def Quench_CeilOp : Quench_UnaryOp<"ceil", Quench_FloatTensor, "ceil(x[i])">;
+def Quench_SigmoidOp : Quench_UnaryOp<"sigmoid", Quench_FloatTensor,
+    "1 / (1 + exp(-x[i]))">;
+def Quench_SiluOp : Quench_UnaryOp<"silu", Quench_FloatTensor,
+    "x[i] / (1 + exp(-x[i]))  (a.k.a. swish)">;
+def Quench_ReluOp : Quench_UnaryOp<"relu", Quench_NumericTensor, "max(x[i], 0)">;
+def Quench_NegOp : Quench_UnaryOp<"neg", Quench_NumericTensor, "-x[i]">;
+def Quench_AbsOp : Quench_UnaryOp<"abs", Quench_NumericTensor, "|x[i]|">;
+def Quench_NotOp : Quench_UnaryOp<"not", Quench_BoolTensor, "!x[i]">;
+
+def Quench_GeluOp : Quench_Op<"gelu", [Pure, SameOperandsAndResultType]> {
+  let summary = "Gaussian error linear unit";
+  let description = [{
+    `approximation = none`: `x * 0.5 * (1 + erf(x / sqrt(2)))`.
+    `approximation = tanh`:
+    `0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))`.
+    Both forms are what `quench-raise-ops` recognizes in exported graphs.
+  }];
+  let arguments = (ins Quench_FloatTensor:$input,
+      DefaultValuedAttr<Quench_GeluApproximation,
+                        "::quench::GeluApproximation::none">:$approximation);
+  let results = (outs Quench_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+}
+
+def Quench_ClipOp : Quench_Op<"clip", [Pure, SameOperandsAndResultType]> {
+  let summary = "clamp to a range";
+  let description = [{
+    `result[i] = min(max(x[i], min), max)`; a missing bound is unbounded.
+    The verifier requires `min <= max` when both are given.
+  }];
+  let arguments = (ins Quench_NumericTensor:$input, OptionalAttr<F64Attr>:$min,
+                       OptionalAttr<F64Attr>:$max);
+  let results = (outs Quench_NumericTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Quench_CastOp : Quench_Op<"cast", [Pure, SameOperandsAndResultShape]> {
+  let summary = "element type conversion";
+  let description = [{
+    Converts every element to the result element type with ONNX `Cast`
+    semantics: float→int truncates toward zero, int→bool is `x != 0`,
+    bool→number gives 0/1. Shapes must agree; casting to the same type folds
+    away.
+  }];
+  let arguments = (ins Quench_NumericTensor:$input);
+  let results = (outs Quench_NumericTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `to` type($result)";
+  let hasFolder = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Elementwise binary (broadcasting)
+//===----------------------------------------------------------------------===//
+
+class Quench_BinaryOp<string mnemonic, string sem, Type ty = Quench_NumericTensor,
+                      list<Trait> traits = []>
+    : Quench_Op<mnemonic, !listconcat(traits, [Pure])> {
+  let summary = "elementwise " # mnemonic # " with broadcasting";
+  let description = "`result = " # sem # "` after broadcasting `lhs` and "
+      # "`rhs` with NumPy rules. The verifier requires equal element types on "
+      # "both operands and the result, broadcast-compatible shapes, and a "
+      # "result shape equal to the broadcast shape (dynamic dims allowed).";
+  let arguments = (ins ty:$lhs, ty:$rhs);
+  let results = (outs ty:$result);
+  let assemblyFormat =
+      "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Quench_AddOp : Quench_BinaryOp<"add", "lhs + rhs", Quench_NumericTensor, [Commutative]> {
+  let hasFolder = 1;
+}
+def Quench_SubOp : Quench_BinaryOp<"sub", "lhs - rhs">;
+def Quench_MulOp : Quench_BinaryOp<"mul", "lhs * rhs", Quench_NumericTensor, [Commutative]> {
+  let hasFolder = 1;
+}
+def Quench_DivOp : Quench_BinaryOp<"div", "lhs / rhs (integers: truncating)">;
+def Quench_PowOp : Quench_BinaryOp<"pow", "lhs ** rhs", Quench_FloatTensor>;
+def Quench_MinOp : Quench_BinaryOp<"min", "min(lhs, rhs)", Quench_NumericTensor, [Commutative]>;
+def Quench_MaxOp : Quench_BinaryOp<"max", "max(lhs, rhs)", Quench_NumericTensor, [Commutative]>;
+def Quench_ModOp : Quench_BinaryOp<"mod", "lhs mod rhs (sign of lhs for floats, of rhs for integers, as ONNX `Mod`)">;
+
+def Quench_CmpOp : Quench_Op<"cmp", [Pure]> {
+  let summary = "elementwise comparison with broadcasting";
+  let description = [{
+    `result = lhs <predicate> rhs` as an `i1` tensor, after broadcasting.
+    Operands must have the same element type.
+  }];
+  let arguments = (ins Quench_CmpPredicate:$predicate,
+                       Quench_NumericTensor:$lhs, Quench_NumericTensor:$rhs);
+  let results = (outs Quench_BoolTensor:$result);
+  let assemblyFormat = "$predicate `,` $lhs `,` $rhs attr-dict `:` "
+                       "functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Quench_LogicalOp : Quench_Op<"logical", [Pure]> {
+  let summary = "elementwise boolean and/or/xor with broadcasting";
+  let description = "`result = lhs <kind> rhs` on `i1` tensors after broadcasting.";
+  let arguments = (ins Quench_LogicalKind:$kind, Quench_BoolTensor:$lhs,
+                       Quench_BoolTensor:$rhs);
+  let results = (outs Quench_BoolTensor:$result);
+  let assemblyFormat = "$kind `,` $lhs `,` $rhs attr-dict `:` "
+                       "functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Quench_WhereOp : Quench_Op<"where", [Pure]> {
+  let summary = "elementwise select with broadcasting";
+  let description = [{
+    `result = condition ? lhs : rhs`, all three broadcast together. `lhs`,
+    `rhs` and the result share one element type.
+  }];
+  let arguments = (ins Quench_BoolTensor:$condition, Quench_NumericTensor:$lhs,
+                       Quench_NumericTensor:$rhs);
+  let results = (outs Quench_NumericTensor:$result);
+  let assemblyFormat = "$condition `,` $lhs `,` $rhs attr-dict `:` "
+                       "functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Contractions
+//===----------------------------------------------------------------------===//
+
+def Quench_MatMulOp : Quench_Op<"matmul", [Pure]> {
+  let summary = "batched matrix product with NumPy semantics";
+  let description = [{
+    `numpy.matmul(lhs, rhs)`: a 1-D operand is promoted to a matrix (and the
+    added dimension removed afterwards); leading batch dimensions broadcast.
+    The verifier checks that the contracted dimensions agree, that batch
+    dimensions broadcast, that the result shape is the NumPy result shape,
+    and that element types are equal.
+
+    Activation × activation products (attention scores) stay `matmul`;
+    products with a constant weight are raised to `quench.linear`.
+  }];
+  let arguments = (ins Quench_NumericTensor:$lhs, Quench_NumericTensor:$rhs);
+  let results = (outs Quench_NumericTensor:$result);
+  let assemblyFormat =
+      "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Quench_LinearOp : Quench_Op<"linear", [Pure]> {
+  let summary = "fully connected layer y = x·Wᵀ + b";
+  let description = [{
+    `result[..., n] = sum_k input[..., k] * weight[n, k] + bias[n]`.
+
+    The weight is stored in `[out_features, in_features]` (PyTorch
+    `nn.Linear`) layout so that per-output-channel scales index rows and
+    group-wise quantization groups are contiguous along `k`. This is the unit
+    that weight quantization rewrites. The verifier requires a 2-D weight,
+    `input.shape[-1] == K`, an optional 1-D bias of length `N`, and
+    `result.shape == input.shape[:-1] + [N]`.
+  }];
+  let arguments = (ins Quench_FloatTensor:$input, Quench_FloatTensor:$weight,
+                       Optional<Quench_FloatTensor>:$bias);
+  let results = (outs Quench_FloatTensor:$result);
+  let assemblyFormat = "$input `,` $weight (`,` $bias^)? attr-dict `:` "
+                       "functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Normalization, softmax, gather
+//===----------------------------------------------------------------------===//
+
+def Quench_LayerNormOp : Quench_Op<"layer_norm", [Pure]> {
+  let summary = "layer normalization over the trailing dimensions";
+  let description = [{
+    With `D = input.shape[axis:]` normalized over:
+    `mean = mean(x, D)`, `var = mean((x - mean)^2, D)`,
+    `result = (x - mean) / sqrt(var + epsilon) * scale + bias`.
+    `scale` (and the optional `bias`) have shape `D`. The result has the
+    input's type.
+  }];
+  let arguments = (ins Quench_FloatTensor:$input, Quench_FloatTensor:$scale,
+                       Optional<Quench_FloatTensor>:$bias,
+                       I64Attr:$axis, F64Attr:$epsilon);
+  let results = (outs Quench_FloatTensor:$result);
+  let assemblyFormat = "$input `,` $scale (`,` $bias^)? attr-dict `:` "
+                       "functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Quench_RMSNormOp : Quench_Op<"rms_norm", [Pure]> {
+  let summary = "root-mean-square normalization (LLaMA RMSNorm, T5 LayerNorm)";
+  let description = [{
+    With `D = input.shape[axis:]`:
+    `result = x / sqrt(mean(x^2, D) + epsilon) * scale`; no mean is
+    subtracted and there is no bias. `scale` has shape `D`.
+  }];
+  let arguments = (ins Quench_FloatTensor:$input, Quench_FloatTensor:$scale,
+                       I64Attr:$axis, F64Attr:$epsilon);
+  let results = (outs Quench_FloatTensor:$result);
+  let assemblyFormat = "$input `,` $scale attr-dict `:` "
+                       "functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Quench_SoftmaxOp : Quench_Op<"softmax", [Pure, SameOperandsAndResultType]> {
+  let summary = "softmax along one axis";
+  let description = [{
+    `result = exp(x - max(x, axis)) / sum(exp(x - max(x, axis)), axis)`
+    (ONNX opset-13 semantics: a single axis).
+  }];
+  let arguments = (ins Quench_FloatTensor:$input, I64Attr:$axis);
+  let results = (outs Quench_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Quench_GatherOp : Quench_Op<"gather", [Pure]> {
+  let summary = "gather slices along an axis (embedding lookup)";
+  let description = [{
+    ONNX `Gather`: `result[i0.., j.., k..] = data[i0.., indices[j..], k..]`
+    where the indexed dimension is `axis`; negative indices count from the
+    end. An embedding lookup is `gather` with `axis = 0` on the table. The
+    verifier requires `rank(result) = rank(data) - 1 + rank(indices)` and
+    checks the static dimensions.
+  }];
+  let arguments = (ins Quench_AnyTensor:$data, Quench_IndexTensor:$indices,
+                       I64Attr:$axis);
+  let results = (outs Quench_AnyTensor:$result);
+  let assemblyFormat = "$data `[` $indices `]` attr-dict `:` "
+                       "functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Reductions
+//===----------------------------------------------------------------------===//
+
+def Quench_ReduceOp : Quench_Op<"reduce", [Pure]> {
+  let summary = "reduction over a set of axes";
+  let description = [{
+    Combines the elements along `axes` with `kind` (sum, mean, max, min,
+    prod). With `keep_dims` the reduced dimensions stay with size 1,
+    otherwise they are removed. `axes` must be sorted, unique and in range.
+  }];
+  let arguments = (ins Quench_ReduceKind:$kind, Quench_NumericTensor:$input,
+                       DenseI64ArrayAttr:$axes, BoolAttr:$keep_dims);
+  let results = (outs Quench_NumericTensor:$result);
+  let assemblyFormat = "$kind $input attr-dict `:` "
+                       "functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Shape manipulation
+//===----------------------------------------------------------------------===//
+
+def Quench_ReshapeOp : Quench_Op<"reshape", [Pure]> {
+  let summary = "reinterpret a tensor with another shape";
+  let description = [{
+    Row-major reshape. The target shape is the result type; when it has
+    dynamic dimensions, the `shape` operand (1-D i64, one entry per result
+    dimension, no -1 or 0 placeholders) gives the run-time extents. The
+    verifier checks equal element counts when both shapes are static.
+  }];
+  let arguments = (ins Quench_AnyTensor:$input, Optional<Quench_ShapeTensor>:$shape);
+  let results = (outs Quench_AnyTensor:$result);
+  let assemblyFormat = "$input (`(` $shape^ `)`)? attr-dict `:` "
+                       "type($input) (`,` type($shape)^)? `->` type($result)";
+  let hasVerifier = 1;
+  let hasFolder = 1;
+}
+
+def Quench_TransposeOp : Quench_Op<"transpose", [Pure]> {
+  let summary = "permute dimensions";
+  let description = [{
+    `result.shape[i] = input.shape[permutation[i]]`. The verifier checks that
+    `permutation` is a permutation of `[0, rank)` and the result shape.
+    Transposes of transposes compose; identity permutations fold away.
+  }];
+  let arguments = (ins Quench_AnyTensor:$input, DenseI64ArrayAttr:$permutation);
+  let results = (outs Quench_AnyTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+  let hasFolder = 1;
+  let hasCanonicalizer = 1;
+}
+
+def Quench_ConcatOp : Quench_Op<"concat", [Pure]> {
+  let summary = "concatenate along an axis";
+  let description = [{
+    Joins the inputs along `axis`; all other dimensions and the element type
+    must agree. A single input folds to itself.
+  }];
+  let arguments = (ins Variadic<Quench_AnyTensor>:$inputs, I64Attr:$axis);
+  let results = (outs Quench_AnyTensor:$result);
+  let assemblyFormat = "$inputs attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+  let hasFolder = 1;
+}
+
+def Quench_SliceOp : Quench_Op<"slice", [Pure]> {
+  let summary = "strided slice with static bounds";
+  let description = [{
+    For every dimension `d`: `result` takes indices
+    `starts[d], starts[d] + steps[d], ...` up to (excluding) `ends[d]`.
+    Bounds are normalized at import: `0 <= starts[d]`, `steps[d] != 0`, and
+    for static dimensions `ends[d]` is clamped to `[-1, dim]`. The three
+    arrays have one entry per input dimension.
+  }];
+  let arguments = (ins Quench_AnyTensor:$input, DenseI64ArrayAttr:$starts,
+                       DenseI64ArrayAttr:$ends, DenseI64ArrayAttr:$steps);
+  let results = (outs Quench_AnyTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+  let hasFolder = 1;
+}
+
+def Quench_SplitOp : Quench_Op<"split", [Pure]> {
+  let summary = "split into pieces along an axis";
+  let description = [{
+    Cuts `input` along `axis` into consecutive pieces of the given `sizes`
+    (which must sum to the dimension when it is static).
+  }];
+  let arguments = (ins Quench_AnyTensor:$input, I64Attr:$axis,
+                       DenseI64ArrayAttr:$sizes);
+  let results = (outs Variadic<Quench_AnyTensor>:$results);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($results)";
+  let hasVerifier = 1;
+}
+
+def Quench_ExpandOp : Quench_Op<"expand", [Pure]> {
+  let summary = "broadcast to a larger shape";
+  let description = [{
+    Broadcasts `input` (NumPy rules, right-aligned) to the result type's
+    shape; the optional `shape` operand gives run-time extents for dynamic
+    result dimensions.
+  }];
+  let arguments = (ins Quench_AnyTensor:$input, Optional<Quench_ShapeTensor>:$shape);
+  let results = (outs Quench_AnyTensor:$result);
+  let assemblyFormat = "$input (`(` $shape^ `)`)? attr-dict `:` "
+                       "type($input) (`,` type($shape)^)? `->` type($result)";
+  let hasVerifier = 1;
+  let hasFolder = 1;
+}
+
+def Quench_SqueezeOp : Quench_Op<"squeeze", [Pure]> {
+  let summary = "remove unit dimensions";
+  let description = [{
+    Removes the dimensions listed in `axes`, each of which must have size 1
+    (or be dynamic, checked at run time). Canonicalizes to `quench.reshape`
+    when the result is static.
+  }];
+  let arguments = (ins Quench_AnyTensor:$input, DenseI64ArrayAttr:$axes);
+  let results = (outs Quench_AnyTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+  let hasCanonicalizer = 1;
+}
+
+def Quench_UnsqueezeOp : Quench_Op<"unsqueeze", [Pure]> {
+  let summary = "insert unit dimensions";
+  let description = [{
+    Inserts size-1 dimensions at the positions `axes` of the result.
+    Canonicalizes to `quench.reshape` when the result is static.
+  }];
+  let arguments = (ins Quench_AnyTensor:$input, DenseI64ArrayAttr:$axes);
+  let results = (outs Quench_AnyTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+  let hasCanonicalizer = 1;
+}
+
+def Quench_TriluOp : Quench_Op<"trilu", [Pure, SameOperandsAndResultType]> {
+  let summary = "keep the upper or lower triangle of the last two dims";
+  let description = [{
+    With `upper`, keeps elements where `col - row >= k` and zeroes the rest;
+    otherwise keeps `col - row <= k`. Used for causal masks. Rank >= 2.
+  }];
+  let arguments = (ins Quench_NumericTensor:$input, BoolAttr:$upper, I64Attr:$k);
+  let results = (outs Quench_NumericTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Quench_ShapeOfOp : Quench_Op<"shape_of", [Pure]> {
+  let summary = "the run-time shape of a tensor";
+  let description = [{
+    A 1-D i64 tensor holding the extents of `input`; folds to a constant
+    when the input shape is static.
+  }];
+  let arguments = (ins Quench_AnyTensor:$input);
+  let results = (outs Quench_ShapeTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+  let hasFolder = 1;
+}
+
+def Quench_RangeOp : Quench_Op<"range", [Pure]> {
+  let summary = "arithmetic sequence";
+  let description = [{
+    ONNX `Range`: a 1-D tensor `[start, start + delta, ...)` stopping before
+    `limit`; the three operands are 0-D tensors of the result element type.
+  }];
+  let arguments = (ins Quench_NumericTensor:$start, Quench_NumericTensor:$limit,
+                       Quench_NumericTensor:$delta);
+  let results = (outs Quench_NumericTensor:$result);
+  let assemblyFormat = "$start `,` $limit `,` $delta attr-dict `:` "
+                       "functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Quantization: ONNX-faithful ops on plain integer tensors
+//===----------------------------------------------------------------------===//
+
+def Quench_QuantizeLinearOp : Quench_Op<"quantize_linear", [Pure]> {
+  let summary = "affine quantization with explicit scale/zero point";
+  let description = [{
+    ONNX `QuantizeLinear`:
+    `result = saturate(round_half_even(x / scale) + zero_point)` into the
+    result's integer range. `scale` and `zero_point` are 0-D (per tensor) or
+    1-D of length `input.shape[axis]` (per axis). A missing zero point is 0.
+  }];
+  let arguments = (ins Quench_FloatTensor:$input, Quench_FloatTensor:$scale,
+                       Optional<Quench_IntTensor>:$zero_point, I64Attr:$axis);
+  let results = (outs Quench_IntTensor:$result);
+  let assemblyFormat = "$input `,` $scale (`,` $zero_point^)? attr-dict `:` "
+                       "functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Quench_DequantizeLinearOp : Quench_Op<"dequantize_linear", [Pure]> {
+  let summary = "affine dequantization with explicit scale/zero point";
+  let description = [{
+    ONNX `DequantizeLinear`: `result = (x - zero_point) * scale`, with the
+    same per-tensor / per-axis rules as `quench.quantize_linear`.
+  }];
+  let arguments = (ins Quench_IntTensor:$input, Quench_FloatTensor:$scale,
+                       Optional<Quench_IntTensor>:$zero_point, I64Attr:$axis);
+  let results = (outs Quench_FloatTensor:$result);
+  let assemblyFormat = "$input `,` $scale (`,` $zero_point^)? attr-dict `:` "
+                       "functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Quench_DynamicQuantizeLinearOp : Quench_Op<"dynamic_quantize_linear", [Pure]> {
+  let summary = "per-tensor uint8 quantization with run-time range";
+  let description = [{
+    ONNX `DynamicQuantizeLinear`: `scale = (max(0, max(x)) - min(0, min(x))) / 255`,
+    `zero_point = saturate(round_half_even(-min(0, min(x)) / scale))`,
+    `result = saturate(round_half_even(x / scale) + zero_point)` as `ui8`.
+  }];
+  let arguments = (ins Quench_FloatTensor:$input);
+  let results = (outs Quench_IntTensor:$result, Quench_FloatTensor:$scale,
+                      Quench_IntTensor:$zero_point);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` "
+                       "type($result) `,` type($scale) `,` type($zero_point)";
+  let hasVerifier = 1;
+}
+
+def Quench_MatMulIntegerOp : Quench_Op<"matmul_integer",
+    [Pure, AttrSizedOperandSegments]> {
+  let summary = "integer matrix product with zero points, i32 result";
+  let description = [{
+    ONNX `MatMulInteger`:
+    `result = matmul(lhs - lhs_zero_point, rhs - rhs_zero_point)` in exact
+    32-bit integer arithmetic (no intermediate saturation). Zero points are
+    per tensor (0-D), or per row of `lhs` / per column of `rhs` (1-D).
+  }];
+  let arguments = (ins Quench_IntTensor:$lhs, Quench_IntTensor:$rhs,
+                       Optional<Quench_IntTensor>:$lhs_zero_point,
+                       Optional<Quench_IntTensor>:$rhs_zero_point);
+  let results = (outs RankedTensorOf<[I32]>:$result);
+  let assemblyFormat = "$lhs `,` $rhs (`zp` `(` $lhs_zero_point^ `)`)? "
+                       "(`rhs_zp` `(` $rhs_zero_point^ `)`)? attr-dict `:` "
+                       "functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Quench_QLinearMatMulOp : Quench_Op<"qlinear_matmul", [Pure]> {
+  let summary = "quantized matrix product with requantization";
+  let description = [{
+    ONNX `QLinearMatMul`: `acc = matmul(a - a_zp, b - b_zp)` exactly in int32,
+    then `result = saturate(round_half_even(acc * a_scale * b_scale / y_scale) + y_zp)`.
+    Scales are f32; zero points have the element type of their operand.
+  }];
+  let arguments = (ins Quench_IntTensor:$lhs, Quench_FloatTensor:$lhs_scale,
+                       Quench_IntTensor:$lhs_zero_point,
+                       Quench_IntTensor:$rhs, Quench_FloatTensor:$rhs_scale,
+                       Quench_IntTensor:$rhs_zero_point,
+                       Quench_FloatTensor:$result_scale,
+                       Quench_IntTensor:$result_zero_point);
+  let results = (outs Quench_IntTensor:$result);
+  let assemblyFormat = "$lhs `,` $lhs_scale `,` $lhs_zero_point `,` $rhs `,` "
+                       "$rhs_scale `,` $rhs_zero_point `,` $result_scale `,` "
+                       "$result_zero_point attr-dict `:` "
+                       "functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Quench_MatMulNBitsOp : Quench_Op<"matmul_nbits", [Pure, AttrSizedOperandSegments]> {
+  let summary = "block-quantized weight matmul (ONNX Runtime MatMulNBits)";
+  let description = [{
+    `com.microsoft.MatMulNBits`: `result = input · dequant(weight)ᵀ (+ bias)`
+    where `weight` is `[N, ceil(K / block_size), block_size * bits / 8]`
+    bytes holding `bits`-bit unsigned values, low nibble first;
+    `scales` is `[N * n_blocks]` (or `[N, n_blocks]`) and `zero_points`
+    either packed `ui8` values of the same bit width or float zero points; a
+    missing zero point is `2^(bits-1)`.
+    `dequant(w)[n, k] = (q[n, k] - zp[n, k / block_size]) * scale[n, k / block_size]`.
+  }];
+  let arguments = (ins Quench_FloatTensor:$input, Quench_IntTensor:$weight,
+                       Quench_FloatTensor:$scales,
+                       Optional<Quench_NumericTensor>:$zero_points,
+                       Optional<Quench_FloatTensor>:$bias,
+                       I64Attr:$in_features, I64Attr:$out_features,
+                       I64Attr:$bits, I64Attr:$block_size);
+  let results = (outs Quench_FloatTensor:$result);
+  let assemblyFormat = "$input `,` $weight `,` $scales "
+                       "(`zp` `(` $zero_points^ `)`)? (`bias` `(` $bias^ `)`)? "
+                       "attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Quantization: scheme carried in !quant.uniform types
+//===----------------------------------------------------------------------===//
+
+def Quench_QuantizeOp : Quench_Op<"quantize", [Pure, SameOperandsAndResultShape]> {
+  let summary = "quantize to the scheme of the result's !quant type";
+  let description = [{
+    `result = saturate(round_half_even(x / scale) + zero_point)` with scale,
+    zero point, storage type and range (per tensor, per axis or sub-channel)
+    taken from the result's `!quant.uniform` element type. The expressed type
+    of the quantized type must be the input element type.
+  }];
+  let arguments = (ins Quench_FloatTensor:$input);
+  let results = (outs Quench_QuantTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `to` type($result)";
+  let hasVerifier = 1;
+}
+
+def Quench_DequantizeOp : Quench_Op<"dequantize", [Pure, SameOperandsAndResultShape]> {
+  let summary = "dequantize from the scheme of the operand's !quant type";
+  let description = [{
+    `result = (q - zero_point) * scale` with the scheme of the operand's
+    `!quant.uniform` element type; the result element type must be the
+    expressed type.
+  }];
+  let arguments = (ins Quench_QuantTensor:$input);
+  let results = (outs Quench_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `to` type($result)";
+  let hasVerifier = 1;
+}
+
+#endif // QUENCH_DIALECT_QUENCH_IR_QUENCHOPS_TD

@@ -1,0 +1,108 @@
+//===- QuenchConstants.cpp - constant data helpers ------------------------===//
+//
+// See QuenchConstants.h. Weights live in `dense_resource` blobs so that a
+// large model's IR prints without inlined data; these helpers give passes a
+// single way to read and write either representation.
+//
+//===----------------------------------------------------------------------===//
+
+#include "quench/Dialect/Quench/IR/QuenchConstants.h"
+#include "quench/Support/LLVM.h"
+
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+
+using namespace quench;
+
+int64_t quench::getStorageBytesPerElement(Type elementType) {
+  if (isa<FloatType>(elementType) || isa<IntegerType>(elementType) ||
+      isa<IndexType>(elementType)) {
+    unsigned bits = isa<IndexType>(elementType)
+                        ? 64
+                        : elementType.getIntOrFloatBitWidth();
+    if (bits % 8 != 0)
+      return 0;
+    return bits / 8;
+  }
+  return 0;
+}
+
+std::optional<ArrayRef<char>> quench::getRawConstantData(ElementsAttr attr) {
+  auto type = cast<ShapedType>(attr.getType());
+  if (getStorageBytesPerElement(type.getElementType()) == 0)
+    return std::nullopt;
+  if (auto dense = dyn_cast<DenseElementsAttr>(attr)) {
+    if (dense.isSplat() && dense.getNumElements() != 1)
+      return std::nullopt;
+    return dense.getRawData();
+  }
+  if (auto res = dyn_cast<DenseResourceElementsAttr>(attr)) {
+    const AsmResourceBlob *blob = res.getRawHandle().getBlob();
+    // A blob whose size disagrees with its type (hand-written IR) is not
+    // usable data.
+    if (!blob || (int64_t)blob->getData().size() !=
+                     type.getNumElements() *
+                         getStorageBytesPerElement(type.getElementType()))
+      return std::nullopt;
+    return blob->getData();
+  }
+  return std::nullopt;
+}
+
+ElementsAttr quench::createConstantAttr(RankedTensorType type,
+                                        ArrayRef<char> data,
+                                        StringRef nameHint) {
+  int64_t bytes = getStorageBytesPerElement(type.getElementType());
+  assert(bytes > 0 && "element type has no byte storage");
+  assert((int64_t)data.size() == bytes * type.getNumElements() &&
+         "data size does not match the type");
+  if (data.size() <= kInlineConstantBytes) {
+    bool splat = false;
+    if (DenseElementsAttr::isValidRawBuffer(type, data, splat))
+      return DenseElementsAttr::getFromRawBuffer(type, data);
+  }
+  AsmResourceBlob blob = HeapAsmResourceBlob::allocateAndCopyWithAlign(
+      data, std::max<size_t>(bytes, alignof(uint64_t)));
+  return DenseResourceElementsAttr::get(type, nameHint, std::move(blob));
+}
+
+std::optional<double> quench::getUniformValue(Attribute attr) {
+  auto dense = dyn_cast_or_null<DenseElementsAttr>(attr);
+  if (!dense || (!dense.isSplat() && dense.getNumElements() != 1))
+    return std::nullopt;
+  Type et = dense.getElementType();
+  if (isa<FloatType>(et))
+    return (*dense.value_begin<APFloat>()).convertToDouble();
+  if (auto it = dyn_cast<IntegerType>(et)) {
+    APInt v = *dense.value_begin<APInt>();
+    return it.isUnsigned() ? (double)v.getZExtValue()
+                           : (double)v.getSExtValue();
+  }
+  return std::nullopt;
+}
+
+ElementsAttr quench::transpose2DConstant(ElementsAttr attr,
+                                         StringRef nameHint) {
+  auto type = cast<RankedTensorType>(attr.getType());
+  assert(type.getRank() == 2 && type.hasStaticShape());
+  auto outType = RankedTensorType::get({type.getDimSize(1), type.getDimSize(0)},
+                                       type.getElementType());
+  if (auto dense = dyn_cast<DenseElementsAttr>(attr); dense && dense.isSplat())
+    return dense.reshape(outType);
+  std::optional<ArrayRef<char>> raw = getRawConstantData(attr);
+  if (!raw)
+    return nullptr;
+  int64_t bytes = getStorageBytesPerElement(type.getElementType());
+  int64_t rows = type.getDimSize(0), cols = type.getDimSize(1);
+  std::vector<char> out(raw->size());
+  const char *src = raw->data();
+  // Blocked transpose: keeps both sides cache-friendly for large weights.
+  constexpr int64_t kBlock = 32;
+  for (int64_t r0 = 0; r0 < rows; r0 += kBlock)
+    for (int64_t c0 = 0; c0 < cols; c0 += kBlock)
+      for (int64_t r = r0; r < std::min(rows, r0 + kBlock); ++r)
+        for (int64_t c = c0; c < std::min(cols, c0 + kBlock); ++c)
+          std::memcpy(&out[(c * rows + r) * bytes],
+                      src + (r * cols + c) * bytes, bytes);
+  return createConstantAttr(outType, out, nameHint);
+}

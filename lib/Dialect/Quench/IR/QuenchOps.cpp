@@ -1,0 +1,743 @@
+//===- QuenchOps.cpp - quench op verifiers --------------------------------===//
+//
+// Verifiers for the quench ops. Every static fact a verifier can check is
+// checked; dynamic dimensions are left to run time.
+//
+//===----------------------------------------------------------------------===//
+
+#include "quench/Dialect/Quench/IR/QuenchOps.h"
+#include "quench/Support/LLVM.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/OpImplementation.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/SmallSet.h"
+
+using namespace quench;
+
+#include "quench/Dialect/Quench/IR/QuenchEnums.cpp.inc"
+
+static constexpr int64_t kDyn = ShapedType::kDynamic;
+
+LogicalResult quench::broadcastShapes(ArrayRef<int64_t> a, ArrayRef<int64_t> b,
+                                      SmallVectorImpl<int64_t> &out) {
+  size_t rank = std::max(a.size(), b.size());
+  out.assign(rank, 1);
+  for (size_t i = 0; i < rank; ++i) {
+    int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
+    int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
+    if (da == 1) {
+      out[i] = db;
+    } else if (db == 1) {
+      out[i] = da;
+    } else if (da == kDyn) {
+      out[i] = db;
+    } else if (db == kDyn) {
+      out[i] = da;
+    } else if (da == db) {
+      out[i] = da;
+    } else {
+      return failure();
+    }
+  }
+  return success();
+}
+
+static std::string shapeStr(ArrayRef<int64_t> shape) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << "[";
+  llvm::interleave(
+      shape, os,
+      [&](int64_t d) {
+        if (d == kDyn)
+          os << "?";
+        else
+          os << d;
+      },
+      "x");
+  os << "]";
+  return s;
+}
+
+/// Checks that `actual` refines `expected` (equal where both are static).
+static LogicalResult verifyShapeMatches(Operation *op, ArrayRef<int64_t> expected,
+                                        ArrayRef<int64_t> actual,
+                                        StringRef what) {
+  if (expected.size() != actual.size())
+    return op->emitOpError() << what << " rank " << actual.size()
+                             << " does not match the expected rank "
+                             << expected.size() << " (shape "
+                             << shapeStr(expected) << ")";
+  for (auto [e, a] : llvm::zip(expected, actual))
+    if (e != kDyn && a != kDyn && e != a)
+      return op->emitOpError()
+             << what << " shape " << shapeStr(actual)
+             << " does not match the expected shape " << shapeStr(expected);
+  return success();
+}
+
+/// Verifies NumPy broadcasting of all `inputs` into `result`.
+static LogicalResult verifyBroadcastOp(Operation *op, ValueRange inputs,
+                                       Value result) {
+  SmallVector<int64_t> shape;
+  for (Value v : inputs) {
+    auto ty = cast<RankedTensorType>(v.getType());
+    SmallVector<int64_t> next;
+    if (failed(broadcastShapes(shape, ty.getShape(), next)))
+      return op->emitOpError()
+             << "operand shapes are not broadcast-compatible: "
+             << shapeStr(shape) << " vs " << shapeStr(ty.getShape());
+    shape = std::move(next);
+  }
+  return verifyShapeMatches(op, shape,
+                            cast<RankedTensorType>(result.getType()).getShape(),
+                            "result");
+}
+
+static Type elementTypeOf(Value v) {
+  return cast<ShapedType>(v.getType()).getElementType();
+}
+
+static LogicalResult verifyAxis(Operation *op, int64_t axis, int64_t rank,
+                                StringRef name = "axis") {
+  if (axis < 0 || axis >= rank)
+    return op->emitOpError() << name << " " << axis
+                             << " is out of range for rank " << rank;
+  return success();
+}
+
+static LogicalResult verifyAxesList(Operation *op, ArrayRef<int64_t> axes,
+                                    int64_t rank, StringRef name) {
+  for (size_t i = 0; i < axes.size(); ++i) {
+    if (axes[i] < 0 || axes[i] >= rank)
+      return op->emitOpError() << name << " entry " << axes[i]
+                               << " is out of range for rank " << rank;
+    if (i > 0 && axes[i] <= axes[i - 1])
+      return op->emitOpError() << name << " must be sorted and unique";
+  }
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Elementwise
+//===----------------------------------------------------------------------===//
+
+#define QUENCH_BINARY_VERIFIER(OP)                                             \
+  LogicalResult OP::verify() {                                                 \
+    if (elementTypeOf(getLhs()) != elementTypeOf(getRhs()) ||                  \
+        elementTypeOf(getLhs()) != elementTypeOf(getResult()))                 \
+      return emitOpError("requires the same element type for operands and "    \
+                         "result");                                            \
+    return verifyBroadcastOp(*this, {getLhs(), getRhs()}, getResult());        \
+  }
+QUENCH_BINARY_VERIFIER(AddOp)
+QUENCH_BINARY_VERIFIER(SubOp)
+QUENCH_BINARY_VERIFIER(MulOp)
+QUENCH_BINARY_VERIFIER(DivOp)
+QUENCH_BINARY_VERIFIER(PowOp)
+QUENCH_BINARY_VERIFIER(MinOp)
+QUENCH_BINARY_VERIFIER(MaxOp)
+QUENCH_BINARY_VERIFIER(ModOp)
+#undef QUENCH_BINARY_VERIFIER
+
+LogicalResult CmpOp::verify() {
+  if (elementTypeOf(getLhs()) != elementTypeOf(getRhs()))
+    return emitOpError("requires operands of the same element type");
+  return verifyBroadcastOp(*this, {getLhs(), getRhs()}, getResult());
+}
+
+LogicalResult LogicalOp::verify() {
+  return verifyBroadcastOp(*this, {getLhs(), getRhs()}, getResult());
+}
+
+LogicalResult WhereOp::verify() {
+  if (elementTypeOf(getLhs()) != elementTypeOf(getRhs()) ||
+      elementTypeOf(getLhs()) != elementTypeOf(getResult()))
+    return emitOpError("requires the same element type for both branches and "
+                       "the result");
+  return verifyBroadcastOp(*this, {getCondition(), getLhs(), getRhs()},
+                           getResult());
+}
+
+LogicalResult ClipOp::verify() {
+  if (getMin() && getMax() &&
+      getMin()->convertToDouble() > getMax()->convertToDouble())
+    return emitOpError("requires min <= max");
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Contractions
+//===----------------------------------------------------------------------===//
+
+LogicalResult MatMulOp::verify() {
+  auto lhs = getLhs().getType();
+  auto rhs = getRhs().getType();
+  if (lhs.getElementType() != rhs.getElementType() ||
+      lhs.getElementType() != getResult().getType().getElementType())
+    return emitOpError("requires the same element type for operands and "
+                       "result");
+  if (lhs.getRank() == 0 || rhs.getRank() == 0)
+    return emitOpError("requires operands of rank >= 1");
+  SmallVector<int64_t> a(lhs.getShape()), b(rhs.getShape());
+  bool lhsVec = a.size() == 1, rhsVec = b.size() == 1;
+  if (lhsVec)
+    a.insert(a.begin(), 1);
+  if (rhsVec)
+    b.push_back(1);
+  int64_t k1 = a.back(), k2 = b[b.size() - 2];
+  if (k1 != kDyn && k2 != kDyn && k1 != k2)
+    return emitOpError() << "contracting dimensions differ: " << k1 << " vs "
+                         << k2;
+  SmallVector<int64_t> batch;
+  if (failed(broadcastShapes(ArrayRef(a).drop_back(2), ArrayRef(b).drop_back(2),
+                             batch)))
+    return emitOpError("batch dimensions are not broadcast-compatible");
+  SmallVector<int64_t> expected(batch);
+  if (!lhsVec)
+    expected.push_back(a[a.size() - 2]);
+  if (!rhsVec)
+    expected.push_back(b.back());
+  return verifyShapeMatches(*this, expected, getResult().getType().getShape(),
+                            "result");
+}
+
+LogicalResult LinearOp::verify() {
+  auto x = getInput().getType();
+  auto w = getWeight().getType();
+  Type et = x.getElementType();
+  if (w.getElementType() != et || getResult().getType().getElementType() != et)
+    return emitOpError("requires the same element type for input, weight and "
+                       "result");
+  if (w.getRank() != 2)
+    return emitOpError("requires a 2-D weight [out_features, in_features]");
+  if (x.getRank() < 1)
+    return emitOpError("requires an input of rank >= 1");
+  int64_t n = w.getDimSize(0), k = w.getDimSize(1);
+  int64_t xk = x.getShape().back();
+  if (k != kDyn && xk != kDyn && k != xk)
+    return emitOpError() << "input features " << xk
+                         << " do not match weight in_features " << k;
+  if (Value bias = getBias()) {
+    auto b = cast<RankedTensorType>(bias.getType());
+    if (b.getElementType() != et)
+      return emitOpError("requires the bias element type to match the input");
+    if (b.getRank() != 1 || (b.getDimSize(0) != kDyn && n != kDyn &&
+                             b.getDimSize(0) != n))
+      return emitOpError() << "requires a 1-D bias of length " << n;
+  }
+  SmallVector<int64_t> expected(x.getShape().drop_back());
+  expected.push_back(n);
+  return verifyShapeMatches(*this, expected, getResult().getType().getShape(),
+                            "result");
+}
+
+//===----------------------------------------------------------------------===//
+// Normalization, softmax, gather
+//===----------------------------------------------------------------------===//
+
+static LogicalResult verifyNormParam(Operation *op, Value param,
+                                     RankedTensorType input, int64_t axis,
+                                     StringRef name) {
+  auto ty = cast<RankedTensorType>(param.getType());
+  if (ty.getElementType() != input.getElementType())
+    return op->emitOpError() << "requires the " << name
+                             << " element type to match the input";
+  return verifyShapeMatches(op, input.getShape().drop_front(axis),
+                            ty.getShape(), name);
+}
+
+LogicalResult LayerNormOp::verify() {
+  auto x = getInput().getType();
+  if (failed(verifyAxis(*this, getAxis(), x.getRank())))
+    return failure();
+  if (getEpsilon().convertToDouble() < 0)
+    return emitOpError("requires a non-negative epsilon");
+  if (failed(verifyNormParam(*this, getScale(), x, getAxis(), "scale")))
+    return failure();
+  if (getBias() &&
+      failed(verifyNormParam(*this, getBias(), x, getAxis(), "bias")))
+    return failure();
+  if (getResult().getType() != x)
+    return emitOpError("requires the result type to equal the input type");
+  return success();
+}
+
+LogicalResult RMSNormOp::verify() {
+  auto x = getInput().getType();
+  if (failed(verifyAxis(*this, getAxis(), x.getRank())))
+    return failure();
+  if (getEpsilon().convertToDouble() < 0)
+    return emitOpError("requires a non-negative epsilon");
+  if (failed(verifyNormParam(*this, getScale(), x, getAxis(), "scale")))
+    return failure();
+  if (getResult().getType() != x)
+    return emitOpError("requires the result type to equal the input type");
+  return success();
+}
+
+LogicalResult SoftmaxOp::verify() {
+  return verifyAxis(*this, getAxis(), getInput().getType().getRank());
+}
+
+LogicalResult GatherOp::verify() {
+  auto data = cast<RankedTensorType>(getData().getType());
+  auto idx = getIndices().getType();
+  if (failed(verifyAxis(*this, getAxis(), data.getRank())))
+    return failure();
+  if (data.getElementType() != elementTypeOf(getResult()))
+    return emitOpError("requires the result element type to match the data");
+  SmallVector<int64_t> expected(data.getShape().take_front(getAxis()));
+  llvm::append_range(expected, idx.getShape());
+  llvm::append_range(expected, data.getShape().drop_front(getAxis() + 1));
+  return verifyShapeMatches(
+      *this, expected, cast<RankedTensorType>(getResult().getType()).getShape(),
+      "result");
+}
+
+//===----------------------------------------------------------------------===//
+// Reductions
+//===----------------------------------------------------------------------===//
+
+LogicalResult ReduceOp::verify() {
+  auto x = getInput().getType();
+  if (x.getElementType() != getResult().getType().getElementType())
+    return emitOpError("requires the result element type to match the input");
+  if (failed(verifyAxesList(*this, getAxes(), x.getRank(), "axes")))
+    return failure();
+  SmallVector<int64_t> expected;
+  for (int64_t d = 0; d < x.getRank(); ++d) {
+    if (llvm::is_contained(getAxes(), d)) {
+      if (getKeepDims())
+        expected.push_back(1);
+    } else {
+      expected.push_back(x.getDimSize(d));
+    }
+  }
+  return verifyShapeMatches(*this, expected, getResult().getType().getShape(),
+                            "result");
+}
+
+//===----------------------------------------------------------------------===//
+// Shape manipulation
+//===----------------------------------------------------------------------===//
+
+static LogicalResult verifySameElementType(Operation *op, Value a, Value b) {
+  if (elementTypeOf(a) != elementTypeOf(b))
+    return op->emitOpError(
+        "requires the result element type to match the input");
+  return success();
+}
+
+LogicalResult ReshapeOp::verify() {
+  if (failed(verifySameElementType(*this, getInput(), getResult())))
+    return failure();
+  auto in = cast<RankedTensorType>(getInput().getType());
+  auto out = cast<RankedTensorType>(getResult().getType());
+  if (Value shape = getShape()) {
+    auto st = cast<RankedTensorType>(shape.getType());
+    if (!st.isDynamicDim(0) && st.getDimSize(0) != out.getRank())
+      return emitOpError() << "shape operand has " << st.getDimSize(0)
+                           << " entries for a result of rank "
+                           << out.getRank();
+  } else if (!out.hasStaticShape()) {
+    return emitOpError("requires a shape operand when the result shape is "
+                       "dynamic");
+  }
+  if (in.hasStaticShape() && out.hasStaticShape() &&
+      in.getNumElements() != out.getNumElements())
+    return emitOpError() << "cannot reshape " << in.getNumElements()
+                         << " elements into " << out.getNumElements();
+  return success();
+}
+
+LogicalResult TransposeOp::verify() {
+  if (failed(verifySameElementType(*this, getInput(), getResult())))
+    return failure();
+  auto in = cast<RankedTensorType>(getInput().getType());
+  ArrayRef<int64_t> perm = getPermutation();
+  if ((int64_t)perm.size() != in.getRank())
+    return emitOpError() << "permutation has " << perm.size()
+                         << " entries for rank " << in.getRank();
+  SmallVector<bool> seen(perm.size(), false);
+  SmallVector<int64_t> expected;
+  for (int64_t p : perm) {
+    if (p < 0 || p >= in.getRank() || seen[p])
+      return emitOpError("permutation is not a permutation of [0, rank)");
+    seen[p] = true;
+    expected.push_back(in.getDimSize(p));
+  }
+  return verifyShapeMatches(
+      *this, expected, cast<RankedTensorType>(getResult().getType()).getShape(),
+      "result");
+}
+
+LogicalResult ConcatOp::verify() {
+  if (getInputs().empty())
+    return emitOpError("requires at least one input");
+  auto out = cast<RankedTensorType>(getResult().getType());
+  if (failed(verifyAxis(*this, getAxis(), out.getRank())))
+    return failure();
+  SmallVector<int64_t> expected;
+  int64_t total = 0;
+  for (Value v : getInputs()) {
+    auto ty = cast<RankedTensorType>(v.getType());
+    if (ty.getElementType() != out.getElementType())
+      return emitOpError("requires all inputs to have the result element "
+                         "type");
+    if (ty.getRank() != out.getRank())
+      return emitOpError("requires all inputs to have the result rank");
+    if (expected.empty())
+      expected.assign(ty.getShape().begin(), ty.getShape().end());
+    for (int64_t d = 0; d < ty.getRank(); ++d) {
+      if (d == getAxis())
+        continue;
+      int64_t a = expected[d], b = ty.getDimSize(d);
+      if (a != kDyn && b != kDyn && a != b)
+        return emitOpError() << "inputs differ in non-concatenated dimension "
+                             << d;
+      if (a == kDyn)
+        expected[d] = b;
+    }
+    int64_t len = ty.getDimSize(getAxis());
+    total = (total == kDyn || len == kDyn) ? kDyn : total + len;
+  }
+  expected[getAxis()] = total;
+  return verifyShapeMatches(*this, expected, out.getShape(), "result");
+}
+
+/// Number of elements selected by a normalized slice of one dimension.
+static int64_t sliceExtent(int64_t start, int64_t end, int64_t step) {
+  if (step > 0)
+    return end > start ? (end - start + step - 1) / step : 0;
+  return start > end ? (start - end - step - 1) / -step : 0;
+}
+
+LogicalResult SliceOp::verify() {
+  if (failed(verifySameElementType(*this, getInput(), getResult())))
+    return failure();
+  auto in = cast<RankedTensorType>(getInput().getType());
+  int64_t rank = in.getRank();
+  if ((int64_t)getStarts().size() != rank ||
+      (int64_t)getEnds().size() != rank || (int64_t)getSteps().size() != rank)
+    return emitOpError() << "requires starts, ends and steps with one entry "
+                            "per dimension ("
+                         << rank << ")";
+  SmallVector<int64_t> expected;
+  for (int64_t d = 0; d < rank; ++d) {
+    int64_t s = getStarts()[d], e = getEnds()[d], st = getSteps()[d];
+    if (st == 0)
+      return emitOpError("requires non-zero steps");
+    if (s < 0)
+      return emitOpError("requires non-negative (normalized) starts");
+    int64_t dim = in.getDimSize(d);
+    if (dim == kDyn) {
+      expected.push_back(kDyn);
+      continue;
+    }
+    if (s > dim || e > dim || e < -1)
+      return emitOpError() << "bounds [" << s << ", " << e
+                           << ") are not normalized for dimension " << d
+                           << " of size " << dim;
+    expected.push_back(sliceExtent(std::min(s, st > 0 ? dim : dim - 1), e, st));
+  }
+  return verifyShapeMatches(
+      *this, expected, cast<RankedTensorType>(getResult().getType()).getShape(),
+      "result");
+}
+
+LogicalResult SplitOp::verify() {
+  auto in = cast<RankedTensorType>(getInput().getType());
+  if (failed(verifyAxis(*this, getAxis(), in.getRank())))
+    return failure();
+  if (getSizes().size() != getResults().size())
+    return emitOpError() << "has " << getSizes().size() << " sizes for "
+                         << getResults().size() << " results";
+  int64_t total = 0;
+  for (auto [size, res] : llvm::zip(getSizes(), getResults())) {
+    if (size < 0)
+      return emitOpError("requires non-negative sizes");
+    total += size;
+    if (elementTypeOf(res) != in.getElementType())
+      return emitOpError("requires results with the input element type");
+    SmallVector<int64_t> expected(in.getShape());
+    expected[getAxis()] = size;
+    if (failed(verifyShapeMatches(
+            *this, expected, cast<RankedTensorType>(res.getType()).getShape(),
+            "result")))
+      return failure();
+  }
+  int64_t dim = in.getDimSize(getAxis());
+  if (dim != kDyn && dim != total)
+    return emitOpError() << "sizes sum to " << total << " but dimension "
+                         << getAxis() << " has size " << dim;
+  return success();
+}
+
+LogicalResult ExpandOp::verify() {
+  if (failed(verifySameElementType(*this, getInput(), getResult())))
+    return failure();
+  auto in = cast<RankedTensorType>(getInput().getType());
+  auto out = cast<RankedTensorType>(getResult().getType());
+  if (in.getRank() > out.getRank())
+    return emitOpError("cannot broadcast to a lower rank");
+  if (!getShape() && !out.hasStaticShape())
+    return emitOpError("requires a shape operand when the result shape is "
+                       "dynamic");
+  int64_t off = out.getRank() - in.getRank();
+  for (int64_t d = 0; d < in.getRank(); ++d) {
+    int64_t a = in.getDimSize(d), b = out.getDimSize(d + off);
+    if (a != 1 && a != kDyn && b != kDyn && a != b)
+      return emitOpError() << "input dimension " << d << " of size " << a
+                           << " cannot broadcast to " << b;
+  }
+  return success();
+}
+
+LogicalResult SqueezeOp::verify() {
+  if (failed(verifySameElementType(*this, getInput(), getResult())))
+    return failure();
+  auto in = cast<RankedTensorType>(getInput().getType());
+  if (failed(verifyAxesList(*this, getAxes(), in.getRank(), "axes")))
+    return failure();
+  SmallVector<int64_t> expected;
+  for (int64_t d = 0; d < in.getRank(); ++d) {
+    if (llvm::is_contained(getAxes(), d)) {
+      if (in.getDimSize(d) != 1 && in.getDimSize(d) != kDyn)
+        return emitOpError() << "cannot squeeze dimension " << d
+                             << " of size " << in.getDimSize(d);
+      continue;
+    }
+    expected.push_back(in.getDimSize(d));
+  }
+  return verifyShapeMatches(
+      *this, expected, cast<RankedTensorType>(getResult().getType()).getShape(),
+      "result");
+}
+
+LogicalResult UnsqueezeOp::verify() {
+  if (failed(verifySameElementType(*this, getInput(), getResult())))
+    return failure();
+  auto in = cast<RankedTensorType>(getInput().getType());
+  int64_t outRank = in.getRank() + getAxes().size();
+  if (failed(verifyAxesList(*this, getAxes(), outRank, "axes")))
+    return failure();
+  SmallVector<int64_t> expected;
+  int64_t src = 0;
+  for (int64_t d = 0; d < outRank; ++d)
+    expected.push_back(llvm::is_contained(getAxes(), d)
+                           ? 1
+                           : in.getDimSize(src++));
+  return verifyShapeMatches(
+      *this, expected, cast<RankedTensorType>(getResult().getType()).getShape(),
+      "result");
+}
+
+LogicalResult TriluOp::verify() {
+  if (getInput().getType().getRank() < 2)
+    return emitOpError("requires an input of rank >= 2");
+  return success();
+}
+
+LogicalResult ShapeOfOp::verify() {
+  auto in = cast<RankedTensorType>(getInput().getType());
+  auto out = getResult().getType();
+  if (!out.isDynamicDim(0) && out.getDimSize(0) != in.getRank())
+    return emitOpError() << "result has " << out.getDimSize(0)
+                         << " entries for an input of rank " << in.getRank();
+  return success();
+}
+
+LogicalResult RangeOp::verify() {
+  Type et = getResult().getType().getElementType();
+  for (Value v : {getStart(), getLimit(), getDelta()}) {
+    auto ty = cast<RankedTensorType>(v.getType());
+    if (ty.getRank() != 0 || ty.getElementType() != et)
+      return emitOpError("requires 0-D start, limit and delta of the result "
+                         "element type");
+  }
+  if (getResult().getType().getRank() != 1)
+    return emitOpError("requires a 1-D result");
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Quantization
+//===----------------------------------------------------------------------===//
+
+/// Checks a scale / zero-point operand: 0-D (per tensor), or 1-D with the
+/// extent of `input.shape[axis]` (per axis).
+static LogicalResult verifyQuantParam(Operation *op, Value param,
+                                      RankedTensorType input, int64_t axis,
+                                      StringRef name) {
+  auto ty = cast<RankedTensorType>(param.getType());
+  if (ty.getRank() == 0)
+    return success();
+  if (ty.getRank() != 1)
+    return op->emitOpError() << "requires a 0-D or 1-D " << name;
+  if (failed(verifyAxis(op, axis, input.getRank())))
+    return failure();
+  int64_t dim = input.getDimSize(axis), len = ty.getDimSize(0);
+  if (dim != kDyn && len != kDyn && dim != len)
+    return op->emitOpError() << name << " has " << len
+                             << " entries but the quantized axis has " << dim;
+  return success();
+}
+
+static LogicalResult verifyLinearQuant(Operation *op, RankedTensorType input,
+                                       Value scale, Value zp, int64_t axis,
+                                       Type intType) {
+  if (failed(verifyQuantParam(op, scale, input, axis, "scale")))
+    return failure();
+  if (zp) {
+    if (failed(verifyQuantParam(op, zp, input, axis, "zero point")))
+      return failure();
+    if (elementTypeOf(zp) != intType)
+      return op->emitOpError("requires the zero point to have the quantized "
+                             "element type");
+    if (cast<ShapedType>(zp.getType()).getShape() !=
+        cast<ShapedType>(scale.getType()).getShape())
+      return op->emitOpError("requires scale and zero point of one shape");
+  }
+  return success();
+}
+
+LogicalResult QuantizeLinearOp::verify() {
+  if (getInput().getType().getShape() != getResult().getType().getShape())
+    return emitOpError("requires the result shape to equal the input shape");
+  return verifyLinearQuant(*this, getInput().getType(), getScale(),
+                           getZeroPoint(), getAxis(),
+                           getResult().getType().getElementType());
+}
+
+LogicalResult DequantizeLinearOp::verify() {
+  if (getInput().getType().getShape() != getResult().getType().getShape())
+    return emitOpError("requires the result shape to equal the input shape");
+  if (getScale().getType().getElementType() !=
+      getResult().getType().getElementType())
+    return emitOpError("requires the result element type to be the scale's");
+  return verifyLinearQuant(*this, getInput().getType(), getScale(),
+                           getZeroPoint(), getAxis(),
+                           getInput().getType().getElementType());
+}
+
+LogicalResult DynamicQuantizeLinearOp::verify() {
+  if (getInput().getType().getShape() != getResult().getType().getShape())
+    return emitOpError("requires the result shape to equal the input shape");
+  if (!getResult().getType().getElementType().isUnsignedInteger(8) ||
+      !getZeroPoint().getType().getElementType().isUnsignedInteger(8))
+    return emitOpError("requires ui8 result and zero point");
+  if (getScale().getType().getRank() != 0 ||
+      getZeroPoint().getType().getRank() != 0)
+    return emitOpError("requires 0-D scale and zero point");
+  return success();
+}
+
+static bool isInt8Like(Type t) { return t.isInteger(8); }
+
+LogicalResult MatMulIntegerOp::verify() {
+  Type a = getLhs().getType().getElementType();
+  Type b = getRhs().getType().getElementType();
+  if (!isInt8Like(a) || !isInt8Like(b))
+    return emitOpError("requires 8-bit integer operands");
+  if (getLhsZeroPoint() && elementTypeOf(getLhsZeroPoint()) != a)
+    return emitOpError("requires the lhs zero point to have the lhs type");
+  if (getRhsZeroPoint() && elementTypeOf(getRhsZeroPoint()) != b)
+    return emitOpError("requires the rhs zero point to have the rhs type");
+  auto lhs = getLhs().getType(), rhs = getRhs().getType();
+  if (lhs.getRank() < 1 || rhs.getRank() < 1)
+    return emitOpError("requires operands of rank >= 1");
+  int64_t k1 = lhs.getShape().back();
+  int64_t k2 = rhs.getRank() == 1 ? rhs.getDimSize(0)
+                                  : rhs.getDimSize(rhs.getRank() - 2);
+  if (k1 != kDyn && k2 != kDyn && k1 != k2)
+    return emitOpError() << "contracting dimensions differ: " << k1 << " vs "
+                         << k2;
+  return success();
+}
+
+LogicalResult QLinearMatMulOp::verify() {
+  Type a = getLhs().getType().getElementType();
+  Type b = getRhs().getType().getElementType();
+  Type y = getResult().getType().getElementType();
+  if (!isInt8Like(a) || !isInt8Like(b) || !isInt8Like(y))
+    return emitOpError("requires 8-bit integer operands and result");
+  if (elementTypeOf(getLhsZeroPoint()) != a ||
+      elementTypeOf(getRhsZeroPoint()) != b ||
+      elementTypeOf(getResultZeroPoint()) != y)
+    return emitOpError("requires each zero point to have its operand's type");
+  auto lhs = getLhs().getType(), rhs = getRhs().getType();
+  if (lhs.getRank() < 1 || rhs.getRank() < 1)
+    return emitOpError("requires operands of rank >= 1");
+  int64_t k1 = lhs.getShape().back();
+  int64_t k2 = rhs.getRank() == 1 ? rhs.getDimSize(0)
+                                  : rhs.getDimSize(rhs.getRank() - 2);
+  if (k1 != kDyn && k2 != kDyn && k1 != k2)
+    return emitOpError() << "contracting dimensions differ: " << k1 << " vs "
+                         << k2;
+  return success();
+}
+
+LogicalResult MatMulNBitsOp::verify() {
+  int64_t bits = getBits(), block = getBlockSize();
+  int64_t k = getInFeatures(), n = getOutFeatures();
+  if (bits < 2 || bits > 8)
+    return emitOpError() << "bits must be in [2, 8], got " << bits;
+  if (block < 16 || !llvm::isPowerOf2_64(block))
+    return emitOpError() << "block_size must be a power of two >= 16, got "
+                         << block;
+  if (k <= 0 || n <= 0)
+    return emitOpError("requires positive in_features and out_features");
+  if (!getWeight().getType().getElementType().isUnsignedInteger(8))
+    return emitOpError("requires a ui8 packed weight");
+  int64_t blocks = (k + block - 1) / block;
+  int64_t blobBytes = block * bits / 8;
+  auto w = getWeight().getType();
+  SmallVector<int64_t> expectW{n, blocks, blobBytes};
+  if (failed(verifyShapeMatches(*this, expectW, w.getShape(), "weight")))
+    return failure();
+  auto s = getScales().getType();
+  if (s.getElementType() != getInput().getType().getElementType())
+    return emitOpError("requires scales of the input element type");
+  if (!s.hasStaticShape() || s.getNumElements() != n * blocks)
+    return emitOpError() << "requires " << n * blocks << " scales";
+  auto x = getInput().getType();
+  int64_t xk = x.getShape().back();
+  if (xk != kDyn && xk != k)
+    return emitOpError() << "input features " << xk
+                         << " do not match in_features " << k;
+  if (getBias()) {
+    auto b = cast<RankedTensorType>(getBias().getType());
+    if (b.getRank() != 1 || b.getDimSize(0) != n)
+      return emitOpError() << "requires a 1-D bias of length " << n;
+  }
+  SmallVector<int64_t> expected(x.getShape().drop_back());
+  expected.push_back(n);
+  return verifyShapeMatches(*this, expected, getResult().getType().getShape(),
+                            "result");
+}
+
+static LogicalResult verifyQuantPair(Operation *op, Type floatType,
+                                     Type quantType) {
+  auto q = dyn_cast<quant::QuantizedType>(quantType);
+  if (!q || q.getExpressedType() != floatType)
+    return op->emitOpError()
+           << "requires the quantized type's expressed type to be "
+           << floatType;
+  return success();
+}
+
+LogicalResult QuantizeOp::verify() {
+  return verifyQuantPair(*this, getInput().getType().getElementType(),
+                         getResult().getType().getElementType());
+}
+
+LogicalResult DequantizeOp::verify() {
+  return verifyQuantPair(*this, getResult().getType().getElementType(),
+                         getInput().getType().getElementType());
+}
+
+#define GET_OP_CLASSES
+#include "quench/Dialect/Quench/IR/QuenchOps.cpp.inc"

@@ -1,0 +1,20 @@
+//===- InitAll.cpp - register quench and upstream dialects/passes ---------===//
+
+#include "quench/InitAllDialects.h"
+#include "quench/Dialect/Quench/IR/QuenchDialect.h"
+#include "quench/Dialect/Quench/Transforms/Passes.h"
+
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+
+void quench::registerAllDialects(mlir::DialectRegistry &registry) {
+  registry.insert<quench::QuenchDialect>();
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+}
+
+void quench::registerAllPasses() {
+  mlir::registerAllPasses();
+  quench::registerQuenchPasses();
+}
