@@ -1,0 +1,422 @@
+//===- ONNXImporter.cpp - ONNX graph to quench IR -------------------------===//
+//
+// Builds one `func.func` from a validated, shape-inferred ONNX graph:
+// initializers and Constant nodes become `quench.constant` (large ones as
+// `dense_resource` blobs), nodes are converted in topological order by
+// ONNXOps.cpp, and small integer computations on constants (the shape
+// arithmetic exporters emit) are folded at import.
+//
+//===----------------------------------------------------------------------===//
+
+#include "ImporterImpl.h"
+
+#include "quench/Dialect/Quench/IR/QuenchConstants.h"
+#include "quench/Dialect/Quench/IR/QuenchOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Verifier.h"
+
+#include <set>
+
+using namespace quench;
+using namespace quench::onnximport;
+
+GraphImporter::GraphImporter(MLIRContext *ctx, const onnx::ModelProto &model,
+                             llvm::StringRef path)
+    : ctx(ctx), builder(ctx), model(model), path(path.str()) {
+  for (const auto &imp : model.opset_import())
+    if (imp.domain().empty() || imp.domain() == "ai.onnx")
+      opset = imp.version();
+  const onnx::GraphProto &g = model.graph();
+  for (const auto &vi : g.input())
+    types[vi.name()] = &vi.type();
+  for (const auto &vi : g.value_info())
+    types[vi.name()] = &vi.type();
+  for (const auto &vi : g.output())
+    types[vi.name()] = &vi.type();
+}
+
+Location GraphImporter::nodeLoc(const onnx::NodeProto &node) {
+  std::string name = node.name().empty()
+                         ? (node.output_size() ? node.output(0) : "")
+                         : node.name();
+  return NameLoc::get(StringAttr::get(ctx, name));
+}
+
+InFlightDiagnostic GraphImporter::nodeError(const onnx::NodeProto &node) {
+  InFlightDiagnostic diag = emitError(nodeLoc(node));
+  diag << "node '" << (node.name().empty() ? "<unnamed>" : node.name())
+       << "' (" << node.op_type() << "): ";
+  return diag;
+}
+
+bool GraphImporter::hasInput(const onnx::NodeProto &node, int i) const {
+  return i < node.input_size() && !node.input(i).empty();
+}
+
+Value GraphImporter::input(const onnx::NodeProto &node, int i) {
+  if (!hasInput(node, i))
+    return nullptr;
+  return values.lookup(node.input(i));
+}
+
+static FailureOr<RankedTensorType> toTensorType(const onnx::TypeProto &t,
+                                                MLIRContext *ctx) {
+  if (!t.has_tensor_type() || !t.tensor_type().has_shape())
+    return failure();
+  Type et = convertElementType(t.tensor_type().elem_type(), ctx);
+  if (!et)
+    return failure();
+  SmallVector<int64_t> shape;
+  for (const auto &d : t.tensor_type().shape().dim())
+    shape.push_back(d.has_dim_value() && d.dim_value() >= 0
+                        ? d.dim_value()
+                        : ShapedType::kDynamic);
+  return RankedTensorType::get(shape, et);
+}
+
+FailureOr<RankedTensorType>
+GraphImporter::outputType(const onnx::NodeProto &node, int i) {
+  if (i >= node.output_size())
+    return failure();
+  auto it = types.find(node.output(i));
+  if (it == types.end())
+    return failure();
+  return toTensorType(*it->second, ctx);
+}
+
+RankedTensorType GraphImporter::outputTypeOr(const onnx::NodeProto &node,
+                                             int i, RankedTensorType fallback) {
+  FailureOr<RankedTensorType> t = outputType(node, i);
+  if (failed(t) || t->getRank() != fallback.getRank() ||
+      t->getElementType() != fallback.getElementType())
+    return fallback;
+  // Take the more static of the two for every dimension.
+  SmallVector<int64_t> shape;
+  for (auto [a, b] : llvm::zip(t->getShape(), fallback.getShape()))
+    shape.push_back(a != ShapedType::kDynamic ? a : b);
+  return RankedTensorType::get(shape, fallback.getElementType());
+}
+
+void GraphImporter::setOutput(const onnx::NodeProto &node, int i, Value v) {
+  if (i < node.output_size() && !node.output(i).empty())
+    values[node.output(i)] = v;
+}
+
+std::optional<IntTensor> GraphImporter::knownInts(const onnx::NodeProto &node,
+                                                  int i) {
+  if (!hasInput(node, i))
+    return std::nullopt;
+  auto it = known.find(node.input(i));
+  if (it != known.end())
+    return it->second;
+  Value v = values.lookup(node.input(i));
+  if (!v)
+    return std::nullopt;
+  auto cst = v.getDefiningOp<ConstantOp>();
+  if (!cst)
+    return std::nullopt;
+  auto dense = dyn_cast<DenseIntElementsAttr>(cst.getValue());
+  auto type = cast<RankedTensorType>(cst.getType());
+  if (!dense && type.getElementType().isInteger() &&
+      type.getNumElements() <= 4096) {
+    // Resource-backed integer constant: read the raw bytes.
+    std::optional<ArrayRef<char>> raw = getRawConstantData(cst.getValue());
+    if (!raw)
+      return std::nullopt;
+    IntTensor t;
+    t.shape.assign(type.getShape().begin(), type.getShape().end());
+    unsigned bytes = getStorageBytesPerElement(type.getElementType());
+    bool isUnsigned = type.getElementType().isUnsignedInteger();
+    for (int64_t e = 0; e < type.getNumElements(); ++e) {
+      int64_t val = 0;
+      const char *p = raw->data() + e * bytes;
+      switch (bytes) {
+      case 1: val = isUnsigned ? (int64_t)*(const uint8_t *)p : *(const int8_t *)p; break;
+      case 2: val = isUnsigned ? (int64_t)*(const uint16_t *)p : *(const int16_t *)p; break;
+      case 4: val = isUnsigned ? (int64_t)*(const uint32_t *)p : *(const int32_t *)p; break;
+      default: std::memcpy(&val, p, 8); break;
+      }
+      t.data.push_back(val);
+    }
+    return t;
+  }
+  if (!dense || dense.getNumElements() > 4096)
+    return std::nullopt;
+  IntTensor t;
+  t.shape.assign(type.getShape().begin(), type.getShape().end());
+  bool isUnsigned = type.getElementType().isUnsignedInteger();
+  for (const APInt &a : dense.getValues<APInt>())
+    t.data.push_back(isUnsigned || a.getBitWidth() == 1 ? (int64_t)a.getZExtValue()
+                                                        : a.getSExtValue());
+  return t;
+}
+
+std::optional<double> GraphImporter::knownScalar(const onnx::NodeProto &node,
+                                                 int i) {
+  Value v = input(node, i);
+  if (!v)
+    return std::nullopt;
+  if (auto cst = v.getDefiningOp<ConstantOp>())
+    return getUniformValue(cst.getValue());
+  return std::nullopt;
+}
+
+Value GraphImporter::constant(Location loc, ElementsAttr attr) {
+  return ConstantOp::create(builder, loc, cast<RankedTensorType>(attr.getType()),
+                            attr);
+}
+
+Value GraphImporter::intConstant(Location loc, const IntTensor &t, Type et) {
+  auto type = RankedTensorType::get(t.shape, et);
+  SmallVector<APInt> vals;
+  unsigned width = et.getIntOrFloatBitWidth();
+  for (int64_t v : t.data)
+    vals.push_back(APInt(width, (uint64_t)v, /*isSigned=*/true,
+                         /*implicitTrunc=*/true));
+  return constant(loc, DenseElementsAttr::get(type, vals));
+}
+
+const onnx::AttributeProto *
+GraphImporter::attr(const onnx::NodeProto &node, llvm::StringRef name) const {
+  for (const auto &a : node.attribute())
+    if (a.name() == name)
+      return &a;
+  return nullptr;
+}
+
+int64_t GraphImporter::attrInt(const onnx::NodeProto &node,
+                               llvm::StringRef name, int64_t dflt) const {
+  const auto *a = attr(node, name);
+  return a ? a->i() : dflt;
+}
+
+float GraphImporter::attrFloat(const onnx::NodeProto &node,
+                               llvm::StringRef name, float dflt) const {
+  const auto *a = attr(node, name);
+  return a ? a->f() : dflt;
+}
+
+std::optional<SmallVector<int64_t>>
+GraphImporter::attrInts(const onnx::NodeProto &node,
+                        llvm::StringRef name) const {
+  const auto *a = attr(node, name);
+  if (!a)
+    return std::nullopt;
+  return SmallVector<int64_t>(a->ints().begin(), a->ints().end());
+}
+
+/// Blob keys: identifier characters only, so that they print unquoted.
+static std::string blobName(llvm::StringRef name) {
+  std::string out;
+  for (char c : name)
+    out += (isalnum((unsigned char)c) || c == '_' || c == '.') ? c : '_';
+  if (out.empty() || isdigit((unsigned char)out[0]))
+    out = "w_" + out;
+  return out;
+}
+
+template <typename T>
+static void appendBytes(std::vector<char> &out, T v) {
+  const char *p = reinterpret_cast<const char *>(&v);
+  out.insert(out.end(), p, p + sizeof(T));
+}
+
+FailureOr<ElementsAttr>
+GraphImporter::convertTensor(const onnx::TensorProto &t, llvm::StringRef what,
+                             Location loc) {
+  using TP = onnx::TensorProto;
+  Type et = convertElementType(t.data_type(), ctx);
+  if (!et)
+    return emitError(loc) << what << " has unsupported element type "
+                          << onnxTypeName(t.data_type()),
+           failure();
+  SmallVector<int64_t> shape(t.dims().begin(), t.dims().end());
+  for (int64_t d : shape)
+    if (d < 0)
+      return emitError(loc) << what << " has a negative dimension", failure();
+  auto type = RankedTensorType::get(shape, et);
+  int64_t n = type.getNumElements();
+  int64_t bytes = et.isInteger(1) ? 1 : getStorageBytesPerElement(et);
+
+  std::vector<char> data;
+  if (t.has_raw_data()) {
+    data.assign(t.raw_data().begin(), t.raw_data().end());
+  } else {
+    data.reserve(n * bytes);
+    switch (t.data_type()) {
+    case TP::FLOAT:
+      for (float v : t.float_data()) appendBytes(data, v);
+      break;
+    case TP::DOUBLE:
+      for (double v : t.double_data()) appendBytes(data, v);
+      break;
+    case TP::INT64:
+      for (int64_t v : t.int64_data()) appendBytes(data, v);
+      break;
+    case TP::UINT32: case TP::UINT64:
+      for (uint64_t v : t.uint64_data())
+        t.data_type() == TP::UINT32 ? appendBytes(data, (uint32_t)v)
+                                    : appendBytes(data, v);
+      break;
+    case TP::INT32:
+      for (int32_t v : t.int32_data()) appendBytes(data, v);
+      break;
+    case TP::INT16: case TP::UINT16: case TP::FLOAT16: case TP::BFLOAT16:
+      for (int32_t v : t.int32_data()) appendBytes(data, (uint16_t)v);
+      break;
+    case TP::INT8: case TP::UINT8: case TP::BOOL:
+      for (int32_t v : t.int32_data()) appendBytes(data, (uint8_t)v);
+      break;
+    default:
+      break;
+    }
+  }
+  if ((int64_t)data.size() != n * bytes)
+    return emitError(loc) << what << " holds " << data.size()
+                          << " bytes of data but its shape and type need "
+                          << n * bytes,
+           failure();
+  if (et.isInteger(1)) {
+    SmallVector<bool> bits;
+    for (char c : data)
+      bits.push_back(c != 0);
+    return ElementsAttr(DenseElementsAttr::get(type, bits));
+  }
+  return createConstantAttr(type, data, blobName(what));
+}
+
+LogicalResult GraphImporter::importGraph(ModuleOp module,
+                                         llvm::StringRef name) {
+  const onnx::GraphProto &g = model.graph();
+  Location fileLoc = FileLineColLoc::get(ctx, path, 0, 0);
+
+  // Report every unsupported op at once, before building anything.
+  SmallVector<std::string> unsupported;
+  for (const auto &node : g.node())
+    if (!isSupportedOp(node.domain(), node.op_type()))
+      unsupported.push_back(
+          "'" + (node.name().empty() ? std::string("<unnamed>") : node.name()) +
+          "' (" + (node.domain().empty() ? "" : node.domain() + ".") +
+          node.op_type() + ")");
+  if (!unsupported.empty()) {
+    auto diag = emitError(fileLoc) << unsupported.size()
+                                   << " node(s) use operators Quench does not "
+                                      "support: ";
+    llvm::interleave(unsupported, diag, ", ");
+    return failure();
+  }
+
+  std::set<std::string> initNames;
+  for (const auto &t : g.initializer())
+    initNames.insert(t.name());
+
+  SmallVector<Type> argTypes, resultTypes;
+  SmallVector<std::string> argNames;
+  for (const auto &in : g.input()) {
+    if (initNames.count(in.name()))
+      continue;
+    FailureOr<RankedTensorType> t = toTensorType(in.type(), ctx);
+    if (failed(t))
+      return emitError(fileLoc)
+             << "graph input '" << in.name()
+             << "' is not a tensor of a supported element type with a known "
+                "rank";
+    argTypes.push_back(*t);
+    argNames.push_back(in.name());
+  }
+  for (const auto &out : g.output()) {
+    FailureOr<RankedTensorType> t = toTensorType(out.type(), ctx);
+    if (failed(t))
+      return emitError(fileLoc)
+             << "graph output '" << out.name()
+             << "' has no known rank or an unsupported element type";
+    resultTypes.push_back(*t);
+  }
+
+  builder.setInsertionPointToEnd(module.getBody());
+  auto func = func::FuncOp::create(builder, fileLoc, name,
+                                   builder.getFunctionType(argTypes,
+                                                           resultTypes));
+  Block *entry = func.addEntryBlock();
+  for (auto [i, n] : llvm::enumerate(argNames)) {
+    func.setArgAttr(i, "quench.name", builder.getStringAttr(n));
+    values[n] = entry->getArgument(i);
+  }
+  for (auto [i, out] : llvm::enumerate(g.output()))
+    func.setResultAttr(i, "quench.name", builder.getStringAttr(out.name()));
+  builder.setInsertionPointToStart(entry);
+
+  for (const auto &t : g.initializer()) {
+    Location loc = NameLoc::get(StringAttr::get(ctx, t.name()));
+    FailureOr<ElementsAttr> attr =
+        convertTensor(t, "initializer '" + t.name() + "'", loc);
+    if (failed(attr))
+      return failure();
+    values[t.name()] = constant(loc, *attr);
+  }
+
+  for (const auto &node : g.node()) {
+    for (int i = 0; i < node.input_size(); ++i)
+      if (!node.input(i).empty() && !values.count(node.input(i)))
+        return nodeError(node) << "input '" << node.input(i)
+                               << "' is not produced by any earlier node "
+                                  "(the graph is not topologically sorted)";
+    if (failed(importNode(node)))
+      return failure();
+  }
+
+  SmallVector<Value> results;
+  for (const auto &out : g.output()) {
+    Value v = values.lookup(out.name());
+    if (!v)
+      return emitError(fileLoc) << "graph output '" << out.name()
+                                << "' is not produced by any node";
+    results.push_back(v);
+  }
+  // Inference may have refined the declared output types (or the reverse):
+  // use what the body produces.
+  func.setType(builder.getFunctionType(argTypes, ValueRange(results).getTypes()));
+  func::ReturnOp::create(builder, fileLoc, results);
+  return success();
+}
+
+LogicalResult GraphImporter::importNode(const onnx::NodeProto &node) {
+  if (failed(convertNode(*this, node)))
+    return failure();
+  for (int i = 0; i < node.output_size(); ++i)
+    if (!node.output(i).empty() && !values.count(node.output(i)))
+      return nodeError(node) << "output " << i << " ('" << node.output(i)
+                             << "') is not supported by the importer";
+  return success();
+}
+
+OwningOpRef<ModuleOp> quench::importONNXFile(llvm::StringRef path,
+                                             MLIRContext *context,
+                                             const ONNXImportOptions &options) {
+  context->loadDialect<QuenchDialect, func::FuncDialect>();
+  Location fileLoc = FileLineColLoc::get(context, path, 0, 0);
+  auto model = std::make_unique<onnx::ModelProto>();
+  std::string err;
+  try {
+    err = onnximport::loadModel(path, options, *model);
+  } catch (const std::exception &e) {
+    err = "'" + path.str() + "': " + e.what();
+  }
+  if (!err.empty()) {
+    emitError(fileLoc) << err;
+    return nullptr;
+  }
+  OwningOpRef<ModuleOp> module = ModuleOp::create(fileLoc);
+  try {
+    GraphImporter importer(context, *model, path);
+    if (failed(importer.importGraph(*module, options.functionName)))
+      return nullptr;
+  } catch (const std::exception &e) {
+    emitError(fileLoc) << "import failed: " << e.what();
+    return nullptr;
+  }
+  if (failed(verify(*module)))
+    return nullptr;
+  return module;
+}

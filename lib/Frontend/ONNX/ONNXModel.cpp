@@ -1,0 +1,270 @@
+//===- ONNXModel.cpp - load, validate and type an ONNX model --------------===//
+//
+// Everything that happens before IR is built: reading the file (binary or
+// textual), resolving external data safely, the opset check, the ONNX
+// checker, `--shape` specialization and ONNX shape inference. libonnx and
+// protobuf report problems by throwing; every call is guarded here and turned
+// into one message.
+//
+//===----------------------------------------------------------------------===//
+
+#include "ImporterImpl.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+
+#include "onnx/checker.h"
+#include "onnx/defs/parser.h"
+#include "onnx/shape_inference/implementation.h"
+
+#include <fstream>
+
+using namespace quench;
+using namespace quench::onnximport;
+
+Type onnximport::convertElementType(int32_t t, MLIRContext *ctx) {
+  using TP = onnx::TensorProto;
+  Builder b(ctx);
+  switch (t) {
+  case TP::FLOAT: return b.getF32Type();
+  case TP::FLOAT16: return b.getF16Type();
+  case TP::BFLOAT16: return b.getBF16Type();
+  case TP::DOUBLE: return b.getF64Type();
+  case TP::INT8: return b.getIntegerType(8);
+  case TP::INT16: return b.getIntegerType(16);
+  case TP::INT32: return b.getIntegerType(32);
+  case TP::INT64: return b.getIntegerType(64);
+  case TP::UINT8: return b.getIntegerType(8, /*isSigned=*/false);
+  case TP::UINT16: return b.getIntegerType(16, false);
+  case TP::UINT32: return b.getIntegerType(32, false);
+  case TP::UINT64: return b.getIntegerType(64, false);
+  case TP::BOOL: return b.getI1Type();
+  default: return nullptr;
+  }
+}
+
+std::string onnximport::onnxTypeName(int32_t t) {
+  if (onnx::TensorProto_DataType_IsValid(t))
+    return onnx::TensorProto_DataType_Name(t);
+  return "dtype " + std::to_string(t);
+}
+
+/// Resolves `location` against `modelDir`, refusing absolute paths and any
+/// path that leaves the model's directory (lexically or through links).
+static std::string resolveExternalPath(llvm::StringRef modelDir,
+                                       llvm::StringRef location,
+                                       std::string &error) {
+  if (location.empty() || llvm::sys::path::is_absolute(location)) {
+    error = "external data location '" + location.str() +
+            "' must be a relative path inside the model's directory";
+    return {};
+  }
+  for (auto it = llvm::sys::path::begin(location),
+            e = llvm::sys::path::end(location);
+       it != e; ++it)
+    if (*it == "..") {
+      error = "external data location '" + location.str() +
+              "' leaves the model's directory";
+      return {};
+    }
+  SmallString<256> full(modelDir);
+  llvm::sys::path::append(full, location);
+  SmallString<256> realDir, realFile;
+  if (llvm::sys::fs::real_path(modelDir, realDir) ||
+      llvm::sys::fs::real_path(full, realFile)) {
+    error = "external data file '" + std::string(full) + "' does not exist";
+    return {};
+  }
+  if (!llvm::StringRef(realFile).starts_with(std::string(realDir) + "/")) {
+    error = "external data location '" + location.str() +
+            "' resolves outside the model's directory";
+    return {};
+  }
+  return std::string(realFile);
+}
+
+/// Replaces external data references of the graph's initializers by the
+/// bytes they point at.
+static std::string loadExternalData(llvm::StringRef modelPath,
+                                    onnx::GraphProto &graph) {
+  SmallString<256> dir(modelPath);
+  llvm::sys::path::remove_filename(dir);
+  if (dir.empty())
+    dir = ".";
+  for (onnx::TensorProto &t : *graph.mutable_initializer()) {
+    if (t.data_location() != onnx::TensorProto::EXTERNAL)
+      continue;
+    std::string location;
+    int64_t offset = 0, length = -1;
+    for (const auto &kv : t.external_data()) {
+      if (kv.key() == "location")
+        location = kv.value();
+      else if (kv.key() == "offset" || kv.key() == "length") {
+        char *end = nullptr;
+        long long v = std::strtoll(kv.value().c_str(), &end, 10);
+        if (kv.value().empty() || *end != '\0' || v < 0)
+          return "initializer '" + t.name() + "' has a malformed external " +
+                 kv.key() + " '" + kv.value() + "'";
+        (kv.key() == "offset" ? offset : length) = v;
+      }
+    }
+    std::string error;
+    std::string file = resolveExternalPath(dir, location, error);
+    if (file.empty())
+      return "initializer '" + t.name() + "': " + error;
+    uint64_t size = 0;
+    if (llvm::sys::fs::file_size(file, size))
+      return "cannot read external data file '" + file + "'";
+    if (length < 0)
+      length = (int64_t)size - offset;
+    if (offset > (int64_t)size || length < 0 ||
+        (uint64_t)(offset + length) > size)
+      return "initializer '" + t.name() + "': external data range [" +
+             std::to_string(offset) + ", " + std::to_string(offset + length) +
+             ") exceeds the " + std::to_string(size) + " bytes of '" +
+             location + "'";
+    std::ifstream in(file, std::ios::binary);
+    std::string bytes((size_t)length, '\0');
+    in.seekg(offset);
+    in.read(bytes.data(), length);
+    if (!in)
+      return "cannot read external data file '" + file + "'";
+    t.set_raw_data(std::move(bytes));
+    t.clear_external_data();
+    t.set_data_location(onnx::TensorProto::DEFAULT);
+  }
+  return {};
+}
+
+static std::string applyShapeOverrides(const ONNXImportOptions &options,
+                                       onnx::GraphProto &graph) {
+  std::set<std::string> inits;
+  for (const auto &t : graph.initializer())
+    inits.insert(t.name());
+  for (const auto &entry : options.inputShapes) {
+    onnx::ValueInfoProto *target = nullptr;
+    std::string names;
+    for (onnx::ValueInfoProto &in : *graph.mutable_input()) {
+      if (inits.count(in.name()))
+        continue;
+      names += (names.empty() ? "" : ", ") + in.name();
+      if (in.name() == entry.getKey())
+        target = &in;
+    }
+    if (!target)
+      return "--shape names '" + entry.getKey().str() +
+             "', which is not a graph input (inputs: " + names + ")";
+    if (!target->type().has_tensor_type())
+      return "--shape: input '" + entry.getKey().str() + "' is not a tensor";
+    auto *shape = target->mutable_type()->mutable_tensor_type()->mutable_shape();
+    const std::vector<int64_t> &dims = entry.getValue();
+    if (shape->dim_size() != 0 && shape->dim_size() != (int)dims.size())
+      return "--shape gives " + std::to_string(dims.size()) +
+             " dimensions for input '" + entry.getKey().str() + "' of rank " +
+             std::to_string(shape->dim_size());
+    shape->clear_dim();
+    for (int64_t d : dims)
+      shape->add_dim()->set_dim_value(d);
+  }
+  // Values inferred before the override may now disagree: drop them.
+  graph.clear_value_info();
+  return {};
+}
+
+std::string onnximport::loadModel(llvm::StringRef path,
+                                  const ONNXImportOptions &options,
+                                  onnx::ModelProto &model) {
+  auto bufOr = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
+                                           /*RequiresNullTerminator=*/true);
+  if (!bufOr)
+    return "cannot read '" + path.str() + "': " + bufOr.getError().message();
+  llvm::StringRef data = (*bufOr)->getBuffer();
+  if (data.empty())
+    return "'" + path.str() + "' is empty";
+
+  bool textual = path.ends_with(".onnxtxt") || data.ltrim().starts_with("<");
+  try {
+    if (textual) {
+      onnx::OnnxParser parser(data.data());
+      auto status = parser.Parse(model);
+      if (!status.IsOK())
+        return "'" + path.str() +
+               "' is not valid ONNX textual syntax: " + status.ErrorMessage();
+    } else if (data.size() > (size_t)INT_MAX ||
+               !model.ParseFromArray(data.data(), (int)data.size())) {
+      return "'" + path.str() +
+             "' is not a valid ONNX model (protobuf parsing failed: the file "
+             "is truncated or not ONNX)";
+    }
+  } catch (const std::exception &e) {
+    return "'" + path.str() + "' could not be parsed: " + e.what();
+  }
+  if (!model.has_graph() || model.graph().node_size() == 0)
+    return "'" + path.str() + "' has no graph nodes";
+
+  // Opset: the default domain must be within what the importer implements.
+  bool sawDefault = false;
+  for (const auto &imp : model.opset_import()) {
+    if (imp.domain().empty() || imp.domain() == "ai.onnx") {
+      sawDefault = true;
+      if (imp.version() < 13 || imp.version() > 17)
+        return "'" + path.str() + "' uses ONNX opset " +
+               std::to_string(imp.version()) +
+               "; Quench imports opsets 13 to 17 (re-export with "
+               "opset_version=13..17)";
+    }
+  }
+  if (!sawDefault)
+    return "'" + path.str() + "' does not import the default ONNX domain";
+
+  if (std::string err = loadExternalData(path, *model.mutable_graph());
+      !err.empty())
+    return err;
+
+  try {
+    onnx::checker::check_model(model);
+  } catch (const std::exception &e) {
+    std::string msg = e.what();
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' '))
+      msg.pop_back();
+    return "'" + path.str() + "' fails the ONNX checker: " + msg;
+  }
+
+  if (std::string err = applyShapeOverrides(options, *model.mutable_graph());
+      !err.empty())
+    return err;
+
+  try {
+    onnx::ShapeInferenceOptions opts(/*check_type=*/false, /*error_mode=*/0,
+                                     /*enable_data_propagation=*/true);
+    onnx::shape_inference::InferShapes(
+        model, onnx::OpSchemaRegistry::Instance(), opts);
+  } catch (const std::exception &e) {
+    return "ONNX shape inference failed on '" + path.str() + "': " + e.what();
+  }
+  return {};
+}
+
+std::string quench::parseShapeOverride(llvm::StringRef spec,
+                                       ONNXImportOptions &opts) {
+  SmallVector<llvm::StringRef> items;
+  spec.split(items, ',', -1, /*KeepEmpty=*/false);
+  for (llvm::StringRef item : items) {
+    auto [name, dims] = item.split('=');
+    if (name.empty() || dims.empty())
+      return "malformed --shape '" + item.str() + "' (expected NAME=1x32)";
+    std::vector<int64_t> shape;
+    SmallVector<llvm::StringRef> parts;
+    dims.split(parts, 'x');
+    for (llvm::StringRef p : parts) {
+      int64_t d;
+      if (p.getAsInteger(10, d) || d < 0)
+        return "malformed --shape '" + item.str() + "': '" + p.str() +
+               "' is not a non-negative dimension";
+      shape.push_back(d);
+    }
+    opts.inputShapes[name] = shape;
+  }
+  return {};
+}

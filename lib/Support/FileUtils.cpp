@@ -1,0 +1,42 @@
+//===- FileUtils.cpp - atomic output files --------------------------------===//
+
+#include "quench/Support/FileUtils.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+
+std::string quench::writeFileAtomically(
+    llvm::StringRef path, llvm::function_ref<bool(llvm::raw_ostream &)> write) {
+  if (path == "-") {
+    bool ok = write(llvm::outs());
+    llvm::outs().flush();
+    return ok ? "" : "output abandoned";
+  }
+  llvm::SmallString<256> model(path);
+  model += ".tmp-%%%%%%%%";
+  int fd;
+  llvm::SmallString<256> tmp;
+  if (std::error_code ec = llvm::sys::fs::createUniqueFile(model, fd, tmp))
+    return "cannot create a file next to '" + path.str() + "': " + ec.message();
+  bool ok;
+  {
+    llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
+    ok = write(os);
+    os.flush();
+    if (os.has_error()) {
+      std::string msg = os.error().message();
+      os.clear_error();
+      llvm::sys::fs::remove(tmp);
+      return "cannot write '" + path.str() + "': " + msg;
+    }
+  }
+  if (!ok) {
+    llvm::sys::fs::remove(tmp);
+    return "output abandoned";
+  }
+  if (std::error_code ec = llvm::sys::fs::rename(tmp, path)) {
+    llvm::sys::fs::remove(tmp);
+    return "cannot create '" + path.str() + "': " + ec.message();
+  }
+  return "";
+}
