@@ -25,7 +25,11 @@ using namespace llvm;
 
 static cl::OptionCategory category("quench-import options");
 static cl::opt<std::string> inputPath(cl::Positional, cl::desc("<model.onnx>"),
-                                      cl::Required, cl::cat(category));
+                                      cl::cat(category));
+static cl::opt<bool> listOps("list-supported-ops",
+                             cl::desc("Print the supported ONNX operators "
+                                      "(domain:op_type per line) and exit"),
+                             cl::cat(category));
 static cl::opt<std::string> outputPath("o", cl::desc("Output file ('-' for stdout)"),
                                        cl::value_desc("file"), cl::init("-"),
                                        cl::cat(category));
@@ -50,6 +54,17 @@ int main(int argc, char **argv) {
       argc, argv,
       "quench-import: import an ONNX model (binary or textual) into the "
       "quench dialect\n");
+
+  if (listOps) {
+    for (const auto &[domain, op] : quench::getSupportedONNXOps())
+      outs() << domain << ":" << op << "\n";
+    return 0;
+  }
+  if (inputPath.empty()) {
+    WithColor::error(errs(), "quench-import")
+        << "no input model given (see --help)\n";
+    return 1;
+  }
 
   quench::ONNXImportOptions options;
   options.functionName = funcName;
