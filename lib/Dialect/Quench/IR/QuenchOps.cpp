@@ -172,15 +172,13 @@ LogicalResult ClipOp::verify() {
 // Contractions
 //===----------------------------------------------------------------------===//
 
-LogicalResult MatMulOp::verify() {
-  auto lhs = getLhs().getType();
-  auto rhs = getRhs().getType();
-  if (lhs.getElementType() != rhs.getElementType() ||
-      lhs.getElementType() != getResult().getType().getElementType())
-    return emitOpError("requires the same element type for operands and "
-                       "result");
+/// Verifies the shapes of an ONNX/NumPy `matmul` (1-D operands promoted and
+/// the promoted dimension dropped; batch dimensions broadcast).
+static LogicalResult verifyMatMulShapes(Operation *op, RankedTensorType lhs,
+                                        RankedTensorType rhs,
+                                        RankedTensorType result) {
   if (lhs.getRank() == 0 || rhs.getRank() == 0)
-    return emitOpError("requires operands of rank >= 1");
+    return op->emitOpError("requires operands of rank >= 1");
   SmallVector<int64_t> a(lhs.getShape()), b(rhs.getShape());
   bool lhsVec = a.size() == 1, rhsVec = b.size() == 1;
   if (lhsVec)
@@ -189,19 +187,28 @@ LogicalResult MatMulOp::verify() {
     b.push_back(1);
   int64_t k1 = a.back(), k2 = b[b.size() - 2];
   if (k1 != kDyn && k2 != kDyn && k1 != k2)
-    return emitOpError() << "contracting dimensions differ: " << k1 << " vs "
-                         << k2;
+    return op->emitOpError() << "contracting dimensions differ: " << k1
+                             << " vs " << k2;
   SmallVector<int64_t> batch;
   if (failed(broadcastShapes(ArrayRef(a).drop_back(2), ArrayRef(b).drop_back(2),
                              batch)))
-    return emitOpError("batch dimensions are not broadcast-compatible");
+    return op->emitOpError("batch dimensions are not broadcast-compatible");
   SmallVector<int64_t> expected(batch);
   if (!lhsVec)
     expected.push_back(a[a.size() - 2]);
   if (!rhsVec)
     expected.push_back(b.back());
-  return verifyShapeMatches(*this, expected, getResult().getType().getShape(),
-                            "result");
+  return verifyShapeMatches(op, expected, result.getShape(), "result");
+}
+
+LogicalResult MatMulOp::verify() {
+  auto lhs = getLhs().getType();
+  auto rhs = getRhs().getType();
+  if (lhs.getElementType() != rhs.getElementType() ||
+      lhs.getElementType() != getResult().getType().getElementType())
+    return emitOpError("requires the same element type for operands and "
+                       "result");
+  return verifyMatMulShapes(*this, lhs, rhs, getResult().getType());
 }
 
 LogicalResult LinearOp::verify() {
@@ -646,16 +653,8 @@ LogicalResult MatMulIntegerOp::verify() {
     return emitOpError("requires the lhs zero point to have the lhs type");
   if (getRhsZeroPoint() && elementTypeOf(getRhsZeroPoint()) != b)
     return emitOpError("requires the rhs zero point to have the rhs type");
-  auto lhs = getLhs().getType(), rhs = getRhs().getType();
-  if (lhs.getRank() < 1 || rhs.getRank() < 1)
-    return emitOpError("requires operands of rank >= 1");
-  int64_t k1 = lhs.getShape().back();
-  int64_t k2 = rhs.getRank() == 1 ? rhs.getDimSize(0)
-                                  : rhs.getDimSize(rhs.getRank() - 2);
-  if (k1 != kDyn && k2 != kDyn && k1 != k2)
-    return emitOpError() << "contracting dimensions differ: " << k1 << " vs "
-                         << k2;
-  return success();
+  return verifyMatMulShapes(*this, getLhs().getType(), getRhs().getType(),
+                            getResult().getType());
 }
 
 LogicalResult QLinearMatMulOp::verify() {
@@ -668,16 +667,8 @@ LogicalResult QLinearMatMulOp::verify() {
       elementTypeOf(getRhsZeroPoint()) != b ||
       elementTypeOf(getResultZeroPoint()) != y)
     return emitOpError("requires each zero point to have its operand's type");
-  auto lhs = getLhs().getType(), rhs = getRhs().getType();
-  if (lhs.getRank() < 1 || rhs.getRank() < 1)
-    return emitOpError("requires operands of rank >= 1");
-  int64_t k1 = lhs.getShape().back();
-  int64_t k2 = rhs.getRank() == 1 ? rhs.getDimSize(0)
-                                  : rhs.getDimSize(rhs.getRank() - 2);
-  if (k1 != kDyn && k2 != kDyn && k1 != k2)
-    return emitOpError() << "contracting dimensions differ: " << k1 << " vs "
-                         << k2;
-  return success();
+  return verifyMatMulShapes(*this, getLhs().getType(), getRhs().getType(),
+                            getResult().getType());
 }
 
 LogicalResult MatMulNBitsOp::verify() {
@@ -708,11 +699,31 @@ LogicalResult MatMulNBitsOp::verify() {
   if (xk != kDyn && xk != k)
     return emitOpError() << "input features " << xk
                          << " do not match in_features " << k;
+  if (Value zp = getZeroPoints()) {
+    auto zt = cast<RankedTensorType>(zp.getType());
+    if (zt.getElementType() == s.getElementType()) {
+      if (!zt.hasStaticShape() || zt.getNumElements() != n * blocks)
+        return emitOpError() << "requires " << n * blocks
+                             << " float zero points";
+    } else if (zt.getElementType().isUnsignedInteger(8)) {
+      int64_t packed = n * ((blocks * bits + 7) / 8);
+      if (!zt.hasStaticShape() || zt.getNumElements() != packed)
+        return emitOpError() << "requires " << packed
+                             << " bytes of packed zero points";
+    } else {
+      return emitOpError("requires ui8 packed zero points or zero points of "
+                         "the scales' element type");
+    }
+  }
   if (getBias()) {
     auto b = cast<RankedTensorType>(getBias().getType());
     if (b.getRank() != 1 || b.getDimSize(0) != n)
       return emitOpError() << "requires a 1-D bias of length " << n;
+    if (b.getElementType() != x.getElementType())
+      return emitOpError("requires the bias element type to match the input");
   }
+  if (getResult().getType().getElementType() != x.getElementType())
+    return emitOpError("requires the result element type to match the input");
   SmallVector<int64_t> expected(x.getShape().drop_back());
   expected.push_back(n);
   return verifyShapeMatches(*this, expected, getResult().getType().getShape(),

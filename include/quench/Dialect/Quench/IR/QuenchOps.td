@@ -102,7 +102,8 @@ def Quench_GeluOp : Quench_Op<"gelu", [Pure, SameOperandsAndResultType]> {
       DefaultValuedAttr<Quench_GeluApproximation,
                         "::quench::GeluApproximation::none">:$approximation);
   let results = (outs Quench_FloatTensor:$result);
-  let assemblyFormat = "$input attr-dict `:` type($result)";
+  let assemblyFormat =
+      "$input (`approximation` `=` $approximation^)? attr-dict `:` type($result)";
 }
 
 def Quench_ClipOp : Quench_Op<"clip", [Pure, SameOperandsAndResultType]> {
