@@ -66,6 +66,8 @@ public:
 
   /// The value of input `i` of `node`; null if absent (optional input).
   Value input(const onnx::NodeProto &node, int i);
+  /// The value bound to output `i` of `node`; null if none (yet).
+  Value output(const onnx::NodeProto &node, int i);
   bool hasInput(const onnx::NodeProto &node, int i) const;
   /// The result type ONNX shape inference gave output `i`, if it is ranked.
   FailureOr<RankedTensorType> outputType(const onnx::NodeProto &node, int i);

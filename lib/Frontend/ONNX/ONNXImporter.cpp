@@ -60,6 +60,12 @@ Value GraphImporter::input(const onnx::NodeProto &node, int i) {
   return values.lookup(node.input(i));
 }
 
+Value GraphImporter::output(const onnx::NodeProto &node, int i) {
+  if (i >= node.output_size() || node.output(i).empty())
+    return nullptr;
+  return values.lookup(node.output(i));
+}
+
 static FailureOr<RankedTensorType> toTensorType(const onnx::TypeProto &t,
                                                 MLIRContext *ctx) {
   if (!t.has_tensor_type() || !t.tensor_type().has_shape())
@@ -73,6 +79,17 @@ static FailureOr<RankedTensorType> toTensorType(const onnx::TypeProto &t,
                         ? d.dim_value()
                         : ShapedType::kDynamic);
   return RankedTensorType::get(shape, et);
+}
+
+/// Why `t` cannot become a ranked tensor type (for graph inputs/outputs).
+static std::string typeProblem(const onnx::TypeProto &t, MLIRContext *ctx) {
+  if (!t.has_tensor_type())
+    return "is not a tensor (sequences, maps and optionals are not supported)";
+  if (!convertElementType(t.tensor_type().elem_type(), ctx))
+    return "has unsupported element type " +
+           onnxTypeName(t.tensor_type().elem_type());
+  return "has no known rank (give the model a shape, e.g. with ONNX shape "
+         "inference, or re-export it with static ranks)";
 }
 
 FailureOr<RankedTensorType>
@@ -318,19 +335,16 @@ LogicalResult GraphImporter::importGraph(ModuleOp module,
       continue;
     FailureOr<RankedTensorType> t = toTensorType(in.type(), ctx);
     if (failed(t))
-      return emitError(fileLoc)
-             << "graph input '" << in.name()
-             << "' is not a tensor of a supported element type with a known "
-                "rank";
+      return emitError(fileLoc) << "graph input '" << in.name() << "' "
+                                << typeProblem(in.type(), ctx);
     argTypes.push_back(*t);
     argNames.push_back(in.name());
   }
   for (const auto &out : g.output()) {
     FailureOr<RankedTensorType> t = toTensorType(out.type(), ctx);
     if (failed(t))
-      return emitError(fileLoc)
-             << "graph output '" << out.name()
-             << "' has no known rank or an unsupported element type";
+      return emitError(fileLoc) << "graph output '" << out.name() << "' "
+                                << typeProblem(out.type(), ctx);
     resultTypes.push_back(*t);
   }
 

@@ -163,6 +163,14 @@ static std::string applyShapeOverrides(const ONNXImportOptions &options,
       return "--shape gives " + std::to_string(dims.size()) +
              " dimensions for input '" + entry.getKey().str() + "' of rank " +
              std::to_string(shape->dim_size());
+    for (int i = 0; i < shape->dim_size(); ++i) {
+      const auto &dim = shape->dim(i);
+      if (dim.has_dim_value() && dim.dim_value() != dims[i])
+        return "--shape gives size " + std::to_string(dims[i]) +
+               " to dimension " + std::to_string(i) + " of input '" +
+               entry.getKey().str() + "', which the model fixes at " +
+               std::to_string(dim.dim_value());
+    }
     shape->clear_dim();
     for (int64_t d : dims)
       shape->add_dim()->set_dim_value(d);

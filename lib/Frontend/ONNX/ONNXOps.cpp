@@ -14,8 +14,10 @@
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
 
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "llvm/ADT/StringSet.h"
 
+#include <cmath>
 #include <numeric>
 
 using namespace quench;
@@ -44,8 +46,9 @@ static const llvm::StringSet<> &defaultDomainOps() {
         "Softmax", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin",
         "ReduceProd", "Reshape", "Transpose", "Concat", "Slice", "Split",
         "Expand", "Squeeze", "Unsqueeze", "Trilu", "Shape", "Range",
-        "ConstantOfShape", "Flatten", "QuantizeLinear", "DequantizeLinear",
-        "DynamicQuantizeLinear", "MatMulInteger", "QLinearMatMul"};
+        "ConstantOfShape", "Size", "Flatten", "QuantizeLinear",
+        "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger",
+        "QLinearMatMul"};
     for (const auto &u : unaryOps())
       s.insert(u.getKey());
     return s;
@@ -134,6 +137,18 @@ static bool tryFold(GraphImporter &imp, const onnx::NodeProto &node) {
   auto emit = [&](IntTensor t, Type et) {
     if (!et || !et.isInteger() || numElements(t.shape) != (int64_t)t.data.size())
       return false;
+    // Values as the element type holds them (Cast to bool is `x != 0`,
+    // narrower integers wrap), so that later folds see the same numbers.
+    unsigned width = et.getIntOrFloatBitWidth();
+    for (int64_t &v : t.data) {
+      if (width == 1) {
+        v = v != 0;
+      } else if (width < 64) {
+        APInt w = APInt(64, (uint64_t)v, /*isSigned=*/true).trunc(width);
+        v = et.isUnsignedInteger() ? (int64_t)w.getZExtValue()
+                                   : w.getSExtValue();
+      }
+    }
     imp.setOutput(node, 0, imp.intConstant(imp.nodeLoc(node), t, et));
     imp.setKnown(node.output(0), std::move(t));
     return true;
@@ -156,6 +171,12 @@ static bool tryFold(GraphImporter &imp, const onnx::NodeProto &node) {
     }
     t.shape = {(int64_t)t.data.size()};
     return emit(t, i64);
+  }
+  if (op == "Size") {
+    auto ty = tensorType(imp.input(node, 0));
+    if (!ty.hasStaticShape())
+      return false;
+    return emit(IntTensor{{}, {ty.getNumElements()}}, i64);
   }
 
   SmallVector<IntTensor> ins;
@@ -325,6 +346,345 @@ struct Conv {
 };
 } // namespace
 
+//===----------------------------------------------------------------------===//
+// Shape values known in part at import time; run-time shape arithmetic
+//===----------------------------------------------------------------------===//
+//
+// With dynamic input dimensions, exporters compute target shapes, slice
+// bounds and fill shapes at run time (Shape -> Gather -> Unsqueeze -> Concat
+// -> Reshape). Such values are usually known in part (`[batch, seq, 4, 12]`):
+// `partialInts` recovers what is known of each element from the quench ops
+// already built, which gives the static parts of result types, and values
+// known entirely fold to constants (foldKnownOutputs). Run-time entries of a
+// shape are taken to be extents (never the -1 / 0 placeholders of Reshape),
+// which is what exporters produce.
+
+namespace {
+/// Per element of a small 0-D or 1-D integer tensor: its value if known.
+using PartialInts = SmallVector<std::optional<int64_t>>;
+} // namespace
+
+static constexpr int64_t kMaxPartialElements = 64;
+
+/// The values of a small integer constant.
+static std::optional<std::vector<int64_t>> constantInts(ConstantOp cst) {
+  auto ty = cast<RankedTensorType>(cst.getType());
+  Type et = ty.getElementType();
+  if (!et.isInteger() || !ty.hasStaticShape() ||
+      ty.getNumElements() > kMaxPartialElements)
+    return std::nullopt;
+  bool zext = et.isUnsignedInteger() || et.isInteger(1);
+  std::vector<int64_t> out;
+  if (auto dense = dyn_cast<DenseIntElementsAttr>(cst.getValue())) {
+    for (const APInt &a : dense.getValues<APInt>())
+      out.push_back(zext ? (int64_t)a.getZExtValue() : a.getSExtValue());
+    return out;
+  }
+  std::optional<ArrayRef<char>> raw = getRawConstantData(cst.getValue());
+  int64_t bytes = getStorageBytesPerElement(et);
+  if (!raw || bytes == 0 || (int64_t)raw->size() != bytes * ty.getNumElements())
+    return std::nullopt;
+  for (int64_t e = 0; e < ty.getNumElements(); ++e) {
+    const char *p = raw->data() + e * bytes;
+    int64_t v = 0;
+    switch (bytes) {
+    case 1: v = zext ? (int64_t)*(const uint8_t *)p : *(const int8_t *)p; break;
+    case 2: v = zext ? (int64_t)*(const uint16_t *)p : *(const int16_t *)p; break;
+    case 4: v = zext ? (int64_t)*(const uint32_t *)p : *(const int32_t *)p; break;
+    default: std::memcpy(&v, p, 8); break;
+    }
+    out.push_back(v);
+  }
+  return out;
+}
+
+/// Elementwise combination of partial values with scalar broadcasting.
+static std::optional<PartialInts>
+combinePartial(const PartialInts &a, const PartialInts &b, int64_t n,
+               llvm::function_ref<std::optional<int64_t>(int64_t, int64_t)> fn) {
+  auto fits = [&](const PartialInts &p) {
+    return (int64_t)p.size() == n || p.size() == 1;
+  };
+  if (!fits(a) || !fits(b))
+    return std::nullopt;
+  PartialInts out;
+  for (int64_t i = 0; i < n; ++i) {
+    std::optional<int64_t> x = a[a.size() == 1 ? 0 : i];
+    std::optional<int64_t> y = b[b.size() == 1 ? 0 : i];
+    out.push_back(x && y ? fn(*x, *y) : std::nullopt);
+  }
+  return out;
+}
+
+/// What is known at import time of each element of `v`, a 0-D or 1-D
+/// integer tensor of static size; std::nullopt for other values. `budget`
+/// bounds the ops visited (shared subexpressions are not memoized).
+static std::optional<PartialInts> partialInts(Value v, int64_t &budget) {
+  auto ty = dyn_cast<RankedTensorType>(v.getType());
+  if (!ty || !ty.hasStaticShape() || ty.getRank() > 1 ||
+      !ty.getElementType().isInteger() ||
+      ty.getNumElements() > kMaxPartialElements)
+    return std::nullopt;
+  int64_t n = ty.getNumElements();
+  PartialInts unknown(n, std::nullopt);
+  Operation *def = v.getDefiningOp();
+  if (!def || --budget < 0)
+    return unknown;
+  auto sub = [&](Value x) { return partialInts(x, budget); };
+  auto sized = [&](std::optional<PartialInts> p) {
+    return p && (int64_t)p->size() == n ? *p : unknown;
+  };
+
+  if (auto cst = dyn_cast<ConstantOp>(def)) {
+    std::optional<std::vector<int64_t>> vals = constantInts(cst);
+    if (!vals)
+      return unknown;
+    return PartialInts(vals->begin(), vals->end());
+  }
+  if (auto s = dyn_cast<ShapeOfOp>(def)) {
+    auto in = cast<RankedTensorType>(s.getInput().getType());
+    if (in.getRank() != n)
+      return unknown;
+    PartialInts p;
+    for (int64_t d = 0; d < n; ++d)
+      p.push_back(in.isDynamicDim(d) ? std::nullopt
+                                     : std::optional<int64_t>(in.getDimSize(d)));
+    return p;
+  }
+  // Ops that keep the elements and their order.
+  if (isa<ReshapeOp, UnsqueezeOp, SqueezeOp>(def))
+    return sized(sub(def->getOperand(0)));
+  if (isa<CastOp>(def)) {
+    // Integer to integer: bool is `x != 0`, narrower types wrap.
+    std::optional<PartialInts> in = sub(def->getOperand(0));
+    if (!in || (int64_t)in->size() != n)
+      return unknown;
+    Type et = ty.getElementType();
+    unsigned width = et.getIntOrFloatBitWidth();
+    for (std::optional<int64_t> &e : *in) {
+      if (!e || width >= 64)
+        continue;
+      if (width == 1) {
+        e = *e != 0;
+      } else {
+        APInt w = APInt(64, (uint64_t)*e, /*isSigned=*/true).trunc(width);
+        e = et.isUnsignedInteger() ? (int64_t)w.getZExtValue() : w.getSExtValue();
+      }
+    }
+    return *in;
+  }
+  if (auto sl = dyn_cast<SliceOp>(def)) {
+    std::optional<PartialInts> in = sub(sl.getInput());
+    if (!in || tensorType(sl.getInput()).getRank() != 1)
+      return unknown;
+    int64_t size = in->size(), st = sl.getSteps()[0];
+    PartialInts p;
+    for (int64_t i = sl.getStarts()[0]; st > 0 ? i < sl.getEnds()[0]
+                                               : i > sl.getEnds()[0];
+         i += st) {
+      if (i < 0 || i >= size)
+        break;
+      p.push_back((*in)[i]);
+    }
+    return sized(p);
+  }
+  if (auto g = dyn_cast<GatherOp>(def)) {
+    std::optional<PartialInts> data = sub(g.getData());
+    std::optional<PartialInts> idx = sub(g.getIndices());
+    if (!data || !idx || tensorType(g.getData()).getRank() != 1)
+      return unknown;
+    PartialInts p;
+    for (std::optional<int64_t> i : *idx) {
+      int64_t size = data->size();
+      if (i && *i >= -size && *i < size)
+        p.push_back((*data)[*i < 0 ? *i + size : *i]);
+      else
+        p.push_back(std::nullopt);
+    }
+    return sized(p);
+  }
+  if (auto cc = dyn_cast<ConcatOp>(def)) {
+    PartialInts p;
+    for (Value in : cc.getInputs()) {
+      std::optional<PartialInts> part = sub(in);
+      if (!part)
+        return unknown;
+      p.append(part->begin(), part->end());
+    }
+    return sized(p);
+  }
+  if (auto ex = dyn_cast<ExpandOp>(def)) {
+    std::optional<PartialInts> in = sub(ex.getInput());
+    if (!in || in->size() != 1)
+      return unknown;
+    return PartialInts(n, (*in)[0]);
+  }
+  if (auto w = dyn_cast<WhereOp>(def)) {
+    std::optional<PartialInts> cond = sub(w.getCondition());
+    std::optional<PartialInts> lhs = sub(w.getLhs()), rhs = sub(w.getRhs());
+    if (!cond || !lhs || !rhs)
+      return unknown;
+    std::optional<PartialInts> pick = combinePartial(
+        *lhs, *rhs, n, [](int64_t, int64_t) { return std::optional<int64_t>(0); });
+    if (!pick)
+      return unknown;
+    auto at = [&](const PartialInts &p, int64_t i) {
+      return p.size() == 1 ? p[0] : p[i];
+    };
+    if ((int64_t)cond->size() != n && cond->size() != 1)
+      return unknown;
+    PartialInts p;
+    for (int64_t i = 0; i < n; ++i) {
+      std::optional<int64_t> c = at(*cond, i);
+      p.push_back(c ? (*c ? at(*lhs, i) : at(*rhs, i)) : std::nullopt);
+    }
+    return p;
+  }
+  if (auto cmp = dyn_cast<CmpOp>(def)) {
+    std::optional<PartialInts> lhs = sub(cmp.getLhs()), rhs = sub(cmp.getRhs());
+    if (!lhs || !rhs)
+      return unknown;
+    CmpPredicate pred = cmp.getPredicate();
+    return sized(combinePartial(*lhs, *rhs, n,
+                                [&](int64_t x, int64_t y) -> std::optional<int64_t> {
+      switch (pred) {
+      case CmpPredicate::eq: return x == y;
+      case CmpPredicate::ne: return x != y;
+      case CmpPredicate::lt: return x < y;
+      case CmpPredicate::le: return x <= y;
+      case CmpPredicate::gt: return x > y;
+      case CmpPredicate::ge: return x >= y;
+      }
+      return std::nullopt;
+    }));
+  }
+  if (isa<AddOp, SubOp, MulOp, DivOp, MinOp, MaxOp>(def)) {
+    std::optional<PartialInts> lhs = sub(def->getOperand(0));
+    std::optional<PartialInts> rhs = sub(def->getOperand(1));
+    if (!lhs || !rhs)
+      return unknown;
+    return sized(combinePartial(*lhs, *rhs, n,
+                                [&](int64_t x, int64_t y) -> std::optional<int64_t> {
+      if (isa<AddOp>(def)) return x + y;
+      if (isa<SubOp>(def)) return x - y;
+      if (isa<MulOp>(def)) return x * y;
+      if (isa<MinOp>(def)) return std::min(x, y);
+      if (isa<MaxOp>(def)) return std::max(x, y);
+      if (y == 0)
+        return std::nullopt;
+      return x / y;
+    }));
+  }
+  return unknown;
+}
+
+static std::optional<PartialInts> partialInts(Value v) {
+  int64_t budget = 1024;
+  return partialInts(v, budget);
+}
+
+static bool allKnown(const PartialInts &p) {
+  return llvm::all_of(p, [](const std::optional<int64_t> &e) { return e.has_value(); });
+}
+
+/// A 1-D (or, with `scalar`, 0-D) i64 constant.
+static Value i64Constant(Conv &c, ArrayRef<int64_t> vals, bool scalar = false) {
+  IntTensor t;
+  if (!scalar)
+    t.shape = {(int64_t)vals.size()};
+  t.data.assign(vals.begin(), vals.end());
+  return c.imp.intConstant(c.loc, t, c.b.getI64Type());
+}
+
+/// The run-time extents of `x` (1-D i64).
+static Value shapeOf(Conv &c, Value x) {
+  return ShapeOfOp::create(
+      c.b, c.loc, RankedTensorType::get({tensorType(x).getRank()}, c.b.getI64Type()),
+      x);
+}
+
+/// Element `i` of the 1-D i64 tensor `v`, as a 1-element 1-D tensor.
+static Value elementAt(Conv &c, Value v, int64_t i) {
+  return SliceOp::create(c.b, c.loc, RankedTensorType::get({1}, c.b.getI64Type()),
+                         v, ArrayRef<int64_t>{i}, ArrayRef<int64_t>{i + 1},
+                         ArrayRef<int64_t>{1});
+}
+
+/// A 1-element tensor as a 0-D tensor.
+static Value toScalar(Conv &c, Value v) {
+  return ReshapeOp::create(c.b, c.loc, RankedTensorType::get({}, c.b.getI64Type()),
+                           v, Value());
+}
+
+/// Concatenates 1-D i64 pieces.
+static Value concatI64(Conv &c, ArrayRef<Value> pieces) {
+  int64_t len = 0;
+  for (Value p : pieces) {
+    int64_t d = tensorType(p).getDimSize(0);
+    len = (len == kDyn || d == kDyn) ? kDyn : len + d;
+  }
+  return ConcatOp::create(c.b, c.loc, RankedTensorType::get({len}, c.b.getI64Type()),
+                          pieces, 0);
+}
+
+/// The product of the entries of a 1-D i64 tensor, as a 1-element tensor.
+static Value productOf(Conv &c, Value v) {
+  return ReduceOp::create(c.b, c.loc, RankedTensorType::get({1}, c.b.getI64Type()),
+                          ReduceKind::prod, v, ArrayRef<int64_t>{0}, true);
+}
+
+/// The run-time extents for the `quench.expand` of `x` to `resTy` when ONNX
+/// gave the target `shape` (which broadcasts with x's shape, so an entry 1
+/// may stand for a larger input extent).
+static Value expandExtents(Conv &c, Value x, Value shape, RankedTensorType resTy) {
+  auto xt = tensorType(x);
+  int64_t rank = resTy.getRank();
+  int64_t len = tensorType(shape).getDimSize(0);
+  std::optional<PartialInts> partial = partialInts(shape);
+  shape = c.cast(shape, c.b.getI64Type());
+  // `shape` holds the result extents unless an entry may be a 1 that an
+  // input extent > 1 (or unknown) overrides.
+  bool direct = len == rank && partial;
+  for (int64_t d = 0; d < rank && direct; ++d) {
+    int64_t xd = d - (rank - xt.getRank());
+    if (xd < 0 || xt.getDimSize(xd) == 1)
+      continue;
+    std::optional<int64_t> s = (*partial)[d];
+    direct = s && *s != 1 && *s == resTy.getDimSize(d);
+  }
+  if (direct)
+    return shape;
+  // Broadcast both shapes: max(pad(shape), pad(shape_of(x))).
+  auto pad = [&](Value s, int64_t have) {
+    if (have == rank)
+      return s;
+    SmallVector<int64_t> ones(rank - have, 1);
+    return concatI64(c, {i64Constant(c, ones), s});
+  };
+  Value lhs = pad(shape, len), rhs = pad(shapeOf(c, x), xt.getRank());
+  return MaxOp::create(c.b, c.loc, RankedTensorType::get({rank}, c.b.getI64Type()),
+                       lhs, rhs);
+}
+
+/// Result type of ONNX Expand of `xt` to a target shape known in part.
+static RankedTensorType expandType(RankedTensorType xt, const PartialInts &shape) {
+  int64_t rank = std::max<int64_t>(xt.getRank(), shape.size());
+  SmallVector<int64_t> dims;
+  for (int64_t d = 0; d < rank; ++d) {
+    int64_t sd = d - (rank - (int64_t)shape.size());
+    int64_t xd = d - (rank - xt.getRank());
+    std::optional<int64_t> s = sd >= 0 ? shape[sd] : std::optional<int64_t>(1);
+    int64_t x = xd >= 0 ? xt.getDimSize(xd) : 1;
+    if (s && *s != 1)
+      dims.push_back(*s);
+    else if (s)
+      dims.push_back(x);
+    else
+      dims.push_back(x != kDyn && x != 1 ? x : kDyn);
+  }
+  return RankedTensorType::get(dims, xt.getElementType());
+}
+
 template <typename OpTy>
 static LogicalResult convertBinary(Conv &c, Value lhs, Value rhs, int outIdx = 0) {
   Type et = tensorType(lhs).getElementType();
@@ -425,9 +785,16 @@ static LogicalResult convertGemm(Conv &c) {
   int64_t n = transB ? bt.getDimSize(0) : bt.getDimSize(1);
   auto resTy = c.outType(RankedTensorType::get({m, n}, et));
   Value cIn = c.has(2) ? c.in(2) : Value();
-  // The common nn.Linear export: Gemm(x, W, b, transB=1) with alpha = beta = 1.
-  if (transB && alpha == 1.0f && (!cIn || beta == 1.0f) &&
-      (!cIn || tensorType(cIn).getRank() == 1)) {
+  if (!isa<FloatType>(et) && (alpha != 1.0f || (cIn && beta != 1.0f)))
+    return c.error() << "integer Gemm with alpha or beta other than 1 is not "
+                        "supported",
+           failure();
+  // The common nn.Linear export: Gemm(x, W, b, transB=1) with alpha = beta = 1
+  // and a bias of one value per output column (not one broadcast value).
+  if (transB && isa<FloatType>(et) && alpha == 1.0f &&
+      (!cIn || beta == 1.0f) &&
+      (!cIn || (tensorType(cIn).getRank() == 1 && n != kDyn &&
+                tensorType(cIn).getDimSize(0) == n))) {
     return c.out(LinearOp::create(c.b, c.loc, resTy, a, bm, cIn));
   }
   if (transB)
@@ -510,7 +877,7 @@ static LogicalResult convertReshape(Conv &c) {
   Value x = c.in(0);
   auto ty = tensorType(x);
   bool allowZero = c.imp.attrInt(c.node, "allowzero", 0);
-  std::optional<IntTensor> shape = c.imp.knownInts(c.node, 1);
+  std::optional<PartialInts> shape = partialInts(c.in(1));
   FailureOr<RankedTensorType> inferred = c.imp.outputType(c.node, 0);
   if (!shape) {
     if (failed(inferred))
@@ -519,15 +886,24 @@ static LogicalResult convertReshape(Conv &c) {
              failure();
     return c.out(ReshapeOp::create(c.b, c.loc, *inferred, x, c.in(1)));
   }
-  SmallVector<int64_t> target;
+  // Entries unknown at import are run-time extents; 0 (copy) and -1 (infer)
+  // are placeholders that the run-time shape operand must not contain.
+  SmallVector<int64_t> target, copied;
   int64_t inferIdx = -1, known = 1;
-  for (auto [i, d] : llvm::enumerate(shape->data)) {
+  for (auto [i, e] : llvm::enumerate(*shape)) {
+    if (!e) {
+      target.push_back(kDyn);
+      known = kDyn;
+      continue;
+    }
+    int64_t d = *e;
     if (d == 0 && !allowZero) {
       if ((int64_t)i >= ty.getRank())
         return c.error() << "shape entry 0 at " << i
                          << " copies a dimension the input does not have",
                failure();
       d = ty.getDimSize(i);
+      copied.push_back(i);
     } else if (d == -1) {
       if (inferIdx >= 0)
         return c.error() << "shape has more than one -1", failure();
@@ -548,27 +924,111 @@ static LogicalResult convertReshape(Conv &c) {
   }
   auto resTy = c.outType(RankedTensorType::get(target, ty.getElementType()));
   Value shapeOperand;
-  if (!resTy.hasStaticShape())
-    shapeOperand = c.in(1);
+  if (!resTy.hasStaticShape()) {
+    shapeOperand = c.cast(c.in(1), c.b.getI64Type());
+    if (!copied.empty() || inferIdx >= 0) {
+      // Rebuild the extents without placeholders, one entry at a time.
+      Value inShape;
+      auto inputExtents = [&] {
+        if (!inShape)
+          inShape = shapeOf(c, x);
+        return inShape;
+      };
+      SmallVector<Value> elems;
+      for (int64_t i = 0; i < resTy.getRank(); ++i) {
+        if (!resTy.isDynamicDim(i))
+          elems.push_back(i64Constant(c, {resTy.getDimSize(i)}));
+        else if (llvm::is_contained(copied, i))
+          elems.push_back(elementAt(c, inputExtents(), i));
+        else if (i == inferIdx)
+          elems.push_back(Value());
+        else
+          elems.push_back(elementAt(c, shapeOperand, i));
+      }
+      if (inferIdx >= 0 && resTy.isDynamicDim(inferIdx)) {
+        SmallVector<Value> others;
+        for (Value e : elems)
+          if (e)
+            others.push_back(e);
+        Value numel = productOf(c, inputExtents());
+        Value rest = others.empty() ? i64Constant(c, {1})
+                                    : productOf(c, concatI64(c, others));
+        elems[inferIdx] = DivOp::create(c.b, c.loc, tensorType(numel), numel, rest);
+      }
+      shapeOperand = concatI64(c, elems);
+    }
+  }
   return c.out(ReshapeOp::create(c.b, c.loc, resTy, x, shapeOperand));
+}
+
+/// ONNX Slice of one axis whose bounds are only known at run time (or are
+/// negative on a dynamic dimension): `gather(x, range(start', end', step))`
+/// with ONNX's normalization (negative bounds count from the end, then clamp
+/// to [0, dim]). `step` > 0.
+static Value sliceAtRunTime(Conv &c, Value x, int64_t axis, Value bounds[2],
+                            std::optional<int64_t> known[2], int64_t step) {
+  auto xt = tensorType(x);
+  Type i64 = c.b.getI64Type();
+  auto scalarTy = RankedTensorType::get({}, i64);
+  Value dim = xt.isDynamicDim(axis)
+                  ? toScalar(c, elementAt(c, shapeOf(c, x), axis))
+                  : i64Constant(c, {xt.getDimSize(axis)}, /*scalar=*/true);
+  Value zero = i64Constant(c, {0}, /*scalar=*/true);
+  Value norm[2];
+  for (int i = 0; i < 2; ++i) {
+    Value v = bounds[i];
+    if (known[i] && *known[i] >= 0) { // min(k, dim)
+      norm[i] = MinOp::create(c.b, c.loc, scalarTy, v, dim);
+      continue;
+    }
+    Value fromEnd = AddOp::create(c.b, c.loc, scalarTy, v, dim);
+    if (known[i]) { // max(dim + k, 0) for k < 0
+      norm[i] = MaxOp::create(c.b, c.loc, scalarTy, fromEnd, zero);
+      continue;
+    }
+    Value neg = CmpOp::create(c.b, c.loc, RankedTensorType::get({}, c.b.getI1Type()),
+                              CmpPredicate::lt, v, zero);
+    v = WhereOp::create(c.b, c.loc, scalarTy, neg, fromEnd, v);
+    v = MinOp::create(c.b, c.loc, scalarTy, v, dim);
+    norm[i] = MaxOp::create(c.b, c.loc, scalarTy, v, zero);
+  }
+  Value idx = RangeOp::create(c.b, c.loc, RankedTensorType::get({kDyn}, i64),
+                              norm[0], norm[1],
+                              i64Constant(c, {step}, /*scalar=*/true));
+  SmallVector<int64_t> shape(xt.getShape());
+  shape[axis] = kDyn;
+  return GatherOp::create(c.b, c.loc,
+                          RankedTensorType::get(shape, xt.getElementType()), x,
+                          idx, axis);
 }
 
 static LogicalResult convertSlice(Conv &c) {
   Value x = c.in(0);
   auto ty = tensorType(x);
   int64_t rank = ty.getRank();
-  std::optional<IntTensor> starts = c.imp.knownInts(c.node, 1);
-  std::optional<IntTensor> ends = c.imp.knownInts(c.node, 2);
+  std::optional<PartialInts> starts = partialInts(c.in(1));
+  std::optional<PartialInts> ends = partialInts(c.in(2));
   std::optional<IntTensor> axes = c.has(3) ? c.imp.knownInts(c.node, 3)
                                            : std::optional<IntTensor>(IntTensor());
   std::optional<IntTensor> steps = c.has(4) ? c.imp.knownInts(c.node, 4)
                                             : std::optional<IntTensor>(IntTensor());
-  if (!starts || !ends || !axes || !steps)
-    return c.error() << "slice bounds computed at run time are not supported "
-                        "(specialize dynamic inputs with --shape)",
+  if (!axes || !steps)
+    return c.error() << "slice axes and steps computed at run time are not "
+                        "supported",
+           failure();
+  if (!starts || !ends)
+    return c.error() << "slice starts and ends of unknown length are not "
+                        "supported",
+           failure();
+  size_t n = starts->size();
+  if (ends->size() != n || (!axes->data.empty() && axes->data.size() != n) ||
+      (!steps->data.empty() && steps->data.size() != n))
+    return c.error() << "starts, ends, axes and steps differ in length",
            failure();
   SmallVector<int64_t> s(rank, 0), e(rank, INT64_MAX), st(rank, 1);
-  for (size_t i = 0; i < starts->data.size(); ++i) {
+  SmallVector<std::pair<int64_t, size_t>> runTimeAxes; // (axis, entry)
+  bool sliceAtImport = false;
+  for (size_t i = 0; i < n; ++i) {
     int64_t a = axes->data.empty() ? (int64_t)i : axes->data[i];
     FailureOr<int64_t> d = c.axis(a, rank);
     if (failed(d))
@@ -576,14 +1036,21 @@ static LogicalResult convertSlice(Conv &c) {
     int64_t step = steps->data.empty() ? 1 : steps->data[i];
     if (step == 0)
       return c.error() << "slice step is 0", failure();
-    int64_t start = starts->data[i], end = ends->data[i];
+    std::optional<int64_t> startK = (*starts)[i], endK = (*ends)[i];
     int64_t dim = ty.getDimSize(*d);
-    if (dim == kDyn) {
-      if (start < 0 || step < 0 || end < 0)
-        return c.error() << "negative slice bounds or steps on a dynamic "
-                            "dimension are not supported",
+    bool atImport = startK && endK &&
+                    (dim != kDyn || (*startK >= 0 && *endK >= 0 && step > 0));
+    if (!atImport) {
+      if (step < 0)
+        return c.error() << "negative slice steps with bounds known only at "
+                            "run time are not supported",
                failure();
-    } else {
+      runTimeAxes.push_back({*d, i});
+      st[*d] = step;
+      continue;
+    }
+    int64_t start = *startK, end = *endK;
+    if (dim != kDyn) {
       if (start < 0) start += dim;
       if (end < 0) end += dim;
       if (step > 0) {
@@ -597,6 +1064,7 @@ static LogicalResult convertSlice(Conv &c) {
     s[*d] = start;
     e[*d] = end;
     st[*d] = step;
+    sliceAtImport = true;
   }
   SmallVector<int64_t> shape;
   for (int64_t d = 0; d < rank; ++d) {
@@ -611,8 +1079,36 @@ static LogicalResult convertSlice(Conv &c) {
                             : (s[d] > e[d] ? (s[d] - e[d] - st[d] - 1) / -st[d] : 0);
     shape.push_back(ext);
   }
-  auto resTy = c.outType(RankedTensorType::get(shape, ty.getElementType()));
-  return c.out(SliceOp::create(c.b, c.loc, resTy, x, s, e, st));
+  if (runTimeAxes.empty()) {
+    auto resTy = c.outType(RankedTensorType::get(shape, ty.getElementType()));
+    return c.out(SliceOp::create(c.b, c.loc, resTy, x, s, e, st));
+  }
+  // Axes with import-time bounds first (run-time axes taken whole), then one
+  // gather per run-time axis.
+  Value result = x;
+  if (sliceAtImport) {
+    for (auto [d, i] : runTimeAxes) {
+      s[d] = 0;
+      e[d] = ty.isDynamicDim(d) ? INT64_MAX : ty.getDimSize(d);
+      st[d] = 1;
+      shape[d] = ty.getDimSize(d);
+    }
+    result = SliceOp::create(c.b, c.loc,
+                             RankedTensorType::get(shape, ty.getElementType()),
+                             x, s, e, st);
+  }
+  Value startsV = c.cast(c.in(1), c.b.getI64Type());
+  Value endsV = c.cast(c.in(2), c.b.getI64Type());
+  for (auto [d, i] : runTimeAxes) {
+    Value bounds[2];
+    std::optional<int64_t> known[2] = {(*starts)[i], (*ends)[i]};
+    for (int k = 0; k < 2; ++k)
+      bounds[k] = known[k] ? i64Constant(c, {*known[k]}, /*scalar=*/true)
+                           : toScalar(c, elementAt(c, k ? endsV : startsV, i));
+    int64_t step = steps->data.empty() ? 1 : steps->data[i];
+    result = sliceAtRunTime(c, result, d, bounds, known, step);
+  }
+  return c.out(result);
 }
 
 static LogicalResult convertSplit(Conv &c) {
@@ -671,6 +1167,11 @@ static LogicalResult convertSqueezeLike(Conv &c, bool squeeze) {
   if (!axes) {
     if (!squeeze)
       return c.error() << "Unsqueeze requires axes", failure();
+    // Squeeze every size-1 dimension: which ones that is must be known.
+    if (!ty.hasStaticShape())
+      return c.error() << "Squeeze without axes of a tensor with dynamic "
+                          "dimensions is not supported",
+             failure();
     for (int64_t d = 0; d < ty.getRank(); ++d)
       if (ty.getDimSize(d) == 1)
         norm.push_back(d);
@@ -751,8 +1252,8 @@ static LogicalResult convertMatMulNBits(Conv &c) {
                                      bias, k, n, bits, block));
 }
 
-LogicalResult onnximport::convertNode(GraphImporter &imp,
-                                      const onnx::NodeProto &node) {
+static LogicalResult convertNodeImpl(GraphImporter &imp,
+                                     const onnx::NodeProto &node) {
   OpBuilder &b = imp.builder;
   Conv c(imp, node);
   llvm::StringRef op = node.op_type();
@@ -767,9 +1268,36 @@ LogicalResult onnximport::convertNode(GraphImporter &imp,
   if (op == "Identity")
     return c.out(c.in(0));
   if (op == "Dropout") {
-    if (node.output_size() > 1 && !node.output(1).empty())
-      return c.error() << "the dropout mask output is not supported", failure();
-    return c.out(c.in(0));
+    // Inference mode (training_mode absent or false) and ratio 0 are the
+    // identity with an all-true mask; training-mode dropout is random.
+    bool training = false;
+    if (c.has(2)) {
+      std::optional<double> t = imp.knownScalar(node, 2);
+      if (!t)
+        return c.error() << "training_mode must be a constant", failure();
+      training = *t != 0;
+    }
+    if (training) {
+      std::optional<double> ratio =
+          c.has(1) ? imp.knownScalar(node, 1) : std::optional<double>(0.5);
+      if (!ratio || *ratio != 0)
+        return c.error() << "training-mode dropout (random) is not "
+                            "supported; export the model in inference mode",
+               failure();
+    }
+    Value x = c.in(0);
+    if (node.output_size() > 1 && !node.output(1).empty()) {
+      auto xt = tensorType(x);
+      auto maskTy = xt.clone(b.getI1Type());
+      auto scalarTy = RankedTensorType::get({}, b.getI1Type());
+      Value mask = imp.constant(
+          c.loc, DenseElementsAttr::get(
+                     maskTy.hasStaticShape() ? maskTy : scalarTy, true));
+      if (!maskTy.hasStaticShape())
+        mask = ExpandOp::create(b, c.loc, maskTy, mask, shapeOf(c, x));
+      (void)c.out(mask, 1);
+    }
+    return c.out(x);
   }
   if (unaryOps().contains(op))
     return c.out(createUnary(c, op, c.in(0)));
@@ -778,13 +1306,39 @@ LogicalResult onnximport::convertNode(GraphImporter &imp,
   if (op == "Sub") return convertBinary<SubOp>(c, c.in(0), c.in(1));
   if (op == "Mul") return convertBinary<MulOp>(c, c.in(0), c.in(1));
   if (op == "Div") return convertBinary<DivOp>(c, c.in(0), c.in(1));
-  if (op == "Pow") return convertBinary<PowOp>(c, c.in(0), c.in(1));
-  if (op == "Mod") {
-    if (imp.attrInt(node, "fmod", 0) !=
-        (int64_t)isa<FloatType>(tensorType(c.in(0)).getElementType()))
-      return c.error() << "Mod with fmod=" << imp.attrInt(node, "fmod", 0)
-                       << " on this element type is not supported",
+  if (op == "Pow") {
+    Type et = tensorType(c.in(0)).getElementType();
+    if (isa<FloatType>(et))
+      return convertBinary<PowOp>(c, c.in(0), c.in(1));
+    // Integer base: pow in f64 (exact while |result| < 2^53), then back to
+    // the base type, truncating like ONNX's `pow(x, y).astype(x.dtype)`.
+    Type f64 = b.getF64Type();
+    Value x = c.cast(c.in(0), f64), y = c.cast(c.in(1), f64);
+    RankedTensorType ty = c.broadcastType({x, y}, f64);
+    if (!ty)
+      return c.error() << "operand shapes are not broadcast-compatible",
              failure();
+    return c.out(c.cast(PowOp::create(b, c.loc, ty, x, y), et));
+  }
+  if (op == "Mod") {
+    bool isFloat = isa<FloatType>(tensorType(c.in(0)).getElementType());
+    int64_t fmod = imp.attrInt(node, "fmod", 0);
+    if (isFloat && fmod != 1)
+      return c.error() << "Mod of floating-point values requires fmod=1",
+             failure();
+    if (!isFloat && fmod == 1) {
+      // C fmod on integers (result has the sign of the dividend):
+      // x - y * (x / y) with truncating division.
+      Value x = c.in(0), y = c.in(1);
+      Type et = tensorType(x).getElementType();
+      RankedTensorType ty = c.broadcastType({x, y}, et);
+      if (!ty)
+        return c.error() << "operand shapes are not broadcast-compatible",
+               failure();
+      Value q = DivOp::create(b, c.loc, ty, x, y);
+      Value p = MulOp::create(b, c.loc, ty, y, q);
+      return c.out(SubOp::create(b, c.loc, ty, x, p));
+    }
     return convertBinary<ModOp>(c, c.in(0), c.in(1));
   }
   if (op == "Min") return convertVariadic<MinOp>(c);
@@ -830,15 +1384,31 @@ LogicalResult onnximport::convertNode(GraphImporter &imp,
     return c.out(WhereOp::create(b, c.loc, ty, c.in(0), c.in(1), c.in(2)));
   }
   if (op == "Clip") {
-    FloatAttr lo, hi;
+    std::optional<double> bound[2];
     for (int i : {1, 2}) {
       if (!c.has(i))
         continue;
-      std::optional<double> v = imp.knownScalar(node, i);
-      if (!v)
+      bound[i - 1] = imp.knownScalar(node, i);
+      if (!bound[i - 1])
         return c.error() << "clip bounds must be constants", failure();
-      (i == 1 ? lo : hi) = b.getF64FloatAttr(*v);
     }
+    // Integer bounds at or beyond the type's range clip nothing (and may not
+    // survive the trip through f64): drop them.
+    if (auto it = dyn_cast<IntegerType>(tensorType(c.in(0)).getElementType())) {
+      unsigned w = it.getWidth();
+      bool u = it.isUnsigned() || w == 1;
+      double tmin = u ? 0.0 : std::ldexp(-1.0, w - 1);
+      double tmax = u ? std::ldexp(1.0, w) - 1 : std::ldexp(1.0, w - 1) - 1;
+      if (bound[0] && *bound[0] <= tmin)
+        bound[0].reset();
+      if (bound[1] && *bound[1] >= tmax)
+        bound[1].reset();
+    }
+    // min > max gives max everywhere (min(max(x, lo), hi)): same as lo = hi.
+    if (bound[0] && bound[1] && *bound[0] > *bound[1])
+      bound[0] = bound[1];
+    FloatAttr lo = bound[0] ? b.getF64FloatAttr(*bound[0]) : FloatAttr();
+    FloatAttr hi = bound[1] ? b.getF64FloatAttr(*bound[1]) : FloatAttr();
     return c.out(ClipOp::create(b, c.loc, c.in(0).getType(), c.in(0), lo, hi));
   }
   if (op == "Cast" || op == "CastLike") {
@@ -875,16 +1445,45 @@ LogicalResult onnximport::convertNode(GraphImporter &imp,
     return c.out(GatherOp::create(b, c.loc, ty, data, idx, *axis));
   }
   if (op == "LayerNormalization") {
-    for (int i = 1; i < node.output_size(); ++i)
-      if (!node.output(i).empty())
-        return c.error() << "the Mean/InvStdDev outputs are not supported",
-               failure();
     Value x = c.in(0);
     auto ty = tensorType(x);
     FailureOr<int64_t> axis = c.axis(imp.attrInt(node, "axis", -1), ty.getRank());
     if (failed(axis))
       return failure();
     double eps = imp.attrFloat(node, "epsilon", 1e-5f);
+    bool wantMean = node.output_size() > 1 && !node.output(1).empty();
+    bool wantInvStd = node.output_size() > 2 && !node.output(2).empty();
+    if (wantMean || wantInvStd) {
+      // The optional statistics, as ONNX's function body computes them in
+      // the stash type: Mean = mean(x), InvStdDev = 1 / sqrt(var(x) + eps)
+      // over the normalized axes, kept as size-1 dimensions.
+      int64_t stash = imp.attrInt(node, "stash_type", 1);
+      Type st = convertElementType(stash, imp.ctx);
+      if (!st || !isa<FloatType>(st))
+        return c.error() << "unsupported stash_type " << stash, failure();
+      SmallVector<int64_t> axes, statShape;
+      for (int64_t d = 0; d < ty.getRank(); ++d) {
+        if (d >= *axis)
+          axes.push_back(d);
+        statShape.push_back(d >= *axis ? 1 : ty.getDimSize(d));
+      }
+      auto statTy = RankedTensorType::get(statShape, st);
+      auto fullTy = ty.clone(st);
+      Value xs = c.cast(x, st);
+      Value mean =
+          ReduceOp::create(b, c.loc, statTy, ReduceKind::mean, xs, axes, true);
+      Value d = SubOp::create(b, c.loc, fullTy, xs, mean);
+      Value d2 = MulOp::create(b, c.loc, fullTy, d, d);
+      Value var =
+          ReduceOp::create(b, c.loc, statTy, ReduceKind::mean, d2, axes, true);
+      Value varEps = AddOp::create(b, c.loc, statTy, var, c.f32Scalar(eps, st));
+      Value inv = ReciprocalOp::create(
+          b, c.loc, statTy, SqrtOp::create(b, c.loc, statTy, varEps));
+      if (wantMean)
+        (void)c.out(mean, 1);
+      if (wantInvStd)
+        (void)c.out(inv, 2);
+    }
     return c.out(LayerNormOp::create(b, c.loc, ty, x, c.in(1),
                                      c.has(2) ? c.in(2) : Value(),
                                      b.getI64IntegerAttr(*axis),
@@ -919,10 +1518,22 @@ LogicalResult onnximport::convertNode(GraphImporter &imp,
       acc = (acc == kDyn || ty.isDynamicDim(d)) ? kDyn : acc * ty.getDimSize(d);
     }
     auto resTy = RankedTensorType::get({outer, inner}, ty.getElementType());
-    if (!resTy.hasStaticShape())
-      return c.error() << "Flatten of a dynamic shape is not supported",
-             failure();
-    return c.out(ReshapeOp::create(b, c.loc, resTy, x, Value()));
+    Value shapeOperand;
+    if (!resTy.hasStaticShape()) {
+      // Run-time extents: the products of shape[:axis] and shape[axis:].
+      Value extents = shapeOf(c, x);
+      auto product = [&](int64_t known, int64_t lo, int64_t hi) {
+        if (known != kDyn)
+          return i64Constant(c, {known});
+        Value part = SliceOp::create(
+            b, c.loc, RankedTensorType::get({hi - lo}, b.getI64Type()), extents,
+            ArrayRef<int64_t>{lo}, ArrayRef<int64_t>{hi}, ArrayRef<int64_t>{1});
+        return productOf(c, part);
+      };
+      shapeOperand = concatI64(c, {product(outer, 0, axis),
+                                   product(inner, axis, ty.getRank())});
+    }
+    return c.out(ReshapeOp::create(b, c.loc, resTy, x, shapeOperand));
   }
   if (op == "Transpose") {
     Value x = c.in(0);
@@ -975,14 +1586,17 @@ LogicalResult onnximport::convertNode(GraphImporter &imp,
         return c.error() << "input cannot be broadcast to the requested shape",
                failure();
       resTy = c.outType(RankedTensorType::get(target, ty.getElementType()));
+    } else if (std::optional<PartialInts> partial = partialInts(c.in(1))) {
+      resTy = c.outType(expandType(ty, *partial));
     } else {
       FailureOr<RankedTensorType> inferred = imp.outputType(node, 0);
       if (failed(inferred))
         return c.error() << "result rank unknown", failure();
       resTy = *inferred;
     }
-    return c.out(ExpandOp::create(b, c.loc, resTy, x,
-                                  resTy.hasStaticShape() ? Value() : c.in(1)));
+    return c.out(ExpandOp::create(
+        b, c.loc, resTy, x,
+        resTy.hasStaticShape() ? Value() : expandExtents(c, x, c.in(1), resTy)));
   }
   if (op == "Squeeze")
     return convertSqueezeLike(c, true);
@@ -1015,18 +1629,21 @@ LogicalResult onnximport::convertNode(GraphImporter &imp,
                           ArrayRef<int64_t>{1});
     return c.out(s);
   }
+  if (op == "Size") {
+    // Static sizes fold in tryFold; here: the product of the run-time shape.
+    Value x = c.in(0);
+    return c.out(ReduceOp::create(
+        b, c.loc, RankedTensorType::get({}, b.getI64Type()), ReduceKind::prod,
+        shapeOf(c, x), ArrayRef<int64_t>{0}, false));
+  }
   if (op == "Range") {
     FailureOr<RankedTensorType> ty = imp.outputType(node, 0);
-    if (failed(ty))
-      return c.error() << "result type unknown", failure();
+    if (failed(ty) || ty->getRank() != 1)
+      ty = RankedTensorType::get({kDyn}, tensorType(c.in(0)).getElementType());
     return c.out(RangeOp::create(b, c.loc, *ty, c.in(0), c.in(1), c.in(2)));
   }
   if (op == "ConstantOfShape") {
     std::optional<IntTensor> shape = imp.knownInts(node, 0);
-    if (!shape)
-      return c.error() << "a run-time shape is not supported (specialize "
-                          "dynamic inputs with --shape)",
-             failure();
     Attribute fill = b.getF32FloatAttr(0.0f);
     Type et = b.getF32Type();
     if (const auto *v = imp.attr(node, "value")) {
@@ -1038,6 +1655,23 @@ LogicalResult onnximport::convertNode(GraphImporter &imp,
         return c.error() << "malformed value", failure();
       et = dense.getElementType();
       fill = *dense.value_begin<Attribute>();
+    }
+    if (!shape) {
+      // Shape computed at run time: broadcast the fill value to it.
+      std::optional<PartialInts> partial = partialInts(c.in(0));
+      if (!partial)
+        return c.error() << "a run-time shape of unknown length is not "
+                            "supported",
+               failure();
+      SmallVector<int64_t> dims;
+      for (std::optional<int64_t> d : *partial)
+        dims.push_back(d ? *d : kDyn);
+      auto resTy = c.outType(RankedTensorType::get(dims, et));
+      auto scalarTy = RankedTensorType::get({}, et);
+      Value fillV = imp.constant(c.loc, DenseElementsAttr::get(scalarTy, fill));
+      return c.out(ExpandOp::create(
+          b, c.loc, resTy, fillV,
+          resTy.hasStaticShape() ? Value() : c.cast(c.in(0), b.getI64Type())));
     }
     auto ty = RankedTensorType::get(shape->data, et);
     auto attr = DenseElementsAttr::get(ty, fill);
@@ -1084,4 +1718,54 @@ LogicalResult onnximport::convertNode(GraphImporter &imp,
                                          c.in(7)));
   }
   return c.error() << "no conversion", failure();
+}
+
+/// After `node` was converted: outputs that are small integer tensors known
+/// entirely at import time (e.g. `Gather(Shape(x), 2)` of a static dimension
+/// of a dynamic tensor) become constants, so that later folds see them. When
+/// every output folded, the ops the conversion built are erased if unused.
+static void foldKnownOutputs(GraphImporter &imp, const onnx::NodeProto &node,
+                             ArrayRef<Operation *> created) {
+  bool allConstant = true, folded = false;
+  for (int i = 0; i < node.output_size(); ++i) {
+    if (node.output(i).empty())
+      continue;
+    Value v = imp.output(node, i);
+    if (!v || v.getDefiningOp<ConstantOp>())
+      continue;
+    std::optional<PartialInts> p = partialInts(v);
+    if (!p || !allKnown(*p)) {
+      allConstant = false;
+      continue;
+    }
+    auto ty = tensorType(v);
+    IntTensor t;
+    t.shape.assign(ty.getShape().begin(), ty.getShape().end());
+    for (std::optional<int64_t> e : *p)
+      t.data.push_back(*e);
+    imp.setOutput(node, i, imp.intConstant(imp.nodeLoc(node), t, ty.getElementType()));
+    imp.setKnown(node.output(i), std::move(t));
+    folded = true;
+  }
+  if (!folded || !allConstant)
+    return;
+  for (Operation *op : llvm::reverse(created))
+    if (isOpTriviallyDead(op))
+      op->erase();
+}
+
+LogicalResult onnximport::convertNode(GraphImporter &imp,
+                                      const onnx::NodeProto &node) {
+  // The importer appends to the end of the function's block.
+  Block *block = imp.builder.getInsertionBlock();
+  Operation *last = block->empty() ? nullptr : &block->back();
+  if (failed(convertNodeImpl(imp, node)))
+    return failure();
+  SmallVector<Operation *> created;
+  for (Operation &op : last ? llvm::make_range(std::next(last->getIterator()),
+                                               block->end())
+                            : llvm::make_range(block->begin(), block->end()))
+    created.push_back(&op);
+  foldKnownOutputs(imp, node, created);
+  return success();
 }

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The test command: on a fresh Debian 12 machine (as root, or with sudo) it
+# installs every dependency, configures, builds and runs the whole suite.
+# Idempotent; rerunning reuses the build directory and ccache.
+#
+#   scripts/test.sh            # everything
+#   QUENCH_BUILD_DIR=out scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILD_DIR=${QUENCH_BUILD_DIR:-$ROOT/build}
+JOBS=${QUENCH_JOBS:-$(nproc)}
+
+bash scripts/setup-deps.sh
+
+export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/quench-ccache}
+export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-2G}
+
+start=$(date +%s)
+cmake -G Ninja -S "$ROOT" -B "$BUILD_DIR" \
+  -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
+  -DLLVM_USE_LINKER=lld
+ninja -C "$BUILD_DIR" -j "$JOBS"
+echo "test.sh: configure + build took $(( $(date +%s) - start )) s"
+
+ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS"
