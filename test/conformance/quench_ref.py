@@ -104,13 +104,26 @@ def _float_from_bits(tok, dtype):
     return np.array([bits], np.uint64).view(np.float64)[0]
 
 
+def _bools_from_raw(raw, shape):
+    """i1 payloads: MLIR bit-packs dense i1 data (LSB first); a single byte
+    is a splat; one byte per element is accepted too."""
+    n = int(np.prod(shape))
+    b = np.frombuffer(raw, np.uint8)
+    if b.size == n:
+        return b.astype(np.bool_).reshape(shape)
+    if b.size == 1:
+        return np.full(shape, bool(b[0]), np.bool_)
+    bits = np.unpackbits(b, bitorder="little")[:n]
+    return bits.astype(np.bool_).reshape(shape)
+
+
 def _parse_dense(body, ttype):
     dt = ttype.dtype
     shape = ttype.shape
     if body.startswith('"0x'):
         raw = bytes.fromhex(body[3:-1])
         if dt == np.bool_:
-            return np.frombuffer(raw, np.uint8).astype(np.bool_).reshape(shape)
+            return _bools_from_raw(raw, shape)
         arr = np.frombuffer(raw, dt)
         if arr.size == 1 and int(np.prod(shape)) != 1:
             return np.full(shape, arr[0], dt)
@@ -150,7 +163,7 @@ def _parse_attr(text, resources):
         tt = TensorType(m.group(2))
         raw = resources[m.group(1)][4:]
         if tt.dtype == np.bool_:
-            return np.frombuffer(raw, np.uint8).astype(np.bool_).reshape(tt.shape)
+            return _bools_from_raw(raw, tt.shape)
         return np.frombuffer(raw, tt.dtype).reshape(tt.shape).copy()
     m = re.fullmatch(r"(\S+) : (i\d+|f\d+)", text)
     if m:

@@ -107,6 +107,34 @@ def check_numerics(tools, mlir, ref):
     return err
 
 
+# What quench-raise-ops must make of each architecture: exact counts of the
+# raised ops, and no op left over from the decomposed forms.
+EXPECTED_RAISED = {
+    "gpt2": {"layer_norm": 5, "gelu": 2, "linear": 9, "matmul": 4},
+    "llama": {"rms_norm": 5, "silu": 2, "linear": 15, "matmul": 4},
+    "t5": {"rms_norm": 9, "gelu": 3, "linear": 26, "matmul": 8},
+    "stories260k": {"rms_norm": 11, "silu": 5, "linear": 36, "matmul": 10},
+}
+DECOMPOSED_LEFTOVERS = ("erf", "tanh", "sigmoid", "rsqrt", "sqrt", "pow")
+
+
+def check_raised(raised_path):
+    arch = os.path.basename(raised_path).split("_")[0]
+    want = EXPECTED_RAISED.get(arch)
+    if want is None:
+        return
+    with open(raised_path) as f:
+        ops = re.findall(r"= quench\.([a-z_]+) ", f.read())
+    got = {op: ops.count(op) for op in want}
+    if got != want:
+        raise StepError("%s: raised ops %s, expected %s" % (
+            raised_path, got, want))
+    left = sorted({op for op in ops if op in DECOMPOSED_LEFTOVERS})
+    if left:
+        raise StepError("%s: decomposed ops left after raising: %s" % (
+            raised_path, ", ".join(left)))
+
+
 def import_and_verify(tools, onnx_path, out_base, want_args, want_results,
                       shape=None, ref=None):
     """Imports (optionally specialized) and raises; checks the signature and,
@@ -123,6 +151,7 @@ def import_and_verify(tools, onnx_path, out_base, want_args, want_results,
             ", ".join(want_results)))
     _, t_opt = run([tools.quench_opt, mlir, "--quench-raise-ops",
                     "-o", out_base + ".raised.mlir"])
+    check_raised(out_base + ".raised.mlir")
     if tools.quench_ref and ref:
         for m in (mlir, out_base + ".raised.mlir"):
             tools.max_err = max(tools.max_err, check_numerics(tools, m, ref))

@@ -122,10 +122,18 @@ def Quench_ClipOp : Quench_Op<"clip", [Pure, SameOperandsAndResultType]> {
 def Quench_CastOp : Quench_Op<"cast", [Pure, SameOperandsAndResultShape]> {
   let summary = "element type conversion";
   let description = [{
-    Converts every element to the result element type with ONNX `Cast`
-    semantics: float→int truncates toward zero, int→bool is `x != 0`,
-    bool→number gives 0/1. Shapes must agree; casting to the same type folds
-    away.
+    Converts every element to the result element type (ONNX `Cast`), with
+    every case defined:
+    * float → narrower float (f32 → f16/bf16, f64 → f32): round to nearest,
+      ties to even; overflow gives ±inf; NaN stays NaN.
+    * float → integer: truncate toward zero, then saturate to the result's
+      range; NaN gives 0 (ONNX leaves out-of-range results undefined).
+    * integer → float: round to nearest, ties to even.
+    * integer → integer: sign- or zero-extend by the source signedness, or
+      keep the low bits (two's complement wrap), as NumPy `astype`.
+    * anything → bool (`i1`): `x != 0`; bool → number: 0 or 1.
+
+    Shapes must agree; casting to the same type folds away.
   }];
   let arguments = (ins Quench_NumericTensor:$input);
   let results = (outs Quench_NumericTensor:$result);
@@ -258,7 +266,8 @@ def Quench_LayerNormOp : Quench_Op<"layer_norm", [Pure]> {
     `mean = mean(x, D)`, `var = mean((x - mean)^2, D)`,
     `result = (x - mean) / sqrt(var + epsilon) * scale + bias`.
     `scale` (and the optional `bias`) have shape `D`. The result has the
-    input's type.
+    input's type. For f16/bf16 inputs the statistics are computed in f32
+    (ONNX's default `stash_type`), and the result rounded once at the end.
   }];
   let arguments = (ins Quench_FloatTensor:$input, Quench_FloatTensor:$scale,
                        Optional<Quench_FloatTensor>:$bias,
@@ -274,7 +283,8 @@ def Quench_RMSNormOp : Quench_Op<"rms_norm", [Pure]> {
   let description = [{
     With `D = input.shape[axis:]`:
     `result = x / sqrt(mean(x^2, D) + epsilon) * scale`; no mean is
-    subtracted and there is no bias. `scale` has shape `D`.
+    subtracted and there is no bias. `scale` has shape `D`. For f16/bf16
+    inputs the mean of squares is computed in f32.
   }];
   let arguments = (ins Quench_FloatTensor:$input, Quench_FloatTensor:$scale,
                        I64Attr:$axis, F64Attr:$epsilon);
