@@ -54,9 +54,9 @@ t0=$(ms)
 echo "imported in $(( $(ms) - t0 )) ms -> $WORK/model.mlir"
 
 echo
-echo "== 3. Raise decomposed patterns (quench-opt --quench-raise-ops --canonicalize)"
+echo "== 3. Prepare: fold, raise decomposed patterns, CSE (quench-opt --quench-prepare)"
 t0=$(ms)
-"$BUILD_DIR/bin/quench-opt" "$WORK/model.mlir" --quench-raise-ops --canonicalize \
+"$BUILD_DIR/bin/quench-opt" "$WORK/model.mlir" --quench-prepare \
   -o "$WORK/model.raised.mlir"
 echo "raised in $(( $(ms) - t0 )) ms -> $WORK/model.raised.mlir"
 

@@ -3,6 +3,7 @@
 #include "quench/InitAllDialects.h"
 #include "quench/Dialect/Quench/IR/QuenchDialect.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
+#include "quench/Pipelines/Pipelines.h"
 
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
@@ -17,4 +18,5 @@ void quench::registerAllDialects(mlir::DialectRegistry &registry) {
 void quench::registerAllPasses() {
   mlir::registerAllPasses();
   quench::registerQuenchPasses();
+  quench::registerQuenchPipelines();
 }
