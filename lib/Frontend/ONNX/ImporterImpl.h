@@ -38,6 +38,10 @@ Type convertElementType(int32_t onnxType, MLIRContext *ctx);
 /// Human-readable ONNX element type name.
 std::string onnxTypeName(int32_t onnxType);
 
+/// Collapses whitespace runs (libonnx messages span several lines) so that
+/// every error stays one line.
+std::string oneLine(llvm::StringRef message);
+
 /// Integer data of a small tensor known at import time.
 struct IntTensor {
   SmallVector<int64_t> shape;

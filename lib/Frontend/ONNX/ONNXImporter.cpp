@@ -415,7 +415,7 @@ OwningOpRef<ModuleOp> quench::importONNXFile(llvm::StringRef path,
   try {
     err = onnximport::loadModel(path, options, *model);
   } catch (const std::exception &e) {
-    err = "'" + path.str() + "': " + e.what();
+    err = "'" + path.str() + "': " + onnximport::oneLine(e.what());
   }
   if (!err.empty()) {
     emitError(fileLoc) << err;
@@ -427,7 +427,7 @@ OwningOpRef<ModuleOp> quench::importONNXFile(llvm::StringRef path,
     if (failed(importer.importGraph(*module, options.functionName)))
       return nullptr;
   } catch (const std::exception &e) {
-    emitError(fileLoc) << "import failed: " << e.what();
+    emitError(fileLoc) << "import failed: " << onnximport::oneLine(e.what());
     return nullptr;
   }
   if (failed(verify(*module)))

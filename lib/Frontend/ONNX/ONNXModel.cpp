@@ -44,6 +44,22 @@ Type onnximport::convertElementType(int32_t t, MLIRContext *ctx) {
   }
 }
 
+std::string onnximport::oneLine(llvm::StringRef message) {
+  std::string out;
+  bool space = false;
+  for (char c : message.trim()) {
+    if (c == '\n' || c == '\r' || c == '\t' || c == ' ') {
+      space = true;
+      continue;
+    }
+    if (space && !out.empty())
+      out += ' ';
+    space = false;
+    out += c;
+  }
+  return out;
+}
+
 std::string onnximport::onnxTypeName(int32_t t) {
   if (onnx::TensorProto_DataType_IsValid(t))
     return onnx::TensorProto_DataType_Name(t);
@@ -198,7 +214,7 @@ std::string onnximport::loadModel(llvm::StringRef path,
       auto status = parser.Parse(model);
       if (!status.IsOK())
         return "'" + path.str() +
-               "' is not valid ONNX textual syntax: " + status.ErrorMessage();
+               "' is not valid ONNX textual syntax: " + oneLine(status.ErrorMessage());
     } else if (data.size() > (size_t)INT_MAX ||
                !model.ParseFromArray(data.data(), (int)data.size())) {
       return "'" + path.str() +
@@ -206,7 +222,7 @@ std::string onnximport::loadModel(llvm::StringRef path,
              "is truncated or not ONNX)";
     }
   } catch (const std::exception &e) {
-    return "'" + path.str() + "' could not be parsed: " + e.what();
+    return "'" + path.str() + "' could not be parsed: " + oneLine(e.what());
   }
   if (!model.has_graph() || model.graph().node_size() == 0)
     return "'" + path.str() + "' has no graph nodes";
@@ -233,10 +249,7 @@ std::string onnximport::loadModel(llvm::StringRef path,
   try {
     onnx::checker::check_model(model);
   } catch (const std::exception &e) {
-    std::string msg = e.what();
-    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' '))
-      msg.pop_back();
-    return "'" + path.str() + "' fails the ONNX checker: " + msg;
+    return "'" + path.str() + "' fails the ONNX checker: " + oneLine(e.what());
   }
 
   if (std::string err = applyShapeOverrides(options, *model.mutable_graph());
@@ -249,7 +262,8 @@ std::string onnximport::loadModel(llvm::StringRef path,
     onnx::shape_inference::InferShapes(
         model, onnx::OpSchemaRegistry::Instance(), opts);
   } catch (const std::exception &e) {
-    return "ONNX shape inference failed on '" + path.str() + "': " + e.what();
+    return "ONNX shape inference failed on '" + path.str() +
+           "': " + oneLine(e.what());
   }
   return {};
 }
