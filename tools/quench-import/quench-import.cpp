@@ -41,9 +41,10 @@ static cl::list<std::string>
            cl::value_desc("NAME=DxD..."), cl::cat(category));
 static cl::opt<bool> emitBytecode(
     "emit-bytecode",
-    cl::desc("Write MLIR bytecode instead of text: weights are stored as raw "
-             "bytes (half the size of the textual hex form, and much faster "
-             "to write and read back)"),
+    cl::desc("Write MLIR bytecode instead of text (implied by an output "
+             "name ending in .mlirbc): weights are stored as raw bytes, half "
+             "the size of the textual hex form and much faster to write and "
+             "read back; use it for large models"),
     cl::cat(category));
 static cl::opt<bool> elideWeights(
     "elide-weights",
@@ -103,7 +104,7 @@ int main(int argc, char **argv) {
     flags.elideLargeElementsAttrs(16).elideLargeResourceString(16);
   std::string err = quench::writeFileAtomically(
       outputPath, [&](llvm::raw_ostream &os) {
-        if (emitBytecode) {
+        if (emitBytecode || StringRef(outputPath).ends_with(".mlirbc")) {
           mlir::BytecodeWriterConfig config("quench-import");
           return mlir::succeeded(mlir::writeBytecodeToFile(*module, os, config));
         }
