@@ -64,6 +64,7 @@ CONST_OPERANDS = {
     "ReduceMin": (1,),
     "ReduceProd": (1,),
     "Clip": (1, 2),
+    "Tile": (1,),
     "Trilu": (1,),
     "ConstantOfShape": (0,),
     "Dropout": (1, 2),  # ratio, training_mode

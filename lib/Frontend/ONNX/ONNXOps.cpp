@@ -48,7 +48,12 @@ static const llvm::StringSet<> &defaultDomainOps() {
         "Expand", "Squeeze", "Unsqueeze", "Trilu", "Shape", "Range",
         "ConstantOfShape", "Size", "Flatten", "QuantizeLinear",
         "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger",
-        "QLinearMatMul"};
+        "QLinearMatMul",
+        // Composed from quench ops at import (see convertComposite).
+        "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "HardSigmoid",
+        "HardSwish", "Softplus", "Softsign", "ThresholdedRelu", "Sign",
+        "LogSoftmax", "Tile", "ReduceL1", "ReduceL2", "ReduceSumSquare",
+        "ReduceLogSum", "ReduceLogSumExp"};
     for (const auto &u : unaryOps())
       s.insert(u.getKey());
     return s;
@@ -850,16 +855,19 @@ static FailureOr<SmallVector<int64_t>> reduceAxes(Conv &c, int64_t rank,
   return out;
 }
 
-static LogicalResult convertReduce(Conv &c, ReduceKind kind) {
-  Value x = c.in(0);
+/// Reduces `x` over the node's axes (attribute or input, with ONNX's
+/// defaults) with `kind`; `keep` overrides the node's keepdims.
+static FailureOr<Value> reduceValue(Conv &c, Value x, ReduceKind kind,
+                                    std::optional<bool> keepOverride = {}) {
   auto ty = tensorType(x);
   bool identity;
   FailureOr<SmallVector<int64_t>> axes = reduceAxes(c, ty.getRank(), identity);
   if (failed(axes))
     return failure();
   if (identity)
-    return c.out(x);
-  bool keep = c.imp.attrInt(c.node, "keepdims", 1);
+    return x;
+  bool keep = keepOverride ? *keepOverride
+                           : (bool)c.imp.attrInt(c.node, "keepdims", 1);
   SmallVector<int64_t> shape;
   for (int64_t d = 0; d < ty.getRank(); ++d) {
     if (llvm::is_contained(*axes, d)) {
@@ -869,8 +877,16 @@ static LogicalResult convertReduce(Conv &c, ReduceKind kind) {
       shape.push_back(ty.getDimSize(d));
     }
   }
-  auto resTy = c.outType(RankedTensorType::get(shape, ty.getElementType()));
-  return c.out(ReduceOp::create(c.b, c.loc, resTy, kind, x, *axes, keep));
+  auto resTy = RankedTensorType::get(shape, ty.getElementType());
+  if (!keepOverride)
+    resTy = c.outType(resTy);
+  return ReduceOp::create(c.b, c.loc, resTy, kind, x, *axes, keep)
+      .getResult();
+}
+
+static LogicalResult convertReduce(Conv &c, ReduceKind kind) {
+  FailureOr<Value> r = reduceValue(c, c.in(0), kind);
+  return failed(r) ? failure() : c.out(*r);
 }
 
 static LogicalResult convertReshape(Conv &c) {
@@ -1252,6 +1268,263 @@ static LogicalResult convertMatMulNBits(Conv &c) {
                                      bias, k, n, bits, block));
 }
 
+//===----------------------------------------------------------------------===//
+// Operators composed from quench ops
+//===----------------------------------------------------------------------===//
+//
+// Activations and reductions that transformer exports use occasionally are
+// written as short chains of existing quench ops, following the formulas of
+// the ONNX specification, so they need no new dialect surface (and every
+// lowering handles them).
+
+/// A 0-D constant `v` of element type `et` (float or integer).
+static Value scalarOf(Conv &c, double v, Type et) {
+  auto ty = RankedTensorType::get({}, et);
+  if (isa<FloatType>(et))
+    return ConstantOp::create(c.b, c.loc, ty,
+                              DenseElementsAttr::get(ty, c.b.getFloatAttr(et, v)));
+  return ConstantOp::create(
+      c.b, c.loc, ty,
+      DenseElementsAttr::get(ty, c.b.getIntegerAttr(et, (int64_t)v)));
+}
+
+template <typename OpTy>
+static Value binary(Conv &c, Value lhs, Value rhs) {
+  Type et = tensorType(lhs).getElementType();
+  SmallVector<int64_t> shape;
+  (void)broadcastShapes(tensorType(lhs).getShape(), tensorType(rhs).getShape(),
+                        shape);
+  return OpTy::create(c.b, c.loc, RankedTensorType::get(shape, et), lhs, rhs);
+}
+
+static Value cmp(Conv &c, CmpPredicate pred, Value lhs, Value rhs) {
+  SmallVector<int64_t> shape;
+  (void)broadcastShapes(tensorType(lhs).getShape(), tensorType(rhs).getShape(),
+                        shape);
+  return CmpOp::create(c.b, c.loc,
+                       RankedTensorType::get(shape, c.b.getI1Type()), pred,
+                       lhs, rhs);
+}
+
+static Value select(Conv &c, Value cond, Value a, Value b) {
+  SmallVector<int64_t> s1, s2;
+  (void)broadcastShapes(tensorType(cond).getShape(), tensorType(a).getShape(),
+                        s1);
+  (void)broadcastShapes(s1, tensorType(b).getShape(), s2);
+  return WhereOp::create(
+      c.b, c.loc, RankedTensorType::get(s2, tensorType(a).getElementType()),
+      cond, a, b);
+}
+
+static Value unary(Conv &c, llvm::StringRef op, Value x) {
+  return createUnary(c, op, x);
+}
+
+/// Converts the composite operators; `handled` is false for other ops.
+static LogicalResult convertComposite(Conv &c, bool &handled) {
+  static const llvm::StringSet<> compositeOps = {
+      "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "HardSigmoid",
+      "HardSwish", "Softplus", "Softsign", "ThresholdedRelu", "Sign",
+      "LogSoftmax", "Tile", "ReduceL1", "ReduceL2", "ReduceSumSquare",
+      "ReduceLogSum", "ReduceLogSumExp"};
+  llvm::StringRef op = c.node.op_type();
+  handled = compositeOps.contains(op);
+  if (!handled)
+    return success();
+  GraphImporter &imp = c.imp;
+  Value x = c.in(0);
+  auto xt = tensorType(x);
+  Type et = xt.getElementType();
+  bool isFloat = isa<FloatType>(et);
+  auto attrF = [&](llvm::StringRef n, float d) {
+    return (double)imp.attrFloat(c.node, n, d);
+  };
+  auto requireFloat = [&]() -> LogicalResult {
+    if (isFloat)
+      return success();
+    return c.error() << "requires a floating-point input, got " << et,
+           failure();
+  };
+  auto result = [&](Value v) {
+    // Keep the type ONNX shape inference gave the output when it is more
+    // precise (it never differs in element type here).
+    return c.out(v);
+  };
+  Value zero = scalarOf(c, 0.0, et);
+
+  if (op == "LeakyRelu" || op == "ThresholdedRelu" || op == "Elu" ||
+      op == "Selu" || op == "Celu" || op == "HardSigmoid" ||
+      op == "HardSwish" || op == "Softplus" || op == "Softsign" ||
+      op == "LogSoftmax") {
+    if (failed(requireFloat()))
+      return failure();
+  }
+
+  if (op == "LeakyRelu") { // x < 0 ? alpha * x : x
+    Value ax = binary<MulOp>(c, x, scalarOf(c, attrF("alpha", 0.01f), et));
+    return result(select(c, cmp(c, CmpPredicate::lt, x, zero), ax, x));
+  }
+  if (op == "PRelu") { // x < 0 ? slope * x : x, slope broadcast to x
+    Value slope = c.cast(c.in(1), et);
+    Value sx = binary<MulOp>(c, x, slope);
+    return result(select(c, cmp(c, CmpPredicate::lt, x, zero), sx, x));
+  }
+  if (op == "ThresholdedRelu") { // x > alpha ? x : 0
+    Value alpha = scalarOf(c, attrF("alpha", 1.0f), et);
+    return result(select(c, cmp(c, CmpPredicate::gt, x, alpha), x, zero));
+  }
+  if (op == "Elu" || op == "Selu") {
+    // Elu: x < 0 ? alpha (e^x - 1) : x.
+    // Selu: gamma * (x <= 0 ? alpha (e^x - 1) : x).
+    bool selu = op == "Selu";
+    double alpha = attrF("alpha", selu ? 1.67326319217681884765625f : 1.0f);
+    Value em1 = binary<SubOp>(c, unary(c, "Exp", x), scalarOf(c, 1.0, et));
+    Value neg = binary<MulOp>(c, em1, scalarOf(c, alpha, et));
+    Value y = select(c,
+                     cmp(c, selu ? CmpPredicate::le : CmpPredicate::lt, x, zero),
+                     neg, x);
+    if (selu)
+      y = binary<MulOp>(c, y,
+                        scalarOf(c, attrF("gamma", 1.05070102214813232421875f),
+                                 et));
+    return result(y);
+  }
+  if (op == "Celu") { // max(0, x) + min(0, alpha (e^(x / alpha) - 1))
+    double alpha = attrF("alpha", 1.0f);
+    Value a = scalarOf(c, alpha, et);
+    Value e = unary(c, "Exp", binary<DivOp>(c, x, a));
+    Value neg = binary<MulOp>(c, binary<SubOp>(c, e, scalarOf(c, 1.0, et)), a);
+    return result(binary<AddOp>(c, binary<MaxOp>(c, x, zero),
+                                binary<MinOp>(c, neg, zero)));
+  }
+  if (op == "HardSigmoid" || op == "HardSwish") {
+    // HardSigmoid: clip(alpha x + beta, 0, 1); HardSwish: x * HardSigmoid
+    // with alpha = 1/6, beta = 1/2.
+    bool swish = op == "HardSwish";
+    double alpha = swish ? 1.0 / 6.0 : attrF("alpha", 0.2f);
+    double beta = swish ? 0.5 : attrF("beta", 0.5f);
+    Value lin = binary<AddOp>(c, binary<MulOp>(c, x, scalarOf(c, alpha, et)),
+                              scalarOf(c, beta, et));
+    Value hs = ClipOp::create(c.b, c.loc, lin.getType(), lin,
+                              c.b.getF64FloatAttr(0.0), c.b.getF64FloatAttr(1.0));
+    return result(swish ? binary<MulOp>(c, x, hs) : hs);
+  }
+  if (op == "Softplus") {
+    // log(1 + e^x), computed as max(x, 0) + log(1 + e^-|x|) so that large
+    // inputs do not overflow.
+    Value e = unary(c, "Exp", unary(c, "Neg", unary(c, "Abs", x)));
+    Value l = unary(c, "Log", binary<AddOp>(c, e, scalarOf(c, 1.0, et)));
+    return result(binary<AddOp>(c, binary<MaxOp>(c, x, zero), l));
+  }
+  if (op == "Softsign") { // x / (1 + |x|)
+    Value d = binary<AddOp>(c, unary(c, "Abs", x), scalarOf(c, 1.0, et));
+    return result(binary<DivOp>(c, x, d));
+  }
+  if (op == "Sign") { // x > 0 ? 1 : (x < 0 ? -1 : 0)
+    Value one = scalarOf(c, 1.0, et);
+    Value inner = select(c, cmp(c, CmpPredicate::lt, x, zero),
+                         scalarOf(c, -1.0, et), zero);
+    Value y = select(c, cmp(c, CmpPredicate::gt, x, zero), one, inner);
+    if (tensorType(y) != xt) // 0-D branches: broadcast back to x's shape
+      y = binary<AddOp>(c, y, binary<MulOp>(c, x, zero));
+    return result(y);
+  }
+  if (op == "LogSoftmax") {
+    // x - max(x) - log(sum(exp(x - max(x)))) along the axis (opset >= 13).
+    FailureOr<int64_t> axis = c.axis(imp.attrInt(c.node, "axis", -1),
+                                     xt.getRank());
+    if (failed(axis))
+      return failure();
+    SmallVector<int64_t> shape(xt.getShape());
+    shape[*axis] = 1;
+    auto redTy = RankedTensorType::get(shape, et);
+    SmallVector<int64_t> axes{*axis};
+    Value m = ReduceOp::create(c.b, c.loc, redTy, ReduceKind::max, x, axes,
+                               true);
+    Value d = binary<SubOp>(c, x, m);
+    Value s = ReduceOp::create(c.b, c.loc, redTy, ReduceKind::sum,
+                               unary(c, "Exp", d), axes, true);
+    return result(binary<SubOp>(c, d, unary(c, "Log", s)));
+  }
+  if (op == "ReduceL1" || op == "ReduceL2" || op == "ReduceSumSquare" ||
+      op == "ReduceLogSum" || op == "ReduceLogSumExp") {
+    bool needsFloat = op == "ReduceL2" || op == "ReduceLogSum" ||
+                      op == "ReduceLogSumExp";
+    if (needsFloat && failed(requireFloat()))
+      return failure();
+    if (op == "ReduceLogSumExp") {
+      // log(sum(exp(x - m))) + m with m = max(x): no overflow.
+      FailureOr<Value> mk = reduceValue(c, x, ReduceKind::max, true);
+      FailureOr<Value> m = reduceValue(c, x, ReduceKind::max);
+      if (failed(mk) || failed(m))
+        return failure();
+      if (*mk == x) // noop_with_empty_axes: log(exp(x)) = x
+        return result(x);
+      FailureOr<Value> s = reduceValue(
+          c, unary(c, "Exp", binary<SubOp>(c, x, *mk)), ReduceKind::sum);
+      if (failed(s))
+        return failure();
+      return result(binary<AddOp>(c, unary(c, "Log", *s), *m));
+    }
+    Value in = op == "ReduceL1"       ? unary(c, "Abs", x)
+               : op == "ReduceLogSum" ? x
+                                      : binary<MulOp>(c, x, x);
+    FailureOr<Value> r = reduceValue(c, in, ReduceKind::sum);
+    if (failed(r))
+      return failure();
+    if (op == "ReduceL2")
+      return result(unary(c, "Sqrt", *r));
+    if (op == "ReduceLogSum")
+      return result(unary(c, "Log", *r));
+    return result(*r);
+  }
+  if (op == "Tile") {
+    // tile(x, r) = reshape(expand(x viewed as [1, d0, 1, d1, ...]) to
+    // [r0, d0, r1, d1, ...]) to [r0 d0, r1 d1, ...].
+    std::optional<IntTensor> reps = imp.knownInts(c.node, 1);
+    if (!reps)
+      return c.error() << "repeats must be constant", failure();
+    if ((int64_t)reps->data.size() != xt.getRank())
+      return c.error() << "repeats has " << reps->data.size()
+                       << " entries for an input of rank " << xt.getRank(),
+             failure();
+    SmallVector<int64_t> inter, expanded, final;
+    for (int64_t d = 0; d < xt.getRank(); ++d) {
+      int64_t r = reps->data[d], n = xt.getDimSize(d);
+      if (r < 0)
+        return c.error() << "negative repeat " << r, failure();
+      inter.append({1, n});
+      expanded.append({r, n});
+      final.push_back(n == kDyn ? kDyn : r * n);
+    }
+    // With dynamic dimensions the three shapes are computed at run time
+    // from shape_of(x).
+    Value interShape, expandedShape, finalShape;
+    if (!xt.hasStaticShape()) {
+      Value shape = shapeOf(c, x);
+      SmallVector<Value> ip, ep, fp;
+      for (int64_t d = 0; d < xt.getRank(); ++d) {
+        Value n = elementAt(c, shape, d);
+        Value r = i64Constant(c, {reps->data[d]});
+        ip.append({i64Constant(c, {1}), n});
+        ep.append({r, n});
+        fp.push_back(binary<MulOp>(c, r, n));
+      }
+      interShape = concatI64(c, ip);
+      expandedShape = concatI64(c, ep);
+      finalShape = concatI64(c, fp);
+    }
+    Value v = ReshapeOp::create(c.b, c.loc, RankedTensorType::get(inter, et),
+                                x, interShape);
+    v = ExpandOp::create(c.b, c.loc, RankedTensorType::get(expanded, et), v,
+                         expandedShape);
+    return result(ReshapeOp::create(c.b, c.loc,
+                                    RankedTensorType::get(final, et), v,
+                                    finalShape));
+  }
+  llvm_unreachable("composite op without a conversion");
+}
+
 static LogicalResult convertNodeImpl(GraphImporter &imp,
                                      const onnx::NodeProto &node) {
   OpBuilder &b = imp.builder;
@@ -1301,6 +1574,12 @@ static LogicalResult convertNodeImpl(GraphImporter &imp,
   }
   if (unaryOps().contains(op))
     return c.out(createUnary(c, op, c.in(0)));
+  {
+    bool handled;
+    LogicalResult r = convertComposite(c, handled);
+    if (handled)
+      return r;
+  }
 
   if (op == "Add") return convertBinary<AddOp>(c, c.in(0), c.in(1));
   if (op == "Sub") return convertBinary<SubOp>(c, c.in(0), c.in(1));

@@ -1,0 +1,328 @@
+/*
+ * Quench runtime: the small C library linked into every model artifact that
+ * Quench generates (object files, static libraries, standalone executables).
+ *
+ * Pure C11 + POSIX threads; no MLIR/LLVM dependency; no global mutable state:
+ * every piece of state lives in an object the caller creates and passes in.
+ * All functions are safe to call from several threads at once as long as they
+ * do not share a mutable object (tensor, error, thread pool: see each
+ * section for the exceptions that are allowed).
+ *
+ * Conventions
+ *  - Functions that can fail return a quench_status and take a trailing
+ *    `quench_error *err`. When err is non-NULL it is always written: on
+ *    success err->code = QUENCH_OK and err->message = "", on failure the code
+ *    and a one-line message naming the file/argument, what was expected and
+ *    what was found. err may be NULL (only the status is returned).
+ *  - Ownership is stated for every function ("Ownership:"). Memory handed to
+ *    the caller is released with the function named there, never with free()
+ *    unless stated.
+ *
+ * docs/runtime.md describes the design in more detail.
+ */
+#ifndef QUENCH_RUNTIME_H
+#define QUENCH_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define QUENCH_RUNTIME_VERSION_MAJOR 0
+#define QUENCH_RUNTIME_VERSION_MINOR 1
+
+/** Largest tensor rank the runtime (and the generated C ABI) supports. */
+#define QUENCH_MAX_RANK 8
+/** Size of quench_error::message, including the terminating NUL. */
+#define QUENCH_ERROR_MESSAGE_SIZE 512
+/** Alignment in bytes of every buffer allocated by the runtime. */
+#define QUENCH_TENSOR_ALIGNMENT 64
+
+#if defined(__GNUC__) || defined(__clang__)
+#define QUENCH_PRINTF_LIKE(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define QUENCH_PRINTF_LIKE(fmt, args)
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Status codes and errors                                                  */
+/* ------------------------------------------------------------------------ */
+
+/** Result of every fallible runtime function. Values are part of the ABI. */
+typedef enum quench_status {
+  QUENCH_OK = 0,
+  QUENCH_ERR_INVALID_ARGUMENT = 1, /**< bad argument (NULL, negative, ...) */
+  QUENCH_ERR_DTYPE_MISMATCH = 2,   /**< element type differs from expected */
+  QUENCH_ERR_SHAPE_MISMATCH = 3,   /**< rank or dimensions differ */
+  QUENCH_ERR_IO = 4,               /**< open/read/write/rename failed */
+  QUENCH_ERR_MALFORMED_FILE = 5,   /**< file content is not valid */
+  QUENCH_ERR_OUT_OF_MEMORY = 6,    /**< allocation failed or size overflow */
+  QUENCH_ERR_UNSUPPORTED = 7,      /**< valid but not supported (e.g. '>f4') */
+  QUENCH_ERR_INTERNAL = 8          /**< bug or unexpected system failure */
+} quench_status;
+
+/** Number of quench_status values (they are 0 .. QUENCH_STATUS_COUNT-1). */
+#define QUENCH_STATUS_COUNT 9
+
+/**
+ * Short lower-case description of a status, e.g. "ok", "shape mismatch".
+ * Unknown values give "unknown status".
+ * Ownership: returns a static string; never NULL; do not free.
+ */
+const char *quench_status_string(quench_status status);
+
+/**
+ * Error report. The caller owns it (usually on the stack); functions only
+ * write into it. Not shared between threads.
+ */
+typedef struct quench_error {
+  quench_status code;
+  char message[QUENCH_ERROR_MESSAGE_SIZE]; /**< NUL-terminated, one line */
+} quench_error;
+
+/** Sets err to QUENCH_OK with an empty message. NULL-safe. */
+void quench_error_clear(quench_error *err);
+
+/**
+ * Fills err (if non-NULL) with code and a printf-formatted message, truncated
+ * to fit; newlines are replaced by spaces. Returns code, so that
+ * `return quench_error_set(err, QUENCH_ERR_IO, "...");` reads naturally.
+ * Meant for generated code and drivers too.
+ */
+quench_status quench_error_set(quench_error *err, quench_status code,
+                               const char *fmt, ...) QUENCH_PRINTF_LIKE(3, 4);
+
+/* ------------------------------------------------------------------------ */
+/* Element types                                                            */
+/* ------------------------------------------------------------------------ */
+
+/** Element types. Values are part of the ABI; 0 is "no/any type". */
+typedef enum quench_dtype {
+  QUENCH_DTYPE_INVALID = 0,
+  QUENCH_DTYPE_F32 = 1,
+  QUENCH_DTYPE_F16 = 2,
+  QUENCH_DTYPE_BF16 = 3,
+  QUENCH_DTYPE_F64 = 4,
+  QUENCH_DTYPE_I8 = 5,
+  QUENCH_DTYPE_U8 = 6,
+  QUENCH_DTYPE_I16 = 7,
+  QUENCH_DTYPE_U16 = 8,
+  QUENCH_DTYPE_I32 = 9,
+  QUENCH_DTYPE_U32 = 10,
+  QUENCH_DTYPE_I64 = 11,
+  QUENCH_DTYPE_U64 = 12,
+  QUENCH_DTYPE_BOOL = 13 /**< one byte per element, 0 or 1 */
+} quench_dtype;
+
+/** One past the largest quench_dtype value. */
+#define QUENCH_DTYPE_COUNT 14
+
+/** Size of one element in bytes; 0 for QUENCH_DTYPE_INVALID/unknown values. */
+size_t quench_dtype_size(quench_dtype dtype);
+
+/**
+ * Short name: "f32", "f16", "bf16", "f64", "i8", "u8", "i16", "u16", "i32",
+ * "u32", "i64", "u64", "bool"; "invalid" for anything else.
+ * Ownership: static string; never NULL; do not free.
+ */
+const char *quench_dtype_name(quench_dtype dtype);
+
+/**
+ * Parses a name produced by quench_dtype_name (exact, case-sensitive).
+ * Returns QUENCH_DTYPE_INVALID for unknown names or NULL.
+ */
+quench_dtype quench_dtype_from_name(const char *name);
+
+/* ------------------------------------------------------------------------ */
+/* Tensors                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Tensor descriptor. The data is always dense, contiguous and row-major
+ * (C order): element (i0, ..., i{r-1}) is at linear index
+ * ((i0 * shape[1] + i1) * shape[2] + ...) and byte offset index * itemsize.
+ * Multi-byte elements are in the host's byte order (little-endian on every
+ * supported target). rank 0 is a scalar (one element); entries
+ * shape[rank .. QUENCH_MAX_RANK-1] are ignored (the runtime sets them to 0).
+ *
+ * The descriptor does not own `data` by itself: whoever filled it says who
+ * frees it. Buffers from quench_tensor_alloc / quench_npy_read are freed with
+ * quench_tensor_free.
+ */
+typedef struct quench_tensor {
+  void *data;
+  quench_dtype dtype;
+  int32_t rank;
+  int64_t shape[QUENCH_MAX_RANK];
+} quench_tensor;
+
+/**
+ * Checks dtype, rank (0..QUENCH_MAX_RANK) and dims (>= 0), and computes the
+ * element count and byte size (either output pointer may be NULL).
+ * Fails with QUENCH_ERR_INVALID_ARGUMENT for a bad descriptor and
+ * QUENCH_ERR_OUT_OF_MEMORY when the count or byte size overflows int64_t /
+ * size_t. Does not look at t->data.
+ */
+quench_status quench_tensor_size(const quench_tensor *t, int64_t *num_elements,
+                                 size_t *num_bytes, quench_error *err);
+
+/** Element count (product of dims, 1 for rank 0); -1 if invalid/overflow. */
+int64_t quench_tensor_num_elements(const quench_tensor *t);
+
+/** Byte size (num_elements * itemsize); (size_t)-1 if invalid/overflow. */
+size_t quench_tensor_byte_size(const quench_tensor *t);
+
+/**
+ * Fills *t with dtype/rank/shape and a new zero-initialized buffer aligned to
+ * QUENCH_TENSOR_ALIGNMENT (never NULL, also for zero elements).
+ * shape may be NULL when rank is 0. On failure *t is zeroed (data NULL).
+ * Ownership: the caller owns t->data and frees it with quench_tensor_free.
+ */
+quench_status quench_tensor_alloc(quench_tensor *t, quench_dtype dtype,
+                                  int32_t rank, const int64_t *shape,
+                                  quench_error *err);
+
+/**
+ * Frees t->data (which must come from quench_tensor_alloc or quench_npy_read,
+ * or be NULL) and zeroes the descriptor. NULL-safe; freeing twice is safe.
+ */
+void quench_tensor_free(quench_tensor *t);
+
+/**
+ * Writes a type string such as "f32[1, 8]" (rank 0: "f32[]"; a dim < 0 is
+ * printed as "?", meaning "any") into buf (always NUL-terminated when
+ * size > 0, truncated if needed). Returns the length snprintf would produce.
+ * Ownership: buf is the caller's.
+ */
+int quench_format_type(quench_dtype dtype, int32_t rank, const int64_t *shape,
+                       char *buf, size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* Thread pool                                                              */
+/* ------------------------------------------------------------------------ */
+
+/** Opaque pool of worker threads used by generated parallel loops. */
+typedef struct quench_threadpool quench_threadpool;
+
+/**
+ * Creates a pool that runs parallel loops on num_threads threads in total:
+ * num_threads - 1 workers started now plus the thread that calls
+ * quench_parallel_for. num_threads == 0 means the number of online cores
+ * (sysconf(_SC_NPROCESSORS_ONLN)); negative values or more than 4096 are
+ * invalid. No environment variable is consulted.
+ * Returns NULL on failure (err filled).
+ * Ownership: the caller owns the pool; release with quench_threadpool_destroy.
+ */
+quench_threadpool *quench_threadpool_create(int num_threads, quench_error *err);
+
+/**
+ * Stops and joins the workers and frees the pool. NULL-safe. Must not be
+ * called while a quench_parallel_for on this pool is running.
+ */
+void quench_threadpool_destroy(quench_threadpool *pool);
+
+/** Total threads (workers + caller); 1 for a NULL pool. */
+int quench_threadpool_size(const quench_threadpool *pool);
+
+/** Loop body: processes iterations [begin, end). */
+typedef void (*quench_parallel_fn)(void *ctx, int64_t begin, int64_t end);
+
+/**
+ * Runs fn over [0, n) split into contiguous chunks, and returns when all
+ * chunks are done (with their writes visible to the caller).
+ *
+ * Partitioning is static and deterministic: with T = pool size, g =
+ * max(grain, 1), the number of chunks is k = max(1, min(T, n / g)); chunk i
+ * covers [i*q + min(i, r), (i+1)*q + min(i+1, r)) where q = n / k and
+ * r = n % k, so every chunk has at least g iterations unless n < g (then one
+ * chunk of n). Chunk 0 runs on the calling thread, chunk i on worker i.
+ * fn is called once per chunk; never with an empty range; not at all when
+ * n == 0.
+ *
+ * Runs everything inline on the calling thread (one call fn(ctx, 0, n)) when
+ * pool is NULL, has 1 thread, k == 1, or the pool is already running a loop:
+ * this makes nested calls from inside fn, and concurrent calls from other
+ * threads sharing the pool, safe.
+ *
+ * Returns QUENCH_ERR_INVALID_ARGUMENT for n < 0 or fn == NULL (nothing runs),
+ * otherwise QUENCH_OK. fn must not exit the thread or longjmp out.
+ */
+quench_status quench_parallel_for(quench_threadpool *pool, int64_t n,
+                                  int64_t grain, quench_parallel_fn fn,
+                                  void *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* .npy files                                                               */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Reads a NumPy .npy file (format versions 1.0, 2.0 and 3.0).
+ *
+ * Accepted: header dict with exactly the keys 'descr', 'fortran_order' and
+ * 'shape' (any order, any whitespace, optional trailing comma, single or
+ * double quotes); fortran_order False; shape a tuple of 0..QUENCH_MAX_RANK
+ * non-negative integers (`()` is a scalar, `(3,)` a vector); descr one of
+ * '<f4' '<f2' '<f8' '<i1' '<u1' '<i2' '<u2' '<i4' '<u4' '<i8' '<u8' '<b1'
+ * and '<V2' (bfloat16, what NumPy + ml_dtypes writes), each with byte-order
+ * character '<', '|', '=' or none (the runtime only runs on little-endian
+ * hosts; '>' is also accepted on 1-byte types); data size exactly
+ * count * itemsize. Bool bytes are not checked for 0/1. Data is not
+ * byte-swapped or converted.
+ * Rejected: big-endian data ('>' on a multi-byte type: QUENCH_ERR_UNSUPPORTED,
+ * the message says to convert with astype('<f4') or similar),
+ * fortran_order True, other dtypes and rank > QUENCH_MAX_RANK (all
+ * QUENCH_ERR_UNSUPPORTED), and every malformed file
+ * (QUENCH_ERR_MALFORMED_FILE: empty file, bad magic, version, header length,
+ * dict syntax, unknown/duplicate/missing keys, negative dims, element count
+ * or byte size overflow, truncated data, trailing bytes). Open/read failures
+ * (missing file, directory, FIFO or other non-regular file) are
+ * QUENCH_ERR_IO. The size check happens before the data buffer is allocated.
+ *
+ * Ownership: on success *out holds a new buffer (aligned, see
+ * quench_tensor_alloc) that the caller frees with quench_tensor_free. On
+ * failure *out is zeroed and nothing needs freeing.
+ */
+quench_status quench_npy_read(const char *path, quench_tensor *out,
+                              quench_error *err);
+
+/**
+ * quench_npy_read plus a type check, for named model inputs. expected_dtype
+ * QUENCH_DTYPE_INVALID accepts any dtype; expected_rank -1 accepts any rank
+ * (expected_shape is then ignored and may be NULL); an expected_shape entry
+ * of -1 accepts any size. On mismatch the message reads e.g.
+ *   input 'x': expected f32[1, 8], got i64[1, 8] (file 'x.npy')
+ * (name is a display name; NULL means "tensor"), the code is
+ * QUENCH_ERR_DTYPE_MISMATCH when the dtype differs, else
+ * QUENCH_ERR_SHAPE_MISMATCH, and *out is zeroed (nothing to free).
+ * Ownership: as quench_npy_read.
+ */
+quench_status quench_npy_read_expect(const char *path, const char *name,
+                                     quench_dtype expected_dtype,
+                                     int32_t expected_rank,
+                                     const int64_t *expected_shape,
+                                     quench_tensor *out, quench_error *err);
+
+/**
+ * Writes t (contiguous row-major, see quench_tensor) as a .npy file: format
+ * version 1.0 (2.0 if the header does not fit in 65535 bytes), little-endian
+ * descr as listed for quench_npy_read (bf16 as '<V2', bool as '|b1', 1-byte
+ * ints as '|i1'/'|u1'), fortran_order False, header padded so the data starts
+ * at a multiple of 64 bytes.
+ *
+ * The file is written to a temporary file in the same directory
+ * ("<path>.tmp.<pid>.<n>"), flushed to disk, and renamed over path, so
+ * readers never see a partial file, and on any failure the temporary file is
+ * removed and an existing file at path is left unchanged. t->data may be NULL
+ * only when the tensor has zero elements.
+ * Ownership: reads t; the caller keeps it.
+ */
+quench_status quench_npy_write(const char *path, const quench_tensor *t,
+                               quench_error *err);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* QUENCH_RUNTIME_H */

@@ -1,0 +1,266 @@
+/* Thread pool for generated parallel loops.
+ *
+ * One job at a time. The caller publishes a job (fn, ctx, chunk bounds) and
+ * bumps `generation`; every worker wakes, runs its chunk if it has one, and
+ * acknowledges by decrementing `pending`; the caller runs chunk 0 and waits
+ * until pending is 0. Workers spin briefly on the atomic generation before
+ * sleeping on a condition variable, and the caller spins briefly on pending
+ * before sleeping, so back-to-back loops avoid most futex round trips.
+ * All workers acknowledge every job (even those without a chunk), so the job
+ * fields are never rewritten while a worker may still read them.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define QUENCH_MAX_THREADS 4096
+#ifndef QUENCH_SPIN_ITERATIONS
+#define QUENCH_SPIN_ITERATIONS 2000
+#endif
+
+/* Tells the CPU we are in a spin-wait loop (frees pipeline resources for a
+ * hyperthread sibling). */
+static inline void cpu_relax(void) {
+#if (defined(__GNUC__) || defined(__clang__)) &&                               \
+    (defined(__x86_64__) || defined(__i386__))
+  __asm__ __volatile__("pause");
+#elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+typedef struct worker {
+  struct quench_threadpool *pool;
+  int index; /* 1 .. num_threads-1 */
+  pthread_t thread;
+} worker;
+
+struct quench_threadpool {
+  int num_threads;
+  worker *workers; /* num_threads - 1 entries */
+
+  pthread_mutex_t mutex;
+  pthread_cond_t work_cv; /* generation changed or shutdown */
+  pthread_cond_t done_cv; /* pending reached 0 */
+
+  atomic_uint_fast64_t generation;
+  atomic_int pending;
+  atomic_int shutdown;
+  atomic_flag busy; /* a loop is running: further calls run inline */
+
+  /* The current job; written by the caller before generation is bumped. */
+  quench_parallel_fn fn;
+  void *ctx;
+  int64_t n;
+  int64_t num_chunks;
+};
+
+static void chunk_bounds(int64_t n, int64_t k, int64_t i, int64_t *begin,
+                         int64_t *end) {
+  int64_t q = n / k, r = n % k;
+  *begin = i * q + (i < r ? i : r);
+  *end = (i + 1) * q + (i + 1 < r ? i + 1 : r);
+}
+
+static void *worker_main(void *arg) {
+  worker *self = (worker *)arg;
+  quench_threadpool *pool = self->pool;
+  uint_fast64_t seen = 0;
+  for (;;) {
+    /* Wait for a new generation or shutdown: spin, then sleep. */
+    uint_fast64_t gen = seen;
+    for (int spin = 0; spin < QUENCH_SPIN_ITERATIONS; ++spin) {
+      gen = atomic_load_explicit(&pool->generation, memory_order_acquire);
+      if (gen != seen || atomic_load_explicit(&pool->shutdown,
+                                              memory_order_acquire))
+        break;
+      cpu_relax();
+    }
+    if (gen == seen) {
+      pthread_mutex_lock(&pool->mutex);
+      while ((gen = atomic_load_explicit(&pool->generation,
+                                         memory_order_acquire)) == seen &&
+             !atomic_load_explicit(&pool->shutdown, memory_order_acquire))
+        pthread_cond_wait(&pool->work_cv, &pool->mutex);
+      pthread_mutex_unlock(&pool->mutex);
+    }
+    if (gen == seen) /* shutdown */
+      break;
+    seen = gen;
+
+    if (self->index < pool->num_chunks) {
+      int64_t begin, end;
+      chunk_bounds(pool->n, pool->num_chunks, self->index, &begin, &end);
+      pool->fn(pool->ctx, begin, end);
+    }
+    if (atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_acq_rel) ==
+        1) {
+      pthread_mutex_lock(&pool->mutex);
+      pthread_cond_signal(&pool->done_cv);
+      pthread_mutex_unlock(&pool->mutex);
+    }
+  }
+  return NULL;
+}
+
+static void stop_workers(quench_threadpool *pool, int started) {
+  pthread_mutex_lock(&pool->mutex);
+  atomic_store_explicit(&pool->shutdown, 1, memory_order_release);
+  pthread_cond_broadcast(&pool->work_cv);
+  pthread_mutex_unlock(&pool->mutex);
+  for (int i = 0; i < started; ++i)
+    pthread_join(pool->workers[i].thread, NULL);
+}
+
+quench_threadpool *quench_threadpool_create(int num_threads,
+                                            quench_error *err) {
+  if (num_threads < 0 || num_threads > QUENCH_MAX_THREADS) {
+    quench_error_set(err, QUENCH_ERR_INVALID_ARGUMENT,
+                     "thread count %d is outside 0..%d", num_threads,
+                     QUENCH_MAX_THREADS);
+    return NULL;
+  }
+  if (num_threads == 0) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    num_threads = cores < 1 ? 1
+                  : cores > QUENCH_MAX_THREADS ? QUENCH_MAX_THREADS
+                                               : (int)cores;
+  }
+  quench_threadpool *pool = calloc(1, sizeof *pool);
+  if (!pool) {
+    quench_error_set(err, QUENCH_ERR_OUT_OF_MEMORY,
+                     "cannot allocate a thread pool");
+    return NULL;
+  }
+  pool->num_threads = num_threads;
+  atomic_init(&pool->generation, 0);
+  atomic_init(&pool->pending, 0);
+  atomic_init(&pool->shutdown, 0);
+  atomic_flag_clear(&pool->busy);
+  if (num_threads > 1) {
+    pool->workers = calloc((size_t)(num_threads - 1), sizeof(worker));
+    if (!pool->workers) {
+      free(pool);
+      quench_error_set(err, QUENCH_ERR_OUT_OF_MEMORY,
+                       "cannot allocate %d worker records", num_threads - 1);
+      return NULL;
+    }
+  }
+  if (pthread_mutex_init(&pool->mutex, NULL) != 0) {
+    free(pool->workers);
+    free(pool);
+    quench_error_set(err, QUENCH_ERR_INTERNAL, "pthread_mutex_init failed");
+    return NULL;
+  }
+  if (pthread_cond_init(&pool->work_cv, NULL) != 0) {
+    pthread_mutex_destroy(&pool->mutex);
+    free(pool->workers);
+    free(pool);
+    quench_error_set(err, QUENCH_ERR_INTERNAL, "pthread_cond_init failed");
+    return NULL;
+  }
+  if (pthread_cond_init(&pool->done_cv, NULL) != 0) {
+    pthread_cond_destroy(&pool->work_cv);
+    pthread_mutex_destroy(&pool->mutex);
+    free(pool->workers);
+    free(pool);
+    quench_error_set(err, QUENCH_ERR_INTERNAL, "pthread_cond_init failed");
+    return NULL;
+  }
+  for (int i = 0; i < num_threads - 1; ++i) {
+    worker *w = &pool->workers[i];
+    w->pool = pool;
+    w->index = i + 1;
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc != 0) {
+      char msg[128];
+      quench_internal_strerror(rc, msg, sizeof msg);
+      stop_workers(pool, i);
+      pthread_cond_destroy(&pool->done_cv);
+      pthread_cond_destroy(&pool->work_cv);
+      pthread_mutex_destroy(&pool->mutex);
+      free(pool->workers);
+      free(pool);
+      quench_error_set(err,
+                       rc == EAGAIN ? QUENCH_ERR_OUT_OF_MEMORY
+                                    : QUENCH_ERR_INTERNAL,
+                       "cannot start worker thread %d of %d: %s", i + 1,
+                       num_threads - 1, msg);
+      return NULL;
+    }
+  }
+  quench_error_clear(err);
+  return pool;
+}
+
+void quench_threadpool_destroy(quench_threadpool *pool) {
+  if (!pool)
+    return;
+  stop_workers(pool, pool->num_threads - 1);
+  pthread_cond_destroy(&pool->done_cv);
+  pthread_cond_destroy(&pool->work_cv);
+  pthread_mutex_destroy(&pool->mutex);
+  free(pool->workers);
+  free(pool);
+}
+
+int quench_threadpool_size(const quench_threadpool *pool) {
+  return pool ? pool->num_threads : 1;
+}
+
+quench_status quench_parallel_for(quench_threadpool *pool, int64_t n,
+                                  int64_t grain, quench_parallel_fn fn,
+                                  void *ctx) {
+  if (n < 0 || !fn)
+    return QUENCH_ERR_INVALID_ARGUMENT;
+  if (n == 0)
+    return QUENCH_OK;
+  if (grain < 1)
+    grain = 1;
+  int64_t threads = pool ? pool->num_threads : 1;
+  int64_t k = n / grain;
+  if (k > threads)
+    k = threads;
+  if (k < 1)
+    k = 1;
+  if (k == 1 || atomic_flag_test_and_set_explicit(&pool->busy,
+                                                  memory_order_acquire)) {
+    fn(ctx, 0, n); /* serial, nested or concurrent call */
+    return QUENCH_OK;
+  }
+
+  pthread_mutex_lock(&pool->mutex);
+  pool->fn = fn;
+  pool->ctx = ctx;
+  pool->n = n;
+  pool->num_chunks = k;
+  atomic_store_explicit(&pool->pending, pool->num_threads - 1,
+                        memory_order_relaxed);
+  atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
+  pthread_cond_broadcast(&pool->work_cv);
+  pthread_mutex_unlock(&pool->mutex);
+
+  int64_t begin, end;
+  chunk_bounds(n, k, 0, &begin, &end);
+  fn(ctx, begin, end);
+
+  int done = 0;
+  for (int spin = 0; spin < QUENCH_SPIN_ITERATIONS && !done; ++spin) {
+    done = atomic_load_explicit(&pool->pending, memory_order_acquire) == 0;
+    if (!done)
+      cpu_relax();
+  }
+  if (!done) {
+    pthread_mutex_lock(&pool->mutex);
+    while (atomic_load_explicit(&pool->pending, memory_order_acquire) != 0)
+      pthread_cond_wait(&pool->done_cv, &pool->mutex);
+    pthread_mutex_unlock(&pool->mutex);
+  }
+  atomic_flag_clear_explicit(&pool->busy, memory_order_release);
+  return QUENCH_OK;
+}

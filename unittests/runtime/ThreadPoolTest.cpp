@@ -1,0 +1,238 @@
+// Thread pool and quench_parallel_for.
+#include "quench/runtime.h"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace {
+
+struct SumCtx {
+  std::atomic<int64_t> sum{0};
+  std::atomic<int64_t> calls{0};
+  std::atomic<int64_t> minChunk{INT64_MAX};
+  std::vector<std::atomic<int>> *hits = nullptr;
+};
+
+void sumBody(void *p, int64_t begin, int64_t end) {
+  auto *ctx = static_cast<SumCtx *>(p);
+  int64_t s = 0;
+  for (int64_t i = begin; i < end; ++i) {
+    s += i;
+    if (ctx->hits)
+      (*ctx->hits)[static_cast<size_t>(i)]++;
+  }
+  ctx->sum += s;
+  ctx->calls++;
+  int64_t len = end - begin, cur = ctx->minChunk.load();
+  while (len < cur && !ctx->minChunk.compare_exchange_weak(cur, len)) {
+  }
+}
+
+struct ChunkLog {
+  std::mutex mu;
+  std::vector<std::pair<int64_t, int64_t>> chunks;
+};
+
+void logBody(void *p, int64_t begin, int64_t end) {
+  auto *log = static_cast<ChunkLog *>(p);
+  std::lock_guard<std::mutex> lock(log->mu);
+  log->chunks.emplace_back(begin, end);
+}
+
+std::vector<std::pair<int64_t, int64_t>> chunksOf(quench_threadpool *pool, int64_t n,
+                                                  int64_t grain) {
+  ChunkLog log;
+  EXPECT_EQ(quench_parallel_for(pool, n, grain, logBody, &log), QUENCH_OK);
+  std::sort(log.chunks.begin(), log.chunks.end());
+  return log.chunks;
+}
+
+class PoolSizes : public ::testing::TestWithParam<int> {};
+
+} // namespace
+
+TEST(ThreadPool, CreateSizes) {
+  quench_error err;
+  for (int n : {1, 2, 4, 7}) {
+    quench_threadpool *pool = quench_threadpool_create(n, &err);
+    ASSERT_NE(pool, nullptr) << err.message;
+    EXPECT_EQ(err.code, QUENCH_OK);
+    EXPECT_EQ(quench_threadpool_size(pool), n);
+    quench_threadpool_destroy(pool);
+  }
+  quench_threadpool *all = quench_threadpool_create(0, &err);
+  ASSERT_NE(all, nullptr) << err.message;
+  EXPECT_EQ(quench_threadpool_size(all), static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
+  quench_threadpool_destroy(all);
+  EXPECT_EQ(quench_threadpool_size(nullptr), 1);
+  quench_threadpool_destroy(nullptr);
+}
+
+TEST(ThreadPool, CreateRejectsBadCounts) {
+  quench_error err;
+  EXPECT_EQ(quench_threadpool_create(-1, &err), nullptr);
+  EXPECT_EQ(err.code, QUENCH_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(err.message).find("-1"), std::string::npos) << err.message;
+  EXPECT_EQ(quench_threadpool_create(1 << 20, &err), nullptr);
+  EXPECT_EQ(err.code, QUENCH_ERR_INVALID_ARGUMENT);
+}
+
+TEST_P(PoolSizes, SumsEveryIndexExactlyOnce) {
+  quench_error err;
+  quench_threadpool *pool = quench_threadpool_create(GetParam(), &err);
+  ASSERT_NE(pool, nullptr) << err.message;
+  for (int64_t n : {1, 2, 3, 5, 64, 1000, 100003}) {
+    for (int64_t grain : {0, 1, 7, 1000, 200000}) {
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      SumCtx ctx;
+      ctx.hits = &hits;
+      ASSERT_EQ(quench_parallel_for(pool, n, grain, sumBody, &ctx), QUENCH_OK);
+      EXPECT_EQ(ctx.sum.load(), n * (n - 1) / 2) << "n=" << n << " grain=" << grain;
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << "index " << i;
+      int64_t g = grain < 1 ? 1 : grain;
+      EXPECT_LE(ctx.calls.load(), quench_threadpool_size(pool));
+      if (n >= g)
+        EXPECT_GE(ctx.minChunk.load(), g) << "n=" << n << " grain=" << grain;
+      else
+        EXPECT_EQ(ctx.calls.load(), 1);
+    }
+  }
+  quench_threadpool_destroy(pool);
+}
+
+INSTANTIATE_TEST_SUITE_P(Threads, PoolSizes, ::testing::Values(1, 2, 4, 0));
+
+TEST(ThreadPool, NullPoolRunsInline) {
+  SumCtx ctx;
+  ASSERT_EQ(quench_parallel_for(nullptr, 100, 1, sumBody, &ctx), QUENCH_OK);
+  EXPECT_EQ(ctx.sum.load(), 4950);
+  EXPECT_EQ(ctx.calls.load(), 1);
+}
+
+TEST(ThreadPool, ZeroIterationsNeverCallsFn) {
+  quench_threadpool *pool = quench_threadpool_create(4, nullptr);
+  ASSERT_NE(pool, nullptr);
+  SumCtx ctx;
+  EXPECT_EQ(quench_parallel_for(pool, 0, 1, sumBody, &ctx), QUENCH_OK);
+  EXPECT_EQ(quench_parallel_for(nullptr, 0, 1, sumBody, &ctx), QUENCH_OK);
+  EXPECT_EQ(ctx.calls.load(), 0);
+  EXPECT_EQ(quench_parallel_for(pool, -1, 1, sumBody, &ctx), QUENCH_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(quench_parallel_for(pool, 10, 1, nullptr, &ctx), QUENCH_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(ctx.calls.load(), 0);
+  quench_threadpool_destroy(pool);
+}
+
+TEST(ThreadPool, PartitionIsDeterministicAndDocumented) {
+  quench_threadpool *pool = quench_threadpool_create(4, nullptr);
+  ASSERT_NE(pool, nullptr);
+  using Chunks = std::vector<std::pair<int64_t, int64_t>>;
+  EXPECT_EQ(chunksOf(pool, 10, 1), (Chunks{{0, 3}, {3, 6}, {6, 8}, {8, 10}}));
+  EXPECT_EQ(chunksOf(pool, 10, 4), (Chunks{{0, 5}, {5, 10}}));
+  EXPECT_EQ(chunksOf(pool, 10, 3), (Chunks{{0, 4}, {4, 7}, {7, 10}}));
+  EXPECT_EQ(chunksOf(pool, 3, 5), (Chunks{{0, 3}}));
+  EXPECT_EQ(chunksOf(pool, 2, 0), (Chunks{{0, 1}, {1, 2}}));
+  for (int i = 0; i < 50; ++i)
+    ASSERT_EQ(chunksOf(pool, 1001, 10), chunksOf(pool, 1001, 10));
+  quench_threadpool_destroy(pool);
+}
+
+TEST(ThreadPool, ChunksRunOnDistinctThreads) {
+  quench_threadpool *pool = quench_threadpool_create(4, nullptr);
+  ASSERT_NE(pool, nullptr);
+  struct Ctx {
+    std::mutex mu;
+    std::set<std::thread::id> ids;
+  } ctx;
+  auto body = [](void *p, int64_t, int64_t) {
+    auto *c = static_cast<Ctx *>(p);
+    std::lock_guard<std::mutex> lock(c->mu);
+    c->ids.insert(std::this_thread::get_id());
+  };
+  ASSERT_EQ(quench_parallel_for(pool, 4, 1, body, &ctx), QUENCH_OK);
+  EXPECT_EQ(ctx.ids.size(), 4u);
+  EXPECT_EQ(ctx.ids.count(std::this_thread::get_id()), 1u); // caller helps
+  quench_threadpool_destroy(pool);
+}
+
+namespace {
+struct NestedCtx {
+  quench_threadpool *pool;
+  std::atomic<int64_t> sum{0};
+};
+void innerBody(void *p, int64_t begin, int64_t end) {
+  auto *c = static_cast<NestedCtx *>(p);
+  for (int64_t i = begin; i < end; ++i)
+    c->sum += i;
+}
+void outerBody(void *p, int64_t begin, int64_t end) {
+  auto *c = static_cast<NestedCtx *>(p);
+  for (int64_t i = begin; i < end; ++i)
+    EXPECT_EQ(quench_parallel_for(c->pool, 100, 1, innerBody, c), QUENCH_OK);
+}
+} // namespace
+
+TEST(ThreadPool, NestedCallsRunInline) {
+  quench_threadpool *pool = quench_threadpool_create(4, nullptr);
+  ASSERT_NE(pool, nullptr);
+  NestedCtx ctx;
+  ctx.pool = pool;
+  ASSERT_EQ(quench_parallel_for(pool, 16, 1, outerBody, &ctx), QUENCH_OK);
+  EXPECT_EQ(ctx.sum.load(), 16 * 4950);
+  quench_threadpool_destroy(pool);
+}
+
+TEST(ThreadPool, ConcurrentCallersShareAPool) {
+  quench_threadpool *pool = quench_threadpool_create(3, nullptr);
+  ASSERT_NE(pool, nullptr);
+  std::vector<std::thread> threads;
+  std::atomic<int> bad{0};
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 500; ++i) {
+        SumCtx ctx;
+        quench_parallel_for(pool, 1000, 1, sumBody, &ctx);
+        if (ctx.sum.load() != 499500)
+          bad++;
+      }
+    });
+  for (auto &t : threads)
+    t.join();
+  EXPECT_EQ(bad.load(), 0);
+  quench_threadpool_destroy(pool);
+}
+
+TEST(ThreadPool, TenThousandRepeatedCalls) {
+  quench_threadpool *pool = quench_threadpool_create(4, nullptr);
+  ASSERT_NE(pool, nullptr);
+  SumCtx ctx;
+  for (int i = 0; i < 10000; ++i)
+    ASSERT_EQ(quench_parallel_for(pool, 64, 1, sumBody, &ctx), QUENCH_OK);
+  EXPECT_EQ(ctx.sum.load(), int64_t{10000} * (64 * 63 / 2));
+  EXPECT_EQ(ctx.calls.load(), 40000);
+  quench_threadpool_destroy(pool);
+}
+
+TEST(ThreadPool, CreateDestroyCycles) {
+  for (int i = 0; i < 200; ++i) {
+    quench_threadpool *pool = quench_threadpool_create(1 + i % 4, nullptr);
+    ASSERT_NE(pool, nullptr);
+    if (i % 2) {
+      SumCtx ctx;
+      ASSERT_EQ(quench_parallel_for(pool, 100, 1, sumBody, &ctx), QUENCH_OK);
+      ASSERT_EQ(ctx.sum.load(), 4950);
+    }
+    quench_threadpool_destroy(pool);
+  }
+}
