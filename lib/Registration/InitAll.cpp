@@ -1,6 +1,7 @@
 //===- InitAll.cpp - register quench and upstream dialects/passes ---------===//
 
 #include "quench/InitAllDialects.h"
+#include "quench/Conversion/Passes.h"
 #include "quench/Dialect/Quench/IR/QuenchDialect.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
 #include "quench/Pipelines/Pipelines.h"
@@ -18,5 +19,6 @@ void quench::registerAllDialects(mlir::DialectRegistry &registry) {
 void quench::registerAllPasses() {
   mlir::registerAllPasses();
   quench::registerQuenchPasses();
+  quench::registerQuenchConversionPasses();
   quench::registerQuenchPipelines();
 }

@@ -1,0 +1,525 @@
+//===- Shapes.cpp - constants, shape manipulation, gather, trilu, range ---===//
+//
+// Shape ops become tensor ops where one exists (collapse/expand_shape,
+// reshape, concat, extract_slice, from_elements) and linalg otherwise
+// (transpose, broadcasting expand, negative-step slices, gather, trilu,
+// range). Constants keep their attribute: a dense_resource blob is never
+// expanded into per-element data.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Common.h"
+
+#include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Utils/ReshapeOpsUtils.h"
+#include "mlir/IR/BuiltinDialect.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+
+using namespace quench;
+using namespace quench::to_linalg;
+
+namespace {
+
+/// Reinterprets `v` with the converted (signless) element type when the
+/// original type was signed/unsigned.
+Value toConverted(OpBuilder &b, Location l, Value v, Type convertedType) {
+  if (v.getType() == convertedType)
+    return v;
+  return tensor::BitcastOp::create(b, l, convertedType, v);
+}
+
+Value castIfNeeded(OpBuilder &b, Location l, Value v, Type t) {
+  if (v.getType() == t)
+    return v;
+  return tensor::CastOp::create(b, l, t, v);
+}
+
+/// Index value of element `i` of a 1-D i64 shape tensor.
+Value shapeEntry(OpBuilder &b, Location l, Value shape, int64_t i) {
+  Value e = tensor::ExtractOp::create(b, l, shape, ValueRange{indexConst(b, l, i)});
+  return arith::IndexCastOp::create(b, l, b.getIndexType(), e);
+}
+
+struct ConstantLowering : OpConversionPattern<ConstantOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(ConstantOp op, OpAdaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    RankedTensorType resultType = convertedResultType(getTypeConverter(), op);
+    Attribute value = op.getValue();
+    if (op.getValue().getType() != resultType) {
+      // Signed/unsigned data: the same bytes, retyped signless (a blob
+      // keeps its handle; nothing is copied).
+      if (auto dense = dyn_cast<DenseElementsAttr>(value))
+        value = dense.bitcast(resultType.getElementType());
+      else if (auto res = dyn_cast<DenseResourceElementsAttr>(value))
+        value = DenseResourceElementsAttr::get(resultType, res.getRawHandle());
+    }
+    Value c = arith::ConstantOp::create(rewriter, op.getLoc(),
+                                        cast<TypedAttr>(value));
+    rewriter.replaceOp(op, toConverted(rewriter, op.getLoc(), c, resultType));
+    return success();
+  }
+};
+
+struct ReshapeLowering : OpConversionPattern<ReshapeOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(ReshapeOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    RankedTensorType rt = convertedResultType(getTypeConverter(), op);
+    Value x = adaptor.getInput();
+    auto xt = cast<RankedTensorType>(x.getType());
+    if (xt.hasStaticShape() && rt.hasStaticShape()) {
+      if (xt.getRank() > rt.getRank()) {
+        if (auto re = getReassociationIndicesForCollapse(xt.getShape(), rt.getShape())) {
+          rewriter.replaceOpWithNewOp<tensor::CollapseShapeOp>(op, rt, x, *re);
+          return success();
+        }
+      } else if (xt.getRank() < rt.getRank()) {
+        if (auto re = getReassociationIndicesForCollapse(rt.getShape(), xt.getShape())) {
+          rewriter.replaceOpWithNewOp<tensor::ExpandShapeOp>(op, rt, x, *re);
+          return success();
+        }
+      }
+    } else if (xt.getRank() > rt.getRank()) {
+      // Dynamic collapse: valid when the groups are determined by the
+      // static extents (e.g. [?, 4, 8] -> [?, 32]).
+      if (auto re = getReassociationIndicesForCollapse(xt.getShape(), rt.getShape())) {
+        auto inferred = tensor::CollapseShapeOp::inferCollapsedType(xt, *re);
+        if (inferred == rt) {
+          rewriter.replaceOpWithNewOp<tensor::CollapseShapeOp>(op, rt, x, *re);
+          return success();
+        }
+      }
+    }
+    Value shape = adaptor.getShape();
+    if (!shape) {
+      if (!rt.hasStaticShape())
+        return rewriter.notifyMatchFailure(op, "dynamic result without shape");
+      shape = arith::ConstantOp::create(
+          rewriter, loc,
+          DenseIntElementsAttr::get(
+              RankedTensorType::get({rt.getRank()}, rewriter.getI64Type()),
+              rt.getShape()));
+    }
+    // tensor.reshape wants the shape's length static (= the result rank).
+    auto shapeType = cast<RankedTensorType>(shape.getType());
+    if (shapeType.isDynamicDim(0))
+      shape = tensor::CastOp::create(rewriter, loc,
+                                     shapeType.clone({rt.getRank()}), shape);
+    rewriter.replaceOpWithNewOp<tensor::ReshapeOp>(op, rt, x, shape);
+    return success();
+  }
+};
+
+struct TransposeLowering : OpConversionPattern<TransposeOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(TransposeOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    RankedTensorType rt = convertedResultType(getTypeConverter(), op);
+    Value x = adaptor.getInput();
+    SmallVector<OpFoldResult> sizes;
+    for (int64_t p : op.getPermutation())
+      sizes.push_back(tensor::getMixedSize(rewriter, loc, x, p));
+    Value init = emptyTensor(rewriter, loc, sizes, rt.getElementType());
+    Value t = linalg::TransposeOp::create(rewriter, loc, x, init,
+                                          op.getPermutation())
+                  .getResult()[0];
+    rewriter.replaceOp(op, castIfNeeded(rewriter, loc, t, rt));
+    return success();
+  }
+};
+
+struct ConcatLowering : OpConversionPattern<ConcatOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(ConcatOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    RankedTensorType rt = convertedResultType(getTypeConverter(), op);
+    rewriter.replaceOpWithNewOp<tensor::ConcatOp>(
+        op, rt, rewriter.getI64IntegerAttr(op.getAxis()), adaptor.getInputs());
+    return success();
+  }
+};
+
+struct SliceLowering : OpConversionPattern<SliceOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(SliceOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    RankedTensorType rt = convertedResultType(getTypeConverter(), op);
+    Value x = adaptor.getInput();
+    auto xt = cast<RankedTensorType>(x.getType());
+    ArrayRef<int64_t> starts = op.getStarts(), ends = op.getEnds(),
+                      steps = op.getSteps();
+    // Start and extent of every dimension (static where the types say so).
+    SmallVector<OpFoldResult> offsets, sizes, strides;
+    SmallVector<Value> startVals;
+    for (int64_t d = 0; d < xt.getRank(); ++d) {
+      int64_t step = steps[d];
+      if (!xt.isDynamicDim(d)) {
+        int64_t dim = xt.getDimSize(d);
+        int64_t s = step > 0 ? std::min(starts[d], dim)
+                             : std::min(starts[d], dim - 1);
+        offsets.push_back(rewriter.getIndexAttr(s));
+      } else {
+        // start clamped to the run-time extent (dim for step > 0, dim - 1
+        // for step < 0).
+        Value dim = tensor::DimOp::create(rewriter, loc, x, d);
+        Value lim = step > 0 ? dim
+                             : (Value)arith::SubIOp::create(
+                                   rewriter, loc, dim, indexConst(rewriter, loc, 1));
+        offsets.push_back(
+            (Value)arith::MinSIOp::create(rewriter, loc,
+                                          indexConst(rewriter, loc, starts[d]), lim));
+      }
+      if (!rt.isDynamicDim(d)) {
+        sizes.push_back(rewriter.getIndexAttr(rt.getDimSize(d)));
+        // An empty slice may start at the extent, which extract_slice's
+        // verifier rejects: any in-bounds offset reads the same nothing.
+        if (rt.getDimSize(d) == 0)
+          offsets.back() = rewriter.getIndexAttr(0);
+      } else {
+        // size = max(0, ceil((end' - start') / step)) with end clamped to
+        // [-1, dim].
+        Value dim = dimValue(rewriter, loc, x, d);
+        Value start = getValueOrCreateConstantIndexOp(rewriter, loc, offsets.back());
+        Value end = arith::MinSIOp::create(rewriter, loc,
+                                           indexConst(rewriter, loc, ends[d]), dim);
+        end = arith::MaxSIOp::create(rewriter, loc, end, indexConst(rewriter, loc, -1));
+        Value span = step > 0 ? arith::SubIOp::create(rewriter, loc, end, start)
+                              : arith::SubIOp::create(rewriter, loc, start, end);
+        Value n = arith::CeilDivSIOp::create(rewriter, loc, span,
+                                             indexConst(rewriter, loc, std::abs(step)));
+        n = arith::MaxSIOp::create(rewriter, loc, n, indexConst(rewriter, loc, 0));
+        sizes.push_back(n);
+      }
+      strides.push_back(rewriter.getIndexAttr(step));
+    }
+    bool negative = llvm::any_of(steps, [](int64_t s) { return s < 0; });
+    if (!negative) {
+      Value r = tensor::ExtractSliceOp::create(rewriter, loc, x, offsets, sizes,
+                                               strides);
+      rewriter.replaceOp(op, castIfNeeded(rewriter, loc, r, rt));
+      return success();
+    }
+    // Negative steps: out[i...] = x[offset + i * step ...] via tensor.extract.
+    Value init = emptyTensor(rewriter, loc, sizes, rt.getElementType());
+    SmallVector<Value> offsetVals;
+    for (OpFoldResult o : offsets)
+      offsetVals.push_back(getValueOrCreateConstantIndexOp(rewriter, loc, o));
+    auto g = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{init.getType()}, ValueRange{}, ValueRange{init},
+        ArrayRef<AffineMap>{rewriter.getMultiDimIdentityMap(rt.getRank())},
+        SmallVector<utils::IteratorType>(rt.getRank(), utils::IteratorType::parallel),
+        [&](OpBuilder &b, Location l, ValueRange) {
+          SmallVector<Value> idx;
+          for (int64_t d = 0; d < rt.getRank(); ++d) {
+            Value i = linalg::IndexOp::create(b, l, d);
+            Value off = arith::MulIOp::create(b, l, i, indexConst(b, l, steps[d]));
+            idx.push_back(arith::AddIOp::create(b, l, offsetVals[d], off));
+          }
+          linalg::YieldOp::create(b, l, (Value)tensor::ExtractOp::create(b, l, x, idx));
+        });
+    rewriter.replaceOp(op, castIfNeeded(rewriter, loc, g.getResult(0), rt));
+    return success();
+  }
+};
+
+struct SplitLowering : OpConversionPattern<SplitOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(SplitOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value x = adaptor.getInput();
+    auto xt = cast<RankedTensorType>(x.getType());
+    int64_t axis = op.getAxis(), offset = 0;
+    SmallVector<Value> results;
+    for (auto [i, size] : llvm::enumerate(op.getSizes())) {
+      RankedTensorType rt = convertedResultType(getTypeConverter(), op, i);
+      SmallVector<OpFoldResult> offsets(xt.getRank(), rewriter.getIndexAttr(0)),
+          sizes = tensor::getMixedSizes(rewriter, loc, x),
+          strides(xt.getRank(), rewriter.getIndexAttr(1));
+      offsets[axis] = rewriter.getIndexAttr(offset);
+      sizes[axis] = rewriter.getIndexAttr(size);
+      offset += size;
+      Value r = tensor::ExtractSliceOp::create(rewriter, loc, x, offsets, sizes,
+                                               strides);
+      results.push_back(castIfNeeded(rewriter, loc, r, rt));
+    }
+    rewriter.replaceOp(op, results);
+    return success();
+  }
+};
+
+struct ExpandLowering : OpConversionPattern<ExpandOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(ExpandOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    RankedTensorType rt = convertedResultType(getTypeConverter(), op);
+    Value x = adaptor.getInput(), shape = adaptor.getShape();
+    auto xt = cast<RankedTensorType>(x.getType());
+    int64_t r = rt.getRank();
+    SmallVector<OpFoldResult> sizes;
+    for (int64_t d = 0; d < r; ++d) {
+      if (!rt.isDynamicDim(d)) {
+        sizes.push_back(rewriter.getIndexAttr(rt.getDimSize(d)));
+        continue;
+      }
+      int64_t od = d - (r - xt.getRank());
+      bool inputHasIt = od >= 0 && xt.getDimSize(od) != 1;
+      Value fromInput = inputHasIt ? dimValue(rewriter, loc, x, od) : Value();
+      if (!shape) {
+        if (!fromInput)
+          return rewriter.notifyMatchFailure(op, "dynamic extent unknown");
+        sizes.push_back(fromInput);
+        continue;
+      }
+      // The NumPy broadcast of the requested extent and the input's.
+      Value want = shapeEntry(rewriter, loc, shape, d);
+      sizes.push_back(fromInput ? (Value)arith::MaxSIOp::create(rewriter, loc,
+                                                                want, fromInput)
+                                : want);
+    }
+    Value init = emptyTensor(rewriter, loc, sizes, rt.getElementType());
+    auto initType = cast<RankedTensorType>(init.getType());
+    SmallVector<AffineMap> maps{
+        broadcastMap(getContext(), xt.getShape(), initType.getShape()),
+        rewriter.getMultiDimIdentityMap(r)};
+    auto g = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{initType}, ValueRange{x}, ValueRange{init},
+        maps, SmallVector<utils::IteratorType>(r, utils::IteratorType::parallel),
+        [](OpBuilder &b, Location l, ValueRange a) {
+          linalg::YieldOp::create(b, l, a[0]);
+        });
+    rewriter.replaceOp(op, castIfNeeded(rewriter, loc, g.getResult(0), rt));
+    return success();
+  }
+};
+
+struct SqueezeLowering : OpConversionPattern<SqueezeOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(SqueezeOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    RankedTensorType rt = convertedResultType(getTypeConverter(), op);
+    Value x = adaptor.getInput();
+    auto xt = cast<RankedTensorType>(x.getType());
+    // Dynamic squeezed dims are asserted to be 1 by a tensor.cast.
+    SmallVector<int64_t> shape(xt.getShape());
+    for (int64_t a : op.getAxes())
+      shape[a] = 1;
+    x = castIfNeeded(rewriter, loc, x, xt.clone(shape));
+    rewriter.replaceOpWithNewOp<tensor::CollapseShapeOp>(
+        op, rt, x, unitDimReassociation(xt.getRank(), op.getAxes()));
+    return success();
+  }
+};
+
+struct UnsqueezeLowering : OpConversionPattern<UnsqueezeOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(UnsqueezeOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    RankedTensorType rt = convertedResultType(getTypeConverter(), op);
+    Value x = adaptor.getInput();
+    ArrayRef<int64_t> axes = op.getAxes();
+    SmallVector<OpFoldResult> outShape;
+    int64_t j = 0;
+    for (int64_t d = 0; d < rt.getRank(); ++d)
+      outShape.push_back(llvm::is_contained(axes, d)
+                             ? OpFoldResult(rewriter.getIndexAttr(1))
+                             : tensor::getMixedSize(rewriter, loc, x, j++));
+    rewriter.replaceOpWithNewOp<tensor::ExpandShapeOp>(
+        op, rt, x, unitDimReassociation(rt.getRank(), axes), outShape);
+    return success();
+  }
+};
+
+struct TriluLowering : OpConversionPattern<TriluOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(TriluOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    RankedTensorType rt = convertedResultType(getTypeConverter(), op);
+    int64_t r = rt.getRank(), k = op.getK();
+    bool upper = op.getUpper();
+    Value result = buildElementwise(
+        rewriter, op.getLoc(), rt, {adaptor.getInput()},
+        [&](OpBuilder &b, Location l, ValueRange a) -> Value {
+          Value row = linalg::IndexOp::create(b, l, r - 2);
+          Value col = linalg::IndexOp::create(b, l, r - 1);
+          Value diff = arith::SubIOp::create(b, l, col, row);
+          Value keep = arith::CmpIOp::create(
+              b, l, upper ? arith::CmpIPredicate::sge : arith::CmpIPredicate::sle,
+              diff, indexConst(b, l, k));
+          Type t = a[0].getType();
+          Value zero = isa<FloatType>(t) ? floatConst(b, l, t, 0.0)
+                                         : intConst(b, l, t, 0);
+          return arith::SelectOp::create(b, l, keep, a[0], zero);
+        });
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+struct ShapeOfLowering : OpConversionPattern<ShapeOfOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(ShapeOfOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    RankedTensorType rt = convertedResultType(getTypeConverter(), op);
+    Value x = adaptor.getInput();
+    int64_t rank = cast<RankedTensorType>(x.getType()).getRank();
+    if (rank == 0) {
+      rewriter.replaceOpWithNewOp<arith::ConstantOp>(
+          op, DenseIntElementsAttr::get(rt, ArrayRef<int64_t>{}));
+      return success();
+    }
+    SmallVector<Value> dims;
+    for (int64_t d = 0; d < rank; ++d)
+      dims.push_back(arith::IndexCastOp::create(rewriter, loc, rewriter.getI64Type(),
+                                                dimValue(rewriter, loc, x, d)));
+    rewriter.replaceOpWithNewOp<tensor::FromElementsOp>(op, rt, dims);
+    return success();
+  }
+};
+
+struct RangeLowering : OpConversionPattern<RangeOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(RangeOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    RankedTensorType rt = convertedResultType(getTypeConverter(), op);
+    Type et = rt.getElementType();
+    bool fl = isa<FloatType>(et);
+    bool u = isUnsignedLike(getElementTypeOrSelf(op.getType()));
+    auto scalarOf = [&](Value t) {
+      return tensor::ExtractOp::create(rewriter, loc, t, ValueRange{});
+    };
+    Value start = scalarOf(adaptor.getStart()), limit = scalarOf(adaptor.getLimit()),
+          delta = scalarOf(adaptor.getDelta());
+    OpFoldResult n;
+    if (!rt.isDynamicDim(0)) {
+      n = rewriter.getIndexAttr(rt.getDimSize(0));
+    } else {
+      // n = max(ceil((limit - start) / delta), 0)
+      Value count;
+      if (fl) {
+        Value q = arith::DivFOp::create(
+            rewriter, loc, arith::SubFOp::create(rewriter, loc, limit, start), delta);
+        Value c = math::CeilOp::create(rewriter, loc, q);
+        count = arith::FPToSIOp::create(rewriter, loc, rewriter.getI64Type(), c);
+      } else {
+        Value span = arith::SubIOp::create(rewriter, loc, limit, start);
+        count = u ? (Value)arith::CeilDivUIOp::create(rewriter, loc, span, delta)
+                  : (Value)arith::CeilDivSIOp::create(rewriter, loc, span, delta);
+        count = u ? (Value)arith::IndexCastUIOp::create(rewriter, loc,
+                                                       rewriter.getIndexType(), count)
+                  : (Value)arith::IndexCastOp::create(rewriter, loc,
+                                                     rewriter.getIndexType(), count);
+      }
+      if (fl)
+        count = arith::IndexCastOp::create(rewriter, loc, rewriter.getIndexType(), count);
+      n = (Value)arith::MaxSIOp::create(rewriter, loc, count,
+                                        indexConst(rewriter, loc, 0));
+    }
+    Value init = emptyTensor(rewriter, loc, {n}, et);
+    auto g = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{init.getType()}, ValueRange{}, ValueRange{init},
+        ArrayRef<AffineMap>{rewriter.getMultiDimIdentityMap(1)},
+        {utils::IteratorType::parallel},
+        [&](OpBuilder &b, Location l, ValueRange) {
+          Value i = linalg::IndexOp::create(b, l, 0);
+          Value i64 = arith::IndexCastOp::create(b, l, b.getI64Type(), i);
+          Value v;
+          if (fl) {
+            Value fi = arith::SIToFPOp::create(b, l, et, i64);
+            v = arith::AddFOp::create(b, l, start,
+                                      arith::MulFOp::create(b, l, fi, delta));
+          } else {
+            unsigned w = et.getIntOrFloatBitWidth();
+            Value ii = w < 64 ? (Value)arith::TruncIOp::create(b, l, et, i64) : i64;
+            v = arith::AddIOp::create(b, l, start,
+                                      arith::MulIOp::create(b, l, ii, delta));
+          }
+          linalg::YieldOp::create(b, l, v);
+        });
+    rewriter.replaceOp(op, castIfNeeded(rewriter, loc, g.getResult(0), rt));
+    return success();
+  }
+};
+
+struct GatherLowering : OpConversionPattern<GatherOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(GatherOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = getContext();
+    RankedTensorType rt = convertedResultType(getTypeConverter(), op);
+    Value data = adaptor.getData(), indices = adaptor.getIndices();
+    auto dt = cast<RankedTensorType>(data.getType());
+    auto it = cast<RankedTensorType>(indices.getType());
+    int64_t axis = op.getAxis(), ir = it.getRank(), r = rt.getRank();
+    // result = data[:axis] ++ indices ++ data[axis+1:]
+    SmallVector<OpFoldResult> sizes;
+    for (int64_t d = 0; d < axis; ++d)
+      sizes.push_back(tensor::getMixedSize(rewriter, loc, data, d));
+    for (int64_t d = 0; d < ir; ++d)
+      sizes.push_back(tensor::getMixedSize(rewriter, loc, indices, d));
+    for (int64_t d = axis + 1; d < dt.getRank(); ++d)
+      sizes.push_back(tensor::getMixedSize(rewriter, loc, data, d));
+    Value init = emptyTensor(rewriter, loc, sizes, rt.getElementType());
+    SmallVector<AffineExpr> ie;
+    for (int64_t d = 0; d < ir; ++d)
+      ie.push_back(getAffineDimExpr(axis + d, ctx));
+    Value axisDim = dimValue(rewriter, loc, data, axis);
+    auto g = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{init.getType()}, ValueRange{indices},
+        ValueRange{init},
+        ArrayRef<AffineMap>{AffineMap::get(r, 0, ie, ctx),
+                            rewriter.getMultiDimIdentityMap(r)},
+        SmallVector<utils::IteratorType>(r, utils::IteratorType::parallel),
+        [&](OpBuilder &b, Location l, ValueRange a) {
+          Value idx = arith::IndexCastOp::create(b, l, b.getIndexType(), a[0]);
+          Value neg = arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, idx,
+                                            indexConst(b, l, 0));
+          idx = arith::SelectOp::create(
+              b, l, neg, arith::AddIOp::create(b, l, idx, axisDim), idx);
+          SmallVector<Value> coords;
+          for (int64_t d = 0; d < axis; ++d)
+            coords.push_back(linalg::IndexOp::create(b, l, d));
+          coords.push_back(idx);
+          for (int64_t d = axis + 1; d < dt.getRank(); ++d)
+            coords.push_back(linalg::IndexOp::create(b, l, d - 1 + ir));
+          linalg::YieldOp::create(b, l,
+                                  (Value)tensor::ExtractOp::create(b, l, data, coords));
+        });
+    rewriter.replaceOp(op, castIfNeeded(rewriter, loc, g.getResult(0), rt));
+    return success();
+  }
+};
+
+} // namespace
+
+void to_linalg::populateShapePatterns(const TypeConverter &converter,
+                                      RewritePatternSet &patterns) {
+  patterns.add<ConstantLowering, ReshapeLowering, TransposeLowering,
+               ConcatLowering, SliceLowering, SplitLowering, ExpandLowering,
+               SqueezeLowering, UnsqueezeLowering, TriluLowering,
+               ShapeOfLowering, RangeLowering, GatherLowering>(
+      converter, patterns.getContext());
+}

@@ -1,0 +1,166 @@
+// RUN: quench-opt --convert-quench-to-linalg --split-input-file %s | FileCheck %s
+
+// Elementwise ops, casts and constants; see contractions.mlir and shapes.mlir
+// for the rest of convert-quench-to-linalg.
+
+// CHECK-DAG: #[[ID3:.+]] = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+// CHECK-DAG: #[[BC3:.+]] = affine_map<(d0, d1, d2) -> (d0, 0, d2)>
+// CHECK-LABEL: func.func @add_broadcast_dynamic(
+// CHECK-SAME:      %[[A:.+]]: tensor<?x?x4xf32>, %[[B:.+]]: tensor<?x1x4xf32>
+// CHECK-DAG:     %[[D0:.+]] = tensor.dim %[[A]], %c0
+// CHECK-DAG:     %[[D1:.+]] = tensor.dim %[[A]], %c1
+// CHECK:         %[[E:.+]] = tensor.empty(%[[D0]], %[[D1]]) : tensor<?x?x4xf32>
+// CHECK:         %[[R:.+]] = linalg.generic {indexing_maps = [#[[ID3]], #[[BC3]], #[[ID3]]], iterator_types = ["parallel", "parallel", "parallel"]}
+// CHECK-SAME:        ins(%[[A]], %[[B]] : tensor<?x?x4xf32>, tensor<?x1x4xf32>) outs(%[[E]] : tensor<?x?x4xf32>)
+// CHECK:           arith.addf
+// CHECK:         return %[[R]]
+func.func @add_broadcast_dynamic(%a: tensor<?x?x4xf32>, %b: tensor<?x1x4xf32>) -> tensor<?x?x4xf32> {
+  %0 = quench.add %a, %b : (tensor<?x?x4xf32>, tensor<?x1x4xf32>) -> tensor<?x?x4xf32>
+  return %0 : tensor<?x?x4xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @mod_int(
+// CHECK:         linalg.generic
+// CHECK:           %[[REM:.+]] = arith.remsi %[[X:.+]], %[[Y:.+]] : i32
+// CHECK:           %[[FIX:.+]] = arith.andi
+// CHECK:           %[[ADJ:.+]] = arith.addi %[[REM]], %[[Y]]
+// CHECK:           arith.select %[[FIX]], %[[ADJ]], %[[REM]]
+func.func @mod_int(%a: tensor<4xi32>, %b: tensor<4xi32>) -> tensor<4xi32> {
+  %0 = quench.mod %a, %b : (tensor<4xi32>, tensor<4xi32>) -> tensor<4xi32>
+  return %0 : tensor<4xi32>
+}
+
+// -----
+
+// Unsigned tensors become signless, signatures included; the arithmetic
+// stays unsigned.
+// CHECK-LABEL: func.func @div_unsigned(
+// CHECK-SAME:      %[[A:.+]]: tensor<4xi8>, %[[B:.+]]: tensor<i8>) -> tensor<4xi8>
+// CHECK:         %[[R:.+]] = linalg.generic {{.*}} ins(%[[A]], %[[B]] : tensor<4xi8>, tensor<i8>)
+// CHECK:           arith.divui
+// CHECK:         return %[[R]]
+func.func @div_unsigned(%a: tensor<4xui8>, %b: tensor<ui8>) -> tensor<4xui8> {
+  %0 = quench.div %a, %b : (tensor<4xui8>, tensor<ui8>) -> tensor<4xui8>
+  return %0 : tensor<4xui8>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @max_float(
+// CHECK:           arith.maximumf
+func.func @max_float(%a: tensor<4xf32>, %b: tensor<4xf32>) -> tensor<4xf32> {
+  %0 = quench.max %a, %b : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @cmp_where(
+// CHECK:         %[[C:.+]] = linalg.generic
+// CHECK:           arith.cmpf olt
+// CHECK:         } -> tensor<?xi1>
+// CHECK:         linalg.generic {{.*}} ins(%[[C]], %{{.*}}, %{{.*}} : tensor<?xi1>, tensor<?xf32>, tensor<?xf32>)
+// CHECK:           arith.select
+func.func @cmp_where(%a: tensor<?xf32>, %b: tensor<?xf32>) -> tensor<?xf32> {
+  %c = quench.cmp lt, %a, %b : (tensor<?xf32>, tensor<?xf32>) -> tensor<?xi1>
+  %0 = quench.where %c, %a, %b : (tensor<?xi1>, tensor<?xf32>, tensor<?xf32>) -> tensor<?xf32>
+  return %0 : tensor<?xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @gelu_f16(
+// CHECK:           %[[X:.+]] = arith.extf %{{.*}} : f16 to f32
+// CHECK:           %[[S:.+]] = arith.mulf %[[X]], %{{.*}} : f32
+// CHECK:           math.erf %[[S]] : f32
+// CHECK:           arith.addf
+// CHECK-NEXT:      %[[Y:.+]] = arith.mulf
+// CHECK-NEXT:      arith.truncf %[[Y]] : f32 to f16
+func.func @gelu_f16(%a: tensor<8xf16>) -> tensor<8xf16> {
+  %0 = quench.gelu %a : tensor<8xf16>
+  return %0 : tensor<8xf16>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @clip(
+// CHECK:           %[[LO:.+]] = arith.constant -1.0{{0*}}e+00 : f32
+// CHECK:           %[[M:.+]] = arith.maximumf %{{.*}}, %[[LO]]
+// CHECK:           %[[HI:.+]] = arith.constant 6.0{{0*}}e+00 : f32
+// CHECK:           arith.minimumf %[[M]], %[[HI]]
+func.func @clip(%a: tensor<8xf32>) -> tensor<8xf32> {
+  %0 = quench.clip %a {min = -1.0 : f64, max = 6.0 : f64} : tensor<8xf32>
+  return %0 : tensor<8xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @cast_f32_to_ui8(
+// CHECK:           %[[T:.+]] = arith.fptoui %[[X:.+]] : f32 to i8
+// CHECK:           %[[BIG:.+]] = arith.cmpf oge, %[[X]], %{{.*}} : f32
+// CHECK:           %[[SMALL:.+]] = arith.cmpf ult, %[[X]], %{{.*}} : f32
+// CHECK:           %[[S1:.+]] = arith.select %[[BIG]], %c-1_i8, %[[T]]
+// CHECK:           arith.select %[[SMALL]], %c0_i8, %[[S1]]
+// CHECK:         } -> tensor<8xi8>
+func.func @cast_f32_to_ui8(%a: tensor<8xf32>) -> tensor<8xui8> {
+  %0 = quench.cast %a : tensor<8xf32> to tensor<8xui8>
+  return %0 : tensor<8xui8>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @cast_i64_to_bool(
+// CHECK:           arith.cmpi ne, %{{.*}}, %c0_i64 : i64
+func.func @cast_i64_to_bool(%a: tensor<8xi64>) -> tensor<8xi1> {
+  %0 = quench.cast %a : tensor<8xi64> to tensor<8xi1>
+  return %0 : tensor<8xi1>
+}
+
+// -----
+
+// The blob stays a blob.
+// CHECK-LABEL: func.func @constant_resource(
+// CHECK:         arith.constant dense_resource<blob> : tensor<2xf32>
+func.func @constant_resource() -> tensor<2xf32> {
+  %0 = quench.constant dense_resource<blob> : tensor<2xf32>
+  return %0 : tensor<2xf32>
+}
+
+{-#
+  dialect_resources: {
+    builtin: {
+      blob: "0x040000000000803F00000040"
+    }
+  }
+#-}
+
+// -----
+
+// Quantization ops are not converted yet: they stay, fed by converted code.
+// CHECK-LABEL: func.func @quantize_linear_unconverted(
+// CHECK-SAME:      %{{.*}}: tensor<4xf32>, %[[S:.+]]: tensor<f32>, %[[Z:.+]]: tensor<i8>)
+// CHECK:         %[[ZU:.+]] = tensor.bitcast %[[Z]] : tensor<i8> to tensor<ui8>
+// CHECK:         %[[E:.+]] = linalg.generic
+// CHECK:           math.exp
+// CHECK:         %[[Q:.+]] = quench.quantize_linear %[[E]], %[[S]], %[[ZU]]
+// CHECK:         quench.dequantize_linear %[[Q]], %[[S]], %[[ZU]]
+func.func @quantize_linear_unconverted(%a: tensor<4xf32>, %s: tensor<f32>, %z: tensor<ui8>) -> tensor<4xf32> {
+  %e = quench.exp %a : tensor<4xf32>
+  %q = quench.quantize_linear %e, %s, %z {axis = 0 : i64} : (tensor<4xf32>, tensor<f32>, tensor<ui8>) -> tensor<4xui8>
+  %d = quench.dequantize_linear %q, %s, %z {axis = 0 : i64} : (tensor<4xui8>, tensor<f32>, tensor<ui8>) -> tensor<4xf32>
+  return %d : tensor<4xf32>
+}
+
+// -----
+
+// Unsigned constant data is retyped signless, bit for bit.
+// CHECK-LABEL: func.func @constant_unsigned(
+// CHECK-SAME:      -> tensor<2xi8>
+// CHECK:         %[[C:.+]] = arith.constant dense<[1, -56]> : tensor<2xi8>
+// CHECK:         return %[[C]]
+func.func @constant_unsigned() -> tensor<2xui8> {
+  %0 = quench.constant dense<[1, 200]> : tensor<2xui8>
+  return %0 : tensor<2xui8>
+}

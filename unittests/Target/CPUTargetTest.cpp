@@ -1,0 +1,211 @@
+//===- CPUTargetTest.cpp - host target resolution and object emission ----===//
+
+#include "quench/Target/CPUTarget.h"
+
+#include "llvm/IR/IRBuilder.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Object/ObjectFile.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Target/TargetMachine.h"
+
+#include <dlfcn.h>
+#include <fstream>
+#include <gtest/gtest.h>
+#include <numeric>
+#include <sstream>
+
+using namespace llvm;
+
+namespace {
+
+std::string errorText(Error e) { return toString(std::move(e)); }
+
+/// The host's CPU flags as the kernel reports them (x86 /proc/cpuinfo).
+std::string hostCpuFlags() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("flags", 0) == 0)
+      return " " + line.substr(line.find(':') + 1) + " ";
+  return "";
+}
+
+TEST(CPUTarget, HostFeaturesFollowTheRealCPU) {
+  Expected<quench::CPUTarget> t = quench::resolveCPUTarget("host");
+  ASSERT_TRUE(bool(t)) << errorText(t.takeError());
+  EXPECT_FALSE(t->cpu.empty());
+  EXPECT_FALSE(t->features.empty());
+  std::string flags = hostCpuFlags();
+  if (flags.empty() || Triple(t->triple).getArch() != Triple::x86_64)
+    GTEST_SKIP() << "not an x86-64 Linux host";
+  // Whatever the CPU name implies, a feature the kernel does not report must
+  // be disabled explicitly, and one it reports enabled.
+  std::string features = "," + t->features + ",";
+  for (auto [cpuinfo, llvmName] :
+       {std::pair{"avx512f", "avx512f"}, std::pair{"avx2", "avx2"},
+        std::pair{"fma", "fma"}, std::pair{"avx512_vnni", "avx512vnni"}}) {
+    bool has = flags.find(std::string(" ") + cpuinfo + " ") != std::string::npos;
+    EXPECT_NE(features.find(std::string(",") + (has ? "+" : "-") + llvmName +
+                            ","),
+              std::string::npos)
+        << llvmName << " should be " << (has ? "on" : "off") << " in "
+        << t->features;
+  }
+}
+
+TEST(CPUTarget, ExplicitCPUAndFeatures) {
+  Expected<quench::CPUTarget> t =
+      quench::resolveCPUTarget("x86-64-v3", "+fma,-avx512f", "x86_64-unknown-linux-gnu");
+  ASSERT_TRUE(bool(t)) << errorText(t.takeError());
+  EXPECT_EQ(t->cpu, "x86-64-v3");
+  EXPECT_EQ(t->features, "+fma,-avx512f");
+  auto tm = quench::createTargetMachine(*t);
+  ASSERT_TRUE(bool(tm)) << errorText(tm.takeError());
+  EXPECT_EQ((*tm)->getTargetCPU(), "x86-64-v3");
+}
+
+TEST(CPUTarget, BadInputIsAClearError) {
+  auto cpu = quench::resolveCPUTarget("nosuchcpu", "", "x86_64-unknown-linux-gnu");
+  ASSERT_FALSE(bool(cpu));
+  EXPECT_EQ(errorText(cpu.takeError()),
+            "unknown CPU 'nosuchcpu' for target 'x86_64-unknown-linux-gnu'");
+
+  auto feat = quench::resolveCPUTarget("x86-64", "+notafeature",
+                                       "x86_64-unknown-linux-gnu");
+  ASSERT_FALSE(bool(feat));
+  EXPECT_EQ(errorText(feat.takeError()),
+            "unknown CPU feature 'notafeature' for target "
+            "'x86_64-unknown-linux-gnu'");
+
+  auto malformed = quench::resolveCPUTarget("x86-64", "avx2",
+                                            "x86_64-unknown-linux-gnu");
+  ASSERT_FALSE(bool(malformed));
+  EXPECT_EQ(errorText(malformed.takeError()),
+            "malformed CPU feature 'avx2' (expected +name or -name)");
+
+  auto triple = quench::resolveCPUTarget("x86-64", "", "nosuch-arch-none");
+  ASSERT_FALSE(bool(triple));
+  EXPECT_NE(errorText(triple.takeError()).find("unknown target triple"),
+            std::string::npos);
+
+  auto cross = quench::resolveCPUTarget("host", "", "aarch64-unknown-linux-gnu");
+  ASSERT_FALSE(bool(cross));
+  EXPECT_NE(errorText(cross.takeError()).find("--cpu=host"), std::string::npos);
+}
+
+/// Builds `int64_t sum_weights(int64_t n)`: the sum of the first n bytes of
+/// a weight blob, as signed bytes.
+std::unique_ptr<Module> makeModule(LLVMContext &ctx, ArrayRef<char> blob) {
+  auto m = std::make_unique<Module>("weights", ctx);
+  GlobalVariable *gv = quench::addWeightBlob(*m, "__quench_w0", blob);
+  IRBuilder<> b(ctx);
+  Type *i64 = b.getInt64Ty();
+  Function *f = Function::Create(FunctionType::get(i64, {i64}, false),
+                                 GlobalValue::ExternalLinkage, "sum_weights",
+                                 *m);
+  BasicBlock *entry = BasicBlock::Create(ctx, "entry", f);
+  BasicBlock *loop = BasicBlock::Create(ctx, "loop", f);
+  BasicBlock *exit = BasicBlock::Create(ctx, "exit", f);
+  b.SetInsertPoint(entry);
+  Value *n = f->getArg(0);
+  b.CreateCondBr(b.CreateICmpSGT(n, b.getInt64(0)), loop, exit);
+  b.SetInsertPoint(loop);
+  PHINode *i = b.CreatePHI(i64, 2);
+  PHINode *acc = b.CreatePHI(i64, 2);
+  Value *p = b.CreateGEP(b.getInt8Ty(), gv, i);
+  Value *v = b.CreateSExt(b.CreateLoad(b.getInt8Ty(), p), i64);
+  Value *acc2 = b.CreateAdd(acc, v);
+  Value *i2 = b.CreateAdd(i, b.getInt64(1));
+  i->addIncoming(b.getInt64(0), entry);
+  i->addIncoming(i2, loop);
+  acc->addIncoming(b.getInt64(0), entry);
+  acc->addIncoming(acc2, loop);
+  b.CreateCondBr(b.CreateICmpSLT(i2, n), loop, exit);
+  b.SetInsertPoint(exit);
+  PHINode *r = b.CreatePHI(i64, 2);
+  r->addIncoming(b.getInt64(0), entry);
+  r->addIncoming(acc2, loop);
+  b.CreateRet(r);
+  return m;
+}
+
+/// Blob size for the object test; QUENCH_TARGET_TEST_BLOB_MB overrides it to
+/// measure emission at scale by hand (e.g. 400 for a 100M-parameter model).
+size_t blobBytes() {
+  if (const char *mb = getenv("QUENCH_TARGET_TEST_BLOB_MB"))
+    return (size_t)atol(mb) << 20;
+  return 8 << 20;
+}
+
+TEST(CPUTarget, WeightBlobObjectLinksAndRuns) {
+  // 8 MiB of weights: emitted as one block, readable by the generated code.
+  std::vector<char> blob(blobBytes());
+  for (size_t k = 0; k < blob.size(); ++k)
+    blob[k] = (char)((k * 7 + 3) % 251 - 125);
+  int64_t want = 0;
+  for (char c : blob)
+    want += (signed char)c;
+
+  LLVMContext ctx;
+  std::unique_ptr<Module> m = makeModule(ctx, blob);
+  auto target = quench::resolveCPUTarget("host");
+  ASSERT_TRUE(bool(target)) << errorText(target.takeError());
+  auto tm = quench::createTargetMachine(*target);
+  ASSERT_TRUE(bool(tm)) << errorText(tm.takeError());
+
+  SmallString<128> dir;
+  ASSERT_FALSE(sys::fs::createUniqueDirectory("quench-target-test", dir));
+  std::string obj = (dir + "/w.o").str(), so = (dir + "/w.so").str();
+  {
+    std::error_code ec;
+    raw_fd_ostream os(obj, ec);
+    ASSERT_FALSE(ec) << ec.message();
+    Error e = quench::emitObjectFile(*m, **tm, os);
+    ASSERT_FALSE(bool(e)) << errorText(std::move(e));
+  }
+
+  // The object holds the blob once, in a read-only section, aligned.
+  auto buf = MemoryBuffer::getFile(obj);
+  ASSERT_TRUE(bool(buf));
+  auto file = object::ObjectFile::createObjectFile((*buf)->getMemBufferRef());
+  ASSERT_TRUE(bool(file)) << errorText(file.takeError());
+  bool found = false;
+  for (const object::SymbolRef &sym : (*file)->symbols()) {
+    Expected<StringRef> name = sym.getName();
+    if (!name || *name != "__quench_w0")
+      continue;
+    found = true;
+    auto sec = sym.getSection();
+    ASSERT_TRUE(bool(sec));
+    EXPECT_FALSE((*sec)->isText());
+    EXPECT_GE((*sec)->getSize(), blob.size());
+    EXPECT_EQ(sym.getAlignment() >= 64 || (*sec)->getAlignment().value() >= 64,
+              true);
+  }
+  EXPECT_TRUE(found);
+  EXPECT_LT((*buf)->getBufferSize(), blob.size() + (1 << 20));
+
+  // Link it with the system toolchain and run it on this host (code for the
+  // host's real features must not trap).
+  auto cc = sys::findProgramByName("cc");
+  if (!cc)
+    GTEST_SKIP() << "no system C compiler to link with";
+  std::string err;
+  int rc = sys::ExecuteAndWait(*cc, {*cc, "-shared", "-o", so, obj},
+                               std::nullopt, {}, 0, 0, &err);
+  ASSERT_EQ(rc, 0) << err;
+  void *h = dlopen(so.c_str(), RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(h, nullptr) << dlerror();
+  auto fn = (int64_t(*)(int64_t))dlsym(h, "sum_weights");
+  ASSERT_NE(fn, nullptr);
+  EXPECT_EQ(fn((int64_t)blob.size()), want);
+  EXPECT_EQ(fn(3), (int64_t)(signed char)blob[0] + (signed char)blob[1] +
+                       (signed char)blob[2]);
+  dlclose(h);
+  sys::fs::remove_directories(dir);
+}
+
+} // namespace
