@@ -387,7 +387,18 @@ def execute(op, a):
         if dt == np.bool_:
             return [x != 0]
         if np.issubdtype(x.dtype, np.floating) and np.issubdtype(dt, np.integer):
-            return [np.trunc(x).astype(dt)]
+            # As CastOp's description: truncate toward zero, saturate to the
+            # result's range, NaN -> 0.
+            info = np.iinfo(dt)
+            t = np.nan_to_num(np.trunc(x.astype(np.float64)), nan=0.0,
+                              posinf=float(info.max), neginf=float(info.min))
+            t = np.clip(t, float(info.min), float(info.max))
+            # float(info.max) may round up past the range (e.g. 2^63 - 1).
+            with np.errstate(invalid="ignore"):
+                inner = t.astype(dt)
+            out = np.where(t >= float(info.max), info.max,
+                           np.where(t <= float(info.min), info.min, inner))
+            return [np.asarray(out).astype(dt)]
         return [x.astype(dt)]
     if n in ("add", "sub", "mul", "div", "pow", "min", "max", "mod"):
         x, y = a
