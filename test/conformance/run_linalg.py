@@ -15,8 +15,7 @@ For every ONNX node test directory given (e.g.
      (floats) or i64 (integers, bools) with quench.cast and prints it with
      the MLIR runner utilities;
   3. runs quench-opt --convert-quench-to-linalg followed by an upstream
-     lowering to the LLVM dialect (one-shot-bufferize, linalg-to-loops, ...,
-     see LOWERING below);
+     lowering to the LLVM dialect (quench-cpu-pipeline, see LOWERING below);
   4. executes it with mlir-runner and compares with output_*.pb
      (floats: |got - want| <= atol + rtol * |want|, rtol 1e-3 for f16 and
      8e-3 for bf16 results; NaNs must match; integers and bools exactly).
@@ -50,25 +49,9 @@ NODE_DIR = "/usr/share/libonnx-testdata/data/node"
 LLVM_BIN = "/usr/lib/llvm-22/bin"
 LLVM_LIB = "/usr/lib/llvm-22/lib"
 
-LOWERING = [
-    "--convert-quench-to-linalg",
-    "--canonicalize",
-    "--one-shot-bufferize=bufferize-function-boundaries",
-    "--convert-linalg-to-loops",
-    "--convert-scf-to-cf",
-    "--expand-strided-metadata",
-    "--lower-affine",
-    "--finalize-memref-to-llvm",
-    "--math-extend-to-supported-types",
-    "--convert-math-to-llvm",
-    "--convert-math-to-libm",
-    "--convert-arith-to-llvm",
-    "--convert-index-to-llvm",
-    "--convert-func-to-llvm",
-    "--convert-cf-to-llvm",
-    "--convert-ub-to-llvm",
-    "--reconcile-unrealized-casts",
-]
+# The registered CPU pipeline (lib/Pipelines), without quench-prepare so that
+# exactly the imported ops are checked.
+LOWERING = ["--quench-cpu-pipeline=prepare=0"]
 
 MLIR_TYPES = {
     np.dtype("float32"): "f32", np.dtype("float16"): "f16",

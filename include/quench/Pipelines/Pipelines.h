@@ -28,6 +28,23 @@ struct PrepareOptions : public mlir::PassPipelineOptions<PrepareOptions> {
 /// ops' dead operands and duplicate constants disappear.
 void buildPreparePipeline(mlir::OpPassManager &pm, const PrepareOptions &opts);
 
+/// Options of `quench-cpu-pipeline`.
+struct CPUPipelineOptions : public mlir::PassPipelineOptions<CPUPipelineOptions> {
+  Option<bool> prepare{*this, "prepare",
+                       llvm::cl::desc("Run quench-prepare first"),
+                       llvm::cl::init(true)};
+};
+
+/// quench → LLVM dialect for the CPU, in named stages:
+///   1. prepare (optional): quench-prepare;
+///   2. to-linalg: convert-quench-to-linalg, canonicalize;
+///   3. bufferize: one-shot-bufferize (function boundaries included);
+///   4. to-llvm: linalg → loops → cf, memref/arith/math/index/func/cf → LLVM.
+/// This first version lowers linalg to plain loops (correct, not yet fast);
+/// tiling and vectorization of contractions, reductions and elementwise
+/// chains slot in between stages 2 and 3.
+void buildCPUPipeline(mlir::OpPassManager &pm, const CPUPipelineOptions &opts);
+
 /// Registers every quench pipeline with the global pass registry.
 void registerQuenchPipelines();
 

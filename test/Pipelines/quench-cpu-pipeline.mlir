@@ -1,0 +1,27 @@
+// RUN: quench-opt %s --quench-cpu-pipeline | FileCheck %s
+// RUN: quench-opt %s --quench-cpu-pipeline=prepare=0 | FileCheck %s --check-prefix=NOPREP
+
+// The whole model reaches the LLVM dialect: nothing of quench, linalg,
+// tensor, memref or scf is left; the weight is one global constant, stored
+// [out, in] after raising to quench.linear.
+// CHECK: llvm.mlir.global private constant @{{.*}}(dense<5.000000e-01> : tensor<2x8xf32>)
+// CHECK: llvm.func @f(
+// CHECK-NOT: quench.
+// CHECK-NOT: linalg.
+// CHECK-NOT: tensor.
+// CHECK-NOT: memref.
+// CHECK-NOT: scf.
+// The SiLU was raised (prepare) and lowered to exp and a division.
+// CHECK: llvm.intr.exp
+// CHECK: llvm.fdiv
+
+// NOPREP: llvm.func @f(
+// NOPREP-NOT: quench.
+// NOPREP-NOT: linalg.
+func.func @f(%x: tensor<4x8xf32>) -> tensor<4x2xf32> {
+  %w = quench.constant dense<0.5> : tensor<8x2xf32>
+  %m = quench.matmul %x, %w : (tensor<4x8xf32>, tensor<8x2xf32>) -> tensor<4x2xf32>
+  %s = quench.sigmoid %m : tensor<4x2xf32>
+  %y = quench.mul %m, %s : (tensor<4x2xf32>, tensor<4x2xf32>) -> tensor<4x2xf32>
+  return %y : tensor<4x2xf32>
+}
