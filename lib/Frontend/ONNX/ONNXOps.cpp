@@ -36,6 +36,16 @@ static const llvm::StringSet<> &unaryOps() {
   return ops;
 }
 
+/// Operators composed from quench ops at import (see convertComposite).
+static const llvm::StringSet<> &compositeOps() {
+  static const llvm::StringSet<> ops = {
+      "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "HardSigmoid",
+      "HardSwish", "Softplus", "Softsign", "ThresholdedRelu", "Sign",
+      "LogSoftmax", "Tile", "ReduceL1", "ReduceL2", "ReduceSumSquare",
+      "ReduceLogSum", "ReduceLogSumExp"};
+  return ops;
+}
+
 static const llvm::StringSet<> &defaultDomainOps() {
   static const llvm::StringSet<> ops = [] {
     llvm::StringSet<> s = {
@@ -48,13 +58,10 @@ static const llvm::StringSet<> &defaultDomainOps() {
         "Expand", "Squeeze", "Unsqueeze", "Trilu", "Shape", "Range",
         "ConstantOfShape", "Size", "Flatten", "QuantizeLinear",
         "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger",
-        "QLinearMatMul",
-        // Composed from quench ops at import (see convertComposite).
-        "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "HardSigmoid",
-        "HardSwish", "Softplus", "Softsign", "ThresholdedRelu", "Sign",
-        "LogSoftmax", "Tile", "ReduceL1", "ReduceL2", "ReduceSumSquare",
-        "ReduceLogSum", "ReduceLogSumExp"};
+        "QLinearMatMul"};
     for (const auto &u : unaryOps())
+      s.insert(u.getKey());
+    for (const auto &u : compositeOps())
       s.insert(u.getKey());
     return s;
   }();
@@ -343,10 +350,13 @@ struct Conv {
     }
     return outType(RankedTensorType::get(shape, et));
   }
-  Value f32Scalar(double v, Type et) {
+  /// A 0-D constant `v` of element type `et` (float or integer).
+  Value scalar(double v, Type et) {
     auto ty = RankedTensorType::get({}, et);
-    return ConstantOp::create(b, loc, ty,
-                              DenseElementsAttr::get(ty, b.getFloatAttr(et, v)));
+    Attribute a = isa<FloatType>(et)
+                      ? Attribute(b.getFloatAttr(et, v))
+                      : Attribute(b.getIntegerAttr(et, (int64_t)v));
+    return ConstantOp::create(b, loc, ty, DenseElementsAttr::get(ty, a));
   }
 };
 } // namespace
@@ -809,11 +819,11 @@ static LogicalResult convertGemm(Conv &c) {
         ArrayRef<int64_t>{1, 0});
   Value y = MatMulOp::create(c.b, c.loc, resTy, a, bm);
   if (alpha != 1.0f)
-    y = MulOp::create(c.b, c.loc, resTy, y, c.f32Scalar(alpha, et));
+    y = MulOp::create(c.b, c.loc, resTy, y, c.scalar(alpha, et));
   if (cIn) {
     if (beta != 1.0f)
       cIn = MulOp::create(c.b, c.loc, tensorType(cIn), cIn,
-                          c.f32Scalar(beta, et));
+                          c.scalar(beta, et));
     y = AddOp::create(c.b, c.loc, resTy, y, cIn);
   }
   return c.out(y);
@@ -1277,17 +1287,6 @@ static LogicalResult convertMatMulNBits(Conv &c) {
 // the ONNX specification, so they need no new dialect surface (and every
 // lowering handles them).
 
-/// A 0-D constant `v` of element type `et` (float or integer).
-static Value scalarOf(Conv &c, double v, Type et) {
-  auto ty = RankedTensorType::get({}, et);
-  if (isa<FloatType>(et))
-    return ConstantOp::create(c.b, c.loc, ty,
-                              DenseElementsAttr::get(ty, c.b.getFloatAttr(et, v)));
-  return ConstantOp::create(
-      c.b, c.loc, ty,
-      DenseElementsAttr::get(ty, c.b.getIntegerAttr(et, (int64_t)v)));
-}
-
 template <typename OpTy>
 static Value binary(Conv &c, Value lhs, Value rhs) {
   Type et = tensorType(lhs).getElementType();
@@ -1316,19 +1315,10 @@ static Value select(Conv &c, Value cond, Value a, Value b) {
       cond, a, b);
 }
 
-static Value unary(Conv &c, llvm::StringRef op, Value x) {
-  return createUnary(c, op, x);
-}
-
 /// Converts the composite operators; `handled` is false for other ops.
 static LogicalResult convertComposite(Conv &c, bool &handled) {
-  static const llvm::StringSet<> compositeOps = {
-      "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "HardSigmoid",
-      "HardSwish", "Softplus", "Softsign", "ThresholdedRelu", "Sign",
-      "LogSoftmax", "Tile", "ReduceL1", "ReduceL2", "ReduceSumSquare",
-      "ReduceLogSum", "ReduceLogSumExp"};
   llvm::StringRef op = c.node.op_type();
-  handled = compositeOps.contains(op);
+  handled = compositeOps().contains(op);
   if (!handled)
     return success();
   GraphImporter &imp = c.imp;
@@ -1345,12 +1335,7 @@ static LogicalResult convertComposite(Conv &c, bool &handled) {
     return c.error() << "requires a floating-point input, got " << et,
            failure();
   };
-  auto result = [&](Value v) {
-    // Keep the type ONNX shape inference gave the output when it is more
-    // precise (it never differs in element type here).
-    return c.out(v);
-  };
-  Value zero = scalarOf(c, 0.0, et);
+  Value zero = c.scalar(0.0, et);
 
   if (op == "LeakyRelu" || op == "ThresholdedRelu" || op == "Elu" ||
       op == "Selu" || op == "Celu" || op == "HardSigmoid" ||
@@ -1361,40 +1346,52 @@ static LogicalResult convertComposite(Conv &c, bool &handled) {
   }
 
   if (op == "LeakyRelu") { // x < 0 ? alpha * x : x
-    Value ax = binary<MulOp>(c, x, scalarOf(c, attrF("alpha", 0.01f), et));
-    return result(select(c, cmp(c, CmpPredicate::lt, x, zero), ax, x));
+    Value ax = binary<MulOp>(c, x, c.scalar(attrF("alpha", 0.01f), et));
+    return c.out(select(c, cmp(c, CmpPredicate::lt, x, zero), ax, x));
   }
   if (op == "PRelu") { // x < 0 ? slope * x : x, slope broadcast to x
     Value slope = c.cast(c.in(1), et);
+    SmallVector<int64_t> bshape;
+    auto grows = [&] {
+      for (auto [got, have] : llvm::zip(bshape, xt.getShape()))
+        if (have != kDyn && got != have)
+          return true;
+      return false;
+    };
+    if (failed(broadcastShapes(xt.getShape(), tensorType(slope).getShape(),
+                               bshape)) ||
+        (int64_t)bshape.size() != xt.getRank() || grows())
+      return c.error() << "slope does not broadcast to the input's shape",
+             failure();
     Value sx = binary<MulOp>(c, x, slope);
-    return result(select(c, cmp(c, CmpPredicate::lt, x, zero), sx, x));
+    return c.out(select(c, cmp(c, CmpPredicate::lt, x, zero), sx, x));
   }
   if (op == "ThresholdedRelu") { // x > alpha ? x : 0
-    Value alpha = scalarOf(c, attrF("alpha", 1.0f), et);
-    return result(select(c, cmp(c, CmpPredicate::gt, x, alpha), x, zero));
+    Value alpha = c.scalar(attrF("alpha", 1.0f), et);
+    return c.out(select(c, cmp(c, CmpPredicate::gt, x, alpha), x, zero));
   }
   if (op == "Elu" || op == "Selu") {
     // Elu: x < 0 ? alpha (e^x - 1) : x.
     // Selu: gamma * (x <= 0 ? alpha (e^x - 1) : x).
     bool selu = op == "Selu";
     double alpha = attrF("alpha", selu ? 1.67326319217681884765625f : 1.0f);
-    Value em1 = binary<SubOp>(c, unary(c, "Exp", x), scalarOf(c, 1.0, et));
-    Value neg = binary<MulOp>(c, em1, scalarOf(c, alpha, et));
+    Value em1 = binary<SubOp>(c, createUnary(c, "Exp", x), c.scalar(1.0, et));
+    Value neg = binary<MulOp>(c, em1, c.scalar(alpha, et));
     Value y = select(c,
                      cmp(c, selu ? CmpPredicate::le : CmpPredicate::lt, x, zero),
                      neg, x);
     if (selu)
       y = binary<MulOp>(c, y,
-                        scalarOf(c, attrF("gamma", 1.05070102214813232421875f),
+                        c.scalar(attrF("gamma", 1.05070102214813232421875f),
                                  et));
-    return result(y);
+    return c.out(y);
   }
   if (op == "Celu") { // max(0, x) + min(0, alpha (e^(x / alpha) - 1))
     double alpha = attrF("alpha", 1.0f);
-    Value a = scalarOf(c, alpha, et);
-    Value e = unary(c, "Exp", binary<DivOp>(c, x, a));
-    Value neg = binary<MulOp>(c, binary<SubOp>(c, e, scalarOf(c, 1.0, et)), a);
-    return result(binary<AddOp>(c, binary<MaxOp>(c, x, zero),
+    Value a = c.scalar(alpha, et);
+    Value e = createUnary(c, "Exp", binary<DivOp>(c, x, a));
+    Value neg = binary<MulOp>(c, binary<SubOp>(c, e, c.scalar(1.0, et)), a);
+    return c.out(binary<AddOp>(c, binary<MaxOp>(c, x, zero),
                                 binary<MinOp>(c, neg, zero)));
   }
   if (op == "HardSigmoid" || op == "HardSwish") {
@@ -1403,31 +1400,29 @@ static LogicalResult convertComposite(Conv &c, bool &handled) {
     bool swish = op == "HardSwish";
     double alpha = swish ? 1.0 / 6.0 : attrF("alpha", 0.2f);
     double beta = swish ? 0.5 : attrF("beta", 0.5f);
-    Value lin = binary<AddOp>(c, binary<MulOp>(c, x, scalarOf(c, alpha, et)),
-                              scalarOf(c, beta, et));
+    Value lin = binary<AddOp>(c, binary<MulOp>(c, x, c.scalar(alpha, et)),
+                              c.scalar(beta, et));
     Value hs = ClipOp::create(c.b, c.loc, lin.getType(), lin,
                               c.b.getF64FloatAttr(0.0), c.b.getF64FloatAttr(1.0));
-    return result(swish ? binary<MulOp>(c, x, hs) : hs);
+    return c.out(swish ? binary<MulOp>(c, x, hs) : hs);
   }
   if (op == "Softplus") {
     // log(1 + e^x), computed as max(x, 0) + log(1 + e^-|x|) so that large
     // inputs do not overflow.
-    Value e = unary(c, "Exp", unary(c, "Neg", unary(c, "Abs", x)));
-    Value l = unary(c, "Log", binary<AddOp>(c, e, scalarOf(c, 1.0, et)));
-    return result(binary<AddOp>(c, binary<MaxOp>(c, x, zero), l));
+    Value e = createUnary(c, "Exp", createUnary(c, "Neg", createUnary(c, "Abs", x)));
+    Value l = createUnary(c, "Log", binary<AddOp>(c, e, c.scalar(1.0, et)));
+    return c.out(binary<AddOp>(c, binary<MaxOp>(c, x, zero), l));
   }
   if (op == "Softsign") { // x / (1 + |x|)
-    Value d = binary<AddOp>(c, unary(c, "Abs", x), scalarOf(c, 1.0, et));
-    return result(binary<DivOp>(c, x, d));
+    Value d = binary<AddOp>(c, createUnary(c, "Abs", x), c.scalar(1.0, et));
+    return c.out(binary<DivOp>(c, x, d));
   }
   if (op == "Sign") { // x > 0 ? 1 : (x < 0 ? -1 : 0)
-    Value one = scalarOf(c, 1.0, et);
+    Value one = c.scalar(1.0, et);
     Value inner = select(c, cmp(c, CmpPredicate::lt, x, zero),
-                         scalarOf(c, -1.0, et), zero);
-    Value y = select(c, cmp(c, CmpPredicate::gt, x, zero), one, inner);
-    if (tensorType(y) != xt) // 0-D branches: broadcast back to x's shape
-      y = binary<AddOp>(c, y, binary<MulOp>(c, x, zero));
-    return result(y);
+                         c.scalar(-1.0, et), zero);
+    // The condition has x's shape, so the result does too.
+    return c.out(select(c, cmp(c, CmpPredicate::gt, x, zero), one, inner));
   }
   if (op == "LogSoftmax") {
     // x - max(x) - log(sum(exp(x - max(x)))) along the axis (opset >= 13).
@@ -1443,8 +1438,8 @@ static LogicalResult convertComposite(Conv &c, bool &handled) {
                                true);
     Value d = binary<SubOp>(c, x, m);
     Value s = ReduceOp::create(c.b, c.loc, redTy, ReduceKind::sum,
-                               unary(c, "Exp", d), axes, true);
-    return result(binary<SubOp>(c, d, unary(c, "Log", s)));
+                               createUnary(c, "Exp", d), axes, true);
+    return c.out(binary<SubOp>(c, d, createUnary(c, "Log", s)));
   }
   if (op == "ReduceL1" || op == "ReduceL2" || op == "ReduceSumSquare" ||
       op == "ReduceLogSum" || op == "ReduceLogSumExp") {
@@ -1459,24 +1454,24 @@ static LogicalResult convertComposite(Conv &c, bool &handled) {
       if (failed(mk) || failed(m))
         return failure();
       if (*mk == x) // noop_with_empty_axes: log(exp(x)) = x
-        return result(x);
+        return c.out(x);
       FailureOr<Value> s = reduceValue(
-          c, unary(c, "Exp", binary<SubOp>(c, x, *mk)), ReduceKind::sum);
+          c, createUnary(c, "Exp", binary<SubOp>(c, x, *mk)), ReduceKind::sum);
       if (failed(s))
         return failure();
-      return result(binary<AddOp>(c, unary(c, "Log", *s), *m));
+      return c.out(binary<AddOp>(c, createUnary(c, "Log", *s), *m));
     }
-    Value in = op == "ReduceL1"       ? unary(c, "Abs", x)
+    Value in = op == "ReduceL1"       ? createUnary(c, "Abs", x)
                : op == "ReduceLogSum" ? x
                                       : binary<MulOp>(c, x, x);
     FailureOr<Value> r = reduceValue(c, in, ReduceKind::sum);
     if (failed(r))
       return failure();
     if (op == "ReduceL2")
-      return result(unary(c, "Sqrt", *r));
+      return c.out(createUnary(c, "Sqrt", *r));
     if (op == "ReduceLogSum")
-      return result(unary(c, "Log", *r));
-    return result(*r);
+      return c.out(createUnary(c, "Log", *r));
+    return c.out(*r);
   }
   if (op == "Tile") {
     // tile(x, r) = reshape(expand(x viewed as [1, d0, 1, d1, ...]) to
@@ -1518,7 +1513,7 @@ static LogicalResult convertComposite(Conv &c, bool &handled) {
                                 x, interShape);
     v = ExpandOp::create(c.b, c.loc, RankedTensorType::get(expanded, et), v,
                          expandedShape);
-    return result(ReshapeOp::create(c.b, c.loc,
+    return c.out(ReshapeOp::create(c.b, c.loc,
                                     RankedTensorType::get(final, et), v,
                                     finalShape));
   }
@@ -1631,7 +1626,7 @@ static LogicalResult convertNodeImpl(GraphImporter &imp,
       return c.out(*sum);
     auto ty = tensorType(*sum);
     return c.out(DivOp::create(b, c.loc, ty, *sum,
-                               c.f32Scalar(node.input_size(), ty.getElementType())));
+                               c.scalar(node.input_size(), ty.getElementType())));
   }
   if (op == "Equal" || op == "Less" || op == "LessOrEqual" || op == "Greater" ||
       op == "GreaterOrEqual") {
@@ -1755,7 +1750,7 @@ static LogicalResult convertNodeImpl(GraphImporter &imp,
       Value d2 = MulOp::create(b, c.loc, fullTy, d, d);
       Value var =
           ReduceOp::create(b, c.loc, statTy, ReduceKind::mean, d2, axes, true);
-      Value varEps = AddOp::create(b, c.loc, statTy, var, c.f32Scalar(eps, st));
+      Value varEps = AddOp::create(b, c.loc, statTy, var, c.scalar(eps, st));
       Value inv = ReciprocalOp::create(
           b, c.loc, statTy, SqrtOp::create(b, c.loc, statTy, varEps));
       if (wantMean)
