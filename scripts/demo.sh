@@ -1,76 +1,110 @@
 #!/usr/bin/env bash
 # The main job on a bundled default: sets everything up, builds the tools,
-# creates a small GPT-2-style model with the project's own export script,
-# imports it into the quench dialect, raises the exporter's decomposed
-# patterns, and prints size, op statistics and timings.
+# creates the project's character-level GPT (examples/chargpt/chargpt.py:
+# trains it on the KJV Bible for a couple of minutes the first time, then
+# reuses the checkpoint), compiles its ONNX export to a native executable
+# with quench-compile, runs it, and prints its outputs, agreement with the
+# PyTorch model, timing, and text it generates.
 #
-#   scripts/demo.sh [MODEL]     MODEL: a name from
-#                               `test/models/export_models.py --list`
-#                               (default gpt2_op17_dynamic) or a path to .onnx
+#   scripts/demo.sh                  QUENCH_DEMO_TRAIN_MINUTES (default 2)
+#                                    sets the first training run's budget
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BUILD_DIR=${QUENCH_BUILD_DIR:-$ROOT/build}
-MODEL=${1:-gpt2_op17_dynamic}
 PY=/usr/bin/python3
+MINUTES=${QUENCH_DEMO_TRAIN_MINUTES:-2}
 
 bash scripts/setup-deps.sh
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/quench-ccache}
 cmake -G Ninja -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
   -DLLVM_USE_LINKER=lld >/dev/null
-ninja -C "$BUILD_DIR" quench-import quench-opt
+ninja -C "$BUILD_DIR" quench-compile quench-import quench-opt quench_runtime
 
 WORK=$BUILD_DIR/demo
 mkdir -p "$WORK"
 ms() { date +%s%N | cut -c1-13; }
 
 echo
-echo "== 1. Model"
-if [ -f "$MODEL" ]; then
-  ONNX=$MODEL
-else
-  t0=$(ms)
-  $PY test/models/export_models.py --out-dir "$WORK" --only "$MODEL" >/dev/null
-  echo "exported $MODEL with test/models/export_models.py in $(( $(ms) - t0 )) ms"
-  ONNX=$WORK/$MODEL.onnx
+echo "== 1. Model: character-level GPT (examples/chargpt/chargpt.py)"
+if [ ! -f "$WORK/chargpt.pt" ]; then
+  echo "training for $MINUTES min on the KJV text (once; the checkpoint is kept in $WORK)"
+  $PY examples/chargpt/chargpt.py train --out "$WORK" --minutes "$MINUTES" |
+    tail -3
 fi
-$PY - "$ONNX" <<'PYEOF'
-import sys, onnx, numpy as np
-m = onnx.load(sys.argv[1])
-params = sum(int(np.prod(t.dims)) for t in m.graph.initializer)
-ops = {}
-for n in m.graph.node:
-    ops[n.op_type] = ops.get(n.op_type, 0) + 1
-print("%s: %d ONNX nodes, %d parameters (%.2f MB as fp32), opset %s" % (
-    sys.argv[1], len(m.graph.node), params, params * 4 / 1e6,
-    ",".join(str(o.version) for o in m.opset_import)))
+$PY examples/chargpt/chargpt.py export --out "$WORK" >/dev/null
+$PY - "$WORK/chargpt.json" <<'PYEOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+c = d["config"]
+print("chargpt: %d layers, %d heads, n_embd %d, block %d, vocab %d: "
+      "%d parameters, %.2f MB of fp32 weights" % (
+          c["n_layer"], c["n_head"], c["n_embd"], c["block_size"],
+          c["vocab_size"], d["parameters"], d["fp32_weight_bytes"] / 1e6))
 PYEOF
 
 echo
-echo "== 2. Import (quench-import)"
+echo "== 2. Compile: quench-compile chargpt.onnx -o chargpt (import, CPU pipeline, native code)"
 t0=$(ms)
-"$BUILD_DIR/bin/quench-import" "$ONNX" -o "$WORK/model.mlir"
-echo "imported in $(( $(ms) - t0 )) ms -> $WORK/model.mlir"
+"$BUILD_DIR/bin/quench-compile" "$WORK/chargpt.onnx" -o "$WORK/chargpt"
+echo "compiled in $(( $(ms) - t0 )) ms -> $WORK/chargpt ($(stat -c %s "$WORK/chargpt") bytes)"
+"$WORK/chargpt" --help | sed -n '/^Model:/,$p'
 
 echo
-echo "== 3. Prepare: fold, raise decomposed patterns, CSE (quench-opt --quench-prepare)"
-t0=$(ms)
-"$BUILD_DIR/bin/quench-opt" "$WORK/model.mlir" --quench-prepare \
-  -o "$WORK/model.raised.mlir"
-echo "raised in $(( $(ms) - t0 )) ms -> $WORK/model.raised.mlir"
+echo "== 3. Run: chargpt --input tokens=chargpt.tokens.npy --output-dir out"
+rm -rf "$WORK/out" && mkdir -p "$WORK/out"
+"$WORK/chargpt" --input tokens="$WORK/chargpt.tokens.npy" --output-dir "$WORK/out"
+"$WORK/chargpt" --input tokens="$WORK/chargpt.tokens.npy"
+$PY - "$WORK" <<'PYEOF'
+import ast, json, sys
+import numpy as np
+w = sys.argv[1]
+vocab = json.load(open(w + "/chargpt.json"))["vocab"]
+if isinstance(vocab, str):
+    vocab = ast.literal_eval(vocab)
+tokens = np.load(w + "/chargpt.tokens.npy")[0]
+got = np.load(w + "/out/logits.npy")[0]
+want = np.load(w + "/chargpt.logits.npy")[0]
+dec = lambda ids: "".join(vocab[i] if i < len(vocab) else "" for i in ids)
+print("input text:            %r" % dec(tokens))
+print("next chars (compiled): %r" % dec(got.argmax(-1)))
+print("next chars (PyTorch):  %r" % dec(want.argmax(-1)))
+print("compiled vs PyTorch: max |diff| %.2e (logits up to %.1f), top-1 agreement %.1f%%"
+      % (np.abs(got - want).max(), np.abs(want).max(),
+         100 * (got.argmax(-1) == want.argmax(-1)).mean()))
+PYEOF
 
 echo
-echo "== 4. Operations before -> after raising"
-count() { grep -oE '(= |^ *)quench\.[a-z_]+' "$1" | sed 's/.*quench/quench/' |
-          sort | uniq -c | awk '{print $2, $1}'; }
-join -a1 -a2 -e0 -o 0,1.2,2.2 <(count "$WORK/model.mlir" | sort) \
-  <(count "$WORK/model.raised.mlir" | sort) |
-  awk 'BEGIN{printf "%-26s %8s %8s\n", "op", "import", "raised"}
-       {printf "%-26s %8d %8d\n", $1, $2, $3; a+=$2; b+=$3}
-       END{printf "%-26s %8d %8d\n", "total", a, b}'
+echo "== 4. Speed: 50 runs at T=32"
+for t in 1 2; do
+  "$WORK/chargpt" --input tokens="$WORK/chargpt.tokens.npy" --bench 50 --threads $t |
+    grep bench:
+done
 
 echo
-echo "Native code generation and quantization build on this IR (CPU backend"
-echo "and quantization core: in progress); the demo will grow to compile, run"
-echo "and compare the quantized model against the float one."
+echo "== 5. Generate: greedy decoding, one run of the executable per character"
+$PY - "$WORK" <<'PYEOF'
+import ast, json, os, subprocess, sys, tempfile
+import numpy as np
+w = sys.argv[1]
+vocab = json.load(open(w + "/chargpt.json"))["vocab"]
+if isinstance(vocab, str):
+    vocab = ast.literal_eval(vocab)
+index = {c: i for i, c in enumerate(vocab)}
+text = "And God said"
+with tempfile.TemporaryDirectory() as tmp:
+    for _ in range(80):
+        ids = [index[c] for c in text[-32:]]
+        np.save(tmp + "/t.npy", np.array([ids], dtype=np.int64))
+        subprocess.run([w + "/chargpt", "--input", "tokens=" + tmp + "/t.npy",
+                        "--output-dir", tmp], check=True,
+                       stdout=subprocess.DEVNULL)
+        logits = np.load(tmp + "/logits.npy")[0, -1]
+        text += vocab[int(logits[:len(vocab)].argmax())]
+print(repr(text))
+PYEOF
+
+echo
+echo "Quantization (W8A16/W4A16/W8A8 with calibration) is the next step: the"
+echo "demo will show float vs quantized size, accuracy and speed of this model."

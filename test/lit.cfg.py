@@ -21,6 +21,6 @@ llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
 
 tool_dirs = [config.quench_tools_dir, config.llvm_tools_dir]
-tools = ["quench-opt", "quench-import"]
+tools = ["quench-opt", "quench-import", "quench-compile"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)

@@ -30,23 +30,49 @@ static void addTextualPipeline(OpPassManager &pm, llvm::StringRef pipeline) {
                              err);
 }
 
+std::vector<quench::PipelineStage>
+quench::getCPUPipelineStages(const CPUPipelineOptions &opts) {
+  std::vector<PipelineStage> stages;
+  if (opts.prepare)
+    stages.push_back({"prepare", "quench-prepare: canonicalize, raise, CSE",
+                      [](OpPassManager &pm) {
+                        buildPreparePipeline(pm, PrepareOptions());
+                      }});
+  stages.push_back({"to-linalg", "quench ops to linalg/tensor/arith/math",
+                    [](OpPassManager &pm) {
+                      addTextualPipeline(pm,
+                                         "convert-quench-to-linalg,canonicalize");
+                    }});
+  stages.push_back({"codegen", "tiling, fusion and vectorization on tensors",
+                    [](OpPassManager &pm) {
+                      addTextualPipeline(pm, "canonicalize,cse");
+                    }});
+  stages.push_back(
+      {"bufferize", "one-shot bufferization and buffer deallocation",
+       [](OpPassManager &pm) {
+         addTextualPipeline(
+             pm, "one-shot-bufferize{bufferize-function-boundaries=1 "
+                 "function-boundary-type-conversion=identity-layout-map},"
+                 "canonicalize,buffer-deallocation-pipeline,canonicalize");
+       }});
+  stages.push_back(
+      {"to-llvm", "lowering to the LLVM dialect", [](OpPassManager &pm) {
+         addTextualPipeline(
+             pm,
+             "convert-bufferization-to-memref,convert-linalg-to-loops,"
+             "convert-scf-to-cf,expand-strided-metadata,lower-affine,"
+             "finalize-memref-to-llvm,math-extend-to-supported-types,"
+             "convert-math-to-llvm,convert-math-to-libm,convert-arith-to-llvm,"
+             "convert-index-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,"
+             "convert-ub-to-llvm,reconcile-unrealized-casts");
+       }});
+  return stages;
+}
+
 void quench::buildCPUPipeline(OpPassManager &pm,
                               const CPUPipelineOptions &opts) {
-  if (opts.prepare)
-    buildPreparePipeline(pm, PrepareOptions());
-  // Stage to-linalg.
-  addTextualPipeline(pm, "convert-quench-to-linalg,canonicalize");
-  // Stage bufferize.
-  addTextualPipeline(
-      pm, "one-shot-bufferize{bufferize-function-boundaries=1},canonicalize");
-  // Stage to-llvm.
-  addTextualPipeline(
-      pm, "convert-linalg-to-loops,convert-scf-to-cf,expand-strided-metadata,"
-          "lower-affine,finalize-memref-to-llvm,"
-          "math-extend-to-supported-types,convert-math-to-llvm,"
-          "convert-math-to-libm,convert-arith-to-llvm,convert-index-to-llvm,"
-          "convert-func-to-llvm,convert-cf-to-llvm,convert-ub-to-llvm,"
-          "reconcile-unrealized-casts");
+  for (const PipelineStage &stage : getCPUPipelineStages(opts))
+    stage.build(pm);
 }
 
 void quench::registerQuenchPipelines() {

@@ -8,6 +8,7 @@
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
 #include "llvm/IR/Verifier.h"
+#include "llvm/Passes/PassBuilder.h"
 #include "llvm/MC/MCSubtargetInfo.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Support/TargetSelect.h"
@@ -94,6 +95,26 @@ quench::resolveCPUTarget(StringRef cpu, StringRef extraFeatures,
   return t;
 }
 
+unsigned quench::getPreferredVectorBits(const CPUTarget &target) {
+  initializeTargets();
+  Triple tt(target.triple);
+  std::string err;
+  const Target *t = TargetRegistry::lookupTarget(tt, err);
+  if (!t)
+    return 128;
+  std::unique_ptr<MCSubtargetInfo> sti(
+      t->createMCSubtargetInfo(tt, target.cpu, target.features));
+  if (!sti)
+    return 128;
+  if (tt.isX86()) {
+    if (sti->checkFeatures("+avx512f"))
+      return 512;
+    if (sti->checkFeatures("+avx"))
+      return 256;
+  }
+  return 128;
+}
+
 Expected<std::unique_ptr<TargetMachine>>
 quench::createTargetMachine(const CPUTarget &target, CodeGenOptLevel optLevel) {
   initializeTargets();
@@ -110,6 +131,30 @@ quench::createTargetMachine(const CPUTarget &target, CodeGenOptLevel optLevel) {
     return makeError("cannot create a target machine for '" + target.triple +
                      "' / '" + target.cpu + "'");
   return std::move(tm);
+}
+
+void quench::optimizeModule(Module &module, TargetMachine &tm,
+                            unsigned optLevel) {
+  module.setTargetTriple(tm.getTargetTriple());
+  module.setDataLayout(tm.createDataLayout());
+  LoopAnalysisManager lam;
+  FunctionAnalysisManager fam;
+  CGSCCAnalysisManager cgam;
+  ModuleAnalysisManager mam;
+  PassBuilder pb(&tm);
+  pb.registerModuleAnalyses(mam);
+  pb.registerCGSCCAnalyses(cgam);
+  pb.registerFunctionAnalyses(fam);
+  pb.registerLoopAnalyses(lam);
+  pb.crossRegisterProxies(lam, fam, cgam, mam);
+  OptimizationLevel level = optLevel == 0   ? OptimizationLevel::O0
+                            : optLevel == 1 ? OptimizationLevel::O1
+                            : optLevel == 2 ? OptimizationLevel::O2
+                                            : OptimizationLevel::O3;
+  ModulePassManager mpm = optLevel == 0
+                              ? pb.buildO0DefaultPipeline(level)
+                              : pb.buildPerModuleDefaultPipeline(level);
+  mpm.run(module, mam);
 }
 
 Error quench::emitObjectFile(Module &module, TargetMachine &tm,
@@ -140,4 +185,62 @@ GlobalVariable *quench::addWeightBlob(Module &module, StringRef symbol,
   gv->setAlignment(Align(alignment));
   gv->setUnnamedAddr(GlobalValue::UnnamedAddr::Global);
   return gv;
+}
+
+/// Appends the raw bytes of a (nested) array of numbers to `out`; false if
+/// `c` is anything else (expressions, structs, pointers).
+static bool appendRawData(const Constant *c, const DataLayout &dl,
+                          std::string &out) {
+  if (auto *cds = dyn_cast<ConstantDataSequential>(c)) {
+    // Element storage in the constant is packed; only element types whose
+    // alloc size equals their store size (no padding) keep that layout.
+    Type *elt = cds->getElementType();
+    if (dl.getTypeAllocSize(elt) != dl.getTypeStoreSize(elt))
+      return false;
+    out.append(cds->getRawDataValues());
+    return true;
+  }
+  if (auto *caz = dyn_cast<ConstantAggregateZero>(c)) {
+    if (!isa<ArrayType>(caz->getType()))
+      return false;
+    out.append(dl.getTypeAllocSize(caz->getType()), '\0');
+    return true;
+  }
+  if (auto *ca = dyn_cast<ConstantArray>(c)) {
+    for (const Use &op : ca->operands())
+      if (!appendRawData(cast<Constant>(op.get()), dl, out))
+        return false;
+    return true;
+  }
+  return false;
+}
+
+uint64_t quench::packLargeConstants(Module &module, uint64_t minBytes) {
+  const DataLayout &dl = module.getDataLayout();
+  SmallVector<GlobalVariable *> candidates;
+  for (GlobalVariable &g : module.globals())
+    if (g.isConstant() && g.hasInitializer() &&
+        isa<ArrayType>(g.getValueType()) &&
+        dl.getTypeAllocSize(g.getValueType()) >= minBytes)
+      candidates.push_back(&g);
+  uint64_t moved = 0;
+  for (GlobalVariable *g : candidates) {
+    std::string bytes;
+    bytes.reserve(dl.getTypeAllocSize(g->getValueType()));
+    if (!appendRawData(g->getInitializer(), dl, bytes) ||
+        bytes.size() != dl.getTypeAllocSize(g->getValueType()))
+      continue;
+    unsigned align = std::max<unsigned>(64, g->getAlign().valueOrOne().value());
+    std::string name = g->getName().str();
+    g->setName(name + ".unpacked");
+    GlobalVariable *blob = addWeightBlob(
+        module, name, ArrayRef<char>(bytes.data(), bytes.size()), align,
+        !g->hasLocalLinkage());
+    blob->setLinkage(g->getLinkage());
+    blob->setVisibility(g->getVisibility());
+    g->replaceAllUsesWith(blob);
+    g->eraseFromParent();
+    moved += bytes.size();
+  }
+  return moved;
 }

@@ -4,7 +4,7 @@
 // The whole model reaches the LLVM dialect: nothing of quench, linalg,
 // tensor, memref or scf is left; the weight is one global constant, stored
 // [out, in] after raising to quench.linear.
-// CHECK: llvm.mlir.global private constant @{{.*}}(dense<5.000000e-01> : tensor<2x8xf32>)
+// CHECK: llvm.mlir.global private constant @{{.*}}(dense<{{\[\[}}5.000000e-01, 1.500000e+00{{.*}}> : tensor<2x8xf32>)
 // CHECK: llvm.func @f(
 // CHECK-NOT: quench.
 // CHECK-NOT: linalg.
@@ -19,7 +19,7 @@
 // NOPREP-NOT: quench.
 // NOPREP-NOT: linalg.
 func.func @f(%x: tensor<4x8xf32>) -> tensor<4x2xf32> {
-  %w = quench.constant dense<0.5> : tensor<8x2xf32>
+  %w = quench.constant dense<[[0.5, 1.0], [1.5, 2.0], [2.5, 3.0], [3.5, 4.0], [4.5, 5.0], [5.5, 6.0], [6.5, 7.0], [7.5, 8.0]]> : tensor<8x2xf32>
   %m = quench.matmul %x, %w : (tensor<4x8xf32>, tensor<8x2xf32>) -> tensor<4x2xf32>
   %s = quench.sigmoid %m : tensor<4x2xf32>
   %y = quench.mul %m, %s : (tensor<4x2xf32>, tensor<4x2xf32>) -> tensor<4x2xf32>

@@ -19,6 +19,9 @@ stories260k: runs examples/stories260k_to_onnx.py (which checks the greedy
   reference interpreter test/conformance/quench_ref.py on the saved
   reference input and compares with PyTorch's logits (the specialized
   dynamic models use their static twin's reference: same weights).
+--quench-compile PATH: also compiles every model (and specialization) to a
+  native executable with quench-compile, runs it on the reference input and
+  compares its logits with PyTorch's the same way (the e2e suite).
 
 Prints one PASS/FAIL line per model and a summary; exits 1 if anything
 failed. Nothing is written outside --work-dir. The exporters need torch and
@@ -96,15 +99,7 @@ def check_numerics(tools, mlir, ref):
     except Exception as e:  # the interpreter's own limits or errors
         raise StepError("%s: reference interpreter: %s: %s" % (
             generic, type(e).__name__, e))
-    if got.shape != want.shape:
-        raise StepError("%s: output shape %s, PyTorch %s" % (
-            mlir, got.shape, want.shape))
-    err = float(np.max(np.abs(got.astype(np.float64) - want)))
-    limit = NUMERIC_TOL * max(1.0, float(np.max(np.abs(want))))
-    if not err <= limit:
-        raise StepError("%s: max |quench - torch| = %.3g > %.3g" % (
-            mlir, err, limit))
-    return err
+    return compare(mlir, got, want)
 
 
 # What quench-raise-ops must make of each architecture: exact counts of the
@@ -135,6 +130,40 @@ def check_raised(raised_path):
             raised_path, ", ".join(left)))
 
 
+def compare(what, got, want):
+    """max |got - want|, checked against NUMERIC_TOL."""
+    import numpy as np
+    if got.shape != want.shape:
+        raise StepError("%s: output shape %s, PyTorch %s" % (
+            what, got.shape, want.shape))
+    err = float(np.max(np.abs(got.astype(np.float64) - want)))
+    limit = NUMERIC_TOL * max(1.0, float(np.max(np.abs(want))))
+    if not err <= limit:
+        raise StepError("%s: max |quench - torch| = %.3g > %.3g" % (
+            what, err, limit))
+    return err
+
+
+def compile_and_run(tools, onnx_path, out_base, shape, ref):
+    """quench-compile --emit=exe, run on the reference input, compare."""
+    import numpy as np
+    exe = out_base + ".exe"
+    cmd = [tools.quench_compile, onnx_path, "-o", exe, "--name", "model"]
+    if shape:
+        cmd += ["--shape", shape]
+    # Dynamic-shape models generate the most code: allow for a loaded machine.
+    _, t_compile = run(cmd, timeout=3 * STEP_TIMEOUT)
+    out_dir = out_base + ".outputs"
+    os.makedirs(out_dir, exist_ok=True)
+    for f in os.listdir(out_dir):
+        os.remove(os.path.join(out_dir, f))
+    run([exe, "--input", "input_ids=" + ref[0], "--output-dir", out_dir])
+    got = np.load(os.path.join(out_dir, "logits.npy"))
+    err = compare(exe, got, np.load(ref[1]))
+    tools.native_err = max(tools.native_err, err)
+    return t_compile
+
+
 def import_and_verify(tools, onnx_path, out_base, want_args, want_results,
                       shape=None, ref=None):
     """Imports (optionally specialized) and raises; checks the signature and,
@@ -155,7 +184,10 @@ def import_and_verify(tools, onnx_path, out_base, want_args, want_results,
     if tools.quench_ref and ref:
         for m in (mlir, out_base + ".raised.mlir"):
             tools.max_err = max(tools.max_err, check_numerics(tools, m, ref))
-    return t_import + t_opt
+    t_compile = 0.0
+    if tools.quench_compile and ref:
+        t_compile = compile_and_run(tools, onnx_path, out_base, shape, ref)
+    return t_import + t_opt + t_compile
 
 
 class Results:
@@ -189,11 +221,15 @@ def check_variants(tools, res, name, onnx_path, out_dir, dynamic, in_shape,
 
     def go():
         tools.max_err = 0.0
+        tools.native_err = 0.0
 
         def numerics():
-            if not tools.quench_ref:
-                return ""
-            return ", max |quench - torch| %.1e" % tools.max_err
+            text = ""
+            if tools.quench_ref:
+                text += ", max |quench - torch| %.1e" % tools.max_err
+            if tools.quench_compile:
+                text += ", native max |quench - torch| %.1e" % tools.native_err
+            return text
         if not dynamic:
             t = import_and_verify(
                 tools, onnx_path, base, [dims(in_shape, "i64")],
@@ -295,6 +331,9 @@ def main(argv=None):
                     "<repo>/../shared/models/stories260K.bin)")
     ap.add_argument("--only", nargs="+", metavar="NAME",
                     help="zoo models to check (see export_models.py --list)")
+    ap.add_argument("--quench-compile",
+                    help="also compile every model to an executable with "
+                    "this quench-compile, run it and compare with PyTorch")
     ap.add_argument("--numerics", action="store_true",
                     help="compare the imported IR's values with PyTorch "
                     "using test/conformance/quench_ref.py")
@@ -303,8 +342,11 @@ def main(argv=None):
     class Tools:
         quench_import = os.path.abspath(args.quench_import)
         quench_opt = os.path.abspath(args.quench_opt)
+        quench_compile = (os.path.abspath(args.quench_compile)
+                          if args.quench_compile else None)
         quench_ref = None
         max_err = 0.0
+        native_err = 0.0
     if args.numerics:
         sys.dont_write_bytecode = True  # no __pycache__ in the source tree
         sys.path.insert(0, os.path.join(REPO, "test", "conformance"))
@@ -315,7 +357,8 @@ def main(argv=None):
                   "test/conformance/quench_ref.py: %s" % e, file=sys.stderr)
             return 2
         Tools.quench_ref = quench_ref
-    for tool in (Tools.quench_import, Tools.quench_opt):
+    for tool in (Tools.quench_import, Tools.quench_opt) + (
+            (Tools.quench_compile,) if Tools.quench_compile else ()):
         if not os.access(tool, os.X_OK):
             print("error: %s is not an executable" % tool, file=sys.stderr)
             return 2

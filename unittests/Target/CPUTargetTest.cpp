@@ -67,6 +67,24 @@ TEST(CPUTarget, ExplicitCPUAndFeatures) {
   EXPECT_EQ((*tm)->getTargetCPU(), "x86-64-v3");
 }
 
+TEST(CPUTarget, PreferredVectorWidthFollowsFeatures) {
+  auto bits = [](const char *cpu, const char *features) {
+    auto t = quench::resolveCPUTarget(cpu, features, "x86_64-unknown-linux-gnu");
+    EXPECT_TRUE(bool(t)) << errorText(t.takeError());
+    return t ? quench::getPreferredVectorBits(*t) : 0u;
+  };
+  EXPECT_EQ(bits("x86-64", ""), 128u);
+  EXPECT_EQ(bits("x86-64-v3", ""), 256u);
+  EXPECT_EQ(bits("skylake-avx512", ""), 512u);
+  EXPECT_EQ(bits("skylake-avx512", "-avx512f"), 256u);
+  EXPECT_EQ(bits("x86-64", "+avx"), 256u);
+  // The host: what CPUID reports, whatever the CPU's name says.
+  auto host = quench::resolveCPUTarget("host");
+  ASSERT_TRUE(bool(host)) << errorText(host.takeError());
+  bool avx512 = host->features.find("+avx512f") != std::string::npos;
+  EXPECT_EQ(quench::getPreferredVectorBits(*host), avx512 ? 512u : 256u);
+}
+
 TEST(CPUTarget, BadInputIsAClearError) {
   auto cpu = quench::resolveCPUTarget("nosuchcpu", "", "x86_64-unknown-linux-gnu");
   ASSERT_FALSE(bool(cpu));

@@ -12,6 +12,10 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassOptions.h"
 
+#include <functional>
+#include <string>
+#include <vector>
+
 namespace quench {
 
 /// Options of `quench-prepare`.
@@ -35,14 +39,12 @@ struct CPUPipelineOptions : public mlir::PassPipelineOptions<CPUPipelineOptions>
                        llvm::cl::init(true)};
 };
 
-/// quench → LLVM dialect for the CPU, in named stages:
-///   1. prepare (optional): quench-prepare;
-///   2. to-linalg: convert-quench-to-linalg, canonicalize;
-///   3. bufferize: one-shot-bufferize (function boundaries included);
-///   4. to-llvm: linalg → loops → cf, memref/arith/math/index/func/cf → LLVM.
-/// This first version lowers linalg to plain loops (correct, not yet fast);
-/// tiling and vectorization of contractions, reductions and elementwise
-/// chains slot in between stages 2 and 3.
+struct PipelineStage {
+  std::string name;
+  std::string description;
+  std::function<void(mlir::OpPassManager &)> build;
+};
+std::vector<PipelineStage> getCPUPipelineStages(const CPUPipelineOptions &opts);
 void buildCPUPipeline(mlir::OpPassManager &pm, const CPUPipelineOptions &opts);
 
 /// Registers every quench pipeline with the global pass registry.

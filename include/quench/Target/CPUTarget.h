@@ -48,10 +48,20 @@ llvm::Expected<CPUTarget> resolveCPUTarget(llvm::StringRef cpu = "host",
                                            llvm::StringRef extraFeatures = "",
                                            llvm::StringRef triple = "");
 
+/// The widest vector registers code for `target` should use, in bits: 512
+/// with AVX-512F, 256 with AVX, else 128 (SSE, NEON, ...).
+unsigned getPreferredVectorBits(const CPUTarget &target);
+
 /// Creates the TargetMachine for `target` (PIC, small code model).
 llvm::Expected<std::unique_ptr<llvm::TargetMachine>>
 createTargetMachine(const CPUTarget &target,
                     llvm::CodeGenOptLevel optLevel = llvm::CodeGenOptLevel::Aggressive);
+
+/// Sets `module`'s triple and data layout from `tm` and runs LLVM's default
+/// per-module optimization pipeline for `optLevel` (0-3) on it, as clang
+/// -O<n> does (the vectorizers and unrollers see the target through `tm`).
+void optimizeModule(llvm::Module &module, llvm::TargetMachine &tm,
+                    unsigned optLevel);
 
 /// Sets `module`'s triple and data layout from `tm` and writes it as an
 /// object file to `os`.
@@ -68,6 +78,15 @@ llvm::GlobalVariable *addWeightBlob(llvm::Module &module,
                                     llvm::ArrayRef<char> data,
                                     unsigned alignment = 64,
                                     bool exported = false);
+
+/// Replaces every constant global of `module` whose initializer is raw data
+/// (an array of numbers, possibly nested, as MLIR's translation makes of
+/// dense and dense_resource weights) and at least `minBytes` large by an
+/// addWeightBlob byte blob with the same bytes, name, linkage and at least
+/// the same alignment. The object writer then emits each weight as one
+/// block of bytes instead of one directive per element. Returns the number
+/// of bytes moved into blobs.
+uint64_t packLargeConstants(llvm::Module &module, uint64_t minBytes = 4096);
 
 } // namespace quench
 

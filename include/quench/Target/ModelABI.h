@@ -1,0 +1,94 @@
+//===- ModelABI.h - the C ABI of compiled models ----------------*- C++ -*-===//
+//
+// What quench-compile adds around the lowered model so that C code can call
+// it: the model's signature (names, element types and shapes of its inputs
+// and outputs), a `<name>_model` descriptor and `<name>_run` function in the
+// object (the layout is `quench_model` in runtime/include/quench/runtime.h),
+// optionally a C `main` for standalone executables, the generated C header,
+// and static archives. docs/compile.md describes the ABI for users.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QUENCH_TARGET_MODELABI_H
+#define QUENCH_TARGET_MODELABI_H
+
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+#include "llvm/Support/MemoryBufferRef.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace llvm {
+class Module;
+} // namespace llvm
+
+namespace mlir {
+namespace func {
+class FuncOp;
+} // namespace func
+} // namespace mlir
+
+namespace quench {
+
+/// One input or output of a compiled model.
+struct TensorSignature {
+  std::string name;
+  /// A `quench_dtype` value of the runtime (QUENCH_DTYPE_F32 = 1, ...).
+  int dtype = 0;
+  /// Dims; -1 marks a dynamic dim.
+  std::vector<int64_t> shape;
+  /// Human-readable type, as the runtime prints it: "f32[1, ?, 65]".
+  std::string typeString() const;
+};
+
+/// The C-visible signature of a compiled model.
+struct ModelSignature {
+  /// C identifier that prefixes every exported symbol.
+  std::string modelName;
+  std::vector<TensorSignature> inputs;
+  std::vector<TensorSignature> outputs;
+};
+
+/// Whether `name` is usable as a model name: a C identifier (letters, digits,
+/// '_', not starting with a digit), at most 64 characters, not a C keyword.
+bool isValidModelName(llvm::StringRef name);
+
+/// A model name derived from an output path: its file name without
+/// extension (and without a leading "lib"), with every other character than
+/// [A-Za-z0-9_] replaced by '_' and a '_' prepended if it would start with
+/// a digit.
+std::string modelNameFromPath(llvm::StringRef path);
+
+/// Reads the signature of `func` (tensor arguments and results, names from
+/// `quench.name` attributes, else input_<i>/output_<i>). Fails with a clear
+/// message for unranked tensors, non-tensor values, ranks above 8, element
+/// types the runtime has no dtype for, and duplicate names.
+llvm::Expected<ModelSignature> getModelSignature(mlir::func::FuncOp func,
+                                                 llvm::StringRef modelName);
+
+/// The name of the C-interface wrapper MLIR generates for a function that
+/// carries `llvm.emit_c_interface`.
+std::string cInterfaceName(llvm::StringRef funcName);
+
+/// Adds the model's C ABI to `module`, which holds the lowered model whose
+/// C-interface wrapper is `cInterfaceFunc`: the `<name>_model` descriptor,
+/// `<name>_run`, and with `withMain` a C `main` that calls
+/// quench_model_main. Every other symbol the module defines gets internal
+/// linkage, so that several models link into one program.
+llvm::Error addModelABI(llvm::Module &module, const ModelSignature &sig,
+                        llvm::StringRef cInterfaceFunc, bool withMain);
+
+/// The C header declaring `<name>_model` and `<name>_run` with the model's
+/// inputs and outputs documented. `source` names the input model.
+std::string generateHeader(const ModelSignature &sig, llvm::StringRef source);
+
+/// Writes a static archive (GNU format with a symbol table) holding one
+/// member, `object`, named `memberName`, to `os`.
+llvm::Error writeStaticArchive(llvm::raw_ostream &os, llvm::StringRef memberName,
+                               llvm::MemoryBufferRef object);
+
+} // namespace quench
+
+#endif // QUENCH_TARGET_MODELABI_H

@@ -1,0 +1,430 @@
+//===- ModelABI.cpp - the C ABI of compiled models ------------------------===//
+//
+// The object-side half of the model ABI whose C-side half is quench_model /
+// quench_model_run in the runtime. The two must agree on layouts:
+//   quench_io_info = { ptr name, i32 dtype, i32 rank, ptr shape }   (24 B)
+//   quench_model   = { i32 abi, i32 nin, i32 nout, i32 reserved,
+//                      ptr name, ptr inputs, ptr outputs, ptr entry } (48 B)
+// and the runtime static_asserts those sizes.
+//
+//===----------------------------------------------------------------------===//
+
+#include "quench/Target/ModelABI.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/IR/Constants.h"
+#include "llvm/IR/IRBuilder.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Object/ArchiveWriter.h"
+#include "llvm/Support/Path.h"
+
+using namespace llvm;
+
+namespace {
+// Values of quench_dtype (runtime.h); part of the ABI.
+enum DType {
+  F32 = 1, F16 = 2, BF16 = 3, F64 = 4, I8 = 5, U8 = 6, I16 = 7, U16 = 8,
+  I32 = 9, U32 = 10, I64 = 11, U64 = 12, Bool = 13
+};
+constexpr unsigned kModelABIVersion = 1;
+constexpr int kMaxRank = 8;
+} // namespace
+
+static Error makeError(const Twine &msg) {
+  return createStringError(inconvertibleErrorCode(), msg);
+}
+
+static StringRef dtypeName(int dtype) {
+  static const char *names[] = {"invalid", "f32", "f16", "bf16", "f64",
+                                "i8",      "u8",  "i16", "u16",  "i32",
+                                "u32",     "i64", "u64", "bool"};
+  return dtype >= 0 && dtype <= Bool ? names[dtype] : "invalid";
+}
+
+std::string quench::TensorSignature::typeString() const {
+  std::string s = dtypeName(dtype).str() + "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i)
+      s += ", ";
+    s += shape[i] < 0 ? std::string("?") : std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+static const StringSet<> &cKeywords() {
+  static const StringSet<> kw = {
+      "auto",     "break",    "case",     "char",   "const",    "continue",
+      "default",  "do",       "double",   "else",   "enum",     "extern",
+      "float",    "for",      "goto",     "if",     "inline",   "int",
+      "long",     "register", "restrict", "return", "short",    "signed",
+      "sizeof",   "static",   "struct",   "switch", "typedef",  "union",
+      "unsigned", "void",     "volatile", "while",  "main",     "bool",
+      "true",     "false"};
+  return kw;
+}
+
+bool quench::isValidModelName(StringRef name) {
+  if (name.empty() || name.size() > 64 || isDigit(name.front()))
+    return false;
+  if (!llvm::all_of(name, [](char c) { return isAlnum(c) || c == '_'; }))
+    return false;
+  // Reserved for the runtime's own symbols.
+  if (name.starts_with("quench_") || name == "quench")
+    return false;
+  return !cKeywords().contains(name);
+}
+
+std::string quench::modelNameFromPath(StringRef path) {
+  StringRef stem = sys::path::stem(path);
+  if (stem.starts_with("lib") && stem.size() > 3)
+    stem = stem.drop_front(3);
+  std::string name;
+  for (char c : stem)
+    name.push_back(isAlnum(c) || c == '_' ? c : '_');
+  if (name.empty() || isDigit(name.front()))
+    name.insert(name.begin(), '_');
+  return name;
+}
+
+/// The runtime dtype of an MLIR element type, or 0.
+static int dtypeOf(mlir::Type type) {
+  if (type.isF32())
+    return F32;
+  if (type.isF16())
+    return F16;
+  if (type.isBF16())
+    return BF16;
+  if (type.isF64())
+    return F64;
+  if (auto it = dyn_cast<mlir::IntegerType>(type)) {
+    bool isUnsigned = it.isUnsigned();
+    switch (it.getWidth()) {
+    case 1:
+      return it.isSignless() ? Bool : 0;
+    case 8:
+      return isUnsigned ? U8 : I8;
+    case 16:
+      return isUnsigned ? U16 : I16;
+    case 32:
+      return isUnsigned ? U32 : I32;
+    case 64:
+      return isUnsigned ? U64 : I64;
+    default:
+      return 0;
+    }
+  }
+  return 0;
+}
+
+static Expected<quench::TensorSignature>
+signatureOf(mlir::Type type, mlir::StringAttr nameAttr, StringRef kind,
+            unsigned index) {
+  quench::TensorSignature sig;
+  sig.name = nameAttr ? nameAttr.getValue().str()
+                      : (kind + "_" + Twine(index)).str();
+  auto tensor = dyn_cast<mlir::RankedTensorType>(type);
+  std::string typeStr;
+  raw_string_ostream os(typeStr);
+  type.print(os);
+  if (!tensor)
+    return makeError(kind + " '" + sig.name + "' has type " + typeStr +
+                     ": compiled models take and return ranked tensors");
+  if (tensor.getRank() > kMaxRank)
+    return makeError(kind + " '" + sig.name + "' has rank " +
+                     Twine(tensor.getRank()) + "; the C ABI supports up to " +
+                     Twine(kMaxRank));
+  sig.dtype = dtypeOf(tensor.getElementType());
+  if (!sig.dtype)
+    return makeError(kind + " '" + sig.name + "' has type " + typeStr +
+                     ", whose element type has no C ABI dtype (supported: "
+                     "f32 f16 bf16 f64 i8/ui8 i16/ui16 i32/ui32 i64/ui64 i1)");
+  for (int64_t d : tensor.getShape())
+    sig.shape.push_back(mlir::ShapedType::isDynamic(d) ? -1 : d);
+  return sig;
+}
+
+Expected<quench::ModelSignature>
+quench::getModelSignature(mlir::func::FuncOp func, StringRef modelName) {
+  ModelSignature sig;
+  sig.modelName = modelName.str();
+  mlir::FunctionType type = func.getFunctionType();
+  StringSet<> seen;
+  for (unsigned i = 0; i < type.getNumInputs(); ++i) {
+    auto s = signatureOf(type.getInput(i),
+                         func.getArgAttrOfType<mlir::StringAttr>(i, "quench.name"),
+                         "input", i);
+    if (!s)
+      return s.takeError();
+    if (!seen.insert(s->name).second)
+      return makeError("two inputs are named '" + s->name + "'");
+    sig.inputs.push_back(std::move(*s));
+  }
+  seen.clear();
+  for (unsigned i = 0; i < type.getNumResults(); ++i) {
+    auto s = signatureOf(
+        type.getResult(i),
+        func.getResultAttrOfType<mlir::StringAttr>(i, "quench.name"), "output",
+        i);
+    if (!s)
+      return s.takeError();
+    if (!seen.insert(s->name).second)
+      return makeError("two outputs are named '" + s->name + "'");
+    sig.outputs.push_back(std::move(*s));
+  }
+  return sig;
+}
+
+std::string quench::cInterfaceName(StringRef funcName) {
+  return ("_mlir_ciface_" + funcName).str();
+}
+
+/// An internal constant global holding a NUL-terminated string.
+static Constant *stringConstant(Module &m, StringRef s, const Twine &name) {
+  Constant *init = ConstantDataArray::getString(m.getContext(), s);
+  auto *gv = new GlobalVariable(m, init->getType(), true,
+                                GlobalValue::PrivateLinkage, init, name);
+  gv->setUnnamedAddr(GlobalValue::UnnamedAddr::Global);
+  gv->setAlignment(Align(1));
+  return gv;
+}
+
+/// The quench_io_info array for `tensors`.
+static Constant *ioInfoArray(Module &m, ArrayRef<quench::TensorSignature> tensors,
+                             StringRef prefix, StructType *infoTy) {
+  LLVMContext &ctx = m.getContext();
+  auto *i32 = Type::getInt32Ty(ctx);
+  auto *i64 = Type::getInt64Ty(ctx);
+  auto *ptr = PointerType::getUnqual(ctx);
+  SmallVector<Constant *> infos;
+  for (auto [i, t] : llvm::enumerate(tensors)) {
+    Constant *shape = ConstantPointerNull::get(ptr);
+    if (!t.shape.empty()) {
+      SmallVector<uint64_t> dims(t.shape.begin(), t.shape.end());
+      Constant *init = ConstantDataArray::get(ctx, dims);
+      auto *gv = new GlobalVariable(m, init->getType(), true,
+                                    GlobalValue::PrivateLinkage, init,
+                                    prefix + "_shape" + Twine(i));
+      gv->setAlignment(Align(8));
+      shape = gv;
+    }
+    (void)i64;
+    infos.push_back(ConstantStruct::get(
+        infoTy, {stringConstant(m, t.name, prefix + "_name" + Twine(i)),
+                 ConstantInt::get(i32, t.dtype),
+                 ConstantInt::get(i32, t.shape.size()), shape}));
+  }
+  if (infos.empty())
+    return ConstantPointerNull::get(ptr);
+  auto *arrTy = ArrayType::get(infoTy, infos.size());
+  auto *gv = new GlobalVariable(m, arrTy, true, GlobalValue::PrivateLinkage,
+                                ConstantArray::get(arrTy, infos), prefix);
+  gv->setAlignment(Align(8));
+  return gv;
+}
+
+Error quench::addModelABI(Module &m, const ModelSignature &sig,
+                          StringRef cInterfaceFunc, bool withMain) {
+  LLVMContext &ctx = m.getContext();
+  auto *i32 = Type::getInt32Ty(ctx);
+  auto *i64 = Type::getInt64Ty(ctx);
+  auto *ptr = PointerType::getUnqual(ctx);
+  auto *voidTy = Type::getVoidTy(ctx);
+  const std::string &name = sig.modelName;
+  if (!isValidModelName(name))
+    return makeError("invalid model name '" + name + "'");
+
+  Function *graph = m.getFunction(cInterfaceFunc);
+  if (!graph || graph->isDeclaration())
+    return makeError("the lowered module has no function '" + cInterfaceFunc +
+                     "'");
+  size_t numArgs = sig.inputs.size() + (sig.outputs.empty() ? 0 : 1);
+  if (graph->arg_size() != numArgs)
+    return makeError("'" + cInterfaceFunc + "' takes " +
+                     Twine(graph->arg_size()) + " arguments, expected " +
+                     Twine(numArgs));
+  for (StringRef sym : {name + "_model", name + "_run", name + "_entry"})
+    if (m.getNamedValue(sym))
+      return makeError("the model already defines the symbol '" + sym +
+                       "'; choose another --name");
+
+  // Exported symbols; everything else becomes internal.
+  StringSet<> exported = {name + "_model", name + "_run"};
+  if (withMain)
+    exported.insert("main");
+  for (Function &f : m.functions())
+    if (!f.isDeclaration() && !exported.contains(f.getName()) &&
+        !f.getName().starts_with("llvm."))
+      f.setLinkage(GlobalValue::InternalLinkage);
+  for (GlobalVariable &g : m.globals())
+    if (!g.isDeclaration() && !g.getName().starts_with("llvm.") &&
+        !exported.contains(g.getName()))
+      g.setLinkage(GlobalValue::InternalLinkage);
+
+  // void <name>_entry(void **args): unpacks the argument array into the
+  // C-interface wrapper's pointer arguments. Results come first there.
+  auto *entry = Function::Create(FunctionType::get(voidTy, {ptr}, false),
+                                 GlobalValue::InternalLinkage, name + "_entry",
+                                 m);
+  {
+    IRBuilder<> b(BasicBlock::Create(ctx, "entry", entry));
+    Value *args = entry->getArg(0);
+    SmallVector<Value *> callArgs;
+    auto load = [&](size_t i) {
+      Value *slot = b.CreateConstInBoundsGEP1_64(ptr, args, i);
+      return b.CreateLoad(ptr, slot);
+    };
+    if (!sig.outputs.empty())
+      callArgs.push_back(load(sig.inputs.size()));
+    for (size_t i = 0; i < sig.inputs.size(); ++i)
+      callArgs.push_back(load(i));
+    b.CreateCall(graph, callArgs);
+    b.CreateRetVoid();
+  }
+
+  // const quench_model <name>_model.
+  auto *infoTy = StructType::get(ctx, {ptr, i32, i32, ptr});
+  auto *modelTy =
+      StructType::get(ctx, {i32, i32, i32, i32, ptr, ptr, ptr, ptr});
+  Constant *modelInit = ConstantStruct::get(
+      modelTy,
+      {ConstantInt::get(i32, kModelABIVersion),
+       ConstantInt::get(i32, sig.inputs.size()),
+       ConstantInt::get(i32, sig.outputs.size()), ConstantInt::get(i32, 0),
+       stringConstant(m, name, name + "_model_name"),
+       ioInfoArray(m, sig.inputs, name + "_inputs", infoTy),
+       ioInfoArray(m, sig.outputs, name + "_outputs", infoTy), entry});
+  auto *model = new GlobalVariable(m, modelTy, true,
+                                   GlobalValue::ExternalLinkage, modelInit,
+                                   name + "_model");
+  model->setAlignment(Align(8));
+
+  // quench_status <name>_run(inputs, n_in, outputs, n_out, pool, err).
+  auto *runTy = FunctionType::get(i32, {ptr, i64, ptr, i64, ptr, ptr}, false);
+  FunctionCallee modelRun = m.getOrInsertFunction(
+      "quench_model_run",
+      FunctionType::get(i32, {ptr, ptr, i64, ptr, i64, ptr, ptr}, false));
+  auto *run = Function::Create(runTy, GlobalValue::ExternalLinkage,
+                               name + "_run", m);
+  {
+    IRBuilder<> b(BasicBlock::Create(ctx, "entry", run));
+    SmallVector<Value *> callArgs = {model};
+    for (Argument &a : run->args())
+      callArgs.push_back(&a);
+    b.CreateRet(b.CreateCall(modelRun, callArgs));
+  }
+
+  if (withMain) {
+    if (m.getFunction("main"))
+      return makeError("the model defines a function 'main'; cannot add the "
+                       "executable's main");
+    FunctionCallee modelMain = m.getOrInsertFunction(
+        "quench_model_main", FunctionType::get(i32, {ptr, i32, ptr}, false));
+    auto *mainFn = Function::Create(FunctionType::get(i32, {i32, ptr}, false),
+                                    GlobalValue::ExternalLinkage, "main", m);
+    IRBuilder<> b(BasicBlock::Create(ctx, "entry", mainFn));
+    b.CreateRet(b.CreateCall(
+        modelMain, {model, mainFn->getArg(0), mainFn->getArg(1)}));
+  }
+  return Error::success();
+}
+
+/// A C comment-safe version of a name (no "*/").
+static std::string commentSafe(StringRef s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    out.push_back(isPrint(s[i]) ? s[i] : '?');
+    if (s[i] == '*' && i + 1 < s.size() && s[i + 1] == '/')
+      out.push_back(' ');
+  }
+  return out;
+}
+
+std::string quench::generateHeader(const ModelSignature &sig,
+                                   StringRef source) {
+  const std::string &n = sig.modelName;
+  std::string upper = StringRef(n).upper();
+  std::string s;
+  raw_string_ostream os(s);
+  auto table = [&](StringRef what, ArrayRef<TensorSignature> ts) {
+    os << " * " << what << ":\n";
+    if (ts.empty())
+      os << " *   (none)\n";
+    for (auto [i, t] : llvm::enumerate(ts))
+      os << " *   [" << i << "] " << commentSafe(t.name) << "  "
+         << t.typeString() << "\n";
+  };
+  os << "/* " << n << ".h: C interface of the model '" << n
+     << "', generated by quench-compile\n"
+     << " * from " << commentSafe(sys::path::filename(source))
+     << ". Do not edit.\n *\n";
+  table("Inputs (pass them in this order)", sig.inputs);
+  table("Outputs (returned in this order)", sig.outputs);
+  os << " * A '?' dim is dynamic: it takes any size at run time. Dims that "
+        "the model\n"
+        " * needs to agree across inputs (a shared sequence length, ...) "
+        "must agree.\n *\n"
+        " * Link: the model's object (or static library), the Quench "
+        "runtime\n"
+        " * (libquench_runtime.a) and -lm -lpthread; CMake: "
+        "quench_add_model().\n"
+        " * Every symbol is prefixed by the model name, so several models "
+        "link into\n"
+        " * one program. Besides its constant weights the model has no "
+        "global state:\n"
+        " * it may run on several threads at once.\n"
+        " */\n";
+  os << "#ifndef QUENCH_MODEL_" << upper << "_H\n#define QUENCH_MODEL_"
+     << upper << "_H\n\n#include <quench/runtime.h>\n\n"
+     << "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n";
+  os << "#define " << upper << "_NUM_INPUTS " << sig.inputs.size() << "\n"
+     << "#define " << upper << "_NUM_OUTPUTS " << sig.outputs.size()
+     << "\n\n";
+  os << "/* The model's description: name, and the name, dtype and shape of "
+        "every input\n"
+        " * and output (quench_io_info; -1 marks a dynamic dim). Use it with "
+        "the\n"
+        " * runtime's quench_model_run or quench_model_main. */\n"
+     << "extern const quench_model " << n << "_model;\n\n";
+  os << "/* Runs the model once: quench_model_run(&" << n
+     << "_model, ...). See runtime.h.\n"
+        " *  inputs:  " << upper << "_NUM_INPUTS tensors in the order above "
+        "(read only; the caller\n"
+        " *           keeps them). dtype, rank and static dims must match, "
+        "else\n"
+        " *           QUENCH_ERR_DTYPE_MISMATCH / QUENCH_ERR_SHAPE_MISMATCH "
+        "and nothing runs.\n"
+        " *  outputs: room for " << upper << "_NUM_OUTPUTS descriptors. On "
+        "success each holds a new\n"
+        " *           buffer the caller frees with quench_tensor_free; on "
+        "failure all\n"
+        " *           are zeroed.\n"
+        " *  pool:    thread pool for the model's parallel loops "
+        "(quench_threadpool_create),\n"
+        " *           or NULL to run on the calling thread only.\n"
+        " *  err:     optional; receives the status and a one-line "
+        "message.\n"
+        " * Returns QUENCH_OK or an error status. */\n"
+     << "quench_status " << n
+     << "_run(const quench_tensor *inputs, size_t num_inputs,\n"
+     << std::string(15 + n.size(), ' ')
+     << "quench_tensor *outputs, size_t num_outputs,\n"
+     << std::string(15 + n.size(), ' ')
+     << "quench_threadpool *pool, quench_error *err);\n\n";
+  os << "#ifdef __cplusplus\n} /* extern \"C\" */\n#endif\n\n#endif /* "
+        "QUENCH_MODEL_"
+     << upper << "_H */\n";
+  return s;
+}
+
+Error quench::writeStaticArchive(raw_ostream &os, StringRef memberName,
+                                 MemoryBufferRef object) {
+  NewArchiveMember member(object);
+  member.MemberName = memberName;
+  return writeArchiveToStream(os, {std::move(member)},
+                              SymtabWritingMode::NormalSymtab,
+                              object::Archive::K_GNU, /*Deterministic=*/true,
+                              /*Thin=*/false);
+}

@@ -1,0 +1,585 @@
+//===- quench-compile.cpp - model to object / library / executable --------===//
+//
+// quench-compile MODEL.onnx|MODEL.mlir -o OUT --emit=mlir|llvm|obj|lib|exe
+//
+// The driver only sequences library calls: import (lib/Frontend), the
+// registered CPU pipeline's named stages (lib/Pipelines, the same passes as
+// `quench-opt --quench-cpu-pipeline`), translation to LLVM IR, the model's C
+// ABI and code generation in-process (lib/Target). Only linking an
+// executable runs an external program (the system's C compiler driver).
+// Every output is written to a temporary file and renamed into place, so a
+// failure leaves no partial output.
+//
+//===----------------------------------------------------------------------===//
+
+#include "quench/Frontend/ONNX/ONNXImporter.h"
+#include "quench/InitAllDialects.h"
+#include "quench/Pipelines/Pipelines.h"
+#include "quench/Support/FileUtils.h"
+#include "quench/Target/CPUTarget.h"
+#include "quench/Target/ModelABI.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/SymbolTable.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
+#include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/ADT/SmallString.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Process.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/WithColor.h"
+#include "llvm/Target/TargetMachine.h"
+
+#include <chrono>
+#include <sys/resource.h>
+
+using namespace llvm;
+
+static cl::OptionCategory category("quench-compile options");
+
+static cl::opt<std::string> inputPath(cl::Positional,
+                                      cl::desc("<model.onnx|model.mlir>"),
+                                      cl::cat(category));
+static cl::opt<std::string> outputPath(
+    "o",
+    cl::desc("Output path. --emit=obj writes OUT.o and OUT.h, lib writes "
+             "DIR/libNAME.a and OUT.h, exe writes OUT, mlir OUT.mlir, "
+             "llvm OUT.ll (an extension already there is kept; '-' is "
+             "stdout for mlir/llvm)"),
+    cl::value_desc("OUT"), cl::cat(category));
+
+enum class Emit { MLIR, LLVM, Obj, Lib, Exe };
+static cl::opt<Emit> emit(
+    "emit", cl::desc("What to produce (default: exe)"), cl::init(Emit::Exe),
+    cl::values(clEnumValN(Emit::MLIR, "mlir",
+                          "MLIR after the last stage run (see --stop-after-stage)"),
+               clEnumValN(Emit::LLVM, "llvm", "optimized LLVM IR (.ll)"),
+               clEnumValN(Emit::Obj, "obj", "object file + C header"),
+               clEnumValN(Emit::Lib, "lib", "static library + C header"),
+               clEnumValN(Emit::Exe, "exe",
+                          "standalone executable (--input NAME=FILE.npy ...; "
+                          "run it with --help)")),
+    cl::cat(category));
+
+static cl::opt<std::string> modelName(
+    "name",
+    cl::desc("Model name: the prefix of every exported symbol (NAME_run, "
+             "NAME_model) and the header's name; a C identifier (default: "
+             "from the output file name)"),
+    cl::cat(category));
+static cl::opt<std::string> entryName(
+    "entry",
+    cl::desc("For MLIR input: the function to compile (default: the only "
+             "public function)"),
+    cl::cat(category));
+static cl::list<std::string>
+    shapes("shape",
+           cl::desc("For ONNX input: fix an input's shape, e.g. --shape "
+                    "tokens=1x32 (repeatable)"),
+           cl::value_desc("NAME=DxD..."), cl::cat(category));
+
+static cl::opt<std::string> target("target",
+                                   cl::desc("Target: cpu (default)"),
+                                   cl::init("cpu"), cl::cat(category));
+static cl::opt<std::string>
+    cpu("cpu",
+        cl::desc("CPU to generate code for: 'host' (default; the features "
+                 "this machine really has) or an LLVM CPU name such as "
+                 "x86-64-v3, skylake-avx512, znver4 (portable objects)"),
+        cl::init("host"), cl::cat(category));
+static cl::opt<std::string>
+    cpuFeatures("cpu-features",
+                cl::desc("Extra CPU features, e.g. +avx2,+fma,-avx512f"),
+                cl::value_desc("+f,-g,..."), cl::cat(category));
+static cl::opt<unsigned> optLevel("O",
+                                  cl::desc("LLVM optimization level 0-3 "
+                                           "(default 3)"),
+                                  cl::Prefix, cl::init(3), cl::cat(category));
+static cl::opt<bool> noPrepare("no-prepare",
+                               cl::desc("Skip the prepare stage "
+                                        "(quench-prepare)"),
+                               cl::cat(category));
+
+static cl::opt<std::string> stopAfter(
+    "stop-after-stage",
+    cl::desc("Stop after this pipeline stage (implies --emit=mlir); see "
+             "--list-stages"),
+    cl::value_desc("STAGE"), cl::cat(category));
+static cl::opt<std::string> dumpStages(
+    "dump-stages",
+    cl::desc("Write the IR after every stage to DIR/NN-STAGE.mlir, and the "
+             "LLVM IR before and after optimization to DIR/NN-llvm*.ll"),
+    cl::value_desc("DIR"), cl::cat(category));
+static cl::opt<bool> listStages("list-stages",
+                                cl::desc("Print the pipeline's stages and "
+                                         "exit"),
+                                cl::cat(category));
+static cl::opt<bool> timePhases(
+    "time", cl::desc("Print the time of every phase and the peak memory to "
+                     "stderr"),
+    cl::cat(category));
+
+static cl::opt<std::string> runtimeDir(
+    "runtime-dir",
+    cl::desc("Directory holding libquench_runtime.a, for --emit=exe "
+             "(default: ../lib next to quench-compile)"),
+    cl::value_desc("DIR"), cl::cat(category));
+static cl::opt<std::string>
+    linker("linker",
+           cl::desc("C compiler driver used to link executables (default: "
+                    "clang-22, else cc)"),
+           cl::value_desc("PATH"), cl::cat(category));
+
+static const char *toolName = "quench-compile";
+
+static int fail(const Twine &msg) {
+  WithColor::error(errs(), toolName) << msg << "\n";
+  return 1;
+}
+
+namespace {
+/// Prints phase times with --time.
+class PhaseTimer {
+public:
+  void start(StringRef phase) {
+    stop();
+    current = phase.str();
+    begin = std::chrono::steady_clock::now();
+  }
+  void stop() {
+    if (current.empty())
+      return;
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                             begin)
+                   .count();
+    total += s;
+    if (timePhases)
+      errs() << format("time: %-22s %8.3f s\n", current.c_str(), s);
+    current.clear();
+  }
+  void finish() {
+    stop();
+    if (!timePhases)
+      return;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    errs() << format("time: %-22s %8.3f s\n", "total", total)
+           << format("peak memory: %.1f MB\n", ru.ru_maxrss / 1024.0);
+  }
+
+private:
+  std::string current;
+  std::chrono::steady_clock::time_point begin;
+  double total = 0;
+};
+} // namespace
+
+/// OUT with `ext` appended unless it already ends with it.
+static std::string withExtension(StringRef out, StringRef ext) {
+  if (out == "-" || out.ends_with(ext))
+    return out.str();
+  return (out + ext).str();
+}
+
+/// The public function to compile.
+static FailureOr<mlir::func::FuncOp> findEntry(mlir::ModuleOp module) {
+  SmallVector<mlir::func::FuncOp> candidates;
+  for (auto f : module.getOps<mlir::func::FuncOp>()) {
+    if (!entryName.empty() ? f.getSymName() == entryName
+                           : (f.isPublic() && !f.isDeclaration()))
+      candidates.push_back(f);
+  }
+  if (candidates.size() == 1 && !candidates.front().isDeclaration())
+    return candidates.front();
+  if (!entryName.empty()) {
+    fail("the module has no function '" + entryName + "' with a body");
+    return failure();
+  }
+  std::string names;
+  for (auto f : candidates)
+    names += " @" + f.getSymName().str();
+  fail(candidates.empty()
+           ? Twine("the module has no public function to compile")
+           : Twine("the module has several public functions:") + names +
+                 "; choose one with --entry");
+  return failure();
+}
+
+/// Path of the runtime archive.
+static std::string runtimeArchive(const char *argv0) {
+  SmallString<256> dir;
+  if (!runtimeDir.empty()) {
+    dir = runtimeDir;
+  } else {
+    static int anchor;
+    dir = sys::path::parent_path(sys::fs::getMainExecutable(argv0, &anchor));
+    sys::path::append(dir, "..", "lib");
+  }
+  sys::path::append(dir, "libquench_runtime.a");
+  return std::string(dir);
+}
+
+/// Links `object` and the runtime into the executable `out` (atomically).
+static int linkExecutable(StringRef object, StringRef out, const char *argv0) {
+  std::string runtime = runtimeArchive(argv0);
+  if (!sys::fs::exists(runtime))
+    return fail("cannot find the Quench runtime library '" + runtime +
+                "' (set --runtime-dir)");
+  std::string cc = linker;
+  if (cc.empty()) {
+    for (StringRef candidate : {"clang-22", "cc", "gcc"})
+      if (auto p = sys::findProgramByName(candidate)) {
+        cc = *p;
+        break;
+      }
+    if (cc.empty())
+      return fail("no C compiler driver found to link the executable (tried "
+                  "clang-22, cc, gcc; set --linker)");
+  } else if (!sys::fs::can_execute(cc)) {
+    if (auto p = sys::findProgramByName(cc))
+      cc = *p;
+    else
+      return fail("linker '" + cc + "' not found");
+  }
+  SmallString<256> tmp(out);
+  tmp += ".tmp-link";
+  SmallVector<StringRef> args = {cc,      "-o",  tmp,        object,
+                                 runtime, "-lm", "-lpthread"};
+  std::string errMsg;
+  SmallString<128> log;
+  int logFd;
+  if (sys::fs::createTemporaryFile("quench-link", "log", logFd, log))
+    return fail("cannot create a temporary file");
+  sys::Process::SafelyCloseFileDescriptor(logFd);
+  std::optional<StringRef> redirects[] = {std::nullopt, StringRef(log),
+                                          StringRef(log)};
+  int rc = sys::ExecuteAndWait(cc, args, std::nullopt, redirects, 0, 0,
+                               &errMsg);
+  auto logText = MemoryBuffer::getFile(log);
+  sys::fs::remove(log);
+  if (rc != 0) {
+    sys::fs::remove(tmp);
+    std::string detail = logText ? (*logText)->getBuffer().trim().str() : "";
+    return fail("linking the executable with '" + cc + "' failed" +
+                (errMsg.empty() ? "" : ": " + errMsg) +
+                (detail.empty() ? "" : ":\n" + detail));
+  }
+  if (std::error_code ec = sys::fs::rename(tmp, out)) {
+    sys::fs::remove(tmp);
+    return fail("cannot write '" + out + "': " + ec.message());
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  InitLLVM y(argc, argv);
+  mlir::registerPassManagerCLOptions();
+  mlir::registerDefaultTimingManagerCLOptions();
+  cl::HideUnrelatedOptions(category);
+  cl::ParseCommandLineOptions(
+      argc, argv,
+      "quench-compile: compile an ONNX or quench MLIR model into an object "
+      "file, a static library or a standalone executable for the CPU\n\n"
+      "  quench-compile model.onnx -o model            # ./model --help\n"
+      "  quench-compile model.onnx -o out/m --emit=obj # out/m.o + out/m.h\n"
+      "  quench-compile model.onnx -o out/m --emit=lib # out/libm.a + "
+      "out/m.h\n"
+      "  quench-compile model.onnx -o - --emit=mlir --stop-after-stage=to-linalg\n");
+
+  quench::CPUPipelineOptions pipelineOpts;
+  pipelineOpts.prepare = !noPrepare;
+  std::vector<quench::PipelineStage> stages =
+      quench::getCPUPipelineStages(pipelineOpts);
+  if (listStages) {
+    for (const quench::PipelineStage &s : stages)
+      outs() << format("%-10s ", s.name.c_str()) << s.description << "\n";
+    outs() << format("%-10s ", "llvm")
+           << "translation to LLVM IR, the model's C ABI, LLVM -O"
+           << optLevel << "\n"
+           << format("%-10s ", "codegen-obj")
+           << "object code for the target CPU (in-process)\n";
+    return 0;
+  }
+  if (inputPath.empty())
+    return fail("no input model given (see --help)");
+  if (outputPath.empty())
+    return fail("no output given: use -o OUT (see --help)");
+  if (target != "cpu")
+    return fail("unsupported --target '" + target + "': this build supports "
+                "'cpu'");
+  if (optLevel > 3)
+    return fail("-O takes 0, 1, 2 or 3");
+  if (!stopAfter.empty()) {
+    if (!llvm::any_of(stages, [](const quench::PipelineStage &s) {
+          return s.name == stopAfter;
+        })) {
+      std::string names;
+      for (const auto &s : stages)
+        names += " " + s.name;
+      return fail("unknown stage '" + stopAfter + "'; stages:" + names);
+    }
+    emit = Emit::MLIR;
+  }
+  if (outputPath == "-" && emit != Emit::MLIR && emit != Emit::LLVM)
+    return fail("-o - (stdout) is only for --emit=mlir and --emit=llvm");
+  if (!dumpStages.empty()) {
+    if (std::error_code ec = sys::fs::create_directories(dumpStages))
+      return fail("cannot create '" + dumpStages + "': " + ec.message());
+  }
+
+  std::string name = modelName.empty()
+                         ? quench::modelNameFromPath(
+                               outputPath == "-" ? inputPath : outputPath)
+                         : modelName.getValue();
+  if (!quench::isValidModelName(name))
+    return fail("invalid model name '" + name +
+                "': use --name with a C identifier (letters, digits, '_'; "
+                "not a C keyword, not starting with 'quench_')");
+
+  // Resolve the target first: a bad --cpu should fail before a long import.
+  auto cpuTarget = quench::resolveCPUTarget(cpu, cpuFeatures);
+  if (!cpuTarget)
+    return fail(toString(cpuTarget.takeError()));
+
+  mlir::DialectRegistry registry;
+  quench::registerAllDialects(registry);
+  mlir::registerAllToLLVMIRTranslations(registry);
+  quench::registerAllPasses();
+  mlir::MLIRContext context(registry);
+  context.printOpOnDiagnostic(false);
+  context.getDiagEngine().registerHandler([](mlir::Diagnostic &diag) {
+    auto &os = diag.getSeverity() == mlir::DiagnosticSeverity::Error
+                   ? WithColor::error(errs(), toolName)
+               : diag.getSeverity() == mlir::DiagnosticSeverity::Warning
+                   ? WithColor::warning(errs(), toolName)
+                   : WithColor::note(errs(), toolName);
+    std::string loc;
+    raw_string_ostream locOs(loc);
+    diag.getLocation().print(locOs);
+    if (!isa<mlir::UnknownLoc>(diag.getLocation()))
+      os << loc << ": ";
+    os << diag.str() << "\n";
+    for (const mlir::Diagnostic &note : diag.getNotes())
+      WithColor::note(errs(), toolName) << note.str() << "\n";
+    return mlir::success();
+  });
+
+  PhaseTimer timer;
+  // 1. Load.
+  timer.start("import");
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  StringRef ext = sys::path::extension(inputPath);
+  if (ext == ".mlir" || ext == ".mlirbc") {
+    if (!shapes.empty())
+      return fail("--shape applies to ONNX models only");
+    context.loadAllAvailableDialects();
+    module = mlir::parseSourceFile<mlir::ModuleOp>(inputPath, &context);
+    if (!module)
+      return 1;
+  } else {
+    quench::ONNXImportOptions importOpts;
+    for (const std::string &s : shapes)
+      if (std::string err = quench::parseShapeOverride(s, importOpts);
+          !err.empty())
+        return fail(err);
+    module = quench::importONNXFile(inputPath, &context, importOpts);
+    if (!module)
+      return 1;
+  }
+
+  // 2. The entry function and its C signature.
+  FailureOr<mlir::func::FuncOp> entry = findEntry(*module);
+  if (failed(entry))
+    return 1;
+  auto sig = quench::getModelSignature(*entry, name);
+  if (!sig)
+    return fail(toString(sig.takeError()));
+  // A private, model-specific name: `main` stays free for executables and
+  // the symbol cannot clash with another model's.
+  std::string graphName = name + "_graph";
+  if (module->lookupSymbol(graphName))
+    return fail("the module already has a symbol '" + graphName + "'");
+  if (failed(mlir::SymbolTable::replaceAllSymbolUses(
+          *entry, mlir::StringAttr::get(&context, graphName), *module)))
+    return fail("cannot rename the entry function");
+  entry->setSymName(graphName);
+  (*entry)->setAttr("llvm.emit_c_interface", mlir::UnitAttr::get(&context));
+  // The names now live in the signature; LLVM has no use for them.
+  for (unsigned i = 0; i < entry->getNumArguments(); ++i)
+    entry->removeArgAttr(i, "quench.name");
+  for (unsigned i = 0; i < entry->getNumResults(); ++i)
+    entry->removeResultAttr(
+        i, mlir::StringAttr::get(&context, "quench.name"));
+
+  // 3. The pipeline, stage by stage.
+  unsigned dumpIndex = 0;
+  auto dump = [&](StringRef stage, function_ref<void(raw_ostream &)> print) {
+    if (dumpStages.empty())
+      return true;
+    SmallString<256> path(dumpStages);
+    char prefix[16];
+    snprintf(prefix, sizeof prefix, "%02u-", dumpIndex++);
+    sys::path::append(path, prefix + stage.str());
+    std::string err = quench::writeFileAtomically(path, [&](raw_ostream &os) {
+      print(os);
+      return true;
+    });
+    if (!err.empty()) {
+      fail(err);
+      return false;
+    }
+    return true;
+  };
+  if (!dump("input.mlir", [&](raw_ostream &os) { module->print(os); }))
+    return 1;
+  for (const quench::PipelineStage &stage : stages) {
+    timer.start(stage.name);
+    mlir::PassManager pm(&context);
+    if (failed(mlir::applyPassManagerCLOptions(pm)))
+      return 1;
+    stage.build(pm);
+    if (failed(pm.run(*module)))
+      return fail("stage '" + stage.name + "' failed (see above)");
+    if (!dump(stage.name + ".mlir", [&](raw_ostream &os) { module->print(os); }))
+      return 1;
+    if (stage.name == stopAfter)
+      break;
+  }
+
+  if (emit == Emit::MLIR) {
+    timer.start("write");
+    std::string err = quench::writeFileAtomically(
+        withExtension(outputPath, ".mlir"), [&](raw_ostream &os) {
+          module->print(os);
+          return true;
+        });
+    timer.finish();
+    return err.empty() ? 0 : fail(err);
+  }
+
+  // 4. LLVM IR, the model's C ABI, optimization.
+  timer.start("translate");
+  LLVMContext llvmContext;
+  std::unique_ptr<Module> llvmModule =
+      mlir::translateModuleToLLVMIR(*module, llvmContext, name);
+  if (!llvmModule)
+    return fail("translation to LLVM IR failed (see above)");
+  module = nullptr; // the MLIR module (and its weights) are no longer needed
+  if (Error e = quench::addModelABI(*llvmModule, *sig,
+                                    quench::cInterfaceName(graphName),
+                                    emit == Emit::Exe))
+    return fail(toString(std::move(e)));
+  auto tm = quench::createTargetMachine(*cpuTarget);
+  if (!tm)
+    return fail(toString(tm.takeError()));
+  // Weights become byte blobs: emitted as one block each, and opaque to the
+  // optimizer, which has nothing to gain from scanning them.
+  (*llvmModule).setDataLayout((*tm)->createDataLayout());
+  quench::packLargeConstants(*llvmModule);
+  if (!dump("llvm.ll", [&](raw_ostream &os) { llvmModule->print(os, nullptr); }))
+    return 1;
+  timer.start("llvm-opt");
+  quench::optimizeModule(*llvmModule, **tm, optLevel);
+  if (!dump("llvm-opt.ll",
+            [&](raw_ostream &os) { llvmModule->print(os, nullptr); }))
+    return 1;
+
+  if (emit == Emit::LLVM) {
+    timer.start("write");
+    std::string err = quench::writeFileAtomically(
+        withExtension(outputPath, ".ll"), [&](raw_ostream &os) {
+          llvmModule->print(os, nullptr);
+          return true;
+        });
+    timer.finish();
+    return err.empty() ? 0 : fail(err);
+  }
+
+  // 5. Object code, in memory.
+  timer.start("codegen-obj");
+  SmallVector<char, 0> object;
+  {
+    raw_svector_ostream os(object);
+    if (Error e = quench::emitObjectFile(*llvmModule, **tm, os))
+      return fail(toString(std::move(e)));
+  }
+  llvmModule.reset();
+
+  timer.start("write");
+  std::string header = quench::generateHeader(*sig, inputPath);
+  StringRef out = outputPath;
+  auto writeBytes = [&](StringRef path, StringRef bytes) {
+    std::string err = quench::writeFileAtomically(path, [&](raw_ostream &os) {
+      os << bytes;
+      return true;
+    });
+    return err.empty() ? 0 : fail(err);
+  };
+  int rc = 0;
+  StringRef objBytes(object.data(), object.size());
+  switch (emit) {
+  case Emit::Obj: {
+    std::string base = out.ends_with(".o") ? out.drop_back(2).str() : out.str();
+    rc = writeBytes(base + ".o", objBytes);
+    if (!rc)
+      rc = writeBytes(base + ".h", header);
+    break;
+  }
+  case Emit::Lib: {
+    std::string base = out.ends_with(".a") ? out.drop_back(2).str() : out.str();
+    SmallString<256> lib(sys::path::parent_path(base));
+    StringRef stem = sys::path::filename(base);
+    sys::path::append(lib, (stem.starts_with("lib") ? "" : "lib") + stem.str() +
+                               ".a");
+    SmallString<256> headerPath(sys::path::parent_path(base));
+    sys::path::append(headerPath,
+                      (stem.starts_with("lib") ? stem.drop_front(3) : stem) +
+                          ".h");
+    std::string err = quench::writeFileAtomically(lib, [&](raw_ostream &os) {
+      if (Error e = quench::writeStaticArchive(
+              os, name + ".o", MemoryBufferRef(objBytes, name + ".o"))) {
+        fail(toString(std::move(e)));
+        return false;
+      }
+      return true;
+    });
+    if (!err.empty())
+      return fail(err);
+    rc = writeBytes(headerPath, header);
+    break;
+  }
+  case Emit::Exe: {
+    SmallString<128> objPath;
+    int fd;
+    if (sys::fs::createTemporaryFile("quench-" + name, "o", fd, objPath))
+      return fail("cannot create a temporary object file");
+    {
+      raw_fd_ostream os(fd, /*shouldClose=*/true);
+      os << objBytes;
+      if (os.has_error()) {
+        sys::fs::remove(objPath);
+        return fail("cannot write a temporary object file");
+      }
+    }
+    timer.start("link");
+    rc = linkExecutable(objPath, out, argv[0]);
+    sys::fs::remove(objPath);
+    break;
+  }
+  default:
+    break;
+  }
+  timer.finish();
+  return rc;
+}

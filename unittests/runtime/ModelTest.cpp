@@ -1,0 +1,140 @@
+// quench_model_run with hand-written entry points that follow the generated
+// ABI: input validation, descriptors, strided outputs, outputs returned
+// twice, the per-call thread pool, and memrefCopy.
+#include "TestUtil.h"
+
+#include <cstdlib>
+#include <cstring>
+
+extern "C" void memrefCopy(int64_t elemSize, void *src, void *dst);
+
+namespace {
+
+// Rank-2 memref descriptor as the generated code sees it.
+struct Desc2 {
+  void *allocated;
+  void *aligned;
+  int64_t offset;
+  int64_t sizes[2];
+  int64_t strides[2];
+};
+
+quench_threadpool *seenPool;
+
+// y = 2 * x (x: f32[?, 3]); also returns the transpose of x as a strided
+// view of one allocation, and y a second time.
+void entryScaleTranspose(void **args) {
+  const Desc2 *x = static_cast<const Desc2 *>(args[0]);
+  Desc2 *out = static_cast<Desc2 *>(args[1]);
+  seenPool = quench_current_threadpool();
+  int64_t n = x->sizes[0];
+  const float *in = static_cast<const float *>(x->aligned) + x->offset;
+  float *y = static_cast<float *>(std::malloc(sizeof(float) * (n * 3 + 1)));
+  float *t = static_cast<float *>(std::malloc(sizeof(float) * (n * 3 + 1)));
+  for (int64_t i = 0; i < n * 3; ++i) {
+    y[i] = 2 * in[i];
+    t[i] = in[i];
+  }
+  out[0] = {y, y, 0, {n, 3}, {3, 1}};
+  // The transpose [3, n] viewed over row-major [n, 3] storage.
+  out[1] = {t, t, 0, {3, n}, {1, 3}};
+  out[2] = out[0];
+}
+
+const int64_t xShape[] = {-1, 3};
+const int64_t yShape[] = {-1, 3};
+const int64_t tShape[] = {3, -1};
+const quench_io_info inputs[] = {{"x", QUENCH_DTYPE_F32, 2, xShape}};
+const quench_io_info outputs[] = {{"y", QUENCH_DTYPE_F32, 2, yShape},
+                                  {"xt", QUENCH_DTYPE_F32, 2, tShape},
+                                  {"y_again", QUENCH_DTYPE_F32, 2, yShape}};
+const quench_model model = {QUENCH_MODEL_ABI_VERSION, 1, 3, 0, "test",
+                            inputs, outputs, entryScaleTranspose};
+
+TEST(Model, RunsAndCopiesStridedAndRepeatedOutputs) {
+  float data[6] = {1, 2, 3, 4, 5, 6};
+  quench_tensor x = {data, QUENCH_DTYPE_F32, 2, {2, 3}};
+  quench_tensor out[3];
+  quench_error err;
+  quench_threadpool *pool = quench_threadpool_create(2, &err);
+  ASSERT_NE(pool, nullptr);
+  ASSERT_EQ(quench_model_run(&model, &x, 1, out, 3, pool, &err), QUENCH_OK)
+      << err.message;
+  EXPECT_EQ(seenPool, pool);
+  EXPECT_EQ(quench_current_threadpool(), nullptr);
+  const float *y = static_cast<const float *>(out[0].data);
+  const float *xt = static_cast<const float *>(out[1].data);
+  const float *y2 = static_cast<const float *>(out[2].data);
+  EXPECT_EQ(out[1].shape[0], 3);
+  EXPECT_EQ(out[1].shape[1], 2);
+  const float wantT[6] = {1, 4, 2, 5, 3, 6};
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(y[i], 2 * data[i]);
+    EXPECT_EQ(y2[i], 2 * data[i]);
+    EXPECT_EQ(xt[i], wantT[i]);
+  }
+  EXPECT_NE(out[0].data, out[2].data);
+  for (quench_tensor &t : out)
+    quench_tensor_free(&t);
+  quench_threadpool_destroy(pool);
+}
+
+TEST(Model, RejectsMismatchedInputs) {
+  float data[8] = {0};
+  quench_tensor out[3];
+  quench_error err;
+  quench_tensor wrongShape = {data, QUENCH_DTYPE_F32, 2, {2, 4}};
+  EXPECT_EQ(quench_model_run(&model, &wrongShape, 1, out, 3, nullptr, &err),
+            QUENCH_ERR_SHAPE_MISMATCH);
+  EXPECT_STREQ(err.message, "input 'x' (#0): expected f32[?, 3], got f32[2, 4]");
+  EXPECT_EQ(out[0].data, nullptr);
+  quench_tensor wrongType = {data, QUENCH_DTYPE_I32, 2, {2, 3}};
+  EXPECT_EQ(quench_model_run(&model, &wrongType, 1, out, 3, nullptr, &err),
+            QUENCH_ERR_DTYPE_MISMATCH);
+  EXPECT_STREQ(err.message, "input 'x' (#0): expected f32[?, 3], got i32[2, 3]");
+  quench_tensor wrongRank = {data, QUENCH_DTYPE_F32, 1, {6}};
+  EXPECT_EQ(quench_model_run(&model, &wrongRank, 1, out, 3, nullptr, &err),
+            QUENCH_ERR_SHAPE_MISMATCH);
+  quench_tensor noData = {nullptr, QUENCH_DTYPE_F32, 2, {2, 3}};
+  EXPECT_EQ(quench_model_run(&model, &noData, 1, out, 3, nullptr, &err),
+            QUENCH_ERR_INVALID_ARGUMENT);
+  EXPECT_STREQ(err.message, "input 'x' (#0): data is NULL");
+  quench_tensor ok = {data, QUENCH_DTYPE_F32, 2, {2, 3}};
+  EXPECT_EQ(quench_model_run(&model, &ok, 2, out, 3, nullptr, &err),
+            QUENCH_ERR_INVALID_ARGUMENT);
+  EXPECT_STREQ(err.message, "model 'test' takes 1 inputs, got 2");
+  EXPECT_EQ(quench_model_run(&model, &ok, 1, out, 1, nullptr, &err),
+            QUENCH_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(quench_model_run(nullptr, &ok, 1, out, 3, nullptr, &err),
+            QUENCH_ERR_INVALID_ARGUMENT);
+  quench_model old = model;
+  old.abi_version = 99;
+  EXPECT_EQ(quench_model_run(&old, &ok, 1, out, 3, nullptr, &err),
+            QUENCH_ERR_UNSUPPORTED);
+}
+
+TEST(Model, FindsInputsByName) {
+  EXPECT_EQ(quench_model_find_input(&model, "x"), 0);
+  EXPECT_EQ(quench_model_find_input(&model, "y"), -1);
+  EXPECT_EQ(quench_model_find_input(nullptr, "x"), -1);
+  EXPECT_EQ(quench_model_find_input(&model, nullptr), -1);
+}
+
+TEST(Model, MemrefCopyHandlesStridesAndOffsets) {
+  // src: 2x3 view with offset 1 and row stride 4 over 9 floats; dst: a
+  // column-major 2x3 buffer.
+  float src[9] = {0, 1, 2, 3, 0, 4, 5, 6, 0};
+  float dst[6] = {0};
+  Desc2 s = {src, src, 1, {2, 3}, {4, 1}};
+  Desc2 d = {dst, dst, 0, {2, 3}, {1, 2}};
+  struct {
+    int64_t rank;
+    void *desc;
+  } us = {2, &s}, ud = {2, &d};
+  memrefCopy(sizeof(float), &us, &ud);
+  const float want[6] = {1, 4, 2, 5, 3, 6};
+  for (int i = 0; i < 6; ++i)
+    EXPECT_EQ(dst[i], want[i]);
+}
+
+} // namespace
