@@ -1,8 +1,11 @@
 //===- Pipelines.cpp - named quench pass pipelines -------------------------===//
 
 #include "quench/Pipelines/Pipelines.h"
+
+#include "CPUCodegen.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "llvm/Support/ErrorHandling.h"
 #include "llvm/Support/raw_ostream.h"
@@ -43,10 +46,21 @@ quench::getCPUPipelineStages(const CPUPipelineOptions &opts) {
                       addTextualPipeline(pm,
                                          "convert-quench-to-linalg,canonicalize");
                     }});
-  stages.push_back({"codegen", "tiling, fusion and vectorization on tensors",
-                    [](OpPassManager &pm) {
-                      addTextualPipeline(pm, "canonicalize,cse");
-                    }});
+  unsigned vectorBits = opts.vectorBits;
+  stages.push_back(
+      {"codegen", "tiling, fusion and vectorization on tensors",
+       [vectorBits](OpPassManager &pm) {
+         pm.addNestedPass<func::FuncOp>(createCPUFuseElementwisePass());
+         addTextualPipeline(pm, "canonicalize,cse");
+         if (vectorBits == 0)
+           return;
+         pm.addNestedPass<func::FuncOp>(
+             createCPUTileAndVectorizePass(vectorBits));
+         // Accumulators of the reduction loops move into registers
+         // (loop-carried vectors) once their slices are hoisted.
+         addTextualPipeline(pm, "canonicalize,cse,loop-invariant-subset-hoisting,"
+                                "canonicalize,cse");
+       }});
   stages.push_back(
       {"bufferize", "one-shot bufferization and buffer deallocation",
        [](OpPassManager &pm) {
@@ -59,10 +73,21 @@ quench::getCPUPipelineStages(const CPUPipelineOptions &opts) {
       {"to-llvm", "lowering to the LLVM dialect", [](OpPassManager &pm) {
          addTextualPipeline(
              pm,
-             "convert-bufferization-to-memref,convert-linalg-to-loops,"
+             "convert-bufferization-to-memref,convert-linalg-to-parallel-loops,"
+             "convert-scf-to-quench-runtime,scf-forall-to-for");
+         pm.addNestedPass<func::FuncOp>(createCPUVectorLoweringPass());
+         addTextualPipeline(
+             pm,
+             "canonicalize,convert-vector-to-scf{full-unroll=1 target-rank=1},"
              "convert-scf-to-cf,expand-strided-metadata,lower-affine,"
-             "finalize-memref-to-llvm,math-extend-to-supported-types,"
-             "convert-math-to-llvm,convert-math-to-libm,convert-arith-to-llvm,"
+             // libm calls unroll vectors into vector.extract/insert: before
+             // the vector lowering.
+             "math-extend-to-supported-types,convert-math-to-llvm,"
+             "convert-math-to-libm,"
+             "convert-vector-to-llvm{reassociate-fp-reductions=1 "
+             "vector-contract-lowering=outerproduct "
+             "vector-transpose-lowering=shuffle1d},"
+             "finalize-memref-to-llvm,convert-arith-to-llvm,"
              "convert-index-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,"
              "convert-ub-to-llvm,reconcile-unrealized-casts");
        }});
@@ -78,9 +103,18 @@ void quench::buildCPUPipeline(OpPassManager &pm,
 void quench::registerQuenchPipelines() {
   PassPipelineRegistration<CPUPipelineOptions>(
       "quench-cpu-pipeline",
-      "Lower a quench model to the LLVM dialect for the CPU (prepare, "
-      "to-linalg, bufferize, to-llvm)",
+      "Lower a quench model to the LLVM dialect for the CPU (stages prepare, "
+      "to-linalg, codegen, bufferize, to-llvm)",
       buildCPUPipeline);
+  PassPipelineRegistration<CPUPipelineOptions>(
+      "quench-cpu-codegen",
+      "The codegen stage of quench-cpu-pipeline alone (linalg on tensors → "
+      "tiled and vectorized; honours vector-bits)",
+      [](OpPassManager &pm, const CPUPipelineOptions &opts) {
+        for (const PipelineStage &stage : getCPUPipelineStages(opts))
+          if (stage.name == "codegen")
+            stage.build(pm);
+      });
   PassPipelineRegistration<PrepareOptions>(
       "quench-prepare",
       "Clean up an imported model: canonicalize, raise decomposed patterns "

@@ -11,9 +11,11 @@
 // CHECK-NOT: tensor.
 // CHECK-NOT: memref.
 // CHECK-NOT: scf.
-// The SiLU was raised (prepare) and lowered to exp and a division.
-// CHECK: llvm.intr.exp
-// CHECK: llvm.fdiv
+// The product is vectorized; the SiLU was raised (prepare) and
+// lowered to exp and a division, on vectors.
+// CHECK: llvm.{{fmul|intr.fmuladd}}{{.*}}vector<
+// CHECK: llvm.intr.exp{{.*}}vector<
+// CHECK: llvm.fdiv{{.*}}vector<
 
 // NOPREP: llvm.func @f(
 // NOPREP-NOT: quench.

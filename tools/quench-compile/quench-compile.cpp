@@ -102,6 +102,12 @@ static cl::opt<std::string>
     cpuFeatures("cpu-features",
                 cl::desc("Extra CPU features, e.g. +avx2,+fma,-avx512f"),
                 cl::value_desc("+f,-g,..."), cl::cat(category));
+static cl::opt<unsigned> vectorBits(
+    "vector-bits",
+    cl::desc("Vector width the code generator targets, in bits (default: "
+             "from the CPU: 512 with AVX-512F, 256 with AVX, else 128; 0: "
+             "scalar loops)"),
+    cl::cat(category));
 static cl::opt<unsigned> optLevel("O",
                                   cl::desc("LLVM optimization level 0-3 "
                                            "(default 3)"),
@@ -184,6 +190,36 @@ private:
   double total = 0;
 };
 } // namespace
+
+/// A location as users read it: `file:line:col` for source files, the
+/// node name for imported ONNX nodes ('/blocks.0/Mul' (model.onnx)), empty
+/// when unknown.
+static std::string locationString(mlir::Location loc) {
+  if (auto fl = dyn_cast<mlir::FileLineColLoc>(loc)) {
+    if (fl.getLine() == 0)
+      return fl.getFilename().str();
+    return (fl.getFilename().getValue() + ":" + Twine(fl.getLine()) + ":" +
+            Twine(fl.getColumn()))
+        .str();
+  }
+  if (auto nl = dyn_cast<mlir::NameLoc>(loc)) {
+    std::string inner = locationString(nl.getChildLoc());
+    return "'" + nl.getName().str() + "'" +
+           (inner.empty() ? "" : " (" + inner + ")");
+  }
+  if (auto fused = dyn_cast<mlir::FusedLoc>(loc)) {
+    std::string out;
+    for (mlir::Location l : fused.getLocations()) {
+      std::string part = locationString(l);
+      if (!part.empty())
+        out += (out.empty() ? "" : ", ") + part;
+    }
+    return out;
+  }
+  if (auto cs = dyn_cast<mlir::CallSiteLoc>(loc))
+    return locationString(cs.getCallee());
+  return "";
+}
 
 /// OUT with `ext` appended unless it already ends with it.
 static std::string withExtension(StringRef out, StringRef ext) {
@@ -297,8 +333,16 @@ int main(int argc, char **argv) {
       "out/m.h\n"
       "  quench-compile model.onnx -o - --emit=mlir --stop-after-stage=to-linalg\n");
 
+  // Resolve the target first: a bad --cpu should fail before a long import,
+  // and the pipeline's vector width follows the target's registers.
+  auto cpuTarget = quench::resolveCPUTarget(cpu, cpuFeatures);
+  if (!cpuTarget)
+    return fail(toString(cpuTarget.takeError()));
   quench::CPUPipelineOptions pipelineOpts;
   pipelineOpts.prepare = !noPrepare;
+  pipelineOpts.vectorBits = vectorBits.getNumOccurrences()
+                                ? unsigned(vectorBits)
+                                : quench::getPreferredVectorBits(*cpuTarget);
   std::vector<quench::PipelineStage> stages =
       quench::getCPUPipelineStages(pipelineOpts);
   if (listStages) {
@@ -347,10 +391,6 @@ int main(int argc, char **argv) {
                 "': use --name with a C identifier (letters, digits, '_'; "
                 "not a C keyword, not starting with 'quench_')");
 
-  // Resolve the target first: a bad --cpu should fail before a long import.
-  auto cpuTarget = quench::resolveCPUTarget(cpu, cpuFeatures);
-  if (!cpuTarget)
-    return fail(toString(cpuTarget.takeError()));
 
   mlir::DialectRegistry registry;
   quench::registerAllDialects(registry);
@@ -364,10 +404,8 @@ int main(int argc, char **argv) {
                : diag.getSeverity() == mlir::DiagnosticSeverity::Warning
                    ? WithColor::warning(errs(), toolName)
                    : WithColor::note(errs(), toolName);
-    std::string loc;
-    raw_string_ostream locOs(loc);
-    diag.getLocation().print(locOs);
-    if (!isa<mlir::UnknownLoc>(diag.getLocation()))
+    std::string loc = locationString(diag.getLocation());
+    if (!loc.empty())
       os << loc << ": ";
     os << diag.str() << "\n";
     for (const mlir::Diagnostic &note : diag.getNotes())
@@ -451,6 +489,21 @@ int main(int argc, char **argv) {
     stage.build(pm);
     if (failed(pm.run(*module)))
       return fail("stage '" + stage.name + "' failed (see above)");
+    // Ops the CPU lowering does not handle yet would only fail later, in
+    // bufferization, with an obscure message: list them all now.
+    if (stage.name == "to-linalg") {
+      unsigned count = 0;
+      module->walk([&](mlir::Operation *op) {
+        if (op->getDialect() && op->getDialect()->getNamespace() == "quench") {
+          mlir::emitError(op->getLoc())
+              << "'" << op->getName() << "' has no CPU lowering yet";
+          ++count;
+        }
+      });
+      if (count)
+        return fail(Twine(count) + " operation" + (count > 1 ? "s" : "") +
+                    " cannot be compiled for the CPU yet (see above)");
+    }
     if (!dump(stage.name + ".mlir", [&](raw_ostream &os) { module->print(os); }))
       return 1;
     if (stage.name == stopAfter)

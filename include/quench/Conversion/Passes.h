@@ -9,10 +9,14 @@
 #define QUENCH_CONVERSION_PASSES_H
 
 #include "quench/Conversion/QuenchToLinalg/QuenchToLinalg.h"
+#include "quench/Conversion/SCFToQuenchRuntime/SCFToQuenchRuntime.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Pass/Pass.h"
 

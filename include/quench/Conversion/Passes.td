@@ -52,4 +52,107 @@ def ConvertQuenchToLinalg : Pass<"convert-quench-to-linalg"> {
   ];
 }
 
+def ConvertSCFToQuenchRuntime
+    : Pass<"convert-scf-to-quench-runtime", "::mlir::ModuleOp"> {
+  let summary = "Run parallel loops on the runtime's thread pool "
+                "(quench_parallel_for)";
+  let description = [{
+    Replaces every outermost `scf.forall` and `scf.parallel` of a
+    `func.func` that has no results by one call
+
+    ```
+    quench_parallel_for(quench_current_threadpool(), n, grain, body, ctx)
+    ```
+
+    of the Quench runtime (runtime/include/quench/runtime.h): `n` is the
+    product of the trip counts `max(0, ceil((ub - lb) / step))` (a loop
+    with a constant trip count of 0 is erased; with n = 0 at run time the
+    runtime calls nothing), `body` a new function that runs the linear
+    iterations `[begin, end)`, and `ctx` a pointer to a stack struct holding
+    every value the loop captures. With no pool (outside a model run) the
+    runtime calls `body(ctx, 0, n)` on the calling thread. The returned
+    status is ignored: it only reports n < 0 or a null function, which the
+    generated call cannot pass.
+
+    Runs on buffers (after bufferization) and before `convert-scf-to-cf`;
+    the result still needs the usual lowering to the LLVM dialect
+    (`finalize-memref-to-llvm`, `convert-func-to-llvm`, ...,
+    `reconcile-unrealized-casts`), which it is written for, and the program
+    must be linked with the runtime (the two functions are external
+    references, not weak ones).
+
+    Design:
+    * The body is outlined into `func.func private @<f>_parallel_body[_N]
+      (%ctx: !llvm.ptr, %begin: i64, %end: i64)` with internal linkage
+      (`llvm.linkage`), next to its function: the C signature
+      `void (*)(void *, int64_t, int64_t)` of `quench_parallel_fn`, and a
+      name that is unique in the module and never clashes across objects.
+      It carries the unit attribute `quench.parallel_body`; loops in it
+      (those nested in the parallel loop) stay sequential, also if the pass
+      runs again.
+    * A 1-D loop becomes `scf.for %i = begin to end` with the induction
+      variable `lb + i * step`. An n-D loop walks `[begin, end)` in runs
+      along its innermost dimension (`scf.while` around an `scf.for`): each
+      run delinearizes its first index once (`divui`/`remui` by the trip
+      counts), so there is one division per row, not per iteration.
+    * Captures (values defined above the loop and used in it, dynamic lower
+      bounds, steps and inner trip counts) are packed with LLVM dialect ops
+      (`llvm.alloca` of a literal struct in the function's entry block,
+      `llvm.getelementptr`, `llvm.store`/`llvm.load`); a field has the type
+      the default `LLVMTypeConverter` gives the value (a memref becomes its
+      descriptor struct, `index` becomes `i64`), and
+      `builtin.unrealized_conversion_cast` / `arith.index_cast` bridge
+      between the two, for `reconcile-unrealized-casts` to remove.
+      Constant-like captures are cloned into the body instead. The runtime
+      functions are declared as private `func.func`s and the body's address
+      is a `func.constant`, so `convert-func-to-llvm` lowers everything to
+      `llvm.call`/`llvm.mlir.addressof`.
+    * `grain` (the minimum number of iterations per chunk) is
+      `ceil(min-chunk-cost / cost)` where `cost` estimates the operations
+      of one iteration (nested loops multiply by their trip count, 256 when
+      it is not constant; vector ops count one per 8 elements): small loops
+      run in one chunk, inline, without waking the workers.
+
+    Left sequential (lowered by `convert-scf-to-cf` as before):
+    * loops with results: `scf.parallel` with reductions (a parallel
+      reduction needs per-chunk partial results and a combine step) and
+      `scf.forall` with `shared_outs` (tensors: not bufferized yet);
+    * `scf.forall` with a `mapping` (GPU or other device lowerings own it);
+    * loops whose captured values have no LLVM type (e.g. tensors), and
+      loops not directly in a `func.func`.
+    Loops inside a loop that is left sequential are still considered.
+
+    Example:
+
+    ```mlir
+    scf.forall (%i) in (%n) {
+      %x = memref.load %in[%i] : memref<?xf32>
+      memref.store %x, %out[%i] : memref<?xf32>
+    }
+    ```
+
+    becomes (`%in` and `%out` travel in the context struct; `%n` only
+    feeds the trip count, computed before the call)
+
+    ```mlir
+    %ctx = llvm.alloca %c1 x !llvm.struct<(struct<(ptr, ptr, i64, array<1 x i64>, array<1 x i64>)>, ...)>
+    ...
+    %pool = call @quench_current_threadpool() : () -> !llvm.ptr
+    %fn = constant @f_parallel_body : (!llvm.ptr, i64, i64) -> ()
+    %r = call @quench_parallel_for(%pool, %n64, %grain, %fn, %ctx) : ...
+    ```
+  }];
+  let options = [
+    Option<"minChunkCost", "min-chunk-cost", "int64_t", /*default=*/"32768",
+           "Estimated operations a chunk must execute at least (sets the "
+           "grain); 1 lets every iteration be its own chunk">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::func::FuncDialect",
+    "::mlir::LLVM::LLVMDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
 #endif // QUENCH_CONVERSION_PASSES_TD

@@ -37,14 +37,36 @@ struct CPUPipelineOptions : public mlir::PassPipelineOptions<CPUPipelineOptions>
   Option<bool> prepare{*this, "prepare",
                        llvm::cl::desc("Run quench-prepare first"),
                        llvm::cl::init(true)};
+  Option<unsigned> vectorBits{
+      *this, "vector-bits",
+      llvm::cl::desc("SIMD register width the codegen stage tiles and "
+                     "vectorizes for (256: AVX2, 512: AVX-512; 0: no "
+                     "vectorization, scalar loops)"),
+      llvm::cl::init(256)};
 };
 
+/// One named stage of a pipeline. Drivers run stages one by one so that
+/// the IR between them can be dumped (`quench-compile --dump-stages`) and
+/// compilation can stop after any of them (`--stop-after`).
 struct PipelineStage {
   std::string name;
   std::string description;
   std::function<void(mlir::OpPassManager &)> build;
 };
+
+/// The stages of `quench-cpu-pipeline`, in order:
+///   prepare    quench-prepare (only when opts.prepare);
+///   to-linalg  convert-quench-to-linalg, canonicalize;
+///   codegen    tiling, fusion and vectorization on tensors;
+///   bufferize  one-shot-bufferize (function boundaries with identity
+///              layouts: public functions take and return dense row-major
+///              buffers), then the buffer-deallocation pipeline (every
+///              buffer is freed; returned buffers are fresh allocations
+///              owned by the caller);
+///   to-llvm    vector/linalg/scf/memref/arith/math/func → LLVM dialect.
 std::vector<PipelineStage> getCPUPipelineStages(const CPUPipelineOptions &opts);
+
+/// quench → LLVM dialect for the CPU: every stage of getCPUPipelineStages.
 void buildCPUPipeline(mlir::OpPassManager &pm, const CPUPipelineOptions &opts);
 
 /// Registers every quench pipeline with the global pass registry.

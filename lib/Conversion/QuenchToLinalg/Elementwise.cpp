@@ -240,7 +240,15 @@ Value scalar(AbsOp, OpBuilder &b, Location l, const ScalarCtx &c,
     return math::AbsFOp::create(b, l, a[0]);
   if (isUnsignedLike(c.elem))
     return a[0];
-  return math::AbsIOp::create(b, l, a[0]);
+  // select(x < 0, 0 - x, x) rather than math.absi: the same wrap-around
+  // (abs(INT_MIN) = INT_MIN, as ONNX and NumPy give), and plain arith, which
+  // every later lowering handles on vectors of any rank (math.absi on n-D
+  // vectors has no LLVM lowering).
+  Value zero = arith::ConstantOp::create(b, l, b.getZeroAttr(a[0].getType()));
+  Value neg = arith::SubIOp::create(b, l, zero, a[0]);
+  Value isNeg =
+      arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, a[0], zero);
+  return arith::SelectOp::create(b, l, isNeg, neg, a[0]);
 }
 
 Value scalar(NotOp, OpBuilder &b, Location l, const ScalarCtx &,

@@ -34,6 +34,21 @@ Value castIfNeeded(OpBuilder &b, Location l, Value v, Type t) {
   return tensor::CastOp::create(b, l, t, v);
 }
 
+/// `tensor.extract_slice`, or `tensor.empty` when a size is 0: the slice
+/// verifier rejects a static offset at or past a static extent even for an
+/// empty slice (offset 0 of a 0-extent dimension, offset 2 of a 2-extent one),
+/// and an empty result reads nothing anyway.
+Value extractSliceOrEmpty(OpBuilder &b, Location l, Value x,
+                          ArrayRef<OpFoldResult> offsets,
+                          ArrayRef<OpFoldResult> sizes,
+                          ArrayRef<OpFoldResult> strides) {
+  if (llvm::any_of(sizes,
+                   [](OpFoldResult s) { return isConstantIntValue(s, 0); }))
+    return emptyTensor(b, l, sizes,
+                       cast<RankedTensorType>(x.getType()).getElementType());
+  return tensor::ExtractSliceOp::create(b, l, x, offsets, sizes, strides);
+}
+
 /// Index value of element `i` of a 1-D i64 shape tensor.
 Value shapeEntry(OpBuilder &b, Location l, Value shape, int64_t i) {
   Value e = tensor::ExtractOp::create(b, l, shape, ValueRange{indexConst(b, l, i)});
@@ -203,8 +218,7 @@ struct SliceLowering : OpConversionPattern<SliceOp> {
     }
     bool negative = llvm::any_of(steps, [](int64_t s) { return s < 0; });
     if (!negative) {
-      Value r = tensor::ExtractSliceOp::create(rewriter, loc, x, offsets, sizes,
-                                               strides);
+      Value r = extractSliceOrEmpty(rewriter, loc, x, offsets, sizes, strides);
       rewriter.replaceOp(op, castIfNeeded(rewriter, loc, r, rt));
       return success();
     }
@@ -249,8 +263,7 @@ struct SplitLowering : OpConversionPattern<SplitOp> {
       offsets[axis] = rewriter.getIndexAttr(offset);
       sizes[axis] = rewriter.getIndexAttr(size);
       offset += size;
-      Value r = tensor::ExtractSliceOp::create(rewriter, loc, x, offsets, sizes,
-                                               strides);
+      Value r = extractSliceOrEmpty(rewriter, loc, x, offsets, sizes, strides);
       results.push_back(castIfNeeded(rewriter, loc, r, rt));
     }
     rewriter.replaceOp(op, results);

@@ -80,6 +80,38 @@ func.func @split(%x: tensor<?x6xf32>) -> (tensor<?x2xf32>, tensor<?x4xf32>) {
 
 // -----
 
+// An empty piece is a tensor.empty: extract_slice's verifier rejects offset
+// 2 of a 2-extent dimension (and offset 0 of a 0-extent one) even for an
+// empty slice (ONNX test_split_zero_size_splits).
+// CHECK-LABEL: func.func @split_empty_pieces(
+// CHECK-SAME:      %[[X:.+]]: tensor<?x2xf32>, %[[Z:.+]]: tensor<0xf32>
+// CHECK:         %[[A:.+]] = tensor.extract_slice %[[X]][0, 0] [%{{.*}}, 2] [1, 1] : tensor<?x2xf32> to tensor<?x2xf32>
+// CHECK:         %[[D:.+]] = tensor.dim %[[X]], %c0
+// CHECK:         %[[B:.+]] = tensor.empty(%[[D]]) : tensor<?x0xf32>
+// CHECK:         %[[C:.+]] = tensor.empty() : tensor<0xf32>
+// CHECK:         %[[E:.+]] = tensor.empty() : tensor<0xf32>
+// CHECK-NOT:     tensor.extract_slice
+// CHECK:         return %[[A]], %[[B]], %[[C]], %[[E]]
+func.func @split_empty_pieces(%x: tensor<?x2xf32>, %z: tensor<0xf32>) -> (tensor<?x2xf32>, tensor<?x0xf32>, tensor<0xf32>, tensor<0xf32>) {
+  %0:2 = quench.split %x {axis = 1 : i64, sizes = array<i64: 2, 0>} : tensor<?x2xf32> -> tensor<?x2xf32>, tensor<?x0xf32>
+  %1:2 = quench.split %z {axis = 0 : i64, sizes = array<i64: 0, 0>} : tensor<0xf32> -> tensor<0xf32>, tensor<0xf32>
+  return %0#0, %0#1, %1#0, %1#1 : tensor<?x2xf32>, tensor<?x0xf32>, tensor<0xf32>, tensor<0xf32>
+}
+
+// -----
+
+// Likewise an empty slice, here of a 0-extent dimension.
+// CHECK-LABEL: func.func @slice_empty(
+// CHECK-NOT:     tensor.extract_slice
+// CHECK:         %[[E:.+]] = tensor.empty() : tensor<0x2xf32>
+// CHECK:         return %[[E]]
+func.func @slice_empty(%x: tensor<0x3xf32>) -> tensor<0x2xf32> {
+  %0 = quench.slice %x {starts = array<i64: 0, 1>, ends = array<i64: 0, 3>, steps = array<i64: 1, 1>} : tensor<0x3xf32> -> tensor<0x2xf32>
+  return %0 : tensor<0x2xf32>
+}
+
+// -----
+
 // CHECK-DAG: #[[BC:.+]] = affine_map<(d0, d1) -> (0, d1)>
 // CHECK-LABEL: func.func @expand(
 // CHECK-SAME:      %[[X:.+]]: tensor<1x4xf32>, %[[S:.+]]: tensor<2xi64>

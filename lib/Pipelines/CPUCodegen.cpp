@@ -1,0 +1,574 @@
+//===- CPUCodegen.cpp - tiling and vectorization for the CPU ---------------===//
+//
+// The `codegen` stage of quench-cpu-pipeline, on tensors: every linalg op is
+// tiled (outermost parallel tiles as scf.forall for the thread pool, then
+// scf.for down to a register tile), partial tiles are peeled off so that the
+// main loops see static tiles, and each tile is vectorized (unmasked when
+// static, masked otherwise; ops the vectorizer rejects stay linalg and become
+// loops in to-llvm). Contractions get a register-blocked micro kernel
+// (vector.contract lowered to outer products, i.e. broadcast + FMA);
+// elementwise ops and reductions get a few SIMD registers' worth of elements
+// along their innermost dims.
+//
+// Also the vector lowering of the `to-llvm` stage. See docs/lowering.md.
+//
+//===----------------------------------------------------------------------===//
+
+#include "CPUCodegen.h"
+
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/Transforms/Transforms.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
+#include "mlir/Dialect/SCF/Transforms/Transforms.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Tensor/Transforms/Transforms.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Dialect/Vector/Transforms/LoweringPatterns.h"
+#include "mlir/Dialect/Vector/Transforms/VectorRewritePatterns.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Interfaces/TilingInterface.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+#include "llvm/ADT/SetVector.h"
+
+#include <algorithm>
+
+
+using namespace mlir;
+
+namespace {
+
+//===----------------------------------------------------------------------===//
+// Tile plans
+//===----------------------------------------------------------------------===//
+
+/// Register tile of the contraction micro kernel, in elements: `mr` rows of
+/// the result, `nr` = nrVectors SIMD vectors of columns, `kr` reduction steps
+/// unrolled per iteration. Outer (cache) tiles: `mt` x `nt` per scf.forall
+/// task, `kc` reduction elements per pass over a task's accumulators.
+/// The defaults fit AVX2's 16 registers (12 accumulators, 2 vectors of B,
+/// 1 broadcast of A: 8x16 spills and runs 3x slower); AVX-512's 32 take
+/// 8 rows.
+struct ContractionTiles {
+  int64_t mr = 6, nrVectors = 2, kr = 1;
+  int64_t mt = 48, nt = 256, kc = 256;
+  /// Matrix-vector products (M below mr): memory bound, so the reduction is
+  /// the outer loop (kr rows of B streamed at a time) and each task sweeps
+  /// gemvNt contiguous columns.
+  int64_t gemvNrVectors = 8, gemvKr = 4, gemvNt = 1024;
+};
+
+/// Elements a parallel task should cover at least (scf.forall chunks).
+constexpr int64_t kTaskElements = 1 << 14;
+/// SIMD registers' worth of elements per vectorized elementwise tile.
+constexpr int64_t kElementwiseVectors = 4;
+
+int64_t elementBits(linalg::LinalgOp op) {
+  unsigned bits = 8;
+  for (OpOperand &o : op->getOpOperands())
+    if (auto t = dyn_cast<ShapedType>(o.get().getType()))
+      if (t.getElementType().isIntOrFloat())
+        bits = std::max(bits, t.getElementType().getIntOrFloatBitWidth());
+  return bits;
+}
+
+class TileAndVectorize {
+public:
+  TileAndVectorize(RewriterBase &rw, unsigned vectorBits)
+      : rw(rw), vectorBits(vectorBits) {}
+
+  void run(linalg::LinalgOp op);
+
+private:
+  /// Tiles `op` with `sizes` (0 = untiled). Returns the tiled ops and the
+  /// generated loops; the original op is replaced.
+  FailureOr<scf::SCFTilingResult> tile(Operation *op, ArrayRef<int64_t> sizes,
+                                       bool forall,
+                                       ArrayRef<int64_t> interchange = {});
+  /// Peels the partial last iteration off each scf.for of `loops`; returns
+  /// the loops to vectorize: the first loop and every partial iteration.
+  SmallVector<Operation *> peelLoops(ArrayRef<LoopLikeOpInterface> loops);
+  void vectorizeAll(ArrayRef<Operation *> roots, ArrayRef<int64_t> vectorSizes,
+                    bool contraction);
+  void runContraction(linalg::LinalgOp op, const linalg::ContractionDimensions &dims);
+  void runGeneric(linalg::LinalgOp op);
+
+  RewriterBase &rw;
+  unsigned vectorBits;
+  ContractionTiles tiles;
+};
+
+FailureOr<scf::SCFTilingResult>
+TileAndVectorize::tile(Operation *op, ArrayRef<int64_t> sizes, bool forall,
+                       ArrayRef<int64_t> interchange) {
+  auto tilingOp = dyn_cast<TilingInterface>(op);
+  if (!tilingOp || llvm::all_of(sizes, [](int64_t s) { return s == 0; }))
+    return failure();
+  scf::SCFTilingOptions options;
+  options.setTileSizes(getAsIndexOpFoldResult(rw.getContext(), sizes));
+  options.setLoopType(forall ? scf::SCFTilingOptions::LoopType::ForallOp
+                             : scf::SCFTilingOptions::LoopType::ForOp);
+  if (!interchange.empty())
+    options.setInterchange(interchange);
+  rw.setInsertionPoint(op);
+  FailureOr<scf::SCFTilingResult> res = scf::tileUsingSCF(rw, tilingOp, options);
+  if (failed(res))
+    return failure();
+  rw.replaceOp(op, res->replacements);
+  return res;
+}
+
+SmallVector<Operation *>
+TileAndVectorize::peelLoops(ArrayRef<LoopLikeOpInterface> loops) {
+  SmallVector<Operation *> roots;
+  if (loops.empty())
+    return roots;
+  roots.push_back(loops.front());
+  for (LoopLikeOpInterface loop : loops) {
+    auto forOp = dyn_cast<scf::ForOp>(loop.getOperation());
+    if (!forOp)
+      continue;
+    scf::ForOp partial;
+    if (succeeded(scf::peelForLoopAndSimplifyBounds(rw, forOp, partial)) &&
+        partial)
+      roots.push_back(partial);
+  }
+  return roots;
+}
+
+constexpr llvm::StringLiteral kVectorSizesAttr = "__quench_vector_sizes";
+constexpr llvm::StringLiteral kContractionAttr = "__quench_contraction";
+
+/// Marks every linalg op nested in `roots` (the tiles) for vectorization
+/// with `vectorSizes` (the tile sizes: upper bounds of the extents that are
+/// still dynamic). Vectorization itself waits until the peeled loops have
+/// been canonicalized, when the main tiles' shapes have become static.
+void TileAndVectorize::vectorizeAll(ArrayRef<Operation *> roots,
+                                    ArrayRef<int64_t> vectorSizes,
+                                    bool contraction) {
+  for (Operation *root : roots)
+    root->walk([&](linalg::LinalgOp op) {
+      op->setAttr(kVectorSizesAttr, rw.getDenseI64ArrayAttr(vectorSizes));
+      if (contraction)
+        op->setAttr(kContractionAttr, rw.getUnitAttr());
+    });
+}
+
+/// Vectorizes one marked tile: unmasked when its shape is static, else
+/// masked to its vector sizes. Ops that cannot be vectorized are left alone
+/// (they become loops).
+void vectorizeTile(RewriterBase &rw, linalg::LinalgOp op) {
+  auto vectorSizes = op->getAttrOfType<DenseI64ArrayAttr>(kVectorSizesAttr);
+  bool contraction = op->hasAttr(kContractionAttr);
+  op->removeAttr(kVectorSizesAttr);
+  op->removeAttr(kContractionAttr);
+  if (!vectorSizes)
+    return;
+  // Gathers (tensor.extract in the body) would become vector.gather:
+  // scalar loops are as good on AVX2 and always lower.
+  bool hasExtract = false;
+  op->walk([&](tensor::ExtractOp) { hasExtract = true; });
+  if (hasExtract)
+    return;
+  SmallVector<int64_t> sizes;
+  if (op.hasDynamicShape()) {
+    // Integer divisions stay loops: masked-off lanes read poison, and a
+    // zero divisor traps.
+    bool divides = false;
+    op->walk([&](Operation *inner) {
+      divides |= isa<arith::DivSIOp, arith::DivUIOp, arith::RemSIOp,
+                     arith::RemUIOp, arith::CeilDivSIOp, arith::CeilDivUIOp,
+                     arith::FloorDivSIOp>(inner);
+    });
+    if (divides)
+      return;
+    SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+    if (static_cast<int64_t>(ranges.size()) != vectorSizes.size())
+      return;
+    for (auto [r, v] : llvm::zip(ranges, vectorSizes.asArrayRef())) {
+      if (ShapedType::isDynamic(r) && v <= 0)
+        return;
+      sizes.push_back(ShapedType::isDynamic(r) ? v : r);
+    }
+  }
+  rw.setInsertionPoint(op);
+  // One flag per vector size: an empty list makes masks whose type differs
+  // from the one the masked ops expect (same printed form).
+  SmallVector<bool> scalable(sizes.size(), false);
+  if (failed(linalg::vectorizeOpPrecondition(op, sizes, scalable)))
+    return;
+  FailureOr<linalg::VectorizationResult> res = linalg::vectorize(
+      rw, op, sizes, scalable, /*vectorizeNDExtract=*/false,
+      /*flatten1DDepthwiseConv=*/false,
+      /*assumeDynamicDimsMatchVecSizes=*/false,
+      /*createNamedContraction=*/contraction);
+  if (failed(res))
+    return;
+  if (res->replacements.empty())
+    rw.eraseOp(op);
+  else
+    rw.replaceOp(op, res->replacements);
+}
+
+void TileAndVectorize::runContraction(
+    linalg::LinalgOp op, const linalg::ContractionDimensions &dims) {
+  unsigned numLoops = op.getNumLoops();
+  SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+  int64_t lanes = std::max<int64_t>(1, vectorBits / elementBits(op));
+  int64_t nr = tiles.nrVectors * lanes;
+  std::optional<unsigned> m, n, k;
+  if (!dims.m.empty())
+    m = dims.m.back();
+  if (!dims.n.empty())
+    n = dims.n.back();
+  k = dims.k.back();
+  ContractionTiles t = tiles;
+  if (vectorBits >= 512) {
+    t.mr = 8;
+    t.mt = 64;
+  }
+  bool thin = !m || (!ShapedType::isDynamic(ranges[*m]) && ranges[*m] < t.mr);
+  if (thin) {
+    // Accumulators: M rows x nr vectors, within about 12 (AVX2) or 24
+    // (AVX-512) registers.
+    int64_t rows = m ? std::max<int64_t>(ranges[*m], 1) : 1;
+    int64_t budget = vectorBits >= 512 ? 24 : 12;
+    nr = std::clamp<int64_t>(budget / rows, 1, t.gemvNrVectors) * lanes;
+    t.kr = t.gemvKr;
+    t.kc = t.gemvKr;
+    t.nt = t.gemvNt;
+  }
+
+  // B stored [N, K] (quench.linear's weight): broadcasting its elements
+  // along N would need gathers. Instead each tile multiplies rows of A and
+  // B elementwise along K (whole SIMD vectors) and reduces horizontally
+  // into an mr x nr accumulator kept in registers.
+  bool transposedB = false;
+  if (n) {
+    AffineMap rhsMap = op.getMatchingIndexingMap(op.getDpsInputOperand(1));
+    transposedB = rhsMap.getNumResults() > 0 &&
+                  rhsMap.getResults().back() == rw.getAffineDimExpr(*k);
+  }
+  if (transposedB) {
+    nr = thin ? 8 : 4;
+    if (!thin)
+      t.mr = 4;
+    t.kr = 4 * lanes;
+    t.kc = int64_t(1) << 30;
+  }
+
+  // Level 1: parallel tasks over batch x M x N.
+  SmallVector<int64_t> outer(numLoops, 0);
+  for (unsigned d : dims.batch)
+    outer[d] = 1;
+  for (unsigned d : dims.m)
+    outer[d] = 1;
+  for (unsigned d : dims.n)
+    outer[d] = 1;
+  auto clampTile = [&](unsigned d, int64_t t) {
+    if (!ShapedType::isDynamic(ranges[d]) && ranges[d] <= t)
+      return int64_t(0);
+    return t;
+  };
+  if (m)
+    outer[*m] = clampTile(*m, t.mt);
+  if (n)
+    outer[*n] = clampTile(*n, t.nt);
+  // Unit loops need no tiling.
+  for (unsigned d = 0; d < numLoops; ++d)
+    if (ranges[d] == 1)
+      outer[d] = 0;
+  Operation *current = op;
+  if (FailureOr<scf::SCFTilingResult> res = tile(current, outer, true);
+      succeeded(res))
+    current = res->tiledOps.back();
+
+  // Level 2a: cache blocking of the reduction.
+  SmallVector<int64_t> kBlock(numLoops, 0);
+  kBlock[*k] = clampTile(*k, t.kc);
+  SmallVector<LoopLikeOpInterface> loops;
+  if (FailureOr<scf::SCFTilingResult> res = tile(current, kBlock, false);
+      succeeded(res)) {
+    current = res->tiledOps.back();
+    loops.append(res->loops.begin(), res->loops.end());
+  }
+
+  // Level 2b: register tiles, loops ordered (other dims, n, m, k).
+  SmallVector<int64_t> inner(numLoops, 1);
+  for (unsigned d = 0; d < numLoops; ++d)
+    if (ranges[d] == 1)
+      inner[d] = 0;
+  if (m)
+    inner[*m] = clampTile(*m, t.mr);
+  if (n)
+    inner[*n] = clampTile(*n, nr);
+  inner[*k] = clampTile(*k, t.kr);
+  SmallVector<int64_t> interchange;
+  for (unsigned d = 0; d < numLoops; ++d)
+    if (d != m && d != n && d != k)
+      interchange.push_back(d);
+  if (n)
+    interchange.push_back(*n);
+  if (m)
+    interchange.push_back(*m);
+  interchange.push_back(*k);
+  if (FailureOr<scf::SCFTilingResult> res =
+          tile(current, inner, false, interchange);
+      succeeded(res)) {
+    current = res->tiledOps.back();
+    loops.append(res->loops.begin(), res->loops.end());
+  }
+  SmallVector<Operation *> roots = peelLoops(loops);
+  if (roots.empty())
+    roots.push_back(current);
+  SmallVector<int64_t> vecSizes;
+  for (unsigned d = 0; d < numLoops; ++d)
+    vecSizes.push_back(inner[d] > 0 ? inner[d] : ranges[d]);
+  vectorizeAll(roots, vecSizes, /*contraction=*/!transposedB);
+}
+
+void TileAndVectorize::runGeneric(linalg::LinalgOp op) {
+  unsigned numLoops = op.getNumLoops();
+  SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+  SmallVector<utils::IteratorType> iters = op.getIteratorTypesArray();
+  int64_t lanes = std::max<int64_t>(1, vectorBits / elementBits(op));
+
+  // Vector tile: a few registers' worth along the innermost dims.
+  SmallVector<int64_t> vec(numLoops, 1);
+  int64_t budget = kElementwiseVectors * lanes;
+  for (int d = numLoops - 1; d >= 0 && budget > 1; --d) {
+    int64_t r = ranges[d];
+    if (ShapedType::isDynamic(r)) {
+      vec[d] = budget;
+      break;
+    }
+    if (r > budget) {
+      // Whole SIMD vectors of it.
+      vec[d] = std::max<int64_t>(budget / lanes, 1) * lanes;
+      if (vec[d] > budget)
+        vec[d] = budget;
+      break;
+    }
+    vec[d] = r;
+    budget /= std::max<int64_t>(r, 1);
+  }
+
+  // Level 1: the outermost parallel dim as scf.forall chunks.
+  Operation *current = op;
+  std::optional<unsigned> par;
+  for (unsigned d = 0; d < numLoops; ++d)
+    if (iters[d] == utils::IteratorType::parallel && ranges[d] != 1) {
+      par = d;
+      break;
+    }
+  if (par) {
+    int64_t innerElems = 1;
+    for (unsigned d = *par + 1; d < numLoops; ++d)
+      innerElems *= ShapedType::isDynamic(ranges[d]) ? 64 : ranges[d];
+    int64_t chunk = std::max<int64_t>(1, kTaskElements / std::max<int64_t>(innerElems, 1));
+    chunk = llvm::alignTo(chunk, vec[*par]);
+    if (ShapedType::isDynamic(ranges[*par]) || ranges[*par] > chunk) {
+      SmallVector<int64_t> outer(numLoops, 0);
+      outer[*par] = chunk;
+      if (FailureOr<scf::SCFTilingResult> res = tile(current, outer, true);
+          succeeded(res))
+        current = res->tiledOps.back();
+    }
+  }
+
+  // Level 2: vector tiles.
+  SmallVector<int64_t> inner(numLoops, 0);
+  for (unsigned d = 0; d < numLoops; ++d)
+    if (ShapedType::isDynamic(ranges[d]) || ranges[d] > vec[d])
+      inner[d] = vec[d];
+  SmallVector<Operation *> roots;
+  if (FailureOr<scf::SCFTilingResult> res = tile(current, inner, false);
+      succeeded(res))
+    roots = peelLoops(res->loops);
+  else
+    roots.push_back(current);
+  vectorizeAll(roots, vec, /*contraction=*/false);
+}
+
+void TileAndVectorize::run(linalg::LinalgOp op) {
+  if (!op.hasPureTensorSemantics() || op.getNumLoops() == 0)
+    return;
+  // Empty iteration spaces: nothing to compute (and tiling asserts).
+  if (llvm::is_contained(op.getStaticLoopRanges(), 0))
+    return;
+  // Sub-byte elements (i1 masks) are bit-packed in vector registers but
+  // byte-sized in memory: vector loads and stores of them would be wrong.
+  for (Type t : llvm::concat<const Type>(op->getOperandTypes(),
+                                         op->getResultTypes())) {
+    Type e = getElementTypeOrSelf(t);
+    if (!e.isIntOrIndexOrFloat())
+      return;
+    if (!e.isIndex() && e.getIntOrFloatBitWidth() % 8 != 0)
+      return;
+  }
+  if (linalg::isaContractionOpInterface(op)) {
+    FailureOr<linalg::ContractionDimensions> dims =
+        linalg::inferContractionDims(op);
+    if (succeeded(dims) && !dims->k.empty()) {
+      runContraction(op, *dims);
+      return;
+    }
+  }
+  runGeneric(op);
+}
+
+struct CPUTileAndVectorizePass
+    : PassWrapper<CPUTileAndVectorizePass, OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CPUTileAndVectorizePass)
+
+  explicit CPUTileAndVectorizePass(unsigned vectorBits)
+      : vectorBits(vectorBits) {}
+
+  StringRef getArgument() const override { return "quench-cpu-tile-and-vectorize"; }
+  StringRef getDescription() const override {
+    return "Tile linalg ops on tensors (scf.forall tasks, scf.for register "
+           "tiles) and vectorize the tiles";
+  }
+  void getDependentDialects(DialectRegistry &registry) const override {
+    registry.insert<scf::SCFDialect, vector::VectorDialect,
+                    tensor::TensorDialect, arith::ArithDialect,
+                    affine::AffineDialect>();
+  }
+
+  void runOnOperation() override {
+    func::FuncOp func = getOperation();
+    SmallVector<linalg::LinalgOp> ops;
+    func.walk([&](linalg::LinalgOp op) { ops.push_back(op); });
+    IRRewriter rw(&getContext());
+    TileAndVectorize driver(rw, vectorBits);
+    for (linalg::LinalgOp op : ops)
+      driver.run(op);
+
+    // Fold the peeled loops' bounds so that the main tiles get static
+    // shapes, then vectorize the marked tiles.
+    MLIRContext *ctx = &getContext();
+    {
+      RewritePatternSet patterns(ctx);
+      for (Dialect *dialect : ctx->getLoadedDialects())
+        dialect->getCanonicalizationPatterns(patterns);
+      for (RegisteredOperationName op : ctx->getRegisteredOperations())
+        op.getCanonicalizationPatterns(patterns, ctx);
+      if (failed(applyPatternsGreedily(func, std::move(patterns))))
+        return signalPassFailure();
+    }
+    SmallVector<linalg::LinalgOp> tiles;
+    func.walk([&](linalg::LinalgOp op) {
+      if (op->hasAttr(kVectorSizesAttr))
+        tiles.push_back(op);
+    });
+    for (linalg::LinalgOp op : tiles)
+      vectorizeTile(rw, op);
+
+    // Clean up. (The tensor-subset-into-transfer folds are not used: they
+    // break masked transfers; bufferization turns the slices into views.)
+    // Masked transfers take their mask as an operand from here on: the
+    // buffer deallocation pass puts ops into vector.mask regions that hold
+    // memref accesses, which makes them invalid.
+    RewritePatternSet patterns(&getContext());
+    vector::populateVectorMaskLoweringPatternsForSideEffectingOps(patterns);
+    scf::ForOp::getCanonicalizationPatterns(patterns, &getContext());
+    vector::TransferReadOp::getCanonicalizationPatterns(patterns, &getContext());
+    vector::TransferWriteOp::getCanonicalizationPatterns(patterns, &getContext());
+    if (failed(applyPatternsGreedily(func, std::move(patterns))))
+      return signalPassFailure();
+  }
+
+  unsigned vectorBits;
+};
+
+//===----------------------------------------------------------------------===//
+// Vector lowering (to-llvm stage)
+//===----------------------------------------------------------------------===//
+
+struct CPUVectorLoweringPass
+    : PassWrapper<CPUVectorLoweringPass, OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CPUVectorLoweringPass)
+
+  StringRef getArgument() const override { return "quench-cpu-lower-vector"; }
+  StringRef getDescription() const override {
+    return "Lower contractions, reductions, transposes and masks to 1-D "
+           "vector operations";
+  }
+
+  void runOnOperation() override {
+    func::FuncOp func = getOperation();
+    MLIRContext *ctx = &getContext();
+    {
+      // Masked transfers first: the patterns below rewrite an op into
+      // several, which a vector.mask region cannot hold.
+      RewritePatternSet patterns(ctx);
+      vector::populateVectorMaskLoweringPatternsForSideEffectingOps(patterns);
+      if (failed(applyPatternsGreedily(func, std::move(patterns))))
+        return signalPassFailure();
+    }
+    {
+      // Contractions → outer products → FMAs; reductions along the
+      // innermost dim → horizontal reductions.
+      RewritePatternSet patterns(ctx);
+      vector::populateVectorContractLoweringPatterns(
+          patterns, vector::VectorContractLowering::OuterProduct);
+      vector::populateVectorMultiReductionLoweringPatterns(
+          patterns, vector::VectorMultiReductionLowering::InnerReduction);
+      vector::populateVectorTransferPermutationMapLoweringPatterns(patterns);
+      if (failed(applyPatternsGreedily(func, std::move(patterns))))
+        return signalPassFailure();
+    }
+    {
+      RewritePatternSet patterns(ctx);
+      vector::populateVectorOuterProductLoweringPatterns(patterns);
+      vector::populateVectorTransposeLoweringPatterns(
+          patterns, vector::VectorTransposeLowering::Shuffle1D);
+      vector::populateVectorBroadcastLoweringPatterns(patterns);
+      vector::populateVectorShapeCastLoweringPatterns(patterns);
+      vector::populateVectorMaskOpLoweringPatterns(patterns);
+      if (failed(applyPatternsGreedily(func, std::move(patterns))))
+        return signalPassFailure();
+    }
+  }
+};
+
+} // namespace
+
+std::unique_ptr<Pass> quench::createCPUTileAndVectorizePass(unsigned vectorBits) {
+  return std::make_unique<CPUTileAndVectorizePass>(vectorBits);
+}
+
+std::unique_ptr<Pass> quench::createCPUVectorLoweringPass() {
+  return std::make_unique<CPUVectorLoweringPass>();
+}
+
+namespace {
+struct CPUFuseElementwisePass
+    : public PassWrapper<CPUFuseElementwisePass, OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CPUFuseElementwisePass)
+  StringRef getArgument() const override { return "quench-cpu-fuse-elementwise"; }
+  void getDependentDialects(DialectRegistry &registry) const override {
+    registry.insert<linalg::LinalgDialect, tensor::TensorDialect>();
+  }
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    linalg::ControlFusionFn noRecompute = [](OpOperand *fused) {
+      auto consumer = dyn_cast<linalg::LinalgOp>(fused->getOwner());
+      if (!consumer)
+        return false;
+      return consumer.getMatchingIndexingMap(fused).isPermutation();
+    };
+    linalg::populateElementwiseOpsFusionPatterns(patterns, noRecompute);
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      signalPassFailure();
+  }
+};
+} // namespace
+
+std::unique_ptr<Pass> quench::createCPUFuseElementwisePass() {
+  return std::make_unique<CPUFuseElementwisePass>();
+}
