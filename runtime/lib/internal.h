@@ -14,6 +14,7 @@
 #include "quench/runtime.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 #if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__)
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -27,5 +28,15 @@ void quench_internal_strerror(int errnum, char *buf, size_t size);
 /* Allocates size bytes (at least 1) aligned to QUENCH_TENSOR_ALIGNMENT,
  * zeroed when zero != 0. Returns NULL on failure. Free with free(). */
 void *quench_internal_aligned_alloc(size_t size, int zero);
+
+/* Copies the strided view {src, sizes, src_strides} into the strided view
+ * {dst, sizes, dst_strides}; strides are in elements of item bytes and the
+ * base pointers point at element 0. rank is 0..QUENCH_MAX_RANK; rows that
+ * are unit-stride in both views are copied with one memcpy. Used for model
+ * outputs (quench_model_run) and MLIR's memrefCopy. */
+void quench_internal_strided_copy(char *dst, const int64_t *dst_strides,
+                                  const char *src, const int64_t *src_strides,
+                                  const int64_t *sizes, int64_t rank,
+                                  size_t item);
 
 #endif

@@ -10,6 +10,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,12 +61,15 @@ static void usage(const quench_model *m, const char *prog, FILE *f) {
   print_io(f, "output", m->outputs, m->num_outputs);
 }
 
-static int fail(const char *prog, const char *fmt, const char *a,
-                const char *b) {
+/* Prints "PROG: error: MESSAGE" on stderr. */
+static void fail(const char *prog, const char *fmt, ...) QUENCH_PRINTF_LIKE(2, 3);
+static void fail(const char *prog, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
   fprintf(stderr, "%s: error: ", prog);
-  fprintf(stderr, fmt, a, b);
+  vfprintf(stderr, fmt, ap);
   fputc('\n', stderr);
-  return 1;
+  va_end(ap);
 }
 
 static int parse_long(const char *s, long lo, long hi, long *out) {
@@ -132,7 +136,7 @@ static void summarize(const quench_io_info *info, const quench_tensor *t) {
 int quench_model_main(const quench_model *m, int argc, char **argv) {
   const char *prog = argc > 0 && argv[0] ? argv[0] : "model";
   if (!m || m->abi_version != QUENCH_MODEL_ABI_VERSION) {
-    fprintf(stderr, "%s: error: model ABI version mismatch\n", prog);
+    fail(prog, "model ABI version mismatch");
     return 1;
   }
   options opt = {0};
@@ -146,7 +150,7 @@ int quench_model_main(const quench_model *m, int argc, char **argv) {
   quench_threadpool *pool = NULL;
   int rc = 1;
   if (!opt.input_paths || !inputs || !outputs || !out_paths) {
-    fprintf(stderr, "%s: error: out of memory\n", prog);
+    fail(prog, "out of memory");
     goto done;
   }
 
@@ -165,7 +169,7 @@ int quench_model_main(const quench_model *m, int argc, char **argv) {
         else if (i + 1 < argc)
           value = argv[++i];
         else {
-          fprintf(stderr, "%s: error: %s needs a value (see --help)\n", prog, a);
+          fail(prog, "%s needs a value (see --help)", a);
           rc = 2;
           goto done;
         }
@@ -177,7 +181,7 @@ int quench_model_main(const quench_model *m, int argc, char **argv) {
         rc = 0;
         goto done;
       }
-      fprintf(stderr, "%s: error: unknown argument '%s' (see --help)\n", prog, a);
+      fail(prog, "unknown argument '%s' (see --help)", a);
       rc = 2;
       goto done;
     }
@@ -206,7 +210,7 @@ int quench_model_main(const quench_model *m, int argc, char **argv) {
         goto done;
       }
       if (opt.input_paths[idx]) {
-        fail(prog, "input '%s' is given twice%s", name, "");
+        fail(prog, "input '%s' is given twice", name);
         goto done;
       }
       opt.input_paths[idx] = eq + 1;
@@ -214,14 +218,14 @@ int quench_model_main(const quench_model *m, int argc, char **argv) {
       opt.output_dir = value;
     } else if (which == 2) {
       if (!parse_long(value, 1, 1000000, &opt.bench)) {
-        fail(prog, "--bench expects a run count in 1..1000000, got '%s'%s",
-             value, "");
+        fail(prog, "--bench expects a run count in 1..1000000, got '%s'",
+             value);
         rc = 2;
         goto done;
       }
     } else {
       if (!parse_long(value, 0, 4096, &opt.threads)) {
-        fail(prog, "--threads expects 0..4096, got '%s'%s", value, "");
+        fail(prog, "--threads expects 0..4096, got '%s'", value);
         rc = 2;
         goto done;
       }
@@ -247,24 +251,24 @@ int quench_model_main(const quench_model *m, int argc, char **argv) {
   if (opt.output_dir) {
     struct stat st;
     if (stat(opt.output_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-      fail(prog, "output directory '%s' does not exist or is not a directory%s",
-           opt.output_dir, "");
+      fail(prog, "output directory '%s' does not exist or is not a directory",
+           opt.output_dir);
       goto done;
     }
     if (access(opt.output_dir, W_OK) != 0) {
-      fail(prog, "output directory '%s' is not writable%s", opt.output_dir, "");
+      fail(prog, "output directory '%s' is not writable", opt.output_dir);
       goto done;
     }
     for (int32_t k = 0; k < m->num_outputs; ++k) {
       size_t len = strlen(opt.output_dir) + strlen(m->outputs[k].name) + 32;
       out_paths[k] = malloc(len);
       if (!out_paths[k]) {
-        fail(prog, "out of memory%s%s", "", "");
+        fail(prog, "out of memory");
         goto done;
       }
       char *base = strdup(m->outputs[k].name);
       if (!base) {
-        fail(prog, "out of memory%s%s", "", "");
+        fail(prog, "out of memory");
         goto done;
       }
       sanitize(base);
@@ -286,21 +290,21 @@ int quench_model_main(const quench_model *m, int argc, char **argv) {
     if (quench_npy_read_expect(opt.input_paths[k], info->name, info->dtype,
                                info->rank, info->shape, &inputs[k],
                                &err) != QUENCH_OK) {
-      fprintf(stderr, "%s: error: %s\n", prog, err.message);
+      fail(prog, "%s", err.message);
       goto done;
     }
   }
 
   pool = quench_threadpool_create((int)opt.threads, &err);
   if (!pool) {
-    fprintf(stderr, "%s: error: %s\n", prog, err.message);
+    fail(prog, "%s", err.message);
     goto done;
   }
 
   double t0 = now_ms();
   if (quench_model_run(m, inputs, (size_t)m->num_inputs, outputs,
                        (size_t)m->num_outputs, pool, &err) != QUENCH_OK) {
-    fprintf(stderr, "%s: error: %s\n", prog, err.message);
+    fail(prog, "%s", err.message);
     goto done;
   }
   double first = now_ms() - t0;
@@ -308,8 +312,7 @@ int quench_model_main(const quench_model *m, int argc, char **argv) {
   if (opt.output_dir) {
     for (int32_t k = 0; k < m->num_outputs; ++k) {
       if (quench_npy_write(out_paths[k], &outputs[k], &err) != QUENCH_OK) {
-        fprintf(stderr, "%s: error: output '%s': %s\n", prog,
-                m->outputs[k].name, err.message);
+        fail(prog, "output '%s': %s", m->outputs[k].name, err.message);
         goto done;
       }
       printf("wrote %s\n", out_paths[k]);
@@ -322,13 +325,13 @@ int quench_model_main(const quench_model *m, int argc, char **argv) {
   if (opt.bench > 0) {
     times = malloc((size_t)opt.bench * sizeof *times);
     if (!times) {
-      fail(prog, "out of memory%s%s", "", "");
+      fail(prog, "out of memory");
       goto done;
     }
     quench_tensor *scratch =
         calloc((size_t)m->num_outputs + 1, sizeof(quench_tensor));
     if (!scratch) {
-      fail(prog, "out of memory%s%s", "", "");
+      fail(prog, "out of memory");
       goto done;
     }
     double sum = 0;
@@ -342,7 +345,7 @@ int quench_model_main(const quench_model *m, int argc, char **argv) {
       for (int32_t k = 0; k < m->num_outputs; ++k)
         quench_tensor_free(&scratch[k]);
       if (st != QUENCH_OK) {
-        fprintf(stderr, "%s: error: %s\n", prog, err.message);
+        fail(prog, "%s", err.message);
         free(scratch);
         goto done;
       }

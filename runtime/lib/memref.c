@@ -18,43 +18,33 @@ typedef struct unranked_memref {
 void memrefCopy(int64_t elem_size, const unranked_memref *src,
                 const unranked_memref *dst);
 
-void memrefCopy(int64_t elem_size, const unranked_memref *src,
-                const unranked_memref *dst) {
-  int64_t rank = src->rank;
-  const int64_t *s = (const int64_t *)src->descriptor;
-  const int64_t *d = (const int64_t *)dst->descriptor;
-  const char *sbase = ((char *const *)src->descriptor)[1] + s[2] * elem_size;
-  char *dbase = ((char *const *)dst->descriptor)[1] + d[2] * elem_size;
+void quench_internal_strided_copy(char *dst, const int64_t *dst_strides,
+                                  const char *src, const int64_t *src_strides,
+                                  const int64_t *sizes, int64_t rank,
+                                  size_t item) {
   if (rank == 0) {
-    memcpy(dbase, sbase, (size_t)elem_size);
+    memcpy(dst, src, item);
     return;
   }
-  const int64_t *sizes = s + 3;
-  const int64_t *sstrides = s + 3 + rank;
-  const int64_t *dstrides = d + 3 + rank;
   for (int64_t k = 0; k < rank; ++k)
     if (sizes[k] == 0)
       return;
-  /* Innermost run: contiguous in both when both unit-stride. */
   int64_t inner = sizes[rank - 1];
-  int contiguous_inner = sstrides[rank - 1] == 1 && dstrides[rank - 1] == 1;
-  int64_t index[QUENCH_MAX_RANK > 16 ? QUENCH_MAX_RANK : 16] = {0};
-  if (rank > 16)
-    return; /* ranks above the ABI's maximum never reach here */
+  int unit = src_strides[rank - 1] == 1 && dst_strides[rank - 1] == 1;
+  int64_t index[QUENCH_MAX_RANK] = {0};
   for (;;) {
     int64_t so = 0, dof = 0;
     for (int64_t k = 0; k < rank - 1; ++k) {
-      so += index[k] * sstrides[k];
-      dof += index[k] * dstrides[k];
+      so += index[k] * src_strides[k];
+      dof += index[k] * dst_strides[k];
     }
-    if (contiguous_inner) {
-      memcpy(dbase + dof * elem_size, sbase + so * elem_size,
-             (size_t)(inner * elem_size));
+    if (unit) {
+      memcpy(dst + dof * (int64_t)item, src + so * (int64_t)item,
+             (size_t)inner * item);
     } else {
       for (int64_t i = 0; i < inner; ++i)
-        memcpy(dbase + (dof + i * dstrides[rank - 1]) * elem_size,
-               sbase + (so + i * sstrides[rank - 1]) * elem_size,
-               (size_t)elem_size);
+        memcpy(dst + (dof + i * dst_strides[rank - 1]) * (int64_t)item,
+               src + (so + i * src_strides[rank - 1]) * (int64_t)item, item);
     }
     int64_t k = rank - 2;
     for (; k >= 0; --k) {
@@ -65,4 +55,17 @@ void memrefCopy(int64_t elem_size, const unranked_memref *src,
     if (k < 0)
       return;
   }
+}
+
+void memrefCopy(int64_t elem_size, const unranked_memref *src,
+                const unranked_memref *dst) {
+  int64_t rank = src->rank;
+  if (rank < 0 || rank > QUENCH_MAX_RANK)
+    return; /* the generated ABI never goes beyond QUENCH_MAX_RANK */
+  const int64_t *s = (const int64_t *)src->descriptor;
+  const int64_t *d = (const int64_t *)dst->descriptor;
+  const char *sbase = ((char *const *)src->descriptor)[1] + s[2] * elem_size;
+  char *dbase = ((char *const *)dst->descriptor)[1] + d[2] * elem_size;
+  quench_internal_strided_copy(dbase, d + 3 + rank, sbase, s + 3 + rank, s + 3,
+                               rank, (size_t)elem_size);
 }

@@ -68,38 +68,6 @@ static quench_status check_input(const quench_io_info *info, int32_t index,
   return QUENCH_OK;
 }
 
-/* Copies the (possibly strided) memref view described by `desc` into the
- * contiguous buffer `dst`. */
-static void copy_strided(char *dst, const char *base, const int64_t *sizes,
-                         const int64_t *strides, int32_t rank, size_t item) {
-  int contiguous = 1;
-  int64_t expect = 1, count = 1;
-  for (int32_t d = rank - 1; d >= 0; --d) {
-    if (sizes[d] != 1 && strides[d] != expect)
-      contiguous = 0;
-    expect *= sizes[d];
-    count *= sizes[d];
-  }
-  if (count == 0)
-    return;
-  if (contiguous) {
-    memcpy(dst, base, (size_t)count * item);
-    return;
-  }
-  int64_t index[QUENCH_MAX_RANK] = {0};
-  for (int64_t n = 0; n < count; ++n) {
-    int64_t offset = 0;
-    for (int32_t d = 0; d < rank; ++d)
-      offset += index[d] * strides[d];
-    memcpy(dst + (size_t)n * item, base + offset * (int64_t)item, item);
-    for (int32_t d = rank - 1; d >= 0; --d) {
-      if (++index[d] < sizes[d])
-        break;
-      index[d] = 0;
-    }
-  }
-}
-
 quench_status quench_model_run(const quench_model *model,
                                const quench_tensor *inputs, size_t num_inputs,
                                quench_tensor *outputs, size_t num_outputs,
@@ -182,9 +150,17 @@ quench_status quench_model_run(const quench_model *model,
     const int64_t *strides = cursor + 3 + info->rank;
     size_t item = quench_dtype_size(info->dtype);
     result = quench_tensor_alloc(&outputs[i], info->dtype, info->rank, sizes, err);
-    if (result == QUENCH_OK)
-      copy_strided(outputs[i].data, aligned + offset * (int64_t)item, sizes,
-                   strides, info->rank, item);
+    if (result == QUENCH_OK) {
+      int64_t dense[QUENCH_MAX_RANK];
+      int64_t stride = 1;
+      for (int32_t d = info->rank - 1; d >= 0; --d) {
+        dense[d] = stride;
+        stride *= sizes[d];
+      }
+      quench_internal_strided_copy(outputs[i].data, dense,
+                                   aligned + offset * (int64_t)item, strides,
+                                   sizes, info->rank, item);
+    }
     cursor += descriptor_words(info->rank);
   }
   cursor = out_desc;

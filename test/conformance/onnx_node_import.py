@@ -334,6 +334,18 @@ def retargetable(model, opset):
     return True
 
 
+def node_tests(data_dir, name_filter=None):
+    """(name, directory) of every node test under data_dir that has a
+    model.onnx and matches name_filter (a compiled regex, or None), sorted."""
+    for name in sorted(os.listdir(data_dir)):
+        test_dir = os.path.join(data_dir, name)
+        if not os.path.isfile(os.path.join(test_dir, "model.onnx")):
+            continue
+        if name_filter and not name_filter.search(name):
+            continue
+        yield name, test_dir
+
+
 def classify(model, sup, retarget=False):
     """Returns a skip reason ('ops: ...' / 'opset: ...') or None. With
     `retarget`, a model of an older opset whose operators did not change
@@ -414,12 +426,7 @@ def main():
     retargeted = set()
     lines = {}
     jobs = []
-    for name in sorted(os.listdir(args.data_dir)):
-        test_dir = os.path.join(args.data_dir, name)
-        if not os.path.isfile(os.path.join(test_dir, "model.onnx")):
-            continue
-        if filt and not filt.search(name):
-            continue
+    for name, test_dir in node_tests(args.data_dir, filt):
         seen_tests.add(name)
         model = onnx.load(os.path.join(test_dir, "model.onnx"))
         opset = default_opset(model)

@@ -301,12 +301,7 @@ def main():
     seen = set()
     retargeted = set()
     jobs = []
-    for name in sorted(os.listdir(args.data_dir)):
-        test_dir = os.path.join(args.data_dir, name)
-        if not os.path.isfile(os.path.join(test_dir, "model.onnx")):
-            continue
-        if filt and not filt.search(name):
-            continue
+    for name, test_dir in oni.node_tests(args.data_dir, filt):
         seen.add(name)
         model = onnx.load(os.path.join(test_dir, "model.onnx"))
         opset = oni.default_opset(model)
