@@ -16,9 +16,12 @@
 
 #include "CPUCodegen.h"
 
+#include "quench/Dialect/Quench/IR/QuenchConstants.h"
+
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
@@ -89,6 +92,7 @@ private:
   FailureOr<scf::SCFTilingResult> tile(Operation *op, ArrayRef<int64_t> sizes,
                                        bool forall,
                                        ArrayRef<int64_t> interchange = {});
+  void fuseFillInits(scf::SCFTilingResult &res);
   /// Peels the partial last iteration off each scf.for of `loops`; returns
   /// the loops to vectorize: the first loop and every partial iteration.
   SmallVector<Operation *> peelLoops(ArrayRef<LoopLikeOpInterface> loops);
@@ -96,6 +100,7 @@ private:
                     bool contraction);
   void runContraction(linalg::LinalgOp op, const linalg::ContractionDimensions &dims);
   void runGeneric(linalg::LinalgOp op);
+  void runDequantMatmul(linalg::LinalgOp op);
 
   RewriterBase &rw;
   unsigned vectorBits;
@@ -119,7 +124,44 @@ TileAndVectorize::tile(Operation *op, ArrayRef<int64_t> sizes, bool forall,
   if (failed(res))
     return failure();
   rw.replaceOp(op, res->replacements);
+  if (forall)
+    fuseFillInits(*res);
   return res;
+}
+
+/// Moves the fills that initialize a task's results (zero accumulators,
+/// -inf running maxima) into the task: each task fills its own tile, and a
+/// fill shared by several consumers no longer has to be copied for each of
+/// them at bufferization.
+void TileAndVectorize::fuseFillInits(scf::SCFTilingResult &res) {
+  if (res.loops.empty())
+    return;
+  SmallVector<LoopLikeOpInterface> loops(res.loops.begin(), res.loops.end());
+  for (Operation *tiled : res.tiledOps) {
+    auto dps = dyn_cast<DestinationStyleOpInterface>(tiled);
+    if (!dps)
+      continue;
+    for (OpOperand &init : dps.getDpsInitsMutable()) {
+      auto slice = init.get().getDefiningOp<tensor::ExtractSliceOp>();
+      if (!slice)
+        continue;
+      Value src = slice.getSource();
+      // Through the loops' shared outputs to the value they start from.
+      while (auto arg = dyn_cast<BlockArgument>(src)) {
+        auto loop = dyn_cast<LoopLikeOpInterface>(arg.getOwner()->getParentOp());
+        if (!loop)
+          break;
+        OpOperand *tied = loop.getTiedLoopInit(arg);
+        if (!tied)
+          break;
+        src = tied->get();
+      }
+      if (!src.getDefiningOp<linalg::FillOp>())
+        continue;
+      rw.setInsertionPoint(slice);
+      (void)scf::tileAndFuseProducerOfSlice(rw, slice, loops);
+    }
+  }
 }
 
 SmallVector<Operation *>
@@ -394,6 +436,71 @@ void TileAndVectorize::runGeneric(linalg::LinalgOp op) {
   vectorizeAll(roots, vec, /*contraction=*/false);
 }
 
+/// The fused dequantizing matmul of quench.matmul_nbits (loops batch...,
+/// b, j, h, n; see lib/Conversion/QuenchToLinalg/MatMulNBits.cpp): tasks
+/// of output features, register tiles of mr rows x nr features kept in
+/// registers across the reduction loops (b, j, h inside n), codes unpacked
+/// as whole vectors of consecutive features.
+void TileAndVectorize::runDequantMatmul(linalg::LinalgOp op) {
+  unsigned numLoops = op.getNumLoops();
+  SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+  unsigned nDim = numLoops - 1, batch = numLoops - 4;
+  int64_t lanes = std::max<int64_t>(1, vectorBits / 32);
+  auto clampTile = [&](unsigned d, int64_t t) {
+    if (!ShapedType::isDynamic(ranges[d]) && ranges[d] <= t)
+      return int64_t(0);
+    return t;
+  };
+  // The row dim: the innermost batch dim that is not 1.
+  std::optional<unsigned> m;
+  for (unsigned d = 0; d < batch; ++d)
+    if (ranges[d] != 1)
+      m = d;
+  int64_t mr = m ? 4 : 1;
+  int64_t nr = (m ? 2 : 4) * lanes;
+
+  SmallVector<int64_t> outer(numLoops, 0);
+  for (unsigned d = 0; d < batch; ++d)
+    if (ranges[d] != 1)
+      outer[d] = 1;
+  if (m)
+    outer[*m] = clampTile(*m, 64);
+  outer[nDim] = clampTile(nDim, 4 * nr);
+  Operation *current = op;
+  if (FailureOr<scf::SCFTilingResult> res = tile(current, outer, true);
+      succeeded(res))
+    current = res->tiledOps.back();
+
+  SmallVector<int64_t> inner(numLoops, 1), vec(numLoops, 1);
+  for (unsigned d = 0; d < numLoops; ++d)
+    if (ranges[d] == 1)
+      inner[d] = 0;
+  if (m) {
+    inner[*m] = clampTile(*m, mr);
+    vec[*m] = mr;
+    if (!ShapedType::isDynamic(ranges[*m]) && ranges[*m] < mr)
+      vec[*m] = ranges[*m];
+  }
+  inner[nDim] = clampTile(nDim, nr);
+  vec[nDim] = inner[nDim] ? nr : ranges[nDim];
+  // Loop order: batch dims, n, then the reductions (accumulators stay in
+  // registers across them).
+  SmallVector<int64_t> interchange;
+  for (unsigned d = 0; d < batch; ++d)
+    interchange.push_back(d);
+  interchange.push_back(nDim);
+  for (unsigned d = batch; d < nDim; ++d)
+    interchange.push_back(d);
+  SmallVector<Operation *> roots;
+  if (FailureOr<scf::SCFTilingResult> res =
+          tile(current, inner, false, interchange);
+      succeeded(res))
+    roots = peelLoops(res->loops);
+  else
+    roots.push_back(current);
+  vectorizeAll(roots, vec, /*contraction=*/false);
+}
+
 void TileAndVectorize::run(linalg::LinalgOp op) {
   if (!op.hasPureTensorSemantics() || op.getNumLoops() == 0)
     return;
@@ -410,6 +517,10 @@ void TileAndVectorize::run(linalg::LinalgOp op) {
     if (!e.isIndex() && e.getIntOrFloatBitWidth() % 8 != 0)
       return;
   }
+  if (op->hasAttr("quench.dequant_matmul") && op.getNumLoops() >= 5) {
+    runDequantMatmul(op);
+    return;
+  }
   if (linalg::isaContractionOpInterface(op)) {
     FailureOr<linalg::ContractionDimensions> dims =
         linalg::inferContractionDims(op);
@@ -420,6 +531,161 @@ void TileAndVectorize::run(linalg::LinalgOp op) {
   }
   runGeneric(op);
 }
+
+} // namespace
+
+/// A contraction whose right-hand side is computed, stored [..., N, K]
+/// (attention's Q·Kᵀ), gets an explicit transpose to [..., K, N] in front
+/// when it has enough rows (M) to amortize it: the copy costs N·K per batch,
+/// the horizontal reductions it saves cost about as much per output.
+static void transposeActivationRhs(linalg::GenericOp op, OpOperand *rhs,
+                                   const linalg::ContractionDimensions &dims,
+                                   RewriterBase &rw) {
+  if (dims.m.size() != 1)
+    return;
+  SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+  int64_t m = ranges[dims.m.front()];
+  if (ShapedType::isDynamic(m) || m < 4)
+    return;
+  auto type = dyn_cast<RankedTensorType>(rhs->get().getType());
+  if (!type)
+    return;
+  unsigned rank = type.getRank();
+  SmallVector<int64_t> perm = llvm::to_vector(llvm::seq<int64_t>(0, rank));
+  std::swap(perm[rank - 2], perm[rank - 1]);
+  Location loc = op.getLoc();
+  rw.setInsertionPoint(op);
+  SmallVector<OpFoldResult> sizes =
+      tensor::getMixedSizes(rw, loc, rhs->get());
+  std::swap(sizes[rank - 2], sizes[rank - 1]);
+  Value init =
+      tensor::EmptyOp::create(rw, loc, sizes, type.getElementType());
+  Value transposed =
+      linalg::TransposeOp::create(rw, loc, rhs->get(), init, perm)
+          ->getResult(0);
+  AffineMap map = op.getMatchingIndexingMap(rhs);
+  SmallVector<AffineExpr> results(map.getResults());
+  std::swap(results[rank - 2], results[rank - 1]);
+  SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+  maps[rhs->getOperandNumber()] =
+      AffineMap::get(map.getNumDims(), 0, results, rw.getContext());
+  rw.modifyOpInPlace(op, [&] {
+    rhs->set(transposed);
+    op.setIndexingMapsAttr(rw.getAffineMapArrayAttr(maps));
+  });
+}
+
+/// Stores [N, K] right-hand sides of contractions (constants: see below;
+/// computed ones: transposeActivationRhs). Constant [N, K] right-hand sides (quench.linear's
+/// weight layout, PyTorch's) as [K, N]: the outer-product micro kernel then
+/// streams contiguous rows of B and needs no horizontal reductions, which
+/// cost as much as the FMAs for the short K of small models' layers. The
+/// constant is transposed once, at compile time.
+void quench::pretransposeRhs(func::FuncOp func, RewriterBase &rw) {
+  SmallVector<linalg::GenericOp> candidates;
+  func.walk([&](linalg::GenericOp op) { candidates.push_back(op); });
+  for (linalg::GenericOp op : candidates) {
+    if (!op.hasPureTensorSemantics() || op.getNumDpsInputs() != 2 ||
+        op.getNumDpsInits() != 1 || !linalg::isaContractionOpInterface(op))
+      continue;
+    FailureOr<linalg::ContractionDimensions> dims =
+        linalg::inferContractionDims(op);
+    if (failed(dims) || dims->k.size() != 1 || dims->n.size() != 1)
+      continue;
+    OpOperand *rhs = op.getDpsInputOperand(1);
+    AffineMap map = op.getMatchingIndexingMap(rhs);
+    AffineExpr k = rw.getAffineDimExpr(dims->k.front());
+    AffineExpr n = rw.getAffineDimExpr(dims->n.front());
+    unsigned rank = map.getNumResults();
+    if (rank < 2 || map.getResult(rank - 2) != n ||
+        map.getResult(rank - 1) != k || !map.isProjectedPermutation())
+      continue;
+    if (!rhs->get().getDefiningOp<arith::ConstantOp>() || rank != 2) {
+      transposeActivationRhs(op, rhs, *dims, rw);
+      continue;
+    }
+    auto cst = rhs->get().getDefiningOp<arith::ConstantOp>();
+    auto type = dyn_cast<RankedTensorType>(rhs->get().getType());
+    auto value = dyn_cast<ElementsAttr>(cst.getValue());
+    if (!type || !type.hasStaticShape() || !value)
+      continue;
+    ElementsAttr transposedAttr =
+        quench::transpose2DConstant(value, "quench_weight_t");
+    if (!transposedAttr)
+      continue;
+    rw.setInsertionPoint(cst);
+    Value transposed =
+        arith::ConstantOp::create(rw, cst.getLoc(), cast<TypedAttr>(transposedAttr));
+    SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+    maps[rhs->getOperandNumber()] =
+        AffineMap::get(map.getNumDims(), 0, {k, n}, rw.getContext());
+    rw.modifyOpInPlace(op, [&] {
+      rhs->set(transposed);
+      op.setIndexingMapsAttr(rw.getAffineMapArrayAttr(maps));
+    });
+    if (cst->use_empty())
+      rw.eraseOp(cst);
+  }
+}
+
+/// True for an op that only sets its tensor result to a constant: a
+/// linalg.fill, or a vector.transfer_write of a constant over a whole
+/// tensor.empty (a vectorized fill).
+static bool isConstantInit(Operation *op) {
+  if (auto fill = dyn_cast<linalg::FillOp>(op))
+    return fill.hasPureTensorSemantics() && fill->getNumResults() == 1;
+  auto write = dyn_cast<vector::TransferWriteOp>(op);
+  if (!write || !write.hasPureTensorSemantics() || write.getMask() ||
+      !write.getBase().getDefiningOp<tensor::EmptyOp>() ||
+      !write.getVector().getDefiningOp<arith::ConstantOp>())
+    return false;
+  auto tensorType = cast<RankedTensorType>(write.getBase().getType());
+  return tensorType.hasStaticShape() &&
+         tensorType.getShape() == write.getVectorType().getShape() &&
+         llvm::all_of(write.getIndices(), [](Value v) {
+           return isConstantIntValue(getAsOpFoldResult(v), 0);
+         });
+}
+
+/// Gives each user of a constant-initialized tensor (see isConstantInit)
+/// its own copy of the initializing op. CSE merges identical fills, and a
+/// fill shared by two destination-passing consumers is otherwise copied
+/// for each at bufferization (memref.alloc + memref.copy per use).
+void quench::unshareInitTensors(func::FuncOp func, RewriterBase &rw) {
+  SmallVector<Operation *> inits;
+  func.walk([&](Operation *op) {
+    if (isConstantInit(op))
+      inits.push_back(op);
+  });
+  for (Operation *init : inits) {
+    SmallVector<OpOperand *> uses;
+    for (OpOperand &use : init->getResult(0).getUses())
+      uses.push_back(&use);
+    // The first user in program order keeps the original (use lists are
+    // in no particular order).
+    if (llvm::all_of(uses, [&](OpOperand *u) {
+          return u->getOwner()->getBlock() == init->getBlock();
+        }))
+      llvm::sort(uses, [](OpOperand *a, OpOperand *b) {
+        return a->getOwner()->isBeforeInBlock(b->getOwner());
+      });
+    auto dps = cast<DestinationStyleOpInterface>(init);
+    OpOperand &dest = dps.getDpsInitsMutable()[0];
+    for (OpOperand *use : llvm::drop_begin(uses)) {
+      rw.setInsertionPoint(use->getOwner());
+      Operation *empty = nullptr;
+      if (auto e = dest.get().getDefiningOp<tensor::EmptyOp>())
+        empty = rw.clone(*e);
+      Operation *clone = rw.clone(*init);
+      if (empty)
+        clone->setOperand(dest.getOperandNumber(), empty->getResult(0));
+      rw.modifyOpInPlace(use->getOwner(),
+                         [&] { use->set(clone->getResult(0)); });
+    }
+  }
+}
+
+namespace {
 
 struct CPUTileAndVectorizePass
     : PassWrapper<CPUTileAndVectorizePass, OperationPass<func::FuncOp>> {
@@ -441,12 +707,24 @@ struct CPUTileAndVectorizePass
 
   void runOnOperation() override {
     func::FuncOp func = getOperation();
-    SmallVector<linalg::LinalgOp> ops;
-    func.walk([&](linalg::LinalgOp op) { ops.push_back(op); });
     IRRewriter rw(&getContext());
+    // One fill per consumer (CSE merges identical fills), so that each can
+    // move into its consumer's tasks; fills are tiled last, once their
+    // consumers have taken them in.
+    quench::unshareInitTensors(func, rw);
+    SmallVector<linalg::LinalgOp> ops, fillOps;
+    func.walk([&](linalg::LinalgOp op) {
+      (isa<linalg::FillOp>(op) ? fillOps : ops).push_back(op);
+    });
+    ops.append(fillOps.begin(), fillOps.end());
     TileAndVectorize driver(rw, vectorBits);
-    for (linalg::LinalgOp op : ops)
+    for (linalg::LinalgOp op : ops) {
+      if (isa<linalg::FillOp>(op) && op->use_empty()) {
+        rw.eraseOp(op);
+        continue;
+      }
       driver.run(op);
+    }
 
     // Fold the peeled loops' bounds so that the main tiles get static
     // shapes, then vectorize the marked tiles.
@@ -503,6 +781,21 @@ struct CPUVectorLoweringPass
     func::FuncOp func = getOperation();
     MLIRContext *ctx = &getContext();
     {
+      // Transcendentals as polynomials (FMAs on whole vectors) instead of
+      // one libm call per lane; scalars too, so that the peeled tails of a
+      // loop compute exactly what its vector body computes.
+      RewritePatternSet patterns(ctx);
+      populateMathPolynomialApproximationPatterns(
+          patterns, [](StringRef name) {
+            name.consume_front("math.");
+            return llvm::is_contained(
+                {"exp", "expm1", "erf", "tanh", "log", "log1p", "log2"},
+                name);
+          });
+      if (failed(applyPatternsGreedily(func, std::move(patterns))))
+        return signalPassFailure();
+    }
+    {
       // Masked transfers first: the patterns below rewrite an op into
       // several, which a vector.mask region cannot hold.
       RewritePatternSet patterns(ctx);
@@ -547,6 +840,56 @@ std::unique_ptr<Pass> quench::createCPUVectorLoweringPass() {
 }
 
 namespace {
+struct CPUUnshareInitsPass
+    : public PassWrapper<CPUUnshareInitsPass, OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CPUUnshareInitsPass)
+  StringRef getArgument() const override { return "quench-cpu-unshare-inits"; }
+  StringRef getDescription() const override {
+    return "Give every user of a filled tensor its own fill (no copies at "
+           "bufferization)";
+  }
+  void runOnOperation() override {
+    IRRewriter rw(&getContext());
+    quench::unshareInitTensors(getOperation(), rw);
+  }
+};
+} // namespace
+
+std::unique_ptr<Pass> quench::createCPUUnshareInitsPass() {
+  return std::make_unique<CPUUnshareInitsPass>();
+}
+
+namespace {
+struct CPUPretransposeRhsPass
+    : public PassWrapper<CPUPretransposeRhsPass, OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CPUPretransposeRhsPass)
+  StringRef getArgument() const override { return "quench-cpu-pretranspose-rhs"; }
+  StringRef getDescription() const override {
+    return "Store [N, K] right-hand sides of contractions as [K, N]: constants "
+           "at compile time, computed ones with a transpose when M >= 4";
+  }
+  void getDependentDialects(DialectRegistry &registry) const override {
+    registry.insert<linalg::LinalgDialect, tensor::TensorDialect,
+                    arith::ArithDialect>();
+  }
+  void runOnOperation() override {
+    IRRewriter rw(&getContext());
+    quench::pretransposeRhs(getOperation(), rw);
+  }
+};
+} // namespace
+
+std::unique_ptr<Pass> quench::createCPUPretransposeRhsPass() {
+  return std::make_unique<CPUPretransposeRhsPass>();
+}
+
+void quench::registerCPUCodegenPasses() {
+  registerPass([] { return createCPUFuseElementwisePass(); });
+  registerPass([] { return createCPUPretransposeRhsPass(); });
+  registerPass([] { return createCPUUnshareInitsPass(); });
+}
+
+namespace {
 struct CPUFuseElementwisePass
     : public PassWrapper<CPUFuseElementwisePass, OperationPass<func::FuncOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CPUFuseElementwisePass)
@@ -556,11 +899,32 @@ struct CPUFuseElementwisePass
   }
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
+    // A producer fuses into a consumer that reads each of its elements
+    // once (permutation map), and only when the consumer is its single
+    // user: with several users the producer would be recomputed in each
+    // (a residual stream feeding LayerNorm's two reductions, its
+    // normalization and the next residual add would be recomputed from the
+    // embedding onwards at every layer). Producers that compute nothing
+    // (broadcasts, transposes, copies) fuse regardless.
     linalg::ControlFusionFn noRecompute = [](OpOperand *fused) {
       auto consumer = dyn_cast<linalg::LinalgOp>(fused->getOwner());
-      if (!consumer)
+      if (!consumer || !consumer.getMatchingIndexingMap(fused).isPermutation())
         return false;
-      return consumer.getMatchingIndexingMap(fused).isPermutation();
+      auto result = dyn_cast<OpResult>(fused->get());
+      if (!result)
+        return false;
+      if (result.hasOneUse())
+        return true;
+      auto producer = dyn_cast<linalg::GenericOp>(result.getOwner());
+      if (!producer)
+        return false;
+      Block &body = producer.getRegion().front();
+      return llvm::all_of(body.getTerminator()->getOperands(),
+                          [&](Value v) {
+                            return isa<BlockArgument>(v) &&
+                                   v.getParentBlock() == &body;
+                          }) &&
+             body.getOperations().size() == 1;
     };
     linalg::populateElementwiseOpsFusionPatterns(patterns, noRecompute);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))

@@ -11,6 +11,13 @@
 
 #include "mlir/Pass/Pass.h"
 
+namespace mlir {
+class RewriterBase;
+namespace func {
+class FuncOp;
+}
+} // namespace mlir
+
 #include <memory>
 
 namespace quench {
@@ -33,6 +40,25 @@ std::unique_ptr<mlir::Pass> createCPUTileAndVectorizePass(unsigned vectorBits);
 /// contractions (outer products → FMAs), multi-reductions, transposes,
 /// n-D transfers.
 std::unique_ptr<mlir::Pass> createCPUVectorLoweringPass();
+
+/// Gives every user of a constant-initialized tensor (a linalg.fill or a
+/// vectorized fill of a tensor.empty) its own initializing op, so that
+/// one-shot bufferization does not copy a shared fill for each consumer.
+void unshareInitTensors(mlir::func::FuncOp func, mlir::RewriterBase &rw);
+/// Rewrites contractions whose right-hand side is stored [N, K] (reduction
+/// dim innermost) to read it as [K, N]: a compile-time transposed copy of a
+/// constant, or a linalg.transpose of a computed operand when M is static
+/// and at least 4. The outer-product kernel then needs no horizontal sums.
+void pretransposeRhs(mlir::func::FuncOp func, mlir::RewriterBase &rw);
+/// `quench-cpu-pretranspose-rhs`: pretransposeRhs on each function.
+std::unique_ptr<mlir::Pass> createCPUPretransposeRhsPass();
+/// `quench-cpu-unshare-inits`: unshareInitTensors on each function (run
+/// right before bufferization, after the last CSE).
+std::unique_ptr<mlir::Pass> createCPUUnshareInitsPass();
+
+/// Registers the codegen passes that can run on their own in quench-opt
+/// (quench-cpu-fuse-elementwise, -pretranspose-rhs, -unshare-inits).
+void registerCPUCodegenPasses();
 
 } // namespace quench
 

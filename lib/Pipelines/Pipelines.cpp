@@ -7,6 +7,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Pass/PassRegistry.h"
+#include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/ErrorHandling.h"
 #include "llvm/Support/raw_ostream.h"
 #include "mlir/Transforms/Passes.h"
@@ -41,6 +42,22 @@ quench::getCPUPipelineStages(const CPUPipelineOptions &opts) {
                       [](OpPassManager &pm) {
                         buildPreparePipeline(pm, PrepareOptions());
                       }});
+  if (opts.weightQuant) {
+    WeightQuantOptions q = *opts.weightQuant;
+    stages.push_back(
+        {"quantize", "weight quantization (quench-quantize-weights)",
+         [q](OpPassManager &pm) {
+           QuenchQuantizeWeightsOptions o;
+           o.bits = q.bits;
+           o.groupSize = q.groupSize;
+           o.symmetric = q.symmetric;
+           o.scaleType = q.scaleType;
+           o.quantizeHead = q.quantizeHead;
+           o.exclude.assign(q.exclude.begin(), q.exclude.end());
+           o.recipe = q.recipe;
+           pm.addPass(createQuenchQuantizeWeights(o));
+         }});
+  }
   stages.push_back({"to-linalg", "quench ops to linalg/tensor/arith/math",
                     [](OpPassManager &pm) {
                       addTextualPipeline(pm,
@@ -54,6 +71,7 @@ quench::getCPUPipelineStages(const CPUPipelineOptions &opts) {
          addTextualPipeline(pm, "canonicalize,cse");
          if (vectorBits == 0)
            return;
+         pm.addNestedPass<func::FuncOp>(createCPUPretransposeRhsPass());
          pm.addNestedPass<func::FuncOp>(
              createCPUTileAndVectorizePass(vectorBits));
          // Accumulators of the reduction loops move into registers
@@ -64,6 +82,7 @@ quench::getCPUPipelineStages(const CPUPipelineOptions &opts) {
   stages.push_back(
       {"bufferize", "one-shot bufferization and buffer deallocation",
        [](OpPassManager &pm) {
+         pm.addNestedPass<func::FuncOp>(createCPUUnshareInitsPass());
          addTextualPipeline(
              pm, "one-shot-bufferize{bufferize-function-boundaries=1 "
                  "function-boundary-type-conversion=identity-layout-map},"
@@ -87,7 +106,10 @@ quench::getCPUPipelineStages(const CPUPipelineOptions &opts) {
              "convert-vector-to-llvm{reassociate-fp-reductions=1 "
              "vector-contract-lowering=outerproduct "
              "vector-transpose-lowering=shuffle1d},"
-             "finalize-memref-to-llvm,convert-arith-to-llvm,"
+             // Buffers come from the runtime's caching allocator (runtime/lib/
+             // alloc.c): no page faults on every run.
+             "finalize-memref-to-llvm{use-generic-functions=1},"
+             "convert-arith-to-llvm,"
              "convert-index-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,"
              "convert-ub-to-llvm,reconcile-unrealized-casts");
        }});
@@ -101,6 +123,7 @@ void quench::buildCPUPipeline(OpPassManager &pm,
 }
 
 void quench::registerQuenchPipelines() {
+  registerCPUCodegenPasses();
   PassPipelineRegistration<CPUPipelineOptions>(
       "quench-cpu-pipeline",
       "Lower a quench model to the LLVM dialect for the CPU (stages prepare, "
@@ -120,4 +143,29 @@ void quench::registerQuenchPipelines() {
       "Clean up an imported model: canonicalize, raise decomposed patterns "
       "(quench-raise-ops), canonicalize, CSE",
       buildPreparePipeline);
+}
+
+std::string quench::parseQuantPreset(llvm::StringRef preset, int64_t groupSize,
+                                     std::optional<WeightQuantOptions> &out) {
+  out.reset();
+  if (preset == "none")
+    return "";
+  unsigned bits = llvm::StringSwitch<unsigned>(preset)
+                      .Case("w8a16", 8)
+                      .Case("w4a16", 4)
+                      .Case("w3a16", 3)
+                      .Case("w2a16", 2)
+                      .Default(0);
+  if (!bits)
+    return "unknown quantization '" + preset.str() +
+           "': use none, w8a16, w4a16, w3a16 or w2a16";
+  WeightQuantOptions q;
+  q.bits = bits;
+  q.groupSize = groupSize >= 0 ? groupSize : (bits == 8 ? 0 : 32);
+  if ((q.groupSize * bits) % 8 != 0)
+    return "group size " + std::to_string(q.groupSize) + " does not pack " +
+           std::to_string(bits) + "-bit codes into whole bytes (use a "
+           "multiple of 8)";
+  out = q;
+  return "";
 }

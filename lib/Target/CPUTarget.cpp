@@ -124,6 +124,10 @@ quench::createTargetMachine(const CPUTarget &target, CodeGenOptLevel optLevel) {
   if (!t)
     return makeError("unknown target triple '" + target.triple + "': " + err);
   TargetOptions options;
+  // a * b + c becomes one FMA wherever instruction selection finds it (as
+  // with -ffp-contract=fast): the multiply-accumulate of vectorized
+  // contractions and reductions, and the polynomial approximations.
+  options.AllowFPOpFusion = FPOpFusion::Fast;
   std::unique_ptr<TargetMachine> tm(t->createTargetMachine(
       tt, target.cpu, target.features, options, Reloc::PIC_, std::nullopt,
       optLevel));

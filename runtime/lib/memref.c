@@ -4,7 +4,8 @@
  * lowers to a call to `memrefCopy(elem_size, src, dst)` with unranked
  * descriptors ({rank, pointer to the ranked descriptor}); upstream provides
  * it in libmlir_c_runner_utils, which compiled models must not depend on,
- * so the runtime implements the same contract here.
+ * so the runtime implements the same contract here. Likewise the generic
+ * allocation functions that buffers are allocated and freed with.
  */
 #include "internal.h"
 
@@ -17,6 +18,23 @@ typedef struct unranked_memref {
 
 void memrefCopy(int64_t elem_size, const unranked_memref *src,
                 const unranked_memref *dst);
+
+/* memref.alloc / memref.dealloc, with finalize-memref-to-llvm's
+ * use-generic-functions: every buffer of a compiled model comes from the
+ * runtime's caching allocator (alloc.c). */
+void *_mlir_memref_to_llvm_alloc(size_t size);
+void *_mlir_memref_to_llvm_aligned_alloc(size_t alignment, size_t size);
+void _mlir_memref_to_llvm_free(void *p);
+
+void *_mlir_memref_to_llvm_alloc(size_t size) {
+  return quench_buffer_alloc(size, 0);
+}
+
+void *_mlir_memref_to_llvm_aligned_alloc(size_t alignment, size_t size) {
+  return quench_buffer_alloc(size, alignment);
+}
+
+void _mlir_memref_to_llvm_free(void *p) { quench_buffer_free(p); }
 
 void quench_internal_strided_copy(char *dst, const int64_t *dst_strides,
                                   const char *src, const int64_t *src_strides,

@@ -173,7 +173,7 @@ quench_status quench_model_run(const quench_model *model,
       other += descriptor_words(model->outputs[j].rank);
     }
     if (!seen)
-      free(allocated);
+      quench_buffer_free(allocated);
     cursor += descriptor_words(model->outputs[i].rank);
   }
   free(args);

@@ -12,6 +12,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "SizeReport.h"
+
 #include "quench/Frontend/ONNX/ONNXImporter.h"
 #include "quench/InitAllDialects.h"
 #include "quench/Pipelines/Pipelines.h"
@@ -32,6 +34,7 @@
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/Path.h"
@@ -146,6 +149,48 @@ static cl::opt<std::string>
            cl::desc("C compiler driver used to link executables (default: "
                     "clang-22, else cc)"),
            cl::value_desc("PATH"), cl::cat(category));
+
+static cl::OptionCategory quantCategory("quench-compile quantization options");
+static cl::opt<std::string> quant(
+    "quant",
+    cl::desc("Weight quantization of the linear layers: none (default), "
+             "w8a16 (int8 per output channel, symmetric: the W8A16 of the "
+             "founding example), w4a16, w3a16, w2a16 (group-wise, see "
+             "--group-size); activations stay float"),
+    cl::init("none"), cl::value_desc("SCHEME"), cl::cat(quantCategory));
+static cl::opt<int64_t> groupSize(
+    "group-size",
+    cl::desc("Input features per quantization group (default: 0 = per "
+             "output channel for w8a16, 32 for w4a16/w3a16/w2a16)"),
+    cl::init(-1), cl::value_desc("N"), cl::cat(quantCategory));
+static cl::opt<bool> asymmetric(
+    "asymmetric",
+    cl::desc("Asymmetric codes with a zero point per group (default: "
+             "symmetric)"),
+    cl::cat(quantCategory));
+static cl::opt<std::string> scaleType(
+    "scale-type", cl::desc("Storage of the scales: f16 (default) or f32"),
+    cl::init("f16"), cl::cat(quantCategory));
+static cl::opt<bool> quantHead(
+    "quant-head",
+    cl::desc("Quantize the output projection too (default: true; "
+             "--quant-head=false keeps it float)"),
+    cl::init(true), cl::cat(quantCategory));
+static cl::list<std::string> quantExclude(
+    "quant-exclude",
+    cl::desc("Keep layers whose name (ONNX node name) matches this glob in "
+             "float (repeatable)"),
+    cl::value_desc("GLOB"), cl::cat(quantCategory));
+static cl::opt<std::string> quantRecipe(
+    "quant-recipe",
+    cl::desc("JSON file of per-layer overrides (docs/quantization.md)"),
+    cl::value_desc("FILE"), cl::cat(quantCategory));
+static cl::opt<std::string> reportPath(
+    "report",
+    cl::desc("Write the size report (weight bytes per layer before/after "
+             "quantization, the artifact's size) to FILE.json; the table is "
+             "printed on stdout whenever --quant is not none"),
+    cl::value_desc("FILE.json"), cl::cat(quantCategory));
 
 static const char *toolName = "quench-compile";
 
@@ -343,6 +388,23 @@ int main(int argc, char **argv) {
   pipelineOpts.vectorBits = vectorBits.getNumOccurrences()
                                 ? unsigned(vectorBits)
                                 : quench::getPreferredVectorBits(*cpuTarget);
+  if (std::string err =
+          quench::parseQuantPreset(quant, groupSize, pipelineOpts.weightQuant);
+      !err.empty())
+    return fail(err);
+  if (!pipelineOpts.weightQuant &&
+      (asymmetric || !quantExclude.empty() || !quantRecipe.empty() ||
+       groupSize.getNumOccurrences()))
+    return fail("--group-size, --asymmetric, --quant-exclude and "
+                "--quant-recipe need --quant (e.g. --quant=w4a16)");
+  if (pipelineOpts.weightQuant) {
+    quench::WeightQuantOptions &q = *pipelineOpts.weightQuant;
+    q.symmetric = !asymmetric;
+    q.scaleType = scaleType;
+    q.quantizeHead = quantHead;
+    q.exclude.assign(quantExclude.begin(), quantExclude.end());
+    q.recipe = quantRecipe;
+  }
   std::vector<quench::PipelineStage> stages =
       quench::getCPUPipelineStages(pipelineOpts);
   if (listStages) {
@@ -481,14 +543,52 @@ int main(int argc, char **argv) {
   };
   if (!dump("input.mlir", [&](raw_ostream &os) { module->print(os); }))
     return 1;
+  quench::SizeReport report;
+  report.model = inputPath;
+  report.quant = quant;
+  report.constantBytesBefore = report.constantBytesAfter =
+      quench::constantBytes(*module);
+  // Printed (and written with --report) once the artifact exists.
+  auto finishReport = [&](StringRef artifact) -> int {
+    if (!pipelineOpts.weightQuant && reportPath.empty())
+      return 0;
+    report.artifact = artifact.str();
+    uint64_t size;
+    if (!artifact.empty() && artifact != "-" &&
+        !sys::fs::file_size(artifact, size))
+      report.artifactBytes = static_cast<int64_t>(size);
+    if (pipelineOpts.weightQuant && outputPath != "-")
+      quench::printSizeReport(report, outs());
+    if (reportPath.empty())
+      return 0;
+    std::string err = quench::writeFileAtomically(
+        reportPath, [&](raw_ostream &os) {
+          quench::writeSizeReportJSON(report, os);
+          return true;
+        });
+    return err.empty() ? 0 : fail(err);
+  };
   for (const quench::PipelineStage &stage : stages) {
     timer.start(stage.name);
-    mlir::PassManager pm(&context);
-    if (failed(mlir::applyPassManagerCLOptions(pm)))
-      return 1;
-    stage.build(pm);
-    if (failed(pm.run(*module)))
-      return fail("stage '" + stage.name + "' failed (see above)");
+    if (stage.name == "quantize") {
+      // The pass itself, called directly for its per-layer records.
+      if (failed(quench::quantizeWeights(*module, *pipelineOpts.weightQuant,
+                                         &report.layers)))
+        return fail("stage 'quantize' failed (see above)");
+    } else {
+      mlir::PassManager pm(&context);
+      if (failed(mlir::applyPassManagerCLOptions(pm)))
+        return 1;
+      stage.build(pm);
+      if (failed(pm.run(*module)))
+        return fail("stage '" + stage.name + "' failed (see above)");
+    }
+    // The float model as compiled is the one after prepare (CSE merges
+    // duplicate constants there).
+    if (stage.name == "prepare")
+      report.constantBytesBefore = quench::constantBytes(*module);
+    if (stage.name == "prepare" || stage.name == "quantize")
+      report.constantBytesAfter = quench::constantBytes(*module);
     // Ops the CPU lowering does not handle yet would only fail later, in
     // bufferization, with an obscure message: list them all now.
     if (stage.name == "to-linalg") {
@@ -518,7 +618,10 @@ int main(int argc, char **argv) {
           return true;
         });
     timer.finish();
-    return err.empty() ? 0 : fail(err);
+    if (!err.empty())
+      return fail(err);
+    return finishReport(outputPath == "-" ? ""
+                                          : withExtension(outputPath, ".mlir"));
   }
 
   // 4. LLVM IR, the model's C ABI, optimization.
@@ -556,7 +659,10 @@ int main(int argc, char **argv) {
           return true;
         });
     timer.finish();
-    return err.empty() ? 0 : fail(err);
+    if (!err.empty())
+      return fail(err);
+    return finishReport(outputPath == "-" ? ""
+                                          : withExtension(outputPath, ".ll"));
   }
 
   // 5. Object code, in memory.
@@ -580,11 +686,13 @@ int main(int argc, char **argv) {
     return err.empty() ? 0 : fail(err);
   };
   int rc = 0;
+  std::string artifactPath;
   StringRef objBytes(object.data(), object.size());
   switch (emit) {
   case Emit::Obj: {
     std::string base = out.ends_with(".o") ? out.drop_back(2).str() : out.str();
-    rc = writeBytes(base + ".o", objBytes);
+    artifactPath = base + ".o";
+    rc = writeBytes(artifactPath, objBytes);
     if (!rc)
       rc = writeBytes(base + ".h", header);
     break;
@@ -610,6 +718,7 @@ int main(int argc, char **argv) {
     if (!err.empty())
       return fail(err);
     rc = writeBytes(headerPath, header);
+    artifactPath = lib.str().str();
     break;
   }
   case Emit::Exe: {
@@ -628,11 +737,14 @@ int main(int argc, char **argv) {
     timer.start("link");
     rc = linkExecutable(objPath, out, argv[0]);
     sys::fs::remove(objPath);
+    artifactPath = out.str();
     break;
   }
   default:
     break;
   }
   timer.finish();
-  return rc;
+  if (rc)
+    return rc;
+  return finishReport(artifactPath);
 }

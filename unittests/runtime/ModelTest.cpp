@@ -29,8 +29,11 @@ void entryScaleTranspose(void **args) {
   seenPool = quench_current_threadpool();
   int64_t n = x->sizes[0];
   const float *in = static_cast<const float *>(x->aligned) + x->offset;
-  float *y = static_cast<float *>(std::malloc(sizeof(float) * (n * 3 + 1)));
-  float *t = static_cast<float *>(std::malloc(sizeof(float) * (n * 3 + 1)));
+  // Buffers of generated code come from the runtime's allocator.
+  float *y = static_cast<float *>(
+      quench_buffer_alloc(sizeof(float) * (n * 3 + 1), 0));
+  float *t = static_cast<float *>(
+      quench_buffer_alloc(sizeof(float) * (n * 3 + 1), 0));
   for (int64_t i = 0; i < n * 3; ++i) {
     y[i] = 2 * in[i];
     t[i] = in[i];

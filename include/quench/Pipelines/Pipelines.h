@@ -11,6 +11,9 @@
 
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassOptions.h"
+#include "quench/Dialect/Quench/Transforms/Passes.h"
+
+#include <optional>
 
 #include <functional>
 #include <string>
@@ -43,7 +46,19 @@ struct CPUPipelineOptions : public mlir::PassPipelineOptions<CPUPipelineOptions>
                      "vectorizes for (256: AVX2, 512: AVX-512; 0: no "
                      "vectorization, scalar loops)"),
       llvm::cl::init(256)};
+  /// Weight quantization (the `quantize` stage, after prepare); drivers set
+  /// it (quench-compile --quant), quench-opt users run
+  /// quench-quantize-weights themselves.
+  std::optional<WeightQuantOptions> weightQuant;
 };
+
+/// Fills `out` from a --quant preset: "w8a16" (int8 per output channel,
+/// symmetric), "w4a16" / "w3a16" / "w2a16" (group-wise, group 32 unless
+/// `groupSize` >= 0 says otherwise; 0 = per channel). Returns an error
+/// message for an unknown preset or a group size the bits cannot pack.
+/// "none" leaves `out` unset.
+std::string parseQuantPreset(llvm::StringRef preset, int64_t groupSize,
+                             std::optional<WeightQuantOptions> &out);
 
 /// One named stage of a pipeline. Drivers run stages one by one so that
 /// the IR between them can be dumped (`quench-compile --dump-stages`) and
@@ -56,6 +71,7 @@ struct PipelineStage {
 
 /// The stages of `quench-cpu-pipeline`, in order:
 ///   prepare    quench-prepare (only when opts.prepare);
+///   quantize   quench-quantize-weights (only when opts.weightQuant);
 ///   to-linalg  convert-quench-to-linalg, canonicalize;
 ///   codegen    tiling, fusion and vectorization on tensors;
 ///   bufferize  one-shot-bufferize (function boundaries with identity

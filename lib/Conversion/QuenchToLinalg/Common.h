@@ -85,6 +85,8 @@ void populateContractionPatterns(const TypeConverter &converter,
                                  RewritePatternSet &patterns);
 void populateShapePatterns(const TypeConverter &converter,
                            RewritePatternSet &patterns);
+void populateMatMulNBitsPatterns(const TypeConverter &converter,
+                                 RewritePatternSet &patterns);
 
 } // namespace quench::to_linalg
 

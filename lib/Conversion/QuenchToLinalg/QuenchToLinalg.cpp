@@ -222,7 +222,7 @@ void quench::configureQuenchToLinalgTarget(ConversionTarget &target) {
       [](Operation *op) { return hasQuantElementType(op); });
   target.addLegalOp<QuantizeLinearOp, DequantizeLinearOp,
                     DynamicQuantizeLinearOp, MatMulIntegerOp, QLinearMatMulOp,
-                    MatMulNBitsOp, QuantizeOp, DequantizeOp>();
+                    QuantizeOp, DequantizeOp>();
 }
 
 void quench::populateQuenchToLinalgConversionPatterns(
@@ -230,6 +230,7 @@ void quench::populateQuenchToLinalgConversionPatterns(
   populateElementwisePatterns(converter, patterns);
   populateContractionPatterns(converter, patterns);
   populateShapePatterns(converter, patterns);
+  populateMatMulNBitsPatterns(converter, patterns);
 }
 
 //===----------------------------------------------------------------------===//

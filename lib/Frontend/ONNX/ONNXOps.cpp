@@ -1267,6 +1267,10 @@ static LogicalResult convertMatMulNBits(Conv &c) {
   int64_t block = c.imp.attrInt(c.node, "block_size", 0);
   if (c.has(4))
     return c.error() << "g_idx (act-order) is not supported", failure();
+  if (block < 16 || !llvm::isPowerOf2_64(block))
+    return c.error() << "block_size must be a power of two >= 16, got "
+                     << block,
+           failure();
   Value x = c.in(0);
   auto ty = tensorType(x);
   SmallVector<int64_t> shape(ty.getShape().drop_back());

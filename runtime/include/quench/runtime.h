@@ -254,6 +254,38 @@ quench_status quench_parallel_for(quench_threadpool *pool, int64_t n,
                                   void *ctx);
 
 /* ------------------------------------------------------------------------ */
+/* Buffers of generated code                                                */
+/* ------------------------------------------------------------------------ */
+
+/** Most bytes of freed buffers kept for reuse (see quench_buffer_free). */
+#ifndef QUENCH_BUFFER_CACHE_BYTES
+#define QUENCH_BUFFER_CACHE_BYTES ((size_t)1 << 30)
+#endif
+
+/**
+ * Allocates a buffer of size bytes aligned to max(alignment,
+ * QUENCH_TENSOR_ALIGNMENT) (alignment must be a power of two; else NULL).
+ * Compiled models allocate their intermediate buffers here. Buffers are
+ * rounded up to a size class (at most 25% larger) and freed buffers are
+ * reused, so repeated runs of a model touch the same memory instead of
+ * faulting fresh pages in. Thread-safe. Returns NULL when out of memory.
+ * Release with quench_buffer_free (never free()).
+ */
+void *quench_buffer_alloc(size_t size, size_t alignment);
+
+/**
+ * Returns a buffer of quench_buffer_alloc to the cache, or to the C library
+ * once the cache holds QUENCH_BUFFER_CACHE_BYTES. NULL-safe. Thread-safe.
+ */
+void quench_buffer_free(void *p);
+
+/** Releases every cached buffer to the C library. Thread-safe. */
+void quench_buffer_cache_trim(void);
+
+/** Bytes currently held in the cache. */
+size_t quench_buffer_cache_bytes(void);
+
+/* ------------------------------------------------------------------------ */
 /* .npy files                                                               */
 /* ------------------------------------------------------------------------ */
 

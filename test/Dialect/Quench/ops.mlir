@@ -206,13 +206,19 @@ func.func @onnx_quantization(%x: tensor<4x8xf32>, %s: tensor<f32>, %zp: tensor<u
 
 // CHECK-LABEL: func @matmul_nbits
 func.func @matmul_nbits(%x: tensor<1x3x64xf32>, %w: tensor<16x2x16xui8>,
-                        %s: tensor<32xf32>, %zp: tensor<16xui8>, %b: tensor<16xf32>) {
+                        %s: tensor<32xf32>, %zp: tensor<16xui8>, %b: tensor<16xf32>,
+                        %w8: tensor<16x1x64xui8>, %s16: tensor<16x1xf16>) {
   // CHECK: quench.matmul_nbits %{{.*}}, %{{.*}}, %{{.*}} {bits = 4 : i64, block_size = 32 : i64, in_features = 64 : i64, out_features = 16 : i64} : (tensor<1x3x64xf32>, tensor<16x2x16xui8>, tensor<32xf32>) -> tensor<1x3x16xf32>
   %0 = quench.matmul_nbits %x, %w, %s {in_features = 64 : i64, out_features = 16 : i64, bits = 4 : i64, block_size = 32 : i64}
       : (tensor<1x3x64xf32>, tensor<16x2x16xui8>, tensor<32xf32>) -> tensor<1x3x16xf32>
   // CHECK: quench.matmul_nbits %{{.*}}, %{{.*}}, %{{.*}} zp(%{{.*}}) bias(%{{.*}})
   %1 = quench.matmul_nbits %x, %w, %s zp(%zp) bias(%b) {in_features = 64 : i64, out_features = 16 : i64, bits = 4 : i64, block_size = 32 : i64}
       : (tensor<1x3x64xf32>, tensor<16x2x16xui8>, tensor<32xf32>, tensor<16xui8>, tensor<16xf32>) -> tensor<1x3x16xf32>
+  // Quench's own schemes: f16 scales, one 8-bit block per output channel
+  // (any whole-byte block size).
+  // CHECK: quench.matmul_nbits {{.*}} {bits = 8 : i64, block_size = 64 : i64, {{.*}} : (tensor<1x3x64xf32>, tensor<16x1x64xui8>, tensor<16x1xf16>) -> tensor<1x3x16xf32>
+  %2 = quench.matmul_nbits %x, %w8, %s16 {in_features = 64 : i64, out_features = 16 : i64, bits = 8 : i64, block_size = 64 : i64}
+      : (tensor<1x3x64xf32>, tensor<16x1x64xui8>, tensor<16x1xf16>) -> tensor<1x3x16xf32>
   return
 }
 

@@ -9,6 +9,10 @@
 
 #include "mlir/Pass/Pass.h"
 #include "quench/Dialect/Quench/IR/QuenchDialect.h"
+#include "mlir/IR/BuiltinOps.h"
+
+#include <string>
+#include <vector>
 
 namespace quench {
 
@@ -17,6 +21,36 @@ namespace quench {
 
 /// Adds the patterns of `quench-raise-ops` to `patterns`.
 void populateRaiseOpsPatterns(mlir::RewritePatternSet &patterns);
+
+/// Options of weight quantization (the pass options of
+/// quench-quantize-weights, as a struct for drivers).
+struct WeightQuantOptions {
+  unsigned bits = 8;
+  int64_t groupSize = 0; ///< 0: one group per output channel
+  bool symmetric = true;
+  std::string scaleType = "f16"; ///< "f16" or "f32"
+  bool quantizeHead = true;
+  std::vector<std::string> exclude; ///< glob patterns of layer names
+  std::string recipe;               ///< JSON recipe file, or empty
+};
+
+/// What weight quantization did to one layer (a quench.linear).
+struct LayerQuantRecord {
+  std::string name;   ///< layer name (ONNX node name)
+  int64_t outFeatures = 0, inFeatures = 0;
+  std::string scheme; ///< e.g. "int4 g32 sym f16", or "float (excluded)"
+  int64_t bytesBefore = 0; ///< float weight bytes
+  int64_t bytesAfter = 0;  ///< codes + scales + zero points (or unchanged)
+  bool floatKept = false;  ///< the float weight is still used elsewhere
+};
+
+/// Quantizes the constant weights of every quench.linear in `module` (see
+/// quench-quantize-weights). Appends one record per linear with a constant
+/// weight to `report` when given. Fails with a diagnostic on bad options or
+/// an unreadable or malformed recipe; the module is unchanged then.
+mlir::LogicalResult quantizeWeights(mlir::ModuleOp module,
+                                    const WeightQuantOptions &options,
+                                    std::vector<LayerQuantRecord> *report);
 
 #define GEN_PASS_REGISTRATION
 #include "quench/Dialect/Quench/Transforms/Passes.h.inc"

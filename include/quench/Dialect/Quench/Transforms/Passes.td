@@ -38,4 +38,47 @@ def QuenchRaiseOps : Pass<"quench-raise-ops"> {
   let dependentDialects = ["::quench::QuenchDialect"];
 }
 
+def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> {
+  let summary = "Round-to-nearest weight quantization of linear layers";
+  let description = [{
+    Replaces every `quench.linear` whose weight is a constant with a
+    `quench.matmul_nbits` holding the weight quantized to `bits`-bit codes
+    (round half to even, saturated), in groups of `group-size` consecutive
+    input features (0: one group per output channel), with one scale per
+    group (stored as `scale-type`) and, when not `symmetric`, one zero point
+    per group. The float weight disappears from the artifact unless another
+    op still uses it. Activations stay float (W8A16, W4A16, ...).
+
+    Layers are named by their location (the ONNX node name). `exclude`
+    patterns (globs) keep matching layers in float; `quantize-head=false`
+    keeps the output projection (a linear whose result the function
+    returns, possibly through reshapes) in float; `recipe` is a JSON file
+    of per-layer overrides (docs/quantization.md):
+
+    ```json
+    {"version": 1,
+     "default": {"bits": 4, "group_size": 32},
+     "layers": [ {"match": "/head/*", "bits": 8, "group_size": 0},
+                 {"match": "/blocks.0/*", "skip": true} ] }
+    ```
+  }];
+  let options = [
+    Option<"bits", "bits", "unsigned", "8", "Bits per weight code (2..8)">,
+    Option<"groupSize", "group-size", "int64_t", "0",
+           "Input features per group (0: one group per output channel); "
+           "group-size * bits must be a multiple of 8">,
+    Option<"symmetric", "symmetric", "bool", "true",
+           "Symmetric codes around 2^(bits-1) (no stored zero points)">,
+    Option<"scaleType", "scale-type", "std::string", "\"f16\"",
+           "Storage type of the scales: f16 or f32">,
+    Option<"quantizeHead", "quantize-head", "bool", "true",
+           "Also quantize the output projection">,
+    ListOption<"exclude", "exclude", "std::string",
+               "Glob patterns of layer names to keep in float">,
+    Option<"recipe", "recipe", "std::string", "\"\"",
+           "JSON file of per-layer overrides">,
+  ];
+  let dependentDialects = ["::quench::QuenchDialect"];
+}
+
 #endif // QUENCH_DIALECT_QUENCH_TRANSFORMS_PASSES_TD

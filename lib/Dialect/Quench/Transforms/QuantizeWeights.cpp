@@ -1,0 +1,422 @@
+//===- QuantizeWeights.cpp - round-to-nearest weight quantization ---------===//
+//
+// Implements `quench-quantize-weights`: every quench.linear with a constant
+// weight becomes a quench.matmul_nbits over codes chosen by round-to-nearest
+// (lib/Quant/RTN.cpp), group-wise or per output channel. The numerics live
+// in the MLIR-free QuenchQuant library; this file decides which layers get
+// which scheme (options, recipe) and rewrites the IR.
+//
+//===----------------------------------------------------------------------===//
+
+#include "quench/Dialect/Quench/IR/QuenchConstants.h"
+#include "quench/Dialect/Quench/IR/QuenchOps.h"
+#include "quench/Dialect/Quench/Transforms/Passes.h"
+#include "quench/Quant/RTN.h"
+#include "quench/Support/LLVM.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "llvm/Support/GlobPattern.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+
+#include <cstring>
+
+namespace quench {
+#define GEN_PASS_DEF_QUENCHQUANTIZEWEIGHTS
+#include "quench/Dialect/Quench/Transforms/Passes.h.inc"
+} // namespace quench
+
+using namespace quench;
+namespace qq = quench::quant;
+
+namespace {
+
+/// The quantization scheme of one layer.
+struct Scheme {
+  bool skip = false;
+  unsigned bits = 8;
+  int64_t groupSize = 0;
+  bool symmetric = true;
+  qq::ScaleType scaleType = qq::ScaleType::F16;
+};
+
+/// A recipe rule: layers whose name matches `pattern` get `scheme`.
+struct Rule {
+  std::string text;
+  llvm::GlobPattern pattern;
+  Scheme scheme;
+};
+
+std::string describe(const Scheme &s) {
+  if (s.skip)
+    return "float";
+  std::string out = "int" + std::to_string(s.bits) + " ";
+  out += s.groupSize ? "g" + std::to_string(s.groupSize) : "per-channel";
+  out += s.symmetric ? " sym " : " asym ";
+  out += s.scaleType == qq::ScaleType::F16 ? "f16" : "f32";
+  return out;
+}
+
+LogicalResult checkScheme(const Scheme &s, const Twine &where,
+                          Location loc) {
+  if (s.skip)
+    return success();
+  if (s.bits < 2 || s.bits > 8)
+    return emitError(loc) << where << ": bits must be in [2, 8], got "
+                          << s.bits;
+  if (s.groupSize < 0 || (s.groupSize * s.bits) % 8 != 0)
+    return emitError(loc) << where << ": group size " << s.groupSize
+                          << " times " << s.bits
+                          << " bits is not a whole number of bytes";
+  return success();
+}
+
+FailureOr<qq::ScaleType> parseScaleType(StringRef s, Location loc) {
+  if (s == "f16")
+    return qq::ScaleType::F16;
+  if (s == "f32")
+    return qq::ScaleType::F32;
+  return emitError(loc) << "scale type must be f16 or f32, got '" << s
+                        << "'";
+}
+
+/// Reads the fields of a recipe object into `s` (fields absent keep their
+/// value).
+LogicalResult readSchemeFields(const llvm::json::Object &obj, Scheme &s,
+                               const Twine &where, Location loc) {
+  static const StringRef known[] = {"match", "skip", "bits", "group_size",
+                                    "symmetric", "scale_type"};
+  for (const auto &kv : obj)
+    if (!llvm::is_contained(known, StringRef(kv.first)))
+      return emitError(loc) << where << ": unknown field '"
+                            << StringRef(kv.first) << "'";
+  if (auto v = obj.get("skip")) {
+    std::optional<bool> b = v->getAsBoolean();
+    if (!b)
+      return emitError(loc) << where << ": 'skip' must be a boolean";
+    s.skip = *b;
+  }
+  if (auto v = obj.get("bits")) {
+    std::optional<int64_t> i = v->getAsInteger();
+    if (!i)
+      return emitError(loc) << where << ": 'bits' must be an integer";
+    s.bits = static_cast<unsigned>(*i);
+  }
+  if (auto v = obj.get("group_size")) {
+    std::optional<int64_t> i = v->getAsInteger();
+    if (!i)
+      return emitError(loc) << where << ": 'group_size' must be an integer";
+    s.groupSize = *i;
+  }
+  if (auto v = obj.get("symmetric")) {
+    std::optional<bool> b = v->getAsBoolean();
+    if (!b)
+      return emitError(loc) << where << ": 'symmetric' must be a boolean";
+    s.symmetric = *b;
+  }
+  if (auto v = obj.get("scale_type")) {
+    std::optional<StringRef> str = v->getAsString();
+    if (!str)
+      return emitError(loc) << where << ": 'scale_type' must be a string";
+    FailureOr<qq::ScaleType> t = parseScaleType(*str, loc);
+    if (failed(t))
+      return failure();
+    s.scaleType = *t;
+  }
+  return checkScheme(s, where, loc);
+}
+
+/// Parses a recipe file: {"version": 1, "default": {...}, "layers": [...]}.
+LogicalResult parseRecipe(StringRef path, Scheme &defaults,
+                          SmallVectorImpl<Rule> &rules, Location loc) {
+  auto buf = llvm::MemoryBuffer::getFile(path);
+  if (!buf)
+    return emitError(loc) << "cannot read recipe '" << path
+                          << "': " << buf.getError().message();
+  llvm::Expected<llvm::json::Value> json =
+      llvm::json::parse((*buf)->getBuffer());
+  if (!json)
+    return emitError(loc) << "recipe '" << path << "' is not valid JSON: "
+                          << llvm::toString(json.takeError());
+  const llvm::json::Object *root = json->getAsObject();
+  if (!root)
+    return emitError(loc) << "recipe '" << path << "' must be a JSON object";
+  for (const auto &kv : *root)
+    if (!llvm::is_contained({"version", "default", "layers"},
+                            StringRef(kv.first)))
+      return emitError(loc) << "recipe '" << path << "': unknown field '"
+                            << StringRef(kv.first) << "'";
+  std::optional<int64_t> version = root->getInteger("version");
+  if (!version || *version != 1)
+    return emitError(loc) << "recipe '" << path
+                          << "': \"version\": 1 is required";
+  if (const llvm::json::Value *d = root->get("default")) {
+    const llvm::json::Object *obj = d->getAsObject();
+    if (!obj || obj->get("match"))
+      return emitError(loc) << "recipe '" << path
+                            << "': \"default\" must be an object without "
+                               "\"match\"";
+    if (failed(readSchemeFields(*obj, defaults,
+                                "recipe '" + path + "' default", loc)))
+      return failure();
+  }
+  if (const llvm::json::Value *l = root->get("layers")) {
+    const llvm::json::Array *arr = l->getAsArray();
+    if (!arr)
+      return emitError(loc) << "recipe '" << path
+                            << "': \"layers\" must be an array";
+    for (auto [i, v] : llvm::enumerate(*arr)) {
+      std::string where =
+          "recipe '" + path.str() + "' layers[" + std::to_string(i) + "]";
+      const llvm::json::Object *obj = v.getAsObject();
+      std::optional<StringRef> match =
+          obj ? obj->getString("match") : std::nullopt;
+      if (!match)
+        return emitError(loc) << where
+                              << ": an object with a \"match\" glob is "
+                                 "required";
+      Rule rule{match->str(), {}, defaults};
+      llvm::Expected<llvm::GlobPattern> glob =
+          llvm::GlobPattern::create(*match);
+      if (!glob)
+        return emitError(loc) << where << ": bad glob '" << *match
+                              << "': " << llvm::toString(glob.takeError());
+      rule.pattern = std::move(*glob);
+      if (failed(readSchemeFields(*obj, rule.scheme, where, loc)))
+        return failure();
+      rules.push_back(std::move(rule));
+    }
+  }
+  return success();
+}
+
+/// The layer name of an op: the first name in its location (the ONNX node
+/// name for imported models), else its printed location.
+std::string layerName(Location loc) {
+  std::string found;
+  loc->walk([&](Location l) {
+    if (auto name = dyn_cast<NameLoc>(l)) {
+      found = name.getName().str();
+      return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  if (!found.empty())
+    return found;
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  loc.print(os);
+  return s;
+}
+
+/// True when the value reaches a func.return, possibly through ops that
+/// only reshape it.
+bool reachesReturn(Value v) {
+  for (Operation *user : v.getUsers()) {
+    if (isa<func::ReturnOp>(user))
+      return true;
+    if (isa<ReshapeOp, SqueezeOp, UnsqueezeOp>(user) &&
+        reachesReturn(user->getResult(0)))
+      return true;
+  }
+  return false;
+}
+
+/// The weight as floats, if it is a constant of a float type we read.
+std::optional<std::vector<float>> floatWeights(ConstantOp cst) {
+  auto type = cast<RankedTensorType>(cst.getType());
+  Type et = type.getElementType();
+  int64_t count = type.getNumElements();
+  std::vector<float> out(count);
+  if (std::optional<double> uniform = getUniformValue(cst.getValue())) {
+    std::fill(out.begin(), out.end(), static_cast<float>(*uniform));
+    return out;
+  }
+  std::optional<ArrayRef<char>> raw = getRawConstantData(cst.getValue());
+  if (!raw)
+    return std::nullopt;
+  const char *p = raw->data();
+  if (et.isF32() && raw->size() == size_t(count) * 4) {
+    std::memcpy(out.data(), p, raw->size());
+  } else if (et.isF16() && raw->size() == size_t(count) * 2) {
+    for (int64_t i = 0; i < count; ++i) {
+      uint16_t h;
+      std::memcpy(&h, p + 2 * i, 2);
+      out[i] = qq::f16BitsToFloat(h);
+    }
+  } else if (et.isBF16() && raw->size() == size_t(count) * 2) {
+    for (int64_t i = 0; i < count; ++i) {
+      uint16_t h;
+      std::memcpy(&h, p + 2 * i, 2);
+      uint32_t u = static_cast<uint32_t>(h) << 16;
+      std::memcpy(&out[i], &u, 4);
+    }
+  } else {
+    return std::nullopt;
+  }
+  return out;
+}
+
+std::string constantName(ConstantOp cst, StringRef suffix) {
+  std::string base = "weight";
+  if (auto res = dyn_cast<DenseResourceElementsAttr>(cst.getValue()))
+    base = res.getRawHandle().getKey().str();
+  return base + suffix.str();
+}
+
+/// Rewrites one linear; returns the bytes of the quantized weight.
+int64_t quantizeLinear(LinearOp op, ConstantOp cst,
+                       const std::vector<float> &w, const Scheme &s) {
+  auto wType = cast<RankedTensorType>(cst.getType());
+  int64_t n = wType.getDimSize(0), k = wType.getDimSize(1);
+  qq::QuantizedMatrix m = qq::quantizeMatrixRTN(
+      w.data(), n, k, static_cast<int>(s.bits), s.groupSize, s.symmetric,
+      s.scaleType);
+  OpBuilder b(op);
+  MLIRContext *ctx = op.getContext();
+  Type u8 = IntegerType::get(ctx, 8, IntegerType::Unsigned);
+  int64_t groupBytes = m.groupSize * m.bits / 8;
+  auto packedType = RankedTensorType::get({n, m.groups, groupBytes}, u8);
+  ArrayRef<char> packedBytes(reinterpret_cast<const char *>(m.packed.data()),
+                             m.packed.size());
+  Value packed = ConstantOp::create(
+      b, cst.getLoc(), packedType,
+      createConstantAttr(packedType, packedBytes, constantName(cst, "_q")));
+
+  Type scaleElt = s.scaleType == qq::ScaleType::F16
+                      ? Type(Float16Type::get(ctx))
+                      : Type(Float32Type::get(ctx));
+  auto scaleType = RankedTensorType::get({n, m.groups}, scaleElt);
+  std::vector<char> scaleBytes;
+  if (s.scaleType == qq::ScaleType::F16) {
+    scaleBytes.resize(m.scales.size() * 2);
+    for (size_t i = 0; i < m.scales.size(); ++i) {
+      uint16_t h = qq::floatToF16Bits(m.scales[i]);
+      std::memcpy(&scaleBytes[2 * i], &h, 2);
+    }
+  } else {
+    scaleBytes.resize(m.scales.size() * 4);
+    std::memcpy(scaleBytes.data(), m.scales.data(), scaleBytes.size());
+  }
+  Value scales = ConstantOp::create(
+      b, cst.getLoc(), scaleType,
+      createConstantAttr(scaleType, scaleBytes, constantName(cst, "_scales")));
+
+  Value zp;
+  int64_t zpBytes = 0;
+  if (!s.symmetric) {
+    zpBytes = static_cast<int64_t>(m.zeroPoints.size());
+    auto zpType =
+        RankedTensorType::get({n, (m.groups * m.bits + 7) / 8}, u8);
+    ArrayRef<char> bytes(reinterpret_cast<const char *>(m.zeroPoints.data()),
+                         m.zeroPoints.size());
+    zp = ConstantOp::create(
+        b, cst.getLoc(), zpType,
+        createConstantAttr(zpType, bytes, constantName(cst, "_zp")));
+  }
+  auto q = MatMulNBitsOp::create(b, op.getLoc(), op.getType(), op.getInput(),
+                                 packed, scales, zp, op.getBias(), k, n,
+                                 static_cast<int64_t>(m.bits), m.groupSize);
+  op.replaceAllUsesWith(q.getResult());
+  op.erase();
+  return static_cast<int64_t>(m.packed.size()) +
+         static_cast<int64_t>(scaleBytes.size()) + zpBytes;
+}
+
+struct QuenchQuantizeWeightsPass
+    : public quench::impl::QuenchQuantizeWeightsBase<
+          QuenchQuantizeWeightsPass> {
+  using Base::Base;
+  void runOnOperation() override {
+    WeightQuantOptions o;
+    o.bits = bits;
+    o.groupSize = groupSize;
+    o.symmetric = symmetric;
+    o.scaleType = scaleType;
+    o.quantizeHead = quantizeHead;
+    o.exclude.assign(exclude.begin(), exclude.end());
+    o.recipe = recipe;
+    if (failed(quantizeWeights(getOperation(), o, nullptr)))
+      signalPassFailure();
+  }
+};
+
+} // namespace
+
+LogicalResult quench::quantizeWeights(ModuleOp module,
+                                      const WeightQuantOptions &options,
+                                      std::vector<LayerQuantRecord> *report) {
+  Location loc = module.getLoc();
+  Scheme defaults;
+  defaults.bits = options.bits;
+  defaults.groupSize = options.groupSize;
+  defaults.symmetric = options.symmetric;
+  FailureOr<qq::ScaleType> st = parseScaleType(options.scaleType, loc);
+  if (failed(st))
+    return failure();
+  defaults.scaleType = *st;
+  if (failed(checkScheme(defaults, "weight quantization", loc)))
+    return failure();
+  SmallVector<Rule> rules;
+  for (const std::string &e : options.exclude) {
+    llvm::Expected<llvm::GlobPattern> glob = llvm::GlobPattern::create(e);
+    if (!glob)
+      return emitError(loc) << "bad exclude pattern '" << e
+                            << "': " << llvm::toString(glob.takeError());
+    Scheme skip;
+    skip.skip = true;
+    rules.push_back({e, std::move(*glob), skip});
+  }
+  if (!options.recipe.empty() &&
+      failed(parseRecipe(options.recipe, defaults, rules, loc)))
+    return failure();
+
+  SmallVector<LinearOp> linears;
+  module.walk([&](LinearOp op) { linears.push_back(op); });
+  for (LinearOp op : linears) {
+    auto cst = op.getWeight().getDefiningOp<ConstantOp>();
+    if (!cst)
+      continue;
+    LayerQuantRecord rec;
+    rec.name = layerName(op.getLoc());
+    auto wType = cast<RankedTensorType>(cst.getType());
+    rec.outFeatures = wType.getDimSize(0);
+    rec.inFeatures = wType.getDimSize(1);
+    rec.bytesBefore = wType.getNumElements() *
+                      getStorageBytesPerElement(wType.getElementType());
+    rec.bytesAfter = rec.bytesBefore;
+    Scheme scheme = defaults;
+    std::string why;
+    for (const Rule &r : rules)
+      if (r.pattern.match(rec.name)) {
+        scheme = r.scheme;
+        if (scheme.skip)
+          why = " (matches '" + r.text + "')";
+        break;
+      }
+    if (!scheme.skip && !options.quantizeHead && reachesReturn(op)) {
+      scheme.skip = true;
+      why = " (output head)";
+    }
+    std::optional<std::vector<float>> w;
+    if (!scheme.skip) {
+      w = floatWeights(cst);
+      if (!w) {
+        scheme.skip = true;
+        why = " (weight type not supported)";
+      }
+    }
+    rec.scheme = describe(scheme) + why;
+    if (!scheme.skip) {
+      rec.bytesAfter = quantizeLinear(op, cst, *w, scheme);
+      rec.floatKept = !cst->use_empty();
+      if (cst->use_empty())
+        cst->erase();
+    }
+    if (report)
+      report->push_back(std::move(rec));
+  }
+  return success();
+}

@@ -1,0 +1,67 @@
+// RUN: quench-opt %s --split-input-file --quench-quantize-weights | FileCheck %s
+// RUN: quench-opt %s --split-input-file --quench-quantize-weights="bits=4 group-size=8 symmetric=false scale-type=f32" | FileCheck %s --check-prefix=ASYM
+// RUN: quench-opt %s --split-input-file --quench-quantize-weights="quantize-head=false" | FileCheck %s --check-prefix=HEAD
+// RUN: quench-opt %s --split-input-file --quench-quantize-weights="exclude=*/skip/*" | FileCheck %s --check-prefix=EXCL
+// RUN: not quench-opt %s --split-input-file --quench-quantize-weights="bits=4 group-size=3" 2>&1 | FileCheck %s --check-prefix=BADGROUP
+// RUN: not quench-opt %s --split-input-file --quench-quantize-weights="recipe=%t.missing.json" 2>&1 | FileCheck %s --check-prefix=NORECIPE
+// RUN: echo '{"version": 1, "layers": [{"match": "*/skip/*", "bits": 9}]}' > %t.bad.json
+// RUN: not quench-opt %s --split-input-file --quench-quantize-weights="recipe=%t.bad.json" 2>&1 | FileCheck %s --check-prefix=BADRECIPE
+// RUN: echo '{"version": 1, "default": {"bits": 4, "group_size": 8}, "layers": [{"match": "*/skip/*", "skip": true}]}' > %t.ok.json
+// RUN: quench-opt %s --split-input-file --quench-quantize-weights="recipe=%t.ok.json" | FileCheck %s --check-prefix=RECIPE
+
+// Round-to-nearest weight quantization of quench.linear. Weights (2 x 8):
+//   row 0: 1 .. 8 / 8 (max |w| = 1), row 1: -2, 0, ..., 0 (max |w| = 2).
+// W8A16 per channel, symmetric, f16 scales: scale = max|w| / 127 and codes
+// round(w / scale) + 128; one 8-byte group per row.
+// CHECK-LABEL: func.func @linear
+// CHECK-DAG: %[[W:.*]] = quench.constant dense<{{\[\[\[}}144, 160, 176, 192, 207, 223, 239, 255]], {{\[\[}}1, 128, 128, 128, 128, 128, 128, 128]]]> : tensor<2x1x8xui8>
+// CHECK-DAG: %[[S:.*]] = quench.constant dense<{{\[\[}}7.873530e-03], [1.574710e-02]]> : tensor<2x1xf16>
+// CHECK: quench.matmul_nbits %arg0, %[[W]], %[[S]] bias(%{{.*}}) {bits = 8 : i64, block_size = 8 : i64, in_features = 8 : i64, out_features = 2 : i64}
+// CHECK-NOT: quench.linear
+// Asymmetric int4, group 8, f32 scales: row 0 spans [0, 1] (zero included):
+// scale 1/15, zero point 0; row 1 spans [-2, 0]: scale 2/15, zero point 15.
+// Zero points pack two per byte, low nibble first: one byte per row.
+// ASYM-LABEL: func.func @linear
+// ASYM-DAG: quench.constant dense<{{\[\[}}0.0666666701], [0.13333334]]> : tensor<2x1xf32>
+// ASYM-DAG: quench.constant dense<{{\[\[}}0], [15]]> : tensor<2x1xui8>
+// ASYM: quench.matmul_nbits {{.*}} zp(%{{.*}}) bias(%{{.*}}) {bits = 4 : i64, block_size = 8 : i64
+// The linear feeds the return: the output head, kept float on request.
+// HEAD-LABEL: func.func @linear
+// HEAD: quench.linear
+// HEAD-NOT: quench.matmul_nbits
+func.func @linear(%x: tensor<3x8xf32>) -> tensor<3x2xf32> {
+  %w = quench.constant dense<[[0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0],
+                              [-2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]> : tensor<2x8xf32>
+  %b = quench.constant dense<[0.5, -0.5]> : tensor<2xf32>
+  %y = quench.linear %x, %w, %b : (tensor<3x8xf32>, tensor<2x8xf32>, tensor<2xf32>) -> tensor<3x2xf32> loc("/dense/MatMul")
+  return %y : tensor<3x2xf32>
+}
+
+// -----
+
+// Layers are named by location (the ONNX node name); excluded ones stay
+// float, with their weight. A weight that is not a constant is left alone.
+// CHECK-LABEL: func.func @named
+// HEAD-LABEL: func.func @named
+// CHECK-COUNT-2: quench.matmul_nbits
+// CHECK: quench.linear %{{.*}}, %arg1
+// ASYM-LABEL: func.func @named
+// EXCL-LABEL: func.func @named
+// EXCL: quench.linear %arg0, %{{.*}} :
+// EXCL: quench.matmul_nbits
+// EXCL: quench.linear %{{.*}}, %arg1
+// RECIPE-LABEL: func.func @named
+// RECIPE: quench.linear %arg0
+// RECIPE: quench.matmul_nbits {{.*}} {bits = 4 : i64, block_size = 8 : i64
+func.func @named(%x: tensor<1x16xf32>, %wd: tensor<16x16xf32>) -> tensor<1x16xf32> {
+  %w0 = quench.constant dense<0.5> : tensor<16x16xf32>
+  %w1 = quench.constant dense<0.25> : tensor<16x16xf32>
+  %a = quench.linear %x, %w0 : (tensor<1x16xf32>, tensor<16x16xf32>) -> tensor<1x16xf32> loc("/block/skip/MatMul")
+  %b = quench.linear %a, %w1 : (tensor<1x16xf32>, tensor<16x16xf32>) -> tensor<1x16xf32> loc("/block/keep/MatMul")
+  %c = quench.linear %b, %wd : (tensor<1x16xf32>, tensor<16x16xf32>) -> tensor<1x16xf32>
+  return %c : tensor<1x16xf32>
+}
+
+// BADGROUP: error: weight quantization: group size 3 times 4 bits is not a whole number of bytes
+// NORECIPE: error: cannot read recipe '{{.*}}missing.json'
+// BADRECIPE: error: recipe '{{.*}}bad.json' layers[0]: bits must be in [2, 8], got 9

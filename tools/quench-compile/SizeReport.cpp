@@ -1,0 +1,97 @@
+//===- SizeReport.cpp - quench-compile's size report ----------------------===//
+
+#include "SizeReport.h"
+
+#include "quench/Dialect/Quench/IR/QuenchConstants.h"
+#include "quench/Dialect/Quench/IR/QuenchOps.h"
+
+#include "llvm/Support/Format.h"
+#include "llvm/Support/JSON.h"
+
+using namespace quench;
+
+int64_t quench::constantBytes(mlir::ModuleOp module) {
+  int64_t total = 0;
+  module.walk([&](ConstantOp cst) {
+    auto type = llvm::cast<mlir::RankedTensorType>(cst.getType());
+    if (!type.hasStaticShape())
+      return;
+    int64_t bytes = getStorageBytesPerElement(type.getElementType());
+    total += type.getNumElements() * std::max<int64_t>(bytes, 1);
+  });
+  return total;
+}
+
+static std::string megabytes(int64_t bytes) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << llvm::format("%.3f MB", static_cast<double>(bytes) / 1e6);
+  return s;
+}
+
+void quench::printSizeReport(const SizeReport &r, llvm::raw_ostream &os) {
+  size_t nameWidth = 5;
+  for (const LayerQuantRecord &l : r.layers)
+    nameWidth = std::max(nameWidth, l.name.size());
+  nameWidth = std::min<size_t>(nameWidth, 48);
+  os << "size report (--quant=" << r.quant << ")\n";
+  os << llvm::format("%-*s %-11s %-26s %12s %12s %7s\n", (int)nameWidth,
+                     "layer", "[N x K]", "scheme", "bytes before",
+                     "bytes after", "ratio");
+  int64_t before = 0, after = 0;
+  for (const LayerQuantRecord &l : r.layers) {
+    std::string shape =
+        std::to_string(l.outFeatures) + "x" + std::to_string(l.inFeatures);
+    std::string name = l.name.size() > nameWidth
+                           ? "..." + l.name.substr(l.name.size() - nameWidth + 3)
+                           : l.name;
+    std::string scheme = l.scheme + (l.floatKept ? " +float" : "");
+    os << llvm::format("%-*s %-11s %-26s %12lld %12lld %6.2fx\n",
+                       (int)nameWidth, name.c_str(), shape.c_str(),
+                       scheme.c_str(), (long long)l.bytesBefore,
+                       (long long)l.bytesAfter,
+                       l.bytesAfter ? double(l.bytesBefore) / l.bytesAfter
+                                    : 0.0);
+    before += l.bytesBefore;
+    after += l.bytesAfter;
+  }
+  os << llvm::format("%-*s %-11s %-26s %12lld %12lld %6.2fx\n",
+                     (int)nameWidth, "linear weights", "", "",
+                     (long long)before, (long long)after,
+                     after ? double(before) / after : 0.0);
+  os << "all constants: " << megabytes(r.constantBytesBefore) << " -> "
+     << megabytes(r.constantBytesAfter) << "\n";
+  if (r.artifactBytes >= 0)
+    os << "artifact " << r.artifact << ": " << megabytes(r.artifactBytes)
+       << "\n";
+}
+
+void quench::writeSizeReportJSON(const SizeReport &r, llvm::raw_ostream &os) {
+  llvm::json::Array layers;
+  int64_t before = 0, after = 0;
+  for (const LayerQuantRecord &l : r.layers) {
+    layers.push_back(llvm::json::Object{
+        {"name", l.name},
+        {"out_features", l.outFeatures},
+        {"in_features", l.inFeatures},
+        {"scheme", l.scheme},
+        {"bytes_before", l.bytesBefore},
+        {"bytes_after", l.bytesAfter},
+        {"float_weight_kept", l.floatKept}});
+    before += l.bytesBefore;
+    after += l.bytesAfter;
+  }
+  llvm::json::Object doc{
+      {"schema", "quench-size-report"},
+      {"version", 1},
+      {"model", r.model},
+      {"quant", r.quant},
+      {"layers", std::move(layers)},
+      {"linear_weight_bytes_before", before},
+      {"linear_weight_bytes_after", after},
+      {"constant_bytes_before", r.constantBytesBefore},
+      {"constant_bytes_after", r.constantBytesAfter},
+      {"artifact", r.artifact},
+      {"artifact_bytes", r.artifactBytes}};
+  os << llvm::formatv("{0:2}", llvm::json::Value(std::move(doc))) << "\n";
+}

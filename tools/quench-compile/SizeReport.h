@@ -1,0 +1,45 @@
+//===- SizeReport.h - quench-compile's size report --------------*- C++ -*-===//
+//
+// Weight bytes per layer before and after quantization, constant bytes of
+// the whole model, and the artifact's size: printed as a table and written
+// as JSON (--report).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QUENCH_TOOLS_QUENCH_COMPILE_SIZEREPORT_H
+#define QUENCH_TOOLS_QUENCH_COMPILE_SIZEREPORT_H
+
+#include "quench/Dialect/Quench/Transforms/Passes.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <string>
+#include <vector>
+
+namespace quench {
+
+struct SizeReport {
+  std::string model;
+  std::string quant;
+  std::vector<LayerQuantRecord> layers;
+  /// Bytes of every quench.constant of the model (weights, norms,
+  /// embeddings, ...), before and after quantization.
+  int64_t constantBytesBefore = 0, constantBytesAfter = 0;
+  std::string artifact;
+  int64_t artifactBytes = -1;
+};
+
+/// Bytes of the quench.constant ops of `module`.
+int64_t constantBytes(mlir::ModuleOp module);
+
+/// The human-readable table.
+void printSizeReport(const SizeReport &report, llvm::raw_ostream &os);
+
+/// The JSON document (schema "quench-size-report", version 1; see
+/// docs/quantization.md).
+void writeSizeReportJSON(const SizeReport &report, llvm::raw_ostream &os);
+
+} // namespace quench
+
+#endif // QUENCH_TOOLS_QUENCH_COMPILE_SIZEREPORT_H
