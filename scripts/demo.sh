@@ -4,7 +4,9 @@
 # trains it on the KJV Bible for a couple of minutes the first time, then
 # reuses the checkpoint), compiles its ONNX export to a native executable
 # with quench-compile, runs it, and prints its outputs, agreement with the
-# PyTorch model, timing, and text it generates.
+# PyTorch model and timing; then quantizes it (W8A16, W4A16) and prints the
+# float vs quantized sizes, accuracy (KL, top-1 on held-out text) and speed,
+# and text it generates.
 #
 #   scripts/demo.sh                  QUENCH_DEMO_TRAIN_MINUTES (default 2)
 #                                    sets the first training run's budget
@@ -83,7 +85,38 @@ for t in 1 2; do
 done
 
 echo
-echo "== 5. Generate: greedy decoding, one run of the executable per character"
+echo "== 5. Quantize: weights to int8 per channel (W8A16) and int4 in groups of 32 (W4A16)"
+for q in w8a16 w4a16; do
+  echo "-- quench-compile chargpt.t32.onnx -o chargpt_$q --quant=$q"
+  "$BUILD_DIR/bin/quench-compile" "$WORK/chargpt.t32.onnx" -o "$WORK/chargpt_$q" \
+    --quant=$q --report="$WORK/chargpt_$q.report.json" | tail -2
+done
+"$BUILD_DIR/bin/quench-compile" "$WORK/chargpt.t32.onnx" -o "$WORK/chargpt_f32"
+$PY - "$WORK" <<'PYEOF'
+import json, os, sys
+w = sys.argv[1]
+print("%-8s %22s %14s" % ("", "weights (constants)", "executable"))
+f32 = json.load(open(w + "/chargpt_w8a16.report.json"))["constant_bytes_before"]
+print("%-8s %19.2f MB %11.2f MB" % ("fp32", f32 / 1e6,
+                                     os.path.getsize(w + "/chargpt_f32") / 1e6))
+for q in ("w8a16", "w4a16"):
+    r = json.load(open(w + "/chargpt_%s.report.json" % q))
+    print("%-8s %19.2f MB %11.2f MB" % (q, r["constant_bytes_after"] / 1e6,
+                                         r["artifact_bytes"] / 1e6))
+PYEOF
+echo "-- accuracy against the float model on 32 held-out windows of 32 characters"
+$PY examples/chargpt/quant_eval.py --model-dir "$WORK" --sequences 32 \
+  --float "$WORK/chargpt_f32" --quant w8a16="$WORK/chargpt_w8a16" \
+  --quant "w4a16 g32=$WORK/chargpt_w4a16"
+echo "-- speed: 50 runs at T=32, 1 thread"
+for m in f32 w8a16 w4a16; do
+  printf "%-6s " $m
+  "$WORK/chargpt_$m" --input tokens="$WORK/chargpt.tokens.npy" --bench 50 --threads 1 |
+    grep bench: | sed 's/^bench: //'
+done
+
+echo
+echo "== 6. Generate: greedy decoding, one run of the executable per character"
 $PY - "$WORK" <<'PYEOF'
 import ast, json, os, subprocess, sys, tempfile
 import numpy as np
@@ -104,7 +137,3 @@ with tempfile.TemporaryDirectory() as tmp:
         text += vocab[int(logits[:len(vocab)].argmax())]
 print(repr(text))
 PYEOF
-
-echo
-echo "Quantization (W8A16/W4A16/W8A8 with calibration) is the next step: the"
-echo "demo will show float vs quantized size, accuracy and speed of this model."

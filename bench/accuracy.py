@@ -1,0 +1,193 @@
+#!/usr/bin/python3
+"""Accuracy of weight quantization on the project's two reference models.
+
+For the trained char-GPT (examples/chargpt: needs CHARGPT_DIR/chargpt.pt from
+`chargpt.py train`) and stories260K (../shared/models/stories260K.bin,
+converted by examples/stories260k_to_onnx.py), compiles the float model and
+each quantization scheme with quench-compile, runs all executables on the
+same held-out sequences and reports the mean KL divergence KL(p_float ||
+p_quant) of the next-token distributions and the top-1 agreement with the
+float model, over every position:
+  * char-GPT: windows of the KJV text's held-out 5 % (never trained on);
+  * stories260K: stories sampled from the float PyTorch model (temperature
+    1, from BOS; seeded), which follow its training distribution.
+A model whose inputs are missing is skipped (and said so).
+
+Usage:
+  bench/accuracy.py [--build build] [--work DIR] [--chargpt-dir build/chargpt]
+                    [--stories PATH] [--sequences 64] [--markdown docs/accuracy.md]
+                    [--check]
+--markdown (re)writes the accuracy document with the table and the command;
+--check exits 1 unless every measured model meets the bounds in BOUNDS
+(char-GPT W8A16: top-1 >= 99 %, KL <= 1e-3; see BOUNDS for the others).
+"""
+
+import argparse
+import datetime
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "examples", "chargpt"))
+import quant_eval  # noqa: E402
+
+PY = "/usr/bin/python3"
+SCHEMES = [  # (label, quench-compile flags)
+    ("W8A16 per channel", ["--quant=w8a16"]),
+    ("W4A16 g32", ["--quant=w4a16", "--group-size=32"]),
+    ("W4A16 g128", ["--quant=w4a16", "--group-size=128"]),
+]
+# (min top-1, max mean KL) asserted by --check, per model. The char-GPT's
+# W8A16 bound is issue #4's; the others are regression bounds around what
+# was measured (docs/accuracy.md). stories260K is ~10x more sensitive to
+# weight noise than the char-GPT (Gaussian noise of 1 % of a weight's std
+# already costs KL 4e-2): round-to-nearest W8A16 measures KL ~2e-2, and
+# W4A16 RTN destroys it (KL > 2), so only W8A16 is bounded there.
+BOUNDS = {
+    "char-GPT (2.7M)": {"W8A16 per channel": (0.99, 1e-3),
+                        "W4A16 g32": (0.93, 1e-2)},
+    "stories260K": {"W8A16 per channel": (0.80, 5e-2)},
+}
+
+
+def compile_all(build, onnx_path, work, stem):
+    qc = os.path.join(build, "bin", "quench-compile")
+    exes = {}
+    f32 = os.path.join(work, stem + "_f32")
+    subprocess.run([qc, onnx_path, "-o", f32], check=True,
+                   stdout=subprocess.DEVNULL)
+    for label, flags in SCHEMES:
+        exe = os.path.join(work, stem + "_" + label.split()[0].lower() +
+                           "_" + label.split()[-1])
+        subprocess.run([qc, onnx_path, "-o", exe] + flags, check=True,
+                       stdout=subprocess.DEVNULL)
+        exes[label] = exe
+    return f32, exes
+
+
+def chargpt_windows(model_dir, n):
+    return quant_eval.held_out_windows(model_dir, n, 32, seed=0)
+
+
+def stories_sequences(bin_path, n, seq=32, seed=0):
+    import torch
+    sys.path.insert(0, os.path.join(ROOT, "examples"))
+    import stories260k_to_onnx as s
+    cfg, w = s.read_checkpoint(bin_path)
+    torch.set_num_threads(1)
+    model = s.Llama2c(cfg, w).eval()
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    with torch.no_grad():
+        for _ in range(n):
+            ids = [s.BOS]
+            while len(ids) < seq:
+                logits = model(torch.tensor([ids]))[0, -1]
+                p = torch.softmax(logits, -1)
+                ids.append(int(torch.multinomial(p, 1, generator=gen)))
+            out.append(np.array(ids, dtype=np.int64))
+    return out
+
+
+def measure(args, work):
+    results = {}  # model -> {scheme: (kl, top1)}
+    notes = []
+    cdir = args.chargpt_dir
+    if os.path.isfile(os.path.join(cdir, "chargpt.pt")):
+        onnx_path = os.path.join(cdir, "chargpt.t32.onnx")
+        if not os.path.isfile(onnx_path):
+            subprocess.run([PY, os.path.join(ROOT, "examples", "chargpt",
+                                             "chargpt.py"), "export",
+                            "--out", cdir], check=True,
+                           stdout=subprocess.DEVNULL)
+        f32, exes = compile_all(args.build, onnx_path, work, "chargpt")
+        results["char-GPT (2.7M)"] = quant_eval.compare(
+            f32, exes, chargpt_windows(cdir, args.sequences), "tokens")
+    else:
+        notes.append("char-GPT skipped: no %s/chargpt.pt (run "
+                     "examples/chargpt/chargpt.py train --out %s)" % (cdir, cdir))
+    if os.path.isfile(args.stories):
+        onnx_path = os.path.join(work, "stories260K.onnx")
+        subprocess.run([PY, os.path.join(ROOT, "examples",
+                                         "stories260k_to_onnx.py"),
+                        "--bin", args.stories, "-o", onnx_path, "--seq", "32"],
+                       check=True, stdout=subprocess.DEVNULL)
+        f32, exes = compile_all(args.build, onnx_path, work, "stories")
+        results["stories260K"] = quant_eval.compare(
+            f32, exes, stories_sequences(args.stories, args.sequences),
+            "input_ids")
+    else:
+        notes.append("stories260K skipped: %s not found" % args.stories)
+    return results, notes
+
+
+def table(results, sequences):
+    lines = ["| model | scheme | mean KL (nats) | top-1 agreement |",
+             "| --- | --- | ---: | ---: |"]
+    for model, res in results.items():
+        for scheme, (kl, top1) in res.items():
+            lines.append("| %s | %s | %.2e | %.2f %% |" % (
+                model, scheme, kl, 100 * top1))
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--work")
+    ap.add_argument("--chargpt-dir", default=os.path.join(ROOT, "build",
+                                                         "chargpt"))
+    ap.add_argument("--stories", default=os.path.join(
+        os.path.dirname(ROOT), "shared", "models", "stories260K.bin"))
+    ap.add_argument("--sequences", type=int, default=64)
+    ap.add_argument("--markdown")
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args()
+    work = args.work or tempfile.mkdtemp(prefix="quench-accuracy-")
+    os.makedirs(work, exist_ok=True)
+    results, notes = measure(args, work)
+    text = table(results, args.sequences)
+    print(text)
+    for n in notes:
+        print(n)
+    if args.markdown:
+        cmd = "bench/accuracy.py --sequences %d --markdown %s" % (
+            args.sequences, os.path.relpath(args.markdown, ROOT))
+        with open(args.markdown, "w") as f:
+            f.write("# Accuracy of weight quantization\n\n"
+                    "Generated by `%s` on %s (UTC); do not edit by hand.\n\n"
+                    "Each quantized executable (`quench-compile --quant=...`) "
+                    "against the float executable on the same %d sequences "
+                    "of 32 tokens: mean KL(p_float || p_quant) of the "
+                    "next-token distributions over all positions, and "
+                    "top-1 agreement. char-GPT: windows of the KJV text's "
+                    "held-out 5 %%; stories260K: stories sampled from the "
+                    "float PyTorch model (temperature 1). Scales are f16, "
+                    "codes symmetric (docs/quantization.md).\n\n%s\n"
+                    % (cmd, datetime.datetime.utcnow().strftime(
+                        "%Y-%m-%d %H:%M"), args.sequences, text))
+            for n in notes:
+                f.write("\n%s\n" % n)
+    if args.check:
+        bad = []
+        for model, res in results.items():
+            for scheme, (top1_min, kl_max) in BOUNDS[model].items():
+                kl, top1 = res[scheme]
+                if top1 < top1_min or kl > kl_max:
+                    bad.append("%s %s: KL %.2e (max %.0e), top-1 %.2f %% "
+                               "(min %.0f %%)" % (model, scheme, kl, kl_max,
+                                                  100 * top1, 100 * top1_min))
+        for b in bad:
+            print("FAIL", b)
+        if bad:
+            return 1
+        print("accuracy: %d model(s) within the bounds" % len(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
