@@ -138,19 +138,19 @@ func.func @constant_resource() -> tensor<2xf32> {
 
 // -----
 
-// Quantization ops are not converted yet: they stay, fed by converted code.
-// CHECK-LABEL: func.func @quantize_linear_unconverted(
-// CHECK-SAME:      %{{.*}}: tensor<4xf32>, %[[S:.+]]: tensor<f32>, %[[Z:.+]]: tensor<i8>)
-// CHECK:         %[[ZU:.+]] = tensor.bitcast %[[Z]] : tensor<i8> to tensor<ui8>
+// matmul_nbits is not converted yet: it stays, fed by converted code
+// (unsigned tensors through tensor.bitcast).
+// CHECK-LABEL: func.func @matmul_nbits_unconverted(
+// CHECK-SAME:      %{{.*}}: tensor<1x64xf32>, %[[W:.+]]: tensor<16x2x16xi8>, %[[S:.+]]: tensor<32xf32>)
+// CHECK:         %[[WU:.+]] = tensor.bitcast %[[W]] : tensor<16x2x16xi8> to tensor<16x2x16xui8>
 // CHECK:         %[[E:.+]] = linalg.generic
 // CHECK:           math.exp
-// CHECK:         %[[Q:.+]] = quench.quantize_linear %[[E]], %[[S]], %[[ZU]]
-// CHECK:         quench.dequantize_linear %[[Q]], %[[S]], %[[ZU]]
-func.func @quantize_linear_unconverted(%a: tensor<4xf32>, %s: tensor<f32>, %z: tensor<ui8>) -> tensor<4xf32> {
-  %e = quench.exp %a : tensor<4xf32>
-  %q = quench.quantize_linear %e, %s, %z {axis = 0 : i64} : (tensor<4xf32>, tensor<f32>, tensor<ui8>) -> tensor<4xui8>
-  %d = quench.dequantize_linear %q, %s, %z {axis = 0 : i64} : (tensor<4xui8>, tensor<f32>, tensor<ui8>) -> tensor<4xf32>
-  return %d : tensor<4xf32>
+// CHECK:         quench.matmul_nbits %[[E]], %[[WU]], %[[S]]
+func.func @matmul_nbits_unconverted(%a: tensor<1x64xf32>, %w: tensor<16x2x16xui8>, %s: tensor<32xf32>) -> tensor<1x16xf32> {
+  %e = quench.exp %a : tensor<1x64xf32>
+  %y = quench.matmul_nbits %e, %w, %s {in_features = 64 : i64, out_features = 16 : i64, bits = 4 : i64, block_size = 32 : i64}
+      : (tensor<1x64xf32>, tensor<16x2x16xui8>, tensor<32xf32>) -> tensor<1x16xf32>
+  return %y : tensor<1x16xf32>
 }
 
 // -----
