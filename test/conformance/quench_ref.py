@@ -501,11 +501,16 @@ def execute(op, a):
         count = max(int(math.ceil((limit - start) / delta)), 0)
         return [(start + np.arange(count) * delta).astype(out_t.dtype)]
     if n == "quantize_linear":
+        # x / scale in f32 (f64 for f64), rounded half to even, + zp,
+        # saturated; NaN gives the lower bound (docs/lowering.md).
         x, scale = a[0], a[1]
         zp = a[2] if len(a) > 2 else np.zeros((), out_t.dtype)
         ax = p["axis"]
-        v = np.rint(x.astype(np.float64) / _quant_param(scale, x, ax)) + \
-            _quant_param(zp, x, ax).astype(np.float64)
+        ft = np.float64 if np.float64 in (x.dtype, scale.dtype) else np.float32
+        with np.errstate(invalid="ignore", divide="ignore"):
+            v = np.rint(x.astype(ft) / _quant_param(scale, x, ax).astype(ft))
+        v = v.astype(np.float64) + _quant_param(zp, x, ax).astype(np.float64)
+        v = np.where(np.isnan(v), np.iinfo(out_t.dtype).min, v)
         return [_saturate(v, out_t.dtype)]
     if n == "dequantize_linear":
         x, scale = a[0], a[1]
@@ -515,13 +520,17 @@ def execute(op, a):
             * _quant_param(scale, x, ax)
         return [v]
     if n == "dynamic_quantize_linear":
+        # The ONNX reference implementation, in f32; an all-zero input gets
+        # scale 1 / 255 (not 0); NaN elements are left out of min/max.
         x = a[0].astype(np.float32)
-        hi = max(0.0, float(x.max()) if x.size else 0.0)
-        lo = min(0.0, float(x.min()) if x.size else 0.0)
-        scale = np.float32((hi - lo) / 255) if hi != lo else np.float32(0)
-        zp = _saturate(np.rint(-lo / scale) if scale else 0.0, np.uint8)
-        q = _saturate(np.rint(x / scale) + zp if scale else
-                      np.zeros_like(x) + zp, np.uint8)
+        f = np.float32
+        hi = f(max(0.0, float(np.nanmax(x)) if x.size else 0.0))
+        lo = f(min(0.0, float(np.nanmin(x)) if x.size else 0.0))
+        scale = f(f(1) if hi == lo else hi - lo) / f(255)
+        zp = np.rint(f(max(0, min(255, f(0) - lo / scale))))
+        with np.errstate(invalid="ignore"):
+            q = np.rint(x / scale) + zp
+        q = _saturate(np.where(np.isnan(q), 0, q), np.uint8)
         return [q, np.array(scale, np.float32), np.array(zp, np.uint8)]
     if n == "matmul_integer":
         seg = p.get("operandSegmentSizes", [1, 1, 1 if len(a) > 2 else 0, 0])
@@ -534,13 +543,17 @@ def execute(op, a):
             rhs = rhs - rest.pop(0).astype(np.int64)
         return [np.matmul(lhs, rhs).astype(np.int32)]
     if n == "qlinear_matmul":
+        # Exact integer product, then a_scale * b_scale / y_scale and the
+        # product with it in f32, rounded half to even, + y_zp, saturated.
         x, xs, xz, w, ws, wz, ys, yz = a
         xi = x.astype(np.int64) - (xz.astype(np.int64).reshape(-1, 1)
                                    if xz.ndim == 1 else xz.astype(np.int64))
         wi = w.astype(np.int64) - wz.astype(np.int64)
-        acc = np.matmul(xi, wi).astype(np.float64)
+        acc = np.matmul(xi, wi).astype(np.int32)
         xsv = xs.reshape(-1, 1) if xs.ndim == 1 else xs
-        v = np.rint(acc * xsv.astype(np.float64) * ws.astype(np.float64)
-                    / ys.astype(np.float64)) + yz.astype(np.float64)
+        f = np.float32
+        m = (xsv.astype(f) * ws.astype(f) / ys.astype(f)).astype(f)
+        v = np.rint((acc.astype(f) * m).astype(f)).astype(np.float64) + \
+            yz.astype(np.float64)
         return [_saturate(v, out_t.dtype)]
     raise Unsupported("op %s" % op.name)

@@ -39,10 +39,16 @@ def ConvertQuenchToLinalg : Pass<"convert-quench-to-linalg"> {
     * Constants keep their attribute as is: a `dense_resource` blob stays a
       blob (`arith.constant dense_resource<...>`).
 
-    Not converted yet (left legal): the quantization ops `quantize_linear`,
-    `dequantize_linear`, `dynamic_quantize_linear`, `matmul_integer`,
-    `qlinear_matmul`, `matmul_nbits`, `quantize`, `dequantize`, and any op
-    whose operands or results have `!quant` element types.
+    * The ONNX quantization ops on integer tensors (`quantize_linear`,
+      `dequantize_linear`, `dynamic_quantize_linear`, `matmul_integer`,
+      `qlinear_matmul`) divide by the scale, round half to even and
+      saturate by clamping in float (NaN gives the lower bound of the
+      range); integer products accumulate exactly in i32 (one two-input
+      contraction plus zero-point corrections).
+
+    Not converted yet (left legal): `matmul_nbits`, `quantize`,
+    `dequantize`, and any op whose operands or results have `!quant`
+    element types.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

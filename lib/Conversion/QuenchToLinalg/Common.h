@@ -1,8 +1,8 @@
 //===- Common.h - helpers shared by the quench-to-linalg patterns -*- C++ -*-===//
 //
 // Private to lib/Conversion/QuenchToLinalg: scalar constants, dynamic sizes,
-// NumPy broadcasting maps and the elementwise linalg.generic builder that
-// every pattern file uses.
+// NumPy broadcasting maps, the elementwise linalg.generic builder that
+// every pattern file uses, and the loop structure of NumPy matmuls.
 //
 //===----------------------------------------------------------------------===//
 
@@ -75,6 +75,37 @@ Value buildElementwise(OpBuilder &b, Location loc, RankedTensorType resultType,
 SmallVector<ReassociationIndices>
 unitDimReassociation(int64_t bigRank, ArrayRef<int64_t> unitPositions);
 
+/// Loops of a NumPy (ONNX MatMul) product of operands of rank `lhsRank` and
+/// `rhsRank` into a result of rank `resultRank`: (batch..., [m], [n], k),
+/// where m exists when lhsRank >= 2 and n when rhsRank >= 2 (a 1-D operand
+/// is promoted to a matrix and the promoted dimension dropped).
+struct MatMulLoops {
+  MatMulLoops(int64_t lhsRank, int64_t rhsRank, int64_t resultRank);
+  int64_t numBatch;
+  /// Loop positions; `m` and `n` are -1 when absent.
+  int64_t m, n, k;
+  int64_t numLoops() const { return k + 1; }
+};
+
+/// Map from `numLoops` loops, whose first `numBatch` are the batch loops of
+/// a matmul producing `resultShape`, to an operand of shape `shape`: its
+/// last `trailing.size()` dimensions read the loops listed there (-1: index
+/// 0); the dimensions before them are batch dimensions, right-aligned with
+/// the result's and broadcast as in NumPy (a static 1 against a result
+/// extent that is not a static 1 reads index 0).
+AffineMap matmulOperandMap(MLIRContext *ctx, int64_t numLoops,
+                           int64_t numBatch, ArrayRef<int64_t> shape,
+                           ArrayRef<int64_t> resultShape,
+                           ArrayRef<int64_t> trailing);
+
+/// Extents of the result of a NumPy matmul of `lhs` and `rhs`: a dynamic
+/// batch extent is read from the first operand that does not broadcast it
+/// (dynamic-vs-dynamic is assumed equal at run time), m from `lhs`, n from
+/// `rhs`.
+SmallVector<OpFoldResult> matmulResultSizes(OpBuilder &b, Location loc,
+                                            RankedTensorType resultType,
+                                            Value lhs, Value rhs);
+
 /// Converted (signless) ranked result type of `op`'s result `i`.
 RankedTensorType convertedResultType(const TypeConverter *converter,
                                      Operation *op, unsigned i = 0);
@@ -87,6 +118,8 @@ void populateShapePatterns(const TypeConverter &converter,
                            RewritePatternSet &patterns);
 void populateMatMulNBitsPatterns(const TypeConverter &converter,
                                  RewritePatternSet &patterns);
+void populateQuantizationPatterns(const TypeConverter &converter,
+                                  RewritePatternSet &patterns);
 
 } // namespace quench::to_linalg
 

@@ -1,7 +1,8 @@
 //===- QuenchToLinalg.cpp - the convert-quench-to-linalg pass -------------===//
 //
 // Pass driver, type converter, conversion target and the helpers shared by
-// the pattern files (Elementwise.cpp, Contractions.cpp, Shapes.cpp).
+// the pattern files (Elementwise.cpp, Contractions.cpp, Shapes.cpp,
+// Quantization.cpp).
 // docs/lowering.md explains the decisions.
 //
 //===----------------------------------------------------------------------===//
@@ -177,6 +178,66 @@ to_linalg::unitDimReassociation(int64_t bigRank,
   return groups;
 }
 
+to_linalg::MatMulLoops::MatMulLoops(int64_t lhsRank, int64_t rhsRank,
+                                    int64_t resultRank) {
+  bool hasM = lhsRank >= 2, hasN = rhsRank >= 2;
+  numBatch = resultRank - hasM - hasN;
+  m = hasM ? numBatch : -1;
+  n = hasN ? numBatch + hasM : -1;
+  k = resultRank;
+}
+
+AffineMap to_linalg::matmulOperandMap(MLIRContext *ctx, int64_t numLoops,
+                                      int64_t numBatch,
+                                      ArrayRef<int64_t> shape,
+                                      ArrayRef<int64_t> resultShape,
+                                      ArrayRef<int64_t> trailing) {
+  int64_t rank = shape.size(), batchRank = rank - trailing.size();
+  assert(batchRank >= 0 && batchRank <= numBatch && "too many batch dims");
+  SmallVector<AffineExpr> exprs;
+  for (int64_t od = 0; od < batchRank; ++od) {
+    int64_t d = od + numBatch - batchRank;
+    if (shape[od] == 1 && resultShape[d] != 1)
+      exprs.push_back(getAffineConstantExpr(0, ctx));
+    else
+      exprs.push_back(getAffineDimExpr(d, ctx));
+  }
+  for (int64_t loop : trailing)
+    exprs.push_back(loop < 0 ? getAffineConstantExpr(0, ctx)
+                             : getAffineDimExpr(loop, ctx));
+  return AffineMap::get(numLoops, 0, exprs, ctx);
+}
+
+SmallVector<OpFoldResult>
+to_linalg::matmulResultSizes(OpBuilder &b, Location loc,
+                             RankedTensorType resultType, Value lhs,
+                             Value rhs) {
+  auto lt = cast<RankedTensorType>(lhs.getType());
+  auto rt = cast<RankedTensorType>(rhs.getType());
+  MatMulLoops loops(lt.getRank(), rt.getRank(), resultType.getRank());
+  SmallVector<OpFoldResult> sizes;
+  for (int64_t d = 0; d < loops.numBatch; ++d) {
+    if (!resultType.isDynamicDim(d)) {
+      sizes.push_back(b.getIndexAttr(resultType.getDimSize(d)));
+      continue;
+    }
+    OpFoldResult size = b.getIndexAttr(1);
+    for (auto [v, t] : {std::pair{lhs, lt}, std::pair{rhs, rt}}) {
+      int64_t od = d - (loops.numBatch - (t.getRank() - 2));
+      if (t.getRank() >= 2 && od >= 0 && t.getDimSize(od) != 1) {
+        size = tensor::getMixedSize(b, loc, v, od);
+        break;
+      }
+    }
+    sizes.push_back(size);
+  }
+  if (loops.m >= 0)
+    sizes.push_back(tensor::getMixedSize(b, loc, lhs, lt.getRank() - 2));
+  if (loops.n >= 0)
+    sizes.push_back(tensor::getMixedSize(b, loc, rhs, rt.getRank() - 1));
+  return sizes;
+}
+
 RankedTensorType to_linalg::convertedResultType(const TypeConverter *converter,
                                                 Operation *op, unsigned i) {
   return dyn_cast_or_null<RankedTensorType>(
@@ -220,9 +281,7 @@ void quench::configureQuenchToLinalgTarget(ConversionTarget &target) {
                          math::MathDialect, tensor::TensorDialect>();
   target.addDynamicallyLegalDialect<QuenchDialect>(
       [](Operation *op) { return hasQuantElementType(op); });
-  target.addLegalOp<QuantizeLinearOp, DequantizeLinearOp,
-                    DynamicQuantizeLinearOp, MatMulIntegerOp, QLinearMatMulOp,
-                    QuantizeOp, DequantizeOp>();
+  target.addLegalOp<QuantizeOp, DequantizeOp>();
 }
 
 void quench::populateQuenchToLinalgConversionPatterns(
@@ -231,6 +290,7 @@ void quench::populateQuenchToLinalgConversionPatterns(
   populateContractionPatterns(converter, patterns);
   populateShapePatterns(converter, patterns);
   populateMatMulNBitsPatterns(converter, patterns);
+  populateQuantizationPatterns(converter, patterns);
 }
 
 //===----------------------------------------------------------------------===//

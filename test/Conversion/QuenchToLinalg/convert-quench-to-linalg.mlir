@@ -138,19 +138,16 @@ func.func @constant_resource() -> tensor<2xf32> {
 
 // -----
 
-// Quantization ops are not converted yet: they stay, fed by converted code.
-// CHECK-LABEL: func.func @quantize_linear_unconverted(
-// CHECK-SAME:      %{{.*}}: tensor<4xf32>, %[[S:.+]]: tensor<f32>, %[[Z:.+]]: tensor<i8>)
-// CHECK:         %[[ZU:.+]] = tensor.bitcast %[[Z]] : tensor<i8> to tensor<ui8>
-// CHECK:         %[[E:.+]] = linalg.generic
+// quench.dequantize (a !quant.uniform operand) is not converted yet: it
+// stays, and converted code consumes its float result.
+// CHECK-LABEL: func.func @dequantize_unconverted(
+// CHECK:         %[[D:.+]] = quench.dequantize %arg0
+// CHECK:         linalg.generic {{.*}} ins(%[[D]] : tensor<4xf32>)
 // CHECK:           math.exp
-// CHECK:         %[[Q:.+]] = quench.quantize_linear %[[E]], %[[S]], %[[ZU]]
-// CHECK:         quench.dequantize_linear %[[Q]], %[[S]], %[[ZU]]
-func.func @quantize_linear_unconverted(%a: tensor<4xf32>, %s: tensor<f32>, %z: tensor<ui8>) -> tensor<4xf32> {
-  %e = quench.exp %a : tensor<4xf32>
-  %q = quench.quantize_linear %e, %s, %z {axis = 0 : i64} : (tensor<4xf32>, tensor<f32>, tensor<ui8>) -> tensor<4xui8>
-  %d = quench.dequantize_linear %q, %s, %z {axis = 0 : i64} : (tensor<4xui8>, tensor<f32>, tensor<ui8>) -> tensor<4xf32>
-  return %d : tensor<4xf32>
+func.func @dequantize_unconverted(%q: tensor<4x!quant.uniform<i8:f32, 0.5:3>>) -> tensor<4xf32> {
+  %d = quench.dequantize %q : tensor<4x!quant.uniform<i8:f32, 0.5:3>> to tensor<4xf32>
+  %e = quench.exp %d : tensor<4xf32>
+  return %e : tensor<4xf32>
 }
 
 // -----

@@ -22,7 +22,8 @@ public:
 };
 
 /// Marks what `convert-quench-to-linalg` must eliminate: every quench op
-/// except the quantization ops and ops on `!quant` element types.
+/// except `matmul_nbits`, `quantize`, `dequantize` and ops on `!quant`
+/// element types.
 void configureQuenchToLinalgTarget(mlir::ConversionTarget &target);
 
 /// Adds the patterns of `convert-quench-to-linalg` to `patterns`.

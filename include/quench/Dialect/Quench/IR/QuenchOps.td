@@ -512,6 +512,9 @@ def Quench_QuantizeLinearOp : Quench_Op<"quantize_linear", [Pure]> {
     `result = saturate(round_half_even(x / scale) + zero_point)` into the
     result's integer range. `scale` and `zero_point` are 0-D (per tensor) or
     1-D of length `input.shape[axis]` (per axis). A missing zero point is 0.
+    `x / scale` is a division in f32 (f64 for f64 operands; f16/bf16 are
+    computed in f32); ±inf saturate to the bounds of the range and NaN to
+    its lower bound.
   }];
   let arguments = (ins Quench_FloatTensor:$input, Quench_FloatTensor:$scale,
                        Optional<Quench_IntTensor>:$zero_point, I64Attr:$axis);
@@ -540,7 +543,10 @@ def Quench_DynamicQuantizeLinearOp : Quench_Op<"dynamic_quantize_linear", [Pure]
   let description = [{
     ONNX `DynamicQuantizeLinear`: `scale = (max(0, max(x)) - min(0, min(x))) / 255`,
     `zero_point = saturate(round_half_even(-min(0, min(x)) / scale))`,
-    `result = saturate(round_half_even(x / scale) + zero_point)` as `ui8`.
+    `result = saturate(round_half_even(x / scale) + zero_point)` as `ui8`,
+    computed in f32 (f64 for f64 input). An input without a nonzero element (max = min = 0) gets
+    scale 1 / 255 (the ONNX reference implementation's choice), zero point 0
+    and a zero result. NaN elements do not take part in min/max.
   }];
   let arguments = (ins Quench_FloatTensor:$input);
   let results = (outs Quench_IntTensor:$result, Quench_FloatTensor:$scale,
@@ -575,6 +581,10 @@ def Quench_QLinearMatMulOp : Quench_Op<"qlinear_matmul", [Pure]> {
     ONNX `QLinearMatMul`: `acc = matmul(a - a_zp, b - b_zp)` exactly in int32,
     then `result = saturate(round_half_even(acc * a_scale * b_scale / y_scale) + y_zp)`.
     Scales are f32; zero points have the element type of their operand.
+    The requantization computes `m = (a_scale * b_scale) / y_scale` and
+    `float(acc) * m` in f32. `a`'s scale and zero point are per tensor or
+    per row (1-D of length M), `b`'s per tensor or per column (1-D of
+    length N), `y`'s per tensor; a 1-element vector is per tensor.
   }];
   let arguments = (ins Quench_IntTensor:$lhs, Quench_FloatTensor:$lhs_scale,
                        Quench_IntTensor:$lhs_zero_point,
