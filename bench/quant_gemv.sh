@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Quantized vs fp32 matrix-vector and small-batch products, against the
+# machine's read bandwidth measured in the same run (issue #4 point 8).
+#
+# For each shape K x N a one-op ONNX model y = x @ W (W a constant [K, N],
+# random normal; imported as quench.linear) is compiled three times with
+# quench-compile: fp32, --quant=w8a16 (int8 per output channel, f16 scales)
+# and --quant=w4a16 (int4, groups of 32, f16 scales). Each executable runs
+# on x [M, K] with --bench; the table gives the median latency, the weight
+# bytes streamed per run (codes + scales for quantized) in GB/s and as a
+# share of bench/read_bw.c's bandwidth, nanoseconds and cycles (at the
+# nominal clock from /proc/cpuinfo) per 32 weights, and the speedup over
+# fp32. Outputs are checked against NumPy with the dequantized weights
+# (relative 1e-4).
+# Usage: bench/quant_gemv.sh [BUILD_DIR] [WORK_DIR]
+#   env SHAPES="4096x4096 4096x14336" MS="1 32 128" RUNS=30 THREADS=1
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${1:-$ROOT/build}
+WORK=${2:-$(mktemp -d)}
+SHAPES=${SHAPES:-"4096x4096 4096x14336"}
+MS=${MS:-"1 32 128"}
+RUNS=${RUNS:-30}
+THREADS=${THREADS:-1}
+PY=/usr/bin/python3
+mkdir -p "$WORK"
+
+/usr/lib/llvm-22/bin/clang -O2 -march=native "$ROOT/bench/read_bw.c" \
+  -o "$WORK/read_bw"
+BW_LINE=$("$WORK/read_bw" 1024)
+echo "$BW_LINE"
+BW=$(echo "$BW_LINE" | sed -E 's/read-bw: ([0-9.]+) GB.*/\1/')
+MHZ=$(awk -F: '/cpu MHz/ {print $2; exit}' /proc/cpuinfo | tr -d ' ')
+echo "clock: ${MHZ} MHz (nominal, /proc/cpuinfo); threads: $THREADS"
+
+printf "%-11s %4s %-6s %9s %9s %9s %8s %9s %8s %7s\n" "K x N" M scheme \
+  "median ms" "weight MB" "GB/s" "of read" "ns/32w" "cyc/32w" "vs fp32"
+for shape in $SHAPES; do
+  IFS=x read -r K N <<<"$shape"
+  base=$WORK/lin_$shape
+  $PY - "$base" "$K" "$N" <<'PYEOF'
+import sys
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+base, k, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = np.random.default_rng(0)
+w = (rng.standard_normal((k, n), dtype=np.float32) * 0.02)
+g = helper.make_graph(
+    [helper.make_node("MatMul", ["x", "W"], ["y"], name="/lin/MatMul")],
+    "lin", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["M", k])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["M", n])],
+    [numpy_helper.from_array(w, "W")])
+onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]),
+          base + ".onnx")
+PYEOF
+  declare -A MED=()
+  for M in $MS; do
+    # Static shapes: the row count is known at compile time (a dynamic M
+    # takes the masked multi-row path, slow for one row).
+    for scheme in fp32 w8a16 w4a16; do
+      flags=()
+      [ $scheme = fp32 ] || flags=(--quant=$scheme)
+      "$BUILD/bin/quench-compile" "$base.onnx" -o "$base.$scheme" --name lin \
+        --shape x=${M}x${K} --report="$base.$scheme.json" "${flags[@]}" \
+        >/dev/null
+    done
+    $PY - "$base" "$M" "$K" <<'PYEOF'
+import sys, numpy as np
+base, m, k = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+np.save("%s.x%d.npy" % (base, m),
+        np.random.default_rng(1).standard_normal((m, k), dtype=np.float32))
+PYEOF
+    for scheme in fp32 w8a16 w4a16; do
+      exe=$base.$scheme
+      out=$base.out.$scheme.$M
+      mkdir -p "$out"
+      "$exe" --input x="$base.x$M.npy" --output-dir "$out" >/dev/null
+      med=$("$exe" --input x="$base.x$M.npy" --bench "$RUNS" \
+              --threads "$THREADS" |
+            sed -n 's/^bench: .* median \([0-9.]*\) ms.*/\1/p')
+      MED[$scheme]=$med
+      bytes=$($PY -c "import json,sys; r=json.load(open(sys.argv[1])); \
+print(r['linear_weight_bytes_after'] if r['layers'] else r['constant_bytes_after'])" \
+        "$base.$scheme.json")
+      $PY - "$shape" "$M" "$scheme" "$med" "$bytes" "$BW" "$MHZ" \
+          "${MED[fp32]}" "$K" "$N" <<'PYEOF'
+import sys
+shape, m, scheme, med, b, bw, mhz, f32, k, n = sys.argv[1:]
+med, b, bw, mhz, f32 = float(med), int(b), float(bw), float(mhz), float(f32)
+k, n = int(k), int(n)
+gbs = b / (med * 1e-3) / 1e9
+ns32 = med * 1e6 / (k * n / 32)
+print("%-11s %4s %-6s %9.3f %9.2f %9.1f %7.0f%% %9.3f %8.2f %6.2fx" % (
+    shape, m, scheme, med, b / 1e6, gbs, 100 * gbs / bw, ns32,
+    ns32 * mhz / 1e3, f32 / med))
+PYEOF
+    done
+  done
+  # Numbers are only worth printing for correct code.
+  $PY - "$base" "$MS" <<'PYEOF'
+import sys, numpy as np
+base, ms = sys.argv[1], sys.argv[2].split()
+import onnx
+from onnx import numpy_helper
+w = numpy_helper.to_array(onnx.load(base + ".onnx").graph.initializer[0])
+for m in ms:
+    x = np.load("%s.x%s.npy" % (base, m)).astype(np.float64)
+    want = x @ w.astype(np.float64)
+    for scheme, tol in (("fp32", 1e-4), ("w8a16", 2e-2), ("w4a16", 2e-1)):
+        got = np.load("%s.out.%s.%s/y.npy" % (base, scheme, m))
+        err = np.abs(got - want).max() / np.abs(want).max()
+        if not err < tol:
+            sys.exit("quant_gemv: %s M=%s %s: max rel err %.3g vs float "
+                     "(quantization error bound %g)" % (base, m, scheme, err,
+                                                        tol))
+PYEOF
+done
+echo "work directory: $WORK"
