@@ -534,6 +534,39 @@ void TileAndVectorize::run(linalg::LinalgOp op) {
 
 } // namespace
 
+/// Rewrites generic contractions whose body is exactly `out + a * b` on one
+/// element type (quench.linear's and quench.matmul's lowering of any rank)
+/// as linalg.contract with the same indexing maps: the vectorizer turns
+/// named contractions into vector.contract, which lowers to outer products
+/// (broadcast + FMA per row); a generic would come out as transposes and
+/// horizontal sums (mul + multi_reduction).
+static void nameContractions(func::FuncOp func, RewriterBase &rw) {
+  SmallVector<linalg::GenericOp> generics;
+  func.walk([&](linalg::GenericOp op) { generics.push_back(op); });
+  for (linalg::GenericOp op : generics) {
+    if (!op.hasPureTensorSemantics() || op.getNumDpsInputs() != 2 ||
+        op.getNumDpsInits() != 1 || op->getNumResults() != 1 ||
+        !linalg::isaContractionOpInterface(op) ||
+        op->hasAttr("quench.dequant_matmul"))
+      continue;
+    Type et = getElementTypeOrSelf(op->getResult(0).getType());
+    if (!isa<FloatType>(et) ||
+        llvm::any_of(op->getOperandTypes(),
+                     [&](Type t) { return getElementTypeOrSelf(t) != et; }))
+      continue;
+    Block &body = op.getRegion().front();
+    if (body.getOperations().size() != 3 ||
+        !isa<arith::MulFOp>(body.front()) ||
+        !isa<arith::AddFOp>(*std::next(body.begin())))
+      continue;
+    rw.setInsertionPoint(op);
+    auto named = linalg::ContractOp::create(
+        rw, op.getLoc(), op->getResultTypes(), op.getDpsInputs(),
+        op.getDpsInits(), op.getIndexingMaps());
+    rw.replaceOp(op, named->getResults());
+  }
+}
+
 /// A contraction whose right-hand side is computed, stored [..., N, K]
 /// (attention's Q·Kᵀ), gets an explicit transpose to [..., K, N] in front
 /// when it has enough rows (M) to amortize it: the copy costs N·K per batch,
@@ -712,6 +745,7 @@ struct CPUTileAndVectorizePass
     // move into its consumer's tasks; fills are tiled last, once their
     // consumers have taken them in.
     quench::unshareInitTensors(func, rw);
+    nameContractions(func, rw);
     SmallVector<linalg::LinalgOp> ops, fillOps;
     func.walk([&](linalg::LinalgOp op) {
       (isa<linalg::FillOp>(op) ? fillOps : ops).push_back(op);
