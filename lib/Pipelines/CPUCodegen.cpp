@@ -67,6 +67,10 @@ struct ContractionTiles {
 
 /// Elements a parallel task should cover at least (scf.forall chunks).
 constexpr int64_t kTaskElements = 1 << 14;
+/// Contractions of at least this many multiply-adds are split into about
+/// kMinTasks parallel tasks along N.
+constexpr int64_t kSplitMacs = 1 << 20;
+constexpr int64_t kMinTasks = 4;
 /// SIMD registers' worth of elements per vectorized elementwise tile.
 constexpr int64_t kElementwiseVectors = 4;
 
@@ -316,10 +320,24 @@ void TileAndVectorize::runContraction(
       return int64_t(0);
     return t;
   };
+  // Enough tasks for a few threads: a product of at least kSplitMacs
+  // multiply-adds is cut along N into about kMinTasks tasks of whole
+  // register tiles even when it would fit one cache tile (the char-GPT's
+  // 32 x 192 x 768 projection ran on one thread otherwise).
+  int64_t macs = 1;
+  for (int64_t r : ranges)
+    macs *= ShapedType::isDynamic(r) ? 1 : r;
+  auto splitForTasks = [&](unsigned d, int64_t tile, int64_t unit) {
+    if (ShapedType::isDynamic(ranges[d]) || macs < kSplitMacs)
+      return tile;
+    int64_t share = llvm::divideCeil(ranges[d], kMinTasks);
+    return std::min<int64_t>(
+        tile, std::max<int64_t>(unit, llvm::alignTo(share, unit)));
+  };
   if (m)
     outer[*m] = clampTile(*m, t.mt);
   if (n)
-    outer[*n] = clampTile(*n, t.nt);
+    outer[*n] = clampTile(*n, splitForTasks(*n, t.nt, nr));
   // Unit loops need no tiling.
   for (unsigned d = 0; d < numLoops; ++d)
     if (ranges[d] == 1)
