@@ -26,24 +26,15 @@
 #include "Common.h"
 
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
+#include "quench/Quant/RTN.h"
 
 #include "mlir/Dialect/Utils/StructuredOpsUtils.h"
 
-#include <cstring>
 
 using namespace quench;
 using namespace quench::to_linalg;
 
 namespace {
-
-/// Reads `bits`-bit code `i` of a little-endian bit stream.
-uint8_t codeAt(const uint8_t *bytes, int64_t i, int64_t bits) {
-  int64_t bit = i * bits;
-  uint32_t v = bytes[bit / 8] >> (bit % 8);
-  if (bit % 8 + bits > 8)
-    v |= static_cast<uint32_t>(bytes[bit / 8 + 1]) << (8 - bit % 8);
-  return static_cast<uint8_t>(v & ((1u << bits) - 1u));
-}
 
 /// The row-major bytes of a constant operand (splats expanded).
 std::optional<std::vector<char>> constantBytes(Value v) {
@@ -154,23 +145,19 @@ private:
     if (z) {
       auto zt = cast<RankedTensorType>(op.getZeroPoints().getType());
       floatZp = isa<FloatType>(zt.getElementType());
-      if (floatZp && zt.getElementType() != st)
+      int64_t zBytes = floatZp ? n * blocks * sBytes
+                               : n * ((blocks * bits + 7) / 8);
+      if ((floatZp && zt.getElementType() != st) ||
+          int64_t(z->size()) != zBytes)
         return failure();
     }
 
     Location loc = op.getLoc();
     MLIRContext *ctx = getContext();
     Type i8 = rewriter.getI8Type();
-    // Compile-time relayout, K-major.
-    std::vector<char> wt(w->size());
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t bj = 0; bj < blocks * jn; ++bj)
-        wt[bj * n + r] = (*w)[r * blocks * jn + bj];
-    std::vector<char> stData(s->size());
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t g = 0; g < blocks; ++g)
-        std::memcpy(&stData[(g * n + r) * sBytes],
-                    s->data() + (r * blocks + g) * sBytes, sBytes);
+    // Compile-time relayout, K-major: [N, X] -> [X, N] for every operand.
+    std::vector<char> wt = transposeBytes(*w, n, blocks * jn, 1);
+    std::vector<char> stData = transposeBytes(*s, n, blocks, sBytes);
     Value wtV = constantTensor(rewriter, loc,
                                RankedTensorType::get({blocks, jn, n}, i8), wt,
                                "quench_nbits_codes");
@@ -179,25 +166,21 @@ private:
                                "quench_nbits_scales");
     Value ztV;
     if (z && floatZp) {
-      std::vector<char> zData(z->size());
-      for (int64_t r = 0; r < n; ++r)
-        for (int64_t g = 0; g < blocks; ++g)
-          std::memcpy(&zData[(g * n + r) * sBytes],
-                      z->data() + (r * blocks + g) * sBytes, sBytes);
       ztV = constantTensor(rewriter, loc, RankedTensorType::get({blocks, n}, st),
-                           zData, "quench_nbits_zero_points");
+                           transposeBytes(*z, n, blocks, sBytes),
+                           "quench_nbits_zero_points");
     } else if (z) {
+      // Packed rows of codes -> one code per byte, then K-major.
       int64_t rowBytes = (blocks * bits + 7) / 8;
-      if (int64_t(z->size()) != n * rowBytes)
-        return failure();
-      std::vector<char> zData(blocks * n);
-      auto *zb = reinterpret_cast<const uint8_t *>(z->data());
+      std::vector<char> codes(n * blocks);
       for (int64_t r = 0; r < n; ++r)
-        for (int64_t g = 0; g < blocks; ++g)
-          zData[g * n + r] =
-              static_cast<char>(codeAt(zb + r * rowBytes, g, bits));
+        quench::quant::unpackCodes(
+            reinterpret_cast<const uint8_t *>(z->data()) + r * rowBytes,
+            blocks, static_cast<int>(bits),
+            reinterpret_cast<uint8_t *>(codes.data()) + r * blocks);
       ztV = constantTensor(rewriter, loc, RankedTensorType::get({blocks, n}, i8),
-                           zData, "quench_nbits_zero_points");
+                           transposeBytes(codes, n, blocks, 1),
+                           "quench_nbits_zero_points");
     }
 
     // x [..., K] -> [..., blocks * block] (zero padded) -> [..., blocks, J, h].

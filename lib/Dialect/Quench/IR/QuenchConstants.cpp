@@ -81,6 +81,20 @@ std::optional<double> quench::getUniformValue(Attribute attr) {
   return std::nullopt;
 }
 
+std::vector<char> quench::transposeBytes(ArrayRef<char> data, int64_t rows,
+                                        int64_t cols, int64_t itemBytes) {
+  std::vector<char> out(data.size());
+  const char *src = data.data();
+  constexpr int64_t kBlock = 32;
+  for (int64_t r0 = 0; r0 < rows; r0 += kBlock)
+    for (int64_t c0 = 0; c0 < cols; c0 += kBlock)
+      for (int64_t r = r0; r < std::min(rows, r0 + kBlock); ++r)
+        for (int64_t c = c0; c < std::min(cols, c0 + kBlock); ++c)
+          std::memcpy(&out[(c * rows + r) * itemBytes],
+                      src + (r * cols + c) * itemBytes, itemBytes);
+  return out;
+}
+
 ElementsAttr quench::transpose2DConstant(ElementsAttr attr,
                                          StringRef nameHint) {
   auto type = cast<RankedTensorType>(attr.getType());
@@ -92,17 +106,8 @@ ElementsAttr quench::transpose2DConstant(ElementsAttr attr,
   std::optional<ArrayRef<char>> raw = getRawConstantData(attr);
   if (!raw)
     return nullptr;
-  int64_t bytes = getStorageBytesPerElement(type.getElementType());
-  int64_t rows = type.getDimSize(0), cols = type.getDimSize(1);
-  std::vector<char> out(raw->size());
-  const char *src = raw->data();
-  // Blocked transpose: keeps both sides cache-friendly for large weights.
-  constexpr int64_t kBlock = 32;
-  for (int64_t r0 = 0; r0 < rows; r0 += kBlock)
-    for (int64_t c0 = 0; c0 < cols; c0 += kBlock)
-      for (int64_t r = r0; r < std::min(rows, r0 + kBlock); ++r)
-        for (int64_t c = c0; c < std::min(cols, c0 + kBlock); ++c)
-          std::memcpy(&out[(c * rows + r) * bytes],
-                      src + (r * cols + c) * bytes, bytes);
+  std::vector<char> out =
+      transposeBytes(*raw, type.getDimSize(0), type.getDimSize(1),
+                     getStorageBytesPerElement(type.getElementType()));
   return createConstantAttr(outType, out, nameHint);
 }

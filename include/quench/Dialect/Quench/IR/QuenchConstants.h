@@ -12,6 +12,7 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include <optional>
+#include <vector>
 
 namespace quench {
 
@@ -37,6 +38,11 @@ mlir::ElementsAttr createConstantAttr(mlir::RankedTensorType type,
 /// The value of a constant that holds a single distinct value (a splat, or
 /// one element), converted to double.
 std::optional<double> getUniformValue(mlir::Attribute attr);
+
+/// Transposes row-major `[rows, cols]` data of `itemBytes`-byte elements to
+/// `[cols, rows]` (blocked: cache-friendly for large weights).
+std::vector<char> transposeBytes(llvm::ArrayRef<char> data, int64_t rows,
+                                 int64_t cols, int64_t itemBytes);
 
 /// Transposes a 2-D constant (`[r, c]` -> `[c, r]`), blob to blob.
 mlir::ElementsAttr transpose2DConstant(mlir::ElementsAttr attr,
