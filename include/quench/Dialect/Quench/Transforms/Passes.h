@@ -11,6 +11,8 @@
 #include "quench/Dialect/Quench/IR/QuenchDialect.h"
 #include "mlir/IR/BuiltinOps.h"
 
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +34,27 @@ struct WeightQuantOptions {
   bool quantizeHead = true;
   std::vector<std::string> exclude; ///< glob patterns of layer names
   std::string recipe;               ///< JSON recipe file, or empty
+
+  /// Weight rounding algorithm: "rtn" (round to nearest) or "gptq"
+  /// (error compensation with the input Gram matrix of each layer; needs
+  /// `inputGram`).
+  std::string algo = "rtn";
+
+  /// Activation quantization of the quantized linears: "none" (W*A16:
+  /// float activations), "static" (W8A8 with a per-tensor input scale from
+  /// calibration: needs `inputRange`), "dynamic" (W8A8 with per-token input
+  /// scales computed at run time). Only with bits == 8.
+  std::string activations = "none";
+
+  /// Calibration results, looked up by layer name (the linear's name, see
+  /// LayerQuantRecord::name). Drivers fill these from lib/Calibration.
+  /// The symmetric range (max |x|, after the range estimator) of a layer's
+  /// input; std::nullopt when the layer was not observed.
+  std::function<std::optional<float>(llvm::StringRef layer)> inputRange;
+  /// The Gram matrix X^T X (row-major [K, K], summed over every calibration
+  /// row) of a layer's input, or nullptr when not observed.
+  std::function<const std::vector<double> *(llvm::StringRef layer)>
+      inputGram;
 };
 
 /// What weight quantization did to one layer (a quench.linear).
