@@ -14,6 +14,7 @@
 
 #include "SizeReport.h"
 
+#include "quench/Calibration/Calibrate.h"
 #include "quench/Frontend/ONNX/ONNXImporter.h"
 #include "quench/InitAllDialects.h"
 #include "quench/Pipelines/Pipelines.h"
@@ -192,6 +193,35 @@ static cl::opt<std::string> reportPath(
              "printed on stdout whenever --quant is not none"),
     cl::value_desc("FILE.json"), cl::cat(quantCategory));
 
+static cl::OptionCategory calibCategory("quench-compile calibration options");
+static cl::opt<std::string> calibDir(
+    "calib",
+    cl::desc("Calibrate on the samples in DIR: DIR/<sample>/<input>.npy "
+             "(one directory per sample, files named after the graph "
+             "inputs) or DIR/<input>.npy (one sample); docs/calibration.md"),
+    cl::value_desc("DIR"), cl::cat(calibCategory));
+static cl::opt<std::string> calibCache(
+    "calib-cache",
+    cl::desc("Calibration statistics file: read when it exists and was made "
+             "for this model (and, with --calib, these samples), else "
+             "written after calibrating"),
+    cl::value_desc("FILE"), cl::cat(calibCategory));
+static cl::opt<std::string> calibMethod(
+    "calib-method",
+    cl::desc("Activation range estimator for static quantization: minmax "
+             "(default), percentile, mse, entropy"),
+    cl::init("minmax"), cl::cat(calibCategory));
+static cl::opt<double> calibPercentile(
+    "calib-percentile",
+    cl::desc("Percentile of |x| for --calib-method=percentile (default "
+             "99.99)"),
+    cl::init(99.99), cl::cat(calibCategory));
+static cl::opt<bool> calibGram(
+    "calib-gram",
+    cl::desc("Record the Gram matrix X^T X of every linear's input (for "
+             "GPTQ; K*K doubles each; default true)"),
+    cl::init(true), cl::cat(calibCategory));
+
 static const char *toolName = "quench-compile";
 
 static int fail(const Twine &msg) {
@@ -363,11 +393,100 @@ static int linkExecutable(StringRef object, StringRef out, const char *argv0) {
   return 0;
 }
 
+/// The calibration statistics for --calib / --calib-cache: read from the
+/// cache when it was made for this model (and, with --calib, for these
+/// samples), else computed by running the prepared float model `module`
+/// (entry `entry`, C signature `sig`) on the samples and written to the
+/// cache. Fails with one message; warnings and notes go to stderr.
+static FailureOr<quench::calib::CalibrationStats>
+obtainCalibration(mlir::ModuleOp module, StringRef entry,
+                  const quench::ModelSignature &sig,
+                  const quench::CPUTarget &cpuTarget, unsigned vectorBits) {
+  namespace qc = quench::calib;
+  auto modelSum = qc::checksumFile(inputPath);
+  if (!modelSum) {
+    fail(toString(modelSum.takeError()));
+    return failure();
+  }
+  // The statistics depend on the model file and on the shapes it was
+  // compiled with.
+  std::string modelKey = *modelSum;
+  for (const std::string &s : shapes)
+    modelKey += ";shape=" + s;
+  if (!entryName.empty())
+    modelKey += ";entry=" + entryName;
+
+  std::vector<qc::Sample> samples;
+  std::string dataKey;
+  if (!calibDir.empty()) {
+    auto listed = qc::listSamples(calibDir, sig);
+    if (!listed) {
+      fail(toString(listed.takeError()));
+      return failure();
+    }
+    samples = std::move(*listed);
+    auto sum = qc::checksumSamples(samples);
+    if (!sum) {
+      fail(toString(sum.takeError()));
+      return failure();
+    }
+    dataKey = *sum + (calibGram ? ";gram" : "");
+  }
+
+  if (!calibCache.empty() && sys::fs::exists(calibCache)) {
+    qc::CalibrationStats cached;
+    std::string why = qc::readCache(calibCache, cached);
+    bool unreadable = !why.empty();
+    if (why.empty() && cached.modelChecksum != modelKey)
+      why = "calibration cache '" + calibCache +
+            "' was made for another model (or other --shape options)";
+    if (why.empty() && !calibDir.empty() && cached.dataChecksum != dataKey)
+      why = "the samples in '" + calibDir + "' differ from those '" +
+            calibCache + "' was made from";
+    if (why.empty()) {
+      WithColor::note(errs(), toolName)
+          << "using the calibration statistics in '" << calibCache << "' ("
+          << cached.samples << " sample" << (cached.samples == 1 ? "" : "s")
+          << ")\n";
+      return cached;
+    }
+    if (calibDir.empty()) {
+      fail(unreadable ? why : why + "; give --calib=DIR to recalibrate");
+      return failure();
+    }
+    WithColor::note(errs(), toolName) << why << "; recalibrating\n";
+  } else if (calibDir.empty()) {
+    fail("calibration cache '" + calibCache +
+         "' does not exist; give --calib=DIR to create it");
+    return failure();
+  }
+
+  qc::CalibrateOptions opts;
+  opts.gram = calibGram;
+  opts.target = cpuTarget;
+  opts.vectorBits = vectorBits;
+  auto stats = qc::calibrate(module, entry, sig, samples, opts);
+  if (!stats) {
+    fail(toString(stats.takeError()));
+    return failure();
+  }
+  stats->modelChecksum = modelKey;
+  stats->dataChecksum = dataKey;
+  if (!calibCache.empty()) {
+    std::string err = qc::writeCache(calibCache, *stats);
+    if (!err.empty()) {
+      fail(err);
+      return failure();
+    }
+  }
+  return std::move(*stats);
+}
+
 int main(int argc, char **argv) {
   InitLLVM y(argc, argv);
   mlir::registerPassManagerCLOptions();
   mlir::registerDefaultTimingManagerCLOptions();
-  cl::HideUnrelatedOptions(category);
+  cl::HideUnrelatedOptions({&category, &quantCategory, &calibCategory});
   cl::ParseCommandLineOptions(
       argc, argv,
       "quench-compile: compile an ONNX or quench MLIR model into an object "
@@ -405,6 +524,13 @@ int main(int argc, char **argv) {
     q.exclude.assign(quantExclude.begin(), quantExclude.end());
     q.recipe = quantRecipe;
   }
+  std::optional<quench::calib::RangeMethod> rangeMethod =
+      quench::calib::parseRangeMethod(calibMethod);
+  if (!rangeMethod)
+    return fail("unknown --calib-method '" + calibMethod +
+                "': use minmax, percentile, mse or entropy");
+  if (!(calibPercentile > 0 && calibPercentile <= 100))
+    return fail("--calib-percentile must be in (0, 100]");
   std::vector<quench::PipelineStage> stages =
       quench::getCPUPipelineStages(pipelineOpts);
   if (listStages) {
@@ -568,7 +694,37 @@ int main(int argc, char **argv) {
         });
     return err.empty() ? 0 : fail(err);
   };
+  // Calibration runs on the prepared float model, before quantization.
+  std::optional<quench::calib::CalibrationStats> calibStats;
+  bool calibrationPending = !calibDir.empty() || !calibCache.empty();
   for (const quench::PipelineStage &stage : stages) {
+    if (calibrationPending &&
+        (stage.name == "quantize" || stage.name == "to-linalg")) {
+      calibrationPending = false;
+      timer.start("calibrate");
+      auto stats = obtainCalibration(*module, graphName, *sig, *cpuTarget,
+                                     pipelineOpts.vectorBits);
+      if (failed(stats))
+        return 1;
+      calibStats = std::move(*stats);
+      if (pipelineOpts.weightQuant) {
+        const quench::calib::CalibrationStats *cs = &*calibStats;
+        quench::calib::RangeMethod method = *rangeMethod;
+        double pct = calibPercentile;
+        pipelineOpts.weightQuant->inputRange =
+            [cs, method, pct](StringRef layer) -> std::optional<float> {
+          const quench::calib::TensorStats *t = cs->findLayerInput(layer.str());
+          if (!t)
+            return std::nullopt;
+          return static_cast<float>(t->range(method, pct, 8));
+        };
+        pipelineOpts.weightQuant->inputGram =
+            [cs](StringRef layer) -> const std::vector<double> * {
+          const quench::calib::TensorStats *t = cs->findLayerInput(layer.str());
+          return t && !t->gram.empty() ? &t->gram : nullptr;
+        };
+      }
+    }
     timer.start(stage.name);
     if (stage.name == "quantize") {
       // The pass itself, called directly for its per-layer records.

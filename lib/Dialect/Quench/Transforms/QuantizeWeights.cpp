@@ -420,3 +420,5 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
   }
   return success();
 }
+
+std::string quench::getLayerName(Location loc) { return layerName(loc); }

@@ -427,8 +427,14 @@ struct RaiseLinear : public OpRewritePattern<MatMulOp> {
     Value w = ConstantOp::create(rewriter, wCst.getLoc(),
                                  cast<RankedTensorType>(transposed.getType()),
                                  transposed);
-    rewriter.replaceOpWithNewOp<LinearOp>(root, op.getType(), op.getLhs(), w,
-                                          bias);
+    // The layer is named after the MatMul (first in the fused location):
+    // that is the node exporters and ONNX Runtime's tools name the layer by.
+    Location loc = root == op.getOperation()
+                       ? op.getLoc()
+                       : rewriter.getFusedLoc({op.getLoc(), root->getLoc()});
+    auto linear = LinearOp::create(rewriter, loc, op.getType(), op.getLhs(), w,
+                                   bias);
+    rewriter.replaceOp(root, linear.getResult());
     return success();
   }
 };

@@ -67,6 +67,11 @@ struct LayerQuantRecord {
   bool floatKept = false;  ///< the float weight is still used elsewhere
 };
 
+/// The name of a layer (a quench.linear) as quantization reports, recipes
+/// and calibration name it: the first name in its location (the ONNX node
+/// name for imported models), else its printed location.
+std::string getLayerName(mlir::Location loc);
+
 /// Quantizes the constant weights of every quench.linear in `module` (see
 /// quench-quantize-weights). Appends one record per linear with a constant
 /// weight to `report` when given. Fails with a diagnostic on bad options or

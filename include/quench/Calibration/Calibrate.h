@@ -1,0 +1,99 @@
+//===- Calibrate.h - run the float model on samples, record stats -*- C++ -*-===//
+//
+// Calibration compiles an instrumented copy of the float model with the
+// project's own CPU pipeline, loads the object into this process with
+// LLVM's ORC JIT (the Quench runtime it calls is linked into the compiler),
+// runs it on every sample, and records Statistics.h's statistics of the
+// observed tensors: the inputs of every quench.linear.
+//
+// Samples are `.npy` files named after the graph inputs, one directory per
+// sample (docs/calibration.md):
+//   DIR/<sample>/<input>.npy    several samples, in sorted order, or
+//   DIR/<input>.npy             one sample.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QUENCH_CALIBRATION_CALIBRATE_H
+#define QUENCH_CALIBRATION_CALIBRATE_H
+
+#include "quench/Calibration/Statistics.h"
+#include "quench/Target/CPUTarget.h"
+#include "quench/Target/ModelABI.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/Error.h"
+
+#include <string>
+#include <vector>
+
+namespace mlir::func {
+class FuncOp;
+} // namespace mlir::func
+
+namespace quench::calib {
+
+/// One observed tensor of an instrumented function.
+struct Probe {
+  std::string name;
+  std::vector<std::string> layers;
+  int64_t channels = 0;
+  /// Where its values come from at run time: the model input of that index
+  /// (a linear reading a graph input directly), else the function result
+  /// of index `resultIndex`.
+  int inputIndex = -1;
+  int resultIndex = -1;
+};
+
+/// Makes every float activation that feeds a quench.linear in `func` (the
+/// prepared float graph) observable: values not already returned become
+/// extra results, appended after the original ones. Values shared by
+/// several linears are observed once. Linears inside nested regions, and
+/// inputs that are not f32 tensors with a static last dim, are skipped.
+std::vector<Probe> instrumentForCalibration(mlir::func::FuncOp func);
+
+/// One calibration sample: a .npy path per graph input, in input order.
+struct Sample {
+  std::string name;
+  std::vector<std::string> inputPaths;
+};
+
+/// The file name an input's samples use: its graph name with every
+/// character outside [A-Za-z0-9._-] replaced by '_', plus ".npy".
+std::string sampleFileName(llvm::StringRef inputName);
+
+/// Lists the samples in `dir` for a model with inputs `sig.inputs` (see the
+/// file comment). Fails with one message naming what is missing.
+llvm::Expected<std::vector<Sample>> listSamples(llvm::StringRef dir,
+                                                const ModelSignature &sig);
+
+/// A checksum of the samples' names and contents ("fnv1a64:<hex>").
+llvm::Expected<std::string> checksumSamples(const std::vector<Sample> &samples);
+
+/// A checksum of a file's contents ("sha256:<hex>").
+llvm::Expected<std::string> checksumFile(llvm::StringRef path);
+
+struct CalibrateOptions {
+  /// Accumulate the input Gram matrix X^T X of every linear (for GPTQ):
+  /// channels^2 doubles per observed tensor.
+  bool gram = true;
+  /// Threads of the runs (0: every core).
+  int threads = 0;
+  /// Progress lines on stderr.
+  bool progress = true;
+  /// CPU code generation, as for the compiled model.
+  CPUTarget target;
+  unsigned vectorBits = 256;
+};
+
+/// Calibrates: `module` holds the prepared float model, `entry` names its
+/// function (which `sig` describes); the module is not modified. Every
+/// sample runs once.
+llvm::Expected<CalibrationStats> calibrate(mlir::ModuleOp module,
+                                           llvm::StringRef entry,
+                                           const ModelSignature &sig,
+                                           const std::vector<Sample> &samples,
+                                           const CalibrateOptions &options);
+
+} // namespace quench::calib
+
+#endif // QUENCH_CALIBRATION_CALIBRATE_H

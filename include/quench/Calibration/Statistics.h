@@ -1,0 +1,180 @@
+//===- Statistics.h - calibration statistics and range estimators -*- C++ -*-===//
+//
+// What calibration records about the tensors it observes, and the range
+// estimators that turn those records into quantization ranges. Free of
+// MLIR: the JIT runner (Calibrate.h) feeds observers with the float
+// model's activations; passes read the results; unit tests
+// (unittests/Calibration) check every estimator on known distributions.
+//
+// Ranges are symmetric (a threshold on |x|), the form W8A8's symmetric
+// int8 activations use. Histograms are therefore histograms of |x|; the
+// signed minimum and maximum are recorded exactly besides.
+//
+// The cache file (writeCache / readCache) is a versioned little-endian
+// binary format tied to the model and to the calibration samples by
+// checksums; docs/calibration.md describes it.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QUENCH_CALIBRATION_STATISTICS_H
+#define QUENCH_CALIBRATION_STATISTICS_H
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace quench::calib {
+
+/// A histogram of |x| over [0, limit) in a fixed number of equal bins. The
+/// limit grows by powers of two as larger values arrive (adjacent bins are
+/// merged), so that the histogram never depends on the order in which
+/// samples arrive beyond that merging. Values >= limit cannot occur: the
+/// limit grows first.
+class AbsHistogram {
+public:
+  static constexpr int kDefaultBins = 2048;
+
+  explicit AbsHistogram(int bins = kDefaultBins);
+  /// A histogram with the given limit and counts (as read from a cache).
+  AbsHistogram(double limit, std::vector<uint64_t> counts);
+
+  /// Adds |x[i]| for every finite x[i].
+  void add(const float *x, size_t n);
+  /// Adds one value's magnitude `a` (finite, >= 0) `times` times.
+  void addAbs(double a, uint64_t times = 1);
+
+  int bins() const { return static_cast<int>(counts_.size()); }
+  /// Upper end of the last bin; 0 while only zeros were seen.
+  double limit() const { return limit_; }
+  double binWidth() const { return limit_ / counts_.size(); }
+  const std::vector<uint64_t> &counts() const { return counts_; }
+  /// Values counted (including zeros).
+  uint64_t total() const { return total_; }
+
+private:
+  /// Makes the limit exceed `a` (doubling it, merging bins pairwise).
+  void growTo(double a);
+
+  double limit_ = 0;
+  std::vector<uint64_t> counts_;
+  uint64_t total_ = 0;
+  /// Zeros seen while limit_ was still 0.
+  uint64_t pendingZeros_ = 0;
+};
+
+/// The range estimators.
+enum class RangeMethod {
+  MinMax,     ///< max |x| seen
+  Percentile, ///< the given percentile of |x|
+  MSE,        ///< the clipping threshold with the least expected squared
+              ///< quantization error (clipping + rounding)
+  Entropy,    ///< the threshold whose quantized distribution is closest to
+              ///< the observed one in KL divergence (TensorRT's method)
+};
+
+/// Parses "minmax", "percentile", "mse" or "entropy".
+std::optional<RangeMethod> parseRangeMethod(const std::string &name);
+const char *rangeMethodName(RangeMethod m);
+
+/// The `percentile`-th percentile (0 < percentile <= 100) of the
+/// histogram's values, interpolated linearly inside its bin. 0 for an empty
+/// histogram.
+double percentileRange(const AbsHistogram &h, double percentile);
+
+/// The threshold t (a bin's upper edge) minimizing the expected error of
+/// symmetric quantization with `levels` positive steps (127 for int8):
+/// sum over bins of count * ((c - t)^2 if c > t else (t / levels)^2 / 12),
+/// c the bin's center. Ties go to the larger threshold.
+double mseRange(const AbsHistogram &h, int levels = 127);
+
+/// TensorRT's entropy calibration: for every candidate threshold of at least
+/// `levels` bins, the clipped distribution P (outliers folded into the last
+/// bin) is compared with its quantization Q to `levels` bins (expanded back
+/// over P's nonzero bins); the threshold with the smallest KL(P || Q) wins.
+/// `levels` is 128 for int8.
+double entropyRange(const AbsHistogram &h, int levels = 128);
+
+/// What calibration recorded about one observed tensor.
+struct TensorStats {
+  /// Probe name: "<layer>:input" for a linear's input.
+  std::string name;
+  /// The layers (quench.linear names) whose input this tensor is.
+  std::vector<std::string> layers;
+  /// Size of the last dim (the linear's in_features).
+  int64_t channels = 0;
+  /// Vectors of `channels` elements seen.
+  uint64_t rows = 0;
+  /// Finite elements seen; non-finite ones (NaN, inf) are only counted.
+  uint64_t count = 0;
+  uint64_t nonFinite = 0;
+  /// Signed extremes of the finite elements (+inf/-inf while none).
+  float min = 0, max = 0;
+  AbsHistogram hist;
+  /// Per channel (empty unless perChannel): max |x| and sum |x| over rows.
+  std::vector<float> channelAbsMax;
+  std::vector<double> channelAbsSum;
+  /// Row-major [channels, channels] X^T X summed over rows (empty unless
+  /// withGram). Only the upper triangle is accumulated while observing;
+  /// finalize() mirrors it.
+  std::vector<double> gram;
+
+  /// Starts a tensor of `channels` channels.
+  TensorStats(std::string name, int64_t channels, bool perChannel,
+              bool withGram);
+  TensorStats() = default;
+
+  /// Adds `numElements` (a multiple of `channels`) row-major values.
+  void observe(const float *data, size_t numElements);
+  /// Completes the Gram matrix (mirrors the upper triangle).
+  void finalize();
+
+  /// max(|min|, |max|): 0 while nothing finite was seen.
+  double absMax() const;
+  /// Mean |x| of channel k over all rows.
+  double channelMeanAbs(int64_t k) const {
+    return rows ? channelAbsSum[k] / static_cast<double>(rows) : 0.0;
+  }
+  /// The symmetric range by `method` (percentile: `percentile`; MSE and
+  /// entropy: for `bits`-bit symmetric codes). Never above absMax().
+  double range(RangeMethod method, double percentile = 99.99,
+               int bits = 8) const;
+
+private:
+  bool finalized_ = false;
+};
+
+/// Everything one calibration run recorded.
+struct CalibrationStats {
+  /// Identify what the statistics were computed from (see docs).
+  std::string modelChecksum;
+  std::string dataChecksum;
+  uint64_t samples = 0;
+  std::vector<TensorStats> tensors;
+
+  /// The tensor observed under `name`, or null.
+  const TensorStats *find(const std::string &name) const;
+  /// The input statistics of layer `layer`, or null.
+  const TensorStats *findLayerInput(const std::string &layer) const;
+};
+
+/// Cache format version written by writeCache and required by readCache.
+constexpr uint32_t kCacheVersion = 1;
+
+/// Writes `stats` to `path` atomically. Returns an error message or "".
+std::string writeCache(const std::string &path, const CalibrationStats &stats);
+
+/// Reads a cache written by writeCache into `stats`. Checks magic, version,
+/// every length against the file size, and a trailing checksum of the
+/// content. Returns an error message (naming the file) or "".
+std::string readCache(const std::string &path, CalibrationStats &stats);
+
+/// 64-bit FNV-1a of `data`, continuing from `seed` (chain calls to hash
+/// several pieces; the default seed is FNV's offset basis).
+uint64_t fnv1a(const void *data, size_t size,
+               uint64_t seed = 0xcbf29ce484222325ull);
+
+} // namespace quench::calib
+
+#endif // QUENCH_CALIBRATION_STATISTICS_H
