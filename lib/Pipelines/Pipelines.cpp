@@ -59,6 +59,8 @@ quench::getCPUPipelineStages(const CPUPipelineOptions &opts) {
            // pass-manager run of algo=gptq reports the missing calibration
            // (drivers call quantizeWeights with inputGram instead).
            o.algo = q.algo;
+           o.gptqActOrder = q.gptqActOrder;
+           o.gptqDampening = q.gptqDampening;
            pm.addPass(createQuenchQuantizeWeights(o));
          }});
   }

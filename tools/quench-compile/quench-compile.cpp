@@ -191,6 +191,12 @@ static cl::opt<std::string> algo(
              "gptq (GPTQ error compensation; needs calibration statistics, "
              "--calib or --calib-cache)"),
     cl::init("rtn"), cl::value_desc("rtn|gptq"), cl::cat(quantCategory));
+static cl::opt<bool> gptqActOrder(
+    "gptq-act-order",
+    cl::desc("GPTQ: quantize input features by decreasing calibration "
+             "energy (default: true; groups stay contiguous, no run-time "
+             "cost)"),
+    cl::init(true), cl::cat(quantCategory));
 static cl::opt<std::string> reportPath(
     "report",
     cl::desc("Write the size report (weight bytes per layer before/after "
@@ -413,6 +419,7 @@ int main(int argc, char **argv) {
     q.exclude.assign(quantExclude.begin(), quantExclude.end());
     q.recipe = quantRecipe;
     q.algo = algo;
+    q.gptqActOrder = gptqActOrder;
   }
   std::vector<quench::PipelineStage> stages =
       quench::getCPUPipelineStages(pipelineOpts);

@@ -12,6 +12,7 @@
 // RUN: not quench-opt %s --split-input-file --quench-quantize-weights="algo=gptq" 2>&1 | FileCheck %s --check-prefix=GPTQ
 // RUN: not quench-opt %s --split-input-file --quench-quantize-weights="algo=gptq exclude=*/skip/*" 2>&1 | FileCheck %s --check-prefix=GPTQEXCL
 // RUN: not quench-opt %s --split-input-file --quench-quantize-weights="algo=awq" 2>&1 | FileCheck %s --check-prefix=BADALGO
+// RUN: not quench-opt %s --split-input-file --quench-quantize-weights="algo=gptq gptq-dampening=-1" 2>&1 | FileCheck %s --check-prefix=BADDAMP
 
 // Round-to-nearest weight quantization of quench.linear. Weights (2 x 8):
 //   row 0: 1 .. 8 / 8 (max |w| = 1), row 1: -2, 0, ..., 0 (max |w| = 2).
@@ -77,3 +78,4 @@ func.func @named(%x: tensor<1x16xf32>, %wd: tensor<16x16xf32>) -> tensor<1x16xf3
 // GPTQEXCL: error: GPTQ needs calibration (--calib or --calib-cache); no input statistics for layers: /dense/MatMul{{$}}
 // GPTQEXCL: error: GPTQ needs calibration (--calib or --calib-cache); no input statistics for layers: /block/keep/MatMul{{$}}
 // BADALGO: error: weight quantization algorithm must be rtn or gptq, got 'awq'
+// BADDAMP: error: GPTQ dampening must be >= 0, got -1

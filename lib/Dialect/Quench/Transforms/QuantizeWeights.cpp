@@ -340,6 +340,8 @@ struct QuenchQuantizeWeightsPass
     o.exclude.assign(exclude.begin(), exclude.end());
     o.recipe = recipe;
     o.algo = algo;
+    o.gptqActOrder = gptqActOrder;
+    o.gptqDampening = gptqDampening;
     if (failed(quantizeWeights(getOperation(), o, nullptr)))
       signalPassFailure();
   }
@@ -366,6 +368,9 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
                              "gptq, got '"
                           << options.algo << "'";
   const bool gptq = options.algo == "gptq";
+  if (gptq && !(options.gptqDampening >= 0.0))
+    return emitError(loc) << "GPTQ dampening must be >= 0, got "
+                          << options.gptqDampening;
   SmallVector<Rule> rules;
   for (const std::string &e : options.exclude) {
     llvm::Expected<llvm::GlobPattern> glob = llvm::GlobPattern::create(e);
@@ -467,6 +472,9 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     }
   }
 
+  qq::GPTQOptions gptqOptions;
+  gptqOptions.actOrder = options.gptqActOrder;
+  gptqOptions.dampening = options.gptqDampening;
   for (Plan &p : plans) {
     if (p.scheme.skip)
       continue;
@@ -482,7 +490,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     if (!qq::quantizeMatrixGPTQ(p.w.data(), p.rec.outFeatures,
                                 p.rec.inFeatures, p.gram->data(),
                                 static_cast<int>(s.bits), s.groupSize,
-                                s.symmetric, s.scaleType, qq::GPTQOptions(),
+                                s.symmetric, s.scaleType, gptqOptions,
                                 res, error))
       return emitError(p.op.getLoc())
              << "layer '" << p.rec.name << "': " << error;

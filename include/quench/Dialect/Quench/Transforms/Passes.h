@@ -39,6 +39,11 @@ struct WeightQuantOptions {
   /// (error compensation with the input Gram matrix of each layer; needs
   /// `inputGram`).
   std::string algo = "rtn";
+  /// GPTQ: quantize the inputs in order of decreasing energy (H[k, k]);
+  /// the groups stay contiguous, so this costs nothing at run time.
+  bool gptqActOrder = true;
+  /// GPTQ: dampening added to H's diagonal, as a fraction of its mean.
+  double gptqDampening = 0.01;
 
   /// Activation quantization of the quantized linears: "none" (W*A16:
   /// float activations), "static" (W8A8 with a per-tensor input scale from

@@ -89,6 +89,11 @@ def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> 
     Option<"algo", "algo", "std::string", "\"rtn\"",
            "Rounding algorithm: rtn (round to nearest) or gptq (needs "
            "calibration statistics)">,
+    Option<"gptqActOrder", "gptq-act-order", "bool", "true",
+           "GPTQ: quantize inputs by decreasing H[k, k] (groups stay "
+           "contiguous)">,
+    Option<"gptqDampening", "gptq-dampening", "double", "0.01",
+           "GPTQ: dampening of H's diagonal, as a fraction of its mean">,
   ];
   let dependentDialects = ["::quench::QuenchDialect"];
 }
