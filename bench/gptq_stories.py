@@ -21,9 +21,11 @@ built here with the host C++ compiler), and reports
 
 The simulation runs the float PyTorch model with dequantized weights; it is
 what the compiled quench.matmul_nbits computes up to float summation order.
-GPTQ's Gram matrices come either from the float model ("one-shot") or, with
---sequential, layer by layer from the model whose earlier layers are
-already quantized (the paper's procedure).
+Every scheme runs RTN and four GPTQ variants: natural or act order, with
+Gram matrices from the float model ("one-shot") or "sequential", layer by
+layer from the model whose earlier layers are already quantized (the
+paper's procedure). --keep-float-blocks N leaves the first N transformer
+blocks float (mixed precision).
 
 Usage:
   bench/gptq_stories.py [--bin PATH] [--calib-seqs 16] [--eval-seqs 64]
