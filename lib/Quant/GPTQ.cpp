@@ -21,75 +21,85 @@ using namespace quench::quant;
 
 namespace {
 
-/// In-place lower Cholesky factorization of the symmetric row-major [n, n]
-/// matrix `a` (only its lower triangle is read; the upper one is zeroed).
-/// Returns the index of the first non-positive (or non-finite) pivot, or -1
-/// on success.
-int64_t choleskyLower(std::vector<double> &a, int64_t n) {
+// The dense kernels below are written so that every inner loop is a
+// contiguous axpy over a row (y[j] -= f * x[j]) rather than a dot product:
+// that vectorizes without reassociating floating-point sums.
+
+/// In-place upper Cholesky factorization A = U^T U of the symmetric
+/// row-major [n, n] matrix `a` (only its upper triangle is read; the lower
+/// one is zeroed), right-looking. Returns the index of the first
+/// non-positive (or non-finite) pivot, or -1 on success.
+int64_t choleskyUpper(std::vector<double> &a, int64_t n) {
   for (int64_t j = 0; j < n; ++j) {
     double *rj = &a[j * n];
     double d = rj[j];
-    for (int64_t k = 0; k < j; ++k)
-      d -= rj[k] * rj[k];
     if (!(d > 0.0) || !std::isfinite(d))
       return j;
     d = std::sqrt(d);
     rj[j] = d;
+    for (int64_t k = j + 1; k < n; ++k)
+      rj[k] /= d;
+    // The trailing matrix loses row j's contribution:
+    // A[i, i..] -= U[j, i] * U[j, i..] for i > j.
     for (int64_t i = j + 1; i < n; ++i) {
+      double f = rj[i];
+      if (f == 0.0)
+        continue;
       double *ri = &a[i * n];
-      double s = ri[j];
-      for (int64_t k = 0; k < j; ++k)
-        s -= ri[k] * rj[k];
-      ri[j] = s / d;
+      for (int64_t k = i; k < n; ++k)
+        ri[k] -= f * rj[k];
     }
   }
   for (int64_t i = 0; i < n; ++i)
-    std::fill(&a[i * n + i + 1], &a[i * n + n], 0.0);
+    std::fill(&a[i * n], &a[i * n + i], 0.0);
   return -1;
 }
 
 /// The upper Cholesky factor U of H^-1 (H^-1 = U^T U) for a symmetric
 /// row-major [n, n] `h`, in `u`. Returns the failing pivot (see
-/// choleskyLower) or -1.
+/// choleskyUpper) or -1.
 int64_t inverseCholeskyUpper(const std::vector<double> &h, int64_t n,
                              std::vector<double> &u) {
-  // H = L L^T.
-  std::vector<double> l = h;
-  if (int64_t bad = choleskyLower(l, n); bad >= 0)
+  // H = R^T R.
+  std::vector<double> r = h;
+  if (int64_t bad = choleskyUpper(r, n); bad >= 0)
     return bad;
-  // T = (L^-1)^T, row c holding column c of L^-1 (contiguous dot products
-  // below): L x = e_c by forward substitution, x[i] = 0 for i < c.
+  // V = R^-1 (upper triangular), by back substitution on rows: R V = I
+  // gives V[i, :] = (e_i - sum_{k > i} R[i, k] V[k, :]) / R[i, i].
+  std::vector<double> v(n * n, 0.0);
+  for (int64_t i = n - 1; i >= 0; --i) {
+    double *vi = &v[i * n];
+    const double *ri = &r[i * n];
+    vi[i] = 1.0;
+    for (int64_t k = i + 1; k < n; ++k) {
+      double f = ri[k];
+      if (f == 0.0)
+        continue;
+      const double *vk = &v[k * n];
+      for (int64_t j = k; j < n; ++j)
+        vi[j] -= f * vk[j];
+    }
+    for (int64_t j = i; j < n; ++j)
+      vi[j] /= ri[i];
+  }
+  // H^-1 = V V^T. With T = V^T (row k holds column k of V, nonzero up to
+  // k): row i of H^-1 = sum_{k >= i} V[i, k] T[k, :]; upper triangle only.
   std::vector<double> t(n * n, 0.0);
-  for (int64_t c = 0; c < n; ++c) {
-    double *x = &t[c * n];
-    x[c] = 1.0 / l[c * n + c];
-    for (int64_t i = c + 1; i < n; ++i) {
-      const double *li = &l[i * n];
-      double s = 0.0;
-      for (int64_t k = c; k < i; ++k)
-        s += li[k] * x[k];
-      x[i] = -s / li[i];
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = i; k < n; ++k)
+      t[k * n + i] = v[i * n + k];
+  u.assign(n * n, 0.0);
+  for (int64_t i = 0; i < n; ++i) {
+    double *hi = &u[i * n];
+    for (int64_t k = i; k < n; ++k) {
+      double f = v[i * n + k];
+      const double *tk = &t[k * n];
+      for (int64_t j = i; j <= k; ++j)
+        hi[j] += f * tk[j];
     }
   }
-  // H^-1 = L^-T L^-1: (H^-1)[i, j] = sum_k L^-1[k, i] L^-1[k, j], over
-  // k >= max(i, j) (L^-1 is lower triangular). Lower triangle only.
-  std::vector<double> hinv(n * n, 0.0);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j <= i; ++j) {
-      const double *ti = &t[i * n], *tj = &t[j * n];
-      double s = 0.0;
-      for (int64_t k = i; k < n; ++k)
-        s += ti[k] * tj[k];
-      hinv[i * n + j] = s;
-    }
-  // H^-1 = L2 L2^T, U = L2^T (row-major, so that the updates read rows).
-  if (int64_t bad = choleskyLower(hinv, n); bad >= 0)
-    return bad;
-  u.assign(n * n, 0.0);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = i; j < n; ++j)
-      u[i * n + j] = hinv[j * n + i];
-  return -1;
+  // H^-1 = U^T U.
+  return choleskyUpper(u, n);
 }
 
 bool allFinite(const float *p, size_t n) {
@@ -273,19 +283,32 @@ double quench::quant::quantizationLoss(const float *w,
                                        const QuantizedMatrix &q,
                                        const double *gram) {
   const int64_t n = q.cols;
-  std::vector<double> d(n);
+  // Rows in tiles of `tile`, so that each row of H is read once per tile
+  // (H does not fit in cache for large K; the cost is memory-bound else).
+  const int64_t tile = 16;
+  std::vector<double> d(tile * n), t(tile * n);
   double loss = 0.0;
-  for (int64_t r = 0; r < q.rows; ++r) {
-    for (int64_t c = 0; c < n; ++c)
-      d[c] = static_cast<double>(w[r * n + c]) -
-             static_cast<double>(dequantizeAt(q, r, c));
+  for (int64_t r0 = 0; r0 < q.rows; r0 += tile) {
+    const int64_t rows = std::min(tile, q.rows - r0);
+    for (int64_t rr = 0; rr < rows; ++rr)
+      for (int64_t c = 0; c < n; ++c)
+        d[rr * n + c] = static_cast<double>(w[(r0 + rr) * n + c]) -
+                        static_cast<double>(dequantizeAt(q, r0 + rr, c));
+    // t = d H (H is symmetric), as axpys over H's rows; then d . t.
+    std::fill(t.begin(), t.end(), 0.0);
     for (int64_t i = 0; i < n; ++i) {
       const double *hi = &gram[i * n];
-      double s = 0.0;
-      for (int64_t j = 0; j < n; ++j)
-        s += hi[j] * d[j];
-      loss += d[i] * s;
+      for (int64_t rr = 0; rr < rows; ++rr) {
+        const double di = d[rr * n + i];
+        if (di == 0.0)
+          continue;
+        double *tr = &t[rr * n];
+        for (int64_t j = 0; j < n; ++j)
+          tr[j] += di * hi[j];
+      }
     }
+    for (int64_t k = 0; k < rows * n; ++k)
+      loss += d[k] * t[k];
   }
   return loss;
 }
