@@ -74,8 +74,11 @@ struct LayerQuantRecord {
 
 /// Quantizes the constant weights of every quench.linear in `module` (see
 /// quench-quantize-weights). Appends one record per linear with a constant
-/// weight to `report` when given. Fails with a diagnostic on bad options or
-/// an unreadable or malformed recipe; the module is unchanged then.
+/// weight to `report` when given. Fails with a diagnostic on bad options,
+/// an unreadable or malformed recipe, or (algo "gptq") layers without a
+/// Gram matrix from `inputGram` (all named in one error), a Gram matrix of
+/// the wrong size or one that is not positive definite; the module is
+/// unchanged then.
 mlir::LogicalResult quantizeWeights(mlir::ModuleOp module,
                                     const WeightQuantOptions &options,
                                     std::vector<LayerQuantRecord> *report);
