@@ -55,6 +55,12 @@ quench::getCPUPipelineStages(const CPUPipelineOptions &opts) {
            o.quantizeHead = q.quantizeHead;
            o.exclude.assign(q.exclude.begin(), q.exclude.end());
            o.recipe = q.recipe;
+           // The Gram matrices of GPTQ cannot travel as pass options: a
+           // pass-manager run of algo=gptq reports the missing calibration
+           // (drivers call quantizeWeights with inputGram instead).
+           o.algo = q.algo;
+           o.gptqActOrder = q.gptqActOrder;
+           o.gptqDampening = q.gptqDampening;
            pm.addPass(createQuenchQuantizeWeights(o));
          }});
   }

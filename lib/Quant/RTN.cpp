@@ -144,48 +144,68 @@ void quench::quant::unpackCodes(const uint8_t *packed, size_t count, int bits,
   }
 }
 
-QuantizedMatrix quench::quant::quantizeMatrixRTN(const float *w, int64_t rows,
-                                                 int64_t cols, int bits,
-                                                 int64_t groupSize,
-                                                 bool symmetric,
-                                                 ScaleType scaleType) {
+QuantizedMatrix quench::quant::packQuantizedMatrix(
+    const uint8_t *codes, const GroupParams *params, int64_t rows,
+    int64_t cols, int bits, int64_t groupSize, bool symmetric) {
   assert(bits >= 2 && bits <= 8 && rows > 0 && cols > 0);
   QuantizedMatrix m;
   m.rows = rows;
   m.cols = cols;
   m.bits = bits;
   m.symmetric = symmetric;
-  // One group per row: the row, padded to whole bytes of codes.
-  m.groupSize = groupSize > 0 ? groupSize : (cols + 7) / 8 * 8;
+  m.groupSize = storedGroupSize(groupSize, cols);
   assert(m.groupSize * bits % 8 == 0);
   m.groups = (cols + m.groupSize - 1) / m.groupSize;
   int64_t groupBytes = m.groupSize * bits / 8;
   int64_t zpBytes = (m.groups * bits + 7) / 8;
   m.packed.assign(rows * m.groups * groupBytes, 0);
   m.scales.assign(rows * m.groups, 0.0f);
-  m.params.assign(rows * m.groups, GroupParams());
+  m.params.assign(params, params + rows * m.groups);
   if (!symmetric)
     m.zeroPoints.assign(rows * zpBytes, 0);
-  std::vector<uint8_t> codes(m.groupSize), zps(m.groups);
+  std::vector<uint8_t> group(m.groupSize), zps(m.groups);
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t g = 0; g < m.groups; ++g) {
+      const GroupParams &p = params[r * m.groups + g];
       int64_t c0 = g * m.groupSize;
       int64_t len = std::min(m.groupSize, cols - c0);
-      const float *src = w + r * cols + c0;
-      GroupParams p = chooseGroupParams(src, len, bits, symmetric, scaleType);
       for (int64_t i = 0; i < m.groupSize; ++i)
-        codes[i] = i < len ? quantizeValue(src[i], p, bits)
+        group[i] = i < len ? codes[r * cols + c0 + i]
                            : static_cast<uint8_t>(p.zeroPoint);
-      packCodes(codes.data(), m.groupSize, bits,
+      packCodes(group.data(), m.groupSize, bits,
                 &m.packed[(r * m.groups + g) * groupBytes]);
       m.scales[r * m.groups + g] = p.scale;
-      m.params[r * m.groups + g] = p;
       zps[g] = static_cast<uint8_t>(p.zeroPoint);
     }
     if (!symmetric)
       packCodes(zps.data(), m.groups, bits, &m.zeroPoints[r * zpBytes]);
   }
   return m;
+}
+
+QuantizedMatrix quench::quant::quantizeMatrixRTN(const float *w, int64_t rows,
+                                                 int64_t cols, int bits,
+                                                 int64_t groupSize,
+                                                 bool symmetric,
+                                                 ScaleType scaleType) {
+  assert(bits >= 2 && bits <= 8 && rows > 0 && cols > 0);
+  int64_t gs = storedGroupSize(groupSize, cols);
+  int64_t groups = (cols + gs - 1) / gs;
+  std::vector<uint8_t> codes(rows * cols);
+  std::vector<GroupParams> params(rows * groups);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t g = 0; g < groups; ++g) {
+      int64_t c0 = g * gs;
+      int64_t len = std::min(gs, cols - c0);
+      const float *src = w + r * cols + c0;
+      GroupParams p = chooseGroupParams(src, len, bits, symmetric, scaleType);
+      params[r * groups + g] = p;
+      for (int64_t i = 0; i < len; ++i)
+        codes[r * cols + c0 + i] = quantizeValue(src[i], p, bits);
+    }
+  }
+  return packQuantizedMatrix(codes.data(), params.data(), rows, cols, bits,
+                             groupSize, symmetric);
 }
 
 float quench::quant::dequantizeAt(const QuantizedMatrix &m, int64_t r,

@@ -186,6 +186,18 @@ static cl::opt<std::string> quantRecipe(
     "quant-recipe",
     cl::desc("JSON file of per-layer overrides (docs/quantization.md)"),
     cl::value_desc("FILE"), cl::cat(quantCategory));
+static cl::opt<std::string> algo(
+    "algo",
+    cl::desc("Weight rounding algorithm: rtn (round to nearest, default) or "
+             "gptq (GPTQ error compensation; needs calibration statistics, "
+             "--calib or --calib-cache)"),
+    cl::init("rtn"), cl::value_desc("rtn|gptq"), cl::cat(quantCategory));
+static cl::opt<bool> gptqActOrder(
+    "gptq-act-order",
+    cl::desc("GPTQ: quantize input features by decreasing calibration "
+             "energy (default: true; groups stay contiguous, no run-time "
+             "cost)"),
+    cl::init(true), cl::cat(quantCategory));
 static cl::opt<std::string> reportPath(
     "report",
     cl::desc("Write the size report (weight bytes per layer before/after "
@@ -513,9 +525,11 @@ int main(int argc, char **argv) {
     return fail(err);
   if (!pipelineOpts.weightQuant &&
       (asymmetric || !quantExclude.empty() || !quantRecipe.empty() ||
-       groupSize.getNumOccurrences()))
-    return fail("--group-size, --asymmetric, --quant-exclude and "
-                "--quant-recipe need --quant (e.g. --quant=w4a16)");
+       groupSize.getNumOccurrences() || algo.getNumOccurrences()))
+    return fail("--group-size, --asymmetric, --quant-exclude, --quant-recipe "
+                "and --algo need --quant (e.g. --quant=w4a16)");
+  if (algo != "rtn" && algo != "gptq")
+    return fail("--algo must be rtn or gptq, got '" + algo + "'");
   if (pipelineOpts.weightQuant) {
     quench::WeightQuantOptions &q = *pipelineOpts.weightQuant;
     q.symmetric = !asymmetric;
@@ -523,6 +537,8 @@ int main(int argc, char **argv) {
     q.quantizeHead = quantHead;
     q.exclude.assign(quantExclude.begin(), quantExclude.end());
     q.recipe = quantRecipe;
+    q.algo = algo;
+    q.gptqActOrder = gptqActOrder;
   }
   std::optional<quench::calib::RangeMethod> rangeMethod =
       quench::calib::parseRangeMethod(calibMethod);

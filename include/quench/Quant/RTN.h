@@ -96,6 +96,22 @@ QuantizedMatrix quantizeMatrixRTN(const float *w, int64_t rows, int64_t cols,
                                   int bits, int64_t groupSize, bool symmetric,
                                   ScaleType scaleType);
 
+/// Builds a QuantizedMatrix from already chosen codes and group parameters
+/// (what quantizeMatrixRTN and quantizeMatrixGPTQ share): `codes` is
+/// row-major [rows, cols] (each < 2^bits), `params` [rows, groups] with
+/// groups = ceil(cols / groupSize) (groupSize as in quantizeMatrixRTN: 0 is
+/// one group per row). Padding codes are the group's zero point.
+QuantizedMatrix packQuantizedMatrix(const uint8_t *codes,
+                                    const GroupParams *params, int64_t rows,
+                                    int64_t cols, int bits, int64_t groupSize,
+                                    bool symmetric);
+
+/// The stored group size for `groupSize` (0: the row, rounded up to a whole
+/// number of bytes of codes for every bit width, i.e. a multiple of 8).
+inline int64_t storedGroupSize(int64_t groupSize, int64_t cols) {
+  return groupSize > 0 ? groupSize : (cols + 7) / 8 * 8;
+}
+
 /// Dequantizes element (r, c) of a QuantizedMatrix.
 float dequantizeAt(const QuantizedMatrix &m, int64_t r, int64_t c);
 

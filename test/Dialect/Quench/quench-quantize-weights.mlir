@@ -8,6 +8,11 @@
 // RUN: not quench-opt %s --split-input-file --quench-quantize-weights="recipe=%t.bad.json" 2>&1 | FileCheck %s --check-prefix=BADRECIPE
 // RUN: echo '{"version": 1, "default": {"bits": 4, "group_size": 8}, "layers": [{"match": "*/skip/*", "skip": true}]}' > %t.ok.json
 // RUN: quench-opt %s --split-input-file --quench-quantize-weights="recipe=%t.ok.json" | FileCheck %s --check-prefix=RECIPE
+// RUN: quench-opt %s --split-input-file --quench-quantize-weights="algo=rtn" | FileCheck %s
+// RUN: not quench-opt %s --split-input-file --quench-quantize-weights="algo=gptq" 2>&1 | FileCheck %s --check-prefix=GPTQ
+// RUN: not quench-opt %s --split-input-file --quench-quantize-weights="algo=gptq exclude=*/skip/*" 2>&1 | FileCheck %s --check-prefix=GPTQEXCL
+// RUN: not quench-opt %s --split-input-file --quench-quantize-weights="algo=awq" 2>&1 | FileCheck %s --check-prefix=BADALGO
+// RUN: not quench-opt %s --split-input-file --quench-quantize-weights="algo=gptq gptq-dampening=-1" 2>&1 | FileCheck %s --check-prefix=BADDAMP
 
 // Round-to-nearest weight quantization of quench.linear. Weights (2 x 8):
 //   row 0: 1 .. 8 / 8 (max |w| = 1), row 1: -2, 0, ..., 0 (max |w| = 2).
@@ -65,3 +70,12 @@ func.func @named(%x: tensor<1x16xf32>, %wd: tensor<16x16xf32>) -> tensor<1x16xf3
 // BADGROUP: error: weight quantization: group size 3 times 4 bits is not a whole number of bytes
 // NORECIPE: error: cannot read recipe '{{.*}}missing.json'
 // BADRECIPE: error: recipe '{{.*}}bad.json' layers[0]: bits must be in [2, 8], got 9
+// GPTQ needs each quantized layer's input Gram matrix from calibration,
+// which quench-opt cannot provide: every such layer is named at once (not
+// the excluded ones, nor the linear whose weight is not a constant).
+// GPTQ: error: GPTQ needs calibration (--calib or --calib-cache); no input statistics for layers: /dense/MatMul{{$}}
+// GPTQ: error: GPTQ needs calibration (--calib or --calib-cache); no input statistics for layers: /block/skip/MatMul, /block/keep/MatMul{{$}}
+// GPTQEXCL: error: GPTQ needs calibration (--calib or --calib-cache); no input statistics for layers: /dense/MatMul{{$}}
+// GPTQEXCL: error: GPTQ needs calibration (--calib or --calib-cache); no input statistics for layers: /block/keep/MatMul{{$}}
+// BADALGO: error: weight quantization algorithm must be rtn or gptq, got 'awq'
+// BADDAMP: error: GPTQ dampening must be >= 0, got -1

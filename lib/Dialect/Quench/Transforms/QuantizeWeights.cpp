@@ -1,16 +1,18 @@
-//===- QuantizeWeights.cpp - round-to-nearest weight quantization ---------===//
+//===- QuantizeWeights.cpp - weight quantization of linear layers ---------===//
 //
 // Implements `quench-quantize-weights`: every quench.linear with a constant
 // weight becomes a quench.matmul_nbits over codes chosen by round-to-nearest
-// (lib/Quant/RTN.cpp), group-wise or per output channel. The numerics live
-// in the MLIR-free QuenchQuant library; this file decides which layers get
-// which scheme (options, recipe) and rewrites the IR.
+// (lib/Quant/RTN.cpp) or GPTQ (lib/Quant/GPTQ.cpp, with the input Gram
+// matrices of calibration), group-wise or per output channel. The numerics
+// live in the MLIR-free QuenchQuant library; this file decides which layers
+// get which scheme (options, recipe) and rewrites the IR.
 //
 //===----------------------------------------------------------------------===//
 
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
+#include "quench/Quant/GPTQ.h"
 #include "quench/Quant/RTN.h"
 #include "quench/Support/LLVM.h"
 
@@ -49,13 +51,15 @@ struct Rule {
   Scheme scheme;
 };
 
-std::string describe(const Scheme &s) {
+std::string describe(const Scheme &s, bool gptq) {
   if (s.skip)
     return "float";
   std::string out = "int" + std::to_string(s.bits) + " ";
   out += s.groupSize ? "g" + std::to_string(s.groupSize) : "per-channel";
   out += s.symmetric ? " sym " : " asym ";
   out += s.scaleType == qq::ScaleType::F16 ? "f16" : "f32";
+  if (gptq)
+    out += " gptq";
   return out;
 }
 
@@ -266,14 +270,11 @@ std::string constantName(ConstantOp cst, StringRef suffix) {
   return base + suffix.str();
 }
 
-/// Rewrites one linear; returns the bytes of the quantized weight.
+/// Rewrites one linear with its quantized weight `m`; returns the bytes of
+/// the quantized weight.
 int64_t quantizeLinear(LinearOp op, ConstantOp cst,
-                       const std::vector<float> &w, const Scheme &s) {
-  auto wType = cast<RankedTensorType>(cst.getType());
-  int64_t n = wType.getDimSize(0), k = wType.getDimSize(1);
-  qq::QuantizedMatrix m = qq::quantizeMatrixRTN(
-      w.data(), n, k, static_cast<int>(s.bits), s.groupSize, s.symmetric,
-      s.scaleType);
+                       const qq::QuantizedMatrix &m, const Scheme &s) {
+  int64_t n = m.rows, k = m.cols;
   OpBuilder b(op);
   MLIRContext *ctx = op.getContext();
   Type u8 = IntegerType::get(ctx, 8, IntegerType::Unsigned);
@@ -338,6 +339,9 @@ struct QuenchQuantizeWeightsPass
     o.quantizeHead = quantizeHead;
     o.exclude.assign(exclude.begin(), exclude.end());
     o.recipe = recipe;
+    o.algo = algo;
+    o.gptqActOrder = gptqActOrder;
+    o.gptqDampening = gptqDampening;
     if (failed(quantizeWeights(getOperation(), o, nullptr)))
       signalPassFailure();
   }
@@ -359,6 +363,14 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
   defaults.scaleType = *st;
   if (failed(checkScheme(defaults, "weight quantization", loc)))
     return failure();
+  if (options.algo != "rtn" && options.algo != "gptq")
+    return emitError(loc) << "weight quantization algorithm must be rtn or "
+                             "gptq, got '"
+                          << options.algo << "'";
+  const bool gptq = options.algo == "gptq";
+  if (gptq && !(options.gptqDampening >= 0.0))
+    return emitError(loc) << "GPTQ dampening must be >= 0, got "
+                          << options.gptqDampening;
   SmallVector<Rule> rules;
   for (const std::string &e : options.exclude) {
     llvm::Expected<llvm::GlobPattern> glob = llvm::GlobPattern::create(e);
@@ -373,13 +385,29 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
       failed(parseRecipe(options.recipe, defaults, rules, loc)))
     return failure();
 
+  // Decide every layer's scheme, then quantize them all, then rewrite: an
+  // error (missing calibration, a bad Gram matrix) leaves the module as it
+  // was.
+  struct Plan {
+    LinearOp op;
+    ConstantOp cst;
+    LayerQuantRecord rec;
+    Scheme scheme;
+    std::vector<float> w;
+    const std::vector<double> *gram = nullptr;
+    qq::QuantizedMatrix q;
+  };
+  std::vector<Plan> plans;
   SmallVector<LinearOp> linears;
   module.walk([&](LinearOp op) { linears.push_back(op); });
   for (LinearOp op : linears) {
     auto cst = op.getWeight().getDefiningOp<ConstantOp>();
     if (!cst)
       continue;
-    LayerQuantRecord rec;
+    Plan plan;
+    plan.op = op;
+    plan.cst = cst;
+    LayerQuantRecord &rec = plan.rec;
     rec.name = layerName(op.getLoc());
     auto wType = cast<RankedTensorType>(cst.getType());
     rec.outFeatures = wType.getDimSize(0);
@@ -387,7 +415,8 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     rec.bytesBefore = wType.getNumElements() *
                       getStorageBytesPerElement(wType.getElementType());
     rec.bytesAfter = rec.bytesBefore;
-    Scheme scheme = defaults;
+    Scheme &scheme = plan.scheme;
+    scheme = defaults;
     std::string why;
     for (const Rule &r : rules)
       if (r.pattern.match(rec.name)) {
@@ -400,23 +429,83 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
       scheme.skip = true;
       why = " (output head)";
     }
-    std::optional<std::vector<float>> w;
     if (!scheme.skip) {
-      w = floatWeights(cst);
-      if (!w) {
+      std::optional<std::vector<float>> w = floatWeights(cst);
+      if (w) {
+        plan.w = std::move(*w);
+      } else {
         scheme.skip = true;
         why = " (weight type not supported)";
       }
     }
-    rec.scheme = describe(scheme) + why;
-    if (!scheme.skip) {
-      rec.bytesAfter = quantizeLinear(op, cst, *w, scheme);
-      rec.floatKept = !cst->use_empty();
-      if (cst->use_empty())
-        cst->erase();
+    rec.scheme = describe(scheme, gptq) + why;
+    plans.push_back(std::move(plan));
+  }
+
+  if (gptq) {
+    // Every quantized layer needs its input statistics; name all the
+    // missing ones at once.
+    std::vector<std::string> missing;
+    for (Plan &p : plans) {
+      if (p.scheme.skip)
+        continue;
+      p.gram = options.inputGram ? options.inputGram(p.rec.name) : nullptr;
+      if (!p.gram)
+        missing.push_back(p.rec.name);
+    }
+    if (!missing.empty()) {
+      InFlightDiagnostic diag =
+          emitError(loc) << "GPTQ needs calibration (--calib or "
+                            "--calib-cache); no input statistics for layers: ";
+      llvm::interleaveComma(missing, diag);
+      return diag;
+    }
+    for (Plan &p : plans) {
+      if (p.scheme.skip)
+        continue;
+      size_t k = static_cast<size_t>(p.rec.inFeatures);
+      if (p.gram->size() != k * k)
+        return emitError(p.op.getLoc())
+               << "GPTQ: the input Gram matrix of layer '" << p.rec.name
+               << "' has " << p.gram->size() << " elements, expected " << k
+               << " x " << k;
+    }
+  }
+
+  qq::GPTQOptions gptqOptions;
+  gptqOptions.actOrder = options.gptqActOrder;
+  gptqOptions.dampening = options.gptqDampening;
+  for (Plan &p : plans) {
+    if (p.scheme.skip)
+      continue;
+    const Scheme &s = p.scheme;
+    if (!gptq) {
+      p.q = qq::quantizeMatrixRTN(p.w.data(), p.rec.outFeatures,
+                                  p.rec.inFeatures, static_cast<int>(s.bits),
+                                  s.groupSize, s.symmetric, s.scaleType);
+      continue;
+    }
+    qq::GPTQResult res;
+    std::string error;
+    if (!qq::quantizeMatrixGPTQ(p.w.data(), p.rec.outFeatures,
+                                p.rec.inFeatures, p.gram->data(),
+                                static_cast<int>(s.bits), s.groupSize,
+                                s.symmetric, s.scaleType, gptqOptions,
+                                res, error))
+      return emitError(p.op.getLoc())
+             << "layer '" << p.rec.name << "': " << error;
+    p.q = std::move(res.matrix);
+  }
+
+  for (Plan &p : plans) {
+    if (!p.scheme.skip) {
+      p.rec.bytesAfter = quantizeLinear(p.op, p.cst, p.q, p.scheme);
+      p.rec.floatKept = !p.cst->use_empty();
+      if (p.cst->use_empty())
+        p.cst->erase();
     }
     if (report)
-      report->push_back(std::move(rec));
+      report->push_back(std::move(p.rec));
   }
   return success();
 }

@@ -39,6 +39,11 @@ struct WeightQuantOptions {
   /// (error compensation with the input Gram matrix of each layer; needs
   /// `inputGram`).
   std::string algo = "rtn";
+  /// GPTQ: quantize the inputs in order of decreasing energy (H[k, k]);
+  /// the groups stay contiguous, so this costs nothing at run time.
+  bool gptqActOrder = true;
+  /// GPTQ: dampening added to H's diagonal, as a fraction of its mean.
+  double gptqDampening = 0.01;
 
   /// Activation quantization of the quantized linears: "none" (W*A16:
   /// float activations), "static" (W8A8 with a per-tensor input scale from
@@ -74,8 +79,11 @@ std::string getLayerName(mlir::Location loc);
 
 /// Quantizes the constant weights of every quench.linear in `module` (see
 /// quench-quantize-weights). Appends one record per linear with a constant
-/// weight to `report` when given. Fails with a diagnostic on bad options or
-/// an unreadable or malformed recipe; the module is unchanged then.
+/// weight to `report` when given. Fails with a diagnostic on bad options,
+/// an unreadable or malformed recipe, or (algo "gptq") layers without a
+/// Gram matrix from `inputGram` (all named in one error), a Gram matrix of
+/// the wrong size or one that is not positive definite; the module is
+/// unchanged then.
 mlir::LogicalResult quantizeWeights(mlir::ModuleOp module,
                                     const WeightQuantOptions &options,
                                     std::vector<LayerQuantRecord> *report);

@@ -39,11 +39,13 @@ def QuenchRaiseOps : Pass<"quench-raise-ops"> {
 }
 
 def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> {
-  let summary = "Round-to-nearest weight quantization of linear layers";
+  let summary = "Weight quantization of linear layers (RTN or GPTQ)";
   let description = [{
     Replaces every `quench.linear` whose weight is a constant with a
     `quench.matmul_nbits` holding the weight quantized to `bits`-bit codes
-    (round half to even, saturated), in groups of `group-size` consecutive
+    (round half to even, saturated; `algo=gptq` compensates each column's
+    rounding error on the columns not yet quantized, see below), in groups
+    of `group-size` consecutive
     input features (0: one group per output channel), with one scale per
     group (stored as `scale-type`) and, when not `symmetric`, one zero point
     per group. The float weight disappears from the artifact unless another
@@ -61,6 +63,13 @@ def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> 
      "layers": [ {"match": "/head/*", "bits": 8, "group_size": 0},
                  {"match": "/blocks.0/*", "skip": true} ] }
     ```
+
+    `algo=gptq` (GPTQ, lib/Quant/GPTQ.cpp) needs the Gram matrix X^T X of
+    every quantized layer's input from calibration, which drivers pass in
+    `WeightQuantOptions::inputGram` (quench-compile `--calib`). quench-opt
+    has no calibration data, so there the pass fails with
+    "GPTQ needs calibration (--calib or --calib-cache); no input statistics
+    for layers: ..." naming every such layer; the module is unchanged.
   }];
   let options = [
     Option<"bits", "bits", "unsigned", "8", "Bits per weight code (2..8)">,
@@ -77,6 +86,14 @@ def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> 
                "Glob patterns of layer names to keep in float">,
     Option<"recipe", "recipe", "std::string", "\"\"",
            "JSON file of per-layer overrides">,
+    Option<"algo", "algo", "std::string", "\"rtn\"",
+           "Rounding algorithm: rtn (round to nearest) or gptq (needs "
+           "calibration statistics)">,
+    Option<"gptqActOrder", "gptq-act-order", "bool", "true",
+           "GPTQ: quantize inputs by decreasing H[k, k] (groups stay "
+           "contiguous)">,
+    Option<"gptqDampening", "gptq-dampening", "double", "0.01",
+           "GPTQ: dampening of H's diagonal, as a fraction of its mean">,
   ];
   let dependentDialects = ["::quench::QuenchDialect"];
 }

@@ -1,0 +1,227 @@
+// quench::quantizeWeights with algo=gptq and an inputGram callback (what
+// quench-compile's calibration provides; lit tests cannot, quench-opt has no
+// Gram matrices): the emitted quench.matmul_nbits holds exactly
+// lib/Quant's GPTQ codes and scales, the record says gptq, and layers
+// without statistics or with a wrongly sized Gram matrix fail the whole
+// call with one error and leave the module unchanged.
+#include "quench/Dialect/Quench/IR/QuenchConstants.h"
+#include "quench/Dialect/Quench/IR/QuenchOps.h"
+#include "quench/Dialect/Quench/Transforms/Passes.h"
+#include "quench/InitAllDialects.h"
+#include "quench/Quant/GPTQ.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace mlir;
+namespace qq = quench::quant;
+
+namespace {
+
+constexpr int64_t kN = 4, kK = 16, kM = 64;
+
+struct Fixture {
+  std::vector<float> w1, w2; ///< [kN, kK] weights of /fc1 and /fc2
+  std::vector<double> gram;  ///< a correlated [kK, kK] X^T X
+};
+
+Fixture makeFixture() {
+  std::mt19937 gen(3);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  Fixture f;
+  for (auto *w : {&f.w1, &f.w2}) {
+    w->resize(kN * kK);
+    for (float &v : *w)
+      v = nd(gen);
+  }
+  // X = Z A: correlated features.
+  std::vector<float> a(kK * kK), x(kM * kK, 0.0f);
+  for (float &v : a)
+    v = nd(gen);
+  for (int64_t r = 0; r < kM; ++r) {
+    std::vector<float> z(kK);
+    for (float &v : z)
+      v = nd(gen);
+    for (int64_t j = 0; j < kK; ++j)
+      for (int64_t t = 0; t < kK; ++t)
+        x[r * kK + j] += z[t] * a[t * kK + j];
+  }
+  f.gram.assign(kK * kK, 0.0);
+  for (int64_t r = 0; r < kM; ++r)
+    for (int64_t i = 0; i < kK; ++i)
+      for (int64_t j = 0; j < kK; ++j)
+        f.gram[i * kK + j] += double(x[r * kK + i]) * x[r * kK + j];
+  return f;
+}
+
+std::string denseLiteral(const std::vector<float> &w) {
+  std::string s = "dense<[";
+  for (int64_t r = 0; r < kN; ++r) {
+    s += r ? ", [" : "[";
+    for (int64_t c = 0; c < kK; ++c) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%s%.9g", c ? ", " : "", w[r * kK + c]);
+      s += buf;
+    }
+    s += "]";
+  }
+  return s + "]>";
+}
+
+OwningOpRef<ModuleOp> parse(MLIRContext &ctx, const Fixture &f) {
+  std::string src =
+      "func.func @main(%x: tensor<2x16xf32>) -> tensor<2x4xf32> {\n"
+      "  %w1 = quench.constant " + denseLiteral(f.w1) +
+      " : tensor<4x16xf32>\n"
+      "  %w2 = quench.constant " + denseLiteral(f.w2) +
+      " : tensor<4x16xf32>\n"
+      "  %a = quench.linear %x, %w1 : (tensor<2x16xf32>, tensor<4x16xf32>)"
+      " -> tensor<2x4xf32> loc(\"/fc1/MatMul\")\n"
+      "  %b = quench.linear %x, %w2 : (tensor<2x16xf32>, tensor<4x16xf32>)"
+      " -> tensor<2x4xf32> loc(\"/fc2/MatMul\")\n"
+      "  %y = quench.add %a, %b : (tensor<2x4xf32>, tensor<2x4xf32>) -> "
+      "tensor<2x4xf32>\n"
+      "  return %y : tensor<2x4xf32>\n}\n";
+  return parseSourceString<ModuleOp>(src, &ctx);
+}
+
+std::string print(ModuleOp m) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  m.print(os);
+  return s;
+}
+
+/// The raw bytes of the constant that defines `v`.
+std::vector<uint8_t> constantBytes(Value v) {
+  auto cst = v.getDefiningOp<quench::ConstantOp>();
+  EXPECT_TRUE(cst);
+  std::optional<ArrayRef<char>> raw =
+      quench::getRawConstantData(cst.getValue());
+  EXPECT_TRUE(raw.has_value());
+  return std::vector<uint8_t>(raw->begin(), raw->end());
+}
+
+class QuantizeWeightsGPTQ : public ::testing::Test {
+protected:
+  void SetUp() override {
+    DialectRegistry registry;
+    quench::registerAllDialects(registry);
+    ctx.appendDialectRegistry(registry);
+    ctx.loadAllAvailableDialects();
+    f = makeFixture();
+    module = parse(ctx, f);
+    ASSERT_TRUE(module);
+  }
+  MLIRContext ctx;
+  Fixture f;
+  OwningOpRef<ModuleOp> module;
+};
+
+TEST_F(QuantizeWeightsGPTQ, EmitsLibraryGPTQCodes) {
+  for (bool actOrder : {true, false}) {
+    SCOPED_TRACE(actOrder ? "act order" : "natural order");
+    module = parse(ctx, f);
+    quench::WeightQuantOptions o;
+    o.bits = 4;
+    o.groupSize = 8;
+    o.algo = "gptq";
+    o.gptqActOrder = actOrder;
+    o.inputGram = [&](llvm::StringRef) { return &f.gram; };
+    std::vector<quench::LayerQuantRecord> report;
+    ASSERT_TRUE(succeeded(quench::quantizeWeights(*module, o, &report)));
+    ASSERT_EQ(report.size(), 2u);
+    EXPECT_EQ(report[0].scheme, "int4 g8 sym f16 gptq");
+    std::vector<quench::MatMulNBitsOp> ops;
+    module->walk([&](quench::MatMulNBitsOp op) { ops.push_back(op); });
+    ASSERT_EQ(ops.size(), 2u);
+    const std::vector<float> *weights[] = {&f.w1, &f.w2};
+    for (auto [op, w] : llvm::zip(ops, weights)) {
+      qq::GPTQOptions go;
+      go.actOrder = actOrder;
+      qq::GPTQResult ref;
+      std::string error;
+      ASSERT_TRUE(qq::quantizeMatrixGPTQ(w->data(), kN, kK, f.gram.data(), 4,
+                                         8, true, qq::ScaleType::F16, go, ref,
+                                         error));
+      EXPECT_EQ(constantBytes(op.getWeight()), ref.matrix.packed);
+      std::vector<uint8_t> scales = constantBytes(op.getScales());
+      ASSERT_EQ(scales.size(), ref.matrix.scales.size() * 2);
+      for (size_t i = 0; i < ref.matrix.scales.size(); ++i) {
+        uint16_t h;
+        std::memcpy(&h, &scales[2 * i], 2);
+        EXPECT_EQ(qq::f16BitsToFloat(h), ref.matrix.scales[i]);
+      }
+      // And it differs from round to nearest (the Gram matrix matters).
+      qq::QuantizedMatrix rtn = qq::quantizeMatrixRTN(
+          w->data(), kN, kK, 4, 8, true, qq::ScaleType::F16);
+      EXPECT_NE(ref.matrix.packed, rtn.packed);
+    }
+  }
+}
+
+TEST_F(QuantizeWeightsGPTQ, MissingStatisticsNameEveryLayer) {
+  std::string before = print(*module);
+  quench::WeightQuantOptions o;
+  o.algo = "gptq";
+  std::string messages;
+  ScopedDiagnosticHandler handler(&ctx, [&](Diagnostic &d) {
+    messages += d.str() + "\n";
+    return success();
+  });
+  // No callback at all, then one that knows only /fc1.
+  EXPECT_TRUE(failed(quench::quantizeWeights(*module, o, nullptr)));
+  o.inputGram = [&](llvm::StringRef name) -> const std::vector<double> * {
+    return name == "/fc1/MatMul" ? &f.gram : nullptr;
+  };
+  EXPECT_TRUE(failed(quench::quantizeWeights(*module, o, nullptr)));
+  EXPECT_EQ(messages,
+            "GPTQ needs calibration (--calib or --calib-cache); no input "
+            "statistics for layers: /fc1/MatMul, /fc2/MatMul\n"
+            "GPTQ needs calibration (--calib or --calib-cache); no input "
+            "statistics for layers: /fc2/MatMul\n");
+  EXPECT_EQ(print(*module), before);
+}
+
+TEST_F(QuantizeWeightsGPTQ, BadGramMatrices) {
+  std::string before = print(*module);
+  std::string messages;
+  ScopedDiagnosticHandler handler(&ctx, [&](Diagnostic &d) {
+    messages += d.str() + "\n";
+    return success();
+  });
+  quench::WeightQuantOptions o;
+  o.algo = "gptq";
+  std::vector<double> small(4, 1.0);
+  o.inputGram = [&](llvm::StringRef) { return &small; };
+  EXPECT_TRUE(failed(quench::quantizeWeights(*module, o, nullptr)));
+  EXPECT_NE(messages.find("the input Gram matrix of layer '/fc1/MatMul' has "
+                          "4 elements, expected 16 x 16"),
+            std::string::npos)
+      << messages;
+  // Indefinite for /fc2 only: /fc1 is not rewritten either.
+  std::vector<double> bad(kK * kK, 0.0);
+  for (int64_t i = 0; i < kK; ++i)
+    bad[i * kK + i] = i == 3 ? -50.0 : 1.0;
+  o.inputGram = [&](llvm::StringRef name) {
+    return name == "/fc2/MatMul" ? &bad : &f.gram;
+  };
+  messages.clear();
+  EXPECT_TRUE(failed(quench::quantizeWeights(*module, o, nullptr)));
+  EXPECT_NE(messages.find("layer '/fc2/MatMul': GPTQ: the Gram matrix is not "
+                          "positive definite"),
+            std::string::npos)
+      << messages;
+  EXPECT_EQ(print(*module), before);
+}
+
+} // namespace
