@@ -36,6 +36,7 @@ extern "C" {
 void *_mlir_memref_to_llvm_alloc(size_t size);
 void *_mlir_memref_to_llvm_aligned_alloc(size_t alignment, size_t size);
 void _mlir_memref_to_llvm_free(void *p);
+void memrefCopy(int64_t elemSize, const void *src, const void *dst);
 }
 
 using namespace mlir;
@@ -231,7 +232,9 @@ struct LoadedModel {
 } // namespace
 
 /// The Quench runtime functions compiled models may call, by name: the JIT
-/// resolves them to the copies linked into this program.
+/// resolves them to the copies linked into this program. Every external
+/// function of runtime/lib that generated code can reference must be here
+/// (generated code calls nothing else but the C library).
 static llvm::orc::SymbolMap runtimeSymbols(llvm::orc::LLJIT &jit) {
   llvm::orc::SymbolMap map;
   auto add = [&](StringRef name, auto *fn) {
@@ -249,6 +252,7 @@ static llvm::orc::SymbolMap runtimeSymbols(llvm::orc::LLJIT &jit) {
   add("_mlir_memref_to_llvm_aligned_alloc",
       &_mlir_memref_to_llvm_aligned_alloc);
   add("_mlir_memref_to_llvm_free", &_mlir_memref_to_llvm_free);
+  add("memrefCopy", &memrefCopy);
   return map;
 }
 
