@@ -2,7 +2,8 @@
 //
 // Implements `quench-quantize-weights`: every quench.linear with a constant
 // weight becomes a quench.matmul_nbits over codes chosen by round-to-nearest
-// (lib/Quant/RTN.cpp), group-wise or per output channel. The numerics live
+// (lib/Quant/RTN.cpp), group-wise or per output channel, or, with activation
+// quantization (W8A8), a quench.qlinear over int8 codes. The numerics live
 // in the MLIR-free QuenchQuant library; this file decides which layers get
 // which scheme (options, recipe) and rewrites the IR.
 //
@@ -17,10 +18,12 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/GlobPattern.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 
+#include <cmath>
 #include <cstring>
 
 namespace quench {
@@ -57,6 +60,16 @@ std::string describe(const Scheme &s) {
   out += s.symmetric ? " sym " : " asym ";
   out += s.scaleType == qq::ScaleType::F16 ? "f16" : "f32";
   return out;
+}
+
+/// How a layer's input is quantized (WeightQuantOptions::activations).
+enum class ActQuant { None, Static, Dynamic };
+
+/// The record's scheme of a W8A8 layer.
+std::string describeW8A8(ActQuant act) {
+  return act == ActQuant::Static
+             ? "int8 per-channel sym f32, act int8 static per-tensor"
+             : "int8 per-channel sym f32, act int8 dynamic per-token";
 }
 
 LogicalResult checkScheme(const Scheme &s, const Twine &where,
@@ -325,6 +338,69 @@ int64_t quantizeLinear(LinearOp op, ConstantOp cst,
          static_cast<int64_t>(scaleBytes.size()) + zpBytes;
 }
 
+/// True when floatWeights(cst) can read the constant (checked without
+/// copying it).
+bool hasReadableFloatWeights(ConstantOp cst) {
+  Type et = cast<RankedTensorType>(cst.getType()).getElementType();
+  if (!et.isF32() && !et.isF16() && !et.isBF16())
+    return false;
+  return getUniformValue(cst.getValue()) ||
+         getRawConstantData(cst.getValue());
+}
+
+/// Rewrites one linear into a quench.qlinear: int8 codes per output channel
+/// (symmetric round to nearest, f32 scales; RTN's unsigned codes minus
+/// their zero point 128) and the input scale `inputScale` (static) or none
+/// (dynamic). Returns the bytes of the quantized weight.
+int64_t quantizeLinearW8A8(LinearOp op, ConstantOp cst,
+                           const std::vector<float> &w,
+                           std::optional<float> inputScale) {
+  auto wType = cast<RankedTensorType>(cst.getType());
+  int64_t n = wType.getDimSize(0), k = wType.getDimSize(1);
+  qq::QuantizedMatrix m = qq::quantizeMatrixRTN(
+      w.data(), n, k, /*bits=*/8, /*groupSize=*/0, /*symmetric=*/true,
+      qq::ScaleType::F32);
+  OpBuilder b(op);
+  MLIRContext *ctx = op.getContext();
+  // 8-bit codes are their bytes; RTN pads a row's single group to a
+  // multiple of 8 codes, which the [N, K] weight drops.
+  int64_t rowBytes = m.groups * m.groupSize;
+  std::vector<char> codes(n * k);
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < k; ++c)
+      codes[r * k + c] =
+          static_cast<char>(static_cast<int>(m.packed[r * rowBytes + c]) - 128);
+  auto codeType = RankedTensorType::get({n, k}, IntegerType::get(ctx, 8));
+  Value wq = ConstantOp::create(
+      b, cst.getLoc(), codeType,
+      createConstantAttr(codeType, codes, constantName(cst, "_q")));
+  auto scaleType = RankedTensorType::get({n}, Float32Type::get(ctx));
+  std::vector<char> scaleBytes(m.scales.size() * 4);
+  std::memcpy(scaleBytes.data(), m.scales.data(), scaleBytes.size());
+  Value scales = ConstantOp::create(
+      b, cst.getLoc(), scaleType,
+      createConstantAttr(scaleType, scaleBytes, constantName(cst, "_scales")));
+  FloatAttr scaleAttr;
+  if (inputScale)
+    scaleAttr = b.getF32FloatAttr(*inputScale);
+  auto q = QLinearOp::create(b, op.getLoc(), op.getType(), op.getInput(), wq,
+                             scales, op.getBias(), scaleAttr);
+  op.replaceAllUsesWith(q.getResult());
+  op.erase();
+  return static_cast<int64_t>(codes.size() + scaleBytes.size());
+}
+
+/// One linear to rewrite, decided before any rewriting (so that a missing
+/// calibration range fails with the module unchanged).
+struct Plan {
+  LinearOp op;
+  ConstantOp cst;
+  LayerQuantRecord rec;
+  Scheme scheme;
+  bool w8a8 = false;
+  std::optional<float> inputScale; ///< static W8A8
+};
+
 struct QuenchQuantizeWeightsPass
     : public quench::impl::QuenchQuantizeWeightsBase<
           QuenchQuantizeWeightsPass> {
@@ -338,6 +414,13 @@ struct QuenchQuantizeWeightsPass
     o.quantizeHead = quantizeHead;
     o.exclude.assign(exclude.begin(), exclude.end());
     o.recipe = recipe;
+    o.activations = activations;
+    if (staticInputRange > 0) {
+      float range = static_cast<float>(staticInputRange);
+      o.inputRange = [range](StringRef) -> std::optional<float> {
+        return range;
+      };
+    }
     if (failed(quantizeWeights(getOperation(), o, nullptr)))
       signalPassFailure();
   }
@@ -372,14 +455,37 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
   if (!options.recipe.empty() &&
       failed(parseRecipe(options.recipe, defaults, rules, loc)))
     return failure();
+  ActQuant act;
+  if (options.activations == "none")
+    act = ActQuant::None;
+  else if (options.activations == "static")
+    act = ActQuant::Static;
+  else if (options.activations == "dynamic")
+    act = ActQuant::Dynamic;
+  else
+    return emitError(loc) << "activations must be none, static or dynamic, "
+                             "got '"
+                          << options.activations << "'";
+  auto isW8A8Scheme = [](const Scheme &s) {
+    return s.bits == 8 && s.groupSize == 0 && s.symmetric;
+  };
+  if (act != ActQuant::None && !isW8A8Scheme(defaults))
+    return emitError(loc) << "activation quantization (W8A8) needs 8-bit "
+                             "per-channel symmetric weights, got "
+                          << describe(defaults);
 
   SmallVector<LinearOp> linears;
   module.walk([&](LinearOp op) { linears.push_back(op); });
+  // Decide every layer first: all layers without a calibration range are
+  // reported at once, and nothing is rewritten then.
+  std::vector<Plan> plans;
+  SmallVector<std::string> noRange, notW8A8;
   for (LinearOp op : linears) {
     auto cst = op.getWeight().getDefiningOp<ConstantOp>();
     if (!cst)
       continue;
-    LayerQuantRecord rec;
+    Plan p{op, cst, {}, defaults};
+    LayerQuantRecord &rec = p.rec;
     rec.name = layerName(op.getLoc());
     auto wType = cast<RankedTensorType>(cst.getType());
     rec.outFeatures = wType.getDimSize(0);
@@ -387,7 +493,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     rec.bytesBefore = wType.getNumElements() *
                       getStorageBytesPerElement(wType.getElementType());
     rec.bytesAfter = rec.bytesBefore;
-    Scheme scheme = defaults;
+    Scheme &scheme = p.scheme;
     std::string why;
     for (const Rule &r : rules)
       if (r.pattern.match(rec.name)) {
@@ -400,20 +506,65 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
       scheme.skip = true;
       why = " (output head)";
     }
-    std::optional<std::vector<float>> w;
-    if (!scheme.skip) {
-      w = floatWeights(cst);
-      if (!w) {
-        scheme.skip = true;
-        why = " (weight type not supported)";
-      }
+    if (!scheme.skip && !hasReadableFloatWeights(cst)) {
+      scheme.skip = true;
+      why = " (weight type not supported)";
     }
     rec.scheme = describe(scheme) + why;
-    if (!scheme.skip) {
-      rec.bytesAfter = quantizeLinear(op, cst, *w, scheme);
-      rec.floatKept = !cst->use_empty();
-      if (cst->use_empty())
-        cst->erase();
+    if (!scheme.skip && act != ActQuant::None) {
+      if (!isW8A8Scheme(scheme)) {
+        notW8A8.push_back(rec.name + " (" + describe(scheme) + ")");
+      } else if (!op.getInput().getType().getElementType().isF32()) {
+        rec.scheme += " (W8A8 needs f32 activations)";
+      } else if (rec.inFeatures > QLinearOp::kMaxInFeatures) {
+        rec.scheme += " (W8A8: in_features above " +
+                      std::to_string(QLinearOp::kMaxInFeatures) + ")";
+      } else {
+        p.w8a8 = true;
+        rec.scheme = describeW8A8(act);
+        if (act == ActQuant::Static) {
+          std::optional<float> range;
+          if (options.inputRange)
+            range = options.inputRange(rec.name);
+          if (!range || !std::isfinite(*range) || *range < 0)
+            noRange.push_back(rec.name);
+          else
+            // A layer whose input was always zero gets scale 1 (as a
+            // dynamic row of zeros).
+            p.inputScale = *range > 0 ? *range / 127.0f : 1.0f;
+        }
+      }
+    }
+    plans.push_back(std::move(p));
+  }
+  if (!notW8A8.empty())
+    return emitError(loc) << "activation quantization (W8A8) needs 8-bit "
+                             "per-channel symmetric weights; the recipe "
+                             "gives other schemes to layers: "
+                          << llvm::join(notW8A8, ", ");
+  if (!noRange.empty())
+    return emitError(loc)
+           << "--quant=w8a8 needs calibration (--calib or --calib-cache); "
+              "no range for layers: "
+           << llvm::join(noRange, ", ");
+
+  for (Plan &p : plans) {
+    LayerQuantRecord &rec = p.rec;
+    if (!p.scheme.skip) {
+      std::optional<std::vector<float>> w = floatWeights(p.cst);
+      if (!w) {
+        // hasReadableFloatWeights promised more than floatWeights reads
+        // (a blob of the wrong size): keep the layer in float.
+        rec.scheme = describe(Scheme{/*skip=*/true}) +
+                     " (weight type not supported)";
+      } else {
+        rec.bytesAfter =
+            p.w8a8 ? quantizeLinearW8A8(p.op, p.cst, *w, p.inputScale)
+                   : quantizeLinear(p.op, p.cst, *w, p.scheme);
+        rec.floatKept = !p.cst->use_empty();
+        if (p.cst->use_empty())
+          p.cst->erase();
+      }
     }
     if (report)
       report->push_back(std::move(rec));
