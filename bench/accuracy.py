@@ -40,6 +40,7 @@ SCHEMES = [  # (label, quench-compile flags)
     ("W8A16 per channel", ["--quant=w8a16"]),
     ("W4A16 g32", ["--quant=w4a16", "--group-size=32"]),
     ("W4A16 g128", ["--quant=w4a16", "--group-size=128"]),
+    ("W8A8 dynamic", ["--quant=w8a8-dynamic"]),
 ]
 # (min top-1, max mean KL) asserted by --check, per model. The char-GPT's
 # W8A16 bound is issue #4's; the others are regression bounds around what
