@@ -552,9 +552,52 @@ void TileAndVectorize::run(linalg::LinalgOp op) {
 
 } // namespace
 
+/// True when `body` is exactly `out + a * b` on the float type `et` (all
+/// operands of type `et`).
+static bool isFloatMulAdd(Block &body, Type et) {
+  if (!isa<FloatType>(et) ||
+      llvm::any_of(body.getArgumentTypes(), [&](Type t) { return t != et; }))
+    return false;
+  return body.getOperations().size() == 3 &&
+         isa<arith::MulFOp>(body.front()) &&
+         isa<arith::AddFOp>(*std::next(body.begin()));
+}
+
+/// True when `body` is exactly `out + extsi(a) * extsi(b)` with `out` of
+/// the integer type `et` and `a`, `b` narrower integers (quench.qlinear's
+/// i8 x i8 -> i32 product): linalg.contract's default (signed) casts of its
+/// inputs to the result type are the same computation.
+static bool isWideningIntMulAdd(Block &body, Type et) {
+  if (!isa<IntegerType>(et) || body.getNumArguments() != 3 ||
+      body.getArgument(2).getType() != et ||
+      body.getOperations().size() != 5)
+    return false;
+  auto add = dyn_cast_or_null<arith::AddIOp>(
+      body.getTerminator()->getOperand(0).getDefiningOp());
+  if (!add)
+    return false;
+  Value out = body.getArgument(2), prod = add.getRhs();
+  if (add.getRhs() == out)
+    prod = add.getLhs();
+  else if (add.getLhs() != out)
+    return false;
+  auto mul = prod.getDefiningOp<arith::MulIOp>();
+  if (!mul)
+    return false;
+  // The factors: sign extensions (to `et`) of the two inputs, either order.
+  auto source = [&](Value v) -> Value {
+    auto ext = v.getDefiningOp<arith::ExtSIOp>();
+    return ext && ext.getType() == et ? ext.getIn() : Value();
+  };
+  Value a = source(mul.getLhs()), b = source(mul.getRhs());
+  Value x = body.getArgument(0), y = body.getArgument(1);
+  return (a == x && b == y) || (a == y && b == x);
+}
+
 /// Rewrites generic contractions whose body is exactly `out + a * b` on one
-/// element type (quench.linear's and quench.matmul's lowering of any rank)
-/// as linalg.contract with the same indexing maps: the vectorizer turns
+/// element type (quench.linear's and quench.matmul's lowering of any rank),
+/// or `out + extsi(a) * extsi(b)` on integers (quench.qlinear's), as
+/// linalg.contract with the same indexing maps: the vectorizer turns
 /// named contractions into vector.contract, which lowers to outer products
 /// (broadcast + FMA per row); a generic would come out as transposes and
 /// horizontal sums (mul + multi_reduction).
@@ -568,14 +611,8 @@ static void nameContractions(func::FuncOp func, RewriterBase &rw) {
         op->hasAttr("quench.dequant_matmul"))
       continue;
     Type et = getElementTypeOrSelf(op->getResult(0).getType());
-    if (!isa<FloatType>(et) ||
-        llvm::any_of(op->getOperandTypes(),
-                     [&](Type t) { return getElementTypeOrSelf(t) != et; }))
-      continue;
     Block &body = op.getRegion().front();
-    if (body.getOperations().size() != 3 ||
-        !isa<arith::MulFOp>(body.front()) ||
-        !isa<arith::AddFOp>(*std::next(body.begin())))
+    if (!isFloatMulAdd(body, et) && !isWideningIntMulAdd(body, et))
       continue;
     rw.setInsertionPoint(op);
     auto named = linalg::ContractOp::create(
@@ -819,6 +856,40 @@ struct CPUTileAndVectorizePass
 // Vector lowering (to-llvm stage)
 //===----------------------------------------------------------------------===//
 
+/// Sign-extends the narrower integer operands of a vector.contract to the
+/// accumulator's type (quench.qlinear's i8 x i8 -> i32 product, as
+/// linalg.contract's signed casts define it): the contraction lowerings
+/// unroll batch and unit dimensions only for operands of the accumulator's
+/// element type. LLVM still sees the extended i8 values and picks the
+/// narrow multiplies.
+struct ExtendContractOperands : OpRewritePattern<vector::ContractionOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(vector::ContractionOp op,
+                                PatternRewriter &rw) const override {
+    auto accType = dyn_cast<IntegerType>(getElementTypeOrSelf(op.getAccType()));
+    if (!accType)
+      return failure();
+    auto extend = [&](Value v) -> Value {
+      auto vt = cast<VectorType>(v.getType());
+      auto et = dyn_cast<IntegerType>(vt.getElementType());
+      if (!et || et.getWidth() >= accType.getWidth())
+        return v;
+      return arith::ExtSIOp::create(rw, op.getLoc(), vt.clone(accType), v);
+    };
+    // A masked contraction is the only op its vector.mask may hold.
+    if (auto mask = dyn_cast<vector::MaskOp>(op->getParentOp()))
+      rw.setInsertionPoint(mask);
+    Value lhs = extend(op.getLhs()), rhs = extend(op.getRhs());
+    if (lhs == op.getLhs() && rhs == op.getRhs())
+      return failure();
+    rw.modifyOpInPlace(op, [&] {
+      op.getLhsMutable().assign(lhs);
+      op.getRhsMutable().assign(rhs);
+    });
+    return success();
+  }
+};
+
 struct CPUVectorLoweringPass
     : PassWrapper<CPUVectorLoweringPass, OperationPass<func::FuncOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CPUVectorLoweringPass)
@@ -852,6 +923,7 @@ struct CPUVectorLoweringPass
       // several, which a vector.mask region cannot hold.
       RewritePatternSet patterns(ctx);
       vector::populateVectorMaskLoweringPatternsForSideEffectingOps(patterns);
+      patterns.add<ExtendContractOperands>(ctx);
       if (failed(applyPatternsGreedily(func, std::move(patterns))))
         return signalPassFailure();
     }

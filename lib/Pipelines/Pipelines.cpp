@@ -157,16 +157,23 @@ std::string quench::parseQuantPreset(llvm::StringRef preset, int64_t groupSize,
   if (preset == "none")
     return "";
   unsigned bits = llvm::StringSwitch<unsigned>(preset)
-                      .Case("w8a16", 8)
+                      .Cases({"w8a16", "w8a8", "w8a8-dynamic"}, 8)
                       .Case("w4a16", 4)
                       .Case("w3a16", 3)
                       .Case("w2a16", 2)
                       .Default(0);
   if (!bits)
     return "unknown quantization '" + preset.str() +
-           "': use none, w8a16, w4a16, w3a16 or w2a16";
+           "': use none, w8a16, w4a16, w3a16, w2a16, w8a8 or w8a8-dynamic";
   WeightQuantOptions q;
   q.bits = bits;
+  if (preset == "w8a8")
+    q.activations = "static";
+  else if (preset == "w8a8-dynamic")
+    q.activations = "dynamic";
+  if (q.activations != "none" && groupSize > 0)
+    return "--quant=" + preset.str() +
+           " quantizes weights per output channel: --group-size must be 0";
   q.groupSize = groupSize >= 0 ? groupSize : (bits == 8 ? 0 : 32);
   if ((q.groupSize * bits) % 8 != 0)
     return "group size " + std::to_string(q.groupSize) + " does not pack " +

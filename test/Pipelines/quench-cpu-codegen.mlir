@@ -89,3 +89,32 @@ func.func @add_dynamic(%x: tensor<?xf32>, %y: tensor<?xf32>) -> tensor<?xf32> {
   } -> tensor<?xf32>
   return %r : tensor<?xf32>
 }
+
+// -----
+
+// quench.qlinear's i8 x i8 -> i32 product (B stored [K, N], as the
+// pretranspose pass leaves a constant weight): named like the float
+// contractions, so it vectorizes as register tiles of 6 rows x 16 i32
+// lanes (outer products), the i8 operands read as i8 vectors.
+// CHECK-LABEL: func.func @int8_gemm
+// CHECK: vector.contract {{.*}} : vector<6x1xi8>, vector<1x16xi8> into vector<6x16xi32>
+// NOVEC-LABEL: func.func @int8_gemm
+// NOVEC-NOT: vector.
+func.func @int8_gemm(%a: tensor<48x256xi8>, %b: tensor<256x128xi8>) -> tensor<48x128xi32> {
+  %c0 = arith.constant 0 : i32
+  %e = tensor.empty() : tensor<48x128xi32>
+  %init = linalg.fill ins(%c0 : i32) outs(%e : tensor<48x128xi32>) -> tensor<48x128xi32>
+  %r = linalg.generic {indexing_maps = [affine_map<(m, n, k) -> (m, k)>,
+                                        affine_map<(m, n, k) -> (k, n)>,
+                                        affine_map<(m, n, k) -> (m, n)>],
+                       iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%a, %b : tensor<48x256xi8>, tensor<256x128xi8>) outs(%init : tensor<48x128xi32>) {
+  ^bb0(%x: i8, %y: i8, %acc: i32):
+    %xe = arith.extsi %x : i8 to i32
+    %ye = arith.extsi %y : i8 to i32
+    %p = arith.muli %xe, %ye : i32
+    %s = arith.addi %acc, %p : i32
+    linalg.yield %s : i32
+  } -> tensor<48x128xi32>
+  return %r : tensor<48x128xi32>
+}

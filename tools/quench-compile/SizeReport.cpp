@@ -34,9 +34,16 @@ void quench::printSizeReport(const SizeReport &r, llvm::raw_ostream &os) {
   for (const LayerQuantRecord &l : r.layers)
     nameWidth = std::max(nameWidth, l.name.size());
   nameWidth = std::min<size_t>(nameWidth, 48);
+  // W8A8 schemes ("..., act int8 dynamic per-token") are wider than the
+  // weight-only ones.
+  size_t schemeWidth = 26;
+  for (const LayerQuantRecord &l : r.layers)
+    schemeWidth = std::max(schemeWidth, l.scheme.size() +
+                                            (l.floatKept ? 7 : 0));
+  schemeWidth = std::min<size_t>(schemeWidth, 64);
   os << "size report (--quant=" << r.quant << ")\n";
-  os << llvm::format("%-*s %-11s %-26s %12s %12s %7s\n", (int)nameWidth,
-                     "layer", "[N x K]", "scheme", "bytes before",
+  os << llvm::format("%-*s %-11s %-*s %12s %12s %7s\n", (int)nameWidth,
+                     "layer", "[N x K]", (int)schemeWidth, "scheme", "bytes before",
                      "bytes after", "ratio");
   int64_t before = 0, after = 0;
   for (const LayerQuantRecord &l : r.layers) {
@@ -46,17 +53,17 @@ void quench::printSizeReport(const SizeReport &r, llvm::raw_ostream &os) {
                            ? "..." + l.name.substr(l.name.size() - nameWidth + 3)
                            : l.name;
     std::string scheme = l.scheme + (l.floatKept ? " +float" : "");
-    os << llvm::format("%-*s %-11s %-26s %12lld %12lld %6.2fx\n",
+    os << llvm::format("%-*s %-11s %-*s %12lld %12lld %6.2fx\n",
                        (int)nameWidth, name.c_str(), shape.c_str(),
-                       scheme.c_str(), (long long)l.bytesBefore,
+                       (int)schemeWidth, scheme.c_str(), (long long)l.bytesBefore,
                        (long long)l.bytesAfter,
                        l.bytesAfter ? double(l.bytesBefore) / l.bytesAfter
                                     : 0.0);
     before += l.bytesBefore;
     after += l.bytesAfter;
   }
-  os << llvm::format("%-*s %-11s %-26s %12lld %12lld %6.2fx\n",
-                     (int)nameWidth, "linear weights", "", "",
+  os << llvm::format("%-*s %-11s %-*s %12lld %12lld %6.2fx\n",
+                     (int)nameWidth, "linear weights", "", (int)schemeWidth, "",
                      (long long)before, (long long)after,
                      after ? double(before) / after : 0.0);
   os << "all constants: " << megabytes(r.constantBytesBefore) << " -> "

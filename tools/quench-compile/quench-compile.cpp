@@ -157,7 +157,11 @@ static cl::opt<std::string> quant(
     cl::desc("Weight quantization of the linear layers: none (default), "
              "w8a16 (int8 per output channel, symmetric: the W8A16 of the "
              "founding example), w4a16, w3a16, w2a16 (group-wise, see "
-             "--group-size); activations stay float"),
+             "--group-size; activations stay float), w8a8 (int8 weights "
+             "per channel and int8 activations with static per-tensor "
+             "scales: needs calibration, --calib or --calib-cache), "
+             "w8a8-dynamic (int8 activations with per-token scales computed "
+             "at run time)"),
     cl::init("none"), cl::value_desc("SCHEME"), cl::cat(quantCategory));
 static cl::opt<int64_t> groupSize(
     "group-size",

@@ -54,7 +54,9 @@ struct CPUPipelineOptions : public mlir::PassPipelineOptions<CPUPipelineOptions>
 
 /// Fills `out` from a --quant preset: "w8a16" (int8 per output channel,
 /// symmetric), "w4a16" / "w3a16" / "w2a16" (group-wise, group 32 unless
-/// `groupSize` >= 0 says otherwise; 0 = per channel). Returns an error
+/// `groupSize` >= 0 says otherwise; 0 = per channel), "w8a8" (int8 weights
+/// per channel and int8 activations with static per-tensor scales from
+/// calibration) and "w8a8-dynamic" (per-token scales at run time). Returns an error
 /// message for an unknown preset or a group size the bits cannot pack.
 /// "none" leaves `out` unset.
 std::string parseQuantPreset(llvm::StringRef preset, int64_t groupSize,

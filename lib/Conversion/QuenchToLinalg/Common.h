@@ -120,6 +120,8 @@ void populateMatMulNBitsPatterns(const TypeConverter &converter,
                                  RewritePatternSet &patterns);
 void populateQuantizationPatterns(const TypeConverter &converter,
                                   RewritePatternSet &patterns);
+void populateQLinearPatterns(const TypeConverter &converter,
+                             RewritePatternSet &patterns);
 
 } // namespace quench::to_linalg
 

@@ -291,6 +291,7 @@ void quench::populateQuenchToLinalgConversionPatterns(
   populateShapePatterns(converter, patterns);
   populateMatMulNBitsPatterns(converter, patterns);
   populateQuantizationPatterns(converter, patterns);
+  populateQLinearPatterns(converter, patterns);
 }
 
 //===----------------------------------------------------------------------===//

@@ -995,3 +995,59 @@ func.func @quantize_shape(%x: tensor<4xf32>) {
   %0 = quench.quantize %x : tensor<4xf32> to tensor<5x!quant.uniform<i8:f32, 0.5>>
   return
 }
+
+// -----
+
+func.func @qlinear_k(%x: tensor<2x32xf32>, %w: tensor<16x64xi8>, %s: tensor<16xf32>) {
+  // expected-error @+1 {{input features 32 do not match weight in_features 64}}
+  %0 = quench.qlinear %x, %w, %s : (tensor<2x32xf32>, tensor<16x64xi8>, tensor<16xf32>) -> tensor<2x16xf32>
+  return
+}
+
+// -----
+
+func.func @qlinear_scale(%x: tensor<2x64xf32>, %w: tensor<16x64xi8>, %s: tensor<8xf32>) {
+  // expected-error @+1 {{requires a 1-D weight_scale of length 16}}
+  %0 = quench.qlinear %x, %w, %s : (tensor<2x64xf32>, tensor<16x64xi8>, tensor<8xf32>) -> tensor<2x16xf32>
+  return
+}
+
+// -----
+
+func.func @qlinear_bias(%x: tensor<2x64xf32>, %w: tensor<16x64xi8>, %s: tensor<16xf32>, %b: tensor<15xf32>) {
+  // expected-error @+1 {{requires a 1-D bias of length 16}}
+  %0 = quench.qlinear %x, %w, %s bias(%b) : (tensor<2x64xf32>, tensor<16x64xi8>, tensor<16xf32>, tensor<15xf32>) -> tensor<2x16xf32>
+  return
+}
+
+// -----
+
+func.func @qlinear_result(%x: tensor<2x64xf32>, %w: tensor<16x64xi8>, %s: tensor<16xf32>) {
+  // expected-error @+1 {{result shape [2x8] does not match the expected shape [2x16]}}
+  %0 = quench.qlinear %x, %w, %s : (tensor<2x64xf32>, tensor<16x64xi8>, tensor<16xf32>) -> tensor<2x8xf32>
+  return
+}
+
+// -----
+
+func.func @qlinear_input_scale(%x: tensor<2x64xf32>, %w: tensor<16x64xi8>, %s: tensor<16xf32>) {
+  // expected-error @+1 {{requires a finite positive input_scale}}
+  %0 = quench.qlinear %x, %w, %s input_scale(0.0) : (tensor<2x64xf32>, tensor<16x64xi8>, tensor<16xf32>) -> tensor<2x16xf32>
+  return
+}
+
+// -----
+
+func.func @qlinear_weight_rank(%x: tensor<2x64xf32>, %w: tensor<16x4x16xi8>, %s: tensor<16xf32>) {
+  // expected-error @+1 {{requires a 2-D weight [out_features, in_features]}}
+  %0 = quench.qlinear %x, %w, %s : (tensor<2x64xf32>, tensor<16x4x16xi8>, tensor<16xf32>) -> tensor<2x16xf32>
+  return
+}
+
+// -----
+
+func.func @qlinear_big_k(%x: tensor<2x132105xf32>, %w: tensor<16x132105xi8>, %s: tensor<16xf32>) {
+  // expected-error @+1 {{in_features 132105 exceeds 132104: the int32 sum of int8 products could overflow}}
+  %0 = quench.qlinear %x, %w, %s : (tensor<2x132105xf32>, tensor<16x132105xi8>, tensor<16xf32>) -> tensor<2x16xf32>
+  return
+}

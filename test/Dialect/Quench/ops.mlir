@@ -204,6 +204,21 @@ func.func @onnx_quantization(%x: tensor<4x8xf32>, %s: tensor<f32>, %zp: tensor<u
   return
 }
 
+// CHECK-LABEL: func @qlinear
+func.func @qlinear(%x: tensor<?x3x64xf32>, %w: tensor<16x64xi8>,
+                   %s: tensor<16xf32>, %b: tensor<16xf32>, %v: tensor<64xf32>) {
+  // Dynamic (per-row scales), no bias.
+  // CHECK: quench.qlinear %{{.*}}, %{{.*}}, %{{.*}} : (tensor<?x3x64xf32>, tensor<16x64xi8>, tensor<16xf32>) -> tensor<?x3x16xf32>
+  %0 = quench.qlinear %x, %w, %s : (tensor<?x3x64xf32>, tensor<16x64xi8>, tensor<16xf32>) -> tensor<?x3x16xf32>
+  // Static per-tensor scale, bias.
+  // CHECK: quench.qlinear %{{.*}}, %{{.*}}, %{{.*}} bias(%{{.*}}) input_scale(3.125000e-02) : (tensor<?x3x64xf32>, tensor<16x64xi8>, tensor<16xf32>, tensor<16xf32>) -> tensor<?x3x16xf32>
+  %1 = quench.qlinear %x, %w, %s bias(%b) input_scale(0.03125) : (tensor<?x3x64xf32>, tensor<16x64xi8>, tensor<16xf32>, tensor<16xf32>) -> tensor<?x3x16xf32>
+  // A 1-D input (one row).
+  // CHECK: quench.qlinear {{.*}} : (tensor<64xf32>, tensor<16x64xi8>, tensor<16xf32>) -> tensor<16xf32>
+  %2 = quench.qlinear %v, %w, %s : (tensor<64xf32>, tensor<16x64xi8>, tensor<16xf32>) -> tensor<16xf32>
+  return
+}
+
 // CHECK-LABEL: func @matmul_nbits
 func.func @matmul_nbits(%x: tensor<1x3x64xf32>, %w: tensor<16x2x16xui8>,
                         %s: tensor<32xf32>, %zp: tensor<16xui8>, %b: tensor<16xf32>,

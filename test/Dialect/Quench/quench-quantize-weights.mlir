@@ -13,6 +13,11 @@
 // RUN: not quench-opt %s --split-input-file --quench-quantize-weights="algo=gptq exclude=*/skip/*" 2>&1 | FileCheck %s --check-prefix=GPTQEXCL
 // RUN: not quench-opt %s --split-input-file --quench-quantize-weights="algo=awq" 2>&1 | FileCheck %s --check-prefix=BADALGO
 // RUN: not quench-opt %s --split-input-file --quench-quantize-weights="algo=gptq gptq-dampening=-1" 2>&1 | FileCheck %s --check-prefix=BADDAMP
+// RUN: quench-opt %s --split-input-file --quench-quantize-weights="activations=dynamic" | FileCheck %s --check-prefix=DYN
+// RUN: quench-opt %s --split-input-file --quench-quantize-weights="activations=static static-input-range=4.0" | FileCheck %s --check-prefix=STATIC
+// RUN: not quench-opt %s --split-input-file --quench-quantize-weights="activations=static" 2>&1 | FileCheck %s --check-prefix=NORANGE
+// RUN: not quench-opt %s --split-input-file --quench-quantize-weights="activations=dynamic bits=4 group-size=32" 2>&1 | FileCheck %s --check-prefix=W8A8BITS
+// RUN: not quench-opt %s --split-input-file --quench-quantize-weights="activations=sometimes" 2>&1 | FileCheck %s --check-prefix=BADACT
 
 // Round-to-nearest weight quantization of quench.linear. Weights (2 x 8):
 //   row 0: 1 .. 8 / 8 (max |w| = 1), row 1: -2, 0, ..., 0 (max |w| = 2).
@@ -31,6 +36,17 @@
 // ASYM-DAG: quench.constant dense<{{\[\[}}0], [15]]> : tensor<2x1xui8>
 // ASYM: quench.matmul_nbits {{.*}} zp(%{{.*}}) bias(%{{.*}}) {bits = 4 : i64, block_size = 8 : i64
 // The linear feeds the return: the output head, kept float on request.
+// W8A8 (activations=dynamic): int8 codes round(w / scale) in [-127, 127]
+// with f32 scales max|w| / 127, no zero point; the input is quantized at
+// run time (no input_scale).
+// DYN-LABEL: func.func @linear
+// DYN-DAG: %[[W:.*]] = quench.constant dense<{{\[\[}}16, 32, 48, 64, 79, 95, 111, 127], [-127, 0, 0, 0, 0, 0, 0, 0]]> : tensor<2x8xi8>
+// DYN-DAG: %[[S:.*]] = quench.constant dense<[0.00787401571, 0.0157480314]> : tensor<2xf32>
+// DYN: quench.qlinear %arg0, %[[W]], %[[S]] bias(%{{.*}}) : (tensor<3x8xf32>, tensor<2x8xi8>, tensor<2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+// DYN-NOT: quench.linear
+// Static: the input scale is the range / 127 (4 / 127).
+// STATIC-LABEL: func.func @linear
+// STATIC: quench.qlinear {{.*}} bias(%{{.*}}) input_scale(0.0314960629)
 // HEAD-LABEL: func.func @linear
 // HEAD: quench.linear
 // HEAD-NOT: quench.matmul_nbits
@@ -55,6 +71,11 @@ func.func @linear(%x: tensor<3x8xf32>) -> tensor<3x2xf32> {
 // EXCL: quench.linear %arg0, %{{.*}} :
 // EXCL: quench.matmul_nbits
 // EXCL: quench.linear %{{.*}}, %arg1
+// DYN-LABEL: func.func @named
+// DYN-COUNT-2: quench.qlinear
+// DYN: quench.linear %{{.*}}, %arg1
+// STATIC-LABEL: func.func @named
+// STATIC-COUNT-2: quench.qlinear {{.*}} input_scale(0.0314960629)
 // RECIPE-LABEL: func.func @named
 // RECIPE: quench.linear %arg0
 // RECIPE: quench.matmul_nbits {{.*}} {bits = 4 : i64, block_size = 8 : i64
@@ -79,3 +100,8 @@ func.func @named(%x: tensor<1x16xf32>, %wd: tensor<16x16xf32>) -> tensor<1x16xf3
 // GPTQEXCL: error: GPTQ needs calibration (--calib or --calib-cache); no input statistics for layers: /block/keep/MatMul{{$}}
 // BADALGO: error: weight quantization algorithm must be rtn or gptq, got 'awq'
 // BADDAMP: error: GPTQ dampening must be >= 0, got -1
+// Static W8A8 without calibration: every layer lacking a range, at once.
+// NORANGE: error: --quant=w8a8 needs calibration (--calib or --calib-cache); no range for layers: /dense/MatMul
+// NORANGE: error: --quant=w8a8 needs calibration (--calib or --calib-cache); no range for layers: /block/skip/MatMul, /block/keep/MatMul
+// W8A8BITS: error: activation quantization (W8A8) needs 8-bit per-channel symmetric weights, got int4 g32 sym f16
+// BADACT: error: activations must be none, static or dynamic, got 'sometimes'

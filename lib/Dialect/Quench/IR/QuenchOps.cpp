@@ -671,6 +671,45 @@ LogicalResult QLinearMatMulOp::verify() {
                             getResult().getType());
 }
 
+LogicalResult QLinearOp::verify() {
+  auto x = getInput().getType();
+  auto w = getWeight().getType();
+  if (w.getRank() != 2)
+    return emitOpError("requires a 2-D weight [out_features, in_features]");
+  if (x.getRank() < 1)
+    return emitOpError("requires an input of rank >= 1");
+  int64_t n = w.getDimSize(0), k = w.getDimSize(1);
+  int64_t xk = x.getShape().back();
+  if (k != kDyn && xk != kDyn && k != xk)
+    return emitOpError() << "input features " << xk
+                         << " do not match weight in_features " << k;
+  int64_t kKnown = k != kDyn ? k : xk;
+  if (kKnown != kDyn && kKnown > kMaxInFeatures)
+    return emitOpError() << "in_features " << kKnown << " exceeds "
+                         << kMaxInFeatures
+                         << ": the int32 sum of int8 products could overflow";
+  auto lengthN = [&](Value v, StringRef what) -> LogicalResult {
+    auto t = cast<RankedTensorType>(v.getType());
+    if (t.getRank() != 1 ||
+        (t.getDimSize(0) != kDyn && n != kDyn && t.getDimSize(0) != n))
+      return emitOpError() << "requires a 1-D " << what << " of length " << n;
+    return success();
+  };
+  if (failed(lengthN(getWeightScale(), "weight_scale")))
+    return failure();
+  if (Value bias = getBias(); bias && failed(lengthN(bias, "bias")))
+    return failure();
+  if (FloatAttr scale = getInputScaleAttr()) {
+    const APFloat &s = scale.getValue();
+    if (!s.isFiniteNonZero() || s.isNegative())
+      return emitOpError("requires a finite positive input_scale");
+  }
+  SmallVector<int64_t> expected(x.getShape().drop_back());
+  expected.push_back(n);
+  return verifyShapeMatches(*this, expected, getResult().getType().getShape(),
+                            "result");
+}
+
 LogicalResult MatMulNBitsOp::verify() {
   int64_t bits = getBits(), block = getBlockSize();
   int64_t k = getInFeatures(), n = getOutFeatures();

@@ -3,9 +3,10 @@
 // Implements `quench-quantize-weights`: every quench.linear with a constant
 // weight becomes a quench.matmul_nbits over codes chosen by round-to-nearest
 // (lib/Quant/RTN.cpp) or GPTQ (lib/Quant/GPTQ.cpp, with the input Gram
-// matrices of calibration), group-wise or per output channel. The numerics
-// live in the MLIR-free QuenchQuant library; this file decides which layers
-// get which scheme (options, recipe) and rewrites the IR.
+// matrices of calibration), group-wise or per output channel, or, with
+// activation quantization (W8A8), a quench.qlinear over int8 codes. The
+// numerics live in the MLIR-free QuenchQuant library; this file decides
+// which layers get which scheme (options, recipe) and rewrites the IR.
 //
 //===----------------------------------------------------------------------===//
 
@@ -19,10 +20,12 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/GlobPattern.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
 
+#include <cmath>
 #include <cstring>
 
 namespace quench {
@@ -61,6 +64,16 @@ std::string describe(const Scheme &s, bool gptq) {
   if (gptq)
     out += " gptq";
   return out;
+}
+
+/// How a layer's input is quantized (WeightQuantOptions::activations).
+enum class ActQuant { None, Static, Dynamic };
+
+/// The record's scheme of a W8A8 layer.
+std::string describeW8A8(ActQuant act) {
+  return act == ActQuant::Static
+             ? "int8 per-channel sym f32, act int8 static per-tensor"
+             : "int8 per-channel sym f32, act int8 dynamic per-token";
 }
 
 LogicalResult checkScheme(const Scheme &s, const Twine &where,
@@ -326,6 +339,46 @@ int64_t quantizeLinear(LinearOp op, ConstantOp cst,
          static_cast<int64_t>(scaleBytes.size()) + zpBytes;
 }
 
+/// Rewrites one linear into a quench.qlinear: int8 codes per output channel
+/// (`m`: 8-bit symmetric per-channel codes with f32 scales, from RTN or
+/// GPTQ; their unsigned codes minus the zero point 128) and the input scale `inputScale` (static) or none
+/// (dynamic). Returns the bytes of the quantized weight.
+int64_t quantizeLinearW8A8(LinearOp op, ConstantOp cst,
+                           const qq::QuantizedMatrix &m,
+                           std::optional<float> inputScale) {
+  assert(m.bits == 8 && m.symmetric && m.groups == 1 &&
+         "W8A8 takes 8-bit symmetric per-channel codes");
+  int64_t n = m.rows, k = m.cols;
+  OpBuilder b(op);
+  MLIRContext *ctx = op.getContext();
+  // 8-bit codes are their bytes; RTN pads a row's single group to a
+  // multiple of 8 codes, which the [N, K] weight drops.
+  int64_t rowBytes = m.groups * m.groupSize;
+  std::vector<char> codes(n * k);
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < k; ++c)
+      codes[r * k + c] =
+          static_cast<char>(static_cast<int>(m.packed[r * rowBytes + c]) - 128);
+  auto codeType = RankedTensorType::get({n, k}, IntegerType::get(ctx, 8));
+  Value wq = ConstantOp::create(
+      b, cst.getLoc(), codeType,
+      createConstantAttr(codeType, codes, constantName(cst, "_q")));
+  auto scaleType = RankedTensorType::get({n}, Float32Type::get(ctx));
+  std::vector<char> scaleBytes(m.scales.size() * 4);
+  std::memcpy(scaleBytes.data(), m.scales.data(), scaleBytes.size());
+  Value scales = ConstantOp::create(
+      b, cst.getLoc(), scaleType,
+      createConstantAttr(scaleType, scaleBytes, constantName(cst, "_scales")));
+  FloatAttr scaleAttr;
+  if (inputScale)
+    scaleAttr = b.getF32FloatAttr(*inputScale);
+  auto q = QLinearOp::create(b, op.getLoc(), op.getType(), op.getInput(), wq,
+                             scales, op.getBias(), scaleAttr);
+  op.replaceAllUsesWith(q.getResult());
+  op.erase();
+  return static_cast<int64_t>(codes.size() + scaleBytes.size());
+}
+
 struct QuenchQuantizeWeightsPass
     : public quench::impl::QuenchQuantizeWeightsBase<
           QuenchQuantizeWeightsPass> {
@@ -342,6 +395,13 @@ struct QuenchQuantizeWeightsPass
     o.algo = algo;
     o.gptqActOrder = gptqActOrder;
     o.gptqDampening = gptqDampening;
+    o.activations = activations;
+    if (staticInputRange > 0) {
+      float range = static_cast<float>(staticInputRange);
+      o.inputRange = [range](StringRef) -> std::optional<float> {
+        return range;
+      };
+    }
     if (failed(quantizeWeights(getOperation(), o, nullptr)))
       signalPassFailure();
   }
@@ -384,10 +444,28 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
   if (!options.recipe.empty() &&
       failed(parseRecipe(options.recipe, defaults, rules, loc)))
     return failure();
+  ActQuant act;
+  if (options.activations == "none")
+    act = ActQuant::None;
+  else if (options.activations == "static")
+    act = ActQuant::Static;
+  else if (options.activations == "dynamic")
+    act = ActQuant::Dynamic;
+  else
+    return emitError(loc) << "activations must be none, static or dynamic, "
+                             "got '"
+                          << options.activations << "'";
+  auto isW8A8Scheme = [](const Scheme &s) {
+    return s.bits == 8 && s.groupSize == 0 && s.symmetric;
+  };
+  if (act != ActQuant::None && !isW8A8Scheme(defaults))
+    return emitError(loc) << "activation quantization (W8A8) needs 8-bit "
+                             "per-channel symmetric weights, got "
+                          << describe(defaults, false);
 
   // Decide every layer's scheme, then quantize them all, then rewrite: an
   // error (missing calibration, a bad Gram matrix) leaves the module as it
-  // was.
+  // was, and every layer that lacks statistics is named at once.
   struct Plan {
     LinearOp op;
     ConstantOp cst;
@@ -396,10 +474,16 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     std::vector<float> w;
     const std::vector<double> *gram = nullptr;
     qq::QuantizedMatrix q;
+    bool w8a8 = false;
+    std::optional<float> inputScale; ///< static W8A8
   };
-  std::vector<Plan> plans;
+  // W8A8 weights: int8 per output channel, symmetric, f32 scales.
+  Scheme w8a8Scheme;
+  w8a8Scheme.scaleType = qq::ScaleType::F32;
   SmallVector<LinearOp> linears;
   module.walk([&](LinearOp op) { linears.push_back(op); });
+  std::vector<Plan> plans;
+  SmallVector<std::string> noRange, notW8A8;
   for (LinearOp op : linears) {
     auto cst = op.getWeight().getDefiningOp<ConstantOp>();
     if (!cst)
@@ -439,8 +523,42 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
       }
     }
     rec.scheme = describe(scheme, gptq) + why;
+    if (!scheme.skip && act != ActQuant::None) {
+      if (!isW8A8Scheme(scheme)) {
+        notW8A8.push_back(rec.name + " (" + describe(scheme, false) + ")");
+      } else if (!op.getInput().getType().getElementType().isF32()) {
+        rec.scheme += " (W8A8 needs f32 activations)";
+      } else if (rec.inFeatures > QLinearOp::kMaxInFeatures) {
+        rec.scheme += " (W8A8: in_features above " +
+                      std::to_string(QLinearOp::kMaxInFeatures) + ")";
+      } else {
+        plan.w8a8 = true;
+        rec.scheme = describeW8A8(act) + (gptq ? " gptq" : "");
+        if (act == ActQuant::Static) {
+          std::optional<float> range;
+          if (options.inputRange)
+            range = options.inputRange(rec.name);
+          if (!range || !std::isfinite(*range) || *range < 0)
+            noRange.push_back(rec.name);
+          else
+            // A layer whose input was always zero gets scale 1 (as a
+            // dynamic row of zeros).
+            plan.inputScale = *range > 0 ? *range / 127.0f : 1.0f;
+        }
+      }
+    }
     plans.push_back(std::move(plan));
   }
+  if (!notW8A8.empty())
+    return emitError(loc) << "activation quantization (W8A8) needs 8-bit "
+                             "per-channel symmetric weights; the recipe "
+                             "gives other schemes to layers: "
+                          << llvm::join(notW8A8, ", ");
+  if (!noRange.empty())
+    return emitError(loc)
+           << "--quant=w8a8 needs calibration (--calib or --calib-cache); "
+              "no range for layers: "
+           << llvm::join(noRange, ", ");
 
   if (gptq) {
     // Every quantized layer needs its input statistics; name all the
@@ -478,7 +596,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
   for (Plan &p : plans) {
     if (p.scheme.skip)
       continue;
-    const Scheme &s = p.scheme;
+    const Scheme &s = p.w8a8 ? w8a8Scheme : p.scheme;
     if (!gptq) {
       p.q = qq::quantizeMatrixRTN(p.w.data(), p.rec.outFeatures,
                                   p.rec.inFeatures, static_cast<int>(s.bits),
@@ -499,7 +617,9 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
 
   for (Plan &p : plans) {
     if (!p.scheme.skip) {
-      p.rec.bytesAfter = quantizeLinear(p.op, p.cst, p.q, p.scheme);
+      p.rec.bytesAfter =
+          p.w8a8 ? quantizeLinearW8A8(p.op, p.cst, p.q, p.inputScale)
+                 : quantizeLinear(p.op, p.cst, p.q, p.scheme);
       p.rec.floatKept = !p.cst->use_empty();
       if (p.cst->use_empty())
         p.cst->erase();

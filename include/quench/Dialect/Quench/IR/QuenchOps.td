@@ -624,6 +624,76 @@ def Quench_MatMulNBitsOp : Quench_Op<"matmul_nbits", [Pure, AttrSizedOperandSegm
   let hasVerifier = 1;
 }
 
+def Quench_QLinearOp : Quench_Op<"qlinear", [Pure]> {
+  let summary = "W8A8 linear layer: int8 activations times int8 weights";
+  let description = [{
+    A fully connected layer whose input is quantized to int8 on the fly and
+    multiplied with int8 weights in exact integer arithmetic (the W8A8
+    unit that `quench-quantize-weights` produces with
+    `activations=static|dynamic`):
+
+    ```
+    K = input.shape[-1]; N = weight.shape[0]
+    for each row r of input (all leading dims):
+      s[r] = input_scale                          # static: one scale
+           | max_k |input[r, k]| / 127             # dynamic: per row (token)
+             (1 when the row is all zeros)
+      q[r, k] = clamp(round_half_even(input[r, k] / s[r]), -127, 127)  # int8
+                (NaN quantizes to 0)
+      acc[r, n] = sum_k int32(q[r, k]) * int32(weight[n, k])    # exact int32
+      result[r, n] = f32(acc[r, n]) * s[r] * weight_scale[n] (+ bias[n])
+    ```
+
+    Activations are symmetric int8 with zero point 0 and the range
+    [-127, 127] (not -128: the range is symmetric, so `-x` quantizes to
+    `-q` and the row maximum maps to exactly ±127). `x / s` is an f32
+    division; the final rescale is f32 (`(f32(acc) * s) * weight_scale[n]
+    + bias[n]`, which code generation may contract into an FMA). A dynamic
+    row containing NaN or ±inf has a non-finite scale and gives non-finite
+    results; in static mode ±inf saturate to ±127.
+
+    `weight` is `[N, K]` signed int8 (signless `i8`, read as two's
+    complement), quantized symmetrically per output channel with the
+    scale `weight_scale[n]` (f32, `[N]`); codes are expected in
+    [-127, 127] (any i8 value is computed exactly). The products are
+    summed in int32 without intermediate narrowing; the verifier limits
+    K to 132104 (`(2^31 - 1) / (127 * 128)`) so the sum cannot overflow.
+
+    `input_scale` present: STATIC quantization with that per-tensor scale
+    (a calibrated range / 127; values beyond the range saturate). Absent:
+    DYNAMIC per-row scales computed at run time.
+
+    The verifier checks: f32 input of rank >= 1 with `input.shape[-1] ==
+    K`; a 2-D i8 weight; 1-D f32 `weight_scale` and `bias` of length N; an
+    f32 result of shape `input.shape[:-1] + [N]`; `input_scale` finite and
+    positive; K <= 132104.
+
+    ```mlir
+    %y = quench.qlinear %x, %w, %ws bias(%b) input_scale(0.03125)
+        : (tensor<?x64xf32>, tensor<32x64xi8>, tensor<32xf32>, tensor<32xf32>)
+        -> tensor<?x32xf32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[F32]>:$input,
+                       RankedTensorOf<[I8]>:$weight,
+                       RankedTensorOf<[F32]>:$weight_scale,
+                       Optional<RankedTensorOf<[F32]>>:$bias,
+                       OptionalAttr<F32Attr>:$input_scale);
+  let results = (outs RankedTensorOf<[F32]>:$result);
+  let assemblyFormat = "$input `,` $weight `,` $weight_scale "
+                       "(`bias` `(` $bias^ `)`)? "
+                       "(`input_scale` `(` $input_scale^ `)`)? "
+                       "attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// True when the input is quantized with per-row scales computed at
+    /// run time (no `input_scale`).
+    bool isDynamic() { return !getInputScale().has_value(); }
+    /// The largest K whose int32 sum of int8 products cannot overflow.
+    static constexpr int64_t kMaxInFeatures = 132104;
+  }];
+}
+
 //===----------------------------------------------------------------------===//
 // Quantization: scheme carried in !quant.uniform types
 //===----------------------------------------------------------------------===//

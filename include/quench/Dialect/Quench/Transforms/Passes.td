@@ -51,6 +51,18 @@ def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> 
     per group. The float weight disappears from the artifact unless another
     op still uses it. Activations stay float (W8A16, W4A16, ...).
 
+    With `activations=static` or `activations=dynamic` (W8A8; only with
+    `bits=8`, `group-size=0`, `symmetric`), each such linear with an f32
+    input becomes a `quench.qlinear` instead: int8 weights per output
+    channel with f32 scales, and the input quantized to int8 at run time,
+    with one scale per row computed from the row (`dynamic`) or a fixed
+    per-tensor scale `range / 127` (`static`), where `range` is the layer's
+    calibrated max |x| (drivers pass calibration results through
+    `quench::WeightQuantOptions::inputRange`). Static quantization fails
+    with one error listing every layer without a range. From the command
+    line, `static-input-range` gives one range to every layer: it exists
+    for tests, real models need per-layer calibration.
+
     Layers are named by their location (the ONNX node name). `exclude`
     patterns (globs) keep matching layers in float; `quantize-head=false`
     keeps the output projection (a linear whose result the function
@@ -94,6 +106,13 @@ def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> 
            "contiguous)">,
     Option<"gptqDampening", "gptq-dampening", "double", "0.01",
            "GPTQ: dampening of H's diagonal, as a fraction of its mean">,
+    Option<"activations", "activations", "std::string", "\"none\"",
+           "Activation quantization: none (weight-only), static (W8A8, "
+           "per-tensor input scale from calibration) or dynamic (W8A8, "
+           "per-row input scales at run time)">,
+    Option<"staticInputRange", "static-input-range", "double", "0.0",
+           "For tests: with activations=static, the input range (max |x|) "
+           "assumed for every layer (0: none; real models use calibration)">,
   ];
   let dependentDialects = ["::quench::QuenchDialect"];
 }
