@@ -171,6 +171,15 @@ def main():
         os.makedirs(os.path.dirname(exe), exist_ok=True)
         run([compiler, os.path.join(models, name + ".onnx"), "-o", exe,
              "--emit=exe"])
+        if m.get("folded_to"):
+            # The folded and the float graph can agree to the bit: check
+            # that the fold happened (the float product is gone).
+            ir = run([compiler, os.path.join(models, name + ".onnx"), "-o",
+                      "-", "--stop-after-stage=prepare"]).stdout
+            if (m["folded_to"] + " " not in ir or "quench.matmul " in ir or
+                    "quench.linear " in ir or "dequantize_linear" in ir):
+                failures.append(f"{name}: not folded to {m['folded_to']} by "
+                                f"the prepare stage")
         dirs = {k: os.path.join(work, k, name)
                 for k in ("quench", "ort", "ort-unfolded")}
         for d in dirs.values():

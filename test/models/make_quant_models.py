@@ -28,7 +28,8 @@ For every model NAME the output directory receives NAME.onnx, one
 NAME.in.<input>.npy per graph input, and, where the result is defined
 exactly by integer arithmetic, NAME.ref.<output>.npy (NumPy, int64 math);
 manifest.json lists the models, inputs, outputs and their kinds ("int":
-compared bit-exactly, "float": within a tolerance).
+compared bit-exactly, "float": within a tolerance) and, for QDQ models,
+the op quench-fold-qdq must produce ("folded_to").
 
 Usage: make_quant_models.py --out-dir DIR [--only NAME ...] [--list]
 """
@@ -66,6 +67,8 @@ class Model:
         self.refs = {}  # output name -> exact reference
         self.kinds = {}  # output name -> "int" | "float"
         self.ms = False
+        # The quench op quench-fold-qdq must turn the QDQ product into.
+        self.folded_to = None
 
     def const(self, name, array):
         self.inits.append(numpy_helper.from_array(np.asarray(array), name))
@@ -108,6 +111,7 @@ class Model:
         for n, v in self.refs.items():
             np.save(os.path.join(out_dir, f"{self.name}.ref.{n}.npy"), v)
         return {"name": self.name, "inputs": list(self.values),
+                "folded_to": self.folded_to,
                 "outputs": [{"name": o.name, "kind": self.kinds[o.name],
                              "exact_ref": o.name in self.refs}
                             for o in self.outputs]}
@@ -164,6 +168,7 @@ def qdq_matmul(name, per_channel, out_q, s8_act=False, seed=0):
     m.node("DequantizeLinear", ["xq", "x_scale", "x_zp"], ["xd"])
     m.node("DequantizeLinear", [m.const("w_q", wq), m.const("w_scale", ws),
                                 m.const("w_zp", wz)], ["wd"], axis=1)
+    m.folded_to = "quench.qlinear_matmul" if out_q else "quench.matmul_integer"
     if not out_q:
         m.node("MatMul", ["xd", "wd"], ["y"])
         m.output("y", F32, (2, 5, n), "float")
@@ -193,6 +198,7 @@ def qdq_gemm_bias(name, seed=0):
     m.node("DequantizeLinear", [m.const("w_q", wq), m.const("w_scale", ws),
                                 m.const("w_zp", wz)], ["wd"], axis=0)
     m.node("Gemm", ["xd", "wd", m.const("bias", b)], ["y"], transB=1)
+    m.folded_to = "quench.matmul_integer"
     m.output("y", F32, (7, n), "float")
     return m
 
