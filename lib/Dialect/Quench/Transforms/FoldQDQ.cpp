@@ -95,6 +95,8 @@ struct QuantizedProduct {
   bool weightTransposed = false;
 };
 
+/// Matches the operands of a product: `rhs` a dequantized 2-D weight (per
+/// tensor or per output column), `lhs` a dequantized value per tensor.
 std::optional<QuantizedProduct> matchProduct(Value lhs, Value rhs,
                                              bool weightTransposed) {
   auto b = matchDequantize(rhs, weightTransposed ? 0 : 1);
