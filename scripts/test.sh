@@ -12,6 +12,13 @@ BUILD_DIR=${QUENCH_BUILD_DIR:-$ROOT/build}
 JOBS=${QUENCH_JOBS:-$(nproc)}
 
 bash scripts/setup-deps.sh
+# ONNX Runtime (npm onnxruntime-node) is a peer to compare against, not a
+# dependency: installed when node and npm are there; e2e/ort-quant skips
+# itself without it.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  bash bench/ort/setup.sh \
+    || echo "test.sh: onnxruntime-node not installed; e2e/ort-quant will be skipped"
+fi
 
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/quench-ccache}
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-2G}

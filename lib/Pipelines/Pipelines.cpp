@@ -17,6 +17,10 @@ using namespace mlir;
 void quench::buildPreparePipeline(OpPassManager &pm,
                                   const PrepareOptions &opts) {
   pm.addPass(createCanonicalizerPass());
+  // Pre-quantized (QDQ) matmuls become integer ops before raising, so that
+  // their integer weights are never seen as float linears (docs/
+  // quantization.md, "Pre-quantized ONNX").
+  pm.addPass(createQuenchFoldQDQ());
   if (opts.raise) {
     pm.addPass(createQuenchRaiseOps());
     pm.addPass(createCanonicalizerPass());
@@ -38,7 +42,7 @@ std::vector<quench::PipelineStage>
 quench::getCPUPipelineStages(const CPUPipelineOptions &opts) {
   std::vector<PipelineStage> stages;
   if (opts.prepare)
-    stages.push_back({"prepare", "quench-prepare: canonicalize, raise, CSE",
+    stages.push_back({"prepare", "quench-prepare: canonicalize, fold QDQ, raise, CSE",
                       [](OpPassManager &pm) {
                         buildPreparePipeline(pm, PrepareOptions());
                       }});
@@ -146,8 +150,9 @@ void quench::registerQuenchPipelines() {
       });
   PassPipelineRegistration<PrepareOptions>(
       "quench-prepare",
-      "Clean up an imported model: canonicalize, raise decomposed patterns "
-      "(quench-raise-ops), canonicalize, CSE",
+      "Clean up an imported model: canonicalize, fold QDQ matmuls "
+      "(quench-fold-qdq), raise decomposed patterns (quench-raise-ops), "
+      "canonicalize, CSE",
       buildPreparePipeline);
 }
 

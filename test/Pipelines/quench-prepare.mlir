@@ -28,3 +28,20 @@ func.func @gated(%x: tensor<2x4xf32>) -> tensor<2x3xf32> {
   %y = quench.mul %g, %b : (tensor<2x3xf32>, tensor<2x3xf32>) -> tensor<2x3xf32>
   return %y : tensor<2x3xf32>
 }
+
+// A QDQ matmul (pre-quantized model) is folded by quench-fold-qdq before
+// raising, with or without raise: the integer weight never becomes a float
+// linear.
+// CHECK-LABEL: func @qdq
+// CHECK: quench.qlinear_matmul
+// CHECK-NOT: quench.dequantize_linear
+// CHECK-NOT: quench.linear
+// NORAISE: quench.qlinear_matmul
+func.func @qdq(%xq: tensor<2x4xui8>, %s: tensor<f32>) -> tensor<2x3xui8> {
+  %w = quench.constant dense<3> : tensor<4x3xi8>
+  %x = quench.dequantize_linear %xq, %s {axis = 1 : i64} : (tensor<2x4xui8>, tensor<f32>) -> tensor<2x4xf32>
+  %wd = quench.dequantize_linear %w, %s {axis = 1 : i64} : (tensor<4x3xi8>, tensor<f32>) -> tensor<4x3xf32>
+  %y = quench.matmul %x, %wd : (tensor<2x4xf32>, tensor<4x3xf32>) -> tensor<2x3xf32>
+  %q = quench.quantize_linear %y, %s {axis = 1 : i64} : (tensor<2x3xf32>, tensor<f32>) -> tensor<2x3xui8>
+  return %q : tensor<2x3xui8>
+}

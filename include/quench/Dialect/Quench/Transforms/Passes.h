@@ -24,6 +24,9 @@ namespace quench {
 /// Adds the patterns of `quench-raise-ops` to `patterns`.
 void populateRaiseOpsPatterns(mlir::RewritePatternSet &patterns);
 
+/// Adds the patterns of `quench-fold-qdq` to `patterns`.
+void populateFoldQDQPatterns(mlir::RewritePatternSet &patterns);
+
 /// Options of weight quantization (the pass options of
 /// quench-quantize-weights, as a struct for drivers).
 struct WeightQuantOptions {

@@ -38,6 +38,40 @@ def QuenchRaiseOps : Pass<"quench-raise-ops"> {
   let dependentDialects = ["::quench::QuenchDialect"];
 }
 
+def QuenchFoldQDQ : Pass<"quench-fold-qdq"> {
+  let summary = "Fold QDQ matmuls of pre-quantized models into integer ops";
+  let description = [{
+    Pre-quantized ONNX models in the QDQ format (ONNX Runtime's quantizer,
+    PyTorch's exporter) write an int8 matmul as a float `MatMul` (or `Gemm`,
+    imported as `quench.linear`) between `DequantizeLinear` and
+    `QuantizeLinear` nodes. This pass rewrites
+
+    * `quantize_linear(matmul(dequantize_linear(a), dequantize_linear(b)))`
+      (also `linear` without bias) → `quench.qlinear_matmul` (exact int32
+      product, requantized with `a_scale * b_scale / y_scale` in f32);
+    * `matmul(dequantize_linear(a), dequantize_linear(b))` and
+      `linear(dequantize_linear(x), dequantize_linear(w), bias)` without
+      such a user → `cast(quench.matmul_integer(a, b)) * (a_scale * b_scale)
+      (+ bias)` in f32; a following `quantize_linear` stays.
+
+    It matches when both codes are 8-bit (u8 or i8, any mix), scales and
+    results are f32, `a`'s scale and zero point are per tensor (0-D or a
+    1-element vector) and the weight's are per tensor or per output column
+    (per axis along N: axis 1 of a `[K, N]` matmul operand, axis 0 of a
+    `[N, K]` linear weight, with a static N). Scales and zero points need
+    not be constants (e.g. those of `dynamic_quantize_linear`). Everything
+    else is left unchanged: per-axis scales on another axis, per-row
+    activation scales, 16-bit codes, f16 scales, batched (rank > 2)
+    weights, an output `quantize_linear` with a per-axis scale.
+
+    The folded graph computes the integer product exactly; its results
+    differ from the unfolded float graph only by float rounding (one code
+    near rounding ties after requantization), as in ONNX Runtime's own QDQ
+    folding.
+  }];
+  let dependentDialects = ["::quench::QuenchDialect"];
+}
+
 def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> {
   let summary = "Weight quantization of linear layers (RTN or GPTQ)";
   let description = [{
