@@ -24,6 +24,7 @@ Usage:
 
 import argparse
 import datetime
+import json
 import os
 import subprocess
 import sys
@@ -46,18 +47,35 @@ SCHEMES = [  # (label, quench-compile flags, needs calibration)
     ("W8A8 static", ["--quant=w8a8"], True),
     ("W8A8 dynamic", ["--quant=w8a8-dynamic"], False),
 ]
-# (min top-1, max mean KL) asserted by --check, per model. The W8A16 bounds
-# are issue #4's; the others are regression bounds around what was measured
-# (docs/accuracy.md). stories260K is ~10x more sensitive to weight noise
-# than the char-GPT (Gaussian noise of 1 % of a weight's std already costs
-# KL 4e-2): round-to-nearest W8A16 measures KL ~2e-2 there, so its bound is
-# asserted on the GPTQ variant (error compensation with the calibrated
-# input Gram matrices), and RTN keeps a regression bound.
+# Schemes measured on one model only: stories260K with its two most
+# sensitive blocks (0 and 1) kept in float and int8 groups of 8 with GPTQ
+# elsewhere, the mixed precision that meets the KL bound there
+# (docs/quantization.md "GPTQ").
+STORIES_RECIPE = {"version": 1,
+                  "layers": [{"match": "/layers.[01]/*", "skip": True}]}
+MODEL_SCHEMES = {
+    "stories260K": [("W8A16 g8 GPTQ, blocks 0-1 float",
+                     ["--quant=w8a16", "--group-size=8", "--algo=gptq",
+                      "--quant-recipe={recipe}"], True)],
+}
+# (min top-1, max mean KL) asserted by --check, per model and scheme; a
+# third number, when present, is the minimum top-1 over the decisive
+# positions (the float model's two best log-probabilities more than 0.1
+# apart). The char-GPT's W8A16 bound is issue #4's. stories260K cannot meet
+# it with int8 weights on every layer (it needs ~10.5-bit weights; even f16
+# weights agree on only 98.3 % of its positions, the rest being near-ties):
+# the issue's KL bound is asserted on the mixed-precision scheme, with the
+# top-1 over decisive positions; the others are regression bounds around
+# what was measured (docs/accuracy.md, docs/quantization.md).
 BOUNDS = {
     "char-GPT (2.7M)": {"W8A16 per channel": (0.99, 1e-3),
+                        "W8A16 per channel GPTQ": (0.99, 1e-3),
                         "W4A16 g32": (0.93, 1e-2),
+                        "W8A8 static": (0.97, 3e-3),
                         "W8A8 dynamic": (0.98, 2e-3)},
     "stories260K": {"W8A16 per channel": (0.80, 5e-2),
+                    "W8A16 per channel GPTQ": (0.85, 3e-2),
+                    "W8A16 g8 GPTQ, blocks 0-1 float": (0.94, 1e-3, 0.99),
                     "W8A8 dynamic": (0.75, 8e-2)},
 }
 # Calibration samples per model (never the evaluation sequences): char-GPT
@@ -78,14 +96,18 @@ def write_samples(seqs, directory, input_name):
     return directory
 
 
-def compile_all(build, onnx_path, work, stem, calib_dir):
+def compile_all(build, onnx_path, work, stem, calib_dir, model):
     qc = os.path.join(build, "bin", "quench-compile")
     exes = {}
     f32 = os.path.join(work, stem + "_f32")
     subprocess.run([qc, onnx_path, "-o", f32], check=True,
                    stdout=subprocess.DEVNULL)
     cache = os.path.join(work, stem + ".calib")
-    for label, flags, calibrated in SCHEMES:
+    recipe = os.path.join(work, stem + ".recipe.json")
+    with open(recipe, "w") as f:
+        json.dump(STORIES_RECIPE, f)
+    for label, flags, calibrated in SCHEMES + MODEL_SCHEMES.get(model, []):
+        flags = [f.format(recipe=recipe) for f in flags]
         exe = os.path.join(work, stem + "_" +
                            "_".join(label.lower().split()))
         if calibrated:
@@ -145,7 +167,8 @@ def measure(args, work):
                            stdout=subprocess.DEVNULL)
         calib = write_samples(chargpt_train_windows(cdir, CALIB_SAMPLES),
                               os.path.join(work, "calib-chargpt"), "tokens")
-        f32, exes = compile_all(args.build, onnx_path, work, "chargpt", calib)
+        f32, exes = compile_all(args.build, onnx_path, work, "chargpt", calib,
+                                "char-GPT (2.7M)")
         results["char-GPT (2.7M)"] = quant_eval.compare(
             f32, exes, chargpt_windows(cdir, args.sequences), "tokens")
     else:
@@ -160,7 +183,8 @@ def measure(args, work):
         calib = write_samples(
             stories_sequences(args.stories, CALIB_SAMPLES, seed=1),
             os.path.join(work, "calib-stories"), "input_ids")
-        f32, exes = compile_all(args.build, onnx_path, work, "stories", calib)
+        f32, exes = compile_all(args.build, onnx_path, work, "stories", calib,
+                                "stories260K")
         results["stories260K"] = quant_eval.compare(
             f32, exes, stories_sequences(args.stories, args.sequences),
             "input_ids")
@@ -170,12 +194,13 @@ def measure(args, work):
 
 
 def table(results, sequences):
-    lines = ["| model | scheme | mean KL (nats) | top-1 agreement |",
-             "| --- | --- | ---: | ---: |"]
+    lines = ["| model | scheme | mean KL (nats) | top-1 agreement | "
+             "top-1, decisive positions |",
+             "| --- | --- | ---: | ---: | ---: |"]
     for model, res in results.items():
-        for scheme, (kl, top1) in res.items():
-            lines.append("| %s | %s | %.2e | %.2f %% |" % (
-                model, scheme, kl, 100 * top1))
+        for scheme, (kl, top1, decisive) in res.items():
+            lines.append("| %s | %s | %.2e | %.2f %% | %.2f %% |" % (
+                model, scheme, kl, 100 * top1, 100 * decisive))
     return "\n".join(lines)
 
 
@@ -208,7 +233,10 @@ def main():
                     "against the float executable on the same %d sequences "
                     "of 32 tokens: mean KL(p_float || p_quant) of the "
                     "next-token distributions over all positions, and "
-                    "top-1 agreement. char-GPT: windows of the KJV text's "
+                    "top-1 agreement (over all positions, and over the "
+                    "decisive ones, where the float model's two best "
+                    "log-probabilities differ by more than 0.1). "
+                    "char-GPT: windows of the KJV text's "
                     "held-out 5 %%; stories260K: stories sampled from the "
                     "float PyTorch model (temperature 1). Scales are f16, "
                     "codes symmetric (docs/quantization.md). GPTQ and W8A8 "
@@ -224,12 +252,17 @@ def main():
     if args.check:
         bad = []
         for model, res in results.items():
-            for scheme, (top1_min, kl_max) in BOUNDS[model].items():
-                kl, top1 = res[scheme]
-                if top1 < top1_min or kl > kl_max:
+            for scheme, bound in BOUNDS[model].items():
+                top1_min, kl_max = bound[:2]
+                kl, top1, decisive = res[scheme]
+                if top1 < top1_min or kl > kl_max or (
+                        len(bound) > 2 and decisive < bound[2]):
                     bad.append("%s %s: KL %.2e (max %.0e), top-1 %.2f %% "
-                               "(min %.0f %%)" % (model, scheme, kl, kl_max,
-                                                  100 * top1, 100 * top1_min))
+                               "(min %.0f %%), decisive %.2f %%%s" % (
+                                   model, scheme, kl, kl_max, 100 * top1,
+                                   100 * top1_min, 100 * decisive,
+                                   " (min %.0f %%)" % (100 * bound[2])
+                                   if len(bound) > 2 else ""))
         for b in bad:
             print("FAIL", b)
         if bad:
