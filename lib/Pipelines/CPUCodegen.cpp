@@ -455,7 +455,8 @@ void TileAndVectorize::runGeneric(linalg::LinalgOp op) {
 }
 
 /// The fused dequantizing matmul of quench.matmul_nbits (loops batch...,
-/// b, j, h, n; see lib/Conversion/QuenchToLinalg/MatMulNBits.cpp): tasks
+/// b, j, h, n; see lib/Conversion/QuenchToLinalg/MatMulNBits.cpp): the
+/// explicit kernel of DequantMatmul.cpp when it applies; otherwise tasks
 /// of output features, register tiles of mr rows x nr features kept in
 /// registers across the reduction loops (b, j, h inside n), codes unpacked
 /// as whole vectors of consecutive features.

@@ -69,6 +69,7 @@ public:
     vi32 = VectorType::get({d.lanes}, b.getI32Type());
   }
 
+  /// The tile at task-local row `row` and column `col` (see above).
   Value emit(Value out, Value row, Value colBase, Value col, int64_t mr,
              int64_t nv, bool inBounds);
 
@@ -386,11 +387,10 @@ quench::buildDequantMatmulKernel(RewriterBase &rw, linalg::LinalgOp linalgOp,
   Type f32 = rw.getF32Type();
   SmallVector<OpFoldResult> sxSizes{tensor::getMixedSize(rw, loc, x, 0),
                                     rw.getIndexAttr(d.blocks)};
-  Value sxInit = linalg::FillOp::create(
-                     rw, loc,
-                     arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(0)).getResult(),
-                     tensor::EmptyOp::create(rw, loc, sxSizes, f32).getResult())
-                     .getResult(0);
+  Value zeroF32 = arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(0));
+  Value sxEmpty = tensor::EmptyOp::create(rw, loc, sxSizes, f32);
+  Value sxInit =
+      linalg::FillOp::create(rw, loc, zeroF32, sxEmpty).getResult(0);
   MLIRContext *ctx = rw.getContext();
   auto dim = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
   auto sxOp = linalg::GenericOp::create(
