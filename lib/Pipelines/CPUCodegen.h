@@ -11,6 +11,9 @@
 
 #include "mlir/Pass/Pass.h"
 
+#include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
+#include "mlir/Support/LLVM.h"
+
 namespace mlir {
 class RewriterBase;
 namespace func {
@@ -55,6 +58,17 @@ std::unique_ptr<mlir::Pass> createCPUPretransposeRhsPass();
 /// `quench-cpu-unshare-inits`: unshareInitTensors on each function (run
 /// right before bufferization, after the last CSE).
 std::unique_ptr<mlir::Pass> createCPUUnshareInitsPass();
+
+/// Replaces the fused dequantizing matmul of quench.matmul_nbits (the
+/// linalg.generic marked `quench.dequant_matmul`, fast form) by the CPU
+/// kernel of DequantMatmul.cpp: scf.forall tasks of output features,
+/// register tiles of partial sums per quantization group, vector ops on
+/// tensors. Returns the reduction it creates for the group sums of x (to be
+/// tiled and vectorized by the caller); fails, changing nothing, on any
+/// other op or when `vectorBits` is below 128.
+mlir::FailureOr<mlir::linalg::LinalgOp>
+buildDequantMatmulKernel(mlir::RewriterBase &rw, mlir::linalg::LinalgOp op,
+                         unsigned vectorBits);
 
 /// Registers the codegen passes that can run on their own in quench-opt
 /// (quench-cpu-fuse-elementwise, -pretranspose-rhs, -unshare-inits).

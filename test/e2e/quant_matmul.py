@@ -8,7 +8,8 @@ round-to-nearest weight quantization (quench-compile --quant).
    unpacking in registers), 3 bits and a weight passed at run time (general
    form), symmetric codes (implicit zero point), packed ui8 and float zero
    points, f16 and f32 scales, K not a multiple of the block (padding), one
-   row (GEMV), batch dims, a dynamic row count, a bias. It is compiled once
+   row (GEMV), batch dims, a dynamic row count, a bias, and widths that
+   exercise the CPU kernel's tasks, tiles and remainders. It is compiled once
    with quench-compile --emit=exe, run on random inputs, and every output
    is compared with a NumPy dequantize-then-matmul reference:
    |y - ref| <= 1e-5 * sum_k |x| |w| + 1e-6 (f32 accumulation order).
@@ -164,6 +165,12 @@ CASES = [
     Case("b4_fzp_dyn", 50, 64, 4, 32, "float", np.float32, (None, 64)),
     Case("b4_runtime_w", 12, 32, 4, 16, None, np.float32, (3, 32),
          weight_input=True),
+    # The CPU kernel's tiling (lib/Pipelines/DequantMatmul.cpp): several
+    # parallel tasks of 128 features, whole register tiles and a masked
+    # remainder, row tiles plus remainder rows.
+    Case("b4_wide_gemv", 328, 96, 4, 32, "packed", np.float16, (1, 96)),
+    Case("b4_wide_rows", 300, 64, 4, 32, None, np.float32, (13, 64)),
+    Case("b8_wide_rows", 264, 64, 8, 32, "packed", np.float16, (7, 64)),
 ]
 
 

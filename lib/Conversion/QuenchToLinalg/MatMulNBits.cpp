@@ -13,9 +13,11 @@
 // and x [..., K] is padded to blocks * block and viewed as
 // [..., blocks, J, 8 / bits]. Loops (batch..., b, j, h, n): code
 // (w[b, j, n] >> h * bits) & mask dequantizes as (code - zp) * scale and
-// multiplies x[..., b, j, h]. The generic carries `quench.dequant_matmul`
-// so that the codegen stage tiles it like a matmul (register tiles of rows
-// x SIMD vectors of output features) and vectorizes the unpacking.
+// multiplies x[..., b, j, h]. The generic carries `quench.dequant_matmul`:
+// it is the specification, which the CPU codegen stage replaces by an
+// explicit vector kernel (lib/Pipelines/DequantMatmul.cpp: partial sums per
+// group, codes in panels) or, where that does not apply, tiles like a
+// matmul and vectorizes the unpacking.
 //
 // General form (any other case: 3/5/6/7 bits, weights computed at run
 // time): loops (batch..., n, k) reading the byte(s) of each code with
