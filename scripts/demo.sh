@@ -85,11 +85,28 @@ for t in 1 2; do
 done
 
 echo
-echo "== 5. Quantize: weights to int8 per channel (W8A16) and int4 in groups of 32 (W4A16)"
-for q in w8a16 w4a16; do
-  echo "-- quench-compile chargpt.t32.onnx -o chargpt_$q --quant=$q"
+echo "== 5. Quantize: int8 weights per channel (W8A16), int4 in groups of 32 with GPTQ (W4A16),"
+echo "      and int8 weights x int8 activations with per-token scales (W8A8)"
+echo "-- calibration samples: 32 windows of the training text (docs/calibration.md)"
+$PY - "$WORK" <<'PYEOF'
+import os, sys
+sys.path[:0] = ["bench", "examples/chargpt"]
+import accuracy
+w = sys.argv[1]
+accuracy.write_samples(accuracy.chargpt_train_windows(w, 32), w + "/calib", "tokens")
+PYEOF
+quant_flags() {
+  case $1 in
+    w8a16) echo "--quant=w8a16" ;;
+    w4a16) echo "--quant=w4a16 --algo=gptq --calib=$WORK/calib --calib-cache=$WORK/chargpt.calib" ;;
+    w8a8) echo "--quant=w8a8-dynamic" ;;
+  esac
+}
+for q in w8a16 w4a16 w8a8; do
+  echo "-- quench-compile chargpt.t32.onnx -o chargpt_$q $(quant_flags $q | sed "s#$WORK/##g")"
+  # shellcheck disable=SC2046
   "$BUILD_DIR/bin/quench-compile" "$WORK/chargpt.t32.onnx" -o "$WORK/chargpt_$q" \
-    --quant=$q --report="$WORK/chargpt_$q.report.json" | tail -2
+    $(quant_flags $q) --report="$WORK/chargpt_$q.report.json" | tail -2
 done
 "$BUILD_DIR/bin/quench-compile" "$WORK/chargpt.t32.onnx" -o "$WORK/chargpt_f32"
 $PY - "$WORK" <<'PYEOF'
@@ -99,7 +116,7 @@ print("%-8s %22s %14s" % ("", "weights (constants)", "executable"))
 f32 = json.load(open(w + "/chargpt_w8a16.report.json"))["constant_bytes_before"]
 print("%-8s %19.2f MB %11.2f MB" % ("fp32", f32 / 1e6,
                                      os.path.getsize(w + "/chargpt_f32") / 1e6))
-for q in ("w8a16", "w4a16"):
+for q in ("w8a16", "w4a16", "w8a8"):
     r = json.load(open(w + "/chargpt_%s.report.json" % q))
     print("%-8s %19.2f MB %11.2f MB" % (q, r["constant_bytes_after"] / 1e6,
                                          r["artifact_bytes"] / 1e6))
@@ -107,9 +124,10 @@ PYEOF
 echo "-- accuracy against the float model on 32 held-out windows of 32 characters"
 $PY examples/chargpt/quant_eval.py --model-dir "$WORK" --sequences 32 \
   --float "$WORK/chargpt_f32" --quant w8a16="$WORK/chargpt_w8a16" \
-  --quant "w4a16 g32=$WORK/chargpt_w4a16"
+  --quant "w4a16 g32 gptq=$WORK/chargpt_w4a16" \
+  --quant "w8a8 dynamic=$WORK/chargpt_w8a8"
 echo "-- speed: 50 runs at T=32, 1 thread"
-for m in f32 w8a16 w4a16; do
+for m in f32 w8a16 w4a16 w8a8; do
   printf "%-6s " $m
   "$WORK/chargpt_$m" --input tokens="$WORK/chargpt.tokens.npy" --bench 50 --threads 1 |
     grep bench: | sed 's/^bench: //'
