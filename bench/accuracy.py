@@ -34,6 +34,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "examples", "chargpt"))
+sys.path.insert(0, os.path.join(ROOT, "examples"))
 import quant_eval  # noqa: E402
 
 PY = "/usr/bin/python3"
@@ -123,24 +124,14 @@ def chargpt_windows(model_dir, n):
 
 
 def chargpt_train_windows(model_dir, n, block=32, seed=1):
-    import torch
-    import chargpt
-    ckpt = torch.load(os.path.join(model_dir, "chargpt.pt"),
-                      map_location="cpu", weights_only=False)
-    ids = chargpt.encode(chargpt.load_kjv_text(), ckpt["vocab"])
-    train, _ = chargpt.split_data(ids)
-    rng = np.random.default_rng(seed)
-    starts = rng.integers(0, len(train) - block, size=n)
-    return [train[s:s + block] for s in starts]
+    return quant_eval.text_windows(model_dir, n, block, seed, part="train")
 
 
-def stories_sequences(bin_path, n, seq=32, seed=0):
+def sample_stories(model, n, seq=32, seed=0):
+    """n token sequences of length seq sampled from `model` (a
+    stories260k_to_onnx.Llama2c) at temperature 1, from BOS; seeded."""
     import torch
-    sys.path.insert(0, os.path.join(ROOT, "examples"))
     import stories260k_to_onnx as s
-    cfg, w = s.read_checkpoint(bin_path)
-    torch.set_num_threads(1)
-    model = s.Llama2c(cfg, w).eval()
     gen = torch.Generator().manual_seed(seed)
     out = []
     with torch.no_grad():
@@ -152,6 +143,14 @@ def stories_sequences(bin_path, n, seq=32, seed=0):
                 ids.append(int(torch.multinomial(p, 1, generator=gen)))
             out.append(np.array(ids, dtype=np.int64))
     return out
+
+
+def stories_sequences(bin_path, n, seq=32, seed=0):
+    import torch
+    import stories260k_to_onnx as s
+    cfg, w = s.read_checkpoint(bin_path)
+    torch.set_num_threads(1)
+    return sample_stories(s.Llama2c(cfg, w).eval(), n, seq, seed)
 
 
 def measure(args, work):

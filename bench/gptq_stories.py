@@ -47,6 +47,8 @@ import torch.nn.functional as F
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "examples"))
 import stories260k_to_onnx as s  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import accuracy  # noqa: E402
 
 # name -> (bits, group size (0: per output channel), symmetric)
 SCHEMES = {
@@ -72,17 +74,8 @@ def build_tool(work):
 
 
 def sample_stories(model, n, seq, seed):
-    gen = torch.Generator().manual_seed(seed)
-    out = []
-    with torch.no_grad():
-        for _ in range(n):
-            ids = [s.BOS]
-            while len(ids) < seq:
-                logits = model(torch.tensor([ids]))[0, -1]
-                p = torch.softmax(logits, -1)
-                ids.append(int(torch.multinomial(p, 1, generator=gen)))
-            out.append(ids)
-    return torch.tensor(out, dtype=torch.long)
+    return torch.tensor(np.stack(accuracy.sample_stories(model, n, seq, seed)),
+                        dtype=torch.long)
 
 
 def layer_list(model):

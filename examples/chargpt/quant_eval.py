@@ -41,15 +41,22 @@ def run_exe(exe, tokens, tmp, input_name="tokens", output_name="logits"):
         np.float64)
 
 
-def held_out_windows(model_dir, count, block, seed=0):
+def text_windows(model_dir, count, block, seed=0, part="held-out"):
+    """`count` random windows of `block` token ids from the KJV text's
+    training split (part="train") or held-out split (part="held-out")."""
     import torch
     ckpt = torch.load(os.path.join(model_dir, "chargpt.pt"),
                       map_location="cpu", weights_only=False)
     ids = chargpt.encode(chargpt.load_kjv_text(), ckpt["vocab"])
-    _, val = chargpt.split_data(ids)
+    train, val = chargpt.split_data(ids)
+    data = train if part == "train" else val
     rng = np.random.default_rng(seed)
-    starts = rng.integers(0, len(val) - block, size=count)
-    return [val[s:s + block] for s in starts]
+    starts = rng.integers(0, len(data) - block, size=count)
+    return [data[s:s + block] for s in starts]
+
+
+def held_out_windows(model_dir, count, block, seed=0):
+    return text_windows(model_dir, count, block, seed)
 
 
 def compare(float_exe, quant_exes, windows, input_name="tokens", gap=0.1):
