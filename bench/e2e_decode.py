@@ -20,7 +20,9 @@ Quench compiles the float model with --quant=none / w8a16 / w4a16 (g32) /
 w8a8-dynamic, and also the 4-bit MatMulNBits file itself.
 
 Every executable and ORT session runs the same input: `--bench RUNS` after a
-warm-up, median and minimum latency, 1 thread. Outputs of Quench and ORT on
+warm-up, median and minimum latency, 1 thread. ORT's times include the
+Node.js binding's per-call cost (N-API, output allocation); the script
+measures that floor on a one-Identity-node model in the same run. Outputs of Quench and ORT on
 the MatMulNBits file are compared (they must agree to 1e-4 relative).
 
 Usage: bench/e2e_decode.py [--build build] [--work DIR] [--runs 2000]
@@ -223,6 +225,24 @@ def main():
             rows.append((label, "ORT " + name, *bench_line(p.stdout + p.stderr)))
         print("%s: Quench vs ORT on the MatMulNBits file: max rel. diff %.1e"
               % (label, err))
+
+    # ORT's floor through Node (N-API call, output tensor): a graph with one
+    # Identity node on the same input.
+    floor = os.path.join(work, "identity.onnx")
+    g = helper.make_graph(
+        [helper.make_node("Identity", ["t"], ["u"])], "identity",
+        [helper.make_tensor_value_info("t", TensorProto.INT64, [1, 1])],
+        [helper.make_tensor_value_info("u", TensorProto.INT64, [1, 1])])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]),
+              floor)
+    tok = os.path.join(work, "identity.tok.npy")
+    np.save(tok, np.array([[5]], dtype=np.int64))
+    p = subprocess.run(["node", runjs, floor, "--input", "t=" + tok, "--bench",
+                        str(args.runs), "--threads", "1"], check=True,
+                       capture_output=True, text=True)
+    med, mn = bench_line(p.stdout + p.stderr)
+    print("ORT call floor (one Identity node through onnxruntime-node): "
+          "median %.4f ms, min %.4f ms" % (med, mn))
 
     base = {}
     for label, name, med, _ in rows:
