@@ -330,6 +330,67 @@ def quantization(build, work, failures):
             failures.append(label)
 
 
+def embeddings(build, work, failures):
+    """--quant-embeddings: a table [V, D] looked up by token ids [2, 5],
+    tied to an output projection (the table is also the head's weight, as
+    in models with shared embeddings); the lookup must equal the table's
+    int8 per-row round-to-nearest rows (f32 scales) exactly, the head the
+    W8A16 reference, and no float copy of the table may remain."""
+    v, d, b, t = 50, 24, 2, 5
+    table = RNG.standard_normal((v, d)).astype(np.float32)
+    table[7] = 0  # an all-zero row: scale 1, exact zeros
+    ids = RNG.integers(0, v, (b, t)).astype(np.int64)
+    ids[0, 0] = 7
+    text = (f'func.func @main(%ids: tensor<{b}x{t}xi64> {{quench.name = "ids"}})'
+            f' -> (tensor<{b}x{t}x{d}xf32> {{quench.name = "emb"}}, '
+            f'tensor<{b}x{t}x{v}xf32> {{quench.name = "logits"}}) {{\n'
+            f'  %w = quench.constant dense<{hexdata(table)}> : tensor<{v}x{d}xf32>\n'
+            f'  %e = quench.gather %w[%ids] {{axis = 0 : i64}} : (tensor<{v}x{d}xf32>,'
+            f' tensor<{b}x{t}xi64>) -> tensor<{b}x{t}x{d}xf32>\n'
+            f'  %l = quench.linear %e, %w : (tensor<{b}x{t}x{d}xf32>, '
+            f'tensor<{v}x{d}xf32>) -> tensor<{b}x{t}x{v}xf32>\n'
+            f'  return %e, %l : tensor<{b}x{t}x{d}xf32>, tensor<{b}x{t}x{v}xf32>\n}}\n')
+    model = os.path.join(work, "embedding.mlir")
+    with open(model, "w") as f:
+        f.write(text)
+    idpath = os.path.join(work, "ids.npy")
+    np.save(idpath, ids)
+    exe = os.path.join(work, "emb")
+    report = os.path.join(work, "emb.json")
+    run([os.path.join(build, "bin", "quench-compile"), model, "-o", exe,
+         "--quant=w8a16", "--quant-embeddings", f"--report={report}"])
+    with open(report) as f:
+        rep = json.load(f)
+    odir = os.path.join(work, "emb-out")
+    os.makedirs(odir, exist_ok=True)
+    run([exe, "--input", f"ids={idpath}", "--output-dir", odir])
+    emb = np.load(os.path.join(odir, "emb.npy"))
+    logits = np.load(os.path.join(odir, "logits.npy")).astype(np.float64)
+    deq = rtn_reference(table, 8, 0, True, "f32")
+    ok_emb = np.array_equal(emb, deq[ids])
+    wq = rtn_reference(table, 8, 0, True, "f16").astype(np.float64)
+    ref = emb.astype(np.float64) @ wq.T
+    # The fused kernel applies a group's scale to sum x*q - zp*sum x
+    # (docs/lowering.md), so its rounding also scales with zp * scale *
+    # sum|x|: visible for the all-zero row, whose scale is 1.
+    absmax = np.abs(table).max(axis=1)
+    scale = np.where(absmax == 0, 1.0, absmax / 127)
+    bound = (1e-5 * (np.abs(emb) @ np.abs(wq).T) +
+             2e-6 * 128 * np.abs(emb).sum(-1, keepdims=True) * scale + 1e-6)
+    ok_head = np.all(np.abs(logits - ref) <= bound)
+    # The table is int8 (V*D + 4V bytes) and the head its own W8A16 copy;
+    # nothing float is left.
+    after = rep["constant_bytes_after"]
+    ok_size = after <= v * d + 4 * v + v * 8 * ((d + 7) // 8) + 2 * v + 64 and \
+        not any(l["float_weight_kept"] for l in rep["layers"])
+    ok = ok_emb and ok_head and ok_size
+    print(f"{'ok  ' if ok else 'FAIL'} --quant-embeddings: lookup exact "
+          f"{ok_emb}, head within bound {ok_head}, constants "
+          f"{rep['constant_bytes_before']} -> {after} bytes")
+    if not ok:
+        failures.append("--quant-embeddings")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", required=True)
@@ -340,6 +401,7 @@ def main():
     failures = []
     kernels(os.path.abspath(a.build), work, failures)
     quantization(os.path.abspath(a.build), work, failures)
+    embeddings(os.path.abspath(a.build), work, failures)
     if failures:
         print(f"quant-matmul: {len(failures)} failed: {', '.join(failures)}")
         return 1

@@ -181,6 +181,11 @@ static cl::opt<bool> quantHead(
     cl::desc("Quantize the output projection too (default: true; "
              "--quant-head=false keeps it float)"),
     cl::init(true), cl::cat(quantCategory));
+static cl::opt<bool> quantEmbeddings(
+    "quant-embeddings",
+    cl::desc("Also quantize embedding tables: int8 per row (symmetric, f32 "
+             "scales), dequantized after the lookup (default: false)"),
+    cl::cat(quantCategory));
 static cl::list<std::string> quantExclude(
     "quant-exclude",
     cl::desc("Keep layers whose name (ONNX node name) matches this glob in "
@@ -529,9 +534,11 @@ int main(int argc, char **argv) {
     return fail(err);
   if (!pipelineOpts.weightQuant &&
       (asymmetric || !quantExclude.empty() || !quantRecipe.empty() ||
-       groupSize.getNumOccurrences() || algo.getNumOccurrences()))
-    return fail("--group-size, --asymmetric, --quant-exclude, --quant-recipe "
-                "and --algo need --quant (e.g. --quant=w4a16)");
+       groupSize.getNumOccurrences() || algo.getNumOccurrences() ||
+       quantEmbeddings))
+    return fail("--group-size, --asymmetric, --quant-exclude, --quant-recipe, "
+                "--quant-embeddings and --algo need --quant (e.g. "
+                "--quant=w4a16)");
   if (algo != "rtn" && algo != "gptq")
     return fail("--algo must be rtn or gptq, got '" + algo + "'");
   if (pipelineOpts.weightQuant) {
@@ -539,6 +546,7 @@ int main(int argc, char **argv) {
     q.symmetric = !asymmetric;
     q.scaleType = scaleType;
     q.quantizeHead = quantHead;
+    q.quantizeEmbeddings = quantEmbeddings;
     q.exclude.assign(quantExclude.begin(), quantExclude.end());
     q.recipe = quantRecipe;
     q.algo = algo;

@@ -18,6 +18,7 @@
 // RUN: not quench-opt %s --split-input-file --quench-quantize-weights="activations=static" 2>&1 | FileCheck %s --check-prefix=NORANGE
 // RUN: not quench-opt %s --split-input-file --quench-quantize-weights="activations=dynamic bits=4 group-size=32" 2>&1 | FileCheck %s --check-prefix=W8A8BITS
 // RUN: not quench-opt %s --split-input-file --quench-quantize-weights="activations=sometimes" 2>&1 | FileCheck %s --check-prefix=BADACT
+// RUN: quench-opt %s --split-input-file --quench-quantize-weights="quantize-embeddings=true" | FileCheck %s --check-prefix=EMB
 
 // Round-to-nearest weight quantization of quench.linear. Weights (2 x 8):
 //   row 0: 1 .. 8 / 8 (max |w| = 1), row 1: -2, 0, ..., 0 (max |w| = 2).
@@ -105,3 +106,25 @@ func.func @named(%x: tensor<1x16xf32>, %wd: tensor<16x16xf32>) -> tensor<1x16xf3
 // NORANGE: error: --quant=w8a8 needs calibration (--calib or --calib-cache); no range for layers: /block/skip/MatMul, /block/keep/MatMul
 // W8A8BITS: error: activation quantization (W8A8) needs 8-bit per-channel symmetric weights, got int4 g32 sym f16
 // BADACT: error: activations must be none, static or dynamic, got 'sometimes'
+
+// -----
+
+// Embedding tables (quantize-embeddings): int8 codes per row (symmetric,
+// round half to even: -0.5 * 127 = -63.5 -> -64), f32 row scales (an
+// all-zero row gets 1), dequantized after the lookup; without the option
+// the table stays float.
+// EMB-LABEL: func.func @embedding
+// EMB-DAG: %[[Q:.*]] = quench.constant dense<{{\[\[}}127, -64, 32, 0], [0, 0, 0, 0]]> : tensor<2x4xi8>
+// EMB-DAG: %[[S:.*]] = quench.constant dense<{{\[\[}}0.00787401571], [1.000000e+00]]> : tensor<2x1xf32>
+// EMB: %[[R:.*]] = quench.gather %[[Q]][%[[IDS:.*]]] {axis = 0 : i64} : (tensor<2x4xi8>, tensor<3xi64>) -> tensor<3x4xi8>
+// EMB: %[[RS:.*]] = quench.gather %[[S]][%[[IDS]]] {axis = 0 : i64} : (tensor<2x1xf32>, tensor<3xi64>) -> tensor<3x1xf32>
+// EMB: %[[F:.*]] = quench.cast %[[R]] : tensor<3x4xi8> to tensor<3x4xf32>
+// EMB: %[[OUT:.*]] = quench.mul %[[F]], %[[RS]] : (tensor<3x4xf32>, tensor<3x1xf32>) -> tensor<3x4xf32>
+// EMB: return %[[OUT]]
+// CHECK-LABEL: func.func @embedding
+// CHECK: quench.gather {{.*}} : (tensor<2x4xf32>, tensor<3xi64>) -> tensor<3x4xf32>
+func.func @embedding(%ids: tensor<3xi64>) -> tensor<3x4xf32> {
+  %t = quench.constant dense<[[1.0, -0.5, 0.25, 0.0], [0.0, 0.0, 0.0, 0.0]]> : tensor<2x4xf32>
+  %e = quench.gather %t[%ids] {axis = 0 : i64} : (tensor<2x4xf32>, tensor<3xi64>) -> tensor<3x4xf32>
+  return %e : tensor<3x4xf32>
+}

@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
+#include "llvm/ADT/DenseSet.h"
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
 #include "quench/Quant/GPTQ.h"
@@ -339,6 +340,63 @@ int64_t quantizeLinear(LinearOp op, ConstantOp cst,
          static_cast<int64_t>(scaleBytes.size()) + zpBytes;
 }
 
+/// The signed int8 codes [rows, cols] of 8-bit symmetric per-row codes:
+/// RTN's unsigned codes minus the zero point 128 (8-bit codes are their
+/// bytes; RTN pads a row's single group to a multiple of 8 codes, which are
+/// dropped here).
+std::vector<char> signedInt8Codes(const qq::QuantizedMatrix &m) {
+  int64_t n = m.rows, k = m.cols, rowBytes = m.groups * m.groupSize;
+  std::vector<char> codes(n * k);
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < k; ++c)
+      codes[r * k + c] =
+          static_cast<char>(static_cast<int>(m.packed[r * rowBytes + c]) - 128);
+  return codes;
+}
+
+/// Rewrites an embedding lookup `gather %table[%ids] {axis = 0}` of a
+/// constant f32 table [V, D] into a lookup of int8 codes (symmetric per
+/// row, round half to even) and of the rows' f32 scales, dequantized after
+/// the gather: `cast(codes[ids]) * scales[ids]`. Only the looked-up rows are
+/// dequantized; the table shrinks to V * D + 4 V bytes. Returns those bytes.
+int64_t quantizeEmbedding(GatherOp op, ConstantOp cst,
+                          const std::vector<float> &w) {
+  auto tType = cast<RankedTensorType>(cst.getType());
+  int64_t v = tType.getDimSize(0), d = tType.getDimSize(1);
+  qq::QuantizedMatrix m = qq::quantizeMatrixRTN(
+      w.data(), v, d, /*bits=*/8, /*groupSize=*/0, /*symmetric=*/true,
+      qq::ScaleType::F32);
+  OpBuilder b(op);
+  MLIRContext *ctx = op.getContext();
+  Location loc = op.getLoc();
+  std::vector<char> codes = signedInt8Codes(m);
+  Type i8 = IntegerType::get(ctx, 8);
+  Type f32 = Float32Type::get(ctx);
+  auto codeType = RankedTensorType::get({v, d}, i8);
+  Value table = ConstantOp::create(
+      b, cst.getLoc(), codeType,
+      createConstantAttr(codeType, codes, constantName(cst, "_q")));
+  auto scaleType = RankedTensorType::get({v, 1}, f32);
+  std::vector<char> scaleBytes(m.scales.size() * 4);
+  std::memcpy(scaleBytes.data(), m.scales.data(), scaleBytes.size());
+  Value scales = ConstantOp::create(
+      b, cst.getLoc(), scaleType,
+      createConstantAttr(scaleType, scaleBytes, constantName(cst, "_scales")));
+  auto resType = cast<RankedTensorType>(op.getType());
+  SmallVector<int64_t> scaleShape(resType.getShape());
+  scaleShape.back() = 1;
+  Value rows = GatherOp::create(b, loc, resType.clone(i8), table,
+                                op.getIndices(), op.getAxisAttr());
+  Value rowScales =
+      GatherOp::create(b, loc, RankedTensorType::get(scaleShape, f32), scales,
+                       op.getIndices(), op.getAxisAttr());
+  Value f = CastOp::create(b, loc, resType, rows);
+  Value out = MulOp::create(b, loc, resType, f, rowScales);
+  op.replaceAllUsesWith(out);
+  op.erase();
+  return static_cast<int64_t>(codes.size() + scaleBytes.size());
+}
+
 /// Rewrites one linear into a quench.qlinear: int8 codes per output channel
 /// (`m`: 8-bit symmetric per-channel codes with f32 scales, from RTN or
 /// GPTQ; their unsigned codes minus the zero point 128) and the input scale `inputScale` (static) or none
@@ -351,14 +409,7 @@ int64_t quantizeLinearW8A8(LinearOp op, ConstantOp cst,
   int64_t n = m.rows, k = m.cols;
   OpBuilder b(op);
   MLIRContext *ctx = op.getContext();
-  // 8-bit codes are their bytes; RTN pads a row's single group to a
-  // multiple of 8 codes, which the [N, K] weight drops.
-  int64_t rowBytes = m.groups * m.groupSize;
-  std::vector<char> codes(n * k);
-  for (int64_t r = 0; r < n; ++r)
-    for (int64_t c = 0; c < k; ++c)
-      codes[r * k + c] =
-          static_cast<char>(static_cast<int>(m.packed[r * rowBytes + c]) - 128);
+  std::vector<char> codes = signedInt8Codes(m);
   auto codeType = RankedTensorType::get({n, k}, IntegerType::get(ctx, 8));
   Value wq = ConstantOp::create(
       b, cst.getLoc(), codeType,
@@ -392,6 +443,7 @@ struct QuenchQuantizeWeightsPass
     o.quantizeHead = quantizeHead;
     o.exclude.assign(exclude.begin(), exclude.end());
     o.recipe = recipe;
+    o.quantizeEmbeddings = quantizeEmbeddings;
     o.algo = algo;
     o.gptqActOrder = gptqActOrder;
     o.gptqDampening = gptqDampening;
@@ -615,17 +667,64 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     p.q = std::move(res.matrix);
   }
 
+  // Rewrite. A float weight may serve several ops (an embedding table tied
+  // to the output head): it is erased with its last use, and every record
+  // says at the end whether its float weight is still there.
+  std::vector<std::pair<LayerQuantRecord, Operation *>> records;
+  llvm::DenseSet<Operation *> erased;
+  auto eraseIfUnused = [&](ConstantOp cst) {
+    if (cst->use_empty()) {
+      erased.insert(cst.getOperation());
+      cst->erase();
+    }
+  };
   for (Plan &p : plans) {
+    Operation *cstOp = p.cst.getOperation();
     if (!p.scheme.skip) {
       p.rec.bytesAfter =
           p.w8a8 ? quantizeLinearW8A8(p.op, p.cst, p.q, p.inputScale)
                  : quantizeLinear(p.op, p.cst, p.q, p.scheme);
-      p.rec.floatKept = !p.cst->use_empty();
-      if (p.cst->use_empty())
-        p.cst->erase();
+      eraseIfUnused(p.cst);
     }
+    records.emplace_back(std::move(p.rec), p.scheme.skip ? nullptr : cstOp);
+  }
+
+  // Embedding tables (after the linears: a table tied to the output head
+  // has been read for the head's codes by now).
+  if (options.quantizeEmbeddings) {
+    SmallVector<GatherOp> gathers;
+    module.walk([&](GatherOp op) { gathers.push_back(op); });
+    for (GatherOp op : gathers) {
+      auto cst = op.getData().getDefiningOp<ConstantOp>();
+      auto tType = cst ? dyn_cast<RankedTensorType>(cst.getType())
+                       : RankedTensorType();
+      auto resType = dyn_cast<RankedTensorType>(op.getType());
+      if (!tType || !resType || op.getAxis() != 0 || tType.getRank() != 2 ||
+          !tType.getElementType().isF32() || !tType.hasStaticShape())
+        continue;
+      LayerQuantRecord rec;
+      rec.name = layerName(op.getLoc());
+      rec.outFeatures = tType.getDimSize(0);
+      rec.inFeatures = tType.getDimSize(1);
+      rec.bytesBefore = rec.bytesAfter = tType.getNumElements() * 4;
+      std::optional<std::vector<float>> w = floatWeights(cst);
+      Operation *cstOp = cst.getOperation();
+      if (!w) {
+        rec.scheme = "float embedding (weight type not supported)";
+        cstOp = nullptr;
+      } else {
+        rec.scheme = "int8 per-row sym f32 (embedding)";
+        rec.bytesAfter = quantizeEmbedding(op, cst, *w);
+        eraseIfUnused(cst);
+      }
+      records.emplace_back(std::move(rec), cstOp);
+    }
+  }
+
+  for (auto &[rec, cstOp] : records) {
+    rec.floatKept = cstOp && !erased.contains(cstOp);
     if (report)
-      report->push_back(std::move(p.rec));
+      report->push_back(std::move(rec));
   }
   return success();
 }

@@ -35,6 +35,10 @@ struct WeightQuantOptions {
   bool symmetric = true;
   std::string scaleType = "f16"; ///< "f16" or "f32"
   bool quantizeHead = true;
+  /// Also quantize embedding tables (a gather on axis 0 of a constant f32
+  /// [V, D] table): int8 codes per row, symmetric, f32 row scales,
+  /// dequantized after the lookup.
+  bool quantizeEmbeddings = false;
   std::vector<std::string> exclude; ///< glob patterns of layer names
   std::string recipe;               ///< JSON recipe file, or empty
 

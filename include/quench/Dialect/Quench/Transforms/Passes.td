@@ -128,6 +128,9 @@ def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> 
            "Storage type of the scales: f16 or f32">,
     Option<"quantizeHead", "quantize-head", "bool", "true",
            "Also quantize the output projection">,
+    Option<"quantizeEmbeddings", "quantize-embeddings", "bool", "false",
+           "Also quantize embedding tables (int8 per row, dequantized after "
+           "the lookup)">,
     ListOption<"exclude", "exclude", "std::string",
                "Glob patterns of layer names to keep in float">,
     Option<"recipe", "recipe", "std::string", "\"\"",
