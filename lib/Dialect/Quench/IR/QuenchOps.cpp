@@ -211,6 +211,29 @@ LogicalResult MatMulOp::verify() {
   return verifyMatMulShapes(*this, lhs, rhs, getResult().getType());
 }
 
+/// The shape rules quench.linear and quench.qlinear share: a 2-D weight
+/// [N, K], an input [..., K] and a result [..., N]. Sets `n` and `k` to the
+/// weight's dims (possibly dynamic).
+static LogicalResult verifyLinearShapes(Operation *op, RankedTensorType x,
+                                        RankedTensorType w,
+                                        RankedTensorType result, int64_t &n,
+                                        int64_t &k) {
+  if (w.getRank() != 2)
+    return op->emitOpError(
+        "requires a 2-D weight [out_features, in_features]");
+  if (x.getRank() < 1)
+    return op->emitOpError("requires an input of rank >= 1");
+  n = w.getDimSize(0);
+  k = w.getDimSize(1);
+  int64_t xk = x.getShape().back();
+  if (k != kDyn && xk != kDyn && k != xk)
+    return op->emitOpError() << "input features " << xk
+                             << " do not match weight in_features " << k;
+  SmallVector<int64_t> expected(x.getShape().drop_back());
+  expected.push_back(n);
+  return verifyShapeMatches(op, expected, result.getShape(), "result");
+}
+
 LogicalResult LinearOp::verify() {
   auto x = getInput().getType();
   auto w = getWeight().getType();
@@ -218,15 +241,9 @@ LogicalResult LinearOp::verify() {
   if (w.getElementType() != et || getResult().getType().getElementType() != et)
     return emitOpError("requires the same element type for input, weight and "
                        "result");
-  if (w.getRank() != 2)
-    return emitOpError("requires a 2-D weight [out_features, in_features]");
-  if (x.getRank() < 1)
-    return emitOpError("requires an input of rank >= 1");
-  int64_t n = w.getDimSize(0), k = w.getDimSize(1);
-  int64_t xk = x.getShape().back();
-  if (k != kDyn && xk != kDyn && k != xk)
-    return emitOpError() << "input features " << xk
-                         << " do not match weight in_features " << k;
+  int64_t n, k;
+  if (failed(verifyLinearShapes(*this, x, w, getResult().getType(), n, k)))
+    return failure();
   if (Value bias = getBias()) {
     auto b = cast<RankedTensorType>(bias.getType());
     if (b.getElementType() != et)
@@ -235,10 +252,7 @@ LogicalResult LinearOp::verify() {
                              b.getDimSize(0) != n))
       return emitOpError() << "requires a 1-D bias of length " << n;
   }
-  SmallVector<int64_t> expected(x.getShape().drop_back());
-  expected.push_back(n);
-  return verifyShapeMatches(*this, expected, getResult().getType().getShape(),
-                            "result");
+  return success();
 }
 
 //===----------------------------------------------------------------------===//
@@ -674,16 +688,10 @@ LogicalResult QLinearMatMulOp::verify() {
 LogicalResult QLinearOp::verify() {
   auto x = getInput().getType();
   auto w = getWeight().getType();
-  if (w.getRank() != 2)
-    return emitOpError("requires a 2-D weight [out_features, in_features]");
-  if (x.getRank() < 1)
-    return emitOpError("requires an input of rank >= 1");
-  int64_t n = w.getDimSize(0), k = w.getDimSize(1);
-  int64_t xk = x.getShape().back();
-  if (k != kDyn && xk != kDyn && k != xk)
-    return emitOpError() << "input features " << xk
-                         << " do not match weight in_features " << k;
-  int64_t kKnown = k != kDyn ? k : xk;
+  int64_t n, k;
+  if (failed(verifyLinearShapes(*this, x, w, getResult().getType(), n, k)))
+    return failure();
+  int64_t kKnown = k != kDyn ? k : x.getShape().back();
   if (kKnown != kDyn && kKnown > kMaxInFeatures)
     return emitOpError() << "in_features " << kKnown << " exceeds "
                          << kMaxInFeatures
@@ -704,10 +712,7 @@ LogicalResult QLinearOp::verify() {
     if (!s.isFiniteNonZero() || s.isNegative())
       return emitOpError("requires a finite positive input_scale");
   }
-  SmallVector<int64_t> expected(x.getShape().drop_back());
-  expected.push_back(n);
-  return verifyShapeMatches(*this, expected, getResult().getType().getShape(),
-                            "result");
+  return success();
 }
 
 LogicalResult MatMulNBitsOp::verify() {
