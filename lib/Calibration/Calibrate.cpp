@@ -247,7 +247,6 @@ static llvm::orc::SymbolMap runtimeSymbols(llvm::orc::LLJIT &jit) {
   add("quench_buffer_alloc", &quench_buffer_alloc);
   add("quench_buffer_free", &quench_buffer_free);
   add("quench_error_set", &quench_error_set);
-  add("quench_model_main", &quench_model_main);
   add("_mlir_memref_to_llvm_alloc", &_mlir_memref_to_llvm_alloc);
   add("_mlir_memref_to_llvm_aligned_alloc",
       &_mlir_memref_to_llvm_aligned_alloc);

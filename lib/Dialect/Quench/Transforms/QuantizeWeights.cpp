@@ -242,8 +242,26 @@ bool reachesReturn(Value v) {
   return false;
 }
 
-/// The weight as floats, if it is a constant of a float type we read.
+/// Whether floatWeights(cst) can read the constant (a uniform value, or raw
+/// f32/f16/bf16 data of the right size), checked without copying it.
+bool hasReadableFloatWeights(ConstantOp cst) {
+  auto type = cast<RankedTensorType>(cst.getType());
+  Type et = type.getElementType();
+  if (getUniformValue(cst.getValue()))
+    return true;
+  std::optional<ArrayRef<char>> raw = getRawConstantData(cst.getValue());
+  if (!raw)
+    return false;
+  size_t count = static_cast<size_t>(type.getNumElements());
+  return (et.isF32() && raw->size() == count * 4) ||
+         ((et.isF16() || et.isBF16()) && raw->size() == count * 2);
+}
+
+/// The weight as floats, if it is a constant of a float type we read
+/// (exactly when hasReadableFloatWeights).
 std::optional<std::vector<float>> floatWeights(ConstantOp cst) {
+  if (!hasReadableFloatWeights(cst))
+    return std::nullopt;
   auto type = cast<RankedTensorType>(cst.getType());
   Type et = type.getElementType();
   int64_t count = type.getNumElements();
@@ -253,26 +271,22 @@ std::optional<std::vector<float>> floatWeights(ConstantOp cst) {
     return out;
   }
   std::optional<ArrayRef<char>> raw = getRawConstantData(cst.getValue());
-  if (!raw)
-    return std::nullopt;
   const char *p = raw->data();
-  if (et.isF32() && raw->size() == size_t(count) * 4) {
+  if (et.isF32()) {
     std::memcpy(out.data(), p, raw->size());
-  } else if (et.isF16() && raw->size() == size_t(count) * 2) {
+  } else if (et.isF16()) {
     for (int64_t i = 0; i < count; ++i) {
       uint16_t h;
       std::memcpy(&h, p + 2 * i, 2);
       out[i] = qq::f16BitsToFloat(h);
     }
-  } else if (et.isBF16() && raw->size() == size_t(count) * 2) {
+  } else { // bf16
     for (int64_t i = 0; i < count; ++i) {
       uint16_t h;
       std::memcpy(&h, p + 2 * i, 2);
       uint32_t u = static_cast<uint32_t>(h) << 16;
       std::memcpy(&out[i], &u, 4);
     }
-  } else {
-    return std::nullopt;
   }
   return out;
 }
@@ -523,7 +537,6 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     ConstantOp cst;
     LayerQuantRecord rec;
     Scheme scheme;
-    std::vector<float> w;
     const std::vector<double> *gram = nullptr;
     qq::QuantizedMatrix q;
     bool w8a8 = false;
@@ -565,14 +578,11 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
       scheme.skip = true;
       why = " (output head)";
     }
-    if (!scheme.skip) {
-      std::optional<std::vector<float>> w = floatWeights(cst);
-      if (w) {
-        plan.w = std::move(*w);
-      } else {
-        scheme.skip = true;
-        why = " (weight type not supported)";
-      }
+    // The floats are read when the layer is quantized: one layer's copy at
+    // a time, not every weight of the model at once.
+    if (!scheme.skip && !hasReadableFloatWeights(cst)) {
+      scheme.skip = true;
+      why = " (weight type not supported)";
     }
     rec.scheme = describe(scheme, gptq) + why;
     if (!scheme.skip && act != ActQuant::None) {
@@ -649,15 +659,16 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     if (p.scheme.skip)
       continue;
     const Scheme &s = p.w8a8 ? w8a8Scheme : p.scheme;
+    std::vector<float> w = *floatWeights(p.cst);
     if (!gptq) {
-      p.q = qq::quantizeMatrixRTN(p.w.data(), p.rec.outFeatures,
+      p.q = qq::quantizeMatrixRTN(w.data(), p.rec.outFeatures,
                                   p.rec.inFeatures, static_cast<int>(s.bits),
                                   s.groupSize, s.symmetric, s.scaleType);
       continue;
     }
     qq::GPTQResult res;
     std::string error;
-    if (!qq::quantizeMatrixGPTQ(p.w.data(), p.rec.outFeatures,
+    if (!qq::quantizeMatrixGPTQ(w.data(), p.rec.outFeatures,
                                 p.rec.inFeatures, p.gram->data(),
                                 static_cast<int>(s.bits), s.groupSize,
                                 s.symmetric, s.scaleType, gptqOptions,
