@@ -68,9 +68,12 @@ std::vector<Probe> quench::calib::instrumentForCalibration(func::FuncOp func) {
     Value x = op.getInput();
     if (op->getBlock() != &body || x.getParentBlock() != &body)
       return;
+    // The channel count is the weight's K: an exporter's Reshape with a
+    // computed shape can leave the input's last dim dynamic.
     auto type = dyn_cast<RankedTensorType>(x.getType());
+    auto wType = dyn_cast<RankedTensorType>(op.getWeight().getType());
     if (!type || !type.getElementType().isF32() || type.getRank() < 1 ||
-        type.isDynamicDim(type.getRank() - 1))
+        !wType || wType.getRank() != 2 || wType.isDynamicDim(1))
       return;
     if (x.getDefiningOp<ConstantOp>())
       return;
@@ -83,7 +86,7 @@ std::vector<Probe> quench::calib::instrumentForCalibration(func::FuncOp func) {
     Probe p;
     p.name = layer + ":input";
     p.layers.push_back(layer);
-    p.channels = type.getDimSize(type.getRank() - 1);
+    p.channels = wType.getDimSize(1);
     if (auto arg = dyn_cast<BlockArgument>(x)) {
       // Observed from the input itself: returning an argument would hand
       // the caller's buffer back as an output.
@@ -426,6 +429,12 @@ quench::calib::calibrate(ModuleOp module, StringRef entry,
       const quench_tensor &t = probes[p].inputIndex >= 0
                                    ? inputs.tensors[probes[p].inputIndex]
                                    : outputs.tensors[probes[p].resultIndex];
+      if (t.rank < 1 || t.shape[t.rank - 1] != probes[p].channels)
+        return makeError(llvm::Twine("calibration sample '") + sample.name +
+                         "': " + probes[p].name + " has " +
+                         llvm::Twine(t.rank ? t.shape[t.rank - 1] : 0) +
+                         " channels at run time, the layer expects " +
+                         llvm::Twine(probes[p].channels));
       stats.tensors[p].observe(static_cast<const float *>(t.data),
                                static_cast<size_t>(
                                    quench_tensor_num_elements(&t)));

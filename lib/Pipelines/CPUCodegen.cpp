@@ -1020,6 +1020,8 @@ void quench::registerCPUCodegenPasses() {
   registerPass([] { return createCPUFuseElementwisePass(); });
   registerPass([] { return createCPUPretransposeRhsPass(); });
   registerPass([] { return createCPUUnshareInitsPass(); });
+  registerPass([] { return createExpandShapeToCastPass(); });
+  registerPass([] { return createFullRankWritesPass(); });
 }
 
 namespace {

@@ -70,8 +70,23 @@ mlir::FailureOr<mlir::linalg::LinalgOp>
 buildDequantMatmulKernel(mlir::RewriterBase &rw, mlir::linalg::LinalgOp op,
                          unsigned vectorBits);
 
+/// `quench-expand-shape-to-cast`: rewrites memref.expand_shape ops with
+/// two or more dynamic sizes in one reassociation group (which MLIR 22's
+/// expand-strided-metadata crashes on) into memref.reinterpret_cast of the
+/// source's strided metadata. Runs in the to-llvm stage before
+/// expand-strided-metadata.
+std::unique_ptr<mlir::Pass> createExpandShapeToCastPass();
+
+/// `quench-cpu-full-rank-writes`: gives vector.transfer_write ops on
+/// tensors at all-zero indices the destination's rank (a unit-dim
+/// shape_cast), because MLIR 22's bufferization takes a lower-rank write at
+/// the origin for a full overwrite when the destination's leading dims are
+/// small (FullRankWrites.cpp). Runs right before one-shot-bufferize.
+std::unique_ptr<mlir::Pass> createFullRankWritesPass();
+
 /// Registers the codegen passes that can run on their own in quench-opt
-/// (quench-cpu-fuse-elementwise, -pretranspose-rhs, -unshare-inits).
+/// (quench-cpu-fuse-elementwise, -pretranspose-rhs, -unshare-inits,
+/// quench-expand-shape-to-cast, quench-cpu-full-rank-writes).
 void registerCPUCodegenPasses();
 
 } // namespace quench

@@ -93,6 +93,7 @@ quench::getCPUPipelineStages(const CPUPipelineOptions &opts) {
       {"bufferize", "one-shot bufferization and buffer deallocation",
        [](OpPassManager &pm) {
          pm.addNestedPass<func::FuncOp>(createCPUUnshareInitsPass());
+         pm.addNestedPass<func::FuncOp>(createFullRankWritesPass());
          addTextualPipeline(
              pm, "one-shot-bufferize{bufferize-function-boundaries=1 "
                  "function-boundary-type-conversion=identity-layout-map},"
@@ -108,7 +109,11 @@ quench::getCPUPipelineStages(const CPUPipelineOptions &opts) {
          addTextualPipeline(
              pm,
              "canonicalize,convert-vector-to-scf{full-unroll=1 target-rank=1},"
-             "convert-scf-to-cf,expand-strided-metadata,lower-affine,"
+             "convert-scf-to-cf,"
+             // MLIR 22's expand-strided-metadata crashes on expand_shape
+             // with two dynamic sizes in a group (ExpandShapeToCast.cpp).
+             "quench-expand-shape-to-cast,expand-strided-metadata,"
+             "lower-affine,"
              // libm calls unroll vectors into vector.extract/insert: before
              // the vector lowering.
              "math-extend-to-supported-types,convert-math-to-llvm,"
