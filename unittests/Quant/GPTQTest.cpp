@@ -332,6 +332,59 @@ TEST(GPTQ, MatchesNaiveSequentialGPTQ) {
       }
 }
 
+// Wider than the blocks of the Cholesky factorization (64), the triangular
+// inverse (128) and the update's column chunks (256): the blocked kernels
+// still reproduce the explicit sequential algorithm.
+TEST(GPTQ, BlockedKernelsMatchNaiveGPTQ) {
+  Layer l = makeLayer(10, 300, 600, 17);
+  GPTQOptions o;
+  o.blockSize = 32;
+  o.threads = 2;
+  GPTQResult g = runGPTQ(l, 4, 0, true, o);
+  QuantizedMatrix ref = naiveGPTQ(l, 4, 0, true, 0.01);
+  int64_t same = 0;
+  for (int64_t r = 0; r < l.n; ++r)
+    for (int64_t c = 0; c < l.k; ++c)
+      same += dequantizeAt(g.matrix, r, c) == dequantizeAt(ref, r, c);
+  EXPECT_GE(same, l.n * l.k * 99 / 100);
+  double lr = quantizationLoss(l.w.data(), ref, l.h.data());
+  EXPECT_NEAR(g.loss, lr, 2e-2 * lr);
+}
+
+// The thread count changes nothing, bit for bit: codes, scales, zero points
+// and the loss, with and without act order and dead inputs, on a layer
+// whose sizes are not multiples of any block size.
+TEST(GPTQ, ThreadCountDoesNotChangeTheResult) {
+  Layer l = makeLayer(37, 300, 400, 23);
+  for (int64_t j = 0; j < l.k; ++j) // input 77 is dead
+    l.h[77 * l.k + j] = l.h[j * l.k + 77] = 0.0;
+  for (bool act : {false, true})
+    for (bool sym : {true, false}) {
+      SCOPED_TRACE(std::string(act ? "act-order" : "natural") +
+                   (sym ? " sym" : " asym"));
+      GPTQOptions o;
+      o.actOrder = act;
+      o.blockSize = 48;
+      o.threads = 1;
+      GPTQResult one = runGPTQ(l, 3, 0, sym, o);
+      EXPECT_EQ(one.deadInputs, 1);
+      for (unsigned t : {2u, 3u, 8u}) {
+        o.threads = t;
+        GPTQResult g = runGPTQ(l, 3, 0, sym, o);
+        EXPECT_EQ(g.matrix.packed, one.matrix.packed) << t << " threads";
+        EXPECT_EQ(g.matrix.scales, one.matrix.scales) << t << " threads";
+        EXPECT_EQ(g.matrix.zeroPoints, one.matrix.zeroPoints)
+            << t << " threads";
+        EXPECT_EQ(g.loss, one.loss) << t << " threads";
+      }
+      EXPECT_EQ(quantizationLoss(l.w.data(), one.matrix, l.h.data(), 5),
+                one.loss);
+    }
+  GPTQOptions noLoss;
+  noLoss.computeLoss = false;
+  EXPECT_EQ(runGPTQ(l, 4, 0, true, noLoss).loss, 0.0);
+}
+
 // Inputs that are always zero in calibration: H[k, k] = 0. Their weights
 // become 0, the rest is still compensated.
 TEST(GPTQ, DeadInputs) {
