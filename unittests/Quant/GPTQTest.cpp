@@ -103,7 +103,7 @@ void expectValid(const QuantizedMatrix &q, int64_t rows, int64_t cols,
       packCodes(codes.data(), q.groupSize, bits, repacked.data());
       ASSERT_TRUE(std::equal(repacked.begin(), repacked.end(), bytes));
       ASSERT_EQ(q.scales[r * q.groups + g], p.scale);
-      ASSERT_GT(p.scale, 0.0f);
+      ASSERT_GE(p.scale, 0.0f); // 0: an all-zero group, codes = zero point
       ASSERT_GE(p.zeroPoint, 0);
       ASSERT_LT(p.zeroPoint, 1 << bits);
       if (symmetric)
@@ -117,6 +117,8 @@ void expectValid(const QuantizedMatrix &q, int64_t rows, int64_t cols,
           continue;
         }
         ASSERT_EQ(dequantizeAt(q, r, c), dequantizeValue(codes[i], p));
+        if (p.scale == 0.0f)
+          ASSERT_EQ(codes[i], p.zeroPoint);
       }
     }
   }
@@ -473,6 +475,36 @@ TEST(GPTQ, NotPositiveDefinite) {
   badBlock.blockSize = 0;
   EXPECT_FALSE(run(id, badBlock));
   EXPECT_NE(error.find("block size"), std::string::npos);
+}
+
+// A row of zeros stays zero through GPTQ (its rounding errors are 0, and
+// rows do not exchange errors): every group of it gets scale 0, so the
+// fused kernel gives exactly 0 there (RTN.h). With a diagonal H an
+// all-zero group inside a nonzero row does too.
+TEST(GPTQ, AllZeroGroupsGetScaleZero) {
+  Layer l = makeLayer(6, 64, 128, 29);
+  for (int64_t c = 0; c < l.k; ++c)
+    l.w[4 * l.k + c] = 0.0f;
+  for (bool act : {false, true}) {
+    GPTQOptions o;
+    o.actOrder = act;
+    GPTQResult g = runGPTQ(l, 4, 16, false, o);
+    expectValid(g.matrix, l.n, l.k, 4, false);
+    for (int64_t gi = 0; gi < g.matrix.groups; ++gi)
+      EXPECT_EQ(g.matrix.scales[4 * g.matrix.groups + gi], 0.0f);
+    for (int64_t c = 0; c < l.k; ++c)
+      EXPECT_EQ(dequantizeAt(g.matrix, 4, c), 0.0f);
+  }
+  Layer d = makeLayer(4, 32, 8, 31);
+  d.h.assign(d.k * d.k, 0.0);
+  for (int64_t i = 0; i < d.k; ++i)
+    d.h[i * d.k + i] = 1.0 + double(i);
+  for (int64_t c = 8; c < 16; ++c)
+    d.w[2 * d.k + c] = 0.0f;
+  GPTQResult g = runGPTQ(d, 4, 8, true);
+  expectValid(g.matrix, d.n, d.k, 4, true);
+  EXPECT_EQ(g.matrix.scales[2 * g.matrix.groups + 1], 0.0f);
+  EXPECT_GT(g.matrix.scales[2 * g.matrix.groups + 0], 0.0f);
 }
 
 // Act order quantizes the most active inputs first; the groups stay the

@@ -133,11 +133,11 @@ func.func @named(%x: tensor<1x16xf32>, %wd: tensor<16x16xf32>) -> tensor<1x16xf3
 
 // Embedding tables (quantize-embeddings): int8 codes per row (symmetric,
 // round half to even: -0.5 * 127 = -63.5 -> -64), f32 row scales (an
-// all-zero row gets 1), dequantized after the lookup; without the option
+// all-zero row gets 0), dequantized after the lookup; without the option
 // the table stays float.
 // EMB-LABEL: func.func @embedding
 // EMB-DAG: %[[Q:.*]] = quench.constant dense<{{\[\[}}127, -64, 32, 0], [0, 0, 0, 0]]> : tensor<2x4xi8>
-// EMB-DAG: %[[S:.*]] = quench.constant dense<{{\[\[}}0.00787401571], [1.000000e+00]]> : tensor<2x1xf32>
+// EMB-DAG: %[[S:.*]] = quench.constant dense<{{\[\[}}0.00787401571], [0.000000e+00]]> : tensor<2x1xf32>
 // EMB: %[[R:.*]] = quench.gather %[[Q]][%[[IDS:.*]]] {axis = 0 : i64} : (tensor<2x4xi8>, tensor<3xi64>) -> tensor<3x4xi8>
 // EMB: %[[RS:.*]] = quench.gather %[[S]][%[[IDS]]] {axis = 0 : i64} : (tensor<2x1xf32>, tensor<3xi64>) -> tensor<3x1xf32>
 // EMB: %[[F:.*]] = quench.cast %[[R]] : tensor<3x4xi8> to tensor<3x4xf32>
