@@ -65,6 +65,7 @@ quench::getCPUPipelineStages(const CPUPipelineOptions &opts) {
            o.algo = q.algo;
            o.gptqActOrder = q.gptqActOrder;
            o.gptqDampening = q.gptqDampening;
+           o.threads = q.threads;
            pm.addPass(createQuenchQuantizeWeights(o));
          }});
   }

@@ -6,100 +6,302 @@
 // written back in the natural column order and packed by RTN.h's
 // packQuantizedMatrix.
 //
+// Speed. The O(K^3) and O(N K^2) parts are cache-blocked and run on
+// GPTQOptions::threads threads. Every output element is computed by exactly
+// one thread, with a sequence of floating-point operations fixed by the
+// element's indices and the (constant) block sizes alone, never by how the
+// work was split: results are bit-identical for any thread count. The
+// kernels keep 8 consecutive elements of a row in registers across a whole
+// reduction (a dot product done as 8 independent running sums, one per
+// element, in the order of the reduction index), which vectorizes without
+// reassociating floating-point sums.
+//
+// The factor U (H^-1 = U^T U, upper) comes from one Cholesky factorization
+// and one triangular inverse: with P the reversal permutation,
+// P H P = R^T R (R upper) gives H = A^T A for the lower triangular
+// A = P R P, so H^-1 = A^-1 A^-T = U^T U with U = A^-T, i.e.
+// U[i, j] = (R^-1)[n-1-j, n-1-i]. That is half the work and memory of
+// inverting H and factoring the inverse again.
+//
 //===----------------------------------------------------------------------===//
 
 #include "quench/Quant/GPTQ.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <cmath>
 #include <numeric>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 using namespace quench::quant;
 
 namespace {
 
-// The dense kernels below are written so that every inner loop is a
-// contiguous axpy over a row (y[j] -= f * x[j]) rather than a dot product:
-// that vectorizes without reassociating floating-point sums.
+/// Elements of a row kept in registers by the kernels (one SIMD-friendly
+/// group of running sums).
+constexpr int64_t kLanes = 8;
+
+/// The thread count of `threads` (0: the hardware concurrency).
+unsigned resolveThreads(unsigned threads) {
+  if (threads)
+    return threads;
+  unsigned hw = std::thread::hardware_concurrency();
+  return hw ? hw : 1;
+}
+
+/// Runs fn(begin, end) on the chunks [c * grain, (c + 1) * grain) of
+/// [0, count), handed out dynamically to `threads` threads (the caller is
+/// one of them). Callers make every element's result independent of the
+/// chunk it is computed in, so the split does not change the result.
+template <typename F>
+void parallelFor(unsigned threads, int64_t count, int64_t grain, F &&fn) {
+  if (count <= 0)
+    return;
+  grain = std::max<int64_t>(grain, 1);
+  const int64_t chunks = (count + grain - 1) / grain;
+  const unsigned t =
+      static_cast<unsigned>(std::min<int64_t>(threads, chunks));
+  std::atomic<int64_t> next{0};
+  auto worker = [&] {
+    for (int64_t c = next.fetch_add(1); c < chunks; c = next.fetch_add(1))
+      fn(c * grain, std::min(count, (c + 1) * grain));
+  };
+  std::vector<std::thread> pool;
+  pool.reserve(t > 0 ? t - 1 : 0);
+  for (unsigned i = 1; i < t; ++i)
+    pool.emplace_back(worker);
+  worker();
+  for (std::thread &th : pool)
+    th.join();
+}
 
 /// In-place upper Cholesky factorization A = U^T U of the symmetric
 /// row-major [n, n] matrix `a` (only its upper triangle is read; the lower
-/// one is zeroed), right-looking. Returns the index of the first
-/// non-positive (or non-finite) pivot, or -1 on success.
-int64_t choleskyUpper(std::vector<double> &a, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) {
-    double *rj = &a[j * n];
-    double d = rj[j];
-    if (!(d > 0.0) || !std::isfinite(d))
-      return j;
-    d = std::sqrt(d);
-    rj[j] = d;
-    for (int64_t k = j + 1; k < n; ++k)
-      rj[k] /= d;
-    // The trailing matrix loses row j's contribution:
-    // A[i, i..] -= U[j, i] * U[j, i..] for i > j.
-    for (int64_t i = j + 1; i < n; ++i) {
-      double f = rj[i];
-      if (f == 0.0)
-        continue;
-      double *ri = &a[i * n];
-      for (int64_t k = i; k < n; ++k)
-        ri[k] -= f * rj[k];
+/// one is zeroed). Right-looking and blocked by panels of `kPanel` rows;
+/// every element goes through exactly the operations of the unblocked
+/// algorithm (for each earlier row b in order: a -= U[b, i] * U[b, k],
+/// skipped when U[b, i] == 0; then the division by the pivot), so the
+/// result does not depend on the blocking or the thread count. Returns the
+/// index of the first non-positive (or non-finite) pivot, or -1.
+int64_t choleskyUpper(double *a, int64_t n, unsigned threads) {
+  constexpr int64_t kPanel = 64, kCols = 512, kRowTile = 16;
+  std::vector<double> fcolStore;
+  for (int64_t j0 = 0; j0 < n; j0 += kPanel) {
+    const int64_t j1 = std::min(j0 + kPanel, n);
+    // 1. The panel's rows j0..j1 on columns up to j1 (its diagonal block).
+    for (int64_t j = j0; j < j1; ++j) {
+      double *rj = a + j * n;
+      double d = rj[j];
+      if (!(d > 0.0) || !std::isfinite(d))
+        return j;
+      d = std::sqrt(d);
+      rj[j] = d;
+      for (int64_t k = j + 1; k < j1; ++k)
+        rj[k] /= d;
+      for (int64_t i = j + 1; i < j1; ++i) {
+        double f = rj[i];
+        if (f == 0.0)
+          continue;
+        double *ri = a + i * n;
+        for (int64_t k = i; k < j1; ++k)
+          ri[k] -= f * rj[k];
+      }
     }
+    if (j1 == n)
+      break;
+    // 2. The panel's rows on the columns after it, by column chunks.
+    parallelFor(threads, n - j1, kCols, [&](int64_t b, int64_t e) {
+      const int64_t k0 = j1 + b, k1 = j1 + e;
+      for (int64_t j = j0; j < j1; ++j) {
+        double *rj = a + j * n;
+        const double d = rj[j];
+        for (int64_t k = k0; k < k1; ++k)
+          rj[k] /= d;
+        for (int64_t i = j + 1; i < j1; ++i) {
+          double f = rj[i];
+          if (f == 0.0)
+            continue;
+          double *ri = a + i * n;
+          for (int64_t k = k0; k < k1; ++k)
+            ri[k] -= f * rj[k];
+        }
+      }
+    });
+    // 3. The trailing matrix loses the panel's rows: for i >= j1 and
+    // k >= i, A[i, k] -= U[b, i] * U[b, k] for b = j0 .. j1 - 1 in order.
+    // Rows in tiles, columns in chunks so that the panel's slice of a chunk
+    // stays in cache across a tile's rows.
+    const int64_t pw = j1 - j0;
+    parallelFor(threads, n - j1, kRowTile, [&](int64_t b, int64_t e) {
+      const int64_t r0 = j1 + b, r1 = j1 + e;
+      std::vector<double> fcol(pw * (r1 - r0));
+      for (int64_t i = r0; i < r1; ++i)
+        for (int64_t p = 0; p < pw; ++p)
+          fcol[(i - r0) * pw + p] = a[(j0 + p) * n + i];
+      const double *panel = a + j0 * n;
+      for (int64_t c0 = r0; c0 < n; c0 += kCols) {
+        const int64_t c1 = std::min(c0 + kCols, n);
+        for (int64_t i = r0; i < r1; ++i) {
+          const int64_t ks = std::max(i, c0);
+          if (ks >= c1)
+            continue;
+          const double *f = &fcol[(i - r0) * pw];
+          double *ri = a + i * n;
+          int64_t k = ks;
+          for (; k + kLanes <= c1; k += kLanes) {
+            double acc[kLanes];
+            for (int64_t t = 0; t < kLanes; ++t)
+              acc[t] = ri[k + t];
+            for (int64_t p = 0; p < pw; ++p) {
+              const double fp = f[p];
+              if (fp == 0.0)
+                continue;
+              const double *up = panel + p * n + k;
+              for (int64_t t = 0; t < kLanes; ++t)
+                acc[t] -= fp * up[t];
+            }
+            for (int64_t t = 0; t < kLanes; ++t)
+              ri[k + t] = acc[t];
+          }
+          for (; k < c1; ++k) {
+            double acc = ri[k];
+            for (int64_t p = 0; p < pw; ++p)
+              if (f[p] != 0.0)
+                acc -= f[p] * panel[p * n + k];
+            ri[k] = acc;
+          }
+        }
+      }
+    });
   }
-  for (int64_t i = 0; i < n; ++i)
-    std::fill(&a[i * n], &a[i * n + i], 0.0);
+  parallelFor(threads, n, 256, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      std::fill(a + i * n, a + i * n + i, 0.0);
+  });
   return -1;
 }
 
-/// The upper Cholesky factor U of H^-1 (H^-1 = U^T U) for a symmetric
-/// row-major [n, n] `h`, in `u`. Returns the failing pivot (see
-/// choleskyUpper) or -1.
-int64_t inverseCholeskyUpper(const std::vector<double> &h, int64_t n,
-                             std::vector<double> &u) {
-  // H = R^T R.
-  std::vector<double> r = h;
-  if (int64_t bad = choleskyUpper(r, n); bad >= 0)
+/// V = R^-1 for the upper triangular row-major [n, n] `r` with a positive
+/// diagonal, into `v` (upper triangular; the lower triangle is +0). Back
+/// substitution R V = I by rows, V[i, j] = (delta_ij - sum_{i < k <= j}
+/// R[i, k] V[k, j]) / R[i, i], blocked: rows in blocks of kRowBlock (from
+/// the last), each first taking the terms of the rows below its block (in
+/// increasing k, by slices of kSlice rows of V that stay in cache), then its
+/// own rows (increasing k). Columns are independent: they are split over
+/// the threads in chunks of kChunk. The order of every element's terms
+/// depends only on its indices.
+void invertUpper(const double *r, double *v, int64_t n, unsigned threads) {
+  constexpr int64_t kRowBlock = 32, kSlice = 128, kChunk = 128;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  parallelFor(threads, chunks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t cc = b; cc < e; ++cc) {
+      // The widest (most work) chunks first.
+      const int64_t chunk = chunks - 1 - cc;
+      const int64_t c0 = chunk * kChunk, c1 = std::min(c0 + kChunk, n);
+      for (int64_t i = 0; i < n; ++i)
+        std::fill(v + i * n + c0, v + i * n + c1, 0.0);
+      // Row blocks that meet the chunk's upper triangle (i < c1), last
+      // first.
+      const int64_t lastBlock = (c1 - 1) / kRowBlock;
+      for (int64_t blk = lastBlock; blk >= 0; --blk) {
+        const int64_t i0 = blk * kRowBlock,
+                      i1 = std::min(i0 + kRowBlock, n);
+        for (int64_t i = i0; i < i1; ++i)
+          if (i >= c0 && i < c1)
+            v[i * n + i] = 1.0;
+        // Lane groups are aligned to multiples of kLanes in absolute
+        // columns (kChunk is a multiple of kLanes), so a group's k range
+        // does not depend on the chunking.
+        // Terms of the rows below the block, k in [i1, min(n, group end)).
+        for (int64_t s0 = i1; s0 < c1; s0 += kSlice) {
+          const int64_t s1 = std::min(s0 + kSlice, c1);
+          for (int64_t i = i0; i < i1; ++i) {
+            const double *ri = r + i * n;
+            double *vi = v + i * n;
+            for (int64_t j = std::max(c0, i / kLanes * kLanes); j < c1;
+                 j += kLanes) {
+              const int64_t jl = std::min(j + kLanes, c1);
+              const int64_t kEnd = std::min(s1, jl);
+              if (s0 >= kEnd)
+                continue;
+              const int64_t w = jl - j;
+              double acc[kLanes];
+              for (int64_t t = 0; t < w; ++t)
+                acc[t] = vi[j + t];
+              if (w == kLanes) {
+                for (int64_t k = s0; k < kEnd; ++k) {
+                  const double f = ri[k];
+                  const double *vk = v + k * n + j;
+                  for (int64_t t = 0; t < kLanes; ++t)
+                    acc[t] -= f * vk[t];
+                }
+              } else {
+                for (int64_t k = s0; k < kEnd; ++k) {
+                  const double f = ri[k];
+                  const double *vk = v + k * n + j;
+                  for (int64_t t = 0; t < w; ++t)
+                    acc[t] -= f * vk[t];
+                }
+              }
+              for (int64_t t = 0; t < w; ++t)
+                vi[j + t] = acc[t];
+            }
+          }
+        }
+        // The block's own rows, from its last: k in (i, i1).
+        for (int64_t i = i1 - 1; i >= i0; --i) {
+          const double *ri = r + i * n;
+          double *vi = v + i * n;
+          const double d = ri[i];
+          for (int64_t j = std::max(c0, i / kLanes * kLanes); j < c1;
+               j += kLanes) {
+            const int64_t jl = std::min(j + kLanes, c1);
+            const int64_t kEnd = std::min(i1, jl);
+            const int64_t w = jl - j;
+            double acc[kLanes];
+            for (int64_t t = 0; t < w; ++t)
+              acc[t] = vi[j + t];
+            for (int64_t k = i + 1; k < kEnd; ++k) {
+              const double f = ri[k];
+              const double *vk = v + k * n + j;
+              for (int64_t t = 0; t < w; ++t)
+                acc[t] -= f * vk[t];
+            }
+            for (int64_t t = 0; t < w; ++t)
+              vi[j + t] = j + t < i ? 0.0 : acc[t] / d;
+          }
+        }
+      }
+    }
+  });
+}
+
+/// The upper Cholesky factor U of H^-1 (H^-1 = U^T U) of the symmetric
+/// positive definite `hp` given reversed (hp = P H P, see the file comment;
+/// overwritten), into `u`. Returns the failing pivot of the factorization
+/// of P H P (see choleskyUpper) or -1.
+int64_t inverseCholeskyUpper(std::vector<double> &hp, int64_t n,
+                             std::vector<double> &u, unsigned threads) {
+  if (int64_t bad = choleskyUpper(hp.data(), n, threads); bad >= 0)
     return bad;
-  // V = R^-1 (upper triangular), by back substitution on rows: R V = I
-  // gives V[i, :] = (e_i - sum_{k > i} R[i, k] V[k, :]) / R[i, i].
-  std::vector<double> v(n * n, 0.0);
-  for (int64_t i = n - 1; i >= 0; --i) {
-    double *vi = &v[i * n];
-    const double *ri = &r[i * n];
-    vi[i] = 1.0;
-    for (int64_t k = i + 1; k < n; ++k) {
-      double f = ri[k];
-      if (f == 0.0)
-        continue;
-      const double *vk = &v[k * n];
-      for (int64_t j = k; j < n; ++j)
-        vi[j] -= f * vk[j];
-    }
-    for (int64_t j = i; j < n; ++j)
-      vi[j] /= ri[i];
-  }
-  // H^-1 = V V^T. With T = V^T (row k holds column k of V, nonzero up to
-  // k): row i of H^-1 = sum_{k >= i} V[i, k] T[k, :]; upper triangle only.
-  std::vector<double> t(n * n, 0.0);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t k = i; k < n; ++k)
-      t[k * n + i] = v[i * n + k];
-  u.assign(n * n, 0.0);
-  for (int64_t i = 0; i < n; ++i) {
-    double *hi = &u[i * n];
-    for (int64_t k = i; k < n; ++k) {
-      double f = v[i * n + k];
-      const double *tk = &t[k * n];
-      for (int64_t j = i; j <= k; ++j)
-        hi[j] += f * tk[j];
-    }
-  }
-  // H^-1 = U^T U.
-  return choleskyUpper(u, n);
+  // V = R^-1 into u, then U[i, j] = V[n-1-j, n-1-i] into hp (R is no longer
+  // needed), by tiles.
+  u.assign(size_t(n) * n, 0.0);
+  invertUpper(hp.data(), u.data(), n, threads);
+  constexpr int64_t kTile = 64;
+  parallelFor(threads, n, kTile, [&](int64_t b, int64_t e) {
+    for (int64_t j0 = 0; j0 < n; j0 += kTile)
+      for (int64_t i = b; i < e; ++i) {
+        double *hi = &hp[i * n];
+        for (int64_t j = j0; j < std::min(j0 + kTile, n); ++j)
+          hi[j] = j < i ? 0.0 : u[(n - 1 - j) * n + (n - 1 - i)];
+      }
+  });
+  u.swap(hp);
+  return -1;
 }
 
 bool allFinite(const float *p, size_t n) {
@@ -132,6 +334,7 @@ bool quench::quant::quantizeMatrixGPTQ(const float *w, int64_t rows,
             "the retry count >= 0";
     return false;
   }
+  const unsigned threads = resolveThreads(options.threads);
   const int64_t n = cols;
   if (!allFinite(w, size_t(rows) * cols)) {
     error = "GPTQ: the weights are not all finite";
@@ -144,15 +347,17 @@ bool quench::quant::quantizeMatrixGPTQ(const float *w, int64_t rows,
 
   // Dead inputs: never active, so their weights do not matter; H[k, k] = 1
   // keeps H invertible and the zero weight costs nothing.
-  std::vector<double> h(gram, gram + n * n);
   std::vector<char> dead(n, 0);
+  std::vector<double> diag(n);
   int64_t deadInputs = 0;
-  for (int64_t k = 0; k < n; ++k)
-    if (h[k * n + k] == 0.0) {
+  for (int64_t k = 0; k < n; ++k) {
+    diag[k] = gram[k * n + k];
+    if (diag[k] == 0.0) {
       dead[k] = 1;
-      h[k * n + k] = 1.0;
+      diag[k] = 1.0;
       ++deadInputs;
     }
+  }
 
   // Processing order: natural, or by decreasing H[k, k] (stable, so ties
   // keep the natural order). perm[position] = column, pos[column] =
@@ -160,15 +365,14 @@ bool quench::quant::quantizeMatrixGPTQ(const float *w, int64_t rows,
   std::vector<int64_t> perm(n), pos(n);
   std::iota(perm.begin(), perm.end(), 0);
   if (options.actOrder)
-    std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) {
-      return h[a * n + a] > h[b * n + b];
-    });
+    std::stable_sort(perm.begin(), perm.end(),
+                     [&](int64_t a, int64_t b) { return diag[a] > diag[b]; });
   for (int64_t p = 0; p < n; ++p)
     pos[perm[p]] = p;
 
   double meanDiag = 0.0;
   for (int64_t k = 0; k < n; ++k)
-    meanDiag += h[k * n + k];
+    meanDiag += diag[k];
   meanDiag /= static_cast<double>(n);
   if (!(meanDiag > 0.0)) {
     error = "GPTQ: the Gram matrix is not positive definite (its mean "
@@ -176,19 +380,24 @@ bool quench::quant::quantizeMatrixGPTQ(const float *w, int64_t rows,
     return false;
   }
 
-  // H in processing order, dampened; U = chol(H^-1)^T, retrying with more
-  // dampening while H is not positive definite.
-  std::vector<double> hp(n * n), u;
+  // H in processing order, reversed (see the file comment) and dampened;
+  // U = chol(H^-1)^T, retrying with more dampening while H is not positive
+  // definite.
+  std::vector<double> hp(size_t(n) * n), u;
   double lambda = options.dampening;
   int64_t bad = -1;
   for (int attempt = 0; attempt <= options.dampeningRetries;
        ++attempt, lambda *= 10.0) {
-    for (int64_t a = 0; a < n; ++a)
-      for (int64_t b = 0; b < n; ++b)
-        hp[a * n + b] = h[perm[a] * n + perm[b]];
-    for (int64_t a = 0; a < n; ++a)
-      hp[a * n + a] += lambda * meanDiag;
-    bad = inverseCholeskyUpper(hp, n, u);
+    parallelFor(threads, n, 64, [&](int64_t b, int64_t e) {
+      for (int64_t a = b; a < e; ++a) {
+        const double *g = gram + perm[n - 1 - a] * n;
+        double *ha = &hp[a * n];
+        for (int64_t c = 0; c < n; ++c)
+          ha[c] = g[perm[n - 1 - c]];
+        ha[a] = diag[perm[n - 1 - a]] + lambda * meanDiag;
+      }
+    });
+    bad = inverseCholeskyUpper(hp, n, u, threads);
     if (bad < 0)
       break;
   }
@@ -197,83 +406,112 @@ bool quench::quant::quantizeMatrixGPTQ(const float *w, int64_t rows,
     os << "GPTQ: the Gram matrix is not positive definite even with "
           "dampening "
        << lambda / 10.0 << " x its mean diagonal (Cholesky pivot of input "
-       << perm[bad] << "); is it X^T X of the layer's input?";
+       << perm[n - 1 - bad] << "); is it X^T X of the layer's input?";
     error = os.str();
     return false;
   }
+  std::vector<double>().swap(hp);
 
   // Weights in processing order; dead inputs' columns zeroed.
-  std::vector<float> wp(rows * n);
+  std::vector<float> wp(size_t(rows) * n);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t p = 0; p < n; ++p)
       wp[r * n + p] = dead[perm[p]] ? 0.0f : w[r * n + perm[p]];
 
   const int64_t gs = storedGroupSize(groupSize, cols);
   const int64_t groups = (cols + gs - 1) / gs;
-  std::vector<GroupParams> params(rows * groups);
-  std::vector<char> chosen(groups, 0);
-  std::vector<uint8_t> codes(rows * n);
+  // The position at which each group's parameters are chosen: that of its
+  // first column in processing order.
+  std::vector<char> startsGroup(n, 0);
+  {
+    std::vector<char> seen(groups, 0);
+    for (int64_t p = 0; p < n; ++p)
+      if (!seen[perm[p] / gs])
+        seen[perm[p] / gs] = startsGroup[p] = 1;
+  }
+  std::vector<GroupParams> params(size_t(rows) * groups);
+  std::vector<uint8_t> codes(size_t(rows) * n);
   const int64_t block = std::min(options.blockSize, n);
-  std::vector<double> err(rows * block), acc(n);
-  std::vector<float> groupVals(gs);
+  std::vector<double> err(size_t(rows) * block);
 
-  for (int64_t i1 = 0; i1 < n; i1 += block) {
-    const int64_t i2 = std::min(i1 + block, n);
-    for (int64_t col = i1; col < i2; ++col) {
-      const int64_t i = col - i1, c = perm[col], g = c / gs;
-      if (!chosen[g]) {
-        // The group's current weights: columns inside this block already
-        // hold every update; later ones miss this block's updates so far.
-        const int64_t c0 = g * gs, len = std::min(gs, cols - c0);
-        for (int64_t r = 0; r < rows; ++r) {
-          const double *e = &err[r * block];
-          for (int64_t t = 0; t < len; ++t) {
-            int64_t p = pos[c0 + t];
-            double v = wp[r * n + p];
-            if (p >= i2)
-              for (int64_t b = 0; b < i; ++b)
-                v -= e[b] * u[(i1 + b) * n + p];
-            groupVals[t] = static_cast<float>(v);
-          }
-          params[r * groups + g] = chooseGroupParams(
-              groupVals.data(), len, bits, symmetric, scaleType);
-        }
-        chosen[g] = 1;
-      }
-      const double *urow = &u[col * n];
-      const double d = urow[col];
-      for (int64_t r = 0; r < rows; ++r) {
+  // Rows are independent: each thread takes a contiguous range of them
+  // through every block (so that the blocks of U it reads are shared by as
+  // many rows as possible).
+  constexpr int64_t kCols = 256;
+  parallelFor(threads, rows, (rows + threads - 1) / threads,
+              [&](int64_t r0, int64_t r1) {
+    std::vector<float> groupVals(gs);
+    for (int64_t i1 = 0; i1 < n; i1 += block) {
+      const int64_t i2 = std::min(i1 + block, n);
+      for (int64_t r = r0; r < r1; ++r) {
         float *wr = &wp[r * n];
-        const GroupParams &gp = params[r * groups + g];
-        uint8_t q = quantizeValue(wr[col], gp, bits);
-        codes[r * n + c] = q;
-        double e = (static_cast<double>(wr[col]) -
-                    static_cast<double>(dequantizeValue(q, gp))) /
-                   d;
-        err[r * block + i] = e;
-        for (int64_t j = col + 1; j < i2; ++j)
-          wr[j] = static_cast<float>(wr[j] - e * urow[j]);
+        double *e = &err[r * block];
+        for (int64_t col = i1; col < i2; ++col) {
+          const int64_t i = col - i1, c = perm[col], g = c / gs;
+          if (startsGroup[col]) {
+            // The group's current weights: columns inside this block
+            // already hold every update; later ones miss this block's
+            // updates so far.
+            const int64_t c0 = g * gs, len = std::min(gs, cols - c0);
+            for (int64_t t = 0; t < len; ++t) {
+              int64_t p = pos[c0 + t];
+              double v = wr[p];
+              if (p >= i2)
+                for (int64_t b = 0; b < i; ++b)
+                  v -= e[b] * u[(i1 + b) * n + p];
+              groupVals[t] = static_cast<float>(v);
+            }
+            params[r * groups + g] = chooseGroupParams(
+                groupVals.data(), len, bits, symmetric, scaleType);
+          }
+          const double *urow = &u[col * n];
+          const GroupParams &gp = params[r * groups + g];
+          uint8_t q = quantizeValue(wr[col], gp, bits);
+          codes[r * n + c] = q;
+          double ei = (static_cast<double>(wr[col]) -
+                       static_cast<double>(dequantizeValue(q, gp))) /
+                      urow[col];
+          e[i] = ei;
+          for (int64_t j = col + 1; j < i2; ++j)
+            wr[j] = static_cast<float>(wr[j] - ei * urow[j]);
+        }
+      }
+      // Lazy batch update of the columns after the block:
+      // W[r, j] -= sum_b Err[r, b] * U[i1 + b, j], the sum in order of b.
+      const int64_t bw = i2 - i1;
+      for (int64_t c0 = i2; c0 < n; c0 += kCols) {
+        const int64_t c1 = std::min(c0 + kCols, n);
+        for (int64_t r = r0; r < r1; ++r) {
+          float *wr = &wp[r * n];
+          const double *e = &err[r * block];
+          int64_t j = c0;
+          for (; j + kLanes <= c1; j += kLanes) {
+            double acc[kLanes] = {};
+            for (int64_t b = 0; b < bw; ++b) {
+              const double eb = e[b];
+              const double *ub = &u[(i1 + b) * n + j];
+              for (int64_t t = 0; t < kLanes; ++t)
+                acc[t] += eb * ub[t];
+            }
+            for (int64_t t = 0; t < kLanes; ++t)
+              wr[j + t] = static_cast<float>(wr[j + t] - acc[t]);
+          }
+          for (; j < c1; ++j) {
+            double acc = 0.0;
+            for (int64_t b = 0; b < bw; ++b)
+              acc += e[b] * u[(i1 + b) * n + j];
+            wr[j] = static_cast<float>(wr[j] - acc);
+          }
+        }
       }
     }
-    // Lazy batch update of the columns after the block.
-    if (i2 < n)
-      for (int64_t r = 0; r < rows; ++r) {
-        std::fill(acc.begin() + i2, acc.end(), 0.0);
-        for (int64_t b = 0; b < i2 - i1; ++b) {
-          double e = err[r * block + b];
-          const double *ub = &u[(i1 + b) * n];
-          for (int64_t j = i2; j < n; ++j)
-            acc[j] += e * ub[j];
-        }
-        float *wr = &wp[r * n];
-        for (int64_t j = i2; j < n; ++j)
-          wr[j] = static_cast<float>(wr[j] - acc[j]);
-      }
-  }
+  });
 
   result.matrix = packQuantizedMatrix(codes.data(), params.data(), rows,
                                       cols, bits, groupSize, symmetric);
-  result.loss = quantizationLoss(w, result.matrix, gram);
+  result.loss = options.computeLoss
+                    ? quantizationLoss(w, result.matrix, gram, threads)
+                    : 0.0;
   result.dampening = lambda;
   result.deadInputs = deadInputs;
   return true;
@@ -281,34 +519,66 @@ bool quench::quant::quantizeMatrixGPTQ(const float *w, int64_t rows,
 
 double quench::quant::quantizationLoss(const float *w,
                                        const QuantizedMatrix &q,
-                                       const double *gram) {
+                                       const double *gram,
+                                       unsigned threads) {
+  threads = resolveThreads(threads);
   const int64_t n = q.cols;
-  // Rows in tiles of `tile`, so that each row of H is read once per tile
-  // (H does not fit in cache for large K; the cost is memory-bound else).
-  const int64_t tile = 16;
-  std::vector<double> d(tile * n), t(tile * n);
-  double loss = 0.0;
-  for (int64_t r0 = 0; r0 < q.rows; r0 += tile) {
-    const int64_t rows = std::min(tile, q.rows - r0);
-    for (int64_t rr = 0; rr < rows; ++rr)
-      for (int64_t c = 0; c < n; ++c)
-        d[rr * n + c] = static_cast<double>(w[(r0 + rr) * n + c]) -
-                        static_cast<double>(dequantizeAt(q, r0 + rr, c));
-    // t = d H (H is symmetric), as axpys over H's rows; then d . t.
-    std::fill(t.begin(), t.end(), 0.0);
-    for (int64_t i = 0; i < n; ++i) {
-      const double *hi = &gram[i * n];
-      for (int64_t rr = 0; rr < rows; ++rr) {
-        const double di = d[rr * n + i];
-        if (di == 0.0)
-          continue;
-        double *tr = &t[rr * n];
-        for (int64_t j = 0; j < n; ++j)
-          tr[j] += di * hi[j];
+  // tr(D H D^T) = sum_r d_r . (d_r H), by tiles of kRows rows (each tile's
+  // sum computed by one thread; the tiles' sums added in order). Within a
+  // tile, t = d H is built by column chunks and blocks of H's rows so that
+  // a block of H stays in cache across the tile's rows; every t[r, j] sums
+  // over H's rows in increasing order.
+  constexpr int64_t kRows = 128, kCols = 256, kHRows = 64;
+  const int64_t tiles = (q.rows + kRows - 1) / kRows;
+  std::vector<double> tileLoss(tiles, 0.0);
+  parallelFor(threads, tiles, 1, [&](int64_t b, int64_t e) {
+    std::vector<double> d(kRows * n), t(kRows * kCols);
+    for (int64_t tile = b; tile < e; ++tile) {
+      const int64_t r0 = tile * kRows, rs = std::min(kRows, q.rows - r0);
+      for (int64_t rr = 0; rr < rs; ++rr)
+        for (int64_t c = 0; c < n; ++c)
+          d[rr * n + c] = static_cast<double>(w[(r0 + rr) * n + c]) -
+                          static_cast<double>(dequantizeAt(q, r0 + rr, c));
+      double loss = 0.0;
+      for (int64_t c0 = 0; c0 < n; c0 += kCols) {
+        const int64_t cw = std::min(kCols, n - c0);
+        std::fill(t.begin(), t.end(), 0.0);
+        for (int64_t h0 = 0; h0 < n; h0 += kHRows) {
+          const int64_t h1 = std::min(h0 + kHRows, n);
+          for (int64_t rr = 0; rr < rs; ++rr) {
+            const double *dr = &d[rr * n];
+            double *tr = &t[rr * kCols];
+            int64_t j = 0;
+            for (; j + kLanes <= cw; j += kLanes) {
+              double acc[kLanes];
+              for (int64_t l = 0; l < kLanes; ++l)
+                acc[l] = tr[j + l];
+              for (int64_t i = h0; i < h1; ++i) {
+                const double di = dr[i];
+                const double *hi = gram + i * n + c0 + j;
+                for (int64_t l = 0; l < kLanes; ++l)
+                  acc[l] += di * hi[l];
+              }
+              for (int64_t l = 0; l < kLanes; ++l)
+                tr[j + l] = acc[l];
+            }
+            for (; j < cw; ++j) {
+              double acc = tr[j];
+              for (int64_t i = h0; i < h1; ++i)
+                acc += dr[i] * gram[i * n + c0 + j];
+              tr[j] = acc;
+            }
+          }
+        }
+        for (int64_t rr = 0; rr < rs; ++rr)
+          for (int64_t j = 0; j < cw; ++j)
+            loss += d[rr * n + c0 + j] * t[rr * kCols + j];
       }
+      tileLoss[tile] = loss;
     }
-    for (int64_t k = 0; k < rows * n; ++k)
-      loss += d[k] * t[k];
-  }
+  });
+  double loss = 0.0;
+  for (double l : tileLoss)
+    loss += l;
   return loss;
 }

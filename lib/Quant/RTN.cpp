@@ -91,7 +91,8 @@ GroupParams quench::quant::chooseGroupParams(const float *w, size_t n,
     for (size_t i = 0; i < n; ++i)
       amax = std::max(amax, std::fabs(w[i]));
     float qmax = static_cast<float>((1 << (bits - 1)) - 1);
-    p.scale = amax > 0.0f ? storeScale(amax / qmax, scaleType) : 1.0f;
+    // An all-zero group gets scale 0 (see RTN.h).
+    p.scale = amax > 0.0f ? storeScale(amax / qmax, scaleType) : 0.0f;
     p.zeroPoint = 1 << (bits - 1);
     return p;
   }
@@ -100,8 +101,8 @@ GroupParams quench::quant::chooseGroupParams(const float *w, size_t n,
     lo = std::min(lo, w[i]);
     hi = std::max(hi, w[i]);
   }
-  if (hi == lo) {
-    p.scale = 1.0f;
+  if (hi == lo) { // all zeros (lo <= 0 <= hi)
+    p.scale = 0.0f;
     p.zeroPoint = 0;
     return p;
   }
@@ -113,6 +114,10 @@ GroupParams quench::quant::chooseGroupParams(const float *w, size_t n,
 }
 
 uint8_t quench::quant::quantizeValue(float w, const GroupParams &p, int bits) {
+  // A zero scale represents only 0: every code is the zero point (never a
+  // division by zero).
+  if (p.scale == 0.0f)
+    return static_cast<uint8_t>(p.zeroPoint);
   float levels = static_cast<float>((1 << bits) - 1);
   float q = roundHalfToEven(w / p.scale) + static_cast<float>(p.zeroPoint);
   if (std::isnan(q))

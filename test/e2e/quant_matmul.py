@@ -259,11 +259,13 @@ def rtn_reference(w, bits, group, symmetric, scale_type):
         scale = np.maximum(scale, np.float32(2.0 ** -24))
     else:
         scale = np.maximum(scale, np.float32(np.finfo(np.float32).smallest_subnormal))
-    scale = np.where(zero, np.float32(1), scale).astype(np.float32)
+    # All-zero groups: scale 0, codes = the zero point (docs/quantization.md).
+    scale = np.where(zero, np.float32(0), scale).astype(np.float32)
+    safe = np.where(zero, np.float32(1), scale)
     if not symmetric:
-        zp = np.clip(np.rint(-lo / scale), 0, levels).astype(np.float32)
+        zp = np.clip(np.rint(-lo / safe), 0, levels).astype(np.float32)
         zp = np.where(zero, np.float32(0), zp)
-    q = np.clip(np.rint(g / scale[:, :, None]) + zp[:, :, None], 0, levels)
+    q = np.clip(np.rint(g / safe[:, :, None]) + zp[:, :, None], 0, levels)
     deq = (q - zp[:, :, None]) * scale[:, :, None]
     return deq.reshape(n, -1)[:, :k].astype(np.float32)
 
@@ -274,7 +276,12 @@ LAYERS = [(48, 64), (24, 48)]  # (N, K): x[.., 64] -> 48 -> 24
 def quantization(build, work, failures):
     ws = [RNG.standard_normal((n, k)).astype(np.float32) * 0.2
           for n, k in LAYERS]
-    ws[0][3, :] = 0  # an all-zero row: scale 1, exact zeros
+    ws[0][3, :] = 0  # an all-zero row: scale 0, exact zeros
+    # The last layer's outputs are observed directly: output 5 has all-zero
+    # weights (every group), output 7 one all-zero group of 16 (of the
+    # grouped configurations). Output 5 must be exactly 0.
+    ws[1][5, :] = 0
+    ws[1][7, 16:32] = 0
     m = 6
     lines, v = [], "%x"
     for i, (w, (n, k)) in enumerate(zip(ws, LAYERS)):
@@ -322,9 +329,11 @@ def quantization(build, work, failures):
         ref = h0 @ wq1.astype(np.float64).T
         bound = 1e-5 * ((np.abs(x) @ np.abs(wq0).T) @ np.abs(wq1).T) + 1e-5
         err = np.abs(got - ref)
-        ok = np.all(err <= bound)
+        zero_out = not np.any(got[:, 5])
+        ok = np.all(err <= bound) and zero_out
         print(f"{'ok  ' if ok else 'FAIL'} {label}: max |err| "
-              f"{float(err.max()):.3g}, weights {rep['linear_weight_bytes_before']}"
+              f"{float(err.max()):.3g}, all-zero output exactly 0 {zero_out}, "
+              f"weights {rep['linear_weight_bytes_before']}"
               f" -> {rep['linear_weight_bytes_after']} bytes")
         if not ok:
             failures.append(label)
@@ -338,7 +347,7 @@ def embeddings(build, work, failures):
     W8A16 reference, and no float copy of the table may remain."""
     v, d, b, t = 50, 24, 2, 5
     table = RNG.standard_normal((v, d)).astype(np.float32)
-    table[7] = 0  # an all-zero row: scale 1, exact zeros
+    table[7] = 0  # an all-zero row: scale 0, exact zeros
     ids = RNG.integers(0, v, (b, t)).astype(np.int64)
     ids[0, 0] = 7
     text = (f'func.func @main(%ids: tensor<{b}x{t}xi64> {{quench.name = "ids"}})'
@@ -372,12 +381,13 @@ def embeddings(build, work, failures):
     ref = emb.astype(np.float64) @ wq.T
     # The fused kernel applies a group's scale to sum x*q - zp*sum x
     # (docs/lowering.md), so its rounding also scales with zp * scale *
-    # sum|x|: visible for the all-zero row, whose scale is 1.
+    # sum|x|; the all-zero row (scale 0) gives exactly 0.
     absmax = np.abs(table).max(axis=1)
-    scale = np.where(absmax == 0, 1.0, absmax / 127)
     bound = (1e-5 * (np.abs(emb) @ np.abs(wq).T) +
-             2e-6 * 128 * np.abs(emb).sum(-1, keepdims=True) * scale + 1e-6)
-    ok_head = np.all(np.abs(logits - ref) <= bound)
+             2e-6 * 128 * np.abs(emb).sum(-1, keepdims=True) * absmax / 127 +
+             1e-6)
+    ok_head = np.all(np.abs(logits - ref) <= bound) and \
+        not np.any(logits[:, :, 7])
     # The table is int8 (V*D + 4V bytes) and the head its own W8A16 copy;
     # nothing float is left.
     after = rep["constant_bytes_after"]

@@ -207,6 +207,11 @@ static cl::opt<bool> gptqActOrder(
              "energy (default: true; groups stay contiguous, no run-time "
              "cost)"),
     cl::init(true), cl::cat(quantCategory));
+static cl::opt<unsigned> quantThreads(
+    "quant-threads",
+    cl::desc("Threads of the GPTQ numerics (default: 0 = the hardware "
+             "concurrency; the result is the same for every count)"),
+    cl::init(0), cl::value_desc("N"), cl::cat(quantCategory));
 static cl::opt<std::string> reportPath(
     "report",
     cl::desc("Write the size report (weight bytes per layer before/after "
@@ -551,6 +556,7 @@ int main(int argc, char **argv) {
     q.recipe = quantRecipe;
     q.algo = algo;
     q.gptqActOrder = gptqActOrder;
+    q.threads = quantThreads;
   }
   std::optional<quench::calib::RangeMethod> rangeMethod =
       quench::calib::parseRangeMethod(calibMethod);

@@ -103,7 +103,7 @@ void expectValid(const QuantizedMatrix &q, int64_t rows, int64_t cols,
       packCodes(codes.data(), q.groupSize, bits, repacked.data());
       ASSERT_TRUE(std::equal(repacked.begin(), repacked.end(), bytes));
       ASSERT_EQ(q.scales[r * q.groups + g], p.scale);
-      ASSERT_GT(p.scale, 0.0f);
+      ASSERT_GE(p.scale, 0.0f); // 0: an all-zero group, codes = zero point
       ASSERT_GE(p.zeroPoint, 0);
       ASSERT_LT(p.zeroPoint, 1 << bits);
       if (symmetric)
@@ -117,6 +117,8 @@ void expectValid(const QuantizedMatrix &q, int64_t rows, int64_t cols,
           continue;
         }
         ASSERT_EQ(dequantizeAt(q, r, c), dequantizeValue(codes[i], p));
+        if (p.scale == 0.0f)
+          ASSERT_EQ(codes[i], p.zeroPoint);
       }
     }
   }
@@ -332,6 +334,59 @@ TEST(GPTQ, MatchesNaiveSequentialGPTQ) {
       }
 }
 
+// Wider than the blocks of the Cholesky factorization (64), the triangular
+// inverse (128) and the update's column chunks (256): the blocked kernels
+// still reproduce the explicit sequential algorithm.
+TEST(GPTQ, BlockedKernelsMatchNaiveGPTQ) {
+  Layer l = makeLayer(10, 300, 600, 17);
+  GPTQOptions o;
+  o.blockSize = 32;
+  o.threads = 2;
+  GPTQResult g = runGPTQ(l, 4, 0, true, o);
+  QuantizedMatrix ref = naiveGPTQ(l, 4, 0, true, 0.01);
+  int64_t same = 0;
+  for (int64_t r = 0; r < l.n; ++r)
+    for (int64_t c = 0; c < l.k; ++c)
+      same += dequantizeAt(g.matrix, r, c) == dequantizeAt(ref, r, c);
+  EXPECT_GE(same, l.n * l.k * 99 / 100);
+  double lr = quantizationLoss(l.w.data(), ref, l.h.data());
+  EXPECT_NEAR(g.loss, lr, 2e-2 * lr);
+}
+
+// The thread count changes nothing, bit for bit: codes, scales, zero points
+// and the loss, with and without act order and dead inputs, on a layer
+// whose sizes are not multiples of any block size.
+TEST(GPTQ, ThreadCountDoesNotChangeTheResult) {
+  Layer l = makeLayer(37, 300, 400, 23);
+  for (int64_t j = 0; j < l.k; ++j) // input 77 is dead
+    l.h[77 * l.k + j] = l.h[j * l.k + 77] = 0.0;
+  for (bool act : {false, true})
+    for (bool sym : {true, false}) {
+      SCOPED_TRACE(std::string(act ? "act-order" : "natural") +
+                   (sym ? " sym" : " asym"));
+      GPTQOptions o;
+      o.actOrder = act;
+      o.blockSize = 48;
+      o.threads = 1;
+      GPTQResult one = runGPTQ(l, 3, 0, sym, o);
+      EXPECT_EQ(one.deadInputs, 1);
+      for (unsigned t : {2u, 3u, 8u}) {
+        o.threads = t;
+        GPTQResult g = runGPTQ(l, 3, 0, sym, o);
+        EXPECT_EQ(g.matrix.packed, one.matrix.packed) << t << " threads";
+        EXPECT_EQ(g.matrix.scales, one.matrix.scales) << t << " threads";
+        EXPECT_EQ(g.matrix.zeroPoints, one.matrix.zeroPoints)
+            << t << " threads";
+        EXPECT_EQ(g.loss, one.loss) << t << " threads";
+      }
+      EXPECT_EQ(quantizationLoss(l.w.data(), one.matrix, l.h.data(), 5),
+                one.loss);
+    }
+  GPTQOptions noLoss;
+  noLoss.computeLoss = false;
+  EXPECT_EQ(runGPTQ(l, 4, 0, true, noLoss).loss, 0.0);
+}
+
 // Inputs that are always zero in calibration: H[k, k] = 0. Their weights
 // become 0, the rest is still compensated.
 TEST(GPTQ, DeadInputs) {
@@ -420,6 +475,36 @@ TEST(GPTQ, NotPositiveDefinite) {
   badBlock.blockSize = 0;
   EXPECT_FALSE(run(id, badBlock));
   EXPECT_NE(error.find("block size"), std::string::npos);
+}
+
+// A row of zeros stays zero through GPTQ (its rounding errors are 0, and
+// rows do not exchange errors): every group of it gets scale 0, so the
+// fused kernel gives exactly 0 there (RTN.h). With a diagonal H an
+// all-zero group inside a nonzero row does too.
+TEST(GPTQ, AllZeroGroupsGetScaleZero) {
+  Layer l = makeLayer(6, 64, 128, 29);
+  for (int64_t c = 0; c < l.k; ++c)
+    l.w[4 * l.k + c] = 0.0f;
+  for (bool act : {false, true}) {
+    GPTQOptions o;
+    o.actOrder = act;
+    GPTQResult g = runGPTQ(l, 4, 16, false, o);
+    expectValid(g.matrix, l.n, l.k, 4, false);
+    for (int64_t gi = 0; gi < g.matrix.groups; ++gi)
+      EXPECT_EQ(g.matrix.scales[4 * g.matrix.groups + gi], 0.0f);
+    for (int64_t c = 0; c < l.k; ++c)
+      EXPECT_EQ(dequantizeAt(g.matrix, 4, c), 0.0f);
+  }
+  Layer d = makeLayer(4, 32, 8, 31);
+  d.h.assign(d.k * d.k, 0.0);
+  for (int64_t i = 0; i < d.k; ++i)
+    d.h[i * d.k + i] = 1.0 + double(i);
+  for (int64_t c = 8; c < 16; ++c)
+    d.w[2 * d.k + c] = 0.0f;
+  GPTQResult g = runGPTQ(d, 4, 8, true);
+  expectValid(g.matrix, d.n, d.k, 4, true);
+  EXPECT_EQ(g.matrix.scales[2 * g.matrix.groups + 1], 0.0f);
+  EXPECT_GT(g.matrix.scales[2 * g.matrix.groups + 0], 0.0f);
 }
 
 // Act order quantizes the most active inputs first; the groups stay the

@@ -116,11 +116,22 @@ TEST(RTN, SymmetricGroup) {
   EXPECT_EQ(quantizeValue(0.375f, p4, 4), 8 + 2); // 1.5 -> 2
   EXPECT_EQ(quantizeValue(0.625f, p4, 4), 8 + 2); // 2.5 -> 2
   EXPECT_EQ(quantizeValue(-1.75f, p4, 4), 1);
-  // All zeros: scale 1, zero stays exact.
-  float z[3] = {0, 0, 0};
-  GroupParams pz = chooseGroupParams(z, 3, 4, true, ScaleType::F16);
-  EXPECT_EQ(pz.scale, 1.0f);
-  EXPECT_EQ(dequantizeValue(quantizeValue(0.0f, pz, 4), pz), 0.0f);
+  // All zeros: scale 0 (zero stays exact, and the fused kernel's
+  // s * sum(x q) - z * s * sum(x) is exactly 0); every value, even one
+  // pushed in later (GPTQ) or a NaN, gets the zero point, no division by 0.
+  float z[3] = {0, -0.0f, 0};
+  for (ScaleType st : {ScaleType::F16, ScaleType::F32}) {
+    GroupParams pz = chooseGroupParams(z, 3, 4, true, st);
+    EXPECT_EQ(pz.scale, 0.0f);
+    EXPECT_EQ(pz.zeroPoint, 8);
+    for (float v : {0.0f, -0.0f, 3.0f, -1e30f, NAN, INFINITY})
+      EXPECT_EQ(quantizeValue(v, pz, 4), 8);
+    EXPECT_EQ(dequantizeValue(8, pz), 0.0f);
+    GroupParams pa = chooseGroupParams(z, 3, 4, false, st);
+    EXPECT_EQ(pa.scale, 0.0f);
+    EXPECT_EQ(pa.zeroPoint, 0);
+    EXPECT_EQ(quantizeValue(2.0f, pa, 4), 0);
+  }
 }
 
 TEST(RTN, AsymmetricGroup) {
@@ -176,6 +187,56 @@ TEST(RTN, MatrixErrorBound) {
                 << bits << " bits, group " << group << ", sym " << sym;
           }
       }
+}
+
+// All-zero groups get scale 0 in the matrix, f16 and f32 scales, per row
+// and in groups: the fused matmul_nbits kernel's per-group
+// s * sum(x q) - (z s) * sum(x) is then exactly 0 for them, whatever x is.
+TEST(RTN, AllZeroGroupsContributeExactlyZero) {
+  const int64_t rows = 3, cols = 64;
+  std::mt19937 gen(8);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> w(rows * cols), x(cols);
+  for (auto &v : w)
+    v = d(gen);
+  for (auto &v : x)
+    v = 100.0f * d(gen);
+  for (int64_t c = 32; c < 64; ++c)
+    w[1 * cols + c] = 0.0f; // row 1, group 1 (of 32)
+  for (int64_t c = 0; c < cols; ++c)
+    w[2 * cols + c] = 0.0f; // row 2: every group
+  for (ScaleType st : {ScaleType::F16, ScaleType::F32})
+    for (int64_t group : {int64_t(0), int64_t(32)})
+      for (bool sym : {true, false})
+        for (int bits : {4, 8}) {
+          QuantizedMatrix m =
+              quantizeMatrixRTN(w.data(), rows, cols, bits, group, sym, st);
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t g = 0; g < m.groups; ++g) {
+              const GroupParams &p = m.params[r * m.groups + g];
+              bool zero = r == 2 || (r == 1 && group == 32 && g == 1);
+              EXPECT_EQ(m.scales[r * m.groups + g] == 0.0f, zero)
+                  << r << " " << g;
+              if (!zero)
+                continue;
+              // The kernel's reassociated group sum, in float.
+              float sxq = 0.0f, sx = 0.0f;
+              for (int64_t i = 0; i < m.groupSize; ++i) {
+                int64_t c = g * m.groupSize + i;
+                if (c >= cols)
+                  break;
+                float q = static_cast<float>(quantizeValue(
+                    w[r * cols + c], p, bits));
+                EXPECT_EQ(q, static_cast<float>(p.zeroPoint));
+                EXPECT_EQ(dequantizeAt(m, r, c), 0.0f);
+                sxq += x[c] * q;
+                sx += x[c];
+              }
+              float y = p.scale * sxq -
+                        (static_cast<float>(p.zeroPoint) * p.scale) * sx;
+              EXPECT_EQ(y, 0.0f);
+            }
+        }
 }
 
 TEST(RTN, PaddedGroupsHoldTheZeroPoint) {

@@ -44,6 +44,14 @@ struct GPTQOptions {
   /// stay the contiguous groups of the natural column order (the
   /// quench.matmul_nbits layout); see quantizeMatrixGPTQ.
   bool actOrder = false;
+  /// Threads for the Cholesky steps, the updates and the loss (0: the
+  /// hardware concurrency). The result is bit-identical for every count:
+  /// each element is computed by one thread in an order that does not
+  /// depend on the split.
+  unsigned threads = 0;
+  /// Compute GPTQResult::loss (costs about as much as the quantization
+  /// itself: O(rows * cols^2)); 0 is reported when off.
+  bool computeLoss = true;
 };
 
 /// What quantizeMatrixGPTQ produced.
@@ -69,7 +77,8 @@ struct GPTQResult {
 /// The algorithm (the paper's Algorithm 1, with lazy batch updates):
 ///  1. Dead inputs (H[k, k] == 0) get H[k, k] = 1 and weight column 0.
 ///  2. H += lambda * mean(diag H) * I; U = the upper Cholesky factor of
-///     H^-1 (H^-1 = U^T U).
+///     H^-1 (H^-1 = U^T U), computed as the inverse of a Cholesky factor
+///     of H taken in reversed order (no explicit H^-1).
 ///  3. For each column k in processing order (natural, or act order): for
 ///     every row, q = Q(w_k), e = (w_k - q) / U[k, k], and every later column
 ///     j is updated w_j -= e * U[k, j] (within a block of `blockSize`
@@ -88,8 +97,10 @@ struct GPTQResult {
 /// With H = identity the updates vanish and the result equals RTN's.
 /// Returns false and sets `error` (result untouched) when the inputs are not
 /// finite, or H is not positive definite even after the dampening retries.
-/// Cost: O(cols^3) for the Cholesky steps plus O(rows * cols^2) for the
-/// updates and the loss, in double precision (weights in float).
+/// Cost: cols^3 / 3 multiply-adds for the Cholesky steps plus
+/// rows * cols^2 / 2 for the updates (and rows * cols^2 for the loss), in
+/// double precision (weights in float), cache-blocked and spread over
+/// options.threads threads; memory 2 * cols^2 doubles besides the inputs.
 bool quantizeMatrixGPTQ(const float *w, int64_t rows, int64_t cols,
                         const double *gram, int bits, int64_t groupSize,
                         bool symmetric, ScaleType scaleType,
@@ -99,8 +110,10 @@ bool quantizeMatrixGPTQ(const float *w, int64_t rows, int64_t cols,
 /// The output error tr((W - Q) H (W - Q)^T) of a quantized matrix `q` of
 /// `w` (row-major [q.rows, q.cols]) for the Gram matrix `gram`
 /// ([q.cols, q.cols]), in double precision; compare RTN and GPTQ with it.
+/// On `threads` threads (0: the hardware concurrency), with the same result
+/// for every count.
 double quantizationLoss(const float *w, const QuantizedMatrix &q,
-                        const double *gram);
+                        const double *gram, unsigned threads = 0);
 
 } // namespace quench::quant
 

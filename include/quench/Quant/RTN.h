@@ -50,14 +50,20 @@ struct GroupParams {
 /// that codes span [1, 2^bits - 1] (the code 0 is unused, as in the usual
 /// symmetric schemes). Asymmetric: scale = (max - min) / (2^bits - 1), with
 /// 0 inside [min, max] so that zero stays exact, and zero point
-/// round(-min / scale). A group whose weights are all zero gets scale 1.
-/// Scales are rounded to `scaleType` (never to zero: at least the smallest
-/// f16 subnormal).
+/// round(-min / scale). A group whose weights are all zero gets scale 0
+/// (zero point as usual for symmetric, 0 for asymmetric), so that every
+/// dequantization of it, including the fused kernel's
+/// s * sum(x q) - (z s) * sum(x), is exactly 0 (a nonzero scale with codes
+/// equal to the zero point leaves ~1e-7 * z * sum|x| of rounding there).
+/// Other scales are rounded to `scaleType` and never to zero (at least the
+/// smallest f16 subnormal), so a zero scale means exactly an all-zero
+/// group.
 GroupParams chooseGroupParams(const float *w, size_t n, int bits,
                               bool symmetric, ScaleType scaleType);
 
 /// The code of w: saturate(roundHalfToEven(w / scale) + zeroPoint) to
-/// [0, 2^bits - 1].
+/// [0, 2^bits - 1]; the zero point when the scale is 0 (an all-zero group:
+/// GPTQ may still push updates into it, which it cannot represent).
 uint8_t quantizeValue(float w, const GroupParams &p, int bits);
 
 /// (q - zeroPoint) * scale.

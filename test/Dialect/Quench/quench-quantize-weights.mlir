@@ -19,6 +19,19 @@
 // RUN: not quench-opt %s --split-input-file --quench-quantize-weights="activations=dynamic bits=4 group-size=32" 2>&1 | FileCheck %s --check-prefix=W8A8BITS
 // RUN: not quench-opt %s --split-input-file --quench-quantize-weights="activations=sometimes" 2>&1 | FileCheck %s --check-prefix=BADACT
 // RUN: quench-opt %s --split-input-file --quench-quantize-weights="quantize-embeddings=true" | FileCheck %s --check-prefix=EMB
+// Per-layer algorithm in a recipe: only the layers a rule gives "algo":
+// "gptq" need calibration (and are named when it is missing); bad values.
+// RUN: echo '{"version": 1, "layers": [{"match": "*/keep/*", "algo": "gptq", "gptq_act_order": false, "gptq_dampening": 0.1}]}' > %t.gptq.json
+// RUN: not quench-opt %s --split-input-file --quench-quantize-weights="recipe=%t.gptq.json" 2>&1 >/dev/null | FileCheck %s --check-prefix=RGPTQ
+// RUN: not quench-opt %s --split-input-file --quench-quantize-weights="recipe=%t.gptq.json" 2>/dev/null | FileCheck %s --check-prefix=RGPTQOUT
+// RUN: echo '{"version": 1, "default": {"algo": "gptq"}, "layers": [{"match": "*/keep/*", "algo": "rtn"}, {"match": "/dense/*", "skip": true}]}' > %t.rtn.json
+// RUN: not quench-opt %s --split-input-file --quench-quantize-weights="recipe=%t.rtn.json" 2>&1 | FileCheck %s --check-prefix=RRTN
+// RUN: echo '{"version": 1, "layers": [{"match": "*", "algo": "awq"}]}' > %t.badalgo.json
+// RUN: not quench-opt %s --split-input-file --quench-quantize-weights="recipe=%t.badalgo.json" 2>&1 | FileCheck %s --check-prefix=RBADALGO
+// RUN: echo '{"version": 1, "layers": [{"match": "*", "algo": "gptq", "gptq_dampening": -1}]}' > %t.baddamp.json
+// RUN: not quench-opt %s --split-input-file --quench-quantize-weights="recipe=%t.baddamp.json" 2>&1 | FileCheck %s --check-prefix=RBADDAMP
+// RUN: echo '{"version": 1, "layers": [{"match": "*", "gptq_act_order": true}]}' > %t.rtnopt.json
+// RUN: not quench-opt %s --split-input-file --quench-quantize-weights="recipe=%t.rtnopt.json" 2>&1 | FileCheck %s --check-prefix=RRTNOPT
 
 // Round-to-nearest weight quantization of quench.linear. Weights (2 x 8):
 //   row 0: 1 .. 8 / 8 (max |w| = 1), row 1: -2, 0, ..., 0 (max |w| = 2).
@@ -99,8 +112,17 @@ func.func @named(%x: tensor<1x16xf32>, %wd: tensor<16x16xf32>) -> tensor<1x16xf3
 // GPTQ: error: GPTQ needs calibration (--calib or --calib-cache); no input statistics for layers: /block/skip/MatMul, /block/keep/MatMul{{$}}
 // GPTQEXCL: error: GPTQ needs calibration (--calib or --calib-cache); no input statistics for layers: /dense/MatMul{{$}}
 // GPTQEXCL: error: GPTQ needs calibration (--calib or --calib-cache); no input statistics for layers: /block/keep/MatMul{{$}}
-// BADALGO: error: weight quantization algorithm must be rtn or gptq, got 'awq'
-// BADDAMP: error: GPTQ dampening must be >= 0, got -1
+// BADALGO: error: weight quantization: algorithm must be rtn or gptq, got 'awq'
+// BADDAMP: error: weight quantization: GPTQ dampening must be >= 0, got -1
+// RGPTQOUT-LABEL: func.func @linear
+// RGPTQOUT: quench.matmul_nbits
+// RGPTQ-NOT: /dense/MatMul
+// RGPTQ: error: GPTQ needs calibration (--calib or --calib-cache); no input statistics for layers: /block/keep/MatMul{{$}}
+// RRTN-NOT: /block/keep/MatMul
+// RRTN: error: GPTQ needs calibration (--calib or --calib-cache); no input statistics for layers: /block/skip/MatMul{{$}}
+// RBADALGO: error: recipe '{{.*}}badalgo.json' layers[0]: algorithm must be rtn or gptq, got 'awq'
+// RBADDAMP: error: recipe '{{.*}}baddamp.json' layers[0]: GPTQ dampening must be >= 0, got -1
+// RRTNOPT: error: recipe '{{.*}}rtnopt.json' layers[0]: 'gptq_act_order' needs "algo": "gptq"
 // Static W8A8 without calibration: every layer lacking a range, at once.
 // NORANGE: error: --quant=w8a8 needs calibration (--calib or --calib-cache); no range for layers: /dense/MatMul
 // NORANGE: error: --quant=w8a8 needs calibration (--calib or --calib-cache); no range for layers: /block/skip/MatMul, /block/keep/MatMul
@@ -111,11 +133,11 @@ func.func @named(%x: tensor<1x16xf32>, %wd: tensor<16x16xf32>) -> tensor<1x16xf3
 
 // Embedding tables (quantize-embeddings): int8 codes per row (symmetric,
 // round half to even: -0.5 * 127 = -63.5 -> -64), f32 row scales (an
-// all-zero row gets 1), dequantized after the lookup; without the option
+// all-zero row gets 0), dequantized after the lookup; without the option
 // the table stays float.
 // EMB-LABEL: func.func @embedding
 // EMB-DAG: %[[Q:.*]] = quench.constant dense<{{\[\[}}127, -64, 32, 0], [0, 0, 0, 0]]> : tensor<2x4xi8>
-// EMB-DAG: %[[S:.*]] = quench.constant dense<{{\[\[}}0.00787401571], [1.000000e+00]]> : tensor<2x1xf32>
+// EMB-DAG: %[[S:.*]] = quench.constant dense<{{\[\[}}0.00787401571], [0.000000e+00]]> : tensor<2x1xf32>
 // EMB: %[[R:.*]] = quench.gather %[[Q]][%[[IDS:.*]]] {axis = 0 : i64} : (tensor<2x4xi8>, tensor<3xi64>) -> tensor<3x4xi8>
 // EMB: %[[RS:.*]] = quench.gather %[[S]][%[[IDS]]] {axis = 0 : i64} : (tensor<2x1xf32>, tensor<3xi64>) -> tensor<3x1xf32>
 // EMB: %[[F:.*]] = quench.cast %[[R]] : tensor<3x4xi8> to tensor<3x4xf32>

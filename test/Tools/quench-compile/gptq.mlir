@@ -13,6 +13,16 @@
 // RUN: not quench-compile %s -o %t/x --quant=w8a16 --algo=hqq 2>&1 | FileCheck %s --check-prefix=BADALGO
 // BADALGO: error: --algo must be rtn or gptq, got 'hqq'
 // RUN: ls %t | count 0
+// A recipe can ask for GPTQ on some layers only: only those need (and,
+// without calibration, are named as lacking) input statistics; with
+// calibration they are rounded by GPTQ, the others by RTN.
+// RUN: echo '{"version": 1, "layers": [{"match": "/fc2/*", "algo": "gptq", "gptq_dampening": 0.05}]}' > %t.recipe.json
+// RUN: not quench-compile %s -o %t/x --quant=w4a16 --group-size=8 --quant-recipe=%t.recipe.json 2>&1 | FileCheck %s --check-prefix=RECIPE-NOCALIB
+// RECIPE-NOCALIB: error: {{.*}}GPTQ needs calibration (--calib or --calib-cache); no input statistics for layers: /fc2/MatMul{{ ?$}}
+// RUN: mkdir -p %t.samples && %quench_python -c "import numpy as np; np.save('%t.samples/input_0.npy', np.random.default_rng(0).normal(size=(2, 8)).astype(np.float32))"
+// RUN: quench-compile %s -o %t.recipe --emit=mlir --stop-after-stage=quantize --quant=w4a16 --group-size=8 --quant-recipe=%t.recipe.json --calib=%t.samples --quant-threads=2 | FileCheck %s --check-prefix=RECIPE
+// RECIPE: /fc1/MatMul 8x8 int4 g8 sym f16 256
+// RECIPE: /fc2/MatMul 8x8 int4 g8 sym f16 gptq 256
 // --algo=rtn is the default scheme.
 // RUN: quench-compile %s -o - --emit=mlir --stop-after-stage=quantize --quant=w8a16 --algo=rtn | FileCheck %s --check-prefix=RTN
 // RTN-COUNT-2: quench.matmul_nbits

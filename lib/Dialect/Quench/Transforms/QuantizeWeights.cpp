@@ -46,6 +46,10 @@ struct Scheme {
   int64_t groupSize = 0;
   bool symmetric = true;
   qq::ScaleType scaleType = qq::ScaleType::F16;
+  /// Round with GPTQ (needs the layer's input Gram matrix) instead of RTN.
+  bool gptq = false;
+  bool gptqActOrder = true;
+  double gptqDampening = 0.01;
 };
 
 /// A recipe rule: layers whose name matches `pattern` get `scheme`.
@@ -55,14 +59,14 @@ struct Rule {
   Scheme scheme;
 };
 
-std::string describe(const Scheme &s, bool gptq) {
+std::string describe(const Scheme &s) {
   if (s.skip)
     return "float";
   std::string out = "int" + std::to_string(s.bits) + " ";
   out += s.groupSize ? "g" + std::to_string(s.groupSize) : "per-channel";
   out += s.symmetric ? " sym " : " asym ";
   out += s.scaleType == qq::ScaleType::F16 ? "f16" : "f32";
-  if (gptq)
+  if (s.gptq)
     out += " gptq";
   return out;
 }
@@ -88,6 +92,20 @@ LogicalResult checkScheme(const Scheme &s, const Twine &where,
     return emitError(loc) << where << ": group size " << s.groupSize
                           << " times " << s.bits
                           << " bits is not a whole number of bytes";
+  if (s.gptq && !(s.gptqDampening >= 0.0 && std::isfinite(s.gptqDampening)))
+    return emitError(loc) << where << ": GPTQ dampening must be >= 0, got "
+                          << s.gptqDampening;
+  return success();
+}
+
+/// Parses a rounding algorithm name into `s.gptq`.
+LogicalResult parseAlgo(StringRef algo, Scheme &s, const Twine &where,
+                        Location loc) {
+  if (algo != "rtn" && algo != "gptq")
+    return emitError(loc) << where
+                          << ": algorithm must be rtn or gptq, got '"
+                          << algo << "'";
+  s.gptq = algo == "gptq";
   return success();
 }
 
@@ -104,8 +122,9 @@ FailureOr<qq::ScaleType> parseScaleType(StringRef s, Location loc) {
 /// value).
 LogicalResult readSchemeFields(const llvm::json::Object &obj, Scheme &s,
                                const Twine &where, Location loc) {
-  static const StringRef known[] = {"match", "skip", "bits", "group_size",
-                                    "symmetric", "scale_type"};
+  static const StringRef known[] = {
+      "match",     "skip",       "bits", "group_size",     "symmetric",
+      "scale_type", "algo", "gptq_act_order", "gptq_dampening"};
   for (const auto &kv : obj)
     if (!llvm::is_contained(known, StringRef(kv.first)))
       return emitError(loc) << where << ": unknown field '"
@@ -143,6 +162,32 @@ LogicalResult readSchemeFields(const llvm::json::Object &obj, Scheme &s,
       return failure();
     s.scaleType = *t;
   }
+  if (auto v = obj.get("algo")) {
+    std::optional<StringRef> str = v->getAsString();
+    if (!str)
+      return emitError(loc) << where << ": 'algo' must be a string (rtn or "
+                                        "gptq)";
+    if (failed(parseAlgo(*str, s, where, loc)))
+      return failure();
+  }
+  if (auto v = obj.get("gptq_act_order")) {
+    std::optional<bool> b = v->getAsBoolean();
+    if (!b)
+      return emitError(loc) << where << ": 'gptq_act_order' must be a boolean";
+    s.gptqActOrder = *b;
+  }
+  if (auto v = obj.get("gptq_dampening")) {
+    std::optional<double> d = v->getAsNumber();
+    if (!d)
+      return emitError(loc) << where << ": 'gptq_dampening' must be a number";
+    s.gptqDampening = *d;
+  }
+  // GPTQ settings on a layer rounded by RTN are a mistake, not a no-op.
+  if (!s.gptq && !s.skip)
+    for (StringRef key : {"gptq_act_order", "gptq_dampening"})
+      if (obj.get(key))
+        return emitError(loc) << where << ": '" << key
+                              << "' needs \"algo\": \"gptq\"";
   return checkScheme(s, where, loc);
 }
 
@@ -461,6 +506,7 @@ struct QuenchQuantizeWeightsPass
     o.algo = algo;
     o.gptqActOrder = gptqActOrder;
     o.gptqDampening = gptqDampening;
+    o.threads = threads;
     o.activations = activations;
     if (staticInputRange > 0) {
       float range = static_cast<float>(staticInputRange);
@@ -487,16 +533,12 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
   if (failed(st))
     return failure();
   defaults.scaleType = *st;
+  if (failed(parseAlgo(options.algo, defaults, "weight quantization", loc)))
+    return failure();
+  defaults.gptqActOrder = options.gptqActOrder;
+  defaults.gptqDampening = options.gptqDampening;
   if (failed(checkScheme(defaults, "weight quantization", loc)))
     return failure();
-  if (options.algo != "rtn" && options.algo != "gptq")
-    return emitError(loc) << "weight quantization algorithm must be rtn or "
-                             "gptq, got '"
-                          << options.algo << "'";
-  const bool gptq = options.algo == "gptq";
-  if (gptq && !(options.gptqDampening >= 0.0))
-    return emitError(loc) << "GPTQ dampening must be >= 0, got "
-                          << options.gptqDampening;
   SmallVector<Rule> rules;
   for (const std::string &e : options.exclude) {
     llvm::Expected<llvm::GlobPattern> glob = llvm::GlobPattern::create(e);
@@ -527,7 +569,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
   if (act != ActQuant::None && !isW8A8Scheme(defaults))
     return emitError(loc) << "activation quantization (W8A8) needs 8-bit "
                              "per-channel symmetric weights, got "
-                          << describe(defaults, false);
+                          << describe(defaults);
 
   // Decide every layer's scheme, then quantize them all, then rewrite: an
   // error (missing calibration, a bad Gram matrix) leaves the module as it
@@ -584,10 +626,12 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
       scheme.skip = true;
       why = " (weight type not supported)";
     }
-    rec.scheme = describe(scheme, gptq) + why;
+    rec.scheme = describe(scheme) + why;
     if (!scheme.skip && act != ActQuant::None) {
       if (!isW8A8Scheme(scheme)) {
-        notW8A8.push_back(rec.name + " (" + describe(scheme, false) + ")");
+        Scheme shown = scheme;
+        shown.gptq = false;
+        notW8A8.push_back(rec.name + " (" + describe(shown) + ")");
       } else if (!op.getInput().getType().getElementType().isF32()) {
         rec.scheme += " (W8A8 needs f32 activations)";
       } else if (rec.inFeatures > QLinearOp::kMaxInFeatures) {
@@ -595,7 +639,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
                       std::to_string(QLinearOp::kMaxInFeatures) + ")";
       } else {
         plan.w8a8 = true;
-        rec.scheme = describeW8A8(act) + (gptq ? " gptq" : "");
+        rec.scheme = describeW8A8(act) + (scheme.gptq ? " gptq" : "");
         if (act == ActQuant::Static) {
           std::optional<float> range;
           if (options.inputRange)
@@ -622,12 +666,12 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
               "no range for layers: "
            << llvm::join(noRange, ", ");
 
-  if (gptq) {
-    // Every quantized layer needs its input statistics; name all the
+  {
+    // Every layer rounded by GPTQ needs its input statistics; name all the
     // missing ones at once.
     std::vector<std::string> missing;
     for (Plan &p : plans) {
-      if (p.scheme.skip)
+      if (p.scheme.skip || !p.scheme.gptq)
         continue;
       p.gram = options.inputGram ? options.inputGram(p.rec.name) : nullptr;
       if (!p.gram)
@@ -641,7 +685,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
       return diag;
     }
     for (Plan &p : plans) {
-      if (p.scheme.skip)
+      if (p.scheme.skip || !p.scheme.gptq)
         continue;
       size_t k = static_cast<size_t>(p.rec.inFeatures);
       if (p.gram->size() != k * k)
@@ -652,20 +696,22 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     }
   }
 
-  qq::GPTQOptions gptqOptions;
-  gptqOptions.actOrder = options.gptqActOrder;
-  gptqOptions.dampening = options.gptqDampening;
   for (Plan &p : plans) {
     if (p.scheme.skip)
       continue;
     const Scheme &s = p.w8a8 ? w8a8Scheme : p.scheme;
     std::vector<float> w = *floatWeights(p.cst);
-    if (!gptq) {
+    if (!p.scheme.gptq) {
       p.q = qq::quantizeMatrixRTN(w.data(), p.rec.outFeatures,
                                   p.rec.inFeatures, static_cast<int>(s.bits),
                                   s.groupSize, s.symmetric, s.scaleType);
       continue;
     }
+    qq::GPTQOptions gptqOptions;
+    gptqOptions.actOrder = p.scheme.gptqActOrder;
+    gptqOptions.dampening = p.scheme.gptqDampening;
+    gptqOptions.threads = options.threads;
+    gptqOptions.computeLoss = false; // not reported
     qq::GPTQResult res;
     std::string error;
     if (!qq::quantizeMatrixGPTQ(w.data(), p.rec.outFeatures,

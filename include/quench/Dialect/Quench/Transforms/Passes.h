@@ -51,6 +51,9 @@ struct WeightQuantOptions {
   bool gptqActOrder = true;
   /// GPTQ: dampening added to H's diagonal, as a fraction of its mean.
   double gptqDampening = 0.01;
+  /// Threads of the GPTQ numerics (0: the hardware concurrency); the
+  /// result does not depend on it.
+  unsigned threads = 0;
 
   /// Activation quantization of the quantized linears: "none" (W*A16:
   /// float activations), "static" (W8A8 with a per-tensor input scale from
@@ -87,7 +90,8 @@ std::string getLayerName(mlir::Location loc);
 /// Quantizes the constant weights of every quench.linear in `module` (see
 /// quench-quantize-weights). Appends one record per linear with a constant
 /// weight to `report` when given. Fails with a diagnostic on bad options,
-/// an unreadable or malformed recipe, or (algo "gptq") layers without a
+/// an unreadable or malformed recipe, or layers rounded by GPTQ (algo
+/// "gptq", globally or in the recipe) without a
 /// Gram matrix from `inputGram` (all named in one error), a Gram matrix of
 /// the wrong size or one that is not positive definite; the module is
 /// unchanged then.

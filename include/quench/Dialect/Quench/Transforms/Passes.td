@@ -107,11 +107,18 @@ def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> 
     {"version": 1,
      "default": {"bits": 4, "group_size": 32},
      "layers": [ {"match": "/head/*", "bits": 8, "group_size": 0},
-                 {"match": "/blocks.0/*", "skip": true} ] }
+                 {"match": "/blocks.0/*", "skip": true},
+                 {"match": "*/mlp/*", "algo": "gptq",
+                  "gptq_dampening": 0.05} ] }
     ```
 
+    A rule's `algo` (`rtn` or `gptq`), `gptq_act_order` and
+    `gptq_dampening` override the pass options for its layers, so GPTQ can
+    be confined to some layers (the others need no calibration).
+
     `algo=gptq` (GPTQ, lib/Quant/GPTQ.cpp) needs the Gram matrix X^T X of
-    every quantized layer's input from calibration, which drivers pass in
+    every layer it rounds (all quantized layers, or those a recipe gives
+    `"algo": "gptq"`) from calibration, which drivers pass in
     `WeightQuantOptions::inputGram` (quench-compile `--calib`). quench-opt
     has no calibration data, so there the pass fails with
     "GPTQ needs calibration (--calib or --calib-cache); no input statistics
@@ -143,6 +150,9 @@ def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> 
            "contiguous)">,
     Option<"gptqDampening", "gptq-dampening", "double", "0.01",
            "GPTQ: dampening of H's diagonal, as a fraction of its mean">,
+    Option<"threads", "threads", "unsigned", "0",
+           "Threads of the GPTQ numerics (0: the hardware concurrency); the "
+           "result is the same for every count">,
     Option<"activations", "activations", "std::string", "\"none\"",
            "Activation quantization: none (weight-only), static (W8A8, "
            "per-tensor input scale from calibration) or dynamic (W8A8, "
