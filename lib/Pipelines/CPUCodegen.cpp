@@ -26,6 +26,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
 #include "mlir/Dialect/SCF/Transforms/Transforms.h"
+#include "mlir/Dialect/SCF/Utils/Utils.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Tensor/Transforms/Transforms.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
@@ -246,6 +247,8 @@ TileAndVectorize::peelLoops(ArrayRef<LoopLikeOpInterface> loops) {
 
 constexpr llvm::StringLiteral kVectorSizesAttr = "__quench_vector_sizes";
 constexpr llvm::StringLiteral kContractionAttr = "__quench_contraction";
+/// Loops over the rows of a fused epilogue, unrolled after vectorization.
+constexpr llvm::StringLiteral kUnrollAttr = "__quench_unroll";
 
 /// Marks every linalg op nested in `roots` (the tiles) for vectorization
 /// with `vectorSizes` (the tile sizes: upper bounds of the extents that are
@@ -657,9 +660,28 @@ void TileAndVectorize::runEpilogue(linalg::GenericOp consumer,
     kernel = kRes->tiledOps.back();
     loops.append(kRes->loops.begin(), kRes->loops.end());
   }
+  // The epilogue one row of the register tile at a time, rows unrolled
+  // once vectorized (see unrollEpilogueRows): LLVM then sees each row's
+  // chain of operations in order instead of every operation on all rows
+  // at once, whose temporaries (a polynomial erf on 12-16 vectors) spill.
+  SmallVector<int64_t> epilogueSizes = toConsumer(plan.vecSizes);
+  std::optional<unsigned> rowDim;
+  if (!dims.m.empty())
+    rowDim = outMap.getResultPosition(rw.getAffineDimExpr(dims.m.back()));
+  if (rowDim && epilogueSizes[*rowDim] > 1) {
+    SmallVector<int64_t> rows(rank, 0);
+    rows[*rowDim] = 1;
+    if (FailureOr<scf::SCFTilingResult> rowRes = tile(current, rows, false);
+        succeeded(rowRes)) {
+      current = rowRes->tiledOps.back();
+      for (LoopLikeOpInterface loop : rowRes->loops)
+        loop->setAttr(kUnrollAttr, rw.getUnitAttr());
+      epilogueSizes[*rowDim] = 1;
+    }
+  }
   // Marked before peeling: the peeled copies keep the marks.
   markTile(rw, kernel, plan.vecSizes, /*contraction=*/true);
-  markTile(rw, current, toConsumer(plan.vecSizes), /*contraction=*/false);
+  markTile(rw, current, epilogueSizes, /*contraction=*/false);
   if (fillTile)
     markTile(rw, fillTile, toConsumer(plan.vecSizes), /*contraction=*/false);
   (void)peelLoops(loops);
@@ -1043,6 +1065,83 @@ void quench::unshareInitTensors(func::FuncOp func, RewriterBase &rw) {
   }
 }
 
+/// Unrolls the loops over the rows of fused epilogues (marked by
+/// runEpilogue) where their trip count is a constant (full register tiles;
+/// partial ones keep the loop).
+static void unrollEpilogueRows(func::FuncOp func) {
+  SmallVector<scf::ForOp> loops;
+  func.walk([&](scf::ForOp loop) {
+    if (loop->hasAttr(kUnrollAttr))
+      loops.push_back(loop);
+  });
+  for (scf::ForOp loop : loops) {
+    loop->removeAttr(kUnrollAttr);
+    (void)loopUnrollFull(loop);
+  }
+}
+
+/// Reads part of a vector just written to a tensor from that vector: a
+/// vector.transfer_read of a static in-bounds box inside the box a
+/// vector.transfer_write put there (directly or through a static slice; no
+/// masks, minor identity maps, same rank) becomes a
+/// vector.extract_strided_slice. This forwards a fused
+/// contraction's accumulators row by row to its epilogue (the full-tile
+/// read is folded by vector.transfer_read's own canonicalization).
+struct ForwardWrittenSubvector : OpRewritePattern<vector::TransferReadOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(vector::TransferReadOp read,
+                                PatternRewriter &rw) const override {
+    // Through a static slice of the written tensor (unit strides, no rank
+    // reduction): its offsets add to the read's indices.
+    SmallVector<int64_t> sliceOffsets;
+    Value base = read.getBase();
+    if (auto slice = base.getDefiningOp<tensor::ExtractSliceOp>()) {
+      if (!slice.hasUnitStride() ||
+          slice.getSourceType().getRank() != slice.getResultType().getRank())
+        return failure();
+      for (OpFoldResult o : slice.getMixedOffsets()) {
+        std::optional<int64_t> c = getConstantIntValue(o);
+        if (!c)
+          return failure();
+        sliceOffsets.push_back(*c);
+      }
+      base = slice.getSource();
+    }
+    auto write = base.getDefiningOp<vector::TransferWriteOp>();
+    if (!write || read.getMask() || write.getMask() ||
+        !read.getPermutationMap().isMinorIdentity() ||
+        !write.getPermutationMap().isMinorIdentity() ||
+        read.hasOutOfBoundsDim() || write.hasOutOfBoundsDim())
+      return failure();
+    VectorType rt = read.getVectorType(), wt = write.getVectorType();
+    if (rt.getRank() != wt.getRank() ||
+        rt.getRank() != static_cast<int64_t>(read.getIndices().size()) ||
+        rt.getElementType() != wt.getElementType() || rt == wt ||
+        rt.isScalable() || wt.isScalable())
+      return failure();
+    if (!sliceOffsets.empty() &&
+        sliceOffsets.size() != read.getIndices().size())
+      return failure();
+    SmallVector<int64_t> offsets;
+    for (auto [d, r, w, rs, ws] :
+         llvm::enumerate(read.getIndices(), write.getIndices(), rt.getShape(),
+                         wt.getShape())) {
+      std::optional<int64_t> ri = getConstantIntValue(r);
+      std::optional<int64_t> wi = getConstantIntValue(w);
+      if (!ri || !wi)
+        return failure();
+      int64_t at = *ri + (sliceOffsets.empty() ? 0 : sliceOffsets[d]);
+      if (at < *wi || at + rs > *wi + ws)
+        return failure();
+      offsets.push_back(at - *wi);
+    }
+    SmallVector<int64_t> strides(rt.getRank(), 1);
+    rw.replaceOpWithNewOp<vector::ExtractStridedSliceOp>(
+        read, write.getVector(), offsets, rt.getShape(), strides);
+    return success();
+  }
+};
+
 namespace {
 
 struct CPUTileAndVectorizePass
@@ -1120,6 +1219,7 @@ struct CPUTileAndVectorizePass
     });
     for (linalg::LinalgOp op : tiles)
       vectorizeTile(rw, op);
+    unrollEpilogueRows(func);
 
     // Clean up. (The tensor-subset-into-transfer folds are not used: they
     // break masked transfers; bufferization turns the slices into views.)
@@ -1289,6 +1389,35 @@ struct CPUPretransposeRhsPass
 };
 } // namespace
 
+namespace {
+struct CPUForwardSubvectorsPass
+    : public PassWrapper<CPUForwardSubvectorsPass,
+                         OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CPUForwardSubvectorsPass)
+  StringRef getArgument() const override {
+    return "quench-cpu-forward-subvectors";
+  }
+  StringRef getDescription() const override {
+    return "Read parts of a vector just written to a tensor from the vector "
+           "(a fused contraction's accumulators, row by row, into its "
+           "epilogue)";
+  }
+  void getDependentDialects(DialectRegistry &registry) const override {
+    registry.insert<vector::VectorDialect>();
+  }
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    patterns.add<ForwardWrittenSubvector>(&getContext());
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      signalPassFailure();
+  }
+};
+} // namespace
+
+std::unique_ptr<Pass> quench::createCPUForwardSubvectorsPass() {
+  return std::make_unique<CPUForwardSubvectorsPass>();
+}
+
 std::unique_ptr<Pass> quench::createCPUPretransposeRhsPass() {
   return std::make_unique<CPUPretransposeRhsPass>();
 }
@@ -1297,6 +1426,7 @@ void quench::registerCPUCodegenPasses() {
   registerPass([] { return createCPUFuseElementwisePass(); });
   registerPass([] { return createCPUPretransposeRhsPass(); });
   registerPass([] { return createCPUUnshareInitsPass(); });
+  registerPass([] { return createCPUForwardSubvectorsPass(); });
 }
 
 namespace {

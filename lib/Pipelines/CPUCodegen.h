@@ -70,8 +70,18 @@ mlir::FailureOr<mlir::linalg::LinalgOp>
 buildDequantMatmulKernel(mlir::RewriterBase &rw, mlir::linalg::LinalgOp op,
                          unsigned vectorBits);
 
+/// `quench-cpu-forward-subvectors`: a vector.transfer_read of part of what a
+/// vector.transfer_write just wrote (directly or through a static slice,
+/// static in-bounds indices, no masks) becomes a
+/// vector.extract_strided_slice of the written vector. Runs after
+/// loop-invariant-subset-hoisting, when a fused contraction's accumulators
+/// are the K loop's vector results: its epilogue then reads them row by
+/// row from registers.
+std::unique_ptr<mlir::Pass> createCPUForwardSubvectorsPass();
+
 /// Registers the codegen passes that can run on their own in quench-opt
-/// (quench-cpu-fuse-elementwise, -pretranspose-rhs, -unshare-inits).
+/// (quench-cpu-fuse-elementwise, -pretranspose-rhs, -unshare-inits,
+/// -forward-subvectors).
 void registerCPUCodegenPasses();
 
 } // namespace quench

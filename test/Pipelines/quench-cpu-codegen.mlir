@@ -124,25 +124,29 @@ func.func @int8_gemm(%a: tensor<48x256xi8>, %b: tensor<256x128xi8>) -> tensor<48
 // Epilogue fusion, W8A8: quench.qlinear's i8 x i8 -> i32 product whose only
 // user rescales to f32, applies tanh and requantizes to i8 for the next
 // layer. The product is computed inside the epilogue's register tiles: each
-// 6 x 16 i32 accumulator starts from zero in registers, runs over all of K,
-// and goes through the epilogue there; the only store is the i8 tile (no
-// i32 tensor anywhere).
+// 6 x 16 i32 accumulator starts from zero in registers and runs over all
+// of K; then its rows go through the epilogue one after the other (rows
+// unrolled, read from the K loop's vector result) and are stored as i8.
+// No i32 tensor anywhere.
 // CHECK-LABEL: func.func @w8a8_epilogue
-// CHECK-NOT: xi32>
+// CHECK-NOT: tensor<{{[0-9x]+}}xi32>
 // CHECK: %[[ZERO:.*]] = arith.constant dense<0> : vector<6x16xi32>
-// CHECK-NOT: xi32>
+// CHECK-NOT: tensor<{{[0-9x]+}}xi32>
 // CHECK: scf.forall
 // CHECK: %[[ACC:.*]] = scf.for {{.*}} iter_args(%{{.*}} = %[[ZERO]]) -> (vector<6x16xi32>)
 // CHECK: vector.contract {{.*}} : vector<6x1xi8>, vector<1x16xi8> into vector<6x16xi32>
-// CHECK: %[[F:.*]] = arith.sitofp %[[ACC]] : vector<6x16xi32> to vector<6x16xf32>
-// CHECK: math.tanh {{.*}} : vector<6x16xf32>
-// CHECK: %[[Q:.*]] = arith.trunci {{.*}} : vector<6x16xi32> to vector<6x16xi8>
-// CHECK: vector.transfer_write %[[Q]], {{.*}} : vector<6x16xi8>, tensor<6x16xi8>
-// CHECK-NOT: xi32>
+// CHECK: %[[ROW0:.*]] = vector.extract %[[ACC]][0] : vector<16xi32> from vector<6x16xi32>
+// CHECK: %[[R0:.*]] = vector.shape_cast %[[ROW0]]
+// CHECK: arith.sitofp %[[R0]] : vector<1x16xi32> to vector<1x16xf32>
+// CHECK: math.tanh {{.*}} : vector<1x16xf32>
+// CHECK: %[[Q:.*]] = arith.trunci {{.*}} : vector<1x16xi32> to vector<1x16xi8>
+// CHECK: vector.transfer_write %[[Q]], {{.*}} : vector<1x16xi8>, tensor<1x16xi8>
+// CHECK: vector.extract %[[ACC]][5] : vector<16xi32> from vector<6x16xi32>
+// CHECK-NOT: tensor<{{[0-9x]+}}xi32>
 // CHECK: return
 // AVX512-LABEL: func.func @w8a8_epilogue
-// AVX512: scf.for {{.*}} -> (vector<8x32xi32>)
-// AVX512: arith.sitofp {{.*}} : vector<8x32xi32> to vector<8x32xf32>
+// AVX512: %[[ACC:.*]] = scf.for {{.*}} -> (vector<8x32xi32>)
+// AVX512: vector.extract %[[ACC]][7] : vector<32xi32> from vector<8x32xi32>
 // NOVEC-LABEL: func.func @w8a8_epilogue
 // NOVEC: linalg.generic
 // NOVEC: linalg.generic
@@ -193,15 +197,17 @@ func.func @w8a8_epilogue(%a: tensor<48x256xi8>, %b: tensor<256x128xi8>,
 
 // Epilogue fusion, float: a linear (B already [K, N]) whose bias add and
 // GELU follow it. One parallel loop nest: the accumulators go from the K
-// loop straight into the epilogue, which writes the result tile.
+// loop straight into the epilogue, row by row, which writes the result.
 // CHECK-LABEL: func.func @linear_gelu_epilogue
 // CHECK: %[[ZERO:.*]] = arith.constant dense<0.000000e+00> : vector<6x16xf32>
 // CHECK: scf.forall
 // CHECK: %[[ACC:.*]] = scf.for {{.*}} iter_args(%{{.*}} = %[[ZERO]]) -> (vector<6x16xf32>)
 // CHECK: vector.contract {{.*}} into vector<6x16xf32>
-// CHECK: arith.addf %[[ACC]], {{.*}} : vector<6x16xf32>
-// CHECK: math.erf {{.*}} : vector<6x16xf32>
-// CHECK: vector.transfer_write {{.*}} : vector<6x16xf32>, tensor<6x16xf32>
+// CHECK: %[[ROW0:.*]] = vector.extract %[[ACC]][0] : vector<16xf32> from vector<6x16xf32>
+// CHECK: %[[R0:.*]] = vector.shape_cast %[[ROW0]]
+// CHECK: arith.addf %[[R0]], {{.*}} : vector<1x16xf32>
+// CHECK: math.erf {{.*}} : vector<1x16xf32>
+// CHECK: vector.transfer_write {{.*}} : vector<1x16xf32>, tensor<1x16xf32>
 // CHECK-NOT: scf.forall (
 // CHECK: return
 func.func @linear_gelu_epilogue(%x: tensor<96x256xf32>, %w: tensor<256x128xf32>,
