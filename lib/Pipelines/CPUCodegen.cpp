@@ -137,6 +137,9 @@ public:
   /// The contraction whose result `consumer` takes as an epilogue (see
   /// runFusedContraction), or null.
   linalg::LinalgOp fusableContraction(linalg::LinalgOp consumer);
+  static bool fusesRegisterTiles(linalg::LinalgOp contraction,
+                                 const linalg::ContractionDimensions &dims,
+                                 const ContractionPlan &plan);
   /// Tiles `contraction` and its epilogue `consumer` together: the
   /// consumer's tiles (tasks, register tiles) compute their slice of the
   /// contraction over the whole K, so the accumulators go through the
@@ -162,7 +165,9 @@ private:
   /// Levels 2a and 2b of runContraction (K blocks, register tiles) on one
   /// task's contraction, then vectorization.
   void runContractionTask(Operation *op, const ContractionPlan &plan);
-  void runGeneric(linalg::LinalgOp op);
+  /// Elementwise ops and reductions; `tasks`: split into scf.forall tasks
+  /// (not inside another op's task).
+  void runGeneric(linalg::LinalgOp op, bool tasks = true);
   void runDequantMatmul(linalg::LinalgOp op);
 
   RewriterBase &rw;
@@ -476,11 +481,13 @@ void TileAndVectorize::runContractionTask(Operation *current,
 /// consumer computes its mr x nr slice of the contraction over the whole
 /// K, then applies the epilogue (bias, activation, int32 -> f32 rescale,
 /// requantization) to the accumulators in registers and stores only the
-/// consumer's result. Not fused: several users (the product would be
-/// recomputed per user), broadcasting, reducing or permuting reads, matrix
-/// x vector products (their K loop is outermost), B read [N, K]
-/// (horizontal reductions), K dynamic or above kMaxFusedK (its cache
-/// blocking would have to go), gathers in the epilogue.
+/// consumer's result. Where the register tiles cannot take it (see
+/// fusesRegisterTiles: matrix x vector products, whose K loop is
+/// outermost; B read [N, K]; K dynamic or above kMaxFusedK) the epilogue
+/// goes into the contraction's parallel tasks instead. Not fused: several
+/// users (the product would be recomputed per user), broadcasting,
+/// reducing or permuting reads, gathers in the epilogue, a contraction
+/// with a single task.
 linalg::LinalgOp
 TileAndVectorize::fusableContraction(linalg::LinalgOp consumer) {
   auto generic = dyn_cast<linalg::GenericOp>(consumer.getOperation());
@@ -516,17 +523,31 @@ TileAndVectorize::fusableContraction(linalg::LinalgOp consumer) {
       outMap.getNumResults() != consumer.getNumLoops())
     return {};
   ContractionPlan plan = planContraction(found, *dims);
-  int64_t kRange = found.getStaticLoopRanges()[plan.k];
-  if (plan.thin || plan.transposedB || ShapedType::isDynamic(kRange) ||
-      kRange > kMaxFusedK || dims->k.size() != 1)
-    return {};
-  // A register tile smaller than the whole result (else there is nothing
-  // to fuse into).
-  if (llvm::none_of(outMap.getResults(), [&](AffineExpr e) {
-        return plan.inner[cast<AffineDimExpr>(e).getPosition()] != 0;
+  if (fusesRegisterTiles(found, *dims, plan) ||
+      llvm::any_of(outMap.getResults(), [&](AffineExpr e) {
+        return plan.outer[cast<AffineDimExpr>(e).getPosition()] != 0;
       }))
-    return {};
-  return found;
+    return found;
+  return {};
+}
+
+/// True when `contraction`'s epilogue can go into its register tiles (else
+/// only into its tasks): the register-tile kernel (not the matrix-vector
+/// one, whose K loop is outermost, nor horizontal reductions for B read
+/// [N, K]), one reduction dim, static and at most kMaxFusedK, and register
+/// tiles smaller than the result.
+bool TileAndVectorize::fusesRegisterTiles(
+    linalg::LinalgOp contraction, const linalg::ContractionDimensions &dims,
+    const ContractionPlan &plan) {
+  int64_t kRange = contraction.getStaticLoopRanges()[plan.k];
+  if (plan.thin || plan.transposedB || ShapedType::isDynamic(kRange) ||
+      kRange > kMaxFusedK || dims.k.size() != 1)
+    return false;
+  AffineMap outMap =
+      contraction.getMatchingIndexingMap(contraction.getDpsInitOperand(0));
+  return llvm::any_of(outMap.getResults(), [&](AffineExpr e) {
+    return plan.inner[cast<AffineDimExpr>(e).getPosition()] != 0;
+  });
 }
 
 /// Marks `op` for vectorization with `sizes` (see vectorizeAll).
@@ -542,8 +563,10 @@ void TileAndVectorize::runEpilogue(linalg::GenericOp consumer,
   linalg::ContractionDimensions dims =
       *linalg::inferContractionDims(contraction);
   ContractionPlan plan = planContraction(contraction, dims);
+  bool registerTiles = fusesRegisterTiles(contraction, dims, plan);
   // The fused form has no K blocks: each register tile runs over all of K.
-  plan.kBlock.assign(plan.kBlock.size(), 0);
+  if (registerTiles)
+    plan.kBlock.assign(plan.kBlock.size(), 0);
   AffineMap outMap =
       contraction.getMatchingIndexingMap(contraction.getDpsInitOperand(0));
   unsigned rank = outMap.getNumResults();
@@ -611,10 +634,19 @@ void TileAndVectorize::runEpilogue(linalg::GenericOp consumer,
       // Unfused after all: the contraction on its own, the consumer's
       // task as an elementwise op.
       run(contraction);
-      runGeneric(cast<linalg::LinalgOp>(current));
+      runGeneric(cast<linalg::LinalgOp>(current), /*tasks=*/false);
       return;
     }
     eraseIfDead(contraction);
+  }
+  if (!registerTiles) {
+    // Fused into the tasks only: each task computes its slice of the
+    // product as runContraction would, then its epilogue as an
+    // elementwise op, while the slice is in cache (and without a second
+    // parallel loop).
+    runContractionTask(contractionTile, plan);
+    runGeneric(cast<linalg::LinalgOp>(current), /*tasks=*/false);
+    return;
   }
 
   // Level 2: the consumer's register tiles, each accumulating its slice of
@@ -687,7 +719,7 @@ void TileAndVectorize::runEpilogue(linalg::GenericOp consumer,
   (void)peelLoops(loops);
 }
 
-void TileAndVectorize::runGeneric(linalg::LinalgOp op) {
+void TileAndVectorize::runGeneric(linalg::LinalgOp op, bool tasks) {
   unsigned numLoops = op.getNumLoops();
   SmallVector<int64_t> ranges = op.getStaticLoopRanges();
   SmallVector<utils::IteratorType> iters = op.getIteratorTypesArray();
@@ -721,7 +753,7 @@ void TileAndVectorize::runGeneric(linalg::LinalgOp op) {
       par = d;
       break;
     }
-  if (par) {
+  if (par && tasks) {
     int64_t innerElems = 1;
     for (unsigned d = *par + 1; d < numLoops; ++d)
       innerElems *= ShapedType::isDynamic(ranges[d]) ? 64 : ranges[d];

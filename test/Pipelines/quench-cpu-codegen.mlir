@@ -269,3 +269,40 @@ func.func @two_users(%x: tensor<96x256xf32>, %w: tensor<256x128xf32>)
   } -> tensor<96x128xf32>
   return %mm, %y : tensor<96x128xf32>, tensor<96x128xf32>
 }
+
+// -----
+
+// Epilogue fusion into tasks only: a matrix x vector product streams B's
+// rows with its K loop outermost, so no register tile holds a finished
+// sum; each task computes its 1024 columns, then runs the epilogue (SiLU)
+// on them, in the same task.
+// CHECK-LABEL: func.func @gemv_epilogue
+// CHECK: scf.forall
+// CHECK: scf.for %{{.*}} = %c0 to %c512 step %c4
+// CHECK: vector.contract
+// CHECK-NOT: scf.forall.in_parallel
+// CHECK: math.exp {{.*}} : vector<1x32xf32>
+// CHECK: scf.forall.in_parallel
+// CHECK-NOT: math.exp
+// CHECK: return
+func.func @gemv_epilogue(%x: tensor<1x512xf32>, %w: tensor<512x4096xf32>) -> tensor<1x4096xf32> {
+  %zero = arith.constant 0.0 : f32
+  %one = arith.constant 1.0 : f32
+  %e = tensor.empty() : tensor<1x4096xf32>
+  %init = linalg.fill ins(%zero : f32) outs(%e : tensor<1x4096xf32>) -> tensor<1x4096xf32>
+  %mm = linalg.matmul ins(%x, %w : tensor<1x512xf32>, tensor<512x4096xf32>)
+                      outs(%init : tensor<1x4096xf32>) -> tensor<1x4096xf32>
+  %e2 = tensor.empty() : tensor<1x4096xf32>
+  %y = linalg.generic {indexing_maps = [affine_map<(m, n) -> (m, n)>,
+                                        affine_map<(m, n) -> (m, n)>],
+                       iterator_types = ["parallel", "parallel"]}
+      ins(%mm : tensor<1x4096xf32>) outs(%e2 : tensor<1x4096xf32>) {
+  ^bb0(%v: f32, %o: f32):
+    %n = arith.negf %v : f32
+    %x1 = math.exp %n : f32
+    %d = arith.addf %x1, %one : f32
+    %s = arith.divf %v, %d : f32
+    linalg.yield %s : f32
+  } -> tensor<1x4096xf32>
+  return %y : tensor<1x4096xf32>
+}
