@@ -26,6 +26,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
 #include "mlir/Dialect/SCF/Transforms/Transforms.h"
+#include "mlir/Dialect/SCF/Utils/Utils.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Tensor/Transforms/Transforms.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
@@ -74,6 +75,29 @@ constexpr int64_t kMinTasks = 4;
 /// SIMD registers' worth of elements per vectorized elementwise tile.
 constexpr int64_t kElementwiseVectors = 4;
 
+/// Contractions with an epilogue fused into their register tiles (see
+/// TileAndVectorize::runFusedContraction) drop the cache blocking of K:
+/// each register tile runs over the whole reduction before its epilogue.
+/// Up to this K the B panel of a register tile (K x 2 SIMD vectors) stays
+/// in L2.
+constexpr int64_t kMaxFusedK = 1024;
+
+/// How runContraction tiles a contraction, in its loop space (0: untiled).
+struct ContractionPlan {
+  /// scf.forall tasks; scf.for over K blocks; register tiles.
+  SmallVector<int64_t> outer, kBlock, inner;
+  /// Loop order of the register tiles.
+  SmallVector<int64_t> interchange;
+  /// Vector sizes of a register tile (upper bounds of dynamic extents).
+  SmallVector<int64_t> vecSizes;
+  /// The innermost reduction loop.
+  unsigned k = 0;
+  /// M below the register tile's rows (matrix x vector: K outermost).
+  bool thin = false;
+  /// B read [N, K]: horizontal reductions instead of outer products.
+  bool transposedB = false;
+};
+
 int64_t elementBits(linalg::LinalgOp op) {
   unsigned bits = 8;
   for (OpOperand &o : op->getOpOperands())
@@ -83,12 +107,45 @@ int64_t elementBits(linalg::LinalgOp op) {
   return bits;
 }
 
+/// True when run() tiles `op` at all: tensors, a non-empty iteration
+/// space, whole-byte (or index) elements.
+static bool isTileable(linalg::LinalgOp op) {
+  if (!op.hasPureTensorSemantics() || op.getNumLoops() == 0)
+    return false;
+  // Empty iteration spaces: nothing to compute (and tiling asserts).
+  if (llvm::is_contained(op.getStaticLoopRanges(), 0))
+    return false;
+  // Sub-byte elements (i1 masks) are bit-packed in vector registers but
+  // byte-sized in memory: vector loads and stores of them would be wrong.
+  for (Type t : llvm::concat<const Type>(op->getOperandTypes(),
+                                         op->getResultTypes())) {
+    Type e = getElementTypeOrSelf(t);
+    if (!e.isIntOrIndexOrFloat())
+      return false;
+    if (!e.isIndex() && e.getIntOrFloatBitWidth() % 8 != 0)
+      return false;
+  }
+  return true;
+}
+
 class TileAndVectorize {
 public:
   TileAndVectorize(RewriterBase &rw, unsigned vectorBits)
       : rw(rw), vectorBits(vectorBits) {}
 
   void run(linalg::LinalgOp op);
+  /// The contraction whose result `consumer` takes as an epilogue (see
+  /// runFusedContraction), or null.
+  linalg::LinalgOp fusableContraction(linalg::LinalgOp consumer);
+  static bool fusesRegisterTiles(linalg::LinalgOp contraction,
+                                 const linalg::ContractionDimensions &dims,
+                                 const ContractionPlan &plan);
+  /// Tiles `contraction` and its epilogue `consumer` together: the
+  /// consumer's tiles (tasks, register tiles) compute their slice of the
+  /// contraction over the whole K, so the accumulators go through the
+  /// epilogue in registers. Call only when fusableContraction(consumer)
+  /// returned `contraction`.
+  void runEpilogue(linalg::GenericOp consumer, linalg::LinalgOp contraction);
 
 private:
   /// Tiles `op` with `sizes` (0 = untiled). Returns the tiled ops and the
@@ -102,8 +159,15 @@ private:
   SmallVector<Operation *> peelLoops(ArrayRef<LoopLikeOpInterface> loops);
   void vectorizeAll(ArrayRef<Operation *> roots, ArrayRef<int64_t> vectorSizes,
                     bool contraction);
+  ContractionPlan planContraction(linalg::LinalgOp op,
+                                  const linalg::ContractionDimensions &dims);
   void runContraction(linalg::LinalgOp op, const linalg::ContractionDimensions &dims);
-  void runGeneric(linalg::LinalgOp op);
+  /// Levels 2a and 2b of runContraction (K blocks, register tiles) on one
+  /// task's contraction, then vectorization.
+  void runContractionTask(Operation *op, const ContractionPlan &plan);
+  /// Elementwise ops and reductions; `tasks`: split into scf.forall tasks
+  /// (not inside another op's task).
+  void runGeneric(linalg::LinalgOp op, bool tasks = true);
   void runDequantMatmul(linalg::LinalgOp op);
 
   RewriterBase &rw;
@@ -188,6 +252,8 @@ TileAndVectorize::peelLoops(ArrayRef<LoopLikeOpInterface> loops) {
 
 constexpr llvm::StringLiteral kVectorSizesAttr = "__quench_vector_sizes";
 constexpr llvm::StringLiteral kContractionAttr = "__quench_contraction";
+/// Loops over the rows of a fused epilogue, unrolled after vectorization.
+constexpr llvm::StringLiteral kUnrollAttr = "__quench_unroll";
 
 /// Marks every linalg op nested in `roots` (the tiles) for vectorization
 /// with `vectorSizes` (the tile sizes: upper bounds of the extents that are
@@ -260,24 +326,28 @@ void vectorizeTile(RewriterBase &rw, linalg::LinalgOp op) {
     rw.replaceOp(op, res->replacements);
 }
 
-void TileAndVectorize::runContraction(
-    linalg::LinalgOp op, const linalg::ContractionDimensions &dims) {
+ContractionPlan
+TileAndVectorize::planContraction(linalg::LinalgOp op,
+                                  const linalg::ContractionDimensions &dims) {
+  ContractionPlan plan;
   unsigned numLoops = op.getNumLoops();
   SmallVector<int64_t> ranges = op.getStaticLoopRanges();
   int64_t lanes = std::max<int64_t>(1, vectorBits / elementBits(op));
   int64_t nr = tiles.nrVectors * lanes;
-  std::optional<unsigned> m, n, k;
+  std::optional<unsigned> m, n;
   if (!dims.m.empty())
     m = dims.m.back();
   if (!dims.n.empty())
     n = dims.n.back();
-  k = dims.k.back();
+  unsigned k = dims.k.back();
+  plan.k = k;
   ContractionTiles t = tiles;
   if (vectorBits >= 512) {
     t.mr = 8;
     t.mt = 64;
   }
   bool thin = !m || (!ShapedType::isDynamic(ranges[*m]) && ranges[*m] < t.mr);
+  plan.thin = thin;
   if (thin) {
     // Accumulators: M rows x nr vectors, within about 12 (AVX2) or 24
     // (AVX-512) registers.
@@ -297,8 +367,9 @@ void TileAndVectorize::runContraction(
   if (n) {
     AffineMap rhsMap = op.getMatchingIndexingMap(op.getDpsInputOperand(1));
     transposedB = rhsMap.getNumResults() > 0 &&
-                  rhsMap.getResults().back() == rw.getAffineDimExpr(*k);
+                  rhsMap.getResults().back() == rw.getAffineDimExpr(k);
   }
+  plan.transposedB = transposedB;
   if (transposedB) {
     nr = thin ? 8 : 4;
     if (!thin)
@@ -308,7 +379,8 @@ void TileAndVectorize::runContraction(
   }
 
   // Level 1: parallel tasks over batch x M x N.
-  SmallVector<int64_t> outer(numLoops, 0);
+  SmallVector<int64_t> &outer = plan.outer;
+  outer.assign(numLoops, 0);
   for (unsigned d : dims.batch)
     outer[d] = 1;
   for (unsigned d : dims.m)
@@ -342,23 +414,14 @@ void TileAndVectorize::runContraction(
   for (unsigned d = 0; d < numLoops; ++d)
     if (ranges[d] == 1)
       outer[d] = 0;
-  Operation *current = op;
-  if (FailureOr<scf::SCFTilingResult> res = tile(current, outer, true);
-      succeeded(res))
-    current = res->tiledOps.back();
 
   // Level 2a: cache blocking of the reduction.
-  SmallVector<int64_t> kBlock(numLoops, 0);
-  kBlock[*k] = clampTile(*k, t.kc);
-  SmallVector<LoopLikeOpInterface> loops;
-  if (FailureOr<scf::SCFTilingResult> res = tile(current, kBlock, false);
-      succeeded(res)) {
-    current = res->tiledOps.back();
-    loops.append(res->loops.begin(), res->loops.end());
-  }
+  plan.kBlock.assign(numLoops, 0);
+  plan.kBlock[k] = clampTile(k, t.kc);
 
   // Level 2b: register tiles, loops ordered (other dims, n, m, k).
-  SmallVector<int64_t> inner(numLoops, 1);
+  SmallVector<int64_t> &inner = plan.inner;
+  inner.assign(numLoops, 1);
   for (unsigned d = 0; d < numLoops; ++d)
     if (ranges[d] == 1)
       inner[d] = 0;
@@ -366,18 +429,41 @@ void TileAndVectorize::runContraction(
     inner[*m] = clampTile(*m, t.mr);
   if (n)
     inner[*n] = clampTile(*n, nr);
-  inner[*k] = clampTile(*k, t.kr);
-  SmallVector<int64_t> interchange;
+  inner[k] = clampTile(k, t.kr);
   for (unsigned d = 0; d < numLoops; ++d)
     if (d != m && d != n && d != k)
-      interchange.push_back(d);
+      plan.interchange.push_back(d);
   if (n)
-    interchange.push_back(*n);
+    plan.interchange.push_back(*n);
   if (m)
-    interchange.push_back(*m);
-  interchange.push_back(*k);
+    plan.interchange.push_back(*m);
+  plan.interchange.push_back(k);
+  for (unsigned d = 0; d < numLoops; ++d)
+    plan.vecSizes.push_back(inner[d] > 0 ? inner[d] : ranges[d]);
+  return plan;
+}
+
+void TileAndVectorize::runContraction(
+    linalg::LinalgOp op, const linalg::ContractionDimensions &dims) {
+  ContractionPlan plan = planContraction(op, dims);
+  Operation *current = op;
+  if (FailureOr<scf::SCFTilingResult> res = tile(current, plan.outer, true);
+      succeeded(res))
+    current = res->tiledOps.back();
+  runContractionTask(current, plan);
+}
+
+void TileAndVectorize::runContractionTask(Operation *current,
+                                          const ContractionPlan &plan) {
+  SmallVector<LoopLikeOpInterface> loops;
+  if (FailureOr<scf::SCFTilingResult> res = tile(current, plan.kBlock, false);
+      succeeded(res)) {
+    current = res->tiledOps.back();
+    loops.append(res->loops.begin(), res->loops.end());
+  }
+
   if (FailureOr<scf::SCFTilingResult> res =
-          tile(current, inner, false, interchange);
+          tile(current, plan.inner, false, plan.interchange);
       succeeded(res)) {
     current = res->tiledOps.back();
     loops.append(res->loops.begin(), res->loops.end());
@@ -385,13 +471,255 @@ void TileAndVectorize::runContraction(
   SmallVector<Operation *> roots = peelLoops(loops);
   if (roots.empty())
     roots.push_back(current);
-  SmallVector<int64_t> vecSizes;
-  for (unsigned d = 0; d < numLoops; ++d)
-    vecSizes.push_back(inner[d] > 0 ? inner[d] : ranges[d]);
-  vectorizeAll(roots, vecSizes, /*contraction=*/!transposedB);
+  vectorizeAll(roots, plan.vecSizes, /*contraction=*/!plan.transposedB);
 }
 
-void TileAndVectorize::runGeneric(linalg::LinalgOp op) {
+/// Epilogue fusion. A contraction whose only user is an elementwise
+/// linalg.generic (all loops parallel) that reads the whole result through
+/// the identity map (the consumer's loops are the result's dims) is
+/// computed inside the consumer's tiles: each register tile of the
+/// consumer computes its mr x nr slice of the contraction over the whole
+/// K, then applies the epilogue (bias, activation, int32 -> f32 rescale,
+/// requantization) to the accumulators in registers and stores only the
+/// consumer's result. Where the register tiles cannot take it (see
+/// fusesRegisterTiles: matrix x vector products, whose K loop is
+/// outermost; B read [N, K]; K dynamic or above kMaxFusedK) the epilogue
+/// goes into the contraction's parallel tasks instead. Not fused: several
+/// users (the product would be recomputed per user), broadcasting,
+/// reducing or permuting reads, gathers in the epilogue, a contraction
+/// with a single task.
+linalg::LinalgOp
+TileAndVectorize::fusableContraction(linalg::LinalgOp consumer) {
+  auto generic = dyn_cast<linalg::GenericOp>(consumer.getOperation());
+  if (!generic || generic->getNumResults() != 1 || !isTileable(consumer) ||
+      consumer.getNumReductionLoops() != 0 ||
+      consumer->hasAttr("quench.dequant_matmul"))
+    return {};
+  bool hasExtract = false;
+  generic->walk([&](tensor::ExtractOp) { hasExtract = true; });
+  if (hasExtract)
+    return {};
+  linalg::LinalgOp found;
+  for (OpOperand *in : consumer.getDpsInputOperands()) {
+    auto result = dyn_cast<OpResult>(in->get());
+    auto producer =
+        result ? dyn_cast<linalg::LinalgOp>(result.getOwner()) : nullptr;
+    if (!producer || !linalg::isaContractionOpInterface(producer))
+      continue;
+    // One contraction per epilogue, read once, by nobody else.
+    if (found || !result.hasOneUse() || producer->getNumResults() != 1 ||
+        !consumer.getMatchingIndexingMap(in).isIdentity())
+      return {};
+    found = producer;
+  }
+  if (!found || !isTileable(found) || found->hasAttr("quench.dequant_matmul"))
+    return {};
+  FailureOr<linalg::ContractionDimensions> dims =
+      linalg::inferContractionDims(found);
+  if (failed(dims) || dims->k.empty())
+    return {};
+  AffineMap outMap = found.getMatchingIndexingMap(found.getDpsInitOperand(0));
+  if (!outMap.isProjectedPermutation() ||
+      outMap.getNumResults() != consumer.getNumLoops())
+    return {};
+  ContractionPlan plan = planContraction(found, *dims);
+  if (fusesRegisterTiles(found, *dims, plan) ||
+      llvm::any_of(outMap.getResults(), [&](AffineExpr e) {
+        return plan.outer[cast<AffineDimExpr>(e).getPosition()] != 0;
+      }))
+    return found;
+  return {};
+}
+
+/// True when `contraction`'s epilogue can go into its register tiles (else
+/// only into its tasks): the register-tile kernel (not the matrix-vector
+/// one, whose K loop is outermost, nor horizontal reductions for B read
+/// [N, K]), one reduction dim, static and at most kMaxFusedK, and register
+/// tiles smaller than the result.
+bool TileAndVectorize::fusesRegisterTiles(
+    linalg::LinalgOp contraction, const linalg::ContractionDimensions &dims,
+    const ContractionPlan &plan) {
+  int64_t kRange = contraction.getStaticLoopRanges()[plan.k];
+  if (plan.thin || plan.transposedB || ShapedType::isDynamic(kRange) ||
+      kRange > kMaxFusedK || dims.k.size() != 1)
+    return false;
+  AffineMap outMap =
+      contraction.getMatchingIndexingMap(contraction.getDpsInitOperand(0));
+  return llvm::any_of(outMap.getResults(), [&](AffineExpr e) {
+    return plan.inner[cast<AffineDimExpr>(e).getPosition()] != 0;
+  });
+}
+
+/// Marks `op` for vectorization with `sizes` (see vectorizeAll).
+static void markTile(RewriterBase &rw, Operation *op, ArrayRef<int64_t> sizes,
+                     bool contraction) {
+  op->setAttr(kVectorSizesAttr, rw.getDenseI64ArrayAttr(sizes));
+  if (contraction)
+    op->setAttr(kContractionAttr, rw.getUnitAttr());
+}
+
+void TileAndVectorize::runEpilogue(linalg::GenericOp consumer,
+                                   linalg::LinalgOp contraction) {
+  linalg::ContractionDimensions dims =
+      *linalg::inferContractionDims(contraction);
+  ContractionPlan plan = planContraction(contraction, dims);
+  bool registerTiles = fusesRegisterTiles(contraction, dims, plan);
+  // The fused form has no K blocks: each register tile runs over all of K.
+  if (registerTiles)
+    plan.kBlock.assign(plan.kBlock.size(), 0);
+  AffineMap outMap =
+      contraction.getMatchingIndexingMap(contraction.getDpsInitOperand(0));
+  unsigned rank = outMap.getNumResults();
+  // The consumer's loops are the result's dims: sizes and loop order in
+  // its loop space.
+  auto toConsumer = [&](ArrayRef<int64_t> sizes) {
+    SmallVector<int64_t> r;
+    for (unsigned i = 0; i < rank; ++i)
+      r.push_back(sizes[outMap.getDimPosition(i)]);
+    return r;
+  };
+  SmallVector<int64_t> interchange;
+  for (int64_t d : plan.interchange)
+    if (std::optional<unsigned> pos =
+            outMap.getResultPosition(rw.getAffineDimExpr(d)))
+      interchange.push_back(*pos);
+  unsigned operand = 0;
+  for (OpOperand *in : consumer.getDpsInputOperands())
+    if (in->get().getDefiningOp() == contraction)
+      operand = in->getOperandNumber();
+
+  // Moves the slice of the contraction that `tiled` (a tile of the
+  // consumer) reads into the innermost of `loops`, with the fill of its
+  // accumulators; returns the contraction's tile.
+  auto fuseInto = [&](Operation *tiled,
+                      MutableArrayRef<LoopLikeOpInterface> loops)
+      -> linalg::LinalgOp {
+    auto slice =
+        tiled->getOperand(operand).getDefiningOp<tensor::ExtractSliceOp>();
+    if (!slice)
+      return {};
+    rw.setInsertionPoint(slice);
+    std::optional<scf::SCFFuseProducerOfSliceResult> fused =
+        scf::tileAndFuseProducerOfSlice(rw, slice, loops);
+    if (!fused)
+      return {};
+    auto tile = fused->tiledAndFusedProducer.getDefiningOp<linalg::LinalgOp>();
+    if (!tile)
+      return {};
+    auto init = tile.getDpsInitOperand(0)->get();
+    if (auto initSlice = init.getDefiningOp<tensor::ExtractSliceOp>();
+        initSlice && initSlice.getSource().getDefiningOp<linalg::FillOp>()) {
+      rw.setInsertionPoint(initSlice);
+      (void)scf::tileAndFuseProducerOfSlice(rw, initSlice, loops);
+    }
+    return tile;
+  };
+  auto eraseIfDead = [&](Operation *op) {
+    if (op && op->use_empty())
+      rw.eraseOp(op);
+  };
+
+  // Level 1: the consumer's tasks, each computing its slice of the
+  // contraction.
+  Operation *current = consumer;
+  linalg::LinalgOp contractionTile = contraction;
+  if (FailureOr<scf::SCFTilingResult> res =
+          tile(current, toConsumer(plan.outer), true);
+      succeeded(res)) {
+    current = res->tiledOps.back();
+    SmallVector<LoopLikeOpInterface> loops(res->loops.begin(),
+                                           res->loops.end());
+    contractionTile = fuseInto(current, loops);
+    if (!contractionTile) {
+      // Unfused after all: the contraction on its own, the consumer's
+      // task as an elementwise op.
+      run(contraction);
+      runGeneric(cast<linalg::LinalgOp>(current), /*tasks=*/false);
+      return;
+    }
+    eraseIfDead(contraction);
+  }
+  if (!registerTiles) {
+    // Fused into the tasks only: each task computes its slice of the
+    // product as runContraction would, then its epilogue as an
+    // elementwise op, while the slice is in cache (and without a second
+    // parallel loop).
+    runContractionTask(contractionTile, plan);
+    runGeneric(cast<linalg::LinalgOp>(current), /*tasks=*/false);
+    return;
+  }
+
+  // Level 2: the consumer's register tiles, each accumulating its slice of
+  // the contraction over K in registers.
+  SmallVector<int64_t> inner = toConsumer(plan.inner);
+  FailureOr<scf::SCFTilingResult> res =
+      tile(current, inner, false, interchange);
+  linalg::LinalgOp registerTile;
+  if (succeeded(res)) {
+    current = res->tiledOps.back();
+    SmallVector<LoopLikeOpInterface> loops(res->loops.begin(),
+                                           res->loops.end());
+    registerTile = fuseInto(current, loops);
+  }
+  if (!registerTile) {
+    runContractionTask(contractionTile, plan);
+    vectorizeAll({current}, toConsumer(plan.vecSizes), /*contraction=*/false);
+    return;
+  }
+  Operation *fillTile =
+      registerTile.getDpsInitOperand(0)->get().getDefiningOp<linalg::FillOp>();
+  Operation *deadTile = contractionTile == contraction
+                            ? nullptr
+                            : contractionTile.getOperation();
+  Operation *deadFill =
+      deadTile ? cast<linalg::LinalgOp>(deadTile)
+                     .getDpsInitOperand(0)
+                     ->get()
+                     .getDefiningOp<linalg::FillOp>()
+               : nullptr;
+  eraseIfDead(deadTile);
+  eraseIfDead(deadFill);
+  eraseIfDead(contraction);
+
+  // The reduction loop inside the register tile.
+  SmallVector<LoopLikeOpInterface> loops(res->loops.begin(), res->loops.end());
+  SmallVector<int64_t> kTile(plan.inner.size(), 0);
+  kTile[plan.k] = plan.inner[plan.k];
+  Operation *kernel = registerTile;
+  if (FailureOr<scf::SCFTilingResult> kRes =
+          tile(registerTile, kTile, false);
+      succeeded(kRes)) {
+    kernel = kRes->tiledOps.back();
+    loops.append(kRes->loops.begin(), kRes->loops.end());
+  }
+  // The epilogue one row of the register tile at a time, rows unrolled
+  // once vectorized (see unrollEpilogueRows): LLVM then sees each row's
+  // chain of operations in order instead of every operation on all rows
+  // at once, whose temporaries (a polynomial erf on 12-16 vectors) spill.
+  SmallVector<int64_t> epilogueSizes = toConsumer(plan.vecSizes);
+  std::optional<unsigned> rowDim;
+  if (!dims.m.empty())
+    rowDim = outMap.getResultPosition(rw.getAffineDimExpr(dims.m.back()));
+  if (rowDim && epilogueSizes[*rowDim] > 1) {
+    SmallVector<int64_t> rows(rank, 0);
+    rows[*rowDim] = 1;
+    if (FailureOr<scf::SCFTilingResult> rowRes = tile(current, rows, false);
+        succeeded(rowRes)) {
+      current = rowRes->tiledOps.back();
+      for (LoopLikeOpInterface loop : rowRes->loops)
+        loop->setAttr(kUnrollAttr, rw.getUnitAttr());
+      epilogueSizes[*rowDim] = 1;
+    }
+  }
+  // Marked before peeling: the peeled copies keep the marks.
+  markTile(rw, kernel, plan.vecSizes, /*contraction=*/true);
+  markTile(rw, current, epilogueSizes, /*contraction=*/false);
+  if (fillTile)
+    markTile(rw, fillTile, toConsumer(plan.vecSizes), /*contraction=*/false);
+  (void)peelLoops(loops);
+}
+
+void TileAndVectorize::runGeneric(linalg::LinalgOp op, bool tasks) {
   unsigned numLoops = op.getNumLoops();
   SmallVector<int64_t> ranges = op.getStaticLoopRanges();
   SmallVector<utils::IteratorType> iters = op.getIteratorTypesArray();
@@ -425,7 +753,7 @@ void TileAndVectorize::runGeneric(linalg::LinalgOp op) {
       par = d;
       break;
     }
-  if (par) {
+  if (par && tasks) {
     int64_t innerElems = 1;
     for (unsigned d = *par + 1; d < numLoops; ++d)
       innerElems *= ShapedType::isDynamic(ranges[d]) ? 64 : ranges[d];
@@ -529,21 +857,8 @@ void TileAndVectorize::runDequantMatmul(linalg::LinalgOp op) {
 }
 
 void TileAndVectorize::run(linalg::LinalgOp op) {
-  if (!op.hasPureTensorSemantics() || op.getNumLoops() == 0)
+  if (!isTileable(op))
     return;
-  // Empty iteration spaces: nothing to compute (and tiling asserts).
-  if (llvm::is_contained(op.getStaticLoopRanges(), 0))
-    return;
-  // Sub-byte elements (i1 masks) are bit-packed in vector registers but
-  // byte-sized in memory: vector loads and stores of them would be wrong.
-  for (Type t : llvm::concat<const Type>(op->getOperandTypes(),
-                                         op->getResultTypes())) {
-    Type e = getElementTypeOrSelf(t);
-    if (!e.isIntOrIndexOrFloat())
-      return;
-    if (!e.isIndex() && e.getIntOrFloatBitWidth() % 8 != 0)
-      return;
-  }
   if (op->hasAttr("quench.dequant_matmul") && op.getNumLoops() >= 5) {
     runDequantMatmul(op);
     return;
@@ -782,6 +1097,83 @@ void quench::unshareInitTensors(func::FuncOp func, RewriterBase &rw) {
   }
 }
 
+/// Unrolls the loops over the rows of fused epilogues (marked by
+/// runEpilogue) where their trip count is a constant (full register tiles;
+/// partial ones keep the loop).
+static void unrollEpilogueRows(func::FuncOp func) {
+  SmallVector<scf::ForOp> loops;
+  func.walk([&](scf::ForOp loop) {
+    if (loop->hasAttr(kUnrollAttr))
+      loops.push_back(loop);
+  });
+  for (scf::ForOp loop : loops) {
+    loop->removeAttr(kUnrollAttr);
+    (void)loopUnrollFull(loop);
+  }
+}
+
+/// Reads part of a vector just written to a tensor from that vector: a
+/// vector.transfer_read of a static in-bounds box inside the box a
+/// vector.transfer_write put there (directly or through a static slice; no
+/// masks, minor identity maps, same rank) becomes a
+/// vector.extract_strided_slice. This forwards a fused
+/// contraction's accumulators row by row to its epilogue (the full-tile
+/// read is folded by vector.transfer_read's own canonicalization).
+struct ForwardWrittenSubvector : OpRewritePattern<vector::TransferReadOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(vector::TransferReadOp read,
+                                PatternRewriter &rw) const override {
+    // Through a static slice of the written tensor (unit strides, no rank
+    // reduction): its offsets add to the read's indices.
+    SmallVector<int64_t> sliceOffsets;
+    Value base = read.getBase();
+    if (auto slice = base.getDefiningOp<tensor::ExtractSliceOp>()) {
+      if (!slice.hasUnitStride() ||
+          slice.getSourceType().getRank() != slice.getResultType().getRank())
+        return failure();
+      for (OpFoldResult o : slice.getMixedOffsets()) {
+        std::optional<int64_t> c = getConstantIntValue(o);
+        if (!c)
+          return failure();
+        sliceOffsets.push_back(*c);
+      }
+      base = slice.getSource();
+    }
+    auto write = base.getDefiningOp<vector::TransferWriteOp>();
+    if (!write || read.getMask() || write.getMask() ||
+        !read.getPermutationMap().isMinorIdentity() ||
+        !write.getPermutationMap().isMinorIdentity() ||
+        read.hasOutOfBoundsDim() || write.hasOutOfBoundsDim())
+      return failure();
+    VectorType rt = read.getVectorType(), wt = write.getVectorType();
+    if (rt.getRank() != wt.getRank() ||
+        rt.getRank() != static_cast<int64_t>(read.getIndices().size()) ||
+        rt.getElementType() != wt.getElementType() || rt == wt ||
+        rt.isScalable() || wt.isScalable())
+      return failure();
+    if (!sliceOffsets.empty() &&
+        sliceOffsets.size() != read.getIndices().size())
+      return failure();
+    SmallVector<int64_t> offsets;
+    for (auto [d, r, w, rs, ws] :
+         llvm::enumerate(read.getIndices(), write.getIndices(), rt.getShape(),
+                         wt.getShape())) {
+      std::optional<int64_t> ri = getConstantIntValue(r);
+      std::optional<int64_t> wi = getConstantIntValue(w);
+      if (!ri || !wi)
+        return failure();
+      int64_t at = *ri + (sliceOffsets.empty() ? 0 : sliceOffsets[d]);
+      if (at < *wi || at + rs > *wi + ws)
+        return failure();
+      offsets.push_back(at - *wi);
+    }
+    SmallVector<int64_t> strides(rt.getRank(), 1);
+    rw.replaceOpWithNewOp<vector::ExtractStridedSliceOp>(
+        read, write.getVector(), offsets, rt.getShape(), strides);
+    return success();
+  }
+};
+
 namespace {
 
 struct CPUTileAndVectorizePass
@@ -816,9 +1208,25 @@ struct CPUTileAndVectorizePass
     });
     ops.append(fillOps.begin(), fillOps.end());
     TileAndVectorize driver(rw, vectorBits);
+    // Contractions with an elementwise epilogue are tiled with it, when
+    // their consumer's turn comes (after theirs: program order).
+    llvm::DenseMap<Operation *, linalg::LinalgOp> epilogueOf;
+    llvm::SmallPtrSet<Operation *, 8> fused;
+    for (linalg::LinalgOp op : ops)
+      if (linalg::LinalgOp contraction = driver.fusableContraction(op)) {
+        epilogueOf[op] = contraction;
+        fused.insert(contraction);
+      }
     for (linalg::LinalgOp op : ops) {
+      if (fused.contains(op))
+        continue;
       if (isa<linalg::FillOp>(op) && op->use_empty()) {
         rw.eraseOp(op);
+        continue;
+      }
+      if (auto it = epilogueOf.find(op); it != epilogueOf.end()) {
+        driver.runEpilogue(cast<linalg::GenericOp>(op.getOperation()),
+                           it->second);
         continue;
       }
       driver.run(op);
@@ -843,6 +1251,7 @@ struct CPUTileAndVectorizePass
     });
     for (linalg::LinalgOp op : tiles)
       vectorizeTile(rw, op);
+    unrollEpilogueRows(func);
 
     // Clean up. (The tensor-subset-into-transfer folds are not used: they
     // break masked transfers; bufferization turns the slices into views.)
@@ -1012,6 +1421,35 @@ struct CPUPretransposeRhsPass
 };
 } // namespace
 
+namespace {
+struct CPUForwardSubvectorsPass
+    : public PassWrapper<CPUForwardSubvectorsPass,
+                         OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CPUForwardSubvectorsPass)
+  StringRef getArgument() const override {
+    return "quench-cpu-forward-subvectors";
+  }
+  StringRef getDescription() const override {
+    return "Read parts of a vector just written to a tensor from the vector "
+           "(a fused contraction's accumulators, row by row, into its "
+           "epilogue)";
+  }
+  void getDependentDialects(DialectRegistry &registry) const override {
+    registry.insert<vector::VectorDialect>();
+  }
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    patterns.add<ForwardWrittenSubvector>(&getContext());
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      signalPassFailure();
+  }
+};
+} // namespace
+
+std::unique_ptr<Pass> quench::createCPUForwardSubvectorsPass() {
+  return std::make_unique<CPUForwardSubvectorsPass>();
+}
+
 std::unique_ptr<Pass> quench::createCPUPretransposeRhsPass() {
   return std::make_unique<CPUPretransposeRhsPass>();
 }
@@ -1020,6 +1458,7 @@ void quench::registerCPUCodegenPasses() {
   registerPass([] { return createCPUFuseElementwisePass(); });
   registerPass([] { return createCPUPretransposeRhsPass(); });
   registerPass([] { return createCPUUnshareInitsPass(); });
+  registerPass([] { return createCPUForwardSubvectorsPass(); });
   registerPass([] { return createExpandShapeToCastPass(); });
   registerPass([] { return createFullRankWritesPass(); });
 }

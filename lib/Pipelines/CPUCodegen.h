@@ -84,9 +84,18 @@ std::unique_ptr<mlir::Pass> createExpandShapeToCastPass();
 /// small (FullRankWrites.cpp). Runs right before one-shot-bufferize.
 std::unique_ptr<mlir::Pass> createFullRankWritesPass();
 
+/// `quench-cpu-forward-subvectors`: a vector.transfer_read of part of what a
+/// vector.transfer_write just wrote (directly or through a static slice,
+/// static in-bounds indices, no masks) becomes a
+/// vector.extract_strided_slice of the written vector. Runs after
+/// loop-invariant-subset-hoisting, when a fused contraction's accumulators
+/// are the K loop's vector results: its epilogue then reads them row by
+/// row from registers.
+std::unique_ptr<mlir::Pass> createCPUForwardSubvectorsPass();
+
 /// Registers the codegen passes that can run on their own in quench-opt
 /// (quench-cpu-fuse-elementwise, -pretranspose-rhs, -unshare-inits,
-/// quench-expand-shape-to-cast, quench-cpu-full-rank-writes).
+/// -forward-subvectors, -full-rank-writes, quench-expand-shape-to-cast).
 void registerCPUCodegenPasses();
 
 } // namespace quench

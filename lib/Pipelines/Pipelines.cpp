@@ -87,8 +87,10 @@ quench::getCPUPipelineStages(const CPUPipelineOptions &opts) {
              createCPUTileAndVectorizePass(vectorBits));
          // Accumulators of the reduction loops move into registers
          // (loop-carried vectors) once their slices are hoisted.
-         addTextualPipeline(pm, "canonicalize,cse,loop-invariant-subset-hoisting,"
-                                "canonicalize,cse");
+         addTextualPipeline(pm, "canonicalize,cse,loop-invariant-subset-hoisting");
+         // Fused epilogues read those vectors row by row.
+         pm.addNestedPass<func::FuncOp>(createCPUForwardSubvectorsPass());
+         addTextualPipeline(pm, "canonicalize,cse");
        }});
   stages.push_back(
       {"bufferize", "one-shot bufferization and buffer deallocation",

@@ -118,3 +118,191 @@ func.func @int8_gemm(%a: tensor<48x256xi8>, %b: tensor<256x128xi8>) -> tensor<48
   } -> tensor<48x128xi32>
   return %r : tensor<48x128xi32>
 }
+
+// -----
+
+// Epilogue fusion, W8A8: quench.qlinear's i8 x i8 -> i32 product whose only
+// user rescales to f32, applies tanh and requantizes to i8 for the next
+// layer. The product is computed inside the epilogue's register tiles: each
+// 6 x 16 i32 accumulator starts from zero in registers and runs over all
+// of K; then its rows go through the epilogue one after the other (rows
+// unrolled, read from the K loop's vector result) and are stored as i8.
+// No i32 tensor anywhere.
+// CHECK-LABEL: func.func @w8a8_epilogue
+// CHECK-NOT: tensor<{{[0-9x]+}}xi32>
+// CHECK: %[[ZERO:.*]] = arith.constant dense<0> : vector<6x16xi32>
+// CHECK-NOT: tensor<{{[0-9x]+}}xi32>
+// CHECK: scf.forall
+// CHECK: %[[ACC:.*]] = scf.for {{.*}} iter_args(%{{.*}} = %[[ZERO]]) -> (vector<6x16xi32>)
+// CHECK: vector.contract {{.*}} : vector<6x1xi8>, vector<1x16xi8> into vector<6x16xi32>
+// CHECK: %[[ROW0:.*]] = vector.extract %[[ACC]][0] : vector<16xi32> from vector<6x16xi32>
+// CHECK: %[[R0:.*]] = vector.shape_cast %[[ROW0]]
+// CHECK: arith.sitofp %[[R0]] : vector<1x16xi32> to vector<1x16xf32>
+// CHECK: math.tanh {{.*}} : vector<1x16xf32>
+// CHECK: %[[Q:.*]] = arith.trunci {{.*}} : vector<1x16xi32> to vector<1x16xi8>
+// CHECK: vector.transfer_write %[[Q]], {{.*}} : vector<1x16xi8>, tensor<1x16xi8>
+// CHECK: vector.extract %[[ACC]][5] : vector<16xi32> from vector<6x16xi32>
+// CHECK-NOT: tensor<{{[0-9x]+}}xi32>
+// CHECK: return
+// AVX512-LABEL: func.func @w8a8_epilogue
+// AVX512: %[[ACC:.*]] = scf.for {{.*}} -> (vector<8x32xi32>)
+// AVX512: vector.extract %[[ACC]][7] : vector<32xi32> from vector<8x32xi32>
+// NOVEC-LABEL: func.func @w8a8_epilogue
+// NOVEC: linalg.generic
+// NOVEC: linalg.generic
+func.func @w8a8_epilogue(%a: tensor<48x256xi8>, %b: tensor<256x128xi8>,
+                         %ws: tensor<128xf32>) -> tensor<48x128xi8> {
+  %c0 = arith.constant 0 : i32
+  %sx = arith.constant 0.03125 : f32
+  %sy = arith.constant 0.0078125 : f32
+  %lo = arith.constant -127.0 : f32
+  %hi = arith.constant 127.0 : f32
+  %e = tensor.empty() : tensor<48x128xi32>
+  %init = linalg.fill ins(%c0 : i32) outs(%e : tensor<48x128xi32>) -> tensor<48x128xi32>
+  %acc = linalg.generic {indexing_maps = [affine_map<(m, n, k) -> (m, k)>,
+                                          affine_map<(m, n, k) -> (k, n)>,
+                                          affine_map<(m, n, k) -> (m, n)>],
+                         iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%a, %b : tensor<48x256xi8>, tensor<256x128xi8>) outs(%init : tensor<48x128xi32>) {
+  ^bb0(%x: i8, %y: i8, %s: i32):
+    %xe = arith.extsi %x : i8 to i32
+    %ye = arith.extsi %y : i8 to i32
+    %p = arith.muli %xe, %ye : i32
+    %r = arith.addi %s, %p : i32
+    linalg.yield %r : i32
+  } -> tensor<48x128xi32>
+  %eq = tensor.empty() : tensor<48x128xi8>
+  %q = linalg.generic {indexing_maps = [affine_map<(m, n) -> (m, n)>,
+                                        affine_map<(m, n) -> (n)>,
+                                        affine_map<(m, n) -> (m, n)>],
+                       iterator_types = ["parallel", "parallel"]}
+      ins(%acc, %ws : tensor<48x128xi32>, tensor<128xf32>) outs(%eq : tensor<48x128xi8>) {
+  ^bb0(%v: i32, %w: f32, %o: i8):
+    %f = arith.sitofp %v : i32 to f32
+    %f1 = arith.mulf %f, %sx : f32
+    %f2 = arith.mulf %f1, %w : f32
+    %t = math.tanh %f2 : f32
+    %d = arith.divf %t, %sy : f32
+    %rd = math.roundeven %d : f32
+    %c1 = arith.maxnumf %rd, %lo : f32
+    %c2 = arith.minnumf %c1, %hi : f32
+    %i = arith.fptosi %c2 : f32 to i32
+    %i8 = arith.trunci %i : i32 to i8
+    linalg.yield %i8 : i8
+  } -> tensor<48x128xi8>
+  return %q : tensor<48x128xi8>
+}
+
+// -----
+
+// Epilogue fusion, float: a linear (B already [K, N]) whose bias add and
+// GELU follow it. One parallel loop nest: the accumulators go from the K
+// loop straight into the epilogue, row by row, which writes the result.
+// CHECK-LABEL: func.func @linear_gelu_epilogue
+// CHECK: %[[ZERO:.*]] = arith.constant dense<0.000000e+00> : vector<6x16xf32>
+// CHECK: scf.forall
+// CHECK: %[[ACC:.*]] = scf.for {{.*}} iter_args(%{{.*}} = %[[ZERO]]) -> (vector<6x16xf32>)
+// CHECK: vector.contract {{.*}} into vector<6x16xf32>
+// CHECK: %[[ROW0:.*]] = vector.extract %[[ACC]][0] : vector<16xf32> from vector<6x16xf32>
+// CHECK: %[[R0:.*]] = vector.shape_cast %[[ROW0]]
+// CHECK: arith.addf %[[R0]], {{.*}} : vector<1x16xf32>
+// CHECK: math.erf {{.*}} : vector<1x16xf32>
+// CHECK: vector.transfer_write {{.*}} : vector<1x16xf32>, tensor<1x16xf32>
+// CHECK-NOT: scf.forall (
+// CHECK: return
+func.func @linear_gelu_epilogue(%x: tensor<96x256xf32>, %w: tensor<256x128xf32>,
+                                %bias: tensor<128xf32>) -> tensor<96x128xf32> {
+  %zero = arith.constant 0.0 : f32
+  %half = arith.constant 0.5 : f32
+  %one = arith.constant 1.0 : f32
+  %rsqrt2 = arith.constant 0.707106769 : f32
+  %e = tensor.empty() : tensor<96x128xf32>
+  %init = linalg.fill ins(%zero : f32) outs(%e : tensor<96x128xf32>) -> tensor<96x128xf32>
+  %mm = linalg.matmul ins(%x, %w : tensor<96x256xf32>, tensor<256x128xf32>)
+                      outs(%init : tensor<96x128xf32>) -> tensor<96x128xf32>
+  %e2 = tensor.empty() : tensor<96x128xf32>
+  %y = linalg.generic {indexing_maps = [affine_map<(m, n) -> (m, n)>,
+                                        affine_map<(m, n) -> (n)>,
+                                        affine_map<(m, n) -> (m, n)>],
+                       iterator_types = ["parallel", "parallel"]}
+      ins(%mm, %bias : tensor<96x128xf32>, tensor<128xf32>) outs(%e2 : tensor<96x128xf32>) {
+  ^bb0(%v: f32, %b: f32, %o: f32):
+    %s = arith.addf %v, %b : f32
+    %a = arith.mulf %s, %rsqrt2 : f32
+    %er = math.erf %a : f32
+    %h = arith.mulf %s, %half : f32
+    %p = arith.addf %er, %one : f32
+    %g = arith.mulf %h, %p : f32
+    linalg.yield %g : f32
+  } -> tensor<96x128xf32>
+  return %y : tensor<96x128xf32>
+}
+
+// -----
+
+// Not fused: the product has a second user (the function's result). It is
+// computed once into its own tensor, and the epilogue is a separate loop
+// nest reading it.
+// CHECK-LABEL: func.func @two_users
+// CHECK: scf.forall
+// CHECK: scf.for {{.*}} -> (vector<6x16xf32>)
+// CHECK: vector.contract {{.*}} into vector<6x16xf32>
+// CHECK: vector.transfer_write {{.*}} : vector<6x16xf32>, tensor<6x16xf32>
+// CHECK: scf.forall.in_parallel
+// CHECK: math.tanh
+// CHECK: return
+func.func @two_users(%x: tensor<96x256xf32>, %w: tensor<256x128xf32>)
+    -> (tensor<96x128xf32>, tensor<96x128xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<96x128xf32>
+  %init = linalg.fill ins(%zero : f32) outs(%e : tensor<96x128xf32>) -> tensor<96x128xf32>
+  %mm = linalg.matmul ins(%x, %w : tensor<96x256xf32>, tensor<256x128xf32>)
+                      outs(%init : tensor<96x128xf32>) -> tensor<96x128xf32>
+  %e2 = tensor.empty() : tensor<96x128xf32>
+  %y = linalg.generic {indexing_maps = [affine_map<(m, n) -> (m, n)>,
+                                        affine_map<(m, n) -> (m, n)>],
+                       iterator_types = ["parallel", "parallel"]}
+      ins(%mm : tensor<96x128xf32>) outs(%e2 : tensor<96x128xf32>) {
+  ^bb0(%v: f32, %o: f32):
+    %t = math.tanh %v : f32
+    linalg.yield %t : f32
+  } -> tensor<96x128xf32>
+  return %mm, %y : tensor<96x128xf32>, tensor<96x128xf32>
+}
+
+// -----
+
+// Epilogue fusion into tasks only: a matrix x vector product streams B's
+// rows with its K loop outermost, so no register tile holds a finished
+// sum; each task computes its 1024 columns, then runs the epilogue (SiLU)
+// on them, in the same task.
+// CHECK-LABEL: func.func @gemv_epilogue
+// CHECK: scf.forall
+// CHECK: scf.for %{{.*}} = %c0 to %c512 step %c4
+// CHECK: vector.contract
+// CHECK-NOT: scf.forall.in_parallel
+// CHECK: math.exp {{.*}} : vector<1x32xf32>
+// CHECK: scf.forall.in_parallel
+// CHECK-NOT: math.exp
+// CHECK: return
+func.func @gemv_epilogue(%x: tensor<1x512xf32>, %w: tensor<512x4096xf32>) -> tensor<1x4096xf32> {
+  %zero = arith.constant 0.0 : f32
+  %one = arith.constant 1.0 : f32
+  %e = tensor.empty() : tensor<1x4096xf32>
+  %init = linalg.fill ins(%zero : f32) outs(%e : tensor<1x4096xf32>) -> tensor<1x4096xf32>
+  %mm = linalg.matmul ins(%x, %w : tensor<1x512xf32>, tensor<512x4096xf32>)
+                      outs(%init : tensor<1x4096xf32>) -> tensor<1x4096xf32>
+  %e2 = tensor.empty() : tensor<1x4096xf32>
+  %y = linalg.generic {indexing_maps = [affine_map<(m, n) -> (m, n)>,
+                                        affine_map<(m, n) -> (m, n)>],
+                       iterator_types = ["parallel", "parallel"]}
+      ins(%mm : tensor<1x4096xf32>) outs(%e2 : tensor<1x4096xf32>) {
+  ^bb0(%v: f32, %o: f32):
+    %n = arith.negf %v : f32
+    %x1 = math.exp %n : f32
+    %d = arith.addf %x1, %one : f32
+    %s = arith.divf %v, %d : f32
+    linalg.yield %s : f32
+  } -> tensor<1x4096xf32>
+  return %y : tensor<1x4096xf32>
+}
