@@ -14,8 +14,14 @@
 # nominal clock from /proc/cpuinfo) per 32 weights, and the speedup over
 # fp32. Outputs are checked against NumPy's float product, within each
 # scheme's quantization error (max error relative to max |y|).
+# Scheme w8a8-generic is w8a8-dynamic compiled with --int8-dot=false (the
+# generic i32 contraction instead of the vpmaddwd / vpdpbusd kernel).
+# CPU_FLAGS go to every quench-compile (e.g. --cpu=x86-64-v3); with
+# ROUNDS > 1 the schemes are timed alternately ROUNDS times and the table
+# gives the median of the rounds' medians (and their range).
 # Usage: bench/quant_gemv.sh [BUILD_DIR] [WORK_DIR]
 #   env SHAPES="4096x4096 4096x14336" MS="1 32 128" RUNS=30 THREADS=1
+#       SCHEMES="fp32 w8a16 w4a16 w8a8-dynamic" CPU_FLAGS= ROUNDS=1
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$ROOT/build}
@@ -24,6 +30,9 @@ SHAPES=${SHAPES:-"4096x4096 4096x14336"}
 MS=${MS:-"1 32 128"}
 RUNS=${RUNS:-30}
 THREADS=${THREADS:-1}
+SCHEMES=${SCHEMES:-"fp32 w8a16 w4a16 w8a8-dynamic"}
+ROUNDS=${ROUNDS:-1}
+read -r -a CPU_ARGS <<<"${CPU_FLAGS:-}"
 PY=/usr/bin/python3
 mkdir -p "$WORK"
 
@@ -35,8 +44,10 @@ BW=$(echo "$BW_LINE" | sed -E 's/read-bw: ([0-9.]+) GB.*/\1/')
 MHZ=$(awk -F: '/cpu MHz/ {print $2; exit}' /proc/cpuinfo | tr -d ' ')
 echo "clock: ${MHZ} MHz (nominal, /proc/cpuinfo); threads: $THREADS"
 
-printf "%-11s %4s %-12s %9s %9s %9s %8s %9s %8s %7s\n" "K x N" M scheme \
-  "median ms" "weight MB" "GB/s" "of read" "ns/32w" "cyc/32w" "vs fp32"
+echo "quench-compile flags: ${CPU_FLAGS:-(host)}; rounds: $ROUNDS"
+printf "%-11s %4s %-12s %9s %9s %9s %8s %9s %8s %7s %s\n" "K x N" M scheme \
+  "median ms" "weight MB" "GB/s" "of read" "ns/32w" "cyc/32w" "vs fp32" \
+  "range of round medians"
 for shape in $SHAPES; do
   IFS=x read -r K N <<<"$shape"
   base=$WORK/lin_$shape
@@ -60,12 +71,16 @@ PYEOF
   for M in $MS; do
     # Static shapes: the row count is known at compile time (a dynamic M
     # takes the masked multi-row path, slow for one row).
-    for scheme in fp32 w8a16 w4a16 w8a8-dynamic; do
+    for scheme in $SCHEMES; do
       flags=()
-      [ $scheme = fp32 ] || flags=(--quant=$scheme)
+      case $scheme in
+        fp32) ;;
+        w8a8-generic) flags=(--quant=w8a8-dynamic --int8-dot=false) ;;
+        *) flags=(--quant=$scheme) ;;
+      esac
       "$BUILD/bin/quench-compile" "$base.onnx" -o "$base.$scheme" --name lin \
         --shape x=${M}x${K} --report="$base.$scheme.json" "${flags[@]}" \
-        >/dev/null
+        ${CPU_ARGS[@]+"${CPU_ARGS[@]}"} >/dev/null
     done
     $PY - "$base" "$M" "$K" <<'PYEOF'
 import sys, numpy as np
@@ -73,36 +88,52 @@ base, m, k = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 np.save("%s.x%d.npy" % (base, m),
         np.random.default_rng(1).standard_normal((m, k), dtype=np.float32))
 PYEOF
-    for scheme in fp32 w8a16 w4a16 w8a8-dynamic; do
+    declare -A ALL=()
+    for scheme in $SCHEMES; do
       exe=$base.$scheme
       out=$base.out.$scheme.$M
       mkdir -p "$out"
       "$exe" --input x="$base.x$M.npy" --output-dir "$out" >/dev/null
-      med=$("$exe" --input x="$base.x$M.npy" --bench "$RUNS" \
-              --threads "$THREADS" |
-            sed -n 's/^bench: .* median \([0-9.]*\) ms.*/\1/p')
-      MED[$scheme]=$med
+      ALL[$scheme]=""
+    done
+    # Alternate the schemes: the machine's load changes over a run.
+    for ((round = 0; round < ROUNDS; round++)); do
+      for scheme in $SCHEMES; do
+        med=$("$base.$scheme" --input x="$base.x$M.npy" --bench "$RUNS" \
+                --threads "$THREADS" |
+              sed -n 's/^bench: .* median \([0-9.]*\) ms.*/\1/p')
+        ALL[$scheme]="${ALL[$scheme]} $med"
+      done
+    done
+    for scheme in $SCHEMES; do
+      MED[$scheme]=$($PY -c "import sys, statistics; \
+print(statistics.median(float(v) for v in sys.argv[1:]))" ${ALL[$scheme]})
+    done
+    for scheme in $SCHEMES; do
+      med=${MED[$scheme]}
       bytes=$($PY -c "import json,sys; r=json.load(open(sys.argv[1])); \
 print(r['linear_weight_bytes_after'] if r['layers'] else r['constant_bytes_after'])" \
         "$base.$scheme.json")
       $PY - "$shape" "$M" "$scheme" "$med" "$bytes" "$BW" "$MHZ" \
-          "${MED[fp32]}" "$K" "$N" <<'PYEOF'
+          "${MED[fp32]:-$med}" "$K" "$N" ${ALL[$scheme]} <<'PYEOF'
 import sys
-shape, m, scheme, med, b, bw, mhz, f32, k, n = sys.argv[1:]
+shape, m, scheme, med, b, bw, mhz, f32, k, n = sys.argv[1:11]
+rounds = [float(v) for v in sys.argv[11:]]
 med, b, bw, mhz, f32 = float(med), int(b), float(bw), float(mhz), float(f32)
 k, n = int(k), int(n)
 gbs = b / (med * 1e-3) / 1e9
 ns32 = med * 1e6 / (k * n / 32)
-print("%-11s %4s %-12s %9.3f %9.2f %9.1f %7.0f%% %9.3f %8.2f %6.2fx" % (
+print("%-11s %4s %-12s %9.3f %9.2f %9.1f %7.0f%% %9.3f %8.2f %6.2fx %s" % (
     shape, m, scheme, med, b / 1e6, gbs, 100 * gbs / bw, ns32,
-    ns32 * mhz / 1e3, f32 / med))
+    ns32 * mhz / 1e3, f32 / med,
+    "%.3f-%.3f" % (min(rounds), max(rounds)) if len(rounds) > 1 else ""))
 PYEOF
     done
   done
   # Numbers are only worth printing for correct code.
-  $PY - "$base" "$MS" <<'PYEOF'
+  $PY - "$base" "$MS" "$SCHEMES" <<'PYEOF'
 import sys, numpy as np
-base, ms = sys.argv[1], sys.argv[2].split()
+base, ms, schemes = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
 import onnx
 from onnx import numpy_helper
 w = numpy_helper.to_array(onnx.load(base + ".onnx").graph.initializer[0])
@@ -110,7 +141,9 @@ for m in ms:
     x = np.load("%s.x%s.npy" % (base, m)).astype(np.float64)
     want = x @ w.astype(np.float64)
     for scheme, tol in (("fp32", 1e-4), ("w8a16", 2e-2), ("w4a16", 2e-1),
-                        ("w8a8-dynamic", 5e-2)):
+                        ("w8a8-dynamic", 5e-2), ("w8a8-generic", 5e-2)):
+        if scheme not in schemes:
+            continue
         got = np.load("%s.out.%s.%s/y.npy" % (base, scheme, m))
         err = np.abs(got - want).max() / np.abs(want).max()
         if not err < tol:

@@ -9,6 +9,8 @@
 #ifndef QUENCH_LIB_PIPELINES_CPUCODEGEN_H
 #define QUENCH_LIB_PIPELINES_CPUCODEGEN_H
 
+#include "quench/Pipelines/Pipelines.h"
+
 #include "mlir/Pass/Pass.h"
 
 #include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
@@ -92,6 +94,21 @@ std::unique_ptr<mlir::Pass> createFullRankWritesPass();
 /// are the K loop's vector results: its epilogue then reads them row by
 /// row from registers.
 std::unique_ptr<mlir::Pass> createCPUForwardSubvectorsPass();
+
+/// Replaces every int8 x int8 -> int32 contraction with a constant
+/// right-hand side (quench.qlinear's `acc + extsi(q) * extsi(w)`, rows x K
+/// times K x N or N x K) by the CPU kernel of Int8Matmul.cpp: weights
+/// re-laid out at compile time in panels of K groups interleaved per
+/// output column, `vpmaddwd` or `vpdpbusd` on broadcast activation groups
+/// (calls of the LLVM intrinsics, declared in the module), scf.forall tasks
+/// of output columns. The elementwise generic that prepares the
+/// activations (i16, or u8 = q + 128) is left to
+/// createCPUTileAndVectorizePass. Does nothing for Int8DotProduct::None or
+/// a `vectorBits` other than 256 and 512. Results are bit-identical to the
+/// generic contraction's (i32 wrap-around). A module pass: it declares the
+/// intrinsics.
+std::unique_ptr<mlir::Pass> createCPUInt8MatmulPass(unsigned vectorBits,
+                                                    Int8DotProduct int8Dot);
 
 /// Registers the codegen passes that can run on their own in quench-opt
 /// (quench-cpu-fuse-elementwise, -pretranspose-rhs, -unshare-inits,

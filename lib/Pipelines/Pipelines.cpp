@@ -75,14 +75,17 @@ quench::getCPUPipelineStages(const CPUPipelineOptions &opts) {
                                          "convert-quench-to-linalg,canonicalize");
                     }});
   unsigned vectorBits = opts.vectorBits;
+  Int8DotProduct int8Dot = opts.int8Dot;
   stages.push_back(
       {"codegen", "tiling, fusion and vectorization on tensors",
-       [vectorBits](OpPassManager &pm) {
+       [vectorBits, int8Dot](OpPassManager &pm) {
          pm.addNestedPass<func::FuncOp>(createCPUFuseElementwisePass());
          addTextualPipeline(pm, "canonicalize,cse");
          if (vectorBits == 0)
            return;
          pm.addNestedPass<func::FuncOp>(createCPUPretransposeRhsPass());
+         if (int8Dot != Int8DotProduct::None)
+           pm.addPass(createCPUInt8MatmulPass(vectorBits, int8Dot));
          pm.addNestedPass<func::FuncOp>(
              createCPUTileAndVectorizePass(vectorBits));
          // Accumulators of the reduction loops move into registers
@@ -132,6 +135,25 @@ quench::getCPUPipelineStages(const CPUPipelineOptions &opts) {
              "convert-ub-to-llvm,reconcile-unrealized-casts");
        }});
   return stages;
+}
+
+quench::Int8DotProduct quench::selectInt8DotProduct(
+    unsigned vectorBits, llvm::function_ref<bool(llvm::StringRef)> hasFeature) {
+  if (vectorBits == 512) {
+    if (hasFeature("avx512vnni"))
+      return Int8DotProduct::VNNI;
+    if (hasFeature("avx512bw"))
+      return Int8DotProduct::PMAddWD;
+    return Int8DotProduct::None;
+  }
+  if (vectorBits == 256) {
+    if (hasFeature("avxvnni") ||
+        (hasFeature("avx512vnni") && hasFeature("avx512vl")))
+      return Int8DotProduct::VNNI;
+    if (hasFeature("avx2"))
+      return Int8DotProduct::PMAddWD;
+  }
+  return Int8DotProduct::None;
 }
 
 void quench::buildCPUPipeline(OpPassManager &pm,

@@ -115,6 +115,18 @@ unsigned quench::getPreferredVectorBits(const CPUTarget &target) {
   return 128;
 }
 
+bool quench::hasCPUFeature(const CPUTarget &target, StringRef feature) {
+  initializeTargets();
+  Triple tt(target.triple);
+  std::string err;
+  const Target *t = TargetRegistry::lookupTarget(tt, err);
+  if (!t)
+    return false;
+  std::unique_ptr<MCSubtargetInfo> sti(
+      t->createMCSubtargetInfo(tt, target.cpu, target.features));
+  return sti && sti->checkFeatures(("+" + feature).str());
+}
+
 Expected<std::unique_ptr<TargetMachine>>
 quench::createTargetMachine(const CPUTarget &target, CodeGenOptLevel optLevel) {
   initializeTargets();

@@ -8,12 +8,21 @@ pass's static mode through quench-opt).
    per-channel scales, with and without bias, static (per-tensor scale,
    inputs beyond the range saturate) and dynamic (per-row scales), one row
    (GEMV), several rows, batch dims, a dynamic row count, K not a multiple
-   of the SIMD width, rows of zeros. It is compiled with quench-compile
-   --emit=exe and every output is compared with a NumPy model of the op's
-   exact semantics (QuenchOps.td): s = max|x_row| / 127 (1 for a zero row)
-   or the static scale, q = clip(rint(x / s), -127, 127) in f32, the int32
-   sum of q * w computed exactly in int64, y = f32(acc) * s * w_scale[n]
-   + bias[n]. Only the final f32 rescale has a tolerance:
+   of the SIMD width (odd, and every residue modulo 4), N not a multiple of
+   the int8 kernel's panels, rows of zeros, and worst-case magnitudes: codes
+   +-127 times weights -128 / 127 / alternating +-127 in every column, at
+   K = 1000 and at K = 132104, the verifier's bound, where |acc| reaches
+   2147482624 = 2^31 - 1024 (and vpdpbusd's biased sum of (q + 128) * w,
+   -4.3e9, wraps around). It is compiled with quench-compile --emit=exe
+   once per code path the host can run: the host's own (vpdpbusd with
+   AVX512-VNNI), --cpu=x86-64-v3 (AVX2: vpmaddwd), x86-64-v3 +avxvnni
+   (256-bit vpdpbusd), x86-64-v4 (AVX-512BW: 512-bit vpmaddwd) and
+   --int8-dot=false (the generic contraction); each compile's LLVM IR must
+   call the expected intrinsic. Every output is compared with a NumPy model
+   of the op's exact semantics (QuenchOps.td): s = max|x_row| / 127 (1 for
+   a zero row) or the static scale, q = clip(rint(x / s), -127, 127) in
+   f32, the int32 sum of q * w computed exactly in int64, y = f32(acc) * s *
+   w_scale[n] + bias[n]. Only the final f32 rescale has a tolerance:
    |y - ref| <= 4e-7 * (|acc| * s * |w_scale| + |bias|) + 1e-30 (two f32
    roundings, possibly fused into an FMA). One wrong activation code
    changes acc by a whole weight, far beyond the bound.
@@ -87,10 +96,17 @@ def qlinear_ref(x, w, ws, bias, input_scale):
 class Case:
     """One quench.qlinear with random int8 weights and scales."""
 
-    def __init__(self, name, n, k, xshape, bias=False, input_scale=None):
+    def __init__(self, name, n, k, xshape, bias=False, input_scale=None,
+                 extreme=False):
         self.name, self.n, self.k, self.xshape = name, n, k, xshape
         self.input_scale = input_scale
+        self.extreme = extreme
         self.w = RNG.integers(-128, 128, size=(n, k)).astype(np.int8)
+        if extreme:
+            # Columns of -128, of 127 and of alternating +-127.
+            alt = np.where(np.arange(k) % 2 == 0, 127, -127)
+            for col in range(n):
+                self.w[col] = (-128, 127)[col % 3] if col % 3 < 2 else alt
         self.ws = (RNG.random(n) * 0.02 + 0.001).astype(F32)
         self.bias = RNG.standard_normal(n).astype(F32) if bias else None
 
@@ -124,6 +140,13 @@ class Case:
         shape = tuple(5 if d is None else d for d in self.xshape)
         x = RNG.standard_normal(shape).astype(F32)
         flat = x.reshape(-1, shape[-1])
+        if self.extreme:
+            # Every code +-127: rows of +1, of -1, and alternating signs
+            # (times the alternating weights: every product +127 * 127).
+            alt = np.where(np.arange(shape[-1]) % 2 == 0, 1, -1)
+            for r in range(flat.shape[0]):
+                flat[r] = (1, -1, alt)[r % 3]
+            return x
         if flat.shape[0] > 1:
             flat[1, :] = 0  # a row of zeros
         if self.input_scale is not None:
@@ -148,7 +171,42 @@ CASES = [
     Case("st_rows", 33, 67, (7, 67), input_scale=0.02),
     Case("st_batch", 20, 72, (2, 3, 72), bias=True, input_scale=0.03),
     Case("st_dynrows", 50, 40, (None, 40), input_scale=0.015),
+    # The int8 kernel's edges: N not a multiple of its panels (16 to 64
+    # columns), K % 4 = 3, 1, 2, one row, 5 rows (one partial row tile), 33
+    # (full tiles of 6 or 4 and a rest).
+    Case("odd_gemv", 70, 131, (1, 131)),
+    Case("odd_m5", 70, 133, (5, 133), bias=True),
+    Case("m33", 150, 258, (33, 258)),
+    Case("st_m33", 97, 67, (33, 67), bias=True, input_scale=0.02),
+    Case("extreme", 50, 1000, (3, 1000), extreme=True),
+    Case("extreme_gemv", 7, 1001, (1, 1001), extreme=True),
+    Case("max_k", 9, 132104, (3, 132104), extreme=True),
 ]
+
+# Code paths: (label, quench-compile flags, /proc/cpuinfo flags the host
+# needs to run the code, intrinsic the LLVM IR must call or None).
+VARIANTS = [
+    ("host", [], [], None),
+    ("avx2 (vpmaddwd)", ["--cpu=x86-64-v3"], ["avx2", "fma", "bmi2"],
+     "llvm.x86.avx2.pmadd.wd"),
+    ("avx-vnni (vpdpbusd ymm)", ["--cpu=x86-64-v3", "--cpu-features=+avxvnni"],
+     ["avx2", "fma", "bmi2", "avx_vnni"], "llvm.x86.avx512.vpdpbusd.256"),
+    ("avx512bw (vpmaddwd zmm)", ["--cpu=x86-64-v4"],
+     ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"],
+     "llvm.x86.avx512.pmaddw.d.512"),
+    ("generic", ["--int8-dot=false"], [], None),
+]
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
 
 
 def run(cmd, expect_fail=False, **kw):
@@ -185,20 +243,40 @@ def kernels(build, work, failures):
     model = os.path.join(work, "qlinear.mlir")
     with open(model, "w") as f:
         f.write(text)
-    exe = os.path.join(work, "qlinear")
-    run([os.path.join(build, "bin", "quench-compile"), model, "-o", exe])
-    cmd = [exe, "--output-dir", work]
-    xs = {}
+    xs, inputs = {}, []
     for c in CASES:
         xs[c.name] = c.input()
         path = os.path.join(work, f"x_{c.name}.npy")
         np.save(path, xs[c.name])
-        cmd += ["--input", f"x_{c.name}={path}"]
-    run(cmd)
-    for c in CASES:
-        got = np.load(os.path.join(work, f"y_{c.name}.npy")).astype(np.float64)
-        ref, bound = qlinear_ref(xs[c.name], c.w, c.ws, c.bias, c.input_scale)
-        compare(f"qlinear {c.name}", got, ref, bound, failures)
+        inputs += ["--input", f"x_{c.name}={path}"]
+    refs = {c.name: qlinear_ref(xs[c.name], c.w, c.ws, c.bias, c.input_scale)
+            for c in CASES}
+    qc = os.path.join(build, "bin", "quench-compile")
+    have = cpu_flags()
+    for label, flags, needs, intrinsic in VARIANTS:
+        missing = [f for f in needs if f not in have]
+        if missing:
+            print(f"skip {label}: the host lacks {', '.join(missing)}")
+            continue
+        if intrinsic:
+            ll = os.path.join(work, "qlinear.ll")
+            run([qc, model, "-o", ll, "--emit=llvm"] + flags)
+            with open(ll) as f:
+                called = f"@{intrinsic}(" in f.read()
+            print(f"{'ok  ' if called else 'FAIL'} [{label}] LLVM IR calls "
+                  f"{intrinsic}")
+            if not called:
+                failures.append(f"{label}: no {intrinsic}")
+        exe = os.path.join(work, "qlinear")
+        run([qc, model, "-o", exe] + flags)
+        odir = os.path.join(work, "out")
+        os.makedirs(odir, exist_ok=True)
+        run([exe, "--output-dir", odir] + inputs)
+        for c in CASES:
+            got = np.load(os.path.join(odir, f"y_{c.name}.npy")).astype(
+                np.float64)
+            ref, bound = refs[c.name]
+            compare(f"[{label}] qlinear {c.name}", got, ref, bound, failures)
 
 
 def quantize_weight(w):

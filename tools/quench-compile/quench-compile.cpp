@@ -112,6 +112,13 @@ static cl::opt<unsigned> vectorBits(
              "from the CPU: 512 with AVX-512F, 256 with AVX, else 128; 0: "
              "scalar loops)"),
     cl::cat(category));
+static cl::opt<bool> int8Dot(
+    "int8-dot",
+    cl::desc("Use the CPU's integer multiply-add instructions (vpdpbusd with "
+             "AVX-VNNI/AVX512-VNNI, else vpmaddwd with AVX2/AVX-512BW) for "
+             "int8 x int8 products with constant weights (default: on; "
+             "--int8-dot=false keeps the generic contraction)"),
+    cl::init(true), cl::cat(category));
 static cl::opt<unsigned> optLevel("O",
                                   cl::desc("LLVM optimization level 0-3 "
                                            "(default 3)"),
@@ -533,6 +540,11 @@ int main(int argc, char **argv) {
   pipelineOpts.vectorBits = vectorBits.getNumOccurrences()
                                 ? unsigned(vectorBits)
                                 : quench::getPreferredVectorBits(*cpuTarget);
+  if (int8Dot)
+    pipelineOpts.int8Dot = quench::selectInt8DotProduct(
+        pipelineOpts.vectorBits, [&](StringRef feature) {
+          return quench::hasCPUFeature(*cpuTarget, feature);
+        });
   if (std::string err =
           quench::parseQuantPreset(quant, groupSize, pipelineOpts.weightQuant);
       !err.empty())

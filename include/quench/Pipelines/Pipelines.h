@@ -12,6 +12,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassOptions.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
 
 #include <optional>
 
@@ -35,6 +36,30 @@ struct PrepareOptions : public mlir::PassPipelineOptions<PrepareOptions> {
 /// ops' dead operands and duplicate constants disappear.
 void buildPreparePipeline(mlir::OpPassManager &pm, const PrepareOptions &opts);
 
+/// The integer multiply-add instructions the codegen stage may use for
+/// int8 x int8 -> int32 products with constant weights (quench.qlinear's;
+/// lib/Pipelines/Int8Matmul.cpp). The target must have them at the
+/// pipeline's vector width.
+enum class Int8DotProduct {
+  /// No int8 kernel: the products stay generic contractions (outer
+  /// products on i32 lanes).
+  None,
+  /// `vpmaddwd`: pairs of i16 products summed into i32 (AVX2 at 256 bits,
+  /// AVX-512BW at 512).
+  PMAddWD,
+  /// `vpdpbusd`: four u8 x s8 products summed into each i32 accumulator
+  /// (AVX-VNNI or AVX512-VNNI with AVX512VL at 256 bits, AVX512-VNNI at
+  /// 512).
+  VNNI,
+};
+
+/// The best Int8DotProduct for a target with `vectorBits`-wide vectors
+/// whose features `hasFeature` reports (LLVM names: "avx2", "avx512bw",
+/// "avx512vnni", "avx512vl", "avxvnni").
+Int8DotProduct
+selectInt8DotProduct(unsigned vectorBits,
+                     llvm::function_ref<bool(llvm::StringRef)> hasFeature);
+
 /// Options of `quench-cpu-pipeline`.
 struct CPUPipelineOptions : public mlir::PassPipelineOptions<CPUPipelineOptions> {
   Option<bool> prepare{*this, "prepare",
@@ -46,6 +71,21 @@ struct CPUPipelineOptions : public mlir::PassPipelineOptions<CPUPipelineOptions>
                      "vectorizes for (256: AVX2, 512: AVX-512; 0: no "
                      "vectorization, scalar loops)"),
       llvm::cl::init(256)};
+  Option<Int8DotProduct> int8Dot{
+      *this, "int8-dot",
+      llvm::cl::desc("Integer multiply-add instructions for int8 x int8 -> "
+                     "int32 products with constant weights (the target must "
+                     "have them at vector-bits; quench-compile chooses from "
+                     "the CPU's features)"),
+      llvm::cl::init(Int8DotProduct::None),
+      llvm::cl::values(
+          clEnumValN(Int8DotProduct::None, "none",
+                     "generic contraction (outer products on i32 lanes)"),
+          clEnumValN(Int8DotProduct::PMAddWD, "pmaddwd",
+                     "vpmaddwd on i16 pairs (AVX2, AVX-512BW)"),
+          clEnumValN(Int8DotProduct::VNNI, "vnni",
+                     "vpdpbusd on u8 x s8 quadruples (AVX-VNNI, "
+                     "AVX512-VNNI)"))};
   /// Weight quantization (the `quantize` stage, after prepare); drivers set
   /// it (quench-compile --quant), quench-opt users run
   /// quench-quantize-weights themselves.

@@ -52,6 +52,10 @@ llvm::Expected<CPUTarget> resolveCPUTarget(llvm::StringRef cpu = "host",
 /// with AVX-512F, 256 with AVX, else 128 (SSE, NEON, ...).
 unsigned getPreferredVectorBits(const CPUTarget &target);
 
+/// True when `target` has the LLVM subtarget feature `feature` (e.g.
+/// "avx2", "avx512vnni"), from its CPU name and feature list.
+bool hasCPUFeature(const CPUTarget &target, llvm::StringRef feature);
+
 /// Creates the TargetMachine for `target` (PIC, small code model).
 llvm::Expected<std::unique_ptr<llvm::TargetMachine>>
 createTargetMachine(const CPUTarget &target,
