@@ -250,7 +250,8 @@ TileAndVectorize::peelLoops(ArrayRef<LoopLikeOpInterface> loops) {
   return roots;
 }
 
-constexpr llvm::StringLiteral kVectorSizesAttr = "__quench_vector_sizes";
+constexpr llvm::StringLiteral kVectorSizesAttr =
+    quench::kPreTiledVectorSizesAttr;
 constexpr llvm::StringLiteral kContractionAttr = "__quench_contraction";
 /// Loops over the rows of a fused epilogue, unrolled after vectorization.
 constexpr llvm::StringLiteral kUnrollAttr = "__quench_unroll";
@@ -1218,7 +1219,9 @@ struct CPUTileAndVectorizePass
         fused.insert(contraction);
       }
     for (linalg::LinalgOp op : ops) {
-      if (fused.contains(op))
+      // Tiles built by the int8 kernel (its fused epilogue rows) are only
+      // vectorized.
+      if (fused.contains(op) || op->hasAttr(kVectorSizesAttr))
         continue;
       if (isa<linalg::FillOp>(op) && op->use_empty()) {
         rw.eraseOp(op);

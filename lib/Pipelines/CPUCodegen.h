@@ -95,6 +95,11 @@ std::unique_ptr<mlir::Pass> createFullRankWritesPass();
 /// row from registers.
 std::unique_ptr<mlir::Pass> createCPUForwardSubvectorsPass();
 
+/// Marks a linalg op built already tiled (the int8 kernel's fused
+/// epilogue rows): createCPUTileAndVectorizePass does not tile it and
+/// vectorizes it with these vector sizes (a DenseI64ArrayAttr).
+inline constexpr char kPreTiledVectorSizesAttr[] = "__quench_vector_sizes";
+
 /// Replaces every int8 x int8 -> int32 contraction with a constant
 /// right-hand side (quench.qlinear's `acc + extsi(q) * extsi(w)`, rows x K
 /// times K x N or N x K) by the CPU kernel of Int8Matmul.cpp: weights

@@ -47,6 +47,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/IRMapping.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
 
@@ -214,6 +215,87 @@ bool matchInt8Contraction(linalg::GenericOp op, Int8Contraction &c) {
   return true;
 }
 
+/// The elementwise consumer of a kernel's product, computed inside the
+/// kernel's register tiles (epilogue fusion, as in CPUCodegen.cpp's
+/// TileAndVectorize::fusableContraction): no i32 [rows..., N] tensor, the
+/// tile's accumulators go through the consumer's body and only its result
+/// is stored.
+struct Int8Epilogue {
+  linalg::GenericOp consumer;
+  /// The consumer's input that reads the product.
+  unsigned accInput = 0;
+  /// Per consumer input: indexed by the (collapsed) rows, by the columns.
+  SmallVector<bool> hasRow, hasCol;
+};
+
+/// Matches the single user of `c`'s product that the kernel fuses: an
+/// all-parallel linalg.generic with one result (written through the
+/// identity map, its initial value unread) that reads the product once
+/// through the identity map and its other inputs through projected
+/// permutations in dimension order that take all of the row dims or none
+/// (bias [N], per-row scales [rows...], scalars, tensors shaped like the
+/// result); no gathers or linalg.index in its body. The product must start
+/// from a fill of a constant (the accumulators are never read back).
+bool matchInt8Epilogue(const Int8Contraction &c, Int8Epilogue &e) {
+  Value product = c.op->getResult(0);
+  auto fill = c.init.getDefiningOp<linalg::FillOp>();
+  if (!product.hasOneUse() || !fill ||
+      !matchPattern(fill.getInputs()[0], m_Constant()))
+    return false;
+  auto consumer = dyn_cast<linalg::GenericOp>(*product.getUsers().begin());
+  if (!consumer || !consumer.hasPureTensorSemantics() ||
+      consumer->getNumResults() != 1 || consumer.getNumDpsInits() != 1 ||
+      consumer.getNumReductionLoops() != 0 ||
+      consumer.getNumLoops() != c.rowDims + 1 ||
+      consumer->hasAttr("quench.dequant_matmul"))
+    return false;
+  bool unsupported = false;
+  consumer->walk([&](Operation *op) {
+    unsupported |= isa<tensor::ExtractOp, linalg::IndexOp>(op);
+  });
+  OpOperand *init = consumer.getDpsInitOperand(0);
+  if (unsupported || consumer.payloadUsesValueFromOperand(init) ||
+      !consumer.getMatchingIndexingMap(init).isIdentity())
+    return false;
+  unsigned nb = c.rowDims;
+  e = Int8Epilogue();
+  e.consumer = consumer;
+  bool seen = false;
+  for (OpOperand *in : consumer.getDpsInputOperands()) {
+    AffineMap map = consumer.getMatchingIndexingMap(in);
+    if (!isa<RankedTensorType>(in->get().getType()) ||
+        !map.isProjectedPermutation())
+      return false;
+    if (in->get() == product) {
+      if (seen || !map.isIdentity())
+        return false;
+      seen = true;
+      e.accInput = in->getOperandNumber();
+      e.hasRow.push_back(nb > 0);
+      e.hasCol.push_back(true);
+      continue;
+    }
+    unsigned rows = 0, last = 0;
+    bool col = false, first = true;
+    for (AffineExpr r : map.getResults()) {
+      unsigned pos = cast<AffineDimExpr>(r).getPosition();
+      if (!first && pos <= last)
+        return false;
+      first = false;
+      last = pos;
+      if (pos < nb)
+        ++rows;
+      else
+        col = true;
+    }
+    if (rows != 0 && rows != nb)
+      return false;
+    e.hasRow.push_back(rows != 0);
+    e.hasCol.push_back(col);
+  }
+  return seen;
+}
+
 /// Packs the constant weight of `c` for `d` (see the file header) and, for
 /// vpdpbusd, computes the per-column correction; sets d.w and d.comp.
 void packWeights(RewriterBase &rw, const Int8Contraction &c,
@@ -262,12 +344,23 @@ void packWeights(RewriterBase &rw, const Int8Contraction &c,
                                                  "quench_int8_colsum")));
 }
 
+/// A fused epilogue as one task of the kernel sees it.
+struct EpilogueTask {
+  const Int8Epilogue *e = nullptr;
+  /// The consumer's inputs with their rows collapsed like the kernel's
+  /// (the product's entry unused).
+  SmallVector<Value> inputs;
+  /// The task's first column and its number of columns.
+  Value colBase, width;
+};
+
 /// Emits register tiles of the kernel: mr rows x nv SIMD vectors of output
 /// columns, accumulators loop-carried across the K groups.
 class TileEmitter {
 public:
-  TileEmitter(OpBuilder &b, Location loc, const Int8Operands &d)
-      : b(b), loc(loc), d(d) {
+  TileEmitter(OpBuilder &b, Location loc, const Int8Operands &d,
+              const EpilogueTask *epi = nullptr)
+      : b(b), loc(loc), d(d), epi(epi) {
     i32 = b.getI32Type();
     vi32 = VectorType::get({d.lanes}, i32);
     xElem = getElementTypeOrSelf(d.x.getType());
@@ -279,13 +372,19 @@ public:
   }
 
   /// The tile at rows [row, row + mr) and task-local columns [col, col +
-  /// nv * lanes) of `out` (a task's [R, width] i32 slice), whose weights
-  /// are panel `panel`; returns the updated slice. `inBounds` false: the
-  /// columns may run past N (masked result transfers).
+  /// nv * lanes) of `out` (a task's [R, width] i32 slice, or of the fused
+  /// epilogue's result), whose weights are panel `panel`; returns the
+  /// updated slice. `inBounds` false: the columns may run past N (masked
+  /// result transfers).
   Value emit(Value out, Value row, Value panel, Value col, int64_t mr,
              int64_t nv, bool inBounds);
 
 private:
+  /// The fused epilogue of one tile row: its accumulators `acc` (nv
+  /// vectors) go through a copy of the consumer on [1, columns] tensors,
+  /// inserted into `out` at (`row`, `col`).
+  Value emitEpilogueRow(Value out, Value row, Value col,
+                        ArrayRef<Value> acc, int64_t nv, bool inBounds);
   Value idx(OpBuilder &ob, int64_t v) {
     return arith::ConstantIndexOp::create(ob, loc, v);
   }
@@ -323,6 +422,7 @@ private:
   OpBuilder &b;
   Location loc;
   const Int8Operands &d;
+  const EpilogueTask *epi;
   Type i32, xElem;
   VectorType vi32, vw8, vw16, vx;
 };
@@ -390,6 +490,13 @@ Value TileEmitter::emit(Value out, Value row, Value panel, Value col,
   // The last, partial group of K (masked activation reads).
   if (d.k % d.group != 0)
     step(b, idx(b, fullGroups), rows, panel, nv, acc, /*inBounds=*/false);
+  if (epi) {
+    for (int64_t i = 0; i < mr; ++i)
+      out = emitEpilogueRow(out, rows[i], col,
+                            ArrayRef<Value>(acc).slice(i * nv, nv), nv,
+                            inBounds);
+    return out;
+  }
   for (int64_t i = 0; i < mr; ++i)
     for (int64_t v = 0; v < nv; ++v)
       out = vector::TransferWriteOp::create(b, loc, acc[i * nv + v], out,
@@ -399,9 +506,106 @@ Value TileEmitter::emit(Value out, Value row, Value panel, Value col,
   return out;
 }
 
-/// Builds the kernel for `c` (see the file header) and replaces its op.
+Value TileEmitter::emitEpilogueRow(Value out, Value row, Value col,
+                                   ArrayRef<Value> acc, int64_t nv,
+                                   bool inBounds) {
+  MLIRContext *ctx = b.getContext();
+  int64_t cols = nv * d.lanes;
+  // The row's accumulators as one [1, cols] vector written to a fresh
+  // tensor: the vectorized epilogue's read of it folds into the vector
+  // (a masked read, in a partial panel, reads the tensor).
+  Value row1 = arith::ConstantOp::create(
+      b, loc, b.getZeroAttr(VectorType::get({cols}, i32)));
+  for (int64_t v = 0; v < nv; ++v)
+    row1 = vector::InsertStridedSliceOp::create(b, loc, acc[v], row1,
+                                                ArrayRef<int64_t>{v * d.lanes},
+                                                ArrayRef<int64_t>{1});
+  auto rowType = VectorType::get({1, cols}, i32);
+  Value vec = vector::ShapeCastOp::create(b, loc, rowType, row1);
+  Value tile = tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{1, cols}, i32);
+  tile = vector::TransferWriteOp::create(b, loc, vec, tile,
+                                         ValueRange{idx(b, 0), idx(b, 0)},
+                                         ArrayRef<bool>{true, true})
+             .getResult();
+  // Columns of the tile inside N: all of them, or min(cols, width - col).
+  OpFoldResult size = b.getIndexAttr(cols);
+  if (!inBounds) {
+    Value left = arith::SubIOp::create(b, loc, epi->width, col);
+    size = arith::MinSIOp::create(b, loc, idx(b, cols), left).getResult();
+    tile = tensor::ExtractSliceOp::create(
+        b, loc, tile, ArrayRef<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(0)},
+        ArrayRef<OpFoldResult>{b.getIndexAttr(1), size},
+        ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+  }
+  Value gcol = arith::AddIOp::create(b, loc, epi->colBase, col);
+  const Int8Epilogue &e = *epi->e;
+  linalg::GenericOp consumer = e.consumer;
+  // The consumer's inputs on this row's columns, indexed in the (row,
+  // column) loops of the copy.
+  SmallVector<Value> inputs;
+  SmallVector<AffineMap> maps;
+  for (auto [i, in] : llvm::enumerate(epi->inputs)) {
+    if (i == e.accInput) {
+      inputs.push_back(tile);
+      maps.push_back(AffineMap::getMultiDimIdentityMap(2, ctx));
+      continue;
+    }
+    SmallVector<OpFoldResult> offsets, sizes, strides;
+    SmallVector<AffineExpr> exprs;
+    if (e.hasRow[i]) {
+      offsets.push_back(row);
+      sizes.push_back(b.getIndexAttr(1));
+      strides.push_back(b.getIndexAttr(1));
+      exprs.push_back(getAffineDimExpr(0, ctx));
+    }
+    if (e.hasCol[i]) {
+      offsets.push_back(gcol);
+      sizes.push_back(size);
+      strides.push_back(b.getIndexAttr(1));
+      exprs.push_back(getAffineDimExpr(1, ctx));
+    }
+    Value v = in;
+    if (!offsets.empty())
+      v = tensor::ExtractSliceOp::create(b, loc, in, offsets, sizes, strides);
+    inputs.push_back(v);
+    maps.push_back(AffineMap::get(2, 0, exprs, ctx));
+  }
+  auto outSlice = tensor::ExtractSliceOp::create(
+      b, loc, out, ArrayRef<OpFoldResult>{row, col},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1), size},
+      ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+  maps.push_back(AffineMap::getMultiDimIdentityMap(2, ctx));
+  Block &body = consumer.getRegion().front();
+  auto copy = linalg::GenericOp::create(
+      b, loc, TypeRange{outSlice.getType()}, inputs,
+      ValueRange{outSlice.getResult()}, maps,
+      SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+      [&](OpBuilder &bb, Location, ValueRange args) {
+        IRMapping map;
+        map.map(body.getArguments(), args);
+        for (Operation &op : body.without_terminator())
+          bb.clone(op, map);
+        SmallVector<Value> results;
+        for (Value v : body.getTerminator()->getOperands())
+          results.push_back(map.lookupOrDefault(v));
+        linalg::YieldOp::create(bb, loc, results);
+      });
+  // Vectorized as one [1, cols] tile by quench-cpu-tile-and-vectorize.
+  copy->setAttr(quench::kPreTiledVectorSizesAttr,
+                b.getDenseI64ArrayAttr({1, cols}));
+  return tensor::InsertSliceOp::create(
+             b, loc, copy.getResult(0), out, ArrayRef<OpFoldResult>{row, col},
+             ArrayRef<OpFoldResult>{b.getIndexAttr(1), size},
+             ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)})
+      .getResult();
+}
+
+/// Builds the kernel for `c` (see the file header) and replaces its op;
+/// with `epi`, the kernel computes the epilogue's result instead (both ops
+/// replaced).
 void buildKernel(RewriterBase &rw, const Int8Contraction &c,
-                 Int8DotProduct kind, unsigned vectorBits) {
+                 Int8DotProduct kind, unsigned vectorBits,
+                 const Int8Epilogue *epi) {
   linalg::GenericOp op = c.op;
   Location loc = op.getLoc();
   MLIRContext *ctx = rw.getContext();
@@ -430,7 +634,11 @@ void buildKernel(RewriterBase &rw, const Int8Contraction &c,
   }
   d.nr = nv * d.lanes;
   packWeights(rw, c, d);
-  rw.setInsertionPoint(op);
+  // The epilogue's other inputs may be defined after the contraction.
+  if (epi)
+    rw.setInsertionPoint(epi->consumer);
+  else
+    rw.setInsertionPoint(op);
 
   // Rows collapsed into one dimension (a 1-D x becomes one row).
   unsigned nb = c.rowDims;
@@ -448,12 +656,38 @@ void buildKernel(RewriterBase &rw, const Int8Contraction &c,
           rw, loc, tensor::getMixedSizes(rw, loc, c.init), rw.getI32Type());
     }
   }
+  // Fused: the tasks write the epilogue's result, into a fresh tensor
+  // (its init is not read).
+  EpilogueTask task;
+  Operation *oldEpilogueInit = nullptr;
+  if (epi) {
+    linalg::GenericOp consumer = epi->consumer;
+    Value init = consumer.getDpsInits()[0];
+    oldEpilogueInit = init.getDefiningOp();
+    out = tensor::EmptyOp::create(
+        rw, loc, tensor::getMixedSizes(rw, loc, init),
+        getElementTypeOrSelf(init.getType()));
+    task.e = epi;
+    for (auto [i, in] : llvm::enumerate(consumer.getDpsInputs())) {
+      Value v = in;
+      if (epi->hasRow[i] && nb > 1 && i != epi->accInput) {
+        SmallVector<ReassociationIndices> groups(1);
+        for (unsigned r = 0; r < nb; ++r)
+          groups[0].push_back(r);
+        if (epi->hasCol[i])
+          groups.push_back({nb});
+        v = tensor::CollapseShapeOp::create(rw, loc, v, groups);
+      }
+      task.inputs.push_back(v);
+    }
+  }
+  Type outElem = getElementTypeOrSelf(out.getType());
   if (nb == 0) {
     x = tensor::ExpandShapeOp::create(
         rw, loc, RankedTensorType::get({1, d.k}, xType.getElementType()), x,
         ArrayRef<ReassociationIndices>{{0, 1}});
     out = tensor::ExpandShapeOp::create(
-        rw, loc, RankedTensorType::get({1, d.n}, rw.getI32Type()), out,
+        rw, loc, RankedTensorType::get({1, d.n}, outElem), out,
         ArrayRef<ReassociationIndices>{{0, 1}});
   } else if (nb > 1) {
     ReassociationIndices lead;
@@ -511,6 +745,9 @@ void buildKernel(RewriterBase &rw, const Int8Contraction &c,
     Value width = arith::MinSIOp::create(
         rw, loc, cst(nt), arith::SubIOp::create(rw, loc, cst(d.n), colBase));
     Value rowsV = tensor::DimOp::create(rw, loc, shared, 0);
+    task.colBase = colBase;
+    task.width = width;
+    const EpilogueTask *ep = epi ? &task : nullptr;
     auto slice = tensor::ExtractSliceOp::create(
         rw, loc, shared, ArrayRef<OpFoldResult>{rw.getIndexAttr(0), colBase},
         ArrayRef<OpFoldResult>{rowsV, width},
@@ -529,7 +766,7 @@ void buildKernel(RewriterBase &rw, const Int8Contraction &c,
           b, loc, cst(0), fullRows, cst(mr), ValueRange{acc},
           [&](OpBuilder &rb, Location, Value row, ValueRange a) {
             scf::YieldOp::create(rb, loc,
-                                 TileEmitter(rb, loc, d).emit(
+                                 TileEmitter(rb, loc, d, ep).emit(
                                      a[0], row, panel, col, mr, nv, inBounds));
           });
       Value res = main.getResult(0);
@@ -537,7 +774,7 @@ void buildKernel(RewriterBase &rw, const Int8Contraction &c,
         return res;
       if (!ShapedType::isDynamic(rowsStatic)) {
         if (int64_t rest = rowsStatic % mr)
-          res = TileEmitter(b, loc, d).emit(res, fullRows, panel, col, rest,
+          res = TileEmitter(b, loc, d, ep).emit(res, fullRows, panel, col, rest,
                                             nv, inBounds);
         return res;
       }
@@ -545,7 +782,7 @@ void buildKernel(RewriterBase &rw, const Int8Contraction &c,
           b, loc, fullRows, rowsV, cst(1), ValueRange{res},
           [&](OpBuilder &rb, Location, Value row, ValueRange a) {
             scf::YieldOp::create(rb, loc,
-                                 TileEmitter(rb, loc, d).emit(
+                                 TileEmitter(rb, loc, d, ep).emit(
                                      a[0], row, panel, col, 1, nv, inBounds));
           });
       return tail.getResult(0);
@@ -584,13 +821,23 @@ void buildKernel(RewriterBase &rw, const Int8Contraction &c,
     for (unsigned i = 0; i < nb; ++i)
       lead.push_back(i);
     res = tensor::ExpandShapeOp::create(
-        rw, loc, op.getResult(0).getType(), res,
+        rw, loc,
+        epi ? epi->consumer->getResult(0).getType() : op.getResult(0).getType(),
+        res,
         ArrayRef<ReassociationIndices>{lead, {nb}},
         tensor::getMixedSizes(rw, loc, c.init));
   }
   Operation *oldW = c.w;
   Operation *oldInit = c.init.getDefiningOp();
-  rw.replaceOp(op, res);
+  if (epi) {
+    rw.replaceOp(epi->consumer, res);
+    rw.eraseOp(op);
+    if (oldEpilogueInit && isa<tensor::EmptyOp>(oldEpilogueInit) &&
+        oldEpilogueInit->use_empty())
+      rw.eraseOp(oldEpilogueInit);
+  } else {
+    rw.replaceOp(op, res);
+  }
   // Dead weights and a dead fill (later passes expect fills to have uses).
   if (oldW->use_empty())
     rw.eraseOp(oldW);
@@ -630,18 +877,26 @@ struct CPUInt8MatmulPass
         (vectorBits != 256 && vectorBits != 512))
       return;
     ModuleOp module = getOperation();
-    SmallVector<Int8Contraction> found;
+    SmallVector<linalg::GenericOp> found;
     module.walk([&](linalg::GenericOp op) {
       Int8Contraction c;
       if (matchInt8Contraction(op, c))
-        found.push_back(c);
+        found.push_back(op);
     });
     if (found.empty())
       return;
     declareIntrinsic(module, kind, vectorBits);
     IRRewriter rw(&getContext());
-    for (const Int8Contraction &c : found)
-      buildKernel(rw, c, kind, vectorBits);
+    // Matched again when built: a fused epilogue replaced by the previous
+    // kernel may have been the next contraction's input.
+    for (linalg::GenericOp op : found) {
+      Int8Contraction c;
+      if (!matchInt8Contraction(op, c))
+        continue;
+      Int8Epilogue epi;
+      bool fused = matchInt8Epilogue(c, epi);
+      buildKernel(rw, c, kind, vectorBits, fused ? &epi : nullptr);
+    }
   }
 
   unsigned vectorBits;

@@ -3,6 +3,8 @@
 // RUN: quench-opt %s --split-input-file --convert-quench-to-linalg --quench-cpu-codegen="vector-bits=256 int8-dot=pmaddwd" | FileCheck %s --check-prefix=AVX2
 // RUN: quench-opt %s --split-input-file --convert-quench-to-linalg --quench-cpu-codegen="vector-bits=512 int8-dot=pmaddwd" | FileCheck %s --check-prefix=AVX512BW
 // RUN: quench-opt %s --split-input-file --convert-quench-to-linalg --quench-cpu-codegen="vector-bits=256" | FileCheck %s --check-prefix=GENERIC
+// RUN: quench-opt %s --split-input-file --quench-quantize-weights="activations=static static-input-range=4" --convert-quench-to-linalg --quench-cpu-codegen="vector-bits=512 int8-dot=vnni" | FileCheck %s --check-prefix=CHAIN
+// RUN: quench-opt %s --split-input-file --quench-quantize-weights="activations=static static-input-range=4" --convert-quench-to-linalg --quench-cpu-codegen="vector-bits=256 int8-dot=pmaddwd" | FileCheck %s --check-prefix=CHAIN-AVX2
 
 // The int8 kernel of quench.qlinear (lib/Pipelines/Int8Matmul.cpp): the
 // constant weight [N, K] = [20, 13] packed at compile time into panels of
@@ -28,8 +30,14 @@
 // VNNI: scf.yield
 // VNNI: vector.transfer_read %{{.*}}[%c0, %c12], %{{.*}} : tensor<1x13xi8>, vector<4xi8>
 // VNNI: call @llvm.x86.avx512.vpdpbusd.512
-// The 20 columns of a 64-column panel: masked result transfers.
-// VNNI: vector.transfer_write {{.*}}[%c0, %c16] : vector<16xi32>, tensor<1x20xi32>
+// The 20 columns of a 64-column panel: the product's only user (the
+// rescale to f32) is fused into the tile; it takes the row's first 20
+// accumulators, and no i32 result is stored.
+// VNNI: vector.shape_cast {{.*}} : vector<64xi32> to vector<1x64xi32>
+// VNNI: vector.extract_strided_slice {{.*}} : vector<1x64xi32> to vector<1x20xi32>
+// VNNI: arith.sitofp {{.*}} : vector<1x20xi32> to vector<1x20xf32>
+// VNNI-NOT: xi32>, tensor
+// VNNI: vector.transfer_write {{.*}} : vector<1x20xf32>, tensor<1x20xf32>
 // VNNI256-LABEL: func.func @gemv
 // VNNI256: arith.constant dense_resource<quench_int8_panel{{.*}}> : tensor<1x4x128xi8>
 // VNNI256: func.call @llvm.x86.avx512.vpdpbusd.256({{.*}}) : (vector<8xi32>, vector<32xi8>, vector<32xi8>) -> vector<8xi32>
@@ -89,4 +97,86 @@ func.func @runtime_weight(%x: tensor<4x13xf32>, %w: tensor<20x13xi8>) -> tensor<
   %s = quench.constant dense<0.5> : tensor<20xf32>
   %y = quench.qlinear %x, %w, %s : (tensor<4x13xf32>, tensor<20x13xi8>, tensor<20xf32>) -> tensor<4x20xf32>
   return %y : tensor<4x20xf32>
+}
+
+// -----
+
+// Epilogue fusion into the kernel: a static W8A8 chain qlinear -> tanh ->
+// qlinear (quench-quantize-weights, static range 4). Each product's only
+// user (int32 -> f32 rescale, bias, tanh and the next layer's quantization
+// to i8, merged into one elementwise op; then the last rescale) runs inside
+// the kernel's register tiles: each tile row's accumulators go through a
+// copy of the epilogue on a [1, nr] tile, vectorized by
+// quench-cpu-tile-and-vectorize, its read of the accumulators folded into
+// the vectors. No i32 tensor of the products is written: the stores are i8
+// (the hidden layer) and f32 (the output).
+// CHAIN-LABEL: func.func @chain
+// CHAIN-NOT: tensor<8x{{[0-9]+}}xi32>
+// CHAIN-NOT: vector.transfer_write {{.*}} : vector<{{[0-9x]+}}xi32>
+// CHAIN: func.call @llvm.x86.avx512.vpdpbusd.512
+// CHAIN: %[[ROW:.*]] = vector.shape_cast %{{.*}} : vector<64xi32> to vector<1x64xi32>
+// CHAIN: arith.sitofp %[[ROW]] : vector<1x64xi32> to vector<1x64xf32>
+// CHAIN: math.tanh {{.*}} : vector<1x64xf32>
+// CHAIN: arith.trunci {{.*}} : vector<1x64xi32> to vector<1x64xi8>
+// CHAIN-NEXT: vector.transfer_write {{.*}} : vector<1x64xi8>, tensor<1x64xi8>
+// CHAIN-NOT: vector.transfer_write {{.*}} : vector<{{[0-9x]+}}xi32>
+// CHAIN: func.call @llvm.x86.avx512.vpdpbusd.512({{.*}}) : (vector<16xi32>, vector<64xi8>, vector<64xi8>)
+// CHAIN-NOT: vector.transfer_write {{.*}} : vector<{{[0-9x]+}}xi32>
+// CHAIN: vector.transfer_write {{.*}} : vector<1x16xf32>, tensor<1x16xf32>
+// CHAIN-NOT: tensor<8x{{[0-9]+}}xi32>
+// CHAIN-NOT: vector.transfer_write {{.*}} : vector<{{[0-9x]+}}xi32>
+// CHAIN: return
+// CHAIN-AVX2-LABEL: func.func @chain
+// CHAIN-AVX2-NOT: tensor<8x{{[0-9]+}}xi32>
+// CHAIN-AVX2-NOT: vector.transfer_write {{.*}} : vector<{{[0-9x]+}}xi32>
+// CHAIN-AVX2: func.call @llvm.x86.avx2.pmadd.wd
+// CHAIN-AVX2: vector.transfer_write {{.*}} : vector<1x16xi8>, tensor<1x16xi8>
+// CHAIN-AVX2-NOT: vector.transfer_write {{.*}} : vector<{{[0-9x]+}}xi32>
+// CHAIN-AVX2: return
+func.func @chain(%x: tensor<8x8xf32>) -> tensor<8x16xf32> {
+  %w1 = quench.constant dense<0.5> : tensor<64x8xf32>
+  %b1 = quench.constant dense<0.25> : tensor<64xf32>
+  %w2 = quench.constant dense<-0.25> : tensor<16x64xf32>
+  %h = quench.linear %x, %w1, %b1 : (tensor<8x8xf32>, tensor<64x8xf32>, tensor<64xf32>) -> tensor<8x64xf32>
+  %t = quench.tanh %h : tensor<8x64xf32>
+  %y = quench.linear %t, %w2 : (tensor<8x64xf32>, tensor<16x64xf32>) -> tensor<8x16xf32>
+  return %y : tensor<8x16xf32>
+}
+
+// -----
+
+// Not fused: the product has two users (the function's result and an
+// elementwise op), so the kernel writes the i32 product and the
+// elementwise op reads it afterwards.
+// CHAIN-LABEL: func.func @two_users
+// CHAIN: call @llvm.x86.avx512.vpdpbusd.512
+// CHAIN: vector.transfer_write {{.*}} : vector<16xi32>, tensor<4x16xi32>
+// CHAIN: arith.sitofp {{.*}} : vector<{{[0-9x]+}}xi32> to vector<{{[0-9x]+}}xf32>
+func.func @two_users(%a: tensor<4x4xi8>) -> (tensor<4x16xi32>, tensor<4x16xf32>) {
+  %w = arith.constant dense<"0x0B30557A9FC4E90E33587DA2C7EC11365B80A5CAEF14395E83A8CDF2173C6186ABD0F51A3F6489AED3F81D42678CB1D6FB20456A8FB4D9FE23486D92B7DC0126"> : tensor<16x4xi8>
+  %c0 = arith.constant 0 : i32
+  %e = tensor.empty() : tensor<4x16xi32>
+  %init = linalg.fill ins(%c0 : i32) outs(%e : tensor<4x16xi32>) -> tensor<4x16xi32>
+  %p = linalg.generic {indexing_maps = [affine_map<(m, n, k) -> (m, k)>,
+                                        affine_map<(m, n, k) -> (n, k)>,
+                                        affine_map<(m, n, k) -> (m, n)>],
+                       iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%a, %w : tensor<4x4xi8>, tensor<16x4xi8>) outs(%init : tensor<4x16xi32>) {
+  ^bb0(%x: i8, %y: i8, %acc: i32):
+    %xe = arith.extsi %x : i8 to i32
+    %ye = arith.extsi %y : i8 to i32
+    %m = arith.muli %xe, %ye : i32
+    %s = arith.addi %acc, %m : i32
+    linalg.yield %s : i32
+  } -> tensor<4x16xi32>
+  %fe = tensor.empty() : tensor<4x16xf32>
+  %f = linalg.generic {indexing_maps = [affine_map<(m, n) -> (m, n)>,
+                                        affine_map<(m, n) -> (m, n)>],
+                       iterator_types = ["parallel", "parallel"]}
+      ins(%p : tensor<4x16xi32>) outs(%fe : tensor<4x16xf32>) {
+  ^bb0(%v: i32, %o: f32):
+    %c = arith.sitofp %v : i32 to f32
+    linalg.yield %c : f32
+  } -> tensor<4x16xf32>
+  return %p, %f : tensor<4x16xi32>, tensor<4x16xf32>
 }

@@ -38,6 +38,16 @@ pass's static mode through quench-opt).
    to another code). --quant=w8a8 without calibration must
    fail with the documented message naming every layer.
 
+3. Fused requantization. Chains linear -> tanh -> linear (with bias)
+   quantized static and dynamic through quench-opt, so that the int8
+   kernel's product goes straight into its only user (int32 -> f32
+   rescale, bias, tanh and, static, the next layer's quantization to int8:
+   an epilogue fused into the kernel's register tiles). Shapes: one row, 1-D,
+   partial row tiles, batch dims, a dynamic row count, N not a multiple of
+   the panels. Every code path's outputs must equal the generic path's
+   (--int8-dot=false) bit for bit: the kernel's int32 products are exact
+   and the epilogue is the same elementwise computation.
+
 Usage: qlinear.py --build BUILD_DIR [--keep DIR]
 Run through CTest: `ctest -L e2e -R qlinear`.
 """
@@ -363,6 +373,89 @@ def quantization(build, work, failures):
         failures.append("w8a8 without calibration")
 
 
+# (name, x shape (None: dynamic), K, N1, N2) of the fused chains.
+CHAINS = [
+    ("gemv", (1, 70), 70, 90, 33),
+    ("vec", (45,), 45, 64, 20),
+    ("rows7", (7, 67), 67, 150, 40),
+    ("batch", (2, 3, 36), 36, 48, 70),
+    ("dynrows", (None, 40), 40, 130, 17),
+]
+
+
+def chains(build, work, failures):
+    args, lines, results = [], [], []
+    xs, inputs = {}, []
+    for name, xshape, k, n1, n2 in CHAINS:
+        xt = mlir_type(xshape, F32)
+        ht = mlir_type(list(xshape[:-1]) + [n1], F32)
+        yt = mlir_type(list(xshape[:-1]) + [n2], F32)
+        w1 = (RNG.standard_normal((n1, k)) * 0.3).astype(F32)
+        b1 = RNG.standard_normal(n1).astype(F32)
+        w2 = (RNG.standard_normal((n2, n1)) * 0.3).astype(F32)
+        b2 = RNG.standard_normal(n2).astype(F32)
+        args.append(f'%x_{name}: {xt} {{quench.name = "x_{name}"}}')
+        lines += [
+            f"%w1_{name} = quench.constant dense<{hexdata(w1)}> : "
+            f"tensor<{n1}x{k}xf32>",
+            f"%b1_{name} = quench.constant dense<{hexdata(b1)}> : "
+            f"tensor<{n1}xf32>",
+            f"%w2_{name} = quench.constant dense<{hexdata(w2)}> : "
+            f"tensor<{n2}x{n1}xf32>",
+            f"%b2_{name} = quench.constant dense<{hexdata(b2)}> : "
+            f"tensor<{n2}xf32>",
+            f"%h_{name} = quench.linear %x_{name}, %w1_{name}, %b1_{name} : "
+            f"({xt}, tensor<{n1}x{k}xf32>, tensor<{n1}xf32>) -> {ht}",
+            f"%t_{name} = quench.tanh %h_{name} : {ht}",
+            f"%y_{name} = quench.linear %t_{name}, %w2_{name}, %b2_{name} : "
+            f"({ht}, tensor<{n2}x{n1}xf32>, tensor<{n2}xf32>) -> {yt}"]
+        results.append((f"%y_{name}", yt, name))
+        x = RNG.standard_normal(
+            tuple(5 if d is None else d for d in xshape)).astype(F32)
+        xs[name] = x
+        path = os.path.join(work, f"cx_{name}.npy")
+        np.save(path, x)
+        inputs += ["--input", f"x_{name}={path}"]
+    text = ("func.func @main(" + ", ".join(args) + ")\n    -> (" +
+            ", ".join(f'{t} {{quench.name = "y_{n}"}}' for _, t, n in results)
+            + ") {\n  " + "\n  ".join(lines) + "\n  return " +
+            ", ".join(v for v, _, _ in results) + " : " +
+            ", ".join(t for _, t, _ in results) + "\n}\n")
+    model = os.path.join(work, "chains.mlir")
+    with open(model, "w") as f:
+        f.write(text)
+    qc = os.path.join(build, "bin", "quench-compile")
+    qo = os.path.join(build, "bin", "quench-opt")
+    have = cpu_flags()
+    for mode in ("static static-input-range=3", "dynamic"):
+        qmodel = os.path.join(work, "chains.q.mlir")
+        run([qo, model, "--quench-prepare",
+             f"--quench-quantize-weights=activations={mode}", "-o", qmodel])
+        outs = {}
+        for label, flags, needs, _ in reversed(VARIANTS):  # generic first
+            if any(f not in have for f in needs):
+                continue
+            exe = os.path.join(work, "chains")
+            run([qc, qmodel, "-o", exe] + flags)
+            odir = os.path.join(work, "cout")
+            os.makedirs(odir, exist_ok=True)
+            run([exe, "--output-dir", odir] + inputs)
+            outs[label] = {c[0]: np.load(os.path.join(odir, f"y_{c[0]}.npy"))
+                           for c in CHAINS}
+        ref = outs["generic"]
+        for label, got in outs.items():
+            if label == "generic":
+                continue
+            for name, *_ in CHAINS:
+                same = (got[name].shape == ref[name].shape and
+                        np.array_equal(got[name].view(np.uint32),
+                                       ref[name].view(np.uint32)))
+                print(f"{'ok  ' if same else 'FAIL'} [{label}] chain {name} "
+                      f"({mode.split()[0]}): bit-identical to generic")
+                if not same:
+                    failures.append(f"{label}: chain {name} {mode}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", required=True)
@@ -373,6 +466,7 @@ def main():
     failures = []
     kernels(os.path.abspath(a.build), work, failures)
     quantization(os.path.abspath(a.build), work, failures)
+    chains(os.path.abspath(a.build), work, failures)
     if failures:
         print(f"qlinear: {len(failures)} failed: {', '.join(failures)}")
         return 1
