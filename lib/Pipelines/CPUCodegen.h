@@ -106,8 +106,11 @@ inline constexpr char kPreTiledVectorSizesAttr[] = "__quench_vector_sizes";
 /// re-laid out at compile time in panels of K groups interleaved per
 /// output column, `vpmaddwd` or `vpdpbusd` on broadcast activation groups
 /// (calls of the LLVM intrinsics, declared in the module), scf.forall tasks
-/// of output columns. The elementwise generic that prepares the
-/// activations (i16, or u8 = q + 128) is left to
+/// of output columns. A product whose only user is an elementwise
+/// generic (rescale, bias, activation, requantization) computes that
+/// generic in its register tiles instead (no i32 product tensor). The
+/// elementwise generics that prepare the activations (i16, or u8 = q +
+/// 128) and apply the fused epilogue to each tile row are left to
 /// createCPUTileAndVectorizePass. Does nothing for Int8DotProduct::None or
 /// a `vectorBits` other than 256 and 512. Results are bit-identical to the
 /// generic contraction's (i32 wrap-around). A module pass: it declares the

@@ -35,6 +35,11 @@
 // values at k are broadcast to every 32-bit lane. See docs/lowering.md
 // ("Int8 matmul kernel").
 //
+// Epilogue. When the product's only user is an elementwise generic (the
+// int32 -> f32 rescale, bias, activation, the next layer's quantization),
+// each register tile row applies a copy of it to its accumulators and
+// stores only its result: no i32 [rows..., N] tensor.
+//
 //===----------------------------------------------------------------------===//
 
 #include "CPUCodegen.h"
