@@ -892,7 +892,7 @@ static bool isFloatMulAdd(Block &body, Type et) {
 /// the integer type `et` and `a`, `b` narrower integers (quench.qlinear's
 /// i8 x i8 -> i32 product): linalg.contract's default (signed) casts of its
 /// inputs to the result type are the same computation.
-static bool isWideningIntMulAdd(Block &body, Type et) {
+bool quench::isWideningIntMulAdd(Block &body, Type et) {
   if (!isa<IntegerType>(et) || body.getNumArguments() != 3 ||
       body.getArgument(2).getType() != et ||
       body.getOperations().size() != 5)
@@ -937,7 +937,7 @@ static void nameContractions(func::FuncOp func, RewriterBase &rw) {
       continue;
     Type et = getElementTypeOrSelf(op->getResult(0).getType());
     Block &body = op.getRegion().front();
-    if (!isFloatMulAdd(body, et) && !isWideningIntMulAdd(body, et))
+    if (!isFloatMulAdd(body, et) && !quench::isWideningIntMulAdd(body, et))
       continue;
     rw.setInsertionPoint(op);
     auto named = linalg::ContractOp::create(

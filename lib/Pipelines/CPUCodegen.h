@@ -118,6 +118,11 @@ inline constexpr char kPreTiledVectorSizesAttr[] = "__quench_vector_sizes";
 std::unique_ptr<mlir::Pass> createCPUInt8MatmulPass(unsigned vectorBits,
                                                     Int8DotProduct int8Dot);
 
+/// True when `body` (a linalg body: two inputs and an accumulator of
+/// integer type `et`) is exactly `out + extsi(a) * extsi(b)` with the
+/// sign extensions to `et` of the two inputs, in either order.
+bool isWideningIntMulAdd(mlir::Block &body, mlir::Type et);
+
 /// Registers the codegen passes that can run on their own in quench-opt
 /// (quench-cpu-fuse-elementwise, -pretranspose-rhs, -unshare-inits,
 /// -forward-subvectors, -full-rank-writes, quench-expand-shape-to-cast).

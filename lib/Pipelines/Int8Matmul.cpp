@@ -130,30 +130,11 @@ void declareIntrinsic(ModuleOp module, Int8DotProduct kind,
 /// True when `body` is exactly `out + extsi(a) * extsi(b)` with `a`, `b`
 /// the two i8 inputs (either order) and `out` the i32 accumulator.
 bool isI8WideningMulAdd(Block &body) {
-  if (body.getNumArguments() != 3 || body.getOperations().size() != 5 ||
-      !body.getArgument(0).getType().isInteger(8) ||
-      !body.getArgument(1).getType().isInteger(8) ||
-      !body.getArgument(2).getType().isInteger(32))
-    return false;
-  auto add = dyn_cast_or_null<arith::AddIOp>(
-      body.getTerminator()->getOperand(0).getDefiningOp());
-  if (!add)
-    return false;
-  Value out = body.getArgument(2), prod = add.getRhs();
-  if (add.getRhs() == out)
-    prod = add.getLhs();
-  else if (add.getLhs() != out)
-    return false;
-  auto mul = prod.getDefiningOp<arith::MulIOp>();
-  if (!mul)
-    return false;
-  auto source = [](Value v) -> Value {
-    auto ext = v.getDefiningOp<arith::ExtSIOp>();
-    return ext ? ext.getIn() : Value();
-  };
-  Value a = source(mul.getLhs()), b = source(mul.getRhs());
-  Value x = body.getArgument(0), y = body.getArgument(1);
-  return (a == x && b == y) || (a == y && b == x);
+  return body.getNumArguments() == 3 &&
+         body.getArgument(0).getType().isInteger(8) &&
+         body.getArgument(1).getType().isInteger(8) &&
+         body.getArgument(2).getType().isInteger(32) &&
+         quench::isWideningIntMulAdd(body, body.getArgument(2).getType());
 }
 
 /// Matches quench.qlinear's contraction (loops rows..., n, k; x indexed
