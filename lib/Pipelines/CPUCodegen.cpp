@@ -784,20 +784,12 @@ void TileAndVectorize::runGeneric(linalg::LinalgOp op, bool tasks) {
 }
 
 /// The fused dequantizing matmul of quench.matmul_nbits (loops batch...,
-/// b, j, h, n; see lib/Conversion/QuenchToLinalg/MatMulNBits.cpp): the
-/// explicit kernel of DequantMatmul.cpp when it applies; otherwise tasks
-/// of output features, register tiles of mr rows x nr features kept in
+/// b, j, h, n; see lib/Conversion/QuenchToLinalg/MatMulNBits.cpp) where
+/// quench-cpu-dequant-matmul's explicit kernel did not apply: tasks of
+/// output features, register tiles of mr rows x nr features kept in
 /// registers across the reduction loops (b, j, h inside n), codes unpacked
 /// as whole vectors of consecutive features.
 void TileAndVectorize::runDequantMatmul(linalg::LinalgOp op) {
-  // The explicit kernel (DequantMatmul.cpp) where it applies; its group
-  // sums of x are an ordinary reduction.
-  if (FailureOr<linalg::LinalgOp> sums =
-          quench::buildDequantMatmulKernel(rw, op, vectorBits);
-      succeeded(sums)) {
-    run(*sums);
-    return;
-  }
   unsigned numLoops = op.getNumLoops();
   SmallVector<int64_t> ranges = op.getStaticLoopRanges();
   unsigned nDim = numLoops - 1, batch = numLoops - 4;

@@ -65,12 +65,23 @@ std::unique_ptr<mlir::Pass> createCPUUnshareInitsPass();
 /// linalg.generic marked `quench.dequant_matmul`, fast form) by the CPU
 /// kernel of DequantMatmul.cpp: scf.forall tasks of output features,
 /// register tiles of partial sums per quantization group, vector ops on
-/// tensors. Returns the reduction it creates for the group sums of x (to be
-/// tiled and vectorized by the caller); fails, changing nothing, on any
-/// other op or when `vectorBits` is below 128.
-mlir::FailureOr<mlir::linalg::LinalgOp>
-buildDequantMatmulKernel(mlir::RewriterBase &rw, mlir::linalg::LinalgOp op,
-                         unsigned vectorBits);
+/// tensors, and (with zero points) a linalg reduction for the group sums
+/// of x, left to createCPUTileAndVectorizePass. With `codeLookup` (the
+/// target has AVX-512F) and 16 lanes, 4- and 2-bit codes are converted by
+/// a table lookup (a call of the vpermps intrinsic, which the caller
+/// declares; `*usedLookup` says whether it did). Fails, changing nothing,
+/// on any other op or when `vectorBits` is below 128.
+mlir::LogicalResult buildDequantMatmulKernel(mlir::RewriterBase &rw,
+                                             mlir::linalg::LinalgOp op,
+                                             unsigned vectorBits,
+                                             bool codeLookup,
+                                             bool *usedLookup = nullptr);
+/// `quench-cpu-dequant-matmul`: buildDequantMatmulKernel on every fused
+/// dequantizing matmul of the module (runs before
+/// createCPUTileAndVectorizePass, which handles the others); declares the
+/// vpermps intrinsic when a kernel uses it.
+std::unique_ptr<mlir::Pass> createCPUDequantMatmulPass(unsigned vectorBits,
+                                                       bool codeLookup);
 
 /// `quench-expand-shape-to-cast`: rewrites memref.expand_shape ops with
 /// two or more dynamic sizes in one reassociation group (which MLIR 22's

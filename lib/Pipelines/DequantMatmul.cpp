@@ -27,6 +27,7 @@
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -34,11 +35,16 @@
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
 
+#include <cstring>
 #include <numeric>
 
 using namespace mlir;
 
 namespace {
+
+/// vpermps on 16 floats (AVX-512F): result[i] = table[index[i] & 15], the
+/// lookup form's conversion of codes (declared in the module by the pass).
+constexpr char kPermuteIntrinsic[] = "llvm.x86.avx512.permvar.sf.512";
 
 /// The operands of the kernel, rows collapsed into one dimension R.
 struct DequantOperands {
@@ -53,6 +59,13 @@ struct DequantOperands {
   bool floatZp = false;
   int64_t bits = 4, perByte = 2, jn = 16, blocks = 1, n = 1, lanes = 8;
   int64_t nr = 32;
+  /// Codes converted by table lookup (vpermps, see kPermuteIntrinsic):
+  /// `codes` is then [N/nr, blocks, J/4, nr] i32, each word the 4 bytes of
+  /// j = 4 j4 .. 4 j4 + 3 of one output feature (4 * perByte codes, code
+  /// t at bits [bits * t, bits * t + bits)); the table holds the codes'
+  /// values minus the implicit zero point when there is none (`sx` then
+  /// unused).
+  bool lookup = false;
 };
 
 /// Builds the register tile at rows [row, row + mr) and output features
@@ -101,6 +114,23 @@ private:
       v = arith::ExtFOp::create(ob, loc, f32, v);
     return vector::BroadcastOp::create(ob, loc, vf, v);
   }
+  /// `v` >> `amount` (logical) on every lane.
+  Value shiftRight(OpBuilder &ob, Value v, int64_t amount) {
+    return arith::ShRUIOp::create(
+        ob, loc, v,
+        arith::ConstantOp::create(
+            ob, loc,
+            DenseElementsAttr::get(vi32, ob.getI32IntegerAttr(amount))));
+  }
+  /// One word step of the lookup form: for each of the 4 * perByte codes of
+  /// the words at j4 (one word per feature and vector v), the codes' values
+  /// from the table (vpermps reads the low 4 bits of each lane, so one
+  /// shift, no mask) and an FMA per row into the partial sums `p` (set t %
+  /// sets of tile vector (i, v)).
+  void lookupStep(OpBuilder &ob, Value blk, Value j4, Value panel,
+                  ArrayRef<Value> wcols, ArrayRef<Value> rows, int64_t nv,
+                  int64_t sets, SmallVectorImpl<Value> &p);
+
 
   OpBuilder &b;
   Location loc;
@@ -130,19 +160,29 @@ Value TileEmitter::emit(Value out, Value row, Value colBase, Value col,
     for (int64_t v = 0; v < nv; ++v)
       accInit.push_back(read(b, vf, out, {rows[i], ocols[v]}, inBounds));
   Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(vf));
-  SmallVector<Value> zeros(tileVecs, zero);
+  // With few tile vectors (one row), two sets of partial sums (even and odd
+  // codes) keep enough FMA chains in flight for the lookup's throughput.
+  int64_t sets = d.lookup && tileVecs < 8 ? 2 : 1;
+  SmallVector<Value> zeros(tileVecs * sets, zero);
 
-  // j steps unrolled per iteration of the code loop.
-  int64_t unroll = std::gcd<int64_t>(d.jn, 4);
+  // Steps of the code loop: j (one byte per feature) or, with the lookup,
+  // j4 (one word: four bytes); j steps unrolled per iteration.
+  int64_t steps = d.lookup ? d.jn / 4 : d.jn;
+  int64_t unroll = d.lookup ? 1 : std::gcd<int64_t>(d.jn, 4);
   auto blockLoop = scf::ForOp::create(
       b, loc, idx(0), idx(d.blocks), idx(1), accInit,
       [&](OpBuilder &bb, Location, Value blk, ValueRange accs) {
         auto codeLoop = scf::ForOp::create(
             bb, loc, arith::ConstantIndexOp::create(bb, loc, 0),
-            arith::ConstantIndexOp::create(bb, loc, d.jn),
+            arith::ConstantIndexOp::create(bb, loc, steps),
             arith::ConstantIndexOp::create(bb, loc, unroll), zeros,
             [&](OpBuilder &jb, Location, Value j0, ValueRange parts) {
               SmallVector<Value> p(parts);
+              if (d.lookup) {
+                lookupStep(jb, blk, j0, panel, wcols, rows, nv, sets, p);
+                scf::YieldOp::create(jb, loc, p);
+                return;
+              }
               for (int64_t u = 0; u < unroll; ++u) {
                 Value j = add(jb, j0, u);
                 // x[r, b, j, h] broadcast, per row and code of the byte.
@@ -162,12 +202,7 @@ Value TileEmitter::emit(Value out, Value row, Value colBase, Value col,
                     // Bytes are zero-extended: the top code needs no mask,
                     // the bottom one no shift.
                     if (h > 0)
-                      q = arith::ShRUIOp::create(
-                          jb, loc, q,
-                          arith::ConstantOp::create(
-                              jb, loc,
-                              DenseElementsAttr::get(
-                                  vi32, jb.getI32IntegerAttr(h * d.bits))));
+                      q = shiftRight(jb, q, h * d.bits);
                     if (h + 1 < d.perByte)
                       q = arith::AndIOp::create(
                           jb, loc, q,
@@ -187,7 +222,22 @@ Value TileEmitter::emit(Value out, Value row, Value colBase, Value col,
             });
         // Once per group: scale the partial sums, subtract the zero point
         // times the group sum of x.
-        SmallVector<Value> acc(accs);
+        SmallVector<Value> acc(accs), part(codeLoop.getResults());
+        for (int64_t k = 0; k < tileVecs; ++k)
+          for (int64_t set = 1; set < sets; ++set)
+            part[k] = arith::AddFOp::create(bb, loc, part[k],
+                                            part[set * tileVecs + k]);
+        // Looked-up codes without zero points are centred already.
+        if (d.lookup && !d.zp) {
+          for (int64_t v = 0; v < nv; ++v) {
+            Value s = readF32(bb, d.scales, {panel, blk, wcols[v]}, true);
+            for (int64_t i = 0; i < mr; ++i)
+              acc[at(i, v)] = vector::FMAOp::create(bb, loc, s, part[at(i, v)],
+                                                    acc[at(i, v)]);
+          }
+          scf::YieldOp::create(bb, loc, acc);
+          return;
+        }
         SmallVector<Value> sxs;
         for (int64_t i = 0; i < mr; ++i)
           sxs.push_back(scalarF32(bb, d.sx, {rows[i], blk}));
@@ -209,8 +259,8 @@ Value TileEmitter::emit(Value out, Value row, Value colBase, Value col,
                     read(bb, vi8, d.zp, {panel, blk, wcols[v]}, true)));
           Value zs = arith::MulFOp::create(bb, loc, z, s);
           for (int64_t i = 0; i < mr; ++i) {
-            Value a = vector::FMAOp::create(
-                bb, loc, s, codeLoop.getResult(at(i, v)), acc[at(i, v)]);
+            Value a = vector::FMAOp::create(bb, loc, s, part[at(i, v)],
+                                            acc[at(i, v)]);
             acc[at(i, v)] = arith::SubFOp::create(
                 bb, loc, a, arith::MulFOp::create(bb, loc, zs, sxs[i]));
           }
@@ -224,6 +274,43 @@ Value TileEmitter::emit(Value out, Value row, Value colBase, Value col,
                 ValueRange{rows[i], ocols[v]}, ArrayRef<bool>{inBounds})
                 .getResult();
   return out;
+}
+
+void TileEmitter::lookupStep(OpBuilder &ob, Value blk, Value j4, Value panel,
+                             ArrayRef<Value> wcols, ArrayRef<Value> rows,
+                             int64_t nv, int64_t sets,
+                             SmallVectorImpl<Value> &p) {
+  int64_t mr = rows.size(), tileVecs = mr * nv;
+  // table[i] = (i mod 2^bits) - implicit zero point: vpermps uses index
+  // bits [0, 4), which hold code t (and, for 2 bits, code t + 1 above it).
+  SmallVector<float> table;
+  for (int64_t i = 0; i < 16; ++i)
+    table.push_back(float(i % (1 << d.bits)) -
+                    (d.zp ? 0.f : float(1 << (d.bits - 1))));
+  Value tab = arith::ConstantOp::create(
+      ob, loc, DenseElementsAttr::get(vf, ArrayRef<float>(table)));
+  SmallVector<Value> words;
+  for (int64_t v = 0; v < nv; ++v)
+    words.push_back(read(ob, vi32, d.codes, {panel, blk, j4, wcols[v]}, true));
+  Value j0 = arith::MulIOp::create(ob, loc, j4, idx(4));
+  for (int64_t t = 0; t < 4 * d.perByte; ++t) {
+    Value j = add(ob, j0, t / d.perByte);
+    Value h = arith::ConstantIndexOp::create(ob, loc, t % d.perByte);
+    SmallVector<Value> xs;
+    for (int64_t i = 0; i < mr; ++i)
+      xs.push_back(scalarF32(ob, d.x, {rows[i], blk, j, h}));
+    int64_t set = t % sets;
+    for (int64_t v = 0; v < nv; ++v) {
+      Value q = t == 0 ? words[v] : shiftRight(ob, words[v], t * d.bits);
+      Value qf = func::CallOp::create(ob, loc, kPermuteIntrinsic,
+                                      TypeRange{vf}, ValueRange{tab, q})
+                     .getResult(0);
+      for (int64_t i = 0; i < mr; ++i) {
+        Value &acc = p[set * tileVecs + i * nv + v];
+        acc = vector::FMAOp::create(ob, loc, xs[i], qf, acc);
+      }
+    }
+  }
 }
 
 /// True when `op` is exactly the fast form MatMulNBits.cpp builds (maps
@@ -330,16 +417,95 @@ Value panelize(RewriterBase &rw, Value v, int64_t nr) {
           quench::createConstantAttr(panelType, data, "quench_nbits_panel")));
 }
 
+/// The constant codes `v` ([blocks, J, n] i8, J a multiple of 4) as panels
+/// of `nr` features of words: [ceil(n / nr), blocks, J / 4, nr] i32, word
+/// (p, b, j4, c) = bytes (b, 4 j4 + t, p nr + c) at bits 8 t, t < 4; zero
+/// padded. Null when `v` is not a constant whose bytes are readable.
+Value panelizeWords(RewriterBase &rw, Value v, int64_t nr) {
+  auto cst = v.getDefiningOp<arith::ConstantOp>();
+  auto type = dyn_cast<RankedTensorType>(v.getType());
+  if (!cst || !type || !type.hasStaticShape() || type.getRank() != 3 ||
+      !type.getElementType().isInteger(8) || type.getDimSize(1) % 4 != 0)
+    return {};
+  auto attr = dyn_cast<ElementsAttr>(cst.getValue());
+  if (!attr)
+    return {};
+  int64_t blocks = type.getDimSize(0), jw = type.getDimSize(1) / 4,
+          n = type.getDimSize(2), panels = llvm::divideCeil(n, nr);
+  auto i32 = rw.getI32Type();
+  auto panelType = RankedTensorType::get({panels, blocks, jw, nr}, i32);
+  rw.setInsertionPoint(cst);
+  if (auto dense = dyn_cast<DenseElementsAttr>(attr); dense && dense.isSplat()) {
+    uint32_t byte = dense.getSplatValue<APInt>().getZExtValue() & 0xff;
+    return arith::ConstantOp::create(
+        rw, cst.getLoc(),
+        DenseElementsAttr::get(panelType, int32_t(byte * 0x01010101u)));
+  }
+  std::optional<ArrayRef<char>> raw = quench::getRawConstantData(attr);
+  if (!raw || int64_t(raw->size()) != blocks * jw * 4 * n)
+    return {};
+  std::vector<uint32_t> words(panels * blocks * jw * nr, 0);
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int64_t w = 0; w < jw; ++w)
+      for (int64_t t = 0; t < 4; ++t) {
+        const char *row = raw->data() + ((b * jw + w) * 4 + t) * n;
+        for (int64_t c = 0; c < n; ++c)
+          words[((c / nr * blocks + b) * jw + w) * nr + c % nr] |=
+              uint32_t(uint8_t(row[c])) << (8 * t);
+      }
+  std::vector<char> data(words.size() * 4);
+  std::memcpy(data.data(), words.data(), data.size());
+  return arith::ConstantOp::create(
+      rw, cst.getLoc(),
+      cast<TypedAttr>(quench::createConstantAttr(panelType, data,
+                                                 "quench_nbits_words")));
+}
+
+/// Σ_{j,h} x[r, b, j, h] of x [R, blocks, J, P]: [R, blocks] f32, a
+/// linalg reduction.
+Value buildGroupSums(RewriterBase &rw, Location loc, Value x, int64_t blocks) {
+  Type f32 = rw.getF32Type();
+  SmallVector<OpFoldResult> sizes{tensor::getMixedSize(rw, loc, x, 0),
+                                  rw.getIndexAttr(blocks)};
+  Value zero = arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(0));
+  Value empty = tensor::EmptyOp::create(rw, loc, sizes, f32);
+  Value init = linalg::FillOp::create(rw, loc, zero, empty).getResult(0);
+  MLIRContext *ctx = rw.getContext();
+  auto dim = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+  auto sums = linalg::GenericOp::create(
+      rw, loc, TypeRange{init.getType()}, ValueRange{x}, ValueRange{init},
+      SmallVector<AffineMap>{AffineMap::getMultiDimIdentityMap(4, ctx),
+                             AffineMap::get(4, 0, {dim(0), dim(1)}, ctx)},
+      SmallVector<utils::IteratorType>{utils::IteratorType::parallel,
+                                       utils::IteratorType::parallel,
+                                       utils::IteratorType::reduction,
+                                       utils::IteratorType::reduction},
+      [&](OpBuilder &b, Location l, ValueRange a) {
+        Value v = a[0];
+        if (v.getType() != f32)
+          v = arith::ExtFOp::create(b, l, f32, v);
+        linalg::YieldOp::create(b, l,
+                                (Value)arith::AddFOp::create(b, l, a[1], v));
+      });
+  return sums.getResult(0);
+}
+
 } // namespace
 
-FailureOr<linalg::LinalgOp>
-quench::buildDequantMatmulKernel(RewriterBase &rw, linalg::LinalgOp linalgOp,
-                                 unsigned vectorBits) {
+LogicalResult quench::buildDequantMatmulKernel(RewriterBase &rw,
+                                              linalg::LinalgOp linalgOp,
+                                              unsigned vectorBits,
+                                              bool codeLookup,
+                                              bool *usedLookup) {
   auto op = dyn_cast<linalg::GenericOp>(linalgOp.getOperation());
   DequantOperands d;
   if (!op || vectorBits < 128 || !matchDequantMatmul(op, d))
     return failure();
   d.lanes = vectorBits / 32;
+  // 4- and 2-bit codes by table lookup on 16 lanes (vpermps): no widening
+  // load, mask or conversion (docs/lowering.md).
+  d.lookup = codeLookup && d.lanes == 16 && (d.bits == 4 || d.bits == 2) &&
+             d.jn % 4 == 0;
   Location loc = op.getLoc();
   rw.setInsertionPoint(op);
   Value x = op.getDpsInputs()[0], init = op.getDpsInits()[0];
@@ -359,7 +525,8 @@ quench::buildDequantMatmulKernel(RewriterBase &rw, linalg::LinalgOp linalgOp,
   }
   int64_t nr = nv * d.lanes;
   d.nr = nr;
-  d.codes = panelize(rw, op.getDpsInputs()[1], nr);
+  d.codes = d.lookup ? panelizeWords(rw, op.getDpsInputs()[1], nr)
+                     : panelize(rw, op.getDpsInputs()[1], nr);
   d.scales = panelize(rw, op.getDpsInputs()[2], nr);
   if (op.getNumDpsInputs() == 4)
     d.zp = panelize(rw, op.getDpsInputs()[3], nr);
@@ -383,32 +550,10 @@ quench::buildDequantMatmulKernel(RewriterBase &rw, linalg::LinalgOp linalgOp,
   }
   d.x = x;
 
-  // Group sums of x: [R, blocks] f32, a reduction tiled by the caller.
-  Type f32 = rw.getF32Type();
-  SmallVector<OpFoldResult> sxSizes{tensor::getMixedSize(rw, loc, x, 0),
-                                    rw.getIndexAttr(d.blocks)};
-  Value zeroF32 = arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(0));
-  Value sxEmpty = tensor::EmptyOp::create(rw, loc, sxSizes, f32);
-  Value sxInit =
-      linalg::FillOp::create(rw, loc, zeroF32, sxEmpty).getResult(0);
-  MLIRContext *ctx = rw.getContext();
-  auto dim = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
-  auto sxOp = linalg::GenericOp::create(
-      rw, loc, TypeRange{sxInit.getType()}, ValueRange{x}, ValueRange{sxInit},
-      SmallVector<AffineMap>{AffineMap::getMultiDimIdentityMap(4, ctx),
-                             AffineMap::get(4, 0, {dim(0), dim(1)}, ctx)},
-      SmallVector<utils::IteratorType>{utils::IteratorType::parallel,
-                                       utils::IteratorType::parallel,
-                                       utils::IteratorType::reduction,
-                                       utils::IteratorType::reduction},
-      [&](OpBuilder &b, Location l, ValueRange a) {
-        Value v = a[0];
-        if (v.getType() != f32)
-          v = arith::ExtFOp::create(b, l, f32, v);
-        linalg::YieldOp::create(b, l,
-                                (Value)arith::AddFOp::create(b, l, a[1], v));
-      });
-  d.sx = sxOp.getResult(0);
+  // Group sums of x for the zero points: [R, blocks] f32, a reduction
+  // (tiled and vectorized later by quench-cpu-tile-and-vectorize).
+  if (!d.lookup || d.zp)
+    d.sx = buildGroupSums(rw, loc, x, d.blocks);
 
   // Tasks: 128 features (whole register tiles) each.
   int64_t nt = std::max<int64_t>(nr, llvm::alignTo(128, nr));
@@ -496,5 +641,66 @@ quench::buildDequantMatmulKernel(RewriterBase &rw, linalg::LinalgOp linalgOp,
         tensor::getMixedSizes(rw, loc, init));
   }
   rw.replaceOp(op, res);
-  return cast<linalg::LinalgOp>(sxOp.getOperation());
+  if (usedLookup)
+    *usedLookup = d.lookup;
+  return success();
+}
+
+namespace {
+
+struct CPUDequantMatmulPass
+    : PassWrapper<CPUDequantMatmulPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CPUDequantMatmulPass)
+
+  CPUDequantMatmulPass(unsigned vectorBits, bool codeLookup)
+      : vectorBits(vectorBits), codeLookup(codeLookup) {}
+
+  StringRef getArgument() const override {
+    return "quench-cpu-dequant-matmul";
+  }
+  StringRef getDescription() const override {
+    return "Replace quench.matmul_nbits' fused dequantizing generics by the "
+           "CPU kernel";
+  }
+  void getDependentDialects(DialectRegistry &registry) const override {
+    registry.insert<func::FuncDialect, scf::SCFDialect, vector::VectorDialect,
+                    tensor::TensorDialect, arith::ArithDialect,
+                    linalg::LinalgDialect>();
+  }
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SmallVector<linalg::GenericOp> found;
+    module.walk([&](linalg::GenericOp op) {
+      if (op->hasAttr("quench.dequant_matmul"))
+        found.push_back(op);
+    });
+    IRRewriter rw(&getContext());
+    bool anyLookup = false;
+    for (linalg::GenericOp op : found) {
+      bool lookup = false;
+      if (succeeded(quench::buildDequantMatmulKernel(rw, op, vectorBits,
+                                                     codeLookup, &lookup)))
+        anyLookup |= lookup;
+    }
+    if (anyLookup && !module.lookupSymbol(kPermuteIntrinsic)) {
+      MLIRContext *ctx = &getContext();
+      auto vf = VectorType::get({16}, Float32Type::get(ctx));
+      auto vi = VectorType::get({16}, IntegerType::get(ctx, 32));
+      OpBuilder b = OpBuilder::atBlockBegin(module.getBody());
+      func::FuncOp::create(b, module.getLoc(), kPermuteIntrinsic,
+                           FunctionType::get(ctx, {vf, vi}, {vf}))
+          .setPrivate();
+    }
+  }
+
+  unsigned vectorBits;
+  bool codeLookup;
+};
+
+} // namespace
+
+std::unique_ptr<Pass> quench::createCPUDequantMatmulPass(unsigned vectorBits,
+                                                         bool codeLookup) {
+  return std::make_unique<CPUDequantMatmulPass>(vectorBits, codeLookup);
 }

@@ -76,14 +76,16 @@ quench::getCPUPipelineStages(const CPUPipelineOptions &opts) {
                     }});
   unsigned vectorBits = opts.vectorBits;
   Int8DotProduct int8Dot = opts.int8Dot;
+  bool codeLookup = opts.codeLookup;
   stages.push_back(
       {"codegen", "tiling, fusion and vectorization on tensors",
-       [vectorBits, int8Dot](OpPassManager &pm) {
+       [vectorBits, int8Dot, codeLookup](OpPassManager &pm) {
          pm.addNestedPass<func::FuncOp>(createCPUFuseElementwisePass());
          addTextualPipeline(pm, "canonicalize,cse");
          if (vectorBits == 0)
            return;
          pm.addNestedPass<func::FuncOp>(createCPUPretransposeRhsPass());
+         pm.addPass(createCPUDequantMatmulPass(vectorBits, codeLookup));
          if (int8Dot != Int8DotProduct::None)
            pm.addPass(createCPUInt8MatmulPass(vectorBits, int8Dot));
          pm.addNestedPass<func::FuncOp>(

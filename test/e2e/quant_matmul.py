@@ -9,9 +9,11 @@ round-to-nearest weight quantization (quench-compile --quant).
    form), symmetric codes (implicit zero point), packed ui8 and float zero
    points, f16 and f32 scales, K not a multiple of the block (padding), one
    row (GEMV), batch dims, a dynamic row count, a bias, and widths that
-   exercise the CPU kernel's tasks, tiles and remainders. It is compiled once
-   with quench-compile --emit=exe, run on random inputs, and every output
-   is compared with a NumPy dequantize-then-matmul reference:
+   exercise the CPU kernel's tasks, tiles and remainders. It is compiled
+   with quench-compile --emit=exe for the host and with --vector-bits=256
+   (on an AVX-512 host: the table-lookup and the conversion forms of the
+   4/2-bit kernel), run on random inputs, and every output is compared
+   with a NumPy dequantize-then-matmul reference:
    |y - ref| <= 1e-5 * sum_k |x| |w| + 1e-6 (f32 accumulation order).
 
 2. Quantization. A float model of linear layers is compiled with
@@ -213,25 +215,32 @@ def kernels(build, work, failures):
     model = os.path.join(work, "nbits.mlir")
     with open(model, "w") as f:
         f.write(text)
-    exe = os.path.join(work, "nbits")
-    run([os.path.join(build, "bin", "quench-compile"), model, "-o", exe])
-    cmd = [exe, "--output-dir", work]
+    # The host's kernel (on AVX-512: 4/2-bit codes by table lookup) and the
+    # 256-bit one (conversion) on the same inputs.
     xs = {}
+    inputs = []
     for c in CASES:
         shape = tuple(7 if d is None else d for d in c.xshape)
         xs[c.name] = RNG.standard_normal(shape).astype(np.float32)
         path = os.path.join(work, f"x_{c.name}.npy")
         np.save(path, xs[c.name])
-        cmd += ["--input", f"x_{c.name}={path}"]
+        inputs += ["--input", f"x_{c.name}={path}"]
         if c.weight_input:
             wpath = os.path.join(work, f"w_{c.name}.npy")
             np.save(wpath, c.w)
-            cmd += ["--input", f"w_{c.name}={wpath}"]
-    run(cmd)
-    for c in CASES:
-        got = np.load(os.path.join(work, f"y_{c.name}.npy")).astype(np.float64)
-        check(f"matmul_nbits {c.name}", got, xs[c.name], c.dequantized(),
-              c.bias, failures)
+            inputs += ["--input", f"w_{c.name}={wpath}"]
+    for label, flags in (("host", []), ("256-bit", ["--vector-bits=256"])):
+        exe = os.path.join(work, "nbits_" + label)
+        out = os.path.join(work, "out_" + label)
+        os.makedirs(out, exist_ok=True)
+        run([os.path.join(build, "bin", "quench-compile"), model, "-o", exe] +
+            flags)
+        run([exe, "--output-dir", out] + inputs)
+        for c in CASES:
+            got = np.load(os.path.join(out, f"y_{c.name}.npy")).astype(
+                np.float64)
+            check(f"matmul_nbits {c.name} ({label})", got, xs[c.name],
+                  c.dequantized(), c.bias, failures)
 
 
 def rtn_reference(w, bits, group, symmetric, scale_type):

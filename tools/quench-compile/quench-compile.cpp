@@ -540,6 +540,8 @@ int main(int argc, char **argv) {
   pipelineOpts.vectorBits = vectorBits.getNumOccurrences()
                                 ? unsigned(vectorBits)
                                 : quench::getPreferredVectorBits(*cpuTarget);
+  pipelineOpts.codeLookup = pipelineOpts.vectorBits == 512 &&
+                            quench::hasCPUFeature(*cpuTarget, "avx512f");
   if (int8Dot)
     pipelineOpts.int8Dot = quench::selectInt8DotProduct(
         pipelineOpts.vectorBits, [&](StringRef feature) {

@@ -86,6 +86,13 @@ struct CPUPipelineOptions : public mlir::PassPipelineOptions<CPUPipelineOptions>
           clEnumValN(Int8DotProduct::VNNI, "vnni",
                      "vpdpbusd on u8 x s8 quadruples (AVX-VNNI, "
                      "AVX512-VNNI)"))};
+  Option<bool> codeLookup{
+      *this, "code-lookup",
+      llvm::cl::desc("Convert 4- and 2-bit weight codes in quantized matmul "
+                     "kernels by a 16-entry table lookup (vpermps; the "
+                     "target must have AVX-512F and vector-bits be 512; "
+                     "quench-compile chooses from the CPU's features)"),
+      llvm::cl::init(false)};
   /// Weight quantization (the `quantize` stage, after prepare); drivers set
   /// it (quench-compile --quant), quench-opt users run
   /// quench-quantize-weights themselves.
