@@ -14,6 +14,7 @@
 #include "mlir/Pass/Pass.h"
 
 #include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
+#include "mlir/IR/BuiltinOps.h"
 #include "mlir/Support/LLVM.h"
 
 namespace mlir {
@@ -128,6 +129,14 @@ inline constexpr char kPreTiledVectorSizesAttr[] = "__quench_vector_sizes";
 /// intrinsics.
 std::unique_ptr<mlir::Pass> createCPUInt8MatmulPass(unsigned vectorBits,
                                                     Int8DotProduct int8Dot);
+
+/// Declares the LLVM intrinsic `name` of `type` in `module` unless it is
+/// there: a private func.func named like the intrinsic (LLVM IR takes a
+/// function named `llvm.*` for the intrinsic), called with func.call. A
+/// call, unlike llvm.call_intrinsic, is accepted by the buffer deallocation
+/// pass, which rejects ops of unknown memory effects.
+void declareIntrinsic(mlir::ModuleOp module, llvm::StringRef name,
+                      mlir::FunctionType type);
 
 /// True when `body` (a linalg body: two inputs and an accumulator of
 /// integer type `et`) is exactly `out + extsi(a) * extsi(b)` with the

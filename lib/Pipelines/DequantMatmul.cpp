@@ -683,14 +683,12 @@ struct CPUDequantMatmulPass
                                                      codeLookup, &lookup)))
         anyLookup |= lookup;
     }
-    if (anyLookup && !module.lookupSymbol(kPermuteIntrinsic)) {
+    if (anyLookup) {
       MLIRContext *ctx = &getContext();
       auto vf = VectorType::get({16}, Float32Type::get(ctx));
       auto vi = VectorType::get({16}, IntegerType::get(ctx, 32));
-      OpBuilder b = OpBuilder::atBlockBegin(module.getBody());
-      func::FuncOp::create(b, module.getLoc(), kPermuteIntrinsic,
-                           FunctionType::get(ctx, {vf, vi}, {vf}))
-          .setPrivate();
+      quench::declareIntrinsic(module, kPermuteIntrinsic,
+                               FunctionType::get(ctx, {vf, vi}, {vf}));
     }
   }
 

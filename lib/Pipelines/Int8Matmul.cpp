@@ -102,15 +102,9 @@ StringRef getIntrinsicName(Int8DotProduct kind, unsigned vectorBits) {
                            : "llvm.x86.avx2.pmadd.wd";
 }
 
-/// Declares the intrinsic of `kind` in `module` (a private function whose
-/// name is the intrinsic's: LLVM IR takes a function named `llvm.*` for
-/// the intrinsic). A call, unlike llvm.call_intrinsic, is accepted by the
-/// buffer deallocation pass, which rejects ops of unknown memory effects.
+/// Declares the intrinsic of `kind` in `module` (quench::declareIntrinsic).
 void declareIntrinsic(ModuleOp module, Int8DotProduct kind,
                       unsigned vectorBits) {
-  StringRef name = getIntrinsicName(kind, vectorBits);
-  if (module.lookupSymbol(name))
-    return;
   MLIRContext *ctx = module.getContext();
   int64_t lanes = vectorBits / 32;
   auto i32v = VectorType::get({lanes}, IntegerType::get(ctx, 32));
@@ -121,10 +115,8 @@ void declareIntrinsic(ModuleOp module, Int8DotProduct kind,
     args = {i32v, i8v, i8v};
   else
     args = {i16v, i16v};
-  OpBuilder b = OpBuilder::atBlockBegin(module.getBody());
-  auto fn = func::FuncOp::create(b, module.getLoc(), name,
-                                 FunctionType::get(ctx, args, {i32v}));
-  fn.setPrivate();
+  quench::declareIntrinsic(module, getIntrinsicName(kind, vectorBits),
+                           FunctionType::get(ctx, args, {i32v}));
 }
 
 /// True when `body` is exactly `out + extsi(a) * extsi(b)` with `a`, `b`
@@ -890,6 +882,14 @@ struct CPUInt8MatmulPass
 };
 
 } // namespace
+
+void quench::declareIntrinsic(ModuleOp module, StringRef name,
+                              FunctionType type) {
+  if (module.lookupSymbol(name))
+    return;
+  OpBuilder b = OpBuilder::atBlockBegin(module.getBody());
+  func::FuncOp::create(b, module.getLoc(), name, type).setPrivate();
+}
 
 std::unique_ptr<Pass> quench::createCPUInt8MatmulPass(unsigned vectorBits,
                                                       Int8DotProduct int8Dot) {
