@@ -18,7 +18,12 @@
 // (Σ x per row and group) are a small linalg reduction computed first.
 // Register tile: mr rows x nv SIMD vectors of output features, partial sums
 // and accumulators loop-carried in registers; parallel tasks of output
-// features (scf.forall). See docs/lowering.md ("Quantized matmul kernel").
+// features (scf.forall). On AVX-512F targets 4- and 2-bit codes are stored
+// as words of four code bytes and converted by a vpermps table lookup
+// instead (one shift per code; no widening load, mask or conversion; the
+// table centres symmetric codes, so they need no group sums of x). The
+// pass quench-cpu-dequant-matmul applies the kernel before tiling. See
+// docs/lowering.md ("Quantized matmul kernel").
 //
 //===----------------------------------------------------------------------===//
 
@@ -130,7 +135,6 @@ private:
   void lookupStep(OpBuilder &ob, Value blk, Value j4, Value panel,
                   ArrayRef<Value> wcols, ArrayRef<Value> rows, int64_t nv,
                   int64_t sets, SmallVectorImpl<Value> &p);
-
 
   OpBuilder &b;
   Location loc;
