@@ -8,20 +8,21 @@
 // loops in to-llvm). Contractions get a register-blocked micro kernel
 // (vector.contract lowered to outer products, i.e. broadcast + FMA);
 // elementwise ops and reductions get a few SIMD registers' worth of elements
-// along their innermost dims.
+// along their innermost dims. Also the registration of the codegen passes
+// that run on their own in quench-opt.
 //
-// Also the vector lowering of the `to-llvm` stage. See docs/lowering.md.
+// The smaller passes of the pipeline have files of their own:
+// FuseElementwise.cpp, PretransposeRhs.cpp, UnshareInits.cpp (which the tile
+// pass calls first), ForwardSubvectors.cpp and, for the `to-llvm` stage,
+// VectorLowering.cpp. See docs/lowering.md.
 //
 //===----------------------------------------------------------------------===//
 
 #include "CPUCodegen.h"
 
-#include "quench/Dialect/Quench/IR/QuenchConstants.h"
-
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
-#include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
@@ -939,157 +940,6 @@ static void nameContractions(func::FuncOp func, RewriterBase &rw) {
   }
 }
 
-/// A contraction whose right-hand side is computed, stored [..., N, K]
-/// (attention's Q·Kᵀ), gets an explicit transpose to [..., K, N] in front
-/// when it has enough rows (M) to amortize it: the copy costs N·K per batch,
-/// the horizontal reductions it saves cost about as much per output.
-static void transposeActivationRhs(linalg::GenericOp op, OpOperand *rhs,
-                                   const linalg::ContractionDimensions &dims,
-                                   RewriterBase &rw) {
-  if (dims.m.size() != 1)
-    return;
-  SmallVector<int64_t> ranges = op.getStaticLoopRanges();
-  int64_t m = ranges[dims.m.front()];
-  if (ShapedType::isDynamic(m) || m < 4)
-    return;
-  auto type = dyn_cast<RankedTensorType>(rhs->get().getType());
-  if (!type)
-    return;
-  unsigned rank = type.getRank();
-  SmallVector<int64_t> perm = llvm::to_vector(llvm::seq<int64_t>(0, rank));
-  std::swap(perm[rank - 2], perm[rank - 1]);
-  Location loc = op.getLoc();
-  rw.setInsertionPoint(op);
-  SmallVector<OpFoldResult> sizes =
-      tensor::getMixedSizes(rw, loc, rhs->get());
-  std::swap(sizes[rank - 2], sizes[rank - 1]);
-  Value init =
-      tensor::EmptyOp::create(rw, loc, sizes, type.getElementType());
-  Value transposed =
-      linalg::TransposeOp::create(rw, loc, rhs->get(), init, perm)
-          ->getResult(0);
-  AffineMap map = op.getMatchingIndexingMap(rhs);
-  SmallVector<AffineExpr> results(map.getResults());
-  std::swap(results[rank - 2], results[rank - 1]);
-  SmallVector<AffineMap> maps = op.getIndexingMapsArray();
-  maps[rhs->getOperandNumber()] =
-      AffineMap::get(map.getNumDims(), 0, results, rw.getContext());
-  rw.modifyOpInPlace(op, [&] {
-    rhs->set(transposed);
-    op.setIndexingMapsAttr(rw.getAffineMapArrayAttr(maps));
-  });
-}
-
-/// Stores [N, K] right-hand sides of contractions (constants: see below;
-/// computed ones: transposeActivationRhs). Constant [N, K] right-hand sides (quench.linear's
-/// weight layout, PyTorch's) as [K, N]: the outer-product micro kernel then
-/// streams contiguous rows of B and needs no horizontal reductions, which
-/// cost as much as the FMAs for the short K of small models' layers. The
-/// constant is transposed once, at compile time.
-void quench::pretransposeRhs(func::FuncOp func, RewriterBase &rw) {
-  SmallVector<linalg::GenericOp> candidates;
-  func.walk([&](linalg::GenericOp op) { candidates.push_back(op); });
-  for (linalg::GenericOp op : candidates) {
-    if (!op.hasPureTensorSemantics() || op.getNumDpsInputs() != 2 ||
-        op.getNumDpsInits() != 1 || !linalg::isaContractionOpInterface(op))
-      continue;
-    FailureOr<linalg::ContractionDimensions> dims =
-        linalg::inferContractionDims(op);
-    if (failed(dims) || dims->k.size() != 1 || dims->n.size() != 1)
-      continue;
-    OpOperand *rhs = op.getDpsInputOperand(1);
-    AffineMap map = op.getMatchingIndexingMap(rhs);
-    AffineExpr k = rw.getAffineDimExpr(dims->k.front());
-    AffineExpr n = rw.getAffineDimExpr(dims->n.front());
-    unsigned rank = map.getNumResults();
-    if (rank < 2 || map.getResult(rank - 2) != n ||
-        map.getResult(rank - 1) != k || !map.isProjectedPermutation())
-      continue;
-    if (!rhs->get().getDefiningOp<arith::ConstantOp>() || rank != 2) {
-      transposeActivationRhs(op, rhs, *dims, rw);
-      continue;
-    }
-    auto cst = rhs->get().getDefiningOp<arith::ConstantOp>();
-    auto type = dyn_cast<RankedTensorType>(rhs->get().getType());
-    auto value = dyn_cast<ElementsAttr>(cst.getValue());
-    if (!type || !type.hasStaticShape() || !value)
-      continue;
-    ElementsAttr transposedAttr =
-        quench::transpose2DConstant(value, "quench_weight_t");
-    if (!transposedAttr)
-      continue;
-    rw.setInsertionPoint(cst);
-    Value transposed =
-        arith::ConstantOp::create(rw, cst.getLoc(), cast<TypedAttr>(transposedAttr));
-    SmallVector<AffineMap> maps = op.getIndexingMapsArray();
-    maps[rhs->getOperandNumber()] =
-        AffineMap::get(map.getNumDims(), 0, {k, n}, rw.getContext());
-    rw.modifyOpInPlace(op, [&] {
-      rhs->set(transposed);
-      op.setIndexingMapsAttr(rw.getAffineMapArrayAttr(maps));
-    });
-    if (cst->use_empty())
-      rw.eraseOp(cst);
-  }
-}
-
-/// True for an op that only sets its tensor result to a constant: a
-/// linalg.fill, or a vector.transfer_write of a constant over a whole
-/// tensor.empty (a vectorized fill).
-static bool isConstantInit(Operation *op) {
-  if (auto fill = dyn_cast<linalg::FillOp>(op))
-    return fill.hasPureTensorSemantics() && fill->getNumResults() == 1;
-  auto write = dyn_cast<vector::TransferWriteOp>(op);
-  if (!write || !write.hasPureTensorSemantics() || write.getMask() ||
-      !write.getBase().getDefiningOp<tensor::EmptyOp>() ||
-      !write.getVector().getDefiningOp<arith::ConstantOp>())
-    return false;
-  auto tensorType = cast<RankedTensorType>(write.getBase().getType());
-  return tensorType.hasStaticShape() &&
-         tensorType.getShape() == write.getVectorType().getShape() &&
-         llvm::all_of(write.getIndices(), [](Value v) {
-           return isConstantIntValue(getAsOpFoldResult(v), 0);
-         });
-}
-
-/// Gives each user of a constant-initialized tensor (see isConstantInit)
-/// its own copy of the initializing op. CSE merges identical fills, and a
-/// fill shared by two destination-passing consumers is otherwise copied
-/// for each at bufferization (memref.alloc + memref.copy per use).
-void quench::unshareInitTensors(func::FuncOp func, RewriterBase &rw) {
-  SmallVector<Operation *> inits;
-  func.walk([&](Operation *op) {
-    if (isConstantInit(op))
-      inits.push_back(op);
-  });
-  for (Operation *init : inits) {
-    SmallVector<OpOperand *> uses;
-    for (OpOperand &use : init->getResult(0).getUses())
-      uses.push_back(&use);
-    // The first user in program order keeps the original (use lists are
-    // in no particular order).
-    if (llvm::all_of(uses, [&](OpOperand *u) {
-          return u->getOwner()->getBlock() == init->getBlock();
-        }))
-      llvm::sort(uses, [](OpOperand *a, OpOperand *b) {
-        return a->getOwner()->isBeforeInBlock(b->getOwner());
-      });
-    auto dps = cast<DestinationStyleOpInterface>(init);
-    OpOperand &dest = dps.getDpsInitsMutable()[0];
-    for (OpOperand *use : llvm::drop_begin(uses)) {
-      rw.setInsertionPoint(use->getOwner());
-      Operation *empty = nullptr;
-      if (auto e = dest.get().getDefiningOp<tensor::EmptyOp>())
-        empty = rw.clone(*e);
-      Operation *clone = rw.clone(*init);
-      if (empty)
-        clone->setOperand(dest.getOperandNumber(), empty->getResult(0));
-      rw.modifyOpInPlace(use->getOwner(),
-                         [&] { use->set(clone->getResult(0)); });
-    }
-  }
-}
-
 /// Unrolls the loops over the rows of fused epilogues (marked by
 /// runEpilogue) where their trip count is a constant (full register tiles;
 /// partial ones keep the loop).
@@ -1104,68 +954,6 @@ static void unrollEpilogueRows(func::FuncOp func) {
     (void)loopUnrollFull(loop);
   }
 }
-
-/// Reads part of a vector just written to a tensor from that vector: a
-/// vector.transfer_read of a static in-bounds box inside the box a
-/// vector.transfer_write put there (directly or through a static slice; no
-/// masks, minor identity maps, same rank) becomes a
-/// vector.extract_strided_slice. This forwards a fused
-/// contraction's accumulators row by row to its epilogue (the full-tile
-/// read is folded by vector.transfer_read's own canonicalization).
-struct ForwardWrittenSubvector : OpRewritePattern<vector::TransferReadOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(vector::TransferReadOp read,
-                                PatternRewriter &rw) const override {
-    // Through a static slice of the written tensor (unit strides, no rank
-    // reduction): its offsets add to the read's indices.
-    SmallVector<int64_t> sliceOffsets;
-    Value base = read.getBase();
-    if (auto slice = base.getDefiningOp<tensor::ExtractSliceOp>()) {
-      if (!slice.hasUnitStride() ||
-          slice.getSourceType().getRank() != slice.getResultType().getRank())
-        return failure();
-      for (OpFoldResult o : slice.getMixedOffsets()) {
-        std::optional<int64_t> c = getConstantIntValue(o);
-        if (!c)
-          return failure();
-        sliceOffsets.push_back(*c);
-      }
-      base = slice.getSource();
-    }
-    auto write = base.getDefiningOp<vector::TransferWriteOp>();
-    if (!write || read.getMask() || write.getMask() ||
-        !read.getPermutationMap().isMinorIdentity() ||
-        !write.getPermutationMap().isMinorIdentity() ||
-        read.hasOutOfBoundsDim() || write.hasOutOfBoundsDim())
-      return failure();
-    VectorType rt = read.getVectorType(), wt = write.getVectorType();
-    if (rt.getRank() != wt.getRank() ||
-        rt.getRank() != static_cast<int64_t>(read.getIndices().size()) ||
-        rt.getElementType() != wt.getElementType() || rt == wt ||
-        rt.isScalable() || wt.isScalable())
-      return failure();
-    if (!sliceOffsets.empty() &&
-        sliceOffsets.size() != read.getIndices().size())
-      return failure();
-    SmallVector<int64_t> offsets;
-    for (auto [d, r, w, rs, ws] :
-         llvm::enumerate(read.getIndices(), write.getIndices(), rt.getShape(),
-                         wt.getShape())) {
-      std::optional<int64_t> ri = getConstantIntValue(r);
-      std::optional<int64_t> wi = getConstantIntValue(w);
-      if (!ri || !wi)
-        return failure();
-      int64_t at = *ri + (sliceOffsets.empty() ? 0 : sliceOffsets[d]);
-      if (at < *wi || at + rs > *wi + ws)
-        return failure();
-      offsets.push_back(at - *wi);
-    }
-    SmallVector<int64_t> strides(rt.getRank(), 1);
-    rw.replaceOpWithNewOp<vector::ExtractStridedSliceOp>(
-        read, write.getVector(), offsets, rt.getShape(), strides);
-    return success();
-  }
-};
 
 namespace {
 
@@ -1265,188 +1053,10 @@ struct CPUTileAndVectorizePass
   unsigned vectorBits;
 };
 
-//===----------------------------------------------------------------------===//
-// Vector lowering (to-llvm stage)
-//===----------------------------------------------------------------------===//
-
-/// Sign-extends the narrower integer operands of a vector.contract to the
-/// accumulator's type (quench.qlinear's i8 x i8 -> i32 product, as
-/// linalg.contract's signed casts define it): the contraction lowerings
-/// unroll batch and unit dimensions only for operands of the accumulator's
-/// element type. LLVM still sees the extended i8 values and picks the
-/// narrow multiplies.
-struct ExtendContractOperands : OpRewritePattern<vector::ContractionOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(vector::ContractionOp op,
-                                PatternRewriter &rw) const override {
-    auto accType = dyn_cast<IntegerType>(getElementTypeOrSelf(op.getAccType()));
-    if (!accType)
-      return failure();
-    auto extend = [&](Value v) -> Value {
-      auto vt = cast<VectorType>(v.getType());
-      auto et = dyn_cast<IntegerType>(vt.getElementType());
-      if (!et || et.getWidth() >= accType.getWidth())
-        return v;
-      return arith::ExtSIOp::create(rw, op.getLoc(), vt.clone(accType), v);
-    };
-    // A masked contraction is the only op its vector.mask may hold.
-    if (auto mask = dyn_cast<vector::MaskOp>(op->getParentOp()))
-      rw.setInsertionPoint(mask);
-    Value lhs = extend(op.getLhs()), rhs = extend(op.getRhs());
-    if (lhs == op.getLhs() && rhs == op.getRhs())
-      return failure();
-    rw.modifyOpInPlace(op, [&] {
-      op.getLhsMutable().assign(lhs);
-      op.getRhsMutable().assign(rhs);
-    });
-    return success();
-  }
-};
-
-struct CPUVectorLoweringPass
-    : PassWrapper<CPUVectorLoweringPass, OperationPass<func::FuncOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CPUVectorLoweringPass)
-
-  StringRef getArgument() const override { return "quench-cpu-lower-vector"; }
-  StringRef getDescription() const override {
-    return "Lower contractions, reductions, transposes and masks to 1-D "
-           "vector operations";
-  }
-
-  void runOnOperation() override {
-    func::FuncOp func = getOperation();
-    MLIRContext *ctx = &getContext();
-    {
-      // Transcendentals as polynomials (FMAs on whole vectors) instead of
-      // one libm call per lane; scalars too, so that the peeled tails of a
-      // loop compute exactly what its vector body computes.
-      RewritePatternSet patterns(ctx);
-      populateMathPolynomialApproximationPatterns(
-          patterns, [](StringRef name) {
-            name.consume_front("math.");
-            return llvm::is_contained(
-                {"exp", "expm1", "erf", "tanh", "log", "log1p", "log2"},
-                name);
-          });
-      if (failed(applyPatternsGreedily(func, std::move(patterns))))
-        return signalPassFailure();
-    }
-    {
-      // Masked transfers first: the patterns below rewrite an op into
-      // several, which a vector.mask region cannot hold.
-      RewritePatternSet patterns(ctx);
-      vector::populateVectorMaskLoweringPatternsForSideEffectingOps(patterns);
-      patterns.add<ExtendContractOperands>(ctx);
-      if (failed(applyPatternsGreedily(func, std::move(patterns))))
-        return signalPassFailure();
-    }
-    {
-      // Contractions → outer products → FMAs; reductions along the
-      // innermost dim → horizontal reductions.
-      RewritePatternSet patterns(ctx);
-      vector::populateVectorContractLoweringPatterns(
-          patterns, vector::VectorContractLowering::OuterProduct);
-      vector::populateVectorMultiReductionLoweringPatterns(
-          patterns, vector::VectorMultiReductionLowering::InnerReduction);
-      vector::populateVectorTransferPermutationMapLoweringPatterns(patterns);
-      if (failed(applyPatternsGreedily(func, std::move(patterns))))
-        return signalPassFailure();
-    }
-    {
-      RewritePatternSet patterns(ctx);
-      vector::populateVectorOuterProductLoweringPatterns(patterns);
-      vector::populateVectorTransposeLoweringPatterns(
-          patterns, vector::VectorTransposeLowering::Shuffle1D);
-      vector::populateVectorBroadcastLoweringPatterns(patterns);
-      vector::populateVectorShapeCastLoweringPatterns(patterns);
-      vector::populateVectorMaskOpLoweringPatterns(patterns);
-      if (failed(applyPatternsGreedily(func, std::move(patterns))))
-        return signalPassFailure();
-    }
-  }
-};
-
 } // namespace
 
 std::unique_ptr<Pass> quench::createCPUTileAndVectorizePass(unsigned vectorBits) {
   return std::make_unique<CPUTileAndVectorizePass>(vectorBits);
-}
-
-std::unique_ptr<Pass> quench::createCPUVectorLoweringPass() {
-  return std::make_unique<CPUVectorLoweringPass>();
-}
-
-namespace {
-struct CPUUnshareInitsPass
-    : public PassWrapper<CPUUnshareInitsPass, OperationPass<func::FuncOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CPUUnshareInitsPass)
-  StringRef getArgument() const override { return "quench-cpu-unshare-inits"; }
-  StringRef getDescription() const override {
-    return "Give every user of a filled tensor its own fill (no copies at "
-           "bufferization)";
-  }
-  void runOnOperation() override {
-    IRRewriter rw(&getContext());
-    quench::unshareInitTensors(getOperation(), rw);
-  }
-};
-} // namespace
-
-std::unique_ptr<Pass> quench::createCPUUnshareInitsPass() {
-  return std::make_unique<CPUUnshareInitsPass>();
-}
-
-namespace {
-struct CPUPretransposeRhsPass
-    : public PassWrapper<CPUPretransposeRhsPass, OperationPass<func::FuncOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CPUPretransposeRhsPass)
-  StringRef getArgument() const override { return "quench-cpu-pretranspose-rhs"; }
-  StringRef getDescription() const override {
-    return "Store [N, K] right-hand sides of contractions as [K, N]: constants "
-           "at compile time, computed ones with a transpose when M >= 4";
-  }
-  void getDependentDialects(DialectRegistry &registry) const override {
-    registry.insert<linalg::LinalgDialect, tensor::TensorDialect,
-                    arith::ArithDialect>();
-  }
-  void runOnOperation() override {
-    IRRewriter rw(&getContext());
-    quench::pretransposeRhs(getOperation(), rw);
-  }
-};
-} // namespace
-
-namespace {
-struct CPUForwardSubvectorsPass
-    : public PassWrapper<CPUForwardSubvectorsPass,
-                         OperationPass<func::FuncOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CPUForwardSubvectorsPass)
-  StringRef getArgument() const override {
-    return "quench-cpu-forward-subvectors";
-  }
-  StringRef getDescription() const override {
-    return "Read parts of a vector just written to a tensor from the vector "
-           "(a fused contraction's accumulators, row by row, into its "
-           "epilogue)";
-  }
-  void getDependentDialects(DialectRegistry &registry) const override {
-    registry.insert<vector::VectorDialect>();
-  }
-  void runOnOperation() override {
-    RewritePatternSet patterns(&getContext());
-    patterns.add<ForwardWrittenSubvector>(&getContext());
-    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
-      signalPassFailure();
-  }
-};
-} // namespace
-
-std::unique_ptr<Pass> quench::createCPUForwardSubvectorsPass() {
-  return std::make_unique<CPUForwardSubvectorsPass>();
-}
-
-std::unique_ptr<Pass> quench::createCPUPretransposeRhsPass() {
-  return std::make_unique<CPUPretransposeRhsPass>();
 }
 
 void quench::registerCPUCodegenPasses() {
@@ -1456,52 +1066,4 @@ void quench::registerCPUCodegenPasses() {
   registerPass([] { return createCPUForwardSubvectorsPass(); });
   registerPass([] { return createExpandShapeToCastPass(); });
   registerPass([] { return createFullRankWritesPass(); });
-}
-
-namespace {
-struct CPUFuseElementwisePass
-    : public PassWrapper<CPUFuseElementwisePass, OperationPass<func::FuncOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CPUFuseElementwisePass)
-  StringRef getArgument() const override { return "quench-cpu-fuse-elementwise"; }
-  void getDependentDialects(DialectRegistry &registry) const override {
-    registry.insert<linalg::LinalgDialect, tensor::TensorDialect>();
-  }
-  void runOnOperation() override {
-    RewritePatternSet patterns(&getContext());
-    // A producer fuses into a consumer that reads each of its elements
-    // once (permutation map), and only when the consumer is its single
-    // user: with several users the producer would be recomputed in each
-    // (a residual stream feeding LayerNorm's two reductions, its
-    // normalization and the next residual add would be recomputed from the
-    // embedding onwards at every layer). Producers that compute nothing
-    // (broadcasts, transposes, copies) fuse regardless.
-    linalg::ControlFusionFn noRecompute = [](OpOperand *fused) {
-      auto consumer = dyn_cast<linalg::LinalgOp>(fused->getOwner());
-      if (!consumer || !consumer.getMatchingIndexingMap(fused).isPermutation())
-        return false;
-      auto result = dyn_cast<OpResult>(fused->get());
-      if (!result)
-        return false;
-      if (result.hasOneUse())
-        return true;
-      auto producer = dyn_cast<linalg::GenericOp>(result.getOwner());
-      if (!producer)
-        return false;
-      Block &body = producer.getRegion().front();
-      return llvm::all_of(body.getTerminator()->getOperands(),
-                          [&](Value v) {
-                            return isa<BlockArgument>(v) &&
-                                   v.getParentBlock() == &body;
-                          }) &&
-             body.getOperations().size() == 1;
-    };
-    linalg::populateElementwiseOpsFusionPatterns(patterns, noRecompute);
-    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
-      signalPassFailure();
-  }
-};
-} // namespace
-
-std::unique_ptr<Pass> quench::createCPUFuseElementwisePass() {
-  return std::make_unique<CPUFuseElementwisePass>();
 }
