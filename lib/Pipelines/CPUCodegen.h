@@ -130,6 +130,24 @@ inline constexpr char kPreTiledVectorSizesAttr[] = "__quench_vector_sizes";
 std::unique_ptr<mlir::Pass> createCPUInt8MatmulPass(unsigned vectorBits,
                                                     Int8DotProduct int8Dot);
 
+/// One task of buildColumnTasks: output columns [colBase, colBase + width)
+/// of all `rows` rows; `slice` is that part of the shared output tensor.
+struct ColumnTask {
+  mlir::Value index, colBase, width, rows, slice;
+};
+/// Builds the task's computation at the builder's insertion point (inside
+/// the scf.forall); returns the updated `slice`.
+using ColumnTaskBody =
+    llvm::function_ref<mlir::Value(mlir::OpBuilder &, const ColumnTask &)>;
+/// The explicit kernels' parallel structure: `out` ([rows, n]) as the
+/// shared output of an scf.forall over ceil(n / taskCols) tasks of
+/// `taskCols` output columns (the last one narrower), each built by `body`
+/// on its extract_slice and written back with parallel_insert_slice.
+/// Returns the forall's result; the rewriter's insertion point is kept.
+mlir::Value buildColumnTasks(mlir::RewriterBase &rw, mlir::Location loc,
+                             mlir::Value out, int64_t n, int64_t taskCols,
+                             ColumnTaskBody body);
+
 /// Declares the LLVM intrinsic `name` of `type` in `module` unless it is
 /// there: a private func.func named like the intrinsic (LLVM IR takes a
 /// function named `llvm.*` for the intrinsic), called with func.call. A

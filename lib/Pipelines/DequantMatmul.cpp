@@ -561,33 +561,17 @@ LogicalResult quench::buildDequantMatmulKernel(RewriterBase &rw,
 
   // Tasks: 128 features (whole register tiles) each.
   int64_t nt = std::max<int64_t>(nr, llvm::alignTo(128, nr));
-  int64_t tasks = llvm::divideCeil(d.n, nt);
-
-  auto forall = scf::ForallOp::create(
-      rw, loc, ArrayRef<OpFoldResult>{rw.getIndexAttr(tasks)},
-      ValueRange{out}, std::nullopt);
-  {
-    OpBuilder::InsertionGuard guard(rw);
-    rw.setInsertionPoint(forall.getTerminator());
-    Value t = forall.getInductionVar(0);
-    Value shared = forall.getRegionIterArgs()[0];
+  auto taskBody = [&](OpBuilder &tb, const quench::ColumnTask &task) -> Value {
     auto cst = [&](int64_t v) {
-      return arith::ConstantIndexOp::create(rw, loc, v).getResult();
+      return arith::ConstantIndexOp::create(tb, loc, v).getResult();
     };
-    Value colBase = arith::MulIOp::create(rw, loc, t, cst(nt));
-    Value width = arith::MinSIOp::create(
-        rw, loc, cst(nt), arith::SubIOp::create(rw, loc, cst(d.n), colBase));
-    Value rowsV = tensor::DimOp::create(rw, loc, shared, 0);
-    auto slice = tensor::ExtractSliceOp::create(
-        rw, loc, shared,
-        ArrayRef<OpFoldResult>{rw.getIndexAttr(0), colBase},
-        ArrayRef<OpFoldResult>{rowsV, width},
-        ArrayRef<OpFoldResult>{rw.getIndexAttr(1), rw.getIndexAttr(1)});
     // Columns: whole nr-wide tiles, then single vectors (masked at N).
     Value fullCols = arith::MulIOp::create(
-        rw, loc, arith::DivUIOp::create(rw, loc, width, cst(nr)), cst(nr));
+        tb, loc, arith::DivUIOp::create(tb, loc, task.width, cst(nr)),
+        cst(nr));
     Value fullRows = arith::MulIOp::create(
-        rw, loc, arith::DivUIOp::create(rw, loc, rowsV, cst(mr)), cst(mr));
+        tb, loc, arith::DivUIOp::create(tb, loc, task.rows, cst(mr)),
+        cst(mr));
     auto rowLoops = [&](OpBuilder &b, Value acc, Value col, int64_t vecs,
                         bool inBounds) -> Value {
       auto main = scf::ForOp::create(
@@ -595,23 +579,23 @@ LogicalResult quench::buildDequantMatmulKernel(RewriterBase &rw,
           [&](OpBuilder &rb, Location, Value row, ValueRange a) {
             scf::YieldOp::create(rb, loc,
                                  TileEmitter(rb, loc, d).emit(
-                                     a[0], row, colBase, col, mr, vecs,
+                                     a[0], row, task.colBase, col, mr, vecs,
                                      inBounds));
           });
       if (mr == 1)
         return main.getResult(0);
       auto rest = scf::ForOp::create(
-          b, loc, fullRows, rowsV, cst(1), main.getResults(),
+          b, loc, fullRows, task.rows, cst(1), main.getResults(),
           [&](OpBuilder &rb, Location, Value row, ValueRange a) {
             scf::YieldOp::create(rb, loc,
                                  TileEmitter(rb, loc, d).emit(
-                                     a[0], row, colBase, col, 1, vecs,
+                                     a[0], row, task.colBase, col, 1, vecs,
                                      inBounds));
           });
       return rest.getResult(0);
     };
     auto colMain = scf::ForOp::create(
-        rw, loc, cst(0), fullCols, cst(nr), ValueRange{slice.getResult()},
+        tb, loc, cst(0), fullCols, cst(nr), ValueRange{task.slice},
         [&](OpBuilder &cb, Location, Value col, ValueRange a) {
           scf::YieldOp::create(cb, loc,
                                rowLoops(cb, a[0], col, nv, /*inBounds=*/true));
@@ -619,7 +603,7 @@ LogicalResult quench::buildDequantMatmulKernel(RewriterBase &rw,
     Value result = colMain.getResult(0);
     if (d.n % nr != 0) {
       auto colRest = scf::ForOp::create(
-          rw, loc, fullCols, width, cst(d.lanes), ValueRange{result},
+          tb, loc, fullCols, task.width, cst(d.lanes), ValueRange{result},
           [&](OpBuilder &cb, Location, Value col, ValueRange a) {
             scf::YieldOp::create(
                 cb, loc,
@@ -627,14 +611,9 @@ LogicalResult quench::buildDequantMatmulKernel(RewriterBase &rw,
           });
       result = colRest.getResult(0);
     }
-    rw.setInsertionPointToEnd(forall.getTerminator().getBody());
-    tensor::ParallelInsertSliceOp::create(
-        rw, loc, result, shared,
-        ArrayRef<OpFoldResult>{rw.getIndexAttr(0), colBase},
-        ArrayRef<OpFoldResult>{rowsV, width},
-        ArrayRef<OpFoldResult>{rw.getIndexAttr(1), rw.getIndexAttr(1)});
-  }
-  Value res = forall.getResult(0);
+    return result;
+  };
+  Value res = quench::buildColumnTasks(rw, loc, out, d.n, nt, taskBody);
   if (nb > 1) {
     ReassociationIndices rowsO;
     for (unsigned i = 0; i < nb; ++i)

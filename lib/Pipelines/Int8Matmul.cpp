@@ -706,34 +706,18 @@ void buildKernel(RewriterBase &rw, const Int8Contraction &c,
   // Tasks: 128 columns (whole panels) each.
   int64_t nr = d.nr;
   int64_t nt = std::max<int64_t>(nr, llvm::alignTo(128, nr));
-  int64_t tasks = llvm::divideCeil(d.n, nt);
-  auto forall = scf::ForallOp::create(
-      rw, loc, ArrayRef<OpFoldResult>{rw.getIndexAttr(tasks)},
-      ValueRange{out}, std::nullopt);
-  {
-    OpBuilder::InsertionGuard guard(rw);
-    rw.setInsertionPoint(forall.getTerminator());
+  auto taskBody = [&](OpBuilder &tb, const quench::ColumnTask &ct) -> Value {
     auto cst = [&](int64_t v) {
-      return arith::ConstantIndexOp::create(rw, loc, v).getResult();
+      return arith::ConstantIndexOp::create(tb, loc, v).getResult();
     };
-    Value t = forall.getInductionVar(0);
-    Value shared = forall.getRegionIterArgs()[0];
-    Value colBase = arith::MulIOp::create(rw, loc, t, cst(nt));
-    Value panelBase = arith::MulIOp::create(rw, loc, t, cst(nt / nr));
-    Value width = arith::MinSIOp::create(
-        rw, loc, cst(nt), arith::SubIOp::create(rw, loc, cst(d.n), colBase));
-    Value rowsV = tensor::DimOp::create(rw, loc, shared, 0);
-    task.colBase = colBase;
-    task.width = width;
+    Value panelBase = arith::MulIOp::create(tb, loc, ct.index, cst(nt / nr));
+    task.colBase = ct.colBase;
+    task.width = ct.width;
     const EpilogueTask *ep = epi ? &task : nullptr;
-    auto slice = tensor::ExtractSliceOp::create(
-        rw, loc, shared, ArrayRef<OpFoldResult>{rw.getIndexAttr(0), colBase},
-        ArrayRef<OpFoldResult>{rowsV, width},
-        ArrayRef<OpFoldResult>{rw.getIndexAttr(1), rw.getIndexAttr(1)});
     Value fullCols = arith::MulIOp::create(
-        rw, loc, arith::DivUIOp::create(rw, loc, width, cst(nr)), cst(nr));
+        tb, loc, arith::DivUIOp::create(tb, loc, ct.width, cst(nr)), cst(nr));
     Value fullRows = arith::MulIOp::create(
-        rw, loc, arith::DivUIOp::create(rw, loc, rowsV, cst(mr)), cst(mr));
+        tb, loc, arith::DivUIOp::create(tb, loc, ct.rows, cst(mr)), cst(mr));
     // Row tiles of one column panel: mr rows at a time, then the rest (one
     // tile when the row count is static, single rows otherwise).
     auto rowLoops = [&](OpBuilder &b, Value acc, Value col,
@@ -757,7 +741,7 @@ void buildKernel(RewriterBase &rw, const Int8Contraction &c,
         return res;
       }
       auto tail = scf::ForOp::create(
-          b, loc, fullRows, rowsV, cst(1), ValueRange{res},
+          b, loc, fullRows, ct.rows, cst(1), ValueRange{res},
           [&](OpBuilder &rb, Location, Value row, ValueRange a) {
             scf::YieldOp::create(rb, loc,
                                  TileEmitter(rb, loc, d, ep).emit(
@@ -766,7 +750,7 @@ void buildKernel(RewriterBase &rw, const Int8Contraction &c,
       return tail.getResult(0);
     };
     auto colMain = scf::ForOp::create(
-        rw, loc, cst(0), fullCols, cst(nr), ValueRange{slice.getResult()},
+        tb, loc, cst(0), fullCols, cst(nr), ValueRange{ct.slice},
         [&](OpBuilder &cb, Location, Value col, ValueRange a) {
           scf::YieldOp::create(cb, loc,
                                rowLoops(cb, a[0], col, /*inBounds=*/true));
@@ -776,21 +760,16 @@ void buildKernel(RewriterBase &rw, const Int8Contraction &c,
       // The last task's partial panel (zero padded weights; masked result
       // transfers).
       auto colRest = scf::ForOp::create(
-          rw, loc, fullCols, width, cst(nr), ValueRange{result},
+          tb, loc, fullCols, ct.width, cst(nr), ValueRange{result},
           [&](OpBuilder &cb, Location, Value col, ValueRange a) {
             scf::YieldOp::create(cb, loc,
                                  rowLoops(cb, a[0], col, /*inBounds=*/false));
           });
       result = colRest.getResult(0);
     }
-    rw.setInsertionPointToEnd(forall.getTerminator().getBody());
-    tensor::ParallelInsertSliceOp::create(
-        rw, loc, result, shared,
-        ArrayRef<OpFoldResult>{rw.getIndexAttr(0), colBase},
-        ArrayRef<OpFoldResult>{rowsV, width},
-        ArrayRef<OpFoldResult>{rw.getIndexAttr(1), rw.getIndexAttr(1)});
-  }
-  Value res = forall.getResult(0);
+    return result;
+  };
+  Value res = quench::buildColumnTasks(rw, loc, out, d.n, nt, taskBody);
   if (nb == 0) {
     res = tensor::CollapseShapeOp::create(
         rw, loc, res, ArrayRef<ReassociationIndices>{{0, 1}});
@@ -882,14 +861,6 @@ struct CPUInt8MatmulPass
 };
 
 } // namespace
-
-void quench::declareIntrinsic(ModuleOp module, StringRef name,
-                              FunctionType type) {
-  if (module.lookupSymbol(name))
-    return;
-  OpBuilder b = OpBuilder::atBlockBegin(module.getBody());
-  func::FuncOp::create(b, module.getLoc(), name, type).setPrivate();
-}
 
 std::unique_ptr<Pass> quench::createCPUInt8MatmulPass(unsigned vectorBits,
                                                       Int8DotProduct int8Dot) {
