@@ -231,22 +231,21 @@ Value TileEmitter::emit(Value out, Value row, Value colBase, Value col,
           for (int64_t set = 1; set < sets; ++set)
             part[k] = arith::AddFOp::create(bb, loc, part[k],
                                             part[set * tileVecs + k]);
-        // Looked-up codes without zero points are centred already.
-        if (d.lookup && !d.zp) {
-          for (int64_t v = 0; v < nv; ++v) {
-            Value s = readF32(bb, d.scales, {panel, blk, wcols[v]}, true);
+        // Looked-up codes without zero points are centred already: no zero
+        // point term.
+        bool centred = d.lookup && !d.zp;
+        SmallVector<Value> sxs;
+        if (!centred)
+          for (int64_t i = 0; i < mr; ++i)
+            sxs.push_back(scalarF32(bb, d.sx, {rows[i], blk}));
+        for (int64_t v = 0; v < nv; ++v) {
+          Value s = readF32(bb, d.scales, {panel, blk, wcols[v]}, true);
+          if (centred) {
             for (int64_t i = 0; i < mr; ++i)
               acc[at(i, v)] = vector::FMAOp::create(bb, loc, s, part[at(i, v)],
                                                     acc[at(i, v)]);
+            continue;
           }
-          scf::YieldOp::create(bb, loc, acc);
-          return;
-        }
-        SmallVector<Value> sxs;
-        for (int64_t i = 0; i < mr; ++i)
-          sxs.push_back(scalarF32(bb, d.sx, {rows[i], blk}));
-        for (int64_t v = 0; v < nv; ++v) {
-          Value s = readF32(bb, d.scales, {panel, blk, wcols[v]}, true);
           Value z;
           if (!d.zp)
             z = arith::ConstantOp::create(

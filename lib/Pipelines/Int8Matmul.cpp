@@ -328,8 +328,8 @@ struct EpilogueTask {
   /// The consumer's inputs with their rows collapsed like the kernel's
   /// (the product's entry unused).
   SmallVector<Value> inputs;
-  /// The task's first column and its number of columns.
-  Value colBase, width;
+  /// The task's columns (quench::buildColumnTasks).
+  quench::ColumnTask columns;
 };
 
 /// Emits register tiles of the kernel: mr rows x nv SIMD vectors of output
@@ -508,14 +508,14 @@ Value TileEmitter::emitEpilogueRow(Value out, Value row, Value col,
   // Columns of the tile inside N: all of them, or min(cols, width - col).
   OpFoldResult size = b.getIndexAttr(cols);
   if (!inBounds) {
-    Value left = arith::SubIOp::create(b, loc, epi->width, col);
+    Value left = arith::SubIOp::create(b, loc, epi->columns.width, col);
     size = arith::MinSIOp::create(b, loc, idx(b, cols), left).getResult();
     tile = tensor::ExtractSliceOp::create(
         b, loc, tile, ArrayRef<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(0)},
         ArrayRef<OpFoldResult>{b.getIndexAttr(1), size},
         ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
   }
-  Value gcol = arith::AddIOp::create(b, loc, epi->colBase, col);
+  Value gcol = arith::AddIOp::create(b, loc, epi->columns.colBase, col);
   const Int8Epilogue &e = *epi->e;
   linalg::GenericOp consumer = e.consumer;
   // The consumer's inputs on this row's columns, indexed in the (row,
@@ -711,8 +711,7 @@ void buildKernel(RewriterBase &rw, const Int8Contraction &c,
       return arith::ConstantIndexOp::create(tb, loc, v).getResult();
     };
     Value panelBase = arith::MulIOp::create(tb, loc, ct.index, cst(nt / nr));
-    task.colBase = ct.colBase;
-    task.width = ct.width;
+    task.columns = ct;
     const EpilogueTask *ep = epi ? &task : nullptr;
     Value fullCols = arith::MulIOp::create(
         tb, loc, arith::DivUIOp::create(tb, loc, ct.width, cst(nr)), cst(nr));
