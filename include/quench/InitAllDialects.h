@@ -14,8 +14,15 @@ namespace quench {
 /// Adds the quench dialect and every upstream dialect and extension.
 void registerAllDialects(mlir::DialectRegistry &registry);
 
-/// Registers the quench passes and every upstream pass.
+/// Registers the quench passes and pipelines (each target's too) and every
+/// upstream pass.
 void registerAllPasses();
+
+/// Registers every target backend (include/quench/Target/TargetBackend.h):
+/// what `--target` can select.
+void registerAllTargetBackends();
+/// Registers the command-line options of --target and of every backend.
+void registerAllTargetCLOptions();
 
 } // namespace quench
 

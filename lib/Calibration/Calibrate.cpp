@@ -5,12 +5,12 @@
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
 #include "quench/Pipelines/Pipelines.h"
+#include "quench/Target/CPU/CPUTargetBackend.h"
 #include "quench/runtime.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/Pass/PassManager.h"
-#include "mlir/Target/LLVMIR/Export.h"
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ExecutionEngine/Orc/AbsoluteSymbols.h"
@@ -261,39 +261,37 @@ static llvm::orc::SymbolMap runtimeSymbols(llvm::orc::LLJIT &jit) {
 static Expected<LoadedModel> compileAndLoad(ModuleOp module, StringRef entry,
                                             const ModelSignature &sig,
                                             const CalibrateOptions &options) {
-  // The lowering stages of the CPU pipeline (the module is prepared and
-  // stays float).
-  CPUPipelineOptions pipelineOpts;
-  pipelineOpts.prepare = false;
-  pipelineOpts.vectorBits = options.vectorBits;
-  for (const PipelineStage &stage : getCPUPipelineStages(pipelineOpts)) {
-    PassManager pm(module.getContext());
-    stage.build(pm);
-    if (failed(pm.run(module)))
-      return makeError("compiling the calibration model failed in stage '" +
-                       stage.name + "' (see above)");
-  }
+  // The shared stages after prepare (the module is prepared and stays
+  // float) and the CPU backend's: the same code the compiled model gets,
+  // without the int8 and table-lookup kernels, at -O2.
+  CPUTargetOptions cpu = options.cpu;
+  cpu.int8Dot = false;
+  cpu.codeLookup = false;
+  cpu.optLevel = 2;
+  auto backend = createCPUTargetBackend(cpu);
+  if (!backend)
+    return backend.takeError();
+  FrontPipelineOptions front;
+  front.prepare = false;
+  std::vector<PipelineStage> stages = getFrontPipelineStages(front);
+  (*backend)->appendCodegenStages(stages);
+  if (failed(runPipelineStages(module, stages)))
+    return makeError("compiling the calibration model failed (see above)");
   llvm::LLVMContext llvmContext;
-  std::unique_ptr<llvm::Module> llvmModule =
-      translateModuleToLLVMIR(module, llvmContext, sig.modelName);
+  ModelABIRequest abi;
+  abi.signature = &sig;
+  abi.entryCInterface = cInterfaceName(entry);
+  auto llvmModule = (*backend)->translateToLLVMIR(module, llvmContext, abi);
   if (!llvmModule)
-    return makeError("translating the calibration model to LLVM IR failed");
-  if (llvm::Error e = addModelABI(*llvmModule, sig, cInterfaceName(entry),
-                                  /*withMain=*/false))
-    return std::move(e);
-  auto tm = createTargetMachine(options.target);
-  if (!tm)
-    return tm.takeError();
-  llvmModule->setDataLayout((*tm)->createDataLayout());
-  packLargeConstants(*llvmModule);
-  optimizeModule(*llvmModule, **tm, 2);
+    return llvmModule.takeError();
+  (*backend)->optimizeLLVMIR(**llvmModule);
   llvm::SmallVector<char, 0> object;
   {
     llvm::raw_svector_ostream os(object);
-    if (llvm::Error e = emitObjectFile(*llvmModule, **tm, os))
+    if (llvm::Error e = (*backend)->emitObject(**llvmModule, os))
       return std::move(e);
   }
-  llvmModule.reset();
+  llvmModule->reset();
 
   llvm::InitializeNativeTarget();
   llvm::InitializeNativeTargetAsmPrinter();

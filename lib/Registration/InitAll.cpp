@@ -5,6 +5,9 @@
 #include "quench/Dialect/Quench/IR/QuenchDialect.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
 #include "quench/Pipelines/Pipelines.h"
+#include "quench/Target/CPU/CPUPipeline.h"
+#include "quench/Target/CPU/CPUTargetBackend.h"
+#include "quench/Target/TargetBackend.h"
 
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
@@ -21,4 +24,12 @@ void quench::registerAllPasses() {
   quench::registerQuenchPasses();
   quench::registerQuenchConversionPasses();
   quench::registerQuenchPipelines();
+  quench::registerCPUPipelines();
+}
+
+void quench::registerAllTargetBackends() { registerCPUTargetBackend(); }
+
+void quench::registerAllTargetCLOptions() {
+  registerTargetCLOptions();
+  registerCPUTargetCLOptions();
 }

@@ -1,6 +1,6 @@
 //===- CPUTargetTest.cpp - host target resolution and object emission ----===//
 
-#include "quench/Target/CPUTarget.h"
+#include "quench/Target/CPU/CPUTarget.h"
 
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/LLVMContext.h"

@@ -17,8 +17,8 @@
 #define QUENCH_CALIBRATION_CALIBRATE_H
 
 #include "quench/Calibration/Statistics.h"
-#include "quench/Target/CPUTarget.h"
-#include "quench/Target/ModelABI.h"
+#include "quench/Target/CPU/CPUTargetBackend.h"
+#include "quench/Target/CPU/ModelABI.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/Error.h"
@@ -80,9 +80,11 @@ struct CalibrateOptions {
   int threads = 0;
   /// Progress lines on stderr.
   bool progress = true;
-  /// CPU code generation, as for the compiled model.
-  CPUTarget target;
-  unsigned vectorBits = 256;
+  /// CPU code generation, as for the compiled model (calibration always
+  /// runs on this machine: the host CPU, or the --cpu the model is compiled
+  /// for when this machine can run it); the int8 and table-lookup kernels
+  /// are not used.
+  CPUTargetOptions cpu;
 };
 
 /// Calibrates: `module` holds the prepared float model, `entry` names its

@@ -1,8 +1,11 @@
 //===- Pipelines.h - named quench pass pipelines ----------------*- C++ -*-===//
 //
-// Pipelines are built by functions so that quench-opt (through their
-// registered names) and the compile driver (by calling the builders) run
-// exactly the same passes.
+// The shared front pipeline: the target-independent stages (prepare,
+// calibrate, quantize, to-linalg) that quench-compile, quench-opt (through
+// registered pipeline names) and calibration all run, built by functions
+// so that every driver runs exactly the same passes; the stage runner; the
+// quantization options of the compile driver. Each target backend appends
+// its code generation stages (include/quench/Target/TargetBackend.h).
 //
 //===----------------------------------------------------------------------===//
 
@@ -13,6 +16,8 @@
 #include "mlir/Pass/PassOptions.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
 #include "llvm/ADT/STLFunctionalExtras.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/Error.h"
 
 #include <optional>
 
@@ -60,45 +65,6 @@ Int8DotProduct
 selectInt8DotProduct(unsigned vectorBits,
                      llvm::function_ref<bool(llvm::StringRef)> hasFeature);
 
-/// Options of `quench-cpu-pipeline`.
-struct CPUPipelineOptions : public mlir::PassPipelineOptions<CPUPipelineOptions> {
-  Option<bool> prepare{*this, "prepare",
-                       llvm::cl::desc("Run quench-prepare first"),
-                       llvm::cl::init(true)};
-  Option<unsigned> vectorBits{
-      *this, "vector-bits",
-      llvm::cl::desc("SIMD register width the codegen stage tiles and "
-                     "vectorizes for (256: AVX2, 512: AVX-512; 0: no "
-                     "vectorization, scalar loops)"),
-      llvm::cl::init(256)};
-  Option<Int8DotProduct> int8Dot{
-      *this, "int8-dot",
-      llvm::cl::desc("Integer multiply-add instructions for int8 x int8 -> "
-                     "int32 products with constant weights (the target must "
-                     "have them at vector-bits; quench-compile chooses from "
-                     "the CPU's features)"),
-      llvm::cl::init(Int8DotProduct::None),
-      llvm::cl::values(
-          clEnumValN(Int8DotProduct::None, "none",
-                     "generic contraction (outer products on i32 lanes)"),
-          clEnumValN(Int8DotProduct::PMAddWD, "pmaddwd",
-                     "vpmaddwd on i16 pairs (AVX2, AVX-512BW)"),
-          clEnumValN(Int8DotProduct::VNNI, "vnni",
-                     "vpdpbusd on u8 x s8 quadruples (AVX-VNNI, "
-                     "AVX512-VNNI)"))};
-  Option<bool> codeLookup{
-      *this, "code-lookup",
-      llvm::cl::desc("Convert 4- and 2-bit weight codes in quantized matmul "
-                     "kernels by a 16-entry table lookup (vpermps; the "
-                     "target must have AVX-512F and vector-bits be 512; "
-                     "quench-compile chooses from the CPU's features)"),
-      llvm::cl::init(false)};
-  /// Weight quantization (the `quantize` stage, after prepare); drivers set
-  /// it (quench-compile --quant), quench-opt users run
-  /// quench-quantize-weights themselves.
-  std::optional<WeightQuantOptions> weightQuant;
-};
-
 /// Fills `out` from a --quant preset: "w8a16" (int8 per output channel,
 /// symmetric), "w4a16" / "w3a16" / "w2a16" (group-wise, group 32 unless
 /// `groupSize` >= 0 says otherwise; 0 = per channel), "w8a8" (int8 weights
@@ -109,32 +75,96 @@ struct CPUPipelineOptions : public mlir::PassPipelineOptions<CPUPipelineOptions>
 std::string parseQuantPreset(llvm::StringRef preset, int64_t groupSize,
                              std::optional<WeightQuantOptions> &out);
 
+/// Registers the quantization command-line options of the compile driver
+/// (--quant, --group-size, --asymmetric, --scale-type, --quant-head,
+/// --quant-embeddings, --quant-exclude, --quant-recipe, --algo,
+/// --gptq-act-order, --quant-threads) in their own category. They map
+/// onto quench-quantize-weights' options (WeightQuantOptions); call before
+/// parsing the command line.
+void registerQuantizationCLOptions();
+/// The category of registerQuantizationCLOptions' options.
+llvm::cl::OptionCategory &getQuantizationCLOptionCategory();
+/// The weight quantization the command line asks for (std::nullopt for
+/// --quant=none), or an error message for a bad combination.
+llvm::Expected<std::optional<WeightQuantOptions>>
+getQuantizationOptionsFromCL();
+/// The --quant preset name given on the command line ("none" by default).
+llvm::StringRef getQuantPresetFromCL();
+
 /// One named stage of a pipeline. Drivers run stages one by one so that
 /// the IR between them can be dumped (`quench-compile --dump-stages`) and
-/// compilation can stop after any of them (`--stop-after`).
+/// compilation can stop after any of them (`--stop-after-stage`). A stage
+/// is a pass pipeline (`build`) or, for the few stages that are not passes
+/// (`calibrate` runs the model), a function of the module (`run`).
 struct PipelineStage {
   std::string name;
   std::string description;
   std::function<void(mlir::OpPassManager &)> build;
+  std::function<mlir::LogicalResult(mlir::ModuleOp)> run;
 };
 
-/// The stages of `quench-cpu-pipeline`, in order:
+/// Appends a textual pipeline of upstream passes to `pm` (kept textual so
+/// that upstream's pass-constructor renames do not break the build); a
+/// malformed built-in pipeline is a fatal error.
+void addTextualPassPipeline(mlir::OpPassManager &pm, llvm::StringRef pipeline);
+
+/// Options of the shared front pipeline.
+struct FrontPipelineOptions {
+  /// Run the `prepare` stage.
+  bool prepare = true;
+  /// Runs calibration on the prepared float module (the `calibrate` stage;
+  /// lib/Calibration's addCalibrationStage sets it). The stage is absent
+  /// when unset.
+  std::function<mlir::LogicalResult(mlir::ModuleOp)> calibrate;
+  /// Weight quantization (the `quantize` stage); std::nullopt: none.
+  std::optional<WeightQuantOptions> weightQuant;
+  /// Where the quantize stage records what it did to each layer (must
+  /// outlive the pipeline run), or nullptr.
+  std::vector<LayerQuantRecord> *quantReport = nullptr;
+};
+
+/// The target-independent stages every model goes through, in order:
 ///   prepare    quench-prepare (only when opts.prepare);
+///   calibrate  run the float model on samples (only when opts.calibrate);
 ///   quantize   quench-quantize-weights (only when opts.weightQuant);
-///   to-linalg  convert-quench-to-linalg, canonicalize;
-///   codegen    tiling, fusion and vectorization on tensors;
-///   bufferize  one-shot-bufferize (function boundaries with identity
-///              layouts: public functions take and return dense row-major
-///              buffers), then the buffer-deallocation pipeline (every
-///              buffer is freed; returned buffers are fresh allocations
-///              owned by the caller);
-///   to-llvm    vector/linalg/scf/memref/arith/math/func → LLVM dialect.
-std::vector<PipelineStage> getCPUPipelineStages(const CPUPipelineOptions &opts);
+///   to-linalg  convert-quench-to-linalg, canonicalize.
+/// A target backend appends its code generation stages after these.
+std::vector<PipelineStage>
+getFrontPipelineStages(const FrontPipelineOptions &opts);
 
-/// quench → LLVM dialect for the CPU: every stage of getCPUPipelineStages.
-void buildCPUPipeline(mlir::OpPassManager &pm, const CPUPipelineOptions &opts);
+/// How runPipelineStages runs.
+struct StageRunOptions {
+  /// Stop after the stage of this name (empty: run every stage).
+  std::string stopAfter;
+  /// Apply the pass manager's command-line options (timing, IR printing).
+  bool applyPassManagerCLOptions = false;
+  /// Called before each stage.
+  std::function<void(const PipelineStage &)> beforeStage;
+  /// Called after each stage; a failure stops the run.
+  std::function<mlir::LogicalResult(const PipelineStage &)> afterStage;
+};
 
-/// Registers every quench pipeline with the global pass registry.
+/// Runs `stages` on `module` one by one (each pass stage in a pass
+/// manager of its own). A failing pass stage is reported by one error,
+/// "stage 'NAME' failed (see above)", after the passes' own diagnostics; a
+/// failing `run` stage reports its own error.
+mlir::LogicalResult runPipelineStages(mlir::ModuleOp module,
+                                      llvm::ArrayRef<PipelineStage> stages,
+                                      const StageRunOptions &options = {});
+
+/// The names of `stages` ("prepare to-linalg ..."), for messages.
+std::string getStageNames(llvm::ArrayRef<PipelineStage> stages);
+
+/// Fails with one error per quench op left in `module` after the
+/// to-linalg stage ("'quench.X' has no <target> lowering yet") and one
+/// summary error, so that ops a target cannot lower are all listed at
+/// once instead of failing later with an obscure message.
+mlir::LogicalResult verifyNoQuenchOpsLeft(mlir::ModuleOp module,
+                                          llvm::StringRef targetDisplayName);
+
+/// Registers the target-independent pipelines (quench-prepare) with the
+/// global pass registry; targets register theirs
+/// (registerAllTargetBackends).
 void registerQuenchPipelines();
 
 } // namespace quench

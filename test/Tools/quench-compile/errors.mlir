@@ -28,7 +28,7 @@
 // RUN: not quench-compile %s --entry=good -o %t/no/such/dir/x --emit=obj 2>&1 | FileCheck %s --check-prefix=NODIR
 // NODIR: error: {{.*}}no/such/dir
 // RUN: not quench-compile %s --entry=good -o %t/x --target=cuda 2>&1 | FileCheck %s --check-prefix=TARGET
-// TARGET: error: unsupported --target 'cuda'
+// TARGET: error: unknown --target 'cuda': registered targets: cpu
 // Nothing was written.
 // RUN: ls %t | count 0
 

@@ -493,6 +493,13 @@ struct QuenchQuantizeWeightsPass
     : public quench::impl::QuenchQuantizeWeightsBase<
           QuenchQuantizeWeightsPass> {
   using Base::Base;
+  /// With calibration results and a report (createQuenchQuantizeWeights
+  /// with WeightQuantOptions).
+  QuenchQuantizeWeightsPass(WeightQuantOptions options,
+                            std::vector<LayerQuantRecord> *report)
+      : Base(options), inputRange(std::move(options.inputRange)),
+        inputGram(std::move(options.inputGram)), report(report) {}
+
   void runOnOperation() override {
     WeightQuantOptions o;
     o.bits = bits;
@@ -508,18 +515,26 @@ struct QuenchQuantizeWeightsPass
     o.gptqDampening = gptqDampening;
     o.threads = threads;
     o.activations = activations;
-    if (staticInputRange > 0) {
-      float range = static_cast<float>(staticInputRange);
-      o.inputRange = [range](StringRef) -> std::optional<float> {
-        return range;
-      };
-    }
-    if (failed(quantizeWeights(getOperation(), o, nullptr)))
+    o.staticInputRange = staticInputRange;
+    o.inputRange = inputRange;
+    o.inputGram = inputGram;
+    if (failed(quantizeWeights(getOperation(), o, report)))
       signalPassFailure();
   }
+
+  std::function<std::optional<float>(llvm::StringRef)> inputRange;
+  std::function<const std::vector<double> *(llvm::StringRef)> inputGram;
+  std::vector<LayerQuantRecord> *report = nullptr;
 };
 
 } // namespace
+
+std::unique_ptr<Pass>
+quench::createQuenchQuantizeWeights(WeightQuantOptions options,
+                                    std::vector<LayerQuantRecord> *report) {
+  return std::make_unique<QuenchQuantizeWeightsPass>(std::move(options),
+                                                     report);
+}
 
 LogicalResult quench::quantizeWeights(ModuleOp module,
                                       const WeightQuantOptions &options,
@@ -644,6 +659,8 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
           std::optional<float> range;
           if (options.inputRange)
             range = options.inputRange(rec.name);
+          else if (options.staticInputRange > 0)
+            range = static_cast<float>(options.staticInputRange);
           if (!range || !std::isfinite(*range) || *range < 0)
             noRange.push_back(rec.name);
           else

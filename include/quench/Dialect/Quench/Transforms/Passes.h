@@ -27,44 +27,20 @@ void populateRaiseOpsPatterns(mlir::RewritePatternSet &patterns);
 /// Adds the patterns of `quench-fold-qdq` to `patterns`.
 void populateFoldQDQPatterns(mlir::RewritePatternSet &patterns);
 
-/// Options of weight quantization (the pass options of
-/// quench-quantize-weights, as a struct for drivers).
-struct WeightQuantOptions {
-  unsigned bits = 8;
-  int64_t groupSize = 0; ///< 0: one group per output channel
-  bool symmetric = true;
-  std::string scaleType = "f16"; ///< "f16" or "f32"
-  bool quantizeHead = true;
-  /// Also quantize embedding tables (a gather on axis 0 of a constant f32
-  /// [V, D] table): int8 codes per row, symmetric, f32 row scales,
-  /// dequantized after the lookup.
-  bool quantizeEmbeddings = false;
-  std::vector<std::string> exclude; ///< glob patterns of layer names
-  std::string recipe;               ///< JSON recipe file, or empty
-
-  /// Weight rounding algorithm: "rtn" (round to nearest) or "gptq"
-  /// (error compensation with the input Gram matrix of each layer; needs
-  /// `inputGram`).
-  std::string algo = "rtn";
-  /// GPTQ: quantize the inputs in order of decreasing energy (H[k, k]);
-  /// the groups stay contiguous, so this costs nothing at run time.
-  bool gptqActOrder = true;
-  /// GPTQ: dampening added to H's diagonal, as a fraction of its mean.
-  double gptqDampening = 0.01;
-  /// Threads of the GPTQ numerics (0: the hardware concurrency); the
-  /// result does not depend on it.
-  unsigned threads = 0;
-
-  /// Activation quantization of the quantized linears: "none" (W*A16:
-  /// float activations), "static" (W8A8 with a per-tensor input scale from
-  /// calibration: needs `inputRange`), "dynamic" (W8A8 with per-token input
-  /// scales computed at run time). Only with bits == 8.
-  std::string activations = "none";
+/// Weight quantization as drivers run it: the options of
+/// quench-quantize-weights (generated from Passes.td, the one definition
+/// of every quantization option) plus the calibration results, which
+/// cannot travel as pass options.
+struct WeightQuantOptions : public QuenchQuantizeWeightsOptions {
+  WeightQuantOptions() = default;
+  WeightQuantOptions(const QuenchQuantizeWeightsOptions &options)
+      : QuenchQuantizeWeightsOptions(options) {}
 
   /// Calibration results, looked up by layer name (the linear's name, see
   /// LayerQuantRecord::name). Drivers fill these from lib/Calibration.
   /// The symmetric range (max |x|, after the range estimator) of a layer's
-  /// input; std::nullopt when the layer was not observed.
+  /// input; std::nullopt when the layer was not observed. Unset: the
+  /// `static-input-range` option, if any, applies to every layer.
   std::function<std::optional<float>(llvm::StringRef layer)> inputRange;
   /// The Gram matrix X^T X (row-major [K, K], summed over every calibration
   /// row) of a layer's input, or nullptr when not observed.
@@ -98,6 +74,14 @@ std::string getLayerName(mlir::Location loc);
 mlir::LogicalResult quantizeWeights(mlir::ModuleOp module,
                                     const WeightQuantOptions &options,
                                     std::vector<LayerQuantRecord> *report);
+
+/// quench-quantize-weights with calibration results: the pass the
+/// `quantize` stage of the front pipeline runs. Appends one record per
+/// linear with a constant weight to `*report` when given (it must outlive
+/// the pass run).
+std::unique_ptr<mlir::Pass>
+createQuenchQuantizeWeights(WeightQuantOptions options,
+                            std::vector<LayerQuantRecord> *report);
 
 #define GEN_PASS_REGISTRATION
 #include "quench/Dialect/Quench/Transforms/Passes.h.inc"

@@ -1,6 +1,6 @@
 //===- CPUTarget.cpp - host/explicit CPU targets, object emission ---------===//
 
-#include "quench/Target/CPUTarget.h"
+#include "quench/Target/CPU/CPUTarget.h"
 
 #include "llvm/ADT/StringMap.h"
 #include "llvm/IR/Constants.h"

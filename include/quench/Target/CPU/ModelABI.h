@@ -25,6 +25,7 @@ class Module;
 } // namespace llvm
 
 namespace mlir {
+class ModuleOp;
 namespace func {
 class FuncOp;
 } // namespace func
@@ -71,6 +72,29 @@ llvm::Expected<ModelSignature> getModelSignature(mlir::func::FuncOp func,
 /// The name of the C-interface wrapper MLIR generates for a function that
 /// carries `llvm.emit_c_interface`.
 std::string cInterfaceName(llvm::StringRef funcName);
+
+/// The function of `module` to compile: the one named `entryName`, else
+/// the only public function with a body. Fails with one message naming the
+/// candidates.
+llvm::Expected<mlir::func::FuncOp> findEntryFunction(mlir::ModuleOp module,
+                                                     llvm::StringRef entryName);
+
+/// A model's entry function, ready for the C ABI.
+struct ModelEntry {
+  /// The function's new name, `<modelName>_graph` (its C-interface wrapper
+  /// is cInterfaceName(graphFunc)).
+  std::string graphFunc;
+  ModelSignature signature;
+};
+
+/// Reads the signature of `entry` (getModelSignature), then renames it
+/// (and its uses) to the private, model-specific `<modelName>_graph` (so
+/// that `main` stays free for executables and no two models' symbols
+/// clash), marks it `llvm.emit_c_interface` and drops the `quench.name`
+/// argument and result attributes, which now live in the signature.
+llvm::Expected<ModelEntry> prepareModelEntry(mlir::ModuleOp module,
+                                             mlir::func::FuncOp entry,
+                                             llvm::StringRef modelName);
 
 /// Adds the model's C ABI to `module`, which holds the lowered model whose
 /// C-interface wrapper is `cInterfaceFunc`: the `<name>_model` descriptor,

@@ -9,10 +9,11 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "quench/Target/ModelABI.h"
+#include "quench/Target/CPU/ModelABI.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/SymbolTable.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/IR/Constants.h"
@@ -179,6 +180,56 @@ quench::getModelSignature(mlir::func::FuncOp func, StringRef modelName) {
 
 std::string quench::cInterfaceName(StringRef funcName) {
   return ("_mlir_ciface_" + funcName).str();
+}
+
+Expected<mlir::func::FuncOp>
+quench::findEntryFunction(mlir::ModuleOp module, StringRef entryName) {
+  SmallVector<mlir::func::FuncOp> candidates;
+  for (auto f : module.getOps<mlir::func::FuncOp>()) {
+    if (!entryName.empty() ? f.getSymName() == entryName
+                           : (f.isPublic() && !f.isDeclaration()))
+      candidates.push_back(f);
+  }
+  if (candidates.size() == 1 && !candidates.front().isDeclaration())
+    return candidates.front();
+  if (!entryName.empty())
+    return makeError("the module has no function '" + entryName +
+                     "' with a body");
+  std::string names;
+  for (auto f : candidates)
+    names += " @" + f.getSymName().str();
+  return makeError(candidates.empty()
+                       ? Twine("the module has no public function to compile")
+                       : Twine("the module has several public functions:") +
+                             names + "; choose one with --entry");
+}
+
+Expected<quench::ModelEntry>
+quench::prepareModelEntry(mlir::ModuleOp module, mlir::func::FuncOp entry,
+                          StringRef modelName) {
+  auto sig = getModelSignature(entry, modelName);
+  if (!sig)
+    return sig.takeError();
+  ModelEntry out;
+  out.signature = std::move(*sig);
+  // A private, model-specific name: `main` stays free for executables and
+  // the symbol cannot clash with another model's.
+  out.graphFunc = modelName.str() + "_graph";
+  mlir::MLIRContext *ctx = module.getContext();
+  if (module.lookupSymbol(out.graphFunc))
+    return makeError("the module already has a symbol '" + out.graphFunc +
+                     "'");
+  if (failed(mlir::SymbolTable::replaceAllSymbolUses(
+          entry, mlir::StringAttr::get(ctx, out.graphFunc), module)))
+    return makeError("cannot rename the entry function");
+  entry.setSymName(out.graphFunc);
+  entry->setAttr("llvm.emit_c_interface", mlir::UnitAttr::get(ctx));
+  // The names now live in the signature; LLVM has no use for them.
+  for (unsigned i = 0; i < entry.getNumArguments(); ++i)
+    entry.removeArgAttr(i, "quench.name");
+  for (unsigned i = 0; i < entry.getNumResults(); ++i)
+    entry.removeResultAttr(i, mlir::StringAttr::get(ctx, "quench.name"));
+  return out;
 }
 
 /// An internal constant global holding a NUL-terminated string.

@@ -1,0 +1,95 @@
+//===- CPUPipeline.h - the CPU backend's code generation stages -*- C++ -*-===//
+//
+// The stages the CPU target appends after the shared front pipeline
+// (codegen, bufferize, to-llvm), and `quench-cpu-pipeline`, the whole
+// pipeline as quench-opt runs it: the front stages (without calibration and
+// quantization, which need a driver) followed by these.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QUENCH_TARGET_CPU_CPUPIPELINE_H
+#define QUENCH_TARGET_CPU_CPUPIPELINE_H
+
+#include "quench/Pipelines/Pipelines.h"
+
+#include "mlir/Pass/PassOptions.h"
+
+#include <vector>
+
+namespace quench {
+
+/// How the CPU code generation stages generate code.
+struct CPUCodegenOptions {
+  /// SIMD register width in bits (256: AVX2, 512: AVX-512; 0: scalar loops).
+  unsigned vectorBits = 256;
+  /// Integer multiply-add instructions for int8 products.
+  Int8DotProduct int8Dot = Int8DotProduct::None;
+  /// 4- and 2-bit weight codes converted by a table lookup (AVX-512F).
+  bool codeLookup = false;
+};
+
+/// Appends the CPU stages, in order:
+///   codegen    tiling, fusion and vectorization on tensors;
+///   bufferize  one-shot-bufferize (function boundaries with identity
+///              layouts: public functions take and return dense row-major
+///              buffers), then the buffer-deallocation pipeline (every
+///              buffer is freed; returned buffers are fresh allocations
+///              owned by the caller);
+///   to-llvm    vector/linalg/scf/memref/arith/math/func → LLVM dialect.
+void appendCPUCodegenStages(std::vector<PipelineStage> &stages,
+                            const CPUCodegenOptions &opts);
+
+/// Options of `quench-cpu-pipeline`.
+struct CPUPipelineOptions : public mlir::PassPipelineOptions<CPUPipelineOptions> {
+  Option<bool> prepare{*this, "prepare",
+                       llvm::cl::desc("Run quench-prepare first"),
+                       llvm::cl::init(true)};
+  Option<unsigned> vectorBits{
+      *this, "vector-bits",
+      llvm::cl::desc("SIMD register width the codegen stage tiles and "
+                     "vectorizes for (256: AVX2, 512: AVX-512; 0: no "
+                     "vectorization, scalar loops)"),
+      llvm::cl::init(256)};
+  Option<Int8DotProduct> int8Dot{
+      *this, "int8-dot",
+      llvm::cl::desc("Integer multiply-add instructions for int8 x int8 -> "
+                     "int32 products with constant weights (the target must "
+                     "have them at vector-bits; quench-compile chooses from "
+                     "the CPU's features)"),
+      llvm::cl::init(Int8DotProduct::None),
+      llvm::cl::values(
+          clEnumValN(Int8DotProduct::None, "none",
+                     "generic contraction (outer products on i32 lanes)"),
+          clEnumValN(Int8DotProduct::PMAddWD, "pmaddwd",
+                     "vpmaddwd on i16 pairs (AVX2, AVX-512BW)"),
+          clEnumValN(Int8DotProduct::VNNI, "vnni",
+                     "vpdpbusd on u8 x s8 quadruples (AVX-VNNI, "
+                     "AVX512-VNNI)"))};
+  Option<bool> codeLookup{
+      *this, "code-lookup",
+      llvm::cl::desc("Convert 4- and 2-bit weight codes in quantized matmul "
+                     "kernels by a 16-entry table lookup (vpermps; the "
+                     "target must have AVX-512F and vector-bits be 512; "
+                     "quench-compile chooses from the CPU's features)"),
+      llvm::cl::init(false)};
+
+  CPUCodegenOptions getCodegenOptions() const {
+    return {vectorBits, int8Dot, codeLookup};
+  }
+};
+
+/// The stages of `quench-cpu-pipeline`: the front pipeline's (prepare only
+/// when opts.prepare; no calibration or quantization: quench-opt users run
+/// quench-quantize-weights themselves) and appendCPUCodegenStages'.
+std::vector<PipelineStage> getCPUPipelineStages(const CPUPipelineOptions &opts);
+
+/// quench → LLVM dialect for the CPU: every stage of getCPUPipelineStages.
+void buildCPUPipeline(mlir::OpPassManager &pm, const CPUPipelineOptions &opts);
+
+/// Registers quench-cpu-pipeline and quench-cpu-codegen (the codegen stage
+/// alone) with the global pass registry.
+void registerCPUPipelines();
+
+} // namespace quench
+
+#endif // QUENCH_TARGET_CPU_CPUPIPELINE_H

@@ -1,0 +1,182 @@
+//===- CalibrationStage.cpp - calibration in the front pipeline -----------===//
+
+#include "quench/Calibration/CalibrationStage.h"
+
+#include "mlir/IR/Diagnostics.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/ManagedStatic.h"
+
+using namespace llvm;
+using namespace quench::calib;
+
+static Error makeError(const Twine &msg) {
+  return createStringError(inconvertibleErrorCode(), msg);
+}
+
+Expected<CalibrationStats>
+quench::calib::obtainCalibration(mlir::ModuleOp module, StringRef entry,
+                                 const ModelSignature &sig,
+                                 const CalibrationRequest &request) {
+  auto note = [&]() {
+    return mlir::emitRemark(mlir::UnknownLoc::get(module.getContext()));
+  };
+  auto modelSum = checksumFile(request.modelPath);
+  if (!modelSum)
+    return modelSum.takeError();
+  // The statistics depend on the model file and on the shapes it was
+  // compiled with.
+  std::string modelKey = *modelSum;
+  for (const std::string &s : request.shapes)
+    modelKey += ";shape=" + s;
+  if (!request.entryName.empty())
+    modelKey += ";entry=" + request.entryName;
+
+  const std::string &dir = request.samplesDir, &cache = request.cachePath;
+  std::vector<Sample> samples;
+  std::string dataKey;
+  if (!dir.empty()) {
+    auto listed = listSamples(dir, sig);
+    if (!listed)
+      return listed.takeError();
+    samples = std::move(*listed);
+    auto sum = checksumSamples(samples);
+    if (!sum)
+      return sum.takeError();
+    dataKey = *sum + (request.gram ? ";gram" : "");
+  }
+
+  if (!cache.empty() && sys::fs::exists(cache)) {
+    CalibrationStats cached;
+    std::string why = readCache(cache, cached);
+    bool unreadable = !why.empty();
+    if (why.empty() && cached.modelChecksum != modelKey)
+      why = "calibration cache '" + cache +
+            "' was made for another model (or other --shape options)";
+    if (why.empty() && !dir.empty() && cached.dataChecksum != dataKey)
+      why = "the samples in '" + dir + "' differ from those '" + cache +
+            "' was made from";
+    if (why.empty()) {
+      note() << "using the calibration statistics in '" << cache << "' ("
+             << cached.samples << " sample"
+             << (cached.samples == 1 ? "" : "s") << ")";
+      return cached;
+    }
+    if (dir.empty())
+      return makeError(unreadable ? why
+                                  : why + "; give --calib=DIR to recalibrate");
+    note() << why << "; recalibrating";
+  } else if (dir.empty()) {
+    return makeError("calibration cache '" + cache +
+                     "' does not exist; give --calib=DIR to create it");
+  }
+
+  CalibrateOptions opts;
+  opts.gram = request.gram;
+  opts.cpu = request.cpu;
+  auto stats = calibrate(module, entry, sig, samples, opts);
+  if (!stats)
+    return stats.takeError();
+  stats->modelChecksum = modelKey;
+  stats->dataChecksum = dataKey;
+  if (!cache.empty()) {
+    std::string err = writeCache(cache, *stats);
+    if (!err.empty())
+      return makeError(err);
+  }
+  return std::move(*stats);
+}
+
+void quench::calib::addCalibrationStage(FrontPipelineOptions &opts,
+                                        CalibrationStage &stage) {
+  opts.calibrate = [&stage](mlir::ModuleOp module) -> mlir::LogicalResult {
+    auto stats = obtainCalibration(module, stage.entry, *stage.signature,
+                                   stage.request);
+    if (!stats)
+      return mlir::emitError(mlir::UnknownLoc::get(module.getContext()))
+             << toString(stats.takeError());
+    stage.stats = std::move(*stats);
+    return mlir::success();
+  };
+  if (!opts.weightQuant)
+    return;
+  const CalibrationStage *s = &stage;
+  opts.weightQuant->inputRange = [s](StringRef layer) -> std::optional<float> {
+    const TensorStats *t = s->stats ? s->stats->findLayerInput(layer.str())
+                                    : nullptr;
+    if (!t)
+      return std::nullopt;
+    return static_cast<float>(
+        t->range(s->request.rangeMethod, s->request.percentile, 8));
+  };
+  opts.weightQuant->inputGram =
+      [s](StringRef layer) -> const std::vector<double> * {
+    const TensorStats *t = s->stats ? s->stats->findLayerInput(layer.str())
+                                    : nullptr;
+    return t && !t->gram.empty() ? &t->gram : nullptr;
+  };
+}
+
+namespace {
+struct CalibrationCLOptions {
+  cl::OptionCategory category{"quench-compile calibration options"};
+  cl::opt<std::string> dir{
+      "calib",
+      cl::desc("Calibrate on the samples in DIR: DIR/<sample>/<input>.npy "
+               "(one directory per sample, files named after the graph "
+               "inputs) or DIR/<input>.npy (one sample); "
+               "docs/calibration.md"),
+      cl::value_desc("DIR"), cl::cat(category)};
+  cl::opt<std::string> cache{
+      "calib-cache",
+      cl::desc("Calibration statistics file: read when it exists and was "
+               "made for this model (and, with --calib, these samples), else "
+               "written after calibrating"),
+      cl::value_desc("FILE"), cl::cat(category)};
+  cl::opt<std::string> method{
+      "calib-method",
+      cl::desc("Activation range estimator for static quantization: minmax "
+               "(default), percentile, mse, entropy"),
+      cl::init("minmax"), cl::cat(category)};
+  cl::opt<double> percentile{
+      "calib-percentile",
+      cl::desc("Percentile of |x| for --calib-method=percentile (default "
+               "99.99)"),
+      cl::init(99.99), cl::cat(category)};
+  cl::opt<bool> gram{
+      "calib-gram",
+      cl::desc("Record the Gram matrix X^T X of every linear's input (for "
+               "GPTQ; K*K doubles each; default true)"),
+      cl::init(true), cl::cat(category)};
+};
+} // namespace
+
+static ManagedStatic<CalibrationCLOptions> clOptions;
+
+void quench::calib::registerCalibrationCLOptions() { *clOptions; }
+
+cl::OptionCategory &quench::calib::getCalibrationCLOptionCategory() {
+  return clOptions->category;
+}
+
+Expected<std::optional<CalibrationRequest>>
+quench::calib::getCalibrationRequestFromCL() {
+  std::optional<CalibrationRequest> out;
+  if (!clOptions.isConstructed())
+    return out;
+  CalibrationCLOptions &o = *clOptions;
+  std::optional<RangeMethod> method = parseRangeMethod(o.method);
+  if (!method)
+    return makeError("unknown --calib-method '" + o.method +
+                     "': use minmax, percentile, mse or entropy");
+  if (!(o.percentile > 0 && o.percentile <= 100))
+    return makeError("--calib-percentile must be in (0, 100]");
+  if (o.dir.empty() && o.cache.empty())
+    return out;
+  out.emplace();
+  out->samplesDir = o.dir;
+  out->cachePath = o.cache;
+  out->rangeMethod = *method;
+  out->percentile = o.percentile;
+  out->gram = o.gram;
+  return out;
+}

@@ -1,0 +1,166 @@
+//===- QuantizationOptions.cpp - --quant presets and command-line options -===//
+//
+// The compile driver's quantization options. They are registered by the
+// library (as CIRCT's registerFirtoolCLOptions does) so that the driver
+// only parses its command line: every option maps onto one field of the
+// options quench-quantize-weights declares in Passes.td (WeightQuantOptions
+// derives from the generated struct), which is the one definition of what
+// weight quantization can be told.
+//
+//===----------------------------------------------------------------------===//
+
+#include "quench/Pipelines/Pipelines.h"
+
+#include "llvm/ADT/StringSwitch.h"
+#include "llvm/Support/ManagedStatic.h"
+
+using namespace llvm;
+
+std::string quench::parseQuantPreset(StringRef preset, int64_t groupSize,
+                                     std::optional<WeightQuantOptions> &out) {
+  out.reset();
+  if (preset == "none")
+    return "";
+  unsigned bits = StringSwitch<unsigned>(preset)
+                      .Cases({"w8a16", "w8a8", "w8a8-dynamic"}, 8)
+                      .Case("w4a16", 4)
+                      .Case("w3a16", 3)
+                      .Case("w2a16", 2)
+                      .Default(0);
+  if (!bits)
+    return "unknown quantization '" + preset.str() +
+           "': use none, w8a16, w4a16, w3a16, w2a16, w8a8 or w8a8-dynamic";
+  WeightQuantOptions q;
+  q.bits = bits;
+  if (preset == "w8a8")
+    q.activations = "static";
+  else if (preset == "w8a8-dynamic")
+    q.activations = "dynamic";
+  if (q.activations != "none" && groupSize > 0)
+    return "--quant=" + preset.str() +
+           " quantizes weights per output channel: --group-size must be 0";
+  q.groupSize = groupSize >= 0 ? groupSize : (bits == 8 ? 0 : 32);
+  if ((q.groupSize * bits) % 8 != 0)
+    return "group size " + std::to_string(q.groupSize) + " does not pack " +
+           std::to_string(bits) + "-bit codes into whole bytes (use a "
+           "multiple of 8)";
+  out = q;
+  return "";
+}
+
+namespace {
+/// The options, created by registerQuantizationCLOptions (tools that do
+/// not call it, such as quench-opt, do not get them).
+struct QuantizationCLOptions {
+  cl::OptionCategory category{"quench-compile quantization options"};
+  cl::opt<std::string> quant{
+      "quant",
+      cl::desc("Weight quantization of the linear layers: none (default), "
+               "w8a16 (int8 per output channel, symmetric: the W8A16 of the "
+               "founding example), w4a16, w3a16, w2a16 (group-wise, see "
+               "--group-size; activations stay float), w8a8 (int8 weights "
+               "per channel and int8 activations with static per-tensor "
+               "scales: needs calibration, --calib or --calib-cache), "
+               "w8a8-dynamic (int8 activations with per-token scales "
+               "computed at run time)"),
+      cl::init("none"), cl::value_desc("SCHEME"), cl::cat(category)};
+  cl::opt<int64_t> groupSize{
+      "group-size",
+      cl::desc("Input features per quantization group (default: 0 = per "
+               "output channel for w8a16, 32 for w4a16/w3a16/w2a16)"),
+      cl::init(-1), cl::value_desc("N"), cl::cat(category)};
+  cl::opt<bool> asymmetric{
+      "asymmetric",
+      cl::desc("Asymmetric codes with a zero point per group (default: "
+               "symmetric)"),
+      cl::cat(category)};
+  cl::opt<std::string> scaleType{
+      "scale-type", cl::desc("Storage of the scales: f16 (default) or f32"),
+      cl::init("f16"), cl::cat(category)};
+  cl::opt<bool> quantHead{
+      "quant-head",
+      cl::desc("Quantize the output projection too (default: true; "
+               "--quant-head=false keeps it float)"),
+      cl::init(true), cl::cat(category)};
+  cl::opt<bool> quantEmbeddings{
+      "quant-embeddings",
+      cl::desc("Also quantize embedding tables: int8 per row (symmetric, "
+               "f32 scales), dequantized after the lookup (default: false)"),
+      cl::cat(category)};
+  cl::list<std::string> exclude{
+      "quant-exclude",
+      cl::desc("Keep layers whose name (ONNX node name) matches this glob "
+               "in float (repeatable)"),
+      cl::value_desc("GLOB"), cl::cat(category)};
+  cl::opt<std::string> recipe{
+      "quant-recipe",
+      cl::desc("JSON file of per-layer overrides (docs/quantization.md)"),
+      cl::value_desc("FILE"), cl::cat(category)};
+  cl::opt<std::string> algo{
+      "algo",
+      cl::desc("Weight rounding algorithm: rtn (round to nearest, default) "
+               "or gptq (GPTQ error compensation; needs calibration "
+               "statistics, --calib or --calib-cache)"),
+      cl::init("rtn"), cl::value_desc("rtn|gptq"), cl::cat(category)};
+  cl::opt<bool> gptqActOrder{
+      "gptq-act-order",
+      cl::desc("GPTQ: quantize input features by decreasing calibration "
+               "energy (default: true; groups stay contiguous, no run-time "
+               "cost)"),
+      cl::init(true), cl::cat(category)};
+  cl::opt<unsigned> threads{
+      "quant-threads",
+      cl::desc("Threads of the GPTQ numerics (default: 0 = the hardware "
+               "concurrency; the result is the same for every count)"),
+      cl::init(0), cl::value_desc("N"), cl::cat(category)};
+};
+} // namespace
+
+static ManagedStatic<QuantizationCLOptions> clOptions;
+
+void quench::registerQuantizationCLOptions() { *clOptions; }
+
+cl::OptionCategory &quench::getQuantizationCLOptionCategory() {
+  return clOptions->category;
+}
+
+StringRef quench::getQuantPresetFromCL() {
+  if (!clOptions.isConstructed())
+    return "none";
+  return clOptions->quant;
+}
+
+Expected<std::optional<quench::WeightQuantOptions>>
+quench::getQuantizationOptionsFromCL() {
+  auto error = [](const Twine &msg) {
+    return createStringError(inconvertibleErrorCode(), msg);
+  };
+  std::optional<WeightQuantOptions> out;
+  if (!clOptions.isConstructed())
+    return out;
+  QuantizationCLOptions &o = *clOptions;
+  if (std::string err = parseQuantPreset(o.quant, o.groupSize, out);
+      !err.empty())
+    return error(err);
+  if (!out && (o.asymmetric || !o.exclude.empty() || !o.recipe.empty() ||
+               o.groupSize.getNumOccurrences() ||
+               o.algo.getNumOccurrences() || o.quantEmbeddings))
+    return error("--group-size, --asymmetric, --quant-exclude, "
+                 "--quant-recipe, --quant-embeddings and --algo need --quant "
+                 "(e.g. --quant=w4a16)");
+  if (o.algo != "rtn" && o.algo != "gptq")
+    return error("--algo must be rtn or gptq, got '" + o.algo + "'");
+  if (out) {
+    WeightQuantOptions &q = *out;
+    q.symmetric = !o.asymmetric;
+    q.scaleType = o.scaleType;
+    q.quantizeHead = o.quantHead;
+    q.quantizeEmbeddings = o.quantEmbeddings;
+    q.exclude.assign(o.exclude.begin(), o.exclude.end());
+    q.recipe = o.recipe;
+    q.algo = o.algo;
+    q.gptqActOrder = o.gptqActOrder;
+    q.threads = o.threads;
+  }
+  return out;
+}

@@ -1,0 +1,90 @@
+//===- DriverUtils.cpp - what the command-line tools share ----------------===//
+
+#include "quench/Support/DriverUtils.h"
+
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/Location.h"
+#include "mlir/IR/MLIRContext.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/WithColor.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <sys/resource.h>
+
+using namespace llvm;
+
+std::string quench::getUserLocationString(mlir::Location loc) {
+  if (auto fl = dyn_cast<mlir::FileLineColLoc>(loc)) {
+    if (fl.getLine() == 0)
+      return fl.getFilename().str();
+    return (fl.getFilename().getValue() + ":" + Twine(fl.getLine()) + ":" +
+            Twine(fl.getColumn()))
+        .str();
+  }
+  if (auto nl = dyn_cast<mlir::NameLoc>(loc)) {
+    std::string inner = getUserLocationString(nl.getChildLoc());
+    return "'" + nl.getName().str() + "'" +
+           (inner.empty() ? "" : " (" + inner + ")");
+  }
+  if (auto fused = dyn_cast<mlir::FusedLoc>(loc)) {
+    std::string out;
+    for (mlir::Location l : fused.getLocations()) {
+      std::string part = getUserLocationString(l);
+      if (!part.empty())
+        out += (out.empty() ? "" : ", ") + part;
+    }
+    return out;
+  }
+  if (auto cs = dyn_cast<mlir::CallSiteLoc>(loc))
+    return getUserLocationString(cs.getCallee());
+  return "";
+}
+
+void quench::installDiagnosticPrinter(mlir::MLIRContext &context,
+                                      StringRef toolName) {
+  context.printOpOnDiagnostic(false);
+  std::string tool = toolName.str();
+  context.getDiagEngine().registerHandler([tool](mlir::Diagnostic &diag) {
+    auto &os = diag.getSeverity() == mlir::DiagnosticSeverity::Error
+                   ? WithColor::error(errs(), tool)
+               : diag.getSeverity() == mlir::DiagnosticSeverity::Warning
+                   ? WithColor::warning(errs(), tool)
+                   : WithColor::note(errs(), tool);
+    std::string loc = getUserLocationString(diag.getLocation());
+    if (!loc.empty())
+      os << loc << ": ";
+    os << diag.str() << "\n";
+    for (const mlir::Diagnostic &note : diag.getNotes())
+      WithColor::note(errs(), tool) << note.str() << "\n";
+    return mlir::success();
+  });
+}
+
+void quench::PhaseTimer::start(StringRef phase) {
+  stop();
+  current = phase.str();
+  begin = std::chrono::steady_clock::now();
+}
+
+void quench::PhaseTimer::stop() {
+  if (current.empty())
+    return;
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                           begin)
+                 .count();
+  total += s;
+  if (enabled)
+    errs() << format("time: %-22s %8.3f s\n", current.c_str(), s);
+  current.clear();
+}
+
+void quench::PhaseTimer::finish() {
+  stop();
+  if (!enabled)
+    return;
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  errs() << format("time: %-22s %8.3f s\n", "total", total)
+         << format("peak memory: %.1f MB\n", ru.ru_maxrss / 1024.0);
+}

@@ -1,0 +1,114 @@
+//===- CPUPipeline.cpp - the CPU backend's code generation stages --------===//
+
+#include "quench/Target/CPU/CPUPipeline.h"
+
+#include "../../Pipelines/CPUCodegen.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Pass/PassRegistry.h"
+
+using namespace mlir;
+
+void quench::appendCPUCodegenStages(std::vector<PipelineStage> &stages,
+                                    const CPUCodegenOptions &opts) {
+  unsigned vectorBits = opts.vectorBits;
+  Int8DotProduct int8Dot = opts.int8Dot;
+  bool codeLookup = opts.codeLookup;
+  stages.push_back(
+      {"codegen", "tiling, fusion and vectorization on tensors",
+       [vectorBits, int8Dot, codeLookup](OpPassManager &pm) {
+         pm.addNestedPass<func::FuncOp>(createCPUFuseElementwisePass());
+         addTextualPassPipeline(pm, "canonicalize,cse");
+         if (vectorBits == 0)
+           return;
+         pm.addNestedPass<func::FuncOp>(createCPUPretransposeRhsPass());
+         pm.addPass(createCPUDequantMatmulPass(vectorBits, codeLookup));
+         if (int8Dot != Int8DotProduct::None)
+           pm.addPass(createCPUInt8MatmulPass(vectorBits, int8Dot));
+         pm.addNestedPass<func::FuncOp>(
+             createCPUTileAndVectorizePass(vectorBits));
+         // Accumulators of the reduction loops move into registers
+         // (loop-carried vectors) once their slices are hoisted.
+         addTextualPassPipeline(pm, "canonicalize,cse,loop-invariant-subset-hoisting");
+         // Fused epilogues read those vectors row by row.
+         pm.addNestedPass<func::FuncOp>(createCPUForwardSubvectorsPass());
+         addTextualPassPipeline(pm, "canonicalize,cse");
+       },
+       nullptr});
+  stages.push_back(
+      {"bufferize", "one-shot bufferization and buffer deallocation",
+       [](OpPassManager &pm) {
+         pm.addNestedPass<func::FuncOp>(createCPUUnshareInitsPass());
+         pm.addNestedPass<func::FuncOp>(createFullRankWritesPass());
+         addTextualPassPipeline(
+             pm, "one-shot-bufferize{bufferize-function-boundaries=1 "
+                 "function-boundary-type-conversion=identity-layout-map},"
+                 "canonicalize,buffer-deallocation-pipeline,canonicalize");
+       },
+       nullptr});
+  stages.push_back(
+      {"to-llvm", "lowering to the LLVM dialect", [](OpPassManager &pm) {
+         addTextualPassPipeline(
+             pm,
+             "convert-bufferization-to-memref,convert-linalg-to-parallel-loops,"
+             "convert-scf-to-quench-runtime,scf-forall-to-for");
+         pm.addNestedPass<func::FuncOp>(createCPUVectorLoweringPass());
+         addTextualPassPipeline(
+             pm,
+             "canonicalize,convert-vector-to-scf{full-unroll=1 target-rank=1},"
+             "convert-scf-to-cf,"
+             // MLIR 22's expand-strided-metadata crashes on expand_shape
+             // with two dynamic sizes in a group (ExpandShapeToCast.cpp).
+             "quench-expand-shape-to-cast,expand-strided-metadata,"
+             "lower-affine,"
+             // libm calls unroll vectors into vector.extract/insert: before
+             // the vector lowering.
+             "math-extend-to-supported-types,convert-math-to-llvm,"
+             "convert-math-to-libm,"
+             "convert-vector-to-llvm{reassociate-fp-reductions=1 "
+             "vector-contract-lowering=outerproduct "
+             "vector-transpose-lowering=shuffle1d},"
+             // Buffers come from the runtime's caching allocator (runtime/lib/
+             // alloc.c): no page faults on every run.
+             "finalize-memref-to-llvm{use-generic-functions=1},"
+             "convert-arith-to-llvm,"
+             "convert-index-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,"
+             "convert-ub-to-llvm,reconcile-unrealized-casts");
+       },
+       nullptr});
+}
+
+std::vector<quench::PipelineStage>
+quench::getCPUPipelineStages(const CPUPipelineOptions &opts) {
+  FrontPipelineOptions front;
+  front.prepare = opts.prepare;
+  std::vector<PipelineStage> stages = getFrontPipelineStages(front);
+  appendCPUCodegenStages(stages, opts.getCodegenOptions());
+  return stages;
+}
+
+void quench::buildCPUPipeline(OpPassManager &pm,
+                              const CPUPipelineOptions &opts) {
+  for (const PipelineStage &stage : getCPUPipelineStages(opts))
+    stage.build(pm);
+}
+
+void quench::registerCPUPipelines() {
+  registerCPUCodegenPasses();
+  PassPipelineRegistration<CPUPipelineOptions>(
+      "quench-cpu-pipeline",
+      "Lower a quench model to the LLVM dialect for the CPU (stages prepare, "
+      "to-linalg, codegen, bufferize, to-llvm)",
+      buildCPUPipeline);
+  PassPipelineRegistration<CPUPipelineOptions>(
+      "quench-cpu-codegen",
+      "The codegen stage of quench-cpu-pipeline alone (linalg on tensors → "
+      "tiled and vectorized; honours vector-bits)",
+      [](OpPassManager &pm, const CPUPipelineOptions &opts) {
+        std::vector<PipelineStage> stages;
+        appendCPUCodegenStages(stages, opts.getCodegenOptions());
+        for (const PipelineStage &stage : stages)
+          if (stage.name == "codegen")
+            stage.build(pm);
+      });
+}

@@ -1,0 +1,355 @@
+//===- CPUTargetBackend.cpp - the CPU target backend ----------------------===//
+//
+// Configuration (the TargetMachine from the host's real features or an
+// explicit CPU, the vector width and kernels that follow from them), the
+// code generation stages (CPUPipeline.cpp), LLVM IR with the model's C ABI
+// (ModelABI.cpp), object emission (CPUTarget.cpp) and the artifacts:
+// object + header, static archive + header, or an executable linked with
+// the runtime archive by the system's C compiler driver (the only external
+// program a compile runs).
+//
+//===----------------------------------------------------------------------===//
+
+#include "quench/Target/CPU/CPUTargetBackend.h"
+
+#include "quench/Support/FileUtils.h"
+#include "quench/Target/CPU/CPUPipeline.h"
+#include "quench/Target/CPU/CPUTarget.h"
+#include "quench/Target/CPU/ModelABI.h"
+
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/ADT/SmallString.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/ManagedStatic.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Process.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Target/TargetMachine.h"
+
+using namespace llvm;
+
+static Error makeError(const Twine &msg) {
+  return createStringError(inconvertibleErrorCode(), msg);
+}
+
+//===----------------------------------------------------------------------===//
+// Artifacts
+//===----------------------------------------------------------------------===//
+
+/// Writes `bytes` to `path` atomically.
+static Error writeBytes(StringRef path, StringRef bytes) {
+  std::string err = quench::writeFileAtomically(path, [&](raw_ostream &os) {
+    os << bytes;
+    return true;
+  });
+  return err.empty() ? Error::success() : makeError(err);
+}
+
+/// Path of the runtime archive `name`.
+static std::string runtimeArchive(StringRef runtimeDir, StringRef name) {
+  SmallString<256> dir;
+  if (!runtimeDir.empty()) {
+    dir = runtimeDir;
+  } else {
+    static int anchor;
+    dir = sys::path::parent_path(
+        sys::fs::getMainExecutable("quench-compile", &anchor));
+    sys::path::append(dir, "..", "lib");
+  }
+  sys::path::append(dir, name);
+  return std::string(dir);
+}
+
+/// Links `object` with `libs` into the executable `out` (atomically) with
+/// the C compiler driver `linker` (or the first of clang-22, cc, gcc).
+static Error linkExecutable(StringRef object, StringRef out,
+                            const quench::RuntimeLibraries &libs,
+                            StringRef runtimeDir, StringRef linker) {
+  SmallVector<std::string> archives;
+  for (const std::string &name : libs.archives) {
+    archives.push_back(runtimeArchive(runtimeDir, name));
+    if (!sys::fs::exists(archives.back()))
+      return makeError("cannot find the Quench runtime library '" +
+                       archives.back() + "' (set --runtime-dir)");
+  }
+  std::string cc = linker.str();
+  if (cc.empty()) {
+    for (StringRef candidate : {"clang-22", "cc", "gcc"})
+      if (auto p = sys::findProgramByName(candidate)) {
+        cc = *p;
+        break;
+      }
+    if (cc.empty())
+      return makeError("no C compiler driver found to link the executable "
+                       "(tried clang-22, cc, gcc; set --linker)");
+  } else if (!sys::fs::can_execute(cc)) {
+    if (auto p = sys::findProgramByName(cc))
+      cc = *p;
+    else
+      return makeError("linker '" + cc + "' not found");
+  }
+  SmallString<256> tmp(out);
+  tmp += ".tmp-link";
+  SmallVector<StringRef> args = {cc, "-o", tmp, object};
+  for (const std::string &a : archives)
+    args.push_back(a);
+  for (const std::string &l : libs.systemLibraries)
+    args.push_back(l);
+  std::string errMsg;
+  SmallString<128> log;
+  int logFd;
+  if (sys::fs::createTemporaryFile("quench-link", "log", logFd, log))
+    return makeError("cannot create a temporary file");
+  sys::Process::SafelyCloseFileDescriptor(logFd);
+  std::optional<StringRef> redirects[] = {std::nullopt, StringRef(log),
+                                          StringRef(log)};
+  int rc = sys::ExecuteAndWait(cc, args, std::nullopt, redirects, 0, 0,
+                               &errMsg);
+  auto logText = MemoryBuffer::getFile(log);
+  sys::fs::remove(log);
+  if (rc != 0) {
+    sys::fs::remove(tmp);
+    std::string detail = logText ? (*logText)->getBuffer().trim().str() : "";
+    return makeError("linking the executable with '" + cc + "' failed" +
+                     (errMsg.empty() ? "" : ": " + errMsg) +
+                     (detail.empty() ? "" : ":\n" + detail));
+  }
+  if (std::error_code ec = sys::fs::rename(tmp, out)) {
+    sys::fs::remove(tmp);
+    return makeError("cannot write '" + out + "': " + ec.message());
+  }
+  return Error::success();
+}
+
+//===----------------------------------------------------------------------===//
+// The backend
+//===----------------------------------------------------------------------===//
+
+namespace {
+class CPUTargetBackend final : public quench::TargetBackend {
+public:
+  CPUTargetBackend(quench::CPUTargetOptions options, quench::CPUTarget target,
+                   std::unique_ptr<TargetMachine> tm,
+                   quench::CPUCodegenOptions codegen)
+      : options(std::move(options)), target(std::move(target)),
+        tm(std::move(tm)), codegen(codegen) {}
+
+  StringRef getName() const override { return "cpu"; }
+  StringRef getDisplayName() const override { return "CPU"; }
+
+  void appendCodegenStages(
+      std::vector<quench::PipelineStage> &stages) const override {
+    quench::appendCPUCodegenStages(stages, codegen);
+  }
+
+  Expected<std::unique_ptr<Module>>
+  translateToLLVMIR(mlir::ModuleOp module, LLVMContext &context,
+                    const quench::ModelABIRequest &abi) const override {
+    const quench::ModelSignature &sig = *abi.signature;
+    std::unique_ptr<Module> llvmModule =
+        mlir::translateModuleToLLVMIR(module, context, sig.modelName);
+    if (!llvmModule)
+      return makeError("translation to LLVM IR failed (see above)");
+    if (Error e = quench::addModelABI(*llvmModule, sig, abi.entryCInterface,
+                                      abi.withMain))
+      return std::move(e);
+    // Weights become byte blobs: emitted as one block each, and opaque to
+    // the optimizer, which has nothing to gain from scanning them.
+    llvmModule->setDataLayout(tm->createDataLayout());
+    quench::packLargeConstants(*llvmModule);
+    return std::move(llvmModule);
+  }
+
+  void optimizeLLVMIR(Module &module) const override {
+    quench::optimizeModule(module, *tm, options.optLevel);
+  }
+
+  Error emitObject(Module &module, raw_pwrite_stream &os) const override {
+    return quench::emitObjectFile(module, *tm, os);
+  }
+
+  quench::RuntimeLibraries getRuntimeLibraries() const override {
+    return {{"libquench_runtime.a"}, {"-lm", "-lpthread"}};
+  }
+
+  Expected<std::string> writeArtifact(quench::ArtifactKind kind,
+                                      StringRef out, StringRef modelName,
+                                      ArrayRef<char> object,
+                                      StringRef header) const override;
+
+private:
+  quench::CPUTargetOptions options;
+  quench::CPUTarget target;
+  std::unique_ptr<TargetMachine> tm;
+  quench::CPUCodegenOptions codegen;
+};
+} // namespace
+
+Expected<std::string>
+CPUTargetBackend::writeArtifact(quench::ArtifactKind kind, StringRef out,
+                                StringRef modelName, ArrayRef<char> object,
+                                StringRef header) const {
+  StringRef objBytes(object.data(), object.size());
+  switch (kind) {
+  case quench::ArtifactKind::Object: {
+    std::string base = out.ends_with(".o") ? out.drop_back(2).str() : out.str();
+    if (Error e = writeBytes(base + ".o", objBytes))
+      return std::move(e);
+    if (Error e = writeBytes(base + ".h", header))
+      return std::move(e);
+    return base + ".o";
+  }
+  case quench::ArtifactKind::StaticLibrary: {
+    std::string base = out.ends_with(".a") ? out.drop_back(2).str() : out.str();
+    SmallString<256> lib(sys::path::parent_path(base));
+    StringRef stem = sys::path::filename(base);
+    sys::path::append(lib, (stem.starts_with("lib") ? "" : "lib") +
+                               stem.str() + ".a");
+    SmallString<256> headerPath(sys::path::parent_path(base));
+    sys::path::append(headerPath,
+                      (stem.starts_with("lib") ? stem.drop_front(3) : stem) +
+                          ".h");
+    std::string member = modelName.str() + ".o";
+    std::string archiveError;
+    std::string err = quench::writeFileAtomically(lib, [&](raw_ostream &os) {
+      if (Error e = quench::writeStaticArchive(
+              os, member, MemoryBufferRef(objBytes, member))) {
+        archiveError = toString(std::move(e));
+        return false;
+      }
+      return true;
+    });
+    if (!archiveError.empty())
+      return makeError(archiveError);
+    if (!err.empty())
+      return makeError(err);
+    if (Error e = writeBytes(headerPath, header))
+      return std::move(e);
+    return lib.str().str();
+  }
+  case quench::ArtifactKind::Executable: {
+    SmallString<128> objPath;
+    int fd;
+    if (sys::fs::createTemporaryFile("quench-" + modelName, "o", fd, objPath))
+      return makeError("cannot create a temporary object file");
+    {
+      raw_fd_ostream os(fd, /*shouldClose=*/true);
+      os << objBytes;
+      if (os.has_error()) {
+        os.clear_error();
+        sys::fs::remove(objPath);
+        return makeError("cannot write a temporary object file");
+      }
+    }
+    Error e = linkExecutable(objPath, out, getRuntimeLibraries(),
+                             options.runtimeDir, options.linker);
+    sys::fs::remove(objPath);
+    if (e)
+      return std::move(e);
+    return out.str();
+  }
+  }
+  llvm_unreachable("unknown artifact kind");
+}
+
+Expected<std::unique_ptr<quench::TargetBackend>>
+quench::createCPUTargetBackend(const CPUTargetOptions &options) {
+  if (options.optLevel > 3)
+    return makeError("-O takes 0, 1, 2 or 3");
+  auto target = resolveCPUTarget(options.cpu, options.features);
+  if (!target)
+    return target.takeError();
+  CPUCodegenOptions codegen;
+  codegen.vectorBits = options.vectorBits ? *options.vectorBits
+                                          : getPreferredVectorBits(*target);
+  codegen.codeLookup =
+      options.codeLookup ? *options.codeLookup
+                         : codegen.vectorBits == 512 &&
+                               hasCPUFeature(*target, "avx512f");
+  if (options.int8Dot)
+    codegen.int8Dot = selectInt8DotProduct(
+        codegen.vectorBits,
+        [&](StringRef feature) { return hasCPUFeature(*target, feature); });
+  auto tm = createTargetMachine(*target);
+  if (!tm)
+    return tm.takeError();
+  return std::make_unique<CPUTargetBackend>(options, std::move(*target),
+                                            std::move(*tm), codegen);
+}
+
+//===----------------------------------------------------------------------===//
+// Registration and command-line options
+//===----------------------------------------------------------------------===//
+
+namespace {
+struct CPUTargetCLOptions {
+  cl::OptionCategory &category = quench::getTargetCLOptionCategory();
+  cl::opt<std::string> cpu{
+      "cpu",
+      cl::desc("CPU to generate code for: 'host' (default; the features "
+               "this machine really has) or an LLVM CPU name such as "
+               "x86-64-v3, skylake-avx512, znver4 (portable objects)"),
+      cl::init("host"), cl::cat(category)};
+  cl::opt<std::string> cpuFeatures{
+      "cpu-features", cl::desc("Extra CPU features, e.g. +avx2,+fma,-avx512f"),
+      cl::value_desc("+f,-g,..."), cl::cat(category)};
+  cl::opt<unsigned> vectorBits{
+      "vector-bits",
+      cl::desc("Vector width the code generator targets, in bits (default: "
+               "from the CPU: 512 with AVX-512F, 256 with AVX, else 128; 0: "
+               "scalar loops)"),
+      cl::cat(category)};
+  cl::opt<bool> int8Dot{
+      "int8-dot",
+      cl::desc("Use the CPU's integer multiply-add instructions (vpdpbusd "
+               "with AVX-VNNI/AVX512-VNNI, else vpmaddwd with "
+               "AVX2/AVX-512BW) for int8 x int8 products with constant "
+               "weights (default: on; --int8-dot=false keeps the generic "
+               "contraction)"),
+      cl::init(true), cl::cat(category)};
+  cl::opt<unsigned> optLevel{
+      "O", cl::desc("LLVM optimization level 0-3 (default 3)"), cl::Prefix,
+      cl::init(3), cl::cat(category)};
+  cl::opt<std::string> runtimeDir{
+      "runtime-dir",
+      cl::desc("Directory holding libquench_runtime.a, for --emit=exe "
+               "(default: ../lib next to quench-compile)"),
+      cl::value_desc("DIR"), cl::cat(category)};
+  cl::opt<std::string> linker{
+      "linker",
+      cl::desc("C compiler driver used to link executables (default: "
+               "clang-22, else cc)"),
+      cl::value_desc("PATH"), cl::cat(category)};
+};
+} // namespace
+
+static ManagedStatic<CPUTargetCLOptions> clOptions;
+
+void quench::registerCPUTargetCLOptions() { *clOptions; }
+
+quench::CPUTargetOptions quench::getCPUTargetOptionsFromCL() {
+  CPUTargetOptions o;
+  if (!clOptions.isConstructed())
+    return o;
+  o.cpu = clOptions->cpu;
+  o.features = clOptions->cpuFeatures;
+  if (clOptions->vectorBits.getNumOccurrences())
+    o.vectorBits = clOptions->vectorBits;
+  o.int8Dot = clOptions->int8Dot;
+  o.optLevel = clOptions->optLevel;
+  o.runtimeDir = clOptions->runtimeDir;
+  o.linker = clOptions->linker;
+  return o;
+}
+
+void quench::registerCPUTargetBackend() {
+  registerTargetBackend(
+      "cpu",
+      "native code for the host CPU (its real features) or --cpu=NAME: "
+      "AVX2/FMA, AVX-512, VNNI kernels",
+      [] { return createCPUTargetBackend(getCPUTargetOptionsFromCL()); });
+}
