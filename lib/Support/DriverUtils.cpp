@@ -2,11 +2,15 @@
 
 #include "quench/Support/DriverUtils.h"
 
+#include "quench/Support/FileUtils.h"
+
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/Location.h"
 #include "mlir/IR/MLIRContext.h"
+#include "llvm/ADT/SmallString.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/WithColor.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -58,6 +62,20 @@ void quench::installDiagnosticPrinter(mlir::MLIRContext &context,
     for (const mlir::Diagnostic &note : diag.getNotes())
       WithColor::note(errs(), tool) << note.str() << "\n";
     return mlir::success();
+  });
+}
+
+std::string quench::StageDumper::dump(
+    StringRef name, function_ref<void(raw_ostream &)> print) {
+  if (dir.empty())
+    return "";
+  SmallString<256> path(dir);
+  char prefix[16];
+  snprintf(prefix, sizeof prefix, "%02u-", index++);
+  sys::path::append(path, prefix + name.str());
+  return writeFileAtomically(path, [&](raw_ostream &os) {
+    print(os);
+    return true;
   });
 }
 

@@ -2,7 +2,13 @@
 
 #include "quench/Target/TargetBackend.h"
 
+#include "quench/Support/DriverUtils.h"
+#include "quench/Support/FileUtils.h"
+
+#include "llvm/ADT/SmallVector.h"
 #include "llvm/ADT/StringMap.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
 #include "llvm/Support/ManagedStatic.h"
 
 #include <mutex>
@@ -10,6 +16,51 @@
 using namespace llvm;
 
 quench::TargetBackend::~TargetBackend() = default;
+
+Expected<std::string> quench::serializeModel(
+    const TargetBackend &backend, mlir::OwningOpRef<mlir::ModuleOp> &module,
+    const ModelABIRequest &abi, ArtifactKind kind, StringRef outputPath,
+    StageDumper &dumper, PhaseTimer &timer) {
+  auto error = [](const Twine &msg) {
+    return createStringError(inconvertibleErrorCode(), msg);
+  };
+  timer.start("translate");
+  LLVMContext llvmContext;
+  auto llvmModule = backend.translateToLLVMIR(*module, llvmContext, abi);
+  if (!llvmModule)
+    return llvmModule.takeError();
+  module = nullptr; // the MLIR module (and its weights) are no longer needed
+  auto print = [&](raw_ostream &os) { (*llvmModule)->print(os, nullptr); };
+  if (std::string err = dumper.dump("llvm.ll", print); !err.empty())
+    return error(err);
+  timer.start("llvm-opt");
+  backend.optimizeLLVMIR(**llvmModule);
+  if (std::string err = dumper.dump("llvm-opt.ll", print); !err.empty())
+    return error(err);
+  if (kind == ArtifactKind::LLVMIR) {
+    timer.start("write");
+    std::string path = outputPath == "-" || outputPath.ends_with(".ll")
+                           ? outputPath.str()
+                           : (outputPath + ".ll").str();
+    std::string err = writeFileAtomically(path, [&](raw_ostream &os) {
+      print(os);
+      return true;
+    });
+    if (!err.empty())
+      return error(err);
+    return outputPath == "-" ? "" : path;
+  }
+  timer.start("codegen-obj");
+  SmallVector<char, 0> object;
+  {
+    raw_svector_ostream os(object);
+    if (Error e = backend.emitObject(**llvmModule, os))
+      return std::move(e);
+  }
+  llvmModule->reset();
+  timer.start(kind == ArtifactKind::Executable ? "link" : "write");
+  return backend.writeArtifact(kind, outputPath, abi, object);
+}
 
 namespace {
 struct Registry {

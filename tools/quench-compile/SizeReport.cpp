@@ -5,6 +5,9 @@
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
 
+#include "quench/Support/FileUtils.h"
+
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/JSON.h"
 
@@ -101,4 +104,23 @@ void quench::writeSizeReportJSON(const SizeReport &r, llvm::raw_ostream &os) {
       {"artifact", r.artifact},
       {"artifact_bytes", r.artifactBytes}};
   os << llvm::formatv("{0:2}", llvm::json::Value(std::move(doc))) << "\n";
+}
+
+std::string quench::finishSizeReport(SizeReport &report,
+                                     llvm::StringRef artifact, bool print,
+                                     llvm::StringRef jsonPath,
+                                     llvm::raw_ostream &os) {
+  report.artifact = artifact.str();
+  uint64_t size;
+  if (!artifact.empty() && artifact != "-" &&
+      !llvm::sys::fs::file_size(artifact, size))
+    report.artifactBytes = static_cast<int64_t>(size);
+  if (print)
+    printSizeReport(report, os);
+  if (jsonPath.empty())
+    return "";
+  return writeFileAtomically(jsonPath, [&](llvm::raw_ostream &out) {
+    writeSizeReportJSON(report, out);
+    return true;
+  });
 }

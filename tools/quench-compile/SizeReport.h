@@ -40,6 +40,14 @@ void printSizeReport(const SizeReport &report, llvm::raw_ostream &os);
 /// docs/quantization.md).
 void writeSizeReportJSON(const SizeReport &report, llvm::raw_ostream &os);
 
+/// Completes `report` with the artifact written at `artifact` (empty or
+/// "-": none; its size is read from the file), prints the table on `os`
+/// when `print`, and writes the JSON document to `jsonPath` unless empty.
+/// Returns an error message, or "" on success.
+std::string finishSizeReport(SizeReport &report, llvm::StringRef artifact,
+                             bool print, llvm::StringRef jsonPath,
+                             llvm::raw_ostream &os);
+
 } // namespace quench
 
 #endif // QUENCH_TOOLS_QUENCH_COMPILE_SIZEREPORT_H

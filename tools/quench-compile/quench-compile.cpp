@@ -15,7 +15,7 @@
 #include "SizeReport.h"
 
 #include "quench/Calibration/CalibrationStage.h"
-#include "quench/Frontend/ONNX/ONNXImporter.h"
+#include "quench/Frontend/ModelLoader.h"
 #include "quench/InitAllDialects.h"
 #include "quench/Pipelines/Pipelines.h"
 #include "quench/Support/DriverUtils.h"
@@ -26,11 +26,8 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/MLIRContext.h"
-#include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
-#include "llvm/IR/LLVMContext.h"
-#include "llvm/IR/Module.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/InitLLVM.h"
@@ -191,13 +188,13 @@ int main(int argc, char **argv) {
       quench::getFrontPipelineStages(front);
   (*backend)->appendCodegenStages(stages);
   if (listStages) {
+    std::vector<std::pair<std::string, std::string>> all;
     for (const quench::PipelineStage &s : stages)
-      outs() << format("%-10s ", s.name.c_str()) << s.description << "\n";
-    outs() << format("%-10s ", "llvm")
-           << "translation to LLVM IR, the model's C ABI, LLVM -O"
-           << quench::getCPUTargetOptionsFromCL().optLevel << "\n"
-           << format("%-10s ", "codegen-obj") << "object code for the target "
-           << (*backend)->getDisplayName() << " (in-process)\n";
+      all.push_back({s.name, s.description});
+    for (const auto &s : (*backend)->describeSerialization())
+      all.push_back(s);
+    for (const auto &[stage, description] : all)
+      outs() << format("%-10s ", stage.c_str()) << description << "\n";
     return 0;
   }
   if (inputPath.empty())
@@ -218,14 +215,10 @@ int main(int argc, char **argv) {
     if (std::error_code ec = sys::fs::create_directories(dumpStages))
       return fail("cannot create '" + dumpStages + "': " + ec.message());
   }
-  std::string name = modelName.empty()
-                         ? quench::modelNameFromPath(
-                               outputPath == "-" ? inputPath : outputPath)
-                         : modelName.getValue();
-  if (!quench::isValidModelName(name))
-    return fail("invalid model name '" + name +
-                "': use --name with a C identifier (letters, digits, '_'; "
-                "not a C keyword, not starting with 'quench_')");
+  auto name = quench::resolveModelName(
+      modelName, outputPath == "-" ? inputPath : outputPath);
+  if (!name)
+    return fail(toString(name.takeError()));
 
   mlir::DialectRegistry registry;
   quench::registerAllDialects(registry);
@@ -237,21 +230,8 @@ int main(int argc, char **argv) {
   // 1. Load.
   quench::PhaseTimer timer(timePhases);
   timer.start("import");
-  mlir::OwningOpRef<mlir::ModuleOp> module;
-  StringRef ext = sys::path::extension(inputPath);
-  if (ext == ".mlir" || ext == ".mlirbc") {
-    if (!shapes.empty())
-      return fail("--shape applies to ONNX models only");
-    context.loadAllAvailableDialects();
-    module = mlir::parseSourceFile<mlir::ModuleOp>(inputPath, &context);
-  } else {
-    quench::ONNXImportOptions importOpts;
-    for (const std::string &s : shapes)
-      if (std::string err = quench::parseShapeOverride(s, importOpts);
-          !err.empty())
-        return fail(err);
-    module = quench::importONNXFile(inputPath, &context, importOpts);
-  }
+  mlir::OwningOpRef<mlir::ModuleOp> module =
+      quench::loadModelFile(inputPath, context, shapes);
   if (!module)
     return 1;
 
@@ -259,22 +239,17 @@ int main(int argc, char **argv) {
   auto entryFunc = quench::findEntryFunction(*module, entryName);
   if (!entryFunc)
     return fail(toString(entryFunc.takeError()));
-  auto entry = quench::prepareModelEntry(*module, *entryFunc, name);
+  auto entry = quench::prepareModelEntry(*module, *entryFunc, *name);
   if (!entry)
     return fail(toString(entry.takeError()));
   calibration.entry = entry->graphFunc;
   calibration.signature = &entry->signature;
 
   // 3. The pipeline, stage by stage.
-  unsigned dumpIndex = 0;
+  quench::StageDumper dumper(dumpStages);
   auto dump = [&](StringRef stage, function_ref<void(raw_ostream &)> print) {
-    if (dumpStages.empty())
-      return 0;
-    SmallString<256> path(dumpStages);
-    char prefix[16];
-    snprintf(prefix, sizeof prefix, "%02u-", dumpIndex++);
-    sys::path::append(path, prefix + stage.str());
-    return writeText(path, print);
+    std::string err = dumper.dump(stage, print);
+    return err.empty() ? 0 : fail(err);
   };
   if (dump("input.mlir", [&](raw_ostream &os) { module->print(os); }))
     return 1;
@@ -311,18 +286,10 @@ int main(int argc, char **argv) {
   auto finishReport = [&](StringRef artifact) -> int {
     if (!front.weightQuant && reportPath.empty())
       return 0;
-    report.artifact = artifact.str();
-    uint64_t size;
-    if (!artifact.empty() && artifact != "-" &&
-        !sys::fs::file_size(artifact, size))
-      report.artifactBytes = static_cast<int64_t>(size);
-    if (front.weightQuant && outputPath != "-")
-      quench::printSizeReport(report, outs());
-    if (reportPath.empty())
-      return 0;
-    return writeText(reportPath, [&](raw_ostream &os) {
-      quench::writeSizeReportJSON(report, os);
-    });
+    std::string err = quench::finishSizeReport(
+        report, artifact, front.weightQuant && outputPath != "-", reportPath,
+        outs());
+    return err.empty() ? 0 : fail(err);
   };
 
   if (emit == Emit::MLIR) {
@@ -333,49 +300,20 @@ int main(int argc, char **argv) {
     return rc ? rc : finishReport(outputPath == "-" ? "" : path);
   }
 
-  // 4. LLVM IR with the model's C ABI, optimization.
-  timer.start("translate");
-  LLVMContext llvmContext;
+  // 4. LLVM IR with the model's C ABI, object code, the artifact.
   quench::ModelABIRequest abi;
   abi.signature = &entry->signature;
   abi.entryCInterface = quench::cInterfaceName(entry->graphFunc);
   abi.withMain = emit == Emit::Exe;
-  auto llvmModule = (*backend)->translateToLLVMIR(*module, llvmContext, abi);
-  if (!llvmModule)
-    return fail(toString(llvmModule.takeError()));
-  module = nullptr; // the MLIR module (and its weights) are no longer needed
-  auto printLLVM = [&](raw_ostream &os) { (*llvmModule)->print(os, nullptr); };
-  if (dump("llvm.ll", printLLVM))
-    return 1;
-  timer.start("llvm-opt");
-  (*backend)->optimizeLLVMIR(**llvmModule);
-  if (dump("llvm-opt.ll", printLLVM))
-    return 1;
-  if (emit == Emit::LLVM) {
-    timer.start("write");
-    std::string path = withExtension(outputPath, ".ll");
-    int rc = writeText(path, printLLVM);
-    timer.finish();
-    return rc ? rc : finishReport(outputPath == "-" ? "" : path);
-  }
-
-  // 5. Object code, in memory, then the artifact.
-  timer.start("codegen-obj");
-  SmallVector<char, 0> object;
-  {
-    raw_svector_ostream os(object);
-    if (Error e = (*backend)->emitObject(**llvmModule, os))
-      return fail(toString(std::move(e)));
-  }
-  llvmModule->reset();
-  timer.start(emit == Emit::Exe ? "link" : "write");
-  quench::ArtifactKind kind = emit == Emit::Obj ? quench::ArtifactKind::Object
+  abi.sourcePath = inputPath;
+  quench::ArtifactKind kind = emit == Emit::LLVM ? quench::ArtifactKind::LLVMIR
+                              : emit == Emit::Obj
+                                  ? quench::ArtifactKind::Object
                               : emit == Emit::Lib
                                   ? quench::ArtifactKind::StaticLibrary
                                   : quench::ArtifactKind::Executable;
-  auto artifact = (*backend)->writeArtifact(
-      kind, outputPath, name, object,
-      quench::generateHeader(entry->signature, inputPath));
+  auto artifact = quench::serializeModel(**backend, module, abi, kind,
+                                         outputPath, dumper, timer);
   timer.finish();
   if (!artifact)
     return fail(toString(artifact.takeError()));

@@ -8,7 +8,9 @@
 #ifndef QUENCH_SUPPORT_DRIVERUTILS_H
 #define QUENCH_SUPPORT_DRIVERUTILS_H
 
+#include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/StringRef.h"
+#include "llvm/Support/raw_ostream.h"
 
 #include <chrono>
 #include <string>
@@ -30,6 +32,22 @@ std::string getUserLocationString(mlir::Location loc);
 /// as notes), followed by its notes; the op is not printed.
 void installDiagnosticPrinter(mlir::MLIRContext &context,
                               llvm::StringRef toolName);
+
+/// Writes the IR between stages (quench-compile --dump-stages): each dump
+/// goes to DIR/NN-NAME, NN counting up from 00; a disabled dumper (empty
+/// DIR) writes nothing.
+class StageDumper {
+public:
+  explicit StageDumper(llvm::StringRef dir) : dir(dir.str()) {}
+  /// Writes `print`'s output as the next dump, atomically. Returns an
+  /// error message, or "" on success.
+  std::string dump(llvm::StringRef name,
+                   llvm::function_ref<void(llvm::raw_ostream &)> print);
+
+private:
+  std::string dir;
+  unsigned index = 0;
+};
 
 /// Times the phases of a compile: with `enabled`, each phase's time goes to
 /// stderr when the next one starts, and finish() adds the total and the

@@ -24,6 +24,7 @@
 #define QUENCH_TARGET_TARGETBACKEND_H
 
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/CommandLine.h"
@@ -32,6 +33,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace llvm {
@@ -42,11 +44,15 @@ class raw_pwrite_stream;
 
 namespace quench {
 
+class PhaseTimer;
+class StageDumper;
 struct ModelSignature;
 struct PipelineStage;
 
-/// What `writeArtifact` produces.
+/// What a compile produces after the code generation stages.
 enum class ArtifactKind {
+  /// Optimized LLVM IR as text (OUT.ll), for reading.
+  LLVMIR,
   /// OUT.o and its C header OUT.h.
   Object,
   /// DIR/libNAME.a (one member) and its C header DIR/NAME.h.
@@ -74,6 +80,8 @@ struct ModelABIRequest {
   std::string entryCInterface;
   /// Also define a C `main` (standalone executables).
   bool withMain = false;
+  /// The input model's path, named in the generated header.
+  std::string sourcePath;
 };
 
 /// One code generation target. Instances are configured (options resolved,
@@ -94,6 +102,11 @@ public:
   /// modules for accelerators).
   virtual void appendCodegenStages(std::vector<PipelineStage> &stages) const = 0;
 
+  /// The steps after the code generation stages, as (name, description)
+  /// pairs for `quench-compile --list-stages` (e.g. "llvm", "codegen-obj").
+  virtual std::vector<std::pair<std::string, std::string>>
+  describeSerialization() const = 0;
+
   /// Translates the lowered `module` to host LLVM IR in `context` and adds
   /// the model's C ABI (the `<name>_model` descriptor, `<name>_run`, and
   /// `main` if asked). Device code is serialized to binaries and embedded
@@ -112,15 +125,31 @@ public:
   /// The runtime pieces an artifact of this target links.
   virtual RuntimeLibraries getRuntimeLibraries() const = 0;
 
-  /// Writes the artifact of `kind` for the host `object` at `outputPath`
-  /// (the path conventions of quench-compile -o; `header` is the generated
-  /// C header), atomically: a failure leaves no partial output. Returns the
-  /// path of the main file written (the object, archive or executable).
+  /// Writes the artifact of `kind` (not LLVMIR) for the host `object` at
+  /// `outputPath` (the path conventions of quench-compile -o) with the C
+  /// header of `abi`, atomically: a failure leaves no partial output.
+  /// Returns the path of the main file written (the object, archive or
+  /// executable).
   virtual llvm::Expected<std::string>
   writeArtifact(ArtifactKind kind, llvm::StringRef outputPath,
-                llvm::StringRef modelName, llvm::ArrayRef<char> object,
-                llvm::StringRef header) const = 0;
+                const ModelABIRequest &abi,
+                llvm::ArrayRef<char> object) const = 0;
 };
+
+/// Everything after the code generation stages: translates `module` with
+/// `backend` (then releases it: its weights are no longer needed), dumps
+/// the LLVM IR before and after optimization through `dumper`
+/// (llvm.ll, llvm-opt.ll), and writes the artifact of `kind` at
+/// `outputPath` (LLVMIR: OUT.ll, or stdout for "-"). `timer` sees the
+/// phases translate, llvm-opt, codegen-obj and write (link for
+/// executables). Returns the path of the main file written ("" for
+/// stdout).
+llvm::Expected<std::string>
+serializeModel(const TargetBackend &backend,
+               mlir::OwningOpRef<mlir::ModuleOp> &module,
+               const ModelABIRequest &abi, ArtifactKind kind,
+               llvm::StringRef outputPath, StageDumper &dumper,
+               PhaseTimer &timer);
 
 /// Creates a configured backend, or fails with one message (e.g. an
 /// unknown CPU name).

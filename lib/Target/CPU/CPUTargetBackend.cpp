@@ -146,6 +146,13 @@ public:
     quench::appendCPUCodegenStages(stages, codegen);
   }
 
+  std::vector<std::pair<std::string, std::string>>
+  describeSerialization() const override {
+    return {{"llvm", "translation to LLVM IR, the model's C ABI, LLVM -O" +
+                         std::to_string(options.optLevel)},
+            {"codegen-obj", "object code for the target CPU (in-process)"}};
+  }
+
   Expected<std::unique_ptr<Module>>
   translateToLLVMIR(mlir::ModuleOp module, LLVMContext &context,
                     const quench::ModelABIRequest &abi) const override {
@@ -177,9 +184,9 @@ public:
   }
 
   Expected<std::string> writeArtifact(quench::ArtifactKind kind,
-                                      StringRef out, StringRef modelName,
-                                      ArrayRef<char> object,
-                                      StringRef header) const override;
+                                      StringRef out,
+                                      const quench::ModelABIRequest &abi,
+                                      ArrayRef<char> object) const override;
 
 private:
   quench::CPUTargetOptions options;
@@ -191,10 +198,14 @@ private:
 
 Expected<std::string>
 CPUTargetBackend::writeArtifact(quench::ArtifactKind kind, StringRef out,
-                                StringRef modelName, ArrayRef<char> object,
-                                StringRef header) const {
+                                const quench::ModelABIRequest &abi,
+                                ArrayRef<char> object) const {
   StringRef objBytes(object.data(), object.size());
+  StringRef modelName = abi.signature->modelName;
+  std::string header = quench::generateHeader(*abi.signature, abi.sourcePath);
   switch (kind) {
+  case quench::ArtifactKind::LLVMIR:
+    return makeError("the CPU backend writes LLVM IR through serializeModel");
   case quench::ArtifactKind::Object: {
     std::string base = out.ends_with(".o") ? out.drop_back(2).str() : out.str();
     if (Error e = writeBytes(base + ".o", objBytes))

@@ -178,6 +178,17 @@ quench::getModelSignature(mlir::func::FuncOp func, StringRef modelName) {
   return sig;
 }
 
+Expected<std::string> quench::resolveModelName(StringRef explicitName,
+                                               StringRef path) {
+  std::string name =
+      explicitName.empty() ? modelNameFromPath(path) : explicitName.str();
+  if (!isValidModelName(name))
+    return makeError("invalid model name '" + name +
+                     "': use --name with a C identifier (letters, digits, "
+                     "'_'; not a C keyword, not starting with 'quench_')");
+  return name;
+}
+
 std::string quench::cInterfaceName(StringRef funcName) {
   return ("_mlir_ciface_" + funcName).str();
 }

@@ -62,6 +62,11 @@ bool isValidModelName(llvm::StringRef name);
 /// a digit.
 std::string modelNameFromPath(llvm::StringRef path);
 
+/// The model name: `explicitName` when given, else modelNameFromPath(
+/// `path`); fails unless it is a valid model name.
+llvm::Expected<std::string> resolveModelName(llvm::StringRef explicitName,
+                                             llvm::StringRef path);
+
 /// Reads the signature of `func` (tensor arguments and results, names from
 /// `quench.name` attributes, else input_<i>/output_<i>). Fails with a clear
 /// message for unranked tensors, non-tensor values, ranks above 8, element
