@@ -124,3 +124,14 @@ std::string quench::finishSizeReport(SizeReport &report,
     return true;
   });
 }
+
+void quench::updateSizeReport(SizeReport &report, llvm::StringRef stage,
+                              mlir::ModuleOp module) {
+  if (stage == "input")
+    report.constantBytesBefore = report.constantBytesAfter =
+        constantBytes(module);
+  if (stage == "prepare")
+    report.constantBytesBefore = constantBytes(module);
+  if (stage == "prepare" || stage == "quantize")
+    report.constantBytesAfter = constantBytes(module);
+}

@@ -40,6 +40,13 @@ void printSizeReport(const SizeReport &report, llvm::raw_ostream &os);
 /// docs/quantization.md).
 void writeSizeReportJSON(const SizeReport &report, llvm::raw_ostream &os);
 
+/// Records the constant bytes of `module` after the stage `stage` ("input"
+/// before the first): the float model as compiled is the one after
+/// prepare (CSE merges duplicate constants there), the quantized one the
+/// one after quantize.
+void updateSizeReport(SizeReport &report, llvm::StringRef stage,
+                      mlir::ModuleOp module);
+
 /// Completes `report` with the artifact written at `artifact` (empty or
 /// "-": none; its size is read from the file), prints the table on `os`
 /// when `print`, and writes the JSON document to `jsonPath` unless empty.

@@ -37,9 +37,8 @@
 using namespace llvm;
 
 static cl::OptionCategory category("quench-compile options");
-static cl::opt<std::string> inputPath(cl::Positional,
-                                      cl::desc("<model.onnx|model.mlir>"),
-                                      cl::cat(category));
+static cl::opt<std::string> inputPath(
+    cl::Positional, cl::desc("<model.onnx|model.mlir>"), cl::cat(category));
 static cl::opt<std::string> outputPath(
     "o",
     cl::desc("Output path. --emit=obj writes OUT.o and OUT.h, lib writes "
@@ -75,10 +74,9 @@ static cl::list<std::string>
            cl::desc("For ONNX input: fix an input's shape, e.g. --shape "
                     "tokens=1x32 (repeatable)"),
            cl::value_desc("NAME=DxD..."), cl::cat(category));
-static cl::opt<bool> noPrepare("no-prepare",
-                               cl::desc("Skip the prepare stage "
-                                        "(quench-prepare)"),
-                               cl::cat(category));
+static cl::opt<bool> noPrepare(
+    "no-prepare", cl::desc("Skip the prepare stage (quench-prepare)"),
+    cl::cat(category));
 static cl::opt<std::string> stopAfter(
     "stop-after-stage",
     cl::desc("Stop after this pipeline stage (implies --emit=mlir); see "
@@ -89,14 +87,12 @@ static cl::opt<std::string> dumpStages(
     cl::desc("Write the IR after every stage to DIR/NN-STAGE.mlir, and the "
              "LLVM IR before and after optimization to DIR/NN-llvm*.ll"),
     cl::value_desc("DIR"), cl::cat(category));
-static cl::opt<bool> listStages("list-stages",
-                                cl::desc("Print the pipeline's stages and "
-                                         "exit"),
-                                cl::cat(category));
-static cl::opt<bool> listTargets("list-targets",
-                                 cl::desc("Print the registered targets and "
-                                          "exit"),
-                                 cl::cat(category));
+static cl::opt<bool> listStages(
+    "list-stages", cl::desc("Print the pipeline's stages and exit"),
+    cl::cat(category));
+static cl::opt<bool> listTargets(
+    "list-targets", cl::desc("Print the registered targets and exit"),
+    cl::cat(category));
 static cl::opt<bool> timePhases(
     "time", cl::desc("Print the time of every phase and the peak memory to "
                      "stderr"),
@@ -110,27 +106,11 @@ static cl::opt<std::string> reportPath(
     cl::cat(quench::getQuantizationCLOptionCategory()));
 
 static const char *toolName = "quench-compile";
-
 static int fail(const Twine &msg) {
   WithColor::error(errs(), toolName) << msg << "\n";
   return 1;
 }
 
-/// OUT with `ext` appended unless it already ends with it.
-static std::string withExtension(StringRef out, StringRef ext) {
-  if (out == "-" || out.ends_with(ext))
-    return out.str();
-  return (out + ext).str();
-}
-
-/// Writes `print`'s text to `path` atomically; 0 or fail()'s 1.
-static int writeText(StringRef path, function_ref<void(raw_ostream &)> print) {
-  std::string err = quench::writeFileAtomically(path, [&](raw_ostream &os) {
-    print(os);
-    return true;
-  });
-  return err.empty() ? 0 : fail(err);
-}
 
 int main(int argc, char **argv) {
   InitLLVM y(argc, argv);
@@ -236,10 +216,7 @@ int main(int argc, char **argv) {
     return 1;
 
   // 2. The entry function and its C signature.
-  auto entryFunc = quench::findEntryFunction(*module, entryName);
-  if (!entryFunc)
-    return fail(toString(entryFunc.takeError()));
-  auto entry = quench::prepareModelEntry(*module, *entryFunc, *name);
+  auto entry = quench::prepareModelEntry(*module, entryName, *name);
   if (!entry)
     return fail(toString(entry.takeError()));
   calibration.entry = entry->graphFunc;
@@ -255,8 +232,7 @@ int main(int argc, char **argv) {
     return 1;
   report.model = inputPath;
   report.quant = quench::getQuantPresetFromCL().str();
-  report.constantBytesBefore = report.constantBytesAfter =
-      quench::constantBytes(*module);
+  quench::updateSizeReport(report, "input", *module);
   quench::StageRunOptions run;
   run.stopAfter = stopAfter;
   run.applyPassManagerCLOptions = true;
@@ -264,12 +240,7 @@ int main(int argc, char **argv) {
     timer.start(s.name);
   };
   run.afterStage = [&](const quench::PipelineStage &s) -> mlir::LogicalResult {
-    // The float model as compiled is the one after prepare (CSE merges
-    // duplicate constants there).
-    if (s.name == "prepare")
-      report.constantBytesBefore = quench::constantBytes(*module);
-    if (s.name == "prepare" || s.name == "quantize")
-      report.constantBytesAfter = quench::constantBytes(*module);
+    quench::updateSizeReport(report, s.name, *module);
     if (s.name == "to-linalg" &&
         failed(quench::verifyNoQuenchOpsLeft(*module,
                                              (*backend)->getDisplayName())))
@@ -294,10 +265,16 @@ int main(int argc, char **argv) {
 
   if (emit == Emit::MLIR) {
     timer.start("write");
-    std::string path = withExtension(outputPath, ".mlir");
-    int rc = writeText(path, [&](raw_ostream &os) { module->print(os); });
+    std::string path = outputPath;
+    if (path != "-" && !StringRef(path).ends_with(".mlir"))
+      path += ".mlir";
+    std::string err = quench::writeFileAtomically(path, [&](raw_ostream &os) {
+      module->print(os);
+      return true;
+    });
     timer.finish();
-    return rc ? rc : finishReport(outputPath == "-" ? "" : path);
+    return !err.empty() ? fail(err)
+                        : finishReport(outputPath == "-" ? "" : path);
   }
 
   // 4. LLVM IR with the model's C ABI, object code, the artifact.
@@ -306,12 +283,11 @@ int main(int argc, char **argv) {
   abi.entryCInterface = quench::cInterfaceName(entry->graphFunc);
   abi.withMain = emit == Emit::Exe;
   abi.sourcePath = inputPath;
-  quench::ArtifactKind kind = emit == Emit::LLVM ? quench::ArtifactKind::LLVMIR
-                              : emit == Emit::Obj
-                                  ? quench::ArtifactKind::Object
-                              : emit == Emit::Lib
-                                  ? quench::ArtifactKind::StaticLibrary
-                                  : quench::ArtifactKind::Executable;
+  using Kind = quench::ArtifactKind;
+  Kind kind = emit == Emit::LLVM  ? Kind::LLVMIR
+              : emit == Emit::Obj ? Kind::Object
+              : emit == Emit::Lib ? Kind::StaticLibrary
+                                  : Kind::Executable;
   auto artifact = quench::serializeModel(**backend, module, abi, kind,
                                          outputPath, dumper, timer);
   timer.finish();

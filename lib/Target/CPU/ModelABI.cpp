@@ -216,8 +216,12 @@ quench::findEntryFunction(mlir::ModuleOp module, StringRef entryName) {
 }
 
 Expected<quench::ModelEntry>
-quench::prepareModelEntry(mlir::ModuleOp module, mlir::func::FuncOp entry,
+quench::prepareModelEntry(mlir::ModuleOp module, StringRef entryName,
                           StringRef modelName) {
+  auto found = findEntryFunction(module, entryName);
+  if (!found)
+    return found.takeError();
+  mlir::func::FuncOp entry = *found;
   auto sig = getModelSignature(entry, modelName);
   if (!sig)
     return sig.takeError();

@@ -92,13 +92,14 @@ struct ModelEntry {
   ModelSignature signature;
 };
 
-/// Reads the signature of `entry` (getModelSignature), then renames it
+/// Finds the entry function (findEntryFunction), reads its signature
+/// (getModelSignature), then renames it
 /// (and its uses) to the private, model-specific `<modelName>_graph` (so
 /// that `main` stays free for executables and no two models' symbols
 /// clash), marks it `llvm.emit_c_interface` and drops the `quench.name`
 /// argument and result attributes, which now live in the signature.
 llvm::Expected<ModelEntry> prepareModelEntry(mlir::ModuleOp module,
-                                             mlir::func::FuncOp entry,
+                                             llvm::StringRef entryName,
                                              llvm::StringRef modelName);
 
 /// Adds the model's C ABI to `module`, which holds the lowered model whose
