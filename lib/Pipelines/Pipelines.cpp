@@ -2,7 +2,8 @@
 
 #include "quench/Pipelines/Pipelines.h"
 
-#include "CPUCodegen.h"
+#include "quench/Codegen/CPU/Passes.h"
+#include "quench/Codegen/Common/Passes.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -80,28 +81,37 @@ quench::getCPUPipelineStages(const CPUPipelineOptions &opts) {
   stages.push_back(
       {"codegen", "tiling, fusion and vectorization on tensors",
        [vectorBits, int8Dot, codeLookup](OpPassManager &pm) {
-         pm.addNestedPass<func::FuncOp>(createCPUFuseElementwisePass());
+         pm.addNestedPass<func::FuncOp>(createQuenchFuseElementwise());
          addTextualPipeline(pm, "canonicalize,cse");
          if (vectorBits == 0)
            return;
-         pm.addNestedPass<func::FuncOp>(createCPUPretransposeRhsPass());
-         pm.addPass(createCPUDequantMatmulPass(vectorBits, codeLookup));
-         if (int8Dot != Int8DotProduct::None)
-           pm.addPass(createCPUInt8MatmulPass(vectorBits, int8Dot));
+         pm.addNestedPass<func::FuncOp>(createQuenchCPUPretransposeRhs());
+         QuenchCPUDequantMatmulOptions dequant;
+         dequant.vectorBits = vectorBits;
+         dequant.codeLookup = codeLookup;
+         pm.addPass(createQuenchCPUDequantMatmul(dequant));
+         if (int8Dot != Int8DotProduct::None) {
+           QuenchCPUInt8MatmulOptions int8;
+           int8.vectorBits = vectorBits;
+           int8.int8Dot = int8Dot;
+           pm.addPass(createQuenchCPUInt8Matmul(int8));
+         }
+         QuenchCPUTileAndVectorizeOptions tile;
+         tile.vectorBits = vectorBits;
          pm.addNestedPass<func::FuncOp>(
-             createCPUTileAndVectorizePass(vectorBits));
+             createQuenchCPUTileAndVectorize(tile));
          // Accumulators of the reduction loops move into registers
          // (loop-carried vectors) once their slices are hoisted.
          addTextualPipeline(pm, "canonicalize,cse,loop-invariant-subset-hoisting");
          // Fused epilogues read those vectors row by row.
-         pm.addNestedPass<func::FuncOp>(createCPUForwardSubvectorsPass());
+         pm.addNestedPass<func::FuncOp>(createQuenchForwardSubvectors());
          addTextualPipeline(pm, "canonicalize,cse");
        }});
   stages.push_back(
       {"bufferize", "one-shot bufferization and buffer deallocation",
        [](OpPassManager &pm) {
-         pm.addNestedPass<func::FuncOp>(createCPUUnshareInitsPass());
-         pm.addNestedPass<func::FuncOp>(createFullRankWritesPass());
+         pm.addNestedPass<func::FuncOp>(createQuenchUnshareInits());
+         pm.addNestedPass<func::FuncOp>(createQuenchFullRankWrites());
          addTextualPipeline(
              pm, "one-shot-bufferize{bufferize-function-boundaries=1 "
                  "function-boundary-type-conversion=identity-layout-map},"
@@ -113,7 +123,7 @@ quench::getCPUPipelineStages(const CPUPipelineOptions &opts) {
              pm,
              "convert-bufferization-to-memref,convert-linalg-to-parallel-loops,"
              "convert-scf-to-quench-runtime,scf-forall-to-for");
-         pm.addNestedPass<func::FuncOp>(createCPUVectorLoweringPass());
+         pm.addNestedPass<func::FuncOp>(createQuenchCPULowerVector());
          addTextualPipeline(
              pm,
              "canonicalize,convert-vector-to-scf{full-unroll=1 target-rank=1},"
@@ -139,25 +149,6 @@ quench::getCPUPipelineStages(const CPUPipelineOptions &opts) {
   return stages;
 }
 
-quench::Int8DotProduct quench::selectInt8DotProduct(
-    unsigned vectorBits, llvm::function_ref<bool(llvm::StringRef)> hasFeature) {
-  if (vectorBits == 512) {
-    if (hasFeature("avx512vnni"))
-      return Int8DotProduct::VNNI;
-    if (hasFeature("avx512bw"))
-      return Int8DotProduct::PMAddWD;
-    return Int8DotProduct::None;
-  }
-  if (vectorBits == 256) {
-    if (hasFeature("avxvnni") ||
-        (hasFeature("avx512vnni") && hasFeature("avx512vl")))
-      return Int8DotProduct::VNNI;
-    if (hasFeature("avx2"))
-      return Int8DotProduct::PMAddWD;
-  }
-  return Int8DotProduct::None;
-}
-
 void quench::buildCPUPipeline(OpPassManager &pm,
                               const CPUPipelineOptions &opts) {
   for (const PipelineStage &stage : getCPUPipelineStages(opts))
@@ -165,7 +156,6 @@ void quench::buildCPUPipeline(OpPassManager &pm,
 }
 
 void quench::registerQuenchPipelines() {
-  registerCPUCodegenPasses();
   PassPipelineRegistration<CPUPipelineOptions>(
       "quench-cpu-pipeline",
       "Lower a quench model to the LLVM dialect for the CPU (stages prepare, "

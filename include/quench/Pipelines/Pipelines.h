@@ -11,6 +11,7 @@
 
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassOptions.h"
+#include "quench/Codegen/CPU/Int8DotProduct.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
 #include "llvm/ADT/STLFunctionalExtras.h"
 
@@ -35,30 +36,6 @@ struct PrepareOptions : public mlir::PassPipelineOptions<PrepareOptions> {
 /// decomposed patterns, then canonicalize and CSE again so that the raised
 /// ops' dead operands and duplicate constants disappear.
 void buildPreparePipeline(mlir::OpPassManager &pm, const PrepareOptions &opts);
-
-/// The integer multiply-add instructions the codegen stage may use for
-/// int8 x int8 -> int32 products with constant weights (quench.qlinear's;
-/// lib/Pipelines/Int8Matmul.cpp). The target must have them at the
-/// pipeline's vector width.
-enum class Int8DotProduct {
-  /// No int8 kernel: the products stay generic contractions (outer
-  /// products on i32 lanes).
-  None,
-  /// `vpmaddwd`: pairs of i16 products summed into i32 (AVX2 at 256 bits,
-  /// AVX-512BW at 512).
-  PMAddWD,
-  /// `vpdpbusd`: four u8 x s8 products summed into each i32 accumulator
-  /// (AVX-VNNI or AVX512-VNNI with AVX512VL at 256 bits, AVX512-VNNI at
-  /// 512).
-  VNNI,
-};
-
-/// The best Int8DotProduct for a target with `vectorBits`-wide vectors
-/// whose features `hasFeature` reports (LLVM names: "avx2", "avx512bw",
-/// "avx512vnni", "avx512vl", "avxvnni").
-Int8DotProduct
-selectInt8DotProduct(unsigned vectorBits,
-                     llvm::function_ref<bool(llvm::StringRef)> hasFeature);
 
 /// Options of `quench-cpu-pipeline`.
 struct CPUPipelineOptions : public mlir::PassPipelineOptions<CPUPipelineOptions> {
