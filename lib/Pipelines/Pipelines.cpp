@@ -125,25 +125,6 @@ LogicalResult quench::verifyNoQuenchOpsLeft(ModuleOp module,
          << " yet (see above)";
 }
 
-quench::Int8DotProduct quench::selectInt8DotProduct(
-    unsigned vectorBits, llvm::function_ref<bool(llvm::StringRef)> hasFeature) {
-  if (vectorBits == 512) {
-    if (hasFeature("avx512vnni"))
-      return Int8DotProduct::VNNI;
-    if (hasFeature("avx512bw"))
-      return Int8DotProduct::PMAddWD;
-    return Int8DotProduct::None;
-  }
-  if (vectorBits == 256) {
-    if (hasFeature("avxvnni") ||
-        (hasFeature("avx512vnni") && hasFeature("avx512vl")))
-      return Int8DotProduct::VNNI;
-    if (hasFeature("avx2"))
-      return Int8DotProduct::PMAddWD;
-  }
-  return Int8DotProduct::None;
-}
-
 void quench::registerQuenchPipelines() {
   PassPipelineRegistration<PrepareOptions>(
       "quench-prepare",

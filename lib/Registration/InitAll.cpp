@@ -1,6 +1,8 @@
 //===- InitAll.cpp - register quench and upstream dialects/passes ---------===//
 
 #include "quench/InitAllDialects.h"
+#include "quench/Codegen/CPU/Passes.h"
+#include "quench/Codegen/Common/Passes.h"
 #include "quench/Conversion/Passes.h"
 #include "quench/Dialect/Quench/IR/QuenchDialect.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
@@ -23,6 +25,8 @@ void quench::registerAllPasses() {
   mlir::registerAllPasses();
   quench::registerQuenchPasses();
   quench::registerQuenchConversionPasses();
+  quench::registerQuenchCodegenCommonPasses();
+  quench::registerQuenchCodegenCPUPasses();
   quench::registerQuenchPipelines();
   quench::registerCPUPipelines();
 }

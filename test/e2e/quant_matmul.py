@@ -167,7 +167,7 @@ CASES = [
     Case("b4_fzp_dyn", 50, 64, 4, 32, "float", np.float32, (None, 64)),
     Case("b4_runtime_w", 12, 32, 4, 16, None, np.float32, (3, 32),
          weight_input=True),
-    # The CPU kernel's tiling (lib/Pipelines/DequantMatmul.cpp): several
+    # The CPU kernel's tiling (lib/Codegen/CPU/DequantMatmul.cpp): several
     # parallel tasks of 128 features, whole register tiles and a masked
     # remainder, row tiles plus remainder rows.
     Case("b4_wide_gemv", 328, 96, 4, 32, "packed", np.float16, (1, 96)),

@@ -21,7 +21,7 @@ For each model the script
        (MEASURED; top-1 agreement is printed). A packing, layout,
        zero-point or scale bug, or a layer computed from another layer's
        buffer, gives errors of order 1 (0.45-1.2 on these models before
-       the bufferization fix of lib/Pipelines/FullRankWrites.cpp).
+       the bufferization fix of lib/Codegen/Common/FullRankWrites.cpp).
 The dynamic exports run the schemes whose kernels or calibration differ
 with dynamic shapes (4-bit, GPTQ, W8A8). The exact kernel semantics are checked
 elsewhere (e2e/quant-matmul, e2e/qlinear, unit tests); this test checks

@@ -41,30 +41,6 @@ struct PrepareOptions : public mlir::PassPipelineOptions<PrepareOptions> {
 /// ops' dead operands and duplicate constants disappear.
 void buildPreparePipeline(mlir::OpPassManager &pm, const PrepareOptions &opts);
 
-/// The integer multiply-add instructions the codegen stage may use for
-/// int8 x int8 -> int32 products with constant weights (quench.qlinear's;
-/// lib/Pipelines/Int8Matmul.cpp). The target must have them at the
-/// pipeline's vector width.
-enum class Int8DotProduct {
-  /// No int8 kernel: the products stay generic contractions (outer
-  /// products on i32 lanes).
-  None,
-  /// `vpmaddwd`: pairs of i16 products summed into i32 (AVX2 at 256 bits,
-  /// AVX-512BW at 512).
-  PMAddWD,
-  /// `vpdpbusd`: four u8 x s8 products summed into each i32 accumulator
-  /// (AVX-VNNI or AVX512-VNNI with AVX512VL at 256 bits, AVX512-VNNI at
-  /// 512).
-  VNNI,
-};
-
-/// The best Int8DotProduct for a target with `vectorBits`-wide vectors
-/// whose features `hasFeature` reports (LLVM names: "avx2", "avx512bw",
-/// "avx512vnni", "avx512vl", "avxvnni").
-Int8DotProduct
-selectInt8DotProduct(unsigned vectorBits,
-                     llvm::function_ref<bool(llvm::StringRef)> hasFeature);
-
 /// Fills `out` from a --quant preset: "w8a16" (int8 per output channel,
 /// symmetric), "w4a16" / "w3a16" / "w2a16" (group-wise, group 32 unless
 /// `groupSize` >= 0 says otherwise; 0 = per channel), "w8a8" (int8 weights

@@ -15,7 +15,7 @@
 // (w[b, j, n] >> h * bits) & mask dequantizes as (code - zp) * scale and
 // multiplies x[..., b, j, h]. The generic carries `quench.dequant_matmul`:
 // it is the specification, which the CPU codegen stage replaces by an
-// explicit vector kernel (lib/Pipelines/DequantMatmul.cpp: partial sums per
+// explicit vector kernel (lib/Codegen/CPU/DequantMatmul.cpp: partial sums per
 // group, codes in panels) or, where that does not apply, tiles like a
 // matmul and vectorizes the unpacking.
 //

@@ -2,7 +2,8 @@
 
 #include "quench/Target/CPU/CPUPipeline.h"
 
-#include "../../Pipelines/CPUCodegen.h"
+#include "quench/Codegen/CPU/Passes.h"
+#include "quench/Codegen/Common/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Pass/PassRegistry.h"
@@ -17,29 +18,38 @@ void quench::appendCPUCodegenStages(std::vector<PipelineStage> &stages,
   stages.push_back(
       {"codegen", "tiling, fusion and vectorization on tensors",
        [vectorBits, int8Dot, codeLookup](OpPassManager &pm) {
-         pm.addNestedPass<func::FuncOp>(createCPUFuseElementwisePass());
+         pm.addNestedPass<func::FuncOp>(createQuenchFuseElementwise());
          addTextualPassPipeline(pm, "canonicalize,cse");
          if (vectorBits == 0)
            return;
-         pm.addNestedPass<func::FuncOp>(createCPUPretransposeRhsPass());
-         pm.addPass(createCPUDequantMatmulPass(vectorBits, codeLookup));
-         if (int8Dot != Int8DotProduct::None)
-           pm.addPass(createCPUInt8MatmulPass(vectorBits, int8Dot));
+         pm.addNestedPass<func::FuncOp>(createQuenchCPUPretransposeRhs());
+         QuenchCPUDequantMatmulOptions dequant;
+         dequant.vectorBits = vectorBits;
+         dequant.codeLookup = codeLookup;
+         pm.addPass(createQuenchCPUDequantMatmul(dequant));
+         if (int8Dot != Int8DotProduct::None) {
+           QuenchCPUInt8MatmulOptions int8;
+           int8.vectorBits = vectorBits;
+           int8.int8Dot = int8Dot;
+           pm.addPass(createQuenchCPUInt8Matmul(int8));
+         }
+         QuenchCPUTileAndVectorizeOptions tile;
+         tile.vectorBits = vectorBits;
          pm.addNestedPass<func::FuncOp>(
-             createCPUTileAndVectorizePass(vectorBits));
+             createQuenchCPUTileAndVectorize(tile));
          // Accumulators of the reduction loops move into registers
          // (loop-carried vectors) once their slices are hoisted.
          addTextualPassPipeline(pm, "canonicalize,cse,loop-invariant-subset-hoisting");
          // Fused epilogues read those vectors row by row.
-         pm.addNestedPass<func::FuncOp>(createCPUForwardSubvectorsPass());
+         pm.addNestedPass<func::FuncOp>(createQuenchForwardSubvectors());
          addTextualPassPipeline(pm, "canonicalize,cse");
        },
        nullptr});
   stages.push_back(
       {"bufferize", "one-shot bufferization and buffer deallocation",
        [](OpPassManager &pm) {
-         pm.addNestedPass<func::FuncOp>(createCPUUnshareInitsPass());
-         pm.addNestedPass<func::FuncOp>(createFullRankWritesPass());
+         pm.addNestedPass<func::FuncOp>(createQuenchUnshareInits());
+         pm.addNestedPass<func::FuncOp>(createQuenchFullRankWrites());
          addTextualPassPipeline(
              pm, "one-shot-bufferize{bufferize-function-boundaries=1 "
                  "function-boundary-type-conversion=identity-layout-map},"
@@ -52,7 +62,7 @@ void quench::appendCPUCodegenStages(std::vector<PipelineStage> &stages,
              pm,
              "convert-bufferization-to-memref,convert-linalg-to-parallel-loops,"
              "convert-scf-to-quench-runtime,scf-forall-to-for");
-         pm.addNestedPass<func::FuncOp>(createCPUVectorLoweringPass());
+         pm.addNestedPass<func::FuncOp>(createQuenchCPULowerVector());
          addTextualPassPipeline(
              pm,
              "canonicalize,convert-vector-to-scf{full-unroll=1 target-rank=1},"
@@ -94,7 +104,6 @@ void quench::buildCPUPipeline(OpPassManager &pm,
 }
 
 void quench::registerCPUPipelines() {
-  registerCPUCodegenPasses();
   PassPipelineRegistration<CPUPipelineOptions>(
       "quench-cpu-pipeline",
       "Lower a quench model to the LLVM dialect for the CPU (stages prepare, "

@@ -1,6 +1,6 @@
 // quench-compile converts 4- and 2-bit weight codes of quantized matmuls
 // by a vpermps table lookup when the target has AVX-512F at 512 bits
-// (lib/Pipelines/DequantMatmul.cpp); AVX2 targets and --vector-bits=256
+// (lib/Codegen/CPU/DequantMatmul.cpp); AVX2 targets and --vector-bits=256
 // widen and convert the codes instead (vcvtdq2ps).
 
 // RUN: quench-compile %s -o - --emit=llvm --cpu=x86-64-v4 --quant=w4a16 | FileCheck %s --check-prefix=LOOKUP

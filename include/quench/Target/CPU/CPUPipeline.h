@@ -10,6 +10,7 @@
 #ifndef QUENCH_TARGET_CPU_CPUPIPELINE_H
 #define QUENCH_TARGET_CPU_CPUPIPELINE_H
 
+#include "quench/Codegen/CPU/Int8DotProduct.h"
 #include "quench/Pipelines/Pipelines.h"
 
 #include "mlir/Pass/PassOptions.h"

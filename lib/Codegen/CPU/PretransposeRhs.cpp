@@ -3,14 +3,15 @@
 // `quench-cpu-pretranspose-rhs` (codegen stage): contractions whose
 // right-hand side is stored [N, K] (reduction dim innermost; quench.linear's
 // PyTorch weight layout, attention's Q·Kᵀ) read it as [K, N] instead, so
-// that the outer-product micro kernel of CPUCodegen.cpp streams contiguous
-// rows of B and needs no horizontal sums: constants are transposed once at
-// compile time, computed operands get a linalg.transpose when M is static
-// and at least 4. See docs/lowering.md ("B stored [N, K]").
+// that the outer-product micro kernel of quench-cpu-tile-and-vectorize
+// streams contiguous rows of B and needs no horizontal sums: constants are
+// transposed once at compile time, computed operands get a linalg.transpose
+// when M is static and at least 4. See docs/lowering.md ("B stored
+// [N, K]").
 //
 //===----------------------------------------------------------------------===//
 
-#include "CPUCodegen.h"
+#include "quench/Codegen/CPU/Passes.h"
 
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
 
@@ -19,6 +20,11 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
+
+namespace quench {
+#define GEN_PASS_DEF_QUENCHCPUPRETRANSPOSERHS
+#include "quench/Codegen/CPU/Passes.h.inc"
+} // namespace quench
 
 using namespace mlir;
 
@@ -69,7 +75,7 @@ static void transposeActivationRhs(linalg::GenericOp op, OpOperand *rhs,
 /// streams contiguous rows of B and needs no horizontal reductions, which
 /// cost as much as the FMAs for the short K of small models' layers. The
 /// constant is transposed once, at compile time.
-void quench::pretransposeRhs(func::FuncOp func, RewriterBase &rw) {
+static void pretransposeRhs(func::FuncOp func, RewriterBase &rw) {
   SmallVector<linalg::GenericOp> candidates;
   func.walk([&](linalg::GenericOp op) { candidates.push_back(op); });
   for (linalg::GenericOp op : candidates) {
@@ -117,25 +123,12 @@ void quench::pretransposeRhs(func::FuncOp func, RewriterBase &rw) {
 }
 
 namespace {
-struct CPUPretransposeRhsPass
-    : public PassWrapper<CPUPretransposeRhsPass, OperationPass<func::FuncOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CPUPretransposeRhsPass)
-  StringRef getArgument() const override { return "quench-cpu-pretranspose-rhs"; }
-  StringRef getDescription() const override {
-    return "Store [N, K] right-hand sides of contractions as [K, N]: constants "
-           "at compile time, computed ones with a transpose when M >= 4";
-  }
-  void getDependentDialects(DialectRegistry &registry) const override {
-    registry.insert<linalg::LinalgDialect, tensor::TensorDialect,
-                    arith::ArithDialect>();
-  }
+struct QuenchCPUPretransposeRhsPass
+    : public quench::impl::QuenchCPUPretransposeRhsBase<
+          QuenchCPUPretransposeRhsPass> {
   void runOnOperation() override {
     IRRewriter rw(&getContext());
-    quench::pretransposeRhs(getOperation(), rw);
+    pretransposeRhs(getOperation(), rw);
   }
 };
 } // namespace
-
-std::unique_ptr<Pass> quench::createCPUPretransposeRhsPass() {
-  return std::make_unique<CPUPretransposeRhsPass>();
-}

@@ -27,7 +27,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "CPUCodegen.h"
+#include "KernelUtils.h"
+#include "quench/Codegen/CPU/Passes.h"
 
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
 
@@ -42,6 +43,11 @@
 
 #include <cstring>
 #include <numeric>
+
+namespace quench {
+#define GEN_PASS_DEF_QUENCHCPUDEQUANTMATMUL
+#include "quench/Codegen/CPU/Passes.h.inc"
+} // namespace quench
 
 using namespace mlir;
 
@@ -495,7 +501,16 @@ Value buildGroupSums(RewriterBase &rw, Location loc, Value x, int64_t blocks) {
 
 } // namespace
 
-LogicalResult quench::buildDequantMatmulKernel(RewriterBase &rw,
+/// Replaces the fused dequantizing matmul `linalgOp` (the linalg.generic
+/// marked `quench.dequant_matmul`, fast form) by the kernel: scf.forall
+/// tasks of output features, register tiles of partial sums per
+/// quantization group, vector ops on tensors, and (with zero points) a
+/// linalg reduction for the group sums of x, left to the tile pass. With
+/// `codeLookup` (the target has AVX-512F) and 16 lanes, 4- and 2-bit codes
+/// are converted by a table lookup (a call of kPermuteIntrinsic, which the
+/// caller declares; `*usedLookup` says whether it did). Fails, changing
+/// nothing, on any other op or when `vectorBits` is below 128.
+static LogicalResult buildDequantMatmulKernel(RewriterBase &rw,
                                               linalg::LinalgOp linalgOp,
                                               unsigned vectorBits,
                                               bool codeLookup,
@@ -630,25 +645,10 @@ LogicalResult quench::buildDequantMatmulKernel(RewriterBase &rw,
 
 namespace {
 
-struct CPUDequantMatmulPass
-    : PassWrapper<CPUDequantMatmulPass, OperationPass<ModuleOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CPUDequantMatmulPass)
-
-  CPUDequantMatmulPass(unsigned vectorBits, bool codeLookup)
-      : vectorBits(vectorBits), codeLookup(codeLookup) {}
-
-  StringRef getArgument() const override {
-    return "quench-cpu-dequant-matmul";
-  }
-  StringRef getDescription() const override {
-    return "Replace quench.matmul_nbits' fused dequantizing generics by the "
-           "CPU kernel";
-  }
-  void getDependentDialects(DialectRegistry &registry) const override {
-    registry.insert<func::FuncDialect, scf::SCFDialect, vector::VectorDialect,
-                    tensor::TensorDialect, arith::ArithDialect,
-                    linalg::LinalgDialect>();
-  }
+struct QuenchCPUDequantMatmulPass
+    : public quench::impl::QuenchCPUDequantMatmulBase<
+          QuenchCPUDequantMatmulPass> {
+  using Base::Base;
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
@@ -661,8 +661,8 @@ struct CPUDequantMatmulPass
     bool anyLookup = false;
     for (linalg::GenericOp op : found) {
       bool lookup = false;
-      if (succeeded(quench::buildDequantMatmulKernel(rw, op, vectorBits,
-                                                     codeLookup, &lookup)))
+      if (succeeded(buildDequantMatmulKernel(rw, op, vectorBits, codeLookup,
+                                             &lookup)))
         anyLookup |= lookup;
     }
     if (anyLookup) {
@@ -673,14 +673,6 @@ struct CPUDequantMatmulPass
                                FunctionType::get(ctx, {vf, vi}, {vf}));
     }
   }
-
-  unsigned vectorBits;
-  bool codeLookup;
 };
 
 } // namespace
-
-std::unique_ptr<Pass> quench::createCPUDequantMatmulPass(unsigned vectorBits,
-                                                         bool codeLookup) {
-  return std::make_unique<CPUDequantMatmulPass>(vectorBits, codeLookup);
-}

@@ -1,11 +1,11 @@
-// quench-cpu-full-rank-writes: a lower-rank vector.transfer_write on a
+// quench-full-rank-writes: a lower-rank vector.transfer_write on a
 // tensor at the origin gets the destination's rank, because MLIR 22's
 // one-shot bufferization takes vector<16xf32> written at [0, 0] of a
 // tensor<8x48xf32> for a full overwrite (it zips 8 with 16) and lets two
 // write chains from one zero-filled tensor share a buffer.
 
-// RUN: quench-opt %s --quench-cpu-full-rank-writes | FileCheck %s
-// RUN: quench-opt %s --quench-cpu-full-rank-writes --one-shot-bufferize | FileCheck %s --check-prefix=BUF
+// RUN: quench-opt %s --quench-full-rank-writes | FileCheck %s
+// RUN: quench-opt %s --quench-full-rank-writes --one-shot-bufferize | FileCheck %s --check-prefix=BUF
 
 // CHECK-LABEL: func.func @origin
 // CHECK: %[[V:.*]] = vector.shape_cast %{{.*}} : vector<16xf32> to vector<1x16xf32>

@@ -1,13 +1,14 @@
-//===- KernelUtils.cpp - helpers of the explicit CPU kernels ---------------===//
+//===- KernelUtils.cpp - helpers of the explicit CPU kernels --------------===//
 //
 // What the kernels written out in C++ (Int8Matmul.cpp, DequantMatmul.cpp)
 // share: the declaration of the LLVM intrinsics they call, and their
 // parallel structure, scf.forall tasks of output columns, each computing
-// its slice of the [rows, N] result.
+// its slice of the [rows, N] result. Also the matcher of widening integer
+// multiply-add bodies that the int8 kernel and the tile pass agree on.
 //
 //===----------------------------------------------------------------------===//
 
-#include "CPUCodegen.h"
+#include "KernelUtils.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -56,4 +57,35 @@ Value quench::buildColumnTasks(RewriterBase &rw, Location loc, Value out,
   tensor::ParallelInsertSliceOp::create(rw, loc, result, shared, offsets,
                                         sizes, strides);
   return forall.getResult(0);
+}
+
+/// True when `body` is exactly `out + extsi(a) * extsi(b)` with `out` of
+/// the integer type `et` and `a`, `b` narrower integers (quench.qlinear's
+/// i8 x i8 -> i32 product): linalg.contract's default (signed) casts of its
+/// inputs to the result type are the same computation.
+bool quench::isWideningIntMulAdd(Block &body, Type et) {
+  if (!isa<IntegerType>(et) || body.getNumArguments() != 3 ||
+      body.getArgument(2).getType() != et ||
+      body.getOperations().size() != 5)
+    return false;
+  auto add = dyn_cast_or_null<arith::AddIOp>(
+      body.getTerminator()->getOperand(0).getDefiningOp());
+  if (!add)
+    return false;
+  Value out = body.getArgument(2), prod = add.getRhs();
+  if (add.getRhs() == out)
+    prod = add.getLhs();
+  else if (add.getLhs() != out)
+    return false;
+  auto mul = prod.getDefiningOp<arith::MulIOp>();
+  if (!mul)
+    return false;
+  // The factors: sign extensions (to `et`) of the two inputs, either order.
+  auto source = [&](Value v) -> Value {
+    auto ext = v.getDefiningOp<arith::ExtSIOp>();
+    return ext && ext.getType() == et ? ext.getIn() : Value();
+  };
+  Value a = source(mul.getLhs()), b = source(mul.getRhs());
+  Value x = body.getArgument(0), y = body.getArgument(1);
+  return (a == x && b == y) || (a == y && b == x);
 }

@@ -6,7 +6,7 @@
 // RUN: quench-opt %s --split-input-file --quench-quantize-weights="activations=static static-input-range=4" --convert-quench-to-linalg --quench-cpu-codegen="vector-bits=512 int8-dot=vnni" | FileCheck %s --check-prefix=CHAIN
 // RUN: quench-opt %s --split-input-file --quench-quantize-weights="activations=static static-input-range=4" --convert-quench-to-linalg --quench-cpu-codegen="vector-bits=256 int8-dot=pmaddwd" | FileCheck %s --check-prefix=CHAIN-AVX2
 
-// The int8 kernel of quench.qlinear (lib/Pipelines/Int8Matmul.cpp): the
+// The int8 kernel of quench.qlinear (lib/Codegen/CPU/Int8Matmul.cpp): the
 // constant weight [N, K] = [20, 13] packed at compile time into panels of
 // nr columns x K groups (4 bytes for vpdpbusd, 2 for vpmaddwd), zero
 // padded: one row streams nv = 4 vectors (nr = 64 / 32 columns at 512 /

@@ -1,15 +1,15 @@
 //===- ForwardSubvectors.cpp - reads of just-written vectors --------------===//
 //
-// `quench-cpu-forward-subvectors`: a vector.transfer_read of part of what a
+// `quench-forward-subvectors`: a vector.transfer_read of part of what a
 // vector.transfer_write just wrote to a tensor becomes a
 // vector.extract_strided_slice of the written vector. Run after
 // loop-invariant-subset-hoisting, it lets the epilogue of a fused
-// contraction (CPUCodegen.cpp) read the accumulators row by row from
-// registers. See docs/lowering.md ("Epilogue fusion").
+// contraction (quench-cpu-tile-and-vectorize) read the accumulators row by
+// row from registers. See docs/lowering.md ("Epilogue fusion").
 //
 //===----------------------------------------------------------------------===//
 
-#include "CPUCodegen.h"
+#include "quench/Codegen/Common/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -17,6 +17,11 @@
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+namespace quench {
+#define GEN_PASS_DEF_QUENCHFORWARDSUBVECTORS
+#include "quench/Codegen/Common/Passes.h.inc"
+} // namespace quench
 
 using namespace mlir;
 
@@ -84,21 +89,9 @@ struct ForwardWrittenSubvector : OpRewritePattern<vector::TransferReadOp> {
   }
 };
 
-struct CPUForwardSubvectorsPass
-    : public PassWrapper<CPUForwardSubvectorsPass,
-                         OperationPass<func::FuncOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CPUForwardSubvectorsPass)
-  StringRef getArgument() const override {
-    return "quench-cpu-forward-subvectors";
-  }
-  StringRef getDescription() const override {
-    return "Read parts of a vector just written to a tensor from the vector "
-           "(a fused contraction's accumulators, row by row, into its "
-           "epilogue)";
-  }
-  void getDependentDialects(DialectRegistry &registry) const override {
-    registry.insert<vector::VectorDialect>();
-  }
+struct QuenchForwardSubvectorsPass
+    : public quench::impl::QuenchForwardSubvectorsBase<
+          QuenchForwardSubvectorsPass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     patterns.add<ForwardWrittenSubvector>(&getContext());
@@ -107,7 +100,3 @@ struct CPUForwardSubvectorsPass
   }
 };
 } // namespace
-
-std::unique_ptr<Pass> quench::createCPUForwardSubvectorsPass() {
-  return std::make_unique<CPUForwardSubvectorsPass>();
-}

@@ -9,7 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "CPUCodegen.h"
+#include "quench/Codegen/CPU/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -18,6 +18,11 @@
 #include "mlir/Dialect/Vector/Transforms/LoweringPatterns.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+namespace quench {
+#define GEN_PASS_DEF_QUENCHCPULOWERVECTOR
+#include "quench/Codegen/CPU/Passes.h.inc"
+} // namespace quench
 
 using namespace mlir;
 
@@ -57,16 +62,8 @@ struct ExtendContractOperands : OpRewritePattern<vector::ContractionOp> {
   }
 };
 
-struct CPUVectorLoweringPass
-    : PassWrapper<CPUVectorLoweringPass, OperationPass<func::FuncOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CPUVectorLoweringPass)
-
-  StringRef getArgument() const override { return "quench-cpu-lower-vector"; }
-  StringRef getDescription() const override {
-    return "Lower contractions, reductions, transposes and masks to 1-D "
-           "vector operations";
-  }
-
+struct QuenchCPULowerVectorPass
+    : public quench::impl::QuenchCPULowerVectorBase<QuenchCPULowerVectorPass> {
   void runOnOperation() override {
     func::FuncOp func = getOperation();
     MLIRContext *ctx = &getContext();
@@ -121,7 +118,3 @@ struct CPUVectorLoweringPass
 };
 
 } // namespace
-
-std::unique_ptr<Pass> quench::createCPUVectorLoweringPass() {
-  return std::make_unique<CPUVectorLoweringPass>();
-}

@@ -1,15 +1,16 @@
 //===- UnshareInits.cpp - one constant init per user ----------------------===//
 //
-// quench::unshareInitTensors and its pass `quench-cpu-unshare-inits`: every
+// quench::unshareInitTensors and its pass `quench-unshare-inits`: every
 // user of a constant-initialized tensor (a linalg.fill, or a vectorized fill
 // of a tensor.empty) gets its own initializing op, because CSE merges
 // identical fills and one-shot bufferization would then copy a shared fill
-// for each destination-passing consumer. The tile pass of CPUCodegen.cpp
-// calls it first; the pass repeats it right before bufferization.
+// for each destination-passing consumer. The CPU tile pass
+// (quench-cpu-tile-and-vectorize) calls it first; the pass repeats it right
+// before bufferization.
 //
 //===----------------------------------------------------------------------===//
 
-#include "CPUCodegen.h"
+#include "quench/Codegen/Common/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -18,6 +19,11 @@
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
+
+namespace quench {
+#define GEN_PASS_DEF_QUENCHUNSHAREINITS
+#include "quench/Codegen/Common/Passes.h.inc"
+} // namespace quench
 
 using namespace mlir;
 
@@ -79,21 +85,11 @@ void quench::unshareInitTensors(func::FuncOp func, RewriterBase &rw) {
 }
 
 namespace {
-struct CPUUnshareInitsPass
-    : public PassWrapper<CPUUnshareInitsPass, OperationPass<func::FuncOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CPUUnshareInitsPass)
-  StringRef getArgument() const override { return "quench-cpu-unshare-inits"; }
-  StringRef getDescription() const override {
-    return "Give every user of a filled tensor its own fill (no copies at "
-           "bufferization)";
-  }
+struct QuenchUnshareInitsPass
+    : public quench::impl::QuenchUnshareInitsBase<QuenchUnshareInitsPass> {
   void runOnOperation() override {
     IRRewriter rw(&getContext());
     quench::unshareInitTensors(getOperation(), rw);
   }
 };
 } // namespace
-
-std::unique_ptr<Pass> quench::createCPUUnshareInitsPass() {
-  return std::make_unique<CPUUnshareInitsPass>();
-}

@@ -23,12 +23,17 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "CPUCodegen.h"
+#include "quench/Codegen/Common/Passes.h"
 
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+namespace quench {
+#define GEN_PASS_DEF_QUENCHFULLRANKWRITES
+#include "quench/Codegen/Common/Passes.h.inc"
+} // namespace quench
 
 using namespace mlir;
 
@@ -64,20 +69,8 @@ struct FullRankTransferWrite : OpRewritePattern<vector::TransferWriteOp> {
   }
 };
 
-struct FullRankWritesPass
-    : PassWrapper<FullRankWritesPass, OperationPass<>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(FullRankWritesPass)
-
-  StringRef getArgument() const override {
-    return "quench-cpu-full-rank-writes";
-  }
-  StringRef getDescription() const override {
-    return "Give tensor transfer_writes at the origin the destination's "
-           "rank, so that one-shot bufferization sees that they read it";
-  }
-  void getDependentDialects(DialectRegistry &registry) const override {
-    registry.insert<vector::VectorDialect>();
-  }
+struct QuenchFullRankWritesPass
+    : public quench::impl::QuenchFullRankWritesBase<QuenchFullRankWritesPass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     patterns.add<FullRankTransferWrite>(&getContext());
@@ -87,7 +80,3 @@ struct FullRankWritesPass
 };
 
 } // namespace
-
-std::unique_ptr<Pass> quench::createFullRankWritesPass() {
-  return std::make_unique<FullRankWritesPass>();
-}

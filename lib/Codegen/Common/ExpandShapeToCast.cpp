@@ -23,7 +23,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "CPUCodegen.h"
+#include "quench/Codegen/Common/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
@@ -31,6 +31,11 @@
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+namespace quench {
+#define GEN_PASS_DEF_QUENCHEXPANDSHAPETOCAST
+#include "quench/Codegen/Common/Passes.h.inc"
+} // namespace quench
 
 using namespace mlir;
 
@@ -94,21 +99,9 @@ struct ExpandShapeToReinterpretCast
   }
 };
 
-struct ExpandShapeToCastPass
-    : PassWrapper<ExpandShapeToCastPass, OperationPass<>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ExpandShapeToCastPass)
-
-  StringRef getArgument() const override {
-    return "quench-expand-shape-to-cast";
-  }
-  StringRef getDescription() const override {
-    return "Rewrite memref.expand_shape ops with several dynamic sizes in "
-           "one group (unsupported by MLIR 22's expand-strided-metadata) "
-           "into memref.reinterpret_cast";
-  }
-  void getDependentDialects(DialectRegistry &registry) const override {
-    registry.insert<arith::ArithDialect, memref::MemRefDialect>();
-  }
+struct QuenchExpandShapeToCastPass
+    : public quench::impl::QuenchExpandShapeToCastBase<
+          QuenchExpandShapeToCastPass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     patterns.add<ExpandShapeToReinterpretCast>(&getContext());
@@ -118,7 +111,3 @@ struct ExpandShapeToCastPass
 };
 
 } // namespace
-
-std::unique_ptr<Pass> quench::createExpandShapeToCastPass() {
-  return std::make_unique<ExpandShapeToCastPass>();
-}

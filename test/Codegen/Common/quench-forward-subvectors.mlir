@@ -1,4 +1,4 @@
-// RUN: quench-opt %s --split-input-file --quench-cpu-forward-subvectors | FileCheck %s
+// RUN: quench-opt %s --split-input-file --quench-forward-subvectors | FileCheck %s
 
 // Rows of a vector just written to a tensor are read from the vector: a
 // static in-bounds box inside the written one, directly or through a

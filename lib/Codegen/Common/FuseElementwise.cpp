@@ -1,6 +1,6 @@
 //===- FuseElementwise.cpp - elementwise fusion without recompute ---------===//
 //
-// `quench-cpu-fuse-elementwise`, the first pass of the codegen stage:
+// `quench-fuse-elementwise`, the first pass of the codegen stage:
 // upstream's elementwise fusion of linalg ops, restricted to fusions that
 // recompute nothing: the consumer must read each element of the producer
 // once (a permutation map) and be its only user, except for producers that
@@ -9,7 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "CPUCodegen.h"
+#include "quench/Codegen/Common/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -17,16 +17,17 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
+namespace quench {
+#define GEN_PASS_DEF_QUENCHFUSEELEMENTWISE
+#include "quench/Codegen/Common/Passes.h.inc"
+} // namespace quench
+
 using namespace mlir;
 
 namespace {
-struct CPUFuseElementwisePass
-    : public PassWrapper<CPUFuseElementwisePass, OperationPass<func::FuncOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CPUFuseElementwisePass)
-  StringRef getArgument() const override { return "quench-cpu-fuse-elementwise"; }
-  void getDependentDialects(DialectRegistry &registry) const override {
-    registry.insert<linalg::LinalgDialect, tensor::TensorDialect>();
-  }
+struct QuenchFuseElementwisePass
+    : public quench::impl::QuenchFuseElementwiseBase<
+          QuenchFuseElementwisePass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     // A producer fuses into a consumer that reads each of its elements
@@ -62,7 +63,3 @@ struct CPUFuseElementwisePass
   }
 };
 } // namespace
-
-std::unique_ptr<Pass> quench::createCPUFuseElementwisePass() {
-  return std::make_unique<CPUFuseElementwisePass>();
-}

@@ -3,7 +3,7 @@
 // RUN: quench-opt %s --split-input-file --convert-quench-to-linalg --quench-cpu-codegen=vector-bits=0 | FileCheck %s --check-prefix=NOVEC
 // RUN: quench-opt %s --split-input-file --convert-quench-to-linalg --quench-cpu-codegen="vector-bits=512 code-lookup=1" | FileCheck %s --check-prefix=LOOKUP
 
-// The CPU kernel of quench.matmul_nbits (lib/Pipelines/DequantMatmul.cpp):
+// The CPU kernel of quench.matmul_nbits (lib/Codegen/CPU/DequantMatmul.cpp):
 // the fused dequantizing generic becomes explicit vector code. Constants in
 // panels of nr output features ([N / nr, blocks, J, nr], zero padded: 40
 // features -> 2 panels of 32 on AVX2, 1 of 64 on AVX-512, where the 40

@@ -42,7 +42,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "CPUCodegen.h"
+#include "KernelUtils.h"
+#include "quench/Codegen/CPU/Passes.h"
 
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
 
@@ -57,6 +58,11 @@
 #include "mlir/IR/PatternMatch.h"
 
 #include <cstring>
+
+namespace quench {
+#define GEN_PASS_DEF_QUENCHCPUINT8MATMUL
+#include "quench/Codegen/CPU/Passes.h.inc"
+} // namespace quench
 
 using namespace mlir;
 using quench::Int8DotProduct;
@@ -194,8 +200,8 @@ bool matchInt8Contraction(linalg::GenericOp op, Int8Contraction &c) {
 }
 
 /// The elementwise consumer of a kernel's product, computed inside the
-/// kernel's register tiles (epilogue fusion, as in CPUCodegen.cpp's
-/// TileAndVectorize::fusableContraction): no i32 [rows..., N] tensor, the
+/// kernel's register tiles (epilogue fusion, as in the tile pass's
+/// TileAndVectorize::fusableContraction, Tiling.cpp): no i32 [rows..., N] tensor, the
 /// tile's accumulators go through the consumer's body and only its result
 /// is stored.
 struct Int8Epilogue {
@@ -810,25 +816,12 @@ void buildKernel(RewriterBase &rw, const Int8Contraction &c,
 
 namespace {
 
-struct CPUInt8MatmulPass
-    : PassWrapper<CPUInt8MatmulPass, OperationPass<ModuleOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(CPUInt8MatmulPass)
-
-  CPUInt8MatmulPass(unsigned vectorBits, Int8DotProduct kind)
-      : vectorBits(vectorBits), kind(kind) {}
-
-  StringRef getArgument() const override { return "quench-cpu-int8-matmul"; }
-  StringRef getDescription() const override {
-    return "Replace int8 x int8 -> int32 contractions with constant weights "
-           "by the vpmaddwd / vpdpbusd kernel";
-  }
-  void getDependentDialects(DialectRegistry &registry) const override {
-    registry.insert<func::FuncDialect, scf::SCFDialect, vector::VectorDialect,
-                    tensor::TensorDialect, arith::ArithDialect,
-                    linalg::LinalgDialect>();
-  }
+struct QuenchCPUInt8MatmulPass
+    : public quench::impl::QuenchCPUInt8MatmulBase<QuenchCPUInt8MatmulPass> {
+  using Base::Base;
 
   void runOnOperation() override {
+    Int8DotProduct kind = int8Dot;
     if (kind == Int8DotProduct::None ||
         (vectorBits != 256 && vectorBits != 512))
       return;
@@ -854,14 +847,6 @@ struct CPUInt8MatmulPass
       buildKernel(rw, c, kind, vectorBits, fused ? &epi : nullptr);
     }
   }
-
-  unsigned vectorBits;
-  Int8DotProduct kind;
 };
 
 } // namespace
-
-std::unique_ptr<Pass> quench::createCPUInt8MatmulPass(unsigned vectorBits,
-                                                      Int8DotProduct int8Dot) {
-  return std::make_unique<CPUInt8MatmulPass>(vectorBits, int8Dot);
-}

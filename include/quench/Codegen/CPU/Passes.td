@@ -1,0 +1,243 @@
+//===- Passes.td - CPU codegen passes ----------------------*- tablegen -*-===//
+//
+// Code generation passes for the CPU (x86 SIMD: AVX2, AVX-512): tiling and
+// vectorization with the register tile plan, the explicit kernels, and the
+// vector lowering. One implementation file each in lib/Codegen/CPU/ (the
+// tile pass spreads over its plan, tiling and vectorization files).
+// quench-cpu-pipeline (lib/Pipelines) runs them with its own `vector-bits`,
+// `int8-dot` and `code-lookup` options; the defaults here are the
+// pipeline's.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QUENCH_CODEGEN_CPU_PASSES_TD
+#define QUENCH_CODEGEN_CPU_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+// The SIMD register width, shared by the passes that plan for it.
+class VectorBitsOption<string what>
+    : Option<"vectorBits", "vector-bits", "unsigned", "256",
+             "SIMD register width in bits " # what # " (256: AVX2, 512: "
+             "AVX-512)">;
+
+def QuenchCPUTileAndVectorize
+    : Pass<"quench-cpu-tile-and-vectorize", "::mlir::func::FuncOp"> {
+  let summary = "Tile linalg ops on tensors (scf.forall tasks, scf.for "
+                "register tiles) and vectorize the tiles";
+  let description = [{
+    The core of the CPU pipeline's `codegen` stage, on tensors. First every
+    user of a constant-initialized tensor gets its own fill
+    (`quench::unshareInitTensors`), and generic contractions whose body is
+    exactly `out + a * b` on one float type, or `out + extsi(a) * extsi(b)`
+    on integers, become `linalg.contract` (which vectorizes to
+    `vector.contract`, i.e. outer products). Then every linalg op with
+    tensor semantics, a non-empty iteration space and whole-byte elements
+    is tiled:
+
+    * contractions: `scf.forall` tasks over batch x M x N (48 x 256; 64
+      rows at 512 bits; cut along N into about 4 tasks of whole register
+      tiles from 2^20 multiply-adds on), an `scf.for` over K blocks of 256,
+      then register tiles of 6 rows x 2 SIMD vectors (8 rows at 512 bits),
+      loops ordered N, M, K. Matrix x vector products (M static below the
+      tile's rows) put K outermost (4 rows of B at a time) and take up to
+      8 vectors of columns; a right-hand side read [N, K] gets 4 x 4
+      output tiles of horizontal reductions over 4 vectors of K;
+    * a contraction whose only user is an elementwise `linalg.generic`
+      reading it through the identity map is tiled with that epilogue:
+      into the consumer's register tiles (whole K in registers, epilogue
+      applied row by row) when K is static, at most 1024 and the plan uses
+      register tiles, else into the contraction's parallel tasks;
+    * the fused dequantizing matmul (`quench.dequant_matmul`) where
+      `quench-cpu-dequant-matmul` did not apply: tasks of output features,
+      register tiles of 4 rows x 2 vectors kept across the reductions;
+    * everything else (elementwise ops, reductions, fills): tasks of at
+      least 16K elements along the outermost parallel dim, `scf.for`
+      tiles of 4 SIMD vectors along the innermost dims.
+
+    Partial `scf.for` iterations are peeled so that the main tiles are
+    static; after canonicalization each tile is vectorized with
+    `linalg::vectorize`, unmasked when static and masked to the tile size
+    otherwise. Ops marked with a `__quench_vector_sizes` attribute (tiles
+    the int8 kernel built) are only vectorized, with those sizes. Tiles
+    that do not vectorize stay linalg (loops later): gathers
+    (`tensor.extract`), masked tiles that divide integers, whatever the
+    vectorizer rejects. Finally masked transfers take their mask as an
+    operand (the buffer deallocation pass breaks `vector.mask` regions).
+    See docs/lowering.md ("Code generation").
+  }];
+  let options = [
+    VectorBitsOption<"the tiles are planned for">,
+  ];
+  let dependentDialects = [
+    "::mlir::affine::AffineDialect",
+    "::mlir::arith::ArithDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+    "::mlir::vector::VectorDialect",
+  ];
+}
+
+def QuenchCPUPretransposeRhs
+    : Pass<"quench-cpu-pretranspose-rhs", "::mlir::func::FuncOp"> {
+  let summary = "Store [N, K] right-hand sides of contractions as [K, N]: "
+                "constants at compile time, computed ones with a transpose "
+                "when M >= 4";
+  let description = [{
+    A two-input `linalg.generic` contraction (one K dim, one N dim) whose
+    right-hand side is indexed `(..., n, k)` (reduction dim innermost:
+    quench.linear's PyTorch weight layout, attention's Q·Kᵀ) reads it as
+    `(..., k, n)` instead, so that the outer-product micro kernel of
+    `quench-cpu-tile-and-vectorize` streams contiguous rows of B and needs
+    no horizontal sums:
+
+    * a 2-D constant is transposed once, at compile time
+      (`quench::transpose2DConstant`, blob to blob);
+    * a computed operand gets a `linalg.transpose` in front when the
+      contraction has one M dim, static and at least 4 (the copy costs
+      N·K per batch, about what the horizontal reductions it saves cost
+      per output); with fewer rows (decode) the dot products stay.
+
+    See docs/lowering.md ("B stored [N, K]").
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
+def QuenchCPULowerVector
+    : Pass<"quench-cpu-lower-vector", "::mlir::func::FuncOp"> {
+  let summary = "Lower contractions, reductions, transposes and masks to 1-D "
+                "vector operations";
+  let description = [{
+    The vector lowering of the CPU pipeline's `to-llvm` stage, in four
+    greedy rounds:
+
+    1. transcendentals (`exp`, `expm1`, `erf`, `tanh`, `log`, `log1p`,
+       `log2`) become MLIR's polynomial approximations, on vectors and
+       scalars alike (a loop's peeled tail computes what its vector body
+       computes);
+    2. masked transfers take their mask as an operand, and integer
+       `vector.contract`s get their narrower operands sign-extended to the
+       accumulator type (the contraction lowerings unroll only operands of
+       the accumulator's element type);
+    3. contractions become outer products, multi-reductions inner
+       (horizontal) reductions, transfer permutation maps minor identities;
+    4. outer products become `vector.fma`, transposes 1-D shuffles, and
+       broadcasts, shape casts and masks 1-D operations.
+
+    What remains maps onto SIMD instructions through
+    `convert-vector-to-scf{full-unroll=1 target-rank=1}` and
+    `convert-vector-to-llvm`. See docs/lowering.md ("Vector lowering").
+  }];
+  // The polynomial approximations build arith, math and vector ops (the
+  // pipeline has loaded these dialects long before; run alone, the input
+  // may hold none of them).
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::vector::VectorDialect",
+  ];
+}
+
+def QuenchCPUDequantMatmul
+    : Pass<"quench-cpu-dequant-matmul", "::mlir::ModuleOp"> {
+  let summary = "Replace quench.matmul_nbits' fused dequantizing generics by "
+                "the CPU kernel";
+  let description = [{
+    Replaces every fused dequantizing matmul of `quench.matmul_nbits` (the
+    `linalg.generic` over `(batch..., b, j, h, n)` marked
+    `quench.dequant_matmul`, fast form: 2, 4 or 8 bits, constant codes,
+    scales and zero points) by an explicit kernel on tensors (scf + vector
+    ops): the sum reassociated per quantization group,
+
+    ```
+    y[r, n] += s[b, n] * (sum_{j,h} x[r, b, j, h] * q[b, j, h, n])
+               - (z[b, n] * s[b, n]) * sum_{j,h} x[r, b, j, h]
+    ```
+
+    with the constants re-laid out at compile time in panels of output
+    features, `scf.forall` tasks of output features, register tiles of
+    partial sums per group loop-carried in registers, and (with zero
+    points) a linalg reduction for the group sums of x, left to
+    `quench-cpu-tile-and-vectorize`. With `code-lookup` and 16 lanes
+    (`vector-bits=512`), 4- and 2-bit codes are stored as words of four
+    code bytes and converted by a table lookup (a call of the vpermps
+    intrinsic `llvm.x86.avx512.permvar.sf.512`, which the pass declares
+    in the module). Generics the kernel does not handle, and every generic
+    when `vector-bits` is below 128, are left unchanged (the tile pass
+    handles them). See docs/lowering.md ("Quantized matmul kernel").
+  }];
+  let options = [
+    VectorBitsOption<"the kernel is built for">,
+    Option<"codeLookup", "code-lookup", "bool", "false",
+           "Convert 4- and 2-bit weight codes by a 16-entry table lookup "
+           "(vpermps; the target must have AVX-512F and vector-bits be "
+           "512)">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::func::FuncDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+    "::mlir::vector::VectorDialect",
+  ];
+}
+
+def QuenchCPUInt8Matmul : Pass<"quench-cpu-int8-matmul", "::mlir::ModuleOp"> {
+  let summary = "Replace int8 x int8 -> int32 contractions with constant "
+                "weights by the vpmaddwd / vpdpbusd kernel";
+  let description = [{
+    Replaces every int8 x int8 -> int32 contraction with a constant
+    right-hand side (quench.qlinear's `acc + extsi(q) * extsi(w)`, rows x K
+    times K x N or N x K) by an explicit kernel on tensors: the weights
+    re-laid out at compile time in panels of K groups interleaved per
+    output column (2 bytes for `vpmaddwd`, 4 for `vpdpbusd`, whose
+    activations are made unsigned with `q xor 0x80` and corrected by a
+    constant -128 * column sums), the intrinsic called on broadcast
+    activation groups (declared in the module as private functions named
+    like the LLVM intrinsic), `scf.forall` tasks of output columns. A
+    product whose only user is an elementwise generic (rescale, bias,
+    activation, requantization) computes that generic in its register
+    tiles (no i32 product tensor): the kernel leaves one copy per tile row,
+    marked with the vector sizes `quench-cpu-tile-and-vectorize` gives it.
+    The elementwise generics that prepare the activations (i16, or u8) are
+    left to that pass too.
+
+    Results are bit-identical to the generic contraction's (i32
+    wrap-around). Does nothing for `int8-dot=none` or a `vector-bits` other
+    than 256 and 512; the target must have the instructions at that width
+    (quench-compile chooses with `quench::selectInt8DotProduct`). See
+    docs/lowering.md ("Int8 matmul kernel").
+  }];
+  let options = [
+    VectorBitsOption<"the kernel is built for">,
+    Option<"int8Dot", "int8-dot", "::quench::Int8DotProduct",
+           "::quench::Int8DotProduct::None",
+           "Integer multiply-add instructions for int8 x int8 -> int32 "
+           "products with constant weights (the target must have them at "
+           "vector-bits)",
+           [{::llvm::cl::values(
+               clEnumValN(::quench::Int8DotProduct::None, "none",
+                          "generic contraction (outer products on i32 "
+                          "lanes)"),
+               clEnumValN(::quench::Int8DotProduct::PMAddWD, "pmaddwd",
+                          "vpmaddwd on i16 pairs (AVX2, AVX-512BW)"),
+               clEnumValN(::quench::Int8DotProduct::VNNI, "vnni",
+                          "vpdpbusd on u8 x s8 quadruples (AVX-VNNI, "
+                          "AVX512-VNNI)"))}]>,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::func::FuncDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+    "::mlir::vector::VectorDialect",
+  ];
+}
+
+#endif // QUENCH_CODEGEN_CPU_PASSES_TD
