@@ -79,7 +79,7 @@ def ConvertSCFToQuenchRuntime
     quench_parallel_for(quench_current_threadpool(), n, grain, body, ctx)
     ```
 
-    of the Quench runtime (runtime/include/quench/runtime.h): `n` is the
+    of the Quench runtime (runtime/include/quench/runtime_abi.h): `n` is the
     product of the trip counts `max(0, ceil((ub - lb) / step))` (a loop
     with a constant trip count of 0 is erased; with n = 0 at run time the
     runtime calls nothing), `body` a new function that runs the linear
