@@ -38,6 +38,11 @@ foreach(file
     message(FATAL_ERROR "not installed: ${prefix}/${file}")
   endif()
 endforeach()
+# The codegen ABI header is not for applications (docs/runtime.md).
+if(EXISTS ${prefix}/include/quench/runtime_abi.h)
+  message(FATAL_ERROR "installed but not for applications: "
+    "${prefix}/include/quench/runtime_abi.h")
+endif()
 # The installed tools find libMLIR.so and each other's libraries.
 foreach(tool quench-compile quench-import quench-opt)
   execute_process(COMMAND ${prefix}/bin/${tool} --version

@@ -6,7 +6,7 @@
 #include "quench/Dialect/Quench/Transforms/Passes.h"
 #include "quench/Pipelines/Pipelines.h"
 #include "quench/Target/CPU/CPUTargetBackend.h"
-#include "quench/runtime.h"
+#include "quench/runtime_abi.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/IRMapping.h"
@@ -29,15 +29,6 @@
 #include "llvm/Target/TargetMachine.h"
 
 #include <chrono>
-
-// The runtime's memref allocation hooks (runtime/lib/memref.c): generated
-// code calls them, they are not part of the public header.
-extern "C" {
-void *_mlir_memref_to_llvm_alloc(size_t size);
-void *_mlir_memref_to_llvm_aligned_alloc(size_t alignment, size_t size);
-void _mlir_memref_to_llvm_free(void *p);
-void memrefCopy(int64_t elemSize, const void *src, const void *dst);
-}
 
 using namespace mlir;
 using namespace quench;

@@ -11,7 +11,7 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 
-#include "quench/runtime.h"
+#include "quench/runtime_abi.h"
 
 #include <stddef.h>
 #include <stdint.h>

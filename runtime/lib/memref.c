@@ -5,26 +5,14 @@
  * descriptors ({rank, pointer to the ranked descriptor}); upstream provides
  * it in libmlir_c_runner_utils, which compiled models must not depend on,
  * so the runtime implements the same contract here. Likewise the generic
- * allocation functions that buffers are allocated and freed with.
+ * allocation functions that buffers are allocated and freed with
+ * (finalize-memref-to-llvm's use-generic-functions): every buffer of a
+ * compiled model comes from the runtime's caching allocator (alloc.c).
+ * Declared in quench/runtime_abi.h.
  */
 #include "internal.h"
 
 #include <string.h>
-
-typedef struct unranked_memref {
-  int64_t rank;
-  void *descriptor; /* {allocated, aligned, offset, sizes[rank], strides[rank]} */
-} unranked_memref;
-
-void memrefCopy(int64_t elem_size, const unranked_memref *src,
-                const unranked_memref *dst);
-
-/* memref.alloc / memref.dealloc, with finalize-memref-to-llvm's
- * use-generic-functions: every buffer of a compiled model comes from the
- * runtime's caching allocator (alloc.c). */
-void *_mlir_memref_to_llvm_alloc(size_t size);
-void *_mlir_memref_to_llvm_aligned_alloc(size_t alignment, size_t size);
-void _mlir_memref_to_llvm_free(void *p);
 
 void *_mlir_memref_to_llvm_alloc(size_t size) {
   return quench_buffer_alloc(size, 0);
@@ -75,8 +63,8 @@ void quench_internal_strided_copy(char *dst, const int64_t *dst_strides,
   }
 }
 
-void memrefCopy(int64_t elem_size, const unranked_memref *src,
-                const unranked_memref *dst) {
+void memrefCopy(int64_t elem_size, const quench_unranked_memref *src,
+                const quench_unranked_memref *dst) {
   int64_t rank = src->rank;
   if (rank < 0 || rank > QUENCH_MAX_RANK)
     return; /* the generated ABI never goes beyond QUENCH_MAX_RANK */

@@ -1,5 +1,5 @@
 // The buffer allocator of generated code (runtime/lib/alloc.c).
-#include "quench/runtime.h"
+#include "quench/runtime_abi.h"
 
 #include <gtest/gtest.h>
 
@@ -7,13 +7,6 @@
 #include <cstring>
 #include <thread>
 #include <vector>
-
-extern "C" {
-// What finalize-memref-to-llvm{use-generic-functions=1} calls.
-void *_mlir_memref_to_llvm_alloc(size_t size);
-void *_mlir_memref_to_llvm_aligned_alloc(size_t alignment, size_t size);
-void _mlir_memref_to_llvm_free(void *p);
-}
 
 namespace {
 

@@ -3,10 +3,10 @@
 // twice, the per-call thread pool, and memrefCopy.
 #include "TestUtil.h"
 
+#include "quench/runtime_abi.h"
+
 #include <cstdlib>
 #include <cstring>
-
-extern "C" void memrefCopy(int64_t elemSize, void *src, void *dst);
 
 namespace {
 
@@ -130,10 +130,7 @@ TEST(Model, MemrefCopyHandlesStridesAndOffsets) {
   float dst[6] = {0};
   Desc2 s = {src, src, 1, {2, 3}, {4, 1}};
   Desc2 d = {dst, dst, 0, {2, 3}, {1, 2}};
-  struct {
-    int64_t rank;
-    void *desc;
-  } us = {2, &s}, ud = {2, &d};
+  quench_unranked_memref us = {2, &s}, ud = {2, &d};
   memrefCopy(sizeof(float), &us, &ud);
   const float want[6] = {1, 4, 2, 5, 3, 6};
   for (int i = 0; i < 6; ++i)

@@ -1,5 +1,5 @@
 // Thread pool and quench_parallel_for.
-#include "quench/runtime.h"
+#include "quench/runtime_abi.h"
 
 #include <gtest/gtest.h>
 

@@ -12,14 +12,16 @@ include "mlir/Pass/PassBase.td"
 def ConvertQuenchToLinalg : Pass<"convert-quench-to-linalg"> {
   let summary = "Lower float/integer quench ops to linalg, tensor, arith and math";
   let description = [{
-    The first step of the CPU backend. Every quench op on float, integer and
-    bool tensors becomes `linalg` on tensors (`linalg.generic` with
-    broadcasting indexing maps for the elementwise ops, `linalg.matmul` or a
-    `linalg.generic` contraction for `matmul`/`linear`, reductions as
-    `linalg.generic` with reduction iterators) plus `tensor` ops for the
-    shape manipulations and `arith`/`math` for the scalar bodies. Dynamic
-    dimensions are supported everywhere (`tensor.dim` feeding
-    `tensor.empty`).
+    Target-independent: it has no options and reads no target attribute;
+    its result is upstream IR that a backend's code generation takes from
+    there (the CPU pipeline runs it as its `to-linalg` stage). Every quench
+    op on float, integer and bool tensors becomes `linalg` on tensors
+    (`linalg.generic` with broadcasting indexing maps for the elementwise
+    ops, `linalg.matmul` or a `linalg.generic` contraction for
+    `matmul`/`linear`, reductions as `linalg.generic` with reduction
+    iterators) plus `tensor` ops for the shape manipulations and
+    `arith`/`math` for the scalar bodies. Dynamic dimensions are supported
+    everywhere (`tensor.dim` feeding `tensor.empty`).
 
     Decisions (docs/lowering.md has the details):
     * NumPy broadcasting of a dimension that is dynamic on both sides
@@ -38,17 +40,24 @@ def ConvertQuenchToLinalg : Pass<"convert-quench-to-linalg"> {
       unconverted.
     * Constants keep their attribute as is: a `dense_resource` blob stays a
       blob (`arith.constant dense_resource<...>`).
-
     * The ONNX quantization ops on integer tensors (`quantize_linear`,
       `dequantize_linear`, `dynamic_quantize_linear`, `matmul_integer`,
       `qlinear_matmul`) divide by the scale, round half to even and
       saturate by clamping in float (NaN gives the lower bound of the
       range); integer products accumulate exactly in i32 (one two-input
       contraction plus zero-point corrections).
+    * `matmul_nbits` becomes one `linalg.generic` that reads the packed
+      codes and dequantizes them in its body (no dequantized weight matrix
+      exists). With 2-, 4- or 8-bit codes and constant weights, scales and
+      zero points, the constants are laid out again K-major and the generic
+      carries the unit attribute `quench.dequant_matmul`, which code
+      generation may use to replace it by a dedicated kernel.
+    * `qlinear` (W8A8) quantizes its input to int8 (per row when dynamic),
+      contracts int8 x int8 into i32 and rescales in an elementwise
+      epilogue.
 
-    Not converted yet (left legal): `matmul_nbits`, `quantize`,
-    `dequantize`, and any op whose operands or results have `!quant`
-    element types.
+    Not converted yet (left legal): any op whose operands or results have
+    `!quant` element types (the constant and shape ops accept them).
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
@@ -70,7 +79,7 @@ def ConvertSCFToQuenchRuntime
     quench_parallel_for(quench_current_threadpool(), n, grain, body, ctx)
     ```
 
-    of the Quench runtime (runtime/include/quench/runtime.h): `n` is the
+    of the Quench runtime (runtime/include/quench/runtime_abi.h): `n` is the
     product of the trip counts `max(0, ceil((ub - lb) / step))` (a loop
     with a constant trip count of 0 is erased; with n = 0 at run time the
     runtime calls nothing), `body` a new function that runs the linear

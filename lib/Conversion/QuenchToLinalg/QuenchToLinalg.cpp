@@ -2,7 +2,7 @@
 //
 // Pass driver, type converter, conversion target and the helpers shared by
 // the pattern files (Elementwise.cpp, Contractions.cpp, Shapes.cpp,
-// Quantization.cpp).
+// MatMulNBits.cpp, Quantization.cpp, QLinear.cpp).
 // docs/lowering.md explains the decisions.
 //
 //===----------------------------------------------------------------------===//
@@ -281,7 +281,6 @@ void quench::configureQuenchToLinalgTarget(ConversionTarget &target) {
                          math::MathDialect, tensor::TensorDialect>();
   target.addDynamicallyLegalDialect<QuenchDialect>(
       [](Operation *op) { return hasQuantElementType(op); });
-  target.addLegalOp<QuantizeOp, DequantizeOp>();
 }
 
 void quench::populateQuenchToLinalgConversionPatterns(

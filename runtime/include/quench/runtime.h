@@ -2,6 +2,12 @@
  * Quench runtime: the small C library linked into every model artifact that
  * Quench generates (object files, static libraries, standalone executables).
  *
+ * This header is the application API: what a program that links a compiled
+ * model calls (tensors, errors, thread pools, .npy files, model runs). The
+ * functions that only generated code calls (parallel loops, the buffer
+ * allocator, MLIR's memref hooks) are in quench/runtime_abi.h, which is not
+ * for applications.
+ *
  * Pure C11 + POSIX threads; no MLIR/LLVM dependency; no global mutable state:
  * every piece of state lives in an object the caller creates and passes in.
  * All functions are safe to call from several threads at once as long as they
@@ -89,7 +95,7 @@ void quench_error_clear(quench_error *err);
  * Fills err (if non-NULL) with code and a printf-formatted message, truncated
  * to fit; newlines are replaced by spaces. Returns code, so that
  * `return quench_error_set(err, QUENCH_ERR_IO, "...");` reads naturally.
- * Meant for generated code and drivers too.
+ * Meant for drivers and applications too.
  */
 quench_status quench_error_set(quench_error *err, quench_status code,
                                const char *fmt, ...) QUENCH_PRINTF_LIKE(3, 4);
@@ -203,15 +209,18 @@ int quench_format_type(quench_dtype dtype, int32_t rank, const int64_t *shape,
 /* Thread pool                                                              */
 /* ------------------------------------------------------------------------ */
 
-/** Opaque pool of worker threads used by generated parallel loops. */
+/**
+ * Opaque pool of worker threads that runs the parallel loops of compiled
+ * models (pass it to quench_model_run).
+ */
 typedef struct quench_threadpool quench_threadpool;
 
 /**
  * Creates a pool that runs parallel loops on num_threads threads in total:
- * num_threads - 1 workers started now plus the thread that calls
- * quench_parallel_for. num_threads == 0 means the number of online cores
- * (sysconf(_SC_NPROCESSORS_ONLN)); negative values or more than 4096 are
- * invalid. No environment variable is consulted.
+ * num_threads - 1 workers started now plus the thread that runs the loop
+ * (the caller of quench_model_run). num_threads == 0 means the number of
+ * online cores (sysconf(_SC_NPROCESSORS_ONLN)); negative values or more
+ * than 4096 are invalid. No environment variable is consulted.
  * Returns NULL on failure (err filled).
  * Ownership: the caller owns the pool; release with quench_threadpool_destroy.
  */
@@ -219,65 +228,27 @@ quench_threadpool *quench_threadpool_create(int num_threads, quench_error *err);
 
 /**
  * Stops and joins the workers and frees the pool. NULL-safe. Must not be
- * called while a quench_parallel_for on this pool is running.
+ * called while a model run (or any parallel loop) on this pool is running.
  */
 void quench_threadpool_destroy(quench_threadpool *pool);
 
 /** Total threads (workers + caller); 1 for a NULL pool. */
 int quench_threadpool_size(const quench_threadpool *pool);
 
-/** Loop body: processes iterations [begin, end). */
-typedef void (*quench_parallel_fn)(void *ctx, int64_t begin, int64_t end);
+/* ------------------------------------------------------------------------ */
+/* Buffer cache of compiled models                                          */
+/* ------------------------------------------------------------------------ */
 
-/**
- * Runs fn over [0, n) split into contiguous chunks, and returns when all
- * chunks are done (with their writes visible to the caller).
- *
- * Partitioning is static and deterministic: with T = pool size, g =
- * max(grain, 1), the number of chunks is k = max(1, min(T, n / g)); chunk i
- * covers [i*q + min(i, r), (i+1)*q + min(i+1, r)) where q = n / k and
- * r = n % k, so every chunk has at least g iterations unless n < g (then one
- * chunk of n). Chunk 0 runs on the calling thread, chunk i on worker i.
- * fn is called once per chunk; never with an empty range; not at all when
- * n == 0.
- *
- * Runs everything inline on the calling thread (one call fn(ctx, 0, n)) when
- * pool is NULL, has 1 thread, k == 1, or the pool is already running a loop:
- * this makes nested calls from inside fn, and concurrent calls from other
- * threads sharing the pool, safe.
- *
- * Returns QUENCH_ERR_INVALID_ARGUMENT for n < 0 or fn == NULL (nothing runs),
- * otherwise QUENCH_OK. fn must not exit the thread or longjmp out.
+/*
+ * Compiled models allocate their intermediate buffers from the runtime
+ * (quench_buffer_alloc in runtime_abi.h), which keeps freed buffers for
+ * reuse by later runs instead of returning them to the C library.
  */
-quench_status quench_parallel_for(quench_threadpool *pool, int64_t n,
-                                  int64_t grain, quench_parallel_fn fn,
-                                  void *ctx);
 
-/* ------------------------------------------------------------------------ */
-/* Buffers of generated code                                                */
-/* ------------------------------------------------------------------------ */
-
-/** Most bytes of freed buffers kept for reuse (see quench_buffer_free). */
+/** Most bytes of freed buffers kept for reuse. */
 #ifndef QUENCH_BUFFER_CACHE_BYTES
 #define QUENCH_BUFFER_CACHE_BYTES ((size_t)1 << 30)
 #endif
-
-/**
- * Allocates a buffer of size bytes aligned to max(alignment,
- * QUENCH_TENSOR_ALIGNMENT) (alignment must be a power of two; else NULL).
- * Compiled models allocate their intermediate buffers here. Buffers are
- * rounded up to a size class (at most 25% larger) and freed buffers are
- * reused, so repeated runs of a model touch the same memory instead of
- * faulting fresh pages in. Thread-safe. Returns NULL when out of memory.
- * Release with quench_buffer_free (never free()).
- */
-void *quench_buffer_alloc(size_t size, size_t alignment);
-
-/**
- * Returns a buffer of quench_buffer_alloc to the cache, or to the C library
- * once the cache holds QUENCH_BUFFER_CACHE_BYTES. NULL-safe. Thread-safe.
- */
-void quench_buffer_free(void *p);
 
 /** Releases every cached buffer to the C library. Thread-safe. */
 void quench_buffer_cache_trim(void);
@@ -357,15 +328,6 @@ quench_status quench_npy_write(const char *path, const quench_tensor *t,
 /* Compiled models                                                          */
 /* ------------------------------------------------------------------------ */
 
-/**
- * The thread pool that generated parallel loops of the model running on this
- * thread use: the one passed to quench_model_run (set for the duration of the
- * call, per thread, so concurrent runs on different threads do not interfere;
- * restored afterwards, so nested runs work). NULL outside a run, or when the
- * run was given no pool: loops then run on the calling thread.
- */
-quench_threadpool *quench_current_threadpool(void);
-
 /** Version of the quench_model layout; checked by quench_model_run. */
 #define QUENCH_MODEL_ABI_VERSION 1
 
@@ -383,7 +345,8 @@ typedef struct quench_io_info {
  * sizes[rank], strides[rank]} (all 8-byte fields), followed, when the model
  * has outputs, by a pointer to storage for the output descriptors, laid out
  * one after the other in output order. Every output buffer is a fresh
- * malloc'ed allocation owned by the caller (`allocated` is what to free).
+ * allocation of quench_buffer_alloc (runtime_abi.h) that the caller frees
+ * with quench_buffer_free (`allocated` is what to free).
  * Called only through quench_model_run.
  */
 typedef void (*quench_model_entry)(void **args);
@@ -418,7 +381,8 @@ typedef struct quench_model {
  *
  * pool runs the model's parallel loops (NULL: on the calling thread only).
  * Several threads may run the same model at once (each with its own inputs
- * and outputs); they may share a pool (see quench_parallel_for).
+ * and outputs); they may share a pool: a loop that finds the pool busy
+ * with another run's loop runs on its own calling thread.
  *
  * Ownership: inputs are only read. On success every outputs[i] is filled
  * with a new contiguous row-major tensor that the caller frees with

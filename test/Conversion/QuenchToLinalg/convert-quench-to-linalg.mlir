@@ -138,16 +138,17 @@ func.func @constant_resource() -> tensor<2xf32> {
 
 // -----
 
-// quench.dequantize (a !quant.uniform operand) is not converted yet: it
-// stays, and converted code consumes its float result.
-// CHECK-LABEL: func.func @dequantize_unconverted(
-// CHECK:         %[[D:.+]] = quench.dequantize %arg0
-// CHECK:         linalg.generic {{.*}} ins(%[[D]] : tensor<4xf32>)
+// Ops with !quant.uniform element types are not converted yet: they stay,
+// next to converted code.
+// CHECK-LABEL: func.func @quant_unconverted(
+// CHECK:         %[[R:.+]] = quench.reshape %arg0
+// CHECK:         linalg.generic {{.*}} ins(%arg1 : tensor<4xf32>)
 // CHECK:           math.exp
-func.func @dequantize_unconverted(%q: tensor<4x!quant.uniform<i8:f32, 0.5:3>>) -> tensor<4xf32> {
-  %d = quench.dequantize %q : tensor<4x!quant.uniform<i8:f32, 0.5:3>> to tensor<4xf32>
-  %e = quench.exp %d : tensor<4xf32>
-  return %e : tensor<4xf32>
+// CHECK:         return %[[R]],
+func.func @quant_unconverted(%q: tensor<4x!quant.uniform<i8:f32, 0.5:3>>, %x: tensor<4xf32>) -> (tensor<2x2x!quant.uniform<i8:f32, 0.5:3>>, tensor<4xf32>) {
+  %r = quench.reshape %q : tensor<4x!quant.uniform<i8:f32, 0.5:3>> -> tensor<2x2x!quant.uniform<i8:f32, 0.5:3>>
+  %e = quench.exp %x : tensor<4xf32>
+  return %r, %e : tensor<2x2x!quant.uniform<i8:f32, 0.5:3>>, tensor<4xf32>
 }
 
 // -----

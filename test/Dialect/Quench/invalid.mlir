@@ -974,30 +974,6 @@ func.func @matmul_nbits_result(%x: tensor<1x64xf32>, %w: tensor<16x2x16xui8>, %s
 
 // -----
 
-func.func @quantize_expressed(%x: tensor<4xf16>) {
-  // expected-error @+1 {{requires the quantized type's expressed type to be 'f16'}}
-  %0 = quench.quantize %x : tensor<4xf16> to tensor<4x!quant.uniform<i8:f32, 0.5>>
-  return
-}
-
-// -----
-
-func.func @dequantize_expressed(%q: tensor<4x!quant.uniform<i8:f32, 0.5>>) {
-  // expected-error @+1 {{requires the quantized type's expressed type to be 'f16'}}
-  %0 = quench.dequantize %q : tensor<4x!quant.uniform<i8:f32, 0.5>> to tensor<4xf16>
-  return
-}
-
-// -----
-
-func.func @quantize_shape(%x: tensor<4xf32>) {
-  // expected-error @+1 {{requires the same shape for all operands and results}}
-  %0 = quench.quantize %x : tensor<4xf32> to tensor<5x!quant.uniform<i8:f32, 0.5>>
-  return
-}
-
-// -----
-
 func.func @qlinear_k(%x: tensor<2x32xf32>, %w: tensor<16x64xi8>, %s: tensor<16xf32>) {
   // expected-error @+1 {{input features 32 do not match weight in_features 64}}
   %0 = quench.qlinear %x, %w, %s : (tensor<2x32xf32>, tensor<16x64xi8>, tensor<16xf32>) -> tensor<2x16xf32>

@@ -237,16 +237,17 @@ func.func @matmul_nbits(%x: tensor<1x3x64xf32>, %w: tensor<16x2x16xui8>,
   return
 }
 
+// Shape ops also accept tensors with `!quant` element types.
 // CHECK-LABEL: func @quant_types
-func.func @quant_types(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
-  // CHECK: quench.quantize %{{.*}} : tensor<4x8xf32> to tensor<4x8x!quant.uniform<i8:f32, 5.000000e-01:-3>>
-  %0 = quench.quantize %x : tensor<4x8xf32> to tensor<4x8x!quant.uniform<i8:f32, 0.5:-3>>
-  // CHECK: quench.dequantize %{{.*}} : tensor<4x8x!quant.uniform<i8:f32, 5.000000e-01:-3>> to tensor<4x8xf32>
-  %1 = quench.dequantize %0 : tensor<4x8x!quant.uniform<i8:f32, 0.5:-3>> to tensor<4x8xf32>
+func.func @quant_types(%q: tensor<4x8x!quant.uniform<i8:f32, 0.5:-3>>, %p: tensor<4x8x!quant.uniform<i8:f32:0, {0.5, 0.25, 1.0, 2.0}>>) -> tensor<8x4x!quant.uniform<i8:f32, 0.5:-3>> {
+  // CHECK: quench.reshape %{{.*}} : tensor<4x8x!quant.uniform<i8:f32, 5.000000e-01:-3>> -> tensor<2x16x!quant.uniform<i8:f32, 5.000000e-01:-3>>
+  %0 = quench.reshape %q : tensor<4x8x!quant.uniform<i8:f32, 0.5:-3>> -> tensor<2x16x!quant.uniform<i8:f32, 0.5:-3>>
+  // CHECK: quench.transpose %{{.*}} : tensor<4x8x!quant.uniform<i8:f32, 5.000000e-01:-3>> -> tensor<8x4x!quant.uniform<i8:f32, 5.000000e-01:-3>>
+  %1 = quench.transpose %q {permutation = array<i64: 1, 0>} : tensor<4x8x!quant.uniform<i8:f32, 0.5:-3>> -> tensor<8x4x!quant.uniform<i8:f32, 0.5:-3>>
   // Per-axis scheme.
-  // CHECK: quench.quantize %{{.*}} : tensor<4x8xf32> to tensor<4x8x!quant.uniform<i8:f32:0, {
-  %2 = quench.quantize %x : tensor<4x8xf32> to tensor<4x8x!quant.uniform<i8:f32:0, {0.5, 0.25, 1.0, 2.0}>>
-  return %1 : tensor<4x8xf32>
+  // CHECK: quench.slice %{{.*}} : tensor<4x8x!quant.uniform<i8:f32:0, {
+  %2 = quench.slice %p {starts = array<i64: 0, 0>, ends = array<i64: 4, 4>, steps = array<i64: 1, 1>} : tensor<4x8x!quant.uniform<i8:f32:0, {0.5, 0.25, 1.0, 2.0}>> -> tensor<4x4x!quant.uniform<i8:f32:0, {0.5, 0.25, 1.0, 2.0}>>
+  return %1 : tensor<8x4x!quant.uniform<i8:f32, 0.5:-3>>
 }
 
 {-#

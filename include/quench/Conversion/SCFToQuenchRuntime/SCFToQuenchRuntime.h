@@ -29,7 +29,7 @@ inline constexpr llvm::StringLiteral kParallelBodyAttrName =
     "quench.parallel_body";
 
 /// Runtime entry points the generated code calls (runtime/include/quench/
-/// runtime.h).
+/// runtime_abi.h).
 inline constexpr llvm::StringLiteral kCurrentThreadpoolFnName =
     "quench_current_threadpool";
 inline constexpr llvm::StringLiteral kParallelForFnName = "quench_parallel_for";

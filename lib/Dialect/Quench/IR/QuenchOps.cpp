@@ -776,25 +776,5 @@ LogicalResult MatMulNBitsOp::verify() {
                             "result");
 }
 
-static LogicalResult verifyQuantPair(Operation *op, Type floatType,
-                                     Type quantType) {
-  auto q = dyn_cast<quant::QuantizedType>(quantType);
-  if (!q || q.getExpressedType() != floatType)
-    return op->emitOpError()
-           << "requires the quantized type's expressed type to be "
-           << floatType;
-  return success();
-}
-
-LogicalResult QuantizeOp::verify() {
-  return verifyQuantPair(*this, getInput().getType().getElementType(),
-                         getResult().getType().getElementType());
-}
-
-LogicalResult DequantizeOp::verify() {
-  return verifyQuantPair(*this, getResult().getType().getElementType(),
-                         getInput().getType().getElementType());
-}
-
 #define GET_OP_CLASSES
 #include "quench/Dialect/Quench/IR/QuenchOps.cpp.inc"

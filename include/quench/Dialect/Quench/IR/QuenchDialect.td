@@ -32,10 +32,12 @@ def Quench_Dialect : Dialect {
     * Axes attributes are non-negative after import (the importer
       normalizes ONNX's negative axes); verifiers reject out-of-range axes.
     * Large constants are `dense_resource` blobs so that IR stays small.
-    * Quantized values flow either as plain integer tensors with explicit
-      scale/zero-point operands (the ONNX-faithful `*_linear` ops) or with
-      upstream `!quant.uniform` element types (`quench.quantize` /
-      `quench.dequantize`), where the scheme is part of the type.
+    * Quantized values are plain integer tensors with explicit scale and
+      zero-point operands: the ONNX-faithful ops (`quantize_linear`,
+      `dequantize_linear`, `matmul_integer`, ...) and the packed weights of
+      `matmul_nbits` and `qlinear`. The constant and shape ops also accept
+      upstream `!quant.uniform` element types, but no op produces them yet
+      and no lowering handles them.
   }];
   let useDefaultAttributePrinterParser = 0;
   let hasConstantMaterializer = 1;

@@ -28,7 +28,6 @@ def Quench_IntTensor : RankedTensorOf<[AnyInteger]>;
 def Quench_IndexTensor : RankedTensorOf<[I32, I64, SI32, SI64]>;
 def Quench_BoolTensor : RankedTensorOf<[I1]>;
 def Quench_NumericTensor : RankedTensorOf<[Quench_Float, AnyInteger]>;
-def Quench_QuantTensor : RankedTensorOf<[quant_QuantizedType]>;
 def Quench_AnyTensor : RankedTensorOf<[Quench_Float, AnyInteger,
                                         quant_QuantizedType]>;
 def Quench_ShapeTensor : 1DTensorOf<[I64]>;
@@ -692,37 +691,6 @@ def Quench_QLinearOp : Quench_Op<"qlinear", [Pure]> {
     /// The largest K whose int32 sum of int8 products cannot overflow.
     static constexpr int64_t kMaxInFeatures = 132104;
   }];
-}
-
-//===----------------------------------------------------------------------===//
-// Quantization: scheme carried in !quant.uniform types
-//===----------------------------------------------------------------------===//
-
-def Quench_QuantizeOp : Quench_Op<"quantize", [Pure, SameOperandsAndResultShape]> {
-  let summary = "quantize to the scheme of the result's !quant type";
-  let description = [{
-    `result = saturate(round_half_even(x / scale) + zero_point)` with scale,
-    zero point, storage type and range (per tensor, per axis or sub-channel)
-    taken from the result's `!quant.uniform` element type. The expressed type
-    of the quantized type must be the input element type.
-  }];
-  let arguments = (ins Quench_FloatTensor:$input);
-  let results = (outs Quench_QuantTensor:$result);
-  let assemblyFormat = "$input attr-dict `:` type($input) `to` type($result)";
-  let hasVerifier = 1;
-}
-
-def Quench_DequantizeOp : Quench_Op<"dequantize", [Pure, SameOperandsAndResultShape]> {
-  let summary = "dequantize from the scheme of the operand's !quant type";
-  let description = [{
-    `result = (q - zero_point) * scale` with the scheme of the operand's
-    `!quant.uniform` element type; the result element type must be the
-    expressed type.
-  }];
-  let arguments = (ins Quench_QuantTensor:$input);
-  let results = (outs Quench_FloatTensor:$result);
-  let assemblyFormat = "$input attr-dict `:` type($input) `to` type($result)";
-  let hasVerifier = 1;
 }
 
 #endif // QUENCH_DIALECT_QUENCH_IR_QUENCHOPS_TD
