@@ -29,6 +29,7 @@
 
 #include "KernelUtils.h"
 #include "quench/Codegen/CPU/Passes.h"
+#include "quench/Dialect/Quench/IR/QuenchDialect.h"
 
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
 
@@ -325,9 +326,9 @@ void TileEmitter::lookupStep(OpBuilder &ob, Value blk, Value j4, Value panel,
 /// True when `op` is exactly the fast form MatMulNBits.cpp builds (maps
 /// included), with the shapes the kernel needs.
 bool matchDequantMatmul(linalg::GenericOp op, DequantOperands &d) {
-  if (!op->hasAttr("quench.dequant_matmul") || !op.hasPureTensorSemantics() ||
-      op.getNumDpsInits() != 1 || op.getNumDpsInputs() < 3 ||
-      op.getNumDpsInputs() > 4)
+  if (!op->hasAttr(quench::QuenchDialect::getDequantMatmulAttrName()) ||
+      !op.hasPureTensorSemantics() || op.getNumDpsInits() != 1 ||
+      op.getNumDpsInputs() < 3 || op.getNumDpsInputs() > 4)
     return false;
   unsigned numLoops = op.getNumLoops();
   if (numLoops < 5)
@@ -654,7 +655,7 @@ struct QuenchCPUDequantMatmulPass
     ModuleOp module = getOperation();
     SmallVector<linalg::GenericOp> found;
     module.walk([&](linalg::GenericOp op) {
-      if (op->hasAttr("quench.dequant_matmul"))
+      if (op->hasAttr(quench::QuenchDialect::getDequantMatmulAttrName()))
         found.push_back(op);
     });
     IRRewriter rw(&getContext());

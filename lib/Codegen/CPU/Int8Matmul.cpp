@@ -43,6 +43,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "KernelUtils.h"
+
+#include "quench/Dialect/Quench/IR/QuenchDialect.h"
 #include "quench/Codegen/CPU/Passes.h"
 
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
@@ -231,7 +233,7 @@ bool matchInt8Epilogue(const Int8Contraction &c, Int8Epilogue &e) {
       consumer->getNumResults() != 1 || consumer.getNumDpsInits() != 1 ||
       consumer.getNumReductionLoops() != 0 ||
       consumer.getNumLoops() != c.rowDims + 1 ||
-      consumer->hasAttr("quench.dequant_matmul"))
+      consumer->hasAttr(quench::QuenchDialect::getDequantMatmulAttrName()))
     return false;
   bool unsupported = false;
   consumer->walk([&](Operation *op) {

@@ -14,6 +14,8 @@
 
 #include "TileAndVectorize.h"
 
+#include "quench/Dialect/Quench/IR/QuenchDialect.h"
+
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
@@ -152,7 +154,7 @@ TileAndVectorize::fusableContraction(linalg::LinalgOp consumer) {
   auto generic = dyn_cast<linalg::GenericOp>(consumer.getOperation());
   if (!generic || generic->getNumResults() != 1 || !isTileable(consumer) ||
       consumer.getNumReductionLoops() != 0 ||
-      consumer->hasAttr("quench.dequant_matmul"))
+      consumer->hasAttr(quench::QuenchDialect::getDequantMatmulAttrName()))
     return {};
   bool hasExtract = false;
   generic->walk([&](tensor::ExtractOp) { hasExtract = true; });
@@ -171,7 +173,8 @@ TileAndVectorize::fusableContraction(linalg::LinalgOp consumer) {
       return {};
     found = producer;
   }
-  if (!found || !isTileable(found) || found->hasAttr("quench.dequant_matmul"))
+  if (!found || !isTileable(found) ||
+      found->hasAttr(quench::QuenchDialect::getDequantMatmulAttrName()))
     return {};
   FailureOr<linalg::ContractionDimensions> dims =
       linalg::inferContractionDims(found);
@@ -483,7 +486,8 @@ void TileAndVectorize::runDequantMatmul(linalg::LinalgOp op) {
 void TileAndVectorize::run(linalg::LinalgOp op) {
   if (!isTileable(op))
     return;
-  if (op->hasAttr("quench.dequant_matmul") && op.getNumLoops() >= 5) {
+  if (op->hasAttr(quench::QuenchDialect::getDequantMatmulAttrName()) &&
+      op.getNumLoops() >= 5) {
     runDequantMatmul(op);
     return;
   }

@@ -12,6 +12,8 @@
 
 #include "TileAndVectorize.h"
 
+#include "quench/Dialect/Quench/IR/QuenchDialect.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
@@ -126,7 +128,7 @@ void quench::cpu::nameContractions(func::FuncOp func, RewriterBase &rw) {
     if (!op.hasPureTensorSemantics() || op.getNumDpsInputs() != 2 ||
         op.getNumDpsInits() != 1 || op->getNumResults() != 1 ||
         !linalg::isaContractionOpInterface(op) ||
-        op->hasAttr("quench.dequant_matmul"))
+        op->hasAttr(quench::QuenchDialect::getDequantMatmulAttrName()))
       continue;
     Type et = getElementTypeOrSelf(op->getResult(0).getType());
     Block &body = op.getRegion().front();

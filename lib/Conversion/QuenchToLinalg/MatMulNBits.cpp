@@ -27,6 +27,8 @@
 
 #include "Common.h"
 
+#include "quench/Dialect/Quench/IR/QuenchDialect.h"
+
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
 #include "quench/Quant/RTN.h"
 
@@ -290,7 +292,8 @@ private:
           linalg::YieldOp::create(
               b, l, (Value)arith::AddFOp::create(b, l, a.back(), p));
         });
-    generic->setAttr("quench.dequant_matmul", rewriter.getUnitAttr());
+    generic->setAttr(quench::QuenchDialect::getDequantMatmulAttrName(),
+                     rewriter.getUnitAttr());
     return generic.getResult(0);
   }
 

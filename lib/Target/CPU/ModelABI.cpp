@@ -11,6 +11,8 @@
 
 #include "quench/Target/CPU/ModelABI.h"
 
+#include "quench/Dialect/Quench/IR/QuenchDialect.h"
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/SymbolTable.h"
@@ -155,7 +157,8 @@ quench::getModelSignature(mlir::func::FuncOp func, StringRef modelName) {
   StringSet<> seen;
   for (unsigned i = 0; i < type.getNumInputs(); ++i) {
     auto s = signatureOf(type.getInput(i),
-                         func.getArgAttrOfType<mlir::StringAttr>(i, "quench.name"),
+                         func.getArgAttrOfType<mlir::StringAttr>(
+                             i, quench::QuenchDialect::getNameAttrName()),
                          "input", i);
     if (!s)
       return s.takeError();
@@ -165,10 +168,10 @@ quench::getModelSignature(mlir::func::FuncOp func, StringRef modelName) {
   }
   seen.clear();
   for (unsigned i = 0; i < type.getNumResults(); ++i) {
-    auto s = signatureOf(
-        type.getResult(i),
-        func.getResultAttrOfType<mlir::StringAttr>(i, "quench.name"), "output",
-        i);
+    auto s = signatureOf(type.getResult(i),
+                         func.getResultAttrOfType<mlir::StringAttr>(
+                             i, quench::QuenchDialect::getNameAttrName()),
+                         "output", i);
     if (!s)
       return s.takeError();
     if (!seen.insert(s->name).second)
@@ -241,9 +244,11 @@ quench::prepareModelEntry(mlir::ModuleOp module, StringRef entryName,
   entry->setAttr("llvm.emit_c_interface", mlir::UnitAttr::get(ctx));
   // The names now live in the signature; LLVM has no use for them.
   for (unsigned i = 0; i < entry.getNumArguments(); ++i)
-    entry.removeArgAttr(i, "quench.name");
+    entry.removeArgAttr(i, quench::QuenchDialect::getNameAttrName());
   for (unsigned i = 0; i < entry.getNumResults(); ++i)
-    entry.removeResultAttr(i, mlir::StringAttr::get(ctx, "quench.name"));
+    entry.removeResultAttr(
+        i,
+        mlir::StringAttr::get(ctx, quench::QuenchDialect::getNameAttrName()));
   return out;
 }
 

@@ -39,6 +39,20 @@ def Quench_Dialect : Dialect {
       upstream `!quant.uniform` element types, but no op produces them yet
       and no lowering handles them.
   }];
+  let extraClassDeclaration = [{
+    /// `quench.name` (a StringAttr) on a function's arguments and results:
+    /// the graph tensor's name (an ONNX graph input or output), which the
+    /// compiled model's C signature and runtime use.
+    static constexpr ::llvm::StringLiteral getNameAttrName() {
+      return "quench.name";
+    }
+    /// `quench.dequant_matmul` (a UnitAttr) on the `linalg.generic` that
+    /// convert-quench-to-linalg makes of a `quench.matmul_nbits` (the fused
+    /// dequantizing matmul): the CPU codegen recognizes it by this mark.
+    static constexpr ::llvm::StringLiteral getDequantMatmulAttrName() {
+      return "quench.dequant_matmul";
+    }
+  }];
   let useDefaultAttributePrinterParser = 0;
   let hasConstantMaterializer = 1;
   let dependentDialects = ["::mlir::quant::QuantDialect"];
