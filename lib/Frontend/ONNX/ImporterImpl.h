@@ -1,9 +1,9 @@
 //===- ImporterImpl.h - ONNX importer internals -----------------*- C++ -*-===//
 //
 // Shared between the model loader (ONNXModel.cpp), the graph importer
-// (ONNXImporter.cpp) and the op conversions (ONNXOps.cpp). Includes ONNX
-// headers, so it may only be included by this library's exception-enabled
-// translation units.
+// (ONNXImporter.cpp) and the operator table with its conversions
+// (OpTable.h/.cpp and the family files). Includes ONNX headers, so it may
+// only be included by this library's exception-enabled translation units.
 //
 //===----------------------------------------------------------------------===//
 
@@ -25,6 +25,12 @@
 #include <unordered_map>
 
 namespace quench::onnximport {
+
+/// The default-domain opsets the importer implements: the loader refuses
+/// models outside them, and the operator table's default-domain entries
+/// cover them unless an entry says otherwise (OpTable.h).
+inline constexpr int64_t kMinDefaultOpset = 13;
+inline constexpr int64_t kMaxDefaultOpset = 17;
 
 /// Loads, validates (checker) and types (shape inference) a model. Resolves
 /// external data into the in-memory model. Returns an error message on
@@ -57,12 +63,17 @@ public:
   /// Imports the main graph into `module` as a function named `name`.
   LogicalResult importGraph(ModuleOp module, llvm::StringRef name);
 
-  // ----- Used by the op conversions (ONNXOps.cpp) -----
+  // ----- Used by the op conversions (OpTable.h) -----
   MLIRContext *ctx;
   OpBuilder builder;
   const onnx::ModelProto &model;
   std::string path;
+  /// The opset of the default domain.
   int64_t opset = 0;
+
+  /// The opset version the model imports `domain` at ("" and "ai.onnx" are
+  /// the default domain); 0 when it does not import the domain.
+  int64_t opsetOf(llvm::StringRef domain) const;
 
   /// Emits an error attached to `node`: "node 'NAME' (OP): ...".
   InFlightDiagnostic nodeError(const onnx::NodeProto &node);
@@ -118,10 +129,13 @@ private:
   std::unordered_map<std::string, const onnx::TypeProto *> types;
 };
 
-/// True when the importer converts op `opType` of `domain`.
-bool isSupportedOp(llvm::StringRef domain, llvm::StringRef opType);
+/// True when the operator table has an entry for op `opType` of `domain` at
+/// opset `version` of that domain.
+bool isSupportedOp(llvm::StringRef domain, llvm::StringRef opType,
+                   int64_t version);
 
-/// Converts one node (all inputs are available). Defined in ONNXOps.cpp.
+/// Converts one node (all inputs are available) with its operator table
+/// entry. Defined in OpTable.cpp.
 LogicalResult convertNode(GraphImporter &imp, const onnx::NodeProto &node);
 
 /// Normalizes a possibly negative axis; emits an error when out of range.

@@ -3,8 +3,8 @@
 // Builds one `func.func` from a validated, shape-inferred ONNX graph:
 // initializers and Constant nodes become `quench.constant` (large ones as
 // `dense_resource` blobs), nodes are converted in topological order by
-// ONNXOps.cpp, and small integer computations on constants (the shape
-// arithmetic exporters emit) are folded at import.
+// their operator table entries (OpTable.h), and small integer computations
+// on constants (the shape arithmetic exporters emit) are folded at import.
 //
 //===----------------------------------------------------------------------===//
 
@@ -34,6 +34,16 @@ GraphImporter::GraphImporter(MLIRContext *ctx, const onnx::ModelProto &model,
     types[vi.name()] = &vi.type();
   for (const auto &vi : g.output())
     types[vi.name()] = &vi.type();
+}
+
+int64_t GraphImporter::opsetOf(llvm::StringRef domain) const {
+  if (domain.empty() || domain == "ai.onnx")
+    return opset;
+  int64_t version = 0;
+  for (const auto &imp : model.opset_import())
+    if (imp.domain() == domain)
+      version = imp.version();
+  return version;
 }
 
 Location GraphImporter::nodeLoc(const onnx::NodeProto &node) {
@@ -311,7 +321,8 @@ LogicalResult GraphImporter::importGraph(ModuleOp module,
   // Report every unsupported op at once, before building anything.
   SmallVector<std::string> unsupported;
   for (const auto &node : g.node())
-    if (!isSupportedOp(node.domain(), node.op_type()))
+    if (!isSupportedOp(node.domain(), node.op_type(),
+                       opsetOf(node.domain())))
       unsupported.push_back(
           "'" + (node.name().empty() ? std::string("<unnamed>") : node.name()) +
           "' (" + (node.domain().empty() ? "" : node.domain() + ".") +

@@ -232,11 +232,13 @@ std::string onnximport::loadModel(llvm::StringRef path,
   for (const auto &imp : model.opset_import()) {
     if (imp.domain().empty() || imp.domain() == "ai.onnx") {
       sawDefault = true;
-      if (imp.version() < 13 || imp.version() > 17)
+      if (imp.version() < kMinDefaultOpset || imp.version() > kMaxDefaultOpset)
         return "'" + path.str() + "' uses ONNX opset " +
-               std::to_string(imp.version()) +
-               "; Quench imports opsets 13 to 17 (re-export with "
-               "opset_version=13..17)";
+               std::to_string(imp.version()) + "; Quench imports opsets " +
+               std::to_string(kMinDefaultOpset) + " to " +
+               std::to_string(kMaxDefaultOpset) + " (re-export with " +
+               "opset_version=" + std::to_string(kMinDefaultOpset) + ".." +
+               std::to_string(kMaxDefaultOpset) + ")";
     }
   }
   if (!sawDefault)
