@@ -365,11 +365,13 @@ LogicalResult GraphImporter::importGraph(ModuleOp module,
                                                            resultTypes));
   Block *entry = func.addEntryBlock();
   for (auto [i, n] : llvm::enumerate(argNames)) {
-    func.setArgAttr(i, "quench.name", builder.getStringAttr(n));
+    func.setArgAttr(i, QuenchDialect::getNameAttrName(),
+                    builder.getStringAttr(n));
     values[n] = entry->getArgument(i);
   }
   for (auto [i, out] : llvm::enumerate(g.output()))
-    func.setResultAttr(i, "quench.name", builder.getStringAttr(out.name()));
+    func.setResultAttr(i, QuenchDialect::getNameAttrName(),
+                       builder.getStringAttr(out.name()));
   builder.setInsertionPointToStart(entry);
 
   for (const auto &t : g.initializer()) {
