@@ -49,7 +49,7 @@ NODE_DIR = "/usr/share/libonnx-testdata/data/node"
 LLVM_BIN = "/usr/lib/llvm-22/bin"
 LLVM_LIB = "/usr/lib/llvm-22/lib"
 
-# The registered CPU pipeline (lib/Pipelines), without quench-prepare so that
+# The registered CPU pipeline (lib/Target/CPU/CPUPipeline.cpp), without quench-prepare so that
 # exactly the imported ops are checked.
 LOWERING = ["--quench-cpu-pipeline=prepare=0"]
 

@@ -1,7 +1,7 @@
 // RUN: quench-opt %s --split-input-file --quench-cpu-tile-and-vectorize | FileCheck %s
 // RUN: quench-opt %s --split-input-file --quench-cpu-tile-and-vectorize=vector-bits=512 | FileCheck %s --check-prefix=AVX512
 
-// The tile pass alone (test/Pipelines/quench-cpu-codegen.mlir checks it in
+// The tile pass alone (test/Target/CPU/quench-cpu-codegen.mlir checks it in
 // the whole codegen stage, with epilogue fusion and the smaller passes).
 
 // A small matmul: no tasks (one cache tile), register tiles ordered N, M,

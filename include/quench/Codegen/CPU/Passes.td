@@ -4,7 +4,7 @@
 // vectorization with the register tile plan, the explicit kernels, and the
 // vector lowering. One implementation file each in lib/Codegen/CPU/ (the
 // tile pass spreads over its plan, tiling and vectorization files).
-// quench-cpu-pipeline (lib/Pipelines) runs them with its own `vector-bits`,
+// quench-cpu-pipeline (lib/Target/CPU/CPUPipeline.cpp) runs them with its own `vector-bits`,
 // `int8-dot` and `code-lookup` options; the defaults here are the
 // pipeline's.
 //

@@ -3,7 +3,7 @@
 // Code generation passes that do not depend on the target: fusion and
 // clean-ups on linalg/vector/tensor IR, and workarounds for upstream MLIR
 // defects. One implementation file each in lib/Codegen/Common/. The CPU
-// pipeline (lib/Pipelines) runs them; target-specific passes live in
+// pipeline (lib/Target/CPU/CPUPipeline.cpp) runs them; target-specific passes live in
 // include/quench/Codegen/<Target>/Passes.td.
 //
 //===----------------------------------------------------------------------===//
