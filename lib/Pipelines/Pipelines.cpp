@@ -2,6 +2,7 @@
 
 #include "quench/Pipelines/Pipelines.h"
 
+#include "quench/Conversion/Passes.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -62,8 +63,8 @@ quench::getFrontPipelineStages(const FrontPipelineOptions &opts) {
   }
   stages.push_back({"to-linalg", "quench ops to linalg/tensor/arith/math",
                     [](OpPassManager &pm) {
-                      addTextualPassPipeline(
-                          pm, "convert-quench-to-linalg,canonicalize");
+                      pm.addPass(createConvertQuenchToLinalg());
+                      addTextualPassPipeline(pm, "canonicalize");
                     },
                     nullptr});
   return stages;

@@ -1,4 +1,4 @@
-//===- Pipelines.h - named quench pass pipelines ----------------*- C++ -*-===//
+//===- Pipelines.h - the shared front pipeline and its stages ---*- C++ -*-===//
 //
 // The shared front pipeline: the target-independent stages (prepare,
 // calibrate, quantize, to-linalg) that quench-compile, quench-opt (through

@@ -4,6 +4,7 @@
 
 #include "quench/Codegen/CPU/Passes.h"
 #include "quench/Codegen/Common/Passes.h"
+#include "quench/Conversion/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Pass/PassRegistry.h"
@@ -58,19 +59,21 @@ void quench::appendCPUCodegenStages(std::vector<PipelineStage> &stages,
        nullptr});
   stages.push_back(
       {"to-llvm", "lowering to the LLVM dialect", [](OpPassManager &pm) {
-         addTextualPassPipeline(
-             pm,
-             "convert-bufferization-to-memref,convert-linalg-to-parallel-loops,"
-             "convert-scf-to-quench-runtime,scf-forall-to-for");
+         addTextualPassPipeline(pm, "convert-bufferization-to-memref,"
+                                    "convert-linalg-to-parallel-loops");
+         pm.addPass(createConvertSCFToQuenchRuntime());
+         addTextualPassPipeline(pm, "scf-forall-to-for");
          pm.addNestedPass<func::FuncOp>(createQuenchCPULowerVector());
          addTextualPassPipeline(
              pm,
              "canonicalize,convert-vector-to-scf{full-unroll=1 target-rank=1},"
-             "convert-scf-to-cf,"
-             // MLIR 22's expand-strided-metadata crashes on expand_shape
-             // with two dynamic sizes in a group (ExpandShapeToCast.cpp).
-             "quench-expand-shape-to-cast,expand-strided-metadata,"
-             "lower-affine,"
+             "convert-scf-to-cf");
+         // MLIR 22's expand-strided-metadata crashes on expand_shape with
+         // two dynamic sizes in a group (ExpandShapeToCast.cpp).
+         pm.addPass(createQuenchExpandShapeToCast());
+         addTextualPassPipeline(
+             pm,
+             "expand-strided-metadata,lower-affine,"
              // libm calls unroll vectors into vector.extract/insert: before
              // the vector lowering.
              "math-extend-to-supported-types,convert-math-to-llvm,"

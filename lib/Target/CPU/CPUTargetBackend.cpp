@@ -132,11 +132,10 @@ static Error linkExecutable(StringRef object, StringRef out,
 namespace {
 class CPUTargetBackend final : public quench::TargetBackend {
 public:
-  CPUTargetBackend(quench::CPUTargetOptions options, quench::CPUTarget target,
+  CPUTargetBackend(quench::CPUTargetOptions options,
                    std::unique_ptr<TargetMachine> tm,
                    quench::CPUCodegenOptions codegen)
-      : options(std::move(options)), target(std::move(target)),
-        tm(std::move(tm)), codegen(codegen) {}
+      : options(std::move(options)), tm(std::move(tm)), codegen(codegen) {}
 
   StringRef getName() const override { return "cpu"; }
   StringRef getDisplayName() const override { return "CPU"; }
@@ -190,7 +189,6 @@ public:
 
 private:
   quench::CPUTargetOptions options;
-  quench::CPUTarget target;
   std::unique_ptr<TargetMachine> tm;
   quench::CPUCodegenOptions codegen;
 };
@@ -288,8 +286,8 @@ quench::createCPUTargetBackend(const CPUTargetOptions &options) {
   auto tm = createTargetMachine(*target);
   if (!tm)
     return tm.takeError();
-  return std::make_unique<CPUTargetBackend>(options, std::move(*target),
-                                            std::move(*tm), codegen);
+  return std::make_unique<CPUTargetBackend>(options, std::move(*tm),
+                                            codegen);
 }
 
 //===----------------------------------------------------------------------===//
