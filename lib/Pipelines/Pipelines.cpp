@@ -133,4 +133,15 @@ void quench::registerQuenchPipelines() {
       "(quench-fold-qdq), raise decomposed patterns (quench-raise-ops), "
       "canonicalize, CSE",
       buildPreparePipeline);
+  PassPipelineRegistration<FrontPipelineCLOptions>(
+      "quench-front-pipeline",
+      "The shared front pipeline without a driver: prepare (unless "
+      "prepare=0), to-linalg (calibration and quantization need "
+      "quench-compile; quench-quantize-weights runs on its own)",
+      [](OpPassManager &pm, const FrontPipelineCLOptions &opts) {
+        FrontPipelineOptions front;
+        front.prepare = opts.prepare;
+        for (const PipelineStage &stage : getFrontPipelineStages(front))
+          stage.build(pm);
+      });
 }

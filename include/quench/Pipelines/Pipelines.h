@@ -138,7 +138,17 @@ std::string getStageNames(llvm::ArrayRef<PipelineStage> stages);
 mlir::LogicalResult verifyNoQuenchOpsLeft(mlir::ModuleOp module,
                                           llvm::StringRef targetDisplayName);
 
-/// Registers the target-independent pipelines (quench-prepare) with the
+/// Options of `quench-front-pipeline` (the front pipeline as quench-opt runs
+/// it: no calibration, no quantization).
+struct FrontPipelineCLOptions
+    : public mlir::PassPipelineOptions<FrontPipelineCLOptions> {
+  Option<bool> prepare{*this, "prepare",
+                       llvm::cl::desc("Run the prepare stage first"),
+                       llvm::cl::init(true)};
+};
+
+/// Registers the target-independent pipelines (quench-prepare,
+/// quench-front-pipeline) with the
 /// global pass registry; targets register theirs
 /// (registerAllTargetBackends).
 void registerQuenchPipelines();
