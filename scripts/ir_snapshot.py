@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-r"""IR snapshots: everything the Quench tools generate, for byte-for-byte diffs.
+r"""IR snapshots of everything the Quench tools generate, for byte diffs.
 
 A restructuring that must not change behaviour (issue #12: "generated IR
 byte-identical before/after on every lit input and on the bundled models at
@@ -71,6 +71,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -639,11 +640,15 @@ def main(argv=None):
     ap.add_argument("-j", "--jobs", type=int, default=1,
                     help="parallel commands (default 1)")
     ap.add_argument("--tmp-dir", default=None,
-                    help="where temporary directories go")
+                    help="where the temporary directories (irsnap-*) go; "
+                    "each is removed when its test or compile is done (a "
+                    "killed run leaves those in flight)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
 
     if args.compare:
+        # `--compare A B | head` ends quietly.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         return compare(args.compare[0], args.compare[1], args.show_diffs)
     if not args.bin or not args.out:
         ap.error("--bin and --out are required (or --compare A B)")
