@@ -5,7 +5,6 @@
 #include "quench/Conversion/Passes.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
 
-#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "llvm/Support/ErrorHandling.h"
 #include "llvm/Support/raw_ostream.h"

@@ -40,3 +40,26 @@ std::string quench::writeFileAtomically(
   }
   return "";
 }
+
+std::string quench::withExtension(llvm::StringRef path, llvm::StringRef ext) {
+  if (path == "-" || path.ends_with(ext))
+    return path.str();
+  return (path + ext).str();
+}
+
+std::string quench::withoutExtension(llvm::StringRef path,
+                                     llvm::StringRef ext) {
+  return path.ends_with(ext) ? path.drop_back(ext.size()).str() : path.str();
+}
+
+std::string
+quench::writeTextOutput(llvm::StringRef out, llvm::StringRef ext,
+                        llvm::function_ref<void(llvm::raw_ostream &)> print,
+                        std::string &error) {
+  std::string path = withExtension(out, ext);
+  error = writeFileAtomically(path, [&](llvm::raw_ostream &os) {
+    print(os);
+    return true;
+  });
+  return error.empty() && out != "-" ? path : "";
+}

@@ -39,16 +39,11 @@ Expected<std::string> quench::serializeModel(
     return error(err);
   if (kind == ArtifactKind::LLVMIR) {
     timer.start("write");
-    std::string path = outputPath == "-" || outputPath.ends_with(".ll")
-                           ? outputPath.str()
-                           : (outputPath + ".ll").str();
-    std::string err = writeFileAtomically(path, [&](raw_ostream &os) {
-      print(os);
-      return true;
-    });
+    std::string err;
+    std::string path = writeTextOutput(outputPath, ".ll", print, err);
     if (!err.empty())
       return error(err);
-    return outputPath == "-" ? "" : path;
+    return path;
   }
   timer.start("codegen-obj");
   SmallVector<char, 0> object;

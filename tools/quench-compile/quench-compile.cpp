@@ -24,7 +24,6 @@
 #include "quench/Target/CPU/ModelABI.h"
 #include "quench/Target/TargetBackend.h"
 
-#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/LLVMIR/Dialect/All.h"
@@ -265,16 +264,11 @@ int main(int argc, char **argv) {
 
   if (emit == Emit::MLIR) {
     timer.start("write");
-    std::string path = outputPath;
-    if (path != "-" && !StringRef(path).ends_with(".mlir"))
-      path += ".mlir";
-    std::string err = quench::writeFileAtomically(path, [&](raw_ostream &os) {
-      module->print(os);
-      return true;
-    });
+    std::string err;
+    std::string path = quench::writeTextOutput(
+        outputPath, ".mlir", [&](raw_ostream &os) { module->print(os); }, err);
     timer.finish();
-    return !err.empty() ? fail(err)
-                        : finishReport(outputPath == "-" ? "" : path);
+    return !err.empty() ? fail(err) : finishReport(path);
   }
 
   // 4. LLVM IR with the model's C ABI, object code, the artifact.

@@ -205,7 +205,7 @@ CPUTargetBackend::writeArtifact(quench::ArtifactKind kind, StringRef out,
   case quench::ArtifactKind::LLVMIR:
     return makeError("the CPU backend writes LLVM IR through serializeModel");
   case quench::ArtifactKind::Object: {
-    std::string base = out.ends_with(".o") ? out.drop_back(2).str() : out.str();
+    std::string base = quench::withoutExtension(out, ".o");
     if (Error e = writeBytes(base + ".o", objBytes))
       return std::move(e);
     if (Error e = writeBytes(base + ".h", header))
@@ -213,7 +213,7 @@ CPUTargetBackend::writeArtifact(quench::ArtifactKind kind, StringRef out,
     return base + ".o";
   }
   case quench::ArtifactKind::StaticLibrary: {
-    std::string base = out.ends_with(".a") ? out.drop_back(2).str() : out.str();
+    std::string base = quench::withoutExtension(out, ".a");
     SmallString<256> lib(sys::path::parent_path(base));
     StringRef stem = sys::path::filename(base);
     sys::path::append(lib, (stem.starts_with("lib") ? "" : "lib") +
