@@ -65,6 +65,17 @@ struct Conv {
   FailureOr<int64_t> axis(int64_t a, int64_t rank) {
     return normalizeAxis(imp, node, a, rank);
   }
+  /// Every axis of `axes` normalized (axis()), in their order.
+  FailureOr<SmallVector<int64_t>> axes(ArrayRef<int64_t> list, int64_t rank) {
+    SmallVector<int64_t> out;
+    for (int64_t a : list) {
+      FailureOr<int64_t> n = axis(a, rank);
+      if (failed(n))
+        return failure();
+      out.push_back(*n);
+    }
+    return out;
+  }
   Value cast(Value v, Type et) {
     auto ty = tensorType(v);
     if (ty.getElementType() == et)

@@ -42,12 +42,10 @@ static FailureOr<SmallVector<int64_t>> reduceAxes(Conv &c, int64_t rank,
       out.push_back(d);
     return out;
   }
-  for (int64_t a : *axes) {
-    FailureOr<int64_t> n = c.axis(a, rank);
-    if (failed(n))
-      return failure();
-    out.push_back(*n);
-  }
+  FailureOr<SmallVector<int64_t>> normalized = c.axes(*axes, rank);
+  if (failed(normalized))
+    return failure();
+  out = std::move(*normalized);
   llvm::sort(out);
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;

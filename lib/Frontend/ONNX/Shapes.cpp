@@ -286,12 +286,10 @@ static LogicalResult convertSqueezeLike(Conv &c, bool squeeze) {
       if (ty.getDimSize(d) == 1)
         norm.push_back(d);
   } else {
-    for (int64_t a : *axes) {
-      FailureOr<int64_t> n = c.axis(a, outRank);
-      if (failed(n))
-        return failure();
-      norm.push_back(*n);
-    }
+    FailureOr<SmallVector<int64_t>> normalized = c.axes(*axes, outRank);
+    if (failed(normalized))
+      return failure();
+    norm = std::move(*normalized);
   }
   llvm::sort(norm);
   SmallVector<int64_t> shape;
