@@ -6,6 +6,7 @@
 #include "quench/Dialect/Quench/Transforms/Passes.h"
 #include "quench/Pipelines/Pipelines.h"
 #include "quench/Target/CPU/CPUTargetBackend.h"
+#include "quench/Target/Weights.h"
 #include "quench/runtime_abi.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -267,10 +268,15 @@ static Expected<LoadedModel> compileAndLoad(ModuleOp module, StringRef entry,
   (*backend)->appendCodegenStages(stages);
   if (failed(runPipelineStages(module, stages)))
     return makeError("compiling the calibration model failed (see above)");
+  // The float weights stay where they are (mapped or in the context's
+  // blobs): the JIT resolves the model's weight symbols to their bytes.
+  WeightTable weights = extractWeights(module, kWeightSymbolPrefix);
   llvm::LLVMContext llvmContext;
   ModelABIRequest abi;
   abi.signature = &sig;
   abi.entryCInterface = cInterfaceName(entry);
+  abi.weights = &weights;
+  abi.weightStorage = WeightStorage::External;
   auto llvmModule = (*backend)->translateToLLVMIR(module, llvmContext, abi);
   if (!llvmModule)
     return llvmModule.takeError();
@@ -289,8 +295,12 @@ static Expected<LoadedModel> compileAndLoad(ModuleOp module, StringRef entry,
   if (!jit)
     return jit.takeError();
   llvm::orc::JITDylib &lib = (*jit)->getMainJITDylib();
-  if (llvm::Error e =
-          lib.define(llvm::orc::absoluteSymbols(runtimeSymbols(**jit))))
+  llvm::orc::SymbolMap symbols = runtimeSymbols(**jit);
+  for (const WeightEntry &w : weights.entries)
+    symbols[(*jit)->mangleAndIntern(w.symbol)] = {
+        llvm::orc::ExecutorAddr::fromPtr(w.data.data()),
+        llvm::JITSymbolFlags::Exported};
+  if (llvm::Error e = lib.define(llvm::orc::absoluteSymbols(std::move(symbols))))
     return std::move(e);
   // libc (memcpy, memset, math functions).
   auto process = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(

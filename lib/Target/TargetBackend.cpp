@@ -5,11 +5,16 @@
 #include "quench/Support/DriverUtils.h"
 #include "quench/Support/FileUtils.h"
 
+#include "llvm/ADT/ScopeExit.h"
+#include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/ADT/StringMap.h"
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/ManagedStatic.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
 
 #include <mutex>
 
@@ -19,17 +24,27 @@ quench::TargetBackend::~TargetBackend() = default;
 
 Expected<std::string> quench::serializeModel(
     const TargetBackend &backend, mlir::OwningOpRef<mlir::ModuleOp> &module,
-    const ModelABIRequest &abi, ArtifactKind kind, StringRef outputPath,
+    const ModelABIRequest &request, ArtifactKind kind, StringRef outputPath,
     StageDumper &dumper, PhaseTimer &timer) {
   auto error = [](const Twine &msg) {
     return createStringError(inconvertibleErrorCode(), msg);
   };
   timer.start("translate");
+  // The weights leave the module before translation: they never become
+  // LLVM constants, and reach the artifact by streaming (Weights.h).
+  WeightTable weights = extractWeights(*module, kWeightSymbolPrefix);
+  ModelABIRequest abi = request;
+  abi.weights = &weights;
+  abi.weightStorage = kind == ArtifactKind::Executable
+                          ? WeightStorage::Appended
+                          : WeightStorage::Embedded;
   LLVMContext llvmContext;
   auto llvmModule = backend.translateToLLVMIR(*module, llvmContext, abi);
   if (!llvmModule)
     return llvmModule.takeError();
-  module = nullptr; // the MLIR module (and its weights) are no longer needed
+  // The MLIR module is no longer needed (the weights' bytes stay in the
+  // context's resource blobs until they are written).
+  module = nullptr;
   auto print = [&](raw_ostream &os) { (*llvmModule)->print(os, nullptr); };
   if (std::string err = dumper.dump("llvm.ll", print); !err.empty())
     return error(err);
@@ -46,15 +61,33 @@ Expected<std::string> quench::serializeModel(
     return path;
   }
   timer.start("codegen-obj");
-  SmallVector<char, 0> object;
+  // The object goes to a temporary file next to the output (the weight
+  // image in it is zero fill, gigabytes for large models: never in memory).
+  SmallString<256> objectPath(sys::path::parent_path(outputPath));
+  if (objectPath.empty())
+    objectPath = ".";
+  sys::path::append(objectPath, sys::path::filename(outputPath) +
+                                    ".tmp-%%%%%%.o");
+  int fd;
+  if (std::error_code ec =
+          sys::fs::createUniqueFile(objectPath, fd, objectPath))
+    return error("cannot create a temporary object file in '" +
+                 sys::path::parent_path(objectPath) + "': " + ec.message());
+  scope_exit removeObject([&] { sys::fs::remove(objectPath); });
   {
-    raw_svector_ostream os(object);
+    raw_fd_ostream os(fd, /*shouldClose=*/true);
     if (Error e = backend.emitObject(**llvmModule, os))
       return std::move(e);
+    os.close();
+    if (os.has_error()) {
+      std::string msg = os.error().message();
+      os.clear_error();
+      return error("cannot write '" + objectPath + "': " + msg);
+    }
   }
   llvmModule->reset();
   timer.start(kind == ArtifactKind::Executable ? "link" : "write");
-  return backend.writeArtifact(kind, outputPath, abi, object);
+  return backend.writeArtifact(kind, outputPath, abi, objectPath);
 }
 
 namespace {

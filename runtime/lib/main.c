@@ -285,6 +285,11 @@ int quench_model_main(const quench_model *m, int argc, char **argv) {
   }
 
   quench_error err;
+  /* The weights (mapped from this executable) before reading any input. */
+  if (quench_model_load(m, &err) != QUENCH_OK) {
+    fail(prog, "%s", err.message);
+    goto done;
+  }
   for (int32_t k = 0; k < m->num_inputs; ++k) {
     const quench_io_info *info = &m->inputs[k];
     if (quench_npy_read_expect(opt.input_paths[k], info->name, info->dtype,

@@ -19,7 +19,7 @@
 _Static_assert(sizeof(void *) == 8, "the generated ABI needs 64-bit pointers");
 _Static_assert(sizeof(quench_dtype) == 4, "quench_dtype must be int-sized");
 _Static_assert(sizeof(quench_io_info) == 24, "quench_io_info layout");
-_Static_assert(sizeof(quench_model) == 48, "quench_model layout");
+_Static_assert(sizeof(quench_model) == 64, "quench_model layout");
 
 static _Thread_local quench_threadpool *current_pool;
 
@@ -76,7 +76,7 @@ quench_status quench_model_run(const quench_model *model,
     memset(outputs, 0, num_outputs * sizeof *outputs);
   if (!model || !model->entry)
     return quench_error_set(err, QUENCH_ERR_INVALID_ARGUMENT, "model is NULL");
-  if (model->abi_version != QUENCH_MODEL_ABI_VERSION)
+  if (model->abi_version < 1 || model->abi_version > QUENCH_MODEL_ABI_VERSION)
     return quench_error_set(err, QUENCH_ERR_UNSUPPORTED,
                             "model '%s' was compiled for model ABI %u, this "
                             "runtime has ABI %d",
@@ -93,6 +93,11 @@ quench_status quench_model_run(const quench_model *model,
   if ((num_inputs && !inputs) || (num_outputs && !outputs))
     return quench_error_set(err, QUENCH_ERR_INVALID_ARGUMENT,
                             "inputs or outputs array is NULL");
+  {
+    quench_status st = quench_model_load(model, err);
+    if (st != QUENCH_OK)
+      return st;
+  }
   for (size_t i = 0; i < num_inputs; ++i) {
     quench_status st = check_input(&model->inputs[i], (int32_t)i, &inputs[i], err);
     if (st != QUENCH_OK)

@@ -1,6 +1,7 @@
 //===- CPUTargetTest.cpp - host target resolution and object emission ----===//
 
 #include "quench/Target/CPU/CPUTarget.h"
+#include "quench/Target/Weights.h"
 
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/LLVMContext.h"
@@ -115,10 +116,13 @@ TEST(CPUTarget, BadInputIsAClearError) {
 }
 
 /// Builds `int64_t sum_weights(int64_t n)`: the sum of the first n bytes of
-/// a weight blob, as signed bytes.
-std::unique_ptr<Module> makeModule(LLVMContext &ctx, ArrayRef<char> blob) {
+/// the weight `__quench_w0` (a declaration, as extractWeights leaves it), as
+/// signed bytes.
+std::unique_ptr<Module> makeModule(LLVMContext &ctx, uint64_t bytes) {
   auto m = std::make_unique<Module>("weights", ctx);
-  GlobalVariable *gv = quench::addWeightBlob(*m, "__quench_w0", blob);
+  auto *gv = new GlobalVariable(
+      *m, ArrayType::get(Type::getInt8Ty(ctx), bytes), /*isConstant=*/true,
+      GlobalValue::ExternalLinkage, nullptr, "__quench_w0");
   IRBuilder<> b(ctx);
   Type *i64 = b.getInt64Ty();
   Function *f = Function::Create(FunctionType::get(i64, {i64}, false),
@@ -158,21 +162,37 @@ size_t blobBytes() {
   return 8 << 20;
 }
 
-TEST(CPUTarget, WeightBlobObjectLinksAndRuns) {
-  // 8 MiB of weights: emitted as one block, readable by the generated code.
+TEST(CPUTarget, WeightImageObjectLinksAndRuns) {
+  // 8 MiB of weights (a weight image with one entry at offset 128), emitted
+  // as zero fill and written into the object afterwards, readable by the
+  // generated code. QUENCH_TARGET_TEST_BLOB_MB=3000 checks by hand that
+  // images beyond the small code model's 2 GB reach work.
   std::vector<char> blob(blobBytes());
   for (size_t k = 0; k < blob.size(); ++k)
     blob[k] = (char)((k * 7 + 3) % 251 - 125);
   int64_t want = 0;
   for (char c : blob)
     want += (signed char)c;
+  quench::WeightTable table;
+  table.entries.push_back({"__quench_w0", blob, 128});
+  table.size = alignTo(128 + blob.size(), quench::WeightTable::kImageAlignment);
 
   LLVMContext ctx;
-  std::unique_ptr<Module> m = makeModule(ctx, blob);
+  std::unique_ptr<Module> m = makeModule(ctx, blob.size());
   auto target = quench::resolveCPUTarget("host");
   ASSERT_TRUE(bool(target)) << errorText(target.takeError());
   auto tm = quench::createTargetMachine(*target);
   ASSERT_TRUE(bool(tm)) << errorText(tm.takeError());
+  m->setDataLayout((*tm)->createDataLayout());
+  GlobalVariable *image = quench::declareWeightImage(
+      *m, table, quench::WeightStorage::Embedded);
+  ASSERT_NE(image, nullptr);
+  EXPECT_TRUE(image->isDeclaration());
+  EXPECT_EQ(m->getGlobalVariable("__quench_w0"), nullptr);
+  quench::optimizeModule(*m, **tm, 2);
+  quench::defineWeightImage(*m);
+  EXPECT_FALSE(image->isDeclaration());
+  EXPECT_TRUE(image->isExternallyInitialized());
 
   SmallString<128> dir;
   ASSERT_FALSE(sys::fs::createUniqueDirectory("quench-target-test", dir));
@@ -184,27 +204,39 @@ TEST(CPUTarget, WeightBlobObjectLinksAndRuns) {
     Error e = quench::emitObjectFile(*m, **tm, os);
     ASSERT_FALSE(bool(e)) << errorText(std::move(e));
   }
+  m.reset();
+  Error written = quench::writeWeightSection(obj, table);
+  ASSERT_FALSE(bool(written)) << errorText(std::move(written));
 
-  // The object holds the blob once, in a read-only section, aligned.
+  // The object holds the image once, in a read-only section, page aligned.
   auto buf = MemoryBuffer::getFile(obj);
   ASSERT_TRUE(bool(buf));
   auto file = object::ObjectFile::createObjectFile((*buf)->getMemBufferRef());
   ASSERT_TRUE(bool(file)) << errorText(file.takeError());
   bool found = false;
-  for (const object::SymbolRef &sym : (*file)->symbols()) {
-    Expected<StringRef> name = sym.getName();
-    if (!name || *name != "__quench_w0")
+  for (const object::SectionRef &sec : (*file)->sections()) {
+    Expected<StringRef> name = sec.getName();
+    if (!name || *name != quench::kWeightSectionName)
       continue;
     found = true;
-    auto sec = sym.getSection();
-    ASSERT_TRUE(bool(sec));
-    EXPECT_FALSE((*sec)->isText());
-    EXPECT_GE((*sec)->getSize(), blob.size());
-    EXPECT_EQ(sym.getAlignment() >= 64 || (*sec)->getAlignment().value() >= 64,
-              true);
+    EXPECT_FALSE(sec.isText());
+    EXPECT_EQ(sec.getSize(), table.size);
+    EXPECT_GE(sec.getAlignment().value(), 4096u);
+    Expected<StringRef> contents = sec.getContents();
+    ASSERT_TRUE(bool(contents));
+    EXPECT_EQ(contents->substr(128, blob.size()),
+              StringRef(blob.data(), blob.size()));
   }
   EXPECT_TRUE(found);
-  EXPECT_LT((*buf)->getBufferSize(), blob.size() + (1 << 20));
+  EXPECT_LT((*buf)->getBufferSize(), table.size + (1 << 20));
+
+  // A table that does not match the section is refused.
+  quench::WeightTable other = table;
+  other.size += 4096;
+  Error mismatch = quench::writeWeightSection(obj, other);
+  ASSERT_TRUE(bool(mismatch));
+  EXPECT_NE(errorText(std::move(mismatch)).find("has no section"),
+            std::string::npos);
 
   // Link it with the system toolchain and run it on this host (code for the
   // host's real features must not trap).

@@ -23,6 +23,8 @@
 #ifndef QUENCH_TARGET_TARGETBACKEND_H
 #define QUENCH_TARGET_TARGETBACKEND_H
 
+#include "quench/Target/Weights.h"
+
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
 #include "llvm/ADT/ArrayRef.h"
@@ -82,6 +84,10 @@ struct ModelABIRequest {
   bool withMain = false;
   /// The input model's path, named in the generated header.
   std::string sourcePath;
+  /// The model's weights (extractWeights), which the artifact places as
+  /// `weightStorage` says; null when the module kept its constants.
+  const WeightTable *weights = nullptr;
+  WeightStorage weightStorage = WeightStorage::Embedded;
 };
 
 /// One code generation target. Instances are configured (options resolved,
@@ -110,7 +116,8 @@ public:
   /// Translates the lowered `module` to host LLVM IR in `context` and adds
   /// the model's C ABI (the `<name>_model` descriptor, `<name>_run`, and
   /// `main` if asked). Device code is serialized to binaries and embedded
-  /// here. Large constants become raw byte blobs.
+  /// here. The weights of `abi.weights` (already declarations in `module`)
+  /// are addressed where `abi.weightStorage` puts them.
   virtual llvm::Expected<std::unique_ptr<llvm::Module>>
   translateToLLVMIR(mlir::ModuleOp module, llvm::LLVMContext &context,
                     const ModelABIRequest &abi) const = 0;
@@ -118,26 +125,30 @@ public:
   /// Optimizes host LLVM IR for the target at the backend's level.
   virtual void optimizeLLVMIR(llvm::Module &module) const = 0;
 
-  /// Writes `module` as a host object file.
+  /// Writes `module` as a host object file (the weight image, if any, as
+  /// zero fill that writeArtifact overwrites).
   virtual llvm::Error emitObject(llvm::Module &module,
                                  llvm::raw_pwrite_stream &os) const = 0;
 
   /// The runtime pieces an artifact of this target links.
   virtual RuntimeLibraries getRuntimeLibraries() const = 0;
 
-  /// Writes the artifact of `kind` (not LLVMIR) for the host `object` at
-  /// `outputPath` (the path conventions of quench-compile -o) with the C
-  /// header of `abi`, atomically: a failure leaves no partial output.
-  /// Returns the path of the main file written (the object, archive or
-  /// executable).
+  /// Writes the artifact of `kind` (not LLVMIR) at `outputPath` (the path
+  /// conventions of quench-compile -o) from the host object file
+  /// `objectPath` (a temporary in the output's directory that this call
+  /// may rename or modify; the caller removes it if it is still there),
+  /// with the weights of `abi` and its C header, atomically: a failure
+  /// leaves no partial output. Returns the path of the main file written
+  /// (the object, archive or executable).
   virtual llvm::Expected<std::string>
   writeArtifact(ArtifactKind kind, llvm::StringRef outputPath,
                 const ModelABIRequest &abi,
-                llvm::ArrayRef<char> object) const = 0;
+                llvm::StringRef objectPath) const = 0;
 };
 
-/// Everything after the code generation stages: translates `module` with
-/// `backend` (then releases it: its weights are no longer needed), dumps
+/// Everything after the code generation stages: takes the weights out of
+/// `module` (extractWeights), translates it with `backend` (then releases
+/// it), dumps
 /// the LLVM IR before and after optimization through `dumper`
 /// (llvm.ll, llvm-opt.ll), and writes the artifact of `kind` at
 /// `outputPath` (LLVMIR: OUT.ll, or stdout for "-"). `timer` sees the

@@ -13,6 +13,7 @@
 #include "quench/Target/CPU/CPUTargetBackend.h"
 
 #include "quench/Support/FileUtils.h"
+#include "quench/Support/MappedFile.h"
 #include "quench/Target/CPU/CPUPipeline.h"
 #include "quench/Target/CPU/CPUTarget.h"
 #include "quench/Target/CPU/ModelABI.h"
@@ -65,10 +66,13 @@ static std::string runtimeArchive(StringRef runtimeDir, StringRef name) {
 }
 
 /// Links `object` with `libs` into the executable `out` (atomically) with
-/// the C compiler driver `linker` (or the first of clang-22, cc, gcc).
-static Error linkExecutable(StringRef object, StringRef out,
-                            const quench::RuntimeLibraries &libs,
-                            StringRef runtimeDir, StringRef linker) {
+/// the C compiler driver `linker` (or the first of clang-22, cc, gcc);
+/// `finish` completes the linked file before it is renamed into place.
+static Error
+linkExecutable(StringRef object, StringRef out,
+               const quench::RuntimeLibraries &libs, StringRef runtimeDir,
+               StringRef linker,
+               function_ref<Error(StringRef linked)> finish) {
   SmallVector<std::string> archives;
   for (const std::string &name : libs.archives) {
     archives.push_back(runtimeArchive(runtimeDir, name));
@@ -118,6 +122,10 @@ static Error linkExecutable(StringRef object, StringRef out,
                      (errMsg.empty() ? "" : ": " + errMsg) +
                      (detail.empty() ? "" : ":\n" + detail));
   }
+  if (Error e = finish(tmp)) {
+    sys::fs::remove(tmp);
+    return e;
+  }
   if (std::error_code ec = sys::fs::rename(tmp, out)) {
     sys::fs::remove(tmp);
     return makeError("cannot write '" + out + "': " + ec.message());
@@ -160,13 +168,16 @@ public:
         mlir::translateModuleToLLVMIR(module, context, sig.modelName);
     if (!llvmModule)
       return makeError("translation to LLVM IR failed (see above)");
-    if (Error e = quench::addModelABI(*llvmModule, sig, abi.entryCInterface,
-                                      abi.withMain))
-      return std::move(e);
-    // Weights become byte blobs: emitted as one block each, and opaque to
-    // the optimizer, which has nothing to gain from scanning them.
     llvmModule->setDataLayout(tm->createDataLayout());
-    quench::packLargeConstants(*llvmModule);
+    // Weights (declarations since extractWeights) become addresses in the
+    // weight image, unless something else resolves them by name.
+    GlobalVariable *image = nullptr;
+    if (abi.weights && abi.weightStorage != quench::WeightStorage::External)
+      image = quench::declareWeightImage(*llvmModule, *abi.weights,
+                                         abi.weightStorage);
+    if (Error e = quench::addModelABI(*llvmModule, sig, abi.entryCInterface,
+                                      abi.withMain, image, abi.weightStorage))
+      return std::move(e);
     return std::move(llvmModule);
   }
 
@@ -175,6 +186,7 @@ public:
   }
 
   Error emitObject(Module &module, raw_pwrite_stream &os) const override {
+    quench::defineWeightImage(module);
     return quench::emitObjectFile(module, *tm, os);
   }
 
@@ -185,7 +197,7 @@ public:
   Expected<std::string> writeArtifact(quench::ArtifactKind kind,
                                       StringRef out,
                                       const quench::ModelABIRequest &abi,
-                                      ArrayRef<char> object) const override;
+                                      StringRef objectPath) const override;
 
 private:
   quench::CPUTargetOptions options;
@@ -194,11 +206,18 @@ private:
 };
 } // namespace
 
+/// Writes the weights of `abi`, if any, into the object `objectPath`.
+static Error writeEmbeddedWeights(StringRef objectPath,
+                                  const quench::ModelABIRequest &abi) {
+  if (!abi.weights || abi.weights->entries.empty())
+    return Error::success();
+  return quench::writeWeightSection(objectPath, *abi.weights);
+}
+
 Expected<std::string>
 CPUTargetBackend::writeArtifact(quench::ArtifactKind kind, StringRef out,
                                 const quench::ModelABIRequest &abi,
-                                ArrayRef<char> object) const {
-  StringRef objBytes(object.data(), object.size());
+                                StringRef objectPath) const {
   StringRef modelName = abi.signature->modelName;
   std::string header = quench::generateHeader(*abi.signature, abi.sourcePath);
   switch (kind) {
@@ -206,10 +225,14 @@ CPUTargetBackend::writeArtifact(quench::ArtifactKind kind, StringRef out,
     return makeError("the CPU backend writes LLVM IR through serializeModel");
   case quench::ArtifactKind::Object: {
     std::string base = quench::withoutExtension(out, ".o");
-    if (Error e = writeBytes(base + ".o", objBytes))
+    if (Error e = writeEmbeddedWeights(objectPath, abi))
       return std::move(e);
-    if (Error e = writeBytes(base + ".h", header))
+    if (std::error_code ec = sys::fs::rename(objectPath, base + ".o"))
+      return makeError("cannot write '" + base + ".o': " + ec.message());
+    if (Error e = writeBytes(base + ".h", header)) {
+      sys::fs::remove(base + ".o");
       return std::move(e);
+    }
     return base + ".o";
   }
   case quench::ArtifactKind::StaticLibrary: {
@@ -222,11 +245,18 @@ CPUTargetBackend::writeArtifact(quench::ArtifactKind kind, StringRef out,
     sys::path::append(headerPath,
                       (stem.starts_with("lib") ? stem.drop_front(3) : stem) +
                           ".h");
+    if (Error e = writeEmbeddedWeights(objectPath, abi))
+      return std::move(e);
+    auto object = quench::MappedFile::open(objectPath);
+    if (!object)
+      return object.takeError();
+    ArrayRef<char> bytes = (*object)->data();
     std::string member = modelName.str() + ".o";
     std::string archiveError;
     std::string err = quench::writeFileAtomically(lib, [&](raw_ostream &os) {
       if (Error e = quench::writeStaticArchive(
-              os, member, MemoryBufferRef(objBytes, member))) {
+              os, member,
+              MemoryBufferRef(StringRef(bytes.data(), bytes.size()), member))) {
         archiveError = toString(std::move(e));
         return false;
       }
@@ -241,23 +271,16 @@ CPUTargetBackend::writeArtifact(quench::ArtifactKind kind, StringRef out,
     return lib.str().str();
   }
   case quench::ArtifactKind::Executable: {
-    SmallString<128> objPath;
-    int fd;
-    if (sys::fs::createTemporaryFile("quench-" + modelName, "o", fd, objPath))
-      return makeError("cannot create a temporary object file");
-    {
-      raw_fd_ostream os(fd, /*shouldClose=*/true);
-      os << objBytes;
-      if (os.has_error()) {
-        os.clear_error();
-        sys::fs::remove(objPath);
-        return makeError("cannot write a temporary object file");
-      }
-    }
-    Error e = linkExecutable(objPath, out, getRuntimeLibraries(),
-                             options.runtimeDir, options.linker);
-    sys::fs::remove(objPath);
-    if (e)
+    // The weights follow the linked program in the same file (the linker
+    // never sees them), behind a trailer the runtime maps them from.
+    auto appendWeights = [&](StringRef linked) -> Error {
+      if (!abi.weights || abi.weights->entries.empty())
+        return Error::success();
+      return quench::appendWeightsToExecutable(linked, *abi.weights);
+    };
+    if (Error e = linkExecutable(objectPath, out, getRuntimeLibraries(),
+                                 options.runtimeDir, options.linker,
+                                 appendWeights))
       return std::move(e);
     return out.str();
   }

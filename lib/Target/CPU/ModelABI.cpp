@@ -3,8 +3,9 @@
 // The object-side half of the model ABI whose C-side half is quench_model /
 // quench_model_run in the runtime. The two must agree on layouts:
 //   quench_io_info = { ptr name, i32 dtype, i32 rank, ptr shape }   (24 B)
-//   quench_model   = { i32 abi, i32 nin, i32 nout, i32 reserved,
-//                      ptr name, ptr inputs, ptr outputs, ptr entry } (48 B)
+//   quench_model   = { i32 abi, i32 nin, i32 nout, i32 weights_storage,
+//                      ptr name, ptr inputs, ptr outputs, ptr entry,
+//                      ptr weights, i64 weights_size }              (64 B)
 // and the runtime static_asserts those sizes.
 //
 //===----------------------------------------------------------------------===//
@@ -12,6 +13,7 @@
 #include "quench/Target/CPU/ModelABI.h"
 
 #include "quench/Dialect/Quench/IR/QuenchDialect.h"
+#include "quench/Support/MappedFile.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinTypes.h"
@@ -32,7 +34,9 @@ enum DType {
   F32 = 1, F16 = 2, BF16 = 3, F64 = 4, I8 = 5, U8 = 6, I16 = 7, U16 = 8,
   I32 = 9, U32 = 10, I64 = 11, U64 = 12, Bool = 13
 };
-constexpr unsigned kModelABIVersion = 1;
+constexpr unsigned kModelABIVersion = 2;
+// Values of quench_weight_storage (runtime.h); part of the ABI.
+enum WeightStorageKind { WeightsNone = 0, WeightsEmbedded = 1, WeightsAppended = 2 };
 constexpr int kMaxRank = 8;
 } // namespace
 
@@ -297,7 +301,8 @@ static Constant *ioInfoArray(Module &m, ArrayRef<quench::TensorSignature> tensor
 }
 
 Error quench::addModelABI(Module &m, const ModelSignature &sig,
-                          StringRef cInterfaceFunc, bool withMain) {
+                          StringRef cInterfaceFunc, bool withMain,
+                          GlobalVariable *weightImage, WeightStorage storage) {
   LLVMContext &ctx = m.getContext();
   auto *i32 = Type::getInt32Ty(ctx);
   auto *i64 = Type::getInt64Ty(ctx);
@@ -357,16 +362,27 @@ Error quench::addModelABI(Module &m, const ModelSignature &sig,
 
   // const quench_model <name>_model.
   auto *infoTy = StructType::get(ctx, {ptr, i32, i32, ptr});
-  auto *modelTy =
-      StructType::get(ctx, {i32, i32, i32, i32, ptr, ptr, ptr, ptr});
+  auto *modelTy = StructType::get(
+      ctx, {i32, i32, i32, i32, ptr, ptr, ptr, ptr, ptr, i64});
+  int storageKind = !weightImage ? WeightsNone
+                    : storage == WeightStorage::Appended ? WeightsAppended
+                                                          : WeightsEmbedded;
+  uint64_t weightBytes =
+      weightImage ? m.getDataLayout().getTypeAllocSize(weightImage->getValueType())
+                  : 0;
+  Constant *weights =
+      weightImage ? static_cast<Constant *>(weightImage)
+                  : ConstantPointerNull::get(PointerType::getUnqual(ctx));
   Constant *modelInit = ConstantStruct::get(
       modelTy,
       {ConstantInt::get(i32, kModelABIVersion),
        ConstantInt::get(i32, sig.inputs.size()),
-       ConstantInt::get(i32, sig.outputs.size()), ConstantInt::get(i32, 0),
+       ConstantInt::get(i32, sig.outputs.size()),
+       ConstantInt::get(i32, storageKind),
        stringConstant(m, name, name + "_model_name"),
        ioInfoArray(m, sig.inputs, name + "_inputs", infoTy),
-       ioInfoArray(m, sig.outputs, name + "_outputs", infoTy), entry});
+       ioInfoArray(m, sig.outputs, name + "_outputs", infoTy), entry, weights,
+       ConstantInt::get(i64, weightBytes)});
   auto *model = new GlobalVariable(m, modelTy, true,
                                    GlobalValue::ExternalLinkage, modelInit,
                                    name + "_model");
@@ -490,11 +506,37 @@ std::string quench::generateHeader(const ModelSignature &sig,
   return s;
 }
 
+namespace {
+/// Forwards everything to `out` a chunk at a time and releases the pages of
+/// each chunk written (a no-op unless they belong to a MappedFile).
+class ReleasingStream final : public raw_ostream {
+public:
+  explicit ReleasingStream(raw_ostream &out)
+      : raw_ostream(/*unbuffered=*/true), out(out) {}
+
+private:
+  void write_impl(const char *ptr, size_t size) override {
+    constexpr size_t kChunk = 32u << 20;
+    while (size) {
+      size_t n = std::min(size, kChunk);
+      out.write(ptr, n);
+      out.flush();
+      quench::releaseMappedPages(ArrayRef<char>(ptr, n));
+      ptr += n;
+      size -= n;
+    }
+  }
+  uint64_t current_pos() const override { return out.tell(); }
+  raw_ostream &out;
+};
+} // namespace
+
 Error quench::writeStaticArchive(raw_ostream &os, StringRef memberName,
                                  MemoryBufferRef object) {
   NewArchiveMember member(object);
   member.MemberName = memberName;
-  return writeArchiveToStream(os, {std::move(member)},
+  ReleasingStream stream(os);
+  return writeArchiveToStream(stream, {std::move(member)},
                               SymtabWritingMode::NormalSymtab,
                               object::Archive::K_GNU, /*Deterministic=*/true,
                               /*Thin=*/false);

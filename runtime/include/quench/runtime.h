@@ -328,8 +328,21 @@ quench_status quench_npy_write(const char *path, const quench_tensor *t,
 /* Compiled models                                                          */
 /* ------------------------------------------------------------------------ */
 
-/** Version of the quench_model layout; checked by quench_model_run. */
-#define QUENCH_MODEL_ABI_VERSION 1
+/**
+ * Version of the quench_model layout; checked by quench_model_run, which
+ * also runs models of version 1 (no weight fields).
+ */
+#define QUENCH_MODEL_ABI_VERSION 2
+
+/** Where a compiled model's weights are (quench_model.weights_storage). */
+typedef enum quench_weight_storage {
+  /** No weight image (no large constants, or resolved by symbol). */
+  QUENCH_WEIGHTS_NONE = 0,
+  /** In the model's object file (objects and static libraries). */
+  QUENCH_WEIGHTS_EMBEDDED = 1,
+  /** Appended to the executable file, mapped at load time (executables). */
+  QUENCH_WEIGHTS_APPENDED = 2,
+} quench_weight_storage;
 
 /** A model input or output as seen from C. Part of the generated ABI. */
 typedef struct quench_io_info {
@@ -359,12 +372,28 @@ typedef struct quench_model {
   uint32_t abi_version; /**< QUENCH_MODEL_ABI_VERSION */
   int32_t num_inputs;
   int32_t num_outputs;
-  int32_t reserved; /**< 0 */
+  int32_t weights_storage; /**< a quench_weight_storage (0 in version 1) */
   const char *name; /**< model (symbol prefix) name */
   const quench_io_info *inputs;
   const quench_io_info *outputs;
   quench_model_entry entry;
+  /* Version 2: */
+  void *weights;         /**< the weight image (page aligned), or NULL */
+  uint64_t weights_size; /**< its size in bytes */
 } quench_model;
+
+/**
+ * Makes the model's weights available, once per process: for an executable
+ * (QUENCH_WEIGHTS_APPENDED) maps the weights appended to the executable
+ * file (/proc/self/exe) over model->weights, read-only and without copying
+ * (pages are read from the file as the model touches them); for other
+ * storages does nothing. quench_model_run calls it on every run (only the
+ * first does any work); call it first to report a missing or damaged
+ * weight image before anything else. Fails with QUENCH_ERR_IO (message
+ * names the problem, e.g. a stripped executable) and leaves the model
+ * unusable. Thread-safe.
+ */
+quench_status quench_model_load(const quench_model *model, quench_error *err);
 
 /**
  * Runs a compiled model once.

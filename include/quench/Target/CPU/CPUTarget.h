@@ -72,26 +72,6 @@ void optimizeModule(llvm::Module &module, llvm::TargetMachine &tm,
 llvm::Error emitObjectFile(llvm::Module &module, llvm::TargetMachine &tm,
                            llvm::raw_pwrite_stream &os);
 
-/// Adds a constant, `alignment`-aligned global `[N x i8]` named `symbol`
-/// with the bytes of `data` to `module`, in a read-only section. Held as one
-/// raw byte array, it is copied once into the LLVM context and emitted by
-/// the object writer as one block: weights never become per-element
-/// constants. `exported` keeps the symbol visible outside the object.
-llvm::GlobalVariable *addWeightBlob(llvm::Module &module,
-                                    llvm::StringRef symbol,
-                                    llvm::ArrayRef<char> data,
-                                    unsigned alignment = 64,
-                                    bool exported = false);
-
-/// Replaces every constant global of `module` whose initializer is raw data
-/// (an array of numbers, possibly nested, as MLIR's translation makes of
-/// dense and dense_resource weights) and at least `minBytes` large by an
-/// addWeightBlob byte blob with the same bytes, name, linkage and at least
-/// the same alignment. The object writer then emits each weight as one
-/// block of bytes instead of one directive per element. Returns the number
-/// of bytes moved into blobs.
-uint64_t packLargeConstants(llvm::Module &module, uint64_t minBytes = 4096);
-
 } // namespace quench
 
 #endif // QUENCH_TARGET_CPUTARGET_H

@@ -12,6 +12,8 @@
 #ifndef QUENCH_TARGET_MODELABI_H
 #define QUENCH_TARGET_MODELABI_H
 
+#include "quench/Target/Weights.h"
+
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 #include "llvm/Support/MemoryBufferRef.h"
@@ -106,16 +108,23 @@ llvm::Expected<ModelEntry> prepareModelEntry(mlir::ModuleOp module,
 /// C-interface wrapper is `cInterfaceFunc`: the `<name>_model` descriptor,
 /// `<name>_run`, and with `withMain` a C `main` that calls
 /// quench_model_main. Every other symbol the module defines gets internal
-/// linkage, so that several models link into one program.
+/// linkage, so that several models link into one program. The descriptor
+/// points at `weightImage` (declareWeightImage; null: the weights are
+/// resolved by symbol, or there are none) with its storage kind.
 llvm::Error addModelABI(llvm::Module &module, const ModelSignature &sig,
-                        llvm::StringRef cInterfaceFunc, bool withMain);
+                        llvm::StringRef cInterfaceFunc, bool withMain,
+                        llvm::GlobalVariable *weightImage = nullptr,
+                        WeightStorage storage = WeightStorage::External);
 
 /// The C header declaring `<name>_model` and `<name>_run` with the model's
 /// inputs and outputs documented. `source` names the input model.
 std::string generateHeader(const ModelSignature &sig, llvm::StringRef source);
 
 /// Writes a static archive (GNU format with a symbol table) holding one
-/// member, `object`, named `memberName`, to `os`.
+/// member, `object`, named `memberName`, to `os`. Large members are
+/// written a chunk at a time, releasing the pages of `object` if it is a
+/// MappedFile, so that an archive of a multi-gigabyte object does not take
+/// its size in memory.
 llvm::Error writeStaticArchive(llvm::raw_ostream &os, llvm::StringRef memberName,
                                llvm::MemoryBufferRef object);
 

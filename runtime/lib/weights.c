@@ -1,0 +1,133 @@
+/* Weights appended to executables (quench_model_load).
+ *
+ * quench-compile --emit=exe links the model with its weight image as a
+ * .lbss region (address space, no file bytes) and appends the image to the
+ * executable file, page aligned, followed by a 32-byte trailer:
+ *   "QUENCHW1", u64 version (1), u64 offset, u64 size   (little-endian)
+ * (lib/Target/Weights.cpp writes it). Loading maps the image from the file
+ * over the region, so the weights are read from the page cache as they are
+ * used and never copied; where that mapping is impossible (offsets not
+ * page aligned for this system's page size) they are read into the region.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { TRAILER_BYTES = 32, MAX_LOADED = 64 };
+
+static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
+static const void *loaded[MAX_LOADED];
+static int num_loaded;
+
+static uint64_t read_le64(const unsigned char *p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i)
+    v = v << 8 | p[i];
+  return v;
+}
+
+static int pread_all(int fd, void *buf, uint64_t size, uint64_t offset) {
+  char *p = buf;
+  while (size) {
+    size_t chunk = size > (1u << 30) ? (1u << 30) : (size_t)size;
+    ssize_t n = pread(fd, p, chunk, (off_t)offset);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return 0;
+    p += n;
+    size -= (uint64_t)n;
+    offset += (uint64_t)n;
+  }
+  return 1;
+}
+
+static quench_status map_appended(const quench_model *m, quench_error *err) {
+  const char *self = "/proc/self/exe";
+  int fd = open(self, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return quench_error_set(err, QUENCH_ERR_IO,
+                            "model '%s': cannot open the executable (%s) to "
+                            "map its weights: %s",
+                            m->name, self, strerror(errno));
+  quench_status st = QUENCH_OK;
+  struct stat s;
+  unsigned char trailer[TRAILER_BYTES];
+  if (fstat(fd, &s) != 0 || s.st_size < TRAILER_BYTES ||
+      !pread_all(fd, trailer, TRAILER_BYTES,
+                 (uint64_t)s.st_size - TRAILER_BYTES) ||
+      memcmp(trailer, "QUENCHW1", 8) != 0 || read_le64(trailer + 8) != 1) {
+    st = quench_error_set(err, QUENCH_ERR_IO,
+                          "model '%s': the executable has no weights appended "
+                          "(was it stripped or truncated? compile it again "
+                          "with quench-compile --emit=exe)",
+                          m->name);
+    goto done;
+  }
+  uint64_t offset = read_le64(trailer + 16), size = read_le64(trailer + 24);
+  uint64_t file = (uint64_t)s.st_size;
+  if (size != m->weights_size || offset > file || size > file - offset ||
+      file - offset - size < TRAILER_BYTES) {
+    st = quench_error_set(err, QUENCH_ERR_IO,
+                          "model '%s': the weights appended to the executable "
+                          "are damaged (%llu bytes at %llu in a file of %llu; "
+                          "the model has %llu)",
+                          m->name, (unsigned long long)size,
+                          (unsigned long long)offset,
+                          (unsigned long long)s.st_size,
+                          (unsigned long long)m->weights_size);
+    goto done;
+  }
+  uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+  if (offset % page == 0 && (uintptr_t)m->weights % page == 0 &&
+      size % page == 0) {
+    void *p = mmap(m->weights, (size_t)size, PROT_READ, MAP_PRIVATE | MAP_FIXED,
+                   fd, (off_t)offset);
+    if (p == MAP_FAILED)
+      st = quench_error_set(err, QUENCH_ERR_IO,
+                            "model '%s': cannot map its %llu bytes of weights "
+                            "from the executable: %s",
+                            m->name, (unsigned long long)size, strerror(errno));
+  } else if (!pread_all(fd, m->weights, size, offset)) {
+    st = quench_error_set(err, QUENCH_ERR_IO,
+                          "model '%s': cannot read its weights from the "
+                          "executable: %s",
+                          m->name, strerror(errno));
+  }
+done:
+  close(fd);
+  return st;
+}
+
+quench_status quench_model_load(const quench_model *model, quench_error *err) {
+  if (!model)
+    return quench_error_set(err, QUENCH_ERR_INVALID_ARGUMENT, "model is NULL");
+  if (model->abi_version < 2 ||
+      model->weights_storage != QUENCH_WEIGHTS_APPENDED ||
+      model->weights_size == 0)
+    return QUENCH_OK;
+  if (!model->weights)
+    return quench_error_set(err, QUENCH_ERR_INVALID_ARGUMENT,
+                            "model '%s' has no weight image address",
+                            model->name);
+  pthread_mutex_lock(&load_lock);
+  quench_status st = QUENCH_OK;
+  int found = 0;
+  for (int i = 0; i < num_loaded && !found; ++i)
+    found = loaded[i] == model->weights;
+  if (!found) {
+    st = map_appended(model, err);
+    if (st == QUENCH_OK && num_loaded < MAX_LOADED)
+      loaded[num_loaded++] = model->weights;
+  }
+  pthread_mutex_unlock(&load_lock);
+  return st;
+}
