@@ -18,7 +18,7 @@
 #include "onnx/defs/parser.h"
 #include "onnx/shape_inference/implementation.h"
 
-#include <fstream>
+#include <map>
 
 using namespace quench;
 using namespace quench::onnximport;
@@ -100,15 +100,20 @@ static std::string resolveExternalPath(llvm::StringRef modelDir,
   return std::string(realFile);
 }
 
-/// Replaces external data references of the graph's initializers by the
-/// bytes they point at.
+/// Maps the external data files of the graph's initializers (each file
+/// once): copies small tensors into the model (shape inference may need
+/// their values) and leaves large ones in the mapping, recorded in
+/// `external`, without reading them.
 static std::string loadExternalData(llvm::StringRef modelPath,
-                                    onnx::GraphProto &graph) {
+                                    onnx::GraphProto &graph,
+                                    ExternalTensors &external) {
   SmallString<256> dir(modelPath);
   llvm::sys::path::remove_filename(dir);
   if (dir.empty())
     dir = ".";
-  for (onnx::TensorProto &t : *graph.mutable_initializer()) {
+  std::map<std::string, std::shared_ptr<MappedFile>> files;
+  for (int i = 0, e = graph.initializer_size(); i < e; ++i) {
+    onnx::TensorProto &t = *graph.mutable_initializer(i);
     if (t.data_location() != onnx::TensorProto::EXTERNAL)
       continue;
     std::string location;
@@ -129,9 +134,16 @@ static std::string loadExternalData(llvm::StringRef modelPath,
     std::string file = resolveExternalPath(dir, location, error);
     if (file.empty())
       return "initializer '" + t.name() + "': " + error;
-    uint64_t size = 0;
-    if (llvm::sys::fs::file_size(file, size))
-      return "cannot read external data file '" + file + "'";
+    std::shared_ptr<MappedFile> &mapping = files[file];
+    if (!mapping) {
+      llvm::Expected<std::shared_ptr<MappedFile>> m = MappedFile::open(file);
+      if (!m) {
+        llvm::consumeError(m.takeError());
+        return "cannot read external data file '" + file + "'";
+      }
+      mapping = std::move(*m);
+    }
+    uint64_t size = mapping->data().size();
     if (length < 0)
       length = (int64_t)size - offset;
     if (offset > (int64_t)size || length < 0 ||
@@ -140,15 +152,21 @@ static std::string loadExternalData(llvm::StringRef modelPath,
              std::to_string(offset) + ", " + std::to_string(offset + length) +
              ") exceeds the " + std::to_string(size) + " bytes of '" +
              location + "'";
-    std::ifstream in(file, std::ios::binary);
-    std::string bytes((size_t)length, '\0');
-    in.seekg(offset);
-    in.read(bytes.data(), length);
-    if (!in)
-      return "cannot read external data file '" + file + "'";
-    t.set_raw_data(std::move(bytes));
-    t.clear_external_data();
-    t.set_data_location(onnx::TensorProto::DEFAULT);
+    llvm::ArrayRef<char> bytes =
+        mapping->data().slice((size_t)offset, (size_t)length);
+    if ((size_t)length < kMinMappedExternalBytes) {
+      t.set_raw_data(bytes.data(), bytes.size());
+      t.clear_external_data();
+      t.set_data_location(onnx::TensorProto::DEFAULT);
+      continue;
+    }
+    external[i] = {bytes, mapping};
+    // The tensor stays EXTERNAL for the checker, which (libonnx 1.12) looks
+    // for the file relative to the current directory: give it the resolved
+    // path (checked above to lie inside the model's directory).
+    for (auto &kv : *t.mutable_external_data())
+      if (kv.key() == "location")
+        kv.set_value(file);
   }
   return {};
 }
@@ -198,7 +216,8 @@ static std::string applyShapeOverrides(const ONNXImportOptions &options,
 
 std::string onnximport::loadModel(llvm::StringRef path,
                                   const ONNXImportOptions &options,
-                                  onnx::ModelProto &model) {
+                                  onnx::ModelProto &model,
+                                  ExternalTensors &external) {
   auto bufOr = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
                                            /*RequiresNullTerminator=*/true);
   if (!bufOr)
@@ -244,7 +263,8 @@ std::string onnximport::loadModel(llvm::StringRef path,
   if (!sawDefault)
     return "'" + path.str() + "' does not import the default ONNX domain";
 
-  if (std::string err = loadExternalData(path, *model.mutable_graph());
+  if (std::string err =
+          loadExternalData(path, *model.mutable_graph(), external);
       !err.empty())
     return err;
 
