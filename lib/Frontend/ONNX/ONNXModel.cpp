@@ -18,6 +18,8 @@
 #include "onnx/defs/parser.h"
 #include "onnx/shape_inference/implementation.h"
 
+#include <google/protobuf/io/zero_copy_stream.h>
+
 #include <map>
 
 using namespace quench;
@@ -214,19 +216,76 @@ static std::string applyShapeOverrides(const ONNXImportOptions &options,
   return {};
 }
 
+namespace {
+/// The bytes of a mapped file in chunks, dropping the resident pages of
+/// chunks the parser has moved past: parsing a model with inline weights
+/// holds the parsed copy, not also the file's.
+class ReleasingInputStream : public google::protobuf::io::ZeroCopyInputStream {
+public:
+  explicit ReleasingInputStream(llvm::ArrayRef<char> data) : data(data) {}
+  bool Next(const void **out, int *size) override {
+    if (pos >= data.size())
+      return false;
+    // One chunk of margin behind the parser (releasing is always safe: a
+    // read faults the page in again).
+    if (pos >= released + 2 * kChunk) {
+      releaseMappedPages(data.slice(released, pos - kChunk - released));
+      released = pos - kChunk;
+    }
+    size_t n = std::min(kChunk, data.size() - pos);
+    *out = data.data() + pos;
+    *size = (int)n;
+    pos += n;
+    return true;
+  }
+  void BackUp(int count) override { pos -= (size_t)count; }
+  bool Skip(int count) override {
+    if ((size_t)count > data.size() - pos) {
+      pos = data.size();
+      return false;
+    }
+    pos += (size_t)count;
+    return true;
+  }
+  int64_t ByteCount() const override { return (int64_t)pos; }
+
+private:
+  static constexpr size_t kChunk = 8 << 20;
+  llvm::ArrayRef<char> data;
+  size_t pos = 0, released = 0;
+};
+} // namespace
+
 std::string onnximport::loadModel(llvm::StringRef path,
                                   const ONNXImportOptions &options,
                                   onnx::ModelProto &model,
                                   ExternalTensors &external) {
-  auto bufOr = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
-                                           /*RequiresNullTerminator=*/true);
-  if (!bufOr)
-    return "cannot read '" + path.str() + "': " + bufOr.getError().message();
-  llvm::StringRef data = (*bufOr)->getBuffer();
+  // Binary models are parsed from a mapping whose pages are dropped as the
+  // parser goes; textual ones (small), and files that cannot be mapped
+  // (pipes), from a buffer.
+  std::shared_ptr<MappedFile> mapped;
+  std::unique_ptr<llvm::MemoryBuffer> buffer;
+  llvm::StringRef data;
+  if (llvm::Expected<std::shared_ptr<MappedFile>> m = MappedFile::open(path)) {
+    mapped = std::move(*m);
+    data = llvm::StringRef(mapped->data().data(), mapped->data().size());
+  } else {
+    llvm::consumeError(m.takeError());
+  }
+  bool textual = path.ends_with(".onnxtxt") || data.ltrim().starts_with("<");
+  if (!mapped || textual) {
+    auto bufOr = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
+                                             /*RequiresNullTerminator=*/true);
+    if (!bufOr)
+      return "cannot read '" + path.str() + "': " + bufOr.getError().message();
+    buffer = std::move(*bufOr);
+    mapped.reset();
+    data = buffer->getBuffer();
+    textual = path.ends_with(".onnxtxt") || data.ltrim().starts_with("<");
+  }
   if (data.empty())
     return "'" + path.str() + "' is empty";
 
-  bool textual = path.ends_with(".onnxtxt") || data.ltrim().starts_with("<");
   try {
     if (textual) {
       onnx::OnnxParser parser(data.data());
@@ -235,7 +294,11 @@ std::string onnximport::loadModel(llvm::StringRef path,
         return "'" + path.str() +
                "' is not valid ONNX textual syntax: " + oneLine(status.ErrorMessage());
     } else if (data.size() > (size_t)INT_MAX ||
-               !model.ParseFromArray(data.data(), (int)data.size())) {
+               !(mapped ? [&] {
+                   ReleasingInputStream in(mapped->data());
+                   return model.ParseFromZeroCopyStream(&in);
+                 }()
+                        : model.ParseFromArray(data.data(), (int)data.size()))) {
       return "'" + path.str() +
              "' is not a valid ONNX model (protobuf parsing failed: the file "
              "is truncated or not ONNX)";
@@ -243,6 +306,8 @@ std::string onnximport::loadModel(llvm::StringRef path,
   } catch (const std::exception &e) {
     return "'" + path.str() + "' could not be parsed: " + oneLine(e.what());
   }
+  mapped.reset();
+  buffer.reset();
   if (!model.has_graph() || model.graph().node_size() == 0)
     return "'" + path.str() + "' has no graph nodes";
 
