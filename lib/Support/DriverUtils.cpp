@@ -3,6 +3,7 @@
 #include "quench/Support/DriverUtils.h"
 
 #include "quench/Support/FileUtils.h"
+#include "quench/Support/MappedFile.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/Diagnostics.h"
@@ -92,8 +93,14 @@ void quench::PhaseTimer::stop() {
                                            begin)
                  .count();
   total += s;
-  if (enabled)
-    errs() << format("time: %-22s %8.3f s\n", current.c_str(), s);
+  if (enabled) {
+    // The resident set after the phase and the peak so far: which phase
+    // raised the peak (docs/scaling.md).
+    ResidentSet rs = getResidentSet();
+    errs() << format("time: %-22s %8.3f s   rss %8.1f MB   peak %8.1f MB\n",
+                     current.c_str(), s, rs.current / 1048576.0,
+                     rs.peak / 1048576.0);
+  }
   current.clear();
 }
 

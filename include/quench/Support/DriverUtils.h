@@ -49,9 +49,9 @@ private:
   unsigned index = 0;
 };
 
-/// Times the phases of a compile: with `enabled`, each phase's time goes to
-/// stderr when the next one starts, and finish() adds the total and the
-/// peak memory.
+/// Times the phases of a compile: with `enabled`, each phase's time, the
+/// resident set after it and the peak so far go to stderr when the next one
+/// starts, and finish() adds the total and the peak memory.
 class PhaseTimer {
 public:
   explicit PhaseTimer(bool enabled) : enabled(enabled) {}

@@ -421,6 +421,7 @@ Value panelize(RewriterBase &rw, Value v, int64_t nr) {
       std::copy_n(raw->data() + (r * n + p * nr) * eb, cols * eb,
                   data.data() + ((p * rows + r) * nr) * eb);
   }
+  quench::releaseConstantPages(attr); // read once
   return arith::ConstantOp::create(
       rw, cst.getLoc(),
       cast<TypedAttr>(
@@ -463,6 +464,7 @@ Value panelizeWords(RewriterBase &rw, Value v, int64_t nr) {
           words[((c / nr * blocks + b) * jw + w) * nr + c % nr] |=
               uint32_t(uint8_t(row[c])) << (8 * t);
       }
+  quench::releaseConstantPages(attr); // read once
   std::vector<char> data(words.size() * 4);
   std::memcpy(data.data(), words.data(), data.size());
   return arith::ConstantOp::create(

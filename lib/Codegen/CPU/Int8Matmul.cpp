@@ -307,6 +307,7 @@ void packWeights(RewriterBase &rw, const Int8Contraction &c,
       colSums[nn] += v;
     }
   }
+  quench::releaseConstantPages(attr); // read once
   Location loc = w.getLoc();
   rw.setInsertionPoint(w);
   auto packedType = RankedTensorType::get({panels, groups, nr * g},

@@ -40,8 +40,10 @@ using namespace quench::to_linalg;
 
 namespace {
 
-/// The row-major bytes of a constant operand (splats expanded).
-std::optional<std::vector<char>> constantBytes(Value v) {
+/// The row-major bytes of a constant operand: a view of its data (not a
+/// copy: weights are large), or `storage` filled with a splat's expansion.
+std::optional<ArrayRef<char>> constantBytes(Value v,
+                                            std::vector<char> &storage) {
   auto cst = v.getDefiningOp<ConstantOp>();
   if (!cst)
     return std::nullopt;
@@ -52,16 +54,19 @@ std::optional<std::vector<char>> constantBytes(Value v) {
     if (getStorageBytesPerElement(dense.getElementType()) !=
         int64_t(one.size()))
       return std::nullopt;
-    std::vector<char> out;
-    out.reserve(one.size() * count);
+    storage.clear();
+    storage.reserve(one.size() * count);
     for (int64_t i = 0; i < count; ++i)
-      out.insert(out.end(), one.begin(), one.end());
-    return out;
+      storage.insert(storage.end(), one.begin(), one.end());
+    return ArrayRef<char>(storage);
   }
-  std::optional<ArrayRef<char>> raw = getRawConstantData(cst.getValue());
-  if (!raw)
-    return std::nullopt;
-  return std::vector<char>(raw->begin(), raw->end());
+  return getRawConstantData(cst.getValue());
+}
+
+/// Drops the resident pages of a constant operand read by the relayout.
+void releaseOperandPages(Value v) {
+  if (auto cst = v ? v.getDefiningOp<ConstantOp>() : ConstantOp())
+    releaseConstantPages(cst.getValue());
 }
 
 Value constantTensor(OpBuilder &b, Location loc, RankedTensorType type,
@@ -129,11 +134,12 @@ private:
     int64_t k = op.getInFeatures(), n = op.getOutFeatures();
     if (8 % bits != 0 || block % (8 / bits) != 0)
       return failure();
-    std::optional<std::vector<char>> w = constantBytes(op.getWeight());
-    std::optional<std::vector<char>> s = constantBytes(op.getScales());
-    std::optional<std::vector<char>> z;
+    std::vector<char> wSplat, sSplat, zSplat;
+    std::optional<ArrayRef<char>> w = constantBytes(op.getWeight(), wSplat);
+    std::optional<ArrayRef<char>> s = constantBytes(op.getScales(), sSplat);
+    std::optional<ArrayRef<char>> z;
     if (op.getZeroPoints()) {
-      z = constantBytes(op.getZeroPoints());
+      z = constantBytes(op.getZeroPoints(), zSplat);
       if (!z)
         return failure();
     }
@@ -160,14 +166,16 @@ private:
     MLIRContext *ctx = getContext();
     Type i8 = rewriter.getI8Type();
     // Compile-time relayout, K-major: [N, X] -> [X, N] for every operand.
-    std::vector<char> wt = transposeBytes(*w, n, blocks * jn, 1);
-    std::vector<char> stData = transposeBytes(*s, n, blocks, sBytes);
     Value wtV = constantTensor(rewriter, loc,
-                               RankedTensorType::get({blocks, jn, n}, i8), wt,
+                               RankedTensorType::get({blocks, jn, n}, i8),
+                               transposeBytes(*w, n, blocks * jn, 1),
                                "quench_nbits_codes");
     Value stV = constantTensor(rewriter, loc,
-                               RankedTensorType::get({blocks, n}, st), stData,
+                               RankedTensorType::get({blocks, n}, st),
+                               transposeBytes(*s, n, blocks, sBytes),
                                "quench_nbits_scales");
+    releaseOperandPages(op.getWeight());
+    releaseOperandPages(op.getScales());
     Value ztV;
     if (z && floatZp) {
       ztV = constantTensor(rewriter, loc, RankedTensorType::get({blocks, n}, st),
@@ -186,6 +194,7 @@ private:
                            transposeBytes(codes, n, blocks, 1),
                            "quench_nbits_zero_points");
     }
+    releaseOperandPages(op.getZeroPoints());
 
     // x [..., K] -> [..., blocks * block] (zero padded) -> [..., blocks, J, h].
     Value x = adaptor.getInput();

@@ -12,6 +12,7 @@
 
 #include "quench/Frontend/ONNX/ONNXImporter.h"
 #include "quench/Support/LLVM.h"
+#include "quench/Support/MappedFile.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
@@ -32,11 +33,28 @@ namespace quench::onnximport {
 inline constexpr int64_t kMinDefaultOpset = 13;
 inline constexpr int64_t kMaxDefaultOpset = 17;
 
-/// Loads, validates (checker) and types (shape inference) a model. Resolves
-/// external data into the in-memory model. Returns an error message on
-/// failure.
+/// External initializers of at least this many bytes are not read at load
+/// time: they stay in their file's mapping (ExternalTensor). Smaller ones
+/// are copied into the model like inline data, so that ONNX shape inference
+/// sees the values of shape-like initializers.
+inline constexpr size_t kMinMappedExternalBytes = 64 * 1024;
+
+/// The bytes of a large external initializer, inside the mapping of its
+/// data file (one mapping per file, shared by its tensors).
+struct ExternalTensor {
+  llvm::ArrayRef<char> data;
+  std::shared_ptr<MappedFile> file;
+};
+/// By index in the graph's initializer list.
+using ExternalTensors = std::unordered_map<int, ExternalTensor>;
+
+/// Loads, validates (checker) and types (shape inference) a model. Maps
+/// external data files: small external initializers are copied into the
+/// model, large ones are returned in `external` and stay EXTERNAL in the
+/// model (with their location made absolute for the checker). Returns an
+/// error message on failure.
 std::string loadModel(llvm::StringRef path, const ONNXImportOptions &options,
-                      onnx::ModelProto &model);
+                      onnx::ModelProto &model, ExternalTensors &external);
 
 /// Converts an ONNX element type; null for types Quench does not handle.
 Type convertElementType(int32_t onnxType, MLIRContext *ctx);
@@ -57,8 +75,10 @@ struct IntTensor {
 /// Builds the quench IR for one graph.
 class GraphImporter {
 public:
-  GraphImporter(MLIRContext *ctx, const onnx::ModelProto &model,
-                llvm::StringRef path);
+  /// `model`'s inline initializer data is moved into the IR by
+  /// importGraph; `external` holds its large external initializers.
+  GraphImporter(MLIRContext *ctx, onnx::ModelProto &model,
+                ExternalTensors external, llvm::StringRef path);
 
   /// Imports the main graph into `module` as a function named `name`.
   LogicalResult importGraph(ModuleOp module, llvm::StringRef name);
@@ -123,6 +143,22 @@ public:
 
 private:
   LogicalResult importNode(const onnx::NodeProto &node);
+  /// Converts initializer `index` without copying its data: external data
+  /// stays in its mapping, inline raw data is moved out of the model.
+  FailureOr<ElementsAttr> convertInitializer(int index, llvm::StringRef what,
+                                             Location loc);
+  /// The type of `t`; emits an error naming `what` when unsupported.
+  FailureOr<RankedTensorType> tensorType(const onnx::TensorProto &t,
+                                         llvm::StringRef what, Location loc);
+  /// A constant of `type` from its row-major bytes (one byte per i1), kept
+  /// where they are when `owner` owns them, copied otherwise.
+  FailureOr<ElementsAttr> constantFromBytes(RankedTensorType type,
+                                            llvm::ArrayRef<char> data,
+                                            std::shared_ptr<const void> owner,
+                                            llvm::StringRef what, Location loc);
+
+  onnx::ModelProto &mutableModel;
+  ExternalTensors external;
 
   llvm::StringMap<Value> values;
   std::unordered_map<std::string, IntTensor> known;

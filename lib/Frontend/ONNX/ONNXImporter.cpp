@@ -21,9 +21,10 @@
 using namespace quench;
 using namespace quench::onnximport;
 
-GraphImporter::GraphImporter(MLIRContext *ctx, const onnx::ModelProto &model,
-                             llvm::StringRef path)
-    : ctx(ctx), builder(ctx), model(model), path(path.str()) {
+GraphImporter::GraphImporter(MLIRContext *ctx, onnx::ModelProto &model,
+                             ExternalTensors external, llvm::StringRef path)
+    : ctx(ctx), builder(ctx), model(model), path(path.str()),
+      mutableModel(model), external(std::move(external)) {
   for (const auto &imp : model.opset_import())
     if (imp.domain().empty() || imp.domain() == "ai.onnx")
       opset = imp.version();
@@ -249,10 +250,9 @@ static void appendBytes(std::vector<char> &out, T v) {
   out.insert(out.end(), p, p + sizeof(T));
 }
 
-FailureOr<ElementsAttr>
-GraphImporter::convertTensor(const onnx::TensorProto &t, llvm::StringRef what,
-                             Location loc) {
-  using TP = onnx::TensorProto;
+FailureOr<RankedTensorType>
+GraphImporter::tensorType(const onnx::TensorProto &t, llvm::StringRef what,
+                          Location loc) {
   Type et = convertElementType(t.data_type(), ctx);
   if (!et)
     return emitError(loc) << what << " has unsupported element type "
@@ -262,43 +262,15 @@ GraphImporter::convertTensor(const onnx::TensorProto &t, llvm::StringRef what,
   for (int64_t d : shape)
     if (d < 0)
       return emitError(loc) << what << " has a negative dimension", failure();
-  auto type = RankedTensorType::get(shape, et);
+  return RankedTensorType::get(shape, et);
+}
+
+FailureOr<ElementsAttr> GraphImporter::constantFromBytes(
+    RankedTensorType type, ArrayRef<char> data,
+    std::shared_ptr<const void> owner, llvm::StringRef what, Location loc) {
+  Type et = type.getElementType();
   int64_t n = type.getNumElements();
   int64_t bytes = et.isInteger(1) ? 1 : getStorageBytesPerElement(et);
-
-  std::vector<char> data;
-  if (t.has_raw_data()) {
-    data.assign(t.raw_data().begin(), t.raw_data().end());
-  } else {
-    data.reserve(n * bytes);
-    switch (t.data_type()) {
-    case TP::FLOAT:
-      for (float v : t.float_data()) appendBytes(data, v);
-      break;
-    case TP::DOUBLE:
-      for (double v : t.double_data()) appendBytes(data, v);
-      break;
-    case TP::INT64:
-      for (int64_t v : t.int64_data()) appendBytes(data, v);
-      break;
-    case TP::UINT32: case TP::UINT64:
-      for (uint64_t v : t.uint64_data())
-        t.data_type() == TP::UINT32 ? appendBytes(data, (uint32_t)v)
-                                    : appendBytes(data, v);
-      break;
-    case TP::INT32:
-      for (int32_t v : t.int32_data()) appendBytes(data, v);
-      break;
-    case TP::INT16: case TP::UINT16: case TP::FLOAT16: case TP::BFLOAT16:
-      for (int32_t v : t.int32_data()) appendBytes(data, (uint16_t)v);
-      break;
-    case TP::INT8: case TP::UINT8: case TP::BOOL:
-      for (int32_t v : t.int32_data()) appendBytes(data, (uint8_t)v);
-      break;
-    default:
-      break;
-    }
-  }
   if ((int64_t)data.size() != n * bytes)
     return emitError(loc) << what << " holds " << data.size()
                           << " bytes of data but its shape and type need "
@@ -310,7 +282,86 @@ GraphImporter::convertTensor(const onnx::TensorProto &t, llvm::StringRef what,
       bits.push_back(c != 0);
     return ElementsAttr(DenseElementsAttr::get(type, bits));
   }
+  if (owner)
+    return createBorrowedConstantAttr(type, data, std::move(owner),
+                                      blobName(what));
   return createConstantAttr(type, data, blobName(what));
+}
+
+FailureOr<ElementsAttr>
+GraphImporter::convertTensor(const onnx::TensorProto &t, llvm::StringRef what,
+                             Location loc) {
+  using TP = onnx::TensorProto;
+  FailureOr<RankedTensorType> type = tensorType(t, what, loc);
+  if (failed(type))
+    return failure();
+  if (t.has_raw_data())
+    return constantFromBytes(*type,
+                             ArrayRef<char>(t.raw_data().data(),
+                                            t.raw_data().size()),
+                             nullptr,
+                             what, loc);
+  Type et = type->getElementType();
+  int64_t bytes = et.isInteger(1) ? 1 : getStorageBytesPerElement(et);
+  std::vector<char> data;
+  data.reserve(type->getNumElements() * bytes);
+  switch (t.data_type()) {
+  case TP::FLOAT:
+    for (float v : t.float_data()) appendBytes(data, v);
+    break;
+  case TP::DOUBLE:
+    for (double v : t.double_data()) appendBytes(data, v);
+    break;
+  case TP::INT64:
+    for (int64_t v : t.int64_data()) appendBytes(data, v);
+    break;
+  case TP::UINT32: case TP::UINT64:
+    for (uint64_t v : t.uint64_data())
+      t.data_type() == TP::UINT32 ? appendBytes(data, (uint32_t)v)
+                                  : appendBytes(data, v);
+    break;
+  case TP::INT32:
+    for (int32_t v : t.int32_data()) appendBytes(data, v);
+    break;
+  case TP::INT16: case TP::UINT16: case TP::FLOAT16: case TP::BFLOAT16:
+    for (int32_t v : t.int32_data()) appendBytes(data, (uint16_t)v);
+    break;
+  case TP::INT8: case TP::UINT8: case TP::BOOL:
+    for (int32_t v : t.int32_data()) appendBytes(data, (uint8_t)v);
+    break;
+  default:
+    break;
+  }
+  return constantFromBytes(*type, data, nullptr, what, loc);
+}
+
+FailureOr<ElementsAttr> GraphImporter::convertInitializer(int index,
+                                                          llvm::StringRef what,
+                                                          Location loc) {
+  onnx::TensorProto &t = *mutableModel.mutable_graph()->mutable_initializer(index);
+  auto ext = external.find(index);
+  if (ext != external.end()) {
+    FailureOr<RankedTensorType> type = tensorType(t, what, loc);
+    if (failed(type))
+      return failure();
+    ExternalTensor e = std::move(ext->second);
+    external.erase(ext);
+    FailureOr<ElementsAttr> attr =
+        constantFromBytes(*type, e.data, e.file, what, loc);
+    // Pages only a copy (a misaligned tensor, i1) has read.
+    releaseMappedPages(e.data);
+    return attr;
+  }
+  if (!t.has_raw_data())
+    return convertTensor(t, what, loc);
+  // The blob takes the protobuf's string: the model holds each weight once.
+  FailureOr<RankedTensorType> type = tensorType(t, what, loc);
+  if (failed(type))
+    return failure();
+  auto bytes = std::make_shared<std::string>(std::move(*t.mutable_raw_data()));
+  t.clear_raw_data();
+  ArrayRef<char> data(bytes->data(), bytes->size());
+  return constantFromBytes(*type, data, std::move(bytes), what, loc);
 }
 
 LogicalResult GraphImporter::importGraph(ModuleOp module,
@@ -374,13 +425,14 @@ LogicalResult GraphImporter::importGraph(ModuleOp module,
                        builder.getStringAttr(out.name()));
   builder.setInsertionPointToStart(entry);
 
-  for (const auto &t : g.initializer()) {
-    Location loc = NameLoc::get(StringAttr::get(ctx, t.name()));
+  for (int i = 0, e = g.initializer_size(); i < e; ++i) {
+    const std::string &name = g.initializer(i).name();
+    Location loc = NameLoc::get(StringAttr::get(ctx, name));
     FailureOr<ElementsAttr> attr =
-        convertTensor(t, "initializer '" + t.name() + "'", loc);
+        convertInitializer(i, "initializer '" + name + "'", loc);
     if (failed(attr))
       return failure();
-    values[t.name()] = constant(loc, *attr);
+    values[name] = constant(loc, *attr);
   }
 
   for (const auto &node : g.node()) {
@@ -424,9 +476,10 @@ OwningOpRef<ModuleOp> quench::importONNXFile(llvm::StringRef path,
   context->loadDialect<QuenchDialect, func::FuncDialect>();
   Location fileLoc = FileLineColLoc::get(context, path, 0, 0);
   auto model = std::make_unique<onnx::ModelProto>();
+  onnximport::ExternalTensors external;
   std::string err;
   try {
-    err = onnximport::loadModel(path, options, *model);
+    err = onnximport::loadModel(path, options, *model, external);
   } catch (const std::exception &e) {
     err = "'" + path.str() + "': " + onnximport::oneLine(e.what());
   }
@@ -436,7 +489,7 @@ OwningOpRef<ModuleOp> quench::importONNXFile(llvm::StringRef path,
   }
   OwningOpRef<ModuleOp> module = ModuleOp::create(fileLoc);
   try {
-    GraphImporter importer(context, *model, path);
+    GraphImporter importer(context, *model, std::move(external), path);
     if (failed(importer.importGraph(*module, options.functionName)))
       return nullptr;
   } catch (const std::exception &e) {

@@ -18,7 +18,9 @@
 #include "onnx/defs/parser.h"
 #include "onnx/shape_inference/implementation.h"
 
-#include <fstream>
+#include <google/protobuf/io/zero_copy_stream.h>
+
+#include <map>
 
 using namespace quench;
 using namespace quench::onnximport;
@@ -100,15 +102,20 @@ static std::string resolveExternalPath(llvm::StringRef modelDir,
   return std::string(realFile);
 }
 
-/// Replaces external data references of the graph's initializers by the
-/// bytes they point at.
+/// Maps the external data files of the graph's initializers (each file
+/// once): copies small tensors into the model (shape inference may need
+/// their values) and leaves large ones in the mapping, recorded in
+/// `external`, without reading them.
 static std::string loadExternalData(llvm::StringRef modelPath,
-                                    onnx::GraphProto &graph) {
+                                    onnx::GraphProto &graph,
+                                    ExternalTensors &external) {
   SmallString<256> dir(modelPath);
   llvm::sys::path::remove_filename(dir);
   if (dir.empty())
     dir = ".";
-  for (onnx::TensorProto &t : *graph.mutable_initializer()) {
+  std::map<std::string, std::shared_ptr<MappedFile>> files;
+  for (int i = 0, e = graph.initializer_size(); i < e; ++i) {
+    onnx::TensorProto &t = *graph.mutable_initializer(i);
     if (t.data_location() != onnx::TensorProto::EXTERNAL)
       continue;
     std::string location;
@@ -129,9 +136,16 @@ static std::string loadExternalData(llvm::StringRef modelPath,
     std::string file = resolveExternalPath(dir, location, error);
     if (file.empty())
       return "initializer '" + t.name() + "': " + error;
-    uint64_t size = 0;
-    if (llvm::sys::fs::file_size(file, size))
-      return "cannot read external data file '" + file + "'";
+    std::shared_ptr<MappedFile> &mapping = files[file];
+    if (!mapping) {
+      llvm::Expected<std::shared_ptr<MappedFile>> m = MappedFile::open(file);
+      if (!m) {
+        llvm::consumeError(m.takeError());
+        return "cannot read external data file '" + file + "'";
+      }
+      mapping = std::move(*m);
+    }
+    uint64_t size = mapping->data().size();
     if (length < 0)
       length = (int64_t)size - offset;
     if (offset > (int64_t)size || length < 0 ||
@@ -140,15 +154,21 @@ static std::string loadExternalData(llvm::StringRef modelPath,
              std::to_string(offset) + ", " + std::to_string(offset + length) +
              ") exceeds the " + std::to_string(size) + " bytes of '" +
              location + "'";
-    std::ifstream in(file, std::ios::binary);
-    std::string bytes((size_t)length, '\0');
-    in.seekg(offset);
-    in.read(bytes.data(), length);
-    if (!in)
-      return "cannot read external data file '" + file + "'";
-    t.set_raw_data(std::move(bytes));
-    t.clear_external_data();
-    t.set_data_location(onnx::TensorProto::DEFAULT);
+    llvm::ArrayRef<char> bytes =
+        mapping->data().slice((size_t)offset, (size_t)length);
+    if ((size_t)length < kMinMappedExternalBytes) {
+      t.set_raw_data(bytes.data(), bytes.size());
+      t.clear_external_data();
+      t.set_data_location(onnx::TensorProto::DEFAULT);
+      continue;
+    }
+    external[i] = {bytes, mapping};
+    // The tensor stays EXTERNAL for the checker, which (libonnx 1.12) looks
+    // for the file relative to the current directory: give it the resolved
+    // path (checked above to lie inside the model's directory).
+    for (auto &kv : *t.mutable_external_data())
+      if (kv.key() == "location")
+        kv.set_value(file);
   }
   return {};
 }
@@ -196,18 +216,76 @@ static std::string applyShapeOverrides(const ONNXImportOptions &options,
   return {};
 }
 
+namespace {
+/// The bytes of a mapped file in chunks, dropping the resident pages of
+/// chunks the parser has moved past: parsing a model with inline weights
+/// holds the parsed copy, not also the file's.
+class ReleasingInputStream : public google::protobuf::io::ZeroCopyInputStream {
+public:
+  explicit ReleasingInputStream(llvm::ArrayRef<char> data) : data(data) {}
+  bool Next(const void **out, int *size) override {
+    if (pos >= data.size())
+      return false;
+    // One chunk of margin behind the parser (releasing is always safe: a
+    // read faults the page in again).
+    if (pos >= released + 2 * kChunk) {
+      releaseMappedPages(data.slice(released, pos - kChunk - released));
+      released = pos - kChunk;
+    }
+    size_t n = std::min(kChunk, data.size() - pos);
+    *out = data.data() + pos;
+    *size = (int)n;
+    pos += n;
+    return true;
+  }
+  void BackUp(int count) override { pos -= (size_t)count; }
+  bool Skip(int count) override {
+    if ((size_t)count > data.size() - pos) {
+      pos = data.size();
+      return false;
+    }
+    pos += (size_t)count;
+    return true;
+  }
+  int64_t ByteCount() const override { return (int64_t)pos; }
+
+private:
+  static constexpr size_t kChunk = 8 << 20;
+  llvm::ArrayRef<char> data;
+  size_t pos = 0, released = 0;
+};
+} // namespace
+
 std::string onnximport::loadModel(llvm::StringRef path,
                                   const ONNXImportOptions &options,
-                                  onnx::ModelProto &model) {
-  auto bufOr = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
-                                           /*RequiresNullTerminator=*/true);
-  if (!bufOr)
-    return "cannot read '" + path.str() + "': " + bufOr.getError().message();
-  llvm::StringRef data = (*bufOr)->getBuffer();
+                                  onnx::ModelProto &model,
+                                  ExternalTensors &external) {
+  // Binary models are parsed from a mapping whose pages are dropped as the
+  // parser goes; textual ones (small), and files that cannot be mapped
+  // (pipes), from a buffer.
+  std::shared_ptr<MappedFile> mapped;
+  std::unique_ptr<llvm::MemoryBuffer> buffer;
+  llvm::StringRef data;
+  if (llvm::Expected<std::shared_ptr<MappedFile>> m = MappedFile::open(path)) {
+    mapped = std::move(*m);
+    data = llvm::StringRef(mapped->data().data(), mapped->data().size());
+  } else {
+    llvm::consumeError(m.takeError());
+  }
+  bool textual = path.ends_with(".onnxtxt") || data.ltrim().starts_with("<");
+  if (!mapped || textual) {
+    auto bufOr = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
+                                             /*RequiresNullTerminator=*/true);
+    if (!bufOr)
+      return "cannot read '" + path.str() + "': " + bufOr.getError().message();
+    buffer = std::move(*bufOr);
+    mapped.reset();
+    data = buffer->getBuffer();
+    textual = path.ends_with(".onnxtxt") || data.ltrim().starts_with("<");
+  }
   if (data.empty())
     return "'" + path.str() + "' is empty";
 
-  bool textual = path.ends_with(".onnxtxt") || data.ltrim().starts_with("<");
   try {
     if (textual) {
       onnx::OnnxParser parser(data.data());
@@ -216,7 +294,11 @@ std::string onnximport::loadModel(llvm::StringRef path,
         return "'" + path.str() +
                "' is not valid ONNX textual syntax: " + oneLine(status.ErrorMessage());
     } else if (data.size() > (size_t)INT_MAX ||
-               !model.ParseFromArray(data.data(), (int)data.size())) {
+               !(mapped ? [&] {
+                   ReleasingInputStream in(mapped->data());
+                   return model.ParseFromZeroCopyStream(&in);
+                 }()
+                        : model.ParseFromArray(data.data(), (int)data.size()))) {
       return "'" + path.str() +
              "' is not a valid ONNX model (protobuf parsing failed: the file "
              "is truncated or not ONNX)";
@@ -224,6 +306,8 @@ std::string onnximport::loadModel(llvm::StringRef path,
   } catch (const std::exception &e) {
     return "'" + path.str() + "' could not be parsed: " + oneLine(e.what());
   }
+  mapped.reset();
+  buffer.reset();
   if (!model.has_graph() || model.graph().node_size() == 0)
     return "'" + path.str() + "' has no graph nodes";
 
@@ -244,7 +328,8 @@ std::string onnximport::loadModel(llvm::StringRef path,
   if (!sawDefault)
     return "'" + path.str() + "' does not import the default ONNX domain";
 
-  if (std::string err = loadExternalData(path, *model.mutable_graph());
+  if (std::string err =
+          loadExternalData(path, *model.mutable_graph(), external);
       !err.empty())
     return err;
 

@@ -28,3 +28,22 @@
 // LINK: quench-import: error: initializer 'W': external data location 'weights.bin' resolves outside the model's directory
 
 // RUN: not test -e %t/out.mlir
+
+// Large external initializers stay in the mapped data file (not read at
+// load time) yet pass the ONNX checker and shape inference from any working
+// directory; small ones (the Reshape shape) are read so that shape inference
+// sees their values. W1 (page-aligned offset) and W2 (4 mod 8) are borrowed
+// from the mapping, claiming the alignment they have; W3 (2 mod 4,
+// misaligned for f32) is copied. Every value is the file's.
+// RUN: mkdir -p %t/large %t/cwd
+// RUN: %quench_python %S/Inputs/make_model.py external_large %t/large
+// RUN: cd %t/cwd && quench-import ../large/model.onnx | FileCheck %s --check-prefix=LARGE
+// LARGE: func.func @main(%{{.*}}: tensor<1x128xf32> {quench.name = "X"}) -> (tensor<128x1xf32>
+// LARGE-DAG: quench.constant dense_resource<[[W1:initializer__W1_]]> : tensor<128x256xf32>
+// LARGE-DAG: quench.constant dense_resource<[[W2:initializer__W2_]]> : tensor<256x128xf32>
+// LARGE-DAG: quench.constant dense_resource<[[W3:initializer__W3_]]> : tensor<128x128xf32>
+// LARGE-DAG: quench.constant dense<[128, 1]> : tensor<2xi64>
+// LARGE: quench.reshape %{{.*}} : tensor<1x128xf32> -> tensor<128x1xf32>
+// LARGE-DAG: [[W1]]: "0x08000000000000000000003F0000803F0000C03F
+// LARGE-DAG: [[W2]]: "0x040000000000803F000000400000404000008040
+// LARGE-DAG: [[W3]]: "0x08000000000000C0000080BF000000000000803F

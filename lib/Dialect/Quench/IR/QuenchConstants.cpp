@@ -8,9 +8,14 @@
 
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
 #include "quench/Support/LLVM.h"
+#include "quench/Support/MappedFile.h"
+#include "quench/Support/WeightArena.h"
 
 #include "mlir/IR/AsmState.h"
+#include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
+
+#include <atomic>
 
 using namespace quench;
 
@@ -61,9 +66,68 @@ ElementsAttr quench::createConstantAttr(RankedTensorType type,
     if (DenseElementsAttr::isValidRawBuffer(type, data, splat))
       return DenseElementsAttr::getFromRawBuffer(type, data);
   }
+  size_t align = std::max<size_t>(bytes, alignof(uint64_t));
+  WeightArena &arena = WeightArena::get();
+  if (arena.accepts(data.size())) {
+    llvm::Expected<std::shared_ptr<MappedFile>> stored = arena.store(data);
+    if (stored) {
+      // Page aligned: `align` holds.
+      ArrayRef<char> copy = (*stored)->data();
+      return DenseResourceElementsAttr::get(
+          type, nameHint,
+          AsmResourceBlob(
+              copy, align,
+              [owner = std::move(*stored)](void *, size_t, size_t) mutable {
+                owner.reset();
+              },
+              /*dataIsMutable=*/false));
+    }
+    // The callers are rewrites that cannot fail halfway: keep the blob on
+    // the heap (correct, only no longer memory bounded) and say why once.
+    static std::atomic<bool> warned{false};
+    std::string why = llvm::toString(stored.takeError());
+    if (!warned.exchange(true))
+      emitWarning(UnknownLoc::get(type.getContext()))
+          << why << "; derived weights stay in memory (set TMPDIR to a "
+                    "directory with free space)";
+  }
   AsmResourceBlob blob = HeapAsmResourceBlob::allocateAndCopyWithAlign(
-      data, std::max<size_t>(bytes, alignof(uint64_t)));
+      data, align);
   return DenseResourceElementsAttr::get(type, nameHint, std::move(blob));
+}
+
+ElementsAttr quench::createBorrowedConstantAttr(
+    RankedTensorType type, ArrayRef<char> data,
+    std::shared_ptr<const void> owner, StringRef nameHint) {
+  size_t bytes = (size_t)getStorageBytesPerElement(type.getElementType());
+  assert(bytes > 0 && "element type has no byte storage");
+  assert(data.size() == bytes * (size_t)type.getNumElements() &&
+         "data size does not match the type");
+  auto aligned = [&](size_t a) {
+    return reinterpret_cast<uintptr_t>(data.data()) % a == 0;
+  };
+  if (data.size() <= kInlineConstantBytes || !aligned(bytes))
+    return createConstantAttr(type, data, nameHint);
+  // Claim what createConstantAttr's blobs claim when the address has it.
+  size_t align = std::max<size_t>(bytes, alignof(uint64_t));
+  if (!aligned(align))
+    align = bytes;
+  return DenseResourceElementsAttr::get(
+      type, nameHint,
+      AsmResourceBlob(
+          data, align,
+          [owner = std::move(owner)](void *, size_t, size_t) mutable {
+            owner.reset();
+          },
+          /*dataIsMutable=*/false));
+}
+
+void quench::releaseConstantPages(ElementsAttr attr) {
+  auto res = dyn_cast_or_null<DenseResourceElementsAttr>(attr);
+  if (!res)
+    return;
+  if (const AsmResourceBlob *blob = res.getRawHandle().getBlob())
+    releaseMappedPages(blob->getData());
 }
 
 std::optional<double> quench::getUniformValue(Attribute attr) {
@@ -109,5 +173,7 @@ ElementsAttr quench::transpose2DConstant(ElementsAttr attr,
   std::vector<char> out =
       transposeBytes(*raw, type.getDimSize(0), type.getDimSize(1),
                      getStorageBytesPerElement(type.getElementType()));
+  // Read once: the source's pages need not stay resident.
+  releaseConstantPages(attr);
   return createConstantAttr(outType, out, nameHint);
 }

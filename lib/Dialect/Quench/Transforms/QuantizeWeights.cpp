@@ -343,21 +343,32 @@ std::string constantName(ConstantOp cst, StringRef suffix) {
   return base + suffix.str();
 }
 
-/// Rewrites one linear with its quantized weight `m`; returns the bytes of
-/// the quantized weight.
-int64_t quantizeLinear(LinearOp op, ConstantOp cst,
-                       const qq::QuantizedMatrix &m, const Scheme &s) {
-  int64_t n = m.rows, k = m.cols;
-  OpBuilder b(op);
-  MLIRContext *ctx = op.getContext();
+/// A layer's quantized weight as constant attributes, built as soon as the
+/// layer is quantized: large ones go to the weight arena, so that the codes
+/// of every layer are not held in memory until the rewrite.
+struct QuantizedWeight {
+  ElementsAttr codes, scales, zeroPoints; ///< zeroPoints: null if symmetric
+  int64_t bits = 0, groupSize = 0;
+  /// Bytes of codes, scales and zero points.
+  int64_t bytes = 0;
+};
+
+/// The quench.matmul_nbits operands of `m`: packed codes [N, groups,
+/// groupBytes] u8, scales [N, groups] (f16 or f32) and, if asymmetric, packed
+/// zero points.
+QuantizedWeight makeNBitsWeight(ConstantOp cst, const qq::QuantizedMatrix &m,
+                                const Scheme &s) {
+  int64_t n = m.rows;
+  MLIRContext *ctx = cst.getContext();
   Type u8 = IntegerType::get(ctx, 8, IntegerType::Unsigned);
   int64_t groupBytes = m.groupSize * m.bits / 8;
+  QuantizedWeight w;
+  w.bits = static_cast<int64_t>(m.bits);
+  w.groupSize = m.groupSize;
   auto packedType = RankedTensorType::get({n, m.groups, groupBytes}, u8);
   ArrayRef<char> packedBytes(reinterpret_cast<const char *>(m.packed.data()),
                              m.packed.size());
-  Value packed = ConstantOp::create(
-      b, cst.getLoc(), packedType,
-      createConstantAttr(packedType, packedBytes, constantName(cst, "_q")));
+  w.codes = createConstantAttr(packedType, packedBytes, constantName(cst, "_q"));
 
   Type scaleElt = s.scaleType == qq::ScaleType::F16
                       ? Type(Float16Type::get(ctx))
@@ -374,29 +385,42 @@ int64_t quantizeLinear(LinearOp op, ConstantOp cst,
     scaleBytes.resize(m.scales.size() * 4);
     std::memcpy(scaleBytes.data(), m.scales.data(), scaleBytes.size());
   }
-  Value scales = ConstantOp::create(
-      b, cst.getLoc(), scaleType,
-      createConstantAttr(scaleType, scaleBytes, constantName(cst, "_scales")));
-
-  Value zp;
-  int64_t zpBytes = 0;
+  w.scales =
+      createConstantAttr(scaleType, scaleBytes, constantName(cst, "_scales"));
+  w.bytes = static_cast<int64_t>(m.packed.size() + scaleBytes.size());
   if (!s.symmetric) {
-    zpBytes = static_cast<int64_t>(m.zeroPoints.size());
     auto zpType =
         RankedTensorType::get({n, (m.groups * m.bits + 7) / 8}, u8);
     ArrayRef<char> bytes(reinterpret_cast<const char *>(m.zeroPoints.data()),
                          m.zeroPoints.size());
-    zp = ConstantOp::create(
-        b, cst.getLoc(), zpType,
-        createConstantAttr(zpType, bytes, constantName(cst, "_zp")));
+    w.zeroPoints = createConstantAttr(zpType, bytes, constantName(cst, "_zp"));
+    w.bytes += static_cast<int64_t>(m.zeroPoints.size());
   }
+  return w;
+}
+
+Value constantOf(OpBuilder &b, Location loc, ElementsAttr attr) {
+  return ConstantOp::create(b, loc, cast<RankedTensorType>(attr.getType()),
+                            attr);
+}
+
+/// Rewrites one linear with its quantized weight `w`; returns the bytes of
+/// the quantized weight.
+int64_t quantizeLinear(LinearOp op, ConstantOp cst, const QuantizedWeight &w) {
+  OpBuilder b(op);
+  auto wType = cast<RankedTensorType>(cst.getType());
+  int64_t n = wType.getDimSize(0), k = wType.getDimSize(1);
+  Value packed = constantOf(b, cst.getLoc(), w.codes);
+  Value scales = constantOf(b, cst.getLoc(), w.scales);
+  Value zp;
+  if (w.zeroPoints)
+    zp = constantOf(b, cst.getLoc(), w.zeroPoints);
   auto q = MatMulNBitsOp::create(b, op.getLoc(), op.getType(), op.getInput(),
                                  packed, scales, zp, op.getBias(), k, n,
-                                 static_cast<int64_t>(m.bits), m.groupSize);
+                                 w.bits, w.groupSize);
   op.replaceAllUsesWith(q.getResult());
   op.erase();
-  return static_cast<int64_t>(m.packed.size()) +
-         static_cast<int64_t>(scaleBytes.size()) + zpBytes;
+  return w.bytes;
 }
 
 /// The signed int8 codes [rows, cols] of 8-bit symmetric per-row codes:
@@ -456,29 +480,37 @@ int64_t quantizeEmbedding(GatherOp op, ConstantOp cst,
   return static_cast<int64_t>(codes.size() + scaleBytes.size());
 }
 
-/// Rewrites one linear into a quench.qlinear: int8 codes per output channel
-/// (`m`: 8-bit symmetric per-channel codes with f32 scales, from RTN or
-/// GPTQ; their unsigned codes minus the zero point 128) and the input scale `inputScale` (static) or none
-/// (dynamic). Returns the bytes of the quantized weight.
-int64_t quantizeLinearW8A8(LinearOp op, ConstantOp cst,
-                           const qq::QuantizedMatrix &m,
-                           std::optional<float> inputScale) {
+/// The quench.qlinear operands of `m` (8-bit symmetric per-channel codes
+/// with f32 scales, from RTN or GPTQ): int8 codes [N, K] (the unsigned codes
+/// minus the zero point 128) and f32 scales [N].
+QuantizedWeight makeW8A8Weight(ConstantOp cst, const qq::QuantizedMatrix &m) {
   assert(m.bits == 8 && m.symmetric && m.groups == 1 &&
          "W8A8 takes 8-bit symmetric per-channel codes");
   int64_t n = m.rows, k = m.cols;
-  OpBuilder b(op);
-  MLIRContext *ctx = op.getContext();
+  MLIRContext *ctx = cst.getContext();
+  QuantizedWeight w;
+  w.bits = 8;
   std::vector<char> codes = signedInt8Codes(m);
   auto codeType = RankedTensorType::get({n, k}, IntegerType::get(ctx, 8));
-  Value wq = ConstantOp::create(
-      b, cst.getLoc(), codeType,
-      createConstantAttr(codeType, codes, constantName(cst, "_q")));
+  w.codes = createConstantAttr(codeType, codes, constantName(cst, "_q"));
   auto scaleType = RankedTensorType::get({n}, Float32Type::get(ctx));
   std::vector<char> scaleBytes(m.scales.size() * 4);
   std::memcpy(scaleBytes.data(), m.scales.data(), scaleBytes.size());
-  Value scales = ConstantOp::create(
-      b, cst.getLoc(), scaleType,
-      createConstantAttr(scaleType, scaleBytes, constantName(cst, "_scales")));
+  w.scales =
+      createConstantAttr(scaleType, scaleBytes, constantName(cst, "_scales"));
+  w.bytes = static_cast<int64_t>(codes.size() + scaleBytes.size());
+  return w;
+}
+
+/// Rewrites one linear into a quench.qlinear over `w` (makeW8A8Weight) and
+/// the input scale `inputScale` (static) or none (dynamic). Returns the
+/// bytes of the quantized weight.
+int64_t quantizeLinearW8A8(LinearOp op, ConstantOp cst,
+                           const QuantizedWeight &w,
+                           std::optional<float> inputScale) {
+  OpBuilder b(op);
+  Value wq = constantOf(b, cst.getLoc(), w.codes);
+  Value scales = constantOf(b, cst.getLoc(), w.scales);
   FloatAttr scaleAttr;
   if (inputScale)
     scaleAttr = b.getF32FloatAttr(*inputScale);
@@ -486,7 +518,7 @@ int64_t quantizeLinearW8A8(LinearOp op, ConstantOp cst,
                              scales, op.getBias(), scaleAttr);
   op.replaceAllUsesWith(q.getResult());
   op.erase();
-  return static_cast<int64_t>(codes.size() + scaleBytes.size());
+  return w.bytes;
 }
 
 struct QuenchQuantizeWeightsPass
@@ -595,7 +627,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     LayerQuantRecord rec;
     Scheme scheme;
     const std::vector<double> *gram = nullptr;
-    qq::QuantizedMatrix q;
+    QuantizedWeight q;
     bool w8a8 = false;
     std::optional<float> inputScale; ///< static W8A8
   };
@@ -713,15 +745,21 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     }
   }
 
+  // One layer at a time: its floats, its codes, then constants (in the
+  // weight arena when large) and the source weight's pages released.
   for (Plan &p : plans) {
     if (p.scheme.skip)
       continue;
     const Scheme &s = p.w8a8 ? w8a8Scheme : p.scheme;
     std::vector<float> w = *floatWeights(p.cst);
+    releaseConstantPages(p.cst.getValue());
+    auto finish = [&](const qq::QuantizedMatrix &m) {
+      p.q = p.w8a8 ? makeW8A8Weight(p.cst, m) : makeNBitsWeight(p.cst, m, s);
+    };
     if (!p.scheme.gptq) {
-      p.q = qq::quantizeMatrixRTN(w.data(), p.rec.outFeatures,
-                                  p.rec.inFeatures, static_cast<int>(s.bits),
-                                  s.groupSize, s.symmetric, s.scaleType);
+      finish(qq::quantizeMatrixRTN(w.data(), p.rec.outFeatures,
+                                   p.rec.inFeatures, static_cast<int>(s.bits),
+                                   s.groupSize, s.symmetric, s.scaleType));
       continue;
     }
     qq::GPTQOptions gptqOptions;
@@ -738,7 +776,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
                                 res, error))
       return emitError(p.op.getLoc())
              << "layer '" << p.rec.name << "': " << error;
-    p.q = std::move(res.matrix);
+    finish(res.matrix);
   }
 
   // Rewrite. A float weight may serve several ops (an embedding table tied
@@ -757,7 +795,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     if (!p.scheme.skip) {
       p.rec.bytesAfter =
           p.w8a8 ? quantizeLinearW8A8(p.op, p.cst, p.q, p.inputScale)
-                 : quantizeLinear(p.op, p.cst, p.q, p.scheme);
+                 : quantizeLinear(p.op, p.cst, p.q);
       eraseIfUnused(p.cst);
     }
     records.emplace_back(std::move(p.rec), p.scheme.skip ? nullptr : cstOp);
@@ -782,6 +820,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
       rec.inFeatures = tType.getDimSize(1);
       rec.bytesBefore = rec.bytesAfter = tType.getNumElements() * 4;
       std::optional<std::vector<float>> w = floatWeights(cst);
+      releaseConstantPages(cst.getValue());
       Operation *cstOp = cst.getOperation();
       if (!w) {
         rec.scheme = "float embedding (weight type not supported)";

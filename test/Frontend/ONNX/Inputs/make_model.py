@@ -79,6 +79,42 @@ def case_external_short(out):
     _external_model(out, "weights.bin")
 
 
+def case_external_large(out):
+    """Large external initializers (left in the mapped file) sharing one file
+    in a subdirectory, at offsets aligned to 4096, to 4 only and to 2 only
+    (f32: the last is copied), and a small external shape (copied into the
+    model: shape inference needs its value)."""
+    os.makedirs(os.path.join(out, "data"), exist_ok=True)
+    w1 = (np.arange(128 * 256, dtype=np.float32) * 0.5).reshape(128, 256)
+    w2 = (np.arange(256 * 128, dtype=np.float32) + 1).reshape(256, 128)
+    w3 = (np.arange(128 * 128, dtype=np.float32) - 2).reshape(128, 128)
+    shape = np.array([128, 1], dtype=np.int64)
+    blobs, offset, inits = b"", 0, []
+    for name, arr, pad in (("W1", w1, 0), ("W2", w2, 4), ("W3", w3, 6),
+                           ("S", shape, 2)):
+        blobs += b"\0" * pad
+        offset += pad
+        t = numpy_helper.from_array(arr, name)
+        t.ClearField("raw_data")
+        t.data_location = TensorProto.EXTERNAL
+        for k, v in (("location", "data/weights.bin"), ("offset", str(offset)),
+                     ("length", str(arr.nbytes))):
+            e = t.external_data.add()
+            e.key, e.value = k, v
+        inits.append(t)
+        blobs += arr.tobytes()
+        offset += arr.nbytes
+    with open(os.path.join(out, "data", "weights.bin"), "wb") as f:
+        f.write(blobs)
+    nodes = [helper.make_node("MatMul", ["X", "W1"], ["H1"]),
+             helper.make_node("MatMul", ["H1", "W2"], ["H2"]),
+             helper.make_node("MatMul", ["H2", "W3"], ["H3"]),
+             helper.make_node("Reshape", ["H3", "S"], ["Y"])]
+    m = make(nodes, [vi("X", TensorProto.FLOAT, [1, 128])],
+             [vi("Y", TensorProto.FLOAT, ["a", "b"])], inits)
+    save(m, out)
+
+
 def case_bad_dtype(out):
     nodes = [helper.make_node("Identity", ["X"], ["Y"])]
     m = make(nodes, [vi("X", TensorProto.COMPLEX64, [2])],

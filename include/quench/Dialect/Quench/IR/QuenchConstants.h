@@ -11,6 +11,7 @@
 
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/BuiltinTypes.h"
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -28,12 +29,31 @@ int64_t getStorageBytesPerElement(mlir::Type elementType);
 /// blob). Returns std::nullopt for splats and non-byte element types.
 std::optional<llvm::ArrayRef<char>> getRawConstantData(mlir::ElementsAttr attr);
 
-/// A constant of `type` holding `data` (row-major, getStorageBytesPerElement
-/// bytes per element): a `dense_resource` blob keyed by `nameHint` when
-/// larger than kInlineConstantBytes, otherwise a `dense` literal.
+/// A constant of `type` holding a copy of `data` (row-major,
+/// getStorageBytesPerElement bytes per element): a `dense` literal up to
+/// kInlineConstantBytes, otherwise a `dense_resource` blob keyed by
+/// `nameHint`. A blob the weight arena accepts (WeightArena::accepts, 1 MiB
+/// and more by default) is written to the arena and mapped back, so that it
+/// is not resident; should the arena fail (no space left), the blob stays on
+/// the heap and one warning says why (docs/scaling.md).
 mlir::ElementsAttr createConstantAttr(mlir::RankedTensorType type,
                                       llvm::ArrayRef<char> data,
                                       llvm::StringRef nameHint);
+
+/// A constant of `type` whose blob is `data` itself, not a copy: `owner`
+/// keeps the bytes alive (a file mapping, a string moved out of a protobuf)
+/// and is dropped with the blob. Copies (createConstantAttr) only what is
+/// small enough for a `dense` literal and data misaligned for its element
+/// type.
+mlir::ElementsAttr createBorrowedConstantAttr(mlir::RankedTensorType type,
+                                              llvm::ArrayRef<char> data,
+                                              std::shared_ptr<const void> owner,
+                                              llvm::StringRef nameHint);
+
+/// Drops the resident pages of a constant's blob when they are file backed
+/// (external data, the weight arena), after a pass has read the whole
+/// weight: the next reader faults them in again. No-op for other constants.
+void releaseConstantPages(mlir::ElementsAttr attr);
 
 /// The value of a constant that holds a single distinct value (a splat, or
 /// one element), converted to double.
