@@ -94,6 +94,7 @@ static Error linkExecutable(StringRef object, StringRef out,
   }
   SmallString<256> tmp(out);
   tmp += ".tmp-link";
+  quench::TemporaryFileCleanup tmpCleanup(tmp);
   SmallVector<StringRef> args = {cc, "-o", tmp, object};
   for (const std::string &a : archives)
     args.push_back(a);
@@ -104,6 +105,7 @@ static Error linkExecutable(StringRef object, StringRef out,
   int logFd;
   if (sys::fs::createTemporaryFile("quench-link", "log", logFd, log))
     return makeError("cannot create a temporary file");
+  quench::TemporaryFileCleanup logCleanup(log);
   sys::Process::SafelyCloseFileDescriptor(logFd);
   std::optional<StringRef> redirects[] = {std::nullopt, StringRef(log),
                                           StringRef(log)};
@@ -245,6 +247,7 @@ CPUTargetBackend::writeArtifact(quench::ArtifactKind kind, StringRef out,
     int fd;
     if (sys::fs::createTemporaryFile("quench-" + modelName, "o", fd, objPath))
       return makeError("cannot create a temporary object file");
+    quench::TemporaryFileCleanup objCleanup(objPath);
     {
       raw_fd_ostream os(fd, /*shouldClose=*/true);
       os << objBytes;
