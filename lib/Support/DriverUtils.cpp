@@ -4,6 +4,7 @@
 
 #include "quench/Support/FileUtils.h"
 #include "quench/Support/MappedFile.h"
+#include "quench/Support/OutOfMemory.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/Diagnostics.h"
@@ -15,7 +16,9 @@
 #include "llvm/Support/WithColor.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 using namespace llvm;
 
@@ -80,10 +83,24 @@ std::string quench::StageDumper::dump(
   });
 }
 
+/// Resets the process's peak resident set (VmHWM) to its current size
+/// (Linux >= 4.0), so that the next reading is the peak of one phase.
+static bool resetPeakResidentSet() {
+  int fd = ::open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  bool ok = ::write(fd, "5", 1) == 1;
+  ::close(fd);
+  return ok;
+}
+
 void quench::PhaseTimer::start(StringRef phase) {
   stop();
   current = phase.str();
+  if (enabled)
+    resetPeakResidentSet();
   begin = std::chrono::steady_clock::now();
+  setCurrentStage(phase);
 }
 
 void quench::PhaseTimer::stop() {
@@ -94,12 +111,10 @@ void quench::PhaseTimer::stop() {
                  .count();
   total += s;
   if (enabled) {
-    // The resident set after the phase and the peak so far: which phase
-    // raised the peak (docs/scaling.md).
-    ResidentSet rs = getResidentSet();
-    errs() << format("time: %-22s %8.3f s   rss %8.1f MB   peak %8.1f MB\n",
-                     current.c_str(), s, rs.current / 1048576.0,
-                     rs.peak / 1048576.0);
+    uint64_t peak = getResidentSet().peak;
+    maxPhasePeak = std::max(maxPhasePeak, peak);
+    errs() << format("time: %-22s %8.3f s %8.0f MB peak\n", current.c_str(), s,
+                     peak / 1048576.0);
   }
   current.clear();
 }
@@ -110,6 +125,9 @@ void quench::PhaseTimer::finish() {
     return;
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
+  // Resetting VmHWM per phase lowers what getrusage reports for the
+  // process: the phases' largest peak is the true one.
+  double peak = std::max(ru.ru_maxrss / 1024.0, maxPhasePeak / 1048576.0);
   errs() << format("time: %-22s %8.3f s\n", "total", total)
-         << format("peak memory: %.1f MB\n", ru.ru_maxrss / 1024.0);
+         << format("peak memory: %.1f MB\n", peak);
 }

@@ -2,8 +2,21 @@
 
 #include "quench/Support/FileUtils.h"
 
+#include "quench/Support/OutOfMemory.h"
+
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
+#include "llvm/Support/Signals.h"
+
+quench::TemporaryFileCleanup::TemporaryFileCleanup(llvm::StringRef path)
+    : path(path.str()) {
+  llvm::sys::RemoveFileOnSignal(this->path);
+  checkTestAllocationFailure("temporary");
+}
+
+quench::TemporaryFileCleanup::~TemporaryFileCleanup() {
+  llvm::sys::DontRemoveFileOnSignal(path);
+}
 
 std::string quench::writeFileAtomically(
     llvm::StringRef path, llvm::function_ref<bool(llvm::raw_ostream &)> write) {
@@ -18,6 +31,7 @@ std::string quench::writeFileAtomically(
   llvm::SmallString<256> tmp;
   if (std::error_code ec = llvm::sys::fs::createUniqueFile(model, fd, tmp))
     return "cannot create a file next to '" + path.str() + "': " + ec.message();
+  TemporaryFileCleanup cleanup(tmp);
   bool ok;
   {
     llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);

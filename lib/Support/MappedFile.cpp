@@ -2,6 +2,8 @@
 
 #include "quench/Support/MappedFile.h"
 
+#include "quench/Support/OutOfMemory.h"
+
 #include "llvm/Support/Errno.h"
 #include "llvm/Support/MemoryBuffer.h"
 
@@ -44,6 +46,8 @@ quench::MappedFile::openFD(int fd, StringRef name, uint64_t offset,
   uint64_t start = offset & ~(uint64_t)(pageSize() - 1);
   size_t mapped = (size_t)(offset - start + length);
   void *base = ::mmap(nullptr, mapped, PROT_READ, MAP_PRIVATE, fd, (off_t)start);
+  if (base == MAP_FAILED && errno == ENOMEM)
+    quench::reportOutOfMemory(); // the address space (ulimit -v) is full
   if (base == MAP_FAILED)
     return makeError("cannot map " + Twine(length) + " bytes of '" + name +
                      "': " + sys::StrError(errno));

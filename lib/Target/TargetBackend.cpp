@@ -73,6 +73,7 @@ Expected<std::string> quench::serializeModel(
           sys::fs::createUniqueFile(objectPath, fd, objectPath))
     return error("cannot create a temporary object file in '" +
                  sys::path::parent_path(objectPath) + "': " + ec.message());
+  TemporaryFileCleanup objectCleanup(objectPath);
   scope_exit removeObject([&] { sys::fs::remove(objectPath); });
   {
     raw_fd_ostream os(fd, /*shouldClose=*/true);

@@ -8,7 +8,8 @@
 // chosen by --target), then the backend's LLVM IR, object and artifact.
 // Option groups for quantization, calibration and the targets are
 // registered by those libraries. Every output is written to a temporary
-// file and renamed into place, so a failure leaves no partial output.
+// file and renamed into place, so a failure leaves no partial output; out
+// of memory in any stage is one error naming the stage (OutOfMemory.h).
 //
 //===----------------------------------------------------------------------===//
 
@@ -20,6 +21,7 @@
 #include "quench/Pipelines/Pipelines.h"
 #include "quench/Support/DriverUtils.h"
 #include "quench/Support/FileUtils.h"
+#include "quench/Support/OutOfMemory.h"
 #include "quench/Target/CPU/CPUTargetBackend.h"
 #include "quench/Target/CPU/ModelABI.h"
 #include "quench/Target/TargetBackend.h"
@@ -113,6 +115,7 @@ static int fail(const Twine &msg) {
 
 int main(int argc, char **argv) {
   InitLLVM y(argc, argv);
+  quench::installOutOfMemoryHandler(toolName);
   mlir::registerPassManagerCLOptions();
   mlir::registerDefaultTimingManagerCLOptions();
   quench::registerAllTargetCLOptions();
@@ -207,12 +210,19 @@ int main(int argc, char **argv) {
   quench::installDiagnosticPrinter(context, toolName);
 
   // 1. Load.
+  // The out-of-memory estimate scales with the weights: the input file's
+  // size until the importer knows better (external data), then the bytes
+  // of the module's constants.
+  uint64_t inputBytes = 0;
+  if (!sys::fs::file_size(inputPath, inputBytes))
+    quench::setModelWeightBytes(inputBytes);
   quench::PhaseTimer timer(timePhases);
   timer.start("import");
   mlir::OwningOpRef<mlir::ModuleOp> module =
       quench::loadModelFile(inputPath, context, shapes);
   if (!module)
     return 1;
+  quench::setModelWeightBytes(quench::constantBytes(*module));
 
   // 2. The entry function and its C signature.
   auto entry = quench::prepareModelEntry(*module, entryName, *name);

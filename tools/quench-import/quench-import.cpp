@@ -9,6 +9,7 @@
 
 #include "quench/Frontend/ONNX/ONNXImporter.h"
 #include "quench/Support/FileUtils.h"
+#include "quench/Support/OutOfMemory.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/AsmState.h"
@@ -57,6 +58,7 @@ static cl::opt<std::string> funcName("func-name",
 
 int main(int argc, char **argv) {
   InitLLVM y(argc, argv);
+  quench::installOutOfMemoryHandler("quench-import");
   cl::HideUnrelatedOptions(category);
   cl::ParseCommandLineOptions(
       argc, argv,
@@ -94,10 +96,15 @@ int main(int argc, char **argv) {
       WithColor::note(errs(), "quench-import") << note.str() << "\n";
     return mlir::success();
   });
+  uint64_t inputBytes = 0;
+  if (!sys::fs::file_size(inputPath, inputBytes))
+    quench::setModelWeightBytes(inputBytes);
+  quench::setCurrentStage("import");
   mlir::OwningOpRef<mlir::ModuleOp> module =
       quench::importONNXFile(inputPath, &context, options);
   if (!module)
     return 1;
+  quench::setCurrentStage("write");
 
   mlir::OpPrintingFlags flags;
   if (elideWeights)

@@ -1,16 +1,21 @@
 //===- quench-opt.cpp - the quench optimizer driver -----------------------===//
 //
 // mlir-opt with the quench dialect, passes and pipelines added to every
-// upstream dialect and pass.
+// upstream dialect and pass. Out of memory is one error line
+// (OutOfMemory.h; no stage: quench-opt runs one pipeline).
 //
 //===----------------------------------------------------------------------===//
 
 #include "quench/InitAllDialects.h"
+#include "quench/Support/OutOfMemory.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 
 int main(int argc, char **argv) {
+  // MlirOptMain's InitLLVM installs LLVM's new handler again; it reports
+  // through the bad-alloc handler installed here.
+  quench::installOutOfMemoryHandler("quench-opt");
   mlir::DialectRegistry registry;
   quench::registerAllDialects(registry);
   quench::registerAllPasses();

@@ -13,6 +13,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 namespace mlir {
@@ -49,9 +50,11 @@ private:
   unsigned index = 0;
 };
 
-/// Times the phases of a compile: with `enabled`, each phase's time, the
-/// resident set after it and the peak so far go to stderr when the next one
-/// starts, and finish() adds the total and the peak memory.
+/// Times the phases of a compile: with `enabled`, each phase's time and
+/// peak resident memory go to stderr when the next one starts, and finish()
+/// adds the total and the process's peak memory. Starting a phase also
+/// names it as the current stage of out-of-memory messages
+/// (OutOfMemory.h), enabled or not.
 class PhaseTimer {
 public:
   explicit PhaseTimer(bool enabled) : enabled(enabled) {}
@@ -64,6 +67,8 @@ private:
   std::string current;
   std::chrono::steady_clock::time_point begin;
   double total = 0;
+  /// The largest per-phase peak resident set, in bytes.
+  uint64_t maxPhasePeak = 0;
 };
 
 } // namespace quench

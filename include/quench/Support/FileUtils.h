@@ -1,7 +1,9 @@
 //===- FileUtils.h - atomic output files ------------------------*- C++ -*-===//
 //
 // Every quench tool writes its outputs through writeFileAtomically so that a
-// failure never leaves a partial file behind.
+// failure never leaves a partial file behind; temporaries are registered
+// (TemporaryFileCleanup) so that an abnormal exit (out of memory, SIGINT,
+// SIGTERM, a crash) removes them too.
 //
 //===----------------------------------------------------------------------===//
 
@@ -14,6 +16,23 @@
 #include <string>
 
 namespace quench {
+
+/// Registers the temporary file `path` (existing or about to be created)
+/// for removal if the process ends abnormally while this object lives: out
+/// of memory (OutOfMemory.h), an interrupt or termination signal, a crash.
+/// Backed by llvm::sys::RemoveFileOnSignal, whose removal is signal-safe and
+/// allocates nothing. The destructor only unregisters: removing or renaming
+/// the file on the normal paths stays the owner's job.
+class TemporaryFileCleanup {
+public:
+  explicit TemporaryFileCleanup(llvm::StringRef path);
+  ~TemporaryFileCleanup();
+  TemporaryFileCleanup(const TemporaryFileCleanup &) = delete;
+  TemporaryFileCleanup &operator=(const TemporaryFileCleanup &) = delete;
+
+private:
+  std::string path;
+};
 
 /// Writes `path` by calling `write` on a temporary file in the same
 /// directory and renaming it into place once everything was written

@@ -10,6 +10,8 @@
 
 #include "ImporterImpl.h"
 
+#include "quench/Support/OutOfMemory.h"
+
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
@@ -100,6 +102,18 @@ static std::string resolveExternalPath(llvm::StringRef modelDir,
     return {};
   }
   return std::string(realFile);
+}
+
+/// The bytes of external data the graph's initializers declare (their
+/// `length` entries), for the out-of-memory estimate (OutOfMemory.h).
+static uint64_t declaredExternalDataBytes(const onnx::GraphProto &graph) {
+  uint64_t total = 0;
+  for (const onnx::TensorProto &t : graph.initializer())
+    if (t.data_location() == onnx::TensorProto::EXTERNAL)
+      for (const auto &kv : t.external_data())
+        if (kv.key() == "length")
+          total += std::strtoull(kv.value().c_str(), nullptr, 10);
+  return total;
 }
 
 /// Maps the external data files of the graph's initializers (each file
@@ -328,6 +342,7 @@ std::string onnximport::loadModel(llvm::StringRef path,
   if (!sawDefault)
     return "'" + path.str() + "' does not import the default ONNX domain";
 
+  quench::addModelWeightBytes(declaredExternalDataBytes(model.graph()));
   if (std::string err =
           loadExternalData(path, *model.mutable_graph(), external);
       !err.empty())

@@ -98,6 +98,7 @@ linkExecutable(StringRef object, StringRef out,
   }
   SmallString<256> tmp(out);
   tmp += ".tmp-link";
+  quench::TemporaryFileCleanup tmpCleanup(tmp);
   SmallVector<StringRef> args = {cc, "-o", tmp, object};
   for (const std::string &a : archives)
     args.push_back(a);
@@ -108,6 +109,7 @@ linkExecutable(StringRef object, StringRef out,
   int logFd;
   if (sys::fs::createTemporaryFile("quench-link", "log", logFd, log))
     return makeError("cannot create a temporary file");
+  quench::TemporaryFileCleanup logCleanup(log);
   sys::Process::SafelyCloseFileDescriptor(logFd);
   std::optional<StringRef> redirects[] = {std::nullopt, StringRef(log),
                                           StringRef(log)};
@@ -224,14 +226,16 @@ CPUTargetBackend::writeArtifact(quench::ArtifactKind kind, StringRef out,
   case quench::ArtifactKind::LLVMIR:
     return makeError("the CPU backend writes LLVM IR through serializeModel");
   case quench::ArtifactKind::Object: {
+    // The header first: the object is renamed into place last, so that a
+    // failure leaves neither.
     std::string base = quench::withoutExtension(out, ".o");
     if (Error e = writeEmbeddedWeights(objectPath, abi))
       return std::move(e);
-    if (std::error_code ec = sys::fs::rename(objectPath, base + ".o"))
-      return makeError("cannot write '" + base + ".o': " + ec.message());
-    if (Error e = writeBytes(base + ".h", header)) {
-      sys::fs::remove(base + ".o");
+    if (Error e = writeBytes(base + ".h", header))
       return std::move(e);
+    if (std::error_code ec = sys::fs::rename(objectPath, base + ".o")) {
+      sys::fs::remove(base + ".h");
+      return makeError("cannot write '" + base + ".o': " + ec.message());
     }
     return base + ".o";
   }
@@ -252,6 +256,8 @@ CPUTargetBackend::writeArtifact(quench::ArtifactKind kind, StringRef out,
       return object.takeError();
     ArrayRef<char> bytes = (*object)->data();
     std::string member = modelName.str() + ".o";
+    if (Error e = writeBytes(headerPath, header))
+      return std::move(e);
     std::string archiveError;
     std::string err = quench::writeFileAtomically(lib, [&](raw_ostream &os) {
       if (Error e = quench::writeStaticArchive(
@@ -262,12 +268,10 @@ CPUTargetBackend::writeArtifact(quench::ArtifactKind kind, StringRef out,
       }
       return true;
     });
-    if (!archiveError.empty())
-      return makeError(archiveError);
-    if (!err.empty())
-      return makeError(err);
-    if (Error e = writeBytes(headerPath, header))
-      return std::move(e);
+    if (!archiveError.empty() || !err.empty()) {
+      sys::fs::remove(headerPath);
+      return makeError(!archiveError.empty() ? archiveError : err);
+    }
     return lib.str().str();
   }
   case quench::ArtifactKind::Executable: {
