@@ -11,6 +11,7 @@
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/IR/SymbolTable.h"
+#include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/ScopeExit.h"
 #include "llvm/IR/Constants.h"
 #include "llvm/IR/GlobalVariable.h"
@@ -41,6 +42,11 @@ quench::WeightTable quench::extractWeights(mlir::ModuleOp module,
   uint64_t end = 0;
   SmallVector<mlir::LLVM::GlobalOp> globals(
       module.getOps<mlir::LLVM::GlobalOp>());
+  // The globals something still refers to (one walk, not one per global).
+  DenseSet<mlir::StringAttr> used;
+  module.walk([&](mlir::LLVM::AddressOfOp op) {
+    used.insert(op.getGlobalNameAttr().getAttr());
+  });
   for (mlir::LLVM::GlobalOp global : globals) {
     if (!global.getConstant() || !global.getInitializerRegion().empty())
       continue;
@@ -52,7 +58,7 @@ quench::WeightTable quench::extractWeights(mlir::ModuleOp module,
       continue;
     // A constant that nothing uses any more (a weight that a pass replaced
     // by a transformed copy) takes no room.
-    if (mlir::SymbolTable::symbolKnownUseEmpty(global, module)) {
+    if (!used.contains(global.getSymNameAttr())) {
       global.erase();
       continue;
     }
