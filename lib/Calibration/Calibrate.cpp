@@ -270,7 +270,7 @@ static Expected<LoadedModel> compileAndLoad(ModuleOp module, StringRef entry,
     return makeError("compiling the calibration model failed (see above)");
   // The float weights stay where they are (mapped or in the context's
   // blobs): the JIT resolves the model's weight symbols to their bytes.
-  WeightTable weights = extractWeights(module, kWeightSymbolPrefix);
+  WeightTable weights = extractWeights(module);
   llvm::LLVMContext llvmContext;
   ModelABIRequest abi;
   abi.signature = &sig;

@@ -32,7 +32,7 @@ Expected<std::string> quench::serializeModel(
   timer.start("translate");
   // The weights leave the module before translation: they never become
   // LLVM constants, and reach the artifact by streaming (Weights.h).
-  WeightTable weights = extractWeights(*module, kWeightSymbolPrefix);
+  WeightTable weights = extractWeights(*module);
   ModelABIRequest abi = request;
   abi.weights = &weights;
   abi.weightStorage = kind == ArtifactKind::Executable

@@ -10,7 +10,6 @@
 #include "quench/Support/MappedFile.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
-#include "mlir/IR/SymbolTable.h"
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/ScopeExit.h"
 #include "llvm/IR/Constants.h"
@@ -36,7 +35,6 @@ static Error makeError(const Twine &msg) {
 }
 
 quench::WeightTable quench::extractWeights(mlir::ModuleOp module,
-                                           StringRef symbolPrefix,
                                            uint64_t minBytes) {
   WeightTable table;
   uint64_t end = 0;
@@ -62,12 +60,9 @@ quench::WeightTable quench::extractWeights(mlir::ModuleOp module,
       global.erase();
       continue;
     }
-    std::string symbol = (symbolPrefix + Twine(table.entries.size())).str();
-    auto symbolAttr = mlir::StringAttr::get(module.getContext(), symbol);
-    if (failed(mlir::SymbolTable::replaceAllSymbolUses(global, symbolAttr,
-                                                       module)))
-      continue;
-    global.setSymName(symbol);
+    // The global keeps its name (renaming would walk the module once per
+    // weight) and becomes a declaration.
+    std::string symbol = global.getSymName().str();
     global.removeValueAttr();
     global.setLinkage(mlir::LLVM::Linkage::External);
     global.removeUnnamedAddrAttr();

@@ -66,16 +66,12 @@ struct WeightTable {
   uint64_t size = 0;
 };
 
-/// The prefix of weight declarations (`__quench_w0`, ...).
-constexpr llvm::StringLiteral kWeightSymbolPrefix = "__quench_w";
-
-/// Replaces every constant `llvm.mlir.global` of `module` (LLVM dialect)
-/// whose value holds at least `minBytes` of raw data by an external
-/// declaration `<symbolPrefix><i>` of the same type, and returns them laid
-/// out as one image. Smaller constants, and those whose element type has no
-/// byte layout (i1, i4), stay where they are.
-WeightTable extractWeights(mlir::ModuleOp module, llvm::StringRef symbolPrefix,
-                           uint64_t minBytes = 4096);
+/// Turns every constant `llvm.mlir.global` of `module` (LLVM dialect) whose
+/// value holds at least `minBytes` of raw data into an external declaration
+/// of the same name and type, and returns them laid out as one image.
+/// Smaller constants, and those whose element type has no byte layout (i1,
+/// i4), stay where they are; unused ones are erased.
+WeightTable extractWeights(mlir::ModuleOp module, uint64_t minBytes = 4096);
 
 /// The section of the weight image in objects and libraries.
 constexpr llvm::StringLiteral kWeightSectionName = ".lrodata.quench_weights";

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
+#include "quench/Dialect/Quench/IR/QuenchDialect.h"
 #include "quench/Support/LLVM.h"
 #include "quench/Support/MappedFile.h"
 #include "quench/Support/WeightArena.h"
@@ -145,10 +146,34 @@ std::optional<double> quench::getUniformValue(Attribute attr) {
   return std::nullopt;
 }
 
+/// Transposes a rows x cols matrix of `Bytes`-byte items from `src` to `dst`
+/// in cache blocks (fixed-size copies: loads and stores, whatever the
+/// alignment).
+template <int64_t Bytes>
+static void transposeItems(const char *src, char *dst, int64_t rows,
+                           int64_t cols) {
+  constexpr int64_t kBlock = 64;
+  for (int64_t r0 = 0; r0 < rows; r0 += kBlock)
+    for (int64_t c0 = 0; c0 < cols; c0 += kBlock) {
+      int64_t r1 = std::min(rows, r0 + kBlock), c1 = std::min(cols, c0 + kBlock);
+      for (int64_t c = c0; c < c1; ++c)
+        for (int64_t r = r0; r < r1; ++r)
+          std::memcpy(dst + (c * rows + r) * Bytes,
+                      src + (r * cols + c) * Bytes, Bytes);
+    }
+}
+
 std::vector<char> quench::transposeBytes(ArrayRef<char> data, int64_t rows,
                                         int64_t cols, int64_t itemBytes) {
   std::vector<char> out(data.size());
   const char *src = data.data();
+  switch (itemBytes) {
+  case 1: transposeItems<1>(src, out.data(), rows, cols); return out;
+  case 2: transposeItems<2>(src, out.data(), rows, cols); return out;
+  case 4: transposeItems<4>(src, out.data(), rows, cols); return out;
+  case 8: transposeItems<8>(src, out.data(), rows, cols); return out;
+  default: break;
+  }
   constexpr int64_t kBlock = 32;
   for (int64_t r0 = 0; r0 < rows; r0 += kBlock)
     for (int64_t c0 = 0; c0 < cols; c0 += kBlock)
@@ -167,6 +192,15 @@ ElementsAttr quench::transpose2DConstant(ElementsAttr attr,
                                        type.getElementType());
   if (auto dense = dyn_cast<DenseElementsAttr>(attr); dense && dense.isSplat())
     return dense.reshape(outType);
+  // A transpose of a transpose is the original.
+  auto *dialect = attr.getContext()->getLoadedDialect<QuenchDialect>();
+  if (dialect) {
+    std::lock_guard<std::mutex> lock(dialect->transposeSourcesMutex);
+    auto it = dialect->transposeSources.find(attr);
+    if (it != dialect->transposeSources.end() &&
+        it->second.getType() == outType)
+      return it->second;
+  }
   std::optional<ArrayRef<char>> raw = getRawConstantData(attr);
   if (!raw)
     return nullptr;
@@ -175,5 +209,10 @@ ElementsAttr quench::transpose2DConstant(ElementsAttr attr,
                      getStorageBytesPerElement(type.getElementType()));
   // Read once: the source's pages need not stay resident.
   releaseConstantPages(attr);
-  return createConstantAttr(outType, out, nameHint);
+  ElementsAttr result = createConstantAttr(outType, out, nameHint);
+  if (dialect && result) {
+    std::lock_guard<std::mutex> lock(dialect->transposeSourcesMutex);
+    dialect->transposeSources[result] = attr;
+  }
+  return result;
 }

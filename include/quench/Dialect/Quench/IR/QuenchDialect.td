@@ -52,6 +52,14 @@ def Quench_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral getDequantMatmulAttrName() {
       return "quench.dequant_matmul";
     }
+
+    /// The constants quench::transpose2DConstant made in this context,
+    /// mapped to the constant each transposes: transposing one of them
+    /// again gives back the original (no copy, no second pass over the
+    /// bytes). Attributes live as long as the context, so entries never
+    /// dangle.
+    ::llvm::DenseMap<::mlir::Attribute, ::mlir::ElementsAttr> transposeSources;
+    std::mutex transposeSourcesMutex;
   }];
   let useDefaultAttributePrinterParser = 0;
   let hasConstantMaterializer = 1;
