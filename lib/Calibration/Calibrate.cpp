@@ -2,10 +2,13 @@
 
 #include "quench/Calibration/Calibrate.h"
 
+#include "quench/Calibration/Segments.h"
+
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
 #include "quench/Pipelines/Pipelines.h"
 #include "quench/Target/CPU/CPUTargetBackend.h"
+#include "quench/Support/MappedFile.h"
 #include "quench/Target/Weights.h"
 #include "quench/runtime_abi.h"
 
@@ -21,6 +24,7 @@
 #include "llvm/IR/Module.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Process.h"
@@ -29,6 +33,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <chrono>
+#include <cstring>
 
 using namespace mlir;
 using namespace quench;
@@ -44,17 +49,22 @@ static llvm::Error makeError(const llvm::Twine &msg) {
 // Instrumentation
 //===----------------------------------------------------------------------===//
 
-std::vector<Probe> quench::calib::instrumentForCalibration(func::FuncOp func) {
-  std::vector<Probe> probes;
+namespace {
+/// A value instrumentation observes, with its probe's name and layers.
+struct ObservedValue {
+  Value value;
+  Probe probe;
+};
+} // namespace
+
+/// The f32 inputs of the top-level quench.linear ops of `func`, in walk
+/// order, each value once (the layers that read it listed in its probe).
+static std::vector<ObservedValue> findObservedValues(func::FuncOp func) {
+  std::vector<ObservedValue> out;
   if (func.isDeclaration())
-    return probes;
+    return out;
   Block &body = func.getBody().front();
-  auto ret = dyn_cast<func::ReturnOp>(body.getTerminator());
-  if (!ret)
-    return probes;
   llvm::DenseMap<Value, size_t> index;
-  SmallVector<Value> newResults;
-  unsigned numResults = ret.getNumOperands();
   func.walk([&](LinearOp op) {
     Value x = op.getInput();
     if (op->getBlock() != &body || x.getParentBlock() != &body)
@@ -69,30 +79,47 @@ std::vector<Probe> quench::calib::instrumentForCalibration(func::FuncOp func) {
     if (x.getDefiningOp<ConstantOp>())
       return;
     std::string layer = getLayerName(op.getLoc());
-    auto [it, inserted] = index.try_emplace(x, probes.size());
+    auto [it, inserted] = index.try_emplace(x, out.size());
     if (!inserted) {
-      probes[it->second].layers.push_back(layer);
+      out[it->second].probe.layers.push_back(layer);
       return;
     }
-    Probe p;
-    p.name = layer + ":input";
-    p.layers.push_back(layer);
-    p.channels = wType.getDimSize(1);
-    if (auto arg = dyn_cast<BlockArgument>(x)) {
+    ObservedValue o;
+    o.value = x;
+    o.probe.name = layer + ":input";
+    o.probe.layers.push_back(layer);
+    o.probe.channels = wType.getDimSize(1);
+    out.push_back(std::move(o));
+  });
+  return out;
+}
+
+std::vector<Probe> quench::calib::instrumentForCalibration(func::FuncOp func) {
+  std::vector<Probe> probes;
+  if (func.isDeclaration())
+    return probes;
+  auto ret = dyn_cast<func::ReturnOp>(func.getBody().front().getTerminator());
+  if (!ret)
+    return probes;
+  SmallVector<Value> newResults;
+  unsigned numResults = ret.getNumOperands();
+  for (ObservedValue &o : findObservedValues(func)) {
+    Probe p = std::move(o.probe);
+    if (auto arg = dyn_cast<BlockArgument>(o.value)) {
       // Observed from the input itself: returning an argument would hand
       // the caller's buffer back as an output.
       p.inputIndex = static_cast<int>(arg.getArgNumber());
     } else {
       for (unsigned i = 0; i < numResults; ++i)
-        if (ret.getOperand(i) == x)
+        if (ret.getOperand(i) == o.value)
           p.resultIndex = static_cast<int>(i);
       if (p.resultIndex < 0) {
         p.resultIndex = static_cast<int>(numResults + newResults.size());
-        newResults.push_back(x);
+        newResults.push_back(o.value);
       }
     }
     probes.push_back(std::move(p));
-  });
+  }
   if (!newResults.empty()) {
     ret->insertOperands(ret.getNumOperands(), newResults);
     SmallVector<Type> resultTypes(func.getFunctionType().getResults());
@@ -222,6 +249,10 @@ namespace {
 struct LoadedModel {
   std::unique_ptr<llvm::orc::LLJIT> jit;
   const quench_model *model = nullptr;
+  /// The weights it reads, in place, and aligned copies of those that were
+  /// not aligned.
+  WeightTable weights;
+  std::vector<std::unique_ptr<char[]>> alignedCopies;
 };
 } // namespace
 
@@ -296,10 +327,23 @@ static Expected<LoadedModel> compileAndLoad(ModuleOp module, StringRef entry,
     return jit.takeError();
   llvm::orc::JITDylib &lib = (*jit)->getMainJITDylib();
   llvm::orc::SymbolMap symbols = runtimeSymbols(**jit);
-  for (const WeightEntry &w : weights.entries)
+  // The code assumes each weight at the alignment of its global
+  // (WeightTable::kEntryAlignment): a small constant held inline in its
+  // attribute (not in a blob) can sit anywhere, and is copied.
+  std::vector<std::unique_ptr<char[]>> alignedCopies;
+  for (const WeightEntry &w : weights.entries) {
+    const char *at = w.data.data();
+    if (reinterpret_cast<uintptr_t>(at) % WeightTable::kEntryAlignment) {
+      size_t pad = WeightTable::kEntryAlignment;
+      alignedCopies.emplace_back(new char[w.data.size() + pad]);
+      char *base = alignedCopies.back().get();
+      char *copy = base + (pad - reinterpret_cast<uintptr_t>(base) % pad) % pad;
+      std::memcpy(copy, at, w.data.size());
+      at = copy;
+    }
     symbols[(*jit)->mangleAndIntern(w.symbol)] = {
-        llvm::orc::ExecutorAddr::fromPtr(w.data.data()),
-        llvm::JITSymbolFlags::Exported};
+        llvm::orc::ExecutorAddr::fromPtr(at), llvm::JITSymbolFlags::Exported};
+  }
   if (llvm::Error e = lib.define(llvm::orc::absoluteSymbols(std::move(symbols))))
     return std::move(e);
   // libc (memcpy, memset, math functions).
@@ -317,6 +361,8 @@ static Expected<LoadedModel> compileAndLoad(ModuleOp module, StringRef entry,
   LoadedModel loaded;
   loaded.model = sym->toPtr<const quench_model *>();
   loaded.jit = std::move(*jit);
+  loaded.weights = std::move(weights);
+  loaded.alignedCopies = std::move(alignedCopies);
   return loaded;
 }
 
@@ -346,7 +392,28 @@ struct Pool {
       quench_threadpool_destroy(pool);
   }
 };
+
+/// A value that crosses a cut: one tensor per sample, owned.
+struct CarriedValue {
+  std::vector<quench_tensor> perSample;
+  explicit CarriedValue(size_t n) : perSample(n, quench_tensor{}) {}
+  CarriedValue(const CarriedValue &) = delete;
+  CarriedValue &operator=(const CarriedValue &) = delete;
+  ~CarriedValue() {
+    for (quench_tensor &t : perSample)
+      quench_tensor_free(&t);
+  }
+};
 } // namespace
+
+/// "12.3 s", or "4 min 05 s" from 100 s on.
+static std::string formatSeconds(double s) {
+  if (s < 100)
+    return llvm::formatv("{0:F1} s", s).str();
+  int m = static_cast<int>(s / 60);
+  return llvm::formatv("{0} min {1:D2} s", m, static_cast<int>(s - 60 * m))
+      .str();
+}
 
 Expected<CalibrationStats>
 quench::calib::calibrate(ModuleOp module, StringRef entry,
@@ -359,96 +426,220 @@ quench::calib::calibrate(ModuleOp module, StringRef entry,
                                          start)
         .count();
   };
-  OwningOpRef<ModuleOp> clone(cast<ModuleOp>(module->clone()));
-  auto func = clone->lookupSymbol<func::FuncOp>(entry);
-  if (!func)
+  auto func = module.lookupSymbol<func::FuncOp>(entry);
+  if (!func || func.isDeclaration())
     return makeError("calibration: the module has no function '" + entry +
                      "'");
-  std::vector<Probe> probes = instrumentForCalibration(func);
-  if (probes.empty())
+  std::vector<ObservedValue> observed = findObservedValues(func);
+  if (observed.empty())
     return makeError("calibration: the model has no linear layer with a "
                      "float input to observe");
-  // The instrumented function's signature: the model's inputs, its outputs
-  // plus the observed tensors.
-  ModelSignature isig = sig;
-  isig.modelName = sig.modelName + "_calib";
-  FunctionType ftype = func.getFunctionType();
-  for (unsigned i = sig.outputs.size(); i < ftype.getNumResults(); ++i) {
-    auto t = cast<RankedTensorType>(ftype.getResult(i));
-    TensorSignature out;
-    out.name = "calib_" + std::to_string(i);
-    out.dtype = QUENCH_DTYPE_F32;
-    for (int64_t d : t.getShape())
-      out.shape.push_back(ShapedType::isDynamic(d) ? -1 : d);
-    isig.outputs.push_back(std::move(out));
+  llvm::DenseMap<Value, size_t> observedIndex;
+  for (size_t i = 0; i < observed.size(); ++i)
+    observedIndex[observed[i].value] = i;
+  std::vector<Segment> segments =
+      partitionForCalibration(func, options.segmentBytes, options.gram);
+  int64_t totalLinears = 0;
+  uint64_t maxSegmentBytes = 0;
+  for (const Segment &seg : segments) {
+    totalLinears += seg.linears;
+    maxSegmentBytes = std::max(maxSegmentBytes, seg.bytes);
   }
   if (options.progress)
-    llvm::errs() << "calibrate: compiling the float model with "
-                 << probes.size() << " observed tensor"
-                 << (probes.size() == 1 ? "" : "s") << "\n";
-  auto loaded = compileAndLoad(*clone, entry, isig, options);
-  if (!loaded)
-    return loaded.takeError();
-  clone = nullptr;
+    llvm::errs() << "calibrate: " << observed.size() << " observed tensor"
+                 << (observed.size() == 1 ? "" : "s") << " in "
+                 << segments.size() << " segment"
+                 << (segments.size() == 1 ? "" : "s") << " (at most "
+                 << llvm::format("%.0f", maxSegmentBytes / 1048576.0)
+                 << " MB of weights and statistics each), " << samples.size()
+                 << " sample" << (samples.size() == 1 ? "" : "s") << "\n";
 
   CalibrationStats stats;
-  for (const Probe &p : probes) {
-    TensorStats t(p.name, p.channels, /*perChannel=*/true, options.gram);
-    t.layers = p.layers;
-    stats.tensors.push_back(std::move(t));
+  stats.modelChecksum = options.modelChecksum;
+  stats.dataChecksum = options.dataChecksum;
+  stats.samples = samples.size();
+  CacheWriter writer;
+  if (!options.statsFile.empty()) {
+    std::string e = writer.open(options.statsFile, stats, observed.size());
+    if (!e.empty())
+      return makeError(e);
   }
+  stats.tensors.resize(observed.size());
+  std::vector<bool> started(observed.size(), false);
+  size_t finished = 0; // tensors [0, finished) are complete
+
+  // The values that cross cuts, per sample, from the segment that makes
+  // them (or the sample files) to the last segment that reads them.
   quench_error err;
+  llvm::DenseMap<Value, std::unique_ptr<CarriedValue>> carried;
+  std::vector<std::vector<Value>> dropAfter(segments.size());
+  {
+    llvm::DenseMap<Value, size_t> lastReader;
+    for (size_t k = 0; k < segments.size(); ++k)
+      for (Value v : segments[k].inputs)
+        lastReader[v] = k;
+    for (auto &[v, k] : lastReader)
+      dropAfter[k].push_back(v);
+    // Every sample's inputs are read (and checked against the model's
+    // signature) up front.
+    Block &body = func.getBody().front();
+    for (size_t i = 0; i < sig.inputs.size(); ++i) {
+      auto value = std::make_unique<CarriedValue>(samples.size());
+      const TensorSignature &in = sig.inputs[i];
+      for (size_t s = 0; s < samples.size(); ++s)
+        if (quench_npy_read_expect(samples[s].inputPaths[i].c_str(),
+                                   in.name.c_str(),
+                                   static_cast<quench_dtype>(in.dtype),
+                                   static_cast<int32_t>(in.shape.size()),
+                                   in.shape.data(), &value->perSample[s],
+                                   &err) != QUENCH_OK)
+          return makeError(llvm::Twine("calibration sample '") +
+                           samples[s].name + "': " + err.message);
+      Value arg = body.getArgument(i);
+      if (lastReader.count(arg))
+        carried[arg] = std::move(value);
+    }
+  }
+
   Pool pool;
   pool.pool = quench_threadpool_create(options.threads, &err);
   if (!pool.pool)
     return makeError(llvm::Twine("calibration: ") + err.message);
-  const quench_model *model = loaded->model;
-  double lastReport = 0;
   bool tty = llvm::sys::Process::StandardErrIsDisplayed();
-  for (size_t s = 0; s < samples.size(); ++s) {
-    const Sample &sample = samples[s];
-    TensorList inputs(sig.inputs.size());
-    for (size_t i = 0; i < sig.inputs.size(); ++i) {
-      const quench_io_info &info = model->inputs[i];
-      if (quench_npy_read_expect(sample.inputPaths[i].c_str(),
-                                 sig.inputs[i].name.c_str(), info.dtype,
-                                 info.rank, info.shape, &inputs.tensors[i],
-                                 &err) != QUENCH_OK)
+  double lastReport = 0;
+  int64_t linearsDone = 0;
+  size_t numSegments = segments.size();
+  for (size_t k = 0; k < numSegments; ++k) {
+    const Segment &seg = segments[k];
+    llvm::DenseMap<Value, Value> origin;
+    OwningOpRef<ModuleOp> segModule =
+        buildSegmentModule(module, func, seg, origin);
+    auto segFunc = segModule->lookupSymbol<func::FuncOp>(entry);
+    std::vector<Probe> probes = instrumentForCalibration(segFunc);
+    // Each probe feeds the statistics of the model's observed value it
+    // copies, unless an earlier segment observed that value already.
+    Block &segBody = segFunc.getBody().front();
+    auto segRet = cast<func::ReturnOp>(segBody.getTerminator());
+    std::vector<int> statOf(probes.size(), -1);
+    for (size_t p = 0; p < probes.size(); ++p) {
+      Value v = probes[p].inputIndex >= 0
+                    ? Value(segBody.getArgument(probes[p].inputIndex))
+                    : segRet.getOperand(probes[p].resultIndex);
+      auto it = observedIndex.find(origin.lookup(v));
+      if (it == observedIndex.end() || started[it->second])
+        continue;
+      size_t g = it->second;
+      started[g] = true;
+      statOf[p] = static_cast<int>(g);
+      const Probe &global = observed[g].probe;
+      stats.tensors[g] = TensorStats(global.name, global.channels,
+                                     /*perChannel=*/true, options.gram);
+      stats.tensors[g].layers = global.layers;
+    }
+    ModelSignature ssig;
+    {
+      auto got = getModelSignature(segFunc, sig.modelName + "_calib");
+      if (!got)
+        return got.takeError();
+      ssig = std::move(*got);
+    }
+    if (options.progress && (numSegments > 1 || !tty))
+      llvm::errs() << "calibrate: segment " << (k + 1) << "/" << numSegments
+                   << ": compiling " << seg.ops.size() << " ops, "
+                   << seg.linears << " linear" << (seg.linears == 1 ? "" : "s")
+                   << ", " << probes.size() << " observed tensor"
+                   << (probes.size() == 1 ? "" : "s") << "\n";
+    auto loaded = compileAndLoad(*segModule, entry, ssig, options);
+    if (!loaded)
+      return loaded.takeError();
+    segModule = nullptr;
+    const quench_model *model = loaded->model;
+
+    std::vector<std::unique_ptr<CarriedValue>> outputs;
+    for (size_t o = 0; o < seg.outputs.size(); ++o)
+      outputs.push_back(std::make_unique<CarriedValue>(samples.size()));
+    for (size_t s = 0; s < samples.size(); ++s) {
+      const Sample &sample = samples[s];
+      std::vector<quench_tensor> inputs;
+      for (Value v : seg.inputs)
+        inputs.push_back(carried[v]->perSample[s]);
+      TensorList results(ssig.outputs.size());
+      if (quench_model_run(model, inputs.data(), inputs.size(),
+                           results.tensors.data(), results.tensors.size(),
+                           pool.pool, &err) != QUENCH_OK)
         return makeError(llvm::Twine("calibration sample '") + sample.name +
                          "': " + err.message);
+      for (size_t p = 0; p < probes.size(); ++p) {
+        if (statOf[p] < 0)
+          continue;
+        const quench_tensor &t = probes[p].inputIndex >= 0
+                                     ? inputs[probes[p].inputIndex]
+                                     : results.tensors[probes[p].resultIndex];
+        if (t.rank < 1 || t.shape[t.rank - 1] != probes[p].channels)
+          return makeError(llvm::Twine("calibration sample '") + sample.name +
+                           "': " + observed[statOf[p]].probe.name + " has " +
+                           llvm::Twine(t.rank ? t.shape[t.rank - 1] : 0) +
+                           " channels at run time, the layer expects " +
+                           llvm::Twine(probes[p].channels));
+        stats.tensors[statOf[p]].observe(
+            static_cast<const float *>(t.data),
+            static_cast<size_t>(quench_tensor_num_elements(&t)));
+      }
+      // The carried results are kept; the rest is freed with `results`.
+      for (size_t o = 0; o < seg.outputs.size(); ++o) {
+        outputs[o]->perSample[s] = results.tensors[o];
+        results.tensors[o] = quench_tensor{};
+      }
+      double now = seconds();
+      bool last = k + 1 == numSegments && s + 1 == samples.size();
+      if (options.progress &&
+          (last || s + 1 == samples.size() || now - lastReport >= 1.0)) {
+        lastReport = now;
+        // Work is counted in linears (a segment's share of the model).
+        double done = (linearsDone + seg.linears * double(s + 1) /
+                                         samples.size()) /
+                      std::max<int64_t>(totalLinears, 1);
+        llvm::errs() << (tty ? "\r" : "") << "calibrate: segment " << (k + 1)
+                     << "/" << numSegments << ", sample " << (s + 1) << "/"
+                     << samples.size() << " (" << formatSeconds(now);
+        if (!last && done > 0)
+          llvm::errs() << ", ETA " << formatSeconds(now * (1 - done) / done);
+        llvm::errs() << ")" << (tty ? "\x1b[K" : "")
+                     << (tty && !last ? "" : "\n");
+      }
     }
-    TensorList outputs(isig.outputs.size());
-    if (quench_model_run(model, inputs.tensors.data(), inputs.tensors.size(),
-                         outputs.tensors.data(), outputs.tensors.size(),
-                         pool.pool, &err) != QUENCH_OK)
-      return makeError(llvm::Twine("calibration sample '") + sample.name +
-                       "': " + err.message);
-    for (size_t p = 0; p < probes.size(); ++p) {
-      const quench_tensor &t = probes[p].inputIndex >= 0
-                                   ? inputs.tensors[probes[p].inputIndex]
-                                   : outputs.tensors[probes[p].resultIndex];
-      if (t.rank < 1 || t.shape[t.rank - 1] != probes[p].channels)
-        return makeError(llvm::Twine("calibration sample '") + sample.name +
-                         "': " + probes[p].name + " has " +
-                         llvm::Twine(t.rank ? t.shape[t.rank - 1] : 0) +
-                         " channels at run time, the layer expects " +
-                         llvm::Twine(probes[p].channels));
-      stats.tensors[p].observe(static_cast<const float *>(t.data),
-                               static_cast<size_t>(
-                                   quench_tensor_num_elements(&t)));
-    }
-    ++stats.samples;
-    double now = seconds();
-    if (options.progress && (s + 1 == samples.size() || now - lastReport >= 1.0)) {
-      lastReport = now;
-      llvm::errs() << (tty ? "\r" : "") << "calibrate: sample " << (s + 1)
-                   << "/" << samples.size() << " ("
-                   << llvm::format("%.1f", now) << " s)"
-                   << (tty && s + 1 < samples.size() ? "" : "\n");
+    linearsDone += seg.linears;
+    for (size_t o = 0; o < seg.outputs.size(); ++o)
+      carried[seg.outputs[o]] = std::move(outputs[o]);
+    for (Value v : dropAfter[k])
+      carried.erase(v);
+    // The segment's weights are not read again.
+    for (const WeightEntry &w : loaded->weights.entries)
+      releaseMappedPages(w.data);
+    { LoadedModel unload = std::move(*loaded); }
+    quench_buffer_cache_trim();
+
+    // Its statistics are complete: to the file, and out of memory.
+    for (; finished < observed.size() && started[finished]; ++finished) {
+      TensorStats &t = stats.tensors[finished];
+      t.finalize();
+      if (options.statsFile.empty())
+        continue;
+      uint64_t offset = 0;
+      std::string e = writer.append(t, &offset);
+      if (!e.empty())
+        return makeError(e);
+      if (!t.gram.empty())
+        t.releaseGram(options.statsFile, offset);
     }
   }
-  for (TensorStats &t : stats.tensors)
-    t.finalize();
-  quench_buffer_cache_trim();
+  if (finished != observed.size())
+    return makeError("calibration: " + observed[finished].probe.name +
+                     " was not observed (segments out of order)");
+  if (!options.statsFile.empty()) {
+    std::string e = writer.commit();
+    if (!e.empty())
+      return makeError(e);
+  }
   return stats;
 }

@@ -5,6 +5,7 @@
 #include "mlir/IR/Diagnostics.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/ManagedStatic.h"
+#include "llvm/Support/Signals.h"
 
 using namespace llvm;
 using namespace quench::calib;
@@ -47,7 +48,7 @@ quench::calib::obtainCalibration(mlir::ModuleOp module, StringRef entry,
 
   if (!cache.empty() && sys::fs::exists(cache)) {
     CalibrationStats cached;
-    std::string why = readCache(cache, cached);
+    std::string why = readCache(cache, cached, /*gramsInMemory=*/false);
     bool unreadable = !why.empty();
     if (why.empty() && cached.modelChecksum != modelKey)
       why = "calibration cache '" + cache +
@@ -70,19 +71,38 @@ quench::calib::obtainCalibration(mlir::ModuleOp module, StringRef entry,
                      "' does not exist; give --calib=DIR to create it");
   }
 
+  // The statistics go to the cache file, or to a scratch file removed with
+  // the last copy of the statistics, as each segment completes; Gram
+  // matrices are read back one at a time by the quantize stage.
   CalibrateOptions opts;
   opts.gram = request.gram;
   opts.cpu = request.cpu;
+  opts.segmentBytes = request.segmentBytes;
+  opts.modelChecksum = modelKey;
+  opts.dataChecksum = dataKey;
+  std::shared_ptr<const void> scratch;
+  if (!cache.empty()) {
+    opts.statsFile = cache;
+  } else {
+    SmallString<128> path;
+    if (std::error_code ec =
+            sys::fs::createTemporaryFile("quench-calib", "stats", path))
+      return makeError("cannot create a scratch file for the calibration "
+                       "statistics: " +
+                       ec.message());
+    sys::RemoveFileOnSignal(path);
+    opts.statsFile = std::string(path);
+    scratch = std::shared_ptr<const std::string>(
+        new std::string(path.str()), [](const std::string *p) {
+          sys::fs::remove(*p);
+          sys::DontRemoveFileOnSignal(*p);
+          delete p;
+        });
+  }
   auto stats = calibrate(module, entry, sig, samples, opts);
   if (!stats)
     return stats.takeError();
-  stats->modelChecksum = modelKey;
-  stats->dataChecksum = dataKey;
-  if (!cache.empty()) {
-    std::string err = writeCache(cache, *stats);
-    if (!err.empty())
-      return makeError(err);
-  }
+  stats->scratchFile = std::move(scratch);
   return std::move(*stats);
 }
 
@@ -108,12 +128,26 @@ void quench::calib::addCalibrationStage(FrontPipelineOptions &opts,
     return static_cast<float>(
         t->range(s->request.rangeMethod, s->request.percentile, 8));
   };
-  opts.weightQuant->inputGram =
-      [s](StringRef layer) -> const std::vector<double> * {
+  // Gram matrices are read from the statistics file when a layer is
+  // quantized and dropped after it.
+  opts.weightQuant->hasInputGram = [s](StringRef layer) {
     const TensorStats *t = s->stats ? s->stats->findLayerInput(layer.str())
                                     : nullptr;
-    return t && !t->gram.empty() ? &t->gram : nullptr;
+    return t && t->hasGram();
   };
+  opts.weightQuant->inputGram =
+      [s](StringRef layer) -> Expected<std::shared_ptr<const std::vector<double>>> {
+    const TensorStats *t = s->stats ? s->stats->findLayerInput(layer.str())
+                                    : nullptr;
+    if (!t || !t->hasGram())
+      return nullptr;
+    auto gram = std::make_shared<std::vector<double>>();
+    std::string err = t->loadGram(*gram);
+    if (!err.empty())
+      return makeError(err);
+    return gram;
+  };
+  opts.weightQuant->progress = true;
 }
 
 namespace {
@@ -142,6 +176,13 @@ struct CalibrationCLOptions {
       cl::desc("Percentile of |x| for --calib-method=percentile (default "
                "99.99)"),
       cl::init(99.99), cl::cat(category)};
+  cl::opt<double> segmentMB{
+      "calib-segment-mb",
+      cl::desc("Calibrate the model segment by segment, each holding at most "
+               "about this many MB of float weights and statistics (cut "
+               "between layers; default 512; 0: the whole model at once)"),
+      cl::init(CalibrateOptions::kDefaultSegmentBytes / 1048576.0),
+      cl::value_desc("MB"), cl::cat(category)};
   cl::opt<bool> gram{
       "calib-gram",
       cl::desc("Record the Gram matrix X^T X of every linear's input (for "
@@ -170,6 +211,8 @@ quench::calib::getCalibrationRequestFromCL() {
                      "': use minmax, percentile, mse or entropy");
   if (!(o.percentile > 0 && o.percentile <= 100))
     return makeError("--calib-percentile must be in (0, 100]");
+  if (!(o.segmentMB >= 0) || o.segmentMB > 1e9)
+    return makeError("--calib-segment-mb must be >= 0");
   if (o.dir.empty() && o.cache.empty())
     return out;
   out.emplace();
@@ -178,5 +221,10 @@ quench::calib::getCalibrationRequestFromCL() {
   out->rangeMethod = *method;
   out->percentile = o.percentile;
   out->gram = o.gram;
+  // At least one byte: a positive option never means "one segment".
+  out->segmentBytes =
+      o.segmentMB > 0
+          ? std::max<uint64_t>(1, static_cast<uint64_t>(o.segmentMB * 1048576))
+          : 0;
   return out;
 }

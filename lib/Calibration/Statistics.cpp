@@ -7,9 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <limits>
-#include <sstream>
 #include <unistd.h>
 
 using namespace quench::calib;
@@ -386,9 +384,9 @@ uint64_t quench::calib::fnv1a(const void *data, size_t size, uint64_t seed) {
 namespace {
 constexpr char kMagic[8] = {'Q', 'N', 'C', 'C', 'A', 'L', 'I', 'B'};
 
-/// Appends little-endian fields to a byte string (the hosts Quench runs on
-/// are little-endian; the runtime checks the same).
-class Writer {
+/// Little-endian fields (the hosts Quench runs on are little-endian; the
+/// runtime checks the same), collected for one CacheWriter::write.
+class Fields {
 public:
   template <typename T> void pod(T v) {
     buf.append(reinterpret_cast<const char *>(&v), sizeof v);
@@ -404,173 +402,322 @@ public:
   std::string buf;
 };
 
-/// Reads what Writer wrote, checking every length against what is left.
-class Reader {
+/// Reads what CacheWriter wrote from a file as a stream, checking every
+/// length against what is left and hashing every byte it passes.
+class StreamReader {
 public:
-  Reader(const std::string &data, size_t end) : data(data), end(end) {}
-  template <typename T> bool pod(T &v) {
-    if (end - pos < sizeof v)
+  StreamReader(std::FILE *file, uint64_t end) : file(file), end(end) {}
+  bool bytes(void *out, uint64_t n) {
+    if (end - pos < n || (n && std::fread(out, 1, n, file) != n))
       return false;
-    std::memcpy(&v, data.data() + pos, sizeof v);
-    pos += sizeof v;
+    hash = fnv1a(out, n, hash);
+    pos += n;
     return true;
   }
-  template <typename T> bool array(std::vector<T> &v, uint64_t expected) {
+  template <typename T> bool pod(T &v) { return bytes(&v, sizeof v); }
+  /// An array of `expected` elements into `v`, or (v null) passed over.
+  template <typename T> bool array(std::vector<T> *v, uint64_t expected) {
     uint64_t n;
     if (!pod(n) || n != expected || (end - pos) / sizeof(T) < n)
       return false;
-    v.resize(n);
-    std::memcpy(v.data(), data.data() + pos, n * sizeof(T));
-    pos += n * sizeof(T);
+    if (v) {
+      v->resize(n);
+      return bytes(v->data(), n * sizeof(T));
+    }
+    char chunk[1 << 16];
+    for (uint64_t left = n * sizeof(T); left;) {
+      uint64_t m = std::min<uint64_t>(left, sizeof chunk);
+      if (!bytes(chunk, m))
+        return false;
+      left -= m;
+    }
     return true;
   }
   bool str(std::string &s) {
     uint32_t n;
     if (!pod(n) || end - pos < n)
       return false;
-    s.assign(data.data() + pos, n);
-    pos += n;
-    return true;
+    s.resize(n);
+    return bytes(s.data(), n);
   }
+  uint64_t offset() const { return pos; }
   bool atEnd() const { return pos == end; }
+  uint64_t hash = 0xcbf29ce484222325ull;
 
 private:
-  const std::string &data;
-  size_t end;
-  size_t pos = 0;
+  std::FILE *file;
+  uint64_t end;
+  uint64_t pos = 0;
+};
+
+/// A FILE closed on scope exit.
+struct FileCloser {
+  std::FILE *f;
+  ~FileCloser() {
+    if (f)
+      std::fclose(f);
+  }
 };
 } // namespace
 
-std::string quench::calib::writeCache(const std::string &path,
-                                      const CalibrationStats &stats) {
-  Writer w;
+std::string TensorStats::loadGram(std::vector<double> &out) const {
+  if (!gram.empty()) {
+    out = gram;
+    return "";
+  }
+  if (gramPath.empty())
+    return "no Gram matrix was recorded for '" + name + "'";
+  FileCloser f{std::fopen(gramPath.c_str(), "rb")};
+  size_t n = static_cast<size_t>(channels) * static_cast<size_t>(channels);
+  out.resize(n);
+  if (!f.f || fseeko(f.f, static_cast<off_t>(gramOffset), SEEK_SET) != 0 ||
+      std::fread(out.data(), sizeof(double), n, f.f) != n) {
+    out.clear();
+    return "cannot read the Gram matrix of '" + name + "' from '" + gramPath +
+           "'" + (errno ? std::string(": ") + std::strerror(errno) : "");
+  }
+  return "";
+}
+
+void TensorStats::releaseGram(std::string path, uint64_t offset) {
+  gramPath = std::move(path);
+  gramOffset = offset;
+  std::vector<double>().swap(gram);
+}
+
+CacheWriter::~CacheWriter() {
+  if (file_) {
+    std::fclose(file_);
+    std::remove(tmp_.c_str());
+  }
+}
+
+std::string CacheWriter::write(const void *data, size_t size) {
+  if (size && std::fwrite(data, 1, size, file_) != size)
+    return "cannot write calibration cache '" + path_ + "': " +
+           std::strerror(errno);
+  hash_ = fnv1a(data, size, hash_);
+  offset_ += size;
+  return "";
+}
+
+std::string CacheWriter::open(const std::string &path,
+                              const CalibrationStats &stats,
+                              uint64_t numTensors) {
+  path_ = path;
+  tmp_ = path + ".tmp." + std::to_string(::getpid());
+  file_ = std::fopen(tmp_.c_str(), "wb");
+  if (!file_)
+    return "cannot write calibration cache '" + path + "': " +
+           std::strerror(errno);
+  offset_ = 0;
+  hash_ = fnv1a(nullptr, 0);
+  expected_ = numTensors;
+  appended_ = 0;
+  Fields w;
   w.buf.append(kMagic, sizeof kMagic);
   w.pod<uint32_t>(kCacheVersion);
   w.str(stats.modelChecksum);
   w.str(stats.dataChecksum);
   w.pod<uint64_t>(stats.samples);
-  w.pod<uint64_t>(stats.tensors.size());
-  for (const TensorStats &t : stats.tensors) {
-    w.str(t.name);
-    w.pod<uint64_t>(t.layers.size());
-    for (const std::string &l : t.layers)
-      w.str(l);
-    w.pod<int64_t>(t.channels);
-    w.pod<uint64_t>(t.rows);
-    w.pod<uint64_t>(t.count);
-    w.pod<uint64_t>(t.nonFinite);
-    w.pod<float>(t.min);
-    w.pod<float>(t.max);
-    w.pod<double>(t.hist.limit());
-    w.array(t.hist.counts());
-    uint8_t flags = (t.channelAbsMax.empty() ? 0 : 1) | (t.gram.empty() ? 0 : 2);
-    w.pod<uint8_t>(flags);
-    if (flags & 1) {
-      w.array(t.channelAbsMax);
-      w.array(t.channelAbsSum);
-    }
-    if (flags & 2)
-      w.array(t.gram);
-  }
-  w.pod<uint64_t>(fnv1a(w.buf.data(), w.buf.size()));
+  w.pod<uint64_t>(numTensors);
+  return write(w.buf.data(), w.buf.size());
+}
 
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream os(tmp, std::ios::binary | std::ios::trunc);
-    if (!os)
-      return "cannot write calibration cache '" + path + "': " +
-             std::strerror(errno);
-    os.write(w.buf.data(), static_cast<std::streamsize>(w.buf.size()));
-    os.flush();
-    if (!os) {
-      std::remove(tmp.c_str());
-      return "cannot write calibration cache '" + path + "'";
-    }
+std::string CacheWriter::append(const TensorStats &t, uint64_t *gramOffset) {
+  Fields w;
+  w.str(t.name);
+  w.pod<uint64_t>(t.layers.size());
+  for (const std::string &l : t.layers)
+    w.str(l);
+  w.pod<int64_t>(t.channels);
+  w.pod<uint64_t>(t.rows);
+  w.pod<uint64_t>(t.count);
+  w.pod<uint64_t>(t.nonFinite);
+  w.pod<float>(t.min);
+  w.pod<float>(t.max);
+  w.pod<double>(t.hist.limit());
+  w.array(t.hist.counts());
+  uint8_t flags = (t.channelAbsMax.empty() ? 0 : 1) | (t.hasGram() ? 2 : 0);
+  w.pod<uint8_t>(flags);
+  if (flags & 1) {
+    w.array(t.channelAbsMax);
+    w.array(t.channelAbsSum);
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (gramOffset)
+    *gramOffset = 0;
+  if (flags & 2) {
+    std::vector<double> fromFile;
+    const std::vector<double> *g = &t.gram;
+    if (t.gram.empty()) {
+      std::string err = t.loadGram(fromFile);
+      if (!err.empty())
+        return err;
+      g = &fromFile;
+    }
+    w.pod<uint64_t>(g->size());
+    if (std::string err = write(w.buf.data(), w.buf.size()); !err.empty())
+      return err;
+    if (gramOffset)
+      *gramOffset = offset_;
+    if (std::string err = write(g->data(), g->size() * sizeof(double));
+        !err.empty())
+      return err;
+  } else if (std::string err = write(w.buf.data(), w.buf.size());
+             !err.empty()) {
+    return err;
+  }
+  ++appended_;
+  return "";
+}
+
+std::string CacheWriter::commit() {
+  if (appended_ != expected_)
+    return "calibration cache '" + path_ + "': " +
+           std::to_string(appended_) + " tensors written, " +
+           std::to_string(expected_) + " announced";
+  uint64_t sum = hash_;
+  if (std::string err = write(&sum, sizeof sum); !err.empty())
+    return err;
+  bool ok = std::fflush(file_) == 0;
+  ok &= std::fclose(file_) == 0;
+  file_ = nullptr;
+  if (!ok) {
+    std::remove(tmp_.c_str());
+    return "cannot write calibration cache '" + path_ + "'";
+  }
+  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
     std::string err = std::strerror(errno);
-    std::remove(tmp.c_str());
-    return "cannot write calibration cache '" + path + "': " + err;
+    std::remove(tmp_.c_str());
+    return "cannot write calibration cache '" + path_ + "': " + err;
   }
   return "";
 }
 
+std::string quench::calib::writeCache(const std::string &path,
+                                      const CalibrationStats &stats) {
+  CacheWriter w;
+  std::string err = w.open(path, stats, stats.tensors.size());
+  for (size_t i = 0; err.empty() && i < stats.tensors.size(); ++i)
+    err = w.append(stats.tensors[i]);
+  return err.empty() ? w.commit() : err;
+}
+
 std::string quench::calib::readCache(const std::string &path,
-                                     CalibrationStats &stats) {
-  std::ifstream is(path, std::ios::binary);
-  if (!is)
+                                     CalibrationStats &stats,
+                                     bool gramsInMemory) {
+  FileCloser f{std::fopen(path.c_str(), "rb")};
+  if (!f.f)
     return "cannot read calibration cache '" + path + "': " +
            std::strerror(errno);
-  std::stringstream ss;
-  ss << is.rdbuf();
-  std::string data = ss.str();
   auto malformed = [&](const std::string &what) {
     return "calibration cache '" + path + "' is malformed (" + what +
            "); delete it to recalibrate";
   };
-  if (data.size() < sizeof kMagic + 4 + 8 ||
-      std::memcmp(data.data(), kMagic, sizeof kMagic) != 0)
-    return "'" + path + "' is not a Quench calibration cache";
+  uint64_t size = 0;
+  if (fseeko(f.f, 0, SEEK_END) == 0)
+    size = static_cast<uint64_t>(ftello(f.f));
+  std::rewind(f.f);
+  char magic[sizeof kMagic];
   uint32_t version;
-  std::memcpy(&version, data.data() + sizeof kMagic, 4);
+  if (size < sizeof kMagic + 4 + 8 ||
+      std::fread(magic, 1, sizeof magic, f.f) != sizeof magic ||
+      std::memcmp(magic, kMagic, sizeof kMagic) != 0)
+    return "'" + path + "' is not a Quench calibration cache";
+  if (std::fread(&version, 4, 1, f.f) != 1)
+    return malformed("header");
   if (version != kCacheVersion)
     return "calibration cache '" + path + "' has format version " +
            std::to_string(version) + ", this Quench reads version " +
            std::to_string(kCacheVersion) + "; delete it to recalibrate";
-  size_t body = data.size() - 8;
-  uint64_t sum;
-  std::memcpy(&sum, data.data() + body, 8);
-  if (fnv1a(data.data(), body) != sum)
-    return malformed("checksum mismatch: truncated or corrupted");
-
-  Reader r(data, body);
-  std::string magic(sizeof kMagic, '\0');
-  for (char &c : magic)
-    r.pod(c);
-  r.pod(version);
+  std::rewind(f.f);
+  uint64_t body = size - 8;
+  uint64_t sum = 0;
+  if (fseeko(f.f, static_cast<off_t>(body), SEEK_SET) != 0 ||
+      std::fread(&sum, 8, 1, f.f) != 1)
+    return malformed("trailer");
+  std::rewind(f.f);
+  // A corrupted file is reported as such (by the checksum), not by the
+  // field that happened to break: on a parse error the whole content is
+  // hashed.
+  StreamReader r(f.f, body);
   CalibrationStats out;
-  uint64_t numTensors;
-  if (!r.str(out.modelChecksum) || !r.str(out.dataChecksum) ||
-      !r.pod(out.samples) || !r.pod(numTensors))
-    return malformed("header");
-  for (uint64_t i = 0; i < numTensors; ++i) {
-    TensorStats t;
-    uint64_t numLayers;
-    if (!r.str(t.name) || !r.pod(numLayers) || numLayers > body)
-      return malformed("tensor " + std::to_string(i));
-    t.layers.resize(numLayers);
-    for (std::string &l : t.layers)
-      if (!r.str(l))
-        return malformed("layer names of '" + t.name + "'");
-    double limit;
-    uint64_t numBins;
-    std::vector<uint64_t> counts;
-    if (!r.pod(t.channels) || t.channels <= 0 || !r.pod(t.rows) ||
-        !r.pod(t.count) || !r.pod(t.nonFinite) || !r.pod(t.min) ||
-        !r.pod(t.max) || !r.pod(limit) || !(limit >= 0))
-      return malformed("statistics of '" + t.name + "'");
-    {
-      Reader peek = r;
-      if (!peek.pod(numBins) || numBins == 0 || numBins > (1u << 20))
-        return malformed("histogram of '" + t.name + "'");
+  auto parse = [&]() -> std::string {
+    char m[sizeof kMagic];
+    r.bytes(m, sizeof m);
+    r.pod(version);
+    uint64_t numTensors;
+    if (!r.str(out.modelChecksum) || !r.str(out.dataChecksum) ||
+        !r.pod(out.samples) || !r.pod(numTensors))
+      return malformed("header");
+    for (uint64_t i = 0; i < numTensors; ++i) {
+      TensorStats t;
+      uint64_t numLayers;
+      if (!r.str(t.name) || !r.pod(numLayers) || numLayers > body)
+        return malformed("tensor " + std::to_string(i));
+      t.layers.resize(numLayers);
+      for (std::string &l : t.layers)
+        if (!r.str(l))
+          return malformed("layer names of '" + t.name + "'");
+      double limit;
+      std::vector<uint64_t> counts;
+      if (!r.pod(t.channels) || t.channels <= 0 || !r.pod(t.rows) ||
+          !r.pod(t.count) || !r.pod(t.nonFinite) || !r.pod(t.min) ||
+          !r.pod(t.max) || !r.pod(limit) || !(limit >= 0))
+        return malformed("statistics of '" + t.name + "'");
+      {
+        // The bin count is read ahead: it bounds the allocation.
+        uint64_t numBins;
+        off_t at = ftello(f.f);
+        if (std::fread(&numBins, 8, 1, f.f) != 1 || numBins == 0 ||
+            numBins > (1u << 20) || fseeko(f.f, at, SEEK_SET) != 0)
+          return malformed("histogram of '" + t.name + "'");
+        if (!r.array(&counts, numBins))
+          return malformed("histogram of '" + t.name + "'");
+      }
+      t.hist = AbsHistogram(limit, std::move(counts));
+      uint8_t flags;
+      if (!r.pod(flags) || flags > 3)
+        return malformed("flags of '" + t.name + "'");
+      uint64_t k = static_cast<uint64_t>(t.channels);
+      if ((flags & 1) && (!r.array(&t.channelAbsMax, k) ||
+                          !r.array(&t.channelAbsSum, k)))
+        return malformed("channel statistics of '" + t.name + "'");
+      if (flags & 2) {
+        if (k > (1u << 20))
+          return malformed("Gram matrix of '" + t.name + "'");
+        uint64_t at = r.offset() + 8;
+        if (!r.array(gramsInMemory ? &t.gram : nullptr, k * k))
+          return malformed("Gram matrix of '" + t.name + "'");
+        if (!gramsInMemory) {
+          t.gramPath = path;
+          t.gramOffset = at;
+        }
+      }
+      t.finalize();
+      out.tensors.push_back(std::move(t));
     }
-    if (!r.array(counts, numBins))
-      return malformed("histogram of '" + t.name + "'");
-    t.hist = AbsHistogram(limit, std::move(counts));
-    uint8_t flags;
-    if (!r.pod(flags) || flags > 3)
-      return malformed("flags of '" + t.name + "'");
-    uint64_t k = static_cast<uint64_t>(t.channels);
-    if ((flags & 1) && (!r.array(t.channelAbsMax, k) ||
-                        !r.array(t.channelAbsSum, k)))
-      return malformed("channel statistics of '" + t.name + "'");
-    if ((flags & 2) && (k > (1u << 20) || !r.array(t.gram, k * k)))
-      return malformed("Gram matrix of '" + t.name + "'");
-    t.finalize();
-    out.tensors.push_back(std::move(t));
+    if (!r.atEnd())
+      return malformed("trailing bytes");
+    if (r.hash != sum)
+      return malformed("checksum mismatch: truncated or corrupted");
+    return "";
+  };
+  if (std::string err = parse(); !err.empty()) {
+    // Hash the whole content to tell corruption from a malformed writer.
+    std::rewind(f.f);
+    uint64_t h = fnv1a(nullptr, 0);
+    char chunk[1 << 16];
+    for (uint64_t left = body; left;) {
+      size_t m = static_cast<size_t>(std::min<uint64_t>(left, sizeof chunk));
+      if (std::fread(chunk, 1, m, f.f) != m)
+        return err;
+      h = fnv1a(chunk, m, h);
+      left -= m;
+    }
+    return h != sum ? malformed("checksum mismatch: truncated or corrupted")
+                    : err;
   }
-  if (!r.atEnd())
-    return malformed("trailing bytes");
   stats = std::move(out);
   return "";
 }

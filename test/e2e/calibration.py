@@ -214,7 +214,7 @@ def main():
     out = os.path.join(work, "m")
     p = run([qc, model, "-o", out, "--calib=" + samples,
              "--calib-cache=" + cache])
-    if "calibrate: sample 4/4" not in p.stderr:
+    if "sample 4/4" not in p.stderr:
         print("FAIL: no progress on stderr:", p.stderr)
         failures += 1
     c = read_cache(cache)
@@ -240,7 +240,7 @@ def main():
     p = run([qc, model, "-o", out, "--calib=" + samples,
              "--calib-cache=" + cache])
     if "using the calibration statistics" not in p.stderr or \
-            "calibrate: sample" in p.stderr or open(cache, "rb").read() != before:
+            "calibrate:" in p.stderr or open(cache, "rb").read() != before:
         print("FAIL: the cache was not reused:", p.stderr)
         failures += 1
     p = run([qc, model, "-o", out, "--calib-cache=" + cache])

@@ -111,6 +111,12 @@ std::vector<uint8_t> constantBytes(Value v) {
   return std::vector<uint8_t>(raw->begin(), raw->end());
 }
 
+/// What an inputGram callback hands out: a matrix the caller owns.
+std::shared_ptr<const std::vector<double>>
+gramCopy(const std::vector<double> &g) {
+  return std::make_shared<const std::vector<double>>(g);
+}
+
 class QuantizeWeightsGPTQ : public ::testing::Test {
 protected:
   void SetUp() override {
@@ -136,7 +142,7 @@ TEST_F(QuantizeWeightsGPTQ, EmitsLibraryGPTQCodes) {
     o.groupSize = 8;
     o.algo = "gptq";
     o.gptqActOrder = actOrder;
-    o.inputGram = [&](llvm::StringRef) { return &f.gram; };
+    o.inputGram = [&](llvm::StringRef) { return gramCopy(f.gram); };
     std::vector<quench::LayerQuantRecord> report;
     ASSERT_TRUE(succeeded(quench::quantizeWeights(*module, o, &report)));
     ASSERT_EQ(report.size(), 2u);
@@ -180,8 +186,8 @@ TEST_F(QuantizeWeightsGPTQ, MissingStatisticsNameEveryLayer) {
   });
   // No callback at all, then one that knows only /fc1.
   EXPECT_TRUE(failed(quench::quantizeWeights(*module, o, nullptr)));
-  o.inputGram = [&](llvm::StringRef name) -> const std::vector<double> * {
-    return name == "/fc1/MatMul" ? &f.gram : nullptr;
+  o.inputGram = [&](llvm::StringRef name) {
+    return name == "/fc1/MatMul" ? gramCopy(f.gram) : nullptr;
   };
   EXPECT_TRUE(failed(quench::quantizeWeights(*module, o, nullptr)));
   EXPECT_EQ(messages,
@@ -202,7 +208,7 @@ TEST_F(QuantizeWeightsGPTQ, BadGramMatrices) {
   quench::WeightQuantOptions o;
   o.algo = "gptq";
   std::vector<double> small(4, 1.0);
-  o.inputGram = [&](llvm::StringRef) { return &small; };
+  o.inputGram = [&](llvm::StringRef) { return gramCopy(small); };
   EXPECT_TRUE(failed(quench::quantizeWeights(*module, o, nullptr)));
   EXPECT_NE(messages.find("the input Gram matrix of layer '/fc1/MatMul' has "
                           "4 elements, expected 16 x 16"),
@@ -213,7 +219,7 @@ TEST_F(QuantizeWeightsGPTQ, BadGramMatrices) {
   for (int64_t i = 0; i < kK; ++i)
     bad[i * kK + i] = i == 3 ? -50.0 : 1.0;
   o.inputGram = [&](llvm::StringRef name) {
-    return name == "/fc2/MatMul" ? &bad : &f.gram;
+    return gramCopy(name == "/fc2/MatMul" ? bad : f.gram);
   };
   messages.clear();
   EXPECT_TRUE(failed(quench::quantizeWeights(*module, o, nullptr)));

@@ -80,6 +80,18 @@ struct CalibrateOptions {
   int threads = 0;
   /// Progress lines on stderr.
   bool progress = true;
+  /// Upper bound (an estimate) on the float weights plus statistics of one
+  /// segment, in bytes: the model runs segment by segment
+  /// (partitionForCalibration), every sample through one segment before
+  /// the next. 0: the whole model is one segment.
+  uint64_t segmentBytes = kDefaultSegmentBytes;
+  static constexpr uint64_t kDefaultSegmentBytes = uint64_t(512) << 20;
+  /// When set, the statistics are written to this file (the cache format,
+  /// CacheWriter) as each segment completes, and the returned statistics
+  /// keep their Gram matrices there (TensorStats::gramPath), not in memory.
+  std::string statsFile;
+  /// The checksums the statistics (and the file's header) record.
+  std::string modelChecksum, dataChecksum;
   /// CPU code generation, as for the compiled model (calibration always
   /// runs on this machine: the host CPU, or the --cpu the model is compiled
   /// for when this machine can run it); the int8 and table-lookup kernels
@@ -88,8 +100,12 @@ struct CalibrateOptions {
 };
 
 /// Calibrates: `module` holds the prepared float model, `entry` names its
-/// function (which `sig` describes); the module is not modified. Every
-/// sample runs once.
+/// function (which `sig` describes); the module is not modified. The
+/// function is split into segments (options.segmentBytes); each is
+/// instrumented, compiled and loaded on its own, all samples run through
+/// it, the values later segments read are kept (in memory) and its
+/// statistics completed before the next segment starts. Every sample runs
+/// once through every segment.
 llvm::Expected<CalibrationStats> calibrate(mlir::ModuleOp module,
                                            llvm::StringRef entry,
                                            const ModelSignature &sig,

@@ -35,6 +35,8 @@ struct CalibrationRequest {
   double percentile = 99.99;
   /// Record the Gram matrix of every linear's input (for GPTQ).
   bool gram = true;
+  /// CalibrateOptions::segmentBytes (--calib-segment-mb).
+  uint64_t segmentBytes = CalibrateOptions::kDefaultSegmentBytes;
   /// The model file, whose checksum keys the cache, and what else changes
   /// the compiled model (--shape, --entry), appended to the key.
   std::string modelPath;
@@ -47,7 +49,9 @@ struct CalibrationRequest {
 /// The statistics for `request`: read from the cache when it was made for
 /// this model (and, with samples, for these samples), else computed by
 /// running the prepared float model `module` (entry `entry`, C signature
-/// `sig`) on the samples and written to the cache. Fails with one message;
+/// `sig`) on the samples and written to the cache (or, without one, to a
+/// scratch file removed with the statistics). Either way the Gram matrices
+/// stay in that file (TensorStats::gramPath) until loaded. Fails with one message;
 /// notes ("using the calibration statistics in ...", "recalibrating") are
 /// emitted as remarks on the module's context.
 llvm::Expected<CalibrationStats>
@@ -68,7 +72,8 @@ struct CalibrationStage {
 /// Adds `stage` to the front pipeline `opts` (its `calibrate` function)
 /// and makes the quantize stage (when opts.weightQuant is set) look up
 /// layer input ranges, with the request's estimator, and Gram matrices in
-/// the stage's statistics. `stage` must outlive the pipeline run.
+/// the stage's statistics (each read from its file when its layer is
+/// quantized), with GPTQ progress on stderr. `stage` must outlive the pipeline run.
 void addCalibrationStage(FrontPipelineOptions &opts, CalibrationStage &stage);
 
 /// Registers the compile driver's calibration options in their own

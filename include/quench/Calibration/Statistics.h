@@ -21,6 +21,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -119,6 +121,12 @@ struct TensorStats {
   /// withGram). Only the upper triangle is accumulated while observing;
   /// finalize() mirrors it.
   std::vector<double> gram;
+  /// Where the Gram matrix lives when `gram` does not hold it (a large
+  /// model's matrices stay on disk until quantization reads them one at a
+  /// time): the cache file, or calibration's scratch file, and the byte
+  /// offset of its channels^2 doubles. Empty: nowhere but `gram`.
+  std::string gramPath;
+  uint64_t gramOffset = 0;
 
   /// Starts a tensor of `channels` channels.
   TensorStats(std::string name, int64_t channels, bool perChannel,
@@ -132,6 +140,14 @@ struct TensorStats {
 
   /// max(|min|, |max|): 0 while nothing finite was seen.
   double absMax() const;
+  /// Whether a Gram matrix was recorded (in memory or on file).
+  bool hasGram() const { return !gram.empty() || !gramPath.empty(); }
+  /// The Gram matrix into `out`: a copy of `gram`, or read from gramPath.
+  /// Returns an error message (naming the file) or "".
+  std::string loadGram(std::vector<double> &out) const;
+  /// Frees `gram` once the matrix is also at gramPath/gramOffset.
+  void releaseGram(std::string path, uint64_t offset);
+
   /// Mean |x| of channel k over all rows.
   double channelMeanAbs(int64_t k) const {
     return rows ? channelAbsSum[k] / static_cast<double>(rows) : 0.0;
@@ -152,6 +168,9 @@ struct CalibrationStats {
   std::string dataChecksum;
   uint64_t samples = 0;
   std::vector<TensorStats> tensors;
+  /// Keeps a scratch file that tensors' gramPath point at (calibration
+  /// without a cache file) until the last copy of these statistics goes.
+  std::shared_ptr<const void> scratchFile;
 
   /// The tensor observed under `name`, or null.
   const TensorStats *find(const std::string &name) const;
@@ -162,13 +181,46 @@ struct CalibrationStats {
 /// Cache format version written by writeCache and required by readCache.
 constexpr uint32_t kCacheVersion = 1;
 
+/// Writes a cache file one tensor at a time, so that a calibration can put
+/// each finished tensor (its Gram matrix above all) on disk and forget it.
+/// The file is written under a temporary name and renamed by commit(); a
+/// writer destroyed before commit() removes it.
+class CacheWriter {
+public:
+  CacheWriter() = default;
+  CacheWriter(const CacheWriter &) = delete;
+  CacheWriter &operator=(const CacheWriter &) = delete;
+  ~CacheWriter();
+
+  /// Starts `path` with the header of `stats` (checksums, sample count)
+  /// and a count of `numTensors` tensors, which append() must then supply.
+  std::string open(const std::string &path, const CalibrationStats &stats,
+                   uint64_t numTensors);
+  /// Appends one tensor (its Gram matrix from memory or from its file).
+  /// `gramOffset`, when given, receives the offset of the Gram matrix's
+  /// doubles in the file (0 without one). Returns an error message or "".
+  std::string append(const TensorStats &t, uint64_t *gramOffset = nullptr);
+  /// Writes the trailing checksum and renames the file into place.
+  std::string commit();
+
+private:
+  std::string write(const void *data, size_t size);
+  std::string path_, tmp_;
+  std::FILE *file_ = nullptr;
+  uint64_t offset_ = 0, hash_ = 0, expected_ = 0, appended_ = 0;
+};
+
 /// Writes `stats` to `path` atomically. Returns an error message or "".
 std::string writeCache(const std::string &path, const CalibrationStats &stats);
 
 /// Reads a cache written by writeCache into `stats`. Checks magic, version,
 /// every length against the file size, and a trailing checksum of the
-/// content. Returns an error message (naming the file) or "".
-std::string readCache(const std::string &path, CalibrationStats &stats);
+/// content (the file is read as a stream, never held whole). With
+/// `gramsInMemory` false the Gram matrices are left in the file: each
+/// tensor's gramPath/gramOffset say where (TensorStats::loadGram).
+/// Returns an error message (naming the file) or "".
+std::string readCache(const std::string &path, CalibrationStats &stats,
+                      bool gramsInMemory = true);
 
 /// 64-bit FNV-1a of `data`, continuing from `seed` (chain calls to hash
 /// several pieces; the default seed is FNV's offset basis).

@@ -22,10 +22,14 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
 #include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/Format.h"
 #include "llvm/Support/GlobPattern.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Process.h"
+#include "llvm/Support/raw_ostream.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -530,7 +534,9 @@ struct QuenchQuantizeWeightsPass
   QuenchQuantizeWeightsPass(WeightQuantOptions options,
                             std::vector<LayerQuantRecord> *report)
       : Base(options), inputRange(std::move(options.inputRange)),
-        inputGram(std::move(options.inputGram)), report(report) {}
+        inputGram(std::move(options.inputGram)),
+        hasInputGram(std::move(options.hasInputGram)),
+        progress(options.progress), report(report) {}
 
   void runOnOperation() override {
     WeightQuantOptions o;
@@ -550,12 +556,16 @@ struct QuenchQuantizeWeightsPass
     o.staticInputRange = staticInputRange;
     o.inputRange = inputRange;
     o.inputGram = inputGram;
+    o.hasInputGram = hasInputGram;
+    o.progress = progress;
     if (failed(quantizeWeights(getOperation(), o, report)))
       signalPassFailure();
   }
 
   std::function<std::optional<float>(llvm::StringRef)> inputRange;
-  std::function<const std::vector<double> *(llvm::StringRef)> inputGram;
+  decltype(WeightQuantOptions::inputGram) inputGram;
+  decltype(WeightQuantOptions::hasInputGram) hasInputGram;
+  bool progress = false;
   std::vector<LayerQuantRecord> *report = nullptr;
 };
 
@@ -626,7 +636,6 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     ConstantOp cst;
     LayerQuantRecord rec;
     Scheme scheme;
-    const std::vector<double> *gram = nullptr;
     QuantizedWeight q;
     bool w8a8 = false;
     std::optional<float> inputScale; ///< static W8A8
@@ -715,15 +724,36 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
               "no range for layers: "
            << llvm::join(noRange, ", ");
 
+  // Every layer rounded by GPTQ needs its input statistics; name all the
+  // missing ones at once. The matrices themselves are fetched one layer at
+  // a time below.
+  auto gramOf = [&](StringRef layer)
+      -> llvm::Expected<std::shared_ptr<const std::vector<double>>> {
+    if (!options.inputGram)
+      return nullptr;
+    return options.inputGram(layer);
+  };
+  int64_t gptqLayers = 0;
+  double gptqWork = 0; // ~ K^2 (K + N) per layer
   {
-    // Every layer rounded by GPTQ needs its input statistics; name all the
-    // missing ones at once.
     std::vector<std::string> missing;
     for (Plan &p : plans) {
       if (p.scheme.skip || !p.scheme.gptq)
         continue;
-      p.gram = options.inputGram ? options.inputGram(p.rec.name) : nullptr;
-      if (!p.gram)
+      ++gptqLayers;
+      double k = static_cast<double>(p.rec.inFeatures);
+      gptqWork += k * k * (k + static_cast<double>(p.rec.outFeatures));
+      bool present = false;
+      if (options.hasInputGram) {
+        present = options.hasInputGram(p.rec.name);
+      } else {
+        auto g = gramOf(p.rec.name);
+        if (!g)
+          return emitError(loc) << "GPTQ: layer '" << p.rec.name
+                                << "': " << llvm::toString(g.takeError());
+        present = *g != nullptr;
+      }
+      if (!present)
         missing.push_back(p.rec.name);
     }
     if (!missing.empty()) {
@@ -733,20 +763,19 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
       llvm::interleaveComma(missing, diag);
       return diag;
     }
-    for (Plan &p : plans) {
-      if (p.scheme.skip || !p.scheme.gptq)
-        continue;
-      size_t k = static_cast<size_t>(p.rec.inFeatures);
-      if (p.gram->size() != k * k)
-        return emitError(p.op.getLoc())
-               << "GPTQ: the input Gram matrix of layer '" << p.rec.name
-               << "' has " << p.gram->size() << " elements, expected " << k
-               << " x " << k;
-    }
   }
 
   // One layer at a time: its floats, its codes, then constants (in the
   // weight arena when large) and the source weight's pages released.
+  auto gptqStart = std::chrono::steady_clock::now();
+  auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                         gptqStart)
+        .count();
+  };
+  bool tty = llvm::sys::Process::StandardErrIsDisplayed();
+  int64_t gptqDone = 0;
+  double gptqWorkDone = 0, lastReport = -1;
   for (Plan &p : plans) {
     if (p.scheme.skip)
       continue;
@@ -762,6 +791,21 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
                                    s.groupSize, s.symmetric, s.scaleType));
       continue;
     }
+    // This layer's Gram matrix only, dropped at the end of the iteration.
+    auto gram = gramOf(p.rec.name);
+    if (!gram)
+      return emitError(p.op.getLoc()) << "GPTQ: layer '" << p.rec.name
+                                      << "': "
+                                      << llvm::toString(gram.takeError());
+    size_t k = static_cast<size_t>(p.rec.inFeatures);
+    if (!*gram)
+      return emitError(p.op.getLoc())
+             << "GPTQ: no input Gram matrix for layer '" << p.rec.name << "'";
+    if ((*gram)->size() != k * k)
+      return emitError(p.op.getLoc())
+             << "GPTQ: the input Gram matrix of layer '" << p.rec.name
+             << "' has " << (*gram)->size() << " elements, expected " << k
+             << " x " << k;
     qq::GPTQOptions gptqOptions;
     gptqOptions.actOrder = p.scheme.gptqActOrder;
     gptqOptions.dampening = p.scheme.gptqDampening;
@@ -770,14 +814,35 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     qq::GPTQResult res;
     std::string error;
     if (!qq::quantizeMatrixGPTQ(w.data(), p.rec.outFeatures,
-                                p.rec.inFeatures, p.gram->data(),
+                                p.rec.inFeatures, (*gram)->data(),
                                 static_cast<int>(s.bits), s.groupSize,
                                 s.symmetric, s.scaleType, gptqOptions,
                                 res, error))
       return emitError(p.op.getLoc())
              << "layer '" << p.rec.name << "': " << error;
     finish(res.matrix);
+    ++gptqDone;
+    double kk = static_cast<double>(p.rec.inFeatures);
+    gptqWorkDone += kk * kk * (kk + static_cast<double>(p.rec.outFeatures));
+    double now = elapsed();
+    if (options.progress &&
+        (gptqDone == gptqLayers || lastReport < 0 || now - lastReport >= 1.0)) {
+      lastReport = now;
+      bool last = gptqDone == gptqLayers;
+      double done = gptqWork > 0 ? gptqWorkDone / gptqWork : 1.0;
+      llvm::errs() << (tty ? "\r" : "") << "quantize: GPTQ layer " << gptqDone
+                   << "/" << gptqLayers << " " << p.rec.name << " ("
+                   << llvm::format("%.1f s", now);
+      if (!last && done > 0)
+        llvm::errs() << ", ETA "
+                     << llvm::format("%.0f s", now * (1 - done) / done);
+      llvm::errs() << ")" << (tty ? "\x1b[K" : "") << (tty && !last ? "" : "\n");
+    }
   }
+  if (options.progress && gptqLayers > 0)
+    llvm::errs() << "quantize: GPTQ of " << gptqLayers << " layer"
+                 << (gptqLayers == 1 ? "" : "s") << " took "
+                 << llvm::format("%.1f s", elapsed()) << "\n";
 
   // Rewrite. A float weight may serve several ops (an embedding table tied
   // to the output head): it is erased with its last use, and every record

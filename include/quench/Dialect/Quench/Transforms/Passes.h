@@ -10,8 +10,10 @@
 #include "mlir/Pass/Pass.h"
 #include "quench/Dialect/Quench/IR/QuenchDialect.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/Error.h"
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -43,9 +45,20 @@ struct WeightQuantOptions : public QuenchQuantizeWeightsOptions {
   /// `static-input-range` option, if any, applies to every layer.
   std::function<std::optional<float>(llvm::StringRef layer)> inputRange;
   /// The Gram matrix X^T X (row-major [K, K], summed over every calibration
-  /// row) of a layer's input, or nullptr when not observed.
-  std::function<const std::vector<double> *(llvm::StringRef layer)>
+  /// row) of a layer's input, or nullptr when not observed; an error when
+  /// it cannot be read. Asked once per layer, when that layer is quantized:
+  /// the matrix may be read from disk for the call, and is dropped once the
+  /// layer is done (only one layer's matrix is alive at a time).
+  std::function<llvm::Expected<std::shared_ptr<const std::vector<double>>>(
+      llvm::StringRef layer)>
       inputGram;
+  /// Whether inputGram has a matrix for the layer, without reading it (to
+  /// name every layer that lacks one before quantizing any). Unset:
+  /// inputGram is asked.
+  std::function<bool(llvm::StringRef layer)> hasInputGram;
+  /// Progress of GPTQ on stderr: layer i of N with an ETA, and the total
+  /// time.
+  bool progress = false;
 };
 
 /// What weight quantization did to one layer (a quench.linear).
