@@ -17,7 +17,10 @@ rows) and written to OUT.data as soon as it is made, at an offset aligned to
 tensor whatever the model size. It also writes OUT's name with .json, a manifest (shapes,
 roles, dtypes, offsets of every weight and the model's dimensions) that
 bench/llamacpp_scale.py reads to put the same weights into a GGUF file.
-Tensors under 1024 bytes stay in the graph. Weights are the same numbers
+Only weights (linear, embedding, norm) go there, and only those of 1024
+bytes or more: the data file is the same for every --seq, and
+--data-from X.onnx.data writes just a graph (e.g. --seq 128 for prefill)
+over the data file of an earlier run (nothing is generated then). Weights are the same numbers
 with or without --external-data (one numpy Generator, seed 0, tensors in
 graph order, row chunks of one stream).
 
@@ -46,6 +49,7 @@ Presets (--preset; explicit flags override them; presets imply
 Usage: gen_llama_onnx.py OUT.onnx [--preset 125m|1.1b|7b] [--dim 768
        --layers 12 --heads 12 --kv-heads 4 --hidden 2048 --vocab 16000
        --seq 32] [--external-data] [--dtype f32|f16] [--f16-style torch|cast]
+       [--data-from X.onnx.data]
 """
 
 import argparse
@@ -78,21 +82,23 @@ NP_TYPE = {v: k for k, v in ONNX_TYPE.items()}
 
 
 class Store:
-    """The model's initializers: in the graph (data_path None), or streamed
-    into one external data file as they are made."""
+    """The model's initializers: in the graph (data_path None), or the
+    weights streamed into one external data file as they are made (dry: only
+    their offsets, for a graph over an existing data file)."""
 
-    def __init__(self, data_path=None, location=None):
+    def __init__(self, data_path=None, location=None, dry=False):
         self.inits = []
         self.manifest = []
-        self.file = open(data_path, "wb") if data_path else None
+        self.external = bool(data_path) or dry
+        self.file = open(data_path, "wb") if data_path and not dry else None
         self.location = location
         self.pos = 0
 
     def _external(self, name, dims, dtype):
         pad = -self.pos % ALIGN
-        if pad:
+        if pad and self.file:
             self.file.write(b"\0" * pad)
-            self.pos += pad
+        self.pos += pad
         t = TensorProto()
         t.name = name
         t.data_type = ONNX_TYPE[np.dtype(dtype).name]
@@ -114,12 +120,15 @@ class Store:
 
     def _write(self, arr):
         arr = np.ascontiguousarray(arr)
-        self.file.write(memoryview(arr).cast("B"))
+        if self.file:
+            self.file.write(memoryview(arr).cast("B"))
         self.pos += arr.nbytes
 
     def array(self, arr, name, role=None, layer=None):
+        """A constant; external only if it is a weight (role: the norms),
+        so that the data file does not depend on --seq."""
         arr = np.asarray(arr)
-        if self.file is None or arr.nbytes < THRESHOLD:
+        if not self.external or arr.nbytes < THRESHOLD or role is None:
             self.inits.append(numpy_helper.from_array(arr, name))
             return
         t, offset = self._external(name, arr.shape, arr.dtype)
@@ -129,11 +138,15 @@ class Store:
     def random(self, rng, shape, dtype, name, role, layer):
         """standard_normal(shape) / sqrt(shape[0]) in f32, stored as dtype."""
         scale = np.sqrt(shape[0])
-        if self.file is None:
+        if not self.external:
             w = (rng.standard_normal(shape, dtype=np.float32) / scale).astype(np.float32)
             self.inits.append(numpy_helper.from_array(w.astype(dtype, copy=False), name))
             return
         t, offset = self._external(name, shape, dtype)
+        if self.file is None:  # dry
+            self.pos += int(np.prod(shape)) * np.dtype(dtype).itemsize
+            self._finish(t, offset, role, layer)
+            return
         rows = max(1, CHUNK // shape[1])
         for r in range(0, shape[0], rows):
             n = min(rows, shape[0] - r)
@@ -303,6 +316,10 @@ def main():
                     help="graph of an f16 model (default torch, see above)")
     ap.add_argument("--external-data", action="store_true",
                     help="stream the weights into OUT.data (presets: always)")
+    ap.add_argument("--data-from", metavar="X.onnx.data",
+                    help="write only the graph, over this existing data file "
+                         "(same directory; made by this script with the same "
+                         "dimensions and dtype, any --seq)")
     a = ap.parse_args()
     base = dict(DEFAULTS)
     if a.preset:
@@ -315,21 +332,41 @@ def main():
         sys.exit("gen_llama_onnx: dim must divide by heads (even head size), "
                  "heads by kv-heads")
     tmp = a.out + ".tmp"
-    loc = os.path.basename(a.out) + ".data"
-    data = os.path.join(os.path.dirname(os.path.abspath(a.out)), loc)
-    store = Store(data + ".tmp" if a.external_data else None, loc)
+    outdir = os.path.dirname(os.path.abspath(a.out))
+    if a.data_from:
+        a.external_data = True
+        if os.path.dirname(os.path.abspath(a.data_from)) != outdir:
+            sys.exit("gen_llama_onnx: --data-from must be in the directory of OUT")
+        loc = os.path.basename(a.data_from)
+        data = os.path.abspath(a.data_from)
+        store = Store(None, loc, dry=True)
+    else:
+        loc = os.path.basename(a.out) + ".data"
+        data = os.path.join(outdir, loc)
+        store = Store(data + ".tmp" if a.external_data else None, loc)
     try:
         model, params = build(a, store)
     except BaseException:
         store.close()
-        if a.external_data:
+        if store.file:
             os.unlink(data + ".tmp")
         raise
     store.close()
+    if a.data_from:
+        other = os.path.splitext(data[:-len(".data")])[0] + ".json"
+        key = lambda ts: [(t["name"], t["shape"], t["dtype"], t["offset"])
+                          for t in ts]
+        ok = os.path.getsize(data) == store.pos
+        if ok and os.path.isfile(other):
+            with open(other) as f:
+                ok = key(json.load(f)["tensors"]) == key(store.manifest)
+        if not ok:
+            sys.exit("gen_llama_onnx: %s does not hold this model's weights" % data)
     with open(tmp, "wb") as f:
         f.write(model.SerializeToString())
-    if a.external_data:
+    if store.file:
         os.replace(data + ".tmp", data)
+    if a.external_data:
         manifest = dict(
             model=os.path.basename(a.out), data=loc, seed=SEED,
             config=dict(dim=a.dim, layers=a.layers, heads=a.heads,
@@ -342,7 +379,7 @@ def main():
             json.dump(manifest, f, indent=1)
         os.replace(a.out + ".json.tmp", os.path.splitext(a.out)[0] + ".json")
     os.replace(tmp, a.out)
-    size = os.path.getsize(a.out) + (os.path.getsize(data) if a.external_data else 0)
+    size = os.path.getsize(a.out) + (os.path.getsize(data) if store.file else 0)
     print("gen_llama_onnx: wrote %s: %.1fM parameters, %d nodes, %s, %.2f GB" %
           (a.out, params / 1e6, len(model.graph.node),
            a.dtype + ("" if a.dtype == "f32" else " " + a.f16_style), size / 1e9))
