@@ -36,7 +36,7 @@ Usage: bench/llamacpp_scale.py LLAMA_CPP_DIR [--work DIR] [--presets 125m]
          [--quench RESULTS.json] [--keep]
 LLAMA_CPP_DIR is a llama.cpp build directory (holding bin/llama-bench and
 bin/llama-quantize) or a checkout with such a build/ (build it outside this
-repository; docs/benchmarks.md says how it was built). --work shares
+repository: ../shared/toolchain/NOTES.md, "Peers"). --work shares
 bench/scale.py's model cache (WORK/models); --quench reads the results file
 that `bench/scale.py --json` writes and prints them beside llama.cpp's.
 """

@@ -167,6 +167,12 @@ def compile_model(a, work, model, out, scheme, wrapper):
     r["secs"], r["rss"] = float(last[0]), int(last[1]) * 1024
     m = re.search(r"peak memory: ([0-9.]+) MB", text)
     r["self_rss"] = float(m.group(1)) * 1024 * 1024 if m else None
+    # Newer quench-compile --time lines carry "peak X MB" after each phase:
+    # name the phase that set the peak.
+    r["peak_phase"], best = None, -1.0
+    for name, pk in re.findall(r"time: (\S+)\s+[0-9.]+ s.*?peak\s+([0-9.]+) MB", text):
+        if float(pk) > best:
+            r["peak_phase"], best = name, float(pk)
     r["link_rss"] = None
     if os.path.isfile(lfile):
         with open(lfile) as f:
@@ -298,10 +304,11 @@ def main():
                     for p in (exe, exe + ".report.json"):
                         if os.path.exists(p) and not a.keep_artifacts:
                             os.unlink(p)
-                    log("   -> %.1f s, peak %.2f GB (quench-compile %s, linker %s), "
+                    log("   -> %.1f s, peak %.2f GB (quench-compile %s%s, linker %s), "
                         "artifact %s MB%s%s" % (
                             c["secs"], c["rss"] / GB,
                             fmt(c["self_rss"] and c["self_rss"] / GB, "%.2f GB"),
+                            "" if not c["peak_phase"] else " in " + c["peak_phase"],
                             fmt(c["link_rss"] and c["link_rss"] / GB, "%.2f GB"),
                             fmt(c["artifact"] and c["artifact"] / 1e6, "%.0f"),
                             "" if "ms" not in row else ", %.2f ms/step" % row["ms"],
