@@ -29,7 +29,8 @@ For every preset (bench/gen_llama_onnx.py --preset: 125m and 1.1b fp32,
      quantization, plus one embedding row and the norm weights), and
      ratio = step time / (weight bytes / bandwidth); the issue's bound is
      ratio <= 1.3 (for 7b w4a16);
-  4. deletes the executable (GBs) before the next scheme.
+  4. deletes the executable (GBs) before the next scheme (--keep-artifacts
+     keeps them).
 With --prefill-seq N (e.g. 128) it also compiles a --seq N model per scheme
 (a graph over the same weight file: gen_llama_onnx.py --data-from) and
 reports prefill tokens/s (N / median step time); those compiles are not
@@ -227,7 +228,8 @@ def main():
                     help="also compile and time a --seq N model (prefill)")
     ap.add_argument("--no-decode", action="store_true",
                     help="compile only: skip running the executables")
-    ap.add_argument("--keep-artifacts", action="store_true")
+    ap.add_argument("--keep-artifacts", action="store_true",
+                    help="keep the executables (and the work directory)")
     ap.add_argument("--clean-models", action="store_true",
                     help="remove the generated models at the end")
     ap.add_argument("--json", help="also write the results to this file")
@@ -314,10 +316,13 @@ def main():
                             "" if "ms" not in row else ", %.2f ms/step" % row["ms"],
                             "" if "ratio" not in row else ", ratio %.2f" % row["ratio"]))
     finally:
-        if tmp_work:
+        if a.keep_artifacts:
+            log("executables kept in " + scratch)
+        elif tmp_work:
             shutil.rmtree(work, ignore_errors=True)
         else:
             shutil.rmtree(scratch, ignore_errors=True)
+        if not tmp_work:
             if a.clean_models:
                 shutil.rmtree(os.path.join(work, "models"), ignore_errors=True)
 
