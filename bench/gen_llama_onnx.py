@@ -14,18 +14,18 @@ decode step (every linear layer a GEMV), --seq 128 a prefill.
 rows) and written to OUT.data as soon as it is made, at an offset aligned to
 4096 bytes, and the graph gets a TensorProto with data_location = EXTERNAL
 (location/offset/length); the generator's memory stays ~ one chunk of one
-tensor whatever the model size. It also writes OUT's name with .json, a manifest (shapes,
-roles, dtypes, offsets of every weight and the model's dimensions) that
-bench/llamacpp_scale.py reads to put the same weights into a GGUF file.
-Only weights (linear, embedding, norm) go there, and only those of 1024
-bytes or more: the data file is the same for every --seq, and
---data-from X.onnx.data writes just a graph (e.g. --seq 128 for prefill)
-over the data file of an earlier run (nothing is generated then). Weights are the same numbers
-with or without --external-data (one numpy Generator, seed 0, tensors in
-graph order, row chunks of one stream).
+tensor whatever the model size. Only weights (linear, embedding, norm) go
+there, and only those of 1024 bytes or more, so the data file is the same
+for every --seq: --data-from X.onnx.data writes just a graph (e.g. --seq 128
+for prefill) over the data file of an earlier run, generating nothing.
+Weights are the same numbers with or without --external-data (one numpy
+Generator, seed 0, tensors in graph order, row chunks of one stream). A
+manifest, OUT's name with .json (the dimensions; every weight's role,
+layer, shape, dtype, offset), lets bench/llamacpp_scale.py put the same
+weights into a GGUF file.
 
---dtype f16 stores every float initializer as float16. --f16-style picks
-the graph around them:
+--dtype f16 stores the weights as float16. --f16-style picks the graph
+around them:
   torch  (default) what torch.onnx.export (and Optimum, which calls it) writes
          for a Hugging Face LlamaForCausalLM in float16: the model computes in
          f16, except that LlamaRMSNorm casts to f32 for the variance and back
