@@ -2,7 +2,7 @@
 //
 // The handlers of include/quench/Support/OutOfMemory.h. Everything that
 // needs memory (reading /proc and the limits, formatting numbers) happens
-// in setCurrentStage and setModelWeightBytes; the handler itself touches
+// in setCurrentStage and setModelWeights; the handler itself touches
 // only static storage and async-signal-safe calls (write, unlink via
 // llvm::sys::RunInterruptHandlers, _exit).
 //
@@ -34,36 +34,38 @@ using namespace llvm;
 
 namespace {
 /// Resident memory while a stage runs: about
-/// kBaseBytes + weightFactor * (the model's weight bytes), the weight bytes
-/// being those of the float model after import. Measured with
-/// `quench-compile --time` (each phase's peak resident memory) on a
-/// 31M-parameter LLaMA-shaped fp32 model, 126 MB of weights
-/// (bench/gen_llama_onnx.py --dim 512 --layers 8 --heads 8 --kv-heads 4
-/// --hidden 1376 --vocab 8000), compiled with --emit=obj, with and without
-/// --quant=w4a16: the larger of the two peaks, less the base, over the
-/// weight bytes, rounded up (docs/compile.md, "Out of memory", has the
-/// numbers). Weight streaming changes these: re-measure and update this
-/// table, nothing else.
+///   kBaseBytes + heap weights + tensorFactor * largest weight,
+/// because weights stream (docs/scaling.md): external data is mapped and
+/// released behind its readers, derived weights live in the weight arena,
+/// and a stage holds a few tensors at a time (a source and its transposed
+/// or quantized form), not the model. Heap weights are those a model file
+/// carries inline (they stay in memory for the whole compile). Measured
+/// with `quench-compile --time` (each phase's own peak) on LLaMA-shaped
+/// models of 1.1B parameters (fp32, largest weight 262 MB) at none and
+/// w4a16 and 6.7B parameters (f16, largest 262 MB) at w4a16, --emit=exe:
+/// the largest peak, less the base, over the largest weight, rounded up
+/// (docs/compile.md, "Out of memory", has the numbers).
 struct StageMemory {
   const char *stage;
-  double weightFactor;
+  double tensorFactor;
 };
 const StageMemory kStageMemoryModel[] = {
-    {"import", 2.5},
+    {"import", 0.0},
     {"prepare", 2.0},
-    // Not measured: calibration JIT-compiles and runs the float model,
-    // assumed to cost what a whole float compile does.
+    // Calibration runs the model segment by segment (--calib-segment-mb,
+    // 512 MB by default: about two of the largest weights) with one
+    // segment's statistics; not measured at scale.
     {"calibrate", 8.0},
-    {"quantize", 2.5},
-    {"to-linalg", 2.0},
-    {"codegen", 3.0},
-    {"bufferize", 3.0},
-    {"to-llvm", 3.5},
-    {"translate", 5.5},
-    {"llvm-opt", 5.5},
-    {"codegen-obj", 8.0},
-    {"write", 7.0},
-    {"link", 7.0},
+    {"quantize", 3.0},
+    {"to-linalg", 1.0},
+    {"codegen", 2.0},
+    {"bufferize", 1.0},
+    {"to-llvm", 1.5},
+    {"translate", 1.5},
+    {"llvm-opt", 1.5},
+    {"codegen-obj", 1.5},
+    {"write", 1.5},
+    {"link", 1.5},
 };
 /// Stages not in the table (another target's): the largest factor above.
 constexpr double kUnknownStageFactor = 8.0;
@@ -72,15 +74,16 @@ constexpr double kUnknownStageFactor = 8.0;
 constexpr uint64_t kBaseBytes = 130'000'000;
 } // namespace
 
-std::optional<uint64_t> quench::estimateStageMemory(StringRef stage,
-                                                    uint64_t weightBytes) {
+std::optional<uint64_t>
+quench::estimateStageMemory(StringRef stage, const WeightFootprint &weights) {
   if (stage.empty())
     return std::nullopt;
   double factor = kUnknownStageFactor;
   for (const StageMemory &s : kStageMemoryModel)
     if (stage == s.stage)
-      factor = s.weightFactor;
-  return kBaseBytes + (uint64_t)(factor * (double)weightBytes);
+      factor = s.tensorFactor;
+  return kBaseBytes + weights.inMemory +
+         (uint64_t)(factor * (double)weights.largest);
 }
 
 std::string quench::formatMemorySize(uint64_t bytes) {
@@ -196,7 +199,7 @@ std::mutex stateMutex;
 struct State {
   std::string tool = "quench";
   std::string stage;
-  std::optional<uint64_t> weightBytes;
+  std::optional<quench::WeightFootprint> weights;
   quench::AvailableMemory available;
 } state;
 
@@ -213,13 +216,14 @@ static std::string formatMessage(const State &s) {
   if (!s.stage.empty())
     msg += " in stage '" + s.stage + "'";
   std::string details;
-  if (s.weightBytes)
-    if (auto need = quench::estimateStageMemory(s.stage, *s.weightBytes))
+  if (s.weights)
+    if (auto need = quench::estimateStageMemory(s.stage, *s.weights))
       details = "this stage needs about " + quench::formatMemorySize(*need) +
-                (*s.weightBytes ? " for a model with " +
-                                      quench::formatMemorySize(*s.weightBytes) +
-                                      " of weights"
-                                : std::string(" for a model without weights"));
+                (s.weights->total
+                     ? " for a model with " +
+                           quench::formatMemorySize(s.weights->total) +
+                           " of weights"
+                     : std::string(" for a model without weights"));
   if (s.available.bytes) {
     if (!details.empty())
       details += "; ";
@@ -324,15 +328,17 @@ void quench::setCurrentStage(StringRef stage) {
   checkTestAllocationFailure("stage");
 }
 
-void quench::setModelWeightBytes(uint64_t bytes) {
+void quench::setModelWeights(const WeightFootprint &weights) {
   std::lock_guard<std::mutex> lock(stateMutex);
-  state.weightBytes = bytes;
+  state.weights = weights;
   publish();
 }
 
-void quench::addModelWeightBytes(uint64_t bytes) {
+void quench::addExternalWeightBytes(uint64_t bytes) {
   std::lock_guard<std::mutex> lock(stateMutex);
-  state.weightBytes = state.weightBytes.value_or(0) + bytes;
+  WeightFootprint w = state.weights.value_or(WeightFootprint{});
+  w.total += bytes;
+  state.weights = w;
   publish();
 }
 

@@ -25,6 +25,19 @@ int64_t quench::constantBytes(mlir::ModuleOp module) {
   return total;
 }
 
+int64_t quench::largestConstantBytes(mlir::ModuleOp module) {
+  int64_t largest = 0;
+  module.walk([&](ConstantOp cst) {
+    auto type = llvm::cast<mlir::RankedTensorType>(cst.getType());
+    if (!type.hasStaticShape())
+      return;
+    int64_t bytes = getStorageBytesPerElement(type.getElementType());
+    largest = std::max(largest,
+                       type.getNumElements() * std::max<int64_t>(bytes, 1));
+  });
+  return largest;
+}
+
 static std::string megabytes(int64_t bytes) {
   std::string s;
   llvm::raw_string_ostream os(s);

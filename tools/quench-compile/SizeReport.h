@@ -32,6 +32,8 @@ struct SizeReport {
 
 /// Bytes of the quench.constant ops of `module`.
 int64_t constantBytes(mlir::ModuleOp module);
+/// The bytes of the largest such constant.
+int64_t largestConstantBytes(mlir::ModuleOp module);
 
 /// The human-readable table.
 void printSizeReport(const SizeReport &report, llvm::raw_ostream &os);

@@ -210,19 +210,20 @@ int main(int argc, char **argv) {
   quench::installDiagnosticPrinter(context, toolName);
 
   // 1. Load.
-  // The out-of-memory estimate scales with the weights: the input file's
-  // size until the importer knows better (external data), then the bytes
-  // of the module's constants.
+  // The out-of-memory estimate: the input file is held in memory (inline
+  // weights), external data is streamed; after import, the module's
+  // constants say how large the largest weight is.
   uint64_t inputBytes = 0;
   if (!sys::fs::file_size(inputPath, inputBytes))
-    quench::setModelWeightBytes(inputBytes);
+    quench::setModelWeights({inputBytes, inputBytes, 0});
   quench::PhaseTimer timer(timePhases);
   timer.start("import");
   mlir::OwningOpRef<mlir::ModuleOp> module =
       quench::loadModelFile(inputPath, context, shapes);
   if (!module)
     return 1;
-  quench::setModelWeightBytes(quench::constantBytes(*module));
+  quench::setModelWeights({(uint64_t)quench::constantBytes(*module), inputBytes,
+                           (uint64_t)quench::largestConstantBytes(*module)});
 
   // 2. The entry function and its C signature.
   auto entry = quench::prepareModelEntry(*module, entryName, *name);

@@ -98,7 +98,7 @@ int main(int argc, char **argv) {
   });
   uint64_t inputBytes = 0;
   if (!sys::fs::file_size(inputPath, inputBytes))
-    quench::setModelWeightBytes(inputBytes);
+    quench::setModelWeights({inputBytes, inputBytes, 0});
   quench::setCurrentStage("import");
   mlir::OwningOpRef<mlir::ModuleOp> module =
       quench::importONNXFile(inputPath, &context, options);

@@ -26,25 +26,32 @@ TEST(OutOfMemory, FormatsSizesInDecimalUnits) {
   EXPECT_EQ(formatMemorySize(2'900'000'000ull), "2.9 GB");
 }
 
-TEST(OutOfMemory, EstimateScalesWithWeightsPerStage) {
-  EXPECT_FALSE(estimateStageMemory("", 1'000'000'000));
-  uint64_t base = *estimateStageMemory("quantize", 0);
-  uint64_t quantize = *estimateStageMemory("quantize", 1'000'000'000);
-  uint64_t object = *estimateStageMemory("codegen-obj", 1'000'000'000);
+TEST(OutOfMemory, EstimateScalesWithTheLargestWeightPerStage) {
+  // Streamed weights: a 4.4 GB model whose largest weight is 262 MB.
+  WeightFootprint streamed{4'400'000'000ull, 0, 262'000'000};
+  EXPECT_FALSE(estimateStageMemory("", streamed));
+  uint64_t base = *estimateStageMemory("quantize", WeightFootprint{});
+  uint64_t quantize = *estimateStageMemory("quantize", streamed);
+  uint64_t object = *estimateStageMemory("codegen-obj", streamed);
   EXPECT_GT(base, 0u);
-  EXPECT_GT(quantize, base + 1'000'000'000);
-  EXPECT_GT(object, quantize);
+  EXPECT_GT(quantize, base + 2 * 262'000'000ull);
+  EXPECT_LT(quantize, 1'500'000'000ull) << "not proportional to the model";
+  EXPECT_LT(object, quantize);
+  // Inline weights stay in memory for the whole compile.
+  WeightFootprint inline_{400'000'000, 400'000'000, 49'000'000};
+  EXPECT_GT(*estimateStageMemory("codegen-obj", inline_), base + 400'000'000);
   // A stage the table does not know (another target's) gets the largest
   // factor.
-  EXPECT_GE(*estimateStageMemory("gpu-binary", 1'000'000'000), object);
+  EXPECT_GE(*estimateStageMemory("gpu-binary", streamed), quantize);
 }
 
 TEST(OutOfMemory, MessageNamesStageNeedAndAvailable) {
   installOutOfMemoryHandler("quench-test");
-  setModelWeightBytes(4'400'000'000ull);
+  WeightFootprint weights{4'400'000'000ull, 0, 262'000'000};
+  setModelWeights(weights);
   setCurrentStage("quantize");
   std::string msg = getOutOfMemoryMessage();
-  std::string need = formatMemorySize(*estimateStageMemory("quantize", 4'400'000'000ull));
+  std::string need = formatMemorySize(*estimateStageMemory("quantize", weights));
   EXPECT_EQ(msg.rfind("quench-test: error: out of memory in stage 'quantize' "
                       "(this stage needs about " + need +
                           " for a model with 4.4 GB of weights; available "

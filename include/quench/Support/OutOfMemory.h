@@ -44,12 +44,23 @@ void installOutOfMemoryHandler(llvm::StringRef toolName);
 /// time their phases name them for free.
 void setCurrentStage(llvm::StringRef stage);
 
-/// The model's weight bytes the estimate scales with: before import the
-/// input file's size (setModelWeightBytes), then what the importer learns
-/// (addModelWeightBytes for external data), after import the bytes of the
-/// module's constants.
-void setModelWeightBytes(uint64_t bytes);
-void addModelWeightBytes(uint64_t bytes);
+/// What the estimate knows of the model's weights.
+struct WeightFootprint {
+  /// All weight bytes (named in the message).
+  uint64_t total = 0;
+  /// Bytes held in memory for the whole compile: weights the model file
+  /// carries inline (external data is mapped and streamed).
+  uint64_t inMemory = 0;
+  /// The largest single weight: a stage holds a few at a time.
+  uint64_t largest = 0;
+};
+
+/// Sets the model's weights: before import from the input file (its size
+/// as total and inMemory), then the importer adds external data as it
+/// learns of it (addExternalWeightBytes: total only), and after import the
+/// module's constants (their total and largest).
+void setModelWeights(const WeightFootprint &weights);
+void addExternalWeightBytes(uint64_t bytes);
 
 /// Reports an allocation failure of our own code (a null malloc, an mmap
 /// failing with ENOMEM) like every other: the message, the temporaries
@@ -66,11 +77,12 @@ void addModelWeightBytes(uint64_t bytes);
 /// "stage" or "temporary".
 void checkTestAllocationFailure(llvm::StringRef point);
 
-/// The per-stage memory model: about `base + weightFactor * weightBytes`
-/// bytes of resident memory while `stage` runs; std::nullopt when the
-/// stage or the weight bytes are unknown.
+/// The per-stage memory model: about `base + weights.inMemory +
+/// tensorFactor(stage) * weights.largest` bytes of resident memory while
+/// `stage` runs (weights stream: a stage holds a few tensors, not the
+/// model); std::nullopt when the stage is unknown.
 std::optional<uint64_t> estimateStageMemory(llvm::StringRef stage,
-                                            uint64_t weightBytes);
+                                            const WeightFootprint &weights);
 
 /// The memory this process can still use, from the smallest of
 /// MemAvailable (/proc/meminfo), the address-space limit (RLIMIT_AS) less

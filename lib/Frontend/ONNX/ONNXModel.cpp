@@ -342,7 +342,7 @@ std::string onnximport::loadModel(llvm::StringRef path,
   if (!sawDefault)
     return "'" + path.str() + "' does not import the default ONNX domain";
 
-  quench::addModelWeightBytes(declaredExternalDataBytes(model.graph()));
+  quench::addExternalWeightBytes(declaredExternalDataBytes(model.graph()));
   if (std::string err =
           loadExternalData(path, *model.mutable_graph(), external);
       !err.empty())
