@@ -185,6 +185,12 @@ def compile_model(a, work, model, out, scheme, wrapper):
         with open(rep) as f:
             r["report"] = json.load(f)
     r["artifact"] = os.path.getsize(out) if os.path.isfile(out) else None
+    # quench-compile --time resets the kernel's high-water mark at each phase
+    # (to print each phase's own peak), so %M only sees the phases after the
+    # last reset: the peak is the largest of %M, quench-compile's own
+    # per-phase peaks and the linker's.
+    r["time_rss"] = r["rss"]
+    r["rss"] = max([r["rss"]] + [v for v in (r["self_rss"], r["link_rss"]) if v])
     return r
 
 
@@ -361,7 +367,7 @@ def main():
             fmt(r.get("bw"), "%.1f"), fmt(r.get("roof_ms"), "%.2f"), ratio,
             "-" if "ms" not in r else "%.1f" % (r["seq"] * 1e3 / r["ms"])))
     log("")
-    log("peak RSS: /usr/bin/time %%M (max over quench-compile and the children it "
+    log("peak RSS: the largest of quench-compile's per-phase peaks (--time), the linker's, and /usr/bin/time %%M (max over quench-compile and the children it "
         "waited for); threads %d; GB = 1e9 bytes; ratio = ms/step / (weight "
         "bytes / read bandwidth); * = weight bytes estimated from the scheme "
         "(no size report)" % a.threads)

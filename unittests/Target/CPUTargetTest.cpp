@@ -1,6 +1,7 @@
 //===- CPUTargetTest.cpp - host target resolution and object emission ----===//
 
 #include "quench/Target/CPU/CPUTarget.h"
+#include "quench/Target/CPU/ModelABI.h"
 #include "quench/Target/Weights.h"
 
 #include "llvm/IR/IRBuilder.h"
@@ -160,6 +161,35 @@ size_t blobBytes() {
   if (const char *mb = getenv("QUENCH_TARGET_TEST_BLOB_MB"))
     return (size_t)atol(mb) << 20;
   return 8 << 20;
+}
+
+TEST(CPUTarget, ModelDescriptorHoldsImagesOfFourGigabytesAndMore) {
+  // The descriptor's weights_size is 64-bit: an image of 4.4 GB (a 1.1B
+  // model in fp32) is not truncated to 32 bits.
+  LLVMContext ctx;
+  Module m("d", ctx);
+  m.setDataLayout("e-m:e-i64:64-n8:16:32:64-S128");
+  Function::Create(FunctionType::get(Type::getVoidTy(ctx), false),
+                   GlobalValue::ExternalLinkage, "graph", m)
+      ->setLinkage(GlobalValue::ExternalLinkage);
+  Function *graph = m.getFunction("graph");
+  IRBuilder<> b(BasicBlock::Create(ctx, "entry", graph));
+  b.CreateRetVoid();
+  const uint64_t bytes = 4'400'193'536ull;
+  auto *image = new GlobalVariable(
+      m, ArrayType::get(Type::getInt8Ty(ctx), bytes), /*isConstant=*/false,
+      GlobalValue::ExternalLinkage, nullptr, quench::kWeightImageSymbol);
+  quench::ModelSignature sig;
+  sig.modelName = "d";
+  Error e = quench::addModelABI(m, sig, "graph", /*withMain=*/false, image,
+                                quench::WeightStorage::Appended);
+  ASSERT_FALSE(bool(e)) << errorText(std::move(e));
+  auto *init = cast<ConstantStruct>(m.getGlobalVariable("d_model")->getInitializer());
+  EXPECT_EQ(cast<ConstantInt>(init->getOperand(0))->getZExtValue(), 2u);
+  EXPECT_EQ(cast<ConstantInt>(init->getOperand(3))->getZExtValue(), 2u)
+      << "QUENCH_WEIGHTS_APPENDED";
+  EXPECT_EQ(init->getOperand(8), image);
+  EXPECT_EQ(cast<ConstantInt>(init->getOperand(9))->getZExtValue(), bytes);
 }
 
 TEST(CPUTarget, WeightImageObjectLinksAndRuns) {

@@ -367,9 +367,13 @@ Error quench::addModelABI(Module &m, const ModelSignature &sig,
   int storageKind = !weightImage ? WeightsNone
                     : storage == WeightStorage::Appended ? WeightsAppended
                                                           : WeightsEmbedded;
+  // (Both arms uint64_t: with a bare 0 the conditional converts the
+  // TypeSize to int and truncates images of 4 GB and more.)
   uint64_t weightBytes =
-      weightImage ? m.getDataLayout().getTypeAllocSize(weightImage->getValueType())
-                  : 0;
+      weightImage
+          ? m.getDataLayout().getTypeAllocSize(weightImage->getValueType())
+                .getFixedValue()
+          : uint64_t(0);
   Constant *weights =
       weightImage ? static_cast<Constant *>(weightImage)
                   : ConstantPointerNull::get(PointerType::getUnqual(ctx));
