@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <thread>
 #include <unistd.h>
 
 using namespace quench::calib;
@@ -252,6 +253,61 @@ TensorStats::TensorStats(std::string name, int64_t channels, bool perChannel,
     gram.assign(static_cast<size_t>(channels) * channels, 0.0);
 }
 
+/// Adds xᵀx of `numRows` rows of `data` to the upper triangle of the Gram
+/// matrix. The rows are converted to double once (non-finite values count
+/// as 0); the triangle's rows are split among threads in chunks of equal
+/// work, each element summed by one thread in the same order as on one
+/// thread (row blocks, then rows): the result does not depend on the
+/// thread count.
+void TensorStats::accumulateGram(const float *data, size_t numRows) {
+  size_t k = static_cast<size_t>(channels);
+  std::vector<double> xs(numRows * k);
+  for (size_t e = 0; e < numRows * k; ++e)
+    xs[e] = std::isfinite(data[e]) ? data[e] : 0.0;
+  // Rows [iBegin, iEnd) of the triangle; the inner loop runs along a row of
+  // the block (vectorizes), the block of rows stays in cache.
+  auto update = [&](size_t iBegin, size_t iEnd) {
+    constexpr size_t kBlock = 32;
+    for (size_t r0 = 0; r0 < numRows; r0 += kBlock) {
+      size_t nr = std::min(kBlock, numRows - r0);
+      for (size_t i = iBegin; i < iEnd; ++i) {
+        double *g = gram.data() + i * k;
+        for (size_t r = 0; r < nr; ++r) {
+          const double *row = xs.data() + (r0 + r) * k;
+          double xi = row[i];
+          if (xi == 0)
+            continue;
+          for (size_t j = i; j < k; ++j)
+            g[j] += xi * row[j];
+        }
+      }
+    }
+  };
+  // Threads only where the work (numRows * k^2 / 2 multiply-adds) dwarfs
+  // starting them.
+  unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  threads = std::min<unsigned>(threads, 16);
+  if (threads == 1 || k < 128 ||
+      static_cast<double>(numRows) * k * k < double(1 << 24)) {
+    update(0, k);
+    return;
+  }
+  // Row i of the triangle costs k - i: chunk t ends where the remaining
+  // work is (1 - (t + 1) / T) of the whole, i = k (1 - sqrt(1 - (t+1)/T)).
+  std::vector<size_t> bounds(threads + 1, 0);
+  for (unsigned t = 1; t < threads; ++t)
+    bounds[t] = std::min(
+        k, static_cast<size_t>(static_cast<double>(k) *
+                               (1.0 - std::sqrt(1.0 - double(t) / threads))));
+  bounds[threads] = k;
+  std::vector<std::thread> workers;
+  for (unsigned t = 1; t < threads; ++t)
+    workers.emplace_back(update, bounds[t], bounds[t + 1]);
+  update(bounds[0], bounds[1]);
+  for (std::thread &w : workers)
+    w.join();
+}
+
 void TensorStats::observe(const float *data, size_t numElements) {
   assert(!finalized_ && "observe after finalize");
   assert(numElements % channels == 0 && "whole rows only");
@@ -280,31 +336,8 @@ void TensorStats::observe(const float *data, size_t numElements) {
       }
     }
   }
-  if (!gram.empty()) {
-    // Upper triangle, in blocks of rows converted to double once; the inner
-    // loop runs along a row of the block (vectorizes).
-    constexpr size_t kBlock = 32;
-    std::vector<double> block(kBlock * k);
-    for (size_t r0 = 0; r0 < numRows; r0 += kBlock) {
-      size_t nr = std::min(kBlock, numRows - r0);
-      for (size_t r = 0; r < nr; ++r)
-        for (size_t j = 0; j < k; ++j) {
-          float v = data[(r0 + r) * k + j];
-          block[r * k + j] = std::isfinite(v) ? v : 0.0;
-        }
-      for (size_t i = 0; i < k; ++i) {
-        double *g = gram.data() + i * k;
-        for (size_t r = 0; r < nr; ++r) {
-          const double *row = block.data() + r * k;
-          double xi = row[i];
-          if (xi == 0)
-            continue;
-          for (size_t j = i; j < k; ++j)
-            g[j] += xi * row[j];
-        }
-      }
-    }
-  }
+  if (!gram.empty())
+    accumulateGram(data, numRows);
   rows += numRows;
 }
 

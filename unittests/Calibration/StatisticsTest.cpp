@@ -224,6 +224,30 @@ TEST(TensorStats, GramOfManyRowsMatchesTheDirectSum) {
     }
 }
 
+TEST(TensorStats, ThreadedGramEqualsTheSequentialSumExactly) {
+  // Large enough for the accumulation to run on several threads (each row
+  // of the triangle summed by one thread, rows in order): every element
+  // equals the sequential sum bit for bit, whatever the thread count.
+  const int64_t k = 300, rows = 400; // 200 rows x 300^2 per call: threaded
+  std::vector<float> x = gaussian(rows * k, 1.0f, 9);
+  x[5 * k + 7] = 0.0f; // zeros are skipped: still the same sums
+  TensorStats t("x", k, false, true);
+  t.observe(x.data(), x.size() / 2);
+  t.observe(x.data() + x.size() / 2, x.size() / 2);
+  t.finalize();
+  for (int64_t i = 0; i < k; ++i)
+    for (int64_t j = i; j < k; ++j) {
+      double g = 0;
+      for (int64_t r = 0; r < rows; ++r) {
+        double xi = x[r * k + i];
+        if (xi != 0)
+          g += xi * double(x[r * k + j]);
+      }
+      ASSERT_EQ(t.gram[i * k + j], g) << i << ", " << j;
+      ASSERT_EQ(t.gram[j * k + i], g);
+    }
+}
+
 TEST(Cache, RoundTripsEverything) {
   CalibrationStats s;
   s.modelChecksum = "sha256:abc";

@@ -158,6 +158,7 @@ struct TensorStats {
                int bits = 8) const;
 
 private:
+  void accumulateGram(const float *data, size_t numRows);
   bool finalized_ = false;
 };
 
