@@ -8,7 +8,7 @@
 //
 //  - Embedded (objects, static libraries): one "weight image" global in its
 //    own large-data section (.lrodata.quench_weights), emitted by LLVM as
-//    zero fill and overwritten in the object file by writeWeightImage;
+//    zero fill and overwritten in the object file (writeWeightSection);
 //  - Appended (executables): the image is a .lbss (no file bytes) region
 //    of the executable, and the bytes are appended to the executable file
 //    behind a trailer; the runtime maps them over the region at load time
