@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__)
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -24,6 +25,10 @@
 
 /* Writes strerror_r(errnum) into buf (thread-safe). */
 void quench_internal_strerror(int errnum, char *buf, size_t size);
+
+/* Reads exactly size bytes of fd at offset (pread, in chunks, EINTR
+ * retried); returns 0 or an errno value (EIO for a short read). */
+int quench_internal_read_exact(int fd, void *buf, size_t size, off_t offset);
 
 /* Allocates size bytes (at least 1) aligned to QUENCH_TENSOR_ALIGNMENT,
  * zeroed when zero != 0. Returns NULL on failure. Free with free(). */

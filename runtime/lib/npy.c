@@ -288,9 +288,7 @@ static quench_status descr_to_dtype(const char *path, const char *descr,
 /* Reading                                                                */
 /* ---------------------------------------------------------------------- */
 
-/* Reads exactly size bytes at offset; returns 0 or an errno value (EIO for a
- * short read). */
-static int read_exact(int fd, void *buf, size_t size, off_t offset) {
+int quench_internal_read_exact(int fd, void *buf, size_t size, off_t offset) {
   char *p = (char *)buf;
   while (size > 0) {
     size_t chunk = size > (1u << 30) ? (1u << 30) : size;
@@ -336,7 +334,7 @@ static quench_status read_file(const char *path, int fd, quench_tensor *out,
 
   unsigned char pre[12];
   size_t have = file_size < sizeof pre ? (size_t)file_size : sizeof pre;
-  int rc = read_exact(fd, pre, have, 0);
+  int rc = quench_internal_read_exact(fd, pre, have, 0);
   if (rc)
     return io_error(err, "cannot read", path, rc);
   if (have < sizeof npy_magic || memcmp(pre, npy_magic, sizeof npy_magic) != 0)
@@ -382,7 +380,8 @@ static quench_status read_file(const char *path, int fd, quench_tensor *out,
   if (!text)
     return quench_error_set(err, QUENCH_ERR_OUT_OF_MEMORY,
                             "cannot read '%s': out of memory", path);
-  rc = read_exact(fd, text, (size_t)header_len, (off_t)prefix);
+  rc = quench_internal_read_exact(fd, text, (size_t)header_len,
+                                  (off_t)prefix);
   if (rc) {
     free(text);
     return io_error(err, "cannot read", path, rc);
@@ -433,7 +432,8 @@ static quench_status read_file(const char *path, int fd, quench_tensor *out,
     return quench_error_set(err, QUENCH_ERR_OUT_OF_MEMORY,
                             "cannot read '%s': cannot allocate %zu bytes for %s",
                             path, bytes, type);
-  rc = read_exact(fd, t.data, bytes, (off_t)(prefix + header_len));
+  rc = quench_internal_read_exact(fd, t.data, bytes,
+                                  (off_t)(prefix + header_len));
   if (rc) {
     free(t.data);
     return io_error(err, "cannot read", path, rc);

@@ -34,36 +34,27 @@ static uint64_t read_le64(const unsigned char *p) {
   return v;
 }
 
-static int pread_all(int fd, void *buf, uint64_t size, uint64_t offset) {
-  char *p = buf;
-  while (size) {
-    size_t chunk = size > (1u << 30) ? (1u << 30) : (size_t)size;
-    ssize_t n = pread(fd, p, chunk, (off_t)offset);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return 0;
-    p += n;
-    size -= (uint64_t)n;
-    offset += (uint64_t)n;
-  }
-  return 1;
+/* errno's text, thread-safe. */
+static const char *error_text(int errnum, char *buf, size_t size) {
+  quench_internal_strerror(errnum, buf, size);
+  return buf;
 }
 
 static quench_status map_appended(const quench_model *m, quench_error *err) {
   const char *self = "/proc/self/exe";
+  char why[128];
   int fd = open(self, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return quench_error_set(err, QUENCH_ERR_IO,
                             "model '%s': cannot open the executable (%s) to "
                             "map its weights: %s",
-                            m->name, self, strerror(errno));
+                            m->name, self, error_text(errno, why, sizeof why));
   quench_status st = QUENCH_OK;
   struct stat s;
   unsigned char trailer[TRAILER_BYTES];
   if (fstat(fd, &s) != 0 || s.st_size < TRAILER_BYTES ||
-      !pread_all(fd, trailer, TRAILER_BYTES,
-                 (uint64_t)s.st_size - TRAILER_BYTES) ||
+      quench_internal_read_exact(fd, trailer, TRAILER_BYTES,
+                                 s.st_size - TRAILER_BYTES) != 0 ||
       memcmp(trailer, "QUENCHW1", 8) != 0 || read_le64(trailer + 8) != 1) {
     st = quench_error_set(err, QUENCH_ERR_IO,
                           "model '%s': the executable has no weights appended "
@@ -95,12 +86,16 @@ static quench_status map_appended(const quench_model *m, quench_error *err) {
       st = quench_error_set(err, QUENCH_ERR_IO,
                             "model '%s': cannot map its %llu bytes of weights "
                             "from the executable: %s",
-                            m->name, (unsigned long long)size, strerror(errno));
-  } else if (!pread_all(fd, m->weights, size, offset)) {
-    st = quench_error_set(err, QUENCH_ERR_IO,
-                          "model '%s': cannot read its weights from the "
-                          "executable: %s",
-                          m->name, strerror(errno));
+                            m->name, (unsigned long long)size,
+                            error_text(errno, why, sizeof why));
+  } else {
+    int rc = quench_internal_read_exact(fd, m->weights, (size_t)size,
+                                        (off_t)offset);
+    if (rc != 0)
+      st = quench_error_set(err, QUENCH_ERR_IO,
+                            "model '%s': cannot read its weights from the "
+                            "executable: %s",
+                            m->name, error_text(rc, why, sizeof why));
   }
 done:
   close(fd);
