@@ -3,7 +3,6 @@
 #include "quench/Support/DriverUtils.h"
 
 #include "quench/Support/FileUtils.h"
-#include "quench/Support/MappedFile.h"
 #include "quench/Support/OutOfMemory.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
@@ -111,7 +110,7 @@ void quench::PhaseTimer::stop() {
                  .count();
   total += s;
   if (enabled) {
-    uint64_t peak = getResidentSet().peak;
+    uint64_t peak = getPeakResidentSet();
     maxPhasePeak = std::max(maxPhasePeak, peak);
     errs() << format("time: %-22s %8.3f s %8.0f MB peak\n", current.c_str(), s,
                      peak / 1048576.0);

@@ -8,6 +8,10 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Signals.h"
 
+#include <algorithm>
+#include <cerrno>
+#include <unistd.h>
+
 quench::TemporaryFileCleanup::TemporaryFileCleanup(llvm::StringRef path)
     : path(path.str()) {
   llvm::sys::RemoveFileOnSignal(this->path);
@@ -76,4 +80,22 @@ quench::writeTextOutput(llvm::StringRef out, llvm::StringRef ext,
     return true;
   });
   return error.empty() && out != "-" ? path : "";
+}
+
+std::error_code quench::writeAllAt(int fd, llvm::ArrayRef<char> data,
+                                   uint64_t offset) {
+  while (!data.empty()) {
+    ssize_t n = ::pwrite(fd, data.data(),
+                         std::min<size_t>(data.size(), size_t(1) << 30),
+                         (off_t)offset);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return std::error_code(errno, std::generic_category());
+    if (n == 0)
+      return std::make_error_code(std::errc::no_space_on_device);
+    data = data.drop_front((size_t)n);
+    offset += (uint64_t)n;
+  }
+  return {};
 }

@@ -5,7 +5,6 @@
 #include "quench/Support/OutOfMemory.h"
 
 #include "llvm/Support/Errno.h"
-#include "llvm/Support/MemoryBuffer.h"
 
 #include <fcntl.h>
 #include <map>
@@ -118,24 +117,4 @@ void quench::releaseMappedPages(ArrayRef<char> data) {
     if (a < b)
       ::madvise((void *)a, b - a, MADV_DONTNEED);
   }
-}
-
-quench::ResidentSet quench::getResidentSet() {
-  ResidentSet rs;
-  auto buf = MemoryBuffer::getFileAsStream("/proc/self/status");
-  if (!buf)
-    return rs;
-  SmallVector<StringRef> lines;
-  (*buf)->getBuffer().split(lines, '\n');
-  for (StringRef line : lines) {
-    uint64_t *field = line.consume_front("VmRSS:")   ? &rs.current
-                      : line.consume_front("VmHWM:") ? &rs.peak
-                                                     : nullptr;
-    if (!field)
-      continue;
-    uint64_t kb = 0;
-    if (!line.trim().rsplit(' ').first.trim().getAsInteger(10, kb))
-      *field = kb * 1024;
-  }
-  return rs;
 }

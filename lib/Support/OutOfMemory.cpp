@@ -121,6 +121,10 @@ static std::optional<uint64_t> readProcKB(const char *path, StringRef key) {
   return kb * 1024;
 }
 
+uint64_t quench::getPeakResidentSet() {
+  return readProcKB("/proc/self/status", "VmHWM:").value_or(0);
+}
+
 /// A cgroup v2 file holding one number or "max".
 static std::optional<uint64_t> readCgroupValue(const std::string &path) {
   auto buf = MemoryBuffer::getFileAsStream(path);

@@ -9,6 +9,8 @@
 
 #include "quench/Support/WeightArena.h"
 
+#include "quench/Support/FileUtils.h"
+
 #include "llvm/ADT/SmallString.h"
 #include "llvm/Support/Errno.h"
 #include "llvm/Support/MathExtras.h"
@@ -121,20 +123,12 @@ quench::WeightArena::store(ArrayRef<char> data) {
     offset = alignTo(end, page);
     end = offset + data.size();
   }
-  for (size_t done = 0; done < data.size();) {
-    ssize_t n = ::pwrite(*file, data.data() + done, data.size() - done,
-                         (off_t)(offset + done));
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      int e = n < 0 ? errno : ENOSPC;
-      ::fallocate(*file, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                  (off_t)offset, (off_t)data.size());
-      return makeError("cannot write " + Twine(data.size()) +
-                       " bytes to the weight arena in '" + getDirectory() +
-                       "': " + sys::StrError(e));
-    }
-    done += (size_t)n;
+  if (std::error_code ec = writeAllAt(*file, data, offset)) {
+    ::fallocate(*file, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                (off_t)offset, (off_t)data.size());
+    return makeError("cannot write " + Twine(data.size()) +
+                     " bytes to the weight arena in '" + getDirectory() +
+                     "': " + ec.message());
   }
   auto mapping =
       MappedFile::openFD(*file, "the weight arena", offset, data.size());

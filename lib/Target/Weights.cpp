@@ -7,6 +7,7 @@
 #include "quench/Target/Weights.h"
 
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
+#include "quench/Support/FileUtils.h"
 #include "quench/Support/MappedFile.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -123,21 +124,11 @@ void quench::defineWeightImage(Module &module) {
   image->setExternallyInitialized(true);
 }
 
-/// pwrite of all of `data` at `offset`.
-static Error writeAll(int fd, const char *data, uint64_t size, uint64_t offset,
+/// writeAllAt with the file named in the error.
+static Error writeAll(int fd, ArrayRef<char> data, uint64_t offset,
                       StringRef what) {
-  while (size) {
-    ssize_t n = ::pwrite(fd, data, std::min<uint64_t>(size, 1ull << 30),
-                         (off_t)offset);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return makeError("cannot write '" + what + "': " +
-                       (n < 0 ? sys::StrError(errno) : "no space left"));
-    data += n;
-    size -= (uint64_t)n;
-    offset += (uint64_t)n;
-  }
+  if (std::error_code ec = quench::writeAllAt(fd, data, offset))
+    return makeError("cannot write '" + what + "': " + ec.message());
   return Error::success();
 }
 
@@ -151,8 +142,8 @@ Error quench::writeWeightImage(int fd, uint64_t fileOffset,
     for (uint64_t done = 0; done < data.size(); done += kChunk) {
       ArrayRef<char> chunk =
           data.slice(done, std::min<uint64_t>(kChunk, data.size() - done));
-      if (Error e = writeAll(fd, chunk.data(), chunk.size(),
-                             fileOffset + entry.offset + done, what))
+      if (Error e =
+              writeAll(fd, chunk, fileOffset + entry.offset + done, what))
         return e;
       releaseMappedPages(chunk);
     }
@@ -162,6 +153,8 @@ Error quench::writeWeightImage(int fd, uint64_t fileOffset,
 
 Error quench::writeWeightSection(StringRef objectPath,
                                  const WeightTable &table) {
+  if (table.entries.empty())
+    return Error::success();
   // Only the headers are read: the (mapped) zero fill is never touched.
   auto binary = object::ObjectFile::createObjectFile(objectPath);
   if (!binary)
@@ -196,6 +189,8 @@ Error quench::writeWeightSection(StringRef objectPath,
 
 Error quench::appendWeightsToExecutable(StringRef path,
                                         const WeightTable &table) {
+  if (table.entries.empty())
+    return Error::success();
   std::string p = path.str();
   int fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0)
@@ -213,7 +208,7 @@ Error quench::appendWeightsToExecutable(StringRef path,
   support::endian::write64le(trailer + 8, 1); // trailer version
   support::endian::write64le(trailer + 16, offset);
   support::endian::write64le(trailer + 24, table.size);
-  if (Error e = writeAll(fd, trailer, sizeof trailer, offset + table.size, path))
+  if (Error e = writeAll(fd, trailer, offset + table.size, path))
     return e;
   return Error::success();
 }

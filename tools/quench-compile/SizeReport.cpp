@@ -13,29 +13,19 @@
 
 using namespace quench;
 
-int64_t quench::constantBytes(mlir::ModuleOp module) {
-  int64_t total = 0;
+quench::ConstantBytes quench::measureConstants(mlir::ModuleOp module) {
+  ConstantBytes bytes;
   module.walk([&](ConstantOp cst) {
     auto type = llvm::cast<mlir::RankedTensorType>(cst.getType());
     if (!type.hasStaticShape())
       return;
-    int64_t bytes = getStorageBytesPerElement(type.getElementType());
-    total += type.getNumElements() * std::max<int64_t>(bytes, 1);
+    int64_t size = type.getNumElements() *
+                   std::max<int64_t>(
+                       getStorageBytesPerElement(type.getElementType()), 1);
+    bytes.total += size;
+    bytes.largest = std::max(bytes.largest, size);
   });
-  return total;
-}
-
-int64_t quench::largestConstantBytes(mlir::ModuleOp module) {
-  int64_t largest = 0;
-  module.walk([&](ConstantOp cst) {
-    auto type = llvm::cast<mlir::RankedTensorType>(cst.getType());
-    if (!type.hasStaticShape())
-      return;
-    int64_t bytes = getStorageBytesPerElement(type.getElementType());
-    largest = std::max(largest,
-                       type.getNumElements() * std::max<int64_t>(bytes, 1));
-  });
-  return largest;
+  return bytes;
 }
 
 static std::string megabytes(int64_t bytes) {
@@ -140,11 +130,9 @@ std::string quench::finishSizeReport(SizeReport &report,
 
 void quench::updateSizeReport(SizeReport &report, llvm::StringRef stage,
                               mlir::ModuleOp module) {
-  if (stage == "input")
+  if (stage == "input" || stage == "prepare")
     report.constantBytesBefore = report.constantBytesAfter =
-        constantBytes(module);
-  if (stage == "prepare")
-    report.constantBytesBefore = constantBytes(module);
-  if (stage == "prepare" || stage == "quantize")
-    report.constantBytesAfter = constantBytes(module);
+        measureConstants(module).total;
+  else if (stage == "quantize")
+    report.constantBytesAfter = measureConstants(module).total;
 }

@@ -30,10 +30,13 @@ struct SizeReport {
   int64_t artifactBytes = -1;
 };
 
-/// Bytes of the quench.constant ops of `module`.
-int64_t constantBytes(mlir::ModuleOp module);
-/// The bytes of the largest such constant.
-int64_t largestConstantBytes(mlir::ModuleOp module);
+/// Bytes of the quench.constant ops of `module`: all of them, and the
+/// largest one.
+struct ConstantBytes {
+  int64_t total = 0;
+  int64_t largest = 0;
+};
+ConstantBytes measureConstants(mlir::ModuleOp module);
 
 /// The human-readable table.
 void printSizeReport(const SizeReport &report, llvm::raw_ostream &os);

@@ -222,8 +222,9 @@ int main(int argc, char **argv) {
       quench::loadModelFile(inputPath, context, shapes);
   if (!module)
     return 1;
-  quench::setModelWeights({(uint64_t)quench::constantBytes(*module), inputBytes,
-                           (uint64_t)quench::largestConstantBytes(*module)});
+  quench::ConstantBytes constants = quench::measureConstants(*module);
+  quench::setModelWeights({(uint64_t)constants.total, inputBytes,
+                           (uint64_t)constants.largest});
 
   // 2. The entry function and its C signature.
   auto entry = quench::prepareModelEntry(*module, entryName, *name);

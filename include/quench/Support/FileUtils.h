@@ -10,10 +10,13 @@
 #ifndef QUENCH_SUPPORT_FILEUTILS_H
 #define QUENCH_SUPPORT_FILEUTILS_H
 
+#include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/raw_ostream.h"
+#include <cstdint>
 #include <string>
+#include <system_error>
 
 namespace quench {
 
@@ -41,6 +44,12 @@ private:
 std::string
 writeFileAtomically(llvm::StringRef path,
                     llvm::function_ref<bool(llvm::raw_ostream &)> write);
+
+/// Writes all of `data` to the open file `fd` at `offset` (pwrite in
+/// chunks, EINTR retried). Returns the error (ENOSPC when the file system
+/// stops taking bytes), or success.
+std::error_code writeAllAt(int fd, llvm::ArrayRef<char> data,
+                           uint64_t offset);
 
 /// `path` with `ext` (".ll") appended unless it already ends with it; "-"
 /// (stdout) stays as it is.

@@ -62,14 +62,6 @@ private:
 /// pass any weight data. Thread-safe.
 void releaseMappedPages(llvm::ArrayRef<char> data);
 
-/// The process's resident set now and at its peak, in bytes (from
-/// /proc/self/status: VmRSS, VmHWM); 0 where unknown.
-struct ResidentSet {
-  uint64_t current = 0;
-  uint64_t peak = 0;
-};
-ResidentSet getResidentSet();
-
 } // namespace quench
 
 #endif // QUENCH_SUPPORT_MAPPEDFILE_H

@@ -95,6 +95,10 @@ struct AvailableMemory {
 };
 AvailableMemory getAvailableMemory();
 
+/// The process's peak resident set (VmHWM of /proc/self/status) in bytes;
+/// 0 where unknown.
+uint64_t getPeakResidentSet();
+
 /// The message the handler would print now (for tests).
 std::string getOutOfMemoryMessage();
 

@@ -103,7 +103,8 @@ llvm::Error writeWeightImage(int fd, uint64_t fileOffset,
 
 /// Writes the image of `table` into the section kWeightSectionName of the
 /// ELF object `objectPath` (emitted with defineWeightImage's zero fill),
-/// checking that the section has the image's size.
+/// checking that the section has the image's size. Nothing to do for an
+/// empty table.
 llvm::Error writeWeightSection(llvm::StringRef objectPath,
                                const WeightTable &table);
 
@@ -118,7 +119,7 @@ struct AppendedWeightsTrailer {
 };
 
 /// Appends the weight image of `table` to the executable `path` (page
-/// aligned, then the trailer).
+/// aligned, then the trailer); nothing for an empty table.
 llvm::Error appendWeightsToExecutable(llvm::StringRef path,
                                       const WeightTable &table);
 

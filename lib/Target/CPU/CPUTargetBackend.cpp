@@ -208,20 +208,14 @@ private:
 };
 } // namespace
 
-/// Writes the weights of `abi`, if any, into the object `objectPath`.
-static Error writeEmbeddedWeights(StringRef objectPath,
-                                  const quench::ModelABIRequest &abi) {
-  if (!abi.weights || abi.weights->entries.empty())
-    return Error::success();
-  return quench::writeWeightSection(objectPath, *abi.weights);
-}
-
 Expected<std::string>
 CPUTargetBackend::writeArtifact(quench::ArtifactKind kind, StringRef out,
                                 const quench::ModelABIRequest &abi,
                                 StringRef objectPath) const {
   StringRef modelName = abi.signature->modelName;
   std::string header = quench::generateHeader(*abi.signature, abi.sourcePath);
+  static const quench::WeightTable noWeights;
+  const quench::WeightTable &weights = abi.weights ? *abi.weights : noWeights;
   switch (kind) {
   case quench::ArtifactKind::LLVMIR:
     return makeError("the CPU backend writes LLVM IR through serializeModel");
@@ -229,7 +223,7 @@ CPUTargetBackend::writeArtifact(quench::ArtifactKind kind, StringRef out,
     // The header first: the object is renamed into place last, so that a
     // failure leaves neither.
     std::string base = quench::withoutExtension(out, ".o");
-    if (Error e = writeEmbeddedWeights(objectPath, abi))
+    if (Error e = quench::writeWeightSection(objectPath, weights))
       return std::move(e);
     if (Error e = writeBytes(base + ".h", header))
       return std::move(e);
@@ -249,7 +243,7 @@ CPUTargetBackend::writeArtifact(quench::ArtifactKind kind, StringRef out,
     sys::path::append(headerPath,
                       (stem.starts_with("lib") ? stem.drop_front(3) : stem) +
                           ".h");
-    if (Error e = writeEmbeddedWeights(objectPath, abi))
+    if (Error e = quench::writeWeightSection(objectPath, weights))
       return std::move(e);
     auto object = quench::MappedFile::open(objectPath);
     if (!object)
@@ -277,10 +271,8 @@ CPUTargetBackend::writeArtifact(quench::ArtifactKind kind, StringRef out,
   case quench::ArtifactKind::Executable: {
     // The weights follow the linked program in the same file (the linker
     // never sees them), behind a trailer the runtime maps them from.
-    auto appendWeights = [&](StringRef linked) -> Error {
-      if (!abi.weights || abi.weights->entries.empty())
-        return Error::success();
-      return quench::appendWeightsToExecutable(linked, *abi.weights);
+    auto appendWeights = [&](StringRef linked) {
+      return quench::appendWeightsToExecutable(linked, weights);
     };
     if (Error e = linkExecutable(objectPath, out, getRuntimeLibraries(),
                                  options.runtimeDir, options.linker,
