@@ -28,25 +28,17 @@ Usage: calibration_segments.py --build BUILD_DIR [--keep DIR]
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from calibration import read_cache  # noqa: E402
+from calibration import read_cache, run  # noqa: E402
 
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 PY = "/usr/bin/python3"
-
-
-def run(cmd):
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if p.returncode != 0:
-        sys.exit(f"FAIL: {' '.join(cmd)}\n{p.stdout}\n{p.stderr}")
-    return p
 
 
 def calibrate(qc, model, samples, cache, segment_mb):
