@@ -249,10 +249,8 @@ namespace {
 struct LoadedModel {
   std::unique_ptr<llvm::orc::LLJIT> jit;
   const quench_model *model = nullptr;
-  /// The weights it reads, in place, and aligned copies of those that were
-  /// not aligned.
+  /// The weights it reads, in place.
   WeightTable weights;
-  std::vector<std::unique_ptr<char[]>> alignedCopies;
 };
 } // namespace
 
@@ -327,23 +325,12 @@ static Expected<LoadedModel> compileAndLoad(ModuleOp module, StringRef entry,
     return jit.takeError();
   llvm::orc::JITDylib &lib = (*jit)->getMainJITDylib();
   llvm::orc::SymbolMap symbols = runtimeSymbols(**jit);
-  // The code assumes each weight at the alignment of its global
-  // (WeightTable::kEntryAlignment): a small constant held inline in its
-  // attribute (not in a blob) can sit anywhere, and is copied.
-  std::vector<std::unique_ptr<char[]>> alignedCopies;
-  for (const WeightEntry &w : weights.entries) {
-    const char *at = w.data.data();
-    if (reinterpret_cast<uintptr_t>(at) % WeightTable::kEntryAlignment) {
-      size_t pad = WeightTable::kEntryAlignment;
-      alignedCopies.emplace_back(new char[w.data.size() + pad]);
-      char *base = alignedCopies.back().get();
-      char *copy = base + (pad - reinterpret_cast<uintptr_t>(base) % pad) % pad;
-      std::memcpy(copy, at, w.data.size());
-      at = copy;
-    }
+  // In place: extractWeights declared each weight with the alignment its
+  // bytes have.
+  for (const WeightEntry &w : weights.entries)
     symbols[(*jit)->mangleAndIntern(w.symbol)] = {
-        llvm::orc::ExecutorAddr::fromPtr(at), llvm::JITSymbolFlags::Exported};
-  }
+        llvm::orc::ExecutorAddr::fromPtr(w.data.data()),
+        llvm::JITSymbolFlags::Exported};
   if (llvm::Error e = lib.define(llvm::orc::absoluteSymbols(std::move(symbols))))
     return std::move(e);
   // libc (memcpy, memset, math functions).
@@ -362,7 +349,6 @@ static Expected<LoadedModel> compileAndLoad(ModuleOp module, StringRef entry,
   loaded.model = sym->toPtr<const quench_model *>();
   loaded.jit = std::move(*jit);
   loaded.weights = std::move(weights);
-  loaded.alignedCopies = std::move(alignedCopies);
   return loaded;
 }
 

@@ -12,6 +12,7 @@
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/bit.h"
 #include "llvm/ADT/ScopeExit.h"
 #include "llvm/IR/Constants.h"
 #include "llvm/IR/GlobalVariable.h"
@@ -70,6 +71,13 @@ quench::WeightTable quench::extractWeights(mlir::ModuleOp module,
     global.setDsoLocal(false);
     uint64_t align = std::max<uint64_t>(WeightTable::kEntryAlignment,
                                         global.getAlignment().value_or(1));
+    // The declaration promises no more alignment than the bytes have where
+    // they are (a borrowed ONNX tensor, an inline attribute): code resolved
+    // to them in place (the calibration JIT) must not assume more. In an
+    // image every entry is at `align`.
+    uint64_t have = uint64_t(1) << llvm::countr_zero(
+                        reinterpret_cast<uintptr_t>(raw->data()) | align);
+    global.setAlignment(std::min(align, have));
     end = alignTo(end, align);
     table.entries.push_back({symbol, *raw, end});
     end += raw->size();
