@@ -1,9 +1,12 @@
 /* Thread pool for generated parallel loops.
  *
  * One job at a time. The caller publishes a job (fn, ctx, chunk bounds) and
- * bumps `generation`; every worker wakes, runs its chunk if it has one, and
- * acknowledges by decrementing `pending`; the caller runs chunk 0 and waits
- * until pending is 0. Workers spin briefly on the atomic generation before
+ * bumps `generation`; every worker wakes, takes chunks from the shared
+ * counter `next` until none is left, and acknowledges by decrementing
+ * `pending`; the caller takes chunks too and then waits until pending is 0.
+ * Chunks are handed out dynamically (up to QUENCH_CHUNKS_PER_THREAD per
+ * thread), so a thread that starts late or runs slower (a busy core, a
+ * memory stall) takes fewer of them instead of holding up the loop. Workers spin briefly on the atomic generation before
  * sleeping on a condition variable, and the caller spins briefly on pending
  * before sleeping, so back-to-back loops avoid most futex round trips.
  * All workers acknowledge every job (even those without a chunk), so the job
@@ -21,6 +24,9 @@
 #define QUENCH_MAX_THREADS 4096
 #ifndef QUENCH_SPIN_ITERATIONS
 #define QUENCH_SPIN_ITERATIONS 2000
+#endif
+#ifndef QUENCH_CHUNKS_PER_THREAD
+#define QUENCH_CHUNKS_PER_THREAD 4
 #endif
 
 /* Tells the CPU we are in a spin-wait loop (frees pipeline resources for a
@@ -50,6 +56,7 @@ struct quench_threadpool {
 
   atomic_uint_fast64_t generation;
   atomic_int pending;
+  atomic_int_fast64_t next; /* the next chunk to take */
   atomic_int shutdown;
   atomic_flag busy; /* a loop is running: further calls run inline */
 
@@ -65,6 +72,18 @@ static void chunk_bounds(int64_t n, int64_t k, int64_t i, int64_t *begin,
   int64_t q = n / k, r = n % k;
   *begin = i * q + (i < r ? i : r);
   *end = (i + 1) * q + (i + 1 < r ? i + 1 : r);
+}
+
+/* Runs chunks of the current job until none is left. */
+static void take_chunks(quench_threadpool *pool) {
+  for (;;) {
+    int64_t i = atomic_fetch_add_explicit(&pool->next, 1, memory_order_relaxed);
+    if (i >= pool->num_chunks)
+      return;
+    int64_t begin, end;
+    chunk_bounds(pool->n, pool->num_chunks, i, &begin, &end);
+    pool->fn(pool->ctx, begin, end);
+  }
 }
 
 static void *worker_main(void *arg) {
@@ -93,11 +112,7 @@ static void *worker_main(void *arg) {
       break;
     seen = gen;
 
-    if (self->index < pool->num_chunks) {
-      int64_t begin, end;
-      chunk_bounds(pool->n, pool->num_chunks, self->index, &begin, &end);
-      pool->fn(pool->ctx, begin, end);
-    }
+    take_chunks(pool);
     if (atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_acq_rel) ==
         1) {
       pthread_mutex_lock(&pool->mutex);
@@ -224,8 +239,10 @@ quench_status quench_parallel_for(quench_threadpool *pool, int64_t n,
     grain = 1;
   int64_t threads = pool ? pool->num_threads : 1;
   int64_t k = n / grain;
-  if (k > threads)
-    k = threads;
+  if (threads == 1)
+    k = 1;
+  else if (k > threads * QUENCH_CHUNKS_PER_THREAD)
+    k = threads * QUENCH_CHUNKS_PER_THREAD;
   if (k < 1)
     k = 1;
   if (k == 1 || atomic_flag_test_and_set_explicit(&pool->busy,
@@ -239,15 +256,14 @@ quench_status quench_parallel_for(quench_threadpool *pool, int64_t n,
   pool->ctx = ctx;
   pool->n = n;
   pool->num_chunks = k;
+  atomic_store_explicit(&pool->next, 0, memory_order_relaxed);
   atomic_store_explicit(&pool->pending, pool->num_threads - 1,
                         memory_order_relaxed);
   atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
   pthread_cond_broadcast(&pool->work_cv);
   pthread_mutex_unlock(&pool->mutex);
 
-  int64_t begin, end;
-  chunk_bounds(n, k, 0, &begin, &end);
-  fn(ctx, begin, end);
+  take_chunks(pool);
 
   int done = 0;
   for (int spin = 0; spin < QUENCH_SPIN_ITERATIONS && !done; ++spin) {

@@ -10,11 +10,16 @@ round-to-nearest weight quantization (quench-compile --quant).
    points, f16 and f32 scales, K not a multiple of the block (padding), one
    row (GEMV), batch dims, a dynamic row count, a bias, and widths that
    exercise the CPU kernel's tasks, tiles and remainders. It is compiled
-   with quench-compile --emit=exe for the host and with --vector-bits=256
-   (on an AVX-512 host: the table-lookup and the conversion forms of the
-   4/2-bit kernel), run on random inputs, and every output is compared
-   with a NumPy dequantize-then-matmul reference:
-   |y - ref| <= 1e-5 * sum_k |x| |w| + 1e-6 (f32 accumulation order).
+   with quench-compile --emit=exe for the host and with --vector-bits=256,
+   each with and without --int8-dot (on an AVX512-VNNI host: 4-bit codes
+   times int16 activations by vpdpbusd at 512 and 256 bits, the
+   table-lookup form and the conversion form of the 4/2-bit kernel), run
+   on random inputs, and every output is compared with a NumPy
+   dequantize-then-matmul reference:
+   |y - ref| <= 1e-5 * sum_k |x| |w| + 1e-6 (f32 accumulation order), plus,
+   where activations may be rounded to int16 (--int8-dot on),
+   sum_k |w[n, k]| * amax(row, group of k) / 65534 (half a step of
+   amax / 32767 per element; docs/lowering.md, "Int16 activations").
 
 2. Quantization. A float model of linear layers is compiled with
    --quant=w8a16, w4a16 (g32, f16 scales), w4a16 --asymmetric
@@ -185,12 +190,25 @@ def run(cmd, **kw):
     return res
 
 
-def check(name, got, x, w, bias, failures):
+def int16_step(x, k, block):
+    """Half an int16 step per element of x: amax of its row and group of
+    `block` along the last axis (of k), / 65534."""
+    x = np.asarray(x, dtype=np.float64)
+    blocks = (k + block - 1) // block
+    pad = np.zeros(x.shape[:-1] + (blocks * block,))
+    pad[..., :k] = np.abs(x)
+    amax = pad.reshape(x.shape[:-1] + (blocks, block)).max(axis=-1)
+    return np.repeat(amax, block, axis=-1)[..., :k] / 65534
+
+
+def check(name, got, x, w, bias, failures, act_step=None):
     ref = x.astype(np.float64) @ w.astype(np.float64).T
     if bias is not None:
         ref = ref + bias
     bound = 1e-5 * (np.abs(x).astype(np.float64) @
                     np.abs(w).astype(np.float64).T) + 1e-6
+    if act_step is not None:
+        bound = bound + act_step @ np.abs(w).astype(np.float64).T
     err = np.abs(got - ref)
     worst = float(np.max(err / bound)) if err.size else 0.0
     ok = got.shape == ref.shape and np.all(err <= bound)
@@ -229,7 +247,11 @@ def kernels(build, work, failures):
             wpath = os.path.join(work, f"w_{c.name}.npy")
             np.save(wpath, c.w)
             inputs += ["--input", f"w_{c.name}={wpath}"]
-    for label, flags in (("host", []), ("256-bit", ["--vector-bits=256"])):
+    for label, flags in (("host", []),
+                         ("host, float", ["--int8-dot=false"]),
+                         ("256-bit", ["--vector-bits=256"]),
+                         ("256-bit, float", ["--vector-bits=256",
+                                             "--int8-dot=false"])):
         exe = os.path.join(work, "nbits_" + label)
         out = os.path.join(work, "out_" + label)
         os.makedirs(out, exist_ok=True)
@@ -239,8 +261,10 @@ def kernels(build, work, failures):
         for c in CASES:
             got = np.load(os.path.join(out, f"y_{c.name}.npy")).astype(
                 np.float64)
+            step = (None if "--int8-dot=false" in flags else
+                    int16_step(xs[c.name], c.k, c.block))
             check(f"matmul_nbits {c.name} ({label})", got, xs[c.name],
-                  c.dequantized(), c.bias, failures)
+                  c.dequantized(), c.bias, failures, step)
 
 
 def rtn_reference(w, bits, group, symmetric, scale_type):

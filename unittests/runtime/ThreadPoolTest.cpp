@@ -11,6 +11,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <chrono>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -102,7 +103,7 @@ TEST_P(PoolSizes, SumsEveryIndexExactlyOnce) {
       for (int64_t i = 0; i < n; ++i)
         ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << "index " << i;
       int64_t g = grain < 1 ? 1 : grain;
-      EXPECT_LE(ctx.calls.load(), quench_threadpool_size(pool));
+      EXPECT_LE(ctx.calls.load(), 4 * quench_threadpool_size(pool));
       if (n >= g)
         EXPECT_GE(ctx.minChunk.load(), g) << "n=" << n << " grain=" << grain;
       else
@@ -138,7 +139,18 @@ TEST(ThreadPool, PartitionIsDeterministicAndDocumented) {
   quench_threadpool *pool = quench_threadpool_create(4, nullptr);
   ASSERT_NE(pool, nullptr);
   using Chunks = std::vector<std::pair<int64_t, int64_t>>;
-  EXPECT_EQ(chunksOf(pool, 10, 1), (Chunks{{0, 3}, {3, 6}, {6, 8}, {8, 10}}));
+  // Up to 4 chunks per thread.
+  Chunks ones;
+  for (int64_t i = 0; i < 10; ++i)
+    ones.push_back({i, i + 1});
+  EXPECT_EQ(chunksOf(pool, 10, 1), ones);
+  Chunks sixteen;
+  for (int64_t i = 0, b = 0; i < 16; ++i) { // q = 2, r = 8
+    int64_t e = b + (i < 8 ? 3 : 2);
+    sixteen.push_back({b, e});
+    b = e;
+  }
+  EXPECT_EQ(chunksOf(pool, 40, 1), sixteen);
   EXPECT_EQ(chunksOf(pool, 10, 4), (Chunks{{0, 5}, {5, 10}}));
   EXPECT_EQ(chunksOf(pool, 10, 3), (Chunks{{0, 4}, {4, 7}, {7, 10}}));
   EXPECT_EQ(chunksOf(pool, 3, 5), (Chunks{{0, 3}}));
@@ -155,14 +167,50 @@ TEST(ThreadPool, ChunksRunOnDistinctThreads) {
     std::mutex mu;
     std::set<std::thread::id> ids;
   } ctx;
+  // Each chunk takes 50 ms: the 8 chunks cannot all be taken by one thread
+  // before the others wake.
   auto body = [](void *p, int64_t, int64_t) {
     auto *c = static_cast<Ctx *>(p);
-    std::lock_guard<std::mutex> lock(c->mu);
-    c->ids.insert(std::this_thread::get_id());
+    {
+      std::lock_guard<std::mutex> lock(c->mu);
+      c->ids.insert(std::this_thread::get_id());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   };
-  ASSERT_EQ(quench_parallel_for(pool, 4, 1, body, &ctx), QUENCH_OK);
-  EXPECT_EQ(ctx.ids.size(), 4u);
+  ASSERT_EQ(quench_parallel_for(pool, 8, 1, body, &ctx), QUENCH_OK);
+  EXPECT_GE(ctx.ids.size(), 3u);
   EXPECT_EQ(ctx.ids.count(std::this_thread::get_id()), 1u); // caller helps
+  quench_threadpool_destroy(pool);
+}
+
+TEST(ThreadPool, SlowChunkDoesNotHoldBackTheOthers) {
+  // Two threads, 8 chunks; chunk 0 takes 300 ms, the others none: whoever
+  // takes chunk 0 is busy while the other thread takes all the rest.
+  quench_threadpool *pool = quench_threadpool_create(2, nullptr);
+  ASSERT_NE(pool, nullptr);
+  struct Ctx {
+    std::mutex mu;
+    std::vector<std::pair<int64_t, std::thread::id>> runs;
+  } ctx;
+  auto body = [](void *p, int64_t begin, int64_t) {
+    auto *c = static_cast<Ctx *>(p);
+    {
+      std::lock_guard<std::mutex> lock(c->mu);
+      c->runs.push_back({begin, std::this_thread::get_id()});
+    }
+    if (begin == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  };
+  ASSERT_EQ(quench_parallel_for(pool, 8, 1, body, &ctx), QUENCH_OK);
+  ASSERT_EQ(ctx.runs.size(), 8u);
+  std::thread::id slow;
+  for (auto &[begin, id] : ctx.runs)
+    if (begin == 0)
+      slow = id;
+  int bySlow = 0;
+  for (auto &[begin, id] : ctx.runs)
+    bySlow += id == slow;
+  EXPECT_EQ(bySlow, 1);
   quench_threadpool_destroy(pool);
 }
 
@@ -220,7 +268,7 @@ TEST(ThreadPool, TenThousandRepeatedCalls) {
   for (int i = 0; i < 10000; ++i)
     ASSERT_EQ(quench_parallel_for(pool, 64, 1, sumBody, &ctx), QUENCH_OK);
   EXPECT_EQ(ctx.sum.load(), int64_t{10000} * (64 * 63 / 2));
-  EXPECT_EQ(ctx.calls.load(), 40000);
+  EXPECT_EQ(ctx.calls.load(), 160000); // 16 chunks per call
   quench_threadpool_destroy(pool);
 }
 

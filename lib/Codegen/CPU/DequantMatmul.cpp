@@ -36,6 +36,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
@@ -78,7 +79,26 @@ struct DequantOperands {
   /// values minus the implicit zero point when there is none (`sx` then
   /// unused).
   bool lookup = false;
+  /// Codes multiplied with int16 activations (int16-dot, 4-bit codes in the
+  /// lookup's word layout): `xh` / `xl` [R, blocks, P, J] i8, the high
+  /// (signed) and low (unsigned) bytes of x quantized to int16 per row and
+  /// group, code h of byte j at [.., h, j] so that the four bytes of a
+  /// word's codes of parity h are contiguous; `amax` [R, blocks] f32, the
+  /// group's max |x| (scale amax / 32767); `qsum` [R, blocks] i32, the
+  /// group sums of the int16 values (zero point term).
+  bool int16 = false;
+  Value xh, xl, amax, qsum;
 };
+
+/// vpdpbusd (AVX512-VNNI / AVX-VNNI): acc[i] += sum over the 4 bytes of
+/// lane i of zext(a) * sext(b).
+constexpr char kDotIntrinsic512[] = "llvm.x86.avx512.vpdpbusd.512";
+constexpr char kDotIntrinsic256[] = "llvm.x86.avx512.vpdpbusd.256";
+
+/// Largest quantization group (codes) of the int16 path: the int32 group
+/// sums stay below 2^31 (|code| <= 15, |x| <= 32767, and the zero-point
+/// term as large again).
+constexpr int64_t kMaxInt16Group = 1024;
 
 /// Builds the register tile at rows [row, row + mr) and output features
 /// [col, col + nv * lanes) of `out` ([R, N'] f32, the task's columns
@@ -97,6 +117,9 @@ public:
   /// The tile at task-local row `row` and column `col` (see above).
   Value emit(Value out, Value row, Value colBase, Value col, int64_t mr,
              int64_t nv, bool inBounds);
+  /// The same tile with int16 activations (DequantOperands::int16).
+  Value emitInt16(Value out, Value row, Value colBase, Value col,
+                  int64_t mr, int64_t nv, bool inBounds);
 
 private:
   Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
@@ -273,6 +296,158 @@ Value TileEmitter::emit(Value out, Value row, Value colBase, Value col,
                                             acc[at(i, v)]);
             acc[at(i, v)] = arith::SubFOp::create(
                 bb, loc, a, arith::MulFOp::create(bb, loc, zs, sxs[i]));
+          }
+        }
+        scf::YieldOp::create(bb, loc, acc);
+      });
+  for (int64_t i = 0; i < mr; ++i)
+    for (int64_t v = 0; v < nv; ++v)
+      out = vector::TransferWriteOp::create(
+                b, loc, blockLoop.getResult(at(i, v)), out,
+                ValueRange{rows[i], ocols[v]}, ArrayRef<bool>{inBounds})
+                .getResult();
+  return out;
+}
+
+Value TileEmitter::emitInt16(Value out, Value row, Value colBase, Value col,
+                             int64_t mr, int64_t nv, bool inBounds) {
+  int64_t tileVecs = mr * nv;
+  auto at = [&](int64_t i, int64_t v) { return i * nv + v; };
+  Value gcol = arith::AddIOp::create(b, loc, colBase, col);
+  Value panel = arith::DivUIOp::create(b, loc, gcol, idx(d.nr));
+  Value off = arith::RemUIOp::create(b, loc, gcol, idx(d.nr));
+  SmallVector<Value> wcols, ocols, rows;
+  for (int64_t v = 0; v < nv; ++v) {
+    wcols.push_back(add(b, off, v * d.lanes));
+    ocols.push_back(add(b, col, v * d.lanes));
+  }
+  for (int64_t i = 0; i < mr; ++i)
+    rows.push_back(add(b, row, i));
+  SmallVector<Value> accInit;
+  for (int64_t i = 0; i < mr; ++i)
+    for (int64_t v = 0; v < nv; ++v)
+      accInit.push_back(read(b, vf, out, {rows[i], ocols[v]}, inBounds));
+
+  auto i8 = b.getI8Type(), i32 = b.getI32Type();
+  auto bytes = VectorType::get({4 * d.lanes}, i8);
+  StringRef dot = d.lanes == 16 ? kDotIntrinsic512 : kDotIntrinsic256;
+  auto splatI32 = [&](OpBuilder &ob, int32_t v) -> Value {
+    return arith::ConstantOp::create(
+        ob, loc, DenseElementsAttr::get(vi32, ob.getI32IntegerAttr(v)));
+  };
+  auto dpbusd = [&](OpBuilder &ob, Value acc, Value u8, Value s8) -> Value {
+    return func::CallOp::create(ob, loc, dot, TypeRange{vi32},
+                                ValueRange{acc, u8, s8})
+        .getResult(0);
+  };
+  // The four activation bytes at [row, blk, h, j .. j + 3] as one word in
+  // every lane, viewed as bytes.
+  auto wordOf = [&](OpBuilder &ob, Value src, ValueRange idxs) -> Value {
+    Value v4 = read(ob, VectorType::get({4}, i8), src, idxs, true);
+    Value w = vector::BitCastOp::create(ob, loc, VectorType::get({1}, i32), v4);
+    Value s = vector::ExtractOp::create(ob, loc, w, ArrayRef<int64_t>{0});
+    return vector::BitCastOp::create(
+        ob, loc, bytes, vector::BroadcastOp::create(ob, loc, vi32, s));
+  };
+
+  Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(vi32));
+  SmallVector<Value> zeros(2 * tileVecs, zero);
+  auto blockLoop = scf::ForOp::create(
+      b, loc, idx(0), idx(d.blocks), idx(1), accInit,
+      [&](OpBuilder &bb, Location, Value blk, ValueRange accs) {
+        // Per word step: partial sums of the high bytes [0, tileVecs) and
+        // of the low bytes [tileVecs, 2 tileVecs), exact in int32.
+        auto codeLoop = scf::ForOp::create(
+            bb, loc, arith::ConstantIndexOp::create(bb, loc, 0),
+            arith::ConstantIndexOp::create(bb, loc, d.jn / 4),
+            arith::ConstantIndexOp::create(bb, loc, 1), zeros,
+            [&](OpBuilder &jb, Location, Value j4, ValueRange parts) {
+              SmallVector<Value> p(parts);
+              Value j = arith::MulIOp::create(
+                  jb, loc, j4, arith::ConstantIndexOp::create(jb, loc, 4));
+              SmallVector<Value> hiW, loW; // [i * 2 + h]
+              for (int64_t i = 0; i < mr; ++i)
+                for (int64_t h = 0; h < 2; ++h) {
+                  Value hv = arith::ConstantIndexOp::create(jb, loc, h);
+                  hiW.push_back(wordOf(jb, d.xh, {rows[i], blk, hv, j}));
+                  loW.push_back(wordOf(jb, d.xl, {rows[i], blk, hv, j}));
+                }
+              Value nibbles = splatI32(jb, 0x0F0F0F0F);
+              for (int64_t v = 0; v < nv; ++v) {
+                Value w =
+                    read(jb, vi32, d.codes, {panel, blk, j4, wcols[v]}, true);
+                // Codes of parity h (byte t: code h of j = 4 j4 + t) as
+                // bytes 0..15.
+                Value codes[2] = {
+                    arith::AndIOp::create(jb, loc, w, nibbles),
+                    arith::AndIOp::create(jb, loc, shiftRight(jb, w, 4),
+                                          nibbles)};
+                for (int64_t h = 0; h < 2; ++h) {
+                  Value c = vector::BitCastOp::create(jb, loc, bytes, codes[h]);
+                  for (int64_t i = 0; i < mr; ++i) {
+                    Value &hs = p[at(i, v)];
+                    Value &ls = p[tileVecs + at(i, v)];
+                    hs = dpbusd(jb, hs, c, hiW[i * 2 + h]); // u8 codes
+                    ls = dpbusd(jb, ls, loW[i * 2 + h], c); // u8 low bytes
+                  }
+                }
+              }
+              scf::YieldOp::create(jb, loc, p);
+            });
+        // Once per group: sum = 256 high + low - zero point * qsum, in f32
+        // times scale * amax / 32767.
+        SmallVector<Value> acc(accs), part(codeLoop.getResults());
+        SmallVector<Value> sxs, qsi, qsf;
+        for (int64_t i = 0; i < mr; ++i) {
+          Value am = tensor::ExtractOp::create(bb, loc, d.amax,
+                                               ValueRange{rows[i], blk});
+          Value sx = arith::MulFOp::create(
+              bb, loc, am,
+              arith::ConstantOp::create(bb, loc,
+                                        bb.getF32FloatAttr(1.0f / 32767.0f)));
+          sxs.push_back(vector::BroadcastOp::create(bb, loc, vf, sx));
+          Value qs = tensor::ExtractOp::create(bb, loc, d.qsum,
+                                               ValueRange{rows[i], blk});
+          if (!d.zp)
+            qs = arith::MulIOp::create(
+                bb, loc, qs,
+                arith::ConstantOp::create(bb, loc, bb.getI32IntegerAttr(8)));
+          Value q = vector::BroadcastOp::create(bb, loc, vi32, qs);
+          qsi.push_back(q);
+          if (d.floatZp)
+            qsf.push_back(arith::SIToFPOp::create(bb, loc, vf, q));
+        }
+        for (int64_t v = 0; v < nv; ++v) {
+          Value s = readF32(bb, d.scales, {panel, blk, wcols[v]}, true);
+          Value z;
+          if (d.zp && d.floatZp)
+            z = readF32(bb, d.zp, {panel, blk, wcols[v]}, true);
+          else if (d.zp)
+            z = arith::ExtUIOp::create(
+                bb, loc, vi32,
+                read(bb, vi8, d.zp, {panel, blk, wcols[v]}, true));
+          for (int64_t i = 0; i < mr; ++i) {
+            Value t = arith::AddIOp::create(
+                bb, loc,
+                arith::ShLIOp::create(bb, loc, part[at(i, v)],
+                                      splatI32(bb, 8)),
+                part[tileVecs + at(i, v)]);
+            Value tf;
+            if (d.floatZp) {
+              tf = arith::SubFOp::create(
+                  bb, loc, arith::SIToFPOp::create(bb, loc, vf, t),
+                  arith::MulFOp::create(bb, loc, z, qsf[i]));
+            } else {
+              // Implicit zero point 8: qsi holds 8 * qsum already.
+              t = arith::SubIOp::create(
+                  bb, loc, t,
+                  z ? (Value)arith::MulIOp::create(bb, loc, z, qsi[i])
+                    : qsi[i]);
+              tf = arith::SIToFPOp::create(bb, loc, vf, t);
+            }
+            acc[at(i, v)] = vector::FMAOp::create(
+                bb, loc, arith::MulFOp::create(bb, loc, s, sxs[i]), tf,
+                acc[at(i, v)]);
           }
         }
         scf::YieldOp::create(bb, loc, acc);
@@ -502,6 +677,115 @@ Value buildGroupSums(RewriterBase &rw, Location loc, Value x, int64_t blocks) {
   return sums.getResult(0);
 }
 
+/// x [R, blocks, J, P] quantized to int16 per row and group for the
+/// int16 path (DequantOperands::int16): sets d.amax (a max |x| reduction),
+/// d.xh and d.xl (the high and low bytes of round(x * 32767 / amax), half
+/// away from zero, laid out [R, blocks, P, J]) and d.qsum (their group
+/// sums), four small linalg generics left to the tile pass.
+void buildInt16Activations(RewriterBase &rw, Location loc, Value x,
+                           DequantOperands &d) {
+  auto xt = cast<RankedTensorType>(x.getType());
+  int64_t jn = xt.getDimSize(2), p = xt.getDimSize(3);
+  Type f32 = rw.getF32Type(), i8 = rw.getI8Type(), i32 = rw.getI32Type();
+  OpFoldResult rows = tensor::getMixedSize(rw, loc, x, 0);
+  MLIRContext *ctx = rw.getContext();
+  auto dim = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+  auto par = utils::IteratorType::parallel;
+  auto red = utils::IteratorType::reduction;
+  auto filled = [&](ArrayRef<OpFoldResult> sizes, Type et) -> Value {
+    Value empty = tensor::EmptyOp::create(rw, loc, sizes, et);
+    Value zero = arith::ConstantOp::create(rw, loc, rw.getZeroAttr(et));
+    return linalg::FillOp::create(rw, loc, zero, empty).getResult(0);
+  };
+  auto widen = [&](OpBuilder &b, Location l, Value v) -> Value {
+    return v.getType() == f32 ? v : (Value)arith::ExtFOp::create(b, l, f32, v);
+  };
+  SmallVector<OpFoldResult> groupSizes{rows, rw.getIndexAttr(d.blocks)};
+  AffineMap id4 = AffineMap::getMultiDimIdentityMap(4, ctx);
+  AffineMap group = AffineMap::get(4, 0, {dim(0), dim(1)}, ctx);
+
+  // amax[r, b] = max |x[r, b, j, h]|.
+  d.amax = linalg::GenericOp::create(
+               rw, loc, TypeRange{RankedTensorType::get(
+                            {xt.getDimSize(0), d.blocks}, f32)},
+               ValueRange{x}, ValueRange{filled(groupSizes, f32)},
+               SmallVector<AffineMap>{id4, group},
+               SmallVector<utils::IteratorType>{par, par, red, red},
+               [&](OpBuilder &b, Location l, ValueRange a) {
+                 Value v = math::AbsFOp::create(b, l, widen(b, l, a[0]));
+                 linalg::YieldOp::create(
+                     b, l, (Value)arith::MaximumFOp::create(b, l, a[1], v));
+               })
+               .getResult(0);
+
+  // The bytes, over (r, b, h, j): x read transposed.
+  SmallVector<OpFoldResult> byteSizes{rows, rw.getIndexAttr(d.blocks),
+                                      rw.getIndexAttr(p),
+                                      rw.getIndexAttr(jn)};
+  auto byteType = RankedTensorType::get(
+      {xt.getDimSize(0), d.blocks, p, jn}, i8);
+  AffineMap xMap =
+      AffineMap::get(4, 0, {dim(0), dim(1), dim(3), dim(2)}, ctx);
+  auto quantizeBytes = [&](bool high) {
+    Value init = tensor::EmptyOp::create(rw, loc, byteSizes, i8);
+    return linalg::GenericOp::create(
+               rw, loc, TypeRange{byteType}, ValueRange{x, d.amax},
+               ValueRange{init}, SmallVector<AffineMap>{xMap, group, id4},
+               SmallVector<utils::IteratorType>{par, par, par, par},
+               [&](OpBuilder &b, Location l, ValueRange a) {
+                 Value v = widen(b, l, a[0]);
+                 auto cf = [&](float c) -> Value {
+                   return arith::ConstantOp::create(b, l,
+                                                    b.getF32FloatAttr(c));
+                 };
+                 // 32767 / amax, 0 for an all-zero group.
+                 Value inv = arith::SelectOp::create(
+                     b, l,
+                     arith::CmpFOp::create(b, l, arith::CmpFPredicate::OGT,
+                                           a[1], cf(0)),
+                     arith::DivFOp::create(b, l, cf(32767), a[1]), cf(0));
+                 Value half = arith::SelectOp::create(
+                     b, l,
+                     arith::CmpFOp::create(b, l, arith::CmpFPredicate::OLT,
+                                           v, cf(0)),
+                     cf(-0.5f), cf(0.5f));
+                 Value q = arith::FPToSIOp::create(
+                     b, l, i32,
+                     arith::AddFOp::create(
+                         b, l, arith::MulFOp::create(b, l, v, inv), half));
+                 if (high)
+                   q = arith::ShRSIOp::create(
+                       b, l, q,
+                       arith::ConstantOp::create(b, l,
+                                                 b.getI32IntegerAttr(8)));
+                 linalg::YieldOp::create(
+                     b, l, (Value)arith::TruncIOp::create(b, l, i8, q));
+               })
+        .getResult(0);
+  };
+  d.xh = quantizeBytes(true);
+  d.xl = quantizeBytes(false);
+
+  // qsum[r, b] = sum of 256 * high + low.
+  d.qsum = linalg::GenericOp::create(
+               rw, loc, TypeRange{RankedTensorType::get(
+                            {xt.getDimSize(0), d.blocks}, i32)},
+               ValueRange{d.xh, d.xl}, ValueRange{filled(groupSizes, i32)},
+               SmallVector<AffineMap>{id4, id4, group},
+               SmallVector<utils::IteratorType>{par, par, red, red},
+               [&](OpBuilder &b, Location l, ValueRange a) {
+                 Value hi = arith::ShLIOp::create(
+                     b, l, arith::ExtSIOp::create(b, l, i32, a[0]),
+                     arith::ConstantOp::create(b, l,
+                                               b.getI32IntegerAttr(8)));
+                 Value v = arith::AddIOp::create(
+                     b, l, hi, arith::ExtUIOp::create(b, l, i32, a[1]));
+                 linalg::YieldOp::create(
+                     b, l, (Value)arith::AddIOp::create(b, l, a[2], v));
+               })
+               .getResult(0);
+}
+
 } // namespace
 
 /// Replaces the fused dequantizing matmul `linalgOp` (the linalg.generic
@@ -516,8 +800,9 @@ Value buildGroupSums(RewriterBase &rw, Location loc, Value x, int64_t blocks) {
 static LogicalResult buildDequantMatmulKernel(RewriterBase &rw,
                                               linalg::LinalgOp linalgOp,
                                               unsigned vectorBits,
-                                              bool codeLookup,
-                                              bool *usedLookup) {
+                                              bool codeLookup, bool int16Dot,
+                                              bool *usedLookup,
+                                              bool *usedInt16) {
   auto op = dyn_cast<linalg::GenericOp>(linalgOp.getOperation());
   DequantOperands d;
   if (!op || vectorBits < 128 || !matchDequantMatmul(op, d))
@@ -527,6 +812,12 @@ static LogicalResult buildDequantMatmulKernel(RewriterBase &rw,
   // load, mask or conversion (docs/lowering.md).
   d.lookup = codeLookup && d.lanes == 16 && (d.bits == 4 || d.bits == 2) &&
              d.jn % 4 == 0;
+  // 4-bit codes times int16 activations by vpdpbusd (the lookup's word
+  // layout; docs/lowering.md, "Int16 activations").
+  d.int16 = int16Dot && (d.lanes == 16 || d.lanes == 8) && d.bits == 4 &&
+            d.jn % 4 == 0 && 2 * d.jn <= kMaxInt16Group;
+  if (d.int16)
+    d.lookup = false;
   Location loc = op.getLoc();
   rw.setInsertionPoint(op);
   Value x = op.getDpsInputs()[0], init = op.getDpsInits()[0];
@@ -543,11 +834,14 @@ static LogicalResult buildDequantMatmulKernel(RewriterBase &rw,
   if (!oneRow) {
     mr = vectorBits >= 512 ? 6 : 4;
     nv = vectorBits >= 512 ? 2 : 1;
+    // The int16 path holds three accumulators per tile vector.
+    if (d.int16)
+      mr = 4;
   }
   int64_t nr = nv * d.lanes;
   d.nr = nr;
-  d.codes = d.lookup ? panelizeWords(rw, op.getDpsInputs()[1], nr)
-                     : panelize(rw, op.getDpsInputs()[1], nr);
+  d.codes = d.lookup || d.int16 ? panelizeWords(rw, op.getDpsInputs()[1], nr)
+                               : panelize(rw, op.getDpsInputs()[1], nr);
   d.scales = panelize(rw, op.getDpsInputs()[2], nr);
   if (op.getNumDpsInputs() == 4)
     d.zp = panelize(rw, op.getDpsInputs()[3], nr);
@@ -573,7 +867,9 @@ static LogicalResult buildDequantMatmulKernel(RewriterBase &rw,
 
   // Group sums of x for the zero points: [R, blocks] f32, a reduction
   // (tiled and vectorized later by quench-cpu-tile-and-vectorize).
-  if (!d.lookup || d.zp)
+  if (d.int16)
+    buildInt16Activations(rw, loc, x, d);
+  else if (!d.lookup || d.zp)
     d.sx = buildGroupSums(rw, loc, x, d.blocks);
 
   // Tasks: 128 features (whole register tiles) each.
@@ -594,20 +890,26 @@ static LogicalResult buildDequantMatmulKernel(RewriterBase &rw,
       auto main = scf::ForOp::create(
           b, loc, cst(0), fullRows, cst(mr), ValueRange{acc},
           [&](OpBuilder &rb, Location, Value row, ValueRange a) {
-            scf::YieldOp::create(rb, loc,
-                                 TileEmitter(rb, loc, d).emit(
-                                     a[0], row, task.colBase, col, mr, vecs,
-                                     inBounds));
+            TileEmitter te(rb, loc, d);
+            scf::YieldOp::create(
+                rb, loc,
+                d.int16 ? te.emitInt16(a[0], row, task.colBase, col, mr, vecs,
+                                       inBounds)
+                        : te.emit(a[0], row, task.colBase, col, mr, vecs,
+                                  inBounds));
           });
       if (mr == 1)
         return main.getResult(0);
       auto rest = scf::ForOp::create(
           b, loc, fullRows, task.rows, cst(1), main.getResults(),
           [&](OpBuilder &rb, Location, Value row, ValueRange a) {
-            scf::YieldOp::create(rb, loc,
-                                 TileEmitter(rb, loc, d).emit(
-                                     a[0], row, task.colBase, col, 1, vecs,
-                                     inBounds));
+            TileEmitter te(rb, loc, d);
+            scf::YieldOp::create(
+                rb, loc,
+                d.int16 ? te.emitInt16(a[0], row, task.colBase, col, 1, vecs,
+                                       inBounds)
+                        : te.emit(a[0], row, task.colBase, col, 1, vecs,
+                                  inBounds));
           });
       return rest.getResult(0);
     };
@@ -643,6 +945,8 @@ static LogicalResult buildDequantMatmulKernel(RewriterBase &rw,
   rw.replaceOp(op, res);
   if (usedLookup)
     *usedLookup = d.lookup;
+  if (usedInt16)
+    *usedInt16 = d.int16;
   return success();
 }
 
@@ -661,12 +965,23 @@ struct QuenchCPUDequantMatmulPass
         found.push_back(op);
     });
     IRRewriter rw(&getContext());
-    bool anyLookup = false;
+    bool anyLookup = false, anyInt16 = false;
     for (linalg::GenericOp op : found) {
-      bool lookup = false;
+      bool lookup = false, int16 = false;
       if (succeeded(buildDequantMatmulKernel(rw, op, vectorBits, codeLookup,
-                                             &lookup)))
+                                             int16Dot, &lookup, &int16))) {
         anyLookup |= lookup;
+        anyInt16 |= int16;
+      }
+    }
+    if (anyInt16) {
+      MLIRContext *ctx = &getContext();
+      int64_t lanes = vectorBits / 32;
+      auto vi = VectorType::get({lanes}, IntegerType::get(ctx, 32));
+      auto vb = VectorType::get({4 * lanes}, IntegerType::get(ctx, 8));
+      quench::declareIntrinsic(
+          module, lanes == 16 ? kDotIntrinsic512 : kDotIntrinsic256,
+          FunctionType::get(ctx, {vi, vb, vb}, {vi}));
     }
     if (anyLookup) {
       MLIRContext *ctx = &getContext();

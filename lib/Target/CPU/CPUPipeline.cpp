@@ -27,6 +27,7 @@ void quench::appendCPUCodegenStages(std::vector<PipelineStage> &stages,
          QuenchCPUDequantMatmulOptions dequant;
          dequant.vectorBits = vectorBits;
          dequant.codeLookup = codeLookup;
+         dequant.int16Dot = int8Dot == Int8DotProduct::VNNI;
          pm.addPass(createQuenchCPUDequantMatmul(dequant));
          if (int8Dot != Int8DotProduct::None) {
            QuenchCPUInt8MatmulOptions int8;

@@ -47,13 +47,14 @@ typedef void (*quench_parallel_fn)(void *ctx, int64_t begin, int64_t end);
  * Runs fn over [0, n) split into contiguous chunks, and returns when all
  * chunks are done (with their writes visible to the caller).
  *
- * Partitioning is static and deterministic: with T = pool size, g =
- * max(grain, 1), the number of chunks is k = max(1, min(T, n / g)); chunk i
- * covers [i*q + min(i, r), (i+1)*q + min(i+1, r)) where q = n / k and
- * r = n % k, so every chunk has at least g iterations unless n < g (then one
- * chunk of n). Chunk 0 runs on the calling thread, chunk i on worker i.
- * fn is called once per chunk; never with an empty range; not at all when
- * n == 0.
+ * The chunks are deterministic: with T = pool size, g = max(grain, 1), the
+ * number of chunks is k = max(1, min(4 T, n / g)); chunk i covers
+ * [i*q + min(i, r), (i+1)*q + min(i+1, r)) where q = n / k and r = n % k, so
+ * every chunk has at least g iterations unless n < g (then one chunk of n).
+ * Which thread runs a chunk is not: the calling thread and the workers take
+ * the next chunk from a shared counter until none is left (a slow or late
+ * thread takes fewer). fn is called once per chunk, possibly concurrently
+ * on different chunks; never with an empty range; not at all when n == 0.
  *
  * Runs everything inline on the calling thread (one call fn(ctx, 0, n)) when
  * pool is NULL, has 1 thread, k == 1, or the pool is already running a loop:

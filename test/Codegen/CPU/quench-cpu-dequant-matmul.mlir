@@ -2,6 +2,8 @@
 // RUN: quench-opt %s --quench-cpu-dequant-matmul=vector-bits=512 | FileCheck %s --check-prefix=AVX512
 // RUN: quench-opt %s --quench-cpu-dequant-matmul="vector-bits=512 code-lookup=1" | FileCheck %s --check-prefix=LOOKUP
 // RUN: quench-opt %s --quench-cpu-dequant-matmul=vector-bits=64 | FileCheck %s --check-prefix=NARROW
+// RUN: quench-opt %s --quench-cpu-dequant-matmul="vector-bits=512 code-lookup=1 int16-dot=1" | FileCheck %s --check-prefix=INT16
+// RUN: quench-opt %s --quench-cpu-dequant-matmul="vector-bits=256 int16-dot=1" | FileCheck %s --check-prefix=INT16-256
 
 // The pass alone (dequant-matmul-kernel.mlir checks the kernel through the
 // whole codegen stage), on the fused dequantizing generic that
@@ -43,6 +45,47 @@
 // LOOKUP: arith.constant dense<[-8.000000e+00, -7.000000e+00, {{.*}}, 7.000000e+00]> : vector<16xf32>
 // LOOKUP: func.call @llvm.x86.avx512.permvar.sf.512
 // LOOKUP: vector.fma
+// With int16-dot (VNNI): x quantized to int16 per row and group (max |x|,
+// then the high and low bytes laid out [R, blocks, P, J], then the group
+// sums of the int16 values), the codes in the lookup's words, and per word
+// step two masks and a shift and four vpdpbusd (high bytes times codes,
+// low bytes times codes) into int32 partial sums; per group 256 * high +
+// low - 8 * qsum, converted and scaled by s * amax / 32767.
+// INT16: func.func private @llvm.x86.avx512.vpdpbusd.512(vector<16xi32>, vector<64xi8>, vector<64xi8>) -> vector<16xi32>
+// INT16-LABEL: func.func @gemv_sym
+// INT16-DAG: %[[WORDS:.*]] = arith.constant dense<623191333> : tensor<1x2x4x64xi32>
+// INT16: %[[AMAX:.*]] = linalg.generic {{.*}} ins(%arg0 : tensor<1x2x16x2xf32>) outs(%{{.*}} : tensor<1x2xf32>)
+// INT16: math.absf
+// INT16: arith.maximumf
+// INT16: %[[HI:.*]] = linalg.generic {{.*}} ins(%arg0, %[[AMAX]] : tensor<1x2x16x2xf32>, tensor<1x2xf32>) outs(%{{.*}} : tensor<1x2x2x16xi8>)
+// INT16: arith.fptosi
+// INT16: arith.shrsi
+// INT16: arith.trunci
+// INT16: %[[LO:.*]] = linalg.generic {{.*}} ins(%arg0, %[[AMAX]] : tensor<1x2x16x2xf32>, tensor<1x2xf32>) outs(%{{.*}} : tensor<1x2x2x16xi8>)
+// INT16-NOT: arith.shrsi
+// INT16: arith.trunci
+// INT16: %[[QSUM:.*]] = linalg.generic {{.*}} ins(%[[HI]], %[[LO]] : tensor<1x2x2x16xi8>, tensor<1x2x2x16xi8>) outs(%{{.*}} : tensor<1x2xi32>)
+// INT16: scf.forall
+// INT16: scf.for {{.*}} -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// INT16: scf.for {{.*}} -> (vector<16xi32>, vector<16xi32>, vector<16xi32>, vector<16xi32>, vector<16xi32>, vector<16xi32>, vector<16xi32>, vector<16xi32>)
+// INT16: vector.transfer_read %[[HI]]{{.*}} : tensor<1x2x2x16xi8>, vector<4xi8>
+// INT16: vector.bitcast {{.*}} : vector<4xi8> to vector<1xi32>
+// INT16: vector.transfer_read %[[WORDS]]{{.*}} : tensor<1x2x4x64xi32>, vector<16xi32>
+// INT16: arith.andi
+// INT16: arith.shrui
+// INT16: arith.andi
+// INT16: func.call @llvm.x86.avx512.vpdpbusd.512
+// INT16-NOT: permvar
+// INT16: tensor.extract %[[AMAX]]
+// INT16: tensor.extract %[[QSUM]]
+// INT16: arith.muli {{.*}} : i32
+// INT16: arith.shli {{.*}} : vector<16xi32>
+// INT16: arith.subi {{.*}} : vector<16xi32>
+// INT16: arith.sitofp {{.*}} : vector<16xi32> to vector<16xf32>
+// INT16: vector.fma
+// 256 bits (AVX-VNNI): the same with 8 lanes and vpdpbusd.256.
+// INT16-256: func.func private @llvm.x86.avx512.vpdpbusd.256(vector<8xi32>, vector<32xi8>, vector<32xi8>) -> vector<8xi32>
+// INT16-256: func.call @llvm.x86.avx512.vpdpbusd.256
 // Below 128 bits the generic stays (the tile pass handles it).
 // NARROW-NOT: scf.forall
 // NARROW: linalg.generic {{.*}} attrs = {quench.dequant_matmul}

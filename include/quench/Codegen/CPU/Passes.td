@@ -166,7 +166,13 @@ def QuenchCPUDequantMatmul
     (`vector-bits=512`), 4- and 2-bit codes are stored as words of four
     code bytes and converted by a table lookup (a call of the vpermps
     intrinsic `llvm.x86.avx512.permvar.sf.512`, which the pass declares
-    in the module). Generics the kernel does not handle, and every generic
+    in the module). With `int16-dot`, 4-bit codes in groups of at most
+    1024 are multiplied instead by the activations quantized to int16 per
+    row and group (scale = max |x| / 32767, computed per call): each
+    16-bit value split into a signed high and an unsigned low byte, the
+    products summed exactly in int32 by `vpdpbusd`
+    (`llvm.x86.avx512.vpdpbusd.512` / `.256`, declared by the pass), then
+    scaled per group in f32. Generics the kernel does not handle, and every generic
     when `vector-bits` is below 128, are left unchanged (the tile pass
     handles them). See docs/lowering.md ("Quantized matmul kernel").
   }];
@@ -176,11 +182,17 @@ def QuenchCPUDequantMatmul
            "Convert 4- and 2-bit weight codes by a 16-entry table lookup "
            "(vpermps; the target must have AVX-512F and vector-bits be "
            "512)">,
+    Option<"int16Dot", "int16-dot", "bool", "false",
+           "Multiply 4-bit codes with the activations quantized to int16 "
+           "per group (exact integer sums by vpdpbusd on a high and a low "
+           "byte; the target must have AVX512-VNNI at vector-bits 512 or "
+           "AVX-VNNI / AVX512-VNNI+VL at 256)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::func::FuncDialect",
     "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
     "::mlir::scf::SCFDialect",
     "::mlir::tensor::TensorDialect",
     "::mlir::vector::VectorDialect",
