@@ -126,8 +126,13 @@ def np_prod(shape):
     return n
 
 
+# Prefix of the timed runs (read_bw and the decode/prefill --bench):
+# `chrt -f 50` with --rt.
+TIMED = []
+
+
 def read_bw(exe, threads):
-    out = subprocess.run([exe, "1024", str(threads)], check=True,
+    out = subprocess.run(TIMED + [exe, "1024", str(threads)], check=True,
                          capture_output=True, text=True).stdout
     return float(re.search(r"read-bw: ([0-9.]+) GB/s", out).group(1))
 
@@ -208,8 +213,8 @@ def run_exe(a, exe, ids, work, bw_exe):
     finite = bool(np.isfinite(logits).all())
     shutil.rmtree(od)
     bw = read_bw(bw_exe, a.threads)
-    p = subprocess.run([exe, "--input", "input_ids=" + ids, "--bench",
-                        str(a.runs), "--threads", str(a.threads)],
+    p = subprocess.run(TIMED + [exe, "--input", "input_ids=" + ids, "--bench",
+                                str(a.runs), "--threads", str(a.threads)],
                        check=True, capture_output=True, text=True)
     med, mn = bench_line(p.stdout + p.stderr)
     log("   " + [l for l in (p.stdout + p.stderr).splitlines()
@@ -239,6 +244,11 @@ def main():
     ap.add_argument("--clean-models", action="store_true",
                     help="remove the generated models at the end")
     ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--rt", action="store_true",
+                    help="time read_bw and the executables under `chrt -f "
+                    "50` (real-time priority, needs root): other processes "
+                    "on a shared machine no longer preempt the timed "
+                    "threads (they still share the memory bandwidth)")
     ap.add_argument("--no-link-probe", action="store_true",
                     help="do not wrap the linker to measure its peak RSS")
     a = ap.parse_args()
@@ -252,6 +262,8 @@ def main():
     if not os.access(qc, os.X_OK):
         sys.exit("scale.py: no " + qc + " (--build)")
     tmp_work = a.work is None
+    if a.rt:
+        TIMED[:] = ["chrt", "-f", "50"]
     work = a.work or tempfile.mkdtemp(prefix="quench-scale-")
     os.makedirs(work, exist_ok=True)
     work = os.path.abspath(work)
