@@ -234,6 +234,9 @@ def main():
     ap.add_argument("-r", type=int, default=3, help="llama-bench repetitions")
     ap.add_argument("--quench", help="bench/scale.py --json results to compare")
     ap.add_argument("--keep", action="store_true", help="keep the GGUF files")
+    ap.add_argument("--rt", action="store_true",
+                    help="run llama-bench under `chrt -f 50` (as bench/scale.py "
+                    "--rt: not preempted by other processes; needs root)")
     a = ap.parse_args()
     bindir = None
     for d in (os.path.join(a.llama_cpp, "bin"),
@@ -268,7 +271,8 @@ def main():
                     run([os.path.join(bindir, "llama-quantize"), base, f,
                          t.upper(), str(a.t)], stdout=subprocess.DEVNULL,
                         stderr=subprocess.DEVNULL)
-                p = run([os.path.join(bindir, "llama-bench"), "-m", f, "-p",
+                p = run((["chrt", "-f", "50"] if a.rt else []) +
+                        [os.path.join(bindir, "llama-bench"), "-m", f, "-p",
                          str(a.p), "-n", str(a.n), "-t", str(a.t), "-r",
                          str(a.r), "-o", "json"], capture_output=True, text=True)
                 res = json.loads(p.stdout)
