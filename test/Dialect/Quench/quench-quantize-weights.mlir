@@ -150,3 +150,29 @@ func.func @embedding(%ids: tensor<3xi64>) -> tensor<3x4xf32> {
   %e = quench.gather %t[%ids] {axis = 0 : i64} : (tensor<2x4xf32>, tensor<3xi64>) -> tensor<3x4xf32>
   return %e : tensor<3x4xf32>
 }
+
+// -----
+
+// Half-precision weights of an f32 layer (what quench-raise-ops makes of
+// an f32 model with f16/bf16 initializers): quantized from their stored
+// values (those of @linear, exact in f16 and bf16: the same codes and
+// scales); the quantized layers compute in f32.
+// CHECK-LABEL: func.func @half_weights
+// CHECK: %[[W0:.*]] = quench.constant dense<{{\[\[\[}}144, 160, 176, 192, 207, 223, 239, 255]], {{\[\[}}1, 128, 128, 128, 128, 128, 128, 128]]]> : tensor<2x1x8xui8>
+// CHECK: %[[S0:.*]] = quench.constant dense<{{\[\[}}7.873530e-03], [1.574710e-02]]> : tensor<2x1xf16>
+// CHECK: quench.matmul_nbits %arg0, %[[W0]], %[[S0]] {{.*}} : (tensor<3x8xf32>, tensor<2x1x8xui8>, tensor<2x1xf16>) -> tensor<3x2xf32>
+// CHECK: %[[W1:.*]] = quench.constant dense<{{\[\[\[}}144, 160, 176, 192, 207, 223, 239, 255]], {{\[\[}}1, 128, 128, 128, 128, 128, 128, 128]]]> : tensor<2x1x8xui8>
+// CHECK: %[[S1:.*]] = quench.constant dense<{{\[\[}}7.873530e-03], [1.574710e-02]]> : tensor<2x1xf16>
+// CHECK: quench.matmul_nbits %arg0, %[[W1]], %[[S1]] {{.*}} : (tensor<3x8xf32>, tensor<2x1x8xui8>, tensor<2x1xf16>) -> tensor<3x2xf32>
+// CHECK-NOT: quench.linear
+// DYN-LABEL: func.func @half_weights
+// DYN-COUNT-2: quench.qlinear %arg0, %{{.*}}, %{{.*}} : (tensor<3x8xf32>, tensor<2x8xi8>, tensor<2xf32>) -> tensor<3x2xf32>
+func.func @half_weights(%x: tensor<3x8xf32>) -> (tensor<3x2xf32>, tensor<3x2xf32>) {
+  %w = quench.constant dense<[[0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0],
+                              [-2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]> : tensor<2x8xf16>
+  %v = quench.constant dense<[[0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0],
+                              [-2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]> : tensor<2x8xbf16>
+  %y = quench.linear %x, %w : (tensor<3x8xf32>, tensor<2x8xf16>) -> tensor<3x2xf32> loc("/half/f16/MatMul")
+  %z = quench.linear %x, %v : (tensor<3x8xf32>, tensor<2x8xbf16>) -> tensor<3x2xf32> loc("/half/bf16/MatMul")
+  return %y, %z : tensor<3x2xf32>, tensor<3x2xf32>
+}
