@@ -168,10 +168,12 @@ func.func @not_silu(%x: tensor<4x8xf32>, %g: tensor<4x8xf32>) -> tensor<4x8xf32>
 // -----
 
 // MatMul by a constant [K, N] plus a bias becomes linear with the weight
-// stored [N, K] (PyTorch nn.Linear layout).
+// [N, K] (PyTorch nn.Linear layout): a transpose of the constant as stored,
+// not a transposed copy (the quantizer and the lowering read through it).
 // CHECK-LABEL: func @linear
-// CHECK-DAG: %[[W:.*]] = quench.constant dense<{{\[\[}}1.000000e+00, 3.000000e+00, 5.000000e+00], [2.000000e+00, 4.000000e+00, 6.000000e+00]]> : tensor<2x3xf32>
+// CHECK-DAG: %[[C:.*]] = quench.constant dense<{{\[\[}}1.000000e+00, 2.000000e+00], [3.000000e+00, 4.000000e+00], [5.000000e+00, 6.000000e+00]]> : tensor<3x2xf32>
 // CHECK-DAG: %[[B:.*]] = quench.constant dense<[1.000000e+00, -1.000000e+00]> : tensor<2xf32>
+// CHECK-DAG: %[[W:.*]] = quench.transpose %[[C]] {permutation = array<i64: 1, 0>} : tensor<3x2xf32> -> tensor<2x3xf32>
 // CHECK: %[[L:.*]] = quench.linear %arg0, %[[W]], %[[B]] : (tensor<4x?x3xf32>, tensor<2x3xf32>, tensor<2xf32>) -> tensor<4x?x2xf32>
 // CHECK-NEXT: return %[[L]]
 func.func @linear(%x: tensor<4x?x3xf32>) -> tensor<4x?x2xf32> {
@@ -184,9 +186,10 @@ func.func @linear(%x: tensor<4x?x3xf32>) -> tensor<4x?x2xf32> {
 
 // -----
 
-// Without a bias.
+// Without a bias; a splat weight is reshaped, not transposed.
 // CHECK-LABEL: func @linear_no_bias
-// CHECK: quench.linear %arg0, %{{.*}} : (tensor<5x3xf32>, tensor<2x3xf32>) -> tensor<5x2xf32>
+// CHECK: %[[W:.*]] = quench.constant dense<1.000000e+00> : tensor<2x3xf32>
+// CHECK: quench.linear %arg0, %[[W]] : (tensor<5x3xf32>, tensor<2x3xf32>) -> tensor<5x2xf32>
 func.func @linear_no_bias(%x: tensor<5x3xf32>) -> tensor<5x2xf32> {
   %w = quench.constant dense<1.0> : tensor<3x2xf32>
   %m = quench.matmul %x, %w : (tensor<5x3xf32>, tensor<3x2xf32>) -> tensor<5x2xf32>
@@ -207,10 +210,11 @@ func.func @matmul_activations(%q: tensor<2x4x8xf32>, %k: tensor<2x8x4xf32>) -> t
 // -----
 
 // An f32 model with f16 weights (each initializer cast to f32 before the
-// MatMul): the linear's weight is the f16 constant itself, transposed to
-// [N, K] in f16, and no f32 copy of it exists. The bias may be cast too.
+// MatMul): the linear's weight is the f16 constant itself (transposed to
+// [N, K] in f16), and no f32 copy of it exists. The bias may be cast too.
 // CHECK-LABEL: func @linear_f16_weight
-// CHECK-DAG: %[[W:.*]] = quench.constant dense<{{\[\[}}1.000000e+00, 3.000000e+00, 5.000000e+00], [2.000000e+00, 4.000000e+00, 6.000000e+00]]> : tensor<2x3xf16>
+// CHECK-DAG: %[[C:.*]] = quench.constant dense<{{\[\[}}1.000000e+00, 2.000000e+00], [3.000000e+00, 4.000000e+00], [5.000000e+00, 6.000000e+00]]> : tensor<3x2xf16>
+// CHECK-DAG: %[[W:.*]] = quench.transpose %[[C]] {permutation = array<i64: 1, 0>} : tensor<3x2xf16> -> tensor<2x3xf16>
 // CHECK-DAG: %[[BH:.*]] = quench.constant dense<[1.000000e+00, -1.000000e+00]> : tensor<2xf16>
 // CHECK-DAG: %[[B:.*]] = quench.cast %[[BH]] : tensor<2xf16> to tensor<2xf32>
 // CHECK: %[[L:.*]] = quench.linear %arg0, %[[W]], %[[B]] : (tensor<4x3xf32>, tensor<2x3xf16>, tensor<2xf32>) -> tensor<4x2xf32>
@@ -229,8 +233,8 @@ func.func @linear_f16_weight(%x: tensor<4x3xf32>) -> tensor<4x2xf32> {
 
 // The same with bf16 weights, the cast in a [1, N] bias reshaped to [N].
 // CHECK-LABEL: func @linear_bf16_weight
-// CHECK: %[[W:.*]] = quench.constant dense<{{\[\[}}1.000000e+00, 3.000000e+00, 5.000000e+00], [2.000000e+00, 4.000000e+00, 6.000000e+00]]> : tensor<2x3xbf16>
 // CHECK: %[[B:.*]] = quench.reshape %{{.*}} : tensor<1x2xf32> -> tensor<2xf32>
+// CHECK: %[[W:.*]] = quench.transpose %{{.*}} {permutation = array<i64: 1, 0>} : tensor<3x2xbf16> -> tensor<2x3xbf16>
 // CHECK: quench.linear %arg0, %[[W]], %[[B]] : (tensor<4x3xf32>, tensor<2x3xbf16>, tensor<2xf32>) -> tensor<4x2xf32>
 func.func @linear_bf16_weight(%x: tensor<4x3xf32>) -> tensor<4x2xf32> {
   %wh = quench.constant dense<[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]> : tensor<3x2xbf16>

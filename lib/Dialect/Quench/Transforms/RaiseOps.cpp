@@ -14,7 +14,6 @@
 #include "quench/Support/LLVM.h"
 
 #include "mlir/IR/BuiltinDialect.h"
-#include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
@@ -435,10 +434,11 @@ bool isConstantBias(Value v) {
   return static_cast<bool>(v.getDefiningOp<ConstantOp>());
 }
 
-/// matmul(x, W) [+ b] with constant W [K, N] -> linear(x, Wᵀ [N, K], b).
-/// W may be a transpose of a constant [N, K] (used as it is: no copy) and a
-/// widening cast of an f16/bf16 constant (the linear's weight is then the
-/// half-precision constant itself, see quench.linear).
+/// matmul(x, W) [+ b] with constant W [K, N] -> linear(x, transpose(W), b):
+/// the weight [N, K] is a transpose of the constant as stored (a splat is
+/// reshaped). W may be a transpose of a constant [N, K] (then the linear's
+/// weight as it is) and a widening cast of an f16/bf16 constant (the
+/// linear's weight is then the half-precision constant, see quench.linear).
 struct RaiseLinear : public OpRewritePattern<MatMulOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -478,15 +478,19 @@ struct RaiseLinear : public OpRewritePattern<MatMulOp> {
     rewriter.setInsertionPoint(root);
     Value w = wCst.getResult();
     if (!src->transposed) {
-      std::string name = "linear_weight";
-      if (auto res = dyn_cast<DenseResourceElementsAttr>(wCst.getValue()))
-        name = (res.getRawHandle().getKey() + "_t").str();
-      ElementsAttr transposed = transpose2DConstant(wCst.getValue(), name);
-      if (!transposed)
-        return failure();
-      w = ConstantOp::create(rewriter, wCst.getLoc(),
-                             cast<RankedTensorType>(transposed.getType()),
-                             transposed);
+      auto tType =
+          RankedTensorType::get({wType.getDimSize(1), wType.getDimSize(0)},
+                                wType.getElementType());
+      auto splat = dyn_cast<DenseElementsAttr>(wCst.getValue());
+      if (splat && splat.isSplat())
+        w = ConstantOp::create(rewriter, wCst.getLoc(), tType,
+                               splat.reshape(tType));
+      else
+        // Not copied: the [K, N] constant stays as stored, behind a
+        // transpose that the quantizer reads through and the lowering
+        // indexes (docs/scaling.md, "Weight transposes").
+        w = TransposeOp::create(rewriter, wCst.getLoc(), tType, w,
+                                ArrayRef<int64_t>{1, 0});
     }
     // The layer is named after the MatMul (first in the fused location):
     // that is the node exporters and ONNX Runtime's tools name the layer by.

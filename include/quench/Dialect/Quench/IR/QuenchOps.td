@@ -251,6 +251,10 @@ def Quench_LinearOp : Quench_Op<"linear", [Pure]> {
     model (ONNX `Cast(to=FLOAT)` of an f16 initializer), widened exactly to
     f32 before the product, so that the weight stays in half precision in
     memory and the arithmetic is the f32 model's.
+
+    `quench-raise-ops` gives a MatMul's `[K, N]` initializer as a 2-D
+    `quench.transpose` of the constant; the quantizer and the lowering read
+    such a weight through the transpose, so it is never copied.
   }];
   let arguments = (ins Quench_FloatTensor:$input, Quench_FloatTensor:$weight,
                        Optional<Quench_FloatTensor>:$bias);
