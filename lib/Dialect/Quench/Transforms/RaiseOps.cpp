@@ -401,14 +401,14 @@ std::optional<WeightSource> matchConstantWeight(Value v) {
       src.cst = cst;
       break;
     }
-    if (auto cast = v.getDefiningOp<CastOp>(); cast && !src.widened) {
+    if (auto castOp = v.getDefiningOp<CastOp>(); castOp && !src.widened) {
       // Only exact widenings: the linear computes on the stored weight.
-      Type from = cast.getInput().getType().getElementType();
-      Type to = cast.getType().getElementType();
+      Type from = castOp.getInput().getType().getElementType();
+      Type to = castOp.getType().getElementType();
       if (!to.isF32() || !(from.isF16() || from.isBF16()))
         return std::nullopt;
       src.widened = true;
-      v = cast.getInput();
+      v = castOp.getInput();
       continue;
     }
     if (auto tr = v.getDefiningOp<TransposeOp>(); tr && !src.transposed) {
@@ -429,8 +429,8 @@ std::optional<WeightSource> matchConstantWeight(Value v) {
 /// A bias operand: a constant, or a cast of one (the f16 bias of an f32
 /// model with half-precision initializers).
 bool isConstantBias(Value v) {
-  if (auto cast = v.getDefiningOp<CastOp>())
-    v = cast.getInput();
+  if (auto castOp = v.getDefiningOp<CastOp>())
+    v = castOp.getInput();
   return static_cast<bool>(v.getDefiningOp<ConstantOp>());
 }
 
