@@ -3,8 +3,9 @@
 // The cut search is a liveness count over the body's ops in order: a value
 // is live across the cut before op c when it is defined before c (or is a
 // function argument) and used at or after c, uses by the return excluded.
-// Operand-free pure ops (constants, weights) are never live: every segment
-// copies the ones it needs, sharing the weights' blobs.
+// Operand-free pure ops (constants, weights), and pure ops of those alone
+// (a weight's transpose, left by quench-raise-ops), are never live: every
+// segment copies the ones it needs, sharing the weights' blobs.
 //
 //===----------------------------------------------------------------------===//
 
@@ -19,15 +20,23 @@
 
 #include <algorithm>
 #include <climits>
+#include <functional>
 
 using namespace mlir;
 using namespace quench;
 using namespace quench::calib;
 
-/// Ops every segment copies instead of receiving their results.
-static bool isRematerializable(Operation *op) {
-  return op->getNumOperands() == 0 && op->getNumRegions() == 0 &&
-         op->getNumResults() > 0 && isMemoryEffectFree(op);
+/// Ops every segment copies instead of receiving their results: constants
+/// and pure ops computed from them alone (a few ops deep: a transpose or a
+/// cast of a weight, which must not cross a cut as a tensor).
+static bool isRematerializable(Operation *op, int depth = 0) {
+  if (op->getNumRegions() != 0 || op->getNumResults() == 0 ||
+      !isMemoryEffectFree(op) || (depth >= 2 && op->getNumOperands() != 0))
+    return false;
+  return llvm::all_of(op->getOperands(), [&](Value v) {
+    Operation *def = v.getDefiningOp();
+    return def && isRematerializable(def, depth + 1);
+  });
 }
 
 /// Calls `fn` for every value of `body` that `op` (or an op nested in it)
@@ -243,10 +252,17 @@ quench::calib::buildSegmentModule(ModuleOp module, func::FuncOp func,
     for (auto [from, to] : llvm::zip(op->getResults(), c->getResults()))
       origin[to] = from;
   };
+  // The segment's own copy of a rematerializable op, operands first.
+  std::function<void(Operation *)> copyConstant = [&](Operation *op) {
+    for (Value v : op->getOperands())
+      if (!map.contains(v))
+        copyConstant(v.getDefiningOp());
+    cloneOp(op);
+  };
   for (Operation *op : segment.ops) {
     forEachBodyUse(op, body, [&](Value v) {
       if (!map.contains(v))
-        cloneOp(v.getDefiningOp()); // a constant: the segment's own copy
+        copyConstant(v.getDefiningOp());
     });
     cloneOp(op);
   }

@@ -3,7 +3,9 @@
 // Gram matrices): the emitted quench.matmul_nbits holds exactly
 // lib/Quant's GPTQ codes and scales, the record says gptq, and layers
 // without statistics or with a wrongly sized Gram matrix fail the whole
-// call with one error and leave the module unchanged.
+// call with one error and leave the module unchanged. And weights stored
+// [K, N] behind a transpose (quench-raise-ops' form): quantized from the
+// transposed reads exactly as the same weights stored [N, K].
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
@@ -228,6 +230,104 @@ TEST_F(QuantizeWeightsGPTQ, BadGramMatrices) {
             std::string::npos)
       << messages;
   EXPECT_EQ(print(*module), before);
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Weights behind a transpose (quench-raise-ops' form of a MatMul's [K, N]
+// initializer): read through it, in blocks of stored rows.
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// A dense literal of `rows` x `cols` values (row-major).
+std::string denseLiteral2D(const std::vector<float> &w, int64_t rows,
+                           int64_t cols) {
+  std::string s = "dense<[";
+  for (int64_t r = 0; r < rows; ++r) {
+    s += r ? ", [" : "[";
+    for (int64_t c = 0; c < cols; ++c) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%s%.9e", c ? ", " : "", w[r * cols + c]);
+      s += buf;
+    }
+    s += "]";
+  }
+  return s + "]>";
+}
+
+TEST(QuantizeWeightsTransposed, ReadsThroughTranspose) {
+  // K = 37: two whole blocks of 16 stored rows and a partial one.
+  constexpr int64_t n = 23, k = 37;
+  DialectRegistry registry;
+  quench::registerAllDialects(registry);
+  MLIRContext ctx(registry);
+  ctx.loadAllAvailableDialects();
+  std::mt19937 gen(11);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> w(n * k), wKN(k * n); // w: [N, K]
+  for (float &v : w)
+    v = qq::f16BitsToFloat(qq::floatToF16Bits(nd(gen))); // exact in f16
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < k; ++c)
+      wKN[c * n + r] = w[r * k + c];
+  std::string nk = std::to_string(n) + "x" + std::to_string(k);
+  std::string kn = std::to_string(k) + "x" + std::to_string(n);
+  std::string x = "tensor<2x" + std::to_string(k) + "xf32>";
+  std::string y = "tensor<2x" + std::to_string(n) + "xf32>";
+  std::string src = "func.func @main(%x: " + x + ") -> (" + y + ", " + y +
+                    ", " + y + ") {\n";
+  src += "  %w = quench.constant " + denseLiteral2D(w, n, k) + " : tensor<" +
+         nk + "xf32>\n";
+  for (const char *t : {"f32", "f16"}) {
+    std::string c = std::string("%s") + t;
+    src += "  " + c + " = quench.constant " + denseLiteral2D(wKN, k, n) +
+           " : tensor<" + kn + "x" + t + ">\n";
+    src += "  " + c + "t = quench.transpose " + c +
+           " {permutation = array<i64: 1, 0>} : tensor<" + kn + "x" + t +
+           "> -> tensor<" + nk + "x" + t + ">\n";
+  }
+  src += "  %a = quench.linear %x, %w : (" + x + ", tensor<" + nk +
+         "xf32>) -> " + y + " loc(\"/plain/MatMul\")\n";
+  src += "  %b = quench.linear %x, %sf32t : (" + x + ", tensor<" + nk +
+         "xf32>) -> " + y + " loc(\"/t32/MatMul\")\n";
+  src += "  %c = quench.linear %x, %sf16t : (" + x + ", tensor<" + nk +
+         "xf16>) -> " + y + " loc(\"/t16/MatMul\")\n";
+  src += "  return %a, %b, %c : " + y + ", " + y + ", " + y + "\n}\n";
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(src, &ctx);
+  ASSERT_TRUE(module);
+
+  quench::WeightQuantOptions o;
+  o.bits = 4;
+  o.groupSize = 0;
+  std::vector<quench::LayerQuantRecord> report;
+  ASSERT_TRUE(succeeded(quench::quantizeWeights(*module, o, &report)));
+  ASSERT_EQ(report.size(), 3u);
+  EXPECT_EQ(report[1].outFeatures, n);
+  EXPECT_EQ(report[1].inFeatures, k);
+  EXPECT_EQ(report[2].bytesBefore, n * k * 2);
+  std::vector<quench::MatMulNBitsOp> ops;
+  module->walk([&](quench::MatMulNBitsOp op) { ops.push_back(op); });
+  ASSERT_EQ(ops.size(), 3u);
+  qq::QuantizedMatrix ref =
+      qq::quantizeMatrixRTN(w.data(), n, k, 4, 0, true, qq::ScaleType::F16);
+  for (quench::MatMulNBitsOp op : ops) {
+    EXPECT_EQ(constantBytes(op.getWeight()), ref.packed);
+    EXPECT_EQ(op.getInFeatures(), k);
+    EXPECT_EQ(op.getOutFeatures(), n);
+  }
+  // The transposes and the stored constants went with their linears.
+  int transposes = 0, floatConstants = 0;
+  module->walk([&](quench::TransposeOp) { ++transposes; });
+  module->walk([&](quench::ConstantOp c) {
+    floatConstants += isa<FloatType>(
+        cast<RankedTensorType>(c.getType()).getElementType()) &&
+        cast<RankedTensorType>(c.getType()).getRank() == 2 &&
+        cast<RankedTensorType>(c.getType()).getNumElements() == n * k;
+  });
+  EXPECT_EQ(transposes, 0);
+  EXPECT_EQ(floatConstants, 0);
 }
 
 } // namespace

@@ -198,7 +198,8 @@ struct MatMulLowering : OpConversionPattern<MatMulOp> {
 };
 
 //===----------------------------------------------------------------------===//
-// linear: x[..., K] · W[N, K]ᵀ (+ b), contracted on W as stored
+// linear: x[..., K] · W[N, K]ᵀ (+ b), contracted on W as stored (or on the
+// [K, N] input of a transposed W)
 //===----------------------------------------------------------------------===//
 
 struct LinearLowering : OpConversionPattern<LinearOp> {
@@ -214,12 +215,23 @@ struct LinearLowering : OpConversionPattern<LinearOp> {
           bias = adaptor.getBias();
     int64_t r = cast<RankedTensorType>(x.getType()).getRank();
     Type et = resultType.getElementType(), acc = accumulatorType(et);
+    // A weight given as a 2-D transpose (quench-raise-ops leaves a MatMul's
+    // [K, N] constant so, docs/scaling.md) is contracted as stored, [K, N]:
+    // no transposed copy, at compile time or at run time.
+    bool kn = false;
+    if (auto tr = op.getWeight().getDefiningOp<TransposeOp>();
+        tr && tr.getPermutation() == ArrayRef<int64_t>{1, 0}) {
+      w = rewriter.getRemappedValue(tr.getInput());
+      kn = static_cast<bool>(w);
+      if (!w)
+        w = adaptor.getWeight();
+    }
 
     // Loops: (batch..., n, k); n = r - 1, k = r.
     SmallVector<OpFoldResult> sizes;
     for (int64_t d = 0; d + 1 < r; ++d)
       sizes.push_back(tensor::getMixedSize(rewriter, loc, x, d));
-    sizes.push_back(tensor::getMixedSize(rewriter, loc, w, 0));
+    sizes.push_back(tensor::getMixedSize(rewriter, loc, w, kn ? 1 : 0));
     Value init = fillZero(rewriter, loc, sizes, acc);
 
     SmallVector<AffineExpr> xe;
@@ -227,8 +239,9 @@ struct LinearLowering : OpConversionPattern<LinearOp> {
       xe.push_back(getAffineDimExpr(d, ctx));
     xe.push_back(getAffineDimExpr(r, ctx));
     AffineMap xMap = AffineMap::get(r + 1, 0, xe, ctx);
-    AffineMap wMap = AffineMap::get(
-        r + 1, 0, {getAffineDimExpr(r - 1, ctx), getAffineDimExpr(r, ctx)}, ctx);
+    AffineExpr nDim = getAffineDimExpr(r - 1, ctx), kDim = getAffineDimExpr(r, ctx);
+    AffineMap wMap = kn ? AffineMap::get(r + 1, 0, {kDim, nDim}, ctx)
+                        : AffineMap::get(r + 1, 0, {nDim, kDim}, ctx);
     AffineMap outMap =
         AffineMap::getMultiDimIdentityMap(r + 1, ctx).getMajorSubMap(r);
     SmallVector<utils::IteratorType> iters(r, utils::IteratorType::parallel);

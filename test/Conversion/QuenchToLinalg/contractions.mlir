@@ -70,6 +70,27 @@ func.func @linear_bias(%x: tensor<?x?x16xf32>, %w: tensor<32x16xf32>, %b: tensor
 
 // -----
 
+// A weight given as a 2-D transpose (quench-raise-ops' form of a MatMul's
+// [K, N] initializer) is contracted on the transpose's input as stored,
+// [K, N]; an f16 weight of an f32 layer is extended in the body. (The
+// transpose itself is left dead.)
+// CHECK-DAG: #[[X:.+]] = affine_map<(d0, d1, d2) -> (d0, d2)>
+// CHECK-DAG: #[[W:.+]] = affine_map<(d0, d1, d2) -> (d2, d1)>
+// CHECK-DAG: #[[Y:.+]] = affine_map<(d0, d1, d2) -> (d0, d1)>
+// CHECK-LABEL: func.func @linear_transposed_weight(
+// CHECK-SAME:      %[[IN:.+]]: tensor<3x16xf32>, %[[WKN:.+]]: tensor<16x?xf16>
+// CHECK:         tensor.empty(%{{.+}}) : tensor<3x?xf32>
+// CHECK:         linalg.generic {indexing_maps = [#[[X]], #[[W]], #[[Y]]], iterator_types = ["parallel", "parallel", "reduction"]}
+// CHECK-SAME:        ins(%[[IN]], %[[WKN]] : tensor<3x16xf32>, tensor<16x?xf16>)
+// CHECK:           arith.extf %{{.*}} : f16 to f32
+func.func @linear_transposed_weight(%x: tensor<3x16xf32>, %w: tensor<16x?xf16>) -> tensor<3x?xf32> {
+  %t = quench.transpose %w {permutation = array<i64: 1, 0>} : tensor<16x?xf16> -> tensor<?x16xf16>
+  %0 = quench.linear %x, %t : (tensor<3x16xf32>, tensor<?x16xf16>) -> tensor<3x?xf32>
+  return %0 : tensor<3x?xf32>
+}
+
+// -----
+
 // CHECK-LABEL: func.func @reduce_mean_keep(
 // CHECK-SAME:      %[[X:.+]]: tensor<?x?x8xf16>
 // CHECK:         %[[S:.+]] = linalg.generic {{.*}} iterator_types = ["parallel", "reduction", "parallel"]} ins(%[[X]] : tensor<?x?x8xf16>) outs(%{{.*}} : tensor<?x8xf32>)

@@ -171,9 +171,25 @@ func.func @matmul_result(%a: tensor<3xf32>, %b: tensor<3x4xf32>) {
 
 // -----
 
-func.func @linear_types(%x: tensor<2x8xf32>, %w: tensor<4x8xf16>) {
-  // expected-error @+1 {{requires the same element type for input, weight and}}
-  %0 = quench.linear %x, %w : (tensor<2x8xf32>, tensor<4x8xf16>) -> tensor<2x4xf32>
+func.func @linear_types(%x: tensor<2x8xf16>, %w: tensor<4x8xf32>) {
+  // expected-error @+1 {{requires the weight element type to be the input's, or f16/bf16 for an f32 input}}
+  %0 = quench.linear %x, %w : (tensor<2x8xf16>, tensor<4x8xf32>) -> tensor<2x4xf16>
+  return
+}
+
+// -----
+
+func.func @linear_bf16_weight_f64(%x: tensor<2x8xf64>, %w: tensor<4x8xbf16>) {
+  // expected-error @+1 {{requires the weight element type to be the input's, or f16/bf16 for an f32 input}}
+  %0 = quench.linear %x, %w : (tensor<2x8xf64>, tensor<4x8xbf16>) -> tensor<2x4xf64>
+  return
+}
+
+// -----
+
+func.func @linear_result_type(%x: tensor<2x8xf32>, %w: tensor<4x8xf16>) {
+  // expected-error @+1 {{requires the same element type for input and result}}
+  %0 = quench.linear %x, %w : (tensor<2x8xf32>, tensor<4x8xf16>) -> tensor<2x4xf16>
   return
 }
 

@@ -150,3 +150,59 @@ func.func @embedding(%ids: tensor<3xi64>) -> tensor<3x4xf32> {
   %e = quench.gather %t[%ids] {axis = 0 : i64} : (tensor<2x4xf32>, tensor<3xi64>) -> tensor<3x4xf32>
   return %e : tensor<3x4xf32>
 }
+
+// -----
+
+// Half-precision weights of an f32 layer (what quench-raise-ops makes of
+// an f32 model with f16/bf16 initializers): quantized from their stored
+// values (those of @linear, exact in f16 and bf16: the same codes and
+// scales); the quantized layers compute in f32.
+// CHECK-LABEL: func.func @half_weights
+// CHECK: %[[W0:.*]] = quench.constant dense<{{\[\[\[}}144, 160, 176, 192, 207, 223, 239, 255]], {{\[\[}}1, 128, 128, 128, 128, 128, 128, 128]]]> : tensor<2x1x8xui8>
+// CHECK: %[[S0:.*]] = quench.constant dense<{{\[\[}}7.873530e-03], [1.574710e-02]]> : tensor<2x1xf16>
+// CHECK: quench.matmul_nbits %arg0, %[[W0]], %[[S0]] {{.*}} : (tensor<3x8xf32>, tensor<2x1x8xui8>, tensor<2x1xf16>) -> tensor<3x2xf32>
+// CHECK: %[[W1:.*]] = quench.constant dense<{{\[\[\[}}144, 160, 176, 192, 207, 223, 239, 255]], {{\[\[}}1, 128, 128, 128, 128, 128, 128, 128]]]> : tensor<2x1x8xui8>
+// CHECK: %[[S1:.*]] = quench.constant dense<{{\[\[}}7.873530e-03], [1.574710e-02]]> : tensor<2x1xf16>
+// CHECK: quench.matmul_nbits %arg0, %[[W1]], %[[S1]] {{.*}} : (tensor<3x8xf32>, tensor<2x1x8xui8>, tensor<2x1xf16>) -> tensor<3x2xf32>
+// CHECK-NOT: quench.linear
+// DYN-LABEL: func.func @half_weights
+// DYN-COUNT-2: quench.qlinear %arg0, %{{.*}}, %{{.*}} : (tensor<3x8xf32>, tensor<2x8xi8>, tensor<2xf32>) -> tensor<3x2xf32>
+func.func @half_weights(%x: tensor<3x8xf32>) -> (tensor<3x2xf32>, tensor<3x2xf32>) {
+  %w = quench.constant dense<[[0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0],
+                              [-2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]> : tensor<2x8xf16>
+  %v = quench.constant dense<[[0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0],
+                              [-2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]> : tensor<2x8xbf16>
+  %y = quench.linear %x, %w : (tensor<3x8xf32>, tensor<2x8xf16>) -> tensor<3x2xf32> loc("/half/f16/MatMul")
+  %z = quench.linear %x, %v : (tensor<3x8xf32>, tensor<2x8xbf16>) -> tensor<3x2xf32> loc("/half/bf16/MatMul")
+  return %y, %z : tensor<3x2xf32>, tensor<3x2xf32>
+}
+
+// -----
+
+// A weight left by quench-raise-ops as a transpose of the stored [K, N]
+// constant (@linear's weights, stored transposed; one of them f16): the
+// constant is read through the transpose (the same codes and scales as
+// @linear), and the transpose and the constant go.
+// CHECK-LABEL: func.func @transposed_weights
+// CHECK-NOT: quench.transpose
+// CHECK: %[[W0:.*]] = quench.constant dense<{{\[\[\[}}144, 160, 176, 192, 207, 223, 239, 255]], {{\[\[}}1, 128, 128, 128, 128, 128, 128, 128]]]> : tensor<2x1x8xui8>
+// CHECK: %[[S0:.*]] = quench.constant dense<{{\[\[}}7.873530e-03], [1.574710e-02]]> : tensor<2x1xf16>
+// CHECK: quench.matmul_nbits %arg0, %[[W0]], %[[S0]] {{.*}} : (tensor<3x8xf32>, tensor<2x1x8xui8>, tensor<2x1xf16>) -> tensor<3x2xf32>
+// CHECK: %[[W1:.*]] = quench.constant dense<{{\[\[\[}}144, 160, 176, 192, 207, 223, 239, 255]], {{\[\[}}1, 128, 128, 128, 128, 128, 128, 128]]]> : tensor<2x1x8xui8>
+// CHECK: quench.matmul_nbits %arg0, %[[W1]]
+// CHECK-NOT: quench.transpose
+// CHECK-NOT: tensor<8x2x
+// DYN-LABEL: func.func @transposed_weights
+// DYN-COUNT-2: quench.qlinear %arg0, %{{.*}}, %{{.*}} : (tensor<3x8xf32>, tensor<2x8xi8>, tensor<2xf32>) -> tensor<3x2xf32>
+// DYN-NOT: quench.transpose
+func.func @transposed_weights(%x: tensor<3x8xf32>) -> (tensor<3x2xf32>, tensor<3x2xf32>) {
+  %w = quench.constant dense<[[0.125, -2.0], [0.25, 0.0], [0.375, 0.0], [0.5, 0.0],
+                              [0.625, 0.0], [0.75, 0.0], [0.875, 0.0], [1.0, 0.0]]> : tensor<8x2xf32>
+  %v = quench.constant dense<[[0.125, -2.0], [0.25, 0.0], [0.375, 0.0], [0.5, 0.0],
+                              [0.625, 0.0], [0.75, 0.0], [0.875, 0.0], [1.0, 0.0]]> : tensor<8x2xf16>
+  %wt = quench.transpose %w {permutation = array<i64: 1, 0>} : tensor<8x2xf32> -> tensor<2x8xf32>
+  %vt = quench.transpose %v {permutation = array<i64: 1, 0>} : tensor<8x2xf16> -> tensor<2x8xf16>
+  %y = quench.linear %x, %wt : (tensor<3x8xf32>, tensor<2x8xf32>) -> tensor<3x2xf32> loc("/transposed/f32/MatMul")
+  %z = quench.linear %x, %vt : (tensor<3x8xf32>, tensor<2x8xf16>) -> tensor<3x2xf32> loc("/transposed/f16/MatMul")
+  return %y, %z : tensor<3x2xf32>, tensor<3x2xf32>
+}

@@ -168,10 +168,12 @@ func.func @not_silu(%x: tensor<4x8xf32>, %g: tensor<4x8xf32>) -> tensor<4x8xf32>
 // -----
 
 // MatMul by a constant [K, N] plus a bias becomes linear with the weight
-// stored [N, K] (PyTorch nn.Linear layout).
+// [N, K] (PyTorch nn.Linear layout): a transpose of the constant as stored,
+// not a transposed copy (the quantizer and the lowering read through it).
 // CHECK-LABEL: func @linear
-// CHECK-DAG: %[[W:.*]] = quench.constant dense<{{\[\[}}1.000000e+00, 3.000000e+00, 5.000000e+00], [2.000000e+00, 4.000000e+00, 6.000000e+00]]> : tensor<2x3xf32>
+// CHECK-DAG: %[[C:.*]] = quench.constant dense<{{\[\[}}1.000000e+00, 2.000000e+00], [3.000000e+00, 4.000000e+00], [5.000000e+00, 6.000000e+00]]> : tensor<3x2xf32>
 // CHECK-DAG: %[[B:.*]] = quench.constant dense<[1.000000e+00, -1.000000e+00]> : tensor<2xf32>
+// CHECK-DAG: %[[W:.*]] = quench.transpose %[[C]] {permutation = array<i64: 1, 0>} : tensor<3x2xf32> -> tensor<2x3xf32>
 // CHECK: %[[L:.*]] = quench.linear %arg0, %[[W]], %[[B]] : (tensor<4x?x3xf32>, tensor<2x3xf32>, tensor<2xf32>) -> tensor<4x?x2xf32>
 // CHECK-NEXT: return %[[L]]
 func.func @linear(%x: tensor<4x?x3xf32>) -> tensor<4x?x2xf32> {
@@ -184,9 +186,10 @@ func.func @linear(%x: tensor<4x?x3xf32>) -> tensor<4x?x2xf32> {
 
 // -----
 
-// Without a bias.
+// Without a bias; a splat weight is reshaped, not transposed.
 // CHECK-LABEL: func @linear_no_bias
-// CHECK: quench.linear %arg0, %{{.*}} : (tensor<5x3xf32>, tensor<2x3xf32>) -> tensor<5x2xf32>
+// CHECK: %[[W:.*]] = quench.constant dense<1.000000e+00> : tensor<2x3xf32>
+// CHECK: quench.linear %arg0, %[[W]] : (tensor<5x3xf32>, tensor<2x3xf32>) -> tensor<5x2xf32>
 func.func @linear_no_bias(%x: tensor<5x3xf32>) -> tensor<5x2xf32> {
   %w = quench.constant dense<1.0> : tensor<3x2xf32>
   %m = quench.matmul %x, %w : (tensor<5x3xf32>, tensor<3x2xf32>) -> tensor<5x2xf32>
@@ -202,4 +205,113 @@ func.func @linear_no_bias(%x: tensor<5x3xf32>) -> tensor<5x2xf32> {
 func.func @matmul_activations(%q: tensor<2x4x8xf32>, %k: tensor<2x8x4xf32>) -> tensor<2x4x4xf32> {
   %m = quench.matmul %q, %k : (tensor<2x4x8xf32>, tensor<2x8x4xf32>) -> tensor<2x4x4xf32>
   return %m : tensor<2x4x4xf32>
+}
+
+// -----
+
+// An f32 model with f16 weights (each initializer cast to f32 before the
+// MatMul): the linear's weight is the f16 constant itself (transposed to
+// [N, K] in f16), and no f32 copy of it exists. The bias may be cast too.
+// CHECK-LABEL: func @linear_f16_weight
+// CHECK-DAG: %[[C:.*]] = quench.constant dense<{{\[\[}}1.000000e+00, 2.000000e+00], [3.000000e+00, 4.000000e+00], [5.000000e+00, 6.000000e+00]]> : tensor<3x2xf16>
+// CHECK-DAG: %[[W:.*]] = quench.transpose %[[C]] {permutation = array<i64: 1, 0>} : tensor<3x2xf16> -> tensor<2x3xf16>
+// CHECK-DAG: %[[BH:.*]] = quench.constant dense<[1.000000e+00, -1.000000e+00]> : tensor<2xf16>
+// CHECK-DAG: %[[B:.*]] = quench.cast %[[BH]] : tensor<2xf16> to tensor<2xf32>
+// CHECK: %[[L:.*]] = quench.linear %arg0, %[[W]], %[[B]] : (tensor<4x3xf32>, tensor<2x3xf16>, tensor<2xf32>) -> tensor<4x2xf32>
+// CHECK-NEXT: return %[[L]]
+func.func @linear_f16_weight(%x: tensor<4x3xf32>) -> tensor<4x2xf32> {
+  %wh = quench.constant dense<[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]> : tensor<3x2xf16>
+  %w = quench.cast %wh : tensor<3x2xf16> to tensor<3x2xf32>
+  %bh = quench.constant dense<[1.0, -1.0]> : tensor<2xf16>
+  %b = quench.cast %bh : tensor<2xf16> to tensor<2xf32>
+  %m = quench.matmul %x, %w : (tensor<4x3xf32>, tensor<3x2xf32>) -> tensor<4x2xf32>
+  %y = quench.add %m, %b : (tensor<4x2xf32>, tensor<2xf32>) -> tensor<4x2xf32>
+  return %y : tensor<4x2xf32>
+}
+
+// -----
+
+// The same with bf16 weights, the cast in a [1, N] bias reshaped to [N].
+// CHECK-LABEL: func @linear_bf16_weight
+// CHECK: %[[B:.*]] = quench.reshape %{{.*}} : tensor<1x2xf32> -> tensor<2xf32>
+// CHECK: %[[W:.*]] = quench.transpose %{{.*}} {permutation = array<i64: 1, 0>} : tensor<3x2xbf16> -> tensor<2x3xbf16>
+// CHECK: quench.linear %arg0, %[[W]], %[[B]] : (tensor<4x3xf32>, tensor<2x3xbf16>, tensor<2xf32>) -> tensor<4x2xf32>
+func.func @linear_bf16_weight(%x: tensor<4x3xf32>) -> tensor<4x2xf32> {
+  %wh = quench.constant dense<[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]> : tensor<3x2xbf16>
+  %w = quench.cast %wh : tensor<3x2xbf16> to tensor<3x2xf32>
+  %bh = quench.constant dense<[[1.0, -1.0]]> : tensor<1x2xbf16>
+  %b = quench.cast %bh : tensor<1x2xbf16> to tensor<1x2xf32>
+  %m = quench.matmul %x, %w : (tensor<4x3xf32>, tensor<3x2xf32>) -> tensor<4x2xf32>
+  %y = quench.add %b, %m : (tensor<1x2xf32>, tensor<4x2xf32>) -> tensor<4x2xf32>
+  return %y : tensor<4x2xf32>
+}
+
+// -----
+
+// A weight stored [N, K] and transposed in the graph is the linear's weight
+// as it is (no copy), with or without a cast, in either order.
+// CHECK-LABEL: func @linear_transposed_weights
+// CHECK-DAG: %[[W0:.*]] = quench.constant dense<{{\[\[}}1.000000e+00, 2.000000e+00, 3.000000e+00], [4.000000e+00, 5.000000e+00, 6.000000e+00]]> : tensor<2x3xf32>
+// CHECK-DAG: %[[W1:.*]] = quench.constant dense<{{\[\[}}1.000000e+00, 2.000000e+00, 3.000000e+00], [4.000000e+00, 5.000000e+00, 7.000000e+00]]> : tensor<2x3xf16>
+// CHECK-DAG: %[[W2:.*]] = quench.constant dense<{{\[\[}}1.000000e+00, 2.000000e+00, 3.000000e+00], [4.000000e+00, 5.000000e+00, 8.000000e+00]]> : tensor<2x3xf16>
+// CHECK-DAG: %[[L0:.*]] = quench.linear %arg0, %[[W0]] : (tensor<4x3xf32>, tensor<2x3xf32>) -> tensor<4x2xf32>
+// CHECK-DAG: %[[L1:.*]] = quench.linear %arg1, %[[W1]] : (tensor<4x3xf32>, tensor<2x3xf16>) -> tensor<4x2xf32>
+// CHECK-DAG: %[[L2:.*]] = quench.linear %arg2, %[[W2]] : (tensor<4x3xf32>, tensor<2x3xf16>) -> tensor<4x2xf32>
+// CHECK-NOT: quench.transpose
+// CHECK-NOT: quench.matmul
+// CHECK: return %[[L0]], %[[L1]], %[[L2]]
+func.func @linear_transposed_weights(%x0: tensor<4x3xf32>, %x1: tensor<4x3xf32>, %x2: tensor<4x3xf32>) -> (tensor<4x2xf32>, tensor<4x2xf32>, tensor<4x2xf32>) {
+  %w0 = quench.constant dense<[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]> : tensor<2x3xf32>
+  %t0 = quench.transpose %w0 {permutation = array<i64: 1, 0>} : tensor<2x3xf32> -> tensor<3x2xf32>
+  %m0 = quench.matmul %x0, %t0 : (tensor<4x3xf32>, tensor<3x2xf32>) -> tensor<4x2xf32>
+  // Transpose, then cast.
+  %w1 = quench.constant dense<[[1.0, 2.0, 3.0], [4.0, 5.0, 7.0]]> : tensor<2x3xf16>
+  %t1 = quench.transpose %w1 {permutation = array<i64: 1, 0>} : tensor<2x3xf16> -> tensor<3x2xf16>
+  %c1 = quench.cast %t1 : tensor<3x2xf16> to tensor<3x2xf32>
+  %m1 = quench.matmul %x1, %c1 : (tensor<4x3xf32>, tensor<3x2xf32>) -> tensor<4x2xf32>
+  // Cast, then transpose.
+  %w2 = quench.constant dense<[[1.0, 2.0, 3.0], [4.0, 5.0, 8.0]]> : tensor<2x3xf16>
+  %c2 = quench.cast %w2 : tensor<2x3xf16> to tensor<2x3xf32>
+  %t2 = quench.transpose %c2 {permutation = array<i64: 1, 0>} : tensor<2x3xf32> -> tensor<3x2xf32>
+  %m2 = quench.matmul %x2, %t2 : (tensor<4x3xf32>, tensor<3x2xf32>) -> tensor<4x2xf32>
+  return %m0, %m1, %m2 : tensor<4x2xf32>, tensor<4x2xf32>, tensor<4x2xf32>
+}
+
+// -----
+
+// Gemm(x, Cast(W), b, transB=1) is imported as a linear of the cast: the
+// weight becomes the f16 constant.
+// CHECK-LABEL: func @linear_of_cast
+// CHECK: %[[W:.*]] = quench.constant dense<{{.*}}> : tensor<2x3xf16>
+// CHECK: quench.linear %arg0, %[[W]], %{{.*}} : (tensor<4x3xf32>, tensor<2x3xf16>, tensor<2xf32>) -> tensor<4x2xf32>
+func.func @linear_of_cast(%x: tensor<4x3xf32>) -> tensor<4x2xf32> {
+  %wh = quench.constant dense<[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]> : tensor<2x3xf16>
+  %w = quench.cast %wh : tensor<2x3xf16> to tensor<2x3xf32>
+  %bh = quench.constant dense<[1.0, -1.0]> : tensor<2xf16>
+  %b = quench.cast %bh : tensor<2xf16> to tensor<2xf32>
+  %y = quench.linear %x, %w, %b : (tensor<4x3xf32>, tensor<2x3xf32>, tensor<2xf32>) -> tensor<4x2xf32>
+  return %y : tensor<4x2xf32>
+}
+
+// -----
+
+// Not raised: a narrowing cast (the f16 product of f32 initializers rounds
+// the weight), a cast to f64, and a transpose that is not a 2-D swap.
+// CHECK-LABEL: func @not_linear_casts
+// CHECK-NOT: quench.linear
+// CHECK: quench.matmul
+// CHECK: quench.matmul
+// CHECK: quench.matmul
+// CHECK-NOT: quench.linear
+func.func @not_linear_casts(%x: tensor<4x3xf16>, %xd: tensor<4x3xf64>, %xb: tensor<2x4x3xf32>) -> (tensor<4x2xf16>, tensor<4x2xf64>, tensor<2x4x2xf32>) {
+  %w = quench.constant dense<[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]> : tensor<3x2xf32>
+  %wh = quench.cast %w : tensor<3x2xf32> to tensor<3x2xf16>
+  %m = quench.matmul %x, %wh : (tensor<4x3xf16>, tensor<3x2xf16>) -> tensor<4x2xf16>
+  %v = quench.constant dense<[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]> : tensor<3x2xf16>
+  %vd = quench.cast %v : tensor<3x2xf16> to tensor<3x2xf64>
+  %md = quench.matmul %xd, %vd : (tensor<4x3xf64>, tensor<3x2xf64>) -> tensor<4x2xf64>
+  %u = quench.constant dense<1.0> : tensor<2x2x3xf32>
+  %ut = quench.transpose %u {permutation = array<i64: 0, 2, 1>} : tensor<2x2x3xf32> -> tensor<2x3x2xf32>
+  %mb = quench.matmul %xb, %ut : (tensor<2x4x3xf32>, tensor<2x3x2xf32>) -> tensor<2x4x2xf32>
+  return %m, %md, %mb : tensor<4x2xf16>, tensor<4x2xf64>, tensor<2x4x2xf32>
 }

@@ -237,10 +237,14 @@ static LogicalResult verifyLinearShapes(Operation *op, RankedTensorType x,
 LogicalResult LinearOp::verify() {
   auto x = getInput().getType();
   auto w = getWeight().getType();
-  Type et = x.getElementType();
-  if (w.getElementType() != et || getResult().getType().getElementType() != et)
-    return emitOpError("requires the same element type for input, weight and "
-                       "result");
+  Type et = x.getElementType(), wt = w.getElementType();
+  if (getResult().getType().getElementType() != et)
+    return emitOpError("requires the same element type for input and result");
+  // A half-precision weight of an f32 layer is widened exactly (an f32 model
+  // with f16/bf16 weights); any other weight has the input's type.
+  if (wt != et && !(et.isF32() && (wt.isF16() || wt.isBF16())))
+    return emitOpError("requires the weight element type to be the input's, "
+                       "or f16/bf16 for an f32 input");
   int64_t n, k;
   if (failed(verifyLinearShapes(*this, x, w, getResult().getType(), n, k)))
     return failure();

@@ -306,23 +306,10 @@ bool hasReadableFloatWeights(ConstantOp cst) {
          ((et.isF16() || et.isBF16()) && raw->size() == count * 2);
 }
 
-/// The weight as floats, if it is a constant of a float type we read
-/// (exactly when hasReadableFloatWeights).
-std::optional<std::vector<float>> floatWeights(ConstantOp cst) {
-  if (!hasReadableFloatWeights(cst))
-    return std::nullopt;
-  auto type = cast<RankedTensorType>(cst.getType());
-  Type et = type.getElementType();
-  int64_t count = type.getNumElements();
-  std::vector<float> out(count);
-  if (std::optional<double> uniform = getUniformValue(cst.getValue())) {
-    std::fill(out.begin(), out.end(), static_cast<float>(*uniform));
-    return out;
-  }
-  std::optional<ArrayRef<char>> raw = getRawConstantData(cst.getValue());
-  const char *p = raw->data();
+/// Converts `count` stored f32/f16/bf16 values at `p` to floats.
+void toFloats(Type et, const char *p, float *out, int64_t count) {
   if (et.isF32()) {
-    std::memcpy(out.data(), p, raw->size());
+    std::memcpy(out, p, count * 4);
   } else if (et.isF16()) {
     for (int64_t i = 0; i < count; ++i) {
       uint16_t h;
@@ -336,6 +323,42 @@ std::optional<std::vector<float>> floatWeights(ConstantOp cst) {
       uint32_t u = static_cast<uint32_t>(h) << 16;
       std::memcpy(&out[i], &u, 4);
     }
+  }
+}
+
+/// The weight as floats, if it is a constant of a float type we read
+/// (exactly when hasReadableFloatWeights); with `transposed`, the constant
+/// is stored [K, N] and the floats are its transpose [N, K], read in
+/// blocks (one pass over the stored data, no transposed copy of it).
+std::optional<std::vector<float>> floatWeights(ConstantOp cst,
+                                               bool transposed = false) {
+  if (!hasReadableFloatWeights(cst))
+    return std::nullopt;
+  auto type = cast<RankedTensorType>(cst.getType());
+  Type et = type.getElementType();
+  int64_t count = type.getNumElements();
+  std::vector<float> out(count);
+  if (std::optional<double> uniform = getUniformValue(cst.getValue())) {
+    std::fill(out.begin(), out.end(), static_cast<float>(*uniform));
+    return out;
+  }
+  const char *p = getRawConstantData(cst.getValue())->data();
+  if (!transposed) {
+    toFloats(et, p, out.data(), count);
+    return out;
+  }
+  // Stored [rows = K, cols = N]: a block of kBlock stored rows is converted
+  // (sequential reads), then scattered into the columns of `out`.
+  int64_t rows = type.getDimSize(0), cols = type.getDimSize(1);
+  int64_t bytes = getStorageBytesPerElement(et);
+  constexpr int64_t kBlock = 16;
+  std::vector<float> block(kBlock * cols);
+  for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
+    int64_t nr = std::min(kBlock, rows - r0);
+    toFloats(et, p + r0 * cols * bytes, block.data(), nr * cols);
+    for (int64_t c = 0; c < cols; ++c)
+      for (int64_t r = 0; r < nr; ++r)
+        out[c * rows + r0 + r] = block[r * cols + c];
   }
   return out;
 }
@@ -412,7 +435,7 @@ Value constantOf(OpBuilder &b, Location loc, ElementsAttr attr) {
 /// the quantized weight.
 int64_t quantizeLinear(LinearOp op, ConstantOp cst, const QuantizedWeight &w) {
   OpBuilder b(op);
-  auto wType = cast<RankedTensorType>(cst.getType());
+  auto wType = cast<RankedTensorType>(op.getWeight().getType());
   int64_t n = wType.getDimSize(0), k = wType.getDimSize(1);
   Value packed = constantOf(b, cst.getLoc(), w.codes);
   Value scales = constantOf(b, cst.getLoc(), w.scales);
@@ -633,7 +656,10 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
   // was, and every layer that lacks statistics is named at once.
   struct Plan {
     LinearOp op;
+    /// The weight's constant: the weight itself, or stored [K, N] behind
+    /// `transpose` (quench-raise-ops' form of a MatMul's initializer).
     ConstantOp cst;
+    TransposeOp transpose;
     LayerQuantRecord rec;
     Scheme scheme;
     QuantizedWeight q;
@@ -648,15 +674,20 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
   std::vector<Plan> plans;
   SmallVector<std::string> noRange, notW8A8;
   for (LinearOp op : linears) {
-    auto cst = op.getWeight().getDefiningOp<ConstantOp>();
+    auto transpose = op.getWeight().getDefiningOp<TransposeOp>();
+    if (transpose && transpose.getPermutation() != ArrayRef<int64_t>{1, 0})
+      transpose = nullptr;
+    auto cst = (transpose ? transpose.getInput() : op.getWeight())
+                   .getDefiningOp<ConstantOp>();
     if (!cst)
       continue;
     Plan plan;
     plan.op = op;
     plan.cst = cst;
+    plan.transpose = transpose;
     LayerQuantRecord &rec = plan.rec;
     rec.name = layerName(op.getLoc());
-    auto wType = cast<RankedTensorType>(cst.getType());
+    auto wType = cast<RankedTensorType>(op.getWeight().getType());
     rec.outFeatures = wType.getDimSize(0);
     rec.inFeatures = wType.getDimSize(1);
     rec.bytesBefore = wType.getNumElements() *
@@ -780,7 +811,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     if (p.scheme.skip)
       continue;
     const Scheme &s = p.w8a8 ? w8a8Scheme : p.scheme;
-    std::vector<float> w = *floatWeights(p.cst);
+    std::vector<float> w = *floatWeights(p.cst, static_cast<bool>(p.transpose));
     releaseConstantPages(p.cst.getValue());
     auto finish = [&](const qq::QuantizedMatrix &m) {
       p.q = p.w8a8 ? makeW8A8Weight(p.cst, m) : makeNBitsWeight(p.cst, m, s);
@@ -861,6 +892,9 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
       p.rec.bytesAfter =
           p.w8a8 ? quantizeLinearW8A8(p.op, p.cst, p.q, p.inputScale)
                  : quantizeLinear(p.op, p.cst, p.q);
+      // A transpose shared by several linears (CSE) goes with the last.
+      if (p.transpose && p.transpose->use_empty())
+        p.transpose->erase();
       eraseIfUnused(p.cst);
     }
     records.emplace_back(std::move(p.rec), p.scheme.skip ? nullptr : cstOp);

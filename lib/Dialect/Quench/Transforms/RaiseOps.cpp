@@ -14,7 +14,6 @@
 #include "quench/Support/LLVM.h"
 
 #include "mlir/IR/BuiltinDialect.h"
-#include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
@@ -381,31 +380,90 @@ struct RaiseSilu : public OpRewritePattern<MulOp> {
 // Linear layers
 //===----------------------------------------------------------------------===//
 
-/// matmul(x, W) [+ b] with constant W [K, N] -> linear(x, Wᵀ [N, K], b).
+/// A constant weight seen through what exporters put between an initializer
+/// and the product: a widening `Cast` of a half-precision initializer to f32
+/// (an f32 model with f16/bf16 weights: onnxconverter-common's float16
+/// conversion with keep_io_types, mixed-precision exporters) and a 2-D
+/// `Transpose` (a weight stored [N, K]), each at most once, in either order.
+struct WeightSource {
+  /// The initializer, in its own element type (f16/bf16 behind a cast).
+  ConstantOp cst;
+  /// The value is `cstᵀ`: `cst` is stored the other way round.
+  bool transposed = false;
+  /// The value is a widening cast of `cst`.
+  bool widened = false;
+};
+
+std::optional<WeightSource> matchConstantWeight(Value v) {
+  WeightSource src;
+  while (true) {
+    if (auto cst = v.getDefiningOp<ConstantOp>()) {
+      src.cst = cst;
+      break;
+    }
+    if (auto castOp = v.getDefiningOp<CastOp>(); castOp && !src.widened) {
+      // Only exact widenings: the linear computes on the stored weight.
+      Type from = castOp.getInput().getType().getElementType();
+      Type to = castOp.getType().getElementType();
+      if (!to.isF32() || !(from.isF16() || from.isBF16()))
+        return std::nullopt;
+      src.widened = true;
+      v = castOp.getInput();
+      continue;
+    }
+    if (auto tr = v.getDefiningOp<TransposeOp>(); tr && !src.transposed) {
+      if (tr.getPermutation() != ArrayRef<int64_t>{1, 0})
+        return std::nullopt;
+      src.transposed = true;
+      v = tr.getInput();
+      continue;
+    }
+    return std::nullopt;
+  }
+  auto type = cast<RankedTensorType>(src.cst.getType());
+  if (type.getRank() != 2 || !type.hasStaticShape())
+    return std::nullopt;
+  return src;
+}
+
+/// A bias operand: a constant, or a cast of one (the f16 bias of an f32
+/// model with half-precision initializers).
+bool isConstantBias(Value v) {
+  if (auto castOp = v.getDefiningOp<CastOp>())
+    v = castOp.getInput();
+  return static_cast<bool>(v.getDefiningOp<ConstantOp>());
+}
+
+/// matmul(x, W) [+ b] with constant W [K, N] -> linear(x, transpose(W), b):
+/// the weight [N, K] is a transpose of the constant as stored (a splat is
+/// reshaped). W may be a transpose of a constant [N, K] (then the linear's
+/// weight as it is) and a widening cast of an f16/bf16 constant (the
+/// linear's weight is then the half-precision constant, see quench.linear).
 struct RaiseLinear : public OpRewritePattern<MatMulOp> {
   using OpRewritePattern::OpRewritePattern;
 
   LogicalResult matchAndRewrite(MatMulOp op,
                                 PatternRewriter &rewriter) const override {
-    auto wCst = op.getRhs().getDefiningOp<ConstantOp>();
     auto xType = op.getLhs().getType();
-    if (!wCst || xType.getRank() < 2 || !isa<FloatType>(xType.getElementType()))
+    if (xType.getRank() < 2 || !isa<FloatType>(xType.getElementType()))
       return failure();
+    std::optional<WeightSource> src = matchConstantWeight(op.getRhs());
+    if (!src)
+      return failure();
+    ConstantOp wCst = src->cst;
     auto wType = cast<RankedTensorType>(wCst.getType());
-    if (wType.getRank() != 2 || !wType.hasStaticShape())
-      return failure();
-    int64_t n = wType.getDimSize(1);
+    int64_t n = wType.getDimSize(src->transposed ? 0 : 1);
 
     Value bias;
     Operation *root = op;
     if (op.getResult().hasOneUse())
       if (auto add = dyn_cast<AddOp>(*op.getResult().getUsers().begin())) {
         Value other = otherOperand(add, op.getResult());
-        auto bCst = other ? other.getDefiningOp<ConstantOp>() : ConstantOp();
-        if (bCst && add.getType() == op.getType()) {
-          auto bType = cast<RankedTensorType>(bCst.getType());
+        if (other && isConstantBias(other) && add.getType() == op.getType()) {
+          auto bType = cast<RankedTensorType>(other.getType());
           // Any bias that only varies along the last dimension: [N], [1, N]...
-          if (bType.getNumElements() == n && bType.getShape().back() == n) {
+          if (bType.hasStaticShape() && bType.getNumElements() == n &&
+              bType.getShape().back() == n) {
             bias = other;
             if (bType.getRank() != 1)
               bias = ReshapeOp::create(
@@ -417,16 +475,23 @@ struct RaiseLinear : public OpRewritePattern<MatMulOp> {
         }
       }
 
-    std::string name = "linear_weight";
-    if (auto res = dyn_cast<DenseResourceElementsAttr>(wCst.getValue()))
-      name = (res.getRawHandle().getKey() + "_t").str();
-    ElementsAttr transposed = transpose2DConstant(wCst.getValue(), name);
-    if (!transposed)
-      return failure();
     rewriter.setInsertionPoint(root);
-    Value w = ConstantOp::create(rewriter, wCst.getLoc(),
-                                 cast<RankedTensorType>(transposed.getType()),
-                                 transposed);
+    Value w = wCst.getResult();
+    if (!src->transposed) {
+      auto tType =
+          RankedTensorType::get({wType.getDimSize(1), wType.getDimSize(0)},
+                                wType.getElementType());
+      auto splat = dyn_cast<DenseElementsAttr>(wCst.getValue());
+      if (splat && splat.isSplat())
+        w = ConstantOp::create(rewriter, wCst.getLoc(), tType,
+                               splat.reshape(tType));
+      else
+        // Not copied: the [K, N] constant stays as stored, behind a
+        // transpose that the quantizer reads through and the lowering
+        // indexes (docs/scaling.md, "Weight transposes").
+        w = TransposeOp::create(rewriter, wCst.getLoc(), tType, w,
+                                ArrayRef<int64_t>{1, 0});
+    }
     // The layer is named after the MatMul (first in the fused location):
     // that is the node exporters and ONNX Runtime's tools name the layer by.
     Location loc = root == op.getOperation()
@@ -435,6 +500,25 @@ struct RaiseLinear : public OpRewritePattern<MatMulOp> {
     auto linear = LinearOp::create(rewriter, loc, op.getType(), op.getLhs(), w,
                                    bias);
     rewriter.replaceOp(root, linear.getResult());
+    return success();
+  }
+};
+
+/// linear(x, cast(W)) -> linear(x, W) for an f16/bf16 constant W of an f32
+/// layer (ONNX `Gemm(x, Cast(W), transB=1)`, imported as a linear): the
+/// weight stays in half precision, as quench.linear allows.
+struct LinearHalfWeight : public OpRewritePattern<LinearOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(LinearOp op,
+                                PatternRewriter &rewriter) const override {
+    if (op.getWeight().getDefiningOp<ConstantOp>())
+      return failure();
+    std::optional<WeightSource> src = matchConstantWeight(op.getWeight());
+    if (!src || !src->widened || src->transposed)
+      return failure();
+    rewriter.modifyOpInPlace(
+        op, [&] { op.getWeightMutable().assign(src->cst.getResult()); });
     return success();
   }
 };
@@ -455,6 +539,6 @@ void quench::populateRaiseOpsPatterns(RewritePatternSet &patterns) {
   MLIRContext *ctx = patterns.getContext();
   // GELU before SiLU/RMSNorm: its factor trees contain plain multiplications.
   patterns.add<RaiseGelu>(ctx, /*benefit=*/3);
-  patterns.add<RaiseLayerNorm, RaiseSilu, RaiseLinear>(ctx);
+  patterns.add<RaiseLayerNorm, RaiseSilu, RaiseLinear, LinearHalfWeight>(ctx);
   patterns.add<RaiseRMSNorm>(ctx);
 }

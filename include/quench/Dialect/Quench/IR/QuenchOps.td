@@ -245,6 +245,16 @@ def Quench_LinearOp : Quench_Op<"linear", [Pure]> {
     that weight quantization rewrites. The verifier requires a 2-D weight,
     `input.shape[-1] == K`, an optional 1-D bias of length `N`, and
     `result.shape == input.shape[:-1] + [N]`.
+
+    Input, bias and result share one element type. The weight has it too,
+    or, for an f32 layer, is f16 or bf16: a half-precision weight of an f32
+    model (ONNX `Cast(to=FLOAT)` of an f16 initializer), widened exactly to
+    f32 before the product, so that the weight stays in half precision in
+    memory and the arithmetic is the f32 model's.
+
+    `quench-raise-ops` gives a MatMul's `[K, N]` initializer as a 2-D
+    `quench.transpose` of the constant; the quantizer and the lowering read
+    such a weight through the transpose, so it is never copied.
   }];
   let arguments = (ins Quench_FloatTensor:$input, Quench_FloatTensor:$weight,
                        Optional<Quench_FloatTensor>:$bias);

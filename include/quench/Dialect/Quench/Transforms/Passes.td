@@ -27,9 +27,16 @@ def QuenchRaiseOps : Pass<"quench-raise-ops"> {
       order → `quench.gelu`.
     * SiLU: `x * sigmoid(x)` → `quench.silu`.
     * `matmul(x, W)` with a constant 2-D `W` (and a following `add` of a
-      constant 1-D bias) → `quench.linear` with the weight stored transposed
-      to `[out_features, in_features]` (the transpose is done on the constant
-      data, blob to blob).
+      constant bias, possibly cast, that varies along N only) →
+      `quench.linear` whose weight `[out_features, in_features]` is a
+      `quench.transpose` of the constant as stored: no copy; the quantizer
+      and the lowering read through it (a splat is reshaped instead). `W`
+      may be a 2-D transpose of a constant `[N, K]` (then the weight as it
+      is) and a widening cast of an f16/bf16 constant (the weight is then
+      the half-precision constant: an f32 model with half-precision
+      initializers), in either order.
+    * `linear(x, cast(W))` with an f16/bf16 constant `W` of an f32 layer
+      (ONNX `Gemm(transB=1)` of a cast initializer) → `linear(x, W)`.
 
     Constants are matched with a relative tolerance of 1e-3 so that f16
     exports are recognized. Only chains whose intermediate values have no
