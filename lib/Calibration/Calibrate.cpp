@@ -3,6 +3,7 @@
 #include "quench/Calibration/Calibrate.h"
 
 #include "quench/Calibration/Segments.h"
+#include "quench/Quant/RTN.h"
 
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
@@ -32,6 +33,7 @@
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cassert>
 #include <chrono>
 #include <cstring>
 
@@ -57,8 +59,15 @@ struct ObservedValue {
 };
 } // namespace
 
-/// The f32 inputs of the top-level quench.linear ops of `func`, in walk
-/// order, each value once (the layers that read it listed in its probe).
+/// Whether calibration observes activations of this element type: f32, and
+/// f16/bf16 (widened to f32 exactly before the statistics see them).
+static bool isObservedElementType(Type t) {
+  return t.isF32() || t.isF16() || t.isBF16();
+}
+
+/// The float (f32, f16, bf16) inputs of the top-level quench.linear ops of
+/// `func`, in walk order, each value once (the layers that read it listed in
+/// its probe).
 static std::vector<ObservedValue> findObservedValues(func::FuncOp func) {
   std::vector<ObservedValue> out;
   if (func.isDeclaration())
@@ -73,7 +82,8 @@ static std::vector<ObservedValue> findObservedValues(func::FuncOp func) {
     // computed shape can leave the input's last dim dynamic.
     auto type = dyn_cast<RankedTensorType>(x.getType());
     auto wType = dyn_cast<RankedTensorType>(op.getWeight().getType());
-    if (!type || !type.getElementType().isF32() || type.getRank() < 1 ||
+    if (!type || !isObservedElementType(type.getElementType()) ||
+        type.getRank() < 1 ||
         !wType || wType.getRank() != 2 || wType.isDynamicDim(1))
       return;
     if (x.getDefiningOp<ConstantOp>())
@@ -392,6 +402,27 @@ struct CarriedValue {
 };
 } // namespace
 
+/// The values of an observed tensor as f32: f32 data in place, f16 and bf16
+/// widened (exactly) into `buffer`.
+static const float *observedValues(const quench_tensor &t, size_t n,
+                                   std::vector<float> &buffer) {
+  if (t.dtype == QUENCH_DTYPE_F32)
+    return static_cast<const float *>(t.data);
+  const auto *bits = static_cast<const uint16_t *>(t.data);
+  buffer.resize(n);
+  if (t.dtype == QUENCH_DTYPE_F16) {
+    for (size_t i = 0; i < n; ++i)
+      buffer[i] = quench::quant::f16BitsToFloat(bits[i]);
+  } else {
+    assert(t.dtype == QUENCH_DTYPE_BF16 && "observed dtypes: f32, f16, bf16");
+    for (size_t i = 0; i < n; ++i) {
+      uint32_t w = static_cast<uint32_t>(bits[i]) << 16;
+      std::memcpy(&buffer[i], &w, sizeof w);
+    }
+  }
+  return buffer.data();
+}
+
 /// "12.3 s", or "4 min 05 s" from 100 s on.
 static std::string formatSeconds(double s) {
   if (s < 100)
@@ -550,6 +581,7 @@ quench::calib::calibrate(ModuleOp module, StringRef entry,
       for (Value v : seg.inputs)
         inputs.push_back(carried[v]->perSample[s]);
       TensorList results(ssig.outputs.size());
+      std::vector<float> widened; // f16/bf16 observed values as f32
       if (quench_model_run(model, inputs.data(), inputs.size(),
                            results.tensors.data(), results.tensors.size(),
                            pool.pool, &err) != QUENCH_OK)
@@ -567,9 +599,8 @@ quench::calib::calibrate(ModuleOp module, StringRef entry,
                            llvm::Twine(t.rank ? t.shape[t.rank - 1] : 0) +
                            " channels at run time, the layer expects " +
                            llvm::Twine(probes[p].channels));
-        stats.tensors[statOf[p]].observe(
-            static_cast<const float *>(t.data),
-            static_cast<size_t>(quench_tensor_num_elements(&t)));
+        size_t n = static_cast<size_t>(quench_tensor_num_elements(&t));
+        stats.tensors[statOf[p]].observe(observedValues(t, n, widened), n);
       }
       // The carried results are kept; the rest is freed with `results`.
       for (size_t o = 0; o < seg.outputs.size(); ++o) {

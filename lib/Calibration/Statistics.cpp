@@ -6,10 +6,15 @@
 #include <cassert>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <thread>
 #include <unistd.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 using namespace quench::calib;
 
@@ -259,26 +264,147 @@ TensorStats::TensorStats(std::string name, int64_t channels, bool perChannel,
 /// work, each element summed by one thread in the same order as on one
 /// thread (row blocks, then rows): the result does not depend on the
 /// thread count.
+namespace {
+// The Gram matrix's upper triangle is updated in tiles of kTileRows x
+// kPanel elements held in registers while a chunk of rows streams past
+// (G[i][j] += x[r][i] * x[r][j], r in order), from the rows packed into
+// panels of kPanel columns (panel p: x[r][kPanel p .. kPanel p + kPanel)
+// for every r, contiguous, zero past the last channel). Every element is
+// still the sequential sum over the rows in order, one multiply and one add
+// per row (no fused multiply-add: the file is built with -ffp-contract=off
+// and the AVX2 kernel does not enable FMA), so the matrix is the same bit
+// for bit whatever the tiling, the thread count or the instruction set.
+constexpr size_t kPanel = 8;
+constexpr size_t kTileRows = 4;
+// Rows per pass over a block of the triangle: one panel's chunk (16 KB)
+// stays in L1, the block's rows (kBlockRows / kPanel panels) in L2.
+constexpr size_t kRowChunk = 256;
+constexpr size_t kBlockRows = 64;
+
+/// acc[kTileRows][kPanel] (row stride `ld`) += a^T b over `n` rows; a and b
+/// advance by kPanel doubles per row (a: kTileRows of them used).
+void gramTileGeneric(const double *a, const double *b, size_t n, double *acc,
+                     size_t ld) {
+  double c[kTileRows][kPanel];
+  for (size_t i = 0; i < kTileRows; ++i)
+    for (size_t j = 0; j < kPanel; ++j)
+      c[i][j] = acc[i * ld + j];
+  for (size_t r = 0; r < n; ++r, a += kPanel, b += kPanel)
+    for (size_t i = 0; i < kTileRows; ++i) {
+      double ai = a[i];
+      for (size_t j = 0; j < kPanel; ++j)
+        c[i][j] = c[i][j] + ai * b[j];
+    }
+  for (size_t i = 0; i < kTileRows; ++i)
+    for (size_t j = 0; j < kPanel; ++j)
+      acc[i * ld + j] = c[i][j];
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define QUENCH_GRAM_AVX2 1
+__attribute__((target("avx2"))) void
+gramTileAVX2(const double *a, const double *b, size_t n, double *acc,
+             size_t ld) {
+  static_assert(kTileRows == 4 && kPanel == 8, "the kernel's shape");
+  __m256d c00 = _mm256_loadu_pd(acc), c01 = _mm256_loadu_pd(acc + 4);
+  __m256d c10 = _mm256_loadu_pd(acc + ld), c11 = _mm256_loadu_pd(acc + ld + 4);
+  __m256d c20 = _mm256_loadu_pd(acc + 2 * ld);
+  __m256d c21 = _mm256_loadu_pd(acc + 2 * ld + 4);
+  __m256d c30 = _mm256_loadu_pd(acc + 3 * ld);
+  __m256d c31 = _mm256_loadu_pd(acc + 3 * ld + 4);
+  for (size_t r = 0; r < n; ++r, a += kPanel, b += kPanel) {
+    __m256d b0 = _mm256_loadu_pd(b), b1 = _mm256_loadu_pd(b + 4);
+    __m256d x = _mm256_broadcast_sd(a);
+    c00 = _mm256_add_pd(c00, _mm256_mul_pd(x, b0));
+    c01 = _mm256_add_pd(c01, _mm256_mul_pd(x, b1));
+    x = _mm256_broadcast_sd(a + 1);
+    c10 = _mm256_add_pd(c10, _mm256_mul_pd(x, b0));
+    c11 = _mm256_add_pd(c11, _mm256_mul_pd(x, b1));
+    x = _mm256_broadcast_sd(a + 2);
+    c20 = _mm256_add_pd(c20, _mm256_mul_pd(x, b0));
+    c21 = _mm256_add_pd(c21, _mm256_mul_pd(x, b1));
+    x = _mm256_broadcast_sd(a + 3);
+    c30 = _mm256_add_pd(c30, _mm256_mul_pd(x, b0));
+    c31 = _mm256_add_pd(c31, _mm256_mul_pd(x, b1));
+  }
+  _mm256_storeu_pd(acc, c00);
+  _mm256_storeu_pd(acc + 4, c01);
+  _mm256_storeu_pd(acc + ld, c10);
+  _mm256_storeu_pd(acc + ld + 4, c11);
+  _mm256_storeu_pd(acc + 2 * ld, c20);
+  _mm256_storeu_pd(acc + 2 * ld + 4, c21);
+  _mm256_storeu_pd(acc + 3 * ld, c30);
+  _mm256_storeu_pd(acc + 3 * ld + 4, c31);
+}
+#endif
+
+using GramTileFn = void (*)(const double *, const double *, size_t, double *,
+                            size_t);
+
+/// The AVX2 kernel where the processor has it, unless QUENCH_GRAM_GENERIC
+/// is set (tests compare the two).
+GramTileFn selectGramTile() {
+#ifdef QUENCH_GRAM_AVX2
+  if (!std::getenv("QUENCH_GRAM_GENERIC") && __builtin_cpu_supports("avx2"))
+    return gramTileAVX2;
+#endif
+  return gramTileGeneric;
+}
+} // namespace
+
 void TensorStats::accumulateGram(const float *data, size_t numRows) {
   size_t k = static_cast<size_t>(channels);
-  std::vector<double> xs(numRows * k);
-  for (size_t e = 0; e < numRows * k; ++e)
-    xs[e] = std::isfinite(data[e]) ? data[e] : 0.0;
-  // Rows [iBegin, iEnd) of the triangle; the inner loop runs along a row of
-  // the block (vectorizes), the block of rows stays in cache.
+  size_t numPanels = (k + kPanel - 1) / kPanel;
+  // Panel p, row r: packed[(p * numRows + r) * kPanel + c] = x[r][p kPanel + c].
+  std::vector<double> packed(numPanels * numRows * kPanel, 0.0);
+  for (size_t r = 0; r < numRows; ++r) {
+    const float *row = data + r * k;
+    for (size_t j = 0; j < k; ++j) {
+      float v = row[j];
+      packed[((j / kPanel) * numRows + r) * kPanel + j % kPanel] =
+          std::isfinite(v) ? v : 0.0;
+    }
+  }
+  GramTileFn tile = selectGramTile();
+  // Rows [iBegin, iEnd) of the triangle (iBegin a multiple of kTileRows).
   auto update = [&](size_t iBegin, size_t iEnd) {
-    constexpr size_t kBlock = 32;
-    for (size_t r0 = 0; r0 < numRows; r0 += kBlock) {
-      size_t nr = std::min(kBlock, numRows - r0);
-      for (size_t i = iBegin; i < iEnd; ++i) {
-        double *g = gram.data() + i * k;
-        for (size_t r = 0; r < nr; ++r) {
-          const double *row = xs.data() + (r0 + r) * k;
-          double xi = row[i];
-          if (xi == 0)
-            continue;
-          for (size_t j = i; j < k; ++j)
-            g[j] += xi * row[j];
+    double edge[kTileRows * kPanel];
+    for (size_t r0 = 0; r0 < numRows; r0 += kRowChunk) {
+      size_t nr = std::min(kRowChunk, numRows - r0);
+      for (size_t ib = iBegin; ib < iEnd; ib += kBlockRows) {
+        size_t ie = std::min(ib + kBlockRows, iEnd);
+        for (size_t p = ib / kPanel; p < numPanels; ++p) {
+          size_t j0 = p * kPanel;
+          const double *b = packed.data() + (p * numRows + r0) * kPanel;
+          for (size_t i0 = ib; i0 < ie; i0 += kTileRows) {
+            if (j0 + kPanel <= i0)
+              continue; // below the diagonal
+            const double *a = packed.data() +
+                              ((i0 / kPanel) * numRows + r0) * kPanel +
+                              i0 % kPanel;
+            double *g = gram.data() + i0 * k + j0;
+            bool full = j0 >= i0 + kTileRows - 1 && j0 + kPanel <= k &&
+                        i0 + kTileRows <= ie;
+            if (full) {
+              tile(a, b, nr, g, k);
+              continue;
+            }
+            // A tile on the diagonal or the edge: only elements j >= i
+            // inside the matrix (and rows of this thread) are kept.
+            size_t ni = std::min(kTileRows, ie - i0);
+            size_t nj = std::min(kPanel, k - j0);
+            auto valid = [&](size_t i, size_t j) {
+              return i < ni && j < nj && j0 + j >= i0 + i;
+            };
+            for (size_t i = 0; i < kTileRows; ++i)
+              for (size_t j = 0; j < kPanel; ++j)
+                edge[i * kPanel + j] = valid(i, j) ? g[i * k + j] : 0.0;
+            tile(a, b, nr, edge, kPanel);
+            for (size_t i = 0; i < kTileRows; ++i)
+              for (size_t j = 0; j < kPanel; ++j)
+                if (valid(i, j))
+                  g[i * k + j] = edge[i * kPanel + j];
+          }
         }
       }
     }
@@ -293,12 +419,14 @@ void TensorStats::accumulateGram(const float *data, size_t numRows) {
     return;
   }
   // Row i of the triangle costs k - i: chunk t ends where the remaining
-  // work is (1 - (t + 1) / T) of the whole, i = k (1 - sqrt(1 - (t+1)/T)).
+  // work is (1 - (t + 1) / T) of the whole, i = k (1 - sqrt(1 - (t+1)/T)),
+  // rounded to whole tiles.
   std::vector<size_t> bounds(threads + 1, 0);
-  for (unsigned t = 1; t < threads; ++t)
-    bounds[t] = std::min(
-        k, static_cast<size_t>(static_cast<double>(k) *
-                               (1.0 - std::sqrt(1.0 - double(t) / threads))));
+  for (unsigned t = 1; t < threads; ++t) {
+    size_t i = static_cast<size_t>(static_cast<double>(k) *
+                                   (1.0 - std::sqrt(1.0 - double(t) / threads)));
+    bounds[t] = std::min(k, std::max(bounds[t - 1], i / kTileRows * kTileRows));
+  }
   bounds[threads] = k;
   std::vector<std::thread> workers;
   for (unsigned t = 1; t < threads; ++t)

@@ -40,9 +40,69 @@ using namespace quench::quant;
 
 namespace {
 
+/// The kernels below are compiled twice, for AVX2 and for the baseline
+/// instruction set, and the processor picks (an ifunc, resolved once).
+/// AVX2 without FMA: the vector code does the same multiplies and adds in
+/// the same order as the baseline code (4 doubles at a time instead of 2),
+/// so the results are the same bit for bit on every x86-64 machine.
+#if defined(__x86_64__) && defined(__linux__) &&                             \
+    (defined(__GNUC__) || defined(__clang__))
+#define QUENCH_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define QUENCH_VECTOR_CLONES
+#endif
+
 /// Elements of a row kept in registers by the kernels (one SIMD-friendly
 /// group of running sums).
 constexpr int64_t kLanes = 8;
+/// The wide groups of the O(n^3) kernels: 32 running sums (eight AVX2
+/// registers) are enough independent additions to hide the adder's latency,
+/// which a group of 8 (two dependent chains per register) is not.
+constexpr int64_t kWideLanes = 32;
+
+#if defined(__GNUC__) || defined(__clang__)
+#define QUENCH_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define QUENCH_ALWAYS_INLINE inline
+#endif
+
+/// ri[k .. k + L) -= sum_p f[p] * panel[p * n + k ..], p in order, skipping
+/// f[p] == 0 (choleskyUpper's step 3 for one group of a row).
+template <int64_t L>
+QUENCH_ALWAYS_INLINE void choleskyGroup(double *ri, const double *f,
+                                        const double *panel, int64_t n,
+                                        int64_t k, int64_t pw) {
+  double acc[L];
+  for (int64_t t = 0; t < L; ++t)
+    acc[t] = ri[k + t];
+  for (int64_t p = 0; p < pw; ++p) {
+    const double fp = f[p];
+    if (fp == 0.0)
+      continue;
+    const double *up = panel + p * n + k;
+    for (int64_t t = 0; t < L; ++t)
+      acc[t] -= fp * up[t];
+  }
+  for (int64_t t = 0; t < L; ++t)
+    ri[k + t] = acc[t];
+}
+
+/// wr[j .. j + L) -= sum_b e[b] * u[(i1 + b) * n + j ..], the sum in order
+/// of b (GPTQ's lazy batch update for one group of a row).
+template <int64_t L>
+QUENCH_ALWAYS_INLINE void lazyGroup(float *wr, const double *e,
+                                    const double *u, int64_t n, int64_t i1,
+                                    int64_t bw, int64_t j) {
+  double acc[L] = {};
+  for (int64_t b = 0; b < bw; ++b) {
+    const double eb = e[b];
+    const double *ub = &u[(i1 + b) * n + j];
+    for (int64_t t = 0; t < L; ++t)
+      acc[t] += eb * ub[t];
+  }
+  for (int64_t t = 0; t < L; ++t)
+    wr[j + t] = static_cast<float>(wr[j + t] - acc[t]);
+}
 
 /// The thread count of `threads` (0: the hardware concurrency).
 unsigned resolveThreads(unsigned threads) {
@@ -76,6 +136,43 @@ void parallelFor(unsigned threads, int64_t count, int64_t grain, F &&fn) {
   worker();
   for (std::thread &th : pool)
     th.join();
+}
+
+/// Step 3 of choleskyUpper for the rows [r0, r1) of the trailing matrix:
+/// A[i, k] -= U[b, i] * U[b, k] for b = j0 .. j1 - 1 in order, k >= i.
+/// Columns in chunks of kCols so that the panel's slice of a chunk stays in
+/// cache across the rows.
+QUENCH_VECTOR_CLONES
+void choleskyTrailingRows(double *a, int64_t n, int64_t j0, int64_t j1,
+                          int64_t r0, int64_t r1, int64_t kCols) {
+  const int64_t pw = j1 - j0;
+  std::vector<double> fcol(pw * (r1 - r0));
+  for (int64_t i = r0; i < r1; ++i)
+    for (int64_t p = 0; p < pw; ++p)
+      fcol[(i - r0) * pw + p] = a[(j0 + p) * n + i];
+  const double *panel = a + j0 * n;
+  for (int64_t c0 = r0; c0 < n; c0 += kCols) {
+    const int64_t c1 = std::min(c0 + kCols, n);
+    for (int64_t i = r0; i < r1; ++i) {
+      const int64_t ks = std::max(i, c0);
+      if (ks >= c1)
+        continue;
+      const double *f = &fcol[(i - r0) * pw];
+      double *ri = a + i * n;
+      int64_t k = ks;
+      for (; k + kWideLanes <= c1; k += kWideLanes)
+        choleskyGroup<kWideLanes>(ri, f, panel, n, k, pw);
+      for (; k + kLanes <= c1; k += kLanes)
+        choleskyGroup<kLanes>(ri, f, panel, n, k, pw);
+      for (; k < c1; ++k) {
+        double acc = ri[k];
+        for (int64_t p = 0; p < pw; ++p)
+          if (f[p] != 0.0)
+            acc -= f[p] * panel[p * n + k];
+        ri[k] = acc;
+      }
+    }
+  }
 }
 
 /// In-place upper Cholesky factorization A = U^T U of the symmetric
@@ -134,47 +231,8 @@ int64_t choleskyUpper(double *a, int64_t n, unsigned threads) {
     // k >= i, A[i, k] -= U[b, i] * U[b, k] for b = j0 .. j1 - 1 in order.
     // Rows in tiles, columns in chunks so that the panel's slice of a chunk
     // stays in cache across a tile's rows.
-    const int64_t pw = j1 - j0;
     parallelFor(threads, n - j1, kRowTile, [&](int64_t b, int64_t e) {
-      const int64_t r0 = j1 + b, r1 = j1 + e;
-      std::vector<double> fcol(pw * (r1 - r0));
-      for (int64_t i = r0; i < r1; ++i)
-        for (int64_t p = 0; p < pw; ++p)
-          fcol[(i - r0) * pw + p] = a[(j0 + p) * n + i];
-      const double *panel = a + j0 * n;
-      for (int64_t c0 = r0; c0 < n; c0 += kCols) {
-        const int64_t c1 = std::min(c0 + kCols, n);
-        for (int64_t i = r0; i < r1; ++i) {
-          const int64_t ks = std::max(i, c0);
-          if (ks >= c1)
-            continue;
-          const double *f = &fcol[(i - r0) * pw];
-          double *ri = a + i * n;
-          int64_t k = ks;
-          for (; k + kLanes <= c1; k += kLanes) {
-            double acc[kLanes];
-            for (int64_t t = 0; t < kLanes; ++t)
-              acc[t] = ri[k + t];
-            for (int64_t p = 0; p < pw; ++p) {
-              const double fp = f[p];
-              if (fp == 0.0)
-                continue;
-              const double *up = panel + p * n + k;
-              for (int64_t t = 0; t < kLanes; ++t)
-                acc[t] -= fp * up[t];
-            }
-            for (int64_t t = 0; t < kLanes; ++t)
-              ri[k + t] = acc[t];
-          }
-          for (; k < c1; ++k) {
-            double acc = ri[k];
-            for (int64_t p = 0; p < pw; ++p)
-              if (f[p] != 0.0)
-                acc -= f[p] * panel[p * n + k];
-            ri[k] = acc;
-          }
-        }
-      }
+      choleskyTrailingRows(a, n, j0, j1, j1 + b, j1 + e, kCols);
     });
   }
   parallelFor(threads, n, 256, [&](int64_t b, int64_t e) {
@@ -182,6 +240,93 @@ int64_t choleskyUpper(double *a, int64_t n, unsigned threads) {
       std::fill(a + i * n, a + i * n + i, 0.0);
   });
   return -1;
+}
+
+/// The column chunks [b, e) of invertUpper (counted from the widest).
+QUENCH_VECTOR_CLONES
+void invertUpperChunks(const double *r, double *v, int64_t n, int64_t chunks,
+                       int64_t b, int64_t e) {
+  constexpr int64_t kRowBlock = 32, kSlice = 128, kChunk = 128;
+  constexpr int64_t kInvLanes = kWideLanes;
+  for (int64_t cc = b; cc < e; ++cc) {
+    // The widest (most work) chunks first.
+    const int64_t chunk = chunks - 1 - cc;
+    const int64_t c0 = chunk * kChunk, c1 = std::min(c0 + kChunk, n);
+    for (int64_t i = 0; i < n; ++i)
+      std::fill(v + i * n + c0, v + i * n + c1, 0.0);
+    // Row blocks that meet the chunk's upper triangle (i < c1), last
+    // first.
+    const int64_t lastBlock = (c1 - 1) / kRowBlock;
+    for (int64_t blk = lastBlock; blk >= 0; --blk) {
+      const int64_t i0 = blk * kRowBlock,
+                    i1 = std::min(i0 + kRowBlock, n);
+      for (int64_t i = i0; i < i1; ++i)
+        if (i >= c0 && i < c1)
+          v[i * n + i] = 1.0;
+      // Lane groups are aligned to multiples of kInvLanes in absolute
+      // columns (kChunk is a multiple of kInvLanes), so a group's k range
+      // does not depend on the chunking.
+      // Terms of the rows below the block, k in [i1, min(n, group end)).
+      for (int64_t s0 = i1; s0 < c1; s0 += kSlice) {
+        const int64_t s1 = std::min(s0 + kSlice, c1);
+        for (int64_t i = i0; i < i1; ++i) {
+          const double *ri = r + i * n;
+          double *vi = v + i * n;
+          for (int64_t j = std::max(c0, i / kInvLanes * kInvLanes); j < c1;
+               j += kInvLanes) {
+            const int64_t jl = std::min(j + kInvLanes, c1);
+            const int64_t kEnd = std::min(s1, jl);
+            if (s0 >= kEnd)
+              continue;
+            const int64_t w = jl - j;
+            double acc[kInvLanes];
+            for (int64_t t = 0; t < w; ++t)
+              acc[t] = vi[j + t];
+            if (w == kInvLanes) {
+              for (int64_t k = s0; k < kEnd; ++k) {
+                const double f = ri[k];
+                const double *vk = v + k * n + j;
+                for (int64_t t = 0; t < kInvLanes; ++t)
+                  acc[t] -= f * vk[t];
+              }
+            } else {
+              for (int64_t k = s0; k < kEnd; ++k) {
+                const double f = ri[k];
+                const double *vk = v + k * n + j;
+                for (int64_t t = 0; t < w; ++t)
+                  acc[t] -= f * vk[t];
+              }
+            }
+            for (int64_t t = 0; t < w; ++t)
+              vi[j + t] = acc[t];
+          }
+        }
+      }
+      // The block's own rows, from its last: k in (i, i1).
+      for (int64_t i = i1 - 1; i >= i0; --i) {
+        const double *ri = r + i * n;
+        double *vi = v + i * n;
+        const double d = ri[i];
+        for (int64_t j = std::max(c0, i / kInvLanes * kInvLanes); j < c1;
+             j += kInvLanes) {
+          const int64_t jl = std::min(j + kInvLanes, c1);
+          const int64_t kEnd = std::min(i1, jl);
+          const int64_t w = jl - j;
+          double acc[kInvLanes];
+          for (int64_t t = 0; t < w; ++t)
+            acc[t] = vi[j + t];
+          for (int64_t k = i + 1; k < kEnd; ++k) {
+            const double f = ri[k];
+            const double *vk = v + k * n + j;
+            for (int64_t t = 0; t < w; ++t)
+              acc[t] -= f * vk[t];
+          }
+          for (int64_t t = 0; t < w; ++t)
+            vi[j + t] = j + t < i ? 0.0 : acc[t] / d;
+        }
+      }
+    }
+  }
 }
 
 /// V = R^-1 for the upper triangular row-major [n, n] `r` with a positive
@@ -194,88 +339,10 @@ int64_t choleskyUpper(double *a, int64_t n, unsigned threads) {
 /// the threads in chunks of kChunk. The order of every element's terms
 /// depends only on its indices.
 void invertUpper(const double *r, double *v, int64_t n, unsigned threads) {
-  constexpr int64_t kRowBlock = 32, kSlice = 128, kChunk = 128;
+  constexpr int64_t kChunk = 128;
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   parallelFor(threads, chunks, 1, [&](int64_t b, int64_t e) {
-    for (int64_t cc = b; cc < e; ++cc) {
-      // The widest (most work) chunks first.
-      const int64_t chunk = chunks - 1 - cc;
-      const int64_t c0 = chunk * kChunk, c1 = std::min(c0 + kChunk, n);
-      for (int64_t i = 0; i < n; ++i)
-        std::fill(v + i * n + c0, v + i * n + c1, 0.0);
-      // Row blocks that meet the chunk's upper triangle (i < c1), last
-      // first.
-      const int64_t lastBlock = (c1 - 1) / kRowBlock;
-      for (int64_t blk = lastBlock; blk >= 0; --blk) {
-        const int64_t i0 = blk * kRowBlock,
-                      i1 = std::min(i0 + kRowBlock, n);
-        for (int64_t i = i0; i < i1; ++i)
-          if (i >= c0 && i < c1)
-            v[i * n + i] = 1.0;
-        // Lane groups are aligned to multiples of kLanes in absolute
-        // columns (kChunk is a multiple of kLanes), so a group's k range
-        // does not depend on the chunking.
-        // Terms of the rows below the block, k in [i1, min(n, group end)).
-        for (int64_t s0 = i1; s0 < c1; s0 += kSlice) {
-          const int64_t s1 = std::min(s0 + kSlice, c1);
-          for (int64_t i = i0; i < i1; ++i) {
-            const double *ri = r + i * n;
-            double *vi = v + i * n;
-            for (int64_t j = std::max(c0, i / kLanes * kLanes); j < c1;
-                 j += kLanes) {
-              const int64_t jl = std::min(j + kLanes, c1);
-              const int64_t kEnd = std::min(s1, jl);
-              if (s0 >= kEnd)
-                continue;
-              const int64_t w = jl - j;
-              double acc[kLanes];
-              for (int64_t t = 0; t < w; ++t)
-                acc[t] = vi[j + t];
-              if (w == kLanes) {
-                for (int64_t k = s0; k < kEnd; ++k) {
-                  const double f = ri[k];
-                  const double *vk = v + k * n + j;
-                  for (int64_t t = 0; t < kLanes; ++t)
-                    acc[t] -= f * vk[t];
-                }
-              } else {
-                for (int64_t k = s0; k < kEnd; ++k) {
-                  const double f = ri[k];
-                  const double *vk = v + k * n + j;
-                  for (int64_t t = 0; t < w; ++t)
-                    acc[t] -= f * vk[t];
-                }
-              }
-              for (int64_t t = 0; t < w; ++t)
-                vi[j + t] = acc[t];
-            }
-          }
-        }
-        // The block's own rows, from its last: k in (i, i1).
-        for (int64_t i = i1 - 1; i >= i0; --i) {
-          const double *ri = r + i * n;
-          double *vi = v + i * n;
-          const double d = ri[i];
-          for (int64_t j = std::max(c0, i / kLanes * kLanes); j < c1;
-               j += kLanes) {
-            const int64_t jl = std::min(j + kLanes, c1);
-            const int64_t kEnd = std::min(i1, jl);
-            const int64_t w = jl - j;
-            double acc[kLanes];
-            for (int64_t t = 0; t < w; ++t)
-              acc[t] = vi[j + t];
-            for (int64_t k = i + 1; k < kEnd; ++k) {
-              const double f = ri[k];
-              const double *vk = v + k * n + j;
-              for (int64_t t = 0; t < w; ++t)
-                acc[t] -= f * vk[t];
-            }
-            for (int64_t t = 0; t < w; ++t)
-              vi[j + t] = j + t < i ? 0.0 : acc[t] / d;
-          }
-        }
-      }
-    }
+    invertUpperChunks(r, v, n, chunks, b, e);
   });
 }
 
@@ -302,6 +369,36 @@ int64_t inverseCholeskyUpper(std::vector<double> &hp, int64_t n,
   });
   u.swap(hp);
   return -1;
+}
+
+/// GPTQ's lazy batch update of the rows [r0, r1) of `wp` ([rows, n],
+/// float) after the block of columns [i1, i2): W[r, j] -= sum_b Err[r, b] *
+/// U[i1 + b, j] for j >= i2, the sum in order of b (`err`: [rows, block]).
+/// Columns in chunks of kCols so that U's slice stays in cache across the
+/// rows.
+QUENCH_VECTOR_CLONES
+void lazyBatchUpdate(float *wp, const double *err, const double *u, int64_t n,
+                     int64_t block, int64_t i1, int64_t i2, int64_t r0,
+                     int64_t r1, int64_t kCols) {
+  const int64_t bw = i2 - i1;
+  for (int64_t c0 = i2; c0 < n; c0 += kCols) {
+    const int64_t c1 = std::min(c0 + kCols, n);
+    for (int64_t r = r0; r < r1; ++r) {
+      float *wr = &wp[r * n];
+      const double *e = &err[r * block];
+      int64_t j = c0;
+      for (; j + kWideLanes <= c1; j += kWideLanes)
+        lazyGroup<kWideLanes>(wr, e, u, n, i1, bw, j);
+      for (; j + kLanes <= c1; j += kLanes)
+        lazyGroup<kLanes>(wr, e, u, n, i1, bw, j);
+      for (; j < c1; ++j) {
+        double acc = 0.0;
+        for (int64_t b = 0; b < bw; ++b)
+          acc += e[b] * u[(i1 + b) * n + j];
+        wr[j] = static_cast<float>(wr[j] - acc);
+      }
+    }
+  }
 }
 
 bool allFinite(const float *p, size_t n) {
@@ -478,32 +575,8 @@ bool quench::quant::quantizeMatrixGPTQ(const float *w, int64_t rows,
       }
       // Lazy batch update of the columns after the block:
       // W[r, j] -= sum_b Err[r, b] * U[i1 + b, j], the sum in order of b.
-      const int64_t bw = i2 - i1;
-      for (int64_t c0 = i2; c0 < n; c0 += kCols) {
-        const int64_t c1 = std::min(c0 + kCols, n);
-        for (int64_t r = r0; r < r1; ++r) {
-          float *wr = &wp[r * n];
-          const double *e = &err[r * block];
-          int64_t j = c0;
-          for (; j + kLanes <= c1; j += kLanes) {
-            double acc[kLanes] = {};
-            for (int64_t b = 0; b < bw; ++b) {
-              const double eb = e[b];
-              const double *ub = &u[(i1 + b) * n + j];
-              for (int64_t t = 0; t < kLanes; ++t)
-                acc[t] += eb * ub[t];
-            }
-            for (int64_t t = 0; t < kLanes; ++t)
-              wr[j + t] = static_cast<float>(wr[j + t] - acc[t]);
-          }
-          for (; j < c1; ++j) {
-            double acc = 0.0;
-            for (int64_t b = 0; b < bw; ++b)
-              acc += e[b] * u[(i1 + b) * n + j];
-            wr[j] = static_cast<float>(wr[j] - acc);
-          }
-        }
-      }
+      lazyBatchUpdate(wp.data(), err.data(), u.data(), n, block, i1, i2, r0,
+                      r1, kCols);
     }
   });
 

@@ -6,7 +6,9 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <unistd.h>
 
@@ -246,6 +248,46 @@ TEST(TensorStats, ThreadedGramEqualsTheSequentialSumExactly) {
       ASSERT_EQ(t.gram[i * k + j], g) << i << ", " << j;
       ASSERT_EQ(t.gram[j * k + i], g);
     }
+}
+
+/// The sequential sum over the rows, in order, of x[r][i] * x[r][j].
+static double sequentialGram(const std::vector<float> &x, int64_t k,
+                             int64_t rows, int64_t i, int64_t j) {
+  double g = 0;
+  for (int64_t r = 0; r < rows; ++r)
+    g += double(x[r * k + i]) * double(x[r * k + j]);
+  return g;
+}
+
+TEST(TensorStats, TiledGramEqualsTheSequentialSumAtEveryEdge) {
+  // Channel counts that are not multiples of the kernel's tile (4 x 8),
+  // more rows per call than one pass (256), on one thread and on several:
+  // every element is the sequential sum bit for bit, with the vector
+  // kernel and with the generic one (QUENCH_GRAM_GENERIC).
+  for (bool generic : {false, true}) {
+    if (generic)
+      setenv("QUENCH_GRAM_GENERIC", "1", 1);
+    for (int64_t k : {1, 5, 13, 131, 301}) {
+      const int64_t rows = 600;
+      std::vector<float> x = gaussian(rows * k, 1.0f, 11 + k);
+      x[3 * k + k / 2] = std::numeric_limits<float>::infinity(); // counts 0
+      TensorStats t("x", k, false, true);
+      t.observe(x.data(), 100 * k);                 // 100 rows
+      t.observe(x.data() + 100 * k, 500 * k);       // 500: two passes
+      t.finalize();
+      x[3 * k + k / 2] = 0.0f;
+      for (int64_t i = 0; i < k; ++i)
+        for (int64_t j = i; j < k; ++j) {
+          double g = sequentialGram(x, k, rows, i, j);
+          ASSERT_EQ(t.gram[i * k + j], g)
+              << "k " << k << " (" << i << ", " << j << ")"
+              << (generic ? " generic" : "");
+          ASSERT_EQ(t.gram[j * k + i], g);
+        }
+    }
+    if (generic)
+      unsetenv("QUENCH_GRAM_GENERIC");
+  }
 }
 
 TEST(Cache, RoundTripsEverything) {
