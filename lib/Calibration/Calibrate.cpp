@@ -401,10 +401,57 @@ static std::string formatSeconds(double s) {
       .str();
 }
 
+void quench::calib::allReduceStats(TensorStats &t, Communicator &comm) {
+  if (comm.size() == 1)
+    return;
+  uint64_t counts[] = {t.rows, t.count, t.nonFinite};
+  comm.allReduceSum(counts, 3);
+  t.rows = counts[0];
+  t.count = counts[1];
+  t.nonFinite = counts[2];
+  comm.allReduceMin(&t.min, 1);
+  comm.allReduceMax(&t.max, 1);
+  // Histograms: every limit is a power of two (or 0), so each rescales to
+  // the largest exactly and the counts add up.
+  double limit = t.hist.limit();
+  comm.allReduceMax(&limit, 1);
+  t.hist.rescaleTo(limit);
+  std::vector<uint64_t> bins = t.hist.counts();
+  bins.push_back(t.hist.pendingZeros());
+  comm.allReduceSum(bins.data(), bins.size());
+  uint64_t pendingZeros = bins.back();
+  bins.pop_back();
+  t.hist = AbsHistogram(limit, std::move(bins), pendingZeros);
+  if (!t.channelAbsMax.empty()) {
+    comm.allReduceMax(t.channelAbsMax.data(), t.channelAbsMax.size());
+    comm.allReduceSum(t.channelAbsSum.data(), t.channelAbsSum.size());
+  }
+  if (t.gram.empty())
+    return;
+  // The upper triangle (all that is accumulated before finalize), packed
+  // in pieces of about 16 MB: half the bytes of the whole matrix, and a
+  // bounded copy.
+  size_t k = static_cast<size_t>(t.channels);
+  std::vector<double> piece;
+  for (size_t i = 0; i < k;) {
+    size_t first = i;
+    piece.clear();
+    for (; i < k && piece.size() < (size_t(2) << 20); ++i)
+      piece.insert(piece.end(), t.gram.begin() + i * k + i,
+                   t.gram.begin() + (i + 1) * k);
+    comm.allReduceSum(piece.data(), piece.size());
+    const double *p = piece.data();
+    for (size_t r = first; r < i; ++r) {
+      std::copy(p, p + (k - r), t.gram.begin() + r * k + r);
+      p += k - r;
+    }
+  }
+}
+
 Expected<CalibrationStats>
 quench::calib::calibrate(ModuleOp module, StringRef entry,
                          const ModelSignature &sig,
-                         const std::vector<Sample> &samples,
+                         const std::vector<Sample> &samplesIn,
                          const CalibrateOptions &options) {
   auto start = std::chrono::steady_clock::now();
   auto seconds = [&] {
@@ -423,6 +470,22 @@ quench::calib::calibrate(ModuleOp module, StringRef entry,
   llvm::DenseMap<Value, size_t> observedIndex;
   for (size_t i = 0; i < observed.size(); ++i)
     observedIndex[observed[i].value] = i;
+  // This process's share of the samples (all of them without a
+  // communicator): sample i runs on process i mod size.
+  Communicator *comm = options.comm;
+  int rank = comm ? comm->rank() : 0, numProcs = comm ? comm->size() : 1;
+  const std::vector<Sample> &allSamples = samplesIn;
+  std::vector<Sample> mine;
+  for (size_t i = rank; i < allSamples.size(); i += numProcs)
+    mine.push_back(allSamples[i]);
+  // Every process stops at the same points when any of them failed since
+  // the last one (Communicator::agree).
+  auto agreeOn = [&](llvm::Error e) -> llvm::Error {
+    if (!comm || numProcs == 1)
+      return e;
+    std::string message = comm->agree(e ? llvm::toString(std::move(e)) : "");
+    return message.empty() ? llvm::Error::success() : makeError(message);
+  };
   std::vector<Segment> segments =
       partitionForCalibration(func, options.segmentBytes, options.gram);
   int64_t totalLinears = 0;
@@ -437,18 +500,27 @@ quench::calib::calibrate(ModuleOp module, StringRef entry,
                  << segments.size() << " segment"
                  << (segments.size() == 1 ? "" : "s") << " (at most "
                  << llvm::format("%.0f", maxSegmentBytes / 1048576.0)
-                 << " MB of weights and statistics each), " << samples.size()
-                 << " sample" << (samples.size() == 1 ? "" : "s") << "\n";
+                 << " MB of weights and statistics each), "
+                 << allSamples.size() << " sample"
+                 << (allSamples.size() == 1 ? "" : "s");
+  if (options.progress && numProcs > 1)
+    llvm::errs() << " on " << numProcs << " processes (" << mine.size()
+                 << " here)";
+  if (options.progress)
+    llvm::errs() << "\n";
 
   CalibrationStats stats;
   stats.modelChecksum = options.modelChecksum;
   stats.dataChecksum = options.dataChecksum;
-  stats.samples = samples.size();
+  stats.samples = allSamples.size();
+  // From here on `samples` are this process's.
+  const std::vector<Sample> &samples = mine;
   CacheWriter writer;
   if (!options.statsFile.empty()) {
     std::string e = writer.open(options.statsFile, stats, observed.size());
-    if (!e.empty())
-      return makeError(e);
+    if (llvm::Error err = agreeOn(e.empty() ? llvm::Error::success()
+                                            : makeError(e)))
+      return std::move(err);
   }
   stats.tensors.resize(observed.size());
   std::vector<bool> started(observed.size(), false);
@@ -469,34 +541,48 @@ quench::calib::calibrate(ModuleOp module, StringRef entry,
     // Every sample's inputs are read (and checked against the model's
     // signature) up front.
     Block &body = func.getBody().front();
-    for (size_t i = 0; i < sig.inputs.size(); ++i) {
-      auto value = std::make_unique<CarriedValue>(samples.size());
-      const TensorSignature &in = sig.inputs[i];
-      for (size_t s = 0; s < samples.size(); ++s)
-        if (quench_npy_read_expect(samples[s].inputPaths[i].c_str(),
-                                   in.name.c_str(),
-                                   static_cast<quench_dtype>(in.dtype),
-                                   static_cast<int32_t>(in.shape.size()),
-                                   in.shape.data(), &value->perSample[s],
-                                   &err) != QUENCH_OK)
-          return makeError(llvm::Twine("calibration sample '") +
-                           samples[s].name + "': " + err.message);
-      Value arg = body.getArgument(i);
-      if (lastReader.count(arg))
-        carried[arg] = std::move(value);
-    }
+    auto readInputs = [&]() -> llvm::Error {
+      for (size_t i = 0; i < sig.inputs.size(); ++i) {
+        auto value = std::make_unique<CarriedValue>(samples.size());
+        const TensorSignature &in = sig.inputs[i];
+        for (size_t s = 0; s < samples.size(); ++s)
+          if (quench_npy_read_expect(samples[s].inputPaths[i].c_str(),
+                                     in.name.c_str(),
+                                     static_cast<quench_dtype>(in.dtype),
+                                     static_cast<int32_t>(in.shape.size()),
+                                     in.shape.data(), &value->perSample[s],
+                                     &err) != QUENCH_OK)
+            return makeError(llvm::Twine("calibration sample '") +
+                             samples[s].name + "': " + err.message);
+        Value arg = body.getArgument(i);
+        if (lastReader.count(arg))
+          carried[arg] = std::move(value);
+      }
+      return llvm::Error::success();
+    };
+    if (llvm::Error e = agreeOn(readInputs()))
+      return std::move(e);
   }
 
   Pool pool;
   pool.pool = quench_threadpool_create(options.threads, &err);
-  if (!pool.pool)
-    return makeError(llvm::Twine("calibration: ") + err.message);
+  if (llvm::Error e = agreeOn(
+          pool.pool ? llvm::Error::success()
+                    : makeError(llvm::Twine("calibration: ") + err.message)))
+    return std::move(e);
   bool tty = llvm::sys::Process::StandardErrIsDisplayed();
   double lastReport = 0;
   int64_t linearsDone = 0;
   size_t numSegments = segments.size();
   for (size_t k = 0; k < numSegments; ++k) {
     const Segment &seg = segments[k];
+    // Compile the segment and run this process's samples through it; then
+    // every process agrees that all did, and the statistics it started are
+    // all-reduced.
+    std::optional<LoadedModel> loaded;
+    std::vector<std::unique_ptr<CarriedValue>> outputs;
+    std::vector<size_t> segTensors;
+    auto runSegment = [&]() -> llvm::Error {
     llvm::DenseMap<Value, Value> origin;
     OwningOpRef<ModuleOp> segModule =
         buildSegmentModule(module, func, seg, origin);
@@ -516,6 +602,7 @@ quench::calib::calibrate(ModuleOp module, StringRef entry,
         continue;
       size_t g = it->second;
       started[g] = true;
+      segTensors.push_back(g);
       statOf[p] = static_cast<int>(g);
       const Probe &global = observed[g].probe;
       stats.tensors[g] = TensorStats(global.name, global.channels,
@@ -535,13 +622,13 @@ quench::calib::calibrate(ModuleOp module, StringRef entry,
                    << seg.linears << " linear" << (seg.linears == 1 ? "" : "s")
                    << ", " << probes.size() << " observed tensor"
                    << (probes.size() == 1 ? "" : "s") << "\n";
-    auto loaded = compileAndLoad(*segModule, entry, ssig, options);
-    if (!loaded)
-      return loaded.takeError();
+    auto compiled = compileAndLoad(*segModule, entry, ssig, options);
+    if (!compiled)
+      return compiled.takeError();
+    loaded = std::move(*compiled);
     segModule = nullptr;
     const quench_model *model = loaded->model;
 
-    std::vector<std::unique_ptr<CarriedValue>> outputs;
     for (size_t o = 0; o < seg.outputs.size(); ++o)
       outputs.push_back(std::make_unique<CarriedValue>(samples.size()));
     for (size_t s = 0; s < samples.size(); ++s) {
@@ -569,7 +656,8 @@ quench::calib::calibrate(ModuleOp module, StringRef entry,
                            llvm::Twine(probes[p].channels));
         stats.tensors[statOf[p]].observe(
             static_cast<const float *>(t.data),
-            static_cast<size_t>(quench_tensor_num_elements(&t)));
+            static_cast<size_t>(quench_tensor_num_elements(&t)),
+            static_cast<unsigned>(std::max(options.threads, 0)));
       }
       // The carried results are kept; the rest is freed with `results`.
       for (size_t o = 0; o < seg.outputs.size(); ++o) {
@@ -594,6 +682,13 @@ quench::calib::calibrate(ModuleOp module, StringRef entry,
                      << (tty && !last ? "" : "\n");
       }
     }
+    return llvm::Error::success();
+    };
+    if (llvm::Error e = agreeOn(runSegment()))
+      return std::move(e);
+    if (comm)
+      for (size_t g : segTensors)
+        allReduceStats(stats.tensors[g], *comm);
     linearsDone += seg.linears;
     for (size_t o = 0; o < seg.outputs.size(); ++o)
       carried[seg.outputs[o]] = std::move(outputs[o]);
@@ -602,30 +697,34 @@ quench::calib::calibrate(ModuleOp module, StringRef entry,
     // The segment's weights are not read again.
     for (const WeightEntry &w : loaded->weights.entries)
       releaseMappedPages(w.data);
-    { LoadedModel unload = std::move(*loaded); }
+    loaded.reset();
     quench_buffer_cache_trim();
 
     // Its statistics are complete: to the file, and out of memory.
-    for (; finished < observed.size() && started[finished]; ++finished) {
+    std::string e;
+    for (; e.empty() && finished < observed.size() && started[finished];
+         ++finished) {
       TensorStats &t = stats.tensors[finished];
       t.finalize();
       if (options.statsFile.empty())
         continue;
       uint64_t offset = 0;
-      std::string e = writer.append(t, &offset);
-      if (!e.empty())
-        return makeError(e);
-      if (!t.gram.empty())
+      e = writer.append(t, &offset);
+      if (e.empty() && !t.gram.empty())
         t.releaseGram(options.statsFile, offset);
     }
+    if (llvm::Error err = agreeOn(e.empty() ? llvm::Error::success()
+                                            : makeError(e)))
+      return std::move(err);
   }
   if (finished != observed.size())
     return makeError("calibration: " + observed[finished].probe.name +
                      " was not observed (segments out of order)");
   if (!options.statsFile.empty()) {
     std::string e = writer.commit();
-    if (!e.empty())
-      return makeError(e);
+    if (llvm::Error err = agreeOn(e.empty() ? llvm::Error::success()
+                                            : makeError(e)))
+      return std::move(err);
   }
   return stats;
 }

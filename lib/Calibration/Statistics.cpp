@@ -19,37 +19,47 @@ using namespace quench::calib;
 
 AbsHistogram::AbsHistogram(int bins) : counts_(std::max(bins, 1), 0) {}
 
-AbsHistogram::AbsHistogram(double limit, std::vector<uint64_t> counts)
-    : limit_(limit), counts_(std::move(counts)) {
+AbsHistogram::AbsHistogram(double limit, std::vector<uint64_t> counts,
+                           uint64_t pendingZeros)
+    : limit_(limit), counts_(std::move(counts)), pendingZeros_(pendingZeros) {
+  total_ = pendingZeros_;
   for (uint64_t c : counts_)
     total_ += c;
 }
 
-void AbsHistogram::growTo(double a) {
+void AbsHistogram::rescaleTo(double limit) {
+  if (limit == limit_ || limit == 0)
+    return;
   if (limit_ == 0) {
-    // The first nonzero value: its magnitude sits in the middle of the last
-    // bin's range of a histogram that can still double cheaply.
-    limit_ = a * (1.0 + 1.0 / counts_.size()) * (1.0 + 1e-12);
-    if (!(limit_ > a)) // denormal corner cases
-      limit_ = std::nextafter(a, std::numeric_limits<double>::infinity()) * 2;
+    limit_ = limit;
     counts_[0] += pendingZeros_;
     pendingZeros_ = 0;
     return;
   }
   int shift = 0;
-  double l = limit_;
-  while (!(a < l)) {
-    l *= 2;
+  for (double l = limit_; l < limit; l *= 2)
     ++shift;
-  }
-  if (!shift)
-    return;
   size_t n = counts_.size();
   std::vector<uint64_t> merged(n, 0);
   for (size_t i = 0; i < n; ++i)
     merged[shift >= 63 ? 0 : (i >> shift)] += counts_[i];
   counts_ = std::move(merged);
-  limit_ = l;
+  limit_ = limit;
+}
+
+void AbsHistogram::growTo(double a) {
+  if (limit_ == 0) {
+    // The first nonzero value: the smallest power of two above it
+    // (a = m 2^e with m in [0.5, 1), so 2^e > a).
+    int e = 0;
+    std::frexp(a, &e);
+    rescaleTo(std::ldexp(1.0, e));
+    return;
+  }
+  double l = limit_;
+  while (!(a < l))
+    l *= 2;
+  rescaleTo(l);
 }
 
 void AbsHistogram::addAbs(double a, uint64_t times) {
@@ -259,7 +269,8 @@ TensorStats::TensorStats(std::string name, int64_t channels, bool perChannel,
 /// work, each element summed by one thread in the same order as on one
 /// thread (row blocks, then rows): the result does not depend on the
 /// thread count.
-void TensorStats::accumulateGram(const float *data, size_t numRows) {
+void TensorStats::accumulateGram(const float *data, size_t numRows,
+                                 unsigned threads) {
   size_t k = static_cast<size_t>(channels);
   std::vector<double> xs(numRows * k);
   for (size_t e = 0; e < numRows * k; ++e)
@@ -285,7 +296,8 @@ void TensorStats::accumulateGram(const float *data, size_t numRows) {
   };
   // Threads only where the work (numRows * k^2 / 2 multiply-adds) dwarfs
   // starting them.
-  unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  if (threads == 0)
+    threads = std::max(1u, std::thread::hardware_concurrency());
   threads = std::min<unsigned>(threads, 16);
   if (threads == 1 || k < 128 ||
       static_cast<double>(numRows) * k * k < double(1 << 24)) {
@@ -308,7 +320,8 @@ void TensorStats::accumulateGram(const float *data, size_t numRows) {
     w.join();
 }
 
-void TensorStats::observe(const float *data, size_t numElements) {
+void TensorStats::observe(const float *data, size_t numElements,
+                          unsigned threads) {
   assert(!finalized_ && "observe after finalize");
   assert(numElements % channels == 0 && "whole rows only");
   size_t k = static_cast<size_t>(channels);
@@ -337,7 +350,7 @@ void TensorStats::observe(const float *data, size_t numElements) {
     }
   }
   if (!gram.empty())
-    accumulateGram(data, numRows);
+    accumulateGram(data, numRows, threads);
   rows += numRows;
 }
 

@@ -17,6 +17,7 @@
 #define QUENCH_CALIBRATION_CALIBRATE_H
 
 #include "quench/Calibration/Statistics.h"
+#include "quench/Support/Communicator.h"
 #include "quench/Target/CPU/CPUTargetBackend.h"
 #include "quench/Target/CPU/ModelABI.h"
 
@@ -97,7 +98,19 @@ struct CalibrateOptions {
   /// for when this machine can run it); the int8 and table-lookup kernels
   /// are not used.
   CPUTargetOptions cpu;
+  /// The processes that calibrate together (null: this one alone). Sample
+  /// i runs on process i mod size; each segment's statistics are
+  /// all-reduced before they are completed, so every process ends with the
+  /// statistics of all samples (and writes them to its own statsFile).
+  /// Every process must call calibrate with the same model and samples.
+  Communicator *comm = nullptr;
 };
+
+/// Adds the statistics `t` of the other processes of `comm` to this
+/// process's (before finalize): counts and sums are summed, extremes taken,
+/// histograms merged at the largest limit. The result is one process's
+/// statistics of all the data up to the order of floating-point sums.
+void allReduceStats(TensorStats &t, Communicator &comm);
 
 /// Calibrates: `module` holds the prepared float model, `entry` names its
 /// function (which `sig` describes); the module is not modified. The
