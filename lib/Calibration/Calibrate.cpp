@@ -401,58 +401,9 @@ static std::string formatSeconds(double s) {
       .str();
 }
 
-void quench::calib::allReduceStats(TensorStats &t, Communicator &comm) {
-  if (comm.size() == 1)
-    return;
-  uint64_t counts[] = {t.rows, t.count, t.nonFinite};
-  comm.allReduceSum(counts, 3);
-  t.rows = counts[0];
-  t.count = counts[1];
-  t.nonFinite = counts[2];
-  comm.allReduceMin(&t.min, 1);
-  comm.allReduceMax(&t.max, 1);
-  // Histograms: every limit is a power of two (or 0), so each rescales to
-  // the largest exactly and the counts add up.
-  double limit = t.hist.limit();
-  comm.allReduceMax(&limit, 1);
-  t.hist.rescaleTo(limit);
-  std::vector<uint64_t> bins = t.hist.counts();
-  bins.push_back(t.hist.pendingZeros());
-  comm.allReduceSum(bins.data(), bins.size());
-  uint64_t pendingZeros = bins.back();
-  bins.pop_back();
-  t.hist = AbsHistogram(limit, std::move(bins), pendingZeros);
-  if (!t.channelAbsMax.empty()) {
-    comm.allReduceMax(t.channelAbsMax.data(), t.channelAbsMax.size());
-    comm.allReduceSum(t.channelAbsSum.data(), t.channelAbsSum.size());
-  }
-  if (t.gram.empty())
-    return;
-  // The upper triangle (all that is accumulated before finalize), packed
-  // in pieces of about 16 MB: half the bytes of the whole matrix, and a
-  // bounded copy.
-  size_t k = static_cast<size_t>(t.channels);
-  std::vector<double> piece;
-  for (size_t i = 0; i < k;) {
-    size_t first = i;
-    piece.clear();
-    for (; i < k && piece.size() < (size_t(2) << 20); ++i)
-      piece.insert(piece.end(), t.gram.begin() + i * k + i,
-                   t.gram.begin() + (i + 1) * k);
-    comm.allReduceSum(piece.data(), piece.size());
-    const double *p = piece.data();
-    for (size_t r = first; r < i; ++r) {
-      std::copy(p, p + (k - r), t.gram.begin() + r * k + r);
-      p += k - r;
-    }
-  }
-}
-
-Expected<CalibrationStats>
-quench::calib::calibrate(ModuleOp module, StringRef entry,
-                         const ModelSignature &sig,
-                         const std::vector<Sample> &samplesIn,
-                         const CalibrateOptions &options) {
+Expected<CalibrationStats> quench::calib::calibrate(
+    ModuleOp module, StringRef entry, const ModelSignature &sig,
+    const std::vector<Sample> &samplesIn, const CalibrateOptions &options) {
   auto start = std::chrono::steady_clock::now();
   auto seconds = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() -
@@ -500,9 +451,8 @@ quench::calib::calibrate(ModuleOp module, StringRef entry,
                  << segments.size() << " segment"
                  << (segments.size() == 1 ? "" : "s") << " (at most "
                  << llvm::format("%.0f", maxSegmentBytes / 1048576.0)
-                 << " MB of weights and statistics each), "
-                 << allSamples.size() << " sample"
-                 << (allSamples.size() == 1 ? "" : "s");
+                 << " MB of weights and statistics each), " << allSamples.size()
+                 << " sample" << (allSamples.size() == 1 ? "" : "s");
   if (options.progress && numProcs > 1)
     llvm::errs() << " on " << numProcs << " processes (" << mine.size()
                  << " here)";
@@ -518,8 +468,8 @@ quench::calib::calibrate(ModuleOp module, StringRef entry,
   CacheWriter writer;
   if (!options.statsFile.empty()) {
     std::string e = writer.open(options.statsFile, stats, observed.size());
-    if (llvm::Error err = agreeOn(e.empty() ? llvm::Error::success()
-                                            : makeError(e)))
+    if (llvm::Error err =
+            agreeOn(e.empty() ? llvm::Error::success() : makeError(e)))
       return std::move(err);
   }
   stats.tensors.resize(observed.size());
@@ -546,12 +496,11 @@ quench::calib::calibrate(ModuleOp module, StringRef entry,
         auto value = std::make_unique<CarriedValue>(samples.size());
         const TensorSignature &in = sig.inputs[i];
         for (size_t s = 0; s < samples.size(); ++s)
-          if (quench_npy_read_expect(samples[s].inputPaths[i].c_str(),
-                                     in.name.c_str(),
-                                     static_cast<quench_dtype>(in.dtype),
-                                     static_cast<int32_t>(in.shape.size()),
-                                     in.shape.data(), &value->perSample[s],
-                                     &err) != QUENCH_OK)
+          if (quench_npy_read_expect(
+                  samples[s].inputPaths[i].c_str(), in.name.c_str(),
+                  static_cast<quench_dtype>(in.dtype),
+                  static_cast<int32_t>(in.shape.size()), in.shape.data(),
+                  &value->perSample[s], &err) != QUENCH_OK)
             return makeError(llvm::Twine("calibration sample '") +
                              samples[s].name + "': " + err.message);
         Value arg = body.getArgument(i);
@@ -583,106 +532,107 @@ quench::calib::calibrate(ModuleOp module, StringRef entry,
     std::vector<std::unique_ptr<CarriedValue>> outputs;
     std::vector<size_t> segTensors;
     auto runSegment = [&]() -> llvm::Error {
-    llvm::DenseMap<Value, Value> origin;
-    OwningOpRef<ModuleOp> segModule =
-        buildSegmentModule(module, func, seg, origin);
-    auto segFunc = segModule->lookupSymbol<func::FuncOp>(entry);
-    std::vector<Probe> probes = instrumentForCalibration(segFunc);
-    // Each probe feeds the statistics of the model's observed value it
-    // copies, unless an earlier segment observed that value already.
-    Block &segBody = segFunc.getBody().front();
-    auto segRet = cast<func::ReturnOp>(segBody.getTerminator());
-    std::vector<int> statOf(probes.size(), -1);
-    for (size_t p = 0; p < probes.size(); ++p) {
-      Value v = probes[p].inputIndex >= 0
-                    ? Value(segBody.getArgument(probes[p].inputIndex))
-                    : segRet.getOperand(probes[p].resultIndex);
-      auto it = observedIndex.find(origin.lookup(v));
-      if (it == observedIndex.end() || started[it->second])
-        continue;
-      size_t g = it->second;
-      started[g] = true;
-      segTensors.push_back(g);
-      statOf[p] = static_cast<int>(g);
-      const Probe &global = observed[g].probe;
-      stats.tensors[g] = TensorStats(global.name, global.channels,
-                                     /*perChannel=*/true, options.gram);
-      stats.tensors[g].layers = global.layers;
-    }
-    ModelSignature ssig;
-    {
-      auto got = getModelSignature(segFunc, sig.modelName + "_calib");
-      if (!got)
-        return got.takeError();
-      ssig = std::move(*got);
-    }
-    if (options.progress && (numSegments > 1 || !tty))
-      llvm::errs() << "calibrate: segment " << (k + 1) << "/" << numSegments
-                   << ": compiling " << seg.ops.size() << " ops, "
-                   << seg.linears << " linear" << (seg.linears == 1 ? "" : "s")
-                   << ", " << probes.size() << " observed tensor"
-                   << (probes.size() == 1 ? "" : "s") << "\n";
-    auto compiled = compileAndLoad(*segModule, entry, ssig, options);
-    if (!compiled)
-      return compiled.takeError();
-    loaded = std::move(*compiled);
-    segModule = nullptr;
-    const quench_model *model = loaded->model;
-
-    for (size_t o = 0; o < seg.outputs.size(); ++o)
-      outputs.push_back(std::make_unique<CarriedValue>(samples.size()));
-    for (size_t s = 0; s < samples.size(); ++s) {
-      const Sample &sample = samples[s];
-      std::vector<quench_tensor> inputs;
-      for (Value v : seg.inputs)
-        inputs.push_back(carried[v]->perSample[s]);
-      TensorList results(ssig.outputs.size());
-      if (quench_model_run(model, inputs.data(), inputs.size(),
-                           results.tensors.data(), results.tensors.size(),
-                           pool.pool, &err) != QUENCH_OK)
-        return makeError(llvm::Twine("calibration sample '") + sample.name +
-                         "': " + err.message);
+      llvm::DenseMap<Value, Value> origin;
+      OwningOpRef<ModuleOp> segModule =
+          buildSegmentModule(module, func, seg, origin);
+      auto segFunc = segModule->lookupSymbol<func::FuncOp>(entry);
+      std::vector<Probe> probes = instrumentForCalibration(segFunc);
+      // Each probe feeds the statistics of the model's observed value it
+      // copies, unless an earlier segment observed that value already.
+      Block &segBody = segFunc.getBody().front();
+      auto segRet = cast<func::ReturnOp>(segBody.getTerminator());
+      std::vector<int> statOf(probes.size(), -1);
       for (size_t p = 0; p < probes.size(); ++p) {
-        if (statOf[p] < 0)
+        Value v = probes[p].inputIndex >= 0
+                      ? Value(segBody.getArgument(probes[p].inputIndex))
+                      : segRet.getOperand(probes[p].resultIndex);
+        auto it = observedIndex.find(origin.lookup(v));
+        if (it == observedIndex.end() || started[it->second])
           continue;
-        const quench_tensor &t = probes[p].inputIndex >= 0
-                                     ? inputs[probes[p].inputIndex]
-                                     : results.tensors[probes[p].resultIndex];
-        if (t.rank < 1 || t.shape[t.rank - 1] != probes[p].channels)
+        size_t g = it->second;
+        started[g] = true;
+        segTensors.push_back(g);
+        statOf[p] = static_cast<int>(g);
+        const Probe &global = observed[g].probe;
+        stats.tensors[g] = TensorStats(global.name, global.channels,
+                                       /*perChannel=*/true, options.gram);
+        stats.tensors[g].layers = global.layers;
+      }
+      ModelSignature ssig;
+      {
+        auto got = getModelSignature(segFunc, sig.modelName + "_calib");
+        if (!got)
+          return got.takeError();
+        ssig = std::move(*got);
+      }
+      if (options.progress && (numSegments > 1 || !tty))
+        llvm::errs() << "calibrate: segment " << (k + 1) << "/" << numSegments
+                     << ": compiling " << seg.ops.size() << " ops, "
+                     << seg.linears << " linear"
+                     << (seg.linears == 1 ? "" : "s") << ", " << probes.size()
+                     << " observed tensor" << (probes.size() == 1 ? "" : "s")
+                     << "\n";
+      auto compiled = compileAndLoad(*segModule, entry, ssig, options);
+      if (!compiled)
+        return compiled.takeError();
+      loaded = std::move(*compiled);
+      segModule = nullptr;
+      const quench_model *model = loaded->model;
+
+      for (size_t o = 0; o < seg.outputs.size(); ++o)
+        outputs.push_back(std::make_unique<CarriedValue>(samples.size()));
+      for (size_t s = 0; s < samples.size(); ++s) {
+        const Sample &sample = samples[s];
+        std::vector<quench_tensor> inputs;
+        for (Value v : seg.inputs)
+          inputs.push_back(carried[v]->perSample[s]);
+        TensorList results(ssig.outputs.size());
+        if (quench_model_run(model, inputs.data(), inputs.size(),
+                             results.tensors.data(), results.tensors.size(),
+                             pool.pool, &err) != QUENCH_OK)
           return makeError(llvm::Twine("calibration sample '") + sample.name +
-                           "': " + observed[statOf[p]].probe.name + " has " +
-                           llvm::Twine(t.rank ? t.shape[t.rank - 1] : 0) +
-                           " channels at run time, the layer expects " +
-                           llvm::Twine(probes[p].channels));
-        stats.tensors[statOf[p]].observe(
-            static_cast<const float *>(t.data),
-            static_cast<size_t>(quench_tensor_num_elements(&t)),
-            static_cast<unsigned>(std::max(options.threads, 0)));
+                           "': " + err.message);
+        for (size_t p = 0; p < probes.size(); ++p) {
+          if (statOf[p] < 0)
+            continue;
+          const quench_tensor &t = probes[p].inputIndex >= 0
+                                       ? inputs[probes[p].inputIndex]
+                                       : results.tensors[probes[p].resultIndex];
+          if (t.rank < 1 || t.shape[t.rank - 1] != probes[p].channels)
+            return makeError(llvm::Twine("calibration sample '") + sample.name +
+                             "': " + observed[statOf[p]].probe.name + " has " +
+                             llvm::Twine(t.rank ? t.shape[t.rank - 1] : 0) +
+                             " channels at run time, the layer expects " +
+                             llvm::Twine(probes[p].channels));
+          stats.tensors[statOf[p]].observe(
+              static_cast<const float *>(t.data),
+              static_cast<size_t>(quench_tensor_num_elements(&t)),
+              static_cast<unsigned>(std::max(options.threads, 0)));
+        }
+        // The carried results are kept; the rest is freed with `results`.
+        for (size_t o = 0; o < seg.outputs.size(); ++o) {
+          outputs[o]->perSample[s] = results.tensors[o];
+          results.tensors[o] = quench_tensor{};
+        }
+        double now = seconds();
+        bool last = k + 1 == numSegments && s + 1 == samples.size();
+        if (options.progress &&
+            (last || s + 1 == samples.size() || now - lastReport >= 1.0)) {
+          lastReport = now;
+          // Work is counted in linears (a segment's share of the model).
+          double done =
+              (linearsDone + seg.linears * double(s + 1) / samples.size()) /
+              std::max<int64_t>(totalLinears, 1);
+          llvm::errs() << (tty ? "\r" : "") << "calibrate: segment " << (k + 1)
+                       << "/" << numSegments << ", sample " << (s + 1) << "/"
+                       << samples.size() << " (" << formatSeconds(now);
+          if (!last && done > 0)
+            llvm::errs() << ", ETA " << formatSeconds(now * (1 - done) / done);
+          llvm::errs() << ")" << (tty ? "\x1b[K" : "")
+                       << (tty && !last ? "" : "\n");
+        }
       }
-      // The carried results are kept; the rest is freed with `results`.
-      for (size_t o = 0; o < seg.outputs.size(); ++o) {
-        outputs[o]->perSample[s] = results.tensors[o];
-        results.tensors[o] = quench_tensor{};
-      }
-      double now = seconds();
-      bool last = k + 1 == numSegments && s + 1 == samples.size();
-      if (options.progress &&
-          (last || s + 1 == samples.size() || now - lastReport >= 1.0)) {
-        lastReport = now;
-        // Work is counted in linears (a segment's share of the model).
-        double done = (linearsDone + seg.linears * double(s + 1) /
-                                         samples.size()) /
-                      std::max<int64_t>(totalLinears, 1);
-        llvm::errs() << (tty ? "\r" : "") << "calibrate: segment " << (k + 1)
-                     << "/" << numSegments << ", sample " << (s + 1) << "/"
-                     << samples.size() << " (" << formatSeconds(now);
-        if (!last && done > 0)
-          llvm::errs() << ", ETA " << formatSeconds(now * (1 - done) / done);
-        llvm::errs() << ")" << (tty ? "\x1b[K" : "")
-                     << (tty && !last ? "" : "\n");
-      }
-    }
-    return llvm::Error::success();
+      return llvm::Error::success();
     };
     if (llvm::Error e = agreeOn(runSegment()))
       return std::move(e);
@@ -713,8 +663,8 @@ quench::calib::calibrate(ModuleOp module, StringRef entry,
       if (e.empty() && !t.gram.empty())
         t.releaseGram(options.statsFile, offset);
     }
-    if (llvm::Error err = agreeOn(e.empty() ? llvm::Error::success()
-                                            : makeError(e)))
+    if (llvm::Error err =
+            agreeOn(e.empty() ? llvm::Error::success() : makeError(e)))
       return std::move(err);
   }
   if (finished != observed.size())
@@ -722,8 +672,8 @@ quench::calib::calibrate(ModuleOp module, StringRef entry,
                      " was not observed (segments out of order)");
   if (!options.statsFile.empty()) {
     std::string e = writer.commit();
-    if (llvm::Error err = agreeOn(e.empty() ? llvm::Error::success()
-                                            : makeError(e)))
+    if (llvm::Error err =
+            agreeOn(e.empty() ? llvm::Error::success() : makeError(e)))
       return std::move(err);
   }
   return stats;

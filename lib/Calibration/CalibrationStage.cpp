@@ -132,10 +132,10 @@ quench::calib::obtainCalibration(mlir::ModuleOp module, StringRef entry,
         });
   }
   if (Error e = agreeOn(scratchError
-                           ? makeError("cannot create a scratch file for the "
-                                       "calibration statistics: " +
-                                       scratchError.message())
-                           : Error::success()))
+                            ? makeError("cannot create a scratch file for the "
+                                        "calibration statistics: " +
+                                        scratchError.message())
+                            : Error::success()))
     return std::move(e);
   auto stats = calibrate(module, entry, sig, samples, opts);
   if (!stats)

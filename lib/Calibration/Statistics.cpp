@@ -2,6 +2,8 @@
 
 #include "quench/Calibration/Statistics.h"
 
+#include "quench/Support/Communicator.h"
+
 #include <algorithm>
 #include <cassert>
 #include <cmath>
@@ -391,6 +393,53 @@ double TensorStats::range(RangeMethod method, double percentile,
     break;
   }
   return std::min(r, m);
+}
+
+void quench::calib::allReduceStats(TensorStats &t, Communicator &comm) {
+  if (comm.size() == 1)
+    return;
+  uint64_t counts[] = {t.rows, t.count, t.nonFinite};
+  comm.allReduceSum(counts, 3);
+  t.rows = counts[0];
+  t.count = counts[1];
+  t.nonFinite = counts[2];
+  comm.allReduceMin(&t.min, 1);
+  comm.allReduceMax(&t.max, 1);
+  // Histograms: every limit is a power of two (or 0), so each rescales to
+  // the largest exactly and the counts add up.
+  double limit = t.hist.limit();
+  comm.allReduceMax(&limit, 1);
+  t.hist.rescaleTo(limit);
+  std::vector<uint64_t> bins = t.hist.counts();
+  bins.push_back(t.hist.pendingZeros());
+  comm.allReduceSum(bins.data(), bins.size());
+  uint64_t pendingZeros = bins.back();
+  bins.pop_back();
+  t.hist = AbsHistogram(limit, std::move(bins), pendingZeros);
+  if (!t.channelAbsMax.empty()) {
+    comm.allReduceMax(t.channelAbsMax.data(), t.channelAbsMax.size());
+    comm.allReduceSum(t.channelAbsSum.data(), t.channelAbsSum.size());
+  }
+  if (t.gram.empty())
+    return;
+  // The upper triangle (all that is accumulated before finalize), packed
+  // in pieces of about 16 MB: half the bytes of the whole matrix, and a
+  // bounded copy.
+  size_t k = static_cast<size_t>(t.channels);
+  std::vector<double> piece;
+  for (size_t i = 0; i < k;) {
+    size_t first = i;
+    piece.clear();
+    for (; i < k && piece.size() < (size_t(2) << 20); ++i)
+      piece.insert(piece.end(), t.gram.begin() + i * k + i,
+                   t.gram.begin() + (i + 1) * k);
+    comm.allReduceSum(piece.data(), piece.size());
+    const double *p = piece.data();
+    for (size_t r = first; r < i; ++r) {
+      std::copy(p, p + (k - r), t.gram.begin() + r * k + r);
+      p += k - r;
+    }
+  }
 }
 
 //===----------------------------------------------------------------------===//

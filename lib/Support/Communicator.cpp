@@ -2,8 +2,8 @@
 
 #include "quench/Support/Communicator.h"
 
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 
 using namespace quench;
 

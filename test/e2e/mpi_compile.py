@@ -14,11 +14,14 @@ W4A16 GPTQ, against plain quench-compile:
 - the executables' logits on two inputs: within 1e-5 of the largest
   |logit| (the codes come from statistics equal up to summation order;
   in practice they are identical);
+- W8A8 with static ranges from the histograms' 99.9th percentile and RTN
+  weights (split by layers): byte-identical objects;
 - rank 0 alone writes: the output, the cache and the report, and no
   scratch file or cache temporary is left next to them;
 - errors: a --calib directory that does not exist, and a sample only the
   second process reads (a truncated .npy): a nonzero exit of the job, the
-  message once, no output written.
+  message once, no output written; likewise a GPTQ layer that fails
+  (singular Gram matrix, no dampening) on the second process.
 
 Needs quench-compile-mpi (built when CMake finds MPI) and mpirun; exits 77
 (CTest's SKIP_RETURN_CODE) with the reason when either is missing. Runs as
@@ -181,11 +184,30 @@ def main():
             fail(f"the executables' logits differ by {worst:.2e} "
                  "(limit 1e-5)")
 
+        # W8A8 with static ranges from the percentile of the histograms
+        # (merged across the processes) and RTN weights split by layers:
+        # the same object, byte for byte.
+        objs = []
+        for tag, cmd in (("one", [qc]), ("two", MPIRUN + [qcm])):
+            out = os.path.join(work, tag, "w8a8")
+            run(cmd + [model, "-o", out, "--emit=obj", "--name=model",
+                       "--quant=w8a8", "--calib-method=percentile",
+                       "--calib-percentile=99.9", "--calib=" + samples])
+            objs.append(open(out + ".o", "rb").read())
+        if objs[0] != objs[1]:
+            fail("W8A8 (percentile ranges, RTN): the objects of one and two "
+                 "processes differ")
+        else:
+            print("  W8A8 percentile + RTN: identical objects")
+
         # Errors: the job fails, one message, nothing written.
         def expect_error(name, cmd, out, needle):
             p = run(cmd, expect_ok=False)
+            # (The driver's "stage 'X' failed (see above)" follows a
+            # stage's message, as in one process.)
             errors = [l for l in p.stderr.splitlines()
-                      if "quench-compile-mpi: error" in l]
+                      if "quench-compile-mpi: error" in l and
+                      "failed (see above)" not in l]
             left = glob.glob(out + "*")
             if p.returncode == 0:
                 fail(f"{name}: the job exited 0")
@@ -213,6 +235,23 @@ def main():
             qcm, model, "-o", bad, "--calib-cache=" + bad + ".calib",
             "--quant=w4a16", "--algo=gptq", "--calib=" + broken], bad,
             "calibration sample '01'")
+        # A GPTQ layer that only the second process quantizes fails: the
+        # FFN down projections (K = 96 > the 80 calibration rows: a
+        # singular Gram matrix) are the three largest layers, dealt out
+        # largest first to the least loaded process: the first to rank 0,
+        # the second to rank 1. Without dampening its Cholesky factorization
+        # fails; rank 0 reports rank 1's message.
+        import json
+        layers = json.load(open(out1 + ".json"))["layers"]
+        downs = [l["name"] for l in layers if l["in_features"] == 96]
+        recipe = os.path.join(work, "recipe.json")
+        with open(recipe, "w") as f:
+            json.dump({"version": 1, "layers": [
+                {"match": downs[1], "algo": "gptq", "gptq_dampening": 0}]}, f)
+        expect_error("GPTQ failure on rank 1", MPIRUN + [
+            qcm, model, "-o", bad, "--quant=w4a16", "--algo=gptq",
+            "--quant-recipe=" + recipe, "--calib=" + samples], bad,
+            "layer '%s'" % downs[1])
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

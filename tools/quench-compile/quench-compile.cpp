@@ -140,7 +140,6 @@ struct ProcessSummary {
 };
 } // namespace
 
-
 int main(int argc, char **argv) {
 #ifdef QUENCH_MPI
   // MPI first (it may rewrite the command line); MPI_Finalize when main
@@ -195,9 +194,9 @@ int main(int argc, char **argv) {
   // calibrates and quantizes on its share unless told otherwise.
   int threadsPerProcess = 0;
 #ifdef QUENCH_MPI
-  threadsPerProcess = std::max<int>(
-      1, static_cast<int>(std::thread::hardware_concurrency()) /
-             mpi.localSize());
+  threadsPerProcess =
+      std::max<int>(1, static_cast<int>(std::thread::hardware_concurrency()) /
+                           mpi.localSize());
   if (*weightQuant && (*weightQuant)->threads == 0)
     (*weightQuant)->threads = threadsPerProcess;
 #endif
@@ -249,6 +248,7 @@ int main(int argc, char **argv) {
   }
   if (outputPath == "-" && emit != Emit::MLIR && emit != Emit::LLVM)
     return fail("-o - (stdout) is only for --emit=mlir and --emit=llvm");
+  quench::PhaseTimer timer(timePhases && root);
   // The processes other than rank 0 stop after the last stage they share
   // (or earlier, with --stop-after-stage), then report to rank 0.
   std::string lastShared;
@@ -261,12 +261,12 @@ int main(int argc, char **argv) {
   auto reportToRoot = [&](int rc) {
     if (!comm || comm->size() == 1 || rc != 0)
       return rc;
-    ProcessSummary mine{quench::getPeakResidentSet(), comm->bytesSent(),
+    ProcessSummary mine{timer.peakResidentSet(), comm->bytesSent(),
                         comm->bytesReceived()};
     if (!root) {
-      comm->send(0, quench::Communicator::kSummaryTag,
-                 std::string(reinterpret_cast<const char *>(&mine),
-                             sizeof mine));
+      comm->send(
+          0, quench::Communicator::kSummaryTag,
+          std::string(reinterpret_cast<const char *>(&mine), sizeof mine));
       comm->flushSends();
       return rc;
     }
@@ -283,8 +283,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < all.size(); ++i)
       errs() << toolName << ": rank " << i << "/" << all.size()
              << format(": peak RSS %.0f MB, sent %.1f MB, received %.1f MB",
-                       all[i].peakRSS / 1048576.0,
-                       all[i].bytesSent / 1048576.0,
+                       all[i].peakRSS / 1048576.0, all[i].bytesSent / 1048576.0,
                        all[i].bytesReceived / 1048576.0)
              << "\n";
     return rc;
@@ -317,7 +316,6 @@ int main(int argc, char **argv) {
   uint64_t inputBytes = 0;
   if (!sys::fs::file_size(inputPath, inputBytes))
     quench::setModelWeights({inputBytes, inputBytes, 0});
-  quench::PhaseTimer timer(timePhases && root);
   timer.start("import");
   mlir::OwningOpRef<mlir::ModuleOp> module =
       quench::loadModelFile(inputPath, context, shapes);

@@ -106,12 +106,6 @@ struct CalibrateOptions {
   Communicator *comm = nullptr;
 };
 
-/// Adds the statistics `t` of the other processes of `comm` to this
-/// process's (before finalize): counts and sums are summed, extremes taken,
-/// histograms merged at the largest limit. The result is one process's
-/// statistics of all the data up to the order of floating-point sums.
-void allReduceStats(TensorStats &t, Communicator &comm);
-
 /// Calibrates: `module` holds the prepared float model, `entry` names its
 /// function (which `sig` describes); the module is not modified. The
 /// function is split into segments (options.segmentBytes); each is

@@ -27,6 +27,10 @@
 #include <string>
 #include <vector>
 
+namespace quench {
+class Communicator;
+} // namespace quench
+
 namespace quench::calib {
 
 /// A histogram of |x| over [0, limit) in a fixed number of equal bins. The
@@ -175,6 +179,14 @@ private:
   void accumulateGram(const float *data, size_t numRows, unsigned threads);
   bool finalized_ = false;
 };
+
+/// Adds the statistics `t` of the other processes of `comm` to this
+/// process's, every process calling it for the same tensor (before
+/// finalize): counts and sums are summed, extremes taken, histograms merged
+/// at the largest limit. Every process then holds the statistics of all
+/// their data, equal to one process's up to the order of floating-point
+/// sums (Gram matrices, per-channel sums).
+void allReduceStats(TensorStats &t, Communicator &comm);
 
 /// Everything one calibration run recorded.
 struct CalibrationStats {

@@ -1,4 +1,4 @@
-//===- Communicator.h - processes that compile one model together -*- C++ -*-===//
+//===- Communicator.h - processes compiling one model ---------*- C++ -*-===//
 //
 // The few collective operations that let several processes share the
 // splittable compile stages (docs/scaling.md, "Beyond one machine"):
@@ -40,7 +40,9 @@ public:
   /// Element-wise reduction of `n` values of `type` over all processes, in
   /// place: every process gets the result.
   void allReduce(void *data, size_t n, Type type, Op op);
-  void allReduceSum(double *d, size_t n) { allReduce(d, n, Type::F64, Op::Sum); }
+  void allReduceSum(double *d, size_t n) {
+    allReduce(d, n, Type::F64, Op::Sum);
+  }
   void allReduceSum(uint64_t *d, size_t n) {
     allReduce(d, n, Type::U64, Op::Sum);
   }

@@ -11,13 +11,13 @@
 //===----------------------------------------------------------------------===//
 
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
-#include "llvm/ADT/DenseSet.h"
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
 #include "quench/Quant/GPTQ.h"
 #include "quench/Quant/RTN.h"
 #include "quench/Support/Communicator.h"
 #include "quench/Support/LLVM.h"
+#include "llvm/ADT/DenseSet.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
@@ -860,9 +860,9 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     std::vector<float> w = *floatWeights(p.cst);
     releaseConstantPages(p.cst.getValue());
     if (!p.scheme.gptq) {
-      out = qq::quantizeMatrixRTN(w.data(), p.rec.outFeatures,
-                                  p.rec.inFeatures, static_cast<int>(s.bits),
-                                  s.groupSize, s.symmetric, s.scaleType);
+      out = qq::quantizeMatrixRTN(w.data(), p.rec.outFeatures, p.rec.inFeatures,
+                                  static_cast<int>(s.bits), s.groupSize,
+                                  s.symmetric, s.scaleType);
       return "";
     }
     // This layer's Gram matrix only, dropped at the end of the call.
@@ -874,10 +874,9 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     if (!*gram)
       return "GPTQ: no input Gram matrix for layer '" + p.rec.name + "'";
     if ((*gram)->size() != k * k)
-      return "GPTQ: the input Gram matrix of layer '" + p.rec.name +
-             "' has " + std::to_string((*gram)->size()) +
-             " elements, expected " + std::to_string(k) + " x " +
-             std::to_string(k);
+      return "GPTQ: the input Gram matrix of layer '" + p.rec.name + "' has " +
+             std::to_string((*gram)->size()) + " elements, expected " +
+             std::to_string(k) + " x " + std::to_string(k);
     qq::GPTQOptions gptqOptions;
     gptqOptions.actOrder = p.scheme.gptqActOrder;
     gptqOptions.dampening = p.scheme.gptqDampening;
@@ -885,11 +884,10 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     gptqOptions.computeLoss = false; // not reported
     qq::GPTQResult res;
     std::string error;
-    if (!qq::quantizeMatrixGPTQ(w.data(), p.rec.outFeatures,
-                                p.rec.inFeatures, (*gram)->data(),
-                                static_cast<int>(s.bits), s.groupSize,
-                                s.symmetric, s.scaleType, gptqOptions, res,
-                                error))
+    if (!qq::quantizeMatrixGPTQ(w.data(), p.rec.outFeatures, p.rec.inFeatures,
+                                (*gram)->data(), static_cast<int>(s.bits),
+                                s.groupSize, s.symmetric, s.scaleType,
+                                gptqOptions, res, error))
       return "layer '" + p.rec.name + "': " + error;
     out = std::move(res.matrix);
     return "";
@@ -934,12 +932,13 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
       double k = static_cast<double>(plans[i].rec.inFeatures);
       byWork.push_back({plans[i].scheme.gptq ? k * k * (k + n) : k * n, i});
     }
-    std::stable_sort(byWork.begin(), byWork.end(),
-                     [](const auto &a, const auto &b) { return a.first > b.first; });
+    std::stable_sort(
+        byWork.begin(), byWork.end(),
+        [](const auto &a, const auto &b) { return a.first > b.first; });
     std::vector<double> load(numProcs, 0.0);
     for (auto &[work, i] : byWork) {
-      int least = static_cast<int>(
-          std::min_element(load.begin(), load.end()) - load.begin());
+      int least = static_cast<int>(std::min_element(load.begin(), load.end()) -
+                                   load.begin());
       owner[i] = least;
       load[least] += work;
     }
@@ -978,7 +977,8 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     for (size_t i = 0; i < plans.size() && error.empty(); ++i) {
       if (plans[i].scheme.skip || owner[i] != 0)
         continue;
-      while (dueTotal && comm->receive(Communicator::kQuantizedLayerTag, source, bytes,
+      while (dueTotal &&
+             comm->receive(Communicator::kQuantizedLayerTag, source, bytes,
                            /*wait=*/false))
         handle();
       qq::QuantizedMatrix m;
@@ -1013,15 +1013,14 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
   if (numProcs > 1)
     error = comm->agree(error);
   if (!error.empty())
-    return emitError(errorPlan ? plans[*errorPlan].op.getLoc() : loc)
-           << error;
+    return emitError(errorPlan ? plans[*errorPlan].op.getLoc() : loc) << error;
   if (progress && gptqLayers > 0)
     llvm::errs() << "quantize: GPTQ of " << gptqLayers << " layer"
                  << (gptqLayers == 1 ? "" : "s") << " took "
                  << llvm::format("%.1f s", elapsed())
-                 << (numProcs > 1 ? " on " + std::to_string(numProcs) +
-                                        " processes"
-                                  : std::string())
+                 << (numProcs > 1
+                         ? " on " + std::to_string(numProcs) + " processes"
+                         : std::string())
                  << "\n";
   if (rank != 0)
     return success();
