@@ -9,6 +9,7 @@ PKGS=(
   libonnx-dev libprotobuf-dev protobuf-compiler libonnx-testdata
   python3 python3-numpy python3-onnx python3-torch libopenblas0-pthread time
   libgtest-dev
+  libopenmpi-dev openmpi-bin
   bible-kjv
 )
 

@@ -432,11 +432,9 @@ static std::string formatSeconds(double s) {
       .str();
 }
 
-Expected<CalibrationStats>
-quench::calib::calibrate(ModuleOp module, StringRef entry,
-                         const ModelSignature &sig,
-                         const std::vector<Sample> &samples,
-                         const CalibrateOptions &options) {
+Expected<CalibrationStats> quench::calib::calibrate(
+    ModuleOp module, StringRef entry, const ModelSignature &sig,
+    const std::vector<Sample> &samplesIn, const CalibrateOptions &options) {
   auto start = std::chrono::steady_clock::now();
   auto seconds = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() -
@@ -454,6 +452,22 @@ quench::calib::calibrate(ModuleOp module, StringRef entry,
   llvm::DenseMap<Value, size_t> observedIndex;
   for (size_t i = 0; i < observed.size(); ++i)
     observedIndex[observed[i].value] = i;
+  // This process's share of the samples (all of them without a
+  // communicator): sample i runs on process i mod size.
+  Communicator *comm = options.comm;
+  int rank = comm ? comm->rank() : 0, numProcs = comm ? comm->size() : 1;
+  const std::vector<Sample> &allSamples = samplesIn;
+  std::vector<Sample> mine;
+  for (size_t i = rank; i < allSamples.size(); i += numProcs)
+    mine.push_back(allSamples[i]);
+  // Every process stops at the same points when any of them failed since
+  // the last one (Communicator::agree).
+  auto agreeOn = [&](llvm::Error e) -> llvm::Error {
+    if (!comm || numProcs == 1)
+      return e;
+    std::string message = comm->agree(e ? llvm::toString(std::move(e)) : "");
+    return message.empty() ? llvm::Error::success() : makeError(message);
+  };
   std::vector<Segment> segments =
       partitionForCalibration(func, options.segmentBytes, options.gram);
   int64_t totalLinears = 0;
@@ -468,18 +482,26 @@ quench::calib::calibrate(ModuleOp module, StringRef entry,
                  << segments.size() << " segment"
                  << (segments.size() == 1 ? "" : "s") << " (at most "
                  << llvm::format("%.0f", maxSegmentBytes / 1048576.0)
-                 << " MB of weights and statistics each), " << samples.size()
-                 << " sample" << (samples.size() == 1 ? "" : "s") << "\n";
+                 << " MB of weights and statistics each), " << allSamples.size()
+                 << " sample" << (allSamples.size() == 1 ? "" : "s");
+  if (options.progress && numProcs > 1)
+    llvm::errs() << " on " << numProcs << " processes (" << mine.size()
+                 << " here)";
+  if (options.progress)
+    llvm::errs() << "\n";
 
   CalibrationStats stats;
   stats.modelChecksum = options.modelChecksum;
   stats.dataChecksum = options.dataChecksum;
-  stats.samples = samples.size();
+  stats.samples = allSamples.size();
+  // From here on `samples` are this process's.
+  const std::vector<Sample> &samples = mine;
   CacheWriter writer;
   if (!options.statsFile.empty()) {
     std::string e = writer.open(options.statsFile, stats, observed.size());
-    if (!e.empty())
-      return makeError(e);
+    if (llvm::Error err =
+            agreeOn(e.empty() ? llvm::Error::success() : makeError(e)))
+      return std::move(err);
   }
   stats.tensors.resize(observed.size());
   std::vector<bool> started(observed.size(), false);
@@ -500,131 +522,155 @@ quench::calib::calibrate(ModuleOp module, StringRef entry,
     // Every sample's inputs are read (and checked against the model's
     // signature) up front.
     Block &body = func.getBody().front();
-    for (size_t i = 0; i < sig.inputs.size(); ++i) {
-      auto value = std::make_unique<CarriedValue>(samples.size());
-      const TensorSignature &in = sig.inputs[i];
-      for (size_t s = 0; s < samples.size(); ++s)
-        if (quench_npy_read_expect(samples[s].inputPaths[i].c_str(),
-                                   in.name.c_str(),
-                                   static_cast<quench_dtype>(in.dtype),
-                                   static_cast<int32_t>(in.shape.size()),
-                                   in.shape.data(), &value->perSample[s],
-                                   &err) != QUENCH_OK)
-          return makeError(llvm::Twine("calibration sample '") +
-                           samples[s].name + "': " + err.message);
-      Value arg = body.getArgument(i);
-      if (lastReader.count(arg))
-        carried[arg] = std::move(value);
-    }
+    auto readInputs = [&]() -> llvm::Error {
+      for (size_t i = 0; i < sig.inputs.size(); ++i) {
+        auto value = std::make_unique<CarriedValue>(samples.size());
+        const TensorSignature &in = sig.inputs[i];
+        for (size_t s = 0; s < samples.size(); ++s)
+          if (quench_npy_read_expect(
+                  samples[s].inputPaths[i].c_str(), in.name.c_str(),
+                  static_cast<quench_dtype>(in.dtype),
+                  static_cast<int32_t>(in.shape.size()), in.shape.data(),
+                  &value->perSample[s], &err) != QUENCH_OK)
+            return makeError(llvm::Twine("calibration sample '") +
+                             samples[s].name + "': " + err.message);
+        Value arg = body.getArgument(i);
+        if (lastReader.count(arg))
+          carried[arg] = std::move(value);
+      }
+      return llvm::Error::success();
+    };
+    if (llvm::Error e = agreeOn(readInputs()))
+      return std::move(e);
   }
 
   Pool pool;
   pool.pool = quench_threadpool_create(options.threads, &err);
-  if (!pool.pool)
-    return makeError(llvm::Twine("calibration: ") + err.message);
+  if (llvm::Error e = agreeOn(
+          pool.pool ? llvm::Error::success()
+                    : makeError(llvm::Twine("calibration: ") + err.message)))
+    return std::move(e);
   bool tty = llvm::sys::Process::StandardErrIsDisplayed();
   double lastReport = 0;
   int64_t linearsDone = 0;
   size_t numSegments = segments.size();
   for (size_t k = 0; k < numSegments; ++k) {
     const Segment &seg = segments[k];
-    llvm::DenseMap<Value, Value> origin;
-    OwningOpRef<ModuleOp> segModule =
-        buildSegmentModule(module, func, seg, origin);
-    auto segFunc = segModule->lookupSymbol<func::FuncOp>(entry);
-    std::vector<Probe> probes = instrumentForCalibration(segFunc);
-    // Each probe feeds the statistics of the model's observed value it
-    // copies, unless an earlier segment observed that value already.
-    Block &segBody = segFunc.getBody().front();
-    auto segRet = cast<func::ReturnOp>(segBody.getTerminator());
-    std::vector<int> statOf(probes.size(), -1);
-    for (size_t p = 0; p < probes.size(); ++p) {
-      Value v = probes[p].inputIndex >= 0
-                    ? Value(segBody.getArgument(probes[p].inputIndex))
-                    : segRet.getOperand(probes[p].resultIndex);
-      auto it = observedIndex.find(origin.lookup(v));
-      if (it == observedIndex.end() || started[it->second])
-        continue;
-      size_t g = it->second;
-      started[g] = true;
-      statOf[p] = static_cast<int>(g);
-      const Probe &global = observed[g].probe;
-      stats.tensors[g] = TensorStats(global.name, global.channels,
-                                     /*perChannel=*/true, options.gram);
-      stats.tensors[g].layers = global.layers;
-    }
-    ModelSignature ssig;
-    {
-      auto got = getModelSignature(segFunc, sig.modelName + "_calib");
-      if (!got)
-        return got.takeError();
-      ssig = std::move(*got);
-    }
-    if (options.progress && (numSegments > 1 || !tty))
-      llvm::errs() << "calibrate: segment " << (k + 1) << "/" << numSegments
-                   << ": compiling " << seg.ops.size() << " ops, "
-                   << seg.linears << " linear" << (seg.linears == 1 ? "" : "s")
-                   << ", " << probes.size() << " observed tensor"
-                   << (probes.size() == 1 ? "" : "s") << "\n";
-    auto loaded = compileAndLoad(*segModule, entry, ssig, options);
-    if (!loaded)
-      return loaded.takeError();
-    segModule = nullptr;
-    const quench_model *model = loaded->model;
-
+    // Compile the segment and run this process's samples through it; then
+    // every process agrees that all did, and the statistics it started are
+    // all-reduced.
+    std::optional<LoadedModel> loaded;
     std::vector<std::unique_ptr<CarriedValue>> outputs;
-    for (size_t o = 0; o < seg.outputs.size(); ++o)
-      outputs.push_back(std::make_unique<CarriedValue>(samples.size()));
-    for (size_t s = 0; s < samples.size(); ++s) {
-      const Sample &sample = samples[s];
-      std::vector<quench_tensor> inputs;
-      for (Value v : seg.inputs)
-        inputs.push_back(carried[v]->perSample[s]);
-      TensorList results(ssig.outputs.size());
-      std::vector<float> widened; // f16/bf16 observed values as f32
-      if (quench_model_run(model, inputs.data(), inputs.size(),
-                           results.tensors.data(), results.tensors.size(),
-                           pool.pool, &err) != QUENCH_OK)
-        return makeError(llvm::Twine("calibration sample '") + sample.name +
-                         "': " + err.message);
+    std::vector<size_t> segTensors;
+    auto runSegment = [&]() -> llvm::Error {
+      llvm::DenseMap<Value, Value> origin;
+      OwningOpRef<ModuleOp> segModule =
+          buildSegmentModule(module, func, seg, origin);
+      auto segFunc = segModule->lookupSymbol<func::FuncOp>(entry);
+      std::vector<Probe> probes = instrumentForCalibration(segFunc);
+      // Each probe feeds the statistics of the model's observed value it
+      // copies, unless an earlier segment observed that value already.
+      Block &segBody = segFunc.getBody().front();
+      auto segRet = cast<func::ReturnOp>(segBody.getTerminator());
+      std::vector<int> statOf(probes.size(), -1);
       for (size_t p = 0; p < probes.size(); ++p) {
-        if (statOf[p] < 0)
+        Value v = probes[p].inputIndex >= 0
+                      ? Value(segBody.getArgument(probes[p].inputIndex))
+                      : segRet.getOperand(probes[p].resultIndex);
+        auto it = observedIndex.find(origin.lookup(v));
+        if (it == observedIndex.end() || started[it->second])
           continue;
-        const quench_tensor &t = probes[p].inputIndex >= 0
-                                     ? inputs[probes[p].inputIndex]
-                                     : results.tensors[probes[p].resultIndex];
-        if (t.rank < 1 || t.shape[t.rank - 1] != probes[p].channels)
+        size_t g = it->second;
+        started[g] = true;
+        segTensors.push_back(g);
+        statOf[p] = static_cast<int>(g);
+        const Probe &global = observed[g].probe;
+        stats.tensors[g] = TensorStats(global.name, global.channels,
+                                       /*perChannel=*/true, options.gram);
+        stats.tensors[g].layers = global.layers;
+      }
+      ModelSignature ssig;
+      {
+        auto got = getModelSignature(segFunc, sig.modelName + "_calib");
+        if (!got)
+          return got.takeError();
+        ssig = std::move(*got);
+      }
+      if (options.progress && (numSegments > 1 || !tty))
+        llvm::errs() << "calibrate: segment " << (k + 1) << "/" << numSegments
+                     << ": compiling " << seg.ops.size() << " ops, "
+                     << seg.linears << " linear"
+                     << (seg.linears == 1 ? "" : "s") << ", " << probes.size()
+                     << " observed tensor" << (probes.size() == 1 ? "" : "s")
+                     << "\n";
+      auto compiled = compileAndLoad(*segModule, entry, ssig, options);
+      if (!compiled)
+        return compiled.takeError();
+      loaded = std::move(*compiled);
+      segModule = nullptr;
+      const quench_model *model = loaded->model;
+
+      for (size_t o = 0; o < seg.outputs.size(); ++o)
+        outputs.push_back(std::make_unique<CarriedValue>(samples.size()));
+      for (size_t s = 0; s < samples.size(); ++s) {
+        const Sample &sample = samples[s];
+        std::vector<quench_tensor> inputs;
+        for (Value v : seg.inputs)
+          inputs.push_back(carried[v]->perSample[s]);
+        TensorList results(ssig.outputs.size());
+        std::vector<float> widened; // f16/bf16 observed values as f32
+        if (quench_model_run(model, inputs.data(), inputs.size(),
+                             results.tensors.data(), results.tensors.size(),
+                             pool.pool, &err) != QUENCH_OK)
           return makeError(llvm::Twine("calibration sample '") + sample.name +
-                           "': " + observed[statOf[p]].probe.name + " has " +
-                           llvm::Twine(t.rank ? t.shape[t.rank - 1] : 0) +
-                           " channels at run time, the layer expects " +
-                           llvm::Twine(probes[p].channels));
-        size_t n = static_cast<size_t>(quench_tensor_num_elements(&t));
-        stats.tensors[statOf[p]].observe(observedValues(t, n, widened), n);
+                           "': " + err.message);
+        for (size_t p = 0; p < probes.size(); ++p) {
+          if (statOf[p] < 0)
+            continue;
+          const quench_tensor &t = probes[p].inputIndex >= 0
+                                       ? inputs[probes[p].inputIndex]
+                                       : results.tensors[probes[p].resultIndex];
+          if (t.rank < 1 || t.shape[t.rank - 1] != probes[p].channels)
+            return makeError(llvm::Twine("calibration sample '") + sample.name +
+                             "': " + observed[statOf[p]].probe.name + " has " +
+                             llvm::Twine(t.rank ? t.shape[t.rank - 1] : 0) +
+                             " channels at run time, the layer expects " +
+                             llvm::Twine(probes[p].channels));
+          size_t n = static_cast<size_t>(quench_tensor_num_elements(&t));
+          stats.tensors[statOf[p]].observe(
+              observedValues(t, n, widened), n,
+              static_cast<unsigned>(std::max(options.threads, 0)));
+        }
+        // The carried results are kept; the rest is freed with `results`.
+        for (size_t o = 0; o < seg.outputs.size(); ++o) {
+          outputs[o]->perSample[s] = results.tensors[o];
+          results.tensors[o] = quench_tensor{};
+        }
+        double now = seconds();
+        bool last = k + 1 == numSegments && s + 1 == samples.size();
+        if (options.progress &&
+            (last || s + 1 == samples.size() || now - lastReport >= 1.0)) {
+          lastReport = now;
+          // Work is counted in linears (a segment's share of the model).
+          double done =
+              (linearsDone + seg.linears * double(s + 1) / samples.size()) /
+              std::max<int64_t>(totalLinears, 1);
+          llvm::errs() << (tty ? "\r" : "") << "calibrate: segment " << (k + 1)
+                       << "/" << numSegments << ", sample " << (s + 1) << "/"
+                       << samples.size() << " (" << formatSeconds(now);
+          if (!last && done > 0)
+            llvm::errs() << ", ETA " << formatSeconds(now * (1 - done) / done);
+          llvm::errs() << ")" << (tty ? "\x1b[K" : "")
+                       << (tty && !last ? "" : "\n");
+        }
       }
-      // The carried results are kept; the rest is freed with `results`.
-      for (size_t o = 0; o < seg.outputs.size(); ++o) {
-        outputs[o]->perSample[s] = results.tensors[o];
-        results.tensors[o] = quench_tensor{};
-      }
-      double now = seconds();
-      bool last = k + 1 == numSegments && s + 1 == samples.size();
-      if (options.progress &&
-          (last || s + 1 == samples.size() || now - lastReport >= 1.0)) {
-        lastReport = now;
-        // Work is counted in linears (a segment's share of the model).
-        double done = (linearsDone + seg.linears * double(s + 1) /
-                                         samples.size()) /
-                      std::max<int64_t>(totalLinears, 1);
-        llvm::errs() << (tty ? "\r" : "") << "calibrate: segment " << (k + 1)
-                     << "/" << numSegments << ", sample " << (s + 1) << "/"
-                     << samples.size() << " (" << formatSeconds(now);
-        if (!last && done > 0)
-          llvm::errs() << ", ETA " << formatSeconds(now * (1 - done) / done);
-        llvm::errs() << ")" << (tty ? "\x1b[K" : "")
-                     << (tty && !last ? "" : "\n");
-      }
-    }
+      return llvm::Error::success();
+    };
+    if (llvm::Error e = agreeOn(runSegment()))
+      return std::move(e);
+    if (comm)
+      for (size_t g : segTensors)
+        allReduceStats(stats.tensors[g], *comm);
     linearsDone += seg.linears;
     for (size_t o = 0; o < seg.outputs.size(); ++o)
       carried[seg.outputs[o]] = std::move(outputs[o]);
@@ -633,30 +679,34 @@ quench::calib::calibrate(ModuleOp module, StringRef entry,
     // The segment's weights are not read again.
     for (const WeightEntry &w : loaded->weights.entries)
       releaseMappedPages(w.data);
-    { LoadedModel unload = std::move(*loaded); }
+    loaded.reset();
     quench_buffer_cache_trim();
 
     // Its statistics are complete: to the file, and out of memory.
-    for (; finished < observed.size() && started[finished]; ++finished) {
+    std::string e;
+    for (; e.empty() && finished < observed.size() && started[finished];
+         ++finished) {
       TensorStats &t = stats.tensors[finished];
       t.finalize();
       if (options.statsFile.empty())
         continue;
       uint64_t offset = 0;
-      std::string e = writer.append(t, &offset);
-      if (!e.empty())
-        return makeError(e);
-      if (!t.gram.empty())
+      e = writer.append(t, &offset);
+      if (e.empty() && !t.gram.empty())
         t.releaseGram(options.statsFile, offset);
     }
+    if (llvm::Error err =
+            agreeOn(e.empty() ? llvm::Error::success() : makeError(e)))
+      return std::move(err);
   }
   if (finished != observed.size())
     return makeError("calibration: " + observed[finished].probe.name +
                      " was not observed (segments out of order)");
   if (!options.statsFile.empty()) {
     std::string e = writer.commit();
-    if (!e.empty())
-      return makeError(e);
+    if (llvm::Error err =
+            agreeOn(e.empty() ? llvm::Error::success() : makeError(e)))
+      return std::move(err);
   }
   return stats;
 }

@@ -18,35 +18,56 @@ Expected<CalibrationStats>
 quench::calib::obtainCalibration(mlir::ModuleOp module, StringRef entry,
                                  const ModelSignature &sig,
                                  const CalibrationRequest &request) {
+  // With several processes, every one takes each decision below on the
+  // same files; they agree on every failure and on using the cache, so
+  // that all of them calibrate (or none does).
+  Communicator *comm = request.comm;
+  bool root = !comm || comm->rank() == 0;
+  auto agreeOn = [&](Error e) -> Error {
+    if (!comm)
+      return e;
+    std::string message = comm->agree(e ? toString(std::move(e)) : "");
+    return message.empty() ? Error::success() : makeError(message);
+  };
   auto note = [&]() {
     return mlir::emitRemark(mlir::UnknownLoc::get(module.getContext()));
   };
-  auto modelSum = checksumFile(request.modelPath);
-  if (!modelSum)
-    return modelSum.takeError();
-  // The statistics depend on the model file and on the shapes it was
-  // compiled with.
-  std::string modelKey = *modelSum;
-  for (const std::string &s : request.shapes)
-    modelKey += ";shape=" + s;
-  if (!request.entryName.empty())
-    modelKey += ";entry=" + request.entryName;
-
+  std::string modelKey, dataKey;
   const std::string &dir = request.samplesDir, &cache = request.cachePath;
   std::vector<Sample> samples;
-  std::string dataKey;
-  if (!dir.empty()) {
-    auto listed = listSamples(dir, sig);
-    if (!listed)
-      return listed.takeError();
-    samples = std::move(*listed);
-    auto sum = checksumSamples(samples);
-    if (!sum)
-      return sum.takeError();
-    dataKey = *sum + (request.gram ? ";gram" : "");
-  }
+  auto keys = [&]() -> Error {
+    auto modelSum = checksumFile(request.modelPath);
+    if (!modelSum)
+      return modelSum.takeError();
+    // The statistics depend on the model file and on the shapes it was
+    // compiled with.
+    modelKey = *modelSum;
+    for (const std::string &s : request.shapes)
+      modelKey += ";shape=" + s;
+    if (!request.entryName.empty())
+      modelKey += ";entry=" + request.entryName;
+    if (!dir.empty()) {
+      auto listed = listSamples(dir, sig);
+      if (!listed)
+        return listed.takeError();
+      samples = std::move(*listed);
+      auto sum = checksumSamples(samples);
+      if (!sum)
+        return sum.takeError();
+      dataKey = *sum + (request.gram ? ";gram" : "");
+    }
+    return Error::success();
+  };
+  if (Error e = agreeOn(keys()))
+    return std::move(e);
 
-  if (!cache.empty() && sys::fs::exists(cache)) {
+  bool cacheExists = !cache.empty() && sys::fs::exists(cache);
+  if (comm) {
+    int64_t all = cacheExists;
+    comm->allReduceMin(&all, 1);
+    cacheExists = all;
+  }
+  if (cacheExists) {
     CalibrationStats cached;
     std::string why = readCache(cache, cached, /*gramsInMemory=*/false);
     bool unreadable = !why.empty();
@@ -56,6 +77,13 @@ quench::calib::obtainCalibration(mlir::ModuleOp module, StringRef entry,
     if (why.empty() && !dir.empty() && cached.dataChecksum != dataKey)
       why = "the samples in '" + dir + "' differ from those '" + cache +
             "' was made from";
+    if (comm) {
+      // The reason of the lowest process that cannot use the cache.
+      std::string agreed = comm->agree(why);
+      if (why.empty() && !agreed.empty())
+        unreadable = true;
+      why = agreed;
+    }
     if (why.empty()) {
       note() << "using the calibration statistics in '" << cache << "' ("
              << cached.samples << " sample"
@@ -80,16 +108,20 @@ quench::calib::obtainCalibration(mlir::ModuleOp module, StringRef entry,
   opts.segmentBytes = request.segmentBytes;
   opts.modelChecksum = modelKey;
   opts.dataChecksum = dataKey;
+  opts.comm = comm;
+  opts.progress = root;
+  opts.threads = request.threads;
   std::shared_ptr<const void> scratch;
-  if (!cache.empty()) {
+  std::error_code scratchError;
+  if (!cache.empty() && root) {
     opts.statsFile = cache;
   } else {
     SmallString<128> path;
-    if (std::error_code ec =
-            sys::fs::createTemporaryFile("quench-calib", "stats", path))
+    scratchError = sys::fs::createTemporaryFile("quench-calib", "stats", path);
+    if (scratchError && !comm)
       return makeError("cannot create a scratch file for the calibration "
                        "statistics: " +
-                       ec.message());
+                       scratchError.message());
     sys::RemoveFileOnSignal(path);
     opts.statsFile = std::string(path);
     scratch = std::shared_ptr<const std::string>(
@@ -99,6 +131,12 @@ quench::calib::obtainCalibration(mlir::ModuleOp module, StringRef entry,
           delete p;
         });
   }
+  if (Error e = agreeOn(scratchError
+                            ? makeError("cannot create a scratch file for the "
+                                        "calibration statistics: " +
+                                        scratchError.message())
+                            : Error::success()))
+    return std::move(e);
   auto stats = calibrate(module, entry, sig, samples, opts);
   if (!stats)
     return stats.takeError();
@@ -183,6 +221,12 @@ struct CalibrationCLOptions {
                "between layers; default 512; 0: the whole model at once)"),
       cl::init(CalibrateOptions::kDefaultSegmentBytes / 1048576.0),
       cl::value_desc("MB"), cl::cat(category)};
+  cl::opt<unsigned> threads{
+      "calib-threads",
+      cl::desc("Threads of the calibration runs and statistics (default 0: "
+               "every core; quench-compile-mpi: the cores divided among its "
+               "processes on this machine)"),
+      cl::init(0), cl::cat(category)};
   cl::opt<bool> gram{
       "calib-gram",
       cl::desc("Record the Gram matrix X^T X of every linear's input (for "
@@ -221,6 +265,7 @@ quench::calib::getCalibrationRequestFromCL() {
   out->rangeMethod = *method;
   out->percentile = o.percentile;
   out->gram = o.gram;
+  out->threads = static_cast<int>(std::min<unsigned>(o.threads, 1024));
   // At least one byte: a positive option never means "one segment".
   out->segmentBytes =
       o.segmentMB > 0

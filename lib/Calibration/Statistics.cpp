@@ -2,6 +2,8 @@
 
 #include "quench/Calibration/Statistics.h"
 
+#include "quench/Support/Communicator.h"
+
 #include <algorithm>
 #include <cassert>
 #include <cmath>
@@ -24,37 +26,47 @@ using namespace quench::calib;
 
 AbsHistogram::AbsHistogram(int bins) : counts_(std::max(bins, 1), 0) {}
 
-AbsHistogram::AbsHistogram(double limit, std::vector<uint64_t> counts)
-    : limit_(limit), counts_(std::move(counts)) {
+AbsHistogram::AbsHistogram(double limit, std::vector<uint64_t> counts,
+                           uint64_t pendingZeros)
+    : limit_(limit), counts_(std::move(counts)), pendingZeros_(pendingZeros) {
+  total_ = pendingZeros_;
   for (uint64_t c : counts_)
     total_ += c;
 }
 
-void AbsHistogram::growTo(double a) {
+void AbsHistogram::rescaleTo(double limit) {
+  if (limit == limit_ || limit == 0)
+    return;
   if (limit_ == 0) {
-    // The first nonzero value: its magnitude sits in the middle of the last
-    // bin's range of a histogram that can still double cheaply.
-    limit_ = a * (1.0 + 1.0 / counts_.size()) * (1.0 + 1e-12);
-    if (!(limit_ > a)) // denormal corner cases
-      limit_ = std::nextafter(a, std::numeric_limits<double>::infinity()) * 2;
+    limit_ = limit;
     counts_[0] += pendingZeros_;
     pendingZeros_ = 0;
     return;
   }
   int shift = 0;
-  double l = limit_;
-  while (!(a < l)) {
-    l *= 2;
+  for (double l = limit_; l < limit; l *= 2)
     ++shift;
-  }
-  if (!shift)
-    return;
   size_t n = counts_.size();
   std::vector<uint64_t> merged(n, 0);
   for (size_t i = 0; i < n; ++i)
     merged[shift >= 63 ? 0 : (i >> shift)] += counts_[i];
   counts_ = std::move(merged);
-  limit_ = l;
+  limit_ = limit;
+}
+
+void AbsHistogram::growTo(double a) {
+  if (limit_ == 0) {
+    // The first nonzero value: the smallest power of two above it
+    // (a = m 2^e with m in [0.5, 1), so 2^e > a).
+    int e = 0;
+    std::frexp(a, &e);
+    rescaleTo(std::ldexp(1.0, e));
+    return;
+  }
+  double l = limit_;
+  while (!(a < l))
+    l *= 2;
+  rescaleTo(l);
 }
 
 void AbsHistogram::addAbs(double a, uint64_t times) {
@@ -352,7 +364,8 @@ GramTileFn selectGramTile() {
 }
 } // namespace
 
-void TensorStats::accumulateGram(const float *data, size_t numRows) {
+void TensorStats::accumulateGram(const float *data, size_t numRows,
+                                 unsigned threads) {
   size_t k = static_cast<size_t>(channels);
   size_t numPanels = (k + kPanel - 1) / kPanel;
   // Panel p, row r: packed[(p * numRows + r) * kPanel + c] = x[r][p kPanel + c].
@@ -411,7 +424,8 @@ void TensorStats::accumulateGram(const float *data, size_t numRows) {
   };
   // Threads only where the work (numRows * k^2 / 2 multiply-adds) dwarfs
   // starting them.
-  unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  if (threads == 0)
+    threads = std::max(1u, std::thread::hardware_concurrency());
   threads = std::min<unsigned>(threads, 16);
   if (threads == 1 || k < 128 ||
       static_cast<double>(numRows) * k * k < double(1 << 24)) {
@@ -436,7 +450,8 @@ void TensorStats::accumulateGram(const float *data, size_t numRows) {
     w.join();
 }
 
-void TensorStats::observe(const float *data, size_t numElements) {
+void TensorStats::observe(const float *data, size_t numElements,
+                          unsigned threads) {
   assert(!finalized_ && "observe after finalize");
   assert(numElements % channels == 0 && "whole rows only");
   size_t k = static_cast<size_t>(channels);
@@ -465,7 +480,7 @@ void TensorStats::observe(const float *data, size_t numElements) {
     }
   }
   if (!gram.empty())
-    accumulateGram(data, numRows);
+    accumulateGram(data, numRows, threads);
   rows += numRows;
 }
 
@@ -506,6 +521,53 @@ double TensorStats::range(RangeMethod method, double percentile,
     break;
   }
   return std::min(r, m);
+}
+
+void quench::calib::allReduceStats(TensorStats &t, Communicator &comm) {
+  if (comm.size() == 1)
+    return;
+  uint64_t counts[] = {t.rows, t.count, t.nonFinite};
+  comm.allReduceSum(counts, 3);
+  t.rows = counts[0];
+  t.count = counts[1];
+  t.nonFinite = counts[2];
+  comm.allReduceMin(&t.min, 1);
+  comm.allReduceMax(&t.max, 1);
+  // Histograms: every limit is a power of two (or 0), so each rescales to
+  // the largest exactly and the counts add up.
+  double limit = t.hist.limit();
+  comm.allReduceMax(&limit, 1);
+  t.hist.rescaleTo(limit);
+  std::vector<uint64_t> bins = t.hist.counts();
+  bins.push_back(t.hist.pendingZeros());
+  comm.allReduceSum(bins.data(), bins.size());
+  uint64_t pendingZeros = bins.back();
+  bins.pop_back();
+  t.hist = AbsHistogram(limit, std::move(bins), pendingZeros);
+  if (!t.channelAbsMax.empty()) {
+    comm.allReduceMax(t.channelAbsMax.data(), t.channelAbsMax.size());
+    comm.allReduceSum(t.channelAbsSum.data(), t.channelAbsSum.size());
+  }
+  if (t.gram.empty())
+    return;
+  // The upper triangle (all that is accumulated before finalize), packed
+  // in pieces of about 16 MB: half the bytes of the whole matrix, and a
+  // bounded copy.
+  size_t k = static_cast<size_t>(t.channels);
+  std::vector<double> piece;
+  for (size_t i = 0; i < k;) {
+    size_t first = i;
+    piece.clear();
+    for (; i < k && piece.size() < (size_t(2) << 20); ++i)
+      piece.insert(piece.end(), t.gram.begin() + i * k + i,
+                   t.gram.begin() + (i + 1) * k);
+    comm.allReduceSum(piece.data(), piece.size());
+    const double *p = piece.data();
+    for (size_t r = first; r < i; ++r) {
+      std::copy(p, p + (k - r), t.gram.begin() + r * k + r);
+      p += k - r;
+    }
+  }
 }
 
 //===----------------------------------------------------------------------===//

@@ -16,6 +16,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <fcntl.h>
+#include <algorithm>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -118,15 +119,19 @@ void quench::PhaseTimer::stop() {
   current.clear();
 }
 
-void quench::PhaseTimer::finish() {
-  stop();
-  if (!enabled)
-    return;
+uint64_t quench::PhaseTimer::peakResidentSet() const {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   // Resetting VmHWM per phase lowers what getrusage reports for the
   // process: the phases' largest peak is the true one.
-  double peak = std::max(ru.ru_maxrss / 1024.0, maxPhasePeak / 1048576.0);
+  return std::max({static_cast<uint64_t>(ru.ru_maxrss) * 1024, maxPhasePeak,
+                   getPeakResidentSet()});
+}
+
+void quench::PhaseTimer::finish() {
+  stop();
+  if (!enabled)
+    return;
   errs() << format("time: %-22s %8.3f s\n", "total", total)
-         << format("peak memory: %.1f MB\n", peak);
+         << format("peak memory: %.1f MB\n", peakResidentSet() / 1048576.0);
 }

@@ -11,9 +11,18 @@
 // file and renamed into place, so a failure leaves no partial output; out
 // of memory in any stage is one error naming the stage (OutOfMemory.h).
 //
+// Built a second time with QUENCH_MPI as quench-compile-mpi (when CMake
+// finds MPI): `mpirun -np N quench-compile-mpi ...` runs the same compile
+// in N processes that split calibration by samples and weight quantization
+// by layers (docs/scaling.md, "Beyond one machine"); rank 0 alone prints
+// and writes the outputs, the others stop after the quantize stage.
+//
 //===----------------------------------------------------------------------===//
 
 #include "SizeReport.h"
+#ifdef QUENCH_MPI
+#include "MPICommunicator.h"
+#endif
 
 #include "quench/Calibration/CalibrationStage.h"
 #include "quench/Frontend/ModelLoader.h"
@@ -34,6 +43,9 @@
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/WithColor.h"
+
+#include <cstring>
+#include <thread>
 
 using namespace llvm;
 
@@ -106,14 +118,39 @@ static cl::opt<std::string> reportPath(
     cl::value_desc("FILE.json"),
     cl::cat(quench::getQuantizationCLOptionCategory()));
 
+#ifdef QUENCH_MPI
+static const char *toolName = "quench-compile-mpi";
+#else
 static const char *toolName = "quench-compile";
+#endif
+/// Whether this process reports errors: the only one, or rank 0 of several
+/// (the others meet the same errors, or theirs reach rank 0 through the
+/// library's agreement points).
+static bool printErrors = true;
 static int fail(const Twine &msg) {
-  WithColor::error(errs(), toolName) << msg << "\n";
+  if (printErrors)
+    WithColor::error(errs(), toolName) << msg << "\n";
   return 1;
 }
 
+namespace {
+/// What one process of quench-compile-mpi reports to rank 0 at the end.
+struct ProcessSummary {
+  uint64_t peakRSS = 0, bytesSent = 0, bytesReceived = 0;
+};
+} // namespace
 
 int main(int argc, char **argv) {
+#ifdef QUENCH_MPI
+  // MPI first (it may rewrite the command line); MPI_Finalize when main
+  // returns.
+  quench::MPICommunicator mpi(&argc, &argv);
+  quench::Communicator *comm = &mpi;
+#else
+  quench::Communicator *comm = nullptr;
+#endif
+  bool root = !comm || comm->rank() == 0;
+  printErrors = root;
   InitLLVM y(argc, argv);
   quench::installOutOfMemoryHandler(toolName);
   mlir::registerPassManagerCLOptions();
@@ -134,6 +171,8 @@ int main(int argc, char **argv) {
       "out/m.h\n"
       "  quench-compile model.onnx -o - --emit=mlir --stop-after-stage=to-linalg\n");
   quench::registerAllTargetBackends();
+  if (!root && (listTargets || listStages))
+    return 0;
   if (listTargets) {
     for (const auto &t : quench::getRegisteredTargetBackends())
       outs() << format("%-6s ", t.name.c_str()) << t.description << "\n";
@@ -151,6 +190,19 @@ int main(int argc, char **argv) {
   if (!calibRequest)
     return fail(toString(calibRequest.takeError()));
 
+  // The cores of this machine are shared by the processes on it: each
+  // calibrates and quantizes on its share unless told otherwise.
+  int threadsPerProcess = 0;
+#ifdef QUENCH_MPI
+  threadsPerProcess =
+      std::max<int>(1, static_cast<int>(std::thread::hardware_concurrency()) /
+                           mpi.localSize());
+  if (*weightQuant && (*weightQuant)->threads == 0)
+    (*weightQuant)->threads = threadsPerProcess;
+#endif
+  if (*weightQuant)
+    (*weightQuant)->comm = comm;
+
   quench::SizeReport report;
   quench::FrontPipelineOptions front;
   front.prepare = !noPrepare;
@@ -164,6 +216,9 @@ int main(int argc, char **argv) {
     calibration.request.entryName = entryName;
     // The instrumented model runs on this machine (the CPU options apply).
     calibration.request.cpu = quench::getCPUTargetOptionsFromCL();
+    calibration.request.comm = comm;
+    if (calibration.request.threads == 0)
+      calibration.request.threads = threadsPerProcess;
     quench::calib::addCalibrationStage(front, calibration);
   }
   std::vector<quench::PipelineStage> stages =
@@ -193,7 +248,49 @@ int main(int argc, char **argv) {
   }
   if (outputPath == "-" && emit != Emit::MLIR && emit != Emit::LLVM)
     return fail("-o - (stdout) is only for --emit=mlir and --emit=llvm");
-  if (!dumpStages.empty()) {
+  quench::PhaseTimer timer(timePhases && root);
+  // The processes other than rank 0 stop after the last stage they share
+  // (or earlier, with --stop-after-stage), then report to rank 0.
+  std::string lastShared;
+  for (const quench::PipelineStage &s : stages) {
+    if (s.name == "calibrate" || s.name == "quantize")
+      lastShared = s.name;
+    if (s.name == stopAfter)
+      break;
+  }
+  auto reportToRoot = [&](int rc) {
+    if (!comm || comm->size() == 1 || rc != 0)
+      return rc;
+    ProcessSummary mine{timer.peakResidentSet(), comm->bytesSent(),
+                        comm->bytesReceived()};
+    if (!root) {
+      comm->send(
+          0, quench::Communicator::kSummaryTag,
+          std::string(reinterpret_cast<const char *>(&mine), sizeof mine));
+      comm->flushSends();
+      return rc;
+    }
+    std::vector<ProcessSummary> all(comm->size());
+    all[0] = mine;
+    for (int i = 1; i < comm->size(); ++i) {
+      int source = 0;
+      std::string bytes;
+      comm->receive(quench::Communicator::kSummaryTag, source, bytes,
+                    /*wait=*/true);
+      if (bytes.size() == sizeof(ProcessSummary))
+        std::memcpy(&all[source], bytes.data(), sizeof(ProcessSummary));
+    }
+    for (size_t i = 0; i < all.size(); ++i)
+      errs() << toolName << ": rank " << i << "/" << all.size()
+             << format(": peak RSS %.0f MB, sent %.1f MB, received %.1f MB",
+                       all[i].peakRSS / 1048576.0, all[i].bytesSent / 1048576.0,
+                       all[i].bytesReceived / 1048576.0)
+             << "\n";
+    return rc;
+  };
+  if (!root && lastShared.empty())
+    return reportToRoot(0);
+  if (!dumpStages.empty() && root) {
     if (std::error_code ec = sys::fs::create_directories(dumpStages))
       return fail("cannot create '" + dumpStages + "': " + ec.message());
   }
@@ -208,6 +305,9 @@ int main(int argc, char **argv) {
   quench::registerAllPasses();
   mlir::MLIRContext context(registry);
   quench::installDiagnosticPrinter(context, toolName);
+  if (!root)
+    context.getDiagEngine().registerHandler(
+        [](mlir::Diagnostic &) { return mlir::success(); });
 
   // 1. Load.
   // The out-of-memory estimate: the input file is held in memory (inline
@@ -216,7 +316,6 @@ int main(int argc, char **argv) {
   uint64_t inputBytes = 0;
   if (!sys::fs::file_size(inputPath, inputBytes))
     quench::setModelWeights({inputBytes, inputBytes, 0});
-  quench::PhaseTimer timer(timePhases);
   timer.start("import");
   mlir::OwningOpRef<mlir::ModuleOp> module =
       quench::loadModelFile(inputPath, context, shapes);
@@ -234,7 +333,7 @@ int main(int argc, char **argv) {
   calibration.signature = &entry->signature;
 
   // 3. The pipeline, stage by stage.
-  quench::StageDumper dumper(dumpStages);
+  quench::StageDumper dumper(root ? std::string(dumpStages) : std::string());
   auto dump = [&](StringRef stage, function_ref<void(raw_ostream &)> print) {
     std::string err = dumper.dump(stage, print);
     return err.empty() ? 0 : fail(err);
@@ -245,7 +344,7 @@ int main(int argc, char **argv) {
   report.quant = quench::getQuantPresetFromCL().str();
   quench::updateSizeReport(report, "input", *module);
   quench::StageRunOptions run;
-  run.stopAfter = stopAfter;
+  run.stopAfter = root ? std::string(stopAfter) : lastShared;
   run.applyPassManagerCLOptions = true;
   run.beforeStage = [&](const quench::PipelineStage &s) {
     timer.start(s.name);
@@ -264,6 +363,8 @@ int main(int argc, char **argv) {
   };
   if (failed(quench::runPipelineStages(*module, stages, run)))
     return 1;
+  if (!root)
+    return reportToRoot(0);
   // Printed (and written with --report) once the artifact exists.
   auto finishReport = [&](StringRef artifact) -> int {
     if (!front.weightQuant && reportPath.empty())
@@ -280,7 +381,7 @@ int main(int argc, char **argv) {
     std::string path = quench::writeTextOutput(
         outputPath, ".mlir", [&](raw_ostream &os) { module->print(os); }, err);
     timer.finish();
-    return !err.empty() ? fail(err) : finishReport(path);
+    return reportToRoot(!err.empty() ? fail(err) : finishReport(path));
   }
 
   // 4. LLVM IR with the model's C ABI, object code, the artifact.
@@ -299,5 +400,5 @@ int main(int argc, char **argv) {
   timer.finish();
   if (!artifact)
     return fail(toString(artifact.takeError()));
-  return finishReport(*artifact);
+  return reportToRoot(finishReport(*artifact));
 }

@@ -47,8 +47,9 @@ TEST(AbsHistogram, CountsEveryFiniteValueAndGrowsByMerging) {
   float a[] = {0.0f, 0.5f, -1.0f, NAN, INFINITY};
   h.add(a, 5);
   EXPECT_EQ(h.total(), 3u); // NaN and inf are not counted
+  // The smallest power of two above the largest magnitude.
   double firstLimit = h.limit();
-  EXPECT_GT(firstLimit, 1.0);
+  EXPECT_EQ(firstLimit, 2.0);
   uint64_t sum = 0;
   for (uint64_t c : h.counts())
     sum += c;
@@ -57,17 +58,56 @@ TEST(AbsHistogram, CountsEveryFiniteValueAndGrowsByMerging) {
   // lost, and the old values land in the bins they must.
   float b[] = {5.0f};
   h.add(b, 1);
-  EXPECT_GT(h.limit(), 5.0);
-  EXPECT_DOUBLE_EQ(h.limit(), firstLimit * 8);
+  EXPECT_EQ(h.limit(), 8.0);
   sum = 0;
   for (uint64_t c : h.counts())
     sum += c;
   EXPECT_EQ(sum, 4u);
-  // 0 and 0.5 in the first bin; 1.0 was in the last bin of the first
-  // limit, which merged into bin 15 >> 3.
-  EXPECT_EQ(h.counts()[0], 2u);
+  // Bins of 0.5: 0 in bin 0, 0.5 in bin 1 (bins 4 and 5 of width 0.125
+  // merged twice), 1.0 in bin 2 (bin 8 of the first limit, 8 >> 2), 5 in
+  // bin 10.
+  EXPECT_EQ(h.counts()[0], 1u);
   EXPECT_EQ(h.counts()[1], 1u);
-  EXPECT_EQ(h.counts()[static_cast<size_t>(5.0 / h.binWidth())], 1u);
+  EXPECT_EQ(h.counts()[2], 1u);
+  EXPECT_EQ(h.counts()[10], 1u);
+}
+
+TEST(AbsHistogram, PartsMergeIntoTheHistogramOfTheWhole) {
+  // Calibration split across processes: each part's histogram, rescaled to
+  // the largest limit and summed, is the histogram of all the data in any
+  // order, bin for bin.
+  std::vector<float> x = gaussian(30000, 1.0f, 7);
+  x[123] = 40.0f;
+  for (size_t i = 0; i < 500; ++i)
+    x[1000 + i] = 0.0f;
+  AbsHistogram whole(64);
+  for (size_t i = x.size(); i > 0; i -= 1000)
+    whole.add(x.data() + i - 1000, 1000);
+  // Three parts: samples i mod 3, the third only zeros.
+  std::vector<AbsHistogram> parts(3, AbsHistogram(64));
+  for (size_t i = 0; i < 30; ++i)
+    parts[i % 2].add(x.data() + 1000 * i, 1000);
+  std::vector<float> zeros(10, 0.0f);
+  parts[2].add(zeros.data(), zeros.size());
+  double limit = 0;
+  for (const AbsHistogram &p : parts)
+    limit = std::max(limit, p.limit());
+  std::vector<uint64_t> counts(64, 0);
+  uint64_t pending = 0;
+  for (AbsHistogram &p : parts) {
+    p.rescaleTo(limit);
+    for (size_t b = 0; b < counts.size(); ++b)
+      counts[b] += p.counts()[b];
+    pending += p.pendingZeros();
+  }
+  AbsHistogram merged(limit, counts, pending);
+  merged.rescaleTo(merged.limit()); // a no-op
+  EXPECT_EQ(merged.limit(), whole.limit());
+  EXPECT_EQ(merged.limit(), 64.0);
+  EXPECT_EQ(merged.total(), whole.total() + zeros.size());
+  std::vector<uint64_t> expected = whole.counts();
+  expected[0] += zeros.size();
+  EXPECT_EQ(merged.counts(), expected);
 }
 
 TEST(AbsHistogram, ZerosBeforeTheFirstNonzeroValueAreKept) {

@@ -17,6 +17,7 @@
 #define QUENCH_CALIBRATION_CALIBRATE_H
 
 #include "quench/Calibration/Statistics.h"
+#include "quench/Support/Communicator.h"
 #include "quench/Target/CPU/CPUTargetBackend.h"
 #include "quench/Target/CPU/ModelABI.h"
 
@@ -97,6 +98,12 @@ struct CalibrateOptions {
   /// for when this machine can run it); the int8 and table-lookup kernels
   /// are not used.
   CPUTargetOptions cpu;
+  /// The processes that calibrate together (null: this one alone). Sample
+  /// i runs on process i mod size; each segment's statistics are
+  /// all-reduced before they are completed, so every process ends with the
+  /// statistics of all samples (and writes them to its own statsFile).
+  /// Every process must call calibrate with the same model and samples.
+  Communicator *comm = nullptr;
 };
 
 /// Calibrates: `module` holds the prepared float model, `entry` names its

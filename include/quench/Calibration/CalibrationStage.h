@@ -44,6 +44,13 @@ struct CalibrationRequest {
   std::string entryName;
   /// How the instrumented model is compiled.
   CPUTargetOptions cpu;
+  /// Threads of the runs and of the statistics (--calib-threads; 0: every
+  /// core).
+  int threads = 0;
+  /// The processes that calibrate together (CalibrateOptions::comm; null:
+  /// this one alone). Rank 0 writes the cache; the others keep their copy
+  /// of the statistics in a scratch file of their own.
+  Communicator *comm = nullptr;
 };
 
 /// The statistics for `request`: read from the cache when it was made for

@@ -27,20 +27,37 @@
 #include <string>
 #include <vector>
 
+namespace quench {
+class Communicator;
+} // namespace quench
+
 namespace quench::calib {
 
 /// A histogram of |x| over [0, limit) in a fixed number of equal bins. The
-/// limit grows by powers of two as larger values arrive (adjacent bins are
-/// merged), so that the histogram never depends on the order in which
-/// samples arrive beyond that merging. Values >= limit cannot occur: the
-/// limit grows first.
+/// limit is a power of two: the smallest one above the first nonzero
+/// magnitude, doubled (adjacent bins merged) as larger values arrive. So
+/// the histogram does not depend on the order in which values arrive, and
+/// histograms of parts of the data merge exactly (rescaleTo the larger
+/// limit, add the counts): calibration split across processes gets the
+/// histogram of one process. Values >= limit cannot occur: the limit grows
+/// first.
 class AbsHistogram {
 public:
   static constexpr int kDefaultBins = 2048;
 
   explicit AbsHistogram(int bins = kDefaultBins);
-  /// A histogram with the given limit and counts (as read from a cache).
-  AbsHistogram(double limit, std::vector<uint64_t> counts);
+  /// A histogram with the given limit and counts (as read from a cache, or
+  /// reduced across processes), plus zeros seen while the limit was 0.
+  AbsHistogram(double limit, std::vector<uint64_t> counts,
+               uint64_t pendingZeros = 0);
+
+  /// Raises the limit to `limit` (0, or a power of two no smaller than
+  /// limit()), merging bins as growth does: the histogram is then the one
+  /// this data would give had a value just below `limit` arrived.
+  void rescaleTo(double limit);
+  /// Zeros counted while the limit is still 0 (they join bin 0 when it
+  /// grows).
+  uint64_t pendingZeros() const { return pendingZeros_; }
 
   /// Adds |x[i]| for every finite x[i].
   void add(const float *x, size_t n);
@@ -133,8 +150,9 @@ struct TensorStats {
               bool withGram);
   TensorStats() = default;
 
-  /// Adds `numElements` (a multiple of `channels`) row-major values.
-  void observe(const float *data, size_t numElements);
+  /// Adds `numElements` (a multiple of `channels`) row-major values; the
+  /// Gram matrix's update runs on up to `threads` threads (0: every core).
+  void observe(const float *data, size_t numElements, unsigned threads = 0);
   /// Completes the Gram matrix (mirrors the upper triangle).
   void finalize();
 
@@ -158,9 +176,17 @@ struct TensorStats {
                int bits = 8) const;
 
 private:
-  void accumulateGram(const float *data, size_t numRows);
+  void accumulateGram(const float *data, size_t numRows, unsigned threads);
   bool finalized_ = false;
 };
+
+/// Adds the statistics `t` of the other processes of `comm` to this
+/// process's, every process calling it for the same tensor (before
+/// finalize): counts and sums are summed, extremes taken, histograms merged
+/// at the largest limit. Every process then holds the statistics of all
+/// their data, equal to one process's up to the order of floating-point
+/// sums (Gram matrices, per-channel sums).
+void allReduceStats(TensorStats &t, Communicator &comm);
 
 /// Everything one calibration run recorded.
 struct CalibrationStats {

@@ -61,6 +61,9 @@ public:
   void start(llvm::StringRef phase);
   void stop();
   void finish();
+  /// The process's peak resident set so far, in bytes: the kernel's, or
+  /// the largest phase's when phases reset the kernel's mark.
+  uint64_t peakResidentSet() const;
 
 private:
   bool enabled;

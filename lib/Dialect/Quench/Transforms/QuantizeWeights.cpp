@@ -11,12 +11,13 @@
 //===----------------------------------------------------------------------===//
 
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
-#include "llvm/ADT/DenseSet.h"
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
 #include "quench/Quant/GPTQ.h"
 #include "quench/Quant/RTN.h"
+#include "quench/Support/Communicator.h"
 #include "quench/Support/LLVM.h"
+#include "llvm/ADT/DenseSet.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
@@ -548,6 +549,77 @@ int64_t quantizeLinearW8A8(LinearOp op, ConstantOp cst,
   return w.bytes;
 }
 
+/// One layer's result as a process sends it to rank 0: the plan's index and
+/// its codes, or an error message (which ends that process's results).
+struct LayerMessage {
+  uint64_t plan = 0;
+  std::string error;
+  qq::QuantizedMatrix matrix;
+};
+
+template <typename T> void putPod(std::string &out, const T &v) {
+  out.append(reinterpret_cast<const char *>(&v), sizeof v);
+}
+template <typename T> void putArray(std::string &out, const std::vector<T> &v) {
+  putPod<uint64_t>(out, v.size());
+  out.append(reinterpret_cast<const char *>(v.data()), v.size() * sizeof(T));
+}
+template <typename T> void getPod(const char *&p, T &v) {
+  std::memcpy(&v, p, sizeof v);
+  p += sizeof v;
+}
+template <typename T> void getArray(const char *&p, std::vector<T> &v) {
+  uint64_t n;
+  getPod(p, n);
+  v.resize(n);
+  std::memcpy(v.data(), p, n * sizeof(T));
+  p += n * sizeof(T);
+}
+
+std::string writeLayerMessage(const LayerMessage &msg) {
+  std::string out;
+  putPod(out, msg.plan);
+  putPod<uint8_t>(out, msg.error.empty() ? 0 : 1);
+  if (!msg.error.empty())
+    return out + msg.error;
+  const qq::QuantizedMatrix &m = msg.matrix;
+  for (int64_t v : {m.rows, m.cols, m.groupSize, m.groups})
+    putPod(out, v);
+  putPod<int32_t>(out, m.bits);
+  putPod<uint8_t>(out, m.symmetric);
+  putArray(out, m.packed);
+  putArray(out, m.scales);
+  putArray(out, m.zeroPoints);
+  return out;
+}
+
+/// Reads what writeLayerMessage wrote (in another process of this
+/// compile: the same program, so no field is checked).
+void readLayerMessage(const std::string &bytes, LayerMessage &msg) {
+  const char *p = bytes.data();
+  getPod(p, msg.plan);
+  uint8_t isError;
+  getPod(p, isError);
+  if (isError) {
+    msg.error.assign(p, bytes.data() + bytes.size());
+    return;
+  }
+  qq::QuantizedMatrix &m = msg.matrix;
+  getPod(p, m.rows);
+  getPod(p, m.cols);
+  getPod(p, m.groupSize);
+  getPod(p, m.groups);
+  int32_t bits;
+  getPod(p, bits);
+  m.bits = bits;
+  uint8_t symmetric;
+  getPod(p, symmetric);
+  m.symmetric = symmetric;
+  getArray(p, m.packed);
+  getArray(p, m.scales);
+  getArray(p, m.zeroPoints);
+}
+
 struct QuenchQuantizeWeightsPass
     : public quench::impl::QuenchQuantizeWeightsBase<
           QuenchQuantizeWeightsPass> {
@@ -559,7 +631,7 @@ struct QuenchQuantizeWeightsPass
       : Base(options), inputRange(std::move(options.inputRange)),
         inputGram(std::move(options.inputGram)),
         hasInputGram(std::move(options.hasInputGram)),
-        progress(options.progress), report(report) {}
+        progress(options.progress), comm(options.comm), report(report) {}
 
   void runOnOperation() override {
     WeightQuantOptions o;
@@ -581,6 +653,7 @@ struct QuenchQuantizeWeightsPass
     o.inputGram = inputGram;
     o.hasInputGram = hasInputGram;
     o.progress = progress;
+    o.comm = comm;
     if (failed(quantizeWeights(getOperation(), o, report)))
       signalPassFailure();
   }
@@ -589,6 +662,7 @@ struct QuenchQuantizeWeightsPass
   decltype(WeightQuantOptions::inputGram) inputGram;
   decltype(WeightQuantOptions::hasInputGram) hasInputGram;
   bool progress = false;
+  Communicator *comm = nullptr;
   std::vector<LayerQuantRecord> *report = nullptr;
 };
 
@@ -798,6 +872,10 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
 
   // One layer at a time: its floats, its codes, then constants (in the
   // weight arena when large) and the source weight's pages released.
+  Communicator *comm = options.comm;
+  int rank = comm ? comm->rank() : 0;
+  int numProcs = comm ? comm->size() : 1;
+  bool progress = options.progress && rank == 0;
   auto gptqStart = std::chrono::steady_clock::now();
   auto elapsed = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() -
@@ -807,36 +885,29 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
   bool tty = llvm::sys::Process::StandardErrIsDisplayed();
   int64_t gptqDone = 0;
   double gptqWorkDone = 0, lastReport = -1;
-  for (Plan &p : plans) {
-    if (p.scheme.skip)
-      continue;
+  // A layer's codes, or an error message.
+  auto compute = [&](Plan &p, qq::QuantizedMatrix &out) -> std::string {
     const Scheme &s = p.w8a8 ? w8a8Scheme : p.scheme;
     std::vector<float> w = *floatWeights(p.cst, static_cast<bool>(p.transpose));
     releaseConstantPages(p.cst.getValue());
-    auto finish = [&](const qq::QuantizedMatrix &m) {
-      p.q = p.w8a8 ? makeW8A8Weight(p.cst, m) : makeNBitsWeight(p.cst, m, s);
-    };
     if (!p.scheme.gptq) {
-      finish(qq::quantizeMatrixRTN(w.data(), p.rec.outFeatures,
-                                   p.rec.inFeatures, static_cast<int>(s.bits),
-                                   s.groupSize, s.symmetric, s.scaleType));
-      continue;
+      out = qq::quantizeMatrixRTN(w.data(), p.rec.outFeatures, p.rec.inFeatures,
+                                  static_cast<int>(s.bits), s.groupSize,
+                                  s.symmetric, s.scaleType);
+      return "";
     }
-    // This layer's Gram matrix only, dropped at the end of the iteration.
+    // This layer's Gram matrix only, dropped at the end of the call.
     auto gram = gramOf(p.rec.name);
     if (!gram)
-      return emitError(p.op.getLoc()) << "GPTQ: layer '" << p.rec.name
-                                      << "': "
-                                      << llvm::toString(gram.takeError());
+      return "GPTQ: layer '" + p.rec.name +
+             "': " + llvm::toString(gram.takeError());
     size_t k = static_cast<size_t>(p.rec.inFeatures);
     if (!*gram)
-      return emitError(p.op.getLoc())
-             << "GPTQ: no input Gram matrix for layer '" << p.rec.name << "'";
+      return "GPTQ: no input Gram matrix for layer '" + p.rec.name + "'";
     if ((*gram)->size() != k * k)
-      return emitError(p.op.getLoc())
-             << "GPTQ: the input Gram matrix of layer '" << p.rec.name
-             << "' has " << (*gram)->size() << " elements, expected " << k
-             << " x " << k;
+      return "GPTQ: the input Gram matrix of layer '" + p.rec.name + "' has " +
+             std::to_string((*gram)->size()) + " elements, expected " +
+             std::to_string(k) + " x " + std::to_string(k);
     qq::GPTQOptions gptqOptions;
     gptqOptions.actOrder = p.scheme.gptqActOrder;
     gptqOptions.dampening = p.scheme.gptqDampening;
@@ -844,19 +915,25 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     gptqOptions.computeLoss = false; // not reported
     qq::GPTQResult res;
     std::string error;
-    if (!qq::quantizeMatrixGPTQ(w.data(), p.rec.outFeatures,
-                                p.rec.inFeatures, (*gram)->data(),
-                                static_cast<int>(s.bits), s.groupSize,
-                                s.symmetric, s.scaleType, gptqOptions,
-                                res, error))
-      return emitError(p.op.getLoc())
-             << "layer '" << p.rec.name << "': " << error;
-    finish(res.matrix);
+    if (!qq::quantizeMatrixGPTQ(w.data(), p.rec.outFeatures, p.rec.inFeatures,
+                                (*gram)->data(), static_cast<int>(s.bits),
+                                s.groupSize, s.symmetric, s.scaleType,
+                                gptqOptions, res, error))
+      return "layer '" + p.rec.name + "': " + error;
+    out = std::move(res.matrix);
+    return "";
+  };
+  // The codes become constants (on rank 0 only), with GPTQ's progress.
+  auto finish = [&](Plan &p, const qq::QuantizedMatrix &m) {
+    const Scheme &s = p.w8a8 ? w8a8Scheme : p.scheme;
+    p.q = p.w8a8 ? makeW8A8Weight(p.cst, m) : makeNBitsWeight(p.cst, m, s);
+    if (!p.scheme.gptq)
+      return;
     ++gptqDone;
     double kk = static_cast<double>(p.rec.inFeatures);
     gptqWorkDone += kk * kk * (kk + static_cast<double>(p.rec.outFeatures));
     double now = elapsed();
-    if (options.progress &&
+    if (progress &&
         (gptqDone == gptqLayers || lastReport < 0 || now - lastReport >= 1.0)) {
       lastReport = now;
       bool last = gptqDone == gptqLayers;
@@ -869,11 +946,115 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
                      << llvm::format("%.0f s", now * (1 - done) / done);
       llvm::errs() << ")" << (tty ? "\x1b[K" : "") << (tty && !last ? "" : "\n");
     }
+  };
+
+  // Several processes (docs/scaling.md): the layers are dealt out by their
+  // estimated work (largest first, each to the least loaded process); each
+  // process quantizes its own in model order and streams the codes to rank
+  // 0, which makes the constants and rewrites the module. The others stop
+  // after this stage.
+  std::vector<int> owner(plans.size(), 0);
+  if (numProcs > 1) {
+    std::vector<std::pair<double, size_t>> byWork;
+    for (size_t i = 0; i < plans.size(); ++i) {
+      if (plans[i].scheme.skip)
+        continue;
+      double n = static_cast<double>(plans[i].rec.outFeatures);
+      double k = static_cast<double>(plans[i].rec.inFeatures);
+      byWork.push_back({plans[i].scheme.gptq ? k * k * (k + n) : k * n, i});
+    }
+    std::stable_sort(
+        byWork.begin(), byWork.end(),
+        [](const auto &a, const auto &b) { return a.first > b.first; });
+    std::vector<double> load(numProcs, 0.0);
+    for (auto &[work, i] : byWork) {
+      int least = static_cast<int>(std::min_element(load.begin(), load.end()) -
+                                   load.begin());
+      owner[i] = least;
+      load[least] += work;
+    }
   }
-  if (options.progress && gptqLayers > 0)
+  std::string error;
+  std::optional<size_t> errorPlan;
+  if (rank == 0) {
+    // Results still due from each process (an error ends its stream).
+    std::vector<size_t> due(numProcs, 0);
+    size_t dueTotal = 0;
+    for (size_t i = 0; i < plans.size(); ++i)
+      if (!plans[i].scheme.skip && owner[i] != 0) {
+        ++due[owner[i]];
+        ++dueTotal;
+      }
+    int source = 0;
+    std::string bytes;
+    auto handle = [&]() {
+      LayerMessage msg;
+      readLayerMessage(bytes, msg);
+      bytes.clear();
+      if (!msg.error.empty()) {
+        if (error.empty()) {
+          error = msg.error;
+          errorPlan = msg.plan;
+        }
+        dueTotal -= due[source];
+        due[source] = 0;
+        return;
+      }
+      --due[source];
+      --dueTotal;
+      if (error.empty())
+        finish(plans[msg.plan], msg.matrix);
+    };
+    for (size_t i = 0; i < plans.size() && error.empty(); ++i) {
+      if (plans[i].scheme.skip || owner[i] != 0)
+        continue;
+      while (dueTotal &&
+             comm->receive(Communicator::kQuantizedLayerTag, source, bytes,
+                           /*wait=*/false))
+        handle();
+      qq::QuantizedMatrix m;
+      std::string e = compute(plans[i], m);
+      if (!e.empty()) {
+        error = std::move(e);
+        errorPlan = i;
+        break;
+      }
+      finish(plans[i], m);
+    }
+    while (dueTotal) {
+      comm->receive(Communicator::kQuantizedLayerTag, source, bytes,
+                    /*wait=*/true);
+      handle();
+    }
+  } else {
+    for (size_t i = 0; i < plans.size(); ++i) {
+      if (plans[i].scheme.skip || owner[i] != rank)
+        continue;
+      LayerMessage msg;
+      msg.plan = i;
+      msg.error = compute(plans[i], msg.matrix);
+      comm->send(0, Communicator::kQuantizedLayerTag, writeLayerMessage(msg));
+      if (!msg.error.empty()) {
+        error = msg.error;
+        break;
+      }
+    }
+    comm->flushSends();
+  }
+  if (numProcs > 1)
+    error = comm->agree(error);
+  if (!error.empty())
+    return emitError(errorPlan ? plans[*errorPlan].op.getLoc() : loc) << error;
+  if (progress && gptqLayers > 0)
     llvm::errs() << "quantize: GPTQ of " << gptqLayers << " layer"
                  << (gptqLayers == 1 ? "" : "s") << " took "
-                 << llvm::format("%.1f s", elapsed()) << "\n";
+                 << llvm::format("%.1f s", elapsed())
+                 << (numProcs > 1
+                         ? " on " + std::to_string(numProcs) + " processes"
+                         : std::string())
+                 << "\n";
+  if (rank != 0)
+    return success();
 
   // Rewrite. A float weight may serve several ops (an embedding table tied
   // to the output head): it is erased with its last use, and every record

@@ -33,6 +33,8 @@ void populateFoldQDQPatterns(mlir::RewritePatternSet &patterns);
 /// quench-quantize-weights (generated from Passes.td, the one definition
 /// of every quantization option) plus the calibration results, which
 /// cannot travel as pass options.
+class Communicator;
+
 struct WeightQuantOptions : public QuenchQuantizeWeightsOptions {
   WeightQuantOptions() = default;
   WeightQuantOptions(const QuenchQuantizeWeightsOptions &options)
@@ -59,6 +61,12 @@ struct WeightQuantOptions : public QuenchQuantizeWeightsOptions {
   /// Progress of GPTQ on stderr: layer i of N with an ETA, and the total
   /// time.
   bool progress = false;
+  /// The processes that quantize together (null: this one alone): the
+  /// layers are split among them by estimated work and their codes
+  /// streamed to rank 0, which alone rewrites the module; on the other
+  /// ranks the module is left as it was (they stop after this stage).
+  /// Every process must run the pass on the same module and options.
+  Communicator *comm = nullptr;
 };
 
 /// What weight quantization did to one layer (a quench.linear).
