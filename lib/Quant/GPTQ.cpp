@@ -11,10 +11,11 @@
 // one thread, with a sequence of floating-point operations fixed by the
 // element's indices and the (constant) block sizes alone, never by how the
 // work was split: results are bit-identical for any thread count. The
-// kernels keep 8 consecutive elements of a row in registers across a whole
-// reduction (a dot product done as 8 independent running sums, one per
-// element, in the order of the reduction index), which vectorizes without
-// reassociating floating-point sums.
+// kernels keep 32 consecutive elements of a row (8 or 1 at the edges) in
+// registers across a whole reduction (a dot product done as independent
+// running sums, one per element, in the order of the reduction index),
+// which vectorizes without reassociating floating-point sums; they are
+// compiled for AVX2 (without FMA) and the baseline, with the same results.
 //
 // The factor U (H^-1 = U^T U, upper) comes from one Cholesky factorization
 // and one triangular inverse: with P the reversal permutation,
