@@ -122,6 +122,19 @@ public:
                   int64_t mr, int64_t nv, bool inBounds);
 
 private:
+  /// What both forms of a tile share: the weights' panel, the columns of
+  /// vector v in the panel (`wcols`) and in `out` (`ocols`), the rows, and
+  /// the accumulators read from `out` (tile vector (i, v) at i * nv + v).
+  struct Frame {
+    Value panel;
+    SmallVector<Value> wcols, ocols, rows, accInit;
+  };
+  Frame frame(Value out, Value row, Value colBase, Value col, int64_t mr,
+              int64_t nv, bool inBounds);
+  /// Writes the tile's accumulators `acc` back into `out`.
+  Value writeBack(Value out, const Frame &f, ValueRange acc, int64_t nv,
+                  bool inBounds);
+
   Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
   Value add(OpBuilder &ob, Value a, int64_t c) {
     return c == 0 ? a
@@ -173,26 +186,45 @@ private:
   VectorType vf, vi8, vi32;
 };
 
+TileEmitter::Frame TileEmitter::frame(Value out, Value row, Value colBase,
+                                      Value col, int64_t mr, int64_t nv,
+                                      bool inBounds) {
+  Frame f;
+  // Panel and offset of vector v's weights, output columns (task-local).
+  Value gcol = arith::AddIOp::create(b, loc, colBase, col);
+  f.panel = arith::DivUIOp::create(b, loc, gcol, idx(d.nr));
+  Value off = arith::RemUIOp::create(b, loc, gcol, idx(d.nr));
+  for (int64_t v = 0; v < nv; ++v) {
+    f.wcols.push_back(add(b, off, v * d.lanes));
+    f.ocols.push_back(add(b, col, v * d.lanes));
+  }
+  for (int64_t i = 0; i < mr; ++i)
+    f.rows.push_back(add(b, row, i));
+  for (int64_t i = 0; i < mr; ++i)
+    for (int64_t v = 0; v < nv; ++v)
+      f.accInit.push_back(
+          read(b, vf, out, {f.rows[i], f.ocols[v]}, inBounds));
+  return f;
+}
+
+Value TileEmitter::writeBack(Value out, const Frame &f, ValueRange acc,
+                             int64_t nv, bool inBounds) {
+  for (size_t i = 0; i < f.rows.size(); ++i)
+    for (int64_t v = 0; v < nv; ++v)
+      out = vector::TransferWriteOp::create(
+                b, loc, acc[i * nv + v], out,
+                ValueRange{f.rows[i], f.ocols[v]}, ArrayRef<bool>{inBounds})
+                .getResult();
+  return out;
+}
+
 Value TileEmitter::emit(Value out, Value row, Value colBase, Value col,
                         int64_t mr, int64_t nv, bool inBounds) {
   int64_t tileVecs = mr * nv;
   auto at = [&](int64_t i, int64_t v) { return i * nv + v; };
-  // Panel and offset of vector v's weights, output columns (task-local).
-  Value gcol = arith::AddIOp::create(b, loc, colBase, col);
-  Value panel = arith::DivUIOp::create(b, loc, gcol, idx(d.nr));
-  Value off = arith::RemUIOp::create(b, loc, gcol, idx(d.nr));
-  SmallVector<Value> wcols, ocols, rows;
-  for (int64_t v = 0; v < nv; ++v) {
-    wcols.push_back(add(b, off, v * d.lanes));
-    ocols.push_back(add(b, col, v * d.lanes));
-  }
-  for (int64_t i = 0; i < mr; ++i)
-    rows.push_back(add(b, row, i));
-
-  SmallVector<Value> accInit;
-  for (int64_t i = 0; i < mr; ++i)
-    for (int64_t v = 0; v < nv; ++v)
-      accInit.push_back(read(b, vf, out, {rows[i], ocols[v]}, inBounds));
+  Frame f = frame(out, row, colBase, col, mr, nv, inBounds);
+  Value panel = f.panel;
+  ArrayRef<Value> wcols = f.wcols, rows = f.rows;
   Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(vf));
   // With few tile vectors (one row), two sets of partial sums (even and odd
   // codes) keep enough FMA chains in flight for the lookup's throughput.
@@ -204,7 +236,7 @@ Value TileEmitter::emit(Value out, Value row, Value colBase, Value col,
   int64_t steps = d.lookup ? d.jn / 4 : d.jn;
   int64_t unroll = d.lookup ? 1 : std::gcd<int64_t>(d.jn, 4);
   auto blockLoop = scf::ForOp::create(
-      b, loc, idx(0), idx(d.blocks), idx(1), accInit,
+      b, loc, idx(0), idx(d.blocks), idx(1), f.accInit,
       [&](OpBuilder &bb, Location, Value blk, ValueRange accs) {
         auto codeLoop = scf::ForOp::create(
             bb, loc, arith::ConstantIndexOp::create(bb, loc, 0),
@@ -300,33 +332,16 @@ Value TileEmitter::emit(Value out, Value row, Value colBase, Value col,
         }
         scf::YieldOp::create(bb, loc, acc);
       });
-  for (int64_t i = 0; i < mr; ++i)
-    for (int64_t v = 0; v < nv; ++v)
-      out = vector::TransferWriteOp::create(
-                b, loc, blockLoop.getResult(at(i, v)), out,
-                ValueRange{rows[i], ocols[v]}, ArrayRef<bool>{inBounds})
-                .getResult();
-  return out;
+  return writeBack(out, f, blockLoop.getResults(), nv, inBounds);
 }
 
 Value TileEmitter::emitInt16(Value out, Value row, Value colBase, Value col,
                              int64_t mr, int64_t nv, bool inBounds) {
   int64_t tileVecs = mr * nv;
   auto at = [&](int64_t i, int64_t v) { return i * nv + v; };
-  Value gcol = arith::AddIOp::create(b, loc, colBase, col);
-  Value panel = arith::DivUIOp::create(b, loc, gcol, idx(d.nr));
-  Value off = arith::RemUIOp::create(b, loc, gcol, idx(d.nr));
-  SmallVector<Value> wcols, ocols, rows;
-  for (int64_t v = 0; v < nv; ++v) {
-    wcols.push_back(add(b, off, v * d.lanes));
-    ocols.push_back(add(b, col, v * d.lanes));
-  }
-  for (int64_t i = 0; i < mr; ++i)
-    rows.push_back(add(b, row, i));
-  SmallVector<Value> accInit;
-  for (int64_t i = 0; i < mr; ++i)
-    for (int64_t v = 0; v < nv; ++v)
-      accInit.push_back(read(b, vf, out, {rows[i], ocols[v]}, inBounds));
+  Frame f = frame(out, row, colBase, col, mr, nv, inBounds);
+  Value panel = f.panel;
+  ArrayRef<Value> wcols = f.wcols, rows = f.rows;
 
   auto i8 = b.getI8Type(), i32 = b.getI32Type();
   auto bytes = VectorType::get({4 * d.lanes}, i8);
@@ -353,7 +368,7 @@ Value TileEmitter::emitInt16(Value out, Value row, Value colBase, Value col,
   Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(vi32));
   SmallVector<Value> zeros(2 * tileVecs, zero);
   auto blockLoop = scf::ForOp::create(
-      b, loc, idx(0), idx(d.blocks), idx(1), accInit,
+      b, loc, idx(0), idx(d.blocks), idx(1), f.accInit,
       [&](OpBuilder &bb, Location, Value blk, ValueRange accs) {
         // Per word step: partial sums of the high bytes [0, tileVecs) and
         // of the low bytes [tileVecs, 2 tileVecs), exact in int32.
@@ -452,13 +467,7 @@ Value TileEmitter::emitInt16(Value out, Value row, Value colBase, Value col,
         }
         scf::YieldOp::create(bb, loc, acc);
       });
-  for (int64_t i = 0; i < mr; ++i)
-    for (int64_t v = 0; v < nv; ++v)
-      out = vector::TransferWriteOp::create(
-                b, loc, blockLoop.getResult(at(i, v)), out,
-                ValueRange{rows[i], ocols[v]}, ArrayRef<bool>{inBounds})
-                .getResult();
-  return out;
+  return writeBack(out, f, blockLoop.getResults(), nv, inBounds);
 }
 
 void TileEmitter::lookupStep(OpBuilder &ob, Value blk, Value j4, Value panel,
