@@ -173,13 +173,42 @@ def check_stats(t, xs, exact):
     return ok
 
 
-def run(cmd, expect_ok=True):
-    p = subprocess.run(cmd, capture_output=True, text=True)
+def run(cmd, expect_ok=True, env=None, timeout=None):
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                       timeout=timeout)
     if expect_ok and p.returncode != 0:
         print("FAIL: command failed:", " ".join(cmd))
         print(p.stdout + p.stderr)
         sys.exit(1)
     return p
+
+
+def rel(a, b):
+    """max |a - b| relative to the larger of max |a| and max |b|."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    scale = max(np.abs(a).max(initial=0), np.abs(b).max(initial=0), 1e-30)
+    return float(np.abs(a - b).max(initial=0) / scale)
+
+
+def make_llama_samples(work, samples_dir, count, rng, seq=16):
+    """A 3-layer LLaMA-shaped model (bench/gen_llama_onnx.py: dim 64, GQA
+    4/2, vocab 128) at WORK/llama3.onnx and `count` samples of random
+    input_ids [1, seq] under WORK/SAMPLES_DIR/NN; returns (model, samples)."""
+    src = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    model = os.path.join(work, "llama3.onnx")
+    run(["/usr/bin/python3", os.path.join(src, "bench", "gen_llama_onnx.py"),
+         model, "--dim", "64", "--layers", "3", "--heads", "4",
+         "--kv-heads", "2", "--hidden", "96", "--vocab", "128", "--seq",
+         str(seq)])
+    samples = os.path.join(work, samples_dir)
+    for i in range(count):
+        d = os.path.join(samples, "%02d" % i)
+        os.makedirs(d, exist_ok=True)
+        np.save(os.path.join(d, "input_ids.npy"),
+                rng.integers(0, 128, size=(1, seq)).astype(np.int64))
+    return model, samples
 
 
 def main():

@@ -34,7 +34,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from calibration import read_cache, run  # noqa: E402
+from calibration import make_llama_samples, read_cache, rel, run  # noqa: E402,E501
 
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -47,13 +47,6 @@ def calibrate(qc, model, samples, cache, segment_mb):
              "--calib-segment-mb=" + segment_mb,
              "--stop-after-stage=calibrate"])
     return p.stderr
-
-
-def rel(a, b):
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    scale = max(np.abs(a).max(initial=0), np.abs(b).max(initial=0), 1e-30)
-    return float(np.abs(a - b).max(initial=0) / scale)
 
 
 def compare(whole, seg):
@@ -126,17 +119,7 @@ def main():
     failures = 0
     rng = np.random.default_rng(3)
     try:
-        seq = 16
-        model = os.path.join(work, "llama3.onnx")
-        run([PY, os.path.join(SRC, "bench", "gen_llama_onnx.py"), model,
-             "--dim", "64", "--layers", "3", "--heads", "4", "--kv-heads",
-             "2", "--hidden", "96", "--vocab", "128", "--seq", str(seq)])
-        samples = os.path.join(work, "llama3-samples")
-        for i in range(3):
-            d = os.path.join(samples, "%02d" % i)
-            os.makedirs(d, exist_ok=True)
-            np.save(os.path.join(d, "input_ids.npy"),
-                    rng.integers(0, 128, size=(1, seq)).astype(np.int64))
+        model, samples = make_llama_samples(work, "llama3-samples", 3, rng)
         failures += check(qc, "llama3", model, samples, work)
 
         bin_path = os.path.join(SRC, "..", "shared", "models",

@@ -35,18 +35,15 @@ import argparse
 import glob
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from calibration import read_cache  # noqa: E402
+from calibration import make_llama_samples, read_cache, rel  # noqa: E402
+from calibration import run as run_command  # noqa: E402
 
-SRC = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
-PY = "/usr/bin/python3"
 SKIP = 77
 MPIRUN = ["mpirun", "-np", "2", "--oversubscribe", "--bind-to", "none"]
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1",
@@ -61,20 +58,7 @@ def fail(msg):
 
 
 def run(cmd, expect_ok=True):
-    p = subprocess.run(cmd, capture_output=True, text=True, env=ENV,
-                       timeout=600)
-    if expect_ok and p.returncode != 0:
-        print("FAIL: command failed:", " ".join(cmd))
-        print(p.stdout + p.stderr)
-        sys.exit(1)
-    return p
-
-
-def rel(a, b):
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    scale = max(np.abs(a).max(initial=0), np.abs(b).max(initial=0), 1e-30)
-    return float(np.abs(a - b).max(initial=0) / scale)
+    return run_command(cmd, expect_ok, env=ENV, timeout=600)
 
 
 def compare_caches(one, two):
@@ -125,16 +109,7 @@ def main():
     rng = np.random.default_rng(11)
     try:
         seq = 16
-        model = os.path.join(work, "llama3.onnx")
-        run([PY, os.path.join(SRC, "bench", "gen_llama_onnx.py"), model,
-             "--dim", "64", "--layers", "3", "--heads", "4", "--kv-heads",
-             "2", "--hidden", "96", "--vocab", "128", "--seq", str(seq)])
-        samples = os.path.join(work, "samples")
-        for i in range(5):
-            d = os.path.join(samples, "%02d" % i)
-            os.makedirs(d, exist_ok=True)
-            np.save(os.path.join(d, "input_ids.npy"),
-                    rng.integers(0, 128, size=(1, seq)).astype(np.int64))
+        model, samples = make_llama_samples(work, "samples", 5, rng, seq)
         common = ["--quant=w4a16", "--algo=gptq", "--calib=" + samples,
                   "--name=model"]
 
