@@ -22,6 +22,15 @@ using namespace llvm;
 
 quench::TargetBackend::~TargetBackend() = default;
 
+Expected<std::string>
+quench::TargetBackend::writeDeviceAssembly(mlir::ModuleOp,
+                                           StringRef) const {
+  return createStringError(inconvertibleErrorCode(),
+                           "the " + getDisplayName() +
+                               " target has no device code to write "
+                               "(--emit=ptx is for --target=cuda)");
+}
+
 Expected<std::string> quench::serializeModel(
     const TargetBackend &backend, mlir::OwningOpRef<mlir::ModuleOp> &module,
     const ModelABIRequest &request, ArtifactKind kind, StringRef outputPath,
@@ -32,7 +41,7 @@ Expected<std::string> quench::serializeModel(
   timer.start("translate");
   // The weights leave the module before translation: they never become
   // LLVM constants, and reach the artifact by streaming (Weights.h).
-  WeightTable weights = extractWeights(*module);
+  WeightTable weights = extractWeights(*module, backend.getMinWeightBytes());
   ModelABIRequest abi = request;
   abi.weights = &weights;
   abi.weightStorage = kind == ArtifactKind::Executable

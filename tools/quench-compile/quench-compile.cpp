@@ -56,15 +56,17 @@ static cl::opt<std::string> outputPath(
     "o",
     cl::desc("Output path. --emit=obj writes OUT.o and OUT.h, lib writes "
              "DIR/libNAME.a and OUT.h, exe writes OUT, mlir OUT.mlir, "
-             "llvm OUT.ll (an extension already there is kept; '-' is "
+             "llvm OUT.ll, ptx OUT.ptx (an extension already there is kept; '-' is "
              "stdout for mlir/llvm)"),
     cl::value_desc("OUT"), cl::cat(category));
-enum class Emit { MLIR, LLVM, Obj, Lib, Exe };
+enum class Emit { MLIR, LLVM, PTX, Obj, Lib, Exe };
 static cl::opt<Emit> emit(
     "emit", cl::desc("What to produce (default: exe)"), cl::init(Emit::Exe),
     cl::values(clEnumValN(Emit::MLIR, "mlir",
                           "MLIR after the last stage run (see --stop-after-stage)"),
                clEnumValN(Emit::LLVM, "llvm", "optimized LLVM IR (.ll)"),
+               clEnumValN(Emit::PTX, "ptx",
+                          "the device code as PTX (.ptx; --target=cuda)"),
                clEnumValN(Emit::Obj, "obj", "object file + C header"),
                clEnumValN(Emit::Lib, "lib", "static library + C header"),
                clEnumValN(Emit::Exe, "exe",
@@ -246,8 +248,9 @@ int main(int argc, char **argv) {
                   "'; stages: " + quench::getStageNames(stages));
     emit = Emit::MLIR;
   }
-  if (outputPath == "-" && emit != Emit::MLIR && emit != Emit::LLVM)
-    return fail("-o - (stdout) is only for --emit=mlir and --emit=llvm");
+  if (outputPath == "-" && emit != Emit::MLIR && emit != Emit::LLVM &&
+      emit != Emit::PTX)
+    return fail("-o - (stdout) is only for --emit=mlir, llvm and ptx");
   quench::PhaseTimer timer(timePhases && root);
   // The processes other than rank 0 stop after the last stage they share
   // (or earlier, with --stop-after-stage), then report to rank 0.
@@ -382,6 +385,15 @@ int main(int argc, char **argv) {
         outputPath, ".mlir", [&](raw_ostream &os) { module->print(os); }, err);
     timer.finish();
     return reportToRoot(!err.empty() ? fail(err) : finishReport(path));
+  }
+
+  if (emit == Emit::PTX) {
+    timer.start("write");
+    auto path = (*backend)->writeDeviceAssembly(*module, outputPath);
+    timer.finish();
+    if (!path)
+      return reportToRoot(fail(toString(path.takeError())));
+    return reportToRoot(0);
   }
 
   // 4. LLVM IR with the model's C ABI, object code, the artifact.

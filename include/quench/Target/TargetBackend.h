@@ -108,6 +108,18 @@ public:
   /// modules for accelerators).
   virtual void appendCodegenStages(std::vector<PipelineStage> &stages) const = 0;
 
+  /// Constant globals of at least this many bytes become the weight image
+  /// (extractWeights); smaller ones stay constants of the host code. A
+  /// target whose kernels cannot read host memory returns 0.
+  virtual uint64_t getMinWeightBytes() const { return 4096; }
+
+  /// Writes the device code of the lowered `module` (after the code
+  /// generation stages) as assembly text, PTX for CUDA, at `outputPath`
+  /// (".ptx" appended when it has no extension; "-" is stdout). Returns
+  /// the path written ("" for stdout). Targets without device code fail.
+  virtual llvm::Expected<std::string>
+  writeDeviceAssembly(mlir::ModuleOp module, llvm::StringRef outputPath) const;
+
   /// The steps after the code generation stages, as (name, description)
   /// pairs for `quench-compile --list-stages` (e.g. "llvm", "codegen-obj").
   virtual std::vector<std::pair<std::string, std::string>>

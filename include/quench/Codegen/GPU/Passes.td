@@ -1,0 +1,118 @@
+//===- Passes.td - GPU code generation passes ---------------*- tablegen -*-===//
+//
+// The passes of the CUDA backend's code generation stages
+// (lib/Target/CUDA/CUDAPipeline.cpp) that upstream MLIR has no equivalent
+// for: where buffers live (host or device), how loop nests become kernel
+// launches, and one device module per model. Implementations in
+// lib/Codegen/GPU/; docs/gpu.md explains the design.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QUENCH_CODEGEN_GPU_PASSES_TD
+#define QUENCH_CODEGEN_GPU_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def QuenchGPUPlaceBuffers
+    : Pass<"quench-gpu-place-buffers", "::mlir::ModuleOp"> {
+  let summary = "Put a bufferized model's buffers in device memory, copying "
+                "its inputs in and its outputs out";
+  let description = [{
+    Runs on bufferized public functions (after the deallocation pipeline and
+    `convert-bufferization-to-memref`). Every `memref.alloc`/`dealloc`
+    becomes `gpu.alloc`/`gpu.dealloc`; every memref argument (host memory,
+    the caller's tensors) is copied once into a device buffer that replaces
+    it; every returned memref is copied into a fresh host buffer (through a
+    contiguous device copy when it is a strided view), and the device
+    allocation it views is freed. Constant globals (`memref.get_global`)
+    are left alone: the backend places the whole weight image in device
+    memory at serialization (docs/gpu.md, "Weights").
+
+    `memref.copy` becomes `linalg.copy`, which the launch mapping turns into
+    a kernel like any other loop nest.
+
+    Shape computations stay on the host: a buffer the host reads (a scalar
+    `memref.load` outside any linalg op, the shape operand of
+    `memref.reshape`) stays a host allocation, the linalg ops writing it
+    run as host loops (and the buffers they read become host buffers in
+    turn), and constant globals read there get a host copy (a mutable
+    global marked `quench.host`, outside the weight image). A device op
+    reading a host buffer reads a device copy made just before it.
+
+    Fails on a returned value whose allocation cannot be traced through
+    view-like ops.
+  }];
+  let dependentDialects = [
+    "::mlir::gpu::GPUDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::memref::MemRefDialect",
+  ];
+}
+
+def QuenchGPUMapToLaunch
+    : Pass<"quench-gpu-map-to-launch", "::mlir::func::FuncOp"> {
+  let summary = "Turn the outermost parallel loop nests of host code into "
+                "gpu.launch kernels";
+  let description = [{
+    Every outermost `scf.parallel` of a function (the loop nests
+    `convert-linalg-to-parallel-loops` makes of linalg ops on device
+    buffers) becomes a `gpu.launch` with one thread per iteration: the
+    iteration space is linearized, blocks of `block-size` threads cover it,
+    each thread recovers its indices by delinearization and runs the loop
+    body (including its sequential reduction loops) when its linear index is
+    in range (an empty iteration space launches one block whose threads
+    all stay idle, so that every launch stays on the run's stream chain).
+
+    Host code that reads or writes memory outside any parallel loop (loop
+    nests with no parallel dimension, rank-0 ops) runs as a single-thread
+    kernel; a host value computed from device memory is an error.
+
+    This generic mapping is correct for every loop nest; the tensor-core and
+    quantized kernels of docs/gpu.md replace it where they apply.
+  }];
+  let options = [
+    Option<"blockSize", "block-size", "int64_t", /*default=*/"256",
+           "Threads per block">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
+def QuenchGPUMergeModules
+    : Pass<"quench-gpu-merge-modules", "::mlir::ModuleOp"> {
+  let summary = "Move every outlined kernel into one gpu.module";
+  let description = [{
+    `gpu-kernel-outlining` makes one `gpu.module` per kernel; a model has
+    hundreds. This pass moves every `gpu.func` (and the symbols it uses)
+    into the first module, renaming on conflicts, and retargets the
+    `gpu.launch_func` ops, so that the model has one device binary: one
+    `ptxas` run at compile time and one module load at run time.
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect"];
+}
+
+def QuenchGPUEmulateOnHost
+    : Pass<"quench-gpu-emulate-on-host", "::mlir::func::FuncOp"> {
+  let summary = "Run gpu.launch kernels and device buffers on the host CPU";
+  let description = [{
+    Verification without a GPU (docs/gpu.md, "Verification"): the CUDA
+    backend's IR after buffer placement and launch mapping, before
+    outlining, runs on the CPU. Device allocations, frees and copies become
+    their memref counterparts; every `gpu.launch` becomes an `scf.parallel`
+    over its blocks holding sequential loops over its threads (z, y, x), in
+    which the kernel body runs with the block and thread ids, grid and block
+    sizes of that iteration. Kernels that synchronize threads (`gpu.barrier`)
+    or use workgroup memory are rejected: the sequential thread loops cannot
+    honour them.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
+#endif // QUENCH_CODEGEN_GPU_PASSES_TD

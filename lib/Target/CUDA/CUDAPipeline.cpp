@@ -1,0 +1,121 @@
+//===- CUDAPipeline.cpp - the CUDA backend's code generation stages -------===//
+
+#include "quench/Target/CUDA/CUDAPipeline.h"
+
+#include "quench/Codegen/Common/Passes.h"
+#include "quench/Codegen/GPU/Passes.h"
+#include "quench/Conversion/Passes.h"
+#include "quench/Target/CPU/CPUPipeline.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Pass/PassRegistry.h"
+
+using namespace mlir;
+
+llvm::ArrayRef<llvm::StringRef> quench::getSupportedCUDAArchs() {
+  static const llvm::StringRef archs[] = {"sm_80", "sm_86", "sm_89", "sm_90",
+                                          "sm_90a"};
+  return archs;
+}
+
+void quench::appendCUDACodegenStages(std::vector<PipelineStage> &stages,
+                                     const CUDACodegenOptions &opts) {
+  stages.push_back({"codegen", "fusion on tensors", [](OpPassManager &pm) {
+                      pm.addNestedPass<func::FuncOp>(
+                          createQuenchFuseElementwise());
+                      addTextualPassPipeline(pm, "canonicalize,cse");
+                    },
+                    nullptr});
+  stages.push_back(
+      {"bufferize", "one-shot bufferization and buffer deallocation",
+       [](OpPassManager &pm) {
+         pm.addNestedPass<func::FuncOp>(createQuenchUnshareInits());
+         pm.addNestedPass<func::FuncOp>(createQuenchFullRankWrites());
+         addTextualPassPipeline(
+             pm, "one-shot-bufferize{bufferize-function-boundaries=1 "
+                 "function-boundary-type-conversion=identity-layout-map},"
+                 "canonicalize,buffer-deallocation-pipeline,canonicalize,"
+                 "convert-bufferization-to-memref");
+       },
+       nullptr});
+  int64_t blockSize = opts.blockSize;
+  bool emulate = opts.emulate;
+  stages.push_back(
+      {"gpu-kernels",
+       emulate ? "device buffers, loop nests as kernels, run on the host"
+               : "device buffers, loop nests as kernels, one device module",
+       [blockSize, emulate](OpPassManager &pm) {
+         pm.addPass(createQuenchGPUPlaceBuffers());
+         addTextualPassPipeline(pm, "convert-linalg-to-parallel-loops,"
+                                    "canonicalize");
+         QuenchGPUMapToLaunchOptions map;
+         map.blockSize = blockSize;
+         pm.addNestedPass<func::FuncOp>(createQuenchGPUMapToLaunch(map));
+         if (emulate) {
+           pm.addNestedPass<func::FuncOp>(createQuenchGPUEmulateOnHost());
+           addTextualPassPipeline(pm, "canonicalize,cse");
+           return;
+         }
+         addTextualPassPipeline(pm, "gpu-kernel-outlining");
+         pm.addPass(createQuenchGPUMergeModules());
+         // One stream per run: every GPU op of a function becomes
+         // asynchronous on it, the host waits where it needs results.
+         addTextualPassPipeline(pm, "func.func(gpu-async-region),"
+                                    "canonicalize,cse");
+       },
+       nullptr});
+  if (emulate) {
+    // The CPU backend's lowering of the emulated kernels (scalar loops).
+    std::vector<PipelineStage> cpu;
+    CPUCodegenOptions scalar;
+    scalar.vectorBits = 0;
+    appendCPUCodegenStages(cpu, scalar);
+    for (PipelineStage &stage : cpu)
+      if (stage.name == "to-llvm")
+        stages.push_back(std::move(stage));
+    return;
+  }
+  std::string target = "nvvm-attach-target{chip=" + opts.chip +
+                       " features=" + opts.features + " O=3}";
+  stages.push_back(
+      {"to-llvm", "kernels to NVVM and PTX, host code to the LLVM dialect",
+       [target](OpPassManager &pm) {
+         addTextualPassPipeline(
+             pm, target +
+                     ",gpu.module(lower-affine,convert-scf-to-cf,"
+                     "expand-strided-metadata,lower-affine,"
+                     "convert-gpu-to-nvvm,canonicalize,cse,"
+                     "reconcile-unrealized-casts)");
+         addTextualPassPipeline(pm, "func.func(convert-scf-to-cf)");
+         pm.addPass(createQuenchExpandShapeToCast());
+         addTextualPassPipeline(
+             pm, "expand-strided-metadata,lower-affine,"
+                 // Outputs are allocated by the runtime's allocator, which
+                 // the caller frees (docs/runtime.md).
+                 "finalize-memref-to-llvm{use-generic-functions=1},"
+                 "convert-arith-to-llvm,convert-index-to-llvm,"
+                 "convert-func-to-llvm,convert-cf-to-llvm,gpu-to-llvm,"
+                 "convert-ub-to-llvm,reconcile-unrealized-casts,"
+                 // PTX here; the backend assembles it with the Toolkit's
+                 // ptxas when it serializes.
+                 "gpu-module-to-binary{format=isa},canonicalize");
+       },
+       nullptr});
+}
+
+void quench::registerCUDAPipelines() {
+  PassPipelineRegistration<CUDAPipelineOptions>(
+      "quench-cuda-pipeline",
+      "Lower a quench model to the LLVM dialect and PTX for NVIDIA GPUs "
+      "(stages prepare, to-linalg, codegen, bufferize, gpu-kernels, "
+      "to-llvm)",
+      [](OpPassManager &pm, const CUDAPipelineOptions &opts) {
+        FrontPipelineOptions front;
+        front.prepare = opts.prepare;
+        std::vector<PipelineStage> stages = getFrontPipelineStages(front);
+        appendCUDACodegenStages(stages, opts.getCodegenOptions());
+        for (const PipelineStage &stage : stages)
+          stage.build(pm);
+      });
+}
