@@ -24,3 +24,16 @@ tool_dirs = [config.quench_tools_dir, config.llvm_tools_dir]
 tools = ["quench-opt", "quench-import", "quench-compile"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+
+# `REQUIRES: ptxas`: the CUDA Toolkit's assembler and fatbinary, where
+# quench-compile --target=cuda looks for them ($CUDA_HOME, /usr/local/cuda).
+def _cuda_toolkit():
+    for d in (os.environ.get("CUDA_HOME"), "/usr/local/cuda"):
+        if d and all(os.access(os.path.join(d, "bin", t), os.X_OK)
+                     for t in ("ptxas", "fatbinary")):
+            return d
+    return None
+if _cuda_toolkit():
+    config.available_features.add("ptxas")
+if "CUDA_HOME" in os.environ:
+    config.environment["CUDA_HOME"] = os.environ["CUDA_HOME"]

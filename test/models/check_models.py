@@ -22,6 +22,8 @@ stories260k: runs examples/stories260k_to_onnx.py (which checks the greedy
 --quench-compile PATH: also compiles every model (and specialization) to a
   native executable with quench-compile, runs it on the reference input and
   compares its logits with PyTorch's the same way (the e2e suite).
+  --compile-arg ARG (repeatable) passes ARG to every quench-compile, e.g.
+  --target=cuda --cuda-emulate (the CUDA kernels run on the CPU).
 
 Prints one PASS/FAIL line per model and a summary; exits 1 if anything
 failed. Nothing is written outside --work-dir. The exporters need torch and
@@ -149,6 +151,7 @@ def compile_and_run(tools, onnx_path, out_base, shape, ref):
     import numpy as np
     exe = out_base + ".exe"
     cmd = [tools.quench_compile, onnx_path, "-o", exe, "--name", "model"]
+    cmd += tools.compile_args
     if shape:
         cmd += ["--shape", shape]
     # Dynamic-shape models generate the most code: allow for a loaded machine.
@@ -334,6 +337,10 @@ def main(argv=None):
     ap.add_argument("--quench-compile",
                     help="also compile every model to an executable with "
                     "this quench-compile, run it and compare with PyTorch")
+    ap.add_argument("--compile-arg", action="append", default=[],
+                    metavar="ARG",
+                    help="extra quench-compile argument (repeatable), e.g. "
+                    "--compile-arg=--target=cuda --compile-arg=--cuda-emulate")
     ap.add_argument("--numerics", action="store_true",
                     help="compare the imported IR's values with PyTorch "
                     "using test/conformance/quench_ref.py")
@@ -344,6 +351,7 @@ def main(argv=None):
         quench_opt = os.path.abspath(args.quench_opt)
         quench_compile = (os.path.abspath(args.quench_compile)
                           if args.quench_compile else None)
+        compile_args = list(args.compile_arg)
         quench_ref = None
         max_err = 0.0
         native_err = 0.0

@@ -10,6 +10,7 @@
 #include "quench/Support/OutOfMemory.h"
 
 #include "mlir/IR/DialectRegistry.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
 
 int main(int argc, char **argv) {
@@ -18,6 +19,9 @@ int main(int argc, char **argv) {
   quench::installOutOfMemoryHandler("quench-opt");
   mlir::DialectRegistry registry;
   quench::registerAllDialects(registry);
+  // gpu-module-to-binary (quench-cuda-pipeline) translates device modules
+  // to LLVM IR.
+  mlir::registerAllToLLVMIRTranslations(registry);
   quench::registerAllPasses();
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "Quench optimizer driver\n", registry));

@@ -14,6 +14,7 @@
 #include "Residency.h"
 #include "quench/Codegen/GPU/Passes.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -84,6 +85,7 @@ private:
   LogicalResult findHostBuffers();
   LogicalResult runHostOpsOnHost();
   Value hostVersion(Value value);
+  void fillSplatConstants();
   void copyHostReadsToDevice();
   LogicalResult convertAllocations();
   void copyArguments();
@@ -112,6 +114,7 @@ LogicalResult BufferPlacer::run() {
   });
   if (failed(findHostBuffers()) || failed(runHostOpsOnHost()))
     return failure();
+  fillSplatConstants();
   copyHostReadsToDevice();
   if (failed(convertAllocations()))
     return failure();
@@ -229,6 +232,34 @@ LogicalResult BufferPlacer::runHostOpsOnHost() {
     rw.eraseOp(op);
   }
   return success();
+}
+
+void BufferPlacer::fillSplatConstants() {
+  // Splat constants have no bytes for the weight image: the device reads a
+  // buffer filled on each run instead (they are small: masks, zeros).
+  func.walk([&](memref::GetGlobalOp get) {
+    if (hostRoots.contains(get.getResult()))
+      return;
+    auto global = symbols.lookup<memref::GlobalOp>(get.getName());
+    auto value = dyn_cast_or_null<DenseElementsAttr>(
+        global ? global.getInitialValue().value_or(Attribute()) : Attribute());
+    if (!value || !value.isSplat() || global->hasAttr(quench::kHostGlobalAttr))
+      return;
+    rw.setInsertionPoint(get);
+    Location loc = get.getLoc();
+    auto type = cast<MemRefType>(get.getType());
+    Value buffer = gpu::AllocOp::create(rw, loc, contiguous(type), Type(),
+                                        ValueRange{}, ValueRange{},
+                                        ValueRange{}, nullptr)
+                       .getMemref();
+    Value splat = arith::ConstantOp::create(
+        rw, loc, cast<TypedAttr>(value.getSplatValue<Attribute>()));
+    linalg::FillOp::create(rw, loc, splat, buffer);
+    if (buffer.getType() != type)
+      buffer = memref::CastOp::create(rw, loc, type, buffer);
+    rw.replaceOp(get, buffer);
+    freeOnReturn.insert(rootAllocation(buffer));
+  });
 }
 
 void BufferPlacer::copyHostReadsToDevice() {

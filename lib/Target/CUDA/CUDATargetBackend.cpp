@@ -17,6 +17,7 @@
 #include "quench/Target/Weights.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallString.h"
@@ -279,6 +280,16 @@ public:
   Expected<std::unique_ptr<Module>>
   translateToLLVMIR(mlir::ModuleOp module, LLVMContext &context,
                     const quench::ModelABIRequest &abi) const override {
+    // Kernels cannot read host memory: every constant they may read must
+    // have reached the weight image (extractWeights with no minimum
+    // size), which the device addresses.
+    if (!options.emulate)
+      for (auto global : module.getOps<mlir::LLVM::GlobalOp>())
+        if (global.getConstant() &&
+            isa_and_nonnull<mlir::ElementsAttr>(global.getValueOrNull()))
+          return makeError("internal error: the constant '" +
+                           global.getSymName() +
+                           "' was not placed in device memory");
     if (!getPTXObjects(module).empty()) {
       auto toolkit = quench::findCUDAToolkit(options.cudaPath);
       if (!toolkit)
