@@ -138,6 +138,17 @@ LogicalResult BufferPlacer::findHostBuffers() {
         requireHost(store.getMemref());
     } else if (auto reshape = dyn_cast<memref::ReshapeOp>(op)) {
       requireHost(reshape.getShape());
+    } else if (auto get = dyn_cast<memref::GetGlobalOp>(op)) {
+      // Boolean constants are bit-packed in MLIR and have no bytes for the
+      // weight image: they stay host constants, copied to the device where
+      // kernels read them (masks: small).
+      auto global = symbols.lookup<memref::GlobalOp>(get.getName());
+      auto value = dyn_cast_or_null<DenseElementsAttr>(
+          global ? global.getInitialValue().value_or(Attribute())
+                 : Attribute());
+      if (value && !value.isSplat() &&
+          value.getElementType().isInteger(1))
+        requireHost(get.getResult());
     }
   });
   // Uses of every root through views.
@@ -270,15 +281,16 @@ void BufferPlacer::copyHostReadsToDevice() {
       Value root = rootAllocation(read);
       if (!hostRoots.contains(root))
         continue;
+      Value hostRoot = hostVersion(root);
       Location loc = op.getLoc();
       rw.setInsertionPoint(op);
       auto rootType = cast<MemRefType>(root.getType());
       Value device =
           gpu::AllocOp::create(rw, loc, contiguous(rootType), Type(),
-                               ValueRange{}, dynamicSizes(rw, loc, root),
+                               ValueRange{}, dynamicSizes(rw, loc, hostRoot),
                                ValueRange{}, nullptr)
               .getMemref();
-      gpu::MemcpyOp::create(rw, loc, Type(), ValueRange{}, device, root);
+      gpu::MemcpyOp::create(rw, loc, Type(), ValueRange{}, device, hostRoot);
       // The view chain from the root to `read`, replayed on the copy.
       SmallVector<Operation *> chain;
       for (Value v = read; v != root;) {

@@ -283,9 +283,13 @@ public:
     // Kernels cannot read host memory: every constant they may read must
     // have reached the weight image (extractWeights with no minimum
     // size), which the device addresses.
+    DenseSet<mlir::StringAttr> used;
+    module.walk([&](mlir::LLVM::AddressOfOp op) {
+      used.insert(op.getGlobalNameAttr().getAttr());
+    });
     if (!options.emulate)
       for (auto global : module.getOps<mlir::LLVM::GlobalOp>())
-        if (global.getConstant() &&
+        if (global.getConstant() && used.contains(global.getSymNameAttr()) &&
             isa_and_nonnull<mlir::ElementsAttr>(global.getValueOrNull()))
           return makeError("internal error: the constant '" +
                            global.getSymName() +

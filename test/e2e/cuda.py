@@ -1,0 +1,245 @@
+#!/usr/bin/python3
+"""The CUDA backend without a GPU (docs/gpu.md, "Verification").
+
+  cuda.py --build BUILD_DIR [--work-dir DIR]
+
+1. Numerics of the kernel mapping: the GPT-2/LLaMA/T5 test zoo (static and
+   dynamic exports) at every weight quantization scheme (none, w8a16, w4a16,
+   w3a16, w2a16, w8a8-dynamic), compiled with --target=cuda --cuda-emulate
+   (the CUDA backend's buffer placement, kernels and host/device copies, run
+   by the CPU) and with the CPU backend's float kernels (--int8-dot=false),
+   must agree within 1e-5 * max(1, max|cpu|) on the saved reference input.
+2. Assembly: every model and scheme compiles with --target=cuda
+   --emit=obj for sm_80 and sm_90 (and the W4A16 model for sm_90a), which
+   runs the CUDA Toolkit's ptxas and fatbinary on every kernel; the embedded
+   fatbin holds a cubin (ELF) and PTX. Skipped (one SKIPPED line) without a
+   Toolkit.
+3. Running without a driver: a --target=cuda executable on this machine
+   (or with QUENCH_CUDA_DRIVER pointing at a missing library) prints one
+   error line naming the CUDA driver, exits 1 and writes no output file.
+4. Driver errors: an unknown --cuda-arch and a missing Toolkit are one
+   clear message each, and leave no output.
+
+Exits 1 on any failure. Nothing is written outside --work-dir.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+SCHEMES = ["none", "w8a16", "w4a16", "w3a16", "w2a16", "w8a8-dynamic"]
+TOL = 1e-5
+FAILURES = []
+
+
+def fail(msg):
+    FAILURES.append(msg)
+    print("FAIL " + msg, flush=True)
+
+
+def run(cmd, env=None, check=True, timeout=600):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, env=env, timeout=timeout)
+    if check and p.returncode != 0:
+        raise RuntimeError("%s failed (%d):\n%s%s" % (
+            " ".join(cmd), p.returncode, p.stdout[-2000:], p.stderr[-2000:]))
+    return p
+
+
+def toolkit():
+    for d in (os.environ.get("CUDA_HOME"), "/usr/local/cuda"):
+        if d and all(os.access(os.path.join(d, "bin", t), os.X_OK)
+                     for t in ("ptxas", "fatbinary")):
+            return d
+    return None
+
+
+def run_model(exe, ids, out_dir):
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.makedirs(out_dir)
+    run([exe, "--input", "input_ids=" + ids, "--output-dir", out_dir])
+    return np.load(os.path.join(out_dir, "logits.npy"))
+
+
+def fatbin_kinds(ll_text):
+    """Kinds of the images in the fatbin embedded in LLVM IR (1: PTX, 2:
+    ELF cubin)."""
+    m = re.search(r'@\w+_binary = internal constant \[(\d+) x i8\] c"((?:[^"\\]|\\[0-9A-Fa-f]{2})*)"',
+                  ll_text)
+    if not m:
+        return None
+    raw, s, i = bytearray(), m.group(2), 0
+    while i < len(s):
+        if s[i] == "\\":
+            raw.append(int(s[i + 1:i + 3], 16))
+            i += 3
+        else:
+            raw.append(ord(s[i]))
+            i += 1
+    magic, _, header, size = struct.unpack_from("<IHHQ", raw, 0)
+    if magic != 0xBA55ED50:
+        return None
+    kinds, off = [], header
+    while off < header + size:
+        kind, _, entry_header, payload = struct.unpack_from("<HHIQ", raw, off)
+        kinds.append(kind)
+        off += entry_header + payload
+    return kinds
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--work-dir")
+    args = ap.parse_args()
+    build = os.path.abspath(args.build)
+    qc = os.path.join(build, "bin", "quench-compile")
+    work = os.path.abspath(args.work_dir or os.path.join(
+        build, "test", "e2e", "cuda"))
+    os.makedirs(work, exist_ok=True)
+    zoo = os.path.join(work, "zoo")
+    if not os.path.exists(os.path.join(zoo, "manifest.json")):
+        run(["/usr/bin/python3", os.path.join(REPO, "test", "models",
+                                              "export_models.py"),
+             "--out-dir", zoo, "--only", "gpt2_op13_dynamic",
+             "llama_op17_static", "llama_op13_dynamic", "t5_op17_dynamic"],
+            timeout=900)
+    models = sorted(f[:-5] for f in os.listdir(zoo) if f.endswith(".onnx"))
+    tk = toolkit()
+
+    # 1. Emulated CUDA kernels against the CPU backend.
+    for name in models:
+        onnx = os.path.join(zoo, name + ".onnx")
+        ids = os.path.join(zoo, name + ".input_ids.npy")
+        for scheme in SCHEMES:
+            tag = "%s %s" % (name, scheme)
+            try:
+                emu = os.path.join(work, "emu")
+                cpu = os.path.join(work, "cpu")
+                run([qc, onnx, "-o", emu, "--quant=" + scheme,
+                     "--target=cuda", "--cuda-emulate"])
+                run([qc, onnx, "-o", cpu, "--quant=" + scheme,
+                     "--int8-dot=false"])
+                got = run_model(emu, ids, os.path.join(work, "out-emu"))
+                want = run_model(cpu, ids, os.path.join(work, "out-cpu"))
+            except RuntimeError as e:
+                fail("%s: %s" % (tag, e))
+                continue
+            err = float(np.max(np.abs(got.astype(np.float64) - want)))
+            limit = TOL * max(1.0, float(np.max(np.abs(want))))
+            if got.shape != want.shape or not err <= limit:
+                fail("%s: emulated CUDA vs CPU max |diff| %.3g > %.3g" % (
+                    tag, err, limit))
+            else:
+                print("PASS emulate %s (max |diff| %.2g)" % (tag, err),
+                      flush=True)
+
+    # 2. ptxas and fatbinary on every kernel.
+    if not tk:
+        print("SKIPPED assembly: no CUDA Toolkit (ptxas, fatbinary)")
+    else:
+        jobs = [(m, s, a) for m in models for s in SCHEMES
+                for a in ("sm_80", "sm_90")]
+        jobs.append((models[0], "w4a16", "sm_90a"))
+        for name, scheme, arch in jobs:
+            tag = "%s %s %s" % (name, scheme, arch)
+            out = os.path.join(work, "obj", "m")
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            try:
+                run([qc, os.path.join(zoo, name + ".onnx"), "-o", out,
+                     "--emit=obj", "--target=cuda", "--cuda-arch=" + arch,
+                     "--quant=" + scheme])
+            except RuntimeError as e:
+                fail("%s: %s" % (tag, e))
+                continue
+            if not (os.path.exists(out + ".o") and os.path.exists(out + ".h")):
+                fail("%s: no object and header" % tag)
+                continue
+            print("PASS assemble %s" % tag, flush=True)
+        ll = run([qc, os.path.join(zoo, models[0] + ".onnx"), "-o", "-",
+                  "--emit=llvm", "--target=cuda"]).stdout
+        kinds = fatbin_kinds(ll)
+        if not kinds or 1 not in kinds or 2 not in kinds:
+            fail("the embedded fatbin should hold PTX (1) and a cubin (2), "
+                 "has %s" % kinds)
+        else:
+            print("PASS fatbin images %s" % kinds)
+
+    # 3. A CUDA executable without a driver.
+    name = models[0]
+    exe = os.path.join(work, "cuda-exe")
+    out_dir = os.path.join(work, "out-cuda")
+    try:
+        run([qc, os.path.join(zoo, name + ".onnx"), "-o", exe,
+             "--target=cuda"])
+    except RuntimeError as e:
+        if tk:
+            fail("linking a CUDA executable: %s" % e)
+        else:
+            print("SKIPPED no-driver run: %s" % str(e).splitlines()[0])
+    else:
+        envs = [("missing driver library",
+                 dict(os.environ, QUENCH_CUDA_DRIVER=os.path.join(
+                     work, "no-such-libcuda.so.1")))]
+        if not any(os.path.exists(os.path.join(d, "libcuda.so.1"))
+                   for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib64",
+                             "/usr/lib")):
+            envs.append(("this machine", None))
+        for what, env in envs:
+            shutil.rmtree(out_dir, ignore_errors=True)
+            p = run([exe, "--input", "input_ids=" + os.path.join(
+                zoo, name + ".input_ids.npy"), "--output-dir", out_dir],
+                env=env, check=False)
+            lines = p.stderr.strip().splitlines()
+            wrote = os.path.isdir(out_dir) and os.listdir(out_dir)
+            if p.returncode != 1 or len(lines) != 1 or \
+                    "CUDA driver" not in lines[0] or wrote:
+                fail("no driver (%s): want exit 1, one line naming the CUDA "
+                     "driver and no outputs; got exit %d, stderr %r, "
+                     "outputs %s" % (what, p.returncode, p.stderr, wrote))
+            else:
+                print("PASS no driver (%s): %s" % (what, lines[0]))
+
+    # 4. Driver errors.
+    onnx = os.path.join(zoo, models[0] + ".onnx")
+    bad = os.path.join(work, "bad", "m")
+    shutil.rmtree(os.path.dirname(bad), ignore_errors=True)
+    os.makedirs(os.path.dirname(bad))
+    for extra, want in ((["--cuda-arch=sm_75"], "unknown --cuda-arch 'sm_75'"),
+                        (["--cuda-path=" + os.path.join(work, "no-cuda")],
+                         "the CUDA Toolkit was not found")):
+        p = run([qc, onnx, "-o", bad, "--emit=obj", "--target=cuda"] + extra,
+                check=False)
+        if p.returncode == 0 or want not in p.stderr or \
+                os.listdir(os.path.dirname(bad)):
+            fail("%s: want a failure with %r and no output; got exit %d, %r" %
+                 (" ".join(extra), want, p.returncode, p.stderr))
+        else:
+            print("PASS error %s" % " ".join(extra))
+    # PTX needs no Toolkit.
+    p = run([qc, onnx, "-o", "-", "--emit=ptx", "--target=cuda",
+             "--cuda-path=" + os.path.join(work, "no-cuda")], check=False)
+    if p.returncode != 0 or ".visible .entry" not in p.stdout:
+        fail("--emit=ptx without a Toolkit: exit %d, %r" % (p.returncode,
+                                                           p.stderr))
+    else:
+        print("PASS ptx without a Toolkit (%d kernels)" %
+              p.stdout.count(".visible .entry"))
+
+    if FAILURES:
+        print("%d failure(s)" % len(FAILURES))
+        return 1
+    print("all passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
