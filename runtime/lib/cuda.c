@@ -80,7 +80,33 @@ enum {
   CU_JIT_ERROR_LOG_BUFFER = 5,
   CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6,
   CU_JIT_OPTIMIZATION_LEVEL = 7,
+  CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION = 4,
 };
+
+/* cuLaunchKernelEx's configuration with one attribute, the cluster shape
+ * (CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION); the value is a 64-byte union
+ * aligned like a pointer. */
+typedef struct CUlaunchAttribute {
+  int id;
+  char pad[4];
+  union {
+    char bytes[64];
+    void *align;
+    struct {
+      unsigned int x, y, z;
+    } clusterDim;
+  } value;
+} CUlaunchAttribute;
+_Static_assert(sizeof(CUlaunchAttribute) == 72, "CUlaunchAttribute layout");
+
+typedef struct CUlaunchConfig {
+  unsigned int gridDimX, gridDimY, gridDimZ;
+  unsigned int blockDimX, blockDimY, blockDimZ;
+  unsigned int sharedMemBytes;
+  CUstream hStream;
+  CUlaunchAttribute *attrs;
+  unsigned int numAttrs;
+} CUlaunchConfig;
 
 /* Dynamic shared memory a kernel may use without opting in. */
 #define DEFAULT_DYNAMIC_SMEM_LIMIT (48 * 1024)
@@ -130,6 +156,9 @@ typedef struct driver_api {
   CUresult (*MemAllocFromPoolAsync)(CUdeviceptr *, size_t, CUmemoryPool,
                                     CUstream);
   CUresult (*MemFreeAsync)(CUdeviceptr, CUstream);
+  /* Optional (thread block clusters, CUDA 12.0+). */
+  CUresult (*LaunchKernelEx)(const CUlaunchConfig *, CUfunction, void **,
+                             void **);
 } driver_api;
 
 static driver_api drv;
@@ -178,6 +207,7 @@ static const struct {
     SYM(MemPoolSetAttribute, "cuMemPoolSetAttribute", false),
     SYM(MemAllocFromPoolAsync, "cuMemAllocFromPoolAsync", false),
     SYM(MemFreeAsync, "cuMemFreeAsync", false),
+    SYM(LaunchKernelEx, "cuLaunchKernelEx", false),
 #undef SYM
 };
 
@@ -708,6 +738,69 @@ void *mgpuModuleGetFunction(void *handle, const char *name) {
 
 static bool dim_ok(int64_t v) { return v >= 0 && v <= (int64_t)UINT_MAX; }
 
+/* The checks of both launches: false (nothing to launch; an error recorded
+ * unless the grid is empty) or true with the dynamic shared memory opted
+ * into. dims: grid x, y, z, block x, y, z. */
+static bool prepare_launch(gpu_function *f, const int64_t dims[6],
+                           int32_t smem) {
+  if (!f) {
+    record(QUENCH_ERR_INTERNAL, "mgpuLaunchKernel: no kernel function");
+    return false;
+  }
+  bool ok = smem >= 0, empty = false;
+  for (int i = 0; i < 6; ++i) {
+    ok = ok && dim_ok(dims[i]);
+    empty = empty || dims[i] == 0;
+  }
+  if (!ok) {
+    record(QUENCH_ERR_INVALID_ARGUMENT,
+           "cannot launch kernel '%s': grid (%lld, %lld, %lld), block (%lld, "
+           "%lld, %lld) or %d bytes of dynamic shared memory out of range",
+           f->name, (long long)dims[0], (long long)dims[1], (long long)dims[2],
+           (long long)dims[3], (long long)dims[4], (long long)dims[5],
+           (int)smem);
+    return false;
+  }
+  /* An empty grid or block has nothing to run (dynamic shapes of size 0);
+   * the driver would reject it. */
+  if (empty)
+    return false;
+  if (smem > atomic_load_explicit(&f->smem_limit, memory_order_relaxed)) {
+    if (smem > smem_optin) {
+      record(QUENCH_ERR_UNSUPPORTED,
+             "cannot launch kernel '%s': it needs %d bytes of dynamic shared "
+             "memory, %s (sm_%d%d) allows at most %d per block",
+             f->name, (int)smem, device_name, cc_major, cc_minor, smem_optin);
+      return false;
+    }
+    CUresult r = drv.FuncSetAttribute(
+        f->fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem);
+    if (r != CUDA_SUCCESS) {
+      record_cu(r, "cuFuncSetAttribute",
+                "kernel '%s', %d bytes of dynamic shared memory", f->name,
+                (int)smem);
+      return false;
+    }
+    /* Concurrent launches may both set it; keep the larger. */
+    int seen = atomic_load(&f->smem_limit);
+    while (seen < smem &&
+           !atomic_compare_exchange_weak(&f->smem_limit, &seen, smem)) {
+    }
+  }
+  return true;
+}
+
+static void record_launch_failure(CUresult r, const char *call,
+                                  const gpu_function *f, const int64_t dims[6],
+                                  int32_t smem) {
+  record_cu(r, call,
+            "kernel '%s', grid (%lld, %lld, %lld), block (%lld, %lld, %lld), "
+            "%d bytes of dynamic shared memory",
+            f->name, (long long)dims[0], (long long)dims[1],
+            (long long)dims[2], (long long)dims[3], (long long)dims[4],
+            (long long)dims[5], (int)smem);
+}
+
 void mgpuLaunchKernel(void *function, int64_t gridX, int64_t gridY,
                       int64_t gridZ, int64_t blockX, int64_t blockY,
                       int64_t blockZ, int32_t smem, void *stream,
@@ -716,56 +809,59 @@ void mgpuLaunchKernel(void *function, int64_t gridX, int64_t gridY,
   if (!enter())
     return;
   gpu_function *f = (gpu_function *)function;
-  if (!f) {
-    record(QUENCH_ERR_INTERNAL, "mgpuLaunchKernel: no kernel function");
+  const int64_t dims[6] = {gridX, gridY, gridZ, blockX, blockY, blockZ};
+  if (!prepare_launch(f, dims, smem))
     return;
-  }
-  if (!dim_ok(gridX) || !dim_ok(gridY) || !dim_ok(gridZ) || !dim_ok(blockX) ||
-      !dim_ok(blockY) || !dim_ok(blockZ) || smem < 0) {
-    record(QUENCH_ERR_INVALID_ARGUMENT,
-           "cannot launch kernel '%s': grid (%lld, %lld, %lld), block (%lld, "
-           "%lld, %lld) or %d bytes of dynamic shared memory out of range",
-           f->name, (long long)gridX, (long long)gridY, (long long)gridZ,
-           (long long)blockX, (long long)blockY, (long long)blockZ, (int)smem);
-    return;
-  }
-  /* An empty grid or block has nothing to run (dynamic shapes of size 0);
-   * the driver would reject it. */
-  if (!gridX || !gridY || !gridZ || !blockX || !blockY || !blockZ)
-    return;
-  if (smem > atomic_load_explicit(&f->smem_limit, memory_order_relaxed)) {
-    if (smem > smem_optin) {
-      record(QUENCH_ERR_UNSUPPORTED,
-             "cannot launch kernel '%s': it needs %d bytes of dynamic shared "
-             "memory, %s (sm_%d%d) allows at most %d per block",
-             f->name, (int)smem, device_name, cc_major, cc_minor, smem_optin);
-      return;
-    }
-    CUresult r = drv.FuncSetAttribute(
-        f->fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem);
-    if (r != CUDA_SUCCESS) {
-      record_cu(r, "cuFuncSetAttribute",
-                "kernel '%s', %d bytes of dynamic shared memory", f->name,
-                (int)smem);
-      return;
-    }
-    /* Concurrent launches may both set it; keep the larger. */
-    int seen = atomic_load(&f->smem_limit);
-    while (seen < smem &&
-           !atomic_compare_exchange_weak(&f->smem_limit, &seen, smem)) {
-    }
-  }
   CUresult r = drv.LaunchKernel(f->fn, (unsigned)gridX, (unsigned)gridY,
                                 (unsigned)gridZ, (unsigned)blockX,
                                 (unsigned)blockY, (unsigned)blockZ,
                                 (unsigned)smem, (CUstream)stream, params, extra);
   if (r != CUDA_SUCCESS)
-    record_cu(r, "cuLaunchKernel",
-              "kernel '%s', grid (%lld, %lld, %lld), block (%lld, %lld, %lld), "
-              "%d bytes of dynamic shared memory",
-              f->name, (long long)gridX, (long long)gridY, (long long)gridZ,
-              (long long)blockX, (long long)blockY, (long long)blockZ,
-              (int)smem);
+    record_launch_failure(r, "cuLaunchKernel", f, dims, smem);
+}
+
+void mgpuLaunchClusterKernel(void *function, int64_t clusterX,
+                             int64_t clusterY, int64_t clusterZ,
+                             int64_t gridX, int64_t gridY, int64_t gridZ,
+                             int64_t blockX, int64_t blockY, int64_t blockZ,
+                             int32_t smem, void *stream, void **params,
+                             void **extra) {
+  if (!enter())
+    return;
+  gpu_function *f = (gpu_function *)function;
+  const int64_t dims[6] = {gridX, gridY, gridZ, blockX, blockY, blockZ};
+  if (f && !drv.LaunchKernelEx) {
+    record(QUENCH_ERR_UNSUPPORTED,
+           "cannot launch kernel '%s' with thread block clusters: the CUDA "
+           "driver has no cuLaunchKernelEx (it needs CUDA 12.0 or newer)",
+           f->name);
+    return;
+  }
+  if (f && (clusterX < 1 || clusterY < 1 || clusterZ < 1 ||
+            clusterX > (int64_t)UINT_MAX || clusterY > (int64_t)UINT_MAX ||
+            clusterZ > (int64_t)UINT_MAX)) {
+    record(QUENCH_ERR_INVALID_ARGUMENT,
+           "cannot launch kernel '%s': cluster (%lld, %lld, %lld) out of range",
+           f->name, (long long)clusterX, (long long)clusterY,
+           (long long)clusterZ);
+    return;
+  }
+  if (!prepare_launch(f, dims, smem))
+    return;
+  CUlaunchAttribute attr;
+  memset(&attr, 0, sizeof attr);
+  attr.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+  attr.value.clusterDim.x = (unsigned)clusterX;
+  attr.value.clusterDim.y = (unsigned)clusterY;
+  attr.value.clusterDim.z = (unsigned)clusterZ;
+  CUlaunchConfig config = {(unsigned)gridX,  (unsigned)gridY,
+                           (unsigned)gridZ,  (unsigned)blockX,
+                           (unsigned)blockY, (unsigned)blockZ,
+                           (unsigned)smem,   (CUstream)stream,
+                           &attr,            1};
+  CUresult r = drv.LaunchKernelEx(&config, f->fn, params, extra);
+  if (r != CUDA_SUCCESS)
+    record_launch_failure(r, "cuLaunchKernelEx", f, dims, smem);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -776,6 +872,14 @@ static pthread_mutex_t stream_mutex = PTHREAD_MUTEX_INITIALIZER;
 static CUstream *idle_streams; /* streams of finished runs, for reuse */
 static size_t num_idle_streams, idle_streams_capacity;
 
+/* The streams this thread has taken and not given back, newest last:
+ * MLIR's lowering of `gpu.wait async [deps]` starts a new stream and never
+ * destroys the ones it joins, so quench_cuda_run_end returns what a run
+ * left behind to the pool. Streams beyond the capacity are not tracked. */
+#define MAX_RUN_STREAMS 64
+static _Thread_local CUstream run_streams[MAX_RUN_STREAMS];
+static _Thread_local size_t num_run_streams;
+
 void *mgpuStreamCreate(void) {
   if (!enter())
     return NULL;
@@ -784,13 +888,15 @@ void *mgpuStreamCreate(void) {
   if (num_idle_streams)
     s = idle_streams[--num_idle_streams];
   pthread_mutex_unlock(&stream_mutex);
-  if (s)
-    return s;
-  CUresult r = drv.StreamCreate(&s, CU_STREAM_NON_BLOCKING);
-  if (r != CUDA_SUCCESS) {
-    record_cu(r, "cuStreamCreate", NULL);
-    return NULL;
+  if (!s) {
+    CUresult r = drv.StreamCreate(&s, CU_STREAM_NON_BLOCKING);
+    if (r != CUDA_SUCCESS) {
+      record_cu(r, "cuStreamCreate", NULL);
+      return NULL;
+    }
   }
+  if (num_run_streams < MAX_RUN_STREAMS)
+    run_streams[num_run_streams++] = s;
   return s;
 }
 
@@ -802,9 +908,8 @@ void mgpuStreamSynchronize(void *stream) {
     record_cu(r, "cuStreamSynchronize", NULL);
 }
 
-void mgpuStreamDestroy(void *stream) {
-  if (!stream || !enter_release())
-    return;
+/* Waits for stream and puts it in the pool (a release call). */
+static void stream_release(CUstream stream) {
   /* Work still queued after an error (a skipped synchronize) may write into
    * host buffers the caller is about to free: wait for it. */
   release_result(drv.StreamSynchronize((CUstream)stream),
@@ -826,6 +931,33 @@ void mgpuStreamDestroy(void *stream) {
   pthread_mutex_unlock(&stream_mutex);
   if (!kept)
     release_result(drv.StreamDestroy((CUstream)stream), "cuStreamDestroy");
+}
+
+void mgpuStreamDestroy(void *stream) {
+  if (!stream || !enter_release())
+    return;
+  for (size_t i = num_run_streams; i-- > 0;)
+    if (run_streams[i] == (CUstream)stream) {
+      memmove(&run_streams[i], &run_streams[i + 1],
+              (num_run_streams - i - 1) * sizeof run_streams[0]);
+      --num_run_streams;
+      break;
+    }
+  stream_release((CUstream)stream);
+}
+
+size_t quench_cuda_run_begin(void) {
+  thread_status = QUENCH_OK; /* nothing left over from outside a run */
+  thread_message[0] = '\0';
+  return num_run_streams;
+}
+
+quench_status quench_cuda_run_end(size_t mark, quench_error *err) {
+  if (mark < num_run_streams && enter_release()) {
+    while (num_run_streams > mark)
+      stream_release(run_streams[--num_run_streams]);
+  }
+  return quench_cuda_take_error(err);
 }
 
 void mgpuStreamWaitEvent(void *stream, void *event) {

@@ -54,6 +54,7 @@ struct Fake {
   const void *(*lastImage)();
   void (*registerKernel)(const char *,
                          void (*)(void **, const unsigned *, const unsigned *));
+  void (*lastCluster)(unsigned *);
 
   // The fake the runtime loaded (the same library: dlopen of one path gives
   // one handle).
@@ -73,6 +74,8 @@ struct Fake {
           dlsym(lib, "fake_cuda_last_image"));
       f.registerKernel = reinterpret_cast<decltype(f.registerKernel)>(
           dlsym(lib, "fake_cuda_register_kernel"));
+      f.lastCluster = reinterpret_cast<decltype(f.lastCluster)>(
+          dlsym(lib, "fake_cuda_last_cluster"));
       return f;
     }();
     return fake;
@@ -559,6 +562,50 @@ TEST_F(CudaFake, LargeDynamicSharedMemoryIsOptedIntoOnce) {
                        "block (32, 1, 1) or 0 bytes of dynamic shared memory "
                        "out of range");
   EXPECT_EQ(fake.calls("cuLaunchKernel"), launches + 4);
+  mgpuStreamDestroy(s);
+}
+
+// The fake's kernel "count": adds 1 to counter[0] per launch, records the
+// grid.
+unsigned clusterGrid[3];
+void countKernel(void **params, const unsigned *grid, const unsigned *) {
+  ++**static_cast<int **>(params[0]);
+  std::memcpy(clusterGrid, grid, sizeof clusterGrid);
+}
+
+TEST_F(CudaFake, ClusterLaunch) {
+  fake.registerKernel("count", countKernel);
+  void *s = mgpuStreamCreate();
+  void *f = mgpuModuleGetFunction(gpuModule, "count");
+  int counter = 0;
+  int *p = &counter;
+  void *params[] = {&p};
+  mgpuLaunchClusterKernel(f, 2, 1, 1, 8, 2, 1, 128, 1, 1, 0, s, params,
+                          nullptr);
+  EXPECT_EQ(takeError().status, QUENCH_OK);
+  EXPECT_EQ(counter, 1);
+  unsigned cluster[3];
+  fake.lastCluster(cluster);
+  EXPECT_EQ(cluster[0], 2u);
+  EXPECT_EQ(cluster[1], 1u);
+  EXPECT_EQ(cluster[2], 1u);
+  EXPECT_EQ(clusterGrid[0], 8u);
+  EXPECT_EQ(clusterGrid[1], 2u);
+  // A cluster that does not divide the grid: the driver's error.
+  mgpuLaunchClusterKernel(f, 3, 1, 1, 8, 2, 1, 128, 1, 1, 0, s, params,
+                          nullptr);
+  Error e = takeError();
+  EXPECT_EQ(e.status, QUENCH_ERR_INTERNAL);
+  EXPECT_EQ(e.message, "cuLaunchKernelEx failed with CUDA_ERROR_INVALID_VALUE: "
+                       "invalid argument (kernel 'count', grid (8, 2, 1), "
+                       "block (128, 1, 1), 0 bytes of dynamic shared memory)");
+  mgpuLaunchClusterKernel(f, 0, 1, 1, 8, 2, 1, 128, 1, 1, 0, s, params,
+                          nullptr);
+  e = takeError();
+  EXPECT_EQ(e.status, QUENCH_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(e.message,
+            "cannot launch kernel 'count': cluster (0, 1, 1) out of range");
+  EXPECT_EQ(counter, 1);
   mgpuStreamDestroy(s);
 }
 

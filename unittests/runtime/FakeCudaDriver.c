@@ -15,7 +15,9 @@
  * Switches: FAKE_CUDA_FAIL="cuInit=100,cuModuleLoadData=209" (read at the
  * first call) makes the named entry points return the given CUresult, as
  * does fake_cuda_fail(name, code) at run time (code 0 clears);
- * FAKE_CUDA_DEVICES (default 1) is the device count.
+ * FAKE_CUDA_DEVICES (default 1) is the device count;
+ * FAKE_CUDA_REPORT=<file> writes "<entry point> <calls>" lines to the file
+ * at exit (for end-to-end tests that run a compiled executable on the fake).
  *
  * Test-only; not part of the runtime. */
 #define _POSIX_C_SOURCE 200809L
@@ -64,10 +66,24 @@ static int slot(const char *name) { /* mutex held */
   return num_names++;
 }
 
+static void write_report(void) {
+  const char *path = getenv("FAKE_CUDA_REPORT");
+  FILE *f = path ? fopen(path, "w") : NULL;
+  if (!f)
+    return;
+  pthread_mutex_lock(&mutex);
+  for (int i = 0; i < num_names; ++i)
+    fprintf(f, "%s %ld\n", table[i].name, table[i].calls);
+  pthread_mutex_unlock(&mutex);
+  fclose(f);
+}
+
 static void read_env(void) { /* mutex held */
   if (env_read)
     return;
   env_read = 1;
+  if (getenv("FAKE_CUDA_REPORT"))
+    atexit(write_report);
   const char *env = getenv("FAKE_CUDA_FAIL");
   if (!env)
     return;
@@ -425,6 +441,50 @@ EXPORT CUresult cuLaunchKernel(void *fn, unsigned gx, unsigned gy, unsigned gz,
     unsigned grid[3] = {gx, gy, gz}, block[3] = {bx, by, bz};
     f->fn(params, grid, block);
   }
+  return SUCCESS;
+}
+
+/* cuLaunchKernelEx's configuration (cuda.h's layout). */
+typedef struct {
+  int id;
+  char pad[4];
+  union {
+    char bytes[64];
+    void *align;
+    unsigned dims[3];
+  } value;
+} fake_launch_attribute;
+typedef struct {
+  unsigned grid[3], block[3], smem;
+  void *stream;
+  fake_launch_attribute *attrs;
+  unsigned num_attrs;
+} fake_launch_config;
+
+static unsigned last_cluster[3];
+
+EXPORT void fake_cuda_last_cluster(unsigned out[3]) {
+  memcpy(out, last_cluster, sizeof last_cluster);
+}
+
+EXPORT CUresult cuLaunchKernelEx(const fake_launch_config *config, void *fn,
+                                 void **params, void **extra) {
+  (void)extra;
+  CUresult r = check("cuLaunchKernelEx");
+  if (r)
+    return r;
+  if (!fn || !config || config->num_attrs != 1 || !config->attrs ||
+      config->attrs[0].id != 4 /* CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION */)
+    return INVALID_VALUE;
+  const unsigned *cluster = config->attrs[0].value.dims;
+  for (int i = 0; i < 3; ++i)
+    if (!config->grid[i] || !config->block[i] || !cluster[i] ||
+        config->grid[i] % cluster[i])
+      return INVALID_VALUE;
+  memcpy(last_cluster, cluster, sizeof last_cluster);
+  fake_function *f = (fake_function *)fn;
+  if (f->fn)
+    f->fn(params, config->grid, config->block);
   return SUCCESS;
 }
 

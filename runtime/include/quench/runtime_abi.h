@@ -161,6 +161,14 @@ void mgpuLaunchKernel(void *function, int64_t gridX, int64_t gridY,
                       int64_t gridZ, int64_t blockX, int64_t blockY,
                       int64_t blockZ, int32_t sharedMemBytes, void *stream,
                       void **params, void **extra, int64_t paramsCount);
+/** gpu.launch_func with `clusters in`: cuLaunchKernelEx with the cluster
+ * shape (grid counts blocks, as for mgpuLaunchKernel). */
+void mgpuLaunchClusterKernel(void *function, int64_t clusterX,
+                             int64_t clusterY, int64_t clusterZ,
+                             int64_t gridX, int64_t gridY, int64_t gridZ,
+                             int64_t blockX, int64_t blockY, int64_t blockZ,
+                             int32_t sharedMemBytes, void *stream,
+                             void **params, void **extra);
 
 /* Streams come from a process-wide pool (non-blocking, reused): Destroy
  * waits for the stream's work and returns it to the pool. */
@@ -198,10 +206,21 @@ void *quench_cuda_weights(const void *image, uint64_t size);
 /**
  * Returns the GPU error recorded on the calling thread since the last call
  * (QUENCH_OK if none), writes it into err (NULL-safe; cleared when none) and
- * clears it, so later GPU calls on the thread work again. quench_model_run
- * calls it (through a weak reference) before and after the model's entry.
+ * clears it, so later GPU calls on the thread work again.
  */
 quench_status quench_cuda_take_error(quench_error *err);
+
+/**
+ * Bracket one run of a model's entry on the calling thread; quench_model_run
+ * calls them (through weak references, so CPU-only artifacts do not pull
+ * cuda.o in) around model->entry. run_begin clears the thread's GPU error
+ * and returns a mark; run_end waits for and returns to the pool the streams
+ * the thread created since the mark and did not destroy (MLIR's lowering of
+ * `gpu.wait async [deps]` abandons the streams it joins), then does what
+ * quench_cuda_take_error does.
+ */
+size_t quench_cuda_run_begin(void);
+quench_status quench_cuda_run_end(size_t mark, quench_error *err);
 
 #ifdef __cplusplus
 } /* extern "C" */
