@@ -18,7 +18,10 @@
  *    (finalize-memref-to-llvm{use-generic-functions=1}, memref.copy);
  *  - the memref descriptors and quench_model layout of the generated entry
  *    point (lib/Target/ModelABI.cpp; quench_model is in runtime.h because
- *    applications read it too).
+ *    applications read it too);
+ *  - the mgpu* functions that MLIR's gpu-to-llvm lowering and gpu.binary
+ *    embedding call, and quench_cuda_weights, for --target=cuda models
+ *    (runtime/lib/cuda.c).
  * Generated code also calls two functions of the application API:
  * quench_model_run (from <model>_run) and quench_model_main (from the main
  * of standalone executables). Changing anything here means changing the
