@@ -228,11 +228,17 @@ EXPORT void fake_cuda_register_kernel(const char *name, fake_kernel_fn fn) {
   pthread_mutex_unlock(&mutex);
 }
 
-/* A function handle: the kernel's name and host implementation. */
+/* A function handle: the kernel's name and host implementation; owned by
+ * its module (a list freed by cuModuleUnload). */
 typedef struct fake_function {
   char name[64];
   fake_kernel_fn fn;
+  struct fake_function *next;
 } fake_function;
+
+typedef struct fake_module {
+  fake_function *functions;
+} fake_module;
 
 /* ---- entry points ---- */
 
@@ -373,7 +379,7 @@ EXPORT CUresult cuModuleLoadData(void **mod, const void *image) {
   if (r)
     return r;
   last_image = image;
-  *mod = malloc(1);
+  *mod = calloc(1, sizeof(fake_module));
   return SUCCESS;
 }
 
@@ -384,7 +390,7 @@ EXPORT CUresult cuModuleLoadDataEx(void **mod, const void *image, unsigned n,
   if (r)
     return r;
   last_image = image;
-  *mod = malloc(1);
+  *mod = calloc(1, sizeof(fake_module));
   return SUCCESS;
 }
 
@@ -392,7 +398,13 @@ EXPORT CUresult cuModuleUnload(void *mod) {
   CUresult r = check("cuModuleUnload");
   if (r)
     return r;
-  free(mod);
+  fake_module *m = (fake_module *)mod;
+  while (m->functions) {
+    fake_function *f = m->functions;
+    m->functions = f->next;
+    free(f);
+  }
+  free(m);
   return SUCCESS;
 }
 
@@ -410,8 +422,11 @@ EXPORT CUresult cuModuleGetFunction(void **fn, void *mod, const char *name) {
   for (int i = 0; i < num_kernels; ++i)
     if (strcmp(kernels[i].name, name) == 0)
       f->fn = kernels[i].fn;
+  fake_module *m = (fake_module *)mod;
+  f->next = m->functions;
+  m->functions = f;
   pthread_mutex_unlock(&mutex);
-  *fn = f; /* leaked with the module, as a real driver's would be */
+  *fn = f;
   return SUCCESS;
 }
 
