@@ -407,8 +407,11 @@ static void driver_setup(void) {
   CUresult r = drv.Init(0);
   if (r != CUDA_SUCCESS) {
     const char *name = NULL, *text = NULL;
-    if (drv.GetErrorName(r, &name) != CUDA_SUCCESS || !name)
-      name = "an unknown error";
+    char number[32];
+    if (drv.GetErrorName(r, &name) != CUDA_SUCCESS || !name) {
+      snprintf(number, sizeof number, "CUDA error %d", (int)r);
+      name = number;
+    }
     if (drv.GetErrorString(r, &text) != CUDA_SUCCESS || !text)
       text = "no description";
     setup_fail(r == CUDA_ERROR_OUT_OF_MEMORY ? QUENCH_ERR_OUT_OF_MEMORY
