@@ -23,6 +23,12 @@ _Static_assert(sizeof(quench_model) == 64, "quench_model layout");
 
 static _Thread_local quench_threadpool *current_pool;
 
+/* The GPU runtime of --target=cuda models (runtime/lib/cuda.c) records
+ * errors per thread while the entry runs. Weak: an artifact without GPU code
+ * never pulls cuda.o from the archive, and these are then NULL. */
+#pragma weak quench_cuda_run_begin
+#pragma weak quench_cuda_run_end
+
 quench_threadpool *quench_current_threadpool(void) { return current_pool; }
 
 /* Words (8-byte fields) in a rank-r memref descriptor. */
@@ -139,13 +145,17 @@ quench_status quench_model_run(const quench_model *model,
 
   quench_threadpool *saved = current_pool;
   current_pool = pool;
+  size_t gpu_mark = quench_cuda_run_begin ? quench_cuda_run_begin() : 0;
   model->entry(args);
   current_pool = saved;
+  /* A failed GPU call made the rest of the run's GPU calls no-ops: its
+   * outputs are garbage, report the error instead. */
+  quench_status result =
+      quench_cuda_run_end ? quench_cuda_run_end(gpu_mark, err) : QUENCH_OK;
 
   /* Copy every output into a runtime-owned tensor, then free what the model
    * allocated (also on failure). An output returned twice (`return %x, %x`)
    * is one allocation: free each pointer once. */
-  quench_status result = QUENCH_OK;
   cursor = out_desc;
   for (size_t i = 0; i < num_outputs && result == QUENCH_OK; ++i) {
     const quench_io_info *info = &model->outputs[i];

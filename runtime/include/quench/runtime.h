@@ -413,6 +413,11 @@ quench_status quench_model_load(const quench_model *model, quench_error *err);
  * and outputs); they may share a pool: a loop that finds the pool busy
  * with another run's loop runs on its own calling thread.
  *
+ * A model compiled with --target=cuda also fails when its GPU work does:
+ * no CUDA driver or device (QUENCH_ERR_UNSUPPORTED), GPU memory exhausted
+ * (QUENCH_ERR_OUT_OF_MEMORY), any other driver error (QUENCH_ERR_INTERNAL),
+ * with the driver's message (docs/runtime.md, "CUDA driver").
+ *
  * Ownership: inputs are only read. On success every outputs[i] is filled
  * with a new contiguous row-major tensor that the caller frees with
  * quench_tensor_free; on failure every outputs[i] is zeroed (nothing to

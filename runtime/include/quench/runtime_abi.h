@@ -18,7 +18,10 @@
  *    (finalize-memref-to-llvm{use-generic-functions=1}, memref.copy);
  *  - the memref descriptors and quench_model layout of the generated entry
  *    point (lib/Target/ModelABI.cpp; quench_model is in runtime.h because
- *    applications read it too).
+ *    applications read it too);
+ *  - the mgpu* functions that MLIR's gpu-to-llvm lowering and gpu.binary
+ *    embedding call, and quench_cuda_weights, for --target=cuda models
+ *    (runtime/lib/cuda.c).
  * Generated code also calls two functions of the application API:
  * quench_model_run (from <model>_run) and quench_model_main (from the main
  * of standalone executables). Changing anything here means changing the
@@ -129,6 +132,98 @@ typedef struct quench_unranked_memref {
  */
 void memrefCopy(int64_t elem_size, const quench_unranked_memref *src,
                 const quench_unranked_memref *dst);
+
+/* ------------------------------------------------------------------------ */
+/* GPU (CUDA) runtime of --target=cuda models (runtime/lib/cuda.c)          */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * MLIR's GPU runtime ABI, as MLIR 22's gpu-to-llvm (with gpu-async-region)
+ * and the gpu.binary embedding (SelectObjectAttr) call it, implemented on the
+ * CUDA driver API, which is loaded with dlopen at the first call that needs
+ * it (libcuda.so.1, or $QUENCH_CUDA_DRIVER): artifacts link and start
+ * without CUDA. The names and signatures are MLIR's (pointers are `ptr`,
+ * sizes `i64`, isHostShared `i8`); docs/runtime.md ("CUDA driver") has the
+ * contract. Failures are recorded per thread (the first one is kept, later
+ * work calls on the thread do nothing and return NULL) and reported by
+ * quench_cuda_take_error, which quench_model_run calls after the entry.
+ * Only cuda.o defines these: an artifact that calls none of them does not
+ * pull it from libquench_runtime.a.
+ */
+
+/* Modules. Load runs from a global constructor and only records the blob (a
+ * fatbin, or PTX text for LoadJIT); the driver loads it at the first
+ * GetFunction. GetFunction caches kernels by name per module. */
+void *mgpuModuleLoad(void *data, uint64_t size);
+void *mgpuModuleLoadJIT(void *data, int32_t optLevel);
+void mgpuModuleUnload(void *module);
+void *mgpuModuleGetFunction(void *module, const char *name);
+/** cuLaunchKernel; opts in to more than 48 KiB of dynamic shared memory
+ * (once per kernel and size); an empty grid or block launches nothing. */
+void mgpuLaunchKernel(void *function, int64_t gridX, int64_t gridY,
+                      int64_t gridZ, int64_t blockX, int64_t blockY,
+                      int64_t blockZ, int32_t sharedMemBytes, void *stream,
+                      void **params, void **extra, int64_t paramsCount);
+/** gpu.launch_func with `clusters in`: cuLaunchKernelEx with the cluster
+ * shape (grid counts blocks, as for mgpuLaunchKernel). */
+void mgpuLaunchClusterKernel(void *function, int64_t clusterX,
+                             int64_t clusterY, int64_t clusterZ,
+                             int64_t gridX, int64_t gridY, int64_t gridZ,
+                             int64_t blockX, int64_t blockY, int64_t blockZ,
+                             int32_t sharedMemBytes, void *stream,
+                             void **params, void **extra);
+
+/* Streams come from a process-wide pool (non-blocking, reused): Destroy
+ * waits for the stream's work and returns it to the pool. */
+void *mgpuStreamCreate(void);
+void mgpuStreamSynchronize(void *stream);
+void mgpuStreamDestroy(void *stream);
+void mgpuStreamWaitEvent(void *stream, void *event);
+void *mgpuEventCreate(void);
+void mgpuEventDestroy(void *event);
+void mgpuEventSynchronize(void *event);
+void mgpuEventRecord(void *event, void *stream);
+
+/* Memory: stream-ordered from the device's default pool, which keeps freed
+ * memory for later runs; isHostShared != 0 gives managed memory. 0 bytes
+ * give NULL. Memset counts are elements. */
+void *mgpuMemAlloc(uint64_t bytes, void *stream, uint8_t isHostShared);
+void mgpuMemFree(void *ptr, void *stream);
+void mgpuMemcpy(void *dst, void *src, uint64_t bytes, void *stream);
+void mgpuMemset32(void *dst, uint32_t value, uint64_t count, void *stream);
+void mgpuMemset16(void *dst, uint16_t value, uint64_t count, void *stream);
+/** Device to use; only before the first GPU call (later: an error if it
+ * differs). Overrides $QUENCH_CUDA_DEVICE. */
+void mgpuSetDefaultDevice(int32_t ordinal);
+
+/**
+ * The device address of a copy of the weight image [image, image + size),
+ * uploaded at the first call for this (image, size) in the process and kept
+ * until exit (thread-safe; concurrent first calls upload once). Generated
+ * code calls it at the start of every run and addresses each weight as the
+ * result + its offset. size 0 gives a non-NULL address that must not be
+ * read. NULL on failure (error recorded).
+ */
+void *quench_cuda_weights(const void *image, uint64_t size);
+
+/**
+ * Returns the GPU error recorded on the calling thread since the last call
+ * (QUENCH_OK if none), writes it into err (NULL-safe; cleared when none) and
+ * clears it, so later GPU calls on the thread work again.
+ */
+quench_status quench_cuda_take_error(quench_error *err);
+
+/**
+ * Bracket one run of a model's entry on the calling thread; quench_model_run
+ * calls them (through weak references, so CPU-only artifacts do not pull
+ * cuda.o in) around model->entry. run_begin clears the thread's GPU error
+ * and returns a mark; run_end waits for and returns to the pool the streams
+ * the thread created since the mark and did not destroy (MLIR's lowering of
+ * `gpu.wait async [deps]` abandons the streams it joins), then does what
+ * quench_cuda_take_error does.
+ */
+size_t quench_cuda_run_begin(void);
+quench_status quench_cuda_run_end(size_t mark, quench_error *err);
 
 #ifdef __cplusplus
 } /* extern "C" */
