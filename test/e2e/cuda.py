@@ -17,6 +17,9 @@
 3. Running without a driver: a --target=cuda executable on this machine
    (or with QUENCH_CUDA_DRIVER pointing at a missing library) prints one
    error line naming the CUDA driver, exits 1 and writes no output file.
+   With --fake-driver (the runtime tests' test double of libcuda), three
+   runs of it upload the weights once, load the device module once,
+   resolve every kernel once and launch every kernel on each run.
 4. Driver errors: an unknown --cuda-arch and a missing Toolkit are one
    clear message each, and leave no output.
 
@@ -72,17 +75,19 @@ def run_model(exe, ids, out_dir):
 def fatbin_kinds(ll_text):
     """Kinds of the images in the fatbin embedded in LLVM IR (1: PTX, 2:
     ELF cubin)."""
-    m = re.search(r'@\w+_binary = internal constant \[(\d+) x i8\] c"((?:[^"\\]|\\[0-9A-Fa-f]{2})*)"',
-                  ll_text)
+    m = re.search(r'@\w+_binary = internal constant \[\d+ x i8\] c"', ll_text)
     if not m:
         return None
-    raw, s, i = bytearray(), m.group(2), 0
-    while i < len(s):
-        if s[i] == "\\":
-            raw.append(int(s[i + 1:i + 3], 16))
+    raw, i = bytearray(), m.end()
+    while ll_text[i] != '"':
+        if ll_text[i:i + 2] == "\\\\":  # LLVM writes a backslash as \\
+            raw.append(0x5C)
+            i += 2
+        elif ll_text[i] == "\\":
+            raw.append(int(ll_text[i + 1:i + 3], 16))
             i += 3
         else:
-            raw.append(ord(s[i]))
+            raw += ll_text[i].encode("latin-1")
             i += 1
     magic, _, header, size = struct.unpack_from("<IHHQ", raw, 0)
     if magic != 0xBA55ED50:
@@ -99,6 +104,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
     ap.add_argument("--work-dir")
+    ap.add_argument("--fake-driver",
+                    help="the test double of the CUDA driver "
+                    "(unittests/runtime, libquench-fake-cuda.so)")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
     qc = os.path.join(build, "bin", "quench-compile")
@@ -195,6 +203,7 @@ def main():
             envs.append(("this machine", None))
         for what, env in envs:
             shutil.rmtree(out_dir, ignore_errors=True)
+            os.makedirs(out_dir)
             p = run([exe, "--input", "input_ids=" + os.path.join(
                 zoo, name + ".input_ids.npy"), "--output-dir", out_dir],
                 env=env, check=False)
@@ -207,6 +216,31 @@ def main():
                      "outputs %s" % (what, p.returncode, p.stderr, wrote))
             else:
                 print("PASS no driver (%s): %s" % (what, lines[0]))
+
+        # The host path on the test double of the driver (kernels do
+        # nothing there): three runs upload the weights once, load the
+        # module once, resolve each kernel once, launch every kernel each run.
+        if args.fake_driver:
+            report = os.path.join(work, "fake-calls.txt")
+            env = dict(os.environ, QUENCH_CUDA_DRIVER=args.fake_driver,
+                       FAKE_CUDA_REPORT=report)
+            run([exe, "--input", "input_ids=" + os.path.join(
+                zoo, name + ".input_ids.npy"), "--bench", "2"], env=env)
+            calls = {}
+            with open(report) as f:
+                for line in f:
+                    k, v = line.split()
+                    calls[k] = int(v)
+            kernels = calls.get("cuModuleGetFunction", 0)
+            want = {"cuMemcpyHtoD_v2": 1, "cuModuleLoadData": 1,
+                    "cuLaunchKernel": 3 * kernels}
+            got = {k: calls.get(k, 0) for k in want}
+            if kernels == 0 or got != want:
+                fail("fake driver, 3 runs: want %s (kernels %d), got %s" % (
+                    want, kernels, got))
+            else:
+                print("PASS fake driver: 3 runs, weights uploaded once, %d "
+                      "kernels resolved once, launched each run" % kernels)
 
     # 4. Driver errors.
     onnx = os.path.join(zoo, models[0] + ".onnx")
