@@ -47,6 +47,7 @@ void quench::appendCUDACodegenStages(std::vector<PipelineStage> &stages,
                : "device buffers, loop nests as kernels, one device module",
        [blockSize, emulate](OpPassManager &pm) {
          pm.addPass(createQuenchGPUPlaceBuffers());
+         pm.addNestedPass<func::FuncOp>(createQuenchGPUParallelDimsOuter());
          addTextualPassPipeline(pm, "convert-linalg-to-parallel-loops,"
                                     "canonicalize");
          QuenchGPUMapToLaunchOptions map;

@@ -115,4 +115,23 @@ def QuenchGPUEmulateOnHost
   ];
 }
 
+def QuenchGPUParallelDimsOuter
+    : Pass<"quench-gpu-parallel-dims-outer", "::mlir::func::FuncOp"> {
+  let summary = "Put the parallel dimensions of linalg ops outermost";
+  let description = [{
+    `convert-linalg-to-parallel-loops` makes one `scf.parallel` per run of
+    consecutive parallel dimensions and sequential loops for reductions: a
+    quantized matmul with iterators (parallel, parallel, reduction,
+    reduction, reduction, parallel) would become a parallel loop over rows
+    around sequential loops around a parallel loop over columns, which the
+    launch mapping runs one row per thread (or not at all when the rows
+    fold away). This pass interchanges every linalg op (generalizing named
+    ones) so that its parallel dimensions come first, in their order, then
+    its reductions: every output element is one thread of the generic
+    kernel, reductions run inside it. Ops that run on the host (outside any
+    device buffer) are left alone.
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
 #endif // QUENCH_CODEGEN_GPU_PASSES_TD

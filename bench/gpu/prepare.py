@@ -1,0 +1,163 @@
+#!/usr/bin/python3
+"""Prepares the GPU check bundle that bench/gpu/check.sh runs on a GPU
+machine (which has a driver but no LLVM/MLIR, Python packages or network).
+
+  bench/gpu/prepare.py [--build BUILD] [--out DIR] [--arch sm_90]
+
+Writes DIR (default build-gpu-check, ignored by git; carry it to the GPU
+machine) with:
+  exe/NAME      --target=cuda executables (--cuda-arch ARCH) of the test
+                models at several schemes, and a W4A16 GEMV layer
+                (K 4096 x N 14336, the issue's decode shape)
+  in/, ref/     their inputs and the CPU backend's outputs on them (float
+                kernels: --int8-dot=false), the reference
+  manifest.tsv  name, executable, inputs, reference, tolerance, bench runs,
+                weight bytes streamed per run
+  gpucheck      bench/gpu/gpucheck.c (compare .npy files, measure the
+                device's copy bandwidth, name the GPU) linked with the
+                Quench runtime
+The bundle must stay under the device tool's 64 MiB carry limit; the script
+fails if it does not. Sources (ONNX exports) go to BUILD/gpu-check-src.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+LIMIT = 60 << 20
+TOL = 1e-5
+
+
+def run(cmd, **kw):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, **kw)
+    if p.returncode:
+        sys.exit("prepare.py: %s failed:\n%s%s" % (" ".join(cmd), p.stdout,
+                                                   p.stderr))
+    return p.stdout
+
+
+def gemv_model(path, k, n):
+    """y = x @ W, W [k, n] random normal, as one ONNX MatMul."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((k, n)) / np.sqrt(k)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "gemv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, n])],
+        [numpy_helper.from_array(w, "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[
+        helper.make_opsetid("", 17)]), path)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "build-gpu-check"))
+    ap.add_argument("--arch", default="sm_90",
+                    help="--cuda-arch of the executables (sm_90: H100/H200)")
+    args = ap.parse_args()
+    build = os.path.abspath(args.build)
+    qc = os.path.join(build, "bin", "quench-compile")
+    src = os.path.join(build, "gpu-check-src")
+    out = os.path.abspath(args.out)
+    shutil.rmtree(out, ignore_errors=True)
+    for d in ("exe", "in", "ref"):
+        os.makedirs(os.path.join(out, d))
+    os.makedirs(src, exist_ok=True)
+
+    # (name, onnx, {input: array}, schemes, bench runs, weight bytes)
+    cases = []
+    zoo = os.path.join(src, "zoo")
+    if not os.path.exists(os.path.join(zoo, "manifest.json")):
+        run(["/usr/bin/python3", os.path.join(ROOT, "test", "models",
+                                              "export_models.py"),
+             "--out-dir", zoo, "--only", "gpt2_op13_dynamic",
+             "llama_op17_static", "t5_op17_dynamic"])
+    for name, schemes in (("llama_op17_static",
+                           ["none", "w8a16", "w4a16", "w3a16", "w2a16",
+                            "w8a8-dynamic"]),
+                          ("gpt2_op13_dynamic", ["none", "w4a16",
+                                                 "w8a8-dynamic"]),
+                          ("t5_op17_dynamic", ["none", "w8a16"])):
+        ids = np.load(os.path.join(zoo, name + ".input_ids.npy"))
+        cases.append((name, os.path.join(zoo, name + ".onnx"),
+                      {"input_ids": ids}, schemes, 20, 0))
+    stories = os.path.join(build, "test", "models", "stories260k",
+                           "stories260k", "stories260k_op17_static.onnx")
+    if os.path.exists(stories):
+        ids = (np.arange(32, dtype=np.int64) * 7 % 512).reshape(1, 32)
+        cases.append(("stories260k", stories, {"input_ids": ids},
+                      ["none", "w4a16"], 20, 0))
+    gemv = os.path.join(src, "gemv_4096x14336.onnx")
+    if not os.path.exists(gemv):
+        gemv_model(gemv, 4096, 14336)
+    x = np.random.default_rng(1).standard_normal((1, 4096)).astype(np.float32)
+    # W4A16 g128: 4-bit codes + f16 scales.
+    cases.append(("gemv_4096x14336", gemv, {"x": x}, ["w4a16"], 50,
+                  4096 * 14336 // 2 + 4096 // 128 * 14336 * 2))
+
+    lines = []
+    for name, onnx_path, inputs, schemes, runs, weight_bytes in cases:
+        args_in = []
+        for k, v in inputs.items():
+            p = os.path.join(out, "in", "%s.%s.npy" % (name, k))
+            np.save(p, v)
+            args_in.append("%s=%s" % (k, os.path.relpath(p, out)))
+        for scheme in schemes:
+            tag = "%s.%s" % (name, scheme)
+            extra = ["--quant=" + scheme]
+            if name.startswith("gemv"):
+                extra.append("--group-size=128")
+            exe = os.path.join(out, "exe", tag)
+            run([qc, onnx_path, "-o", exe, "--target=cuda",
+                 "--cuda-arch=" + args.arch] + extra)
+            cpu = os.path.join(src, "cpu-" + tag)
+            run([qc, onnx_path, "-o", cpu, "--int8-dot=false"] + extra)
+            ref_dir = os.path.join(src, "ref-" + tag)
+            shutil.rmtree(ref_dir, ignore_errors=True)
+            os.makedirs(ref_dir)
+            run([cpu] + sum([["--input", "%s=%s" % (a.split("=")[0],
+                                                     os.path.join(out, a.split("=")[1]))]
+                             for a in args_in], []) +
+                ["--output-dir", ref_dir])
+            outs = sorted(os.listdir(ref_dir))
+            ref = os.path.join(out, "ref", tag + ".npy")
+            shutil.copy(os.path.join(ref_dir, outs[0]), ref)
+            lines.append("\t".join([tag, os.path.relpath(exe, out),
+                                    ";".join(args_in),
+                                    os.path.relpath(ref, out), str(TOL),
+                                    str(runs), str(weight_bytes),
+                                    outs[0]]))
+            print("prepared", tag, flush=True)
+    with open(os.path.join(out, "manifest.tsv"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    cc = shutil.which("clang-22") or shutil.which("cc")
+    run([cc, "-O2", "-o", os.path.join(out, "gpucheck"),
+         os.path.join(ROOT, "bench", "gpu", "gpucheck.c"),
+         "-I", os.path.join(ROOT, "runtime", "include"),
+         os.path.join(build, "lib", "libquench_runtime.a"), "-lm",
+         "-lpthread", "-ldl"])
+    with open(os.path.join(out, "README"), "w") as f:
+        f.write("Made by bench/gpu/prepare.py --arch %s from %s; run "
+                "bench/gpu/check.sh %s on the GPU machine.\n" % (
+                    args.arch, run(["git", "-C", ROOT, "rev-parse",
+                                    "HEAD"]).strip(), os.path.basename(out)))
+    size = sum(os.path.getsize(os.path.join(d, f))
+               for d, _, fs in os.walk(out) for f in fs)
+    print("bundle %s: %.1f MiB, %d executables" % (out, size / 2**20,
+                                                   len(lines)))
+    if size > LIMIT:
+        sys.exit("prepare.py: the bundle is over %d MiB" % (LIMIT >> 20))
+
+
+if __name__ == "__main__":
+    main()
