@@ -33,6 +33,7 @@ import shutil
 import struct
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -123,55 +124,66 @@ def main():
     models = sorted(f[:-5] for f in os.listdir(zoo) if f.endswith(".onnx"))
     tk = toolkit()
 
-    # 1. Emulated CUDA kernels against the CPU backend.
-    for name in models:
+    # 1. Emulated CUDA kernels against the CPU backend (two workers: the
+    # compiles dominate).
+    def emulate(job):
+        name, scheme = job
         onnx = os.path.join(zoo, name + ".onnx")
         ids = os.path.join(zoo, name + ".input_ids.npy")
-        for scheme in SCHEMES:
-            tag = "%s %s" % (name, scheme)
-            try:
-                emu = os.path.join(work, "emu")
-                cpu = os.path.join(work, "cpu")
-                run([qc, onnx, "-o", emu, "--quant=" + scheme,
-                     "--target=cuda", "--cuda-emulate"])
-                run([qc, onnx, "-o", cpu, "--quant=" + scheme,
-                     "--int8-dot=false"])
-                got = run_model(emu, ids, os.path.join(work, "out-emu"))
-                want = run_model(cpu, ids, os.path.join(work, "out-cpu"))
-            except RuntimeError as e:
-                fail("%s: %s" % (tag, e))
-                continue
-            err = float(np.max(np.abs(got.astype(np.float64) - want)))
-            limit = TOL * max(1.0, float(np.max(np.abs(want))))
-            if got.shape != want.shape or not err <= limit:
-                fail("%s: emulated CUDA vs CPU max |diff| %.3g > %.3g" % (
-                    tag, err, limit))
-            else:
-                print("PASS emulate %s (max |diff| %.2g)" % (tag, err),
-                      flush=True)
+        tag = "%s %s" % (name, scheme)
+        base = os.path.join(work, "emulate", name + "." + scheme)
+        os.makedirs(base, exist_ok=True)
+        try:
+            emu = os.path.join(base, "emu")
+            cpu = os.path.join(base, "cpu")
+            run([qc, onnx, "-o", emu, "--quant=" + scheme, "--target=cuda",
+                 "--cuda-emulate"])
+            run([qc, onnx, "-o", cpu, "--quant=" + scheme,
+                 "--int8-dot=false"])
+            got = run_model(emu, ids, os.path.join(base, "out-emu"))
+            want = run_model(cpu, ids, os.path.join(base, "out-cpu"))
+        except RuntimeError as e:
+            return "FAIL %s: %s" % (tag, e)
+        err = float(np.max(np.abs(got.astype(np.float64) - want)))
+        limit = TOL * max(1.0, float(np.max(np.abs(want))))
+        if got.shape != want.shape or not err <= limit:
+            return "FAIL %s: emulated CUDA vs CPU max |diff| %.3g > %.3g" % (
+                tag, err, limit)
+        return "PASS emulate %s (max |diff| %.2g)" % (tag, err)
 
     # 2. ptxas and fatbinary on every kernel.
-    if not tk:
-        print("SKIPPED assembly: no CUDA Toolkit (ptxas, fatbinary)")
-    else:
-        jobs = [(m, s, a) for m in models for s in SCHEMES
-                for a in ("sm_80", "sm_90")]
-        jobs.append((models[0], "w4a16", "sm_90a"))
-        for name, scheme, arch in jobs:
-            tag = "%s %s %s" % (name, scheme, arch)
-            out = os.path.join(work, "obj", "m")
-            os.makedirs(os.path.dirname(out), exist_ok=True)
-            try:
-                run([qc, os.path.join(zoo, name + ".onnx"), "-o", out,
-                     "--emit=obj", "--target=cuda", "--cuda-arch=" + arch,
-                     "--quant=" + scheme])
-            except RuntimeError as e:
-                fail("%s: %s" % (tag, e))
-                continue
-            if not (os.path.exists(out + ".o") and os.path.exists(out + ".h")):
-                fail("%s: no object and header" % tag)
-                continue
-            print("PASS assemble %s" % tag, flush=True)
+    def assemble(job):
+        name, scheme, arch = job
+        tag = "%s %s %s" % (name, scheme, arch)
+        out = os.path.join(work, "obj", "%s.%s.%s" % (name, scheme, arch), "m")
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        try:
+            run([qc, os.path.join(zoo, name + ".onnx"), "-o", out,
+                 "--emit=obj", "--target=cuda", "--cuda-arch=" + arch,
+                 "--quant=" + scheme])
+        except RuntimeError as e:
+            return "FAIL %s: %s" % (tag, e)
+        if not (os.path.exists(out + ".o") and os.path.exists(out + ".h")):
+            return "FAIL %s: no object and header" % tag
+        return "PASS assemble %s" % tag
+
+    def report(results):
+        for line in results:
+            if line.startswith("FAIL "):
+                fail(line[5:])
+            else:
+                print(line, flush=True)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        report(pool.map(emulate, [(m, s) for m in models for s in SCHEMES]))
+        if not tk:
+            print("SKIPPED assembly: no CUDA Toolkit (ptxas, fatbinary)")
+        else:
+            jobs = [(m, s, a) for m in models for s in SCHEMES
+                    for a in ("sm_80", "sm_90")]
+            jobs.append((models[0], "w4a16", "sm_90a"))
+            report(pool.map(assemble, jobs))
+    if tk:
         ll = run([qc, os.path.join(zoo, models[0] + ".onnx"), "-o", "-",
                   "--emit=llvm", "--target=cuda"]).stdout
         kinds = fatbin_kinds(ll)
@@ -221,13 +233,13 @@ def main():
         # nothing there): three runs upload the weights once, load the
         # module once, resolve each kernel once, launch every kernel each run.
         if args.fake_driver:
-            report = os.path.join(work, "fake-calls.txt")
+            calls_path = os.path.join(work, "fake-calls.txt")
             env = dict(os.environ, QUENCH_CUDA_DRIVER=args.fake_driver,
-                       FAKE_CUDA_REPORT=report)
+                       FAKE_CUDA_REPORT=calls_path)
             run([exe, "--input", "input_ids=" + os.path.join(
                 zoo, name + ".input_ids.npy"), "--bench", "2"], env=env)
             calls = {}
-            with open(report) as f:
+            with open(calls_path) as f:
                 for line in f:
                     k, v = line.split()
                     calls[k] = int(v)

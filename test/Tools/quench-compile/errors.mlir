@@ -20,15 +20,15 @@
 // RUN: not quench-compile %s --entry=good -o %t/x --stop-after-stage=nope 2>&1 | FileCheck %s --check-prefix=STAGE
 // STAGE: error: unknown stage 'nope'; stages: prepare to-linalg codegen bufferize to-llvm
 // RUN: not quench-compile %s --entry=good -o - --emit=obj 2>&1 | FileCheck %s --check-prefix=STDOUT
-// STDOUT: error: -o - (stdout) is only for --emit=mlir and --emit=llvm
+// STDOUT: error: -o - (stdout) is only for --emit=mlir, llvm and ptx
 // RUN: not quench-compile %s --entry=good 2>&1 | FileCheck %s --check-prefix=NOOUT
 // NOOUT: error: no output given: use -o OUT
 // RUN: not quench-compile %t/absent.onnx -o %t/x 2>&1 | FileCheck %s --check-prefix=NOFILE
 // NOFILE: error: {{.*}}absent.onnx
 // RUN: not quench-compile %s --entry=good -o %t/no/such/dir/x --emit=obj 2>&1 | FileCheck %s --check-prefix=NODIR
 // NODIR: error: {{.*}}no/such/dir
-// RUN: not quench-compile %s --entry=good -o %t/x --target=cuda 2>&1 | FileCheck %s --check-prefix=TARGET
-// TARGET: error: unknown --target 'cuda': registered targets: cpu
+// RUN: not quench-compile %s --entry=good -o %t/x --target=tpu 2>&1 | FileCheck %s --check-prefix=TARGET
+// TARGET: error: unknown --target 'tpu': registered targets: cpu, cuda
 // Nothing was written.
 // RUN: ls %t | count 0
 
