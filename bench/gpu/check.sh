@@ -9,11 +9,18 @@
 # For every executable of the bundle: runs it on its input and compares its
 # output with the CPU backend's (max |gpu - cpu| / max |cpu| <= tolerance,
 # 1e-5 for the f32 kernels), then times it (--bench N: median latency of a
-# whole run, host copies and synchronization included). Measures the
-# device's copy bandwidth (gpucheck bw: cuMemcpyDtoD, read + write) as the
-# memory ceiling of the run and, for the GEMV layer, gives its weight
-# bytes per median run as a share of it (an upper bound on the time: the
-# run's fixed costs are included). Writes the summary to $OUT/summary.txt
+# whole run, host copies and synchronization included), then runs it once
+# more with the runtime's kernel profiler (QUENCH_CUDA_PROFILE=$WORK/NAME.prof,
+# --bench 10: 11 runs; docs/runtime.md, "Kernel profiler") and prints a
+# sub-line: the kernel time per run and the top 3 kernels by total time
+# (mean us per launch, share of the GPU time). Measures the device's copy
+# bandwidth (gpucheck bw: cuMemcpyDtoD, read + write) as the memory ceiling
+# and, for the GEMV layer (manifest column 7, weight bytes != 0), gives its
+# weight bytes per run over the kernel time of one run (the sum of all its
+# kernels: a dequantizing GEMV may be a main and a reduce kernel) as a share
+# of it: from the mean kernel time per run (all 11 runs) and from the best
+# (each kernel's fastest launch); without a profile, from the whole-run
+# median (an upper bound on the time). Writes the summary to $OUT/summary.txt
 # (the device tool's output folder) or ./gpu-check-summary.txt, and prints
 # it. Exit status: 0 when every comparison passed.
 set -uo pipefail
@@ -51,14 +58,40 @@ fail=0
     bench=$(timeout 120 "./$exe" "${args[@]}" --bench "$runs" 2>&1 | grep '^bench:')
     median=$(sed -n 's/.*median \([0-9.]*\) ms.*/\1/p' <<< "$bench")
     first=$(sed -n 's/.*first run \([0-9.]*\) ms.*/\1/p' <<< "$bench")
+    # Kernel times: rows "calls total-ms mean-us min-us share grid block
+    # name..." (grid "-": a copy or memset), totals "# kernels ...; runs N".
+    prof="$WORK/$name.prof"
+    rm -f "$prof"
+    profline=""
+    kmean="" kbest=""
+    if QUENCH_CUDA_PROFILE="$prof" timeout 120 "./$exe" "${args[@]}" \
+        --bench 10 > "$WORK/$name.prof.log" 2>&1 && [ -s "$prof" ]; then
+      read -r kmean kbest profline < <(awk '
+        /^# kernels / { for (i = 1; i <= NF; ++i) if ($i == "runs") runs = $(i + 1) + 0 }
+        /^#/ || NF < 8 || $6 == "-" { next }
+        { n = $8; for (i = 9; i <= NF; ++i) n = n " " $i
+          mean += $2; best += $4 * 1e-3 * $1
+          if (++k <= 3) top = top sprintf("%s%s %.1f us (%s)", k > 1 ? ", " : "", n, $3, $5) }
+        END { if (runs < 1) runs = 1
+              printf "%.6f %.6f kernels %.3f ms/run (best %.3f, %d runs); top: %s\n",
+                mean / runs, best / runs, mean / runs, best / runs, runs, top }' "$prof")
+    else
+      profline="profile run failed: $(tail -1 "$WORK/$name.prof.log")"
+    fi
     note=""
-    if [ "$wbytes" != 0 ] && [ -n "$median" ]; then
+    if [ "$wbytes" != 0 ] && [ -n "$kmean" ]; then
+      note=$(awk -v b="$wbytes" -v t="$kmean" -v tb="$kbest" -v bw="$BW" 'BEGIN {
+        gbs = b / (t * 1e-3) / 1e9; best = tb > 0 ? b / (tb * 1e-3) / 1e9 : 0;
+        if (bw + 0 > 0) printf "weights/kernel time %.1f GB/s = %.0f%% of the copy bandwidth (best %.0f%%)", gbs, 100 * gbs / bw, 100 * best / bw;
+        else printf "weights/kernel time %.1f GB/s (best %.1f)", gbs, best }')
+    elif [ "$wbytes" != 0 ] && [ -n "$median" ]; then
       note=$(awk -v b="$wbytes" -v t="$median" -v bw="$BW" 'BEGIN {
         gbs = b / (t * 1e-3) / 1e9;
-        if (bw + 0 > 0) printf "weights %.1f GB/s = %.0f%% of the copy bandwidth", gbs, 100 * gbs / bw;
-        else printf "weights %.1f GB/s", gbs }')
+        if (bw + 0 > 0) printf "weights/whole run %.1f GB/s = %.0f%% of the copy bandwidth", gbs, 100 * gbs / bw;
+        else printf "weights/whole run %.1f GB/s", gbs }')
     fi
     printf '%-34s %-6s %-10s %12s %12s %s\n' "$name" "$result" "$rel" "${median:-?}" "${first:-?}" "$note"
+    printf '%-34s %s\n' "" "$profline"
   done < manifest.tsv
   [ $fail -eq 0 ] && echo "all comparisons passed" || echo "SOME CHECKS FAILED"
 } 2>&1 | tee "$SUMMARY"

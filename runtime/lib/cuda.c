@@ -31,6 +31,7 @@
 #include "internal.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -65,6 +66,7 @@ enum {
   CUDA_ERROR_INVALID_PTX = 218,
   CUDA_ERROR_JIT_COMPILER_NOT_FOUND = 221,
   CUDA_ERROR_UNSUPPORTED_PTX_VERSION = 222,
+  CUDA_ERROR_NOT_READY = 600,
 };
 
 enum {
@@ -81,6 +83,10 @@ enum {
   CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6,
   CU_JIT_OPTIMIZATION_LEVEL = 7,
   CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION = 4,
+  CU_POINTER_ATTRIBUTE_MEMORY_TYPE = 2,
+  CU_MEMORYTYPE_DEVICE = 2,
+  CU_MEMORYTYPE_ARRAY = 3,
+  CU_MEMORYTYPE_UNIFIED = 4,
 };
 
 /* cuLaunchKernelEx's configuration with one attribute, the cluster shape
@@ -159,6 +165,9 @@ typedef struct driver_api {
   /* Optional (thread block clusters, CUDA 12.0+). */
   CUresult (*LaunchKernelEx)(const CUlaunchConfig *, CUfunction, void **,
                              void **);
+  /* Optional; only the profiler (QUENCH_CUDA_PROFILE) uses them. */
+  CUresult (*EventElapsedTime)(float *, CUevent, CUevent);
+  CUresult (*PointerGetAttribute)(void *, int, CUdeviceptr);
 } driver_api;
 
 static driver_api drv;
@@ -208,6 +217,8 @@ static const struct {
     SYM(MemAllocFromPoolAsync, "cuMemAllocFromPoolAsync", false),
     SYM(MemFreeAsync, "cuMemFreeAsync", false),
     SYM(LaunchKernelEx, "cuLaunchKernelEx", false),
+    SYM(EventElapsedTime, "cuEventElapsedTime", false),
+    SYM(PointerGetAttribute, "cuPointerGetAttribute", false),
 #undef SYM
 };
 
@@ -372,6 +383,8 @@ static bool choose_device(int count) {
   return true;
 }
 
+static void profile_setup(void);
+
 static void driver_setup(void) {
   const char *env = getenv("QUENCH_CUDA_DRIVER");
   const char *path = env && *env ? env : "libcuda.so.1";
@@ -474,6 +487,7 @@ static void driver_setup(void) {
       return;
     mempool = pool;
   }
+  profile_setup();
   atomic_store(&driver_ready, true);
 }
 
@@ -528,6 +542,402 @@ void mgpuSetDefaultDevice(int32_t ordinal) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Kernel profiler (QUENCH_CUDA_PROFILE)                                    */
+/* ------------------------------------------------------------------------ */
+
+/* With QUENCH_CUDA_PROFILE set (read once, by driver_setup), every launch,
+ * copy and memset is bracketed by two timing events on its stream (from a
+ * pool, created with flags 0), and the pair waits in `prof_pending` until
+ * its stream is known to be done: mgpuStreamSynchronize and stream release
+ * (mgpuStreamDestroy, quench_cuda_run_end) collect the stream's pairs,
+ * quench_cuda_run_end also every pair its thread left, and the exit handler
+ * everything. Collecting adds cuEventElapsedTime to a table by kernel name;
+ * the exit handler prints it. Unset, the only cost is one test of
+ * `profile_on` per call. The profiler's own failures never touch the run:
+ * one warning line, and the pair is dropped. docs/runtime.md, "Kernel
+ * profiler". */
+
+typedef enum { PROF_KERNEL, PROF_COPY, PROF_MEMSET } prof_kind;
+
+typedef struct prof_entry {
+  prof_kind kind;
+  uint64_t calls;
+  double total_ms, min_ms;
+  unsigned grid[3], block[3]; /* of the last launch collected */
+  char name[];
+} prof_entry;
+
+typedef struct prof_record {
+  CUevent start, end;
+  CUstream stream;
+  const void *owner; /* &prof_thread of the thread that recorded it */
+  prof_entry *entry;
+  unsigned grid[3], block[3];
+} prof_record;
+
+/* Set by driver_setup before driver_ready; read only after enter() or
+ * enter_release() saw driver_ready. */
+static bool profile_on;
+static char profile_path[4096]; /* "": stderr */
+
+static pthread_mutex_t prof_mutex = PTHREAD_MUTEX_INITIALIZER;
+/* Everything below: prof_mutex held. */
+static prof_entry **prof_entries;
+static size_t prof_num_entries, prof_entries_capacity;
+static prof_record *prof_pending;
+static size_t prof_num_pending, prof_pending_capacity;
+static CUevent *prof_events; /* idle events */
+static size_t prof_num_events, prof_events_capacity;
+static uint64_t prof_runs;
+/* The pseudo-kernels: copies by direction, memsets, the weight upload. */
+enum { PROF_HTOD, PROF_DTOH, PROF_DTOD, PROF_HTOH };
+static prof_entry *prof_copy[4], *prof_memset, *prof_weights;
+
+static atomic_bool prof_warned;
+static _Thread_local char prof_thread;
+
+/* Prints the profiler's one warning line (the first failure only). */
+static void prof_warn(const char *fmt, ...) QUENCH_PRINTF_LIKE(1, 2);
+static void prof_warn(const char *fmt, ...) {
+  if (atomic_exchange(&prof_warned, true))
+    return;
+  char what[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(what, sizeof what, fmt, ap);
+  va_end(ap);
+  fprintf(stderr,
+          "quench: warning: CUDA profiler (QUENCH_CUDA_PROFILE): %s; the "
+          "profile leaves out what it could not time\n",
+          what);
+}
+
+static void prof_warn_cu(CUresult r, const char *call) {
+  char what[256];
+  describe(r, what, sizeof what);
+  prof_warn("%s failed with %s", call, what);
+}
+
+/* Makes room for one more element in *array (prof_mutex held). */
+static bool prof_reserve(void **array, size_t count, size_t *capacity,
+                         size_t elem) {
+  if (count < *capacity)
+    return true;
+  size_t grown_capacity = *capacity ? 2 * *capacity : 64;
+  void *grown = realloc(*array, grown_capacity * elem);
+  if (!grown)
+    return false;
+  *array = grown;
+  *capacity = grown_capacity;
+  return true;
+}
+
+/* The table's entry for (kind, name), added if new (prof_mutex held). */
+static prof_entry *prof_entry_locked(prof_kind kind, const char *name) {
+  for (size_t i = 0; i < prof_num_entries; ++i)
+    if (prof_entries[i]->kind == kind && !strcmp(prof_entries[i]->name, name))
+      return prof_entries[i];
+  size_t len = strlen(name);
+  prof_entry *e = calloc(1, sizeof *e + len + 1);
+  if (!e || !prof_reserve((void **)&prof_entries, prof_num_entries,
+                          &prof_entries_capacity, sizeof *prof_entries)) {
+    free(e);
+    prof_warn("out of memory");
+    return NULL;
+  }
+  e->kind = kind;
+  memcpy(e->name, name, len + 1);
+  prof_entries[prof_num_entries++] = e;
+  return e;
+}
+
+static prof_entry *prof_entry_for(prof_kind kind, const char *name) {
+  pthread_mutex_lock(&prof_mutex);
+  prof_entry *e = prof_entry_locked(kind, name);
+  pthread_mutex_unlock(&prof_mutex);
+  return e;
+}
+
+static void prof_events_put(CUevent a, CUevent b) {
+  CUevent both[2] = {a, b};
+  pthread_mutex_lock(&prof_mutex);
+  for (int i = 0; i < 2; ++i) {
+    if (!both[i])
+      continue;
+    if (prof_reserve((void **)&prof_events, prof_num_events,
+                     &prof_events_capacity, sizeof *prof_events))
+      prof_events[prof_num_events++] = both[i];
+    else
+      drv.EventDestroy(both[i]);
+  }
+  pthread_mutex_unlock(&prof_mutex);
+}
+
+static CUevent prof_event_take(void) {
+  CUevent e = NULL;
+  pthread_mutex_lock(&prof_mutex);
+  if (prof_num_events)
+    e = prof_events[--prof_num_events];
+  pthread_mutex_unlock(&prof_mutex);
+  if (!e) {
+    /* Flags 0: a timing event (CU_EVENT_DISABLE_TIMING cannot be timed). */
+    CUresult r = drv.EventCreate(&e, 0);
+    if (r != CUDA_SUCCESS) {
+      prof_warn_cu(r, "cuEventCreate");
+      return NULL;
+    }
+  }
+  return e;
+}
+
+/* Starts timing work for entry on stream: false (nothing to time) when
+ * profiling is off, entry is NULL or the start event cannot be recorded. */
+static bool prof_start(prof_record *rec, prof_entry *entry, CUstream stream) {
+  if (!profile_on || !entry)
+    return false;
+  memset(rec, 0, sizeof *rec);
+  rec->entry = entry;
+  rec->stream = stream;
+  rec->owner = &prof_thread;
+  rec->start = prof_event_take();
+  rec->end = rec->start ? prof_event_take() : NULL;
+  if (!rec->end) {
+    prof_events_put(rec->start, NULL);
+    return false;
+  }
+  CUresult r = drv.EventRecord(rec->start, stream);
+  if (r != CUDA_SUCCESS) {
+    prof_warn_cu(r, "cuEventRecord");
+    prof_events_put(rec->start, rec->end);
+    return false;
+  }
+  return true;
+}
+
+/* Ends what prof_start began: after work that was issued (issued), records
+ * the end event and queues the pair until the stream is done. dims: grid
+ * and block of a launch, or NULL. */
+static void prof_finish(prof_record *rec, bool issued, const int64_t *dims) {
+  if (issued) {
+    CUresult r = drv.EventRecord(rec->end, rec->stream);
+    if (r != CUDA_SUCCESS) {
+      prof_warn_cu(r, "cuEventRecord");
+      issued = false;
+    }
+  }
+  if (issued && dims)
+    for (int i = 0; i < 3; ++i) {
+      rec->grid[i] = (unsigned)dims[i];
+      rec->block[i] = (unsigned)dims[3 + i];
+    }
+  if (issued) {
+    pthread_mutex_lock(&prof_mutex);
+    if (prof_reserve((void **)&prof_pending, prof_num_pending,
+                     &prof_pending_capacity, sizeof *prof_pending))
+      prof_pending[prof_num_pending++] = *rec;
+    else
+      issued = false;
+    pthread_mutex_unlock(&prof_mutex);
+    if (!issued)
+      prof_warn("out of memory");
+  }
+  if (!issued)
+    prof_events_put(rec->start, rec->end);
+}
+
+/* Adds the time of every pending pair that matches to the table and takes
+ * it off the list: all pairs (all), those on stream, or those of owner
+ * (prof_mutex held). Waits for a pair that is not done yet. */
+static void prof_collect_locked(bool all, CUstream stream, const void *owner) {
+  size_t kept = 0;
+  for (size_t i = 0; i < prof_num_pending; ++i) {
+    prof_record *rec = &prof_pending[i];
+    if (!all && (owner ? rec->owner != owner : rec->stream != stream)) {
+      prof_pending[kept++] = *rec;
+      continue;
+    }
+    float ms = 0;
+    CUresult r = drv.EventElapsedTime(&ms, rec->start, rec->end);
+    if (r == CUDA_ERROR_NOT_READY) {
+      r = drv.EventSynchronize(rec->end);
+      if (r == CUDA_SUCCESS)
+        r = drv.EventElapsedTime(&ms, rec->start, rec->end);
+    }
+    if (r == CUDA_SUCCESS) {
+      prof_entry *e = rec->entry;
+      if (e->calls == 0 || ms < e->min_ms)
+        e->min_ms = ms;
+      ++e->calls;
+      e->total_ms += ms;
+      if (e->kind == PROF_KERNEL) {
+        memcpy(e->grid, rec->grid, sizeof e->grid);
+        memcpy(e->block, rec->block, sizeof e->block);
+      }
+    } else {
+      prof_warn_cu(r, "cuEventElapsedTime");
+    }
+    /* Back to the pool; the pool's array only grows past the pending
+     * list's by design, so reserving cannot fail for long. */
+    CUevent both[2] = {rec->start, rec->end};
+    for (int k = 0; k < 2; ++k)
+      if (prof_reserve((void **)&prof_events, prof_num_events,
+                       &prof_events_capacity, sizeof *prof_events))
+        prof_events[prof_num_events++] = both[k];
+      else
+        drv.EventDestroy(both[k]);
+  }
+  prof_num_pending = kept;
+}
+
+/* The stream is done (synchronized): time its pairs. */
+static void prof_stream_done(CUstream stream) {
+  if (!profile_on)
+    return;
+  pthread_mutex_lock(&prof_mutex);
+  prof_collect_locked(false, stream, NULL);
+  pthread_mutex_unlock(&prof_mutex);
+}
+
+/* The memcpy pseudo-kernel for a copy from src to dst. */
+static prof_entry *prof_copy_entry(const void *dst, const void *src) {
+  bool dev[2] = {false, false};
+  const void *p[2] = {src, dst};
+  for (int i = 0; i < 2; ++i) {
+    unsigned int type = 0;
+    /* Memory the driver does not know (plain host memory) is an error:
+     * host. */
+    if (drv.PointerGetAttribute(&type, CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
+                                (CUdeviceptr)(uintptr_t)p[i]) == CUDA_SUCCESS)
+      dev[i] = type == CU_MEMORYTYPE_DEVICE || type == CU_MEMORYTYPE_ARRAY ||
+               type == CU_MEMORYTYPE_UNIFIED;
+  }
+  return prof_copy[dev[0] ? (dev[1] ? PROF_DTOD : PROF_DTOH)
+                          : (dev[1] ? PROF_HTOD : PROF_HTOH)];
+}
+
+static int prof_compare(const void *a, const void *b) {
+  const prof_entry *x = *(prof_entry *const *)a, *y = *(prof_entry *const *)b;
+  if (x->total_ms != y->total_ms)
+    return x->total_ms > y->total_ms ? -1 : 1;
+  return strcmp(x->name, y->name);
+}
+
+/* Writes the table (prof_mutex held). */
+static void prof_write_locked(FILE *f) {
+  prof_entry **sorted = malloc((prof_num_entries + 1) * sizeof *sorted);
+  if (!sorted) {
+    fprintf(f, "# Quench CUDA profile: out of memory\n");
+    return;
+  }
+  double sum[3] = {0, 0, 0};
+  uint64_t calls[3] = {0, 0, 0}, kernels = 0;
+  size_t n = 0;
+  for (size_t i = 0; i < prof_num_entries; ++i) {
+    prof_entry *e = prof_entries[i];
+    if (!e->calls)
+      continue;
+    sorted[n++] = e;
+    sum[e->kind] += e->total_ms;
+    calls[e->kind] += e->calls;
+    kernels += e->kind == PROF_KERNEL;
+  }
+  qsort(sorted, n, sizeof *sorted, prof_compare);
+  double total = sum[0] + sum[1] + sum[2];
+  fprintf(f, "# Quench CUDA profile (QUENCH_CUDA_PROFILE): %s (sm_%d%d)\n",
+          device_name, cc_major, cc_minor);
+  fprintf(f, "# %8s %11s %11s %11s %7s  %-15s %-15s %s\n", "calls", "total ms",
+          "mean us", "min us", "share", "grid", "block", "name");
+  for (size_t i = 0; i < n; ++i) {
+    const prof_entry *e = sorted[i];
+    char grid[40] = "-", block[40] = "-";
+    if (e->kind == PROF_KERNEL) {
+      snprintf(grid, sizeof grid, "%ux%ux%u", e->grid[0], e->grid[1],
+               e->grid[2]);
+      snprintf(block, sizeof block, "%ux%ux%u", e->block[0], e->block[1],
+               e->block[2]);
+    }
+    fprintf(f, "%10llu %11.3f %11.3f %11.3f %6.2f%%  %-15s %-15s %s\n",
+            (unsigned long long)e->calls, e->total_ms,
+            1e3 * e->total_ms / (double)e->calls, 1e3 * e->min_ms,
+            total > 0 ? 100.0 * e->total_ms / total : 0.0, grid, block,
+            e->name);
+  }
+  fprintf(f,
+          "# kernels %.3f ms in %llu launches of %llu kernels; memcpy %.3f ms "
+          "in %llu copies; memset %.3f ms in %llu calls; runs %llu",
+          sum[PROF_KERNEL], (unsigned long long)calls[PROF_KERNEL],
+          (unsigned long long)kernels, sum[PROF_COPY],
+          (unsigned long long)calls[PROF_COPY], sum[PROF_MEMSET],
+          (unsigned long long)calls[PROF_MEMSET],
+          (unsigned long long)prof_runs);
+  if (prof_runs)
+    fprintf(f, "; kernels per run %.3f ms",
+            sum[PROF_KERNEL] / (double)prof_runs);
+  fprintf(f, "\n");
+  free(sorted);
+}
+
+static void prof_at_exit(void) {
+  if (!profile_on || !atomic_load(&driver_ready))
+    return;
+  drv.CtxSetCurrent(context);
+  pthread_mutex_lock(&prof_mutex);
+  prof_collect_locked(true, NULL, NULL);
+  FILE *f = stderr;
+  if (profile_path[0]) {
+    f = fopen(profile_path, "w");
+    if (!f) {
+      char why[128];
+      quench_internal_strerror(errno, why, sizeof why);
+      prof_warn("cannot write %s (%s); the profile follows on stderr",
+                profile_path, why);
+      f = stderr;
+    }
+  }
+  prof_write_locked(f);
+  if (f != stderr && fclose(f) != 0) {
+    char why[128];
+    quench_internal_strerror(errno, why, sizeof why);
+    prof_warn("cannot write %s (%s)", profile_path, why);
+  }
+  pthread_mutex_unlock(&prof_mutex);
+}
+
+/* From driver_setup: reads QUENCH_CUDA_PROFILE. Unset, "" or "0": off;
+ * "1": the table goes to stderr at exit; anything else: a file for it. */
+static void profile_setup(void) {
+  const char *env = getenv("QUENCH_CUDA_PROFILE");
+  if (!env || !*env || !strcmp(env, "0"))
+    return;
+  if (!drv.EventElapsedTime || !drv.PointerGetAttribute) {
+    prof_warn("the CUDA driver has no %s", drv.EventElapsedTime
+                                               ? "cuPointerGetAttribute"
+                                               : "cuEventElapsedTime");
+    return;
+  }
+  if (strcmp(env, "1") != 0) {
+    if (strlen(env) >= sizeof profile_path) {
+      prof_warn("the file name '%.64s...' is too long", env);
+      return;
+    }
+    snprintf(profile_path, sizeof profile_path, "%s", env);
+  }
+  static const char *const copy_names[4] = {"memcpy HtoD", "memcpy DtoH",
+                                            "memcpy DtoD", "memcpy HtoH"};
+  pthread_mutex_lock(&prof_mutex);
+  for (int i = 0; i < 4; ++i)
+    prof_copy[i] = prof_entry_locked(PROF_COPY, copy_names[i]);
+  prof_memset = prof_entry_locked(PROF_MEMSET, "memset");
+  prof_weights = prof_entry_locked(PROF_COPY, "memcpy HtoD (weights)");
+  pthread_mutex_unlock(&prof_mutex);
+  if (atexit(prof_at_exit) != 0) {
+    prof_warn("atexit failed");
+    return;
+  }
+  profile_on = true;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Modules and kernels                                                      */
 /* ------------------------------------------------------------------------ */
 
@@ -536,6 +946,7 @@ typedef struct gpu_function {
   /* The CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES set so far. */
   atomic_int smem_limit;
   uint64_t hash;
+  prof_entry *prof; /* its row of the profile; NULL when not profiling */
   char name[]; /* the kernel's name */
 } gpu_function;
 
@@ -724,6 +1135,7 @@ void *mgpuModuleGetFunction(void *handle, const char *name) {
         f->fn = fn;
         atomic_init(&f->smem_limit, DEFAULT_DYNAMIC_SMEM_LIMIT);
         f->hash = hash;
+        f->prof = profile_on ? prof_entry_for(PROF_KERNEL, name) : NULL;
         memcpy(f->name, name, len + 1);
         if (!function_insert(m, f)) {
           free(f);
@@ -815,10 +1227,14 @@ void mgpuLaunchKernel(void *function, int64_t gridX, int64_t gridY,
   const int64_t dims[6] = {gridX, gridY, gridZ, blockX, blockY, blockZ};
   if (!prepare_launch(f, dims, smem))
     return;
+  prof_record rec;
+  bool timed = profile_on && prof_start(&rec, f->prof, (CUstream)stream);
   CUresult r = drv.LaunchKernel(f->fn, (unsigned)gridX, (unsigned)gridY,
                                 (unsigned)gridZ, (unsigned)blockX,
                                 (unsigned)blockY, (unsigned)blockZ,
                                 (unsigned)smem, (CUstream)stream, params, extra);
+  if (timed)
+    prof_finish(&rec, r == CUDA_SUCCESS, dims);
   if (r != CUDA_SUCCESS)
     record_launch_failure(r, "cuLaunchKernel", f, dims, smem);
 }
@@ -862,7 +1278,11 @@ void mgpuLaunchClusterKernel(void *function, int64_t clusterX,
                            (unsigned)blockY, (unsigned)blockZ,
                            (unsigned)smem,   (CUstream)stream,
                            &attr,            1};
+  prof_record rec;
+  bool timed = profile_on && prof_start(&rec, f->prof, (CUstream)stream);
   CUresult r = drv.LaunchKernelEx(&config, f->fn, params, extra);
+  if (timed)
+    prof_finish(&rec, r == CUDA_SUCCESS, dims);
   if (r != CUDA_SUCCESS)
     record_launch_failure(r, "cuLaunchKernelEx", f, dims, smem);
 }
@@ -909,14 +1329,18 @@ void mgpuStreamSynchronize(void *stream) {
   CUresult r = drv.StreamSynchronize((CUstream)stream);
   if (r != CUDA_SUCCESS)
     record_cu(r, "cuStreamSynchronize", NULL);
+  else if (profile_on)
+    prof_stream_done((CUstream)stream);
 }
 
 /* Waits for stream and puts it in the pool (a release call). */
 static void stream_release(CUstream stream) {
   /* Work still queued after an error (a skipped synchronize) may write into
    * host buffers the caller is about to free: wait for it. */
-  release_result(drv.StreamSynchronize((CUstream)stream),
-                 "cuStreamSynchronize");
+  CUresult r = drv.StreamSynchronize(stream);
+  release_result(r, "cuStreamSynchronize");
+  if (r == CUDA_SUCCESS && profile_on)
+    prof_stream_done(stream);
   pthread_mutex_lock(&stream_mutex);
   bool kept = false;
   if (num_idle_streams == idle_streams_capacity) {
@@ -959,6 +1383,14 @@ quench_status quench_cuda_run_end(size_t mark, quench_error *err) {
   if (mark < num_run_streams && enter_release()) {
     while (num_run_streams > mark)
       stream_release(run_streams[--num_run_streams]);
+  }
+  /* The run is over: whatever it left to time is done (or failed). */
+  if (atomic_load_explicit(&driver_ready, memory_order_acquire) && profile_on) {
+    drv.CtxSetCurrent(context);
+    pthread_mutex_lock(&prof_mutex);
+    ++prof_runs;
+    prof_collect_locked(false, NULL, &prof_thread);
+    pthread_mutex_unlock(&prof_mutex);
   }
   return quench_cuda_take_error(err);
 }
@@ -1127,9 +1559,14 @@ void mgpuMemFree(void *ptr, void *stream) {
 void mgpuMemcpy(void *dst, void *src, uint64_t bytes, void *stream) {
   if (!enter() || bytes == 0)
     return;
+  prof_record rec;
+  bool timed = profile_on &&
+               prof_start(&rec, prof_copy_entry(dst, src), (CUstream)stream);
   CUresult r = drv.MemcpyAsync((CUdeviceptr)(uintptr_t)dst,
                                (CUdeviceptr)(uintptr_t)src, (size_t)bytes,
                                (CUstream)stream);
+  if (timed)
+    prof_finish(&rec, r == CUDA_SUCCESS, NULL);
   if (r != CUDA_SUCCESS)
     record_cu(r, "cuMemcpyAsync", "%llu bytes", (unsigned long long)bytes);
 }
@@ -1137,8 +1574,12 @@ void mgpuMemcpy(void *dst, void *src, uint64_t bytes, void *stream) {
 void mgpuMemset32(void *dst, uint32_t value, uint64_t count, void *stream) {
   if (!enter() || count == 0)
     return;
+  prof_record rec;
+  bool timed = profile_on && prof_start(&rec, prof_memset, (CUstream)stream);
   CUresult r = drv.MemsetD32Async((CUdeviceptr)(uintptr_t)dst, value,
                                   (size_t)count, (CUstream)stream);
+  if (timed)
+    prof_finish(&rec, r == CUDA_SUCCESS, NULL);
   if (r != CUDA_SUCCESS)
     record_cu(r, "cuMemsetD32Async", "%llu elements",
               (unsigned long long)count);
@@ -1147,8 +1588,12 @@ void mgpuMemset32(void *dst, uint32_t value, uint64_t count, void *stream) {
 void mgpuMemset16(void *dst, uint16_t value, uint64_t count, void *stream) {
   if (!enter() || count == 0)
     return;
+  prof_record rec;
+  bool timed = profile_on && prof_start(&rec, prof_memset, (CUstream)stream);
   CUresult r = drv.MemsetD16Async((CUdeviceptr)(uintptr_t)dst, value,
                                   (size_t)count, (CUstream)stream);
+  if (timed)
+    prof_finish(&rec, r == CUDA_SUCCESS, NULL);
   if (r != CUDA_SUCCESS)
     record_cu(r, "cuMemsetD16Async", "%llu elements",
               (unsigned long long)count);
@@ -1207,6 +1652,9 @@ void *quench_cuda_weights(const void *image, uint64_t size) {
       /* In pieces: an image mapped from the executable is paged in piece by
        * piece, not all at once. */
       const char *src = (const char *)image;
+      /* Synchronous copies: on the legacy default stream (NULL). */
+      prof_record rec;
+      bool timed = profile_on && prof_start(&rec, prof_weights, NULL);
       for (uint64_t done = 0; done < size && r == CUDA_SUCCESS;) {
         size_t n = size - done < WEIGHT_UPLOAD_CHUNK ? (size_t)(size - done)
                                                      : WEIGHT_UPLOAD_CHUNK;
@@ -1217,6 +1665,8 @@ void *quench_cuda_weights(const void *image, uint64_t size) {
                     (unsigned long long)size, (unsigned long long)done);
         done += n;
       }
+      if (timed)
+        prof_finish(&rec, r == CUDA_SUCCESS, NULL);
       if (r == CUDA_SUCCESS) {
         weights[num_weights++] = (uploaded_weights){image, size, copy};
         result = (void *)(uintptr_t)copy;

@@ -19,7 +19,9 @@
    error line naming the CUDA driver, exits 1 and writes no output file.
    With --fake-driver (the runtime tests' test double of libcuda), three
    runs of it upload the weights once, load the device module once,
-   resolve every kernel once and launch every kernel on each run.
+   resolve every kernel once and launch every kernel on each run; with
+   QUENCH_CUDA_PROFILE=FILE they write a profile that lists every kernel
+   with 3 calls of the fake's kernel time, and the copies by direction.
 4. Driver errors: an unknown --cuda-arch and a missing Toolkit are one
    clear message each, and leave no output.
 
@@ -99,6 +101,41 @@ def fatbin_kinds(ll_text):
         kinds.append(kind)
         off += entry_header + payload
     return kinds
+
+
+def check_profile(path, kernels, launches):
+    """The QUENCH_CUDA_PROFILE table of 3 runs on the fake driver (every
+    launch 7 us): a row per kernel (grid and block given) with 3 calls,
+    copies by direction, the weights uploaded once."""
+    rows, totals = {}, ""
+    with open(path) as f:
+        text = f.read()
+    for line in text.splitlines():
+        if line.startswith("# kernels "):
+            totals = line
+        if not line or line.startswith("#"):
+            continue
+        cols = line.split(None, 7)
+        rows[cols[7]] = (int(cols[0]), float(cols[2]), cols[5])
+    kernel_rows = {n: r for n, r in rows.items() if r[2] != "-"}
+    bad = [n for n, (calls, mean_us, _) in kernel_rows.items()
+           if calls != 3 or abs(mean_us - 7.0) > 1e-3]
+    want_totals = "# kernels %.3f ms in %d launches of %d kernels;" % (
+        launches * 7e-3, launches, kernels)
+    copies = [rows.get(k, (0,))[0] for k in (
+        "memcpy HtoD", "memcpy DtoH", "memcpy HtoD (weights)")]
+    if len(kernel_rows) != kernels or bad or \
+            not totals.startswith(want_totals) or "; runs 3;" not in totals \
+            or copies[0] % 3 or copies[1] % 3 or not copies[0] or \
+            not copies[1] or copies[2] != 1:
+        fail("QUENCH_CUDA_PROFILE on the fake driver: want %d kernel rows "
+             "with 3 calls of 7 us, %r..., runs 3, copies HtoD/DtoH by run "
+             "and the weights once; got %d rows (bad: %s), copies %s:\n%s" % (
+                 kernels, want_totals, len(kernel_rows), bad[:5], copies,
+                 text[:3000]))
+    else:
+        print("PASS QUENCH_CUDA_PROFILE on the fake driver: %d kernels, 3 "
+              "calls each, copies %s" % (kernels, copies))
 
 
 def main():
@@ -232,10 +269,17 @@ def main():
         # The host path on the test double of the driver (kernels do
         # nothing there): three runs upload the weights once, load the
         # module once, resolve each kernel once, launch every kernel each run.
+        # Profiled (QUENCH_CUDA_PROFILE): each launch takes the fake's
+        # FAKE_CUDA_KERNEL_US.
         if args.fake_driver:
             calls_path = os.path.join(work, "fake-calls.txt")
+            profile = os.path.join(work, "fake.prof")
+            for f in (calls_path, profile):
+                if os.path.exists(f):
+                    os.remove(f)
             env = dict(os.environ, QUENCH_CUDA_DRIVER=args.fake_driver,
-                       FAKE_CUDA_REPORT=calls_path)
+                       FAKE_CUDA_REPORT=calls_path, QUENCH_CUDA_PROFILE=profile,
+                       FAKE_CUDA_KERNEL_US="7")
             run([exe, "--input", "input_ids=" + os.path.join(
                 zoo, name + ".input_ids.npy"), "--bench", "2"], env=env)
             calls = {}
@@ -253,6 +297,7 @@ def main():
             else:
                 print("PASS fake driver: 3 runs, weights uploaded once, %d "
                       "kernels resolved once, launched each run" % kernels)
+            check_profile(profile, kernels, calls.get("cuLaunchKernel", 0))
 
     # 4. Driver errors.
     onnx = os.path.join(zoo, models[0] + ".onnx")

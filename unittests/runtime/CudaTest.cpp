@@ -8,15 +8,24 @@
 //                      a real driver is installed)
 //   CudaInitFails      the fake, with FAKE_CUDA_FAIL=cuInit=100
 //   CudaFake           the fake
+//   CudaProfile        the fake; every test forks a child that sets
+//                      QUENCH_CUDA_PROFILE before its first GPU call
 #include "TestUtil.h"
 
 #include "quench/runtime_abi.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
+#include <functional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -55,6 +64,7 @@ struct Fake {
   void (*registerKernel)(const char *,
                          void (*)(void **, const unsigned *, const unsigned *));
   void (*lastCluster)(unsigned *);
+  void (*kernelUs)(const char *, double);
 
   // The fake the runtime loaded (the same library: dlopen of one path gives
   // one handle).
@@ -76,6 +86,8 @@ struct Fake {
           dlsym(lib, "fake_cuda_register_kernel"));
       f.lastCluster = reinterpret_cast<decltype(f.lastCluster)>(
           dlsym(lib, "fake_cuda_last_cluster"));
+      f.kernelUs = reinterpret_cast<decltype(f.kernelUs)>(
+          dlsym(lib, "fake_cuda_kernel_us"));
       return f;
     }();
     return fake;
@@ -784,6 +796,327 @@ TEST(CudaBadDevice, ReportsTheDeviceCount) {
   EXPECT_EQ(e.status, QUENCH_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(e.message, "CUDA device 2 was requested (QUENCH_CUDA_DEVICE) but "
                        "the driver sees 2 CUDA devices (0 .. 1)");
+}
+
+// ======================== the kernel profiler ========================
+//
+// QUENCH_CUDA_PROFILE is read once, when the driver is set up, and the table
+// is written at exit: each test forks a child that sets the variable, does
+// its GPU work (the parent of this suite never touches the GPU) and exits;
+// the parent reads the table and the child's stderr. The fake's clock makes
+// every launch take FAKE_CUDA_KERNEL_US (10) or what fake_cuda_kernel_us set,
+// every copy and memset FAKE_CUDA_COPY_US (2) microseconds.
+
+struct ProfileRow {
+  long calls = 0;
+  double totalMs = 0, meanUs = 0, minUs = 0, share = 0;
+  std::string grid, block, name;
+};
+
+struct Profile {
+  std::string text, totals;
+  std::vector<ProfileRow> rows;
+  const ProfileRow *find(const std::string &name) const {
+    for (const ProfileRow &r : rows)
+      if (r.name == name)
+        return &r;
+    return nullptr;
+  }
+};
+
+std::string readFile(const std::string &path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The table's rows: "calls total-ms mean-us min-us share% grid block name",
+// the name being the rest of the line; '#' lines are the header and totals.
+Profile parseProfile(const std::string &text) {
+  Profile p;
+  p.text = text;
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind("# kernels ", 0) == 0)
+      p.totals = line;
+    if (line.empty() || line[0] == '#')
+      continue;
+    std::istringstream f(line);
+    ProfileRow r;
+    std::string share;
+    f >> r.calls >> r.totalMs >> r.meanUs >> r.minUs >> share >> r.grid >>
+        r.block;
+    r.share = std::atof(share.c_str());
+    std::getline(f >> std::ws, r.name);
+    p.rows.push_back(r);
+  }
+  return p;
+}
+
+// Runs child() in a forked process with QUENCH_CUDA_PROFILE=profile (unset
+// when null); the child's stderr goes to *stderrText. Returns the child's
+// exit status (its return value), -1 if it did not exit.
+int runChild(const char *profile, const std::function<int()> &child,
+             std::string *stderrText) {
+  ScratchDir dir;
+  std::string errPath = dir.file("stderr.txt");
+  fflush(nullptr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open(errPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || dup2(fd, 2) < 0)
+      _exit(100);
+    if (profile)
+      setenv("QUENCH_CUDA_PROFILE", profile, 1);
+    else
+      unsetenv("QUENCH_CUDA_PROFILE");
+    exit(child()); // exit, not _exit: the atexit handler writes the table
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid)
+    return -1;
+  *stderrText = readFile(errPath);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// n runs of gpuModel on this thread: 0 when every output was right.
+int runModelTimes(int n) {
+  for (int r = 0; r < n; ++r) {
+    quench_tensor y;
+    quench_error err;
+    if (runModel(&y, &err) != QUENCH_OK)
+      return 1;
+    const float *v = static_cast<const float *>(y.data);
+    for (int i = 0; i < 4; ++i)
+      if (v[i] != static_cast<float>(i + 1) + weightImage[kWeightOffset + i])
+        return 1;
+    quench_tensor_free(&y);
+  }
+  return 0;
+}
+
+class CudaProfile : public ::testing::Test {
+protected:
+  void SetUp() override {
+    ASSERT_NE(fake.calls, nullptr) << "cannot open " QUENCH_FAKE_CUDA_DRIVER;
+    ASSERT_NE(fake.kernelUs, nullptr);
+    // The children must set the driver up themselves.
+    ASSERT_EQ(fake.calls("cuInit"), 0);
+  }
+  Fake &fake = Fake::get();
+  ScratchDir dir;
+};
+
+void expectRow(const Profile &p, const std::string &name, long calls,
+               double totalMs, double meanUs, const char *grid = "-",
+               const char *block = "-") {
+  const ProfileRow *r = p.find(name);
+  ASSERT_NE(r, nullptr) << "no row '" << name << "' in\n" << p.text;
+  EXPECT_EQ(r->calls, calls) << name;
+  EXPECT_NEAR(r->totalMs, totalMs, 1e-3) << name;
+  EXPECT_NEAR(r->meanUs, meanUs, 1e-3) << name;
+  EXPECT_NEAR(r->minUs, meanUs, 1e-3) << name;
+  EXPECT_EQ(r->grid, grid) << name;
+  EXPECT_EQ(r->block, block) << name;
+}
+
+TEST_F(CudaProfile, ListsEveryKernelAndCopyWithCountsAndTimes) {
+  std::string file = dir.file("run.prof"), err;
+  int rc = runChild(
+      file.c_str(),
+      [&] {
+        Fake &f = Fake::get();
+        fillWeights();
+        f.registerKernel("add", addKernel);
+        f.kernelUs("slow", 30);
+        if (runModelTimes(3))
+          return 3;
+        void *s = mgpuStreamCreate();
+        void *slow = mgpuModuleGetFunction(gpuModule, "slow");
+        for (int i = 0; i < 5; ++i)
+          mgpuLaunchKernel(slow, 8, 2, 1, 64, 1, 1, 0, s, nullptr, nullptr, 0);
+        mgpuLaunchKernel(slow, 0, 2, 1, 64, 1, 1, 0, s, nullptr, nullptr, 0);
+        void *clustered = mgpuModuleGetFunction(gpuModule, "clustered");
+        for (int i = 0; i < 2; ++i)
+          mgpuLaunchClusterKernel(clustered, 2, 1, 1, 8, 2, 1, 128, 1, 1, 0, s,
+                                  nullptr, nullptr);
+        // Resolved, never launched: no row.
+        mgpuModuleGetFunction(gpuModule, "unused");
+        void *a = mgpuMemAlloc(64, s, 0), *b = mgpuMemAlloc(64, s, 0);
+        char host[64] = {}, host2[64];
+        mgpuMemcpy(b, a, 64, s);
+        mgpuMemcpy(host2, host, 64, s);
+        mgpuMemset32(a, 0, 16, s);
+        mgpuMemFree(a, s);
+        mgpuMemFree(b, s);
+        mgpuStreamSynchronize(s);
+        mgpuStreamDestroy(s);
+        if (quench_cuda_take_error(nullptr) != QUENCH_OK)
+          return 4;
+        return 0;
+      },
+      &err);
+  ASSERT_EQ(rc, 0) << err;
+  EXPECT_EQ(err, "");
+  Profile p = parseProfile(readFile(file));
+  EXPECT_EQ(p.text.rfind("# Quench CUDA profile (QUENCH_CUDA_PROFILE): Fake "
+                         "GPU 0 (sm_80)\n",
+                         0),
+            0u)
+      << p.text;
+  // Sorted by total time (ties by name); nothing without calls.
+  std::vector<std::string> names;
+  for (const ProfileRow &r : p.rows)
+    names.push_back(r.name);
+  EXPECT_EQ(names, (std::vector<std::string>{
+                       "slow", "add", "clustered", "memcpy DtoH", "memcpy HtoD",
+                       "memcpy DtoD", "memcpy HtoD (weights)", "memcpy HtoH",
+                       "memset"}))
+      << p.text;
+  expectRow(p, "slow", 5, 0.150, 30, "8x2x1", "64x1x1");
+  expectRow(p, "add", 3, 0.030, 10, "1x1x1", "4x1x1");
+  expectRow(p, "clustered", 2, 0.020, 10, "8x2x1", "128x1x1");
+  // The model's input and output copies, one each per run.
+  expectRow(p, "memcpy HtoD", 3, 0.006, 2);
+  expectRow(p, "memcpy DtoH", 3, 0.006, 2);
+  expectRow(p, "memcpy DtoD", 1, 0.002, 2);
+  expectRow(p, "memcpy HtoH", 1, 0.002, 2);
+  expectRow(p, "memset", 1, 0.002, 2);
+  // Uploaded once, in one piece.
+  expectRow(p, "memcpy HtoD (weights)", 1, 0.002, 2);
+  // Shares of the 0.220 ms timed in all.
+  EXPECT_NEAR(p.find("slow")->share, 100 * 0.150 / 0.220, 0.01);
+  EXPECT_NEAR(p.find("memset")->share, 100 * 0.002 / 0.220, 0.01);
+  EXPECT_EQ(p.totals,
+            "# kernels 0.200 ms in 10 launches of 3 kernels; memcpy 0.018 ms "
+            "in 9 copies; memset 0.002 ms in 1 calls; runs 3; kernels per "
+            "run 0.067 ms");
+}
+
+TEST_F(CudaProfile, ConcurrentRunsOnThreads) {
+  std::string file = dir.file("threads.prof"), err;
+  int rc = runChild(
+      file.c_str(),
+      [&] {
+        fillWeights();
+        Fake::get().registerKernel("add", addKernel);
+        std::atomic<int> failures{0};
+        std::vector<std::thread> threads;
+        for (int t = 0; t < 4; ++t)
+          threads.emplace_back([&] { failures += runModelTimes(25) ? 1 : 0; });
+        for (std::thread &t : threads)
+          t.join();
+        return failures.load() ? 3 : 0;
+      },
+      &err);
+  ASSERT_EQ(rc, 0) << err;
+  EXPECT_EQ(err, "");
+  Profile p = parseProfile(readFile(file));
+  expectRow(p, "add", 100, 1.000, 10, "1x1x1", "4x1x1");
+  expectRow(p, "memcpy HtoD", 100, 0.200, 2);
+  expectRow(p, "memcpy DtoH", 100, 0.200, 2);
+  expectRow(p, "memcpy HtoD (weights)", 1, 0.002, 2);
+  EXPECT_EQ(p.totals,
+            "# kernels 1.000 ms in 100 launches of 1 kernels; memcpy 0.402 ms "
+            "in 201 copies; memset 0.000 ms in 0 calls; runs 100; kernels "
+            "per run 0.010 ms");
+}
+
+TEST_F(CudaProfile, OffMeansNoEventsAndNoTable) {
+  for (const char *value : {static_cast<const char *>(nullptr), "", "0"}) {
+    std::string err;
+    int rc = runChild(
+        value,
+        [&] {
+          Fake &f = Fake::get();
+          fillWeights();
+          f.registerKernel("add", addKernel);
+          if (runModelTimes(3))
+            return 3;
+          if (f.calls("cuLaunchKernel") != 3)
+            return 4;
+          for (const char *call :
+               {"cuEventCreate", "cuEventRecord", "cuEventElapsedTime",
+                "cuPointerGetAttribute"})
+            if (f.calls(call) != 0) {
+              fprintf(stderr, "%s called %ld times\n", call, f.calls(call));
+              return 5;
+            }
+          return 0;
+        },
+        &err);
+    EXPECT_EQ(rc, 0) << (value ? value : "unset") << ": " << err;
+    EXPECT_EQ(err, "") << (value ? value : "unset");
+  }
+}
+
+TEST_F(CudaProfile, OneGoesToStderr) {
+  std::string err;
+  int rc = runChild(
+      "1",
+      [&] {
+        fillWeights();
+        Fake::get().registerKernel("add", addKernel);
+        return runModelTimes(2);
+      },
+      &err);
+  ASSERT_EQ(rc, 0) << err;
+  Profile p = parseProfile(err);
+  expectRow(p, "add", 2, 0.020, 10, "1x1x1", "4x1x1");
+  EXPECT_NE(p.totals.find("; runs 2;"), std::string::npos) << err;
+}
+
+TEST_F(CudaProfile, ProfilerFailuresWarnOnceAndDoNotBreakRuns) {
+  std::string file = dir.file("failing.prof"), err;
+  int rc = runChild(
+      file.c_str(),
+      [&] {
+        Fake &f = Fake::get();
+        fillWeights();
+        f.registerKernel("add", addKernel);
+        // Run 1 gets no events, run 2 cannot time them; runs 3 and 4 are timed.
+        f.fail("cuEventCreate", 2);
+        if (runModelTimes(1))
+          return 3;
+        f.fail("cuEventCreate", 0);
+        f.fail("cuEventElapsedTime", 1);
+        if (runModelTimes(1))
+          return 4;
+        f.fail("cuEventElapsedTime", 0);
+        return runModelTimes(2) ? 5 : 0;
+      },
+      &err);
+  ASSERT_EQ(rc, 0) << err;
+  EXPECT_EQ(err, "quench: warning: CUDA profiler (QUENCH_CUDA_PROFILE): "
+                 "cuEventCreate failed with CUDA_ERROR_OUT_OF_MEMORY: out of "
+                 "memory; the profile leaves out what it could not time\n");
+  Profile p = parseProfile(readFile(file));
+  expectRow(p, "add", 2, 0.020, 10, "1x1x1", "4x1x1");
+  EXPECT_NE(p.totals.find("; runs 4;"), std::string::npos) << p.text;
+}
+
+TEST_F(CudaProfile, UnwritableFileFallsBackToStderr) {
+  std::string file = dir.file("no-such-dir/x.prof"), err;
+  int rc = runChild(
+      file.c_str(),
+      [&] {
+        fillWeights();
+        Fake::get().registerKernel("add", addKernel);
+        return runModelTimes(1);
+      },
+      &err);
+  ASSERT_EQ(rc, 0) << err;
+  std::string warning = "quench: warning: CUDA profiler (QUENCH_CUDA_PROFILE): "
+                        "cannot write " +
+                        file +
+                        " (No such file or directory); the profile follows "
+                        "on stderr; the profile leaves out what it could not "
+                        "time\n";
+  ASSERT_EQ(err.rfind(warning, 0), 0u) << err;
+  expectRow(parseProfile(err.substr(warning.size())), "add", 1, 0.010, 10,
+            "1x1x1", "4x1x1");
 }
 
 } // namespace

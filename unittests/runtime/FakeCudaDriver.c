@@ -19,6 +19,19 @@
  * FAKE_CUDA_REPORT=<file> writes "<entry point> <calls>" lines to the file
  * at exit (for end-to-end tests that run a compiled executable on the fake).
  *
+ * Time: a deterministic fake clock per stream (one more for the NULL
+ * stream), in microseconds. A launch advances its stream's clock by
+ * FAKE_CUDA_KERNEL_US (default 10), or by what fake_cuda_kernel_us(name,
+ * us) set for the kernel; a copy or memset by FAKE_CUDA_COPY_US (default
+ * 2). cuEventRecord stamps the event with its stream's clock and
+ * cuEventElapsedTime gives the difference, as a real driver would for
+ * work that ran back to back; events created with CU_EVENT_DISABLE_TIMING,
+ * or not recorded, cannot be timed (CUDA_ERROR_INVALID_HANDLE).
+ * cuPointerGetAttribute(CU_POINTER_ATTRIBUTE_MEMORY_TYPE) says
+ * CU_MEMORYTYPE_DEVICE inside a live allocation and fails with
+ * CUDA_ERROR_INVALID_VALUE for other (host) memory, like a real driver for
+ * memory it does not know.
+ *
  * Test-only; not part of the runtime. */
 #define _POSIX_C_SOURCE 200809L
 
@@ -40,6 +53,7 @@ enum {
   INVALID_VALUE = 1,
   NOT_INITIALIZED = 3,
   INVALID_CONTEXT = 201,
+  INVALID_HANDLE = 400,
   NOT_FOUND = 500,
 };
 
@@ -239,6 +253,65 @@ typedef struct fake_function {
 typedef struct fake_module {
   fake_function *functions;
 } fake_module;
+
+/* ---- time ---- */
+
+typedef struct fake_stream {
+  double clock_us;
+} fake_stream;
+
+typedef struct fake_event {
+  unsigned flags;
+  int recorded;
+  double stamp_us;
+} fake_event;
+
+static fake_stream null_stream; /* the NULL (legacy default) stream */
+
+static double env_us(const char *name, double fallback) {
+  const char *env = getenv(name);
+  return env && *env ? atof(env) : fallback;
+}
+
+#define MAX_TIMED_KERNELS 32
+static struct {
+  char name[64];
+  double us;
+} kernel_times[MAX_TIMED_KERNELS];
+static int num_kernel_times;
+
+/* Sets how long each launch of kernel name takes (us < 0: the default). */
+EXPORT void fake_cuda_kernel_us(const char *name, double us) {
+  pthread_mutex_lock(&mutex);
+  int i = 0;
+  while (i < num_kernel_times && strcmp(kernel_times[i].name, name) != 0)
+    ++i;
+  if (i == num_kernel_times && num_kernel_times < MAX_TIMED_KERNELS) {
+    snprintf(kernel_times[i].name, sizeof kernel_times[i].name, "%s", name);
+    ++num_kernel_times;
+  }
+  if (i < MAX_TIMED_KERNELS)
+    kernel_times[i].us = us;
+  pthread_mutex_unlock(&mutex);
+}
+
+static double kernel_us(const char *name) {
+  double us = -1;
+  pthread_mutex_lock(&mutex);
+  for (int i = 0; i < num_kernel_times; ++i)
+    if (strcmp(kernel_times[i].name, name) == 0)
+      us = kernel_times[i].us;
+  pthread_mutex_unlock(&mutex);
+  return us >= 0 ? us : env_us("FAKE_CUDA_KERNEL_US", 10);
+}
+
+/* Runs work of us microseconds on stream s. A stream is used by one thread
+ * at a time; the NULL stream by any, hence the lock. */
+static void advance(void *s, double us) {
+  pthread_mutex_lock(&mutex);
+  (s ? (fake_stream *)s : &null_stream)->clock_us += us;
+  pthread_mutex_unlock(&mutex);
+}
 
 /* ---- entry points ---- */
 
@@ -456,6 +529,7 @@ EXPORT CUresult cuLaunchKernel(void *fn, unsigned gx, unsigned gy, unsigned gz,
     unsigned grid[3] = {gx, gy, gz}, block[3] = {bx, by, bz};
     f->fn(params, grid, block);
   }
+  advance(stream, kernel_us(f->name));
   return SUCCESS;
 }
 
@@ -500,6 +574,7 @@ EXPORT CUresult cuLaunchKernelEx(const fake_launch_config *config, void *fn,
   fake_function *f = (fake_function *)fn;
   if (f->fn)
     f->fn(params, config->grid, config->block);
+  advance(config->stream, kernel_us(f->name));
   return SUCCESS;
 }
 
@@ -509,7 +584,7 @@ EXPORT CUresult cuStreamCreate(void **s, unsigned flags) {
     return r;
   if (flags != 1) /* the runtime's streams are non-blocking */
     return INVALID_VALUE;
-  *s = malloc(1);
+  *s = calloc(1, sizeof(fake_stream));
   return SUCCESS;
 }
 
@@ -533,11 +608,12 @@ EXPORT CUresult cuStreamWaitEvent(void *s, void *e, unsigned flags) {
 }
 
 EXPORT CUresult cuEventCreate(void **e, unsigned flags) {
-  (void)flags;
   CUresult r = check("cuEventCreate");
   if (r)
     return r;
-  *e = malloc(1);
+  fake_event *ev = calloc(1, sizeof *ev);
+  ev->flags = flags;
+  *e = ev;
   return SUCCESS;
 }
 
@@ -550,9 +626,49 @@ EXPORT CUresult cuEventDestroy_v2(void *e) {
 }
 
 EXPORT CUresult cuEventRecord(void *e, void *s) {
-  (void)s;
   CUresult r = check("cuEventRecord");
-  return r ? r : e ? SUCCESS : INVALID_VALUE;
+  if (r)
+    return r;
+  if (!e)
+    return INVALID_VALUE;
+  fake_event *ev = (fake_event *)e;
+  pthread_mutex_lock(&mutex);
+  ev->recorded = 1;
+  ev->stamp_us = (s ? (fake_stream *)s : &null_stream)->clock_us;
+  pthread_mutex_unlock(&mutex);
+  return SUCCESS;
+}
+
+EXPORT CUresult cuEventElapsedTime(float *ms, void *start, void *end) {
+  CUresult r = check("cuEventElapsedTime");
+  if (r)
+    return r;
+  if (!ms || !start || !end)
+    return INVALID_VALUE;
+  fake_event *a = (fake_event *)start, *b = (fake_event *)end;
+  if (!a->recorded || !b->recorded || (a->flags & 2) || (b->flags & 2))
+    return INVALID_HANDLE; /* what the driver says for these */
+  *ms = (float)((b->stamp_us - a->stamp_us) / 1000.0);
+  return SUCCESS;
+}
+
+EXPORT CUresult cuPointerGetAttribute(void *data, int attr, CUdeviceptr p) {
+  CUresult r = check("cuPointerGetAttribute");
+  if (r)
+    return r;
+  if (!data || attr != 2) /* CU_POINTER_ATTRIBUTE_MEMORY_TYPE */
+    return INVALID_VALUE;
+  const char *q = (const char *)(uintptr_t)p;
+  int found = 0;
+  pthread_mutex_lock(&mutex);
+  for (int i = 0; i < MAX_ALLOCS && !found; ++i)
+    found = allocs[i].p && q >= (const char *)allocs[i].p &&
+            q < (const char *)allocs[i].p + allocs[i].size;
+  pthread_mutex_unlock(&mutex);
+  if (!found)
+    return INVALID_VALUE;
+  *(unsigned *)data = 2; /* CU_MEMORYTYPE_DEVICE */
+  return SUCCESS;
 }
 
 EXPORT CUresult cuEventSynchronize(void *e) {
@@ -613,11 +729,11 @@ EXPORT CUresult cuMemFreeAsync(CUdeviceptr p, void *stream) {
 
 EXPORT CUresult cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t n,
                               void *stream) {
-  (void)stream;
   CUresult r = check("cuMemcpyAsync");
   if (r)
     return r;
   memcpy((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n);
+  advance(stream, env_us("FAKE_CUDA_COPY_US", 2));
   return SUCCESS;
 }
 
@@ -626,29 +742,30 @@ EXPORT CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t n) {
   if (r)
     return r;
   memcpy((void *)(uintptr_t)dst, src, n);
+  advance(NULL, env_us("FAKE_CUDA_COPY_US", 2));
   return SUCCESS;
 }
 
 EXPORT CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned value, size_t n,
                                  void *stream) {
-  (void)stream;
   CUresult r = check("cuMemsetD32Async");
   if (r)
     return r;
   uint32_t *p = (uint32_t *)(uintptr_t)dst;
   for (size_t i = 0; i < n; ++i)
     p[i] = value;
+  advance(stream, env_us("FAKE_CUDA_COPY_US", 2));
   return SUCCESS;
 }
 
 EXPORT CUresult cuMemsetD16Async(CUdeviceptr dst, unsigned short value,
                                  size_t n, void *stream) {
-  (void)stream;
   CUresult r = check("cuMemsetD16Async");
   if (r)
     return r;
   uint16_t *p = (uint16_t *)(uintptr_t)dst;
   for (size_t i = 0; i < n; ++i)
     p[i] = value;
+  advance(stream, env_us("FAKE_CUDA_COPY_US", 2));
   return SUCCESS;
 }
