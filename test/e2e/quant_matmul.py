@@ -13,9 +13,11 @@ round-to-nearest weight quantization (quench-compile --quant).
    with quench-compile --emit=exe for the host and with --vector-bits=256,
    each with and without --int8-dot (on an AVX512-VNNI host: 4-bit codes
    times int16 activations by vpdpbusd at 512 and 256 bits, the
-   table-lookup form and the conversion form of the 4/2-bit kernel), run
-   on random inputs, and every output is compared with a NumPy
-   dequantize-then-matmul reference:
+   table-lookup form and the conversion form of the 4/2-bit kernel), and
+   with --target=cuda --cuda-emulate (the CUDA backend's kernels, among
+   them the GEMV kernel of docs/gpu.md, run by the CPU; its PTX must hold
+   one GEMV kernel per case it applies to), run on random inputs, and
+   every output is compared with a NumPy dequantize-then-matmul reference:
    |y - ref| <= 1e-5 * sum_k |x| |w| + 1e-6 (f32 accumulation order), plus,
    where activations may be rounded to int16 (--int8-dot on),
    sum_k |w[n, k]| * amax(row, group of k) / 65534 (half a step of
@@ -178,6 +180,21 @@ CASES = [
     Case("b4_wide_gemv", 328, 96, 4, 32, "packed", np.float16, (1, 96)),
     Case("b4_wide_rows", 300, 64, 4, 32, None, np.float32, (13, 64)),
     Case("b8_wide_rows", 264, 64, 8, 32, "packed", np.float16, (7, 64)),
+    # The CUDA backend's GEMV kernel (lib/Codegen/GPU/DequantGemv.cpp: N a
+    # multiple of 16, at most 8 rows or a dynamic count): one row and odd
+    # multiples of 16, each bit width and zero point kind, batch dims (6
+    # rows: two row tiles), a dynamic count (7 x 3 = 21 rows: 6 row tiles),
+    # K split over whole groups (with padding) and inside one group (per
+    # channel).
+    Case("g4_gemv", 48, 64, 4, 32, "packed", np.float16, (1, 64)),
+    Case("g8_batch", 80, 96, 8, 32, None, np.float32, (2, 3, 96), bias=True),
+    Case("g2_gemv", 112, 128, 2, 64, "packed", np.float16, (1, 128)),
+    Case("g4_fzp_dyn", 32, 64, 4, 16, "float", np.float16, (None, 3, 64)),
+    Case("g4_split", 48, 1000, 4, 128, None, np.float16, (1, 1000)),
+    Case("g8_split_channel", 16, 1024, 8, 1024, "packed", np.float32,
+         (2, 1024)),
+    # Groups of 10 code rows: the kernel's row loop by 4 and its remainder.
+    Case("g4_rows_rest", 32, 100, 4, 20, "packed", np.float32, (3, 100)),
 ]
 
 
@@ -251,7 +268,10 @@ def kernels(build, work, failures):
                          ("host, float", ["--int8-dot=false"]),
                          ("256-bit", ["--vector-bits=256"]),
                          ("256-bit, float", ["--vector-bits=256",
-                                             "--int8-dot=false"])):
+                                             "--int8-dot=false"]),
+                         # The CUDA backend's kernels run by the CPU.
+                         ("cuda-emulate", ["--target=cuda",
+                                           "--cuda-emulate"])):
         exe = os.path.join(work, "nbits_" + label)
         out = os.path.join(work, "out_" + label)
         os.makedirs(out, exist_ok=True)
@@ -261,10 +281,35 @@ def kernels(build, work, failures):
         for c in CASES:
             got = np.load(os.path.join(out, f"y_{c.name}.npy")).astype(
                 np.float64)
-            step = (None if "--int8-dot=false" in flags else
+            step = (None if "--int8-dot=false" in flags or
+                    "--target=cuda" in flags else
                     int16_step(xs[c.name], c.k, c.block))
             check(f"matmul_nbits {c.name} ({label})", got, xs[c.name],
                   c.dequantized(), c.bias, failures, step)
+    gemv_kernels(build, model, failures)
+
+
+def gemv_kernels(build, model, failures):
+    """The cases the CUDA GEMV kernel must take are GEMV kernels in the PTX
+    (one `or` with 0x4B000000, the 2^23 + code trick, and a 128-bit code
+    load each), the others are not: the emulation above checked their
+    numbers, this that they ran the kernel."""
+    want = sum(1 for c in CASES
+               if c.n % 16 == 0 and c.bits in (2, 4, 8) and not c.weight_input
+               and (None in c.xshape or np.prod(c.xshape[:-1]) <= 8))
+    out = os.path.splitext(model)[0] + ".ptx"
+    run([os.path.join(build, "bin", "quench-compile"), model, "-o", out,
+         "--emit=ptx", "--target=cuda"])
+    with open(out) as f:
+        ptx = f.read()
+    kernels = ptx.split(".entry ")[1:]
+    gemv = [k for k in kernels
+            if ", 1258291200;" in k and "ld.global.v4.b32" in k]
+    ok = len(gemv) == want
+    print(f"{'ok  ' if ok else 'FAIL'} CUDA GEMV kernels: {len(gemv)} of "
+          f"{len(kernels)} kernels, want {want}")
+    if not ok:
+        failures.append("CUDA GEMV kernel count")
 
 
 def rtn_reference(w, bits, group, symmetric, scale_type):

@@ -47,6 +47,11 @@ void quench::appendCUDACodegenStages(std::vector<PipelineStage> &stages,
                : "device buffers, loop nests as kernels, one device module",
        [blockSize, emulate](OpPassManager &pm) {
          pm.addPass(createQuenchGPUPlaceBuffers());
+         // Quantized layers with few rows: bandwidth-bound GEMV kernels
+         // (docs/gpu.md, "W4A16/W8A16 GEMV"); the rest maps generically.
+         QuenchGPUDequantGemvOptions gemv;
+         gemv.blockSize = blockSize;
+         pm.addNestedPass<func::FuncOp>(createQuenchGPUDequantGemv(gemv));
          pm.addNestedPass<func::FuncOp>(createQuenchGPUParallelDimsOuter());
          addTextualPassPipeline(pm, "convert-linalg-to-parallel-loops,"
                                     "canonicalize");
@@ -58,7 +63,10 @@ void quench::appendCUDACodegenStages(std::vector<PipelineStage> &stages,
            addTextualPassPipeline(pm, "canonicalize,cse");
            return;
          }
-         addTextualPassPipeline(pm, "gpu-kernel-outlining");
+         // Constants (shift counts, masks, sizes) move into the kernels
+         // that use them instead of becoming kernel parameters.
+         addTextualPassPipeline(pm, "func.func(gpu-launch-sink-index-"
+                                    "computations),gpu-kernel-outlining");
          pm.addPass(createQuenchGPUMergeModules());
          // One stream per run: every GPU op of a function becomes
          // asynchronous on it, the host waits where it needs results.
@@ -85,6 +93,8 @@ void quench::appendCUDACodegenStages(std::vector<PipelineStage> &stages,
          addTextualPassPipeline(
              pm, target +
                      ",gpu.module(lower-affine,convert-scf-to-cf,"
+                     // Vector ops of the GEMV kernels (16-byte loads).
+                     "convert-vector-to-llvm,"
                      "expand-strided-metadata,lower-affine,"
                      "convert-gpu-to-nvvm,canonicalize,cse,"
                      "reconcile-unrealized-casts)");

@@ -49,6 +49,55 @@ def QuenchGPUPlaceBuffers
   ];
 }
 
+def QuenchGPUDequantGemv
+    : Pass<"quench-gpu-dequant-gemv", "::mlir::func::FuncOp"> {
+  let summary = "Quantized linear layers with few activation rows as "
+                "bandwidth-bound GEMV kernels";
+  let description = [{
+    Runs on device buffers (after `quench-gpu-place-buffers`, before
+    `quench-gpu-parallel-dims-outer`). A `linalg.generic` marked
+    `quench.dequant_matmul` (the fast form of MatMulNBits.cpp: 2, 4 or 8
+    bit codes [groups, bytes per group, N] i8 with N innermost, scales and
+    optional zero points [groups, N]) whose row count M (the product of the
+    batch dims) is dynamic or at most `max-rows` becomes two explicit
+    `gpu.launch` kernels (docs/gpu.md, "W4A16/W8A16 GEMV"):
+
+    1. each thread owns 16 consecutive output features and a range of the
+       K rows of code bytes (split-K); per code row it reads the 16 bytes
+       with one 16-byte aligned `vector.load` (consecutive threads,
+       consecutive chunks), dequantizes in registers (shift, mask, the
+       2^23 float bit trick, zero point, scale; scales and zero points
+       loaded once per group) and accumulates rows x 16 sums in f32; M is
+       covered by tiles of up to `row-tile` rows (grid y);
+    2. when K is split, the partial sums go to a device scratch buffer
+       [splits, M, N] and a second launch, one thread per output, adds them
+       to the output.
+
+    No barriers, shared memory or shuffles, so `--cuda-emulate` runs the
+    kernels. Other layouts (N not a multiple of 16, codes or scales that
+    are not contiguous device buffers, static M above `max-rows`) keep the
+    generic mapping.
+  }];
+  let options = [
+    Option<"maxRows", "max-rows", "int64_t", /*default=*/"8",
+           "Largest static row count handled (dynamic counts always are)">,
+    Option<"rowTile", "row-tile", "int64_t", /*default=*/"4",
+           "Rows per thread (grid y covers the rest): 16 f32 accumulators "
+           "each">,
+    Option<"targetThreads", "target-threads", "int64_t", /*default=*/"32768",
+           "Threads the K split aims at">,
+    Option<"blockSize", "block-size", "int64_t", /*default=*/"256",
+           "Threads per block (the partial kernel takes at most 128)">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect",
+  ];
+}
+
 def QuenchGPUMapToLaunch
     : Pass<"quench-gpu-map-to-launch", "::mlir::func::FuncOp"> {
   let summary = "Turn the outermost parallel loop nests of host code into "
