@@ -21,12 +21,13 @@
 # of it: from the mean kernel time per run (all 11 runs) and from the best
 # (each kernel's fastest launch); without a profile, from the whole-run
 # median (an upper bound on the time). Writes the summary to $OUT/summary.txt
-# (the device tool's output folder) or ./gpu-check-summary.txt, and prints
+# (the device tool's output folder) or BUNDLE/summary.txt, and prints
 # it. Exit status: 0 when every comparison passed.
 set -uo pipefail
 BUNDLE=${1:-build-gpu-check}
 cd "$BUNDLE" || { echo "no bundle '$BUNDLE' (bench/gpu/prepare.py)"; exit 2; }
-SUMMARY=${OUT:-$PWD/..}/$( [ -n "${OUT:-}" ] && echo summary.txt || echo gpu-check-summary.txt )
+SUMMARY=${OUT:+$OUT/summary.txt}
+SUMMARY=${SUMMARY:-$PWD/summary.txt}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 fail=0
