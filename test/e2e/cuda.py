@@ -10,7 +10,9 @@
    by the CPU) and with the CPU backend's float kernels (--int8-dot=false),
    must agree within 1e-5 * max(1, max|cpu|) on the saved reference input.
 2. Assembly: every model and scheme compiles with --target=cuda
-   --emit=obj for sm_80 and sm_90 (and the W4A16 model for sm_90a), which
+   --emit=obj for sm_80 and sm_90 (and the W4A16 model for sm_90a), and
+   so do the bundled char-GPT and stories260K (when built; none, w4a16,
+   w8a8-dynamic), which
    runs the CUDA Toolkit's ptxas and fatbinary on every kernel; the embedded
    fatbin holds a cubin (ELF) and PTX. Skipped (one SKIPPED line) without a
    Toolkit.
@@ -189,13 +191,24 @@ def main():
         return "PASS emulate %s (max |diff| %.2g)" % (tag, err)
 
     # 2. ptxas and fatbinary on every kernel.
+    # The bundled model and stories260K (when the build has them) too.
+    sources = {m: os.path.join(zoo, m + ".onnx") for m in models}
+    for extra in (os.path.join(build, "test-chargpt", "chargpt.onnx"),
+                  os.path.join(build, "test", "models", "stories260k",
+                               "stories260k",
+                               "stories260k_op13_dynamic.onnx")):
+        if os.path.exists(extra):
+            sources[os.path.basename(extra)[:-5]] = extra
+        else:
+            print("SKIPPED assembly of %s: not built" % extra)
+
     def assemble(job):
         name, scheme, arch = job
         tag = "%s %s %s" % (name, scheme, arch)
         out = os.path.join(work, "obj", "%s.%s.%s" % (name, scheme, arch), "m")
         os.makedirs(os.path.dirname(out), exist_ok=True)
         try:
-            run([qc, os.path.join(zoo, name + ".onnx"), "-o", out,
+            run([qc, sources[name], "-o", out,
                  "--emit=obj", "--target=cuda", "--cuda-arch=" + arch,
                  "--quant=" + scheme])
         except RuntimeError as e:
@@ -219,6 +232,9 @@ def main():
             jobs = [(m, s, a) for m in models for s in SCHEMES
                     for a in ("sm_80", "sm_90")]
             jobs.append((models[0], "w4a16", "sm_90a"))
+            jobs += [(m, s, a) for m in sources if m not in models
+                     for s in ("none", "w4a16", "w8a8-dynamic")
+                     for a in ("sm_80", "sm_90")]
             report(pool.map(assemble, jobs))
     if tk:
         ll = run([qc, os.path.join(zoo, models[0] + ".onnx"), "-o", "-",
