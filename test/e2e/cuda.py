@@ -26,6 +26,8 @@
    with 3 calls of the fake's kernel time, and the copies by direction.
 4. Driver errors: an unknown --cuda-arch and a missing Toolkit are one
    clear message each, and leave no output.
+5. Calibrated schemes: static W8A8 and GPTQ W4A16 (calibration on the CPU)
+   on a small LLaMA-shaped model, emulated vs the CPU, and assembled.
 
 Exits 1 on any failure. Nothing is written outside --work-dir.
 """
@@ -340,6 +342,45 @@ def main():
     else:
         print("PASS ptx without a Toolkit (%d kernels)" %
               p.stdout.count(".visible .entry"))
+
+    # 5. Calibrated schemes (calibration and GPTQ run on the CPU; the
+    # kernels are the same): static W8A8 and GPTQ W4A16 on a small
+    # LLaMA-shaped model, emulated vs the CPU's float kernels, and
+    # assembled.
+    sys.path.insert(0, HERE)
+    sys.dont_write_bytecode = True
+    import calibration
+    model, samples = calibration.make_llama_samples(
+        work, "calib-samples", 4, np.random.default_rng(0))
+    ids = os.path.join(samples, "00", "input_ids.npy")
+    for quant in (["--quant=w8a8", "--calib=" + samples],
+                  ["--quant=w4a16", "--algo=gptq", "--calib=" + samples]):
+        tag = " ".join(quant[:-1])
+        base = os.path.join(work, "calibrated")
+        os.makedirs(base, exist_ok=True)
+        try:
+            run([qc, model, "-o", os.path.join(base, "emu"), "--target=cuda",
+                 "--cuda-emulate"] + quant)
+            run([qc, model, "-o", os.path.join(base, "cpu"),
+                 "--int8-dot=false"] + quant)
+            if tk:
+                run([qc, model, "-o", os.path.join(base, "m"), "--emit=obj",
+                     "--target=cuda"] + quant)
+            got = run_model(os.path.join(base, "emu"), ids,
+                            os.path.join(base, "out-emu"))
+            want = run_model(os.path.join(base, "cpu"), ids,
+                             os.path.join(base, "out-cpu"))
+        except RuntimeError as e:
+            fail("%s: %s" % (tag, e))
+            continue
+        err = float(np.max(np.abs(got.astype(np.float64) - want)))
+        limit = TOL * max(1.0, float(np.max(np.abs(want))))
+        if not err <= limit:
+            fail("%s: emulated CUDA vs CPU max |diff| %.3g > %.3g" % (
+                tag, err, limit))
+        else:
+            print("PASS calibrated %s (max |diff| %.2g%s)" % (
+                tag, err, ", assembled" if tk else ""))
 
     if FAILURES:
         print("%d failure(s)" % len(FAILURES))
