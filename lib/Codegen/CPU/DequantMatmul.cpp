@@ -552,25 +552,9 @@ bool matchDequantMatmul(linalg::GenericOp op, DequantOperands &d) {
                   : !zt.getElementType().isInteger(8))
       return false;
   }
-  // Maps: x (batch..., b, j, h), codes (b, j, n), scales/zp (b, n),
-  // out (batch..., n).
-  MLIRContext *ctx = op.getContext();
-  auto dim = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
-  SmallVector<AffineExpr> xExprs, outExprs;
-  for (unsigned i = 0; i < nb; ++i) {
-    xExprs.push_back(dim(i));
-    outExprs.push_back(dim(i));
-  }
-  xExprs.append({dim(nb), dim(nb + 1), dim(nb + 2)});
-  outExprs.push_back(dim(nb + 3));
-  SmallVector<AffineMap> want{
-      AffineMap::get(numLoops, 0, xExprs, ctx),
-      AffineMap::get(numLoops, 0, {dim(nb), dim(nb + 1), dim(nb + 3)}, ctx),
-      AffineMap::get(numLoops, 0, {dim(nb), dim(nb + 3)}, ctx)};
-  if (op.getNumDpsInputs() == 4)
-    want.push_back(want.back());
-  want.push_back(AffineMap::get(numLoops, 0, outExprs, ctx));
-  return op.getIndexingMapsArray() == want;
+  return op.getIndexingMapsArray() ==
+         quench::QuenchDialect::getDequantMatmulIndexingMaps(
+             op.getContext(), nb, op.getNumDpsInputs() == 4);
 }
 
 /// The constant `v`, row-major [rows..., n], as panels of `nr` columns:

@@ -28,6 +28,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "Residency.h"
+#include "LaunchUtils.h"
 #include "quench/Codegen/GPU/Passes.h"
 #include "quench/Dialect/Quench/IR/QuenchDialect.h"
 
@@ -157,25 +158,9 @@ bool matchGemv(linalg::GenericOp op, Gemv &g,
                   : !zt.getElementType().isInteger(8))
       return false;
   }
-  // Maps: x (batch..., b, j, h), codes (b, j, n), scales/zp (b, n),
-  // out (batch..., n); iterators parallel, reduction x3, parallel.
-  MLIRContext *ctx = op.getContext();
-  auto dim = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
-  SmallVector<AffineExpr> xExprs, outExprs;
-  for (unsigned i = 0; i < nb; ++i) {
-    xExprs.push_back(dim(i));
-    outExprs.push_back(dim(i));
-  }
-  xExprs.append({dim(nb), dim(nb + 1), dim(nb + 2)});
-  outExprs.push_back(dim(nb + 3));
-  SmallVector<AffineMap> want{
-      AffineMap::get(numLoops, 0, xExprs, ctx),
-      AffineMap::get(numLoops, 0, {dim(nb), dim(nb + 1), dim(nb + 3)}, ctx),
-      AffineMap::get(numLoops, 0, {dim(nb), dim(nb + 3)}, ctx)};
-  if (g.zp)
-    want.push_back(want.back());
-  want.push_back(AffineMap::get(numLoops, 0, outExprs, ctx));
-  if (op.getIndexingMapsArray() != want)
+  if (op.getIndexingMapsArray() !=
+      quench::QuenchDialect::getDequantMatmulIndexingMaps(op.getContext(), nb,
+                                                          bool(g.zp)))
     return false;
   globals.append(gets.begin(), gets.end());
   return true;
@@ -546,25 +531,11 @@ void GemvBuilder::buildReduceKernel(Value scratch, int64_t splits) {
   Value one = cst(rw, 1);
   Value n = cst(rw, g.n);
   Value total = arith::MulIOp::create(rw, loc, rows, n);
-  Value threads = cst(rw, blockSize);
-  Value grid = arith::MaxUIOp::create(
-      rw, loc, arith::CeilDivUIOp::create(rw, loc, total, threads), one);
-  auto launch =
-      gpu::LaunchOp::create(rw, loc, grid, one, one, threads, one, one);
-  launch->setAttr("quench.kernel", rw.getStringAttr("dequant_gemv_reduce"));
   OpBuilder::InsertionGuard guard(rw);
-  Block &body = launch.getBody().front();
-  rw.setInsertionPointToEnd(&body);
-  auto terminator = gpu::TerminatorOp::create(rw, loc);
-  rw.setInsertionPoint(terminator);
-  Value linear = arith::AddIOp::create(
-      rw, loc,
-      arith::MulIOp::create(rw, loc, launch.getBlockIds().x, threads),
-      launch.getThreadIds().x);
-  Value inRange = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::ult,
-                                        linear, total);
-  auto ifIn = scf::IfOp::create(rw, loc, inRange, /*withElse=*/false);
-  rw.setInsertionPointToStart(&ifIn.getThenRegion().front());
+  gpu::LaunchOp launch;
+  Value linear =
+      quench::createLinearLaunch(rw, loc, total, cst(rw, blockSize), &launch);
+  launch->setAttr("quench.kernel", rw.getStringAttr("dequant_gemv_reduce"));
   Value col = arith::RemUIOp::create(rw, loc, linear, n);
   Value row = arith::DivUIOp::create(rw, loc, linear, n);
   SmallVector<Value> idx = batchIndices(rw, row);

@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "LaunchUtils.h"
 #include "Residency.h"
 #include "quench/Codegen/GPU/Passes.h"
 
@@ -204,27 +205,7 @@ LogicalResult LaunchMapper::mapParallel(scf::ParallelOp loop) {
   if (staticTotal)
     threads = std::clamp<int64_t>((*staticTotal + 31) / 32 * 32, 32,
                                   blockSize);
-  Value threadCount = cst(threads);
-  Value one = cst(1);
-  // An empty iteration space still launches one block (whose threads are
-  // all out of range): a conditional launch would split the run's stream
-  // chain (gpu-async-region works block by block).
-  Value blocks = arith::MaxUIOp::create(
-      rw, loc, arith::CeilDivUIOp::create(rw, loc, total, threadCount), one);
-  auto launch =
-      gpu::LaunchOp::create(rw, loc, blocks, one, one, threadCount, one, one);
-  Block &body = launch.getBody().front();
-  rw.setInsertionPointToEnd(&body);
-  auto terminator = gpu::TerminatorOp::create(rw, loc);
-  rw.setInsertionPoint(terminator);
-  Value linear = arith::AddIOp::create(
-      rw, loc,
-      arith::MulIOp::create(rw, loc, launch.getBlockIds().x, threadCount),
-      launch.getThreadIds().x);
-  Value inRange = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::ult,
-                                        linear, total);
-  auto ifInRange = scf::IfOp::create(rw, loc, inRange, /*withElse=*/false);
-  rw.setInsertionPointToStart(&ifInRange.getThenRegion().front());
+  Value linear = quench::createLinearLaunch(rw, loc, total, cst(threads));
   // Delinearize, innermost dimension fastest (consecutive threads touch
   // consecutive elements of row-major buffers).
   IRMapping mapping;

@@ -242,27 +242,13 @@ private:
 
     // Loops (batch..., b, j, h, n): n innermost, so that vectors run
     // along contiguous output features (and codes).
-    int64_t nb = r - 1;        // batch dims
-    int64_t bd = nb, jd = nb + 1, hd = nb + 2, nd = nb + 3;
-    int64_t numLoops = r + 3;
-    auto dim = [&](int64_t d) { return getAffineDimExpr(d, ctx); };
-    SmallVector<AffineExpr> xExprs, outExprs;
-    for (int64_t d = 0; d < nb; ++d) {
-      xExprs.push_back(dim(d));
-      outExprs.push_back(dim(d));
-    }
-    xExprs.append({dim(bd), dim(jd), dim(hd)});
-    outExprs.push_back(dim(nd));
-    SmallVector<AffineMap> maps{
-        AffineMap::get(numLoops, 0, xExprs, ctx),
-        AffineMap::get(numLoops, 0, {dim(bd), dim(jd), dim(nd)}, ctx),
-        AffineMap::get(numLoops, 0, {dim(bd), dim(nd)}, ctx)};
+    int64_t nb = r - 1;  // batch dims
+    int64_t hd = nb + 2; // code within the byte
+    SmallVector<AffineMap> maps =
+        QuenchDialect::getDequantMatmulIndexingMaps(ctx, nb, bool(ztV));
     SmallVector<Value> inputs{xe, wtV, stV};
-    if (ztV) {
+    if (ztV)
       inputs.push_back(ztV);
-      maps.push_back(AffineMap::get(numLoops, 0, {dim(bd), dim(nd)}, ctx));
-    }
-    maps.push_back(AffineMap::get(numLoops, 0, outExprs, ctx));
     SmallVector<utils::IteratorType> iters(nb, utils::IteratorType::parallel);
     iters.append(3, utils::IteratorType::reduction);
     iters.push_back(utils::IteratorType::parallel);

@@ -21,24 +21,21 @@ llvm::ArrayRef<llvm::StringRef> quench::getSupportedCUDAArchs() {
 
 void quench::appendCUDACodegenStages(std::vector<PipelineStage> &stages,
                                      const CUDACodegenOptions &opts) {
-  stages.push_back({"codegen", "fusion on tensors", [](OpPassManager &pm) {
-                      pm.addNestedPass<func::FuncOp>(
-                          createQuenchFuseElementwise());
-                      addTextualPassPipeline(pm, "canonicalize,cse");
-                    },
-                    nullptr});
-  stages.push_back(
-      {"bufferize", "one-shot bufferization and buffer deallocation",
-       [](OpPassManager &pm) {
-         pm.addNestedPass<func::FuncOp>(createQuenchUnshareInits());
-         pm.addNestedPass<func::FuncOp>(createQuenchFullRankWrites());
-         addTextualPassPipeline(
-             pm, "one-shot-bufferize{bufferize-function-boundaries=1 "
-                 "function-boundary-type-conversion=identity-layout-map},"
-                 "canonicalize,buffer-deallocation-pipeline,canonicalize,"
-                 "convert-bufferization-to-memref");
-       },
-       nullptr});
+  // codegen (fusion on tensors) and bufferize are the CPU backend's
+  // without vectorization; its scalar to-llvm lowers the emulation.
+  std::vector<PipelineStage> cpu;
+  CPUCodegenOptions scalar;
+  scalar.vectorBits = 0;
+  appendCPUCodegenStages(cpu, scalar);
+  auto takeCPUStage = [&](StringRef name) {
+    for (PipelineStage &stage : cpu)
+      if (stage.name == name)
+        return std::move(stage);
+    llvm_unreachable("the CPU backend has no such stage");
+  };
+  stages.push_back(takeCPUStage("codegen"));
+  stages.back().description = "fusion on tensors";
+  stages.push_back(takeCPUStage("bufferize"));
   int64_t blockSize = opts.blockSize;
   bool emulate = opts.emulate;
   stages.push_back(
@@ -46,6 +43,7 @@ void quench::appendCUDACodegenStages(std::vector<PipelineStage> &stages,
        emulate ? "device buffers, loop nests as kernels, run on the host"
                : "device buffers, loop nests as kernels, one device module",
        [blockSize, emulate](OpPassManager &pm) {
+         addTextualPassPipeline(pm, "convert-bufferization-to-memref");
          pm.addPass(createQuenchGPUPlaceBuffers());
          // Quantized layers with few rows: bandwidth-bound GEMV kernels
          // (docs/gpu.md, "W4A16/W8A16 GEMV"); the rest maps generically.
@@ -75,14 +73,7 @@ void quench::appendCUDACodegenStages(std::vector<PipelineStage> &stages,
        },
        nullptr});
   if (emulate) {
-    // The CPU backend's lowering of the emulated kernels (scalar loops).
-    std::vector<PipelineStage> cpu;
-    CPUCodegenOptions scalar;
-    scalar.vectorBits = 0;
-    appendCPUCodegenStages(cpu, scalar);
-    for (PipelineStage &stage : cpu)
-      if (stage.name == "to-llvm")
-        stages.push_back(std::move(stage));
+    stages.push_back(takeCPUStage("to-llvm"));
     return;
   }
   std::string target = "nvvm-attach-target{chip=" + opts.chip +

@@ -52,6 +52,13 @@ def Quench_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral getDequantMatmulAttrName() {
       return "quench.dequant_matmul";
     }
+    /// The indexing maps of that generic, whose loops are (batch..., b, j,
+    /// h, n): x (batch..., b, j, h), codes (b, j, n), scales (b, n), zero
+    /// points (b, n) when `zeroPoints`, output (batch..., n). The lowering
+    /// builds them and the kernels that recognize the op compare with them.
+    static ::llvm::SmallVector<::mlir::AffineMap>
+    getDequantMatmulIndexingMaps(::mlir::MLIRContext *ctx,
+                                 int64_t batchDims, bool zeroPoints);
 
     /// The constants quench::transpose2DConstant made in this context,
     /// mapped to the constant each transposes: transposing one of them
