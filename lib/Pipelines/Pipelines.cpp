@@ -60,6 +60,11 @@ quench::getFrontPipelineStages(const FrontPipelineOptions &opts) {
                       },
                       nullptr});
   }
+  if (opts.kvCache)
+    stages.push_back({"kv-cache",
+                      "past keys/values into caches updated in place "
+                      "(quench-kv-cache)",
+                      nullptr, opts.kvCache});
   stages.push_back({"to-linalg", "quench ops to linalg/tensor/arith/math",
                     [](OpPassManager &pm) {
                       pm.addPass(createConvertQuenchToLinalg());

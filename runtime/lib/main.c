@@ -3,6 +3,12 @@
  *   MODEL --input NAME=FILE.npy ... [--output-dir DIR] [--bench N]
  *         [--threads N] [--help]
  *
+ * and for generation models (quench_model.generation; docs/generation.md)
+ *
+ *   MODEL --input input_ids=PROMPT.npy [--generate N] [--temperature T]
+ *         [--top-k K] [--top-p P] [--seed S] [--eos ID] [--capacity C]
+ *         [--output-dir DIR] [--bench N] [--threads N]
+ *
  * Everything that can be checked before running is checked first (options,
  * input names, files, dtypes, shapes, the output directory), so a bad
  * invocation fails with one line on stderr and writes nothing.
@@ -133,12 +139,509 @@ static void summarize(const quench_io_info *info, const quench_tensor *t) {
   printf("%s (%lld values)\n", n > shown ? " ..." : "", (long long)n);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Generation models                                                        */
+/* ------------------------------------------------------------------------ */
+
+typedef struct gen_options {
+  const char *prompt_path;
+  const char *output_dir;
+  long generate; /* -1: no generation, run the prompt once */
+  long bench;
+  long threads;
+  long long capacity;
+  long long eos; /* -1: none */
+  int has_seed;
+  unsigned long long seed;
+  quench_sampling sampling;
+} gen_options;
+
+static void generation_usage(const quench_model *m, const char *prog,
+                             FILE *f) {
+  fprintf(f,
+          "usage: %s --input %s=PROMPT.npy [--generate N] [--temperature T] "
+          "[--top-k K]\n"
+          "          [--top-p P] [--seed S] [--eos ID] [--capacity C] "
+          "[--output-dir DIR]\n"
+          "          [--bench N] [--threads N]\n\n"
+          "Runs the generation model '%s' compiled by quench-compile: the "
+          "prompt (token\n"
+          "ids, int64 [1, P]) in one run, then one run per generated token "
+          "with the keys\n"
+          "and values of earlier positions kept in the session's cache.\n\n"
+          "  --generate N      generate N tokens; prints them and the "
+          "prefill and decode\n"
+          "                    tokens/s, writes DIR/generated_ids.npy (int64 "
+          "[1, n]) with\n"
+          "                    --output-dir. Without it: runs the prompt "
+          "once and writes\n"
+          "                    or summarizes the logits\n"
+          "  --temperature T   sampling temperature (default 0: greedy, the "
+          "most likely token)\n"
+          "  --top-k K         sample among the K most likely tokens (0: "
+          "all)\n"
+          "  --top-p P         sample among the most likely tokens whose "
+          "probability sums to P\n"
+          "  --seed S          random seed (default: from the clock; printed)\n"
+          "  --eos ID          stop after generating token ID\n"
+          "  --capacity C      cache capacity in positions (default %lld, "
+          "quench-compile --max-seq)\n"
+          "  --output-dir DIR  where to write the outputs\n"
+          "  --bench N         run the prompt (or the whole generation) N more "
+          "times and\n"
+          "                    print the median time\n"
+          "  --threads N       threads for parallel loops (default 0: every "
+          "core)\n"
+          "  --help            this text\n\n"
+          "Model:\n",
+          prog, m->inputs[m->generation->input_ids].name, m->name,
+          (long long)m->generation->capacity);
+  print_io(f, "input ", m->inputs, m->num_inputs);
+  print_io(f, "output", m->outputs, m->num_outputs);
+}
+
+static int parse_double(const char *s, double lo, double hi, double *out) {
+  char *end = NULL;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || !*s || *end || !(v >= lo && v <= hi))
+    return 0;
+  *out = v;
+  return 1;
+}
+
+static int parse_ll(const char *s, long long lo, long long hi,
+                    long long *out) {
+  char *end = NULL;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno || !*s || *end || v < lo || v > hi)
+    return 0;
+  *out = v;
+  return 1;
+}
+
+/* Generates opt->generate tokens after the prompt; fills ids/count and the
+ * times. Returns 0 on success (error printed otherwise). */
+static int generate_once(const quench_model *m, quench_session *s,
+                         const int64_t *prompt, int64_t prompt_len,
+                         const gen_options *opt, quench_threadpool *pool,
+                         int64_t *ids, int64_t *count, double *prefill_ms,
+                         double *decode_ms, const char *prog) {
+  (void)m;
+  quench_error err;
+  int64_t vocab = quench_session_vocab_size(s);
+  float *logits = malloc((size_t)vocab * sizeof *logits);
+  if (!logits) {
+    fail(prog, "out of memory");
+    return 1;
+  }
+  uint64_t rng = (uint64_t)opt->seed;
+  quench_session_reset(s);
+  double t0 = now_ms();
+  if (quench_session_prefill(s, prompt, prompt_len, logits, pool, &err) !=
+      QUENCH_OK) {
+    fail(prog, "%s", err.message);
+    free(logits);
+    return 1;
+  }
+  *prefill_ms = now_ms() - t0;
+  *count = 0;
+  double t1 = now_ms();
+  for (long i = 0; i < opt->generate; ++i) {
+    int64_t token;
+    if (quench_sample(logits, vocab, &opt->sampling, &rng, &token, &err) !=
+        QUENCH_OK) {
+      fail(prog, "%s", err.message);
+      free(logits);
+      return 1;
+    }
+    ids[(*count)++] = token;
+    if (token == opt->eos || i + 1 == opt->generate)
+      break;
+    if (quench_session_decode(s, token, logits, pool, &err) != QUENCH_OK) {
+      fail(prog, "%s", err.message);
+      free(logits);
+      return 1;
+    }
+  }
+  *decode_ms = now_ms() - t1;
+  free(logits);
+  return 0;
+}
+
+static int generation_main(const quench_model *m, int argc, char **argv,
+                           const char *prog) {
+  const quench_generation_info *g = m->generation;
+  const char *ids_name = m->inputs[g->input_ids].name;
+  gen_options opt = {0};
+  opt.generate = -1;
+  opt.eos = -1;
+  static const char *const names[] = {
+      "--input", "--output-dir", "--bench", "--threads", "--generate",
+      "--temperature", "--top-k", "--top-p", "--seed", "--eos", "--capacity"};
+  enum { N_NAMES = sizeof names / sizeof names[0] };
+  for (int i = 1; i < argc; ++i) {
+    const char *a = argv[i];
+    const char *value = NULL;
+    int which = -1;
+    for (int k = 0; k < N_NAMES; ++k) {
+      size_t len = strlen(names[k]);
+      if (strncmp(a, names[k], len) == 0 &&
+          (a[len] == '\0' || a[len] == '=')) {
+        which = k;
+        if (a[len] == '=')
+          value = a + len + 1;
+        else if (i + 1 < argc)
+          value = argv[++i];
+        else {
+          fail(prog, "%s needs a value (see --help)", a);
+          return 2;
+        }
+      }
+    }
+    if (which < 0) {
+      if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+        generation_usage(m, prog, stdout);
+        return 0;
+      }
+      fail(prog, "unknown argument '%s' (see --help)", a);
+      return 2;
+    }
+    double d;
+    long long ll;
+    switch (which) {
+    case 0: {
+      const char *eq = strchr(value, '=');
+      if (!eq || eq == value || !eq[1]) {
+        fail(prog, "--input expects NAME=FILE.npy, got '%s'", value);
+        return 2;
+      }
+      size_t len = (size_t)(eq - value);
+      if (strlen(ids_name) != len || strncmp(value, ids_name, len) != 0) {
+        fail(prog,
+             "the generation model takes only --input %s=PROMPT.npy; its "
+             "other inputs (caches, past length, mask, positions) are kept "
+             "by the session (got '%.*s')",
+             ids_name, (int)len, value);
+        return 2;
+      }
+      if (opt.prompt_path) {
+        fail(prog, "input '%s' is given twice", ids_name);
+        return 2;
+      }
+      opt.prompt_path = eq + 1;
+      break;
+    }
+    case 1: opt.output_dir = value; break;
+    case 2:
+      if (!parse_long(value, 1, 1000000, &opt.bench)) {
+        fail(prog, "--bench expects a run count in 1..1000000, got '%s'",
+             value);
+        return 2;
+      }
+      break;
+    case 3:
+      if (!parse_long(value, 0, 4096, &opt.threads)) {
+        fail(prog, "--threads expects 0..4096, got '%s'", value);
+        return 2;
+      }
+      break;
+    case 4:
+      if (!parse_long(value, 1, 100000000, &opt.generate)) {
+        fail(prog, "--generate expects a token count >= 1, got '%s'", value);
+        return 2;
+      }
+      break;
+    case 5:
+      if (!parse_double(value, 0, 1e6, &d)) {
+        fail(prog, "--temperature expects a number >= 0, got '%s'", value);
+        return 2;
+      }
+      opt.sampling.temperature = (float)d;
+      break;
+    case 6:
+      if (!parse_ll(value, 0, 1 << 30, &ll)) {
+        fail(prog, "--top-k expects a count >= 0, got '%s'", value);
+        return 2;
+      }
+      opt.sampling.top_k = (int32_t)ll;
+      break;
+    case 7:
+      if (!parse_double(value, 0, 1, &d) || d == 0) {
+        fail(prog, "--top-p expects a probability in (0, 1], got '%s'",
+             value);
+        return 2;
+      }
+      opt.sampling.top_p = (float)d;
+      break;
+    case 8: {
+      char *end = NULL;
+      errno = 0;
+      opt.seed = strtoull(value, &end, 10);
+      if (errno || !*value || *end || value[0] == '-') {
+        fail(prog, "--seed expects a non-negative integer, got '%s'", value);
+        return 2;
+      }
+      opt.has_seed = 1;
+      break;
+    }
+    case 9:
+      if (!parse_ll(value, 0, INT64_MAX, &opt.eos)) {
+        fail(prog, "--eos expects a token id >= 0, got '%s'", value);
+        return 2;
+      }
+      break;
+    case 10:
+      if (!parse_ll(value, 1, INT64_MAX / 2, &opt.capacity)) {
+        fail(prog, "--capacity expects a position count >= 1, got '%s'",
+             value);
+        return 2;
+      }
+      break;
+    }
+  }
+  if (!opt.prompt_path) {
+    fail(prog, "missing input %s (give --input %s=PROMPT.npy; see --help)",
+         ids_name, ids_name);
+    return 1;
+  }
+  if (opt.generate < 0 && (opt.sampling.temperature > 0 ||
+                           opt.sampling.top_k || opt.sampling.top_p > 0 ||
+                           opt.has_seed || opt.eos >= 0)) {
+    fail(prog, "--temperature, --top-k, --top-p, --seed and --eos need "
+               "--generate N");
+    return 2;
+  }
+  if (opt.output_dir) {
+    struct stat st;
+    if (stat(opt.output_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+      fail(prog, "output directory '%s' does not exist or is not a directory",
+           opt.output_dir);
+      return 1;
+    }
+    if (access(opt.output_dir, W_OK) != 0) {
+      fail(prog, "output directory '%s' is not writable", opt.output_dir);
+      return 1;
+    }
+  }
+  if (!opt.has_seed) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    opt.seed = (unsigned long long)ts.tv_sec * 1000000007ull +
+               (unsigned long long)ts.tv_nsec;
+  }
+
+  int rc = 1;
+  quench_error err;
+  quench_tensor prompt_t = {0}, logits_t = {0};
+  quench_session *session = NULL;
+  quench_threadpool *pool = NULL;
+  int64_t *prompt = NULL, *ids = NULL;
+  double *times = NULL;
+  char *path = NULL;
+  if (quench_model_load(m, &err) != QUENCH_OK) {
+    fail(prog, "%s", err.message);
+    goto done;
+  }
+  {
+    int64_t want[2] = {1, -1};
+    if (quench_npy_read_expect(opt.prompt_path, ids_name, QUENCH_DTYPE_INVALID,
+                               2, want, &prompt_t, &err) != QUENCH_OK) {
+      fail(prog, "%s", err.message);
+      goto done;
+    }
+  }
+  int64_t prompt_len = prompt_t.shape[1];
+  if (prompt_len < 1) {
+    fail(prog, "input '%s' (file '%s') is empty: the prompt needs at least "
+               "one token",
+         ids_name, opt.prompt_path);
+    goto done;
+  }
+  if (prompt_t.dtype != QUENCH_DTYPE_I64 && prompt_t.dtype != QUENCH_DTYPE_I32) {
+    fail(prog, "input '%s': expected token ids as int64 or int32 [1, P], got "
+               "%s (file '%s')",
+         ids_name, quench_dtype_name(prompt_t.dtype), opt.prompt_path);
+    goto done;
+  }
+  prompt = malloc((size_t)prompt_len * sizeof *prompt);
+  ids = malloc((size_t)(opt.generate > 0 ? opt.generate : 1) * sizeof *ids);
+  if (!prompt || !ids) {
+    fail(prog, "out of memory");
+    goto done;
+  }
+  for (int64_t i = 0; i < prompt_len; ++i)
+    prompt[i] = prompt_t.dtype == QUENCH_DTYPE_I64
+                    ? ((const int64_t *)prompt_t.data)[i]
+                    : ((const int32_t *)prompt_t.data)[i];
+  {
+    long long capacity = opt.capacity ? opt.capacity : (long long)g->capacity;
+    /* The last generated token is never fed back. */
+    long long needed = (long long)prompt_len +
+                       (opt.generate > 1 ? opt.generate - 1 : 0);
+    if (needed > capacity) {
+      fail(prog,
+           "the prompt (%lld tokens) and %ld generated tokens need %lld "
+           "cache positions, more than the capacity %lld (raise --capacity "
+           "or compile with a larger --max-seq)",
+           (long long)prompt_len, opt.generate > 0 ? opt.generate : 0L, needed,
+           capacity);
+      goto done;
+    }
+    session = quench_session_create(m, capacity, &err);
+    if (!session) {
+      fail(prog, "%s", err.message);
+      goto done;
+    }
+  }
+  pool = quench_threadpool_create((int)opt.threads, &err);
+  if (!pool) {
+    fail(prog, "%s", err.message);
+    goto done;
+  }
+
+  if (opt.generate < 0) {
+    /* One run of the prompt: the logits, as a plain run would give. */
+    double t0 = now_ms();
+    if (quench_session_run(session, prompt, prompt_len, &logits_t, pool,
+                           &err) != QUENCH_OK) {
+      fail(prog, "%s", err.message);
+      goto done;
+    }
+    double first = now_ms() - t0;
+    const quench_io_info *info = &m->outputs[g->logits];
+    if (opt.output_dir) {
+      char *base = strdup(info->name);
+      size_t len = strlen(opt.output_dir) + strlen(info->name) + 8;
+      path = malloc(len);
+      if (!base || !path) {
+        free(base);
+        fail(prog, "out of memory");
+        goto done;
+      }
+      sanitize(base);
+      snprintf(path, len, "%s/%s.npy", opt.output_dir, base);
+      free(base);
+      if (quench_npy_write(path, &logits_t, &err) != QUENCH_OK) {
+        fail(prog, "output '%s': %s", info->name, err.message);
+        goto done;
+      }
+      printf("wrote %s\n", path);
+    } else {
+      summarize(info, &logits_t);
+    }
+    if (opt.bench > 0) {
+      times = malloc((size_t)opt.bench * sizeof *times);
+      if (!times) {
+        fail(prog, "out of memory");
+        goto done;
+      }
+      for (long r = 0; r < opt.bench; ++r) {
+        quench_session_reset(session);
+        double t = now_ms();
+        if (quench_session_run(session, prompt, prompt_len, NULL, pool,
+                               &err) != QUENCH_OK) {
+          fail(prog, "%s", err.message);
+          goto done;
+        }
+        times[r] = now_ms() - t;
+      }
+      qsort(times, (size_t)opt.bench, sizeof *times, compare_double);
+      printf("bench: %ld runs of %lld tokens, %d threads, median %.4g ms, "
+             "min %.4g ms (first run %.4g ms)\n",
+             opt.bench, (long long)prompt_len, quench_threadpool_size(pool),
+             times[opt.bench / 2], times[0], first);
+    }
+    rc = 0;
+    goto done;
+  }
+
+  int64_t count = 0;
+  double prefill_ms = 0, decode_ms = 0;
+  if (generate_once(m, session, prompt, prompt_len, &opt, pool, ids, &count,
+                    &prefill_ms, &decode_ms, prog))
+    goto done;
+  printf("generated %lld tokens:", (long long)count);
+  for (int64_t i = 0; i < count; ++i)
+    printf(" %lld", (long long)ids[i]);
+  printf("\n");
+  if (opt.sampling.temperature > 0)
+    printf("sampling: temperature %g, top-k %d, top-p %g, seed %llu\n",
+           (double)opt.sampling.temperature, (int)opt.sampling.top_k,
+           (double)(opt.sampling.top_p > 0 ? opt.sampling.top_p : 1.0f),
+           opt.seed);
+  if (opt.output_dir) {
+    size_t len = strlen(opt.output_dir) + 32;
+    path = malloc(len);
+    if (!path) {
+      fail(prog, "out of memory");
+      goto done;
+    }
+    snprintf(path, len, "%s/generated_ids.npy", opt.output_dir);
+    quench_tensor out = {0};
+    out.data = ids;
+    out.dtype = QUENCH_DTYPE_I64;
+    out.rank = 2;
+    out.shape[0] = 1;
+    out.shape[1] = count;
+    if (quench_npy_write(path, &out, &err) != QUENCH_OK) {
+      fail(prog, "%s", err.message);
+      goto done;
+    }
+    printf("wrote %s\n", path);
+  }
+  if (opt.bench > 0) {
+    /* Repeat the whole generation; report medians. */
+    times = malloc(2 * (size_t)opt.bench * sizeof *times);
+    if (!times) {
+      fail(prog, "out of memory");
+      goto done;
+    }
+    for (long r = 0; r < opt.bench; ++r) {
+      int64_t c = 0;
+      if (generate_once(m, session, prompt, prompt_len, &opt, pool, ids, &c,
+                        &times[r], &times[opt.bench + r], prog))
+        goto done;
+    }
+    qsort(times, (size_t)opt.bench, sizeof *times, compare_double);
+    qsort(times + opt.bench, (size_t)opt.bench, sizeof *times,
+          compare_double);
+    prefill_ms = times[opt.bench / 2];
+    decode_ms = times[opt.bench + opt.bench / 2];
+  }
+  printf("prefill: %lld tokens in %.3f ms (%.1f tokens/s)\n",
+         (long long)prompt_len, prefill_ms,
+         prefill_ms > 0 ? 1e3 * (double)prompt_len / prefill_ms : 0.0);
+  if (count > 1)
+    printf("decode: %lld tokens in %.3f ms (%.1f tokens/s, %.3f ms/token)\n",
+           (long long)(count - 1), decode_ms,
+           decode_ms > 0 ? 1e3 * (double)(count - 1) / decode_ms : 0.0,
+           decode_ms / (double)(count - 1));
+  printf("threads: %d%s\n", quench_threadpool_size(pool),
+         opt.bench > 0 ? " (medians of --bench runs)" : "");
+  rc = 0;
+
+done:
+  quench_tensor_free(&prompt_t);
+  quench_tensor_free(&logits_t);
+  quench_session_destroy(session);
+  quench_threadpool_destroy(pool);
+  free(prompt);
+  free(ids);
+  free(times);
+  free(path);
+  return rc;
+}
+
 int quench_model_main(const quench_model *m, int argc, char **argv) {
   const char *prog = argc > 0 && argv[0] ? argv[0] : "model";
   if (!m || m->abi_version != QUENCH_MODEL_ABI_VERSION) {
     fail(prog, "model ABI version mismatch");
     return 1;
   }
+  if (m->generation)
+    return generation_main(m, argc, argv, prog);
   options opt = {0};
   opt.input_paths = calloc((size_t)m->num_inputs + 1, sizeof(char *));
   quench_tensor *inputs =

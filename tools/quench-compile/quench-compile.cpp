@@ -160,8 +160,10 @@ int main(int argc, char **argv) {
   quench::registerAllTargetCLOptions();
   quench::registerQuantizationCLOptions();
   quench::calib::registerCalibrationCLOptions();
+  quench::registerGenerationCLOptions();
   cl::HideUnrelatedOptions({&category, &quench::getTargetCLOptionCategory(),
                             &quench::getQuantizationCLOptionCategory(),
+                            &quench::getGenerationCLOptionCategory(),
                             &quench::calib::getCalibrationCLOptionCategory()});
   cl::ParseCommandLineOptions(
       argc, argv,
@@ -191,6 +193,9 @@ int main(int argc, char **argv) {
   auto calibRequest = quench::calib::getCalibrationRequestFromCL();
   if (!calibRequest)
     return fail(toString(calibRequest.takeError()));
+  auto kvRequest = quench::getKVCacheRequestFromCL();
+  if (!kvRequest)
+    return fail(toString(kvRequest.takeError()));
 
   // The cores of this machine are shared by the processes on it: each
   // calibrates and quantizes on its share unless told otherwise.
@@ -222,6 +227,22 @@ int main(int argc, char **argv) {
     if (calibration.request.threads == 0)
       calibration.request.threads = threadsPerProcess;
     quench::calib::addCalibrationStage(front, calibration);
+  }
+  // The entry (its signature) exists once the model is loaded; the stage
+  // runs later.
+  quench::ModelEntry *preparedEntry = nullptr;
+  if (*kvRequest) {
+    quench::KVCacheRequest request = **kvRequest;
+    std::string target = (*backend)->getName() == "cpu"
+                             ? std::string()
+                             : (*backend)->getDisplayName().str();
+    front.kvCache = [request, target,
+                     &preparedEntry](mlir::ModuleOp m) -> mlir::LogicalResult {
+      if (Error e = quench::applyKVCacheToEntry(
+              m, *preparedEntry, request.options, request.required, target))
+        return mlir::failure(fail(toString(std::move(e))) != 0);
+      return mlir::success();
+    };
   }
   std::vector<quench::PipelineStage> stages =
       quench::getFrontPipelineStages(front);
@@ -334,6 +355,7 @@ int main(int argc, char **argv) {
     return fail(toString(entry.takeError()));
   calibration.entry = entry->graphFunc;
   calibration.signature = &entry->signature;
+  preparedEntry = &*entry;
 
   // 3. The pipeline, stage by stage.
   quench::StageDumper dumper(root ? std::string(dumpStages) : std::string());
@@ -359,7 +381,7 @@ int main(int argc, char **argv) {
                                              (*backend)->getDisplayName())))
       return mlir::failure();
     // Calibration only reads the module.
-    if (s.run)
+    if (s.name == "calibrate")
       return mlir::success();
     return mlir::success(
         !dump(s.name + ".mlir", [&](raw_ostream &os) { module->print(os); }));

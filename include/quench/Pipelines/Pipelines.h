@@ -67,6 +67,25 @@ getQuantizationOptionsFromCL();
 /// The --quant preset name given on the command line ("none" by default).
 llvm::StringRef getQuantPresetFromCL();
 
+/// What --kv-cache asks for: quench-kv-cache's options, and whether the
+/// model must have past inputs (--kv-cache=f32|f16) or may lack them
+/// (auto).
+struct KVCacheRequest {
+  QuenchKVCacheOptions options;
+  bool required = false;
+};
+
+/// Registers the generation options of the compile driver (--kv-cache,
+/// --max-seq, --kv-past, --kv-present, --kv-input-ids,
+/// --kv-attention-mask, --kv-position-ids, --kv-logits) in their own
+/// category; call before parsing the command line.
+void registerGenerationCLOptions();
+/// The category of registerGenerationCLOptions' options.
+llvm::cl::OptionCategory &getGenerationCLOptionCategory();
+/// The KV cache the command line asks for (std::nullopt: --kv-cache=none),
+/// or an error for a bad value.
+llvm::Expected<std::optional<KVCacheRequest>> getKVCacheRequestFromCL();
+
 /// One named stage of a pipeline. Drivers run stages one by one so that
 /// the IR between them can be dumped (`quench-compile --dump-stages`) and
 /// compilation can stop after any of them (`--stop-after-stage`). A stage
@@ -92,6 +111,11 @@ struct FrontPipelineOptions {
   /// lib/Calibration's addCalibrationStage sets it). The stage is absent
   /// when unset.
   std::function<mlir::LogicalResult(mlir::ModuleOp)> calibrate;
+  /// Turns the entry's past keys/values into caches (the `kv-cache` stage,
+  /// after quantization, so that calibration and quantization see the
+  /// model as exported); the driver sets it, since it updates the model's
+  /// signature. The stage is absent when unset.
+  std::function<mlir::LogicalResult(mlir::ModuleOp)> kvCache;
   /// Weight quantization (the `quantize` stage); std::nullopt: none.
   std::optional<WeightQuantOptions> weightQuant;
   /// Where the quantize stage records what it did to each layer (must
@@ -103,6 +127,7 @@ struct FrontPipelineOptions {
 ///   prepare    quench-prepare (only when opts.prepare);
 ///   calibrate  run the float model on samples (only when opts.calibrate);
 ///   quantize   quench-quantize-weights (only when opts.weightQuant);
+///   kv-cache   past keys/values into caches (only when opts.kvCache);
 ///   to-linalg  convert-quench-to-linalg, canonicalize.
 /// A target backend appends its code generation stages after these.
 std::vector<PipelineStage>

@@ -5,7 +5,11 @@
 //   quench_io_info = { ptr name, i32 dtype, i32 rank, ptr shape }   (24 B)
 //   quench_model   = { i32 abi, i32 nin, i32 nout, i32 weights_storage,
 //                      ptr name, ptr inputs, ptr outputs, ptr entry,
-//                      ptr weights, i64 weights_size }              (64 B)
+//                      ptr weights, i64 weights_size,
+//                      ptr generation }                             (72 B)
+//   quench_generation_info = { i32 input_ids, i32 attention_mask,
+//                      i32 position_ids, i32 past_length, i32 logits,
+//                      i32 num_state, ptr state, i64 capacity }    (40 B)
 // and the runtime static_asserts those sizes.
 //
 //===----------------------------------------------------------------------===//
@@ -34,7 +38,7 @@ enum DType {
   F32 = 1, F16 = 2, BF16 = 3, F64 = 4, I8 = 5, U8 = 6, I16 = 7, U16 = 8,
   I32 = 9, U32 = 10, I64 = 11, U64 = 12, Bool = 13
 };
-constexpr unsigned kModelABIVersion = 2;
+constexpr unsigned kModelABIVersion = 3;
 // Values of quench_weight_storage (runtime.h); part of the ABI.
 enum WeightStorageKind { WeightsNone = 0, WeightsEmbedded = 1, WeightsAppended = 2 };
 constexpr int kMaxRank = 8;
@@ -132,7 +136,13 @@ signatureOf(mlir::Type type, mlir::StringAttr nameAttr, StringRef kind,
   quench::TensorSignature sig;
   sig.name = nameAttr ? nameAttr.getValue().str()
                       : (kind + "_" + Twine(index)).str();
+  // Memrefs are buffers a model updates in place (KV caches): the same C
+  // description as a tensor.
   auto tensor = dyn_cast<mlir::RankedTensorType>(type);
+  if (auto memref = dyn_cast<mlir::MemRefType>(type);
+      memref && memref.getLayout().isIdentity())
+    tensor = mlir::RankedTensorType::get(memref.getShape(),
+                                         memref.getElementType());
   std::string typeStr;
   raw_string_ostream os(typeStr);
   type.print(os);
@@ -182,7 +192,81 @@ quench::getModelSignature(mlir::func::FuncOp func, StringRef modelName) {
       return makeError("two outputs are named '" + s->name + "'");
     sig.outputs.push_back(std::move(*s));
   }
+  if (auto roles = func->getAttrOfType<mlir::DictionaryAttr>(
+          "quench.generation")) {
+    GenerationSignature gen;
+    auto find = [](ArrayRef<TensorSignature> ts, StringRef name) {
+      for (auto [i, t] : llvm::enumerate(ts))
+        if (t.name == name)
+          return static_cast<int>(i);
+      return -1;
+    };
+    auto role = [&](StringRef key, ArrayRef<TensorSignature> ts) {
+      auto name = roles.getAs<mlir::StringAttr>(key);
+      return name ? find(ts, name.getValue()) : -1;
+    };
+    gen.inputIds = role("input_ids", sig.inputs);
+    gen.attentionMask = role("attention_mask", sig.inputs);
+    gen.positionIds = role("position_ids", sig.inputs);
+    gen.pastLength = role("past_length", sig.inputs);
+    gen.logits = role("logits", sig.outputs);
+    if (auto capacity = roles.getAs<mlir::IntegerAttr>("capacity"))
+      gen.capacity = capacity.getInt();
+    if (auto state = roles.getAs<mlir::ArrayAttr>("state"))
+      for (auto name : state.getAsRange<mlir::StringAttr>())
+        gen.state.push_back(find(sig.inputs, name.getValue()));
+    if (gen.inputIds < 0 || gen.pastLength < 0 || gen.logits < 0 ||
+        gen.state.empty() || llvm::is_contained(gen.state, -1) ||
+        gen.capacity <= 0)
+      return makeError("the function's quench.generation roles do not name "
+                       "its inputs and outputs");
+    sig.generation = std::move(gen);
+  }
   return sig;
+}
+
+Error quench::applyKVCacheToEntry(mlir::ModuleOp module, ModelEntry &entry,
+                                  const QuenchKVCacheOptions &options,
+                                  bool required, StringRef unsupportedTarget) {
+  auto func = module.lookupSymbol<mlir::func::FuncOp>(entry.graphFunc);
+  if (!func)
+    return makeError("the module has no function '" + entry.graphFunc + "'");
+  mlir::MLIRContext *ctx = module.getContext();
+  StringRef nameAttr = quench::QuenchDialect::getNameAttrName();
+  // The pass reads the names from the function, where prepareModelEntry
+  // took them off.
+  for (auto [i, t] : llvm::enumerate(entry.signature.inputs))
+    func.setArgAttr(i, nameAttr, mlir::StringAttr::get(ctx, t.name));
+  for (auto [i, t] : llvm::enumerate(entry.signature.outputs))
+    func.setResultAttr(i, nameAttr, mlir::StringAttr::get(ctx, t.name));
+  auto stripNames = [&] {
+    for (unsigned i = 0; i < func.getNumArguments(); ++i)
+      func.removeArgAttr(i, nameAttr);
+    for (unsigned i = 0; i < func.getNumResults(); ++i)
+      func.removeResultAttr(i, mlir::StringAttr::get(ctx, nameAttr));
+    func->removeAttr("quench.generation");
+  };
+  if (!required && !quench::hasPastInputs(func, options.past)) {
+    stripNames();
+    return Error::success();
+  }
+  if (!unsupportedTarget.empty()) {
+    stripNames();
+    return makeError("the model has past key/value inputs, and the " +
+                     unsupportedTarget +
+                     " target does not run generation models with a KV "
+                     "cache yet: compile with --kv-cache=none to run the "
+                     "graph as it is");
+  }
+  if (failed(quench::applyKVCache(func, options)))
+    return makeError("cannot keep the past keys/values in a cache (see "
+                     "above; --kv-cache=none compiles the graph as it is)");
+  auto sig = getModelSignature(func, entry.signature.modelName);
+  stripNames();
+  if (!sig)
+    return sig.takeError();
+  entry.signature = std::move(*sig);
+  return Error::success();
 }
 
 Expected<std::string> quench::resolveModelName(StringRef explicitName,
@@ -363,7 +447,31 @@ Error quench::addModelABI(Module &m, const ModelSignature &sig,
   // const quench_model <name>_model.
   auto *infoTy = StructType::get(ctx, {ptr, i32, i32, ptr});
   auto *modelTy = StructType::get(
-      ctx, {i32, i32, i32, i32, ptr, ptr, ptr, ptr, ptr, i64});
+      ctx, {i32, i32, i32, i32, ptr, ptr, ptr, ptr, ptr, i64, ptr});
+  Constant *generation = ConstantPointerNull::get(ptr);
+  if (const std::optional<GenerationSignature> &gen = sig.generation) {
+    SmallVector<uint32_t> state(gen->state.begin(), gen->state.end());
+    Constant *stateInit = ConstantDataArray::get(ctx, state);
+    auto *stateVar = new GlobalVariable(m, stateInit->getType(), true,
+                                        GlobalValue::PrivateLinkage, stateInit,
+                                        name + "_generation_state");
+    stateVar->setAlignment(Align(4));
+    auto *genTy =
+        StructType::get(ctx, {i32, i32, i32, i32, i32, i32, ptr, i64});
+    Constant *genInit = ConstantStruct::get(
+        genTy, {ConstantInt::get(i32, gen->inputIds),
+                ConstantInt::getSigned(i32, gen->attentionMask),
+                ConstantInt::getSigned(i32, gen->positionIds),
+                ConstantInt::get(i32, gen->pastLength),
+                ConstantInt::get(i32, gen->logits),
+                ConstantInt::get(i32, gen->state.size()), stateVar,
+                ConstantInt::get(i64, gen->capacity)});
+    auto *genVar = new GlobalVariable(m, genTy, true,
+                                      GlobalValue::PrivateLinkage, genInit,
+                                      name + "_generation");
+    genVar->setAlignment(Align(8));
+    generation = genVar;
+  }
   int storageKind = !weightImage ? WeightsNone
                     : storage == WeightStorage::Appended ? WeightsAppended
                                                           : WeightsEmbedded;
@@ -386,7 +494,7 @@ Error quench::addModelABI(Module &m, const ModelSignature &sig,
        stringConstant(m, name, name + "_model_name"),
        ioInfoArray(m, sig.inputs, name + "_inputs", infoTy),
        ioInfoArray(m, sig.outputs, name + "_outputs", infoTy), entry, weights,
-       ConstantInt::get(i64, weightBytes)});
+       ConstantInt::get(i64, weightBytes), generation});
   auto *model = new GlobalVariable(m, modelTy, true,
                                    GlobalValue::ExternalLinkage, modelInit,
                                    name + "_model");

@@ -3,6 +3,7 @@
 
 // RUN: quench-compile --list-stages | FileCheck %s --check-prefix=STAGES
 // STAGES: prepare
+// STAGES-NEXT: kv-cache
 // STAGES-NEXT: to-linalg
 // STAGES-NEXT: codegen
 // STAGES-NEXT: bufferize
@@ -21,7 +22,7 @@
 // RUN: quench-compile %s -o - --emit=llvm --name=tiny --cpu=x86-64-v3 | FileCheck %s --check-prefix=LLVM
 // Only the descriptor and the run function are exported; the descriptor
 // points at the input/output tables and the internal entry.
-// LLVM-DAG: @tiny_model = constant { i32, i32, i32, i32, ptr, ptr, ptr, ptr, ptr, i64 } { i32 2, i32 1, i32 1, i32 0, ptr @tiny_model_name, ptr @tiny_inputs, ptr @tiny_outputs, ptr @tiny_entry, ptr null, i64 0 }
+// LLVM-DAG: @tiny_model = constant { i32, i32, i32, i32, ptr, ptr, ptr, ptr, ptr, i64, ptr } { i32 3, i32 1, i32 1, i32 0, ptr @tiny_model_name, ptr @tiny_inputs, ptr @tiny_outputs, ptr @tiny_entry, ptr null, i64 0, ptr null }
 // LLVM-DAG: @tiny_inputs = private constant [1 x { ptr, i32, i32, ptr }] [{ ptr, i32, i32, ptr } { ptr @tiny_inputs_name0, i32 1, i32 2, ptr @tiny_inputs_shape0 }]
 // LLVM-DAG: @tiny_inputs_shape0 = private constant [2 x i64] [i64 -1, i64 8]
 // LLVM-DAG: @tiny_inputs_name0 = private {{.*}}c"x\00"
@@ -37,12 +38,13 @@
 // DUMP: m.o
 // DUMP: 00-input.mlir
 // DUMP-NEXT: 01-prepare.mlir
-// DUMP-NEXT: 02-to-linalg.mlir
-// DUMP-NEXT: 03-codegen.mlir
-// DUMP-NEXT: 04-bufferize.mlir
-// DUMP-NEXT: 05-to-llvm.mlir
-// DUMP-NEXT: 06-llvm.ll
-// DUMP-NEXT: 07-llvm-opt.ll
+// DUMP-NEXT: 02-kv-cache.mlir
+// DUMP-NEXT: 03-to-linalg.mlir
+// DUMP-NEXT: 04-codegen.mlir
+// DUMP-NEXT: 05-bufferize.mlir
+// DUMP-NEXT: 06-to-llvm.mlir
+// DUMP-NEXT: 07-llvm.ll
+// DUMP-NEXT: 08-llvm-opt.ll
 
 // RUN: FileCheck %s --check-prefix=HEADER < %t/m.h
 // HEADER: [0] x  f32[?, 8]

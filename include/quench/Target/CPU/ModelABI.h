@@ -12,6 +12,7 @@
 #ifndef QUENCH_TARGET_MODELABI_H
 #define QUENCH_TARGET_MODELABI_H
 
+#include "quench/Dialect/Quench/Transforms/Passes.h"
 #include "quench/Target/Weights.h"
 
 #include "llvm/ADT/StringRef.h"
@@ -19,6 +20,7 @@
 #include "llvm/Support/MemoryBufferRef.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,12 +48,29 @@ struct TensorSignature {
   std::string typeString() const;
 };
 
+/// The roles of a generation model's inputs and outputs (a decoder whose
+/// past keys/values became caches, quench-kv-cache): indices into the
+/// signature's inputs/outputs, -1 for an absent optional role.
+struct GenerationSignature {
+  int inputIds = -1;
+  int attentionMask = -1;
+  int positionIds = -1;
+  int pastLength = -1;
+  int logits = -1;
+  /// The cache inputs, updated in place by every run.
+  std::vector<int> state;
+  /// Default capacity of a session (positions).
+  int64_t capacity = 0;
+};
+
 /// The C-visible signature of a compiled model.
 struct ModelSignature {
   /// C identifier that prefixes every exported symbol.
   std::string modelName;
   std::vector<TensorSignature> inputs;
   std::vector<TensorSignature> outputs;
+  /// Set for generation models (`quench.generation` on the function).
+  std::optional<GenerationSignature> generation;
 };
 
 /// Whether `name` is usable as a model name: a C identifier (letters, digits,
@@ -70,9 +89,11 @@ llvm::Expected<std::string> resolveModelName(llvm::StringRef explicitName,
                                              llvm::StringRef path);
 
 /// Reads the signature of `func` (tensor arguments and results, names from
-/// `quench.name` attributes, else input_<i>/output_<i>). Fails with a clear
-/// message for unranked tensors, non-tensor values, ranks above 8, element
-/// types the runtime has no dtype for, and duplicate names.
+/// `quench.name` attributes, else input_<i>/output_<i>; memref arguments
+/// are buffers the model updates in place, such as KV caches) and its
+/// `quench.generation` roles. Fails with a clear message for unranked
+/// tensors, other values, ranks above 8, element types the runtime has no
+/// dtype for, and duplicate names.
 llvm::Expected<ModelSignature> getModelSignature(mlir::func::FuncOp func,
                                                  llvm::StringRef modelName);
 
@@ -103,6 +124,19 @@ struct ModelEntry {
 llvm::Expected<ModelEntry> prepareModelEntry(mlir::ModuleOp module,
                                              llvm::StringRef entryName,
                                              llvm::StringRef modelName);
+
+/// Applies quench-kv-cache (`options`) to the entry function of a prepared
+/// model (prepareModelEntry) and updates entry.signature: its past inputs
+/// become caches, a past-length input is added, the present outputs go,
+/// and the signature gets its generation roles. Unless `required`, a model
+/// without inputs matching the past pattern is left as it is. Fails with
+/// the pass's error. A non-empty `unsupportedTarget` (a target that cannot
+/// run generation models yet) turns a rewrite that would happen into an
+/// error naming it.
+llvm::Error applyKVCacheToEntry(mlir::ModuleOp module, ModelEntry &entry,
+                                const QuenchKVCacheOptions &options,
+                                bool required,
+                                llvm::StringRef unsupportedTarget = "");
 
 /// Adds the model's C ABI to `module`, which holds the lowered model whose
 /// C-interface wrapper is `cInterfaceFunc`: the `<name>_model` descriptor,

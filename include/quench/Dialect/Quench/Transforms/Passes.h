@@ -7,6 +7,7 @@
 #ifndef QUENCH_DIALECT_QUENCH_TRANSFORMS_PASSES_H
 #define QUENCH_DIALECT_QUENCH_TRANSFORMS_PASSES_H
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Pass/Pass.h"
 #include "quench/Dialect/Quench/IR/QuenchDialect.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -22,6 +23,16 @@ namespace quench {
 
 #define GEN_PASS_DECL
 #include "quench/Dialect/Quench/Transforms/Passes.h.inc"
+
+/// The rewrite of `quench-kv-cache` (Passes.td) on `func`, whose arguments
+/// and results carry `quench.name`; fails with an error naming the input or
+/// output it cannot handle (the function may then be partly rewritten only
+/// if the failure is in updating its signature).
+mlir::LogicalResult applyKVCache(mlir::func::FuncOp func,
+                                 const QuenchKVCacheOptions &options);
+/// Whether an argument name of `func` matches the past pattern (with {i}
+/// and {kv}) of quench-kv-cache.
+bool hasPastInputs(mlir::func::FuncOp func, llvm::StringRef pastPattern);
 
 /// Adds the patterns of `quench-raise-ops` to `patterns`.
 void populateRaiseOpsPatterns(mlir::RewritePatternSet &patterns);

@@ -171,4 +171,63 @@ def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> 
   let dependentDialects = ["::quench::QuenchDialect"];
 }
 
+def QuenchKVCache : Pass<"quench-kv-cache", "::mlir::func::FuncOp"> {
+  let summary = "Keep a decoder's past keys/values in a preallocated cache";
+  let description = [{
+    A decoder exported with past keys/values (the Hugging Face Optimum /
+    ONNX Runtime GenAI convention) takes `past_key_values.{i}.key|value`
+    `[batch, kv_heads, past, head_dim]` and returns
+    `present.{i}.key|value = concat(past, new, axis)`: run step by step,
+    every step copies the whole past into a new tensor. This pass rewrites
+    a function whose arguments and results carry `quench.name` so that
+    every past input becomes a cache buffer of capacity positions, owned
+    by the caller (a `memref` argument `[1, kv_heads, ?, head_dim]` of the
+    same name) and updated in place:
+
+    * one new argument `past-length` (`tensor<i64>`) says how many
+      positions of the caches hold the past;
+    * uses of a past input read the first `past_length` positions of its
+      cache (a view, no copy);
+    * the `concat(past, new)` that yields a present output writes `new`
+      into the cache at `past_length` and is replaced by a view of the
+      first `past_length + new` positions; the present outputs are removed.
+
+    With `cache-type=f16` the cache holds f16 values (converted on write
+    and read). The function gets a `quench.generation` attribute naming the
+    roles of its inputs and outputs (token ids, attention mask, position
+    ids, past length, logits, the cache buffers) and the default capacity,
+    which the model ABI passes to the runtime's generation sessions.
+
+    Fails, naming the input or output, when a past input has no present
+    output (or the reverse), when a present output is not a concatenation
+    of its past input with new positions, when a dimension other than batch
+    and sequence is dynamic, or when no token-ids input or logits output is
+    found.
+  }];
+  let options = [
+    Option<"past", "past", "std::string", "\"past_key_values.{i}.{kv}\"",
+           "Names of the past inputs: {i} is the layer, {kv} key or value">,
+    Option<"present", "present", "std::string", "\"present.{i}.{kv}\"",
+           "Names of the present outputs ({i}, {kv} as for past)">,
+    Option<"inputIds", "input-ids", "std::string", "\"input_ids\"",
+           "Name of the token ids input">,
+    Option<"attentionMask", "attention-mask", "std::string",
+           "\"attention_mask\"", "Name of the attention mask input (if any)">,
+    Option<"positionIds", "position-ids", "std::string", "\"position_ids\"",
+           "Name of the position ids input (if any)">,
+    Option<"logits", "logits", "std::string", "\"logits\"",
+           "Name of the logits output (default: the only other output)">,
+    Option<"pastLength", "past-length", "std::string", "\"past_length\"",
+           "Name of the added past-length input">,
+    Option<"cacheType", "cache-type", "std::string", "\"f32\"",
+           "Element type of the cache: f32 or f16">,
+    Option<"maxSeq", "max-seq", "int64_t", "2048",
+           "Default capacity of a session's cache, in positions">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::bufferization::BufferizationDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::quench::QuenchDialect"];
+}
+
 #endif // QUENCH_DIALECT_QUENCH_TRANSFORMS_PASSES_TD

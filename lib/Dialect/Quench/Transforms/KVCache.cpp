@@ -1,0 +1,427 @@
+//===- KVCache.cpp - past keys/values into a caller-owned cache -----------===//
+//
+// Implements `quench-kv-cache` (Passes.td has the contract). A decoder
+// exported with past keys/values computes, per layer,
+//
+//   present = concat(past, new, axis = seq)
+//
+// and reads `present` in attention. Run step by step that copies the whole
+// past every step. The pass turns each past input into a cache buffer that
+// the caller owns and keeps between steps (a memref argument with a dynamic
+// capacity), adds a `past_length` input, and rewrites
+//
+//   past     -> extract_slice(cache)[.., 0 : past_length, ..]   (a view)
+//   concat   -> insert_slice(new, cache)[.., past_length : +new, ..],
+//               materialized in the cache buffer,
+//               then extract_slice(..)[.., 0 : past_length + new, ..]
+//
+// so that one-shot bufferization writes the new positions into the cache in
+// place and attention reads the cache through subviews: no step copies the
+// past. The present outputs disappear. docs/generation.md describes the
+// design and the runtime side (sessions).
+//
+//===----------------------------------------------------------------------===//
+
+#include "quench/Dialect/Quench/IR/QuenchOps.h"
+#include "quench/Dialect/Quench/Transforms/Passes.h"
+#include "quench/Support/LLVM.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Builders.h"
+#include "llvm/ADT/BitVector.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/Support/Regex.h"
+
+namespace quench {
+#define GEN_PASS_DEF_QUENCHKVCACHE
+#include "quench/Dialect/Quench/Transforms/Passes.h.inc"
+} // namespace quench
+
+using namespace quench;
+using namespace mlir;
+
+namespace {
+
+/// A name pattern with `{i}` (layer) and `{kv}` (key|value) as a regex.
+std::string patternToRegex(StringRef pattern) {
+  std::string re = "^";
+  for (size_t i = 0; i < pattern.size();) {
+    if (pattern.substr(i).starts_with("{i}")) {
+      re += "([0-9]+)";
+      i += 3;
+    } else if (pattern.substr(i).starts_with("{kv}")) {
+      re += "(key|value)";
+      i += 4;
+    } else {
+      char c = pattern[i++];
+      if (StringRef("\\^$.|?*+()[]{}").contains(c))
+        re += '\\';
+      re += c;
+    }
+  }
+  return re + "$";
+}
+
+/// `pattern` with {i} and {kv} replaced.
+std::string instantiate(StringRef pattern, StringRef layer, StringRef kv) {
+  std::string out;
+  for (size_t i = 0; i < pattern.size();) {
+    if (pattern.substr(i).starts_with("{i}")) {
+      out += layer;
+      i += 3;
+    } else if (pattern.substr(i).starts_with("{kv}")) {
+      out += kv;
+      i += 4;
+    } else {
+      out += pattern[i++];
+    }
+  }
+  return out;
+}
+
+struct CachePair {
+  unsigned argIndex;
+  unsigned resultIndex;
+  std::string name;
+  unsigned layer;
+  bool isValue;
+};
+
+struct QuenchKVCachePass
+    : public quench::impl::QuenchKVCacheBase<QuenchKVCachePass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    func::FuncOp func = getOperation();
+    if (func.isDeclaration())
+      return;
+    QuenchKVCacheOptions options;
+    options.past = past;
+    options.present = present;
+    options.inputIds = inputIds;
+    options.attentionMask = attentionMask;
+    options.positionIds = positionIds;
+    options.logits = logits;
+    options.pastLength = pastLength;
+    options.cacheType = cacheType;
+    options.maxSeq = maxSeq;
+    if (failed(applyKVCache(func, options)))
+      signalPassFailure();
+  }
+};
+
+StringAttr nameOfArg(func::FuncOp func, unsigned i) {
+  return func.getArgAttrOfType<StringAttr>(i,
+                                           QuenchDialect::getNameAttrName());
+}
+StringAttr nameOfResult(func::FuncOp func, unsigned i) {
+  return func.getResultAttrOfType<StringAttr>(
+      i, QuenchDialect::getNameAttrName());
+}
+
+} // namespace
+
+bool quench::hasPastInputs(func::FuncOp func, StringRef pastPattern) {
+  llvm::Regex matcher(patternToRegex(pastPattern));
+  for (unsigned i = 0; i < func.getNumArguments(); ++i)
+    if (StringAttr n = nameOfArg(func, i); n && matcher.match(n.getValue()))
+      return true;
+  return false;
+}
+
+LogicalResult quench::applyKVCache(func::FuncOp func,
+                                   const QuenchKVCacheOptions &options) {
+  const std::string &past = options.past, &present = options.present,
+                    &inputIds = options.inputIds,
+                    &attentionMask = options.attentionMask,
+                    &positionIds = options.positionIds,
+                    &logits = options.logits, &pastLength = options.pastLength,
+                    &cacheType = options.cacheType;
+  int64_t maxSeq = options.maxSeq;
+  MLIRContext *ctx = func.getContext();
+  // Also called outside a pass manager (quench-compile's kv-cache stage).
+  ctx->loadDialect<arith::ArithDialect, bufferization::BufferizationDialect,
+                   tensor::TensorDialect>();
+  Location loc = func.getLoc();
+  if (maxSeq <= 0)
+    return emitError(loc) << "max-seq must be positive, got " << maxSeq;
+  Type cacheElem;
+  if (cacheType == "f16")
+    cacheElem = Float16Type::get(ctx);
+  else if (cacheType != "f32")
+    return emitError(loc) << "unknown cache type '" << cacheType
+                          << "' (expected f32 or f16)";
+
+  // Pair the past inputs with the present outputs by name.
+  std::string pastRe = patternToRegex(past), presentRe = patternToRegex(present);
+  llvm::Regex pastMatcher(pastRe), presentMatcher(presentRe);
+  std::string reErr;
+  if (!pastMatcher.isValid(reErr) || !presentMatcher.isValid(reErr))
+    return emitError(loc) << "bad past/present name pattern: " << reErr;
+  llvm::StringMap<unsigned> resultByName;
+  for (unsigned i = 0; i < func.getNumResults(); ++i)
+    if (StringAttr n = nameOfResult(func, i))
+      resultByName[n.getValue()] = i;
+  SmallVector<CachePair> pairs;
+  llvm::DenseSet<unsigned> pairedResults;
+  for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+    StringAttr n = nameOfArg(func, i);
+    SmallVector<StringRef> groups;
+    if (!n || !pastMatcher.match(n.getValue(), &groups))
+      continue;
+    // Groups: whole match, then {i} and {kv} in pattern order.
+    StringRef layer, kv;
+    size_t posI = StringRef(past).find("{i}"), posKV = StringRef(past).find("{kv}");
+    if (posI == StringRef::npos || posKV == StringRef::npos)
+      return emitError(loc) << "the past pattern '" << past
+                            << "' must contain {i} and {kv}";
+    layer = groups[posI < posKV ? 1 : 2];
+    kv = groups[posI < posKV ? 2 : 1];
+    std::string presentName = instantiate(present, layer, kv);
+    auto it = resultByName.find(presentName);
+    if (it == resultByName.end())
+      return emitError(loc) << "past input '" << n.getValue()
+                            << "' has no present output '" << presentName
+                            << "'";
+    unsigned layerIndex = 0;
+    layer.getAsInteger(10, layerIndex);
+    pairs.push_back({i, it->second, n.getValue().str(), layerIndex,
+                     kv == "value"});
+    pairedResults.insert(it->second);
+  }
+  for (unsigned i = 0; i < func.getNumResults(); ++i) {
+    StringAttr n = nameOfResult(func, i);
+    if (n && presentMatcher.match(n.getValue()) && !pairedResults.count(i))
+      return emitError(loc) << "present output '" << n.getValue()
+                            << "' has no past input matching '" << past
+                            << "'";
+  }
+  if (pairs.empty())
+    return emitError(loc) << "no past key/value inputs: no input name "
+                             "matches '"
+                          << past << "' (set the pattern with --kv-past)";
+
+  // The roles of the other inputs and outputs.
+  auto findArg = [&](StringRef name) -> int {
+    for (unsigned i = 0; i < func.getNumArguments(); ++i)
+      if (StringAttr n = nameOfArg(func, i); n && n.getValue() == name)
+        return i;
+    return -1;
+  };
+  if (findArg(inputIds) < 0)
+    return emitError(loc) << "no token ids input named '" << inputIds
+                          << "' (set it with --kv-input-ids)";
+  if (findArg(pastLength) >= 0)
+    return emitError(loc) << "the model already has an input named '"
+                          << pastLength << "'";
+  int logitsIndex = -1;
+  for (unsigned i = 0; i < func.getNumResults(); ++i)
+    if (StringAttr n = nameOfResult(func, i); n && n.getValue() == logits)
+      logitsIndex = i;
+  if (logitsIndex < 0 && func.getNumResults() == pairs.size() + 1)
+    for (unsigned i = 0; i < func.getNumResults(); ++i)
+      if (!pairedResults.count(i))
+        logitsIndex = i;
+  if (logitsIndex < 0)
+    return emitError(loc) << "no logits output named '" << logits
+                          << "' (set it with --kv-logits)";
+  auto logitsType =
+      dyn_cast<RankedTensorType>(func.getResultTypes()[logitsIndex]);
+  if (!logitsType || (logitsType.getRank() != 2 && logitsType.getRank() != 3) ||
+      logitsType.isDynamicDim(logitsType.getRank() - 1) ||
+      !isa<FloatType>(logitsType.getElementType()))
+    return emitError(loc) << "the logits output must be a float tensor "
+                             "[batch, seq, vocab] or [batch, vocab] with a "
+                             "static vocabulary, got "
+                          << func.getResultTypes()[logitsIndex];
+  std::string logitsName =
+      nameOfResult(func, logitsIndex)
+          ? nameOfResult(func, logitsIndex).getValue().str()
+          : std::string();
+
+  // Check every pair before changing anything.
+  auto returnOp = cast<func::ReturnOp>(func.getBody().front().getTerminator());
+  SmallVector<quench::ConcatOp> concats;
+  SmallVector<int64_t> axes;
+  for (const CachePair &p : pairs) {
+    BlockArgument arg = func.getArgument(p.argIndex);
+    auto type = dyn_cast<RankedTensorType>(arg.getType());
+    Value presentValue = returnOp.getOperand(p.resultIndex);
+    auto concat = presentValue.getDefiningOp<quench::ConcatOp>();
+    if (!concat || concat.getInputs().size() != 2 ||
+        concat.getInputs()[0] != arg) {
+      InFlightDiagnostic d = emitError(presentValue.getLoc())
+                             << "present output '"
+                             << nameOfResult(func, p.resultIndex).getValue()
+                             << "' is not concat(past '" << p.name
+                             << "', new positions)";
+      if (Operation *def = presentValue.getDefiningOp())
+        d << ": it is produced by '" << def->getName() << "'";
+      return d;
+    }
+    int64_t axis = concat.getAxis();
+    if (!type || type.getRank() < 2 || axis <= 0 || axis >= type.getRank() ||
+        !isa<FloatType>(type.getElementType()))
+      return emitError(arg.getLoc())
+             << "past input '" << p.name
+             << "' must be a float tensor [batch, ...] concatenated along a "
+                "dimension after the batch, got "
+             << arg.getType() << " along axis " << axis;
+    for (int64_t d = 1; d < type.getRank(); ++d)
+      if (d != axis && type.isDynamicDim(d))
+        return emitError(arg.getLoc())
+               << "past input '" << p.name << "' has a dynamic dimension "
+               << d << " (" << arg.getType()
+               << "); only batch and sequence may be dynamic (fix the "
+                  "others with --shape)";
+    if (!type.isDynamicDim(0) && type.getDimSize(0) != 1)
+      return emitError(arg.getLoc())
+             << "past input '" << p.name << "' has batch "
+             << type.getDimSize(0) << "; generation runs batch 1";
+    for (Operation *user : concat->getUsers())
+      if (isa<quench::ConcatOp>(user) && user != concat &&
+          llvm::is_contained(user->getOperands(), arg))
+        return emitError(user->getLoc())
+               << "past input '" << p.name << "' is concatenated twice";
+    concats.push_back(concat);
+    axes.push_back(axis);
+  }
+
+  // The past length, as an index.
+  OpBuilder b(ctx);
+  Block &entry = func.getBody().front();
+  unsigned lenIndex = func.getNumArguments();
+  auto i64 = IntegerType::get(ctx, 64);
+  if (failed(func.insertArgument(
+          lenIndex, RankedTensorType::get({}, i64),
+          b.getDictionaryAttr(b.getNamedAttr(QuenchDialect::getNameAttrName(),
+                                             b.getStringAttr(pastLength))),
+          loc)))
+    return emitError(loc) << "cannot add the past-length input";
+  b.setInsertionPointToStart(&entry);
+  Value lenTensor = func.getArgument(lenIndex);
+  Value len = arith::IndexCastOp::create(
+      b, loc, b.getIndexType(),
+      tensor::ExtractOp::create(b, loc, lenTensor, ValueRange{}));
+
+  // Each past input: a cache argument (appended; the old one is erased
+  // below) and a view of its first past_length positions.
+  llvm::BitVector eraseArgs(func.getNumArguments() + pairs.size());
+  llvm::BitVector eraseResults(func.getNumResults());
+  SmallVector<Attribute> stateNames;
+  for (auto [p, concat, axis] : llvm::zip(pairs, concats, axes)) {
+    BlockArgument oldArg = func.getArgument(p.argIndex);
+    auto pastType = cast<RankedTensorType>(oldArg.getType());
+    SmallVector<int64_t> cacheShape(pastType.getShape());
+    cacheShape[0] = 1;
+    cacheShape[axis] = ShapedType::kDynamic;
+    Type elem = cacheElem ? cacheElem : pastType.getElementType();
+    auto cacheTensorType = RankedTensorType::get(cacheShape, elem);
+    auto cacheMemrefType = MemRefType::get(cacheShape, elem);
+    unsigned newIndex = func.getNumArguments();
+    if (failed(func.insertArgument(newIndex, cacheMemrefType,
+                                   func.getArgAttrDict(p.argIndex),
+                                   oldArg.getLoc())))
+      return emitError(loc) << "cannot add the cache input";
+    eraseArgs.resize(func.getNumArguments());
+    eraseArgs.set(p.argIndex);
+    BlockArgument cacheArg = func.getArgument(newIndex);
+    stateNames.push_back(b.getStringAttr(p.name));
+
+    b.setInsertionPointAfter(len.getDefiningOp());
+    Value cache = bufferization::ToTensorOp::create(
+        b, oldArg.getLoc(), cacheTensorType, cacheArg, /*restrict=*/true,
+        /*writable=*/true);
+    int64_t rank = pastType.getRank();
+    auto sizesWith = [&](OpBuilder &bb, Value seq) {
+      SmallVector<OpFoldResult> sizes;
+      for (int64_t d = 0; d < rank; ++d)
+        sizes.push_back(d == axis ? OpFoldResult(seq)
+                                  : OpFoldResult(bb.getIndexAttr(
+                                        d == 0 ? 1 : cacheShape[d])));
+      return sizes;
+    };
+    SmallVector<OpFoldResult> zeros(rank, b.getIndexAttr(0));
+    SmallVector<OpFoldResult> ones(rank, b.getIndexAttr(1));
+    // Converts a cache-typed view to the model's type.
+    auto toModel = [&](OpBuilder &bb, Location l, Value v,
+                       RankedTensorType want) -> Value {
+      auto have = cast<RankedTensorType>(v.getType());
+      if (have.getElementType() != want.getElementType())
+        v = quench::CastOp::create(
+            bb, l, have.clone(want.getElementType()), v);
+      if (v.getType() != want)
+        v = tensor::CastOp::create(bb, l, want, v);
+      return v;
+    };
+    Value pastView = tensor::ExtractSliceOp::create(
+        b, oldArg.getLoc(), cache, zeros, sizesWith(b, len), ones);
+    pastView = toModel(b, oldArg.getLoc(), pastView, pastType);
+
+    // The concatenation: write the new positions, read the whole.
+    b.setInsertionPoint(concat);
+    Location cl = concat.getLoc();
+    Value fresh = concat.getInputs()[1];
+    auto freshType = cast<RankedTensorType>(fresh.getType());
+    SmallVector<int64_t> freshShape(cacheShape);
+    freshShape[axis] = freshType.getDimSize(axis);
+    Value freshCache = fresh;
+    if (freshType.getElementType() != elem)
+      freshCache = quench::CastOp::create(b, cl, freshType.clone(elem),
+                                          freshCache);
+    auto freshCacheType = RankedTensorType::get(freshShape, elem);
+    if (freshCache.getType() != freshCacheType)
+      freshCache = tensor::CastOp::create(b, cl, freshCacheType, freshCache);
+    Value count = tensor::DimOp::create(b, cl, freshCache, axis);
+    SmallVector<OpFoldResult> offsets(zeros);
+    offsets[axis] = len;
+    Value updated = tensor::InsertSliceOp::create(
+        b, cl, freshCache, cache, offsets, sizesWith(b, count), ones);
+    bufferization::MaterializeInDestinationOp::create(b, cl, TypeRange{},
+                                                      updated, cacheArg,
+                                                      /*restrict=*/false,
+                                                      /*writable=*/true);
+    Value total = arith::AddIOp::create(b, cl, len, count);
+    Value whole = tensor::ExtractSliceOp::create(b, cl, updated, zeros,
+                                                 sizesWith(b, total), ones);
+    whole = toModel(b, cl, whole,
+                    cast<RankedTensorType>(concat.getResult().getType()));
+    concat.getResult().replaceUsesWithIf(whole, [&](OpOperand &use) {
+      return use.getOwner() != returnOp;
+    });
+    oldArg.replaceAllUsesWith(pastView);
+    eraseResults.set(p.resultIndex);
+  }
+
+  // Drop the present outputs and the past inputs.
+  SmallVector<Value> kept;
+  for (auto [i, v] : llvm::enumerate(returnOp.getOperands()))
+    if (!eraseResults.test(i))
+      kept.push_back(v);
+  returnOp->setOperands(kept);
+  if (failed(func.eraseResults(eraseResults)) ||
+      failed(func.eraseArguments(eraseArgs)))
+    return emitError(loc) << "cannot update the function's signature";
+  for (quench::ConcatOp concat : concats)
+    if (concat->use_empty())
+      concat->erase();
+
+  // The roles, for the model ABI and the runtime's sessions.
+  SmallVector<NamedAttribute> roles = {
+      b.getNamedAttr("input_ids", b.getStringAttr(inputIds)),
+      b.getNamedAttr("past_length", b.getStringAttr(pastLength)),
+      b.getNamedAttr("logits", b.getStringAttr(logitsName)),
+      b.getNamedAttr("state", b.getArrayAttr(stateNames)),
+      b.getNamedAttr("capacity", b.getI64IntegerAttr(maxSeq))};
+  if (findArg(attentionMask) >= 0)
+    roles.push_back(
+        b.getNamedAttr("attention_mask", b.getStringAttr(attentionMask)));
+  if (findArg(positionIds) >= 0)
+    roles.push_back(
+        b.getNamedAttr("position_ids", b.getStringAttr(positionIds)));
+  func->setAttr("quench.generation", b.getDictionaryAttr(roles));
+  return success();
+}
