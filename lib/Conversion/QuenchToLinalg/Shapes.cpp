@@ -512,6 +512,15 @@ struct GatherLowering : OpConversionPattern<GatherOp> {
                                             indexConst(b, l, 0));
           idx = arith::SelectOp::create(
               b, l, neg, arith::AddIOp::create(b, l, idx, axisDim), idx);
+          // Out of range (ONNX: an error) reads the nearest row instead of
+          // memory outside the table: a token id or position beyond what
+          // the model knows must not crash the program.
+          idx = arith::MaxSIOp::create(
+              b, l,
+              arith::MinSIOp::create(
+                  b, l, idx,
+                  arith::SubIOp::create(b, l, axisDim, indexConst(b, l, 1))),
+              indexConst(b, l, 0));
           SmallVector<Value> coords;
           for (int64_t d = 0; d < axis; ++d)
             coords.push_back(linalg::IndexOp::create(b, l, d));

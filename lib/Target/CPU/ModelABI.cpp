@@ -612,6 +612,50 @@ std::string quench::generateHeader(const ModelSignature &sig,
      << "quench_tensor *outputs, size_t num_outputs,\n"
      << std::string(15 + n.size(), ' ')
      << "quench_threadpool *pool, quench_error *err);\n\n";
+  if (const std::optional<GenerationSignature> &gen = sig.generation) {
+    const TensorSignature &logits = sig.outputs[gen->logits];
+    std::string p = "static inline ";
+    os << "/* Generation: the model keeps the keys and values of earlier "
+          "positions in a\n"
+          " * session's cache (quench-compile --kv-cache; docs/"
+          "generation.md). A session is\n"
+          " * one sequence: create it with a capacity in positions (0: "
+          "the default\n"
+          " * below), append the prompt with "
+       << n << "_prefill, then one token per\n"
+          " * step with " << n << "_decode; pick tokens with quench_sample. "
+          "Sessions are\n"
+          " * independent (one per thread); see runtime.h. */\n"
+       << "#define " << upper << "_DEFAULT_CAPACITY " << gen->capacity
+       << "\n#define " << upper << "_VOCAB_SIZE " << logits.shape.back()
+       << "\n\n"
+       << p << "quench_session *" << n
+       << "_session_create(int64_t capacity,\n"
+       << "    quench_error *err) {\n"
+       << "  return quench_session_create(&" << n
+       << "_model, capacity, err);\n}\n"
+       << p << "void " << n
+       << "_session_destroy(quench_session *s) {\n"
+       << "  quench_session_destroy(s);\n}\n"
+       << p << "void " << n << "_session_reset(quench_session *s) {\n"
+       << "  quench_session_reset(s);\n}\n"
+       << "/* Appends n prompt tokens; last_logits (" << upper
+       << "_VOCAB_SIZE floats, may be NULL)\n"
+          " * receives the logits of the last one. */\n"
+       << p << "quench_status " << n
+       << "_prefill(quench_session *s, const int64_t *tokens,\n"
+       << "    int64_t n, float *last_logits, quench_threadpool *pool,\n"
+       << "    quench_error *err) {\n"
+       << "  return quench_session_prefill(s, tokens, n, last_logits, pool, "
+          "err);\n}\n"
+       << "/* Appends one token; last_logits receives its logits. */\n"
+       << p << "quench_status " << n
+       << "_decode(quench_session *s, int64_t token,\n"
+       << "    float *last_logits, quench_threadpool *pool, quench_error "
+          "*err) {\n"
+       << "  return quench_session_decode(s, token, last_logits, pool, "
+          "err);\n}\n\n";
+  }
   os << "#ifdef __cplusplus\n} /* extern \"C\" */\n#endif\n\n#endif /* "
         "QUENCH_MODEL_"
      << upper << "_H */\n";

@@ -320,7 +320,9 @@ def Quench_GatherOp : Quench_Op<"gather", [Pure]> {
   let description = [{
     ONNX `Gather`: `result[i0.., j.., k..] = data[i0.., indices[j..], k..]`
     where the indexed dimension is `axis`; negative indices count from the
-    end. An embedding lookup is `gather` with `axis = 0` on the table. The
+    end. Indices still outside `[0, dim)` are clamped to it (ONNX makes
+    them an error; compiled code never reads outside the table). An
+    embedding lookup is `gather` with `axis = 0` on the table. The
     verifier requires `rank(result) = rank(data) - 1 + rank(indices)` and
     checks the static dimensions.
   }];
