@@ -46,10 +46,29 @@ Presets (--preset; explicit flags override them; presets imply
   1.1b  dim 2048, 22 layers, 32/4 heads, ffn 5632       (TinyLlama, fp32, 4.4 GB)
   7b    dim 4096, 32 layers, 32/32 heads, ffn 11008     (Llama-2-7B, f16, 13.5 GB)
 
+--with-past writes the same model (same weights: same generator stream,
+same data file layout, so --data-from works across the two forms) with past
+key/values, in the convention of examples/decoder_past.py (Hugging Face
+Optimum / ONNX Runtime GenAI; docs/frontend-onnx.md): inputs input_ids
+[1, seq], attention_mask [1, past_seq+seq], position_ids [1, seq],
+past_key_values.{i}.key|value [1, kv_heads, past_seq, head_dim]; outputs
+logits [1, seq, vocab], present.{i}.key|value [1, kv_heads, past_seq+seq,
+head_dim] = Concat(past, new) (keys after the rotary embedding, before the
+GQA repetition); seq and past_seq dynamic, so one file runs the prefill and
+the decode steps. The rotary tables cover --max-pos positions (default
+2048) and are gathered at position_ids; the additive causal mask is built
+from the shapes and attention_mask (Range, LessOrEqual, And, Where); the
+cache tensors have the activations' type (float16 for --dtype f16 in the
+torch style, else float32). --seq does not apply. --verify (small models:
+it holds a second, in-graph copy of the weights) then checks the written
+file with examples/decoder_past.py's NumPy evaluator: a prefill of 5
+seeded tokens and 3 decode steps give the logits of the model without past
+on the 8 tokens (relative 1e-4; 2e-2 for f16 activations).
+
 Usage: gen_llama_onnx.py OUT.onnx [--preset 125m|1.1b|7b] [--dim 768
        --layers 12 --heads 12 --kv-heads 4 --hidden 2048 --vocab 16000
        --seq 32] [--external-data] [--dtype f32|f16] [--f16-style torch|cast]
-       [--data-from X.onnx.data]
+       [--data-from X.onnx.data] [--with-past [--max-pos 2048] [--verify]]
 """
 
 import argparse
@@ -60,6 +79,10 @@ import sys
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "examples"))
+import decoder_past  # noqa: E402
+
 PRESETS = {
     "125m": dict(dim=768, layers=12, heads=12, kv_heads=4, hidden=2048,
                  vocab=32000, dtype="f32"),
@@ -69,7 +92,8 @@ PRESETS = {
                vocab=32000, dtype="f16"),
 }
 DEFAULTS = dict(dim=768, layers=12, heads=12, kv_heads=4, hidden=2048,
-                vocab=16000, seq=32, dtype="f32", f16_style="torch")
+                vocab=16000, seq=32, dtype="f32", f16_style="torch",
+                max_pos=2048)
 ALIGN = 4096          # offset alignment of external tensors (a page)
 THRESHOLD = 1024      # tensors smaller than this stay in the graph
 CHUNK = 1 << 22       # elements generated at once when streaming (16 MB f32)
@@ -79,6 +103,7 @@ ROPE_THETA = 10000.0
 ONNX_TYPE = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16,
              "int64": TensorProto.INT64}
 NP_TYPE = {v: k for k, v in ONNX_TYPE.items()}
+VERIFY_PROMPT, VERIFY_STEPS = 5, 3  # --verify: prefill, then decode steps
 
 
 class Store:
@@ -216,12 +241,22 @@ def build(a, store):
         return op("Mul", [y, w])
 
     seq = a.seq
-    # Rotary tables (rotate-half convention), precomputed like HF does.
+    past = a.with_past
+    # Rotary tables (rotate-half convention), precomputed like HF does: for
+    # the positions 0..seq-1, or (with past) for 0..max_pos-1, gathered at
+    # position_ids below.
     inv = 1.0 / (ROPE_THETA ** (np.arange(0, hd, 2, dtype=np.float32) / hd))
-    ang = np.outer(np.arange(seq, dtype=np.float32), inv)
+    ang = np.outer(np.arange(a.max_pos if past else seq, dtype=np.float32),
+                   inv)
     emb = np.concatenate([ang, ang], axis=-1)
-    cos = const(np.cos(emb)[None, None].astype(np.float32).astype(cdt), "cos")
-    sin = const(np.sin(emb)[None, None].astype(np.float32).astype(cdt), "sin")
+    if past:
+        cos = const(np.cos(emb).astype(np.float32).astype(cdt), "cos")
+        sin = const(np.sin(emb).astype(np.float32).astype(cdt), "sin")
+    else:
+        cos = const(np.cos(emb)[None, None].astype(np.float32).astype(cdt),
+                    "cos")
+        sin = const(np.sin(emb)[None, None].astype(np.float32).astype(cdt),
+                    "sin")
     half = hd // 2
     s0 = const(np.array([0], np.int64)); s1 = const(np.array([half], np.int64))
     s2 = const(np.array([hd], np.int64)); ax3 = const(np.array([3], np.int64))
@@ -233,20 +268,59 @@ def build(a, store):
         return op("Add", [op("Mul", [x, cos]), op("Mul", [rot, sin])])
 
     neg = np.finfo(np.float16).min if torch16 else -1e9
-    mask = np.triu(np.full((seq, seq), neg, np.float32), 1).astype(cdt)
-    mask_c = const(mask[None, None], "mask")
-    scale = const(np.array(1.0 / np.sqrt(hd), np.float32).astype(cdt))
-    shp_q = const(np.array([1, seq, a.heads, hd], np.int64))
-    shp_kv = const(np.array([1, seq, a.kv_heads, hd], np.int64))
-    shp_kv5 = const(np.array([1, a.kv_heads, 1, seq, hd], np.int64))
-    shp_rep = const(np.array([1, a.kv_heads, rep, seq, hd], np.int64))
-    shp_kvh = const(np.array([1, a.heads, seq, hd], np.int64))
-    shp_o = const(np.array([1, seq, a.dim], np.int64))
+    if past:
+        # seq and past_seq are dynamic: -1 in the reshape targets, the GQA
+        # repetition an Expand by [1, 1, rep, 1, 1] (broadcast), the mask
+        # computed from the shapes below.
+        scale = const(np.array(1.0 / np.sqrt(hd), np.float32).astype(cdt))
+        shp_q = const(np.array([1, -1, a.heads, hd], np.int64))
+        shp_kv = const(np.array([1, -1, a.kv_heads, hd], np.int64))
+        ax2 = const(np.array([2], np.int64))
+        shp_rep = const(np.array([1, 1, rep, 1, 1], np.int64))
+        shp_kvh = const(np.array([1, a.heads, -1, hd], np.int64))
+        shp_o = const(np.array([1, -1, a.dim], np.int64))
+    else:
+        mask = np.triu(np.full((seq, seq), neg, np.float32), 1).astype(cdt)
+        mask_c = const(mask[None, None], "mask")
+        scale = const(np.array(1.0 / np.sqrt(hd), np.float32).astype(cdt))
+        shp_q = const(np.array([1, seq, a.heads, hd], np.int64))
+        shp_kv = const(np.array([1, seq, a.kv_heads, hd], np.int64))
+        shp_kv5 = const(np.array([1, a.kv_heads, 1, seq, hd], np.int64))
+        shp_rep = const(np.array([1, a.kv_heads, rep, seq, hd], np.int64))
+        shp_kvh = const(np.array([1, a.heads, seq, hd], np.int64))
+        shp_o = const(np.array([1, seq, a.dim], np.int64))
 
     tok = weight((a.vocab, a.dim), "tok_embeddings")
     x = op("Gather", [tok, "input_ids"], axis=0)
     if f16 and not torch16:
         x = cast(x, TensorProto.FLOAT)
+    if past:
+        # Rotary tables at position_ids: [1, 1, seq, head_dim].
+        ax1 = const(np.array([1], np.int64))
+        cos = op("Unsqueeze", [op("Gather", [cos, "position_ids"], axis=0),
+                               ax1])
+        sin = op("Unsqueeze", [op("Gather", [sin, "position_ids"], axis=0),
+                               ax1])
+        # Additive causal mask [1, 1, seq, past_seq + seq] as Hugging Face
+        # LLaMA builds it: query j (position past_seq + j) sees key k iff
+        # k <= past_seq + j and attention_mask[k] != 0; else `neg`.
+        def dim_of(t, d):
+            return op("Squeeze", [op("Shape", [t], start=d, end=d + 1)])
+        past_len = dim_of("past_key_values.0.key", 2)
+        one = const(np.array(1, np.int64))
+        zero = const(np.array(0, np.int64))
+        q_pos = op("Range", [past_len, op("Add", [past_len, dim_of(
+            "input_ids", 1)]), one])
+        k_pos = op("Range", [zero, dim_of("attention_mask", 1), one])
+        ax0 = const(np.array([0], np.int64))
+        causal = op("LessOrEqual", [op("Unsqueeze", [k_pos, ax0]),
+                                    op("Unsqueeze", [q_pos, ax1])])
+        keep = op("Unsqueeze", [op("Cast", ["attention_mask"],
+                                   to=TensorProto.BOOL),
+                                const(np.array([1, 2], np.int64))])
+        mask_c = op("Where", [op("And", [causal, keep]),
+                              const(np.array(0, np.float32).astype(cdt)),
+                              const(np.array(neg, np.float32).astype(cdt))])
     for i in range(a.layers):
         layer[0] = i
         h = rmsnorm(x, a.dim)
@@ -257,7 +331,20 @@ def build(a, store):
         k = op("Transpose", [op("Reshape", [k, shp_kv])], perm=[0, 2, 1, 3])
         v = op("Transpose", [op("Reshape", [v, shp_kv])], perm=[0, 2, 1, 3])
         q, k = rope(q), rope(k)
+        if past:
+            # present = Concat(past, new) on the sequence axis, keys after
+            # the rotary embedding, before the GQA repetition.
+            for t, kind in ((k, "key"), (v, "value")):
+                nodes.append(helper.make_node(
+                    "Concat", ["past_key_values.%d.%s" % (i, kind), t],
+                    ["present.%d.%s" % (i, kind)],
+                    name="present_%d_%s" % (i, kind), axis=2))
+            k, v = "present.%d.key" % i, "present.%d.value" % i
+
         def repeat(t):
+            if past:
+                t = op("Expand", [op("Unsqueeze", [t, ax2]), shp_rep])
+                return op("Reshape", [t, shp_kvh])
             t = op("Expand", [op("Reshape", [t, shp_kv5]), shp_rep])
             return op("Reshape", [t, shp_kvh])
         k, v = repeat(k), repeat(v)
@@ -286,11 +373,15 @@ def build(a, store):
     else:
         nodes.append(helper.make_node("MatMul", [x, head], ["logits"],
                                       name="lm_head"))
-    graph = helper.make_graph(
-        nodes, "llama",
-        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, seq])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, seq, a.vocab])],
-        store.inits)
+    inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, seq])]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, seq, a.vocab])]
+    if past:
+        # examples/decoder_past.py's convention (names, order, dims).
+        sig_in, sig_out = decoder_past.signature(a.layers, a.kv_heads, hd,
+                                                 a.vocab, cty)
+        inputs = [helper.make_tensor_value_info(*s) for s in sig_in]
+        outputs = [helper.make_tensor_value_info(*s) for s in sig_out]
+    graph = helper.make_graph(nodes, "llama", inputs, outputs, store.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     params = sum(int(np.prod(t.dims)) for t in store.inits
@@ -319,7 +410,16 @@ def main():
     ap.add_argument("--data-from", metavar="X.onnx.data",
                     help="write only the graph, over this existing data file "
                          "(same directory; made by this script with the same "
-                         "dimensions and dtype, any --seq)")
+                         "dimensions and dtype, any --seq, with or without "
+                         "past)")
+    ap.add_argument("--with-past", action="store_true",
+                    help="with past key/values (decoder_past.py convention)")
+    ap.add_argument("--max-pos", type=int,
+                    help="--with-past: positions of the rotary tables "
+                         "(default 2048)")
+    ap.add_argument("--verify", action="store_true",
+                    help="--with-past: check the file against the model "
+                         "without past (NumPy; small models)")
     a = ap.parse_args()
     base = dict(DEFAULTS)
     if a.preset:
@@ -331,6 +431,11 @@ def main():
     if a.dim % a.heads or a.heads % a.kv_heads or (a.dim // a.heads) % 2:
         sys.exit("gen_llama_onnx: dim must divide by heads (even head size), "
                  "heads by kv-heads")
+    if (a.verify or a.max_pos != DEFAULTS["max_pos"]) and not a.with_past:
+        sys.exit("gen_llama_onnx: --max-pos and --verify need --with-past")
+    if a.max_pos < VERIFY_PROMPT + VERIFY_STEPS:
+        sys.exit("gen_llama_onnx: --max-pos must be at least %d" %
+                 (VERIFY_PROMPT + VERIFY_STEPS))
     tmp = a.out + ".tmp"
     outdir = os.path.dirname(os.path.abspath(a.out))
     if a.data_from:
@@ -354,8 +459,10 @@ def main():
     store.close()
     if a.data_from:
         other = os.path.splitext(data[:-len(".data")])[0] + ".json"
-        key = lambda ts: [(t["name"], t["shape"], t["dtype"], t["offset"])
-                          for t in ts]
+        # Names carry a node counter that differs between the graphs with
+        # and without past; role, layer, shape, dtype and offset do not.
+        key = lambda ts: [(t["role"], t["layer"], t["shape"], t["dtype"],
+                           t["offset"]) for t in ts]
         ok = os.path.getsize(data) == store.pos
         if ok and os.path.isfile(other):
             with open(other) as f:
@@ -375,6 +482,9 @@ def main():
                         norm_eps=EPS, rope_theta=ROPE_THETA, rope="rotate-half",
                         layout="MatMul weights are [in, out] (x @ W)"),
             tensors=store.manifest)
+        if a.with_past:  # seq is dynamic
+            manifest["config"].update(seq=None, with_past=True,
+                                      max_pos=a.max_pos)
         with open(a.out + ".json.tmp", "w") as f:
             json.dump(manifest, f, indent=1)
         os.replace(a.out + ".json.tmp", os.path.splitext(a.out)[0] + ".json")
@@ -383,6 +493,51 @@ def main():
     print("gen_llama_onnx: wrote %s: %.1fM parameters, %d nodes, %s, %.2f GB" %
           (a.out, params / 1e6, len(model.graph.node),
            a.dtype + ("" if a.dtype == "f32" else " " + a.f16_style), size / 1e9))
+
+    if a.verify:
+        verify_past(a, a.out)
+
+
+def verify_past(a, path):
+    """--verify: the with-past model at `path`, run by decoder_past's
+    evaluator on a prefill of VERIFY_PROMPT seeded tokens and VERIFY_STEPS
+    decode steps, gives the logits of the same model without past (built
+    again in memory) on all the tokens."""
+    import argparse as _argparse
+    import onnx
+    twin_args = _argparse.Namespace(**vars(a))
+    twin_args.with_past = False
+    twin_args.seq = VERIFY_PROMPT + VERIFY_STEPS
+    twin, _ = build(twin_args, Store())
+    model = onnx.load(path)
+    ids = np.random.default_rng(1).integers(
+        0, a.vocab, (1, VERIFY_PROMPT + VERIFY_STEPS)).astype(np.int64)
+    want = decoder_past.run_onnx(twin, [ids])[0].astype(np.float32)
+    hd = a.dim // a.heads
+    kv_type = np.float16 if a.dtype == "f16" and a.f16_style == "torch" \
+        else np.float32
+    tol = 2e-2 if kv_type == np.float16 else 1e-4
+    past = [x.astype(kv_type) for x in
+            decoder_past.empty_past(a.layers, a.kv_heads, hd)]
+    pos, worst = 0, 0.0
+    for n in [VERIFY_PROMPT] + [1] * VERIFY_STEPS:
+        feeds = decoder_past.step_inputs(ids[:, pos:pos + n], past)
+        feeds[3:] = past  # keep the cache's type
+        outs = decoder_past.run_onnx(model, feeds)
+        got, past = outs[0].astype(np.float32), outs[1:]
+        ref = want[:, pos:pos + n]
+        err = float(np.max(np.abs(got - ref))) / \
+            max(1.0, float(np.max(np.abs(ref))))
+        worst = max(worst, err)
+        if got.shape != ref.shape or not err <= tol:
+            sys.exit("gen_llama_onnx: --verify: logits of the step at past "
+                     "%d, seq %d differ from the model without past by %.3g "
+                     "(relative), more than %g" % (pos, n, err, tol))
+        pos += n
+    print("gen_llama_onnx: verified %s: prefill of %d tokens + %d decode "
+          "steps == the model without past (max relative difference %.2g; "
+          "%s)" % (path, VERIFY_PROMPT, VERIFY_STEPS, worst,
+                   decoder_past.evaluator_name()))
 
 
 if __name__ == "__main__":

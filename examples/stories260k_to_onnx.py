@@ -13,12 +13,30 @@ continuation from BOS and then exported with torch.onnx.export:
 Usage:
   stories260k_to_onnx.py [--bin PATH] [-o OUT.onnx] [--seq 32]
                          [--dynamic-seq] [--opset 13|17] [--save-reference]
+  stories260k_to_onnx.py --with-past [--bin PATH] [-o OUT.onnx]
+                         [--opset 13|17] [--prompt 1,374,...] [--gen 40]
+                         [--save-reference]
 
 --save-reference also writes OUT.input_ids.npy (BOS followed by the greedy
 continuation, seq tokens) and OUT.logits.npy (PyTorch's logits for it) next
-to the model. Exits with status 1 when the greedy check fails and 2 when the
-checkpoint is missing or malformed. Needs Debian's /usr/bin/python3 (torch,
-onnx, numpy).
+to the model.
+
+--with-past exports the same model with past key/values instead
+(default OUT stories260k_past.onnx), in the convention of
+examples/decoder_past.py (Hugging Face Optimum / ONNX Runtime GenAI names;
+`seq` and `past_seq` dynamic; docs/frontend-onnx.md). Before renaming the
+file into place it checks that the greedy continuation of --prompt computed
+without a cache (whole sequence every step) equals the one computed with
+the cache by the with-past PyTorch module (prefill, then one token per
+step), and that the ONNX graph reproduces the with-past module's logits and
+presents on a prefill and two decode steps (relative 1e-4; evaluated by
+onnx.reference when the installed onnx has it, else by decoder_past's NumPy
+evaluator). With --save-reference it writes OUT.prompt_ids.npy (int64
+[1, P]) and OUT.greedy_ids.npy (int64 [1, --gen], the continuation without
+a cache).
+
+Exits with status 1 when a check fails and 2 when the checkpoint is missing
+or malformed. Needs Debian's /usr/bin/python3 (torch, onnx, numpy).
 """
 
 import argparse
@@ -33,6 +51,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 BOS = 1
+# Default --with-past prompt: BOS and five tokens that are not the model's
+# own greedy continuation, picked among random prompts for a clear greedy
+# path: over its 40 greedy tokens the top-1 logit leads the runner-up by at
+# least 0.069 (other prompts had near-ties down to 4e-5, which rounding in
+# another implementation could flip).
+DEFAULT_PROMPT = [BOS, 374, 324, 279, 287, 478]
 # Greedy decoding from BOS, checked against the reference C implementation.
 EXPECTED_GREEDY = [461, 461, 401, 401, 401, 461, 378, 455, 473, 456,
                    435, 299, 362, 409, 283, 264, 283, 452, 288, 13]
@@ -220,6 +244,92 @@ class Llama2c(nn.Module):
         return self.output(x)
 
 
+def additive_causal_mask(attention_mask, seq, past):
+    """[1, 1, seq, past+seq] float mask for queries at positions past ..
+    past+seq-1 over keys 0 .. past+seq-1: 0 where key <= query and
+    attention_mask is 1, float32's lowest value elsewhere (as Hugging
+    Face's LLaMA builds it)."""
+    total = attention_mask.shape[1]
+    query = torch.arange(seq).unsqueeze(1) + past
+    key = torch.arange(total).unsqueeze(0)
+    allowed = (key <= query).unsqueeze(0).unsqueeze(0) & \
+        (attention_mask[:, None, None, :] != 0)
+    return torch.where(allowed, torch.tensor(0.0),
+                       torch.tensor(torch.finfo(torch.float32).min))
+
+
+def attention_with_past(block, x, cos, sin, past_k, past_v, mask):
+    """Block.attention over the cached past: returns (output, present key,
+    present value); the presents are Concat(past, new) on the sequence axis,
+    keys after the rotary embedding, both before the GQA repetition."""
+    b, t, _ = x.shape
+    hd = block.head_dim
+    q = block.wq(x).view(b, t, block.n_heads, hd).transpose(1, 2)
+    k = block.wk(x).view(b, t, block.n_kv_heads, hd).transpose(1, 2)
+    v = block.wv(x).view(b, t, block.n_kv_heads, hd).transpose(1, 2)
+    q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+    present_k = torch.cat([past_k, k], dim=2)
+    present_v = torch.cat([past_v, v], dim=2)
+    k, v = present_k, present_v
+    n = k.shape[2]
+    n_rep = block.n_heads // block.n_kv_heads
+    if n_rep > 1:
+        k = k[:, :, None].expand(b, block.n_kv_heads, n_rep, n, hd) \
+            .reshape(b, block.n_heads, n, hd)
+        v = v[:, :, None].expand(b, block.n_kv_heads, n_rep, n, hd) \
+            .reshape(b, block.n_heads, n, hd)
+    scores = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(hd) + mask
+    probs = F.softmax(scores, dim=-1)
+    out = torch.matmul(probs, v).transpose(1, 2).reshape(b, t, -1)
+    return block.wo(out), present_k, present_v
+
+
+class Llama2cWithPast(nn.Module):
+    """The same model (it shares the parameters of `model`) in the
+    decoder-with-past convention of examples/decoder_past.py:
+    forward(input_ids, attention_mask, position_ids, *past) ->
+    (logits, *present), past and present flattened as key0, value0, key1,
+    ... The rotary tables are gathered at position_ids."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, position_ids, *past):
+        m = self.model
+        x = m.tok_embeddings(input_ids)
+        cos = m.rope_cos[position_ids].unsqueeze(1)  # [1, 1, seq, head/2]
+        sin = m.rope_sin[position_ids].unsqueeze(1)
+        mask = additive_causal_mask(attention_mask, input_ids.shape[1],
+                                    past[0].shape[2])
+        present = []
+        for i, layer in enumerate(m.layers):
+            h, k, v = attention_with_past(layer, layer.attention_norm(x),
+                                          cos, sin, past[2 * i],
+                                          past[2 * i + 1], mask)
+            x = x + h
+            h = layer.ffn_norm(x)
+            x = x + layer.w2(F.silu(layer.w1(h)) * layer.w3(h))
+            present += [k, v]
+        x = m.norm(x)
+        if m.output is None:
+            logits = F.linear(x, m.tok_embeddings.weight)
+        else:
+            logits = m.output(x)
+        return (logits, *present)
+
+
+def export_with_past(model, cfg, path, opset, prompt, n_gen, log=print):
+    """Exports Llama2cWithPast(model) to `path` after the checks of
+    decoder_past.export_checked; returns (greedy ids, margins)."""
+    import decoder_past
+    head = cfg["dim"] // cfg["n_heads"]
+    return decoder_past.export_checked(
+        model, Llama2cWithPast(model).eval(), path, cfg["n_layers"],
+        cfg["n_kv_heads"], head, cfg["vocab_size"], prompt, n_gen, opset,
+        log)
+
+
 def greedy(model, n, start=BOS):
     ids = [start]
     with torch.no_grad():
@@ -235,16 +345,33 @@ def main(argv=None):
         "with PyTorch first).")
     ap.add_argument("--bin", default=default_checkpoint(),
                     help="checkpoint (default: %(default)s)")
-    ap.add_argument("-o", "--output", default="stories260K.onnx",
-                    help="ONNX file to write (default: %(default)s)")
+    ap.add_argument("-o", "--output",
+                    help="ONNX file to write (default: stories260K.onnx; "
+                    "with --with-past stories260k_past.onnx)")
     ap.add_argument("--seq", type=int, default=32,
                     help="sequence length of the exported input (default 32)")
     ap.add_argument("--dynamic-seq", action="store_true",
                     help="export the sequence axis as dynamic ('seq')")
     ap.add_argument("--opset", type=int, default=17, choices=(13, 17))
     ap.add_argument("--save-reference", action="store_true",
-                    help="also write OUT.input_ids.npy and OUT.logits.npy")
+                    help="also write OUT.input_ids.npy and OUT.logits.npy "
+                    "(with --with-past: OUT.prompt_ids.npy and "
+                    "OUT.greedy_ids.npy)")
+    ap.add_argument("--with-past", action="store_true",
+                    help="export with past key/values (decoder_past.py)")
+    ap.add_argument("--prompt", default=",".join(map(str, DEFAULT_PROMPT)),
+                    help="--with-past: comma-separated prompt ids "
+                    "(default: %(default)s)")
+    ap.add_argument("--gen", type=int, default=40,
+                    help="--with-past: greedy tokens to check and save "
+                    "(default 40)")
     args = ap.parse_args(argv)
+    if args.output is None:
+        args.output = ("stories260k_past.onnx" if args.with_past
+                       else "stories260K.onnx")
+    if args.with_past and args.dynamic_seq:
+        ap.error("--dynamic-seq does not apply to --with-past (its seq and "
+                 "past axes are always dynamic)")
 
     try:
         cfg, weights = read_checkpoint(args.bin)
@@ -276,6 +403,8 @@ def main(argv=None):
 
     out = os.path.abspath(args.output)
     os.makedirs(os.path.dirname(out), exist_ok=True)
+    if args.with_past:
+        return main_with_past(args, cfg, model, out, ap)
     example = torch.tensor([tokens[:args.seq]], dtype=torch.long)
     dynamic_axes = None
     if args.dynamic_seq:
@@ -299,6 +428,40 @@ def main(argv=None):
         base = out[:-5] if out.endswith(".onnx") else out
         for key, arr in (("input_ids", example.numpy()),
                          ("logits", logits.numpy().astype(np.float32))):
+            path = "%s.%s.npy" % (base, key)
+            np.save(path, arr)
+            print("wrote %s %s" % (path, list(arr.shape)))
+    return 0
+
+
+def main_with_past(args, cfg, model, out, ap):
+    try:
+        prompt = [int(t) for t in args.prompt.split(",")]
+    except ValueError:
+        ap.error("--prompt must be comma-separated token ids")
+    if not prompt or min(prompt) < 0 or max(prompt) >= cfg["vocab_size"]:
+        ap.error("--prompt ids must be in [0, %d)" % cfg["vocab_size"])
+    if args.gen < 1 or len(prompt) + args.gen > cfg["seq_len"]:
+        ap.error("--gen must be >= 1 and prompt + gen <= %d" % cfg["seq_len"])
+    try:
+        ids, _ = export_with_past(model, cfg, out, args.opset, prompt,
+                                  args.gen)
+    except ValueError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 1
+    head = cfg["dim"] // cfg["n_heads"]
+    print("wrote %s (opset %d; input_ids [1, seq], attention_mask [1, "
+          "past_seq+seq], position_ids [1, seq], past_key_values.{0..%d}."
+          "key|value [1, %d, past_seq, %d] -> logits [1, seq, %d], "
+          "present.{0..%d}.key|value [1, %d, past_seq+seq, %d])" % (
+              out, args.opset, cfg["n_layers"] - 1, cfg["n_kv_heads"], head,
+              cfg["vocab_size"], cfg["n_layers"] - 1, cfg["n_kv_heads"],
+              head))
+    print("greedy from %s: %s" % (prompt, " ".join(map(str, ids))))
+    if args.save_reference:
+        base = out[:-5] if out.endswith(".onnx") else out
+        for key, arr in (("prompt_ids", np.array([prompt], np.int64)),
+                         ("greedy_ids", np.array([ids], np.int64))):
             path = "%s.%s.npy" % (base, key)
             np.save(path, arr)
             print("wrote %s %s" % (path, list(arr.shape)))

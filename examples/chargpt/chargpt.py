@@ -41,7 +41,7 @@ which is git-ignored; never into the source tree):
         4.5 gave 409 steps of 32x32 characters, train loss 1.70 and held-out
         loss 1.82 nats/char (2 threads was slower there: other jobs were
         using the cores).
-  chargpt.py export   [--random] [--opset 17]
+  chargpt.py export   [--random] [--opset 17] [--with-past]
         writes, for NAME = chargpt (from OUT/chargpt.pt) or chargpt_random
         (--random: seeded untrained weights, same shapes, no text needed):
           NAME.onnx             input `tokens` int64 [1, T], T dynamic (<= 32)
@@ -52,6 +52,25 @@ which is git-ignored; never into the source tree):
           NAME.tokens_t13.npy   a shorter input [1, 13] for the dynamic model
           NAME.logits_t13.npy   its logits [1, 13, 65]
           NAME.json             configuration, parameter count, vocabulary
+        and with --with-past also (examples/decoder_past.py's convention:
+        Hugging Face Optimum / ONNX Runtime GenAI names, docs/frontend-onnx.md)
+          NAME_past.onnx        same weights with past key/values: inputs
+                                input_ids [1, seq], attention_mask
+                                [1, past_seq+seq], position_ids [1, seq],
+                                past_key_values.{0..5}.key|value
+                                [1, 6, past_seq, 32]; outputs logits
+                                [1, seq, 65], present.{0..5}.key|value
+                                [1, 6, past_seq+seq, 32]; past_seq+seq <= 32
+          NAME_past.prompt_ids.npy  a prompt [1, P] int64 (trained: "And God
+                                said", P = 12; random: 8 seeded ids)
+          NAME_past.greedy_ids.npy  its greedy continuation [1, 32 - P]
+                                int64, computed without a cache (whole
+                                sequence every step, argmax over all 65
+                                logits of the last position)
+        after checking that the with-past PyTorch module gives the same
+        greedy ids (prefill + decode steps) and that the ONNX graph gives
+        its logits and presents on a prefill and two decode steps
+        (decoder_past.export_checked); exits 1 otherwise.
   chargpt.py generate [--prompt TEXT] [--chars 300] [--temperature 0.8]
         samples text from the trained PyTorch model (temperature 0: greedy).
   chargpt.py eval     evaluates OUT/chargpt.pt on the train and held-out text.
@@ -215,6 +234,52 @@ class CharGPT(nn.Module):
             x = block(x)
         x = self.ln_f(x)
         return F.linear(x, self.wte.weight)  # tied head, no bias
+
+
+class CharGPTWithPast(nn.Module):
+    """The same model (sharing the parameters of `model`) with past
+    key/values, in the convention of examples/decoder_past.py:
+    forward(input_ids, attention_mask, position_ids, *past) ->
+    (logits, *present), past/present flattened as key0, value0, key1, ...
+    ([1, n_head, past_seq, head_dim]; present = Concat(past, new) on axis 2).
+    Position embeddings are gathered at position_ids. The mask is Hugging
+    Face GPT-2's: the causal buffer sliced to rows past .. past+seq-1 and
+    columns 0 .. past+seq-1 selects between the scores and float32's lowest
+    value, then (1 - attention_mask) * lowest is added."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, position_ids, *past):
+        m = self.model
+        t = input_ids.shape[1]
+        p = past[0].shape[2]
+        lowest = torch.finfo(torch.float32).min
+        padding = (1.0 - attention_mask[:, None, None, :].float()) * lowest
+        x = m.wte(input_ids) + m.wpe(position_ids)
+        present = []
+        for i, block in enumerate(m.blocks):
+            a = block.attn
+            h = block.ln_1(x)
+            b, _, c = h.shape
+            q, k, v = a.qkv(h).split(c, dim=2)
+            q = q.view(b, t, a.n_head, a.head_dim).transpose(1, 2)
+            k = k.view(b, t, a.n_head, a.head_dim).transpose(1, 2)
+            v = v.view(b, t, a.n_head, a.head_dim).transpose(1, 2)
+            k = torch.cat([past[2 * i], k], dim=2)
+            v = torch.cat([past[2 * i + 1], v], dim=2)
+            present += [k, v]
+            att = torch.matmul(q, k.transpose(-2, -1)) * (
+                1.0 / math.sqrt(a.head_dim))
+            causal = a.mask[p:p + t, :p + t]
+            att = torch.where(causal, att, torch.tensor(lowest)) + padding
+            att = F.softmax(att, dim=-1)
+            y = torch.matmul(att, v).transpose(1, 2).reshape(b, t, c)
+            x = x + a.proj(y)
+            x = x + block.fc_proj(F.gelu(block.fc(block.ln_2(x))))
+        x = m.ln_f(x)
+        return (F.linear(x, m.wte.weight), *present)
 
 
 def make_model(seed):
@@ -470,7 +535,50 @@ def cmd_export(args):
         print("wrote %s" % os.path.join(args.out, name + suffix))
     print("wrote %s.{tokens,logits,tokens_t13,logits_t13}.npy and %s.json "
           "(%d parameters)" % (os.path.join(args.out, name), name, n_params))
+    if args.with_past:
+        if vocab is None:
+            g = torch.Generator().manual_seed(args.seed + 2)
+            prompt = torch.randint(0, 63, (RANDOM_PROMPT,), generator=g)
+            prompt = [int(i) for i in prompt]
+        else:
+            prompt = [int(i) for i in encode(TRAINED_PROMPT, vocab)]
+        try:
+            export_with_past(model, os.path.join(args.out, name + "_past"),
+                             prompt, block - len(prompt), args.opset)
+        except ValueError as e:
+            print("chargpt: %s" % e, file=sys.stderr)
+            return 1
     return 0
+
+
+TRAINED_PROMPT = "And God said"
+RANDOM_PROMPT = 8  # ids
+
+
+def export_with_past(model, base, prompt, n_gen, opset, log=print):
+    """Writes base.onnx (CharGPTWithPast(model), checked by
+    decoder_past.export_checked), base.prompt_ids.npy and
+    base.greedy_ids.npy; returns (greedy ids, margins)."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    import decoder_past
+    cfg = model_config(model)
+    ids, margins = decoder_past.export_checked(
+        model, CharGPTWithPast(model).eval(), base + ".onnx",
+        cfg["n_layer"], cfg["n_head"], cfg["n_embd"] // cfg["n_head"],
+        cfg["vocab_size"], prompt, n_gen, opset, log)
+    np.save(base + ".prompt_ids.npy", np.array([prompt], np.int64))
+    np.save(base + ".greedy_ids.npy", np.array([ids], np.int64))
+    log("wrote %s.onnx, %s.{prompt_ids,greedy_ids}.npy (prompt %d, %d "
+        "greedy ids)" % (base, base, len(prompt), n_gen))
+    return ids, margins
+
+
+def model_config(model):
+    """CharGPT's constructor arguments, read back from its parameters."""
+    return dict(vocab_size=model.wte.weight.shape[0],
+                block_size=model.block_size, n_embd=model.wte.weight.shape[1],
+                n_head=model.blocks[0].attn.n_head, n_layer=len(model.blocks))
 
 
 # --------------------------------------------------------------------------
@@ -504,6 +612,9 @@ def main(argv=None):
     p.add_argument("--random", action="store_true",
                    help="untrained seeded weights (no checkpoint, no text)")
     p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--with-past", action="store_true",
+                   help="also NAME_past.onnx (past key/values) and its "
+                   "greedy reference")
     p.set_defaults(func=cmd_export)
 
     p = common(sub.add_parser("generate", help="sample text"))
