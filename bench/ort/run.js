@@ -310,4 +310,8 @@ async function main() {
   await session.release();
 }
 
-main().catch((e) => die(e && e.message ? e.message : String(e)));
+// bench/ort/generate.js reuses the .npy reader and writer.
+module.exports = {readNpy, writeNpy};
+
+if (require.main === module)
+  main().catch((e) => die(e && e.message ? e.message : String(e)));
