@@ -28,8 +28,10 @@ tg64 of llama-bench). Times are medians of RUNS runs after a warm-up run.
     onnxruntime-node).
   * llama.cpp (a source tree LLAMA_CPP with a build: bin/llama-bench,
     bin/llama-quantize, libllama.so): the weights written as a GGUF f32 file
-    by bench/llamacpp_scale.py's writer (MatMul weights transposed, q/k rows
-    permuted from rotate-half to llama.cpp's interleaved RoPE pairs), checked
+    by bench/llama_to_gguf.py with LLAMA_CPP's own gguf-py (MatMul weights
+    transposed, q/k rows permuted from rotate-half to llama.cpp's
+    interleaved RoPE pairs; --builtin-gguf: llamacpp_scale.py's writer,
+    the same tensors), checked
     against the ONNX model before anything is timed: bench/llamacpp_logits.c
     (built here against LLAMA_CPP's llama.h and libllama) computes the
     prompt's logits with an f32 KV cache and the greedy continuation; the
@@ -49,7 +51,10 @@ tokens/s and Quench / peer for prefill and decode, and the issue's goals
 Context growth (--long-prompt L, default 1024; 0 skips): decode ms/token
 after a prompt of L tokens against after PROMPT tokens, at the largest
 thread count, for Quench (CONTEXT_SCHEMES), ORT fp32, and llama.cpp
-(CONTEXT_TYPES; from llama-bench's pp L and pg L,GEN tests: (pg - pp) / GEN).
+(CONTEXT_TYPES; bench/llamacpp_logits.c times GEN decode steps after each
+prompt in one process, RUNS runs after a first, f16 cache as llama-bench:
+this llama-bench has no depth option, and (pg L,GEN - pp L) / GEN from its
+tests drowns in the prefill's noise).
 
 Usage: bench/generation.py LLAMA_CPP [--llama-build DIR] [--build build]
          [--work DIR] [--prompt 128] [--gen 64] [--runs 3] [--threads 1,2]
@@ -57,7 +62,7 @@ Usage: bench/generation.py LLAMA_CPP [--llama-build DIR] [--build build]
          [--types q8_0,q4_0,q4_k_s] [--long-prompt 1024]
          [--context-schemes fp32,w4a16] [--context-types f32,q4_0]
          [--no-past-ref] [--no-ort]
-         [--no-llamacpp] [--rt] [--json OUT.json]
+         [--no-llamacpp] [--builtin-gguf] [--rt] [--json OUT.json]
 --gen-for fp32=8 lets one Quench scheme generate fewer tokens (when its
 decode is too slow for GEN tokens x RUNS in the time at hand; its ms/token
 is still a median over whole generations). The machine's load average is
@@ -85,7 +90,7 @@ ROOT = os.path.dirname(HERE)
 PY = "/usr/bin/python3"
 sys.path.insert(0, HERE)
 from e2e_decode import dynamic_int8, matmul_nbits, rewrite  # noqa: E402
-from llamacpp_scale import write_gguf  # noqa: E402
+import llama_to_gguf  # noqa: E402
 
 QUENCH_FLAGS = {"fp32": [], "w8a16": ["--quant=w8a16"],
                 "w4a16": ["--quant=w4a16", "--group-size=32"],
@@ -190,6 +195,9 @@ def main():
                     help="also time the seq-1 model without past")
     ap.add_argument("--no-ort", action="store_true")
     ap.add_argument("--no-llamacpp", action="store_true")
+    ap.add_argument("--builtin-gguf", action="store_true",
+                    help="write the GGUF file with llamacpp_scale.py's writer "
+                    "instead of LLAMA_CPP/gguf-py")
     ap.add_argument("--json", help="write every measurement here")
     ap.add_argument("--rt", action="store_true",
                     help="run every timed command under `chrt -f 50` (as "
@@ -326,7 +334,8 @@ def main():
                                  text=True).stdout.strip()
         info["llama_cpp"] = lcommit
         gguf = {"f32": os.path.join(work, "m125-f32.gguf")}
-        write_gguf(model, manifest, gguf["f32"], "quench-generation-125m")
+        llama_to_gguf.write(model, gguf["f32"], "quench-generation-125m",
+                            None if a.builtin_gguf else a.llama_cpp)
         # Check: same function as the ONNX model.
         tool = os.path.join(work, "llamacpp_logits")
         run(["cc", "-O2", "-I", os.path.join(a.llama_cpp, "include"), "-I",
@@ -408,23 +417,30 @@ def main():
             log("   ORT fp32 after %d tokens: %.3f ms/token" % (
                 a.long_prompt, rates(r)[2]))
         if not a.no_llamacpp:
+            # llama-bench (this version) has no depth option: both contexts
+            # are timed by llamacpp_logits in one process each (RUNS timed
+            # runs after a first, medians), with llama.cpp's default f16
+            # cache as llama-bench.
+            ltxt = os.path.join(work, "prompt_long.txt")
+            with open(ltxt, "w") as f:
+                f.write(" ".join(str(int(x)) for x in np.load(long_prompt)[0]))
             for typ in a.context_types.split(","):
                 if typ not in gguf:
                     continue
-                p = timed([os.path.join(lbin, "llama-bench"), "-m", gguf[typ],
-                         "-p", str(a.long_prompt), "-n", "0", "-pg", "%d,%d" % (
-                             a.long_prompt, a.gen), "-t", str(tmax), "-r",
-                         str(a.runs), "-o", "json"], capture_output=True,
-                        text=True)
-                rs = json.loads(p.stdout)
-                pp = [r for r in rs if r["n_gen"] == 0][0]["avg_ns"]
-                pg = [r for r in rs if r["n_gen"] > 0][0]["avg_ns"]
-                long_r = dict(prompt=a.long_prompt, prefill_ms=pp / 1e6,
-                              steps=a.gen, decode_ms=(pg - pp) / 1e6)
+                pair = []
+                for ptxt_, plen in ((ptxt, a.prompt), (ltxt, a.long_prompt)):
+                    p = timed([tool, gguf[typ], ptxt_, str(a.gen + 1), "-",
+                               str(tmax), "f16", str(a.runs)],
+                              capture_output=True, text=True)
+                    m = re.search(r"prefill_ms: ([0-9.]+) decode_ms: ([0-9.]+)",
+                                  p.stdout)
+                    pair.append(dict(prompt=plen, prefill_ms=float(m.group(1)),
+                                     steps=a.gen, decode_ms=float(m.group(2))))
                 res["context"][("llama.cpp " + LLAMA_LABEL.get(typ, typ),
-                                tmax)] = (res["llama"][(typ, tmax)], long_r)
-                log("   llama.cpp %s after %d tokens: %.3f ms/token" % (
-                    typ, a.long_prompt, rates(long_r)[2]))
+                                tmax)] = tuple(pair)
+                log("   llama.cpp %s: %.3f ms/token after %d tokens, %.3f "
+                    "after %d" % (typ, rates(pair[0])[2], a.prompt,
+                                  rates(pair[1])[2], a.long_prompt))
     if not a.no_llamacpp:
         for f in gguf.values():
             os.unlink(f)

@@ -131,7 +131,13 @@ def rope_interleave(w, heads):
     return w.reshape(heads, 2, hd // 2, k).swapaxes(1, 2).reshape(out, k)
 
 
-def write_gguf(model, manifest, path, name):
+def gguf_plan(model, manifest, name):
+    """The GGUF file of a bench/gen_llama_onnx.py model (with or without
+    past): its key/values [(key, GGUF value type, value, element type)] and
+    its tensors [(name, numpy shape, ggml type, loader)], each loader
+    returning the tensor in llama.cpp's layout (one tensor in memory at a
+    time). Used by write_gguf below and by bench/llama_to_gguf.py (which
+    writes the same plan with llama.cpp's own gguf-py)."""
     cfg = manifest["config"]
     base = os.path.dirname(model)
     data = os.path.join(base, manifest["data"])
@@ -163,57 +169,75 @@ def write_gguf(model, manifest, path, name):
 
     f16 = cfg["dtype"] == "f16"
     wtype = GGML_F16 if f16 else GGML_F32
-    g = GGUF()
+    kv = []
+
+    def add(key, vtype, value, etype=None):
+        kv.append((key, vtype, value, etype))
+
     L, dim, hd = cfg["layers"], cfg["dim"], cfg["dim"] // cfg["heads"]
-    g.add("general.architecture", STR, "llama")
-    g.add("general.name", STR, name)
-    g.add("general.file_type", U32, 1 if f16 else 0)
-    g.add("llama.vocab_size", U32, cfg["vocab"])
-    g.add("llama.context_length", U32, 4096 if dim >= 4096 else 2048)
-    g.add("llama.embedding_length", U32, dim)
-    g.add("llama.block_count", U32, L)
-    g.add("llama.feed_forward_length", U32, cfg["hidden"])
-    g.add("llama.attention.head_count", U32, cfg["heads"])
-    g.add("llama.attention.head_count_kv", U32, cfg["kv_heads"])
-    g.add("llama.rope.dimension_count", U32, hd)
-    g.add("llama.rope.freq_base", F32V, cfg["rope_theta"])
-    g.add("llama.attention.layer_norm_rms_epsilon", F32V, cfg["norm_eps"])
+    add("general.architecture", STR, "llama")
+    add("general.name", STR, name)
+    add("general.file_type", U32, 1 if f16 else 0)
+    add("llama.vocab_size", U32, cfg["vocab"])
+    add("llama.context_length", U32, 4096 if dim >= 4096 else 2048)
+    add("llama.embedding_length", U32, dim)
+    add("llama.block_count", U32, L)
+    add("llama.feed_forward_length", U32, cfg["hidden"])
+    add("llama.attention.head_count", U32, cfg["heads"])
+    add("llama.attention.head_count_kv", U32, cfg["kv_heads"])
+    add("llama.rope.dimension_count", U32, hd)
+    add("llama.rope.freq_base", F32V, cfg["rope_theta"])
+    add("llama.attention.layer_norm_rms_epsilon", F32V, cfg["norm_eps"])
     n = cfg["vocab"]
     toks = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in range(256)]
     toks += ["\u2581t%d" % i for i in range(n - len(toks))]
     types = [2, 3, 3] + [6] * 256 + [1] * (n - 259)
-    g.add("tokenizer.ggml.model", STR, "llama")
-    g.add("tokenizer.ggml.tokens", ARR, toks, STR)
-    g.add("tokenizer.ggml.scores", ARR, [0.0] * 259 + [-float(i) for i in range(n - 259)], F32V)
-    g.add("tokenizer.ggml.token_type", ARR, types, I32)
-    g.add("tokenizer.ggml.bos_token_id", U32, 1)
-    g.add("tokenizer.ggml.eos_token_id", U32, 2)
-    g.add("tokenizer.ggml.unknown_token_id", U32, 0)
+    add("tokenizer.ggml.model", STR, "llama")
+    add("tokenizer.ggml.tokens", ARR, toks, STR)
+    add("tokenizer.ggml.scores", ARR,
+        [0.0] * 259 + [-float(i) for i in range(n - 259)], F32V)
+    add("tokenizer.ggml.token_type", ARR, types, I32)
+    add("tokenizer.ggml.bos_token_id", U32, 1)
+    add("tokenizer.ggml.eos_token_id", U32, 2)
+    add("tokenizer.ggml.unknown_token_id", U32, 0)
 
     names = {"wq": "attn_q", "wk": "attn_k", "wv": "attn_v", "wo": "attn_output",
              "w1": "ffn_gate", "w3": "ffn_up", "w2": "ffn_down"}
+    tensors = []
     count = {}
     norms = 0
     for role, tname in order:
         shape = tuple(inits[tname].dims)
         if role == "tok_embeddings":
-            g.tensor("token_embd.weight", shape, wtype, loader(tname))
+            tensors.append(("token_embd.weight", shape, wtype, loader(tname)))
         elif role == "output":
-            g.tensor("output.weight", shape[::-1], wtype, loader(tname, True))
+            tensors.append(("output.weight", shape[::-1], wtype,
+                            loader(tname, True)))
         elif role == "norm":
             kind = "attn_norm" if norms % 2 == 0 else "ffn_norm"
             gname = ("blk.%d.%s.weight" % (norms // 2, kind) if norms < 2 * L
                      else "output_norm.weight")
-            g.tensor(gname, shape, GGML_F32, loader(tname))
+            tensors.append((gname, shape, GGML_F32, loader(tname)))
             norms += 1
         else:
             i = count.get(role, 0)
             count[role] = i + 1
             heads = {"wq": cfg["heads"], "wk": cfg["kv_heads"]}.get(role)
-            g.tensor("blk.%d.%s.weight" % (i, names[role]), shape[::-1], wtype,
-                     loader(tname, True, heads))
+            tensors.append(("blk.%d.%s.weight" % (i, names[role]), shape[::-1],
+                            wtype, loader(tname, True, heads)))
     if norms != 2 * L + 1 or any(c != L for c in count.values()) or len(count) != 7:
         sys.exit("llamacpp_scale.py: unexpected initializers in " + model)
+    return kv, tensors
+
+
+def write_gguf(model, manifest, path, name):
+    """Writes gguf_plan(...) with the GGUF class above."""
+    kv, tensors = gguf_plan(model, manifest, name)
+    g = GGUF()
+    for item in kv:
+        g.add(*item)
+    for tname, shape, gtype, load in tensors:
+        g.tensor(tname, shape, gtype, load)
     g.write(path)
 
 
