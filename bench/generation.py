@@ -348,7 +348,8 @@ def main():
         lfile = os.path.join(work, "llama_logits.f32")
         p = run([tool, gguf["f32"], ptxt, str(a.gen + 1), lfile, str(tmax)],
                 capture_output=True, text=True)
-        lids = [int(x) for x in p.stdout.split("ids:")[1].split()]
+        lids = [int(x) for x in re.search(r"^ids:([ 0-9]*)$", p.stdout,
+                                          re.M).group(1).split()]
         check = dict(llama_ids=lids)
         ort_logits = os.path.join(work, "ort_logits.npy")
         if res["ort"] and os.path.isfile(ort_logits):
