@@ -17,6 +17,8 @@ Then, on the LLaMA-style model:
     logits of the prompt (1e-4);
   * --kv-cache=f16: the prompt's logits stay within 1e-2 of float (max abs
     difference over max |logit|, printed), and greedy ids are PyTorch's;
+  * --kv-cache=int8 (codes + one scale per head and position): within
+    5e-2 (and above f16's difference), greedy ids are PyTorch's;
   * sampling: the same --seed gives the same ids, another seed other ids,
     --top-k 1 gives the greedy ids;
   * errors, each one line on stderr, a nonzero exit and no output file: a
@@ -159,15 +161,35 @@ def main():
     os.makedirs(out16, exist_ok=True)
     run([gen16, "--input", "input_ids=" + prompt_path, "--output-dir", out16])
     l16 = np.load(os.path.join(out16, "logits.npy"))
-    rel = float(np.max(np.abs(l16 - logits)) / np.max(np.abs(logits)))
+    rel16 = float(np.max(np.abs(l16 - logits)) / np.max(np.abs(logits)))
     print("     f16 cache: prompt logits differ from the f32 cache by "
-          "%.2e of max |logit|" % rel)
-    check(0 < rel <= 1e-2, "llama: --kv-cache=f16 logits within 1e-2 "
-          "(relative %.2e; nonzero, so the cache is f16)" % rel)
+          "%.2e of max |logit|" % rel16)
+    check(0 < rel16 <= 1e-2, "llama: --kv-cache=f16 logits within 1e-2 "
+          "(relative %.2e; nonzero, so the cache is f16)" % rel16)
     p = run([gen16, "--input", "input_ids=" + prompt_path, "--generate",
              str(STEPS)])
     check(generated_ids(p.stdout) == reference,
           "llama: --kv-cache=f16 greedy ids == PyTorch's")
+
+    # An int8 cache (per head and position scales).
+    gen8 = os.path.join(work, "llama_int8cache_past")
+    run([qc, model(style, "with_past"), "-o", gen8, "--kv-cache=int8"])
+    out8 = os.path.join(work, "prompt-logits-int8")
+    os.makedirs(out8, exist_ok=True)
+    run([gen8, "--input", "input_ids=" + prompt_path, "--output-dir", out8])
+    l8 = np.load(os.path.join(out8, "logits.npy"))
+    rel8 = float(np.max(np.abs(l8 - logits)) / np.max(np.abs(logits)))
+    print("     int8 cache: prompt logits differ from the f32 cache by "
+          "%.2e of max |logit|" % rel8)
+    check(rel16 < rel8 <= 5e-2, "llama: --kv-cache=int8 logits within 5e-2 "
+          "(relative %.2e; more than f16's)" % rel8)
+    p = run([gen8, "--input", "input_ids=" + prompt_path, "--generate",
+             str(STEPS)])
+    check(generated_ids(p.stdout) == reference,
+          "llama: --kv-cache=int8 greedy ids == PyTorch's")
+    h = run([gen8, "--help"]).stdout
+    check("i8[1, 2, ?, 16]" in h and "past_key_values.0.key.scale" in h,
+          "llama: --kv-cache=int8 caches are i8 codes plus f32 scales")
 
     # Sampling.
     def sample(*extra):

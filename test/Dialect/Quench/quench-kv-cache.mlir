@@ -1,5 +1,6 @@
 // RUN: quench-opt %s --quench-kv-cache -split-input-file -verify-diagnostics | FileCheck %s
 // RUN: quench-opt %s --quench-kv-cache="cache-type=f16 max-seq=64" -split-input-file -verify-diagnostics | FileCheck %s --check-prefix=F16
+// RUN: quench-opt %s --quench-kv-cache="cache-type=int8" -split-input-file -verify-diagnostics | FileCheck %s --check-prefix=INT8
 
 // One layer's key: the past input becomes a cache buffer (capacity
 // dynamic), a past_length input is added, the concatenation writes the new
@@ -27,6 +28,20 @@
 // F16: quench.cast %{{.*}} : tensor<1x2x?x8xf32> to tensor<1x2x?x8xf16>
 // F16: tensor.insert_slice
 // F16: quench.cast %{{.*}} : tensor<1x2x?x8xf16> to tensor<1x2x?x8xf32>
+// int8: codes and one f32 scale per head and position (max |x| / 127),
+// dequantized on read.
+// INT8-LABEL: func @one_layer
+// INT8-SAME: %[[LEN:[a-z0-9_]+]]: tensor<i64> {quench.name = "past_length"}, %[[CODES:[a-z0-9_]+]]: memref<1x2x?x8xi8> {quench.name = "past_key_values.0.key"}, %[[SCALES:[a-z0-9_]+]]: memref<1x2x?x1xf32> {quench.name = "past_key_values.0.key.scale"}
+// INT8-SAME: state = ["past_key_values.0.key", "past_key_values.0.key.scale"]
+// INT8: %[[AMAX:.*]] = quench.reduce max %{{.*}} {axes = array<i64: 3>, keep_dims = true}
+// INT8: %[[S:.*]] = quench.div %[[AMAX]], %{{.*}} : (tensor<1x2x?x1xf32>, tensor<f32>)
+// INT8: quench.floor
+// INT8: quench.clip %{{.*}} {max = 1.270000e+02 : f64, min = -1.270000e+02 : f64}
+// INT8: quench.cast %{{.*}} : tensor<1x2x?x8xf32> to tensor<1x2x?x8xi8>
+// INT8: bufferization.materialize_in_destination %{{.*}} in writable %[[CODES]]
+// INT8: bufferization.materialize_in_destination %{{.*}} in writable %[[SCALES]]
+// INT8: quench.cast %{{.*}} : tensor<1x2x?x8xi8> to tensor<1x2x?x8xf32>
+// INT8: quench.mul %{{.*}}, %{{.*}} : (tensor<1x2x?x8xf32>, tensor<1x2x?x1xf32>) -> tensor<1x2x?x8xf32>
 func.func @one_layer(%ids: tensor<1x?xi64> {quench.name = "input_ids"}, %h: tensor<1x?x16xf32> {quench.name = "h"},
                      %past: tensor<1x2x?x8xf32> {quench.name = "past_key_values.0.key"},
                      %new: tensor<1x2x?x8xf32> {quench.name = "new"})
