@@ -363,10 +363,10 @@ LogicalResult quench::applyKVCache(func::FuncOp func,
     eraseArgs.resize(func.getNumArguments());
     eraseArgs.set(p.argIndex);
 
-    auto sizesWith = [&](ArrayRef<int64_t> shape, Value seq) {
+    auto sizesWith = [&](ArrayRef<int64_t> shape, OpFoldResult seq) {
       SmallVector<OpFoldResult> sizes;
       for (int64_t d = 0; d < rank; ++d)
-        sizes.push_back(d == axis ? OpFoldResult(seq)
+        sizes.push_back(d == axis ? seq
                                   : OpFoldResult(b.getIndexAttr(shape[d])));
       return sizes;
     };
@@ -414,12 +414,19 @@ LogicalResult quench::applyKVCache(func::FuncOp func,
     if (fresh.getType() != freshModelType)
       fresh = tensor::CastOp::create(b, cl, freshModelType, fresh);
     Value count = tensor::DimOp::create(b, cl, fresh, axis);
+    // A static count (a decode step compiled for one token) stays static,
+    // as the inserted slice's type requires.
+    OpFoldResult countSize =
+        freshShape[axis] == ShapedType::kDynamic
+            ? OpFoldResult(count)
+            : OpFoldResult(b.getIndexAttr(freshShape[axis]));
     SmallVector<OpFoldResult> offsets(zeros);
     offsets[axis] = len;
     auto write = [&](Value v, ArrayRef<int64_t> shape,
                      std::pair<Value, Value> buffer) {
       Value updated = tensor::InsertSliceOp::create(
-          b, cl, v, buffer.second, offsets, sizesWith(shape, count), ones);
+          b, cl, v, buffer.second, offsets, sizesWith(shape, countSize),
+          ones);
       bufferization::MaterializeInDestinationOp::create(
           b, cl, TypeRange{}, updated, buffer.first, /*restrict=*/false,
           /*writable=*/true);
