@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The generation session API under AddressSanitizer and UBSan.
+"""The generation session API under AddressSanitizer, UBSan and TSan.
 
 Compiles the tiny decoders with past key/values of gen_past_models.py
 (llama_past.onnx, gpt2_past.onnx) with `quench-compile --emit=obj
@@ -13,13 +13,16 @@ model-prefixed wrappers equal the reference (no pool and a 2-thread pool);
 quench_session_run's full logits against prefill's; the default capacity
 (0); reset, and a reused session against a fresh one; sampling reproducible
 with a seed and different with another, top_k = 1 and top_p = 1e-6 greedy,
-NaN logits never picked; two sessions generating at once on two threads
-(one on its own pool) equal to one thread's ids, every round; capacity
+NaN logits never picked; three sessions generating at once on three
+threads (one without a pool, two sharing a pool) equal to one thread's ids,
+every round; capacity
 overflow (prefill and decode) and tokens outside [0, vocab) rejected with
 QUENCH_ERR_INVALID_ARGUMENT and a message, the session unchanged (the
 generation goes on to the reference); a non-generation model, a negative
 capacity, caches too large to allocate or whose size overflows; and that
-nothing leaks (LeakSanitizer).
+nothing leaks (LeakSanitizer). The same program is then built and run with
+-fsanitize=thread when the compiler has it (races between the sessions'
+threads inside the runtime; the generated code is not instrumented).
 
 Usage: session_asan.py --build BUILD_DIR --models PAST_MODELS_DIR
                        [--keep DIR] [--cc CC]
@@ -31,6 +34,7 @@ fixture). Exits 77 (skipped) when the C compiler cannot link a program with
 import argparse
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,16 +44,22 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-SANITIZE = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
-            "-fno-sanitize-recover=undefined"]
+# The sanitizer builds: ASan + UBSan (required), ThreadSanitizer (when the
+# compiler has it).
+SANITIZERS = {
+    "asan": ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+             "-fno-sanitize-recover=undefined"],
+    "tsan": ["-fsanitize=thread"],
+}
 CFLAGS = ["-std=c11", "-g", "-O1", "-Wall", "-Wextra", "-pthread",
-          "-DQUENCH_BUFFER_CACHE_BYTES=0"] + SANITIZE
+          "-DQUENCH_BUFFER_CACHE_BYTES=0"]
 # allocator_may_return_null: the 2^40-position session must fail with
-# QUENCH_ERR_OUT_OF_MEMORY instead of ASan aborting the process.
+# QUENCH_ERR_OUT_OF_MEMORY instead of the sanitizer aborting the process.
 ENV = {
     "ASAN_OPTIONS": "allocator_may_return_null=1:detect_leaks=1:"
                     "abort_on_error=0:strict_string_checks=1",
     "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+    "TSAN_OPTIONS": "allocator_may_return_null=1:halt_on_error=1",
 }
 
 
@@ -64,13 +74,13 @@ def run(cmd, env=None):
     return proc.stdout
 
 
-def sanitizers_work(cc, work):
+def sanitizer_works(cc, flags, work):
     src = os.path.join(work, "probe.c")
     with open(src, "w") as f:
         f.write("#include <stdlib.h>\nint main(void) { free(malloc(4)); "
                 "return 0; }\n")
     exe = os.path.join(work, "probe")
-    proc = subprocess.run([cc] + SANITIZE + [src, "-o", exe],
+    proc = subprocess.run([cc] + flags + [src, "-o", exe],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True)
     if proc.returncode != 0:
@@ -103,21 +113,32 @@ def main():
     work = args.keep or tempfile.mkdtemp(prefix="quench-session-asan-")
     os.makedirs(work, exist_ok=True)
 
-    why = sanitizers_work(args.cc, work)
-    if why is not None:
-        print(f"SKIPPED: {args.cc} cannot build and run with "
-              f"-fsanitize=address,undefined: {why}")
-        return 77
+    sanitizers = []
+    for name, flags in SANITIZERS.items():
+        why = sanitizer_works(args.cc, flags, work)
+        if why is None:
+            sanitizers.append(name)
+        elif name == "asan":
+            print(f"SKIPPED: {args.cc} cannot build and run with "
+                  f"{' '.join(flags)}: {why}")
+            return 77
+        else:
+            print(f"note: no {name} run: {args.cc} cannot build and run "
+                  f"with {' '.join(flags)}: {why}")
 
-    # The runtime, instrumented, compiled once.
-    rt_dir = os.path.join(work, "runtime")
-    os.makedirs(rt_dir, exist_ok=True)
+    # The runtime, instrumented, compiled once per sanitizer.
     include = os.path.join(ROOT, "runtime", "include")
-    rt_objs = []
-    for src in sorted(glob.glob(os.path.join(ROOT, "runtime", "lib", "*.c"))):
-        obj = os.path.join(rt_dir, os.path.basename(src)[:-2] + ".o")
-        run([args.cc] + CFLAGS + ["-I", include, "-c", src, "-o", obj])
-        rt_objs.append(obj)
+    rt_objs = {}
+    for name in sanitizers:
+        rt_dir = os.path.join(work, "runtime-" + name)
+        os.makedirs(rt_dir, exist_ok=True)
+        rt_objs[name] = []
+        for src in sorted(glob.glob(os.path.join(ROOT, "runtime", "lib",
+                                                 "*.c"))):
+            obj = os.path.join(rt_dir, os.path.basename(src)[:-2] + ".o")
+            run([args.cc] + CFLAGS + SANITIZERS[name] +
+                ["-I", include, "-c", src, "-o", obj])
+            rt_objs[name].append(obj)
 
     plain = os.path.join(work, "plain")
     run([compiler, os.path.join(args.models, "llama.onnx"), "-o", plain,
@@ -129,20 +150,26 @@ def main():
         tiny = os.path.join(mdir, "tiny")
         run([compiler, os.path.join(args.models, f"{model}_past.onnx"), "-o",
              tiny, "--emit=obj", "--name=tiny", "--max-seq=32"])
-        exe = os.path.join(mdir, "session_asan")
-        run([args.cc] + CFLAGS +
-            ["-I", include, "-I", mdir, "-I", work,
-             os.path.join(HERE, "session_asan.c"), tiny + ".o", plain + ".o"] +
-            rt_objs + ["-o", exe, "-lm", "-ldl"])
-        out = run([exe, ids_arg(os.path.join(args.models,
-                                             f"{model}.prompt_ids.npy")),
-                   ids_arg(os.path.join(args.models,
-                                        f"{model}.greedy_ids.npy"))], env=env)
-        if "all session checks passed" not in out:
-            sys.exit(f"FAIL: {model}: session_asan did not finish")
-        if "ERROR: AddressSanitizer" in out or "runtime error:" in out:
-            sys.exit(f"FAIL: {model}: a sanitizer reported an error")
-        print(f"{model}: session API checks passed under ASan + UBSan")
+        for name in sanitizers:
+            exe = os.path.join(mdir, "session_" + name)
+            run([args.cc] + CFLAGS + SANITIZERS[name] +
+                ["-I", include, "-I", mdir, "-I", work,
+                 os.path.join(HERE, "session_asan.c"), tiny + ".o",
+                 plain + ".o"] + rt_objs[name] + ["-o", exe, "-lm", "-ldl"])
+            out = run([exe,
+                       ids_arg(os.path.join(args.models,
+                                            f"{model}.prompt_ids.npy")),
+                       ids_arg(os.path.join(args.models,
+                                            f"{model}.greedy_ids.npy"))],
+                      env=env)
+            if "all session checks passed" not in out:
+                sys.exit(f"FAIL: {model} ({name}): session_asan did not "
+                         "finish")
+            if re.search(r"ERROR: \w+Sanitizer|WARNING: ThreadSanitizer: "
+                         r"data race|runtime error:", out):
+                sys.exit(f"FAIL: {model} ({name}): a sanitizer reported "
+                         "an error")
+            print(f"{model}: session API checks passed ({name})")
 
     if not args.keep:
         shutil.rmtree(work)
