@@ -2,8 +2,9 @@
 """The generation session API under AddressSanitizer, UBSan and TSan.
 
 Compiles the tiny decoders with past key/values of gen_past_models.py
-(llama_past.onnx, gpt2_past.onnx) with `quench-compile --emit=obj
---name=tiny --max-seq=32` and the no-past llama.onnx as `plain`, then builds
+(llama_past.onnx, gpt2_past.onnx, and llama_past.onnx with
+--kv-cache=int8) with `quench-compile --emit=obj --name=tiny --max-seq=32`
+and the no-past llama.onnx as `plain`, then builds
 session_asan.c together with the runtime's own sources (runtime/lib/*.c,
 not libquench_runtime.a) with -fsanitize=address,undefined and
 QUENCH_BUFFER_CACHE_BYTES=0 (every buffer of the generated code goes back to
@@ -144,12 +145,18 @@ def main():
     run([compiler, os.path.join(args.models, "llama.onnx"), "-o", plain,
          "--emit=obj", "--name=plain"])
     env = dict(os.environ, **ENV)
-    for model in ("llama", "gpt2"):
-        mdir = os.path.join(work, model)
+    # (variant, model, extra compile options): the int8 cache has two state
+    # buffers per past input (codes and scales); its greedy ids equal the
+    # float reference on this model (measured).
+    for variant, model, extra in (("llama", "llama", []),
+                                  ("gpt2", "gpt2", []),
+                                  ("llama-int8", "llama",
+                                   ["--kv-cache=int8"])):
+        mdir = os.path.join(work, variant)
         os.makedirs(mdir, exist_ok=True)
         tiny = os.path.join(mdir, "tiny")
         run([compiler, os.path.join(args.models, f"{model}_past.onnx"), "-o",
-             tiny, "--emit=obj", "--name=tiny", "--max-seq=32"])
+             tiny, "--emit=obj", "--name=tiny", "--max-seq=32"] + extra)
         for name in sanitizers:
             exe = os.path.join(mdir, "session_" + name)
             run([args.cc] + CFLAGS + SANITIZERS[name] +
@@ -163,13 +170,13 @@ def main():
                                             f"{model}.greedy_ids.npy"))],
                       env=env)
             if "all session checks passed" not in out:
-                sys.exit(f"FAIL: {model} ({name}): session_asan did not "
+                sys.exit(f"FAIL: {variant} ({name}): session_asan did not "
                          "finish")
             if re.search(r"ERROR: \w+Sanitizer|WARNING: ThreadSanitizer: "
                          r"data race|runtime error:", out):
-                sys.exit(f"FAIL: {model} ({name}): a sanitizer reported "
+                sys.exit(f"FAIL: {variant} ({name}): a sanitizer reported "
                          "an error")
-            print(f"{model}: session API checks passed ({name})")
+            print(f"{variant}: session API checks passed ({name})")
 
     if not args.keep:
         shutil.rmtree(work)
