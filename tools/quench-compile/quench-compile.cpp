@@ -269,6 +269,15 @@ int main(int argc, char **argv) {
                   "'; stages: " + quench::getStageNames(stages));
     emit = Emit::MLIR;
   }
+  // A missing output directory fails now, not after a long compile.
+  if (outputPath != "-") {
+    SmallString<256> dir(sys::path::parent_path(outputPath));
+    if (dir.empty())
+      dir = ".";
+    if (!sys::fs::is_directory(dir))
+      return fail("cannot write '" + outputPath + "': directory '" + dir +
+                  "' does not exist");
+  }
   if (outputPath == "-" && emit != Emit::MLIR && emit != Emit::LLVM &&
       emit != Emit::PTX)
     return fail("-o - (stdout) is only for --emit=mlir, llvm and ptx");
