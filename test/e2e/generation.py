@@ -6,7 +6,9 @@ positions) decoders of test/e2e/gen_past_models.py, each exported with past
 key/values (Optimum's names) and without (the usual forward export), with
 PyTorch's greedy continuation of a prompt computed without a cache.
 
-For each style and each of float, w8a16, w4a16 (g16) and w8a8-dynamic:
+For each style and each of float, w8a16, w4a16 (g16), w8a8-dynamic, and
+GPTQ w4a16 and static w8a8 calibrated from samples of input_ids only (the
+past, mask and positions of the model with past are filled by calibration):
   * the model with past compiles (quench-kv-cache turns the past into
     caches) and `--generate 16` from the prompt gives ids equal to the
     greedy continuation of the model without past, compiled with the same
@@ -45,7 +47,13 @@ import numpy as np
 
 SCHEMES = [("float", []), ("w8a16", ["--quant=w8a16"]),
            ("w4a16", ["--quant=w4a16", "--group-size=16"]),
-           ("w8a8-dynamic", ["--quant=w8a8-dynamic"])]
+           ("w8a8-dynamic", ["--quant=w8a8-dynamic"]),
+           # Calibrated from samples that hold only input_ids: calibration
+           # fills the past (empty), mask and positions of the model with
+           # past itself.
+           ("gptq-w4a16", ["--quant=w4a16", "--group-size=16", "--algo=gptq",
+                           "--calib={calib}"]),
+           ("w8a8-static", ["--quant=w8a8", "--calib={calib}"])]
 STEPS = 16
 
 failures = []
@@ -99,6 +107,8 @@ def main():
         manifest = json.load(f)
     work = args.keep or tempfile.mkdtemp(prefix="quench-generation-")
     os.makedirs(work, exist_ok=True)
+    calib = os.path.join(work, "calib")
+    rng = np.random.RandomState(5)
 
     def model(style, key):
         return os.path.join(args.models, manifest[style][key])
@@ -107,7 +117,14 @@ def main():
         prompt_path = model(style, "prompt_ids")
         prompt = np.load(prompt_path)[0].tolist()
         reference = np.load(model(style, "greedy_ids"))[0].tolist()[:STEPS]
+        shutil.rmtree(calib, ignore_errors=True)
+        for i in range(4):
+            os.makedirs(os.path.join(calib, "s%d" % i))
+            np.save(os.path.join(calib, "s%d" % i, "input_ids.npy"),
+                    rng.randint(0, manifest[style]["vocab"],
+                                (1, 12)).astype(np.int64))
         for scheme, flags in SCHEMES:
+            flags = [f.format(calib=calib) for f in flags]
             tag = "%s %s" % (style, scheme)
             gen = os.path.join(work, "%s_%s_past" % (style, scheme))
             plain = os.path.join(work, "%s_%s" % (style, scheme))

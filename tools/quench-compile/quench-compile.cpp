@@ -224,6 +224,12 @@ int main(int argc, char **argv) {
     // The instrumented model runs on this machine (the CPU options apply).
     calibration.request.cpu = quench::getCPUTargetOptionsFromCL();
     calibration.request.comm = comm;
+    // Samples of a decoder with past may give only the token ids.
+    if (*kvRequest) {
+      const quench::QuenchKVCacheOptions &kv = (*kvRequest)->options;
+      calibration.request.generation = quench::calib::GenerationInputs{
+          kv.past, kv.inputIds, kv.attentionMask, kv.positionIds};
+    }
     if (calibration.request.threads == 0)
       calibration.request.threads = threadsPerProcess;
     quench::calib::addCalibrationStage(front, calibration);

@@ -124,6 +124,10 @@ StringAttr nameOfResult(func::FuncOp func, unsigned i) {
 
 } // namespace
 
+bool quench::isPastInputName(StringRef name, StringRef pastPattern) {
+  return llvm::Regex(patternToRegex(pastPattern)).match(name);
+}
+
 bool quench::hasPastInputs(func::FuncOp func, StringRef pastPattern) {
   llvm::Regex matcher(patternToRegex(pastPattern));
   for (unsigned i = 0; i < func.getNumArguments(); ++i)
