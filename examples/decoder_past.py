@@ -2,7 +2,9 @@
 
 Shared by examples/stories260k_to_onnx.py --with-past, examples/chargpt/
 chargpt.py export, bench/gen_llama_onnx.py --with-past (names and checks
-only) and test/e2e/gen_past_models.py. The convention is Hugging Face
+only) and test/e2e/gen_past_models.py; examples/t5qa/t5qa.py (an
+encoder-decoder in Optimum's T5 split) uses its ONNX evaluator. The
+convention is Hugging Face
 Optimum's / ONNX Runtime GenAI's (batch fixed to 1, `seq` and `past_seq`
 dynamic):
 
@@ -33,6 +35,7 @@ than the traced one, not a runtime (it raises ValueError on any other
 operator, and names the node where an operator fails).
 """
 
+import functools
 import math
 import os
 
@@ -346,9 +349,10 @@ def compare_steps(model, step, prompt, n_layers, kv_heads, head_dim,
 
 class NumpyEvaluator:
     """Evaluates an ONNX graph with NumPy, node by node in graph order, for
-    the operators of the default domain that the decoder exports here use
-    (see OPS). float32 throughout: results may differ from PyTorch's by
-    rounding (different summation order), never by semantics."""
+    the operators of the default domain that the decoder exports here and
+    examples/t5qa's encoder-decoder exports use (see OPS). float32
+    throughout: results may differ from PyTorch's by rounding (different
+    summation order), never by semantics."""
 
     def __init__(self, model):
         self.graph = model.graph
@@ -468,6 +472,30 @@ def _erf(a, attrs):
     return np.vectorize(math.erf, otypes=[np.float64])(a[0]).astype(a[0].dtype)
 
 
+def _log(a, attrs):
+    # T5's relative position buckets take log(0) = -inf on positions whose
+    # result a Where discards: no warning for those.
+    with np.errstate(divide="ignore"):
+        return np.log(a[0]).astype(a[0].dtype)
+
+
+def _cast(a, attrs):
+    to = _NP_OF_ONNX[attrs["to"]]
+    x = a[0]
+    if x.dtype.kind == "f" and np.dtype(to).kind in "iu":
+        # Float to integer of non-finite or out-of-range values is
+        # undefined in ONNX (T5's buckets cast log(0) = -inf, then discard
+        # it): give the saturated value, without NumPy's warning.
+        info = np.iinfo(to)
+        hi = float(info.max)
+        if int(hi) > info.max:  # int64's max rounds up to 2^63 in a double
+            hi = float(np.nextafter(hi, -np.inf))
+        x = np.nan_to_num(x.astype(np.float64), nan=0.0, posinf=hi,
+                          neginf=float(info.min))
+        return np.trunc(np.clip(x, float(info.min), hi)).astype(to)
+    return x.astype(to)
+
+
 def _binary(fn):
     return lambda a, attrs: fn(a[0], a[1])
 
@@ -505,7 +533,7 @@ OPS = {
         numpy_helper.to_array(attrs["value"])[0]
         if "value" in attrs else np.float32(0)),
     "Range": lambda a, attrs: np.arange(a[0], a[1], a[2]).astype(a[0].dtype),
-    "Cast": lambda a, attrs: a[0].astype(_NP_OF_ONNX[attrs["to"]]),
+    "Cast": _cast,
     "Split": _split,
     "MatMul": lambda a, attrs: np.matmul(a[0], a[1]),
     "Gemm": _gemm,
@@ -525,6 +553,11 @@ OPS = {
     "Exp": _unary(np.exp), "Tanh": _unary(np.tanh),
     "Sin": _unary(np.sin), "Cos": _unary(np.cos),
     "Sigmoid": _unary(lambda x: 1.0 / (1.0 + np.exp(-x))),
+    "Abs": lambda a, attrs: np.abs(a[0]),
+    "Log": _log,
+    "Relu": lambda a, attrs: np.maximum(a[0], 0).astype(a[0].dtype),
+    "Min": lambda a, attrs: functools.reduce(np.minimum, a),
+    "Max": lambda a, attrs: functools.reduce(np.maximum, a),
     "Erf": _erf,
     "Softmax": _softmax,
     "LayerNormalization": _layer_norm,

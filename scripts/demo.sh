@@ -5,8 +5,9 @@
 # reuses the checkpoint), compiles its ONNX export to a native executable
 # with quench-compile, runs it, and prints its outputs, agreement with the
 # PyTorch model and timing; then quantizes it (W8A16, W4A16) and prints the
-# float vs quantized sizes, accuracy (KL, top-1 on held-out text) and speed,
-# and text it generates.
+# float vs quantized sizes, accuracy (KL, top-1 on held-out text) and speed;
+# then generates text with a KV cache from its export with past key/values
+# and prints prefill and decode tokens/s.
 #
 #   scripts/demo.sh                  QUENCH_DEMO_TRAIN_MINUTES (default 2)
 #                                    sets the first training run's budget
@@ -134,24 +135,36 @@ for m in f32 w8a16 w4a16 w8a8; do
 done
 
 echo
-echo "== 6. Generate: greedy decoding, one run of the executable per character"
+echo "== 6. Generate with a KV cache (docs/generation.md): chargpt exported with past"
+echo "      key/values, compiled float and W8A16; the prompt in one run, then one run per"
+echo "      character that reads the earlier keys/values from the session's cache"
+$PY examples/chargpt/chargpt.py export --out "$WORK" --with-past >/dev/null
+for q in f32 w8a16; do
+  flags=""
+  [ $q = w8a16 ] && flags="--quant=w8a16"
+  # shellcheck disable=SC2086
+  "$BUILD_DIR/bin/quench-compile" "$WORK/chargpt_past.onnx" -o "$WORK/chargpt_gen_$q" $flags >/dev/null
+  echo "-- chargpt_gen_$q --input input_ids=chargpt_past.prompt_ids.npy --generate 20 --threads 1"
+  rm -rf "$WORK/gen_$q" && mkdir -p "$WORK/gen_$q"
+  "$WORK/chargpt_gen_$q" --input input_ids="$WORK/chargpt_past.prompt_ids.npy" \
+    --generate 20 --threads 1 --bench 20 --output-dir "$WORK/gen_$q" |
+    grep -E "prefill|decode"
+done
 $PY - "$WORK" <<'PYEOF'
-import ast, json, os, subprocess, sys, tempfile
+import ast, json, sys
 import numpy as np
 w = sys.argv[1]
 vocab = json.load(open(w + "/chargpt.json"))["vocab"]
 if isinstance(vocab, str):
     vocab = ast.literal_eval(vocab)
-index = {c: i for i, c in enumerate(vocab)}
-text = "And God said"
-with tempfile.TemporaryDirectory() as tmp:
-    for _ in range(80):
-        ids = [index[c] for c in text[-32:]]
-        np.save(tmp + "/t.npy", np.array([ids], dtype=np.int64))
-        subprocess.run([w + "/chargpt", "--input", "tokens=" + tmp + "/t.npy",
-                        "--output-dir", tmp], check=True,
-                       stdout=subprocess.DEVNULL)
-        logits = np.load(tmp + "/logits.npy")[0, -1]
-        text += vocab[int(logits[:len(vocab)].argmax())]
-print(repr(text))
+dec = lambda ids: "".join(vocab[i] if i < len(vocab) else "" for i in ids)
+prompt = np.load(w + "/chargpt_past.prompt_ids.npy")[0]
+want = np.load(w + "/chargpt_past.greedy_ids.npy")[0]
+for q in ("f32", "w8a16"):
+    got = np.load(w + "/gen_%s/generated_ids.npy" % q)[0]
+    n = min(len(got), len(want))
+    print("%-6s %r  (greedy ids %s PyTorch's without a cache)" % (
+        q, dec(prompt) + dec(got),
+        "equal to" if (got[:n] == want[:n]).all() else
+        "differ in %d of %d places from" % ((got[:n] != want[:n]).sum(), n)))
 PYEOF

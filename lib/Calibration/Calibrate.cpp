@@ -1,6 +1,7 @@
 //===- Calibrate.cpp - run the float model on samples, record stats -------===//
 
 #include "quench/Calibration/Calibrate.h"
+#include "quench/Dialect/Quench/Transforms/Passes.h"
 
 #include "quench/Calibration/Segments.h"
 #include "quench/Quant/RTN.h"
@@ -152,8 +153,15 @@ std::string quench::calib::sampleFileName(StringRef inputName) {
   return out + ".npy";
 }
 
+/// Whether `name` is an input calibration makes itself (GenerationInputs).
+static bool isGenerationInput(StringRef name, const GenerationInputs &g) {
+  return name == g.attentionMask || name == g.positionIds ||
+         quench::isPastInputName(name, g.past);
+}
+
 Expected<std::vector<Sample>>
-quench::calib::listSamples(StringRef dir, const ModelSignature &sig) {
+quench::calib::listSamples(StringRef dir, const ModelSignature &sig,
+                           const GenerationInputs *generation) {
   if (!llvm::sys::fs::is_directory(dir))
     return makeError("calibration directory '" + dir +
                      "' does not exist or is not a directory");
@@ -164,10 +172,20 @@ quench::calib::listSamples(StringRef dir, const ModelSignature &sig) {
                       std::string &missing) -> std::optional<Sample> {
     Sample s;
     s.name = name.str();
+    bool hasIds = false;
+    if (generation) {
+      llvm::SmallString<256> p(d);
+      llvm::sys::path::append(p, sampleFileName(generation->inputIds));
+      hasIds = llvm::sys::fs::exists(p);
+    }
     for (const TensorSignature &in : sig.inputs) {
       llvm::SmallString<256> p(d);
       llvm::sys::path::append(p, sampleFileName(in.name));
       if (!llvm::sys::fs::exists(p)) {
+        if (hasIds && isGenerationInput(in.name, *generation)) {
+          s.inputPaths.push_back("");
+          continue;
+        }
         missing += (missing.empty() ? "" : ", ") + sampleFileName(in.name);
         continue;
       }
@@ -227,6 +245,10 @@ quench::calib::checksumSamples(const std::vector<Sample> &samples) {
   for (const Sample &s : samples) {
     h = fnv1a(s.name.data(), s.name.size(), h);
     for (const std::string &p : s.inputPaths) {
+      if (p.empty()) {
+        h = fnv1a("<generated>", 11, h);
+        continue;
+      }
       auto buf = llvm::MemoryBuffer::getFile(p);
       if (!buf)
         return makeError("cannot read '" + p + "': " +
@@ -237,6 +259,80 @@ quench::calib::checksumSamples(const std::vector<Sample> &samples) {
     }
   }
   return "fnv1a64:" + llvm::utohexstr(h, /*LowerCase=*/true, 16);
+}
+
+llvm::Error quench::calib::readSampleInput(const Sample &sample,
+                                     const ModelSignature &sig, size_t index,
+                                     const GenerationInputs *generation,
+                                     quench_tensor &out) {
+  const TensorSignature &in = sig.inputs[index];
+  quench_error err;
+  auto fail = [&](const llvm::Twine &msg) {
+    return makeError("calibration sample '" + sample.name + "': " + msg);
+  };
+  if (!sample.inputPaths[index].empty()) {
+    if (quench_npy_read_expect(sample.inputPaths[index].c_str(),
+                               in.name.c_str(),
+                               static_cast<quench_dtype>(in.dtype),
+                               static_cast<int32_t>(in.shape.size()),
+                               in.shape.data(), &out, &err) != QUENCH_OK)
+      return fail(err.message);
+    return llvm::Error::success();
+  }
+  if (!generation)
+    return fail("no file for input '" + in.name + "'");
+  // The sequence length: the token ids' last dim.
+  int64_t seq = -1;
+  for (size_t i = 0; i < sig.inputs.size(); ++i)
+    if (sig.inputs[i].name == generation->inputIds &&
+        !sample.inputPaths[i].empty()) {
+      quench_tensor ids{};
+      if (quench_npy_read(sample.inputPaths[i].c_str(), &ids, &err) !=
+          QUENCH_OK)
+        return fail(err.message);
+      if (ids.rank >= 1)
+        seq = ids.shape[ids.rank - 1];
+      quench_tensor_free(&ids);
+    }
+  if (seq < 0)
+    return fail("cannot make input '" + in.name + "' without the token ids");
+  std::vector<int64_t> shape(in.shape);
+  bool past = quench::isPastInputName(in.name, generation->past);
+  for (size_t d = 0; d < shape.size(); ++d)
+    if (shape[d] < 0)
+      shape[d] = d == 0 ? 1 : past ? 0 : seq;
+  if (!past && (shape.size() != 2 || shape[1] != seq))
+    return fail("cannot make input '" + in.name + "' of type " +
+                in.typeString() + " for " + llvm::Twine(seq) +
+                " tokens (give " + sampleFileName(in.name) + ")");
+  if (quench_tensor_alloc(&out, static_cast<quench_dtype>(in.dtype),
+                          static_cast<int32_t>(shape.size()), shape.data(),
+                          &err) != QUENCH_OK)
+    return fail(err.message);
+  if (past)
+    return llvm::Error::success(); // zero positions (or zeros)
+  bool positions = in.name == generation->positionIds;
+  for (int64_t i = 0; i < seq; ++i) {
+    int64_t v = positions ? i : 1;
+    switch (static_cast<quench_dtype>(in.dtype)) {
+    case QUENCH_DTYPE_I64: static_cast<int64_t *>(out.data)[i] = v; break;
+    case QUENCH_DTYPE_I32:
+      static_cast<int32_t *>(out.data)[i] = static_cast<int32_t>(v);
+      break;
+    case QUENCH_DTYPE_F32:
+      static_cast<float *>(out.data)[i] = static_cast<float>(v);
+      break;
+    case QUENCH_DTYPE_BOOL:
+      static_cast<uint8_t *>(out.data)[i] = 1;
+      break;
+    default:
+      quench_tensor_free(&out);
+      return fail("cannot make input '" + in.name + "' of type " +
+                  in.typeString() + " (give " + sampleFileName(in.name) +
+                  ")");
+    }
+  }
+  return llvm::Error::success();
 }
 
 Expected<std::string> quench::calib::checksumFile(StringRef path) {
@@ -527,13 +623,10 @@ Expected<CalibrationStats> quench::calib::calibrate(
         auto value = std::make_unique<CarriedValue>(samples.size());
         const TensorSignature &in = sig.inputs[i];
         for (size_t s = 0; s < samples.size(); ++s)
-          if (quench_npy_read_expect(
-                  samples[s].inputPaths[i].c_str(), in.name.c_str(),
-                  static_cast<quench_dtype>(in.dtype),
-                  static_cast<int32_t>(in.shape.size()), in.shape.data(),
-                  &value->perSample[s], &err) != QUENCH_OK)
-            return makeError(llvm::Twine("calibration sample '") +
-                             samples[s].name + "': " + err.message);
+          if (llvm::Error e = readSampleInput(samples[s], sig, i,
+                                              options.generation,
+                                              value->perSample[s]))
+            return e;
         Value arg = body.getArgument(i);
         if (lastReader.count(arg))
           carried[arg] = std::move(value);

@@ -47,7 +47,8 @@ quench::calib::obtainCalibration(mlir::ModuleOp module, StringRef entry,
     if (!request.entryName.empty())
       modelKey += ";entry=" + request.entryName;
     if (!dir.empty()) {
-      auto listed = listSamples(dir, sig);
+      auto listed = listSamples(
+          dir, sig, request.generation ? &*request.generation : nullptr);
       if (!listed)
         return listed.takeError();
       samples = std::move(*listed);
@@ -111,6 +112,7 @@ quench::calib::obtainCalibration(mlir::ModuleOp module, StringRef entry,
   opts.comm = comm;
   opts.progress = root;
   opts.threads = request.threads;
+  opts.generation = request.generation ? &*request.generation : nullptr;
   std::shared_ptr<const void> scratch;
   std::error_code scratchError;
   if (!cache.empty() && root) {

@@ -21,10 +21,11 @@ struct GenerationCLOptions {
       cl::desc("Past keys/values of a decoder exported with past "
                "(past_key_values.{i}.key|value in, present.{i}.key|value "
                "out): auto (default: a cache of the past's type when the "
-               "model has such inputs), f32 or f16 (the cache's element "
-               "type; the model must have them), none (compile the graph as "
+               "model has such inputs), f32, f16 or int8 (the cache's element "
+               "type, int8 with one f32 scale per head and position; the "
+               "model must have such inputs), none (compile the graph as "
                "it is)"),
-      cl::init("auto"), cl::value_desc("auto|none|f32|f16"),
+      cl::init("auto"), cl::value_desc("auto|none|f32|f16|int8"),
       cl::cat(category)};
   cl::opt<int64_t> maxSeq{
       "max-seq",
@@ -83,8 +84,8 @@ quench::getKVCacheRequestFromCL() {
     return createStringError(inconvertibleErrorCode(), msg);
   };
   if (o.kvCache != "auto" && o.kvCache != "none" && o.kvCache != "f32" &&
-      o.kvCache != "f16")
-    return error("--kv-cache must be auto, none, f32 or f16, got '" +
+      o.kvCache != "f16" && o.kvCache != "int8")
+    return error("--kv-cache must be auto, none, f32, f16 or int8, got '" +
                  o.kvCache + "'");
   if (o.maxSeq <= 0)
     return error("--max-seq must be positive, got " + Twine(o.maxSeq.getValue()));
@@ -96,7 +97,7 @@ quench::getKVCacheRequestFromCL() {
     return out;
   KVCacheRequest r;
   r.required = o.kvCache != "auto";
-  r.options.cacheType = o.kvCache == "f16" ? "f16" : "f32";
+  r.options.cacheType = o.kvCache == "auto" ? "model" : o.kvCache.getValue();
   r.options.maxSeq = o.maxSeq;
   r.options.past = o.past;
   r.options.present = o.present;

@@ -321,10 +321,11 @@ quench_status quench_session_run(quench_session *s, const int64_t *tokens,
   if (n > s->capacity - s->length)
     return quench_error_set(
         err, QUENCH_ERR_INVALID_ARGUMENT,
-        "the session's cache holds %lld of %lld positions: %lld more tokens "
-        "do not fit (create the session with a larger capacity, up to what "
+        "the session's cache holds %lld of %lld positions: %lld more %s "
+        "not fit (create the session with a larger capacity, up to what "
         "the model's positions allow, or reset it)",
-        (long long)s->length, (long long)s->capacity, (long long)n);
+        (long long)s->length, (long long)s->capacity, (long long)n,
+        n == 1 ? "token does" : "tokens do");
   for (int64_t i = 0; i < n; ++i)
     if (tokens[i] < 0 || tokens[i] >= s->vocab)
       return quench_error_set(err, QUENCH_ERR_INVALID_ARGUMENT,
@@ -496,8 +497,12 @@ quench_status quench_sample(const float *logits, int64_t vocab,
     qsort(c, (size_t)count, sizeof *c, by_logit);
   if (params->top_k > 0 && params->top_k < count)
     count = params->top_k;
-  /* Probabilities relative to the best logit (exp(0) = 1 for it). */
+  /* Weights relative to the best logit: 1 for every logit equal to it
+   * (also when it is infinite: +inf shares all the mass among the +inf
+   * logits, all -inf is uniform), exp((l - best) / T) for the others; a NaN
+   * weight (a -inf logit at an infinite temperature) counts as 0. */
   double inv_t = 1.0 / (double)params->temperature, sum = 0;
+  double top = (double)logits[best];
   double *p = malloc((size_t)count * sizeof *p);
   if (!p) {
     free(c);
@@ -506,7 +511,10 @@ quench_status quench_sample(const float *logits, int64_t vocab,
                             (long long)count);
   }
   for (int64_t i = 0; i < count; ++i) {
-    p[i] = exp(((double)c[i].logit - (double)logits[best]) * inv_t);
+    double l = (double)c[i].logit;
+    p[i] = l == top ? 1.0 : exp((l - top) * inv_t);
+    if (isnan(p[i]))
+      p[i] = 0;
     sum += p[i];
   }
   if (params->top_p > 0 && params->top_p < 1) {

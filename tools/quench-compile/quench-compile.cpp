@@ -224,6 +224,12 @@ int main(int argc, char **argv) {
     // The instrumented model runs on this machine (the CPU options apply).
     calibration.request.cpu = quench::getCPUTargetOptionsFromCL();
     calibration.request.comm = comm;
+    // Samples of a decoder with past may give only the token ids.
+    if (*kvRequest) {
+      const quench::QuenchKVCacheOptions &kv = (*kvRequest)->options;
+      calibration.request.generation = quench::calib::GenerationInputs{
+          kv.past, kv.inputIds, kv.attentionMask, kv.positionIds};
+    }
     if (calibration.request.threads == 0)
       calibration.request.threads = threadsPerProcess;
     quench::calib::addCalibrationStage(front, calibration);
@@ -268,6 +274,15 @@ int main(int argc, char **argv) {
       return fail("unknown stage '" + stopAfter +
                   "'; stages: " + quench::getStageNames(stages));
     emit = Emit::MLIR;
+  }
+  // A missing output directory fails now, not after a long compile.
+  if (outputPath != "-") {
+    SmallString<256> dir(sys::path::parent_path(outputPath));
+    if (dir.empty())
+      dir = ".";
+    if (!sys::fs::is_directory(dir))
+      return fail("cannot write '" + outputPath + "': directory '" + dir +
+                  "' does not exist");
   }
   if (outputPath == "-" && emit != Emit::MLIR && emit != Emit::LLVM &&
       emit != Emit::PTX)

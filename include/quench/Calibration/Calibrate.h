@@ -20,6 +20,7 @@
 #include "quench/Support/Communicator.h"
 #include "quench/Target/CPU/CPUTargetBackend.h"
 #include "quench/Target/CPU/ModelABI.h"
+#include "quench/runtime.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/Error.h"
@@ -52,10 +53,22 @@ struct Probe {
 /// inputs that are not f32 tensors with a static last dim, are skipped.
 std::vector<Probe> instrumentForCalibration(mlir::func::FuncOp func);
 
-/// One calibration sample: a .npy path per graph input, in input order.
+/// One calibration sample: a .npy path per graph input, in input order. An
+/// empty path is an input the sample leaves to GenerationInputs (below).
 struct Sample {
   std::string name;
   std::vector<std::string> inputPaths;
+};
+
+/// The inputs of a decoder exported with past key/values that calibration
+/// fills itself when a sample gives only the token ids: the past (empty:
+/// zero positions), an all-ones attention mask and positions 0..S-1 for
+/// the S tokens of the sample's ids. Names as quench-kv-cache's options.
+struct GenerationInputs {
+  std::string past;          ///< pattern with {i} and {kv}
+  std::string inputIds;      ///< token ids [1, S]
+  std::string attentionMask; ///< [1, S] ones
+  std::string positionIds;   ///< [1, S] = 0 .. S-1
 };
 
 /// The file name an input's samples use: its graph name with every
@@ -63,9 +76,20 @@ struct Sample {
 std::string sampleFileName(llvm::StringRef inputName);
 
 /// Lists the samples in `dir` for a model with inputs `sig.inputs` (see the
-/// file comment). Fails with one message naming what is missing.
-llvm::Expected<std::vector<Sample>> listSamples(llvm::StringRef dir,
-                                                const ModelSignature &sig);
+/// file comment). With `generation`, a sample that has the token ids may
+/// leave out the past, mask and position inputs (their paths stay empty;
+/// readSampleInput makes them). Fails with one message naming what is
+/// missing.
+llvm::Expected<std::vector<Sample>>
+listSamples(llvm::StringRef dir, const ModelSignature &sig,
+            const GenerationInputs *generation = nullptr);
+
+/// Input `index` of `sample` as a tensor (quench_tensor_free it): read from
+/// its file and checked against the signature, or, for an empty path, made
+/// as GenerationInputs says from the sample's token ids.
+llvm::Error readSampleInput(const Sample &sample, const ModelSignature &sig,
+                            size_t index, const GenerationInputs *generation,
+                            quench_tensor &out);
 
 /// A checksum of the samples' names and contents ("fnv1a64:<hex>").
 llvm::Expected<std::string> checksumSamples(const std::vector<Sample> &samples);
@@ -104,6 +128,9 @@ struct CalibrateOptions {
   /// statistics of all samples (and writes them to its own statsFile).
   /// Every process must call calibrate with the same model and samples.
   Communicator *comm = nullptr;
+  /// Inputs of a decoder with past that samples may leave out
+  /// (GenerationInputs); null: every sample gives every input.
+  const GenerationInputs *generation = nullptr;
 };
 
 /// Calibrates: `module` holds the prepared float model, `entry` names its

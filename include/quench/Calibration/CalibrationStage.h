@@ -51,6 +51,9 @@ struct CalibrationRequest {
   /// this one alone). Rank 0 writes the cache; the others keep their copy
   /// of the statistics in a scratch file of their own.
   Communicator *comm = nullptr;
+  /// Inputs of a decoder with past that samples may leave out (the token
+  /// ids suffice); unset: samples give every input.
+  std::optional<GenerationInputs> generation;
 };
 
 /// The statistics for `request`: read from the cache when it was made for

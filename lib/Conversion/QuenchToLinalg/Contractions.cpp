@@ -106,6 +106,25 @@ struct MatMulLowering : OpConversionPattern<MatMulOp> {
     MLIRContext *ctx = getContext();
     RankedTensorType resultType = convertedResultType(getTypeConverter(), op);
     Value lhs = adaptor.getLhs(), rhs = adaptor.getRhs();
+    // rhs = transpose(B) swapping the last two dims (attention's Q·Kᵀ):
+    // contract on B as stored instead of materializing the transpose (for
+    // a KV cache, a copy of the whole cache every step).
+    bool rhsTransposed = false;
+    if (auto tr = op.getRhs().getDefiningOp<TransposeOp>()) {
+      ArrayRef<int64_t> perm = tr.getPermutation();
+      int64_t n = perm.size();
+      bool swapsLast = n >= 3;
+      for (int64_t d = 0; swapsLast && d < n - 2; ++d)
+        swapsLast = perm[d] == d;
+      if (swapsLast && perm[n - 2] == n - 1 && perm[n - 1] == n - 2) {
+        Value input = rewriter.getRemappedValue(tr.getInput());
+        if (input && getTypeConverter()->convertType(input.getType()) ==
+                         input.getType()) {
+          rhs = input;
+          rhsTransposed = true;
+        }
+      }
+    }
     auto lt = cast<RankedTensorType>(lhs.getType());
     auto rt = cast<RankedTensorType>(rhs.getType());
     Type et = resultType.getElementType();
@@ -135,11 +154,12 @@ struct MatMulLowering : OpConversionPattern<MatMulOp> {
     if (hasM)
       sizes.push_back(tensor::getMixedSize(rewriter, loc, lhs, lr - 2));
     if (hasN)
-      sizes.push_back(tensor::getMixedSize(rewriter, loc, rhs, rr - 1));
+      sizes.push_back(
+          tensor::getMixedSize(rewriter, loc, rhs, rhsTransposed ? rr - 2 : rr - 1));
     Value init = fillZero(rewriter, loc, sizes, acc);
 
     Value product;
-    if (lr == 2 && rr == 2) {
+    if (lr == 2 && rr == 2 && !rhsTransposed) {
       product = linalg::MatmulOp::create(rewriter, loc, TypeRange{init.getType()},
                                          ValueRange{lhs, rhs}, ValueRange{init})
                     .getResult(0);
@@ -157,6 +177,9 @@ struct MatMulLowering : OpConversionPattern<MatMulOp> {
         if (isLhs) {
           if (r >= 2)
             e.push_back(getAffineDimExpr(mLoop, ctx));
+          e.push_back(getAffineDimExpr(kLoop, ctx));
+        } else if (rhsTransposed) {
+          e.push_back(getAffineDimExpr(nLoop, ctx));
           e.push_back(getAffineDimExpr(kLoop, ctx));
         } else {
           e.push_back(getAffineDimExpr(kLoop, ctx));

@@ -550,9 +550,10 @@ typedef struct quench_sampling {
  * softmax of logits / temperature restricted by top_k and then top_p.
  * *rng_state is the random generator's state: seed it once (any value) and
  * pass it to every call; the same seed gives the same tokens. NaN logits
- * are never picked. Fails (QUENCH_ERR_INVALID_ARGUMENT) for vocab < 1,
- * NULL pointers or all-NaN logits, QUENCH_ERR_OUT_OF_MEMORY if scratch
- * space cannot be allocated.
+ * are never picked; +inf logits share all the probability (a -inf logit is
+ * never picked beside a larger one; all -inf: uniform). Fails
+ * (QUENCH_ERR_INVALID_ARGUMENT) for vocab < 1, NULL pointers or all-NaN
+ * logits, QUENCH_ERR_OUT_OF_MEMORY if scratch space cannot be allocated.
  */
 quench_status quench_sample(const float *logits, int64_t vocab,
                             const quench_sampling *params,

@@ -169,3 +169,19 @@ func.func @rms_norm(%x: tensor<?x16xf32>, %s: tensor<16xf32>) -> tensor<?x16xf32
   %0 = quench.rms_norm %x, %s {axis = 1 : i64, epsilon = 1.0e-06 : f64} : (tensor<?x16xf32>, tensor<16xf32>) -> tensor<?x16xf32>
   return %0 : tensor<?x16xf32>
 }
+
+// -----
+
+// Q·Kᵀ: a transpose of the last two dims of the right-hand side is read
+// through (the contraction indexes K as stored), not materialized.
+// CHECK-DAG: #[[QMAP:.+]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d4)>
+// CHECK-DAG: #[[KMAP:.+]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d3, d4)>
+// CHECK-LABEL: func.func @matmul_transposed_rhs(
+// CHECK-SAME:      %[[Q:.+]]: tensor<1x2x?x16xf32>, %[[K:.+]]: tensor<1x2x?x16xf32>
+// (The unused transpose goes at the next canonicalization.)
+// CHECK:         linalg.generic {indexing_maps = [#[[QMAP]], #[[KMAP]], #{{.*}}], {{.*}} ins(%[[Q]], %[[K]] : tensor<1x2x?x16xf32>, tensor<1x2x?x16xf32>)
+func.func @matmul_transposed_rhs(%q: tensor<1x2x?x16xf32>, %k: tensor<1x2x?x16xf32>) -> tensor<1x2x?x?xf32> {
+  %kt = quench.transpose %k {permutation = array<i64: 0, 1, 3, 2>} : tensor<1x2x?x16xf32> -> tensor<1x2x16x?xf32>
+  %s = quench.matmul %q, %kt : (tensor<1x2x?x16xf32>, tensor<1x2x16x?xf32>) -> tensor<1x2x?x?xf32>
+  return %s : tensor<1x2x?x?xf32>
+}

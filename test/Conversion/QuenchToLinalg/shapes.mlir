@@ -181,7 +181,8 @@ func.func @range(%a: tensor<i64>, %b: tensor<i64>, %c: tensor<i64>) -> tensor<?x
 
 // -----
 
-// Negative indices count from the end: index + dim(data, axis).
+// Negative indices count from the end: index + dim(data, axis); the result
+// is clamped to [0, dim) so that no index reads outside the table.
 // CHECK-DAG: #[[IDXMAP:.+]] = affine_map<(d0, d1, d2) -> (d0, d1)>
 // CHECK-LABEL: func.func @gather(
 // CHECK-SAME:      %[[T:.+]]: tensor<100x?xf32>, %[[I:.+]]: tensor<?x?xi64>
@@ -190,8 +191,11 @@ func.func @range(%a: tensor<i64>, %b: tensor<i64>, %c: tensor<i64>) -> tensor<?x
 // CHECK:           %[[NEG:.+]] = arith.cmpi slt, %[[IDX]], %c0{{.*}} : index
 // CHECK:           %[[WRAP:.+]] = arith.addi %[[IDX]], %c100 : index
 // CHECK:           %[[SEL:.+]] = arith.select %[[NEG]], %[[WRAP]], %[[IDX]] : index
+// CHECK:           %[[LAST:.+]] = arith.subi %c100{{.*}}, %c1{{.*}} : index
+// CHECK:           %[[LO:.+]] = arith.minsi %[[SEL]], %[[LAST]] : index
+// CHECK:           %[[IN:.+]] = arith.maxsi %[[LO]], %c0{{.*}} : index
 // CHECK:           %[[J:.+]] = linalg.index 2 : index
-// CHECK:           tensor.extract %[[T]][%[[SEL]], %[[J]]] : tensor<100x?xf32>
+// CHECK:           tensor.extract %[[T]][%[[IN]], %[[J]]] : tensor<100x?xf32>
 func.func @gather(%t: tensor<100x?xf32>, %i: tensor<?x?xi64>) -> tensor<?x?x?xf32> {
   %0 = quench.gather %t[%i] {axis = 0 : i64} : (tensor<100x?xf32>, tensor<?x?xi64>) -> tensor<?x?x?xf32>
   return %0 : tensor<?x?x?xf32>

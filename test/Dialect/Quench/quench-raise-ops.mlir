@@ -315,3 +315,33 @@ func.func @not_linear_casts(%x: tensor<4x3xf16>, %xd: tensor<4x3xf64>, %xb: tens
   %mb = quench.matmul %xb, %ut : (tensor<2x4x3xf32>, tensor<2x3x2xf32>) -> tensor<2x4x2xf32>
   return %m, %md, %mb : tensor<4x2xf16>, tensor<4x2xf64>, tensor<2x4x2xf32>
 }
+
+// -----
+
+// Grouped-query attention: keys/values repeated per head group
+// (unsqueeze/expand/reshape, Hugging Face's repeat_kv) are multiplied as they
+// are, the group's query heads stacked as rows: no repeated copy.
+// CHECK-LABEL: func @grouped_query
+// CHECK-SAME: (%[[Q:[a-z0-9]+]]: tensor<1x8x?x16xf32>, %[[K:[a-z0-9]+]]: tensor<1x2x?x16xf32>, %[[V:[a-z0-9]+]]: tensor<1x2x?x16xf32>
+// CHECK-NOT: quench.expand
+// CHECK: %[[QG:.*]] = quench.reshape %[[Q]](%{{.*}}) : tensor<1x8x?x16xf32>, tensor<4xi64> -> tensor<1x2x?x16xf32>
+// CHECK: %[[KT:.*]] = quench.transpose %[[K]] {permutation = array<i64: 0, 1, 3, 2>} : tensor<1x2x?x16xf32> -> tensor<1x2x16x?xf32>
+// CHECK: %[[SG:.*]] = quench.matmul %[[QG]], %[[KT]] : (tensor<1x2x?x16xf32>, tensor<1x2x16x?xf32>) -> tensor<1x2x?x?xf32>
+// CHECK: %[[S:.*]] = quench.reshape %[[SG]](%{{.*}}) : tensor<1x2x?x?xf32>, tensor<4xi64> -> tensor<1x8x?x?xf32>
+// CHECK: quench.softmax %[[S]]
+// CHECK: %[[PG:.*]] = quench.reshape %{{.*}}(%{{.*}}) : tensor<1x8x?x?xf32>, tensor<4xi64> -> tensor<1x2x?x?xf32>
+// CHECK: %[[OG:.*]] = quench.matmul %[[PG]], %[[V]] : (tensor<1x2x?x?xf32>, tensor<1x2x?x16xf32>) -> tensor<1x2x?x16xf32>
+// CHECK: quench.reshape %[[OG]](%{{.*}}) : tensor<1x2x?x16xf32>, tensor<4xi64> -> tensor<1x8x?x16xf32>
+func.func @grouped_query(%q: tensor<1x8x?x16xf32>, %k: tensor<1x2x?x16xf32>, %v: tensor<1x2x?x16xf32>, %shape5: tensor<5xi64>, %shape4: tensor<4xi64>) -> tensor<1x8x?x16xf32> {
+  %ku = quench.unsqueeze %k {axes = array<i64: 2>} : tensor<1x2x?x16xf32> -> tensor<1x2x1x?x16xf32>
+  %ke = quench.expand %ku(%shape5) : tensor<1x2x1x?x16xf32>, tensor<5xi64> -> tensor<1x2x4x?x16xf32>
+  %kr = quench.reshape %ke(%shape4) : tensor<1x2x4x?x16xf32>, tensor<4xi64> -> tensor<1x8x?x16xf32>
+  %kt = quench.transpose %kr {permutation = array<i64: 0, 1, 3, 2>} : tensor<1x8x?x16xf32> -> tensor<1x8x16x?xf32>
+  %s = quench.matmul %q, %kt : (tensor<1x8x?x16xf32>, tensor<1x8x16x?xf32>) -> tensor<1x8x?x?xf32>
+  %p = quench.softmax %s {axis = 3 : i64} : tensor<1x8x?x?xf32>
+  %vu = quench.unsqueeze %v {axes = array<i64: 2>} : tensor<1x2x?x16xf32> -> tensor<1x2x1x?x16xf32>
+  %ve = quench.expand %vu(%shape5) : tensor<1x2x1x?x16xf32>, tensor<5xi64> -> tensor<1x2x4x?x16xf32>
+  %vr = quench.reshape %ve(%shape4) : tensor<1x2x4x?x16xf32>, tensor<4xi64> -> tensor<1x8x?x16xf32>
+  %o = quench.matmul %p, %vr : (tensor<1x8x?x?xf32>, tensor<1x8x?x16xf32>) -> tensor<1x8x?x16xf32>
+  return %o : tensor<1x8x?x16xf32>
+}

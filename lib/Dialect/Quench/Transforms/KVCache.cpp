@@ -124,6 +124,10 @@ StringAttr nameOfResult(func::FuncOp func, unsigned i) {
 
 } // namespace
 
+bool quench::isPastInputName(StringRef name, StringRef pastPattern) {
+  return llvm::Regex(patternToRegex(pastPattern)).match(name);
+}
+
 bool quench::hasPastInputs(func::FuncOp func, StringRef pastPattern) {
   llvm::Regex matcher(patternToRegex(pastPattern));
   for (unsigned i = 0; i < func.getNumArguments(); ++i)
@@ -149,11 +153,16 @@ LogicalResult quench::applyKVCache(func::FuncOp func,
   if (maxSeq <= 0)
     return emitError(loc) << "max-seq must be positive, got " << maxSeq;
   Type cacheElem;
+  bool int8 = cacheType == "int8";
   if (cacheType == "f16")
     cacheElem = Float16Type::get(ctx);
-  else if (cacheType != "f32")
+  else if (int8)
+    cacheElem = IntegerType::get(ctx, 8);
+  else if (cacheType == "f32")
+    cacheElem = Float32Type::get(ctx);
+  else if (cacheType != "model")
     return emitError(loc) << "unknown cache type '" << cacheType
-                          << "' (expected f32 or f16)";
+                          << "' (expected model, f32, f16 or int8)";
 
   // Pair the past inputs with the present outputs by name.
   std::string pastRe = patternToRegex(past), presentRe = patternToRegex(present);
@@ -315,51 +324,87 @@ LogicalResult quench::applyKVCache(func::FuncOp func,
   for (auto [p, concat, axis] : llvm::zip(pairs, concats, axes)) {
     BlockArgument oldArg = func.getArgument(p.argIndex);
     auto pastType = cast<RankedTensorType>(oldArg.getType());
+    int64_t rank = pastType.getRank();
     SmallVector<int64_t> cacheShape(pastType.getShape());
     cacheShape[0] = 1;
     cacheShape[axis] = ShapedType::kDynamic;
     Type elem = cacheElem ? cacheElem : pastType.getElementType();
-    auto cacheTensorType = RankedTensorType::get(cacheShape, elem);
-    auto cacheMemrefType = MemRefType::get(cacheShape, elem);
-    unsigned newIndex = func.getNumArguments();
-    if (failed(func.insertArgument(newIndex, cacheMemrefType,
-                                   func.getArgAttrDict(p.argIndex),
-                                   oldArg.getLoc())))
+    // An int8 cache has one f32 scale per head and position: the dim
+    // reduced is head_dim, the last one (or the one before if the sequence
+    // is last).
+    int64_t reduced = axis == rank - 1 ? rank - 2 : rank - 1;
+    SmallVector<int64_t> scaleShape(cacheShape);
+    scaleShape[reduced] = 1;
+    auto f32 = Float32Type::get(ctx);
+
+    // The buffers: the cache (and its scales) as arguments and tensors.
+    auto addBuffer = [&](ArrayRef<int64_t> shape, Type type,
+                         StringRef name) -> FailureOr<std::pair<Value, Value>> {
+      unsigned index = func.getNumArguments();
+      if (failed(func.insertArgument(
+              index, MemRefType::get(shape, type),
+              b.getDictionaryAttr(b.getNamedAttr(
+                  QuenchDialect::getNameAttrName(), b.getStringAttr(name))),
+              oldArg.getLoc())))
+        return failure();
+      BlockArgument arg = func.getArgument(index);
+      stateNames.push_back(b.getStringAttr(name));
+      b.setInsertionPointAfter(len.getDefiningOp());
+      Value t = bufferization::ToTensorOp::create(
+          b, oldArg.getLoc(), RankedTensorType::get(shape, type), arg,
+          /*restrict=*/true, /*writable=*/true);
+      return std::make_pair(Value(arg), t);
+    };
+    auto data = addBuffer(cacheShape, elem, p.name);
+    FailureOr<std::pair<Value, Value>> scales;
+    if (int8) {
+      scales = addBuffer(scaleShape, f32, p.name + ".scale");
+      if (failed(scales))
+        return emitError(loc) << "cannot add the cache input";
+    }
+    if (failed(data))
       return emitError(loc) << "cannot add the cache input";
     eraseArgs.resize(func.getNumArguments());
     eraseArgs.set(p.argIndex);
-    BlockArgument cacheArg = func.getArgument(newIndex);
-    stateNames.push_back(b.getStringAttr(p.name));
 
-    b.setInsertionPointAfter(len.getDefiningOp());
-    Value cache = bufferization::ToTensorOp::create(
-        b, oldArg.getLoc(), cacheTensorType, cacheArg, /*restrict=*/true,
-        /*writable=*/true);
-    int64_t rank = pastType.getRank();
-    auto sizesWith = [&](OpBuilder &bb, Value seq) {
+    auto sizesWith = [&](ArrayRef<int64_t> shape, OpFoldResult seq) {
       SmallVector<OpFoldResult> sizes;
       for (int64_t d = 0; d < rank; ++d)
-        sizes.push_back(d == axis ? OpFoldResult(seq)
-                                  : OpFoldResult(bb.getIndexAttr(
-                                        d == 0 ? 1 : cacheShape[d])));
+        sizes.push_back(d == axis ? seq
+                                  : OpFoldResult(b.getIndexAttr(shape[d])));
       return sizes;
     };
     SmallVector<OpFoldResult> zeros(rank, b.getIndexAttr(0));
     SmallVector<OpFoldResult> ones(rank, b.getIndexAttr(1));
-    // Converts a cache-typed view to the model's type.
-    auto toModel = [&](OpBuilder &bb, Location l, Value v,
-                       RankedTensorType want) -> Value {
+    auto scalar = [&](Location l, float v) -> Value {
+      auto t = RankedTensorType::get({}, f32);
+      return quench::ConstantOp::create(b, l, t,
+                                        DenseElementsAttr::get(t, v));
+    };
+    // The first `count` positions of the cache(s) in the model's type.
+    auto read = [&](Location l, Value dataT, Value scaleT, Value count,
+                    RankedTensorType want) -> Value {
+      Value v = tensor::ExtractSliceOp::create(
+          b, l, dataT, zeros, sizesWith(cacheShape, count), ones);
       auto have = cast<RankedTensorType>(v.getType());
+      if (int8) {
+        v = quench::CastOp::create(b, l, have.clone(f32), v);
+        Value sv = tensor::ExtractSliceOp::create(
+            b, l, scaleT, zeros, sizesWith(scaleShape, count), ones);
+        v = quench::MulOp::create(b, l, have.clone(f32), v, sv);
+        have = have.clone(f32);
+      }
       if (have.getElementType() != want.getElementType())
-        v = quench::CastOp::create(
-            bb, l, have.clone(want.getElementType()), v);
+        v = quench::CastOp::create(b, l, have.clone(want.getElementType()),
+                                   v);
       if (v.getType() != want)
-        v = tensor::CastOp::create(bb, l, want, v);
+        v = tensor::CastOp::create(b, l, want, v);
       return v;
     };
-    Value pastView = tensor::ExtractSliceOp::create(
-        b, oldArg.getLoc(), cache, zeros, sizesWith(b, len), ones);
-    pastView = toModel(b, oldArg.getLoc(), pastView, pastType);
+    // (The data's to_tensor was created first, so it comes last.)
+    b.setInsertionPointAfter(data->second.getDefiningOp());
+    Value pastView = read(oldArg.getLoc(), data->second,
+                          int8 ? scales->second : Value(), len, pastType);
 
     // The concatenation: write the new positions, read the whole.
     b.setInsertionPoint(concat);
@@ -368,27 +413,71 @@ LogicalResult quench::applyKVCache(func::FuncOp func,
     auto freshType = cast<RankedTensorType>(fresh.getType());
     SmallVector<int64_t> freshShape(cacheShape);
     freshShape[axis] = freshType.getDimSize(axis);
-    Value freshCache = fresh;
-    if (freshType.getElementType() != elem)
-      freshCache = quench::CastOp::create(b, cl, freshType.clone(elem),
-                                          freshCache);
-    auto freshCacheType = RankedTensorType::get(freshShape, elem);
-    if (freshCache.getType() != freshCacheType)
-      freshCache = tensor::CastOp::create(b, cl, freshCacheType, freshCache);
-    Value count = tensor::DimOp::create(b, cl, freshCache, axis);
+    auto freshModelType =
+        RankedTensorType::get(freshShape, freshType.getElementType());
+    if (fresh.getType() != freshModelType)
+      fresh = tensor::CastOp::create(b, cl, freshModelType, fresh);
+    Value count = tensor::DimOp::create(b, cl, fresh, axis);
+    // A static count (a decode step compiled for one token) stays static,
+    // as the inserted slice's type requires.
+    OpFoldResult countSize =
+        freshShape[axis] == ShapedType::kDynamic
+            ? OpFoldResult(count)
+            : OpFoldResult(b.getIndexAttr(freshShape[axis]));
     SmallVector<OpFoldResult> offsets(zeros);
     offsets[axis] = len;
-    Value updated = tensor::InsertSliceOp::create(
-        b, cl, freshCache, cache, offsets, sizesWith(b, count), ones);
-    bufferization::MaterializeInDestinationOp::create(b, cl, TypeRange{},
-                                                      updated, cacheArg,
-                                                      /*restrict=*/false,
-                                                      /*writable=*/true);
+    auto write = [&](Value v, ArrayRef<int64_t> shape,
+                     std::pair<Value, Value> buffer) {
+      Value updated = tensor::InsertSliceOp::create(
+          b, cl, v, buffer.second, offsets, sizesWith(shape, countSize),
+          ones);
+      bufferization::MaterializeInDestinationOp::create(
+          b, cl, TypeRange{}, updated, buffer.first, /*restrict=*/false,
+          /*writable=*/true);
+      return updated;
+    };
+    Value updatedData, updatedScales;
+    if (int8) {
+      // Symmetric int8 per head and position: scale = max |x| / 127
+      // (at least 1e-30, so zeros stay zeros), code = round(x / scale).
+      Value x = fresh;
+      auto xt = cast<RankedTensorType>(x.getType());
+      if (xt.getElementType() != f32) {
+        xt = xt.clone(f32);
+        x = quench::CastOp::create(b, cl, xt, x);
+      }
+      SmallVector<int64_t> sShape(freshShape);
+      sShape[reduced] = 1;
+      auto st = RankedTensorType::get(sShape, f32);
+      Value amax = quench::ReduceOp::create(
+          b, cl, st, quench::ReduceKind::max,
+          quench::AbsOp::create(b, cl, xt, x), ArrayRef<int64_t>{reduced},
+          true);
+      Value scale = quench::MaxOp::create(
+          b, cl, st,
+          quench::DivOp::create(b, cl, st, amax, scalar(cl, 127.0f)),
+          scalar(cl, 1e-30f));
+      Value q = quench::FloorOp::create(
+          b, cl, xt,
+          quench::AddOp::create(b, cl, xt,
+                                quench::DivOp::create(b, cl, xt, x, scale),
+                                scalar(cl, 0.5f)));
+      q = quench::ClipOp::create(b, cl, xt, q, b.getF64FloatAttr(-127.0),
+                                 b.getF64FloatAttr(127.0));
+      q = quench::CastOp::create(b, cl, xt.clone(elem), q);
+      updatedData = write(q, cacheShape, *data);
+      updatedScales = write(scale, scaleShape, *scales);
+    } else {
+      Value v = fresh;
+      if (freshType.getElementType() != elem)
+        v = quench::CastOp::create(
+            b, cl, cast<RankedTensorType>(v.getType()).clone(elem), v);
+      updatedData = write(v, cacheShape, *data);
+    }
     Value total = arith::AddIOp::create(b, cl, len, count);
-    Value whole = tensor::ExtractSliceOp::create(b, cl, updated, zeros,
-                                                 sizesWith(b, total), ones);
-    whole = toModel(b, cl, whole,
-                    cast<RankedTensorType>(concat.getResult().getType()));
+    Value whole =
+        read(cl, updatedData, updatedScales, total,
+             cast<RankedTensorType>(concat.getResult().getType()));
     concat.getResult().replaceUsesWithIf(whole, [&](OpOperand &use) {
       return use.getOwner() != returnOp;
     });

@@ -523,6 +523,131 @@ struct LinearHalfWeight : public OpRewritePattern<LinearOp> {
   }
 };
 
+//===----------------------------------------------------------------------===//
+// Grouped-query attention without repeated keys/values
+//===----------------------------------------------------------------------===//
+
+/// `v` = reshape(expand(unsqueeze(K, axes = [2]))): K [B, kvh, T, d] with
+/// each head repeated `rep` times into [B, kvh * rep, T, d] (Hugging Face's
+/// repeat_kv). Returns K, or null.
+Value matchRepeatedHeads(Value v, int64_t &rep) {
+  auto reshape = v.getDefiningOp<ReshapeOp>();
+  if (!reshape)
+    return nullptr;
+  auto expand = reshape.getInput().getDefiningOp<ExpandOp>();
+  if (!expand)
+    return nullptr;
+  auto unsqueeze = expand.getInput().getDefiningOp<UnsqueezeOp>();
+  if (!unsqueeze || unsqueeze.getAxes() != ArrayRef<int64_t>{2})
+    return nullptr;
+  Value k = unsqueeze.getInput();
+  auto kt = dyn_cast<RankedTensorType>(k.getType());
+  auto et = dyn_cast<RankedTensorType>(expand.getType());
+  auto rt = dyn_cast<RankedTensorType>(reshape.getType());
+  if (!kt || !et || !rt || kt.getRank() != 4 || et.getRank() != 5 ||
+      rt.getRank() != 4)
+    return nullptr;
+  int64_t kvh = kt.getDimSize(1), d = kt.getDimSize(3);
+  rep = et.getDimSize(2);
+  if (ShapedType::isDynamic(kvh) || ShapedType::isDynamic(d) ||
+      ShapedType::isDynamic(rep) || rep < 2 || et.getDimSize(1) != kvh ||
+      et.getDimSize(4) != d || rt.getDimSize(1) != kvh * rep ||
+      rt.getDimSize(3) != d)
+    return nullptr;
+  // The batch and sequence dims pass through unchanged.
+  for (auto [a, b] : {std::pair{kt.getDimSize(0), et.getDimSize(0)},
+                      std::pair{kt.getDimSize(2), et.getDimSize(3)},
+                      std::pair{kt.getDimSize(0), rt.getDimSize(0)},
+                      std::pair{kt.getDimSize(2), rt.getDimSize(2)}})
+    if (!ShapedType::isDynamic(a) && !ShapedType::isDynamic(b) && a != b)
+      return nullptr;
+  return k;
+}
+
+/// Attention of grouped-query models multiplies by keys/values whose heads
+/// were repeated (a copy of K and V, `rep` times, per layer and step):
+///   matmul(X, transpose(repeat(K)))  (scores, X = Q [B, h, S, d])
+///   matmul(X, repeat(V))             (context, X = P [B, h, S, T])
+/// become the same product on K/V as they are, with the `rep` heads of a
+/// group stacked as rows:
+///   reshape(matmul(reshape(X → [B, kvh, rep*S, .]), transpose(K) | V)
+///           → [B, h, S, N])
+/// (X's heads h = g * rep + r are consecutive, so the row-major reshape is
+/// exact).
+struct GroupedQueryMatmul : public OpRewritePattern<MatMulOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(MatMulOp op,
+                                PatternRewriter &rewriter) const override {
+    Value x = op.getLhs(), rhs = op.getRhs();
+    auto xt = dyn_cast<RankedTensorType>(x.getType());
+    auto yt = dyn_cast<RankedTensorType>(op.getType());
+    if (!xt || !yt || xt.getRank() != 4 || yt.getRank() != 4)
+      return failure();
+    TransposeOp transpose = rhs.getDefiningOp<TransposeOp>();
+    bool scores = transpose &&
+                  transpose.getPermutation() == ArrayRef<int64_t>{0, 1, 3, 2};
+    int64_t rep = 0;
+    Value k = matchRepeatedHeads(scores ? transpose.getInput() : rhs, rep);
+    if (!k)
+      return failure();
+    auto kt = cast<RankedTensorType>(k.getType());
+    int64_t kvh = kt.getDimSize(1);
+    if (xt.getDimSize(1) != kvh * rep)
+      return failure();
+    Location loc = op.getLoc();
+    Type i64 = rewriter.getI64Type();
+    auto vec = [&](int64_t n) { return RankedTensorType::get({n}, i64); };
+    auto constant = [&](ArrayRef<int64_t> values) -> Value {
+      auto t = vec(values.size());
+      return ConstantOp::create(rewriter, loc, t,
+                                DenseElementsAttr::get(t, values));
+    };
+    auto dimOf = [&](Value shape, int64_t d) -> Value {
+      return SliceOp::create(rewriter, loc, vec(1), shape,
+                             rewriter.getDenseI64ArrayAttr({d}),
+                             rewriter.getDenseI64ArrayAttr({d + 1}),
+                             rewriter.getDenseI64ArrayAttr({1}));
+    };
+    auto concat = [&](ArrayRef<Value> parts) -> Value {
+      return ConcatOp::create(rewriter, loc, vec(parts.size()), parts, 0);
+    };
+    auto mulDyn = [](int64_t a, int64_t b) {
+      return ShapedType::isDynamic(a) || ShapedType::isDynamic(b)
+                 ? ShapedType::kDynamic
+                 : a * b;
+    };
+    Value xShape = ShapeOfOp::create(rewriter, loc, vec(4), x);
+    Value batch = dimOf(xShape, 0), seq = dimOf(xShape, 2),
+          last = dimOf(xShape, 3);
+    // X → [B, kvh, rep * S, last].
+    Value rows = MulOp::create(rewriter, loc, vec(1), seq, constant({rep}));
+    auto xgType = RankedTensorType::get(
+        {xt.getDimSize(0), kvh, mulDyn(rep, xt.getDimSize(2)),
+         xt.getDimSize(3)},
+        xt.getElementType());
+    Value xg = ReshapeOp::create(rewriter, loc, xgType, x,
+                                 concat({batch, constant({kvh}), rows, last}));
+    Value other = k;
+    if (scores)
+      other = TransposeOp::create(
+          rewriter, loc,
+          RankedTensorType::get({kt.getDimSize(0), kvh, kt.getDimSize(3),
+                                 kt.getDimSize(2)},
+                                kt.getElementType()),
+          k, rewriter.getDenseI64ArrayAttr({0, 1, 3, 2}));
+    auto ot = cast<RankedTensorType>(other.getType());
+    auto ygType = RankedTensorType::get(
+        {xgType.getDimSize(0), kvh, xgType.getDimSize(2), ot.getDimSize(3)},
+        yt.getElementType());
+    Value yg = MatMulOp::create(rewriter, loc, ygType, xg, other);
+    Value n = scores ? dimOf(ShapeOfOp::create(rewriter, loc, vec(4), k), 2)
+                     : constant({kt.getDimSize(3)});
+    rewriter.replaceOpWithNewOp<ReshapeOp>(
+        op, yt, yg, concat({batch, constant({kvh * rep}), seq, n}));
+    return success();
+  }
+};
+
 struct QuenchRaiseOpsPass
     : public quench::impl::QuenchRaiseOpsBase<QuenchRaiseOpsPass> {
   void runOnOperation() override {
@@ -541,4 +666,5 @@ void quench::populateRaiseOpsPatterns(RewritePatternSet &patterns) {
   patterns.add<RaiseGelu>(ctx, /*benefit=*/3);
   patterns.add<RaiseLayerNorm, RaiseSilu, RaiseLinear, LinearHalfWeight>(ctx);
   patterns.add<RaiseRMSNorm>(ctx);
+  patterns.add<GroupedQueryMatmul>(ctx);
 }

@@ -30,6 +30,9 @@ namespace quench {
 /// if the failure is in updating its signature).
 mlir::LogicalResult applyKVCache(mlir::func::FuncOp func,
                                  const QuenchKVCacheOptions &options);
+/// Whether `name` matches the past pattern (with {i} and {kv}) of
+/// quench-kv-cache.
+bool isPastInputName(llvm::StringRef name, llvm::StringRef pastPattern);
 /// Whether an argument name of `func` matches the past pattern (with {i}
 /// and {kv}) of quench-kv-cache.
 bool hasPastInputs(mlir::func::FuncOp func, llvm::StringRef pastPattern);

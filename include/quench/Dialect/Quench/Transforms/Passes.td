@@ -193,7 +193,10 @@ def QuenchKVCache : Pass<"quench-kv-cache", "::mlir::func::FuncOp"> {
       first `past_length + new` positions; the present outputs are removed.
 
     With `cache-type=f16` the cache holds f16 values (converted on write
-    and read). The function gets a `quench.generation` attribute naming the
+    and read). With `cache-type=int8` it holds int8 codes and a second
+    buffer, `<name>.scale`, one f32 scale per head and position (the dim
+    reduced is head_dim, the last one): symmetric, scale = max |x| / 127,
+    code = round(x / scale), dequantized on read. The function gets a `quench.generation` attribute naming the
     roles of its inputs and outputs (token ids, attention mask, position
     ids, past length, logits, the cache buffers) and the default capacity,
     which the model ABI passes to the runtime's generation sessions.
@@ -219,8 +222,9 @@ def QuenchKVCache : Pass<"quench-kv-cache", "::mlir::func::FuncOp"> {
            "Name of the logits output (default: the only other output)">,
     Option<"pastLength", "past-length", "std::string", "\"past_length\"",
            "Name of the added past-length input">,
-    Option<"cacheType", "cache-type", "std::string", "\"f32\"",
-           "Element type of the cache: f32 or f16">,
+    Option<"cacheType", "cache-type", "std::string", "\"model\"",
+           "Element type of the cache: model (the past's), f32, f16 or "
+           "int8">,
     Option<"maxSeq", "max-seq", "int64_t", "2048",
            "Default capacity of a session's cache, in positions">,
   ];
