@@ -185,11 +185,14 @@ TEST(CPUTarget, ModelDescriptorHoldsImagesOfFourGigabytesAndMore) {
                                 quench::WeightStorage::Appended);
   ASSERT_FALSE(bool(e)) << errorText(std::move(e));
   auto *init = cast<ConstantStruct>(m.getGlobalVariable("d_model")->getInitializer());
-  EXPECT_EQ(cast<ConstantInt>(init->getOperand(0))->getZExtValue(), 2u);
+  EXPECT_EQ(cast<ConstantInt>(init->getOperand(0))->getZExtValue(), 3u)
+      << "QUENCH_MODEL_ABI_VERSION";
   EXPECT_EQ(cast<ConstantInt>(init->getOperand(3))->getZExtValue(), 2u)
       << "QUENCH_WEIGHTS_APPENDED";
   EXPECT_EQ(init->getOperand(8), image);
   EXPECT_EQ(cast<ConstantInt>(init->getOperand(9))->getZExtValue(), bytes);
+  // Not a generation model: no generation roles.
+  EXPECT_TRUE(isa<ConstantPointerNull>(init->getOperand(10)));
 }
 
 TEST(CPUTarget, WeightImageObjectLinksAndRuns) {
