@@ -101,6 +101,67 @@ static void sanitize(char *name) {
     name[0] = '_';
 }
 
+/* Matches argv[*i] against `names`, as `--opt VALUE` or `--opt=VALUE`:
+ * returns the name's index and sets *value (moving *i past a separate
+ * value), -1 when no name matches, -2 when the value is missing (error
+ * printed). */
+static int match_option(int argc, char **argv, int *i,
+                        const char *const *names, int count,
+                        const char **value, const char *prog) {
+  const char *a = argv[*i];
+  for (int k = 0; k < count; ++k) {
+    size_t len = strlen(names[k]);
+    if (strncmp(a, names[k], len) != 0 || (a[len] != '\0' && a[len] != '='))
+      continue;
+    if (a[len] == '=')
+      *value = a + len + 1;
+    else if (*i + 1 < argc)
+      *value = argv[++*i];
+    else {
+      fail(prog, "%s needs a value (see --help)", a);
+      return -2;
+    }
+    return k;
+  }
+  return -1;
+}
+
+/* 0 when `dir` is a writable directory; else prints why and returns 1. */
+static int check_output_dir(const char *dir, const char *prog) {
+  struct stat st;
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    fail(prog, "output directory '%s' does not exist or is not a directory",
+         dir);
+    return 1;
+  }
+  if (access(dir, W_OK) != 0) {
+    fail(prog, "output directory '%s' is not writable", dir);
+    return 1;
+  }
+  return 0;
+}
+
+/* DIR/NAME.npy with NAME made safe as a file name (sanitize), and with
+ * "_<index>" appended when index >= 0. Ownership: the caller frees it;
+ * NULL when out of memory. */
+static char *output_path(const char *dir, const char *name, int index) {
+  char *base = strdup(name);
+  size_t len = strlen(dir) + strlen(name) + 32;
+  char *path = malloc(len);
+  if (!base || !path) {
+    free(base);
+    free(path);
+    return NULL;
+  }
+  sanitize(base);
+  if (index >= 0)
+    snprintf(path, len, "%s/%s_%d.npy", dir, base, index);
+  else
+    snprintf(path, len, "%s/%s.npy", dir, base);
+  free(base);
+  return path;
+}
+
 static double now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -284,22 +345,9 @@ static int generation_main(const quench_model *m, int argc, char **argv,
   for (int i = 1; i < argc; ++i) {
     const char *a = argv[i];
     const char *value = NULL;
-    int which = -1;
-    for (int k = 0; k < N_NAMES; ++k) {
-      size_t len = strlen(names[k]);
-      if (strncmp(a, names[k], len) == 0 &&
-          (a[len] == '\0' || a[len] == '=')) {
-        which = k;
-        if (a[len] == '=')
-          value = a + len + 1;
-        else if (i + 1 < argc)
-          value = argv[++i];
-        else {
-          fail(prog, "%s needs a value (see --help)", a);
-          return 2;
-        }
-      }
-    }
+    int which = match_option(argc, argv, &i, names, N_NAMES, &value, prog);
+    if (which == -2)
+      return 2;
     if (which < 0) {
       if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
         generation_usage(m, prog, stdout);
@@ -413,18 +461,8 @@ static int generation_main(const quench_model *m, int argc, char **argv,
                "--generate N");
     return 2;
   }
-  if (opt.output_dir) {
-    struct stat st;
-    if (stat(opt.output_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-      fail(prog, "output directory '%s' does not exist or is not a directory",
-           opt.output_dir);
-      return 1;
-    }
-    if (access(opt.output_dir, W_OK) != 0) {
-      fail(prog, "output directory '%s' is not writable", opt.output_dir);
-      return 1;
-    }
-  }
+  if (opt.output_dir && check_output_dir(opt.output_dir, prog))
+    return 1;
   if (!opt.has_seed) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -512,17 +550,11 @@ static int generation_main(const quench_model *m, int argc, char **argv,
     double first = now_ms() - t0;
     const quench_io_info *info = &m->outputs[g->logits];
     if (opt.output_dir) {
-      char *base = strdup(info->name);
-      size_t len = strlen(opt.output_dir) + strlen(info->name) + 8;
-      path = malloc(len);
-      if (!base || !path) {
-        free(base);
+      path = output_path(opt.output_dir, info->name, -1);
+      if (!path) {
         fail(prog, "out of memory");
         goto done;
       }
-      sanitize(base);
-      snprintf(path, len, "%s/%s.npy", opt.output_dir, base);
-      free(base);
       if (quench_npy_write(path, &logits_t, &err) != QUENCH_OK) {
         fail(prog, "output '%s': %s", info->name, err.message);
         goto done;
@@ -572,13 +604,11 @@ static int generation_main(const quench_model *m, int argc, char **argv,
            (double)(opt.sampling.top_p > 0 ? opt.sampling.top_p : 1.0f),
            opt.seed);
   if (opt.output_dir) {
-    size_t len = strlen(opt.output_dir) + 32;
-    path = malloc(len);
+    path = output_path(opt.output_dir, "generated_ids", -1);
     if (!path) {
       fail(prog, "out of memory");
       goto done;
     }
-    snprintf(path, len, "%s/generated_ids.npy", opt.output_dir);
     quench_tensor out = {0};
     out.data = ids;
     out.dtype = QUENCH_DTYPE_I64;
@@ -660,23 +690,12 @@ int quench_model_main(const quench_model *m, int argc, char **argv) {
   for (int i = 1; i < argc; ++i) {
     const char *a = argv[i];
     const char *value = NULL;
-    /* --opt VALUE and --opt=VALUE */
-    const char *names[] = {"--input", "--output-dir", "--bench", "--threads"};
-    int which = -1;
-    for (int k = 0; k < 4; ++k) {
-      size_t len = strlen(names[k]);
-      if (strncmp(a, names[k], len) == 0 && (a[len] == '\0' || a[len] == '=')) {
-        which = k;
-        if (a[len] == '=')
-          value = a + len + 1;
-        else if (i + 1 < argc)
-          value = argv[++i];
-        else {
-          fail(prog, "%s needs a value (see --help)", a);
-          rc = 2;
-          goto done;
-        }
-      }
+    static const char *const names[] = {"--input", "--output-dir", "--bench",
+                                        "--threads"};
+    int which = match_option(argc, argv, &i, names, 4, &value, prog);
+    if (which == -2) {
+      rc = 2;
+      goto done;
     }
     if (which < 0) {
       if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -752,38 +771,21 @@ int quench_model_main(const quench_model *m, int argc, char **argv) {
 
   /* The output directory and file names, before anything runs. */
   if (opt.output_dir) {
-    struct stat st;
-    if (stat(opt.output_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-      fail(prog, "output directory '%s' does not exist or is not a directory",
-           opt.output_dir);
+    if (check_output_dir(opt.output_dir, prog))
       goto done;
-    }
-    if (access(opt.output_dir, W_OK) != 0) {
-      fail(prog, "output directory '%s' is not writable", opt.output_dir);
-      goto done;
-    }
     for (int32_t k = 0; k < m->num_outputs; ++k) {
-      size_t len = strlen(opt.output_dir) + strlen(m->outputs[k].name) + 32;
-      out_paths[k] = malloc(len);
+      out_paths[k] = output_path(opt.output_dir, m->outputs[k].name, -1);
+      /* Two names that sanitize alike get their index appended. */
+      for (int32_t j = 0; j < k && out_paths[k]; ++j)
+        if (strcmp(out_paths[j], out_paths[k]) == 0) {
+          free(out_paths[k]);
+          out_paths[k] = output_path(opt.output_dir, m->outputs[k].name, k);
+          break;
+        }
       if (!out_paths[k]) {
         fail(prog, "out of memory");
         goto done;
       }
-      char *base = strdup(m->outputs[k].name);
-      if (!base) {
-        fail(prog, "out of memory");
-        goto done;
-      }
-      sanitize(base);
-      snprintf(out_paths[k], len, "%s/%s.npy", opt.output_dir, base);
-      /* Two names that sanitize alike get their index appended. */
-      for (int32_t j = 0; j < k; ++j)
-        if (strcmp(out_paths[j], out_paths[k]) == 0) {
-          snprintf(out_paths[k], len, "%s/%s_%d.npy", opt.output_dir, base,
-                   (int)k);
-          break;
-        }
-      free(base);
     }
   }
 
