@@ -261,10 +261,35 @@ quench::calib::checksumSamples(const std::vector<Sample> &samples) {
   return "fnv1a64:" + llvm::utohexstr(h, /*LowerCase=*/true, 16);
 }
 
+Expected<int64_t>
+quench::calib::sampleTokenCount(const Sample &sample,
+                                const ModelSignature &sig,
+                                const GenerationInputs *generation) {
+  if (!generation || llvm::all_of(sample.inputPaths, [](const std::string &p) {
+        return !p.empty();
+      }))
+    return -1;
+  for (size_t i = 0; i < sig.inputs.size(); ++i)
+    if (sig.inputs[i].name == generation->inputIds &&
+        !sample.inputPaths[i].empty()) {
+      quench_tensor ids{};
+      quench_error err;
+      if (quench_npy_read(sample.inputPaths[i].c_str(), &ids, &err) !=
+          QUENCH_OK)
+        return makeError("calibration sample '" + sample.name +
+                         "': " + err.message);
+      int64_t seq = ids.rank >= 1 ? ids.shape[ids.rank - 1] : -1;
+      quench_tensor_free(&ids);
+      return seq;
+    }
+  return -1;
+}
+
 llvm::Error quench::calib::readSampleInput(const Sample &sample,
-                                     const ModelSignature &sig, size_t index,
-                                     const GenerationInputs *generation,
-                                     quench_tensor &out) {
+                                           const ModelSignature &sig,
+                                           size_t index,
+                                           const GenerationInputs *generation,
+                                           int64_t seq, quench_tensor &out) {
   const TensorSignature &in = sig.inputs[index];
   quench_error err;
   auto fail = [&](const llvm::Twine &msg) {
@@ -279,22 +304,7 @@ llvm::Error quench::calib::readSampleInput(const Sample &sample,
       return fail(err.message);
     return llvm::Error::success();
   }
-  if (!generation)
-    return fail("no file for input '" + in.name + "'");
-  // The sequence length: the token ids' last dim.
-  int64_t seq = -1;
-  for (size_t i = 0; i < sig.inputs.size(); ++i)
-    if (sig.inputs[i].name == generation->inputIds &&
-        !sample.inputPaths[i].empty()) {
-      quench_tensor ids{};
-      if (quench_npy_read(sample.inputPaths[i].c_str(), &ids, &err) !=
-          QUENCH_OK)
-        return fail(err.message);
-      if (ids.rank >= 1)
-        seq = ids.shape[ids.rank - 1];
-      quench_tensor_free(&ids);
-    }
-  if (seq < 0)
+  if (!generation || seq < 0)
     return fail("cannot make input '" + in.name + "' without the token ids");
   std::vector<int64_t> shape(in.shape);
   bool past = quench::isPastInputName(in.name, generation->past);
@@ -619,12 +629,19 @@ Expected<CalibrationStats> quench::calib::calibrate(
     // signature) up front.
     Block &body = func.getBody().front();
     auto readInputs = [&]() -> llvm::Error {
+      // The token count of each sample, for the inputs calibration makes.
+      std::vector<int64_t> seqs;
+      for (const Sample &sample : samples) {
+        auto seq = sampleTokenCount(sample, sig, options.generation);
+        if (!seq)
+          return seq.takeError();
+        seqs.push_back(*seq);
+      }
       for (size_t i = 0; i < sig.inputs.size(); ++i) {
         auto value = std::make_unique<CarriedValue>(samples.size());
-        const TensorSignature &in = sig.inputs[i];
         for (size_t s = 0; s < samples.size(); ++s)
           if (llvm::Error e = readSampleInput(samples[s], sig, i,
-                                              options.generation,
+                                              options.generation, seqs[s],
                                               value->perSample[s]))
             return e;
         Value arg = body.getArgument(i);

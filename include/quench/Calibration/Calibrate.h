@@ -84,12 +84,19 @@ llvm::Expected<std::vector<Sample>>
 listSamples(llvm::StringRef dir, const ModelSignature &sig,
             const GenerationInputs *generation = nullptr);
 
+/// The number of token ids of a sample that leaves inputs to
+/// `generation` (its input_ids' last dim, read once); -1 when it gives
+/// every input.
+llvm::Expected<int64_t> sampleTokenCount(const Sample &sample,
+                                         const ModelSignature &sig,
+                                         const GenerationInputs *generation);
+
 /// Input `index` of `sample` as a tensor (quench_tensor_free it): read from
 /// its file and checked against the signature, or, for an empty path, made
-/// as GenerationInputs says from the sample's token ids.
+/// as GenerationInputs says for `seq` tokens (sampleTokenCount).
 llvm::Error readSampleInput(const Sample &sample, const ModelSignature &sig,
                             size_t index, const GenerationInputs *generation,
-                            quench_tensor &out);
+                            int64_t seq, quench_tensor &out);
 
 /// A checksum of the samples' names and contents ("fnv1a64:<hex>").
 llvm::Expected<std::string> checksumSamples(const std::vector<Sample> &samples);
