@@ -239,7 +239,7 @@ int main(int argc, char **argv) {
   quench::ModelEntry *preparedEntry = nullptr;
   if (*kvRequest) {
     quench::KVCacheRequest request = **kvRequest;
-    std::string target = (*backend)->getName() == "cpu"
+    std::string target = (*backend)->supportsInPlaceInputs()
                              ? std::string()
                              : (*backend)->getDisplayName().str();
     front.kvCache = [request, target,

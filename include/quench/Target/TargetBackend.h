@@ -113,6 +113,11 @@ public:
   /// target whose kernels cannot read host memory returns 0.
   virtual uint64_t getMinWeightBytes() const { return 4096; }
 
+  /// Whether the target compiles entry functions with memref arguments the
+  /// model updates in place (the KV caches of generation models,
+  /// quench-kv-cache; docs/generation.md).
+  virtual bool supportsInPlaceInputs() const { return true; }
+
   /// Writes the device code of the lowered `module` (after the code
   /// generation stages) as assembly text, PTX for CUDA, at `outputPath`
   /// (".ptx" appended when it has no extension; "-" is stdout). Returns

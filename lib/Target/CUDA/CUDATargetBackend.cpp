@@ -243,6 +243,9 @@ public:
 
   // Kernels read constants from device memory: all of them are weights.
   uint64_t getMinWeightBytes() const override { return 0; }
+  // Buffer placement copies inputs to the device and never back: caches
+  // updated in place would stay stale on the host.
+  bool supportsInPlaceInputs() const override { return false; }
 
   std::vector<std::pair<std::string, std::string>>
   describeSerialization() const override {
