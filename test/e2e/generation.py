@@ -27,7 +27,8 @@ Then, on the LLaMA-style model:
     prompt and generation longer than --capacity, a token id outside the
     vocabulary, a float prompt, an empty prompt, an input other than
     input_ids, a missing prompt, --temperature without --generate,
-    --kv-cache=f32 for a model without past, an unknown --kv-cache value;
+    --kv-cache=f32 for a model without past, an unknown --kv-cache value,
+    --target=cuda (no KV caches on the GPU yet);
   * --kv-cache=none compiles the graph as exported (past inputs remain).
 
 Usage: generation.py --build BUILD_DIR --models DIR [--keep DIR]
@@ -171,39 +172,31 @@ def main():
         check(err <= 1e-4 * max(1.0, float(np.max(np.abs(ref)))),
               "llama: prompt logits match PyTorch (max |diff| %.2e)" % err)
 
-    # An f16 cache.
-    gen16 = os.path.join(work, "llama_f16cache_past")
-    run([qc, model(style, "with_past"), "-o", gen16, "--kv-cache=f16"])
-    out16 = os.path.join(work, "prompt-logits-f16")
-    os.makedirs(out16, exist_ok=True)
-    run([gen16, "--input", "input_ids=" + prompt_path, "--output-dir", out16])
-    l16 = np.load(os.path.join(out16, "logits.npy"))
-    rel16 = float(np.max(np.abs(l16 - logits)) / np.max(np.abs(logits)))
-    print("     f16 cache: prompt logits differ from the f32 cache by "
-          "%.2e of max |logit|" % rel16)
+    # Caches of smaller types: the prompt's logits against the f32 cache's
+    # (max |diff| over max |logit|), and the greedy ids.
+    def cache_type(kind):
+        exe = os.path.join(work, "llama_%scache_past" % kind)
+        run([qc, model(style, "with_past"), "-o", exe, "--kv-cache=" + kind])
+        out = os.path.join(work, "prompt-logits-" + kind)
+        os.makedirs(out, exist_ok=True)
+        run([exe, "--input", "input_ids=" + prompt_path, "--output-dir", out])
+        got = np.load(os.path.join(out, "logits.npy"))
+        rel = float(np.max(np.abs(got - logits)) / np.max(np.abs(logits)))
+        print("     %s cache: prompt logits differ from the f32 cache by "
+              "%.2e of max |logit|" % (kind, rel))
+        p = run([exe, "--input", "input_ids=" + prompt_path, "--generate",
+                 str(STEPS)])
+        check(generated_ids(p.stdout) == reference,
+              "llama: --kv-cache=%s greedy ids == PyTorch's" % kind)
+        return exe, rel
+
+    _, rel16 = cache_type("f16")
     check(0 < rel16 <= 1e-2, "llama: --kv-cache=f16 logits within 1e-2 "
           "(relative %.2e; nonzero, so the cache is f16)" % rel16)
-    p = run([gen16, "--input", "input_ids=" + prompt_path, "--generate",
-             str(STEPS)])
-    check(generated_ids(p.stdout) == reference,
-          "llama: --kv-cache=f16 greedy ids == PyTorch's")
-
-    # An int8 cache (per head and position scales).
-    gen8 = os.path.join(work, "llama_int8cache_past")
-    run([qc, model(style, "with_past"), "-o", gen8, "--kv-cache=int8"])
-    out8 = os.path.join(work, "prompt-logits-int8")
-    os.makedirs(out8, exist_ok=True)
-    run([gen8, "--input", "input_ids=" + prompt_path, "--output-dir", out8])
-    l8 = np.load(os.path.join(out8, "logits.npy"))
-    rel8 = float(np.max(np.abs(l8 - logits)) / np.max(np.abs(logits)))
-    print("     int8 cache: prompt logits differ from the f32 cache by "
-          "%.2e of max |logit|" % rel8)
+    # int8: codes plus one scale per head and position.
+    gen8, rel8 = cache_type("int8")
     check(rel16 < rel8 <= 5e-2, "llama: --kv-cache=int8 logits within 5e-2 "
           "(relative %.2e; more than f16's)" % rel8)
-    p = run([gen8, "--input", "input_ids=" + prompt_path, "--generate",
-             str(STEPS)])
-    check(generated_ids(p.stdout) == reference,
-          "llama: --kv-cache=int8 greedy ids == PyTorch's")
     h = run([gen8, "--help"]).stdout
     check("i8[1, 2, ?, 16]" in h and "past_key_values.0.key.scale" in h,
           "llama: --kv-cache=int8 caches are i8 codes plus f32 scales")
@@ -272,6 +265,12 @@ def main():
           not os.path.exists(os.path.join(work, "nopast_forced")),
           "--kv-cache=f32 on a model without past: %r" %
           p.stderr.strip().splitlines()[:1])
+    p = run([qc, model(style, "with_past"), "-o",
+             os.path.join(work, "cuda_gen.ptx"), "--target=cuda",
+             "--emit=ptx"], ok=False)
+    check(p.returncode != 0 and "does not run generation models" in p.stderr
+          and not os.path.exists(os.path.join(work, "cuda_gen.ptx")),
+          "--target=cuda refuses a generation model: %r" % p.stderr.strip())
     p = run([qc, model(style, "with_past"), "-o",
              os.path.join(work, "badkv"), "--kv-cache=int4"], ok=False)
     check(p.returncode != 0 and "--kv-cache must be" in p.stderr,
