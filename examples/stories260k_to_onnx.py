@@ -181,21 +181,34 @@ class Block(nn.Module):
         self.w1, self.w2, self.w3 = (linear(w["w1"][i]), linear(w["w2"][i]),
                                      linear(w["w3"][i]))
 
-    def attention(self, x, cos, sin):
+    def project(self, x, cos, sin):
+        """Queries, keys and values [b, heads, t, hd], q and k rotated."""
         b, t, _ = x.shape
         hd = self.head_dim
         q = self.wq(x).view(b, t, self.n_heads, hd).transpose(1, 2)
         k = self.wk(x).view(b, t, self.n_kv_heads, hd).transpose(1, 2)
         v = self.wv(x).view(b, t, self.n_kv_heads, hd).transpose(1, 2)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
+
+    def attend(self, q, k, v, mask):
+        """softmax(q·kᵀ/√hd + mask)·v through wo; k, v [b, kv_heads, n, hd]."""
+        b, _, t, hd = q.shape
+        n = k.shape[2]
         # Grouped-query attention: query head h reads kv head h // n_rep.
         n_rep = self.n_heads // self.n_kv_heads
         if n_rep > 1:
-            k = k[:, :, None].expand(b, self.n_kv_heads, n_rep, t, hd) \
-                .reshape(b, self.n_heads, t, hd)
-            v = v[:, :, None].expand(b, self.n_kv_heads, n_rep, t, hd) \
-                .reshape(b, self.n_heads, t, hd)
+            k = k[:, :, None].expand(b, self.n_kv_heads, n_rep, n, hd) \
+                .reshape(b, self.n_heads, n, hd)
+            v = v[:, :, None].expand(b, self.n_kv_heads, n_rep, n, hd) \
+                .reshape(b, self.n_heads, n, hd)
         scores = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(hd)
+        probs = F.softmax(scores + mask, dim=-1)
+        out = torch.matmul(probs, v).transpose(1, 2).reshape(b, t, -1)
+        return self.wo(out)
+
+    def attention(self, x, cos, sin):
+        t = x.shape[1]
+        q, k, v = self.project(x, cos, sin)
         if self.use_trilu:  # Trilu: opset >= 14
             mask = torch.triu(torch.full((t, t), float("-inf")), diagonal=1)
         else:
@@ -203,9 +216,7 @@ class Block(nn.Module):
             j = torch.arange(t).unsqueeze(0)
             mask = torch.where(j > i, torch.tensor(float("-inf")),
                                torch.tensor(0.0))
-        probs = F.softmax(scores + mask, dim=-1)
-        out = torch.matmul(probs, v).transpose(1, 2).reshape(b, t, -1)
-        return self.wo(out)
+        return self.attend(q, k, v, mask)
 
     def forward(self, x, cos, sin):
         x = x + self.attention(self.attention_norm(x), cos, sin)
@@ -262,26 +273,10 @@ def attention_with_past(block, x, cos, sin, past_k, past_v, mask):
     """Block.attention over the cached past: returns (output, present key,
     present value); the presents are Concat(past, new) on the sequence axis,
     keys after the rotary embedding, both before the GQA repetition."""
-    b, t, _ = x.shape
-    hd = block.head_dim
-    q = block.wq(x).view(b, t, block.n_heads, hd).transpose(1, 2)
-    k = block.wk(x).view(b, t, block.n_kv_heads, hd).transpose(1, 2)
-    v = block.wv(x).view(b, t, block.n_kv_heads, hd).transpose(1, 2)
-    q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+    q, k, v = block.project(x, cos, sin)
     present_k = torch.cat([past_k, k], dim=2)
     present_v = torch.cat([past_v, v], dim=2)
-    k, v = present_k, present_v
-    n = k.shape[2]
-    n_rep = block.n_heads // block.n_kv_heads
-    if n_rep > 1:
-        k = k[:, :, None].expand(b, block.n_kv_heads, n_rep, n, hd) \
-            .reshape(b, block.n_heads, n, hd)
-        v = v[:, :, None].expand(b, block.n_kv_heads, n_rep, n, hd) \
-            .reshape(b, block.n_heads, n, hd)
-    scores = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(hd) + mask
-    probs = F.softmax(scores, dim=-1)
-    out = torch.matmul(probs, v).transpose(1, 2).reshape(b, t, -1)
-    return block.wo(out), present_k, present_v
+    return block.attend(q, present_k, present_v, mask), present_k, present_v
 
 
 class Llama2cWithPast(nn.Module):
