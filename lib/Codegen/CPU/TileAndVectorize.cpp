@@ -114,6 +114,7 @@ struct QuenchCPUTileAndVectorizePass
     });
     for (linalg::LinalgOp op : tiles)
       vectorizeTile(rw, op);
+    unmaskContractions(func, rw);
     unrollEpilogueRows(func);
 
     // Clean up. (The tensor-subset-into-transfer folds are not used: they

@@ -185,6 +185,10 @@ void markTile(RewriterBase &rw, Operation *op, ArrayRef<int64_t> sizes,
 /// (they become loops).
 void vectorizeTile(RewriterBase &rw, linalg::LinalgOp op);
 
+/// Drops the masks of masked contractions whose factors are both read
+/// from memory, the reads padding with zeros (Vectorization.cpp).
+void unmaskContractions(func::FuncOp func, RewriterBase &rw);
+
 /// Rewrites generic contractions whose body is exactly `out + a * b` on one
 /// element type, or `out + extsi(a) * extsi(b)` on integers, as
 /// linalg.contract with the same indexing maps (vectorized as
