@@ -49,6 +49,9 @@ inline constexpr int64_t kTaskElements = 1 << 14;
 /// kMinTasks parallel tasks along N.
 inline constexpr int64_t kSplitMacs = 1 << 20;
 inline constexpr int64_t kMinTasks = 4;
+/// Matrix-vector products (the thin plan) are split into about kMinTasks
+/// tasks along N from this many bytes of multiplicands on (B's, mostly).
+inline constexpr int64_t kSplitGemvBytes = 256 << 10;
 /// Contractions whose M is dynamic run row by row (the matrix-vector plan)
 /// below this many rows at run time (see versionSmallRows).
 inline constexpr int64_t kSmallRows = 4;
