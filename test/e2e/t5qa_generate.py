@@ -1,0 +1,312 @@
+#!/usr/bin/env python3
+"""The small T5 of examples/t5qa answering questions through Quench.
+
+Compiles the trained model's three graphs (Optimum's seq2seq split, written
+by `t5qa.py export`: encoder_model.onnx, decoder_model.onnx,
+decoder_with_past_model.onnx) with `quench-compile --emit=obj` for each
+scheme, links them with examples/t5qa/t5qa.c and the runtime, and checks:
+  * float: the answers to the export's reference questions (given as the
+    reference token ids, and as text through the program's tokenizer)
+    equal PyTorch's greedy answers computed without a cache (qK.answer_ids,
+    and the answer text);
+  * every quantized scheme: the same answers as float (ids and text);
+  * --max-answer 1 stops after the first token; a question with an unknown
+    word is answered (no crash);
+  * bad input (token id outside the vocabulary, unknown option, text without
+    a tokenizer, a missing tokenizer, no question, bad values): one error
+    line, status 1 or 2;
+  * with float: the with-past decoder run by the runtime's executable
+    driver (quench_model_main) with the cross-attention keys/values and
+    encoder mask of a question given as --input (PyTorch's, written here)
+    generates the reference answer from the start token, and a missing,
+    session-filled or mistyped input is an error.
+Prints each scheme's answers and tokens/s.
+
+Schemes: float, w8a16, w8a8-dynamic, w8a8 (static, calibrated with the
+export's calib/<graph>/ samples).
+
+Usage: t5qa_generate.py --build BUILD_DIR --models DIR [--schemes LIST]
+                        [--keep DIR] [--cc CC]
+DIR is the export (`t5qa.py export --out X` writes X/t5qa; its checkpoint
+X/t5qa.pt is used for the executable check). Run through CTest:
+`ctest -R e2e/t5qa-generate` (needs the t5qa-trained fixture).
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+GRAPHS = (("encoder_model", "t5qa_encoder"), ("decoder_model", "t5qa_decoder"),
+          ("decoder_with_past_model", "t5qa_decoder_past"))
+SCHEMES = {
+    "float": [],
+    "w8a16": ["--quant=w8a16"],
+    "w8a8-dynamic": ["--quant=w8a8-dynamic"],
+    "w8a8": ["--quant=w8a8"],  # + --calib per graph
+}
+ANSWER = re.compile(r"^(.*) -> (.*?) ?\[ids:((?: \d+)*)\]$", re.M)
+
+
+def run(cmd, expect_rc=0, quiet=False):
+    if not quiet:
+        print("+ " + " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True)
+    if proc.returncode != expect_rc:
+        print(proc.stdout + proc.stderr)
+        sys.exit(f"FAIL: {os.path.basename(cmd[0])} exited with "
+                 f"{proc.returncode}, expected {expect_rc}")
+    return proc
+
+
+def run_parallel(cmds, jobs=2):
+    """Runs the commands, `jobs` at a time; fails on the first error."""
+    pending, running = list(cmds), []
+    while pending or running:
+        while pending and len(running) < jobs:
+            cmd = pending.pop(0)
+            print("+ " + " ".join(cmd), flush=True)
+            running.append((cmd, subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                universal_newlines=True)))
+        cmd, proc = running.pop(0)
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            print(out)
+            for _, p in running:
+                p.kill()
+            sys.exit(f"FAIL: {os.path.basename(cmd[0])} exited with "
+                     f"{proc.returncode}")
+
+
+def answers_of(stdout, count):
+    found = ANSWER.findall(stdout)
+    if len(found) != count:
+        sys.exit(f"FAIL: expected {count} answers in\n{stdout}")
+    return [(q, text, [int(t) for t in ids.split()]) for q, text, ids in found]
+
+
+def expect_error(cmd, rc, needle, what):
+    proc = run(cmd, expect_rc=rc, quiet=True)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    if len(lines) != 1 or needle not in lines[0]:
+        sys.exit(f"FAIL: {what}: expected one error line containing "
+                 f"{needle!r}, got {proc.stderr!r}")
+    print(f"  error ok ({what}): {lines[0]}")
+
+
+def executable_check(exe_dir, args, obj, models, question, want, cc):
+    """The with-past decoder through quench_model_main with --input."""
+    sys.path.insert(0, os.path.join(ROOT, "examples", "t5qa"))
+    import t5qa  # noqa: E402
+    import torch  # noqa: E402
+    model, tok, _ = t5qa.load_checkpoint(os.path.dirname(models))
+    x = torch.tensor([question])
+    mask = torch.ones_like(x)
+    with torch.no_grad():
+        enc = model.encode(x, mask)
+        first = t5qa.DecoderExport(model)(torch.tensor([[t5qa.PAD]]), mask,
+                                          enc)
+    n = model.cfg["n_decoder_layers"]
+    feeds = {"encoder_attention_mask": mask.numpy()}
+    for name, t in zip(t5qa.past_names(n, "present"), first[1:]):
+        if ".encoder." in name:
+            feeds[name.replace("present.", "past_key_values.", 1)] = t.numpy()
+    inputs = []
+    for name, v in feeds.items():
+        path = os.path.join(exe_dir, name + ".npy")
+        np.save(path, v)
+        inputs += ["--input", f"{name}={path}"]
+    start = os.path.join(exe_dir, "start.npy")
+    np.save(start, np.array([[t5qa.PAD]], np.int64))
+    main_c = os.path.join(exe_dir, "main.c")
+    with open(main_c, "w") as f:
+        f.write('#include "t5qa_decoder_past.h"\n'
+                "int main(int argc, char **argv) {\n"
+                "  return quench_model_main(&t5qa_decoder_past_model, argc, "
+                "argv);\n}\n")
+    exe = os.path.join(exe_dir, "decoder_past")
+    run([cc, "-std=c11", "-O1", "-I", os.path.join(ROOT, "runtime", "include"),
+         "-I", os.path.dirname(obj), main_c, obj,
+         os.path.join(args.build, "lib", "libquench_runtime.a"), "-o", exe,
+         "-lm", "-lpthread", "-ldl"])
+    out = run([exe, "--input", "input_ids=" + start] + inputs +
+              ["--generate", "8", "--eos", "1"]).stdout
+    m = re.search(r"^generated \d+ tokens:((?: \d+)*)$", out, re.M)
+    got = [int(t) for t in m.group(1).split()] if m else None
+    if got != want:
+        sys.exit(f"FAIL: the with-past decoder executable generated {got}, "
+                 f"expected the reference answer {want}\n{out}")
+    print(f"  executable with --input cross-attention keys/values: {got} "
+          "== reference")
+    expect_error([exe, "--input", "input_ids=" + start] + inputs[2:] +
+                 ["--generate", "2"], 1, "missing input "
+                 "encoder_attention_mask", "a caller input missing")
+    expect_error([exe, "--input", "input_ids=" + start, "--input",
+                  "past_length=" + start] + inputs + ["--generate", "2"], 2,
+                 "kept by the session", "a session-filled input")
+    bad = list(inputs)
+    bad[3] = bad[3].split("=")[0] + "=" + start
+    expect_error([exe, "--input", "input_ids=" + start] + bad +
+                 ["--generate", "2"], 1, "expected f32[1, 4, ?, 32], got "
+                 "i64[1, 1]", "a mistyped caller input")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", required=True, help="Quench build directory")
+    ap.add_argument("--models", required=True,
+                    help="the export directory (t5qa.py export: OUT/t5qa)")
+    ap.add_argument("--schemes", default="float,w8a16,w8a8-dynamic",
+                    help="comma-separated, from " + ", ".join(SCHEMES))
+    ap.add_argument("--keep", help="work in this directory and keep it")
+    ap.add_argument("--cc", default=os.environ.get("CC", "cc"))
+    args = ap.parse_args()
+
+    compiler = os.path.join(args.build, "bin", "quench-compile")
+    runtime = os.path.join(args.build, "lib", "libquench_runtime.a")
+    for path in (compiler, runtime):
+        if not os.path.exists(path):
+            sys.exit(f"FAIL: {path} not found (build Quench)")
+    qpath = os.path.join(args.models, "questions.json")
+    if not os.path.exists(qpath):
+        sys.exit(f"FAIL: {qpath} not found (run t5qa.py export, the "
+                 "e2e/t5qa-train test)")
+    schemes = args.schemes.split(",")
+    for s in schemes:
+        if s not in SCHEMES:
+            sys.exit(f"FAIL: unknown scheme {s!r}")
+    with open(qpath) as f:
+        questions = json.load(f)["questions"]
+    tokenizer = os.path.join(args.models, "tokenizer.json")
+    texts = [q["question"] for q in questions]
+    ids_args = []
+    for q in questions:
+        ids_args += ["--ids", ",".join(str(t) for t in q["input_ids"])]
+    refs = [q["answer_ids"] for q in questions]
+    work = args.keep or tempfile.mkdtemp(prefix="quench-t5qa-")
+    os.makedirs(work, exist_ok=True)
+
+    # Compile every scheme's three graphs, two compiles at a time.
+    cmds = []
+    for scheme in schemes:
+        d = os.path.join(work, scheme)
+        os.makedirs(d, exist_ok=True)
+        for graph, name in GRAPHS:
+            opts = list(SCHEMES[scheme])
+            if scheme == "w8a8":
+                opts.append("--calib=" + os.path.join(args.models, "calib",
+                                                      graph))
+            cmds.append([compiler, os.path.join(args.models, graph + ".onnx"),
+                         "-o", os.path.join(d, name), "--emit=obj", "--name",
+                         name] + opts)
+    run_parallel(cmds)
+
+    results = {}
+    speeds = {}
+    for scheme in schemes:
+        d = os.path.join(work, scheme)
+        exe = os.path.join(d, "t5qa")
+        run([args.cc, "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-I",
+             os.path.join(ROOT, "runtime", "include"), "-I", d,
+             os.path.join(ROOT, "examples", "t5qa", "t5qa.c")] +
+            [os.path.join(d, name + ".o") for _, name in GRAPHS] +
+            [runtime, "-o", exe, "-lm", "-lpthread", "-ldl"])
+        # The reference token ids, and the text through the tokenizer.
+        by_ids = answers_of(run([exe] + ids_args).stdout, len(questions))
+        out = run([exe, "--tokenizer", tokenizer, "--bench", "3"] +
+                  texts).stdout
+        by_text = answers_of(out, len(questions))
+        print(out)
+        got = [a for _, _, a in by_ids]
+        if [a for _, _, a in by_text] != got:
+            sys.exit(f"FAIL: {scheme}: the answers to the text questions "
+                     f"{[a for _, _, a in by_text]} differ from those to "
+                     f"their reference ids {got} (the C tokenizer)")
+        for (q, text, _), ref in zip(by_text, questions):
+            if q != ref["question"]:
+                sys.exit(f"FAIL: {scheme}: question {q!r}, expected "
+                         f"{ref['question']!r}")
+        results[scheme] = (got, [t for _, t, _ in by_text])
+        m = re.search(r"answers: (\d+) tokens in ([\d.]+) ms \(([\d.]+) "
+                      r"tokens/s", out)
+        speeds[scheme] = float(m.group(3)) if m else float("nan")
+
+    first = schemes[0]
+    base, base_text = results[first]
+    if first == "float":
+        for k, (got, ref) in enumerate(zip(base, refs)):
+            if got != ref:
+                sys.exit(f"FAIL: float: question {texts[k]!r} answered "
+                         f"{got}, PyTorch's greedy answer is {ref}")
+        for k, (text, q) in enumerate(zip(base_text, questions)):
+            if text != q["answer"]:
+                sys.exit(f"FAIL: float: question {texts[k]!r} answered "
+                         f"{text!r}, PyTorch's answer is {q['answer']!r}")
+        print(f"float: {len(refs)} answers == PyTorch's greedy answers")
+    for scheme in schemes:
+        if scheme == "float":
+            print(f"float: {speeds[scheme]:.0f} tokens/s (answers, encoder "
+                  "included, 1 thread)")
+            continue
+        got, text = results[scheme]
+        want = base if first == "float" else refs
+        for k in range(len(refs)):
+            if got[k] != want[k]:
+                sys.exit(f"FAIL: {scheme}: question {texts[k]!r} answered "
+                         f"{got[k]} ({text[k]!r}), "
+                         f"{'float' if first == 'float' else 'PyTorch'} "
+                         f"answers {want[k]}")
+        print(f"{scheme}: {len(refs)} answers == "
+              f"{'float' if first == 'float' else 'PyTorch'}'s; "
+              f"{speeds[scheme]:.0f} tokens/s (answers, encoder included, "
+              "1 thread)")
+
+    # Other behaviour and errors, on the first scheme's program.
+    exe = os.path.join(work, first, "t5qa")
+    one = answers_of(run([exe, "--max-answer", "1"] + ids_args[:2]).stdout,
+                     1)
+    if one[0][2] != refs[0][:1]:
+        sys.exit(f"FAIL: --max-answer 1 answered {one[0][2]}, expected "
+                 f"{refs[0][:1]}")
+    unk = answers_of(run([exe, "--tokenizer", tokenizer,
+                          "where is atlantis?"]).stdout, 1)
+    print(f"  --max-answer 1: {one[0][2]}; unknown word: {unk[0][1]!r}")
+    expect_error([exe, "--ids", "999,1"], 1, "outside the vocabulary",
+                 "a token id outside the vocabulary")
+    expect_error([exe, "--bogus"], 2, "unknown option", "an unknown option")
+    expect_error([exe, "where is delhi?"], 2, "give --tokenizer",
+                 "text without a tokenizer")
+    expect_error([exe, "--tokenizer", os.path.join(work, "none.json"), "x"],
+                 1, "cannot open the tokenizer", "a missing tokenizer")
+    expect_error([exe, "--tokenizer", qpath, "x"], 1, "no \"vocab\" array",
+                 "a file that is not a tokenizer")
+    expect_error([exe], 2, "no question", "no question")
+    expect_error([exe, "--ids", "1,x"], 2, "--ids expects", "bad --ids")
+    expect_error([exe, "--max-answer", "0", "--ids", "1"], 2,
+                 "--max-answer expects", "--max-answer 0")
+    expect_error([exe, "--threads"], 2, "needs a value", "a missing value")
+
+    if "float" in schemes:
+        executable_check(os.path.join(work, "float"), args,
+                         os.path.join(work, "float", "t5qa_decoder_past.o"),
+                         args.models, questions[2]["input_ids"], refs[2],
+                         args.cc)
+
+    if not args.keep:
+        shutil.rmtree(work)
+    print("OK")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
