@@ -15,6 +15,11 @@ scheme, links them with examples/t5qa/t5qa.c and the runtime, and checks:
   * bad input (token id outside the vocabulary, unknown option, text without
     a tokenizer, a missing tokenizer, no question, bad values): one error
     line, status 1 or 2;
+  * with float: the with-past decoder's logits when tokens are appended to
+    a session in chunks (past P, n new positions, 26 positions in all: the
+    relative position bias of P..P+n-1 against 0..P+n-1, computed in the
+    graph from the cache's length) equal PyTorch's decoder run on the
+    whole prefix (relative 1e-4);
   * with float: the with-past decoder run by the runtime's executable
     driver (quench_model_main) with the cross-attention keys/values and
     encoder mask of a question given as --input (PyTorch's, written here)
@@ -104,6 +109,107 @@ def expect_error(cmd, rc, needle, what):
     print(f"  error ok ({what}): {lines[0]}")
 
 
+BIAS_CHECK_C = r"""
+#include "t5qa_decoder_past.h"
+#include <stdio.h>
+#include <stdlib.h>
+/* DIR CHUNK...: sets the session's caller inputs from DIR/<name>.npy, then
+ * appends each CHUNK (token ids separated by commas) with one
+ * quench_session_run and writes its logits to DIR/logits_<k>.npy. */
+int main(int argc, char **argv) {
+  const quench_model *m = &t5qa_decoder_past_model;
+  quench_error err;
+  quench_session *s = t5qa_decoder_past_session_create(64, &err);
+  if (!s)
+    goto fail;
+  char path[4096];
+  for (int32_t i = 0; i < m->num_inputs; ++i) {
+    if (quench_generation_caller_input(m, i) != 1)
+      continue;
+    quench_tensor t;
+    snprintf(path, sizeof path, "%s/%s.npy", argv[1], m->inputs[i].name);
+    if (quench_npy_read(path, &t, &err) != QUENCH_OK)
+      goto fail;
+    quench_status st =
+        t5qa_decoder_past_session_set_input(s, m->inputs[i].name, &t, &err);
+    quench_tensor_free(&t);
+    if (st != QUENCH_OK)
+      goto fail;
+  }
+  for (int k = 2; k < argc; ++k) {
+    int64_t tokens[64];
+    int64_t n = 0;
+    for (char *p = argv[k]; *p && n < 64;) {
+      tokens[n++] = strtoll(p, &p, 10);
+      if (*p == ',')
+        ++p;
+    }
+    quench_tensor logits;
+    if (quench_session_run(s, tokens, n, &logits, NULL, &err) != QUENCH_OK)
+      goto fail;
+    snprintf(path, sizeof path, "%s/logits_%d.npy", argv[1], k - 2);
+    quench_status st = quench_npy_write(path, &logits, &err);
+    quench_tensor_free(&logits);
+    if (st != QUENCH_OK)
+      goto fail;
+  }
+  t5qa_decoder_past_session_destroy(s);
+  return 0;
+fail:
+  fprintf(stderr, "bias_check: %s\n", err.message);
+  t5qa_decoder_past_session_destroy(s);
+  return 1;
+}
+"""
+
+
+def bias_check(exe_dir, args, obj, model, feeds, x, mask, enc, cc):
+    """The with-past decoder's logits when tokens are appended to the
+    session in chunks (past P, n new positions: the relative position bias
+    of positions P..P+n-1 against 0..P+n-1 computed from the cache's
+    length, past the 16 exact buckets) == PyTorch's decoder run on the
+    whole prefix without a cache."""
+    import t5qa  # noqa: E402
+    import torch  # noqa: E402
+    d = os.path.join(exe_dir, "bias")
+    os.makedirs(d, exist_ok=True)
+    for name, v in feeds.items():
+        np.save(os.path.join(d, name + ".npy"), v)
+    src = os.path.join(d, "bias_check.c")
+    with open(src, "w") as f:
+        f.write(BIAS_CHECK_C)
+    exe = os.path.join(d, "bias_check")
+    run([cc, "-std=c11", "-O1", "-I", os.path.join(ROOT, "runtime", "include"),
+         "-I", os.path.dirname(obj), src, obj,
+         os.path.join(args.build, "lib", "libquench_runtime.a"), "-o", exe,
+         "-lm", "-lpthread", "-ldl"])
+    rng = np.random.default_rng(3)
+    chunks = [[t5qa.PAD], [5, 6], [7], list(rng.integers(3, 250, 17)),
+              [9], [11, 12, 13]]
+    run([exe, d] + [",".join(str(int(t)) for t in c) for c in chunks])
+    prefix = [int(t) for c in chunks for t in c]
+    with torch.no_grad():
+        full = model.decode(torch.tensor([prefix]), mask, enc)[0].numpy()
+    worst, past = 0.0, 0
+    for k, c in enumerate(chunks):
+        got = np.load(os.path.join(d, "logits_%d.npy" % k))
+        want = full[:, past:past + len(c)]
+        if got.shape != want.shape:
+            sys.exit(f"FAIL: chunk {k}: logits of shape {got.shape}, "
+                     f"expected {want.shape}")
+        err = float(np.abs(got - want).max() / np.abs(want).max())
+        worst = max(worst, err)
+        if not err <= 1e-4:
+            sys.exit(f"FAIL: the logits of positions {past}..{past + len(c)}"
+                     f" appended at past {past} differ from PyTorch's "
+                     f"decoder on the whole prefix by {err:.3g} (relative)")
+        past += len(c)
+    print(f"  logits of {len(chunks)} chunks appended to a session (past "
+          f"0..{past - len(chunks[-1])}, 1 to {max(map(len, chunks))} new "
+          f"positions) == PyTorch's decoder on the whole prefix (max "
+          f"relative difference {worst:.2g})")
+
+
 def executable_check(exe_dir, args, obj, models, question, want, cc):
     """The with-past decoder through quench_model_main with --input."""
     sys.path.insert(0, os.path.join(ROOT, "examples", "t5qa"))
@@ -126,6 +232,7 @@ def executable_check(exe_dir, args, obj, models, question, want, cc):
         path = os.path.join(exe_dir, name + ".npy")
         np.save(path, v)
         inputs += ["--input", f"{name}={path}"]
+    bias_check(exe_dir, args, obj, model, feeds, x, mask, enc, cc)
     start = os.path.join(exe_dir, "start.npy")
     np.save(start, np.array([[t5qa.PAD]], np.int64))
     main_c = os.path.join(exe_dir, "main.c")
