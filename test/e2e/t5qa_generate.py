@@ -20,6 +20,8 @@ scheme, links them with examples/t5qa/t5qa.c and the runtime, and checks:
     relative position bias of P..P+n-1 against 0..P+n-1, computed in the
     graph from the cache's length) equal PyTorch's decoder run on the
     whole prefix (relative 1e-4);
+  * with float: t5qa.c and the runtime built with ASan + UBSan give the
+    same answers with no report and no leak (skipped without ASan);
   * with float: the with-past decoder run by the runtime's executable
     driver (quench_model_main) with the cross-attention keys/values and
     encoder mask of a question given as --input (PyTorch's, written here)
@@ -208,6 +210,55 @@ def bias_check(exe_dir, args, obj, model, feeds, x, mask, enc, cc):
           f"0..{past - len(chunks[-1])}, 1 to {max(map(len, chunks))} new "
           f"positions) == PyTorch's decoder on the whole prefix (max "
           f"relative difference {worst:.2g})")
+
+
+ASAN = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+        "-fno-sanitize-recover=undefined"]
+
+
+def asan_check(d, cc, ids_args, want):
+    """t5qa.c and the runtime's sources built with ASan + UBSan (and
+    QUENCH_BUFFER_CACHE_BYTES=0, so every buffer goes back to malloc) with
+    the float models: the same answers, no sanitizer report, no leak.
+    Skipped (with a note) when the compiler cannot build with ASan."""
+    flags = ["-std=c11", "-g", "-O1", "-pthread",
+             "-DQUENCH_BUFFER_CACHE_BYTES=0"] + ASAN
+    probe = os.path.join(d, "probe.c")
+    with open(probe, "w") as f:
+        f.write("int main(void) { return 0; }\n")
+    if subprocess.run([cc] + flags + [probe, "-o", probe[:-2]],
+                      stdout=subprocess.DEVNULL,
+                      stderr=subprocess.DEVNULL).returncode != 0:
+        print("  note: no ASan run (the C compiler cannot build with "
+              "-fsanitize=address,undefined)")
+        return
+    objs = []
+    for src in sorted(os.listdir(os.path.join(ROOT, "runtime", "lib"))):
+        if src.endswith(".c"):
+            obj = os.path.join(d, "rt_" + src[:-2] + ".o")
+            run([cc] + flags + ["-I", os.path.join(ROOT, "runtime", "include"),
+                                "-c", os.path.join(ROOT, "runtime", "lib",
+                                                   src), "-o", obj],
+                quiet=True)
+            objs.append(obj)
+    exe = os.path.join(d, "t5qa_asan")
+    run([cc] + flags + ["-I", os.path.join(ROOT, "runtime", "include"), "-I",
+                        d, os.path.join(ROOT, "examples", "t5qa", "t5qa.c")] +
+        [os.path.join(d, name + ".o") for _, name in GRAPHS] + objs +
+        ["-o", exe, "-lm", "-ldl"])
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
+               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+    proc = subprocess.run([exe, "--bench", "1"] + ids_args,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, env=env)
+    if proc.returncode != 0 or re.search(r"Sanitizer|runtime error:",
+                                         proc.stderr):
+        print(proc.stdout + proc.stderr)
+        sys.exit("FAIL: t5qa under ASan/UBSan failed or reported an error")
+    got = [a for _, _, a in answers_of(proc.stdout, len(want))]
+    if got != want:
+        sys.exit(f"FAIL: t5qa under ASan answered {got}, expected {want}")
+    print(f"  ASan + UBSan: {len(want)} answers == float's, no report")
 
 
 def executable_check(exe_dir, args, obj, models, question, want, cc):
@@ -404,6 +455,8 @@ def main():
     expect_error([exe, "--threads"], 2, "needs a value", "a missing value")
 
     if "float" in schemes:
+        asan_check(os.path.join(work, "float"), args.cc, ids_args,
+                   results["float"][0])
         executable_check(os.path.join(work, "float"), args,
                          os.path.join(work, "float", "t5qa_decoder_past.o"),
                          args.models, questions[2]["input_ids"], refs[2],
