@@ -49,6 +49,9 @@ inline constexpr int64_t kTaskElements = 1 << 14;
 /// kMinTasks parallel tasks along N.
 inline constexpr int64_t kSplitMacs = 1 << 20;
 inline constexpr int64_t kMinTasks = 4;
+/// Contractions whose M is dynamic run row by row (the matrix-vector plan)
+/// below this many rows at run time (see versionSmallRows).
+inline constexpr int64_t kSmallRows = 4;
 /// SIMD registers' worth of elements per vectorized elementwise tile.
 inline constexpr int64_t kElementwiseVectors = 4;
 
@@ -152,6 +155,13 @@ private:
   unsigned vectorBits;
   ContractionTiles tiles;
 };
+
+/// Gives each contraction whose M is only known at run time (a decoder's
+/// prefill and decode steps share a function) a row-by-row version for
+/// fewer than kSmallRows rows, beside the blocked one, with its fused
+/// epilogue (driver.fusableContraction) in both (SmallRows.cpp).
+void versionSmallRows(func::FuncOp func, RewriterBase &rw,
+                      TileAndVectorize &driver);
 
 //===----------------------------------------------------------------------===//
 // Vectorization (Vectorization.cpp)
