@@ -358,6 +358,7 @@ static int t5_init(t5 *m, int threads, int64_t max_answer, int64_t start,
       fail("%s", err.message);
       return 1;
     }
+  /* attention_mask is optional (all ones: questions are not padded). */
   static const char *const enc_inputs[] = {"input_ids", "attention_mask"};
   static const char *const dec_inputs[] = {
       "input_ids", "encoder_attention_mask", "encoder_hidden_states"};
@@ -369,6 +370,10 @@ static int t5_init(t5 *m, int threads, int64_t max_answer, int64_t start,
            t5qa_encoder_model.inputs[i].name);
       return 1;
     }
+  if (quench_model_find_input(&t5qa_encoder_model, "input_ids") < 0) {
+    fail("the encoder has no input input_ids (Optimum's encoder_model.onnx)");
+    return 1;
+  }
   for (int32_t i = 0; i < t5qa_decoder_model.num_inputs; ++i) {
     const char *n = t5qa_decoder_model.inputs[i].name;
     if (strcmp(n, dec_inputs[0]) && strcmp(n, dec_inputs[1]) &&
@@ -507,8 +512,12 @@ static int t5_answer(t5 *m, const int64_t *question, int64_t n,
       continue;
     const char *name = past->inputs[i].name;
     const quench_tensor *value = NULL;
+    quench_tensor mask = {0};
     if (strcmp(name, "encoder_attention_mask") == 0) {
-      value = &m->enc_in[quench_model_find_input(enc, "attention_mask")];
+      /* All ones (no padding), in this input's dtype. */
+      if (int_row(&mask, past->inputs[i].dtype, NULL, n, name))
+        return 1;
+      value = &mask;
     } else if (strcmp(name, "encoder_hidden_states") == 0) {
       value = &m->enc_out[h];
     } else {
@@ -516,8 +525,10 @@ static int t5_answer(t5 *m, const int64_t *question, int64_t n,
       snprintf(present, sizeof present, "present.%s", name + 16);
       value = &m->dec_out[find_output(dec, present)];
     }
-    if (t5qa_decoder_past_session_set_input(m->session, name, value, &err) !=
-        QUENCH_OK) {
+    quench_status st =
+        t5qa_decoder_past_session_set_input(m->session, name, value, &err);
+    quench_tensor_free(&mask);
+    if (st != QUENCH_OK) {
       fail("%s", err.message);
       return 1;
     }
