@@ -53,7 +53,7 @@ git-ignored):
         2-core machine: --steps 600 --threads 1 took 48 s: 100% of the 808
         training questions, 99.8% of the 404 held-out ones (853,504
         parameters).
-  t5qa.py export [--random [--t5-v1]]
+  t5qa.py export [--random [--t5-v1]] [--calib-samples 16]
         writes OUT/NAME/ (NAME = t5qa from OUT/t5qa.pt, t5qa_random for
         seeded untrained weights of CONFIG's shapes, t5qa_random_v1 with
         --t5-v1: ReLU feed-forward and a tied head):
@@ -79,6 +79,10 @@ git-ignored):
                                         WITHOUT a cache (decoder re-run on the
                                         whole prefix each step), ending with
                                         </s> unless it hit MAX_ANSWER tokens
+          calib/<graph>/sK/<input>.npy  --calib-samples (default 16)
+                                        calibration samples of each graph for
+                                        static W8A8 (quench-compile --calib),
+                                        from training questions
         after checking with decoder_past's evaluator (onnx.reference when
         the installed onnx has it, else its NumPy evaluator) that the ONNX
         graphs reproduce PyTorch (relative 1e-4): the encoder once, the
@@ -1053,6 +1057,54 @@ def check_graphs(model, graphs, questions, log=print, tol=1e-4):
     return refs
 
 
+def write_calibration(model, tok, out, count):
+    """Calibration samples for static W8A8 (docs/calibration.md), one
+    directory per graph, OUT/calib/<graph>/sK/<input>.npy, from `count`
+    training questions (spread over the relations) answered teacher-forced
+    with their expected answers:
+      encoder_model            input_ids, attention_mask;
+      decoder_model            the start token and the answer but its last
+                               token, the encoder mask and output;
+      decoder_with_past_model  the answer but its last token after a past of
+                               the start token (decoder_model's presents),
+                               the encoder mask, the cross-attention
+                               keys/values."""
+    train, _ = dataset()
+    step = max(1, len(train) // max(1, count))
+    n = model.cfg["n_decoder_layers"]
+    dec0, decp = DecoderExport(model), DecoderWithPastExport(model)
+    for k, (q, a) in enumerate(train[::step][:count]):
+        x = torch.tensor([tok.encode(q)])
+        mask = torch.ones_like(x)
+        answer = tok.encode(a)
+        with torch.no_grad():
+            enc = model.encode(x, mask)
+            first = dec0(torch.tensor([[PAD]]), mask, enc)
+        feeds = {
+            "encoder_model": {"input_ids": x, "attention_mask": mask},
+            "decoder_model": {
+                "input_ids": torch.tensor([[PAD] + answer[:-1]]),
+                "encoder_attention_mask": mask,
+                "encoder_hidden_states": enc},
+            "decoder_with_past_model": dict(
+                [("input_ids", torch.tensor([answer[:-1] or [PAD]])),
+                 ("encoder_attention_mask", mask)] +
+                list(zip(past_names(n, "past_key_values"), first[1:])))}
+        for graph, inputs in feeds.items():
+            d = os.path.join(out, "calib", graph, "s%d" % k)
+            os.makedirs(d, exist_ok=True)
+            for name, t in inputs.items():
+                np.save(os.path.join(d, name + ".npy"),
+                        np.ascontiguousarray(t.numpy()))
+    # The decoder with past is fed its own presents here, as in generation:
+    # check once that a sample runs in PyTorch.
+    with torch.no_grad():
+        decp(*[torch.from_numpy(np.load(os.path.join(
+            out, "calib", "decoder_with_past_model", "s0", nm + ".npy")))
+            for nm in ["input_ids", "encoder_attention_mask"] +
+            past_names(n, "past_key_values")])
+
+
 def random_model(vocab_size, seed, v1=False):
     cfg = dict(CONFIG)
     if v1:
@@ -1151,9 +1203,13 @@ def cmd_export(args):
                        pad_token_id=PAD, random=bool(args.random),
                        onnx={k: dict(inputs=v[0], outputs=v[1])
                              for k, v in sigs.items()}), f, indent=1)
+    if args.calib_samples > 0:
+        write_calibration(model, tok, out, args.calib_samples)
     print("wrote %s/{encoder_model,decoder_model,decoder_with_past_model}"
-          ".onnx and references of %d questions (%.1f s)" % (
-              out, len(questions), time.time() - t0))
+          ".onnx and references of %d questions%s (%.1f s)" % (
+              out, len(questions),
+              ", calibration samples in calib/" if args.calib_samples > 0
+              else "", time.time() - t0))
     return 0
 
 
@@ -1191,6 +1247,9 @@ def main(argv=None):
     p.add_argument("--t5-v1", action="store_true",
                    help="with --random: ReLU feed-forward, tied head")
     p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--calib-samples", type=int, default=16,
+                   help="calibration samples per graph written to "
+                   "OUT/NAME/calib/<graph>/ (training questions; 0: none)")
     p.set_defaults(fn=cmd_export)
     p = common(sub.add_parser("ask", help="greedy answer to a question"))
     p.add_argument("question")

@@ -5,9 +5,13 @@
  *
  * and for generation models (quench_model.generation; docs/generation.md)
  *
- *   MODEL --input input_ids=PROMPT.npy [--generate N] [--temperature T]
- *         [--top-k K] [--top-p P] [--seed S] [--eos ID] [--capacity C]
- *         [--output-dir DIR] [--bench N] [--threads N]
+ *   MODEL --input input_ids=PROMPT.npy [--input NAME=FILE.npy ...]
+ *         [--generate N] [--temperature T] [--top-k K] [--top-p P]
+ *         [--seed S] [--eos ID] [--capacity C] [--output-dir DIR]
+ *         [--bench N] [--threads N]
+ *
+ *   (the other --inputs: those the session does not fill, such as an
+ *   encoder-decoder's encoder mask and cross-attention keys/values)
  *
  * Everything that can be checked before running is checked first (options,
  * input names, files, dtypes, shapes, the output directory), so a bad
@@ -204,8 +208,15 @@ static void summarize(const quench_io_info *info, const quench_tensor *t) {
 /* Generation models                                                        */
 /* ------------------------------------------------------------------------ */
 
+/* Most --input NAME=FILE.npy values for a generation model's caller inputs
+ * (quench_generation_caller_input). */
+#define MAX_CALLER_INPUTS 1024
+
 typedef struct gen_options {
   const char *prompt_path;
+  /* "NAME=FILE.npy" of the inputs the session does not fill. */
+  const char *caller_inputs[MAX_CALLER_INPUTS];
+  int num_caller_inputs;
   const char *output_dir;
   long generate; /* -1: no generation, run the prompt once */
   long bench;
@@ -220,8 +231,8 @@ typedef struct gen_options {
 static void generation_usage(const quench_model *m, const char *prog,
                              FILE *f) {
   fprintf(f,
-          "usage: %s --input %s=PROMPT.npy [--generate N] [--temperature T] "
-          "[--top-k K]\n"
+          "usage: %s --input %s=PROMPT.npy [--input NAME=FILE.npy ...]\n"
+          "          [--generate N] [--temperature T] [--top-k K]\n"
           "          [--top-p P] [--seed S] [--eos ID] [--capacity C] "
           "[--output-dir DIR]\n"
           "          [--bench N] [--threads N]\n\n"
@@ -230,6 +241,12 @@ static void generation_usage(const quench_model *m, const char *prog,
           "ids, int64 [1, P]) in one run, then one run per generated token "
           "with the keys\n"
           "and values of earlier positions kept in the session's cache.\n\n"
+          "  --input NAME=FILE.npy\n"
+          "                    any other input the session does not fill "
+          "(an encoder-decoder's\n"
+          "                    encoder mask and cross-attention keys/values): "
+          "set once, used\n"
+          "                    by every step\n"
           "  --generate N      generate N tokens; prints them and the "
           "prefill and decode\n"
           "                    tokens/s, writes DIR/generated_ids.npy (int64 "
@@ -367,12 +384,32 @@ static int generation_main(const quench_model *m, int argc, char **argv,
       }
       size_t len = (size_t)(eq - value);
       if (strlen(ids_name) != len || strncmp(value, ids_name, len) != 0) {
-        fail(prog,
-             "the generation model takes only --input %s=PROMPT.npy; its "
-             "other inputs (caches, past length, mask, positions) are kept "
-             "by the session (got '%.*s')",
-             ids_name, (int)len, value);
-        return 2;
+        /* An input the session does not fill (an encoder-decoder's
+         * encoder mask and cross-attention keys/values): set once. */
+        int32_t index = -1;
+        for (int32_t k = 0; k < m->num_inputs; ++k)
+          if (strlen(m->inputs[k].name) == len &&
+              strncmp(m->inputs[k].name, value, len) == 0)
+            index = k;
+        if (quench_generation_caller_input(m, index) != 1) {
+          fail(prog,
+               "%s '%.*s': the generation model takes --input %s=PROMPT.npy "
+               "and its inputs that the session does not fill; the caches, "
+               "past length, mask and positions are kept by the session",
+               index < 0 ? "no input" : "input", (int)len, value, ids_name);
+          return 2;
+        }
+        for (int k = 0; k < opt.num_caller_inputs; ++k)
+          if (strncmp(opt.caller_inputs[k], value, len + 1) == 0) {
+            fail(prog, "input '%.*s' is given twice", (int)len, value);
+            return 2;
+          }
+        if (opt.num_caller_inputs == MAX_CALLER_INPUTS) {
+          fail(prog, "more than %d --input options", MAX_CALLER_INPUTS);
+          return 2;
+        }
+        opt.caller_inputs[opt.num_caller_inputs++] = value;
+        break;
       }
       if (opt.prompt_path) {
         fail(prog, "input '%s' is given twice", ids_name);
@@ -454,6 +491,22 @@ static int generation_main(const quench_model *m, int argc, char **argv,
          ids_name, ids_name);
     return 1;
   }
+  for (int32_t k = 0; k < m->num_inputs; ++k) {
+    if (quench_generation_caller_input(m, k) != 1)
+      continue;
+    size_t len = strlen(m->inputs[k].name);
+    int given = 0;
+    for (int j = 0; j < opt.num_caller_inputs; ++j)
+      given |= strncmp(opt.caller_inputs[j], m->inputs[k].name, len) == 0 &&
+               opt.caller_inputs[j][len] == '=';
+    if (!given) {
+      fail(prog,
+           "missing input %s (give --input %s=FILE.npy: the session keeps "
+           "it for every step; see --help)",
+           m->inputs[k].name, m->inputs[k].name);
+      return 1;
+    }
+  }
   if (opt.generate < 0 && (opt.sampling.temperature > 0 ||
                            opt.sampling.top_k || opt.sampling.top_p > 0 ||
                            opt.has_seed || opt.eos >= 0)) {
@@ -532,6 +585,26 @@ static int generation_main(const quench_model *m, int argc, char **argv,
       fail(prog, "%s", err.message);
       goto done;
     }
+  }
+  for (int k = 0; k < opt.num_caller_inputs; ++k) {
+    const char *eq = strchr(opt.caller_inputs[k], '=');
+    int32_t index = -1;
+    for (int32_t j = 0; j < m->num_inputs; ++j)
+      if (strlen(m->inputs[j].name) == (size_t)(eq - opt.caller_inputs[k]) &&
+          strncmp(m->inputs[j].name, opt.caller_inputs[k],
+                  (size_t)(eq - opt.caller_inputs[k])) == 0)
+        index = j;
+    const quench_io_info *io = &m->inputs[index];
+    quench_tensor value = {0};
+    if (quench_npy_read_expect(eq + 1, io->name, io->dtype, io->rank,
+                               io->shape, &value, &err) != QUENCH_OK ||
+        quench_session_set_input(session, io->name, &value, &err) !=
+            QUENCH_OK) {
+      quench_tensor_free(&value);
+      fail(prog, "%s", err.message);
+      goto done;
+    }
+    quench_tensor_free(&value);
   }
   pool = quench_threadpool_create((int)opt.threads, &err);
   if (!pool) {

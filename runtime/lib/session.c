@@ -147,6 +147,8 @@ static quench_status check_role(const quench_model *m, int32_t index,
   return QUENCH_OK;
 }
 
+static void free_caller_inputs(quench_session *s);
+
 quench_session *quench_session_create(const quench_model *model,
                                       int64_t capacity, quench_error *err) {
   const quench_generation_info *gen = generation_of(model);
@@ -257,6 +259,7 @@ void quench_session_destroy(quench_session *s) {
       if (i >= 0 && i < s->model->num_inputs)
         quench_tensor_free(&s->inputs[i]);
     }
+  free_caller_inputs(s);
   free(s->inputs);
   free(s->outputs);
   free(s->ids);
@@ -307,6 +310,105 @@ static void row_tensor(quench_tensor *t, void *data, quench_dtype dtype,
   t->shape[1] = n;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Inputs the caller sets (quench_session_set_input)                         */
+/* ------------------------------------------------------------------------ */
+
+int quench_generation_caller_input(const quench_model *model, int32_t index) {
+  const quench_generation_info *g = generation_of(model);
+  if (!g || index < 0 || index >= model->num_inputs)
+    return -1;
+  if (index == g->input_ids || index == g->attention_mask ||
+      index == g->position_ids || index == g->past_length)
+    return 0;
+  for (int32_t k = 0; k < g->num_state; ++k)
+    if (g->state && index == g->state[k])
+      return 0;
+  return 1;
+}
+
+/* Frees the copies of quench_session_set_input. */
+static void free_caller_inputs(quench_session *s) {
+  if (!s->inputs || !s->model)
+    return;
+  for (int32_t i = 0; i < s->model->num_inputs; ++i)
+    if (quench_generation_caller_input(s->model, i) == 1)
+      quench_tensor_free(&s->inputs[i]);
+}
+
+/* Fails unless every input the caller sets has been set. */
+static quench_status check_caller_inputs_set(const quench_session *s,
+                                             quench_error *err) {
+  const quench_model *m = s->model;
+  for (int32_t i = 0; i < m->num_inputs; ++i)
+    if (quench_generation_caller_input(m, i) == 1 && !s->inputs[i].data)
+      return quench_error_set(err, QUENCH_ERR_INVALID_ARGUMENT,
+                              "model '%s': input '%s' is not set: the "
+                              "session fills only the token ids, mask, "
+                              "positions, past length and caches; set the "
+                              "others with quench_session_set_input",
+                              m->name, m->inputs[i].name);
+  return QUENCH_OK;
+}
+
+quench_status quench_session_set_input(quench_session *s, const char *name,
+                                       const quench_tensor *value,
+                                       quench_error *err) {
+  if (!s || !name || !value)
+    return quench_error_set(err, QUENCH_ERR_INVALID_ARGUMENT,
+                            "quench_session_set_input: session, name or "
+                            "value is NULL");
+  const quench_model *m = s->model;
+  int32_t i = quench_model_find_input(m, name);
+  if (i < 0)
+    return quench_error_set(err, QUENCH_ERR_INVALID_ARGUMENT,
+                            "model '%s' has no input named '%s'", m->name,
+                            name);
+  if (quench_generation_caller_input(m, i) != 1)
+    return quench_error_set(err, QUENCH_ERR_INVALID_ARGUMENT,
+                            "model '%s': input '%s' is filled by the session "
+                            "(token ids, mask, positions, past length or a "
+                            "cache); it cannot be set",
+                            m->name, name);
+  const quench_io_info *io = &m->inputs[i];
+  int64_t count = 0;
+  size_t bytes = 0;
+  quench_error local;
+  if (quench_tensor_size(value, &count, &bytes, &local) != QUENCH_OK)
+    return quench_error_set(err, local.code, "input '%s': %s", name,
+                            local.message);
+  int ok = value->dtype == io->dtype && value->rank == io->rank;
+  for (int32_t d = 0; ok && d < value->rank; ++d)
+    ok = io->shape[d] < 0 || io->shape[d] == value->shape[d];
+  if (!ok) {
+    char want[128], got[128];
+    quench_format_type(io->dtype, io->rank, io->shape, want, sizeof want);
+    quench_format_type(value->dtype, value->rank, value->shape, got,
+                       sizeof got);
+    return quench_error_set(err,
+                            value->dtype != io->dtype
+                                ? QUENCH_ERR_DTYPE_MISMATCH
+                                : QUENCH_ERR_SHAPE_MISMATCH,
+                            "input '%s': expected %s, got %s", name, want,
+                            got);
+  }
+  if (!value->data && count > 0)
+    return quench_error_set(err, QUENCH_ERR_INVALID_ARGUMENT,
+                            "input '%s': data is NULL", name);
+  /* A copy of the session's own: the caller may free or reuse its tensor. */
+  quench_tensor copy;
+  if (quench_tensor_alloc(&copy, value->dtype, value->rank, value->shape,
+                          &local) != QUENCH_OK)
+    return quench_error_set(err, local.code, "input '%s': %s", name,
+                            local.message);
+  if (bytes)
+    memcpy(copy.data, value->data, bytes);
+  quench_tensor_free(&s->inputs[i]);
+  s->inputs[i] = copy;
+  quench_error_clear(err);
+  return QUENCH_OK;
+}
+
 quench_status quench_session_run(quench_session *s, const int64_t *tokens,
                                  int64_t n, quench_tensor *logits,
                                  quench_threadpool *pool, quench_error *err) {
@@ -336,6 +438,8 @@ quench_status quench_session_run(quench_session *s, const int64_t *tokens,
   const quench_model *m = s->model;
   const quench_generation_info *g = s->gen;
   int64_t past = s->length, total = past + n;
+  if (check_caller_inputs_set(s, err) != QUENCH_OK)
+    return QUENCH_ERR_INVALID_ARGUMENT;
 
   quench_dtype ids_type = m->inputs[g->input_ids].dtype;
   if (!reserve(&s->ids, &s->ids_room, n, ids_type))

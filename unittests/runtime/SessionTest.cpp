@@ -362,6 +362,198 @@ std::map<int64_t, int> histogram(const std::vector<float> &logits,
   return h;
 }
 
+// A decoder with inputs the session does not fill (an encoder-decoder's
+// encoder mask and cross-attention keys), set with quench_session_set_input.
+// Inputs: input_ids i64[1, ?], encoder_attention_mask i64[1, ?],
+// cross f32[1, 1, ?, 2], past_length i64[], cache f32[1, 1, ?, 2].
+// Records the caller inputs it sees; logits f32[1, n, 5]: 1 at (sum of
+// cross + sum of the mask + past) mod 5, else 0.
+struct SeenCross {
+  std::vector<int64_t> mask;
+  std::vector<float> cross;
+  int64_t past = -1;
+  int runs = 0;
+} seenCross;
+
+void entryCross(void **args) {
+  const auto *ids = static_cast<const Desc<2> *>(args[0]);
+  const auto *mask = static_cast<const Desc<2> *>(args[1]);
+  const auto *cross = static_cast<const Desc<4> *>(args[2]);
+  const auto *past = static_cast<const Desc0 *>(args[3]);
+  auto *out = static_cast<Desc<3> *>(args[5]);
+  ++seenCross.runs;
+  const int64_t *mv = static_cast<const int64_t *>(mask->aligned);
+  seenCross.mask.assign(mv, mv + mask->sizes[1]);
+  const float *cv = static_cast<const float *>(cross->aligned);
+  seenCross.cross.assign(cv, cv + cross->sizes[2] * 2);
+  seenCross.past = *static_cast<const int64_t *>(past->aligned);
+  int64_t n = ids->sizes[1], sum = seenCross.past;
+  for (float v : seenCross.cross)
+    sum += static_cast<int64_t>(v);
+  for (int64_t v : seenCross.mask)
+    sum += v;
+  auto *logits =
+      static_cast<float *>(quench_buffer_alloc(sizeof(float) * n * kVocab, 0));
+  for (int64_t t = 0; t < n; ++t)
+    for (int v = 0; v < kVocab; ++v)
+      logits[t * kVocab + v] = v == sum % kVocab ? 1.0f : 0.0f;
+  out[0] = {logits, logits, 0, {1, n, kVocab}, {n * kVocab, kVocab, 1}};
+}
+
+const int64_t crossShape[] = {1, 1, -1, 2};
+const quench_io_info crossInputs[] = {
+    {"input_ids", QUENCH_DTYPE_I64, 2, rowShape},
+    {"encoder_attention_mask", QUENCH_DTYPE_I64, 2, rowShape},
+    {"cross", QUENCH_DTYPE_F32, 4, crossShape},
+    {"past_length", QUENCH_DTYPE_I64, 0, nullptr},
+    {"cache", QUENCH_DTYPE_F32, 4, crossShape}};
+const quench_io_info crossOutputs[] = {
+    {"logits", QUENCH_DTYPE_F32, 3, logitsShape}};
+const int32_t crossState[] = {4};
+const quench_generation_info crossGen = {0, -1, -1, 3, 0, 1, crossState, 8};
+const quench_model crossModel = {QUENCH_MODEL_ABI_VERSION,
+                                 5,
+                                 1,
+                                 0,
+                                 "cross",
+                                 crossInputs,
+                                 crossOutputs,
+                                 entryCross,
+                                 nullptr,
+                                 0,
+                                 &crossGen};
+
+int argmax(const float *logits) {
+  int best = 0;
+  for (int v = 1; v < kVocab; ++v)
+    if (logits[v] > logits[best])
+      best = v;
+  return best;
+}
+
+TEST(Session, CallerInputsAreKeptAcrossRuns) {
+  // Which inputs the caller sets.
+  EXPECT_EQ(quench_generation_caller_input(&crossModel, 0), 0);
+  EXPECT_EQ(quench_generation_caller_input(&crossModel, 1), 1);
+  EXPECT_EQ(quench_generation_caller_input(&crossModel, 2), 1);
+  EXPECT_EQ(quench_generation_caller_input(&crossModel, 3), 0);
+  EXPECT_EQ(quench_generation_caller_input(&crossModel, 4), 0);
+  EXPECT_EQ(quench_generation_caller_input(&crossModel, 5), -1);
+  EXPECT_EQ(quench_generation_caller_input(&crossModel, -1), -1);
+  EXPECT_EQ(quench_generation_caller_input(nullptr, 0), -1);
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(quench_generation_caller_input(&fakeModel, i), 0) << i;
+  quench_model plain = crossModel;
+  plain.generation = nullptr;
+  EXPECT_EQ(quench_generation_caller_input(&plain, 1), -1);
+
+  quench_error err;
+  quench_session *s = quench_session_create(&crossModel, 0, &err);
+  ASSERT_NE(s, nullptr) << err.message;
+  std::vector<int64_t> prompt = {0, 3};
+  float logits[kVocab];
+  // Not set yet: nothing runs.
+  EXPECT_EQ(quench_session_prefill(s, prompt.data(), 2, logits, nullptr, &err),
+            QUENCH_ERR_INVALID_ARGUMENT);
+  EXPECT_STREQ(err.message,
+               "model 'cross': input 'encoder_attention_mask' is not set: the "
+               "session fills only the token ids, mask, positions, past "
+               "length and caches; set the others with "
+               "quench_session_set_input");
+  EXPECT_EQ(seenCross.runs, 0);
+  EXPECT_EQ(quench_session_length(s), 0);
+
+  // Bad values: an error, the session unchanged.
+  std::vector<int64_t> mask = {1, 1, 0};
+  quench_tensor maskT = {mask.data(), QUENCH_DTYPE_I64, 2, {1, 3}};
+  EXPECT_EQ(quench_session_set_input(s, "nope", &maskT, &err),
+            QUENCH_ERR_INVALID_ARGUMENT);
+  EXPECT_STREQ(err.message, "model 'cross' has no input named 'nope'");
+  EXPECT_EQ(quench_session_set_input(s, "input_ids", &maskT, &err),
+            QUENCH_ERR_INVALID_ARGUMENT);
+  EXPECT_STREQ(err.message,
+               "model 'cross': input 'input_ids' is filled by the session "
+               "(token ids, mask, positions, past length or a cache); it "
+               "cannot be set");
+  EXPECT_EQ(quench_session_set_input(s, "cache", &maskT, &err),
+            QUENCH_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(quench_session_set_input(s, "past_length", &maskT, &err),
+            QUENCH_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(quench_session_set_input(s, "cross", &maskT, &err),
+            QUENCH_ERR_DTYPE_MISMATCH);
+  EXPECT_STREQ(err.message,
+               "input 'cross': expected f32[1, 1, ?, 2], got i64[1, 3]");
+  std::vector<float> cross = {1, 2, 3, 4, 5, 6};
+  quench_tensor crossT = {cross.data(), QUENCH_DTYPE_F32, 4, {1, 1, 2, 3}};
+  EXPECT_EQ(quench_session_set_input(s, "cross", &crossT, &err),
+            QUENCH_ERR_SHAPE_MISMATCH);
+  EXPECT_STREQ(err.message,
+               "input 'cross': expected f32[1, 1, ?, 2], got f32[1, 1, 2, 3]");
+  crossT.rank = 3;
+  EXPECT_EQ(quench_session_set_input(s, "cross", &crossT, &err),
+            QUENCH_ERR_SHAPE_MISMATCH);
+  crossT = {nullptr, QUENCH_DTYPE_F32, 4, {1, 1, 3, 2}};
+  EXPECT_EQ(quench_session_set_input(s, "cross", &crossT, &err),
+            QUENCH_ERR_INVALID_ARGUMENT);
+  EXPECT_STREQ(err.message, "input 'cross': data is NULL");
+  crossT = {cross.data(), QUENCH_DTYPE_F32, 9, {1, 1, 3, 2}};
+  EXPECT_EQ(quench_session_set_input(s, "cross", &crossT, &err),
+            QUENCH_ERR_INVALID_ARGUMENT);
+  crossT = {cross.data(), QUENCH_DTYPE_F32, 4, {1, 1, -3, 2}};
+  EXPECT_EQ(quench_session_set_input(s, "cross", &crossT, &err),
+            QUENCH_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(quench_session_set_input(nullptr, "cross", &crossT, &err),
+            QUENCH_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(quench_session_set_input(s, nullptr, &crossT, &err),
+            QUENCH_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(quench_session_set_input(s, "cross", nullptr, &err),
+            QUENCH_ERR_INVALID_ARGUMENT);
+
+  // Set both; the session keeps copies (the caller's buffers change after).
+  crossT = {cross.data(), QUENCH_DTYPE_F32, 4, {1, 1, 3, 2}};
+  ASSERT_EQ(quench_session_set_input(s, "encoder_attention_mask", &maskT,
+                                     &err),
+            QUENCH_OK)
+      << err.message;
+  EXPECT_EQ(quench_session_prefill(s, prompt.data(), 2, logits, nullptr, &err),
+            QUENCH_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::strstr(err.message, "input 'cross' is not set"), nullptr)
+      << err.message;
+  ASSERT_EQ(quench_session_set_input(s, "cross", &crossT, &err), QUENCH_OK)
+      << err.message;
+  mask.assign({7, 7, 7});
+  cross.assign(6, 100.0f);
+  ASSERT_EQ(quench_session_prefill(s, prompt.data(), 2, logits, nullptr, &err),
+            QUENCH_OK)
+      << err.message;
+  EXPECT_EQ(seenCross.mask, (std::vector<int64_t>{1, 1, 0}));
+  EXPECT_EQ(seenCross.cross, (std::vector<float>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(seenCross.past, 0);
+  EXPECT_EQ(argmax(logits), (21 + 2) % kVocab);
+  // Decode steps and a reset keep them.
+  ASSERT_EQ(quench_session_decode(s, 1, logits, nullptr, &err), QUENCH_OK)
+      << err.message;
+  EXPECT_EQ(seenCross.past, 2);
+  EXPECT_EQ(seenCross.cross, (std::vector<float>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(argmax(logits), (21 + 2 + 2) % kVocab);
+  quench_session_reset(s);
+  ASSERT_EQ(quench_session_decode(s, 1, logits, nullptr, &err), QUENCH_OK)
+      << err.message;
+  EXPECT_EQ(seenCross.past, 0);
+  EXPECT_EQ(seenCross.mask, (std::vector<int64_t>{1, 1, 0}));
+  // Setting again replaces the value (another length).
+  std::vector<float> shorter = {2, 2};
+  quench_tensor shortT = {shorter.data(), QUENCH_DTYPE_F32, 4, {1, 1, 1, 2}};
+  ASSERT_EQ(quench_session_set_input(s, "cross", &shortT, &err), QUENCH_OK)
+      << err.message;
+  ASSERT_EQ(quench_session_decode(s, 1, logits, nullptr, &err), QUENCH_OK)
+      << err.message;
+  EXPECT_EQ(seenCross.cross, (std::vector<float>{2, 2}));
+  EXPECT_EQ(seenCross.past, 1);
+  EXPECT_EQ(argmax(logits), (4 + 2 + 1) % kVocab);
+  quench_session_destroy(s);
+}
+
 TEST(Sample, GreedyPicksTheLowestIdAmongTheLargest) {
   uint64_t rng = 5;
   std::vector<float> l = {0.5f, 3.0f, -1.0f, 3.0f, 2.9f};

@@ -654,7 +654,16 @@ std::string quench::generateHeader(const ModelSignature &sig,
        << "    float *last_logits, quench_threadpool *pool, quench_error "
           "*err) {\n"
        << "  return quench_session_decode(s, token, last_logits, pool, "
-          "err);\n}\n\n";
+          "err);\n}\n"
+       << "/* Sets an input the session does not fill (e.g. an encoder-"
+          "decoder's\n"
+          " * encoder_attention_mask and cross-attention keys/values) for "
+          "every later\n"
+          " * run; the session keeps a copy. */\n"
+       << p << "quench_status " << n
+       << "_session_set_input(quench_session *s, const char *name,\n"
+       << "    const quench_tensor *value, quench_error *err) {\n"
+       << "  return quench_session_set_input(s, name, value, err);\n}\n\n";
   }
   os << "#ifdef __cplusplus\n} /* extern \"C\" */\n#endif\n\n#endif /* "
         "QUENCH_MODEL_"

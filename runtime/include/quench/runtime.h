@@ -485,6 +485,38 @@ typedef struct quench_session quench_session;
 quench_session *quench_session_create(const quench_model *model,
                                       int64_t capacity, quench_error *err);
 
+/**
+ * Whether input `index` of a generation model is one the caller sets with
+ * quench_session_set_input (1) or one a session fills itself (0: the token
+ * ids, attention mask, position ids, past length and caches); -1 when
+ * `model` is not a generation model or `index` is out of range. An
+ * encoder-decoder's decoder with past (docs/generation.md, "Encoder-decoder
+ * models") has such inputs: the encoder's attention mask and the
+ * cross-attention keys/values.
+ */
+int quench_generation_caller_input(const quench_model *model, int32_t index);
+
+/**
+ * Sets input `name` of the session's model to a copy of `value`, for every
+ * later run of the session until it is set again: an input that the session
+ * does not fill itself (quench_generation_caller_input), such as the
+ * cross-attention keys/values and encoder_attention_mask of a T5 decoder,
+ * computed once per prompt. quench_session_reset keeps it. Every such input
+ * must be set before the first run (QUENCH_ERR_INVALID_ARGUMENT naming it
+ * otherwise). Fails without changing the session: QUENCH_ERR_INVALID_ARGUMENT
+ * for NULL arguments, a name the model does not have, or an input the
+ * session fills; QUENCH_ERR_DTYPE_MISMATCH / QUENCH_ERR_SHAPE_MISMATCH when
+ * the dtype, rank or a static dim differs from the model's input (dynamic
+ * dims take any size; dims the model needs to agree, such as the encoder
+ * length shared by the mask and the keys/values, must agree);
+ * QUENCH_ERR_OUT_OF_MEMORY when the copy cannot be allocated.
+ * Ownership: value is only read; the session frees its copy.
+ */
+quench_status quench_session_set_input(quench_session *session,
+                                       const char *name,
+                                       const quench_tensor *value,
+                                       quench_error *err);
+
 /** Frees the session and its caches. NULL-safe. */
 void quench_session_destroy(quench_session *session);
 

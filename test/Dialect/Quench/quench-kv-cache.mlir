@@ -72,6 +72,49 @@ func.func @dynamic_batch(%ids: tensor<?x?xi64> {quench.name = "input_ids"}, %h: 
 
 // -----
 
+// Optimum's seq2seq decoder with past (T5): with the default patterns, the
+// self-attention past past_key_values.{i}.decoder.* becomes a cache; the
+// cross-attention past past_key_values.{i}.encoder.* and the encoder mask
+// stay ordinary inputs (the caller sets them once per prompt).
+// CHECK-LABEL: func @seq2seq
+// CHECK-SAME: (%{{[a-z0-9_]+}}: tensor<1x?xi64> {quench.name = "input_ids"}, %{{[a-z0-9_]+}}: tensor<1x?xi64> {quench.name = "encoder_attention_mask"}, %[[CROSS:[a-z0-9_]+]]: tensor<1x2x?x8xf32> {quench.name = "past_key_values.0.encoder.key"}, %{{[a-z0-9_]+}}: tensor<1x2x?x8xf32> {quench.name = "new"}, %{{[a-z0-9_]+}}: tensor<1x?x16xf32> {quench.name = "h"}, %{{[a-z0-9_]+}}: tensor<i64> {quench.name = "past_length"}, %[[CACHE:[a-z0-9_]+]]: memref<1x2x?x8xf32> {quench.name = "past_key_values.0.decoder.key"})
+// CHECK-SAME: -> (tensor<1x?x16xf32> {quench.name = "logits"}, tensor<1x2x?x8xf32> {quench.name = "attn"})
+// CHECK-SAME: state = ["past_key_values.0.decoder.key"]
+// CHECK: bufferization.materialize_in_destination %{{.*}} in writable %[[CACHE]]
+// CHECK: quench.mul %{{.*}}, %[[CROSS]]
+func.func @seq2seq(%ids: tensor<1x?xi64> {quench.name = "input_ids"},
+                   %mask: tensor<1x?xi64> {quench.name = "encoder_attention_mask"},
+                   %past: tensor<1x2x?x8xf32> {quench.name = "past_key_values.0.decoder.key"},
+                   %cross: tensor<1x2x?x8xf32> {quench.name = "past_key_values.0.encoder.key"},
+                   %new: tensor<1x2x?x8xf32> {quench.name = "new"},
+                   %h: tensor<1x?x16xf32> {quench.name = "h"})
+    -> (tensor<1x?x16xf32> {quench.name = "logits"}, tensor<1x2x?x8xf32> {quench.name = "attn"},
+        tensor<1x2x?x8xf32> {quench.name = "present.0.decoder.key"}) {
+  %all = quench.concat %past, %new {axis = 2 : i64} : (tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>) -> tensor<1x2x?x8xf32>
+  %y = quench.mul %all, %cross : (tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>) -> tensor<1x2x?x8xf32>
+  return %h, %y, %all : tensor<1x?x16xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>
+}
+
+// -----
+
+// A model with both kinds of names keeps the default (decoder-only)
+// patterns: the seq2seq names are then ordinary inputs and outputs.
+// CHECK-LABEL: func @both_conventions
+// CHECK-SAME: tensor<1x2x?x8xf32> {quench.name = "past_key_values.0.decoder.key"}
+// CHECK-SAME: memref<1x2x?x8xf32> {quench.name = "past_key_values.0.key"}
+// CHECK-SAME: tensor<1x2x?x8xf32> {quench.name = "present.0.decoder.key"}
+func.func @both_conventions(%ids: tensor<1x?xi64> {quench.name = "input_ids"}, %h: tensor<1x?x16xf32> {quench.name = "h"},
+                            %past: tensor<1x2x?x8xf32> {quench.name = "past_key_values.0.key"},
+                            %other: tensor<1x2x?x8xf32> {quench.name = "past_key_values.0.decoder.key"},
+                            %new: tensor<1x2x?x8xf32> {quench.name = "new"})
+    -> (tensor<1x?x16xf32> {quench.name = "logits"}, tensor<1x2x?x8xf32> {quench.name = "present.0.decoder.key"},
+        tensor<1x2x?x8xf32> {quench.name = "present.0.key"}) {
+  %all = quench.concat %past, %new {axis = 2 : i64} : (tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>) -> tensor<1x2x?x8xf32>
+  return %h, %other, %all : tensor<1x?x16xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>
+}
+
+// -----
+
 // expected-error @+1 {{past input 'past_key_values.0.value' has no present output 'present.0.value'}}
 func.func @no_present(%ids: tensor<1x?xi64> {quench.name = "input_ids"}, %h: tensor<1x?x16xf32> {quench.name = "h"},
                       %past: tensor<1x2x?x8xf32> {quench.name = "past_key_values.0.value"})

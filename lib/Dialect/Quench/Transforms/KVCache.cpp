@@ -129,16 +129,43 @@ bool quench::isPastInputName(StringRef name, StringRef pastPattern) {
   return llvm::Regex(patternToRegex(pastPattern)).match(name);
 }
 
-bool quench::hasPastInputs(func::FuncOp func, StringRef pastPattern) {
-  llvm::Regex matcher(patternToRegex(pastPattern));
+/// Whether an argument name of `func` matches `pattern` exactly as given.
+static bool matchesAnyArg(func::FuncOp func, StringRef pattern) {
+  llvm::Regex matcher(patternToRegex(pattern));
   for (unsigned i = 0; i < func.getNumArguments(); ++i)
     if (StringAttr n = nameOfArg(func, i); n && matcher.match(n.getValue()))
       return true;
   return false;
 }
 
+bool quench::hasPastInputs(func::FuncOp func, StringRef pastPattern) {
+  QuenchKVCacheOptions options;
+  options.past = pastPattern.str();
+  return matchesAnyArg(func, resolveKVCacheNames(func, options).past);
+}
+
+QuenchKVCacheOptions
+quench::resolveKVCacheNames(func::FuncOp func,
+                            const QuenchKVCacheOptions &options) {
+  QuenchKVCacheOptions out = options;
+  // Only the default patterns are replaced: names given with --kv-past /
+  // --kv-present are the user's.
+  if (options.past != kDefaultPastPattern ||
+      options.present != kDefaultPresentPattern)
+    return out;
+  if (matchesAnyArg(func, kDefaultPastPattern) ||
+      !matchesAnyArg(func, kSeq2SeqPastPattern))
+    return out;
+  out.past = kSeq2SeqPastPattern.str();
+  out.present = kSeq2SeqPresentPattern.str();
+  return out;
+}
+
 LogicalResult quench::applyKVCache(func::FuncOp func,
-                                   const QuenchKVCacheOptions &options) {
+                                   const QuenchKVCacheOptions &given) {
+  // Optimum's seq2seq names when the defaults do not apply
+  // (resolveKVCacheNames).
+  QuenchKVCacheOptions options = resolveKVCacheNames(func, given);
   const std::string &past = options.past, &present = options.present,
                     &inputIds = options.inputIds,
                     &attentionMask = options.attentionMask,
@@ -216,7 +243,11 @@ LogicalResult quench::applyKVCache(func::FuncOp func,
   if (pairs.empty())
     return emitError(loc) << "no past key/value inputs: no input name "
                              "matches '"
-                          << past << "' (set the pattern with --kv-past)";
+                          << past
+                          << (past == kDefaultPastPattern
+                                  ? "' or '" + kSeq2SeqPastPattern.str()
+                                  : std::string())
+                          << "' (set the pattern with --kv-past)";
 
   // The roles of the other inputs and outputs.
   auto findArg = [&](StringRef name) -> int {

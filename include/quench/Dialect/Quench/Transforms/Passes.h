@@ -41,8 +41,34 @@ mlir::LogicalResult keepLastLogits(mlir::func::FuncOp func,
 /// quench-kv-cache.
 bool isPastInputName(llvm::StringRef name, llvm::StringRef pastPattern);
 /// Whether an argument name of `func` matches the past pattern (with {i}
-/// and {kv}) of quench-kv-cache.
+/// and {kv}) of quench-kv-cache, after resolveKVCacheNames (the default
+/// pattern also finds the self-attention past of Optimum's seq2seq
+/// decoders).
 bool hasPastInputs(mlir::func::FuncOp func, llvm::StringRef pastPattern);
+
+/// The default past/present name patterns of quench-kv-cache (decoder-only
+/// models, Optimum / ONNX Runtime GenAI) and those of Optimum's seq2seq
+/// decoders with past (T5, BART, ...), whose self-attention past is
+/// `past_key_values.{i}.decoder.{kv}` while `past_key_values.{i}.encoder.{kv}`
+/// (the cross-attention keys/values, fixed over a generation) stay ordinary
+/// inputs.
+inline constexpr llvm::StringLiteral kDefaultPastPattern =
+    "past_key_values.{i}.{kv}";
+inline constexpr llvm::StringLiteral kDefaultPresentPattern =
+    "present.{i}.{kv}";
+inline constexpr llvm::StringLiteral kSeq2SeqPastPattern =
+    "past_key_values.{i}.decoder.{kv}";
+inline constexpr llvm::StringLiteral kSeq2SeqPresentPattern =
+    "present.{i}.decoder.{kv}";
+
+/// `options` with the name patterns to use on `func`: as given, except that
+/// the default past and present patterns become the seq2seq ones when no
+/// argument of `func` matches the default past pattern and some argument
+/// matches `past_key_values.{i}.decoder.{kv}`. applyKVCache and
+/// hasPastInputs resolve with it; patterns set by the user (--kv-past,
+/// --kv-present) are kept.
+QuenchKVCacheOptions resolveKVCacheNames(mlir::func::FuncOp func,
+                                         const QuenchKVCacheOptions &options);
 
 /// Adds the patterns of `quench-raise-ops` to `patterns`.
 void populateRaiseOpsPatterns(mlir::RewritePatternSet &patterns);
