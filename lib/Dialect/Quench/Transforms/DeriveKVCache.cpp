@@ -286,7 +286,7 @@ private:
     Tensor t;
     t.shape.assign(type.getShape().begin(), type.getShape().end());
     int64_t n = t.numel();
-    if (n > (1 << 20))
+    if (n > (1 << 22))
       return failure();
     Type elem = type.getElementType();
     if (auto dense = dyn_cast<DenseElementsAttr>(op.getValue())) {
@@ -708,8 +708,9 @@ FailureOr<Core> matchCore(SoftmaxOp softmax) {
   core.softmax = softmax;
   auto type = cast<RankedTensorType>(softmax.getType());
   int64_t rank = type.getRank();
-  int64_t axis = softmax.getAxis() < 0 ? softmax.getAxis() + rank
-                                       : softmax.getAxis();
+  int64_t axis = static_cast<int64_t>(softmax.getAxis());
+  if (axis < 0)
+    axis += rank;
   if (rank < 2 || axis != rank - 1)
     return emitError(softmax.getLoc())
            << "--derive-kv-cache: softmax " << nodeOf(softmax)
@@ -1036,8 +1037,9 @@ FailureOr<Value> Deriver::rebuild(Value v, ArrayRef<Role> roles) {
   } else if (auto gather = dyn_cast<GatherOp>(op)) {
     auto dt = cast<RankedTensorType>(gather.getData().getType());
     auto it = cast<RankedTensorType>(gather.getIndices().getType());
-    int64_t axis = gather.getAxis() < 0 ? gather.getAxis() + dt.getRank()
-                                        : gather.getAxis();
+    int64_t axis = static_cast<int64_t>(gather.getAxis());
+    if (axis < 0)
+      axis += dt.getRank();
     SmallVector<Role> dr, ir;
     for (int64_t d = 0; d < axis; ++d)
       dr.push_back(roles[d]);
@@ -1298,12 +1300,21 @@ LogicalResult Deriver::checkMask(const Core &core, const MaskSite &site,
     int64_t cols = rank >= 1 ? t.shape[rank - 1] : 1;
     return t.data[(rows == 1 ? 0 : i) * cols + (cols == 1 ? 0 : j)];
   };
-  for (const Tensor &t : orig)
-    for (size_t d = 0; d + 2 < t.shape.size(); ++d)
+  // Whether `t` is [.., rows or 1, cols or 1] with every leading dim 1.
+  auto fits = [](const Tensor &t, int64_t rows, int64_t cols) {
+    int64_t rank = t.shape.size();
+    for (int64_t d = 0; d + 2 < rank; ++d)
       if (t.shape[d] != 1)
-        return emitError(op->getLoc())
-               << "--derive-kv-cache: the attention mask of " << nodeOf(op)
-               << " varies over more than (query, key) positions";
+        return false;
+    if (rank >= 2 && t.shape[rank - 2] != 1 && t.shape[rank - 2] != rows)
+      return false;
+    return rank < 1 || t.shape[rank - 1] == 1 || t.shape[rank - 1] == cols;
+  };
+  for (const Tensor &t : orig)
+    if (!fits(t, kSeq, kSeq))
+      return emitError(op->getLoc())
+             << "--derive-kv-cache: the attention mask of " << nodeOf(op)
+             << " varies over more than (query, key) positions";
   bool isWhere = isa<WhereOp>(op);
   auto masked = [&](ArrayRef<Tensor> m, int64_t i, int64_t j) {
     if (!isWhere)
@@ -1325,7 +1336,7 @@ LogicalResult Deriver::checkMask(const Core &core, const MaskSite &site,
     Evaluator step(seq, past, pastArgs);
     for (auto [k, v] : llvm::enumerate(after)) {
       FailureOr<Tensor> t = step.eval(v);
-      bool same = succeeded(t);
+      bool same = succeeded(t) && fits(*t, seq, past + seq);
       for (int64_t i = 0; same && i < seq; ++i)
         for (int64_t j = 0; same && j < past + seq; ++j) {
           double x = entry(*t, i, j), y = entry(orig[k], past + i, j);
