@@ -343,8 +343,9 @@ private:
   }
 
   FailureOr<Value> rebuild(Value v, ArrayRef<Role> roles);
-  LogicalResult checkMask(const Core &core, const MaskSite &site,
-                          ArrayRef<Value> before, ArrayRef<Value> after);
+  LogicalResult checkMasks(const Core &core,
+                           ArrayRef<SmallVector<Value>> before,
+                           ArrayRef<SmallVector<Value>> after);
   FailureOr<Value> cacheSide(Operation *at, Value rhs, bool keys,
                              unsigned layer);
   Value replay(Value stored, ArrayRef<Operation *> ops);
@@ -355,8 +356,21 @@ private:
   /// P (the past inputs' sequence length) and P + S (S: the token ids'),
   /// 0-d i64 computed at the function's start.
   Value pastLen, keyLen;
-  Value tokenIds;
+  Value tokenIds, attentionMask, positionIds;
   DenseSet<Value> pastArgs;
+  Evaluator::Inputs evalInputs() const {
+    return {&pastArgs, attentionMask, positionIds};
+  }
+  /// The values of 0-d `start` and `limit` in the rewritten function with
+  /// P = 3, S = 2 (they tell whether a range counts P already).
+  std::optional<std::pair<int64_t, int64_t>> probe(Value start, Value limit) {
+    Evaluator ev(2, 3, evalInputs());
+    FailureOr<Tensor> s = ev.eval(start), l = ev.eval(limit);
+    if (failed(s) || failed(l) || s->data.size() != 1 || l->data.size() != 1)
+      return std::nullopt;
+    return std::make_pair(static_cast<int64_t>(s->data[0]),
+                          static_cast<int64_t>(l->data[0]));
+  }
   SmallVector<std::pair<std::string, Value>> presents;
   std::map<std::pair<void *, std::string>, Value> rebuilt;
   DenseSet<Operation *> created;
@@ -375,10 +389,18 @@ FailureOr<Value> Deriver::rebuild(Value v, ArrayRef<Role> roles) {
     return memo->second;
   Operation *op = v.getDefiningOp();
   auto type = cast<RankedTensorType>(v.getType());
-  if (!op)
+  if (!op) {
+    // The attention mask input spans the keys (P + S as sessions feed
+    // it), the position ids input the queries (P .. P+S-1).
+    bool keysOnly = llvm::none_of(roles, [](Role r) { return r == Role::query; });
+    bool queriesOnly = llvm::none_of(roles, [](Role r) { return r == Role::key; });
+    if ((v == attentionMask && keysOnly) || (v == positionIds && queriesOnly))
+      return v;
     return emitError(func.getLoc())
-           << "--derive-kv-cache: an input of the function indexes "
-              "positions in an attention mask";
+           << "--derive-kv-cache: input " << cast<BlockArgument>(v).getArgNumber()
+           << " of the function indexes positions in an attention mask "
+              "along an axis it does not span";
+  }
   auto cannot = [&](StringRef why) -> FailureOr<Value> {
     return emitError(op->getLoc())
            << "--derive-kv-cache: cannot shift the positions of the "
@@ -473,21 +495,33 @@ FailureOr<Value> Deriver::rebuild(Value v, ArrayRef<Role> roles) {
     created.insert(c);
     out = c->getResult(0);
   } else if (auto range = dyn_cast<RangeOp>(op)) {
-    // A range of positions 0 .. S-1: P .. P+S-1 for queries, 0 .. P+S-1
-    // for keys.
-    OpBuilder::InsertionGuard g(b);
-    b.setInsertionPoint(op);
-    Value p = pastAs(loc, range.getLimit().getType());
-    Value start = range.getStart();
-    if (roles[0] == Role::query)
-      start = quench::AddOp::create(b, loc, start.getType(), start, p);
-    Value limit =
-        quench::AddOp::create(b, loc, range.getLimit().getType(),
-                              range.getLimit(), p);
-    Operation *c = RangeOp::create(b, loc, type, start, limit,
-                                   range.getDelta());
-    created.insert(c);
-    out = c->getResult(0);
+    // Queries at P .. P+S-1, keys at 0 .. P+S-1. A bound computed from
+    // the new tokens counts S; one from an input over all positions (the
+    // attention mask's length) counts P + S already: evaluated with P = 3,
+    // S = 2 to tell.
+    auto bounds = probe(range.getStart(), range.getLimit());
+    bool query = roles[0] == Role::query;
+    using Bounds = std::pair<int64_t, int64_t>;
+    Bounds want = query ? Bounds(3, 5) : Bounds(0, 5);
+    if (!bounds || (*bounds != want && *bounds != Bounds(0, 2)))
+      return cannot("its bounds are not positions 0 .. S-1 of the new "
+                    "tokens, nor already those of the cached sequence");
+    if (*bounds == want) {
+      out = v;
+    } else {
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPoint(op);
+      Value p = pastAs(loc, range.getLimit().getType());
+      Value start = range.getStart();
+      if (query)
+        start = quench::AddOp::create(b, loc, start.getType(), start, p);
+      Value limit = quench::AddOp::create(b, loc, range.getLimit().getType(),
+                                          range.getLimit(), p);
+      Operation *c = RangeOp::create(b, loc, type, start, limit,
+                                     range.getDelta());
+      created.insert(c);
+      out = c->getResult(0);
+    }
   } else if (auto e = dyn_cast<ExpandOp>(op)) {
     auto it = cast<RankedTensorType>(e.getInput().getType());
     SmallVector<Role> r(it.getRank(), Role::none);
@@ -682,36 +716,16 @@ Value Deriver::replay(Value stored, ArrayRef<Operation *> ops) {
   return v;
 }
 
-/// Proves the mask at `site` causal (evaluated with S = 5) and the rebuilt
-/// one (`after`, evaluated with P = 3, S = 2 and P = 4, S = 1) equal to
-/// the last rows of the original (`before`).
-LogicalResult Deriver::checkMask(const Core &core, const MaskSite &site,
-                                 ArrayRef<Value> before,
-                                 ArrayRef<Value> after) {
-  Operation *op = site.op;
+/// Evaluates the masks of a core as exported (`before[k]`: the operands of
+/// `core.masks[k]` that are not the scores) with S = 5, proves that
+/// together they hide exactly the later keys, and proves each rebuilt mask
+/// (`after[k]`, evaluated with P = 3, S = 2 and P = 4, S = 1) equal to the
+/// last rows of the original at P + S.
+LogicalResult Deriver::checkMasks(const Core &core,
+                                  ArrayRef<SmallVector<Value>> before,
+                                  ArrayRef<SmallVector<Value>> after) {
   constexpr int64_t kSeq = 5;
-  Evaluator whole(kSeq, 0, pastArgs);
-  SmallVector<Tensor> orig;
-  for (Value v : before) {
-    FailureOr<Tensor> t = whole.eval(v);
-    if (failed(t)) {
-      InFlightDiagnostic d = emitError(op->getLoc())
-                             << "--derive-kv-cache: cannot evaluate the "
-                                "attention mask of "
-                             << nodeOf(op);
-      if (whole.failedAt)
-        d << " at " << nodeOf(whole.failedAt);
-      return d;
-    }
-    orig.push_back(*t);
-  }
-  // [.., rows, cols] with every leading dimension 1.
-  auto entry = [](const Tensor &t, int64_t i, int64_t j) -> double {
-    int64_t rank = t.shape.size();
-    int64_t rows = rank >= 2 ? t.shape[rank - 2] : 1;
-    int64_t cols = rank >= 1 ? t.shape[rank - 1] : 1;
-    return t.data[(rows == 1 ? 0 : i) * cols + (cols == 1 ? 0 : j)];
-  };
+  Operation *last = core.masks.front().op;
   // Whether `t` is [.., rows or 1, cols or 1] with every leading dim 1.
   auto fits = [](const Tensor &t, int64_t rows, int64_t cols) {
     int64_t rank = t.shape.size();
@@ -722,52 +736,84 @@ LogicalResult Deriver::checkMask(const Core &core, const MaskSite &site,
       return false;
     return rank < 1 || t.shape[rank - 1] == 1 || t.shape[rank - 1] == cols;
   };
-  for (const Tensor &t : orig)
-    if (!fits(t, kSeq, kSeq))
-      return emitError(op->getLoc())
-             << "--derive-kv-cache: the attention mask of " << nodeOf(op)
-             << " varies over more than (query, key) positions";
-  bool isWhere = isa<WhereOp>(op);
-  auto masked = [&](ArrayRef<Tensor> m, int64_t i, int64_t j) {
-    if (!isWhere)
-      return entry(m[0], i, j) <= kMaskedBelow;
-    bool cond = entry(m[0], i, j) != 0;
-    bool takesFill = site.scoresOperand == 2 ? cond : !cond;
-    return takesFill && entry(m[1], i, j) <= kMaskedBelow;
+  auto entry = [](const Tensor &t, int64_t i, int64_t j) -> double {
+    int64_t rank = t.shape.size();
+    int64_t rows = rank >= 2 ? t.shape[rank - 2] : 1;
+    int64_t cols = rank >= 1 ? t.shape[rank - 1] : 1;
+    return t.data[(rows == 1 ? 0 : i) * cols + (cols == 1 ? 0 : j)];
   };
-  for (int64_t i = 0; i < kSeq; ++i)
-    for (int64_t j = 0; j < kSeq; ++j)
-      if (masked(orig, i, j) != (j > i))
+  Evaluator whole(kSeq, 0, evalInputs());
+  SmallVector<SmallVector<Tensor>> orig;
+  std::vector<bool> hidden(kSeq * kSeq, false);
+  for (auto [site, values] : llvm::zip(core.masks, before)) {
+    Operation *op = site.op;
+    SmallVector<Tensor> m;
+    for (Value v : values) {
+      FailureOr<Tensor> t = whole.eval(v);
+      if (failed(t)) {
+        InFlightDiagnostic d = emitError(op->getLoc())
+                               << "--derive-kv-cache: cannot evaluate the "
+                                  "attention mask of "
+                               << nodeOf(op);
+        if (whole.failedAt)
+          d << " at " << nodeOf(whole.failedAt);
+        return d;
+      }
+      if (!fits(*t, kSeq, kSeq))
         return emitError(op->getLoc())
                << "--derive-kv-cache: the attention mask of " << nodeOf(op)
+               << " varies over more than (query, key) positions";
+      m.push_back(*t);
+    }
+    // A score is hidden when the mask adds a very negative value or
+    // selects a very negative fill.
+    for (int64_t i = 0; i < kSeq; ++i)
+      for (int64_t j = 0; j < kSeq; ++j) {
+        bool h;
+        if (!isa<WhereOp>(op)) {
+          h = entry(m[0], i, j) <= kMaskedBelow;
+        } else {
+          bool cond = entry(m[0], i, j) != 0;
+          bool takesFill = site.scoresOperand == 2 ? cond : !cond;
+          h = takesFill && entry(m[1], i, j) <= kMaskedBelow;
+        }
+        hidden[i * kSeq + j] = hidden[i * kSeq + j] || h;
+      }
+    orig.push_back(std::move(m));
+  }
+  for (int64_t i = 0; i < kSeq; ++i)
+    for (int64_t j = 0; j < kSeq; ++j)
+      if (hidden[i * kSeq + j] != (j > i))
+        return emitError(last->getLoc())
+               << "--derive-kv-cache: the attention mask of " << nodeOf(last)
                << " is not causal: query " << i << " "
                << (j > i ? "sees" : "does not see") << " key " << j
                << " (a cache needs each position to see exactly the "
                   "positions up to itself)";
   for (auto [past, seq] : {std::pair<int64_t, int64_t>{3, 2}, {4, 1}}) {
-    Evaluator step(seq, past, pastArgs);
-    for (auto [k, v] : llvm::enumerate(after)) {
-      FailureOr<Tensor> t = step.eval(v);
-      bool same = succeeded(t) && fits(*t, seq, past + seq);
-      for (int64_t i = 0; same && i < seq; ++i)
-        for (int64_t j = 0; same && j < past + seq; ++j) {
-          double x = entry(*t, i, j), y = entry(orig[k], past + i, j);
-          same = x == y || (std::isnan(x) && std::isnan(y));
+    Evaluator step(seq, past, evalInputs());
+    for (auto [site, values, m] : llvm::zip(core.masks, after, orig))
+      for (auto [k, v] : llvm::enumerate(values)) {
+        FailureOr<Tensor> t = step.eval(v);
+        bool same = succeeded(t) && fits(*t, seq, past + seq);
+        for (int64_t i = 0; same && i < seq; ++i)
+          for (int64_t j = 0; same && j < past + seq; ++j) {
+            double x = entry(*t, i, j), y = entry(m[k], past + i, j);
+            same = x == y || (std::isnan(x) && std::isnan(y));
+          }
+        if (!same) {
+          InFlightDiagnostic d = emitError(site.op->getLoc())
+                                 << "--derive-kv-cache: cannot shift the "
+                                    "positions of the attention mask of "
+                                 << nodeOf(site.op);
+          if (failed(t) && step.failedAt)
+            d << " (cannot evaluate " << nodeOf(step.failedAt) << ")";
+          else
+            d << " (the mask with past differs from the mask without)";
+          return d;
         }
-      if (!same) {
-        InFlightDiagnostic d = emitError(op->getLoc())
-                               << "--derive-kv-cache: cannot shift the "
-                                  "positions of the attention mask of "
-                               << nodeOf(op);
-        if (failed(t) && step.failedAt)
-          d << " (cannot evaluate " << nodeOf(step.failedAt) << ")";
-        else
-          d << " (the mask with past differs from the mask without)";
-        return d;
       }
-    }
   }
-  (void)core;
   return success();
 }
 
@@ -811,14 +857,31 @@ LogicalResult Deriver::run(std::string &tokenInput) {
            << "; it needs a dynamic sequence length [batch, seq] (export "
               "with a dynamic sequence axis, e.g. torch.onnx.export's "
               "dynamic_axes)";
-  for (BlockArgument a : func.getArguments())
-    if (auto t = dyn_cast<RankedTensorType>(a.getType());
-        a.getArgNumber() != static_cast<unsigned>(tokens) && t &&
-        !t.hasStaticShape())
-      return emitError(loc) << "--derive-kv-cache: the model has another "
-                               "input with a dynamic shape (argument "
-                            << a.getArgNumber()
-                            << "); only the token ids may be dynamic";
+  for (BlockArgument a : func.getArguments()) {
+    auto t = dyn_cast<RankedTensorType>(a.getType());
+    auto n = func.getArgAttrOfType<StringAttr>(a.getArgNumber(), nameAttr);
+    if (a.getArgNumber() == static_cast<unsigned>(tokens) || !t ||
+        t.hasStaticShape())
+      continue;
+    // Hugging Face's signature: the mask over all positions (P + S once
+    // derived; sessions feed ones), the positions of the new tokens.
+    bool likeIds = t.getRank() == 2 && t.getDimSize(0) == 1 &&
+                   t.isDynamicDim(1);
+    if (n && likeIds && n.getValue() == options.attentionMask) {
+      attentionMask = a;
+      continue;
+    }
+    if (n && likeIds && n.getValue() == options.positionIds &&
+        isa<IntegerType>(t.getElementType())) {
+      positionIds = a;
+      continue;
+    }
+    return emitError(loc) << "--derive-kv-cache: the model has another "
+                             "input with a dynamic shape ("
+                          << (n ? n.getValue() : StringRef("unnamed"))
+                          << "); only the token ids, an attention mask "
+                             "and position ids [1, seq] may be dynamic";
+  }
 
   // Recognize every core before changing anything.
   SmallVector<Core> cores;
@@ -871,13 +934,15 @@ LogicalResult Deriver::run(std::string &tokenInput) {
       r->setOperand(1, withKeyLength(r.getLoc(), r.getShape(), {last}));
     }
     auto scoresType = cast<RankedTensorType>(core.softmax.getType());
+    SmallVector<SmallVector<unsigned>> operandsOf;
+    SmallVector<SmallVector<Value>> before, after;
     for (const MaskSite &site : core.masks) {
       SmallVector<unsigned> maskOperands;
       if (isa<WhereOp>(site.op))
         maskOperands = {0u, site.scoresOperand == 1 ? 2u : 1u};
       else
         maskOperands = {site.scoresOperand == 0 ? 1u : 0u};
-      SmallVector<Value> before, after;
+      SmallVector<Value> b0, a0;
       for (unsigned i : maskOperands) {
         Value m = site.op->getOperand(i);
         auto mt = cast<RankedTensorType>(m.getType());
@@ -894,14 +959,18 @@ LogicalResult Deriver::run(std::string &tokenInput) {
         FailureOr<Value> nm = rebuild(m, roles);
         if (failed(nm))
           return failure();
-        before.push_back(m);
-        after.push_back(*nm);
+        b0.push_back(m);
+        a0.push_back(*nm);
       }
-      if (failed(checkMask(core, site, before, after)))
-        return failure();
-      for (auto [i, nm] : llvm::zip(maskOperands, after))
-        site.op->setOperand(i, nm);
+      operandsOf.push_back(maskOperands);
+      before.push_back(b0);
+      after.push_back(a0);
     }
+    if (failed(checkMasks(core, before, after)))
+      return failure();
+    for (auto [site, idx, nms] : llvm::zip(core.masks, operandsOf, after))
+      for (auto [i, nm] : llvm::zip(idx, nms))
+        site.op->setOperand(i, nm);
   }
 
   // The old mask computations are dead now; the ranges left index the
@@ -928,6 +997,15 @@ LogicalResult Deriver::run(std::string &tokenInput) {
   for (RangeOp r : ranges) {
     if (created.contains(r))
       continue;
+    auto bounds = probe(r.getStart(), r.getLimit());
+    if (bounds && (*bounds == std::make_pair<int64_t, int64_t>(3, 5) ||
+                   *bounds == std::make_pair<int64_t, int64_t>(0, 5)))
+      continue; // positions of the whole cached sequence already
+    if (!bounds || *bounds != std::make_pair<int64_t, int64_t>(0, 2))
+      return emitError(r.getLoc())
+             << "--derive-kv-cache: " << nodeOf(r)
+             << " is a range of a dynamic length that is not the positions "
+                "0 .. S-1 of the new tokens";
     b.setInsertionPoint(r);
     Location l = r.getLoc();
     Value p = pastAs(l, r.getLimit().getType());
@@ -967,6 +1045,8 @@ struct QuenchDeriveKVCachePass
     options.past = past;
     options.present = present;
     options.inputIds = inputIds;
+    options.attentionMask = attentionMask;
+    options.positionIds = positionIds;
     std::string tokens;
     if (failed(applyDeriveKVCache(func, options, tokens)))
       signalPassFailure();

@@ -22,9 +22,11 @@ FailureOr<SmallVector<int64_t>> Evaluator::computeDims(Value v) {
   auto type = cast<RankedTensorType>(v.getType());
   SmallVector<int64_t> fallback;
   for (int64_t d : type.getShape())
-    fallback.push_back(d != ShapedType::kDynamic ? d
-                       : pastArgs.contains(v)    ? past
-                                                 : seq);
+    fallback.push_back(
+        d != ShapedType::kDynamic ? d
+        : inputs.pastArgs && inputs.pastArgs->contains(v) ? past
+        : v == inputs.attentionMask                        ? past + seq
+                                                           : seq);
   Operation *op = v.getDefiningOp();
   if (!op || type.hasStaticShape())
     return fallback;
@@ -186,6 +188,20 @@ FailureOr<Tensor> Evaluator::compute(Value v) {
     }
     return failure();
   };
+  if (!op && (v == inputs.attentionMask || v == inputs.positionIds)) {
+    // Ones over past + seq keys; positions past .. past+seq-1.
+    FailureOr<SmallVector<int64_t>> dims = dimsOf(v);
+    if (failed(dims))
+      return fail();
+    Tensor t;
+    t.shape = *dims;
+    t.data.resize(t.numel(), 1.0);
+    if (v == inputs.positionIds)
+      for (int64_t i = 0; i < t.numel(); ++i)
+        t.data[i] = static_cast<double>(past + i % std::max<int64_t>(
+                                                   t.shape.back(), 1));
+    return t;
+  }
   if (!op)
     return fail();
   SmallVector<Tensor> in;
@@ -347,8 +363,19 @@ FailureOr<Tensor> Evaluator::compute(Value v) {
                 return failure();
               for (double d : s->data)
                 dims.push_back(static_cast<int64_t>(d));
+            } else if (auto u = dyn_cast<UnsqueezeOp>(op)) {
+              size_t k = 0;
+              for (int64_t i = 0; i < resultType.getRank(); ++i)
+                dims.push_back(llvm::is_contained(u.getAxes(), i)
+                                   ? 1
+                                   : t.shape[k++]);
+            } else if (auto sq = dyn_cast<SqueezeOp>(op)) {
+              for (auto [i, d] : llvm::enumerate(t.shape))
+                if (!llvm::is_contained(sq.getAxes(),
+                                        static_cast<int64_t>(i)))
+                  dims.push_back(d);
             } else {
-              // Unsqueeze, squeeze and static reshapes: the result type,
+              // Static reshapes: the result type,
               // its dynamic dims from the operand's element count.
               int64_t known = 1, unknown = -1;
               for (auto [i, d] : llvm::enumerate(resultType.getShape())) {

@@ -48,8 +48,17 @@ inline SmallVector<int64_t> stridesOf(ArrayRef<int64_t> shape) {
 /// (its sequence) equal to `past`.
 class Evaluator {
 public:
-  Evaluator(int64_t seq, int64_t past, const DenseSet<Value> &pastArgs)
-      : seq(seq), past(past), pastArgs(pastArgs) {}
+  /// The inputs the evaluation knows: the past inputs (shape only, the
+  /// sequence `past`), an attention mask input over `past + seq` keys
+  /// (all ones, as generation sessions feed it) and a position ids input
+  /// (`past .. past+seq-1`). Either may be null.
+  struct Inputs {
+    const DenseSet<Value> *pastArgs = nullptr;
+    Value attentionMask, positionIds;
+  };
+
+  Evaluator(int64_t seq, int64_t past, Inputs inputs)
+      : seq(seq), past(past), inputs(inputs) {}
 
   /// The value, or failure with `failedAt` set to the op it cannot
   /// evaluate.
@@ -143,7 +152,7 @@ private:
   FailureOr<Tensor> compute(Value v);
 
   int64_t seq, past;
-  const DenseSet<Value> &pastArgs;
+  Inputs inputs;
   DenseMap<Value, Tensor> memo;
   DenseMap<Value, SmallVector<int64_t>> shapes;
 };

@@ -261,7 +261,10 @@ def QuenchDeriveKVCache : Pass<"quench-derive-kv-cache",
     equal the last rows of the original. Anything not recognized is one
     error naming the ONNX node. Arguments and results carry `quench.name`;
     the token ids are the input named `input-ids`, else the only integer
-    input.
+    input. Hugging Face's inputs `attention-mask` and `position-ids`
+    (`[1, seq]`) may be there too: once derived the mask spans the past and
+    new positions and the positions are those of the new tokens, as
+    generation sessions feed them.
   }];
   let options = [
     Option<"past", "past", "std::string", "\"past_key_values.{i}.{kv}\"",
@@ -270,6 +273,12 @@ def QuenchDeriveKVCache : Pass<"quench-derive-kv-cache",
            "Names of the added present outputs">,
     Option<"inputIds", "input-ids", "std::string", "\"input_ids\"",
            "Name of the token ids input (default: the only integer input)">,
+    Option<"attentionMask", "attention-mask", "std::string",
+           "\"attention_mask\"",
+           "Name of an attention mask input [1, seq] (if any): once derived "
+           "it spans past + seq positions">,
+    Option<"positionIds", "position-ids", "std::string", "\"position_ids\"",
+           "Name of a position ids input [1, seq] (if any)">,
   ];
   let dependentDialects = ["::quench::QuenchDialect"];
 }
