@@ -13,6 +13,11 @@ Models:
     interleaved RoPE gathered from tables, Trilu mask; GPT-2: MHA, learned
     positions, a causal buffer gathered at the positions and a Where), in
     float, w8a16 and w4a16 (g16); in float also PyTorch's ids;
+  * the same two models exported with Hugging Face's no-past signature
+    (input_ids, attention_mask, position_ids -> logits: the with-past
+    module on an empty past; the mask built from the attention mask's
+    length, positions gathered at position_ids), float and w8a16, against
+    PyTorch's ids and the with-past export;
   * bench/gen_llama_onnx.py --dynamic-seq (rotate-half RoPE sliced from
     tables, Expand+Reshape GQA, Trilu of an Expand) against its --with-past
     twin, float and w4a16;
@@ -87,6 +92,44 @@ def compare(qc, work, tag, no_past, with_past, prompt_path, input_name,
     return derived
 
 
+def export_hf_style(style, path):
+    """`style`'s model of gen_past_models.py (same seed, same weights) with
+    Hugging Face's no-past signature: forward(input_ids, attention_mask,
+    position_ids) -> logits, the with-past module run on an empty past."""
+    import warnings
+    import torch
+    import gen_past_models as g
+
+    class NoPast(torch.nn.Module):
+        def __init__(self, past_model, shape, n):
+            super().__init__()
+            self.m, self.shape, self.n = past_model, shape, n
+
+        def forward(self, input_ids, attention_mask, position_ids):
+            empty = [torch.zeros(self.shape) for _ in range(self.n)]
+            return self.m(input_ids, attention_mask, position_ids,
+                          *empty)[0]
+
+    make, seed = g.STYLES[style]
+    _, past_model, kv = make(seed)
+    wrapper = NoPast(past_model, (1, kv, 0, g.DIM // g.HEADS),
+                     2 * g.LAYERS).eval()
+    n = 7
+    seq = {1: "seq"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with torch.no_grad():
+            torch.onnx.export(
+                wrapper, (torch.zeros(1, n, dtype=torch.long),
+                          torch.ones(1, n, dtype=torch.long),
+                          torch.arange(n)[None]), path,
+                input_names=["input_ids", "attention_mask", "position_ids"],
+                output_names=["logits"],
+                dynamic_axes={"input_ids": seq, "attention_mask": seq,
+                              "position_ids": seq, "logits": seq},
+                opset_version=g.OPSET, do_constant_folding=True)
+
+
 def expect_error(qc, args, needle, what, work):
     out = os.path.join(work, "err_model")
     if os.path.exists(out):
@@ -128,6 +171,29 @@ def main():
             h = run([derived, "--help"]).stdout
             check("past_key_values.1.value" in h and "[1, 2, ?, 16]" in h,
                   "llama: the derived caches are [1, kv_heads, ?, head_dim]")
+
+    # Hugging Face's no-past signature: the mask and the positions are
+    # inputs (sessions feed a mask of ones over past + seq and the positions
+    # of the new tokens).
+    for style in ("llama", "gpt2"):
+        reference = np.load(model(style, "greedy_ids"))[0].tolist()
+        hf = os.path.join(work, "%s_hf.onnx" % style)
+        export_hf_style(style, hf)
+        for scheme, flags in SCHEMES[:2]:
+            derived = os.path.join(work, "%s_hf_%s" % (style, scheme))
+            run([qc, hf, "-o", derived, "--derive-kv-cache"] + flags)
+            past = os.path.join(work, "%s_%s_past" % (style, scheme))
+            if not os.path.exists(past):
+                run([qc, model(style, "with_past"), "-o", past] + flags)
+            got = generate(derived, "input_ids", model(style, "prompt_ids"),
+                           STEPS)
+            want = generate(past, "input_ids", model(style, "prompt_ids"),
+                            STEPS)
+            check(got == want, "%s hf-style %s: derived cache %s == exported "
+                  "past %s" % (style, scheme, got, want))
+            if scheme == "float":
+                check(got == reference[:STEPS], "%s hf-style: derived cache "
+                      "== PyTorch's" % style)
 
     # bench/gen_llama_onnx.py's LLaMA shape with a dynamic sequence.
     gen = os.path.join(REPO, "bench", "gen_llama_onnx.py")
