@@ -21,6 +21,8 @@ Models:
   * bench/gen_llama_onnx.py --dynamic-seq (rotate-half RoPE sliced from
     tables, Expand+Reshape GQA, Trilu of an Expand) against its --with-past
     twin, float and w4a16;
+  * test/models/export_models.py's GPT-2 and LLaMA at opsets 13 and 17
+    with dynamic batch and sequence: against the model without a cache;
   * examples/chargpt random weights (input named `tokens`): PyTorch's greedy
     ids of its with-past export;
   * stories260K (examples/stories260k_to_onnx.py --dynamic-seq at opsets 17
@@ -208,6 +210,18 @@ def main():
     for scheme, flags in (SCHEMES[0], SCHEMES[2]):
         compare(qc, work, "gen_llama_%s" % scheme, gl_dyn, gl_past,
                 gl_prompt, "input_ids", flags, STEPS)
+
+    # The model zoo's dynamic exports (batch and sequence dynamic).
+    zoo = os.path.join(work, "zoo")
+    names = ["%s_op%d_dynamic" % (a, o) for a in ("gpt2", "llama")
+             for o in (13, 17)]
+    run([PY, os.path.join(REPO, "test", "models", "export_models.py"),
+         "--out-dir", zoo, "--only"] + names)
+    zoo_prompt = os.path.join(work, "zoo_prompt.npy")
+    np.save(zoo_prompt, np.array([[5, 17, 3, 9, 21]], np.int64))
+    for n in names:
+        compare(qc, work, n, os.path.join(zoo, n + ".onnx"), None,
+                zoo_prompt, "input_ids", [], 12)
 
     # chargpt with random weights: the input is named `tokens`.
     cg = os.path.join(work, "chargpt")
