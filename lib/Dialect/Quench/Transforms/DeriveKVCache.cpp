@@ -818,7 +818,6 @@ LogicalResult Deriver::checkMasks(const Core &core,
 }
 
 LogicalResult Deriver::run(std::string &tokenInput) {
-  MLIRContext *ctx = func.getContext();
   Location loc = func.getLoc();
   StringRef nameAttr = QuenchDialect::getNameAttrName();
   // The token ids: the input named so, else the only integer input.
@@ -1029,7 +1028,6 @@ LogicalResult Deriver::run(std::string &tokenInput) {
     results.push_back(value);
   }
   ret->setOperands(results);
-  (void)ctx;
   return success();
 }
 

@@ -21,9 +21,13 @@ using namespace mlir;
 FailureOr<SmallVector<int64_t>> Evaluator::computeDims(Value v) {
   auto type = cast<RankedTensorType>(v.getType());
   SmallVector<int64_t> fallback;
-  for (int64_t d : type.getShape())
+  // A dynamic batch is 1 (generation runs batch 1): the first dim of an
+  // input of rank >= 2 and of an activation of rank >= 3 ([b, s, ..]).
+  bool input = isa<BlockArgument>(v);
+  for (auto [i, d] : llvm::enumerate(type.getShape()))
     fallback.push_back(
         d != ShapedType::kDynamic ? d
+        : i == 0 && type.getRank() >= (input ? 2 : 3)       ? 1
         : inputs.pastArgs && inputs.pastArgs->contains(v) ? past
         : v == inputs.attentionMask                        ? past + seq
                                                            : seq);
