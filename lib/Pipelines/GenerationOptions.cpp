@@ -70,6 +70,13 @@ struct GenerationCLOptions {
       cl::desc("Name of the logits output (default logits, else the only "
                "output besides the presents)"),
       cl::init("logits"), cl::value_desc("NAME"), cl::cat(category)};
+  cl::opt<std::string> logitsPositions{
+      "kv-logits-positions",
+      cl::desc("Logits each step returns: last (default: the last new "
+               "position's, [1, 1, vocab], all that sampling needs; the "
+               "final norm and LM head run on that position only) or all "
+               "(every new position's, e.g. to score a prompt)"),
+      cl::init("last"), cl::value_desc("last|all"), cl::cat(category)};
 };
 } // namespace
 
@@ -100,6 +107,9 @@ quench::getKVCacheRequestFromCL() {
     if (StringRef(*p).count("{i}") != 1 || StringRef(*p).count("{kv}") != 1)
       return error("--" + p->ArgStr + " must contain {i} and {kv} once each, "
                    "got '" + p->getValue() + "'");
+  if (o.logitsPositions != "last" && o.logitsPositions != "all")
+    return error("--kv-logits-positions must be last or all, got '" +
+                 o.logitsPositions + "'");
   if (o.kvCache == "none") {
     if (o.derive)
       return error("--derive-kv-cache needs a cache: not with "
@@ -117,6 +127,7 @@ quench::getKVCacheRequestFromCL() {
   r.options.attentionMask = o.attentionMask;
   r.options.positionIds = o.positionIds;
   r.options.logits = o.logits;
+  r.options.logitsPositions = o.logitsPositions;
   out = std::move(r);
   return out;
 }

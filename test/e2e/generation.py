@@ -15,8 +15,9 @@ past, mask and positions of the model with past are filled by calibration):
     scheme and run without a cache (the whole sequence every step);
   * in float both also equal PyTorch's greedy ids.
 Then, on the LLaMA-style model:
-  * one prompt run of the generation model (no --generate) gives PyTorch's
-    logits of the prompt (1e-4);
+  * one prompt run of the generation model (no --generate) compiled with
+    --kv-logits-positions=all gives PyTorch's logits of every prompt
+    position (1e-4); by default (last) the last position's only, equal;
   * --kv-cache=f16: the prompt's logits stay within 1e-2 of float (max abs
     difference over max |logit|, printed), and greedy ids are PyTorch's;
   * --kv-cache=int8 (codes + one scale per head and position): within
@@ -28,7 +29,8 @@ Then, on the LLaMA-style model:
     vocabulary, a float prompt, an empty prompt, an input other than
     input_ids, a missing prompt, --temperature without --generate,
     --kv-cache=f32 for a model without past, an unknown --kv-cache value,
-    --target=cuda (no KV caches on the GPU yet);
+    --target=cuda (no KV caches on the GPU yet), an unknown
+    --kv-logits-positions value;
   * --kv-cache=none compiles the graph as exported (past inputs remain).
 
 Usage: generation.py --build BUILD_DIR --models DIR [--keep DIR]
@@ -159,24 +161,43 @@ def main():
     vocab = manifest[style]["vocab"]
     gen = os.path.join(work, "llama_float_past")
 
-    # One prompt run: the logits of every prompt position.
+    # One prompt run with --kv-logits-positions=all: the logits of every
+    # prompt position.
+    gen_all = os.path.join(work, "llama_float_past_all")
+    run([qc, model(style, "with_past"), "-o", gen_all,
+         "--kv-logits-positions=all"])
     outdir = os.path.join(work, "prompt-logits")
     os.makedirs(outdir, exist_ok=True)
-    run([gen, "--input", "input_ids=" + prompt_path, "--output-dir", outdir])
+    run([gen_all, "--input", "input_ids=" + prompt_path, "--output-dir",
+         outdir])
     logits = np.load(os.path.join(outdir, "logits.npy"))
     torch_logits = np.load(model(style, "logits"))
     n = logits.shape[1]
+    check(n == len(np.load(prompt_path)[0]),
+          "llama: --kv-logits-positions=all gives every prompt position's "
+          "logits (%d)" % n)
     ref = torch_logits[:, :n] if torch_logits.shape[1] >= n else None
     if ref is not None:
         err = float(np.max(np.abs(logits - ref)))
         check(err <= 1e-4 * max(1.0, float(np.max(np.abs(ref)))),
               "llama: prompt logits match PyTorch (max |diff| %.2e)" % err)
+    # The default (last): the last position's only, the same numbers.
+    outdir = os.path.join(work, "prompt-logits-last")
+    os.makedirs(outdir, exist_ok=True)
+    run([gen, "--input", "input_ids=" + prompt_path, "--output-dir", outdir])
+    last = np.load(os.path.join(outdir, "logits.npy"))
+    check(last.shape == (1, 1, vocab) and
+          float(np.max(np.abs(last - logits[:, -1:]))) <=
+          1e-5 * max(1.0, float(np.max(np.abs(last)))),
+          "llama: the default logits are the last position's %s (all "
+          "positions: %s)" % (last.shape, logits.shape))
 
     # Caches of smaller types: the prompt's logits against the f32 cache's
     # (max |diff| over max |logit|), and the greedy ids.
     def cache_type(kind):
         exe = os.path.join(work, "llama_%scache_past" % kind)
-        run([qc, model(style, "with_past"), "-o", exe, "--kv-cache=" + kind])
+        run([qc, model(style, "with_past"), "-o", exe, "--kv-cache=" + kind,
+             "--kv-logits-positions=all"])
         out = os.path.join(work, "prompt-logits-" + kind)
         os.makedirs(out, exist_ok=True)
         run([exe, "--input", "input_ids=" + prompt_path, "--output-dir", out])
@@ -275,6 +296,12 @@ def main():
              os.path.join(work, "badkv"), "--kv-cache=int4"], ok=False)
     check(p.returncode != 0 and "--kv-cache must be" in p.stderr,
           "unknown --kv-cache value: %r" % p.stderr.strip())
+    p = run([qc, model(style, "with_past"), "-o",
+             os.path.join(work, "badpos"), "--kv-logits-positions=first"],
+            ok=False)
+    check(p.returncode != 0 and "--kv-logits-positions must be last or all"
+          in p.stderr and not os.path.exists(os.path.join(work, "badpos")),
+          "unknown --kv-logits-positions value: %r" % p.stderr.strip())
 
     # --kv-cache=none: the graph as exported.
     raw = os.path.join(work, "llama_raw")

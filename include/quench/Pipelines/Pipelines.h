@@ -80,7 +80,8 @@ struct KVCacheRequest {
 
 /// Registers the generation options of the compile driver (--kv-cache,
 /// --derive-kv-cache, --max-seq, --kv-past, --kv-present, --kv-input-ids,
-/// --kv-attention-mask, --kv-position-ids, --kv-logits) in their own
+/// --kv-attention-mask, --kv-position-ids, --kv-logits,
+/// --kv-logits-positions) in their own
 /// category; call before parsing the command line.
 void registerGenerationCLOptions();
 /// The category of registerGenerationCLOptions' options.

@@ -17,6 +17,7 @@
 // smaller passes of the stage have files of their own:
 // lib/Codegen/Common/FuseElementwise.cpp, PretransposeRhs.cpp,
 // lib/Codegen/Common/UnshareInits.cpp (which this pass calls first),
+// SmallRows.cpp (row-by-row versions of dynamic-M contractions),
 // lib/Codegen/Common/ForwardSubvectors.cpp and, for the `to-llvm` stage,
 // VectorLowering.cpp. See docs/lowering.md.
 //
@@ -61,12 +62,13 @@ struct QuenchCPUTileAndVectorizePass
     // consumers have taken them in.
     quench::unshareInitTensors(func, rw);
     nameContractions(func, rw);
+    TileAndVectorize driver(rw, vectorBits);
+    versionSmallRows(func, rw, driver);
     SmallVector<linalg::LinalgOp> ops, fillOps;
     func.walk([&](linalg::LinalgOp op) {
       (isa<linalg::FillOp>(op) ? fillOps : ops).push_back(op);
     });
     ops.append(fillOps.begin(), fillOps.end());
-    TileAndVectorize driver(rw, vectorBits);
     // Contractions with an elementwise epilogue are tiled with it, when
     // their consumer's turn comes (after theirs: program order).
     llvm::DenseMap<Operation *, linalg::LinalgOp> epilogueOf;
@@ -112,6 +114,7 @@ struct QuenchCPUTileAndVectorizePass
     });
     for (linalg::LinalgOp op : tiles)
       vectorizeTile(rw, op);
+    unmaskContractions(func, rw);
     unrollEpilogueRows(func);
 
     // Clean up. (The tensor-subset-into-transfer folds are not used: they

@@ -49,6 +49,12 @@ inline constexpr int64_t kTaskElements = 1 << 14;
 /// kMinTasks parallel tasks along N.
 inline constexpr int64_t kSplitMacs = 1 << 20;
 inline constexpr int64_t kMinTasks = 4;
+/// Matrix-vector products (the thin plan) are split into about kMinTasks
+/// tasks along N from this many bytes of multiplicands on (B's, mostly).
+inline constexpr int64_t kSplitGemvBytes = 256 << 10;
+/// Contractions whose M is dynamic run row by row (the matrix-vector plan)
+/// below this many rows at run time (see versionSmallRows).
+inline constexpr int64_t kSmallRows = 4;
 /// SIMD registers' worth of elements per vectorized elementwise tile.
 inline constexpr int64_t kElementwiseVectors = 4;
 
@@ -153,6 +159,13 @@ private:
   ContractionTiles tiles;
 };
 
+/// Gives each contraction whose M is only known at run time (a decoder's
+/// prefill and decode steps share a function) a row-by-row version for
+/// fewer than kSmallRows rows, beside the blocked one, with its fused
+/// epilogue (driver.fusableContraction) in both (SmallRows.cpp).
+void versionSmallRows(func::FuncOp func, RewriterBase &rw,
+                      TileAndVectorize &driver);
+
 //===----------------------------------------------------------------------===//
 // Vectorization (Vectorization.cpp)
 //===----------------------------------------------------------------------===//
@@ -174,6 +187,10 @@ void markTile(RewriterBase &rw, Operation *op, ArrayRef<int64_t> sizes,
 /// masked to its vector sizes. Ops that cannot be vectorized are left alone
 /// (they become loops).
 void vectorizeTile(RewriterBase &rw, linalg::LinalgOp op);
+
+/// Drops the masks of masked contractions whose factors are both read
+/// from memory, the reads padding with zeros (Vectorization.cpp).
+void unmaskContractions(func::FuncOp func, RewriterBase &rw);
 
 /// Rewrites generic contractions whose body is exactly `out + a * b` on one
 /// element type, or `out + extsi(a) * extsi(b)` on integers, as

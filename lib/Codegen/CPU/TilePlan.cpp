@@ -120,8 +120,13 @@ quench::cpu::planContraction(linalg::LinalgOp op,
   int64_t macs = 1;
   for (int64_t r : ranges)
     macs *= ShapedType::isDynamic(r) ? 1 : r;
+  // Matrix-vector products are memory bound: what counts is the bytes of
+  // B they stream (a 768 x 768 f32 projection of a decode step, 2.4 MB,
+  // is below kSplitMacs multiply-adds but worth two threads).
+  bool split = thin ? macs * elementBits(op) / 8 >= kSplitGemvBytes
+                    : macs >= kSplitMacs;
   auto splitForTasks = [&](unsigned d, int64_t tile, int64_t unit) {
-    if (ShapedType::isDynamic(ranges[d]) || macs < kSplitMacs)
+    if (ShapedType::isDynamic(ranges[d]) || !split)
       return tile;
     int64_t share = llvm::divideCeil(ranges[d], kMinTasks);
     return std::min<int64_t>(

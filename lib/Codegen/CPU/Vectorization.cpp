@@ -20,6 +20,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Utils/Utils.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
 using namespace quench::cpu;
@@ -154,5 +155,52 @@ void quench::cpu::unrollEpilogueRows(func::FuncOp func) {
   for (scf::ForOp loop : loops) {
     loop->removeAttr(kUnrollAttr);
     (void)loopUnrollFull(loop);
+  }
+}
+
+/// The transfer_read that `v` comes from (masked or not), through element
+/// type extensions (the widening of int8 contractions).
+static vector::TransferReadOp readOf(Value v) {
+  while (Operation *def = v.getDefiningOp()) {
+    if (auto read = dyn_cast<vector::TransferReadOp>(def))
+      return read;
+    if (auto mask = dyn_cast<vector::MaskOp>(def))
+      return dyn_cast_or_null<vector::TransferReadOp>(mask.getMaskableOp());
+    if (!isa<arith::ExtFOp, arith::ExtSIOp, arith::ExtUIOp>(def))
+      return {};
+    v = def->getOperand(0);
+  }
+  return {};
+}
+
+/// Masked contractions (the partial tiles of dynamic shapes) lower to one
+/// select per outer product. Where both factors are read from memory, the
+/// reads' masked-off lanes are made zeros instead of poison: the lanes
+/// outside the mask then add zero to the reduction and only produce
+/// accumulator lanes that the masked write drops, so the contraction
+/// itself needs no mask.
+void quench::cpu::unmaskContractions(func::FuncOp func, RewriterBase &rw) {
+  SmallVector<vector::MaskOp> masks;
+  func.walk([&](vector::MaskOp mask) {
+    if (isa_and_nonnull<vector::ContractionOp>(mask.getMaskableOp()))
+      masks.push_back(mask);
+  });
+  for (vector::MaskOp mask : masks) {
+    auto contract = cast<vector::ContractionOp>(mask.getMaskableOp());
+    vector::TransferReadOp lhs = readOf(contract.getLhs());
+    vector::TransferReadOp rhs = readOf(contract.getRhs());
+    if (!lhs || !rhs || mask.hasPassthru())
+      continue;
+    for (vector::TransferReadOp read : {lhs, rhs}) {
+      Type et = read.getPadding().getType();
+      rw.setInsertionPoint(read);
+      Value zero = arith::ConstantOp::create(rw, read.getLoc(),
+                                             rw.getZeroAttr(et));
+      rw.modifyOpInPlace(read,
+                         [&] { read.getPaddingMutable().assign(zero); });
+    }
+    rw.setInsertionPoint(mask);
+    Operation *bare = rw.clone(*contract);
+    rw.replaceOp(mask, bare->getResults());
   }
 }

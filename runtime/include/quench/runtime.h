@@ -506,8 +506,10 @@ int64_t quench_session_vocab_size(const quench_session *session);
  * not fit (length + n > capacity: QUENCH_ERR_INVALID_ARGUMENT, the message
  * gives the numbers), when a token is outside [0, vocab) (same code), or
  * when the model fails. `logits` may be NULL; else it receives the model's
- * logits output for the new tokens ([1, n, vocab] or [1, vocab], the
- * model's dtype).
+ * logits output for the new tokens, the model's dtype: [1, 1, vocab] (the
+ * last new token's; models compiled with the default
+ * --kv-logits-positions=last), [1, n, vocab] (--kv-logits-positions=all)
+ * or [1, vocab].
  * Ownership: the caller frees *logits with quench_tensor_free; tokens are
  * only read.
  */

@@ -135,3 +135,41 @@ func.func @pretiled(%x: tensor<1x16xi32>) -> tensor<1x16xf32> {
   } -> tensor<1x16xf32>
   return %r : tensor<1x16xf32>
 }
+
+// -----
+
+// M known only at run time (a decoder's prefill and decode steps share the
+// function): below 4 rows the contraction and its epilogue run row by row,
+// each row a static M = 1 with the matrix-vector plan (K outermost, wide
+// column tiles); otherwise the blocked plan with the fused epilogue.
+// AVX512-LABEL: func.func @dynamic_rows
+// AVX512: %[[FEW:.*]] = arith.cmpi ult, %[[M:.*]], %c4 : index
+// AVX512: scf.if %[[FEW]] -> (tensor<?x512xf32>) {
+// AVX512: scf.for %{{.*}} = %c0 to %[[M]] step %c1 iter_args({{.*}}) -> (tensor<?x512xf32>) {
+// AVX512: scf.for %{{.*}} = %c0 to %c256 step %c4
+// AVX512: vector.contract {{.*}} : vector<1x4xf32>, vector<4x128xf32> into vector<1x128xf32>
+// AVX512: arith.addf {{.*}} : vector<1x64xf32>
+// AVX512: tensor.insert_slice {{.*}} into %{{.*}}[%{{.*}}, 0] [1, 512] [1, 1] : tensor<1x512xf32> into tensor<?x512xf32>
+// AVX512: } else {
+// AVX512: scf.forall
+// AVX512: vector.contract {{.*}} : vector<8x1xf32>, vector<1x32xf32> into vector<8x32xf32>
+// AVX512: arith.addf {{.*}} : vector<1x32xf32>
+func.func @dynamic_rows(%a: tensor<?x256xf32>, %b: tensor<256x512xf32>,
+                        %bias: tensor<?x512xf32>) -> tensor<?x512xf32> {
+  %zero = arith.constant 0.0 : f32
+  %c0 = arith.constant 0 : index
+  %m = tensor.dim %a, %c0 : tensor<?x256xf32>
+  %e = tensor.empty(%m) : tensor<?x512xf32>
+  %f = linalg.fill ins(%zero : f32) outs(%e : tensor<?x512xf32>) -> tensor<?x512xf32>
+  %r = linalg.matmul ins(%a, %b : tensor<?x256xf32>, tensor<256x512xf32>)
+                     outs(%f : tensor<?x512xf32>) -> tensor<?x512xf32>
+  %e2 = tensor.empty(%m) : tensor<?x512xf32>
+  %s = linalg.generic {indexing_maps = [affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (i, j)>],
+                       iterator_types = ["parallel", "parallel"]}
+      ins(%r, %bias : tensor<?x512xf32>, tensor<?x512xf32>) outs(%e2 : tensor<?x512xf32>) {
+  ^bb0(%x: f32, %y: f32, %o: f32):
+    %t = arith.addf %x, %y : f32
+    linalg.yield %t : f32
+  } -> tensor<?x512xf32>
+  return %s : tensor<?x512xf32>
+}

@@ -1,4 +1,5 @@
-// RUN: quench-opt %s --quench-kv-cache -split-input-file -verify-diagnostics | FileCheck %s
+// RUN: quench-opt %s --quench-kv-cache=logits-positions=all -split-input-file -verify-diagnostics | FileCheck %s
+// RUN: quench-opt %s --quench-kv-cache -split-input-file -verify-diagnostics | FileCheck %s --check-prefix=LAST
 // RUN: quench-opt %s --quench-kv-cache="cache-type=f16 max-seq=64" -split-input-file -verify-diagnostics | FileCheck %s --check-prefix=F16
 // RUN: quench-opt %s --quench-kv-cache="cache-type=int8" -split-input-file -verify-diagnostics | FileCheck %s --check-prefix=INT8
 
@@ -110,4 +111,36 @@ func.func @no_ids(%h: tensor<1x?x16xf32> {quench.name = "h"}, %past: tensor<1x2x
         tensor<1x2x?x8xf32> {quench.name = "present.0.key"}) {
   %all = quench.concat %past, %new {axis = 2 : i64} : (tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>) -> tensor<1x2x?x8xf32>
   return %h, %all, %all : tensor<1x?x16xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>
+}
+
+// -----
+
+// logits-positions=last (the default): the final norm and the LM head run
+// on the last position only; the residual add before them (both operands
+// vary along the positions) still runs on all of them.
+// LAST-LABEL: func @last_logits
+// LAST-SAME: -> (tensor<1x1x32xf32> {quench.name = "logits"})
+// LAST: %[[SUM:.*]] = quench.add %{{.*}}, %{{.*}} : (tensor<1x?x16xf32>, tensor<1x?x16xf32>) -> tensor<1x?x16xf32>
+// LAST: %[[N:.*]] = tensor.dim %[[SUM]], %c1
+// LAST: %[[I:.*]] = arith.subi %[[N]], %c1
+// LAST: %[[ROW:.*]] = tensor.extract_slice %[[SUM]][0, %[[I]], 0] [1, 1, 16] [1, 1, 1] : tensor<1x?x16xf32> to tensor<1x1x16xf32>
+// LAST: %[[NORM:.*]] = quench.rms_norm %[[ROW]], %{{.*}} : (tensor<1x1x16xf32>, tensor<16xf32>) -> tensor<1x1x16xf32>
+// LAST: %[[L:.*]] = quench.linear %[[NORM]], %{{.*}} : (tensor<1x1x16xf32>, tensor<32x16xf32>) -> tensor<1x1x32xf32>
+// LAST: %[[S:.*]] = quench.mul %[[L]], %{{.*}} : (tensor<1x1x32xf32>, tensor<f32>) -> tensor<1x1x32xf32>
+// LAST: return %[[S]]
+// CHECK-LABEL: func @last_logits
+// CHECK-SAME: -> (tensor<1x?x32xf32> {quench.name = "logits"})
+func.func @last_logits(%ids: tensor<1x?xi64> {quench.name = "input_ids"}, %h: tensor<1x?x16xf32> {quench.name = "h"},
+                       %past: tensor<1x2x?x8xf32> {quench.name = "past_key_values.0.key"},
+                       %new: tensor<1x2x?x8xf32> {quench.name = "new"})
+    -> (tensor<1x?x32xf32> {quench.name = "logits"}, tensor<1x2x?x8xf32> {quench.name = "present.0.key"}) {
+  %all = quench.concat %past, %new {axis = 2 : i64} : (tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>) -> tensor<1x2x?x8xf32>
+  %sum = quench.add %h, %h : (tensor<1x?x16xf32>, tensor<1x?x16xf32>) -> tensor<1x?x16xf32>
+  %g = quench.constant dense<1.0> : tensor<16xf32>
+  %w = quench.constant dense<0.5> : tensor<32x16xf32>
+  %s = quench.constant dense<2.0> : tensor<f32>
+  %n = quench.rms_norm %sum, %g {axis = 2 : i64, epsilon = 1.0e-5 : f64} : (tensor<1x?x16xf32>, tensor<16xf32>) -> tensor<1x?x16xf32>
+  %l = quench.linear %n, %w : (tensor<1x?x16xf32>, tensor<32x16xf32>) -> tensor<1x?x32xf32>
+  %y = quench.mul %l, %s : (tensor<1x?x32xf32>, tensor<f32>) -> tensor<1x?x32xf32>
+  return %y, %all : tensor<1x?x32xf32>, tensor<1x2x?x8xf32>
 }

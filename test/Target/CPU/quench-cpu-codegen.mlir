@@ -25,12 +25,21 @@ func.func @gemm(%a: tensor<256x128xf32>, %b: tensor<128x512xf32>,
 
 // -----
 
-// Dynamic sizes: the register-tile loops are peeled, the main part is
-// vectorized without masks, the remainders with masks.
+// Dynamic sizes: below 4 rows, row by row (matrix-vector tiles); else the
+// register-tile loops are peeled, the main part is vectorized without
+// masks, the remainders with masked reads that pad with zeros and an
+// unmasked contraction (its extra lanes add zeros; the masked write drops
+// them).
 // CHECK-LABEL: func.func @gemm_dynamic
+// CHECK: %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
+// CHECK: scf.if
+// CHECK: vector.contract {{.*}} : vector<1x4xf32>, vector<4x64xf32> into vector<1x64xf32>
+// CHECK: } else {
 // CHECK: scf.forall
 // CHECK: vector.contract {{.*}} into vector<6x16xf32>
-// CHECK: vector.mask %{{.*}} { vector.contract {{.*}} into vector<6x16xf32> }
+// CHECK: vector.transfer_read %{{.*}}[%c0, %c0], %[[ZERO]], %{{.*}} {in_bounds = [true, true]} : tensor<?x16xf32>, vector<6x16xf32>
+// CHECK-NEXT: vector.contract {{.*}} into vector<6x16xf32>
+// CHECK-NOT: vector.mask %{{.*}} { vector.contract
 func.func @gemm_dynamic(%a: tensor<?x?xf32>, %b: tensor<?x?xf32>,
                         %c: tensor<?x?xf32>) -> tensor<?x?xf32> {
   %r = linalg.matmul ins(%a, %b : tensor<?x?xf32>, tensor<?x?xf32>)

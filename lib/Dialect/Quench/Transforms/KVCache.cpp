@@ -108,6 +108,7 @@ struct QuenchKVCachePass
     options.pastLength = pastLength;
     options.cacheType = cacheType;
     options.maxSeq = maxSeq;
+    options.logitsPositions = logitsPositions;
     if (failed(applyKVCache(func, options)))
       signalPassFailure();
   }
@@ -163,6 +164,10 @@ LogicalResult quench::applyKVCache(func::FuncOp func,
   else if (cacheType != "model")
     return emitError(loc) << "unknown cache type '" << cacheType
                           << "' (expected model, f32, f16 or int8)";
+  if (options.logitsPositions != "last" && options.logitsPositions != "all")
+    return emitError(loc) << "unknown logits positions '"
+                          << options.logitsPositions
+                          << "' (expected last or all)";
 
   // Pair the past inputs with the present outputs by name.
   std::string pastRe = patternToRegex(past), presentRe = patternToRegex(present);
@@ -497,6 +502,14 @@ LogicalResult quench::applyKVCache(func::FuncOp func,
   for (quench::ConcatOp concat : concats)
     if (concat->use_empty())
       concat->erase();
+
+  if (options.logitsPositions == "last") {
+    unsigned index = 0;
+    for (unsigned i = 0; i < (unsigned)logitsIndex; ++i)
+      index += !eraseResults.test(i);
+    if (failed(keepLastLogits(func, index)))
+      return failure();
+  }
 
   // The roles, for the model ABI and the runtime's sessions.
   SmallVector<NamedAttribute> roles = {

@@ -40,6 +40,13 @@ mlir::LogicalResult applyKVCache(mlir::func::FuncOp func,
 mlir::LogicalResult applyDeriveKVCache(mlir::func::FuncOp func,
                                        const QuenchKVCacheOptions &options,
                                        std::string &tokenInput);
+/// Makes the result `resultIndex` of `func`, logits [batch, seq, vocab],
+/// the last position's only ([batch, 1, vocab]): the row-wise ops that
+/// compute it (final norm, LM head, casts, softcaps) read the last row of
+/// their input (quench-kv-cache's logits-positions=last; LastLogits.cpp).
+/// Logits of another rank are left alone.
+mlir::LogicalResult keepLastLogits(mlir::func::FuncOp func,
+                                   unsigned resultIndex);
 /// Whether `name` matches the past pattern (with {i} and {kv}) of
 /// quench-kv-cache.
 bool isPastInputName(llvm::StringRef name, llvm::StringRef pastPattern);

@@ -201,6 +201,12 @@ def QuenchKVCache : Pass<"quench-kv-cache", "::mlir::func::FuncOp"> {
     ids, past length, logits, the cache buffers) and the default capacity,
     which the model ABI passes to the runtime's generation sessions.
 
+    With `logits-positions=last` (the default) a step returns the logits of
+    its last position only, `[batch, 1, vocab]`: the row-wise ops that end
+    in the logits output (final norm, LM head, casts) take the last row of
+    their input, which saves the LM head's work on the other positions of a
+    prompt. `all` keeps the logits of every new position.
+
     Fails, naming the input or output, when a past input has no present
     output (or the reverse), when a present output is not a concatenation
     of its past input with new positions, when a dimension other than batch
@@ -227,6 +233,10 @@ def QuenchKVCache : Pass<"quench-kv-cache", "::mlir::func::FuncOp"> {
            "int8">,
     Option<"maxSeq", "max-seq", "int64_t", "2048",
            "Default capacity of a session's cache, in positions">,
+    Option<"logitsPositions", "logits-positions", "std::string", "\"last\"",
+           "Logits a step returns: last (the last new position's, "
+           "[batch, 1, vocab]: what sampling needs; the final norm and LM "
+           "head run on that row only) or all (every new position's)">,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::bufferization::BufferizationDialect",
