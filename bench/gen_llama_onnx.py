@@ -65,6 +65,14 @@ file with examples/decoder_past.py's NumPy evaluator: a prefill of 5
 seeded tokens and 3 decode steps give the logits of the model without past
 on the 8 tokens (relative 1e-4; 2e-2 for f16 activations).
 
+--dynamic-seq writes the model without past with a dynamic seq, as
+torch.onnx.export does with dynamic_axes: the rotary tables cover --max-pos
+positions and are sliced to [0, seq) (Slice ending at Shape(input_ids)[1]),
+the reshape targets hold -1, the GQA repetition is Unsqueeze + Expand by
+[1, 1, rep, 1, 1] + Reshape, the causal mask is Trilu(Expand(neg, [seq,
+seq]), k = 1). Same weights as the other forms; the input of
+`quench-compile --derive-kv-cache` (docs/generation.md).
+
 Usage: gen_llama_onnx.py OUT.onnx [--preset 125m|1.1b|7b] [--dim 768
        --layers 12 --heads 12 --kv-heads 4 --hidden 2048 --vocab 16000
        --seq 32] [--external-data] [--dtype f32|f16] [--f16-style torch|cast]
@@ -242,14 +250,15 @@ def build(a, store):
 
     seq = a.seq
     past = a.with_past
+    dyn = a.dynamic_seq  # no past, seq dynamic (the tables cover max_pos)
     # Rotary tables (rotate-half convention), precomputed like HF does: for
     # the positions 0..seq-1, or (with past) for 0..max_pos-1, gathered at
     # position_ids below.
     inv = 1.0 / (ROPE_THETA ** (np.arange(0, hd, 2, dtype=np.float32) / hd))
-    ang = np.outer(np.arange(a.max_pos if past else seq, dtype=np.float32),
-                   inv)
+    ang = np.outer(np.arange(a.max_pos if past or dyn else seq,
+                             dtype=np.float32), inv)
     emb = np.concatenate([ang, ang], axis=-1)
-    if past:
+    if past or dyn:
         cos = const(np.cos(emb).astype(np.float32).astype(cdt), "cos")
         sin = const(np.sin(emb).astype(np.float32).astype(cdt), "sin")
     else:
@@ -268,7 +277,7 @@ def build(a, store):
         return op("Add", [op("Mul", [x, cos]), op("Mul", [rot, sin])])
 
     neg = np.finfo(np.float16).min if torch16 else -1e9
-    if past:
+    if past or dyn:
         # seq and past_seq are dynamic: -1 in the reshape targets, the GQA
         # repetition an Expand by [1, 1, rep, 1, 1] (broadcast), the mask
         # computed from the shapes below.
@@ -294,6 +303,17 @@ def build(a, store):
     x = op("Gather", [tok, "input_ids"], axis=0)
     if f16 and not torch16:
         x = cast(x, TensorProto.FLOAT)
+    if dyn:
+        # What torch exports for a dynamic seq: the tables sliced to
+        # [0, seq), the mask Trilu(Expand(neg, [seq, seq]), k = 1).
+        seq_1d = op("Shape", ["input_ids"], start=1, end=2)
+        zero_1d = const(np.array([0], np.int64))
+        cos = op("Slice", [cos, zero_1d, seq_1d, zero_1d])
+        sin = op("Slice", [sin, zero_1d, seq_1d, zero_1d])
+        mask_c = op("Trilu", [op("Expand", [
+            const(np.array(neg, np.float32).astype(cdt)),
+            op("Concat", [seq_1d, seq_1d], axis=0)]),
+            const(np.array(1, np.int64))], upper=1)
     if past:
         # Rotary tables at position_ids: [1, 1, seq, head_dim].
         ax1 = const(np.array([1], np.int64))
@@ -342,7 +362,7 @@ def build(a, store):
             k, v = "present.%d.key" % i, "present.%d.value" % i
 
         def repeat(t):
-            if past:
+            if past or dyn:
                 t = op("Expand", [op("Unsqueeze", [t, ax2]), shp_rep])
                 return op("Reshape", [t, shp_kvh])
             t = op("Expand", [op("Reshape", [t, shp_kv5]), shp_rep])
@@ -373,8 +393,9 @@ def build(a, store):
     else:
         nodes.append(helper.make_node("MatMul", [x, head], ["logits"],
                                       name="lm_head"))
-    inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, seq])]
-    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, seq, a.vocab])]
+    s_dim = "seq" if dyn else seq
+    inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, s_dim])]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, s_dim, a.vocab])]
     if past:
         # examples/decoder_past.py's convention (names, order, dims).
         sig_in, sig_out = decoder_past.signature(a.layers, a.kv_heads, hd,
@@ -414,9 +435,13 @@ def main():
                          "past)")
     ap.add_argument("--with-past", action="store_true",
                     help="with past key/values (decoder_past.py convention)")
+    ap.add_argument("--dynamic-seq", action="store_true",
+                    help="without past, seq dynamic: the rotary tables "
+                         "(--max-pos positions) sliced to [0, seq), the mask "
+                         "a Trilu of the shape (torch's dynamic export)")
     ap.add_argument("--max-pos", type=int,
-                    help="--with-past: positions of the rotary tables "
-                         "(default 2048)")
+                    help="--with-past, --dynamic-seq: positions of the "
+                         "rotary tables (default 2048)")
     ap.add_argument("--verify", action="store_true",
                     help="--with-past: check the file against the model "
                          "without past (NumPy; small models)")
@@ -431,8 +456,14 @@ def main():
     if a.dim % a.heads or a.heads % a.kv_heads or (a.dim // a.heads) % 2:
         sys.exit("gen_llama_onnx: dim must divide by heads (even head size), "
                  "heads by kv-heads")
-    if (a.verify or a.max_pos != DEFAULTS["max_pos"]) and not a.with_past:
-        sys.exit("gen_llama_onnx: --max-pos and --verify need --with-past")
+    if a.dynamic_seq and a.with_past:
+        sys.exit("gen_llama_onnx: --dynamic-seq is a form without past")
+    if a.verify and not a.with_past:
+        sys.exit("gen_llama_onnx: --verify needs --with-past")
+    if a.max_pos != DEFAULTS["max_pos"] and not (a.with_past or
+                                                 a.dynamic_seq):
+        sys.exit("gen_llama_onnx: --max-pos needs --with-past or "
+                 "--dynamic-seq")
     if a.max_pos < VERIFY_PROMPT + VERIFY_STEPS:
         sys.exit("gen_llama_onnx: --max-pos must be at least %d" %
                  (VERIFY_PROMPT + VERIFY_STEPS))
@@ -485,6 +516,8 @@ def main():
         if a.with_past:  # seq is dynamic
             manifest["config"].update(seq=None, with_past=True,
                                       max_pos=a.max_pos)
+        elif a.dynamic_seq:
+            manifest["config"].update(seq=None, max_pos=a.max_pos)
         with open(a.out + ".json.tmp", "w") as f:
             json.dump(manifest, f, indent=1)
         os.replace(a.out + ".json.tmp", os.path.splitext(a.out)[0] + ".json")

@@ -27,6 +27,13 @@ struct GenerationCLOptions {
                "it is)"),
       cl::init("auto"), cl::value_desc("auto|none|f32|f16|int8"),
       cl::cat(category)};
+  cl::opt<bool> derive{
+      "derive-kv-cache",
+      cl::desc("The model is a causal LM exported without past (token ids "
+               "in, logits out): recognize its attention and derive the past "
+               "keys/values, then keep them in a cache as for a model "
+               "exported with past (docs/generation.md)"),
+      cl::init(false), cl::cat(category)};
   cl::opt<int64_t> maxSeq{
       "max-seq",
       cl::desc("Default capacity of a generation session's cache, in "
@@ -103,10 +110,15 @@ quench::getKVCacheRequestFromCL() {
   if (o.logitsPositions != "last" && o.logitsPositions != "all")
     return error("--kv-logits-positions must be last or all, got '" +
                  o.logitsPositions + "'");
-  if (o.kvCache == "none")
+  if (o.kvCache == "none") {
+    if (o.derive)
+      return error("--derive-kv-cache needs a cache: not with "
+                   "--kv-cache=none");
     return out;
+  }
   KVCacheRequest r;
   r.required = o.kvCache != "auto";
+  r.derive = o.derive;
   r.options.cacheType = o.kvCache == "auto" ? "model" : o.kvCache.getValue();
   r.options.maxSeq = o.maxSeq;
   r.options.past = o.past;

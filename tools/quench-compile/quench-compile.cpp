@@ -245,7 +245,8 @@ int main(int argc, char **argv) {
     front.kvCache = [request, target,
                      &preparedEntry](mlir::ModuleOp m) -> mlir::LogicalResult {
       if (Error e = quench::applyKVCacheToEntry(
-              m, *preparedEntry, request.options, request.required, target))
+              m, *preparedEntry, request.options, request.required, target,
+              request.derive))
         return mlir::failure(fail(toString(std::move(e))) != 0);
       return mlir::success();
     };

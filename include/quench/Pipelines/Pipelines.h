@@ -73,10 +73,13 @@ llvm::StringRef getQuantPresetFromCL();
 struct KVCacheRequest {
   QuenchKVCacheOptions options;
   bool required = false;
+  /// --derive-kv-cache: derive the past inputs of a model exported without
+  /// them (quench-derive-kv-cache) before the cache rewrite.
+  bool derive = false;
 };
 
 /// Registers the generation options of the compile driver (--kv-cache,
-/// --max-seq, --kv-past, --kv-present, --kv-input-ids,
+/// --derive-kv-cache, --max-seq, --kv-past, --kv-present, --kv-input-ids,
 /// --kv-attention-mask, --kv-position-ids, --kv-logits,
 /// --kv-logits-positions) in their own
 /// category; call before parsing the command line.

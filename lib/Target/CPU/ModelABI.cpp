@@ -227,7 +227,8 @@ quench::getModelSignature(mlir::func::FuncOp func, StringRef modelName) {
 
 Error quench::applyKVCacheToEntry(mlir::ModuleOp module, ModelEntry &entry,
                                   const QuenchKVCacheOptions &options,
-                                  bool required, StringRef unsupportedTarget) {
+                                  bool required, StringRef unsupportedTarget,
+                                  bool derive) {
   auto func = module.lookupSymbol<mlir::func::FuncOp>(entry.graphFunc);
   if (!func)
     return makeError("the module has no function '" + entry.graphFunc + "'");
@@ -246,7 +247,23 @@ Error quench::applyKVCacheToEntry(mlir::ModuleOp module, ModelEntry &entry,
       func.removeResultAttr(i, mlir::StringAttr::get(ctx, nameAttr));
     func->removeAttr("quench.generation");
   };
-  if (!required && !quench::hasPastInputs(func, options.past)) {
+  QuenchKVCacheOptions kvOptions = options;
+  if (derive) {
+    if (!unsupportedTarget.empty()) {
+      stripNames();
+      return makeError("--derive-kv-cache: the " + unsupportedTarget +
+                       " target does not run generation models with a KV "
+                       "cache yet");
+    }
+    std::string tokens;
+    if (failed(quench::applyDeriveKVCache(func, options, tokens))) {
+      stripNames();
+      return makeError("cannot derive a KV cache from the model exported "
+                       "without past (see above)");
+    }
+    kvOptions.inputIds = tokens;
+  }
+  if (!derive && !required && !quench::hasPastInputs(func, options.past)) {
     stripNames();
     return Error::success();
   }
@@ -258,7 +275,7 @@ Error quench::applyKVCacheToEntry(mlir::ModuleOp module, ModelEntry &entry,
                      "cache yet: compile with --kv-cache=none to run the "
                      "graph as it is");
   }
-  if (failed(quench::applyKVCache(func, options)))
+  if (failed(quench::applyKVCache(func, kvOptions)))
     return makeError("cannot keep the past keys/values in a cache (see "
                      "above; --kv-cache=none compiles the graph as it is)");
   auto sig = getModelSignature(func, entry.signature.modelName);

@@ -132,11 +132,15 @@ llvm::Expected<ModelEntry> prepareModelEntry(mlir::ModuleOp module,
 /// without inputs matching the past pattern is left as it is. Fails with
 /// the pass's error. A non-empty `unsupportedTarget` (a target that cannot
 /// run generation models yet) turns a rewrite that would happen into an
-/// error naming it.
+/// error naming it. With `derive`, quench-derive-kv-cache first gives a
+/// model exported without past its past inputs and present outputs
+/// (docs/generation.md, "Deriving the cache"), then the cache rewrite
+/// follows as for a model exported with past.
 llvm::Error applyKVCacheToEntry(mlir::ModuleOp module, ModelEntry &entry,
                                 const QuenchKVCacheOptions &options,
                                 bool required,
-                                llvm::StringRef unsupportedTarget = "");
+                                llvm::StringRef unsupportedTarget = "",
+                                bool derive = false);
 
 /// Adds the model's C ABI to `module`, which holds the lowered model whose
 /// C-interface wrapper is `cInterfaceFunc`: the `<name>_model` descriptor,

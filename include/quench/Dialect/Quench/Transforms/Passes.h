@@ -30,6 +30,16 @@ namespace quench {
 /// if the failure is in updating its signature).
 mlir::LogicalResult applyKVCache(mlir::func::FuncOp func,
                                  const QuenchKVCacheOptions &options);
+/// The rewrite of `quench-derive-kv-cache` (Passes.td) on `func`, whose
+/// arguments and results carry `quench.name`: adds past inputs and present
+/// outputs named by `options.past`/`options.present` so that applyKVCache
+/// can follow. Sets `tokenInput` to the name of the token ids input it
+/// found. Fails with an error naming the ONNX node it cannot handle; the
+/// function is unchanged then unless the failure is in a later attention
+/// core's mask.
+mlir::LogicalResult applyDeriveKVCache(mlir::func::FuncOp func,
+                                       const QuenchKVCacheOptions &options,
+                                       std::string &tokenInput);
 /// Makes the result `resultIndex` of `func`, logits [batch, seq, vocab],
 /// the last position's only ([batch, 1, vocab]): the row-wise ops that
 /// compute it (final norm, LM head, casts, softcaps) read the last row of

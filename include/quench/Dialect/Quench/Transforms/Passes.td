@@ -244,4 +244,53 @@ def QuenchKVCache : Pass<"quench-kv-cache", "::mlir::func::FuncOp"> {
                            "::quench::QuenchDialect"];
 }
 
+def QuenchDeriveKVCache : Pass<"quench-derive-kv-cache",
+                               "::mlir::func::FuncOp"> {
+  let summary = "Give a causal LM exported without past its past keys/values";
+  let description = [{
+    For a decoder exported without past (token ids `[batch, seq]` in,
+    logits out: the usual `torch.onnx.export` of a model's forward),
+    recognizes every attention core -- `softmax(mask(scale(Q·Kᵀ)))·V`,
+    possibly with grouped-query repetition of K and V and rotary or
+    learned positions -- and rewrites the function into the with-past form
+    of `quench-kv-cache` (which then keeps the past in caches):
+
+    * per core `i` (in program order) an input
+      `past_key_values.{i}.key|value` `[batch, kv_heads, past, head_dim]`
+      and an output `present.{i}.key|value = concat(past, new, axis 2)`
+      (keys and values as attention reads them, before any grouped-query
+      repetition);
+    * the causal mask rebuilt for queries at positions `past .. past+seq-1`
+      over keys `0 .. past+seq-1`; reshape and expand targets on the key
+      side with the key length `past + seq`;
+    * the other ranges of positions `0 .. seq-1` (rotary tables, learned
+      position embeddings) shifted to `past .. past+seq-1`.
+
+    Each mask is evaluated on small sizes before anything changes: it must
+    hide exactly the later positions (causal), and the rebuilt mask must
+    equal the last rows of the original. Anything not recognized is one
+    error naming the ONNX node. Arguments and results carry `quench.name`;
+    the token ids are the input named `input-ids`, else the only integer
+    input. Hugging Face's inputs `attention-mask` and `position-ids`
+    (`[1, seq]`) may be there too: once derived the mask spans the past and
+    new positions and the positions are those of the new tokens, as
+    generation sessions feed them.
+  }];
+  let options = [
+    Option<"past", "past", "std::string", "\"past_key_values.{i}.{kv}\"",
+           "Names of the added past inputs ({i}: layer, {kv}: key|value)">,
+    Option<"present", "present", "std::string", "\"present.{i}.{kv}\"",
+           "Names of the added present outputs">,
+    Option<"inputIds", "input-ids", "std::string", "\"input_ids\"",
+           "Name of the token ids input (default: the only integer input)">,
+    Option<"attentionMask", "attention-mask", "std::string",
+           "\"attention_mask\"",
+           "Name of an attention mask input [1, seq] (if any): once derived "
+           "it spans past + seq positions">,
+    Option<"positionIds", "position-ids", "std::string", "\"position_ids\"",
+           "Name of a position ids input [1, seq] (if any)">,
+  ];
+  let dependentDialects = ["::quench::QuenchDialect"];
+}
+
 #endif // QUENCH_DIALECT_QUENCH_TRANSFORMS_PASSES_TD
