@@ -58,14 +58,14 @@ std::optional<unsigned> rowOperand(Operation *op, int64_t axis) {
                    weightsOnly()
                ? std::optional<unsigned>(0)
                : std::nullopt;
+  // Norms over the last dim only (the axis attribute is a signed i64).
+  auto lastAxis = [&](uint64_t axis) {
+    return (int64_t)axis == rank - 1 || (int64_t)axis == -1;
+  };
   if (auto n = dyn_cast<quench::RMSNormOp>(op))
-    return n.getAxis() == rank - 1 || n.getAxis() == -1
-               ? std::optional<unsigned>(0)
-               : std::nullopt;
+    return lastAxis(n.getAxis()) ? std::optional<unsigned>(0) : std::nullopt;
   if (auto n = dyn_cast<quench::LayerNormOp>(op))
-    return n.getAxis() == rank - 1 || n.getAxis() == -1
-               ? std::optional<unsigned>(0)
-               : std::nullopt;
+    return lastAxis(n.getAxis()) ? std::optional<unsigned>(0) : std::nullopt;
   // Elementwise: unary ops and casts; binary ops of which one operand has
   // the result's shape and the other does not vary along the rows.
   if (op->getNumOperands() == 1 &&
