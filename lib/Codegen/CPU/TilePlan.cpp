@@ -75,8 +75,15 @@ quench::cpu::planContraction(linalg::LinalgOp op,
     int64_t rows = m ? std::max<int64_t>(ranges[*m], 1) : 1;
     int64_t budget = vectorBits >= 512 ? 24 : 12;
     nr = std::clamp<int64_t>(budget / rows, 1, t.gemvNrVectors) * lanes;
-    t.kr = t.gemvKr;
-    t.kc = t.gemvKr;
+    // Float products stream twice the rows per step (half the
+    // accumulator loads and stores per byte of B); the int8 kernels keep
+    // theirs.
+    Type bType = getElementTypeOrSelf(op.getDpsInputOperand(1)->get());
+    int64_t kr = isa<FloatType>(bType) && bType.getIntOrFloatBitWidth() >= 32
+                     ? t.gemvKrFloat
+                     : t.gemvKr;
+    t.kr = kr;
+    t.kc = kr;
     t.nt = t.gemvNt;
   }
 

@@ -146,8 +146,8 @@ func.func @pretiled(%x: tensor<1x16xi32>) -> tensor<1x16xf32> {
 // AVX512: %[[FEW:.*]] = arith.cmpi ult, %[[M:.*]], %c4 : index
 // AVX512: scf.if %[[FEW]] -> (tensor<?x512xf32>) {
 // AVX512: scf.for %{{.*}} = %c0 to %[[M]] step %c1 iter_args({{.*}}) -> (tensor<?x512xf32>) {
-// AVX512: scf.for %{{.*}} = %c0 to %c256 step %c4
-// AVX512: vector.contract {{.*}} : vector<1x4xf32>, vector<4x128xf32> into vector<1x128xf32>
+// AVX512: scf.for %{{.*}} = %c0 to %c256 step %c8
+// AVX512: vector.contract {{.*}} : vector<1x8xf32>, vector<8x128xf32> into vector<1x128xf32>
 // AVX512: arith.addf {{.*}} : vector<1x64xf32>
 // AVX512: tensor.insert_slice {{.*}} into %{{.*}}[%{{.*}}, 0] [1, 512] [1, 1] : tensor<1x512xf32> into tensor<?x512xf32>
 // AVX512: } else {

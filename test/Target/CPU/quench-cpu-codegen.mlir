@@ -33,7 +33,7 @@ func.func @gemm(%a: tensor<256x128xf32>, %b: tensor<128x512xf32>,
 // CHECK-LABEL: func.func @gemm_dynamic
 // CHECK: %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
 // CHECK: scf.if
-// CHECK: vector.contract {{.*}} : vector<1x4xf32>, vector<4x64xf32> into vector<1x64xf32>
+// CHECK: vector.contract {{.*}} : vector<1x8xf32>, vector<8x64xf32> into vector<1x64xf32>
 // CHECK: } else {
 // CHECK: scf.forall
 // CHECK: vector.contract {{.*}} into vector<6x16xf32>
@@ -282,12 +282,12 @@ func.func @two_users(%x: tensor<96x256xf32>, %w: tensor<256x128xf32>)
 // -----
 
 // Epilogue fusion into tasks only: a matrix x vector product streams B's
-// rows with its K loop outermost, so no register tile holds a finished
+// rows (8 per step for f32) with its K loop outermost, so no register tile holds a finished
 // sum; each task computes its 1024 columns, then runs the epilogue (SiLU)
 // on them, in the same task.
 // CHECK-LABEL: func.func @gemv_epilogue
 // CHECK: scf.forall
-// CHECK: scf.for %{{.*}} = %c0 to %c512 step %c4
+// CHECK: scf.for %{{.*}} = %c0 to %c512 step %c8
 // CHECK: vector.contract
 // CHECK-NOT: scf.forall.in_parallel
 // CHECK: math.exp {{.*}} : vector<1x32xf32>
