@@ -47,20 +47,16 @@ bool rowSlice(OpBuilder &b, Location loc, Value v, AffineMap map,
               SmallVectorImpl<OpFoldResult> &strides) {
   auto type = cast<RankedTensorType>(v.getType());
   bool indexed = false;
+  llvm::append_range(sizes, tensor::getMixedSizes(b, loc, v));
+  offsets.append(type.getRank(), b.getIndexAttr(0));
+  strides.append(type.getRank(), b.getIndexAttr(1));
   for (unsigned r = 0; r < type.getRank(); ++r) {
     auto dim = dyn_cast<AffineDimExpr>(map.getResult(r));
-    strides.push_back(b.getIndexAttr(1));
     if (dim && dim.getPosition() == loop) {
       indexed = true;
-      offsets.push_back(row);
-      sizes.push_back(b.getIndexAttr(1));
-      continue;
+      offsets[r] = row;
+      sizes[r] = b.getIndexAttr(1);
     }
-    offsets.push_back(b.getIndexAttr(0));
-    if (type.isDynamicDim(r))
-      sizes.push_back(tensor::DimOp::create(b, loc, v, r).getResult());
-    else
-      sizes.push_back(b.getIndexAttr(type.getDimSize(r)));
   }
   return indexed;
 }

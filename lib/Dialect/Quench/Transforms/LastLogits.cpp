@@ -16,6 +16,7 @@
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
 
+#include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 
@@ -118,24 +119,16 @@ LogicalResult quench::keepLastLogits(func::FuncOp func, unsigned resultIndex) {
   else
     b.setInsertionPoint(chain.front().first);
   Location loc = rowsIn.getLoc();
+  // rowsIn[.., n - 1 : n, ..].
   auto inType = cast<RankedTensorType>(rowsIn.getType());
-  SmallVector<OpFoldResult> offsets, sizes, strides;
-  for (int64_t d = 0; d < inType.getRank(); ++d) {
-    strides.push_back(b.getIndexAttr(1));
-    Value extent;
-    if (inType.isDynamicDim(d) || d == axis)
-      extent = tensor::DimOp::create(b, loc, rowsIn, d);
-    if (d == axis) {
-      Value one = arith::ConstantIndexOp::create(b, loc, 1);
-      offsets.push_back(
-          arith::SubIOp::create(b, loc, extent, one).getResult());
-      sizes.push_back(b.getIndexAttr(1));
-      continue;
-    }
-    offsets.push_back(b.getIndexAttr(0));
-    sizes.push_back(extent ? OpFoldResult(extent)
-                           : b.getIndexAttr(inType.getDimSize(d)));
-  }
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, rowsIn);
+  SmallVector<OpFoldResult> offsets(inType.getRank(), b.getIndexAttr(0));
+  SmallVector<OpFoldResult> strides(inType.getRank(), b.getIndexAttr(1));
+  Value rows = getValueOrCreateConstantIndexOp(b, loc, sizes[axis]);
+  offsets[axis] = arith::SubIOp::create(
+                      b, loc, rows, arith::ConstantIndexOp::create(b, loc, 1))
+                      .getResult();
+  sizes[axis] = b.getIndexAttr(1);
   Value last =
       tensor::ExtractSliceOp::create(b, loc, rowsIn, offsets, sizes, strides);
   if (chain.empty()) {
