@@ -1043,3 +1043,43 @@ func.func @qlinear_big_k(%x: tensor<2x132105xf32>, %w: tensor<16x132105xi8>, %s:
   %0 = quench.qlinear %x, %w, %s : (tensor<2x132105xf32>, tensor<16x132105xi8>, tensor<16xf32>) -> tensor<2x16xf32>
   return
 }
+
+// -----
+
+func.func @attention_heads(%q: tensor<1x3x?x16xf32>, %k: tensor<1x2x?x16xf32>) {
+  // expected-error @+1 {{requires static head counts with the query's (3) a multiple of the key's (2)}}
+  %0 = quench.attention %q, %k, %k {scale = 1.0 : f64} : (tensor<1x3x?x16xf32>, tensor<1x2x?x16xf32>, tensor<1x2x?x16xf32>) -> tensor<1x3x?x16xf32>
+  return
+}
+
+// -----
+
+func.func @attention_features(%q: tensor<1x4x?x16xf32>, %k: tensor<1x2x?x8xf32>) {
+  // expected-error @+1 {{key shape [1x2x?x8] does not match the expected shape [1x2x?x16]}}
+  %0 = quench.attention %q, %k, %k {scale = 1.0 : f64} : (tensor<1x4x?x16xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>) -> tensor<1x4x?x8xf32>
+  return
+}
+
+// -----
+
+func.func @attention_i8_without_scale(%q: tensor<1x4x?x16xf32>, %k: tensor<1x2x?x16xi8>, %v: tensor<1x2x?x16xf32>) {
+  // expected-error @+1 {{requires key_scale with an i8 key}}
+  %0 = quench.attention %q, %k, %v {scale = 1.0 : f64} : (tensor<1x4x?x16xf32>, tensor<1x2x?x16xi8>, tensor<1x2x?x16xf32>) -> tensor<1x4x?x16xf32>
+  return
+}
+
+// -----
+
+func.func @attention_scale_with_float(%q: tensor<1x4x?x16xf32>, %k: tensor<1x2x?x16xf32>, %s: tensor<1x2x?x1xf32>) {
+  // expected-error @+1 {{requires no value_scale with a float value}}
+  %0 = quench.attention %q, %k, %k value_scale(%s) {scale = 1.0 : f64} : (tensor<1x4x?x16xf32>, tensor<1x2x?x16xf32>, tensor<1x2x?x16xf32>, tensor<1x2x?x1xf32>) -> tensor<1x4x?x16xf32>
+  return
+}
+
+// -----
+
+func.func @attention_bias(%q: tensor<1x4x5x16xf32>, %k: tensor<1x2x7x16xf32>, %b: tensor<1x1x5x6xf32>) {
+  // expected-error @+1 {{bias shape [1x1x5x6] does not broadcast to [1x4x5x7]}}
+  %0 = quench.attention %q, %k, %k bias(%b) {scale = 1.0 : f64} : (tensor<1x4x5x16xf32>, tensor<1x2x7x16xf32>, tensor<1x2x7x16xf32>, tensor<1x1x5x6xf32>) -> tensor<1x4x5x16xf32>
+  return
+}

@@ -250,6 +250,18 @@ func.func @quant_types(%q: tensor<4x8x!quant.uniform<i8:f32, 0.5:-3>>, %p: tenso
   return %1 : tensor<8x4x!quant.uniform<i8:f32, 0.5:-3>>
 }
 
+// CHECK-LABEL: func.func @attention
+// CHECK: quench.attention %{{.*}}, %{{.*}}, %{{.*}} bias(%{{.*}}) {scale = 2.500000e-01 : f64} : (tensor<1x4x?x16xf32>, tensor<1x2x?x16xf32>, tensor<1x2x?x16xf32>, tensor<1x1x?x?xf32>) -> tensor<1x4x?x16xf32>
+// CHECK: quench.attention %{{.*}}, %{{.*}}, %{{.*}} key_scale(%{{.*}}) value_scale(%{{.*}}) {scale = 1.250000e-01 : f64} : (tensor<1x4x?x16xf32>, tensor<1x2x?x16xi8>, tensor<1x2x?x16xi8>, tensor<1x2x?x1xf32>, tensor<1x2x?x1xf32>) -> tensor<1x4x?x16xf32>
+func.func @attention(%q: tensor<1x4x?x16xf32>, %k: tensor<1x2x?x16xf32>,
+                     %v: tensor<1x2x?x16xf32>, %m: tensor<1x1x?x?xf32>,
+                     %kc: tensor<1x2x?x16xi8>, %ks: tensor<1x2x?x1xf32>)
+    -> (tensor<1x4x?x16xf32>, tensor<1x4x?x16xf32>) {
+  %0 = quench.attention %q, %k, %v bias(%m) {scale = 0.25 : f64} : (tensor<1x4x?x16xf32>, tensor<1x2x?x16xf32>, tensor<1x2x?x16xf32>, tensor<1x1x?x?xf32>) -> tensor<1x4x?x16xf32>
+  %1 = quench.attention %q, %kc, %kc key_scale(%ks) value_scale(%ks) {scale = 0.125 : f64} : (tensor<1x4x?x16xf32>, tensor<1x2x?x16xi8>, tensor<1x2x?x16xi8>, tensor<1x2x?x1xf32>, tensor<1x2x?x1xf32>) -> tensor<1x4x?x16xf32>
+  return %0, %1 : tensor<1x4x?x16xf32>, tensor<1x4x?x16xf32>
+}
+
 {-#
   dialect_resources: {
     builtin: {

@@ -307,6 +307,65 @@ LogicalResult SoftmaxOp::verify() {
   return verifyAxis(*this, getAxis(), getInput().getType().getRank());
 }
 
+LogicalResult AttentionOp::verify() {
+  auto q = getQuery().getType(), k = cast<RankedTensorType>(getKey().getType()),
+       v = cast<RankedTensorType>(getValue().getType());
+  if (q.getRank() != 4 || k.getRank() != 4 || v.getRank() != 4)
+    return emitOpError("requires rank-4 query, key and value ([batch, heads, "
+                       "positions, features])");
+  int64_t h = q.getDimSize(1), hk = k.getDimSize(1);
+  if (h == kDyn || hk == kDyn || hk <= 0 || h % hk != 0)
+    return emitOpError() << "requires static head counts with the query's ("
+                         << h << ") a multiple of the key's (" << hk << ")";
+  int64_t b = q.getDimSize(0), t = k.getDimSize(2);
+  if (failed(verifyShapeMatches(*this, {b, hk, t, q.getDimSize(3)},
+                                k.getShape(), "key")) ||
+      failed(verifyShapeMatches(*this, {b, hk, t, v.getDimSize(3)},
+                                v.getShape(), "value")))
+    return failure();
+  if (q.getDimSize(3) == kDyn || v.getDimSize(3) == kDyn)
+    return emitOpError("requires static feature dimensions");
+  auto checkOperand = [&](RankedTensorType ty, Value scale,
+                          StringRef what) -> LogicalResult {
+    Type et = ty.getElementType();
+    if (isa<FloatType>(et)) {
+      if (scale)
+        return emitOpError() << "requires no " << what
+                             << "_scale with a float " << what;
+      return success();
+    }
+    if (!et.isSignlessInteger(8))
+      return emitOpError() << "requires a float or signless i8 " << what;
+    if (!scale)
+      return emitOpError() << "requires " << what << "_scale with an i8 "
+                           << what;
+    auto st = cast<RankedTensorType>(scale.getType());
+    if (!st.getElementType().isF32())
+      return emitOpError() << "requires an f32 " << what << "_scale";
+    return verifyShapeMatches(*this, {b, hk, t, 1}, st.getShape(),
+                              (what + "_scale").str());
+  };
+  if (failed(checkOperand(k, getKeyScale(), "key")) ||
+      failed(checkOperand(v, getValueScale(), "value")))
+    return failure();
+  if (Value bias = getBias()) {
+    auto bt = cast<RankedTensorType>(bias.getType());
+    SmallVector<int64_t> full{b, h, q.getDimSize(2), t};
+    if (bt.getRank() != 4)
+      return emitOpError("requires a rank-4 bias");
+    for (auto [d, f] : llvm::zip(bt.getShape(), full))
+      if (d != 1 && d != kDyn && f != kDyn && d != f)
+        return emitOpError() << "bias shape " << shapeStr(bt.getShape())
+                             << " does not broadcast to "
+                             << shapeStr(full);
+  }
+  auto r = cast<RankedTensorType>(getResult().getType());
+  if (r.getElementType() != q.getElementType())
+    return emitOpError("requires the result element type to match the query");
+  return verifyShapeMatches(*this, {b, h, q.getDimSize(2), v.getDimSize(3)},
+                            r.getShape(), "result");
+}
+
 LogicalResult GatherOp::verify() {
   auto data = cast<RankedTensorType>(getData().getType());
   auto idx = getIndices().getType();

@@ -315,6 +315,54 @@ def Quench_SoftmaxOp : Quench_Op<"softmax", [Pure, SameOperandsAndResultType]> {
   let hasVerifier = 1;
 }
 
+def Quench_AttentionOp : Quench_Op<"attention",
+    [Pure, AttrSizedOperandSegments]> {
+  let summary = "fused scaled dot-product attention with an additive bias";
+  let description = [{
+    One attention core, `softmax(Q·Kᵀ · scale + bias) · V` per head, formed
+    by `quench-fuse-attention` from the exported chain (matmul, scale,
+    mask, softmax, matmul) so that a backend can compute it in one pass
+    over the keys and values (an online softmax) without materializing the
+    scores, and read a KV cache in its stored element type:
+
+    ```
+    query [B, H, S, D], key [B, Hk, T, D], value [B, Hk, T, Dv]; H % Hk == 0
+    g = H / Hk                            # query heads per kv head (GQA)
+    K(b, h, t, d) = key[b, h / g, t, d]            (float key)
+                  = key[b, h / g, t, d] * key_scale[b, h / g, t, 0]   (i8 key)
+    V likewise with value_scale
+    s[b, h, i, t] = sum_d query[b, h, i, d] * K(b, h, t, d) * scale
+                    + bias[b', h', i', t']  (a bias dim of size 1 broadcasts)
+    p[b, h, i, :] = softmax(s[b, h, i, :])  (exp(s - max) / sum, over t)
+    result[b, h, i, e] = sum_t p[b, h, i, t] * V(b, h, t, e)
+    ```
+
+    `key` and `value` are float tensors of any float type (converted to the
+    query's type on read: an f16 cache), or signless `i8` codes with an f32
+    `key_scale` / `value_scale` of shape `[B, Hk, T, 1]` (the int8 KV cache:
+    one scale per head and position). `bias` (the mask and any other
+    additive term) is rank 4 with each dimension 1 or equal to
+    `[B, H, S, T]`. A row whose scores are all -inf gives NaN, as the
+    unfused softmax does.
+
+    The verifier checks the ranks, that batch, head and feature dimensions
+    agree (`H` a multiple of `Hk`), that `T` agrees between key, value and
+    the scales, that i8 operands have scales and float ones none, the bias
+    shape and the result shape `[B, H, S, Dv]` of the query's element type.
+  }];
+  let arguments = (ins Quench_FloatTensor:$query, Quench_NumericTensor:$key,
+                       Quench_NumericTensor:$value,
+                       Optional<Quench_FloatTensor>:$key_scale,
+                       Optional<Quench_FloatTensor>:$value_scale,
+                       Optional<Quench_FloatTensor>:$bias, F64Attr:$scale);
+  let results = (outs Quench_FloatTensor:$result);
+  let assemblyFormat =
+      "$query `,` $key `,` $value (`key_scale` `(` $key_scale^ `)`)? "
+      "(`value_scale` `(` $value_scale^ `)`)? (`bias` `(` $bias^ `)`)? "
+      "attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
 def Quench_GatherOp : Quench_Op<"gather", [Pure]> {
   let summary = "gather slices along an axis (embedding lookup)";
   let description = [{
