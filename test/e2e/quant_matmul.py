@@ -213,6 +213,8 @@ CASES = [
     Case("b8_ch_zp_gemv", 40, 600, 8, 600, "packed", np.float32, (1, 600)),
     Case("b8_g64_fzp", 24, 200, 8, 64, "float", np.float32, (6, 200),
          zero_rows=(2,)),
+    # Groups of 6 codes: activation blocks padded to 8.
+    Case("b8_g6_pad", 24, 30, 8, 6, "packed", np.float32, (3, 30)),
 ]
 
 
