@@ -213,8 +213,10 @@ CASES = [
     Case("b8_ch_zp_gemv", 40, 600, 8, 600, "packed", np.float32, (1, 600)),
     Case("b8_g64_fzp", 24, 200, 8, 64, "float", np.float32, (6, 200),
          zero_rows=(2,)),
-    # Groups of 6 codes: activation blocks padded to 8.
+    # Groups of 6 codes: activation blocks padded to 8. Float zero points
+    # on a split group (600 -> 3 x 200, the zero points repeated).
     Case("b8_g6_pad", 24, 30, 8, 6, "packed", np.float32, (3, 30)),
+    Case("b8_ch_fzp", 16, 600, 8, 600, "float", np.float16, (2, 600)),
 ]
 
 
