@@ -21,7 +21,13 @@ round-to-nearest weight quantization (quench-compile --quant).
    |y - ref| <= 1e-5 * sum_k |x| |w| + 1e-6 (f32 accumulation order), plus,
    where activations may be rounded to int16 (--int8-dot on),
    sum_k |w[n, k]| * amax(row, group of k) / 65534 (half a step of
-   amax / 32767 per element; docs/lowering.md, "Int16 activations").
+   amax / 32767 per element; 65278 for 8-bit codes, whose step is amax /
+   32639; docs/lowering.md, "Int16 activations"). On an AVX512-VNNI host
+   the 8-bit cases of the --int8-dot runs are also compared, within the
+   first bound alone, with a reference computed from the int16-rounded
+   activations (the kernel's activation blocks: groups over 512 codes, 256
+   with zero points, split), and rows of x that are all zero must give
+   exactly 0.
 
 2. Quantization. A float model of linear layers is compiled with
    --quant=w8a16, w4a16 (g32, f16 scales), w4a16 --asymmetric
@@ -87,10 +93,11 @@ class Case:
     """One quench.matmul_nbits with random codes, scales, zero points."""
 
     def __init__(self, name, n, k, bits, block, zp, scale_dtype, xshape,
-                 bias=False, weight_input=False):
+                 bias=False, weight_input=False, zero_rows=()):
         self.name, self.n, self.k, self.bits, self.block = name, n, k, bits, block
         self.zp_kind, self.xshape = zp, xshape
         self.weight_input = weight_input
+        self.zero_rows = zero_rows  # rows of x (flattened) set to 0
         self.blocks = (k + block - 1) // block
         codes = RNG.integers(0, 1 << bits, size=(n, self.blocks, block))
         self.codes = codes
@@ -195,6 +202,21 @@ CASES = [
          (2, 1024)),
     # Groups of 10 code rows: the kernel's row loop by 4 and its remainder.
     Case("g4_rows_rest", 32, 100, 4, 20, "packed", np.float32, (3, 100)),
+    # 8-bit codes times int16 activations (VNNI): per channel groups over
+    # 512 codes split into activation blocks (1100 -> 3 x 368, x padded;
+    # 768 -> 2 x 384; with zero points 600 -> 3 x 200), K not a multiple
+    # of the group (200 = 3 x 64 + 8), N not a multiple of 16, one row and
+    # row tiles with remainders, all-zero rows.
+    Case("b8_ch_split", 72, 1100, 8, 1100, None, np.float16, (5, 1100),
+         zero_rows=(0, 3)),
+    Case("b8_ch_gemv", 200, 768, 8, 768, None, np.float16, (1, 768)),
+    Case("b8_ch_zp_gemv", 40, 600, 8, 600, "packed", np.float32, (1, 600)),
+    Case("b8_g64_fzp", 24, 200, 8, 64, "float", np.float32, (6, 200),
+         zero_rows=(2,)),
+    # Groups of 6 codes: activation blocks padded to 8. Float zero points
+    # on a split group (600 -> 3 x 200, the zero points repeated).
+    Case("b8_g6_pad", 24, 30, 8, 6, "packed", np.float32, (3, 30)),
+    Case("b8_ch_fzp", 16, 600, 8, 600, "float", np.float16, (2, 600)),
 ]
 
 
@@ -207,15 +229,51 @@ def run(cmd, **kw):
     return res
 
 
-def int16_step(x, k, block):
+def int16_step(x, k, block, bits):
     """Half an int16 step per element of x: amax of its row and group of
-    `block` along the last axis (of k), / 65534."""
+    `block` along the last axis (of k), / 65534 (8 bits: / 65278)."""
     x = np.asarray(x, dtype=np.float64)
     blocks = (k + block - 1) // block
     pad = np.zeros(x.shape[:-1] + (blocks * block,))
     pad[..., :k] = np.abs(x)
     amax = pad.reshape(x.shape[:-1] + (blocks, block)).max(axis=-1)
-    return np.repeat(amax, block, axis=-1)[..., :k] / 65534
+    return np.repeat(amax, block, axis=-1)[..., :k] / (
+        65278 if bits == 8 else 65534)
+
+
+def int16_activations(x, c):
+    """x as the 8-bit int16 kernel sees it (docs/lowering.md, "Int16
+    activations"): per row and activation block (a group of J codes, split
+    into ceil(J / L) blocks of equal length rounded up to 4, L = 512, or
+    256 with zero points), q = round(x * 32639 / amax) half away from zero
+    in f32, returned dequantized (q * amax / 32639, float64)."""
+    limit = 256 if c.zp is not None else 512
+    split = -(-c.block // limit)
+    length = -(-(-(-c.block // split)) // 4) * 4
+    blocks = (c.k + c.block - 1) // c.block
+    x = np.asarray(x, dtype=np.float32)
+    g = np.zeros(x.shape[:-1] + (blocks, split * length), dtype=np.float32)
+    g[..., :c.block] = np.pad(
+        x, [(0, 0)] * (x.ndim - 1) + [(0, blocks * c.block - c.k)]).reshape(
+            x.shape[:-1] + (blocks, c.block))
+    g = g.reshape(x.shape[:-1] + (blocks, split, length))
+    amax = np.abs(g).max(axis=-1, keepdims=True)
+    inv = np.where(amax > 0, np.float32(32639) / np.where(amax > 0, amax, 1),
+                   np.float32(0)).astype(np.float32)
+    t = (g * inv).astype(np.float32) + np.where(
+        g < 0, np.float32(-0.5), np.float32(0.5))
+    q = np.trunc(t.astype(np.float32)).astype(np.float64)
+    xq = q * amax.astype(np.float64) / 32639
+    xq = xq.reshape(x.shape[:-1] + (blocks, split * length))[..., :c.block]
+    return xq.reshape(x.shape[:-1] + (blocks * c.block,))[..., :c.k]
+
+
+def host_vnni():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return "avx512_vnni" in f.read().split()
+    except OSError:
+        return False
 
 
 def check(name, got, x, w, bias, failures, act_step=None):
@@ -254,9 +312,13 @@ def kernels(build, work, failures):
     # 256-bit one (conversion) on the same inputs.
     xs = {}
     inputs = []
+    vnni = host_vnni()
     for c in CASES:
         shape = tuple(7 if d is None else d for d in c.xshape)
         xs[c.name] = RNG.standard_normal(shape).astype(np.float32)
+        flat = xs[c.name].reshape(-1, c.k)
+        for r in c.zero_rows:
+            flat[r] = 0
         path = os.path.join(work, f"x_{c.name}.npy")
         np.save(path, xs[c.name])
         inputs += ["--input", f"x_{c.name}={path}"]
@@ -281,11 +343,23 @@ def kernels(build, work, failures):
         for c in CASES:
             got = np.load(os.path.join(out, f"y_{c.name}.npy")).astype(
                 np.float64)
-            step = (None if "--int8-dot=false" in flags or
-                    "--target=cuda" in flags else
-                    int16_step(xs[c.name], c.k, c.block))
+            int16 = not ("--int8-dot=false" in flags or
+                         "--target=cuda" in flags)
+            step = (int16_step(xs[c.name], c.k, c.block, c.bits)
+                    if int16 else None)
             check(f"matmul_nbits {c.name} ({label})", got, xs[c.name],
                   c.dequantized(), c.bias, failures, step)
+            if int16 and c.bits == 8 and not c.weight_input and vnni:
+                check(f"matmul_nbits {c.name} ({label}, int16 reference)",
+                      got, int16_activations(xs[c.name], c),
+                      c.dequantized(), c.bias, failures)
+            if c.zero_rows:
+                rows = got.reshape(-1, c.n)[list(c.zero_rows)]
+                ok = not np.any(rows)
+                print(f"{'ok  ' if ok else 'FAIL'} matmul_nbits {c.name} "
+                      f"({label}): all-zero rows of x give exactly 0")
+                if not ok:
+                    failures.append(f"{c.name} ({label}) zero rows")
     gemv_kernels(build, model, failures)
 
 

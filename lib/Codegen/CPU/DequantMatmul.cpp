@@ -21,7 +21,10 @@
 // features (scf.forall). On AVX-512F targets 4- and 2-bit codes are stored
 // as words of four code bytes and converted by a vpermps table lookup
 // instead (one shift per code; no widening load, mask or conversion; the
-// table centres symmetric codes, so they need no group sums of x). The
+// table centres symmetric codes, so they need no group sums of x). With
+// VNNI (int16-dot), 4- and 8-bit codes are multiplied in exact int32 with
+// the activations quantized to int16 per row and block (vpdpbusd on their
+// high and low bytes), rescaled once per block. The
 // pass quench-cpu-dequant-matmul applies the kernel before tiling. See
 // docs/lowering.md ("Quantized matmul kernel").
 //
@@ -88,6 +91,10 @@ struct DequantOperands {
   /// group sums of the int16 values (zero point term).
   bool int16 = false;
   Value xh, xl, amax, qsum;
+  /// int16 values per amax: 32767 for 4-bit codes (low byte unsigned);
+  /// 32639 = 127 * 257 for 8-bit codes, whose high byte (q + 128) >> 8 and
+  /// low byte q - 256 * high (both signed) then stay within [-127, 127].
+  int64_t qmax = 32767;
 };
 
 /// vpdpbusd (AVX512-VNNI / AVX-VNNI): acc[i] += sum over the 4 bytes of
@@ -99,6 +106,14 @@ constexpr char kDotIntrinsic256[] = "llvm.x86.avx512.vpdpbusd.256";
 /// sums stay below 2^31 (|code| <= 15, |x| <= 32767, and the zero-point
 /// term as large again).
 constexpr int64_t kMaxInt16Group = 1024;
+
+/// Longest activation block (codes along K with one amax) of the 8-bit
+/// int16 path: the exact int32 block sum t = Σ (c - z) q has |c - z| <= 128
+/// with the implicit zero point 128 (512 * 128 * 32639 < 2^31) and up to
+/// 255 with explicit ones (256 * 255 * 32639 < 2^31; float zero points
+/// need Σ c q below 2^31 likewise). Longer groups (per output channel:
+/// one group of K) are split into blocks of at most this many codes.
+constexpr int64_t kMaxInt8Block = 512, kMaxInt8BlockZp = 256;
 
 /// Builds the register tile at rows [row, row + mr) and output features
 /// [col, col + nv * lanes) of `out` ([R, N'] f32, the task's columns
@@ -380,6 +395,31 @@ Value TileEmitter::emitInt16(Value out, Value row, Value colBase, Value col,
               SmallVector<Value> p(parts);
               Value j = arith::MulIOp::create(
                   jb, loc, j4, arith::ConstantIndexOp::create(jb, loc, 4));
+              if (d.bits == 8) {
+                // 8-bit codes: the word is four codes of one feature as
+                // they are (unsigned operand), the activation bytes both
+                // signed: two vpdpbusd per row and vector.
+                Value zi = arith::ConstantIndexOp::create(jb, loc, 0);
+                SmallVector<Value> hiW, loW;
+                for (int64_t i = 0; i < mr; ++i) {
+                  hiW.push_back(wordOf(jb, d.xh, {rows[i], blk, zi, j}));
+                  loW.push_back(wordOf(jb, d.xl, {rows[i], blk, zi, j}));
+                }
+                for (int64_t v = 0; v < nv; ++v) {
+                  Value c = vector::BitCastOp::create(
+                      jb, loc, bytes,
+                      read(jb, vi32, d.codes, {panel, blk, j4, wcols[v]},
+                           true));
+                  for (int64_t i = 0; i < mr; ++i) {
+                    Value &hs = p[at(i, v)];
+                    Value &ls = p[tileVecs + at(i, v)];
+                    hs = dpbusd(jb, hs, c, hiW[i]);
+                    ls = dpbusd(jb, ls, c, loW[i]);
+                  }
+                }
+                scf::YieldOp::create(jb, loc, p);
+                return;
+              }
               SmallVector<Value> hiW, loW; // [i * 2 + h]
               for (int64_t i = 0; i < mr; ++i)
                 for (int64_t h = 0; h < 2; ++h) {
@@ -410,7 +450,7 @@ Value TileEmitter::emitInt16(Value out, Value row, Value colBase, Value col,
               scf::YieldOp::create(jb, loc, p);
             });
         // Once per group: sum = 256 high + low - zero point * qsum, in f32
-        // times scale * amax / 32767.
+        // times scale * amax / qmax (the implicit zero point 2^(bits-1)).
         SmallVector<Value> acc(accs), part(codeLoop.getResults());
         SmallVector<Value> sxs, qsi, qsf;
         for (int64_t i = 0; i < mr; ++i) {
@@ -418,15 +458,16 @@ Value TileEmitter::emitInt16(Value out, Value row, Value colBase, Value col,
                                                ValueRange{rows[i], blk});
           Value sx = arith::MulFOp::create(
               bb, loc, am,
-              arith::ConstantOp::create(bb, loc,
-                                        bb.getF32FloatAttr(1.0f / 32767.0f)));
+              arith::ConstantOp::create(
+                  bb, loc, bb.getF32FloatAttr(1.0f / float(d.qmax))));
           sxs.push_back(vector::BroadcastOp::create(bb, loc, vf, sx));
           Value qs = tensor::ExtractOp::create(bb, loc, d.qsum,
                                                ValueRange{rows[i], blk});
           if (!d.zp)
             qs = arith::MulIOp::create(
                 bb, loc, qs,
-                arith::ConstantOp::create(bb, loc, bb.getI32IntegerAttr(8)));
+                arith::ConstantOp::create(
+                    bb, loc, bb.getI32IntegerAttr(1 << (d.bits - 1))));
           Value q = vector::BroadcastOp::create(bb, loc, vi32, qs);
           qsi.push_back(q);
           if (d.floatZp)
@@ -453,7 +494,7 @@ Value TileEmitter::emitInt16(Value out, Value row, Value colBase, Value col,
                   bb, loc, arith::SIToFPOp::create(bb, loc, vf, t),
                   arith::MulFOp::create(bb, loc, z, qsf[i]));
             } else {
-              // Implicit zero point 8: qsi holds 8 * qsum already.
+              // Implicit zero point: qsi holds 2^(bits-1) * qsum already.
               t = arith::SubIOp::create(
                   bb, loc, t,
                   z ? (Value)arith::MulIOp::create(bb, loc, z, qsi[i])
@@ -558,9 +599,12 @@ bool matchDequantMatmul(linalg::GenericOp op, DequantOperands &d) {
 }
 
 /// The constant `v`, row-major [rows..., n], as panels of `nr` columns:
-/// [ceil(n / nr), rows..., nr], zero padded. Null when `v` is not a
-/// constant whose bytes are readable.
-Value panelize(RewriterBase &rw, Value v, int64_t nr) {
+/// [ceil(n / nr), rows..., nr], zero padded; with `repeat` > 1 (`v` of rank
+/// 2: scales or zero points per group) each row repeated as many times,
+/// [ceil(n / nr), rows * repeat, nr] (one per activation block of the
+/// 8-bit int16 path). Null when `v` is not a constant whose bytes are
+/// readable.
+Value panelize(RewriterBase &rw, Value v, int64_t nr, int64_t repeat = 1) {
   auto cst = v.getDefiningOp<arith::ConstantOp>();
   auto type = dyn_cast<RankedTensorType>(v.getType());
   if (!cst || !type || !type.hasStaticShape())
@@ -568,10 +612,13 @@ Value panelize(RewriterBase &rw, Value v, int64_t nr) {
   auto attr = dyn_cast<ElementsAttr>(cst.getValue());
   if (!attr)
     return {};
+  if (repeat > 1 && type.getRank() != 2)
+    return {};
   int64_t n = type.getShape().back();
   int64_t rows = type.getNumElements() / n, panels = llvm::divideCeil(n, nr);
   SmallVector<int64_t> shape{panels};
   shape.append(type.getShape().begin(), type.getShape().end() - 1);
+  shape[1] *= repeat;
   shape.push_back(nr);
   auto panelType = RankedTensorType::get(shape, type.getElementType());
   rw.setInsertionPoint(cst);
@@ -582,12 +629,13 @@ Value panelize(RewriterBase &rw, Value v, int64_t nr) {
   std::optional<ArrayRef<char>> raw = quench::getRawConstantData(attr);
   if (eb == 0 || !raw || int64_t(raw->size()) != rows * n * eb)
     return {};
-  std::vector<char> data(panels * rows * nr * eb, 0);
+  int64_t outRows = rows * repeat;
+  std::vector<char> data(panels * outRows * nr * eb, 0);
   for (int64_t p = 0; p < panels; ++p) {
     int64_t cols = std::min(nr, n - p * nr);
-    for (int64_t r = 0; r < rows; ++r)
-      std::copy_n(raw->data() + (r * n + p * nr) * eb, cols * eb,
-                  data.data() + ((p * rows + r) * nr) * eb);
+    for (int64_t r = 0; r < outRows; ++r)
+      std::copy_n(raw->data() + (r / repeat * n + p * nr) * eb, cols * eb,
+                  data.data() + ((p * outRows + r) * nr) * eb);
   }
   quench::releaseConstantPages(attr); // read once
   return arith::ConstantOp::create(
@@ -596,21 +644,28 @@ Value panelize(RewriterBase &rw, Value v, int64_t nr) {
           quench::createConstantAttr(panelType, data, "quench_nbits_panel")));
 }
 
-/// The constant codes `v` ([blocks, J, n] i8, J a multiple of 4) as panels
-/// of `nr` features of words: [ceil(n / nr), blocks, J / 4, nr] i32, word
-/// (p, b, j4, c) = bytes (b, 4 j4 + t, p nr + c) at bits 8 t, t < 4; zero
-/// padded. Null when `v` is not a constant whose bytes are readable.
-Value panelizeWords(RewriterBase &rw, Value v, int64_t nr) {
+/// The constant codes `v` ([blocks, J, n] i8) as panels of `nr` features
+/// of words: [ceil(n / nr), blocks, J / 4, nr] i32, word (p, b, j4, c) =
+/// bytes (b, 4 j4 + t, p nr + c) at bits 8 t, t < 4; zero padded. With
+/// `split` > 1 or `len` != J each group's J code rows are cut into `split`
+/// blocks of `len` (a multiple of 4, split * len >= J; the rows past J
+/// zero): [ceil(n / nr), blocks * split, len / 4, nr], block b * split + s
+/// holding rows s * len .. s * len + len - 1. Null when `v` is not a
+/// constant whose bytes are readable.
+Value panelizeWords(RewriterBase &rw, Value v, int64_t nr, int64_t split,
+                    int64_t len) {
   auto cst = v.getDefiningOp<arith::ConstantOp>();
   auto type = dyn_cast<RankedTensorType>(v.getType());
   if (!cst || !type || !type.hasStaticShape() || type.getRank() != 3 ||
-      !type.getElementType().isInteger(8) || type.getDimSize(1) % 4 != 0)
+      !type.getElementType().isInteger(8) || len % 4 != 0 ||
+      split * len < type.getDimSize(1))
     return {};
   auto attr = dyn_cast<ElementsAttr>(cst.getValue());
   if (!attr)
     return {};
-  int64_t blocks = type.getDimSize(0), jw = type.getDimSize(1) / 4,
-          n = type.getDimSize(2), panels = llvm::divideCeil(n, nr);
+  int64_t groups = type.getDimSize(0), jn = type.getDimSize(1),
+          blocks = groups * split, jw = len / 4, n = type.getDimSize(2),
+          panels = llvm::divideCeil(n, nr);
   auto i32 = rw.getI32Type();
   auto panelType = RankedTensorType::get({panels, blocks, jw, nr}, i32);
   rw.setInsertionPoint(cst);
@@ -621,13 +676,16 @@ Value panelizeWords(RewriterBase &rw, Value v, int64_t nr) {
         DenseElementsAttr::get(panelType, int32_t(byte * 0x01010101u)));
   }
   std::optional<ArrayRef<char>> raw = quench::getRawConstantData(attr);
-  if (!raw || int64_t(raw->size()) != blocks * jw * 4 * n)
+  if (!raw || int64_t(raw->size()) != groups * jn * n)
     return {};
   std::vector<uint32_t> words(panels * blocks * jw * nr, 0);
   for (int64_t b = 0; b < blocks; ++b)
     for (int64_t w = 0; w < jw; ++w)
       for (int64_t t = 0; t < 4; ++t) {
-        const char *row = raw->data() + ((b * jw + w) * 4 + t) * n;
+        int64_t j = b % split * len + w * 4 + t;
+        if (j >= jn)
+          continue;
+        const char *row = raw->data() + (b / split * jn + j) * n;
         for (int64_t c = 0; c < n; ++c)
           words[((c / nr * blocks + b) * jw + w) * nr + c % nr] |=
               uint32_t(uint8_t(row[c])) << (8 * t);
@@ -672,9 +730,11 @@ Value buildGroupSums(RewriterBase &rw, Location loc, Value x, int64_t blocks) {
 
 /// x [R, blocks, J, P] quantized to int16 per row and group for the
 /// int16 path (DequantOperands::int16): sets d.amax (a max |x| reduction),
-/// d.xh and d.xl (the high and low bytes of round(x * 32767 / amax), half
-/// away from zero, laid out [R, blocks, P, J]) and d.qsum (their group
-/// sums), four small linalg generics left to the tile pass.
+/// d.xh and d.xl (the high and low bytes of q = round(x * qmax / amax),
+/// half away from zero, laid out [R, blocks, P, J]; 4-bit codes: q >> 8
+/// and q & 255, 8-bit codes: (q + 128) >> 8 and q - 256 * that, both
+/// signed) and d.qsum (the group sums of q), four small linalg generics
+/// left to the tile pass.
 void buildInt16Activations(RewriterBase &rw, Location loc, Value x,
                            DequantOperands &d) {
   auto xt = cast<RankedTensorType>(x.getType());
@@ -736,7 +796,8 @@ void buildInt16Activations(RewriterBase &rw, Location loc, Value x,
                      b, l,
                      arith::CmpFOp::create(b, l, arith::CmpFPredicate::OGT,
                                            a[1], cf(0)),
-                     arith::DivFOp::create(b, l, cf(32767), a[1]), cf(0));
+                     arith::DivFOp::create(b, l, cf(float(d.qmax)), a[1]),
+                     cf(0));
                  Value half = arith::SelectOp::create(
                      b, l,
                      arith::CmpFOp::create(b, l, arith::CmpFPredicate::OLT,
@@ -746,6 +807,13 @@ void buildInt16Activations(RewriterBase &rw, Location loc, Value x,
                      b, l, i32,
                      arith::AddFOp::create(
                          b, l, arith::MulFOp::create(b, l, v, inv), half));
+                 // The low byte is q's in both forms (trunci); the 8-bit
+                 // form's high byte rounds, so that the low one is signed.
+                 if (high && d.bits == 8)
+                   q = arith::AddIOp::create(
+                       b, l, q,
+                       arith::ConstantOp::create(b, l,
+                                                 b.getI32IntegerAttr(128)));
                  if (high)
                    q = arith::ShRSIOp::create(
                        b, l, q,
@@ -771,8 +839,11 @@ void buildInt16Activations(RewriterBase &rw, Location loc, Value x,
                      b, l, arith::ExtSIOp::create(b, l, i32, a[0]),
                      arith::ConstantOp::create(b, l,
                                                b.getI32IntegerAttr(8)));
-                 Value v = arith::AddIOp::create(
-                     b, l, hi, arith::ExtUIOp::create(b, l, i32, a[1]));
+                 Value lo =
+                     d.bits == 8
+                         ? (Value)arith::ExtSIOp::create(b, l, i32, a[1])
+                         : (Value)arith::ExtUIOp::create(b, l, i32, a[1]);
+                 Value v = arith::AddIOp::create(b, l, hi, lo);
                  linalg::YieldOp::create(
                      b, l, (Value)arith::AddIOp::create(b, l, a[2], v));
                })
@@ -809,6 +880,19 @@ static LogicalResult buildDequantMatmulKernel(RewriterBase &rw,
   // layout; docs/lowering.md, "Int16 activations").
   d.int16 = int16Dot && (d.lanes == 16 || d.lanes == 8) && d.bits == 4 &&
             d.jn % 4 == 0 && 2 * d.jn <= kMaxInt16Group;
+  // 8-bit codes times int16 activations likewise, in activation blocks of
+  // at most kMaxInt8Block(Zp) codes: a longer group (per output channel)
+  // is cut into `split` blocks of `len` codes (x zero padded to split *
+  // len, scales and zero points repeated per block).
+  int64_t groups = d.blocks, split = 1, len = d.jn;
+  if (int16Dot && (d.lanes == 16 || d.lanes == 8) && d.bits == 8) {
+    int64_t maxLen =
+        op.getNumDpsInputs() == 4 ? kMaxInt8BlockZp : kMaxInt8Block;
+    split = llvm::divideCeil(d.jn, maxLen);
+    len = llvm::alignTo(llvm::divideCeil(d.jn, split), 4);
+    d.int16 = true;
+    d.qmax = 32639;
+  }
   if (d.int16)
     d.lookup = false;
   Location loc = op.getLoc();
@@ -833,11 +917,12 @@ static LogicalResult buildDequantMatmulKernel(RewriterBase &rw,
   }
   int64_t nr = nv * d.lanes;
   d.nr = nr;
-  d.codes = d.lookup || d.int16 ? panelizeWords(rw, op.getDpsInputs()[1], nr)
-                               : panelize(rw, op.getDpsInputs()[1], nr);
-  d.scales = panelize(rw, op.getDpsInputs()[2], nr);
+  d.codes = d.lookup || d.int16
+                ? panelizeWords(rw, op.getDpsInputs()[1], nr, split, len)
+                : panelize(rw, op.getDpsInputs()[1], nr);
+  d.scales = panelize(rw, op.getDpsInputs()[2], nr, split);
   if (op.getNumDpsInputs() == 4)
-    d.zp = panelize(rw, op.getDpsInputs()[3], nr);
+    d.zp = panelize(rw, op.getDpsInputs()[3], nr, split);
   if (!d.codes || !d.scales || (op.getNumDpsInputs() == 4 && !d.zp))
     return failure();
   rw.setInsertionPoint(op);
@@ -856,6 +941,35 @@ static LogicalResult buildDequantMatmulKernel(RewriterBase &rw,
     out = tensor::CollapseShapeOp::create(
         rw, loc, out, ArrayRef<ReassociationIndices>{rowsO, {nb}});
   }
+  if (split > 1 || len != d.jn) {
+    // The 8-bit int16 path's activation blocks: [R, groups, J, 1] padded
+    // with zeros to [R, groups, split * len, 1], then viewed as [R, groups
+    // * split, len, 1].
+    auto xt = cast<RankedTensorType>(x.getType());
+    Type et = xt.getElementType();
+    SmallVector<OpFoldResult> lo(4, rw.getIndexAttr(0)),
+        hi(4, rw.getIndexAttr(0));
+    hi[2] = rw.getIndexAttr(split * len - d.jn);
+    Value zero = arith::ConstantOp::create(rw, loc, rw.getZeroAttr(et));
+    if (split * len != d.jn)
+      x = tensor::PadOp::create(
+          rw, loc,
+          RankedTensorType::get({xt.getDimSize(0), groups, split * len, 1},
+                                et),
+          x, lo, hi, zero);
+    x = tensor::ExpandShapeOp::create(
+        rw, loc,
+        RankedTensorType::get({xt.getDimSize(0), groups, split, len, 1}, et),
+        x, ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}, {4}},
+        SmallVector<OpFoldResult>{tensor::getMixedSize(rw, loc, x, 0),
+                                  rw.getIndexAttr(groups),
+                                  rw.getIndexAttr(split), rw.getIndexAttr(len),
+                                  rw.getIndexAttr(1)});
+    x = tensor::CollapseShapeOp::create(
+        rw, loc, x, ArrayRef<ReassociationIndices>{{0}, {1, 2}, {3}, {4}});
+  }
+  d.blocks = groups * split;
+  d.jn = len;
   d.x = x;
 
   // Group sums of x for the zero points: [R, blocks] f32, a reduction

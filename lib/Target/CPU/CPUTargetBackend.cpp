@@ -336,10 +336,10 @@ struct CPUTargetCLOptions {
       cl::desc("Use the CPU's integer multiply-add instructions (vpdpbusd "
                "with AVX-VNNI/AVX512-VNNI, else vpmaddwd with "
                "AVX2/AVX-512BW) for int8 x int8 products with constant "
-               "weights, and, with VNNI, for 4-bit weights times the "
-               "activations quantized to int16 per group (default: on; "
-               "--int8-dot=false keeps the generic contraction and the "
-               "float 4-bit kernel)"),
+               "weights, and, with VNNI, for 4- and 8-bit weights times "
+               "the activations quantized to int16 per group or block "
+               "(default: on; --int8-dot=false keeps the generic "
+               "contraction and the float 4- and 8-bit kernels)"),
       cl::init(true), cl::cat(category)};
   cl::opt<unsigned> optLevel{
       "O", cl::desc("LLVM optimization level 0-3 (default 3)"), cl::Prefix,

@@ -172,7 +172,10 @@ def QuenchCPUDequantMatmul
     16-bit value split into a signed high and an unsigned low byte, the
     products summed exactly in int32 by `vpdpbusd`
     (`llvm.x86.avx512.vpdpbusd.512` / `.256`, declared by the pass), then
-    scaled per group in f32. Generics the kernel does not handle, and every generic
+    scaled per group in f32. 8-bit codes likewise, in activation blocks of
+    at most 512 codes (256 with zero points; longer groups are split, x
+    zero padded), with scale max |x| / 32639 and both bytes signed.
+    Generics the kernel does not handle, and every generic
     when `vector-bits` is below 128, are left unchanged (the tile pass
     handles them). See docs/lowering.md ("Quantized matmul kernel").
   }];
@@ -183,10 +186,10 @@ def QuenchCPUDequantMatmul
            "(vpermps; the target must have AVX-512F and vector-bits be "
            "512)">,
     Option<"int16Dot", "int16-dot", "bool", "false",
-           "Multiply 4-bit codes with the activations quantized to int16 "
-           "per group (exact integer sums by vpdpbusd on a high and a low "
-           "byte; the target must have AVX512-VNNI at vector-bits 512 or "
-           "AVX-VNNI / AVX512-VNNI+VL at 256)">,
+           "Multiply 4- and 8-bit codes with the activations quantized to "
+           "int16 per group or block (exact integer sums by vpdpbusd on a "
+           "high and a low byte; the target must have AVX512-VNNI at "
+           "vector-bits 512 or AVX-VNNI / AVX512-VNNI+VL at 256)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
