@@ -16,9 +16,17 @@ void quench::appendCPUCodegenStages(std::vector<PipelineStage> &stages,
   unsigned vectorBits = opts.vectorBits;
   Int8DotProduct int8Dot = opts.int8Dot;
   bool codeLookup = opts.codeLookup;
+  bool attentionKernel = opts.attentionKernel;
   stages.push_back(
       {"codegen", "tiling, fusion and vectorization on tensors",
-       [vectorBits, int8Dot, codeLookup](OpPassManager &pm) {
+       [vectorBits, int8Dot, codeLookup, attentionKernel](OpPassManager &pm) {
+         // Attention first: the kernel takes the quench.attention ops that
+         // to-linalg kept, before anything decomposes them.
+         if (vectorBits != 0 && attentionKernel) {
+           QuenchCPUAttentionOptions attention;
+           attention.vectorBits = vectorBits;
+           pm.addNestedPass<func::FuncOp>(createQuenchCPUAttention(attention));
+         }
          pm.addNestedPass<func::FuncOp>(createQuenchFuseElementwise());
          addTextualPassPipeline(pm, "canonicalize,cse");
          if (vectorBits == 0)
