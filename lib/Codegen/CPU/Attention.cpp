@@ -121,8 +121,20 @@ private:
   /// is ignored) starting at element j * L, as f32; masked (zeros) past
   /// `width`.
   Value readChunk(Value src, ArrayRef<Value> at, int64_t j, int64_t width);
-  /// Lane u of the result = the sum of the lanes of parts[u] (L vectors).
-  Value sumEach(ArrayRef<Value> parts);
+  /// Partial score vectors of a row being summed (see pushPartial): the
+  /// combined vectors of 2^level keys each.
+  using PartialStack = SmallVector<std::pair<int64_t, Value>>;
+  /// Adds the partial vector of the next key to `stack`, combining it with
+  /// the vectors of as many keys as soon as they exist. After L keys the
+  /// stack holds one vector: lane u the sum of the lanes of key u's.
+  void pushPartial(PartialStack &stack, Value partial);
+  /// The maximum of the lanes of `v`, in every lane.
+  Value maxAll(Value v);
+  /// max(x, y) lane by lane: x > y ? x : y (one vmaxps; a NaN in x gives y).
+  Value maxOf(Value x, Value y) {
+    Value gt = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, x, y);
+    return arith::SelectOp::create(b, loc, gt, x, y);
+  }
   /// The bias of `row` for keys t0 .. t0 + L (a broadcast vector when the
   /// bias has one key column: then t0 is ignored).
   Value readBias(const Row &row, Value batch, Value t0);
@@ -163,35 +175,43 @@ Value AttentionEmitter::readChunk(Value src, ArrayRef<Value> at, int64_t j,
 }
 
 // The partial sums of L keys form an L x L matrix (row u: the products of
-// key u's vector); its row sums are a transpose-and-add tree: at width w =
-// 1, 2, .., L/2 each pair (x, y) of vectors becomes
-//   shuffle(x, y, lo) + shuffle(y, x, hi)
-// which adds neighbouring blocks of w lanes of x into its even blocks and
-// those of y into its odd blocks, halving the vectors. L - 1 combines of 2
-// shuffles and an add instead of L horizontal reductions.
-Value AttentionEmitter::sumEach(ArrayRef<Value> parts) {
-  SmallVector<Value> level(parts);
-  int64_t n = a.lanes;
-  for (int64_t w = 1; level.size() > 1; w *= 2) {
+// key u's vector); its row sums are a transpose-and-add tree. Two vectors
+// x, y holding the sums of equal groups of keys in blocks of w lanes become
+//   shuffle(x, y, lo) + shuffle(x, y, hi)
+// whose blocks of 2w lanes alternate x's (even) and y's (odd) blocks, each
+// the sum of two neighbouring blocks of w. L - 1 combines of 2 shuffles and
+// an add instead of L horizontal reductions; combining as soon as two
+// groups of a size exist keeps about log2(L) vectors per row alive.
+void AttentionEmitter::pushPartial(PartialStack &stack, Value partial) {
+  const int64_t n = a.lanes;
+  int64_t level = 0;
+  while (!stack.empty() && stack.back().first == level) {
+    int64_t w = int64_t(1) << level;
     SmallVector<int64_t> lo(n), hi(n);
     for (int64_t k = 0; k < n; ++k) {
-      // Lane k of the pair's result: block (k / w) % 2 says x (even) or y
-      // (odd); it sums block k / (2w) of w lane pairs of that vector.
       int64_t pair = k / (2 * w), off = k % w;
-      int64_t src = ((k / w) % 2 == 0 ? 0 : n) + pair * 2 * w + off;
-      lo[k] = src;
-      hi[k] = src + w;
+      lo[k] = ((k / w) % 2 == 0 ? 0 : n) + pair * 2 * w + off;
+      hi[k] = lo[k] + w;
     }
-    SmallVector<Value> next;
-    for (size_t i = 0; i + 1 < level.size(); i += 2) {
-      Value x = level[i], y = level[i + 1];
-      Value l = vector::ShuffleOp::create(b, loc, x, y, lo);
-      Value h = vector::ShuffleOp::create(b, loc, x, y, hi);
-      next.push_back(arith::AddFOp::create(b, loc, l, h));
-    }
-    level = std::move(next);
+    Value x = stack.pop_back_val().second;
+    Value l = vector::ShuffleOp::create(b, loc, x, partial, lo);
+    Value h = vector::ShuffleOp::create(b, loc, x, partial, hi);
+    partial = arith::AddFOp::create(b, loc, l, h);
+    ++level;
   }
-  return level.front();
+  stack.push_back({level, partial});
+}
+
+// A butterfly: after the step with lanes k and k xor w exchanged, each lane
+// holds the maximum of its block of 2w lanes.
+Value AttentionEmitter::maxAll(Value v) {
+  for (int64_t w = a.lanes / 2; w >= 1; w /= 2) {
+    SmallVector<int64_t> perm(a.lanes);
+    for (int64_t k = 0; k < a.lanes; ++k)
+      perm[k] = k ^ w;
+    v = maxOf(v, vector::ShuffleOp::create(b, loc, v, v, perm));
+  }
+  return v;
 }
 
 Value AttentionEmitter::readBias(const Row &row, Value batch, Value t0) {
@@ -239,15 +259,17 @@ Value AttentionEmitter::emitBlock(Value out, Value batch, Value head,
     for (size_t r = 0; r < nr; ++r)
       rowBias[r] = readBias(rows[r], batch, Value());
 
-  // Loop-carried state per row: m, l, then ndv accumulator vectors.
+  // Loop-carried state per row, all vectors: m (the running max in every
+  // lane), l (per-lane running sums, added up at the end), then the ndv
+  // accumulator vectors.
   const size_t stride = 2 + ndv;
-  Value negInf = f32Const(-INFINITY), zeroF = f32Const(0.0f);
-  Value zeroV = arith::ConstantOp::create(b, loc, b.getZeroAttr(vf));
+  Value negInf = splat(f32Const(-INFINITY));
+  Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(vf));
   SmallVector<Value> init;
   for (size_t r = 0; r < nr; ++r) {
     init.push_back(negInf);
-    init.push_back(zeroF);
-    init.append(ndv, zeroV);
+    init.push_back(zero);
+    init.append(ndv, zero);
   }
   Value t = tensor::DimOp::create(b, loc, a.key, 2);
   auto loop = scf::ForOp::create(b, loc, idx(0), t, idx(lanes), init);
@@ -268,20 +290,23 @@ Value AttentionEmitter::emitBlock(Value out, Value batch, Value head,
       keyRow.push_back(
           arith::MinSIOp::create(b, loc, addIdx(t0, u), last));
 
-    // Scores: partial[r][u] = q'[r] . k[u] as L-lane vectors; each key
-    // vector is read once for all rows.
-    SmallVector<SmallVector<Value>> partial(nr, SmallVector<Value>(lanes));
-    for (int64_t u = 0; u < lanes; ++u)
+    // Scores: per key u, the L-lane products q'[r] . k[u] (each key vector
+    // read once for all rows), summed into lane u of the row's scores.
+    SmallVector<PartialStack> partials(nr);
+    for (int64_t u = 0; u < lanes; ++u) {
+      SmallVector<Value> partial(nr);
       for (int64_t j = 0; j < nd; ++j) {
         Value k = readChunk(a.key, {batch, kvHead, keyRow[u], Value()}, j,
                             a.d);
         for (size_t r = 0; r < nr; ++r)
-          partial[r][u] =
+          partial[r] =
               j == 0 ? arith::MulFOp::create(b, loc, q[r][j], k).getResult()
-                     : vector::FMAOp::create(b, loc, q[r][j], k,
-                                             partial[r][u])
+                     : vector::FMAOp::create(b, loc, q[r][j], k, partial[r])
                            .getResult();
       }
+      for (size_t r = 0; r < nr; ++r)
+        pushPartial(partials[r], partial[r]);
+    }
     auto readScales = [&](Value scales) -> Value {
       if (!scales)
         return Value();
@@ -297,39 +322,32 @@ Value AttentionEmitter::emitBlock(Value out, Value batch, Value head,
     // weighs the value rows below.
     SmallVector<Value> next(state.begin(), state.end());
     SmallVector<Value> weights(nr);
-    Value negInfV = splat(negInf);
     for (size_t r = 0; r < nr; ++r) {
       Value m = state[r * stride], l = state[r * stride + 1];
-      Value s = sumEach(partial[r]);
+      assert(partials[r].size() == 1 && "L is a power of two");
+      Value s = partials[r].front().second;
       if (keyScale)
         s = arith::MulFOp::create(b, loc, s, keyScale);
       if (a.bias)
         s = arith::AddFOp::create(
             b, loc, s, rowBias[r] ? rowBias[r] : readBias(rows[r], batch, t0));
-      s = arith::SelectOp::create(b, loc, valid, s, negInfV);
-      Value mNew = arith::MaxNumFOp::create(
-          b, loc, m,
-          vector::ReductionOp::create(b, loc, vector::CombiningKind::MAXNUMF,
-                                      s));
+      s = arith::SelectOp::create(b, loc, valid, s, negInf);
+      Value mNew = maxOf(maxAll(s), m);
       Value isNegInf = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
                                              mNew, negInf);
-      Value mSafe = arith::SelectOp::create(b, loc, isNegInf, zeroF, mNew);
+      Value mSafe = arith::SelectOp::create(b, loc, isNegInf, zero, mNew);
       Value c = math::ExpOp::create(
           b, loc, arith::SubFOp::create(b, loc, m, mSafe));
       Value p = math::ExpOp::create(
-          b, loc, arith::SubFOp::create(b, loc, s, splat(mSafe)));
-      Value sum = vector::ReductionOp::create(
-          b, loc, vector::CombiningKind::ADD, p);
+          b, loc, arith::SubFOp::create(b, loc, s, mSafe));
       next[r * stride] = mNew;
-      next[r * stride + 1] = arith::AddFOp::create(
-          b, loc, arith::MulFOp::create(b, loc, l, c), sum);
+      next[r * stride + 1] = vector::FMAOp::create(b, loc, l, c, p);
       weights[r] =
           valueScale ? arith::MulFOp::create(b, loc, p, valueScale).getResult()
                      : p;
-      Value cv = splat(c);
       for (int64_t j = 0; j < ndv; ++j)
         next[r * stride + 2 + j] =
-            arith::MulFOp::create(b, loc, state[r * stride + 2 + j], cv);
+            arith::MulFOp::create(b, loc, state[r * stride + 2 + j], c);
     }
     // acc[r] += p_u * v[u]: each value vector read once for all rows.
     for (int64_t u = 0; u < lanes; ++u) {
@@ -351,7 +369,8 @@ Value AttentionEmitter::emitBlock(Value out, Value batch, Value head,
 
   // result = acc / l, row by row into `out`.
   for (size_t r = 0; r < nr; ++r) {
-    Value l = splat(loop.getResult(r * stride + 1));
+    Value l = splat(vector::ReductionOp::create(
+        b, loc, vector::CombiningKind::ADD, loop.getResult(r * stride + 1)));
     Value outRow = addIdx(outPos, rows[r].i);
     for (int64_t j = 0; j < ndv; ++j) {
       Value y = arith::DivFOp::create(
