@@ -20,13 +20,15 @@ void quench::appendCPUCodegenStages(std::vector<PipelineStage> &stages,
   stages.push_back(
       {"codegen", "tiling, fusion and vectorization on tensors",
        [vectorBits, int8Dot, codeLookup, attentionKernel](OpPassManager &pm) {
-         // Attention first: the kernel takes the quench.attention ops that
-         // to-linalg kept, before anything decomposes them.
+         // Fused attention (quench.attention), kept by to-linalg: the
+         // vectorized kernel where it applies, else the linalg
+         // decomposition.
          if (vectorBits != 0 && attentionKernel) {
            QuenchCPUAttentionOptions attention;
            attention.vectorBits = vectorBits;
            pm.addNestedPass<func::FuncOp>(createQuenchCPUAttention(attention));
          }
+         pm.addPass(createQuenchDecomposeAttention());
          pm.addNestedPass<func::FuncOp>(createQuenchFuseElementwise());
          addTextualPassPipeline(pm, "canonicalize,cse");
          if (vectorBits == 0)
