@@ -15,7 +15,8 @@
 // Per block of rows, with L = the f32 lanes of a SIMD vector:
 //
 //   q'[r]  = q[r] * scale                                (read once)
-//   m = -inf, l = 0, acc[r] = 0 (vector<Dv> per row: ceil(Dv / L) vectors)
+//   m = -inf, l = 0, acc[r] = 0   (per row: m, l and ceil(Dv / L)
+//                                  accumulator vectors, in registers)
 //   for t0 = 0; t0 < T; t0 += L:                         (L keys a step)
 //     k[u] = K row min(t0 + u, T - 1), converted to f32 on load
 //            (f16/bf16: extf; i8: sitofp, its scale applied to the score)
@@ -24,10 +25,11 @@
 //     s[r] = s[r] * key_scale + bias;  lanes t0 + u >= T: -inf
 //     m'   = max(m, max_u s[r]);  ms = (m' == -inf ? 0 : m')
 //     c    = exp(m - ms);  p = exp(s[r] - ms)
-//     l    = l * c + sum_u p;  acc[r] = acc[r] * c + sum_u p_u * v[u]
+//     l    = l * c + p  (lane-wise: L partial sums, added up at the end)
+//     acc[r] = acc[r] * c + sum_u p_u * v[u]
 //            (v[u]: V row min(t0 + u, T - 1); i8: p * value_scale first)
-//     m    = m'
-//   result[r] = acc[r] / l
+//     m    = m'  (kept in every lane: a butterfly max, no scalar)
+//   result[r] = acc[r] / sum(l)
 //
 // `ms` keeps a row whose first keys are all -inf (a padding mask) from
 // computing exp(-inf - -inf) = NaN: its p and c are 0 until a finite score

@@ -273,8 +273,9 @@ def QuenchCPUAttention
     s = s + bias; keys past T: -inf
     m' = max(m, max s); ms = m' == -inf ? 0 : m'
     c = exp(m - ms); p = exp(s - ms)
-    l = l * c + sum p; acc = acc * c + sum_u p_u * v_u  (i8: p * value_scale)
-    result = acc / l
+    l = l * c + p (lane-wise); acc = acc * c + sum_u p_u * v_u
+                                            (i8: p * value_scale)
+    result = acc / sum(l)
     ```
 
     Each K and V vector is read once per block of rows; no tensor of
