@@ -117,7 +117,7 @@ private:
   Value splat(Value scalar) {
     return vector::BroadcastOp::create(b, loc, vf, scalar);
   }
-  /// `v` (a scalar or vector of any float type, or i8 codes) as f32.
+  /// `v` (a scalar or vector of f32, f16, bf16 or i8 codes) as f32.
   Value toF32(Value v);
   /// L elements of the innermost dim of `src` from `at` (whose last index
   /// is ignored) starting at element j * L, as f32; masked (zeros) past
@@ -155,12 +155,9 @@ Value AttentionEmitter::toF32(Value v) {
     to = vt.clone(f32);
   if (isa<IntegerType>(et))
     return arith::SIToFPOp::create(b, loc, to, v);
-  unsigned width = et.getIntOrFloatBitWidth();
   if (et == f32)
     return v;
-  if (width < 32)
-    return arith::ExtFOp::create(b, loc, to, v);
-  return arith::TruncFOp::create(b, loc, to, v);
+  return arith::ExtFOp::create(b, loc, to, v);
 }
 
 Value AttentionEmitter::readChunk(Value src, ArrayRef<Value> at, int64_t j,
@@ -405,15 +402,28 @@ OpFoldResult dimOf(OpBuilder &b, Location loc, Value v, int64_t d) {
   return tensor::DimOp::create(b, loc, v, d).getResult();
 }
 
+/// Element types the kernel reads: f32, f16, bf16 (and i8 codes where
+/// `codes`), which convert to f32 with one SIMD instruction.
+bool isKernelElementType(Type t, bool codes) {
+  return t.isF32() || t.isF16() || t.isBF16() ||
+         (codes && t.isSignlessInteger(8));
+}
+
 /// Replaces `op` by the kernel; fails (op unchanged) when the kernel does
-/// not handle it (a query other than f32).
+/// not handle it (a query other than f32; keys, values or bias of another
+/// type, such as f64 or 8-bit floats).
 LogicalResult buildAttentionKernel(RewriterBase &rw, quench::AttentionOp op,
                                    int64_t lanes) {
   auto qt = cast<RankedTensorType>(op.getQuery().getType());
   auto kt = cast<RankedTensorType>(op.getKey().getType());
   auto vt = cast<RankedTensorType>(op.getValue().getType());
   auto rt = cast<RankedTensorType>(op.getResult().getType());
-  if (!qt.getElementType().isF32())
+  Value bias = op.getBias();
+  if (!qt.getElementType().isF32() ||
+      !isKernelElementType(kt.getElementType(), /*codes=*/true) ||
+      !isKernelElementType(vt.getElementType(), /*codes=*/true) ||
+      (bias && !isKernelElementType(getElementTypeOrSelf(bias.getType()),
+                                    /*codes=*/false)))
     return failure();
   Location loc = op.getLoc();
   rw.setInsertionPoint(op);
@@ -422,7 +432,7 @@ LogicalResult buildAttentionKernel(RewriterBase &rw, quench::AttentionOp op,
   a.query = op.getQuery();
   a.key = op.getKey();
   a.value = op.getValue();
-  a.bias = op.getBias();
+  a.bias = bias;
   a.keyScale = collapseScale(rw, loc, op.getKeyScale());
   a.valueScale = collapseScale(rw, loc, op.getValueScale());
   int64_t heads = qt.getDimSize(1), kvHeads = kt.getDimSize(1);

@@ -96,7 +96,7 @@ func.func @prefill_mha(%q: tensor<1x2x?x20xf32>, %k: tensor<1x2x?x20xf16>,
   return %r : tensor<1x2x?x12xf32>
 }
 
-// Only f32 queries: others stay for the decomposition.
+// Only f32 queries: others stay for quench-decompose-attention.
 // CHECK-LABEL: func.func @f16_query
 // CHECK: quench.attention
 func.func @f16_query(%q: tensor<1x2x1x16xf16>, %k: tensor<1x2x8x16xf16>,
@@ -105,4 +105,15 @@ func.func @f16_query(%q: tensor<1x2x1x16xf16>, %k: tensor<1x2x8x16xf16>,
       : (tensor<1x2x1x16xf16>, tensor<1x2x8x16xf16>, tensor<1x2x8x16xf16>)
       -> tensor<1x2x1x16xf16>
   return %r : tensor<1x2x1x16xf16>
+}
+
+// f64 keys: left for the decomposition too.
+// CHECK-LABEL: func.func @f64_keys
+// CHECK: quench.attention
+func.func @f64_keys(%q: tensor<1x2x1x16xf32>, %k: tensor<1x2x8x16xf64>,
+                    %v: tensor<1x2x8x16xf32>) -> tensor<1x2x1x16xf32> {
+  %r = quench.attention %q, %k, %v {scale = 2.500000e-01 : f64}
+      : (tensor<1x2x1x16xf32>, tensor<1x2x8x16xf64>, tensor<1x2x8x16xf32>)
+      -> tensor<1x2x1x16xf32>
+  return %r : tensor<1x2x1x16xf32>
 }

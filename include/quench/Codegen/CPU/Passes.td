@@ -284,9 +284,10 @@ def QuenchCPUAttention
     does not divide are masked transfers. A row whose scores are all -inf
     is NaN, as with the unfused softmax. A dynamic bias dimension is taken
     to be full size. The exps are `math.exp`, polynomials after
-    `quench-cpu-lower-vector`. Ops with another query type, and every op
-    when `vector-bits` is not a power of two of at least 128, are left
-    for `quench-decompose-attention`. See docs/lowering.md ("Attention
+    `quench-cpu-lower-vector`. Ops with another query type or with keys,
+    values or a bias of a type other than f32, f16, bf16 (or i8 codes), and
+    every op when `vector-bits` is not a power of two of at least 128, are
+    left for `quench-decompose-attention`. See docs/lowering.md ("Attention
     kernel").
   }];
   let options = [
