@@ -2,10 +2,10 @@
 """End-to-end numerics of quench.attention on the CPU (quench-cpu-attention).
 
 Builds small quench functions with one `quench.attention` (f32 / f16 / i8 +
-scales keys and values, grouped-query attention with 1, 3 and 4 query heads
-per kv head, 5 kv heads split into task groups, bias [1,1,S,T], [1,H,S,T],
+scales keys and values, grouped-query attention with 1, 2, 3, 4 and 8 query heads
+per kv head, 10 split into task groups of 5, bias [1,1,S,T], [1,H,S,T],
 [B,1,1,T], [1,1,1,1] or none, S = 1 and 37, T = 1, 15, 16, 17, 300, D = Dv
-= 16, 64, 80 and D != Dv, static and dynamic batch / S / T), compiles each
+= 16, 64, 80, 128 and D != Dv, static and dynamic batch / S / T), compiles each
 with `quench-compile --emit=exe` (the vectorized kernel; some cases at
 --vector-bits 128 and 256 too, whose key steps are 4 and 8 lanes), runs it
 and compares with a NumPy float64 reference computed on the dequantized
@@ -77,6 +77,9 @@ CASES = [
          bias="B11T", dyn="bst", special="pad"),
     # 10 heads per kv head: tasks of 5 heads.
     Case("mqa_rep10", h=10, hk=1, s=3, t=33, d=64, bias="11ST"),
+    # LLaMA-7B-like head dim 128 with 8 query heads per kv head (the
+    # largest unrolled block: 8 rows x 8 vectors at 512 bits).
+    Case("gqa8_d128", h=16, hk=2, s=2, t=70, d=128, bias="11ST", dyn="t"),
     # A row masked everywhere: NaN like the unfused softmax.
     Case("all_masked_row", h=4, hk=2, s=5, t=20, d=16, bias="11ST",
          special="allmasked"),
