@@ -11,8 +11,12 @@ quench-decompose-attention) and run with the executables' --bench loop
 Prints the median time per call (ms) per thread count, and the bytes of K
 and V (plus scales) per call, to compare with bench/read_bw.c.
 
+With --layers N each call runs N attentions in a chain (the output of one
+is the query of the next, K and V shared), as N layers of a decode step do.
+
 Usage: attention.py --build BUILD_DIR [--threads 1,2] [--runs 2000]
-                    [--kv f32,f16,i8] [--t 128,512,1024,2048] [--work DIR]
+                    [--kv f32,f16,i8] [--t 128,512,1024,2048] [--layers N]
+                    [--work DIR]
 """
 
 import argparse
@@ -28,7 +32,7 @@ import numpy as np
 H, HK, D = 12, 4, 64
 
 
-def model(t, kv):
+def model(t, kv, layers=1):
     et = {"f32": "f32", "f16": "f16", "i8": "i8"}[kv]
     q = f"tensor<1x{H}x1x{D}xf32>"
     k = f"tensor<1x{HK}x{t}x{D}x{et}>"
@@ -41,10 +45,15 @@ def model(t, kv):
         extra = " key_scale(%ks) value_scale(%vs)"
     args.append(f"%m: {m}")
     types.append(m)
-    return (f"func.func @main({', '.join(args)}) -> {q} {{\n"
-            f"  %r = quench.attention %q, %k, %v{extra} bias(%m) "
-            f"{{scale = 0.125 : f64}} : ({', '.join(types)}) -> {q}\n"
-            f"  return %r : {q}\n}}\n")
+    # Layers chain: each one's output is the next one's query (Dv = D).
+    body, prev = [], "%q"
+    for i in range(layers):
+        body.append(f"  %r{i} = quench.attention {prev}, %k, %v{extra} "
+                    f"bias(%m) {{scale = 0.125 : f64}} : "
+                    f"({', '.join(types)}) -> {q}\n")
+        prev = f"%r{i}"
+    return (f"func.func @main({', '.join(args)}) -> {q} {{\n" + "".join(body)
+            + f"  return {prev} : {q}\n}}\n")
 
 
 def inputs(t, kv, rng):
@@ -76,6 +85,10 @@ def main():
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--kv", default="f32,f16,i8")
     parser.add_argument("--t", default="128,512,1024,2048")
+    parser.add_argument("--layers", type=int, default=1,
+                        help="chain this many attentions per call (times "
+                             "are per call; the pool's workers stay awake "
+                             "between the loops of one call)")
     parser.add_argument("--work")
     args = parser.parse_args()
     compiler = os.path.join(args.build, "bin", "quench-compile")
@@ -85,12 +98,12 @@ def main():
     rng = np.random.default_rng(0)
     print(f"| cache | T | K+V MB | " +
           " | ".join(f"kernel {n}t | decomposed {n}t" for n in threads) +
-          " |  (ms per call, median)")
+          f" |  (ms per call of {args.layers} attention(s), median)")
     for kv in args.kv.split(","):
         for t in [int(x) for x in args.t.split(",")]:
             src = os.path.join(work, f"attn_{kv}_{t}.mlir")
             with open(src, "w") as f:
-                f.write(model(t, kv))
+                f.write(model(t, kv, args.layers))
             flags = []
             for i, value in enumerate(inputs(t, kv, rng)):
                 path = os.path.join(work, f"attn_{kv}_{t}_in{i}.npy")
