@@ -21,7 +21,9 @@ masked with -3.4e38 (causal), and rows whose first keys are masked with
 -inf (the online softmax must not compute -inf - -inf). With
 --attention-kernel=false (quench-decompose-attention, the linalg
 decomposition) every case is compiled a second time and must agree with
-NumPy just as well; the outputs of --threads 1 and 2 must be identical.
+NumPy just as well; the outputs of --threads 1 and 2 must be identical;
+and the kernel's LLVM IR must not call exp (libm or intrinsic): the exps
+are polynomials on vectors.
 
 Usage: attention.py --build BUILD_DIR [--keep DIR] [--only SUBSTRING]
 Run through CTest: `ctest -L e2e -R attention`.
@@ -29,6 +31,7 @@ Run through CTest: `ctest -L e2e -R attention`.
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -250,6 +253,17 @@ def main():
 
     rng = np.random.default_rng(14)
     failures, passed = [], 0
+    # The kernel's exps are polynomials on vectors (quench-cpu-lower-vector),
+    # not an LLVM exp intrinsic or a libm call per lane.
+    model = os.path.join(work, "exp_check.mlir")
+    with open(model, "w") as f:
+        f.write(model_text(CASES[0]))
+    llvm_ir = os.path.join(work, "exp_check.ll")
+    run([compiler, model, "-o", llvm_ir, "--emit=llvm"])
+    with open(llvm_ir) as f:
+        ir = f.read()
+    if re.search(r"@(expf|exp|llvm\.exp\.[a-z0-9]+)\(", ir):
+        failures.append("exp_check: the kernel calls exp (libm or intrinsic)")
     for case in CASES:
         if args.only and args.only not in case.name:
             continue
