@@ -16,10 +16,18 @@ void quench::appendCPUCodegenStages(std::vector<PipelineStage> &stages,
   unsigned vectorBits = opts.vectorBits;
   Int8DotProduct int8Dot = opts.int8Dot;
   bool codeLookup = opts.codeLookup;
+  bool attentionKernel = opts.attentionKernel;
   stages.push_back(
       {"codegen", "tiling, fusion and vectorization on tensors",
-       [vectorBits, int8Dot, codeLookup](OpPassManager &pm) {
-         // Fused attention (quench.attention), kept by to-linalg.
+       [vectorBits, int8Dot, codeLookup, attentionKernel](OpPassManager &pm) {
+         // Fused attention (quench.attention), kept by to-linalg: the
+         // vectorized kernel where it applies, else the linalg
+         // decomposition.
+         if (vectorBits != 0 && attentionKernel) {
+           QuenchCPUAttentionOptions attention;
+           attention.vectorBits = vectorBits;
+           pm.addNestedPass<func::FuncOp>(createQuenchCPUAttention(attention));
+         }
          pm.addPass(createQuenchDecomposeAttention());
          pm.addNestedPass<func::FuncOp>(createQuenchFuseElementwise());
          addTextualPassPipeline(pm, "canonicalize,cse");

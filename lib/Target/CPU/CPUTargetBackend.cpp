@@ -298,6 +298,7 @@ quench::createCPUTargetBackend(const CPUTargetOptions &options) {
       options.codeLookup ? *options.codeLookup
                          : codegen.vectorBits == 512 &&
                                hasCPUFeature(*target, "avx512f");
+  codegen.attentionKernel = options.attentionKernel;
   if (options.int8Dot)
     codegen.int8Dot = selectInt8DotProduct(
         codegen.vectorBits,
@@ -341,6 +342,13 @@ struct CPUTargetCLOptions {
                "(default: on; --int8-dot=false keeps the generic "
                "contraction and the float 4- and 8-bit kernels)"),
       cl::init(true), cl::cat(category)};
+  cl::opt<bool> attentionKernel{
+      "attention-kernel",
+      cl::desc("Compute attention (quench.attention) with the vectorized "
+               "online-softmax kernel (default: on; --attention-kernel=false "
+               "keeps its linalg decomposition; no effect at "
+               "--vector-bits=0)"),
+      cl::init(true), cl::cat(category)};
   cl::opt<unsigned> optLevel{
       "O", cl::desc("LLVM optimization level 0-3 (default 3)"), cl::Prefix,
       cl::init(3), cl::cat(category)};
@@ -370,6 +378,7 @@ quench::CPUTargetOptions quench::getCPUTargetOptionsFromCL() {
   if (clOptions->vectorBits.getNumOccurrences())
     o.vectorBits = clOptions->vectorBits;
   o.int8Dot = clOptions->int8Dot;
+  o.attentionKernel = clOptions->attentionKernel;
   o.optLevel = clOptions->optLevel;
   o.runtimeDir = clOptions->runtimeDir;
   o.linker = clOptions->linker;

@@ -1,6 +1,7 @@
 // RUN: quench-opt %s --split-input-file --quench-cpu-codegen | FileCheck %s
 // RUN: quench-opt %s --split-input-file --quench-cpu-codegen=vector-bits=512 | FileCheck %s --check-prefix=AVX512
 // RUN: quench-opt %s --split-input-file --quench-cpu-codegen=vector-bits=0 | FileCheck %s --check-prefix=NOVEC
+// RUN: quench-opt %s --split-input-file --quench-cpu-codegen=attention-kernel=0 | FileCheck %s --check-prefix=DECOMP
 
 // The codegen stage of quench-cpu-pipeline on linalg: parallel tiles become
 // scf.forall, register tiles scf.for, tiles vector ops.
@@ -314,4 +315,28 @@ func.func @gemv_epilogue(%x: tensor<1x512xf32>, %w: tensor<512x4096xf32>) -> ten
     linalg.yield %s : f32
   } -> tensor<1x4096xf32>
   return %y : tensor<1x4096xf32>
+}
+
+// -----
+
+// Fused attention: the vectorized kernel (quench-cpu-attention) by default;
+// with attention-kernel=0 (and at vector-bits=0) the linalg decomposition.
+// CHECK-LABEL: func.func @attention
+// CHECK-NOT: quench.attention
+// CHECK: scf.forall
+// CHECK: vector.shuffle
+// CHECK: math.exp {{.*}} : vector<8xf32>
+// DECOMP-LABEL: func.func @attention
+// DECOMP-NOT: vector.shuffle
+// DECOMP: math.exp
+// DECOMP-NOT: quench.attention
+// NOVEC-LABEL: func.func @attention
+// NOVEC-NOT: vector.
+// NOVEC: linalg.generic
+func.func @attention(%q: tensor<1x4x1x16xf32>, %k: tensor<1x2x?x16xf16>,
+                     %v: tensor<1x2x?x16xf16>) -> tensor<1x4x1x16xf32> {
+  %r = quench.attention %q, %k, %v {scale = 2.500000e-01 : f64}
+      : (tensor<1x4x1x16xf32>, tensor<1x2x?x16xf16>, tensor<1x2x?x16xf16>)
+      -> tensor<1x4x1x16xf32>
+  return %r : tensor<1x4x1x16xf32>
 }

@@ -255,4 +255,54 @@ def QuenchCPUInt8Matmul : Pass<"quench-cpu-int8-matmul", "::mlir::ModuleOp"> {
   ];
 }
 
+def QuenchCPUAttention
+    : Pass<"quench-cpu-attention", "::mlir::func::FuncOp"> {
+  let summary = "Replace quench.attention by a vectorized kernel with an "
+                "online softmax";
+  let description = [{
+    Rewrites every `quench.attention` whose query is f32 into an explicit
+    kernel on tensors: an `scf.forall` over batch x groups of query heads
+    that share a kv head (all `H / Hk` of them up to 8) x blocks of query
+    positions (about 4 rows per block: 4 positions with MHA, one with 4
+    heads per kv head; the positions that do not fill a block one at a
+    time), and in each task an `scf.for` over the keys, L = `vector-bits` /
+    32 keys a step, carrying per row the running max, the running sum and
+    the output row in registers (`ceil(Dv / L)` vectors):
+
+    ```
+    s = (q * scale) . k  (per key, L-lane partial sums summed by a shuffle
+                          tree; f16/bf16 keys extended, i8 codes converted
+                          and the score times key_scale)
+    s = s + bias; keys past T: -inf
+    m' = max(m, max s); ms = m' == -inf ? 0 : m'
+    c = exp(m - ms); p = exp(s - ms)
+    l = l * c + p (lane-wise); acc = acc * c + sum_u p_u * v_u
+                                            (i8: p * value_scale)
+    result = acc / sum(l)
+    ```
+
+    Each K and V vector is read once per block of rows; no tensor of
+    scores exists. Keys past T (the last step of a T that L does not
+    divide) read row T - 1 and are masked to -inf; feature dims that L
+    does not divide are masked transfers. A row whose scores are all -inf
+    is NaN, as with the unfused softmax. A dynamic bias dimension is taken
+    to be full size. The exps are `math.exp`, polynomials after
+    `quench-cpu-lower-vector`. Ops with another query type or with keys,
+    values or a bias of a type other than f32, f16, bf16 (or i8 codes), and
+    every op when `vector-bits` is not a power of two of at least 128, are
+    left for `quench-decompose-attention`. See docs/lowering.md ("Attention
+    kernel").
+  }];
+  let options = [
+    VectorBitsOption<"the kernel is built for">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+    "::mlir::vector::VectorDialect",
+  ];
+}
+
 #endif // QUENCH_CODEGEN_CPU_PASSES_TD

@@ -27,6 +27,9 @@ struct CPUCodegenOptions {
   Int8DotProduct int8Dot = Int8DotProduct::None;
   /// 4- and 2-bit weight codes converted by a table lookup (AVX-512F).
   bool codeLookup = false;
+  /// quench.attention by the vectorized kernel (quench-cpu-attention) when
+  /// vectorBits != 0; false: by its linalg decomposition.
+  bool attentionKernel = true;
 };
 
 /// Appends the CPU stages, in order:
@@ -73,9 +76,15 @@ struct CPUPipelineOptions : public mlir::PassPipelineOptions<CPUPipelineOptions>
                      "target must have AVX-512F and vector-bits be 512; "
                      "quench-compile chooses from the CPU's features)"),
       llvm::cl::init(false)};
+  Option<bool> attentionKernel{
+      *this, "attention-kernel",
+      llvm::cl::desc("Compute quench.attention with the vectorized "
+                     "online-softmax kernel (quench-cpu-attention; needs "
+                     "vector-bits >= 128); false: its linalg decomposition"),
+      llvm::cl::init(true)};
 
   CPUCodegenOptions getCodegenOptions() const {
-    return {vectorBits, int8Dot, codeLookup};
+    return {vectorBits, int8Dot, codeLookup, attentionKernel};
   }
 };
 

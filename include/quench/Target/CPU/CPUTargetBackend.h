@@ -32,6 +32,9 @@ struct CPUTargetOptions {
   /// Convert 4-/2-bit codes by table lookup; default: when the vectors are
   /// 512 bits wide and the CPU has AVX-512F.
   std::optional<bool> codeLookup;
+  /// Compute quench.attention with the vectorized kernel
+  /// (quench-cpu-attention); false: its linalg decomposition.
+  bool attentionKernel = true;
   /// LLVM optimization level, 0-3.
   unsigned optLevel = 3;
   /// Directory holding libquench_runtime.a (default: ../lib next to the
@@ -50,8 +53,9 @@ createCPUTargetBackend(const CPUTargetOptions &options);
 /// Registers the CPU backend as "cpu" (its factory reads the command-line
 /// options when registerCPUTargetCLOptions was called, else the defaults).
 void registerCPUTargetBackend();
-/// Registers --cpu, --cpu-features, --vector-bits, --int8-dot, -O,
-/// --runtime-dir and --linker in the target option category.
+/// Registers --cpu, --cpu-features, --vector-bits, --int8-dot,
+/// --attention-kernel, -O, --runtime-dir and --linker in the target option
+/// category.
 void registerCPUTargetCLOptions();
 /// The CPU options the command line gives (the defaults when
 /// registerCPUTargetCLOptions was not called).
