@@ -61,7 +61,7 @@ Usage: bench/generation.py LLAMA_CPP [--llama-build DIR] [--build build]
          [--schemes fp32,w8a16,w4a16,w8a8-dynamic] [--gen-for SCHEME=N ...]
          [--types q8_0,q4_0,q4_k_s] [--long-prompt 1024]
          [--context-schemes fp32,w4a16] [--context-types f32,q4_0]
-         [--no-past-ref] [--no-ort]
+         [--no-past-ref] [--no-ort] [--quench-flag FLAG ...]
          [--no-llamacpp] [--builtin-gguf] [--rt] [--json OUT.json]
 --gen-for fp32=8 lets one Quench scheme generate fewer tokens (when its
 decode is too slow for GEN tokens x RUNS in the time at hand; its ms/token
@@ -189,6 +189,11 @@ def main():
     ap.add_argument("--types", default="q8_0,q4_0,q4_k_s",
                     help="llama-quantize types (f32 is always measured)")
     ap.add_argument("--long-prompt", type=int, default=1024)
+    ap.add_argument("--quench-flag", action="append", default=[],
+                    metavar="FLAG",
+                    help="extra quench-compile flag for the models with past "
+                         "(repeatable), e.g. --quench-flag=--kv-cache=int8 "
+                         "or --quench-flag=--fuse-attention=0 for A/B runs")
     ap.add_argument("--context-schemes", default="fp32,w4a16")
     ap.add_argument("--context-types", default="f32,q4_0")
     ap.add_argument("--no-past-ref", action="store_true",
@@ -270,8 +275,8 @@ def main():
     for s in schemes:
         exe = os.path.join(work, "q_" + s)
         t0 = time.time()
-        run([qc, model, "-o", exe, "--max-seq", str(capacity)] + QUENCH_FLAGS[s],
-            stdout=subprocess.DEVNULL)
+        run([qc, model, "-o", exe, "--max-seq", str(capacity)] + QUENCH_FLAGS[s]
+            + a.quench_flag, stdout=subprocess.DEVNULL)
         log("   compiled %s in %.1f s" % (s, time.time() - t0))
         exes[s] = exe
     for t in threads:

@@ -21,7 +21,9 @@ def ConvertQuenchToLinalg : Pass<"convert-quench-to-linalg"> {
     `matmul`/`linear`, reductions as `linalg.generic` with reduction
     iterators) plus `tensor` ops for the shape manipulations and
     `arith`/`math` for the scalar bodies. Dynamic dimensions are supported
-    everywhere (`tensor.dim` feeding `tensor.empty`).
+    everywhere (`tensor.dim` feeding `tensor.empty`). `quench.attention`
+    stays: a backend lowers it with its own kernel or with
+    quench-decompose-attention.
 
     Decisions (docs/lowering.md has the details):
     * NumPy broadcasting of a dimension that is dynamic on both sides
@@ -58,6 +60,31 @@ def ConvertQuenchToLinalg : Pass<"convert-quench-to-linalg"> {
 
     Not converted yet (left legal): any op whose operands or results have
     `!quant` element types (the constant and shape ops accept them).
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
+def QuenchDecomposeAttention : Pass<"quench-decompose-attention"> {
+  let summary = "Lower quench.attention to linalg on tensors, op by op";
+  let description = [{
+    `convert-quench-to-linalg` keeps `quench.attention` (a backend may have
+    a fused kernel for it: quench-cpu-attention); this pass is the generic
+    lowering for the others (the CPU backend without vector code, the CUDA
+    backend). Query heads are split as `[B, Hk, H/Hk, S, D]` so that every
+    indexing map is a projected permutation; the scores `Q·Kᵀ` are one
+    `linalg.generic` contraction that converts the key as it reads it (f16
+    → f32, or i8 code × its scale: no dequantized copy of a cache), then
+    scale and bias, the row maximum, `exp(s − max)`, its row sum and the
+    contraction with the values (converted likewise) are one generic each,
+    and the result is divided by the row sum. Computation is in f32 for
+    f16/bf16 queries (the result is rounded once), else in the query's
+    type. A dynamic bias dimension is taken to equal the full extent (as
+    in convert-quench-to-linalg's broadcasting).
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

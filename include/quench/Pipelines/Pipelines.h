@@ -161,7 +161,8 @@ mlir::LogicalResult runPipelineStages(mlir::ModuleOp module,
 std::string getStageNames(llvm::ArrayRef<PipelineStage> stages);
 
 /// Fails with one error per quench op left in `module` after the
-/// to-linalg stage ("'quench.X' has no <target> lowering yet") and one
+/// to-linalg stage ("'quench.X' has no <target> lowering yet"; quench.attention
+/// stays for the backend's codegen stage) and one
 /// summary error, so that ops a target cannot lower are all listed at
 /// once instead of failing later with an obscure message.
 mlir::LogicalResult verifyNoQuenchOpsLeft(mlir::ModuleOp module,

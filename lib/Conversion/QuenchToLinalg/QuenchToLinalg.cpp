@@ -281,6 +281,9 @@ void quench::configureQuenchToLinalgTarget(ConversionTarget &target) {
                          math::MathDialect, tensor::TensorDialect>();
   target.addDynamicallyLegalDialect<QuenchDialect>(
       [](Operation *op) { return hasQuantElementType(op); });
+  // A backend lowers fused attention itself (quench-cpu-attention) or with
+  // quench-decompose-attention.
+  target.addLegalOp<AttentionOp>();
 }
 
 void quench::populateQuenchToLinalgConversionPatterns(

@@ -19,6 +19,8 @@ void quench::appendCPUCodegenStages(std::vector<PipelineStage> &stages,
   stages.push_back(
       {"codegen", "tiling, fusion and vectorization on tensors",
        [vectorBits, int8Dot, codeLookup](OpPassManager &pm) {
+         // Fused attention (quench.attention), kept by to-linalg.
+         pm.addPass(createQuenchDecomposeAttention());
          pm.addNestedPass<func::FuncOp>(createQuenchFuseElementwise());
          addTextualPassPipeline(pm, "canonicalize,cse");
          if (vectorBits == 0)
