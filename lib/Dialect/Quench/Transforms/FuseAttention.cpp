@@ -571,8 +571,8 @@ void eraseDead(ArrayRef<Operation *> ops,
 bool fuseAttention(SoftmaxOp softmax,
                    llvm::SmallPtrSetImpl<Operation *> &erased) {
   auto type = rankedType(softmax.getResult());
-  int64_t axis = static_cast<int64_t>(softmax.getAxis());
-  if (!type || type.getRank() != 4 || (axis != 3 && axis != -1) ||
+  // (The verifier keeps the axis in [0, rank).)
+  if (!type || type.getRank() != 4 || softmax.getAxis() != 3 ||
       !type.getElementType().isF32() || type.isDynamicDim(1))
     return false;
   int64_t heads = type.getDimSize(1);
