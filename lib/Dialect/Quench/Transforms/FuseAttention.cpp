@@ -653,6 +653,14 @@ bool fuseAttention(SoftmaxOp softmax,
     return false;
   }
   values->last->getResult(0).replaceAllUsesWith(attention.getResult());
+  // Shape reads of the converted keys/values (the exporter's reshape
+  // targets) read the stored tensor, of the same shape, so that the
+  // conversion dies.
+  for (const StoredMatch *stored : {&key, &value})
+    for (Operation *op : stored->ops)
+      for (Operation *u : llvm::make_early_inc_range(op->getUsers()))
+        if (auto shapeOf = dyn_cast<ShapeOfOp>(u))
+          shapeOf.getInputMutable().assign(stored->data);
 
   // What still reads the probabilities' shape gets it from the result
   // ([B, H, S]) and the key (T).
