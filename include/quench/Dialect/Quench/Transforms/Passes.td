@@ -213,8 +213,8 @@ def QuenchFuseAttention : Pass<"quench-fuse-attention"> {
     softmax axes, other element types than f32, dynamic head counts or
     head dims, intermediates with other uses (probabilities returned as an
     output), ops the op cannot express (a tanh soft-cap), masks with a
-    finite fill. The `fused` statistic (`--mlir-pass-statistics`) counts
-    the cores fused.
+    finite fill. The `fused` statistic (`--mlir-pass-statistics`, in LLVM
+    builds with statistics) counts the cores fused.
   }];
   let statistics = [
     Statistic<"numFused", "fused", "Attention cores fused">
