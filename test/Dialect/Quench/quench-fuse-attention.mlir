@@ -331,3 +331,63 @@ func.func @gqa_not_a_split(%q: tensor<1x2x?x16xf32>, %k: tensor<1x2x?x16xf32>, %
   %o = quench.reshape %og(%shape) : tensor<1x2x?x16xf32>, tensor<4xi64> -> tensor<1x4x?x16xf32>
   return %o : tensor<1x4x?x16xf32>
 }
+
+// -----
+
+// GPT-2 as exported without a cache (dynamic batch): Q, K, V split from one
+// projection, Kᵀ written as one transpose of [B, T, H, D] ([0, 2, 3, 1]).
+// The key becomes transpose(X, [0, 2, 1, 3]); the batches of Q, K and V are
+// the same run-time extent (the split's input's), followed through the
+// exporter's shape_of/gather/reshape/concat.
+// CHECK-LABEL: func @folded_key_transpose
+// CHECK: %[[QKV:.*]]:3 = quench.split
+// CHECK: %[[X:.*]] = quench.reshape %[[QKV]]#1
+// CHECK: %[[K:.*]] = quench.transpose %[[X]] {permutation = array<i64: 0, 2, 1, 3>} : tensor<?x?x4x12xf32> -> tensor<?x4x?x12xf32>
+// CHECK: quench.attention %{{.*}}, %[[K]], %{{.*}} {scale = 0.2886{{[0-9]*}} : f64} : (tensor<?x4x?x12xf32>, tensor<?x4x?x12xf32>, tensor<?x4x?x12xf32>) -> tensor<?x4x?x12xf32>
+func.func @folded_key_transpose(%h: tensor<?x?x144xf32>) -> tensor<?x4x?x12xf32> {
+  %zero = quench.constant dense<0> : tensor<i64>
+  %one = quench.constant dense<1> : tensor<i64>
+  %four = quench.constant dense<4> : tensor<1xi64>
+  %twelve = quench.constant dense<12> : tensor<1xi64>
+  %sqrt = quench.constant dense<3.46410155> : tensor<f32>
+  %qkv:3 = quench.split %h {axis = 2 : i64, sizes = array<i64: 48, 48, 48>} : tensor<?x?x144xf32> -> tensor<?x?x48xf32>, tensor<?x?x48xf32>, tensor<?x?x48xf32>
+  %sq = quench.shape_of %qkv#0 : tensor<?x?x48xf32> -> tensor<3xi64>
+  %bq = quench.gather %sq[%zero] {axis = 0 : i64} : (tensor<3xi64>, tensor<i64>) -> tensor<i64>
+  %sqs = quench.gather %sq[%one] {axis = 0 : i64} : (tensor<3xi64>, tensor<i64>) -> tensor<i64>
+  %bq1 = quench.reshape %bq : tensor<i64> -> tensor<1xi64>
+  %sq1 = quench.reshape %sqs : tensor<i64> -> tensor<1xi64>
+  %shq = quench.concat %bq1, %sq1, %four, %twelve {axis = 0 : i64} : (tensor<1xi64>, tensor<1xi64>, tensor<1xi64>, tensor<1xi64>) -> tensor<4xi64>
+  %q4 = quench.reshape %qkv#0(%shq) : tensor<?x?x48xf32>, tensor<4xi64> -> tensor<?x?x4x12xf32>
+  %q = quench.transpose %q4 {permutation = array<i64: 0, 2, 1, 3>} : tensor<?x?x4x12xf32> -> tensor<?x4x?x12xf32>
+  %sk = quench.shape_of %qkv#1 : tensor<?x?x48xf32> -> tensor<3xi64>
+  %bk = quench.gather %sk[%zero] {axis = 0 : i64} : (tensor<3xi64>, tensor<i64>) -> tensor<i64>
+  %tk = quench.gather %sk[%one] {axis = 0 : i64} : (tensor<3xi64>, tensor<i64>) -> tensor<i64>
+  %bk1 = quench.reshape %bk : tensor<i64> -> tensor<1xi64>
+  %tk1 = quench.reshape %tk : tensor<i64> -> tensor<1xi64>
+  %shk = quench.concat %bk1, %tk1, %four, %twelve {axis = 0 : i64} : (tensor<1xi64>, tensor<1xi64>, tensor<1xi64>, tensor<1xi64>) -> tensor<4xi64>
+  %k4 = quench.reshape %qkv#1(%shk) : tensor<?x?x48xf32>, tensor<4xi64> -> tensor<?x?x4x12xf32>
+  %v4 = quench.reshape %qkv#2(%shk) : tensor<?x?x48xf32>, tensor<4xi64> -> tensor<?x?x4x12xf32>
+  %v = quench.transpose %v4 {permutation = array<i64: 0, 2, 1, 3>} : tensor<?x?x4x12xf32> -> tensor<?x4x?x12xf32>
+  %kt = quench.transpose %k4 {permutation = array<i64: 0, 2, 3, 1>} : tensor<?x?x4x12xf32> -> tensor<?x4x12x?xf32>
+  %s = quench.matmul %q, %kt : (tensor<?x4x?x12xf32>, tensor<?x4x12x?xf32>) -> tensor<?x4x?x?xf32>
+  %x = quench.div %s, %sqrt : (tensor<?x4x?x?xf32>, tensor<f32>) -> tensor<?x4x?x?xf32>
+  %p = quench.softmax %x {axis = 3 : i64} : tensor<?x4x?x?xf32>
+  %o = quench.matmul %p, %v : (tensor<?x4x?x?xf32>, tensor<?x4x?x12xf32>) -> tensor<?x4x?x12xf32>
+  return %o : tensor<?x4x?x12xf32>
+}
+
+// -----
+
+// Not fused: cross-attention whose keys come from another input with its
+// own dynamic batch; the batches cannot be shown equal (the matmul would
+// broadcast a batch of 1), so the chain stays.
+// CHECK-LABEL: func @cross_attention_other_batch
+// CHECK-NOT: quench.attention
+// CHECK: quench.softmax
+func.func @cross_attention_other_batch(%q: tensor<?x4x?x8xf32>, %k: tensor<?x4x?x8xf32>, %v: tensor<?x4x?x8xf32>) -> tensor<?x4x?x8xf32> {
+  %kt = quench.transpose %k {permutation = array<i64: 0, 1, 3, 2>} : tensor<?x4x?x8xf32> -> tensor<?x4x8x?xf32>
+  %s = quench.matmul %q, %kt : (tensor<?x4x?x8xf32>, tensor<?x4x8x?xf32>) -> tensor<?x4x?x?xf32>
+  %p = quench.softmax %s {axis = 3 : i64} : tensor<?x4x?x?xf32>
+  %o = quench.matmul %p, %v : (tensor<?x4x?x?xf32>, tensor<?x4x?x8xf32>) -> tensor<?x4x?x8xf32>
+  return %o : tensor<?x4x?x8xf32>
+}

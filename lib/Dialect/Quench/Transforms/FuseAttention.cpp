@@ -73,62 +73,82 @@ struct Dim {
   }
 };
 
-Dim resolveElement(Value shape, int64_t i, int depth);
+/// The value of a constant holding one distinct value (a splat), if `v` is
+/// one.
+std::optional<double> uniformConstant(Value v) {
+  auto c = v.getDefiningOp<ConstantOp>();
+  if (!c)
+    return std::nullopt;
+  return getUniformValue(c.getValue());
+}
+
+Dim resolveElement(Value shape, int64_t i, SmallVectorImpl<Dim> &trail);
 
 /// Dimension `d` of `v`, followed back through ops that pass it on:
-/// reshapes (their shape operand), matmuls, transposes, casts, slices and
-/// the elementwise ops of an attention chain.
-Dim resolveDim(Value v, int64_t d, int depth = 0) {
+/// reshapes (their shape operand), matmuls, transposes, casts, slices,
+/// projections, norms and elementwise ops. Every name met on the way (all
+/// equal to the dim) is appended to `trail`.
+Dim resolveDim(Value v, int64_t d, SmallVectorImpl<Dim> &trail) {
   auto type = rankedType(v);
   if (!type || d < 0 || d >= type.getRank())
     return Dim{kDyn, v, d, false};
   if (!type.isDynamicDim(d))
     return Dim{type.getDimSize(d)};
+  trail.push_back(Dim{kDyn, v, d, false});
   Operation *op = v.getDefiningOp();
-  if (!op || depth > 16)
-    return Dim{kDyn, v, d, false};
-  ++depth;
+  if (!op || trail.size() > 32)
+    return trail.back();
   if (auto r = dyn_cast<ReshapeOp>(op); r && r.getShape())
-    return resolveElement(r.getShape(), d, depth);
+    return resolveElement(r.getShape(), d, trail);
   if (auto mm = dyn_cast<MatMulOp>(op)) {
     auto lt = rankedType(mm.getLhs()), rt = rankedType(mm.getRhs());
     if (lt && rt && lt.getRank() == type.getRank() &&
         rt.getRank() == type.getRank()) {
       int64_t rank = type.getRank();
       if (d == rank - 1)
-        return resolveDim(mm.getRhs(), d, depth);
+        return resolveDim(mm.getRhs(), d, trail);
       // Rows, and batch dims (the lhs's unless it broadcasts).
       if (d == rank - 2 || lt.getDimSize(d) != 1)
-        return resolveDim(mm.getLhs(), d, depth);
-      return resolveDim(mm.getRhs(), d, depth);
+        return resolveDim(mm.getLhs(), d, trail);
+      return resolveDim(mm.getRhs(), d, trail);
     }
   }
   if (auto t = dyn_cast<TransposeOp>(op))
-    return resolveDim(t.getInput(), t.getPermutation()[d], depth);
+    return resolveDim(t.getInput(), t.getPermutation()[d], trail);
+  // The pieces of a split keep the other dims.
+  if (auto split = dyn_cast<SplitOp>(op);
+      split && static_cast<int64_t>(split.getAxis()) != d)
+    return resolveDim(split.getInput(), d, trail);
+  // Projections and norms keep the leading dims of their input.
+  if (isa<LinearOp, RMSNormOp, LayerNormOp>(op) &&
+      (d < type.getRank() - 1 || !isa<LinearOp>(op)))
+    return resolveDim(op->getOperand(0), d, trail);
   if (auto s = dyn_cast<tensor::ExtractSliceOp>(op)) {
     // The cache views of quench-kv-cache: a size operand names the dim.
     if (s.getSourceType().getRank() == type.getRank())
-      if (Value size = dyn_cast_if_present<Value>(s.getMixedSizes()[d]))
-        return Dim{kDyn, size, -1, true};
+      if (Value size = dyn_cast_if_present<Value>(s.getMixedSizes()[d])) {
+        trail.push_back(Dim{kDyn, size, -1, true});
+        return trail.back();
+      }
   }
   if (isa<tensor::CastOp, quench::CastOp, SoftmaxOp>(op) ||
       op->hasTrait<OpTrait::SameOperandsAndResultType>())
-    return resolveDim(op->getOperand(0), d, depth);
+    return resolveDim(op->getOperand(0), d, trail);
   if (isa<AddOp, SubOp, MulOp, DivOp, WhereOp>(op))
     for (Value operand : op->getOperands())
       if (operand.getType() == v.getType())
-        return resolveDim(operand, d, depth);
-  return Dim{kDyn, v, d, false};
+        return resolveDim(operand, d, trail);
+  return trail.back();
 }
 
 /// Element `i` of the 1-D i64 shape tensor `shape`: constants, concats and
 /// slices of `shape_of(x)` (which give x's dims).
-Dim resolveElement(Value shape, int64_t i, int depth) {
+Dim resolveElement(Value shape, int64_t i, SmallVectorImpl<Dim> &trail) {
   Operation *op = shape.getDefiningOp();
   Dim opaque{kDyn, shape, i, true};
-  if (!op || depth > 16)
+  trail.push_back(opaque);
+  if (!op || trail.size() > 32)
     return opaque;
-  ++depth;
   if (auto c = dyn_cast<ConstantOp>(op)) {
     auto values = dyn_cast<DenseIntElementsAttr>(c.getValue());
     if (values && i < values.getNumElements()) {
@@ -144,7 +164,7 @@ Dim resolveElement(Value shape, int64_t i, int depth) {
       if (!pt || pt.getRank() != 1 || pt.isDynamicDim(0))
         return opaque;
       if (i < offset + pt.getDimSize(0))
-        return resolveElement(part, i - offset, depth);
+        return resolveElement(part, i - offset, trail);
       offset += pt.getDimSize(0);
     }
     return opaque;
@@ -152,33 +172,42 @@ Dim resolveElement(Value shape, int64_t i, int depth) {
   if (auto s = dyn_cast<SliceOp>(op)) {
     if (s.getStarts().size() == 1 && s.getSteps()[0] == 1 &&
         s.getStarts()[0] >= 0)
-      return resolveElement(s.getInput(), s.getStarts()[0] + i, depth);
+      return resolveElement(s.getInput(), s.getStarts()[0] + i, trail);
     return opaque;
   }
   if (auto s = dyn_cast<ShapeOfOp>(op))
-    return resolveDim(s.getInput(), i, depth);
+    return resolveDim(s.getInput(), i, trail);
+  // A scalar or vector reshaped to a vector keeps its elements.
   if (auto r = dyn_cast<ReshapeOp>(op))
-    if (rankedType(r.getInput()) && rankedType(r.getInput()).getRank() == 1)
-      return resolveElement(r.getInput(), i, depth);
+    if (auto in = rankedType(r.getInput()); in && in.getRank() <= 1)
+      return resolveElement(r.getInput(), i, trail);
+  // One element picked by a constant index: gather(shape, k) (0-d k).
+  if (auto g = dyn_cast<GatherOp>(op)) {
+    auto data = rankedType(g.getData());
+    std::optional<double> k = uniformConstant(g.getIndices());
+    if (data && data.getRank() == 1 && g.getAxis() == 0 && i == 0 &&
+        rankedType(g.getIndices()).getRank() == 0 && k && *k >= 0)
+      return resolveElement(g.getData(), static_cast<int64_t>(*k), trail);
+  }
   return opaque;
 }
 
+/// Whether dim `da` of `a` and dim `db` of `b` are the same at run time:
+/// equal static sizes, or a name common to their trails (two ways of
+/// reaching one quantity may meet before they end).
 bool sameDim(Value a, int64_t da, Value b, int64_t db) {
-  return resolveDim(a, da) == resolveDim(b, db);
+  SmallVector<Dim> trailA, trailB;
+  Dim x = resolveDim(a, da, trailA), y = resolveDim(b, db, trailB);
+  if (x.size != kDyn || y.size != kDyn)
+    return x.size == y.size;
+  return llvm::any_of(trailA, [&](const Dim &n) {
+    return llvm::is_contained(trailB, n);
+  });
 }
 
 //===----------------------------------------------------------------------===//
 // Matching
 //===----------------------------------------------------------------------===//
-
-/// The value of a constant holding one distinct value (a splat), if `v` is
-/// one.
-std::optional<double> uniformConstant(Value v) {
-  auto c = v.getDefiningOp<ConstantOp>();
-  if (!c)
-    return std::nullopt;
-  return getUniformValue(c.getValue());
-}
 
 /// `v` = `x * c` or `x / c` (also `c * x`) for a uniform constant c that
 /// does not broadcast x: returns x and multiplies `factor` by c (or 1/c).
@@ -224,21 +253,41 @@ struct BiasTerm {
 ///   scores = reshape(matmul(A [B, Hk, rep·S, D], Kᵀ) → [B, H, S, T]).
 struct ScoresMatch {
   Value rows;             // Q [B, H, S, D], or A [B, Hk, rep·S, D]
-  Value key;              // K [B, Hk, T, D]
+  Value key;              // K [B, Hk, T, D], or X with K = transpose(X, keyPerm)
+  SmallVector<int64_t, 4> keyPerm; // empty: K is `key`
   int64_t rep = 1;
   ReshapeOp split;        // the reshape to [B, H, S, T] (grouped only)
   double factor = 1.0;    // constants scaling Q, Kᵀ or K
   SmallVector<Operation *> ops;
 };
 
-/// `t` = transpose(K, [0, 1, 3, 2]) of a rank-4 K (constant factors on the
-/// transpose or on K multiplied into `factor`): returns K.
-Value matchTransposedKey(Value t, double &factor) {
+/// `t` = Kᵀ = transpose(K, [0, 1, 3, 2]) of a rank-4 K (constant factors
+/// on the transpose or on K multiplied into `factor`): returns K. When the
+/// exporter's transposes were folded into one (Kᵀ = transpose(X, p) of X
+/// [B, T, H, D], p = [0, 2, 3, 1]), returns X and sets `perm` to the
+/// permutation that gives K from X (p with its last two entries swapped).
+Value matchTransposedKey(Value t, double &factor,
+                         SmallVectorImpl<int64_t> &perm) {
   auto transpose = stripConstantFactors(t, factor).getDefiningOp<TransposeOp>();
-  if (!transpose ||
-      transpose.getPermutation() != ArrayRef<int64_t>{0, 1, 3, 2})
+  if (!transpose || transpose.getPermutation().size() != 4 ||
+      transpose.getPermutation()[0] != 0)
     return nullptr;
-  return stripConstantFactors(transpose.getInput(), factor);
+  ArrayRef<int64_t> p = transpose.getPermutation();
+  if (p == ArrayRef<int64_t>{0, 1, 3, 2})
+    return stripConstantFactors(transpose.getInput(), factor);
+  perm.assign({p[0], p[1], p[3], p[2]});
+  return transpose.getInput();
+}
+
+/// The type of K (see ScoresMatch).
+RankedTensorType keyTypeOf(Value key, ArrayRef<int64_t> perm) {
+  auto t = key ? rankedType(key) : RankedTensorType();
+  if (!t || perm.empty())
+    return t;
+  SmallVector<int64_t> shape;
+  for (int64_t d : perm)
+    shape.push_back(t.getDimSize(d));
+  return t.clone(shape);
 }
 
 /// Whether `r` splits dimension 1 of its rank-4 input (of `inHeads`) into
@@ -271,10 +320,10 @@ std::optional<ScoresMatch> matchScores(Value v) {
   auto mm = product.getDefiningOp<MatMulOp>();
   if (!mm)
     return std::nullopt;
-  m.key = matchTransposedKey(mm.getRhs(), m.factor);
+  m.key = matchTransposedKey(mm.getRhs(), m.factor, m.keyPerm);
   m.rows = stripConstantFactors(mm.getLhs(), m.factor);
   auto rowsType = rankedType(m.rows);
-  auto keyType = m.key ? rankedType(m.key) : RankedTensorType();
+  auto keyType = keyTypeOf(m.key, m.keyPerm);
   if (!keyType || !rowsType || rowsType.getRank() != 4 ||
       keyType.getRank() != 4 || keyType.isDynamicDim(1) ||
       rowsType.isDynamicDim(1) || rowsType.isDynamicDim(3) ||
@@ -294,7 +343,7 @@ std::optional<ScoresMatch> matchScores(Value v) {
     return std::nullopt;
   }
   // The batch is the query's for the key too (no broadcasting).
-  if (!sameDim(m.rows, 0, m.key, 0))
+  if (!sameDim(m.rows, 0, m.key, m.keyPerm.empty() ? 0 : m.keyPerm[0]))
     return std::nullopt;
   m.ops.push_back(mm);
   return m;
@@ -584,7 +633,7 @@ bool fuseAttention(SoftmaxOp softmax,
   std::optional<ValuesMatch> values = matchValues(softmax, scores.rep, heads);
   if (!values)
     return false;
-  auto keyType = rankedType(scores.key);
+  auto keyType = keyTypeOf(scores.key, scores.keyPerm);
   auto valueType = rankedType(values->value);
   auto resultType = rankedType(values->last->getResult(0));
   auto rowsType = rankedType(scores.rows);
@@ -602,7 +651,9 @@ bool fuseAttention(SoftmaxOp softmax,
     if (op->getBlock() != block)
       return false;
 
-  StoredMatch key = matchStored(scores.key);
+  // (A cache is read as K itself, never through a transpose.)
+  StoredMatch key = scores.keyPerm.empty() ? matchStored(scores.key)
+                                           : StoredMatch{scores.key, {}, {}};
   StoredMatch value = matchStored(values->value);
   OpBuilder b(values->last);
   Location loc = softmax.getLoc();
@@ -643,6 +694,9 @@ bool fuseAttention(SoftmaxOp softmax,
     }
     query = ReshapeOp::create(b, loc, queryType, scores.rows, shape);
   }
+  if (!scores.keyPerm.empty())
+    key.data = TransposeOp::create(b, loc, keyType, scores.key,
+                                   b.getDenseI64ArrayAttr(scores.keyPerm));
   Value bias = buildBias(b, loc, chain.terms, rowsType.getElementType());
   auto attention = AttentionOp::create(
       b, loc, resultType, query, key.data, value.data, key.scale, value.scale,
@@ -687,8 +741,11 @@ bool fuseAttention(SoftmaxOp softmax,
       bhs = sliceOf(ShapeOfOp::create(b, loc, shapeOf.getType(),
                                       scores.split.getResult()),
                     0, 3);
-    Value t = sliceOf(
-        ShapeOfOp::create(b, loc, shapeOf.getType(), key.data), 2, 3);
+    int64_t tDim = scores.keyPerm.empty() ? 2 : scores.keyPerm[2];
+    Value t = sliceOf(ShapeOfOp::create(b, loc, shapeOf.getType(),
+                                        scores.keyPerm.empty() ? key.data
+                                                               : scores.key),
+                      tDim, tDim + 1);
     Value shape = concat({bhs, t}, 4);
     shapeOf.getResult().replaceAllUsesWith(shape);
     shapeOf->erase();

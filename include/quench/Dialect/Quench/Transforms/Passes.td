@@ -196,7 +196,9 @@ def QuenchFuseAttention : Pass<"quench-fuse-attention"> {
       [B, H, S, T];
     * the scores `matmul(Q, transpose(K, [0, 1, 3, 2]))`, constant factors
       on Q, Kᵀ or K into `scale` (SDPA exports scale both by √scale), with
-      K of H heads or one (MQA); or the grouped-query form of
+      K of H heads or one (MQA), also when the exporter's transposes were
+      folded into one (`transpose(X [B, T, H, D], [0, 2, 3, 1])`: the key
+      becomes `transpose(X, [0, 2, 1, 3])`); or the grouped-query form of
       quench-raise-ops, `reshape(matmul(reshape(Q → [B, Hk, rep·S, D]),
       Kᵀ) → [B, H, S, T])`, with the reshapes checked to split the head
       dimension (batch and last dims unchanged);
@@ -211,7 +213,9 @@ def QuenchFuseAttention : Pass<"quench-fuse-attention"> {
 
     Everything else keeps the exported chain, without a diagnostic: other
     softmax axes, other element types than f32, dynamic head counts or
-    head dims, intermediates with other uses (probabilities returned as an
+    head dims, batch extents of Q, K and V not provably the same (followed
+    through the exporter's shape computations; cross-attention over
+    another input's dynamic batch stays), intermediates with other uses (probabilities returned as an
     output), ops the op cannot express (a tanh soft-cap), masks with a
     finite fill. The `fused` statistic (`--mlir-pass-statistics`, in LLVM
     builds with statistics) counts the cores fused.
