@@ -32,11 +32,6 @@ Then, on the LLaMA-style model:
     --target=cuda (no KV caches on the GPU yet), an unknown
     --kv-logits-positions value;
   * --kv-cache=none compiles the graph as exported (past inputs remain).
-Attention fusion (quench-fuse-attention), both styles, f32/f16/int8 caches:
-  * greedy ids with fused attention equal those with --fuse-attention=0;
-  * --stop-after-stage=attention shows one quench.attention per layer and
-    no softmax; with int8 the op takes the i8 cache views and the scales,
-    and no dequantized cache value is live (shape reads aside).
 
 Usage: generation.py --build BUILD_DIR --models DIR [--keep DIR]
 Run through CTest: `ctest -L e2e -R generation` (needs the fixture
@@ -46,7 +41,6 @@ e2e/past-models, which writes DIR).
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -87,33 +81,6 @@ def generated_ids(stdout):
         if line.startswith("generated "):
             return [int(t) for t in line.split(":", 1)[1].split()]
     raise SystemExit("no 'generated' line in:\n" + stdout)
-
-
-def live_values(ir):
-    """The SSA values of a one-block MLIR function (`ir`, printed) whose
-    data the return or an op without results (a cache write) reads,
-    directly or through other ops; reads of a shape only (shape_of,
-    tensor.dim) do not count."""
-    defs, roots = {}, []
-    for line in ir.splitlines():
-        m = re.match(r"\s*(%[\w.]+(?::\d+)?(?:, %[\w.]+)*) = (.*)", line)
-        if m:
-            for name in m.group(1).split(", "):
-                op = m.group(2)
-                shape_read = op.startswith(("quench.shape_of", "tensor.dim"))
-                defs[name.split(":")[0]] = "" if shape_read else op
-        elif "%" in line and "func.func" not in line:
-            roots.append(line)
-    live, work = set(), []
-    for line in roots:
-        work += re.findall(r"%[\w.]+", line)
-    while work:
-        v = work.pop()
-        if v in live or v not in defs:
-            continue
-        live.add(v)
-        work += re.findall(r"%[\w.]+", defs[v])
-    return live
 
 
 def greedy_without_cache(exe, prompt, steps, work):
@@ -335,54 +302,6 @@ def main():
     check(p.returncode != 0 and "--kv-logits-positions must be last or all"
           in p.stderr and not os.path.exists(os.path.join(work, "badpos")),
           "unknown --kv-logits-positions value: %r" % p.stderr.strip())
-
-    # Attention fusion (quench-fuse-attention, the attention stage): the
-    # greedy ids with quench.attention equal those of the chain as exported
-    # (--fuse-attention=0) for each cache type; every layer's attention is
-    # fused; with the int8 cache it reads the i8 cache views and their
-    # scales: no dequantized copy of the cache feeds it.
-    for fstyle in ("llama", "gpt2"):
-        fprompt = model(fstyle, "prompt_ids")
-        layers = manifest[fstyle]["n_layers"]
-        for kind in ("f32", "f16", "int8"):
-            ids = {}
-            for fuse in ("1", "0"):
-                exe = os.path.join(work, "%s_%s_fuse%s" % (fstyle, kind, fuse))
-                run([qc, model(fstyle, "with_past"), "-o", exe,
-                     "--kv-cache=" + kind, "--fuse-attention=" + fuse])
-                ids[fuse] = generated_ids(run(
-                    [exe, "--input", "input_ids=" + fprompt, "--generate",
-                     str(STEPS), "--threads", "1"]).stdout)
-            check(ids["1"] == ids["0"],
-                  "%s --kv-cache=%s: greedy ids with fused attention %s == "
-                  "with the exported chain %s" %
-                  (fstyle, kind, ids["1"], ids["0"]))
-            ir = run([qc, model(fstyle, "with_past"), "-o", "-",
-                      "--kv-cache=" + kind,
-                      "--stop-after-stage=attention"]).stdout
-            fused = [l for l in ir.splitlines() if "quench.attention" in l]
-            check(len(fused) == layers and "quench.softmax" not in ir,
-                  "%s --kv-cache=%s: %d of %d attention cores fused" %
-                  (fstyle, kind, len(fused), layers))
-            if kind == "int8":
-                # The operand types: (query, key, value, key_scale,
-                # value_scale[, bias]).
-                i8_reads = all(re.search(
-                    r"key_scale\(.*\(tensor<[^>]*xf32>, tensor<[^>]*xi8>, "
-                    r"tensor<[^>]*xi8>, tensor<[^>]*x1xf32>, "
-                    r"tensor<[^>]*x1xf32>", l) for l in fused)
-                # quench-kv-cache's reads of the past alone leave dead
-                # dequantizing casts (to-linalg's canonicalization drops
-                # them); none may be live.
-                live = live_values(ir)
-                dequant = re.findall(
-                    r"(%[\w.]+) = quench.cast %[\w.]+ : tensor<[^>]*xi8> to "
-                    r"tensor<[^>]*xf32>", ir)
-                read = [d for d in dequant if d in live]
-                check(i8_reads and fused and dequant and not read,
-                      "%s --kv-cache=int8: attention reads the i8 cache and "
-                      "its scales (live dequantized values: %s)" %
-                      (fstyle, read))
 
     # --kv-cache=none: the graph as exported.
     raw = os.path.join(work, "llama_raw")
