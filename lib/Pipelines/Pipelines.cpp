@@ -66,6 +66,16 @@ quench::getFrontPipelineStages(const FrontPipelineOptions &opts) {
                       "past keys/values into caches updated in place "
                       "(quench-kv-cache)",
                       nullptr, opts.kvCache});
+  // After the cache rewrite, so that the attention reads the caches as
+  // stored (f16, int8 codes and scales) instead of a converted copy.
+  if (opts.fuseAttention)
+    stages.push_back({"attention",
+                      "attention chains to quench.attention "
+                      "(quench-fuse-attention)",
+                      [](OpPassManager &pm) {
+                        pm.addPass(createQuenchFuseAttention());
+                      },
+                      nullptr});
   stages.push_back({"to-linalg", "quench ops to linalg/tensor/arith/math",
                     [](OpPassManager &pm) {
                       pm.addPass(createConvertQuenchToLinalg());

@@ -92,6 +92,12 @@ static cl::list<std::string>
 static cl::opt<bool> noPrepare(
     "no-prepare", cl::desc("Skip the prepare stage (quench-prepare)"),
     cl::cat(category));
+static cl::opt<bool> fuseAttention(
+    "fuse-attention",
+    cl::desc("Form quench.attention from the exported attention chains "
+             "(the attention stage, quench-fuse-attention; "
+             "--fuse-attention=0 keeps the chains as exported)"),
+    cl::init(true), cl::cat(category));
 static cl::opt<std::string> stopAfter(
     "stop-after-stage",
     cl::desc("Stop after this pipeline stage (implies --emit=mlir); see "
@@ -213,6 +219,7 @@ int main(int argc, char **argv) {
   quench::SizeReport report;
   quench::FrontPipelineOptions front;
   front.prepare = !noPrepare;
+  front.fuseAttention = fuseAttention;
   front.weightQuant = *weightQuant;
   front.quantReport = &report.layers;
   quench::calib::CalibrationStage calibration;

@@ -92,15 +92,18 @@ TEST(FrontPipeline, StagesFollowTheOptions) {
     return out;
   };
   quench::FrontPipelineOptions o;
-  EXPECT_EQ(names(o), "prepare to-linalg");
+  EXPECT_EQ(names(o), "prepare attention to-linalg");
   o.calibrate = [](mlir::ModuleOp) { return mlir::success(); };
   o.weightQuant.emplace();
-  EXPECT_EQ(names(o), "prepare calibrate quantize to-linalg");
+  o.kvCache = [](mlir::ModuleOp) { return mlir::success(); };
+  EXPECT_EQ(names(o), "prepare calibrate quantize kv-cache attention to-linalg");
   o.prepare = false;
-  EXPECT_EQ(names(o), "calibrate quantize to-linalg");
+  o.fuseAttention = false;
+  EXPECT_EQ(names(o), "calibrate quantize kv-cache to-linalg");
   // The calibrate stage runs a function, the others build pass pipelines.
   for (const quench::PipelineStage &s : quench::getFrontPipelineStages(o))
-    EXPECT_EQ(s.name == "calibrate", !!s.run) << s.name;
+    EXPECT_EQ(s.name == "calibrate" || s.name == "kv-cache", !!s.run)
+        << s.name;
 }
 
 } // namespace

@@ -1,7 +1,7 @@
 //===- Pipelines.h - the shared front pipeline and its stages ---*- C++ -*-===//
 //
 // The shared front pipeline: the target-independent stages (prepare,
-// calibrate, quantize, to-linalg) that quench-compile, quench-opt (through
+// calibrate, quantize, kv-cache, attention, to-linalg) that quench-compile, quench-opt (through
 // registered pipeline names) and calibration all run, built by functions
 // so that every driver runs exactly the same passes; the stage runner; the
 // quantization options of the compile driver. Each target backend appends
@@ -120,6 +120,10 @@ struct FrontPipelineOptions {
   /// model as exported); the driver sets it, since it updates the model's
   /// signature. The stage is absent when unset.
   std::function<mlir::LogicalResult(mlir::ModuleOp)> kvCache;
+  /// Forms `quench.attention` from exported attention chains (the
+  /// `attention` stage, quench-fuse-attention, after kv-cache: calibration,
+  /// quantization and the cache rewrite see the chains as exported).
+  bool fuseAttention = true;
   /// Weight quantization (the `quantize` stage); std::nullopt: none.
   std::optional<WeightQuantOptions> weightQuant;
   /// Where the quantize stage records what it did to each layer (must
@@ -132,6 +136,7 @@ struct FrontPipelineOptions {
 ///   calibrate  run the float model on samples (only when opts.calibrate);
 ///   quantize   quench-quantize-weights (only when opts.weightQuant);
 ///   kv-cache   past keys/values into caches (only when opts.kvCache);
+///   attention  quench-fuse-attention (only when opts.fuseAttention);
 ///   to-linalg  convert-quench-to-linalg, canonicalize.
 /// A target backend appends its code generation stages after these.
 std::vector<PipelineStage>

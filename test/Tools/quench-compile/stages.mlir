@@ -4,6 +4,7 @@
 // RUN: quench-compile --list-stages | FileCheck %s --check-prefix=STAGES
 // STAGES: prepare
 // STAGES-NEXT: kv-cache
+// STAGES-NEXT: attention
 // STAGES-NEXT: to-linalg
 // STAGES-NEXT: codegen
 // STAGES-NEXT: bufferize
@@ -39,12 +40,13 @@
 // DUMP: 00-input.mlir
 // DUMP-NEXT: 01-prepare.mlir
 // DUMP-NEXT: 02-kv-cache.mlir
-// DUMP-NEXT: 03-to-linalg.mlir
-// DUMP-NEXT: 04-codegen.mlir
-// DUMP-NEXT: 05-bufferize.mlir
-// DUMP-NEXT: 06-to-llvm.mlir
-// DUMP-NEXT: 07-llvm.ll
-// DUMP-NEXT: 08-llvm-opt.ll
+// DUMP-NEXT: 03-attention.mlir
+// DUMP-NEXT: 04-to-linalg.mlir
+// DUMP-NEXT: 05-codegen.mlir
+// DUMP-NEXT: 06-bufferize.mlir
+// DUMP-NEXT: 07-to-llvm.mlir
+// DUMP-NEXT: 08-llvm.ll
+// DUMP-NEXT: 09-llvm-opt.ll
 
 // RUN: FileCheck %s --check-prefix=HEADER < %t/m.h
 // HEADER: [0] x  f32[?, 8]

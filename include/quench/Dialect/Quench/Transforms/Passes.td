@@ -171,6 +171,61 @@ def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> 
   let dependentDialects = ["::quench::QuenchDialect"];
 }
 
+def QuenchFuseAttention : Pass<"quench-fuse-attention"> {
+  let summary = "Form quench.attention from exported attention chains";
+  let description = [{
+    Exporters write scaled dot-product attention as a chain of primitive
+    ops. Starting from each `quench.softmax` over the last axis of rank-4
+    f32 scores, this pass matches
+
+    ```
+    P = softmax(α · (Q·Kᵀ) + Σ terms),  O = P·V
+    ```
+
+    and replaces it with `quench.attention(Q, K, V, bias = Σ terms,
+    scale = α)`:
+
+    * between the scores and the softmax, each intermediate read only by
+      the next op: `mul`/`div` by a uniform constant (into `scale`),
+      `add`/`sub` of a tensor (a bias term), `where(c, s, fill)` /
+      `where(c, fill, s)` with a constant fill ≤ -1e30 or -inf (a mask:
+      the term `where(c, 0, fill)`; other fills are not the same function
+      and are refused); a scale after a term scales the term. The terms
+      are computed on their own shapes (a mask [S, T], a padding mask
+      [B, 1, 1, T]), summed and unsqueezed to rank 4, never broadcast to
+      [B, H, S, T];
+    * the scores `matmul(Q, transpose(K, [0, 1, 3, 2]))`, constant factors
+      on Q, Kᵀ or K into `scale` (SDPA exports scale both by √scale), with
+      K of H heads or one (MQA), also when the exporter's transposes were
+      folded into one (`transpose(X [B, T, H, D], [0, 2, 3, 1])`: the key
+      becomes `transpose(X, [0, 2, 1, 3])`); or the grouped-query form of
+      quench-raise-ops, `reshape(matmul(reshape(Q → [B, Hk, rep·S, D]),
+      Kᵀ) → [B, H, S, T])`, with the reshapes checked to split the head
+      dimension (batch and last dims unchanged);
+    * the softmax result read (besides its shape) by `matmul(P, V)` only,
+      or by the grouped `reshape(matmul(reshape(P → [B, Hk, rep·S, T]), V)
+      → [B, H, S, Dv])`;
+    * K and V read from a KV cache: a widening cast from f16/bf16 (the
+      f16 cache) becomes a key/value of that type; `cast(codes : i8) *
+      scale` with `scale` [B, Hk, T, 1] (quench-kv-cache's int8 cache)
+      becomes i8 key/value with `key_scale`/`value_scale`, so the cache is
+      not dequantized into a temporary.
+
+    Everything else keeps the exported chain, without a diagnostic: other
+    softmax axes, other element types than f32, dynamic head counts or
+    head dims, batch extents of Q, K and V not provably the same (followed
+    through the exporter's shape computations; cross-attention over
+    another input's dynamic batch stays), intermediates with other uses (probabilities returned as an
+    output), ops the op cannot express (a tanh soft-cap), masks with a
+    finite fill. The `fused` statistic (`--mlir-pass-statistics`, in LLVM
+    builds with statistics) counts the cores fused.
+  }];
+  let statistics = [
+    Statistic<"numFused", "fused", "Attention cores fused">
+  ];
+  let dependentDialects = ["::quench::QuenchDialect"];
+}
+
 def QuenchKVCache : Pass<"quench-kv-cache", "::mlir::func::FuncOp"> {
   let summary = "Keep a decoder's past keys/values in a preallocated cache";
   let description = [{
