@@ -137,28 +137,36 @@ struct DecomposeAttention : OpRewritePattern<AttentionOp> {
     SmallVector<Value> scoreDyn{bDyn, Value(), Value(), sDyn, tDyn};
     TypedAttr accZero = rw.getFloatAttr(acc, 0.0);
 
-    // s = q · keyᵀ, the key converted as it is read. Loops (b,k,j,i,t,d).
-    Value keyScale = op.getKeyScale(), valueScale = op.getValueScale();
-    SmallVector<Value> sIn{q5, key};
-    SmallVector<AffineMap> sMaps{map(6, {0, 1, 2, 3, 5}), map(6, {0, 1, 4, 5})};
-    if (keyScale) {
-      sIn.push_back(keyScale);
-      sMaps.push_back(scaleMap(6, 0, 1, 4));
-    }
-    sMaps.push_back(map(6, {0, 1, 2, 3, 4}));
-    Value sInit = makeInit(rw, loc, scoreShape, scoreDyn, acc, accZero);
-    Value s =
-        linalg::GenericOp::create(
-            rw, loc, sInit.getType(), sIn, sInit, sMaps,
-            {par, par, par, par, par, red},
-            [&](OpBuilder &b, Location l, ValueRange a) {
-              Value x = readAs(b, l, a[0], Value(), acc);
-              Value y = readAs(b, l, a[1], keyScale ? a[2] : Value(), acc);
-              Value p = arith::MulFOp::create(b, l, x, y);
-              Value r = arith::AddFOp::create(b, l, a.back(), p);
-              linalg::YieldOp::create(b, l, r);
-            })
-            .getResult(0);
+    // out[b,k,j,i,x] = sum_y lhs · cache, loops (b,k,j,i,x,y): `lhs` at
+    // `lhsDims`, the cache at `cacheDims` converted as it is read (its
+    // scales, if any, at [cacheDims[0], cacheDims[1], cacheDims[2], 0]).
+    auto contract = [&](Value lhs, ArrayRef<unsigned> lhsDims, Value cache,
+                        ArrayRef<unsigned> cacheDims, Value cacheScale,
+                        Value init) {
+      SmallVector<Value> in{lhs, cache};
+      SmallVector<AffineMap> maps{map(6, lhsDims), map(6, cacheDims)};
+      if (cacheScale) {
+        in.push_back(cacheScale);
+        maps.push_back(scaleMap(6, cacheDims[0], cacheDims[1], cacheDims[2]));
+      }
+      maps.push_back(map(6, {0, 1, 2, 3, 4}));
+      return linalg::GenericOp::create(
+                 rw, loc, init.getType(), in, init, maps,
+                 {par, par, par, par, par, red},
+                 [&](OpBuilder &b, Location l, ValueRange a) {
+                   Value x = readAs(b, l, a[0], Value(), acc);
+                   Value y = readAs(b, l, a[1],
+                                    cacheScale ? a[2] : Value(), acc);
+                   Value p = arith::MulFOp::create(b, l, x, y);
+                   Value r = arith::AddFOp::create(b, l, a.back(), p);
+                   linalg::YieldOp::create(b, l, r);
+                 })
+          .getResult(0);
+    };
+
+    // s = q · keyᵀ. Loops (b,k,j,i,t,d).
+    Value s = contract(q5, {0, 1, 2, 3, 5}, key, {0, 1, 4, 5}, op.getKeyScale(),
+                       makeInit(rw, loc, scoreShape, scoreDyn, acc, accZero));
 
     // s = s * scale + bias. Loops (b,k,j,i,t).
     SmallVector<Value> biasIn{s};
@@ -248,29 +256,12 @@ struct DecomposeAttention : OpRewritePattern<AttentionOp> {
             })
             .getResult(0);
 
-    // o = exps · value, the value converted as it is read. Loops
-    // (b,k,j,i,c,t).
+    // o = exps · value. Loops (b,k,j,i,c,t).
     SmallVector<int64_t> outShape{bN, hk, g, sN, dv};
     SmallVector<Value> outDyn{bDyn, Value(), Value(), sDyn, Value()};
-    SmallVector<Value> oIn{exps, value};
-    SmallVector<AffineMap> oMaps{map(6, {0, 1, 2, 3, 5}), map(6, {0, 1, 5, 4})};
-    if (valueScale) {
-      oIn.push_back(valueScale);
-      oMaps.push_back(scaleMap(6, 0, 1, 5));
-    }
-    oMaps.push_back(map(6, {0, 1, 2, 3, 4}));
-    Value oInit = makeInit(rw, loc, outShape, outDyn, acc, accZero);
-    Value o =
-        linalg::GenericOp::create(
-            rw, loc, oInit.getType(), oIn, oInit, oMaps,
-            {par, par, par, par, par, red},
-            [&](OpBuilder &b, Location l, ValueRange a) {
-              Value y = readAs(b, l, a[1], valueScale ? a[2] : Value(), acc);
-              Value p = arith::MulFOp::create(b, l, a[0], y);
-              Value r = arith::AddFOp::create(b, l, a.back(), p);
-              linalg::YieldOp::create(b, l, r);
-            })
-            .getResult(0);
+    Value o = contract(exps, {0, 1, 2, 3, 5}, value, {0, 1, 5, 4},
+                       op.getValueScale(),
+                       makeInit(rw, loc, outShape, outDyn, acc, accZero));
 
     // result = collapse(o / l), rounded to the query's type.
     Value normInit = makeInit(rw, loc, outShape, outDyn, resultElt, nullptr);
