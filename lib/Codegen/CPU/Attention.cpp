@@ -394,14 +394,6 @@ Value collapseScale(OpBuilder &b, Location loc, Value scale) {
       b, loc, scale, SmallVector<ReassociationIndices>{{0}, {1}, {2, 3}});
 }
 
-/// An OpFoldResult for dim `d` of the shaped value `v`.
-OpFoldResult dimOf(OpBuilder &b, Location loc, Value v, int64_t d) {
-  int64_t size = cast<ShapedType>(v.getType()).getDimSize(d);
-  if (!ShapedType::isDynamic(size))
-    return b.getIndexAttr(size);
-  return tensor::DimOp::create(b, loc, v, d).getResult();
-}
-
 /// Element types the kernel reads: f32, f16, bf16 (and i8 codes where
 /// `codes`), which convert to f32 with one SIMD instruction.
 bool isKernelElementType(Type t, bool codes) {
@@ -463,9 +455,9 @@ LogicalResult buildAttentionKernel(RewriterBase &rw, quench::AttentionOp op,
     sb = std::max<int64_t>(1, std::min(sb, seq));
 
   // The result, filled by tasks (batch, head group, position block).
-  SmallVector<OpFoldResult> resultSizes{dimOf(rw, loc, a.query, 0),
+  SmallVector<OpFoldResult> resultSizes{tensor::getMixedSize(rw, loc, a.query, 0),
                                         rw.getIndexAttr(heads),
-                                        dimOf(rw, loc, a.query, 2),
+                                        tensor::getMixedSize(rw, loc, a.query, 2),
                                         rw.getIndexAttr(a.dv)};
   Value init = tensor::EmptyOp::create(rw, loc, resultSizes, rw.getF32Type());
   Value seqV = getValueOrCreateConstantIndexOp(rw, loc, resultSizes[2]);

@@ -42,7 +42,6 @@ using namespace quench;
 
 namespace {
 
-constexpr int64_t kDyn = ShapedType::kDynamic;
 
 /// An element of `x` (the block argument `elt`, of x's element type) as a
 /// value of `type`: float types are extended or truncated, i8 codes are
@@ -64,15 +63,11 @@ Value readAs(OpBuilder &b, Location loc, Value elt, Value scale, Type type) {
   return arith::MulFOp::create(b, loc, f, scale);
 }
 
-/// An empty tensor of `shape` (kDyn entries take their size from `dynamic`,
-/// in order) filled with `value`, or just empty when `value` is null.
-Value makeInit(OpBuilder &b, Location loc, ArrayRef<int64_t> shape,
-               ArrayRef<Value> dynamic, Type type, TypedAttr value) {
-  SmallVector<Value> sizes;
-  for (auto [i, d] : llvm::enumerate(shape))
-    if (d == kDyn)
-      sizes.push_back(dynamic[i]);
-  Value empty = tensor::EmptyOp::create(b, loc, shape, type, sizes);
+/// An empty tensor of `sizes` filled with `value`, or just empty when
+/// `value` is null.
+Value makeInit(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
+               Type type, TypedAttr value) {
+  Value empty = tensor::EmptyOp::create(b, loc, sizes, type);
   if (!value)
     return empty;
   Value c = arith::ConstantOp::create(b, loc, value);
@@ -97,26 +92,18 @@ struct DecomposeAttention : OpRewritePattern<AttentionOp> {
     int64_t hk = kt.getDimSize(1), g = qt.getDimSize(1) / hk;
     int64_t d = qt.getDimSize(3), dv = vt.getDimSize(3);
 
-    // Run-time extents (null where static).
-    auto dimOf = [&](Value v, int64_t i) -> Value {
-      if (cast<RankedTensorType>(v.getType()).getDimSize(i) != kDyn)
-        return Value();
-      return tensor::DimOp::create(rw, loc, v, i);
-    };
-    Value bDyn = dimOf(q, 0), sDyn = dimOf(q, 2), tDyn = dimOf(key, 2);
-    int64_t bN = qt.getDimSize(0), sN = qt.getDimSize(2),
-            tN = kt.getDimSize(2);
+    // Extents: batch, query positions, key positions.
+    OpFoldResult bSize = tensor::getMixedSize(rw, loc, q, 0),
+                 sSize = tensor::getMixedSize(rw, loc, q, 2),
+                 tSize = tensor::getMixedSize(rw, loc, key, 2);
+    auto idx = [&](int64_t n) -> OpFoldResult { return rw.getIndexAttr(n); };
 
     // q as [B, Hk, g, S, D].
     SmallVector<ReassociationIndices> split{{0}, {1, 2}, {3}, {4}};
-    auto q5Type =
-        RankedTensorType::get({bN, hk, g, sN, d}, qt.getElementType());
-    SmallVector<OpFoldResult> q5Sizes{
-        bDyn ? OpFoldResult(bDyn) : rw.getIndexAttr(bN), rw.getIndexAttr(hk),
-        rw.getIndexAttr(g), sDyn ? OpFoldResult(sDyn) : rw.getIndexAttr(sN),
-        rw.getIndexAttr(d)};
-    Value q5 = tensor::ExpandShapeOp::create(rw, loc, q5Type, q, split,
-                                             q5Sizes);
+    auto q5Type = RankedTensorType::get(
+        {qt.getDimSize(0), hk, g, qt.getDimSize(2), d}, qt.getElementType());
+    Value q5 = tensor::ExpandShapeOp::create(
+        rw, loc, q5Type, q, split, {bSize, idx(hk), idx(g), sSize, idx(d)});
 
     auto par = utils::IteratorType::parallel;
     auto red = utils::IteratorType::reduction;
@@ -133,8 +120,7 @@ struct DecomposeAttention : OpRewritePattern<AttentionOp> {
                              getAffineConstantExpr(0, ctx)},
                             ctx);
     };
-    SmallVector<int64_t> scoreShape{bN, hk, g, sN, tN};
-    SmallVector<Value> scoreDyn{bDyn, Value(), Value(), sDyn, tDyn};
+    SmallVector<OpFoldResult> scoreSizes{bSize, idx(hk), idx(g), sSize, tSize};
     TypedAttr accZero = rw.getFloatAttr(acc, 0.0);
 
     // out[b,k,j,i,x] = sum_y lhs · cache, loops (b,k,j,i,x,y): `lhs` at
@@ -166,7 +152,7 @@ struct DecomposeAttention : OpRewritePattern<AttentionOp> {
 
     // s = q · keyᵀ. Loops (b,k,j,i,t,d).
     Value s = contract(q5, {0, 1, 2, 3, 5}, key, {0, 1, 4, 5}, op.getKeyScale(),
-                       makeInit(rw, loc, scoreShape, scoreDyn, acc, accZero));
+                       makeInit(rw, loc, scoreSizes, acc, accZero));
 
     // s = s * scale + bias. Loops (b,k,j,i,t).
     SmallVector<Value> biasIn{s};
@@ -178,16 +164,9 @@ struct DecomposeAttention : OpRewritePattern<AttentionOp> {
       SmallVector<int64_t> b5{bt.getDimSize(0), perHead ? hk : 1,
                               perHead ? g : 1, bt.getDimSize(2),
                               bt.getDimSize(3)};
-      SmallVector<OpFoldResult> b5Sizes;
-      for (auto [i, e] : llvm::enumerate(b5)) {
-        if (e != kDyn) {
-          b5Sizes.push_back(rw.getIndexAttr(e));
-          continue;
-        }
-        unsigned src = i < 1 ? 0 : i - 1;
-        b5Sizes.push_back(
-            tensor::DimOp::create(rw, loc, bias, src).getResult());
-      }
+      SmallVector<OpFoldResult> m = tensor::getMixedSizes(rw, loc, bias);
+      SmallVector<OpFoldResult> b5Sizes{m[0], idx(b5[1]), idx(b5[2]), m[2],
+                                        m[3]};
       Value bias5 = tensor::ExpandShapeOp::create(
           rw, loc, RankedTensorType::get(b5, bt.getElementType()), bias,
           split, b5Sizes);
@@ -203,7 +182,7 @@ struct DecomposeAttention : OpRewritePattern<AttentionOp> {
     Value scaled =
         linalg::GenericOp::create(
             rw, loc, s.getType(), biasIn,
-            makeInit(rw, loc, scoreShape, scoreDyn, acc, nullptr), biasMaps,
+            makeInit(rw, loc, scoreSizes, acc, nullptr), biasMaps,
             SmallVector<utils::IteratorType>(5, par),
             [&](OpBuilder &b, Location l, ValueRange a) {
               Value c = arith::ConstantOp::create(
@@ -217,13 +196,12 @@ struct DecomposeAttention : OpRewritePattern<AttentionOp> {
             .getResult(0);
 
     // Row maximum and row sum of exp(s - max): loops (b,k,j,i,t).
-    SmallVector<int64_t> rowShape{bN, hk, g, sN};
-    SmallVector<Value> rowDyn{bDyn, Value(), Value(), sDyn};
+    SmallVector<OpFoldResult> rowSizes{bSize, idx(hk), idx(g), sSize};
     auto rowMap = map(5, {0, 1, 2, 3});
     auto allMap = map(5, {0, 1, 2, 3, 4});
     SmallVector<utils::IteratorType> rowIters{par, par, par, par, red};
     Value maxInit = makeInit(
-        rw, loc, rowShape, rowDyn, acc,
+        rw, loc, rowSizes, acc,
         rw.getFloatAttr(acc, -std::numeric_limits<double>::infinity()));
     Value rowMax =
         linalg::GenericOp::create(
@@ -237,7 +215,7 @@ struct DecomposeAttention : OpRewritePattern<AttentionOp> {
     Value exps =
         linalg::GenericOp::create(
             rw, loc, s.getType(), ValueRange{scaled, rowMax},
-            makeInit(rw, loc, scoreShape, scoreDyn, acc, nullptr),
+            makeInit(rw, loc, scoreSizes, acc, nullptr),
             {allMap, rowMap, allMap}, SmallVector<utils::IteratorType>(5, par),
             [&](OpBuilder &b, Location l, ValueRange a) {
               Value x = arith::SubFOp::create(b, l, a[0], a[1]);
@@ -245,7 +223,7 @@ struct DecomposeAttention : OpRewritePattern<AttentionOp> {
                                       math::ExpOp::create(b, l, x).getResult());
             })
             .getResult(0);
-    Value sumInit = makeInit(rw, loc, rowShape, rowDyn, acc, accZero);
+    Value sumInit = makeInit(rw, loc, rowSizes, acc, accZero);
     Value rowSum =
         linalg::GenericOp::create(
             rw, loc, sumInit.getType(), exps, sumInit, {allMap, rowMap},
@@ -257,14 +235,13 @@ struct DecomposeAttention : OpRewritePattern<AttentionOp> {
             .getResult(0);
 
     // o = exps · value. Loops (b,k,j,i,c,t).
-    SmallVector<int64_t> outShape{bN, hk, g, sN, dv};
-    SmallVector<Value> outDyn{bDyn, Value(), Value(), sDyn, Value()};
+    SmallVector<OpFoldResult> outSizes{bSize, idx(hk), idx(g), sSize, idx(dv)};
     Value o = contract(exps, {0, 1, 2, 3, 5}, value, {0, 1, 5, 4},
                        op.getValueScale(),
-                       makeInit(rw, loc, outShape, outDyn, acc, accZero));
+                       makeInit(rw, loc, outSizes, acc, accZero));
 
     // result = collapse(o / l), rounded to the query's type.
-    Value normInit = makeInit(rw, loc, outShape, outDyn, resultElt, nullptr);
+    Value normInit = makeInit(rw, loc, outSizes, resultElt, nullptr);
     Value norm =
         linalg::GenericOp::create(
             rw, loc, normInit.getType(), ValueRange{o, rowSum}, normInit,

@@ -553,14 +553,6 @@ Value toRank4(OpBuilder &b, Location loc, Value v) {
                              b.getDenseI64ArrayAttr(axes));
 }
 
-/// The broadcast shape of two rank-4 shapes.
-SmallVector<int64_t> broadcastShape(ArrayRef<int64_t> a, ArrayRef<int64_t> b) {
-  SmallVector<int64_t> out;
-  for (auto [x, y] : llvm::zip(a, b))
-    out.push_back(x == 1 ? y : y == 1 ? x : x == kDyn ? y : x);
-  return out;
-}
-
 /// The sum of the bias terms on their own (broadcast) shapes, rank 4; null
 /// without terms.
 Value buildBias(OpBuilder &b, Location loc, ArrayRef<BiasTerm> terms,
@@ -589,10 +581,11 @@ Value buildBias(OpBuilder &b, Location loc, ArrayRef<BiasTerm> terms,
       sum = v;
       continue;
     }
-    auto st = rankedType(sum), vt = rankedType(v);
-    sum = AddOp::create(
-        b, loc, st.clone(broadcastShape(st.getShape(), vt.getShape())), sum,
-        v);
+    // The terms were all added to the scores: they broadcast together.
+    SmallVector<int64_t> shape;
+    (void)broadcastShapes(rankedType(sum).getShape(), rankedType(v).getShape(),
+                          shape);
+    sum = AddOp::create(b, loc, rankedType(sum).clone(shape), sum, v);
   }
   return sum;
 }
