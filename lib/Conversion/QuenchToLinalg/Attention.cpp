@@ -42,7 +42,6 @@ using namespace quench;
 
 namespace {
 
-
 /// An element of `x` (the block argument `elt`, of x's element type) as a
 /// value of `type`: float types are extended or truncated, i8 codes are
 /// converted and multiplied by `scale` (their block argument, f32).
