@@ -36,6 +36,8 @@
 
 #include <cassert>
 #include <chrono>
+#include <cmath>
+#include <optional>
 #include <cstring>
 
 using namespace mlir;
@@ -285,6 +287,34 @@ quench::calib::sampleTokenCount(const Sample &sample,
   return -1;
 }
 
+/// The first NaN or infinity among the `n` elements of a float tensor, with
+/// its flat index; none for other dtypes.
+static std::optional<std::pair<int64_t, double>>
+firstNonFinite(const quench_tensor &t, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    double v;
+    switch (t.dtype) {
+    case QUENCH_DTYPE_F32: v = static_cast<const float *>(t.data)[i]; break;
+    case QUENCH_DTYPE_F64: v = static_cast<const double *>(t.data)[i]; break;
+    case QUENCH_DTYPE_F16:
+      v = quench::quant::f16BitsToFloat(static_cast<const uint16_t *>(t.data)[i]);
+      break;
+    case QUENCH_DTYPE_BF16: {
+      uint32_t bits = uint32_t(static_cast<const uint16_t *>(t.data)[i]) << 16;
+      float f;
+      std::memcpy(&f, &bits, sizeof f);
+      v = f;
+      break;
+    }
+    default:
+      return std::nullopt;
+    }
+    if (!std::isfinite(v))
+      return std::make_pair(i, v);
+  }
+  return std::nullopt;
+}
+
 llvm::Error quench::calib::readSampleInput(const Sample &sample,
                                            const ModelSignature &sig,
                                            size_t index,
@@ -302,6 +332,25 @@ llvm::Error quench::calib::readSampleInput(const Sample &sample,
                                static_cast<int32_t>(in.shape.size()),
                                in.shape.data(), &out, &err) != QUENCH_OK)
       return fail(err.message);
+    // Statistics of NaN, infinities or nothing at all would give ranges and
+    // Gram matrices that silently ruin the quantized model.
+    const std::string &file = sample.inputPaths[index];
+    int64_t n = quench_tensor_num_elements(&out);
+    std::string bad;
+    if (n == 0)
+      bad = "has no elements";
+    else if (std::optional<std::pair<int64_t, double>> nf =
+                 firstNonFinite(out, n))
+      bad = "holds " +
+            std::string(std::isnan(nf->second) ? "NaN"
+                        : nf->second > 0       ? "inf"
+                                               : "-inf") +
+            " at flat index " + std::to_string(nf->first) +
+            " (calibration needs finite values)";
+    if (!bad.empty()) {
+      quench_tensor_free(&out);
+      return fail("input '" + in.name + "' ('" + file + "') " + bad);
+    }
     return llvm::Error::success();
   }
   if (!generation || seq < 0)

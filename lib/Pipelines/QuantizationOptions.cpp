@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "quench/Pipelines/Pipelines.h"
+#include "quench/Quant/RTN.h"
 
 #include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/ManagedStatic.h"
@@ -139,6 +140,12 @@ quench::getQuantizationOptionsFromCL() {
   if (!clOptions.isConstructed())
     return out;
   QuantizationCLOptions &o = *clOptions;
+  if (o.groupSize.getNumOccurrences() &&
+      (o.groupSize < 0 || o.groupSize > quench::quant::kMaxGroupSize))
+    return error("--group-size must be 0 (one group per output channel) or "
+                 "a number of input features up to " +
+                 Twine(quench::quant::kMaxGroupSize) + ", got " +
+                 Twine(o.groupSize.getValue()));
   if (std::string err = parseQuantPreset(o.quant, o.groupSize, out);
       !err.empty())
     return error(err);

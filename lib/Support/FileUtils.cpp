@@ -22,11 +22,39 @@ quench::TemporaryFileCleanup::~TemporaryFileCleanup() {
   llvm::sys::DontRemoveFileOnSignal(path);
 }
 
+/// Whether `path` is an existing character device or FIFO.
+static bool isStream(llvm::StringRef path) {
+  llvm::sys::fs::file_status status;
+  if (llvm::sys::fs::status(path, status))
+    return false;
+  return status.type() == llvm::sys::fs::file_type::character_file ||
+         status.type() == llvm::sys::fs::file_type::fifo_file;
+}
+
 std::string quench::writeFileAtomically(
     llvm::StringRef path, llvm::function_ref<bool(llvm::raw_ostream &)> write) {
   if (path == "-") {
     bool ok = write(llvm::outs());
     llvm::outs().flush();
+    return ok ? "" : "output abandoned";
+  }
+  if (std::string err = checkOutputPath(path, {}, /*streamable=*/true);
+      !err.empty())
+    return err;
+  if (isStream(path)) {
+    // A character device or FIFO (/dev/null, a pipe) is written into, as
+    // by `cc -o /dev/null`, never replaced by a rename.
+    std::error_code ec;
+    llvm::raw_fd_ostream os(path, ec, llvm::sys::fs::OF_None);
+    if (ec)
+      return "cannot write '" + path.str() + "': " + ec.message();
+    bool ok = write(os);
+    os.flush();
+    if (os.has_error()) {
+      std::string msg = os.error().message();
+      os.clear_error();
+      return "cannot write '" + path.str() + "': " + msg;
+    }
     return ok ? "" : "output abandoned";
   }
   llvm::SmallString<256> model(path);
@@ -55,6 +83,32 @@ std::string quench::writeFileAtomically(
   if (std::error_code ec = llvm::sys::fs::rename(tmp, path)) {
     llvm::sys::fs::remove(tmp);
     return "cannot create '" + path.str() + "': " + ec.message();
+  }
+  return "";
+}
+
+std::string quench::checkOutputPath(llvm::StringRef path,
+                                    llvm::ArrayRef<std::string> inputs,
+                                    bool streamable) {
+  if (path == "-")
+    return "";
+  llvm::sys::fs::file_status status;
+  if (llvm::sys::fs::status(path, status))
+    return ""; // does not exist (yet)
+  if (streamable && isStream(path))
+    return "";
+  if (status.type() != llvm::sys::fs::file_type::regular_file)
+    return "cannot write '" + path.str() +
+           "': it exists and is not a regular file (a directory, device or "
+           "FIFO is never replaced" +
+           (streamable ? ")" : "; binary outputs are written to a file)");
+  for (const std::string &in : inputs) {
+    bool same = false;
+    if (!llvm::sys::fs::equivalent(in, path, same) && same)
+      return "cannot write '" + path.str() + "': the output " +
+             (in == path ? std::string("is the input")
+                         : "is the input '" + in + "' (the same file)") +
+             "; choose another -o";
   }
   return "";
 }

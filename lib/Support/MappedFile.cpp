@@ -63,7 +63,9 @@ quench::MappedFile::openFD(int fd, StringRef name, uint64_t offset,
 Expected<std::shared_ptr<quench::MappedFile>>
 quench::MappedFile::open(StringRef path, uint64_t offset, int64_t length) {
   std::string p = path.str();
-  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused
+  // below); it changes nothing for the regular files that are mapped.
+  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0)
     return makeError("cannot open '" + path + "': " + sys::StrError(errno));
   struct stat st;
@@ -71,6 +73,10 @@ quench::MappedFile::open(StringRef path, uint64_t offset, int64_t length) {
     int e = errno;
     ::close(fd);
     return makeError("cannot read '" + path + "': " + sys::StrError(e));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return makeError("'" + path + "' is not a regular file");
   }
   uint64_t size = (uint64_t)st.st_size;
   if (offset > size || (length >= 0 && (uint64_t)length > size - offset)) {

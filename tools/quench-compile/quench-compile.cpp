@@ -295,6 +295,67 @@ int main(int argc, char **argv) {
   if (outputPath == "-" && emit != Emit::MLIR && emit != Emit::LLVM &&
       emit != Emit::PTX)
     return fail("-o - (stdout) is only for --emit=mlir, llvm and ptx");
+  // Outputs never replace the model, nor a device node or FIFO
+  // (docs/reliability.md): checked for every file the emit kind writes
+  // (the CPU backend's names: OUT.mlir/.ll/.ptx; OUT; OUT.o and OUT.h;
+  // libOUT.a and OUT.h) and the report.
+  {
+    std::vector<std::string> inputs = {inputPath};
+    std::vector<std::string> outputs;
+    if (outputPath != "-") {
+      switch (emit) {
+      case Emit::MLIR:
+        outputs = {quench::withExtension(outputPath, ".mlir")};
+        break;
+      case Emit::LLVM:
+        outputs = {quench::withExtension(outputPath, ".ll")};
+        break;
+      case Emit::PTX:
+        outputs = {quench::withExtension(outputPath, ".ptx")};
+        break;
+      case Emit::Exe:
+        outputs = {outputPath};
+        break;
+      case Emit::Obj: {
+        std::string base = quench::withoutExtension(outputPath, ".o");
+        outputs = {base + ".o", base + ".h"};
+        break;
+      }
+      case Emit::Lib: {
+        std::string base = quench::withoutExtension(outputPath, ".a");
+        StringRef dir = sys::path::parent_path(base);
+        StringRef stem = sys::path::filename(base);
+        SmallString<256> lib(dir), header(dir);
+        sys::path::append(lib, (stem.starts_with("lib") ? "" : "lib") +
+                                   stem.str() + ".a");
+        sys::path::append(header, (stem.starts_with("lib") ? stem.drop_front(3)
+                                                           : stem) +
+                                      ".h");
+        outputs = {std::string(lib), std::string(header)};
+        break;
+      }
+      }
+    }
+    // Text (MLIR, LLVM IR, PTX, the report) may go into /dev/null or a
+    // FIFO; binaries are linked and renamed into place.
+    bool text = emit == Emit::MLIR || emit == Emit::LLVM || emit == Emit::PTX;
+    for (const std::string &out : outputs)
+      if (std::string err = quench::checkOutputPath(out, inputs, text);
+          !err.empty())
+        return fail(err);
+    if (!reportPath.empty()) {
+      SmallString<256> dir(sys::path::parent_path(reportPath));
+      if (dir.empty())
+        dir = ".";
+      if (!sys::fs::is_directory(dir))
+        return fail("cannot write the report '" + reportPath +
+                    "': directory '" + dir + "' does not exist");
+      if (std::string err = quench::checkOutputPath(reportPath, inputs,
+                                                    /*streamable=*/true);
+          !err.empty())
+        return fail(err);
+    }
+  }
   quench::PhaseTimer timer(timePhases && root);
   // The processes other than rank 0 stop after the last stage they share
   // (or earlier, with --stop-after-stage), then report to rank 0.
@@ -420,7 +481,16 @@ int main(int argc, char **argv) {
     std::string err = quench::finishSizeReport(
         report, artifact, front.weightQuant && outputPath != "-", reportPath,
         outs());
-    return err.empty() ? 0 : fail(err);
+    if (err.empty())
+      return 0;
+    // The compile failed as a whole: no artifact without its report.
+    if (!artifact.empty() && artifact != "-") {
+      sys::fs::remove(artifact);
+      for (StringRef ext : {".o", ".a"})
+        if (artifact.ends_with(ext))
+          sys::fs::remove(quench::withoutExtension(artifact, ext) + ".h");
+    }
+    return fail(err);
   };
 
   if (emit == Emit::MLIR) {

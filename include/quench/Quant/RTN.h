@@ -112,6 +112,11 @@ QuantizedMatrix packQuantizedMatrix(const uint8_t *codes,
                                     int64_t cols, int bits, int64_t groupSize,
                                     bool symmetric);
 
+/// The largest group size accepted (2^24 input features). A group at least
+/// as wide as a layer's input is one group per output channel (the
+/// quantization pass makes it groupSize 0).
+constexpr int64_t kMaxGroupSize = int64_t(1) << 24;
+
 /// The stored group size for `groupSize` (0: the row, rounded up to a whole
 /// number of bytes of codes for every bit width, i.e. a multiple of 8).
 inline int64_t storedGroupSize(int64_t groupSize, int64_t cols) {

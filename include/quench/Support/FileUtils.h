@@ -40,10 +40,24 @@ private:
 /// Writes `path` by calling `write` on a temporary file in the same
 /// directory and renaming it into place once everything was written
 /// successfully. `write` returns false to abandon the output. `-` writes to
-/// stdout. Returns an empty string on success, else an error message.
+/// stdout; an existing character device or FIFO is written into (never
+/// replaced), a directory is an error. Returns an empty string on success,
+/// else an error message.
 std::string
 writeFileAtomically(llvm::StringRef path,
                     llvm::function_ref<bool(llvm::raw_ostream &)> write);
+
+/// Why `path` must not be written as an output: it exists and is not a
+/// regular file (a directory; a device node or FIFO, which a rename would
+/// replace, unless `streamable`: text outputs are written into character
+/// devices and FIFOs such as /dev/null), or it is the same file as one of
+/// `inputs` (also through a hard or symbolic link). "" when it may be
+/// written (or does not exist); "-" (stdout) always may.
+/// writeFileAtomically checks the first; drivers check both before they
+/// start.
+std::string checkOutputPath(llvm::StringRef path,
+                            llvm::ArrayRef<std::string> inputs = {},
+                            bool streamable = false);
 
 /// Writes all of `data` to the open file `fd` at `offset` (pwrite in
 /// chunks, EINTR retried). Returns the error (ENOSPC when the file system

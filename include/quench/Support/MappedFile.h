@@ -32,7 +32,9 @@ namespace quench {
 class MappedFile {
 public:
   /// Maps `length` bytes of `path` from `offset` (length < 0: to the end).
-  /// A zero-length range maps nothing and has empty data().
+  /// A zero-length range maps nothing and has empty data(). Only regular
+  /// files are mapped: a FIFO, device or directory is an error (opening
+  /// does not block on a FIFO).
   static llvm::Expected<std::shared_ptr<MappedFile>>
   open(llvm::StringRef path, uint64_t offset = 0, int64_t length = -1);
   /// Maps `length` bytes of the open file `fd` from `offset` (the caller

@@ -13,6 +13,7 @@
 #include "OpTable.h"
 
 #include <cmath>
+#include <limits>
 
 using namespace quench;
 using namespace quench::onnximport;
@@ -66,6 +67,35 @@ binaryFolder(std::optional<int64_t> (*fn)(int64_t, int64_t)) {
       return std::nullopt;
     return Folded{std::move(*r), f.outEt};
   };
+}
+
+/// Div of known integers (truncating, as C). A zero divisor, or INT64_MIN /
+/// -1 (whose quotient does not fit), fails the import naming the node: the
+/// division would trap at run time (docs/reliability.md).
+static std::optional<Folded> foldDiv(FoldArgs &f) {
+  if (!f.knownInputs() || f.ins.size() != 2 || !f.outEt ||
+      !f.outEt.isInteger())
+    return std::nullopt;
+  bool isUnsigned = f.outEt.isUnsignedInteger();
+  std::string &error = f.error;
+  std::optional<IntTensor> r = foldBinary(
+      f.ins[0], f.ins[1], [&](int64_t x, int64_t y) -> std::optional<int64_t> {
+        if (y == 0) {
+          error = "integer division by zero (a constant divisor is 0)";
+          return std::nullopt;
+        }
+        if (isUnsigned)
+          return (int64_t)((uint64_t)x / (uint64_t)y);
+        if (x == std::numeric_limits<int64_t>::min() && y == -1) {
+          error = "integer division overflows: " + std::to_string(x) +
+                  " / -1 does not fit in 64 bits";
+          return std::nullopt;
+        }
+        return x / y;
+      });
+  if (!r)
+    return std::nullopt;
+  return Folded{std::move(*r), f.outEt};
 }
 
 /// Identity and Cast of a known value: the value itself, as the result's
@@ -355,15 +385,16 @@ void onnximport::populateElementwiseOps(OpTable &table) {
   table.add("Abs", convertUnary<AbsOp>);
   table.add("Not", convertUnary<NotOp>);
 
+  // Integer arithmetic wraps (two's complement), as the generated code's
+  // does; unsigned 64-bit values are held as their bit patterns.
+  using U = uint64_t;
   table.add("Add", convertBinaryOp<AddOp>,
-            binaryFolder([](I x, I y) -> R { return x + y; }));
+            binaryFolder([](I x, I y) -> R { return (I)((U)x + (U)y); }));
   table.add("Sub", convertBinaryOp<SubOp>,
-            binaryFolder([](I x, I y) -> R { return x - y; }));
+            binaryFolder([](I x, I y) -> R { return (I)((U)x - (U)y); }));
   table.add("Mul", convertBinaryOp<MulOp>,
-            binaryFolder([](I x, I y) -> R { return x * y; }));
-  table.add("Div", convertBinaryOp<DivOp>, binaryFolder([](I x, I y) -> R {
-              return y == 0 ? std::nullopt : R(x / y);
-            }));
+            binaryFolder([](I x, I y) -> R { return (I)((U)x * (U)y); }));
+  table.add("Div", convertBinaryOp<DivOp>, foldDiv);
   table.add("Pow", convertPow);
   table.add("Mod", convertMod);
 

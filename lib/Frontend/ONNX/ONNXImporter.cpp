@@ -92,6 +92,19 @@ static FailureOr<RankedTensorType> toTensorType(const onnx::TypeProto &t,
   return RankedTensorType::get(shape, et);
 }
 
+/// A negative extent of `t`'s shape, as "-5 in dimension 1" (ONNX allows
+/// none; inside the graph they are read as unknown, but a graph input or
+/// output that declares one is malformed).
+static std::optional<std::string> negativeDim(const onnx::TypeProto &t) {
+  if (!t.has_tensor_type() || !t.tensor_type().has_shape())
+    return std::nullopt;
+  for (auto [i, d] : llvm::enumerate(t.tensor_type().shape().dim()))
+    if (d.has_dim_value() && d.dim_value() < 0)
+      return std::to_string(d.dim_value()) + " in dimension " +
+             std::to_string(i);
+  return std::nullopt;
+}
+
 /// Why `t` cannot become a ranked tensor type (for graph inputs/outputs).
 static std::string typeProblem(const onnx::TypeProto &t, MLIRContext *ctx) {
   if (!t.has_tensor_type())
@@ -395,6 +408,11 @@ LogicalResult GraphImporter::importGraph(ModuleOp module,
   for (const auto &in : g.input()) {
     if (initNames.count(in.name()))
       continue;
+    if (std::optional<std::string> neg = negativeDim(in.type()))
+      return emitError(fileLoc) << "graph input '" << in.name()
+                                << "' has a negative extent (" << *neg
+                                << "); use a symbolic dimension for an "
+                                   "unknown size";
     FailureOr<RankedTensorType> t = toTensorType(in.type(), ctx);
     if (failed(t))
       return emitError(fileLoc) << "graph input '" << in.name() << "' "
@@ -403,6 +421,11 @@ LogicalResult GraphImporter::importGraph(ModuleOp module,
     argNames.push_back(in.name());
   }
   for (const auto &out : g.output()) {
+    if (std::optional<std::string> neg = negativeDim(out.type()))
+      return emitError(fileLoc) << "graph output '" << out.name()
+                                << "' has a negative extent (" << *neg
+                                << "); use a symbolic dimension for an "
+                                   "unknown size";
     FailureOr<RankedTensorType> t = toTensorType(out.type(), ctx);
     if (failed(t))
       return emitError(fileLoc) << "graph output '" << out.name() << "' "

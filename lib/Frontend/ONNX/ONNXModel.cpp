@@ -101,6 +101,14 @@ static std::string resolveExternalPath(llvm::StringRef modelDir,
             "' resolves outside the model's directory";
     return {};
   }
+  // A FIFO or device would block or never end: weights are regular files.
+  llvm::sys::fs::file_status status;
+  if (llvm::sys::fs::status(realFile, status) ||
+      status.type() != llvm::sys::fs::file_type::regular_file) {
+    error = "external data file '" + std::string(full) +
+            "' is not a regular file";
+    return {};
+  }
   return std::string(realFile);
 }
 

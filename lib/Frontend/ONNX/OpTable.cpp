@@ -197,9 +197,12 @@ static LogicalResult convertNodeImpl(GraphImporter &imp,
     return c.error() << "no conversion", failure();
   if (entry->fold) {
     FoldArgs args(imp, node);
-    if (std::optional<Folded> folded = entry->fold(args))
+    if (std::optional<Folded> folded = entry->fold(args)) {
       if (bindFolded(imp, node, std::move(*folded)))
         return success();
+    } else if (!args.error.empty()) {
+      return c.error() << args.error, failure();
+    }
   }
   return entry->convert(c);
 }

@@ -125,6 +125,12 @@ struct FoldArgs {
   /// Fills `ins`; false when an input is not known at import time or the
   /// node has no inputs.
   bool knownInputs();
+
+  /// Set by a folder whose known inputs make the node invalid (a zero
+  /// integer divisor, a Range of too many elements): the import fails with
+  /// this message on the node instead of converting it into code that would
+  /// fault at run time.
+  std::string error;
 };
 
 /// A folded value: its integer data and the element type of the constant it

@@ -14,6 +14,12 @@
 using namespace quench;
 using namespace quench::onnximport;
 
+/// The most elements a Range may have (2^32): a longer one is a malformed or
+/// hostile model, not a shape computation (docs/reliability.md).
+static constexpr int64_t kMaxRangeElements = int64_t(1) << 32;
+/// Ranges of up to this many elements fold into constants at import.
+static constexpr int64_t kMaxFoldedRange = int64_t(1) << 16;
+
 //===----------------------------------------------------------------------===//
 // Import-time folders
 //===----------------------------------------------------------------------===//
@@ -65,19 +71,52 @@ static std::optional<Folded> foldReshapeLike(FoldArgs &f) {
   return Folded{t, f.outEt};
 }
 
+/// Range of known integers. Start, limit and delta must be scalars (one
+/// element) and delta nonzero; the count max(ceil((limit - start) / delta),
+/// 0) is computed without overflow and may not exceed kMaxRangeElements.
+/// Only ranges of up to kMaxFoldedRange elements become constants (shape
+/// arithmetic); longer ones stay run-time ops with a static extent.
 static std::optional<Folded> foldRange(FoldArgs &f) {
   if (!f.knownInputs())
     return std::nullopt;
   const SmallVector<IntTensor> &ins = f.ins;
-  const IntTensor &a = ins[0];
   if (ins.size() != 3)
     return std::nullopt;
-  int64_t start = a.data[0], limit = ins[1].data[0], delta = ins[2].data[0];
-  if (delta == 0)
+  static const char *names[] = {"start", "limit", "delta"};
+  for (int i = 0; i < 3; ++i)
+    if (ins[i].data.size() != 1) {
+      f.error = std::string(names[i]) +
+                " must be a scalar, got a tensor of " +
+                std::to_string(ins[i].data.size()) + " elements";
+      return std::nullopt;
+    }
+  int64_t start = ins[0].data[0], limit = ins[1].data[0],
+          delta = ins[2].data[0];
+  if (delta == 0) {
+    f.error = "delta is 0 (the range would never end)";
+    return std::nullopt;
+  }
+  // ceil((limit - start) / delta) in 128 bits: the difference of two int64
+  // values fits, the count may not fit in int64.
+  __int128 span = (__int128)limit - start;
+  __int128 count = 0;
+  if ((span > 0 && delta > 0) || (span < 0 && delta < 0)) {
+    __int128 d = delta;
+    count = (span + d + (delta > 0 ? -1 : 1)) / d;
+  }
+  if (count > kMaxRangeElements) {
+    f.error = "from " + std::to_string(start) + " to " +
+              std::to_string(limit) + " by " + std::to_string(delta) +
+              " has more than " + std::to_string(kMaxRangeElements) +
+              " elements (the limit of a Range)";
+    return std::nullopt;
+  }
+  if (count > kMaxFoldedRange)
     return std::nullopt;
   IntTensor t;
-  for (int64_t v = start; delta > 0 ? v < limit : v > limit; v += delta)
-    t.data.push_back(v);
+  t.data.reserve((size_t)count);
+  for (int64_t i = 0; i < (int64_t)count; ++i)
+    t.data.push_back(start + i * delta);
   t.shape = {(int64_t)t.data.size()};
   return Folded{t, f.outEt};
 }

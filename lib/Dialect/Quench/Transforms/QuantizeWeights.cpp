@@ -93,6 +93,10 @@ LogicalResult checkScheme(const Scheme &s, const Twine &where,
   if (s.bits < 2 || s.bits > 8)
     return emitError(loc) << where << ": bits must be in [2, 8], got "
                           << s.bits;
+  if (s.groupSize > qq::kMaxGroupSize)
+    return emitError(loc) << where << ": group size " << s.groupSize
+                          << " is above the limit of " << qq::kMaxGroupSize
+                          << " (0 is one group per output channel)";
   if (s.groupSize < 0 || (s.groupSize * s.bits) % 8 != 0)
     return emitError(loc) << where << ": group size " << s.groupSize
                           << " times " << s.bits
@@ -196,6 +200,33 @@ LogicalResult readSchemeFields(const llvm::json::Object &obj, Scheme &s,
   return checkScheme(s, where, loc);
 }
 
+/// The deepest nesting of arrays and objects in JSON text (brackets inside
+/// strings do not count). llvm::json::parse recurses once per level: a
+/// hostile recipe of 100,000 brackets would overflow the stack.
+int64_t jsonNestingDepth(StringRef text) {
+  int64_t depth = 0, deepest = 0;
+  bool inString = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (inString) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        inString = false;
+    } else if (c == '"') {
+      inString = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+/// Recipes nest three levels deep; anything past this is not a recipe.
+constexpr int64_t kMaxRecipeNesting = 64;
+
 /// Parses a recipe file: {"version": 1, "default": {...}, "layers": [...]}.
 LogicalResult parseRecipe(StringRef path, Scheme &defaults,
                           SmallVectorImpl<Rule> &rules, Location loc) {
@@ -203,6 +234,10 @@ LogicalResult parseRecipe(StringRef path, Scheme &defaults,
   if (!buf)
     return emitError(loc) << "cannot read recipe '" << path
                           << "': " << buf.getError().message();
+  if (jsonNestingDepth((*buf)->getBuffer()) > kMaxRecipeNesting)
+    return emitError(loc) << "recipe '" << path << "' nests arrays or "
+                          << "objects deeper than " << kMaxRecipeNesting
+                          << " levels";
   llvm::Expected<llvm::json::Value> json =
       llvm::json::parse((*buf)->getBuffer());
   if (!json)
@@ -787,6 +822,10 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
       scheme.skip = true;
       why = " (weight type not supported)";
     }
+    // A group wider than the layer is one group per output channel (it
+    // would only pad every row with zero codes; docs/quantization.md).
+    if (!scheme.skip && scheme.groupSize > rec.inFeatures)
+      scheme.groupSize = 0;
     rec.scheme = describe(scheme) + why;
     if (!scheme.skip && act != ActQuant::None) {
       if (!isW8A8Scheme(scheme)) {

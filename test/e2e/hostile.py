@@ -1,0 +1,407 @@
+#!/usr/bin/env python3
+"""Hostile inputs: a corpus of malformed models, options, recipes and
+calibration samples, each of which must get one clear error and a nonzero
+exit from quench-compile: no signal, no hang, no output file left behind.
+
+The cases are the defects of issue #17 ("Every defect listed above fixed,
+each with a regression test") plus their neighbours. Each case builds its
+input files in a fresh directory (models with onnx.helper, written
+without the checker where they are malformed on purpose), runs
+quench-compile with a timeout and checks
+
+  * the exit status is 1 (an error, not a signal: no crash, no abort),
+  * stderr has an `error:` line matching the case's pattern,
+  * the output path (and its temporary siblings) does not exist, and any
+    file the case protects (the input model, a device node) is unchanged.
+
+Usage: hostile.py --build BUILD_DIR --work-dir DIR [--only NAME ...]
+       [--list]
+Run through CTest: `ctest -R e2e/hostile`. docs/reliability.md lists
+what each case checks.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+TIMEOUT_S = 60
+
+
+def save(model, path):
+    # Malformed on purpose: no checker.
+    with open(path, "wb") as f:
+        f.write(model.SerializeToString())
+
+
+def graph_model(nodes, inputs, outputs, inits=(), opset=17):
+    g = helper.make_graph(nodes, "g", inputs, outputs, list(inits))
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    return m
+
+
+def small_linear(path, k=64, n=32):
+    """x[1, 4, k] @ W[k, n]: a quantizable linear."""
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((k, n)).astype(np.float32),
+                                "W")
+    m = graph_model(
+        [helper.make_node("MatMul", ["x", "W"], ["y"], name="mm")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, n])],
+        [w])
+    save(m, path)
+
+
+def const_int(name, values, dims=None):
+    arr = np.array(values, dtype=np.int64)
+    if dims is not None:
+        arr = arr.reshape(dims)
+    return numpy_helper.from_array(arr, name)
+
+
+# ----------------------------------------------------------------------------
+# Cases: name -> function(dir) returning (args, pattern, protected files).
+# `args` are quench-compile's arguments; the output is always DIR/out.
+# ----------------------------------------------------------------------------
+CASES = {}
+
+
+def case(fn):
+    CASES[fn.__name__.replace("_", "-")] = fn
+    return fn
+
+
+@case
+def div_int64_min_by_minus_one(d):
+    # Div(INT64_MIN, -1) of constants: two's complement overflow.
+    m = graph_model(
+        [helper.make_node("Div", ["a", "b"], ["q"], name="the_div"),
+         helper.make_node("Cast", ["q"], ["qf"], to=TensorProto.FLOAT),
+         helper.make_node("Add", ["x", "qf"], ["y"], name="add")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        [const_int("a", [np.iinfo(np.int64).min]), const_int("b", [-1])])
+    save(m, f"{d}/m.onnx")
+    return ([f"{d}/m.onnx"],
+            r"error: .*the_div.*integer division overflows", [])
+
+
+@case
+def div_by_constant_zero(d):
+    m = graph_model(
+        [helper.make_node("Div", ["a", "b"], ["q"], name="zero_div"),
+         helper.make_node("Cast", ["q"], ["qf"], to=TensorProto.FLOAT),
+         helper.make_node("Add", ["x", "qf"], ["y"], name="add")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        [const_int("a", [7]), const_int("b", [0])])
+    save(m, f"{d}/m.onnx")
+    return ([f"{d}/m.onnx"], r"error: .*zero_div.*integer division by zero",
+            [])
+
+
+def range_model(d, start, limit, delta, name="rng"):
+    m = graph_model(
+        [helper.make_node("Range", ["s", "l", "dl"], ["r"], name=name),
+         helper.make_node("Cast", ["r"], ["rf"], to=TensorProto.FLOAT),
+         helper.make_node("ReduceSum", ["rf"], ["y"], keepdims=0)],
+        [],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])],
+        [start, limit, delta])
+    save(m, f"{d}/m.onnx")
+
+
+@case
+def range_empty_start(d):
+    range_model(d, numpy_helper.from_array(np.zeros((0,), np.int64), "s"),
+                const_int("l", 10), const_int("dl", 1))
+    return ([f"{d}/m.onnx"], r"error: .*rng.*scalar", [])
+
+
+@case
+def range_huge(d):
+    range_model(d, const_int("s", 0), const_int("l", 1 << 40),
+                const_int("dl", 1))
+    return ([f"{d}/m.onnx"], r"error: .*rng.*elements", [])
+
+
+@case
+def range_count_overflow(d):
+    range_model(d, const_int("s", np.iinfo(np.int64).min),
+                const_int("l", np.iinfo(np.int64).max), const_int("dl", 1))
+    return ([f"{d}/m.onnx"], r"error: .*rng.*elements", [])
+
+
+@case
+def range_zero_delta(d):
+    range_model(d, const_int("s", 0), const_int("l", 10), const_int("dl", 0))
+    return ([f"{d}/m.onnx"], r"error: .*rng.*delta", [])
+
+
+@case
+def external_data_fifo(d):
+    small_linear(f"{d}/plain.onnx")
+    m = onnx.load(f"{d}/plain.onnx")
+    w = m.graph.initializer[0]
+    w.ClearField("raw_data")
+    w.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", "weights.fifo"), ("offset", "0"),
+                 ("length", str(64 * 32 * 4))):
+        e = w.external_data.add()
+        e.key, e.value = k, v
+    save(m, f"{d}/m.onnx")
+    os.mkfifo(f"{d}/weights.fifo")
+    return ([f"{d}/m.onnx"], r"error: .*weights\.fifo.*not a regular file",
+            [])
+
+
+@case
+def recipe_deeply_nested(d):
+    small_linear(f"{d}/m.onnx")
+    with open(f"{d}/r.json", "w") as f:
+        f.write("[" * 100000 + "]" * 100000)
+    return ([f"{d}/m.onnx", "--quant=w4a16", f"--quant-recipe={d}/r.json"],
+            r"error: .*r\.json.*nest", [])
+
+
+@case
+def group_size_2_pow_32(d):
+    small_linear(f"{d}/m.onnx")
+    return ([f"{d}/m.onnx", "--quant=w4a16", f"--group-size={1 << 32}"],
+            r"error: .*--group-size", [])
+
+
+@case
+def group_size_larger_than_layer(d):
+    # Not an error: 100000 inputs per group on a 64-input layer is one group
+    # per output channel (padding every row to 100000 codes inflated the
+    # weights ~1500x here).
+    small_linear(f"{d}/m.onnx")
+
+    def check(d, stdout):
+        with open(f"{d}/r.json") as f:
+            (layer,) = json.load(f)["layers"]
+        # 32 rows of 64 4-bit codes and one f16 scale.
+        if (not layer["scheme"].startswith("int4 per-channel sym")
+                or layer["bytes_after"] != 32 * (32 + 2)):
+            return f"layer reported as {layer}"
+        return None
+    return ([f"{d}/m.onnx", "--quant=w4a16", "--group-size=100000",
+             f"--report={d}/r.json"], None, [], None, check)
+
+
+@case
+def group_size_negative(d):
+    small_linear(f"{d}/m.onnx")
+    return ([f"{d}/m.onnx", "--quant=w4a16", "--group-size=-1"],
+            r"error: .*--group-size", [])
+
+
+@case
+def negative_input_dim(d):
+    m = graph_model(
+        [helper.make_node("Relu", ["x"], ["y"], name="relu")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, -5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, -5])])
+    save(m, f"{d}/m.onnx")
+    return ([f"{d}/m.onnx"], r"error: .*'x'.*negative", [])
+
+
+@case
+def negative_shape_option(d):
+    m = graph_model(
+        [helper.make_node("Relu", ["x"], ["y"], name="relu")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "n"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "n"])])
+    save(m, f"{d}/m.onnx")
+    return ([f"{d}/m.onnx", "--shape=x=1x-3"], r"error: .*--shape", [])
+
+
+@case
+def output_is_input(d):
+    small_linear(f"{d}/m.onnx")
+    return ([f"{d}/m.onnx"],
+            r"error: .*the output is the input", [f"{d}/m.onnx"], f"{d}/m.onnx")
+
+
+@case
+def output_is_input_hardlink(d):
+    small_linear(f"{d}/m.onnx")
+    os.link(f"{d}/m.onnx", f"{d}/alias")
+    return ([f"{d}/m.onnx"],
+            r"error: .*alias.*the output is the input", [f"{d}/m.onnx"],
+            f"{d}/alias")
+
+
+@case
+def report_fails(d):
+    # The report cannot be written: the executable must not stay behind.
+    small_linear(f"{d}/m.onnx")
+    return ([f"{d}/m.onnx", "--quant=w8a16", f"--report={d}/no/dir/r.json"],
+            r"error: .*no/dir/r\.json", [])
+
+
+@case
+def output_device_node(d):
+    # An executable onto /dev/null (a character device): refused (it would
+    # be linked and renamed over the node), the node untouched.
+    small_linear(f"{d}/m.onnx")
+    return ([f"{d}/m.onnx"],
+            r"error: .*/dev/null.*not a regular file", [], "/dev/null")
+
+
+@case
+def output_device_node_text(d):
+    # Text into /dev/null is written into it (`cc -o /dev/null`), and the
+    # node stays a device.
+    small_linear(f"{d}/m.onnx")
+    return ([f"{d}/m.onnx", "--emit=mlir"], None, ["/dev/null"], "/dev/null")
+
+
+@case
+def output_directory(d):
+    small_linear(f"{d}/m.onnx")
+    os.makedirs(f"{d}/adir.mlir")
+    return ([f"{d}/m.onnx", "--emit=mlir"],
+            r"error: .*adir\.mlir.*not a regular file", [f"{d}/adir.mlir"],
+            f"{d}/adir")
+
+
+def calib_case(d, sample):
+    small_linear(f"{d}/m.onnx")
+    os.makedirs(f"{d}/calib/0")
+    if sample is not None:
+        np.save(f"{d}/calib/0/x.npy", sample)
+    return [f"{d}/m.onnx", "--quant=w8a8", f"--calib={d}/calib"]
+
+
+@case
+def calib_nan_sample(d):
+    s = np.zeros((1, 4, 64), np.float32)
+    s[0, 2, 5] = np.nan
+    return (calib_case(d, s), r"error: .*x\.npy.*NaN", [])
+
+
+@case
+def calib_inf_sample(d):
+    s = np.zeros((1, 4, 64), np.float32)
+    s[0, 1, 1] = -np.inf
+    return (calib_case(d, s), r"error: .*x\.npy.*inf", [])
+
+
+@case
+def calib_empty_sample(d):
+    return (calib_case(d, np.zeros((1, 0, 64), np.float32)),
+            r"error: .*expected f32\[1, 4, 64\], got f32\[1, 0, 64\]", [])
+
+
+@case
+def calib_no_samples(d):
+    return (calib_case(d, None), r"error: .*calib", [])
+
+
+def snapshot(path):
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISREG(st.st_mode):
+        with open(path, "rb") as f:
+            return ("file", f.read())
+    return ("node", stat.S_IFMT(st.st_mode), st.st_rdev)
+
+
+def run_case(name, fn, compile_bin, work):
+    d = os.path.join(work, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    spec = fn(d)
+    args, pattern, protected = spec[0], spec[1], list(spec[2])
+    out = spec[3] if len(spec) > 3 and spec[3] else os.path.join(d, "out")
+    check = spec[4] if len(spec) > 4 else None
+    if out not in protected and os.path.exists(out):
+        protected.append(out)
+    before = {p: snapshot(p) for p in protected}
+    cmd = [compile_bin] + args + ["-o", out]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True,
+                           timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return f"hung (> {TIMEOUT_S} s): {' '.join(cmd)}"
+    problems = []
+    if pattern is None:
+        # A case that must compile (the hostile value has a sensible
+        # meaning): exit 0 and the case's own check.
+        if r.returncode != 0:
+            problems.append(f"exit status {r.returncode} (expected 0)")
+        elif check:
+            msg = check(d, r.stdout)
+            if msg:
+                problems.append(msg)
+        if problems:
+            return ("; ".join(problems) + f"\n  command: {' '.join(cmd)}"
+                    + f"\n  stderr: {r.stderr.strip()[-2000:]}")
+        return None
+    if r.returncode != 1:
+        what = (f"signal {-r.returncode}" if r.returncode < 0 else
+                f"exit status {r.returncode}")
+        problems.append(f"{what} (expected 1)")
+    errors = [l for l in r.stderr.splitlines() if "error:" in l]
+    if not any(re.search(pattern, l) for l in errors):
+        problems.append(f"no error line matches /{pattern}/")
+    for p in protected:
+        if snapshot(p) != before[p]:
+            problems.append(f"{p} was changed")
+    if out not in protected and out != "/dev/null":
+        left = [f for f in os.listdir(os.path.dirname(out))
+                if (f == os.path.basename(out) or f.startswith(
+                    os.path.basename(out) + "."))
+                and os.path.join(os.path.dirname(out), f) not in protected]
+        if left:
+            problems.append(f"output left behind: {left}")
+    if problems:
+        return ("; ".join(problems) + f"\n  command: {' '.join(cmd)}"
+                + f"\n  stderr: {r.stderr.strip()[-2000:]}")
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", required=False)
+    ap.add_argument("--work-dir", required=False)
+    ap.add_argument("--only", nargs="*")
+    ap.add_argument("--list", action="store_true")
+    a = ap.parse_args()
+    if a.list:
+        print("\n".join(CASES))
+        return 0
+    if not a.build or not a.work_dir:
+        ap.error("--build and --work-dir are required")
+    compile_bin = os.path.join(a.build, "bin", "quench-compile")
+    os.makedirs(a.work_dir, exist_ok=True)
+    names = a.only or list(CASES)
+    failed = 0
+    for name in names:
+        if name not in CASES:
+            print(f"unknown case '{name}'", file=sys.stderr)
+            return 2
+        msg = run_case(name, CASES[name], compile_bin, a.work_dir)
+        print(f"{'ok  ' if msg is None else 'FAIL'} {name}"
+              + ("" if msg is None else f": {msg}"), flush=True)
+        failed += msg is not None
+    print(f"{len(names) - failed}/{len(names)} hostile cases passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
