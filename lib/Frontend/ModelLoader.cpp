@@ -11,7 +11,8 @@
 
 mlir::OwningOpRef<mlir::ModuleOp>
 quench::loadModelFile(llvm::StringRef path, mlir::MLIRContext &context,
-                      llvm::ArrayRef<std::string> shapes) {
+                      llvm::ArrayRef<std::string> shapes,
+                      uint64_t maxTensorBytes) {
   auto error = [&]() {
     return mlir::emitError(mlir::UnknownLoc::get(&context));
   };
@@ -25,6 +26,8 @@ quench::loadModelFile(llvm::StringRef path, mlir::MLIRContext &context,
     return mlir::parseSourceFile<mlir::ModuleOp>(path, &context);
   }
   ONNXImportOptions options;
+  if (maxTensorBytes)
+    options.maxTensorBytes = maxTensorBytes;
   for (const std::string &s : shapes)
     if (std::string err = parseShapeOverride(s, options); !err.empty()) {
       error() << err;

@@ -218,6 +218,47 @@ def negative_input_dim(d):
 
 
 @case
+def input_elements_overflow(d):
+    # 2^40 x 2^40 elements: the count overflows 64 bits.
+    m = graph_model(
+        [helper.make_node("Relu", ["x"], ["y"], name="relu")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                       [1 << 40, 1 << 40])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT,
+                                       [1 << 40, 1 << 40])])
+    save(m, f"{d}/m.onnx")
+    return ([f"{d}/m.onnx"], r"error: .*graph input 'x' .*does not fit in 64 bits", [])
+
+
+@case
+def constant_of_shape_huge(d):
+    # A 2^40-element constant (4 TiB of f32) from ConstantOfShape.
+    m = graph_model(
+        [helper.make_node("ConstantOfShape", ["s"], ["c"], name="cos",
+                          value=numpy_helper.from_array(
+                              np.array([1.0], np.float32))),
+         helper.make_node("ReduceSum", ["c"], ["y"], keepdims=0)],
+        [],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])],
+        [const_int("s", [1 << 40])])
+    save(m, f"{d}/m.onnx")
+    return ([f"{d}/m.onnx"],
+            r"error: .*cos.*4398046511104 bytes, above the limit", [])
+
+
+@case
+def tensor_above_raised_limit(d):
+    # The limit is an option: 1 KiB rejects a 4 KiB input.
+    m = graph_model(
+        [helper.make_node("Relu", ["x"], ["y"], name="relu")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1024])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1024])])
+    save(m, f"{d}/m.onnx")
+    return ([f"{d}/m.onnx", "--max-tensor-bytes=1024"],
+            r"error: .*4096 bytes, above the limit of 1024", [])
+
+
+@case
 def negative_shape_option(d):
     m = graph_model(
         [helper.make_node("Relu", ["x"], ["y"], name="relu")],

@@ -26,6 +26,7 @@
 
 #include "quench/Calibration/CalibrationStage.h"
 #include "quench/Frontend/ModelLoader.h"
+#include "quench/Frontend/ONNX/ONNXImporter.h"
 #include "quench/InitAllDialects.h"
 #include "quench/Pipelines/Pipelines.h"
 #include "quench/Support/DriverUtils.h"
@@ -89,6 +90,12 @@ static cl::list<std::string>
            cl::desc("For ONNX input: fix an input's shape, e.g. --shape "
                     "tokens=1x32 (repeatable)"),
            cl::value_desc("NAME=DxD..."), cl::cat(category));
+static cl::opt<uint64_t> maxTensorBytes(
+    "max-tensor-bytes",
+    cl::desc("Largest statically shaped tensor an ONNX model may declare, in "
+             "bytes (default 2^36 = 64 GiB)"),
+    cl::init(quench::ONNXImportOptions::kDefaultMaxTensorBytes),
+    cl::cat(category));
 static cl::opt<bool> noPrepare(
     "no-prepare", cl::desc("Skip the prepare stage (quench-prepare)"),
     cl::cat(category));
@@ -426,7 +433,7 @@ int main(int argc, char **argv) {
     quench::setModelWeights({inputBytes, inputBytes, 0});
   timer.start("import");
   mlir::OwningOpRef<mlir::ModuleOp> module =
-      quench::loadModelFile(inputPath, context, shapes);
+      quench::loadModelFile(inputPath, context, shapes, maxTensorBytes);
   if (!module)
     return 1;
   quench::ConstantBytes constants = quench::measureConstants(*module);

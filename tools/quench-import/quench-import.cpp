@@ -40,6 +40,12 @@ static cl::list<std::string>
            cl::desc("Specialize an input's shape, e.g. --shape input_ids=1x32 "
                     "(repeatable)"),
            cl::value_desc("NAME=DxD..."), cl::cat(category));
+static cl::opt<uint64_t> maxTensorBytes(
+    "max-tensor-bytes",
+    cl::desc("Largest statically shaped tensor the model may declare, in "
+             "bytes (default 2^36 = 64 GiB)"),
+    cl::init(quench::ONNXImportOptions::kDefaultMaxTensorBytes),
+    cl::cat(category));
 static cl::opt<bool> emitBytecode(
     "emit-bytecode",
     cl::desc("Write MLIR bytecode instead of text (implied by an output "
@@ -78,6 +84,7 @@ int main(int argc, char **argv) {
 
   quench::ONNXImportOptions options;
   options.functionName = funcName;
+  options.maxTensorBytes = maxTensorBytes;
   for (const std::string &s : shapes)
     if (std::string err = quench::parseShapeOverride(s, options); !err.empty()) {
       WithColor::error(errs(), "quench-import") << err << "\n";

@@ -14,6 +14,7 @@
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringRef.h"
 
+#include <cstdint>
 #include <string>
 
 namespace quench {
@@ -21,11 +22,13 @@ namespace quench {
 /// Loads `path`: `.mlir` / `.mlirbc` files are parsed as MLIR (every
 /// registered dialect loaded), anything else is imported as ONNX with the
 /// input shapes fixed by `shapes` ("NAME=DxD...", which only ONNX models
-/// take). Errors are reported as diagnostics on `context`; returns null
-/// then.
+/// take), and statically shaped tensors of at most `maxTensorBytes` (0:
+/// ONNXImportOptions' default). Errors are reported as diagnostics on
+/// `context`; returns null then.
 mlir::OwningOpRef<mlir::ModuleOp>
 loadModelFile(llvm::StringRef path, mlir::MLIRContext &context,
-              llvm::ArrayRef<std::string> shapes = {});
+              llvm::ArrayRef<std::string> shapes = {},
+              uint64_t maxTensorBytes = 0);
 
 } // namespace quench
 

@@ -493,6 +493,65 @@ LogicalResult GraphImporter::importNode(const onnx::NodeProto &node) {
   return success();
 }
 
+/// The bytes of a tensor of static `shape` and element type `et`; none
+/// when the element count or the byte size overflows 64 bits.
+static std::optional<uint64_t> staticTensorBytes(ArrayRef<int64_t> shape,
+                                                 Type et) {
+  uint64_t count = 1;
+  for (int64_t d : shape) {
+    if (d < 0)
+      return uint64_t(0); // dynamic: checked at run time, not here
+    if (__builtin_mul_overflow(count, (uint64_t)d, &count))
+      return std::nullopt;
+  }
+  uint64_t bits = et.isIntOrFloat() ? et.getIntOrFloatBitWidth() : 64;
+  uint64_t totalBits;
+  if (__builtin_mul_overflow(count, bits, &totalBits))
+    return std::nullopt;
+  return (totalBits + 7) / 8;
+}
+
+/// Every statically shaped tensor the import produced (graph inputs, node
+/// results, constants) within `limit` bytes: a declared extent of 2^40 or
+/// an element count that overflows is a malformed or hostile model, not
+/// one to compile (docs/reliability.md). One error, on the first such
+/// value.
+static LogicalResult checkTensorSizes(ModuleOp module, uint64_t limit) {
+  auto check = [&](Value v, Location loc, StringRef what) -> LogicalResult {
+    auto t = dyn_cast<RankedTensorType>(v.getType());
+    if (!t)
+      return success();
+    std::optional<uint64_t> bytes =
+        staticTensorBytes(t.getShape(), t.getElementType());
+    if (bytes && *bytes <= limit)
+      return success();
+    InFlightDiagnostic d = emitError(loc) << what << " of type " << t;
+    if (!bytes)
+      d << " has a size in bytes that does not fit in 64 bits";
+    else
+      d << " would take " << *bytes << " bytes, above the limit of "
+        << limit << " (--max-tensor-bytes)";
+    return failure();
+  };
+  for (auto func : module.getOps<func::FuncOp>())
+    for (BlockArgument a : func.getArguments()) {
+      auto name = func.getArgAttrOfType<StringAttr>(a.getArgNumber(),
+                                                    "quench.name");
+      std::string what =
+          name ? "graph input '" + name.str() + "'"
+               : "graph input " + std::to_string(a.getArgNumber());
+      if (failed(check(a, func.getLoc(), what)))
+        return failure();
+    }
+  WalkResult r = module.walk([&](Operation *op) {
+    for (Value v : op->getResults())
+      if (failed(check(v, op->getLoc(), "the result")))
+        return WalkResult::interrupt();
+    return WalkResult::advance();
+  });
+  return failure(r.wasInterrupted());
+}
+
 OwningOpRef<ModuleOp> quench::importONNXFile(llvm::StringRef path,
                                              MLIRContext *context,
                                              const ONNXImportOptions &options) {
@@ -519,6 +578,8 @@ OwningOpRef<ModuleOp> quench::importONNXFile(llvm::StringRef path,
     emitError(fileLoc) << "import failed: " << onnximport::oneLine(e.what());
     return nullptr;
   }
+  if (failed(checkTensorSizes(*module, options.maxTensorBytes)))
+    return nullptr;
   if (failed(verify(*module)))
     return nullptr;
   return module;

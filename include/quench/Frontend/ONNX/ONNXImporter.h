@@ -17,6 +17,7 @@
 #include "mlir/IR/OwningOpRef.h"
 #include "llvm/ADT/StringMap.h"
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,11 @@ struct ONNXImportOptions {
   llvm::StringMap<std::vector<int64_t>> inputShapes;
   /// Name of the generated function.
   std::string functionName = "main";
+  /// The largest statically shaped tensor accepted, in bytes (64 GiB): a
+  /// graph input, node result or constant above it, or whose size overflows,
+  /// fails the import with an error naming it (docs/reliability.md).
+  uint64_t maxTensorBytes = kDefaultMaxTensorBytes;
+  static constexpr uint64_t kDefaultMaxTensorBytes = uint64_t(1) << 36;
 };
 
 /// Parses `--shape` values of the form `NAME=1x32` (several separated by
