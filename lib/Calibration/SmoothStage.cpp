@@ -19,8 +19,8 @@ using namespace quench::calib;
 std::function<mlir::LogicalResult(mlir::ModuleOp)>
 quench::calib::makeSmoothStage(CalibrationStage &stage,
                                bool staticActivations) {
-  return [&stage, staticActivations](mlir::ModuleOp module)
-             -> mlir::LogicalResult {
+  return [&stage,
+          staticActivations](mlir::ModuleOp module) -> mlir::LogicalResult {
     auto error = [&]() {
       return mlir::emitError(mlir::UnknownLoc::get(module.getContext()));
     };
@@ -32,8 +32,7 @@ quench::calib::makeSmoothStage(CalibrationStage &stage,
     options.alpha = *stage.request.smoothAlpha;
     options.autoAlpha = stage.request.smoothAuto;
     std::string gramError;
-    options.inputStats =
-        [&stats, &gramError](StringRef layer, bool withSquares)
+    options.inputStats = [&stats, &gramError](StringRef layer, bool withSquares)
         -> std::optional<quench::quant::SmoothInputStats> {
       const TensorStats *t = stats.findLayerInput(layer.str());
       if (!t || t->channelAbsMax.empty())
@@ -74,7 +73,8 @@ quench::calib::makeSmoothStage(CalibrationStage &stage,
           stage.smoothScales[layer] = r.scales;
     // The minmax range of x / s is exact from the per-channel maxima; a
     // histogram of x / s cannot be derived from the one of x.
-    if (!staticActivations || stage.request.rangeMethod == RangeMethod::MinMax ||
+    if (!staticActivations ||
+        stage.request.rangeMethod == RangeMethod::MinMax ||
         stage.smoothScales.empty())
       return mlir::success();
     if (stage.request.samplesDir.empty())
@@ -87,8 +87,8 @@ quench::calib::makeSmoothStage(CalibrationStage &stage,
     mlir::emitRemark(mlir::UnknownLoc::get(module.getContext()))
         << "recalibrating the smoothed model for --calib-method="
         << rangeMethodName(stage.request.rangeMethod);
-    auto smoothed = obtainCalibration(module, stage.entry, *stage.signature,
-                                      again);
+    auto smoothed =
+        obtainCalibration(module, stage.entry, *stage.signature, again);
     if (!smoothed)
       return error() << toString(smoothed.takeError());
     stage.stats = std::move(*smoothed);

@@ -137,20 +137,19 @@ std::vector<float> quench::quant::searchAWQClip(const float *w, int64_t rows,
                                std::numeric_limits<double>::infinity());
   std::vector<float> ratios(rows * groups);
   for (int step = 0; step <= cfg.clipSteps; ++step) {
-    float ratio = static_cast<float>(
-        1.0 - (1.0 - cfg.minClip) * step / std::max(cfg.clipSteps, 1));
+    float ratio = static_cast<float>(1.0 - (1.0 - cfg.minClip) * step /
+                                               std::max(cfg.clipSteps, 1));
     std::fill(ratios.begin(), ratios.end(), ratio);
-    std::vector<float> q =
-        dequantizeMatrix(quantizeMatrixClipped(w, rows, cols, cfg,
-                                               ratios.data()));
+    std::vector<float> q = dequantizeMatrix(
+        quantizeMatrixClipped(w, rows, cols, cfg, ratios.data()));
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t g = 0; g < groups; ++g) {
         // d_g H_gg d_g^T over the group's columns.
         int64_t c0 = g * len, n = std::min(len, cols - c0);
         double l = 0;
         for (int64_t i = 0; i < n; ++i) {
-          double di = static_cast<double>(w[r * cols + c0 + i]) -
-                      q[r * cols + c0 + i];
+          double di =
+              static_cast<double>(w[r * cols + c0 + i]) - q[r * cols + c0 + i];
           if (di == 0)
             continue;
           for (int64_t j = 0; j < n; ++j)

@@ -61,9 +61,9 @@ double outputError(const Layer &l, const std::vector<float> &a,
 TEST(AWQ, UnclippedIsRTNAndTheErrorIsTheOutputError) {
   Layer l = makeLayer(64, 64, 16, 10.0f, 1);
   AWQConfig cfg;
-  QuantizedMatrix rtn = quantizeMatrixRTN(l.w.data(), l.n, l.k, cfg.bits,
-                                          cfg.groupSize, cfg.symmetric,
-                                          cfg.scaleType);
+  QuantizedMatrix rtn =
+      quantizeMatrixRTN(l.w.data(), l.n, l.k, cfg.bits, cfg.groupSize,
+                        cfg.symmetric, cfg.scaleType);
   QuantizedMatrix same =
       quantizeMatrixClipped(l.w.data(), l.n, l.k, cfg, nullptr);
   EXPECT_EQ(rtn.packed, same.packed);
@@ -73,8 +73,8 @@ TEST(AWQ, UnclippedIsRTNAndTheErrorIsTheOutputError) {
       hessianWeightedError(l.w.data(), q.data(), l.n, l.k, l.gram.data());
   EXPECT_NEAR(viaGram / outputError(l, l.w, q), 1.0, 1e-9);
   // alpha = 0 (s = 1) is plain RTN: the search's reference loss.
-  AWQScaleResult res = searchAWQScales({l.w.data()}, {l.n}, l.k,
-                                       l.gram.data(), l.meanAbs.data(), cfg);
+  AWQScaleResult res = searchAWQScales({l.w.data()}, {l.n}, l.k, l.gram.data(),
+                                       l.meanAbs.data(), cfg);
   EXPECT_DOUBLE_EQ(res.rtnLoss, viaGram);
   cfg.alphaSteps = 1; // only alpha = 0 and 1
   EXPECT_DOUBLE_EQ(searchAWQScales({l.w.data()}, {l.n}, l.k, l.gram.data(),
@@ -116,14 +116,14 @@ TEST(AWQ, SearchSharesOneScaleAcrossTheGroup) {
   Layer a = makeLayer(64, 32, 8, 8.0f, 11), b = makeLayer(64, 32, 12, 8.0f, 12);
   AWQConfig cfg;
   AWQScaleResult both =
-      searchAWQScales({a.w.data(), b.w.data()}, {a.n, b.n}, a.k,
-                      a.gram.data(), a.meanAbs.data(), cfg);
+      searchAWQScales({a.w.data(), b.w.data()}, {a.n, b.n}, a.k, a.gram.data(),
+                      a.meanAbs.data(), cfg);
   double sum = 0;
   for (const Layer *l : {&a, &b}) {
-    std::vector<float> q = dequantizeMatrix(quantizeMatrixClipped(
-        l->w.data(), l->n, l->k, cfg, nullptr));
-    sum += hessianWeightedError(l->w.data(), q.data(), l->n, l->k,
-                                a.gram.data());
+    std::vector<float> q = dequantizeMatrix(
+        quantizeMatrixClipped(l->w.data(), l->n, l->k, cfg, nullptr));
+    sum +=
+        hessianWeightedError(l->w.data(), q.data(), l->n, l->k, a.gram.data());
   }
   EXPECT_NEAR(both.rtnLoss / sum, 1.0, 1e-12);
   EXPECT_LE(both.loss, both.rtnLoss);
@@ -150,11 +150,11 @@ TEST(AWQ, ClippingLowersTheErrorOfHeavyTailedGroups) {
   EXPECT_LT(outputError(l, l.w, clipped), 0.9 * outputError(l, l.w, plain));
   // Ratio 1 everywhere is RTN.
   std::vector<float> ones(clip.size(), 1.0f);
-  EXPECT_EQ(quantizeMatrixClipped(l.w.data(), l.n, l.k, cfg, ones.data())
-                .packed,
-            quantizeMatrixRTN(l.w.data(), l.n, l.k, cfg.bits, cfg.groupSize,
-                              cfg.symmetric, cfg.scaleType)
-                .packed);
+  EXPECT_EQ(
+      quantizeMatrixClipped(l.w.data(), l.n, l.k, cfg, ones.data()).packed,
+      quantizeMatrixRTN(l.w.data(), l.n, l.k, cfg.bits, cfg.groupSize,
+                        cfg.symmetric, cfg.scaleType)
+          .packed);
 }
 
 } // namespace

@@ -27,10 +27,10 @@ TEST(Smooth, BalancesActivationAndWeightMaxima) {
   }
   // alpha = 1: every activation channel ends at max 1; alpha = 0: every
   // weight column.
-  std::vector<float> s1 = smoothQuantScales(act.data(), w.data(), 4, 1.0,
-                                            false);
-  std::vector<float> s0 = smoothQuantScales(act.data(), w.data(), 4, 0.0,
-                                            false);
+  std::vector<float> s1 =
+      smoothQuantScales(act.data(), w.data(), 4, 1.0, false);
+  std::vector<float> s0 =
+      smoothQuantScales(act.data(), w.data(), 4, 0.0, false);
   for (int j = 0; j < 4; ++j) {
     EXPECT_FLOAT_EQ(act[j] / s1[j], 1.0f) << j;
     EXPECT_FLOAT_EQ(w[j] * s0[j], 1.0f) << j;
@@ -40,8 +40,7 @@ TEST(Smooth, BalancesActivationAndWeightMaxima) {
 TEST(Smooth, DeadChannelsClampingAndPowersOfTwo) {
   std::vector<float> act = {0.0f, 4.0f, NAN, 1e30f, 1e-30f, 2.9f};
   std::vector<float> w = {1.0f, 0.0f, 1.0f, 1e-30f, 1e30f, 1.0f};
-  std::vector<float> s = smoothQuantScales(act.data(), w.data(), 6, 0.5,
-                                           false);
+  std::vector<float> s = smoothQuantScales(act.data(), w.data(), 6, 0.5, false);
   EXPECT_EQ(s[0], 1.0f); // dead activation channel
   EXPECT_EQ(s[1], 1.0f); // dead weight column
   EXPECT_EQ(s[2], 1.0f); // not finite
@@ -70,8 +69,8 @@ TEST(Smooth, PowerOfTwoMigrationIsExact) {
     act[j] = std::fabs(x[j]);
     wmax[j] = std::fabs(w[j]);
   }
-  std::vector<float> s = smoothQuantScales(act.data(), wmax.data(), k, 0.5,
-                                           true);
+  std::vector<float> s =
+      smoothQuantScales(act.data(), wmax.data(), k, 0.5, true);
   float ref = 0, migrated = 0;
   for (int j = 0; j < k; ++j) {
     ref += x[j] * w[j];
@@ -146,10 +145,10 @@ TEST(Smooth, ProxyLossPredictsTheActualError) {
   std::vector<float> w1(k, 0.0f);
   accumulateColumnAbsMax(data.w.data(), n, k, w1.data());
   for (double alpha : {-1.0, 0.0, 0.5, 0.8, 1.0}) {
-    std::vector<float> s =
-        alpha < 0 ? std::vector<float>(k, 1.0f)
-                  : smoothQuantScales(data.stats.absMax.data(), w1.data(), k,
-                                      alpha, true);
+    std::vector<float> s = alpha < 0
+                               ? std::vector<float>(k, 1.0f)
+                               : smoothQuantScales(data.stats.absMax.data(),
+                                                   w1.data(), k, alpha, true);
     double proxy = smoothProxyLoss(data.stats, {data.w.data()}, {n}, s);
     double actual = actualError(data, rows, k, n, s);
     EXPECT_NEAR(proxy / actual, 1.0, 0.2) << "alpha " << alpha;

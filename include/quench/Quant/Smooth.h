@@ -1,4 +1,5 @@
-//===- Smooth.h - SmoothQuant migration scales -------------------*- C++ -*-===//
+//===- Smooth.h - SmoothQuant migration scales -------------------*- C++
+//-*-===//
 //
 // The numerical core of SmoothQuant (Xiao et al. 2022), free of MLIR: the
 // per-input-channel scales that move activation outliers into the weights.
@@ -51,7 +52,8 @@ struct SmoothInputStats {
 /// per output channel, round to nearest; int8 activations with one
 /// per-tensor minmax scale) of linears y_i = x W_i^T reading x / s with
 /// weights W_i diag(s), summed over the calibration rows and outputs:
-///   weights:     sum_i sum_n,j (W'_i - Q(W'_i))[n, j]^2 * sumSquares[j] / s_j^2
+///   weights:     sum_i sum_n,j (W'_i - Q(W'_i))[n, j]^2 * sumSquares[j] /
+///   s_j^2
 ///                (tr(dW H dW^T) with H's diagonal: rounding errors of
 ///                different columns are uncorrelated);
 ///   activations: rows * step^2 / 12 * sum_i ||W'_i||_F^2, step =

@@ -63,8 +63,8 @@ std::pair<ConstantOp, TransposeOp> weightConstant(LinearOp op) {
   if (transpose && transpose.getPermutation() != ArrayRef<int64_t>{1, 0})
     return {nullptr, nullptr};
   auto wType = cast<RankedTensorType>(w.getType());
-  ConstantOp cst = f32Constant(transpose ? transpose.getInput() : w,
-                               wType.getNumElements());
+  ConstantOp cst =
+      f32Constant(transpose ? transpose.getInput() : w, wType.getNumElements());
   return {cst, cst ? transpose : nullptr};
 }
 
@@ -77,9 +77,7 @@ bool rowsCanAbsorb(LinearOp op) {
   return !op.getBias() || f32Constant(op.getBias(), wType.getDimSize(0));
 }
 
-std::string opName(Operation *op) {
-  return op->getName().getStringRef().str();
-}
+std::string opName(Operation *op) { return op->getName().getStringRef().str(); }
 
 /// The op that can absorb 1 / s for x (see findScaleGroups), or null with
 /// `reason` set.
@@ -203,8 +201,7 @@ std::vector<ScaleGroup> quench::findScaleGroups(ModuleOp module) {
     // Every user, in program order: the linears reading x as their input.
     SmallVector<Operation *> users(x.getUsers().begin(), x.getUsers().end());
     llvm::sort(users, [](Operation *a, Operation *b) {
-      return a->getBlock() == b->getBlock() ? a->isBeforeInBlock(b)
-                                            : a < b;
+      return a->getBlock() == b->getBlock() ? a->isBeforeInBlock(b) : a < b;
     });
     users.erase(std::unique(users.begin(), users.end()), users.end());
     for (Operation *user : users) {
@@ -218,8 +215,7 @@ std::vector<ScaleGroup> quench::findScaleGroups(ModuleOp module) {
       g.linears.push_back(linear);
       g.names.push_back(getLayerName(linear.getLoc()));
       if (g.reason.empty() && !weightConstant(linear).first)
-        g.reason = "layer " + g.names.back() +
-                   " has no constant f32 weight";
+        g.reason = "layer " + g.names.back() + " has no constant f32 weight";
     }
     if (g.reason.empty() && !xType.getElementType().isF32())
       g.reason = "input is not f32";
@@ -259,9 +255,8 @@ void quench::migrateScales(const ScaleGroup &group, ArrayRef<float> s) {
         for (int64_t i = 0; i < k; ++i)
           stored[i * group.channels + j] = w[j * k + i];
       Value c = newConstant(b, cst, stored);
-      Value t = TransposeOp::create(b, transpose.getLoc(),
-                                    transpose.getType(), c,
-                                    transpose.getPermutationAttr());
+      Value t = TransposeOp::create(b, transpose.getLoc(), transpose.getType(),
+                                    c, transpose.getPermutationAttr());
       linear.getWeightMutable().assign(t);
       eraseIfUnused(transpose);
     } else {
@@ -285,9 +280,8 @@ void quench::migrateScales(const ScaleGroup &group, ArrayRef<float> s) {
         for (int64_t j = 0; j < k; ++j)
           stored[j * n + r] = w[r * k + j] * s[j];
       Value c = newConstant(b, cst, stored);
-      Value t = TransposeOp::create(b, transpose.getLoc(),
-                                    transpose.getType(), c,
-                                    transpose.getPermutationAttr());
+      Value t = TransposeOp::create(b, transpose.getLoc(), transpose.getType(),
+                                    c, transpose.getPermutationAttr());
       linear.getWeightMutable().assign(t);
       eraseIfUnused(transpose);
     } else {

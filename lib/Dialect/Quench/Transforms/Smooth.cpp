@@ -70,12 +70,11 @@ LogicalResult quench::smoothLinears(ModuleOp module,
     if (!stats[i])
       missing.insert(missing.end(), g.names.begin(), g.names.end());
     else if (static_cast<int64_t>(stats[i]->absMax.size()) != g.channels ||
-             (search && static_cast<int64_t>(stats[i]->sumSquares.size()) !=
-                            g.channels))
-      badSize.push_back(g.names.front() + " (" +
-                        std::to_string(stats[i]->absMax.size()) +
-                        " channels, expected " + std::to_string(g.channels) +
-                        ")");
+             (search &&
+              static_cast<int64_t>(stats[i]->sumSquares.size()) != g.channels))
+      badSize.push_back(
+          g.names.front() + " (" + std::to_string(stats[i]->absMax.size()) +
+          " channels, expected " + std::to_string(g.channels) + ")");
   }
   if (!missing.empty())
     return emitError(loc) << "SmoothQuant needs calibration (--calib or "
@@ -121,9 +120,9 @@ LogicalResult quench::smoothLinears(ModuleOp module,
           qq::accumulateColumnAbsMax(ptrs[l], rows[l], g.channels,
                                      weightMax.data());
         rec.alpha = alpha;
-        rec.scales = qq::smoothQuantScales(stats[i]->absMax.data(),
-                                           weightMax.data(), g.channels,
-                                           alpha, /*powerOfTwo=*/true);
+        rec.scales =
+            qq::smoothQuantScales(stats[i]->absMax.data(), weightMax.data(),
+                                  g.channels, alpha, /*powerOfTwo=*/true);
       }
       if (!rec.scales.empty()) {
         migrateScales(g, rec.scales);
@@ -134,14 +133,13 @@ LogicalResult quench::smoothLinears(ModuleOp module,
     if (report)
       report->push_back(std::move(rec));
   }
-  InFlightDiagnostic remark = emitRemark(loc)
-                              << "SmoothQuant (alpha "
-                              << (search ? std::string("auto")
-                                         : formatAlpha(alpha))
-                              << "): scales migrated into " << smoothedLayers
-                              << " linear" << (smoothedLayers == 1 ? "" : "s")
-                              << " (" << smoothedGroups << " group"
-                              << (smoothedGroups == 1 ? "" : "s") << ")";
+  InFlightDiagnostic remark =
+      emitRemark(loc) << "SmoothQuant (alpha "
+                      << (search ? std::string("auto") : formatAlpha(alpha))
+                      << "): scales migrated into " << smoothedLayers
+                      << " linear" << (smoothedLayers == 1 ? "" : "s") << " ("
+                      << smoothedGroups << " group"
+                      << (smoothedGroups == 1 ? "" : "s") << ")";
   if (unscaledGroups)
     remark << "; " << unscaledGroups << " group"
            << (unscaledGroups == 1 ? "" : "s")
@@ -156,8 +154,7 @@ struct QuenchSmoothPass
     : public quench::impl::QuenchSmoothBase<QuenchSmoothPass> {
   using Base::Base;
   QuenchSmoothPass(SmoothOptions options, std::vector<SmoothRecord> *report)
-      : Base(options),
-        inputStats(std::move(options.inputStats)),
+      : Base(options), inputStats(std::move(options.inputStats)),
         report(report) {}
 
   void runOnOperation() override {

@@ -108,8 +108,8 @@ mlir::LogicalResult smoothLinears(mlir::ModuleOp module,
 
 /// quench-smooth with calibration statistics (and a report, which must
 /// outlive the pass run, or nullptr).
-std::unique_ptr<mlir::Pass> createQuenchSmooth(SmoothOptions options,
-                                               std::vector<SmoothRecord> *report);
+std::unique_ptr<mlir::Pass>
+createQuenchSmooth(SmoothOptions options, std::vector<SmoothRecord> *report);
 
 } // namespace quench
 
