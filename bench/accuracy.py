@@ -46,6 +46,9 @@ SCHEMES = [  # (label, quench-compile flags, needs calibration)
      True),
     ("W4A16 g128", ["--quant=w4a16", "--group-size=128"], False),
     ("W8A8 static", ["--quant=w8a8"], True),
+    ("W8A8 static SmoothQuant 0.5", ["--quant=w8a8", "--smooth=0.5"], True),
+    ("W8A8 static SmoothQuant auto", ["--quant=w8a8", "--smooth=auto"],
+     True),
     ("W8A8 dynamic", ["--quant=w8a8-dynamic"], False),
 ]
 # Schemes measured on one model only: stories260K with its two most
@@ -73,12 +76,19 @@ BOUNDS = {
                         "W8A16 per channel GPTQ": (0.99, 1e-3),
                         "W4A16 g32": (0.93, 1e-2),
                         "W8A8 static": (0.97, 3e-3),
+                        "W8A8 static SmoothQuant auto": (0.97, 3e-3),
                         "W8A8 dynamic": (0.98, 2e-3)},
     "stories260K": {"W8A16 per channel": (0.80, 5e-2),
                     "W8A16 per channel GPTQ": (0.85, 3e-2),
                     "W8A16 g8 GPTQ, blocks 0-1 float": (0.94, 1e-3, 0.99),
+                    "W8A8 static SmoothQuant auto": (0.70, 1.3e-1),
                     "W8A8 dynamic": (0.75, 8e-2)},
 }
+# (model, scheme, baseline): --check also asserts that the scheme's mean KL
+# is below the baseline's (issue #15: SmoothQuant improves W8A8 static; on
+# the char-GPT the gain is within the noise of 32 sequences, so only the
+# bound above is asserted there).
+BETTER_THAN = [("stories260K", "W8A8 static SmoothQuant auto", "W8A8 static")]
 # Calibration samples per model (never the evaluation sequences): char-GPT
 # windows of the training split, stories260K stories sampled with another
 # seed.
@@ -242,7 +252,9 @@ def main():
                     "static are calibrated on %d other sequences (char-GPT: "
                     "windows of the training split; stories260K: stories "
                     "sampled with another seed), docs/calibration.md; "
-                    "W8A8 static uses the minmax range.\n\n%s\n"
+                    "W8A8 static uses the minmax range, with SmoothQuant "
+                    "(`--smooth`) at alpha 0.5 or chosen per group "
+                    "(`auto`).\n\n%s\n"
                     % (cmd, datetime.datetime.utcnow().strftime(
                         "%Y-%m-%d %H:%M"), args.sequences, CALIB_SAMPLES,
                        text))
@@ -262,6 +274,12 @@ def main():
                                    100 * top1_min, 100 * decisive,
                                    " (min %.0f %%)" % (100 * bound[2])
                                    if len(bound) > 2 else ""))
+        for model, scheme, baseline in BETTER_THAN:
+            if model in results and not (results[model][scheme][0] <
+                                         results[model][baseline][0]):
+                bad.append("%s %s: KL %.2e not below %s's %.2e" % (
+                    model, scheme, results[model][scheme][0], baseline,
+                    results[model][baseline][0]))
         for b in bad:
             print("FAIL", b)
         if bad:

@@ -157,14 +157,34 @@ void quench::calib::addCalibrationStage(FrontPipelineOptions &opts,
     stage.stats = std::move(*stats);
     return mlir::success();
   };
+  if (stage.request.smoothAlpha)
+    opts.smooth = makeSmoothStage(
+        stage, opts.weightQuant && opts.weightQuant->activations == "static");
   if (!opts.weightQuant)
     return;
   const CalibrationStage *s = &stage;
-  opts.weightQuant->inputRange = [s](StringRef layer) -> std::optional<float> {
+  // After SmoothQuant a layer reads x / s: its minmax range is the largest
+  // channel maximum of x / s (other estimators need a histogram of x / s:
+  // the smooth stage recalibrates then, and smoothScales is empty).
+  auto smoothScalesOf = [s](StringRef layer) -> const std::vector<float> * {
+    auto it = s->smoothScales.find(layer.str());
+    return it == s->smoothScales.end() ? nullptr : &it->second;
+  };
+  opts.weightQuant->inputRange = [s, smoothScalesOf](
+                                     StringRef layer) -> std::optional<float> {
     const TensorStats *t = s->stats ? s->stats->findLayerInput(layer.str())
                                     : nullptr;
     if (!t)
       return std::nullopt;
+    if (const std::vector<float> *scales = smoothScalesOf(layer)) {
+      if (t->channelAbsMax.size() != scales->size())
+        return std::nullopt;
+      double range = 0;
+      for (size_t j = 0; j < scales->size(); ++j)
+        range = std::max(range, static_cast<double>(t->channelAbsMax[j]) /
+                                    (*scales)[j]);
+      return static_cast<float>(range);
+    }
     return static_cast<float>(
         t->range(s->request.rangeMethod, s->request.percentile, 8));
   };
@@ -176,7 +196,8 @@ void quench::calib::addCalibrationStage(FrontPipelineOptions &opts,
     return t && t->hasGram();
   };
   opts.weightQuant->inputGram =
-      [s](StringRef layer) -> Expected<std::shared_ptr<const std::vector<double>>> {
+      [s, smoothScalesOf](StringRef layer)
+      -> Expected<std::shared_ptr<const std::vector<double>>> {
     const TensorStats *t = s->stats ? s->stats->findLayerInput(layer.str())
                                     : nullptr;
     if (!t || !t->hasGram())
@@ -185,6 +206,17 @@ void quench::calib::addCalibrationStage(FrontPipelineOptions &opts,
     std::string err = t->loadGram(*gram);
     if (!err.empty())
       return makeError(err);
+    // The Gram matrix of x / s: G[i, j] / (s_i s_j).
+    if (const std::vector<float> *scales = smoothScalesOf(layer)) {
+      size_t k = scales->size();
+      if (gram->size() != k * k)
+        return makeError("the Gram matrix of layer '" + layer +
+                         "' does not match its SmoothQuant scales");
+      for (size_t i = 0; i < k; ++i)
+        for (size_t j = 0; j < k; ++j)
+          (*gram)[i * k + j] /= static_cast<double>((*scales)[i]) *
+                                static_cast<double>((*scales)[j]);
+    }
     return gram;
   };
   opts.weightQuant->progress = true;
@@ -234,6 +266,14 @@ struct CalibrationCLOptions {
       cl::desc("Record the Gram matrix X^T X of every linear's input (for "
                "GPTQ; K*K doubles each; default true)"),
       cl::init(true), cl::cat(category)};
+  cl::opt<std::string> smooth{
+      "smooth", cl::ValueOptional,
+      cl::desc("SmoothQuant: migrate activation outliers into the weights "
+               "with strength ALPHA in [0, 1] (--smooth alone: 0.5; auto: "
+               "chosen per group by the predicted W8A8 error), from the "
+               "calibrated per-channel maxima; the float model is "
+               "unchanged; for --quant=w8a8 (docs/quantization.md)"),
+      cl::value_desc("ALPHA|auto"), cl::cat(category)};
 };
 } // namespace
 
@@ -259,6 +299,24 @@ quench::calib::getCalibrationRequestFromCL() {
     return makeError("--calib-percentile must be in (0, 100]");
   if (!(o.segmentMB >= 0) || o.segmentMB > 1e9)
     return makeError("--calib-segment-mb must be >= 0");
+  std::optional<double> smoothAlpha;
+  bool smoothAuto = o.smooth.getNumOccurrences() && o.smooth == "auto";
+  if (o.smooth.getNumOccurrences()) {
+    double alpha = 0.5;
+    if (!o.smooth.empty() && !smoothAuto &&
+        (StringRef(o.smooth).getAsDouble(alpha) || !(alpha >= 0.0) ||
+         alpha > 1.0))
+      return makeError("--smooth=ALPHA needs a number in [0, 1] or 'auto', "
+                       "got '" +
+                       o.smooth + "'");
+    if (smoothAuto && !o.gram)
+      return makeError("--smooth=auto needs the Gram matrices "
+                       "(--calib-gram=true)");
+    if (o.dir.empty() && o.cache.empty())
+      return makeError("--smooth needs calibration (--calib or "
+                       "--calib-cache)");
+    smoothAlpha = alpha;
+  }
   if (o.dir.empty() && o.cache.empty())
     return out;
   out.emplace();
@@ -267,6 +325,8 @@ quench::calib::getCalibrationRequestFromCL() {
   out->rangeMethod = *method;
   out->percentile = o.percentile;
   out->gram = o.gram;
+  out->smoothAlpha = smoothAlpha;
+  out->smoothAuto = smoothAuto;
   out->threads = static_cast<int>(std::min<unsigned>(o.threads, 1024));
   // At least one byte: a positive option never means "one segment".
   out->segmentBytes =

@@ -51,6 +51,11 @@ quench::getFrontPipelineStages(const FrontPipelineOptions &opts) {
     stages.push_back({"calibrate",
                       "run the float model on the calibration samples",
                       nullptr, opts.calibrate});
+  if (opts.smooth)
+    stages.push_back({"smooth",
+                      "SmoothQuant: activation scales migrated into the "
+                      "weights (quench-smooth)",
+                      nullptr, opts.smooth});
   if (opts.weightQuant) {
     WeightQuantOptions q = *opts.weightQuant;
     std::vector<LayerQuantRecord> *report = opts.quantReport;

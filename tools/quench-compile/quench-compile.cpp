@@ -368,7 +368,7 @@ int main(int argc, char **argv) {
   // (or earlier, with --stop-after-stage), then report to rank 0.
   std::string lastShared;
   for (const quench::PipelineStage &s : stages) {
-    if (s.name == "calibrate" || s.name == "quantize")
+    if (s.name == "calibrate" || s.name == "smooth" || s.name == "quantize")
       lastShared = s.name;
     if (s.name == stopAfter)
       break;

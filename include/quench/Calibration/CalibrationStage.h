@@ -18,8 +18,10 @@
 
 #include "llvm/Support/CommandLine.h"
 
+#include <functional>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace quench::calib {
@@ -54,6 +56,11 @@ struct CalibrationRequest {
   /// Inputs of a decoder with past that samples may leave out (the token
   /// ids suffice); unset: samples give every input.
   std::optional<GenerationInputs> generation;
+  /// SmoothQuant's alpha (--smooth): the `smooth` stage migrates scales
+  /// after calibration (docs/quantization.md, "SmoothQuant"); unset: none.
+  std::optional<double> smoothAlpha;
+  /// --smooth=auto: alpha chosen per group (quench-smooth's auto-alpha).
+  bool smoothAuto = false;
 };
 
 /// The statistics for `request`: read from the cache when it was made for
@@ -77,14 +84,30 @@ struct CalibrationStage {
   const ModelSignature *signature = nullptr;
   /// The statistics, once the stage ran.
   std::optional<CalibrationStats> stats;
+  /// Layer name -> SmoothQuant scales s of its input, once the smooth stage
+  /// ran: `stats` describe x, the model now computes x / s, and the
+  /// quantize stage's lookups derive the statistics of x / s (per-channel
+  /// maxima, sums and Gram matrices transform exactly). Empty after a
+  /// recalibration of the smoothed model (then `stats` describe x / s).
+  std::unordered_map<std::string, std::vector<float>> smoothScales;
 };
 
-/// Adds `stage` to the front pipeline `opts` (its `calibrate` function)
-/// and makes the quantize stage (when opts.weightQuant is set) look up
+/// Adds `stage` to the front pipeline `opts` (its `calibrate` function,
+/// and its `smooth` function with request.smoothAlpha) and makes the
+/// quantize stage (when opts.weightQuant is set) look up
 /// layer input ranges, with the request's estimator, and Gram matrices in
 /// the stage's statistics (each read from its file when its layer is
 /// quantized), with GPTQ progress on stderr. `stage` must outlive the pipeline run.
 void addCalibrationStage(FrontPipelineOptions &opts, CalibrationStage &stage);
+
+/// The `smooth` stage of `stage` (SmoothQuant with request.smoothAlpha on
+/// the calibrated model; SmoothStage.cpp): quench-smooth with the
+/// statistics' per-channel maxima, then either the scales recorded for the
+/// quantize stage's lookups or, when static activation ranges come from a
+/// histogram (--calib-method other than minmax) and `staticActivations`,
+/// a recalibration of the smoothed model (which needs the samples).
+std::function<mlir::LogicalResult(mlir::ModuleOp)>
+makeSmoothStage(CalibrationStage &stage, bool staticActivations);
 
 /// Registers the compile driver's calibration options in their own
 /// category.

@@ -115,6 +115,10 @@ struct FrontPipelineOptions {
   /// lib/Calibration's addCalibrationStage sets it). The stage is absent
   /// when unset.
   std::function<mlir::LogicalResult(mlir::ModuleOp)> calibrate;
+  /// Migrates activation scales into the weights with calibration
+  /// statistics (the `smooth` stage, SmoothQuant, after `calibrate`;
+  /// lib/Calibration sets it for --smooth). Absent when unset.
+  std::function<mlir::LogicalResult(mlir::ModuleOp)> smooth;
   /// Turns the entry's past keys/values into caches (the `kv-cache` stage,
   /// after quantization, so that calibration and quantization see the
   /// model as exported); the driver sets it, since it updates the model's
@@ -134,6 +138,7 @@ struct FrontPipelineOptions {
 /// The target-independent stages every model goes through, in order:
 ///   prepare    quench-prepare (only when opts.prepare);
 ///   calibrate  run the float model on samples (only when opts.calibrate);
+///   smooth     SmoothQuant scale migration (only when opts.smooth);
 ///   quantize   quench-quantize-weights (only when opts.weightQuant);
 ///   kv-cache   past keys/values into caches (only when opts.kvCache);
 ///   attention  quench-fuse-attention (only when opts.fuseAttention);

@@ -348,4 +348,56 @@ def QuenchDeriveKVCache : Pass<"quench-derive-kv-cache",
   let dependentDialects = ["::quench::QuenchDialect"];
 }
 
+def QuenchSmooth : Pass<"quench-smooth", "::mlir::ModuleOp"> {
+  let summary = "SmoothQuant: migrate activation outliers into the weights";
+  let description = [{
+    For every set of `quench.linear` ops reading one input `x` (Q, K and V
+    after a norm; gate and up after a norm; a fused QKV), per input
+    channel `j`:
+    `s_j = max|x_j|^alpha / max|W[:, j]|^(1 - alpha)` (the weight maximum
+    over every linear of the set; clamped to [1e-4, 1e4]; 1 for a channel
+    whose activation or weight maximum is 0), then `x / s` is folded into
+    the producer of `x` and every linear's weight column `j` is multiplied
+    by `s_j`, so the float model computes the same function (up to float
+    rounding). Producers that absorb `1 / s`: `quench.rms_norm` and
+    `quench.layer_norm` over the last axis with constant f32 scale (and
+    bias), a `quench.linear` with a constant f32 weight (its output rows and
+    bias), and a `quench.mul` of two same-shaped tensors one of which is
+    such a linear's output read by nothing else (LLaMA's
+    `silu(gate) * up` before the down projection). A set whose input has
+    another user (a residual add), another producer (attention, an
+    activation function), non-f32 weights or activations is left as it is;
+    one remark lists those layers and why. Scales are rounded to powers
+    of two, so that the migration is exact in f32 (the smoothed float model
+    computes bit for bit what the original did).
+
+    With `auto-alpha`, each group takes the candidate -- no migration, or
+    `alpha` = 0, 0.05, ..., 1 -- with the least predicted output error of
+    W8A8 static quantization: the weights' int8 rounding error weighted by
+    the calibrated sums of squares of their inputs, plus the activations'
+    rounding noise for the per-tensor minmax step (quench::quant::
+    smoothProxyLoss); `alpha` is then ignored.
+
+    The activation maxima come from calibration (`quench-compile
+    --smooth=ALPHA --calib=DIR`, which also derives the statistics of
+    `x / s` for the quantize stage: docs/quantization.md, "SmoothQuant");
+    quench-opt has none, so there `test-act-max` gives every channel of
+    every input the same maximum (tests only). Without either the pass
+    fails with one error naming every layer without statistics.
+  }];
+  let options = [
+    Option<"alpha", "alpha", "double", "0.5",
+           "Migration strength in [0, 1]: 0 leaves activations, 1 moves "
+           "all of their range into the weights">,
+    Option<"autoAlpha", "auto-alpha", "bool", "false",
+           "Choose alpha per group: the candidate (no migration, or alpha "
+           "= 0, 0.05, ..., 1) with the least predicted W8A8 error (needs "
+           "the Gram matrices' diagonals)">,
+    Option<"testActMax", "test-act-max", "double", "0.0",
+           "For tests: max |x| assumed for every channel of every linear's "
+           "input (0: none; real models use calibration)">,
+  ];
+  let dependentDialects = ["::quench::QuenchDialect"];
+}
+
 #endif // QUENCH_DIALECT_QUENCH_TRANSFORMS_PASSES_TD
