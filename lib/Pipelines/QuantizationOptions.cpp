@@ -98,10 +98,13 @@ struct QuantizationCLOptions {
       cl::value_desc("FILE"), cl::cat(category)};
   cl::opt<std::string> algo{
       "algo",
-      cl::desc("Weight rounding algorithm: rtn (round to nearest, default) "
-               "or gptq (GPTQ error compensation; needs calibration "
-               "statistics, --calib or --calib-cache)"),
-      cl::init("rtn"), cl::value_desc("rtn|gptq"), cl::cat(category)};
+      cl::desc("Weight rounding algorithm: rtn (round to nearest, default), "
+               "gptq (GPTQ error compensation; needs calibration "
+               "statistics, --calib or --calib-cache) or hqq (half-quadratic "
+               "optimization of scales and zero points, data-free; implies "
+               "--asymmetric for weight-only schemes unless "
+               "--asymmetric=false)"),
+      cl::init("rtn"), cl::value_desc("rtn|gptq|hqq"), cl::cat(category)};
   cl::opt<bool> gptqActOrder{
       "gptq-act-order",
       cl::desc("GPTQ: quantize input features by decreasing calibration "
@@ -148,11 +151,16 @@ quench::getQuantizationOptionsFromCL() {
     return error("--group-size, --asymmetric, --quant-exclude, "
                  "--quant-recipe, --quant-embeddings and --algo need --quant "
                  "(e.g. --quant=w4a16)");
-  if (o.algo != "rtn" && o.algo != "gptq")
-    return error("--algo must be rtn or gptq, got '" + o.algo + "'");
+  if (o.algo != "rtn" && o.algo != "gptq" && o.algo != "hqq")
+    return error("--algo must be rtn, gptq or hqq, got '" + o.algo + "'");
   if (out) {
     WeightQuantOptions &q = *out;
     q.symmetric = !o.asymmetric;
+    // HQQ optimizes zero points: asymmetric unless asked otherwise (W8A8
+    // needs symmetric weights).
+    if (o.algo == "hqq" && !o.asymmetric.getNumOccurrences() &&
+        q.activations == "none")
+      q.symmetric = false;
     q.scaleType = o.scaleType;
     q.quantizeHead = o.quantHead;
     q.quantizeEmbeddings = o.quantEmbeddings;

@@ -2,8 +2,8 @@
 //
 // Implements `quench-quantize-weights`: every quench.linear with a constant
 // weight becomes a quench.matmul_nbits over codes chosen by round-to-nearest
-// (lib/Quant/RTN.cpp) or GPTQ (lib/Quant/GPTQ.cpp, with the input Gram
-// matrices of calibration), group-wise or per output channel, or, with
+// (lib/Quant/RTN.cpp), GPTQ (lib/Quant/GPTQ.cpp, with the input Gram
+// matrices of calibration) or HQQ (lib/Quant/HQQ.cpp), group-wise or per output channel, or, with
 // activation quantization (W8A8), a quench.qlinear over int8 codes. The
 // numerics live in the MLIR-free QuenchQuant library; this file decides
 // which layers get which scheme (options, recipe) and rewrites the IR.
@@ -14,6 +14,7 @@
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
 #include "quench/Quant/GPTQ.h"
+#include "quench/Quant/HQQ.h"
 #include "quench/Quant/RTN.h"
 #include "quench/Support/Communicator.h"
 #include "quench/Support/LLVM.h"
@@ -53,6 +54,9 @@ struct Scheme {
   qq::ScaleType scaleType = qq::ScaleType::F16;
   /// Round with GPTQ (needs the layer's input Gram matrix) instead of RTN.
   bool gptq = false;
+  /// Choose scales and zero points with HQQ (data-free) instead of RTN's
+  /// min/max.
+  bool hqq = false;
   bool gptqActOrder = true;
   double gptqDampening = 0.01;
 };
@@ -73,6 +77,8 @@ std::string describe(const Scheme &s) {
   out += s.scaleType == qq::ScaleType::F16 ? "f16" : "f32";
   if (s.gptq)
     out += " gptq";
+  if (s.hqq)
+    out += " hqq";
   return out;
 }
 
@@ -103,14 +109,15 @@ LogicalResult checkScheme(const Scheme &s, const Twine &where,
   return success();
 }
 
-/// Parses a rounding algorithm name into `s.gptq`.
+/// Parses a rounding algorithm name into `s.gptq` / `s.hqq`.
 LogicalResult parseAlgo(StringRef algo, Scheme &s, const Twine &where,
                         Location loc) {
-  if (algo != "rtn" && algo != "gptq")
+  if (algo != "rtn" && algo != "gptq" && algo != "hqq")
     return emitError(loc) << where
-                          << ": algorithm must be rtn or gptq, got '"
+                          << ": algorithm must be rtn, gptq or hqq, got '"
                           << algo << "'";
   s.gptq = algo == "gptq";
+  s.hqq = algo == "hqq";
   return success();
 }
 
@@ -170,8 +177,8 @@ LogicalResult readSchemeFields(const llvm::json::Object &obj, Scheme &s,
   if (auto v = obj.get("algo")) {
     std::optional<StringRef> str = v->getAsString();
     if (!str)
-      return emitError(loc) << where << ": 'algo' must be a string (rtn or "
-                                        "gptq)";
+      return emitError(loc) << where << ": 'algo' must be a string (rtn, "
+                                        "gptq or hqq)";
     if (failed(parseAlgo(*str, s, where, loc)))
       return failure();
   }
@@ -791,7 +798,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     if (!scheme.skip && act != ActQuant::None) {
       if (!isW8A8Scheme(scheme)) {
         Scheme shown = scheme;
-        shown.gptq = false;
+        shown.gptq = shown.hqq = false;
         notW8A8.push_back(rec.name + " (" + describe(shown) + ")");
       } else if (!op.getInput().getType().getElementType().isF32()) {
         rec.scheme += " (W8A8 needs f32 activations)";
@@ -800,7 +807,9 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
                       std::to_string(QLinearOp::kMaxInFeatures) + ")";
       } else {
         plan.w8a8 = true;
-        rec.scheme = describeW8A8(act) + (scheme.gptq ? " gptq" : "");
+        rec.scheme = describeW8A8(act) + (scheme.gptq  ? " gptq"
+                                          : scheme.hqq ? " hqq"
+                                                       : "");
         if (act == ActQuant::Static) {
           std::optional<float> range;
           if (options.inputRange)
@@ -890,6 +899,12 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     const Scheme &s = p.w8a8 ? w8a8Scheme : p.scheme;
     std::vector<float> w = *floatWeights(p.cst, static_cast<bool>(p.transpose));
     releaseConstantPages(p.cst.getValue());
+    if (p.scheme.hqq) {
+      out = qq::quantizeMatrixHQQ(w.data(), p.rec.outFeatures, p.rec.inFeatures,
+                                  static_cast<int>(s.bits), s.groupSize,
+                                  s.symmetric, s.scaleType);
+      return "";
+    }
     if (!p.scheme.gptq) {
       out = qq::quantizeMatrixRTN(w.data(), p.rec.outFeatures, p.rec.inFeatures,
                                   static_cast<int>(s.bits), s.groupSize,

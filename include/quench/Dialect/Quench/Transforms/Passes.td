@@ -80,7 +80,7 @@ def QuenchFoldQDQ : Pass<"quench-fold-qdq"> {
 }
 
 def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> {
-  let summary = "Weight quantization of linear layers (RTN or GPTQ)";
+  let summary = "Weight quantization of linear layers (RTN, GPTQ or HQQ)";
   let description = [{
     Replaces every `quench.linear` whose weight is a constant with a
     `quench.matmul_nbits` holding the weight quantized to `bits`-bit codes
@@ -119,7 +119,7 @@ def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> 
                   "gptq_dampening": 0.05} ] }
     ```
 
-    A rule's `algo` (`rtn` or `gptq`), `gptq_act_order` and
+    A rule's `algo` (`rtn`, `gptq` or `hqq`), `gptq_act_order` and
     `gptq_dampening` override the pass options for its layers, so GPTQ can
     be confined to some layers (the others need no calibration).
 
@@ -130,6 +130,15 @@ def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> 
     has no calibration data, so there the pass fails with
     "GPTQ needs calibration (--calib or --calib-cache); no input statistics
     for layers: ..." naming every such layer; the module is unchanged.
+
+    `algo=hqq` (HQQ, lib/Quant/HQQ.cpp) needs no calibration: each group's
+    scale and zero point minimize an l_0.7 norm of its weight error by
+    half-quadratic splitting, starting from RTN's and never worse than
+    them on that objective; codes are rounded to nearest with the chosen
+    parameters. With `symmetric` (the zero point fixed at 2^(bits-1)) it
+    optimizes the scale only; asymmetric, the scale and the zero point
+    (quench-compile `--algo=hqq` implies `--asymmetric` for weight-only
+    schemes).
   }];
   let options = [
     Option<"bits", "bits", "unsigned", "8", "Bits per weight code (2..8)">,
@@ -150,8 +159,9 @@ def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> 
     Option<"recipe", "recipe", "std::string", "\"\"",
            "JSON file of per-layer overrides">,
     Option<"algo", "algo", "std::string", "\"rtn\"",
-           "Rounding algorithm: rtn (round to nearest) or gptq (needs "
-           "calibration statistics)">,
+           "Rounding algorithm: rtn (round to nearest), gptq (needs "
+           "calibration statistics) or hqq (half-quadratic choice of scales "
+           "and zero points, data-free)">,
     Option<"gptqActOrder", "gptq-act-order", "bool", "true",
            "GPTQ: quantize inputs by decreasing H[k, k] (groups stay "
            "contiguous)">,
