@@ -111,6 +111,14 @@ struct QuantizationCLOptions {
                "energy (default: true; groups stay contiguous, no run-time "
                "cost)"),
       cl::init(true), cl::cat(category)};
+  cl::opt<double> bitsBudget{
+      "bits-budget",
+      cl::desc("Mixed precision: the average storage bits per linear weight "
+               "(codes, scales and zero points; the size report's) that each "
+               "layer's scheme is chosen within, by predicted error "
+               "(Hessian-weighted with --calib, else weight error); replaces "
+               "--quant's bits and group size per layer (0: off)"),
+      cl::init(0.0), cl::value_desc("B"), cl::cat(category)};
   cl::opt<unsigned> threads{
       "quant-threads",
       cl::desc("Threads of the GPTQ numerics (default: 0 = the hardware "
@@ -147,10 +155,11 @@ quench::getQuantizationOptionsFromCL() {
     return error(err);
   if (!out && (o.asymmetric || !o.exclude.empty() || !o.recipe.empty() ||
                o.groupSize.getNumOccurrences() ||
-               o.algo.getNumOccurrences() || o.quantEmbeddings))
+               o.algo.getNumOccurrences() || o.quantEmbeddings ||
+               o.bitsBudget.getNumOccurrences()))
     return error("--group-size, --asymmetric, --quant-exclude, "
-                 "--quant-recipe, --quant-embeddings and --algo need --quant "
-                 "(e.g. --quant=w4a16)");
+                 "--quant-recipe, --quant-embeddings, --algo and --bits-budget "
+                 "need --quant (e.g. --quant=w4a16)");
   if (o.algo != "rtn" && o.algo != "gptq" && o.algo != "hqq")
     return error("--algo must be rtn, gptq or hqq, got '" + o.algo + "'");
   if (out) {
@@ -169,6 +178,7 @@ quench::getQuantizationOptionsFromCL() {
     q.algo = o.algo;
     q.gptqActOrder = o.gptqActOrder;
     q.threads = o.threads;
+    q.bitsBudget = o.bitsBudget;
   }
   return out;
 }

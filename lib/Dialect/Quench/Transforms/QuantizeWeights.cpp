@@ -13,6 +13,7 @@
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
+#include "quench/Quant/BitsBudget.h"
 #include "quench/Quant/GPTQ.h"
 #include "quench/Quant/HQQ.h"
 #include "quench/Quant/RTN.h"
@@ -656,6 +657,7 @@ struct QuenchQuantizeWeightsPass
     o.threads = threads;
     o.activations = activations;
     o.staticInputRange = staticInputRange;
+    o.bitsBudget = bitsBudget;
     o.inputRange = inputRange;
     o.inputGram = inputGram;
     o.hasInputGram = hasInputGram;
@@ -847,6 +849,121 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
       return nullptr;
     return options.inputGram(layer);
   };
+  // Mixed precision under a bits budget (docs/quantization.md): every
+  // layer the pass quantizes gets the candidate scheme (bits, group size,
+  // or float) that minimizes the sum of predicted errors with the average
+  // storage bits per weight at most the budget.
+  if (options.bitsBudget < 0 || !std::isfinite(options.bitsBudget))
+    return emitError(loc) << "bits-budget must be a positive number of bits "
+                             "per weight, got "
+                          << options.bitsBudget;
+  if (options.bitsBudget > 0) {
+    if (act != ActQuant::None)
+      return emitError(loc) << "bits-budget chooses weight-only schemes; it "
+                               "does not combine with activations="
+                            << options.activations;
+    struct Candidate {
+      bool skip;
+      unsigned bits;
+      int64_t groupSize;
+    };
+    static const Candidate candidates[] = {
+        {true, 0, 0},  {false, 8, 0},  {false, 4, 128}, {false, 4, 32},
+        {false, 3, 128}, {false, 3, 32}, {false, 2, 32}};
+    std::vector<Plan *> budgeted;
+    for (Plan &p : plans)
+      if (!p.scheme.skip)
+        budgeted.push_back(&p);
+    // Hessian-weighted errors need every layer's Gram matrix (errors of
+    // the two kinds are not comparable).
+    bool hessian = options.inputGram != nullptr;
+    for (Plan *p : budgeted) {
+      if (!hessian)
+        break;
+      if (options.hasInputGram) {
+        hessian = options.hasInputGram(p->rec.name);
+      } else {
+        auto g = gramOf(p->rec.name);
+        if (!g)
+          return emitError(loc) << "bits budget: layer '" << p->rec.name
+                                << "': " << llvm::toString(g.takeError());
+        hessian = *g != nullptr;
+      }
+    }
+    if (!hessian && !budgeted.empty())
+      emitRemark(loc) << "bits budget: no calibration statistics for every "
+                         "layer (--calib); layer sensitivities are their "
+                         "weight errors |dW|^2, not the output errors "
+                         "tr(dW H dW^T)";
+    std::vector<qq::BudgetLayer> layers;
+    int64_t weights = 0;
+    for (Plan *p : budgeted) {
+      int64_t n = p->rec.outFeatures, k = p->rec.inFeatures;
+      weights += n * k;
+      std::vector<float> w =
+          *floatWeights(p->cst, static_cast<bool>(p->transpose));
+      std::shared_ptr<const std::vector<double>> gram;
+      if (hessian) {
+        auto g = gramOf(p->rec.name);
+        if (!g)
+          return emitError(loc) << "bits budget: layer '" << p->rec.name
+                                << "': " << llvm::toString(g.takeError());
+        gram = *g;
+        if (!gram || gram->size() != static_cast<size_t>(k * k))
+          return emitError(loc) << "bits budget: no usable input Gram matrix "
+                                   "for layer '"
+                                << p->rec.name << "'";
+      }
+      qq::BudgetLayer layer;
+      for (const Candidate &c : candidates) {
+        if (c.skip) {
+          layer.bits.push_back(p->rec.bytesBefore * 8);
+          layer.error.push_back(0.0);
+          continue;
+        }
+        const Scheme &s = p->scheme;
+        // GPTQ layers are predicted with RTN's error (GPTQ per candidate
+        // would cost a GPTQ run each).
+        qq::QuantizedMatrix m =
+            s.hqq ? qq::quantizeMatrixHQQ(w.data(), n, k, c.bits, c.groupSize,
+                                          s.symmetric, s.scaleType)
+                  : qq::quantizeMatrixRTN(w.data(), n, k, c.bits, c.groupSize,
+                                          s.symmetric, s.scaleType);
+        layer.bits.push_back(qq::storageBits(n, k, c.bits, c.groupSize,
+                                             s.symmetric, s.scaleType));
+        layer.error.push_back(qq::quantizationError(
+            w.data(), m, gram ? gram->data() : nullptr));
+      }
+      layers.push_back(std::move(layer));
+    }
+    int64_t maxBits =
+        static_cast<int64_t>(std::floor(options.bitsBudget * weights));
+    std::vector<size_t> choice;
+    std::string why;
+    if (!qq::allocateBudget(layers, maxBits, choice, why)) {
+      int64_t minBits = 0;
+      for (const qq::BudgetLayer &l : layers)
+        minBits += *std::min_element(l.bits.begin(), l.bits.end());
+      std::string msg;
+      llvm::raw_string_ostream os(msg);
+      os << "bits budget " << llvm::format("%.3f", options.bitsBudget)
+         << " bits per weight is below the smallest candidate schemes: "
+         << llvm::format("%.3f", static_cast<double>(minBits) / weights)
+         << " bits per weight over the " << budgeted.size()
+         << " quantized layers";
+      return emitError(loc) << msg;
+    }
+    for (size_t i = 0; i < budgeted.size(); ++i) {
+      const Candidate &c = candidates[choice[i]];
+      Scheme &s = budgeted[i]->scheme;
+      s.skip = c.skip;
+      s.bits = c.bits;
+      s.groupSize = c.groupSize;
+      budgeted[i]->rec.scheme =
+          c.skip ? "float (bits budget)" : describe(s);
+    }
+  }
+
   int64_t gptqLayers = 0;
   double gptqWork = 0; // ~ K^2 (K + N) per layer
   {

@@ -139,6 +139,19 @@ def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> 
     optimizes the scale only; asymmetric, the scale and the zero point
     (quench-compile `--algo=hqq` implies `--asymmetric` for weight-only
     schemes).
+
+    `bits-budget=B` (weight-only) replaces the bits and group size of every
+    layer the pass quantizes by one of the candidates float, int8 per
+    channel, int4 g128, int4 g32, int3 g128, int3 g32 and int2 g32 (the
+    other settings, `symmetric`, `scale-type`, `algo`, stay the layer's),
+    chosen to minimize the sum of the layers' predicted errors with the
+    average storage bits per weight of those layers (codes, scales and zero
+    points, as the size report counts them) at most B (lib/Quant/
+    BitsBudget.cpp, exact dynamic programming). A layer's predicted error
+    for a candidate is its output error tr(dW H dW^T) over the calibration
+    inputs when every layer has a Gram matrix (`inputGram`), otherwise its
+    weight error |dW|^2, with a remark saying so. A budget below the
+    smallest candidates is an error.
   }];
   let options = [
     Option<"bits", "bits", "unsigned", "8", "Bits per weight code (2..8)">,
@@ -170,6 +183,10 @@ def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> 
     Option<"threads", "threads", "unsigned", "0",
            "Threads of the GPTQ numerics (0: the hardware concurrency); the "
            "result is the same for every count">,
+    Option<"bitsBudget", "bits-budget", "double", "0.0",
+           "Mixed precision: average storage bits per weight (codes, scales, "
+           "zero points) of the quantized layers; each gets the scheme that "
+           "minimizes the predicted error within it (0: off)">,
     Option<"activations", "activations", "std::string", "\"none\"",
            "Activation quantization: none (weight-only), static (W8A8, "
            "per-tensor input scale from calibration) or dynamic (W8A8, "
