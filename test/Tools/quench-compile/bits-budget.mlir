@@ -14,7 +14,7 @@
 // CHECK: /fc0/MatMul 64x64 int8 per-channel sym f16 16384 4224
 // CHECK: /fc1/MatMul 64x64 int2 g32 sym f16 16384 1280
 // CHECK: /fc2/MatMul 64x64 int2 g32 sym f16 16384 1280
-// CHECK: linear weights: 4.417 bits per weight
+// CHECK: bits per linear weight: 4.417
 // RUN: FileCheck %s --check-prefix=REMARK < %t/a.err
 // REMARK: bits budget: no calibration statistics for every layer (--calib); layer sensitivities are their weight errors |dW|^2, not the output errors tr(dW H dW^T)
 // RUN: FileCheck %s --check-prefix=JSON < %t/a.json
@@ -24,17 +24,17 @@
 // SIX: /fc0/MatMul 64x64 int8 per-channel
 // SIX: /fc1/MatMul 64x64 int4 g32
 // SIX: /fc2/MatMul 64x64 int4 g32
-// SIX: linear weights: 5.750 bits per weight
+// SIX: bits per linear weight: 5.750
 // Asymmetric HQQ layers: zero points count in the bits.
 // RUN: quench-compile %t/m.mlir -o %t/c --emit=mlir --stop-after-stage=quantize --quant=w4a16 --algo=hqq --bits-budget=3 2>/dev/null | FileCheck %s --check-prefix=HQQ
 // HQQ: /fc0/MatMul 64x64 int3 g32 asym f16 hqq 16384 1856
 // HQQ: /fc1/MatMul 64x64 int2 g32 asym f16 hqq 16384 1344
 // HQQ: /fc2/MatMul 64x64 int2 g32 asym f16 hqq 16384 1344
-// HQQ: linear weights: 2.958 bits per weight
+// HQQ: bits per linear weight: 2.958
 // With calibration: output errors, no remark; the budget holds.
 // RUN: mkdir -p %t/samples && %quench_python -c "import numpy as np; np.save('%t/samples/input_0.npy', np.random.default_rng(0).normal(size=(2, 64)).astype(np.float32))"
 // RUN: quench-compile %t/m.mlir -o %t/d --emit=mlir --stop-after-stage=quantize --quant=w4a16 --bits-budget=4 --calib=%t/samples 2>%t/d.err | FileCheck %s --check-prefix=CALIB
-// CALIB: linear weights: {{[23]\.[0-9]+|4\.000}} bits per weight
+// CALIB: bits per linear weight: {{[23]\.[0-9]+|4\.000}}
 // RUN: not grep "bits budget" %t/d.err
 // Below the smallest candidates, or with activation quantization, or no
 // --quant: one clear error each.
