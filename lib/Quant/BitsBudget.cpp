@@ -81,8 +81,7 @@ static void improveExactly(const std::vector<BudgetLayer> &layers,
 }
 
 bool quench::quant::allocateBudget(const std::vector<BudgetLayer> &layers,
-                                   int64_t maxBits,
-                                   std::vector<size_t> &choice,
+                                   int64_t maxBits, std::vector<size_t> &choice,
                                    std::string &error, int64_t resolution) {
   assert(resolution > 0);
   choice.assign(layers.size(), 0);
@@ -103,8 +102,8 @@ bool quench::quant::allocateBudget(const std::vector<BudgetLayer> &layers,
   // rounded cost fits `resolution` units fits maxBits.
   double unit = std::max(1.0, static_cast<double>(maxBits) /
                                   static_cast<double>(resolution));
-  int64_t capacity = static_cast<int64_t>(
-      std::floor(static_cast<double>(maxBits) / unit));
+  int64_t capacity =
+      static_cast<int64_t>(std::floor(static_cast<double>(maxBits) / unit));
   auto units = [&](int64_t bits) {
     return static_cast<int64_t>(std::ceil(static_cast<double>(bits) / unit));
   };

@@ -147,8 +147,8 @@ QuantizedMatrix quench::quant::quantizeMatrixHQQ(
       int64_t c0 = g * gs;
       int64_t len = std::min(gs, cols - c0);
       const float *src = w + r * cols + c0;
-      GroupParams p = chooseGroupParamsHQQ(src, len, bits, symmetric,
-                                           scaleType, options);
+      GroupParams p =
+          chooseGroupParamsHQQ(src, len, bits, symmetric, scaleType, options);
       params[r * groups + g] = p;
       for (int64_t i = 0; i < len; ++i)
         codes[r * cols + c0 + i] = quantizeValue(src[i], p, bits);

@@ -76,8 +76,9 @@ void quench::printSizeReport(const SizeReport &r, llvm::raw_ostream &os) {
   for (const LayerQuantRecord &l : r.layers)
     weights += l.outFeatures * l.inFeatures;
   if (weights > 0)
-    os << llvm::format("bits per linear weight: %.3f (codes, scales, zero points)\n",
-                       8.0 * static_cast<double>(after) / weights);
+    os << llvm::format(
+        "bits per linear weight: %.3f (codes, scales, zero points)\n",
+        8.0 * static_cast<double>(after) / weights);
   os << "all constants: " << megabytes(r.constantBytesBefore) << " -> "
      << megabytes(r.constantBytesAfter) << "\n";
   if (r.artifactBytes >= 0)

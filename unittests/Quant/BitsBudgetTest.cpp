@@ -92,8 +92,8 @@ TEST(BitsBudget, AllocatorIsTheOptimumWithinTheBudget) {
       double unit = static_cast<double>(maxBits) / 8192;
       double opt = bruteForce(layers, maxBits);
       double tighter = bruteForce(
-          layers, maxBits - static_cast<int64_t>(
-                                std::ceil(unit * layers.size())));
+          layers,
+          maxBits - static_cast<int64_t>(std::ceil(unit * layers.size())));
       EXPECT_GE(e, opt * (1 - 1e-12));
       EXPECT_LE(e, tighter * (1 + 1e-12)) << trial << " " << budget;
       // Exact with one unit per bit.
@@ -129,8 +129,8 @@ TEST(BitsBudget, StorageBitsAreTheQuantizedMatrixBytes) {
         for (ScaleType st : {ScaleType::F16, ScaleType::F32}) {
           if (gs * bits % 8)
             continue;
-          QuantizedMatrix m = quantizeMatrixRTN(w.data(), 12, 70, bits, gs,
-                                                sym, st);
+          QuantizedMatrix m =
+              quantizeMatrixRTN(w.data(), 12, 70, bits, gs, sym, st);
           int64_t bytes = static_cast<int64_t>(
               m.packed.size() + m.zeroPoints.size() +
               m.scales.size() * (st == ScaleType::F16 ? 2 : 4));
@@ -163,8 +163,8 @@ TEST(BitsBudget, ErrorMeasures) {
     for (int64_t s = 0; s < samples; ++s) {
       double y = 0.0;
       for (int64_t c = 0; c < cols; ++c)
-        y += (w[r * cols + c] - double(dequantizeAt(m, r, c))) *
-             x[s * cols + c];
+        y +=
+            (w[r * cols + c] - double(dequantizeAt(m, r, c))) * x[s * cols + c];
       out += y * y;
     }
     for (int64_t c = 0; c < cols; ++c) {

@@ -37,10 +37,10 @@ TEST(HQQ, NeverWorseThanRTNOnItsObjective) {
       for (ScaleType st : {ScaleType::F16, ScaleType::F32})
         for (unsigned seed = 0; seed < 40; ++seed) {
           std::vector<float> w = weights(32, seed % 2, seed);
-          GroupParams rtn = chooseGroupParams(w.data(), w.size(), bits,
-                                              symmetric, st);
-          GroupParams hqq = chooseGroupParamsHQQ(w.data(), w.size(), bits,
-                                                 symmetric, st, o);
+          GroupParams rtn =
+              chooseGroupParams(w.data(), w.size(), bits, symmetric, st);
+          GroupParams hqq =
+              chooseGroupParamsHQQ(w.data(), w.size(), bits, symmetric, st, o);
           double er = lpError(w.data(), w.size(), rtn, bits, o.lpNorm);
           double eh = lpError(w.data(), w.size(), hqq, bits, o.lpNorm);
           ASSERT_LE(eh, er) << bits << " bits, seed " << seed;
@@ -72,14 +72,13 @@ TEST(HQQ, ClearlyBetterOnHeavyTailedWeights) {
     bool symmetric;
     double maxLpRatio, maxMseRatio;
   };
-  for (Case c : {Case{4, 32, false, 0.97, 0.99}, Case{3, 32, false, 0.95, 0.97},
-                 Case{4, 128, true, 0.97, 0.95}, Case{3, 32, true, 0.93, 0.90}}) {
-    QuantizedMatrix r = quantizeMatrixRTN(w.data(), rows, cols, c.bits,
-                                          c.groupSize, c.symmetric,
-                                          ScaleType::F16);
-    QuantizedMatrix h = quantizeMatrixHQQ(w.data(), rows, cols, c.bits,
-                                          c.groupSize, c.symmetric,
-                                          ScaleType::F16);
+  for (Case c :
+       {Case{4, 32, false, 0.97, 0.99}, Case{3, 32, false, 0.95, 0.97},
+        Case{4, 128, true, 0.97, 0.95}, Case{3, 32, true, 0.93, 0.90}}) {
+    QuantizedMatrix r = quantizeMatrixRTN(
+        w.data(), rows, cols, c.bits, c.groupSize, c.symmetric, ScaleType::F16);
+    QuantizedMatrix h = quantizeMatrixHQQ(
+        w.data(), rows, cols, c.bits, c.groupSize, c.symmetric, ScaleType::F16);
     double lr = 0, lh = 0, mr = 0, mh = 0;
     for (int64_t i = 0; i < rows; ++i)
       for (int64_t j = 0; j < cols; ++j) {
