@@ -9,8 +9,10 @@
 #include "quench/Quant/HQQ.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <cmath>
+#include <thread>
 #include <vector>
 
 using namespace quench::quant;
@@ -134,6 +136,23 @@ GroupParams quench::quant::chooseGroupParamsHQQ(const float *w, size_t n,
   return best;
 }
 
+/// HQQ codes and parameters of row `r` (groups of `gs`).
+static void quantizeRow(const float *w, int64_t r, int64_t cols, int64_t gs,
+                        int64_t groups, int bits, bool symmetric,
+                        ScaleType scaleType, const HQQOptions &options,
+                        uint8_t *codes, GroupParams *params) {
+  for (int64_t g = 0; g < groups; ++g) {
+    int64_t c0 = g * gs;
+    int64_t len = std::min(gs, cols - c0);
+    const float *src = w + r * cols + c0;
+    GroupParams p =
+        chooseGroupParamsHQQ(src, len, bits, symmetric, scaleType, options);
+    params[r * groups + g] = p;
+    for (int64_t i = 0; i < len; ++i)
+      codes[r * cols + c0 + i] = quantizeValue(src[i], p, bits);
+  }
+}
+
 QuantizedMatrix quench::quant::quantizeMatrixHQQ(
     const float *w, int64_t rows, int64_t cols, int bits, int64_t groupSize,
     bool symmetric, ScaleType scaleType, const HQQOptions &options) {
@@ -142,18 +161,27 @@ QuantizedMatrix quench::quant::quantizeMatrixHQQ(
   int64_t groups = (cols + gs - 1) / gs;
   std::vector<uint8_t> codes(rows * cols);
   std::vector<GroupParams> params(rows * groups);
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t g = 0; g < groups; ++g) {
-      int64_t c0 = g * gs;
-      int64_t len = std::min(gs, cols - c0);
-      const float *src = w + r * cols + c0;
-      GroupParams p =
-          chooseGroupParamsHQQ(src, len, bits, symmetric, scaleType, options);
-      params[r * groups + g] = p;
-      for (int64_t i = 0; i < len; ++i)
-        codes[r * cols + c0 + i] = quantizeValue(src[i], p, bits);
-    }
-  }
+  // Rows are independent: handed out to the threads in chunks; each
+  // group's result does not depend on which thread computes it.
+  unsigned threads = options.threads;
+  if (!threads)
+    threads = std::max(1u, std::thread::hardware_concurrency());
+  threads = static_cast<unsigned>(std::min<int64_t>(threads, rows));
+  std::atomic<int64_t> nextRow{0};
+  auto worker = [&] {
+    constexpr int64_t kChunk = 16;
+    for (int64_t r0 = nextRow.fetch_add(kChunk); r0 < rows;
+         r0 = nextRow.fetch_add(kChunk))
+      for (int64_t r = r0; r < std::min(rows, r0 + kChunk); ++r)
+        quantizeRow(w, r, cols, gs, groups, bits, symmetric, scaleType,
+                    options, codes.data(), params.data());
+  };
+  std::vector<std::thread> pool;
+  for (unsigned i = 1; i < threads; ++i)
+    pool.emplace_back(worker);
+  worker();
+  for (std::thread &t : pool)
+    t.join();
   return packQuantizedMatrix(codes.data(), params.data(), rows, cols, bits,
                              groupSize, symmetric);
 }

@@ -105,6 +105,17 @@ TEST(HQQ, MatrixIsItsGroupsAndDeterministic) {
       quantizeMatrixHQQ(w.data(), rows, cols, 4, gs, false, ScaleType::F16);
   QuantizedMatrix b =
       quantizeMatrixHQQ(w.data(), rows, cols, 4, gs, false, ScaleType::F16);
+  HQQOptions one;
+  one.threads = 1;
+  HQQOptions three;
+  three.threads = 3;
+  QuantizedMatrix c = quantizeMatrixHQQ(w.data(), rows, cols, 4, gs, false,
+                                        ScaleType::F16, one);
+  QuantizedMatrix d = quantizeMatrixHQQ(w.data(), rows, cols, 4, gs, false,
+                                        ScaleType::F16, three);
+  EXPECT_EQ(a.packed, c.packed);
+  EXPECT_EQ(a.packed, d.packed);
+  EXPECT_EQ(a.zeroPoints, d.zeroPoints);
   EXPECT_EQ(a.packed, b.packed);
   EXPECT_EQ(a.zeroPoints, b.zeroPoints);
   EXPECT_EQ(std::memcmp(a.scales.data(), b.scales.data(),

@@ -58,6 +58,9 @@ struct HQQOptions {
   int patience = 3;
   /// Asymmetric groups: optimize the scale as well as the zero point.
   bool optimizeScale = true;
+  /// Threads of quantizeMatrixHQQ (0: the hardware concurrency); the result
+  /// is the same for every count (groups are independent).
+  unsigned threads = 0;
 };
 
 /// sum_i |w_i - dequant(quantize(w_i))|^p over a group with the stored

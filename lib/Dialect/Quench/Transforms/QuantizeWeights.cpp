@@ -3,8 +3,9 @@
 // Implements `quench-quantize-weights`: every quench.linear with a constant
 // weight becomes a quench.matmul_nbits over codes chosen by round-to-nearest
 // (lib/Quant/RTN.cpp), GPTQ (lib/Quant/GPTQ.cpp, with the input Gram
-// matrices of calibration) or HQQ (lib/Quant/HQQ.cpp), group-wise or per output channel, or, with
-// activation quantization (W8A8), a quench.qlinear over int8 codes. The
+// matrices of calibration) or HQQ (lib/Quant/HQQ.cpp), group-wise or per
+// output channel, or, with activation quantization (W8A8), a
+// quench.qlinear over int8 codes. The
 // numerics live in the MLIR-free QuenchQuant library; this file decides
 // which layers get which scheme (options, recipe) and rewrites the IR.
 //
@@ -924,11 +925,15 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
         const Scheme &s = p->scheme;
         // GPTQ layers are predicted with RTN's error (GPTQ per candidate
         // would cost a GPTQ run each).
+        qq::HQQOptions hqqOptions;
+        hqqOptions.threads = options.threads;
         qq::QuantizedMatrix m =
-            s.hqq ? qq::quantizeMatrixHQQ(w.data(), n, k, c.bits, c.groupSize,
-                                          s.symmetric, s.scaleType)
-                  : qq::quantizeMatrixRTN(w.data(), n, k, c.bits, c.groupSize,
-                                          s.symmetric, s.scaleType);
+            s.hqq ? qq::quantizeMatrixHQQ(w.data(), n, k, c.bits,
+                                          c.groupSize, s.symmetric,
+                                          s.scaleType, hqqOptions)
+                  : qq::quantizeMatrixRTN(w.data(), n, k, c.bits,
+                                          c.groupSize, s.symmetric,
+                                          s.scaleType);
         layer.bits.push_back(qq::storageBits(n, k, c.bits, c.groupSize,
                                              s.symmetric, s.scaleType));
         layer.error.push_back(qq::quantizationError(
@@ -1017,9 +1022,12 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     std::vector<float> w = *floatWeights(p.cst, static_cast<bool>(p.transpose));
     releaseConstantPages(p.cst.getValue());
     if (p.scheme.hqq) {
-      out = qq::quantizeMatrixHQQ(w.data(), p.rec.outFeatures, p.rec.inFeatures,
-                                  static_cast<int>(s.bits), s.groupSize,
-                                  s.symmetric, s.scaleType);
+      qq::HQQOptions hqqOptions;
+      hqqOptions.threads = options.threads;
+      out = qq::quantizeMatrixHQQ(w.data(), p.rec.outFeatures,
+                                  p.rec.inFeatures, static_cast<int>(s.bits),
+                                  s.groupSize, s.symmetric, s.scaleType,
+                                  hqqOptions);
       return "";
     }
     if (!p.scheme.gptq) {

@@ -181,8 +181,8 @@ def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> 
     Option<"gptqDampening", "gptq-dampening", "double", "0.01",
            "GPTQ: dampening of H's diagonal, as a fraction of its mean">,
     Option<"threads", "threads", "unsigned", "0",
-           "Threads of the GPTQ numerics (0: the hardware concurrency); the "
-           "result is the same for every count">,
+           "Threads of the GPTQ and HQQ numerics (0: the hardware "
+           "concurrency); the result is the same for every count">,
     Option<"bitsBudget", "bits-budget", "double", "0.0",
            "Mixed precision: average storage bits per weight (codes, scales, "
            "zero points) of the quantized layers; each gets the scheme that "
