@@ -3,9 +3,11 @@
 #include "quench/Quant/BitsBudget.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <cmath>
 #include <limits>
+#include <thread>
 
 using namespace quench::quant;
 
@@ -23,29 +25,55 @@ int64_t quench::quant::storageBits(int64_t rows, int64_t cols, int bits,
 
 double quench::quant::quantizationError(const float *w,
                                         const QuantizedMatrix &m,
-                                        const double *gram) {
+                                        const double *gram, unsigned threads) {
   int64_t k = m.cols;
-  std::vector<double> d(k);
-  double total = 0.0;
-  for (int64_t r = 0; r < m.rows; ++r) {
-    for (int64_t c = 0; c < k; ++c)
-      d[c] = static_cast<double>(w[r * k + c]) - dequantizeAt(m, r, c);
-    if (!gram) {
+  // One partial sum per row, added in row order at the end: the result
+  // does not depend on the thread count.
+  std::vector<double> rowError(m.rows, 0.0);
+  auto rowsFrom = [&](int64_t r0, int64_t r1) {
+    std::vector<double> d(k);
+    for (int64_t r = r0; r < r1; ++r) {
       for (int64_t c = 0; c < k; ++c)
-        total += d[c] * d[c];
-      continue;
+        d[c] = static_cast<double>(w[r * k + c]) - dequantizeAt(m, r, c);
+      double total = 0.0;
+      if (!gram) {
+        for (int64_t c = 0; c < k; ++c)
+          total += d[c] * d[c];
+      } else {
+        // d H d^T with H symmetric: the diagonal plus twice the upper
+        // triangle.
+        for (int64_t i = 0; i < k; ++i) {
+          if (d[i] == 0.0)
+            continue;
+          const double *h = gram + i * k;
+          double acc = 0.5 * h[i] * d[i];
+          for (int64_t j = i + 1; j < k; ++j)
+            acc += h[j] * d[j];
+          total += 2.0 * d[i] * acc;
+        }
+      }
+      rowError[r] = total;
     }
-    // d H d^T with H symmetric: the diagonal plus twice the upper triangle.
-    for (int64_t i = 0; i < k; ++i) {
-      if (d[i] == 0.0)
-        continue;
-      const double *h = gram + i * k;
-      double acc = 0.5 * h[i] * d[i];
-      for (int64_t j = i + 1; j < k; ++j)
-        acc += h[j] * d[j];
-      total += 2.0 * d[i] * acc;
-    }
-  }
+  };
+  if (!threads)
+    threads = std::max(1u, std::thread::hardware_concurrency());
+  threads = static_cast<unsigned>(std::min<int64_t>(threads, m.rows));
+  std::atomic<int64_t> next{0};
+  auto worker = [&] {
+    constexpr int64_t kChunk = 8;
+    for (int64_t r0 = next.fetch_add(kChunk); r0 < m.rows;
+         r0 = next.fetch_add(kChunk))
+      rowsFrom(r0, std::min(m.rows, r0 + kChunk));
+  };
+  std::vector<std::thread> pool;
+  for (unsigned i = 1; i < threads; ++i)
+    pool.emplace_back(worker);
+  worker();
+  for (std::thread &t : pool)
+    t.join();
+  double total = 0.0;
+  for (double e : rowError)
+    total += e;
   return total;
 }
 

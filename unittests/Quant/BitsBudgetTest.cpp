@@ -174,6 +174,8 @@ TEST(BitsBudget, ErrorMeasures) {
   }
   EXPECT_GT(mse, 0.0);
   EXPECT_NEAR(quantizationError(w.data(), m, h.data()), out, 1e-9 * out);
+  EXPECT_EQ(quantizationError(w.data(), m, h.data(), 1),
+            quantizationError(w.data(), m, h.data(), 4));
   EXPECT_NEAR(quantizationError(w.data(), m, eye.data()), mse, 1e-9 * mse);
   EXPECT_NEAR(quantizationError(w.data(), m, nullptr), mse, 1e-9 * mse);
 }

@@ -32,9 +32,11 @@ int64_t storageBits(int64_t rows, int64_t cols, int bits, int64_t groupSize,
 /// The error of quantizing the row-major [rows, cols] weight `w` to `m`:
 /// with `gram` (H = X^T X, row-major [cols, cols]), the output error
 /// summed over the calibration rows, tr(dW H dW^T) = sum_r dW_r H dW_r^T;
-/// without it (nullptr), the squared weight error sum dW^2.
+/// without it (nullptr), the squared weight error sum dW^2. Rows are split
+/// over `threads` threads (0: the hardware concurrency); the result is the
+/// same for every count. O(rows * cols^2) with `gram`.
 double quantizationError(const float *w, const QuantizedMatrix &m,
-                         const double *gram);
+                         const double *gram, unsigned threads = 0);
 
 /// One layer's options: candidate i stores `bits[i]` bits and is predicted
 /// to add `error[i]` (same length, at least one candidate).

@@ -937,7 +937,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
         layer.bits.push_back(qq::storageBits(n, k, c.bits, c.groupSize,
                                              s.symmetric, s.scaleType));
         layer.error.push_back(qq::quantizationError(
-            w.data(), m, gram ? gram->data() : nullptr));
+            w.data(), m, gram ? gram->data() : nullptr, options.threads));
       }
       layers.push_back(std::move(layer));
     }
