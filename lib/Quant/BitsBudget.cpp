@@ -23,18 +23,18 @@ int64_t quench::quant::storageBits(int64_t rows, int64_t cols, int bits,
   return out;
 }
 
-double quench::quant::quantizationError(const float *w,
-                                        const QuantizedMatrix &m,
-                                        const double *gram, unsigned threads) {
-  int64_t k = m.cols;
+/// sum_r d_r H d_r^T (H = I when `gram` is null) over the rows r of a
+/// [rows, cols] matrix whose row differences `fill(r, d)` writes.
+template <typename Fill>
+static double quadraticSum(int64_t rows, int64_t k, const double *gram,
+                           unsigned threads, Fill fill) {
   // One partial sum per row, added in row order at the end: the result
   // does not depend on the thread count.
-  std::vector<double> rowError(m.rows, 0.0);
+  std::vector<double> rowError(rows, 0.0);
   auto rowsFrom = [&](int64_t r0, int64_t r1) {
     std::vector<double> d(k);
     for (int64_t r = r0; r < r1; ++r) {
-      for (int64_t c = 0; c < k; ++c)
-        d[c] = static_cast<double>(w[r * k + c]) - dequantizeAt(m, r, c);
+      fill(r, d.data());
       double total = 0.0;
       if (!gram) {
         for (int64_t c = 0; c < k; ++c)
@@ -57,13 +57,14 @@ double quench::quant::quantizationError(const float *w,
   };
   if (!threads)
     threads = std::max(1u, std::thread::hardware_concurrency());
-  threads = static_cast<unsigned>(std::min<int64_t>(threads, m.rows));
+  threads = static_cast<unsigned>(std::max<int64_t>(
+      1, std::min<int64_t>(threads, rows)));
   std::atomic<int64_t> next{0};
   auto worker = [&] {
     constexpr int64_t kChunk = 8;
-    for (int64_t r0 = next.fetch_add(kChunk); r0 < m.rows;
+    for (int64_t r0 = next.fetch_add(kChunk); r0 < rows;
          r0 = next.fetch_add(kChunk))
-      rowsFrom(r0, std::min(m.rows, r0 + kChunk));
+      rowsFrom(r0, std::min(rows, r0 + kChunk));
   };
   std::vector<std::thread> pool;
   for (unsigned i = 1; i < threads; ++i)
@@ -77,9 +78,27 @@ double quench::quant::quantizationError(const float *w,
   return total;
 }
 
+double quench::quant::quantizationError(const float *w,
+                                        const QuantizedMatrix &m,
+                                        const double *gram, unsigned threads) {
+  int64_t k = m.cols;
+  return quadraticSum(m.rows, k, gram, threads, [&](int64_t r, double *d) {
+    for (int64_t c = 0; c < k; ++c)
+      d[c] = static_cast<double>(w[r * k + c]) - dequantizeAt(m, r, c);
+  });
+}
+
+double quench::quant::outputEnergy(const float *w, int64_t rows, int64_t cols,
+                                   const double *gram, unsigned threads) {
+  return quadraticSum(rows, cols, gram, threads, [&](int64_t r, double *d) {
+    for (int64_t c = 0; c < cols; ++c)
+      d[c] = static_cast<double>(w[r * cols + c]);
+  });
+}
+
 /// Spends what the rounding left: while some single layer's change of
 /// candidate lowers the error and fits maxBits exactly, takes the one that
-/// lowers it most.
+/// lowers it most; then gives back bits that lower no error.
 static void improveExactly(const std::vector<BudgetLayer> &layers,
                            int64_t maxBits, std::vector<size_t> &choice) {
   int64_t used = 0;
@@ -101,10 +120,19 @@ static void improveExactly(const std::vector<BudgetLayer> &layers,
       }
     }
     if (gain <= 0.0)
-      return;
+      break;
     used += layers[bestLayer].bits[bestCandidate] -
             layers[bestLayer].bits[choice[bestLayer]];
     choice[bestLayer] = bestCandidate;
+  }
+  // Bits that buy nothing are not spent: each layer takes its cheapest
+  // candidate of no larger error.
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const BudgetLayer &layer = layers[l];
+    for (size_t i = 0; i < layer.bits.size(); ++i)
+      if (layer.error[i] <= layer.error[choice[l]] &&
+          layer.bits[i] < layer.bits[choice[l]])
+        choice[l] = i;
   }
 }
 

@@ -23,7 +23,9 @@ double quench::quant::lpError(const float *w, size_t n,
   for (size_t i = 0; i < n; ++i) {
     float q = dequantizeValue(quantizeValue(w[i], params, bits), params);
     double e = std::fabs(static_cast<double>(w[i]) - q);
-    sum += p == 2.0f ? e * e : std::pow(e, static_cast<double>(p));
+    // Single precision powf: ~3x faster than double pow, and ample for
+    // comparing candidates.
+    sum += p == 2.0f ? e * e : std::pow(static_cast<float>(e), p);
   }
   return sum;
 }
@@ -36,7 +38,8 @@ double shrinkLp(double x, double beta, double p) {
   double a = std::fabs(x);
   if (a == 0.0)
     return 0.0;
-  double v = a - std::pow(a, p - 1.0) / beta;
+  double v =
+      a - std::pow(static_cast<float>(a), static_cast<float>(p - 1.0)) / beta;
   return v > 0.0 ? std::copysign(v, x) : 0.0;
 }
 
@@ -173,8 +176,8 @@ QuantizedMatrix quench::quant::quantizeMatrixHQQ(
     for (int64_t r0 = nextRow.fetch_add(kChunk); r0 < rows;
          r0 = nextRow.fetch_add(kChunk))
       for (int64_t r = r0; r < std::min(rows, r0 + kChunk); ++r)
-        quantizeRow(w, r, cols, gs, groups, bits, symmetric, scaleType,
-                    options, codes.data(), params.data());
+        quantizeRow(w, r, cols, gs, groups, bits, symmetric, scaleType, options,
+                    codes.data(), params.data());
   };
   std::vector<std::thread> pool;
   for (unsigned i = 1; i < threads; ++i)

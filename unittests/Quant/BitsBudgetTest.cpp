@@ -115,6 +115,11 @@ TEST(BitsBudget, SensitiveLayersGetTheBits) {
   EXPECT_EQ(choice, (std::vector<size_t>{0, 1}));
   ASSERT_TRUE(allocateBudget({b, a}, 12750, choice, error));
   EXPECT_EQ(choice, (std::vector<size_t>{1, 0}));
+  // A layer whose candidates are all exact takes the cheapest, even with
+  // bits to spare.
+  BudgetLayer exact{{8250, 4500, 2500}, {0.0, 0.0, 0.0}};
+  ASSERT_TRUE(allocateBudget({exact, a}, 100000, choice, error));
+  EXPECT_EQ(choice, (std::vector<size_t>{2, 1}));
   // Below the smallest candidates: a clear error.
   EXPECT_FALSE(allocateBudget({a, b}, 8999, choice, error));
   EXPECT_EQ(error, "the smallest candidate schemes need 9000 bits, above the "

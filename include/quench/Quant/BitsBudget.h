@@ -38,6 +38,13 @@ int64_t storageBits(int64_t rows, int64_t cols, int bits, int64_t groupSize,
 double quantizationError(const float *w, const QuantizedMatrix &m,
                          const double *gram, unsigned threads = 0);
 
+/// The same measure of the weight itself (the error of quantizing it to
+/// zero): tr(W H W^T), the layer's output energy over the calibration
+/// rows, or |W|^2 without `gram`. Sensitivities are quantizationError
+/// relative to it (see quench-quantize-weights `bits-budget`).
+double outputEnergy(const float *w, int64_t rows, int64_t cols,
+                    const double *gram, unsigned threads = 0);
+
 /// One layer's options: candidate i stores `bits[i]` bits and is predicted
 /// to add `error[i]` (same length, at least one candidate).
 struct BudgetLayer {
@@ -52,7 +59,9 @@ struct BudgetLayer {
 /// `maxBits`; it is optimal for the rounded costs, and within one unit per
 /// layer of the true optimum's bits); then, while changing one layer's
 /// candidate lowers the error and still fits `maxBits` exactly, the best
-/// such change is made (spending what the rounding left). Returns false
+/// such change is made (spending what the rounding left), and each layer
+/// takes its cheapest candidate of no larger error (bits that buy nothing
+/// are not spent). Returns false
 /// with `error` set when even the smallest candidates do not fit.
 bool allocateBudget(const std::vector<BudgetLayer> &layers, int64_t maxBits,
                     std::vector<size_t> &choice, std::string &error,

@@ -894,8 +894,8 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     if (!hessian && !budgeted.empty())
       emitRemark(loc) << "bits budget: no calibration statistics for every "
                          "layer (--calib); layer sensitivities are their "
-                         "weight errors |dW|^2, not the output errors "
-                         "tr(dW H dW^T)";
+                         "relative weight errors |dW|^2 / |W|^2, not the "
+                         "output errors tr(dW H dW^T) / tr(W H W^T)";
     std::vector<qq::BudgetLayer> layers;
     int64_t weights = 0;
     for (Plan *p : budgeted) {
@@ -915,6 +915,11 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
                                    "for layer '"
                                 << p->rec.name << "'";
       }
+      // Errors relative to the layer's own output energy (noise-to-signal
+      // ratios): comparable across layers of different scales.
+      double energy = qq::outputEnergy(w.data(), n, k,
+                                       gram ? gram->data() : nullptr,
+                                       options.threads);
       qq::BudgetLayer layer;
       for (const Candidate &c : candidates) {
         if (c.skip) {
@@ -936,8 +941,9 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
                                           s.scaleType);
         layer.bits.push_back(qq::storageBits(n, k, c.bits, c.groupSize,
                                              s.symmetric, s.scaleType));
-        layer.error.push_back(qq::quantizationError(
-            w.data(), m, gram ? gram->data() : nullptr, options.threads));
+        double error = qq::quantizationError(
+            w.data(), m, gram ? gram->data() : nullptr, options.threads);
+        layer.error.push_back(energy > 0 ? error / energy : 0.0);
       }
       layers.push_back(std::move(layer));
     }
