@@ -163,7 +163,7 @@ TEST(BitsBudget, ErrorMeasures) {
         h[i * cols + j] += double(x[s * cols + i]) * x[s * cols + j];
   for (int64_t i = 0; i < cols; ++i)
     eye[i * cols + i] = 1.0;
-  double out = 0.0, mse = 0.0;
+  double out = 0.0, mse = 0.0, energy = 0.0, norm = 0.0;
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t s = 0; s < samples; ++s) {
       double y = 0.0;
@@ -171,7 +171,13 @@ TEST(BitsBudget, ErrorMeasures) {
         y +=
             (w[r * cols + c] - double(dequantizeAt(m, r, c))) * x[s * cols + c];
       out += y * y;
+      double z = 0.0;
+      for (int64_t c = 0; c < cols; ++c)
+        z += double(w[r * cols + c]) * x[s * cols + c];
+      energy += z * z;
     }
+    for (int64_t c = 0; c < cols; ++c)
+      norm += double(w[r * cols + c]) * w[r * cols + c];
     for (int64_t c = 0; c < cols; ++c) {
       double d = w[r * cols + c] - double(dequantizeAt(m, r, c));
       mse += d * d;
@@ -183,6 +189,10 @@ TEST(BitsBudget, ErrorMeasures) {
             quantizationError(w.data(), m, h.data(), 4));
   EXPECT_NEAR(quantizationError(w.data(), m, eye.data()), mse, 1e-9 * mse);
   EXPECT_NEAR(quantizationError(w.data(), m, nullptr), mse, 1e-9 * mse);
+  // The weight's own measure (the error of quantizing it to zero).
+  EXPECT_NEAR(outputEnergy(w.data(), rows, cols, h.data()), energy,
+              1e-9 * energy);
+  EXPECT_NEAR(outputEnergy(w.data(), rows, cols, nullptr), norm, 1e-9 * norm);
 }
 
 } // namespace
