@@ -111,6 +111,11 @@ struct QuantizationCLOptions {
                "energy (default: true; groups stay contiguous, no run-time "
                "cost)"),
       cl::init(true), cl::cat(category)};
+  cl::opt<double> hqqLpNorm{
+      "hqq-lp-norm",
+      cl::desc("HQQ: the p of the l_p weight error it minimizes, in (0, 2] "
+               "(default 0.7, the paper's; 2 is the squared error)"),
+      cl::init(0.7), cl::value_desc("P"), cl::cat(category)};
   cl::opt<double> bitsBudget{
       "bits-budget",
       cl::desc("Mixed precision: the average storage bits per linear weight "
@@ -180,6 +185,7 @@ quench::getQuantizationOptionsFromCL() {
     q.gptqActOrder = o.gptqActOrder;
     q.threads = o.threads;
     q.bitsBudget = o.bitsBudget;
+    q.hqqLpNorm = o.hqqLpNorm;
   }
   return out;
 }

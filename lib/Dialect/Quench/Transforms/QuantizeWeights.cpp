@@ -659,6 +659,7 @@ struct QuenchQuantizeWeightsPass
     o.activations = activations;
     o.staticInputRange = staticInputRange;
     o.bitsBudget = bitsBudget;
+    o.hqqLpNorm = hqqLpNorm;
     o.inputRange = inputRange;
     o.inputGram = inputGram;
     o.hasInputGram = hasInputGram;
@@ -854,6 +855,9 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
   // layer the pass quantizes gets the candidate scheme (bits, group size,
   // or float) that minimizes the sum of predicted errors with the average
   // storage bits per weight at most the budget.
+  if (!(options.hqqLpNorm > 0.0 && options.hqqLpNorm <= 2.0))
+    return emitError(loc) << "hqq-lp-norm must be in (0, 2], got "
+                          << options.hqqLpNorm;
   if (options.bitsBudget < 0 || !std::isfinite(options.bitsBudget))
     return emitError(loc) << "bits-budget must be a positive number of bits "
                              "per weight, got "
@@ -932,6 +936,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
         // would cost a GPTQ run each).
         qq::HQQOptions hqqOptions;
         hqqOptions.threads = options.threads;
+        hqqOptions.lpNorm = static_cast<float>(options.hqqLpNorm);
         qq::QuantizedMatrix m =
             s.hqq ? qq::quantizeMatrixHQQ(w.data(), n, k, c.bits,
                                           c.groupSize, s.symmetric,
@@ -1030,6 +1035,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     if (p.scheme.hqq) {
       qq::HQQOptions hqqOptions;
       hqqOptions.threads = options.threads;
+      hqqOptions.lpNorm = static_cast<float>(options.hqqLpNorm);
       out = qq::quantizeMatrixHQQ(w.data(), p.rec.outFeatures,
                                   p.rec.inFeatures, static_cast<int>(s.bits),
                                   s.groupSize, s.symmetric, s.scaleType,

@@ -183,6 +183,9 @@ def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> 
     Option<"threads", "threads", "unsigned", "0",
            "Threads of the GPTQ and HQQ numerics (0: the hardware "
            "concurrency); the result is the same for every count">,
+    Option<"hqqLpNorm", "hqq-lp-norm", "double", "0.7",
+           "HQQ: the p of the l_p weight error it minimizes, in (0, 2] (the "
+           "paper's 0.7; 2 is the squared error)">,
     Option<"bitsBudget", "bits-budget", "double", "0.0",
            "Mixed precision: average storage bits per weight (codes, scales, "
            "zero points) of the quantized layers; each gets the scheme that "
