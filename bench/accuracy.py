@@ -16,7 +16,10 @@ A model whose inputs are missing is skipped (and said so).
 Usage:
   bench/accuracy.py [--build build] [--work DIR] [--chargpt-dir build/chargpt]
                     [--stories PATH] [--sequences 64] [--markdown docs/accuracy.md]
-                    [--check]
+                    [--check] [--all]
+--all adds EXTRA_SCHEMES (HQQ, W3A16, bits budgets; not in the e2e test);
+the table's bits per weight is the size report's (codes, scales, zero
+points of the linear layers);
 --markdown (re)writes the accuracy document with the table and the command;
 --check exits 1 unless every measured model meets the bounds in BOUNDS
 (char-GPT W8A16: top-1 >= 99 %, KL <= 1e-3; see BOUNDS for the others).
@@ -26,6 +29,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -45,11 +49,36 @@ SCHEMES = [  # (label, quench-compile flags, needs calibration)
     ("W4A16 g32 GPTQ", ["--quant=w4a16", "--group-size=32", "--algo=gptq"],
      True),
     ("W4A16 g128", ["--quant=w4a16", "--group-size=128"], False),
+    ("W4A16 g32 HQQ", ["--quant=w4a16", "--group-size=32", "--algo=hqq"],
+     False),
     ("W8A8 static", ["--quant=w8a8"], True),
     ("W8A8 static SmoothQuant 0.5", ["--quant=w8a8", "--smooth=0.5"], True),
     ("W8A8 static SmoothQuant auto", ["--quant=w8a8", "--smooth=auto"],
      True),
     ("W8A8 dynamic", ["--quant=w8a8-dynamic"], False),
+]
+# Measured with --all only (the e2e test keeps to SCHEMES): HQQ (data-free,
+# asymmetric) against RTN with the same zero points and GPTQ, at 4 and 3
+# bits, and mixed precision under a bits budget against the uniform
+# schemes of the same bits (docs/quantization.md).
+EXTRA_SCHEMES = [
+    ("W4A16 g32 asym", ["--quant=w4a16", "--group-size=32", "--asymmetric"],
+     False),
+    ("W4A16 g128 asym", ["--quant=w4a16", "--group-size=128",
+                         "--asymmetric"], False),
+    ("W4A16 g128 HQQ", ["--quant=w4a16", "--group-size=128", "--algo=hqq"],
+     False),
+    ("W3A16 g32", ["--quant=w3a16", "--group-size=32"], False),
+    ("W3A16 g32 asym", ["--quant=w3a16", "--group-size=32", "--asymmetric"],
+     False),
+    ("W3A16 g32 GPTQ", ["--quant=w3a16", "--group-size=32", "--algo=gptq"],
+     True),
+    ("W3A16 g32 HQQ", ["--quant=w3a16", "--group-size=32", "--algo=hqq"],
+     False),
+    ("budget 4.5", ["--quant=w4a16", "--bits-budget=4.5"], True),
+    ("budget 3.5", ["--quant=w4a16", "--bits-budget=3.5"], True),
+    ("budget 4.5, no calibration", ["--quant=w4a16", "--bits-budget=4.5"],
+     False),
 ]
 # Schemes measured on one model only: stories260K with its two most
 # sensitive blocks (0 and 1) kept in float and int8 groups of 8 with GPTQ
@@ -75,6 +104,7 @@ BOUNDS = {
     "char-GPT (2.7M)": {"W8A16 per channel": (0.99, 1e-3),
                         "W8A16 per channel GPTQ": (0.99, 1e-3),
                         "W4A16 g32": (0.93, 1e-2),
+                        "W4A16 g32 HQQ": (0.94, 5e-3),
                         "W8A8 static": (0.97, 3e-3),
                         "W8A8 static SmoothQuant auto": (0.97, 3e-3),
                         "W8A8 dynamic": (0.98, 2e-3)},
@@ -82,7 +112,9 @@ BOUNDS = {
                     "W8A16 per channel GPTQ": (0.85, 3e-2),
                     "W8A16 g8 GPTQ, blocks 0-1 float": (0.94, 1e-3, 0.99),
                     "W8A8 static SmoothQuant auto": (0.70, 1.3e-1),
-                    "W8A8 dynamic": (0.75, 8e-2)},
+                    "W8A8 dynamic": (0.75, 8e-2),
+                    # HQQ below RTN's 2.15 (docs/quantization.md "HQQ").
+                    "W4A16 g32 HQQ": (0.28, 1.9)},
 }
 # (model, scheme, baseline): --check also asserts that the scheme's mean KL
 # is below the baseline's (issue #15: SmoothQuant improves W8A8 static; on
@@ -107,9 +139,17 @@ def write_samples(seqs, directory, input_name):
     return directory
 
 
-def compile_all(build, onnx_path, work, stem, calib_dir, model):
+def bits_per_weight(report):
+    """The size report's average bits per linear weight (0 if absent)."""
+    m = re.search(r"bits per linear weight: ([0-9.]+)", report)
+    return float(m.group(1)) if m else 0.0
+
+
+def compile_all(build, onnx_path, work, stem, calib_dir, model, schemes):
+    """Compiles the float model and each scheme; returns the float
+    executable, {label: executable} and {label: bits per linear weight}."""
     qc = os.path.join(build, "bin", "quench-compile")
-    exes = {}
+    exes, bits = {}, {}
     f32 = os.path.join(work, stem + "_f32")
     subprocess.run([qc, onnx_path, "-o", f32], check=True,
                    stdout=subprocess.DEVNULL)
@@ -117,16 +157,17 @@ def compile_all(build, onnx_path, work, stem, calib_dir, model):
     recipe = os.path.join(work, stem + ".recipe.json")
     with open(recipe, "w") as f:
         json.dump(STORIES_RECIPE, f)
-    for label, flags, calibrated in SCHEMES + MODEL_SCHEMES.get(model, []):
+    for label, flags, calibrated in schemes + MODEL_SCHEMES.get(model, []):
         flags = [f.format(recipe=recipe) for f in flags]
         exe = os.path.join(work, stem + "_" +
                            "_".join(label.lower().split()))
         if calibrated:
             flags = flags + ["--calib=" + calib_dir, "--calib-cache=" + cache]
-        subprocess.run([qc, onnx_path, "-o", exe] + flags, check=True,
-                       stdout=subprocess.DEVNULL)
+        p = subprocess.run([qc, onnx_path, "-o", exe] + flags, check=True,
+                           stdout=subprocess.PIPE, text=True)
         exes[label] = exe
-    return f32, exes
+        bits[label] = bits_per_weight(p.stdout)
+    return f32, exes, bits
 
 
 def chargpt_windows(model_dir, n):
@@ -164,8 +205,10 @@ def stories_sequences(bin_path, n, seq=32, seed=0):
 
 
 def measure(args, work):
-    results = {}  # model -> {scheme: (kl, top1)}
+    results = {}  # model -> {scheme: (kl, top1, decisive top-1)}
+    bits = {}  # model -> {scheme: bits per linear weight}
     notes = []
+    schemes = SCHEMES + (EXTRA_SCHEMES if args.all else [])
     cdir = args.chargpt_dir
     if os.path.isfile(os.path.join(cdir, "chargpt.pt")):
         onnx_path = os.path.join(cdir, "chargpt.t32.onnx")
@@ -176,8 +219,9 @@ def measure(args, work):
                            stdout=subprocess.DEVNULL)
         calib = write_samples(chargpt_train_windows(cdir, CALIB_SAMPLES),
                               os.path.join(work, "calib-chargpt"), "tokens")
-        f32, exes = compile_all(args.build, onnx_path, work, "chargpt", calib,
-                                "char-GPT (2.7M)")
+        f32, exes, bits["char-GPT (2.7M)"] = compile_all(
+            args.build, onnx_path, work, "chargpt", calib, "char-GPT (2.7M)",
+            schemes)
         results["char-GPT (2.7M)"] = quant_eval.compare(
             f32, exes, chargpt_windows(cdir, args.sequences), "tokens")
     else:
@@ -192,24 +236,26 @@ def measure(args, work):
         calib = write_samples(
             stories_sequences(args.stories, CALIB_SAMPLES, seed=1),
             os.path.join(work, "calib-stories"), "input_ids")
-        f32, exes = compile_all(args.build, onnx_path, work, "stories", calib,
-                                "stories260K")
+        f32, exes, bits["stories260K"] = compile_all(
+            args.build, onnx_path, work, "stories", calib, "stories260K",
+            schemes)
         results["stories260K"] = quant_eval.compare(
             f32, exes, stories_sequences(args.stories, args.sequences),
             "input_ids")
     else:
         notes.append("stories260K skipped: %s not found" % args.stories)
-    return results, notes
+    return results, bits, notes
 
 
-def table(results, sequences):
-    lines = ["| model | scheme | mean KL (nats) | top-1 agreement | "
-             "top-1, decisive positions |",
-             "| --- | --- | ---: | ---: | ---: |"]
+def table(results, bits, sequences):
+    lines = ["| model | scheme | bits per weight | mean KL (nats) | "
+             "top-1 agreement | top-1, decisive positions |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
     for model, res in results.items():
         for scheme, (kl, top1, decisive) in res.items():
-            lines.append("| %s | %s | %.2e | %.2f %% | %.2f %% |" % (
-                model, scheme, kl, 100 * top1, 100 * decisive))
+            lines.append("| %s | %s | %.3f | %.2e | %.2f %% | %.2f %% |" % (
+                model, scheme, bits[model][scheme], kl, 100 * top1,
+                100 * decisive))
     return "\n".join(lines)
 
 
@@ -224,17 +270,21 @@ def main():
     ap.add_argument("--sequences", type=int, default=64)
     ap.add_argument("--markdown")
     ap.add_argument("--check", action="store_true")
+    ap.add_argument("--all", action="store_true",
+                    help="also the schemes of EXTRA_SCHEMES (HQQ, W3A16, "
+                         "bits budgets)")
     args = ap.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="quench-accuracy-")
     os.makedirs(work, exist_ok=True)
-    results, notes = measure(args, work)
-    text = table(results, args.sequences)
+    results, bits, notes = measure(args, work)
+    text = table(results, bits, args.sequences)
     print(text)
     for n in notes:
         print(n)
     if args.markdown:
-        cmd = "bench/accuracy.py --sequences %d --markdown %s" % (
-            args.sequences, os.path.relpath(args.markdown, ROOT))
+        cmd = "bench/accuracy.py --sequences %d%s --markdown %s" % (
+            args.sequences, " --all" if args.all else "",
+            os.path.relpath(args.markdown, ROOT))
         with open(args.markdown, "w") as f:
             f.write("# Accuracy of weight quantization\n\n"
                     "Generated by `%s` on %s (UTC); do not edit by hand.\n\n"

@@ -99,20 +99,37 @@ struct QuantizationCLOptions {
       cl::value_desc("FILE"), cl::cat(category)};
   cl::opt<std::string> algo{
       "algo",
-      cl::desc("Weight rounding algorithm: rtn (round to nearest, default) "
-               "or gptq (GPTQ error compensation; needs calibration "
-               "statistics, --calib or --calib-cache)"),
-      cl::init("rtn"), cl::value_desc("rtn|gptq"), cl::cat(category)};
+      cl::desc("Weight rounding algorithm: rtn (round to nearest, default), "
+               "gptq (GPTQ error compensation; needs calibration "
+               "statistics, --calib or --calib-cache) or hqq (half-quadratic "
+               "optimization of scales and zero points, data-free; implies "
+               "--asymmetric for weight-only schemes unless "
+               "--asymmetric=false)"),
+      cl::init("rtn"), cl::value_desc("rtn|gptq|hqq"), cl::cat(category)};
   cl::opt<bool> gptqActOrder{
       "gptq-act-order",
       cl::desc("GPTQ: quantize input features by decreasing calibration "
                "energy (default: true; groups stay contiguous, no run-time "
                "cost)"),
       cl::init(true), cl::cat(category)};
+  cl::opt<double> hqqLpNorm{
+      "hqq-lp-norm",
+      cl::desc("HQQ: the p of the l_p weight error it minimizes, in (0, 2] "
+               "(default 0.7, the paper's; 2 is the squared error)"),
+      cl::init(0.7), cl::value_desc("P"), cl::cat(category)};
+  cl::opt<double> bitsBudget{
+      "bits-budget",
+      cl::desc("Mixed precision: the average storage bits per linear weight "
+               "(codes, scales and zero points; the size report's) that each "
+               "layer's scheme is chosen within, by predicted error "
+               "(Hessian-weighted with --calib, else weight error); replaces "
+               "--quant's bits and group size per layer (0: off)"),
+      cl::init(0.0), cl::value_desc("B"), cl::cat(category)};
   cl::opt<unsigned> threads{
       "quant-threads",
-      cl::desc("Threads of the GPTQ numerics (default: 0 = the hardware "
-               "concurrency; the result is the same for every count)"),
+      cl::desc("Threads of the GPTQ and HQQ numerics (default: 0 = the "
+               "hardware concurrency; the result is the same for every "
+               "count)"),
       cl::init(0), cl::value_desc("N"), cl::cat(category)};
 };
 } // namespace
@@ -151,15 +168,21 @@ quench::getQuantizationOptionsFromCL() {
     return error(err);
   if (!out && (o.asymmetric || !o.exclude.empty() || !o.recipe.empty() ||
                o.groupSize.getNumOccurrences() ||
-               o.algo.getNumOccurrences() || o.quantEmbeddings))
+               o.algo.getNumOccurrences() || o.quantEmbeddings ||
+               o.bitsBudget.getNumOccurrences()))
     return error("--group-size, --asymmetric, --quant-exclude, "
-                 "--quant-recipe, --quant-embeddings and --algo need --quant "
-                 "(e.g. --quant=w4a16)");
-  if (o.algo != "rtn" && o.algo != "gptq")
-    return error("--algo must be rtn or gptq, got '" + o.algo + "'");
+                 "--quant-recipe, --quant-embeddings, --algo and --bits-budget "
+                 "need --quant (e.g. --quant=w4a16)");
+  if (o.algo != "rtn" && o.algo != "gptq" && o.algo != "hqq")
+    return error("--algo must be rtn, gptq or hqq, got '" + o.algo + "'");
   if (out) {
     WeightQuantOptions &q = *out;
     q.symmetric = !o.asymmetric;
+    // HQQ optimizes zero points: asymmetric unless asked otherwise (W8A8
+    // needs symmetric weights).
+    if (o.algo == "hqq" && !o.asymmetric.getNumOccurrences() &&
+        q.activations == "none")
+      q.symmetric = false;
     q.scaleType = o.scaleType;
     q.quantizeHead = o.quantHead;
     q.quantizeEmbeddings = o.quantEmbeddings;
@@ -168,6 +191,8 @@ quench::getQuantizationOptionsFromCL() {
     q.algo = o.algo;
     q.gptqActOrder = o.gptqActOrder;
     q.threads = o.threads;
+    q.bitsBudget = o.bitsBudget;
+    q.hqqLpNorm = o.hqqLpNorm;
   }
   return out;
 }

@@ -73,7 +73,7 @@ float quench::quant::roundToF16(float x) {
   return f16BitsToFloat(floatToF16Bits(x));
 }
 
-static float storeScale(float s, ScaleType type) {
+float quench::quant::storeScale(float s, ScaleType type) {
   if (type == ScaleType::F16) {
     s = roundToF16(s);
     return std::max(s, 1.0f / 16777216.0f); // smallest f16 subnormal

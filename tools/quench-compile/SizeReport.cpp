@@ -72,6 +72,13 @@ void quench::printSizeReport(const SizeReport &r, llvm::raw_ostream &os) {
                      (int)nameWidth, "linear weights", "", (int)schemeWidth, "",
                      (long long)before, (long long)after,
                      after ? double(before) / after : 0.0);
+  int64_t weights = 0;
+  for (const LayerQuantRecord &l : r.layers)
+    weights += l.outFeatures * l.inFeatures;
+  if (weights > 0)
+    os << llvm::format(
+        "bits per linear weight: %.3f (codes, scales, zero points)\n",
+        8.0 * static_cast<double>(after) / weights);
   os << "all constants: " << megabytes(r.constantBytesBefore) << " -> "
      << megabytes(r.constantBytesAfter) << "\n";
   if (r.artifactBytes >= 0)
@@ -94,6 +101,9 @@ void quench::writeSizeReportJSON(const SizeReport &r, llvm::raw_ostream &os) {
     before += l.bytesBefore;
     after += l.bytesAfter;
   }
+  int64_t weights = 0;
+  for (const LayerQuantRecord &l : r.layers)
+    weights += l.outFeatures * l.inFeatures;
   llvm::json::Object doc{
       {"schema", "quench-size-report"},
       {"version", 1},
@@ -102,6 +112,8 @@ void quench::writeSizeReportJSON(const SizeReport &r, llvm::raw_ostream &os) {
       {"layers", std::move(layers)},
       {"linear_weight_bytes_before", before},
       {"linear_weight_bytes_after", after},
+      {"linear_weight_bits_per_weight",
+       weights > 0 ? 8.0 * static_cast<double>(after) / weights : 0.0},
       {"constant_bytes_before", r.constantBytesBefore},
       {"constant_bytes_after", r.constantBytesAfter},
       {"artifact", r.artifact},

@@ -39,6 +39,10 @@ uint16_t floatToF16Bits(float x);
 /// The float value of IEEE binary16 bits.
 float f16BitsToFloat(uint16_t bits);
 
+/// A positive scale as stored: rounded to `type` and never below its
+/// smallest positive value (zero is reserved for all-zero groups).
+float storeScale(float s, ScaleType type);
+
 /// Scale and zero point of one group.
 struct GroupParams {
   float scale = 1.0f;   ///< as stored (already rounded to the scale type)

@@ -112,7 +112,7 @@ func.func @named(%x: tensor<1x16xf32>, %wd: tensor<16x16xf32>) -> tensor<1x16xf3
 // GPTQ: error: GPTQ needs calibration (--calib or --calib-cache); no input statistics for layers: /block/skip/MatMul, /block/keep/MatMul{{$}}
 // GPTQEXCL: error: GPTQ needs calibration (--calib or --calib-cache); no input statistics for layers: /dense/MatMul{{$}}
 // GPTQEXCL: error: GPTQ needs calibration (--calib or --calib-cache); no input statistics for layers: /block/keep/MatMul{{$}}
-// BADALGO: error: weight quantization: algorithm must be rtn or gptq, got 'awq'
+// BADALGO: error: weight quantization: algorithm must be rtn, gptq or hqq, got 'awq'
 // BADDAMP: error: weight quantization: GPTQ dampening must be >= 0, got -1
 // RGPTQOUT-LABEL: func.func @linear
 // RGPTQOUT: quench.matmul_nbits
@@ -120,7 +120,7 @@ func.func @named(%x: tensor<1x16xf32>, %wd: tensor<16x16xf32>) -> tensor<1x16xf3
 // RGPTQ: error: GPTQ needs calibration (--calib or --calib-cache); no input statistics for layers: /block/keep/MatMul{{$}}
 // RRTN-NOT: /block/keep/MatMul
 // RRTN: error: GPTQ needs calibration (--calib or --calib-cache); no input statistics for layers: /block/skip/MatMul{{$}}
-// RBADALGO: error: recipe '{{.*}}badalgo.json' layers[0]: algorithm must be rtn or gptq, got 'awq'
+// RBADALGO: error: recipe '{{.*}}badalgo.json' layers[0]: algorithm must be rtn, gptq or hqq, got 'awq'
 // RBADDAMP: error: recipe '{{.*}}baddamp.json' layers[0]: GPTQ dampening must be >= 0, got -1
 // RRTNOPT: error: recipe '{{.*}}rtnopt.json' layers[0]: 'gptq_act_order' needs "algo": "gptq"
 // Static W8A8 without calibration: every layer lacking a range, at once.

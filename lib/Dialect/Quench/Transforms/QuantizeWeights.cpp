@@ -2,9 +2,10 @@
 //
 // Implements `quench-quantize-weights`: every quench.linear with a constant
 // weight becomes a quench.matmul_nbits over codes chosen by round-to-nearest
-// (lib/Quant/RTN.cpp) or GPTQ (lib/Quant/GPTQ.cpp, with the input Gram
-// matrices of calibration), group-wise or per output channel, or, with
-// activation quantization (W8A8), a quench.qlinear over int8 codes. The
+// (lib/Quant/RTN.cpp), GPTQ (lib/Quant/GPTQ.cpp, with the input Gram
+// matrices of calibration) or HQQ (lib/Quant/HQQ.cpp), group-wise or per
+// output channel, or, with activation quantization (W8A8), a
+// quench.qlinear over int8 codes. The
 // numerics live in the MLIR-free QuenchQuant library; this file decides
 // which layers get which scheme (options, recipe) and rewrites the IR.
 //
@@ -13,7 +14,9 @@
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
+#include "quench/Quant/BitsBudget.h"
 #include "quench/Quant/GPTQ.h"
+#include "quench/Quant/HQQ.h"
 #include "quench/Quant/RTN.h"
 #include "quench/Support/Communicator.h"
 #include "quench/Support/LLVM.h"
@@ -53,6 +56,9 @@ struct Scheme {
   qq::ScaleType scaleType = qq::ScaleType::F16;
   /// Round with GPTQ (needs the layer's input Gram matrix) instead of RTN.
   bool gptq = false;
+  /// Choose scales and zero points with HQQ (data-free) instead of RTN's
+  /// min/max.
+  bool hqq = false;
   bool gptqActOrder = true;
   double gptqDampening = 0.01;
 };
@@ -73,6 +79,8 @@ std::string describe(const Scheme &s) {
   out += s.scaleType == qq::ScaleType::F16 ? "f16" : "f32";
   if (s.gptq)
     out += " gptq";
+  if (s.hqq)
+    out += " hqq";
   return out;
 }
 
@@ -107,14 +115,15 @@ LogicalResult checkScheme(const Scheme &s, const Twine &where,
   return success();
 }
 
-/// Parses a rounding algorithm name into `s.gptq`.
+/// Parses a rounding algorithm name into `s.gptq` / `s.hqq`.
 LogicalResult parseAlgo(StringRef algo, Scheme &s, const Twine &where,
                         Location loc) {
-  if (algo != "rtn" && algo != "gptq")
+  if (algo != "rtn" && algo != "gptq" && algo != "hqq")
     return emitError(loc) << where
-                          << ": algorithm must be rtn or gptq, got '"
+                          << ": algorithm must be rtn, gptq or hqq, got '"
                           << algo << "'";
   s.gptq = algo == "gptq";
+  s.hqq = algo == "hqq";
   return success();
 }
 
@@ -174,8 +183,8 @@ LogicalResult readSchemeFields(const llvm::json::Object &obj, Scheme &s,
   if (auto v = obj.get("algo")) {
     std::optional<StringRef> str = v->getAsString();
     if (!str)
-      return emitError(loc) << where << ": 'algo' must be a string (rtn or "
-                                        "gptq)";
+      return emitError(loc) << where << ": 'algo' must be a string (rtn, "
+                                        "gptq or hqq)";
     if (failed(parseAlgo(*str, s, where, loc)))
       return failure();
   }
@@ -684,6 +693,8 @@ struct QuenchQuantizeWeightsPass
     o.threads = threads;
     o.activations = activations;
     o.staticInputRange = staticInputRange;
+    o.bitsBudget = bitsBudget;
+    o.hqqLpNorm = hqqLpNorm;
     o.inputRange = inputRange;
     o.inputGram = inputGram;
     o.hasInputGram = hasInputGram;
@@ -830,7 +841,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     if (!scheme.skip && act != ActQuant::None) {
       if (!isW8A8Scheme(scheme)) {
         Scheme shown = scheme;
-        shown.gptq = false;
+        shown.gptq = shown.hqq = false;
         notW8A8.push_back(rec.name + " (" + describe(shown) + ")");
       } else if (!op.getInput().getType().getElementType().isF32()) {
         rec.scheme += " (W8A8 needs f32 activations)";
@@ -839,7 +850,9 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
                       std::to_string(QLinearOp::kMaxInFeatures) + ")";
       } else {
         plan.w8a8 = true;
-        rec.scheme = describeW8A8(act) + (scheme.gptq ? " gptq" : "");
+        rec.scheme = describeW8A8(act) + (scheme.gptq  ? " gptq"
+                                          : scheme.hqq ? " hqq"
+                                                       : "");
         if (act == ActQuant::Static) {
           std::optional<float> range;
           if (options.inputRange)
@@ -877,6 +890,135 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
       return nullptr;
     return options.inputGram(layer);
   };
+  // Mixed precision under a bits budget (docs/quantization.md): every
+  // layer the pass quantizes gets the candidate scheme (bits, group size,
+  // or float) that minimizes the sum of predicted errors with the average
+  // storage bits per weight at most the budget.
+  if (!(options.hqqLpNorm > 0.0 && options.hqqLpNorm <= 2.0))
+    return emitError(loc) << "hqq-lp-norm must be in (0, 2], got "
+                          << options.hqqLpNorm;
+  if (options.bitsBudget < 0 || !std::isfinite(options.bitsBudget))
+    return emitError(loc) << "bits-budget must be a positive number of bits "
+                             "per weight, got "
+                          << options.bitsBudget;
+  if (options.bitsBudget > 0) {
+    if (act != ActQuant::None)
+      return emitError(loc) << "bits-budget chooses weight-only schemes; it "
+                               "does not combine with activations="
+                            << options.activations;
+    struct Candidate {
+      bool skip;
+      unsigned bits;
+      int64_t groupSize;
+    };
+    static const Candidate candidates[] = {
+        {true, 0, 0},  {false, 8, 0},  {false, 4, 128}, {false, 4, 32},
+        {false, 3, 128}, {false, 3, 32}, {false, 2, 32}};
+    std::vector<Plan *> budgeted;
+    for (Plan &p : plans)
+      if (!p.scheme.skip)
+        budgeted.push_back(&p);
+    // Hessian-weighted errors need every layer's Gram matrix (errors of
+    // the two kinds are not comparable).
+    bool hessian = options.inputGram != nullptr;
+    for (Plan *p : budgeted) {
+      if (!hessian)
+        break;
+      if (options.hasInputGram) {
+        hessian = options.hasInputGram(p->rec.name);
+      } else {
+        auto g = gramOf(p->rec.name);
+        if (!g)
+          return emitError(loc) << "bits budget: layer '" << p->rec.name
+                                << "': " << llvm::toString(g.takeError());
+        hessian = *g != nullptr;
+      }
+    }
+    if (!hessian && !budgeted.empty())
+      emitRemark(loc) << "bits budget: no calibration statistics for every "
+                         "layer (--calib); layer sensitivities are their "
+                         "relative weight errors |dW|^2 / |W|^2, not the "
+                         "output errors tr(dW H dW^T) / tr(W H W^T)";
+    std::vector<qq::BudgetLayer> layers;
+    int64_t weights = 0;
+    for (Plan *p : budgeted) {
+      int64_t n = p->rec.outFeatures, k = p->rec.inFeatures;
+      weights += n * k;
+      std::vector<float> w =
+          *floatWeights(p->cst, static_cast<bool>(p->transpose));
+      std::shared_ptr<const std::vector<double>> gram;
+      if (hessian) {
+        auto g = gramOf(p->rec.name);
+        if (!g)
+          return emitError(loc) << "bits budget: layer '" << p->rec.name
+                                << "': " << llvm::toString(g.takeError());
+        gram = *g;
+        if (!gram || gram->size() != static_cast<size_t>(k * k))
+          return emitError(loc) << "bits budget: no usable input Gram matrix "
+                                   "for layer '"
+                                << p->rec.name << "'";
+      }
+      // Errors relative to the layer's own output energy (noise-to-signal
+      // ratios): comparable across layers of different scales.
+      double energy = qq::outputEnergy(w.data(), n, k,
+                                       gram ? gram->data() : nullptr,
+                                       options.threads);
+      qq::BudgetLayer layer;
+      for (const Candidate &c : candidates) {
+        if (c.skip) {
+          layer.bits.push_back(p->rec.bytesBefore * 8);
+          layer.error.push_back(0.0);
+          continue;
+        }
+        const Scheme &s = p->scheme;
+        // GPTQ layers are predicted with RTN's error (GPTQ per candidate
+        // would cost a GPTQ run each).
+        qq::HQQOptions hqqOptions;
+        hqqOptions.threads = options.threads;
+        hqqOptions.lpNorm = static_cast<float>(options.hqqLpNorm);
+        qq::QuantizedMatrix m =
+            s.hqq ? qq::quantizeMatrixHQQ(w.data(), n, k, c.bits,
+                                          c.groupSize, s.symmetric,
+                                          s.scaleType, hqqOptions)
+                  : qq::quantizeMatrixRTN(w.data(), n, k, c.bits,
+                                          c.groupSize, s.symmetric,
+                                          s.scaleType);
+        layer.bits.push_back(qq::storageBits(n, k, c.bits, c.groupSize,
+                                             s.symmetric, s.scaleType));
+        double error = qq::quantizationError(
+            w.data(), m, gram ? gram->data() : nullptr, options.threads);
+        layer.error.push_back(energy > 0 ? error / energy : 0.0);
+      }
+      layers.push_back(std::move(layer));
+    }
+    int64_t maxBits =
+        static_cast<int64_t>(std::floor(options.bitsBudget * weights));
+    std::vector<size_t> choice;
+    std::string why;
+    if (!qq::allocateBudget(layers, maxBits, choice, why)) {
+      int64_t minBits = 0;
+      for (const qq::BudgetLayer &l : layers)
+        minBits += *std::min_element(l.bits.begin(), l.bits.end());
+      std::string msg;
+      llvm::raw_string_ostream os(msg);
+      os << "bits budget " << llvm::format("%.3f", options.bitsBudget)
+         << " bits per weight is below the smallest candidate schemes: "
+         << llvm::format("%.3f", static_cast<double>(minBits) / weights)
+         << " bits per weight over the " << budgeted.size()
+         << " quantized layers";
+      return emitError(loc) << msg;
+    }
+    for (size_t i = 0; i < budgeted.size(); ++i) {
+      const Candidate &c = candidates[choice[i]];
+      Scheme &s = budgeted[i]->scheme;
+      s.skip = c.skip;
+      s.bits = c.bits;
+      s.groupSize = c.groupSize;
+      budgeted[i]->rec.scheme =
+          c.skip ? "float (bits budget)" : describe(s);
+    }
+  }
+
   int64_t gptqLayers = 0;
   double gptqWork = 0; // ~ K^2 (K + N) per layer
   {
@@ -929,6 +1071,16 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     const Scheme &s = p.w8a8 ? w8a8Scheme : p.scheme;
     std::vector<float> w = *floatWeights(p.cst, static_cast<bool>(p.transpose));
     releaseConstantPages(p.cst.getValue());
+    if (p.scheme.hqq) {
+      qq::HQQOptions hqqOptions;
+      hqqOptions.threads = options.threads;
+      hqqOptions.lpNorm = static_cast<float>(options.hqqLpNorm);
+      out = qq::quantizeMatrixHQQ(w.data(), p.rec.outFeatures,
+                                  p.rec.inFeatures, static_cast<int>(s.bits),
+                                  s.groupSize, s.symmetric, s.scaleType,
+                                  hqqOptions);
+      return "";
+    }
     if (!p.scheme.gptq) {
       out = qq::quantizeMatrixRTN(w.data(), p.rec.outFeatures, p.rec.inFeatures,
                                   static_cast<int>(s.bits), s.groupSize,

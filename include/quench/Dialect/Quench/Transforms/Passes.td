@@ -80,7 +80,7 @@ def QuenchFoldQDQ : Pass<"quench-fold-qdq"> {
 }
 
 def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> {
-  let summary = "Weight quantization of linear layers (RTN or GPTQ)";
+  let summary = "Weight quantization of linear layers (RTN, GPTQ or HQQ)";
   let description = [{
     Replaces every `quench.linear` whose weight is a constant with a
     `quench.matmul_nbits` holding the weight quantized to `bits`-bit codes
@@ -119,7 +119,7 @@ def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> 
                   "gptq_dampening": 0.05} ] }
     ```
 
-    A rule's `algo` (`rtn` or `gptq`), `gptq_act_order` and
+    A rule's `algo` (`rtn`, `gptq` or `hqq`), `gptq_act_order` and
     `gptq_dampening` override the pass options for its layers, so GPTQ can
     be confined to some layers (the others need no calibration).
 
@@ -130,6 +130,28 @@ def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> 
     has no calibration data, so there the pass fails with
     "GPTQ needs calibration (--calib or --calib-cache); no input statistics
     for layers: ..." naming every such layer; the module is unchanged.
+
+    `algo=hqq` (HQQ, lib/Quant/HQQ.cpp) needs no calibration: each group's
+    scale and zero point minimize an l_0.7 norm of its weight error by
+    half-quadratic splitting, starting from RTN's and never worse than
+    them on that objective; codes are rounded to nearest with the chosen
+    parameters. With `symmetric` (the zero point fixed at 2^(bits-1)) it
+    optimizes the scale only; asymmetric, the scale and the zero point
+    (quench-compile `--algo=hqq` implies `--asymmetric` for weight-only
+    schemes).
+
+    `bits-budget=B` (weight-only) replaces the bits and group size of every
+    layer the pass quantizes by one of the candidates float, int8 per
+    channel, int4 g128, int4 g32, int3 g128, int3 g32 and int2 g32 (the
+    other settings, `symmetric`, `scale-type`, `algo`, stay the layer's),
+    chosen to minimize the sum of the layers' predicted errors with the
+    average storage bits per weight of those layers (codes, scales and zero
+    points, as the size report counts them) at most B (lib/Quant/
+    BitsBudget.cpp, exact dynamic programming). A layer's predicted error
+    for a candidate is its output error tr(dW H dW^T) over the calibration
+    inputs when every layer has a Gram matrix (`inputGram`), otherwise its
+    weight error |dW|^2, with a remark saying so. A budget below the
+    smallest candidates is an error.
   }];
   let options = [
     Option<"bits", "bits", "unsigned", "8", "Bits per weight code (2..8)">,
@@ -150,16 +172,24 @@ def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> 
     Option<"recipe", "recipe", "std::string", "\"\"",
            "JSON file of per-layer overrides">,
     Option<"algo", "algo", "std::string", "\"rtn\"",
-           "Rounding algorithm: rtn (round to nearest) or gptq (needs "
-           "calibration statistics)">,
+           "Rounding algorithm: rtn (round to nearest), gptq (needs "
+           "calibration statistics) or hqq (half-quadratic choice of scales "
+           "and zero points, data-free)">,
     Option<"gptqActOrder", "gptq-act-order", "bool", "true",
            "GPTQ: quantize inputs by decreasing H[k, k] (groups stay "
            "contiguous)">,
     Option<"gptqDampening", "gptq-dampening", "double", "0.01",
            "GPTQ: dampening of H's diagonal, as a fraction of its mean">,
     Option<"threads", "threads", "unsigned", "0",
-           "Threads of the GPTQ numerics (0: the hardware concurrency); the "
-           "result is the same for every count">,
+           "Threads of the GPTQ and HQQ numerics (0: the hardware "
+           "concurrency); the result is the same for every count">,
+    Option<"hqqLpNorm", "hqq-lp-norm", "double", "0.7",
+           "HQQ: the p of the l_p weight error it minimizes, in (0, 2] (the "
+           "paper's 0.7; 2 is the squared error)">,
+    Option<"bitsBudget", "bits-budget", "double", "0.0",
+           "Mixed precision: average storage bits per weight (codes, scales, "
+           "zero points) of the quantized layers; each gets the scheme that "
+           "minimizes the predicted error within it (0: off)">,
     Option<"activations", "activations", "std::string", "\"none\"",
            "Activation quantization: none (weight-only), static (W8A8, "
            "per-tensor input scale from calibration) or dynamic (W8A8, "

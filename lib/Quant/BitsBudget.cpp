@@ -1,0 +1,208 @@
+//===- BitsBudget.cpp - mixed precision under a bits budget ---------------===//
+
+#include "quench/Quant/BitsBudget.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cassert>
+#include <cmath>
+#include <limits>
+#include <thread>
+
+using namespace quench::quant;
+
+int64_t quench::quant::storageBits(int64_t rows, int64_t cols, int bits,
+                                   int64_t groupSize, bool symmetric,
+                                   ScaleType scaleType) {
+  int64_t gs = storedGroupSize(groupSize, cols);
+  int64_t groups = (cols + gs - 1) / gs;
+  int64_t scaleBits = scaleType == ScaleType::F16 ? 16 : 32;
+  int64_t out = rows * groups * gs * bits + rows * groups * scaleBits;
+  if (!symmetric)
+    out += rows * ((groups * bits + 7) / 8) * 8;
+  return out;
+}
+
+/// sum_r d_r H d_r^T (H = I when `gram` is null) over the rows r of a
+/// [rows, cols] matrix whose row differences `fill(r, d)` writes.
+template <typename Fill>
+static double quadraticSum(int64_t rows, int64_t k, const double *gram,
+                           unsigned threads, Fill fill) {
+  // One partial sum per row, added in row order at the end: the result
+  // does not depend on the thread count.
+  std::vector<double> rowError(rows, 0.0);
+  auto rowsFrom = [&](int64_t r0, int64_t r1) {
+    std::vector<double> d(k);
+    for (int64_t r = r0; r < r1; ++r) {
+      fill(r, d.data());
+      double total = 0.0;
+      if (!gram) {
+        for (int64_t c = 0; c < k; ++c)
+          total += d[c] * d[c];
+      } else {
+        // d H d^T with H symmetric: the diagonal plus twice the upper
+        // triangle.
+        for (int64_t i = 0; i < k; ++i) {
+          if (d[i] == 0.0)
+            continue;
+          const double *h = gram + i * k;
+          double acc = 0.5 * h[i] * d[i];
+          for (int64_t j = i + 1; j < k; ++j)
+            acc += h[j] * d[j];
+          total += 2.0 * d[i] * acc;
+        }
+      }
+      rowError[r] = total;
+    }
+  };
+  if (!threads)
+    threads = std::max(1u, std::thread::hardware_concurrency());
+  threads = static_cast<unsigned>(std::max<int64_t>(
+      1, std::min<int64_t>(threads, rows)));
+  std::atomic<int64_t> next{0};
+  auto worker = [&] {
+    constexpr int64_t kChunk = 8;
+    for (int64_t r0 = next.fetch_add(kChunk); r0 < rows;
+         r0 = next.fetch_add(kChunk))
+      rowsFrom(r0, std::min(rows, r0 + kChunk));
+  };
+  std::vector<std::thread> pool;
+  for (unsigned i = 1; i < threads; ++i)
+    pool.emplace_back(worker);
+  worker();
+  for (std::thread &t : pool)
+    t.join();
+  double total = 0.0;
+  for (double e : rowError)
+    total += e;
+  return total;
+}
+
+double quench::quant::quantizationError(const float *w,
+                                        const QuantizedMatrix &m,
+                                        const double *gram, unsigned threads) {
+  int64_t k = m.cols;
+  return quadraticSum(m.rows, k, gram, threads, [&](int64_t r, double *d) {
+    for (int64_t c = 0; c < k; ++c)
+      d[c] = static_cast<double>(w[r * k + c]) - dequantizeAt(m, r, c);
+  });
+}
+
+double quench::quant::outputEnergy(const float *w, int64_t rows, int64_t cols,
+                                   const double *gram, unsigned threads) {
+  return quadraticSum(rows, cols, gram, threads, [&](int64_t r, double *d) {
+    for (int64_t c = 0; c < cols; ++c)
+      d[c] = static_cast<double>(w[r * cols + c]);
+  });
+}
+
+/// Spends what the rounding left: while some single layer's change of
+/// candidate lowers the error and fits maxBits exactly, takes the one that
+/// lowers it most; then gives back bits that lower no error.
+static void improveExactly(const std::vector<BudgetLayer> &layers,
+                           int64_t maxBits, std::vector<size_t> &choice) {
+  int64_t used = 0;
+  for (size_t l = 0; l < layers.size(); ++l)
+    used += layers[l].bits[choice[l]];
+  for (;;) {
+    double gain = 0.0;
+    size_t bestLayer = 0, bestCandidate = 0;
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const BudgetLayer &layer = layers[l];
+      for (size_t i = 0; i < layer.bits.size(); ++i) {
+        double g = layer.error[choice[l]] - layer.error[i];
+        if (g > gain &&
+            used - layer.bits[choice[l]] + layer.bits[i] <= maxBits) {
+          gain = g;
+          bestLayer = l;
+          bestCandidate = i;
+        }
+      }
+    }
+    if (gain <= 0.0)
+      break;
+    used += layers[bestLayer].bits[bestCandidate] -
+            layers[bestLayer].bits[choice[bestLayer]];
+    choice[bestLayer] = bestCandidate;
+  }
+  // Bits that buy nothing are not spent: each layer takes its cheapest
+  // candidate of no larger error.
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const BudgetLayer &layer = layers[l];
+    for (size_t i = 0; i < layer.bits.size(); ++i)
+      if (layer.error[i] <= layer.error[choice[l]] &&
+          layer.bits[i] < layer.bits[choice[l]])
+        choice[l] = i;
+  }
+}
+
+bool quench::quant::allocateBudget(const std::vector<BudgetLayer> &layers,
+                                   int64_t maxBits, std::vector<size_t> &choice,
+                                   std::string &error, int64_t resolution) {
+  assert(resolution > 0);
+  choice.assign(layers.size(), 0);
+  // The smallest candidates must fit (exactly, before any rounding).
+  int64_t minBits = 0;
+  for (const BudgetLayer &l : layers) {
+    assert(!l.bits.empty() && l.bits.size() == l.error.size());
+    minBits += *std::min_element(l.bits.begin(), l.bits.end());
+  }
+  if (minBits > maxBits) {
+    error = "the smallest candidate schemes need " + std::to_string(minBits) +
+            " bits, above the budget of " + std::to_string(maxBits);
+    return false;
+  }
+  if (layers.empty())
+    return true;
+  // Costs in units of maxBits / resolution, rounded up: any choice whose
+  // rounded cost fits `resolution` units fits maxBits.
+  double unit = std::max(1.0, static_cast<double>(maxBits) /
+                                  static_cast<double>(resolution));
+  int64_t capacity =
+      static_cast<int64_t>(std::floor(static_cast<double>(maxBits) / unit));
+  auto units = [&](int64_t bits) {
+    return static_cast<int64_t>(std::ceil(static_cast<double>(bits) / unit));
+  };
+  const double inf = std::numeric_limits<double>::infinity();
+  size_t n = layers.size();
+  // best[c]: least error of the layers so far within c units; pick[l][c]:
+  // the candidate layer l takes there.
+  std::vector<double> best(capacity + 1, 0.0), next(capacity + 1);
+  std::vector<std::vector<int32_t>> pick(
+      n, std::vector<int32_t>(capacity + 1, -1));
+  for (size_t l = 0; l < n; ++l) {
+    std::fill(next.begin(), next.end(), inf);
+    const BudgetLayer &layer = layers[l];
+    for (size_t i = 0; i < layer.bits.size(); ++i) {
+      int64_t u = units(layer.bits[i]);
+      for (int64_t c = u; c <= capacity; ++c) {
+        double e = best[c - u] + layer.error[i];
+        // Ties go to the first candidate (deterministic).
+        if (e < next[c]) {
+          next[c] = e;
+          pick[l][c] = static_cast<int32_t>(i);
+        }
+      }
+    }
+    best.swap(next);
+  }
+  if (!(best[capacity] < inf)) {
+    // Feasible exactly but not after rounding up: start from the smallest
+    // candidates (they fit, checked above).
+    for (size_t l = 0; l < n; ++l)
+      choice[l] = static_cast<size_t>(
+          std::min_element(layers[l].bits.begin(), layers[l].bits.end()) -
+          layers[l].bits.begin());
+    improveExactly(layers, maxBits, choice);
+    return true;
+  }
+  int64_t c = capacity;
+  for (size_t l = n; l-- > 0;) {
+    int32_t i = pick[l][c];
+    assert(i >= 0);
+    choice[l] = static_cast<size_t>(i);
+    c -= units(layers[l].bits[i]);
+  }
+  improveExactly(layers, maxBits, choice);
+  return true;
+}
