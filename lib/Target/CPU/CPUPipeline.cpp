@@ -34,6 +34,9 @@ void quench::appendCPUCodegenStages(std::vector<PipelineStage> &stages,
          if (vectorBits == 0)
            return;
          pm.addNestedPass<func::FuncOp>(createQuenchCPUPretransposeRhs());
+         QuenchCPUPackRhsPanelsOptions panels;
+         panels.vectorBits = vectorBits;
+         pm.addNestedPass<func::FuncOp>(createQuenchCPUPackRhsPanels(panels));
          QuenchCPUDequantMatmulOptions dequant;
          dequant.vectorBits = vectorBits;
          dequant.codeLookup = codeLookup;

@@ -107,6 +107,37 @@ def QuenchCPUPretransposeRhs
   ];
 }
 
+def QuenchCPUPackRhsPanels
+    : Pass<"quench-cpu-pack-rhs-panels", "::mlir::func::FuncOp"> {
+  let summary = "Store constant f32 right-hand sides of contractions with a "
+                "small or dynamic M in panels [N/P, K, P]";
+  let description = [{
+    A two-input f32 `linalg.generic` contraction (one K dim, one N dim,
+    the result's last dim N) whose right-hand side is a 2-D constant read
+    `(k, n)` or `(n, k)`, whose M is dynamic or below 4 (the products the
+    matrix-vector kernel of `quench-cpu-tile-and-vectorize` computes:
+    decode steps) and whose N is a multiple of P (at least 2P), with P = 8
+    SIMD vectors of f32 (128 columns at `vector-bits=512`, 64 at 256),
+    reads it as panels `[N/P, K, P]` packed at compile time: N splits into
+    a loop over panels and one over the P columns of a panel, the result
+    is `[..., N/P, P]` and a `tensor.collapse_shape` gives its users
+    `[..., N]`. A task of the matrix-vector kernel then streams one
+    contiguous panel (instead of a strip of short rows of B) with the P
+    sums in registers over the whole K. The collapse is moved below
+    elementwise consumers (`linalg` fold-reshape-by-expansion: their loops
+    are split alike), so that fused epilogues still read the product with
+    the identity map. See docs/lowering.md ("B in panels").
+  }];
+  let options = [
+    VectorBitsOption<"the panels are sized for">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
 def QuenchCPULowerVector
     : Pass<"quench-cpu-lower-vector", "::mlir::func::FuncOp"> {
   let summary = "Lower contractions, reductions, transposes and masks to 1-D "
