@@ -264,6 +264,20 @@ def tensor_above_raised_limit(d):
 
 
 @case
+def gather_constant_index_out_of_range(d):
+    table = numpy_helper.from_array(np.ones((8, 4), np.float32), "table")
+    m = graph_model(
+        [helper.make_node("Gather", ["table", "idx"], ["rows"], name="emb"),
+         helper.make_node("Add", ["x", "rows"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+        [table, const_int("idx", [3, 8])])
+    save(m, f"{d}/m.onnx")
+    return ([f"{d}/m.onnx"], r"error: .*emb.*index 8 is outside \[-8, 8\)",
+            [])
+
+
+@case
 def negative_shape_option(d):
     m = graph_model(
         [helper.make_node("Relu", ["x"], ["y"], name="relu")],
@@ -390,6 +404,26 @@ def table_shorter_than_input(d):
             [("good", np.ones((1, 5), np.float32), None),
              ("long", np.ones((1, 20), np.float32),
               r"error: .*add_rows.*another extent.*run time")])
+
+
+@run_case_def
+def token_id_out_of_range(d):
+    # An embedding lookup of run-time ids in a 16-row table: ids 16, -17,
+    # 10^12 are errors naming the node; ids in [-16, 16) run.
+    table = numpy_helper.from_array(
+        np.arange(64, dtype=np.float32).reshape(16, 4), "table")
+    m = graph_model(
+        [helper.make_node("Gather", ["table", "x"], ["y"], name="tok_emb")],
+        [helper.make_tensor_value_info("x", TensorProto.INT64, [1, "T"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "T", 4])],
+        [table])
+    save(m, f"{d}/m.onnx")
+    bad = r"error: .*tok_emb.*an index is outside \[-16, 16\)"
+    return (f"{d}/m.onnx",
+            [("good", np.array([[0, 15, -16, 3]], np.int64), None),
+             ("vocab", np.array([[1, 16]], np.int64), bad),
+             ("negative", np.array([[-17]], np.int64), bad),
+             ("huge", np.array([[1, 10**12, 2]], np.int64), bad)])
 
 
 def run_exe_case(name, fn, compile_bin, work):

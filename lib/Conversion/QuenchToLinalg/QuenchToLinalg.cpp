@@ -145,6 +145,11 @@ static std::string nodeName(Location loc) {
   return "";
 }
 
+std::string to_linalg::describeNode(Location loc, StringRef fallback) {
+  std::string name = nodeName(loc);
+  return name.empty() ? fallback.str() : "node '" + name + "'";
+}
+
 /// Run-time checks that every operand extent the loops assume equal to the
 /// result's (`sizes`) is: a dynamic extent against the result's, or a static
 /// one against a dynamic result. Operands whose extent is a static 1
@@ -157,7 +162,7 @@ static void checkBroadcastExtents(OpBuilder &b, Location loc,
                                   ValueRange operands,
                                   ArrayRef<OpFoldResult> sizes) {
   int64_t rank = resultType.getRank();
-  std::string node = nodeName(loc);
+  std::string node = describeNode(loc, "an elementwise op");
   for (int64_t d = 0; d < rank; ++d) {
     std::optional<int64_t> want = getConstantIntValue(sizes[d]);
     for (auto [i, v] : llvm::enumerate(operands)) {
@@ -177,9 +182,7 @@ static void checkBroadcastExtents(OpBuilder &b, Location loc,
       Value same = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
                                          have, expected);
       std::string msg =
-          (node.empty() ? std::string("an elementwise op")
-                        : "node '" + node + "'") +
-          ": operand " + std::to_string(i) + " has another extent in " +
+          node + ": operand " + std::to_string(i) + " has another extent in " +
           "dimension " + std::to_string(od) +
           " than the result at run time (inconsistent input shapes; a "
           "run-time extent of 1 does not broadcast)";
