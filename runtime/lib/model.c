@@ -12,6 +12,7 @@
  */
 #include "internal.h"
 
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,21 @@ _Static_assert(sizeof(quench_io_info) == 24, "quench_io_info layout");
 _Static_assert(sizeof(quench_model) == 72, "quench_model layout");
 
 static _Thread_local quench_threadpool *current_pool;
+
+/* The run in progress on this thread: where a failed run-time check unwinds
+ * to (NULL outside quench_model_run), and the check's message. */
+static _Thread_local jmp_buf *check_unwind;
+static _Thread_local const char *check_message;
+
+void quench_rt_check_failed(const char *message) {
+  if (!check_unwind) {
+    /* Generated code called outside quench_model_run: nothing to unwind to. */
+    fprintf(stderr, "quench: run-time check failed: %s\n", message);
+    abort();
+  }
+  check_message = message;
+  longjmp(*check_unwind, 1);
+}
 
 /* The GPU runtime of --target=cuda models (runtime/lib/cuda.c) records
  * errors per thread while the entry runs. Weak: an artifact without GPU code
@@ -144,9 +160,29 @@ quench_status quench_model_run(const quench_model *model,
     args[num_inputs] = out_desc;
 
   quench_threadpool *saved = current_pool;
+  jmp_buf *saved_unwind = check_unwind;
+  jmp_buf unwind;
   current_pool = pool;
   size_t gpu_mark = quench_cuda_run_begin ? quench_cuda_run_begin() : 0;
+  /* Nothing set between here and a longjmp is read after it (C11 7.13.2.1):
+   * the locals above keep their values. */
+  if (setjmp(unwind) != 0) {
+    /* A run-time check of the generated code failed (inconsistent input
+     * shapes): the run stops there. The buffers it allocated so far are
+     * not returned to the allocator (docs/reliability.md). */
+    check_unwind = saved_unwind;
+    current_pool = saved;
+    if (quench_cuda_run_end) {
+      quench_error ignored;
+      (void)quench_cuda_run_end(gpu_mark, &ignored);
+    }
+    free(args);
+    return quench_error_set(err, QUENCH_ERR_INVALID_ARGUMENT, "model '%s': %s",
+                            model->name ? model->name : "?", check_message);
+  }
+  check_unwind = &unwind;
   model->entry(args);
+  check_unwind = saved_unwind;
   current_pool = saved;
   /* A failed GPU call made the rest of the run's GPU calls no-ops: its
    * outputs are garbage, report the error instead. */

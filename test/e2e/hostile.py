@@ -3,6 +3,11 @@
 calibration samples, each of which must get one clear error and a nonzero
 exit from quench-compile: no signal, no hang, no output file left behind.
 
+Executable cases (`run-*`) compile a model that is fine and run it on a
+hostile input (more tokens than a table has rows): the run must print one
+error naming the node and exit 1 without writing outputs, while a good
+input still runs.
+
 The cases are the defects of issue #17 ("Every defect listed above fixed,
 each with a regression test") plus their neighbours. Each case builds its
 input files in a fresh directory (models with onnx.helper, written
@@ -259,6 +264,20 @@ def tensor_above_raised_limit(d):
 
 
 @case
+def gather_constant_index_out_of_range(d):
+    table = numpy_helper.from_array(np.ones((8, 4), np.float32), "table")
+    m = graph_model(
+        [helper.make_node("Gather", ["table", "idx"], ["rows"], name="emb"),
+         helper.make_node("Add", ["x", "rows"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+        [table, const_int("idx", [3, 8])])
+    save(m, f"{d}/m.onnx")
+    return ([f"{d}/m.onnx"], r"error: .*emb.*index 8 is outside \[-8, 8\)",
+            [])
+
+
+@case
 def negative_shape_option(d):
     m = graph_model(
         [helper.make_node("Relu", ["x"], ["y"], name="relu")],
@@ -351,6 +370,100 @@ def calib_no_samples(d):
     return (calib_case(d, None), r"error: .*calib", [])
 
 
+# ----------------------------------------------------------------------------
+# Executable cases: the model compiles; running it on the hostile input must
+# print one error and exit 1 without writing outputs (a good input runs).
+# name -> function(dir) returning (model path, [(input .npy name, array,
+# expected error pattern or None)]).
+# ----------------------------------------------------------------------------
+RUN_CASES = {}
+
+
+def run_case_def(fn):
+    RUN_CASES["run-" + fn.__name__.replace("_", "-")] = fn
+    return fn
+
+
+@run_case_def
+def table_shorter_than_input(d):
+    # y = x + table[0:T] with an 8-row table and T dynamic (as a position
+    # table sliced to the sequence length): T = 20 reads past the table.
+    table = numpy_helper.from_array(np.arange(8, dtype=np.float32), "table")
+    m = graph_model(
+        [helper.make_node("Shape", ["x"], ["s"]),
+         helper.make_node("Gather", ["s", "one"], ["t"], axis=0),
+         helper.make_node("Unsqueeze", ["t", "zero1"], ["t1"]),
+         helper.make_node("Slice", ["table", "zero1", "t1"], ["rows"],
+                          name="slice_table"),
+         helper.make_node("Add", ["x", "rows"], ["y"], name="add_rows")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "T"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "T"])],
+        [table, const_int("one", 1), const_int("zero1", [0])])
+    save(m, f"{d}/m.onnx")
+    return (f"{d}/m.onnx",
+            [("good", np.ones((1, 5), np.float32), None),
+             ("long", np.ones((1, 20), np.float32),
+              r"error: .*add_rows.*another extent.*run time")])
+
+
+@run_case_def
+def token_id_out_of_range(d):
+    # An embedding lookup of run-time ids in a 16-row table: ids 16, -17,
+    # 10^12 are errors naming the node; ids in [-16, 16) run.
+    table = numpy_helper.from_array(
+        np.arange(64, dtype=np.float32).reshape(16, 4), "table")
+    m = graph_model(
+        [helper.make_node("Gather", ["table", "x"], ["y"], name="tok_emb")],
+        [helper.make_tensor_value_info("x", TensorProto.INT64, [1, "T"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "T", 4])],
+        [table])
+    save(m, f"{d}/m.onnx")
+    bad = r"error: .*tok_emb.*an index is outside \[-16, 16\)"
+    return (f"{d}/m.onnx",
+            [("good", np.array([[0, 15, -16, 3]], np.int64), None),
+             ("vocab", np.array([[1, 16]], np.int64), bad),
+             ("negative", np.array([[-17]], np.int64), bad),
+             ("huge", np.array([[1, 10**12, 2]], np.int64), bad)])
+
+
+def run_exe_case(name, fn, compile_bin, work):
+    d = os.path.join(work, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    model, inputs = fn(d)
+    exe = os.path.join(d, "model")
+    r = subprocess.run([compile_bin, model, "-o", exe], capture_output=True,
+                       text=True, timeout=TIMEOUT_S)
+    if r.returncode != 0:
+        return f"compile failed: {r.stderr.strip()[-2000:]}"
+    problems = []
+    for tag, array, pattern in inputs:
+        np.save(f"{d}/{tag}.npy", array)
+        out = os.path.join(d, "out_" + tag)
+        os.makedirs(out)
+        cmd = [exe, "--input", f"x={d}/{tag}.npy", "--output-dir", out]
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True,
+                               timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            problems.append(f"{tag}: hung")
+            continue
+        written = os.listdir(out)
+        if pattern is None:
+            if r.returncode != 0 or not written:
+                problems.append(f"{tag}: exit {r.returncode}, outputs "
+                                f"{written}: {r.stderr.strip()[-500:]}")
+            continue
+        if r.returncode != 1:
+            problems.append(f"{tag}: exit status {r.returncode} (expected 1)")
+        if not any(re.search(pattern, l) for l in r.stderr.splitlines()):
+            problems.append(f"{tag}: no error line matches /{pattern}/: "
+                            f"{r.stderr.strip()[-500:]}")
+        if written:
+            problems.append(f"{tag}: outputs written: {written}")
+    return "; ".join(problems) or None
+
+
 def snapshot(path):
     try:
         st = os.stat(path)
@@ -424,19 +537,22 @@ def main():
     ap.add_argument("--list", action="store_true")
     a = ap.parse_args()
     if a.list:
-        print("\n".join(CASES))
+        print("\n".join(list(CASES) + list(RUN_CASES)))
         return 0
     if not a.build or not a.work_dir:
         ap.error("--build and --work-dir are required")
     compile_bin = os.path.join(a.build, "bin", "quench-compile")
     os.makedirs(a.work_dir, exist_ok=True)
-    names = a.only or list(CASES)
+    names = a.only or list(CASES) + list(RUN_CASES)
     failed = 0
     for name in names:
-        if name not in CASES:
+        if name in RUN_CASES:
+            msg = run_exe_case(name, RUN_CASES[name], compile_bin, a.work_dir)
+        elif name in CASES:
+            msg = run_case(name, CASES[name], compile_bin, a.work_dir)
+        else:
             print(f"unknown case '{name}'", file=sys.stderr)
             return 2
-        msg = run_case(name, CASES[name], compile_bin, a.work_dir)
         print(f"{'ok  ' if msg is None else 'FAIL'} {name}"
               + ("" if msg is None else f": {msg}"), flush=True)
         failed += msg is not None

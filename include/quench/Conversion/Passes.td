@@ -63,6 +63,7 @@ def ConvertQuenchToLinalg : Pass<"convert-quench-to-linalg"> {
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
+    "::mlir::cf::ControlFlowDialect",
     "::mlir::linalg::LinalgDialect",
     "::mlir::math::MathDialect",
     "::mlir::tensor::TensorDialect",
@@ -88,6 +89,7 @@ def QuenchDecomposeAttention : Pass<"quench-decompose-attention"> {
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
+    "::mlir::cf::ControlFlowDialect",
     "::mlir::linalg::LinalgDialect",
     "::mlir::math::MathDialect",
     "::mlir::tensor::TensorDialect",
@@ -194,6 +196,36 @@ def ConvertSCFToQuenchRuntime
     "::mlir::func::FuncDialect",
     "::mlir::LLVM::LLVMDialect",
     "::mlir::scf::SCFDialect",
+  ];
+}
+
+def ConvertAssertToQuenchRuntime
+    : Pass<"convert-assert-to-quench-runtime", "::mlir::ModuleOp"> {
+  let summary = "Failed run-time checks (cf.assert) return an error status";
+  let description = [{
+    Every `cf.assert %ok, "message"` becomes a branch to a block that calls
+    the runtime's `quench_rt_check_failed(message)` (runtime_abi.h), which
+    never returns: it unwinds the run to `quench_model_run`, which returns
+    QUENCH_ERR_INVALID_ARGUMENT with the message (the executable prints it
+    and exits 1 without writing outputs). Without this pass MLIR's own
+    lowering prints the message and aborts the process. The checks come
+    from the lowering to linalg (dims that broadcasting assumes equal) and
+    sit at the top level of functions, never in parallel-loop bodies
+    (docs/reliability.md). Runs before convert-cf-to-llvm.
+
+    ```mlir
+    cf.assert %ok, "node 'add': ..."
+    // becomes
+    cf.cond_br %ok, ^continue, ^failed
+    ^failed:
+      %m = llvm.mlir.addressof @quench_check_message_0 ...
+      llvm.call @quench_rt_check_failed(%m) : (!llvm.ptr) -> ()
+      llvm.unreachable
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::cf::ControlFlowDialect",
+    "::mlir::LLVM::LLVMDialect",
   ];
 }
 

@@ -45,6 +45,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -404,6 +405,61 @@ bool isKernelElementType(Type t, bool codes) {
 /// Replaces `op` by the kernel; fails (op unchanged) when the kernel does
 /// not handle it (a query other than f32; keys, values or bias of another
 /// type, such as f64 or 8-bit floats).
+/// Run-time checks of the extents the kernel takes to be equal: keys and
+/// values (batch, positions) and the query's batch, and every bias dim that
+/// is not a static 1 against the extent it stands for (batch, heads, query
+/// positions, key positions). A mask sliced from a fixed-size table of a
+/// model given more tokens than the table has rows fails here with an error
+/// naming the node (convert-assert-to-quench-runtime) instead of reading
+/// outside the mask. Pairs that are both static were checked by the
+/// verifier.
+static void checkAttentionExtents(OpBuilder &b, Location loc,
+                                  quench::AttentionOp op) {
+  std::string node = "fused attention";
+  if (auto nl = dyn_cast<NameLoc>(loc))
+    node = "node '" + nl.getName().str() + "' (fused attention)";
+  else if (auto fused = dyn_cast<FusedLoc>(loc))
+    for (Location l : fused.getLocations())
+      if (auto nl = dyn_cast<NameLoc>(l)) {
+        node = "node '" + nl.getName().str() + "' (fused attention)";
+        break;
+      }
+  auto check = [&](Value x, int64_t xd, Value y, int64_t yd,
+                   const std::string &what) {
+    auto xt = cast<RankedTensorType>(x.getType());
+    auto yt = cast<RankedTensorType>(y.getType());
+    if (!xt.isDynamicDim(xd) && !yt.isDynamicDim(yd))
+      return;
+    Value a = tensor::DimOp::create(b, loc, x, xd);
+    Value c = tensor::DimOp::create(b, loc, y, yd);
+    Value same =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, a, c);
+    cf::AssertOp::create(b, loc, same,
+                         node + ": " + what +
+                             " differ at run time (inconsistent input "
+                             "shapes, e.g. more tokens than the model's "
+                             "position or mask tables)");
+  };
+  Value q = op.getQuery(), k = op.getKey(), v = op.getValue();
+  check(k, 0, q, 0, "the batch sizes of keys and queries");
+  check(v, 0, k, 0, "the batch sizes of values and keys");
+  check(v, 2, k, 2, "the numbers of value and key positions");
+  if (Value bias = op.getBias()) {
+    auto bt = cast<RankedTensorType>(bias.getType());
+    static const char *what[] = {
+        "the bias's batch size and the queries'",
+        "the bias's head count and the queries'",
+        "the bias's rows and the query positions",
+        "the bias's columns and the key positions"};
+    // Bias [B, H, S, T]: query dims 0-2, the keys' dim 2.
+    Value ref[] = {q, q, q, k};
+    int64_t refDim[] = {0, 1, 2, 2};
+    for (int64_t i = 0; i < 4; ++i)
+      if (bt.getDimSize(i) != 1)
+        check(bias, i, ref[i], refDim[i], what[i]);
+  }
+}
+
 LogicalResult buildAttentionKernel(RewriterBase &rw, quench::AttentionOp op,
                                    int64_t lanes) {
   auto qt = cast<RankedTensorType>(op.getQuery().getType());
@@ -419,6 +475,7 @@ LogicalResult buildAttentionKernel(RewriterBase &rw, quench::AttentionOp op,
     return failure();
   Location loc = op.getLoc();
   rw.setInsertionPoint(op);
+  checkAttentionExtents(rw, loc, op);
 
   AttentionOperands a;
   a.query = op.getQuery();

@@ -44,6 +44,10 @@ Value convertFloat(OpBuilder &b, Location loc, Value v, Type to);
 Value dimValue(OpBuilder &b, Location loc, Value tensor, int64_t dim);
 
 /// `tensor.empty` of the given sizes.
+/// How run-time check messages name the op at `loc`: "node 'NAME'" for the
+/// first name in it (the ONNX node), else `fallback`.
+std::string describeNode(Location loc, StringRef fallback);
+
 Value emptyTensor(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
                   Type elementType);
 

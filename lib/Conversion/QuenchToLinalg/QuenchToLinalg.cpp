@@ -11,6 +11,7 @@
 
 #include "Common.h"
 
+#include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Func/Transforms/FuncConversions.h"
 #include "mlir/Dialect/Utils/StructuredOpsUtils.h"
@@ -131,12 +132,72 @@ AffineMap to_linalg::broadcastMap(MLIRContext *ctx,
   return AffineMap::get(rank, 0, exprs, ctx);
 }
 
+/// The first name in `loc` (the ONNX node an op came from), or "".
+static std::string nodeName(Location loc) {
+  if (auto nl = dyn_cast<NameLoc>(loc))
+    return nl.getName().str();
+  if (auto fused = dyn_cast<FusedLoc>(loc))
+    for (Location l : fused.getLocations())
+      if (std::string n = nodeName(l); !n.empty())
+        return n;
+  if (auto cs = dyn_cast<CallSiteLoc>(loc))
+    return nodeName(cs.getCallee());
+  return "";
+}
+
+std::string to_linalg::describeNode(Location loc, StringRef fallback) {
+  std::string name = nodeName(loc);
+  return name.empty() ? fallback.str() : "node '" + name + "'";
+}
+
+/// Run-time checks that every operand extent the loops assume equal to the
+/// result's (`sizes`) is: a dynamic extent against the result's, or a static
+/// one against a dynamic result. Operands whose extent is a static 1
+/// broadcast; pairs known equal (the same value, or equal constants) need no
+/// check. A failed check ends the run with an error naming the node
+/// (convert-assert-to-quench-runtime, docs/reliability.md) instead of
+/// reading out of bounds.
+static void checkBroadcastExtents(OpBuilder &b, Location loc,
+                                  RankedTensorType resultType,
+                                  ValueRange operands,
+                                  ArrayRef<OpFoldResult> sizes) {
+  int64_t rank = resultType.getRank();
+  std::string node = describeNode(loc, "an elementwise op");
+  for (int64_t d = 0; d < rank; ++d) {
+    std::optional<int64_t> want = getConstantIntValue(sizes[d]);
+    for (auto [i, v] : llvm::enumerate(operands)) {
+      auto t = cast<RankedTensorType>(v.getType());
+      int64_t od = d - (rank - t.getRank());
+      if (od < 0 || t.getDimSize(od) == 1)
+        continue;
+      if (!t.isDynamicDim(od) && want)
+        continue; // both static: the verifier checked them
+      Value have = t.isDynamicDim(od)
+                       ? (Value)tensor::DimOp::create(b, loc, v, od)
+                       : (Value)arith::ConstantIndexOp::create(
+                             b, loc, t.getDimSize(od));
+      Value expected = getValueOrCreateConstantIndexOp(b, loc, sizes[d]);
+      if (have == expected)
+        continue;
+      Value same = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                         have, expected);
+      std::string msg =
+          node + ": operand " + std::to_string(i) + " has another extent in " +
+          "dimension " + std::to_string(od) +
+          " than the result at run time (inconsistent input shapes; a "
+          "run-time extent of 1 does not broadcast)";
+      cf::AssertOp::create(b, loc, same, msg);
+    }
+  }
+}
+
 Value to_linalg::buildElementwise(OpBuilder &b, Location loc,
                                   RankedTensorType resultType,
                                   ValueRange operands, ScalarFn body) {
   MLIRContext *ctx = b.getContext();
   SmallVector<OpFoldResult> sizes =
       broadcastSizes(b, loc, resultType, operands);
+  checkBroadcastExtents(b, loc, resultType, operands, sizes);
   Value init = emptyTensor(b, loc, sizes, resultType.getElementType());
   SmallVector<AffineMap> maps;
   for (Value v : operands)
@@ -277,8 +338,10 @@ static bool hasQuantElementType(Operation *op) {
 }
 
 void quench::configureQuenchToLinalgTarget(ConversionTarget &target) {
-  target.addLegalDialect<arith::ArithDialect, linalg::LinalgDialect,
-                         math::MathDialect, tensor::TensorDialect>();
+  // cf: the run-time broadcast checks (cf.assert).
+  target.addLegalDialect<arith::ArithDialect, cf::ControlFlowDialect,
+                         linalg::LinalgDialect, math::MathDialect,
+                         tensor::TensorDialect>();
   target.addDynamicallyLegalDialect<QuenchDialect>(
       [](Operation *op) { return hasQuantElementType(op); });
   // A backend lowers fused attention itself (quench-cpu-attention) or with

@@ -11,6 +11,7 @@
 #include "Common.h"
 
 #include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
 #include "mlir/Dialect/Utils/ReshapeOpsUtils.h"
 #include "mlir/IR/BuiltinDialect.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
@@ -475,6 +476,71 @@ struct RangeLowering : OpConversionPattern<RangeOp> {
   }
 };
 
+/// Ends the run with an error naming the node when an index of `indices`
+/// (any integer type) is outside [-size, size), `size` the gathered axis's
+/// extent: the indices' minimum and maximum, reduced at the top level, each
+/// compared once (docs/reliability.md). ONNX calls such indices an error;
+/// the gather clamps them anyway, so nothing reads outside the table.
+static void checkGatherIndices(OpBuilder &b, Location loc, Value indices,
+                               Value size, int64_t staticSize) {
+  auto it = cast<RankedTensorType>(indices.getType());
+  Type et = it.getElementType();
+  unsigned width = et.getIntOrFloatBitWidth();
+  Value lo, hi;
+  if (it.getRank() == 0) {
+    lo = hi = tensor::ExtractOp::create(b, loc, indices, ValueRange{});
+  } else {
+    auto scalarTy = RankedTensorType::get({}, et);
+    auto init = [&](APInt v) {
+      Value e = tensor::EmptyOp::create(b, loc, scalarTy.getShape(), et);
+      Value c = arith::ConstantOp::create(b, loc, b.getIntegerAttr(et, v));
+      return linalg::FillOp::create(b, loc, c, e).getResult(0);
+    };
+    int64_t r = it.getRank();
+    MLIRContext *ctx = b.getContext();
+    auto scalarMap = AffineMap::get(r, 0, ArrayRef<AffineExpr>{}, ctx);
+    auto g = linalg::GenericOp::create(
+        b, loc, TypeRange{scalarTy, scalarTy}, ValueRange{indices},
+        ValueRange{init(APInt::getSignedMaxValue(width)),
+                   init(APInt::getSignedMinValue(width))},
+        ArrayRef<AffineMap>{b.getMultiDimIdentityMap(r), scalarMap,
+                            scalarMap},
+        SmallVector<utils::IteratorType>(r, utils::IteratorType::reduction),
+        [&](OpBuilder &nb, Location l, ValueRange a) {
+          linalg::YieldOp::create(
+              nb, l,
+              ValueRange{arith::MinSIOp::create(nb, l, a[0], a[1]),
+                         arith::MaxSIOp::create(nb, l, a[0], a[2])});
+        });
+    lo = tensor::ExtractOp::create(b, loc, g.getResult(0), ValueRange{});
+    hi = tensor::ExtractOp::create(b, loc, g.getResult(1), ValueRange{});
+  }
+  // In i64: the index type's width is the target's, an i64 index need not
+  // fit; `size` does.
+  Type i64 = b.getI64Type();
+  auto widen = [&](Value v) -> Value {
+    return width < 64 ? (Value)arith::ExtSIOp::create(b, loc, i64, v) : v;
+  };
+  Value n = arith::IndexCastOp::create(b, loc, i64, size);
+  Value negN = arith::SubIOp::create(
+      b, loc, arith::ConstantIntOp::create(b, loc, i64, 0), n);
+  Value ok = arith::AndIOp::create(
+      b, loc,
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, widen(lo),
+                            negN),
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, widen(hi), n));
+  std::string range = ShapedType::isDynamic(staticSize)
+                          ? std::string("the axis's extent")
+                          : std::to_string(staticSize);
+  cf::AssertOp::create(b, loc, ok,
+                       describeNode(loc, "a gather") +
+                           " (Gather): an index is outside [-" + range +
+                           ", " + range +
+                           ") at run time (e.g. a token id not below the "
+                           "vocabulary size, or more positions than the "
+                           "model's position table)");
+}
+
 struct GatherLowering : OpConversionPattern<GatherOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult
@@ -500,6 +566,9 @@ struct GatherLowering : OpConversionPattern<GatherOp> {
     for (int64_t d = 0; d < ir; ++d)
       ie.push_back(getAffineDimExpr(axis + d, ctx));
     Value axisDim = dimValue(rewriter, loc, data, axis);
+    if (!matchPattern(op.getIndices(), m_Constant()))
+      checkGatherIndices(rewriter, loc, indices, axisDim,
+                         dt.getDimSize(axis));
     auto g = linalg::GenericOp::create(
         rewriter, loc, TypeRange{init.getType()}, ValueRange{indices},
         ValueRange{init},

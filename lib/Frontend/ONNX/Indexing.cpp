@@ -72,7 +72,7 @@ static std::optional<Folded> foldGather(FoldArgs &f) {
   for (int64_t i : ins[1].data) {
     int64_t idx = i < 0 ? i + a.shape[0] : i;
     if (idx < 0 || idx >= a.shape[0])
-      return std::nullopt;
+      return std::nullopt; // the conversion reports it
     t.data.push_back(a.data[idx]);
   }
   return Folded{t, f.outEt};
@@ -303,6 +303,17 @@ static LogicalResult convertGather(Conv &c) {
   FailureOr<int64_t> axis = c.axis(imp.attrInt(node, "axis", 0), dt.getRank());
   if (failed(axis))
     return failure();
+  // Constant indices outside [-n, n) are an error here (ONNX calls them
+  // one; run-time ones are checked by the generated code).
+  if (!dt.isDynamicDim(*axis))
+    if (std::optional<IntTensor> known = imp.knownInts(node, 1)) {
+      int64_t n = dt.getDimSize(*axis);
+      for (int64_t i : known->data)
+        if (i < -n || i >= n)
+          return c.error() << "index " << i << " is outside [-" << n << ", "
+                           << n << ") of axis " << *axis,
+                 failure();
+    }
   SmallVector<int64_t> shape(dt.getShape().take_front(*axis));
   llvm::append_range(shape, tensorType(idx).getShape());
   llvm::append_range(shape, dt.getShape().drop_front(*axis + 1));

@@ -82,6 +82,8 @@ void quench::appendCPUCodegenStages(std::vector<PipelineStage> &stages,
              pm,
              "canonicalize,convert-vector-to-scf{full-unroll=1 target-rank=1},"
              "convert-scf-to-cf");
+         // Failed run-time checks return an error status (not abort).
+         pm.addPass(createConvertAssertToQuenchRuntime());
          // MLIR 22's expand-strided-metadata crashes on expand_shape with
          // two dynamic sizes in a group (ExpandShapeToCast.cpp).
          pm.addPass(createQuenchExpandShapeToCast());

@@ -90,6 +90,8 @@ void quench::appendCUDACodegenStages(std::vector<PipelineStage> &stages,
                      "convert-gpu-to-nvvm,canonicalize,cse,"
                      "reconcile-unrealized-casts)");
          addTextualPassPipeline(pm, "func.func(convert-scf-to-cf)");
+         // Failed run-time checks of the host code return an error status.
+         pm.addPass(createConvertAssertToQuenchRuntime());
          pm.addPass(createQuenchExpandShapeToCast());
          addTextualPassPipeline(
              pm, "expand-strided-metadata,lower-affine,"

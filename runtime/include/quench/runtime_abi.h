@@ -72,6 +72,20 @@ quench_status quench_parallel_for(quench_threadpool *pool, int64_t n,
                                   void *ctx);
 
 /**
+ * Called by generated code when a run-time check fails (dims that the code
+ * assumes equal differ: inconsistent input shapes); never returns. Inside
+ * quench_model_run it ends the run, which returns
+ * QUENCH_ERR_INVALID_ARGUMENT with `message` (it names the node); outside
+ * one it prints the message and aborts. Checks are emitted at the top level
+ * of the model's functions only, never in parallel-loop bodies (see
+ * quench_parallel_for: fn must not longjmp out).
+ */
+#if defined(__GNUC__)
+__attribute__((noreturn))
+#endif
+void quench_rt_check_failed(const char *message);
+
+/**
  * The thread pool that generated parallel loops of the model running on this
  * thread use: the one passed to quench_model_run (set for the duration of the
  * call, per thread, so concurrent runs on different threads do not interfere;

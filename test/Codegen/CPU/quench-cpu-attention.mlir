@@ -10,13 +10,17 @@
 // T masked; the scores of 8 keys summed by shuffles; exp on vectors; the
 // rows divided by their sums and written into the task's slice. Nothing
 // of size T but the inputs: the only tensor made is the result.
+// The extents the kernel takes to be equal are checked first (a failed
+// check ends the run with an error: convert-assert-to-quench-runtime).
 // CHECK-LABEL: func.func @decode_gqa
 // CHECK-NOT: linalg.
+// CHECK: %[[T:.*]] = tensor.dim %arg1, %c2 : tensor<1x4x?x64xf32>
+// CHECK: cf.assert %{{.*}}, "fused attention: the numbers of value and key positions differ
+// CHECK: cf.assert %{{.*}}, "fused attention: the bias's columns and the key positions differ
 // CHECK: %[[OUT:.*]] = tensor.empty() : tensor<1x12x1x64xf32>
 // CHECK-NOT: tensor.empty
 // CHECK: scf.forall (%[[G:.*]]) in (4) shared_outs(%[[SH:.*]] = %[[OUT]])
 // CHECK: %[[SLICE:.*]] = tensor.extract_slice %[[SH]][0, %{{.*}}, 0, 0] [1, 3, 1, 64] [1, 1, 1, 1]
-// CHECK: %[[T:.*]] = tensor.dim %{{.*}}, %c2 : tensor<1x4x?x64xf32>
 // CHECK: %[[ACC:.*]]:30 = scf.for %[[T0:.*]] = %c0 to %[[T]] step %c8 iter_args({{.*}}) -> (vector<8xf32>,
 // CHECK: vector.create_mask %{{.*}} : vector<8xi1>
 // CHECK: vector.transfer_read %{{.*}} : tensor<1x4x?x64xf32>, vector<8xf32>
