@@ -2,6 +2,8 @@
 
 #include "quench/Quant/BitsBudget.h"
 
+#include "Parallel.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cassert>
@@ -55,23 +57,7 @@ static double quadraticSum(int64_t rows, int64_t k, const double *gram,
       rowError[r] = total;
     }
   };
-  if (!threads)
-    threads = std::max(1u, std::thread::hardware_concurrency());
-  threads = static_cast<unsigned>(std::max<int64_t>(
-      1, std::min<int64_t>(threads, rows)));
-  std::atomic<int64_t> next{0};
-  auto worker = [&] {
-    constexpr int64_t kChunk = 8;
-    for (int64_t r0 = next.fetch_add(kChunk); r0 < rows;
-         r0 = next.fetch_add(kChunk))
-      rowsFrom(r0, std::min(rows, r0 + kChunk));
-  };
-  std::vector<std::thread> pool;
-  for (unsigned i = 1; i < threads; ++i)
-    pool.emplace_back(worker);
-  worker();
-  for (std::thread &t : pool)
-    t.join();
+  detail::parallelFor(threads, rows, /*grain=*/8, rowsFrom);
   double total = 0.0;
   for (double e : rowError)
     total += e;

@@ -28,6 +28,8 @@
 
 #include "quench/Quant/GPTQ.h"
 
+#include "Parallel.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cassert>
@@ -38,6 +40,8 @@
 #include <vector>
 
 using namespace quench::quant;
+using detail::parallelFor;
+using detail::resolveThreads;
 
 namespace {
 
@@ -103,40 +107,6 @@ QUENCH_ALWAYS_INLINE void lazyGroup(float *wr, const double *e,
   }
   for (int64_t t = 0; t < L; ++t)
     wr[j + t] = static_cast<float>(wr[j + t] - acc[t]);
-}
-
-/// The thread count of `threads` (0: the hardware concurrency).
-unsigned resolveThreads(unsigned threads) {
-  if (threads)
-    return threads;
-  unsigned hw = std::thread::hardware_concurrency();
-  return hw ? hw : 1;
-}
-
-/// Runs fn(begin, end) on the chunks [c * grain, (c + 1) * grain) of
-/// [0, count), handed out dynamically to `threads` threads (the caller is
-/// one of them). Callers make every element's result independent of the
-/// chunk it is computed in, so the split does not change the result.
-template <typename F>
-void parallelFor(unsigned threads, int64_t count, int64_t grain, F &&fn) {
-  if (count <= 0)
-    return;
-  grain = std::max<int64_t>(grain, 1);
-  const int64_t chunks = (count + grain - 1) / grain;
-  const unsigned t =
-      static_cast<unsigned>(std::min<int64_t>(threads, chunks));
-  std::atomic<int64_t> next{0};
-  auto worker = [&] {
-    for (int64_t c = next.fetch_add(1); c < chunks; c = next.fetch_add(1))
-      fn(c * grain, std::min(count, (c + 1) * grain));
-  };
-  std::vector<std::thread> pool;
-  pool.reserve(t > 0 ? t - 1 : 0);
-  for (unsigned i = 1; i < t; ++i)
-    pool.emplace_back(worker);
-  worker();
-  for (std::thread &th : pool)
-    th.join();
 }
 
 /// Step 3 of choleskyUpper for the rows [r0, r1) of the trailing matrix:

@@ -8,6 +8,8 @@
 
 #include "quench/Quant/HQQ.h"
 
+#include "Parallel.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cassert>
@@ -166,25 +168,13 @@ QuantizedMatrix quench::quant::quantizeMatrixHQQ(
   std::vector<GroupParams> params(rows * groups);
   // Rows are independent: handed out to the threads in chunks; each
   // group's result does not depend on which thread computes it.
-  unsigned threads = options.threads;
-  if (!threads)
-    threads = std::max(1u, std::thread::hardware_concurrency());
-  threads = static_cast<unsigned>(std::min<int64_t>(threads, rows));
-  std::atomic<int64_t> nextRow{0};
-  auto worker = [&] {
-    constexpr int64_t kChunk = 16;
-    for (int64_t r0 = nextRow.fetch_add(kChunk); r0 < rows;
-         r0 = nextRow.fetch_add(kChunk))
-      for (int64_t r = r0; r < std::min(rows, r0 + kChunk); ++r)
-        quantizeRow(w, r, cols, gs, groups, bits, symmetric, scaleType, options,
-                    codes.data(), params.data());
-  };
-  std::vector<std::thread> pool;
-  for (unsigned i = 1; i < threads; ++i)
-    pool.emplace_back(worker);
-  worker();
-  for (std::thread &t : pool)
-    t.join();
+  detail::parallelFor(options.threads, rows, /*grain=*/16,
+                      [&](int64_t r0, int64_t r1) {
+                        for (int64_t r = r0; r < r1; ++r)
+                          quantizeRow(w, r, cols, gs, groups, bits, symmetric,
+                                      scaleType, options, codes.data(),
+                                      params.data());
+                      });
   return packQuantizedMatrix(codes.data(), params.data(), rows, cols, bits,
                              groupSize, symmetric);
 }

@@ -15,6 +15,7 @@
 #include "llvm/ADT/DenseMap.h"
 
 #include <cstring>
+#include <vector>
 
 using namespace mlir;
 using namespace quench;
@@ -228,6 +229,29 @@ std::vector<ScaleGroup> quench::findScaleGroups(ModuleOp module) {
   return groups;
 }
 
+/// Replaces `linear`'s weight by `w`, row-major [N, K] (the linear's
+/// layout), keeping a weight stored [K, N] behind a transpose in that form
+/// (quench-raise-ops'); the old constant goes when unused.
+static void replaceLinearWeight(LinearOp linear, std::vector<float> w,
+                                int64_t n, int64_t k) {
+  auto [cst, transpose] = weightConstant(linear);
+  OpBuilder b(linear);
+  if (transpose) {
+    std::vector<float> stored(w.size());
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t j = 0; j < k; ++j)
+        stored[j * n + r] = w[r * k + j];
+    Value c = newConstant(b, cst, stored);
+    Value t = TransposeOp::create(b, transpose.getLoc(), transpose.getType(),
+                                  c, transpose.getPermutationAttr());
+    linear.getWeightMutable().assign(t);
+    eraseIfUnused(transpose);
+  } else {
+    linear.getWeightMutable().assign(newConstant(b, cst, w));
+  }
+  eraseIfUnused(cst);
+}
+
 void quench::migrateScales(const ScaleGroup &group, ArrayRef<float> s) {
   assert(group.absorber && static_cast<int64_t>(s.size()) == group.channels &&
          "migrateScales needs an absorber and one scale per channel");
@@ -246,23 +270,7 @@ void quench::migrateScales(const ScaleGroup &group, ArrayRef<float> s) {
     for (int64_t j = 0; j < group.channels; ++j)
       for (int64_t i = 0; i < k; ++i)
         w[j * k + i] /= s[j];
-    auto [cst, transpose] = weightConstant(linear);
-    OpBuilder b(linear);
-    if (transpose) {
-      // Stored [K, N]: keep that layout (quench-raise-ops' form).
-      std::vector<float> stored(w.size());
-      for (int64_t j = 0; j < group.channels; ++j)
-        for (int64_t i = 0; i < k; ++i)
-          stored[i * group.channels + j] = w[j * k + i];
-      Value c = newConstant(b, cst, stored);
-      Value t = TransposeOp::create(b, transpose.getLoc(), transpose.getType(),
-                                    c, transpose.getPermutationAttr());
-      linear.getWeightMutable().assign(t);
-      eraseIfUnused(transpose);
-    } else {
-      linear.getWeightMutable().assign(newConstant(b, cst, w));
-    }
-    eraseIfUnused(cst);
+    replaceLinearWeight(linear, std::move(w), group.channels, k);
     if (linear.getBias())
       divideOperand(linear, linear.getBiasMutable()[0].getOperandNumber(), s,
                     1);
@@ -272,24 +280,9 @@ void quench::migrateScales(const ScaleGroup &group, ArrayRef<float> s) {
     std::vector<float> w = *readLinearWeight(linear);
     int64_t k = group.channels;
     int64_t n = static_cast<int64_t>(w.size()) / k;
-    auto [cst, transpose] = weightConstant(linear);
-    OpBuilder b(linear);
-    if (transpose) {
-      std::vector<float> stored(w.size());
-      for (int64_t r = 0; r < n; ++r)
-        for (int64_t j = 0; j < k; ++j)
-          stored[j * n + r] = w[r * k + j] * s[j];
-      Value c = newConstant(b, cst, stored);
-      Value t = TransposeOp::create(b, transpose.getLoc(), transpose.getType(),
-                                    c, transpose.getPermutationAttr());
-      linear.getWeightMutable().assign(t);
-      eraseIfUnused(transpose);
-    } else {
-      for (int64_t r = 0; r < n; ++r)
-        for (int64_t j = 0; j < k; ++j)
-          w[r * k + j] *= s[j];
-      linear.getWeightMutable().assign(newConstant(b, cst, w));
-    }
-    eraseIfUnused(cst);
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t j = 0; j < k; ++j)
+        w[r * k + j] *= s[j];
+    replaceLinearWeight(linear, std::move(w), n, k);
   }
 }
