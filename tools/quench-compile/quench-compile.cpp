@@ -306,9 +306,10 @@ int main(int argc, char **argv) {
   // (docs/reliability.md): checked for every file the emit kind writes
   // (the CPU backend's names: OUT.mlir/.ll/.ptx; OUT; OUT.o and OUT.h;
   // libOUT.a and OUT.h) and the report.
+  // The files the emit kind writes (also removed if the report fails).
+  std::vector<std::string> outputs;
   {
     std::vector<std::string> inputs = {inputPath};
-    std::vector<std::string> outputs;
     if (outputPath != "-") {
       switch (emit) {
       case Emit::MLIR:
@@ -491,12 +492,9 @@ int main(int argc, char **argv) {
     if (err.empty())
       return 0;
     // The compile failed as a whole: no artifact without its report.
-    if (!artifact.empty() && artifact != "-") {
-      sys::fs::remove(artifact);
-      for (StringRef ext : {".o", ".a"})
-        if (artifact.ends_with(ext))
-          sys::fs::remove(quench::withoutExtension(artifact, ext) + ".h");
-    }
+    for (const std::string &out : outputs)
+      if (sys::fs::is_regular_file(out))
+        sys::fs::remove(out);
     return fail(err);
   };
 

@@ -415,15 +415,9 @@ bool isKernelElementType(Type t, bool codes) {
 /// verifier.
 static void checkAttentionExtents(OpBuilder &b, Location loc,
                                   quench::AttentionOp op) {
-  std::string node = "fused attention";
-  if (auto nl = dyn_cast<NameLoc>(loc))
-    node = "node '" + nl.getName().str() + "' (fused attention)";
-  else if (auto fused = dyn_cast<FusedLoc>(loc))
-    for (Location l : fused.getLocations())
-      if (auto nl = dyn_cast<NameLoc>(l)) {
-        node = "node '" + nl.getName().str() + "' (fused attention)";
-        break;
-      }
+  std::string name = quench::getNodeName(loc);
+  std::string node = name.empty() ? "fused attention"
+                                  : "node '" + name + "' (fused attention)";
   auto check = [&](Value x, int64_t xd, Value y, int64_t yd,
                    const std::string &what) {
     auto xt = cast<RankedTensorType>(x.getType());

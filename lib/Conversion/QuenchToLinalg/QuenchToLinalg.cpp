@@ -132,21 +132,8 @@ AffineMap to_linalg::broadcastMap(MLIRContext *ctx,
   return AffineMap::get(rank, 0, exprs, ctx);
 }
 
-/// The first name in `loc` (the ONNX node an op came from), or "".
-static std::string nodeName(Location loc) {
-  if (auto nl = dyn_cast<NameLoc>(loc))
-    return nl.getName().str();
-  if (auto fused = dyn_cast<FusedLoc>(loc))
-    for (Location l : fused.getLocations())
-      if (std::string n = nodeName(l); !n.empty())
-        return n;
-  if (auto cs = dyn_cast<CallSiteLoc>(loc))
-    return nodeName(cs.getCallee());
-  return "";
-}
-
 std::string to_linalg::describeNode(Location loc, StringRef fallback) {
-  std::string name = nodeName(loc);
+  std::string name = getNodeName(loc);
   return name.empty() ? fallback.str() : "node '" + name + "'";
 }
 

@@ -20,6 +20,18 @@ using namespace quench;
 
 static constexpr int64_t kDyn = ShapedType::kDynamic;
 
+std::string quench::getNodeName(Location loc) {
+  std::string found;
+  loc->walk([&](Location l) {
+    if (auto name = dyn_cast<NameLoc>(l)) {
+      found = name.getName().str();
+      return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  return found;
+}
+
 LogicalResult quench::broadcastShapes(ArrayRef<int64_t> a, ArrayRef<int64_t> b,
                                       SmallVectorImpl<int64_t> &out) {
   size_t rank = std::max(a.size(), b.size());

@@ -14,6 +14,7 @@
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
+#include "quench/Dialect/Quench/Transforms/WeightConstants.h"
 #include "quench/Quant/BitsBudget.h"
 #include "quench/Quant/GPTQ.h"
 #include "quench/Quant/HQQ.h"
@@ -307,14 +308,7 @@ LogicalResult parseRecipe(StringRef path, Scheme &defaults,
 /// The layer name of an op: the first name in its location (the ONNX node
 /// name for imported models), else its printed location.
 std::string layerName(Location loc) {
-  std::string found;
-  loc->walk([&](Location l) {
-    if (auto name = dyn_cast<NameLoc>(l)) {
-      found = name.getName().str();
-      return WalkResult::interrupt();
-    }
-    return WalkResult::advance();
-  });
+  std::string found = getNodeName(loc);
   if (!found.empty())
     return found;
   std::string s;
@@ -334,78 +328,6 @@ bool reachesReturn(Value v) {
       return true;
   }
   return false;
-}
-
-/// Whether floatWeights(cst) can read the constant (a uniform value, or raw
-/// f32/f16/bf16 data of the right size), checked without copying it.
-bool hasReadableFloatWeights(ConstantOp cst) {
-  auto type = cast<RankedTensorType>(cst.getType());
-  Type et = type.getElementType();
-  if (getUniformValue(cst.getValue()))
-    return true;
-  std::optional<ArrayRef<char>> raw = getRawConstantData(cst.getValue());
-  if (!raw)
-    return false;
-  size_t count = static_cast<size_t>(type.getNumElements());
-  return (et.isF32() && raw->size() == count * 4) ||
-         ((et.isF16() || et.isBF16()) && raw->size() == count * 2);
-}
-
-/// Converts `count` stored f32/f16/bf16 values at `p` to floats.
-void toFloats(Type et, const char *p, float *out, int64_t count) {
-  if (et.isF32()) {
-    std::memcpy(out, p, count * 4);
-  } else if (et.isF16()) {
-    for (int64_t i = 0; i < count; ++i) {
-      uint16_t h;
-      std::memcpy(&h, p + 2 * i, 2);
-      out[i] = qq::f16BitsToFloat(h);
-    }
-  } else { // bf16
-    for (int64_t i = 0; i < count; ++i) {
-      uint16_t h;
-      std::memcpy(&h, p + 2 * i, 2);
-      uint32_t u = static_cast<uint32_t>(h) << 16;
-      std::memcpy(&out[i], &u, 4);
-    }
-  }
-}
-
-/// The weight as floats, if it is a constant of a float type we read
-/// (exactly when hasReadableFloatWeights); with `transposed`, the constant
-/// is stored [K, N] and the floats are its transpose [N, K], read in
-/// blocks (one pass over the stored data, no transposed copy of it).
-std::optional<std::vector<float>> floatWeights(ConstantOp cst,
-                                               bool transposed = false) {
-  if (!hasReadableFloatWeights(cst))
-    return std::nullopt;
-  auto type = cast<RankedTensorType>(cst.getType());
-  Type et = type.getElementType();
-  int64_t count = type.getNumElements();
-  std::vector<float> out(count);
-  if (std::optional<double> uniform = getUniformValue(cst.getValue())) {
-    std::fill(out.begin(), out.end(), static_cast<float>(*uniform));
-    return out;
-  }
-  const char *p = getRawConstantData(cst.getValue())->data();
-  if (!transposed) {
-    toFloats(et, p, out.data(), count);
-    return out;
-  }
-  // Stored [rows = K, cols = N]: a block of kBlock stored rows is converted
-  // (sequential reads), then scattered into the columns of `out`.
-  int64_t rows = type.getDimSize(0), cols = type.getDimSize(1);
-  int64_t bytes = getStorageBytesPerElement(et);
-  constexpr int64_t kBlock = 16;
-  std::vector<float> block(kBlock * cols);
-  for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
-    int64_t nr = std::min(kBlock, rows - r0);
-    toFloats(et, p + r0 * cols * bytes, block.data(), nr * cols);
-    for (int64_t c = 0; c < cols; ++c)
-      for (int64_t r = 0; r < nr; ++r)
-        out[c * rows + r0 + r] = block[r * cols + c];
-  }
-  return out;
 }
 
 std::string constantName(ConstantOp cst, StringRef suffix) {
@@ -945,7 +867,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
       int64_t n = p->rec.outFeatures, k = p->rec.inFeatures;
       weights += n * k;
       std::vector<float> w =
-          *floatWeights(p->cst, static_cast<bool>(p->transpose));
+          *readFloatWeights(p->cst, static_cast<bool>(p->transpose));
       std::shared_ptr<const std::vector<double>> gram;
       if (hessian) {
         auto g = gramOf(p->rec.name);
@@ -1069,7 +991,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
   // A layer's codes, or an error message.
   auto compute = [&](Plan &p, qq::QuantizedMatrix &out) -> std::string {
     const Scheme &s = p.w8a8 ? w8a8Scheme : p.scheme;
-    std::vector<float> w = *floatWeights(p.cst, static_cast<bool>(p.transpose));
+    std::vector<float> w = *readFloatWeights(p.cst, static_cast<bool>(p.transpose));
     releaseConstantPages(p.cst.getValue());
     if (p.scheme.hqq) {
       qq::HQQOptions hqqOptions;
@@ -1290,7 +1212,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
       rec.outFeatures = tType.getDimSize(0);
       rec.inFeatures = tType.getDimSize(1);
       rec.bytesBefore = rec.bytesAfter = tType.getNumElements() * 4;
-      std::optional<std::vector<float>> w = floatWeights(cst);
+      std::optional<std::vector<float>> w = readFloatWeights(cst);
       releaseConstantPages(cst.getValue());
       Operation *cstOp = cst.getOperation();
       if (!w) {

@@ -9,6 +9,7 @@
 #include "quench/Dialect/Quench/Transforms/ScaleMigration.h"
 
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
+#include "quench/Dialect/Quench/Transforms/WeightConstants.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
@@ -22,21 +23,12 @@ using namespace quench;
 
 namespace {
 
-/// A constant's values if it is an f32 constant we can read (a uniform
-/// value or raw f32 data of the right size).
+/// The values of an f32 constant (a uniform value or raw data); migrated
+/// constants are written back as f32.
 std::optional<std::vector<float>> readF32(ConstantOp cst) {
-  auto type = dyn_cast<RankedTensorType>(cst.getType());
-  if (!type || !type.getElementType().isF32() || !type.hasStaticShape())
+  if (!cast<RankedTensorType>(cst.getType()).getElementType().isF32())
     return std::nullopt;
-  int64_t count = type.getNumElements();
-  if (std::optional<double> u = getUniformValue(cst.getValue()))
-    return std::vector<float>(count, static_cast<float>(*u));
-  std::optional<ArrayRef<char>> raw = getRawConstantData(cst.getValue());
-  if (!raw || raw->size() != static_cast<size_t>(count) * 4)
-    return std::nullopt;
-  std::vector<float> out(count);
-  std::memcpy(out.data(), raw->data(), raw->size());
-  return out;
+  return readFloatWeights(cst);
 }
 
 /// A constant operand that readF32 can read, with `elements` values.
@@ -46,12 +38,7 @@ ConstantOp f32Constant(Value v, int64_t elements) {
     return nullptr;
   auto type = dyn_cast<RankedTensorType>(cst.getType());
   if (!type || !type.getElementType().isF32() || !type.hasStaticShape() ||
-      type.getNumElements() != elements)
-    return nullptr;
-  if (getUniformValue(cst.getValue()))
-    return cst;
-  std::optional<ArrayRef<char>> raw = getRawConstantData(cst.getValue());
-  if (!raw || raw->size() != static_cast<size_t>(elements) * 4)
+      type.getNumElements() != elements || !hasReadableFloatWeights(cst))
     return nullptr;
   return cst;
 }
@@ -175,16 +162,7 @@ std::optional<std::vector<float>> quench::readLinearWeight(LinearOp op) {
   auto [cst, transpose] = weightConstant(op);
   if (!cst)
     return std::nullopt;
-  std::optional<std::vector<float>> stored = readF32(cst);
-  if (!stored || !transpose)
-    return stored;
-  auto wType = cast<RankedTensorType>(op.getWeight().getType());
-  int64_t n = wType.getDimSize(0), k = wType.getDimSize(1);
-  std::vector<float> out(n * k);
-  for (int64_t r = 0; r < k; ++r)
-    for (int64_t c = 0; c < n; ++c)
-      out[c * k + r] = (*stored)[r * n + c];
-  return out;
+  return readFloatWeights(cst, static_cast<bool>(transpose));
 }
 
 std::vector<ScaleGroup> quench::findScaleGroups(ModuleOp module) {

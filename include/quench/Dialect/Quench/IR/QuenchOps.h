@@ -8,6 +8,7 @@
 #define QUENCH_DIALECT_QUENCH_IR_QUENCHOPS_H
 
 #include "mlir/Bytecode/BytecodeOpInterface.h"
+#include <string>
 #include "mlir/Dialect/Quant/IR/QuantTypes.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/OpDefinition.h"
@@ -28,6 +29,10 @@ namespace quench {
 mlir::LogicalResult broadcastShapes(llvm::ArrayRef<int64_t> a,
                                     llvm::ArrayRef<int64_t> b,
                                     llvm::SmallVectorImpl<int64_t> &out);
+
+/// The first name in `loc` (NameLoc, also inside fused and call-site
+/// locations): the ONNX node an op was imported from. Empty when none.
+std::string getNodeName(mlir::Location loc);
 
 } // namespace quench
 
