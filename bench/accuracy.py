@@ -16,7 +16,7 @@ A model whose inputs are missing is skipped (and said so).
 Usage:
   bench/accuracy.py [--build build] [--work DIR] [--chargpt-dir build/chargpt]
                     [--stories PATH] [--sequences 64] [--markdown docs/accuracy.md]
-                    [--check] [--all]
+                    [--check] [--all] [--only REGEX]
 --all adds EXTRA_SCHEMES (HQQ, W3A16, bits budgets; not in the e2e test);
 the table's bits per weight is the size report's (codes, scales, zero
 points of the linear layers);
@@ -79,6 +79,19 @@ EXTRA_SCHEMES = [
     ("budget 3.5", ["--quant=w4a16", "--bits-budget=3.5"], True),
     ("budget 4.5, no calibration", ["--quant=w4a16", "--bits-budget=4.5"],
      False),
+    # Embedding tables quantized too (the bits column counts linears only).
+    ("W8A16 per channel, int8 embeddings",
+     ["--quant=w8a16", "--quant-embeddings=int8"], False),
+    ("W8A16 per channel, int4 embeddings",
+     ["--quant=w8a16", "--quant-embeddings=int4"], False),
+    ("W8A16 per channel, int4 g16 embeddings",
+     ["--quant=w8a16", "--quant-embeddings=int4", "--embedding-group-size=16"],
+     False),
+    ("W8A16 per channel, int4 g8 embeddings",
+     ["--quant=w8a16", "--quant-embeddings=int4", "--embedding-group-size=8"],
+     False),
+    ("W4A16 g32, int4 embeddings",
+     ["--quant=w4a16", "--group-size=32", "--quant-embeddings=int4"], False),
 ]
 # Schemes measured on one model only: stories260K with its two most
 # sensitive blocks (0 and 1) kept in float and int8 groups of 8 with GPTQ
@@ -209,6 +222,8 @@ def measure(args, work):
     bits = {}  # model -> {scheme: bits per linear weight}
     notes = []
     schemes = SCHEMES + (EXTRA_SCHEMES if args.all else [])
+    if args.only:
+        schemes = [sc for sc in schemes if re.search(args.only, sc[0])]
     cdir = args.chargpt_dir
     if os.path.isfile(os.path.join(cdir, "chargpt.pt")):
         onnx_path = os.path.join(cdir, "chargpt.t32.onnx")
@@ -270,10 +285,16 @@ def main():
     ap.add_argument("--sequences", type=int, default=64)
     ap.add_argument("--markdown")
     ap.add_argument("--check", action="store_true")
+    ap.add_argument("--only", metavar="REGEX",
+                    help="measure only the schemes whose label matches "
+                         "(with --all: among all of them); not with "
+                         "--markdown or --check")
     ap.add_argument("--all", action="store_true",
                     help="also the schemes of EXTRA_SCHEMES (HQQ, W3A16, "
                          "bits budgets)")
     args = ap.parse_args()
+    if args.only and (args.markdown or args.check):
+        ap.error("--only measures a subset: not with --markdown or --check")
     work = args.work or tempfile.mkdtemp(prefix="quench-accuracy-")
     os.makedirs(work, exist_ok=True)
     results, bits, notes = measure(args, work)

@@ -83,11 +83,18 @@ struct QuantizationCLOptions {
       cl::desc("Quantize the output projection too (default: true; "
                "--quant-head=false keeps it float)"),
       cl::init(true), cl::cat(category)};
-  cl::opt<bool> quantEmbeddings{
+  cl::opt<std::string> quantEmbeddings{
       "quant-embeddings",
-      cl::desc("Also quantize embedding tables: int8 per row (symmetric, "
-               "f32 scales), dequantized after the lookup (default: false)"),
-      cl::cat(category)};
+      cl::desc("Also quantize embedding tables, dequantized after the lookup "
+               "(default: off): int8 (the value when none is given: int8 "
+               "per row, f32 scales), int4 or int2 (groups of "
+               "--embedding-group-size, --scale-type scales)"),
+      cl::value_desc("int8|int4|int2"), cl::ValueOptional, cl::cat(category)};
+  cl::opt<int64_t> embeddingGroupSize{
+      "embedding-group-size",
+      cl::desc("Columns of an embedding table per scale (default: 0 = per "
+               "row for int8, 32 for int4 and int2)"),
+      cl::init(-1), cl::value_desc("G"), cl::cat(category)};
   cl::list<std::string> exclude{
       "quant-exclude",
       cl::desc("Keep layers whose name (ONNX node name) matches this glob "
@@ -166,13 +173,31 @@ quench::getQuantizationOptionsFromCL() {
   if (std::string err = parseQuantPreset(o.quant, o.groupSize, out);
       !err.empty())
     return error(err);
-  if (!out && (o.asymmetric || !o.exclude.empty() || !o.recipe.empty() ||
-               o.groupSize.getNumOccurrences() ||
-               o.algo.getNumOccurrences() || o.quantEmbeddings ||
-               o.bitsBudget.getNumOccurrences()))
-    return error("--group-size, --asymmetric, --quant-exclude, "
-                 "--quant-recipe, --quant-embeddings, --algo and --bits-budget "
-                 "need --quant (e.g. --quant=w4a16)");
+  if (!out) {
+    // Options that only mean something with weight quantization: the ones
+    // given are named.
+    SmallVector<StringRef> given;
+    auto note = [&](const cl::Option &opt) {
+      if (opt.getNumOccurrences())
+        given.push_back(opt.ArgStr);
+    };
+    note(o.groupSize);
+    note(o.asymmetric);
+    note(o.exclude);
+    note(o.recipe);
+    note(o.algo);
+    note(o.quantEmbeddings);
+    note(o.embeddingGroupSize);
+    note(o.bitsBudget);
+    if (!given.empty()) {
+      std::string names;
+      for (size_t i = 0; i < given.size(); ++i)
+        names += (i == 0 ? "--" : i + 1 == given.size() ? " and --" : ", --") +
+                 given[i].str();
+      return error(names + (given.size() == 1 ? " needs" : " need") +
+                   " --quant (e.g. --quant=w4a16)");
+    }
+  }
   if (o.algo != "rtn" && o.algo != "gptq" && o.algo != "hqq")
     return error("--algo must be rtn, gptq or hqq, got '" + o.algo + "'");
   if (out) {
@@ -185,7 +210,34 @@ quench::getQuantizationOptionsFromCL() {
       q.symmetric = false;
     q.scaleType = o.scaleType;
     q.quantizeHead = o.quantHead;
-    q.quantizeEmbeddings = o.quantEmbeddings;
+    if (o.quantEmbeddings.getNumOccurrences()) {
+      int64_t bits = StringSwitch<int64_t>(o.quantEmbeddings.getValue())
+                         .Cases({"", "int8", "true", "1"}, 8)
+                         .Case("int4", 4)
+                         .Case("int2", 2)
+                         .Cases({"false", "0"}, 0)
+                         .Default(-1);
+      if (bits < 0)
+        return error("--quant-embeddings must be int8, int4 or int2, got '" +
+                     o.quantEmbeddings.getValue() + "'");
+      q.quantizeEmbeddings = bits > 0;
+      q.embeddingBits = bits > 0 ? bits : 8;
+    } else if (o.embeddingGroupSize.getNumOccurrences()) {
+      return error("--embedding-group-size needs --quant-embeddings");
+    }
+    if (o.embeddingGroupSize.getNumOccurrences() && o.embeddingGroupSize < 0)
+      return error("--embedding-group-size must be >= 0, got " +
+                   Twine(o.embeddingGroupSize.getValue()));
+    q.embeddingGroupSize = o.embeddingGroupSize >= 0
+                               ? o.embeddingGroupSize.getValue()
+                               : (q.embeddingBits == 8 ? 0 : 32);
+    if (q.embeddingGroupSize > quench::quant::kMaxGroupSize ||
+        (q.embeddingGroupSize * q.embeddingBits) % 8 != 0)
+      return error("--embedding-group-size must be 0 (per row) or a positive "
+                   "multiple of " +
+                   Twine(8 / q.embeddingBits) + " up to " +
+                   Twine(quench::quant::kMaxGroupSize) + ", got " +
+                   Twine(q.embeddingGroupSize));
     q.exclude.assign(o.exclude.begin(), o.exclude.end());
     q.recipe = o.recipe;
     q.algo = o.algo;

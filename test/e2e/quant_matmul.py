@@ -491,13 +491,28 @@ def quantization(build, work, failures):
             failures.append(label)
 
 
+# --quant-embeddings variants: (label, flags, table scheme (bits, group,
+# symmetric, scale type), head scheme). int8 keeps its own form (i8 codes,
+# f32 row scales); the others are matmul_nbits-layout codes expanded by
+# quench.dequantize_nbits after the lookup.
+EMBEDDING_CASES = [
+    ("int8", ["--quant-embeddings"], (8, 0, True, "f32"), True),
+    ("int4", ["--quant-embeddings=int4"], (4, 32, True, "f16"), True),
+    ("int4 per row f32", ["--quant-embeddings=int4", "--embedding-group-size=0",
+                          "--scale-type=f32"], (4, 0, True, "f32"), True),
+    ("int2 g8 asym", ["--quant-embeddings=int2", "--embedding-group-size=8",
+                      "--asymmetric"], (2, 8, False, "f16"), False),
+]
+
+
 def embeddings(build, work, failures):
-    """--quant-embeddings: a table [V, D] looked up by token ids [2, 5],
-    tied to an output projection (the table is also the head's weight, as
-    in models with shared embeddings); the lookup must equal the table's
-    int8 per-row round-to-nearest rows (f32 scales) exactly, the head the
-    W8A16 reference, and no float copy of the table may remain."""
-    v, d, b, t = 50, 24, 2, 5
+    """--quant-embeddings[=int8|int4|int2]: a table [V, D] looked up by token
+    ids [2, 5], tied to an output projection (the table is also the head's
+    weight, as in models with shared embeddings); the lookup must equal the
+    table's round-to-nearest rows (the NumPy reference of the scheme)
+    exactly, the head the W8A16 reference, the report must give the table's
+    bytes, and no float copy of the table may remain."""
+    v, d, b, t = 50, 72, 2, 5  # 72 = 2 x 32 + 8: a padded last group
     table = RNG.standard_normal((v, d)).astype(np.float32)
     table[7] = 0  # an all-zero row: scale 0, exact zeros
     ids = RNG.integers(0, v, (b, t)).astype(np.int64)
@@ -516,41 +531,59 @@ def embeddings(build, work, failures):
         f.write(text)
     idpath = os.path.join(work, "ids.npy")
     np.save(idpath, ids)
-    exe = os.path.join(work, "emb")
-    report = os.path.join(work, "emb.json")
-    run([os.path.join(build, "bin", "quench-compile"), model, "-o", exe,
-         "--quant=w8a16", "--quant-embeddings", f"--report={report}"])
-    with open(report) as f:
-        rep = json.load(f)
-    odir = os.path.join(work, "emb-out")
-    os.makedirs(odir, exist_ok=True)
-    run([exe, "--input", f"ids={idpath}", "--output-dir", odir])
-    emb = np.load(os.path.join(odir, "emb.npy"))
-    logits = np.load(os.path.join(odir, "logits.npy")).astype(np.float64)
-    deq = rtn_reference(table, 8, 0, True, "f32")
-    ok_emb = np.array_equal(emb, deq[ids])
-    wq = rtn_reference(table, 8, 0, True, "f16").astype(np.float64)
-    ref = emb.astype(np.float64) @ wq.T
-    # The fused kernel applies a group's scale to sum x*q - zp*sum x
-    # (docs/lowering.md), so its rounding also scales with zp * scale *
-    # sum|x|; the all-zero row (scale 0) gives exactly 0.
-    absmax = np.abs(table).max(axis=1)
-    bound = (1e-5 * (np.abs(emb) @ np.abs(wq).T) +
-             2e-6 * 128 * np.abs(emb).sum(-1, keepdims=True) * absmax / 127 +
-             1e-6)
-    ok_head = np.all(np.abs(logits - ref) <= bound) and \
-        not np.any(logits[:, :, 7])
-    # The table is int8 (V*D + 4V bytes) and the head its own W8A16 copy;
-    # nothing float is left.
-    after = rep["constant_bytes_after"]
-    ok_size = after <= v * d + 4 * v + v * 8 * ((d + 7) // 8) + 2 * v + 64 and \
-        not any(l["float_weight_kept"] for l in rep["layers"])
-    ok = ok_emb and ok_head and ok_size
-    print(f"{'ok  ' if ok else 'FAIL'} --quant-embeddings: lookup exact "
-          f"{ok_emb}, head within bound {ok_head}, constants "
-          f"{rep['constant_bytes_before']} -> {after} bytes")
-    if not ok:
-        failures.append("--quant-embeddings")
+    for n, (label, flags, (bits, group, sym, stype), head_sym) in \
+            enumerate(EMBEDDING_CASES):
+        exe = os.path.join(work, f"emb{n}")
+        report = os.path.join(work, f"emb{n}.json")
+        run([os.path.join(build, "bin", "quench-compile"), model, "-o", exe,
+             "--quant=w8a16", f"--report={report}"] + flags)
+        with open(report) as f:
+            rep = json.load(f)
+        odir = os.path.join(work, f"emb{n}-out")
+        os.makedirs(odir, exist_ok=True)
+        run([exe, "--input", f"ids={idpath}", "--output-dir", odir])
+        emb = np.load(os.path.join(odir, "emb.npy"))
+        logits = np.load(os.path.join(odir, "logits.npy")).astype(np.float64)
+        deq = rtn_reference(table, bits, group, sym, stype)
+        ok_emb = np.array_equal(emb, deq[ids])
+        head_stype = "f32" if "--scale-type=f32" in flags else "f16"
+        wq = rtn_reference(table, 8, 0, head_sym, head_stype).astype(np.float64)
+        ref = emb.astype(np.float64) @ wq.T
+        # The fused kernel applies a group's scale to sum x*q - zp*sum x
+        # (docs/lowering.md), so its rounding also scales with zp * scale *
+        # sum|x|; the all-zero row (scale 0) gives exactly 0.
+        absmax = np.abs(table).max(axis=1)
+        bound = (1e-5 * (np.abs(emb) @ np.abs(wq).T) +
+                 2e-6 * 256 * np.abs(emb).sum(-1, keepdims=True) * absmax / 127
+                 + 1e-6)
+        ok_head = np.all(np.abs(logits - ref) <= bound) and \
+            not np.any(logits[:, :, 7])
+        # The table's bytes: codes, scales (and float zero points), as the
+        # report states them; the head is its own W8A16 copy; nothing float
+        # is left.
+        g = group or (d + 7) // 8 * 8
+        groups = (d + g - 1) // g
+        sbytes = 4 if stype == "f32" else 2
+        if bits == 8 and group == 0:
+            expect = v * d + 4 * v
+        else:
+            expect = (v * groups * g * bits // 8 + v * groups * sbytes *
+                      (1 if sym else 2))
+        tables = [l for l in rep["layers"] if l.get("kind") == "embedding"]
+        ok_size = (len(tables) == 1 and tables[0]["bytes_after"] == expect and
+                   rep["embedding_bytes_after"] == expect and
+                   rep["constant_bytes_after"] <=
+                   expect + rep["linear_weight_bytes_after"] + 64 and
+                   not any(l["float_weight_kept"] for l in rep["layers"]))
+        ok = ok_emb and ok_head and ok_size
+        print(f"{'ok  ' if ok else 'FAIL'} --quant-embeddings {label}: lookup "
+              f"exact {ok_emb}, head within bound {ok_head}, table "
+              f"{rep['embedding_bytes_before']} -> "
+              f"{rep['embedding_bytes_after']} bytes (expected {expect}), "
+              f"constants {rep['constant_bytes_before']} -> "
+              f"{rep['constant_bytes_after']}")
+        if not ok:
+            failures.append(f"--quant-embeddings {label}")
 
 
 def main():

@@ -35,6 +35,28 @@ static std::string megabytes(int64_t bytes) {
   return s;
 }
 
+namespace {
+/// Bytes and weight count of the linears or of the embedding tables of a
+/// report.
+struct WeightTotals {
+  int64_t before = 0, after = 0, weights = 0;
+  double bitsPerWeight() const {
+    return weights > 0 ? 8.0 * static_cast<double>(after) / weights : 0.0;
+  }
+};
+} // namespace
+
+static WeightTotals totals(const SizeReport &r, bool embeddings) {
+  WeightTotals t;
+  for (const LayerQuantRecord &l : r.layers)
+    if (l.embedding == embeddings) {
+      t.before += l.bytesBefore;
+      t.after += l.bytesAfter;
+      t.weights += l.outFeatures * l.inFeatures;
+    }
+  return t;
+}
+
 void quench::printSizeReport(const SizeReport &r, llvm::raw_ostream &os) {
   size_t nameWidth = 5;
   for (const LayerQuantRecord &l : r.layers)
@@ -51,7 +73,6 @@ void quench::printSizeReport(const SizeReport &r, llvm::raw_ostream &os) {
   os << llvm::format("%-*s %-11s %-*s %12s %12s %7s\n", (int)nameWidth,
                      "layer", "[N x K]", (int)schemeWidth, "scheme", "bytes before",
                      "bytes after", "ratio");
-  int64_t before = 0, after = 0;
   for (const LayerQuantRecord &l : r.layers) {
     std::string shape =
         std::to_string(l.outFeatures) + "x" + std::to_string(l.inFeatures);
@@ -65,20 +86,25 @@ void quench::printSizeReport(const SizeReport &r, llvm::raw_ostream &os) {
                        (long long)l.bytesAfter,
                        l.bytesAfter ? double(l.bytesBefore) / l.bytesAfter
                                     : 0.0);
-    before += l.bytesBefore;
-    after += l.bytesAfter;
   }
-  os << llvm::format("%-*s %-11s %-*s %12lld %12lld %6.2fx\n",
-                     (int)nameWidth, "linear weights", "", (int)schemeWidth, "",
-                     (long long)before, (long long)after,
-                     after ? double(before) / after : 0.0);
-  int64_t weights = 0;
-  for (const LayerQuantRecord &l : r.layers)
-    weights += l.outFeatures * l.inFeatures;
-  if (weights > 0)
+  auto totalRow = [&](const char *what, const WeightTotals &t) {
+    os << llvm::format("%-*s %-11s %-*s %12lld %12lld %6.2fx\n",
+                       (int)nameWidth, what, "", (int)schemeWidth, "",
+                       (long long)t.before, (long long)t.after,
+                       t.after ? double(t.before) / t.after : 0.0);
+  };
+  WeightTotals linears = totals(r, /*embeddings=*/false);
+  WeightTotals tables = totals(r, /*embeddings=*/true);
+  totalRow("linear weights", linears);
+  if (tables.weights > 0)
+    totalRow("embedding tables", tables);
+  if (linears.weights > 0)
     os << llvm::format(
         "bits per linear weight: %.3f (codes, scales, zero points)\n",
-        8.0 * static_cast<double>(after) / weights);
+        linears.bitsPerWeight());
+  if (tables.weights > 0)
+    os << llvm::format("bits per embedding weight: %.3f\n",
+                       tables.bitsPerWeight());
   os << "all constants: " << megabytes(r.constantBytesBefore) << " -> "
      << megabytes(r.constantBytesAfter) << "\n";
   if (r.artifactBytes >= 0)
@@ -88,32 +114,30 @@ void quench::printSizeReport(const SizeReport &r, llvm::raw_ostream &os) {
 
 void quench::writeSizeReportJSON(const SizeReport &r, llvm::raw_ostream &os) {
   llvm::json::Array layers;
-  int64_t before = 0, after = 0;
-  for (const LayerQuantRecord &l : r.layers) {
+  for (const LayerQuantRecord &l : r.layers)
     layers.push_back(llvm::json::Object{
         {"name", l.name},
+        {"kind", l.embedding ? "embedding" : "linear"},
         {"out_features", l.outFeatures},
         {"in_features", l.inFeatures},
         {"scheme", l.scheme},
         {"bytes_before", l.bytesBefore},
         {"bytes_after", l.bytesAfter},
         {"float_weight_kept", l.floatKept}});
-    before += l.bytesBefore;
-    after += l.bytesAfter;
-  }
-  int64_t weights = 0;
-  for (const LayerQuantRecord &l : r.layers)
-    weights += l.outFeatures * l.inFeatures;
+  WeightTotals linears = totals(r, /*embeddings=*/false);
+  WeightTotals tables = totals(r, /*embeddings=*/true);
   llvm::json::Object doc{
       {"schema", "quench-size-report"},
       {"version", 1},
       {"model", r.model},
       {"quant", r.quant},
       {"layers", std::move(layers)},
-      {"linear_weight_bytes_before", before},
-      {"linear_weight_bytes_after", after},
-      {"linear_weight_bits_per_weight",
-       weights > 0 ? 8.0 * static_cast<double>(after) / weights : 0.0},
+      {"linear_weight_bytes_before", linears.before},
+      {"linear_weight_bytes_after", linears.after},
+      {"linear_weight_bits_per_weight", linears.bitsPerWeight()},
+      {"embedding_bytes_before", tables.before},
+      {"embedding_bytes_after", tables.after},
+      {"embedding_bits_per_weight", tables.bitsPerWeight()},
       {"constant_bytes_before", r.constantBytesBefore},
       {"constant_bytes_after", r.constantBytesAfter},
       {"artifact", r.artifact},

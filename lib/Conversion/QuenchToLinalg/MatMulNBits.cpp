@@ -420,9 +420,110 @@ private:
   }
 };
 
+/// quench.dequantize_nbits (bits 2, 4 or 8): one all-parallel generic over
+/// (lead..., block, byte, code-in-byte) writing [lead..., blocks, J, 8/bits],
+/// collapsed to [lead..., blocks * block] and sliced to K when the last block
+/// is padded. Every index map is a projection, so it vectorizes like any
+/// elementwise op.
+struct DequantizeNBitsLowering : OpConversionPattern<DequantizeNBitsOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(DequantizeNBitsOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = getContext();
+    RankedTensorType resType = convertedResultType(getTypeConverter(), op);
+    if (!resType)
+      return failure();
+    int64_t bits = op.getBits(), block = op.getBlockSize();
+    int64_t perByte = 8 / bits, blockBytes = block * bits / 8;
+    Value codes = adaptor.getCodes(), scales = adaptor.getScales(),
+          zp = adaptor.getZeroPoints();
+    auto codeType = cast<RankedTensorType>(codes.getType());
+    int64_t lead = codeType.getRank() - 2;
+    int64_t blocks = codeType.getShape()[lead];
+    Type et = resType.getElementType(), acc = accumulatorType(et);
+
+    SmallVector<OpFoldResult> sizes;
+    for (int64_t d = 0; d < lead; ++d)
+      sizes.push_back(codeType.isDynamicDim(d)
+                          ? OpFoldResult(dimValue(rewriter, loc, codes, d))
+                          : OpFoldResult(rewriter.getIndexAttr(
+                                codeType.getDimSize(d))));
+    SmallVector<OpFoldResult> outSizes(sizes);
+    outSizes.append({rewriter.getIndexAttr(blocks),
+                     rewriter.getIndexAttr(blockBytes),
+                     rewriter.getIndexAttr(perByte)});
+    Value init = emptyTensor(rewriter, loc, outSizes, et);
+
+    int64_t loops = lead + 3;
+    auto dims = [&](ArrayRef<int64_t> ds) {
+      SmallVector<AffineExpr> e;
+      for (int64_t d = 0; d < lead; ++d)
+        e.push_back(getAffineDimExpr(d, ctx));
+      for (int64_t d : ds)
+        e.push_back(getAffineDimExpr(lead + d, ctx));
+      return AffineMap::get(loops, 0, e, ctx);
+    };
+    SmallVector<Value> inputs{codes, scales};
+    SmallVector<AffineMap> maps{dims({0, 1}), dims({0})};
+    if (zp) {
+      inputs.push_back(zp);
+      maps.push_back(dims({0}));
+    }
+    maps.push_back(dims({0, 1, 2}));
+    SmallVector<utils::IteratorType> iters(loops,
+                                           utils::IteratorType::parallel);
+    Type i32 = rewriter.getI32Type();
+    auto generic = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{init.getType()}, inputs, ValueRange{init},
+        maps, iters, [&](OpBuilder &b, Location l, ValueRange a) {
+          Value h = arith::IndexCastUIOp::create(
+              b, l, i32, linalg::IndexOp::create(b, l, lead + 2));
+          Value shift =
+              arith::MulIOp::create(b, l, h, intConst(b, l, i32, bits));
+          Value byte = arith::ExtUIOp::create(b, l, i32, a[0]);
+          Value code = arith::AndIOp::create(
+              b, l, arith::ShRUIOp::create(b, l, byte, shift),
+              intConst(b, l, i32, (1 << bits) - 1));
+          Value scale = convertFloat(b, l, a[1], acc);
+          Value centered =
+              zp ? (Value)arith::SubFOp::create(
+                       b, l, arith::UIToFPOp::create(b, l, acc, code),
+                       convertFloat(b, l, a[2], acc))
+                 : (Value)arith::SIToFPOp::create(
+                       b, l, acc,
+                       arith::SubIOp::create(
+                           b, l, code, intConst(b, l, i32, 1 << (bits - 1))));
+          Value v = arith::MulFOp::create(b, l, centered, scale);
+          linalg::YieldOp::create(b, l, convertFloat(b, l, v, et));
+        });
+
+    SmallVector<ReassociationIndices> reassoc;
+    for (int64_t d = 0; d < lead; ++d)
+      reassoc.push_back({d});
+    reassoc.push_back({lead, lead + 1, lead + 2});
+    Value flat = tensor::CollapseShapeOp::create(rewriter, loc,
+                                                 generic.getResult(0), reassoc);
+    int64_t k = resType.getShape().back();
+    if (k != blocks * block) {
+      SmallVector<OpFoldResult> offsets(lead + 1, rewriter.getIndexAttr(0));
+      SmallVector<OpFoldResult> strides(lead + 1, rewriter.getIndexAttr(1));
+      SmallVector<OpFoldResult> sliceSizes(sizes);
+      sliceSizes.push_back(rewriter.getIndexAttr(k));
+      flat = tensor::ExtractSliceOp::create(rewriter, loc, resType, flat,
+                                            offsets, sliceSizes, strides);
+    }
+    rewriter.replaceOp(op, flat);
+    return success();
+  }
+};
+
 } // namespace
 
 void to_linalg::populateMatMulNBitsPatterns(const TypeConverter &converter,
                                             RewritePatternSet &patterns) {
-  patterns.add<MatMulNBitsLowering>(converter, patterns.getContext());
+  patterns.add<MatMulNBitsLowering, DequantizeNBitsLowering>(
+      converter, patterns.getContext());
 }

@@ -58,3 +58,46 @@ func.func @nbits_runtime(%x: tensor<3x32xf32>, %w: tensor<2x2x8xui8>) -> tensor<
       : (tensor<3x32xf32>, tensor<2x2x8xui8>, tensor<4xf32>) -> tensor<3x2xf32>
   return %y : tensor<3x2xf32>
 }
+
+// -----
+
+// quench.dequantize_nbits: one all-parallel generic over (rows..., block,
+// byte, code in byte) unpacks each code (shift, mask), centers it on the
+// implicit zero point 8 and scales it (f16 scales extended); the result
+// [?, 3, 16, 2] is collapsed to [?, 96] and sliced to the 72 features.
+// CHECK-LABEL: func.func @dequantize_nbits
+// CHECK: linalg.generic
+// CHECK-SAME: iterator_types = ["parallel", "parallel", "parallel", "parallel"]
+// CHECK-SAME: ins(%{{.*}}, %{{.*}} : tensor<?x3x16xi8>, tensor<?x3xf16>)
+// CHECK-SAME: outs(%{{.*}} : tensor<?x3x16x2xf32>)
+// CHECK: linalg.index 3
+// CHECK: arith.extui
+// CHECK: arith.shrui
+// CHECK: arith.andi
+// CHECK: arith.extf
+// CHECK: arith.subi
+// CHECK: arith.sitofp
+// CHECK: arith.mulf
+// CHECK: tensor.collapse_shape {{.*}} {{\[\[}}0], [1, 2, 3]] : tensor<?x3x16x2xf32> into tensor<?x96xf32>
+// CHECK: tensor.extract_slice {{.*}}[0, 0] [%{{.*}}, 72] [1, 1] : tensor<?x96xf32> to tensor<?x72xf32>
+func.func @dequantize_nbits(%c: tensor<?x3x16xui8>, %s: tensor<?x3xf16>) -> tensor<?x72xf32> {
+  %0 = quench.dequantize_nbits %c, %s {bits = 4 : i64, block_size = 32 : i64}
+      : (tensor<?x3x16xui8>, tensor<?x3xf16>) -> tensor<?x72xf32>
+  return %0 : tensor<?x72xf32>
+}
+
+// -----
+
+// Float zero points: (uitofp(code) - zp) * scale.
+// CHECK-LABEL: func.func @dequantize_nbits_zp
+// CHECK: linalg.generic
+// CHECK-SAME: ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<5x2x4xi8>, tensor<5x2xf32>, tensor<5x2xf32>)
+// CHECK: arith.uitofp
+// CHECK: arith.subf
+// CHECK: arith.mulf
+// CHECK-NOT: tensor.extract_slice
+func.func @dequantize_nbits_zp(%c: tensor<5x2x4xui8>, %s: tensor<5x2xf32>, %z: tensor<5x2xf32>) -> tensor<5x32xf32> {
+  %0 = quench.dequantize_nbits %c, %s zp(%z) {bits = 2 : i64, block_size = 16 : i64}
+      : (tensor<5x2x4xui8>, tensor<5x2xf32>, tensor<5x2xf32>) -> tensor<5x32xf32>
+  return %0 : tensor<5x32xf32>
+}

@@ -1083,3 +1083,48 @@ func.func @attention_bias(%q: tensor<1x4x5x16xf32>, %k: tensor<1x2x7x16xf32>, %b
   %0 = quench.attention %q, %k, %k bias(%b) {scale = 1.0 : f64} : (tensor<1x4x5x16xf32>, tensor<1x2x7x16xf32>, tensor<1x2x7x16xf32>, tensor<1x1x5x6xf32>) -> tensor<1x4x5x16xf32>
   return
 }
+
+// -----
+
+func.func @dequantize_nbits_bits(%c: tensor<4x2x12xui8>, %s: tensor<4x2xf16>) {
+  // expected-error @+1 {{bits must be 2, 4 or 8, got 3}}
+  %0 = quench.dequantize_nbits %c, %s {bits = 3 : i64, block_size = 32 : i64}
+      : (tensor<4x2x12xui8>, tensor<4x2xf16>) -> tensor<4x64xf32>
+  return
+}
+
+// -----
+
+func.func @dequantize_nbits_blocks(%c: tensor<4x2x16xui8>, %s: tensor<4x2xf16>) {
+  // expected-error @+1 {{2 blocks of 32 do not hold 65 features}}
+  %0 = quench.dequantize_nbits %c, %s {bits = 4 : i64, block_size = 32 : i64}
+      : (tensor<4x2x16xui8>, tensor<4x2xf16>) -> tensor<4x65xf32>
+  return
+}
+
+// -----
+
+func.func @dequantize_nbits_bytes(%c: tensor<4x2x32xui8>, %s: tensor<4x2xf16>) {
+  // expected-error @+1 {{codes shape [4x2x32] does not match the expected shape [4x2x16]}}
+  %0 = quench.dequantize_nbits %c, %s {bits = 4 : i64, block_size = 32 : i64}
+      : (tensor<4x2x32xui8>, tensor<4x2xf16>) -> tensor<4x64xf32>
+  return
+}
+
+// -----
+
+func.func @dequantize_nbits_scales(%c: tensor<4x2x16xui8>, %s: tensor<3x2xf16>) {
+  // expected-error @+1 {{scales shape [3x2] does not match the expected shape [4x2]}}
+  %0 = quench.dequantize_nbits %c, %s {bits = 4 : i64, block_size = 32 : i64}
+      : (tensor<4x2x16xui8>, tensor<3x2xf16>) -> tensor<4x64xf32>
+  return
+}
+
+// -----
+
+func.func @dequantize_nbits_zp(%c: tensor<4x2x16xui8>, %s: tensor<4x2xf16>, %z: tensor<4x2xf32>) {
+  // expected-error @+1 {{requires zero points of the scales' element type}}
+  %0 = quench.dequantize_nbits %c, %s zp(%z) {bits = 4 : i64, block_size = 32 : i64}
+      : (tensor<4x2x16xui8>, tensor<4x2xf16>, tensor<4x2xf32>) -> tensor<4x64xf32>
+  return
+}

@@ -237,6 +237,24 @@ func.func @matmul_nbits(%x: tensor<1x3x64xf32>, %w: tensor<16x2x16xui8>,
   return
 }
 
+// CHECK-LABEL: func @dequantize_nbits
+func.func @dequantize_nbits(%c: tensor<?x5x3x16xui8>, %s: tensor<?x5x3xf16>,
+                            %zp: tensor<?x5x3xf16>, %c8: tensor<7x1x24xui8>,
+                            %s8: tensor<7x1xf32>) {
+  // Rows of 4-bit codes in groups of 32 (3 groups hold 72 features).
+  // CHECK: quench.dequantize_nbits %{{.*}}, %{{.*}} {bits = 4 : i64, block_size = 32 : i64} : (tensor<?x5x3x16xui8>, tensor<?x5x3xf16>) -> tensor<?x5x72xf32>
+  %0 = quench.dequantize_nbits %c, %s {bits = 4 : i64, block_size = 32 : i64}
+      : (tensor<?x5x3x16xui8>, tensor<?x5x3xf16>) -> tensor<?x5x72xf32>
+  // CHECK: quench.dequantize_nbits %{{.*}}, %{{.*}} zp(%{{.*}})
+  %1 = quench.dequantize_nbits %c, %s zp(%zp) {bits = 4 : i64, block_size = 32 : i64}
+      : (tensor<?x5x3x16xui8>, tensor<?x5x3xf16>, tensor<?x5x3xf16>) -> tensor<?x5x96xf16>
+  // One 8-bit group per row.
+  // CHECK: quench.dequantize_nbits {{.*}} : (tensor<7x1x24xui8>, tensor<7x1xf32>) -> tensor<7x20xf32>
+  %2 = quench.dequantize_nbits %c8, %s8 {bits = 8 : i64, block_size = 24 : i64}
+      : (tensor<7x1x24xui8>, tensor<7x1xf32>) -> tensor<7x20xf32>
+  return
+}
+
 // Shape ops also accept tensors with `!quant` element types.
 // CHECK-LABEL: func @quant_types
 func.func @quant_types(%q: tensor<4x8x!quant.uniform<i8:f32, 0.5:-3>>, %p: tensor<4x8x!quant.uniform<i8:f32:0, {0.5, 0.25, 1.0, 2.0}>>) -> tensor<8x4x!quant.uniform<i8:f32, 0.5:-3>> {

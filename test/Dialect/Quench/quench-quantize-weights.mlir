@@ -19,6 +19,11 @@
 // RUN: not quench-opt %s --split-input-file --quench-quantize-weights="activations=dynamic bits=4 group-size=32" 2>&1 | FileCheck %s --check-prefix=W8A8BITS
 // RUN: not quench-opt %s --split-input-file --quench-quantize-weights="activations=sometimes" 2>&1 | FileCheck %s --check-prefix=BADACT
 // RUN: quench-opt %s --split-input-file --quench-quantize-weights="quantize-embeddings=true" | FileCheck %s --check-prefix=EMB
+// RUN: quench-opt %s --split-input-file --quench-quantize-weights="quantize-embeddings=true embedding-bits=4 embedding-group-size=2" | FileCheck %s --check-prefix=EMB4
+// RUN: quench-opt %s --split-input-file --quench-quantize-weights="quantize-embeddings=true embedding-bits=2 embedding-group-size=4 symmetric=false scale-type=f32" | FileCheck %s --check-prefix=EMB2
+// RUN: quench-opt %s --split-input-file --quench-quantize-weights="exclude=/tok/* quantize-embeddings=true" | FileCheck %s --check-prefix=EMBEXCL
+// RUN: not quench-opt %s --split-input-file --quench-quantize-weights="quantize-embeddings=true embedding-bits=3" 2>&1 | FileCheck %s --check-prefix=EMBBITS
+// RUN: not quench-opt %s --split-input-file --quench-quantize-weights="quantize-embeddings=true embedding-bits=4 embedding-group-size=3" 2>&1 | FileCheck %s --check-prefix=EMBGROUP
 // Per-layer algorithm in a recipe: only the layers a rule gives "algo":
 // "gptq" need calibration (and are named when it is missing); bad values.
 // RUN: echo '{"version": 1, "layers": [{"match": "*/keep/*", "algo": "gptq", "gptq_act_order": false, "gptq_dampening": 0.1}]}' > %t.gptq.json
@@ -145,9 +150,34 @@ func.func @named(%x: tensor<1x16xf32>, %wd: tensor<16x16xf32>) -> tensor<1x16xf3
 // EMB: return %[[OUT]]
 // CHECK-LABEL: func.func @embedding
 // CHECK: quench.gather {{.*}} : (tensor<2x4xf32>, tensor<3xi64>) -> tensor<3x4xf32>
+// int4 in groups of 2 (f16 scales, implicit zero point 8): row 0's groups
+// [1, -0.5] (scale 1/7 -> f16 0.1428: codes 15, 4 -> byte 15 + 4 * 16 = 79)
+// and [0.25, 0] (scale 0.25/7: codes 15, 8 -> 143); row 1 is all zero
+// (scale 0, codes 8: 136). Codes and scales are gathered as rows and
+// expanded by quench.dequantize_nbits.
+// EMB4-LABEL: func.func @embedding
+// EMB4-DAG: %[[Q:.*]] = quench.constant dense<{{\[\[\[}}79], [143]], {{\[\[}}136], [136]]]> : tensor<2x2x1xui8>
+// EMB4-DAG: %[[S:.*]] = quench.constant dense<{{\[\[}}1.428220e-01, 3.570560e-02], [0.000000e+00, 0.000000e+00]]> : tensor<2x2xf16>
+// EMB4-DAG: %[[R:.*]] = quench.gather %[[Q]][%arg0] {axis = 0 : i64} : (tensor<2x2x1xui8>, tensor<3xi64>) -> tensor<3x2x1xui8>
+// EMB4-DAG: %[[RS:.*]] = quench.gather %[[S]][%arg0] {axis = 0 : i64} : (tensor<2x2xf16>, tensor<3xi64>) -> tensor<3x2xf16>
+// EMB4: %[[OUT:.*]] = quench.dequantize_nbits %[[R]], %[[RS]] {bits = 4 : i64, block_size = 2 : i64} : (tensor<3x2x1xui8>, tensor<3x2xf16>) -> tensor<3x4xf32>
+// EMB4: return %[[OUT]]
+// Asymmetric int2, a group of 4 = the row: one group per row, stored as a
+// whole-byte group of 8 codes (f32 scales): row 0 spans [-0.5, 1] (scale
+// 0.5, zero point 1), its zero points float [V, groups].
+// EMB2-LABEL: func.func @embedding
+// EMB2-DAG: quench.constant dense<{{\[\[}}5.000000e-01], [0.000000e+00]]> : tensor<2x1xf32>
+// EMB2-DAG: quench.constant dense<{{\[\[}}1.000000e+00], [0.000000e+00]]> : tensor<2x1xf32>
+// EMB2: quench.dequantize_nbits %{{.*}}, %{{.*}} zp(%{{.*}}) {bits = 2 : i64, block_size = 8 : i64} : (tensor<3x1x2xui8>, tensor<3x1xf32>, tensor<3x1xf32>) -> tensor<3x4xf32>
+// A table matching --quant-exclude stays float.
+// EMBEXCL-LABEL: func.func @embedding
+// EMBEXCL: quench.gather {{.*}} : (tensor<2x4xf32>, tensor<3xi64>) -> tensor<3x4xf32>
+// EMBEXCL-NOT: dequantize
+// EMBBITS: error: embedding bits must be 8, 4 or 2, got 3
+// EMBGROUP: error: embedding group size must be 0 (one scale per row) or a positive multiple of 2 up to 16777216, got 3
 func.func @embedding(%ids: tensor<3xi64>) -> tensor<3x4xf32> {
   %t = quench.constant dense<[[1.0, -0.5, 0.25, 0.0], [0.0, 0.0, 0.0, 0.0]]> : tensor<2x4xf32>
-  %e = quench.gather %t[%ids] {axis = 0 : i64} : (tensor<2x4xf32>, tensor<3xi64>) -> tensor<3x4xf32>
+  %e = quench.gather %t[%ids] {axis = 0 : i64} : (tensor<2x4xf32>, tensor<3xi64>) -> tensor<3x4xf32> loc("/tok/Gather")
   return %e : tensor<3x4xf32>
 }
 

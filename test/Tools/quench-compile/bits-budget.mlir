@@ -49,4 +49,4 @@
 // RUN: not quench-compile %t/m.mlir -o %t/x --quant=w4a16 --bits-budget=-1 2>&1 | FileCheck %s --check-prefix=NEG
 // NEG: error: {{.*}}bits-budget must be a positive number of bits per weight, got -1
 // RUN: not quench-compile %t/m.mlir -o %t/x --bits-budget=4 2>&1 | FileCheck %s --check-prefix=NOQUANT
-// NOQUANT: error: --group-size, --asymmetric, --quant-exclude, --quant-recipe, --quant-embeddings, --algo and --bits-budget need --quant
+// NOQUANT: error: --bits-budget needs --quant (e.g. --quant=w4a16)

@@ -9,7 +9,7 @@
 // RUN: not quench-compile %s -o %t/x --quant=w8a16 --algo=gptq --quant-exclude='/fc1/*' 2>&1 | FileCheck %s --check-prefix=EXCL
 // EXCL: error: {{.*}}GPTQ needs calibration (--calib or --calib-cache); no input statistics for layers: /fc2/MatMul{{ ?$}}
 // RUN: not quench-compile %s -o %t/x --algo=gptq 2>&1 | FileCheck %s --check-prefix=NOQUANT
-// NOQUANT: error: --group-size, --asymmetric, --quant-exclude, --quant-recipe, --quant-embeddings, --algo and --bits-budget need --quant (e.g. --quant=w4a16)
+// NOQUANT: error: --algo needs --quant (e.g. --quant=w4a16)
 // RUN: not quench-compile %s -o %t/x --quant=w8a16 --algo=nearest 2>&1 | FileCheck %s --check-prefix=BADALGO
 // BADALGO: error: --algo must be rtn, gptq or hqq, got 'nearest'
 // RUN: ls %t | count 0

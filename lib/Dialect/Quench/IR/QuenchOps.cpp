@@ -760,6 +760,52 @@ LogicalResult QLinearMatMulOp::verify() {
                             getResult().getType());
 }
 
+LogicalResult DequantizeNBitsOp::verify() {
+  int64_t bits = getBits(), block = getBlockSize();
+  if (bits != 2 && bits != 4 && bits != 8)
+    return emitOpError() << "bits must be 2, 4 or 8, got " << bits;
+  if (block < 1 || (block * bits) % 8 != 0)
+    return emitOpError() << "block_size * bits must be a positive multiple "
+                            "of 8, got "
+                         << block << " * " << bits;
+  auto codes = getCodes().getType();
+  if (!codes.getElementType().isUnsignedInteger(8))
+    return emitOpError("requires ui8 codes");
+  if (codes.getRank() < 2)
+    return emitOpError("requires codes of rank >= 2 ([..., blocks, bytes])");
+  auto result = getResult().getType();
+  int64_t k = result.getShape().back();
+  if (result.getRank() != codes.getRank() - 1)
+    return emitOpError() << "result rank " << result.getRank()
+                         << " must be the codes' rank minus one";
+  int64_t blocks = codes.getShape()[codes.getRank() - 2];
+  if (k == kDyn || blocks == kDyn)
+    return emitOpError("requires static features and blocks");
+  if (blocks != (k + block - 1) / block)
+    return emitOpError() << blocks << " blocks of " << block
+                         << " do not hold " << k << " features";
+  SmallVector<int64_t> expectCodes(result.getShape().drop_back());
+  expectCodes.append({blocks, block * bits / 8});
+  if (failed(verifyShapeMatches(*this, expectCodes, codes.getShape(),
+                                "codes")))
+    return failure();
+  SmallVector<int64_t> expectScales(result.getShape().drop_back());
+  expectScales.push_back(blocks);
+  auto scales = getScales().getType();
+  if (failed(verifyShapeMatches(*this, expectScales, scales.getShape(),
+                                "scales")))
+    return failure();
+  if (Value zp = getZeroPoints()) {
+    auto zt = cast<RankedTensorType>(zp.getType());
+    if (zt.getElementType() != scales.getElementType())
+      return emitOpError("requires zero points of the scales' element type");
+    if (failed(verifyShapeMatches(*this, expectScales, zt.getShape(),
+                                  "zero points")))
+      return failure();
+  }
+  return success();
+}
+
 LogicalResult QLinearOp::verify() {
   auto x = getInput().getType();
   auto w = getWeight().getType();

@@ -474,6 +474,64 @@ int64_t quantizeEmbedding(GatherOp op, ConstantOp cst,
   return static_cast<int64_t>(codes.size() + scaleBytes.size());
 }
 
+/// Rewrites an embedding lookup `gather %table[%ids] {axis = 0}` of a
+/// constant f32 table [V, D] into lookups of `bits`-bit group-wise codes in
+/// the quench.matmul_nbits layout ([V, groups, groupSize * bits / 8] bytes)
+/// and of their scales [V, groups] (and float zero points when asymmetric),
+/// expanded after the gather by quench.dequantize_nbits: only the looked-up
+/// rows are dequantized. Returns the bytes of codes, scales and zero points.
+int64_t quantizeEmbeddingNBits(GatherOp op, ConstantOp cst,
+                               const std::vector<float> &w, const Scheme &s) {
+  auto tType = cast<RankedTensorType>(cst.getType());
+  int64_t v = tType.getDimSize(0), d = tType.getDimSize(1);
+  qq::QuantizedMatrix m = qq::quantizeMatrixRTN(
+      w.data(), v, d, s.bits, s.groupSize, s.symmetric, s.scaleType);
+  Scheme symmetricScheme = s;
+  symmetricScheme.symmetric = true; // zero points are made here, as floats
+  QuantizedWeight q = makeNBitsWeight(cst, m, symmetricScheme);
+  OpBuilder b(op);
+  Location loc = op.getLoc();
+  auto resType = cast<RankedTensorType>(op.getType());
+  auto scaleType = cast<RankedTensorType>(q.scales.getType());
+  // Gathered rows keep the table's trailing dims: [ids..., groups(, J)].
+  auto gathered = [&](ElementsAttr table) -> Value {
+    auto type = cast<RankedTensorType>(table.getType());
+    SmallVector<int64_t> shape(resType.getShape().drop_back());
+    shape.append(type.getShape().begin() + 1, type.getShape().end());
+    return GatherOp::create(
+        b, loc, RankedTensorType::get(shape, type.getElementType()),
+        constantOf(b, cst.getLoc(), table), op.getIndices(), op.getAxisAttr());
+  };
+  Value codes = gathered(q.codes);
+  Value scales = gathered(q.scales);
+  Value zeroPoints;
+  int64_t bytes = q.bytes;
+  if (!s.symmetric) {
+    // Integer zero points stored in the scales' float type (exact: < 256).
+    Type elt = scaleType.getElementType();
+    size_t width = elt.isF16() ? 2 : 4;
+    std::vector<char> zpBytes(m.params.size() * width);
+    for (size_t i = 0; i < m.params.size(); ++i) {
+      float z = static_cast<float>(m.params[i].zeroPoint);
+      if (width == 2) {
+        uint16_t h = qq::floatToF16Bits(z);
+        std::memcpy(&zpBytes[2 * i], &h, 2);
+      } else {
+        std::memcpy(&zpBytes[4 * i], &z, 4);
+      }
+    }
+    zeroPoints = gathered(
+        createConstantAttr(scaleType, zpBytes, constantName(cst, "_zp")));
+    bytes += static_cast<int64_t>(zpBytes.size());
+  }
+  Value out = DequantizeNBitsOp::create(
+      b, loc, resType, codes, scales, zeroPoints,
+      b.getI64IntegerAttr(s.bits), b.getI64IntegerAttr(m.groupSize));
+  op.replaceAllUsesWith(out);
+  op.erase();
+  return bytes;
+}
+
 /// The quench.qlinear operands of `m` (8-bit symmetric per-channel codes
 /// with f32 scales, from RTN or GPTQ): int8 codes [N, K] (the unsigned codes
 /// minus the zero point 128) and f32 scales [N].
@@ -609,6 +667,8 @@ struct QuenchQuantizeWeightsPass
     o.exclude.assign(exclude.begin(), exclude.end());
     o.recipe = recipe;
     o.quantizeEmbeddings = quantizeEmbeddings;
+    o.embeddingBits = embeddingBits;
+    o.embeddingGroupSize = embeddingGroupSize;
     o.algo = algo;
     o.gptqActOrder = gptqActOrder;
     o.gptqDampening = gptqDampening;
@@ -692,6 +752,24 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     return emitError(loc) << "activation quantization (W8A8) needs 8-bit "
                              "per-channel symmetric weights, got "
                           << describe(defaults);
+
+  // Embedding tables: RTN codes of embedding-bits in groups of
+  // embedding-group-size (8 bits per row: int8 codes with f32 row scales).
+  Scheme embScheme;
+  embScheme.bits = static_cast<unsigned>(options.embeddingBits);
+  embScheme.groupSize = options.embeddingGroupSize;
+  embScheme.symmetric = options.symmetric;
+  embScheme.scaleType = *st;
+  if (options.quantizeEmbeddings) {
+    int64_t eb = options.embeddingBits, eg = options.embeddingGroupSize;
+    if (eb != 2 && eb != 4 && eb != 8)
+      return emitError(loc) << "embedding bits must be 8, 4 or 2, got " << eb;
+    if (eg < 0 || eg > qq::kMaxGroupSize || (eg * eb) % 8 != 0)
+      return emitError(loc)
+             << "embedding group size must be 0 (one scale per row) or a "
+                "positive multiple of "
+             << 8 / eb << " up to " << qq::kMaxGroupSize << ", got " << eg;
+  }
 
   // Decide every layer's scheme, then quantize them all, then rewrite: an
   // error (missing calibration, a bad Gram matrix) leaves the module as it
@@ -1195,36 +1273,64 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
   }
 
   // Embedding tables (after the linears: a table tied to the output head
-  // has been read for the head's codes by now).
-  if (options.quantizeEmbeddings) {
-    SmallVector<GatherOp> gathers;
-    module.walk([&](GatherOp op) { gathers.push_back(op); });
-    for (GatherOp op : gathers) {
-      auto cst = op.getData().getDefiningOp<ConstantOp>();
-      auto tType = cst ? dyn_cast<RankedTensorType>(cst.getType())
-                       : RankedTensorType();
-      auto resType = dyn_cast<RankedTensorType>(op.getType());
-      if (!tType || !resType || op.getAxis() != 0 || tType.getRank() != 2 ||
-          !tType.getElementType().isF32() || !tType.hasStaticShape())
-        continue;
-      LayerQuantRecord rec;
-      rec.name = layerName(op.getLoc());
-      rec.outFeatures = tType.getDimSize(0);
-      rec.inFeatures = tType.getDimSize(1);
-      rec.bytesBefore = rec.bytesAfter = tType.getNumElements() * 4;
-      std::optional<std::vector<float>> w = readFloatWeights(cst);
-      releaseConstantPages(cst.getValue());
-      Operation *cstOp = cst.getOperation();
-      if (!w) {
-        rec.scheme = "float embedding (weight type not supported)";
-        cstOp = nullptr;
-      } else {
-        rec.scheme = "int8 per-row sym f32 (embedding)";
-        rec.bytesAfter = quantizeEmbedding(op, cst, *w);
-        eraseIfUnused(cst);
+  // has been read for the head's codes by now). Without the option they are
+  // reported as float, so that reports total every large weight.
+  SmallVector<GatherOp> gathers;
+  module.walk([&](GatherOp op) { gathers.push_back(op); });
+  for (GatherOp op : gathers) {
+    auto cst = op.getData().getDefiningOp<ConstantOp>();
+    auto tType =
+        cst ? dyn_cast<RankedTensorType>(cst.getType()) : RankedTensorType();
+    auto resType = dyn_cast<RankedTensorType>(op.getType());
+    if (!tType || !resType || op.getAxis() != 0 || tType.getRank() != 2 ||
+        !isa<FloatType>(tType.getElementType()) || !tType.hasStaticShape())
+      continue;
+    LayerQuantRecord rec;
+    rec.embedding = true;
+    rec.name = layerName(op.getLoc());
+    rec.outFeatures = tType.getDimSize(0);
+    rec.inFeatures = tType.getDimSize(1);
+    rec.bytesBefore = rec.bytesAfter =
+        tType.getNumElements() *
+        (tType.getElementType().getIntOrFloatBitWidth() / 8);
+    // --quant-exclude (and a recipe's "skip") keeps a table float too;
+    // other recipe schemes are for linears.
+    const Rule *skipRule = nullptr;
+    for (const Rule &r : rules)
+      if (r.pattern.match(rec.name)) {
+        skipRule = r.scheme.skip ? &r : nullptr;
+        break;
       }
-      records.emplace_back(std::move(rec), cstOp);
+    if (!options.quantizeEmbeddings || skipRule) {
+      rec.scheme = "float (embedding";
+      rec.scheme += skipRule ? "; matches '" + skipRule->text + "')" : ")";
+      records.emplace_back(std::move(rec), nullptr);
+      continue;
     }
+    std::optional<std::vector<float>> w = readFloatWeights(cst);
+    releaseConstantPages(cst.getValue());
+    Operation *cstOp = cst.getOperation();
+    // A group as wide as a row is one group per row, as for linears.
+    Scheme es = embScheme;
+    if (es.groupSize >= rec.inFeatures)
+      es.groupSize = 0;
+    if (!w) {
+      rec.scheme = "float embedding (weight type not supported)";
+      cstOp = nullptr;
+    } else if (es.bits == 8 && es.groupSize == 0 &&
+               tType.getElementType().isF32()) {
+      rec.scheme = "int8 per-row sym f32 (embedding)";
+      rec.bytesAfter = quantizeEmbedding(op, cst, *w);
+      eraseIfUnused(cst);
+    } else {
+      std::string d = describe(es);
+      if (es.groupSize == 0)
+        d.replace(d.find("per-channel"), 11, "per-row");
+      rec.scheme = d + " (embedding)";
+      rec.bytesAfter = quantizeEmbeddingNBits(op, cst, *w, es);
+      eraseIfUnused(cst);
+    }
+    records.emplace_back(std::move(rec), cstOp);
   }
 
   for (auto &[rec, cstOp] : records) {

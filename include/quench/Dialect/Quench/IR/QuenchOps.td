@@ -683,6 +683,40 @@ def Quench_MatMulNBitsOp : Quench_Op<"matmul_nbits", [Pure, AttrSizedOperandSegm
   let hasVerifier = 1;
 }
 
+def Quench_DequantizeNBitsOp : Quench_Op<"dequantize_nbits", [Pure]> {
+  let summary = "dequantize rows of block-quantized codes (matmul_nbits layout)";
+  let description = [{
+    Expands rows of `bits`-bit codes stored as `quench.matmul_nbits` stores a
+    weight row into float values: `codes` is `[..., blocks, block_size *
+    bits / 8]` unsigned bytes (a little-endian bit stream, low bits first),
+    `scales` `[..., blocks]` and the result `[..., K]` with
+    `blocks = ceil(K / block_size)`:
+
+    ```
+    q[..., k]      = the k-th code of the row (unsigned, 0 .. 2^bits - 1)
+    result[..., k] = (q[..., k] - zp[..., k / block_size]) * scales[..., k / block_size]
+    ```
+
+    where `zp` is the optional `zero_points` operand (float, of the scales'
+    shape and element type) and `2^(bits-1)` without it (symmetric codes).
+    Codes past K (the padding of the last block) are not read. Scales of
+    another float type than the result are converted to the result's type
+    first (f16 scales, f32 result: exact).
+
+    `quench-quantize-weights` uses it for quantized embedding tables: the
+    lookup gathers the rows of codes and scales with `quench.gather` and
+    dequantizes only those rows. `bits` is 2, 4 or 8 (whole codes per
+    byte).
+  }];
+  let arguments = (ins Quench_IntTensor:$codes, Quench_FloatTensor:$scales,
+                       Optional<Quench_FloatTensor>:$zero_points,
+                       I64Attr:$bits, I64Attr:$block_size);
+  let results = (outs Quench_FloatTensor:$result);
+  let assemblyFormat = "$codes `,` $scales (`zp` `(` $zero_points^ `)`)? "
+                       "attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
 def Quench_QLinearOp : Quench_Op<"qlinear", [Pure]> {
   let summary = "W8A8 linear layer: int8 activations times int8 weights";
   let description = [{

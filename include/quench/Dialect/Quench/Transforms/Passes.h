@@ -134,6 +134,9 @@ struct LayerQuantRecord {
   int64_t bytesBefore = 0; ///< float weight bytes
   int64_t bytesAfter = 0;  ///< codes + scales + zero points (or unchanged)
   bool floatKept = false;  ///< the float weight is still used elsewhere
+  /// An embedding table (a quench.gather lookup), not a linear layer: size
+  /// reports total it separately.
+  bool embedding = false;
 };
 
 /// The name of a layer (a quench.linear) as quantization reports, recipes

@@ -165,8 +165,11 @@ def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> 
     Option<"quantizeHead", "quantize-head", "bool", "true",
            "Also quantize the output projection">,
     Option<"quantizeEmbeddings", "quantize-embeddings", "bool", "false",
-           "Also quantize embedding tables (int8 per row, dequantized after "
-           "the lookup)">,
+           "Also quantize embedding tables (dequantized after the lookup)">,
+    Option<"embeddingBits", "embedding-bits", "int64_t", "8",
+           "Bits of quantized embedding codes: 8, 4 or 2">,
+    Option<"embeddingGroupSize", "embedding-group-size", "int64_t", "0",
+           "Embedding columns per scale (0: one scale per row)">,
     ListOption<"exclude", "exclude", "std::string",
                "Glob patterns of layer names to keep in float">,
     Option<"recipe", "recipe", "std::string", "\"\"",
