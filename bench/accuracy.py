@@ -16,7 +16,7 @@ A model whose inputs are missing is skipped (and said so).
 Usage:
   bench/accuracy.py [--build build] [--work DIR] [--chargpt-dir build/chargpt]
                     [--stories PATH] [--sequences 64] [--markdown docs/accuracy.md]
-                    [--check] [--all] [--only REGEX]
+                    [--check] [--all] [--only REGEX] [--plot DIR]
 --all adds EXTRA_SCHEMES (HQQ, W3A16, bits budgets; not in the e2e test);
 the table's bits per weight is the size report's (codes, scales, zero
 points of the linear layers);
@@ -274,6 +274,67 @@ def table(results, bits, sequences):
     return "\n".join(lines)
 
 
+# Method of a scheme label, for the plots: the first pattern that matches
+# (combinations name their most specific method first).
+PLOT_METHODS = [
+    ("W8A8", r"W8A8"),
+    ("AWQ", r"AWQ"),
+    ("rotation", r"rotation"),
+    ("sparsity", r"sparsity|2:4|4:8|unstructured"),
+    ("GPTQ", r"GPTQ"),
+    ("HQQ", r"HQQ"),
+    ("bits budget", r"budget"),
+    ("RTN", r""),
+]
+
+
+def plot(results, bits, directory):
+    """One PNG per model: mean KL (log scale) against bits per linear
+    weight, one marker series per method (PLOT_METHODS), every point
+    labelled with its scheme. Needs python3-matplotlib (scripts/setup-deps.sh
+    --bench installs it)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        sys.exit("accuracy: --plot needs python3-matplotlib "
+                 "(bash scripts/setup-deps.sh --bench installs it)")
+    os.makedirs(directory, exist_ok=True)
+    written = []
+    for model, res in results.items():
+        fig, ax = plt.subplots(figsize=(10, 6.5), dpi=110)
+        series = {}
+        for scheme, (kl, _, _) in res.items():
+            if "embeddings" in scheme:
+                continue  # the bits column counts linears only
+            method = next(m for m, pat in PLOT_METHODS
+                          if re.search(pat, scheme))
+            series.setdefault(method, []).append(
+                (bits[model][scheme], max(kl, 1e-9), scheme))
+        markers = "osD^vP*Xh"
+        for i, (method, pts) in enumerate(sorted(series.items())):
+            pts.sort()
+            ax.scatter([p[0] for p in pts], [p[1] for p in pts],
+                       marker=markers[i % len(markers)], s=46, label=method)
+            for x, y, scheme in pts:
+                ax.annotate(scheme, (x, y), fontsize=6, xytext=(4, 3),
+                            textcoords="offset points")
+        ax.set_yscale("log")
+        ax.set_xlabel("bits per linear weight (codes, scales, zero points)")
+        ax.set_ylabel("mean KL(p_float || p_quant), nats")
+        ax.set_title("%s: accuracy against size" % model)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        name = re.sub(r"[^A-Za-z0-9]+", "_", model).strip("_") + ".png"
+        path = os.path.join(directory, name)
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -285,6 +346,9 @@ def main():
     ap.add_argument("--sequences", type=int, default=64)
     ap.add_argument("--markdown")
     ap.add_argument("--check", action="store_true")
+    ap.add_argument("--plot", metavar="DIR",
+                    help="write one PNG per model (KL against bits per "
+                         "weight, per method) into DIR")
     ap.add_argument("--only", metavar="REGEX",
                     help="measure only the schemes whose label matches "
                          "(with --all: among all of them); not with "
@@ -302,6 +366,9 @@ def main():
     print(text)
     for n in notes:
         print(n)
+    if args.plot:
+        for path in plot(results, bits, args.plot):
+            print("wrote", path)
     if args.markdown:
         cmd = "bench/accuracy.py --sequences %d%s --markdown %s" % (
             args.sequences, " --all" if args.all else "",

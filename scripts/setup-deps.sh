@@ -13,6 +13,12 @@ PKGS=(
   bible-kjv
 )
 
+# --bench: also what the bench/ scripts use beyond the build and tests
+# (bench/accuracy.py --plot).
+if [ "${1:-}" = "--bench" ]; then
+  PKGS+=(python3-matplotlib)
+fi
+
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
