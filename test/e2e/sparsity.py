@@ -11,6 +11,8 @@ compiled with pruning and run; NumPy applies the same mask to the weights:
   * joint with --quant=w8a16 (per channel, symmetric, f16 scales) and
     --quant=w4a16 --asymmetric: equals the masked weights quantized by
     NumPy's RTN; the size report gives each layer's sparsity and density;
+  * every other scheme (W8A8 static and dynamic, HQQ, GPTQ, W3A16, a bits
+    budget) composes, and a recipe gives layers their own pattern;
   * --prune=sparsegpt with calibration on correlated inputs: each pruned
     layer has the pattern's density and the output error on the
     calibration inputs is below magnitude pruning's;
@@ -23,6 +25,7 @@ Usage: sparsity.py --build BUILD_DIR [--keep DIR]
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -249,6 +252,48 @@ def main():
               (" ".join(flags), rec["scheme"], rec["sparsity"],
                rec["density"]))
 
+    # Every other quantization scheme composes (the quantizer checks that
+    # pruned weights dequantize to exactly 0 and fails otherwise).
+    masked24 = {k: (v if k == "/head/MatMul" else
+                    np.where(magnitude_mask(v, "2:4"), v, 0))
+                for k, v in weights.items()}
+    want24 = forward(x.astype(np.float64), masked24, b1, b3)
+    for flags, tol in [(["--quant=w8a8-dynamic"], 0.05),
+                       (["--quant=w8a8", "--calib=" + calib], 0.05),
+                       (["--quant=w4a16", "--algo=hqq"], 0.2),
+                       (["--quant=w4a16", "--algo=gptq", "--calib=" + calib],
+                        0.2),
+                       (["--quant=w3a16", "--group-size=16"], 0.5),
+                       (["--quant=w8a16", "--bits-budget=6",
+                         "--calib=" + calib], 0.2)]:
+        flags = ["--sparsity=2:4"] + flags
+        (y,), layers = compile_run(
+            "any_" + "_".join(f.split("=")[-1].split("/")[-1]
+                              for f in flags[1:]), flags)
+        err = rel_err(y, want24)
+        check(np.all(np.isfinite(y)) and err < tol and all(
+            layers[l]["density"] == 0.5 for l in masked24
+            if l != "/head/MatMul"),
+              "%s: densities 0.5, rel err vs masked float %.2e (< %g)" %
+              (" ".join(flags), err, tol))
+
+    # A recipe gives layers their own pattern ("none": dense), also without
+    # --quant.
+    recipe = os.path.join(work, "recipe.json")
+    with open(recipe, "w") as f:
+        json.dump({"version": 1, "layers": [
+            {"match": "/l2/*", "sparsity": "none"},
+            {"match": "/l3/*", "sparsity": "unstructured:0.25"}]}, f)
+    for extra in [[], ["--quant=w8a16"]]:
+        flags = ["--sparsity=2:4", "--quant-recipe=" + recipe] + extra
+        _, layers = compile_run("recipe%d" % len(extra), flags)
+        got = {l: (r["sparsity"], r["density"]) for l, r in layers.items()}
+        check(got == {"/l1/MatMul": ("2:4 magnitude", 0.5),
+                      "/l2/MatMul": ("dense", 1.0),
+                      "/l3/Gemm": ("unstructured:0.25 magnitude", 0.75),
+                      "/head/MatMul": ("dense (output head)", 1.0)},
+              "%s: per-layer patterns %s" % (" ".join(flags), got))
+
     # SparseGPT: pattern density, lower error than magnitude on the
     # calibration inputs.
     calib_paths = [os.path.join(calib, str(i), "x.npy") for i in range(6)]
@@ -290,6 +335,8 @@ def main():
               not os.path.exists(exe),
               "%s fails: %s" % (" ".join(flags), r.stderr.strip()[:200]))
 
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
     if failures:
         sys.exit("%d failure(s)" % len(failures))
     print("all sparsity checks passed")

@@ -89,8 +89,14 @@ LogicalResult quench::pruneWeights(ModuleOp module,
   };
   std::vector<Plan> plans;
   module.walk([&](LinearOp op) {
-    // Only constant f32 weights (readLinearWeight's): pruned values are
-    // written back as f32.
+    // Linears with a constant weight (directly or through a transpose) are
+    // recorded, as the quantizer records them; only f32 ones
+    // (readLinearWeight's) are pruned, their values written back as f32.
+    Value weight = op.getWeight();
+    if (auto t = weight.getDefiningOp<TransposeOp>())
+      weight = t.getInput();
+    if (!weight.getDefiningOp<ConstantOp>())
+      return;
     auto wType = cast<RankedTensorType>(op.getWeight().getType());
     Plan p;
     p.op = op;
