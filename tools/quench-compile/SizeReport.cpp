@@ -50,7 +50,7 @@ reportLayers(const quench::SizeReport &r) {
     l.outFeatures = p.outFeatures;
     l.inFeatures = p.inFeatures;
     l.scheme = "float";
-    l.bytesBefore = l.bytesAfter = p.outFeatures * p.inFeatures * 4;
+    l.bytesBefore = l.bytesAfter = p.bytes;
     layers.push_back(std::move(l));
   }
   return layers;

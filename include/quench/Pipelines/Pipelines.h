@@ -55,8 +55,10 @@ std::string parseQuantPreset(llvm::StringRef preset, int64_t groupSize,
 /// (--quant, --group-size, --asymmetric, --scale-type, --quant-head,
 /// --quant-embeddings, --quant-exclude, --quant-recipe, --algo,
 /// --gptq-act-order, --quant-threads) in their own category. They map
-/// onto quench-quantize-weights' options (WeightQuantOptions); call before
-/// parsing the command line.
+/// onto quench-quantize-weights' options (WeightQuantOptions); the pruning
+/// options (--sparsity, --prune, --sparsity-head) onto
+/// quench-prune-weights' (PruneOptions). Call before parsing the command
+/// line.
 void registerQuantizationCLOptions();
 /// The category of registerQuantizationCLOptions' options.
 llvm::cl::OptionCategory &getQuantizationCLOptionCategory();

@@ -11,6 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "quench/Dialect/Quench/IR/QuenchConstants.h"
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
 #include "quench/Dialect/Quench/Transforms/ScaleMigration.h"
@@ -103,6 +104,8 @@ LogicalResult quench::pruneWeights(ModuleOp module,
     p.rec.name = getLayerName(op.getLoc());
     p.rec.outFeatures = wType.getDimSize(0);
     p.rec.inFeatures = wType.getDimSize(1);
+    p.rec.bytes = wType.getNumElements() *
+                  getStorageBytesPerElement(wType.getElementType());
     p.pattern = defaultPattern;
     plans.push_back(std::move(p));
   });

@@ -1056,7 +1056,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     // A layer pruned by quench-prune-weights keeps its zeros: GPTQ
     // compensates on the kept weights only (docs/sparsity.md).
     std::vector<uint8_t> keep;
-    if (p.op->hasAttr(kSparsityAttrName)) {
+    if (pruned) {
       keep.resize(w.size());
       for (size_t i = 0; i < w.size(); ++i)
         keep[i] = w[i] != 0.0f;

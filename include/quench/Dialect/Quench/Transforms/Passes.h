@@ -182,6 +182,7 @@ struct PruneOptions : public QuenchPruneWeightsOptions {
 struct LayerPruneRecord {
   std::string name; ///< layer name, as LayerQuantRecord::name
   int64_t outFeatures = 0, inFeatures = 0;
+  int64_t bytes = 0;    ///< bytes of the weight as stored (dense)
   std::string sparsity; ///< e.g. "2:4 sparsegpt", or "dense (output head)"
   double density = 1.0; ///< fraction of nonzero weights after pruning
 };
