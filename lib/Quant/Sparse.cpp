@@ -131,8 +131,12 @@ quench::quant::selectMagnitudeMask(const float *w, int64_t rows, int64_t cols,
   std::vector<double> s(cols);
   std::vector<int64_t> order;
   for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < cols; ++c)
-      s[c] = std::fabs(static_cast<double>(w[r * cols + c]));
+    // NaN counts as the largest magnitude (kept: pruning does not hide
+    // it), so the order stays total.
+    for (int64_t c = 0; c < cols; ++c) {
+      double a = std::fabs(static_cast<double>(w[r * cols + c]));
+      s[c] = std::isnan(a) ? INFINITY : a;
+    }
     uint8_t *mr = &mask[r * cols];
     if (pattern.kind == SparsityPattern::Kind::Unstructured) {
       keepLargest(s.data(), cols, cols - pattern.prunedPerRow(cols), mr,

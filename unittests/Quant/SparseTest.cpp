@@ -146,6 +146,14 @@ TEST(Sparse, MagnitudeTiesKeepTheLowerIndex) {
   EXPECT_DOUBLE_EQ(densityOf(pruned.data(), pruned.size()), 5.0 / 11.0);
 }
 
+// NaN and infinities are ordered (kept first), never undefined behaviour.
+TEST(Sparse, MagnitudeMaskOrdersNonFiniteValues) {
+  const std::vector<float> w = {NAN, 1, 2, 3, -INFINITY, 0, 0, 5};
+  std::vector<uint8_t> mask = selectMagnitudeMask(w.data(), 1, 8, parse("2:4"));
+  const std::vector<uint8_t> expected = {1, 0, 0, 1, 1, 0, 0, 1};
+  EXPECT_EQ(mask, expected);
+}
+
 // SparseGPT's defining property: lower output error tr(dW H dW^T) than
 // magnitude pruning at the same sparsity on correlated inputs; its mask
 // fits the pattern, its pruned weights are exactly zero, its reported loss

@@ -69,7 +69,8 @@ int64_t unstructuredPrunedCount(double fraction, int64_t cols);
 /// Magnitude mask of the row-major [rows, cols] `w` (1: keep, 0: prune):
 /// N:M keeps the N largest |w| of each group of M consecutive columns,
 /// unstructured the cols - prunedPerRow(cols) largest |w| of each row; ties
-/// keep the lower index. A dense pattern keeps everything.
+/// keep the lower index (NaN counts as the largest). A dense pattern keeps
+/// everything.
 std::vector<uint8_t> selectMagnitudeMask(const float *w, int64_t rows,
                                          int64_t cols,
                                          const SparsityPattern &pattern);
