@@ -147,9 +147,9 @@ struct QuantizationCLOptions {
       cl::cat(category)};
   cl::opt<unsigned> threads{
       "quant-threads",
-      cl::desc("Threads of the GPTQ and HQQ numerics (default: 0 = the "
-               "hardware concurrency; the result is the same for every "
-               "count)"),
+      cl::desc("Threads of the GPTQ, HQQ and SparseGPT numerics (default: "
+               "0 = the hardware concurrency; the result is the same for "
+               "every count)"),
       cl::init(0), cl::value_desc("N"), cl::cat(category)};
 };
 } // namespace
