@@ -75,8 +75,7 @@ int main(int argc, char **argv) {
     return out;
   };
   auto rel = [&](const std::vector<float> &p) {
-    return weightChangeLoss(w.data(), p.data(), rows, cols, h.data()) /
-           energy;
+    return weightChangeLoss(w.data(), p.data(), rows, cols, h.data()) / energy;
   };
   auto gptqMasked = [&](const std::vector<float> &pruned,
                         const std::vector<uint8_t> &mask) {
@@ -96,14 +95,13 @@ int main(int argc, char **argv) {
               "output error / output energy\n",
               (long long)rows, (long long)cols, (long long)calib);
   std::printf("%-18s %11s %11s %14s %14s %14s %11s\n", "pattern", "magnitude",
-              "sparsegpt", "magnitude+rtn", "magnitude+gptq",
-              "sparsegpt+gptq", "joint");
+              "sparsegpt", "magnitude+rtn", "magnitude+gptq", "sparsegpt+gptq",
+              "joint");
   for (const char *text : {"unstructured:0.5", "2:4", "4:8"}) {
     SparsityPattern p;
     std::string error;
     parseSparsityPattern(text, p, error);
-    std::vector<uint8_t> mask =
-        selectMagnitudeMask(w.data(), rows, cols, p);
+    std::vector<uint8_t> mask = selectMagnitudeMask(w.data(), rows, cols, p);
     std::vector<float> mag = w;
     applyMask(mag.data(), mask.data(), mag.size());
     SparseGPTOptions so;

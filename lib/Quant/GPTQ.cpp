@@ -24,8 +24,7 @@ bool quench::quant::quantizeMatrixGPTQ(const float *w, int64_t rows,
                                        int bits, int64_t groupSize,
                                        bool symmetric, ScaleType scaleType,
                                        const GPTQOptions &options,
-                                       GPTQResult &result,
-                                       std::string &error) {
+                                       GPTQResult &result, std::string &error) {
   assert(bits >= 2 && bits <= 8 && rows > 0 && cols > 0);
   if (!(options.dampening >= 0.0) || options.blockSize <= 0 ||
       options.dampeningRetries < 0) {
@@ -44,10 +43,9 @@ bool quench::quant::quantizeMatrixGPTQ(const float *w, int64_t rows,
     return false;
   }
   detail::InverseHessian ih;
-  if (!detail::prepareInverseHessian(gram, n, options.actOrder,
-                                     options.dampening,
-                                     options.dampeningRetries, threads,
-                                     "GPTQ", ih, error))
+  if (!detail::prepareInverseHessian(
+          gram, n, options.actOrder, options.dampening,
+          options.dampeningRetries, threads, "GPTQ", ih, error))
     return false;
   const std::vector<int64_t> &perm = ih.perm, &pos = ih.pos;
   const double *u = ih.u.data();
@@ -58,9 +56,8 @@ bool quench::quant::quantizeMatrixGPTQ(const float *w, int64_t rows,
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t p = 0; p < n; ++p) {
       const int64_t c = perm[p];
-      wp[r * n + p] = ih.dead[c] || (keep && !keep[r * n + c])
-                          ? 0.0f
-                          : w[r * n + c];
+      wp[r * n + p] =
+          ih.dead[c] || (keep && !keep[r * n + c]) ? 0.0f : w[r * n + c];
     }
 
   const int64_t gs = storedGroupSize(groupSize, cols);
@@ -96,19 +93,18 @@ bool quench::quant::quantizeMatrixGPTQ(const float *w, int64_t rows,
             groupVals[t] =
                 keep && !keep[r * n + c0 + t] ? 0.0f : static_cast<float>(v);
           }
-          params[r * groups + g] = chooseGroupParams(groupVals.data(), len,
-                                                     bits, symmetric,
-                                                     scaleType);
+          params[r * groups + g] = chooseGroupParams(
+              groupVals.data(), len, bits, symmetric, scaleType);
         }
         const GroupParams &gp = params[r * groups + g];
-        uint8_t q = quantizeValue(
-            keep && !keep[r * n + c] ? 0.0f : wr[col], gp, bits);
+        uint8_t q =
+            quantizeValue(keep && !keep[r * n + c] ? 0.0f : wr[col], gp, bits);
         codes[r * n + c] = q;
         return dequantizeValue(q, gp);
       });
 
-  result.matrix = packQuantizedMatrix(codes.data(), params.data(), rows,
-                                      cols, bits, groupSize, symmetric);
+  result.matrix = packQuantizedMatrix(codes.data(), params.data(), rows, cols,
+                                      bits, groupSize, symmetric);
   result.loss = options.computeLoss
                     ? quantizationLoss(w, result.matrix, gram, threads)
                     : 0.0;
@@ -117,16 +113,13 @@ bool quench::quant::quantizeMatrixGPTQ(const float *w, int64_t rows,
   return true;
 }
 
-double quench::quant::quantizationLoss(const float *w,
-                                       const QuantizedMatrix &q,
-                                       const double *gram,
-                                       unsigned threads) {
+double quench::quant::quantizationLoss(const float *w, const QuantizedMatrix &q,
+                                       const double *gram, unsigned threads) {
   const int64_t n = q.cols;
-  return detail::outputLoss(q.rows, n, gram, threads,
-                            [&](int64_t r, double *d) {
-                              for (int64_t c = 0; c < n; ++c)
-                                d[c] = static_cast<double>(w[r * n + c]) -
-                                       static_cast<double>(
-                                           dequantizeAt(q, r, c));
-                            });
+  return detail::outputLoss(
+      q.rows, n, gram, threads, [&](int64_t r, double *d) {
+        for (int64_t c = 0; c < n; ++c)
+          d[c] = static_cast<double>(w[r * n + c]) -
+                 static_cast<double>(dequantizeAt(q, r, c));
+      });
 }

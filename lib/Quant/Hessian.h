@@ -1,4 +1,4 @@
-//===- Hessian.h - the inverse-Hessian column sweep of GPTQ/SparseGPT -*- C++ -*-===//
+//===- Hessian.h - inverse-Hessian sweep of GPTQ and SparseGPT --*- C++ -*-===//
 //
 // Private to lib/Quant: what GPTQ (GPTQ.cpp) and SparseGPT (Sparse.cpp)
 // share. Both are the Optimal Brain Surgeon column sweep over a linear
@@ -94,30 +94,31 @@ void sweepColumns(float *wp, int64_t rows, int64_t n, const double *u,
   // many rows as possible).
   constexpr int64_t kCols = 256;
   threads = resolveThreads(threads);
-  parallelFor(threads, rows, (rows + threads - 1) / threads,
-              [&](int64_t r0, int64_t r1) {
-    for (int64_t i1 = 0; i1 < n; i1 += block) {
-      const int64_t i2 = std::min(i1 + block, n);
-      for (int64_t r = r0; r < r1; ++r) {
-        float *wr = &wp[r * n];
-        double *e = &err[r * block];
-        onBlock(r, wr, i1, i2);
-        for (int64_t col = i1; col < i2; ++col) {
-          const int64_t i = col - i1;
-          const double *urow = &u[col * n];
-          const float t = target(r, wr, static_cast<const double *>(e), col,
-                                 i, i1, i2);
-          double ei = (static_cast<double>(wr[col]) -
-                       static_cast<double>(t)) /
-                      urow[col];
-          e[i] = ei;
-          for (int64_t j = col + 1; j < i2; ++j)
-            wr[j] = static_cast<float>(wr[j] - ei * urow[j]);
+  parallelFor(
+      threads, rows, (rows + threads - 1) / threads,
+      [&](int64_t r0, int64_t r1) {
+        for (int64_t i1 = 0; i1 < n; i1 += block) {
+          const int64_t i2 = std::min(i1 + block, n);
+          for (int64_t r = r0; r < r1; ++r) {
+            float *wr = &wp[r * n];
+            double *e = &err[r * block];
+            onBlock(r, wr, i1, i2);
+            for (int64_t col = i1; col < i2; ++col) {
+              const int64_t i = col - i1;
+              const double *urow = &u[col * n];
+              const float t =
+                  target(r, wr, static_cast<const double *>(e), col, i, i1, i2);
+              double ei =
+                  (static_cast<double>(wr[col]) - static_cast<double>(t)) /
+                  urow[col];
+              e[i] = ei;
+              for (int64_t j = col + 1; j < i2; ++j)
+                wr[j] = static_cast<float>(wr[j] - ei * urow[j]);
+            }
+          }
+          lazyBatchUpdate(wp, err.data(), u, n, block, i1, i2, r0, r1, kCols);
         }
-      }
-      lazyBatchUpdate(wp, err.data(), u, n, block, i1, i2, r0, r1, kCols);
-    }
-  });
+      });
 }
 
 /// Inside sweepColumns' `target` call for column i1 + i of the block
@@ -137,8 +138,7 @@ inline double currentValue(const float *wr, const double *e, const double *u,
 /// tr(D H D^T) for the [rows, n] change D whose row r `delta(r, d)` writes
 /// into d (n doubles), with the Gram matrix `gram` ([n, n]); the same result
 /// for every thread count.
-double outputLoss(int64_t rows, int64_t n, const double *gram,
-                  unsigned threads,
+double outputLoss(int64_t rows, int64_t n, const double *gram, unsigned threads,
                   const std::function<void(int64_t, double *)> &delta);
 
 /// Whether every element is finite.

@@ -35,9 +35,9 @@ std::string SparsityPattern::str() const {
   return "dense";
 }
 
-int64_t quench::quant::unstructuredPrunedCount(double fraction,
-                                               int64_t cols) {
-  return static_cast<int64_t>(std::llround(fraction * static_cast<double>(cols)));
+int64_t quench::quant::unstructuredPrunedCount(double fraction, int64_t cols) {
+  return static_cast<int64_t>(
+      std::llround(fraction * static_cast<double>(cols)));
 }
 
 int64_t SparsityPattern::prunedPerRow(int64_t cols) const {
@@ -139,8 +139,7 @@ quench::quant::selectMagnitudeMask(const float *w, int64_t rows, int64_t cols,
     }
     uint8_t *mr = &mask[r * cols];
     if (pattern.kind == SparsityPattern::Kind::Unstructured) {
-      keepLargest(s.data(), cols, cols - pattern.prunedPerRow(cols), mr,
-                  order);
+      keepLargest(s.data(), cols, cols - pattern.prunedPerRow(cols), mr, order);
       continue;
     }
     for (int64_t c0 = 0; c0 < cols; c0 += pattern.m) {
@@ -217,10 +216,9 @@ bool quench::quant::pruneSparseGPT(const float *w, int64_t rows, int64_t cols,
   }
   // Natural order: N:M groups and quantization groups are contiguous.
   detail::InverseHessian ih;
-  if (!detail::prepareInverseHessian(gram, n, /*actOrder=*/false,
-                                     options.dampening,
-                                     options.dampeningRetries, threads,
-                                     "SparseGPT", ih, error))
+  if (!detail::prepareInverseHessian(
+          gram, n, /*actOrder=*/false, options.dampening,
+          options.dampeningRetries, threads, "SparseGPT", ih, error))
     return false;
   const double *u = ih.u.data();
   const bool nm = pattern.kind == SparsityPattern::Kind::NM;
@@ -259,9 +257,8 @@ bool quench::quant::pruneSparseGPT(const float *w, int64_t rows, int64_t cols,
         s.resize(len);
         for (int64_t c = i1; c < i2; ++c)
           s[c - i1] = saliency(wr[c], c);
-        const int64_t pruned =
-            unstructuredPrunedCount(pattern.fraction, i2) -
-            unstructuredPrunedCount(pattern.fraction, i1);
+        const int64_t pruned = unstructuredPrunedCount(pattern.fraction, i2) -
+                               unstructuredPrunedCount(pattern.fraction, i1);
         keepLargest(s.data(), len, len - pruned, &mask[r * n + i1], order);
       },
       [&](int64_t r, float *wr, const double *e, int64_t col, int64_t i,

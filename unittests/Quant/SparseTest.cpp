@@ -4,8 +4,8 @@
 // sparsity on correlated inputs), its masks fitting the pattern, joint
 // pruning and quantization keeping pruned weights exactly zero, and GPTQ
 // with a fixed mask.
-#include "quench/Quant/GPTQ.h"
 #include "quench/Quant/Sparse.h"
+#include "quench/Quant/GPTQ.h"
 
 #include <gtest/gtest.h>
 
@@ -33,7 +33,8 @@ std::vector<double> correlatedGram(int64_t k, int64_t m, std::mt19937 &gen) {
   std::vector<double> a(k * k), s(k), x(m * k, 0.0), h(k * k, 0.0);
   for (int64_t i = 0; i < k; ++i)
     for (int64_t j = 0; j < k; ++j)
-      a[i * k + j] = (i == j ? 1.0 : 0.0) + 2.0 * nd(gen) / std::sqrt(double(k));
+      a[i * k + j] =
+          (i == j ? 1.0 : 0.0) + 2.0 * nd(gen) / std::sqrt(double(k));
   for (double &v : s)
     v = std::exp(0.5 * nd(gen));
   for (int64_t r = 0; r < m; ++r) {
@@ -92,7 +93,7 @@ TEST(Sparse, ParsePatterns) {
 TEST(Sparse, PrunedPerRow) {
   EXPECT_EQ(parse("2:4").prunedPerRow(16), 8);
   EXPECT_EQ(parse("2:4").prunedPerRow(10), 4);     // tail of 2 keeps both
-  EXPECT_EQ(parse("2:4").prunedPerRow(11), 4 + 1);     // tail of 3 keeps 2
+  EXPECT_EQ(parse("2:4").prunedPerRow(11), 4 + 1); // tail of 3 keeps 2
   EXPECT_EQ(parse("unstructured:0.5").prunedPerRow(7), 4); // round half up
   EXPECT_EQ(parse("unstructured:0.25").prunedPerRow(100), 25);
 }
@@ -103,8 +104,8 @@ TEST(Sparse, MagnitudeMaskKeepsTheLargest) {
   std::mt19937 gen(3);
   const int64_t rows = 9, cols = 64;
   std::vector<float> w = randomWeights(rows, cols, gen);
-  for (const char *text : {"2:4", "4:8", "1:4", "3:16", "unstructured:0.5",
-                           "unstructured:0.7"}) {
+  for (const char *text :
+       {"2:4", "4:8", "1:4", "3:16", "unstructured:0.5", "unstructured:0.7"}) {
     SparsityPattern p = parse(text);
     std::vector<uint8_t> mask = selectMagnitudeMask(w.data(), rows, cols, p);
     EXPECT_TRUE(maskFitsPattern(mask.data(), rows, cols, p)) << text;
@@ -134,7 +135,8 @@ TEST(Sparse, MagnitudeMaskKeepsTheLargest) {
 // Ties keep the lower index; a partial last N:M group keeps min(N, L).
 TEST(Sparse, MagnitudeTiesKeepTheLowerIndex) {
   const std::vector<float> w = {1, -1, 1, -1, /**/ 0, 0, 0, 0, /**/ 2, -3, 3};
-  std::vector<uint8_t> mask = selectMagnitudeMask(w.data(), 1, 11, parse("2:4"));
+  std::vector<uint8_t> mask =
+      selectMagnitudeMask(w.data(), 1, 11, parse("2:4"));
   const std::vector<uint8_t> expected = {1, 1, 0, 0, 1, 1, 0, 0, 0, 1, 1};
   EXPECT_EQ(mask, expected);
   mask = selectMagnitudeMask(w.data(), 1, 11, parse("unstructured:0.5"));
@@ -163,20 +165,20 @@ TEST(Sparse, SparseGPTBeatsMagnitude) {
   const int64_t rows = 24, cols = 96;
   std::vector<double> h = correlatedGram(cols, 256, gen);
   std::vector<float> w = randomWeights(rows, cols, gen);
-  for (const char *text : {"2:4", "4:8", "unstructured:0.5",
-                           "unstructured:0.3"}) {
+  for (const char *text :
+       {"2:4", "4:8", "unstructured:0.5", "unstructured:0.3"}) {
     SparsityPattern p = parse(text);
     std::vector<float> mag = w;
     std::vector<uint8_t> mask = selectMagnitudeMask(w.data(), rows, cols, p);
     applyMask(mag.data(), mask.data(), mag.size());
-    double magLoss = weightChangeLoss(w.data(), mag.data(), rows, cols,
-                                      h.data());
+    double magLoss =
+        weightChangeLoss(w.data(), mag.data(), rows, cols, h.data());
     SparseGPTOptions opts;
     opts.blockSize = 32; // several blocks
     SparseGPTResult res;
     std::string error;
-    ASSERT_TRUE(pruneSparseGPT(w.data(), rows, cols, h.data(), p, nullptr,
-                               opts, res, error))
+    ASSERT_TRUE(pruneSparseGPT(w.data(), rows, cols, h.data(), p, nullptr, opts,
+                               res, error))
         << error;
     EXPECT_TRUE(maskFitsPattern(res.mask.data(), rows, cols, p)) << text;
     for (size_t i = 0; i < w.size(); ++i)
@@ -186,10 +188,10 @@ TEST(Sparse, SparseGPTBeatsMagnitude) {
     EXPECT_NEAR(densityOf(res.weights.data(), res.weights.size()),
                 1.0 - double(p.prunedPerRow(cols)) / cols, 1e-12)
         << text;
-    EXPECT_NEAR(res.loss,
-                weightChangeLoss(w.data(), res.weights.data(), rows, cols,
-                                 h.data()),
-                1e-9 * res.loss);
+    EXPECT_NEAR(
+        res.loss,
+        weightChangeLoss(w.data(), res.weights.data(), rows, cols, h.data()),
+        1e-9 * res.loss);
     EXPECT_LT(res.loss, 0.7 * magLoss)
         << text << ": SparseGPT " << res.loss << " vs magnitude " << magLoss;
     EXPECT_FALSE(res.matrix.has_value());
@@ -211,8 +213,8 @@ TEST(Sparse, SparseGPTWithIdentityHessianIsMagnitude) {
     opts.blockSize = cols; // the unstructured count is per row, as magnitude
     SparseGPTResult res;
     std::string error;
-    ASSERT_TRUE(pruneSparseGPT(w.data(), rows, cols, h.data(), p, nullptr,
-                               opts, res, error))
+    ASSERT_TRUE(pruneSparseGPT(w.data(), rows, cols, h.data(), p, nullptr, opts,
+                               res, error))
         << error;
     std::vector<float> mag = w;
     std::vector<uint8_t> mask = selectMagnitudeMask(w.data(), rows, cols, p);
@@ -292,8 +294,8 @@ TEST(Sparse, GPTQWithFixedMask) {
       opts.keepMask = mask.data();
       GPTQResult res;
       std::string error;
-      ASSERT_TRUE(quantizeMatrixGPTQ(pruned.data(), rows, cols, h.data(), 4,
-                                     32, symmetric, ScaleType::F16, opts, res,
+      ASSERT_TRUE(quantizeMatrixGPTQ(pruned.data(), rows, cols, h.data(), 4, 32,
+                                     symmetric, ScaleType::F16, opts, res,
                                      error))
           << error;
       std::vector<float> q(rows * cols);
@@ -303,8 +305,8 @@ TEST(Sparse, GPTQWithFixedMask) {
           if (!mask[r * cols + c])
             ASSERT_EQ(q[r * cols + c], 0.0f);
         }
-      QuantizedMatrix rtn = quantizeMatrixRTN(pruned.data(), rows, cols, 4,
-                                              32, symmetric, ScaleType::F16);
+      QuantizedMatrix rtn = quantizeMatrixRTN(pruned.data(), rows, cols, 4, 32,
+                                              symmetric, ScaleType::F16);
       EXPECT_LT(res.loss, quantizationLoss(pruned.data(), rtn, h.data()));
     }
 }

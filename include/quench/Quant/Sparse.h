@@ -158,8 +158,7 @@ bool pruneSparseGPT(const float *w, int64_t rows, int64_t cols,
 /// row-major [rows, cols]) for the Gram matrix `gram`; compare magnitude
 /// and SparseGPT pruning with it.
 double weightChangeLoss(const float *w, const float *p, int64_t rows,
-                        int64_t cols, const double *gram,
-                        unsigned threads = 0);
+                        int64_t cols, const double *gram, unsigned threads = 0);
 
 } // namespace quench::quant
 

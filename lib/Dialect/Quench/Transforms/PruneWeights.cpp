@@ -66,8 +66,7 @@ quench::createQuenchPruneWeights(PruneOptions options,
   return std::make_unique<QuenchPruneWeightsPass>(std::move(options), report);
 }
 
-LogicalResult quench::pruneWeights(ModuleOp module,
-                                   const PruneOptions &options,
+LogicalResult quench::pruneWeights(ModuleOp module, const PruneOptions &options,
                                    std::vector<LayerPruneRecord> *report) {
   Location loc = module.getLoc();
   qq::SparsityPattern defaultPattern;
@@ -186,8 +185,8 @@ LogicalResult quench::pruneWeights(ModuleOp module,
     so.threads = options.threads;
     so.computeLoss = false;
     qq::SparseGPTResult res;
-    if (!qq::pruneSparseGPT(w.data(), n, k, (*gram)->data(), p.pattern,
-                            nullptr, so, res, error))
+    if (!qq::pruneSparseGPT(w.data(), n, k, (*gram)->data(), p.pattern, nullptr,
+                            so, res, error))
       return emitError(p.op.getLoc())
              << "layer '" << p.rec.name << "': " << error;
     pruned[i] = std::move(res.weights);
