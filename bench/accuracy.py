@@ -16,10 +16,13 @@ A model whose inputs are missing is skipped (and said so).
 Usage:
   bench/accuracy.py [--build build] [--work DIR] [--chargpt-dir build/chargpt]
                     [--stories PATH] [--sequences 64] [--markdown docs/accuracy.md]
-                    [--check] [--all] [--only REGEX] [--plot DIR]
+                    [--check] [--all] [--sparsity] [--only REGEX]
+                    [--plot DIR]
 --all adds EXTRA_SCHEMES (HQQ, W3A16, bits budgets; not in the e2e test);
 the table's bits per weight is the size report's (codes, scales, zero
 points of the linear layers);
+--sparsity measures SPARSITY_SCHEMES (pruning, docs/sparsity.md) instead,
+with the density of the linear weights;
 --markdown (re)writes the accuracy document with the table and the command;
 --check exits 1 unless every measured model meets the bounds in BOUNDS
 (char-GPT W8A16: top-1 >= 99 %, KL <= 1e-3; see BOUNDS for the others).
@@ -93,6 +96,34 @@ EXTRA_SCHEMES = [
     ("W4A16 g32, int4 embeddings",
      ["--quant=w4a16", "--group-size=32", "--quant-embeddings=int4"], False),
 ]
+# Pruning (docs/sparsity.md), measured with --sparsity only (instead of the
+# quantization schemes): magnitude against SparseGPT at 50 % unstructured,
+# 2:4 and 4:8, in float and joint with W8A16 and W4A16 g32 (magnitude
+# pruning then RTN; SparseGPT then GPTQ with the mask fixed). The output
+# heads (the char-GPT's classifier, stories260K's tied embedding) stay dense
+# (--sparsity-head is off).
+SPARSITY_SCHEMES = []
+for _pattern in ["unstructured:0.5", "2:4", "4:8"]:
+    for _qlabel, _qflags in [("float", []), ("W8A16", ["--quant=w8a16"]),
+                             ("W4A16 g32", ["--quant=w4a16",
+                                            "--group-size=32"])]:
+        SPARSITY_SCHEMES.append(
+            ("%s %s magnitude" % (_pattern, _qlabel),
+             ["--sparsity=" + _pattern] + _qflags, False))
+        SPARSITY_SCHEMES.append(
+            ("%s %s SparseGPT" % (_pattern, _qlabel),
+             ["--sparsity=" + _pattern, "--prune=sparsegpt"] + _qflags +
+             (["--algo=gptq"] if _qflags else []), True))
+# With --sparsity, on stories260K only: milder unstructured sparsity (it
+# does not survive 50 %).
+SPARSITY_MODEL_SCHEMES = {
+    "stories260K": [
+        ("unstructured:%s float %s" % (f, label),
+         ["--sparsity=unstructured:" + f] +
+         (["--prune=sparsegpt"] if calibrated else []), calibrated)
+        for f in ["0.1", "0.25"]
+        for label, calibrated in [("magnitude", False), ("SparseGPT", True)]],
+}
 # Schemes measured on one model only: stories260K with its two most
 # sensitive blocks (0 and 1) kept in float and int8 groups of 8 with GPTQ
 # elsewhere, the mixed precision that meets the KL bound there
@@ -158,11 +189,18 @@ def bits_per_weight(report):
     return float(m.group(1)) if m else 0.0
 
 
+def density(report):
+    """The size report's density of the linear weights (1 if absent)."""
+    m = re.search(r"density of the linear weights: ([0-9.]+)", report)
+    return float(m.group(1)) if m else 1.0
+
+
 def compile_all(build, onnx_path, work, stem, calib_dir, model, schemes):
     """Compiles the float model and each scheme; returns the float
-    executable, {label: executable} and {label: bits per linear weight}."""
+    executable, {label: executable} and {label: (bits per linear weight,
+    density of the linear weights)}."""
     qc = os.path.join(build, "bin", "quench-compile")
-    exes, bits = {}, {}
+    exes, bits, dens = {}, {}, {}
     f32 = os.path.join(work, stem + "_f32")
     subprocess.run([qc, onnx_path, "-o", f32], check=True,
                    stdout=subprocess.DEVNULL)
@@ -170,7 +208,9 @@ def compile_all(build, onnx_path, work, stem, calib_dir, model, schemes):
     recipe = os.path.join(work, stem + ".recipe.json")
     with open(recipe, "w") as f:
         json.dump(STORIES_RECIPE, f)
-    for label, flags, calibrated in schemes + MODEL_SCHEMES.get(model, []):
+    extra = (SPARSITY_MODEL_SCHEMES if schemes is SPARSITY_SCHEMES
+             else MODEL_SCHEMES).get(model, [])
+    for label, flags, calibrated in schemes + extra:
         flags = [f.format(recipe=recipe) for f in flags]
         exe = os.path.join(work, stem + "_" +
                            "_".join(label.lower().split()))
@@ -179,7 +219,7 @@ def compile_all(build, onnx_path, work, stem, calib_dir, model, schemes):
         p = subprocess.run([qc, onnx_path, "-o", exe] + flags, check=True,
                            stdout=subprocess.PIPE, text=True)
         exes[label] = exe
-        bits[label] = bits_per_weight(p.stdout)
+        bits[label] = (bits_per_weight(p.stdout), density(p.stdout))
     return f32, exes, bits
 
 
@@ -221,7 +261,8 @@ def measure(args, work):
     results = {}  # model -> {scheme: (kl, top1, decisive top-1)}
     bits = {}  # model -> {scheme: bits per linear weight}
     notes = []
-    schemes = SCHEMES + (EXTRA_SCHEMES if args.all else [])
+    schemes = SPARSITY_SCHEMES if args.sparsity else \
+        SCHEMES + (EXTRA_SCHEMES if args.all else [])
     if args.only:
         schemes = [sc for sc in schemes if re.search(args.only, sc[0])]
     cdir = args.chargpt_dir
@@ -262,15 +303,20 @@ def measure(args, work):
     return results, bits, notes
 
 
-def table(results, bits, sequences):
-    lines = ["| model | scheme | bits per weight | mean KL (nats) | "
-             "top-1 agreement | top-1, decisive positions |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
+def table(results, bits, sequences, sparsity=False):
+    """The Markdown table; with `sparsity` a column for the density of the
+    linear weights (the size report's; weights stored dense)."""
+    lines = ["| model | scheme | bits per weight |%s mean KL (nats) | "
+             "top-1 agreement | top-1, decisive positions |" %
+             (" density |" if sparsity else ""),
+             "| --- | --- | ---: |%s ---: | ---: | ---: |" %
+             (" ---: |" if sparsity else "")]
     for model, res in results.items():
         for scheme, (kl, top1, decisive) in res.items():
-            lines.append("| %s | %s | %.3f | %.2e | %.2f %% | %.2f %% |" % (
-                model, scheme, bits[model][scheme], kl, 100 * top1,
-                100 * decisive))
+            b, d = bits[model][scheme]
+            lines.append("| %s | %s | %.3f |%s %.2e | %.2f %% | %.2f %% |" % (
+                model, scheme, b, " %.3f |" % d if sparsity else "", kl,
+                100 * top1, 100 * decisive))
     return "\n".join(lines)
 
 
@@ -311,7 +357,7 @@ def plot(results, bits, directory):
             method = next(m for m, pat in PLOT_METHODS
                           if re.search(pat, scheme))
             series.setdefault(method, []).append(
-                (bits[model][scheme], max(kl, 1e-9), scheme))
+                (bits[model][scheme][0], max(kl, 1e-9), scheme))
         markers = "osD^vP*Xh"
         for i, (method, pts) in enumerate(sorted(series.items())):
             pts.sort()
@@ -356,13 +402,19 @@ def main():
     ap.add_argument("--all", action="store_true",
                     help="also the schemes of EXTRA_SCHEMES (HQQ, W3A16, "
                          "bits budgets)")
+    ap.add_argument("--sparsity", action="store_true",
+                    help="measure the pruning schemes of SPARSITY_SCHEMES "
+                         "instead (docs/sparsity.md; no --check bounds)")
     args = ap.parse_args()
     if args.only and (args.markdown or args.check):
         ap.error("--only measures a subset: not with --markdown or --check")
+    if args.sparsity and (args.all or args.check or args.markdown):
+        ap.error("--sparsity goes without --all, --check and --markdown "
+                 "(its table is recorded in docs/sparsity.md)")
     work = args.work or tempfile.mkdtemp(prefix="quench-accuracy-")
     os.makedirs(work, exist_ok=True)
     results, bits, notes = measure(args, work)
-    text = table(results, bits, args.sequences)
+    text = table(results, bits, args.sequences, args.sparsity)
     print(text)
     for n in notes:
         print(n)

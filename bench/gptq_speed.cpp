@@ -10,7 +10,7 @@
 // Built by hand with the host C++ compiler (docs/benchmarks.md):
 //
 //   c++ -O3 -std=c++17 -Iinclude bench/gptq_speed.cpp lib/Quant/GPTQ.cpp
-//       lib/Quant/RTN.cpp -lpthread -o /tmp/gptq_speed
+//       lib/Quant/Hessian.cpp lib/Quant/RTN.cpp -lpthread -o /tmp/gptq_speed
 //   /tmp/gptq_speed ROWS COLS THREADS [BITS GROUP ACTORDER]
 //
 // THREADS 0 is the hardware concurrency. Compiled with -DGPTQ_NO_THREADS it

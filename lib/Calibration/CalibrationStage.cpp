@@ -160,7 +160,7 @@ void quench::calib::addCalibrationStage(FrontPipelineOptions &opts,
   if (stage.request.smoothAlpha)
     opts.smooth = makeSmoothStage(
         stage, opts.weightQuant && opts.weightQuant->activations == "static");
-  if (!opts.weightQuant)
+  if (!opts.weightQuant && !opts.prune)
     return;
   const CalibrationStage *s = &stage;
   // After SmoothQuant a layer reads x / s: its minmax range is the largest
@@ -170,8 +170,8 @@ void quench::calib::addCalibrationStage(FrontPipelineOptions &opts,
     auto it = s->smoothScales.find(layer.str());
     return it == s->smoothScales.end() ? nullptr : &it->second;
   };
-  opts.weightQuant->inputRange = [s, smoothScalesOf](
-                                     StringRef layer) -> std::optional<float> {
+  auto inputRange = [s, smoothScalesOf](
+                        StringRef layer) -> std::optional<float> {
     const TensorStats *t = s->stats ? s->stats->findLayerInput(layer.str())
                                     : nullptr;
     if (!t)
@@ -190,12 +190,12 @@ void quench::calib::addCalibrationStage(FrontPipelineOptions &opts,
   };
   // Gram matrices are read from the statistics file when a layer is
   // quantized and dropped after it.
-  opts.weightQuant->hasInputGram = [s](StringRef layer) {
+  auto hasInputGram = [s](StringRef layer) {
     const TensorStats *t = s->stats ? s->stats->findLayerInput(layer.str())
                                     : nullptr;
     return t && t->hasGram();
   };
-  opts.weightQuant->inputGram =
+  auto inputGram =
       [s, smoothScalesOf](StringRef layer)
       -> Expected<std::shared_ptr<const std::vector<double>>> {
     const TensorStats *t = s->stats ? s->stats->findLayerInput(layer.str())
@@ -219,6 +219,17 @@ void quench::calib::addCalibrationStage(FrontPipelineOptions &opts,
     }
     return gram;
   };
+  // Pruning (before quantization) and quantization read the same
+  // statistics.
+  if (opts.prune) {
+    opts.prune->hasInputGram = hasInputGram;
+    opts.prune->inputGram = inputGram;
+  }
+  if (!opts.weightQuant)
+    return;
+  opts.weightQuant->inputRange = inputRange;
+  opts.weightQuant->hasInputGram = hasInputGram;
+  opts.weightQuant->inputGram = inputGram;
   opts.weightQuant->progress = true;
 }
 

@@ -56,6 +56,16 @@ quench::getFrontPipelineStages(const FrontPipelineOptions &opts) {
                       "SmoothQuant: activation scales migrated into the "
                       "weights (quench-smooth)",
                       nullptr, opts.smooth});
+  if (opts.prune) {
+    PruneOptions p = *opts.prune;
+    std::vector<LayerPruneRecord> *report = opts.pruneReport;
+    stages.push_back({"prune",
+                      "weight pruning (quench-prune-weights)",
+                      [p, report](OpPassManager &pm) {
+                        pm.addPass(createQuenchPruneWeights(p, report));
+                      },
+                      nullptr});
+  }
   if (opts.weightQuant) {
     WeightQuantOptions q = *opts.weightQuant;
     std::vector<LayerQuantRecord> *report = opts.quantReport;

@@ -11,6 +11,7 @@
 
 #include "quench/Pipelines/Pipelines.h"
 #include "quench/Quant/RTN.h"
+#include "quench/Quant/Sparse.h"
 
 #include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/ManagedStatic.h"
@@ -132,11 +133,30 @@ struct QuantizationCLOptions {
                "(Hessian-weighted with --calib, else weight error); replaces "
                "--quant's bits and group size per layer (0: off)"),
       cl::init(0.0), cl::value_desc("B"), cl::cat(category)};
+  cl::opt<std::string> sparsity{
+      "sparsity",
+      cl::desc("Prune the linear layers' weights (docs/sparsity.md): 2:4, "
+               "4:8, N:M (keep N of every M weights along the input "
+               "features), unstructured:FRACTION (prune that fraction of "
+               "each output row) or none (default); weights stay in their "
+               "dense format (float, or --quant's codes with exact zeros)"),
+      cl::init("none"), cl::value_desc("PATTERN"), cl::cat(category)};
+  cl::opt<std::string> prune{
+      "prune",
+      cl::desc("Pruning method: magnitude (default: keep the largest |w|) "
+               "or sparsegpt (SparseGPT error compensation; needs "
+               "calibration, --calib or --calib-cache)"),
+      cl::init("magnitude"), cl::value_desc("magnitude|sparsegpt"),
+      cl::cat(category)};
+  cl::opt<bool> sparsityHead{
+      "sparsity-head",
+      cl::desc("Prune the output projection too (default: false)"),
+      cl::cat(category)};
   cl::opt<unsigned> threads{
       "quant-threads",
-      cl::desc("Threads of the GPTQ and HQQ numerics (default: 0 = the "
-               "hardware concurrency; the result is the same for every "
-               "count)"),
+      cl::desc("Threads of the GPTQ, HQQ and SparseGPT numerics (default: "
+               "0 = the hardware concurrency; the result is the same for "
+               "every count)"),
       cl::init(0), cl::value_desc("N"), cl::cat(category)};
 };
 } // namespace
@@ -173,6 +193,7 @@ quench::getQuantizationOptionsFromCL() {
   if (std::string err = parseQuantPreset(o.quant, o.groupSize, out);
       !err.empty())
     return error(err);
+  const bool pruning = o.sparsity != "none";
   if (!out) {
     // Options that only mean something with weight quantization: the ones
     // given are named.
@@ -184,7 +205,8 @@ quench::getQuantizationOptionsFromCL() {
     note(o.groupSize);
     note(o.asymmetric);
     note(o.exclude);
-    note(o.recipe);
+    if (!pruning) // a recipe may give per-layer sparsity alone
+      note(o.recipe);
     note(o.algo);
     note(o.quantEmbeddings);
     note(o.embeddingGroupSize);
@@ -246,5 +268,37 @@ quench::getQuantizationOptionsFromCL() {
     q.bitsBudget = o.bitsBudget;
     q.hqqLpNorm = o.hqqLpNorm;
   }
+  return out;
+}
+
+Expected<std::optional<quench::PruneOptions>> quench::getPruneOptionsFromCL() {
+  auto error = [](const Twine &msg) {
+    return createStringError(inconvertibleErrorCode(), msg);
+  };
+  std::optional<PruneOptions> out;
+  if (!clOptions.isConstructed())
+    return out;
+  QuantizationCLOptions &o = *clOptions;
+  quench::quant::SparsityPattern pattern;
+  std::string why;
+  if (!quench::quant::parseSparsityPattern(o.sparsity, pattern, why))
+    return error("--" + why);
+  if (o.prune != "magnitude" && o.prune != "sparsegpt")
+    return error("--prune must be magnitude or sparsegpt, got '" + o.prune +
+                 "'");
+  // A recipe may prune layers with --sparsity=none (its "sparsity" fields).
+  if (pattern.isDense() && o.recipe.empty()) {
+    if (o.prune.getNumOccurrences() || o.sparsityHead.getNumOccurrences())
+      return error("--prune and --sparsity-head need --sparsity (e.g. "
+                   "--sparsity=2:4)");
+    return out;
+  }
+  PruneOptions p;
+  p.sparsity = o.sparsity;
+  p.method = o.prune;
+  p.pruneHead = o.sparsityHead;
+  p.recipe = o.recipe;
+  p.threads = o.threads;
+  out = p;
   return out;
 }

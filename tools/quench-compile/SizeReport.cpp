@@ -7,7 +7,9 @@
 
 #include "quench/Support/FileUtils.h"
 
+#include "llvm/ADT/StringMap.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/JSON.h"
 
@@ -57,7 +59,47 @@ static WeightTotals totals(const SizeReport &r, bool embeddings) {
   return t;
 }
 
-void quench::printSizeReport(const SizeReport &r, llvm::raw_ostream &os) {
+/// The linears of the report: the quantizer's records, or without
+/// quantization the pruner's (float weights, unchanged bytes).
+static std::vector<quench::LayerQuantRecord>
+reportLayers(const quench::SizeReport &r) {
+  if (!r.layers.empty() || r.pruned.empty())
+    return r.layers;
+  std::vector<quench::LayerQuantRecord> layers;
+  for (const quench::LayerPruneRecord &p : r.pruned) {
+    quench::LayerQuantRecord l;
+    l.name = p.name;
+    l.outFeatures = p.outFeatures;
+    l.inFeatures = p.inFeatures;
+    l.scheme = "float";
+    l.bytesBefore = l.bytesAfter = p.bytes;
+    layers.push_back(std::move(l));
+  }
+  return layers;
+}
+
+/// The pruning record of each layer name.
+static llvm::StringMap<const quench::LayerPruneRecord *>
+pruneRecords(const quench::SizeReport &r) {
+  llvm::StringMap<const quench::LayerPruneRecord *> byName;
+  for (const quench::LayerPruneRecord &p : r.pruned)
+    byName.try_emplace(p.name, &p);
+  return byName;
+}
+
+void quench::printSizeReport(const SizeReport &report,
+                             llvm::raw_ostream &os) {
+  // Pruned layers show their pattern and density; their bytes are those of
+  // the dense storage (compressed storage is not implemented yet).
+  SizeReport r = report;
+  r.layers = reportLayers(report);
+  auto pruned = pruneRecords(report);
+  for (LayerQuantRecord &l : r.layers)
+    if (auto it = pruned.find(l.name);
+        it != pruned.end() && it->second->density < 1.0)
+      l.scheme += llvm::formatv(", {0} d={1:F3}", it->second->sparsity,
+                                it->second->density)
+                      .str();
   size_t nameWidth = 5;
   for (const LayerQuantRecord &l : r.layers)
     nameWidth = std::max(nameWidth, l.name.size());
@@ -70,6 +112,18 @@ void quench::printSizeReport(const SizeReport &r, llvm::raw_ostream &os) {
                                             (l.floatKept ? 7 : 0));
   schemeWidth = std::min<size_t>(schemeWidth, 64);
   os << "size report (--quant=" << r.quant << ")\n";
+  if (!r.pruned.empty()) {
+    int64_t weights = 0;
+    double nonzero = 0.0;
+    for (const LayerPruneRecord &p : r.pruned) {
+      weights += p.outFeatures * p.inFeatures;
+      nonzero += p.density * static_cast<double>(p.outFeatures * p.inFeatures);
+    }
+    if (weights > 0)
+      os << llvm::format("density of the linear weights: %.4f (pruned, "
+                         "stored dense)\n",
+                         nonzero / static_cast<double>(weights));
+  }
   os << llvm::format("%-*s %-11s %-*s %12s %12s %7s\n", (int)nameWidth,
                      "layer", "[N x K]", (int)schemeWidth, "scheme", "bytes before",
                      "bytes after", "ratio");
@@ -112,18 +166,29 @@ void quench::printSizeReport(const SizeReport &r, llvm::raw_ostream &os) {
        << "\n";
 }
 
-void quench::writeSizeReportJSON(const SizeReport &r, llvm::raw_ostream &os) {
+void quench::writeSizeReportJSON(const SizeReport &report,
+                                 llvm::raw_ostream &os) {
+  SizeReport r = report;
+  r.layers = reportLayers(report);
+  auto pruned = pruneRecords(report);
   llvm::json::Array layers;
-  for (const LayerQuantRecord &l : r.layers)
-    layers.push_back(llvm::json::Object{
-        {"name", l.name},
-        {"kind", l.embedding ? "embedding" : "linear"},
-        {"out_features", l.outFeatures},
-        {"in_features", l.inFeatures},
-        {"scheme", l.scheme},
-        {"bytes_before", l.bytesBefore},
-        {"bytes_after", l.bytesAfter},
-        {"float_weight_kept", l.floatKept}});
+  for (const LayerQuantRecord &l : r.layers) {
+    llvm::json::Object obj{{"name", l.name},
+                           {"kind", l.embedding ? "embedding" : "linear"},
+                           {"out_features", l.outFeatures},
+                           {"in_features", l.inFeatures},
+                           {"scheme", l.scheme},
+                           {"bytes_before", l.bytesBefore},
+                           {"bytes_after", l.bytesAfter},
+                           {"float_weight_kept", l.floatKept}};
+    // With the prune stage: the layer's pattern and method (or "dense"
+    // and why) and its fraction of nonzero weights.
+    if (auto it = pruned.find(l.name); it != pruned.end()) {
+      obj["sparsity"] = it->second->sparsity;
+      obj["density"] = it->second->density;
+    }
+    layers.push_back(std::move(obj));
+  }
   WeightTotals linears = totals(r, /*embeddings=*/false);
   WeightTotals tables = totals(r, /*embeddings=*/true);
   llvm::json::Object doc{

@@ -23,6 +23,10 @@ struct SizeReport {
   std::string model;
   std::string quant;
   std::vector<LayerQuantRecord> layers;
+  /// What pruning did (empty without the prune stage): shown as each
+  /// layer's sparsity and density. Without quantization the layers are
+  /// these, in float.
+  std::vector<LayerPruneRecord> pruned;
   /// Bytes of every quench.constant of the model (weights, norms,
   /// embeddings, ...), before and after quantization.
   int64_t constantBytesBefore = 0, constantBytesAfter = 0;

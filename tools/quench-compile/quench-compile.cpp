@@ -203,6 +203,9 @@ int main(int argc, char **argv) {
   auto weightQuant = quench::getQuantizationOptionsFromCL();
   if (!weightQuant)
     return fail(toString(weightQuant.takeError()));
+  auto prune = quench::getPruneOptionsFromCL();
+  if (!prune)
+    return fail(toString(prune.takeError()));
   auto calibRequest = quench::calib::getCalibrationRequestFromCL();
   if (!calibRequest)
     return fail(toString(calibRequest.takeError()));
@@ -229,6 +232,10 @@ int main(int argc, char **argv) {
   front.fuseAttention = fuseAttention;
   front.weightQuant = *weightQuant;
   front.quantReport = &report.layers;
+  front.prune = *prune;
+  if (front.prune && front.prune->threads == 0)
+    front.prune->threads = threadsPerProcess;
+  front.pruneReport = &report.pruned;
   quench::calib::CalibrationStage calibration;
   if (*calibRequest) {
     calibration.request = **calibRequest;
@@ -484,10 +491,11 @@ int main(int argc, char **argv) {
     return reportToRoot(0);
   // Printed (and written with --report) once the artifact exists.
   auto finishReport = [&](StringRef artifact) -> int {
-    if (!front.weightQuant && reportPath.empty())
+    const bool compressed = front.weightQuant || front.prune;
+    if (!compressed && reportPath.empty())
       return 0;
     std::string err = quench::finishSizeReport(
-        report, artifact, front.weightQuant && outputPath != "-", reportPath,
+        report, artifact, compressed && outputPath != "-", reportPath,
         outs());
     if (err.empty())
       return 0;

@@ -55,8 +55,10 @@ std::string parseQuantPreset(llvm::StringRef preset, int64_t groupSize,
 /// (--quant, --group-size, --asymmetric, --scale-type, --quant-head,
 /// --quant-embeddings, --quant-exclude, --quant-recipe, --algo,
 /// --gptq-act-order, --quant-threads) in their own category. They map
-/// onto quench-quantize-weights' options (WeightQuantOptions); call before
-/// parsing the command line.
+/// onto quench-quantize-weights' options (WeightQuantOptions); the pruning
+/// options (--sparsity, --prune, --sparsity-head) onto
+/// quench-prune-weights' (PruneOptions). Call before parsing the command
+/// line.
 void registerQuantizationCLOptions();
 /// The category of registerQuantizationCLOptions' options.
 llvm::cl::OptionCategory &getQuantizationCLOptionCategory();
@@ -64,6 +66,10 @@ llvm::cl::OptionCategory &getQuantizationCLOptionCategory();
 /// --quant=none), or an error message for a bad combination.
 llvm::Expected<std::optional<WeightQuantOptions>>
 getQuantizationOptionsFromCL();
+/// The pruning the command line asks for (--sparsity, --prune,
+/// --sparsity-head, and --quant-recipe's "sparsity" fields), std::nullopt
+/// for none, or an error message for a bad combination.
+llvm::Expected<std::optional<PruneOptions>> getPruneOptionsFromCL();
 /// The --quant preset name given on the command line ("none" by default).
 llvm::StringRef getQuantPresetFromCL();
 
@@ -128,6 +134,12 @@ struct FrontPipelineOptions {
   /// `attention` stage, quench-fuse-attention, after kv-cache: calibration,
   /// quantization and the cache rewrite see the chains as exported).
   bool fuseAttention = true;
+  /// Pruning (the `prune` stage, quench-prune-weights, before quantize);
+  /// std::nullopt: none.
+  std::optional<PruneOptions> prune;
+  /// Where the prune stage records what it did to each layer (must outlive
+  /// the pipeline run), or nullptr.
+  std::vector<LayerPruneRecord> *pruneReport = nullptr;
   /// Weight quantization (the `quantize` stage); std::nullopt: none.
   std::optional<WeightQuantOptions> weightQuant;
   /// Where the quantize stage records what it did to each layer (must
@@ -139,6 +151,7 @@ struct FrontPipelineOptions {
 ///   prepare    quench-prepare (only when opts.prepare);
 ///   calibrate  run the float model on samples (only when opts.calibrate);
 ///   smooth     SmoothQuant scale migration (only when opts.smooth);
+///   prune      quench-prune-weights (only when opts.prune);
 ///   quantize   quench-quantize-weights (only when opts.weightQuant);
 ///   kv-cache   past keys/values into caches (only when opts.kvCache);
 ///   attention  quench-fuse-attention (only when opts.fuseAttention);

@@ -52,6 +52,12 @@ struct GPTQOptions {
   /// Compute GPTQResult::loss (costs about as much as the quantization
   /// itself: O(rows * cols^2)); 0 is reported when off.
   bool computeLoss = true;
+  /// A fixed sparsity mask (row-major [rows, cols], nonzero = keep), or
+  /// null. Masked-out weights become exactly zero (code: the zero point)
+  /// and their removal is compensated on the later columns like a rounding
+  /// error, which is GPTQ of a pruned layer (Sparse.h). Group parameters
+  /// count them as zeros. Not owned; must outlive the call.
+  const uint8_t *keepMask = nullptr;
 };
 
 /// What quantizeMatrixGPTQ produced.

@@ -19,6 +19,7 @@
 #include "quench/Quant/GPTQ.h"
 #include "quench/Quant/HQQ.h"
 #include "quench/Quant/RTN.h"
+#include "quench/Quant/Sparse.h"
 #include "quench/Support/Communicator.h"
 #include "quench/Support/LLVM.h"
 #include "llvm/ADT/DenseSet.h"
@@ -62,6 +63,9 @@ struct Scheme {
   bool hqq = false;
   bool gptqActOrder = true;
   double gptqDampening = 0.01;
+  /// The recipe's "sparsity" for the layer (read by quench-prune-weights
+  /// through readRecipeSparsity; empty: none given).
+  std::string sparsity;
 };
 
 /// A recipe rule: layers whose name matches `pattern` get `scheme`.
@@ -143,7 +147,7 @@ LogicalResult readSchemeFields(const llvm::json::Object &obj, Scheme &s,
                                const Twine &where, Location loc) {
   static const StringRef known[] = {
       "match",     "skip",       "bits", "group_size",     "symmetric",
-      "scale_type", "algo", "gptq_act_order", "gptq_dampening"};
+      "scale_type", "algo", "gptq_act_order", "gptq_dampening", "sparsity"};
   for (const auto &kv : obj)
     if (!llvm::is_contained(known, StringRef(kv.first)))
       return emitError(loc) << where << ": unknown field '"
@@ -200,6 +204,17 @@ LogicalResult readSchemeFields(const llvm::json::Object &obj, Scheme &s,
     if (!d)
       return emitError(loc) << where << ": 'gptq_dampening' must be a number";
     s.gptqDampening = *d;
+  }
+  if (auto v = obj.get("sparsity")) {
+    std::optional<StringRef> str = v->getAsString();
+    qq::SparsityPattern pattern;
+    std::string error;
+    if (!str)
+      return emitError(loc) << where << ": 'sparsity' must be a string (2:4, "
+                                        "N:M, unstructured:F or none)";
+    if (!qq::parseSparsityPattern(str->str(), pattern, error))
+      return emitError(loc) << where << ": " << error;
+    s.sparsity = str->str();
   }
   // GPTQ settings on a layer rounded by RTN are a mistake, not a no-op.
   if (!s.gptq && !s.skip)
@@ -1071,6 +1086,22 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     const Scheme &s = p.w8a8 ? w8a8Scheme : p.scheme;
     std::vector<float> w = *readFloatWeights(p.cst, static_cast<bool>(p.transpose));
     releaseConstantPages(p.cst.getValue());
+    // A layer pruned by quench-prune-weights must keep its zeros exactly
+    // (every scheme maps 0 to its integer zero point, so it does; checked,
+    // since compressed formats and kernels will rely on it).
+    const bool pruned = p.op->hasAttr(kSparsityAttrName);
+    auto checkZeros = [&]() -> std::string {
+      if (!pruned)
+        return "";
+      const int64_t k = p.rec.inFeatures;
+      for (size_t i = 0; i < w.size(); ++i)
+        if (w[i] == 0.0f &&
+            qq::dequantizeAt(out, static_cast<int64_t>(i) / k,
+                             static_cast<int64_t>(i) % k) != 0.0f)
+          return "layer '" + p.rec.name +
+                 "': quantization moved a pruned weight off zero";
+      return "";
+    };
     if (p.scheme.hqq) {
       qq::HQQOptions hqqOptions;
       hqqOptions.threads = options.threads;
@@ -1079,13 +1110,13 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
                                   p.rec.inFeatures, static_cast<int>(s.bits),
                                   s.groupSize, s.symmetric, s.scaleType,
                                   hqqOptions);
-      return "";
+      return checkZeros();
     }
     if (!p.scheme.gptq) {
       out = qq::quantizeMatrixRTN(w.data(), p.rec.outFeatures, p.rec.inFeatures,
                                   static_cast<int>(s.bits), s.groupSize,
                                   s.symmetric, s.scaleType);
-      return "";
+      return checkZeros();
     }
     // This layer's Gram matrix only, dropped at the end of the call.
     auto gram = gramOf(p.rec.name);
@@ -1100,6 +1131,15 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
              std::to_string((*gram)->size()) + " elements, expected " +
              std::to_string(k) + " x " + std::to_string(k);
     qq::GPTQOptions gptqOptions;
+    // A layer pruned by quench-prune-weights keeps its zeros: GPTQ
+    // compensates on the kept weights only (docs/sparsity.md).
+    std::vector<uint8_t> keep;
+    if (pruned) {
+      keep.resize(w.size());
+      for (size_t i = 0; i < w.size(); ++i)
+        keep[i] = w[i] != 0.0f;
+      gptqOptions.keepMask = keep.data();
+    }
     gptqOptions.actOrder = p.scheme.gptqActOrder;
     gptqOptions.dampening = p.scheme.gptqDampening;
     gptqOptions.threads = options.threads;
@@ -1112,7 +1152,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
                                 gptqOptions, res, error))
       return "layer '" + p.rec.name + "': " + error;
     out = std::move(res.matrix);
-    return "";
+    return checkZeros();
   };
   // The codes become constants (on rank 0 only), with GPTQ's progress.
   auto finish = [&](Plan &p, const qq::QuantizedMatrix &m) {
@@ -1342,3 +1382,30 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
 }
 
 std::string quench::getLayerName(Location loc) { return layerName(loc); }
+
+bool quench::isOutputProjection(Operation *op) {
+  return reachesReturn(op->getResult(0));
+}
+
+LogicalResult
+quench::readRecipeSparsity(StringRef path, Location loc,
+                           ArrayRef<std::string> layers,
+                           std::vector<std::optional<std::string>> &out) {
+  Scheme defaults;
+  SmallVector<Rule> rules;
+  if (failed(parseRecipe(path, defaults, rules, loc)))
+    return failure();
+  out.clear();
+  for (const std::string &layer : layers) {
+    const Scheme *scheme = &defaults;
+    for (const Rule &r : rules)
+      if (r.pattern.match(layer)) {
+        scheme = &r.scheme;
+        break;
+      }
+    out.push_back(scheme->sparsity.empty()
+                      ? std::nullopt
+                      : std::optional<std::string>(scheme->sparsity));
+  }
+  return success();
+}

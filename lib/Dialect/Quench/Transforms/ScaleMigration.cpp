@@ -127,14 +127,16 @@ std::string constantName(ConstantOp cst, StringRef suffix) {
   return base + suffix.str();
 }
 
-/// A new f32 constant like `cst` holding `values`, created before `before`.
-Value newConstant(OpBuilder &b, ConstantOp cst, ArrayRef<float> values) {
+/// A new f32 constant like `cst` holding `values`, created at `b`'s
+/// insertion point, named after `cst` with `suffix`.
+Value newConstant(OpBuilder &b, ConstantOp cst, ArrayRef<float> values,
+                  StringRef suffix = "_scaled") {
   auto type = cast<RankedTensorType>(cst.getType());
   ArrayRef<char> bytes(reinterpret_cast<const char *>(values.data()),
                        values.size() * sizeof(float));
   return ConstantOp::create(
       b, cst.getLoc(), type,
-      createConstantAttr(type, bytes, constantName(cst, "_scaled")));
+      createConstantAttr(type, bytes, constantName(cst, suffix)));
 }
 
 void eraseIfUnused(Operation *op) {
@@ -207,11 +209,8 @@ std::vector<ScaleGroup> quench::findScaleGroups(ModuleOp module) {
   return groups;
 }
 
-/// Replaces `linear`'s weight by `w`, row-major [N, K] (the linear's
-/// layout), keeping a weight stored [K, N] behind a transpose in that form
-/// (quench-raise-ops'); the old constant goes when unused.
-static void replaceLinearWeight(LinearOp linear, std::vector<float> w,
-                                int64_t n, int64_t k) {
+void quench::replaceLinearWeight(LinearOp linear, std::vector<float> w,
+                                 int64_t n, int64_t k, StringRef suffix) {
   auto [cst, transpose] = weightConstant(linear);
   OpBuilder b(linear);
   if (transpose) {
@@ -219,13 +218,13 @@ static void replaceLinearWeight(LinearOp linear, std::vector<float> w,
     for (int64_t r = 0; r < n; ++r)
       for (int64_t j = 0; j < k; ++j)
         stored[j * n + r] = w[r * k + j];
-    Value c = newConstant(b, cst, stored);
+    Value c = newConstant(b, cst, stored, suffix);
     Value t = TransposeOp::create(b, transpose.getLoc(), transpose.getType(),
                                   c, transpose.getPermutationAttr());
     linear.getWeightMutable().assign(t);
     eraseIfUnused(transpose);
   } else {
-    linear.getWeightMutable().assign(newConstant(b, cst, w));
+    linear.getWeightMutable().assign(newConstant(b, cst, w, suffix));
   }
   eraseIfUnused(cst);
 }

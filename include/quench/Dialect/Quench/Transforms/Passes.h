@@ -164,6 +164,61 @@ std::unique_ptr<mlir::Pass>
 createQuenchQuantizeWeights(WeightQuantOptions options,
                             std::vector<LayerQuantRecord> *report);
 
+/// The attribute quench-prune-weights puts on a pruned quench.linear: its
+/// pattern and method, e.g. "2:4 magnitude".
+inline constexpr llvm::StringLiteral kSparsityAttrName = "quench.sparsity";
+
+/// Pruning as drivers run it: the options of quench-prune-weights plus the
+/// calibration Gram matrices SparseGPT needs (as WeightQuantOptions').
+struct PruneOptions : public QuenchPruneWeightsOptions {
+  PruneOptions() = default;
+  PruneOptions(const QuenchPruneWeightsOptions &options)
+      : QuenchPruneWeightsOptions(options) {}
+  /// See WeightQuantOptions::inputGram and hasInputGram.
+  std::function<llvm::Expected<std::shared_ptr<const std::vector<double>>>(
+      llvm::StringRef layer)>
+      inputGram;
+  std::function<bool(llvm::StringRef layer)> hasInputGram;
+};
+
+/// What pruning did to one layer.
+struct LayerPruneRecord {
+  std::string name; ///< layer name, as LayerQuantRecord::name
+  int64_t outFeatures = 0, inFeatures = 0;
+  int64_t bytes = 0;    ///< bytes of the weight as stored (dense)
+  std::string sparsity; ///< e.g. "2:4 sparsegpt", or "dense (output head)"
+  double density = 1.0; ///< fraction of nonzero weights after pruning
+};
+
+/// Prunes the constant weights of the quench.linear ops of `module` (see
+/// quench-prune-weights), appending one record per linear with a constant
+/// weight to `report` when given. Fails with one diagnostic (the module
+/// unchanged) on bad options or recipe, or SparseGPT layers without a Gram
+/// matrix (all named) or with a bad one.
+mlir::LogicalResult pruneWeights(mlir::ModuleOp module,
+                                 const PruneOptions &options,
+                                 std::vector<LayerPruneRecord> *report);
+
+/// quench-prune-weights with calibration results (the `prune` stage of the
+/// front pipeline); `report` as pruneWeights' (it must outlive the run).
+std::unique_ptr<mlir::Pass>
+createQuenchPruneWeights(PruneOptions options,
+                         std::vector<LayerPruneRecord> *report);
+
+/// Whether `op` is the output projection (the head): a linear whose result
+/// the function returns, possibly through reshapes; quantization
+/// (quantize-head) and pruning (prune-head) leave it alone by option.
+bool isOutputProjection(mlir::Operation *op);
+
+/// For each of `layers`, the "sparsity" the recipe at `path` gives it (the
+/// first rule matching the name, else the recipe's "default"), or
+/// std::nullopt when it gives none. Fails with a diagnostic at `loc` on an
+/// unreadable or malformed recipe (the checks of quench-quantize-weights).
+mlir::LogicalResult
+readRecipeSparsity(llvm::StringRef path, mlir::Location loc,
+                   llvm::ArrayRef<std::string> layers,
+                   std::vector<std::optional<std::string>> &out);
+
 #define GEN_PASS_REGISTRATION
 #include "quench/Dialect/Quench/Transforms/Passes.h.inc"
 

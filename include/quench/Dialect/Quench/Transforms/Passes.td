@@ -79,6 +79,66 @@ def QuenchFoldQDQ : Pass<"quench-fold-qdq"> {
   let dependentDialects = ["::quench::QuenchDialect"];
 }
 
+def QuenchPruneWeights : Pass<"quench-prune-weights", "::mlir::ModuleOp"> {
+  let summary = "Prune linear layers' weights (magnitude or SparseGPT)";
+  let description = [{
+    Sets weights of every `quench.linear` with a constant f32 weight to
+    exactly zero following `sparsity`: `N:M` (e.g. `2:4`, `4:8`) keeps N of
+    every M consecutive weights of an output row, i.e. along the reduction
+    dimension K (NVIDIA's 2:4 layout); `unstructured:F` prunes the fraction
+    F of every output row. The weights stay in their dense storage (a new
+    f32 constant, stored as before: [N, K], or [K, N] behind the transpose
+    quench-raise-ops makes); the linear gets the discardable attribute
+    `quench.sparsity` (e.g. `"2:4 magnitude"`), by which
+    `quench-quantize-weights` keeps the zeros when it quantizes the layer
+    (GPTQ with the mask fixed; every scheme maps 0 to its integer zero
+    point, which the quantizer checks). Compressed storage and sparse
+    kernels are not implemented yet (docs/sparsity.md).
+
+    `method=magnitude` keeps the largest |w| of each N:M group (or row),
+    ties keeping the lower index. `method=sparsegpt` (SparseGPT, lib/Quant/
+    Sparse.cpp) chooses the mask in one sweep over the columns with the
+    layer's input Gram matrix X^T X from calibration (GPTQ's, shared code)
+    and compensates each pruned weight's removal on the columns not pruned
+    yet; drivers pass the matrices in `quench::PruneOptions::inputGram`
+    (quench-compile `--calib`). Without them (quench-opt) the pass fails
+    with one error naming every layer that lacks statistics.
+
+    Scope: every linear with a constant f32 weight except the output
+    projection (a linear whose result the function returns, possibly
+    through reshapes) unless `prune-head`. `recipe` (the JSON recipe of
+    quench-quantize-weights) can give layers their own `"sparsity"` (`"none"`
+    keeps a layer dense); the first rule matching a layer decides, then the
+    recipe's `"default"`, then this pass's `sparsity`.
+
+    ```mlir
+    %w = quench.constant dense<[[0.1, -0.4, 0.3, 0.05]]> : tensor<1x4xf32>
+    %y = quench.linear %x, %w : ...
+    // sparsity=2:4 method=magnitude:
+    %w = quench.constant dense<[[0.0, -0.4, 0.3, 0.0]]> : tensor<1x4xf32>
+    %y = quench.linear %x, %w {quench.sparsity = "2:4 magnitude"} : ...
+    ```
+  }];
+  let options = [
+    Option<"sparsity", "sparsity", "std::string", "\"none\"",
+           "Pattern: N:M (e.g. 2:4, 4:8), unstructured:FRACTION (the "
+           "fraction of each row pruned) or none">,
+    Option<"method", "method", "std::string", "\"magnitude\"",
+           "magnitude, or sparsegpt (needs calibration Gram matrices)">,
+    Option<"pruneHead", "prune-head", "bool", "false",
+           "Also prune the output projection">,
+    Option<"recipe", "recipe", "std::string", "\"\"",
+           "JSON recipe (quench-quantize-weights' format) with per-layer "
+           "\"sparsity\"">,
+    Option<"dampening", "dampening", "double", "0.01",
+           "SparseGPT: dampening of H's diagonal, as a fraction of its mean">,
+    Option<"threads", "threads", "unsigned", "0",
+           "Threads of SparseGPT (0: the hardware concurrency); the result "
+           "is the same for every count">,
+  ];
+  let dependentDialects = ["::quench::QuenchDialect"];
+}
+
 def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> {
   let summary = "Weight quantization of linear layers (RTN, GPTQ or HQQ)";
   let description = [{

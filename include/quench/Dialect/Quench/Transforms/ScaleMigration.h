@@ -61,6 +61,14 @@ std::vector<ScaleGroup> findScaleGroups(mlir::ModuleOp module);
 /// constant.
 std::optional<std::vector<float>> readLinearWeight(LinearOp op);
 
+/// Replaces the weight of `op` (one readLinearWeight reads) by `w`,
+/// row-major f32 [n, k] (the linear's layout), keeping a weight stored
+/// [K, N] behind a transpose in that form (quench-raise-ops'); the new
+/// constant is named after the old one with `suffix`, and the old one is
+/// erased once unused.
+void replaceLinearWeight(LinearOp op, std::vector<float> w, int64_t n,
+                         int64_t k, llvm::StringRef suffix = "_scaled");
+
 /// Applies x -> x / s to a group with an absorber (s has `channels`
 /// positive finite values): the absorber's per-channel parameters are
 /// divided by s, column j of every linear's weight multiplied by s_j. New

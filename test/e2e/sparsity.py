@@ -1,0 +1,346 @@
+#!/usr/bin/python3
+"""End-to-end pruning (quench-compile --sparsity, docs/sparsity.md).
+
+A small ONNX MLP (MatMul initializers stored [K, N], a Gemm with transB
+stored [N, K], biases, ReLU; the last MatMul is the output head) is
+compiled with pruning and run; NumPy applies the same mask to the weights:
+
+  * --sparsity=2:4 / 4:8 / unstructured:0.5 with --prune=magnitude: the
+    executable's output equals the float model with the masked weights
+    (<= 1e-4 relative); the head stays dense unless --sparsity-head;
+  * joint with --quant=w8a16 (per channel, symmetric, f16 scales) and
+    --quant=w4a16 --asymmetric: equals the masked weights quantized by
+    NumPy's RTN; the size report gives each layer's sparsity and density;
+  * every other scheme (W8A8 static and dynamic, HQQ, GPTQ, W3A16, a bits
+    budget) composes, and a recipe gives layers their own pattern;
+  * --prune=sparsegpt with calibration on correlated inputs: each pruned
+    layer has the pattern's density and the output error on the
+    calibration inputs is below magnitude pruning's;
+  * bad uses fail with one message: a bad pattern, --prune without
+    --sparsity, sparsegpt without calibration.
+
+Usage: sparsity.py --build BUILD_DIR [--keep DIR]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+F32 = np.float32
+B, D0, D1, D2, D3, V = 8, 64, 48, 32, 40, 12
+
+
+def run(cmd):
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        sys.exit("FAILED: %s\n%s%s" % (" ".join(cmd), res.stdout, res.stderr))
+    return res
+
+
+def make_model(rng, path):
+    """x [B, D0] -> MatMul W1 [D0, D1] + b1 -> ReLU -> MatMul W2 [D1, D2] ->
+    Gemm(transB) W3 [D3, D2] + b3 -> ReLU -> MatMul W4 [D3, V] (the head).
+    Returns the weights in the linear layout [N, K] by layer name."""
+    w1 = rng.standard_normal((D0, D1)).astype(F32) / 8
+    b1 = rng.standard_normal(D1).astype(F32) / 4
+    w2 = rng.standard_normal((D1, D2)).astype(F32) / 7
+    w3 = rng.standard_normal((D3, D2)).astype(F32) / 6
+    b3 = rng.standard_normal(D3).astype(F32) / 4
+    w4 = rng.standard_normal((D3, V)).astype(F32) / 6
+    # A tie inside a 2:4 group of W1 (lower index kept).
+    w1[0:4, 0] = [0.5, -0.5, 0.5, 0.1]
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["h1"], name="/l1/MatMul"),
+        helper.make_node("Add", ["h1", "b1"], ["h1b"], name="/l1/Add"),
+        helper.make_node("Relu", ["h1b"], ["a1"], name="/l1/Relu"),
+        helper.make_node("MatMul", ["a1", "w2"], ["h2"], name="/l2/MatMul"),
+        helper.make_node("Gemm", ["h2", "w3", "b3"], ["h3"], name="/l3/Gemm",
+                         transB=1),
+        helper.make_node("Relu", ["h3"], ["a3"], name="/l3/Relu"),
+        helper.make_node("MatMul", ["a3", "w4"], ["y"], name="/head/MatMul"),
+    ]
+    inits = [numpy_helper.from_array(a, n) for n, a in
+             [("w1", w1), ("b1", b1), ("w2", w2), ("w3", w3), ("b3", b3),
+              ("w4", w4)]]
+    graph = helper.make_graph(
+        nodes, "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [B, D0])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [B, V])],
+        inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    weights = {"/l1/MatMul": w1.T.copy(), "/l2/MatMul": w2.T.copy(),
+               "/l3/Gemm": w3.copy(), "/head/MatMul": w4.T.copy()}
+    return weights, b1, b3
+
+
+def forward(x, w, b1, b3):
+    """The model with the linear-layout weights `w` ([N, K] each)."""
+    a1 = np.maximum(x @ w["/l1/MatMul"].T + b1, 0)
+    h2 = a1 @ w["/l2/MatMul"].T
+    a3 = np.maximum(h2 @ w["/l3/Gemm"].T + b3, 0)
+    return a3 @ w["/head/MatMul"].T
+
+
+def magnitude_mask(w, pattern):
+    """Keep mask of the [N, K] weight: N:M keeps the n largest |w| of each
+    group of m along K, unstructured the largest of each row; ties keep the
+    lower index (a stable sort of -|w|)."""
+    n_out, k = w.shape
+    mask = np.zeros_like(w, dtype=bool)
+    a = np.abs(w.astype(np.float64))
+    if pattern.startswith("unstructured:"):
+        frac = float(pattern.split(":")[1])
+        keep = k - int(np.floor(frac * k + 0.5))
+        spans = [(0, k, keep)]
+    else:
+        n, m = map(int, pattern.split(":"))
+        spans = [(c, min(c + m, k), min(n, k - c)) for c in range(0, k, m)]
+    for r in range(n_out):
+        for c0, c1, keep in spans:
+            order = np.argsort(-a[r, c0:c1], kind="stable")
+            mask[r, c0 + order[:keep]] = True
+    return mask
+
+
+def rtn(w, bits, group, symmetric):
+    """Dequantized round-to-nearest codes (lib/Quant/RTN.h): symmetric
+    scale max|w| / (2^(b-1) - 1), asymmetric (max - min) / (2^b - 1) with
+    0 in range and zero point round(-min / scale); f16 scales."""
+    n_out, k = w.shape
+    g = group if group else k
+    out = np.zeros_like(w)
+    for r in range(n_out):
+        for c0 in range(0, k, g):
+            v = w[r, c0:c0 + g].astype(F32)
+            if symmetric:
+                qmax = 2 ** (bits - 1) - 1
+                s = F32(np.float16(np.abs(v).max() / F32(qmax)))
+                if s == 0:
+                    continue
+                q = np.clip(np.rint(v / s), -qmax - 1, qmax)
+                out[r, c0:c0 + g] = q.astype(F32) * s
+            else:
+                lo, hi = min(F32(0), v.min()), max(F32(0), v.max())
+                s = F32(np.float16((hi - lo) / F32(2 ** bits - 1)))
+                if s == 0:
+                    continue
+                z = np.clip(np.rint(-lo / s), 0, 2 ** bits - 1)
+                q = np.clip(np.rint(v / s) + z, 0, 2 ** bits - 1)
+                out[r, c0:c0 + g] = (q - z).astype(F32) * s
+    return out
+
+
+def rel_err(got, want):
+    return float(np.abs(got - want).max() / np.abs(want).max())
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--keep")
+    args = ap.parse_args()
+    qc = os.path.join(args.build, "bin", "quench-compile")
+    work = args.keep or tempfile.mkdtemp(prefix="quench-sparsity-")
+    os.makedirs(work, exist_ok=True)
+    rng = np.random.default_rng(7)
+    onnx_path = os.path.join(work, "mlp.onnx")
+    weights, b1, b3 = make_model(rng, onnx_path)
+    # Correlated inputs of different scales (as activations are).
+    mix = np.eye(D0, dtype=F32) + rng.standard_normal((D0, D0)).astype(F32) / 4
+    scales = np.exp(rng.standard_normal(D0) / 2).astype(F32)
+
+    def sample():
+        return ((rng.standard_normal((B, D0)).astype(F32) @ mix) *
+                scales).astype(F32)
+
+    x = sample()
+    x_path = os.path.join(work, "x.npy")
+    np.save(x_path, x)
+    calib = os.path.join(work, "calib")
+    calib_x = []
+    for i in range(6):
+        os.makedirs(os.path.join(calib, str(i)), exist_ok=True)
+        calib_x.append(sample())
+        np.save(os.path.join(calib, str(i), "x.npy"), calib_x[-1])
+
+    def compile_run(name, flags, inputs=(x_path,)):
+        exe = os.path.join(work, name)
+        report = exe + ".json"
+        run([qc, onnx_path, "-o", exe, "--report=" + report] + flags)
+        outs = []
+        for i, path in enumerate(inputs):
+            od = os.path.join(work, "%s.out%d" % (name, i))
+            os.makedirs(od, exist_ok=True)
+            run([exe, "--input", "x=" + path, "--output-dir", od])
+            outs.append(np.load(os.path.join(od, "y.npy")))
+        with open(report) as f:
+            return outs, {l["name"]: l for l in json.load(f)["layers"]}
+
+    failures = []
+
+    def check(cond, what):
+        print(("ok   " if cond else "FAIL ") + what)
+        if not cond:
+            failures.append(what)
+
+    # Magnitude pruning == the float model with the masked weights.
+    for pattern, head in [("2:4", False), ("4:8", False),
+                          ("unstructured:0.5", False), ("2:4", True)]:
+        flags = ["--sparsity=" + pattern] + (["--sparsity-head"] if head
+                                             else [])
+        name = "mag_" + pattern.replace(":", "_") + ("_head" if head else "")
+        (y,), layers = compile_run(name, flags)
+        masked = {}
+        for layer, w in weights.items():
+            if layer == "/head/MatMul" and not head:
+                masked[layer] = w
+            else:
+                masked[layer] = np.where(magnitude_mask(w, pattern), w, 0)
+        want = forward(x.astype(np.float64),
+                       {k: v.astype(np.float64) for k, v in masked.items()},
+                       b1, b3)
+        err = rel_err(y, want)
+        check(err <= 1e-4, "%s: output vs masked float model, rel err %.2e"
+              % (" ".join(flags), err))
+        dense = forward(x.astype(np.float64), weights, b1, b3)
+        check(rel_err(y, dense) > 1e-2, "%s: pruning changed the output"
+              % " ".join(flags))
+        for layer, rec in layers.items():
+            want_d = 1.0 if layer == "/head/MatMul" and not head else \
+                float(np.count_nonzero(masked[layer])) / masked[layer].size
+            check(abs(rec["density"] - want_d) < 1e-9 and
+                  rec["sparsity"] == ("dense (output head)"
+                                      if want_d == 1.0 else
+                                      pattern + " magnitude"),
+                  "%s: report of %s: %s, density %.4f" %
+                  (" ".join(flags), layer, rec["sparsity"], rec["density"]))
+
+    # Pruned, then quantized: zeros stay zeros, the rest is RTN's.
+    for quant, bits, group, sym in [("w8a16", 8, 0, True),
+                                    ("w4a16", 4, 32, False)]:
+        flags = ["--sparsity=2:4", "--quant=" + quant] + \
+            ([] if sym else ["--asymmetric"])
+        (y,), layers = compile_run("q_" + quant, flags)
+        qw = {}
+        for layer, w in weights.items():
+            m = w if layer == "/head/MatMul" else \
+                np.where(magnitude_mask(w, "2:4"), w, 0)
+            g = group if group and group < m.shape[1] else 0
+            qw[layer] = rtn(m, bits, g, sym)
+            if layer != "/head/MatMul":
+                assert np.all(qw[layer][m == 0] == 0)
+        want = forward(x.astype(np.float64),
+                       {k: v.astype(np.float64) for k, v in qw.items()},
+                       b1, b3)
+        err = rel_err(y, want)
+        check(err <= 1e-4, "%s: output vs NumPy (mask, then RTN), rel err "
+              "%.2e" % (" ".join(flags), err))
+        rec = layers["/l2/MatMul"]
+        check(rec["scheme"].startswith("int%d" % bits) and
+              rec["density"] == 0.5 and rec["sparsity"] == "2:4 magnitude",
+              "%s: report of /l2/MatMul: %s, %s, density %s" %
+              (" ".join(flags), rec["scheme"], rec["sparsity"],
+               rec["density"]))
+
+    # Every other quantization scheme composes (the quantizer checks that
+    # pruned weights dequantize to exactly 0 and fails otherwise).
+    masked24 = {k: (v if k == "/head/MatMul" else
+                    np.where(magnitude_mask(v, "2:4"), v, 0))
+                for k, v in weights.items()}
+    want24 = forward(x.astype(np.float64), masked24, b1, b3)
+    for flags, tol in [(["--quant=w8a8-dynamic"], 0.05),
+                       (["--quant=w8a8", "--calib=" + calib], 0.05),
+                       (["--quant=w4a16", "--algo=hqq"], 0.2),
+                       (["--quant=w4a16", "--algo=gptq", "--calib=" + calib],
+                        0.2),
+                       (["--quant=w3a16", "--group-size=16"], 0.5),
+                       (["--quant=w8a16", "--bits-budget=6",
+                         "--calib=" + calib], 0.2)]:
+        flags = ["--sparsity=2:4"] + flags
+        (y,), layers = compile_run(
+            "any_" + "_".join(f.split("=")[-1].split("/")[-1]
+                              for f in flags[1:]), flags)
+        err = rel_err(y, want24)
+        check(np.all(np.isfinite(y)) and err < tol and all(
+            layers[l]["density"] == 0.5 for l in masked24
+            if l != "/head/MatMul"),
+              "%s: densities 0.5, rel err vs masked float %.2e (< %g)" %
+              (" ".join(flags), err, tol))
+
+    # A recipe gives layers their own pattern ("none": dense), also without
+    # --quant.
+    recipe = os.path.join(work, "recipe.json")
+    with open(recipe, "w") as f:
+        json.dump({"version": 1, "layers": [
+            {"match": "/l2/*", "sparsity": "none"},
+            {"match": "/l3/*", "sparsity": "unstructured:0.25"}]}, f)
+    for extra in [[], ["--quant=w8a16"]]:
+        flags = ["--sparsity=2:4", "--quant-recipe=" + recipe] + extra
+        _, layers = compile_run("recipe%d" % len(extra), flags)
+        got = {l: (r["sparsity"], r["density"]) for l, r in layers.items()}
+        check(got == {"/l1/MatMul": ("2:4 magnitude", 0.5),
+                      "/l2/MatMul": ("dense", 1.0),
+                      "/l3/Gemm": ("unstructured:0.25 magnitude", 0.75),
+                      "/head/MatMul": ("dense (output head)", 1.0)},
+              "%s: per-layer patterns %s" % (" ".join(flags), got))
+
+    # SparseGPT: pattern density, lower error than magnitude on the
+    # calibration inputs.
+    calib_paths = [os.path.join(calib, str(i), "x.npy") for i in range(6)]
+    dense = [forward(c.astype(np.float64), weights, b1, b3) for c in calib_x]
+    for pattern in ["2:4", "unstructured:0.5"]:
+        errs = {}
+        for method in ["magnitude", "sparsegpt"]:
+            flags = ["--sparsity=" + pattern, "--prune=" + method,
+                     "--calib=" + calib]
+            ys, layers = compile_run(
+                "sgpt_%s_%s" % (method, pattern.replace(":", "_")), flags,
+                calib_paths)
+            errs[method] = sum(float(((y - d) ** 2).sum())
+                               for y, d in zip(ys, dense))
+            for layer in ["/l1/MatMul", "/l2/MatMul", "/l3/Gemm"]:
+                check(abs(layers[layer]["density"] - 0.5) < 1e-9,
+                      "%s: density of %s %.4f" %
+                      (" ".join(flags), layer, layers[layer]["density"]))
+        check(errs["sparsegpt"] < errs["magnitude"],
+              "--sparsity=%s: output error on the calibration inputs, "
+              "SparseGPT %.4g < magnitude %.4g" %
+              (pattern, errs["sparsegpt"], errs["magnitude"]))
+
+    # Bad uses: one message, nonzero exit, no artifact.
+    for flags, message in [
+            (["--sparsity=3:2"], "sparsity '3:2': use N:M"),
+            (["--prune=sparsegpt"], "--prune and --sparsity-head need "
+             "--sparsity"),
+            (["--sparsity=2:4", "--prune=obs"], "--prune must be magnitude "
+             "or sparsegpt"),
+            (["--sparsity=2:4", "--prune=sparsegpt"],
+             "--prune=sparsegpt needs calibration (--calib or "
+             "--calib-cache); no input statistics for layers: /l1/MatMul, "
+             "/l2/MatMul, /l3/Gemm")]:
+        exe = os.path.join(work, "bad")
+        r = subprocess.run([qc, onnx_path, "-o", exe] + flags,
+                           capture_output=True, text=True)
+        check(r.returncode != 0 and message in r.stderr and
+              not os.path.exists(exe),
+              "%s fails: %s" % (" ".join(flags), r.stderr.strip()[:200]))
+
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    if failures:
+        sys.exit("%d failure(s)" % len(failures))
+    print("all sparsity checks passed")
+
+
+if __name__ == "__main__":
+    main()
