@@ -16,8 +16,10 @@ A model whose inputs are missing is skipped (and said so).
 Usage:
   bench/accuracy.py [--build build] [--work DIR] [--chargpt-dir build/chargpt]
                     [--stories PATH] [--sequences 64] [--markdown docs/accuracy.md]
-                    [--check] [--all]
---all adds EXTRA_SCHEMES (HQQ, W3A16, bits budgets; not in the e2e test);
+                    [--check] [--all] [--schemes REGEX]
+--all adds EXTRA_SCHEMES (HQQ, AWQ, W3A16, bits budgets; not in the e2e
+test); --schemes keeps only the schemes whose label matches REGEX (Python
+re.search), to measure a few without compiling all;
 the table's bits per weight is the size report's (codes, scales, zero
 points of the linear layers);
 --markdown (re)writes the accuracy document with the table and the command;
@@ -58,9 +60,10 @@ SCHEMES = [  # (label, quench-compile flags, needs calibration)
     ("W8A8 dynamic", ["--quant=w8a8-dynamic"], False),
 ]
 # Measured with --all only (the e2e test keeps to SCHEMES): HQQ (data-free,
-# asymmetric) against RTN with the same zero points and GPTQ, at 4 and 3
-# bits, and mixed precision under a bits budget against the uniform
-# schemes of the same bits (docs/quantization.md).
+# asymmetric) against RTN with the same zero points and GPTQ, AWQ (alone
+# and with GPTQ; also with scales not rounded to powers of two) against
+# both, at 4 and 3 bits, and mixed precision under a bits budget against
+# the uniform schemes of the same bits (docs/quantization.md).
 EXTRA_SCHEMES = [
     ("W4A16 g32 asym", ["--quant=w4a16", "--group-size=32", "--asymmetric"],
      False),
@@ -68,6 +71,19 @@ EXTRA_SCHEMES = [
                          "--asymmetric"], False),
     ("W4A16 g128 HQQ", ["--quant=w4a16", "--group-size=128", "--algo=hqq"],
      False),
+    ("W4A16 g128 GPTQ", ["--quant=w4a16", "--group-size=128", "--algo=gptq"],
+     True),
+    ("W4A16 g32 AWQ", ["--quant=w4a16", "--group-size=32", "--algo=awq"],
+     True),
+    ("W4A16 g32 AWQ, exact scales", ["--quant=w4a16", "--group-size=32",
+                                     "--algo=awq", "--awq-power-of-two=false"],
+     True),
+    ("W4A16 g32 AWQ+GPTQ", ["--quant=w4a16", "--group-size=32",
+                            "--algo=awq+gptq"], True),
+    ("W4A16 g128 AWQ", ["--quant=w4a16", "--group-size=128", "--algo=awq"],
+     True),
+    ("W4A16 g128 AWQ+GPTQ", ["--quant=w4a16", "--group-size=128",
+                             "--algo=awq+gptq"], True),
     ("W3A16 g32", ["--quant=w3a16", "--group-size=32"], False),
     ("W3A16 g32 asym", ["--quant=w3a16", "--group-size=32", "--asymmetric"],
      False),
@@ -75,6 +91,10 @@ EXTRA_SCHEMES = [
      True),
     ("W3A16 g32 HQQ", ["--quant=w3a16", "--group-size=32", "--algo=hqq"],
      False),
+    ("W3A16 g32 AWQ", ["--quant=w3a16", "--group-size=32", "--algo=awq"],
+     True),
+    ("W3A16 g32 AWQ+GPTQ", ["--quant=w3a16", "--group-size=32",
+                            "--algo=awq+gptq"], True),
     ("budget 4.5", ["--quant=w4a16", "--bits-budget=4.5"], True),
     ("budget 3.5", ["--quant=w4a16", "--bits-budget=3.5"], True),
     ("budget 4.5, no calibration", ["--quant=w4a16", "--bits-budget=4.5"],
@@ -145,7 +165,8 @@ def bits_per_weight(report):
     return float(m.group(1)) if m else 0.0
 
 
-def compile_all(build, onnx_path, work, stem, calib_dir, model, schemes):
+def compile_all(build, onnx_path, work, stem, calib_dir, model, schemes,
+                schemes_re=None):
     """Compiles the float model and each scheme; returns the float
     executable, {label: executable} and {label: bits per linear weight}."""
     qc = os.path.join(build, "bin", "quench-compile")
@@ -157,7 +178,9 @@ def compile_all(build, onnx_path, work, stem, calib_dir, model, schemes):
     recipe = os.path.join(work, stem + ".recipe.json")
     with open(recipe, "w") as f:
         json.dump(STORIES_RECIPE, f)
-    for label, flags, calibrated in schemes + MODEL_SCHEMES.get(model, []):
+    model_schemes = [s for s in MODEL_SCHEMES.get(model, [])
+                     if not schemes_re or re.search(schemes_re, s[0])]
+    for label, flags, calibrated in schemes + model_schemes:
         flags = [f.format(recipe=recipe) for f in flags]
         exe = os.path.join(work, stem + "_" +
                            "_".join(label.lower().split()))
@@ -209,6 +232,8 @@ def measure(args, work):
     bits = {}  # model -> {scheme: bits per linear weight}
     notes = []
     schemes = SCHEMES + (EXTRA_SCHEMES if args.all else [])
+    if args.schemes:
+        schemes = [s for s in schemes if re.search(args.schemes, s[0])]
     cdir = args.chargpt_dir
     if os.path.isfile(os.path.join(cdir, "chargpt.pt")):
         onnx_path = os.path.join(cdir, "chargpt.t32.onnx")
@@ -221,7 +246,7 @@ def measure(args, work):
                               os.path.join(work, "calib-chargpt"), "tokens")
         f32, exes, bits["char-GPT (2.7M)"] = compile_all(
             args.build, onnx_path, work, "chargpt", calib, "char-GPT (2.7M)",
-            schemes)
+            schemes, args.schemes)
         results["char-GPT (2.7M)"] = quant_eval.compare(
             f32, exes, chargpt_windows(cdir, args.sequences), "tokens")
     else:
@@ -238,7 +263,7 @@ def measure(args, work):
             os.path.join(work, "calib-stories"), "input_ids")
         f32, exes, bits["stories260K"] = compile_all(
             args.build, onnx_path, work, "stories", calib, "stories260K",
-            schemes)
+            schemes, args.schemes)
         results["stories260K"] = quant_eval.compare(
             f32, exes, stories_sequences(args.stories, args.sequences),
             "input_ids")
@@ -271,8 +296,10 @@ def main():
     ap.add_argument("--markdown")
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--all", action="store_true",
-                    help="also the schemes of EXTRA_SCHEMES (HQQ, W3A16, "
-                         "bits budgets)")
+                    help="also the schemes of EXTRA_SCHEMES (HQQ, AWQ, "
+                         "W3A16, bits budgets)")
+    ap.add_argument("--schemes", metavar="REGEX",
+                    help="only the schemes whose label matches REGEX")
     args = ap.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="quench-accuracy-")
     os.makedirs(work, exist_ok=True)
@@ -314,6 +341,8 @@ def main():
         bad = []
         for model, res in results.items():
             for scheme, bound in BOUNDS[model].items():
+                if scheme not in res:  # left out by --schemes
+                    continue
                 top1_min, kl_max = bound[:2]
                 kl, top1, decisive = res[scheme]
                 if top1 < top1_min or kl > kl_max or (
@@ -325,8 +354,9 @@ def main():
                                    " (min %.0f %%)" % (100 * bound[2])
                                    if len(bound) > 2 else ""))
         for model, scheme, baseline in BETTER_THAN:
-            if model in results and not (results[model][scheme][0] <
-                                         results[model][baseline][0]):
+            res = results.get(model, {})
+            if scheme in res and baseline in res and \
+                    not res[scheme][0] < res[baseline][0]:
                 bad.append("%s %s: KL %.2e not below %s's %.2e" % (
                     model, scheme, results[model][scheme][0], baseline,
                     results[model][baseline][0]))
