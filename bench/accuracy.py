@@ -53,6 +53,8 @@ SCHEMES = [  # (label, quench-compile flags, needs calibration)
     ("W4A16 g128", ["--quant=w4a16", "--group-size=128"], False),
     ("W4A16 g32 HQQ", ["--quant=w4a16", "--group-size=32", "--algo=hqq"],
      False),
+    ("W4A16 g32 AWQ", ["--quant=w4a16", "--group-size=32", "--algo=awq"],
+     True),
     ("W8A8 static", ["--quant=w8a8"], True),
     ("W8A8 static SmoothQuant 0.5", ["--quant=w8a8", "--smooth=0.5"], True),
     ("W8A8 static SmoothQuant auto", ["--quant=w8a8", "--smooth=auto"],
@@ -73,8 +75,6 @@ EXTRA_SCHEMES = [
      False),
     ("W4A16 g128 GPTQ", ["--quant=w4a16", "--group-size=128", "--algo=gptq"],
      True),
-    ("W4A16 g32 AWQ", ["--quant=w4a16", "--group-size=32", "--algo=awq"],
-     True),
     ("W4A16 g32 AWQ, exact scales", ["--quant=w4a16", "--group-size=32",
                                      "--algo=awq", "--awq-power-of-two=false"],
      True),
@@ -84,6 +84,9 @@ EXTRA_SCHEMES = [
      True),
     ("W4A16 g128 AWQ+GPTQ", ["--quant=w4a16", "--group-size=128",
                              "--algo=awq+gptq"], True),
+    ("W4A16 g128 AWQ, exact scales", ["--quant=w4a16", "--group-size=128",
+                                      "--algo=awq",
+                                      "--awq-power-of-two=false"], True),
     ("W3A16 g32", ["--quant=w3a16", "--group-size=32"], False),
     ("W3A16 g32 asym", ["--quant=w3a16", "--group-size=32", "--asymmetric"],
      False),
@@ -95,6 +98,9 @@ EXTRA_SCHEMES = [
      True),
     ("W3A16 g32 AWQ+GPTQ", ["--quant=w3a16", "--group-size=32",
                             "--algo=awq+gptq"], True),
+    ("W3A16 g32 AWQ, exact scales", ["--quant=w3a16", "--group-size=32",
+                                     "--algo=awq",
+                                     "--awq-power-of-two=false"], True),
     ("budget 4.5", ["--quant=w4a16", "--bits-budget=4.5"], True),
     ("budget 3.5", ["--quant=w4a16", "--bits-budget=3.5"], True),
     ("budget 4.5, no calibration", ["--quant=w4a16", "--bits-budget=4.5"],
@@ -125,6 +131,7 @@ BOUNDS = {
                         "W8A16 per channel GPTQ": (0.99, 1e-3),
                         "W4A16 g32": (0.93, 1e-2),
                         "W4A16 g32 HQQ": (0.94, 5e-3),
+                        "W4A16 g32 AWQ": (0.94, 5e-3),
                         "W8A8 static": (0.97, 3e-3),
                         "W8A8 static SmoothQuant auto": (0.97, 3e-3),
                         "W8A8 dynamic": (0.98, 2e-3)},
@@ -133,8 +140,10 @@ BOUNDS = {
                     "W8A16 g8 GPTQ, blocks 0-1 float": (0.94, 1e-3, 0.99),
                     "W8A8 static SmoothQuant auto": (0.70, 1.3e-1),
                     "W8A8 dynamic": (0.75, 8e-2),
-                    # HQQ below RTN's 2.15 (docs/quantization.md "HQQ").
-                    "W4A16 g32 HQQ": (0.28, 1.9)},
+                    # HQQ and AWQ below RTN's 2.15 (docs/quantization.md
+                    # "HQQ", "AWQ").
+                    "W4A16 g32 HQQ": (0.28, 1.9),
+                    "W4A16 g32 AWQ": (0.28, 1.95)},
 }
 # (model, scheme, baseline): --check also asserts that the scheme's mean KL
 # is below the baseline's (issue #15: SmoothQuant improves W8A8 static; on
@@ -325,7 +334,8 @@ def main():
                     "char-GPT: windows of the KJV text's "
                     "held-out 5 %%; stories260K: stories sampled from the "
                     "float PyTorch model (temperature 1). Scales are f16, "
-                    "codes symmetric (docs/quantization.md). GPTQ and W8A8 "
+                    "codes symmetric except HQQ's (docs/quantization.md). "
+                    "GPTQ, AWQ and W8A8 "
                     "static are calibrated on %d other sequences (char-GPT: "
                     "windows of the training split; stories260K: stories "
                     "sampled with another seed), docs/calibration.md; "
