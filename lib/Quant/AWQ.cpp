@@ -15,31 +15,12 @@ double quench::quant::hessianWeightedError(const float *a, const float *b,
                                            int64_t rows, int64_t cols,
                                            const double *gram,
                                            unsigned threads) {
-  // One partial sum per row, added in row order: the same for any thread
-  // count.
-  std::vector<double> rowError(rows, 0.0);
-  detail::parallelFor(threads, rows, /*grain=*/8, [&](int64_t r0, int64_t r1) {
-    std::vector<double> d(cols);
-    for (int64_t r = r0; r < r1; ++r) {
-      for (int64_t c = 0; c < cols; ++c)
-        d[c] = static_cast<double>(a[r * cols + c]) - b[r * cols + c];
-      double total = 0;
-      for (int64_t i = 0; i < cols; ++i) {
-        if (d[i] == 0)
-          continue;
-        const double *h = gram + i * cols;
-        double dot = 0;
-        for (int64_t j = 0; j < cols; ++j)
-          dot += h[j] * d[j];
-        total += d[i] * dot;
-      }
-      rowError[r] = total;
-    }
-  });
-  double total = 0;
-  for (double e : rowError)
-    total += e;
-  return total;
+  return detail::quadraticSum(rows, cols, gram, threads,
+                              [&](int64_t r, double *d) {
+                                for (int64_t c = 0; c < cols; ++c)
+                                  d[c] = static_cast<double>(a[r * cols + c]) -
+                                         b[r * cols + c];
+                              });
 }
 
 QuantizedMatrix quench::quant::quantizeMatrixClipped(const float *w,
