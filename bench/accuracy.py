@@ -18,7 +18,10 @@ Usage:
                     [--stories PATH] [--sequences 64] [--markdown docs/accuracy.md]
                     [--check] [--all] [--sparsity] [--only REGEX]
                     [--plot DIR]
---all adds EXTRA_SCHEMES (HQQ, W3A16, bits budgets; not in the e2e test);
+--all adds EXTRA_SCHEMES (HQQ, AWQ, W3A16, bits budgets; not in the e2e
+test); --only (or --schemes) keeps only the schemes whose label matches
+REGEX (Python re.search), to measure a few without compiling all;
+--plot DIR writes one PNG per model: KL against bits per weight per method;
 the table's bits per weight is the size report's (codes, scales, zero
 points of the linear layers);
 --sparsity measures SPARSITY_SCHEMES (pruning, docs/sparsity.md) instead,
@@ -54,6 +57,8 @@ SCHEMES = [  # (label, quench-compile flags, needs calibration)
     ("W4A16 g128", ["--quant=w4a16", "--group-size=128"], False),
     ("W4A16 g32 HQQ", ["--quant=w4a16", "--group-size=32", "--algo=hqq"],
      False),
+    ("W4A16 g32 AWQ", ["--quant=w4a16", "--group-size=32", "--algo=awq"],
+     True),
     ("W8A8 static", ["--quant=w8a8"], True),
     ("W8A8 static SmoothQuant 0.5", ["--quant=w8a8", "--smooth=0.5"], True),
     ("W8A8 static SmoothQuant auto", ["--quant=w8a8", "--smooth=auto"],
@@ -61,9 +66,10 @@ SCHEMES = [  # (label, quench-compile flags, needs calibration)
     ("W8A8 dynamic", ["--quant=w8a8-dynamic"], False),
 ]
 # Measured with --all only (the e2e test keeps to SCHEMES): HQQ (data-free,
-# asymmetric) against RTN with the same zero points and GPTQ, at 4 and 3
-# bits, and mixed precision under a bits budget against the uniform
-# schemes of the same bits (docs/quantization.md).
+# asymmetric) against RTN with the same zero points and GPTQ, AWQ (alone
+# and with GPTQ; also with scales not rounded to powers of two) against
+# both, at 4 and 3 bits, and mixed precision under a bits budget against
+# the uniform schemes of the same bits (docs/quantization.md).
 EXTRA_SCHEMES = [
     ("W4A16 g32 asym", ["--quant=w4a16", "--group-size=32", "--asymmetric"],
      False),
@@ -71,6 +77,20 @@ EXTRA_SCHEMES = [
                          "--asymmetric"], False),
     ("W4A16 g128 HQQ", ["--quant=w4a16", "--group-size=128", "--algo=hqq"],
      False),
+    ("W4A16 g128 GPTQ", ["--quant=w4a16", "--group-size=128", "--algo=gptq"],
+     True),
+    ("W4A16 g32 AWQ, exact scales", ["--quant=w4a16", "--group-size=32",
+                                     "--algo=awq", "--awq-power-of-two=false"],
+     True),
+    ("W4A16 g32 AWQ+GPTQ", ["--quant=w4a16", "--group-size=32",
+                            "--algo=awq+gptq"], True),
+    ("W4A16 g128 AWQ", ["--quant=w4a16", "--group-size=128", "--algo=awq"],
+     True),
+    ("W4A16 g128 AWQ+GPTQ", ["--quant=w4a16", "--group-size=128",
+                             "--algo=awq+gptq"], True),
+    ("W4A16 g128 AWQ, exact scales", ["--quant=w4a16", "--group-size=128",
+                                      "--algo=awq",
+                                      "--awq-power-of-two=false"], True),
     ("W3A16 g32", ["--quant=w3a16", "--group-size=32"], False),
     ("W3A16 g32 asym", ["--quant=w3a16", "--group-size=32", "--asymmetric"],
      False),
@@ -78,6 +98,13 @@ EXTRA_SCHEMES = [
      True),
     ("W3A16 g32 HQQ", ["--quant=w3a16", "--group-size=32", "--algo=hqq"],
      False),
+    ("W3A16 g32 AWQ", ["--quant=w3a16", "--group-size=32", "--algo=awq"],
+     True),
+    ("W3A16 g32 AWQ+GPTQ", ["--quant=w3a16", "--group-size=32",
+                            "--algo=awq+gptq"], True),
+    ("W3A16 g32 AWQ, exact scales", ["--quant=w3a16", "--group-size=32",
+                                     "--algo=awq",
+                                     "--awq-power-of-two=false"], True),
     ("budget 4.5", ["--quant=w4a16", "--bits-budget=4.5"], True),
     ("budget 3.5", ["--quant=w4a16", "--bits-budget=3.5"], True),
     ("budget 4.5, no calibration", ["--quant=w4a16", "--bits-budget=4.5"],
@@ -149,6 +176,7 @@ BOUNDS = {
                         "W8A16 per channel GPTQ": (0.99, 1e-3),
                         "W4A16 g32": (0.93, 1e-2),
                         "W4A16 g32 HQQ": (0.94, 5e-3),
+                        "W4A16 g32 AWQ": (0.94, 5e-3),
                         "W8A8 static": (0.97, 3e-3),
                         "W8A8 static SmoothQuant auto": (0.97, 3e-3),
                         "W8A8 dynamic": (0.98, 2e-3)},
@@ -157,8 +185,10 @@ BOUNDS = {
                     "W8A16 g8 GPTQ, blocks 0-1 float": (0.94, 1e-3, 0.99),
                     "W8A8 static SmoothQuant auto": (0.70, 1.3e-1),
                     "W8A8 dynamic": (0.75, 8e-2),
-                    # HQQ below RTN's 2.15 (docs/quantization.md "HQQ").
-                    "W4A16 g32 HQQ": (0.28, 1.9)},
+                    # HQQ and AWQ below RTN's 2.15 (docs/quantization.md
+                    # "HQQ", "AWQ").
+                    "W4A16 g32 HQQ": (0.28, 1.9),
+                    "W4A16 g32 AWQ": (0.28, 1.95)},
 }
 # (model, scheme, baseline): --check also asserts that the scheme's mean KL
 # is below the baseline's (issue #15: SmoothQuant improves W8A8 static; on
@@ -195,7 +225,8 @@ def density(report):
     return float(m.group(1)) if m else 1.0
 
 
-def compile_all(build, onnx_path, work, stem, calib_dir, model, schemes):
+def compile_all(build, onnx_path, work, stem, calib_dir, model, schemes,
+                schemes_re=None):
     """Compiles the float model and each scheme; returns the float
     executable, {label: executable} and {label: (bits per linear weight,
     density of the linear weights)}."""
@@ -210,6 +241,8 @@ def compile_all(build, onnx_path, work, stem, calib_dir, model, schemes):
         json.dump(STORIES_RECIPE, f)
     extra = (SPARSITY_MODEL_SCHEMES if schemes is SPARSITY_SCHEMES
              else MODEL_SCHEMES).get(model, [])
+    extra = [sc for sc in extra
+             if not schemes_re or re.search(schemes_re, sc[0])]
     for label, flags, calibrated in schemes + extra:
         flags = [f.format(recipe=recipe) for f in flags]
         exe = os.path.join(work, stem + "_" +
@@ -277,7 +310,7 @@ def measure(args, work):
                               os.path.join(work, "calib-chargpt"), "tokens")
         f32, exes, bits["char-GPT (2.7M)"] = compile_all(
             args.build, onnx_path, work, "chargpt", calib, "char-GPT (2.7M)",
-            schemes)
+            schemes, args.only)
         results["char-GPT (2.7M)"] = quant_eval.compare(
             f32, exes, chargpt_windows(cdir, args.sequences), "tokens")
     else:
@@ -294,7 +327,7 @@ def measure(args, work):
             os.path.join(work, "calib-stories"), "input_ids")
         f32, exes, bits["stories260K"] = compile_all(
             args.build, onnx_path, work, "stories", calib, "stories260K",
-            schemes)
+            schemes, args.only)
         results["stories260K"] = quant_eval.compare(
             f32, exes, stories_sequences(args.stories, args.sequences),
             "input_ids")
@@ -395,13 +428,13 @@ def main():
     ap.add_argument("--plot", metavar="DIR",
                     help="write one PNG per model (KL against bits per "
                          "weight, per method) into DIR")
-    ap.add_argument("--only", metavar="REGEX",
+    ap.add_argument("--only", "--schemes", metavar="REGEX", dest="only",
                     help="measure only the schemes whose label matches "
                          "(with --all: among all of them); not with "
                          "--markdown or --check")
     ap.add_argument("--all", action="store_true",
-                    help="also the schemes of EXTRA_SCHEMES (HQQ, W3A16, "
-                         "bits budgets)")
+                    help="also the schemes of EXTRA_SCHEMES (HQQ, AWQ, "
+                         "W3A16, bits budgets)")
     ap.add_argument("--sparsity", action="store_true",
                     help="measure the pruning schemes of SPARSITY_SCHEMES "
                          "instead (docs/sparsity.md; no --check bounds)")
@@ -438,7 +471,8 @@ def main():
                     "char-GPT: windows of the KJV text's "
                     "held-out 5 %%; stories260K: stories sampled from the "
                     "float PyTorch model (temperature 1). Scales are f16, "
-                    "codes symmetric (docs/quantization.md). GPTQ and W8A8 "
+                    "codes symmetric except HQQ's (docs/quantization.md). "
+                    "GPTQ, AWQ and W8A8 "
                     "static are calibrated on %d other sequences (char-GPT: "
                     "windows of the training split; stories260K: stories "
                     "sampled with another seed), docs/calibration.md; "
@@ -454,6 +488,8 @@ def main():
         bad = []
         for model, res in results.items():
             for scheme, bound in BOUNDS[model].items():
+                if scheme not in res:  # left out by --schemes
+                    continue
                 top1_min, kl_max = bound[:2]
                 kl, top1, decisive = res[scheme]
                 if top1 < top1_min or kl > kl_max or (
@@ -465,8 +501,9 @@ def main():
                                    " (min %.0f %%)" % (100 * bound[2])
                                    if len(bound) > 2 else ""))
         for model, scheme, baseline in BETTER_THAN:
-            if model in results and not (results[model][scheme][0] <
-                                         results[model][baseline][0]):
+            res = results.get(model, {})
+            if scheme in res and baseline in res and \
+                    not res[scheme][0] < res[baseline][0]:
                 bad.append("%s %s: KL %.2e not below %s's %.2e" % (
                     model, scheme, results[model][scheme][0], baseline,
                     results[model][baseline][0]))

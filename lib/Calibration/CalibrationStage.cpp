@@ -230,6 +230,22 @@ void quench::calib::addCalibrationStage(FrontPipelineOptions &opts,
   opts.weightQuant->inputRange = inputRange;
   opts.weightQuant->hasInputGram = hasInputGram;
   opts.weightQuant->inputGram = inputGram;
+  // AWQ's per-channel mean |x| (of x / s after SmoothQuant: exact).
+  opts.weightQuant->inputMeanAbs =
+      [s, smoothScalesOf](StringRef layer) -> std::optional<std::vector<float>> {
+    const TensorStats *t = s->stats ? s->stats->findLayerInput(layer.str())
+                                    : nullptr;
+    if (!t || t->channelAbsSum.empty() || t->rows == 0)
+      return std::nullopt;
+    const std::vector<float> *scales = smoothScalesOf(layer);
+    if (scales && scales->size() != t->channelAbsSum.size())
+      return std::nullopt;
+    std::vector<float> mean(t->channelAbsSum.size());
+    for (size_t j = 0; j < mean.size(); ++j)
+      mean[j] = static_cast<float>(t->channelMeanAbs(static_cast<int64_t>(j)) /
+                                   (scales ? (*scales)[j] : 1.0f));
+    return mean;
+  };
   opts.weightQuant->progress = true;
 }
 

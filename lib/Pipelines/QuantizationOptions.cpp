@@ -109,11 +109,19 @@ struct QuantizationCLOptions {
       "algo",
       cl::desc("Weight rounding algorithm: rtn (round to nearest, default), "
                "gptq (GPTQ error compensation; needs calibration "
-               "statistics, --calib or --calib-cache) or hqq (half-quadratic "
+               "statistics, --calib or --calib-cache), hqq (half-quadratic "
                "optimization of scales and zero points, data-free; implies "
                "--asymmetric for weight-only schemes unless "
-               "--asymmetric=false)"),
-      cl::init("rtn"), cl::value_desc("rtn|gptq|hqq"), cl::cat(category)};
+               "--asymmetric=false), awq (activation-aware per-channel "
+               "scales and clipping; needs calibration statistics) or "
+               "awq+gptq (AWQ's scales, then GPTQ)"),
+      cl::init("rtn"), cl::value_desc("rtn|gptq|hqq|awq|awq+gptq"),
+      cl::cat(category)};
+  cl::opt<bool> awqPowerOfTwo{
+      "awq-power-of-two",
+      cl::desc("AWQ: round the migrated per-channel scales to powers of two "
+               "(exact migration; default: true)"),
+      cl::init(true), cl::cat(category)};
   cl::opt<bool> gptqActOrder{
       "gptq-act-order",
       cl::desc("GPTQ: quantize input features by decreasing calibration "
@@ -211,6 +219,7 @@ quench::getQuantizationOptionsFromCL() {
     note(o.quantEmbeddings);
     note(o.embeddingGroupSize);
     note(o.bitsBudget);
+    note(o.awqPowerOfTwo);
     if (!given.empty()) {
       std::string names;
       for (size_t i = 0; i < given.size(); ++i)
@@ -220,8 +229,10 @@ quench::getQuantizationOptionsFromCL() {
                    " --quant (e.g. --quant=w4a16)");
     }
   }
-  if (o.algo != "rtn" && o.algo != "gptq" && o.algo != "hqq")
-    return error("--algo must be rtn, gptq or hqq, got '" + o.algo + "'");
+  if (o.algo != "rtn" && o.algo != "gptq" && o.algo != "hqq" &&
+      o.algo != "awq" && o.algo != "awq+gptq")
+    return error("--algo must be rtn, gptq, hqq, awq or awq+gptq, got '" +
+                 o.algo + "'");
   if (out) {
     WeightQuantOptions &q = *out;
     q.symmetric = !o.asymmetric;
@@ -267,6 +278,7 @@ quench::getQuantizationOptionsFromCL() {
     q.threads = o.threads;
     q.bitsBudget = o.bitsBudget;
     q.hqqLpNorm = o.hqqLpNorm;
+    q.awqPowerOfTwo = o.awqPowerOfTwo;
   }
   return out;
 }

@@ -2,6 +2,8 @@
 
 #include "quench/Quant/AWQ.h"
 
+#include "Parallel.h"
+
 #include <algorithm>
 #include <cassert>
 #include <cmath>
@@ -11,23 +13,14 @@ using namespace quench::quant;
 
 double quench::quant::hessianWeightedError(const float *a, const float *b,
                                            int64_t rows, int64_t cols,
-                                           const double *gram) {
-  double total = 0;
-  std::vector<double> d(cols);
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < cols; ++c)
-      d[c] = static_cast<double>(a[r * cols + c]) - b[r * cols + c];
-    for (int64_t i = 0; i < cols; ++i) {
-      if (d[i] == 0)
-        continue;
-      const double *h = gram + i * cols;
-      double dot = 0;
-      for (int64_t j = 0; j < cols; ++j)
-        dot += h[j] * d[j];
-      total += d[i] * dot;
-    }
-  }
-  return total;
+                                           const double *gram,
+                                           unsigned threads) {
+  return detail::quadraticSum(rows, cols, gram, threads,
+                              [&](int64_t r, double *d) {
+                                for (int64_t c = 0; c < cols; ++c)
+                                  d[c] = static_cast<double>(a[r * cols + c]) -
+                                         b[r * cols + c];
+                              });
 }
 
 QuantizedMatrix quench::quant::quantizeMatrixClipped(const float *w,
@@ -93,7 +86,8 @@ AWQScaleResult quench::quant::searchAWQScales(
       for (int64_t r = 0; r < n; ++r)
         for (int64_t j = 0; j < k; ++j)
           q[r * k + j] /= s[j];
-      total += hessianWeightedError(weights[i], q.data(), n, k, gram);
+      total +=
+          hessianWeightedError(weights[i], q.data(), n, k, gram, cfg.threads);
     }
     return total;
   };
@@ -114,8 +108,12 @@ AWQScaleResult quench::quant::searchAWQScales(
     }
     double norm = std::sqrt(lo * hi);
     std::vector<float> s(k);
-    for (int64_t j = 0; j < k; ++j)
-      s[j] = static_cast<float>(v[j] / norm);
+    for (int64_t j = 0; j < k; ++j) {
+      double sj = v[j] / norm;
+      if (cfg.powerOfTwo)
+        sj = std::exp2(std::round(std::log2(sj)));
+      s[j] = static_cast<float>(sj);
+    }
     double l = loss(s);
     if (l < best.loss) {
       best.alpha = alpha;

@@ -25,50 +25,11 @@ int64_t quench::quant::storageBits(int64_t rows, int64_t cols, int bits,
   return out;
 }
 
-/// sum_r d_r H d_r^T (H = I when `gram` is null) over the rows r of a
-/// [rows, cols] matrix whose row differences `fill(r, d)` writes.
-template <typename Fill>
-static double quadraticSum(int64_t rows, int64_t k, const double *gram,
-                           unsigned threads, Fill fill) {
-  // One partial sum per row, added in row order at the end: the result
-  // does not depend on the thread count.
-  std::vector<double> rowError(rows, 0.0);
-  auto rowsFrom = [&](int64_t r0, int64_t r1) {
-    std::vector<double> d(k);
-    for (int64_t r = r0; r < r1; ++r) {
-      fill(r, d.data());
-      double total = 0.0;
-      if (!gram) {
-        for (int64_t c = 0; c < k; ++c)
-          total += d[c] * d[c];
-      } else {
-        // d H d^T with H symmetric: the diagonal plus twice the upper
-        // triangle.
-        for (int64_t i = 0; i < k; ++i) {
-          if (d[i] == 0.0)
-            continue;
-          const double *h = gram + i * k;
-          double acc = 0.5 * h[i] * d[i];
-          for (int64_t j = i + 1; j < k; ++j)
-            acc += h[j] * d[j];
-          total += 2.0 * d[i] * acc;
-        }
-      }
-      rowError[r] = total;
-    }
-  };
-  detail::parallelFor(threads, rows, /*grain=*/8, rowsFrom);
-  double total = 0.0;
-  for (double e : rowError)
-    total += e;
-  return total;
-}
-
 double quench::quant::quantizationError(const float *w,
                                         const QuantizedMatrix &m,
                                         const double *gram, unsigned threads) {
   int64_t k = m.cols;
-  return quadraticSum(m.rows, k, gram, threads, [&](int64_t r, double *d) {
+  return detail::quadraticSum(m.rows, k, gram, threads, [&](int64_t r, double *d) {
     for (int64_t c = 0; c < k; ++c)
       d[c] = static_cast<double>(w[r * k + c]) - dequantizeAt(m, r, c);
   });
@@ -76,7 +37,7 @@ double quench::quant::quantizationError(const float *w,
 
 double quench::quant::outputEnergy(const float *w, int64_t rows, int64_t cols,
                                    const double *gram, unsigned threads) {
-  return quadraticSum(rows, cols, gram, threads, [&](int64_t r, double *d) {
+  return detail::quadraticSum(rows, cols, gram, threads, [&](int64_t r, double *d) {
     for (int64_t c = 0; c < cols; ++c)
       d[c] = static_cast<double>(w[r * cols + c]);
   });

@@ -1,7 +1,8 @@
 //===- Parallel.h - row-parallel loops of the quantization numerics -*- C++ -*-===//
 //
-// Private to lib/Quant: the one thread-pool loop that GPTQ, HQQ and the bits
-// budget share. Callers make every element's result independent of the
+// Private to lib/Quant: the one thread-pool loop that GPTQ, HQQ, AWQ and
+// the bits budget share, and the row-parallel quadratic form of their
+// output errors. Callers make every element's result independent of the
 // chunk (and thread) it is computed in, so results do not depend on the
 // thread count.
 //
@@ -49,6 +50,47 @@ void parallelFor(unsigned threads, int64_t count, int64_t grain, F &&fn) {
   worker();
   for (std::thread &th : pool)
     th.join();
+}
+
+/// sum_r d_r H d_r^T (H = I when `gram` is null; H symmetric) over the rows
+/// r of a [rows, k] matrix whose row differences `fill(r, d)` writes, rows
+/// over `threads` threads: the output errors of the quantization numerics
+/// (bits budget, AWQ). The same for every thread count.
+template <typename Fill>
+double quadraticSum(int64_t rows, int64_t k, const double *gram,
+                           unsigned threads, Fill fill) {
+  // One partial sum per row, added in row order at the end: the result
+  // does not depend on the thread count.
+  std::vector<double> rowError(rows, 0.0);
+  auto rowsFrom = [&](int64_t r0, int64_t r1) {
+    std::vector<double> d(k);
+    for (int64_t r = r0; r < r1; ++r) {
+      fill(r, d.data());
+      double total = 0.0;
+      if (!gram) {
+        for (int64_t c = 0; c < k; ++c)
+          total += d[c] * d[c];
+      } else {
+        // d H d^T with H symmetric: the diagonal plus twice the upper
+        // triangle.
+        for (int64_t i = 0; i < k; ++i) {
+          if (d[i] == 0.0)
+            continue;
+          const double *h = gram + i * k;
+          double acc = 0.5 * h[i] * d[i];
+          for (int64_t j = i + 1; j < k; ++j)
+            acc += h[j] * d[j];
+          total += 2.0 * d[i] * acc;
+        }
+      }
+      rowError[r] = total;
+    }
+  };
+  detail::parallelFor(threads, rows, /*grain=*/8, rowsFrom);
+  double total = 0.0;
+  for (double e : rowError)
+    total += e;
+  return total;
 }
 
 } // namespace quench::quant::detail

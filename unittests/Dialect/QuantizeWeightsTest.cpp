@@ -5,11 +5,15 @@
 // without statistics or with a wrongly sized Gram matrix fail the whole
 // call with one error and leave the module unchanged. And weights stored
 // [K, N] behind a transpose (quench-raise-ops' form): quantized from the
-// transposed reads exactly as the same weights stored [N, K].
+// transposed reads exactly as the same weights stored [N, K]. And
+// algo=awq / awq+gptq with inputGram and inputMeanAbs: the scales of
+// lib/Quant's search migrated into the norm, then its clipping (or GPTQ)
+// on the scaled weights with the scaled Gram matrix.
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
 #include "quench/InitAllDialects.h"
+#include "quench/Quant/AWQ.h"
 #include "quench/Quant/GPTQ.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -19,6 +23,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <string>
@@ -229,6 +234,145 @@ TEST_F(QuantizeWeightsGPTQ, BadGramMatrices) {
                           "positive definite"),
             std::string::npos)
       << messages;
+  EXPECT_EQ(print(*module), before);
+}
+
+/// The f32 values of the constant that defines `v`.
+std::vector<float> constantFloats(Value v) {
+  std::vector<uint8_t> bytes = constantBytes(v);
+  std::vector<float> out(bytes.size() / 4);
+  std::memcpy(out.data(), bytes.data(), out.size() * 4);
+  return out;
+}
+
+/// /q and /k read rms_norm(x) (scale 1): a group whose norm absorbs 1 / s.
+OwningOpRef<ModuleOp> parseNormGroup(MLIRContext &ctx, const Fixture &f) {
+  std::string src =
+      "func.func @main(%x: tensor<2x16xf32>) -> (tensor<2x4xf32>, "
+      "tensor<2x4xf32>) {\n"
+      "  %g = quench.constant dense<1.0> : tensor<16xf32>\n"
+      "  %n = quench.rms_norm %x, %g {axis = 1 : i64, epsilon = 1.0e-6 : f64}"
+      " : (tensor<2x16xf32>, tensor<16xf32>) -> tensor<2x16xf32>\n"
+      "  %w1 = quench.constant " + denseLiteral(f.w1) +
+      " : tensor<4x16xf32>\n"
+      "  %w2 = quench.constant " + denseLiteral(f.w2) +
+      " : tensor<4x16xf32>\n"
+      "  %a = quench.linear %n, %w1 : (tensor<2x16xf32>, tensor<4x16xf32>)"
+      " -> tensor<2x4xf32> loc(\"/q/MatMul\")\n"
+      "  %b = quench.linear %n, %w2 : (tensor<2x16xf32>, tensor<4x16xf32>)"
+      " -> tensor<2x4xf32> loc(\"/k/MatMul\")\n"
+      "  return %a, %b : tensor<2x4xf32>, tensor<2x4xf32>\n}\n";
+  return parseSourceString<ModuleOp>(src, &ctx);
+}
+
+TEST_F(QuantizeWeightsGPTQ, AWQMigratesLibraryScalesThenClipsOrRunsGPTQ) {
+  // Independent inputs with salient channels (j % 5 == 1, 10x): their
+  // Gram matrix and mean |x|.
+  std::mt19937 gen(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<double> gram(kK * kK, 0.0);
+  std::vector<float> meanAbs(kK, 0.0f);
+  for (int64_t r = 0; r < kM; ++r) {
+    std::vector<float> x(kK);
+    for (int64_t j = 0; j < kK; ++j)
+      x[j] = nd(gen) * (j % 5 == 1 ? 10.0f : 1.0f);
+    for (int64_t i = 0; i < kK; ++i) {
+      meanAbs[i] += std::fabs(x[i]) / kM;
+      for (int64_t j = 0; j < kK; ++j)
+        gram[i * kK + j] += double(x[i]) * x[j];
+    }
+  }
+  for (bool withGPTQ : {false, true}) {
+    SCOPED_TRACE(withGPTQ ? "awq+gptq" : "awq");
+    module = parseNormGroup(ctx, f);
+    ASSERT_TRUE(module);
+    quench::WeightQuantOptions o;
+    o.bits = 3;
+    o.groupSize = 8;
+    o.algo = withGPTQ ? "awq+gptq" : "awq";
+    o.inputGram = [&](llvm::StringRef) { return gramCopy(gram); };
+    o.inputMeanAbs = [&](llvm::StringRef) {
+      return std::optional<std::vector<float>>(meanAbs);
+    };
+    std::vector<quench::LayerQuantRecord> report;
+    ASSERT_TRUE(succeeded(quench::quantizeWeights(*module, o, &report)));
+    ASSERT_EQ(report.size(), 2u);
+    EXPECT_EQ(report[0].scheme,
+              withGPTQ ? "int3 g8 sym f16 awq+gptq" : "int3 g8 sym f16 awq");
+
+    // The library's search on both weights (one group).
+    qq::AWQConfig cfg;
+    cfg.bits = 3;
+    cfg.groupSize = 8;
+    cfg.powerOfTwo = true;
+    qq::AWQScaleResult res = qq::searchAWQScales(
+        {f.w1.data(), f.w2.data()}, {kN, kN}, kK, gram.data(), meanAbs.data(),
+        cfg);
+    ASSERT_GT(res.alpha, 0.0);
+    quench::RMSNormOp norm;
+    module->walk([&](quench::RMSNormOp op) { norm = op; });
+    std::vector<float> g = constantFloats(norm.getScale());
+    ASSERT_EQ(g.size(), static_cast<size_t>(kK));
+    std::vector<double> scaledGram(kK * kK);
+    for (int64_t i = 0; i < kK; ++i) {
+      EXPECT_EQ(g[i], 1.0f / res.scales[i]) << i;
+      for (int64_t j = 0; j < kK; ++j)
+        scaledGram[i * kK + j] =
+            gram[i * kK + j] / (double(res.scales[i]) * res.scales[j]);
+    }
+    std::vector<quench::MatMulNBitsOp> ops;
+    module->walk([&](quench::MatMulNBitsOp op) { ops.push_back(op); });
+    ASSERT_EQ(ops.size(), 2u);
+    const std::vector<float> *weights[] = {&f.w1, &f.w2};
+    for (auto [op, w] : llvm::zip(ops, weights)) {
+      std::vector<float> scaled(kN * kK);
+      for (int64_t r = 0; r < kN; ++r)
+        for (int64_t j = 0; j < kK; ++j)
+          scaled[r * kK + j] = (*w)[r * kK + j] * res.scales[j];
+      qq::QuantizedMatrix ref;
+      if (withGPTQ) {
+        qq::GPTQOptions go;
+        go.actOrder = true; // the pass's default
+        qq::GPTQResult gr;
+        std::string error;
+        ASSERT_TRUE(qq::quantizeMatrixGPTQ(scaled.data(), kN, kK,
+                                           scaledGram.data(), 3, 8, true,
+                                           qq::ScaleType::F16, go, gr, error));
+        ref = std::move(gr.matrix);
+      } else {
+        std::vector<float> clip = qq::searchAWQClip(scaled.data(), kN, kK,
+                                                    scaledGram.data(), cfg);
+        ref = qq::quantizeMatrixClipped(scaled.data(), kN, kK, cfg,
+                                        clip.data());
+      }
+      EXPECT_EQ(constantBytes(op.getWeight()), ref.packed);
+    }
+  }
+}
+
+TEST_F(QuantizeWeightsGPTQ, AWQNeedsGramAndMeanAbs) {
+  module = parseNormGroup(ctx, f);
+  std::string before = print(*module);
+  std::string messages;
+  ScopedDiagnosticHandler handler(&ctx, [&](Diagnostic &d) {
+    messages += d.str() + "\n";
+    return success();
+  });
+  quench::WeightQuantOptions o;
+  o.algo = "awq";
+  o.inputGram = [&](llvm::StringRef) { return gramCopy(f.gram); };
+  // A Gram matrix but no mean |x|, then a mean of the wrong size.
+  EXPECT_TRUE(failed(quench::quantizeWeights(*module, o, nullptr)));
+  o.inputMeanAbs = [&](llvm::StringRef) {
+    return std::optional<std::vector<float>>(std::vector<float>(3, 1.0f));
+  };
+  EXPECT_TRUE(failed(quench::quantizeWeights(*module, o, nullptr)));
+  EXPECT_EQ(messages,
+            "AWQ needs calibration (--calib or --calib-cache, with "
+            "--calib-gram); no input statistics for layers: /q/MatMul, "
+            "/k/MatMul\n"
+            "AWQ: the mean |x| of layer '/q/MatMul' has 3 channels, expected "
+            "16\n");
   EXPECT_EQ(print(*module), before);
 }
 

@@ -129,6 +129,30 @@ TEST(AWQ, SearchSharesOneScaleAcrossTheGroup) {
   EXPECT_LE(both.loss, both.rtnLoss);
 }
 
+TEST(AWQ, PowerOfTwoScalesAndThreads) {
+  // Power-of-two scales (the pass's default: exact migration) still find
+  // most of the gain, every scale is 2^e, and the thread count changes
+  // nothing.
+  Layer l = makeLayer(128, 64, 24, 10.0f, 31);
+  AWQConfig cfg;
+  cfg.powerOfTwo = true;
+  cfg.threads = 1;
+  AWQScaleResult one = searchAWQScales({l.w.data()}, {l.n}, l.k,
+                                       l.gram.data(), l.meanAbs.data(), cfg);
+  ASSERT_GT(one.alpha, 0.0);
+  EXPECT_LT(one.loss, 0.8 * one.rtnLoss);
+  for (float s : one.scales) {
+    int e;
+    EXPECT_EQ(std::frexp(s, &e), 0.5f) << s;
+  }
+  cfg.threads = 3;
+  AWQScaleResult three = searchAWQScales({l.w.data()}, {l.n}, l.k,
+                                         l.gram.data(), l.meanAbs.data(), cfg);
+  EXPECT_EQ(three.alpha, one.alpha);
+  EXPECT_EQ(three.scales, one.scales);
+  EXPECT_EQ(three.loss, one.loss);
+}
+
 TEST(AWQ, ClippingLowersTheErrorOfHeavyTailedGroups) {
   // Student-t weights: a group's maximum is far out in the tail, and
   // shrinking its range trades a little clipping for finer steps.

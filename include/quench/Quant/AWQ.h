@@ -7,9 +7,9 @@
 // quantization measured with the calibration Gram matrix H = X^T X:
 // ||dW X^T||^2 = tr(dW H dW^T), so no activations are stored.
 //
-// Not yet selectable (--algo=awq is the next step: the search runs before
-// weight quantization, the scales fold with migrateScales, the clip ratios
-// go to quantizeMatrixClipped).
+// quench-quantize-weights runs it for `algo=awq` / `awq+gptq`
+// (docs/quantization.md, "AWQ"): the scales fold with migrateScales, the
+// clip ratios go to quantizeMatrixClipped.
 //
 //===----------------------------------------------------------------------===//
 
@@ -34,12 +34,21 @@ struct AWQConfig {
   /// Clipping search: ratios 1, 1 - (1 - minClip)/clipSteps, ..., minClip.
   int clipSteps = 10;
   double minClip = 0.5;
+  /// Round every candidate scale to the nearest power of two (in log
+  /// scale) before it is evaluated: x / s and W diag(s) are then exact in
+  /// binary floating point (see searchAWQScales).
+  bool powerOfTwo = false;
+  /// Threads of the loss evaluations (0: the hardware concurrency); the
+  /// result is the same for every count.
+  unsigned threads = 0;
 };
 
 /// tr(D H D^T) for D = a - b, row-major [rows, cols], H [cols, cols]
-/// (row-major, symmetric), in double.
+/// (row-major, symmetric), in double; rows split over `threads` threads (0:
+/// the hardware concurrency), the result the same for every count.
 double hessianWeightedError(const float *a, const float *b, int64_t rows,
-                            int64_t cols, const double *gram);
+                            int64_t cols, const double *gram,
+                            unsigned threads = 1);
 
 /// Round-to-nearest as quantizeMatrixRTN, with the range of group (r, g)
 /// shrunk by clip[r * groups + g] in (0, 1] (null: 1 everywhere):
@@ -68,7 +77,9 @@ struct AWQScaleResult {
 /// around 1; channels with meanAbs 0 get the smallest nonzero value's
 /// power), for every alpha of the grid, quantized with RTN by `cfg`; the
 /// least loss wins (ties: the smaller alpha). alpha = 0 is s = 1, plain
-/// RTN, so the result is never worse than RTN under this loss.
+/// RTN, so the result is never worse than RTN under this loss. With
+/// cfg.powerOfTwo each scale is rounded to a power of two before its loss
+/// is measured (the scales returned are the rounded ones).
 AWQScaleResult searchAWQScales(const std::vector<const float *> &weights,
                                const std::vector<int64_t> &rows, int64_t k,
                                const double *gram, const float *meanAbs,

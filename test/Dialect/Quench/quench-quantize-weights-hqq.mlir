@@ -33,7 +33,7 @@
 // L2-DAG: quench.constant dense<{{\[\[}}0.429949522], [0.0992476344]]> : tensor<2x1xf32>
 // BADP: error: hqq-lp-norm must be in (0, 2], got 0
 // BADOPT: error: recipe '{{.*}}' layers[0]: 'gptq_dampening' needs "algo": "gptq"
-// BADALGO: error: weight quantization: algorithm must be rtn, gptq or hqq, got 'hq'
+// BADALGO: error: weight quantization: algorithm must be rtn, gptq, hqq, awq or awq+gptq, got 'hq'
 func.func @linear(%x: tensor<2x8xf32>) -> tensor<2x2xf32> {
   %w = quench.constant dense<[[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 3.0], [-0.05, 0.02, 0.11, 0.19, 0.31, 0.42, 0.48, 0.61]]> : tensor<2x8xf32>
   %y = quench.linear %x, %w : (tensor<2x8xf32>, tensor<2x8xf32>) -> tensor<2x2xf32> loc("/fc/MatMul")

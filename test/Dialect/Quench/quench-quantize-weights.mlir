@@ -11,7 +11,7 @@
 // RUN: quench-opt %s --split-input-file --quench-quantize-weights="algo=rtn" | FileCheck %s
 // RUN: not quench-opt %s --split-input-file --quench-quantize-weights="algo=gptq" 2>&1 | FileCheck %s --check-prefix=GPTQ
 // RUN: not quench-opt %s --split-input-file --quench-quantize-weights="algo=gptq exclude=*/skip/*" 2>&1 | FileCheck %s --check-prefix=GPTQEXCL
-// RUN: not quench-opt %s --split-input-file --quench-quantize-weights="algo=awq" 2>&1 | FileCheck %s --check-prefix=BADALGO
+// RUN: not quench-opt %s --split-input-file --quench-quantize-weights="algo=awq4" 2>&1 | FileCheck %s --check-prefix=BADALGO
 // RUN: not quench-opt %s --split-input-file --quench-quantize-weights="algo=gptq gptq-dampening=-1" 2>&1 | FileCheck %s --check-prefix=BADDAMP
 // RUN: quench-opt %s --split-input-file --quench-quantize-weights="activations=dynamic" | FileCheck %s --check-prefix=DYN
 // RUN: quench-opt %s --split-input-file --quench-quantize-weights="activations=static static-input-range=4.0" | FileCheck %s --check-prefix=STATIC
@@ -31,7 +31,7 @@
 // RUN: not quench-opt %s --split-input-file --quench-quantize-weights="recipe=%t.gptq.json" 2>/dev/null | FileCheck %s --check-prefix=RGPTQOUT
 // RUN: echo '{"version": 1, "default": {"algo": "gptq"}, "layers": [{"match": "*/keep/*", "algo": "rtn"}, {"match": "/dense/*", "skip": true}]}' > %t.rtn.json
 // RUN: not quench-opt %s --split-input-file --quench-quantize-weights="recipe=%t.rtn.json" 2>&1 | FileCheck %s --check-prefix=RRTN
-// RUN: echo '{"version": 1, "layers": [{"match": "*", "algo": "awq"}]}' > %t.badalgo.json
+// RUN: echo '{"version": 1, "layers": [{"match": "*", "algo": "awq4"}]}' > %t.badalgo.json
 // RUN: not quench-opt %s --split-input-file --quench-quantize-weights="recipe=%t.badalgo.json" 2>&1 | FileCheck %s --check-prefix=RBADALGO
 // RUN: echo '{"version": 1, "layers": [{"match": "*", "algo": "gptq", "gptq_dampening": -1}]}' > %t.baddamp.json
 // RUN: not quench-opt %s --split-input-file --quench-quantize-weights="recipe=%t.baddamp.json" 2>&1 | FileCheck %s --check-prefix=RBADDAMP
@@ -117,7 +117,7 @@ func.func @named(%x: tensor<1x16xf32>, %wd: tensor<16x16xf32>) -> tensor<1x16xf3
 // GPTQ: error: GPTQ needs calibration (--calib or --calib-cache); no input statistics for layers: /block/skip/MatMul, /block/keep/MatMul{{$}}
 // GPTQEXCL: error: GPTQ needs calibration (--calib or --calib-cache); no input statistics for layers: /dense/MatMul{{$}}
 // GPTQEXCL: error: GPTQ needs calibration (--calib or --calib-cache); no input statistics for layers: /block/keep/MatMul{{$}}
-// BADALGO: error: weight quantization: algorithm must be rtn, gptq or hqq, got 'awq'
+// BADALGO: error: weight quantization: algorithm must be rtn, gptq, hqq, awq or awq+gptq, got 'awq4'
 // BADDAMP: error: weight quantization: GPTQ dampening must be >= 0, got -1
 // RGPTQOUT-LABEL: func.func @linear
 // RGPTQOUT: quench.matmul_nbits
@@ -125,7 +125,7 @@ func.func @named(%x: tensor<1x16xf32>, %wd: tensor<16x16xf32>) -> tensor<1x16xf3
 // RGPTQ: error: GPTQ needs calibration (--calib or --calib-cache); no input statistics for layers: /block/keep/MatMul{{$}}
 // RRTN-NOT: /block/keep/MatMul
 // RRTN: error: GPTQ needs calibration (--calib or --calib-cache); no input statistics for layers: /block/skip/MatMul{{$}}
-// RBADALGO: error: recipe '{{.*}}badalgo.json' layers[0]: algorithm must be rtn, gptq or hqq, got 'awq'
+// RBADALGO: error: recipe '{{.*}}badalgo.json' layers[0]: algorithm must be rtn, gptq, hqq, awq or awq+gptq, got 'awq4'
 // RBADDAMP: error: recipe '{{.*}}baddamp.json' layers[0]: GPTQ dampening must be >= 0, got -1
 // RRTNOPT: error: recipe '{{.*}}rtnopt.json' layers[0]: 'gptq_act_order' needs "algo": "gptq"
 // Static W8A8 without calibration: every layer lacking a range, at once.

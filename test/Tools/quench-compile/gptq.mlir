@@ -11,7 +11,7 @@
 // RUN: not quench-compile %s -o %t/x --algo=gptq 2>&1 | FileCheck %s --check-prefix=NOQUANT
 // NOQUANT: error: --algo needs --quant (e.g. --quant=w4a16)
 // RUN: not quench-compile %s -o %t/x --quant=w8a16 --algo=nearest 2>&1 | FileCheck %s --check-prefix=BADALGO
-// BADALGO: error: --algo must be rtn, gptq or hqq, got 'nearest'
+// BADALGO: error: --algo must be rtn, gptq, hqq, awq or awq+gptq, got 'nearest'
 // RUN: ls %t | count 0
 // A recipe can ask for GPTQ on some layers only: only those need (and,
 // without calibration, are named as lacking) input statistics; with

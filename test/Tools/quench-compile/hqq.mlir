@@ -16,7 +16,7 @@
 // RECIPE: /fc1/MatMul 8x8 int4 g8 sym f16 256 48
 // RECIPE: /fc2/MatMul 8x8 int4 g8 asym f16 hqq 256 56
 // RUN: not quench-compile %s -o %t/x --quant=w8a16 --algo=awq4 2>&1 | FileCheck %s --check-prefix=BADALGO
-// BADALGO: error: --algo must be rtn, gptq or hqq, got 'awq4'
+// BADALGO: error: --algo must be rtn, gptq, hqq, awq or awq+gptq, got 'awq4'
 
 func.func @main(%x: tensor<2x8xf32>) -> tensor<2x8xf32> {
   %w1 = quench.constant dense<[[0.5, -0.25, 0.125, 0.3, -0.7, 0.05, 0.9, -0.05], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8], [-0.1, 0.2, -0.3, 0.4, -0.5, 0.6, -0.7, 0.8], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [1.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07], [0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.31], [-0.9, 0.8, -0.7, 0.6, -0.5, 0.4, -0.3, 0.2], [0.11, -0.12, 0.13, -0.14, 0.15, -0.16, 0.17, -0.18]]> : tensor<8x8xf32>

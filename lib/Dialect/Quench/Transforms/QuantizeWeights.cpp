@@ -3,9 +3,10 @@
 // Implements `quench-quantize-weights`: every quench.linear with a constant
 // weight becomes a quench.matmul_nbits over codes chosen by round-to-nearest
 // (lib/Quant/RTN.cpp), GPTQ (lib/Quant/GPTQ.cpp, with the input Gram
-// matrices of calibration) or HQQ (lib/Quant/HQQ.cpp), group-wise or per
-// output channel, or, with activation quantization (W8A8), a
-// quench.qlinear over int8 codes. The
+// matrices of calibration), HQQ (lib/Quant/HQQ.cpp) or AWQ (lib/Quant/AWQ.cpp:
+// per-channel scales migrated into the layers' inputs by ScaleMigration.cpp,
+// then clipping or GPTQ), group-wise or per output channel, or, with
+// activation quantization (W8A8), a quench.qlinear over int8 codes. The
 // numerics live in the MLIR-free QuenchQuant library; this file decides
 // which layers get which scheme (options, recipe) and rewrites the IR.
 //
@@ -14,7 +15,9 @@
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
+#include "quench/Dialect/Quench/Transforms/ScaleMigration.h"
 #include "quench/Dialect/Quench/Transforms/WeightConstants.h"
+#include "quench/Quant/AWQ.h"
 #include "quench/Quant/BitsBudget.h"
 #include "quench/Quant/GPTQ.h"
 #include "quench/Quant/HQQ.h"
@@ -38,6 +41,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <unordered_map>
 
 namespace quench {
 #define GEN_PASS_DEF_QUENCHQUANTIZEWEIGHTS
@@ -61,6 +65,11 @@ struct Scheme {
   /// Choose scales and zero points with HQQ (data-free) instead of RTN's
   /// min/max.
   bool hqq = false;
+  /// AWQ: per-channel scales of the input migrated into the weight (per
+  /// group of linears sharing the input), then clipping search (or, with
+  /// `gptq`, GPTQ on the scaled weight). Needs the input's Gram matrix and
+  /// mean |x|.
+  bool awq = false;
   bool gptqActOrder = true;
   double gptqDampening = 0.01;
   /// The recipe's "sparsity" for the layer (read by quench-prune-weights
@@ -82,7 +91,9 @@ std::string describe(const Scheme &s) {
   out += s.groupSize ? "g" + std::to_string(s.groupSize) : "per-channel";
   out += s.symmetric ? " sym " : " asym ";
   out += s.scaleType == qq::ScaleType::F16 ? "f16" : "f32";
-  if (s.gptq)
+  if (s.awq)
+    out += s.gptq ? " awq+gptq" : " awq";
+  else if (s.gptq)
     out += " gptq";
   if (s.hqq)
     out += " hqq";
@@ -120,15 +131,18 @@ LogicalResult checkScheme(const Scheme &s, const Twine &where,
   return success();
 }
 
-/// Parses a rounding algorithm name into `s.gptq` / `s.hqq`.
+/// Parses a rounding algorithm name into `s.gptq` / `s.hqq` / `s.awq`.
 LogicalResult parseAlgo(StringRef algo, Scheme &s, const Twine &where,
                         Location loc) {
-  if (algo != "rtn" && algo != "gptq" && algo != "hqq")
+  if (algo != "rtn" && algo != "gptq" && algo != "hqq" && algo != "awq" &&
+      algo != "awq+gptq")
     return emitError(loc) << where
-                          << ": algorithm must be rtn, gptq or hqq, got '"
+                          << ": algorithm must be rtn, gptq, hqq, awq or "
+                             "awq+gptq, got '"
                           << algo << "'";
-  s.gptq = algo == "gptq";
+  s.gptq = algo == "gptq" || algo == "awq+gptq";
   s.hqq = algo == "hqq";
+  s.awq = algo == "awq" || algo == "awq+gptq";
   return success();
 }
 
@@ -189,7 +203,7 @@ LogicalResult readSchemeFields(const llvm::json::Object &obj, Scheme &s,
     std::optional<StringRef> str = v->getAsString();
     if (!str)
       return emitError(loc) << where << ": 'algo' must be a string (rtn, "
-                                        "gptq or hqq)";
+                                        "gptq, hqq, awq or awq+gptq)";
     if (failed(parseAlgo(*str, s, where, loc)))
       return failure();
   }
@@ -221,7 +235,8 @@ LogicalResult readSchemeFields(const llvm::json::Object &obj, Scheme &s,
     for (StringRef key : {"gptq_act_order", "gptq_dampening"})
       if (obj.get(key))
         return emitError(loc) << where << ": '" << key
-                              << "' needs \"algo\": \"gptq\"";
+                              << "' needs \"algo\": \"gptq\" or "
+                                 "\"awq+gptq\"";
   return checkScheme(s, where, loc);
 }
 
@@ -659,6 +674,163 @@ void readLayerMessage(const std::string &bytes, LayerMessage &msg) {
   getArray(p, m.zeroPoints);
 }
 
+/// One layer's quantization, decided before any layer is quantized.
+struct Plan {
+  LinearOp op;
+  /// The weight's constant: the weight itself, or stored [K, N] behind
+  /// `transpose` (quench-raise-ops' form of a MatMul's initializer).
+  ConstantOp cst;
+  TransposeOp transpose;
+  LayerQuantRecord rec;
+  Scheme scheme;
+  QuantizedWeight q;
+  bool w8a8 = false;
+  std::optional<float> inputScale; ///< static W8A8
+};
+
+/// The constant of a linear's weight (Plan::cst) and the 2-D transpose it
+/// is read through, if any; a null constant when the weight is computed.
+std::pair<ConstantOp, TransposeOp> weightConstantOf(LinearOp op) {
+  auto transpose = op.getWeight().getDefiningOp<TransposeOp>();
+  if (transpose && transpose.getPermutation() != ArrayRef<int64_t>{1, 0})
+    transpose = nullptr;
+  auto cst = (transpose ? transpose.getInput() : op.getWeight())
+                 .getDefiningOp<ConstantOp>();
+  return {cst, cst ? transpose : nullptr};
+}
+
+/// The Gram matrix of x / s from that of x: G[i, j] / (s_i s_j).
+std::shared_ptr<const std::vector<double>>
+scaledGram(const std::vector<double> &gram, ArrayRef<float> s) {
+  size_t k = s.size();
+  auto out = std::make_shared<std::vector<double>>(gram);
+  for (size_t i = 0; i < k; ++i)
+    for (size_t j = 0; j < k; ++j)
+      (*out)[i * k + j] /=
+          static_cast<double>(s[i]) * static_cast<double>(s[j]);
+  return out;
+}
+
+/// The AWQ searches' configuration for a layer of scheme `s`.
+qq::AWQConfig awqConfig(const Scheme &s, const WeightQuantOptions &options) {
+  qq::AWQConfig cfg;
+  cfg.bits = static_cast<int>(s.bits);
+  cfg.groupSize = s.groupSize;
+  cfg.symmetric = s.symmetric;
+  cfg.scaleType = s.scaleType;
+  cfg.powerOfTwo = options.awqPowerOfTwo;
+  cfg.threads = options.threads;
+  return cfg;
+}
+
+/// Whether two schemes quantize alike (one AWQ search serves both).
+bool sameFormat(const Scheme &a, const Scheme &b) {
+  return a.bits == b.bits && a.groupSize == b.groupSize &&
+         a.symmetric == b.symmetric && a.scaleType == b.scaleType;
+}
+
+using GramLookup = llvm::function_ref<
+    llvm::Expected<std::shared_ptr<const std::vector<double>>>(StringRef)>;
+
+/// AWQ's scale search and migration (docs/quantization.md, "AWQ"): for
+/// every group of linears sharing an input (findScaleGroups) whose
+/// quantized members are all AWQ layers of one format, searchAWQScales on
+/// the group's Gram matrix and mean |x|; the scales found are migrated
+/// (x / s into the producer, W diag(s) into every member) once every
+/// group's search succeeded, recorded per layer in `scales`, and the plans
+/// then read their (new) weight constants. One remark says what was
+/// migrated and which AWQ layers kept their input unscaled, and why.
+LogicalResult
+migrateAWQScales(ModuleOp module, std::vector<Plan> &plans,
+                 const std::unordered_map<std::string, std::vector<float>>
+                     &meanAbs,
+                 const WeightQuantOptions &options, GramLookup gramOf,
+                 std::unordered_map<std::string, std::vector<float>> &scales) {
+  Location loc = module.getLoc();
+  llvm::DenseMap<Operation *, Plan *> planOf;
+  for (Plan &p : plans)
+    planOf[p.op.getOperation()] = &p;
+  std::vector<ScaleGroup> groups = findScaleGroups(module);
+  std::vector<std::pair<const ScaleGroup *, std::vector<float>>> migrations;
+  std::vector<std::string> unscaled;
+  int64_t awqGroups = 0, betterUnscaled = 0, migratedLayers = 0;
+  for (const ScaleGroup &g : groups) {
+    std::vector<Plan *> members;
+    bool otherSchemes = false;
+    for (LinearOp op : g.linears) {
+      Plan *p = planOf.lookup(op.getOperation());
+      if (!p || p->scheme.skip)
+        continue;
+      if (!p->scheme.awq ||
+          (!members.empty() && !sameFormat(members.front()->scheme, p->scheme)))
+        otherSchemes = true;
+      if (p->scheme.awq)
+        members.push_back(p);
+    }
+    if (members.empty())
+      continue;
+    std::string reason = !g.absorber ? g.reason
+                         : otherSchemes
+                             ? "input shared with layers of other schemes"
+                             : "";
+    if (!reason.empty()) {
+      for (Plan *p : members)
+        unscaled.push_back(p->rec.name + " (" + reason + ")");
+      continue;
+    }
+    ++awqGroups;
+    std::vector<std::vector<float>> weights;
+    std::vector<const float *> ptrs;
+    std::vector<int64_t> rows;
+    for (Plan *p : members) {
+      weights.push_back(
+          *readFloatWeights(p->cst, static_cast<bool>(p->transpose)));
+      ptrs.push_back(weights.back().data());
+      rows.push_back(p->rec.outFeatures);
+    }
+    const std::string &name = members.front()->rec.name;
+    auto gram = gramOf(name);
+    if (!gram)
+      return emitError(loc) << "AWQ: layer '" << name
+                            << "': " << llvm::toString(gram.takeError());
+    size_t k = static_cast<size_t>(g.channels);
+    if (!*gram || (*gram)->size() != k * k)
+      return emitError(loc) << "AWQ: no usable input Gram matrix for layer '"
+                            << name << "'";
+    qq::AWQScaleResult best = qq::searchAWQScales(
+        ptrs, rows, g.channels, (*gram)->data(), meanAbs.at(name).data(),
+        awqConfig(members.front()->scheme, options));
+    if (best.alpha > 0)
+      migrations.emplace_back(&g, std::move(best.scales));
+    else
+      ++betterUnscaled;
+  }
+  for (auto &[g, s] : migrations) {
+    migrateScales(*g, s);
+    for (const std::string &name : g->names)
+      scales[name] = s;
+    migratedLayers += static_cast<int64_t>(g->names.size());
+  }
+  // Migration replaced weight constants (of the groups' members and of
+  // linears that absorbed 1 / s): every plan reads its weight anew.
+  if (!migrations.empty())
+    for (Plan &p : plans)
+      std::tie(p.cst, p.transpose) = weightConstantOf(p.op);
+  InFlightDiagnostic remark =
+      emitRemark(loc) << "AWQ: scales migrated into " << migratedLayers
+                      << " linear" << (migratedLayers == 1 ? "" : "s") << " ("
+                      << migrations.size() << " of " << awqGroups << " group"
+                      << (awqGroups == 1 ? "" : "s") << ")";
+  if (betterUnscaled)
+    remark << "; " << betterUnscaled << " group"
+           << (betterUnscaled == 1 ? "" : "s")
+           << " quantize best unscaled (alpha 0)";
+  if (!unscaled.empty())
+    remark << "; inputs left unscaled (clipping only): "
+           << llvm::join(unscaled, ", ");
+  return success();
+}
+
 struct QuenchQuantizeWeightsPass
     : public quench::impl::QuenchQuantizeWeightsBase<
           QuenchQuantizeWeightsPass> {
@@ -670,6 +842,7 @@ struct QuenchQuantizeWeightsPass
       : Base(options), inputRange(std::move(options.inputRange)),
         inputGram(std::move(options.inputGram)),
         hasInputGram(std::move(options.hasInputGram)),
+        inputMeanAbs(std::move(options.inputMeanAbs)),
         progress(options.progress), comm(options.comm), report(report) {}
 
   void runOnOperation() override {
@@ -692,7 +865,9 @@ struct QuenchQuantizeWeightsPass
     o.staticInputRange = staticInputRange;
     o.bitsBudget = bitsBudget;
     o.hqqLpNorm = hqqLpNorm;
+    o.awqPowerOfTwo = awqPowerOfTwo;
     o.inputRange = inputRange;
+    o.inputMeanAbs = inputMeanAbs;
     o.inputGram = inputGram;
     o.hasInputGram = hasInputGram;
     o.progress = progress;
@@ -704,6 +879,7 @@ struct QuenchQuantizeWeightsPass
   std::function<std::optional<float>(llvm::StringRef)> inputRange;
   decltype(WeightQuantOptions::inputGram) inputGram;
   decltype(WeightQuantOptions::hasInputGram) hasInputGram;
+  decltype(WeightQuantOptions::inputMeanAbs) inputMeanAbs;
   bool progress = false;
   Communicator *comm = nullptr;
   std::vector<LayerQuantRecord> *report = nullptr;
@@ -767,6 +943,14 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     return emitError(loc) << "activation quantization (W8A8) needs 8-bit "
                              "per-channel symmetric weights, got "
                           << describe(defaults);
+  // AWQ's search measures the weights' error alone (activations exact).
+  if (act != ActQuant::None &&
+      (defaults.awq || llvm::any_of(rules, [](const Rule &r) {
+         return !r.scheme.skip && r.scheme.awq;
+       })))
+    return emitError(loc) << "AWQ is for weight-only schemes; it does not "
+                             "combine with activations="
+                          << options.activations;
 
   // Embedding tables: RTN codes of embedding-bits in groups of
   // embedding-group-size (8 bits per row: int8 codes with f32 row scales).
@@ -789,18 +973,6 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
   // Decide every layer's scheme, then quantize them all, then rewrite: an
   // error (missing calibration, a bad Gram matrix) leaves the module as it
   // was, and every layer that lacks statistics is named at once.
-  struct Plan {
-    LinearOp op;
-    /// The weight's constant: the weight itself, or stored [K, N] behind
-    /// `transpose` (quench-raise-ops' form of a MatMul's initializer).
-    ConstantOp cst;
-    TransposeOp transpose;
-    LayerQuantRecord rec;
-    Scheme scheme;
-    QuantizedWeight q;
-    bool w8a8 = false;
-    std::optional<float> inputScale; ///< static W8A8
-  };
   // W8A8 weights: int8 per output channel, symmetric, f32 scales.
   Scheme w8a8Scheme;
   w8a8Scheme.scaleType = qq::ScaleType::F32;
@@ -809,11 +981,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
   std::vector<Plan> plans;
   SmallVector<std::string> noRange, notW8A8;
   for (LinearOp op : linears) {
-    auto transpose = op.getWeight().getDefiningOp<TransposeOp>();
-    if (transpose && transpose.getPermutation() != ArrayRef<int64_t>{1, 0})
-      transpose = nullptr;
-    auto cst = (transpose ? transpose.getInput() : op.getWeight())
-                   .getDefiningOp<ConstantOp>();
+    auto [cst, transpose] = weightConstantOf(op);
     if (!cst)
       continue;
     Plan plan;
@@ -1034,6 +1202,46 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     }
   }
 
+  // AWQ layers need their input's Gram matrix and per-channel mean |x|
+  // (the mean is small and kept; the matrices are read when used).
+  std::unordered_map<std::string, std::vector<float>> awqMeanAbs;
+  bool anyAWQ = false;
+  {
+    std::vector<std::string> missing;
+    for (Plan &p : plans) {
+      if (p.scheme.skip || !p.scheme.awq)
+        continue;
+      anyAWQ = true;
+      bool present = false;
+      if (options.hasInputGram) {
+        present = options.hasInputGram(p.rec.name);
+      } else {
+        auto g = gramOf(p.rec.name);
+        if (!g)
+          return emitError(loc) << "AWQ: layer '" << p.rec.name
+                                << "': " << llvm::toString(g.takeError());
+        present = *g != nullptr;
+      }
+      std::optional<std::vector<float>> mean;
+      if (present && options.inputMeanAbs)
+        mean = options.inputMeanAbs(p.rec.name);
+      if (!mean) {
+        missing.push_back(p.rec.name);
+        continue;
+      }
+      if (static_cast<int64_t>(mean->size()) != p.rec.inFeatures)
+        return emitError(loc)
+               << "AWQ: the mean |x| of layer '" << p.rec.name << "' has "
+               << mean->size() << " channels, expected " << p.rec.inFeatures;
+      awqMeanAbs[p.rec.name] = std::move(*mean);
+    }
+    if (!missing.empty())
+      return emitError(loc) << "AWQ needs calibration (--calib or "
+                               "--calib-cache, with --calib-gram); no input "
+                               "statistics for layers: "
+                            << llvm::join(missing, ", ");
+  }
+
   int64_t gptqLayers = 0;
   double gptqWork = 0; // ~ K^2 (K + N) per layer
   {
@@ -1044,6 +1252,8 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
       ++gptqLayers;
       double k = static_cast<double>(p.rec.inFeatures);
       gptqWork += k * k * (k + static_cast<double>(p.rec.outFeatures));
+      if (p.scheme.awq)
+        continue; // checked above
       bool present = false;
       if (options.hasInputGram) {
         present = options.hasInputGram(p.rec.name);
@@ -1065,6 +1275,14 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
       return diag;
     }
   }
+
+  // AWQ's scales: searched for every group first (an error leaves the
+  // module unchanged), then migrated, and the plans take the new weights.
+  std::unordered_map<std::string, std::vector<float>> awqScales;
+  if (anyAWQ &&
+      failed(migrateAWQScales(module, plans, awqMeanAbs, options, gramOf,
+                              awqScales)))
+    return failure();
 
   // One layer at a time: its floats, its codes, then constants (in the
   // weight arena when large) and the source weight's pages released.
@@ -1112,24 +1330,40 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
                                   hqqOptions);
       return checkZeros();
     }
-    if (!p.scheme.gptq) {
+    if (!p.scheme.gptq && !p.scheme.awq) {
       out = qq::quantizeMatrixRTN(w.data(), p.rec.outFeatures, p.rec.inFeatures,
                                   static_cast<int>(s.bits), s.groupSize,
                                   s.symmetric, s.scaleType);
       return checkZeros();
     }
     // This layer's Gram matrix only, dropped at the end of the call.
+    const char *algoName = p.scheme.gptq ? "GPTQ" : "AWQ";
     auto gram = gramOf(p.rec.name);
     if (!gram)
-      return "GPTQ: layer '" + p.rec.name +
+      return std::string(algoName) + ": layer '" + p.rec.name +
              "': " + llvm::toString(gram.takeError());
     size_t k = static_cast<size_t>(p.rec.inFeatures);
     if (!*gram)
-      return "GPTQ: no input Gram matrix for layer '" + p.rec.name + "'";
+      return std::string(algoName) + ": no input Gram matrix for layer '" +
+             p.rec.name + "'";
     if ((*gram)->size() != k * k)
-      return "GPTQ: the input Gram matrix of layer '" + p.rec.name + "' has " +
-             std::to_string((*gram)->size()) + " elements, expected " +
-             std::to_string(k) + " x " + std::to_string(k);
+      return std::string(algoName) + ": the input Gram matrix of layer '" +
+             p.rec.name + "' has " + std::to_string((*gram)->size()) +
+             " elements, expected " + std::to_string(k) + " x " +
+             std::to_string(k);
+    // A layer whose input AWQ scaled reads x / s: its Gram matrix is
+    // S^-1 H S^-1.
+    if (auto it = awqScales.find(p.rec.name); it != awqScales.end())
+      *gram = scaledGram(**gram, it->second);
+    if (!p.scheme.gptq) {
+      qq::AWQConfig cfg = awqConfig(s, options);
+      std::vector<float> clip =
+          qq::searchAWQClip(w.data(), p.rec.outFeatures, p.rec.inFeatures,
+                            (*gram)->data(), cfg);
+      out = qq::quantizeMatrixClipped(w.data(), p.rec.outFeatures,
+                                      p.rec.inFeatures, cfg, clip.data());
+      return "";
+    }
     qq::GPTQOptions gptqOptions;
     // A layer pruned by quench-prune-weights keeps its zeros: GPTQ
     // compensates on the kept weights only (docs/sparsity.md).

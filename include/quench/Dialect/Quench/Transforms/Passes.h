@@ -115,6 +115,10 @@ struct WeightQuantOptions : public QuenchQuantizeWeightsOptions {
   /// name every layer that lacks one before quantizing any). Unset:
   /// inputGram is asked.
   std::function<bool(llvm::StringRef layer)> hasInputGram;
+  /// The per-channel mean |x| over the calibration rows of a layer's input
+  /// (AWQ's scale search), or std::nullopt when not observed.
+  std::function<std::optional<std::vector<float>>(llvm::StringRef layer)>
+      inputMeanAbs;
   /// Progress of GPTQ on stderr: layer i of N with an ETA, and the total
   /// time.
   bool progress = false;

@@ -140,7 +140,7 @@ def QuenchPruneWeights : Pass<"quench-prune-weights", "::mlir::ModuleOp"> {
 }
 
 def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> {
-  let summary = "Weight quantization of linear layers (RTN, GPTQ or HQQ)";
+  let summary = "Weight quantization of linear layers (RTN, GPTQ, HQQ or AWQ)";
   let description = [{
     Replaces every `quench.linear` whose weight is a constant with a
     `quench.matmul_nbits` holding the weight quantized to `bits`-bit codes
@@ -200,6 +200,23 @@ def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> 
     (quench-compile `--algo=hqq` implies `--asymmetric` for weight-only
     schemes).
 
+    `algo=awq` (AWQ, lib/Quant/AWQ.cpp; weight-only) needs the Gram matrix
+    and the per-channel mean |x| of every AWQ layer's input
+    (`WeightQuantOptions::inputGram` and `inputMeanAbs`; quench-opt has
+    neither, so there the pass fails with "AWQ needs calibration ...").
+    For every group of linears sharing an input whose quantized layers are
+    all AWQ layers of one format, and whose input's producer can absorb a
+    per-channel scale (as for `quench-smooth`: a norm, a linear, or
+    `silu(gate) * up`), it searches s = mean|x|^alpha (alpha = 0, 0.05,
+    ..., 1, normalized) for the least output error tr(dW H dW^T) of the
+    rounded W diag(s), migrates x / s into the producer and W diag(s) into
+    the weights (`awq-power-of-two`: each s_j a power of two, so that the
+    migration is exact); then every AWQ layer's groups get the clipping
+    ratio (1 ... 0.5) of least error under its input's Gram matrix, now
+    S^-1 H S^-1. `algo=awq+gptq` runs GPTQ on the scaled weights with that
+    Gram matrix instead of the clipping search. A remark names the AWQ
+    layers whose input stayed unscaled, and why.
+
     `bits-budget=B` (weight-only) replaces the bits and group size of every
     layer the pass quantizes by one of the candidates float, int8 per
     channel, int4 g128, int4 g32, int3 g128, int3 g32 and int2 g32 (the
@@ -236,8 +253,13 @@ def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> 
            "JSON file of per-layer overrides">,
     Option<"algo", "algo", "std::string", "\"rtn\"",
            "Rounding algorithm: rtn (round to nearest), gptq (needs "
-           "calibration statistics) or hqq (half-quadratic choice of scales "
-           "and zero points, data-free)">,
+           "calibration statistics), hqq (half-quadratic choice of scales "
+           "and zero points, data-free), awq (activation-aware scales and "
+           "clipping; needs calibration statistics) or awq+gptq (AWQ's "
+           "scales, then GPTQ)">,
+    Option<"awqPowerOfTwo", "awq-power-of-two", "bool", "true",
+           "AWQ: round the migrated per-channel scales to powers of two "
+           "(the migration is then exact in floating point)">,
     Option<"gptqActOrder", "gptq-act-order", "bool", "true",
            "GPTQ: quantize inputs by decreasing H[k, k] (groups stay "
            "contiguous)">,
