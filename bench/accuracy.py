@@ -79,6 +79,19 @@ EXTRA_SCHEMES = [
     ("budget 3.5", ["--quant=w4a16", "--bits-budget=3.5"], True),
     ("budget 4.5, no calibration", ["--quant=w4a16", "--bits-budget=4.5"],
      False),
+    # Outlier splitting (LLM.int8(), docs/quantization.md "Outlier
+    # splitting"): the channels chosen from the calibration maxima stay in
+    # float; dynamic schemes with outliers are calibrated for that choice.
+    ("W8A8 static outliers auto", ["--quant=w8a8", "--outliers=auto"], True),
+    ("W8A8 static outliers 4", ["--quant=w8a8", "--outliers=4"], True),
+    ("W8A8 static SmoothQuant auto outliers auto",
+     ["--quant=w8a8", "--smooth=auto", "--outliers=auto"], True),
+    ("W8A8 static SmoothQuant auto outliers 4",
+     ["--quant=w8a8", "--smooth=auto", "--outliers=4"], True),
+    ("W8A8 dynamic outliers auto", ["--quant=w8a8-dynamic",
+                                    "--outliers=auto"], True),
+    ("W8A8 dynamic outliers 4", ["--quant=w8a8-dynamic", "--outliers=4"],
+     True),
 ]
 # Schemes measured on one model only: stories260K with its two most
 # sensitive blocks (0 and 1) kept in float and int8 groups of 8 with GPTQ
@@ -145,9 +158,21 @@ def bits_per_weight(report):
     return float(m.group(1)) if m else 0.0
 
 
-def compile_all(build, onnx_path, work, stem, calib_dir, model, schemes):
+def outlier_channels(report):
+    """Float outlier channels over all layers in the size table (0 if
+    none) and the number of layers that have some."""
+    counts = [int(n) for n in re.findall(r"(\d+) f32 outlier channels?",
+                                         report)]
+    return sum(counts), len(counts)
+
+
+def compile_all(build, onnx_path, work, stem, calib_dir, model, schemes,
+                outliers=None, only=None):
     """Compiles the float model and each scheme; returns the float
-    executable, {label: executable} and {label: bits per linear weight}."""
+    executable, {label: executable} and {label: bits per linear weight};
+    fills `outliers` ({label: (channels, layers)}) for schemes with float
+    outlier channels. `only`: a regular expression the labels of the
+    model's own schemes (MODEL_SCHEMES) must match."""
     qc = os.path.join(build, "bin", "quench-compile")
     exes, bits = {}, {}
     f32 = os.path.join(work, stem + "_f32")
@@ -157,7 +182,9 @@ def compile_all(build, onnx_path, work, stem, calib_dir, model, schemes):
     recipe = os.path.join(work, stem + ".recipe.json")
     with open(recipe, "w") as f:
         json.dump(STORIES_RECIPE, f)
-    for label, flags, calibrated in schemes + MODEL_SCHEMES.get(model, []):
+    own = [s for s in MODEL_SCHEMES.get(model, [])
+           if not only or re.search(only, s[0])]
+    for label, flags, calibrated in schemes + own:
         flags = [f.format(recipe=recipe) for f in flags]
         exe = os.path.join(work, stem + "_" +
                            "_".join(label.lower().split()))
@@ -167,6 +194,8 @@ def compile_all(build, onnx_path, work, stem, calib_dir, model, schemes):
                            stdout=subprocess.PIPE, text=True)
         exes[label] = exe
         bits[label] = bits_per_weight(p.stdout)
+        if outliers is not None and "--outliers" in " ".join(flags):
+            outliers[label] = outlier_channels(p.stdout)
     return f32, exes, bits
 
 
@@ -209,6 +238,8 @@ def measure(args, work):
     bits = {}  # model -> {scheme: bits per linear weight}
     notes = []
     schemes = SCHEMES + (EXTRA_SCHEMES if args.all else [])
+    if args.only:
+        schemes = [s for s in schemes if re.search(args.only, s[0])]
     cdir = args.chargpt_dir
     if os.path.isfile(os.path.join(cdir, "chargpt.pt")):
         onnx_path = os.path.join(cdir, "chargpt.t32.onnx")
@@ -219,9 +250,12 @@ def measure(args, work):
                            stdout=subprocess.DEVNULL)
         calib = write_samples(chargpt_train_windows(cdir, CALIB_SAMPLES),
                               os.path.join(work, "calib-chargpt"), "tokens")
+        outl = {}
         f32, exes, bits["char-GPT (2.7M)"] = compile_all(
             args.build, onnx_path, work, "chargpt", calib, "char-GPT (2.7M)",
-            schemes)
+            schemes, outl, args.only)
+        notes += ["char-GPT (2.7M) %s: %d float outlier channels in %d "
+                  "layers" % (k, c, n) for k, (c, n) in outl.items()]
         results["char-GPT (2.7M)"] = quant_eval.compare(
             f32, exes, chargpt_windows(cdir, args.sequences), "tokens")
     else:
@@ -236,9 +270,12 @@ def measure(args, work):
         calib = write_samples(
             stories_sequences(args.stories, CALIB_SAMPLES, seed=1),
             os.path.join(work, "calib-stories"), "input_ids")
+        outl = {}
         f32, exes, bits["stories260K"] = compile_all(
             args.build, onnx_path, work, "stories", calib, "stories260K",
-            schemes)
+            schemes, outl, args.only)
+        notes += ["stories260K %s: %d float outlier channels in %d layers"
+                  % (k, c, n) for k, (c, n) in outl.items()]
         results["stories260K"] = quant_eval.compare(
             f32, exes, stories_sequences(args.stories, args.sequences),
             "input_ids")
@@ -272,7 +309,10 @@ def main():
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--all", action="store_true",
                     help="also the schemes of EXTRA_SCHEMES (HQQ, W3A16, "
-                         "bits budgets)")
+                         "bits budgets, outlier splitting)")
+    ap.add_argument("--only", metavar="REGEX",
+                    help="only the schemes whose label matches (a measurement "
+                         "aid; --check needs them all)")
     args = ap.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="quench-accuracy-")
     os.makedirs(work, exist_ok=True)

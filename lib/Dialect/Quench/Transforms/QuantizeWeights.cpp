@@ -18,6 +18,7 @@
 #include "quench/Quant/BitsBudget.h"
 #include "quench/Quant/GPTQ.h"
 #include "quench/Quant/HQQ.h"
+#include "quench/Quant/Outliers.h"
 #include "quench/Quant/RTN.h"
 #include "quench/Support/Communicator.h"
 #include "quench/Support/LLVM.h"
@@ -62,6 +63,9 @@ struct Scheme {
   bool hqq = false;
   bool gptqActOrder = true;
   double gptqDampening = 0.01;
+  /// A recipe's outlier splitting for the layer (W8A8): -1 automatic, 0
+  /// none, N the N largest channels; unset: the `outliers` option.
+  std::optional<int64_t> outliers;
 };
 
 /// A recipe rule: layers whose name matches `pattern` get `scheme`.
@@ -143,7 +147,7 @@ LogicalResult readSchemeFields(const llvm::json::Object &obj, Scheme &s,
                                const Twine &where, Location loc) {
   static const StringRef known[] = {
       "match",     "skip",       "bits", "group_size",     "symmetric",
-      "scale_type", "algo", "gptq_act_order", "gptq_dampening"};
+      "scale_type", "algo", "gptq_act_order", "gptq_dampening", "outliers"};
   for (const auto &kv : obj)
     if (!llvm::is_contained(known, StringRef(kv.first)))
       return emitError(loc) << where << ": unknown field '"
@@ -200,6 +204,17 @@ LogicalResult readSchemeFields(const llvm::json::Object &obj, Scheme &s,
     if (!d)
       return emitError(loc) << where << ": 'gptq_dampening' must be a number";
     s.gptqDampening = *d;
+  }
+  if (auto v = obj.get("outliers")) {
+    std::optional<StringRef> str = v->getAsString();
+    std::optional<int64_t> i = v->getAsInteger();
+    if (str && *str == "auto")
+      s.outliers = -1;
+    else if (i && *i >= 0)
+      s.outliers = *i;
+    else
+      return emitError(loc) << where << ": 'outliers' must be \"auto\" or "
+                                        "a number of channels";
   }
   // GPTQ settings on a layer rounded by RTN are a mistake, not a no-op.
   if (!s.gptq && !s.skip)
@@ -497,22 +512,41 @@ QuantizedWeight makeW8A8Weight(ConstantOp cst, const qq::QuantizedMatrix &m) {
 }
 
 /// Rewrites one linear into a quench.qlinear over `w` (makeW8A8Weight) and
-/// the input scale `inputScale` (static) or none (dynamic). Returns the
-/// bytes of the quantized weight.
+/// the input scale `inputScale` (static) or none (dynamic); with
+/// `outliers`, those input channels stay in float with the weight columns
+/// `outlierCols` (row-major [N, outliers.size()]). Returns the bytes of the
+/// quantized weight (float columns included).
 int64_t quantizeLinearW8A8(LinearOp op, ConstantOp cst,
                            const QuantizedWeight &w,
-                           std::optional<float> inputScale) {
+                           std::optional<float> inputScale,
+                           ArrayRef<int64_t> outliers,
+                           const std::vector<float> &outlierCols) {
   OpBuilder b(op);
   Value wq = constantOf(b, cst.getLoc(), w.codes);
   Value scales = constantOf(b, cst.getLoc(), w.scales);
   FloatAttr scaleAttr;
   if (inputScale)
     scaleAttr = b.getF32FloatAttr(*inputScale);
+  Value wo;
+  DenseI64ArrayAttr channels;
+  int64_t bytes = w.bytes;
+  if (!outliers.empty()) {
+    int64_t n = cast<RankedTensorType>(w.scales.getType()).getDimSize(0);
+    int64_t c = static_cast<int64_t>(outliers.size());
+    auto type = RankedTensorType::get({n, c}, b.getF32Type());
+    ArrayRef<char> raw(reinterpret_cast<const char *>(outlierCols.data()),
+                       outlierCols.size() * sizeof(float));
+    wo = constantOf(b, cst.getLoc(),
+                    createConstantAttr(type, raw,
+                                       constantName(cst, "_outliers")));
+    channels = b.getDenseI64ArrayAttr(outliers);
+    bytes += static_cast<int64_t>(raw.size());
+  }
   auto q = QLinearOp::create(b, op.getLoc(), op.getType(), op.getInput(), wq,
-                             scales, op.getBias(), scaleAttr);
+                             scales, op.getBias(), scaleAttr, wo, channels);
   op.replaceAllUsesWith(q.getResult());
   op.erase();
-  return w.bytes;
+  return bytes;
 }
 
 /// One layer's result as a process sends it to rank 0: the plan's index and
@@ -595,6 +629,7 @@ struct QuenchQuantizeWeightsPass
   QuenchQuantizeWeightsPass(WeightQuantOptions options,
                             std::vector<LayerQuantRecord> *report)
       : Base(options), inputRange(std::move(options.inputRange)),
+        inputChannelMax(std::move(options.inputChannelMax)),
         inputGram(std::move(options.inputGram)),
         hasInputGram(std::move(options.hasInputGram)),
         progress(options.progress), comm(options.comm), report(report) {}
@@ -615,6 +650,11 @@ struct QuenchQuantizeWeightsPass
     o.threads = threads;
     o.activations = activations;
     o.staticInputRange = staticInputRange;
+    o.outliers = outliers;
+    o.outlierThreshold = outlierThreshold;
+    o.outlierCap = outlierCap;
+    o.testChannelMax.assign(testChannelMax.begin(), testChannelMax.end());
+    o.inputChannelMax = inputChannelMax;
     o.bitsBudget = bitsBudget;
     o.hqqLpNorm = hqqLpNorm;
     o.inputRange = inputRange;
@@ -627,6 +667,7 @@ struct QuenchQuantizeWeightsPass
   }
 
   std::function<std::optional<float>(llvm::StringRef)> inputRange;
+  decltype(WeightQuantOptions::inputChannelMax) inputChannelMax;
   decltype(WeightQuantOptions::inputGram) inputGram;
   decltype(WeightQuantOptions::hasInputGram) hasInputGram;
   bool progress = false;
@@ -692,6 +733,44 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     return emitError(loc) << "activation quantization (W8A8) needs 8-bit "
                              "per-channel symmetric weights, got "
                           << describe(defaults);
+  // Outlier splitting (W8A8 only): the option's rule (count 0: off),
+  // which a recipe's "outliers" replaces per layer.
+  qq::OutlierRule outlierRule;
+  outlierRule.count = 0;
+  bool recipeOutliers = defaults.outliers && *defaults.outliers != 0;
+  for (const Rule &r : rules)
+    recipeOutliers |= r.scheme.outliers && *r.scheme.outliers != 0;
+  if (!options.outliers.empty() || recipeOutliers) {
+    StringRef v = options.outliers;
+    unsigned long long count;
+    if (v.empty())
+      outlierRule.count = 0;
+    else if (v == "auto")
+      outlierRule.count = -1;
+    else if (!v.getAsInteger(10, count) && count <= (1ull << 40))
+      outlierRule.count = static_cast<int64_t>(count);
+    else
+      return emitError(loc) << "outliers must be auto or a number of "
+                               "channels, got '"
+                            << v << "'";
+    if (act == ActQuant::None)
+      return emitError(loc) << "outlier splitting ("
+                            << (v.empty() ? std::string("recipe")
+                                          : "outliers=" + v.str())
+                            << ") needs W8A8 (activations=static or "
+                               "dynamic)";
+    if (!(options.outlierThreshold > 1.0) ||
+        !std::isfinite(options.outlierThreshold))
+      return emitError(loc) << "outlier-threshold must be a number above 1, "
+                               "got "
+                            << options.outlierThreshold;
+    if (options.outlierCap < 0)
+      return emitError(loc) << "outlier-cap must be 0 (K / 8) or a positive "
+                               "number of channels, got "
+                            << options.outlierCap;
+    outlierRule.threshold = options.outlierThreshold;
+    outlierRule.cap = options.outlierCap;
+  }
 
   // Decide every layer's scheme, then quantize them all, then rewrite: an
   // error (missing calibration, a bad Gram matrix) leaves the module as it
@@ -707,6 +786,10 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     QuantizedWeight q;
     bool w8a8 = false;
     std::optional<float> inputScale; ///< static W8A8
+    /// W8A8 input channels kept in float (sorted), and their weight
+    /// columns (row-major [N, outliers.size()], filled with the codes).
+    std::vector<int64_t> outliers;
+    std::vector<float> outlierCols;
   };
   // W8A8 weights: int8 per output channel, symmetric, f32 scales.
   Scheme w8a8Scheme;
@@ -714,7 +797,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
   SmallVector<LinearOp> linears;
   module.walk([&](LinearOp op) { linears.push_back(op); });
   std::vector<Plan> plans;
-  SmallVector<std::string> noRange, notW8A8;
+  SmallVector<std::string> noRange, notW8A8, noChannelMax;
   for (LinearOp op : linears) {
     auto transpose = op.getWeight().getDefiningOp<TransposeOp>();
     if (transpose && transpose.getPermutation() != ArrayRef<int64_t>{1, 0})
@@ -775,12 +858,42 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
         rec.scheme = describeW8A8(act) + (scheme.gptq  ? " gptq"
                                           : scheme.hqq ? " hqq"
                                                        : "");
+        std::optional<float> range;
+        qq::OutlierRule rule = outlierRule;
+        if (scheme.outliers)
+          rule.count = *scheme.outliers;
+        if (rule.count != 0) {
+          std::optional<std::vector<float>> maxima;
+          if (options.inputChannelMax)
+            maxima = options.inputChannelMax(rec.name);
+          else if (static_cast<int64_t>(options.testChannelMax.size()) ==
+                   rec.inFeatures)
+            maxima = std::vector<float>(options.testChannelMax.begin(),
+                                        options.testChannelMax.end());
+          if (!maxima ||
+              static_cast<int64_t>(maxima->size()) != rec.inFeatures) {
+            noChannelMax.push_back(rec.name);
+          } else {
+            plan.outliers = qq::selectOutlierChannels(
+                maxima->data(), rec.inFeatures, rule);
+            if (!plan.outliers.empty()) {
+              rec.scheme += ", " + std::to_string(plan.outliers.size()) +
+                            " f32 outlier channel" +
+                            (plan.outliers.size() == 1 ? "" : "s");
+              // The int8 part's minmax range: the other channels'.
+              range = qq::inlierRange(maxima->data(), rec.inFeatures,
+                                      plan.outliers);
+            }
+          }
+        }
         if (act == ActQuant::Static) {
-          std::optional<float> range;
-          if (options.inputRange)
+          // Without outlier channels: the calibrated range.
+          if (range) {
+          } else if (options.inputRange) {
             range = options.inputRange(rec.name);
-          else if (options.staticInputRange > 0)
+          } else if (options.staticInputRange > 0) {
             range = static_cast<float>(options.staticInputRange);
+          }
           if (!range || !std::isfinite(*range) || *range < 0)
             noRange.push_back(rec.name);
           else
@@ -797,6 +910,11 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
                              "per-channel symmetric weights; the recipe "
                              "gives other schemes to layers: "
                           << llvm::join(notW8A8, ", ");
+  if (!noChannelMax.empty())
+    return emitError(loc)
+           << "outlier splitting needs calibration (--calib or "
+              "--calib-cache); no channel maxima for layers: "
+           << llvm::join(noChannelMax, ", ");
   if (!noRange.empty())
     return emitError(loc)
            << "--quant=w8a8 needs calibration (--calib or --calib-cache); "
@@ -993,6 +1111,10 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     const Scheme &s = p.w8a8 ? w8a8Scheme : p.scheme;
     std::vector<float> w = *readFloatWeights(p.cst, static_cast<bool>(p.transpose));
     releaseConstantPages(p.cst.getValue());
+    // Outlier columns leave the int8 part (kept as they are in float).
+    if (!p.outliers.empty())
+      p.outlierCols = qq::splitOutlierColumns(w.data(), p.rec.outFeatures,
+                                              p.rec.inFeatures, p.outliers);
     if (p.scheme.hqq) {
       qq::HQQOptions hqqOptions;
       hqqOptions.threads = options.threads;
@@ -1021,6 +1143,15 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
       return "GPTQ: the input Gram matrix of layer '" + p.rec.name + "' has " +
              std::to_string((*gram)->size()) + " elements, expected " +
              std::to_string(k) + " x " + std::to_string(k);
+    // Outlier channels are not inputs of the int8 part: as dead inputs
+    // (zero rows and columns of H) GPTQ moves no error onto them.
+    if (!p.outliers.empty()) {
+      auto copy = std::make_shared<std::vector<double>>(**gram);
+      for (int64_t j : p.outliers)
+        for (size_t i = 0; i < k; ++i)
+          (*copy)[i * k + j] = (*copy)[j * k + i] = 0.0;
+      *gram = std::move(copy);
+    }
     qq::GPTQOptions gptqOptions;
     gptqOptions.actOrder = p.scheme.gptqActOrder;
     gptqOptions.dampening = p.scheme.gptqDampening;
@@ -1040,6 +1171,13 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
   auto finish = [&](Plan &p, const qq::QuantizedMatrix &m) {
     const Scheme &s = p.w8a8 ? w8a8Scheme : p.scheme;
     p.q = p.w8a8 ? makeW8A8Weight(p.cst, m) : makeNBitsWeight(p.cst, m, s);
+    // Codes computed by another process: the float columns from here.
+    if (!p.outliers.empty() && p.outlierCols.empty()) {
+      std::vector<float> w =
+          *readFloatWeights(p.cst, static_cast<bool>(p.transpose));
+      p.outlierCols = qq::splitOutlierColumns(w.data(), p.rec.outFeatures,
+                                              p.rec.inFeatures, p.outliers);
+    }
     if (!p.scheme.gptq)
       return;
     ++gptqDone;
@@ -1184,7 +1322,8 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     Operation *cstOp = p.cst.getOperation();
     if (!p.scheme.skip) {
       p.rec.bytesAfter =
-          p.w8a8 ? quantizeLinearW8A8(p.op, p.cst, p.q, p.inputScale)
+          p.w8a8 ? quantizeLinearW8A8(p.op, p.cst, p.q, p.inputScale,
+                                      p.outliers, p.outlierCols)
                  : quantizeLinear(p.op, p.cst, p.q);
       // A transpose shared by several linears (CSE) goes with the last.
       if (p.transpose && p.transpose->use_empty())
