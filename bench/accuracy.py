@@ -84,6 +84,9 @@ EXTRA_SCHEMES = [
     # float; dynamic schemes with outliers are calibrated for that choice.
     ("W8A8 static outliers auto", ["--quant=w8a8", "--outliers=auto"], True),
     ("W8A8 static outliers 4", ["--quant=w8a8", "--outliers=4"], True),
+    ("W8A8 static outliers 8", ["--quant=w8a8", "--outliers=8"], True),
+    ("W8A8 static outliers auto, threshold 2",
+     ["--quant=w8a8", "--outliers=auto", "--outlier-threshold=2"], True),
     ("W8A8 static SmoothQuant auto outliers auto",
      ["--quant=w8a8", "--smooth=auto", "--outliers=auto"], True),
     ("W8A8 static SmoothQuant auto outliers 4",
@@ -91,6 +94,8 @@ EXTRA_SCHEMES = [
     ("W8A8 dynamic outliers auto", ["--quant=w8a8-dynamic",
                                     "--outliers=auto"], True),
     ("W8A8 dynamic outliers 4", ["--quant=w8a8-dynamic", "--outliers=4"],
+     True),
+    ("W8A8 dynamic outliers 8", ["--quant=w8a8-dynamic", "--outliers=8"],
      True),
 ]
 # Schemes measured on one model only: stories260K with its two most

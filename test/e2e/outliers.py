@@ -28,7 +28,8 @@ with float outlier channels; quench-compile --outliers).
    those columns, round half to even), the static scale the largest
    calibrated maximum among the other channels / 127. The size report must
    name the float channels; the first layer's error against the float
-   model must be below 1/4 of plain W8A8 static's. --outliers without W8A8
+   model must be below 1/4 of plain W8A8 static's with all three outlier
+   channels in float (auto) and below 1/1.5 of it with two. --outliers without W8A8
    or without calibration fails with one message.
 
 Usage: outliers.py --build BUILD_DIR [--keep DIR]
@@ -343,8 +344,10 @@ def quantization(build, work, failures):
         ref, bound = split_ref(x, q, s, wo, want, bias, scale)
         compare(f"[{label}] layer 0 vs the split scheme", h, ref, bound,
                 failures)
+        # All three outliers in float: far better than plain static; two
+        # (the third, 30x, still sets the int8 part's range): better.
         err = float(np.abs(h - exact).max())
-        better = err < plain_err / 4
+        better = err < plain_err / (4 if want == auto else 1.5)
         print(f"{'ok  ' if better else 'FAIL'} [{label}] layer 0 error "
               f"{err:.3g} vs plain W8A8 static {plain_err:.3g}")
         if not better:
