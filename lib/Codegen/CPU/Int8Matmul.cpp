@@ -43,9 +43,10 @@
 // Outlier channels. When the epilogue also reads a quench.qlinear's float
 // outlier product (`yo = x[:, O] * wo^T`, marked quench.outlier_product,
 // C = |O| columns of float weights), that product is not stored either:
-// each tile row computes its nv f32 vectors of yo in registers (C
-// broadcast-multiply-adds per vector, wo packed [C, N] at compile time)
-// and hands them to the epilogue in place of the tensor.
+// after a tile's K loop, per column vector, a loop over the C channels
+// loads the weight vector (wo packed [C, N] at compile time) once and adds
+// its product with each row's broadcast x[row, O[c]] into one f32 vector
+// per row; the epilogue takes those vectors in place of the tensor.
 //
 //===----------------------------------------------------------------------===//
 
@@ -456,11 +457,14 @@ private:
   /// vectors) go through a copy of the consumer on [1, columns] tensors,
   /// inserted into `out` at (`row`, `col`).
   Value emitEpilogueRow(Value out, Value row, Value col,
-                        ArrayRef<Value> acc, int64_t nv, bool inBounds);
-  /// The row's nv vectors of the float outlier product at global columns
-  /// from `gcol`: sum_c xo[row, c] * wo[c, columns], from the fill value.
-  SmallVector<Value> outlierRow(Value row, Value gcol, int64_t nv,
-                                bool inBounds);
+                        ArrayRef<Value> acc, ArrayRef<Value> outlier,
+                        int64_t nv, bool inBounds);
+  /// The tile's float outlier product at task-local columns from `col`:
+  /// per row i and vector v, sum_c xo[rows[i], c] * wo[c, columns] from the
+  /// fill value (row-major, mr x nv vectors). One column vector at a time
+  /// over all rows, so that each weight vector is loaded once per tile.
+  SmallVector<Value> outlierTile(ArrayRef<Value> rows, Value col, int64_t nv,
+                                 bool inBounds);
   Value idx(OpBuilder &ob, int64_t v) {
     return arith::ConstantIndexOp::create(ob, loc, v);
   }
@@ -567,10 +571,15 @@ Value TileEmitter::emit(Value out, Value row, Value panel, Value col,
   if (d.k % d.group != 0)
     step(b, idx(b, fullGroups), rows, panel, nv, acc, /*inBounds=*/false);
   if (epi) {
+    SmallVector<Value> outlier;
+    if (epi->e->outlierInput >= 0)
+      outlier = outlierTile(rows, col, nv, inBounds);
     for (int64_t i = 0; i < mr; ++i)
-      out = emitEpilogueRow(out, rows[i], col,
-                            ArrayRef<Value>(acc).slice(i * nv, nv), nv,
-                            inBounds);
+      out = emitEpilogueRow(
+          out, rows[i], col, ArrayRef<Value>(acc).slice(i * nv, nv),
+          outlier.empty() ? ArrayRef<Value>()
+                          : ArrayRef<Value>(outlier).slice(i * nv, nv),
+          nv, inBounds);
     return out;
   }
   for (int64_t i = 0; i < mr; ++i)
@@ -582,33 +591,41 @@ Value TileEmitter::emit(Value out, Value row, Value panel, Value col,
   return out;
 }
 
-SmallVector<Value> TileEmitter::outlierRow(Value row, Value gcol, int64_t nv,
-                                           bool inBounds) {
+SmallVector<Value> TileEmitter::outlierTile(ArrayRef<Value> rows, Value col,
+                                            int64_t nv, bool inBounds) {
   Type f32 = b.getF32Type();
   auto vf32 = VectorType::get({d.lanes}, f32);
+  int64_t mr = rows.size();
+  Value gcol = arith::AddIOp::create(b, loc, epi->columns.colBase, col);
   Value init = vector::BroadcastOp::create(
       b, loc, vf32,
       b.clone(*epi->e->outlierInit.getDefiningOp())->getResult(0));
-  SmallVector<Value> sums(nv, init);
-  auto loop = scf::ForOp::create(
-      b, loc, idx(b, 0), idx(b, epi->e->outlierC), idx(b, 1), sums,
-      [&](OpBuilder &lb, Location, Value c, ValueRange carried) {
-        Value xv = tensor::ExtractOp::create(lb, loc, epi->outlierX,
-                                             ValueRange{row, c});
-        Value xb = vector::BroadcastOp::create(lb, loc, vf32, xv);
-        SmallVector<Value> next;
-        for (int64_t v = 0; v < nv; ++v) {
-          Value w = read(lb, vf32, epi->outlierW,
-                         {c, add(lb, gcol, v * d.lanes)}, inBounds);
-          next.push_back(vector::FMAOp::create(lb, loc, xb, w, carried[v]));
-        }
-        scf::YieldOp::create(lb, loc, next);
-      });
-  return SmallVector<Value>(loop.getResults());
+  SmallVector<Value> tile(mr * nv);
+  for (int64_t v = 0; v < nv; ++v) {
+    Value at = add(b, gcol, v * d.lanes);
+    auto loop = scf::ForOp::create(
+        b, loc, idx(b, 0), idx(b, epi->e->outlierC), idx(b, 1),
+        SmallVector<Value>(mr, init),
+        [&](OpBuilder &lb, Location, Value c, ValueRange carried) {
+          Value w = read(lb, vf32, epi->outlierW, {c, at}, inBounds);
+          SmallVector<Value> next;
+          for (int64_t i = 0; i < mr; ++i) {
+            Value xv = tensor::ExtractOp::create(lb, loc, epi->outlierX,
+                                                 ValueRange{rows[i], c});
+            Value xb = vector::BroadcastOp::create(lb, loc, vf32, xv);
+            next.push_back(vector::FMAOp::create(lb, loc, xb, w, carried[i]));
+          }
+          scf::YieldOp::create(lb, loc, next);
+        });
+    for (int64_t i = 0; i < mr; ++i)
+      tile[i * nv + v] = loop.getResult(i);
+  }
+  return tile;
 }
 
 Value TileEmitter::emitEpilogueRow(Value out, Value row, Value col,
-                                   ArrayRef<Value> acc, int64_t nv,
+                                   ArrayRef<Value> acc,
+                                   ArrayRef<Value> outlier, int64_t nv,
                                    bool inBounds) {
   MLIRContext *ctx = b.getContext();
   int64_t cols = nv * d.lanes;
@@ -659,8 +676,7 @@ Value TileEmitter::emitEpilogueRow(Value out, Value row, Value col,
       continue;
     }
     if (static_cast<int>(i) == e.outlierInput) {
-      inputs.push_back(
-          rowTile(outlierRow(row, gcol, nv, inBounds), b.getF32Type()));
+      inputs.push_back(rowTile(outlier, b.getF32Type()));
       maps.push_back(AffineMap::getMultiDimIdentityMap(2, ctx));
       continue;
     }

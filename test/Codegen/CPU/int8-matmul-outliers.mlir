@@ -4,23 +4,26 @@
 
 // Outlier channels (quench.qlinear with outliers(...)): the float product
 // of the C = 2 outlier channels is computed inside the int8 kernel's tiles,
-// after each tile row's K loop: a loop over the channels with one f32
-// accumulator vector per column vector (broadcast x[row, O[c]], load the
-// weight row [C, N] laid out at compile time, vector.fma), handed to the
-// epilogue in place of a tensor. No separate outlier product is left.
+// after each tile's K loop: per column vector, a loop over the channels
+// with one f32 accumulator per tile row (load the weight vector of [C, N],
+// laid out at compile time, once; per row broadcast x[row, O[c]] and
+// vector.fma), handed to the epilogue in place of a tensor. No separate
+// outlier product is left. 6 rows x 4 vectors (VNNI), 4 x 2 then 2 x 2
+// (AVX2).
 // VNNI-LABEL: func.func @rows
 // VNNI-NOT: quench.outlier_product
 // VNNI: func.call @llvm.x86.avx512.vpdpbusd.512
-// VNNI: scf.for {{.*}} to %c2 {{.*}} -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// VNNI-COUNT-4: scf.for {{.*}} to %c2 {{.*}} -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// VNNI: vector.transfer_read {{.*}} : tensor<2x20xf32>, vector<16xf32>
 // VNNI: tensor.extract
 // VNNI: vector.broadcast {{.*}} : f32 to vector<16xf32>
-// VNNI-COUNT-4: vector.fma {{.*}} : vector<16xf32>
+// VNNI-COUNT-6: vector.fma {{.*}} : vector<16xf32>
 // VNNI-NOT: quench.outlier_product
 // AVX2-LABEL: func.func @rows
 // AVX2-NOT: quench.outlier_product
 // AVX2: func.call @llvm.x86.avx2.pmadd.wd
-// AVX2: scf.for {{.*}} to %c2 {{.*}} -> (vector<8xf32>, vector<8xf32>)
-// AVX2-COUNT-2: vector.fma {{.*}} : vector<8xf32>
+// AVX2: scf.for {{.*}} to %c2 {{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// AVX2-COUNT-4: vector.fma {{.*}} : vector<8xf32>
 // AVX2-NOT: quench.outlier_product
 // Without the int8 kernel the outlier product is a contraction of its own
 // (vectorized as the generic path's float contractions).
