@@ -80,18 +80,24 @@ struct QLinearLowering : OpConversionPattern<QLinearOp> {
     AffineMap rowOfX = leading(rows + 1, rows);
     AffineMap kOfX = AffineMap::get(rows + 1, 0, {getAffineDimExpr(rows, ctx)},
                                     ctx);
-    // keep[k]: false on the outlier channels.
+    // keep[k]: 0 on the outlier channels, else 1 (i8, not i1: vector
+    // loads of an i8 mask stay plain loads, an i1 memref does not).
     Value keep;
     ArrayRef<int64_t> channels;
     if (wo) {
       channels = *op.getOutlierChannels();
-      SmallVector<bool> mask(kStatic, true);
+      SmallVector<int8_t> mask(kStatic, 1);
       for (int64_t c : channels)
-        mask[c] = false;
-      auto maskType = RankedTensorType::get({kStatic}, rewriter.getI1Type());
+        mask[c] = 0;
+      auto maskType = RankedTensorType::get({kStatic}, i8);
       keep = arith::ConstantOp::create(
-          rewriter, loc, DenseElementsAttr::get(maskType, ArrayRef<bool>(mask)));
+          rewriter, loc,
+          DenseElementsAttr::get(maskType, ArrayRef<int8_t>(mask)));
     }
+    auto kept = [&](OpBuilder &b, Location l, Value m) -> Value {
+      return arith::CmpIOp::create(b, l, arith::CmpIPredicate::ne, m,
+                                   intConst(b, l, i8, 0));
+    };
 
     // Per-row scales (dynamic): amax by a reduction over k, then
     // s = amax / 127, 1 for a row of zeros.
@@ -115,7 +121,7 @@ struct QLinearLowering : OpConversionPattern<QLinearOp> {
               [&](OpBuilder &b, Location l, ValueRange a) {
                 Value v = math::AbsFOp::create(b, l, a[0]);
                 if (keep) // outlier channels count as 0
-                  v = arith::SelectOp::create(b, l, a[1], v,
+                  v = arith::SelectOp::create(b, l, kept(b, l, a[1]), v,
                                               floatConst(b, l, f32, 0.0));
                 Value m = arith::MaximumFOp::create(b, l, a.back(), v);
                 linalg::YieldOp::create(b, l, m);
@@ -182,8 +188,9 @@ struct QLinearLowering : OpConversionPattern<QLinearOp> {
               Value i = arith::FPToSIOp::create(b, l, i32, v);
               Value q = arith::TruncIOp::create(b, l, i8, i);
               if (keep) // outlier channels: code 0
-                q = arith::SelectOp::create(b, l, a[qInputs.size() - 1], q,
-                                            intConst(b, l, i8, 0));
+                q = arith::SelectOp::create(
+                    b, l, kept(b, l, a[qInputs.size() - 1]), q,
+                    intConst(b, l, i8, 0));
               linalg::YieldOp::create(b, l, q);
             })
             .getResult(0);

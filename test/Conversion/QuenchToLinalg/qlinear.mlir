@@ -94,16 +94,17 @@ func.func @vector(%x: tensor<64xf32>, %w: tensor<8x64xi8>, %s: tensor<8xf32>) ->
 // quench.outlier_product), which the epilogue adds before the bias.
 // CHECK-LABEL: func.func @outliers
 // CHECK-SAME: (%[[X:.*]]: tensor<?x8xf32>, %[[W:.*]]: tensor<4x8xi8>, %[[WS:.*]]: tensor<4xf32>, %[[B:.*]]: tensor<4xf32>, %[[WO:.*]]: tensor<4x2xf32>)
-// CHECK: %[[KEEP:.*]] = arith.constant dense<[true, true, false, true, true, false, true, true]> : tensor<8xi1>
+// CHECK: %[[KEEP:.*]] = arith.constant dense<[1, 1, 0, 1, 1, 0, 1, 1]> : tensor<8xi8>
 // CHECK: %[[AMAX:.*]] = linalg.generic
-// CHECK-SAME: ins(%[[X]], %[[KEEP]] : tensor<?x8xf32>, tensor<8xi1>)
+// CHECK-SAME: ins(%[[X]], %[[KEEP]] : tensor<?x8xf32>, tensor<8xi8>)
 // CHECK: math.absf
+// CHECK: arith.cmpi ne
 // CHECK: arith.select
 // CHECK: arith.maximumf
 // CHECK: %[[S:.*]] = linalg.generic
 // CHECK-SAME: ins(%[[AMAX]] : tensor<?xf32>)
 // CHECK: %[[Q:.*]] = linalg.generic
-// CHECK-SAME: ins(%[[X]], %[[S]], %[[KEEP]] : tensor<?x8xf32>, tensor<?xf32>, tensor<8xi1>)
+// CHECK-SAME: ins(%[[X]], %[[S]], %[[KEEP]] : tensor<?x8xf32>, tensor<?xf32>, tensor<8xi8>)
 // CHECK: arith.trunci
 // CHECK: arith.select %{{.*}}, %{{.*}}, %{{.*}} : i8
 // CHECK: %[[ACC:.*]] = linalg.generic
