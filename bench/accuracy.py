@@ -122,6 +122,30 @@ EXTRA_SCHEMES = [
      False),
     ("W4A16 g32, int4 embeddings",
      ["--quant=w4a16", "--group-size=32", "--quant-embeddings=int4"], False),
+    # Outlier splitting (LLM.int8(), docs/quantization.md "Outlier
+    # splitting"): the channels chosen from the calibration maxima stay in
+    # float; dynamic schemes with outliers are calibrated for that choice.
+    ("W8A8 static outliers auto", ["--quant=w8a8", "--outliers=auto"], True),
+    ("W8A8 static outliers 4", ["--quant=w8a8", "--outliers=4"], True),
+    ("W8A8 static outliers 8", ["--quant=w8a8", "--outliers=8"], True),
+    ("W8A8 static outliers auto T2",
+     ["--quant=w8a8", "--outliers=auto", "--outlier-threshold=2"], True),
+    ("W8A8 static SmoothQuant auto outliers auto",
+     ["--quant=w8a8", "--smooth=auto", "--outliers=auto"], True),
+    ("W8A8 static SmoothQuant auto outliers 4",
+     ["--quant=w8a8", "--smooth=auto", "--outliers=4"], True),
+    ("W8A8 static SmoothQuant auto outliers auto T2",
+     ["--quant=w8a8", "--smooth=auto", "--outliers=auto",
+      "--outlier-threshold=2"], True),
+    ("W8A8 dynamic outliers auto", ["--quant=w8a8-dynamic",
+                                    "--outliers=auto"], True),
+    ("W8A8 dynamic outliers 4", ["--quant=w8a8-dynamic", "--outliers=4"],
+     True),
+    ("W8A8 dynamic outliers 8", ["--quant=w8a8-dynamic", "--outliers=8"],
+     True),
+    ("W8A8 dynamic outliers auto T2",
+     ["--quant=w8a8-dynamic", "--outliers=auto", "--outlier-threshold=2"],
+     True),
 ]
 # Pruning (docs/sparsity.md), measured with --sparsity only (instead of the
 # quantization schemes): magnitude against SparseGPT at 50 % unstructured,
@@ -225,11 +249,22 @@ def density(report):
     return float(m.group(1)) if m else 1.0
 
 
+def outlier_channels(report):
+    """Float outlier channels over all layers in the size table (0 if
+    none) and the number of layers that have some."""
+    counts = [int(n) for n in re.findall(r"(\d+) f32 outlier channels?",
+                                         report)]
+    return sum(counts), len(counts)
+
+
 def compile_all(build, onnx_path, work, stem, calib_dir, model, schemes,
-                schemes_re=None):
+                outliers=None, schemes_re=None):
     """Compiles the float model and each scheme; returns the float
     executable, {label: executable} and {label: (bits per linear weight,
-    density of the linear weights)}."""
+    density of the linear weights)}; fills `outliers` ({label: (channels,
+    layers)}) for schemes with float outlier channels. `schemes_re`: a
+    regular expression the labels of the model's own schemes
+    (MODEL_SCHEMES) must match."""
     qc = os.path.join(build, "bin", "quench-compile")
     exes, bits, dens = {}, {}, {}
     f32 = os.path.join(work, stem + "_f32")
@@ -253,6 +288,8 @@ def compile_all(build, onnx_path, work, stem, calib_dir, model, schemes,
                            stdout=subprocess.PIPE, text=True)
         exes[label] = exe
         bits[label] = (bits_per_weight(p.stdout), density(p.stdout))
+        if outliers is not None and "--outliers" in " ".join(flags):
+            outliers[label] = outlier_channels(p.stdout)
     return f32, exes, bits
 
 
@@ -308,9 +345,12 @@ def measure(args, work):
                            stdout=subprocess.DEVNULL)
         calib = write_samples(chargpt_train_windows(cdir, CALIB_SAMPLES),
                               os.path.join(work, "calib-chargpt"), "tokens")
+        outl = {}
         f32, exes, bits["char-GPT (2.7M)"] = compile_all(
             args.build, onnx_path, work, "chargpt", calib, "char-GPT (2.7M)",
-            schemes, args.only)
+            schemes, outl, args.only)
+        notes += ["char-GPT (2.7M) %s: %d float outlier channels in %d "
+                  "layers" % (k, c, n) for k, (c, n) in outl.items()]
         results["char-GPT (2.7M)"] = quant_eval.compare(
             f32, exes, chargpt_windows(cdir, args.sequences), "tokens")
     else:
@@ -325,9 +365,12 @@ def measure(args, work):
         calib = write_samples(
             stories_sequences(args.stories, CALIB_SAMPLES, seed=1),
             os.path.join(work, "calib-stories"), "input_ids")
+        outl = {}
         f32, exes, bits["stories260K"] = compile_all(
             args.build, onnx_path, work, "stories", calib, "stories260K",
-            schemes, args.only)
+            schemes, outl, args.only)
+        notes += ["stories260K %s: %d float outlier channels in %d layers"
+                  % (k, c, n) for k, (c, n) in outl.items()]
         results["stories260K"] = quant_eval.compare(
             f32, exes, stories_sequences(args.stories, args.sequences),
             "input_ids")
@@ -434,7 +477,8 @@ def main():
                          "--markdown or --check")
     ap.add_argument("--all", action="store_true",
                     help="also the schemes of EXTRA_SCHEMES (HQQ, AWQ, "
-                         "W3A16, bits budgets)")
+                         "W3A16, bits budgets, outlier splitting, int4 "
+                         "embeddings)")
     ap.add_argument("--sparsity", action="store_true",
                     help="measure the pruning schemes of SPARSITY_SCHEMES "
                          "instead (docs/sparsity.md; no --check bounds)")
@@ -478,7 +522,9 @@ def main():
                     "sampled with another seed), docs/calibration.md; "
                     "W8A8 static uses the minmax range, with SmoothQuant "
                     "(`--smooth`) at alpha 0.5 or chosen per group "
-                    "(`auto`).\n\n%s\n"
+                    "(`auto`). Outlier splitting (`--outliers`) is "
+                    "measured with `--all`: docs/quantization.md, "
+                    "\"Outlier splitting\".\n\n%s\n"
                     % (cmd, datetime.datetime.utcnow().strftime(
                         "%Y-%m-%d %H:%M"), args.sequences, CALIB_SAMPLES,
                        text))

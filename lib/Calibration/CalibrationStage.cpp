@@ -188,6 +188,24 @@ void quench::calib::addCalibrationStage(FrontPipelineOptions &opts,
     return static_cast<float>(
         t->range(s->request.rangeMethod, s->request.percentile, 8));
   };
+  // Outlier splitting: the channel maxima of what the layer reads (x / s
+  // after SmoothQuant).
+  opts.weightQuant->inputChannelMax =
+      [s, smoothScalesOf](
+          StringRef layer) -> std::optional<std::vector<float>> {
+    const TensorStats *t = s->stats ? s->stats->findLayerInput(layer.str())
+                                    : nullptr;
+    if (!t || t->channelAbsMax.empty())
+      return std::nullopt;
+    std::vector<float> maxima = t->channelAbsMax;
+    if (const std::vector<float> *scales = smoothScalesOf(layer)) {
+      if (scales->size() != maxima.size())
+        return std::nullopt;
+      for (size_t j = 0; j < maxima.size(); ++j)
+        maxima[j] /= (*scales)[j];
+    }
+    return maxima;
+  };
   // Gram matrices are read from the statistics file when a layer is
   // quantized and dropped after it.
   auto hasInputGram = [s](StringRef layer) {

@@ -160,6 +160,24 @@ struct QuantizationCLOptions {
       "sparsity-head",
       cl::desc("Prune the output projection too (default: false)"),
       cl::cat(category)};
+  cl::opt<std::string> outliers{
+      "outliers",
+      cl::desc("W8A8 outlier splitting (LLM.int8()): input channels whose "
+               "calibrated max |x| stands out stay in float, the rest run "
+               "int8; auto (above --outlier-threshold x the median channel) "
+               "or N (the N largest channels per layer); needs --calib or "
+               "--calib-cache"),
+      cl::value_desc("auto|N"), cl::cat(category)};
+  cl::opt<double> outlierThreshold{
+      "outlier-threshold",
+      cl::desc("--outliers=auto: the factor over the median channel maximum "
+               "above which a channel stays in float (default 6)"),
+      cl::init(6.0), cl::value_desc("T"), cl::cat(category)};
+  cl::opt<int64_t> outlierCap{
+      "outlier-cap",
+      cl::desc("--outliers: at most this many float channels per layer "
+               "(default: 0 = in_features / 8)"),
+      cl::init(0), cl::value_desc("N"), cl::cat(category)};
   cl::opt<unsigned> threads{
       "quant-threads",
       cl::desc("Threads of the GPTQ, HQQ and SparseGPT numerics (default: "
@@ -229,6 +247,12 @@ quench::getQuantizationOptionsFromCL() {
                    " --quant (e.g. --quant=w4a16)");
     }
   }
+  if ((o.outliers.getNumOccurrences() ||
+       o.outlierThreshold.getNumOccurrences() ||
+       o.outlierCap.getNumOccurrences()) &&
+      (!out || out->activations == "none"))
+    return error("--outliers, --outlier-threshold and --outlier-cap need "
+                 "--quant=w8a8 or --quant=w8a8-dynamic");
   if (o.algo != "rtn" && o.algo != "gptq" && o.algo != "hqq" &&
       o.algo != "awq" && o.algo != "awq+gptq")
     return error("--algo must be rtn, gptq, hqq, awq or awq+gptq, got '" +
@@ -279,6 +303,9 @@ quench::getQuantizationOptionsFromCL() {
     q.bitsBudget = o.bitsBudget;
     q.hqqLpNorm = o.hqqLpNorm;
     q.awqPowerOfTwo = o.awqPowerOfTwo;
+    q.outliers = o.outliers;
+    q.outlierThreshold = o.outlierThreshold;
+    q.outlierCap = o.outlierCap;
   }
   return out;
 }

@@ -40,6 +40,14 @@
 // each register tile row applies a copy of it to its accumulators and
 // stores only its result: no i32 [rows..., N] tensor.
 //
+// Outlier channels. When the epilogue also reads a quench.qlinear's float
+// outlier product (`yo = x[:, O] * wo^T`, marked quench.outlier_product,
+// C = |O| columns of float weights), that product is not stored either:
+// after a tile's K loop, per column vector, a loop over the C channels
+// loads the weight vector (wo packed [C, N] at compile time) once and adds
+// its product with each row's broadcast x[row, O[c]] into one f32 vector
+// per row; the epilogue takes those vectors in place of the tensor.
+//
 //===----------------------------------------------------------------------===//
 
 #include "KernelUtils.h"
@@ -210,9 +218,78 @@ struct Int8Epilogue {
   linalg::GenericOp consumer;
   /// The consumer's input that reads the product.
   unsigned accInput = 0;
+  /// The consumer's input that reads a float outlier product (-1: none),
+  /// the product's op, its activations xo [rows..., C], its constant
+  /// weight ([C, N] when `outlierKN`, else [N, C]) and its accumulators'
+  /// initial value (a constant).
+  int outlierInput = -1;
+  linalg::GenericOp outlierOp;
+  Value outlierX, outlierInit;
+  arith::ConstantOp outlierW;
+  bool outlierKN = true;
+  int64_t outlierC = 0;
   /// Per consumer input: indexed by the (collapsed) rows, by the columns.
   SmallVector<bool> hasRow, hasCol;
 };
+
+/// Matches `v` as the float outlier product of a quench.qlinear (see the
+/// file header) read only by the epilogue: a contraction over (rows...,
+/// n, c) marked quench.outlier_product, of xo [rows..., C] and a constant
+/// f32 weight, into a fill of a constant. Fills e's outlier fields.
+bool matchOutlierProduct(Value v, unsigned rowDims, int64_t n,
+                         Int8Epilogue &e) {
+  auto op = v.getDefiningOp<linalg::GenericOp>();
+  if (!op || !v.hasOneUse() ||
+      !op->hasAttr(quench::QuenchDialect::getOutlierProductAttrName()) ||
+      !op.hasPureTensorSemantics() || op.getNumDpsInputs() != 2 ||
+      op.getNumDpsInits() != 1 || op.getNumLoops() != rowDims + 2)
+    return false;
+  auto fill = op.getDpsInits()[0].getDefiningOp<linalg::FillOp>();
+  auto wt = dyn_cast<RankedTensorType>(op.getDpsInputs()[1].getType());
+  auto xt = dyn_cast<RankedTensorType>(op.getDpsInputs()[0].getType());
+  auto w = op.getDpsInputs()[1].getDefiningOp<arith::ConstantOp>();
+  if (!fill || !matchPattern(fill.getInputs()[0], m_Constant()) || !w ||
+      !wt || !xt || wt.getRank() != 2 || !wt.hasStaticShape() ||
+      !wt.getElementType().isF32() || !xt.getElementType().isF32() ||
+      xt.getRank() != static_cast<int64_t>(rowDims) + 1 ||
+      ShapedType::isDynamic(xt.getShape().back()))
+    return false;
+  MLIRContext *ctx = op.getContext();
+  auto dim = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+  unsigned nd = rowDims, cd = rowDims + 1, numLoops = rowDims + 2;
+  SmallVector<AffineExpr> xe, oe;
+  for (unsigned i = 0; i < rowDims; ++i) {
+    xe.push_back(dim(i));
+    oe.push_back(dim(i));
+  }
+  xe.push_back(dim(cd));
+  oe.push_back(dim(nd));
+  SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+  if (maps[0] != AffineMap::get(numLoops, 0, xe, ctx) ||
+      maps[2] != AffineMap::get(numLoops, 0, oe, ctx))
+    return false;
+  int64_t c = xt.getShape().back();
+  if (maps[1] == AffineMap::get(numLoops, 0, {dim(cd), dim(nd)}, ctx))
+    e.outlierKN = true;
+  else if (maps[1] == AffineMap::get(numLoops, 0, {dim(nd), dim(cd)}, ctx))
+    e.outlierKN = false;
+  else
+    return false;
+  if (wt.getDimSize(e.outlierKN ? 0 : 1) != c ||
+      wt.getDimSize(e.outlierKN ? 1 : 0) != n)
+    return false;
+  // [N, C] is transposed at compile time: its bytes must be readable.
+  auto attr = dyn_cast<ElementsAttr>(w.getValue());
+  if (!e.outlierKN && (!attr || !(isa<DenseElementsAttr>(attr) ||
+                                  quench::getRawConstantData(attr))))
+    return false;
+  e.outlierOp = op;
+  e.outlierX = op.getDpsInputs()[0];
+  e.outlierW = w;
+  e.outlierInit = fill.getInputs()[0];
+  e.outlierC = c;
+  return true;
+}
 
 /// Matches the single user of `c`'s product that the kernel fuses: an
 /// all-parallel linalg.generic with one result (written through the
@@ -257,6 +334,13 @@ bool matchInt8Epilogue(const Int8Contraction &c, Int8Epilogue &e) {
         return false;
       seen = true;
       e.accInput = in->getOperandNumber();
+      e.hasRow.push_back(nb > 0);
+      e.hasCol.push_back(true);
+      continue;
+    }
+    if (e.outlierInput < 0 && map.isIdentity() &&
+        matchOutlierProduct(in->get(), nb, c.n, e)) {
+      e.outlierInput = static_cast<int>(in->getOperandNumber());
       e.hasRow.push_back(nb > 0);
       e.hasCol.push_back(true);
       continue;
@@ -339,6 +423,8 @@ struct EpilogueTask {
   SmallVector<Value> inputs;
   /// The task's columns (quench::buildColumnTasks).
   quench::ColumnTask columns;
+  /// With an outlier product: its activations [R, C] and weights [C, N].
+  Value outlierX, outlierW;
 };
 
 /// Emits register tiles of the kernel: mr rows x nv SIMD vectors of output
@@ -371,7 +457,14 @@ private:
   /// vectors) go through a copy of the consumer on [1, columns] tensors,
   /// inserted into `out` at (`row`, `col`).
   Value emitEpilogueRow(Value out, Value row, Value col,
-                        ArrayRef<Value> acc, int64_t nv, bool inBounds);
+                        ArrayRef<Value> acc, ArrayRef<Value> outlier,
+                        int64_t nv, bool inBounds);
+  /// The tile's float outlier product at task-local columns from `col`:
+  /// per row i and vector v, sum_c xo[rows[i], c] * wo[c, columns] from the
+  /// fill value (row-major, mr x nv vectors). One column vector at a time
+  /// over all rows, so that each weight vector is loaded once per tile.
+  SmallVector<Value> outlierTile(ArrayRef<Value> rows, Value col, int64_t nv,
+                                 bool inBounds);
   Value idx(OpBuilder &ob, int64_t v) {
     return arith::ConstantIndexOp::create(ob, loc, v);
   }
@@ -478,10 +571,15 @@ Value TileEmitter::emit(Value out, Value row, Value panel, Value col,
   if (d.k % d.group != 0)
     step(b, idx(b, fullGroups), rows, panel, nv, acc, /*inBounds=*/false);
   if (epi) {
+    SmallVector<Value> outlier;
+    if (epi->e->outlierInput >= 0)
+      outlier = outlierTile(rows, col, nv, inBounds);
     for (int64_t i = 0; i < mr; ++i)
-      out = emitEpilogueRow(out, rows[i], col,
-                            ArrayRef<Value>(acc).slice(i * nv, nv), nv,
-                            inBounds);
+      out = emitEpilogueRow(
+          out, rows[i], col, ArrayRef<Value>(acc).slice(i * nv, nv),
+          outlier.empty() ? ArrayRef<Value>()
+                          : ArrayRef<Value>(outlier).slice(i * nv, nv),
+          nv, inBounds);
     return out;
   }
   for (int64_t i = 0; i < mr; ++i)
@@ -493,37 +591,77 @@ Value TileEmitter::emit(Value out, Value row, Value panel, Value col,
   return out;
 }
 
+SmallVector<Value> TileEmitter::outlierTile(ArrayRef<Value> rows, Value col,
+                                            int64_t nv, bool inBounds) {
+  Type f32 = b.getF32Type();
+  auto vf32 = VectorType::get({d.lanes}, f32);
+  int64_t mr = rows.size();
+  Value gcol = arith::AddIOp::create(b, loc, epi->columns.colBase, col);
+  Value init = vector::BroadcastOp::create(
+      b, loc, vf32,
+      b.clone(*epi->e->outlierInit.getDefiningOp())->getResult(0));
+  SmallVector<Value> tile(mr * nv);
+  for (int64_t v = 0; v < nv; ++v) {
+    Value at = add(b, gcol, v * d.lanes);
+    auto loop = scf::ForOp::create(
+        b, loc, idx(b, 0), idx(b, epi->e->outlierC), idx(b, 1),
+        SmallVector<Value>(mr, init),
+        [&](OpBuilder &lb, Location, Value c, ValueRange carried) {
+          Value w = read(lb, vf32, epi->outlierW, {c, at}, inBounds);
+          SmallVector<Value> next;
+          for (int64_t i = 0; i < mr; ++i) {
+            Value xv = tensor::ExtractOp::create(lb, loc, epi->outlierX,
+                                                 ValueRange{rows[i], c});
+            Value xb = vector::BroadcastOp::create(lb, loc, vf32, xv);
+            next.push_back(vector::FMAOp::create(lb, loc, xb, w, carried[i]));
+          }
+          scf::YieldOp::create(lb, loc, next);
+        });
+    for (int64_t i = 0; i < mr; ++i)
+      tile[i * nv + v] = loop.getResult(i);
+  }
+  return tile;
+}
+
 Value TileEmitter::emitEpilogueRow(Value out, Value row, Value col,
-                                   ArrayRef<Value> acc, int64_t nv,
+                                   ArrayRef<Value> acc,
+                                   ArrayRef<Value> outlier, int64_t nv,
                                    bool inBounds) {
   MLIRContext *ctx = b.getContext();
   int64_t cols = nv * d.lanes;
-  // The row's accumulators as one [1, cols] vector written to a fresh
-  // tensor: the vectorized epilogue's read of it folds into the vector
-  // (a masked read, in a partial panel, reads the tensor).
-  Value row1 = arith::ConstantOp::create(
-      b, loc, b.getZeroAttr(VectorType::get({cols}, i32)));
-  for (int64_t v = 0; v < nv; ++v)
-    row1 = vector::InsertStridedSliceOp::create(b, loc, acc[v], row1,
-                                                ArrayRef<int64_t>{v * d.lanes},
-                                                ArrayRef<int64_t>{1});
-  auto rowType = VectorType::get({1, cols}, i32);
-  Value vec = vector::ShapeCastOp::create(b, loc, rowType, row1);
-  Value tile = tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{1, cols}, i32);
-  tile = vector::TransferWriteOp::create(b, loc, vec, tile,
-                                         ValueRange{idx(b, 0), idx(b, 0)},
-                                         ArrayRef<bool>{true, true})
-             .getResult();
   // Columns of the tile inside N: all of them, or min(cols, width - col).
   OpFoldResult size = b.getIndexAttr(cols);
   if (!inBounds) {
     Value left = arith::SubIOp::create(b, loc, epi->columns.width, col);
     size = arith::MinSIOp::create(b, loc, idx(b, cols), left).getResult();
-    tile = tensor::ExtractSliceOp::create(
-        b, loc, tile, ArrayRef<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(0)},
-        ArrayRef<OpFoldResult>{b.getIndexAttr(1), size},
-        ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
   }
+  // A row of nv vectors as one [1, cols] vector written to a fresh
+  // tensor: the vectorized epilogue's read of it folds into the vector
+  // (a masked read, in a partial panel, reads the tensor).
+  auto rowTile = [&](ArrayRef<Value> vecs, Type elem) -> Value {
+    Value row1 = arith::ConstantOp::create(
+        b, loc, b.getZeroAttr(VectorType::get({cols}, elem)));
+    for (int64_t v = 0; v < nv; ++v)
+      row1 = vector::InsertStridedSliceOp::create(
+          b, loc, vecs[v], row1, ArrayRef<int64_t>{v * d.lanes},
+          ArrayRef<int64_t>{1});
+    auto rowType = VectorType::get({1, cols}, elem);
+    Value vec = vector::ShapeCastOp::create(b, loc, rowType, row1);
+    Value tile =
+        tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{1, cols}, elem);
+    tile = vector::TransferWriteOp::create(b, loc, vec, tile,
+                                           ValueRange{idx(b, 0), idx(b, 0)},
+                                           ArrayRef<bool>{true, true})
+               .getResult();
+    if (!inBounds)
+      tile = tensor::ExtractSliceOp::create(
+          b, loc, tile,
+          ArrayRef<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(0)},
+          ArrayRef<OpFoldResult>{b.getIndexAttr(1), size},
+          ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
+    return tile;
+  };
+  Value tile = rowTile(acc, i32);
   Value gcol = arith::AddIOp::create(b, loc, epi->columns.colBase, col);
   const Int8Epilogue &e = *epi->e;
   linalg::GenericOp consumer = e.consumer;
@@ -534,6 +672,11 @@ Value TileEmitter::emitEpilogueRow(Value out, Value row, Value col,
   for (auto [i, in] : llvm::enumerate(epi->inputs)) {
     if (i == e.accInput) {
       inputs.push_back(tile);
+      maps.push_back(AffineMap::getMultiDimIdentityMap(2, ctx));
+      continue;
+    }
+    if (static_cast<int>(i) == e.outlierInput) {
+      inputs.push_back(rowTile(outlier, b.getF32Type()));
       maps.push_back(AffineMap::getMultiDimIdentityMap(2, ctx));
       continue;
     }
@@ -655,8 +798,39 @@ void buildKernel(RewriterBase &rw, const Int8Contraction &c,
         rw, loc, tensor::getMixedSizes(rw, loc, init),
         getElementTypeOrSelf(init.getType()));
     task.e = epi;
+    if (epi->outlierInput >= 0) {
+      // xo with its rows collapsed like x's; the weights [C, N].
+      Value xo = epi->outlierX;
+      if (nb == 0) {
+        xo = tensor::ExpandShapeOp::create(
+            rw, loc, RankedTensorType::get({1, epi->outlierC}, rw.getF32Type()),
+            xo, ArrayRef<ReassociationIndices>{{0, 1}});
+      } else if (nb > 1) {
+        ReassociationIndices lead;
+        for (unsigned r = 0; r < nb; ++r)
+          lead.push_back(r);
+        xo = tensor::CollapseShapeOp::create(
+            rw, loc, xo, ArrayRef<ReassociationIndices>{lead, {nb}});
+      }
+      task.outlierX = xo;
+      arith::ConstantOp wo = epi->outlierW;
+      if (epi->outlierKN) {
+        task.outlierW = wo;
+      } else {
+        ElementsAttr t = quench::transpose2DConstant(
+            cast<ElementsAttr>(wo.getValue()), "quench_outlier_t");
+        OpBuilder::InsertionGuard guard(rw);
+        rw.setInsertionPoint(wo);
+        task.outlierW =
+            arith::ConstantOp::create(rw, wo.getLoc(), cast<TypedAttr>(t));
+      }
+    }
     for (auto [i, in] : llvm::enumerate(consumer.getDpsInputs())) {
       Value v = in;
+      if (static_cast<int>(i) == epi->outlierInput) {
+        task.inputs.push_back(v); // unused: computed in the tiles
+        continue;
+      }
       if (epi->hasRow[i] && nb > 1 && i != epi->accInput) {
         SmallVector<ReassociationIndices> groups(1);
         for (unsigned r = 0; r < nb; ++r)
@@ -797,6 +971,22 @@ void buildKernel(RewriterBase &rw, const Int8Contraction &c,
   if (epi) {
     rw.replaceOp(epi->consumer, res);
     rw.eraseOp(op);
+    // The outlier product was computed in the tiles.
+    if (linalg::GenericOp yo = epi->outlierOp; yo && yo->use_empty()) {
+      Operation *fill = yo.getDpsInits()[0].getDefiningOp();
+      arith::ConstantOp yoWOp = epi->outlierW;
+      Operation *yoW = yoWOp;
+      rw.eraseOp(yo);
+      if (fill && fill->use_empty()) {
+        Operation *empty =
+            cast<linalg::FillOp>(fill).getOutputs()[0].getDefiningOp();
+        rw.eraseOp(fill);
+        if (empty && isa<tensor::EmptyOp>(empty) && empty->use_empty())
+          rw.eraseOp(empty);
+      }
+      if (yoW->use_empty())
+        rw.eraseOp(yoW);
+    }
     if (oldEpilogueInit && isa<tensor::EmptyOp>(oldEpilogueInit) &&
         oldEpilogueInit->use_empty())
       rw.eraseOp(oldEpilogueInit);

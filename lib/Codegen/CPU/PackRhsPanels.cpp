@@ -82,7 +82,9 @@ static bool packContraction(linalg::GenericOp op, int64_t p, RewriterBase &rw) {
   if (!op.hasPureTensorSemantics() || op.getNumDpsInputs() != 2 ||
       op.getNumDpsInits() != 1 || op->getNumResults() != 1 ||
       !linalg::isaContractionOpInterface(op) ||
-      op->hasAttr(quench::QuenchDialect::getDequantMatmulAttrName()))
+      op->hasAttr(quench::QuenchDialect::getDequantMatmulAttrName()) ||
+      // computed inside the int8 kernel's tiles (Int8Matmul.cpp)
+      op->hasAttr(quench::QuenchDialect::getOutlierProductAttrName()))
     return false;
   FailureOr<linalg::ContractionDimensions> dims =
       linalg::inferContractionDims(op);

@@ -85,3 +85,52 @@ func.func @vector(%x: tensor<64xf32>, %w: tensor<8x64xi8>, %s: tensor<8xf32>) ->
   %y = quench.qlinear %x, %w, %s : (tensor<64xf32>, tensor<8x64xi8>, tensor<8xf32>) -> tensor<8xf32>
   return %y : tensor<8xf32>
 }
+
+// -----
+
+// Outlier channels 2 and 5 (dynamic): a constant mask keeps them out of
+// the row maximum and gives them code 0; their float part is a gather
+// x[:, [2, 5]] and an f32 contraction with the outlier weight (marked
+// quench.outlier_product), which the epilogue adds before the bias.
+// CHECK-LABEL: func.func @outliers
+// CHECK-SAME: (%[[X:.*]]: tensor<?x8xf32>, %[[W:.*]]: tensor<4x8xi8>, %[[WS:.*]]: tensor<4xf32>, %[[B:.*]]: tensor<4xf32>, %[[WO:.*]]: tensor<4x2xf32>)
+// CHECK: %[[KEEP:.*]] = arith.constant dense<[1, 1, 0, 1, 1, 0, 1, 1]> : tensor<8xi8>
+// CHECK: %[[AMAX:.*]] = linalg.generic
+// CHECK-SAME: ins(%[[X]], %[[KEEP]] : tensor<?x8xf32>, tensor<8xi8>)
+// CHECK: math.absf
+// CHECK: arith.cmpi ne
+// CHECK: arith.select
+// CHECK: arith.maximumf
+// CHECK: %[[S:.*]] = linalg.generic
+// CHECK-SAME: ins(%[[AMAX]] : tensor<?xf32>)
+// CHECK: %[[Q:.*]] = linalg.generic
+// CHECK-SAME: ins(%[[X]], %[[S]], %[[KEEP]] : tensor<?x8xf32>, tensor<?xf32>, tensor<8xi8>)
+// CHECK: arith.trunci
+// CHECK: arith.select %{{.*}}, %{{.*}}, %{{.*}} : i8
+// CHECK: %[[ACC:.*]] = linalg.generic
+// CHECK-SAME: ins(%[[Q]], %[[W]] : tensor<?x8xi8>, tensor<4x8xi8>)
+// CHECK: %[[CH:.*]] = arith.constant dense<[2, 5]> : tensor<2xi64>
+// CHECK: %[[XO:.*]] = linalg.generic
+// CHECK-SAME: ins(%[[CH]] : tensor<2xi64>)
+// CHECK: linalg.index 0
+// CHECK: arith.index_cast
+// CHECK: tensor.extract %[[X]]
+// CHECK: } -> tensor<?x2xf32>
+// CHECK: %[[YO:.*]] = linalg.generic
+// CHECK-SAME: iterator_types = ["parallel", "parallel", "reduction"]
+// CHECK-SAME: ins(%[[XO]], %[[WO]] : tensor<?x2xf32>, tensor<4x2xf32>)
+// CHECK-SAME: quench.outlier_product
+// CHECK: arith.mulf
+// CHECK: arith.addf
+// CHECK: } -> tensor<?x4xf32>
+// CHECK: linalg.generic
+// CHECK-SAME: ins(%[[ACC]], %[[WS]], %[[YO]], %[[S]], %[[B]] : tensor<?x4xi32>, tensor<4xf32>, tensor<?x4xf32>, tensor<?xf32>, tensor<4xf32>)
+// CHECK: arith.sitofp
+// CHECK: arith.mulf
+// CHECK: arith.mulf
+// CHECK: arith.addf
+// CHECK: arith.addf
+func.func @outliers(%x: tensor<?x8xf32>, %w: tensor<4x8xi8>, %s: tensor<4xf32>, %b: tensor<4xf32>, %o: tensor<4x2xf32>) -> tensor<?x4xf32> {
+  %y = quench.qlinear %x, %w, %s bias(%b) outliers(%o, [2, 5]) : (tensor<?x8xf32>, tensor<4x8xi8>, tensor<4xf32>, tensor<4xf32>, tensor<4x2xf32>) -> tensor<?x4xf32>
+  return %y : tensor<?x4xf32>
+}

@@ -1022,6 +1022,38 @@ func.func @qlinear_result(%x: tensor<2x64xf32>, %w: tensor<16x64xi8>, %s: tensor
 
 // -----
 
+func.func @qlinear_outlier_shape(%x: tensor<2x64xf32>, %w: tensor<16x64xi8>, %s: tensor<16xf32>, %o: tensor<16x3xf32>) {
+  // expected-error @+1 {{requires an outlier_weight of shape [16, 2]}}
+  %0 = quench.qlinear %x, %w, %s outliers(%o, [1, 5]) : (tensor<2x64xf32>, tensor<16x64xi8>, tensor<16xf32>, tensor<16x3xf32>) -> tensor<2x16xf32>
+  return
+}
+
+// -----
+
+func.func @qlinear_outlier_order(%x: tensor<2x64xf32>, %w: tensor<16x64xi8>, %s: tensor<16xf32>, %o: tensor<16x2xf32>) {
+  // expected-error @+1 {{requires outlier_channels strictly increasing in [0, 64), got 1}}
+  %0 = quench.qlinear %x, %w, %s outliers(%o, [5, 1]) : (tensor<2x64xf32>, tensor<16x64xi8>, tensor<16xf32>, tensor<16x2xf32>) -> tensor<2x16xf32>
+  return
+}
+
+// -----
+
+func.func @qlinear_outlier_range(%x: tensor<2x64xf32>, %w: tensor<16x64xi8>, %s: tensor<16xf32>, %o: tensor<16x1xf32>) {
+  // expected-error @+1 {{requires outlier_channels strictly increasing in [0, 64), got 64}}
+  %0 = quench.qlinear %x, %w, %s outliers(%o, [64]) : (tensor<2x64xf32>, tensor<16x64xi8>, tensor<16xf32>, tensor<16x1xf32>) -> tensor<2x16xf32>
+  return
+}
+
+// -----
+
+func.func @qlinear_outlier_none(%x: tensor<2x64xf32>, %w: tensor<16x64xi8>, %s: tensor<16xf32>, %o: tensor<16x0xf32>) {
+  // expected-error @+1 {{requires at least one outlier channel}}
+  %0 = quench.qlinear %x, %w, %s outliers(%o, []) : (tensor<2x64xf32>, tensor<16x64xi8>, tensor<16xf32>, tensor<16x0xf32>) -> tensor<2x16xf32>
+  return
+}
+
+// -----
+
 func.func @qlinear_input_scale(%x: tensor<2x64xf32>, %w: tensor<16x64xi8>, %s: tensor<16xf32>) {
   // expected-error @+1 {{requires a finite positive input_scale}}
   %0 = quench.qlinear %x, %w, %s input_scale(0.0) : (tensor<2x64xf32>, tensor<16x64xi8>, tensor<16xf32>) -> tensor<2x16xf32>

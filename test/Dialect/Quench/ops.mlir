@@ -206,7 +206,8 @@ func.func @onnx_quantization(%x: tensor<4x8xf32>, %s: tensor<f32>, %zp: tensor<u
 
 // CHECK-LABEL: func @qlinear
 func.func @qlinear(%x: tensor<?x3x64xf32>, %w: tensor<16x64xi8>,
-                   %s: tensor<16xf32>, %b: tensor<16xf32>, %v: tensor<64xf32>) {
+                   %s: tensor<16xf32>, %b: tensor<16xf32>, %v: tensor<64xf32>,
+                   %o: tensor<16x2xf32>) {
   // Dynamic (per-row scales), no bias.
   // CHECK: quench.qlinear %{{.*}}, %{{.*}}, %{{.*}} : (tensor<?x3x64xf32>, tensor<16x64xi8>, tensor<16xf32>) -> tensor<?x3x16xf32>
   %0 = quench.qlinear %x, %w, %s : (tensor<?x3x64xf32>, tensor<16x64xi8>, tensor<16xf32>) -> tensor<?x3x16xf32>
@@ -216,6 +217,12 @@ func.func @qlinear(%x: tensor<?x3x64xf32>, %w: tensor<16x64xi8>,
   // A 1-D input (one row).
   // CHECK: quench.qlinear {{.*}} : (tensor<64xf32>, tensor<16x64xi8>, tensor<16xf32>) -> tensor<16xf32>
   %2 = quench.qlinear %v, %w, %s : (tensor<64xf32>, tensor<16x64xi8>, tensor<16xf32>) -> tensor<16xf32>
+  // Outlier channels 3 and 40 in float, static scale and bias.
+  // CHECK: quench.qlinear %{{.*}}, %{{.*}}, %{{.*}} bias(%{{.*}}) input_scale(3.125000e-02) outliers(%{{.*}}, [3, 40]) : (tensor<?x3x64xf32>, tensor<16x64xi8>, tensor<16xf32>, tensor<16xf32>, tensor<16x2xf32>) -> tensor<?x3x16xf32>
+  %3 = quench.qlinear %x, %w, %s bias(%b) input_scale(0.03125) outliers(%o, [3, 40]) : (tensor<?x3x64xf32>, tensor<16x64xi8>, tensor<16xf32>, tensor<16xf32>, tensor<16x2xf32>) -> tensor<?x3x16xf32>
+  // Dynamic, no bias.
+  // CHECK: quench.qlinear %{{.*}}, %{{.*}}, %{{.*}} outliers(%{{.*}}, [0, 63]) : (tensor<64xf32>, tensor<16x64xi8>, tensor<16xf32>, tensor<16x2xf32>) -> tensor<16xf32>
+  %4 = quench.qlinear %v, %w, %s outliers(%o, [0, 63]) : (tensor<64xf32>, tensor<16x64xi8>, tensor<16xf32>, tensor<16x2xf32>) -> tensor<16xf32>
   return
 }
 

@@ -833,6 +833,31 @@ LogicalResult QLinearOp::verify() {
     if (!s.isFiniteNonZero() || s.isNegative())
       return emitOpError("requires a finite positive input_scale");
   }
+  Value wo = getOutlierWeight();
+  std::optional<ArrayRef<int64_t>> channels = getOutlierChannels();
+  if (!wo != !channels)
+    return emitOpError("requires both an outlier_weight and "
+                       "outlier_channels, or neither");
+  if (!wo)
+    return success();
+  auto woType = cast<RankedTensorType>(wo.getType());
+  int64_t c = static_cast<int64_t>(channels->size());
+  if (c == 0)
+    return emitOpError("requires at least one outlier channel");
+  if (woType.getRank() != 2 ||
+      (woType.getDimSize(0) != kDyn && n != kDyn &&
+       woType.getDimSize(0) != n) ||
+      (woType.getDimSize(1) != kDyn && woType.getDimSize(1) != c))
+    return emitOpError() << "requires an outlier_weight of shape [" << n
+                         << ", " << c << "]";
+  for (int64_t i = 0; i < c; ++i) {
+    int64_t ch = (*channels)[i];
+    if (ch < 0 || (kKnown != kDyn && ch >= kKnown) ||
+        (i > 0 && ch <= (*channels)[i - 1]))
+      return emitOpError() << "requires outlier_channels strictly "
+                              "increasing in [0, "
+                           << kKnown << "), got " << ch;
+  }
   return success();
 }
 

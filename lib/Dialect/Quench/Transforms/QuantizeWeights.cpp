@@ -21,6 +21,7 @@
 #include "quench/Quant/BitsBudget.h"
 #include "quench/Quant/GPTQ.h"
 #include "quench/Quant/HQQ.h"
+#include "quench/Quant/Outliers.h"
 #include "quench/Quant/RTN.h"
 #include "quench/Quant/Sparse.h"
 #include "quench/Support/Communicator.h"
@@ -75,6 +76,9 @@ struct Scheme {
   /// The recipe's "sparsity" for the layer (read by quench-prune-weights
   /// through readRecipeSparsity; empty: none given).
   std::string sparsity;
+  /// A recipe's outlier splitting for the layer (W8A8): -1 automatic, 0
+  /// none, N the N largest channels; unset: the `outliers` option.
+  std::optional<int64_t> outliers;
 };
 
 /// A recipe rule: layers whose name matches `pattern` get `scheme`.
@@ -161,7 +165,8 @@ LogicalResult readSchemeFields(const llvm::json::Object &obj, Scheme &s,
                                const Twine &where, Location loc) {
   static const StringRef known[] = {
       "match",     "skip",       "bits", "group_size",     "symmetric",
-      "scale_type", "algo", "gptq_act_order", "gptq_dampening", "sparsity"};
+      "scale_type", "algo", "gptq_act_order", "gptq_dampening", "sparsity",
+      "outliers"};
   for (const auto &kv : obj)
     if (!llvm::is_contained(known, StringRef(kv.first)))
       return emitError(loc) << where << ": unknown field '"
@@ -229,6 +234,17 @@ LogicalResult readSchemeFields(const llvm::json::Object &obj, Scheme &s,
     if (!qq::parseSparsityPattern(str->str(), pattern, error))
       return emitError(loc) << where << ": " << error;
     s.sparsity = str->str();
+  }
+  if (auto v = obj.get("outliers")) {
+    std::optional<StringRef> str = v->getAsString();
+    std::optional<int64_t> i = v->getAsInteger();
+    if (str && *str == "auto")
+      s.outliers = -1;
+    else if (i && *i >= 0)
+      s.outliers = *i;
+    else
+      return emitError(loc) << where << ": 'outliers' must be \"auto\" or "
+                                        "a number of channels";
   }
   // GPTQ settings on a layer rounded by RTN are a mistake, not a no-op.
   if (!s.gptq && !s.skip)
@@ -585,22 +601,41 @@ QuantizedWeight makeW8A8Weight(ConstantOp cst, const qq::QuantizedMatrix &m) {
 }
 
 /// Rewrites one linear into a quench.qlinear over `w` (makeW8A8Weight) and
-/// the input scale `inputScale` (static) or none (dynamic). Returns the
-/// bytes of the quantized weight.
+/// the input scale `inputScale` (static) or none (dynamic); with
+/// `outliers`, those input channels stay in float with the weight columns
+/// `outlierCols` (row-major [N, outliers.size()]). Returns the bytes of the
+/// quantized weight (float columns included).
 int64_t quantizeLinearW8A8(LinearOp op, ConstantOp cst,
                            const QuantizedWeight &w,
-                           std::optional<float> inputScale) {
+                           std::optional<float> inputScale,
+                           ArrayRef<int64_t> outliers,
+                           const std::vector<float> &outlierCols) {
   OpBuilder b(op);
   Value wq = constantOf(b, cst.getLoc(), w.codes);
   Value scales = constantOf(b, cst.getLoc(), w.scales);
   FloatAttr scaleAttr;
   if (inputScale)
     scaleAttr = b.getF32FloatAttr(*inputScale);
+  Value wo;
+  DenseI64ArrayAttr channels;
+  int64_t bytes = w.bytes;
+  if (!outliers.empty()) {
+    int64_t n = cast<RankedTensorType>(w.scales.getType()).getDimSize(0);
+    int64_t c = static_cast<int64_t>(outliers.size());
+    auto type = RankedTensorType::get({n, c}, b.getF32Type());
+    ArrayRef<char> raw(reinterpret_cast<const char *>(outlierCols.data()),
+                       outlierCols.size() * sizeof(float));
+    wo = constantOf(b, cst.getLoc(),
+                    createConstantAttr(type, raw,
+                                       constantName(cst, "_outliers")));
+    channels = b.getDenseI64ArrayAttr(outliers);
+    bytes += static_cast<int64_t>(raw.size());
+  }
   auto q = QLinearOp::create(b, op.getLoc(), op.getType(), op.getInput(), wq,
-                             scales, op.getBias(), scaleAttr);
+                             scales, op.getBias(), scaleAttr, wo, channels);
   op.replaceAllUsesWith(q.getResult());
   op.erase();
-  return w.bytes;
+  return bytes;
 }
 
 /// One layer's result as a process sends it to rank 0: the plan's index and
@@ -686,6 +721,10 @@ struct Plan {
   QuantizedWeight q;
   bool w8a8 = false;
   std::optional<float> inputScale; ///< static W8A8
+  /// W8A8 input channels kept in float (sorted), and their weight
+  /// columns (row-major [N, outliers.size()], filled with the codes).
+  std::vector<int64_t> outliers;
+  std::vector<float> outlierCols;
 };
 
 /// The constant of a linear's weight (Plan::cst) and the 2-D transpose it
@@ -840,6 +879,7 @@ struct QuenchQuantizeWeightsPass
   QuenchQuantizeWeightsPass(WeightQuantOptions options,
                             std::vector<LayerQuantRecord> *report)
       : Base(options), inputRange(std::move(options.inputRange)),
+        inputChannelMax(std::move(options.inputChannelMax)),
         inputGram(std::move(options.inputGram)),
         hasInputGram(std::move(options.hasInputGram)),
         inputMeanAbs(std::move(options.inputMeanAbs)),
@@ -863,6 +903,11 @@ struct QuenchQuantizeWeightsPass
     o.threads = threads;
     o.activations = activations;
     o.staticInputRange = staticInputRange;
+    o.outliers = outliers;
+    o.outlierThreshold = outlierThreshold;
+    o.outlierCap = outlierCap;
+    o.testChannelMax.assign(testChannelMax.begin(), testChannelMax.end());
+    o.inputChannelMax = inputChannelMax;
     o.bitsBudget = bitsBudget;
     o.hqqLpNorm = hqqLpNorm;
     o.awqPowerOfTwo = awqPowerOfTwo;
@@ -877,6 +922,7 @@ struct QuenchQuantizeWeightsPass
   }
 
   std::function<std::optional<float>(llvm::StringRef)> inputRange;
+  decltype(WeightQuantOptions::inputChannelMax) inputChannelMax;
   decltype(WeightQuantOptions::inputGram) inputGram;
   decltype(WeightQuantOptions::hasInputGram) hasInputGram;
   decltype(WeightQuantOptions::inputMeanAbs) inputMeanAbs;
@@ -970,6 +1016,45 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
              << 8 / eb << " up to " << qq::kMaxGroupSize << ", got " << eg;
   }
 
+  // Outlier splitting (W8A8 only): the option's rule (count 0: off),
+  // which a recipe's "outliers" replaces per layer.
+  qq::OutlierRule outlierRule;
+  outlierRule.count = 0;
+  bool recipeOutliers = defaults.outliers && *defaults.outliers != 0;
+  for (const Rule &r : rules)
+    recipeOutliers |= r.scheme.outliers && *r.scheme.outliers != 0;
+  if (!options.outliers.empty() || recipeOutliers) {
+    StringRef v = options.outliers;
+    unsigned long long count;
+    if (v.empty())
+      outlierRule.count = 0;
+    else if (v == "auto")
+      outlierRule.count = -1;
+    else if (!v.getAsInteger(10, count) && count <= (1ull << 40))
+      outlierRule.count = static_cast<int64_t>(count);
+    else
+      return emitError(loc) << "outliers must be auto or a number of "
+                               "channels, got '"
+                            << v << "'";
+    if (act == ActQuant::None)
+      return emitError(loc) << "outlier splitting ("
+                            << (v.empty() ? std::string("recipe")
+                                          : "outliers=" + v.str())
+                            << ") needs W8A8 (activations=static or "
+                               "dynamic)";
+    if (!(options.outlierThreshold > 1.0) ||
+        !std::isfinite(options.outlierThreshold))
+      return emitError(loc) << "outlier-threshold must be a number above 1, "
+                               "got "
+                            << options.outlierThreshold;
+    if (options.outlierCap < 0)
+      return emitError(loc) << "outlier-cap must be 0 (K / 8) or a positive "
+                               "number of channels, got "
+                            << options.outlierCap;
+    outlierRule.threshold = options.outlierThreshold;
+    outlierRule.cap = options.outlierCap;
+  }
+
   // Decide every layer's scheme, then quantize them all, then rewrite: an
   // error (missing calibration, a bad Gram matrix) leaves the module as it
   // was, and every layer that lacks statistics is named at once.
@@ -979,7 +1064,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
   SmallVector<LinearOp> linears;
   module.walk([&](LinearOp op) { linears.push_back(op); });
   std::vector<Plan> plans;
-  SmallVector<std::string> noRange, notW8A8;
+  SmallVector<std::string> noRange, notW8A8, noChannelMax;
   for (LinearOp op : linears) {
     auto [cst, transpose] = weightConstantOf(op);
     if (!cst)
@@ -1036,12 +1121,42 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
         rec.scheme = describeW8A8(act) + (scheme.gptq  ? " gptq"
                                           : scheme.hqq ? " hqq"
                                                        : "");
+        std::optional<float> range;
+        qq::OutlierRule rule = outlierRule;
+        if (scheme.outliers)
+          rule.count = *scheme.outliers;
+        if (rule.count != 0) {
+          std::optional<std::vector<float>> maxima;
+          if (options.inputChannelMax)
+            maxima = options.inputChannelMax(rec.name);
+          else if (static_cast<int64_t>(options.testChannelMax.size()) ==
+                   rec.inFeatures)
+            maxima = std::vector<float>(options.testChannelMax.begin(),
+                                        options.testChannelMax.end());
+          if (!maxima ||
+              static_cast<int64_t>(maxima->size()) != rec.inFeatures) {
+            noChannelMax.push_back(rec.name);
+          } else {
+            plan.outliers = qq::selectOutlierChannels(
+                maxima->data(), rec.inFeatures, rule);
+            if (!plan.outliers.empty()) {
+              rec.scheme += ", " + std::to_string(plan.outliers.size()) +
+                            " f32 outlier channel" +
+                            (plan.outliers.size() == 1 ? "" : "s");
+              // The int8 part's minmax range: the other channels'.
+              range = qq::inlierRange(maxima->data(), rec.inFeatures,
+                                      plan.outliers);
+            }
+          }
+        }
         if (act == ActQuant::Static) {
-          std::optional<float> range;
-          if (options.inputRange)
+          // Without outlier channels: the calibrated range.
+          if (range) {
+          } else if (options.inputRange) {
             range = options.inputRange(rec.name);
-          else if (options.staticInputRange > 0)
+          } else if (options.staticInputRange > 0) {
             range = static_cast<float>(options.staticInputRange);
+          }
           if (!range || !std::isfinite(*range) || *range < 0)
             noRange.push_back(rec.name);
           else
@@ -1058,6 +1173,11 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
                              "per-channel symmetric weights; the recipe "
                              "gives other schemes to layers: "
                           << llvm::join(notW8A8, ", ");
+  if (!noChannelMax.empty())
+    return emitError(loc)
+           << "outlier splitting needs calibration (--calib or "
+              "--calib-cache); no channel maxima for layers: "
+           << llvm::join(noChannelMax, ", ");
   if (!noRange.empty())
     return emitError(loc)
            << "--quant=w8a8 needs calibration (--calib or --calib-cache); "
@@ -1320,6 +1440,10 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
                  "': quantization moved a pruned weight off zero";
       return "";
     };
+    // Outlier columns leave the int8 part (kept as they are in float).
+    if (!p.outliers.empty())
+      p.outlierCols = qq::splitOutlierColumns(w.data(), p.rec.outFeatures,
+                                              p.rec.inFeatures, p.outliers);
     if (p.scheme.hqq) {
       qq::HQQOptions hqqOptions;
       hqqOptions.threads = options.threads;
@@ -1351,6 +1475,15 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
              p.rec.name + "' has " + std::to_string((*gram)->size()) +
              " elements, expected " + std::to_string(k) + " x " +
              std::to_string(k);
+    // Outlier channels are not inputs of the int8 part: as dead inputs
+    // (zero rows and columns of H) GPTQ moves no error onto them.
+    if (!p.outliers.empty()) {
+      auto copy = std::make_shared<std::vector<double>>(**gram);
+      for (int64_t j : p.outliers)
+        for (size_t i = 0; i < k; ++i)
+          (*copy)[i * k + j] = (*copy)[j * k + i] = 0.0;
+      *gram = std::move(copy);
+    }
     // A layer whose input AWQ scaled reads x / s: its Gram matrix is
     // S^-1 H S^-1.
     if (auto it = awqScales.find(p.rec.name); it != awqScales.end())
@@ -1362,7 +1495,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
                             (*gram)->data(), cfg);
       out = qq::quantizeMatrixClipped(w.data(), p.rec.outFeatures,
                                       p.rec.inFeatures, cfg, clip.data());
-      return "";
+      return checkZeros();
     }
     qq::GPTQOptions gptqOptions;
     // A layer pruned by quench-prune-weights keeps its zeros: GPTQ
@@ -1392,6 +1525,13 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
   auto finish = [&](Plan &p, const qq::QuantizedMatrix &m) {
     const Scheme &s = p.w8a8 ? w8a8Scheme : p.scheme;
     p.q = p.w8a8 ? makeW8A8Weight(p.cst, m) : makeNBitsWeight(p.cst, m, s);
+    // Codes computed by another process: the float columns from here.
+    if (!p.outliers.empty() && p.outlierCols.empty()) {
+      std::vector<float> w =
+          *readFloatWeights(p.cst, static_cast<bool>(p.transpose));
+      p.outlierCols = qq::splitOutlierColumns(w.data(), p.rec.outFeatures,
+                                              p.rec.inFeatures, p.outliers);
+    }
     if (!p.scheme.gptq)
       return;
     ++gptqDone;
@@ -1536,7 +1676,8 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     Operation *cstOp = p.cst.getOperation();
     if (!p.scheme.skip) {
       p.rec.bytesAfter =
-          p.w8a8 ? quantizeLinearW8A8(p.op, p.cst, p.q, p.inputScale)
+          p.w8a8 ? quantizeLinearW8A8(p.op, p.cst, p.q, p.inputScale,
+                                      p.outliers, p.outlierCols)
                  : quantizeLinear(p.op, p.cst, p.q);
       // A transpose shared by several linears (CSE) goes with the last.
       if (p.transpose && p.transpose->use_empty())

@@ -52,6 +52,14 @@ def Quench_Dialect : Dialect {
     static constexpr ::llvm::StringLiteral getDequantMatmulAttrName() {
       return "quench.dequant_matmul";
     }
+    /// `quench.outlier_product` (a UnitAttr) on the f32 contraction that
+    /// convert-quench-to-linalg makes of a `quench.qlinear`'s float outlier
+    /// channels (`x[:, O] * outlier_weight^T`, read only by the layer's
+    /// epilogue): the CPU int8 kernel computes it inside its register
+    /// tiles, and the float-matmul passes leave its layout alone.
+    static constexpr ::llvm::StringLiteral getOutlierProductAttrName() {
+      return "quench.outlier_product";
+    }
     /// The indexing maps of that generic, whose loops are (batch..., b, j,
     /// h, n): x (batch..., b, j, h), codes (b, j, n), scales (b, n), zero
     /// points (b, n) when `zeroPoints`, output (batch..., n). The lowering

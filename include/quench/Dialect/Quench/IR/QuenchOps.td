@@ -717,7 +717,7 @@ def Quench_DequantizeNBitsOp : Quench_Op<"dequantize_nbits", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Quench_QLinearOp : Quench_Op<"qlinear", [Pure]> {
+def Quench_QLinearOp : Quench_Op<"qlinear", [Pure, AttrSizedOperandSegments]> {
   let summary = "W8A8 linear layer: int8 activations times int8 weights";
   let description = [{
     A fully connected layer whose input is quantized to int8 on the fly and
@@ -756,10 +756,27 @@ def Quench_QLinearOp : Quench_Op<"qlinear", [Pure]> {
     (a calibrated range / 127; values beyond the range saturate). Absent:
     DYNAMIC per-row scales computed at run time.
 
+    `outliers(%wo, [c_0, c_1, ...])`: OUTLIER SPLITTING (LLM.int8(),
+    docs/quantization.md "Outlier splitting"). The listed input channels O
+    (strictly increasing, in [0, K)) stay in float: they take no part in
+    the int8 product (their codes are 0, whatever the weight's columns
+    hold) nor in a dynamic row scale (`s[r] = max over k not in O`), and
+    their product with `outlier_weight` (f32 `[N, C]`, column c belonging
+    to channel O[c]) is added in f32 after the rescale:
+
+    ```
+      q[r, k] = 0 for k in O
+      result[r, n] = f32(acc[r, n]) * s[r] * weight_scale[n]
+                     + sum_c input[r, O[c]] * outlier_weight[n, c]   # c = 0, 1, ...
+                     (+ bias[n])
+    ```
+
     The verifier checks: f32 input of rank >= 1 with `input.shape[-1] ==
     K`; a 2-D i8 weight; 1-D f32 `weight_scale` and `bias` of length N; an
     f32 result of shape `input.shape[:-1] + [N]`; `input_scale` finite and
-    positive; K <= 132104.
+    positive; K <= 132104; with outliers, a 2-D f32 `outlier_weight` of
+    shape [N, C] with C > 0 listed channels, strictly increasing and in
+    [0, K).
 
     ```mlir
     %y = quench.qlinear %x, %w, %ws bias(%b) input_scale(0.03125)
@@ -771,17 +788,23 @@ def Quench_QLinearOp : Quench_Op<"qlinear", [Pure]> {
                        RankedTensorOf<[I8]>:$weight,
                        RankedTensorOf<[F32]>:$weight_scale,
                        Optional<RankedTensorOf<[F32]>>:$bias,
-                       OptionalAttr<F32Attr>:$input_scale);
+                       OptionalAttr<F32Attr>:$input_scale,
+                       Optional<RankedTensorOf<[F32]>>:$outlier_weight,
+                       OptionalAttr<DenseI64ArrayAttr>:$outlier_channels);
   let results = (outs RankedTensorOf<[F32]>:$result);
   let assemblyFormat = "$input `,` $weight `,` $weight_scale "
                        "(`bias` `(` $bias^ `)`)? "
                        "(`input_scale` `(` $input_scale^ `)`)? "
+                       "(`outliers` `(` $outlier_weight^ `,` "
+                       "$outlier_channels `)`)? "
                        "attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
   let extraClassDeclaration = [{
     /// True when the input is quantized with per-row scales computed at
     /// run time (no `input_scale`).
     bool isDynamic() { return !getInputScale().has_value(); }
+    /// True when some input channels stay in float (outlier splitting).
+    bool hasOutliers() { return getOutlierWeight() != nullptr; }
     /// The largest K whose int32 sum of int8 products cannot overflow.
     static constexpr int64_t kMaxInFeatures = 132104;
   }];

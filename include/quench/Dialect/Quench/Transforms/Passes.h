@@ -103,6 +103,12 @@ struct WeightQuantOptions : public QuenchQuantizeWeightsOptions {
   /// input; std::nullopt when the layer was not observed. Unset: the
   /// `static-input-range` option, if any, applies to every layer.
   std::function<std::optional<float>(llvm::StringRef layer)> inputRange;
+  /// Per input channel j of a layer, max |x_j| over the calibration rows
+  /// (after SmoothQuant's migration, when it ran), or std::nullopt when
+  /// the layer was not observed: outlier splitting's statistics. Unset:
+  /// the `test-channel-max` option, if any, applies.
+  std::function<std::optional<std::vector<float>>(llvm::StringRef layer)>
+      inputChannelMax;
   /// The Gram matrix X^T X (row-major [K, K], summed over every calibration
   /// row) of a layer's input, or nullptr when not observed; an error when
   /// it cannot be read. Asked once per layer, when that layer is quantized:

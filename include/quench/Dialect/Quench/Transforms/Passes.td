@@ -164,6 +164,19 @@ def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> 
     line, `static-input-range` gives one range to every layer: it exists
     for tests, real models need per-layer calibration.
 
+    `outliers=auto|N` (W8A8 only; LLM.int8()'s outlier splitting,
+    lib/Quant/Outliers.cpp) keeps some input channels of each W8A8 layer in
+    float: with `auto` those whose calibrated max |x_j| exceeds
+    `outlier-threshold` times the median channel maximum, with `N` the N
+    largest; at most `outlier-cap` per layer (0: K / 8). Their weight
+    columns become an f32 `outlier_weight` of the `quench.qlinear`, the int8
+    weight's columns are 0 there (its row scales see only the rest), and a
+    static layer's input range is the largest maximum of the other channels.
+    Needs per-channel maxima from calibration (drivers:
+    `WeightQuantOptions::inputChannelMax`); quench-opt's
+    `test-channel-max` gives every layer with that many inputs the listed
+    maxima, for tests.
+
     Layers are named by their location (the ONNX node name). `exclude`
     patterns (globs) keep matching layers in float; `quantize-head=false`
     keeps the output projection (a linear whose result the function
@@ -282,6 +295,18 @@ def QuenchQuantizeWeights : Pass<"quench-quantize-weights", "::mlir::ModuleOp"> 
     Option<"staticInputRange", "static-input-range", "double", "0.0",
            "For tests: with activations=static, the input range (max |x|) "
            "assumed for every layer (0: none; real models use calibration)">,
+    Option<"outliers", "outliers", "std::string", "\"\"",
+           "W8A8 outlier splitting: auto (channels above outlier-threshold "
+           "x the median channel maximum) or N (the N largest channels) stay "
+           "in float (empty: off)">,
+    Option<"outlierThreshold", "outlier-threshold", "double", "6.0",
+           "outliers=auto: a channel is an outlier when its calibrated max "
+           "|x| exceeds this many times the median channel's (> 1)">,
+    Option<"outlierCap", "outlier-cap", "int64_t", "0",
+           "At most this many float channels per layer (0: K / 8)">,
+    ListOption<"testChannelMax", "test-channel-max", "double",
+               "For tests: per-channel input maxima for every layer whose "
+               "in_features equals their count (outliers, static range)">,
   ];
   let dependentDialects = ["::quench::QuenchDialect"];
 }
