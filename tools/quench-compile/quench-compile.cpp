@@ -223,8 +223,12 @@ int main(int argc, char **argv) {
   if (*weightQuant && (*weightQuant)->threads == 0)
     (*weightQuant)->threads = threadsPerProcess;
 #endif
-  if (*weightQuant)
+  if (*weightQuant) {
     (*weightQuant)->comm = comm;
+    // Long quantizations say how far they are (quench/Support/Progress.h:
+    // nothing for compiles under a second).
+    (*weightQuant)->progress = true;
+  }
 
   quench::SizeReport report;
   quench::FrontPipelineOptions front;
@@ -235,6 +239,8 @@ int main(int argc, char **argv) {
   front.prune = *prune;
   if (front.prune && front.prune->threads == 0)
     front.prune->threads = threadsPerProcess;
+  if (front.prune)
+    front.prune->progress = comm ? comm->rank() == 0 : true;
   front.pruneReport = &report.pruned;
   quench::calib::CalibrationStage calibration;
   if (*calibRequest) {

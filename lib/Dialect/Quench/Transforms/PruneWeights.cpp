@@ -17,6 +17,7 @@
 #include "quench/Dialect/Quench/Transforms/ScaleMigration.h"
 #include "quench/Quant/Sparse.h"
 #include "quench/Support/LLVM.h"
+#include "quench/Support/Progress.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/GlobPattern.h"
@@ -160,6 +161,18 @@ LogicalResult quench::pruneWeights(ModuleOp module, const PruneOptions &options,
 
   // Prune every layer, then rewrite: an error leaves the module as it was.
   std::vector<std::vector<float>> pruned(todo.size());
+  // Progress weighted by the cost estimate: magnitude N K log M, SparseGPT
+  // K^2 (K + N) like GPTQ.
+  auto work = [&](const Plan &p) {
+    double n = static_cast<double>(p.rec.outFeatures),
+           k = static_cast<double>(p.rec.inFeatures);
+    return sparseGPT ? k * k * (k + n) : 8.0 * n * k;
+  };
+  double totalWork = 0;
+  for (Plan *p : todo)
+    totalWork += work(*p);
+  StageProgress progress("prune", "layer", static_cast<int64_t>(todo.size()),
+                         totalWork, options.progress);
   for (size_t i = 0; i < todo.size(); ++i) {
     Plan &p = *todo[i];
     const int64_t n = p.rec.outFeatures, k = p.rec.inFeatures;
@@ -169,6 +182,7 @@ LogicalResult quench::pruneWeights(ModuleOp module, const PruneOptions &options,
           qq::selectMagnitudeMask(w.data(), n, k, p.pattern);
       qq::applyMask(w.data(), mask.data(), w.size());
       pruned[i] = std::move(w);
+      progress.step(p.rec.name, work(p));
       continue;
     }
     auto gram = options.inputGram(p.rec.name);
@@ -190,6 +204,7 @@ LogicalResult quench::pruneWeights(ModuleOp module, const PruneOptions &options,
       return emitError(p.op.getLoc())
              << "layer '" << p.rec.name << "': " << error;
     pruned[i] = std::move(res.weights);
+    progress.step(p.rec.name, work(p));
   }
   OpBuilder b(module.getContext());
   for (size_t i = 0; i < todo.size(); ++i) {

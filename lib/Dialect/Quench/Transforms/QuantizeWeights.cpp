@@ -23,6 +23,7 @@
 #include "quench/Quant/HQQ.h"
 #include "quench/Quant/Outliers.h"
 #include "quench/Quant/RTN.h"
+#include "quench/Support/Progress.h"
 #include "quench/Quant/Sparse.h"
 #include "quench/Support/Communicator.h"
 #include "quench/Support/LLVM.h"
@@ -793,6 +794,9 @@ migrateAWQScales(ModuleOp module, std::vector<Plan> &plans,
   std::vector<std::pair<const ScaleGroup *, std::vector<float>>> migrations;
   std::vector<std::string> unscaled;
   int64_t awqGroups = 0, betterUnscaled = 0, migratedLayers = 0;
+  // The groups to search (all of whose quantized members are AWQ layers of
+  // one format, with an absorber for 1 / s), with those members.
+  std::vector<std::pair<const ScaleGroup *, std::vector<Plan *>>> searches;
   for (const ScaleGroup &g : groups) {
     std::vector<Plan *> members;
     bool otherSchemes = false;
@@ -817,6 +821,25 @@ migrateAWQScales(ModuleOp module, std::vector<Plan> &plans,
         unscaled.push_back(p->rec.name + " (" + reason + ")");
       continue;
     }
+    searches.emplace_back(&g, std::move(members));
+  }
+  // The searches, with progress: each tries 21 alphas of RTN over the
+  // group's weights and evaluates tr(dW H dW^T), ~ 21 rows K^2.
+  auto searchWork = [](const ScaleGroup &g, const std::vector<Plan *> &ms) {
+    double rows = 0;
+    for (const Plan *p : ms)
+      rows += static_cast<double>(p->rec.outFeatures);
+    double k = static_cast<double>(g.channels);
+    return 21.0 * rows * k * k;
+  };
+  double totalWork = 0;
+  for (auto &[g, members] : searches)
+    totalWork += searchWork(*g, members);
+  StageProgress progress("awq", "scale search of group",
+                         static_cast<int64_t>(searches.size()), totalWork,
+                         options.progress);
+  for (auto &[gp, members] : searches) {
+    const ScaleGroup &g = *gp;
     ++awqGroups;
     std::vector<std::vector<float>> weights;
     std::vector<const float *> ptrs;
@@ -843,6 +866,7 @@ migrateAWQScales(ModuleOp module, std::vector<Plan> &plans,
       migrations.emplace_back(&g, std::move(best.scales));
     else
       ++betterUnscaled;
+    progress.step(name, searchWork(g, members));
   }
   for (auto &[g, s] : migrations) {
     migrateScales(*g, s);
@@ -1363,15 +1387,12 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
   }
 
   int64_t gptqLayers = 0;
-  double gptqWork = 0; // ~ K^2 (K + N) per layer
   {
     std::vector<std::string> missing;
     for (Plan &p : plans) {
       if (p.scheme.skip || !p.scheme.gptq)
         continue;
       ++gptqLayers;
-      double k = static_cast<double>(p.rec.inFeatures);
-      gptqWork += k * k * (k + static_cast<double>(p.rec.outFeatures));
       if (p.scheme.awq)
         continue; // checked above
       bool present = false;
@@ -1410,15 +1431,37 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
   int rank = comm ? comm->rank() : 0;
   int numProcs = comm ? comm->size() : 1;
   bool progress = options.progress && rank == 0;
-  auto gptqStart = std::chrono::steady_clock::now();
-  auto elapsed = [&] {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                         gptqStart)
-        .count();
+  // Progress over every layer quantized here, weighted by an estimate of
+  // its cost (multiply-adds, roughly): RTN N K, HQQ ~20 iterations of a few
+  // passes, AWQ's clipping search ~11 ratios of a group-sized quadratic
+  // form per weight, GPTQ K^2 (K + N).
+  auto layerWork = [](const Plan &p) {
+    double n = static_cast<double>(p.rec.outFeatures),
+           k = static_cast<double>(p.rec.inFeatures);
+    if (p.scheme.gptq)
+      return k * k * (k + n);
+    if (p.scheme.awq)
+      return 11.0 * n * k * static_cast<double>(p.scheme.groupSize ? p.scheme.groupSize : k);
+    if (p.scheme.hqq)
+      return 80.0 * n * k;
+    return n * k;
   };
-  bool tty = llvm::sys::Process::StandardErrIsDisplayed();
-  int64_t gptqDone = 0;
-  double gptqWorkDone = 0, lastReport = -1;
+  auto algoOf = [](const Plan &p) -> StringRef {
+    if (p.w8a8)
+      return "w8a8";
+    if (p.scheme.awq)
+      return p.scheme.gptq ? "awq+gptq" : "awq";
+    return p.scheme.gptq ? "gptq" : p.scheme.hqq ? "hqq" : "rtn";
+  };
+  int64_t quantizedLayers = 0;
+  double totalWork = 0;
+  for (const Plan &p : plans)
+    if (!p.scheme.skip) {
+      ++quantizedLayers;
+      totalWork += layerWork(p);
+    }
+  StageProgress layerProgress("quantize", "layer", quantizedLayers, totalWork,
+                              progress);
   // A layer's codes, or an error message.
   auto compute = [&](Plan &p, qq::QuantizedMatrix &out) -> std::string {
     const Scheme &s = p.w8a8 ? w8a8Scheme : p.scheme;
@@ -1532,25 +1575,8 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
       p.outlierCols = qq::splitOutlierColumns(w.data(), p.rec.outFeatures,
                                               p.rec.inFeatures, p.outliers);
     }
-    if (!p.scheme.gptq)
-      return;
-    ++gptqDone;
-    double kk = static_cast<double>(p.rec.inFeatures);
-    gptqWorkDone += kk * kk * (kk + static_cast<double>(p.rec.outFeatures));
-    double now = elapsed();
-    if (progress &&
-        (gptqDone == gptqLayers || lastReport < 0 || now - lastReport >= 1.0)) {
-      lastReport = now;
-      bool last = gptqDone == gptqLayers;
-      double done = gptqWork > 0 ? gptqWorkDone / gptqWork : 1.0;
-      llvm::errs() << (tty ? "\r" : "") << "quantize: GPTQ layer " << gptqDone
-                   << "/" << gptqLayers << " " << p.rec.name << " ("
-                   << llvm::format("%.1f s", now);
-      if (!last && done > 0)
-        llvm::errs() << ", ETA "
-                     << llvm::format("%.0f s", now * (1 - done) / done);
-      llvm::errs() << ")" << (tty ? "\x1b[K" : "") << (tty && !last ? "" : "\n");
-    }
+    layerProgress.step((p.rec.name + " [" + algoOf(p) + "]").str(),
+                       layerWork(p));
   };
 
   // Several processes (docs/scaling.md): the layers are dealt out by their
@@ -1650,14 +1676,23 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     error = comm->agree(error);
   if (!error.empty())
     return emitError(errorPlan ? plans[*errorPlan].op.getLoc() : loc) << error;
-  if (progress && gptqLayers > 0)
-    llvm::errs() << "quantize: GPTQ of " << gptqLayers << " layer"
-                 << (gptqLayers == 1 ? "" : "s") << " took "
-                 << llvm::format("%.1f s", elapsed())
+  // The total time: always after GPTQ (calibrated runs are long anyway),
+  // else when progress was shown.
+  if (progress && (gptqLayers > 0 || layerProgress.printedAny())) {
+    llvm::errs() << "quantize: ";
+    if (gptqLayers > 0)
+      llvm::errs() << "GPTQ of " << gptqLayers << " layer"
+                   << (gptqLayers == 1 ? "" : "s");
+    if (quantizedLayers > gptqLayers)
+      llvm::errs() << (gptqLayers > 0 ? " and " : "")
+                   << quantizedLayers - gptqLayers << " other layer"
+                   << (quantizedLayers - gptqLayers == 1 ? "" : "s");
+    llvm::errs() << " took " << llvm::format("%.1f s", layerProgress.elapsed())
                  << (numProcs > 1
                          ? " on " + std::to_string(numProcs) + " processes"
                          : std::string())
                  << "\n";
+  }
   if (rank != 0)
     return success();
 

@@ -189,6 +189,8 @@ struct PruneOptions : public QuenchPruneWeightsOptions {
       llvm::StringRef layer)>
       inputGram;
   std::function<bool(llvm::StringRef layer)> hasInputGram;
+  /// Progress lines on stderr for long runs (quench/Support/Progress.h).
+  bool progress = false;
 };
 
 /// What pruning did to one layer.
