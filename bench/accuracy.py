@@ -330,6 +330,7 @@ def stories_sequences(bin_path, n, seq=32, seed=0):
 def measure(args, work):
     results = {}  # model -> {scheme: (kl, top1, decisive top-1)}
     bits = {}  # model -> {scheme: bits per linear weight}
+    ppl = {}  # model -> {scheme or "float": perplexity}
     notes = []
     schemes = SPARSITY_SCHEMES if args.sparsity else \
         SCHEMES + (EXTRA_SCHEMES if args.all else [])
@@ -351,8 +352,10 @@ def measure(args, work):
             schemes, outl, args.only)
         notes += ["char-GPT (2.7M) %s: %d float outlier channels in %d "
                   "layers" % (k, c, n) for k, (c, n) in outl.items()]
+        ppl["char-GPT (2.7M)"] = {}
         results["char-GPT (2.7M)"] = quant_eval.compare(
-            f32, exes, chargpt_windows(cdir, args.sequences), "tokens")
+            f32, exes, chargpt_windows(cdir, args.sequences), "tokens",
+            perplexity=ppl["char-GPT (2.7M)"])
     else:
         notes.append("char-GPT skipped: no %s/chargpt.pt (run "
                      "examples/chargpt/chargpt.py train --out %s)" % (cdir, cdir))
@@ -371,28 +374,38 @@ def measure(args, work):
             schemes, outl, args.only)
         notes += ["stories260K %s: %d float outlier channels in %d layers"
                   % (k, c, n) for k, (c, n) in outl.items()]
+        ppl["stories260K"] = {}
         results["stories260K"] = quant_eval.compare(
             f32, exes, stories_sequences(args.stories, args.sequences),
-            "input_ids")
+            "input_ids", perplexity=ppl["stories260K"])
     else:
         notes.append("stories260K skipped: %s not found" % args.stories)
-    return results, bits, notes
+    return results, bits, ppl, notes
 
 
-def table(results, bits, sequences, sparsity=False):
+def table(results, bits, ppl, sequences, sparsity=False):
     """The Markdown table; with `sparsity` a column for the density of the
-    linear weights (the size report's; weights stored dense)."""
+    linear weights (the size report's; weights stored dense). Perplexity:
+    of the evaluation sequences' own next tokens (the float model's in the
+    first row of each model)."""
     lines = ["| model | scheme | bits per weight |%s mean KL (nats) | "
-             "top-1 agreement | top-1, decisive positions |" %
+             "top-1 agreement | top-1, decisive positions | perplexity |" %
              (" density |" if sparsity else ""),
-             "| --- | --- | ---: |%s ---: | ---: | ---: |" %
+             "| --- | --- | ---: |%s ---: | ---: | ---: | ---: |" %
              (" ---: |" if sparsity else "")]
     for model, res in results.items():
+        if "float" in ppl.get(model, {}):
+            lines.append("| %s | float (reference) | 32 |%s 0 | 100 %% | "
+                         "100 %% | %.3f |" % (model, " 1 |" if sparsity else
+                                               "", ppl[model]["float"]))
         for scheme, (kl, top1, decisive) in res.items():
             b, d = bits[model][scheme]
-            lines.append("| %s | %s | %.3f |%s %.2e | %.2f %% | %.2f %% |" % (
-                model, scheme, b, " %.3f |" % d if sparsity else "", kl,
-                100 * top1, 100 * decisive))
+            lines.append("| %s | %s | %.3f |%s %.2e | %.2f %% | %.2f %% | "
+                         "%s |" % (
+                             model, scheme, b, " %.3f |" % d if sparsity
+                             else "", kl, 100 * top1, 100 * decisive,
+                             "%.3f" % ppl[model][scheme]
+                             if scheme in ppl.get(model, {}) else "-"))
     return "\n".join(lines)
 
 
@@ -490,8 +503,8 @@ def main():
                  "(its table is recorded in docs/sparsity.md)")
     work = args.work or tempfile.mkdtemp(prefix="quench-accuracy-")
     os.makedirs(work, exist_ok=True)
-    results, bits, notes = measure(args, work)
-    text = table(results, bits, args.sequences, args.sparsity)
+    results, bits, ppl, notes = measure(args, work)
+    text = table(results, bits, ppl, args.sequences, args.sparsity)
     print(text)
     for n in notes:
         print(n)

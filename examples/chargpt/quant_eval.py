@@ -59,23 +59,38 @@ def held_out_windows(model_dir, count, block, seed=0):
     return text_windows(model_dir, count, block, seed)
 
 
-def compare(float_exe, quant_exes, windows, input_name="tokens", gap=0.1):
+def compare(float_exe, quant_exes, windows, input_name="tokens", gap=0.1,
+            perplexity=None):
     """{name: (mean KL, top-1 agreement, top-1 agreement where the float
     model's two best log-probabilities differ by more than `gap`)} over all
     positions of windows. The last number leaves out near-ties, where any
-    perturbation (even f16 rounding of the weights) flips the argmax."""
+    perturbation (even f16 rounding of the weights) flips the argmax.
+    `perplexity` (a dict), when given, gets {name: perplexity of the
+    windows' own next tokens} for every model and "float": exp of the mean
+    negative log-likelihood of token t + 1 at position t."""
     kl = {name: [] for name in quant_exes}
     agree = {name: [] for name in quant_exes}
+    nll = {name: [] for name in list(quant_exes) + ["float"]}
     decisive = []
+
+    def next_token_nll(logp, w):
+        return -logp[np.arange(len(w) - 1), w[1:]]
+
     with tempfile.TemporaryDirectory() as tmp:
         for w in windows:
+            w = np.asarray(w).reshape(-1)
             ref = log_softmax(run_exe(float_exe, w, tmp, input_name))
+            nll["float"].append(next_token_nll(ref, w))
             top2 = np.sort(ref, axis=-1)[..., -2:]
             decisive.append((top2[..., 1] - top2[..., 0]) > gap)
             for name, exe in quant_exes.items():
                 got = log_softmax(run_exe(exe, w, tmp, input_name))
                 kl[name].append((np.exp(ref) * (ref - got)).sum(-1))
                 agree[name].append(ref.argmax(-1) == got.argmax(-1))
+                nll[name].append(next_token_nll(got, w))
+    if perplexity is not None:
+        for name, values in nll.items():
+            perplexity[name] = float(np.exp(np.concatenate(values).mean()))
     d = np.concatenate(decisive)
     out = {}
     for name in quant_exes:
