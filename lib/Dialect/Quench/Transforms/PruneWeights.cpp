@@ -159,8 +159,13 @@ LogicalResult quench::pruneWeights(ModuleOp module, const PruneOptions &options,
                              "layers: "
                           << llvm::join(missing, ", ");
 
-  // Prune every layer, then rewrite: an error leaves the module as it was.
-  std::vector<std::vector<float>> pruned(todo.size());
+  // Prune and rewrite one layer at a time: each pruned weight becomes a
+  // constant (spilled to the weight arena when large) before the next layer
+  // is read, so the peak memory is one layer's weights, not the model's
+  // (issue #20). Every input is checked above; a SparseGPT failure mid-way
+  // (a Gram matrix not positive definite even after dampening) fails the
+  // pass with earlier layers already pruned, and the driver writes nothing.
+  OpBuilder b(module.getContext());
   // Progress weighted by the cost estimate: magnitude N K log M, SparseGPT
   // K^2 (K + N) like GPTQ.
   auto work = [&](const Plan &p) {
@@ -173,46 +178,39 @@ LogicalResult quench::pruneWeights(ModuleOp module, const PruneOptions &options,
     totalWork += work(*p);
   StageProgress progress("prune", "layer", static_cast<int64_t>(todo.size()),
                          totalWork, options.progress);
-  for (size_t i = 0; i < todo.size(); ++i) {
-    Plan &p = *todo[i];
+  for (Plan *pp : todo) {
+    Plan &p = *pp;
     const int64_t n = p.rec.outFeatures, k = p.rec.inFeatures;
     std::vector<float> w = *readLinearWeight(p.op);
-    if (!sparseGPT) {
+    if (sparseGPT) {
+      auto gram = options.inputGram(p.rec.name);
+      if (!gram)
+        return emitError(p.op.getLoc())
+               << "SparseGPT: layer '" << p.rec.name
+               << "': " << llvm::toString(gram.takeError());
+      if (!*gram || (*gram)->size() != static_cast<size_t>(k * k))
+        return emitError(p.op.getLoc())
+               << "SparseGPT: no usable input Gram matrix (" << k << " x "
+               << k << ") for layer '" << p.rec.name << "'";
+      qq::SparseGPTOptions so;
+      so.dampening = options.dampening;
+      so.threads = options.threads;
+      so.computeLoss = false;
+      qq::SparseGPTResult res;
+      if (!qq::pruneSparseGPT(w.data(), n, k, (*gram)->data(), p.pattern,
+                              nullptr, so, res, error))
+        return emitError(p.op.getLoc())
+               << "layer '" << p.rec.name << "': " << error;
+      w = std::move(res.weights);
+    } else {
       std::vector<uint8_t> mask =
           qq::selectMagnitudeMask(w.data(), n, k, p.pattern);
       qq::applyMask(w.data(), mask.data(), w.size());
-      pruned[i] = std::move(w);
-      progress.step(p.rec.name, work(p));
-      continue;
     }
-    auto gram = options.inputGram(p.rec.name);
-    if (!gram)
-      return emitError(p.op.getLoc())
-             << "SparseGPT: layer '" << p.rec.name
-             << "': " << llvm::toString(gram.takeError());
-    if (!*gram || (*gram)->size() != static_cast<size_t>(k * k))
-      return emitError(p.op.getLoc())
-             << "SparseGPT: no usable input Gram matrix (" << k << " x " << k
-             << ") for layer '" << p.rec.name << "'";
-    qq::SparseGPTOptions so;
-    so.dampening = options.dampening;
-    so.threads = options.threads;
-    so.computeLoss = false;
-    qq::SparseGPTResult res;
-    if (!qq::pruneSparseGPT(w.data(), n, k, (*gram)->data(), p.pattern, nullptr,
-                            so, res, error))
-      return emitError(p.op.getLoc())
-             << "layer '" << p.rec.name << "': " << error;
-    pruned[i] = std::move(res.weights);
-    progress.step(p.rec.name, work(p));
-  }
-  OpBuilder b(module.getContext());
-  for (size_t i = 0; i < todo.size(); ++i) {
-    Plan &p = *todo[i];
-    p.rec.density = qq::densityOf(pruned[i].data(), pruned[i].size());
-    replaceLinearWeight(p.op, std::move(pruned[i]), p.rec.outFeatures,
-                        p.rec.inFeatures, "_pruned");
+    p.rec.density = qq::densityOf(w.data(), w.size());
+    replaceLinearWeight(p.op, std::move(w), n, k, "_pruned");
     p.op->setAttr(kSparsityAttrName, b.getStringAttr(p.rec.sparsity));
+    progress.step(p.rec.name, work(p));
   }
   if (report)
     for (Plan &p : plans)

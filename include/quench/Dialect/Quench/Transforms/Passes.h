@@ -206,7 +206,9 @@ struct LayerPruneRecord {
 /// quench-prune-weights), appending one record per linear with a constant
 /// weight to `report` when given. Fails with one diagnostic (the module
 /// unchanged) on bad options or recipe, or SparseGPT layers without a Gram
-/// matrix (all named) or with a bad one.
+/// matrix (all named); layers are rewritten one at a time (one layer's
+/// floats in memory), so a SparseGPT failure on a bad Gram matrix fails
+/// with the earlier layers pruned.
 mlir::LogicalResult pruneWeights(mlir::ModuleOp module,
                                  const PruneOptions &options,
                                  std::vector<LayerPruneRecord> *report);
