@@ -203,6 +203,9 @@ int main(int argc, char **argv) {
   auto weightQuant = quench::getQuantizationOptionsFromCL();
   if (!weightQuant)
     return fail(toString(weightQuant.takeError()));
+  auto rotation = quench::getRotationOptionsFromCL();
+  if (!rotation)
+    return fail(toString(rotation.takeError()));
   auto calibRequest = quench::calib::getCalibrationRequestFromCL();
   if (!calibRequest)
     return fail(toString(calibRequest.takeError()));
@@ -228,6 +231,7 @@ int main(int argc, char **argv) {
   front.prepare = !noPrepare;
   front.fuseAttention = fuseAttention;
   front.weightQuant = *weightQuant;
+  front.rotate = *rotation;
   front.quantReport = &report.layers;
   quench::calib::CalibrationStage calibration;
   if (*calibRequest) {
@@ -235,6 +239,10 @@ int main(int argc, char **argv) {
     calibration.request.modelPath = inputPath;
     calibration.request.shapes.assign(shapes.begin(), shapes.end());
     calibration.request.entryName = entryName;
+    if (*rotation)
+      calibration.request.modelVariant =
+          "rotate=" + (*rotation)->rotation +
+          ",seed=" + std::to_string((*rotation)->seed);
     // The instrumented model runs on this machine (the CPU options apply).
     calibration.request.cpu = quench::getCPUTargetOptionsFromCL();
     calibration.request.comm = comm;

@@ -151,12 +151,26 @@ void divideOperand(Operation *user, unsigned index, ArrayRef<float> s,
   for (size_t j = 0; j < s.size(); ++j)
     for (int64_t i = 0; i < perChannel; ++i)
       v[j * perChannel + i] /= s[j];
-  OpBuilder b(user);
-  user->setOperand(index, newConstant(b, cst, v));
-  eraseIfUnused(cst);
+  replaceF32Operand(user, index, v);
 }
 
 } // namespace
+
+ConstantOp quench::getF32Constant(Value v, int64_t elements) {
+  return f32Constant(v, elements);
+}
+
+bool quench::hasF32LinearWeight(LinearOp op) {
+  return static_cast<bool>(weightConstant(op).first);
+}
+
+void quench::replaceF32Operand(Operation *user, unsigned index,
+                               ArrayRef<float> values) {
+  auto cst = user->getOperand(index).getDefiningOp<ConstantOp>();
+  OpBuilder b(user);
+  user->setOperand(index, newConstant(b, cst, values));
+  eraseIfUnused(cst);
+}
 
 std::optional<std::vector<float>> quench::readLinearWeight(LinearOp op) {
   auto [cst, transpose] = weightConstant(op);
@@ -207,10 +221,7 @@ std::vector<ScaleGroup> quench::findScaleGroups(ModuleOp module) {
   return groups;
 }
 
-/// Replaces `linear`'s weight by `w`, row-major [N, K] (the linear's
-/// layout), keeping a weight stored [K, N] behind a transpose in that form
-/// (quench-raise-ops'); the old constant goes when unused.
-static void replaceLinearWeight(LinearOp linear, std::vector<float> w,
+void quench::replaceLinearWeight(LinearOp linear, std::vector<float> w,
                                 int64_t n, int64_t k) {
   auto [cst, transpose] = weightConstant(linear);
   OpBuilder b(linear);
