@@ -16,8 +16,9 @@ A model whose inputs are missing is skipped (and said so).
 Usage:
   bench/accuracy.py [--build build] [--work DIR] [--chargpt-dir build/chargpt]
                     [--stories PATH] [--sequences 64] [--markdown docs/accuracy.md]
-                    [--check] [--all]
---all adds EXTRA_SCHEMES (HQQ, W3A16, bits budgets; not in the e2e test);
+                    [--check] [--all] [--only REGEX]
+--all adds EXTRA_SCHEMES (HQQ, W3A16, bits budgets, rotation; not in the e2e
+test); --only REGEX keeps the schemes whose label matches;
 the table's bits per weight is the size report's (codes, scales, zero
 points of the linear layers);
 --markdown (re)writes the accuracy document with the table and the command;
@@ -79,6 +80,16 @@ EXTRA_SCHEMES = [
     ("budget 3.5", ["--quant=w4a16", "--bits-budget=3.5"], True),
     ("budget 4.5, no calibration", ["--quant=w4a16", "--bits-budget=4.5"],
      False),
+    # Residual-stream rotation (--rotate=hadamard, docs/quantization.md
+    # "Rotation"); RMSNorm models only: the char-GPT's LayerNorm is refused.
+    ("W4A16 g32 + rotation", ["--quant=w4a16", "--group-size=32",
+                              "--rotate=hadamard"], False),
+    ("W4A16 g32 GPTQ + rotation", ["--quant=w4a16", "--group-size=32",
+                                   "--algo=gptq", "--rotate=hadamard"], True),
+    ("W8A8 dynamic + rotation", ["--quant=w8a8-dynamic", "--rotate=hadamard"],
+     False),
+    ("W3A16 g32 + rotation", ["--quant=w3a16", "--group-size=32",
+                              "--rotate=hadamard"], False),
 ]
 # Schemes measured on one model only: stories260K with its two most
 # sensitive blocks (0 and 1) kept in float and int8 groups of 8 with GPTQ
@@ -145,9 +156,13 @@ def bits_per_weight(report):
     return float(m.group(1)) if m else 0.0
 
 
-def compile_all(build, onnx_path, work, stem, calib_dir, model, schemes):
-    """Compiles the float model and each scheme; returns the float
-    executable, {label: executable} and {label: bits per linear weight}."""
+def compile_all(build, onnx_path, work, stem, calib_dir, model, schemes,
+                notes=None, only=None):
+    """Compiles the float model and each scheme (those whose label matches
+    the regex `only`, if given); returns the float executable, {label:
+    executable} and {label: bits per linear weight}. A --rotate scheme that
+    quench-compile refuses (a model the rotation cannot pass through) is
+    left out, and said so in `notes`."""
     qc = os.path.join(build, "bin", "quench-compile")
     exes, bits = {}, {}
     f32 = os.path.join(work, stem + "_f32")
@@ -158,13 +173,23 @@ def compile_all(build, onnx_path, work, stem, calib_dir, model, schemes):
     with open(recipe, "w") as f:
         json.dump(STORIES_RECIPE, f)
     for label, flags, calibrated in schemes + MODEL_SCHEMES.get(model, []):
+        if only and not re.search(only, label):
+            continue
         flags = [f.format(recipe=recipe) for f in flags]
         exe = os.path.join(work, stem + "_" +
                            "_".join(label.lower().split()))
         if calibrated:
             flags = flags + ["--calib=" + calib_dir, "--calib-cache=" + cache]
-        p = subprocess.run([qc, onnx_path, "-o", exe] + flags, check=True,
-                           stdout=subprocess.PIPE, text=True)
+        rotated = "--rotate=hadamard" in flags and notes is not None
+        p = subprocess.run([qc, onnx_path, "-o", exe] + flags,
+                           check=not rotated, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE if rotated else None,
+                           text=True)
+        if p.returncode != 0:
+            errors = [ln for ln in p.stderr.splitlines() if "error:" in ln]
+            notes.append("%s %s: refused by quench-compile: %s" % (
+                model, label, errors[0] if errors else p.stderr.strip()))
+            continue
         exes[label] = exe
         bits[label] = bits_per_weight(p.stdout)
     return f32, exes, bits
@@ -221,7 +246,7 @@ def measure(args, work):
                               os.path.join(work, "calib-chargpt"), "tokens")
         f32, exes, bits["char-GPT (2.7M)"] = compile_all(
             args.build, onnx_path, work, "chargpt", calib, "char-GPT (2.7M)",
-            schemes)
+            schemes, notes, args.only)
         results["char-GPT (2.7M)"] = quant_eval.compare(
             f32, exes, chargpt_windows(cdir, args.sequences), "tokens")
     else:
@@ -238,7 +263,7 @@ def measure(args, work):
             os.path.join(work, "calib-stories"), "input_ids")
         f32, exes, bits["stories260K"] = compile_all(
             args.build, onnx_path, work, "stories", calib, "stories260K",
-            schemes)
+            schemes, notes, args.only)
         results["stories260K"] = quant_eval.compare(
             f32, exes, stories_sequences(args.stories, args.sequences),
             "input_ids")
@@ -272,7 +297,10 @@ def main():
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--all", action="store_true",
                     help="also the schemes of EXTRA_SCHEMES (HQQ, W3A16, "
-                         "bits budgets)")
+                         "bits budgets, rotation)")
+    ap.add_argument("--only", metavar="REGEX",
+                    help="only the schemes whose label matches REGEX "
+                         "(Python re.search)")
     args = ap.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="quench-accuracy-")
     os.makedirs(work, exist_ok=True)
@@ -314,6 +342,8 @@ def main():
         bad = []
         for model, res in results.items():
             for scheme, bound in BOUNDS[model].items():
+                if scheme not in res:  # left out by --only
+                    continue
                 top1_min, kl_max = bound[:2]
                 kl, top1, decisive = res[scheme]
                 if top1 < top1_min or kl > kl_max or (
@@ -325,7 +355,10 @@ def main():
                                    " (min %.0f %%)" % (100 * bound[2])
                                    if len(bound) > 2 else ""))
         for model, scheme, baseline in BETTER_THAN:
-            if model in results and not (results[model][scheme][0] <
+            if model not in results or not {scheme, baseline} <= set(
+                    results[model]):
+                continue
+            if not (results[model][scheme][0] <
                                          results[model][baseline][0]):
                 bad.append("%s %s: KL %.2e not below %s's %.2e" % (
                     model, scheme, results[model][scheme][0], baseline,

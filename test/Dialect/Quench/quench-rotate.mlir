@@ -136,9 +136,24 @@ func.func @channel_scale(%ids: tensor<3xi64>) -> tensor<3x4xf32> {
 
 // -----
 
-// ERR: error: {{.*}}rotation: no residual stream found (the rotation needs quench.rms_norm over the last axis: LLaMA-style models; LayerNorm models are not rotated)
+// ERR: error: {{.*}}rotation: no residual stream found (the rotation needs quench.rms_norm over the last axis: LLaMA-style models){{$}}
 func.func @no_norm(%x: tensor<3x4xf32>) -> tensor<3x4xf32> {
   %w = quench.constant dense<1.0> : tensor<4x4xf32>
   %y = quench.linear %x, %w : (tensor<3x4xf32>, tensor<4x4xf32>) -> tensor<3x4xf32>
+  return %y : tensor<3x4xf32>
+}
+
+// -----
+
+// A GPT-style model (the char-GPT): LayerNorm only.
+// ERR: error: {{.*}}rotation: no residual stream found (the rotation needs quench.rms_norm over the last axis: LLaMA-style models); the model normalizes with quench.layer_norm, which subtracts the channel mean: a rotation does not preserve it, so LayerNorm models are not rotated
+func.func @gpt(%ids: tensor<3xi64>) -> tensor<3x4xf32> {
+  %e = quench.constant dense<0.5> : tensor<5x4xf32>
+  %x = quench.gather %e[%ids] {axis = 0 : i64} : (tensor<5x4xf32>, tensor<3xi64>) -> tensor<3x4xf32>
+  %g = quench.constant dense<1.5> : tensor<4xf32>
+  %b = quench.constant dense<0.5> : tensor<4xf32>
+  %n = quench.layer_norm %x, %g, %b {axis = 1 : i64, epsilon = 1.0e-5 : f64} : (tensor<3x4xf32>, tensor<4xf32>, tensor<4xf32>) -> tensor<3x4xf32>
+  %w = quench.constant dense<1.0> : tensor<4x4xf32>
+  %y = quench.linear %n, %w : (tensor<3x4xf32>, tensor<4x4xf32>) -> tensor<3x4xf32>
   return %y : tensor<3x4xf32>
 }

@@ -394,10 +394,15 @@ struct QuenchRotatePass
       return signalPassFailure();
     }
     if (streams.empty()) {
-      emitError(module.getLoc())
+      InFlightDiagnostic error =
+          emitError(module.getLoc())
           << "rotation: no residual stream found (the rotation needs "
-             "quench.rms_norm over the last axis: LLaMA-style models; "
-             "LayerNorm models are not rotated)";
+             "quench.rms_norm over the last axis: LLaMA-style models)";
+      if (module.walk([](LayerNormOp) { return WalkResult::interrupt(); })
+              .wasInterrupted())
+        error << "; the model normalizes with quench.layer_norm, which "
+                 "subtracts the channel mean: a rotation does not preserve "
+                 "it, so LayerNorm models are not rotated";
       return signalPassFailure();
     }
     for (auto [i, s] : llvm::enumerate(streams)) {
