@@ -28,6 +28,12 @@ struct RotationCLOptions {
       cl::desc("Seed of --rotate's random rotation (default 0)"),
       cl::init(0), cl::value_desc("N"),
       cl::cat(quench::getQuantizationCLOptionCategory())};
+  cl::opt<bool> online{
+      "rotate-online",
+      cl::desc("With --rotate=hadamard: also rotate the inputs of the "
+               "down and output projections at run time (a Hadamard "
+               "transform per token, folded into their weights; for W8A8)"),
+      cl::cat(quench::getQuantizationCLOptionCategory())};
 };
 } // namespace
 
@@ -45,9 +51,10 @@ quench::getRotationOptionsFromCL() {
     return out;
   const RotationCLOptions &o = *clOptions;
   if (o.rotate == "none") {
-    if (o.seed.getNumOccurrences())
+    if (o.seed.getNumOccurrences() || o.online)
       return createStringError(inconvertibleErrorCode(),
-                               "--rotate-seed needs --rotate=hadamard");
+                               o.online ? "--rotate-online needs --rotate=hadamard"
+                                        : "--rotate-seed needs --rotate=hadamard");
     return out;
   }
   if (o.rotate != "hadamard")
@@ -57,5 +64,6 @@ quench::getRotationOptionsFromCL() {
   QuenchRotateOptions r;
   r.rotation = o.rotate;
   r.seed = o.seed;
+  r.online = o.online;
   return out = r;
 }

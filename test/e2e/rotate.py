@@ -6,8 +6,9 @@ The rotated float model computes the function of the original: on a
 LLaMA-shaped model from bench/gen_llama_onnx.py whose width 96 = 32 x 3
 takes the Hadamard x random-orthogonal rotation, and on stories260K
 (../shared, skipped when absent; width 64, a pure randomized Hadamard),
-the logits of the model compiled with --rotate=hadamard (two seeds) match
-the plain float model's to 1e-5 relative. GPTQ W4A16 with calibration
+the logits of the model compiled with --rotate=hadamard (two seeds, and
+with --rotate-online: the down/output projections' inputs rotated at run
+time) match the plain float model's to 1e-5 relative. GPTQ W4A16 with calibration
 after the rotation compiles and runs, and its calibration cache is not
 reused by the unrotated model; bad uses fail with one message.
 """
@@ -52,18 +53,21 @@ def check_float(qc, name, onnx_path, dim, seqs, input_name, work):
     f32 = os.path.join(work, name + "_f32")
     compile_model(qc, onnx_path, f32, [])
     ref = [quant_eval.run_exe(f32, s, tmp, input_name) for s in seqs]
-    for seed in (0, 7):
+    for seed, online in ((0, False), (7, False), (3, True)):
         exe = os.path.join(work, "%s_rot%d" % (name, seed))
-        log = compile_model(qc, onnx_path, exe,
-                            ["--rotate=hadamard", "--rotate-seed=%d" % seed])
-        if REMARK % (seed, dim) not in log:
+        flags = ["--rotate=hadamard", "--rotate-seed=%d" % seed]
+        if online:
+            flags.append("--rotate-online")
+        log = compile_model(qc, onnx_path, exe, flags)
+        if REMARK % (seed, dim) not in log or (
+                online and "online Hadamard on the inputs of" not in log):
             sys.exit("%s: no rotation remark:\n%s" % (name, log))
         worst = 0.0
         for s, r in zip(seqs, ref):
             y = quant_eval.run_exe(exe, s, tmp, input_name)
             worst = max(worst, float(np.abs(y - r).max() / np.abs(r).max()))
-        print("%s --rotate=hadamard --rotate-seed=%d float: max |diff| / "
-              "max |logit| = %.3g" % (name, seed, worst))
+        print("%s %s float: max |diff| / max |logit| = %.3g" % (
+            name, " ".join(flags), worst))
         if not worst <= 1e-5:
             sys.exit("%s: the rotated float model differs by %.3g" %
                      (name, worst))
@@ -118,6 +122,8 @@ def main():
                  "--rotate=hadamard")
     expect_error(qc, llama, out, ["--rotate-seed=3"],
                  "--rotate-seed needs --rotate=hadamard")
+    expect_error(qc, llama, out, ["--rotate-online"],
+                 "--rotate-online needs --rotate=hadamard")
 
     if os.path.isfile(args.stories):
         onnx_path = os.path.join(work, "stories260K.onnx")

@@ -242,7 +242,8 @@ int main(int argc, char **argv) {
     if (*rotation)
       calibration.request.modelVariant =
           "rotate=" + (*rotation)->rotation +
-          ",seed=" + std::to_string((*rotation)->seed);
+          ",seed=" + std::to_string((*rotation)->seed) +
+          ((*rotation)->online ? ",online" : "");
     // The instrumented model runs on this machine (the CPU options apply).
     calibration.request.cpu = quench::getCPUTargetOptionsFromCL();
     calibration.request.comm = comm;

@@ -56,6 +56,10 @@ public:
   void applyLeftTranspose(float *w, int64_t cols, unsigned threads = 0) const;
   /// Q as a dense row-major D x D matrix (tests, small D).
   std::vector<double> dense() const;
+  /// s, the D random signs.
+  const std::vector<double> &signs() const { return signs_; }
+  /// M, the odd factor, row-major m x m (empty for m = 1).
+  const std::vector<double> &oddMatrix() const { return oddMatrix_; }
 
 private:
   int64_t dim_, pow2_, odd_;

@@ -1,6 +1,8 @@
 // RUN: not quench-opt %s --split-input-file --quench-rotate 2>/dev/null | FileCheck %s
 // RUN: not quench-opt %s --split-input-file --quench-rotate 2>&1 >/dev/null | FileCheck %s --check-prefix=REMARK
 // RUN: quench-opt %s --split-input-file --quench-rotate="rotation=none" 2>&1 | FileCheck %s --check-prefix=NONE
+// RUN: not quench-opt %s --split-input-file --quench-rotate="online=true" 2>&1 | FileCheck %s --check-prefix=ONLINE
+// RUN: not quench-opt %s --split-input-file --quench-rotate="online=true" 2>/dev/null | FileCheck %s --check-prefix=ODD
 // RUN: not quench-opt %s --split-input-file --quench-rotate="rotation=givens" 2>&1 | FileCheck %s --check-prefix=BADNAME
 // RUN: not quench-opt %s --split-input-file --quench-rotate 2>&1 | FileCheck %s --check-prefix=ERR
 
@@ -14,6 +16,13 @@
 // NONE-LABEL: func.func @ok_block
 // NONE: dense<{{\[}}1.000000e+00, 2.000000e+00, 5.000000e-01, 1.500000e+00]>
 // BADNAME: error: rotation: unknown rotation 'givens': use hadamard or none
+// With online=true, the o projection's input (width 3, odd) is rotated at
+// run time by a random orthogonal 3 x 3 (a matmul over a [..., 1, 3] view).
+// ODD-LABEL: func.func @ok_block
+// ODD: quench.reshape %{{.*}} : tensor<1x3x3xf32> -> tensor<1x3x1x3xf32>
+// ODD: quench.matmul %{{.*}}, %{{.*}} : (tensor<1x3x1x3xf32>, tensor<3x3xf32>) -> tensor<1x3x1x3xf32>
+// ODD: %[[V:.*]] = quench.reshape %{{.*}} : tensor<1x3x1x3xf32> -> tensor<1x3x3xf32>
+// ODD: quench.linear %[[V]],
 // CHECK-LABEL: func.func @ok_block
 // CHECK-NOT: dense<{{\[}}1.000000e+00, 2.000000e+00, 5.000000e-01, 1.500000e+00]>
 // CHECK: %[[T:.*]] = quench.constant dense_resource<{{.*}}> : tensor<5x4xf32>
@@ -65,6 +74,41 @@ func.func @ok_width12(%ids: tensor<2xi64>) -> tensor<1x2x3xf32> {
   %w = quench.transpose %ws {permutation = array<i64: 1, 0>} : tensor<12x3xf32> -> tensor<3x12xf32>
   %y = quench.linear %n, %w : (tensor<1x2x12xf32>, tensor<3x12xf32>) -> tensor<1x2x3xf32>
   return %y : tensor<1x2x3xf32>
+}
+
+// -----
+
+// With online=true the input of the down projection (width 8 = 2^3) is
+// rotated at run time: signs / sqrt(8), then three Walsh-Hadamard stages
+// (gather of the even and odd pairs, sum and difference, concatenated).
+// REMARK: remark: rotation (hadamard, seed 0): residual stream of width 4 rotated (Hadamard order 4): 1 embedding table, 2 norm scales folded, 2 linears reading it, 1 writing into it{{$}}
+// ONLINE: remark: rotation (hadamard, seed 0): residual stream of width 4 rotated (Hadamard order 4): 1 embedding table, 2 norm scales folded, 2 linears reading it, 1 writing into it; online Hadamard on the inputs of 1 of them
+// ONLINE-LABEL: func.func @ok_online
+// ONLINE: %[[U:.*]] = quench.linear
+// ONLINE: %[[S:.*]] = quench.mul %[[U]], %{{.*}} : (tensor<2x8xf32>, tensor<8xf32>) -> tensor<2x8xf32>
+// ONLINE: %[[E1:.*]] = quench.gather %[[S]][%[[EVEN:[0-9]+]]] {axis = 1 : i64}
+// ONLINE: %[[O1:.*]] = quench.gather %[[S]][%[[ODD:[0-9]+]]] {axis = 1 : i64}
+// ONLINE: %[[A1:.*]] = quench.add %[[E1]], %[[O1]]
+// ONLINE: %[[D1:.*]] = quench.sub %[[E1]], %[[O1]]
+// ONLINE: %[[C1:.*]] = quench.concat %[[A1]], %[[D1]] {axis = 1 : i64}
+// ONLINE: quench.gather %[[C1]][%[[EVEN]]]
+// ONLINE: quench.concat
+// ONLINE: %[[C3:.*]] = quench.concat
+// ONLINE: quench.linear %[[C3]],
+func.func @ok_online(%ids: tensor<2xi64>) -> tensor<2x4xf32> {
+  %e = quench.constant dense<0.5> : tensor<6x4xf32>
+  %x = quench.gather %e[%ids] {axis = 0 : i64} : (tensor<6x4xf32>, tensor<2xi64>) -> tensor<2x4xf32>
+  %g = quench.constant dense<2.0> : tensor<4xf32>
+  %n = quench.rms_norm %x, %g {axis = 1 : i64, epsilon = 1.0e-5 : f64} : (tensor<2x4xf32>, tensor<4xf32>) -> tensor<2x4xf32>
+  %wu = quench.constant dense<0.25> : tensor<8x4xf32>
+  %u = quench.linear %n, %wu : (tensor<2x4xf32>, tensor<8x4xf32>) -> tensor<2x8xf32>
+  %wd = quench.constant dense<0.125> : tensor<4x8xf32>
+  %d = quench.linear %u, %wd : (tensor<2x8xf32>, tensor<4x8xf32>) -> tensor<2x4xf32>
+  %h = quench.add %x, %d : (tensor<2x4xf32>, tensor<2x4xf32>) -> tensor<2x4xf32>
+  %n2 = quench.rms_norm %h, %g {axis = 1 : i64, epsilon = 1.0e-5 : f64} : (tensor<2x4xf32>, tensor<4xf32>) -> tensor<2x4xf32>
+  %wh = quench.constant dense<1.0> : tensor<4x4xf32>
+  %y = quench.linear %n2, %wh : (tensor<2x4xf32>, tensor<4x4xf32>) -> tensor<2x4xf32>
+  return %y : tensor<2x4xf32>
 }
 
 // -----

@@ -18,6 +18,7 @@
 #include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/SetVector.h"
 
+#include <cmath>
 #include <optional>
 #include <string>
 
@@ -297,8 +298,81 @@ private:
   SmallVector<Value> worklist;
 };
 
-/// Rotates a traced stream by `q`.
-void applyRotation(const Stream &s, const qq::RandomRotation &q) {
+/// A small f32 or i64 constant of `shape` holding `values`.
+Value smallConstant(OpBuilder &b, Location loc, ArrayRef<int64_t> shape,
+                    ArrayRef<float> values) {
+  auto type = RankedTensorType::get(shape, b.getF32Type());
+  return ConstantOp::create(b, loc, type,
+                            DenseElementsAttr::get(type, values));
+}
+Value indexConstant(OpBuilder &b, Location loc, ArrayRef<int64_t> values) {
+  auto type = RankedTensorType::get({static_cast<int64_t>(values.size())},
+                                    b.getI64Type());
+  return ConstantOp::create(b, loc, type,
+                            DenseElementsAttr::get(type, values));
+}
+
+/// x R along the last axis of `x` (width r.dim()), computed at run time
+/// with existing quench ops: x * (s / sqrt(2^k)); the odd factor as a
+/// matmul over a [..., 2^k, m] view (static shapes only); then the
+/// constant-geometry Walsh-Hadamard transform, log2(2^k) stages of
+/// y = concat(x_even + x_odd, x_even - x_odd) over the pairs (2i, 2i + 1)
+/// of the Hadamard index, which leaves H x in natural order.
+Value emitOnlineRotation(OpBuilder &b, Location loc, Value x,
+                         const qq::RandomRotation &r) {
+  auto type = cast<RankedTensorType>(x.getType());
+  int64_t n = r.dim(), p = r.hadamardOrder(), m = r.oddOrder();
+  int64_t rank = type.getRank();
+  std::vector<float> scale(n);
+  double norm = 1.0 / std::sqrt(static_cast<double>(p));
+  for (int64_t i = 0; i < n; ++i)
+    scale[i] = static_cast<float>(r.signs()[i] * norm);
+  Value t = MulOp::create(b, loc, type, x, smallConstant(b, loc, {n}, scale));
+  if (m > 1) {
+    SmallVector<int64_t> shape(type.getShape());
+    shape.back() = p;
+    shape.push_back(m);
+    auto viewType = RankedTensorType::get(shape, type.getElementType());
+    std::vector<float> odd(r.oddMatrix().begin(), r.oddMatrix().end());
+    Value view = ReshapeOp::create(b, loc, viewType, t, Value());
+    Value mixed = MatMulOp::create(b, loc, viewType, view,
+                                   smallConstant(b, loc, {m, m}, odd));
+    t = ReshapeOp::create(b, loc, type, mixed, Value());
+  }
+  if (p > 1) {
+    std::vector<int64_t> even, oddIdx;
+    for (int64_t i = 0; i < p / 2; ++i)
+      for (int64_t j = 0; j < m; ++j) {
+        even.push_back(2 * i * m + j);
+        oddIdx.push_back((2 * i + 1) * m + j);
+      }
+    Value evenIdx = indexConstant(b, loc, even);
+    Value oddIndices = indexConstant(b, loc, oddIdx);
+    SmallVector<int64_t> half(type.getShape());
+    half.back() = n / 2;
+    auto halfType = RankedTensorType::get(half, type.getElementType());
+    for (int64_t stage = 1; stage < p; stage *= 2) {
+      Value a = GatherOp::create(b, loc, halfType, t, evenIdx, rank - 1);
+      Value c = GatherOp::create(b, loc, halfType, t, oddIndices, rank - 1);
+      Value sum = AddOp::create(b, loc, halfType, a, c);
+      Value diff = SubOp::create(b, loc, halfType, a, c);
+      t = ConcatOp::create(b, loc, type, ValueRange{sum, diff}, rank - 1);
+    }
+  }
+  return t;
+}
+
+/// What the online rotations did.
+struct OnlineCounts {
+  int64_t rotated = 0, skipped = 0;
+};
+
+/// Rotates a traced stream by `q`; with `onlineSeed`, also the inputs of
+/// the linears writing into it (their own rotation each, seeds
+/// *onlineSeed, *onlineSeed + 1, ...).
+void applyRotation(const Stream &s, const qq::RandomRotation &q,
+                   std::optional<uint64_t> onlineSeed,
+                   OnlineCounts &online) {
   int64_t d = s.dim;
   for (GatherOp gather : s.tables) {
     auto cst = gather.getData().getDefiningOp<ConstantOp>();
@@ -333,6 +407,19 @@ void applyRotation(const Stream &s, const qq::RandomRotation &q) {
     }
     if (plan.writes)
       q.applyLeftTranspose(w.data(), k);
+    if (plan.writes && onlineSeed) {
+      auto inType = cast<RankedTensorType>(linear.getInput().getType());
+      qq::RandomRotation r(k, *onlineSeed + online.rotated + online.skipped);
+      if (r.oddOrder() > 1 && !inType.hasStaticShape()) {
+        ++online.skipped;
+      } else {
+        ++online.rotated;
+        r.applyRight(w.data(), n);
+        OpBuilder b(linear);
+        linear.getInputMutable().assign(
+            emitOnlineRotation(b, linear.getLoc(), linear.getInput(), r));
+      }
+    }
     replaceLinearWeight(linear, std::move(w), n, k);
     if (plan.writes && linear.getBias()) {
       std::vector<float> b = *readFloatWeights(
@@ -407,7 +494,12 @@ struct QuenchRotatePass
     }
     for (auto [i, s] : llvm::enumerate(streams)) {
       qq::RandomRotation q(s.dim, seed + i);
-      applyRotation(s, q);
+      // The online rotations' seeds follow the streams'.
+      OnlineCounts counts;
+      std::optional<uint64_t> onlineSeed;
+      if (online)
+        onlineSeed = seed + streams.size() + 1000 * i;
+      applyRotation(s, q, onlineSeed, counts);
       int64_t reads = 0, writes = 0;
       for (auto &entry : s.linears) {
         reads += entry.second.reads;
@@ -425,6 +517,13 @@ struct QuenchRotatePass
              << " norm scale" << (s.norms.size() == 1 ? "" : "s")
              << " folded, " << reads << " linear" << (reads == 1 ? "" : "s")
              << " reading it, " << writes << " writing into it";
+      if (online) {
+        remark << "; online Hadamard on the inputs of " << counts.rotated
+               << " of them";
+        if (counts.skipped)
+          remark << " (" << counts.skipped
+                 << " skipped: dynamic shape with an odd factor)";
+      }
     }
   }
 };

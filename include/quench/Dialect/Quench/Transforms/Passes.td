@@ -468,8 +468,18 @@ def QuenchRotate : Pass<"quench-rotate", "::mlir::ModuleOp"> {
     docs/quantization.md, "Rotation"), a non-f32 stream or weight, a
     stream that is a function input or output, a norm output read by
     anything but linears, or any other op reading the stream. A module
-    with no RMSNorm fails the same way. Not done: online Hadamard
-    transforms inside the blocks (before down projections).
+    with no RMSNorm fails the same way.
+
+    With `online`, the input `h` (width `K`) of every linear writing into
+    the stream is rotated too, by a second seeded rotation `R` of order
+    `K` computed at run time: `h R` (a per-channel sign, the odd factor's
+    `m x m` product and a constant-geometry fast Walsh-Hadamard transform:
+    log2 stages of gathers of the even and odd pairs, their sum and
+    difference concatenated, all existing quench ops) feeds the linear,
+    whose weight becomes `W R` (the activations the down projection reads
+    lose their outlier channels, for W8A8). Inputs with a dynamic shape
+    are left unrotated (the odd factor needs a static reshape); the remark
+    counts them.
   }];
   let options = [
     Option<"rotation", "rotation", "std::string", "\"hadamard\"",
@@ -478,6 +488,10 @@ def QuenchRotate : Pass<"quench-rotate", "::mlir::ModuleOp"> {
     Option<"seed", "seed", "uint64_t", "0",
            "Seed of the random signs and odd-order factor (the same seed "
            "gives the same rotation)">,
+    Option<"online", "online", "bool", "false",
+           "Also rotate the input of every linear writing into the stream "
+           "(down and output projections) at run time (a randomized "
+           "Hadamard transform, folded into the linear's weight)">,
   ];
   let dependentDialects = ["::quench::QuenchDialect"];
 }
