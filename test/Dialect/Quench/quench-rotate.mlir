@@ -87,7 +87,7 @@ func.func @ok_width12(%ids: tensor<2xi64>) -> tensor<1x2x3xf32> {
 // ONLINE: %[[U:.*]] = quench.linear
 // ONLINE: %[[S:.*]] = quench.mul %[[U]], %{{.*}} : (tensor<2x8xf32>, tensor<8xf32>) -> tensor<2x8xf32>
 // ONLINE: %[[E1:.*]] = quench.gather %[[S]][%[[EVEN:[0-9]+]]] {axis = 1 : i64}
-// ONLINE: %[[O1:.*]] = quench.gather %[[S]][%[[ODD:[0-9]+]]] {axis = 1 : i64}
+// ONLINE: %[[O1:.*]] = quench.gather %[[S]][%[[ODDIDX:[0-9]+]]] {axis = 1 : i64}
 // ONLINE: %[[A1:.*]] = quench.add %[[E1]], %[[O1]]
 // ONLINE: %[[D1:.*]] = quench.sub %[[E1]], %[[O1]]
 // ONLINE: %[[C1:.*]] = quench.concat %[[A1]], %[[D1]] {axis = 1 : i64}
