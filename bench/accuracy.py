@@ -90,6 +90,12 @@ EXTRA_SCHEMES = [
      False),
     ("W3A16 g32 + rotation", ["--quant=w3a16", "--group-size=32",
                               "--rotate=hadamard"], False),
+    ("W4A16 g32 + online rotation", ["--quant=w4a16", "--group-size=32",
+                                     "--rotate=hadamard", "--rotate-online"],
+     False),
+    ("W8A8 dynamic + online rotation", ["--quant=w8a8-dynamic",
+                                        "--rotate=hadamard",
+                                        "--rotate-online"], False),
 ]
 # Schemes measured on one model only: stories260K with its two most
 # sensitive blocks (0 and 1) kept in float and int8 groups of 8 with GPTQ
