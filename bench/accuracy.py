@@ -338,7 +338,10 @@ def main():
                     "sampled with another seed), docs/calibration.md; "
                     "W8A8 static uses the minmax range, with SmoothQuant "
                     "(`--smooth`) at alpha 0.5 or chosen per group "
-                    "(`auto`).\n\n%s\n"
+                    "(`auto`). `+ rotation`: the residual stream rotated "
+                    "first (`--rotate=hadamard`, seed 0; `online`: also "
+                    "`--rotate-online`; docs/quantization.md, \"Rotation\"), "
+                    "RMSNorm models only.\n\n%s\n"
                     % (cmd, datetime.datetime.utcnow().strftime(
                         "%Y-%m-%d %H:%M"), args.sequences, CALIB_SAMPLES,
                        text))

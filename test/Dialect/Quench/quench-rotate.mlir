@@ -113,6 +113,26 @@ func.func @ok_online(%ids: tensor<2xi64>) -> tensor<2x4xf32> {
 
 // -----
 
+// A per-head q norm (Qwen3) is not a residual stream: q reads the stream's
+// norm (rotated), the per-head norm after it stays as it is.
+// REMARK: remark: rotation (hadamard, seed 0): residual stream of width 4 rotated (Hadamard order 4): 1 embedding table, 1 norm scale folded, 1 linear reading it, 0 writing into it
+// CHECK-LABEL: func.func @ok_qk_norm
+// CHECK: quench.constant dense<[1.000000e+00, 3.000000e+00]> : tensor<2xf32>
+func.func @ok_qk_norm(%ids: tensor<3xi64>) -> tensor<3x2x2xf32> {
+  %e = quench.constant dense<0.5> : tensor<5x4xf32>
+  %x = quench.gather %e[%ids] {axis = 0 : i64} : (tensor<5x4xf32>, tensor<3xi64>) -> tensor<3x4xf32>
+  %g = quench.constant dense<1.5> : tensor<4xf32>
+  %n = quench.rms_norm %x, %g {axis = 1 : i64, epsilon = 1.0e-5 : f64} : (tensor<3x4xf32>, tensor<4xf32>) -> tensor<3x4xf32>
+  %w = quench.constant dense<1.0> : tensor<4x4xf32>
+  %q = quench.linear %n, %w : (tensor<3x4xf32>, tensor<4x4xf32>) -> tensor<3x4xf32>
+  %qh = quench.reshape %q : tensor<3x4xf32> -> tensor<3x2x2xf32>
+  %gq = quench.constant dense<[1.0, 3.0]> : tensor<2xf32>
+  %qn = quench.rms_norm %qh, %gq {axis = 2 : i64, epsilon = 1.0e-5 : f64} : (tensor<3x2x2xf32>, tensor<2xf32>) -> tensor<3x2x2xf32>
+  return %qn : tensor<3x2x2xf32>
+}
+
+// -----
+
 // LayerNorm subtracts the channel mean: refused (char-GPT, GPT-2).
 // ERR: error: {{.*}}rotation: the residual stream cannot be rotated: 'quench.layer_norm' (node /ln_f) reads the stream: LayerNorm subtracts the channel mean, which a rotation does not preserve (only RMSNorm models are rotated); the model is left as it is
 func.func @layer_norm(%ids: tensor<3xi64>) -> (tensor<3x4xf32>, tensor<3x4xf32>) {

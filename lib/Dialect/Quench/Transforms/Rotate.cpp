@@ -461,6 +461,12 @@ struct QuenchRotatePass
       auto type = cast<RankedTensorType>(x.getType());
       if (!d || !isLastAxis(norm.getAxis(), type.getRank()))
         return WalkResult::advance();
+      // A norm of per-head views (Qwen3's and Gemma 3's q/k norms, after
+      // a reshape that splits the hidden dimension) is not on a residual
+      // stream.
+      if (auto reshape = x.getDefiningOp<ReshapeOp>())
+        if (lastDim(reshape.getInput()) != d)
+          return WalkResult::advance();
       Stream s;
       s.dim = *d;
       s.values.insert(x);
