@@ -87,9 +87,9 @@ bool isLastAxis(int64_t axis, int64_t rank) {
 /// Traces the streams of a module; the first problem found stops it.
 class StreamTracer {
 public:
-  /// Traces the stream through `seed` (the input of an RMSNorm), of width
-  /// `dim`, into `stream`. False (with `error` and `errorOp` set) when it
-  /// cannot be rotated.
+  /// Traces the stream through `seed` (the input of an RMSNorm, of width
+  /// `stream.dim`) into `stream`. False (with `error` and `errorOp` set)
+  /// when it cannot be rotated.
   bool trace(Value seed, Stream &stream) {
     s = &stream;
     worklist.push_back(seed);
