@@ -175,6 +175,7 @@ def compile_all(build, onnx_path, work, stem, calib_dir, model, schemes,
     subprocess.run([qc, onnx_path, "-o", f32], check=True,
                    stdout=subprocess.DEVNULL)
     cache = os.path.join(work, stem + ".calib")
+    refused = {}  # quench-compile's error -> the labels it refused
     recipe = os.path.join(work, stem + ".recipe.json")
     with open(recipe, "w") as f:
         json.dump(STORIES_RECIPE, f)
@@ -193,11 +194,15 @@ def compile_all(build, onnx_path, work, stem, calib_dir, model, schemes,
                            text=True)
         if p.returncode != 0:
             errors = [ln for ln in p.stderr.splitlines() if "error:" in ln]
-            notes.append("%s %s: refused by quench-compile: %s" % (
-                model, label, errors[0] if errors else p.stderr.strip()))
+            why = errors[0] if errors else p.stderr.strip()
+            refused.setdefault(why.split("error: ")[-1].split(": ", 1)[-1],
+                               []).append(label)
             continue
         exes[label] = exe
         bits[label] = bits_per_weight(p.stdout)
+    for why, labels in refused.items():
+        notes.append("%s: %s refused by quench-compile (%s)" % (
+            model, ", ".join(labels), why))
     return f32, exes, bits
 
 
