@@ -14,7 +14,6 @@
 #include "quench/Quant/Rotation.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
-#include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/SetVector.h"
 
@@ -450,7 +449,6 @@ struct QuenchRotatePass
     }
     // Every stream first; nothing changes unless all can be rotated.
     std::vector<Stream> streams;
-    llvm::DenseMap<Value, size_t> streamOf;
     StreamTracer tracer;
     WalkResult walk = module.walk([&](RMSNormOp norm) {
       Value x = norm.getInput();
