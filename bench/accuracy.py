@@ -18,10 +18,11 @@ Usage:
                     [--stories PATH] [--sequences 64] [--markdown docs/accuracy.md]
                     [--check] [--all] [--sparsity] [--only REGEX]
                     [--plot DIR]
---all adds EXTRA_SCHEMES (HQQ, AWQ, W3A16, bits budgets; not in the e2e
-test); --only (or --schemes) keeps only the schemes whose label matches
-REGEX (Python re.search), to measure a few without compiling all;
---plot DIR writes one PNG per model: KL against bits per weight per method;
+--all adds EXTRA_SCHEMES (HQQ, AWQ, W3A16, bits budgets, outlier splitting,
+int4 embeddings, rotation; not in the e2e test); --only (or --schemes)
+keeps only the schemes whose label matches REGEX (Python re.search), to
+measure a few without compiling all; --plot DIR writes one PNG per model:
+KL against bits per weight per method;
 the table's bits per weight is the size report's (codes, scales, zero
 points of the linear layers);
 --sparsity measures SPARSITY_SCHEMES (pruning, docs/sparsity.md) instead,
@@ -146,6 +147,22 @@ EXTRA_SCHEMES = [
     ("W8A8 dynamic outliers auto T2",
      ["--quant=w8a8-dynamic", "--outliers=auto", "--outlier-threshold=2"],
      True),
+    # Residual-stream rotation (--rotate=hadamard, docs/quantization.md
+    # "Rotation"); RMSNorm models only: the char-GPT's LayerNorm is refused.
+    ("W4A16 g32 + rotation", ["--quant=w4a16", "--group-size=32",
+                              "--rotate=hadamard"], False),
+    ("W4A16 g32 GPTQ + rotation", ["--quant=w4a16", "--group-size=32",
+                                   "--algo=gptq", "--rotate=hadamard"], True),
+    ("W8A8 dynamic + rotation", ["--quant=w8a8-dynamic", "--rotate=hadamard"],
+     False),
+    ("W3A16 g32 + rotation", ["--quant=w3a16", "--group-size=32",
+                              "--rotate=hadamard"], False),
+    ("W4A16 g32 + online rotation", ["--quant=w4a16", "--group-size=32",
+                                     "--rotate=hadamard", "--rotate-online"],
+     False),
+    ("W8A8 dynamic + online rotation", ["--quant=w8a8-dynamic",
+                                        "--rotate=hadamard",
+                                        "--rotate-online"], False),
 ]
 # Pruning (docs/sparsity.md), measured with --sparsity only (instead of the
 # quantization schemes): magnitude against SparseGPT at 50 % unstructured,
@@ -258,19 +275,22 @@ def outlier_channels(report):
 
 
 def compile_all(build, onnx_path, work, stem, calib_dir, model, schemes,
-                outliers=None, schemes_re=None):
-    """Compiles the float model and each scheme; returns the float
-    executable, {label: executable} and {label: (bits per linear weight,
-    density of the linear weights)}; fills `outliers` ({label: (channels,
-    layers)}) for schemes with float outlier channels. `schemes_re`: a
-    regular expression the labels of the model's own schemes
-    (MODEL_SCHEMES) must match."""
+                outliers=None, notes=None, schemes_re=None):
+    """Compiles the float model and each scheme (and the model's own
+    schemes of MODEL_SCHEMES, or SPARSITY_MODEL_SCHEMES with the sparsity
+    schemes, whose labels match the regex `schemes_re` if given); returns
+    the float executable, {label: executable} and {label: (bits per linear
+    weight, density of the linear weights)}; fills `outliers` ({label:
+    (channels, layers)}) for schemes with float outlier channels. A
+    --rotate scheme that quench-compile refuses (a model the rotation cannot
+    pass through) is left out, and said so in `notes`."""
     qc = os.path.join(build, "bin", "quench-compile")
-    exes, bits, dens = {}, {}, {}
+    exes, bits = {}, {}
     f32 = os.path.join(work, stem + "_f32")
     subprocess.run([qc, onnx_path, "-o", f32], check=True,
                    stdout=subprocess.DEVNULL)
     cache = os.path.join(work, stem + ".calib")
+    refused = {}  # quench-compile's error -> the labels it refused
     recipe = os.path.join(work, stem + ".recipe.json")
     with open(recipe, "w") as f:
         json.dump(STORIES_RECIPE, f)
@@ -284,12 +304,24 @@ def compile_all(build, onnx_path, work, stem, calib_dir, model, schemes,
                            "_".join(label.lower().split()))
         if calibrated:
             flags = flags + ["--calib=" + calib_dir, "--calib-cache=" + cache]
-        p = subprocess.run([qc, onnx_path, "-o", exe] + flags, check=True,
-                           stdout=subprocess.PIPE, text=True)
+        rotated = "--rotate=hadamard" in flags and notes is not None
+        p = subprocess.run([qc, onnx_path, "-o", exe] + flags,
+                           check=not rotated, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE if rotated else None,
+                           text=True)
+        if p.returncode != 0:
+            errors = [ln for ln in p.stderr.splitlines() if "error:" in ln]
+            why = errors[0] if errors else p.stderr.strip()
+            refused.setdefault(why.split("error: ")[-1].split(": ", 1)[-1],
+                               []).append(label)
+            continue
         exes[label] = exe
         bits[label] = (bits_per_weight(p.stdout), density(p.stdout))
         if outliers is not None and "--outliers" in " ".join(flags):
             outliers[label] = outlier_channels(p.stdout)
+    for why, labels in refused.items():
+        notes.append("%s: %s refused by quench-compile (%s)" % (
+            model, ", ".join(labels), why))
     return f32, exes, bits
 
 
@@ -349,7 +381,7 @@ def measure(args, work):
         outl = {}
         f32, exes, bits["char-GPT (2.7M)"] = compile_all(
             args.build, onnx_path, work, "chargpt", calib, "char-GPT (2.7M)",
-            schemes, outl, args.only)
+            schemes, outl, notes, args.only)
         notes += ["char-GPT (2.7M) %s: %d float outlier channels in %d "
                   "layers" % (k, c, n) for k, (c, n) in outl.items()]
         ppl["char-GPT (2.7M)"] = {}
@@ -371,7 +403,7 @@ def measure(args, work):
         outl = {}
         f32, exes, bits["stories260K"] = compile_all(
             args.build, onnx_path, work, "stories", calib, "stories260K",
-            schemes, outl, args.only)
+            schemes, outl, notes, args.only)
         notes += ["stories260K %s: %d float outlier channels in %d layers"
                   % (k, c, n) for k, (c, n) in outl.items()]
         ppl["stories260K"] = {}
@@ -486,8 +518,8 @@ def main():
                          "weight, per method) into DIR")
     ap.add_argument("--only", "--schemes", metavar="REGEX", dest="only",
                     help="measure only the schemes whose label matches "
-                         "(with --all: among all of them); not with "
-                         "--markdown or --check")
+                         "(with --all: among all of them; --check then "
+                         "checks those); not with --markdown")
     ap.add_argument("--all", action="store_true",
                     help="also the schemes of EXTRA_SCHEMES (HQQ, AWQ, "
                          "W3A16, bits budgets, outlier splitting, int4 "
@@ -496,8 +528,8 @@ def main():
                     help="measure the pruning schemes of SPARSITY_SCHEMES "
                          "instead (docs/sparsity.md; no --check bounds)")
     args = ap.parse_args()
-    if args.only and (args.markdown or args.check):
-        ap.error("--only measures a subset: not with --markdown or --check")
+    if args.only and args.markdown:
+        ap.error("--only measures a subset: not with --markdown")
     if args.sparsity and (args.all or args.check or args.markdown):
         ap.error("--sparsity goes without --all, --check and --markdown "
                  "(its table is recorded in docs/sparsity.md)")
@@ -537,7 +569,10 @@ def main():
                     "(`--smooth`) at alpha 0.5 or chosen per group "
                     "(`auto`). Outlier splitting (`--outliers`) is "
                     "measured with `--all`: docs/quantization.md, "
-                    "\"Outlier splitting\".\n\n%s\n"
+                    "\"Outlier splitting\". `+ rotation`: the residual "
+                    "stream rotated first (`--rotate=hadamard`, seed 0; "
+                    "`online`: also `--rotate-online`; docs/quantization.md, "
+                    "\"Rotation\"), RMSNorm models only.\n\n%s\n"
                     % (cmd, datetime.datetime.utcnow().strftime(
                         "%Y-%m-%d %H:%M"), args.sequences, CALIB_SAMPLES,
                        text))
@@ -547,7 +582,7 @@ def main():
         bad = []
         for model, res in results.items():
             for scheme, bound in BOUNDS[model].items():
-                if scheme not in res:  # left out by --schemes
+                if scheme not in res:  # left out by --only
                     continue
                 top1_min, kl_max = bound[:2]
                 kl, top1, decisive = res[scheme]

@@ -46,6 +46,8 @@ quench::calib::obtainCalibration(mlir::ModuleOp module, StringRef entry,
       modelKey += ";shape=" + s;
     if (!request.entryName.empty())
       modelKey += ";entry=" + request.entryName;
+    if (!request.modelVariant.empty())
+      modelKey += ";" + request.modelVariant;
     if (!dir.empty()) {
       auto listed = listSamples(
           dir, sig, request.generation ? &*request.generation : nullptr);

@@ -46,6 +46,18 @@ quench::getFrontPipelineStages(const FrontPipelineOptions &opts) {
                         buildPreparePipeline(pm, PrepareOptions());
                       },
                       nullptr});
+  // Before calibration: statistics, GPTQ and the quantizer see the rotated
+  // model.
+  if (opts.rotate) {
+    QuenchRotateOptions r = *opts.rotate;
+    stages.push_back({"rotate",
+                      "residual stream rotated, the rotation folded into the "
+                      "weights (quench-rotate)",
+                      [r](OpPassManager &pm) {
+                        pm.addPass(createQuenchRotate(r));
+                      },
+                      nullptr});
+  }
   // Calibration observes the prepared float model, before quantization.
   if (opts.calibrate)
     stages.push_back({"calibrate",

@@ -189,7 +189,14 @@ struct QuantizationCLOptions {
 
 static ManagedStatic<QuantizationCLOptions> clOptions;
 
-void quench::registerQuantizationCLOptions() { *clOptions; }
+namespace quench {
+void registerRotationCLOptions(); // RotationOptions.cpp
+} // namespace quench
+
+void quench::registerQuantizationCLOptions() {
+  *clOptions;
+  registerRotationCLOptions();
+}
 
 cl::OptionCategory &quench::getQuantizationCLOptionCategory() {
   return clOptions->category;

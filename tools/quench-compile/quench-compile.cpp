@@ -206,6 +206,9 @@ int main(int argc, char **argv) {
   auto prune = quench::getPruneOptionsFromCL();
   if (!prune)
     return fail(toString(prune.takeError()));
+  auto rotation = quench::getRotationOptionsFromCL();
+  if (!rotation)
+    return fail(toString(rotation.takeError()));
   auto calibRequest = quench::calib::getCalibrationRequestFromCL();
   if (!calibRequest)
     return fail(toString(calibRequest.takeError()));
@@ -235,6 +238,7 @@ int main(int argc, char **argv) {
   front.prepare = !noPrepare;
   front.fuseAttention = fuseAttention;
   front.weightQuant = *weightQuant;
+  front.rotate = *rotation;
   front.quantReport = &report.layers;
   front.prune = *prune;
   if (front.prune && front.prune->threads == 0)
@@ -248,6 +252,11 @@ int main(int argc, char **argv) {
     calibration.request.modelPath = inputPath;
     calibration.request.shapes.assign(shapes.begin(), shapes.end());
     calibration.request.entryName = entryName;
+    if (*rotation)
+      calibration.request.modelVariant =
+          "rotate=" + (*rotation)->rotation +
+          ",seed=" + std::to_string((*rotation)->seed) +
+          ((*rotation)->online ? ",online" : "");
     // The instrumented model runs on this machine (the CPU options apply).
     calibration.request.cpu = quench::getCPUTargetOptionsFromCL();
     calibration.request.comm = comm;

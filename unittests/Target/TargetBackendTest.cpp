@@ -97,6 +97,11 @@ TEST(FrontPipeline, StagesFollowTheOptions) {
   o.weightQuant.emplace();
   o.kvCache = [](mlir::ModuleOp) { return mlir::success(); };
   EXPECT_EQ(names(o), "prepare calibrate quantize kv-cache attention to-linalg");
+  // Rotation comes before calibration: statistics see the rotated model.
+  o.rotate.emplace();
+  EXPECT_EQ(names(o),
+            "prepare rotate calibrate quantize kv-cache attention to-linalg");
+  o.rotate.reset();
   o.prepare = false;
   o.fuseAttention = false;
   EXPECT_EQ(names(o), "calibrate quantize kv-cache to-linalg");

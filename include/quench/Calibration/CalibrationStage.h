@@ -44,6 +44,10 @@ struct CalibrationRequest {
   std::string modelPath;
   std::vector<std::string> shapes;
   std::string entryName;
+  /// The rewrites before calibration that change what it observes (e.g.
+  /// "rotate=hadamard,seed=0" for --rotate), appended to the key; empty:
+  /// none.
+  std::string modelVariant;
   /// How the instrumented model is compiled.
   CPUTargetOptions cpu;
   /// Threads of the runs and of the statistics (--calib-threads; 0: every

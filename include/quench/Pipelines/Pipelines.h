@@ -70,6 +70,10 @@ getQuantizationOptionsFromCL();
 /// --sparsity-head, and --quant-recipe's "sparsity" fields), std::nullopt
 /// for none, or an error message for a bad combination.
 llvm::Expected<std::optional<PruneOptions>> getPruneOptionsFromCL();
+/// The residual-stream rotation the command line asks for (--rotate,
+/// --rotate-seed; registered by registerQuantizationCLOptions), std::nullopt
+/// for --rotate=none (the default), or an error for a bad value.
+llvm::Expected<std::optional<QuenchRotateOptions>> getRotationOptionsFromCL();
 /// The --quant preset name given on the command line ("none" by default).
 llvm::StringRef getQuantPresetFromCL();
 
@@ -117,6 +121,10 @@ void addTextualPassPipeline(mlir::OpPassManager &pm, llvm::StringRef pipeline);
 struct FrontPipelineOptions {
   /// Run the `prepare` stage.
   bool prepare = true;
+  /// Rotates the residual stream (the `rotate` stage, quench-rotate,
+  /// after `prepare` and before `calibrate`, so that calibration and
+  /// quantization see the rotated model); std::nullopt: absent.
+  std::optional<QuenchRotateOptions> rotate;
   /// Runs calibration on the prepared float module (the `calibrate` stage;
   /// lib/Calibration's addCalibrationStage sets it). The stage is absent
   /// when unset.
@@ -149,6 +157,7 @@ struct FrontPipelineOptions {
 
 /// The target-independent stages every model goes through, in order:
 ///   prepare    quench-prepare (only when opts.prepare);
+///   rotate     quench-rotate (only when opts.rotate);
 ///   calibrate  run the float model on samples (only when opts.calibrate);
 ///   smooth     SmoothQuant scale migration (only when opts.smooth);
 ///   prune      quench-prune-weights (only when opts.prune);

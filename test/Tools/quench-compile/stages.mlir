@@ -12,6 +12,11 @@
 // STAGES-NEXT: llvm
 // STAGES-NEXT: codegen-obj
 
+// RUN: quench-compile --list-stages --rotate=hadamard | FileCheck %s --check-prefix=ROTATE
+// ROTATE: prepare
+// ROTATE-NEXT: rotate
+// ROTATE-NEXT: kv-cache
+
 // RUN: quench-compile %s -o - --stop-after-stage=to-linalg | FileCheck %s --check-prefix=LINALG
 // The entry is renamed after the model (here: from the input's name) and
 // asks for MLIR's C interface; quench ops are gone.

@@ -153,12 +153,26 @@ void divideOperand(Operation *user, unsigned index, ArrayRef<float> s,
   for (size_t j = 0; j < s.size(); ++j)
     for (int64_t i = 0; i < perChannel; ++i)
       v[j * perChannel + i] /= s[j];
-  OpBuilder b(user);
-  user->setOperand(index, newConstant(b, cst, v));
-  eraseIfUnused(cst);
+  replaceF32Operand(user, index, v);
 }
 
 } // namespace
+
+ConstantOp quench::getF32Constant(Value v, int64_t elements) {
+  return f32Constant(v, elements);
+}
+
+bool quench::hasF32LinearWeight(LinearOp op) {
+  return static_cast<bool>(weightConstant(op).first);
+}
+
+void quench::replaceF32Operand(Operation *user, unsigned index,
+                               ArrayRef<float> values) {
+  auto cst = user->getOperand(index).getDefiningOp<ConstantOp>();
+  OpBuilder b(user);
+  user->setOperand(index, newConstant(b, cst, values));
+  eraseIfUnused(cst);
+}
 
 std::optional<std::vector<float>> quench::readLinearWeight(LinearOp op) {
   auto [cst, transpose] = weightConstant(op);

@@ -540,4 +540,70 @@ def QuenchSmooth : Pass<"quench-smooth", "::mlir::ModuleOp"> {
   let dependentDialects = ["::quench::QuenchDialect"];
 }
 
+def QuenchRotate : Pass<"quench-rotate", "::mlir::ModuleOp"> {
+  let summary = "Rotate the residual stream by an orthogonal matrix folded "
+                "into the weights (QuaRot/SpinQuant)";
+  let description = [{
+    Finds the residual stream of each function -- the values connected by
+    residual `quench.add`s to the inputs of `quench.rms_norm`s over the last
+    axis: token (and other) embedding lookups, the outputs of the linears
+    added into it (attention output and down projections) and every sum in
+    between -- and rewrites the model so that it carries `x Q` instead of
+    `x`, for a seeded random orthogonal `Q` of the stream's width `D`
+    (quench::quant::RandomRotation: a randomized Walsh-Hadamard matrix,
+    times a random orthogonal factor for the odd part of `D`):
+
+    * every RMSNorm scale `g` on the stream is folded into the linears that
+      read the norm's output (`W <- W diag(g)`) and becomes 1, so that the
+      norm commutes with `Q` (`rms_norm(x Q) = rms_norm(x) Q`);
+    * embedding tables (`quench.gather` of a constant `[V, D]` table along
+      axis 0) become `E Q`; a table shared with the LM head is untied (the
+      head gets its own rotated copy);
+    * linears reading the stream or a norm of it: `W <- W diag(g) Q`;
+    * linears writing into it: `W <- Q^T W`, bias `b <- b Q`; constants
+      added into it: `c <- c Q`.
+
+    Reshapes, transposes and slices that keep the last axis, and products
+    with per-row scalars (last dimension 1) pass the rotation through.
+    The float model computes the same function (up to float rounding,
+    about 1e-6 relative); activations and weights have their outliers
+    spread over all channels, which is what makes them easier to quantize.
+    The pass runs before calibration (the `rotate` stage of quench-compile
+    `--rotate=hadamard`), so that statistics, GPTQ and the quantizer see
+    the rotated model.
+
+    A stream the rotation cannot pass through fails the pass with one error
+    naming the op (and the module is left as it is): a `quench.layer_norm`
+    (it subtracts the channel mean, which a rotation does not preserve;
+    docs/quantization.md, "Rotation"), a non-f32 stream or weight, a
+    stream that is a function input or output, a norm output read by
+    anything but linears, or any other op reading the stream. A module
+    with no RMSNorm fails the same way.
+
+    With `online`, the input `h` (width `K`) of every linear writing into
+    the stream is rotated too, by a second seeded rotation `R` of order
+    `K` computed at run time: `h R` (a per-channel sign, the odd factor's
+    `m x m` product and a constant-geometry fast Walsh-Hadamard transform:
+    log2 stages of gathers of the even and odd pairs, their sum and
+    difference concatenated, all existing quench ops) feeds the linear,
+    whose weight becomes `W R` (the activations the down projection reads
+    lose their outlier channels, for W8A8). Inputs with a dynamic shape
+    are left unrotated (the odd factor needs a static reshape); the remark
+    counts them.
+  }];
+  let options = [
+    Option<"rotation", "rotation", "std::string", "\"hadamard\"",
+           "hadamard (the randomized Hadamard rotation) or none (the pass "
+           "does nothing)">,
+    Option<"seed", "seed", "uint64_t", "0",
+           "Seed of the random signs and odd-order factor (the same seed "
+           "gives the same rotation)">,
+    Option<"online", "online", "bool", "false",
+           "Also rotate the input of every linear writing into the stream "
+           "(down and output projections) at run time (a randomized "
+           "Hadamard transform, folded into the linear's weight)">,
+  ];
+  let dependentDialects = ["::quench::QuenchDialect"];
+}
+
 #endif // QUENCH_DIALECT_QUENCH_TRANSFORMS_PASSES_TD

@@ -69,6 +69,21 @@ std::optional<std::vector<float>> readLinearWeight(LinearOp op);
 void replaceLinearWeight(LinearOp op, std::vector<float> w, int64_t n,
                          int64_t k, llvm::StringRef suffix = "_scaled");
 
+/// Whether readLinearWeight can read `op`'s weight (checked without
+/// copying it).
+bool hasF32LinearWeight(LinearOp op);
+
+/// The f32 constant defining `v` if it has `elements` values that
+/// readFloatWeights can read, else null.
+ConstantOp getF32Constant(mlir::Value v, int64_t elements);
+
+/// Replaces operand `index` of `user`, an f32 constant, by a new f32
+/// constant of the same type holding `values` (named after the old one);
+/// the old constant is erased once unused (a constant shared with other
+/// ops stays for them: a tied embedding table is untied).
+void replaceF32Operand(mlir::Operation *user, unsigned index,
+                       llvm::ArrayRef<float> values);
+
 /// Applies x -> x / s to a group with an absorber (s has `channels`
 /// positive finite values): the absorber's per-channel parameters are
 /// divided by s, column j of every linear's weight multiplied by s_j. New
