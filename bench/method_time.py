@@ -57,6 +57,9 @@ METHODS = [
     ("W8A8 dynamic, 8 outlier channels",
      ["--quant=w8a8-dynamic", "--outliers=8", "--calib=@CALIB@"], True),
     ("W4A16 g32, 2:4 magnitude", ["--quant=w4a16", "--sparsity=2:4"], True),
+    ("W4A16 g32 + rotation", ["--quant=w4a16", "--rotate=hadamard"], True),
+    ("W8A8 dynamic + online rotation",
+     ["--quant=w8a8-dynamic", "--rotate=hadamard", "--rotate-online"], True),
     # GPTQ-based (SparseGPT is GPTQ's column sweep with a mask choice).
     ("W4A16 g32 AWQ+GPTQ",
      ["--quant=w4a16", "--algo=awq+gptq", "--calib=@CALIB@"], False),
