@@ -84,9 +84,27 @@ struct Scheme {
 
 /// A recipe rule: layers whose name matches `pattern` get `scheme`.
 struct Rule {
-  std::string text;
+  /// The glob's text. llvm::GlobPattern keeps a StringRef to the text it
+  /// was created from (LLVM 22), so the text lives on the heap, where
+  /// moving or copying the rule leaves it in place (a pattern made from a
+  /// recipe's parsed JSON, or from a moved std::string, read freed memory:
+  /// layers matched at random).
+  std::shared_ptr<const std::string> text;
   llvm::GlobPattern pattern;
   Scheme scheme;
+
+  /// A rule for the glob `text`, or the glob's error.
+  static llvm::Expected<Rule> create(StringRef text, const Scheme &scheme) {
+    Rule rule;
+    rule.text = std::make_shared<const std::string>(text.str());
+    llvm::Expected<llvm::GlobPattern> glob =
+        llvm::GlobPattern::create(*rule.text);
+    if (!glob)
+      return glob.takeError();
+    rule.pattern = std::move(*glob);
+    rule.scheme = scheme;
+    return rule;
+  }
 };
 
 std::string describe(const Scheme &s) {
@@ -337,16 +355,13 @@ LogicalResult parseRecipe(StringRef path, Scheme &defaults,
         return emitError(loc) << where
                               << ": an object with a \"match\" glob is "
                                  "required";
-      Rule rule{match->str(), {}, defaults};
-      llvm::Expected<llvm::GlobPattern> glob =
-          llvm::GlobPattern::create(*match);
-      if (!glob)
+      llvm::Expected<Rule> rule = Rule::create(*match, defaults);
+      if (!rule)
         return emitError(loc) << where << ": bad glob '" << *match
-                              << "': " << llvm::toString(glob.takeError());
-      rule.pattern = std::move(*glob);
-      if (failed(readSchemeFields(*obj, rule.scheme, where, loc)))
+                              << "': " << llvm::toString(rule.takeError());
+      if (failed(readSchemeFields(*obj, rule->scheme, where, loc)))
         return failure();
-      rules.push_back(std::move(rule));
+      rules.push_back(std::move(*rule));
     }
   }
   return success();
@@ -984,13 +999,13 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     return failure();
   SmallVector<Rule> rules;
   for (const std::string &e : options.exclude) {
-    llvm::Expected<llvm::GlobPattern> glob = llvm::GlobPattern::create(e);
-    if (!glob)
-      return emitError(loc) << "bad exclude pattern '" << e
-                            << "': " << llvm::toString(glob.takeError());
     Scheme skip;
     skip.skip = true;
-    rules.push_back({e, std::move(*glob), skip});
+    llvm::Expected<Rule> rule = Rule::create(e, skip);
+    if (!rule)
+      return emitError(loc) << "bad exclude pattern '" << e
+                            << "': " << llvm::toString(rule.takeError());
+    rules.push_back(std::move(*rule));
   }
   if (!options.recipe.empty() &&
       failed(parseRecipe(options.recipe, defaults, rules, loc)))
@@ -1112,7 +1127,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
       if (r.pattern.match(rec.name)) {
         scheme = r.scheme;
         if (scheme.skip)
-          why = " (matches '" + r.text + "')";
+          why = " (matches '" + *r.text + "')";
         break;
       }
     if (!scheme.skip && !options.quantizeHead && reachesReturn(op)) {
@@ -1753,7 +1768,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
       }
     if (!options.quantizeEmbeddings || skipRule) {
       rec.scheme = "float (embedding";
-      rec.scheme += skipRule ? "; matches '" + skipRule->text + "')" : ")";
+      rec.scheme += skipRule ? "; matches '" + *skipRule->text + "')" : ")";
       records.emplace_back(std::move(rec), nullptr);
       continue;
     }
