@@ -47,18 +47,13 @@ import tempfile
 
 import numpy as np
 
+# The harness of the W8A8 kernel test (IR text, the run and compare helpers,
+# the host's CPU flags) is shared with e2e/qlinear.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qlinear import compare, cpu_flags, hexdata, mlir_type, run  # noqa: E402
+
 RNG = np.random.default_rng(15)
 F32 = np.float32
-
-
-def hexdata(a):
-    return '"0x' + np.ascontiguousarray(a).tobytes().hex().upper() + '"'
-
-
-def mlir_type(shape, dtype):
-    name = {np.dtype("float32"): "f32", np.dtype("int8"): "i8"}[np.dtype(dtype)]
-    return "tensor<" + "x".join(
-        "?" if d is None else str(d) for d in shape) + "x" + name + ">"
 
 
 def split_ref(x, w, ws, wo, channels, bias, input_scale):
@@ -168,37 +163,6 @@ VARIANTS = [
     ("avx2 (vpmaddwd)", ["--cpu=x86-64-v3"], ["avx2", "fma", "bmi2"]),
     ("generic", ["--int8-dot=false"], []),
 ]
-
-
-def cpu_flags():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def run(cmd, expect_fail=False, **kw):
-    res = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    if (res.returncode != 0) != expect_fail:
-        sys.stderr.write(f"command {'succeeded' if expect_fail else 'failed'}"
-                         f": {' '.join(cmd)}\n{res.stdout}{res.stderr}\n")
-        sys.exit(1)
-    return res
-
-
-def compare(name, got, ref, bound, failures):
-    err = np.abs(got - ref)
-    ok = got.shape == ref.shape and bool(np.all(err <= bound))
-    worst = float(np.max(err / bound)) if err.size else 0.0
-    print(f"{'ok  ' if ok else 'FAIL'} {name}: shape {got.shape}, max |err| "
-          f"{float(err.max()) if err.size else 0:.3g} ({worst:.2f} of the "
-          f"bound)")
-    if not ok:
-        failures.append(name)
 
 
 def kernels(build, work, failures):

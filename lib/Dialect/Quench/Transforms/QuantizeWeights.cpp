@@ -1361,6 +1361,19 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     }
   }
 
+  // Whether calibration has the input Gram matrix of `p` (asked without
+  // reading it when the driver can); an error (a damaged statistics file)
+  // is reported for `algo` and fails.
+  auto hasGram = [&](const Plan &p, StringRef algo) -> FailureOr<bool> {
+    if (options.hasInputGram)
+      return options.hasInputGram(p.rec.name);
+    auto g = gramOf(p.rec.name);
+    if (!g)
+      return emitError(loc) << algo << ": layer '" << p.rec.name
+                            << "': " << llvm::toString(g.takeError());
+    return *g != nullptr;
+  };
+
   // AWQ layers need their input's Gram matrix and per-channel mean |x|
   // (the mean is small and kept; the matrices are read when used).
   std::unordered_map<std::string, std::vector<float>> awqMeanAbs;
@@ -1371,18 +1384,11 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
       if (p.scheme.skip || !p.scheme.awq)
         continue;
       anyAWQ = true;
-      bool present = false;
-      if (options.hasInputGram) {
-        present = options.hasInputGram(p.rec.name);
-      } else {
-        auto g = gramOf(p.rec.name);
-        if (!g)
-          return emitError(loc) << "AWQ: layer '" << p.rec.name
-                                << "': " << llvm::toString(g.takeError());
-        present = *g != nullptr;
-      }
+      FailureOr<bool> present = hasGram(p, "AWQ");
+      if (failed(present))
+        return failure();
       std::optional<std::vector<float>> mean;
-      if (present && options.inputMeanAbs)
+      if (*present && options.inputMeanAbs)
         mean = options.inputMeanAbs(p.rec.name);
       if (!mean) {
         missing.push_back(p.rec.name);
@@ -1410,17 +1416,10 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
       ++gptqLayers;
       if (p.scheme.awq)
         continue; // checked above
-      bool present = false;
-      if (options.hasInputGram) {
-        present = options.hasInputGram(p.rec.name);
-      } else {
-        auto g = gramOf(p.rec.name);
-        if (!g)
-          return emitError(loc) << "GPTQ: layer '" << p.rec.name
-                                << "': " << llvm::toString(g.takeError());
-        present = *g != nullptr;
-      }
-      if (!present)
+      FailureOr<bool> present = hasGram(p, "GPTQ");
+      if (failed(present))
+        return failure();
+      if (!*present)
         missing.push_back(p.rec.name);
     }
     if (!missing.empty()) {
