@@ -784,6 +784,12 @@ bool sameFormat(const Scheme &a, const Scheme &b) {
          a.symmetric == b.symmetric && a.scaleType == b.scaleType;
 }
 
+/// Whether this process prints progress: with several processes only rank
+/// 0 does (each computes the same AWQ scales and budget).
+bool showsProgress(const WeightQuantOptions &options) {
+  return options.progress && (!options.comm || options.comm->rank() == 0);
+}
+
 using GramLookup = llvm::function_ref<
     llvm::Expected<std::shared_ptr<const std::vector<double>>>(StringRef)>;
 
@@ -852,7 +858,7 @@ migrateAWQScales(ModuleOp module, std::vector<Plan> &plans,
     totalWork += searchWork(*g, members);
   StageProgress progress("awq", "scale search of group",
                          static_cast<int64_t>(searches.size()), totalWork,
-                         options.progress);
+                         showsProgress(options));
   for (auto &[gp, members] : searches) {
     const ScaleGroup &g = *gp;
     ++awqGroups;
@@ -1283,6 +1289,18 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
                          "output errors tr(dW H dW^T) / tr(W H W^T)";
     std::vector<qq::BudgetLayer> layers;
     int64_t weights = 0;
+    // Each candidate's error costs ~K^2 N with Gram matrices (N K without).
+    auto errorWork = [&](const Plan *p) {
+      double n = static_cast<double>(p->rec.outFeatures),
+             k = static_cast<double>(p->rec.inFeatures);
+      return hessian ? n * k * k : n * k;
+    };
+    double budgetWork = 0;
+    for (const Plan *p : budgeted)
+      budgetWork += errorWork(p);
+    StageProgress budgetProgress("quantize", "bits budget: errors of layer",
+                                 static_cast<int64_t>(budgeted.size()),
+                                 budgetWork, showsProgress(options));
     for (Plan *p : budgeted) {
       int64_t n = p->rec.outFeatures, k = p->rec.inFeatures;
       weights += n * k;
@@ -1332,6 +1350,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
         layer.error.push_back(energy > 0 ? error / energy : 0.0);
       }
       layers.push_back(std::move(layer));
+      budgetProgress.step(p->rec.name, errorWork(p));
     }
     int64_t maxBits =
         static_cast<int64_t>(std::floor(options.bitsBudget * weights));
@@ -1444,7 +1463,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
   Communicator *comm = options.comm;
   int rank = comm ? comm->rank() : 0;
   int numProcs = comm ? comm->size() : 1;
-  bool progress = options.progress && rank == 0;
+  bool progress = showsProgress(options);
   // Progress over every layer quantized here, weighted by an estimate of
   // its cost (multiply-adds, roughly): RTN N K, HQQ ~20 iterations of a few
   // passes, AWQ's clipping search ~11 ratios of a group-sized quadratic
