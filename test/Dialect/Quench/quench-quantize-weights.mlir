@@ -137,16 +137,16 @@ func.func @named(%x: tensor<1x16xf32>, %wd: tensor<16x16xf32>) -> tensor<1x16xf3
 // -----
 
 // Embedding tables (quantize-embeddings): int8 codes per row (symmetric,
-// round half to even: -0.5 * 127 = -63.5 -> -64), f32 row scales (an
-// all-zero row gets 0), dequantized after the lookup; without the option
-// the table stays float.
+// round half to even: -0.5 * 127 = -63.5 -> -64, stored +128 as ui8 and
+// padded to a whole group of 8), f32 row scales (an all-zero row gets 0),
+// gathered as rows and expanded by quench.dequantize_nbits; without the
+// option the table stays float.
 // EMB-LABEL: func.func @embedding
-// EMB-DAG: %[[Q:.*]] = quench.constant dense<{{\[\[}}127, -64, 32, 0], [0, 0, 0, 0]]> : tensor<2x4xi8>
+// EMB-DAG: %[[Q:.*]] = quench.constant dense<{{\[\[\[}}255, 64, 160, 128, 128, 128, 128, 128]], {{\[\[}}128, 128, 128, 128, 128, 128, 128, 128]]]> : tensor<2x1x8xui8>
 // EMB-DAG: %[[S:.*]] = quench.constant dense<{{\[\[}}0.00787401571], [0.000000e+00]]> : tensor<2x1xf32>
-// EMB: %[[R:.*]] = quench.gather %[[Q]][%[[IDS:.*]]] {axis = 0 : i64} : (tensor<2x4xi8>, tensor<3xi64>) -> tensor<3x4xi8>
-// EMB: %[[RS:.*]] = quench.gather %[[S]][%[[IDS]]] {axis = 0 : i64} : (tensor<2x1xf32>, tensor<3xi64>) -> tensor<3x1xf32>
-// EMB: %[[F:.*]] = quench.cast %[[R]] : tensor<3x4xi8> to tensor<3x4xf32>
-// EMB: %[[OUT:.*]] = quench.mul %[[F]], %[[RS]] : (tensor<3x4xf32>, tensor<3x1xf32>) -> tensor<3x4xf32>
+// EMB-DAG: %[[R:.*]] = quench.gather %[[Q]][%arg0] {axis = 0 : i64} : (tensor<2x1x8xui8>, tensor<3xi64>) -> tensor<3x1x8xui8>
+// EMB-DAG: %[[RS:.*]] = quench.gather %[[S]][%arg0] {axis = 0 : i64} : (tensor<2x1xf32>, tensor<3xi64>) -> tensor<3x1xf32>
+// EMB: %[[OUT:.*]] = quench.dequantize_nbits %[[R]], %[[RS]] {bits = 8 : i64, block_size = 8 : i64} : (tensor<3x1x8xui8>, tensor<3x1xf32>) -> tensor<3x4xf32>
 // EMB: return %[[OUT]]
 // CHECK-LABEL: func.func @embedding
 // CHECK: quench.gather {{.*}} : (tensor<2x4xf32>, tensor<3xi64>) -> tensor<3x4xf32>

@@ -494,49 +494,6 @@ std::vector<char> signedInt8Codes(const qq::QuantizedMatrix &m) {
 }
 
 /// Rewrites an embedding lookup `gather %table[%ids] {axis = 0}` of a
-/// constant f32 table [V, D] into a lookup of int8 codes (symmetric per
-/// row, round half to even) and of the rows' f32 scales, dequantized after
-/// the gather: `cast(codes[ids]) * scales[ids]`. Only the looked-up rows are
-/// dequantized; the table shrinks to V * D + 4 V bytes. Returns those bytes.
-int64_t quantizeEmbedding(GatherOp op, ConstantOp cst,
-                          const std::vector<float> &w) {
-  auto tType = cast<RankedTensorType>(cst.getType());
-  int64_t v = tType.getDimSize(0), d = tType.getDimSize(1);
-  qq::QuantizedMatrix m = qq::quantizeMatrixRTN(
-      w.data(), v, d, /*bits=*/8, /*groupSize=*/0, /*symmetric=*/true,
-      qq::ScaleType::F32);
-  OpBuilder b(op);
-  MLIRContext *ctx = op.getContext();
-  Location loc = op.getLoc();
-  std::vector<char> codes = signedInt8Codes(m);
-  Type i8 = IntegerType::get(ctx, 8);
-  Type f32 = Float32Type::get(ctx);
-  auto codeType = RankedTensorType::get({v, d}, i8);
-  Value table = ConstantOp::create(
-      b, cst.getLoc(), codeType,
-      createConstantAttr(codeType, codes, constantName(cst, "_q")));
-  auto scaleType = RankedTensorType::get({v, 1}, f32);
-  std::vector<char> scaleBytes(m.scales.size() * 4);
-  std::memcpy(scaleBytes.data(), m.scales.data(), scaleBytes.size());
-  Value scales = ConstantOp::create(
-      b, cst.getLoc(), scaleType,
-      createConstantAttr(scaleType, scaleBytes, constantName(cst, "_scales")));
-  auto resType = cast<RankedTensorType>(op.getType());
-  SmallVector<int64_t> scaleShape(resType.getShape());
-  scaleShape.back() = 1;
-  Value rows = GatherOp::create(b, loc, resType.clone(i8), table,
-                                op.getIndices(), op.getAxisAttr());
-  Value rowScales =
-      GatherOp::create(b, loc, RankedTensorType::get(scaleShape, f32), scales,
-                       op.getIndices(), op.getAxisAttr());
-  Value f = CastOp::create(b, loc, resType, rows);
-  Value out = MulOp::create(b, loc, resType, f, rowScales);
-  op.replaceAllUsesWith(out);
-  op.erase();
-  return static_cast<int64_t>(codes.size() + scaleBytes.size());
-}
-
-/// Rewrites an embedding lookup `gather %table[%ids] {axis = 0}` of a
 /// constant f32 table [V, D] into lookups of `bits`-bit group-wise codes in
 /// the quench.matmul_nbits layout ([V, groups, groupSize * bits / 8] bytes)
 /// and of their scales [V, groups] (and float zero points when asymmetric),
@@ -1800,12 +1757,13 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     if (!w) {
       rec.scheme = "float embedding (weight type not supported)";
       cstOp = nullptr;
-    } else if (es.bits == 8 && es.groupSize == 0 &&
-               tType.getElementType().isF32()) {
-      rec.scheme = "int8 per-row sym f32 (embedding)";
-      rec.bytesAfter = quantizeEmbedding(op, cst, *w);
-      eraseIfUnused(cst);
     } else {
+      // int8 per row (the default of --quant-embeddings) is the same form:
+      // symmetric 8-bit codes with f32 row scales, V D + 4 V bytes.
+      if (es.bits == 8 && es.groupSize == 0) {
+        es.symmetric = true;
+        es.scaleType = qq::ScaleType::F32;
+      }
       std::string d = describe(es);
       if (es.groupSize == 0)
         d.replace(d.find("per-channel"), 11, "per-row");
