@@ -20,7 +20,7 @@ struct RotationCLOptions {
                "quantization, the rotation folded into the weights "
                "(QuaRot/SpinQuant; the float model computes the same "
                "function): none (default) or hadamard (a seeded randomized "
-               "Hadamard rotation; RMSNorm models only, an error otherwise)"),
+               "Hadamard rotation; RMSNorm and LayerNorm models)"),
       cl::init("none"), cl::value_desc("none|hadamard"),
       cl::cat(quench::getQuantizationCLOptionCategory())};
   cl::opt<uint64_t> seed{

@@ -4,7 +4,10 @@ docs/quantization.md, "Rotation") end to end.
 
 The rotated float model computes the function of the original: on a
 LLaMA-shaped model from bench/gen_llama_onnx.py whose width 96 = 32 x 3
-takes the Hadamard x random-orthogonal rotation, and on stories260K
+takes the Hadamard x random-orthogonal rotation, on a GPT-2-style model
+(test/e2e/gen_past_models.py's gpt2: LayerNorms with biases, learned
+position embeddings, fused qkv with biases, tied head; its stream is
+centered before it is rotated), and on stories260K
 (../shared, skipped when absent; width 64, a pure randomized Hadamard),
 the logits of the model compiled with --rotate=hadamard (two seeds, and
 with --rotate-online: the down/output projections' inputs rotated at run
@@ -93,6 +96,21 @@ def main():
                     "--seq", "16"], check=True, stdout=subprocess.DEVNULL)
     seqs = [rng.integers(0, 128, size=16) for _ in range(3)]
     check_float(qc, "llama96", llama, 96, seqs, "input_ids", work)
+
+    # LayerNorm: the stream is centered first, the LayerNorms become
+    # RMSNorms (their biases folded into the reading linears' biases).
+    subprocess.run([sys.executable, os.path.join(ROOT, "test", "e2e",
+                                                 "gen_past_models.py"),
+                    work, "--only", "gpt2"], check=True,
+                   stdout=subprocess.DEVNULL)
+    gpt2 = os.path.join(work, "gpt2.onnx")
+    check_float(qc, "gpt2", gpt2, 64,
+                [rng.integers(0, 96, size=20) for _ in range(3)],
+                "input_ids", work)
+    log = compile_model(qc, gpt2, os.path.join(work, "gpt2_rot_w8"),
+                        ["--rotate=hadamard", "--quant=w8a16"])
+    if "centered first: 5 LayerNorms now RMSNorms" not in log:
+        sys.exit("gpt2: no centering remark:\n%s" % log)
 
     # Calibration and GPTQ see the rotated model; the cache key knows it.
     calib = accuracy.write_samples([rng.integers(0, 128, size=16)

@@ -386,6 +386,79 @@ struct ElementwiseLowering : OpConversionPattern<OpTy> {
   }
 };
 
+/// quench.hadamard: log2(order) butterfly stages, each one all-parallel
+/// linalg.generic over (lead..., pair block a, t in {0, 1}, c < h * M)
+/// writing [lead..., K / (2 h M), 2, h M] (collapsed back to [lead..., K])
+/// from the features a * 2hM + c and a * 2hM + hM + c of the previous
+/// stage: t = 0 takes their sum, t = 1 their difference. The inner index c
+/// is contiguous in both, so each stage vectorizes along it.
+struct HadamardLowering : OpConversionPattern<HadamardOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(HadamardOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = getContext();
+    RankedTensorType resType = convertedResultType(getTypeConverter(), op);
+    if (!resType)
+      return failure();
+    Value x = adaptor.getInput();
+    int64_t rank = resType.getRank(), lead = rank - 1;
+    int64_t k = resType.getShape().back(), order = op.getOrder();
+    int64_t m = k / order;
+    SmallVector<OpFoldResult> sizes;
+    for (int64_t d = 0; d < lead; ++d)
+      sizes.push_back(resType.isDynamicDim(d)
+                          ? OpFoldResult(dimValue(rewriter, loc, x, d))
+                          : OpFoldResult(rewriter.getIndexAttr(
+                                resType.getDimSize(d))));
+    SmallVector<ReassociationIndices> reassoc;
+    for (int64_t d = 0; d < lead; ++d)
+      reassoc.push_back({d});
+    reassoc.push_back({lead, lead + 1, lead + 2});
+    int64_t loops = lead + 3;
+    SmallVector<utils::IteratorType> iters(loops,
+                                           utils::IteratorType::parallel);
+    for (int64_t h = 1; h < order; h *= 2) {
+      int64_t inner = h * m;
+      SmallVector<OpFoldResult> outSizes(sizes);
+      outSizes.append({rewriter.getIndexAttr(k / (2 * inner)),
+                       rewriter.getIndexAttr(2),
+                       rewriter.getIndexAttr(inner)});
+      Value init = emptyTensor(rewriter, loc, outSizes,
+                               resType.getElementType());
+      auto inputMap = [&](int64_t offset) {
+        SmallVector<AffineExpr> e;
+        for (int64_t d = 0; d < lead; ++d)
+          e.push_back(getAffineDimExpr(d, ctx));
+        e.push_back(getAffineDimExpr(lead, ctx) * (2 * inner) +
+                    getAffineDimExpr(lead + 2, ctx) + offset);
+        return AffineMap::get(loops, 0, e, ctx);
+      };
+      SmallVector<AffineMap> maps{inputMap(0), inputMap(inner),
+                                  rewriter.getMultiDimIdentityMap(loops)};
+      auto generic = linalg::GenericOp::create(
+          rewriter, loc, TypeRange{init.getType()}, ValueRange{x, x},
+          ValueRange{init}, maps, iters,
+          [&](OpBuilder &b, Location l, ValueRange a) {
+            Value sum = arith::AddFOp::create(b, l, a[0], a[1]);
+            Value diff = arith::SubFOp::create(b, l, a[0], a[1]);
+            Value first = arith::CmpIOp::create(
+                b, l, arith::CmpIPredicate::eq,
+                linalg::IndexOp::create(b, l, lead + 1), indexConst(b, l, 0));
+            linalg::YieldOp::create(
+                b, l, arith::SelectOp::create(b, l, first, sum, diff)
+                          .getResult());
+          });
+      x = tensor::CollapseShapeOp::create(rewriter, loc, generic.getResult(0),
+                                          reassoc);
+    }
+    rewriter.replaceOp(op, x);
+    return success();
+  }
+};
+
 } // namespace
 
 void to_linalg::populateElementwisePatterns(const TypeConverter &converter,
@@ -406,5 +479,6 @@ void to_linalg::populateElementwisePatterns(const TypeConverter &converter,
       ElementwiseLowering<GeluOp>, ElementwiseLowering<ReluOp>,
       ElementwiseLowering<NegOp>, ElementwiseLowering<AbsOp>,
       ElementwiseLowering<NotOp>, ElementwiseLowering<ClipOp>,
-      ElementwiseLowering<CastOp>>(converter, patterns.getContext());
+      ElementwiseLowering<CastOp>, HadamardLowering>(converter,
+                                                      patterns.getContext());
 }

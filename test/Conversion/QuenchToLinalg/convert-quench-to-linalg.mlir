@@ -162,3 +162,32 @@ func.func @constant_unsigned() -> tensor<2xui8> {
   %0 = quench.constant dense<[1, 200]> : tensor<2xui8>
   return %0 : tensor<2xui8>
 }
+
+// -----
+
+// quench.hadamard of order 4 with stride 3 over 12 features: two butterfly
+// stages, pairs 3 then 6 features apart; each reads the previous stage's
+// features a * 2hM + c and a * 2hM + hM + c and writes their sum (t = 0)
+// and difference (t = 1) into [rows, 12 / 2hM, 2, hM].
+// CHECK-DAG: #[[U1:.+]] = affine_map<(d0, d1, d2, d3) -> (d0, d1 * 6 + d3)>
+// CHECK-DAG: #[[V1:.+]] = affine_map<(d0, d1, d2, d3) -> (d0, d1 * 6 + d3 + 3)>
+// CHECK-DAG: #[[U2:.+]] = affine_map<(d0, d1, d2, d3) -> (d0, d1 * 12 + d3)>
+// CHECK-DAG: #[[V2:.+]] = affine_map<(d0, d1, d2, d3) -> (d0, d1 * 12 + d3 + 6)>
+// CHECK-LABEL: func.func @hadamard(
+// CHECK-SAME:      %[[X:.+]]: tensor<?x12xf32>
+// CHECK:         %[[E1:.+]] = tensor.empty(%{{.+}}) : tensor<?x2x2x3xf32>
+// CHECK:         %[[S1:.+]] = linalg.generic {indexing_maps = [#[[U1]], #[[V1]], #{{.+}}], iterator_types = ["parallel", "parallel", "parallel", "parallel"]}
+// CHECK-SAME:        ins(%[[X]], %[[X]] : tensor<?x12xf32>, tensor<?x12xf32>) outs(%[[E1]] : tensor<?x2x2x3xf32>)
+// CHECK:           %[[SUM:.+]] = arith.addf
+// CHECK:           %[[DIFF:.+]] = arith.subf
+// CHECK:           linalg.index 2
+// CHECK:           arith.select %{{.+}}, %[[SUM]], %[[DIFF]]
+// CHECK:         %[[C1:.+]] = tensor.collapse_shape %[[S1]] {{\[}}[0], [1, 2, 3]] : tensor<?x2x2x3xf32> into tensor<?x12xf32>
+// CHECK:         %[[S2:.+]] = linalg.generic {indexing_maps = [#[[U2]], #[[V2]], #{{.+}}]
+// CHECK-SAME:        ins(%[[C1]], %[[C1]] : tensor<?x12xf32>, tensor<?x12xf32>) outs(%{{.+}} : tensor<?x1x2x6xf32>)
+// CHECK:         %[[C2:.+]] = tensor.collapse_shape %[[S2]]
+// CHECK:         return %[[C2]]
+func.func @hadamard(%x: tensor<?x12xf32>) -> tensor<?x12xf32> {
+  %0 = quench.hadamard %x {order = 4 : i64} : tensor<?x12xf32>
+  return %0 : tensor<?x12xf32>
+}

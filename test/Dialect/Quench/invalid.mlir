@@ -1160,3 +1160,27 @@ func.func @dequantize_nbits_zp(%c: tensor<4x2x16xui8>, %s: tensor<4x2xf16>, %z: 
       : (tensor<4x2x16xui8>, tensor<4x2xf16>, tensor<4x2xf32>) -> tensor<4x64xf32>
   return
 }
+
+// -----
+
+func.func @hadamard_order(%x: tensor<2x12xf32>) {
+  // expected-error @+1 {{order must be a power of two, got 3}}
+  %0 = quench.hadamard %x {order = 3 : i64} : tensor<2x12xf32>
+  return
+}
+
+// -----
+
+func.func @hadamard_divides(%x: tensor<2x12xf32>) {
+  // expected-error @+1 {{order 8 does not divide the last dimension 12}}
+  %0 = quench.hadamard %x {order = 8 : i64} : tensor<2x12xf32>
+  return
+}
+
+// -----
+
+func.func @hadamard_dynamic(%x: tensor<2x?xf32>) {
+  // expected-error @+1 {{requires a static last dimension}}
+  %0 = quench.hadamard %x {order = 2 : i64} : tensor<2x?xf32>
+  return
+}

@@ -262,6 +262,16 @@ func.func @dequantize_nbits(%c: tensor<?x5x3x16xui8>, %s: tensor<?x5x3xf16>,
   return
 }
 
+// CHECK-LABEL: func @hadamard
+func.func @hadamard(%x: tensor<?x12xf32>, %h: tensor<2x3x8xf16>) {
+  // Order 4 with stride 3 (H_4 (x) I_3) over 12 features; order 8 alone.
+  // CHECK: quench.hadamard %{{.*}} {order = 4 : i64} : tensor<?x12xf32>
+  %0 = quench.hadamard %x {order = 4 : i64} : tensor<?x12xf32>
+  // CHECK: quench.hadamard %{{.*}} {order = 8 : i64} : tensor<2x3x8xf16>
+  %1 = quench.hadamard %h {order = 8 : i64} : tensor<2x3x8xf16>
+  return
+}
+
 // Shape ops also accept tensors with `!quant` element types.
 // CHECK-LABEL: func @quant_types
 func.func @quant_types(%q: tensor<4x8x!quant.uniform<i8:f32, 0.5:-3>>, %p: tensor<4x8x!quant.uniform<i8:f32:0, {0.5, 0.25, 1.0, 2.0}>>) -> tensor<8x4x!quant.uniform<i8:f32, 0.5:-3>> {

@@ -79,22 +79,15 @@ func.func @ok_width12(%ids: tensor<2xi64>) -> tensor<1x2x3xf32> {
 // -----
 
 // With online=true the input of the down projection (width 8 = 2^3) is
-// rotated at run time: signs / sqrt(8), then three Walsh-Hadamard stages
-// (gather of the even and odd pairs, sum and difference, concatenated).
+// rotated at run time: signs / sqrt(8), then quench.hadamard of order 8
+// (the fast Walsh-Hadamard transform, lowered to three butterfly stages).
 // REMARK: remark: rotation (hadamard, seed 0): residual stream of width 4 rotated (Hadamard order 4): 1 embedding table, 2 norm scales folded, 2 linears reading it, 1 writing into it{{$}}
 // ONLINE: remark: rotation (hadamard, seed 0): residual stream of width 4 rotated (Hadamard order 4): 1 embedding table, 2 norm scales folded, 2 linears reading it, 1 writing into it; online Hadamard on the inputs of 1 of them
 // ONLINE-LABEL: func.func @ok_online
 // ONLINE: %[[U:.*]] = quench.linear
 // ONLINE: %[[S:.*]] = quench.mul %[[U]], %{{.*}} : (tensor<2x8xf32>, tensor<8xf32>) -> tensor<2x8xf32>
-// ONLINE: %[[E1:.*]] = quench.gather %[[S]][%[[EVEN:[0-9]+]]] {axis = 1 : i64}
-// ONLINE: %[[O1:.*]] = quench.gather %[[S]][%[[ODDIDX:[0-9]+]]] {axis = 1 : i64}
-// ONLINE: %[[A1:.*]] = quench.add %[[E1]], %[[O1]]
-// ONLINE: %[[D1:.*]] = quench.sub %[[E1]], %[[O1]]
-// ONLINE: %[[C1:.*]] = quench.concat %[[A1]], %[[D1]] {axis = 1 : i64}
-// ONLINE: quench.gather %[[C1]][%[[EVEN]]]
-// ONLINE: quench.concat
-// ONLINE: %[[C3:.*]] = quench.concat
-// ONLINE: quench.linear %[[C3]],
+// ONLINE: %[[H:.*]] = quench.hadamard %[[S]] {order = 8 : i64} : tensor<2x8xf32>
+// ONLINE: quench.linear %[[H]],
 func.func @ok_online(%ids: tensor<2xi64>) -> tensor<2x4xf32> {
   %e = quench.constant dense<0.5> : tensor<6x4xf32>
   %x = quench.gather %e[%ids] {axis = 0 : i64} : (tensor<6x4xf32>, tensor<2xi64>) -> tensor<2x4xf32>
@@ -133,17 +126,49 @@ func.func @ok_qk_norm(%ids: tensor<3xi64>) -> tensor<3x2x2xf32> {
 
 // -----
 
-// LayerNorm subtracts the channel mean: refused (char-GPT, GPT-2).
-// ERR: error: {{.*}}rotation: the residual stream cannot be rotated: 'quench.layer_norm' (node /ln_f) reads the stream: LayerNorm subtracts the channel mean, which a rotation does not preserve (only RMSNorm models are rotated); the model is left as it is
-func.func @layer_norm(%ids: tensor<3xi64>) -> (tensor<3x4xf32>, tensor<3x4xf32>) {
+// A stream read by a LayerNorm is centered for it, which an RMSNorm of the
+// same stream would see: refused.
+// ERR: error: {{.*}}rotation: the residual stream cannot be rotated: 'quench.rms_norm' (node /norm) reads a stream that LayerNorms also read: centering it for them would change this norm's input; the model is left as it is
+func.func @layer_and_rms_norm(%ids: tensor<3xi64>) -> (tensor<3x4xf32>, tensor<3x4xf32>) {
   %e = quench.constant dense<0.5> : tensor<5x4xf32>
   %x = quench.gather %e[%ids] {axis = 0 : i64} : (tensor<5x4xf32>, tensor<3xi64>) -> tensor<3x4xf32>
   %g = quench.constant dense<1.5> : tensor<4xf32>
-  %n = quench.rms_norm %x, %g {axis = 1 : i64, epsilon = 1.0e-5 : f64} : (tensor<3x4xf32>, tensor<4xf32>) -> tensor<3x4xf32>
+  %n = quench.rms_norm %x, %g {axis = 1 : i64, epsilon = 1.0e-5 : f64} : (tensor<3x4xf32>, tensor<4xf32>) -> tensor<3x4xf32> loc("/norm")
   %w = quench.constant dense<1.0> : tensor<4x4xf32>
   %y = quench.linear %n, %w : (tensor<3x4xf32>, tensor<4x4xf32>) -> tensor<3x4xf32>
   %l = quench.layer_norm %x, %g {axis = 1 : i64, epsilon = 1.0e-5 : f64} : (tensor<3x4xf32>, tensor<4xf32>) -> tensor<3x4xf32> loc("/ln_f")
-  return %y, %l : tensor<3x4xf32>, tensor<3x4xf32>
+  %z = quench.linear %l, %w : (tensor<3x4xf32>, tensor<4x4xf32>) -> tensor<3x4xf32>
+  return %y, %z : tensor<3x4xf32>, tensor<3x4xf32>
+}
+
+// -----
+
+// ... and so would a linear reading the stream itself.
+// ERR: error: {{.*}}rotation: the residual stream cannot be rotated: 'quench.linear' (node /raw) reads the stream directly: it is centered for its LayerNorms, which would change this linear's input; the model is left as it is
+func.func @layer_norm_raw_reader(%ids: tensor<3xi64>) -> (tensor<3x4xf32>, tensor<3x4xf32>) {
+  %e = quench.constant dense<0.5> : tensor<5x4xf32>
+  %x = quench.gather %e[%ids] {axis = 0 : i64} : (tensor<5x4xf32>, tensor<3xi64>) -> tensor<3x4xf32>
+  %g = quench.constant dense<1.5> : tensor<4xf32>
+  %w = quench.constant dense<1.0> : tensor<4x4xf32>
+  %y = quench.linear %x, %w : (tensor<3x4xf32>, tensor<4x4xf32>) -> tensor<3x4xf32> loc("/raw")
+  %l = quench.layer_norm %x, %g {axis = 1 : i64, epsilon = 1.0e-5 : f64} : (tensor<3x4xf32>, tensor<4xf32>) -> tensor<3x4xf32>
+  %z = quench.linear %l, %w : (tensor<3x4xf32>, tensor<4x4xf32>) -> tensor<3x4xf32>
+  return %y, %z : tensor<3x4xf32>, tensor<3x4xf32>
+}
+
+// -----
+
+// A LayerNorm whose output is not read by linears only must have a unit
+// scale and no bias to be left in place.
+// ERR: error: {{.*}}rotation: the residual stream cannot be rotated: the output of 'quench.layer_norm' (node /ln_f) is read by 'quench.gelu', which cannot absorb the norm's scale and bias
+func.func @layer_norm_to_gelu(%ids: tensor<3xi64>) -> tensor<3x4xf32> {
+  %e = quench.constant dense<0.5> : tensor<5x4xf32>
+  %x = quench.gather %e[%ids] {axis = 0 : i64} : (tensor<5x4xf32>, tensor<3xi64>) -> tensor<3x4xf32>
+  %g = quench.constant dense<1.0> : tensor<4xf32>
+  %b = quench.constant dense<0.5> : tensor<4xf32>
+  %l = quench.layer_norm %x, %g, %b {axis = 1 : i64, epsilon = 1.0e-5 : f64} : (tensor<3x4xf32>, tensor<4xf32>, tensor<4xf32>) -> tensor<3x4xf32> loc("/ln_f")
+  %y = quench.gelu %l : tensor<3x4xf32>
+  return %y : tensor<3x4xf32>
 }
 
 // -----
@@ -200,7 +225,7 @@ func.func @channel_scale(%ids: tensor<3xi64>) -> tensor<3x4xf32> {
 
 // -----
 
-// ERR: error: {{.*}}rotation: no residual stream found (the rotation needs quench.rms_norm over the last axis: LLaMA-style models){{$}}
+// ERR: error: {{.*}}rotation: no residual stream found (the rotation needs quench.rms_norm or quench.layer_norm over the last axis of the hidden state: transformer models){{$}}
 func.func @no_norm(%x: tensor<3x4xf32>) -> tensor<3x4xf32> {
   %w = quench.constant dense<1.0> : tensor<4x4xf32>
   %y = quench.linear %x, %w : (tensor<3x4xf32>, tensor<4x4xf32>) -> tensor<3x4xf32>
@@ -209,15 +234,39 @@ func.func @no_norm(%x: tensor<3x4xf32>) -> tensor<3x4xf32> {
 
 // -----
 
-// A GPT-style model (the char-GPT): LayerNorm only.
-// ERR: error: {{.*}}rotation: no residual stream found (the rotation needs quench.rms_norm over the last axis: LLaMA-style models); the model normalizes with quench.layer_norm, which subtracts the channel mean: a rotation does not preserve it, so LayerNorm models are not rotated
-func.func @gpt(%ids: tensor<3xi64>) -> tensor<3x4xf32> {
-  %e = quench.constant dense<0.5> : tensor<5x4xf32>
+// A GPT-style model (the char-GPT): LayerNorms read the stream, so it is
+// centered first (the table's rows and the writing linear's columns and
+// bias lose their mean); each LayerNorm becomes an RMSNorm with a unit
+// scale, its scale folded into the reading linear's columns and its bias
+// into that linear's bias (W b = 4 x 0.5 = 2 per output, added to the
+// head's missing bias).
+// REMARK: remark: rotation (hadamard, seed 0): residual stream of width 4 rotated (Hadamard order 4): 1 embedding table, 2 norm scales folded, 2 linears reading it, 1 writing into it; centered first: 2 LayerNorms now RMSNorms{{$}}
+// CHECK-LABEL: func.func @ok_gpt
+// CHECK-NOT: quench.layer_norm
+// CHECK: %[[T:.*]] = quench.constant dense_resource<{{.*}}> : tensor<5x4xf32>
+// CHECK: %[[X:.*]] = quench.gather %[[T]][%arg0]
+// CHECK: %[[G1:.*]] = quench.constant dense<1.000000e+00> : tensor<4xf32>
+// CHECK: %[[N1:.*]] = quench.rms_norm %[[X]], %[[G1]] {axis = 1 : i64, epsilon = 1.000000e-05 : f64}
+// CHECK: %[[B1:.*]] = quench.constant dense<2.000000e+00> : tensor<3xf32>
+// CHECK: quench.linear %[[N1]], %{{.*}}, %[[B1]] :
+// CHECK: quench.rms_norm
+// CHECK: quench.linear
+// CHECK-NOT: quench.layer_norm
+// CHECK: return
+func.func @ok_gpt(%ids: tensor<3xi64>) -> tensor<3x5xf32> {
+  %e = quench.constant dense<[[1.0, 2.0, 3.0, 6.0], [0.5, 0.0, -1.0, 2.0], [1.0, 1.0, 1.0, 1.0], [3.0, -2.0, 0.0, 1.0], [0.0, 0.0, 0.0, 4.0]]> : tensor<5x4xf32>
   %x = quench.gather %e[%ids] {axis = 0 : i64} : (tensor<5x4xf32>, tensor<3xi64>) -> tensor<3x4xf32>
   %g = quench.constant dense<1.5> : tensor<4xf32>
   %b = quench.constant dense<0.5> : tensor<4xf32>
   %n = quench.layer_norm %x, %g, %b {axis = 1 : i64, epsilon = 1.0e-5 : f64} : (tensor<3x4xf32>, tensor<4xf32>, tensor<4xf32>) -> tensor<3x4xf32>
-  %w = quench.constant dense<1.0> : tensor<4x4xf32>
-  %y = quench.linear %n, %w : (tensor<3x4xf32>, tensor<4x4xf32>) -> tensor<3x4xf32>
-  return %y : tensor<3x4xf32>
+  %w1 = quench.constant dense<1.0> : tensor<3x4xf32>
+  %h = quench.linear %n, %w1 : (tensor<3x4xf32>, tensor<3x4xf32>) -> tensor<3x3xf32>
+  %w2 = quench.constant dense<[[1.0, 0.0, 2.0], [0.0, 1.0, 0.0], [3.0, 0.0, 1.0], [0.0, 2.0, 0.0]]> : tensor<4x3xf32>
+  %bo = quench.constant dense<[1.0, 0.0, 0.0, 3.0]> : tensor<4xf32>
+  %o = quench.linear %h, %w2, %bo : (tensor<3x3xf32>, tensor<4x3xf32>, tensor<4xf32>) -> tensor<3x4xf32>
+  %r = quench.add %x, %o : (tensor<3x4xf32>, tensor<3x4xf32>) -> tensor<3x4xf32>
+  %n2 = quench.layer_norm %r, %g {axis = 1 : i64, epsilon = 1.0e-5 : f64} : (tensor<3x4xf32>, tensor<4xf32>) -> tensor<3x4xf32>
+  %wh = quench.constant dense<0.25> : tensor<5x4xf32>
+  %y = quench.linear %n2, %wh : (tensor<3x4xf32>, tensor<5x4xf32>) -> tensor<3x5xf32>
+  return %y : tensor<3x5xf32>
 }

@@ -760,6 +760,22 @@ LogicalResult QLinearMatMulOp::verify() {
                             getResult().getType());
 }
 
+LogicalResult HadamardOp::verify() {
+  int64_t order = getOrder();
+  if (order < 1 || (order & (order - 1)) != 0)
+    return emitOpError() << "order must be a power of two, got " << order;
+  auto type = getInput().getType();
+  if (type.getRank() < 1)
+    return emitOpError("requires an input of rank >= 1");
+  int64_t k = type.getShape().back();
+  if (k == kDyn)
+    return emitOpError("requires a static last dimension");
+  if (k % order != 0)
+    return emitOpError() << "order " << order
+                         << " does not divide the last dimension " << k;
+  return success();
+}
+
 LogicalResult DequantizeNBitsOp::verify() {
   int64_t bits = getBits(), block = getBlockSize();
   if (bits != 2 && bits != 4 && bits != 8)

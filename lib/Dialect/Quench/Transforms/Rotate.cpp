@@ -1,13 +1,17 @@
 //===- Rotate.cpp - residual-stream rotation (QuaRot/SpinQuant) -----------===//
 //
 // Implements `quench-rotate` (Passes.td): the residual stream of an RMSNorm
-// transformer is traced through the IR, checked to be one that an
-// orthogonal Q can pass through, and then Q is folded into every weight
-// that reads or writes it (the numerics of Q: lib/Quant/Rotation.cpp).
-// Nothing changes unless the whole stream can be rotated.
+// or LayerNorm transformer is traced through the IR, checked to be one that
+// an orthogonal Q can pass through, and then Q is folded into every weight
+// that reads or writes it (the numerics of Q: lib/Quant/Rotation.cpp). A
+// stream that LayerNorms read is first centered (SliceGPT): everything
+// written into it has its channel mean removed, after which every
+// LayerNorm of it is an RMSNorm plus its bias. Nothing changes unless the
+// whole stream can be rotated.
 //
 //===----------------------------------------------------------------------===//
 
+#include "quench/Dialect/Quench/IR/QuenchConstants.h"
 #include "quench/Dialect/Quench/Transforms/ScaleMigration.h"
 #include "quench/Dialect/Quench/Transforms/WeightConstants.h"
 
@@ -32,12 +36,33 @@ namespace qq = quench::quant;
 
 namespace {
 
+/// The operands of a quench.rms_norm or quench.layer_norm.
+struct NormParts {
+  Value input, scale, bias;
+  int64_t axis = 0;
+  double epsilon = 0;
+  bool layerNorm = false;
+};
+
+std::optional<NormParts> getNormParts(Operation *op) {
+  if (auto n = dyn_cast<RMSNormOp>(op))
+    return NormParts{n.getInput(), n.getScale(), Value(),
+                     static_cast<int64_t>(n.getAxis()),
+                     n.getEpsilon().convertToDouble(), false};
+  if (auto n = dyn_cast<LayerNormOp>(op))
+    return NormParts{n.getInput(), n.getScale(), n.getBias(),
+                     static_cast<int64_t>(n.getAxis()),
+                     n.getEpsilon().convertToDouble(), true};
+  return std::nullopt;
+}
+
 /// What the rotation does to one linear.
 struct LinearPlan {
   /// Its input is rotated: W <- W diag(g) Q (g: `norm`'s scale, or 1 when
-  /// the linear reads the stream itself).
+  /// the linear reads the stream itself); a LayerNorm's bias b moves into
+  /// the linear's bias: c <- c + W b.
   bool reads = false;
-  RMSNormOp norm;
+  Operation *norm = nullptr;
   /// Its output is rotated (added into the stream): W <- Q^T W, b <- b Q.
   bool writes = false;
 };
@@ -51,8 +76,13 @@ struct Stream {
   llvm::SetVector<GatherOp> tables;
   /// Constants on the stream (added into it): c <- c Q.
   llvm::SetVector<ConstantOp> constants;
-  /// RMSNorms whose scale is folded into the linears reading them.
-  llvm::SetVector<RMSNormOp> norms;
+  /// Norms (quench.rms_norm, quench.layer_norm) whose scale (and bias) is
+  /// folded into the linears reading them.
+  llvm::SetVector<Operation *> norms;
+  /// Every norm reading the stream (folded or with a unit scale).
+  llvm::SetVector<Operation *> readers;
+  /// LayerNorms read the stream: it is centered before it is rotated.
+  bool centered = false;
   llvm::MapVector<Operation *, LinearPlan> linears;
 };
 
@@ -98,6 +128,8 @@ public:
       if (error.empty())
         visitUsers(v);
     }
+    if (error.empty() && s->centered)
+      checkCentered();
     return error.empty();
   }
 
@@ -105,6 +137,24 @@ public:
   Operation *errorOp = nullptr;
 
 private:
+  /// A centered stream (LayerNorms read it) may be read only through
+  /// LayerNorms: centering changes the stream itself, which a LayerNorm
+  /// does not see (it subtracts the mean anyway) but anything else would.
+  void checkCentered() {
+    for (Operation *norm : s->readers)
+      if (isa<RMSNormOp>(norm))
+        return fail(norm, describe(norm) +
+                              " reads a stream that LayerNorms also read: "
+                              "centering it for them would change this "
+                              "norm's input");
+    for (auto &[op, plan] : s->linears)
+      if (plan.reads && !plan.norm)
+        return fail(op, describe(op) +
+                            " reads the stream directly: it is centered "
+                            "for its LayerNorms, which would change this "
+                            "linear's input");
+  }
+
   void fail(Operation *op, const std::string &why) {
     if (!error.empty())
       return;
@@ -147,8 +197,10 @@ private:
     }
     if (isa<MulOp, DivOp>(def))
       return visitScaling(def, v, /*fromResult=*/true);
-    if (auto reshape = dyn_cast<ReshapeOp>(def))
-      return add(reshape.getInput(), def);
+    // Reshapes and broadcasts of leading dimensions: add() checks that
+    // both sides keep the hidden dimension last, so rows map to rows.
+    if (isa<ReshapeOp, SqueezeOp, UnsqueezeOp, ExpandOp>(def))
+      return add(def->getOperand(0), def);
     if (isa<TransposeOp, SliceOp>(def))
       return passThrough(def, /*fromResult=*/true);
     if (auto gather = dyn_cast<GatherOp>(def)) {
@@ -204,7 +256,7 @@ private:
               slice.getEnds().back() >= s->dim;
     } else if (auto gather = dyn_cast<GatherOp>(op)) {
       keeps = !isLastAxis(gather.getAxis(), rank);
-    } else if (isa<ReshapeOp>(op)) {
+    } else if (isa<ReshapeOp, SqueezeOp, UnsqueezeOp, ExpandOp>(op)) {
       keeps = true;
     }
     if (!keeps)
@@ -217,12 +269,15 @@ private:
     for (OpOperand &use : v.getUses()) {
       Operation *user = use.getOwner();
       unsigned index = use.getOperandNumber();
+      if (isa<ShapeOfOp>(user))
+        continue; // reads the shape only, which the rotation keeps
       if (isa<AddOp, SubOp>(user)) {
         add(user->getResult(0), user);
       } else if (isa<MulOp, DivOp>(user)) {
         visitScaling(user, v, /*fromResult=*/false);
-      } else if (isa<ReshapeOp, TransposeOp, SliceOp>(user) ||
-                 (isa<GatherOp>(user) && index == 0)) {
+      } else if (isa<ReshapeOp, TransposeOp, SliceOp, SqueezeOp,
+                     UnsqueezeOp>(user) ||
+                 (isa<GatherOp, ExpandOp>(user) && index == 0)) {
         passThrough(user, /*fromResult=*/false);
       } else if (auto linear = dyn_cast<LinearOp>(user)) {
         if (linear.getInput() != v || linear.getWeight() == v ||
@@ -230,13 +285,8 @@ private:
           return fail(user, describe(user) + " reads the stream without a "
                                              "constant f32 weight");
         s->linears[user].reads = true;
-      } else if (auto norm = dyn_cast<RMSNormOp>(user)) {
-        visitNorm(norm, v);
-      } else if (isa<LayerNormOp>(user)) {
-        return fail(user, describe(user) +
-                              " reads the stream: LayerNorm subtracts the "
-                              "channel mean, which a rotation does not "
-                              "preserve (only RMSNorm models are rotated)");
+      } else if (isa<RMSNormOp, LayerNormOp>(user)) {
+        visitNorm(user, v);
       } else if (isa<func::ReturnOp>(user)) {
         return fail(user, "the stream is a function result (result " +
                               std::to_string(index) + ")");
@@ -249,46 +299,60 @@ private:
     }
   }
 
-  /// An RMSNorm of the stream: its scale is folded into the linears that
-  /// read it; with a scale of ones its output may go anywhere the stream
-  /// can.
-  void visitNorm(RMSNormOp norm, Value v) {
-    if (s->norms.contains(norm))
+  /// An RMSNorm or LayerNorm of the stream: its scale (and bias) is folded
+  /// into the linears that read it; with a scale of ones (and no bias or a
+  /// zero one) its output may go anywhere the stream can.
+  void visitNorm(Operation *op, Value v) {
+    if (s->readers.contains(op))
       return;
-    Operation *op = norm;
+    NormParts norm = *getNormParts(op);
     int64_t rank = cast<RankedTensorType>(v.getType()).getRank();
-    if (norm.getInput() != v || !isLastAxis(norm.getAxis(), rank) ||
-        !getF32Constant(norm.getScale(), s->dim))
+    if (norm.input != v || !isLastAxis(norm.axis, rank) ||
+        !getF32Constant(norm.scale, s->dim) ||
+        (norm.bias && !getF32Constant(norm.bias, s->dim)))
       return fail(op, describe(op) + " is not over the last axis with a "
-                                     "constant f32 scale");
-    Value out = norm.getResult();
+                                     "constant f32 scale" +
+                          (norm.layerNorm ? " and bias" : ""));
+    s->readers.insert(op);
+    s->centered |= norm.layerNorm;
+    Value out = op->getResult(0);
     bool allLinears = llvm::all_of(out.getUses(), [&](OpOperand &use) {
+      if (isa<ShapeOfOp>(use.getOwner()))
+        return true;
       auto linear = dyn_cast<LinearOp>(use.getOwner());
       return linear && use.getOperandNumber() == 0 &&
              linear.getWeight() != out && linear.getBias() != out;
     });
     if (allLinears) {
-      s->norms.insert(norm);
+      s->norms.insert(op);
       for (Operation *user : out.getUsers()) {
+        if (isa<ShapeOfOp>(user))
+          continue;
         if (!hasF32LinearWeight(cast<LinearOp>(user)))
           return fail(user, describe(user) + " reads the stream without a "
                                              "constant f32 weight");
         LinearPlan &plan = s->linears[user];
         plan.reads = true;
-        plan.norm = norm;
+        plan.norm = op;
       }
       return;
     }
-    std::vector<float> g = *readFloatWeights(
-        getF32Constant(norm.getScale(), s->dim));
-    if (llvm::any_of(g, [](float x) { return x != 1.0f; })) {
+    std::vector<float> g =
+        *readFloatWeights(getF32Constant(norm.scale, s->dim));
+    std::vector<float> b(s->dim, 0.0f);
+    if (norm.bias)
+      b = *readFloatWeights(getF32Constant(norm.bias, s->dim));
+    if (llvm::any_of(g, [](float x) { return x != 1.0f; }) ||
+        llvm::any_of(b, [](float x) { return x != 0.0f; })) {
       Operation *other = nullptr;
       for (OpOperand &use : out.getUses())
-        if (!isa<LinearOp>(use.getOwner()) || use.getOperandNumber() != 0)
+        if (!isa<LinearOp, ShapeOfOp>(use.getOwner()) ||
+            (isa<LinearOp>(use.getOwner()) && use.getOperandNumber() != 0))
           other = use.getOwner();
       return fail(op, "the output of " + describe(op) + " is read by " +
                           describe(other) +
-                          ", which cannot absorb the norm's scale");
+                          ", which cannot absorb the norm's scale" +
+                          (norm.layerNorm ? " and bias" : ""));
     }
     add(out, op);
   }
@@ -297,31 +361,22 @@ private:
   SmallVector<Value> worklist;
 };
 
-/// A small f32 or i64 constant of `shape` holding `values`.
+/// A small f32 constant of `shape` holding `values`.
 Value smallConstant(OpBuilder &b, Location loc, ArrayRef<int64_t> shape,
                     ArrayRef<float> values) {
   auto type = RankedTensorType::get(shape, b.getF32Type());
   return ConstantOp::create(b, loc, type,
                             DenseElementsAttr::get(type, values));
 }
-Value indexConstant(OpBuilder &b, Location loc, ArrayRef<int64_t> values) {
-  auto type = RankedTensorType::get({static_cast<int64_t>(values.size())},
-                                    b.getI64Type());
-  return ConstantOp::create(b, loc, type,
-                            DenseElementsAttr::get(type, values));
-}
 
-/// x R along the last axis of `x` (width r.dim()), computed at run time
-/// with existing quench ops: x * (s / sqrt(2^k)); the odd factor as a
-/// matmul over a [..., 2^k, m] view (static shapes only); then the
-/// constant-geometry Walsh-Hadamard transform, log2(2^k) stages of
-/// y = concat(x_even + x_odd, x_even - x_odd) over the pairs (2i, 2i + 1)
-/// of the Hadamard index, which leaves H x in natural order.
+/// x R along the last axis of `x` (width r.dim()), computed at run time:
+/// x * (s / sqrt(2^k)); the odd factor as a matmul over a [..., 2^k, m]
+/// view (static shapes only); then quench.hadamard of order 2^k (the fast
+/// Walsh-Hadamard transform with stride m, H_{2^k} (x) I_m).
 Value emitOnlineRotation(OpBuilder &b, Location loc, Value x,
                          const qq::RandomRotation &r) {
   auto type = cast<RankedTensorType>(x.getType());
   int64_t n = r.dim(), p = r.hadamardOrder(), m = r.oddOrder();
-  int64_t rank = type.getRank();
   std::vector<float> scale(n);
   double norm = 1.0 / std::sqrt(static_cast<double>(p));
   for (int64_t i = 0; i < n; ++i)
@@ -338,26 +393,8 @@ Value emitOnlineRotation(OpBuilder &b, Location loc, Value x,
                                    smallConstant(b, loc, {m, m}, odd));
     t = ReshapeOp::create(b, loc, type, mixed, Value());
   }
-  if (p > 1) {
-    std::vector<int64_t> even, oddIdx;
-    for (int64_t i = 0; i < p / 2; ++i)
-      for (int64_t j = 0; j < m; ++j) {
-        even.push_back(2 * i * m + j);
-        oddIdx.push_back((2 * i + 1) * m + j);
-      }
-    Value evenIdx = indexConstant(b, loc, even);
-    Value oddIndices = indexConstant(b, loc, oddIdx);
-    SmallVector<int64_t> half(type.getShape());
-    half.back() = n / 2;
-    auto halfType = RankedTensorType::get(half, type.getElementType());
-    for (int64_t stage = 1; stage < p; stage *= 2) {
-      Value a = GatherOp::create(b, loc, halfType, t, evenIdx, rank - 1);
-      Value c = GatherOp::create(b, loc, halfType, t, oddIndices, rank - 1);
-      Value sum = AddOp::create(b, loc, halfType, a, c);
-      Value diff = SubOp::create(b, loc, halfType, a, c);
-      t = ConcatOp::create(b, loc, type, ValueRange{sum, diff}, rank - 1);
-    }
-  }
+  if (p > 1)
+    t = HadamardOp::create(b, loc, type, t, p);
   return t;
 }
 
@@ -366,9 +403,82 @@ struct OnlineCounts {
   int64_t rotated = 0, skipped = 0;
 };
 
-/// Rotates a traced stream by `q`; with `onlineSeed`, also the inputs of
-/// the linears writing into it (their own rotation each, seeds
-/// *onlineSeed, *onlineSeed + 1, ...).
+/// x <- x P for `rows` consecutive rows of `d` values, P = I - 1 1^T / d:
+/// each row loses its mean.
+void centerRows(std::vector<float> &x, int64_t d) {
+  for (size_t r = 0; r + d <= x.size(); r += d) {
+    double mean = 0;
+    for (int64_t j = 0; j < d; ++j)
+      mean += x[r + j];
+    mean /= static_cast<double>(d);
+    for (int64_t j = 0; j < d; ++j)
+      x[r + j] = static_cast<float>(x[r + j] - mean);
+  }
+}
+
+/// W <- P W for a row-major [d, cols] matrix: each column loses its mean.
+void centerColumns(std::vector<float> &w, int64_t d, int64_t cols) {
+  for (int64_t c = 0; c < cols; ++c) {
+    double mean = 0;
+    for (int64_t r = 0; r < d; ++r)
+      mean += w[r * cols + c];
+    mean /= static_cast<double>(d);
+    for (int64_t r = 0; r < d; ++r)
+      w[r * cols + c] = static_cast<float>(w[r * cols + c] - mean);
+  }
+}
+
+/// The f32 values of constant `v` (`elements` of them).
+std::vector<float> readConstant(Value v, int64_t elements) {
+  return *readFloatWeights(getF32Constant(v, elements));
+}
+
+/// Sets `linear`'s bias to `b` (a new constant when it had none).
+void setBias(LinearOp linear, ArrayRef<float> b) {
+  if (linear.getBias()) {
+    replaceF32Operand(linear, linear.getBiasMutable()[0].getOperandNumber(),
+                      b);
+    return;
+  }
+  OpBuilder builder(linear);
+  auto type = RankedTensorType::get({static_cast<int64_t>(b.size())},
+                                    builder.getF32Type());
+  ArrayRef<char> bytes(reinterpret_cast<const char *>(b.data()),
+                       b.size() * sizeof(float));
+  std::string name = "bias_rotated";
+  if (std::string node = getNodeName(linear.getLoc()); !node.empty())
+    name = node + "_bias_rotated";
+  Value cst = ConstantOp::create(builder, linear.getLoc(), type,
+                                 createConstantAttr(type, bytes, name));
+  linear.getBiasMutable().assign(cst);
+}
+
+/// Replaces a LayerNorm of a centered stream (its scale and bias already
+/// folded, or one and zero) by the RMSNorm it equals there.
+void replaceLayerNorm(LayerNormOp norm, int64_t d) {
+  OpBuilder b(norm);
+  auto scaleType = cast<RankedTensorType>(norm.getScale().getType());
+  std::vector<float> ones(d, 1.0f);
+  Value scale = ConstantOp::create(
+      b, norm.getLoc(), scaleType, DenseElementsAttr::get(scaleType, ArrayRef<float>(ones)));
+  auto rms = RMSNormOp::create(b, norm.getLoc(), norm.getType(),
+                               norm.getInput(), scale, norm.getAxisAttr(),
+                               norm.getEpsilonAttr());
+  Operation *oldScale = norm.getScale().getDefiningOp();
+  Operation *oldBias = norm.getBias() ? norm.getBias().getDefiningOp()
+                                      : nullptr;
+  norm.getResult().replaceAllUsesWith(rms.getResult());
+  norm.erase();
+  if (oldScale && oldScale->use_empty())
+    oldScale->erase();
+  if (oldBias && oldBias != oldScale && oldBias->use_empty())
+    oldBias->erase();
+}
+
+/// Rotates a traced stream by `q` (centering it first when LayerNorms
+/// read it); with `onlineSeed`, also the inputs of the linears writing
+/// into it (their own rotation each, seeds *onlineSeed, *onlineSeed + 1,
+/// ...).
 void applyRotation(const Stream &s, const qq::RandomRotation &q,
                    std::optional<uint64_t> onlineSeed,
                    OnlineCounts &online) {
@@ -376,11 +486,15 @@ void applyRotation(const Stream &s, const qq::RandomRotation &q,
   for (GatherOp gather : s.tables) {
     auto cst = gather.getData().getDefiningOp<ConstantOp>();
     std::vector<float> e = *readFloatWeights(cst);
+    if (s.centered)
+      centerRows(e, d);
     q.applyRight(e.data(), static_cast<int64_t>(e.size()) / d);
     replaceF32Operand(gather, gather.getDataMutable().getOperandNumber(), e);
   }
   for (ConstantOp cst : s.constants) {
     std::vector<float> c = *readFloatWeights(cst);
+    if (s.centered)
+      centerRows(c, d);
     q.applyRight(c.data(), static_cast<int64_t>(c.size()) / d);
     SmallVector<OpOperand *> uses;
     for (OpOperand &use : cst->getUses())
@@ -388,24 +502,50 @@ void applyRotation(const Stream &s, const qq::RandomRotation &q,
     for (OpOperand *use : uses)
       replaceF32Operand(use->getOwner(), use->getOperandNumber(), c);
   }
-  // Linears before norms: they read the norms' scales.
+  // Linears before norms: they read the norms' scales and biases.
   for (auto [op, plan] : s.linears) {
     auto linear = cast<LinearOp>(op);
     std::vector<float> w = *readLinearWeight(linear);
     auto wType = cast<RankedTensorType>(linear.getWeight().getType());
     int64_t n = wType.getDimSize(0), k = wType.getDimSize(1);
-    if (plan.reads) {
-      if (plan.norm) {
-        std::vector<float> g =
-            *readFloatWeights(getF32Constant(plan.norm.getScale(), d));
-        for (int64_t r = 0; r < n; ++r)
+    std::optional<std::vector<float>> bias;
+    if (linear.getBias())
+      bias = readConstant(linear.getBias(), n);
+    bool biasChanged = false;
+    if (plan.reads && plan.norm) {
+      NormParts norm = *getNormParts(plan.norm);
+      if (norm.bias) {
+        biasChanged = true;
+        // c <- c + W b, with the linear's weight before anything else.
+        std::vector<float> nb = readConstant(norm.bias, d);
+        if (!bias)
+          bias = std::vector<float>(n, 0.0f);
+        for (int64_t r = 0; r < n; ++r) {
+          double acc = (*bias)[r];
           for (int64_t j = 0; j < k; ++j)
-            w[r * k + j] *= g[j];
+            acc += static_cast<double>(w[r * k + j]) * nb[j];
+          (*bias)[r] = static_cast<float>(acc);
+        }
       }
-      q.applyRight(w.data(), n);
+      std::vector<float> g = readConstant(norm.scale, d);
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t j = 0; j < k; ++j)
+          w[r * k + j] *= g[j];
     }
-    if (plan.writes)
+    if (plan.reads)
+      q.applyRight(w.data(), n);
+    if (plan.writes) {
+      if (s.centered) {
+        centerColumns(w, n, k);
+        if (bias)
+          centerRows(*bias, n);
+      }
       q.applyLeftTranspose(w.data(), k);
+      if (bias) {
+        q.applyRight(bias->data(), 1);
+        biasChanged = true;
+      }
+    }
     if (plan.writes && onlineSeed) {
       auto inType = cast<RankedTensorType>(linear.getInput().getType());
       qq::RandomRotation r(k, *onlineSeed + online.rotated + online.skipped);
@@ -420,17 +560,18 @@ void applyRotation(const Stream &s, const qq::RandomRotation &q,
       }
     }
     replaceLinearWeight(linear, std::move(w), n, k, "_rotated");
-    if (plan.writes && linear.getBias()) {
-      std::vector<float> b = *readFloatWeights(
-          linear.getBias().getDefiningOp<ConstantOp>());
-      q.applyRight(b.data(), 1);
-      replaceF32Operand(linear, linear.getBiasMutable()[0].getOperandNumber(),
-                        b);
-    }
+    if (biasChanged)
+      setBias(linear, *bias);
   }
   std::vector<float> ones(d, 1.0f);
-  for (RMSNormOp norm : s.norms)
-    replaceF32Operand(norm, norm.getScaleMutable().getOperandNumber(), ones);
+  for (Operation *op : s.readers) {
+    if (auto norm = dyn_cast<LayerNormOp>(op)) {
+      replaceLayerNorm(norm, d);
+    } else if (s.norms.contains(op)) {
+      auto rms = cast<RMSNormOp>(op);
+      replaceF32Operand(rms, rms.getScaleMutable().getOperandNumber(), ones);
+    }
+  }
 }
 
 struct QuenchRotatePass
@@ -450,14 +591,17 @@ struct QuenchRotatePass
     // Every stream first; nothing changes unless all can be rotated.
     std::vector<Stream> streams;
     StreamTracer tracer;
-    WalkResult walk = module.walk([&](RMSNormOp norm) {
-      Value x = norm.getInput();
+    WalkResult walk = module.walk([&](Operation *norm) {
+      std::optional<NormParts> parts = getNormParts(norm);
+      if (!parts)
+        return WalkResult::advance();
+      Value x = parts->input;
       for (const Stream &s : streams)
         if (s.values.contains(x))
           return WalkResult::advance();
       std::optional<int64_t> d = lastDim(x);
       auto type = cast<RankedTensorType>(x.getType());
-      if (!d || !isLastAxis(norm.getAxis(), type.getRank()))
+      if (!d || !isLastAxis(parts->axis, type.getRank()))
         return WalkResult::advance();
       // A norm of per-head views (Qwen3's and Gemma 3's q/k norms, after
       // a reshape that splits the hidden dimension) is not on a residual
@@ -485,15 +629,10 @@ struct QuenchRotatePass
       return signalPassFailure();
     }
     if (streams.empty()) {
-      InFlightDiagnostic error =
-          emitError(module.getLoc())
+      emitError(module.getLoc())
           << "rotation: no residual stream found (the rotation needs "
-             "quench.rms_norm over the last axis: LLaMA-style models)";
-      if (module.walk([](LayerNormOp) { return WalkResult::interrupt(); })
-              .wasInterrupted())
-        error << "; the model normalizes with quench.layer_norm, which "
-                 "subtracts the channel mean: a rotation does not preserve "
-                 "it, so LayerNorm models are not rotated";
+             "quench.rms_norm or quench.layer_norm over the last axis of "
+             "the hidden state: transformer models)";
       return signalPassFailure();
     }
     for (auto [i, s] : llvm::enumerate(streams)) {
@@ -503,6 +642,8 @@ struct QuenchRotatePass
       std::optional<uint64_t> onlineSeed;
       if (online)
         onlineSeed = seed + streams.size() + 1000 * i;
+      int64_t layerNorms = llvm::count_if(
+          s.readers, [](Operation *op) { return isa<LayerNormOp>(op); });
       applyRotation(s, q, onlineSeed, counts);
       int64_t reads = 0, writes = 0;
       for (auto &entry : s.linears) {
@@ -521,6 +662,10 @@ struct QuenchRotatePass
              << " norm scale" << (s.norms.size() == 1 ? "" : "s")
              << " folded, " << reads << " linear" << (reads == 1 ? "" : "s")
              << " reading it, " << writes << " writing into it";
+      if (s.centered)
+        remark << "; centered first: " << layerNorms << " LayerNorm"
+               << (layerNorms == 1 ? "" : "s") << " now RMSNorm"
+               << (layerNorms == 1 ? "" : "s");
       if (online) {
         remark << "; online Hadamard on the inputs of " << counts.rotated
                << " of them";

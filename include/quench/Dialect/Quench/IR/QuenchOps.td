@@ -717,6 +717,34 @@ def Quench_DequantizeNBitsOp : Quench_Op<"dequantize_nbits", [Pure]> {
   let hasVerifier = 1;
 }
 
+def Quench_HadamardOp : Quench_Op<"hadamard",
+                                   [Pure, SameOperandsAndResultType]> {
+  let summary = "fast Walsh-Hadamard transform along the last axis";
+  let description = [{
+    Multiplies every row of `input` (its last axis, of width `K`) by the
+    unnormalized Sylvester Hadamard matrix of order `P = order` (a power of
+    two dividing `K`), applied with stride `M = K / P`: with the feature
+    index `k = a * M + b` (`a < P`, `b < M`),
+
+    ```
+    result[..., a * M + b] = sum over a' < P of H_P[a, a'] * input[..., a' * M + b]
+    H_P[a, a'] = (-1)^popcount(a & a')
+    ```
+
+    that is `result = input (H_P (x) I_M)` (Kronecker product; `H_P` is
+    symmetric, entries +-1, `H_P H_P = P I`). It is computed as log2(P)
+    butterfly stages (`(u, v) -> (u + v, u - v)` on features `h * M`
+    apart, h = 1, 2, ..., P / 2), O(K log P) per row instead of a K x K
+    product. quench-rotate's online rotations (`--rotate-online`) use it
+    with the signs, the normalization and the odd-order factor as separate
+    ops.
+  }];
+  let arguments = (ins Quench_FloatTensor:$input, I64Attr:$order);
+  let results = (outs Quench_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
 def Quench_QLinearOp : Quench_Op<"qlinear", [Pure, AttrSizedOperandSegments]> {
   let summary = "W8A8 linear layer: int8 activations times int8 weights";
   let description = [{

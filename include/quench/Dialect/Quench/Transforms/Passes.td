@@ -545,8 +545,8 @@ def QuenchRotate : Pass<"quench-rotate", "::mlir::ModuleOp"> {
                 "into the weights (QuaRot/SpinQuant)";
   let description = [{
     Finds the residual stream of each function -- the values connected by
-    residual `quench.add`s to the inputs of `quench.rms_norm`s over the last
-    axis: token (and other) embedding lookups, the outputs of the linears
+    residual `quench.add`s to the inputs of `quench.rms_norm`s or
+    `quench.layer_norm`s over the last axis: token (and other) embedding lookups, the outputs of the linears
     added into it (attention output and down projections) and every sum in
     between -- and rewrites the model so that it carries `x Q` instead of
     `x`, for a seeded random orthogonal `Q` of the stream's width `D`
@@ -563,8 +563,17 @@ def QuenchRotate : Pass<"quench-rotate", "::mlir::ModuleOp"> {
     * linears writing into it: `W <- Q^T W`, bias `b <- b Q`; constants
       added into it: `c <- c Q`.
 
-    Reshapes, transposes and slices that keep the last axis, and products
-    with per-row scalars (last dimension 1) pass the rotation through.
+    A stream that LayerNorms read is centered first (SliceGPT): embedding
+    rows, constants, and the output columns and biases of the linears
+    writing into it lose their channel mean (`P = I - 1 1^T / D` folded in
+    before `Q`), so the stream is mean-free and every LayerNorm of it equals
+    an RMSNorm: it becomes `quench.rms_norm` with a unit scale, its scale
+    folded as above and its bias `b` into the reading linears' biases
+    (`c <- c + W b`). Such a stream must be read through LayerNorms only.
+
+    Reshapes (squeeze, unsqueeze, expand), transposes and slices that keep
+    the last axis, and products with per-row scalars (last dimension 1)
+    pass the rotation through.
     The float model computes the same function (up to float rounding,
     about 1e-6 relative); activations and weights have their outliers
     spread over all channels, which is what makes them easier to quantize.
@@ -573,12 +582,12 @@ def QuenchRotate : Pass<"quench-rotate", "::mlir::ModuleOp"> {
     the rotated model.
 
     A stream the rotation cannot pass through fails the pass with one error
-    naming the op (and the module is left as it is): a `quench.layer_norm`
-    (it subtracts the channel mean, which a rotation does not preserve;
-    docs/quantization.md, "Rotation"), a non-f32 stream or weight, a
-    stream that is a function input or output, a norm output read by
-    anything but linears, or any other op reading the stream. A module
-    with no RMSNorm fails the same way.
+    naming the op (and the module is left as it is): a non-f32 stream or
+    weight, a stream that is a function input or output, a norm output
+    read by anything but linears (unless its scale is 1 and it has no
+    bias), a centered stream also read by an RMSNorm or a linear, or any
+    other op reading the stream. A module with no norm fails the same
+    way.
 
     With `online`, the input `h` (width `K`) of every linear writing into
     the stream is rotated too, by a second seeded rotation `R` of order
