@@ -118,7 +118,9 @@ def main():
                  "--report=" + exe + ".json"] + SCHEMES[s] +
                 args.cpu_flags.split())
             with open(exe + ".json") as f:
-                size[s] = json.load(f)["linear_weight_bytes_after"]
+                r = json.load(f)
+                size[s] = r["linear_weight_bytes_after"] if r["layers"] \
+                    else r["constant_bytes_after"]
             od = exe + ".out"
             os.makedirs(od, exist_ok=True)
             run([exe, "--input", "x=" + base + ".x.npy", "--output-dir", od])

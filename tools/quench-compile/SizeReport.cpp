@@ -111,10 +111,11 @@ void quench::printSizeReport(const SizeReport &report,
   r.layers = reportLayers(report);
   auto pruned = pruneRecords(report);
   auto packed = packRecords(report);
-  int64_t compressedLayers = 0;
+  int64_t compressedLayers = 0, prunedLayers = 0;
   for (LayerQuantRecord &l : r.layers)
     if (auto it = pruned.find(l.name);
         it != pruned.end() && it->second->density < 1.0) {
+      ++prunedLayers;
       l.scheme += llvm::formatv(", {0} d={1:F3}", it->second->sparsity,
                                 it->second->density)
                       .str();
@@ -144,9 +145,9 @@ void quench::printSizeReport(const SizeReport &report,
     }
     if (weights > 0)
       os << llvm::format("density of the linear weights: %.4f (pruned; "
-                         "%lld of %zu pruned layers stored compressed)\n",
+                         "%lld of %lld pruned layers stored compressed)\n",
                          nonzero / static_cast<double>(weights),
-                         (long long)compressedLayers, r.pruned.size());
+                         (long long)compressedLayers, (long long)prunedLayers);
   }
   os << llvm::format("%-*s %-11s %-*s %12s %12s %7s\n", (int)nameWidth,
                      "layer", "[N x K]", (int)schemeWidth, "scheme", "bytes before",
