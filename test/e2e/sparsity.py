@@ -359,6 +359,13 @@ def main():
           lc["/l1/MatMul"]["storage"] == "2:4 compressed f32",
           "--sparse-storage=dense vs compressed: rel err %.2e" %
           rel_err(yc, yd))
+    # 128-bit vectors have no sparse kernel: auto keeps the layers dense
+    # (the same outputs), compressed fails.
+    (y128,), l128 = compile_run("cs_v128", ["--sparsity=2:4",
+                                           "--vector-bits=128"])
+    check(rel_err(y128, yd) <= 1e-5 and "storage" not in l128["/l1/MatMul"],
+          "--vector-bits=128: dense storage, rel err vs dense %.2e" %
+          rel_err(y128, yd))
     # 4-bit codes and unstructured patterns stay dense, with the reason.
     _, l4 = compile_run("cs_w4", ["--sparsity=2:4", "--quant=w4a16"])
     _, lu = compile_run("cs_unstr", ["--sparsity=unstructured:0.5"])
@@ -422,6 +429,9 @@ def main():
             (["--sparsity=2:4", "--sparse-storage=compressed",
               "--target=cuda"], "--sparse-storage=compressed: the CUDA "
              "target has no sparse kernels"),
+            (["--sparsity=2:4", "--sparse-storage=compressed",
+              "--vector-bits=128"], "--sparse-storage=compressed: the CPU "
+             "target has no sparse kernels with these options"),
             (["--sparsity=2:4", "--prune=obs"], "--prune must be magnitude "
              "or sparsegpt"),
             (["--sparsity=2:4", "--prune=sparsegpt"],

@@ -256,8 +256,8 @@ int main(int argc, char **argv) {
       else if (storage == "compressed")
         return fail("--sparse-storage=compressed: the " +
                     (*backend)->getDisplayName().str() +
-                    " target has no sparse kernels (use "
-                    "--sparse-storage=dense or auto)");
+                    " target has no sparse kernels with these options "
+                    "(use --sparse-storage=dense or auto)");
     }
   }
   front.packReport = &report.packed;
