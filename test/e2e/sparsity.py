@@ -18,9 +18,10 @@ compiled with pruning and run; NumPy applies the same mask to the weights:
     calibration inputs is below magnitude pruning's;
   * compressed storage (--sparse-storage, default auto: N:M layers of f32
     and 8-bit symmetric weights become quench.sparse_linear on the CPU):
-    2:4 and 4:8, f32 and W8A16, 8 rows and 1 row (decode), AVX-512 (the
-    host), AVX2 (--cpu=x86-64-v3) and scalar loops (--vector-bits=0) equal
-    NumPy's masked model; the report gives each layer's storage and its
+    2:4 and 4:8, f32 and W8A16, 8 rows, 1 row (decode) and [2, 3] rows
+    (dynamic batch and sequence), AVX-512 (the host), AVX2
+    (--cpu=x86-64-v3) and scalar loops (--vector-bits=0) equal NumPy's
+    masked model; 128-bit vectors keep the layers dense; the report gives each layer's storage and its
     compressed bytes; --sparse-storage=dense gives the same outputs;
   * bad uses fail with one message: a bad pattern, --prune without
     --sparsity, sparsegpt without calibration, a bad --sparse-storage.
@@ -351,6 +352,44 @@ def main():
                 check("storage" not in layers["/head/MatMul"],
                       "%s: the dense head has no storage record" %
                       " ".join(flags))
+    # Batch and sequence dims (dynamic, [B, S, K]: rows collapsed in the
+    # kernel, the bias added after), f32 and int8 values.
+    onnx3 = os.path.join(work, "mlp3.onnx")
+    w3d = rng.standard_normal((D0, D1)).astype(F32)
+    b3d = rng.standard_normal(D1).astype(F32)
+    g3d = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["h"], name="/l/MatMul"),
+         helper.make_node("Add", ["h", "b"], ["y"], name="/l/Add")], "m3",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                       ["B", "S", D0])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT,
+                                       ["B", "S", D1])],
+        [numpy_helper.from_array(w3d, "w"), numpy_helper.from_array(b3d, "b")])
+    onnx.save(helper.make_model(
+        g3d, opset_imports=[helper.make_opsetid("", 17)]), onnx3)
+    x3 = rng.standard_normal((2, 3, D0)).astype(F32)
+    x3_path = os.path.join(work, "x3.npy")
+    np.save(x3_path, x3)
+    m3 = np.where(magnitude_mask(w3d.T, "2:4"), w3d.T, 0)
+    for quant in [None, "w8a16"]:
+        flags = ["--sparsity=2:4", "--sparsity-head"] + \
+            (["--quant=" + quant] if quant else [])
+        exe = os.path.join(work, "cs3_%s" % quant)
+        run([qc, onnx3, "-o", exe, "--report=" + exe + ".json"] + flags)
+        od = exe + ".out"
+        os.makedirs(od, exist_ok=True)
+        run([exe, "--input", "x=" + x3_path, "--output-dir", od])
+        y = np.load(os.path.join(od, "y.npy"))
+        wq = rtn(m3, 8, 0, True) if quant else m3
+        want = x3.astype(np.float64) @ wq.T.astype(np.float64) + b3d
+        with open(exe + ".json") as f:
+            st = json.load(f)["layers"][0].get("storage")
+        err = rel_err(y, want)
+        check(err <= 1e-4 and y.shape == (2, 3, D1) and
+              st == "2:4 compressed %s" % ("int8" if quant else "f32"),
+              "%s, x [2, 3, %d] (dynamic batch and sequence): %s, rel err "
+              "%.2e" % (" ".join(flags), D0, st, err))
+
     # Forced dense storage: the same outputs as the compressed kernels.
     (yd,), ld = compile_run("cs_dense", ["--sparsity=2:4",
                                          "--sparse-storage=dense"])
