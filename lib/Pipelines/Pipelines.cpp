@@ -88,6 +88,17 @@ quench::getFrontPipelineStages(const FrontPipelineOptions &opts) {
                       },
                       nullptr});
   }
+  if (opts.packSparse) {
+    QuenchPackSparseWeightsOptions o = *opts.packSparse;
+    std::vector<LayerPackRecord> *report = opts.packReport;
+    stages.push_back({"pack-sparse",
+                      "N:M pruned weights in compressed storage "
+                      "(quench-pack-sparse-weights)",
+                      [o, report](OpPassManager &pm) {
+                        pm.addPass(createQuenchPackSparseWeights(o, report));
+                      },
+                      nullptr});
+  }
   if (opts.kvCache)
     stages.push_back({"kv-cache",
                       "past keys/values into caches updated in place "

@@ -156,6 +156,15 @@ struct QuantizationCLOptions {
                "calibration, --calib or --calib-cache)"),
       cl::init("magnitude"), cl::value_desc("magnitude|sparsegpt"),
       cl::cat(category)};
+  cl::opt<std::string> sparseStorage{
+      "sparse-storage",
+      cl::desc("Storage of N:M pruned layers (docs/sparsity.md): auto "
+               "(default: compressed, kept values plus 2- or 4-bit indices, "
+               "where the target has a sparse kernel: the CPU, M = 4 or 8, "
+               "f32 or 8-bit symmetric weights; else dense), compressed "
+               "(the same, an error on a target without kernels) or dense"),
+      cl::init("auto"), cl::value_desc("auto|compressed|dense"),
+      cl::cat(category)};
   cl::opt<bool> sparsityHead{
       "sparsity-head",
       cl::desc("Prune the output projection too (default: false)"),
@@ -333,10 +342,15 @@ Expected<std::optional<quench::PruneOptions>> quench::getPruneOptionsFromCL() {
     return error("--prune must be magnitude or sparsegpt, got '" + o.prune +
                  "'");
   // A recipe may prune layers with --sparsity=none (its "sparsity" fields).
+  if (o.sparseStorage != "auto" && o.sparseStorage != "compressed" &&
+      o.sparseStorage != "dense")
+    return error("--sparse-storage must be auto, compressed or dense, got '" +
+                 o.sparseStorage + "'");
   if (pattern.isDense() && o.recipe.empty()) {
-    if (o.prune.getNumOccurrences() || o.sparsityHead.getNumOccurrences())
-      return error("--prune and --sparsity-head need --sparsity (e.g. "
-                   "--sparsity=2:4)");
+    if (o.prune.getNumOccurrences() || o.sparsityHead.getNumOccurrences() ||
+        o.sparseStorage.getNumOccurrences())
+      return error("--prune, --sparsity-head and --sparse-storage need "
+                   "--sparsity (e.g. --sparsity=2:4)");
     return out;
   }
   PruneOptions p;
@@ -347,4 +361,10 @@ Expected<std::optional<quench::PruneOptions>> quench::getPruneOptionsFromCL() {
   p.threads = o.threads;
   out = p;
   return out;
+}
+
+llvm::StringRef quench::getSparseStorageFromCL() {
+  if (!clOptions.isConstructed())
+    return "auto";
+  return clOptions->sparseStorage.getValue();
 }

@@ -6,6 +6,7 @@
 #include "quench/Codegen/GPU/Passes.h"
 #include "quench/Conversion/Passes.h"
 #include "quench/Dialect/Quench/IR/QuenchDialect.h"
+#include "quench/Dialect/Quench/Transforms/PackSparseWeights.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
 #include "quench/Pipelines/Pipelines.h"
 #include "quench/Target/CPU/CPUPipeline.h"
@@ -30,6 +31,7 @@ void quench::registerAllDialects(mlir::DialectRegistry &registry) {
 void quench::registerAllPasses() {
   mlir::registerAllPasses();
   quench::registerQuenchPasses();
+  quench::registerQuenchSparsePasses();
   quench::registerQuenchConversionPasses();
   quench::registerQuenchCodegenCommonPasses();
   quench::registerQuenchCodegenCPUPasses();

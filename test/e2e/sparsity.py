@@ -16,8 +16,15 @@ compiled with pruning and run; NumPy applies the same mask to the weights:
   * --prune=sparsegpt with calibration on correlated inputs: each pruned
     layer has the pattern's density and the output error on the
     calibration inputs is below magnitude pruning's;
+  * compressed storage (--sparse-storage, default auto: N:M layers of f32
+    and 8-bit symmetric weights become quench.sparse_linear on the CPU):
+    2:4 and 4:8, f32 and W8A16, 8 rows, 1 row (decode) and [2, 3] rows
+    (dynamic batch and sequence), AVX-512 (the host), AVX2
+    (--cpu=x86-64-v3) and scalar loops (--vector-bits=0) equal NumPy's
+    masked model; 128-bit vectors keep the layers dense; the report gives each layer's storage and its
+    compressed bytes; --sparse-storage=dense gives the same outputs;
   * bad uses fail with one message: a bad pattern, --prune without
-    --sparsity, sparsegpt without calibration.
+    --sparsity, sparsegpt without calibration, a bad --sparse-storage.
 
 Usage: sparsity.py --build BUILD_DIR [--keep DIR]
 """
@@ -45,7 +52,7 @@ def run(cmd):
     return res
 
 
-def make_model(rng, path):
+def make_model(rng, path, batch=B):
     """x [B, D0] -> MatMul W1 [D0, D1] + b1 -> ReLU -> MatMul W2 [D1, D2] ->
     Gemm(transB) W3 [D3, D2] + b3 -> ReLU -> MatMul W4 [D3, V] (the head).
     Returns the weights in the linear layout [N, K] by layer name."""
@@ -72,8 +79,8 @@ def make_model(rng, path):
               ("w4", w4)]]
     graph = helper.make_graph(
         nodes, "mlp",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [B, D0])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [B, V])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, D0])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, V])],
         inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(model)
@@ -277,6 +284,137 @@ def main():
               "%s: densities 0.5, rel err vs masked float %.2e (< %g)" %
               (" ".join(flags), err, tol))
 
+    # Compressed storage: kept values plus 2-bit (M = 4) or 4-bit (M = 8)
+    # indices, read by the sparse kernel (AVX-512 on this host, AVX2 with
+    # x86-64-v3) or the specification's loops (--vector-bits=0); one row
+    # (decode) and eight.
+    onnx1 = os.path.join(work, "mlp1.onnx")
+    weights1, b1_1, b3_1 = make_model(np.random.default_rng(11), onnx1, 1)
+    x1_path = os.path.join(work, "x1.npy")
+    np.save(x1_path, x[:1])
+
+    def packed_bytes(w, pattern, int8):
+        n, m = map(int, pattern.split(":"))
+        rows, k = w.shape
+        slots = k // m * n
+        ib = 2 if m <= 4 else 4
+        return rows * slots * (1 if int8 else 4) + \
+            rows * ((slots * ib + 7) // 8) + (rows * 2 if int8 else 0)
+
+    for cpu in [[], ["--cpu=x86-64-v3"], ["--vector-bits=0"]]:
+        for pattern, quant in [("2:4", None), ("4:8", "w8a16"),
+                               ("2:4", "w8a16"), ("4:8", None)]:
+            if cpu and (pattern, quant) not in [("2:4", None),
+                                                ("4:8", "w8a16")]:
+                continue
+            for rows in [8, 1]:
+                if cpu == ["--vector-bits=0"] and rows == 1:
+                    continue
+                flags = ["--sparsity=" + pattern] + cpu + \
+                    (["--quant=" + quant] if quant else [])
+                ws, bb1, bb3 = (weights, b1, b3) if rows == 8 else \
+                    (weights1, b1_1, b3_1)
+                exe = os.path.join(work, "cs_%d_%s_%s_%s" % (
+                    rows, pattern.replace(":", "_"), quant,
+                    "_".join(f.split("=")[-1] for f in cpu)))
+                run([qc, onnx_path if rows == 8 else onnx1, "-o", exe,
+                     "--report=" + exe + ".json"] + flags)
+                od = exe + ".out"
+                os.makedirs(od, exist_ok=True)
+                run([exe, "--input", "x=" + (x_path if rows == 8 else
+                                             x1_path), "--output-dir", od])
+                y = np.load(os.path.join(od, "y.npy"))
+                with open(exe + ".json") as f:
+                    layers = {l["name"]: l for l in json.load(f)["layers"]}
+                want_w = {}
+                for layer, w in ws.items():
+                    m = w if layer == "/head/MatMul" else \
+                        np.where(magnitude_mask(w, pattern), w, 0)
+                    want_w[layer] = rtn(m, 8, 0, True) if quant else m
+                want = forward(x[:rows].astype(np.float64),
+                               {k: v.astype(np.float64)
+                                for k, v in want_w.items()}, bb1, bb3)
+                err = rel_err(y, want)
+                check(err <= 1e-4, "%s (%d rows): compressed storage vs "
+                      "NumPy's masked model, rel err %.2e"
+                      % (" ".join(flags), rows, err))
+                kind = "int8" if quant else "f32"
+                for layer in ["/l1/MatMul", "/l2/MatMul", "/l3/Gemm"]:
+                    rec = layers[layer]
+                    want_b = packed_bytes(ws[layer], pattern, bool(quant))
+                    check(rec.get("storage") ==
+                          "%s compressed %s" % (pattern, kind) and
+                          rec["bytes_after"] == want_b and
+                          rec["bytes_dense"] > want_b,
+                          "%s: %s stored %s, %d bytes (dense %d)" %
+                          (" ".join(flags), layer, rec.get("storage"),
+                           rec["bytes_after"], rec.get("bytes_dense", -1)))
+                check("storage" not in layers["/head/MatMul"],
+                      "%s: the dense head has no storage record" %
+                      " ".join(flags))
+    # Batch and sequence dims (dynamic, [B, S, K]: rows collapsed in the
+    # kernel, the bias added after), f32 and int8 values.
+    onnx3 = os.path.join(work, "mlp3.onnx")
+    w3d = rng.standard_normal((D0, D1)).astype(F32)
+    b3d = rng.standard_normal(D1).astype(F32)
+    g3d = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["h"], name="/l/MatMul"),
+         helper.make_node("Add", ["h", "b"], ["y"], name="/l/Add")], "m3",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                       ["B", "S", D0])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT,
+                                       ["B", "S", D1])],
+        [numpy_helper.from_array(w3d, "w"), numpy_helper.from_array(b3d, "b")])
+    onnx.save(helper.make_model(
+        g3d, opset_imports=[helper.make_opsetid("", 17)]), onnx3)
+    x3 = rng.standard_normal((2, 3, D0)).astype(F32)
+    x3_path = os.path.join(work, "x3.npy")
+    np.save(x3_path, x3)
+    m3 = np.where(magnitude_mask(w3d.T, "2:4"), w3d.T, 0)
+    for quant in [None, "w8a16"]:
+        flags = ["--sparsity=2:4", "--sparsity-head"] + \
+            (["--quant=" + quant] if quant else [])
+        exe = os.path.join(work, "cs3_%s" % quant)
+        run([qc, onnx3, "-o", exe, "--report=" + exe + ".json"] + flags)
+        od = exe + ".out"
+        os.makedirs(od, exist_ok=True)
+        run([exe, "--input", "x=" + x3_path, "--output-dir", od])
+        y = np.load(os.path.join(od, "y.npy"))
+        wq = rtn(m3, 8, 0, True) if quant else m3
+        want = x3.astype(np.float64) @ wq.T.astype(np.float64) + b3d
+        with open(exe + ".json") as f:
+            st = json.load(f)["layers"][0].get("storage")
+        err = rel_err(y, want)
+        check(err <= 1e-4 and y.shape == (2, 3, D1) and
+              st == "2:4 compressed %s" % ("int8" if quant else "f32"),
+              "%s, x [2, 3, %d] (dynamic batch and sequence): %s, rel err "
+              "%.2e" % (" ".join(flags), D0, st, err))
+
+    # Forced dense storage: the same outputs as the compressed kernels.
+    (yd,), ld = compile_run("cs_dense", ["--sparsity=2:4",
+                                         "--sparse-storage=dense"])
+    (yc,), lc = compile_run("cs_auto", ["--sparsity=2:4"])
+    check(rel_err(yc, yd) <= 1e-5 and "storage" not in ld["/l1/MatMul"] and
+          lc["/l1/MatMul"]["storage"] == "2:4 compressed f32",
+          "--sparse-storage=dense vs compressed: rel err %.2e" %
+          rel_err(yc, yd))
+    # 128-bit vectors have no sparse kernel: auto keeps the layers dense
+    # (the same outputs), compressed fails.
+    (y128,), l128 = compile_run("cs_v128", ["--sparsity=2:4",
+                                           "--vector-bits=128"])
+    check(rel_err(y128, yd) <= 1e-5 and "storage" not in l128["/l1/MatMul"],
+          "--vector-bits=128: dense storage, rel err vs dense %.2e" %
+          rel_err(y128, yd))
+    # 4-bit codes and unstructured patterns stay dense, with the reason.
+    _, l4 = compile_run("cs_w4", ["--sparsity=2:4", "--quant=w4a16"])
+    _, lu = compile_run("cs_unstr", ["--sparsity=unstructured:0.5"])
+    check(l4["/l1/MatMul"]["storage"] ==
+          "dense (4-bit codes: no compressed format yet)" and
+          lu["/l1/MatMul"]["storage"] ==
+          "dense (unstructured: no compressed format yet)",
+          "dense storage reasons: %s; %s" % (l4["/l1/MatMul"]["storage"],
+                                             lu["/l1/MatMul"]["storage"]))
+
     # A recipe gives layers their own pattern ("none": dense), also without
     # --quant.
     recipe = os.path.join(work, "recipe.json")
@@ -320,8 +458,19 @@ def main():
     # Bad uses: one message, nonzero exit, no artifact.
     for flags, message in [
             (["--sparsity=3:2"], "sparsity '3:2': use N:M"),
-            (["--prune=sparsegpt"], "--prune and --sparsity-head need "
-             "--sparsity"),
+            (["--prune=sparsegpt"], "--prune, --sparsity-head and "
+             "--sparse-storage need --sparsity"),
+            (["--sparse-storage=dense"], "--prune, --sparsity-head and "
+             "--sparse-storage need --sparsity"),
+            (["--sparsity=2:4", "--sparse-storage=packed"],
+             "--sparse-storage must be auto, compressed or dense, got "
+             "'packed'"),
+            (["--sparsity=2:4", "--sparse-storage=compressed",
+              "--target=cuda"], "--sparse-storage=compressed: the CUDA "
+             "target has no sparse kernels"),
+            (["--sparsity=2:4", "--sparse-storage=compressed",
+              "--vector-bits=128"], "--sparse-storage=compressed: the CPU "
+             "target has no sparse kernels with these options"),
             (["--sparsity=2:4", "--prune=obs"], "--prune must be magnitude "
              "or sparsegpt"),
             (["--sparsity=2:4", "--prune=sparsegpt"],

@@ -63,19 +63,35 @@ static WeightTotals totals(const SizeReport &r, bool embeddings) {
 /// quantization the pruner's (float weights, unchanged bytes).
 static std::vector<quench::LayerQuantRecord>
 reportLayers(const quench::SizeReport &r) {
-  if (!r.layers.empty() || r.pruned.empty())
-    return r.layers;
-  std::vector<quench::LayerQuantRecord> layers;
-  for (const quench::LayerPruneRecord &p : r.pruned) {
-    quench::LayerQuantRecord l;
-    l.name = p.name;
-    l.outFeatures = p.outFeatures;
-    l.inFeatures = p.inFeatures;
-    l.scheme = "float";
-    l.bytesBefore = l.bytesAfter = p.bytes;
-    layers.push_back(std::move(l));
-  }
+  std::vector<quench::LayerQuantRecord> layers = r.layers;
+  if (layers.empty())
+    for (const quench::LayerPruneRecord &p : r.pruned) {
+      quench::LayerQuantRecord l;
+      l.name = p.name;
+      l.outFeatures = p.outFeatures;
+      l.inFeatures = p.inFeatures;
+      l.scheme = "float";
+      l.bytesBefore = l.bytesAfter = p.bytes;
+      layers.push_back(std::move(l));
+    }
+  // Layers in compressed storage: their bytes are the packed ones.
+  llvm::StringMap<const quench::LayerPackRecord *> packed;
+  for (const quench::LayerPackRecord &p : r.packed)
+    packed.try_emplace(p.name, &p);
+  for (quench::LayerQuantRecord &l : layers)
+    if (auto it = packed.find(l.name);
+        it != packed.end() && it->second->compressed)
+      l.bytesAfter = it->second->bytesAfter;
   return layers;
+}
+
+/// The storage record of each layer name.
+static llvm::StringMap<const quench::LayerPackRecord *>
+packRecords(const quench::SizeReport &r) {
+  llvm::StringMap<const quench::LayerPackRecord *> byName;
+  for (const quench::LayerPackRecord &p : r.packed)
+    byName.try_emplace(p.name, &p);
+  return byName;
 }
 
 /// The pruning record of each layer name.
@@ -89,17 +105,25 @@ pruneRecords(const quench::SizeReport &r) {
 
 void quench::printSizeReport(const SizeReport &report,
                              llvm::raw_ostream &os) {
-  // Pruned layers show their pattern and density; their bytes are those of
-  // the dense storage (compressed storage is not implemented yet).
+  // Pruned layers show their pattern and density, and how they are
+  // stored (compressed: the bytes are the packed ones).
   SizeReport r = report;
   r.layers = reportLayers(report);
   auto pruned = pruneRecords(report);
+  auto packed = packRecords(report);
+  int64_t compressedLayers = 0, prunedLayers = 0;
   for (LayerQuantRecord &l : r.layers)
     if (auto it = pruned.find(l.name);
-        it != pruned.end() && it->second->density < 1.0)
+        it != pruned.end() && it->second->density < 1.0) {
+      ++prunedLayers;
       l.scheme += llvm::formatv(", {0} d={1:F3}", it->second->sparsity,
                                 it->second->density)
                       .str();
+      if (auto p = packed.find(l.name); p != packed.end()) {
+        l.scheme += p->second->compressed ? ", compressed" : ", dense";
+        compressedLayers += p->second->compressed;
+      }
+    }
   size_t nameWidth = 5;
   for (const LayerQuantRecord &l : r.layers)
     nameWidth = std::max(nameWidth, l.name.size());
@@ -120,9 +144,10 @@ void quench::printSizeReport(const SizeReport &report,
       nonzero += p.density * static_cast<double>(p.outFeatures * p.inFeatures);
     }
     if (weights > 0)
-      os << llvm::format("density of the linear weights: %.4f (pruned, "
-                         "stored dense)\n",
-                         nonzero / static_cast<double>(weights));
+      os << llvm::format("density of the linear weights: %.4f (pruned; "
+                         "%lld of %lld pruned layers stored compressed)\n",
+                         nonzero / static_cast<double>(weights),
+                         (long long)compressedLayers, (long long)prunedLayers);
   }
   os << llvm::format("%-*s %-11s %-*s %12s %12s %7s\n", (int)nameWidth,
                      "layer", "[N x K]", (int)schemeWidth, "scheme", "bytes before",
@@ -171,6 +196,7 @@ void quench::writeSizeReportJSON(const SizeReport &report,
   SizeReport r = report;
   r.layers = reportLayers(report);
   auto pruned = pruneRecords(report);
+  auto packed = packRecords(report);
   llvm::json::Array layers;
   for (const LayerQuantRecord &l : r.layers) {
     llvm::json::Object obj{{"name", l.name},
@@ -186,6 +212,12 @@ void quench::writeSizeReportJSON(const SizeReport &report,
     if (auto it = pruned.find(l.name); it != pruned.end()) {
       obj["sparsity"] = it->second->sparsity;
       obj["density"] = it->second->density;
+    }
+    // With the pack-sparse stage: "2:4 compressed int8" or "dense (why)",
+    // and the bytes of the dense storage.
+    if (auto it = packed.find(l.name); it != packed.end()) {
+      obj["storage"] = it->second->storage;
+      obj["bytes_dense"] = it->second->bytesBefore;
     }
     layers.push_back(std::move(obj));
   }
@@ -234,6 +266,6 @@ void quench::updateSizeReport(SizeReport &report, llvm::StringRef stage,
   if (stage == "input" || stage == "prepare")
     report.constantBytesBefore = report.constantBytesAfter =
         measureConstants(module).total;
-  else if (stage == "quantize")
+  else if (stage == "quantize" || stage == "pack-sparse")
     report.constantBytesAfter = measureConstants(module).total;
 }

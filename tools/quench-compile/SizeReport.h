@@ -9,6 +9,7 @@
 #ifndef QUENCH_TOOLS_QUENCH_COMPILE_SIZEREPORT_H
 #define QUENCH_TOOLS_QUENCH_COMPILE_SIZEREPORT_H
 
+#include "quench/Dialect/Quench/Transforms/PackSparseWeights.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -27,6 +28,9 @@ struct SizeReport {
   /// layer's sparsity and density. Without quantization the layers are
   /// these, in float.
   std::vector<LayerPruneRecord> pruned;
+  /// The storage of the pruned layers (empty without the pack-sparse
+  /// stage): compressed layers' bytes replace their dense bytes.
+  std::vector<LayerPackRecord> packed;
   /// Bytes of every quench.constant of the model (weights, norms,
   /// embeddings, ...), before and after quantization.
   int64_t constantBytesBefore = 0, constantBytesAfter = 0;

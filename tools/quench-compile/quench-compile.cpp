@@ -246,6 +246,21 @@ int main(int argc, char **argv) {
   if (front.prune)
     front.prune->progress = comm ? comm->rank() == 0 : true;
   front.pruneReport = &report.pruned;
+  // N:M pruned layers in compressed storage where the target has sparse
+  // kernels (docs/sparsity.md, "Compressed storage").
+  if (front.prune) {
+    StringRef storage = quench::getSparseStorageFromCL();
+    if (storage != "dense") {
+      if ((*backend)->supportsCompressedSparseWeights())
+        front.packSparse = quench::QuenchPackSparseWeightsOptions();
+      else if (storage == "compressed")
+        return fail("--sparse-storage=compressed: the " +
+                    (*backend)->getDisplayName().str() +
+                    " target has no sparse kernels with these options "
+                    "(use --sparse-storage=dense or auto)");
+    }
+  }
+  front.packReport = &report.packed;
   quench::calib::CalibrationStage calibration;
   if (*calibRequest) {
     calibration.request = **calibRequest;

@@ -14,6 +14,7 @@
 
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassOptions.h"
+#include "quench/Dialect/Quench/Transforms/PackSparseWeights.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
 #include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/Support/CommandLine.h"
@@ -70,6 +71,9 @@ getQuantizationOptionsFromCL();
 /// --sparsity-head, and --quant-recipe's "sparsity" fields), std::nullopt
 /// for none, or an error message for a bad combination.
 llvm::Expected<std::optional<PruneOptions>> getPruneOptionsFromCL();
+/// --sparse-storage: "auto", "compressed" or "dense" (validated by
+/// getPruneOptionsFromCL).
+llvm::StringRef getSparseStorageFromCL();
 /// The residual-stream rotation the command line asks for (--rotate,
 /// --rotate-seed; registered by registerQuantizationCLOptions), std::nullopt
 /// for --rotate=none (the default), or an error for a bad value.
@@ -153,6 +157,12 @@ struct FrontPipelineOptions {
   /// Where the quantize stage records what it did to each layer (must
   /// outlive the pipeline run), or nullptr.
   std::vector<LayerQuantRecord> *quantReport = nullptr;
+  /// Compressed storage of N:M pruned layers (the `pack-sparse` stage,
+  /// quench-pack-sparse-weights, after quantize); std::nullopt: dense.
+  std::optional<QuenchPackSparseWeightsOptions> packSparse;
+  /// Where the pack-sparse stage records each pruned layer's storage, or
+  /// nullptr.
+  std::vector<LayerPackRecord> *packReport = nullptr;
 };
 
 /// The target-independent stages every model goes through, in order:
@@ -162,6 +172,7 @@ struct FrontPipelineOptions {
 ///   smooth     SmoothQuant scale migration (only when opts.smooth);
 ///   prune      quench-prune-weights (only when opts.prune);
 ///   quantize   quench-quantize-weights (only when opts.weightQuant);
+///   pack-sparse quench-pack-sparse-weights (only when opts.packSparse);
 ///   kv-cache   past keys/values into caches (only when opts.kvCache);
 ///   attention  quench-fuse-attention (only when opts.fuseAttention);
 ///   to-linalg  convert-quench-to-linalg, canonicalize.

@@ -118,6 +118,11 @@ public:
   /// quench-kv-cache; docs/generation.md).
   virtual bool supportsInPlaceInputs() const { return true; }
 
+  /// Whether the target has kernels for N:M weights in compressed storage
+  /// (quench.sparse_linear, quench-pack-sparse-weights; docs/sparsity.md).
+  /// Pruned layers of other targets stay dense.
+  virtual bool supportsCompressedSparseWeights() const { return false; }
+
   /// Writes the device code of the lowered `module` (after the code
   /// generation stages) as assembly text, PTX for CUDA, at `outputPath`
   /// (".ptx" appended when it has no extension; "-" is stdout). Returns

@@ -10,6 +10,7 @@
 #include "quench/Conversion/Passes.h"
 
 #include "Common.h"
+#include "SparseLinear.h"
 
 #include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -344,6 +345,7 @@ void quench::populateQuenchToLinalgConversionPatterns(
   populateMatMulNBitsPatterns(converter, patterns);
   populateQuantizationPatterns(converter, patterns);
   populateQLinearPatterns(converter, patterns);
+  populateSparseLinearPatterns(converter, patterns);
 }
 
 //===----------------------------------------------------------------------===//

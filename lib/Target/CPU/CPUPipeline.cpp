@@ -42,6 +42,9 @@ void quench::appendCPUCodegenStages(std::vector<PipelineStage> &stages,
          dequant.codeLookup = codeLookup;
          dequant.int16Dot = int8Dot == Int8DotProduct::VNNI;
          pm.addPass(createQuenchCPUDequantMatmul(dequant));
+         QuenchCPUSparseMatmulOptions sparse;
+         sparse.vectorBits = vectorBits;
+         pm.addPass(createQuenchCPUSparseMatmul(sparse));
          if (int8Dot != Int8DotProduct::None) {
            QuenchCPUInt8MatmulOptions int8;
            int8.vectorBits = vectorBits;

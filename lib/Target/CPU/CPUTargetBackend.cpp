@@ -150,6 +150,13 @@ public:
   StringRef getName() const override { return "cpu"; }
   StringRef getDisplayName() const override { return "CPU"; }
 
+  /// The sparse kernel (quench-cpu-sparse-matmul) at 256 and 512 bits;
+  /// without vectorization the specification generic runs as loops.
+  bool supportsCompressedSparseWeights() const override {
+    return codegen.vectorBits == 0 || codegen.vectorBits == 256 ||
+           codegen.vectorBits == 512;
+  }
+
   void appendCodegenStages(
       std::vector<quench::PipelineStage> &stages) const override {
     quench::appendCPUCodegenStages(stages, codegen);

@@ -1163,6 +1163,79 @@ func.func @dequantize_nbits_zp(%c: tensor<4x2x16xui8>, %s: tensor<4x2xf16>, %z: 
 
 // -----
 
+func.func @sparse_linear_pattern(%x: tensor<1x8xf32>, %v: tensor<2x8xf32>, %i: tensor<2x2xi8>) {
+  // expected-error @+1 {{requires 1 <= keep < group <= 16, got 4:4}}
+  %0 = quench.sparse_linear %x, %v, %i {group = 4 : i64, keep = 4 : i64}
+      : (tensor<1x8xf32>, tensor<2x8xf32>, tensor<2x2xi8>) -> tensor<1x2xf32>
+  return
+}
+
+// -----
+
+func.func @sparse_linear_k(%x: tensor<1x6xf32>, %v: tensor<2x3xf32>, %i: tensor<2x1xi8>) {
+  // expected-error @+1 {{input features 6 are not a multiple of the group 4}}
+  %0 = quench.sparse_linear %x, %v, %i {group = 4 : i64, keep = 2 : i64}
+      : (tensor<1x6xf32>, tensor<2x3xf32>, tensor<2x1xi8>) -> tensor<1x2xf32>
+  return
+}
+
+// -----
+
+func.func @sparse_linear_values(%x: tensor<1x8xf32>, %v: tensor<2x8xf32>, %i: tensor<2x1xi8>) {
+  // expected-error @+1 {{requires values [N, 4] (K / group * keep), got 8 columns}}
+  %0 = quench.sparse_linear %x, %v, %i {group = 4 : i64, keep = 2 : i64}
+      : (tensor<1x8xf32>, tensor<2x8xf32>, tensor<2x1xi8>) -> tensor<1x2xf32>
+  return
+}
+
+// -----
+
+func.func @sparse_linear_indices(%x: tensor<1x16xf32>, %v: tensor<2x8xf32>, %i: tensor<2x2xi8>) {
+  // 4:8 takes 4-bit indices: 8 slots in 4 bytes.
+  // expected-error @+1 {{requires indices [N, 4] (4-bit indices)}}
+  %0 = quench.sparse_linear %x, %v, %i {group = 8 : i64, keep = 4 : i64}
+      : (tensor<1x16xf32>, tensor<2x8xf32>, tensor<2x2xi8>) -> tensor<1x2xf32>
+  return
+}
+
+// -----
+
+func.func @sparse_linear_scales(%x: tensor<1x8xf32>, %v: tensor<2x4xi8>, %i: tensor<2x1xi8>) {
+  // expected-error @+1 {{requires scales and block_size exactly with i8 values}}
+  %0 = quench.sparse_linear %x, %v, %i {group = 4 : i64, keep = 2 : i64}
+      : (tensor<1x8xf32>, tensor<2x4xi8>, tensor<2x1xi8>) -> tensor<1x2xf32>
+  return
+}
+
+// -----
+
+func.func @sparse_linear_block(%x: tensor<1x16xf32>, %v: tensor<2x8xi8>, %i: tensor<2x2xi8>, %s: tensor<2x3xf16>) {
+  // expected-error @+1 {{requires a block_size that is a multiple of the group or at least K, got 6}}
+  %0 = quench.sparse_linear %x, %v, %i scales(%s) {block_size = 6 : i64, group = 4 : i64, keep = 2 : i64}
+      : (tensor<1x16xf32>, tensor<2x8xi8>, tensor<2x2xi8>, tensor<2x3xf16>) -> tensor<1x2xf32>
+  return
+}
+
+// -----
+
+func.func @sparse_linear_scale_shape(%x: tensor<1x16xf32>, %v: tensor<2x8xi8>, %i: tensor<2x2xi8>, %s: tensor<2x3xf16>) {
+  // expected-error @+1 {{requires scales [N, 2]}}
+  %0 = quench.sparse_linear %x, %v, %i scales(%s) {block_size = 8 : i64, group = 4 : i64, keep = 2 : i64}
+      : (tensor<1x16xf32>, tensor<2x8xi8>, tensor<2x2xi8>, tensor<2x3xf16>) -> tensor<1x2xf32>
+  return
+}
+
+// -----
+
+func.func @sparse_linear_result(%x: tensor<3x8xf32>, %v: tensor<2x4xf32>, %i: tensor<2x1xi8>) {
+  // expected-error @+1 {{result}}
+  %0 = quench.sparse_linear %x, %v, %i {group = 4 : i64, keep = 2 : i64}
+      : (tensor<3x8xf32>, tensor<2x4xf32>, tensor<2x1xi8>) -> tensor<3x3xf32>
+  return
+}
+
+// -----
+
 func.func @hadamard_order(%x: tensor<2x12xf32>) {
   // expected-error @+1 {{order must be a power of two, got 3}}
   %0 = quench.hadamard %x {order = 3 : i64} : tensor<2x12xf32>

@@ -173,6 +173,38 @@ def QuenchCPULowerVector
   ];
 }
 
+def QuenchCPUSparseMatmul
+    : Pass<"quench-cpu-sparse-matmul", "::mlir::ModuleOp"> {
+  let summary = "Replace quench.sparse_linear's generics by the CPU sparse "
+                "kernel";
+  let description = [{
+    Replaces every generic of `quench.sparse_linear` (marked
+    `quench.sparse_matmul`; loops (batch..., n, g, j, t), constant values,
+    indices and scales, group 4 or 8) by an explicit kernel on tensors
+    (scf + vector ops) that reads the compressed weight only: the values
+    and indices re-laid out at compile time in panels of output features
+    (values [N/P, G, keep, P], indices as 32-bit words of the lanes'
+    fields), and per group and slot one index decode (a broadcast and a
+    variable shift), one permute of the group's x values (`vpermps`:
+    `llvm.x86.avx512.permvar.sf.512` with 16 lanes,
+    `llvm.x86.avx2.permps` with 8; declared by the pass), a conversion for
+    int8 codes and one FMA per row; int8 partial sums are scaled once per
+    scale block. Needs `vector-bits` 256 or 512; otherwise (or for other
+    generics) the generic stays and runs as loops. See docs/sparsity.md
+    ("CPU kernel").
+  }];
+  let options = [
+    VectorBitsOption<"the kernel is built for">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::func::FuncDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+    "::mlir::vector::VectorDialect",
+  ];
+}
+
 def QuenchCPUDequantMatmul
     : Pass<"quench-cpu-dequant-matmul", "::mlir::ModuleOp"> {
   let summary = "Replace quench.matmul_nbits' fused dequantizing generics by "

@@ -6,6 +6,7 @@
 
 #include "quench/Dialect/Quench/IR/QuenchDialect.h"
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
+#include "quench/Dialect/Quench/IR/QuenchSparseOps.h"
 #include "quench/Support/LLVM.h"
 
 #include "mlir/IR/AffineMap.h"
@@ -19,6 +20,10 @@ void QuenchDialect::initialize() {
   addOperations<
 #define GET_OP_LIST
 #include "quench/Dialect/Quench/IR/QuenchOps.cpp.inc"
+      >();
+  addOperations<
+#define GET_OP_LIST
+#include "quench/Dialect/Quench/IR/QuenchSparseOps.cpp.inc"
       >();
 }
 

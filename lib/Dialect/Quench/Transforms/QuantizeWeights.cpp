@@ -474,6 +474,10 @@ int64_t quantizeLinear(LinearOp op, ConstantOp cst, const QuantizedWeight &w) {
   auto q = MatMulNBitsOp::create(b, op.getLoc(), op.getType(), op.getInput(),
                                  packed, scales, zp, op.getBias(), k, n,
                                  w.bits, w.groupSize);
+  // The pruning mark stays with the layer: quench-pack-sparse-weights
+  // stores its codes compressed.
+  if (Attribute sparsity = op->getAttr(kSparsityAttrName))
+    q->setAttr(kSparsityAttrName, sparsity);
   op.replaceAllUsesWith(q.getResult());
   op.erase();
   return w.bytes;

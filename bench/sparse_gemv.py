@@ -1,0 +1,161 @@
+#!/usr/bin/python3
+"""Compressed N:M sparse vs dense matrix-vector products (issue #16 point 4).
+
+For each shape K x N a one-op ONNX model y = x @ W (W constant [K, N],
+random normal) is compiled dense and 2:4 pruned (--sparsity=2:4
+--sparsity-head: the one linear is the model's output, which pruning
+skips by default), in fp32 and W8A16 (int8 per output channel, f16
+scales): the pruned layers are stored compressed (docs/sparsity.md,
+"Compressed storage") and run the sparse kernel. W4A16 2:4 has no
+compressed format yet: it is listed (dense codes with zeros) for the
+record. Every executable runs with --bench RUNS at 1 and 2 threads in the
+same run, the schemes alternated ROUNDS times (median of the round
+medians). The table gives the weight bytes streamed per product (the size
+report's bytes after: values, indices, scales), the median latency, GB/s,
+the share of bench/read_bw.c's bandwidth at that thread count (measured in
+the same run), the time the bytes would take at that bandwidth (the
+bytes-streamed roofline), and the sparse / dense speedup next to the
+ratio of their bytes (the roofline speedup). Outputs are checked against
+NumPy (dense: the float product; 2:4: the product with the pruned
+weights; the quantized ones within int8 rounding).
+
+Usage: bench/sparse_gemv.py [--build BUILD] [--work DIR]
+       [--shapes 4096x14336,768x2048,2048x768] [--runs 30] [--rounds 3]
+       [--threads 1,2] [--cpu-flags "--cpu=x86-64-v3"]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCHEMES = {
+    "fp32": [],
+    "fp32 2:4": ["--sparsity=2:4", "--sparsity-head"],
+    "w8a16": ["--quant=w8a16"],
+    "w8a16 2:4": ["--quant=w8a16", "--sparsity=2:4", "--sparsity-head"],
+    "w4a16": ["--quant=w4a16"],
+    "w4a16 2:4": ["--quant=w4a16", "--sparsity=2:4", "--sparsity-head"],
+}
+
+
+def run(cmd):
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit("FAILED: %s\n%s%s" % (" ".join(cmd), r.stdout, r.stderr))
+    return r.stdout
+
+
+def mask24(w):
+    """2:4 magnitude mask of the [K, N] weight along K (ties: lower k)."""
+    k, n = w.shape
+    a = np.abs(w).reshape(k // 4, 4, n)
+    order = np.argsort(-a, axis=1, kind="stable")
+    keep = np.zeros_like(a, dtype=bool)
+    np.put_along_axis(keep, order[:, :2, :], True, axis=1)
+    return keep.reshape(k, n)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--work")
+    ap.add_argument("--shapes", default="4096x14336,768x2048,2048x768")
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--schemes", default=",".join(SCHEMES))
+    ap.add_argument("--cpu-flags", default="")
+    args = ap.parse_args()
+    work = args.work or tempfile.mkdtemp(prefix="quench-sparse-gemv-")
+    os.makedirs(work, exist_ok=True)
+    qc = os.path.join(args.build, "bin", "quench-compile")
+    schemes = args.schemes.split(",")
+    threads = [int(t) for t in args.threads.split(",")]
+    bw_exe = os.path.join(work, "read_bw")
+    run(["/usr/lib/llvm-22/bin/clang", "-O2", "-march=native",
+         os.path.join(ROOT, "bench", "read_bw.c"), "-lpthread", "-o", bw_exe])
+    bw = {}
+    for t in threads:
+        line = run([bw_exe, "1024", str(t)]).strip()
+        print(line)
+        bw[t] = float(line.split()[1])
+    print("load average: %s" % open("/proc/loadavg").read().split()[:3])
+    print("quench-compile flags: %s; runs %d, rounds %d" %
+          (args.cpu_flags or "(host)", args.runs, args.rounds))
+    print("%-10s %-10s %3s %9s %9s %7s %8s %9s %8s %8s" % (
+        "K x N", "scheme", "thr", "weight MB", "median ms", "GB/s",
+        "of read", "roof ms", "vs dense", "roof x"))
+    for shape in args.shapes.split(","):
+        k, n = map(int, shape.split("x"))
+        base = os.path.join(work, "lin_%s" % shape)
+        rng = np.random.default_rng(0)
+        w = rng.standard_normal((k, n), dtype=np.float32) * np.float32(0.02)
+        g = helper.make_graph(
+            [helper.make_node("MatMul", ["x", "W"], ["y"], name="/lin/MatMul")],
+            "lin", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                  [1, k])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, n])],
+            [numpy_helper.from_array(w, "W")])
+        onnx.save(helper.make_model(
+            g, opset_imports=[helper.make_opsetid("", 17)]), base + ".onnx")
+        x = rng.standard_normal((1, k), dtype=np.float32)
+        np.save(base + ".x.npy", x)
+        dense_y = x.astype(np.float64) @ w.astype(np.float64)
+        sparse_y = x.astype(np.float64) @ np.where(mask24(w), w, 0)
+        size = {}
+        for s in schemes:
+            exe = "%s.%s" % (base, s.replace(" ", "_").replace(":", ""))
+            run([qc, base + ".onnx", "-o", exe, "--name", "lin",
+                 "--report=" + exe + ".json"] + SCHEMES[s] +
+                args.cpu_flags.split())
+            with open(exe + ".json") as f:
+                r = json.load(f)
+                size[s] = r["linear_weight_bytes_after"] if r["layers"] \
+                    else r["constant_bytes_after"]
+            od = exe + ".out"
+            os.makedirs(od, exist_ok=True)
+            run([exe, "--input", "x=" + base + ".x.npy", "--output-dir", od])
+            y = np.load(os.path.join(od, "y.npy"))
+            want = sparse_y if "2:4" in s else dense_y
+            err = np.abs(y - want).max() / np.abs(want).max()
+            tol = {"fp32": 1e-4, "w8a16": 2e-2, "w4a16": 2e-1}[s.split()[0]]
+            if not err < tol:
+                sys.exit("sparse_gemv: %s %s: max rel err %.3g (bound %g)" %
+                         (shape, s, err, tol))
+        for t in threads:
+            times = {s: [] for s in schemes}
+            for _ in range(args.rounds):
+                for s in schemes:
+                    exe = "%s.%s" % (base, s.replace(" ", "_").replace(":", ""))
+                    out = run([exe, "--input", "x=" + base + ".x.npy",
+                               "--bench", str(args.runs), "--threads",
+                               str(t)])
+                    med = [l for l in out.splitlines() if l.startswith("bench:")]
+                    times[s].append(float(
+                        med[0].split(" median ")[1].split()[0]))
+            med = {s: statistics.median(v) for s, v in times.items()}
+            for s in schemes:
+                b = size[s]
+                gbs = b / (med[s] * 1e-3) / 1e9
+                roof = b / (bw[t] * 1e9) * 1e3
+                dense = s.split()[0]
+                ratio = med[dense] / med[s] if dense in med else 1.0
+                roofx = size[dense] / b if dense in size else 1.0
+                print("%-10s %-10s %3d %9.2f %9.3f %7.1f %7.0f%% %9.3f "
+                      "%7.2fx %7.2fx" % (shape, s, t, b / 1e6, med[s], gbs,
+                                         100 * gbs / bw[t], roof, ratio,
+                                         roofx))
+    print("work directory: %s" % work)
+
+
+if __name__ == "__main__":
+    main()

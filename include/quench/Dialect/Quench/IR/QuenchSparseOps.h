@@ -1,0 +1,43 @@
+//===- QuenchSparseOps.h - ops of compressed sparse weights -----*- C++ -*-===//
+//
+// quench.sparse_linear (a linear layer with an N:M weight in compressed
+// storage, docs/sparsity.md) and the mark by which its lowering hands the
+// CPU codegen its generic.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QUENCH_DIALECT_QUENCH_IR_QUENCHSPARSEOPS_H
+#define QUENCH_DIALECT_QUENCH_IR_QUENCHSPARSEOPS_H
+
+#include "mlir/Bytecode/BytecodeOpInterface.h"
+#include "mlir/IR/AffineMap.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/OpDefinition.h"
+#include "mlir/IR/OpImplementation.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "quench/Dialect/Quench/IR/QuenchDialect.h"
+
+#define GET_OP_CLASSES
+#include "quench/Dialect/Quench/IR/QuenchSparseOps.h.inc"
+
+namespace quench {
+
+/// `quench.sparse_matmul` (a UnitAttr) on the `linalg.generic` that
+/// convert-quench-to-linalg makes of a `quench.sparse_linear`: the CPU
+/// codegen replaces it by its sparse kernel.
+inline constexpr llvm::StringLiteral kSparseMatmulAttrName =
+    "quench.sparse_matmul";
+
+/// The indexing maps of that generic, whose loops are (batch..., n, g, j,
+/// t) (g the group, j the slot, t the column in the group): x (batch...,
+/// g, t) as [..., G, group], values and indices (one i8 per slot) (n, g,
+/// j) as [N, G, keep], scales (n, g floordiv groupsPerBlock) when
+/// `groupsPerBlock` > 0, output (batch..., n). The lowering builds them and
+/// the kernel compares with them.
+llvm::SmallVector<mlir::AffineMap>
+getSparseMatmulIndexingMaps(mlir::MLIRContext *ctx, int64_t batchDims,
+                            int64_t groupsPerBlock);
+
+} // namespace quench
+
+#endif // QUENCH_DIALECT_QUENCH_IR_QUENCHSPARSEOPS_H

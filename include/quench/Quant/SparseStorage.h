@@ -1,0 +1,99 @@
+//===- SparseStorage.h - compressed N:M weight storage ----------*- C++ -*-===//
+//
+// Packing of an N:M-pruned weight W [rows = N out, cols = K in] into its
+// kept values plus the in-group index of each, free of MLIR like Sparse.h;
+// quench-pack-sparse-weights calls it and the `quench.sparse_linear` op
+// stores its result (docs/sparsity.md, "Compressed storage").
+//
+// Layout (per row, groups of `group` consecutive weights along K, `keep`
+// slots per group): slot s = g * keep + j holds the j-th kept weight of
+// group g, in increasing column order; its index (the column within the
+// group, 0 .. group - 1) takes `indexBits` bits (2 for groups of at most 4,
+// 4 for at most 16) at bit offset s * indexBits of the row's byte stream,
+// low bits first. For 2:4 a group's two indices are one nibble, index 0 in
+// its low bits: the per-row metadata of NVIDIA's mma.sp (sparse tensor
+// cores), before the per-fragment interleave a GPU kernel makes. A group
+// with fewer than `keep` nonzeros fills its slots with zero values at the
+// lowest unused columns, so indices stay distinct and increasing.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef QUENCH_QUANT_SPARSESTORAGE_H
+#define QUENCH_QUANT_SPARSESTORAGE_H
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+namespace quench::quant {
+
+/// The largest group of the compressed N:M storage (4-bit indices).
+constexpr int kMaxCompressedGroup = 16;
+
+/// Bits per index of groups of `group` weights: 2 up to 4, else 4.
+inline int nmIndexBits(int group) { return group <= 4 ? 2 : 4; }
+
+/// Bytes of one row's packed indices: `slots` indices of nmIndexBits.
+inline int64_t nmIndexBytesPerRow(int64_t slots, int group) {
+  return (slots * nmIndexBits(group) + 7) / 8;
+}
+
+/// The kept columns of an N:M row set: for every row and slot s = g * keep
+/// + j (g < cols / group), the column of the j-th kept weight of group g.
+struct NMPositions {
+  int64_t rows = 0, slots = 0; ///< slots = cols / group * keep
+  std::vector<int32_t> columns; ///< [rows, slots], absolute columns
+};
+
+/// Chooses the positions of a `keep`:`group` packing of a matrix whose
+/// nonzeros `nonzero(row, col)` says: the nonzero columns of each group in
+/// increasing order, then the lowest zero columns to fill the group's
+/// `keep` slots. Needs cols % group == 0 and 1 <= keep < group <=
+/// kMaxCompressedGroup. Returns false (and `badRow` set, when given) when a
+/// group holds more than `keep` nonzeros: such a matrix is not N:M sparse.
+bool selectNMPositions(int64_t rows, int64_t cols, int keep, int group,
+                       const std::function<bool(int64_t, int64_t)> &nonzero,
+                       NMPositions &out, int64_t *badRow = nullptr);
+
+/// The packed indices of `pos` ([rows, nmIndexBytesPerRow] bytes; see the
+/// file comment).
+std::vector<uint8_t> packNMIndices(const NMPositions &pos, int group);
+
+/// The index of slot `slot` in a row of packed indices.
+inline int nmIndexAt(const uint8_t *row, int64_t slot, int group) {
+  const int bits = nmIndexBits(group);
+  const int64_t bit = slot * bits;
+  return (row[bit / 8] >> (bit % 8)) & ((1 << bits) - 1);
+}
+
+/// The kept values: out[r, s] = w[r, pos.columns[r, s]] of a row-major
+/// [rows, cols] matrix of T.
+template <typename T>
+std::vector<T> gatherNMValues(const T *w, int64_t cols,
+                              const NMPositions &pos) {
+  std::vector<T> out(pos.columns.size());
+  for (int64_t r = 0; r < pos.rows; ++r)
+    for (int64_t s = 0; s < pos.slots; ++s)
+      out[r * pos.slots + s] = w[r * cols + pos.columns[r * pos.slots + s]];
+  return out;
+}
+
+/// The dense row-major [rows, cols] matrix of packed values and indices
+/// (zeros elsewhere): the inverse of the packing, for tests and checks.
+template <typename T>
+std::vector<T> expandNM(const T *values, const uint8_t *indices, int64_t rows,
+                        int64_t cols, int keep, int group) {
+  const int64_t slots = cols / group * keep;
+  const int64_t rowBytes = nmIndexBytesPerRow(slots, group);
+  std::vector<T> w(rows * cols, T(0));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t s = 0; s < slots; ++s) {
+      int64_t c = s / keep * group + nmIndexAt(indices + r * rowBytes, s, group);
+      w[r * cols + c] += values[r * slots + s];
+    }
+  return w;
+}
+
+} // namespace quench::quant
+
+#endif // QUENCH_QUANT_SPARSESTORAGE_H

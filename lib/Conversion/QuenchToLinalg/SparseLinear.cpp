@@ -1,0 +1,159 @@
+//===- SparseLinear.cpp - quench.sparse_linear to linalg ------------------===//
+//
+// A linear layer with an N:M weight in compressed storage (kept values and
+// their in-group indices; docs/sparsity.md) as ONE linalg.generic over
+// (batch..., n, g, j, t) that reads the compressed weight only: slot (g, j)
+// of row n contributes x[..., g, t] * value where t is the slot's index (a
+// select on t == index). The packed indices (2 or 4 bits each) are unpacked
+// at compile time into one byte per slot ([N, G, keep]); x [..., K] is
+// viewed as [..., G, group] and the values [N, S] as [N, G, keep]. The generic carries `quench.sparse_matmul`: it is the
+// specification, which the CPU codegen replaces by its sparse kernel
+// (lib/Codegen/CPU/SparseMatmul.cpp); elsewhere it runs as loops (group
+// times the work of the kept weights, exact). Indices that are not
+// constants have no lowering (quench-pack-sparse-weights makes constants).
+//
+//===----------------------------------------------------------------------===//
+
+#include "SparseLinear.h"
+
+#include "Common.h"
+
+#include "quench/Dialect/Quench/IR/QuenchConstants.h"
+#include "quench/Dialect/Quench/IR/QuenchDialect.h"
+#include "quench/Dialect/Quench/IR/QuenchSparseOps.h"
+#include "quench/Quant/SparseStorage.h"
+
+#include "mlir/Dialect/Utils/StructuredOpsUtils.h"
+
+using namespace quench;
+using namespace quench::to_linalg;
+
+namespace {
+
+struct SparseLinearLowering : OpConversionPattern<SparseLinearOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(SparseLinearOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    RankedTensorType resultType = convertedResultType(getTypeConverter(), op);
+    if (!resultType)
+      return failure();
+    Location loc = op.getLoc();
+    MLIRContext *ctx = getContext();
+    auto cst = op.getIndices().getDefiningOp<ConstantOp>();
+    std::optional<ArrayRef<char>> packed;
+    std::vector<char> splat;
+    if (auto dense = cst ? dyn_cast<DenseElementsAttr>(cst.getValue())
+                         : DenseElementsAttr();
+        dense && dense.isSplat()) {
+      splat.assign(dense.getNumElements(), dense.getRawData().front());
+      packed = ArrayRef<char>(splat);
+    } else if (cst) {
+      packed = getRawConstantData(cst.getValue());
+    }
+    auto xt = cast<RankedTensorType>(adaptor.getInput().getType());
+    auto vt = cast<RankedTensorType>(adaptor.getValues().getType());
+    const int64_t keep = op.getKeep(), group = op.getGroup(),
+                  k = xt.getShape().back(), n = vt.getDimSize(0),
+                  groups = k / group, slots = groups * keep;
+    const int64_t rowBytes = quench::quant::nmIndexBytesPerRow(slots, group);
+    if (!packed || ShapedType::isDynamic(n) ||
+        int64_t(packed->size()) != n * rowBytes)
+      return rewriter.notifyMatchFailure(op, "indices are not a constant");
+
+    // One byte per slot: the index of slot s of row r.
+    std::vector<char> unpacked(n * slots);
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t s = 0; s < slots; ++s)
+        unpacked[r * slots + s] = static_cast<char>(quench::quant::nmIndexAt(
+            reinterpret_cast<const uint8_t *>(packed->data()) + r * rowBytes,
+            s, static_cast<int>(group)));
+    auto i8 = rewriter.getI8Type();
+    auto idxType = RankedTensorType::get({n, groups, keep}, i8);
+    Value idx = arith::ConstantOp::create(
+        rewriter, loc,
+        cast<TypedAttr>(
+            createConstantAttr(idxType, unpacked, "quench_sparse_indices")));
+
+    // x [..., K] viewed as [..., G, group].
+    Value x = adaptor.getInput();
+    int64_t r = xt.getRank(), nb = r - 1;
+    SmallVector<OpFoldResult> sizes;
+    SmallVector<int64_t> shape;
+    SmallVector<ReassociationIndices> reassoc;
+    for (int64_t d = 0; d < nb; ++d) {
+      sizes.push_back(tensor::getMixedSize(rewriter, loc, x, d));
+      shape.push_back(xt.getDimSize(d));
+      reassoc.push_back({d});
+    }
+    sizes.append({rewriter.getIndexAttr(groups), rewriter.getIndexAttr(group)});
+    shape.append({groups, group});
+    reassoc.push_back({nb, nb + 1});
+    Value xe = tensor::ExpandShapeOp::create(
+        rewriter, loc, RankedTensorType::get(shape, xt.getElementType()), x,
+        reassoc, sizes);
+
+    Value scales = adaptor.getScales();
+    int64_t groupsPerBlock = 0;
+    if (scales)
+      groupsPerBlock = std::max<int64_t>(1, *op.getBlockSize() / group);
+    SmallVector<AffineMap> maps =
+        getSparseMatmulIndexingMaps(ctx, nb, groupsPerBlock);
+    // Values [N, S] viewed as [N, G, keep].
+    Value values = tensor::ExpandShapeOp::create(
+        rewriter, loc,
+        RankedTensorType::get({n, groups, keep}, vt.getElementType()),
+        adaptor.getValues(), ArrayRef<ReassociationIndices>{{0}, {1, 2}});
+    SmallVector<Value> inputs{xe, values, idx};
+    if (scales)
+      inputs.push_back(scales);
+    SmallVector<utils::IteratorType> iters(nb + 1,
+                                           utils::IteratorType::parallel);
+    iters.append(3, utils::IteratorType::reduction);
+
+    Type f32 = rewriter.getF32Type();
+    SmallVector<OpFoldResult> outSizes(sizes.begin(), sizes.begin() + nb);
+    outSizes.push_back(rewriter.getIndexAttr(n));
+    Value init = filledTensor(rewriter, loc, outSizes,
+                              floatConst(rewriter, loc, f32, 0.0));
+    const int64_t tLoop = nb + 3;
+    auto generic = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{init.getType()}, inputs, ValueRange{init},
+        maps, iters, [&](OpBuilder &b, Location l, ValueRange a) {
+          Value w = a[1];
+          if (scales)
+            w = arith::MulFOp::create(b, l,
+                                      arith::SIToFPOp::create(b, l, f32, w),
+                                      convertFloat(b, l, a[3], f32));
+          Value t = arith::IndexCastOp::create(
+              b, l, i8, linalg::IndexOp::create(b, l, tLoop));
+          Value hit = arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq,
+                                            a[2], t);
+          Value p = arith::MulFOp::create(b, l, a[0], w);
+          Value term = arith::SelectOp::create(
+              b, l, hit, p, floatConst(b, l, f32, 0.0));
+          linalg::YieldOp::create(
+              b, l, (Value)arith::AddFOp::create(b, l, a.back(), term));
+        });
+    generic->setAttr(kSparseMatmulAttrName, rewriter.getUnitAttr());
+    Value product = generic.getResult(0);
+    if (Value bias = adaptor.getBias())
+      product = buildElementwise(
+          rewriter, loc, resultType, ValueRange{product, bias},
+          [&](OpBuilder &b, Location l, ValueRange a) {
+            return (Value)arith::AddFOp::create(b, l, a[0], a[1]);
+          });
+    else if (product.getType() != resultType)
+      product = tensor::CastOp::create(rewriter, loc, resultType, product);
+    rewriter.replaceOp(op, product);
+    return success();
+  }
+};
+
+} // namespace
+
+void to_linalg::populateSparseLinearPatterns(const TypeConverter &converter,
+                                             RewritePatternSet &patterns) {
+  patterns.add<SparseLinearLowering>(converter, patterns.getContext());
+}

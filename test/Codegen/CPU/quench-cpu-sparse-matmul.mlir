@@ -1,0 +1,71 @@
+// RUN: quench-opt %s --split-input-file --convert-quench-to-linalg --quench-cpu-sparse-matmul | FileCheck %s
+// RUN: quench-opt %s --split-input-file --convert-quench-to-linalg --quench-cpu-sparse-matmul=vector-bits=512 | FileCheck %s --check-prefix=AVX512
+// RUN: quench-opt %s --split-input-file --convert-quench-to-linalg --quench-cpu-sparse-matmul=vector-bits=128 | FileCheck %s --check-prefix=NARROW
+
+// The sparse kernel replaces quench.sparse_linear's generic (via
+// convert-quench-to-linalg). 2:4 f32, one static row (decode GEMV), 32
+// outputs, K = 16 (4 groups, 8 slots per row): 256 bits (AVX2) take
+// panels of 4 vectors of 8 features, values [1, G = 4, keep = 2, 32] and
+// one 32-bit index word per (panel, group, slot, vector) ([1, 4, 2, 4, 1]);
+// per group one load of x's 4 values repeated over 8 lanes; per slot and
+// vector a broadcast word, a variable shift, vpermps and an FMA. No
+// quench.sparse_matmul generic and no dense [32, 16] weight remain.
+// CHECK: func.func private @llvm.x86.avx2.permps(vector<8xf32>, vector<8xi32>) -> vector<8xf32>
+// CHECK-LABEL: func.func @f32_gemv
+// CHECK-NOT: quench.sparse_matmul
+// CHECK-DAG: arith.constant {{.*}} : tensor<1x4x2x32xf32>
+// CHECK-DAG: arith.constant {{.*}} : tensor<1x4x2x4x1xi32>
+// CHECK: scf.forall
+// CHECK: scf.for {{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK: vector.transfer_read {{.*}} : tensor<1x4x4xf32>, vector<4xf32>
+// CHECK: vector.shuffle {{.*}} [0, 1, 2, 3, 0, 1, 2, 3] : vector<4xf32>, vector<4xf32>
+// CHECK: tensor.extract {{.*}} : tensor<1x4x2x4x1xi32>
+// CHECK: vector.broadcast {{.*}} : i32 to vector<8xi32>
+// CHECK: arith.shrui
+// CHECK: vector.transfer_read {{.*}} : tensor<1x4x2x32xf32>, vector<8xf32>
+// CHECK: call @llvm.x86.avx2.permps
+// CHECK: vector.fma
+// CHECK-NOT: tensor<32x16xf32>
+// AVX-512: 16 lanes, panels of 64 features (32 used, zero padded), the
+// 16-lane permute.
+// AVX512: func.func private @llvm.x86.avx512.permvar.sf.512(vector<16xf32>, vector<16xi32>) -> vector<16xf32>
+// AVX512-LABEL: func.func @f32_gemv
+// AVX512-DAG: arith.constant {{.*}} : tensor<1x4x2x64xf32>
+// AVX512: vector.shuffle {{.*}} [0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3] : vector<4xf32>, vector<4xf32>
+// AVX512: call @llvm.x86.avx512.permvar.sf.512
+// Narrower vectors: the generic stays (scalar loops later).
+// NARROW-LABEL: func.func @f32_gemv
+// NARROW: quench.sparse_matmul
+func.func @f32_gemv(%x: tensor<1x16xf32>) -> tensor<1x32xf32> {
+  %v = quench.constant dense<0.5> : tensor<32x8xf32>
+  %i = quench.constant dense<73> : tensor<32x2xi8>
+  %y = quench.sparse_linear %x, %v, %i {group = 4 : i64, keep = 2 : i64} : (tensor<1x16xf32>, tensor<32x8xf32>, tensor<32x2xi8>) -> tensor<1x32xf32>
+  return %y : tensor<1x32xf32>
+}
+
+// -----
+
+// 4:8 int8 codes with f16 scales per block of 8 (one group), dynamic rows
+// (tiles of 4 rows and single rows), 24 outputs (not a multiple of the
+// panel: masked accumulator reads and writes). 4-bit indices: with 16
+// lanes two words per vector, picked per lane by a shuffle.
+// CHECK-LABEL: func.func @int8_rows
+// CHECK-DAG: arith.constant {{.*}} : tensor<3x2x4x8xi8>
+// CHECK-DAG: arith.constant {{.*}} : tensor<3x2x8xf16>
+// CHECK: vector.transfer_read {{.*}} : tensor<3x2x4x8xi8>, vector<8xi8>
+// CHECK: arith.extsi
+// CHECK: arith.sitofp
+// CHECK: call @llvm.x86.avx2.permps
+// CHECK: arith.extf {{.*}} : vector<8xf16> to vector<8xf32>
+// CHECK: vector.fma
+// AVX512-LABEL: func.func @int8_rows
+// AVX512-DAG: arith.constant {{.*}} : tensor<1x2x4x2x2xi32>
+// AVX512: vector.transfer_read {{.*}} : tensor<1x2x4x2x2xi32>, vector<2xi32>
+// AVX512: vector.shuffle {{.*}} [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1] : vector<2xi32>, vector<2xi32>
+func.func @int8_rows(%x: tensor<?x16xf32>) -> tensor<?x24xf32> {
+  %v = quench.constant dense<3> : tensor<24x8xi8>
+  %i = quench.constant dense<16> : tensor<24x4xi8>
+  %s = quench.constant dense<0.25> : tensor<24x2xf16>
+  %y = quench.sparse_linear %x, %v, %i scales(%s) {block_size = 8 : i64, group = 8 : i64, keep = 4 : i64} : (tensor<?x16xf32>, tensor<24x8xi8>, tensor<24x4xi8>, tensor<24x2xf16>) -> tensor<?x24xf32>
+  return %y : tensor<?x24xf32>
+}

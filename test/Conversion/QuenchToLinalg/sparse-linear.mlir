@@ -1,0 +1,50 @@
+// RUN: quench-opt %s --split-input-file --convert-quench-to-linalg | FileCheck %s
+
+// 2:4 f32 values [N = 2, S = 4] with the packed indices of
+// quench-pack-sparse-weights.mlir (73, -100): unpacked at compile time to
+// one byte per slot, [N, G, keep] (row 0: 1, 2 | 0, 1; row 1: 0, 3 | 1, 2);
+// x viewed as [..., G, group], the values as [N, G, keep]; one generic
+// over (batch, n, g, j, t) selects
+// x[g, t] * value where t is the slot's index; the bias is added after.
+// No dense weight tensor.
+// CHECK-LABEL: func.func @f32
+// CHECK-DAG: %[[I:.*]] = arith.constant dense<{{\[\[\[}}1, 2], [0, 1]], {{\[\[}}0, 3], [1, 2]]]> : tensor<2x2x2xi8>
+// CHECK-DAG: %[[X:.*]] = tensor.expand_shape %arg0 {{\[\[}}0], [1, 2]] output_shape [%{{.*}}, 2, 4] : tensor<?x8xf32> into tensor<?x2x4xf32>
+// CHECK: linalg.generic
+// CHECK-SAME: iterator_types = ["parallel", "parallel", "reduction", "reduction", "reduction"]
+// CHECK-SAME: ins(%[[X]], %{{.*}}, %[[I]] : tensor<?x2x4xf32>, tensor<2x2x2xf32>, tensor<2x2x2xi8>)
+// CHECK-SAME: attrs = {quench.sparse_matmul}
+// CHECK: linalg.index 4
+// CHECK: arith.cmpi eq
+// CHECK: arith.mulf
+// CHECK: arith.select
+// CHECK: arith.addf
+// CHECK: linalg.generic
+// CHECK: arith.addf
+// CHECK-NOT: tensor<2x8xf32>
+func.func @f32(%x: tensor<?x8xf32>, %b: tensor<2xf32>) -> tensor<?x2xf32> {
+  %v = quench.constant dense<[[-0.4, 0.3, 1.0, 1.0], [0.5, -0.5, 3.0, -4.0]]> : tensor<2x4xf32>
+  %i = quench.constant dense<[[73], [-100]]> : tensor<2x1xi8>
+  %y = quench.sparse_linear %x, %v, %i bias(%b) {group = 4 : i64, keep = 2 : i64} : (tensor<?x8xf32>, tensor<2x4xf32>, tensor<2x1xi8>, tensor<2xf32>) -> tensor<?x2xf32>
+  return %y : tensor<?x2xf32>
+}
+
+// -----
+
+// int8 codes with scales per block of 8 inputs (2 groups of 4): the scale
+// of group g is scales[n, g floordiv 2].
+// CHECK: affine_map<(d0, d1, d2, d3, d4) -> (d1, d2 floordiv 2)>
+// CHECK-LABEL: func.func @int8
+// CHECK: linalg.generic
+// CHECK-SAME: ins(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : tensor<1x4x4xf32>, tensor<2x4x2xi8>, tensor<2x4x2xi8>, tensor<2x2xf16>)
+// CHECK-SAME: attrs = {quench.sparse_matmul}
+// CHECK-DAG: arith.sitofp
+// CHECK-DAG: arith.extf
+// CHECK: arith.mulf
+func.func @int8(%x: tensor<1x16xf32>) -> tensor<1x2xf32> {
+  %v = quench.constant dense<1> : tensor<2x8xi8>
+  %i = quench.constant dense<[[73, 73], [-100, -100]]> : tensor<2x2xi8>
+  %s = quench.constant dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf16>
+  %y = quench.sparse_linear %x, %v, %i scales(%s) {block_size = 8 : i64, group = 4 : i64, keep = 2 : i64} : (tensor<1x16xf32>, tensor<2x8xi8>, tensor<2x2xi8>, tensor<2x2xf16>) -> tensor<1x2xf32>
+  return %y : tensor<1x2xf32>
+}

@@ -1,0 +1,131 @@
+// Compressed N:M storage (lib/Quant/SparseStorage.cpp): packing a pruned
+// matrix and expanding it back gives the matrix, indices are increasing and
+// distinct within a group, the bit layout of 2:4 (a nibble per group, the
+// first index in its low bits: mma.sp's row metadata) and 4-bit indices of
+// larger groups, groups with fewer nonzeros than slots, and matrices that
+// are not N:M sparse.
+#include "quench/Quant/Sparse.h"
+#include "quench/Quant/SparseStorage.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <vector>
+
+using namespace quench::quant;
+
+namespace {
+
+/// A random [rows, cols] matrix pruned to keep:group by magnitude.
+std::vector<float> prunedMatrix(int64_t rows, int64_t cols, int keep,
+                                int group, unsigned seed) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> nd;
+  std::vector<float> w(rows * cols);
+  for (float &v : w)
+    v = nd(gen);
+  SparsityPattern p;
+  p.kind = SparsityPattern::Kind::NM;
+  p.n = keep;
+  p.m = group;
+  std::vector<uint8_t> mask = selectMagnitudeMask(w.data(), rows, cols, p);
+  applyMask(w.data(), mask.data(), w.size());
+  return w;
+}
+
+NMPositions positionsOf(const std::vector<float> &w, int64_t rows,
+                        int64_t cols, int keep, int group) {
+  NMPositions pos;
+  EXPECT_TRUE(selectNMPositions(
+      rows, cols, keep, group,
+      [&](int64_t r, int64_t c) { return w[r * cols + c] != 0.0f; }, pos));
+  return pos;
+}
+
+TEST(SparseStorage, RoundTripsEveryPattern) {
+  const int64_t rows = 7;
+  for (auto [keep, group] : {std::pair{1, 2}, std::pair{2, 4}, std::pair{1, 4},
+                             std::pair{3, 4}, std::pair{4, 8}, std::pair{2, 8},
+                             std::pair{8, 16}, std::pair{5, 16}}) {
+    const int64_t cols = 4 * group;
+    std::vector<float> w = prunedMatrix(rows, cols, keep, group, 7 + group);
+    NMPositions pos = positionsOf(w, rows, cols, keep, group);
+    ASSERT_EQ(pos.slots, cols / group * keep);
+    std::vector<uint8_t> idx = packNMIndices(pos, group);
+    EXPECT_EQ(static_cast<int64_t>(idx.size()),
+              rows * nmIndexBytesPerRow(pos.slots, group));
+    std::vector<float> vals = gatherNMValues(w.data(), cols, pos);
+    std::vector<float> back =
+        expandNM(vals.data(), idx.data(), rows, cols, keep, group);
+    EXPECT_EQ(back, w) << keep << ":" << group;
+    // Indices increasing within each group.
+    const int64_t rowBytes = nmIndexBytesPerRow(pos.slots, group);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t s = 1; s < pos.slots; ++s)
+        if (s % keep != 0)
+          EXPECT_LT(nmIndexAt(&idx[r * rowBytes], s - 1, group),
+                    nmIndexAt(&idx[r * rowBytes], s, group));
+  }
+}
+
+TEST(SparseStorage, TwoFourBitLayout) {
+  // Row: group 0 keeps columns 1 and 3, group 1 columns 0 and 2.
+  std::vector<float> w = {0, 1.5f, 0, -2, 3, 0, 4, 0};
+  NMPositions pos = positionsOf(w, 1, 8, 2, 4);
+  std::vector<uint8_t> idx = packNMIndices(pos, 4);
+  ASSERT_EQ(idx.size(), 1u);
+  // Nibble 0 = 1 | 3 << 2, nibble 1 = 0 | 2 << 2.
+  EXPECT_EQ(idx[0], (1 | 3 << 2) | (0 | 2 << 2) << 4);
+  EXPECT_EQ(gatherNMValues(w.data(), 8, pos),
+            (std::vector<float>{1.5f, -2, 3, 4}));
+  EXPECT_EQ(nmIndexBits(4), 2);
+  EXPECT_EQ(nmIndexBits(8), 4);
+  EXPECT_EQ(nmIndexBits(16), 4);
+}
+
+TEST(SparseStorage, FourBitIndicesOfGroupsOfEight) {
+  std::vector<float> w = {0, 0, 0, 0, 0, 0, 7, 9}; // 2:8: columns 6, 7
+  NMPositions pos = positionsOf(w, 1, 8, 2, 8);
+  std::vector<uint8_t> idx = packNMIndices(pos, 8);
+  ASSERT_EQ(idx.size(), 1u);
+  EXPECT_EQ(idx[0], 6 | 7 << 4);
+}
+
+TEST(SparseStorage, SparserGroupsFillWithZeros) {
+  // One nonzero (column 2) in a 2:4 group, none in the next: the free slots
+  // take the lowest zero columns, values 0.
+  std::vector<float> w = {0, 0, 5, 0, 0, 0, 0, 0};
+  NMPositions pos = positionsOf(w, 1, 8, 2, 4);
+  EXPECT_EQ(pos.columns, (std::vector<int32_t>{0, 2, 4, 5}));
+  std::vector<float> vals = gatherNMValues(w.data(), 8, pos);
+  EXPECT_EQ(vals, (std::vector<float>{0, 5, 0, 0}));
+  std::vector<uint8_t> idx = packNMIndices(pos, 4);
+  EXPECT_EQ(expandNM(vals.data(), idx.data(), 1, 8, 2, 4), w);
+}
+
+TEST(SparseStorage, RejectsDenserGroupsAndBadShapes) {
+  std::vector<float> w = {1, 1, 1, 0, 1, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 1};
+  NMPositions pos;
+  int64_t bad = -1;
+  auto nz = [&](int64_t r, int64_t c) { return w[r * 8 + c] != 0.0f; };
+  EXPECT_FALSE(selectNMPositions(2, 8, 2, 4, nz, pos, &bad));
+  EXPECT_EQ(bad, 0);
+  EXPECT_TRUE(selectNMPositions(2, 8, 4, 8, nz, pos, &bad) == false);
+  EXPECT_EQ(bad, 1); // row 1's second group of 8 has 6 nonzeros
+  EXPECT_FALSE(selectNMPositions(1, 6, 2, 4, nz, pos)); // cols % group
+  EXPECT_FALSE(selectNMPositions(1, 32, 2, 32, nz, pos)); // group > 16
+  EXPECT_FALSE(selectNMPositions(1, 8, 4, 4, nz, pos));   // keep == group
+}
+
+TEST(SparseStorage, Int8Values) {
+  std::vector<int8_t> q = {0, -7, 0, 12, 0, 0, 127, -127};
+  NMPositions pos;
+  ASSERT_TRUE(selectNMPositions(
+      1, 8, 2, 4, [&](int64_t, int64_t c) { return q[c] != 0; }, pos));
+  std::vector<int8_t> vals = gatherNMValues(q.data(), 8, pos);
+  EXPECT_EQ(vals, (std::vector<int8_t>{-7, 12, 127, -127}));
+  std::vector<uint8_t> idx = packNMIndices(pos, 4);
+  EXPECT_EQ(expandNM(vals.data(), idx.data(), 1, 8, 2, 4), q);
+}
+
+} // namespace
