@@ -74,6 +74,8 @@ class GGUFWriter:
         if vtype == ARR:
             head = struct.pack("<IQ", etype, len(v))
             return head + b"".join(self._value(etype, x, None) for x in v)
+        if vtype not in self._FMT:  # an invalid type id: 4 bytes of zeros
+            return b"\0" * 4
         return struct.pack(self._FMT[vtype], v)
 
     def to_bytes(self):
@@ -116,27 +118,42 @@ def _put_half(blocks, col, values):
         -1, 1).view(np.uint8).reshape(-1, 2)
 
 
+def _pack_k_scales(sc, mn):
+    """Two [nb, 8] arrays of 6-bit sub-scales and mins -> [nb, 12] bytes
+    (the inverse of _k_scales)."""
+    s = np.zeros((sc.shape[0], 12), np.int64)
+    s[:, 0:4] = sc[:, :4] | ((sc[:, 4:] >> 4) << 6)
+    s[:, 4:8] = mn[:, :4] | ((mn[:, 4:] >> 4) << 6)
+    s[:, 8:12] = (sc[:, 4:] & 15) | ((mn[:, 4:] & 15) << 4)
+    return s.astype(np.uint8)
+
+
 def random_blocks(gtype, nblocks, rng, mag=0.15):
-    """Random raw blocks of `gtype` whose values are roughly within +-mag."""
+    """Random raw blocks of `gtype` whose values are roughly within +-mag
+    and centred (the offset types get a min near -scale * levels / 2, as a
+    quantizer would choose for centred weights)."""
     _, nbytes = BLOCK[gtype]
     b = rng.integers(0, 256, (nblocks, nbytes), dtype=np.uint8)
     u = lambda: rng.uniform(0.5, 1.5, nblocks)  # noqa: E731
     if gtype == Q4_0:
         _put_half(b, 0, mag / 8 * u())
-    elif gtype == Q4_1:
-        _put_half(b, 0, mag / 8 * u())
-        _put_half(b, 2, -mag * rng.uniform(0.2, 1.0, nblocks))
+    elif gtype in (Q4_1, Q5_1):
+        levels = 15 if gtype == Q4_1 else 31
+        d = 2 * mag / levels * u()
+        _put_half(b, 0, d)
+        _put_half(b, 2, -d * levels / 2 * rng.uniform(0.8, 1.2, nblocks))
     elif gtype == Q5_0:
         _put_half(b, 0, mag / 16 * u())
-    elif gtype == Q5_1:
-        _put_half(b, 0, mag / 16 * u())
-        _put_half(b, 2, -mag * rng.uniform(0.2, 1.0, nblocks))
     elif gtype == Q8_0:
         _put_half(b, 0, mag / 128 * u())
     elif gtype in (Q4_K, Q5_K):
         levels = 15 if gtype == Q4_K else 31
-        _put_half(b, 0, 2 * mag / (63 * levels) * u())
-        _put_half(b, 2, mag / 63 * u())
+        d = 2 * mag / (63 * levels) * u()
+        _put_half(b, 0, d)
+        _put_half(b, 2, d * levels / 2)
+        sc = rng.integers(16, 64, (nblocks, 8))
+        mn = np.clip(sc + rng.integers(-2, 3, (nblocks, 8)), 0, 63)
+        b[:, 4:16] = _pack_k_scales(sc, mn)
     elif gtype == Q6_K:
         _put_half(b, 208, mag / (128 * 32) * u())
     else:

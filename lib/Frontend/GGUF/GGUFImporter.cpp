@@ -17,6 +17,7 @@
 
 #include "quench/Frontend/GGUF/GGUFImporter.h"
 
+#include "quench/Dialect/Quench/IR/ModuleAttrs.h"
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
 #include "quench/Dialect/Quench/IR/QuenchDialect.h"
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
@@ -38,7 +39,8 @@
 
 using namespace mlir;
 using namespace quench;
-using quench::quant::GGMLType;
+namespace qquant = quench::quant;
+using qquant::GGMLType;
 
 namespace {
 
@@ -57,7 +59,7 @@ struct Config {
 
 /// A block-quantized weight as matmul_nbits / dequantize_nbits operands.
 struct NBitsWeight {
-  quant::NBitsForm form;
+  qquant::NBitsForm form;
   int64_t rows = 0, k = 0, blocks = 0;
   Value codes;  ///< ui8 [rows, blocks, group * bits / 8]
   Value scales; ///< f32 [rows, blocks]
@@ -288,6 +290,16 @@ LogicalResult Importer::expectTensor(const std::string &name,
                    << name << "'",
            failure();
   }
+  const qquant::GGMLTypeTraits *traits = qquant::getGGMLTypeTraits(t->type);
+  qquant::NBitsForm form;
+  bool isFloat = t->type == uint32_t(GGMLType::F32) ||
+                 t->type == uint32_t(GGMLType::F16) ||
+                 t->type == uint32_t(GGMLType::BF16);
+  if (!traits->supported ||
+      (!isFloat && !qquant::getNBitsForm(GGMLType(t->type), form)))
+    return error() << "GGUF tensor '" << name << "' has type "
+                   << traits->name << ", which Quench does not support",
+           failure();
   // `shape` is in ggml order (contiguous dimension first).
   bool ok = t->dims.size() == shape.size();
   for (size_t d = 0; ok && d < shape.size(); ++d)
@@ -300,16 +312,6 @@ LogicalResult Importer::expectTensor(const std::string &name,
     diag << "] (ggml order) for this " << cfg.arch << " model";
     return failure();
   }
-  const quant::GGMLTypeTraits *traits = quant::getGGMLTypeTraits(t->type);
-  quant::NBitsForm form;
-  bool isFloat = t->type == uint32_t(GGMLType::F32) ||
-                 t->type == uint32_t(GGMLType::F16) ||
-                 t->type == uint32_t(GGMLType::BF16);
-  if (!traits->supported ||
-      (!isFloat && !quant::getNBitsForm(GGMLType(t->type), form)))
-    return error() << "GGUF tensor '" << name << "' has type "
-                   << traits->name << ", which Quench does not support",
-           failure();
   return success();
 }
 
@@ -394,7 +396,7 @@ Value Importer::floatTensor(const gguf::TensorInfo &t,
 
 Value Importer::smallF32(const gguf::TensorInfo &t) {
   std::vector<float> values(t.numElements());
-  quant::dequantizeGGML(GGMLType(t.type),
+  qquant::dequantizeGGML(GGMLType(t.type),
                         reinterpret_cast<const uint8_t *>(t.data.data()),
                         values.size(), values.data());
   return constF32(values, {int64_t(values.size())});
@@ -405,7 +407,7 @@ NBitsWeight &Importer::nbits(const gguf::TensorInfo &t) {
   if (it != nbitsWeights.end())
     return it->second;
   NBitsWeight w;
-  quant::getNBitsForm(GGMLType(t.type), w.form);
+  qquant::getNBitsForm(GGMLType(t.type), w.form);
   w.k = t.dims[0];
   w.rows = t.dims[1];
   w.blocks = w.k / w.form.group;
@@ -413,7 +415,7 @@ NBitsWeight &Importer::nbits(const gguf::TensorInfo &t) {
   std::vector<uint8_t> codes(w.rows * w.blocks * groupBytes);
   std::vector<float> scales(w.rows * w.blocks),
       mins(w.form.hasMin ? w.rows * w.blocks : 0);
-  quant::unpackGGMLRows(GGMLType(t.type),
+  qquant::unpackGGMLRows(GGMLType(t.type),
                         reinterpret_cast<const uint8_t *>(t.data.data()),
                         w.rows, w.k, codes.data(), scales.data(),
                         w.form.hasMin ? mins.data() : nullptr);
@@ -444,8 +446,8 @@ Value Importer::linear(Value x, const std::string &name, Value bias) {
   const gguf::TensorInfo &t = tensor(name);
   int64_t k = t.dims[0], n = t.dims[1];
   RankedTensorType outType = f32({kDyn, n});
-  quant::NBitsForm form;
-  if (!quant::getNBitsForm(GGMLType(t.type), form))
+  qquant::NBitsForm form;
+  if (!qquant::getNBitsForm(GGMLType(t.type), form))
     return LinearOp::create(b, loc, outType, x, floatTensor(t, {n, k}), bias);
   NBitsWeight &w = nbits(t);
   Value zp;
@@ -476,8 +478,8 @@ Value Importer::embedding(Value ids, const std::string &name) {
   const gguf::TensorInfo &t = tensor(name);
   int64_t dim = t.dims[0], rows = t.dims[1];
   RankedTensorType outType = f32({kDyn, dim});
-  quant::NBitsForm form;
-  if (!quant::getNBitsForm(GGMLType(t.type), form)) {
+  qquant::NBitsForm form;
+  if (!qquant::getNBitsForm(GGMLType(t.type), form)) {
     Value table = floatTensor(t, {rows, dim});
     Type et = cast<RankedTensorType>(table.getType()).getElementType();
     Value rowsOut = GatherOp::create(
@@ -617,7 +619,7 @@ void Importer::build(ModuleOp module) {
   int64_t half = cfg.headDim / 2;
   std::vector<float> factors(half, 1.0f);
   if (const gguf::TensorInfo *ff = file.tensor("rope_freqs.weight"))
-    quant::dequantizeGGML(GGMLType(ff->type),
+    qquant::dequantizeGGML(GGMLType(ff->type),
                           reinterpret_cast<const uint8_t *>(ff->data.data()),
                           half, factors.data());
   std::vector<float> invFreq(half);
@@ -682,7 +684,10 @@ void Importer::build(ModuleOp module) {
     if (a)
       facts.push_back(b.getNamedAttr(key, a));
   }
-  module->setAttr("quench.gguf", b.getDictionaryAttr(facts));
+  module->setAttr(kGGUFMetadataAttrName, b.getDictionaryAttr(facts));
+  // The compiled model is the float model with dequantized weights: no
+  // kernel may quantize the activations by default (docs/gguf.md).
+  module->setAttr(kFloatActivationsAttrName, b.getUnitAttr());
 }
 
 } // namespace

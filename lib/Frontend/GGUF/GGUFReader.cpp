@@ -230,15 +230,13 @@ llvm::Expected<File> quench::gguf::parseGGUF(ArrayRef<char> bytes) {
     return std::move(e);
   if (auto e = c.read(kvCount, "the key/value count"))
     return std::move(e);
-  // A key/value takes at least 12 bytes, a tensor info at least 24.
+  // A key/value takes at least 12 bytes, a tensor info at least 24 (the
+  // tensor count is checked once the key/values are read).
   if (kvCount > c.left() / 12)
-    return fail(llvm::formatv("GGUF key/value count {0} cannot fit in the "
-                              "file ({1} bytes)",
-                              kvCount, bytes.size()));
-  if (tensorCount > c.left() / 24)
-    return fail(llvm::formatv("GGUF tensor count {0} cannot fit in the "
-                              "file ({1} bytes)",
-                              tensorCount, bytes.size()));
+    return fail(llvm::formatv("truncated or corrupt GGUF file: {0} "
+                              "key/values cannot fit in the {1} bytes after "
+                              "the header",
+                              kvCount, c.left()));
 
   file.metadata.reserve(kvCount);
   for (uint64_t i = 0; i < kvCount; ++i) {
@@ -268,6 +266,11 @@ llvm::Expected<File> quench::gguf::parseGGUF(ArrayRef<char> bytes) {
     file.alignment = a->u;
   }
 
+  if (tensorCount > c.left() / 24)
+    return fail(llvm::formatv("truncated or corrupt GGUF file: {0} tensor "
+                              "infos cannot fit in the {1} bytes after the "
+                              "key/values",
+                              tensorCount, c.left()));
   file.tensors.reserve(tensorCount);
   for (uint64_t i = 0; i < tensorCount; ++i) {
     TensorInfo t;
