@@ -31,6 +31,7 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/StringMap.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/MemoryBuffer.h"
 
@@ -99,6 +100,8 @@ private:
   Value smallF32(const gguf::TensorInfo &t);
   NBitsWeight &nbits(const gguf::TensorInfo &t);
   Value linear(Value x, const std::string &name, Value bias = nullptr);
+  Value linearAt(Value x, const gguf::TensorInfo &t, StringRef layer,
+                 Value bias);
   Value embedding(Value ids, const std::string &name);
   Value rope(Value x, int64_t heads, Value cos, Value sin);
   Value block(Value x, int64_t layer, Value cos, Value sin, Value mask);
@@ -444,6 +447,19 @@ NBitsWeight &Importer::nbits(const gguf::TensorInfo &t) {
 
 Value Importer::linear(Value x, const std::string &name, Value bias) {
   const gguf::TensorInfo &t = tensor(name);
+  // The layer is named after its tensor ("blk.0.attn_q"): size reports,
+  // recipes and --quant-exclude match it.
+  StringRef layer = StringRef(name).rsplit(".weight").first;
+  Location saved = loc;
+  loc = NameLoc::get(b.getStringAttr(layer), saved);
+  Value y = linearAt(x, t, layer, bias);
+  loc = saved;
+  return y;
+}
+
+Value Importer::linearAt(Value x, const gguf::TensorInfo &t, StringRef layer,
+                         Value bias) {
+  Location saved = loc;
   int64_t k = t.dims[0], n = t.dims[1];
   RankedTensorType outType = f32({kDyn, n});
   qquant::NBitsForm form;
@@ -467,10 +483,13 @@ Value Importer::linear(Value x, const std::string &name, Value bias) {
     return y;
   // + sum_g min[n, g] * (sum of x over group g): the offset term of
   // x · (q * scale + min), exact up to the order of the sums.
+  loc = NameLoc::get(b.getStringAttr(layer + ".min_offset"),
+                     cast<NameLoc>(saved).getChildLoc());
   Value groups = reshape(x, {kDyn, w.blocks, form.group});
   Value sums = ReduceOp::create(b, loc, f32({kDyn, w.blocks}), ReduceKind::sum,
                                 groups, ArrayRef<int64_t>{2}, false);
   Value offset = LinearOp::create(b, loc, outType, sums, w.mins, Value());
+  loc = saved;
   return AddOp::create(b, loc, outType, y, offset);
 }
 
@@ -693,6 +712,9 @@ void Importer::build(ModuleOp module) {
 } // namespace
 
 bool quench::isGGUFFile(StringRef path) {
+  // Only regular files: opening a FIFO could block.
+  if (!llvm::sys::fs::is_regular_file(path))
+    return false;
   auto buf = llvm::MemoryBuffer::getFileSlice(path, 4, 0);
   return buf && gguf::hasGGUFMagic(
                     ArrayRef<char>((*buf)->getBufferStart(), 4));
