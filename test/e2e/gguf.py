@@ -20,14 +20,17 @@ Models (dim 256, 4 heads, 2 kv heads, ffn 512, 2 layers, vocab 300):
             the head (a type with mins on both paths), q4_0/q5_1 matrices.
 For the quantized models the imported IR must hold one quench.matmul_nbits
 per quantized matrix product: weights stay in their blocks' form, never
-dequantized at import.
+dequantized at import; every model's attention chains (written as exports
+write them) must be fused into one quench.attention per layer.
 
 stories260K (the trained llama2.c checkpoint, ../shared/models; skipped
 when absent) written as an F32 GGUF file with its q/k rows as stored (the
 checkpoint's RoPE is llama.cpp's interleaved one): its greedy continuation
 from BOS must be the one llama2.c's C implementation gives
 (examples/stories260k_to_onnx.py's EXPECTED_GREEDY: an independent check
-of the RoPE convention), and its logits must match the NumPy reference.
+of the RoPE convention), and its logits must match the NumPy reference;
+compiled with --derive-kv-cache, `--generate` (prefill, then one token per
+run with the cache) must give the same ids.
 
 Usage: gguf.py --build BUILD_DIR [--keep DIR] [--stories PATH]
 Run through CTest: `ctest -L e2e -R gguf`.
@@ -179,6 +182,21 @@ def check_stories(compile_, work, bin_path):
     print(f"{'ok  ' if ok else 'FAIL'} stories260K greedy continuation from "
           f"BOS {'equals' if ok else 'differs from'} llama2.c's"
           + ("" if ok else f": {greedy} vs {list(expected)}"))
+
+    # Generation with the KV cache that --derive-kv-cache builds: prefill
+    # BOS, then one token per run, the same greedy ids.
+    gen = os.path.join(work, "stories_gen")
+    run([compile_, path, "-o", gen, "--derive-kv-cache"])
+    np.save(os.path.join(work, "bos.npy"), np.array([[bos]], np.int64))
+    out = os.path.join(work, "out")
+    run([gen, "--input", "input_ids=" + os.path.join(work, "bos.npy"),
+         "--generate", str(len(expected)), "--output-dir", out])
+    cached = np.load(os.path.join(out, "generated_ids.npy"))[0].tolist()
+    ok = cached == list(expected)
+    failures += not ok
+    print(f"{'ok  ' if ok else 'FAIL'} stories260K generation with a derived "
+          f"KV cache {'equals' if ok else 'differs from'} llama2.c's"
+          + ("" if ok else f": {cached} vs {list(expected)}"))
     return failures
 
 
@@ -219,6 +237,15 @@ def main():
             if count != len(quantized):
                 print(f"FAIL {name}: {count} quench.matmul_nbits in the "
                       f"imported IR, expected {len(quantized)}")
+                failures += 1
+
+            # Every layer's attention chain is fused into one kernel.
+            fused = run([compile_, path, "-o", "-",
+                         "--stop-after-stage=attention"]).stdout
+            count = len(re.findall(r"quench\.attention ", fused))
+            if count != cfg["layers"]:
+                print(f"FAIL {name}: {count} quench.attention after the "
+                      f"attention stage, expected {cfg['layers']}")
                 failures += 1
 
             exe = os.path.join(work, name)

@@ -1,7 +1,10 @@
 //===- GGUFImporter.cpp - GGUF decoder models to quench ops ---------------===//
 //
 // Activations are 2-D [seq, features] inside the graph (the batch is 1);
-// attention reshapes to [1, heads, seq, head_dim]. The sequence length is a
+// attention reshapes to [1, heads, seq, head_dim] and is written as exports
+// write it (matmul, scale, additive causal mask built from position ranges,
+// softmax, matmul; kv heads expanded for GQA), which quench-fuse-attention
+// fuses and quench-derive-kv-cache turns into a generation model. The sequence length is a
 // run-time value: every reshape with it takes a shape operand built from
 // shape_of(input_ids). Everything about the model is checked (metadata,
 // every tensor's presence, type and shape) before anything is built, so
@@ -588,9 +591,28 @@ Value Importer::block(Value x, int64_t layer, Value cos, Value sin,
                                    ArrayRef<int64_t>{1, 0, 2});
     return reshape(tr, {1, n, kDyn, hd});
   };
-  Value attn = AttentionOp::create(
-      b, loc, f32({1, h, kDyn, hd}), heads(q, h), heads(k, hk), heads(v, hk),
-      Value(), Value(), mask, APFloat(1.0 / std::sqrt(double(hd))));
+  // The exported form of attention (scores, scale, mask, softmax, product
+  // with V; kv heads repeated for GQA): quench-fuse-attention makes it one
+  // quench.attention, and quench-derive-kv-cache recognizes it.
+  auto repeat = [&](Value t) {
+    if (hk == h)
+      return t;
+    int64_t g = h / hk;
+    Value r = reshape(t, {1, hk, 1, kDyn, hd});
+    r = ExpandOp::create(b, loc, f32({1, hk, g, kDyn, hd}), r,
+                         shapeOperand({1, hk, g, kDyn, hd}));
+    return reshape(r, {1, h, kDyn, hd});
+  };
+  Value qh = heads(q, h), kh = repeat(heads(k, hk)), vh = repeat(heads(v, hk));
+  Value kt = TransposeOp::create(b, loc, f32({1, h, hd, kDyn}), kh,
+                                 ArrayRef<int64_t>{0, 1, 3, 2});
+  RankedTensorType scoreType = f32({1, h, kDyn, kDyn});
+  Value scores = MatMulOp::create(b, loc, scoreType, qh, kt);
+  float scale = float(1.0 / std::sqrt(double(hd)));
+  scores = MulOp::create(b, loc, scoreType, scores, constF32({scale}, {}));
+  scores = AddOp::create(b, loc, scoreType, scores, mask);
+  Value probs = SoftmaxOp::create(b, loc, scoreType, scores, int64_t(3));
+  Value attn = MatMulOp::create(b, loc, f32({1, h, kDyn, hd}), probs, vh);
   Value merged = TransposeOp::create(b, loc, f32({kDyn, h, hd}),
                                      reshape(attn, {h, kDyn, hd}),
                                      ArrayRef<int64_t>{1, 0, 2});
@@ -632,9 +654,13 @@ void Importer::build(ModuleOp module) {
   // Positions, RoPE tables and the causal mask.
   Value seq0 = ReshapeOp::create(b, loc, RankedTensorType::get({}, i64), seq1,
                                  Value());
-  Value pos = RangeOp::create(b, loc, RankedTensorType::get({kDyn}, i64),
-                              constI64({0}, {}), seq0, constI64({1}, {}));
-  Value posF = CastOp::create(b, loc, f32({kDyn}), pos);
+  // One range per use (positions, query and key axes of the mask), as
+  // exports have them: quench-derive-kv-cache shifts each its own way.
+  auto positions = [&]() -> Value {
+    return RangeOp::create(b, loc, RankedTensorType::get({kDyn}, i64),
+                           constI64({0}, {}), seq0, constI64({1}, {}));
+  };
+  Value posF = CastOp::create(b, loc, f32({kDyn}), positions());
   int64_t half = cfg.headDim / 2;
   std::vector<float> factors(half, 1.0f);
   if (const gguf::TensorInfo *ff = file.tensor("rope_freqs.weight"))
@@ -657,7 +683,10 @@ void Importer::build(ModuleOp module) {
                       tableShape);
   Value sin = reshape(SinOp::create(b, loc, angles.getType(), angles),
                       tableShape);
-  Value rows = reshape(pos, {kDyn, 1}), cols = reshape(pos, {1, kDyn});
+  Value rows = UnsqueezeOp::create(b, loc, RankedTensorType::get({kDyn, 1}, i64),
+                                   positions(), ArrayRef<int64_t>{1});
+  Value cols = UnsqueezeOp::create(b, loc, RankedTensorType::get({1, kDyn}, i64),
+                                   positions(), ArrayRef<int64_t>{0});
   Value future =
       CmpOp::create(b, loc, RankedTensorType::get({kDyn, kDyn}, b.getI1Type()),
                     CmpPredicate::gt, cols, rows);
@@ -665,7 +694,8 @@ void Importer::build(ModuleOp module) {
       b, loc, f32({kDyn, kDyn}), future,
       constF32({-std::numeric_limits<float>::infinity()}, {1, 1}),
       constF32({0.0f}, {1, 1}));
-  mask = reshape(mask, {1, 1, kDyn, kDyn});
+  mask = UnsqueezeOp::create(b, loc, f32({1, 1, kDyn, kDyn}), mask,
+                             ArrayRef<int64_t>{0, 1});
 
   Value x = embedding(ids, "token_embd.weight");
   for (int64_t l = 0; l < cfg.layers; ++l)

@@ -9,7 +9,9 @@
 // Weights stay in their GGUF types: F32/F16/BF16 tensors are constants that
 // borrow the file's mapping, block-quantized tensors become
 // quench.matmul_nbits / dequantize_nbits operands by a lossless relayout
-// (quant::unpackGGMLRows; docs/gguf.md).
+// (quant::unpackGGMLRows; docs/gguf.md). Attention is written in the exported
+// form (scores, mask, softmax, product) so that quench-fuse-attention fuses
+// it and --derive-kv-cache turns the model into a generation model.
 //
 //===----------------------------------------------------------------------===//
 
