@@ -2,6 +2,7 @@
 
 #include "quench/Frontend/ModelLoader.h"
 
+#include "quench/Frontend/GGUF/GGUFImporter.h"
 #include "quench/Frontend/ONNX/ONNXImporter.h"
 
 #include "mlir/IR/Diagnostics.h"
@@ -24,6 +25,13 @@ quench::loadModelFile(llvm::StringRef path, mlir::MLIRContext &context,
     }
     context.loadAllAvailableDialects();
     return mlir::parseSourceFile<mlir::ModuleOp>(path, &context);
+  }
+  if (ext == ".gguf" || isGGUFFile(path)) {
+    if (!shapes.empty()) {
+      error() << "--shape applies to ONNX models only";
+      return nullptr;
+    }
+    return importGGUFFile(path, &context);
   }
   ONNXImportOptions options;
   if (maxTensorBytes)

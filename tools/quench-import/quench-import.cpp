@@ -7,6 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "quench/Frontend/GGUF/GGUFImporter.h"
 #include "quench/Frontend/ONNX/ONNXImporter.h"
 #include "quench/Support/FileUtils.h"
 #include "quench/Support/OutOfMemory.h"
@@ -68,8 +69,8 @@ int main(int argc, char **argv) {
   cl::HideUnrelatedOptions(category);
   cl::ParseCommandLineOptions(
       argc, argv,
-      "quench-import: import an ONNX model (binary or textual) into the "
-      "quench dialect\n");
+      "quench-import: import an ONNX model (binary or textual) or a GGUF "
+      "model into the quench dialect\n");
 
   if (listOps) {
     for (const auto &[domain, op] : quench::getSupportedONNXOps())
@@ -107,8 +108,21 @@ int main(int argc, char **argv) {
   if (!sys::fs::file_size(inputPath, inputBytes))
     quench::setModelWeights({inputBytes, inputBytes, 0});
   quench::setCurrentStage("import");
+  bool gguf = StringRef(inputPath).ends_with(".gguf") ||
+              quench::isGGUFFile(inputPath);
+  if (gguf && !shapes.empty()) {
+    WithColor::error(errs(), "quench-import")
+        << "--shape applies to ONNX models only\n";
+    return 1;
+  }
+  if (gguf && funcName != "main") {
+    WithColor::error(errs(), "quench-import")
+        << "--func-name applies to ONNX models only\n";
+    return 1;
+  }
   mlir::OwningOpRef<mlir::ModuleOp> module =
-      quench::importONNXFile(inputPath, &context, options);
+      gguf ? quench::importGGUFFile(inputPath, &context)
+           : quench::importONNXFile(inputPath, &context, options);
   if (!module)
     return 1;
   quench::setCurrentStage("write");

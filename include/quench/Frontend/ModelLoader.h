@@ -1,8 +1,9 @@
 //===- ModelLoader.h - load a model file of any supported format -*- C++ -*-===//
 //
 // One entry point for the drivers: an ONNX model (imported by
-// lib/Frontend/ONNX) or a quench MLIR module (text or bytecode), chosen by
-// the file's extension.
+// lib/Frontend/ONNX), a GGUF model (lib/Frontend/GGUF) or a quench MLIR
+// module (text or bytecode), chosen by the file's extension (GGUF also by
+// its magic).
 //
 //===----------------------------------------------------------------------===//
 
@@ -20,7 +21,8 @@
 namespace quench {
 
 /// Loads `path`: `.mlir` / `.mlirbc` files are parsed as MLIR (every
-/// registered dialect loaded), anything else is imported as ONNX with the
+/// registered dialect loaded), `.gguf` files and files starting with the
+/// GGUF magic are imported as GGUF (no `shapes`), anything else as ONNX with the
 /// input shapes fixed by `shapes` ("NAME=DxD...", which only ONNX models
 /// take), and statically shaped tensors of at most `maxTensorBytes` (0:
 /// ONNXImportOptions' default). Errors are reported as diagnostics on

@@ -34,6 +34,7 @@
 #include "quench/Codegen/CPU/Passes.h"
 #include "quench/Dialect/Quench/IR/QuenchDialect.h"
 
+#include "quench/Dialect/Quench/IR/ModuleAttrs.h"
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -1073,10 +1074,13 @@ struct QuenchCPUDequantMatmulPass
     });
     IRRewriter rw(&getContext());
     bool anyLookup = false, anyInt16 = false;
+    // Models that promise float activations (GGUF) keep the float kernel.
+    bool useInt16 =
+        int16Dot && !module->hasAttr(quench::kFloatActivationsAttrName);
     for (linalg::GenericOp op : found) {
       bool lookup = false, int16 = false;
       if (succeeded(buildDequantMatmulKernel(rw, op, vectorBits, codeLookup,
-                                             int16Dot, &lookup, &int16))) {
+                                             useInt16, &lookup, &int16))) {
         anyLookup |= lookup;
         anyInt16 |= int16;
       }

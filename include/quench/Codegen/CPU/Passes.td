@@ -238,7 +238,8 @@ def QuenchCPUDequantMatmul
     scaled per group in f32. 8-bit codes likewise, in activation blocks of
     at most 512 codes (256 with zero points; longer groups are split, x
     zero padded), with scale max |x| / 32639 and both bytes signed.
-    Generics the kernel does not handle, and every generic
+    A module marked `quench.float_activations` (GGUF models) keeps the
+    float kernel whatever `int16-dot` says. Generics the kernel does not handle, and every generic
     when `vector-bits` is below 128, are left unchanged (the tile pass
     handles them). See docs/lowering.md ("Quantized matmul kernel").
   }];

@@ -1,0 +1,94 @@
+//===- GGMLBlocksTest.cpp - GGUF block formats against their definition ---===//
+//
+// Every block format Quench relays out (quant::unpackGGMLRows) must give,
+// through its matmul_nbits form, exactly the values of the format's
+// definition: the vectors were computed by test/e2e/gguf_model.py --vectors
+// (NumPy, written from the format descriptions, independently of this
+// code) from random blocks.
+//
+//===----------------------------------------------------------------------===//
+
+#include "quench/Quant/GGMLBlocks.h"
+#include "quench/Quant/RTN.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+using namespace quench::quant;
+
+namespace {
+
+#include "GGMLBlockVectors.inc"
+
+/// Dequantizes `blocks` through the relayout (codes, scales, mins) and the
+/// form's formula, and compares bit for bit with `expected`.
+void checkType(GGMLType type, const uint8_t *blocks, size_t blockBytes,
+               const float *expected, size_t count) {
+  const GGMLTypeTraits *t = getGGMLTypeTraits(uint32_t(type));
+  ASSERT_NE(t, nullptr);
+  ASSERT_TRUE(t->supported);
+  ASSERT_EQ(blockBytes % t->blockBytes, 0u);
+  int64_t n = blockBytes / t->blockBytes * t->blockElems;
+  ASSERT_EQ(size_t(n), count);
+  std::vector<float> got(n);
+  ASSERT_TRUE(dequantizeGGML(type, blocks, n, got.data()));
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_EQ(std::memcmp(&got[i], &expected[i], 4), 0)
+        << t->name << " element " << i << ": " << got[i] << " vs "
+        << expected[i];
+
+  // The same blocks as rows of one block each: the relayout works row by
+  // row; codes, scales and mins reproduce every value.
+  NBitsForm form;
+  ASSERT_TRUE(getNBitsForm(type, form));
+  int64_t rows = blockBytes / t->blockBytes, k = t->blockElems;
+  int64_t groups = rows * k / form.group;
+  std::vector<uint8_t> codes(groups * form.group * form.bits / 8);
+  std::vector<float> scales(groups), mins(groups);
+  ASSERT_TRUE(unpackGGMLRows(type, blocks, rows, k, codes.data(),
+                             scales.data(), mins.data()));
+  std::vector<uint8_t> q(rows * k);
+  unpackCodes(codes.data(), q.size(), form.bits, q.data());
+  for (int64_t i = 0; i < rows * k; ++i) {
+    float v = float(int32_t(q[i]) - form.zeroPoint) * scales[i / form.group];
+    if (form.hasMin)
+      v += mins[i / form.group];
+    ASSERT_EQ(std::memcmp(&v, &expected[i], 4), 0)
+        << t->name << " row-wise element " << i;
+  }
+}
+
+#define GGML_CASE(NAME, ID)                                                    \
+  TEST(GGMLBlocks, NAME) {                                                     \
+    checkType(GGMLType(ID), k##NAME##Blocks, sizeof(k##NAME##Blocks),          \
+              k##NAME##Values, sizeof(k##NAME##Values) / sizeof(float));       \
+  }
+GGML_BLOCK_VECTOR_CASES(GGML_CASE)
+
+TEST(GGMLBlocks, TypeTable) {
+  EXPECT_STREQ(getGGMLTypeTraits(12)->name, "q4_K");
+  EXPECT_EQ(getGGMLTypeTraits(14)->blockBytes, 210);
+  EXPECT_FALSE(getGGMLTypeTraits(16)->supported); // iq2_xxs
+  EXPECT_EQ(getGGMLTypeTraits(4), nullptr);       // removed from ggml
+  EXPECT_EQ(getGGMLTypeTraits(1000), nullptr);
+  NBitsForm form;
+  EXPECT_FALSE(getNBitsForm(GGMLType::F16, form));
+  EXPECT_FALSE(getNBitsForm(GGMLType::Q2_K, form));
+}
+
+TEST(GGMLBlocks, HalfAndBF16) {
+  // 1.5 and -2 as f16 (0x3e00, 0xc000) and bf16 (0x3fc0, 0xc000).
+  const uint8_t f16[] = {0x00, 0x3e, 0x00, 0xc0};
+  const uint8_t bf16[] = {0xc0, 0x3f, 0x00, 0xc0};
+  float out[2];
+  ASSERT_TRUE(dequantizeGGML(GGMLType::F16, f16, 2, out));
+  EXPECT_EQ(out[0], 1.5f);
+  EXPECT_EQ(out[1], -2.0f);
+  ASSERT_TRUE(dequantizeGGML(GGMLType::BF16, bf16, 2, out));
+  EXPECT_EQ(out[0], 1.5f);
+  EXPECT_EQ(out[1], -2.0f);
+}
+
+} // namespace
