@@ -9,7 +9,8 @@ machine) with:
   exe/NAME      --target=cuda executables (--cuda-arch ARCH) of the test
                 models at several schemes, a W4A16 GEMV layer
                 (K 4096 x N 14336, the issue's decode shape), and an f16
-                GEMM (1024 x 1024 x 1024: the tensor-core kernel)
+                GEMM and a W8A8 GEMM (1024 x 1024 x 1024: the
+                tensor-core kernels, mma.sync f16 and s8)
   in/, ref/     their inputs and the CPU backend's outputs on them (float
                 kernels: --int8-dot=false), the reference
   manifest.tsv  name, executable, inputs, reference, tolerance (relative to
@@ -45,16 +46,16 @@ def run(cmd, **kw):
     return p.stdout
 
 
-def gemv_model(path, k, n):
-    """y = x @ W, W [k, n] random normal, as one ONNX MatMul."""
+def gemv_model(path, k, n, m=1):
+    """y = x @ W, x [m, k], W [k, n] random normal, as one ONNX MatMul."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
     rng = np.random.default_rng(0)
     w = (rng.standard_normal((k, n)) / np.sqrt(k)).astype(np.float32)
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["x", "w"], ["y"])], "gemv",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, k])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, n])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
         [numpy_helper.from_array(w, "w")])
     onnx.save(helper.make_model(graph, opset_imports=[
         helper.make_opsetid("", 17)]), path)
@@ -133,6 +134,11 @@ def main():
     x = np.random.default_rng(2).standard_normal((1024, 1024)).astype(
         np.float32)
     cases.append(("gemm_f16_1024", gemm, {"x": x}, ["none"], 50, 0))
+    # W8A8 GEMM (int8 tensor cores): an f32 MatMul quantized dynamically.
+    gemm8 = os.path.join(src, "gemm_f32_1024.onnx")
+    if not os.path.exists(gemm8):
+        gemv_model(gemm8, 1024, 1024, m=1024)
+    cases.append(("gemm_1024", gemm8, {"x": x}, ["w8a8-dynamic"], 50, 0))
 
     lines = []
     for name, onnx_path, inputs, schemes, runs, weight_bytes in cases:

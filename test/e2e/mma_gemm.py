@@ -21,8 +21,16 @@ must stay on the generic kernels.
    case it applies to, and ptxas assembles the module for sm_80 and sm_90
    (--emit=obj) where the CUDA Toolkit is installed.
 
-With --device, the executable is also compiled without --cuda-emulate and
-run on the GPU (needs a CUDA driver and GPU), the same comparison.
+3. W8A8 (int8 tensor cores, mma.sync m16n8k32): an f32 linear layer
+   (x [2, 37 dynamic, 208] x W [72, 208]: 74 rows, 4 K tiles, a partial
+   column tile) compiled with --quant=w8a8-dynamic: the emulation must
+   equal the CPU backend's W8A8 kernels (the i32 sums are exact, the
+   per-token and per-channel scales are applied by the same epilogue;
+   bound 1e-6 |y| max), its PTX holds one m16n8k32 kernel, and ptxas
+   assembles it for sm_80 and sm_90.
+
+With --device, the executables are also compiled without --cuda-emulate
+and run on the GPU (needs a CUDA driver and GPU), the same comparisons.
 
 Usage: mma_gemm.py --build BUILD_DIR [--keep DIR] [--device]
 Run through CTest: `ctest -L e2e -R mma-gemm`.
@@ -163,10 +171,7 @@ def kernels(build, work, model, failures):
           f"want {want} ({want - 1})")
     if not ok:
         failures.append("tensor-core kernel count")
-    toolkit = next((d for d in (os.environ.get("CUDA_HOME"), "/usr/local/cuda")
-                    if d and os.access(os.path.join(d, "bin", "ptxas"),
-                                       os.X_OK)), None)
-    if not toolkit:
+    if not toolkit():
         print("skip ptxas: no CUDA Toolkit")
         return
     for arch in ("sm_80", "sm_90"):
@@ -176,6 +181,74 @@ def kernels(build, work, model, failures):
              os.path.join(odir, "gemm"), "--emit=obj", "--target=cuda",
              "--cuda-arch=" + arch])
         print(f"ok   ptxas assembles the module for {arch}")
+
+
+def toolkit():
+    return next((d for d in (os.environ.get("CUDA_HOME"), "/usr/local/cuda")
+                 if d and os.access(os.path.join(d, "bin", "ptxas"),
+                                    os.X_OK)), None)
+
+
+def w8a8(build, work, failures, device):
+    w = RNG.standard_normal((72, 208)).astype(np.float32)
+    x = RNG.standard_normal((2, 37, 208)).astype(np.float32)
+    model = os.path.join(work, "w8a8.mlir")
+    with open(model, "w") as f:
+        f.write('func.func @main(%x: tensor<2x?x208xf32> {quench.name = "x"})'
+                ' -> (tensor<2x?x72xf32> {quench.name = "y"}) {\n'
+                f'  %w = quench.constant dense<{hexdata(w)}> : '
+                'tensor<72x208xf32>\n'
+                '  %y = quench.linear %x, %w : (tensor<2x?x208xf32>, '
+                'tensor<72x208xf32>) -> tensor<2x?x72xf32>\n'
+                '  return %y : tensor<2x?x72xf32>\n}\n')
+    xpath = os.path.join(work, "w8a8_x.npy")
+    np.save(xpath, x)
+    qc = os.path.join(build, "bin", "quench-compile")
+    quant = ["--quant=w8a8-dynamic"]
+    outs = {}
+    labels = [("host", []), ("cuda-emulate", ["--target=cuda",
+                                              "--cuda-emulate"])]
+    if device:
+        labels.append(("cuda", ["--target=cuda"]))
+    for label, flags in labels:
+        exe = os.path.join(work, "w8a8_" + label)
+        out = os.path.join(work, "w8a8_out_" + label)
+        os.makedirs(out, exist_ok=True)
+        run([qc, model, "-o", exe] + quant + flags)
+        run([exe, "--input", f"x={xpath}", "--output-dir", out])
+        outs[label] = np.load(os.path.join(out, "y.npy")).astype(np.float64)
+    ref = outs["host"]
+    for label in outs:
+        if label == "host":
+            continue
+        got = outs[label]
+        err = (float(np.max(np.abs(got - ref))) / float(np.max(np.abs(ref)))
+               if got.shape == ref.shape else float("nan"))
+        ok = got.shape == ref.shape and err <= 1e-6
+        print(f"{'ok  ' if ok else 'FAIL'} W8A8 linear ({label}) vs the CPU "
+              f"backend: shape {got.shape}, max |y - ref| / max |ref| = "
+              f"{err:.2e}")
+        if not ok:
+            failures.append(f"W8A8 ({label})")
+    ptx = os.path.join(work, "w8a8.ptx")
+    run([qc, model, "-o", ptx, "--emit=ptx", "--target=cuda"] + quant)
+    with open(ptx) as f:
+        entries = f.read().split(".entry ")[1:]
+    mma = [k for k in entries
+           if "mma.sync.aligned.m16n8k32.row.col.satfinite.s32.s8.s8.s32" in k
+           and "ldmatrix.sync.aligned.m8n8.x4.shared.b16" in k and
+           "cp.async.cg.shared.global" in k]
+    ok = len(mma) == 1
+    print(f"{'ok  ' if ok else 'FAIL'} int8 tensor-core kernels: {len(mma)} "
+          f"of {len(entries)} kernels, want 1")
+    if not ok:
+        failures.append("int8 tensor-core kernel count")
+    if toolkit():
+        for arch in ("sm_80", "sm_90"):
+            run([qc, model, "-o", os.path.join(work, "w8a8_" + arch),
+                 "--emit=obj", "--target=cuda", "--cuda-arch=" + arch] +
+                quant)
+            print(f"ok   ptxas assembles the W8A8 module for {arch}")
 
 
 def main():
@@ -197,6 +270,7 @@ def main():
     if a.device:
         numerics(build, work, model, inputs, results, "cuda",
                  ["--target=cuda"], failures)
+    w8a8(build, work, failures, a.device)
     if not a.keep:
         shutil.rmtree(work, ignore_errors=True)
     if failures:

@@ -181,12 +181,14 @@ bool matchGemm(linalg::LinalgOp op, Gemm &g, int64_t minRows,
   if (g.integer && !g.bNK)
     return false;
 
-  // 16-byte rows: K and N static multiples of 16 bytes (cp.async copies
-  // 16 aligned bytes; the epilogue stores column pairs).
+  // 16-byte rows: K (and N for B [K, N]) static multiples of 16 bytes
+  // (cp.async copies 16 aligned bytes); N a multiple of 8 (the epilogue
+  // adds column pairs).
   g.k = at.getDimSize(r - 1);
   g.n = ct.getDimSize(r - 1);
   if (ShapedType::isDynamic(g.k) || ShapedType::isDynamic(g.n) ||
-      g.k % g.chunk || g.n % g.chunk || g.k == 0 || g.n == 0)
+      g.k % g.chunk || g.n % 8 || (!g.bNK && g.n % g.chunk) || g.k == 0 ||
+      g.n == 0)
     return false;
   // Decode (few static rows) keeps the GEMV/generic kernels.
   std::optional<int64_t> rows = 1;

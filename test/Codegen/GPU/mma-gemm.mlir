@@ -117,13 +117,46 @@ func.func @batched() -> memref<3x33x40xf32> {
 
 // -----
 
+// The W8A8 contraction (i8 x i8 into i32, the weight stored [N, K]): K
+// tiles of 64 bytes ([64][64 + 16] i8 stages), 16-element copies,
+// ldmatrix of 8-bit fragments and mma.sync m16n8k32 into i32.
+// CHECK-LABEL: func.func @w8a8(
+// CHECK: gpu.launch {{.*}} workgroup(%[[AS:.*]] : memref<3x64x80xi8, #gpu.address_space<workgroup>>, %[[BS:.*]] : memref<3x64x80xi8, #gpu.address_space<workgroup>>)
+// CHECK: nvgpu.device_async_copy %{{.*}}[%{{.*}}], %[[AS]][%{{.*}}, %{{.*}}, %{{.*}}], 16, %{{.*}} {bypassL1}
+// CHECK: nvgpu.ldmatrix %[[AS]][{{.*}}] {numTiles = 4 : i32, transpose = false} : memref<3x64x80xi8, #gpu.address_space<workgroup>> -> vector<4x4xi8>
+// CHECK: nvgpu.ldmatrix %[[BS]][{{.*}}] {numTiles = 4 : i32, transpose = false} : memref<3x64x80xi8, #gpu.address_space<workgroup>> -> vector<4x4xi8>
+// CHECK: nvgpu.mma.sync({{.*}}) {mmaShape = [16, 8, 32]} : (vector<4x4xi8>, vector<2x4xi8>, vector<2x2xi32>) -> vector<2x2xi32>
+// CHECK: arith.addi %{{.*}} : i32
+// CHECK: memref.store %{{.*}} : memref<{{[0-9]+}}xi32>
+// EMU-LABEL: func.func @w8a8(
+// EMU: memref.alloc() : memref<128x32xi32>
+// EMU: arith.extsi %{{.*}} : i8 to i32
+// EMU: arith.muli
+func.func @w8a8() -> memref<80x72xi32> {
+  %q = gpu.alloc () : memref<80x208xi8>
+  %w = gpu.alloc () : memref<72x208xi8>
+  %acc = gpu.alloc () : memref<80x72xi32>
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1)>], iterator_types = ["parallel", "parallel", "reduction"]} ins(%q, %w : memref<80x208xi8>, memref<72x208xi8>) outs(%acc : memref<80x72xi32>) {
+  ^bb0(%a: i8, %b: i8, %c: i32):
+    %0 = arith.extsi %a : i8 to i32
+    %1 = arith.extsi %b : i8 to i32
+    %2 = arith.muli %0, %1 : i32
+    %3 = arith.addi %c, %2 : i32
+    linalg.yield %3 : i32
+  }
+  return %acc : memref<80x72xi32>
+}
+
+// -----
+
 // Not handled (the generic kernels take them): decode (4 static rows, below
 // min-rows), K not a multiple of 8 (rows of A not 16-byte aligned), f32
 // operands, an operand that is not a device buffer (a host argument), a
-// broadcast batch of B, bf16 (no bf16 nvgpu.mma.sync lowering).
+// broadcast batch of B, bf16 (no bf16 nvgpu.mma.sync lowering), int8 with B
+// stored [K, N] (ldmatrix transposes 16-bit elements only).
 // CHECK-LABEL: func.func @fallbacks(
 // CHECK-NOT: gpu.launch
-// CHECK-COUNT-6: linalg.
+// CHECK-COUNT-7: linalg.
 // CHECK-NOT: gpu.launch
 // CHECK: return
 func.func @fallbacks(%host: memref<32x64xf16>) {
@@ -153,5 +186,9 @@ func.func @fallbacks(%host: memref<32x64xf16>) {
   %a6 = gpu.alloc () : memref<32x64xbf16>
   %b6 = gpu.alloc () : memref<64x32xbf16>
   linalg.matmul ins(%a6, %b6 : memref<32x64xbf16>, memref<64x32xbf16>) outs(%c2 : memref<32x32xf32>)
+  %a7 = gpu.alloc () : memref<32x64xi8>
+  %b7 = gpu.alloc () : memref<64x32xi8>
+  %c7 = gpu.alloc () : memref<32x32xi32>
+  linalg.matmul ins(%a7, %b7 : memref<32x64xi8>, memref<64x32xi8>) outs(%c7 : memref<32x32xi32>)
   return
 }
