@@ -32,11 +32,12 @@
 // computes on tile kt.
 //
 // The host emulation (`emulate`) keeps the grid, the tiles, the copies'
-// addresses and zero-filling, the pipeline order, the accumulators' rows
-// and columns and the epilogue, with each phase a loop over the block's
-// 128 threads (so that no barrier is needed) and the warp-collective
-// ldmatrix/mma.sync replaced by the dot product of each accumulator's row
-// and column of the shared tiles. docs/gpu.md, "Tensor-core GEMM".
+// addresses and zero-filling, the pipeline order, the ldmatrix lane
+// addresses, the fragments and the epilogue; the copies are a loop over the
+// block's 128 threads (so that no barrier is needed), and ldmatrix and
+// mma.sync are computed by their PTX definitions warp by warp over buffers
+// holding the 32 lanes' fragment registers. docs/gpu.md, "Tensor-core
+// GEMM".
 //
 //===----------------------------------------------------------------------===//
 
@@ -191,16 +192,17 @@ bool matchGemm(linalg::LinalgOp op, Gemm &g, int64_t minRows,
       g.n == 0)
     return false;
   // Decode (few static rows) keeps the GEMV/generic kernels.
-  std::optional<int64_t> rows = 1;
+  int64_t rows = 1;
+  bool staticRows = true;
   for (int64_t d = 0; d < r - 1; ++d) {
     if (g.bBatched && d < r - 2)
       continue;
     if (ct.isDynamicDim(d))
-      rows.reset();
-    else if (rows)
-      *rows *= ct.getDimSize(d);
+      staticRows = false;
+    else
+      rows *= ct.getDimSize(d);
   }
-  if (rows && *rows < minRows)
+  if (staticRows && rows < minRows)
     return false;
   SmallVector<memref::GetGlobalOp> gets;
   if (!quench::isAlignedDeviceBuffer(g.a, gets, /*throughReshapes=*/true) ||
@@ -249,8 +251,16 @@ private:
   void copyChunk(Value dst, ValueRange indices, Value offset, Value valid);
   /// The device's accumulator update for stage `stage`.
   SmallVector<Value> mmaStage(Value tid, Value stage, ValueRange acc);
-  /// The emulation's: the dot products of each accumulator's row and column.
-  void emulateStage(Value tid, Value stage);
+  /// The emulation's, for warp `warp`: ldmatrix and mma.sync by their PTX
+  /// definitions over the warp's 32 lanes.
+  void emulateStage(Value warp, Value stage);
+  /// The row and column (stage buffer indices) that `lane` of warp `warp`
+  /// gives ldmatrix for the A fragment of m16 tile `i` at K offset `kk`.
+  std::pair<Value, Value> aAddress(Value warp, Value lane, int64_t i,
+                                   int64_t kk);
+  /// The same for the B fragments of n8 tiles 2 jj and 2 jj + 1.
+  std::pair<Value, Value> bAddress(Value warp, Value lane, int64_t jj,
+                                   int64_t kk);
   /// Row and column in the block tile of accumulator element (i, j, r, e)
   /// of thread `tid` (the m16n8 tile's layout).
   std::pair<Value, Value> accPosition(Value tid, int64_t i, int64_t j,
@@ -263,7 +273,8 @@ private:
   IRRewriter rw;
   Location loc;
   // Kernel values.
-  Value a1, b1, c1, aSmem, bSmem, accBuf, rows, m0, n0, aBase, bBase, cBase;
+  Value a1, b1, c1, aSmem, bSmem, accBuf, aRegs, bRegs, rows, m0, n0, aBase,
+      bBase, cBase;
 };
 
 Value GemmBuilder::flatten(Value memref) {
@@ -371,8 +382,6 @@ SmallVector<Value> GemmBuilder::mmaStage(Value tid, Value stage,
   auto v4x2 = VectorType::get({4, perReg}, et);
   auto v2x2 = VectorType::get({2, perReg}, et);
   Value warp = div(tid, 32), lane = rem(tid, 32);
-  Value wm = mul(div(warp, kWarpsN), kWM), wn = mul(rem(warp, kWarpsN), kWN);
-  Value lane16 = rem(lane, 16), laneHi = div(lane, 16);
   // Rows {first, first + 1} of a vector<4x2> as a vector<2x2>.
   auto half = [&](Value v, int64_t first) {
     Value out = arith::ConstantOp::create(
@@ -390,8 +399,7 @@ SmallVector<Value> GemmBuilder::mmaStage(Value tid, Value stage,
     // int8: an 8 x 8 matrix of b16 is 8 rows of 16 bytes).
     SmallVector<Value> aFrag;
     for (int64_t i = 0; i < kMT; ++i) {
-      Value row = add(add(wm, lane16), 16 * i);
-      Value col = add(mul(laneHi, g.chunk), kk);
+      auto [row, col] = aAddress(warp, lane, i, kk);
       aFrag.push_back(nvgpu::LdMatrixOp::create(
           rw, loc, v4x2, aSmem, ValueRange{stage, row, col},
           /*transpose=*/false, /*numTiles=*/4));
@@ -401,22 +409,11 @@ SmallVector<Value> GemmBuilder::mmaStage(Value tid, Value stage,
     // 16 bits).
     SmallVector<Value> bFrag;
     for (int64_t jj = 0; jj < kNT / 2; ++jj) {
-      Value frag;
-      if (g.bNK) {
-        // Rows are n: lanes 8q..8q+7 address matrix q.
-        Value row = add(add(wn, add(rem(lane, 8), mul(laneHi, 8))), 16 * jj);
-        Value col = add(mul(rem(div(lane, 8), 2), g.chunk), kk);
-        frag = nvgpu::LdMatrixOp::create(rw, loc, v4x2, bSmem,
-                                         ValueRange{stage, row, col},
-                                         /*transpose=*/false, 4);
-      } else {
-        // Rows are k: transposed 8 x 8 matrices.
-        Value row = add(lane16, kk);
-        Value col = add(add(wn, mul(laneHi, 8)), 16 * jj);
-        frag = nvgpu::LdMatrixOp::create(rw, loc, v4x2, bSmem,
-                                         ValueRange{stage, row, col},
-                                         /*transpose=*/true, 4);
-      }
+      auto [row, col] = bAddress(warp, lane, jj, kk);
+      // Rows of B [K, N] are k: transposed 8 x 8 matrices.
+      Value frag = nvgpu::LdMatrixOp::create(rw, loc, v4x2, bSmem,
+                                             ValueRange{stage, row, col},
+                                             /*transpose=*/!g.bNK, 4);
       bFrag.push_back(half(frag, 0));
       bFrag.push_back(half(frag, 2));
     }
@@ -430,45 +427,136 @@ SmallVector<Value> GemmBuilder::mmaStage(Value tid, Value stage,
   return result;
 }
 
-void GemmBuilder::emulateStage(Value tid, Value stage) {
+std::pair<Value, Value> GemmBuilder::aAddress(Value warp, Value lane, int64_t i,
+                                              int64_t kk) {
+  // Lanes 0-15 address rows 0-15 at k, lanes 16-31 the same rows 16 bytes
+  // further: matrices a0..a3 of m16n8k16 (m16n8k32 for int8: an 8 x 8
+  // matrix of b16 is 8 rows of 16 bytes).
+  Value wm = mul(div(warp, kWarpsN), kWM);
+  Value row = add(add(wm, rem(lane, 16)), 16 * i);
+  Value col = add(mul(div(lane, 16), g.chunk), kk);
+  return {row, col};
+}
+
+std::pair<Value, Value> GemmBuilder::bAddress(Value warp, Value lane,
+                                              int64_t jj, int64_t kk) {
+  // Matrices (k 0-7, n 0-7), (k 8-15, n 0-7), (k 0-7, n 8-15),
+  // (k 8-15, n 8-15) (k in units of 16 bits): b0, b1 of n8 tile 2 jj, then
+  // of 2 jj + 1; lanes 8q .. 8q + 7 address matrix q.
+  Value wn = mul(rem(warp, kWarpsN), kWN);
+  Value laneHi = div(lane, 16);
+  if (g.bNK) {
+    // Rows are n.
+    Value row = add(add(wn, add(rem(lane, 8), mul(laneHi, 8))), 16 * jj);
+    Value col = add(mul(rem(div(lane, 8), 2), g.chunk), kk);
+    return {row, col};
+  }
+  // Rows are k (read transposed).
+  Value row = add(rem(lane, 16), kk);
+  Value col = add(add(wn, mul(laneHi, 8)), 16 * jj);
+  return {row, col};
+}
+
+void GemmBuilder::emulateStage(Value warp, Value stage) {
   Type acc = g.accType;
-  for (int64_t i = 0; i < kMT; ++i)
-    for (int64_t j = 0; j < kNT; ++j)
-      for (int64_t r = 0; r < 2; ++r)
-        for (int64_t e = 0; e < 2; ++e) {
-          auto [row, col] = accPosition(tid, i, j, r, e);
-          Value slot = cst(((i * kNT + j) * 2 + r) * 2 + e);
-          Value init =
-              memref::LoadOp::create(rw, loc, accBuf, ValueRange{tid, slot});
-          auto loop = scf::ForOp::create(rw, loc, cst(0), cst(g.bk), cst(1),
-                                         ValueRange{init});
-          {
-            OpBuilder::InsertionGuard guard(rw);
-            rw.setInsertionPointToStart(loop.getBody());
-            Value kk = loop.getInductionVar();
-            Value x = memref::LoadOp::create(rw, loc, aSmem,
-                                             ValueRange{stage, row, kk});
-            Value y =
-                memref::LoadOp::create(rw, loc, bSmem,
-                                       g.bNK ? ValueRange{stage, col, kk}
-                                             : ValueRange{stage, kk, col});
-            Value sum;
-            if (g.integer) {
-              x = arith::ExtSIOp::create(rw, loc, acc, x);
-              y = arith::ExtSIOp::create(rw, loc, acc, y);
-              sum = arith::AddIOp::create(rw, loc, loop.getRegionIterArgs()[0],
-                                          arith::MulIOp::create(rw, loc, x, y));
-            } else {
-              x = arith::ExtFOp::create(rw, loc, acc, x);
-              y = arith::ExtFOp::create(rw, loc, acc, y);
-              sum = arith::AddFOp::create(rw, loc, loop.getRegionIterArgs()[0],
-                                          arith::MulFOp::create(rw, loc, x, y));
-            }
-            scf::YieldOp::create(rw, loc, sum);
+  // Elements per 32-bit register.
+  int64_t p32 = g.integer ? 4 : 2;
+  auto laneLoop = [&](function_ref<void(Value)> body) {
+    OpBuilder::InsertionGuard guard(rw);
+    auto loop = scf::ForOp::create(rw, loc, cst(0), cst(32), cst(1));
+    rw.setInsertionPointToStart(loop.getBody());
+    body(loop.getInductionVar());
+  };
+  auto load = [&](Value buffer, ValueRange indices) -> Value {
+    return memref::LoadOp::create(rw, loc, buffer, indices);
+  };
+  auto store = [&](Value v, Value buffer, ValueRange indices) {
+    memref::StoreOp::create(rw, loc, v, buffer, indices);
+  };
+  // ldmatrix.x4 by its definition: register q of lane t is word t % 4 of
+  // row t / 4 of matrix q, whose rows lanes 8q .. 8q + 7 address;
+  // transposed (16-bit): element e of register q is column t / 4 of row
+  // 2 (t % 4) + e of matrix q.
+  auto ldmatrix = [&](Value smem, bool transpose,
+                      function_ref<std::pair<Value, Value>(Value)> address,
+                      function_ref<void(Value, int64_t, int64_t, Value)> put) {
+    laneLoop([&](Value t) {
+      for (int64_t q = 0; q < 4; ++q)
+        for (int64_t e = 0; e < p32; ++e) {
+          Value v;
+          if (!transpose) {
+            auto [row, col] = address(add(div(t, 4), 8 * q));
+            v = load(smem, {stage, row, add(col, add(mul(rem(t, 4), p32), e))});
+          } else {
+            auto [row, col] = address(add(add(mul(rem(t, 4), 2), e), 8 * q));
+            v = load(smem, {stage, row, add(col, div(t, 4))});
           }
-          memref::StoreOp::create(rw, loc, loop.getResult(0), accBuf,
-                                  ValueRange{tid, slot});
+          put(t, q, e, v);
         }
+    });
+  };
+  for (int64_t kk = 0; kk < g.bk; kk += g.mmaK) {
+    // Registers of the fragments: A [lane][m16 tile][4][p32], B [lane][n8
+    // tile][2][p32].
+    for (int64_t i = 0; i < kMT; ++i)
+      ldmatrix(
+          aSmem, false, [&](Value l) { return aAddress(warp, l, i, kk); },
+          [&](Value t, int64_t q, int64_t e, Value v) {
+            store(v, aRegs, {t, cst(i), cst(q), cst(e)});
+          });
+    for (int64_t jj = 0; jj < kNT / 2; ++jj)
+      ldmatrix(
+          bSmem, !g.bNK, [&](Value l) { return bAddress(warp, l, jj, kk); },
+          [&](Value t, int64_t q, int64_t e, Value v) {
+            store(v, bRegs, {t, cst(2 * jj + q / 2), cst(q % 2), cst(e)});
+          });
+    // mma.sync m16n8k16 (k32 for int8) by its definition: A element
+    // (row, k) is element k % p32 of register row / 8 + 2 (k / 4p32) of
+    // lane 4 (row % 8) + (k % 4p32) / p32; B element (k, n) is element
+    // k % p32 of register k / 4p32 of lane 4 n + (k % 4p32) / p32; C
+    // element (r, e) of lane t is (t / 4 + 8 r, 2 (t % 4) + e).
+    int64_t regK = 4 * p32;
+    laneLoop([&](Value t) {
+      Value tid = add(mul(warp, 32), t);
+      for (int64_t i = 0; i < kMT; ++i)
+        for (int64_t j = 0; j < kNT; ++j)
+          for (int64_t r = 0; r < 2; ++r)
+            for (int64_t e = 0; e < 2; ++e) {
+              Value row = add(div(t, 4), 8 * r);
+              Value col = add(mul(rem(t, 4), 2), e);
+              Value slot = cst(((i * kNT + j) * 2 + r) * 2 + e);
+              Value init = load(accBuf, {tid, slot});
+              auto loop = scf::ForOp::create(rw, loc, cst(0), cst(g.mmaK),
+                                             cst(1), ValueRange{init});
+              OpBuilder::InsertionGuard guard(rw);
+              rw.setInsertionPointToStart(loop.getBody());
+              Value k = loop.getInductionVar();
+              Value kIn = rem(k, regK);
+              Value x = load(
+                  aRegs, {add(mul(rem(row, 8), 4), div(kIn, p32)), cst(i),
+                          add(div(row, 8), mul(div(k, regK), 2)), rem(k, p32)});
+              Value y = load(bRegs, {add(mul(col, 4), div(kIn, p32)), cst(j),
+                                     div(k, regK), rem(k, p32)});
+              Value sum;
+              if (g.integer) {
+                x = arith::ExtSIOp::create(rw, loc, acc, x);
+                y = arith::ExtSIOp::create(rw, loc, acc, y);
+                sum =
+                    arith::AddIOp::create(rw, loc, loop.getRegionIterArgs()[0],
+                                          arith::MulIOp::create(rw, loc, x, y));
+              } else {
+                x = arith::ExtFOp::create(rw, loc, acc, x);
+                y = arith::ExtFOp::create(rw, loc, acc, y);
+                sum =
+                    arith::AddFOp::create(rw, loc, loop.getRegionIterArgs()[0],
+                                          arith::MulFOp::create(rw, loc, x, y));
+              }
+              scf::YieldOp::create(rw, loc, sum);
+              rw.setInsertionPointAfter(loop);
+              store(loop.getResult(0), accBuf, {tid, slot});
+            }
+    });
+  }
 }
 
 void GemmBuilder::epilogue(Value tid, function_ref<Value(int64_t)> accAt) {
@@ -556,6 +644,13 @@ void GemmBuilder::build() {
     bSmem = memref::AllocOp::create(rw, loc, bSmemType);
     accBuf = memref::AllocOp::create(
         rw, loc, MemRefType::get({kThreads, kMT * kNT * 4}, g.accType));
+    // One warp's fragment registers (32-bit registers of 2 halves or 4
+    // int8).
+    int64_t p32 = g.integer ? 4 : 2;
+    aRegs = memref::AllocOp::create(
+        rw, loc, MemRefType::get({32, kMT, 4, p32}, g.elementType));
+    bRegs = memref::AllocOp::create(
+        rw, loc, MemRefType::get({32, kNT, 2, p32}, g.elementType));
   } else {
     aSmem = launch.getWorkgroupAttributions()[0];
     bSmem = launch.getWorkgroupAttributions()[1];
@@ -621,7 +716,12 @@ void GemmBuilder::build() {
     commit();
     Value stage = rem(kt, kStages);
     if (emulate) {
-      forThreads([&](Value t) { emulateStage(thread(t), stage); });
+      // Warp by warp: ldmatrix and mma.sync read other lanes' values.
+      OpBuilder::InsertionGuard guard(rw);
+      auto warps =
+          scf::ForOp::create(rw, loc, cst(0), cst(kWarpsM * kWarpsN), cst(1));
+      rw.setInsertionPointToStart(warps.getBody());
+      emulateStage(warps.getInductionVar(), stage);
     } else {
       scf::YieldOp::create(rw, loc,
                            mmaStage(tid, stage, loop.getRegionIterArgs()));
@@ -634,7 +734,7 @@ void GemmBuilder::build() {
                                       ValueRange{thread(t), cst(slot)});
       });
     });
-    for (Value buffer : {aSmem, bSmem, accBuf})
+    for (Value buffer : {aSmem, bSmem, accBuf, aRegs, bRegs})
       memref::DeallocOp::create(rw, loc, buffer);
   } else {
     // Drain the (empty) trailing groups before the block exits.

@@ -43,18 +43,26 @@
 // CHECK: return
 
 // The emulation: the same grid with one thread per block, the stages as
-// ordinary buffers, each phase a loop over the 128 threads; masked 16-byte
-// copies instead of cp.async, dot products instead of ldmatrix/mma.sync.
+// ordinary buffers, the copies a loop over the 128 threads (masked 16-byte
+// copies instead of cp.async); ldmatrix and mma.sync by their definitions,
+// warp by warp, over a warp's fragment registers (A [32 lanes][2 m16
+// tiles][4][2 halves], B [32][4 n8 tiles][2][2]).
 // EMU-LABEL: func.func @kn(
 // EMU-NOT: nvgpu.
 // EMU: gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c1{{.*}}, %{{.*}} = %c1{{.*}}, %{{.*}} = %c1{{.*}})
 // EMU: memref.alloc() : memref<3x64x40xf16>
 // EMU: memref.alloc() : memref<3x32x72xf16>
 // EMU: memref.alloc() : memref<128x32xf32>
+// EMU: memref.alloc() : memref<32x2x4x2xf16>
+// EMU: memref.alloc() : memref<32x4x2x2xf16>
 // EMU: scf.for %{{.*}} = %c0{{.*}} to %c128
 // EMU: scf.if
 // EMU: vector.load %{{.*}} : memref<4000xf16>, vector<8xf16>
 // EMU: vector.store %{{.*}} : memref<3x64x40xf16>, vector<8xf16>
+// EMU: scf.for %[[W:.*]] = %c0{{.*}} to %c4
+// EMU: scf.for %{{.*}} = %c0{{.*}} to %c32
+// EMU: memref.load %{{.*}} : memref<3x64x40xf16>
+// EMU: memref.store %{{.*}} : memref<32x2x4x2xf16>
 // EMU-NOT: gpu.barrier
 // EMU: memref.dealloc
 // EMU: gpu.terminator
@@ -130,6 +138,8 @@ func.func @batched() -> memref<3x33x40xf32> {
 // CHECK: memref.store %{{.*}} : memref<{{[0-9]+}}xi32>
 // EMU-LABEL: func.func @w8a8(
 // EMU: memref.alloc() : memref<128x32xi32>
+// EMU: memref.alloc() : memref<32x2x4x4xi8>
+// EMU: memref.alloc() : memref<32x4x2x4xi8>
 // EMU: arith.extsi %{{.*}} : i8 to i32
 // EMU: arith.muli
 func.func @w8a8() -> memref<80x72xi32> {

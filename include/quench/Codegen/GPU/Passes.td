@@ -123,13 +123,13 @@ def QuenchGPUMmaGemm : Pass<"quench-gpu-mma-gemm", "::mlir::func::FuncOp"> {
     buffers. A static row count below `min-rows` (decode) keeps the
     GEMV/generic kernels.
 
-    With `emulate`, the same kernel structure (grid, tiles, pipeline order,
-    zero-filling copies, the accumulator fragments' rows and columns and
-    the predicated epilogue) is emitted with sequential loops over the 128
-    threads of a block in place of the warp-collective operations, for
-    `--cuda-emulate` on the CPU: cp.async becomes a masked 16-byte copy and
-    each accumulator element the dot product of its row and column of the
-    shared-memory tiles.
+    With `emulate`, the same kernel (grid, tiles, pipeline order,
+    zero-filling copies, ldmatrix lane addresses, fragments, the
+    predicated epilogue) is emitted for `--cuda-emulate` on the CPU with
+    sequential loops in place of the block's threads: the copies loop over
+    the 128 threads (cp.async becomes a masked 16-byte copy), and
+    `ldmatrix` and `mma.sync` are computed by their PTX definitions warp by
+    warp over buffers holding the 32 lanes' fragment registers.
   }];
   let options = [
     Option<"minRows", "min-rows", "int64_t", /*default=*/"16",
