@@ -7,11 +7,14 @@ machine (which has a driver but no LLVM/MLIR, Python packages or network).
 Writes DIR (default build-gpu-check, ignored by git; carry it to the GPU
 machine) with:
   exe/NAME      --target=cuda executables (--cuda-arch ARCH) of the test
-                models at several schemes, and a W4A16 GEMV layer
-                (K 4096 x N 14336, the issue's decode shape)
+                models at several schemes, a W4A16 GEMV layer
+                (K 4096 x N 14336, the issue's decode shape), and an f16
+                GEMM and a W8A8 GEMM (1024 x 1024 x 1024: the
+                tensor-core kernels, mma.sync f16 and s8)
   in/, ref/     their inputs and the CPU backend's outputs on them (float
                 kernels: --int8-dot=false), the reference
-  manifest.tsv  name, executable, inputs, reference, tolerance, bench runs,
+  manifest.tsv  name, executable, inputs, reference, tolerance (relative to
+                the largest reference value), bench runs,
                 weight bytes streamed per run
   gpucheck      bench/gpu/gpucheck.c (compare .npy files, measure the
                 device's copy bandwidth, name the GPU) linked with the
@@ -43,16 +46,35 @@ def run(cmd, **kw):
     return p.stdout
 
 
-def gemv_model(path, k, n):
-    """y = x @ W, W [k, n] random normal, as one ONNX MatMul."""
+def gemv_model(path, k, n, m=1):
+    """y = x @ W, x [m, k], W [k, n] random normal, as one ONNX MatMul."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
     rng = np.random.default_rng(0)
     w = (rng.standard_normal((k, n)) / np.sqrt(k)).astype(np.float32)
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["x", "w"], ["y"])], "gemv",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, k])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, n])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
+        [numpy_helper.from_array(w, "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[
+        helper.make_opsetid("", 17)]), path)
+
+
+def gemm_f16_model(path, m, k, n):
+    """y = f32(f16(x) @ W), W [k, n] f16: one f16 MatMul between casts (f32
+    inputs and outputs for gpucheck), the tensor-core GEMM kernel."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((k, n)) / np.sqrt(k)).astype(np.float16)
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["x"], ["xh"], to=TensorProto.FLOAT16),
+         helper.make_node("MatMul", ["xh", "w"], ["yh"]),
+         helper.make_node("Cast", ["yh"], ["y"], to=TensorProto.FLOAT)],
+        "gemm_f16",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
         [numpy_helper.from_array(w, "w")])
     onnx.save(helper.make_model(graph, opset_imports=[
         helper.make_opsetid("", 17)]), path)
@@ -104,9 +126,23 @@ def main():
     # W4A16 g128: 4-bit codes + f16 scales.
     cases.append(("gemv_4096x14336", gemv, {"x": x}, ["w4a16"], 50,
                   4096 * 14336 // 2 + 4096 // 128 * 14336 * 2))
+    # f16 GEMM (quench-gpu-mma-gemm): outputs rounded to f16 by both
+    # backends, sums in a different order: a few f16 ulps of the largest.
+    gemm = os.path.join(src, "gemm_f16_1024.onnx")
+    if not os.path.exists(gemm):
+        gemm_f16_model(gemm, 1024, 1024, 1024)
+    x = np.random.default_rng(2).standard_normal((1024, 1024)).astype(
+        np.float32)
+    cases.append(("gemm_f16_1024", gemm, {"x": x}, ["none"], 50, 0))
+    # W8A8 GEMM (int8 tensor cores): an f32 MatMul quantized dynamically.
+    gemm8 = os.path.join(src, "gemm_f32_1024.onnx")
+    if not os.path.exists(gemm8):
+        gemv_model(gemm8, 1024, 1024, m=1024)
+    cases.append(("gemm_1024", gemm8, {"x": x}, ["w8a8-dynamic"], 50, 0))
 
     lines = []
     for name, onnx_path, inputs, schemes, runs, weight_bytes in cases:
+        tol = 4e-3 if name.startswith("gemm_f16") else TOL
         args_in = []
         for k, v in inputs.items():
             p = os.path.join(out, "in", "%s.%s.npy" % (name, k))
@@ -134,7 +170,7 @@ def main():
             shutil.copy(os.path.join(ref_dir, outs[0]), ref)
             lines.append("\t".join([tag, os.path.relpath(exe, out),
                                     ";".join(args_in),
-                                    os.path.relpath(ref, out), str(TOL),
+                                    os.path.relpath(ref, out), str(tol),
                                     str(runs), str(weight_bytes),
                                     outs[0]]))
             print("prepared", tag, flush=True)

@@ -73,27 +73,6 @@ struct Gemv {
   Type xType, scaleType;
 };
 
-/// `memref` is a contiguous buffer (identity layout, static shape) whose
-/// base is aligned to 16 bytes on the device: a device allocation or a
-/// constant of the weight image (entries are 64-byte aligned,
-/// lib/Target/Weights.cpp; the global's alignment is raised to 16 so that
-/// the host emulation's globals are, too).
-bool isAlignedDeviceBuffer(Value memref, SmallVectorImpl<memref::GetGlobalOp>
-                                             &globals) {
-  auto type = dyn_cast<MemRefType>(memref.getType());
-  if (!type || !type.hasStaticShape() || !type.getLayout().isIdentity() ||
-      type.getMemorySpace())
-    return false;
-  Operation *def = memref.getDefiningOp();
-  if (isa_and_present<gpu::AllocOp>(def))
-    return true;
-  auto get = dyn_cast_if_present<memref::GetGlobalOp>(def);
-  if (!get || quench::isHostResident(memref))
-    return false;
-  globals.push_back(get);
-  return true;
-}
-
 /// The fast form of MatMulNBits.cpp on device buffers, with N a multiple
 /// of 16 and codes, scales and zero points aligned contiguous buffers.
 bool matchGemv(linalg::GenericOp op, Gemv &g,
@@ -127,9 +106,9 @@ bool matchGemv(linalg::GenericOp op, Gemv &g,
   g.xType = xt.getElementType();
   g.scaleType = st.getElementType();
   SmallVector<memref::GetGlobalOp> gets;
-  if (!isAlignedDeviceBuffer(g.codes, gets) ||
-      !isAlignedDeviceBuffer(g.scales, gets) ||
-      (g.zp && !isAlignedDeviceBuffer(g.zp, gets)))
+  if (!quench::isAlignedDeviceBuffer(g.codes, gets) ||
+      !quench::isAlignedDeviceBuffer(g.scales, gets) ||
+      (g.zp && !quench::isAlignedDeviceBuffer(g.zp, gets)))
     return false;
   int64_t perByte = xt.getShape()[nb + 2];
   if (perByte != 1 && perByte != 2 && perByte != 4)

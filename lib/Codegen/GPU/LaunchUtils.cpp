@@ -1,6 +1,7 @@
 //===- LaunchUtils.cpp - building gpu.launch kernels ----------------------===//
 
 #include "LaunchUtils.h"
+#include "Residency.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -23,9 +24,32 @@ Value quench::createLinearLaunch(RewriterBase &rw, Location loc, Value total,
   Value linear = arith::AddIOp::create(
       rw, loc, arith::MulIOp::create(rw, loc, launch.getBlockIds().x, threads),
       launch.getThreadIds().x);
-  Value inRange = arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::ult,
-                                        linear, total);
+  Value inRange =
+      arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::ult, linear, total);
   auto guard = scf::IfOp::create(rw, loc, inRange, /*withElse=*/false);
   rw.setInsertionPointToStart(&guard.getThenRegion().front());
   return linear;
+}
+
+bool quench::isAlignedDeviceBuffer(
+    Value memref, SmallVectorImpl<memref::GetGlobalOp> &globals,
+    bool throughReshapes) {
+  auto type = dyn_cast<MemRefType>(memref.getType());
+  if (!type || (!throughReshapes && !type.hasStaticShape()) ||
+      !type.getLayout().isIdentity() || type.getMemorySpace())
+    return false;
+  Operation *def = memref.getDefiningOp();
+  if (throughReshapes) {
+    if (auto collapse = dyn_cast_if_present<memref::CollapseShapeOp>(def))
+      return isAlignedDeviceBuffer(collapse.getSrc(), globals, true);
+    if (auto expand = dyn_cast_if_present<memref::ExpandShapeOp>(def))
+      return isAlignedDeviceBuffer(expand.getSrc(), globals, true);
+  }
+  if (isa_and_present<gpu::AllocOp>(def))
+    return true;
+  auto get = dyn_cast_if_present<memref::GetGlobalOp>(def);
+  if (!get || quench::isHostResident(memref))
+    return false;
+  globals.push_back(get);
+  return true;
 }

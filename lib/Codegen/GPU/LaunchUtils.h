@@ -1,9 +1,11 @@
-//===- LaunchUtils.h - building gpu.launch kernels ---------------*- C++ -*-===//
+//===- LaunchUtils.h - building gpu.launch kernels ---------------*- C++
+//-*-===//
 
 #ifndef QUENCH_LIB_CODEGEN_GPU_LAUNCHUTILS_H
 #define QUENCH_LIB_CODEGEN_GPU_LAUNCHUTILS_H
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/PatternMatch.h"
 
 namespace quench {
@@ -16,6 +18,19 @@ namespace quench {
 mlir::Value createLinearLaunch(mlir::RewriterBase &rw, mlir::Location loc,
                                mlir::Value total, mlir::Value threads,
                                mlir::gpu::LaunchOp *launchOut = nullptr);
+
+/// `memref` is a contiguous buffer (identity layout) whose base is aligned
+/// to 16 bytes on the device: a device allocation or a constant of the
+/// weight image (entries are 64-byte aligned, lib/Target/Weights.cpp; the
+/// caller raises the globals collected in `globals` to an alignment of 16
+/// so that the host emulation's globals are, too). The shape must be static
+/// unless `throughReshapes`, which also accepts dynamic shapes and
+/// `memref.collapse_shape`/`expand_shape` views of such a buffer (same
+/// base, identity layouts).
+bool isAlignedDeviceBuffer(
+    mlir::Value memref,
+    llvm::SmallVectorImpl<mlir::memref::GetGlobalOp> &globals,
+    bool throughReshapes = false);
 
 } // namespace quench
 

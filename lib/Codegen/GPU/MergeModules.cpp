@@ -25,6 +25,15 @@ struct QuenchGPUMergeModulesPass
           QuenchGPUMergeModulesPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    // Workgroup buffers are 16-byte aligned (the default is the element's
+    // alignment): the tensor-core kernels copy and ldmatrix 16-byte rows.
+    module.walk([&](gpu::GPUFuncOp func) {
+      for (unsigned i = 0, e = func.getNumWorkgroupAttributions(); i < e; ++i)
+        if (!func.getWorkgroupAttributionAttr(i, "llvm.align"))
+          func.setWorkgroupAttributionAttr(
+              i, "llvm.align",
+              IntegerAttr::get(IntegerType::get(&getContext(), 64), 16));
+    });
     SmallVector<gpu::GPUModuleOp> modules(module.getOps<gpu::GPUModuleOp>());
     if (modules.size() < 2)
       return;
@@ -50,8 +59,8 @@ struct QuenchGPUMergeModulesPass
     // Kernels only reach each other through launches (device functions
     // are private to their module and were moved with it).
     module.walk([&](gpu::LaunchFuncOp launch) {
-      auto it = renamed.find(
-          {launch.getKernelModuleName(), launch.getKernelName()});
+      auto it =
+          renamed.find({launch.getKernelModuleName(), launch.getKernelName()});
       if (it == renamed.end())
         return;
       launch.setKernelAttr(SymbolRefAttr::get(

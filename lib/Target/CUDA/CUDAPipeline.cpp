@@ -50,6 +50,11 @@ void quench::appendCUDACodegenStages(std::vector<PipelineStage> &stages,
          QuenchGPUDequantGemvOptions gemv;
          gemv.blockSize = blockSize;
          pm.addNestedPass<func::FuncOp>(createQuenchGPUDequantGemv(gemv));
+         // Matmuls with f16/bf16 operands and f32 accumulation (prefill):
+         // tensor-core kernels (docs/gpu.md, "Tensor-core GEMM").
+         QuenchGPUMmaGemmOptions mma;
+         mma.emulate = emulate;
+         pm.addNestedPass<func::FuncOp>(createQuenchGPUMmaGemm(mma));
          pm.addNestedPass<func::FuncOp>(createQuenchGPUParallelDimsOuter());
          addTextualPassPipeline(pm, "convert-linalg-to-parallel-loops,"
                                     "canonicalize");
@@ -84,6 +89,9 @@ void quench::appendCUDACodegenStages(std::vector<PipelineStage> &stages,
          addTextualPassPipeline(
              pm, target +
                      ",gpu.module(lower-affine,convert-scf-to-cf,"
+                     // Tensor-core GEMM kernels: mma.sync, ldmatrix,
+                     // cp.async.
+                     "convert-nvgpu-to-nvvm,"
                      // Vector ops of the GEMV kernels (16-byte loads).
                      "convert-vector-to-llvm,"
                      "expand-strided-metadata,lower-affine,"

@@ -98,6 +98,57 @@ def QuenchGPUDequantGemv
   ];
 }
 
+def QuenchGPUMmaGemm : Pass<"quench-gpu-mma-gemm", "::mlir::func::FuncOp"> {
+  let summary = "Matmuls with f16 operands and f32 accumulation, or "
+                "int8 operands and i32 accumulation, as tensor-core GEMM "
+                "kernels (mma.sync)";
+  let description = [{
+    Runs on device buffers (after `quench-gpu-place-buffers`, before
+    `quench-gpu-parallel-dims-outer`). A contraction on buffers (a
+    `linalg.matmul`, `linalg.batch_matmul` or `linalg.generic` whose body
+    is `out + extf(a) * extf(b)`) with f16 operands and an f32 output (not
+    bf16: MLIR 22's `nvgpu.mma.sync` lowering has no bf16 types), or `out + extsi(a) * extsi(b)` with i8 operands and an i32
+    output (the W8A8 contraction), becomes one `gpu.launch` of a
+    block-tiled tensor-core kernel (docs/gpu.md, "Tensor-core GEMM"):
+    blocks of 128 threads compute 64 x 64 output tiles, each of the 4 warps
+    a 32 x 32 warp tile with `nvgpu.mma.sync` m16n8k16 (m16n8k32 for int8;
+    accumulators in registers); the A and B tiles (K steps of 64 bytes) are
+    staged in shared memory by `cp.async` (`nvgpu.device_async_copy`, 16
+    bytes, zero-filled outside the matrix) in a 3-stage pipeline and read
+    with `nvgpu.ldmatrix` (transposed for a B stored [K, N]). Any M; K and
+    N static multiples of 16 bytes (16-byte rows); A [batch..., M, K]; B
+    [K, N] (not int8: ldmatrix transposes 16-bit elements only) or [N, K]
+    (linear layers), shared by every batch (the batch dims fold into M) or
+    with A's batch dims (grid z); A and B contiguous 16-byte aligned device
+    buffers. A static row count below `min-rows` (decode) keeps the
+    GEMV/generic kernels.
+
+    With `emulate`, the same kernel (grid, tiles, pipeline order,
+    zero-filling copies, ldmatrix lane addresses, fragments, the
+    predicated epilogue) is emitted for `--cuda-emulate` on the CPU with
+    sequential loops in place of the block's threads: the copies loop over
+    the 128 threads (cp.async becomes a masked 16-byte copy), and
+    `ldmatrix` and `mma.sync` are computed by their PTX definitions warp by
+    warp over buffers holding the 32 lanes' fragment registers.
+  }];
+  let options = [
+    Option<"minRows", "min-rows", "int64_t", /*default=*/"16",
+           "Smallest static row count M handled (dynamic counts always "
+           "are)">,
+    Option<"emulate", "emulate", "bool", /*default=*/"false",
+           "Emit the kernel for the host emulation (no warp-collective "
+           "operations)">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::nvgpu::NVGPUDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect",
+  ];
+}
+
 def QuenchGPUMapToLaunch
     : Pass<"quench-gpu-map-to-launch", "::mlir::func::FuncOp"> {
   let summary = "Turn the outermost parallel loop nests of host code into "
@@ -138,7 +189,9 @@ def QuenchGPUMergeModules
     hundreds. This pass moves every `gpu.func` (and the symbols it uses)
     into the first module, renaming on conflicts, and retargets the
     `gpu.launch_func` ops, so that the model has one device binary: one
-    `ptxas` run at compile time and one module load at run time.
+    `ptxas` run at compile time and one module load at run time. Workgroup
+    attributions of every kernel get `llvm.align = 16` (unless set): the
+    tensor-core kernels copy and `ldmatrix` 16-byte rows of them.
   }];
   let dependentDialects = ["::mlir::gpu::GPUDialect"];
 }
