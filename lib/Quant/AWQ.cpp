@@ -160,6 +160,32 @@ AWQScaleResult quench::quant::searchAWQScales(
   return best;
 }
 
+/// d H_gg d^T for a group's n differences d and its diagonal block of the
+/// Gram matrix (`h`: row stride `stride`). Eight independent partial sums
+/// per row of the block (summed in a fixed order): the compiler vectorizes
+/// them, where one running sum is a chain of dependent adds.
+static double groupError(const double *d, const double *h, int64_t n,
+                         int64_t stride) {
+  double l = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (d[i] == 0)
+      continue;
+    const double *hi = h + i * stride;
+    double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+      for (int t = 0; t < 8; ++t)
+        part[t] += hi[j + t] * d[j + t];
+    double acc = 0;
+    for (; j < n; ++j)
+      acc += hi[j] * d[j];
+    acc += ((part[0] + part[1]) + (part[2] + part[3])) +
+           ((part[4] + part[5]) + (part[6] + part[7]));
+    l += d[i] * acc;
+  }
+  return l;
+}
+
 std::vector<float> quench::quant::searchAWQClip(const float *w, int64_t rows,
                                                 int64_t cols,
                                                 const double *gram,
@@ -171,6 +197,7 @@ std::vector<float> quench::quant::searchAWQClip(const float *w, int64_t rows,
   detail::parallelFor(cfg.threads, rows, 16, [&](int64_t r0, int64_t r1) {
     std::vector<double> bestLoss(groups);
     std::vector<float> ratios(groups), q(cols);
+    std::vector<double> d(cols);
     for (int64_t r = r0; r < r1; ++r) {
       const float *wr = w + r * cols;
       std::fill(bestLoss.begin(), bestLoss.end(),
@@ -180,18 +207,12 @@ std::vector<float> quench::quant::searchAWQClip(const float *w, int64_t rows,
             1.0 - (1.0 - cfg.minClip) * step / std::max(cfg.clipSteps, 1));
         std::fill(ratios.begin(), ratios.end(), ratio);
         fakeQuantizeRow(wr, cols, cfg, ratios.data(), q.data());
+        for (int64_t c = 0; c < cols; ++c)
+          d[c] = static_cast<double>(wr[c]) - q[c];
         for (int64_t g = 0; g < groups; ++g) {
-          // d_g H_gg d_g^T over the group's columns.
           int64_t c0 = g * len, n = std::min(len, cols - c0);
-          double l = 0;
-          for (int64_t i = 0; i < n; ++i) {
-            double di = static_cast<double>(wr[c0 + i]) - q[c0 + i];
-            if (di == 0)
-              continue;
-            for (int64_t j = 0; j < n; ++j)
-              l += di * gram[(c0 + i) * cols + c0 + j] *
-                   (static_cast<double>(wr[c0 + j]) - q[c0 + j]);
-          }
+          double l =
+              groupError(d.data() + c0, gram + c0 * cols + c0, n, cols);
           if (l < bestLoss[g]) {
             bestLoss[g] = l;
             best[r * groups + g] = ratio;

@@ -25,11 +25,21 @@ int64_t quench::quant::storageBits(int64_t rows, int64_t cols, int bits,
   return out;
 }
 
-/// The row differences of quantizationError.
+/// The row differences of quantizationError (the values of dequantizeAt,
+/// a group's codes unpacked at once).
 static auto errorRows(const float *w, const QuantizedMatrix &m) {
   return [w, &m](int64_t r, double *d) {
-    for (int64_t c = 0; c < m.cols; ++c)
-      d[c] = static_cast<double>(w[r * m.cols + c]) - dequantizeAt(m, r, c);
+    std::vector<uint8_t> codes(m.groupSize);
+    const int64_t groupBytes = m.groupSize * m.bits / 8;
+    for (int64_t g = 0; g < m.groups; ++g) {
+      unpackCodes(&m.packed[(r * m.groups + g) * groupBytes],
+                  static_cast<size_t>(m.groupSize), m.bits, codes.data());
+      const GroupParams &p = m.params[r * m.groups + g];
+      const int64_t c0 = g * m.groupSize;
+      for (int64_t c = c0; c < std::min(c0 + m.groupSize, m.cols); ++c)
+        d[c] = static_cast<double>(w[r * m.cols + c]) -
+               dequantizeValue(codes[c - c0], p);
+    }
   };
 }
 

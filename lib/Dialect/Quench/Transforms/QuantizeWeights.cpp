@@ -1260,8 +1260,9 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     StageProgress budgetProgress("quantize", "bits budget: errors of layer",
                                  static_cast<int64_t>(budgeted.size()),
                                  budgetWork, showsProgress(options));
-    // H factored once per Gram matrix (layers reading one input share it):
-    // the energy and every candidate's error are then ||dW P L||^2.
+    // H factored once per Gram matrix (layers reading one input, listed
+    // one after the other, have equal ones): the energy and every
+    // candidate's error are then ||dW P L||^2.
     std::shared_ptr<const std::vector<double>> factoredGram;
     std::optional<qq::GramFactor> factor;
     for (Plan *p : budgeted) {
@@ -1281,7 +1282,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
                                    "for layer '"
                                 << p->rec.name << "'";
       }
-      if (gram && gram != factoredGram) {
+      if (gram && (!factoredGram || *gram != *factoredGram)) {
         factor.emplace(gram->data(), k, options.threads);
         factoredGram = gram;
       }
@@ -1309,7 +1310,7 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
                                           s.scaleType, hqqOptions)
                   : qq::quantizeMatrixRTN(w.data(), n, k, c.bits,
                                           c.groupSize, s.symmetric,
-                                          s.scaleType);
+                                          s.scaleType, options.threads);
         layer.bits.push_back(qq::storageBits(n, k, c.bits, c.groupSize,
                                              s.symmetric, s.scaleType));
         double error =
