@@ -35,7 +35,8 @@ int64_t storageBits(int64_t rows, int64_t cols, int bits, int64_t groupSize,
 /// summed over the calibration rows, tr(dW H dW^T) = sum_r dW_r H dW_r^T;
 /// without it (nullptr), the squared weight error sum dW^2. Rows are split
 /// over `threads` threads (0: the hardware concurrency); the result is the
-/// same for every count. O(rows * cols^2) with `gram`.
+/// same for every count. With `gram`, H is factored first (GramFactor.h):
+/// O(cols^2 * rank + rows * cols * rank).
 double quantizationError(const float *w, const QuantizedMatrix &m,
                          const double *gram, unsigned threads = 0);
 /// The same with H already factored (GramFactor.h): the form for several
