@@ -2,9 +2,9 @@
 //
 // Private to lib/Quant: the one thread-pool loop that GPTQ, HQQ, AWQ and
 // the bits budget share, and the row-parallel sum of squares of the
-// budget's weight errors. Callers make every element's result independent of the
-// chunk (and thread) it is computed in, so results do not depend on the
-// thread count.
+// budget's weight errors. Callers make every element's result independent
+// of the chunk (and thread) it is computed in, so results do not depend on
+// the thread count.
 //
 //===----------------------------------------------------------------------===//
 
