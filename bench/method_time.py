@@ -15,7 +15,7 @@ method that needs them (--calib DIR, no cache: the cost is part of the
 method), so calibrated methods include one calibration run.
 
 Usage: bench/method_time.py [--build build] [--work DIR] [--seq 32]
-           [--samples 8] [--only REGEX] [--threads N] [--json OUT]
+           [--samples 8] [--only REGEX] [--threads N] [--json OUT] [--keep]
 Prints a markdown table; exit status 1 if a compile failed or a bound was
 missed.
 """
@@ -73,13 +73,14 @@ METHODS = [
 ]
 
 
-def run_timed(cmd, log):
+def run_timed(cmd, log, out=None):
     """Runs cmd under /usr/bin/time; returns (rc, wall s, peak RSS GB,
-    stderr text)."""
+    stderr text). stdout goes to the file `out` (None: discarded)."""
     start = time.time()
-    with open(log, "w") as err:
+    with open(log, "w") as err, \
+            open(out or os.devnull, "w") as stdout:
         p = subprocess.run(["/usr/bin/time", "-f", "@@time %e %M"] + cmd,
-                           stdout=subprocess.DEVNULL, stderr=err)
+                           stdout=stdout, stderr=err)
     wall = time.time() - start
     text = open(log).read()
     m = re.search(r"@@time ([0-9.]+) ([0-9]+)", text)
@@ -97,6 +98,11 @@ def main():
     ap.add_argument("--threads", type=int, default=0,
                     help="--quant-threads (0: all cores)")
     ap.add_argument("--json")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep each method's executable, stdout (the size "
+                    "table: each layer's scheme) and stderr as WORK/mN.exe, "
+                    "WORK/mN.out, WORK/mN.err (N: the method's index), to "
+                    "compare the output of two builds")
     a = ap.parse_args()
     work = a.work or tempfile.mkdtemp(prefix="quench-method-time-")
     os.makedirs(work, exist_ok=True)
@@ -115,7 +121,7 @@ def main():
                 rng.integers(0, 32000, (1, a.seq)).astype(np.int64))
     compiler = os.path.join(a.build, "bin", "quench-compile")
     rows, failed = [], False
-    for label, flags, bounded in METHODS:
+    for index, (label, flags, bounded) in enumerate(METHODS):
         if a.only and not re.search(a.only, label):
             continue
         exe = os.path.join(work, "m")
@@ -123,7 +129,9 @@ def main():
         cmd = [compiler, model, "-o", exe, "--quant-threads=%d" % a.threads] \
             if flags else [compiler, model, "-o", exe]
         log = os.path.join(work, "log.txt")
-        rc, wall, rss, err = run_timed(cmd + flags, log)
+        kept = os.path.join(work, "m%d" % index)
+        rc, wall, rss, err = run_timed(cmd + flags, log,
+                                       kept + ".out" if a.keep else None)
         progress = sum(1 for line in err.splitlines()
                        if re.match(r"(calibrate|quantize|smooth|awq|prune|"
                                    r"rotate|hqq|budget)\b", line))
@@ -137,8 +145,14 @@ def main():
             "ok  " if ok else "FAIL", label, wall, rss, progress,
             "" if rc == 0 else " (exit %d: %s)" % (rc, err.strip()[-300:])),
             flush=True)
+        if a.keep:
+            with open(kept + ".err", "w") as f:
+                f.write(err)
         if os.path.exists(exe):
-            os.remove(exe)
+            if a.keep:
+                os.replace(exe, kept + ".exe")
+            else:
+                os.remove(exe)
     print("\n| method | flags | wall s | peak RSS GB | progress lines | "
           "bound |")
     print("| --- | --- | ---: | ---: | ---: | --- |")

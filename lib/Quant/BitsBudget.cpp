@@ -25,22 +25,57 @@ int64_t quench::quant::storageBits(int64_t rows, int64_t cols, int bits,
   return out;
 }
 
+/// The row differences of quantizationError (the values of dequantizeAt,
+/// a group's codes unpacked at once).
+static auto errorRows(const float *w, const QuantizedMatrix &m) {
+  return [w, &m](int64_t r, double *d) {
+    std::vector<uint8_t> codes(m.groupSize);
+    const int64_t groupBytes = m.groupSize * m.bits / 8;
+    for (int64_t g = 0; g < m.groups; ++g) {
+      unpackCodes(&m.packed[(r * m.groups + g) * groupBytes],
+                  static_cast<size_t>(m.groupSize), m.bits, codes.data());
+      const GroupParams &p = m.params[r * m.groups + g];
+      const int64_t c0 = g * m.groupSize;
+      for (int64_t c = c0; c < std::min(c0 + m.groupSize, m.cols); ++c)
+        d[c] = static_cast<double>(w[r * m.cols + c]) -
+               dequantizeValue(codes[c - c0], p);
+    }
+  };
+}
+
+/// The rows of outputEnergy.
+static auto weightRows(const float *w, int64_t cols) {
+  return [w, cols](int64_t r, double *d) {
+    for (int64_t c = 0; c < cols; ++c)
+      d[c] = static_cast<double>(w[r * cols + c]);
+  };
+}
+
+double quench::quant::quantizationError(const float *w,
+                                        const QuantizedMatrix &m,
+                                        const GramFactor &gram,
+                                        unsigned threads) {
+  return gram.quadraticSum(m.rows, errorRows(w, m), threads);
+}
+
 double quench::quant::quantizationError(const float *w,
                                         const QuantizedMatrix &m,
                                         const double *gram, unsigned threads) {
-  int64_t k = m.cols;
-  return detail::quadraticSum(m.rows, k, gram, threads, [&](int64_t r, double *d) {
-    for (int64_t c = 0; c < k; ++c)
-      d[c] = static_cast<double>(w[r * k + c]) - dequantizeAt(m, r, c);
-  });
+  if (!gram)
+    return detail::squaredSum(m.rows, m.cols, threads, errorRows(w, m));
+  return quantizationError(w, m, GramFactor(gram, m.cols, threads), threads);
+}
+
+double quench::quant::outputEnergy(const float *w, int64_t rows, int64_t cols,
+                                   const GramFactor &gram, unsigned threads) {
+  return gram.quadraticSum(rows, weightRows(w, cols), threads);
 }
 
 double quench::quant::outputEnergy(const float *w, int64_t rows, int64_t cols,
                                    const double *gram, unsigned threads) {
-  return detail::quadraticSum(rows, cols, gram, threads, [&](int64_t r, double *d) {
-    for (int64_t c = 0; c < cols; ++c)
-      d[c] = static_cast<double>(w[r * cols + c]);
-  });
+  if (!gram)
+    return detail::squaredSum(rows, cols, threads, weightRows(w, cols));
+  return outputEnergy(w, rows, cols, GramFactor(gram, cols, threads), threads);
 }
 
 /// Spends what the rounding left: while some single layer's change of

@@ -1,10 +1,10 @@
 //===- Parallel.h - row-parallel loops of the quantization numerics -*- C++ -*-===//
 //
 // Private to lib/Quant: the one thread-pool loop that GPTQ, HQQ, AWQ and
-// the bits budget share, and the row-parallel quadratic form of their
-// output errors. Callers make every element's result independent of the
-// chunk (and thread) it is computed in, so results do not depend on the
-// thread count.
+// the bits budget share, and the row-parallel sum of squares of the
+// budget's weight errors. Callers make every element's result independent
+// of the chunk (and thread) it is computed in, so results do not depend on
+// the thread count.
 //
 //===----------------------------------------------------------------------===//
 
@@ -52,51 +52,25 @@ void parallelFor(unsigned threads, int64_t count, int64_t grain, F &&fn) {
     th.join();
 }
 
-/// sum_r d_r H d_r^T (H = I when `gram` is null; H symmetric) over the rows
-/// r of a [rows, k] matrix whose row differences `fill(r, d)` writes, rows
-/// over `threads` threads: the output errors of the quantization numerics
-/// (bits budget, AWQ). The same for every thread count.
+/// sum_r |d_r|^2 over the rows r of a [rows, k] matrix whose rows
+/// `fill(r, d)` writes, rows over `threads` threads: the weight errors of
+/// the bits budget without calibration (its output errors go through a
+/// GramFactor). The same for every thread count.
 template <typename Fill>
-double quadraticSum(int64_t rows, int64_t k, const double *gram,
-                           unsigned threads, Fill fill) {
+double squaredSum(int64_t rows, int64_t k, unsigned threads, Fill fill) {
   // One partial sum per row, added in row order at the end: the result
   // does not depend on the thread count.
   std::vector<double> rowError(rows, 0.0);
-  auto rowsFrom = [&](int64_t r0, int64_t r1) {
+  detail::parallelFor(threads, rows, /*grain=*/8, [&](int64_t r0, int64_t r1) {
     std::vector<double> d(k);
     for (int64_t r = r0; r < r1; ++r) {
       fill(r, d.data());
       double total = 0.0;
-      if (!gram) {
-        for (int64_t c = 0; c < k; ++c)
-          total += d[c] * d[c];
-      } else {
-        // d H d^T with H symmetric: the diagonal plus twice the upper
-        // triangle. Eight independent partial sums per row of H (summed in
-        // a fixed order): the compiler vectorizes them, where one running
-        // sum is a chain of dependent adds (~8x slower; the bits budget and
-        // AWQ evaluate this K^2 N form once per candidate).
-        for (int64_t i = 0; i < k; ++i) {
-          if (d[i] == 0.0)
-            continue;
-          const double *h = gram + i * k;
-          double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-          int64_t j = i + 1;
-          for (; j + 8 <= k; j += 8)
-            for (int t = 0; t < 8; ++t)
-              part[t] += h[j + t] * d[j + t];
-          double acc = 0.5 * h[i] * d[i];
-          for (; j < k; ++j)
-            acc += h[j] * d[j];
-          acc += ((part[0] + part[1]) + (part[2] + part[3])) +
-                 ((part[4] + part[5]) + (part[6] + part[7]));
-          total += 2.0 * d[i] * acc;
-        }
-      }
+      for (int64_t c = 0; c < k; ++c)
+        total += d[c] * d[c];
       rowError[r] = total;
     }
-  };
-  detail::parallelFor(threads, rows, /*grain=*/8, rowsFrom);
+  });
   double total = 0.0;
   for (double e : rowError)
     total += e;

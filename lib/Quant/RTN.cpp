@@ -2,6 +2,8 @@
 
 #include "quench/Quant/RTN.h"
 
+#include "Parallel.h"
+
 #include <algorithm>
 #include <cassert>
 #include <cmath>
@@ -14,12 +16,15 @@ float quench::quant::roundHalfToEven(float x) {
   // |x| >= 2^23 is already an integer (or inf/NaN).
   if (!(std::fabs(x) < 8388608.0f))
     return x;
-  float r = std::round(x); // halves away from zero
-  // A tie k + 0.5 goes to 2 * round(x / 2): x / 2 = k/2 + 0.25 is never a
-  // tie itself, and rounds to the half of the even neighbour.
-  if (std::fabs(x - std::trunc(x)) == 0.5f)
-    r = 2.0f * std::round(x * 0.5f);
-  return r;
+  // In integers (exact below 2^23, and no libm call: this runs once per
+  // weight and candidate in AWQ's and the bits budget's searches): the
+  // truncation, then up (away from zero) past the half, and at the half
+  // only from an odd integer. -0.0 and ties to 0 keep their sign.
+  int32_t i = static_cast<int32_t>(x);
+  float frac = std::fabs(x - static_cast<float>(i));
+  if (frac > 0.5f || (frac == 0.5f && (i & 1)))
+    i += x < 0 ? -1 : 1;
+  return i == 0 ? std::copysign(0.0f, x) : static_cast<float>(i);
 }
 
 static uint32_t floatBits(float f) {
@@ -192,23 +197,27 @@ QuantizedMatrix quench::quant::quantizeMatrixRTN(const float *w, int64_t rows,
                                                  int64_t cols, int bits,
                                                  int64_t groupSize,
                                                  bool symmetric,
-                                                 ScaleType scaleType) {
+                                                 ScaleType scaleType,
+                                                 unsigned threads) {
   assert(bits >= 2 && bits <= 8 && rows > 0 && cols > 0);
   int64_t gs = storedGroupSize(groupSize, cols);
   int64_t groups = (cols + gs - 1) / gs;
   std::vector<uint8_t> codes(rows * cols);
   std::vector<GroupParams> params(rows * groups);
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t g = 0; g < groups; ++g) {
-      int64_t c0 = g * gs;
-      int64_t len = std::min(gs, cols - c0);
-      const float *src = w + r * cols + c0;
-      GroupParams p = chooseGroupParams(src, len, bits, symmetric, scaleType);
-      params[r * groups + g] = p;
-      for (int64_t i = 0; i < len; ++i)
-        codes[r * cols + c0 + i] = quantizeValue(src[i], p, bits);
+  detail::parallelFor(threads, rows, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      for (int64_t g = 0; g < groups; ++g) {
+        int64_t c0 = g * gs;
+        int64_t len = std::min(gs, cols - c0);
+        const float *src = w + r * cols + c0;
+        GroupParams p =
+            chooseGroupParams(src, len, bits, symmetric, scaleType);
+        params[r * groups + g] = p;
+        for (int64_t i = 0; i < len; ++i)
+          codes[r * cols + c0 + i] = quantizeValue(src[i], p, bits);
+      }
     }
-  }
+  });
   return packQuantizedMatrix(codes.data(), params.data(), rows, cols, bits,
                              groupSize, symmetric);
 }

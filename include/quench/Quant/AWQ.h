@@ -44,7 +44,8 @@ struct AWQConfig {
 };
 
 /// tr(D H D^T) for D = a - b, row-major [rows, cols], H [cols, cols]
-/// (row-major, symmetric), in double; rows split over `threads` threads (0:
+/// (row-major, symmetric positive semidefinite), in double, through a
+/// GramFactor of H (GramFactor.h); rows split over `threads` threads (0:
 /// the hardware concurrency), the result the same for every count.
 double hessianWeightedError(const float *a, const float *b, int64_t rows,
                             int64_t cols, const double *gram,
@@ -79,7 +80,8 @@ struct AWQScaleResult {
 /// least loss wins (ties: the smaller alpha). alpha = 0 is s = 1, plain
 /// RTN, so the result is never worse than RTN under this loss. With
 /// cfg.powerOfTwo each scale is rounded to a power of two before its loss
-/// is measured (the scales returned are the rounded ones).
+/// is measured (the scales returned are the rounded ones). H is factored
+/// once (GramFactor) for every alpha's evaluation.
 AWQScaleResult searchAWQScales(const std::vector<const float *> &weights,
                                const std::vector<int64_t> &rows, int64_t k,
                                const double *gram, const float *meanAbs,

@@ -14,6 +14,7 @@
 #ifndef QUENCH_QUANT_BITSBUDGET_H
 #define QUENCH_QUANT_BITSBUDGET_H
 
+#include "quench/Quant/GramFactor.h"
 #include "quench/Quant/RTN.h"
 
 #include <cstdint>
@@ -34,9 +35,14 @@ int64_t storageBits(int64_t rows, int64_t cols, int bits, int64_t groupSize,
 /// summed over the calibration rows, tr(dW H dW^T) = sum_r dW_r H dW_r^T;
 /// without it (nullptr), the squared weight error sum dW^2. Rows are split
 /// over `threads` threads (0: the hardware concurrency); the result is the
-/// same for every count. O(rows * cols^2) with `gram`.
+/// same for every count. With `gram`, H is factored first (GramFactor.h):
+/// O(cols^2 * rank + rows * cols * rank).
 double quantizationError(const float *w, const QuantizedMatrix &m,
                          const double *gram, unsigned threads = 0);
+/// The same with H already factored (GramFactor.h): the form for several
+/// candidates of one layer, ~rows * cols * rank / 2 multiply-adds each.
+double quantizationError(const float *w, const QuantizedMatrix &m,
+                         const GramFactor &gram, unsigned threads = 0);
 
 /// The same measure of the weight itself (the error of quantizing it to
 /// zero): tr(W H W^T), the layer's output energy over the calibration
@@ -44,6 +50,8 @@ double quantizationError(const float *w, const QuantizedMatrix &m,
 /// relative to it (see quench-quantize-weights `bits-budget`).
 double outputEnergy(const float *w, int64_t rows, int64_t cols,
                     const double *gram, unsigned threads = 0);
+double outputEnergy(const float *w, int64_t rows, int64_t cols,
+                    const GramFactor &gram, unsigned threads = 0);
 
 /// One layer's options: candidate i stores `bits[i]` bits and is predicted
 /// to add `error[i]` (same length, at least one candidate).

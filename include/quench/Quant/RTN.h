@@ -101,10 +101,12 @@ struct QuantizedMatrix {
 
 /// Round-to-nearest quantization of a row-major [rows, cols] matrix.
 /// groupSize 0 means one group per row (per output channel). Requires
-/// 2 <= bits <= 8 and groupSize * bits a multiple of 8.
+/// 2 <= bits <= 8 and groupSize * bits a multiple of 8. Rows are split
+/// over `threads` threads (0: the hardware concurrency; the result is the
+/// same for every count).
 QuantizedMatrix quantizeMatrixRTN(const float *w, int64_t rows, int64_t cols,
                                   int bits, int64_t groupSize, bool symmetric,
-                                  ScaleType scaleType);
+                                  ScaleType scaleType, unsigned threads = 1);
 
 /// Builds a QuantizedMatrix from already chosen codes and group parameters
 /// (what quantizeMatrixRTN and quantizeMatrixGPTQ share): `codes` is

@@ -43,6 +43,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <unordered_map>
 
 namespace quench {
@@ -1250,7 +1251,8 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
                          "output errors tr(dW H dW^T) / tr(W H W^T)";
     std::vector<qq::BudgetLayer> layers;
     int64_t weights = 0;
-    // Each candidate's error costs ~K^2 N with Gram matrices (N K without).
+    // Each candidate's error costs ~K^2 N / 2 with Gram matrices (N K
+    // without).
     auto errorWork = [&](const Plan *p) {
       double n = static_cast<double>(p->rec.outFeatures),
              k = static_cast<double>(p->rec.inFeatures);
@@ -1262,6 +1264,11 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
     StageProgress budgetProgress("quantize", "bits budget: errors of layer",
                                  static_cast<int64_t>(budgeted.size()),
                                  budgetWork, showsProgress(options));
+    // H factored once per Gram matrix (layers reading one input, listed
+    // one after the other, have equal ones): the energy and every
+    // candidate's error are then ||dW P L||^2.
+    std::shared_ptr<const std::vector<double>> factoredGram;
+    std::optional<qq::GramFactor> factor;
     for (Plan *p : budgeted) {
       int64_t n = p->rec.outFeatures, k = p->rec.inFeatures;
       weights += n * k;
@@ -1279,11 +1286,15 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
                                    "for layer '"
                                 << p->rec.name << "'";
       }
+      if (gram && (!factoredGram || *gram != *factoredGram)) {
+        factor.emplace(gram->data(), k, options.threads);
+        factoredGram = gram;
+      }
       // Errors relative to the layer's own output energy (noise-to-signal
       // ratios): comparable across layers of different scales.
-      double energy = qq::outputEnergy(w.data(), n, k,
-                                       gram ? gram->data() : nullptr,
-                                       options.threads);
+      double energy =
+          gram ? qq::outputEnergy(w.data(), n, k, *factor, options.threads)
+               : qq::outputEnergy(w.data(), n, k, nullptr, options.threads);
       qq::BudgetLayer layer;
       for (const Candidate &c : candidates) {
         if (c.skip) {
@@ -1303,11 +1314,12 @@ LogicalResult quench::quantizeWeights(ModuleOp module,
                                           s.scaleType, hqqOptions)
                   : qq::quantizeMatrixRTN(w.data(), n, k, c.bits,
                                           c.groupSize, s.symmetric,
-                                          s.scaleType);
+                                          s.scaleType, options.threads);
         layer.bits.push_back(qq::storageBits(n, k, c.bits, c.groupSize,
                                              s.symmetric, s.scaleType));
-        double error = qq::quantizationError(
-            w.data(), m, gram ? gram->data() : nullptr, options.threads);
+        double error =
+            gram ? qq::quantizationError(w.data(), m, *factor, options.threads)
+                 : qq::quantizationError(w.data(), m, nullptr, options.threads);
         layer.error.push_back(energy > 0 ? error / energy : 0.0);
       }
       layers.push_back(std::move(layer));
