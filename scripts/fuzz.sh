@@ -4,8 +4,9 @@
 #   scripts/fuzz.sh TARGET SECONDS [libFuzzer options...]
 #   scripts/fuzz.sh --list
 #
-# Builds the fuzzers in their own build directory (QUENCH_FUZZ_BUILD_DIR,
-# default build-fuzz) with clang-22 and -fsanitize=fuzzer,address,undefined;
+# Builds the fuzzers in the sanitized build directory of scripts/test.sh
+# (QUENCH_ASAN_BUILD_DIR, default build-asan) with clang-22 and
+# -fsanitize=fuzzer,address,undefined;
 # model-run-fuzzer's model is compiled by the regular build's quench-compile
 # (QUENCH_BUILD_DIR, default build: build it first). The corpus grows in
 # BUILD/corpus/TARGET, starting from fuzz/corpus/TARGET; findings (crash-*,
@@ -28,7 +29,7 @@ TARGET=$1 SECONDS_=$2
 shift 2
 case " $TARGETS " in *" $TARGET "*) ;; *)
   echo "fuzz.sh: unknown target '$TARGET' (--list)" >&2; exit 2;; esac
-FUZZ_DIR=${QUENCH_FUZZ_BUILD_DIR:-$ROOT/build-fuzz}
+FUZZ_DIR=${QUENCH_ASAN_BUILD_DIR:-$ROOT/build-asan}
 BUILD_DIR=${QUENCH_BUILD_DIR:-$ROOT/build}
 JOBS=${QUENCH_JOBS:-$(nproc)}
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/quench-ccache}

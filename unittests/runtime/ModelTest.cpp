@@ -136,7 +136,7 @@ TEST(Model, RejectsMismatchedInputs) {
 bool failAllocation;
 void entryAllocateThenFail(void **) {
   void *a = _mlir_memref_to_llvm_alloc(4096);
-  void *b = _mlir_memref_to_llvm_aligned_alloc(128, 8192);
+  void *b = _mlir_memref_to_llvm_aligned_alloc(64, 8192);
   static_cast<char *>(a)[0] = static_cast<char *>(b)[0] = 1;
   if (failAllocation)
     (void)_mlir_memref_to_llvm_alloc(SIZE_MAX / 2);
