@@ -37,8 +37,8 @@ ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS"
 # The sanitized part (docs/testing.md, "Sanitizers"): clang-22 with
 # -fsanitize=address,undefined (and libFuzzer's instrumentation, so that
 # scripts/fuzz.sh fuzzes from the same build) in its own build directory;
-# the fuzz targets replay their corpora, and the unit tests of the runtime,
-# the calibration cache and the importer run. QUENCH_SKIP_ASAN=1 skips it.
+# the fuzz targets replay their corpora, and the unit tests of the runtime
+# and of the calibration cache run. QUENCH_SKIP_ASAN=1 skips it.
 if [ "${QUENCH_SKIP_ASAN:-0}" != 1 ]; then
   ASAN_DIR=${QUENCH_ASAN_BUILD_DIR:-$ROOT/build-asan}
   start=$(date +%s)
@@ -51,5 +51,5 @@ if [ "${QUENCH_SKIP_ASAN:-0}" != 1 ]; then
   ninja -C "$ASAN_DIR" -j "$JOBS" quench-sanitized-tests
   echo "test.sh: sanitized configure + build took $(( $(date +%s) - start )) s"
   ctest --test-dir "$ASAN_DIR" --output-on-failure -j "$JOBS" \
-    -R '^(fuzz/|runtime\.|calib\.|frontend\.)'
+    -R '^(fuzz/|runtime\.|calib\.)'
 fi
