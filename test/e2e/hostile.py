@@ -237,6 +237,24 @@ def input_elements_overflow(d):
 
 
 @case
+def constant_of_shape_huge_int(d):
+    # The same with an int64 fill: integer constants are also tracked as
+    # known values, which copied all 2^40 elements (out of memory before
+    # the size check; a fuzz finding).
+    m = graph_model(
+        [helper.make_node("ConstantOfShape", ["s"], ["c"], name="cos_int",
+                          value=numpy_helper.from_array(
+                              np.array([7], np.int64))),
+         helper.make_node("ReduceSum", ["c"], ["y"], keepdims=0)],
+        [],
+        [helper.make_tensor_value_info("y", TensorProto.INT64, [])],
+        [const_int("s", [1 << 20, 1 << 20])])
+    save(m, f"{d}/m.onnx")
+    return ([f"{d}/m.onnx"],
+            r"error: .*cos_int.*8796093022208 bytes, above the limit", [])
+
+
+@case
 def constant_of_shape_huge(d):
     # A 2^40-element constant (4 TiB of f32) from ConstantOfShape.
     m = graph_model(

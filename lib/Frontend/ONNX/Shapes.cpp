@@ -18,7 +18,7 @@ using namespace quench::onnximport;
 /// hostile model, not a shape computation (docs/reliability.md).
 static constexpr int64_t kMaxRangeElements = int64_t(1) << 32;
 /// Ranges of up to this many elements fold into constants at import.
-static constexpr int64_t kMaxFoldedRange = int64_t(1) << 16;
+static constexpr int64_t kMaxFoldedRange = kMaxFoldedElements;
 
 //===----------------------------------------------------------------------===//
 // Import-time folders
