@@ -61,7 +61,7 @@ set -e
 runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$LOG" | tail -1)
 rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$LOG" | tail -1)
 found=$(find "$FINDINGS" -type f | wc -l)
-echo "fuzz.sh: $TARGET: ${runs:-?} executions in $SECONDS_ s (${rate:-?}/s)," \
+echo "fuzz.sh: $TARGET: ${runs:-?} executions (${rate:-?}/s, at most $SECONDS_ s)," \
      "corpus $(ls "$CORPUS" | wc -l) files, $found findings, exit $rc"
 if [ "$rc" -ne 0 ] || [ "$found" -ne 0 ]; then
   grep -m1 -A12 "ERROR\|fuzz check failed" "$LOG" || tail -20 "$LOG"
