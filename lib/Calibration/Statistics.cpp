@@ -906,6 +906,10 @@ std::string quench::calib::readCache(const std::string &path,
       if ((flags & 1) && (!r.array(&t.channelAbsMax, k) ||
                           !r.array(&t.channelAbsSum, k)))
         return malformed("channel statistics of '" + t.name + "'");
+      // A cache holds finished statistics: the Gram matrix is read as it
+      // was written (finalizing first, while it is empty, mirrors
+      // nothing), the same whether it is read now or later by loadGram.
+      t.finalize();
       if (flags & 2) {
         if (k > (1u << 20))
           return malformed("Gram matrix of '" + t.name + "'");
@@ -917,7 +921,6 @@ std::string quench::calib::readCache(const std::string &path,
           t.gramOffset = at;
         }
       }
-      t.finalize();
       out.tensors.push_back(std::move(t));
     }
     if (!r.atEnd())

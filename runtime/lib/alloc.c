@@ -8,9 +8,12 @@
  * and reused; the cache is bounded (QUENCH_BUFFER_CACHE_BYTES) and can be
  * emptied with quench_buffer_cache_trim().
  *
- * Every buffer carries a 16-byte header just below the pointer handed out:
- * the malloc'd base and the size class (or kNoClass for uncached blocks:
- * huge sizes or alignments above QUENCH_TENSOR_ALIGNMENT). */
+ * Every buffer carries a 48-byte header just below the pointer handed out
+ * (inside the first `alignment` >= 64 bytes of its block): the malloc'd
+ * base, the size class (or kNoClass for uncached blocks: huge sizes or
+ * alignments above QUENCH_TENSOR_ALIGNMENT), and its links in the list of
+ * the run that allocated it (quench_run_buffers, internal.h), which frees
+ * what a failed run leaves behind. */
 #include "internal.h"
 
 #include <pthread.h>
@@ -19,7 +22,7 @@
 #include <string.h>
 
 enum {
-  kHeader = 16,
+  kHeader = 48,
   /* 4 classes per power of two from 64 B to 2^kMaxLog2 B (<= 25% waste). */
   kMinLog2 = 6,
   kMaxLog2 = 30,
@@ -33,7 +36,78 @@ typedef struct header {
   void *base;
   uint32_t size_class;
   uint32_t magic;
+  /* The run tracking the buffer (NULL: none) and its neighbours there. */
+  quench_run_buffers *run;
+  struct header *prev, *next;
 } header;
+_Static_assert(sizeof(header) <= kHeader, "header too large");
+
+/* The run whose buffers this thread's allocations belong to, or NULL. One
+ * lock for every run's list: runs allocate rarely (the cache). */
+static _Thread_local quench_run_buffers *tracker;
+static pthread_mutex_t track_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static header *header_of(void *p) { return (header *)((char *)p - kHeader); }
+
+/* Adds the buffer at p to this thread's run, if any. */
+static void *track(void *p) {
+  header *h = header_of(p);
+  h->run = tracker;
+  h->prev = NULL;
+  h->next = NULL;
+  if (tracker) {
+    pthread_mutex_lock(&track_lock);
+    h->next = (header *)tracker->head;
+    if (h->next)
+      h->next->prev = h;
+    tracker->head = h;
+    pthread_mutex_unlock(&track_lock);
+  }
+  return p;
+}
+
+/* Removes h from its run's list. */
+static void untrack(header *h) {
+  if (!h->run)
+    return;
+  pthread_mutex_lock(&track_lock);
+  if (h->prev)
+    h->prev->next = h->next;
+  else
+    h->run->head = h->next;
+  if (h->next)
+    h->next->prev = h->prev;
+  h->run = NULL;
+  pthread_mutex_unlock(&track_lock);
+}
+
+void quench_internal_run_buffers_begin(quench_run_buffers *r) {
+  r->saved = tracker;
+  r->head = NULL;
+  tracker = r;
+}
+
+void quench_internal_run_buffers_end(int free_them) {
+  quench_run_buffers *r = tracker;
+  if (!r)
+    return;
+  tracker = r->saved;
+  for (;;) {
+    pthread_mutex_lock(&track_lock);
+    header *h = (header *)r->head;
+    if (h) {
+      r->head = h->next;
+      if (h->next)
+        h->next->prev = NULL;
+      h->run = NULL;
+    }
+    pthread_mutex_unlock(&track_lock);
+    if (!h)
+      break;
+    if (free_them)
+      quench_buffer_free((char *)h + kHeader);
+  }
+}
 
 typedef struct free_block {
   struct free_block *next;
@@ -89,7 +163,7 @@ void *quench_buffer_alloc(size_t size, size_t alignment) {
     }
     pthread_mutex_unlock(&cache_lock);
     if (b)
-      return b;
+      return track(b);
     size = class_size(c);
   }
   /* The header takes the first `alignment` bytes so that the buffer stays
@@ -100,18 +174,21 @@ void *quench_buffer_alloc(size_t size, size_t alignment) {
   if (posix_memalign(&base, alignment, alignment + size) != 0)
     return NULL;
   char *p = (char *)base + alignment;
-  header h = {base, c, kMagic};
-  memcpy(p - kHeader, &h, sizeof h);
-  return p;
+  header *h = header_of(p);
+  h->base = base;
+  h->size_class = c;
+  h->magic = kMagic;
+  return track(p);
 }
 
 void quench_buffer_free(void *p) {
   if (!p)
     return;
-  header h;
-  memcpy(&h, (char *)p - kHeader, sizeof h);
-  if (h.magic != kMagic)
+  header *hp = header_of(p);
+  if (hp->magic != kMagic)
     abort(); /* not a quench_buffer_alloc pointer: heap corruption */
+  untrack(hp);
+  header h = *hp;
   if (h.size_class != kNoClass) {
     size_t bytes = class_size(h.size_class);
     pthread_mutex_lock(&cache_lock);
@@ -140,9 +217,7 @@ void quench_buffer_cache_trim(void) {
     free_block *b = lists[c];
     while (b) {
       free_block *next = b->next;
-      header h;
-      memcpy(&h, (char *)b - kHeader, sizeof h);
-      free(h.base);
+      free(header_of(b)->base);
       b = next;
     }
   }

@@ -44,4 +44,29 @@ void quench_internal_strided_copy(char *dst, const int64_t *dst_strides,
                                   const int64_t *sizes, int64_t rank,
                                   size_t item);
 
+/* The buffers that generated code allocated during one quench_model_run
+ * on the calling thread and has not freed yet. A run that unwinds (a
+ * failed run-time check, a failed allocation) frees them all; a run that
+ * returns stops tracking what is left (its outputs). Buffers that worker
+ * threads allocate are not tracked (checks never sit in parallel loops, so
+ * no run unwinds while a worker holds one). */
+typedef struct quench_run_buffers {
+  struct quench_run_buffers *saved; /* the thread's previous tracker */
+  void *head;                       /* list of buffer headers (alloc.c) */
+} quench_run_buffers;
+
+/* Starts tracking this thread's allocations in r (nested runs stack). */
+void quench_internal_run_buffers_begin(quench_run_buffers *r);
+/* Stops tracking with the thread's innermost tracker, first freeing every
+ * buffer still in it when free_them != 0. (It takes no argument: after a
+ * longjmp, quench_model_run must not read its own changed locals.) */
+void quench_internal_run_buffers_end(int free_them);
+
+/* Called by the allocation functions of generated code when the C library
+ * has no memory: inside quench_model_run on the run's thread the run stops
+ * and returns QUENCH_ERR_OUT_OF_MEMORY (model.c); elsewhere (a worker
+ * thread's parallel loop, generated code called directly) it prints the
+ * message and aborts. Does not return. */
+_Noreturn void quench_internal_alloc_failed(size_t size);
+
 #endif

@@ -14,12 +14,20 @@
 
 #include <string.h>
 
+/* Generated code uses the buffer without a null check: a failed
+ * allocation ends the run with QUENCH_ERR_OUT_OF_MEMORY instead. */
 void *_mlir_memref_to_llvm_alloc(size_t size) {
-  return quench_buffer_alloc(size, 0);
+  void *p = quench_buffer_alloc(size, 0);
+  if (!p)
+    quench_internal_alloc_failed(size);
+  return p;
 }
 
 void *_mlir_memref_to_llvm_aligned_alloc(size_t alignment, size_t size) {
-  return quench_buffer_alloc(size, alignment);
+  void *p = quench_buffer_alloc(size, alignment);
+  if (!p)
+    quench_internal_alloc_failed(size);
+  return p;
 }
 
 void _mlir_memref_to_llvm_free(void *p) { quench_buffer_free(p); }

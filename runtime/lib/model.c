@@ -24,10 +24,12 @@ _Static_assert(sizeof(quench_model) == 72, "quench_model layout");
 
 static _Thread_local quench_threadpool *current_pool;
 
-/* The run in progress on this thread: where a failed run-time check unwinds
- * to (NULL outside quench_model_run), and the check's message. */
+/* The run in progress on this thread: where a failed run-time check or
+ * allocation unwinds to (NULL outside quench_model_run), and why. */
 static _Thread_local jmp_buf *check_unwind;
 static _Thread_local const char *check_message;
+static _Thread_local quench_status check_status;
+static _Thread_local char alloc_message[96];
 
 void quench_rt_check_failed(const char *message) {
   if (!check_unwind) {
@@ -36,6 +38,22 @@ void quench_rt_check_failed(const char *message) {
     abort();
   }
   check_message = message;
+  check_status = QUENCH_ERR_INVALID_ARGUMENT;
+  longjmp(*check_unwind, 1);
+}
+
+_Noreturn void quench_internal_alloc_failed(size_t size) {
+  snprintf(alloc_message, sizeof alloc_message,
+           "out of memory: cannot allocate a buffer of %zu bytes at run time",
+           size);
+  if (!check_unwind) {
+    /* A worker thread's parallel loop, or generated code called outside
+     * quench_model_run: nothing to unwind to. */
+    fprintf(stderr, "quench: %s\n", alloc_message);
+    abort();
+  }
+  check_message = alloc_message;
+  check_status = QUENCH_ERR_OUT_OF_MEMORY;
   longjmp(*check_unwind, 1);
 }
 
@@ -162,14 +180,16 @@ quench_status quench_model_run(const quench_model *model,
   quench_threadpool *saved = current_pool;
   jmp_buf *saved_unwind = check_unwind;
   jmp_buf unwind;
+  quench_run_buffers buffers;
   current_pool = pool;
   size_t gpu_mark = quench_cuda_run_begin ? quench_cuda_run_begin() : 0;
   /* Nothing set between here and a longjmp is read after it (C11 7.13.2.1):
    * the locals above keep their values. */
   if (setjmp(unwind) != 0) {
     /* A run-time check of the generated code failed (inconsistent input
-     * shapes): the run stops there. The buffers it allocated so far are
-     * not returned to the allocator (docs/reliability.md). */
+     * shapes, an index out of range, a zero divisor) or an allocation did:
+     * the run stops there and frees the buffers it had allocated. */
+    quench_internal_run_buffers_end(1);
     check_unwind = saved_unwind;
     current_pool = saved;
     if (quench_cuda_run_end) {
@@ -177,12 +197,14 @@ quench_status quench_model_run(const quench_model *model,
       (void)quench_cuda_run_end(gpu_mark, &ignored);
     }
     free(args);
-    return quench_error_set(err, QUENCH_ERR_INVALID_ARGUMENT, "model '%s': %s",
+    return quench_error_set(err, check_status, "model '%s': %s",
                             model->name ? model->name : "?", check_message);
   }
+  quench_internal_run_buffers_begin(&buffers);
   check_unwind = &unwind;
   model->entry(args);
   check_unwind = saved_unwind;
+  quench_internal_run_buffers_end(0);
   current_pool = saved;
   /* A failed GPU call made the rest of the run's GPU calls no-ops: its
    * outputs are garbage, report the error instead. */

@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import stat
 import subprocess
@@ -236,6 +237,24 @@ def input_elements_overflow(d):
 
 
 @case
+def constant_of_shape_huge_int(d):
+    # The same with an int64 fill: integer constants are also tracked as
+    # known values, which copied all 2^40 elements (out of memory before
+    # the size check; a fuzz finding).
+    m = graph_model(
+        [helper.make_node("ConstantOfShape", ["s"], ["c"], name="cos_int",
+                          value=numpy_helper.from_array(
+                              np.array([7], np.int64))),
+         helper.make_node("ReduceSum", ["c"], ["y"], keepdims=0)],
+        [],
+        [helper.make_tensor_value_info("y", TensorProto.INT64, [])],
+        [const_int("s", [1 << 20, 1 << 20])])
+    save(m, f"{d}/m.onnx")
+    return ([f"{d}/m.onnx"],
+            r"error: .*cos_int.*8796093022208 bytes, above the limit", [])
+
+
+@case
 def constant_of_shape_huge(d):
     # A 2^40-element constant (4 TiB of f32) from ConstantOfShape.
     m = graph_model(
@@ -374,7 +393,7 @@ def calib_no_samples(d):
 # Executable cases: the model compiles; running it on the hostile input must
 # print one error and exit 1 without writing outputs (a good input runs).
 # name -> function(dir) returning (model path, [(input .npy name, array,
-# expected error pattern or None)]).
+# expected error pattern or None[, address-space limit in bytes])]).
 # ----------------------------------------------------------------------------
 RUN_CASES = {}
 
@@ -426,6 +445,63 @@ def token_id_out_of_range(d):
              ("huge", np.array([[1, 10**12, 2]], np.int64), bad)])
 
 
+@run_case_def
+def div_by_zero(d):
+    # Div of constants by a run-time divisor: a 0 divisor and INT64_MIN / -1
+    # end the run with an error naming the node (they trapped: SIGFPE).
+    a = numpy_helper.from_array(
+        np.array([7, -8, np.iinfo(np.int64).min, 9], np.int64), "a")
+    m = graph_model(
+        [helper.make_node("Div", ["a", "x"], ["y"], name="div_x")],
+        [helper.make_tensor_value_info("x", TensorProto.INT64, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.INT64, [4])], [a])
+    save(m, f"{d}/m.onnx")
+    return (f"{d}/m.onnx",
+            [("good", np.array([1, 2, 3, -4], np.int64), None),
+             ("zero", np.array([1, 0, 3, 4], np.int64),
+              r"error: .*div_x.*integer division by zero at run time"),
+             ("overflow", np.array([1, 2, -1, 4], np.int64),
+              r"error: .*div_x.*integer division overflows at run time")])
+
+
+@run_case_def
+def mod_by_zero(d):
+    # Mod (int32, ONNX's sign-of-divisor remainder) by a run-time divisor:
+    # 0 is an error; -1 under INT32_MIN is fine (remainder 0).
+    a = numpy_helper.from_array(
+        np.array([7, -8, np.iinfo(np.int32).min], np.int32), "a")
+    m = graph_model(
+        [helper.make_node("Mod", ["a", "x"], ["y"], name="mod_x")],
+        [helper.make_tensor_value_info("x", TensorProto.INT32, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [3])], [a])
+    save(m, f"{d}/m.onnx")
+    return (f"{d}/m.onnx",
+            [("good", np.array([3, 3, -1], np.int32), None),
+             ("zero", np.array([3, 0, 5], np.int32),
+              r"error: .*mod_x.*integer division by zero at run time")])
+
+
+@run_case_def
+def out_of_memory(d):
+    # The outer product x[:, None] * x[None, :] of N floats needs 4 N^2
+    # bytes: N = 20000 (1.6 GB) under a 1 GiB address-space limit fails
+    # with an out-of-memory error instead of writing through NULL.
+    m = graph_model(
+        [helper.make_node("Unsqueeze", ["x", "ax1"], ["col"]),
+         helper.make_node("Unsqueeze", ["x", "ax0"], ["row"]),
+         helper.make_node("Mul", ["col", "row"], ["y"], name="outer")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", "N"])],
+        [const_int("ax0", [0]), const_int("ax1", [1])])
+    save(m, f"{d}/m.onnx")
+    limit = 1 << 30
+    return (f"{d}/m.onnx",
+            [("good", np.ones(100, np.float32), None, limit),
+             ("huge", np.ones(20000, np.float32),
+              r"error: .*out of memory: cannot allocate a buffer of "
+              r"16000000[0-9]+ bytes at run time", limit)])
+
+
 def run_exe_case(name, fn, compile_bin, work):
     d = os.path.join(work, name)
     shutil.rmtree(d, ignore_errors=True)
@@ -437,14 +513,17 @@ def run_exe_case(name, fn, compile_bin, work):
     if r.returncode != 0:
         return f"compile failed: {r.stderr.strip()[-2000:]}"
     problems = []
-    for tag, array, pattern in inputs:
+    for tag, array, pattern, *limit in inputs:
         np.save(f"{d}/{tag}.npy", array)
         out = os.path.join(d, "out_" + tag)
         os.makedirs(out)
         cmd = [exe, "--input", f"x={d}/{tag}.npy", "--output-dir", out]
+        def limit_memory(limit=limit):
+            if limit:
+                resource.setrlimit(resource.RLIMIT_AS, (limit[0], limit[0]))
         try:
             r = subprocess.run(cmd, capture_output=True, text=True,
-                               timeout=TIMEOUT_S)
+                               timeout=TIMEOUT_S, preexec_fn=limit_memory)
         except subprocess.TimeoutExpired:
             problems.append(f"{tag}: hung")
             continue

@@ -8,6 +8,21 @@
 #include <cstdlib>
 #include <cstring>
 
+// Sanitized builds: the out-of-memory test needs a failed allocation to
+// return NULL, as the C library's does, instead of ASan's report.
+#if defined(__SANITIZE_ADDRESS__)
+#define QUENCH_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define QUENCH_TEST_ASAN 1
+#endif
+#endif
+#ifdef QUENCH_TEST_ASAN
+extern "C" const char *__asan_default_options() {
+  return "allocator_may_return_null=1";
+}
+#endif
+
 namespace {
 
 // Rank-2 memref descriptor as the generated code sees it.
@@ -114,6 +129,62 @@ TEST(Model, RejectsMismatchedInputs) {
   old.abi_version = 99;
   EXPECT_EQ(quench_model_run(&old, &ok, 1, out, 3, nullptr, &err),
             QUENCH_ERR_UNSUPPORTED);
+}
+
+// A run that allocates two buffers and then fails a run-time check (as a
+// cf.assert of generated code does), or fails a third allocation.
+bool failAllocation;
+void entryAllocateThenFail(void **) {
+  void *a = _mlir_memref_to_llvm_alloc(4096);
+  void *b = _mlir_memref_to_llvm_aligned_alloc(64, 8192);
+  static_cast<char *>(a)[0] = static_cast<char *>(b)[0] = 1;
+  if (failAllocation)
+    (void)_mlir_memref_to_llvm_alloc(SIZE_MAX / 2);
+  quench_rt_check_failed("node 'n' (Div): integer division by zero");
+}
+
+const quench_model failingModel = {QUENCH_MODEL_ABI_VERSION, 1, 3, 0, "bad",
+                                   inputs, outputs, entryAllocateThenFail};
+
+TEST(Model, FailedCheckFreesTheRunsBuffers) {
+  float data[6] = {0};
+  quench_tensor x = {data, QUENCH_DTYPE_F32, 2, {2, 3}};
+  quench_tensor out[3];
+  quench_error err;
+  failAllocation = false;
+  quench_buffer_cache_trim();
+  ASSERT_EQ(quench_buffer_cache_bytes(), 0u);
+  EXPECT_EQ(quench_model_run(&failingModel, &x, 1, out, 3, nullptr, &err),
+            QUENCH_ERR_INVALID_ARGUMENT);
+  EXPECT_STREQ(err.message,
+               "model 'bad': node 'n' (Div): integer division by zero");
+  EXPECT_EQ(out[0].data, nullptr);
+  // Both buffers went back to the allocator (its cache holds them).
+  EXPECT_GE(quench_buffer_cache_bytes(), 4096u + 8192u);
+  // A good run afterwards tracks nothing of the failed one.
+  ASSERT_EQ(quench_model_run(&model, &x, 1, out, 3, nullptr, &err), QUENCH_OK);
+  for (quench_tensor &t : out)
+    quench_tensor_free(&t);
+  quench_buffer_cache_trim();
+}
+
+TEST(Model, FailedAllocationEndsTheRunWithOutOfMemory) {
+  float data[6] = {0};
+  quench_tensor x = {data, QUENCH_DTYPE_F32, 2, {2, 3}};
+  quench_tensor out[3];
+  quench_error err;
+  failAllocation = true;
+  quench_buffer_cache_trim();
+  EXPECT_EQ(quench_model_run(&failingModel, &x, 1, out, 3, nullptr, &err),
+            QUENCH_ERR_OUT_OF_MEMORY);
+  EXPECT_NE(std::strstr(err.message, "model 'bad': out of memory: cannot "
+                                     "allocate a buffer of"),
+            nullptr)
+      << err.message;
+  EXPECT_EQ(out[0].data, nullptr);
+  EXPECT_GE(quench_buffer_cache_bytes(), 4096u + 8192u);
+  quench_buffer_cache_trim();
+  failAllocation = false;
 }
 
 TEST(Model, FindsInputsByName) {

@@ -3,13 +3,18 @@
 // Unary, binary (NumPy broadcasting), comparison, logical, select, clip and
 // cast ops become one all-parallel linalg.generic each; the scalar body is
 // arith/math. Signedness comes from the original (pre-conversion) types,
-// since the converted tensors are signless.
+// since the converted tensors are signless. Integer Div and Mod first check
+// their divisors at run time (checkIntegerDivisors).
 //
 //===----------------------------------------------------------------------===//
 
 #include "Common.h"
 
+#include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
+#include "mlir/IR/Matchers.h"
+
 #include <cmath>
+#include <tuple>
 
 using namespace quench;
 using namespace quench::to_linalg;
@@ -81,8 +86,14 @@ Value scalar(ModOp, OpBuilder &b, Location l, const ScalarCtx &c,
   if (isUnsignedLike(c.elem))
     return arith::RemUIOp::create(b, l, a[0], a[1]);
   // ONNX integer Mod takes the sign of the divisor (Python %):
-  // r = a rem b; if r != 0 and sign(r) != sign(b): r += b.
-  Value r = arith::RemSIOp::create(b, l, a[0], a[1]);
+  // r = a rem b; if r != 0 and sign(r) != sign(b): r += b. A divisor of -1
+  // divides by 1 instead (the same remainder, 0): INT_MIN rem -1 traps.
+  Value minusOne = intConst(b, l, a[1].getType(), -1);
+  Value divisor = arith::SelectOp::create(
+      b, l,
+      arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, a[1], minusOne),
+      intConst(b, l, a[1].getType(), 1), a[1]);
+  Value r = arith::RemSIOp::create(b, l, a[0], divisor);
   Value zero = intConst(b, l, r.getType(), 0);
   Value nonZero =
       arith::CmpIOp::create(b, l, arith::CmpIPredicate::ne, r, zero);
@@ -357,6 +368,105 @@ Value scalar(CastOp op, OpBuilder &b, Location l, const ScalarCtx &c,
 }
 
 //===----------------------------------------------------------------------===//
+// Run-time checks of integer division
+//===----------------------------------------------------------------------===//
+
+/// Whether `v` is a constant none of whose elements is 0 or -1: a division
+/// by it needs no check.
+bool isSafeConstantDivisor(Value v) {
+  DenseIntElementsAttr cst;
+  if (!matchPattern(v, m_Constant(&cst)))
+    return false;
+  return llvm::none_of(cst.getValues<APInt>(), [](const APInt &x) {
+    return x.isZero() || x.isAllOnes();
+  });
+}
+
+/// Ends the run with an error naming the node (and `opName`) when the
+/// divisor of an integer Div or Mod (`operands`, broadcast to `resultType`)
+/// is zero
+/// anywhere, or, with `checkOverflow` (signed Div), when a dividend INT_MIN
+/// meets a divisor -1 (the quotient does not fit). The division would trap
+/// (SIGFPE on x86) or be undefined instead. One reduction over both
+/// operands, with the division's broadcasting, at the top level
+/// (docs/reliability.md); built at the builder's insertion point, which
+/// must follow the broadcast checks.
+void checkIntegerDivisors(OpBuilder &b, Location loc, StringRef opName,
+                          RankedTensorType resultType, ValueRange operands,
+                          bool checkOverflow) {
+  Value lhs = operands[0], rhs = operands[1];
+  if (isSafeConstantDivisor(rhs))
+    return;
+  Type et = cast<RankedTensorType>(rhs.getType()).getElementType();
+  unsigned width = et.getIntOrFloatBitWidth();
+  Type i1 = b.getI1Type();
+  // Per element: is the divisor 0; is it -1 under INT_MIN.
+  auto flags = [&](OpBuilder &nb, Location l, Value x, Value y) {
+    auto c = [&](APInt v) {
+      return arith::ConstantOp::create(nb, l, nb.getIntegerAttr(et, v));
+    };
+    Value zero = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq, y,
+                                       c(APInt::getZero(width)));
+    if (!checkOverflow)
+      return std::pair{zero,
+                       (Value)arith::ConstantIntOp::create(nb, l, i1, 0)};
+    Value isMin = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq, x,
+                                        c(APInt::getSignedMinValue(width)));
+    Value isMinusOne = arith::CmpIOp::create(
+        nb, l, arith::CmpIPredicate::eq, y, c(APInt::getAllOnes(width)));
+    return std::pair{zero,
+                     (Value)arith::AndIOp::create(nb, l, isMin, isMinusOne)};
+  };
+  Value anyZero, anyOverflow;
+  int64_t rank = resultType.getRank();
+  if (rank == 0) {
+    std::tie(anyZero, anyOverflow) =
+        flags(b, loc, tensor::ExtractOp::create(b, loc, lhs, ValueRange{}),
+              tensor::ExtractOp::create(b, loc, rhs, ValueRange{}));
+  } else {
+    MLIRContext *ctx = b.getContext();
+    auto scalarTy = RankedTensorType::get({}, i1);
+    auto init = [&]() {
+      Value e = tensor::EmptyOp::create(b, loc, ArrayRef<int64_t>{}, i1);
+      Value f = arith::ConstantIntOp::create(b, loc, i1, 0);
+      return linalg::FillOp::create(b, loc, f, e).getResult(0);
+    };
+    auto scalarMap = AffineMap::get(rank, 0, ArrayRef<AffineExpr>{}, ctx);
+    SmallVector<AffineMap> maps;
+    for (Value v : {lhs, rhs})
+      maps.push_back(broadcastMap(
+          ctx, cast<RankedTensorType>(v.getType()).getShape(),
+          resultType.getShape()));
+    maps.append({scalarMap, scalarMap});
+    auto g = linalg::GenericOp::create(
+        b, loc, TypeRange{scalarTy, scalarTy}, ValueRange{lhs, rhs},
+        ValueRange{init(), init()}, maps,
+        SmallVector<utils::IteratorType>(rank, utils::IteratorType::reduction),
+        [&](OpBuilder &nb, Location l, ValueRange a) {
+          auto [zero, overflow] = flags(nb, l, a[0], a[1]);
+          linalg::YieldOp::create(
+              nb, l,
+              ValueRange{arith::OrIOp::create(nb, l, a[2], zero),
+                         arith::OrIOp::create(nb, l, a[3], overflow)});
+        });
+    anyZero = tensor::ExtractOp::create(b, loc, g.getResult(0), ValueRange{});
+    anyOverflow =
+        tensor::ExtractOp::create(b, loc, g.getResult(1), ValueRange{});
+  }
+  Value yes = arith::ConstantIntOp::create(b, loc, i1, 1);
+  std::string node =
+      describeNode(loc, "an integer division") + " (" + opName.str() + ")";
+  cf::AssertOp::create(b, loc, arith::XOrIOp::create(b, loc, anyZero, yes),
+                       node + ": integer division by zero at run time (a "
+                              "divisor is 0)");
+  if (checkOverflow)
+    cf::AssertOp::create(
+        b, loc, arith::XOrIOp::create(b, loc, anyOverflow, yes),
+        node + ": integer division overflows at run time (the most "
+               "negative value divided by -1)");
+}
+
+//===----------------------------------------------------------------------===//
 // Pattern
 //===----------------------------------------------------------------------===//
 
@@ -381,6 +491,20 @@ struct ElementwiseLowering : OpConversionPattern<OpTy> {
         [&](OpBuilder &b, Location loc, ValueRange args) {
           return scalar(op, b, loc, c, args);
         });
+    if (isa<DivOp, ModOp>(op.getOperation()) && !isFloat(c.elem)) {
+      // Between the broadcast checks and the division.
+      Operation *division = result.getDefiningOp();
+      if (auto cast = dyn_cast<tensor::CastOp>(division))
+        division = cast.getSource().getDefiningOp();
+      OpBuilder::InsertionGuard guard(rewriter);
+      rewriter.setInsertionPoint(division);
+      checkIntegerDivisors(rewriter, op.getLoc(),
+                           isa<DivOp>(op.getOperation()) ? "Div" : "Mod",
+                           resultType,
+                           adaptor.getOperands(),
+                           isa<DivOp>(op.getOperation()) &&
+                               !isUnsignedLike(c.elem));
+    }
     rewriter.replaceOp(op, result);
     return success();
   }

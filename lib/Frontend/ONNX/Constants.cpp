@@ -88,7 +88,12 @@ static LogicalResult convertConstantOfShape(Conv &c) {
   }
   auto ty = RankedTensorType::get(shape->data, et);
   auto attr = DenseElementsAttr::get(ty, fill);
-  if (et.isInteger() && !et.isInteger(1))
+  // Small integer fills are known values (shape arithmetic). A huge one
+  // stays a splat: its element-by-element copy would exhaust memory before
+  // the size check (--max-tensor-bytes) rejects it (fuzz finding).
+  std::optional<uint64_t> count = staticElementCount(shape->data);
+  if (et.isInteger() && !et.isInteger(1) && count &&
+      *count <= uint64_t(kMaxFoldedElements))
     imp.setKnown(node.output(0),
                  IntTensor{SmallVector<int64_t>(shape->data.begin(), shape->data.end()),
                            std::vector<int64_t>(ty.getNumElements(),

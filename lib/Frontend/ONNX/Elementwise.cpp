@@ -32,6 +32,8 @@ foldBinary(const IntTensor &a, const IntTensor &b,
   IntTensor out;
   out.shape = shape;
   int64_t n = numElements(shape);
+  if (n < 0 || n > kMaxFoldedElements)
+    return std::nullopt; // not shape arithmetic: left to run time
   auto index = [&](const IntTensor &t, int64_t flat) {
     int64_t idx = 0, stride = 1;
     int64_t off = shape.size() - t.shape.size();

@@ -22,6 +22,7 @@
 #include "onnx/onnx_pb.h"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -71,6 +72,20 @@ struct IntTensor {
   SmallVector<int64_t> shape;
   std::vector<int64_t> data;
 };
+
+/// The most elements of an integer tensor that the importer folds into a
+/// known value or constant (2^16): shape arithmetic, not data.
+constexpr int64_t kMaxFoldedElements = int64_t(1) << 16;
+
+/// The element count of the static `shape`; none when a dim is negative or
+/// the product overflows 64 bits.
+inline std::optional<uint64_t> staticElementCount(ArrayRef<int64_t> shape) {
+  uint64_t count = 1;
+  for (int64_t d : shape)
+    if (d < 0 || __builtin_mul_overflow(count, uint64_t(d), &count))
+      return std::nullopt;
+  return count;
+}
 
 /// Builds the quench IR for one graph.
 class GraphImporter {

@@ -280,10 +280,19 @@ static LogicalResult convertConcat(Conv &c) {
   for (int i = 0; i < node.input_size(); ++i)
     if (c.has(i))
       ins.push_back(c.in(i));
+  if (ins.empty())
+    return c.error() << "needs at least one input", failure();
   auto first = tensorType(ins.front());
   FailureOr<int64_t> axis = c.axis(imp.attrInt(node, "axis", 0), first.getRank());
   if (failed(axis))
     return failure();
+  // Every input's rank is the first's (a hostile model's need not be: the
+  // axis would index past a shorter shape; fuzz finding).
+  for (Value v : ins)
+    if (tensorType(v).getRank() != first.getRank())
+      return c.error() << "inputs of rank " << first.getRank() << " and "
+                       << tensorType(v).getRank(),
+             failure();
   SmallVector<int64_t> shape(first.getShape());
   shape[*axis] = 0;
   for (Value v : ins) {

@@ -100,8 +100,11 @@ FailureOr<int64_t> onnximport::normalizeAxis(GraphImporter &imp,
 //===----------------------------------------------------------------------===//
 
 int64_t onnximport::numElements(ArrayRef<int64_t> shape) {
-  return std::accumulate(shape.begin(), shape.end(), (int64_t)1,
-                         std::multiplies<int64_t>());
+  int64_t count = 1;
+  for (int64_t d : shape)
+    if (d < 0 || __builtin_mul_overflow(count, d, &count))
+      return -1;
+  return count;
 }
 
 FoldArgs::FoldArgs(GraphImporter &imp, const onnx::NodeProto &node)

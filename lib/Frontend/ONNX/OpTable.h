@@ -147,7 +147,8 @@ using Folder = std::function<std::optional<Folded>(FoldArgs &)>;
 /// Builds the quench ops for a node and binds its outputs.
 using Converter = std::function<LogicalResult(Conv &)>;
 
-/// Number of elements of a static shape.
+/// Number of elements of a static shape; -1 when a dim is negative or the
+/// product overflows (a hostile shape: fuzz finding).
 int64_t numElements(ArrayRef<int64_t> shape);
 
 //===----------------------------------------------------------------------===//

@@ -18,7 +18,7 @@ using namespace quench::onnximport;
 /// hostile model, not a shape computation (docs/reliability.md).
 static constexpr int64_t kMaxRangeElements = int64_t(1) << 32;
 /// Ranges of up to this many elements fold into constants at import.
-static constexpr int64_t kMaxFoldedRange = int64_t(1) << 16;
+static constexpr int64_t kMaxFoldedRange = kMaxFoldedElements;
 
 //===----------------------------------------------------------------------===//
 // Import-time folders
@@ -216,8 +216,12 @@ static LogicalResult convertReshape(Conv &c) {
       return c.error() << "invalid shape entry " << d, failure();
     }
     target.push_back(d == -1 ? kDyn : d);
-    if (d != -1)
-      known = d == kDyn ? kDyn : (known == kDyn ? kDyn : known * d);
+    if (d == kDyn || known == kDyn)
+      known = kDyn;
+    else if (d != -1 && __builtin_mul_overflow(known, d, &known))
+      return c.error() << "the requested shape has more elements than fit "
+                          "in 64 bits",
+             failure();
   }
   if (inferIdx >= 0 && ty.hasStaticShape() && known != kDyn) {
     if (known == 0 || ty.getNumElements() % known != 0)

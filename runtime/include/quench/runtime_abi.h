@@ -73,8 +73,9 @@ quench_status quench_parallel_for(quench_threadpool *pool, int64_t n,
 
 /**
  * Called by generated code when a run-time check fails (dims that the code
- * assumes equal differ: inconsistent input shapes); never returns. Inside
- * quench_model_run it ends the run, which returns
+ * assumes equal differ: inconsistent input shapes; an index out of range; an
+ * integer divisor of 0); never returns. Inside quench_model_run it ends the
+ * run, which frees the buffers the run had allocated and returns
  * QUENCH_ERR_INVALID_ARGUMENT with `message` (it names the node); outside
  * one it prints the message and aborts. Checks are emitted at the top level
  * of the model's functions only, never in parallel-loop bodies (see
@@ -123,7 +124,12 @@ void quench_buffer_free(void *p);
  * memref.alloc / memref.dealloc, lowered by finalize-memref-to-llvm with
  * use-generic-functions: every buffer of a compiled model comes from
  * quench_buffer_alloc and goes back with quench_buffer_free. The names and
- * signatures are MLIR's.
+ * signatures are MLIR's. The allocation functions never return NULL: when
+ * memory runs out inside quench_model_run (on the run's thread) the run
+ * ends, frees what it had allocated and returns QUENCH_ERR_OUT_OF_MEMORY
+ * ("out of memory: cannot allocate a buffer of N bytes at run time");
+ * elsewhere (a parallel loop's worker thread, code called outside a run)
+ * they print that message and abort.
  */
 void *_mlir_memref_to_llvm_alloc(size_t size);
 void *_mlir_memref_to_llvm_aligned_alloc(size_t alignment, size_t size);

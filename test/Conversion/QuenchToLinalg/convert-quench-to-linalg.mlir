@@ -21,9 +21,21 @@ func.func @add_broadcast_dynamic(%a: tensor<?x?x4xf32>, %b: tensor<?x1x4xf32>) -
 
 // -----
 
+// Integer Mod: a run-time check that no divisor is 0 (one reduction, then
+// cf.assert), then the remainder, dividing by 1 where the divisor is -1
+// (INT_MIN rem -1 traps; the remainder is 0 either way).
 // CHECK-LABEL: func.func @mod_int(
-// CHECK:         linalg.generic
-// CHECK:           %[[REM:.+]] = arith.remsi %[[X:.+]], %[[Y:.+]] : i32
+// CHECK-SAME:      %[[A:.+]]: tensor<4xi32>, %[[B:.+]]: tensor<4xi32>
+// CHECK:         %[[FLAGS:.+]]:2 = linalg.generic {{.*}}iterator_types = ["reduction"]} ins(%[[A]], %[[B]] : tensor<4xi32>, tensor<4xi32>)
+// CHECK:         %[[ZERO:.+]] = tensor.extract %[[FLAGS]]#0[]
+// CHECK:         %[[OK:.+]] = arith.xori %[[ZERO]], %{{.+}} : i1
+// CHECK:         cf.assert %[[OK]], "an integer division (Mod): integer division by zero at run time (a divisor is 0)"
+// CHECK-NOT:     cf.assert
+// CHECK:         linalg.generic {{.*}}iterator_types = ["parallel"]}
+// CHECK:         ^bb0(%[[X:.+]]: i32, %[[Y:.+]]: i32, %{{.+}}: i32):
+// CHECK:           %[[M1:.+]] = arith.cmpi eq, %[[Y]], %{{.+}} : i32
+// CHECK:           %[[D:.+]] = arith.select %[[M1]], %{{.+}}, %[[Y]] : i32
+// CHECK:           %[[REM:.+]] = arith.remsi %[[X]], %[[D]] : i32
 // CHECK:           %[[FIX:.+]] = arith.andi
 // CHECK:           %[[ADJ:.+]] = arith.addi %[[REM]], %[[Y]]
 // CHECK:           arith.select %[[FIX]], %[[ADJ]], %[[REM]]
@@ -36,14 +48,66 @@ func.func @mod_int(%a: tensor<4xi32>, %b: tensor<4xi32>) -> tensor<4xi32> {
 
 // Unsigned tensors become signless, signatures included; the arithmetic
 // stays unsigned.
+// Unsigned division cannot overflow: the zero check only.
 // CHECK-LABEL: func.func @div_unsigned(
 // CHECK-SAME:      %[[A:.+]]: tensor<4xi8>, %[[B:.+]]: tensor<i8>) -> tensor<4xi8>
+// CHECK:         linalg.generic {{.*}}iterator_types = ["reduction"]} ins(%[[A]], %[[B]] : tensor<4xi8>, tensor<i8>)
+// CHECK:         cf.assert %{{.+}}, "an integer division (Div): integer division by zero at run time (a divisor is 0)"
+// CHECK-NOT:     cf.assert
 // CHECK:         %[[R:.+]] = linalg.generic {{.*}} ins(%[[A]], %[[B]] : tensor<4xi8>, tensor<i8>)
 // CHECK:           arith.divui
 // CHECK:         return %[[R]]
 func.func @div_unsigned(%a: tensor<4xui8>, %b: tensor<ui8>) -> tensor<4xui8> {
   %0 = quench.div %a, %b : (tensor<4xui8>, tensor<ui8>) -> tensor<4xui8>
   return %0 : tensor<4xui8>
+}
+
+// -----
+
+// Signed division with run-time broadcasting: the broadcast check first,
+// then one reduction over both operands (the division's maps) for a 0
+// divisor and INT64_MIN / -1, then the division.
+// CHECK-DAG: #[[ID2:.+]] = affine_map<(d0, d1) -> (d0, d1)>
+// CHECK-DAG: #[[ROW:.+]] = affine_map<(d0, d1) -> (d1)>
+// CHECK-DAG: #[[SCALAR:.+]] = affine_map<(d0, d1) -> ()>
+// CHECK-LABEL: func.func @div_signed_broadcast(
+// CHECK-SAME:      %[[A:.+]]: tensor<?x4xi64>, %[[B:.+]]: tensor<4xi64>
+// CHECK:         %[[FLAGS:.+]]:2 = linalg.generic {indexing_maps = [#[[ID2]], #[[ROW]], #[[SCALAR]], #[[SCALAR]]], iterator_types = ["reduction", "reduction"]} ins(%[[A]], %[[B]] : tensor<?x4xi64>, tensor<4xi64>)
+// CHECK:         ^bb0(%[[X:.+]]: i64, %[[Y:.+]]: i64, %{{.+}}: i1, %{{.+}}: i1):
+// CHECK:           %[[ISZERO:.+]] = arith.cmpi eq, %[[Y]], %{{.+}} : i64
+// CHECK:           %[[ISMIN:.+]] = arith.cmpi eq, %[[X]], %{{.+}} : i64
+// CHECK:           %[[ISM1:.+]] = arith.cmpi eq, %[[Y]], %{{.+}} : i64
+// CHECK:           %[[OVF:.+]] = arith.andi %[[ISMIN]], %[[ISM1]] : i1
+// CHECK:           %[[Z:.+]] = arith.ori %{{.+}}, %[[ISZERO]] : i1
+// CHECK:           %[[O:.+]] = arith.ori %{{.+}}, %[[OVF]] : i1
+// CHECK:           linalg.yield %[[Z]], %[[O]] : i1, i1
+// CHECK:         cf.assert %{{.+}}, "node 'div' (Div): integer division by zero at run time (a divisor is 0)"
+// CHECK:         cf.assert %{{.+}}, "node 'div' (Div): integer division overflows at run time (the most negative value divided by -1)"
+// CHECK:         linalg.generic {{.*}}iterator_types = ["parallel", "parallel"]} ins(%[[A]], %[[B]] : tensor<?x4xi64>, tensor<4xi64>)
+// CHECK:           arith.divsi
+func.func @div_signed_broadcast(%a: tensor<?x4xi64>, %b: tensor<4xi64>) -> tensor<?x4xi64> {
+  %0 = quench.div %a, %b : (tensor<?x4xi64>, tensor<4xi64>) -> tensor<?x4xi64> loc("div"("Div"))
+  return %0 : tensor<?x4xi64>
+}
+
+// -----
+
+// A constant divisor without 0 and -1 needs no check; one with -1 does.
+// CHECK-LABEL: func.func @div_by_constant(
+// CHECK-NOT:     cf.assert
+// CHECK:         arith.divsi
+// CHECK-LABEL: func.func @div_by_minus_one(
+// CHECK:         cf.assert {{.*}} "an integer division (Div): integer division overflows at run time
+// CHECK:         arith.divsi
+func.func @div_by_constant(%a: tensor<3xi32>) -> tensor<3xi32> {
+  %c = quench.constant dense<[2, -3, 7]> : tensor<3xi32>
+  %0 = quench.div %a, %c : (tensor<3xi32>, tensor<3xi32>) -> tensor<3xi32>
+  return %0 : tensor<3xi32>
+}
+func.func @div_by_minus_one(%a: tensor<3xi32>) -> tensor<3xi32> {
+  %c = quench.constant dense<[2, -1, 7]> : tensor<3xi32>
+  %0 = quench.div %a, %c : (tensor<3xi32>, tensor<3xi32>) -> tensor<3xi32>
+  return %0 : tensor<3xi32>
 }
 
 // -----
