@@ -240,11 +240,20 @@ BOUNDS = {
                     "W4A16 g32 HQQ": (0.28, 1.9),
                     "W4A16 g32 AWQ": (0.28, 1.95)},
 }
-# (model, scheme, baseline): --check also asserts that the scheme's mean KL
-# is below the baseline's (issue #15: SmoothQuant improves W8A8 static; on
-# the char-GPT the gain is within the noise of 32 sequences, so only the
-# bound above is asserted there).
-BETTER_THAN = [("stories260K", "W8A8 static SmoothQuant auto", "W8A8 static")]
+# (model, scheme, baseline, factor): --check also asserts that the scheme's
+# mean KL is below factor x the baseline's (issue #15: SmoothQuant improves
+# W8A8 static; on the char-GPT the gain is within the noise of 32
+# sequences, so only the bound above is asserted there). The last two are
+# the nearest bounds to issue #15's stories260K goals that any method
+# reaches at those sizes (1/4 and 1/2 of RTN's are out of reach:
+# docs/quantization.md, "Accuracy goals on stories260K"); they are measured
+# with --all.
+BETTER_THAN = [
+    ("stories260K", "W8A8 static SmoothQuant auto", "W8A8 static", 1.0),
+    ("stories260K", "W8A16 per channel GPTQ + rotation", "W8A16 per channel",
+     0.5),
+    ("stories260K", "W4A16 g32 AWQ+GPTQ + rotation", "W4A16 g32", 0.65),
+]
 # Calibration samples per model (never the evaluation sequences): char-GPT
 # windows of the training split, stories260K stories sampled with another
 # seed.
@@ -673,13 +682,13 @@ def main():
                                    100 * top1_min, 100 * decisive,
                                    " (min %.0f %%)" % (100 * bound[2])
                                    if len(bound) > 2 else ""))
-        for model, scheme, baseline in BETTER_THAN:
+        for model, scheme, baseline, factor in BETTER_THAN:
             res = results.get(model, {})
             if scheme in res and baseline in res and \
-                    not res[scheme][0] < res[baseline][0]:
-                bad.append("%s %s: KL %.2e not below %s's %.2e" % (
-                    model, scheme, results[model][scheme][0], baseline,
-                    results[model][baseline][0]))
+                    not res[scheme][0] < factor * res[baseline][0]:
+                bad.append("%s %s: KL %.2e not below %g x %s's %.2e" % (
+                    model, scheme, results[model][scheme][0], factor,
+                    baseline, results[model][baseline][0]))
         for b in bad:
             print("FAIL", b)
         if bad:
