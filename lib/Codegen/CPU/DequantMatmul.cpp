@@ -1041,15 +1041,9 @@ static LogicalResult buildDequantMatmulKernel(RewriterBase &rw,
     return result;
   };
   Value res = quench::buildColumnTasks(rw, loc, out, d.n, nt, taskBody);
-  if (nb > 1) {
-    ReassociationIndices rowsO;
-    for (unsigned i = 0; i < nb; ++i)
-      rowsO.push_back(i);
-    res = tensor::ExpandShapeOp::create(
-        rw, loc, op.getResult(0).getType(), res,
-        ArrayRef<ReassociationIndices>{rowsO, {nb}},
-        tensor::getMixedSizes(rw, loc, init));
-  }
+  if (nb > 1)
+    res = quench::restoreLeadingDims(rw, loc, res, op.getResult(0).getType(),
+                                     nb, init);
   rw.replaceOp(op, res);
   if (usedLookup)
     *usedLookup = d.lookup;

@@ -952,20 +952,10 @@ void buildKernel(RewriterBase &rw, const Int8Contraction &c,
     return result;
   };
   Value res = quench::buildColumnTasks(rw, loc, out, d.n, nt, taskBody);
-  if (nb == 0) {
-    res = tensor::CollapseShapeOp::create(
-        rw, loc, res, ArrayRef<ReassociationIndices>{{0, 1}});
-  } else if (nb > 1) {
-    ReassociationIndices lead;
-    for (unsigned i = 0; i < nb; ++i)
-      lead.push_back(i);
-    res = tensor::ExpandShapeOp::create(
-        rw, loc,
-        epi ? epi->consumer->getResult(0).getType() : op.getResult(0).getType(),
-        res,
-        ArrayRef<ReassociationIndices>{lead, {nb}},
-        tensor::getMixedSizes(rw, loc, c.init));
-  }
+  res = quench::restoreLeadingDims(
+      rw, loc, res,
+      epi ? epi->consumer->getResult(0).getType() : op.getResult(0).getType(),
+      nb, c.init);
   Operation *oldW = c.w;
   Operation *oldInit = c.init.getDefiningOp();
   if (epi) {

@@ -26,6 +26,21 @@ void quench::declareIntrinsic(ModuleOp module, StringRef name,
   func::FuncOp::create(b, module.getLoc(), name, type).setPrivate();
 }
 
+Value quench::restoreLeadingDims(OpBuilder &b, Location loc, Value res,
+                                Type type, unsigned nb, Value like) {
+  if (nb == 0)
+    return tensor::CollapseShapeOp::create(
+        b, loc, res, ArrayRef<ReassociationIndices>{{0, 1}});
+  if (nb == 1)
+    return res;
+  ReassociationIndices rows;
+  for (unsigned i = 0; i < nb; ++i)
+    rows.push_back(i);
+  return tensor::ExpandShapeOp::create(
+      b, loc, type, res, ArrayRef<ReassociationIndices>{rows, {nb}},
+      tensor::getMixedSizes(b, loc, like));
+}
+
 Value quench::buildColumnTasks(RewriterBase &rw, Location loc, Value out,
                                int64_t n, int64_t taskCols,
                                ColumnTaskBody body) {

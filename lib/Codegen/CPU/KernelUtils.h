@@ -42,6 +42,14 @@ mlir::Value buildColumnTasks(mlir::RewriterBase &rw, mlir::Location loc,
                              mlir::Value out, int64_t n, int64_t taskCols,
                              ColumnTaskBody body);
 
+/// The kernels' result `res` ([rows, n], rows the flattened leading
+/// dimensions of the op's result) back in the op's result `type` with `nb`
+/// leading dimensions: 0 collapses [1, n] to [n], 1 keeps it, more expand
+/// the rows with the sizes of `like` (a tensor of `type`'s shape).
+mlir::Value restoreLeadingDims(mlir::OpBuilder &b, mlir::Location loc,
+                               mlir::Value res, mlir::Type type, unsigned nb,
+                               mlir::Value like);
+
 /// Declares the LLVM intrinsic `name` of `type` in `module` unless it is
 /// there: a private func.func named like the intrinsic (LLVM IR takes a
 /// function named `llvm.*` for the intrinsic), called with func.call. A

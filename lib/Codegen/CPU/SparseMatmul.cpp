@@ -455,18 +455,8 @@ LogicalResult buildSparseMatmulKernel(RewriterBase &rw, linalg::GenericOp op,
     return colLoop.getResult(0);
   };
   Value res = quench::buildColumnTasks(rw, loc, out, d.n, taskCols, taskBody);
-  if (nb == 0) {
-    res = tensor::CollapseShapeOp::create(
-        rw, loc, res, ArrayRef<ReassociationIndices>{{0, 1}});
-  } else if (nb > 1) {
-    ReassociationIndices rowsO;
-    for (unsigned i = 0; i < nb; ++i)
-      rowsO.push_back(i);
-    res = tensor::ExpandShapeOp::create(
-        rw, loc, op.getResult(0).getType(), res,
-        ArrayRef<ReassociationIndices>{rowsO, {nb}},
-        tensor::getMixedSizes(rw, loc, init));
-  }
+  res = quench::restoreLeadingDims(rw, loc, res, op.getResult(0).getType(),
+                                   nb, init);
   rw.replaceOp(op, res);
   return success();
 }

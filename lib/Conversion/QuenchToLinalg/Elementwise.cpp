@@ -531,12 +531,8 @@ struct HadamardLowering : OpConversionPattern<HadamardOp> {
     int64_t rank = resType.getRank(), lead = rank - 1;
     int64_t k = resType.getShape().back(), order = op.getOrder();
     int64_t m = k / order;
-    SmallVector<OpFoldResult> sizes;
-    for (int64_t d = 0; d < lead; ++d)
-      sizes.push_back(resType.isDynamicDim(d)
-                          ? OpFoldResult(dimValue(rewriter, loc, x, d))
-                          : OpFoldResult(rewriter.getIndexAttr(
-                                resType.getDimSize(d))));
+    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc, x);
+    sizes.pop_back();
     SmallVector<ReassociationIndices> reassoc;
     for (int64_t d = 0; d < lead; ++d)
       reassoc.push_back({d});
