@@ -22,15 +22,6 @@
 using namespace quench::calib;
 using quench::fuzz::InputFile;
 
-#define FUZZ_CHECK(cond)                                                       \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      std::fprintf(stderr, "fuzz check failed: %s (%s:%d)\n", #cond,          \
-                   __FILE__, __LINE__);                                        \
-      std::abort();                                                            \
-    }                                                                          \
-  } while (0)
-
 /// Bitwise equality (a fuzzed Gram matrix may hold NaNs).
 static bool sameBits(const std::vector<double> &a,
                      const std::vector<double> &b) {

@@ -13,7 +13,21 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
+
+/// A fuzz target's own check of what it computed (a round trip, a reference
+/// output): prints the failed condition and aborts, which libFuzzer reports
+/// as a finding.
+#define FUZZ_CHECK(cond)                                                       \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      std::fprintf(stderr, "fuzz check failed: %s (%s:%d)\n", #cond,          \
+                   __FILE__, __LINE__);                                        \
+      std::abort();                                                            \
+    }                                                                          \
+  } while (0)
 
 namespace quench::fuzz {
 

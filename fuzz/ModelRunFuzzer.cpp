@@ -20,20 +20,13 @@
 
 #include "fuzzmodel.h"
 
+#include "FuzzInput.h"
+
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
-
-#define FUZZ_CHECK(cond)                                                       \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      std::fprintf(stderr, "fuzz check failed: %s (%s:%d)\n", #cond,          \
-                   __FILE__, __LINE__);                                        \
-      std::abort();                                                            \
-    }                                                                          \
-  } while (0)
 
 namespace {
 /// Reads the fuzzer's bytes front to back; 0 once they run out.

@@ -17,15 +17,6 @@
 
 using quench::fuzz::InputFile;
 
-#define FUZZ_CHECK(cond)                                                       \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      std::fprintf(stderr, "fuzz check failed: %s (%s:%d)\n", #cond,          \
-                   __FILE__, __LINE__);                                        \
-      std::abort();                                                            \
-    }                                                                          \
-  } while (0)
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static const InputFile input("input.npy");
   static const std::string copy = input.sibling("copy.npy");

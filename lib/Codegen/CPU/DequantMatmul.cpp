@@ -153,16 +153,11 @@ private:
 
   Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
   Value add(OpBuilder &ob, Value a, int64_t c) {
-    return c == 0 ? a
-                  : (Value)arith::AddIOp::create(
-                        ob, loc, a, arith::ConstantIndexOp::create(ob, loc, c));
+    return quench::addIndex(ob, loc, a, c);
   }
   Value read(OpBuilder &ob, VectorType t, Value src, ValueRange at,
              bool inBounds) {
-    Type et = t.getElementType();
-    Value pad = arith::ConstantOp::create(ob, loc, ob.getZeroAttr(et));
-    return vector::TransferReadOp::create(ob, loc, t, src, at, pad,
-                                          ArrayRef<bool>{inBounds});
+    return quench::readVector(ob, loc, t, src, at, inBounds);
   }
   /// A vector of floats of `t`'s element type widened to f32.
   Value readF32(OpBuilder &ob, Value src, ValueRange at, bool inBounds) {

@@ -469,14 +469,11 @@ private:
     return arith::ConstantIndexOp::create(ob, loc, v);
   }
   Value add(OpBuilder &ob, Value a, int64_t c) {
-    return c == 0 ? a : (Value)arith::AddIOp::create(ob, loc, a, idx(ob, c));
+    return quench::addIndex(ob, loc, a, c);
   }
   Value read(OpBuilder &ob, VectorType t, Value src, ValueRange at,
              bool inBounds) {
-    Value pad =
-        arith::ConstantOp::create(ob, loc, ob.getZeroAttr(t.getElementType()));
-    return vector::TransferReadOp::create(ob, loc, t, src, at, pad,
-                                          ArrayRef<bool>{inBounds});
+    return quench::readVector(ob, loc, t, src, at, inBounds);
   }
   /// x[row, k0 .. k0 + group) as one 32-bit value broadcast to every lane,
   /// in the instruction's element type. `inBounds` false: the group may

@@ -14,6 +14,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
 
 using namespace mlir;
@@ -24,6 +25,20 @@ void quench::declareIntrinsic(ModuleOp module, StringRef name,
     return;
   OpBuilder b = OpBuilder::atBlockBegin(module.getBody());
   func::FuncOp::create(b, module.getLoc(), name, type).setPrivate();
+}
+
+Value quench::addIndex(OpBuilder &b, Location loc, Value a, int64_t c) {
+  return c == 0 ? a
+                : (Value)arith::AddIOp::create(
+                      b, loc, a, arith::ConstantIndexOp::create(b, loc, c));
+}
+
+Value quench::readVector(OpBuilder &b, Location loc, VectorType type,
+                         Value src, ValueRange at, bool inBounds) {
+  Value pad = arith::ConstantOp::create(
+      b, loc, b.getZeroAttr(type.getElementType()));
+  return vector::TransferReadOp::create(b, loc, type, src, at, pad,
+                                        ArrayRef<bool>{inBounds});
 }
 
 Value quench::restoreLeadingDims(OpBuilder &b, Location loc, Value res,

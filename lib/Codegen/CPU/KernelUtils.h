@@ -50,6 +50,16 @@ mlir::Value restoreLeadingDims(mlir::OpBuilder &b, mlir::Location loc,
                                mlir::Value res, mlir::Type type, unsigned nb,
                                mlir::Value like);
 
+/// `a + c` on indices (`a` itself for c = 0), built at `b`.
+mlir::Value addIndex(mlir::OpBuilder &b, mlir::Location loc, mlir::Value a,
+                     int64_t c);
+/// A vector.transfer_read of `type` from `src` at `at`, padded with zeros,
+/// with `inBounds` for its one vector dimension: the explicit kernels'
+/// load of a weight, activation or output vector.
+mlir::Value readVector(mlir::OpBuilder &b, mlir::Location loc,
+                       mlir::VectorType type, mlir::Value src,
+                       mlir::ValueRange at, bool inBounds);
+
 /// Declares the LLVM intrinsic `name` of `type` in `module` unless it is
 /// there: a private func.func named like the intrinsic (LLVM IR takes a
 /// function named `llvm.*` for the intrinsic), called with func.call. A

@@ -350,14 +350,11 @@ private:
     return arith::ConstantIndexOp::create(ob, loc, v);
   }
   Value add(OpBuilder &ob, Value a, int64_t c) {
-    return c == 0 ? a : (Value)arith::AddIOp::create(ob, loc, a, idx(ob, c));
+    return quench::addIndex(ob, loc, a, c);
   }
   Value read(OpBuilder &ob, VectorType t, Value src, ValueRange at,
              bool inBounds) {
-    Value pad =
-        arith::ConstantOp::create(ob, loc, ob.getZeroAttr(t.getElementType()));
-    return vector::TransferReadOp::create(ob, loc, t, src, at, pad,
-                                          ArrayRef<bool>{inBounds});
+    return quench::readVector(ob, loc, t, src, at, inBounds);
   }
 
   OpBuilder &b;

@@ -564,12 +564,7 @@ struct QuenchGPUDequantGemvPass
           !GemvBuilder(g, maxRows, rowTile, targetThreads, blockSize).build())
         continue;
       // 16-byte loads from the constants: their globals promise it.
-      for (memref::GetGlobalOp get : globals) {
-        auto global = SymbolTable::lookupNearestSymbolFrom<memref::GlobalOp>(
-            func, get.getNameAttr());
-        if (global && global.getAlignment().value_or(1) < 16)
-          global.setAlignment(16);
-      }
+      quench::alignGlobalsTo16(func, globals);
     }
   }
 };

@@ -53,3 +53,13 @@ bool quench::isAlignedDeviceBuffer(
   globals.push_back(get);
   return true;
 }
+
+void quench::alignGlobalsTo16(Operation *from,
+                              ArrayRef<memref::GetGlobalOp> globals) {
+  for (memref::GetGlobalOp get : globals) {
+    auto global = SymbolTable::lookupNearestSymbolFrom<memref::GlobalOp>(
+        from, get.getNameAttr());
+    if (global && global.getAlignment().value_or(1) < 16)
+      global.setAlignment(16);
+  }
+}

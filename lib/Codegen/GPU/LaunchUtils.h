@@ -32,6 +32,11 @@ bool isAlignedDeviceBuffer(
     llvm::SmallVectorImpl<mlir::memref::GetGlobalOp> &globals,
     bool throughReshapes = false);
 
+/// Raises the alignment of the globals that `globals` read (collected by
+/// isAlignedDeviceBuffer for a kernel that now relies on it) to 16 bytes.
+void alignGlobalsTo16(mlir::Operation *from,
+                      llvm::ArrayRef<mlir::memref::GetGlobalOp> globals);
+
 } // namespace quench
 
 #endif // QUENCH_LIB_CODEGEN_GPU_LAUNCHUTILS_H

@@ -768,12 +768,7 @@ struct QuenchGPUMmaGemmPass
         continue;
       GemmBuilder(g, emulate).build();
       // 16-byte copies from the constants: their globals promise it.
-      for (memref::GetGlobalOp get : globals) {
-        auto global = SymbolTable::lookupNearestSymbolFrom<memref::GlobalOp>(
-            func, get.getNameAttr());
-        if (global && global.getAlignment().value_or(1) < 16)
-          global.setAlignment(16);
-      }
+      quench::alignGlobalsTo16(func, globals);
     }
   }
 };

@@ -84,6 +84,9 @@ public:
 private:
   // Metadata.
   InFlightDiagnostic error() { return emitError(loc); }
+  /// The metadata value of `key`; nullptr when it is absent and the caller
+  /// has a default, an error naming the key when it is absent otherwise.
+  FailureOr<const gguf::Value *> lookup(StringRef key, bool hasDefault);
   FailureOr<int64_t> getInt(StringRef key, std::optional<int64_t> dflt = {});
   FailureOr<double> getFloat(StringRef key, std::optional<double> dflt = {});
   FailureOr<std::string> getString(StringRef key,
@@ -124,15 +127,23 @@ private:
   llvm::StringMap<NBitsWeight> nbitsWeights;
 };
 
+FailureOr<const gguf::Value *> Importer::lookup(StringRef key,
+                                                bool hasDefault) {
+  if (const gguf::Value *v = file.find(key))
+    return v;
+  if (hasDefault)
+    return static_cast<const gguf::Value *>(nullptr);
+  return error() << "GGUF metadata key '" << key << "' is missing", failure();
+}
+
 FailureOr<int64_t> Importer::getInt(StringRef key,
                                     std::optional<int64_t> dflt) {
-  const gguf::Value *v = file.find(key);
-  if (!v) {
-    if (dflt)
-      return *dflt;
-    return error() << "GGUF metadata key '" << key << "' is missing",
-           failure();
-  }
+  FailureOr<const gguf::Value *> found = lookup(key, dflt.has_value());
+  if (failed(found))
+    return failure();
+  if (!*found)
+    return *dflt;
+  const gguf::Value *v = *found;
   switch (v->type) {
   case gguf::ValueType::U8: case gguf::ValueType::U16:
   case gguf::ValueType::U32: case gguf::ValueType::U64:
@@ -155,13 +166,12 @@ FailureOr<int64_t> Importer::getInt(StringRef key,
 
 FailureOr<double> Importer::getFloat(StringRef key,
                                      std::optional<double> dflt) {
-  const gguf::Value *v = file.find(key);
-  if (!v) {
-    if (dflt)
-      return *dflt;
-    return error() << "GGUF metadata key '" << key << "' is missing",
-           failure();
-  }
+  FailureOr<const gguf::Value *> found = lookup(key, dflt.has_value());
+  if (failed(found))
+    return failure();
+  if (!*found)
+    return *dflt;
+  const gguf::Value *v = *found;
   if (v->type != gguf::ValueType::F32 && v->type != gguf::ValueType::F64)
     return error() << "GGUF metadata '" << key << "' must be a float, got "
                    << gguf::valueTypeName(v->type),
@@ -174,13 +184,12 @@ FailureOr<double> Importer::getFloat(StringRef key,
 
 FailureOr<std::string> Importer::getString(StringRef key,
                                            std::optional<std::string> dflt) {
-  const gguf::Value *v = file.find(key);
-  if (!v) {
-    if (dflt)
-      return *dflt;
-    return error() << "GGUF metadata key '" << key << "' is missing",
-           failure();
-  }
+  FailureOr<const gguf::Value *> found = lookup(key, dflt.has_value());
+  if (failed(found))
+    return failure();
+  if (!*found)
+    return *dflt;
+  const gguf::Value *v = *found;
   if (v->type != gguf::ValueType::String)
     return error() << "GGUF metadata '" << key << "' must be a string, got "
                    << gguf::valueTypeName(v->type),
