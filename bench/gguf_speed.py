@@ -32,7 +32,8 @@ and the issue's goal (decode >= 1.5x llama.cpp at each type).
 
 Usage: bench/gguf_speed.py LLAMA_CPP [--llama-build DIR] [--build build]
          [--work DIR] [--types f32,q8_0,q4_0,q4_k_m] [--prompt 128]
-         [--gen 64] [--runs 3] [--threads 1,2] [--rt] [--json OUT.json]
+         [--gen 64] [--runs 3] [--threads 1,2] [--rt] [--reuse]
+         [--json OUT.json]
 --rt runs every timed command under `chrt -f 50` (as bench/generation.py).
 """
 
@@ -80,6 +81,9 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--rt", action="store_true",
                     help="timed commands under chrt -f 50 (needs root)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep the executables an earlier run left in WORK "
+                    "(compile on a busy machine, time on a quiet one)")
     ap.add_argument("--json", help="write every measurement here")
     a = ap.parse_args()
     if a.rt:
@@ -144,11 +148,14 @@ def main():
             if typ == "f32" and mode != "exact":
                 continue  # no block-quantized products: the same code
             exe = os.path.join(work, "q_%s_%s" % (typ, mode))
+            exes[(typ, mode)] = exe
+            if a.reuse and os.access(exe, os.X_OK):
+                log("   reusing " + exe)
+                continue
             t0 = time.time()
             run([qc, gguf[typ], "--derive-kv-cache", "--max-seq", str(capacity),
                  "-o", exe] + flags, stdout=subprocess.DEVNULL)
             log("   compiled %s (%s) in %.1f s" % (typ, mode, time.time() - t0))
-            exes[(typ, mode)] = exe
     for t in threads:
         for (typ, mode), exe in exes.items():
             r = quench_generate(exe, prompt, a.gen, a.runs, t, capacity)
