@@ -11,6 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "quench/Dialect/Quench/IR/ModuleAttrs.h"
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
 #include "quench/Dialect/Quench/IR/QuenchSparseOps.h"
@@ -262,7 +263,12 @@ void quench::packSparseWeights(ModuleOp module,
       // Unstructured: bitmask storage of 8-bit codes where the target has
       // the kernel, else dense.
       auto nbits = dyn_cast<MatMulNBitsOp>(op);
-      why = !options.bitmask ? "unstructured: no bitmask kernel on this target"
+      // Models that promise float activations (GGUF) keep the float int8
+      // kernel, which has no bitmask form.
+      bool floatActs = module->hasAttr(kFloatActivationsAttrName);
+      why = floatActs ? "unstructured: float activations, no bitmask kernel"
+            : !options.bitmask
+                ? "unstructured: no bitmask kernel on this target"
             : !nbits         ? "unstructured f32: no bitmask kernel yet"
                              : markBitmask(nbits, rec);
       rec.compressed = why.empty();
