@@ -23,6 +23,11 @@ compiled with pruning and run; NumPy applies the same mask to the weights:
     (--cpu=x86-64-v3) and scalar loops (--vector-bits=0) equal NumPy's
     masked model; 128-bit vectors keep the layers dense; the report gives each layer's storage and its
     compressed bytes; --sparse-storage=dense gives the same outputs;
+  * bitmask storage of unstructured:0.5 W8A16 (AVX512-VBMI2 and VNNI
+    hosts: a mask bit per weight plus the kept codes, vpexpandb): 8 rows
+    and 1 row bit-identical to the dense W8A16 kernel and within 1e-4 of
+    NumPy's RTN of the masked weights, exact bytes in the report; dense
+    with the reason on x86-64-v3;
   * bad uses fail with one message: a bad pattern, --prune without
     --sparsity, sparsegpt without calibration, a bad --sparse-storage.
 
