@@ -10,8 +10,8 @@ scales): the pruned layers are stored compressed (docs/sparsity.md,
 compressed format yet: it is listed (dense codes with zeros) for the
 record. "w8a16 u50" is 50 % unstructured W8A16 in bitmask storage (a mask
 bit per weight plus the kept codes, expanded by vpexpandb; dense codes on
-hosts without AVX512-VBMI2). Every executable runs with --bench RUNS at 1 and 2 threads in the
-same run, the schemes alternated ROUNDS times (median of the round
+hosts without AVX512-VBMI2). Every executable runs with --bench RUNS at
+1 and 2 threads in the same run, the schemes alternated ROUNDS times (median of the round
 medians). The table gives the weight bytes streamed per product (the size
 report's bytes after: values, indices, scales), the median latency, GB/s,
 the share of bench/read_bw.c's bandwidth at that thread count (measured in

@@ -255,10 +255,8 @@ int main(int argc, char **argv) {
         front.packSparse = quench::QuenchPackSparseWeightsOptions();
         // Unstructured 8-bit layers as bitmasks where the kernel expands
         // them (docs/sparsity.md, "Unstructured storage").
-        front.packSparse->bitmask =
-            (*backend)->supportsBitmaskSparseWeights();
-      }
-      else if (storage == "compressed")
+        front.packSparse->bitmask = (*backend)->supportsBitmaskSparseWeights();
+      } else if (storage == "compressed")
         return fail("--sparse-storage=compressed: the " +
                     (*backend)->getDisplayName().str() +
                     " target has no sparse kernels with these options "

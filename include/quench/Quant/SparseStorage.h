@@ -115,8 +115,8 @@ template <typename T> struct BitmaskBlocks {
 /// 64; the last block may be partial) keeping those that differ from
 /// `zero`.
 template <typename T>
-BitmaskBlocks<T> packBitmaskBlocks(const T *data, int64_t count,
-                                   int blockElems, T zero) {
+BitmaskBlocks<T> packBitmaskBlocks(const T *data, int64_t count, int blockElems,
+                                   T zero) {
   BitmaskBlocks<T> out;
   out.blockElems = blockElems;
   const int64_t blocks = (count + blockElems - 1) / blockElems;
@@ -150,8 +150,8 @@ std::vector<T> expandBitmaskBlocks(const BitmaskBlocks<T> &packed,
 /// Bytes of a [rows, cols] weight in bitmask storage with `nonzeros` kept
 /// elements of `elementBits` bits: one mask bit per weight plus the packed
 /// elements (4-bit ones two per byte), without scales.
-inline int64_t bitmaskStorageBytes(int64_t rows, int64_t cols,
-                                   int64_t nonzeros, int elementBits) {
+inline int64_t bitmaskStorageBytes(int64_t rows, int64_t cols, int64_t nonzeros,
+                                   int elementBits) {
   return (rows * cols + 7) / 8 + (nonzeros * elementBits + 7) / 8;
 }
 

@@ -727,7 +727,8 @@ std::vector<uint32_t> buildPanelWords(ArrayRef<char> raw, int64_t groups,
           continue;
         const char *row = raw.data() + (b / split * jn + j) * n;
         for (int64_t c = 0; c < n; ++c) {
-          uint32_t &word = words[((c / nr * blocks + b) * jw + w) * nr + c % nr];
+          uint32_t &word =
+              words[((c / nr * blocks + b) * jw + w) * nr + c % nr];
           word = (word & ~(0xffu << (8 * t))) | uint32_t(uint8_t(row[c]))
                                                     << (8 * t);
         }
@@ -791,12 +792,12 @@ bool panelizeBitmask(RewriterBase &rw, Value v, int64_t nr, int64_t split,
         cast<TypedAttr>(quench::createConstantAttr(
             t, ArrayRef<char>(static_cast<const char *>(p), bytes), name)));
   };
-  d.masks = make(RankedTensorType::get({panels, nvp, blocks, jw},
-                                       rw.getI64Type()),
-                 bm.masks.data(), bm.masks.size() * 8, "quench_bitmask_masks");
-  d.packed = make(RankedTensorType::get({int64_t(bm.values.size())},
-                                        rw.getI8Type()),
-                  bm.values.data(), bm.values.size(), "quench_bitmask_values");
+  d.masks =
+      make(RankedTensorType::get({panels, nvp, blocks, jw}, rw.getI64Type()),
+           bm.masks.data(), bm.masks.size() * 8, "quench_bitmask_masks");
+  d.packed =
+      make(RankedTensorType::get({int64_t(bm.values.size())}, rw.getI8Type()),
+           bm.values.data(), bm.values.size(), "quench_bitmask_values");
   d.starts = make(RankedTensorType::get({panels, nvp}, rw.getI32Type()),
                   starts.data(), starts.size() * 4, "quench_bitmask_starts");
   quench::releaseConstantPages(attr); // read once
@@ -1010,14 +1011,11 @@ void buildInt16Activations(RewriterBase &rw, Location loc, Value x,
 /// are converted by a table lookup (a call of kPermuteIntrinsic, which the
 /// caller declares; `*usedLookup` says whether it did). Fails, changing
 /// nothing, on any other op or when `vectorBits` is below 128.
-static LogicalResult buildDequantMatmulKernel(RewriterBase &rw,
-                                              linalg::LinalgOp linalgOp,
-                                              unsigned vectorBits,
-                                              bool codeLookup, bool int16Dot,
-                                              bool bitmaskExpand,
-                                              bool *usedLookup,
-                                              bool *usedInt16,
-                                              bool *usedExpand) {
+static LogicalResult
+buildDequantMatmulKernel(RewriterBase &rw, linalg::LinalgOp linalgOp,
+                         unsigned vectorBits, bool codeLookup, bool int16Dot,
+                         bool bitmaskExpand, bool *usedLookup, bool *usedInt16,
+                         bool *usedExpand) {
   auto op = dyn_cast<linalg::GenericOp>(linalgOp.getOperation());
   DequantOperands d;
   if (!op || vectorBits < 128 || !matchDequantMatmul(op, d))
@@ -1074,8 +1072,8 @@ static LogicalResult buildDequantMatmulKernel(RewriterBase &rw,
   }
   int64_t nr = nv * d.lanes;
   d.nr = nr;
-  if (d.bitmask && !panelizeBitmask(rw, op.getDpsInputs()[1], nr, split,
-                                    len, d))
+  if (d.bitmask &&
+      !panelizeBitmask(rw, op.getDpsInputs()[1], nr, split, len, d))
     return failure();
   d.codes = d.bitmask ? d.masks
             : d.lookup || d.int16

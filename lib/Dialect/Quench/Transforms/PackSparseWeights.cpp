@@ -266,14 +266,17 @@ void quench::packSparseWeights(ModuleOp module,
       // Models that promise float activations (GGUF) keep the float int8
       // kernel, which has no bitmask form.
       bool floatActs = module->hasAttr(kFloatActivationsAttrName);
-      why = floatActs ? "unstructured: float activations, no bitmask kernel"
-            : !options.bitmask
-                ? "unstructured: no bitmask kernel on this target"
-            : !nbits         ? "unstructured f32: no bitmask kernel yet"
-                             : markBitmask(nbits, rec);
+      if (floatActs)
+        why = "unstructured: float activations, no bitmask kernel";
+      else if (!options.bitmask)
+        why = "unstructured: no bitmask kernel on this target";
+      else if (!nbits)
+        why = "unstructured f32: no bitmask kernel yet";
+      else
+        why = markBitmask(nbits, rec);
       rec.compressed = why.empty();
-      rec.storage = rec.compressed ? "unstructured bitmask int8"
-                                   : "dense (" + why + ")";
+      rec.storage =
+          rec.compressed ? "unstructured bitmask int8" : "dense (" + why + ")";
       if (!rec.compressed) {
         if (auto l = dyn_cast<LinearOp>(op))
           rec.bytesBefore =
