@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Compressed N:M sparse vs dense matrix-vector products (issue #16 point 4).
+"""Compressed sparse vs dense matrix-vector products (issue #16 point 4).
 
 For each shape K x N a one-op ONNX model y = x @ W (W constant [K, N],
 random normal) is compiled dense and 2:4 pruned (--sparsity=2:4
@@ -8,8 +8,10 @@ skips by default), in fp32 and W8A16 (int8 per output channel, f16
 scales): the pruned layers are stored compressed (docs/sparsity.md,
 "Compressed storage") and run the sparse kernel. W4A16 2:4 has no
 compressed format yet: it is listed (dense codes with zeros) for the
-record. Every executable runs with --bench RUNS at 1 and 2 threads in the
-same run, the schemes alternated ROUNDS times (median of the round
+record. "w8a16 u50" is 50 % unstructured W8A16 in bitmask storage (a mask
+bit per weight plus the kept codes, expanded by vpexpandb; dense codes on
+hosts without AVX512-VBMI2). Every executable runs with --bench RUNS at
+1 and 2 threads in the same run, the schemes alternated ROUNDS times (median of the round
 medians). The table gives the weight bytes streamed per product (the size
 report's bytes after: values, indices, scales), the median latency, GB/s,
 the share of bench/read_bw.c's bandwidth at that thread count (measured in
@@ -44,6 +46,8 @@ SCHEMES = {
     "w8a16 2:4": ["--quant=w8a16", "--sparsity=2:4", "--sparsity-head"],
     "w4a16": ["--quant=w4a16"],
     "w4a16 2:4": ["--quant=w4a16", "--sparsity=2:4", "--sparsity-head"],
+    "w8a16 u50": ["--quant=w8a16", "--sparsity=unstructured:0.5",
+                  "--sparsity-head"],
 }
 
 
@@ -62,6 +66,17 @@ def mask24(w):
     keep = np.zeros_like(a, dtype=bool)
     np.put_along_axis(keep, order[:, :2, :], True, axis=1)
     return keep.reshape(k, n)
+
+
+def mask_unstructured(w, frac):
+    """Unstructured magnitude mask of the [K, N] weight: per output column
+    keep the K - round(frac K) largest |w| (ties: lower k)."""
+    k, n = w.shape
+    drop = int(np.floor(frac * k + 0.5))
+    order = np.argsort(-np.abs(w), axis=0, kind="stable")
+    keep = np.zeros_like(w, dtype=bool)
+    np.put_along_axis(keep, order[:k - drop, :], True, axis=0)
+    return keep
 
 
 def main():
@@ -111,6 +126,8 @@ def main():
         np.save(base + ".x.npy", x)
         dense_y = x.astype(np.float64) @ w.astype(np.float64)
         sparse_y = x.astype(np.float64) @ np.where(mask24(w), w, 0)
+        unstr_y = x.astype(np.float64) @ np.where(
+            mask_unstructured(w, 0.5), w, 0)
         size = {}
         for s in schemes:
             exe = "%s.%s" % (base, s.replace(" ", "_").replace(":", ""))
@@ -125,7 +142,8 @@ def main():
             os.makedirs(od, exist_ok=True)
             run([exe, "--input", "x=" + base + ".x.npy", "--output-dir", od])
             y = np.load(os.path.join(od, "y.npy"))
-            want = sparse_y if "2:4" in s else dense_y
+            want = sparse_y if "2:4" in s else \
+                unstr_y if "u50" in s else dense_y
             err = np.abs(y - want).max() / np.abs(want).max()
             tol = {"fp32": 1e-4, "w8a16": 2e-2, "w4a16": 2e-1}[s.split()[0]]
             if not err < tol:

@@ -268,9 +268,12 @@ int main(int argc, char **argv) {
   if (front.prune) {
     StringRef storage = quench::getSparseStorageFromCL();
     if (storage != "dense") {
-      if ((*backend)->supportsCompressedSparseWeights())
+      if ((*backend)->supportsCompressedSparseWeights()) {
         front.packSparse = quench::QuenchPackSparseWeightsOptions();
-      else if (storage == "compressed")
+        // Unstructured 8-bit layers as bitmasks where the kernel expands
+        // them (docs/sparsity.md, "Unstructured storage").
+        front.packSparse->bitmask = (*backend)->supportsBitmaskSparseWeights();
+      } else if (storage == "compressed")
         return fail("--sparse-storage=compressed: the " +
                     (*backend)->getDisplayName().str() +
                     " target has no sparse kernels with these options "

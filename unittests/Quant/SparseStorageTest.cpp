@@ -129,3 +129,58 @@ TEST(SparseStorage, Int8Values) {
 }
 
 } // namespace
+
+namespace {
+
+// Bitmask storage: every element round-trips, masks mark exactly the
+// nonzeros, the packed run holds them in order, partial last blocks.
+TEST(SparseStorage, BitmaskRoundTripsInt8AndFloat) {
+  std::mt19937 gen(3);
+  for (int blockElems : {16, 64}) {
+    for (int64_t count : {int64_t(64), int64_t(1000), int64_t(7)}) {
+      std::vector<uint8_t> codes(count);
+      std::vector<float> w(count);
+      int64_t nnz = 0;
+      for (int64_t i = 0; i < count; ++i) {
+        bool keep = gen() % 2 == 0;
+        codes[i] = keep ? uint8_t(gen() % 256) : uint8_t(128);
+        w[i] = keep ? float(int(gen() % 200) - 100) : 0.0f;
+        nnz += codes[i] != 128;
+      }
+      BitmaskBlocks<uint8_t> pc =
+          packBitmaskBlocks(codes.data(), count, blockElems, uint8_t(128));
+      EXPECT_EQ(static_cast<int64_t>(pc.values.size()), nnz);
+      EXPECT_EQ(static_cast<int64_t>(pc.masks.size()),
+                (count + blockElems - 1) / blockElems);
+      for (int64_t i = 0; i < count; ++i)
+        EXPECT_EQ(pc.masks[i / blockElems] >> (i % blockElems) & 1,
+                  uint64_t(codes[i] != 128));
+      EXPECT_EQ(expandBitmaskBlocks(pc, count, uint8_t(128)), codes);
+      BitmaskBlocks<float> pf =
+          packBitmaskBlocks(w.data(), count, blockElems, 0.0f);
+      EXPECT_EQ(expandBitmaskBlocks(pf, count, 0.0f), w);
+      // The packed run is the nonzeros in order.
+      std::vector<float> nz;
+      for (float v : w)
+        if (v != 0.0f)
+          nz.push_back(v);
+      EXPECT_EQ(pf.values, nz);
+    }
+  }
+}
+
+TEST(SparseStorage, BitmaskBytesAndNibbles) {
+  // 4096 x 14336 at half density, int8: 1/8 + 1/2 byte per weight.
+  EXPECT_EQ(bitmaskStorageBytes(4096, 14336, 4096 * 7168, 8),
+            4096 * 14336 / 8 + 4096 * 7168);
+  EXPECT_EQ(bitmaskStorageBytes(1, 3, 3, 4), 1 + 2);
+  std::vector<uint8_t> codes{1, 15, 0, 7, 9};
+  std::vector<uint8_t> packed = packNibbles(codes);
+  ASSERT_EQ(packed.size(), 3u);
+  EXPECT_EQ(packed[0], 0xF1);
+  EXPECT_EQ(packed[1], 0x70);
+  EXPECT_EQ(packed[2], 0x09);
+  EXPECT_EQ(unpackNibbles(packed, codes.size()), codes);
+}
+
+} // namespace

@@ -94,6 +94,85 @@ std::vector<T> expandNM(const T *values, const uint8_t *indices, int64_t rows,
   return w;
 }
 
+//===----------------------------------------------------------------------===//
+// Bitmask storage (unstructured sparsity; docs/sparsity.md, "Unstructured
+// storage"): a run of elements cut into blocks of `blockElems` (at most 64);
+// per block one mask word, bit e set when element e differs from `zero`,
+// and the block's other elements packed in order right after those of the
+// previous block. A kernel expands a block in registers from its mask and
+// the packed run (AVX-512 VBMI2 vpexpandb / vpexpandd, the masked-off lanes
+// filled with `zero`), advancing by the mask's population count.
+//===----------------------------------------------------------------------===//
+
+/// The masks and packed elements of a bitmask-compressed run.
+template <typename T> struct BitmaskBlocks {
+  int blockElems = 64;
+  std::vector<uint64_t> masks; ///< one per block, bit e = element e kept
+  std::vector<T> values;       ///< the kept elements, block after block
+};
+
+/// Compresses `count` elements of `data` in blocks of `blockElems` (1 ..
+/// 64; the last block may be partial) keeping those that differ from
+/// `zero`.
+template <typename T>
+BitmaskBlocks<T> packBitmaskBlocks(const T *data, int64_t count, int blockElems,
+                                   T zero) {
+  BitmaskBlocks<T> out;
+  out.blockElems = blockElems;
+  const int64_t blocks = (count + blockElems - 1) / blockElems;
+  out.masks.assign(blocks, 0);
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int e = 0; e < blockElems && b * blockElems + e < count; ++e) {
+      T v = data[b * blockElems + e];
+      if (!(v == zero)) {
+        out.masks[b] |= uint64_t(1) << e;
+        out.values.push_back(v);
+      }
+    }
+  return out;
+}
+
+/// The `count` elements of `packed` expanded back (`zero` where a mask bit
+/// is clear): the inverse of packBitmaskBlocks, what the kernels compute in
+/// registers.
+template <typename T>
+std::vector<T> expandBitmaskBlocks(const BitmaskBlocks<T> &packed,
+                                   int64_t count, T zero) {
+  std::vector<T> out(count, zero);
+  size_t next = 0;
+  for (size_t b = 0; b < packed.masks.size(); ++b)
+    for (int e = 0; e < packed.blockElems; ++e)
+      if (packed.masks[b] >> e & 1)
+        out[b * packed.blockElems + e] = packed.values.at(next++);
+  return out;
+}
+
+/// Bytes of a [rows, cols] weight in bitmask storage with `nonzeros` kept
+/// elements of `elementBits` bits: one mask bit per weight plus the packed
+/// elements (4-bit ones two per byte), without scales.
+inline int64_t bitmaskStorageBytes(int64_t rows, int64_t cols, int64_t nonzeros,
+                                   int elementBits) {
+  return (rows * cols + 7) / 8 + (nonzeros * elementBits + 7) / 8;
+}
+
+/// 4-bit codes (0 .. 15, one per byte) packed two per byte, the first in
+/// the low nibble: the kept int4 values of a compressed run.
+inline std::vector<uint8_t> packNibbles(const std::vector<uint8_t> &codes) {
+  std::vector<uint8_t> out((codes.size() + 1) / 2, 0);
+  for (size_t i = 0; i < codes.size(); ++i)
+    out[i / 2] |= static_cast<uint8_t>((codes[i] & 15) << (i % 2 * 4));
+  return out;
+}
+
+/// The `count` 4-bit codes of packNibbles' bytes, one per byte.
+inline std::vector<uint8_t> unpackNibbles(const std::vector<uint8_t> &packed,
+                                          size_t count) {
+  std::vector<uint8_t> out(count);
+  for (size_t i = 0; i < count; ++i)
+    out[i] = packed.at(i / 2) >> (i % 2 * 4) & 15;
+  return out;
+}
+
 } // namespace quench::quant
 
 #endif // QUENCH_QUANT_SPARSESTORAGE_H

@@ -123,6 +123,11 @@ public:
   /// Pruned layers of other targets stay dense.
   virtual bool supportsCompressedSparseWeights() const { return false; }
 
+  /// Whether the target has a kernel for unstructured pruned 8-bit codes in
+  /// bitmask storage (quench-pack-sparse-weights' `bitmask` option;
+  /// docs/sparsity.md, "Unstructured storage").
+  virtual bool supportsBitmaskSparseWeights() const { return false; }
+
   /// Writes the device code of the lowered `module` (after the code
   /// generation stages) as assembly text, PTX for CUDA, at `outputPath`
   /// (".ptx" appended when it has no extension; "-" is stdout). Returns

@@ -33,9 +33,11 @@
 #include "KernelUtils.h"
 #include "quench/Codegen/CPU/Passes.h"
 #include "quench/Dialect/Quench/IR/QuenchDialect.h"
+#include "quench/Dialect/Quench/IR/QuenchSparseOps.h"
 
 #include "quench/Dialect/Quench/IR/ModuleAttrs.h"
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
+#include "quench/Quant/SparseStorage.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -46,6 +48,8 @@
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
+
+#include "llvm/ADT/bit.h"
 
 #include <cstring>
 #include <numeric>
@@ -96,7 +100,23 @@ struct DequantOperands {
   /// 32639 = 127 * 257 for 8-bit codes, whose high byte (q + 128) >> 8 and
   /// low byte q - 256 * high (both signed) then stay within [-127, 127].
   int64_t qmax = 32767;
+  /// 8-bit codes of an unstructured pruned layer in bitmask storage
+  /// (int16 path, 16 lanes; docs/sparsity.md, "Unstructured storage"):
+  /// each 64-byte code vector of the panels (panel p, vector v of the
+  /// panel, block, word step j4) is one mask word `masks` [N/nr, nr/16,
+  /// blocks, J/4] i64 (bit 4 l + t: byte t of lane l differs from the zero
+  /// point 128) plus its kept bytes, packed in the order (p, v, block, j4)
+  /// into `packed` (1-D i8, 64 bytes of padding at the end); `starts`
+  /// [N/nr, nr/16] i32 is where the run of (p, v) begins. The kernel
+  /// expands a vector by vpexpandb (AVX512-VBMI2) with 128 in the
+  /// masked-off bytes: exactly the dense code vector.
+  bool bitmask = false;
+  Value masks, packed, starts;
 };
+
+/// vpexpandb (AVX512-VBMI2): the bytes of the first operand, in order, at
+/// the lanes the mask sets; the second operand's bytes elsewhere.
+constexpr char kExpandIntrinsic[] = "llvm.x86.avx512.mask.expand.v64i8";
 
 /// vpdpbusd (AVX512-VNNI / AVX-VNNI): acc[i] += sum over the 4 bytes of
 /// lane i of zext(a) * sext(b).
@@ -378,15 +398,39 @@ Value TileEmitter::emitInt16(Value out, Value row, Value colBase, Value col,
 
   Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(vi32));
   SmallVector<Value> zeros(2 * tileVecs, zero);
+  // Bitmask storage: vector v's run of kept bytes (its panel vector
+  // `vsel[v]`) starts at starts[panel, vsel[v]]; the offsets advance by
+  // each mask's population count, loop-carried after the sums.
+  SmallVector<Value> vsel, blockInit(f.accInit);
+  auto vbytes = VectorType::get({64}, i8);
+  auto vmask = VectorType::get({64}, b.getI1Type());
+  Value fill;
+  if (d.bitmask) {
+    fill = arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(vbytes, b.getI8IntegerAttr(-128)));
+    for (int64_t v = 0; v < nv; ++v) {
+      vsel.push_back(arith::DivUIOp::create(b, loc, wcols[v], idx(16)));
+      Value s0 = tensor::ExtractOp::create(b, loc, d.starts,
+                                           ValueRange{panel, vsel[v]});
+      blockInit.push_back(arith::IndexCastOp::create(
+          b, loc, b.getIndexType(),
+          arith::ExtUIOp::create(b, loc, b.getI64Type(), s0)));
+    }
+  }
+  int64_t nacc = tileVecs;
   auto blockLoop = scf::ForOp::create(
-      b, loc, idx(0), idx(d.blocks), idx(1), f.accInit,
-      [&](OpBuilder &bb, Location, Value blk, ValueRange accs) {
+      b, loc, idx(0), idx(d.blocks), idx(1), blockInit,
+      [&](OpBuilder &bb, Location, Value blk, ValueRange carried) {
+        ValueRange accs = carried.take_front(nacc);
+        SmallVector<Value> codeInit(zeros);
+        codeInit.append(carried.begin() + nacc, carried.end());
         // Per word step: partial sums of the high bytes [0, tileVecs) and
-        // of the low bytes [tileVecs, 2 tileVecs), exact in int32.
+        // of the low bytes [tileVecs, 2 tileVecs), exact in int32 (then
+        // the bitmask offsets).
         auto codeLoop = scf::ForOp::create(
             bb, loc, arith::ConstantIndexOp::create(bb, loc, 0),
             arith::ConstantIndexOp::create(bb, loc, d.jn / 4),
-            arith::ConstantIndexOp::create(bb, loc, 1), zeros,
+            arith::ConstantIndexOp::create(bb, loc, 1), codeInit,
             [&](OpBuilder &jb, Location, Value j4, ValueRange parts) {
               SmallVector<Value> p(parts);
               Value j = arith::MulIOp::create(
@@ -402,10 +446,33 @@ Value TileEmitter::emitInt16(Value out, Value row, Value colBase, Value col,
                   loW.push_back(wordOf(jb, d.xl, {rows[i], blk, zi, j}));
                 }
                 for (int64_t v = 0; v < nv; ++v) {
-                  Value c = vector::BitCastOp::create(
-                      jb, loc, bytes,
-                      read(jb, vi32, d.codes, {panel, blk, j4, wcols[v]},
-                           true));
+                  Value c;
+                  if (d.bitmask) {
+                    // The code vector expanded from its mask and the next
+                    // kept bytes (128 elsewhere: the dense codes).
+                    Value &off = p[2 * tileVecs + v];
+                    Value m = tensor::ExtractOp::create(
+                        jb, loc, d.masks, ValueRange{panel, vsel[v], blk, j4});
+                    Value run = read(jb, vbytes, d.packed, {off}, true);
+                    Value mv = vector::BitCastOp::create(
+                        jb, loc, vmask,
+                        vector::BroadcastOp::create(
+                            jb, loc, VectorType::get({1}, m.getType()), m));
+                    c = func::CallOp::create(jb, loc, kExpandIntrinsic,
+                                             TypeRange{vbytes},
+                                             ValueRange{run, fill, mv})
+                            .getResult(0);
+                    off = arith::AddIOp::create(
+                        jb, loc, off,
+                        arith::IndexCastOp::create(
+                            jb, loc, jb.getIndexType(),
+                            math::CtPopOp::create(jb, loc, m)));
+                  } else {
+                    c = vector::BitCastOp::create(
+                        jb, loc, bytes,
+                        read(jb, vi32, d.codes, {panel, blk, j4, wcols[v]},
+                             true));
+                  }
                   for (int64_t i = 0; i < mr; ++i) {
                     Value &hs = p[at(i, v)];
                     Value &ls = p[tileVecs + at(i, v)];
@@ -448,6 +515,7 @@ Value TileEmitter::emitInt16(Value out, Value row, Value colBase, Value col,
         // Once per group: sum = 256 high + low - zero point * qsum, in f32
         // times scale * amax / qmax (the implicit zero point 2^(bits-1)).
         SmallVector<Value> acc(accs), part(codeLoop.getResults());
+        ValueRange offsets = codeLoop.getResults().drop_front(2 * tileVecs);
         SmallVector<Value> sxs, qsi, qsf;
         for (int64_t i = 0; i < mr; ++i) {
           Value am = tensor::ExtractOp::create(bb, loc, d.amax,
@@ -502,9 +570,11 @@ Value TileEmitter::emitInt16(Value out, Value row, Value colBase, Value col,
                 acc[at(i, v)]);
           }
         }
+        acc.append(offsets.begin(), offsets.end());
         scf::YieldOp::create(bb, loc, acc);
       });
-  return writeBack(out, f, blockLoop.getResults(), nv, inBounds);
+  return writeBack(out, f, blockLoop.getResults().take_front(nacc), nv,
+                   inBounds);
 }
 
 void TileEmitter::lookupStep(OpBuilder &ob, Value blk, Value j4, Value panel,
@@ -640,6 +710,100 @@ Value panelize(RewriterBase &rw, Value v, int64_t nr, int64_t repeat = 1) {
           quench::createConstantAttr(panelType, data, "quench_nbits_panel")));
 }
 
+/// The words of panelizeWords (below) from the raw codes [groups, jn, n],
+/// the bytes past J or N set to `fill`.
+std::vector<uint32_t> buildPanelWords(ArrayRef<char> raw, int64_t groups,
+                                      int64_t jn, int64_t n, int64_t nr,
+                                      int64_t split, int64_t len,
+                                      uint8_t fill) {
+  int64_t blocks = groups * split, jw = len / 4,
+          panels = llvm::divideCeil(n, nr);
+  std::vector<uint32_t> words(panels * blocks * jw * nr, fill * 0x01010101u);
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int64_t w = 0; w < jw; ++w)
+      for (int64_t t = 0; t < 4; ++t) {
+        int64_t j = b % split * len + w * 4 + t;
+        if (j >= jn)
+          continue;
+        const char *row = raw.data() + (b / split * jn + j) * n;
+        for (int64_t c = 0; c < n; ++c) {
+          uint32_t &word =
+              words[((c / nr * blocks + b) * jw + w) * nr + c % nr];
+          word = (word & ~(0xffu << (8 * t))) | uint32_t(uint8_t(row[c]))
+                                                    << (8 * t);
+        }
+      }
+  return words;
+}
+
+/// The constant 8-bit codes `v` in bitmask storage (DequantOperands::
+/// bitmask): the panel words of panelizeWords cut into 64-byte vectors of
+/// 16 lanes, each a mask word and its bytes other than the zero point 128
+/// (lib/Quant/SparseStorage.h, packBitmaskBlocks), in the order (panel,
+/// panel vector, block, word step). Sets d.masks, d.packed and d.starts;
+/// false when `v` is not a readable constant.
+bool panelizeBitmask(RewriterBase &rw, Value v, int64_t nr, int64_t split,
+                     int64_t len, DequantOperands &d) {
+  auto cst = v.getDefiningOp<arith::ConstantOp>();
+  auto type = dyn_cast<RankedTensorType>(v.getType());
+  if (!cst || !type || !type.hasStaticShape() || type.getRank() != 3 ||
+      !type.getElementType().isInteger(8) || len % 4 != 0 || nr % 16 != 0 ||
+      split * len < type.getDimSize(1))
+    return false;
+  auto attr = dyn_cast<ElementsAttr>(cst.getValue());
+  std::optional<ArrayRef<char>> raw =
+      attr ? quench::getRawConstantData(attr) : std::nullopt;
+  int64_t groups = type.getDimSize(0), jn = type.getDimSize(1),
+          n = type.getDimSize(2), blocks = groups * split, jw = len / 4,
+          panels = llvm::divideCeil(n, nr), nvp = nr / 16;
+  if (!raw || int64_t(raw->size()) != groups * jn * n)
+    return false;
+  std::vector<uint32_t> words =
+      buildPanelWords(*raw, groups, jn, n, nr, split, len, 128);
+  // The 64-byte vectors in stream order, then their masks and kept bytes.
+  std::vector<uint8_t> vecs(words.size() * 4);
+  std::vector<int32_t> starts(panels * nvp);
+  {
+    uint8_t *o = vecs.data();
+    for (int64_t p = 0; p < panels; ++p)
+      for (int64_t q = 0; q < nvp; ++q)
+        for (int64_t b = 0; b < blocks; ++b)
+          for (int64_t w = 0; w < jw; ++w, o += 64)
+            std::memcpy(o, &words[((p * blocks + b) * jw + w) * nr + q * 16],
+                        64);
+  }
+  words = {};
+  quench::quant::BitmaskBlocks<uint8_t> bm = quench::quant::packBitmaskBlocks(
+      vecs.data(), int64_t(vecs.size()), 64, uint8_t(128));
+  if (bm.values.size() + 64 > size_t(INT32_MAX))
+    return false;
+  for (int64_t s = 0, off = 0, vec = 0; s < panels * nvp; ++s) {
+    starts[s] = int32_t(off);
+    for (int64_t e = 0; e < blocks * jw; ++e, ++vec)
+      off += llvm::popcount(bm.masks[vec]);
+  }
+  bm.values.resize(bm.values.size() + 64, 128);
+  rw.setInsertionPoint(cst);
+  Location loc = cst.getLoc();
+  auto make = [&](RankedTensorType t, const void *p, size_t bytes,
+                  StringRef name) -> Value {
+    return arith::ConstantOp::create(
+        rw, loc,
+        cast<TypedAttr>(quench::createConstantAttr(
+            t, ArrayRef<char>(static_cast<const char *>(p), bytes), name)));
+  };
+  d.masks =
+      make(RankedTensorType::get({panels, nvp, blocks, jw}, rw.getI64Type()),
+           bm.masks.data(), bm.masks.size() * 8, "quench_bitmask_masks");
+  d.packed =
+      make(RankedTensorType::get({int64_t(bm.values.size())}, rw.getI8Type()),
+           bm.values.data(), bm.values.size(), "quench_bitmask_values");
+  d.starts = make(RankedTensorType::get({panels, nvp}, rw.getI32Type()),
+                  starts.data(), starts.size() * 4, "quench_bitmask_starts");
+  quench::releaseConstantPages(attr); // read once
+  return true;
+}
+
 /// The constant codes `v` ([blocks, J, n] i8) as panels of `nr` features
 /// of words: [ceil(n / nr), blocks, J / 4, nr] i32, word (p, b, j4, c) =
 /// bytes (b, 4 j4 + t, p nr + c) at bits 8 t, t < 4; zero padded. With
@@ -674,18 +838,8 @@ Value panelizeWords(RewriterBase &rw, Value v, int64_t nr, int64_t split,
   std::optional<ArrayRef<char>> raw = quench::getRawConstantData(attr);
   if (!raw || int64_t(raw->size()) != groups * jn * n)
     return {};
-  std::vector<uint32_t> words(panels * blocks * jw * nr, 0);
-  for (int64_t b = 0; b < blocks; ++b)
-    for (int64_t w = 0; w < jw; ++w)
-      for (int64_t t = 0; t < 4; ++t) {
-        int64_t j = b % split * len + w * 4 + t;
-        if (j >= jn)
-          continue;
-        const char *row = raw->data() + (b / split * jn + j) * n;
-        for (int64_t c = 0; c < n; ++c)
-          words[((c / nr * blocks + b) * jw + w) * nr + c % nr] |=
-              uint32_t(uint8_t(row[c])) << (8 * t);
-      }
+  std::vector<uint32_t> words =
+      buildPanelWords(*raw, groups, jn, n, nr, split, len, 0);
   quench::releaseConstantPages(attr); // read once
   std::vector<char> data(words.size() * 4);
   std::memcpy(data.data(), words.data(), data.size());
@@ -857,12 +1011,11 @@ void buildInt16Activations(RewriterBase &rw, Location loc, Value x,
 /// are converted by a table lookup (a call of kPermuteIntrinsic, which the
 /// caller declares; `*usedLookup` says whether it did). Fails, changing
 /// nothing, on any other op or when `vectorBits` is below 128.
-static LogicalResult buildDequantMatmulKernel(RewriterBase &rw,
-                                              linalg::LinalgOp linalgOp,
-                                              unsigned vectorBits,
-                                              bool codeLookup, bool int16Dot,
-                                              bool *usedLookup,
-                                              bool *usedInt16) {
+static LogicalResult
+buildDequantMatmulKernel(RewriterBase &rw, linalg::LinalgOp linalgOp,
+                         unsigned vectorBits, bool codeLookup, bool int16Dot,
+                         bool bitmaskExpand, bool *usedLookup, bool *usedInt16,
+                         bool *usedExpand) {
   auto op = dyn_cast<linalg::GenericOp>(linalgOp.getOperation());
   DequantOperands d;
   if (!op || vectorBits < 128 || !matchDequantMatmul(op, d))
@@ -891,6 +1044,12 @@ static LogicalResult buildDequantMatmulKernel(RewriterBase &rw,
   }
   if (d.int16)
     d.lookup = false;
+  // Bitmask storage (unstructured pruned 8-bit codes): the expanding form
+  // of the 8-bit int16 path; needs AVX512-VBMI2 (`bitmask-expand`).
+  auto storage = op->getAttrOfType<StringAttr>(quench::kSparseStorageAttrName);
+  d.bitmask = bitmaskExpand && storage && storage.getValue() == "bitmask" &&
+              d.int16 && d.bits == 8 && d.lanes == 16 &&
+              op.getNumDpsInputs() == 3;
   Location loc = op.getLoc();
   rw.setInsertionPoint(op);
   Value x = op.getDpsInputs()[0], init = op.getDpsInits()[0];
@@ -913,7 +1072,11 @@ static LogicalResult buildDequantMatmulKernel(RewriterBase &rw,
   }
   int64_t nr = nv * d.lanes;
   d.nr = nr;
-  d.codes = d.lookup || d.int16
+  if (d.bitmask &&
+      !panelizeBitmask(rw, op.getDpsInputs()[1], nr, split, len, d))
+    return failure();
+  d.codes = d.bitmask ? d.masks
+            : d.lookup || d.int16
                 ? panelizeWords(rw, op.getDpsInputs()[1], nr, split, len)
                 : panelize(rw, op.getDpsInputs()[1], nr);
   d.scales = panelize(rw, op.getDpsInputs()[2], nr, split);
@@ -1044,6 +1207,8 @@ static LogicalResult buildDequantMatmulKernel(RewriterBase &rw,
     *usedLookup = d.lookup;
   if (usedInt16)
     *usedInt16 = d.int16;
+  if (usedExpand)
+    *usedExpand = d.bitmask;
   return success();
 }
 
@@ -1062,16 +1227,25 @@ struct QuenchCPUDequantMatmulPass
         found.push_back(op);
     });
     IRRewriter rw(&getContext());
-    bool anyLookup = false, anyInt16 = false;
+    bool anyLookup = false, anyInt16 = false, anyExpand = false;
     // Models that promise float activations (GGUF) keep the float kernel.
     bool useInt16 =
         int16Dot && !module->hasAttr(quench::kFloatActivationsAttrName);
     for (linalg::GenericOp op : found) {
-      bool lookup = false, int16 = false;
+      bool lookup = false, int16 = false, expand = false;
       if (succeeded(buildDequantMatmulKernel(rw, op, vectorBits, codeLookup,
-                                             useInt16, &lookup, &int16))) {
+                                             useInt16, bitmaskExpand, &lookup,
+                                             &int16, &expand))) {
         anyLookup |= lookup;
         anyInt16 |= int16;
+        anyExpand |= expand;
+      }
+      if (!expand && op->hasAttr(quench::kSparseStorageAttrName)) {
+        // A layer promised bitmask storage but the kernel cannot expand it
+        // here: the dense codes would end up in the artifact.
+        op.emitError("bitmask sparse storage needs the int16 8-bit kernel "
+                     "at 512 bits with bitmask-expand (AVX512-VBMI2)");
+        return signalPassFailure();
       }
     }
     if (anyInt16) {
@@ -1082,6 +1256,13 @@ struct QuenchCPUDequantMatmulPass
       quench::declareIntrinsic(
           module, lanes == 16 ? kDotIntrinsic512 : kDotIntrinsic256,
           FunctionType::get(ctx, {vi, vb, vb}, {vi}));
+    }
+    if (anyExpand) {
+      MLIRContext *ctx = &getContext();
+      auto vb = VectorType::get({64}, IntegerType::get(ctx, 8));
+      auto vm = VectorType::get({64}, IntegerType::get(ctx, 1));
+      quench::declareIntrinsic(module, kExpandIntrinsic,
+                               FunctionType::get(ctx, {vb, vb, vm}, {vb}));
     }
     if (anyLookup) {
       MLIRContext *ctx = &getContext();

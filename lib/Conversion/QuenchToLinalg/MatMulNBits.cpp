@@ -30,6 +30,7 @@
 #include "quench/Dialect/Quench/IR/QuenchDialect.h"
 
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
+#include "quench/Dialect/Quench/IR/QuenchSparseOps.h"
 #include "quench/Quant/RTN.h"
 
 #include "mlir/Dialect/Utils/StructuredOpsUtils.h"
@@ -289,6 +290,9 @@ private:
         });
     generic->setAttr(quench::QuenchDialect::getDequantMatmulAttrName(),
                      rewriter.getUnitAttr());
+    // Bitmask sparse storage, for the CPU kernel (QuenchSparseOps.h).
+    if (Attribute storage = op->getAttr(quench::kSparseStorageAttrName))
+      generic->setAttr(quench::kSparseStorageAttrName, storage);
     return generic.getResult(0);
   }
 

@@ -17,9 +17,11 @@ void quench::appendCPUCodegenStages(std::vector<PipelineStage> &stages,
   Int8DotProduct int8Dot = opts.int8Dot;
   bool codeLookup = opts.codeLookup;
   bool attentionKernel = opts.attentionKernel;
+  bool bitmaskExpand = opts.bitmaskExpand;
   stages.push_back(
       {"codegen", "tiling, fusion and vectorization on tensors",
-       [vectorBits, int8Dot, codeLookup, attentionKernel](OpPassManager &pm) {
+       [vectorBits, int8Dot, codeLookup, attentionKernel,
+        bitmaskExpand](OpPassManager &pm) {
          // Fused attention (quench.attention), kept by to-linalg: the
          // vectorized kernel where it applies, else the linalg
          // decomposition.
@@ -41,6 +43,7 @@ void quench::appendCPUCodegenStages(std::vector<PipelineStage> &stages,
          dequant.vectorBits = vectorBits;
          dequant.codeLookup = codeLookup;
          dequant.int16Dot = int8Dot == Int8DotProduct::VNNI;
+         dequant.bitmaskExpand = bitmaskExpand;
          pm.addPass(createQuenchCPUDequantMatmul(dequant));
          QuenchCPUSparseMatmulOptions sparse;
          sparse.vectorBits = vectorBits;

@@ -157,6 +157,12 @@ public:
            codegen.vectorBits == 512;
   }
 
+  /// The int16 8-bit kernel's vpexpandb form (quench-cpu-dequant-matmul
+  /// `bitmask-expand`): AVX512-VBMI2 and VNNI at 512 bits.
+  bool supportsBitmaskSparseWeights() const override {
+    return codegen.bitmaskExpand;
+  }
+
   void appendCodegenStages(
       std::vector<quench::PipelineStage> &stages) const override {
     quench::appendCPUCodegenStages(stages, codegen);
@@ -310,6 +316,10 @@ quench::createCPUTargetBackend(const CPUTargetOptions &options) {
     codegen.int8Dot = selectInt8DotProduct(
         codegen.vectorBits,
         [&](StringRef feature) { return hasCPUFeature(*target, feature); });
+  codegen.bitmaskExpand = codegen.vectorBits == 512 &&
+                          codegen.int8Dot == quench::Int8DotProduct::VNNI &&
+                          hasCPUFeature(*target, "avx512vbmi2") &&
+                          hasCPUFeature(*target, "avx512bw");
   auto tm = createTargetMachine(*target);
   if (!tm)
     return tm.takeError();

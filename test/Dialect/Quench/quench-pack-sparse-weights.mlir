@@ -1,5 +1,6 @@
 // RUN: quench-opt %s --split-input-file --quench-pack-sparse-weights | FileCheck %s
 // RUN: quench-opt %s --split-input-file --quench-pack-sparse-weights=max-group=4 | FileCheck %s --check-prefix=MAX4
+// RUN: quench-opt %s --split-input-file --quench-pack-sparse-weights=bitmask=1 | FileCheck %s --check-prefix=BM
 
 // A 2:4 pruned f32 linear [N = 2, K = 8]: the kept values per row, and one
 // nibble of two 2-bit indices per group (first index in the low bits).
@@ -74,4 +75,32 @@ func.func @dense(%x: tensor<1x8xf32>, %x6: tensor<1x6xf32>) -> (tensor<1x1xf32>,
   %w6 = quench.constant dense<[[0.0, -0.4, 0.3, 0.0, 1.0, 1.0]]> : tensor<1x6xf32>
   %e = quench.linear %x6, %w6 {quench.sparsity = "2:4 magnitude"} : (tensor<1x6xf32>, tensor<1x6xf32>) -> tensor<1x1xf32>
   return %a, %b, %c, %d, %e : tensor<1x1xf32>, tensor<1x1xf32>, tensor<1x1xf32>, tensor<1x2xf32>, tensor<1x1xf32>
+}
+
+// -----
+
+// Unstructured pruned 8-bit symmetric codes: with `bitmask` (the CPU's
+// vpexpandb kernel) a layer whose mask bits plus kept codes are smaller
+// than its dense codes is marked for bitmask storage and keeps its op (%a:
+// 8 of 16 codes are the zero point 128, 2 + 8 bytes against 16); a dense
+// one (%b, no code 128: 2 + 16 bytes) and an f32 linear stay as they are.
+// Without the option nothing is marked.
+// CHECK-LABEL: func.func @unstructured8
+// CHECK-NOT: quench.sparse_storage
+// CHECK-NOT: quench.sparse_linear
+// BM-LABEL: func.func @unstructured8
+// BM: quench.matmul_nbits {{.*}}quench.sparse_storage = "bitmask", quench.sparsity = "unstructured:0.5 magnitude"
+// BM: quench.matmul_nbits
+// BM-NOT: quench.sparse_storage
+// BM: quench.linear
+// BM-NOT: quench.sparse_storage
+func.func @unstructured8(%x: tensor<1x8xf32>) -> (tensor<1x2xf32>, tensor<1x2xf32>, tensor<1x1xf32>) {
+  %q = quench.constant dense<[[[128, 3, 128, 250, 128, 128, 9, 200]], [[1, 128, 128, 128, 7, 77, 128, 129]]]> : tensor<2x1x8xui8>
+  %q2 = quench.constant dense<[[[1, 3, 5, 250, 6, 7, 9, 200]], [[1, 2, 3, 4, 7, 77, 8, 129]]]> : tensor<2x1x8xui8>
+  %s = quench.constant dense<[[1.0], [0.5]]> : tensor<2x1xf32>
+  %a = quench.matmul_nbits %x, %q, %s {bits = 8 : i64, block_size = 8 : i64, in_features = 8 : i64, out_features = 2 : i64, quench.sparsity = "unstructured:0.5 magnitude"} : (tensor<1x8xf32>, tensor<2x1x8xui8>, tensor<2x1xf32>) -> tensor<1x2xf32>
+  %b = quench.matmul_nbits %x, %q2, %s {bits = 8 : i64, block_size = 8 : i64, in_features = 8 : i64, out_features = 2 : i64, quench.sparsity = "unstructured:0.5 magnitude"} : (tensor<1x8xf32>, tensor<2x1x8xui8>, tensor<2x1xf32>) -> tensor<1x2xf32>
+  %w = quench.constant dense<[[0.0, -0.4, 0.3, 0.0, 1.0, 1.0, 0.0, 0.0]]> : tensor<1x8xf32>
+  %c = quench.linear %x, %w {quench.sparsity = "unstructured:0.5 magnitude"} : (tensor<1x8xf32>, tensor<1x8xf32>) -> tensor<1x1xf32>
+  return %a, %b, %c : tensor<1x2xf32>, tensor<1x2xf32>, tensor<1x1xf32>
 }

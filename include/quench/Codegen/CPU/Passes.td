@@ -254,6 +254,12 @@ def QuenchCPUDequantMatmul
            "int16 per group or block (exact integer sums by vpdpbusd on a "
            "high and a low byte; the target must have AVX512-VNNI at "
            "vector-bits 512 or AVX-VNNI / AVX512-VNNI+VL at 256)">,
+    Option<"bitmaskExpand", "bitmask-expand", "bool", "false",
+           "Expand 8-bit codes in bitmask sparse storage (generics marked "
+           "`quench.sparse_storage = \"bitmask\"`) by vpexpandb in the "
+           "int16 path (the target must have AVX512-VBMI2 and VNNI at "
+           "vector-bits 512); a marked generic the kernel cannot expand is "
+           "an error">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

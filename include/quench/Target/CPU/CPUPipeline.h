@@ -27,6 +27,9 @@ struct CPUCodegenOptions {
   Int8DotProduct int8Dot = Int8DotProduct::None;
   /// 4- and 2-bit weight codes converted by a table lookup (AVX-512F).
   bool codeLookup = false;
+  /// 8-bit codes in bitmask sparse storage expanded by vpexpandb
+  /// (AVX512-VBMI2, with the VNNI int16 kernel at 512 bits).
+  bool bitmaskExpand = false;
   /// quench.attention by the vectorized kernel (quench-cpu-attention) when
   /// vectorBits != 0; false: by its linalg decomposition.
   bool attentionKernel = true;

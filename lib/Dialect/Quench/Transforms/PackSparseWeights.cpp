@@ -11,6 +11,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "quench/Dialect/Quench/IR/ModuleAttrs.h"
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
 #include "quench/Dialect/Quench/IR/QuenchSparseOps.h"
@@ -44,6 +45,7 @@ struct QuenchPackSparseWeightsPass
   void runOnOperation() override {
     QuenchPackSparseWeightsOptions o;
     o.maxGroup = maxGroup;
+    o.bitmask = bitmask;
     packSparseWeights(getOperation(), o, report);
   }
 
@@ -58,8 +60,6 @@ std::string parseMark(Operation *op, qq::SparsityPattern &pattern) {
       !qq::parseSparsityPattern(mark.getValue().split(' ').first.str(),
                                 pattern, error))
     return "unreadable mark";
-  if (pattern.kind != qq::SparsityPattern::Kind::NM)
-    return "unstructured: no compressed format yet";
   return "";
 }
 
@@ -196,6 +196,43 @@ std::string packNBits(MatMulNBitsOp op, const qq::SparsityPattern &pat,
   return "";
 }
 
+/// Marks an unstructured pruned matmul_nbits with 8-bit symmetric codes for
+/// bitmask storage (kSparseStorageAttrName: the CPU kernel keeps a mask
+/// bit per weight plus the codes other than the zero point 128) when that
+/// is smaller than the dense codes; returns why not.
+std::string markBitmask(MatMulNBitsOp op, LayerPackRecord &rec) {
+  const int64_t n = op.getOutFeatures(), k = op.getInFeatures(),
+                gs = op.getBlockSize();
+  auto codesCst = op.getWeight().getDefiningOp<ConstantOp>();
+  auto st = cast<RankedTensorType>(op.getScales().getType());
+  const int64_t groups = (k + gs - 1) / gs;
+  const int64_t scaleBytes =
+      st.getNumElements() * getStorageBytesPerElement(st.getElementType());
+  const int64_t codeBytes =
+      cast<RankedTensorType>(op.getWeight().getType()).getNumElements();
+  rec.bytesBefore = codeBytes + scaleBytes;
+  if (op.getBits() != 8)
+    return llvm::formatv("unstructured {0}-bit codes: no bitmask kernel yet",
+                         op.getBits());
+  if (op.getZeroPoints())
+    return "zero points: no bitmask kernel";
+  std::optional<ArrayRef<char>> codes =
+      codesCst ? getRawConstantData(codesCst.getValue()) : std::nullopt;
+  if (!codes || int64_t(codes->size()) != n * groups * gs)
+    return "codes not a readable constant";
+  int64_t nonzeros = 0;
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < k; ++c)
+      nonzeros += static_cast<uint8_t>((*codes)[r * groups * gs + c]) != 128;
+  rec.bytesAfter = qq::bitmaskStorageBytes(n, k, nonzeros, 8) + scaleBytes;
+  if (rec.bytesAfter >= rec.bytesBefore)
+    return llvm::formatv("bitmask not smaller (density {0:f3})",
+                         double(nonzeros) / double(n * k));
+  op->setAttr(kSparseStorageAttrName,
+              StringAttr::get(op.getContext(), "bitmask"));
+  return "";
+}
+
 } // namespace
 
 std::unique_ptr<Pass> quench::createQuenchPackSparseWeights(
@@ -222,6 +259,35 @@ void quench::packSparseWeights(ModuleOp module,
         return cast<RankedTensorType>(l.getWeight().getType()).getDimSize(1);
       return cast<MatMulNBitsOp>(op).getInFeatures();
     };
+    if (why.empty() && pat.kind != qq::SparsityPattern::Kind::NM) {
+      // Unstructured: bitmask storage of 8-bit codes where the target has
+      // the kernel, else dense.
+      auto nbits = dyn_cast<MatMulNBitsOp>(op);
+      // Models that promise float activations (GGUF) keep the float int8
+      // kernel, which has no bitmask form.
+      bool floatActs = module->hasAttr(kFloatActivationsAttrName);
+      if (floatActs)
+        why = "unstructured: float activations, no bitmask kernel";
+      else if (!options.bitmask)
+        why = "unstructured: no bitmask kernel on this target";
+      else if (!nbits)
+        why = "unstructured f32: no bitmask kernel yet";
+      else
+        why = markBitmask(nbits, rec);
+      rec.compressed = why.empty();
+      rec.storage =
+          rec.compressed ? "unstructured bitmask int8" : "dense (" + why + ")";
+      if (!rec.compressed) {
+        if (auto l = dyn_cast<LinearOp>(op))
+          rec.bytesBefore =
+              cast<RankedTensorType>(l.getWeight().getType()).getNumElements() *
+              4;
+        rec.bytesAfter = rec.bytesBefore;
+      }
+      if (report)
+        report->push_back(std::move(rec));
+      continue;
+    }
     if (why.empty() && pat.m > options.maxGroup)
       why = llvm::formatv("M = {0} above max-group {1}", pat.m,
                           options.maxGroup);

@@ -28,6 +28,15 @@ namespace quench {
 inline constexpr llvm::StringLiteral kSparseMatmulAttrName =
     "quench.sparse_matmul";
 
+/// `quench.sparse_storage = "bitmask"` on a `quench.matmul_nbits` with 8-bit
+/// symmetric codes of an unstructured pruned layer
+/// (quench-pack-sparse-weights), carried by its lowering onto the
+/// dequantizing generic: the CPU kernel stores the codes as masks plus
+/// the kept bytes and expands them in registers (docs/sparsity.md,
+/// "Unstructured storage").
+inline constexpr llvm::StringLiteral kSparseStorageAttrName =
+    "quench.sparse_storage";
+
 /// The indexing maps of that generic, whose loops are (batch..., n, g, j,
 /// t) (g the group, j the slot, t the column in the group): x (batch...,
 /// g, t) as [..., G, group], values and indices (one i8 per slot) (n, g,

@@ -28,6 +28,16 @@ def QuenchPackSparseWeights
     another width or zero points; quench-compile's size report gives each
     layer's storage and bytes.
 
+    Unstructured pruned layers: with `bitmask`, a `quench.matmul_nbits`
+    with constant 8-bit symmetric codes whose bitmask storage (one mask bit
+    per weight plus the codes other than the zero point 128, scales as
+    stored) is smaller than its dense codes keeps its op and gets
+    `quench.sparse_storage = "bitmask"`: its lowering carries the mark to
+    the dequantizing generic, whose CPU kernel (quench-cpu-dequant-matmul
+    `bitmask-expand`) stores masks and kept codes only and expands them in
+    registers (docs/sparsity.md, "Unstructured storage"). Other
+    unstructured layers stay dense.
+
     ```mlir
     %y = quench.linear %x, %w {quench.sparsity = "2:4 magnitude"} : ...
     // becomes
@@ -38,6 +48,11 @@ def QuenchPackSparseWeights
   let options = [
     Option<"maxGroup", "max-group", "int64_t", "8",
            "Largest M stored compressed (the CPU kernel takes 4 and 8)">,
+    Option<"bitmask", "bitmask", "bool", "false",
+           "Mark unstructured pruned quench.matmul_nbits with 8-bit "
+           "symmetric codes for bitmask storage (quench.sparse_storage = "
+           "\"bitmask\") where that is smaller than the dense codes (the "
+           "CPU kernel with AVX512-VBMI2)">,
   ];
   let dependentDialects = ["::quench::QuenchDialect"];
 }
