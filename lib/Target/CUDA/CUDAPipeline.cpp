@@ -55,6 +55,11 @@ void quench::appendCUDACodegenStages(std::vector<PipelineStage> &stages,
          QuenchGPUMmaGemmOptions mma;
          mma.emulate = emulate;
          pm.addNestedPass<func::FuncOp>(createQuenchGPUMmaGemm(mma));
+         // 2:4 sparse linear layers (f16, int8): sparse tensor cores
+         // (docs/gpu.md, "Sparse tensor-core GEMM").
+         QuenchGPUMmaSpGemmOptions mmaSp;
+         mmaSp.emulate = emulate;
+         pm.addPass(createQuenchGPUMmaSpGemm(mmaSp));
          pm.addNestedPass<func::FuncOp>(createQuenchGPUParallelDimsOuter());
          addTextualPassPipeline(pm, "convert-linalg-to-parallel-loops,"
                                     "canonicalize");
