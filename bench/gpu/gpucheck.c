@@ -32,21 +32,26 @@ static int cmp(const char *got_path, const char *want_path, double tol) {
   int64_t n = 0, m = 0;
   quench_tensor_size(&got, &n, NULL, NULL);
   quench_tensor_size(&want, &m, NULL, NULL);
-  if (got.dtype != QUENCH_DTYPE_F32 || want.dtype != QUENCH_DTYPE_F32 ||
-      n != m || got.rank != want.rank ||
+  /* f32 outputs, or i32 (the int8 sparse tensor-core GEMM's sums). */
+  int f32 = got.dtype == QUENCH_DTYPE_F32;
+  if (got.dtype != want.dtype ||
+      (!f32 && got.dtype != QUENCH_DTYPE_I32) || n != m || got.rank != want.rank ||
       memcmp(got.shape, want.shape, sizeof(int64_t) * (size_t)got.rank)) {
     fprintf(stderr, "gpucheck: %s and %s differ in dtype or shape\n",
             got_path, want_path);
     return 1;
   }
-  const float *a = got.data, *b = want.data;
   double diff = 0, scale = 1e-30;
   for (int64_t i = 0; i < n; ++i) {
-    double d = fabs((double)a[i] - (double)b[i]);
+    double a = f32 ? (double)((const float *)got.data)[i]
+                   : (double)((const int32_t *)got.data)[i];
+    double b = f32 ? (double)((const float *)want.data)[i]
+                   : (double)((const int32_t *)want.data)[i];
+    double d = fabs(a - b);
     if (!(d <= diff)) /* NaN propagates */
       diff = d;
-    if (fabs((double)b[i]) > scale)
-      scale = fabs((double)b[i]);
+    if (fabs(b) > scale)
+      scale = fabs(b);
   }
   double rel = diff / scale;
   printf("%.3g\n", rel);

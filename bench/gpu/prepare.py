@@ -10,7 +10,10 @@ machine) with:
                 models at several schemes, a W4A16 GEMV layer
                 (K 4096 x N 14336, the issue's decode shape), and an f16
                 GEMM and a W8A8 GEMM (1024 x 1024 x 1024: the
-                tensor-core kernels, mma.sync f16 and s8)
+                tensor-core kernels, mma.sync f16 and s8), and 2:4 sparse
+                layers on the sparse tensor cores (mma.sp f16 and s8,
+                1024 x 1024 x 1024 and decode rows M = 1 and 16) next to
+                dense f16 layers of the same pruned weights
   in/, ref/     their inputs and the CPU backend's outputs on them (float
                 kernels: --int8-dot=false), the reference
   manifest.tsv  name, executable, inputs, reference, tolerance (relative to
@@ -59,6 +62,54 @@ def gemv_model(path, k, n, m=1):
         [numpy_helper.from_array(w, "w")])
     onnx.save(helper.make_model(graph, opset_imports=[
         helper.make_opsetid("", 17)]), path)
+
+
+def sparse_models(src):
+    """MLIR models of 2:4 sparse layers (f16 and int8, values and packed
+    indices as quench-pack-sparse-weights writes them) and dense f16 layers
+    of the same pruned weights: (name, path, {input: array}, bench runs,
+    weight bytes)."""
+    sys.path.insert(0, os.path.join(ROOT, "test", "e2e"))
+    from mma_sp_gemm import hexdata, prune_pack, ttype
+    rng = np.random.default_rng(3)
+    k = n = 1024
+    w16 = rng.standard_normal((n, k)).astype(np.float16)
+    dense16, vals16, idx16 = prune_pack(w16)
+    w8 = rng.integers(-127, 128, (n, k)).astype(np.int8)
+    _, vals8, idx8 = prune_pack(w8)
+    out = []
+    for m in (1024, 16, 1):
+        x16 = rng.standard_normal((m, k)).astype(np.float16)
+        for kind in ("sp_f16", "dense_f16", "sp_i8"):
+            name = "%s_%dx%dx%d" % (kind, m, k, n)
+            dt = "i8" if kind == "sp_i8" else "f16"
+            xt = ttype((m, k), dt)
+            if kind == "dense_f16":
+                wt, yt = ttype((n, k), "f16"), ttype((m, n), "f16")
+                body = ("  %%w = quench.constant dense<%s> : %s\n"
+                        "  %%y = quench.linear %%x, %%w : (%s, %s) -> %s\n"
+                        % (hexdata(dense16), wt, xt, wt, yt))
+                nbytes = n * k * 2
+            else:
+                vals, idx = (vals8, idx8) if dt == "i8" else (vals16, idx16)
+                vt, it = ttype((n, k // 2), dt), ttype((n, k // 8), "i8")
+                yt = ttype((m, n), "i32" if dt == "i8" else "f32")
+                body = ("  %%v = quench.constant dense<%s> : %s\n"
+                        "  %%i = quench.constant dense<%s> : %s\n"
+                        "  %%y = quench.sparse_linear %%x, %%v, %%i {group = 4,"
+                        " keep = 2} : (%s, %s, %s) -> %s\n"
+                        % (hexdata(vals), vt, hexdata(idx.view(np.int8)), it,
+                           xt, vt, it, yt))
+                nbytes = vals.nbytes + idx.nbytes
+            path = os.path.join(src, name + ".mlir")
+            with open(path, "w") as f:
+                f.write('func.func @main(%%x: %s {quench.name = "x"}) -> '
+                        '(%s {quench.name = "y"}) {\n%s  return %%y : %s\n}\n'
+                        % (xt, yt, body, yt))
+            x = (rng.integers(-128, 128, (m, k)).astype(np.int8)
+                 if dt == "i8" else x16)
+            out.append((name, path, {"x": x}, 50, nbytes))
+    return out
 
 
 def gemm_f16_model(path, m, k, n):
@@ -139,10 +190,19 @@ def main():
     if not os.path.exists(gemm8):
         gemv_model(gemm8, 1024, 1024, m=1024)
     cases.append(("gemm_1024", gemm8, {"x": x}, ["w8a8-dynamic"], 50, 0))
+    # 2:4 sparse tensor cores (quench-gpu-mma-sp-gemm): f16 and int8
+    # quench.sparse_linear layers and dense f16 layers of the same pruned
+    # weights (K = N = 1024; M = 1024, 16, 1), as MLIR models (no frontend
+    # path makes f16 or int8-activation sparse layers yet).
+    for name, path, inputs, runs, weight_bytes in sparse_models(src):
+        cases.append((name, path, inputs, ["none"], runs, weight_bytes))
 
     lines = []
     for name, onnx_path, inputs, schemes, runs, weight_bytes in cases:
-        tol = 4e-3 if name.startswith("gemm_f16") else TOL
+        # f16 layers: f16 products summed in f32 in another order (the
+        # dense ones also rounded to f16).
+        tol = 4e-3 if name.startswith(("gemm_f16", "sp_f16", "dense_f16")) \
+            else TOL
         args_in = []
         for k, v in inputs.items():
             p = os.path.join(out, "in", "%s.%s.npy" % (name, k))
@@ -150,7 +210,8 @@ def main():
             args_in.append("%s=%s" % (k, os.path.relpath(p, out)))
         for scheme in schemes:
             tag = "%s.%s" % (name, scheme)
-            extra = ["--quant=" + scheme]
+            extra = ["--quant=" + scheme] if scheme != "none" or \
+                not onnx_path.endswith(".mlir") else []
             if name.startswith("gemv"):
                 extra.append("--group-size=128")
             exe = os.path.join(out, "exe", tag)
