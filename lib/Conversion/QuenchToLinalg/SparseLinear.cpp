@@ -11,6 +11,8 @@
 // (lib/Codegen/CPU/SparseMatmul.cpp); elsewhere it runs as loops (group
 // times the work of the kept weights, exact). Indices that are not
 // constants have no lowering (quench-pack-sparse-weights makes constants).
+// f16 inputs multiply extended to f32 and sum in f32; i8 inputs (the CUDA
+// target's int8 sparse tensor cores) sum exact products in i32.
 //
 //===----------------------------------------------------------------------===//
 
