@@ -16,9 +16,15 @@ the block's 64 features.
    every output is compared with NumPy's product by the DENSE pruned
    weight (zeros where pruned): f16 within 1e-5 (|ref| + sum |x||w|)
    (f32 sums of exact f16 products), int8 exactly.
+   A dense f16 quench.linear whose constant weight is 2:4 takes the same
+   kernel (compressed at compile time), its f16 result within 2^-10.
 2. Kernels: the PTX holds one kernel with mma.sp m16n8k32 (f16) or m16n8k64
-   (int8) per layer, and ptxas assembles the module for sm_80 and sm_90
+   (int8) per layer and no dense mma.sync, and ptxas assembles the module for sm_80 and sm_90
    (--emit=obj) where the CUDA Toolkit is installed.
+
+3. W8A8: an f32 linear compiled with --sparsity=2:4 --quant=w8a8-dynamic
+   (its int8 weight is 2:4) runs on mma.sp m16n8k64 and equals the CPU
+   backend's W8A8 kernels on the same pruned model.
 
 With --device, the executable is also compiled without --cuda-emulate and
 run on the GPU (needs a CUDA driver and GPU), the same comparisons.
@@ -49,6 +55,9 @@ CASES = [
     ("f16_decode", (1, 128), None, 32, "f16"),
     # int8: 37 rows, K = 192 (3 m16n8k64 steps), N = 32.
     ("i8", (37, 192), None, 32, "i8"),
+    # A dense f16 quench.linear whose constant weight is 2:4 (pruned
+    # elsewhere): the pass compresses it at compile time; f16 result.
+    ("f16_dense_weight", (None, 64), 40, 48, "dense16"),
 ]
 
 
@@ -86,7 +95,7 @@ def build_model(work):
     for name, xshape, rows, n, dt in CASES:
         shape = tuple(rows if d is None else d for d in xshape)
         k = xshape[-1]
-        if dt == "f16":
+        if dt in ("f16", "dense16"):
             x = RNG.standard_normal(shape).astype(np.float16)
             w = RNG.standard_normal((n, k)).astype(np.float16)
             out_dt = "f32"
@@ -96,6 +105,19 @@ def build_model(work):
             out_dt = "i32"
         dense, vals, packed = prune_pack(w)
         inputs[f"x_{name}"] = x
+        if dt == "dense16":
+            xt, wt = ttype(xshape, "f16"), ttype((n, k), "f16")
+            args.append(f'%x_{name}: {xt} {{quench.name = "x_{name}"}}')
+            body.append(f"%w_{name} = quench.constant dense<{hexdata(dense)}>"
+                        f" : {wt}")
+            ot = ttype(xshape[:-1] + (n,), "f16")
+            body.append(f"%y_{name} = quench.linear %x_{name}, %w_{name} : "
+                        f"({xt}, {wt}) -> {ot}")
+            ref = x.astype(np.float64) @ dense.astype(np.float64).T
+            absref = np.abs(x.astype(np.float64)) @ np.abs(
+                dense.astype(np.float64)).T
+            results.append((f"%y_{name}", ot, name, ref, absref))
+            continue
         args.append(f'%x_{name}: {ttype(xshape, dt)} '
                     f'{{quench.name = "x_{name}"}}')
         vt, it = ttype((n, k // 2), dt), ttype((n, k // 8), "i8")
@@ -160,7 +182,9 @@ def numerics(build, work, model, inputs, results, label, flags, failures):
         else:
             err = np.abs(got.astype(np.float64) - ref) / (np.abs(ref) +
                                                           absref)
-            ok = bool(np.all(err <= 1e-5))
+            # f16 results are rounded to f16 (2^-11 relative).
+            tol = 2.0**-10 if got.dtype == np.float16 else 1e-5
+            ok = bool(np.all(err <= tol))
             msg = f"max |y - ref| / (|ref| + sum|x||w|) = {err.max():.2e}"
         print(f"{'ok  ' if ok else 'FAIL'} {name} ({label}) vs the dense "
               f"pruned weight: {msg}")
@@ -182,14 +206,16 @@ def kernels(build, work, model, failures):
         entries = f.read().split(".entry ")[1:]
     f16 = [k for k in entries
            if "mma.sp.sync.aligned.m16n8k32.row.col.f32.f16.f16.f32" in k]
+    dense = [k for k in entries if "mma.sync" in k]
     i8 = [k for k in entries
           if "mma.sp.sync.aligned.m16n8k64.row.col.satfinite.s32.s8.s8.s32"
           in k]
-    want16 = sum(1 for c in CASES if c[4] == "f16")
-    ok = len(f16) == want16 and len(i8) == 1
+    want16 = sum(1 for c in CASES if c[4] in ("f16", "dense16"))
+    ok = len(f16) == want16 and len(i8) == 1 and not dense
     print(f"{'ok  ' if ok else 'FAIL'} sparse tensor-core kernels: "
           f"{len(f16)} m16n8k32 f16 (want {want16}), {len(i8)} m16n8k64 s8 "
-          f"(want 1) of {len(entries)} kernels")
+          f"(want 1), {len(dense)} dense mma.sync (want 0) of "
+          f"{len(entries)} kernels")
     if not ok:
         failures.append("mma.sp kernel count")
     if not toolkit():
@@ -201,6 +227,61 @@ def kernels(build, work, model, failures):
         run([qc, model, "-o", os.path.join(odir, "sparse"), "--emit=obj",
              "--target=cuda", "--cuda-arch=" + arch])
         print(f"ok   ptxas assembles the module for {arch}")
+
+
+def w8a8(build, work, failures, device):
+    """--sparsity=2:4 --quant=w8a8-dynamic: the pruned int8 weight of the
+    W8A8 contraction is 2:4, so the CUDA target runs it on mma.sp
+    m16n8k64 (compressed at compile time); the emulation must equal the
+    CPU backend's W8A8 kernels on the same pruned model (exact i32 sums,
+    the same scale epilogue)."""
+    w = RNG.standard_normal((48, 256)).astype(np.float32)
+    x = RNG.standard_normal((2, 29, 256)).astype(np.float32)
+    model = os.path.join(work, "w8a8.mlir")
+    with open(model, "w") as f:
+        f.write('func.func @main(%x: tensor<2x?x256xf32> {quench.name = "x"})'
+                ' -> (tensor<2x?x48xf32> {quench.name = "y"}) {\n'
+                f'  %w = quench.constant dense<{hexdata(w)}> : '
+                'tensor<48x256xf32>\n'
+                '  %y = quench.linear %x, %w : (tensor<2x?x256xf32>, '
+                'tensor<48x256xf32>) -> tensor<2x?x48xf32>\n'
+                '  return %y : tensor<2x?x48xf32>\n}\n')
+    xpath = os.path.join(work, "w8a8_x.npy")
+    np.save(xpath, x)
+    qc = os.path.join(build, "bin", "quench-compile")
+    flags = ["--sparsity=2:4", "--sparsity-head", "--quant=w8a8-dynamic"]
+    labels = [("host", []), ("cuda-emulate", ["--target=cuda",
+                                              "--cuda-emulate"])]
+    if device:
+        labels.append(("cuda", ["--target=cuda"]))
+    outs = {}
+    for label, extra in labels:
+        exe = os.path.join(work, "w8a8_" + label)
+        out = os.path.join(work, "w8a8_out_" + label)
+        os.makedirs(out, exist_ok=True)
+        run([qc, model, "-o", exe] + flags + extra)
+        run([exe, "--input", f"x={xpath}", "--output-dir", out])
+        outs[label] = np.load(os.path.join(out, "y.npy")).astype(np.float64)
+    ref = outs.pop("host")
+    for label, got in outs.items():
+        err = (float(np.max(np.abs(got - ref))) / float(np.max(np.abs(ref)))
+               if got.shape == ref.shape else float("nan"))
+        ok = got.shape == ref.shape and err <= 1e-6
+        print(f"{'ok  ' if ok else 'FAIL'} 2:4 W8A8 linear ({label}) vs the "
+              f"CPU backend: max |y - ref| / max |ref| = {err:.2e}")
+        if not ok:
+            failures.append(f"2:4 W8A8 ({label})")
+    ptx = os.path.join(work, "w8a8.ptx")
+    run([qc, model, "-o", ptx, "--emit=ptx", "--target=cuda"] + flags)
+    with open(ptx) as f:
+        entries = f.read().split(".entry ")[1:]
+    sp = [k for k in entries if "mma.sp.sync.aligned.m16n8k64" in k]
+    dense = [k for k in entries if "mma.sync" in k]
+    ok = len(sp) == 1 and not dense
+    print(f"{'ok  ' if ok else 'FAIL'} 2:4 W8A8: {len(sp)} mma.sp m16n8k64 "
+          f"kernel (want 1), {len(dense)} dense mma.sync (want 0)")
+    if not ok:
+        failures.append("2:4 W8A8 kernel count")
 
 
 def main():
@@ -222,6 +303,7 @@ def main():
     if a.device:
         numerics(build, work, model, inputs, results, "cuda",
                  ["--target=cuda"], failures)
+    w8a8(build, work, failures, a.device)
     if not a.keep:
         shutil.rmtree(work, ignore_errors=True)
     if failures:

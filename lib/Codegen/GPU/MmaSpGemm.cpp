@@ -60,6 +60,8 @@
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/IR/SymbolTable.h"
 
+#include <cstring>
+
 namespace quench {
 #define GEN_PASS_DEF_QUENCHGPUMMASPGEMM
 #include "quench/Codegen/GPU/Passes.h.inc"
@@ -78,9 +80,15 @@ constexpr int64_t kBlockRows = 8 * kNT, kBlockFeatures = 16 * kWarps;
 /// A matched 2:4 sparse contraction: out[rows, N] += x[rows, K] W^T with
 /// W [N, K] given as values [N, K / 2] and indices [N, K / 4, 2].
 struct SparseGemm {
-  linalg::GenericOp op;
+  linalg::LinalgOp op;
   Value x, values, out;
-  memref::GlobalOp indices;
+  /// The global next to which the pass's constants go.
+  memref::GlobalOp anchor;
+  /// The in-group index (0-3) of every slot, [N, K / 2].
+  std::vector<int8_t> slotIndex;
+  /// The compressed values [N, K / 2] as raw bytes, when the pass makes
+  /// them (from a dense weight); otherwise `values` holds them.
+  std::vector<char> valueBytes;
   int64_t k = 0, n = 0;
   bool integer = false;
   Type elementType, accType;
@@ -159,13 +167,26 @@ bool matchSparseGemm(linalg::GenericOp op, SparseGemm &g, SymbolTable &symbols,
   // Whole 16-feature tiles and K steps.
   if (g.n % 16 || g.k % g.kStep || g.k == 0 || g.n == 0)
     return false;
-  g.indices = constantGlobal(op.getDpsInputs()[2], symbols);
-  if (!g.indices)
+  g.anchor = constantGlobal(op.getDpsInputs()[2], symbols);
+  if (!g.anchor)
     return false;
   auto init = dyn_cast_or_null<ElementsAttr>(
-      g.indices.getInitialValue().value_or(Attribute()));
-  if (!init || (!init.isSplat() && !quench::getRawConstantData(init)))
+      g.anchor.getInitialValue().value_or(Attribute()));
+  if (!init)
     return false;
+  if (init.isSplat()) {
+    auto dense = dyn_cast<DenseElementsAttr>(init);
+    if (!dense)
+      return false;
+    g.slotIndex.assign(g.n * g.k / 2, static_cast<int8_t>(
+                                          dense.getSplatValue<APInt>()
+                                              .getZExtValue()));
+  } else {
+    std::optional<ArrayRef<char>> raw = quench::getRawConstantData(init);
+    if (!raw || int64_t(raw->size()) != g.n * g.k / 2)
+      return false;
+    g.slotIndex.assign(raw->begin(), raw->end());
+  }
   SmallVector<memref::GetGlobalOp> gets;
   if (!quench::isAlignedDeviceBuffer(g.x, gets, /*throughReshapes=*/true) ||
       !quench::isAlignedDeviceBuffer(g.values, gets, /*throughReshapes=*/true))
@@ -176,11 +197,115 @@ bool matchSparseGemm(linalg::GenericOp op, SparseGemm &g, SymbolTable &symbols,
   return true;
 }
 
+/// A dense contraction out[batch..., M, N] += x[batch..., M, K] W[N, K]^T
+/// (f16 into f32, i8 into i32: the bodies the dense tensor-core pass
+/// takes) whose weight W is a constant that is 2:4 sparse along K (every
+/// group of 4 holds at most 2 nonzeros): the pass compresses it (kept
+/// values in column order, zero values at the lowest free columns, as
+/// quench-pack-sparse-weights does) and runs the sparse kernel.
+bool matchDenseSparseWeight(linalg::LinalgOp op, SparseGemm &g,
+                            SymbolTable &symbols,
+                            SmallVectorImpl<memref::GetGlobalOp> &globals) {
+  if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != 2 ||
+      op.getNumDpsInits() != 1 || op.getNumReductionLoops() != 1)
+    return false;
+  int64_t loops = op.getNumLoops(), r = loops - 1;
+  if (r < 2 ||
+      op.getIteratorTypesArray().back() != utils::IteratorType::reduction)
+    return false;
+  g.op = op;
+  g.x = op.getDpsInputs()[0];
+  Value w = op.getDpsInputs()[1];
+  g.out = op.getDpsInits()[0];
+  auto xt = dyn_cast<MemRefType>(g.x.getType());
+  auto wt = dyn_cast<MemRefType>(w.getType());
+  auto ot = dyn_cast<MemRefType>(g.out.getType());
+  if (!xt || !wt || !ot || wt.getRank() != 2 || !wt.hasStaticShape())
+    return false;
+  g.elementType = xt.getElementType();
+  g.accType = ot.getElementType();
+  g.integer = g.elementType.isInteger(8);
+  if (!(g.elementType.isF16() && g.accType.isF32()) &&
+      !(g.integer && g.accType.isInteger(32)))
+    return false;
+  if (wt.getElementType() != g.elementType ||
+      !quench::isMulAddBody(op, g.integer))
+    return false;
+  // Loops (batch..., m, n, k): x (batch..., m, k), W (n, k), out
+  // (batch..., m, n).
+  MLIRContext *ctx = op.getContext();
+  auto dims = [&](ArrayRef<int64_t> ds) {
+    SmallVector<AffineExpr> e;
+    for (int64_t d : ds)
+      e.push_back(getAffineDimExpr(d, ctx));
+    return AffineMap::get(loops, 0, e, ctx);
+  };
+  SmallVector<int64_t> xDims, oDims;
+  for (int64_t d = 0; d < r - 2; ++d) {
+    xDims.push_back(d);
+    oDims.push_back(d);
+  }
+  xDims.append({r - 2, r});
+  oDims.append({r - 2, r - 1});
+  SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+  if (maps[0] != dims(xDims) || maps[1] != dims({r - 1, r}) ||
+      maps[2] != dims(oDims))
+    return false;
+  g.n = wt.getDimSize(0);
+  g.k = wt.getDimSize(1);
+  g.p32 = g.integer ? 4 : 2;
+  g.kStep = g.integer ? 64 : 32;
+  if (g.n % 16 || g.k % g.kStep || g.k == 0 || g.n == 0 ||
+      ot.getDimSize(r - 1) != g.n)
+    return false;
+  g.anchor = constantGlobal(w, symbols);
+  if (!g.anchor)
+    return false;
+  auto init = dyn_cast_or_null<ElementsAttr>(
+      g.anchor.getInitialValue().value_or(Attribute()));
+  std::optional<ArrayRef<char>> raw =
+      init ? quench::getRawConstantData(init) : std::nullopt;
+  int64_t bytes = g.integer ? 1 : 2;
+  if (!raw || int64_t(raw->size()) != g.n * g.k * bytes)
+    return false;
+  // Nonzero: any bit but the sign (f16 -0 is a zero).
+  auto element = [&](int64_t row, int64_t col) -> uint16_t {
+    const char *p = raw->data() + (row * g.k + col) * bytes;
+    if (g.integer)
+      return static_cast<uint8_t>(*p);
+    return static_cast<uint16_t>(static_cast<uint8_t>(p[0]) |
+                                 (static_cast<uint8_t>(p[1]) << 8));
+  };
+  auto nonzero = [&](int64_t row, int64_t col) {
+    uint16_t v = element(row, col);
+    return g.integer ? v != 0 : (v & 0x7fff) != 0;
+  };
+  quench::quant::NMPositions pos;
+  if (!quench::quant::selectNMPositions(g.n, g.k, 2, 4, nonzero, pos))
+    return false;
+  SmallVector<memref::GetGlobalOp> gets;
+  if (!quench::isAlignedDeviceBuffer(g.x, gets, /*throughReshapes=*/true) ||
+      !ot.getLayout().isIdentity() || ot.getMemorySpace())
+    return false;
+  int64_t slots = g.k / 2;
+  g.slotIndex.resize(g.n * slots);
+  g.valueBytes.resize(g.n * slots * bytes);
+  for (int64_t row = 0; row < g.n; ++row)
+    for (int64_t s = 0; s < slots; ++s) {
+      int32_t col = pos.columns[row * slots + s];
+      g.slotIndex[row * slots + s] = static_cast<int8_t>(col % 4);
+      std::memcpy(&g.valueBytes[(row * slots + s) * bytes],
+                  raw->data() + (row * g.k + col) * bytes, bytes);
+    }
+  globals.append(gets.begin(), gets.end());
+  return true;
+}
+
 class SparseGemmBuilder {
 public:
   SparseGemmBuilder(const SparseGemm &g, bool emulate)
       : g(g), emulate(emulate), rw(g.op->getContext()), loc(g.op->getLoc()) {}
-  void build(memref::GlobalOp metadata);
+  void build(memref::GlobalOp metadata, memref::GlobalOp values);
 
 private:
   Value cst(int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v); }
@@ -358,7 +483,8 @@ void SparseGemmBuilder::emulateStep(Value f0, Value ks) {
   });
 }
 
-void SparseGemmBuilder::build(memref::GlobalOp metadata) {
+void SparseGemmBuilder::build(memref::GlobalOp metadata,
+                              memref::GlobalOp values) {
   rw.setInsertionPoint(g.op);
   auto ot = cast<MemRefType>(g.out.getType());
   // Rows: the output's dimensions but the last.
@@ -369,8 +495,10 @@ void SparseGemmBuilder::build(memref::GlobalOp metadata) {
       rw, loc, arith::CeilDivUIOp::create(rw, loc, hostRows, cst(kBlockRows)),
       cst(1));
   Value gridX = cst(llvm::divideCeil(g.n, kBlockFeatures));
-  Value x1Host = flatten(g.x), v1Host = flatten(g.values),
-        c1Host = flatten(g.out);
+  Value x1Host = flatten(g.x), c1Host = flatten(g.out);
+  Value v1Host = values ? (Value)memref::GetGlobalOp::create(
+                              rw, loc, values.getType(), values.getSymName())
+                        : flatten(g.values);
   Value metaHost = memref::GetGlobalOp::create(
       rw, loc, metadata.getType(), metadata.getSymName());
   Value blockX = cst(emulate ? 1 : kThreads);
@@ -503,42 +631,41 @@ void SparseGemmBuilder::build(memref::GlobalOp metadata) {
   rw.eraseOp(g.op);
 }
 
-/// A constant global of the metadata words of `g`'s indices (as i16
-/// halves, low half first), inserted into `module` under a unique name.
-memref::GlobalOp createMetadataGlobal(const SparseGemm &g, ModuleOp module,
+/// A constant global holding `bytes` as a 1-D `elementType` array, inserted
+/// before `g.anchor` under a unique name derived from `name`.
+memref::GlobalOp createConstantGlobal(const SparseGemm &g, StringRef name,
+                                      Type elementType, ArrayRef<char> bytes,
                                       SymbolTable &symbols) {
-  memref::GlobalOp indices = g.indices;
-  auto init = cast<ElementsAttr>(*indices.getInitialValue());
-  std::optional<ArrayRef<char>> raw;
-  char splat = 0;
-  if (init.isSplat())
-    splat = static_cast<char>(
-        cast<DenseElementsAttr>(init).getSplatValue<APInt>().getZExtValue());
-  else
-    raw = quench::getRawConstantData(init);
-  int64_t groups = g.k / 4;
+  memref::GlobalOp anchor = g.anchor;
+  int64_t count =
+      static_cast<int64_t>(bytes.size()) / (elementType.getIntOrFloatBitWidth() / 8);
+  auto tensorType = RankedTensorType::get({count}, elementType);
+  ElementsAttr value = quench::createConstantAttr(tensorType, bytes, name);
+  OpBuilder b(anchor);
+  auto global = memref::GlobalOp::create(
+      b, anchor.getLoc(), ("__" + name).str(), b.getStringAttr("private"),
+      MemRefType::get({count}, elementType), value, /*constant=*/true,
+      b.getI64IntegerAttr(16));
+  symbols.insert(global);
+  return global;
+}
+
+/// The mma.sp metadata words of `g`'s slot indices, as a constant of i16
+/// halves (low half first).
+memref::GlobalOp createMetadataGlobal(const SparseGemm &g,
+                                      SymbolTable &symbols) {
+  int64_t slots = g.k / 2;
   std::vector<uint32_t> words = quench::quant::mmaSpMetadata(
       g.n, g.k, g.kStep, [&](int64_t row, int64_t group, int64_t slot) {
-        return raw ? (*raw)[(row * groups + group) * 2 + slot] : splat;
+        return static_cast<int>(g.slotIndex[row * slots + group * 2 + slot]);
       });
   std::vector<char> bytes(words.size() * 4);
   for (size_t i = 0; i < words.size(); ++i)
     for (int b = 0; b < 4; ++b)
       bytes[i * 4 + b] = static_cast<char>((words[i] >> (8 * b)) & 0xff);
-  MLIRContext *ctx = module.getContext();
-  auto i16 = IntegerType::get(ctx, 16);
-  int64_t halves = static_cast<int64_t>(words.size()) * 2;
-  auto tensorType = RankedTensorType::get({halves}, i16);
-  ElementsAttr value =
-      quench::createConstantAttr(tensorType, bytes, "quench_mma_sp_metadata");
-  OpBuilder b(ctx);
-  b.setInsertionPoint(indices);
-  auto global = memref::GlobalOp::create(
-      b, indices.getLoc(), "__quench_mma_sp_metadata",
-      b.getStringAttr("private"), MemRefType::get({halves}, i16), value,
-      /*constant=*/true, b.getI64IntegerAttr(16));
-  symbols.insert(global);
-  return global;
+  return createConstantGlobal(g, "quench_mma_sp_metadata",
+                              IntegerType::get(g.op->getContext(), 16), bytes,
+                              symbols);
 }
 
 struct QuenchGPUMmaSpGemmPass
@@ -548,16 +675,22 @@ struct QuenchGPUMmaSpGemmPass
     ModuleOp module = getOperation();
     SymbolTable symbols(module);
     for (auto func : module.getOps<func::FuncOp>()) {
-      SmallVector<linalg::GenericOp> ops;
-      func.walk([&](linalg::GenericOp op) { ops.push_back(op); });
-      for (linalg::GenericOp op : ops) {
+      SmallVector<linalg::LinalgOp> ops;
+      func.walk([&](linalg::LinalgOp op) { ops.push_back(op); });
+      for (linalg::LinalgOp op : ops) {
         SparseGemm g;
         SmallVector<memref::GetGlobalOp> globals;
-        // Anything else keeps the generic kernels.
-        if (!matchSparseGemm(op, g, symbols, globals))
+        auto generic = dyn_cast<linalg::GenericOp>(op.getOperation());
+        // Anything else keeps the dense tensor-core or generic kernels.
+        if (!(generic && matchSparseGemm(generic, g, symbols, globals)) &&
+            !matchDenseSparseWeight(op, g, symbols, globals))
           continue;
-        memref::GlobalOp metadata = createMetadataGlobal(g, module, symbols);
-        SparseGemmBuilder(g, emulate).build(metadata);
+        memref::GlobalOp metadata = createMetadataGlobal(g, symbols);
+        memref::GlobalOp values;
+        if (!g.valueBytes.empty())
+          values = createConstantGlobal(g, "quench_mma_sp_values",
+                                        g.elementType, g.valueBytes, symbols);
+        SparseGemmBuilder(g, emulate).build(metadata, values);
         // 32-bit loads from the constants: 16-byte aligned globals.
         quench::alignGlobalsTo16(func, globals);
       }

@@ -167,8 +167,15 @@ def QuenchGPUMmaSpGemm : Pass<"quench-gpu-mma-sp-gemm", "::mlir::ModuleOp"> {
     a constant of mma.sp metadata words in the lanes' register order. N a
     static multiple of 16, K of 32 (f16) or 64 (int8); any row count; x and
     the values contiguous 16-byte aligned device buffers or weight-image
-    constants, the indices a constant. Anything else keeps the generic
-    kernels.
+    constants, the indices a constant. A dense contraction of the shapes
+    the dense tensor-core pass takes (`out + ext(x) * ext(w)`, f16 into f32
+    or i8 into i32, x `[batch..., M, K]`) whose weight `[N, K]` is a
+    constant that is 2:4 along K (at most 2 nonzeros per group of 4: a
+    pruned f16 model, or the W8A8 codes of `--sparsity=2:4
+    --quant=w8a8-dynamic`) takes the same kernel: the pass compresses the
+    weight into a values constant at compile time. Anything else keeps the
+    dense tensor-core or generic kernels (the pass runs before
+    `quench-gpu-mma-gemm`).
 
     With `emulate`, the same kernel (grid, warp tiles, the lanes' load
     addresses, the metadata constant, the predicated epilogue) is emitted
