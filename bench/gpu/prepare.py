@@ -196,6 +196,19 @@ def main():
     # path makes f16 or int8-activation sparse layers yet).
     for name, path, inputs, runs, weight_bytes in sparse_models(src):
         cases.append((name, path, inputs, ["none"], runs, weight_bytes))
+    # W8A8 dense vs 2:4 (--sparsity=2:4 --quant=w8a8-dynamic: the pruned
+    # int8 weight runs on mma.sp m16n8k64) at M = 1024 (the model above),
+    # 16 and 1 (decode: dense W8A8 takes the generic kernels below 16 rows).
+    cases.append(("gemm_1024", gemm8, {"x": x}, ["w8a8-dynamic+2:4"], 50,
+                  1024 * 1024 * 5 // 8))
+    for m in (16, 1):
+        path = os.path.join(src, "gemm_f32_%dx1024.onnx" % m)
+        if not os.path.exists(path):
+            gemv_model(path, 1024, 1024, m=m)
+        xm = np.random.default_rng(4).standard_normal((m, 1024)).astype(
+            np.float32)
+        cases.append(("w8a8_%dx1024" % m, path, {"x": xm},
+                      ["w8a8-dynamic", "w8a8-dynamic+2:4"], 50, 0))
 
     lines = []
     for name, onnx_path, inputs, schemes, runs, weight_bytes in cases:
@@ -209,9 +222,14 @@ def main():
             np.save(p, v)
             args_in.append("%s=%s" % (k, os.path.relpath(p, out)))
         for scheme in schemes:
-            tag = "%s.%s" % (name, scheme)
-            extra = ["--quant=" + scheme] if scheme != "none" or \
+            # File names without "+" and ":" (w8a8-dynamic+2:4 -> ...-24).
+            tag = ("%s.%s" % (name, scheme)).replace("+", "-").replace(":", "")
+            quant, _, pattern = scheme.partition("+")
+            extra = ["--quant=" + quant] if quant != "none" or \
                 not onnx_path.endswith(".mlir") else []
+            if pattern:
+                # The single layer is the head: prune it too.
+                extra += ["--sparsity=" + pattern, "--sparsity-head"]
             if name.startswith("gemv"):
                 extra.append("--group-size=128")
             exe = os.path.join(out, "exe", tag)
