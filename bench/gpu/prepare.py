@@ -10,10 +10,12 @@ machine) with:
                 models at several schemes, a W4A16 GEMV layer
                 (K 4096 x N 14336, the issue's decode shape), and an f16
                 GEMM and a W8A8 GEMM (1024 x 1024 x 1024: the
-                tensor-core kernels, mma.sync f16 and s8), and 2:4 sparse
-                layers on the sparse tensor cores (mma.sp f16 and s8,
-                1024 x 1024 x 1024 and decode rows M = 1 and 16) next to
-                dense f16 layers of the same pruned weights
+                tensor-core kernels, mma.sync f16 and s8); with --sparse
+                instead (a second bundle: both do not fit one carry), 2:4
+                sparse layers on the sparse tensor cores (mma.sp f16 and
+                s8, 1024 x 1024 x 1024 and decode rows M = 16 and 1) next
+                to dense layers of the same pruned weights (f16), and W8A8
+                dense vs --sparsity=2:4 of one MatMul
   in/, ref/     their inputs and the CPU backend's outputs on them (float
                 kernels: --int8-dot=false), the reference
   manifest.tsv  name, executable, inputs, reference, tolerance (relative to
@@ -137,6 +139,10 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "build-gpu-check"))
     ap.add_argument("--arch", default="sm_90",
                     help="--cuda-arch of the executables (sm_90: H100/H200)")
+    ap.add_argument("--sparse", action="store_true",
+                    help="the 2:4 sparse tensor-core bundle instead (mma.sp "
+                    "layers next to dense ones of the same pruned weights; "
+                    "both bundles do not fit one carry)")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
     qc = os.path.join(build, "bin", "quench-compile")
@@ -149,66 +155,70 @@ def main():
 
     # (name, onnx, {input: array}, schemes, bench runs, weight bytes)
     cases = []
-    zoo = os.path.join(src, "zoo")
-    if not os.path.exists(os.path.join(zoo, "manifest.json")):
-        run(["/usr/bin/python3", os.path.join(ROOT, "test", "models",
-                                              "export_models.py"),
-             "--out-dir", zoo, "--only", "gpt2_op13_dynamic",
-             "llama_op17_static", "t5_op17_dynamic"])
-    for name, schemes in (("llama_op17_static",
-                           ["none", "w8a16", "w4a16", "w3a16", "w2a16",
-                            "w8a8-dynamic"]),
-                          ("gpt2_op13_dynamic", ["none", "w4a16",
-                                                 "w8a8-dynamic"]),
-                          ("t5_op17_dynamic", ["none", "w8a16"])):
-        ids = np.load(os.path.join(zoo, name + ".input_ids.npy"))
-        cases.append((name, os.path.join(zoo, name + ".onnx"),
-                      {"input_ids": ids}, schemes, 20, 0))
-    stories = os.path.join(build, "test", "models", "stories260k",
-                           "stories260k", "stories260k_op17_static.onnx")
-    if os.path.exists(stories):
-        ids = (np.arange(32, dtype=np.int64) * 7 % 512).reshape(1, 32)
-        cases.append(("stories260k", stories, {"input_ids": ids},
-                      ["none", "w4a16"], 20, 0))
-    gemv = os.path.join(src, "gemv_4096x14336.onnx")
-    if not os.path.exists(gemv):
-        gemv_model(gemv, 4096, 14336)
-    x = np.random.default_rng(1).standard_normal((1, 4096)).astype(np.float32)
-    # W4A16 g128: 4-bit codes + f16 scales.
-    cases.append(("gemv_4096x14336", gemv, {"x": x}, ["w4a16"], 50,
-                  4096 * 14336 // 2 + 4096 // 128 * 14336 * 2))
-    # f16 GEMM (quench-gpu-mma-gemm): outputs rounded to f16 by both
-    # backends, sums in a different order: a few f16 ulps of the largest.
-    gemm = os.path.join(src, "gemm_f16_1024.onnx")
-    if not os.path.exists(gemm):
-        gemm_f16_model(gemm, 1024, 1024, 1024)
-    x = np.random.default_rng(2).standard_normal((1024, 1024)).astype(
-        np.float32)
-    cases.append(("gemm_f16_1024", gemm, {"x": x}, ["none"], 50, 0))
-    # W8A8 GEMM (int8 tensor cores): an f32 MatMul quantized dynamically.
+    # The W8A8 GEMM's f32 MatMul and input (both bundles).
     gemm8 = os.path.join(src, "gemm_f32_1024.onnx")
     if not os.path.exists(gemm8):
         gemv_model(gemm8, 1024, 1024, m=1024)
-    cases.append(("gemm_1024", gemm8, {"x": x}, ["w8a8-dynamic"], 50, 0))
-    # 2:4 sparse tensor cores (quench-gpu-mma-sp-gemm): f16 and int8
-    # quench.sparse_linear layers and dense f16 layers of the same pruned
-    # weights (K = N = 1024; M = 1024, 16, 1), as MLIR models (no frontend
-    # path makes f16 or int8-activation sparse layers yet).
-    for name, path, inputs, runs, weight_bytes in sparse_models(src):
-        cases.append((name, path, inputs, ["none"], runs, weight_bytes))
-    # W8A8 dense vs 2:4 (--sparsity=2:4 --quant=w8a8-dynamic: the pruned
-    # int8 weight runs on mma.sp m16n8k64) at M = 1024 (the model above),
-    # 16 and 1 (decode: dense W8A8 takes the generic kernels below 16 rows).
-    cases.append(("gemm_1024", gemm8, {"x": x}, ["w8a8-dynamic+2:4"], 50,
-                  1024 * 1024 * 5 // 8))
-    for m in (16, 1):
-        path = os.path.join(src, "gemm_f32_%dx1024.onnx" % m)
-        if not os.path.exists(path):
-            gemv_model(path, 1024, 1024, m=m)
-        xm = np.random.default_rng(4).standard_normal((m, 1024)).astype(
+    x = np.random.default_rng(2).standard_normal((1024, 1024)).astype(
+        np.float32)
+    if not args.sparse:
+        zoo = os.path.join(src, "zoo")
+        if not os.path.exists(os.path.join(zoo, "manifest.json")):
+            run(["/usr/bin/python3", os.path.join(ROOT, "test", "models",
+                                                  "export_models.py"),
+                 "--out-dir", zoo, "--only", "gpt2_op13_dynamic",
+                 "llama_op17_static", "t5_op17_dynamic"])
+        for name, schemes in (("llama_op17_static",
+                               ["none", "w8a16", "w4a16", "w3a16", "w2a16",
+                                "w8a8-dynamic"]),
+                              ("gpt2_op13_dynamic", ["none", "w4a16",
+                                                     "w8a8-dynamic"]),
+                              ("t5_op17_dynamic", ["none", "w8a16"])):
+            ids = np.load(os.path.join(zoo, name + ".input_ids.npy"))
+            cases.append((name, os.path.join(zoo, name + ".onnx"),
+                          {"input_ids": ids}, schemes, 20, 0))
+        stories = os.path.join(build, "test", "models", "stories260k",
+                               "stories260k", "stories260k_op17_static.onnx")
+        if os.path.exists(stories):
+            ids = (np.arange(32, dtype=np.int64) * 7 % 512).reshape(1, 32)
+            cases.append(("stories260k", stories, {"input_ids": ids},
+                          ["none", "w4a16"], 20, 0))
+        gemv = os.path.join(src, "gemv_4096x14336.onnx")
+        if not os.path.exists(gemv):
+            gemv_model(gemv, 4096, 14336)
+        xg = np.random.default_rng(1).standard_normal((1, 4096)).astype(
             np.float32)
-        cases.append(("w8a8_%dx1024" % m, path, {"x": xm},
+        # W4A16 g128: 4-bit codes + f16 scales.
+        cases.append(("gemv_4096x14336", gemv, {"x": xg}, ["w4a16"], 50,
+                      4096 * 14336 // 2 + 4096 // 128 * 14336 * 2))
+        # f16 GEMM (quench-gpu-mma-gemm): outputs rounded to f16 by both
+        # backends, sums in a different order: a few f16 ulps of the largest.
+        gemm = os.path.join(src, "gemm_f16_1024.onnx")
+        if not os.path.exists(gemm):
+            gemm_f16_model(gemm, 1024, 1024, 1024)
+        cases.append(("gemm_f16_1024", gemm, {"x": x}, ["none"], 50, 0))
+        # W8A8 GEMM (int8 tensor cores): an f32 MatMul quantized dynamically.
+        cases.append(("gemm_1024", gemm8, {"x": x}, ["w8a8-dynamic"], 50, 0))
+    else:
+        # 2:4 sparse tensor cores (quench-gpu-mma-sp-gemm): f16 and int8
+        # quench.sparse_linear layers and dense f16 layers of the same pruned
+        # weights (K = N = 1024; M = 1024, 16, 1), as MLIR models (no frontend
+        # path makes f16 or int8-activation sparse layers yet).
+        for name, path, inputs, runs, weight_bytes in sparse_models(src):
+            cases.append((name, path, inputs, ["none"], runs, weight_bytes))
+        # W8A8 dense vs 2:4 (--sparsity=2:4 --quant=w8a8-dynamic: the pruned
+        # int8 weight runs on mma.sp m16n8k64) at M = 1024 (the model above),
+        # 16 and 1 (decode: dense W8A8 takes the generic kernels below 16 rows).
+        cases.append(("gemm_1024", gemm8, {"x": x},
                       ["w8a8-dynamic", "w8a8-dynamic+2:4"], 50, 0))
+        for m in (16, 1):
+            path = os.path.join(src, "gemm_f32_%dx1024.onnx" % m)
+            if not os.path.exists(path):
+                gemv_model(path, 1024, 1024, m=m)
+            xm = np.random.default_rng(4).standard_normal((m, 1024)).astype(
+                np.float32)
+            cases.append(("w8a8_%dx1024" % m, path, {"x": xm},
+                          ["w8a8-dynamic", "w8a8-dynamic+2:4"], 50, 0))
 
     lines = []
     for name, onnx_path, inputs, schemes, runs, weight_bytes in cases:
