@@ -8,7 +8,8 @@
 #
 # The bundle includes 2:4 sparse tensor-core layers (mma.sp, f16 and int8;
 # docs/gpu.md "Sparse tensor-core GEMM") next to dense layers of the same
-# pruned weights; the summary ends with their kernel-time ratios.
+# shapes (bench/gpu/prepare.py --sparse); the summary ends with their
+# kernel-time ratios.
 #
 # For every executable of the bundle: runs it on its input and compares its
 # output with the CPU backend's (max |gpu - cpu| / max |cpu| <= tolerance,
@@ -100,7 +101,7 @@ fail=0
     printf '%-34s %s\n' "" "$profline"
   done < manifest.tsv
   # 2:4 sparse (mma.sp) vs dense, kernel time per run of the same run:
-  # sp_f16_* vs dense_f16_* (same pruned weights), *.w8a8-dynamic-24 vs
+  # sp_f16_* vs dense_f16_* (same shapes), *.w8a8-dynamic-24 vs
   # *.w8a8-dynamic (--sparsity=2:4 vs dense W8A8 of one model).
   if [ -s "$WORK/kernel_ms.tsv" ]; then
     echo "2:4 sparse vs dense (kernel ms per run; dense / sparse > 1: sparse faster):"

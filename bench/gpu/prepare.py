@@ -14,8 +14,8 @@ machine) with:
                 instead (a second bundle: both do not fit one carry), 2:4
                 sparse layers on the sparse tensor cores (mma.sp f16 and
                 s8, 1024 x 1024 x 1024 and decode rows M = 16 and 1) next
-                to dense layers of the same pruned weights (f16), and W8A8
-                dense vs --sparsity=2:4 of one MatMul
+                to dense f16 layers of the same shape, and W8A8 dense vs
+                --sparsity=2:4 of one MatMul
   in/, ref/     their inputs and the CPU backend's outputs on them (float
                 kernels: --int8-dot=false), the reference
   manifest.tsv  name, executable, inputs, reference, tolerance (relative to
@@ -69,14 +69,15 @@ def gemv_model(path, k, n, m=1):
 def sparse_models(src):
     """MLIR models of 2:4 sparse layers (f16 and int8, values and packed
     indices as quench-pack-sparse-weights writes them) and dense f16 layers
-    of the same pruned weights: (name, path, {input: array}, bench runs,
+    of the same shape with the weight before pruning (a 2:4 constant would
+    take the sparse kernel too): (name, path, {input: array}, bench runs,
     weight bytes)."""
     sys.path.insert(0, os.path.join(ROOT, "test", "e2e"))
     from mma_sp_gemm import hexdata, prune_pack, ttype
     rng = np.random.default_rng(3)
     k = n = 1024
     w16 = rng.standard_normal((n, k)).astype(np.float16)
-    dense16, vals16, idx16 = prune_pack(w16)
+    _, vals16, idx16 = prune_pack(w16)
     w8 = rng.integers(-127, 128, (n, k)).astype(np.int8)
     _, vals8, idx8 = prune_pack(w8)
     out = []
@@ -90,7 +91,7 @@ def sparse_models(src):
                 wt, yt = ttype((n, k), "f16"), ttype((m, n), "f16")
                 body = ("  %%w = quench.constant dense<%s> : %s\n"
                         "  %%y = quench.linear %%x, %%w : (%s, %s) -> %s\n"
-                        % (hexdata(dense16), wt, xt, wt, yt))
+                        % (hexdata(w16), wt, xt, wt, yt))
                 nbytes = n * k * 2
             else:
                 vals, idx = (vals8, idx8) if dt == "i8" else (vals16, idx16)
@@ -141,7 +142,7 @@ def main():
                     help="--cuda-arch of the executables (sm_90: H100/H200)")
     ap.add_argument("--sparse", action="store_true",
                     help="the 2:4 sparse tensor-core bundle instead (mma.sp "
-                    "layers next to dense ones of the same pruned weights; "
+                    "layers next to dense ones of the same shapes; "
                     "both bundles do not fit one carry)")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
@@ -201,8 +202,8 @@ def main():
         cases.append(("gemm_1024", gemm8, {"x": x}, ["w8a8-dynamic"], 50, 0))
     else:
         # 2:4 sparse tensor cores (quench-gpu-mma-sp-gemm): f16 and int8
-        # quench.sparse_linear layers and dense f16 layers of the same pruned
-        # weights (K = N = 1024; M = 1024, 16, 1), as MLIR models (no frontend
+        # quench.sparse_linear layers and dense f16 layers of the same shape
+        # (unpruned weights: dense work) (K = N = 1024; M = 1024, 16, 1), as MLIR models (no frontend
         # path makes f16 or int8-activation sparse layers yet).
         for name, path, inputs, runs, weight_bytes in sparse_models(src):
             cases.append((name, path, inputs, ["none"], runs, weight_bytes))
