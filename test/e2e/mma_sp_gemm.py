@@ -58,6 +58,9 @@ CASES = [
     # A dense f16 quench.linear whose constant weight is 2:4 (pruned
     # elsewhere): the pass compresses it at compile time; f16 result.
     ("f16_dense_weight", (None, 64), 40, 48, "dense16"),
+    # The same with the weight stored [K, N] (quench.matmul by a constant:
+    # an ONNX MatMul's initializer), read transposed at compile time.
+    ("f16_dense_kn", (3, 11, 96), None, 32, "dense16kn"),
 ]
 
 
@@ -95,7 +98,7 @@ def build_model(work):
     for name, xshape, rows, n, dt in CASES:
         shape = tuple(rows if d is None else d for d in xshape)
         k = xshape[-1]
-        if dt in ("f16", "dense16"):
+        if dt in ("f16", "dense16", "dense16kn"):
             x = RNG.standard_normal(shape).astype(np.float16)
             w = RNG.standard_normal((n, k)).astype(np.float16)
             out_dt = "f32"
@@ -105,14 +108,17 @@ def build_model(work):
             out_dt = "i32"
         dense, vals, packed = prune_pack(w)
         inputs[f"x_{name}"] = x
-        if dt == "dense16":
-            xt, wt = ttype(xshape, "f16"), ttype((n, k), "f16")
+        if dt in ("dense16", "dense16kn"):
+            kn = dt == "dense16kn"
+            xt = ttype(xshape, "f16")
+            wt = ttype((k, n) if kn else (n, k), "f16")
             args.append(f'%x_{name}: {xt} {{quench.name = "x_{name}"}}')
-            body.append(f"%w_{name} = quench.constant dense<{hexdata(dense)}>"
+            stored = np.ascontiguousarray(dense.T) if kn else dense
+            body.append(f"%w_{name} = quench.constant dense<{hexdata(stored)}>"
                         f" : {wt}")
             ot = ttype(xshape[:-1] + (n,), "f16")
-            body.append(f"%y_{name} = quench.linear %x_{name}, %w_{name} : "
-                        f"({xt}, {wt}) -> {ot}")
+            body.append(f"%y_{name} = quench.{'matmul' if kn else 'linear'} "
+                        f"%x_{name}, %w_{name} : ({xt}, {wt}) -> {ot}")
             ref = x.astype(np.float64) @ dense.astype(np.float64).T
             absref = np.abs(x.astype(np.float64)) @ np.abs(
                 dense.astype(np.float64)).T
@@ -210,7 +216,7 @@ def kernels(build, work, model, failures):
     i8 = [k for k in entries
           if "mma.sp.sync.aligned.m16n8k64.row.col.satfinite.s32.s8.s8.s32"
           in k]
-    want16 = sum(1 for c in CASES if c[4] in ("f16", "dense16"))
+    want16 = sum(1 for c in CASES if c[4] in ("f16", "dense16", "dense16kn"))
     ok = len(f16) == want16 and len(i8) == 1 and not dense
     print(f"{'ok  ' if ok else 'FAIL'} sparse tensor-core kernels: "
           f"{len(f16)} m16n8k32 f16 (want {want16}), {len(i8)} m16n8k64 s8 "

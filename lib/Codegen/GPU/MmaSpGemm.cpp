@@ -197,7 +197,8 @@ bool matchSparseGemm(linalg::GenericOp op, SparseGemm &g, SymbolTable &symbols,
   return true;
 }
 
-/// A dense contraction out[batch..., M, N] += x[batch..., M, K] W[N, K]^T
+/// A dense contraction out[batch..., M, N] += x[batch..., M, K] W^T, W
+/// [N, K] or stored [K, N],
 /// (f16 into f32, i8 into i32: the bodies the dense tensor-core pass
 /// takes) whose weight W is a constant that is 2:4 sparse along K (every
 /// group of 4 holds at most 2 nonzeros): the pass compresses it (kept
@@ -248,11 +249,14 @@ bool matchDenseSparseWeight(linalg::LinalgOp op, SparseGemm &g,
   xDims.append({r - 2, r});
   oDims.append({r - 2, r - 1});
   SmallVector<AffineMap> maps = op.getIndexingMapsArray();
-  if (maps[0] != dims(xDims) || maps[1] != dims({r - 1, r}) ||
+  // W stored [N, K] (linear layers, W8A8 codes) or [K, N] (an ONNX
+  // MatMul's initializer): read transposed at compile time.
+  bool kn = maps[1] == dims({r, r - 1});
+  if (maps[0] != dims(xDims) || (!kn && maps[1] != dims({r - 1, r})) ||
       maps[2] != dims(oDims))
     return false;
-  g.n = wt.getDimSize(0);
-  g.k = wt.getDimSize(1);
+  g.n = wt.getDimSize(kn ? 1 : 0);
+  g.k = wt.getDimSize(kn ? 0 : 1);
   g.p32 = g.integer ? 4 : 2;
   g.kStep = g.integer ? 64 : 32;
   if (g.n % 16 || g.k % g.kStep || g.k == 0 || g.n == 0 ||
@@ -269,8 +273,11 @@ bool matchDenseSparseWeight(linalg::LinalgOp op, SparseGemm &g,
   if (!raw || int64_t(raw->size()) != g.n * g.k * bytes)
     return false;
   // Nonzero: any bit but the sign (f16 -0 is a zero).
+  auto at = [&](int64_t row, int64_t col) {
+    return raw->data() + (kn ? col * g.n + row : row * g.k + col) * bytes;
+  };
   auto element = [&](int64_t row, int64_t col) -> uint16_t {
-    const char *p = raw->data() + (row * g.k + col) * bytes;
+    const char *p = at(row, col);
     if (g.integer)
       return static_cast<uint8_t>(*p);
     return static_cast<uint16_t>(static_cast<uint8_t>(p[0]) |
@@ -294,8 +301,8 @@ bool matchDenseSparseWeight(linalg::LinalgOp op, SparseGemm &g,
     for (int64_t s = 0; s < slots; ++s) {
       int32_t col = pos.columns[row * slots + s];
       g.slotIndex[row * slots + s] = static_cast<int8_t>(col % 4);
-      std::memcpy(&g.valueBytes[(row * slots + s) * bytes],
-                  raw->data() + (row * g.k + col) * bytes, bytes);
+      std::memcpy(&g.valueBytes[(row * slots + s) * bytes], at(row, col),
+                  bytes);
     }
   globals.append(gets.begin(), gets.end());
   return true;

@@ -169,7 +169,8 @@ def QuenchGPUMmaSpGemm : Pass<"quench-gpu-mma-sp-gemm", "::mlir::ModuleOp"> {
     the values contiguous 16-byte aligned device buffers or weight-image
     constants, the indices a constant. A dense contraction of the shapes
     the dense tensor-core pass takes (`out + ext(x) * ext(w)`, f16 into f32
-    or i8 into i32, x `[batch..., M, K]`) whose weight `[N, K]` is a
+    or i8 into i32, x `[batch..., M, K]`) whose weight (`[N, K]`, or
+    `[K, N]` read transposed) is a
     constant that is 2:4 along K (at most 2 nonzeros per group of 4: a
     pruned f16 model, or the W8A8 codes of `--sparsity=2:4
     --quant=w8a8-dynamic`) takes the same kernel: the pass compresses the
