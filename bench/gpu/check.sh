@@ -6,6 +6,11 @@
 #   bench/gpu/prepare.py --arch sm_90          # here: writes build-gpu-check/
 #   bench/gpu/check.sh build-gpu-check         # there: ~1-2 minutes
 #
+# The bundle includes 2:4 sparse tensor-core layers (mma.sp, f16 and int8;
+# docs/gpu.md "Sparse tensor-core GEMM") next to dense layers of the same
+# shapes (bench/gpu/prepare.py --sparse); the summary ends with their
+# kernel-time ratios.
+#
 # For every executable of the bundle: runs it on its input and compares its
 # output with the CPU backend's (max |gpu - cpu| / max |cpu| <= tolerance,
 # 1e-5 for the f32 kernels), then times it (--bench N: median latency of a
@@ -91,9 +96,23 @@ fail=0
         if (bw + 0 > 0) printf "weights/whole run %.1f GB/s = %.0f%% of the copy bandwidth", gbs, 100 * gbs / bw;
         else printf "weights/whole run %.1f GB/s", gbs }')
     fi
+    [ -n "$kmean" ] && printf '%s\t%s\n' "$name" "$kmean" >> "$WORK/kernel_ms.tsv"
     printf '%-34s %-6s %-10s %12s %12s %s\n' "$name" "$result" "$rel" "${median:-?}" "${first:-?}" "$note"
     printf '%-34s %s\n' "" "$profline"
   done < manifest.tsv
+  # 2:4 sparse (mma.sp) vs dense, kernel time per run of the same run:
+  # sp_f16_* vs dense_f16_* (same shapes), *.w8a8-dynamic-24 vs
+  # *.w8a8-dynamic (--sparsity=2:4 vs dense W8A8 of one model).
+  if [ -s "$WORK/kernel_ms.tsv" ]; then
+    echo "2:4 sparse vs dense (kernel ms per run; dense / sparse > 1: sparse faster):"
+    awk -F'\t' '{ t[$1] = $2; order[++n] = $1 }
+      END { for (i = 1; i <= n; ++i) { s = order[i]; d = ""
+              if (s ~ /^sp_f16_/) { d = s; sub(/^sp_f16_/, "dense_f16_", d) }
+              else if (s ~ /\.w8a8-dynamic-24$/) { d = s; sub(/-24$/, "", d) }
+              if (d != "" && (d in t) && t[s] > 0)
+                printf "  %-34s %9.4f ms  vs %-34s %9.4f ms  = %.2fx\n", s, t[s], d, t[d], t[d] / t[s] } }' \
+      "$WORK/kernel_ms.tsv"
+  fi
   [ $fail -eq 0 ] && echo "all comparisons passed" || echo "SOME CHECKS FAILED"
 } 2>&1 | tee "$SUMMARY"
 grep -q "^all comparisons passed" "$SUMMARY"

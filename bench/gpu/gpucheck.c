@@ -21,6 +21,27 @@
 #include <string.h>
 #include <time.h>
 
+/* IEEE half bits to double. */
+static double half_to_double(uint16_t h) {
+  int e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  double v = e == 0    ? ldexp(m, -24)
+             : e == 31 ? (m ? NAN : INFINITY)
+                       : ldexp(m + 1024, e - 25);
+  return (h & 0x8000) ? -v : v;
+}
+
+/* Element i of an f32, f16 or i32 tensor. */
+static double element(const quench_tensor *t, int64_t i) {
+  switch (t->dtype) {
+  case QUENCH_DTYPE_F16:
+    return half_to_double(((const uint16_t *)t->data)[i]);
+  case QUENCH_DTYPE_I32:
+    return (double)((const int32_t *)t->data)[i];
+  default:
+    return (double)((const float *)t->data)[i];
+  }
+}
+
 static int cmp(const char *got_path, const char *want_path, double tol) {
   quench_tensor got, want;
   quench_error err;
@@ -32,21 +53,24 @@ static int cmp(const char *got_path, const char *want_path, double tol) {
   int64_t n = 0, m = 0;
   quench_tensor_size(&got, &n, NULL, NULL);
   quench_tensor_size(&want, &m, NULL, NULL);
-  if (got.dtype != QUENCH_DTYPE_F32 || want.dtype != QUENCH_DTYPE_F32 ||
+  /* f32 outputs, f16 (f16 layers) or i32 (int8 tensor-core sums). */
+  if (got.dtype != want.dtype ||
+      (got.dtype != QUENCH_DTYPE_F32 && got.dtype != QUENCH_DTYPE_F16 &&
+       got.dtype != QUENCH_DTYPE_I32) ||
       n != m || got.rank != want.rank ||
       memcmp(got.shape, want.shape, sizeof(int64_t) * (size_t)got.rank)) {
     fprintf(stderr, "gpucheck: %s and %s differ in dtype or shape\n",
             got_path, want_path);
     return 1;
   }
-  const float *a = got.data, *b = want.data;
   double diff = 0, scale = 1e-30;
   for (int64_t i = 0; i < n; ++i) {
-    double d = fabs((double)a[i] - (double)b[i]);
+    double a = element(&got, i), b = element(&want, i);
+    double d = fabs(a - b);
     if (!(d <= diff)) /* NaN propagates */
       diff = d;
-    if (fabs((double)b[i]) > scale)
-      scale = fabs((double)b[i]);
+    if (fabs(b) > scale)
+      scale = fabs(b);
   }
   double rel = diff / scale;
   printf("%.3g\n", rel);

@@ -62,4 +62,28 @@ std::vector<uint8_t> packNMIndices(const NMPositions &pos, int group) {
   return out;
 }
 
+std::vector<uint32_t>
+mmaSpMetadata(int64_t n, int64_t k, int64_t kStep,
+              const std::function<int(int64_t, int64_t, int64_t)> &index) {
+  const int64_t steps = k / kStep, chunks = kStep / 16;
+  std::vector<uint32_t> words(n / 16 * steps * 32);
+  for (int64_t tile = 0; tile < n / 16; ++tile)
+    for (int64_t s = 0; s < steps; ++s)
+      for (int64_t lane = 0; lane < 32; ++lane) {
+        const int64_t g = lane / 4, c = (lane % 4) % chunks;
+        uint32_t word = 0;
+        for (int64_t half = 0; half < 2; ++half) {
+          const int64_t row = tile * 16 + g + 8 * half;
+          for (int64_t q = 0; q < 4; ++q) {
+            const int64_t group = (s * kStep + 16 * c) / 4 + q;
+            const uint32_t nibble = (index(row, group, 0) & 3) |
+                                    ((index(row, group, 1) & 3) << 2);
+            word |= nibble << (16 * half + 4 * q);
+          }
+        }
+        words[(tile * steps + s) * 32 + lane] = word;
+      }
+  return words;
+}
+
 } // namespace quench::quant

@@ -128,6 +128,55 @@ TEST(SparseStorage, Int8Values) {
   EXPECT_EQ(expandNM(vals.data(), idx.data(), 1, 8, 2, 4), q);
 }
 
+
+// mma.sp metadata words: lane 4 g + c holds row g's nibbles of columns
+// [16 c, 16 c + 16) of the step in bits [0, 16) and row g + 8's in bits
+// [16, 32); f16's lanes c = 2, 3 repeat c - 2.
+TEST(SparseStorage, MmaSpMetadataLanes) {
+  // Index of (row, group, slot): slot 0 in {0, 1, 2}, slot 1 above it.
+  auto index = [](int64_t row, int64_t group, int64_t slot) {
+    int first = static_cast<int>((row + group) % 3);
+    return slot == 0 ? first : 3 - static_cast<int>(group % (3 - first));
+  };
+  auto nibbles = [&](int64_t row, int64_t group0) {
+    uint32_t bits = 0;
+    for (int q = 0; q < 4; ++q)
+      bits |= static_cast<uint32_t>(index(row, group0 + q, 0) |
+                                    (index(row, group0 + q, 1) << 2))
+              << (4 * q);
+    return bits;
+  };
+  // f16: 32 rows (2 tiles), K = 64 (2 steps of 32).
+  std::vector<uint32_t> f16 = mmaSpMetadata(32, 64, 32, index);
+  ASSERT_EQ(f16.size(), 2u * 2u * 32u);
+  for (int64_t tile = 0; tile < 2; ++tile)
+    for (int64_t s = 0; s < 2; ++s)
+      for (int64_t lane = 0; lane < 32; ++lane) {
+        int64_t g = lane / 4, c = lane % 4 % 2;
+        int64_t group0 = (s * 32 + 16 * c) / 4;
+        uint32_t want = nibbles(tile * 16 + g, group0) |
+                        (nibbles(tile * 16 + g + 8, group0) << 16);
+        EXPECT_EQ(f16[(tile * 2 + s) * 32 + lane], want)
+            << "tile " << tile << " step " << s << " lane " << lane;
+      }
+  // int8: K = 128 (2 steps of 64), every lane its own 16 columns.
+  std::vector<uint32_t> i8 = mmaSpMetadata(16, 128, 64, index);
+  ASSERT_EQ(i8.size(), 2u * 32u);
+  for (int64_t s = 0; s < 2; ++s)
+    for (int64_t lane = 0; lane < 32; ++lane) {
+      int64_t g = lane / 4, c = lane % 4;
+      int64_t group0 = (s * 64 + 16 * c) / 4;
+      EXPECT_EQ(i8[s * 32 + lane],
+                nibbles(g, group0) | (nibbles(g + 8, group0) << 16));
+    }
+  // A known word: indices (0, 1) everywhere: nibble 0x4.
+  std::vector<uint32_t> fixed =
+      mmaSpMetadata(16, 32, 32, [](int64_t, int64_t, int64_t slot) {
+        return static_cast<int>(slot);
+      });
+  EXPECT_EQ(fixed[0], 0x44444444u);
+}
+
 } // namespace
 
 namespace {

@@ -172,6 +172,20 @@ inline std::vector<uint8_t> unpackNibbles(const std::vector<uint8_t> &packed,
     out[i] = packed.at(i / 2) >> (i % 2 * 4) & 15;
   return out;
 }
+/// The sparsity metadata of a 2:4 [n, k] weight in the register order of
+/// NVIDIA's `mma.sp` (sparsity selector 0; docs/gpu.md "Sparse tensor-core
+/// GEMM"): `index(row, group, slot)` is the in-group index (0-3) of kept
+/// value `slot` (0 or 1) of group `group` (k / 4 groups) of `row`. Per
+/// 16-row tile, step of `kStep` columns (32: f16 m16n8k32; 64: int8
+/// m16n8k64) and lane 4 g + c, one 32-bit word: bits [0, 16) the nibbles of
+/// row g for columns [16 c, 16 c + 16) of the step, bits [16, 32) those of
+/// row g + 8; a group's nibble holds its first index in the low two bits,
+/// groups in increasing order (the row stream of packNMIndices). Lanes with
+/// 16 c >= kStep (f16: c = 2, 3, which mma.sp does not read) repeat lane
+/// c - 2's word. n is a multiple of 16, k of kStep (16 or more).
+std::vector<uint32_t>
+mmaSpMetadata(int64_t n, int64_t k, int64_t kStep,
+              const std::function<int(int64_t, int64_t, int64_t)> &index);
 
 } // namespace quench::quant
 

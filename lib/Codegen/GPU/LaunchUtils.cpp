@@ -63,3 +63,15 @@ void quench::alignGlobalsTo16(Operation *from,
       global.setAlignment(16);
   }
 }
+
+bool quench::isMulAddBody(linalg::LinalgOp op, bool integer) {
+  Block *body = op.getBlock();
+  int count = 0;
+  for (Operation &inner : body->without_terminator()) {
+    if (integer ? !isa<arith::ExtSIOp, arith::MulIOp, arith::AddIOp>(inner)
+                : !isa<arith::ExtFOp, arith::MulFOp, arith::AddFOp>(inner))
+      return false;
+    ++count;
+  }
+  return count == 4 && linalg::isaContractionOpInterface(op);
+}

@@ -5,6 +5,7 @@
 #define QUENCH_LIB_CODEGEN_GPU_LAUNCHUTILS_H
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/PatternMatch.h"
 
@@ -31,6 +32,11 @@ bool isAlignedDeviceBuffer(
     mlir::Value memref,
     llvm::SmallVectorImpl<mlir::memref::GetGlobalOp> &globals,
     bool throughReshapes = false);
+
+/// The body of `op` computes out + extf(a) * extf(b) (in either order;
+/// extsi, muli, addi when `integer`) and nothing else, and `op` is a
+/// contraction: the dense GEMM bodies the tensor-core passes take.
+bool isMulAddBody(mlir::linalg::LinalgOp op, bool integer);
 
 /// Raises the alignment of the globals that `globals` read (collected by
 /// isAlignedDeviceBuffer for a kernel that now relies on it) to 16 bytes.

@@ -94,20 +94,6 @@ struct Gemm {
   int64_t chunk = 8, bk = 32, mmaK = 16;
 };
 
-/// The body computes out + extf(a) * extf(b) (in either order; extsi,
-/// muli, addi for integers) and nothing else.
-bool isMulAddBody(linalg::LinalgOp op, bool integer) {
-  Block *body = op.getBlock();
-  int count = 0;
-  for (Operation &inner : body->without_terminator()) {
-    if (integer ? !isa<arith::ExtSIOp, arith::MulIOp, arith::AddIOp>(inner)
-                : !isa<arith::ExtFOp, arith::MulFOp, arith::AddFOp>(inner))
-      return false;
-    ++count;
-  }
-  return count == 4 && linalg::isaContractionOpInterface(op);
-}
-
 bool matchGemm(linalg::LinalgOp op, Gemm &g, int64_t minRows,
                SmallVectorImpl<memref::GetGlobalOp> &globals) {
   if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != 2 ||
@@ -134,7 +120,7 @@ bool matchGemm(linalg::LinalgOp op, Gemm &g, int64_t minRows,
   bool half = g.elementType.isF16();
   if (!(half && g.accType.isF32()) && !(g.integer && g.accType.isInteger(32)))
     return false;
-  if (bt.getElementType() != g.elementType || !isMulAddBody(op, g.integer))
+  if (bt.getElementType() != g.elementType || !quench::isMulAddBody(op, g.integer))
     return false;
   int64_t bytes = g.integer ? 1 : 2;
   g.chunk = kChunkBytes / bytes;

@@ -11,6 +11,8 @@
 // (lib/Codegen/CPU/SparseMatmul.cpp); elsewhere it runs as loops (group
 // times the work of the kept weights, exact). Indices that are not
 // constants have no lowering (quench-pack-sparse-weights makes constants).
+// f16 inputs multiply extended to f32 and sum in f32; i8 inputs (the CUDA
+// target's int8 sparse tensor cores) sum exact products in i32.
 //
 //===----------------------------------------------------------------------===//
 
@@ -112,29 +114,48 @@ struct SparseLinearLowering : OpConversionPattern<SparseLinearOp> {
                                            utils::IteratorType::parallel);
     iters.append(3, utils::IteratorType::reduction);
 
+    // f32 sums (f32 or f16 operands), or exact i32 sums of i8 operands.
     Type f32 = rewriter.getF32Type();
+    Type xType = xt.getElementType();
+    bool integer = xType.isInteger(8);
+    Type accType = integer ? (Type)rewriter.getI32Type() : f32;
     SmallVector<OpFoldResult> outSizes(sizes.begin(), sizes.begin() + nb);
     outSizes.push_back(rewriter.getIndexAttr(n));
-    Value init = filledTensor(rewriter, loc, outSizes,
-                              floatConst(rewriter, loc, f32, 0.0));
+    Value zero = integer ? (Value)arith::ConstantOp::create(
+                               rewriter, loc, rewriter.getI32IntegerAttr(0))
+                         : floatConst(rewriter, loc, f32, 0.0);
+    Value init = filledTensor(rewriter, loc, outSizes, zero);
     const int64_t tLoop = nb + 3;
     auto generic = linalg::GenericOp::create(
         rewriter, loc, TypeRange{init.getType()}, inputs, ValueRange{init},
         maps, iters, [&](OpBuilder &b, Location l, ValueRange a) {
-          Value w = a[1];
+          Value xv = a[0], w = a[1];
           if (scales)
             w = arith::MulFOp::create(b, l,
                                       arith::SIToFPOp::create(b, l, f32, w),
                                       convertFloat(b, l, a[3], f32));
+          else if (integer) {
+            xv = arith::ExtSIOp::create(b, l, accType, xv);
+            w = arith::ExtSIOp::create(b, l, accType, w);
+          } else if (xType.isF16()) {
+            xv = arith::ExtFOp::create(b, l, f32, xv);
+            w = arith::ExtFOp::create(b, l, f32, w);
+          }
           Value t = arith::IndexCastOp::create(
               b, l, i8, linalg::IndexOp::create(b, l, tLoop));
           Value hit = arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq,
                                             a[2], t);
-          Value p = arith::MulFOp::create(b, l, a[0], w);
-          Value term = arith::SelectOp::create(
-              b, l, hit, p, floatConst(b, l, f32, 0.0));
+          Value p = integer ? (Value)arith::MulIOp::create(b, l, xv, w)
+                            : (Value)arith::MulFOp::create(b, l, xv, w);
+          Value zeroTerm =
+              integer ? (Value)arith::ConstantOp::create(
+                            b, l, b.getI32IntegerAttr(0))
+                      : floatConst(b, l, f32, 0.0);
+          Value term = arith::SelectOp::create(b, l, hit, p, zeroTerm);
           linalg::YieldOp::create(
-              b, l, (Value)arith::AddFOp::create(b, l, a.back(), term));
+              b, l,
+              integer ? (Value)arith::AddIOp::create(b, l, a.back(), term)
+                      : (Value)arith::AddFOp::create(b, l, a.back(), term));
         });
     generic->setAttr(kSparseMatmulAttrName, rewriter.getUnitAttr());
     Value product = generic.getResult(0);

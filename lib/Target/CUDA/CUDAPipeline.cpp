@@ -50,6 +50,12 @@ void quench::appendCUDACodegenStages(std::vector<PipelineStage> &stages,
          QuenchGPUDequantGemvOptions gemv;
          gemv.blockSize = blockSize;
          pm.addNestedPass<func::FuncOp>(createQuenchGPUDequantGemv(gemv));
+         // 2:4 sparse linear layers (f16, int8; compressed, or dense
+         // constants that are 2:4): sparse tensor cores (docs/gpu.md,
+         // "Sparse tensor-core GEMM"), before the dense GEMM takes them.
+         QuenchGPUMmaSpGemmOptions mmaSp;
+         mmaSp.emulate = emulate;
+         pm.addPass(createQuenchGPUMmaSpGemm(mmaSp));
          // Matmuls with f16/bf16 operands and f32 accumulation (prefill):
          // tensor-core kernels (docs/gpu.md, "Tensor-core GEMM").
          QuenchGPUMmaGemmOptions mma;

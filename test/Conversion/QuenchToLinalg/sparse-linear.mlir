@@ -48,3 +48,38 @@ func.func @int8(%x: tensor<1x16xf32>) -> tensor<1x2xf32> {
   %y = quench.sparse_linear %x, %v, %i scales(%s) {block_size = 8 : i64, group = 4 : i64, keep = 2 : i64} : (tensor<1x16xf32>, tensor<2x8xi8>, tensor<2x2xi8>, tensor<2x2xf16>) -> tensor<1x2xf32>
   return %y : tensor<1x2xf32>
 }
+
+// -----
+
+// f16 input and values (the CUDA target's mma.sp form): products of the
+// extended operands summed in f32.
+// CHECK-LABEL: func.func @sparse_f16(
+// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<3x2x4xf16>, tensor<2x2x2xf16>, tensor<2x2x2xi8>) outs(%{{.*}} : tensor<3x2xf32>)
+// CHECK: arith.extf %{{.*}} : f16 to f32
+// CHECK: arith.extf %{{.*}} : f16 to f32
+// CHECK: arith.mulf
+// CHECK: arith.select
+// CHECK: arith.addf
+func.func @sparse_f16(%x: tensor<3x8xf16>) -> tensor<3x2xf32> {
+  %v = quench.constant dense<[[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]> : tensor<2x4xf16>
+  %i = quench.constant dense<[[73], [-100]]> : tensor<2x1xi8>
+  %y = quench.sparse_linear %x, %v, %i {group = 4, keep = 2} : (tensor<3x8xf16>, tensor<2x4xf16>, tensor<2x1xi8>) -> tensor<3x2xf32>
+  return %y : tensor<3x2xf32>
+}
+
+// -----
+
+// i8 input and values (W8A8's contraction): exact products summed in i32.
+// CHECK-LABEL: func.func @sparse_i8(
+// CHECK: linalg.generic {{.*}} outs(%{{.*}} : tensor<3x2xi32>)
+// CHECK: arith.extsi %{{.*}} : i8 to i32
+// CHECK: arith.extsi %{{.*}} : i8 to i32
+// CHECK: arith.muli
+// CHECK: arith.select
+// CHECK: arith.addi
+func.func @sparse_i8(%x: tensor<3x8xi8>) -> tensor<3x2xi32> {
+  %v = quench.constant dense<[[1, 2, 3, 4], [5, 6, 7, 8]]> : tensor<2x4xi8>
+  %i = quench.constant dense<[[73], [-100]]> : tensor<2x1xi8>
+  %y = quench.sparse_linear %x, %v, %i {group = 4, keep = 2} : (tensor<3x8xi8>, tensor<2x4xi8>, tensor<2x1xi8>) -> tensor<3x2xi32>
+  return %y : tensor<3x2xi32>
+}

@@ -1257,3 +1257,30 @@ func.func @hadamard_dynamic(%x: tensor<2x?xf32>) {
   %0 = quench.hadamard %x {order = 2 : i64} : tensor<2x?xf32>
   return
 }
+
+// -----
+
+func.func @sparse_linear_f16_values(%x: tensor<1x8xf16>, %v: tensor<2x4xf32>, %i: tensor<2x1xi8>) {
+  // expected-error @+1 {{values of type 'f32' do not match an input of type 'f16'}}
+  %0 = quench.sparse_linear %x, %v, %i {group = 4 : i64, keep = 2 : i64}
+      : (tensor<1x8xf16>, tensor<2x4xf32>, tensor<2x1xi8>) -> tensor<1x2xf32>
+  return
+}
+
+// -----
+
+func.func @sparse_linear_i8_result(%x: tensor<1x8xi8>, %v: tensor<2x4xi8>, %i: tensor<2x1xi8>) {
+  // expected-error @+1 {{requires an i32 result exactly with an i8 input}}
+  %0 = quench.sparse_linear %x, %v, %i {group = 4 : i64, keep = 2 : i64}
+      : (tensor<1x8xi8>, tensor<2x4xi8>, tensor<2x1xi8>) -> tensor<1x2xf32>
+  return
+}
+
+// -----
+
+func.func @sparse_linear_i8_bias(%x: tensor<1x8xi8>, %v: tensor<2x4xi8>, %i: tensor<2x1xi8>, %b: tensor<2xf32>) {
+  // expected-error @+1 {{requires no bias with an i8 input}}
+  %0 = quench.sparse_linear %x, %v, %i bias(%b) {group = 4 : i64, keep = 2 : i64}
+      : (tensor<1x8xi8>, tensor<2x4xi8>, tensor<2x1xi8>, tensor<2xf32>) -> tensor<1x2xi32>
+  return
+}

@@ -149,6 +149,56 @@ def QuenchGPUMmaGemm : Pass<"quench-gpu-mma-gemm", "::mlir::func::FuncOp"> {
   ];
 }
 
+def QuenchGPUMmaSpGemm : Pass<"quench-gpu-mma-sp-gemm", "::mlir::ModuleOp"> {
+  let summary = "2:4 sparse linear layers with f16 or int8 operands as "
+                "sparse tensor-core kernels (mma.sp)";
+  let description = [{
+    Runs on device buffers (after `quench-gpu-place-buffers`, before
+    `quench-gpu-parallel-dims-outer`). The specification generic of a
+    2:4 `quench.sparse_linear` (marked `quench.sparse_matmul`: values and
+    indices `[N, K / 4, 2]`, x `[rows..., K / 4, 4]`) with f16 operands and
+    f32 sums, or i8 operands and i32 sums (no scales), becomes one
+    `gpu.launch` of a kernel on the sparse tensor cores
+    (docs/gpu.md, "Sparse tensor-core GEMM"): the compressed weight is the
+    sparse operand A (`nvgpu.mma.sp.sync` m16n8k32 for f16, m16n8k64 for
+    int8, sparsity selector 0), the activations are B; blocks of 128
+    threads, each warp 16 output features x 32 rows (4 n8 tiles sharing one
+    A fragment). The constant indices are re-laid out at compile time into
+    a constant of mma.sp metadata words in the lanes' register order. N a
+    static multiple of 16, K of 32 (f16) or 64 (int8); any row count; x and
+    the values contiguous 16-byte aligned device buffers or weight-image
+    constants, the indices a constant. A dense contraction of the shapes
+    the dense tensor-core pass takes (`out + ext(x) * ext(w)`, f16 into f32
+    or i8 into i32, x `[batch..., M, K]`) whose weight (`[N, K]`, or
+    `[K, N]` read transposed) is a
+    constant that is 2:4 along K (at most 2 nonzeros per group of 4: a
+    pruned f16 model, or the W8A8 codes of `--sparsity=2:4
+    --quant=w8a8-dynamic`) takes the same kernel: the pass compresses the
+    weight into a values constant at compile time. Anything else keeps the
+    dense tensor-core or generic kernels (the pass runs before
+    `quench-gpu-mma-gemm`).
+
+    With `emulate`, the same kernel (grid, warp tiles, the lanes' load
+    addresses, the metadata constant, the predicated epilogue) is emitted
+    for `--cuda-emulate` on the CPU with sequential loops in place of the
+    block's warps and lanes, and `mma.sp` is computed by its PTX definition
+    over buffers holding the 32 lanes' fragment and metadata registers.
+  }];
+  let options = [
+    Option<"emulate", "emulate", "bool", /*default=*/"false",
+           "Emit the kernel for the host emulation (no warp-collective "
+           "operations)">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::nvgpu::NVGPUDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect",
+  ];
+}
+
 def QuenchGPUMapToLaunch
     : Pass<"quench-gpu-map-to-launch", "::mlir::func::FuncOp"> {
   let summary = "Turn the outermost parallel loop nests of host code into "

@@ -49,12 +49,26 @@ LogicalResult SparseLinearOp::verify() {
       (idx.getDimSize(1) != kDyn && idx.getDimSize(1) != idxBytes))
     return emitOpError() << "requires indices [N, " << idxBytes << "] ("
                          << getIndexBits() << "-bit indices)";
-  bool quantized = v.getElementType().isInteger(8);
+  // f32 input: f32 values, or i8 codes with scales; f16 input: f16 values;
+  // i8 input: i8 values into an i32 result (the CUDA target's mma.sp forms).
+  Type xe = x.getElementType(), ve = v.getElementType(),
+       re = getResult().getType().getElementType();
+  bool intInput = xe.isInteger(8);
+  if ((xe.isF16() && !ve.isF16()) || (intInput && !ve.isInteger(8)) ||
+      (xe.isF32() && ve.isF16()))
+    return emitOpError() << "values of type " << ve
+                         << " do not match an input of type " << xe;
+  if (intInput != re.isInteger(32))
+    return emitOpError("requires an i32 result exactly with an i8 input");
+  if (intInput && getBias())
+    return emitOpError("requires no bias with an i8 input");
+  bool quantized = ve.isInteger(8) && xe.isF32();
   Value scales = getScales();
   std::optional<int64_t> blockSize = getBlockSize();
   if (quantized != static_cast<bool>(scales) ||
       static_cast<bool>(scales) != blockSize.has_value())
-    return emitOpError("requires scales and block_size exactly with i8 values");
+    return emitOpError("requires scales and block_size exactly with i8 values "
+                       "and an f32 input");
   if (scales) {
     int64_t bs = *blockSize;
     if (bs <= 0 || (bs < k && bs % group != 0))

@@ -44,12 +44,18 @@ def Quench_SparseLinearOp : Quench_Op<"sparse_linear",
     bits: the row metadata of NVIDIA's `mma.sp`. Indices of a group are
     expected distinct (duplicates add up).
 
-    The verifier checks: an f32 input of rank >= 1 with a static
+    Two integer/half forms feed the CUDA target's sparse tensor cores
+    (`mma.sp`, docs/gpu.md "Sparse tensor-core GEMM"): an f16 input with
+    f16 values (products and sums in f32, an f32 result), and an i8 input
+    with i8 values (the W8A8 contraction: exact products summed into an i32
+    result; no scales, no bias).
+    The verifier checks: an f32, f16 or i8 input of rank >= 1 with a static
     `K = input.shape[-1]`, a multiple of `group`; 1 <= keep < group <= 16;
-    2-D `values` [N, S] of f32 or i8; 2-D i8 `indices` [N, ceil(S * ib /
-    8)]; `scales` and `block_size` present exactly with i8 values, of the
-    shape above; an f32 `bias` [N]; an f32 result of shape `input.shape[:-1]
-    + [N]`.
+    2-D `values` [N, S] (f32 or i8 for an f32 input, f16 for f16, i8 for
+    i8); 2-D i8 `indices` [N, ceil(S * ib / 8)]; `scales` and `block_size`
+    present exactly with i8 values and an f32 input, of the shape above; an
+    f32 `bias` [N] (not with an i8 input); a result of shape
+    `input.shape[:-1] + [N]`, i32 for an i8 input, else f32.
 
     ```mlir
     %y = quench.sparse_linear %x, %v, %i bias(%b) {group = 4, keep = 2}
@@ -57,14 +63,14 @@ def Quench_SparseLinearOp : Quench_Op<"sparse_linear",
            tensor<32xf32>) -> tensor<?x32xf32>
     ```
   }];
-  let arguments = (ins RankedTensorOf<[F32]>:$input,
-                       RankedTensorOf<[F32, I8]>:$values,
+  let arguments = (ins RankedTensorOf<[F32, F16, I8]>:$input,
+                       RankedTensorOf<[F32, F16, I8]>:$values,
                        RankedTensorOf<[I8]>:$indices,
                        Optional<RankedTensorOf<[F32, F16, BF16]>>:$scales,
                        Optional<RankedTensorOf<[F32]>>:$bias,
                        I64Attr:$keep, I64Attr:$group,
                        OptionalAttr<I64Attr>:$block_size);
-  let results = (outs RankedTensorOf<[F32]>:$result);
+  let results = (outs RankedTensorOf<[F32, I32]>:$result);
   let assemblyFormat = "$input `,` $values `,` $indices "
                        "(`scales` `(` $scales^ `)`)? "
                        "(`bias` `(` $bias^ `)`)? "
