@@ -87,7 +87,12 @@ struct CPUPipelineOptions : public mlir::PassPipelineOptions<CPUPipelineOptions>
       llvm::cl::init(true)};
 
   CPUCodegenOptions getCodegenOptions() const {
-    return {vectorBits, int8Dot, codeLookup, attentionKernel};
+    CPUCodegenOptions o;
+    o.vectorBits = vectorBits;
+    o.int8Dot = int8Dot;
+    o.codeLookup = codeLookup;
+    o.attentionKernel = attentionKernel;
+    return o;
   }
 };
 
