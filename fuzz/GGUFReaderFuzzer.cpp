@@ -8,6 +8,7 @@
 //   every tensor has 1-4 non-zero dims, an offset aligned to the file's
 //   alignment, and data inside the bytes whose size is exactly the type's
 //   block size times the block count;
+// - gguf::metadataToJSON of every key/value gives valid JSON (an object);
 // - every tensor of a type Quench compiles (up to 2^20 elements) is
 //   dequantized by quant::dequantizeGGML (the block relayout of the
 //   importer, unpackGGMLRows, and the NBitsForm formula), which must succeed
@@ -19,6 +20,8 @@
 
 #include "quench/Frontend/GGUF/GGUFReader.h"
 #include "quench/Quant/GGMLBlocks.h"
+
+#include "llvm/Support/JSON.h"
 
 #include <cstring>
 #include <vector>
@@ -61,6 +64,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       }
     }
   }
+
+  // The JSON of the metadata (what the importer keeps in the artifact) is
+  // valid JSON with one member per key.
+  std::string json = gguf::metadataToJSON(file, {""});
+  llvm::Expected<llvm::json::Value> back = llvm::json::parse(json);
+  FUZZ_CHECK(static_cast<bool>(back));
+  FUZZ_CHECK(back->getAsObject() != nullptr);
+  FUZZ_CHECK(back->getAsObject()->size() <= file.metadata.size());
 
   for (const gguf::TensorInfo &t : file.tensors) {
     FUZZ_CHECK(file.tensor(t.name) == &t);

@@ -18,6 +18,9 @@ Models (dim 256, 4 heads, 2 kv heads, ffn 512, 2 layers, vocab 300):
             embedding (gathered rows dequantized), q8_0 head;
   qwen2     qwen2 (q/k/v biases, half-split RoPE), q4_K embedding tied to
             the head (a type with mins on both paths), q4_0/q5_1 matrices.
+Every executable carries the file's tokenizer metadata: `--metadata` prints
+the general.* and tokenizer.* key/values (tokens, scores, token types,
+BOS/EOS ids) as JSON, equal to what was written.
 For the quantized models the imported IR must hold one quench.matmul_nbits
 per quantized matrix product: weights stay in their blocks' form, never
 dequantized at import; the quant model's attention chains (written as
@@ -37,6 +40,7 @@ Run through CTest: `ctest -L e2e -R gguf`.
 """
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -200,6 +204,23 @@ def check_stories(compile_, work, bin_path):
     return failures
 
 
+def check_metadata(name, exe, cfg):
+    """The executable carries the file's tokenizer (`--metadata`, the JSON of
+    the general.* and tokenizer.* key/values): every array and id as
+    written. Returns the number of failed checks."""
+    got = json.loads(run([exe, "--metadata"]).stdout)
+    want = {"general.architecture": cfg["arch"],
+            "general.name": "quench-test-" + cfg["arch"],
+            "tokenizer.ggml.model": "llama"}
+    want.update({k: v for k, _, v, _ in gm.tokenizer_kv(cfg["vocab"])})
+    ok = got == want
+    print(f"{'ok  ' if ok else 'FAIL'} {name:6s} metadata: the tokenizer "
+          f"({cfg['vocab']} tokens, scores, types, ids) "
+          + ("kept in the executable" if ok else
+             f"differs: {sorted(set(got) ^ set(want))} or values"))
+    return int(not ok)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", required=True)
@@ -252,6 +273,7 @@ def main():
 
             exe = os.path.join(work, name)
             run([compile_, path, "-o", exe])
+            failures += check_metadata(name, exe, cfg)
             for seq in (7, 3):
                 ids = rng.integers(0, cfg["vocab"], seq)
                 np.save(os.path.join(work, "ids.npy"),

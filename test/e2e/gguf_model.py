@@ -284,6 +284,21 @@ def make_tensor(gtype, shape, rng, std):
 # ---------------------------------------------------------------------------
 # Models.
 
+def tokenizer_kv(vocab):
+    """The tokenizer.* arrays and ids make_model writes (key, value type,
+    value, element type): SentencePiece-like tokens (non-ASCII '\u2581'),
+    scores, token types (1 normal, 2 unknown, 3 control) and BOS/EOS ids."""
+    toks = ["<unk>", "<s>", "</s>"] + ["\u2581t%d" % i
+                                      for i in range(vocab - 3)]
+    return [("tokenizer.ggml.tokens", ARR, toks, STR),
+            ("tokenizer.ggml.scores", ARR,
+             [-0.25 * i for i in range(vocab)], F32V),
+            ("tokenizer.ggml.token_type", ARR, [2, 3, 3] + [1] * (vocab - 3),
+             I32),
+            ("tokenizer.ggml.bos_token_id", U32, 1, None),
+            ("tokenizer.ggml.eos_token_id", U32, 2, None)]
+
+
 def make_model(path, rng, arch="llama", dim=256, layers=2, heads=4,
                kv_heads=2, ff=512, vocab=300, types=None, tied=False,
                rope_base=10000.0, rope_linear=None, freq_factors=False,
@@ -310,12 +325,9 @@ def make_model(path, rng, arch="llama", dim=256, layers=2, heads=4,
     if rope_linear:
         w.add(p + "rope.scaling.type", STR, "linear")
         w.add(p + "rope.scaling.factor", F32V, rope_linear)
-    toks = ["<unk>", "<s>", "</s>"] + ["t%d" % i for i in range(vocab - 3)]
     w.add("tokenizer.ggml.model", STR, "llama")
-    w.add("tokenizer.ggml.tokens", ARR, toks, STR)
-    w.add("tokenizer.ggml.scores", ARR, [0.0] * vocab, F32V)
-    w.add("tokenizer.ggml.bos_token_id", U32, 1)
-    w.add("tokenizer.ggml.eos_token_id", U32, 2)
+    for key, vtype, value, etype in tokenizer_kv(vocab):
+        w.add(key, vtype, value, etype)
 
     weights = {}
 

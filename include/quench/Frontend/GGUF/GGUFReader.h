@@ -84,6 +84,14 @@ struct File {
 /// the type's block, misaligned offsets, and data past the end of the file.
 llvm::Expected<File> parseGGUF(llvm::ArrayRef<char> bytes);
 
+/// The key/values of `file` whose keys start with one of `prefixes`, as one
+/// JSON object `{"KEY": VALUE, ...}` in file order: strings as JSON strings
+/// (invalid UTF-8 sequences replaced by U+FFFD), integers and bools as
+/// numbers and true/false, floats as numbers (shortest round-trip form of
+/// the double; NaN and infinities as null), arrays as JSON arrays of those.
+std::string metadataToJSON(const File &file,
+                           llvm::ArrayRef<llvm::StringRef> prefixes);
+
 /// True when `bytes` starts with the GGUF magic.
 bool hasGGUFMagic(llvm::ArrayRef<char> bytes);
 
