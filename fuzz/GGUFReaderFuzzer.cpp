@@ -8,6 +8,8 @@
 //   every tensor has 1-4 non-zero dims, an offset aligned to the file's
 //   alignment, and data inside the bytes whose size is exactly the type's
 //   block size times the block count;
+// - gguf::writeGGUF (the export's writer) of the file's key/values and
+//   tensors parses back to the same bytes of key/values, tensors and data;
 // - gguf::metadataToJSON of every key/value gives valid JSON (an object);
 // - every tensor of a type Quench compiles (up to 2^20 elements) is
 //   dequantized by quant::dequantizeGGML (the block relayout of the
@@ -72,6 +74,32 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FUZZ_CHECK(static_cast<bool>(back));
   FUZZ_CHECK(back->getAsObject() != nullptr);
   FUZZ_CHECK(back->getAsObject()->size() <= file.metadata.size());
+
+  // What the export writes (the key/values as stored, the tensors) parses
+  // back to the same key/values, tensors and data.
+  {
+    std::vector<gguf::TensorToWrite> out;
+    for (const gguf::TensorInfo &t : file.tensors)
+      out.push_back({t.name, t.dims, t.type, t.data});
+    std::string bytesOut;
+    llvm::raw_string_ostream os(bytesOut);
+    gguf::writeGGUF(os, file.metadata.size(), file.kvBytes, out,
+                    file.alignment);
+    llvm::Expected<gguf::File> again =
+        gguf::parseGGUF(llvm::ArrayRef<char>(bytesOut.data(), bytesOut.size()));
+    FUZZ_CHECK(static_cast<bool>(again));
+    FUZZ_CHECK(again->kvBytes.size() == file.kvBytes.size() &&
+               std::memcmp(again->kvBytes.data(), file.kvBytes.data(),
+                           file.kvBytes.size()) == 0);
+    FUZZ_CHECK(again->tensors.size() == file.tensors.size());
+    for (size_t i = 0; i < file.tensors.size(); ++i) {
+      const gguf::TensorInfo &a = file.tensors[i], &b = again->tensors[i];
+      FUZZ_CHECK(a.name == b.name && a.dims == b.dims && a.type == b.type);
+      FUZZ_CHECK(a.data.size() == b.data.size() &&
+                 std::memcmp(a.data.data(), b.data.data(), a.data.size()) ==
+                     0);
+    }
+  }
 
   for (const gguf::TensorInfo &t : file.tensors) {
     FUZZ_CHECK(file.tensor(t.name) == &t);

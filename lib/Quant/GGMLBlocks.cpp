@@ -298,3 +298,74 @@ bool quench::quant::dequantizeGGML(GGMLType type, const uint8_t *data,
   }
   return true;
 }
+
+namespace {
+
+/// `x` as f16 bits when it is exactly representable (finite), else false.
+bool exactHalf(float x, uint16_t &bits) {
+  bits = floatToF16Bits(x);
+  return f16BitsToFloat(bits) == x;
+}
+
+std::string groupError(int64_t g, int64_t groupsPerRow, const char *what) {
+  return "group " + std::to_string(g % groupsPerRow) + " of row " +
+         std::to_string(g / groupsPerRow) + ": " + what;
+}
+
+} // namespace
+
+std::string quench::quant::packGGMLRows(GGMLType type, int bits,
+                                        const uint8_t *codes,
+                                        const float *scales,
+                                        const int32_t *zeroPoints,
+                                        int64_t rows, int64_t k,
+                                        uint8_t *blocks) {
+  constexpr int64_t group = 32;
+  if (k % group != 0)
+    return "rows of " + std::to_string(k) + " elements are not whole blocks "
+           "of 32";
+  int want = type == GGMLType::Q8_0 ? 8 : 4;
+  if (type != GGMLType::Q4_0 && type != GGMLType::Q4_1 &&
+      type != GGMLType::Q8_0)
+    return "not a type Quench exports to";
+  if (bits != want)
+    return std::to_string(bits) + "-bit codes do not fit " +
+           getGGMLTypeTraits(uint32_t(type))->name;
+  const int64_t blockBytes = getGGMLTypeTraits(uint32_t(type))->blockBytes;
+  const int64_t groupsPerRow = k / group;
+  for (int64_t g = 0, n = rows * groupsPerRow; g < n; ++g) {
+    const uint8_t *q = codes + g * group;
+    uint8_t *b = blocks + g * blockBytes;
+    uint16_t d, m;
+    if (!exactHalf(scales[g], d))
+      return groupError(g, groupsPerRow,
+                        "its scale is not exactly an f16 value (compile "
+                        "with --scale-type=f16)");
+    std::memcpy(b, &d, 2);
+    switch (type) {
+    case GGMLType::Q4_0:
+    case GGMLType::Q4_1: {
+      if (type == GGMLType::Q4_0 && zeroPoints[g] != 8)
+        return groupError(g, groupsPerRow, "its zero point is not 8");
+      if (type == GGMLType::Q4_1) {
+        if (!exactHalf(-static_cast<float>(zeroPoints[g]) * scales[g], m))
+          return groupError(g, groupsPerRow,
+                            "-zero_point * scale is not exactly an f16 "
+                            "value (q4_1's min)");
+        std::memcpy(b + 2, &m, 2);
+      }
+      uint8_t *qs = b + (type == GGMLType::Q4_1 ? 4 : 2);
+      for (int j = 0; j < 16; ++j)
+        qs[j] = static_cast<uint8_t>((q[j] & 0xF) | ((q[j + 16] & 0xF) << 4));
+      break;
+    }
+    default: // Q8_0
+      if (zeroPoints[g] != 128)
+        return groupError(g, groupsPerRow, "its zero point is not 128");
+      for (int j = 0; j < 32; ++j)
+        b[2 + j] = static_cast<uint8_t>(int(q[j]) - 128);
+      break;
+    }
+  }
+  return "";
+}

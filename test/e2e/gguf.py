@@ -105,9 +105,10 @@ def case_models():
     ]
 
 
-def write_stories(path, bin_path):
-    """stories260K.bin as a GGUF llama model; returns (cfg, weights) for
-    reference_logits, or None when the checkpoint is absent."""
+def write_stories(path, bin_path, extra_kv=()):
+    """stories260K.bin as a GGUF llama model (with the key/values
+    `extra_kv`: (key, type, value, element type)); returns (cfg, weights)
+    for reference_logits, the BOS id and llama2.c's greedy ids."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)),
                                     "examples"))
     import stories260k_to_onnx as s2o
@@ -131,6 +132,8 @@ def write_stories(path, bin_path):
     g.add(p + "attention.head_count_kv", gm.U32, c["n_kv_heads"])
     g.add(p + "rope.freq_base", gm.F32V, s2o.ROPE_THETA)
     g.add(p + "attention.layer_norm_rms_epsilon", gm.F32V, s2o.RMS_EPS)
+    for key, vtype, value, etype in extra_kv:
+        g.add(key, vtype, value, etype)
     put("token_embd.weight", w["tok_embeddings"])
     for l in range(L):
         blk = "blk.%d." % l

@@ -241,6 +241,7 @@ llvm::Expected<File> quench::gguf::parseGGUF(ArrayRef<char> bytes) {
                               kvCount, c.left()));
 
   file.metadata.reserve(kvCount);
+  uint64_t kvStart = c.pos();
   for (uint64_t i = 0; i < kvCount; ++i) {
     StringRef key;
     std::string what = llvm::formatv("key/value #{0}", i).str();
@@ -257,6 +258,7 @@ llvm::Expected<File> quench::gguf::parseGGUF(ArrayRef<char> bytes) {
       return fail("duplicate metadata key '" + key + "'");
     file.metadata.emplace_back(key.str(), std::move(v));
   }
+  file.kvBytes = c.view(kvStart, c.pos() - kvStart);
 
   if (const Value *a = file.find("general.alignment")) {
     if (a->type != ValueType::U32)
@@ -429,4 +431,44 @@ std::string quench::gguf::metadataToJSON(const File &file,
                     jsonValue(value));
   });
   return out;
+}
+
+void quench::gguf::writeGGUF(llvm::raw_ostream &os, uint64_t kvCount,
+                             ArrayRef<char> kvBytes,
+                             ArrayRef<TensorToWrite> tensors,
+                             uint64_t alignment) {
+  uint64_t written = 0;
+  auto put = [&](const void *p, size_t n) {
+    os.write(static_cast<const char *>(p), n);
+    written += n;
+  };
+  auto u32 = [&](uint32_t x) { put(&x, 4); };
+  auto u64 = [&](uint64_t x) { put(&x, 8); };
+  auto pad = [&] {
+    static const char zeros[64] = {};
+    uint64_t n = (alignment - written % alignment) % alignment;
+    for (; n > 0; n -= std::min<uint64_t>(n, sizeof zeros))
+      put(zeros, std::min<uint64_t>(n, sizeof zeros));
+  };
+  put("GGUF", 4);
+  u32(3);
+  u64(tensors.size());
+  u64(kvCount);
+  put(kvBytes.data(), kvBytes.size());
+  uint64_t offset = 0;
+  for (const TensorToWrite &t : tensors) {
+    u64(t.name.size());
+    put(t.name.data(), t.name.size());
+    u32(t.dims.size());
+    for (uint64_t d : t.dims)
+      u64(d);
+    u32(t.type);
+    u64(offset);
+    offset += (t.data.size() + alignment - 1) / alignment * alignment;
+  }
+  pad();
+  for (const TensorToWrite &t : tensors) {
+    put(t.data.data(), t.data.size());
+    pad();
+  }
 }

@@ -18,6 +18,7 @@
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
+#include "llvm/Support/raw_ostream.h"
 
 #include <cstdint>
 #include <optional>
@@ -66,6 +67,8 @@ struct File {
   uint64_t alignment = 32;
   std::vector<std::pair<std::string, Value>> metadata; ///< in file order
   std::vector<TensorInfo> tensors;                     ///< in file order
+  /// The key/value section as stored (every key/value, in file order).
+  llvm::ArrayRef<char> kvBytes;
 
   /// The value of `key`, or nullptr.
   const Value *find(llvm::StringRef key) const;
@@ -91,6 +94,23 @@ llvm::Expected<File> parseGGUF(llvm::ArrayRef<char> bytes);
 /// the double; NaN and infinities as null), arrays as JSON arrays of those.
 std::string metadataToJSON(const File &file,
                            llvm::ArrayRef<llvm::StringRef> prefixes);
+
+/// One tensor to write: its data is `data` (the size its type and dims
+/// take).
+struct TensorToWrite {
+  std::string name;
+  llvm::SmallVector<uint64_t, 4> dims; ///< ggml order
+  uint32_t type = 0;
+  llvm::ArrayRef<char> data;
+};
+
+/// Writes a GGUF version 3 file: the header, `kvCount` key/values stored as
+/// `kvBytes` (a File's kvBytes), the tensor infos and the data section, each
+/// tensor at the next multiple of `alignment` (which must be the file's
+/// general.alignment, 32 when it has none).
+void writeGGUF(llvm::raw_ostream &os, uint64_t kvCount,
+               llvm::ArrayRef<char> kvBytes,
+               llvm::ArrayRef<TensorToWrite> tensors, uint64_t alignment);
 
 /// True when `bytes` starts with the GGUF magic.
 bool hasGGUFMagic(llvm::ArrayRef<char> bytes);
