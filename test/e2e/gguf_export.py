@@ -22,11 +22,13 @@ whose 172 inputs are no multiple of 32, and the tied head kept float), its
 greedy generation
 through the KV cache from the exported file equals the quantized model's.
 
-`--llama-cli PATH` (not used by CTest) also runs llama.cpp's llama-cli on
-the exported stories260K file with a byte-level vocabulary and compares its
-greedy tokens with Quench's (docs/gguf.md records a run).
+`--llama-bin DIR` (not used by CTest: the suite does not depend on
+llama.cpp) also checks the exported stories260K file (with a byte-level
+vocabulary) with llama.cpp: llama-quantize's F32 dequantization of it must
+equal the format's definition for every tensor, and llama-cli's greedy
+tokens on that file must be Quench's (docs/gguf.md records a run).
 
-Usage: gguf_export.py --build BUILD_DIR [--keep DIR] [--llama-cli PATH]
+Usage: gguf_export.py --build BUILD_DIR [--keep DIR] [--llama-bin DIR]
 Run through CTest: `ctest -L e2e -R gguf-export`.
 """
 
@@ -58,8 +60,10 @@ def run(cmd, ok=True):
     return res
 
 
-def read_tensor_types(path):
-    """{tensor name: ggml type} and the key/value count of a GGUF file."""
+def read_tensor_types(path, data=False):
+    """{tensor name: ggml type} and the key/value count of a GGUF file; with
+    `data`, {name: (type, dims, raw bytes)} instead of the types (alignment
+    32)."""
     with open(path, "rb") as f:
         b = f.read()
     assert b[:4] == b"GGUF"
@@ -86,14 +90,27 @@ def read_tensor_types(path):
         _, at = string(at)
         t, = struct.unpack_from("<I", b, at)
         at = skip(at + 4, t)
-    types = {}
+    types, infos = {}, []
     for _ in range(nt):
         name, at = string(at)
         nd, = struct.unpack_from("<I", b, at)
+        dims = struct.unpack_from("<%dQ" % nd, b, at + 4)
         at += 4 + 8 * nd
-        types[name], _ = struct.unpack_from("<IQ", b, at)
+        types[name], off = struct.unpack_from("<IQ", b, at)
+        infos.append((name, types[name], dims, off))
         at += 12
-    return types, nkv
+    if not data:
+        return types, nkv
+    start = (at + 31) // 32 * 32
+    out = {}
+    for name, t, dims, off in infos:
+        if t not in gm.BLOCK:  # a type gguf_model.py does not define
+            out[name] = (t, dims, None)
+            continue
+        elems, nbytes = gm.BLOCK[t]
+        size = int(np.prod(dims)) // elems * nbytes
+        out[name] = (t, dims, b[start + off:start + off + size])
+    return out, nkv
 
 
 def logits(exe, ids, work):
@@ -108,8 +125,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", required=True)
     ap.add_argument("--keep", help="keep the work files in this directory")
-    ap.add_argument("--llama-cli", help="also check with llama.cpp's "
-                    "llama-cli (manual; not part of the test suite)")
+    ap.add_argument("--llama-bin", help="also check with llama.cpp's "
+                    "llama-quantize and llama-cli in this directory (manual; "
+                    "not part of the test suite)")
     ap.add_argument("--stories", default=os.path.normpath(os.path.join(
         HERE, "..", "..", "..", "shared", "models", "stories260K.bin")))
     a = ap.parse_args()
@@ -226,7 +244,7 @@ def main():
                "tied model with --quant-head=false: embedding f32, "
                "matrices q4_0")
 
-        failures += check_stories(qc, work, a.stories, a.llama_cli)
+        failures += check_stories(qc, work, a.stories, a.llama_bin)
     finally:
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -245,7 +263,7 @@ def byte_vocab(vocab):
     return toks, types
 
 
-def check_stories(qc, work, bin_path, llama_cli):
+def check_stories(qc, work, bin_path, llama_bin):
     if not os.path.isfile(bin_path):
         print(f"skip stories260K: {bin_path} is absent")
         return 0
@@ -279,19 +297,43 @@ def check_stories(qc, work, bin_path, llama_cli):
           f"generation from the exported file "
           f"{'equals' if ok else 'differs from'} the quantized model's"
           + ("" if ok else f": {gens[1]} vs {gens[0]}"))
-    if llama_cli:
+    if llama_bin:
+        # llama.cpp's own dequantization of the exported file (llama-quantize
+        # to F32: ggml's q8_0 definition) must give the values Quench's
+        # import gives, bit for bit, and llama-cli on that file the same
+        # greedy tokens as Quench. (llama-cli on the q8_0 file itself
+        # quantizes the activations to q8_0 in its products: printed, not
+        # compared.)
+        deq = os.path.join(work, "stories_deq_f32.gguf")
+        run([os.path.join(llama_bin, "llama-quantize"), "--allow-requantize",
+             out, deq, "F32", "1"])
+        exported, _ = read_tensor_types(out, data=True)
+        dequantized, _ = read_tensor_types(deq, data=True)
+        same_values = all(
+            np.array_equal(gm.dequantize(t, raw, int(np.prod(dims))),
+                           np.frombuffer(dequantized[name][2], np.float32))
+            for name, (t, dims, raw) in exported.items())
+        print(f"{'ok  ' if same_values else 'FAIL'} llama-quantize's F32 "
+              f"dequantization of the exported file "
+              f"{'equals' if same_values else 'differs from'} the format's "
+              f"definition for every tensor")
         toks, _ = byte_vocab(512)
-        res = run([llama_cli, "-m", out, "-p", "", "-n", str(n), "--temp",
-                   "0", "-t", "1", "-no-cnv", "--no-warmup",
-                   "--no-display-prompt", "-c", "256"])
-        text = res.stdout
         ours = "".join(toks[i].replace("\u2581", " ") for i in gens[1])
-        same = text.strip().startswith(ours.strip())
-        print(f"{'ok  ' if same else 'FAIL'} llama-cli greedy text "
-              f"{'equals' if same else 'differs from'} Quench's:\n"
-              f"  llama.cpp: {text.strip()[:200]!r}\n"
+
+        def cli(model):
+            return run([os.path.join(llama_bin, "llama-cli"), "-m", model,
+                        "-p", "", "-n", str(n), "--temp", "0", "-t", "1",
+                        "-no-cnv", "--no-warmup", "--no-display-prompt",
+                        "-c", "256"]).stdout.strip()
+        text = cli(deq)
+        same = text.startswith(ours.strip())
+        print(f"{'ok  ' if same else 'FAIL'} llama-cli greedy text on the "
+              f"dequantized export {'equals' if same else 'differs from'} "
+              f"Quench's:\n  llama.cpp: {text[:200]!r}\n"
               f"  Quench:    {ours.strip()[:200]!r}")
-        ok = ok and same
+        print(f"info llama-cli on the q8_0 file itself (q8_0 activations): "
+              f"{cli(out)[:200]!r}")
+        ok = ok and same and same_values
     return int(not ok)
 
 

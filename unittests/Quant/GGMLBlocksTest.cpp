@@ -75,7 +75,17 @@ TEST(GGMLBlocks, TypeTable) {
   EXPECT_EQ(getGGMLTypeTraits(1000), nullptr);
   NBitsForm form;
   EXPECT_FALSE(getNBitsForm(GGMLType::F16, form));
-  EXPECT_FALSE(getNBitsForm(GGMLType::Q2_K, form));
+  EXPECT_FALSE(getNBitsForm(GGMLType::Q8_K, form));
+  EXPECT_TRUE(getGGMLTypeTraits(10)->supported); // q2_K
+  EXPECT_EQ(getGGMLTypeTraits(10)->blockBytes, 84);
+  EXPECT_TRUE(getGGMLTypeTraits(11)->supported); // q3_K
+  EXPECT_EQ(getGGMLTypeTraits(11)->blockBytes, 110);
+  // The importer gives matmul_nbits no zero points for types without a
+  // min: their forms must use the op's default, 2^(bits-1).
+  for (uint32_t id = 0; id < 40; ++id)
+    if (getNBitsForm(GGMLType(id), form) && !form.hasMin)
+      EXPECT_EQ(form.zeroPoint, 1 << (form.bits - 1))
+          << getGGMLTypeTraits(id)->name;
 }
 
 TEST(GGMLBlocks, HalfAndBF16) {
