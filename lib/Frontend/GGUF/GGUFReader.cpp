@@ -424,11 +424,14 @@ std::string quench::gguf::metadataToJSON(const File &file,
   llvm::raw_string_ostream os(out);
   llvm::json::OStream j(os);
   j.object([&] {
-    for (const auto &[key, value] : file.metadata)
+    for (const auto &kv : file.metadata) {
+      StringRef key = kv.first;
       if (llvm::any_of(prefixes,
-                       [&](StringRef p) { return StringRef(key).starts_with(p); }))
-        j.attribute(llvm::json::isUTF8(key) ? key : llvm::json::fixUTF8(key),
-                    jsonValue(value));
+                       [&](StringRef p) { return key.starts_with(p); }))
+        j.attribute(llvm::json::isUTF8(key) ? key.str()
+                                            : llvm::json::fixUTF8(key),
+                    jsonValue(kv.second));
+    }
   });
   return out;
 }
@@ -466,6 +469,10 @@ void quench::gguf::writeGGUF(llvm::raw_ostream &os, uint64_t kvCount,
     u64(offset);
     offset += (t.data.size() + alignment - 1) / alignment * alignment;
   }
+  // No data section without tensors: a file may declare any power-of-two
+  // alignment (up to 2^31), which only tensor data pays for.
+  if (tensors.empty())
+    return;
   pad();
   for (const TensorToWrite &t : tensors) {
     put(t.data.data(), t.data.size());

@@ -107,7 +107,8 @@ struct TensorToWrite {
 /// Writes a GGUF version 3 file: the header, `kvCount` key/values stored as
 /// `kvBytes` (a File's kvBytes), the tensor infos and the data section, each
 /// tensor at the next multiple of `alignment` (which must be the file's
-/// general.alignment, 32 when it has none).
+/// general.alignment, 32 when it has none) and padded to the next one. A
+/// file without tensors ends after its key/values.
 void writeGGUF(llvm::raw_ostream &os, uint64_t kvCount,
                llvm::ArrayRef<char> kvBytes,
                llvm::ArrayRef<TensorToWrite> tensors, uint64_t alignment);
