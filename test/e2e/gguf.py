@@ -14,7 +14,7 @@ Models (dim 256, 4 heads, 2 kv heads, ffn 512, 2 layers, vocab 300):
             RoPE base 500000 with linear scaling 2 and frequency factors
             (rope_freqs.weight);
   quant     llama, the matrices cycle through q4_0, q4_1, q5_0, q5_1,
-            q8_0, q4_K, q5_K, q6_K (a file mixing every type), q6_K
+            q8_0, q4_K, q5_K, q6_K, q2_K, q3_K (a file mixing every type), q6_K
             embedding (gathered rows dequantized), q8_0 head;
   qwen2     qwen2 (q/k/v biases, half-split RoPE), q4_K embedding tied to
             the head (a type with mins on both paths), q4_0/q5_1 matrices.
