@@ -1,6 +1,7 @@
 //===- quench-compile.cpp - model to object / library / executable --------===//
 //
-// quench-compile MODEL.onnx|MODEL.mlir -o OUT --emit=mlir|llvm|obj|lib|exe
+// quench-compile MODEL.onnx|MODEL.mlir|MODEL.gguf -o OUT
+//                --emit=mlir|llvm|obj|lib|exe|gguf
 //
 // The driver parses its command line and sequences library calls: import
 // (lib/Frontend), the shared front pipeline's stages (lib/Pipelines, with
