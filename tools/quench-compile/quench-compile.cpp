@@ -28,6 +28,7 @@
 #include "quench/Frontend/GGUF/GGUFExport.h"
 #include "quench/Frontend/GGUF/GGUFImporter.h"
 #include "quench/Calibration/CalibrationStage.h"
+#include "quench/Dialect/Quench/IR/ModuleAttrs.h"
 #include "quench/Frontend/ModelLoader.h"
 #include "quench/Frontend/ONNX/ONNXImporter.h"
 #include "quench/InitAllDialects.h"
@@ -102,6 +103,22 @@ static cl::opt<uint64_t> maxTensorBytes(
     cl::desc("Largest statically shaped tensor an ONNX model may declare, in "
              "bytes (default 2^36 = 64 GiB)"),
     cl::init(quench::ONNXImportOptions::kDefaultMaxTensorBytes),
+    cl::cat(category));
+enum class GGUFActivations { Float, Int16 };
+static cl::opt<GGUFActivations> ggufActivations(
+    "gguf-activations",
+    cl::desc("Activations of a GGUF model's block-quantized products "
+             "(default: float)"),
+    cl::init(GGUFActivations::Float),
+    cl::values(
+        clEnumValN(GGUFActivations::Float, "float",
+                   "exact: the float model with every weight dequantized by "
+                   "its type's definition (docs/gguf.md)"),
+        clEnumValN(GGUFActivations::Int16, "int16",
+                   "faster decode on VNNI hosts: 4- and 8-bit codes "
+                   "multiplied with the activations quantized to int16 per "
+                   "group, as --int8-dot does for Quench's own schemes "
+                   "(error at most max|x|/65534 per activation)")),
     cl::cat(category));
 static cl::opt<bool> noPrepare(
     "no-prepare", cl::desc("Skip the prepare stage (quench-prepare)"),
@@ -512,6 +529,10 @@ int main(int argc, char **argv) {
       quench::loadModelFile(inputPath, context, shapes, maxTensorBytes);
   if (!module)
     return 1;
+  // GGUF models promise float activations (the importer marks them);
+  // --gguf-activations=int16 lets the dequant kernel take its int16 form.
+  if (ggufActivations == GGUFActivations::Int16)
+    (*module)->removeAttr(quench::kFloatActivationsAttrName);
   quench::ConstantBytes constants = quench::measureConstants(*module);
   quench::setModelWeights({(uint64_t)constants.total, inputBytes,
                            (uint64_t)constants.largest});
