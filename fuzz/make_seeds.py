@@ -167,6 +167,47 @@ def onnx_seeds(out):
          numpy_helper.from_array(np.array(1, np.int64), "one")]))
 
 
+def gguf_seeds(out):
+    # Small GGUF files from test/e2e/gguf_model.py's writer: every metadata
+    # value type (scalars, strings, arrays), a tensor of every ggml type the
+    # reader sizes (one or two blocks), a tiny llama model, an alignment
+    # other than 32 and a version-2 file.
+    import sys
+    sys.path.insert(0, os.path.join(ROOT, "test", "e2e"))
+    import gguf_model as g
+    rng = np.random.default_rng(0)
+
+    w = g.GGUFWriter()
+    w.add("general.architecture", g.STR, "llama")
+    for vt, v in [(g.U8, 200), (g.I8, -3), (g.U16, 60000), (g.I16, -300),
+                  (g.U32, 7), (g.I32, -7), (g.F32V, 0.5), (g.BOOL, True),
+                  (g.U64, 1 << 40), (g.I64, -(1 << 40)), (g.F64V, 2.25)]:
+        w.add("seed.scalar%d" % vt, vt, v)
+    w.add("seed.strings", g.ARR, ["a", "", "ccc"], g.STR)
+    w.add("seed.floats", g.ARR, [1.0, -2.0], g.F32V)
+    w.add("seed.ints", g.ARR, [1, 2, 3], g.I32)
+    for t in [g.F32, g.F16, g.BF16]:
+        raw, _ = g.encode_float(t, rng.standard_normal(8))
+        w.tensor("float.%d" % t, [4, 2], t, raw)
+    for t in g.QUANT_TYPES:
+        elems, _ = g.BLOCK[t]
+        w.tensor("quant.%d" % t, [elems, 1], t,
+                 g.random_blocks(t, 1, rng).tobytes())
+    put(out, "gguf-fuzzer", "types.gguf", w.to_bytes())
+
+    w = g.GGUFWriter(alignment=64, version=2)
+    w.add("general.alignment", g.U32, 64)
+    w.tensor("a", [32, 2], g.Q8_0, g.random_blocks(g.Q8_0, 2, rng).tobytes())
+    w.tensor("b", [3], g.F32, np.ones(3, np.float32).tobytes())
+    put(out, "gguf-fuzzer", "v2-align64.gguf", w.to_bytes())
+
+    w = g.GGUFWriter()
+    g.make_model(None, rng, dim=8, layers=1, heads=2, kv_heads=1, ff=16,
+                 vocab=6, writer=w)
+    put(out, "gguf-fuzzer", "tiny-llama.gguf", w.to_bytes())
+    put(out, "gguf-fuzzer", "empty.gguf", g.GGUFWriter().to_bytes())
+
+
 def model_run_seeds(out):
     # ModelRunFuzzer.cpp's layout: a flags byte, then per input (4 and a
     # spare) dtype byte, rank byte, one byte per dim, a NULL-data byte;
@@ -195,6 +236,7 @@ def main():
     cache_seeds(a.out)
     recipe_seeds(a.out)
     onnx_seeds(a.out)
+    gguf_seeds(a.out)
     model_run_seeds(a.out)
 
 

@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-TARGETS="npy-fuzzer calib-cache-fuzzer recipe-fuzzer onnx-import-fuzzer model-run-fuzzer"
+TARGETS="npy-fuzzer calib-cache-fuzzer recipe-fuzzer onnx-import-fuzzer gguf-fuzzer model-run-fuzzer"
 if [ "${1:-}" = "--list" ]; then
   tr ' ' '\n' <<<"$TARGETS"
   exit 0

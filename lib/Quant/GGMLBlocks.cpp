@@ -15,6 +15,18 @@
 //   q5_K 256 elems, 176 B: d, dmin, 12 B scales, 32 B qh (bit 2c / 2c+1 of
 //         byte l = 5th bit of element l of the low / high half of chunk c),
 //         128 B nibbles as q4_K;                 x = (d * sc) * q - dmin * m
+//   q2_K 256 elems, 84 B: 16 B of sub-scales (sub-blocks of 16: low nibble
+//         scale, high nibble min), 64 B of 2-bit codes, d, dmin f16; each
+//         half of 128 elements takes 32 B of codes: element 32 j + l
+//         (j = 0..3, l < 32) is (byte l >> 2 j) & 3, sub-block 8 h + 2 j +
+//         l / 16;                               x = (d * sc) * q - dmin * m
+//   q3_K 256 elems, 110 B: 32 B hmask, 64 B of 2-bit low codes (laid out
+//         as q2_K's), 12 B of 6-bit sub-scales (sub-blocks of 16), d f16;
+//         element 32 j + l of half h takes bit h * 4 + j of hmask byte l
+//         (set: +0, clear: -4); sub-scale s (0..15) is the low nibble of
+//         byte s (s < 8) or high nibble of byte s - 8, with 2 high bits
+//         from byte 8 + s % 4, bits 2 (s / 4);
+//                                                x = (d * (sc - 32)) * q
 //   q6_K 256 elems, 210 B: 128 B low nibbles, 64 B high 2-bit pairs, 16 x i8
 //         sub-scales (sub-blocks of 16), d f16; each half of 128 elements
 //         takes 64 B of nibbles and 32 B of high bits: element l + 32 i
@@ -48,8 +60,8 @@ const GGMLTypeTraits kTypes[] = {
     /*7*/ {"q5_1", 32, 24, true},
     /*8*/ {"q8_0", 32, 34, true},
     /*9*/ {"q8_1", 32, 36, false},
-    /*10*/ {"q2_K", kQK, 84, false},
-    /*11*/ {"q3_K", kQK, 110, false},
+    /*10*/ {"q2_K", kQK, 84, true},
+    /*11*/ {"q3_K", kQK, 110, true},
     /*12*/ {"q4_K", kQK, 144, true},
     /*13*/ {"q5_K", kQK, 176, true},
     /*14*/ {"q6_K", kQK, 210, true},
@@ -167,6 +179,37 @@ int decodeBlock(GGMLType type, const uint8_t *b, int32_t *q, float *scale,
     }
     return 8;
   }
+  case GGMLType::Q2_K: {
+    const uint8_t *sc = b, *qs = b + 16;
+    float d = halfAt(b + 80), dmin = halfAt(b + 82);
+    for (int half = 0; half < 2; ++half)
+      for (int j = 0; j < 4; ++j)
+        for (int l = 0; l < 32; ++l)
+          q[128 * half + 32 * j + l] = (qs[32 * half + l] >> (2 * j)) & 3;
+    for (int s = 0; s < 16; ++s) {
+      scale[s] = d * static_cast<float>(sc[s] & 0xF);
+      min[s] = -(dmin * static_cast<float>(sc[s] >> 4));
+    }
+    return 16;
+  }
+  case GGMLType::Q3_K: {
+    const uint8_t *hm = b, *qs = b + 32, *sc = b + 96;
+    float d = halfAt(b + 108);
+    for (int half = 0; half < 2; ++half)
+      for (int j = 0; j < 4; ++j)
+        for (int l = 0; l < 32; ++l) {
+          int low = (qs[32 * half + l] >> (2 * j)) & 3;
+          bool high = (hm[l] >> (4 * half + j)) & 1;
+          q[128 * half + 32 * j + l] = low - (high ? 0 : 4);
+        }
+    for (int s = 0; s < 16; ++s) {
+      int lowBits = s < 8 ? sc[s] & 0xF : sc[s - 8] >> 4;
+      int highBits = (sc[8 + s % 4] >> (2 * (s / 4))) & 3;
+      scale[s] = d * static_cast<float>((lowBits | (highBits << 4)) - 32);
+      min[s] = 0.0f;
+    }
+    return 16;
+  }
   case GGMLType::Q6_K: {
     const uint8_t *ql = b, *qh = b + 128;
     const int8_t *sc = reinterpret_cast<const int8_t *>(b + 192);
@@ -225,6 +268,13 @@ bool quench::quant::getNBitsForm(GGMLType type, NBitsForm &form) {
     return true;
   case GGMLType::Q6_K:
     form = {8, 16, 128, false};
+    return true;
+  case GGMLType::Q2_K: // 2-bit codes widened to 4 bits
+    form = {4, 16, 0, true};
+    return true;
+  case GGMLType::Q3_K: // 3-bit q in [-4, 3] as 4-bit codes q + 8 (the
+                       // default zero point of matmul_nbits)
+    form = {4, 16, 8, false};
     return true;
   default:
     return false;
@@ -297,4 +347,75 @@ bool quench::quant::dequantizeGGML(GGMLType type, const uint8_t *data,
     }
   }
   return true;
+}
+
+namespace {
+
+/// `x` as f16 bits when it is exactly representable (finite), else false.
+bool exactHalf(float x, uint16_t &bits) {
+  bits = floatToF16Bits(x);
+  return f16BitsToFloat(bits) == x;
+}
+
+std::string groupError(int64_t g, int64_t groupsPerRow, const char *what) {
+  return "group " + std::to_string(g % groupsPerRow) + " of row " +
+         std::to_string(g / groupsPerRow) + ": " + what;
+}
+
+} // namespace
+
+std::string quench::quant::packGGMLRows(GGMLType type, int bits,
+                                        const uint8_t *codes,
+                                        const float *scales,
+                                        const int32_t *zeroPoints,
+                                        int64_t rows, int64_t k,
+                                        uint8_t *blocks) {
+  constexpr int64_t group = 32;
+  if (k % group != 0)
+    return "rows of " + std::to_string(k) + " elements are not whole blocks "
+           "of 32";
+  int want = type == GGMLType::Q8_0 ? 8 : 4;
+  if (type != GGMLType::Q4_0 && type != GGMLType::Q4_1 &&
+      type != GGMLType::Q8_0)
+    return "not a type Quench exports to";
+  if (bits != want)
+    return std::to_string(bits) + "-bit codes do not fit " +
+           getGGMLTypeTraits(uint32_t(type))->name;
+  const int64_t blockBytes = getGGMLTypeTraits(uint32_t(type))->blockBytes;
+  const int64_t groupsPerRow = k / group;
+  for (int64_t g = 0, n = rows * groupsPerRow; g < n; ++g) {
+    const uint8_t *q = codes + g * group;
+    uint8_t *b = blocks + g * blockBytes;
+    uint16_t d, m;
+    if (!exactHalf(scales[g], d))
+      return groupError(g, groupsPerRow,
+                        "its scale is not exactly an f16 value (compile "
+                        "with --scale-type=f16)");
+    std::memcpy(b, &d, 2);
+    switch (type) {
+    case GGMLType::Q4_0:
+    case GGMLType::Q4_1: {
+      if (type == GGMLType::Q4_0 && zeroPoints[g] != 8)
+        return groupError(g, groupsPerRow, "its zero point is not 8");
+      if (type == GGMLType::Q4_1) {
+        if (!exactHalf(-static_cast<float>(zeroPoints[g]) * scales[g], m))
+          return groupError(g, groupsPerRow,
+                            "-zero_point * scale is not exactly an f16 "
+                            "value (q4_1's min)");
+        std::memcpy(b + 2, &m, 2);
+      }
+      uint8_t *qs = b + (type == GGMLType::Q4_1 ? 4 : 2);
+      for (int j = 0; j < 16; ++j)
+        qs[j] = static_cast<uint8_t>((q[j] & 0xF) | ((q[j + 16] & 0xF) << 4));
+      break;
+    }
+    default: // Q8_0
+      if (zeroPoints[g] != 128)
+        return groupError(g, groupsPerRow, "its zero point is not 128");
+      for (int j = 0; j < 32; ++j)
+        b[2 + j] = static_cast<uint8_t>(int(q[j]) - 128);
+      break;
+    }
+  }
+  return "";
 }

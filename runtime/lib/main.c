@@ -64,6 +64,9 @@ static void usage(const quench_model *m, const char *prog, FILE *f) {
           "                         median, minimum and mean latency\n"
           "  --threads N            threads for parallel loops (default 0: "
           "every core)\n"
+          "  --metadata             print the model's metadata (JSON, e.g. a "
+          "GGUF\n"
+          "                         tokenizer) and exit; alone\n"
           "  --help                 this text\n\n"
           "Model:\n",
           prog, m->name);
@@ -270,6 +273,9 @@ static void generation_usage(const quench_model *m, const char *prog,
           "                    print the median time\n"
           "  --threads N       threads for parallel loops (default 0: every "
           "core)\n"
+          "  --metadata        print the model's metadata (JSON, e.g. a GGUF "
+          "tokenizer)\n"
+          "                    and exit; alone\n"
           "  --help            this text\n\n"
           "Model:\n",
           prog, m->inputs[m->generation->input_ids].name, m->name,
@@ -742,6 +748,17 @@ int quench_model_main(const quench_model *m, int argc, char **argv) {
   if (!m || m->abi_version != QUENCH_MODEL_ABI_VERSION) {
     fail(prog, "model ABI version mismatch");
     return 1;
+  }
+  if (argc == 2 && strcmp(argv[1], "--metadata") == 0) {
+    size_t size;
+    const char *metadata = quench_model_metadata(m, &size);
+    if (!metadata) {
+      fail(prog, "the model carries no metadata");
+      return 1;
+    }
+    fwrite(metadata, 1, size, stdout);
+    fputc('\n', stdout);
+    return fflush(stdout) == 0 ? 0 : 1;
   }
   if (m->generation)
     return generation_main(m, argc, argv, prog);

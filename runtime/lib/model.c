@@ -20,7 +20,7 @@
 _Static_assert(sizeof(void *) == 8, "the generated ABI needs 64-bit pointers");
 _Static_assert(sizeof(quench_dtype) == 4, "quench_dtype must be int-sized");
 _Static_assert(sizeof(quench_io_info) == 24, "quench_io_info layout");
-_Static_assert(sizeof(quench_model) == 72, "quench_model layout");
+_Static_assert(sizeof(quench_model) == 88, "quench_model layout");
 
 static _Thread_local quench_threadpool *current_pool;
 
@@ -257,4 +257,12 @@ quench_status quench_model_run(const quench_model *model,
   }
   quench_error_clear(err);
   return QUENCH_OK;
+}
+
+const char *quench_model_metadata(const quench_model *model, size_t *size) {
+  const char *metadata =
+      model && model->abi_version >= 4 ? model->metadata : NULL;
+  if (size)
+    *size = metadata ? (size_t)model->metadata_size : 0;
+  return metadata;
 }

@@ -14,10 +14,13 @@ Models (dim 256, 4 heads, 2 kv heads, ffn 512, 2 layers, vocab 300):
             RoPE base 500000 with linear scaling 2 and frequency factors
             (rope_freqs.weight);
   quant     llama, the matrices cycle through q4_0, q4_1, q5_0, q5_1,
-            q8_0, q4_K, q5_K, q6_K (a file mixing every type), q6_K
+            q8_0, q4_K, q5_K, q6_K, q2_K, q3_K (a file mixing every type), q6_K
             embedding (gathered rows dequantized), q8_0 head;
   qwen2     qwen2 (q/k/v biases, half-split RoPE), q4_K embedding tied to
             the head (a type with mins on both paths), q4_0/q5_1 matrices.
+Every executable carries the file's tokenizer metadata: `--metadata` prints
+the general.* and tokenizer.* key/values (tokens, scores, token types,
+BOS/EOS ids) as JSON, equal to what was written.
 For the quantized models the imported IR must hold one quench.matmul_nbits
 per quantized matrix product: weights stay in their blocks' form, never
 dequantized at import; the quant model's attention chains (written as
@@ -37,6 +40,7 @@ Run through CTest: `ctest -L e2e -R gguf`.
 """
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -52,7 +56,7 @@ import gguf_model as gm  # noqa: E402
 
 TOL = 1e-4
 # --gguf-activations=int16: each activation off by at most max|x|/65534 of
-# its group; measured 1.3e-4 on the mixed-type model (seq 7 and 3).
+# its group; measured 1.7e-4 / 8.5e-5 on the mixed-type model (seq 7 / 3).
 TOL_INT16 = 1e-3
 
 
@@ -104,9 +108,10 @@ def case_models():
     ]
 
 
-def write_stories(path, bin_path):
-    """stories260K.bin as a GGUF llama model; returns (cfg, weights) for
-    reference_logits, or None when the checkpoint is absent."""
+def write_stories(path, bin_path, extra_kv=()):
+    """stories260K.bin as a GGUF llama model (with the key/values
+    `extra_kv`: (key, type, value, element type)); returns (cfg, weights)
+    for reference_logits, the BOS id and llama2.c's greedy ids."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)),
                                     "examples"))
     import stories260k_to_onnx as s2o
@@ -130,6 +135,8 @@ def write_stories(path, bin_path):
     g.add(p + "attention.head_count_kv", gm.U32, c["n_kv_heads"])
     g.add(p + "rope.freq_base", gm.F32V, s2o.ROPE_THETA)
     g.add(p + "attention.layer_norm_rms_epsilon", gm.F32V, s2o.RMS_EPS)
+    for key, vtype, value, etype in extra_kv:
+        g.add(key, vtype, value, etype)
     put("token_embd.weight", w["tok_embeddings"])
     for l in range(L):
         blk = "blk.%d." % l
@@ -201,6 +208,23 @@ def check_stories(compile_, work, bin_path):
           f"KV cache {'equals' if ok else 'differs from'} llama2.c's"
           + ("" if ok else f": {cached} vs {list(expected)}"))
     return failures
+
+
+def check_metadata(name, exe, cfg):
+    """The executable carries the file's tokenizer (`--metadata`, the JSON of
+    the general.* and tokenizer.* key/values): every array and id as
+    written. Returns the number of failed checks."""
+    got = json.loads(run([exe, "--metadata"]).stdout)
+    want = {"general.architecture": cfg["arch"],
+            "general.name": "quench-test-" + cfg["arch"],
+            "tokenizer.ggml.model": "llama"}
+    want.update({k: v for k, _, v, _ in gm.tokenizer_kv(cfg["vocab"])})
+    ok = got == want
+    print(f"{'ok  ' if ok else 'FAIL'} {name:6s} metadata: the tokenizer "
+          f"({cfg['vocab']} tokens, scores, types, ids) "
+          + ("kept in the executable" if ok else
+             f"differs: {sorted(set(got) ^ set(want))} or values"))
+    return int(not ok)
 
 
 def has_vnni():
@@ -287,6 +311,7 @@ def main():
 
             exe = os.path.join(work, name)
             run([compile_, path, "-o", exe])
+            failures += check_metadata(name, exe, cfg)
             for seq in (7, 3):
                 ids = rng.integers(0, cfg["vocab"], seq)
                 np.save(os.path.join(work, "ids.npy"),

@@ -142,10 +142,10 @@ def cases():
               "architecture 'gpt2' is not supported"))
     c.append(("missing tensor", model(drop_tensor("blk.1.ffn_up.weight")),
               "has no tensor 'blk.1.ffn_up.weight'"))
-    c.append(("unsupported tensor type (q2_K)",
+    c.append(("unsupported tensor type (q8_K)",
               model(edit_tensor("blk.0.attn_v.weight", dims=[256, 8],
-                                gtype=10, raw=b"\0" * 84 * 8)),
-              "has type q2_K, which Quench does not support"))
+                                gtype=15, raw=b"\0" * 292 * 8)),
+              "has type q8_K, which Quench does not support"))
     c.append(("unsupported tensor type (iq2_xxs)",
               model(edit_tensor("blk.0.attn_v.weight", gtype=16)),
               "has type iq2_xxs, which Quench does not support"))

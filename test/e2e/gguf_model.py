@@ -5,7 +5,8 @@ NumPy only (no gguf-py, no llama.cpp), and their float references.
 * GGUFWriter: GGUF v3 (header, typed key/values, tensor infos, data section
   aligned to general.alignment) from raw tensor bytes of any ggml type; the
   error tests use its knobs to write malformed files.
-* Block formats (q4_0, q4_1, q5_0, q5_1, q8_0, q4_K, q5_K, q6_K): random
+* Block formats (q4_0, q4_1, q5_0, q5_1, q8_0, q4_K, q5_K, q6_K, q2_K,
+  q3_K): random
   blocks (random codes and sub-scales, bounded f16 super-scales) and their
   dequantization by the format's definition, vectorized over blocks
   (`dequantize`), in f32 arithmetic in the definition's order.
@@ -31,15 +32,17 @@ import numpy as np
 U8, I8, U16, I16, U32, I32, F32V, BOOL, STR, ARR, U64, I64, F64V = range(13)
 # ggml tensor types.
 F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 = 0, 1, 2, 3, 6, 7, 8
-Q4_K, Q5_K, Q6_K, BF16 = 12, 13, 14, 30
+Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, BF16 = 10, 11, 12, 13, 14, 30
 TYPE_NAMES = {F32: "f32", F16: "f16", Q4_0: "q4_0", Q4_1: "q4_1",
               Q5_0: "q5_0", Q5_1: "q5_1", Q8_0: "q8_0", Q4_K: "q4_K",
-              Q5_K: "q5_K", Q6_K: "q6_K", BF16: "bf16"}
+              Q5_K: "q5_K", Q6_K: "q6_K", BF16: "bf16", Q2_K: "q2_K",
+              Q3_K: "q3_K"}
 # (elements, bytes) per block.
 BLOCK = {F32: (1, 4), F16: (1, 2), BF16: (1, 2), Q4_0: (32, 18),
          Q4_1: (32, 20), Q5_0: (32, 22), Q5_1: (32, 24), Q8_0: (32, 34),
-         Q4_K: (256, 144), Q5_K: (256, 176), Q6_K: (256, 210)}
-QUANT_TYPES = [Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K]
+         Q4_K: (256, 144), Q5_K: (256, 176), Q6_K: (256, 210),
+         Q2_K: (256, 84), Q3_K: (256, 110)}
+QUANT_TYPES = [Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, Q2_K, Q3_K]
 
 
 class GGUFWriter:
@@ -156,6 +159,25 @@ def random_blocks(gtype, nblocks, rng, mag=0.15):
         b[:, 4:16] = _pack_k_scales(sc, mn)
     elif gtype == Q6_K:
         _put_half(b, 208, mag / (128 * 32) * u())
+    elif gtype == Q2_K:
+        # Codes 0..3: scale ~ 2 mag / 3, min ~ half the range.
+        d = 2 * mag / (3 * 15) * u()
+        _put_half(b, 80, d)
+        _put_half(b, 82, d * 3 / 2)
+        sc = rng.integers(8, 16, (nblocks, 16))
+        mn = np.clip(sc + rng.integers(-1, 2, (nblocks, 16)), 0, 15)
+        b[:, 0:16] = (sc | (mn << 4)).astype(np.uint8)
+    elif gtype == Q3_K:
+        _put_half(b, 108, mag / (4 * 24) * u())
+        # 6-bit sub-scales 32 + 8..31 or 32 - 8..31 (either sign).
+        s6 = 32 + rng.choice([-1, 1], (nblocks, 16)) * rng.integers(
+            8, 32, (nblocks, 16))
+        s6 = np.clip(s6, 0, 63)
+        sc = np.zeros((nblocks, 12), np.int64)
+        sc[:, 0:8] = (s6[:, 0:8] & 15) | ((s6[:, 8:16] & 15) << 4)
+        for s in range(16):
+            sc[:, 8 + s % 4] |= (s6[:, s] >> 4) << (2 * (s // 4))
+        b[:, 96:108] = sc.astype(np.uint8)
     else:
         raise ValueError("not a block type")
     return b
@@ -230,6 +252,53 @@ def dequantize(gtype, raw, n):
         minv = dmin[:, None] * mn.astype(f)
         y = (np.repeat(scale, 32, axis=1) * q.astype(f)
              - np.repeat(minv, 32, axis=1))
+    elif gtype == Q2_K:
+        # ggml's dequantize_row_q2_K: for each half (32 bytes of codes) and
+        # shift 0, 2, 4, 6: 16 values from bytes 0..15 (sub-scale is), 16
+        # from bytes 16..31 (is + 1).
+        sc = b[:, 0:16].astype(np.int32)
+        qs = b[:, 16:80].astype(np.int32)
+        d, dmin = _half(b[:, 80:82])[:, 0], _half(b[:, 82:84])[:, 0]
+        out, sub = [], 0
+        for h in range(2):
+            q = qs[:, 32 * h:32 * h + 32]
+            for shift in (0, 2, 4, 6):
+                for part in (q[:, :16], q[:, 16:]):
+                    dl = d * (sc[:, sub] & 15).astype(f)
+                    ml = dmin * (sc[:, sub] >> 4).astype(f)
+                    out.append(dl[:, None] * ((part >> shift) & 3).astype(f)
+                               - ml[:, None])
+                    sub += 1
+        y = np.concatenate(out, axis=1)
+    elif gtype == Q3_K:
+        # ggml's dequantize_row_q3_K: the 12 scale bytes as three
+        # little-endian u32 rearranged into 16 signed 6-bit scales (- 32),
+        # then q2_K's traversal with the hmask bit m (m <<= 1 per shift)
+        # subtracting 4 where clear.
+        aux = b[:, 96:108].copy().view("<u4").astype(np.uint64)
+        k1, k2 = 0x03030303, 0x0F0F0F0F
+        tmp = aux[:, 2]
+        a = np.stack([(aux[:, 0] & k2) | (((tmp >> 0) & k1) << 4),
+                      (aux[:, 1] & k2) | (((tmp >> 2) & k1) << 4),
+                      ((aux[:, 0] >> 4) & k2) | (((tmp >> 4) & k1) << 4),
+                      ((aux[:, 1] >> 4) & k2) | (((tmp >> 6) & k1) << 4)],
+                     axis=1).astype(np.uint32)
+        scales = a.view(np.int8).astype(np.int32) - 32   # [nb, 16]
+        d = _half(b[:, 108:110])[:, 0]
+        hm = b[:, 0:32].astype(np.int32)
+        qs = b[:, 32:96].astype(np.int32)
+        out, sub, m = [], 0, 1
+        for h in range(2):
+            q = qs[:, 32 * h:32 * h + 32]
+            for shift in (0, 2, 4, 6):
+                for lo, hi in ((0, 16), (16, 32)):
+                    dl = d * scales[:, sub].astype(f)
+                    v = ((q[:, lo:hi] >> shift) & 3) - np.where(
+                        hm[:, lo:hi] & m, 0, 4)
+                    out.append(dl[:, None] * v.astype(f))
+                    sub += 1
+                m <<= 1
+        y = np.concatenate(out, axis=1)
     elif gtype == Q6_K:
         ql = b[:, 0:128].astype(np.int32)
         qh = b[:, 128:192].astype(np.int32)
@@ -284,6 +353,21 @@ def make_tensor(gtype, shape, rng, std):
 # ---------------------------------------------------------------------------
 # Models.
 
+def tokenizer_kv(vocab):
+    """The tokenizer.* arrays and ids make_model writes (key, value type,
+    value, element type): SentencePiece-like tokens (non-ASCII '\u2581'),
+    scores, token types (1 normal, 2 unknown, 3 control) and BOS/EOS ids."""
+    toks = ["<unk>", "<s>", "</s>"] + ["\u2581t%d" % i
+                                      for i in range(vocab - 3)]
+    return [("tokenizer.ggml.tokens", ARR, toks, STR),
+            ("tokenizer.ggml.scores", ARR,
+             [-0.25 * i for i in range(vocab)], F32V),
+            ("tokenizer.ggml.token_type", ARR, [2, 3, 3] + [1] * (vocab - 3),
+             I32),
+            ("tokenizer.ggml.bos_token_id", U32, 1, None),
+            ("tokenizer.ggml.eos_token_id", U32, 2, None)]
+
+
 def make_model(path, rng, arch="llama", dim=256, layers=2, heads=4,
                kv_heads=2, ff=512, vocab=300, types=None, tied=False,
                rope_base=10000.0, rope_linear=None, freq_factors=False,
@@ -310,12 +394,9 @@ def make_model(path, rng, arch="llama", dim=256, layers=2, heads=4,
     if rope_linear:
         w.add(p + "rope.scaling.type", STR, "linear")
         w.add(p + "rope.scaling.factor", F32V, rope_linear)
-    toks = ["<unk>", "<s>", "</s>"] + ["t%d" % i for i in range(vocab - 3)]
     w.add("tokenizer.ggml.model", STR, "llama")
-    w.add("tokenizer.ggml.tokens", ARR, toks, STR)
-    w.add("tokenizer.ggml.scores", ARR, [0.0] * vocab, F32V)
-    w.add("tokenizer.ggml.bos_token_id", U32, 1)
-    w.add("tokenizer.ggml.eos_token_id", U32, 2)
+    for key, vtype, value, etype in tokenizer_kv(vocab):
+        w.add(key, vtype, value, etype)
 
     weights = {}
 

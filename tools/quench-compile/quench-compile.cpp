@@ -1,6 +1,7 @@
 //===- quench-compile.cpp - model to object / library / executable --------===//
 //
-// quench-compile MODEL.onnx|MODEL.mlir -o OUT --emit=mlir|llvm|obj|lib|exe
+// quench-compile MODEL.onnx|MODEL.mlir|MODEL.gguf -o OUT
+//                --emit=mlir|llvm|obj|lib|exe|gguf
 //
 // The driver parses its command line and sequences library calls: import
 // (lib/Frontend), the shared front pipeline's stages (lib/Pipelines, with
@@ -24,6 +25,8 @@
 #include "MPICommunicator.h"
 #endif
 
+#include "quench/Frontend/GGUF/GGUFExport.h"
+#include "quench/Frontend/GGUF/GGUFImporter.h"
 #include "quench/Calibration/CalibrationStage.h"
 #include "quench/Dialect/Quench/IR/ModuleAttrs.h"
 #include "quench/Frontend/ModelLoader.h"
@@ -61,7 +64,7 @@ static cl::opt<std::string> outputPath(
              "llvm OUT.ll, ptx OUT.ptx (an extension already there is kept; '-' is "
              "stdout for mlir/llvm)"),
     cl::value_desc("OUT"), cl::cat(category));
-enum class Emit { MLIR, LLVM, PTX, Obj, Lib, Exe };
+enum class Emit { MLIR, LLVM, PTX, Obj, Lib, Exe, GGUF };
 static cl::opt<Emit> emit(
     "emit", cl::desc("What to produce (default: exe)"), cl::init(Emit::Exe),
     cl::values(clEnumValN(Emit::MLIR, "mlir",
@@ -73,7 +76,11 @@ static cl::opt<Emit> emit(
                clEnumValN(Emit::Lib, "lib", "static library + C header"),
                clEnumValN(Emit::Exe, "exe",
                           "standalone executable (--input NAME=FILE.npy ...; "
-                          "run it with --help)")),
+                          "run it with --help)"),
+               clEnumValN(Emit::GGUF, "gguf",
+                          "a GGUF file (llama.cpp) of a model imported from "
+                          "GGUF, its matrices in Quench's --quant codes "
+                          "(q4_0/q4_1/q8_0; docs/gguf.md, \"Export\")")),
     cl::cat(category));
 static cl::opt<std::string> modelName(
     "name",
@@ -356,6 +363,36 @@ int main(int argc, char **argv) {
       return fail("cannot write '" + outputPath + "': directory '" + dir +
                   "' does not exist");
   }
+  if (emit == Emit::GGUF) {
+    // The export writes Quench's codes into the source file's tensors; what
+    // changes other weights (norm weights, earlier layers) is not carried.
+    if (*rotation)
+      return fail("--emit=gguf does not carry --rotate's rotation (it "
+                  "changes the norm and embedding weights)");
+    if (*prune)
+      return fail("--emit=gguf does not export pruned layers (--sparsity)");
+    if (*weightQuant) {
+      StringRef algo = (*weightQuant)->algo;
+      if (algo.starts_with("awq"))
+        return fail("--emit=gguf does not carry --algo=" + algo.str() +
+                    "'s scale migration into the preceding norm weights "
+                    "(rtn, gptq and hqq codes are exported)");
+      if ((*weightQuant)->activations != "none")
+        return fail("--emit=gguf exports weight-only schemes (--quant=" +
+                    quench::getQuantPresetFromCL().str() +
+                    " quantizes activations)");
+    }
+    if (calibration.request.smoothAlpha || calibration.request.smoothAuto)
+      return fail("--emit=gguf does not carry --smooth's scale migration");
+    if (!stopAfter.empty())
+      return fail("--emit=gguf runs the stages up to quantization; "
+                  "--stop-after-stage does not apply");
+    if (!inputPath.empty() && !quench::isGGUFFile(inputPath))
+      return fail("--emit=gguf: '" + inputPath +
+                  "' is not a GGUF file; Quench exports GGUF only for "
+                  "models imported from GGUF (an ONNX model's architecture "
+                  "is not recognized as a GGUF one yet)");
+  }
   if (outputPath == "-" && emit != Emit::MLIR && emit != Emit::LLVM &&
       emit != Emit::PTX)
     return fail("-o - (stdout) is only for --emit=mlir, llvm and ptx");
@@ -379,6 +416,7 @@ int main(int argc, char **argv) {
         outputs = {quench::withExtension(outputPath, ".ptx")};
         break;
       case Emit::Exe:
+      case Emit::GGUF:
         outputs = {outputPath};
         break;
       case Emit::Obj: {
@@ -523,6 +561,12 @@ int main(int argc, char **argv) {
   quench::updateSizeReport(report, "input", *module);
   quench::StageRunOptions run;
   run.stopAfter = root ? std::string(stopAfter) : lastShared;
+  if (emit == Emit::GGUF)
+    run.stopAfter = llvm::any_of(stages, [](const quench::PipelineStage &s) {
+                      return s.name == "quantize";
+                    })
+                        ? "quantize"
+                        : "prepare";
   run.applyPassManagerCLOptions = true;
   run.beforeStage = [&](const quench::PipelineStage &s) {
     timer.start(s.name);
@@ -567,6 +611,13 @@ int main(int argc, char **argv) {
         outputPath, ".mlir", [&](raw_ostream &os) { module->print(os); }, err);
     timer.finish();
     return reportToRoot(!err.empty() ? fail(err) : finishReport(path));
+  }
+
+  if (emit == Emit::GGUF) {
+    timer.start("write");
+    bool ok = succeeded(quench::exportGGUF(*module, inputPath, outputPath));
+    timer.finish();
+    return reportToRoot(ok ? finishReport(outputPath) : 1);
   }
 
   if (emit == Emit::PTX) {

@@ -75,7 +75,17 @@ TEST(GGMLBlocks, TypeTable) {
   EXPECT_EQ(getGGMLTypeTraits(1000), nullptr);
   NBitsForm form;
   EXPECT_FALSE(getNBitsForm(GGMLType::F16, form));
-  EXPECT_FALSE(getNBitsForm(GGMLType::Q2_K, form));
+  EXPECT_FALSE(getNBitsForm(GGMLType::Q8_K, form));
+  EXPECT_TRUE(getGGMLTypeTraits(10)->supported); // q2_K
+  EXPECT_EQ(getGGMLTypeTraits(10)->blockBytes, 84);
+  EXPECT_TRUE(getGGMLTypeTraits(11)->supported); // q3_K
+  EXPECT_EQ(getGGMLTypeTraits(11)->blockBytes, 110);
+  // The importer gives matmul_nbits no zero points for types without a
+  // min: their forms must use the op's default, 2^(bits-1).
+  for (uint32_t id = 0; id < 40; ++id)
+    if (getNBitsForm(GGMLType(id), form) && !form.hasMin)
+      EXPECT_EQ(form.zeroPoint, 1 << (form.bits - 1))
+          << getGGMLTypeTraits(id)->name;
 }
 
 TEST(GGMLBlocks, HalfAndBF16) {
@@ -92,3 +102,73 @@ TEST(GGMLBlocks, HalfAndBF16) {
 }
 
 } // namespace
+
+// Export: Quench's codes packed into q4_0 / q4_1 / q8_0 blocks read back
+// (through the import's dequantization) as exactly Quench's values.
+TEST(GGMLBlocks, PackRoundTrips) {
+  const int64_t rows = 3, k = 64, groups = rows * k / 32;
+  struct Case {
+    GGMLType type;
+    int bits;
+    bool symmetric;
+  };
+  for (Case c : {Case{GGMLType::Q4_0, 4, true}, Case{GGMLType::Q4_1, 4, false},
+                 Case{GGMLType::Q8_0, 8, true}}) {
+    std::vector<uint8_t> codes(rows * k);
+    std::vector<float> scales(groups);
+    std::vector<int32_t> zps(groups);
+    for (int64_t i = 0; i < rows * k; ++i)
+      codes[i] = static_cast<uint8_t>((i * 7 + 3) % (1 << c.bits));
+    for (int64_t g = 0; g < groups; ++g) {
+      // (g + 1) / 1024: f16 values with short mantissas, so that q4_1's
+      // min -zp * scale is one too.
+      scales[g] = float(g + 1) / 1024.0f;
+      zps[g] = c.symmetric ? (1 << (c.bits - 1)) : int32_t(g % 16);
+    }
+    const GGMLTypeTraits &t = *getGGMLTypeTraits(uint32_t(c.type));
+    std::vector<uint8_t> blocks(groups * t.blockBytes);
+    ASSERT_EQ(packGGMLRows(c.type, c.bits, codes.data(), scales.data(),
+                           zps.data(), rows, k, blocks.data()),
+              "")
+        << t.name;
+    std::vector<float> back(rows * k);
+    ASSERT_TRUE(dequantizeGGML(c.type, blocks.data(), rows * k, back.data()));
+    for (int64_t i = 0; i < rows * k; ++i) {
+      float want = float(int(codes[i]) - zps[i / 32]) * scales[i / 32];
+      ASSERT_EQ(back[i], want) << t.name << " element " << i;
+    }
+  }
+}
+
+TEST(GGMLBlocks, PackRefusesWhatDoesNotMap) {
+  std::vector<uint8_t> codes(32, 8), blocks(64);
+  float scale = 0.1f; // not an f16 value
+  int32_t zp = 8;
+  EXPECT_NE(packGGMLRows(GGMLType::Q4_0, 4, codes.data(), &scale, &zp, 1, 32,
+                         blocks.data())
+                .find("not exactly an f16"),
+            std::string::npos);
+  scale = 0.125f;
+  zp = 7;
+  EXPECT_NE(packGGMLRows(GGMLType::Q4_0, 4, codes.data(), &scale, &zp, 1, 32,
+                         blocks.data())
+                .find("zero point is not 8"),
+            std::string::npos);
+  EXPECT_NE(packGGMLRows(GGMLType::Q8_0, 4, codes.data(), &scale, &zp, 1, 32,
+                         blocks.data())
+                .find("4-bit codes do not fit q8_0"),
+            std::string::npos);
+  EXPECT_NE(packGGMLRows(GGMLType::Q4_K, 4, codes.data(), &scale, &zp, 1, 32,
+                         blocks.data()),
+            "");
+  EXPECT_NE(packGGMLRows(GGMLType::Q4_0, 4, codes.data(), &scale, &zp, 1, 16,
+                         blocks.data()),
+            "");
+  // q4_1's min -zp * scale must be an f16 value: -3 * 1025 / 1024 is not.
+  scale = 1025.0f / 1024.0f;
+  zp = 3;
+  EXPECT_NE(packGGMLRows(GGMLType::Q4_1, 4, codes.data(), &scale, &zp, 1, 32,
+                         blocks.data())
+                .find("q4_1's min"),
+            std::string::npos);
+}

@@ -185,7 +185,7 @@ TEST(CPUTarget, ModelDescriptorHoldsImagesOfFourGigabytesAndMore) {
                                 quench::WeightStorage::Appended);
   ASSERT_FALSE(bool(e)) << errorText(std::move(e));
   auto *init = cast<ConstantStruct>(m.getGlobalVariable("d_model")->getInitializer());
-  EXPECT_EQ(cast<ConstantInt>(init->getOperand(0))->getZExtValue(), 3u)
+  EXPECT_EQ(cast<ConstantInt>(init->getOperand(0))->getZExtValue(), 4u)
       << "QUENCH_MODEL_ABI_VERSION";
   EXPECT_EQ(cast<ConstantInt>(init->getOperand(3))->getZExtValue(), 2u)
       << "QUENCH_WEIGHTS_APPENDED";
@@ -193,6 +193,35 @@ TEST(CPUTarget, ModelDescriptorHoldsImagesOfFourGigabytesAndMore) {
   EXPECT_EQ(cast<ConstantInt>(init->getOperand(9))->getZExtValue(), bytes);
   // Not a generation model: no generation roles.
   EXPECT_TRUE(isa<ConstantPointerNull>(init->getOperand(10)));
+  // No metadata: NULL, size 0.
+  EXPECT_TRUE(isa<ConstantPointerNull>(init->getOperand(11)));
+  EXPECT_EQ(cast<ConstantInt>(init->getOperand(12))->getZExtValue(), 0u);
+}
+
+TEST(CPUTarget, ModelABIMetadata) {
+  LLVMContext ctx;
+  Module m("d", ctx);
+  m.setDataLayout("e-m:e-i64:64-n8:16:32:64-S128");
+  Function *graph =
+      Function::Create(FunctionType::get(Type::getVoidTy(ctx), false),
+                       GlobalValue::ExternalLinkage, "graph", m);
+  IRBuilder<> b(BasicBlock::Create(ctx, "entry", graph));
+  b.CreateRetVoid();
+  quench::ModelSignature sig;
+  sig.modelName = "d";
+  sig.metadata = R"({"tokenizer.ggml.tokens": ["a", "b"]})";
+  Error e = quench::addModelABI(m, sig, "graph", /*withMain=*/false);
+  ASSERT_FALSE(bool(e)) << errorText(std::move(e));
+  auto *init =
+      cast<ConstantStruct>(m.getGlobalVariable("d_model")->getInitializer());
+  auto *str = cast<GlobalVariable>(init->getOperand(11));
+  EXPECT_EQ(cast<ConstantDataArray>(str->getInitializer())->getAsCString(),
+            sig.metadata);
+  EXPECT_EQ(cast<ConstantInt>(init->getOperand(12))->getZExtValue(),
+            sig.metadata.size());
+  EXPECT_NE(quench::generateHeader(sig, "m.gguf").find(
+                "quench_model_metadata(&d_model"),
+            std::string::npos);
 }
 
 TEST(CPUTarget, WeightImageObjectLinksAndRuns) {

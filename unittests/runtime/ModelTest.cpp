@@ -131,6 +131,23 @@ TEST(Model, RejectsMismatchedInputs) {
             QUENCH_ERR_UNSUPPORTED);
 }
 
+TEST(Model, Metadata) {
+  size_t size = 99;
+  EXPECT_EQ(quench_model_metadata(&model, &size), nullptr);
+  EXPECT_EQ(size, 0u);
+  EXPECT_EQ(quench_model_metadata(nullptr, &size), nullptr);
+  quench_model withMetadata = model;
+  withMetadata.metadata = "{\"a\": 1}";
+  withMetadata.metadata_size = 8;
+  EXPECT_STREQ(quench_model_metadata(&withMetadata, &size), "{\"a\": 1}");
+  EXPECT_EQ(size, 8u);
+  EXPECT_NE(quench_model_metadata(&withMetadata, nullptr), nullptr);
+  // Version 3 descriptors have no metadata fields: never read.
+  withMetadata.abi_version = 3;
+  EXPECT_EQ(quench_model_metadata(&withMetadata, &size), nullptr);
+  EXPECT_EQ(size, 0u);
+}
+
 // A run that allocates two buffers and then fails a run-time check (as a
 // cf.assert of generated code does), or fails a third allocation.
 bool failAllocation;

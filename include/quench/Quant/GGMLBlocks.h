@@ -21,6 +21,7 @@
 #define QUENCH_QUANT_GGMLBLOCKS_H
 
 #include <cstdint>
+#include <string>
 
 namespace quench::quant {
 
@@ -81,6 +82,22 @@ bool unpackGGMLRows(GGMLType type, const uint8_t *blocks, int64_t rows,
 /// the NBitsForm's formula. Returns false for unsupported types.
 bool dequantizeGGML(GGMLType type, const uint8_t *data, int64_t n,
                     float *out);
+
+/// The inverse direction (export): packs `rows` rows of `k` elements of
+/// Quench's group-quantized codes, value = (code - zeroPoint[g]) * scale[g]
+/// with groups of 32 along a row, into blocks of `type` at `blocks`
+/// (rows * k / 32 blocks). `codes` holds one unsigned code per byte,
+/// `scales` and `zeroPoints` one per group (rows * k / 32). The mapping is
+/// exact or refused:
+///   q4_0: 4-bit codes, every zero point 8, scales exact in f16 (d = scale);
+///   q4_1: 4-bit codes, d = scale and m = -zeroPoint * scale both exact in
+///         f16 (then q * d + m is the same f32 value);
+///   q8_0: 8-bit codes, every zero point 128, scales exact in f16.
+/// Returns "" on success, else why the codes have no such blocks (naming
+/// the first group that does not map); `blocks` is then unspecified.
+std::string packGGMLRows(GGMLType type, int bits, const uint8_t *codes,
+                         const float *scales, const int32_t *zeroPoints,
+                         int64_t rows, int64_t k, uint8_t *blocks);
 
 } // namespace quench::quant
 

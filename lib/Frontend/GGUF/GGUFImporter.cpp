@@ -717,7 +717,7 @@ void Importer::build(ModuleOp module) {
   func::ReturnOp::create(b, loc, reshape(logits, {1, kDyn, cfg.vocab}));
 
   // Model facts for later stages and tools (the tokenizer's small scalars;
-  // its token arrays are not carried: docs/gguf.md).
+  // its arrays are in quench.metadata below: docs/gguf.md).
   SmallVector<NamedAttribute> facts;
   for (const auto &[key, value] : file.metadata) {
     if (!(StringRef(key).starts_with("general.") ||
@@ -743,6 +743,11 @@ void Importer::build(ModuleOp module) {
       facts.push_back(b.getNamedAttr(key, a));
   }
   module->setAttr(kGGUFMetadataAttrName, b.getDictionaryAttr(facts));
+  // Everything of the tokenizer (tokens, scores, types, merges, special
+  // ids) and the general facts, for the compiled artifact's users.
+  module->setAttr(kModelMetadataAttrName,
+                  b.getStringAttr(gguf::metadataToJSON(
+                      file, {"general.", "tokenizer."})));
   // The compiled model is the float model with dequantized weights: no
   // kernel may quantize the activations by default (docs/gguf.md).
   module->setAttr(kFloatActivationsAttrName, b.getUnitAttr());

@@ -12,7 +12,9 @@
 #include "quench/Quant/GGMLBlocks.h"
 
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
 
+#include <cmath>
 #include <cstring>
 
 using namespace quench::gguf;
@@ -239,6 +241,7 @@ llvm::Expected<File> quench::gguf::parseGGUF(ArrayRef<char> bytes) {
                               kvCount, c.left()));
 
   file.metadata.reserve(kvCount);
+  uint64_t kvStart = c.pos();
   for (uint64_t i = 0; i < kvCount; ++i) {
     StringRef key;
     std::string what = llvm::formatv("key/value #{0}", i).str();
@@ -255,6 +258,7 @@ llvm::Expected<File> quench::gguf::parseGGUF(ArrayRef<char> bytes) {
       return fail("duplicate metadata key '" + key + "'");
     file.metadata.emplace_back(key.str(), std::move(v));
   }
+  file.kvBytes = c.view(kvStart, c.pos() - kvStart);
 
   if (const Value *a = file.find("general.alignment")) {
     if (a->type != ValueType::U32)
@@ -343,4 +347,135 @@ llvm::Expected<File> quench::gguf::parseGGUF(ArrayRef<char> bytes) {
     t.data = c.view(dataStart + t.offset, size);
   }
   return std::move(file);
+}
+
+namespace {
+
+llvm::json::Value jsonString(StringRef s) {
+  if (llvm::json::isUTF8(s))
+    return s.str();
+  return llvm::json::fixUTF8(s);
+}
+
+llvm::json::Value jsonNumber(double f) {
+  if (!std::isfinite(f))
+    return nullptr;
+  return f;
+}
+
+/// Element `i` of an array of scalars of `type` held in `raw`.
+llvm::json::Value jsonElement(ValueType type, ArrayRef<char> raw, uint64_t i) {
+  auto get = [&](auto x) {
+    std::memcpy(&x, raw.data() + i * sizeof(x), sizeof(x));
+    return x;
+  };
+  switch (type) {
+  case ValueType::U8: return int64_t(get(uint8_t()));
+  case ValueType::I8: return int64_t(get(int8_t()));
+  case ValueType::U16: return int64_t(get(uint16_t()));
+  case ValueType::I16: return int64_t(get(int16_t()));
+  case ValueType::U32: return int64_t(get(uint32_t()));
+  case ValueType::I32: return int64_t(get(int32_t()));
+  case ValueType::U64: return get(uint64_t());
+  case ValueType::I64: return get(int64_t());
+  case ValueType::F32: return jsonNumber(get(float()));
+  case ValueType::F64: return jsonNumber(get(double()));
+  case ValueType::Bool: return get(uint8_t()) != 0;
+  default: return nullptr;
+  }
+}
+
+llvm::json::Value jsonValue(const Value &v) {
+  switch (v.type) {
+  case ValueType::String:
+    return jsonString(v.str);
+  case ValueType::U64:
+    return v.u;
+  case ValueType::U8: case ValueType::U16: case ValueType::U32:
+  case ValueType::I8: case ValueType::I16: case ValueType::I32:
+  case ValueType::I64:
+    return v.i;
+  case ValueType::Bool:
+    return v.i != 0;
+  case ValueType::F32: case ValueType::F64:
+    return jsonNumber(v.f);
+  case ValueType::Array: {
+    llvm::json::Array a;
+    if (v.elemType == ValueType::String) {
+      a.reserve(v.strings.size());
+      for (StringRef s : v.strings)
+        a.push_back(jsonString(s));
+    } else {
+      a.reserve(v.count);
+      for (uint64_t i = 0; i < v.count; ++i)
+        a.push_back(jsonElement(v.elemType, v.raw, i));
+    }
+    return a;
+  }
+  }
+  return nullptr;
+}
+
+} // namespace
+
+std::string quench::gguf::metadataToJSON(const File &file,
+                                         ArrayRef<StringRef> prefixes) {
+  std::string out;
+  llvm::raw_string_ostream os(out);
+  llvm::json::OStream j(os);
+  j.object([&] {
+    for (const auto &kv : file.metadata) {
+      StringRef key = kv.first;
+      if (llvm::any_of(prefixes,
+                       [&](StringRef p) { return key.starts_with(p); }))
+        j.attribute(llvm::json::isUTF8(key) ? key.str()
+                                            : llvm::json::fixUTF8(key),
+                    jsonValue(kv.second));
+    }
+  });
+  return out;
+}
+
+void quench::gguf::writeGGUF(llvm::raw_ostream &os, uint64_t kvCount,
+                             ArrayRef<char> kvBytes,
+                             ArrayRef<TensorToWrite> tensors,
+                             uint64_t alignment) {
+  uint64_t written = 0;
+  auto put = [&](const void *p, size_t n) {
+    os.write(static_cast<const char *>(p), n);
+    written += n;
+  };
+  auto u32 = [&](uint32_t x) { put(&x, 4); };
+  auto u64 = [&](uint64_t x) { put(&x, 8); };
+  auto pad = [&] {
+    static const char zeros[64] = {};
+    uint64_t n = (alignment - written % alignment) % alignment;
+    for (; n > 0; n -= std::min<uint64_t>(n, sizeof zeros))
+      put(zeros, std::min<uint64_t>(n, sizeof zeros));
+  };
+  put("GGUF", 4);
+  u32(3);
+  u64(tensors.size());
+  u64(kvCount);
+  put(kvBytes.data(), kvBytes.size());
+  uint64_t offset = 0;
+  for (const TensorToWrite &t : tensors) {
+    u64(t.name.size());
+    put(t.name.data(), t.name.size());
+    u32(t.dims.size());
+    for (uint64_t d : t.dims)
+      u64(d);
+    u32(t.type);
+    u64(offset);
+    offset += (t.data.size() + alignment - 1) / alignment * alignment;
+  }
+  // No data section without tensors: a file may declare any power-of-two
+  // alignment (up to 2^31), which only tensor data pays for.
+  if (tensors.empty())
+    return;
+  pad();
+  for (const TensorToWrite &t : tensors) {
+    put(t.data.data(), t.data.size());
+    pad();
+  }
 }

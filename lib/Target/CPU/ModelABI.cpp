@@ -6,7 +6,8 @@
 //   quench_model   = { i32 abi, i32 nin, i32 nout, i32 weights_storage,
 //                      ptr name, ptr inputs, ptr outputs, ptr entry,
 //                      ptr weights, i64 weights_size,
-//                      ptr generation }                             (72 B)
+//                      ptr generation, ptr metadata,
+//                      i64 metadata_size }                          (88 B)
 //   quench_generation_info = { i32 input_ids, i32 attention_mask,
 //                      i32 position_ids, i32 past_length, i32 logits,
 //                      i32 num_state, ptr state, i64 capacity }    (40 B)
@@ -16,6 +17,7 @@
 
 #include "quench/Target/CPU/ModelABI.h"
 
+#include "quench/Dialect/Quench/IR/ModuleAttrs.h"
 #include "quench/Dialect/Quench/IR/QuenchDialect.h"
 #include "quench/Support/MappedFile.h"
 
@@ -38,7 +40,7 @@ enum DType {
   F32 = 1, F16 = 2, BF16 = 3, F64 = 4, I8 = 5, U8 = 6, I16 = 7, U16 = 8,
   I32 = 9, U32 = 10, I64 = 11, U64 = 12, Bool = 13
 };
-constexpr unsigned kModelABIVersion = 3;
+constexpr unsigned kModelABIVersion = 4;
 // Values of quench_weight_storage (runtime.h); part of the ABI.
 enum WeightStorageKind { WeightsNone = 0, WeightsEmbedded = 1, WeightsAppended = 2 };
 constexpr int kMaxRank = 8;
@@ -282,6 +284,7 @@ Error quench::applyKVCacheToEntry(mlir::ModuleOp module, ModelEntry &entry,
   stripNames();
   if (!sig)
     return sig.takeError();
+  sig->metadata = std::move(entry.signature.metadata);
   entry.signature = std::move(*sig);
   return Error::success();
 }
@@ -335,6 +338,10 @@ quench::prepareModelEntry(mlir::ModuleOp module, StringRef entryName,
     return sig.takeError();
   ModelEntry out;
   out.signature = std::move(*sig);
+  if (auto metadata =
+          module->getAttrOfType<mlir::StringAttr>(
+              quench::kModelMetadataAttrName))
+    out.signature.metadata = metadata.getValue().str();
   // A private, model-specific name: `main` stays free for executables and
   // the symbol cannot clash with another model's.
   out.graphFunc = modelName.str() + "_graph";
@@ -464,7 +471,7 @@ Error quench::addModelABI(Module &m, const ModelSignature &sig,
   // const quench_model <name>_model.
   auto *infoTy = StructType::get(ctx, {ptr, i32, i32, ptr});
   auto *modelTy = StructType::get(
-      ctx, {i32, i32, i32, i32, ptr, ptr, ptr, ptr, ptr, i64, ptr});
+      ctx, {i32, i32, i32, i32, ptr, ptr, ptr, ptr, ptr, i64, ptr, ptr, i64});
   Constant *generation = ConstantPointerNull::get(ptr);
   if (const std::optional<GenerationSignature> &gen = sig.generation) {
     SmallVector<uint32_t> state(gen->state.begin(), gen->state.end());
@@ -511,7 +518,11 @@ Error quench::addModelABI(Module &m, const ModelSignature &sig,
        stringConstant(m, name, name + "_model_name"),
        ioInfoArray(m, sig.inputs, name + "_inputs", infoTy),
        ioInfoArray(m, sig.outputs, name + "_outputs", infoTy), entry, weights,
-       ConstantInt::get(i64, weightBytes), generation});
+       ConstantInt::get(i64, weightBytes), generation,
+       sig.metadata.empty()
+           ? ConstantPointerNull::get(ptr)
+           : stringConstant(m, sig.metadata, name + "_metadata"),
+       ConstantInt::get(i64, sig.metadata.size())});
   auto *model = new GlobalVariable(m, modelTy, true,
                                    GlobalValue::ExternalLinkage, modelInit,
                                    name + "_model");
@@ -629,6 +640,11 @@ std::string quench::generateHeader(const ModelSignature &sig,
      << "quench_tensor *outputs, size_t num_outputs,\n"
      << std::string(15 + n.size(), ' ')
      << "quench_threadpool *pool, quench_error *err);\n\n";
+  if (!sig.metadata.empty())
+    os << "/* The model carries metadata kept by the importer (a JSON object "
+          "of " << sig.metadata.size() << "\n * bytes, e.g. a GGUF "
+          "tokenizer; docs/gguf.md): quench_model_metadata(&"
+       << n << "_model,\n * &size) returns it. */\n\n";
   if (const std::optional<GenerationSignature> &gen = sig.generation) {
     const TensorSignature &logits = sig.outputs[gen->logits];
     std::string p = "static inline ";

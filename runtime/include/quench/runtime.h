@@ -330,10 +330,10 @@ quench_status quench_npy_write(const char *path, const quench_tensor *t,
 
 /**
  * Version of the quench_model layout; checked by quench_model_run, which
- * also runs models of versions 1 (no weight fields) and 2 (no generation
- * field).
+ * also runs models of versions 1 (no weight fields), 2 (no generation
+ * field) and 3 (no metadata fields).
  */
-#define QUENCH_MODEL_ABI_VERSION 3
+#define QUENCH_MODEL_ABI_VERSION 4
 
 /** Where a compiled model's weights are (quench_model.weights_storage). */
 typedef enum quench_weight_storage {
@@ -404,7 +404,21 @@ typedef struct quench_model {
   /* Version 3: */
   /** Set for generation models (quench_session_create), else NULL. */
   const quench_generation_info *generation;
+  /* Version 4: */
+  /** The model's metadata: a NUL-terminated JSON object (UTF-8) that the
+   * importer kept for later use, e.g. a GGUF file's tokenizer (docs/gguf.md,
+   * "Metadata kept"), or NULL. Read it with quench_model_metadata. */
+  const char *metadata;
+  uint64_t metadata_size; /**< its length in bytes, without the NUL */
 } quench_model;
+
+/**
+ * The metadata JSON object a model carries (quench_model.metadata), or NULL
+ * when it has none (also for models of ABI versions before 4 and a NULL
+ * model). When `size` is not NULL it receives the length in bytes (0 for
+ * none). The string is part of the model's constant data: never free it.
+ */
+const char *quench_model_metadata(const quench_model *model, size_t *size);
 
 /**
  * Makes the model's weights available, once per process: for an executable

@@ -18,6 +18,7 @@
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
+#include "llvm/Support/raw_ostream.h"
 
 #include <cstdint>
 #include <optional>
@@ -66,6 +67,8 @@ struct File {
   uint64_t alignment = 32;
   std::vector<std::pair<std::string, Value>> metadata; ///< in file order
   std::vector<TensorInfo> tensors;                     ///< in file order
+  /// The key/value section as stored (every key/value, in file order).
+  llvm::ArrayRef<char> kvBytes;
 
   /// The value of `key`, or nullptr.
   const Value *find(llvm::StringRef key) const;
@@ -83,6 +86,32 @@ struct File {
 /// zero or too many dims, overflowing sizes, a row length not a multiple of
 /// the type's block, misaligned offsets, and data past the end of the file.
 llvm::Expected<File> parseGGUF(llvm::ArrayRef<char> bytes);
+
+/// The key/values of `file` whose keys start with one of `prefixes`, as one
+/// JSON object `{"KEY": VALUE, ...}` in file order: strings as JSON strings
+/// (invalid UTF-8 sequences replaced by U+FFFD), integers and bools as
+/// numbers and true/false, floats as numbers (shortest round-trip form of
+/// the double; NaN and infinities as null), arrays as JSON arrays of those.
+std::string metadataToJSON(const File &file,
+                           llvm::ArrayRef<llvm::StringRef> prefixes);
+
+/// One tensor to write: its data is `data` (the size its type and dims
+/// take).
+struct TensorToWrite {
+  std::string name;
+  llvm::SmallVector<uint64_t, 4> dims; ///< ggml order
+  uint32_t type = 0;
+  llvm::ArrayRef<char> data;
+};
+
+/// Writes a GGUF version 3 file: the header, `kvCount` key/values stored as
+/// `kvBytes` (a File's kvBytes), the tensor infos and the data section, each
+/// tensor at the next multiple of `alignment` (which must be the file's
+/// general.alignment, 32 when it has none) and padded to the next one. A
+/// file without tensors ends after its key/values.
+void writeGGUF(llvm::raw_ostream &os, uint64_t kvCount,
+               llvm::ArrayRef<char> kvBytes,
+               llvm::ArrayRef<TensorToWrite> tensors, uint64_t alignment);
 
 /// True when `bytes` starts with the GGUF magic.
 bool hasGGUFMagic(llvm::ArrayRef<char> bytes);

@@ -71,6 +71,8 @@ struct ModelSignature {
   std::vector<TensorSignature> outputs;
   /// Set for generation models (`quench.generation` on the function).
   std::optional<GenerationSignature> generation;
+  /// The model's metadata JSON (the module's `quench.metadata`), or empty.
+  std::string metadata;
 };
 
 /// Whether `name` is usable as a model name: a C identifier (letters, digits,
@@ -116,7 +118,8 @@ struct ModelEntry {
 };
 
 /// Finds the entry function (findEntryFunction), reads its signature
-/// (getModelSignature), then renames it
+/// (getModelSignature) and the module's metadata (`quench.metadata`), then
+/// renames it
 /// (and its uses) to the private, model-specific `<modelName>_graph` (so
 /// that `main` stays free for executables and no two models' symbols
 /// clash), marks it `llvm.emit_c_interface` and drops the `quench.name`

@@ -26,6 +26,14 @@ inline constexpr llvm::StringLiteral kFloatActivationsAttrName =
 /// file's `general.*` and `tokenizer.*` scalar metadata.
 inline constexpr llvm::StringLiteral kGGUFMetadataAttrName = "quench.gguf";
 
+/// `quench.metadata` (a StringAttr holding a JSON object) on a module: data
+/// the importer keeps for the model's users, carried unchanged into the
+/// compiled artifact (quench_model.metadata, quench_model_metadata(), the
+/// executable's --metadata). The GGUF importer stores the file's
+/// `general.*` and `tokenizer.*` key/values there (docs/gguf.md).
+inline constexpr llvm::StringLiteral kModelMetadataAttrName =
+    "quench.metadata";
+
 } // namespace quench
 
 #endif // QUENCH_DIALECT_QUENCH_IR_MODULEATTRS_H
