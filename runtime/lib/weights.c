@@ -9,13 +9,15 @@
  * used and never copied; where that mapping is impossible (offsets not
  * page aligned for this system's page size) they are read into the region.
  *
- * The first run should not pay for reading the weights page by page: at
+ * The first run should not pay for mapping the weights page by page: at
  * load, the image (mapped from the file, or in the object's own section for
- * objects and libraries) is advised POSIX_MADV_WILLNEED (the kernel reads it
- * ahead in large requests) and then read one byte per page, which maps
- * every page (from the page cache) before the first run. Plain POSIX:
- * MAP_POPULATE / MADV_POPULATE_READ are Linux extensions (docs/runtime.md,
- * "Language and portability").
+ * objects and libraries) is read one byte per page, which brings every page
+ * in (from the page cache, or from the file with the kernel's read-ahead)
+ * and maps it before the first run. Plain POSIX reads: MAP_POPULATE and
+ * MADV_POPULATE_READ are Linux extensions (docs/runtime.md, "Language and
+ * portability"), and POSIX_MADV_WILLNEED on the executable's mapping made
+ * the later runs of a 125M-parameter model ~8 % slower (measured,
+ * docs/benchmarks.md "Code size and first run").
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -35,14 +37,10 @@ static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
 static const void *loaded[MAX_LOADED];
 static int num_loaded;
 
-/* Reads the weight image [addr, addr + size) into memory and maps its pages
- * (the advice is best effort: without it the reads below fault the pages in
- * one at a time). */
+/* Brings the weight image [addr, addr + size) into memory and maps its
+ * pages: one read per page. */
 static void prefetch_weights(const void *addr, uint64_t size) {
-  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-  uintptr_t begin = (uintptr_t)addr & ~(page - 1);
-  uintptr_t end = ((uintptr_t)addr + (uintptr_t)size + page - 1) & ~(page - 1);
-  (void)posix_madvise((void *)begin, end - begin, POSIX_MADV_WILLNEED);
+  uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
   volatile const unsigned char *bytes = (const unsigned char *)addr;
   unsigned char sum = 0;
   for (uint64_t i = 0; i < size; i += page)

@@ -37,11 +37,10 @@ using namespace mlir;
 namespace {
 
 /// A loop nest at the top level of a function, outlined into `func`
-/// (not yet inserted into the module) with `args` as its call operands.
+/// (not yet inserted into the module).
 struct Candidate {
   Operation *op;
   func::FuncOp func;
-  SmallVector<Value> args;
 };
 
 bool isConstantLike(Value v) {
@@ -63,18 +62,26 @@ bool isKernelCandidate(Operation *op, int64_t minOps) {
   return count - 1 >= minOps;
 }
 
-/// Outlines `op` into a detached private function: arguments for its
-/// operands and the values it uses from above (constants cloned instead),
-/// results returned.
-Candidate outline(Operation *op, MLIRContext *ctx) {
+/// What `op` reads from outside, in the order of first use: its operands and
+/// the values its regions use from above, split into constants (cloned into
+/// the outlined function) and the rest (its arguments).
+void collectInputs(Operation *op, SmallVectorImpl<Value> &args,
+                   SmallVectorImpl<Value> &constants) {
   llvm::SetVector<Value> inputs;
   for (Value v : op->getOperands())
     inputs.insert(v);
   for (Region &r : op->getRegions())
     getUsedValuesDefinedAbove(r, inputs);
-  SmallVector<Value> args, constants;
   for (Value v : inputs)
     (isConstantLike(v) ? constants : args).push_back(v);
+}
+
+/// Outlines `op` into a detached private function: arguments for its
+/// operands and the values it uses from above (constants cloned instead),
+/// results returned.
+Candidate outline(Operation *op, MLIRContext *ctx) {
+  SmallVector<Value> args, constants;
+  collectInputs(op, args, constants);
 
   Location loc = op->getLoc();
   auto type = FunctionType::get(ctx, ValueRange(args).getTypes(),
@@ -90,7 +97,7 @@ Candidate outline(Operation *op, MLIRContext *ctx) {
     b.clone(*v.getDefiningOp(), map);
   Operation *clone = b.clone(*op, map);
   func::ReturnOp::create(b, loc, clone->getResults());
-  return {op, func, args};
+  return {op, func};
 }
 
 /// The text that identifies a candidate: its function printed in generic
@@ -161,8 +168,12 @@ struct ShareKernelsPass
       for (Candidate &c : members) {
         if (c.func != shared)
           c.func.erase();
+        // The inputs again: a nest replaced earlier may have produced some
+        // of them (its results are the call's now). Same uses, same order.
+        SmallVector<Value> args, constants;
+        collectInputs(c.op, args, constants);
         OpBuilder b(c.op);
-        auto call = func::CallOp::create(b, c.op->getLoc(), shared, c.args);
+        auto call = func::CallOp::create(b, c.op->getLoc(), shared, args);
         c.op->replaceAllUsesWith(call.getResults());
         c.op->erase();
       }

@@ -114,3 +114,44 @@ func.func @results(%a: memref<8xf32>, %b: memref<8xf32>, %c: memref<8xf32>,
   }
   return %r0, %r1, %r2, %r3 : f32, f32, f32, f32
 }
+
+// -----
+
+// A shared nest reads the result of another shared nest: the call of the
+// second takes the first call's result.
+// CHECK-LABEL: func.func @chained
+// CHECK: %[[S0:.*]] = call @chained_kernel_0(%arg0) : (memref<8xf32>) -> f32
+// CHECK: %[[S1:.*]] = call @chained_kernel_0(%arg1) : (memref<8xf32>) -> f32
+// CHECK: call @chained_kernel_1(%arg0, %[[S0]]) : (memref<8xf32>, f32) -> ()
+// CHECK: call @chained_kernel_1(%arg1, %[[S1]]) : (memref<8xf32>, f32) -> ()
+func.func @chained(%a: memref<8xf32>, %b: memref<8xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  %zero = arith.constant 0.0 : f32
+  %sa = scf.for %i = %c0 to %c8 step %c1 iter_args(%acc = %zero) -> f32 {
+    %v = memref.load %a[%i] : memref<8xf32>
+    %q = arith.mulf %v, %v : f32
+    %n = arith.addf %acc, %q : f32
+    scf.yield %n : f32
+  }
+  %sb = scf.for %i = %c0 to %c8 step %c1 iter_args(%acc = %zero) -> f32 {
+    %v = memref.load %b[%i] : memref<8xf32>
+    %q = arith.mulf %v, %v : f32
+    %n = arith.addf %acc, %q : f32
+    scf.yield %n : f32
+  }
+  scf.for %i = %c0 to %c8 step %c1 {
+    %v = memref.load %a[%i] : memref<8xf32>
+    %d = arith.divf %v, %sa : f32
+    %e = arith.addf %d, %v : f32
+    memref.store %e, %a[%i] : memref<8xf32>
+  }
+  scf.for %i = %c0 to %c8 step %c1 {
+    %v = memref.load %b[%i] : memref<8xf32>
+    %d = arith.divf %v, %sb : f32
+    %e = arith.addf %d, %v : f32
+    memref.store %e, %b[%i] : memref<8xf32>
+  }
+  return
+}
