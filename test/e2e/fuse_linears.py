@@ -6,7 +6,9 @@ gate/up projections, GQA) is compiled with and without the fuse-linears
 stage (quench-fuse-parallel-linears) at fp32, W8A16 and W4A16 g32 (RTN);
 the logits of both executables must be bit-identical, and the fused module
 must have fewer products: per layer one q/k/v product and one gate/up
-product (checked on --stop-after-stage=fuse-linears output).
+product (checked on --stop-after-stage=fuse-linears output). A recipe that
+gives one k projection another scheme (8 bits per channel in a W4A16
+model) keeps that layer apart and fuses its q and v.
 
   fuse_linears.py --build BUILD [--work-dir DIR]
 """
@@ -47,10 +49,22 @@ def main():
     ids = os.path.join(work, "ids.npy")
     np.save(ids, np.random.default_rng(0).integers(0, 96, (1, 8)).astype(np.int64))
 
+    # A recipe that gives layer 0's k projection (the second MatMul) 8 bits
+    # per channel: q and v of layer 0 are fused, k stays apart.
+    import onnx
+    matmuls = [n.name for n in onnx.load(model, load_external_data=False)
+               .graph.node if n.op_type == "MatMul"]
+    recipe = os.path.join(work, "recipe.json")
+    with open(recipe, "w") as f:
+        f.write('{"version": 1, "layers": [{"match": "%s", "bits": 8, '
+                '"group_size": 0}]}' % matmuls[1])
+
     failures = []
     for quant in (["--quant=none"], ["--quant=w8a16"],
-                  ["--quant=w4a16", "--group-size=32"]):
-        name = quant[0].split("=")[1]
+                  ["--quant=w4a16", "--group-size=32"],
+                  ["--quant=w4a16", "--group-size=32",
+                   "--quant-recipe=" + recipe]):
+        name = quant[0].split("=")[1] + ("-recipe" if len(quant) > 2 else "")
         # The fused module: one product per group of parallel linears.
         mlir = run([compiler, model, "-o", "-", "--emit=mlir",
                     "--stop-after-stage=fuse-linears"] + quant)
@@ -58,7 +72,8 @@ def main():
         products = len(re.findall(r"= %s " % re.escape(op), mlir))
         splits = len(re.findall(r"= quench\.split ", mlir))
         # Per layer: q/k/v and gate/up fused, o and down alone; the head.
-        want = 4 * LAYERS + 1
+        # With the recipe, layer 0's k is a product of its own.
+        want = 4 * LAYERS + 1 + (1 if "recipe" in name else 0)
         if products != want or splits != 2 * LAYERS:
             failures.append("%s: %d products, %d splits after fuse-linears "
                             "(want %d and %d)" % (name, products, splits, want,
