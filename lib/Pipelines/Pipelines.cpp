@@ -4,6 +4,7 @@
 
 #include "quench/Conversion/Passes.h"
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
+#include "quench/Dialect/Quench/Transforms/FuseParallelLinears.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
 
 #include "mlir/Pass/PassRegistry.h"
@@ -112,6 +113,18 @@ quench::getFrontPipelineStages(const FrontPipelineOptions &opts) {
                       "(quench-fuse-attention)",
                       [](OpPassManager &pm) {
                         pm.addPass(createQuenchFuseAttention());
+                      },
+                      nullptr});
+  // After quantization: calibration, GPTQ/AWQ, pruning and recipes see the
+  // layers by their imported names (docs/lowering.md, "Parallel linears").
+  if (opts.fuseLinears)
+    stages.push_back({"fuse-linears",
+                      "linears sharing an input to one product and a split "
+                      "(quench-fuse-parallel-linears)",
+                      [](OpPassManager &pm) {
+                        pm.addNestedPass<func::FuncOp>(
+                            createQuenchFuseParallelLinears());
+                        addTextualPassPipeline(pm, "canonicalize");
                       },
                       nullptr});
   stages.push_back({"to-linalg", "quench ops to linalg/tensor/arith/math",

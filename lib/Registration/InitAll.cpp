@@ -6,6 +6,7 @@
 #include "quench/Codegen/GPU/Passes.h"
 #include "quench/Conversion/Passes.h"
 #include "quench/Dialect/Quench/IR/QuenchDialect.h"
+#include "quench/Dialect/Quench/Transforms/FuseParallelLinears.h"
 #include "quench/Dialect/Quench/Transforms/PackSparseWeights.h"
 #include "quench/Dialect/Quench/Transforms/Passes.h"
 #include "quench/Pipelines/Pipelines.h"
@@ -32,6 +33,7 @@ void quench::registerAllPasses() {
   mlir::registerAllPasses();
   quench::registerQuenchPasses();
   quench::registerQuenchSparsePasses();
+  quench::registerQuenchFusePasses();
   quench::registerQuenchConversionPasses();
   quench::registerQuenchCodegenCommonPasses();
   quench::registerQuenchCodegenCPUPasses();

@@ -8,6 +8,16 @@
  * over the region, so the weights are read from the page cache as they are
  * used and never copied; where that mapping is impossible (offsets not
  * page aligned for this system's page size) they are read into the region.
+ *
+ * The first run should not pay for mapping the weights page by page: at
+ * load, the image (mapped from the file, or in the object's own section for
+ * objects and libraries) is read one byte per page, which brings every page
+ * in (from the page cache, or from the file with the kernel's read-ahead)
+ * and maps it before the first run. Plain POSIX reads: MAP_POPULATE and
+ * MADV_POPULATE_READ are Linux extensions (docs/runtime.md, "Language and
+ * portability"), and POSIX_MADV_WILLNEED on the executable's mapping made
+ * the later runs of a 125M-parameter model ~8 % slower (measured,
+ * docs/benchmarks.md "Code size and first run").
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -26,6 +36,17 @@ enum { TRAILER_BYTES = 32, MAX_LOADED = 64 };
 static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
 static const void *loaded[MAX_LOADED];
 static int num_loaded;
+
+/* Brings the weight image [addr, addr + size) into memory and maps its
+ * pages: one read per page. */
+static void prefetch_weights(const void *addr, uint64_t size) {
+  uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+  volatile const unsigned char *bytes = (const unsigned char *)addr;
+  unsigned char sum = 0;
+  for (uint64_t i = 0; i < size; i += page)
+    sum = (unsigned char)(sum + bytes[i]);
+  (void)sum;
+}
 
 static uint64_t read_le64(const unsigned char *p) {
   uint64_t v = 0;
@@ -106,7 +127,8 @@ quench_status quench_model_load(const quench_model *model, quench_error *err) {
   if (!model)
     return quench_error_set(err, QUENCH_ERR_INVALID_ARGUMENT, "model is NULL");
   if (model->abi_version < 2 ||
-      model->weights_storage != QUENCH_WEIGHTS_APPENDED ||
+      (model->weights_storage != QUENCH_WEIGHTS_APPENDED &&
+       model->weights_storage != QUENCH_WEIGHTS_EMBEDDED) ||
       model->weights_size == 0)
     return QUENCH_OK;
   if (!model->weights)
@@ -119,7 +141,10 @@ quench_status quench_model_load(const quench_model *model, quench_error *err) {
   for (int i = 0; i < num_loaded && !found; ++i)
     found = loaded[i] == model->weights;
   if (!found) {
-    st = map_appended(model, err);
+    if (model->weights_storage == QUENCH_WEIGHTS_APPENDED)
+      st = map_appended(model, err);
+    if (st == QUENCH_OK)
+      prefetch_weights(model->weights, model->weights_size);
     if (st == QUENCH_OK && num_loaded < MAX_LOADED)
       loaded[num_loaded++] = model->weights;
   }

@@ -129,6 +129,13 @@ static cl::opt<bool> fuseAttention(
              "(the attention stage, quench-fuse-attention; "
              "--fuse-attention=0 keeps the chains as exported)"),
     cl::init(true), cl::cat(category));
+static cl::opt<bool> fuseLinears(
+    "fuse-linears",
+    cl::desc("Fuse linears that read the same input (q/k/v, gate/up) into "
+             "one product (the fuse-linears stage, "
+             "quench-fuse-parallel-linears; --fuse-linears=0 keeps them "
+             "apart)"),
+    cl::init(true), cl::cat(category));
 static cl::opt<std::string> stopAfter(
     "stop-after-stage",
     cl::desc("Stop after this pipeline stage (implies --emit=mlir); see "
@@ -261,6 +268,7 @@ int main(int argc, char **argv) {
   quench::FrontPipelineOptions front;
   front.prepare = !noPrepare;
   front.fuseAttention = fuseAttention;
+  front.fuseLinears = fuseLinears;
   front.weightQuant = *weightQuant;
   front.rotate = *rotation;
   front.quantReport = &report.layers;

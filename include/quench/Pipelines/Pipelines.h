@@ -146,6 +146,10 @@ struct FrontPipelineOptions {
   /// `attention` stage, quench-fuse-attention, after kv-cache: calibration,
   /// quantization and the cache rewrite see the chains as exported).
   bool fuseAttention = true;
+  /// Fuses linears that read the same input into one product (the
+  /// `fuse-linears` stage, quench-fuse-parallel-linears, after quantization
+  /// and attention: every earlier stage sees the layers as exported).
+  bool fuseLinears = true;
   /// Pruning (the `prune` stage, quench-prune-weights, before quantize);
   /// std::nullopt: none.
   std::optional<PruneOptions> prune;
@@ -175,6 +179,7 @@ struct FrontPipelineOptions {
 ///   pack-sparse quench-pack-sparse-weights (only when opts.packSparse);
 ///   kv-cache   past keys/values into caches (only when opts.kvCache);
 ///   attention  quench-fuse-attention (only when opts.fuseAttention);
+///   fuse-linears quench-fuse-parallel-linears (only when opts.fuseLinears);
 ///   to-linalg  convert-quench-to-linalg, canonicalize.
 /// A target backend appends its code generation stages after these.
 std::vector<PipelineStage>

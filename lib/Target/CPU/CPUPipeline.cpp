@@ -81,6 +81,8 @@ void quench::appendCPUCodegenStages(std::vector<PipelineStage> &stages,
       {"to-llvm", "lowering to the LLVM dialect", [](OpPassManager &pm) {
          addTextualPassPipeline(pm, "convert-bufferization-to-memref,"
                                     "convert-linalg-to-parallel-loops");
+         // Layers of one shape share their kernels (ShareKernels.cpp).
+         pm.addPass(createQuenchShareKernels());
          pm.addPass(createConvertSCFToQuenchRuntime());
          addTextualPassPipeline(pm, "scf-forall-to-for");
          pm.addNestedPass<func::FuncOp>(createQuenchCPULowerVector());

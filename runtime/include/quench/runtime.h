@@ -423,9 +423,10 @@ const char *quench_model_metadata(const quench_model *model, size_t *size);
 /**
  * Makes the model's weights available, once per process: for an executable
  * (QUENCH_WEIGHTS_APPENDED) maps the weights appended to the executable
- * file (/proc/self/exe) over model->weights, read-only and without copying
- * (pages are read from the file as the model touches them); for other
- * storages does nothing. quench_model_run calls it on every run (only the
+ * file (/proc/self/exe) over model->weights, read-only and without copying;
+ * then (executables, objects and libraries alike) reads one byte of every
+ * page of the weight image, so that the first run finds the weights in
+ * memory and mapped instead of faulting them in one page at a time. quench_model_run calls it on every run (only the
  * first does any work); call it first to report a missing or damaged
  * weight image before anything else. Fails with QUENCH_ERR_IO (message
  * names the problem, e.g. a stripped executable) and leaves the model

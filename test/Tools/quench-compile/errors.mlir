@@ -18,7 +18,7 @@
 // RUN: not quench-compile %s --entry=good -o %t/x --name=int 2>&1 | FileCheck %s --check-prefix=NAME
 // NAME: error: invalid model name 'int': use --name with a C identifier
 // RUN: not quench-compile %s --entry=good -o %t/x --stop-after-stage=nope 2>&1 | FileCheck %s --check-prefix=STAGE
-// STAGE: error: unknown stage 'nope'; stages: prepare kv-cache attention to-linalg codegen bufferize to-llvm
+// STAGE: error: unknown stage 'nope'; stages: prepare kv-cache attention fuse-linears to-linalg codegen bufferize to-llvm
 // RUN: not quench-compile %s --entry=good -o - --emit=obj 2>&1 | FileCheck %s --check-prefix=STDOUT
 // STDOUT: error: -o - (stdout) is only for --emit=mlir, llvm and ptx
 // RUN: not quench-compile %s --entry=good 2>&1 | FileCheck %s --check-prefix=NOOUT

@@ -5,6 +5,7 @@
 // STAGES: prepare
 // STAGES-NEXT: kv-cache
 // STAGES-NEXT: attention
+// STAGES-NEXT: fuse-linears
 // STAGES-NEXT: to-linalg
 // STAGES-NEXT: codegen
 // STAGES-NEXT: bufferize
@@ -46,12 +47,13 @@
 // DUMP-NEXT: 01-prepare.mlir
 // DUMP-NEXT: 02-kv-cache.mlir
 // DUMP-NEXT: 03-attention.mlir
-// DUMP-NEXT: 04-to-linalg.mlir
-// DUMP-NEXT: 05-codegen.mlir
-// DUMP-NEXT: 06-bufferize.mlir
-// DUMP-NEXT: 07-to-llvm.mlir
-// DUMP-NEXT: 08-llvm.ll
-// DUMP-NEXT: 09-llvm-opt.ll
+// DUMP-NEXT: 04-fuse-linears.mlir
+// DUMP-NEXT: 05-to-linalg.mlir
+// DUMP-NEXT: 06-codegen.mlir
+// DUMP-NEXT: 07-bufferize.mlir
+// DUMP-NEXT: 08-to-llvm.mlir
+// DUMP-NEXT: 09-llvm.ll
+// DUMP-NEXT: 10-llvm-opt.ll
 
 // RUN: FileCheck %s --check-prefix=HEADER < %t/m.h
 // HEADER: [0] x  f32[?, 8]

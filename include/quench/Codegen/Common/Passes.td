@@ -158,4 +158,38 @@ def QuenchExpandShapeToCast : Pass<"quench-expand-shape-to-cast"> {
   ];
 }
 
+def QuenchShareKernels : Pass<"quench-share-kernels", "::mlir::ModuleOp"> {
+  let summary = "Outline loop nests that occur several times into one shared "
+                "function";
+  let description = [{
+    A transformer's layers have the same shapes, so after bufferization
+    each layer's loop nests (the quantized matmul kernels, normalizations,
+    attention, elementwise chains) are the same code on different buffers:
+    every layer got its own copy of every kernel in the object. This pass
+    finds the loop nests at the top level of a function (`scf.for`,
+    `scf.forall`, `scf.parallel`, `scf.if`, `scf.while` with at least
+    `min-ops` nested operations) that are identical up to the values they
+    read from outside (buffers, weights as `memref.get_global` results,
+    sizes: those become arguments; constants are cloned in), and replaces
+    each group of two or more by calls of one private function
+    `<function>_kernel_<n>` (internal linkage, not inlined). A nest that
+    occurs once stays where it is. Identity is decided on the outlined
+    function's printed IR (generic form, no locations), so two nests share
+    a function only when they are the same operations on operands of the
+    same types.
+
+    On memrefs, before `convert-scf-to-quench-runtime` (which then outlines
+    the parallel loops of each shared function once). docs/lowering.md,
+    "Shared kernels".
+  }];
+  let options = [
+    Option<"minOps", "min-ops", "int64_t", /*default=*/"8",
+           "Loop nests with fewer nested operations stay inline">,
+  ];
+  let dependentDialects = [
+    "::mlir::func::FuncDialect",
+    "::mlir::LLVM::LLVMDialect",
+  ];
+}
+
 #endif // QUENCH_CODEGEN_COMMON_PASSES_TD
