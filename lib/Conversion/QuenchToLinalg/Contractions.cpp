@@ -8,6 +8,7 @@
 
 #include "Common.h"
 
+#include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "llvm/ADT/SmallBitVector.h"
 
 #include <limits>
@@ -150,6 +151,39 @@ struct MatMulLowering : OpConversionPattern<MatMulOp> {
         }
       }
       sizes.push_back(s);
+    }
+    // The loops assume what is dynamic here equal: the contracted extents
+    // (K) of both operands, and each batch extent of an operand that does
+    // not broadcast it against the result's. Checked at run time, or the
+    // contraction reads outside the shorter operand.
+    std::string node = describeNode(loc, "a matmul") + " (MatMul)";
+    auto checkEqual = [&](Value have, Value want, const std::string &what) {
+      emitRuntimeCheck(rewriter, loc,
+                       arith::CmpIOp::create(rewriter, loc,
+                                             arith::CmpIPredicate::eq, have,
+                                             want),
+                       node + ": " + what + " at run time", {have, want});
+    };
+    int64_t rk = rr == 1 ? 0 : (rhsTransposed ? rr - 1 : rr - 2);
+    if (lt.isDynamicDim(lr - 1) || rt.isDynamicDim(rk))
+      checkEqual(dimValue(rewriter, loc, lhs, lr - 1),
+                 dimValue(rewriter, loc, rhs, rk),
+                 "the left operand's contracted extent {0} differs from the "
+                 "right's {1}");
+    for (int64_t d = 0; d < nb; ++d) {
+      for (auto [v, t, r] :
+           {std::tuple{lhs, lt, lr}, std::tuple{rhs, rt, rr}}) {
+        int64_t od = d - (nb - (r - 2));
+        if (r < 2 || od < 0 || t.getDimSize(od) == 1 ||
+            (!t.isDynamicDim(od) && !resultType.isDynamicDim(d)))
+          continue;
+        Value have = dimValue(rewriter, loc, v, od);
+        Value want = getValueOrCreateConstantIndexOp(rewriter, loc, sizes[d]);
+        if (have != want)
+          checkEqual(have, want,
+                     "an operand's batch extent {0} in dimension " +
+                         std::to_string(d) + " differs from the result's {1}");
+      }
     }
     if (hasM)
       sizes.push_back(tensor::getMixedSize(rewriter, loc, lhs, lr - 2));
