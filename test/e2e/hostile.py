@@ -458,7 +458,7 @@ def table_shorter_than_input(d):
     return (f"{d}/m.onnx",
             [("good", np.ones((1, 5), np.float32), None),
              ("long", np.ones((1, 20), np.float32),
-              r"error: .*add_rows.*another extent in dimension 1 than the "
+              r"error: .*add_rows.*another extent in dimension 0 than the "
               r"result at run time \(8 against 20;")])
 
 
@@ -537,7 +537,7 @@ def expand_does_not_broadcast(d):
             [("good", np.array([2, 3], np.int64), None),
              ("wider", np.array([2, 5], np.int64),
               r"error: .*node 'grow' \(Expand\): the requested extent 5 of "
-              r"dimension 1 does not broadcast with the input's 3 at run "
+              r"dimension 1 does not broadcast to the result's 3 at run "
               r"time"),
              ("negative", np.array([-2, 3], np.int64),
               r"error: .*node 'grow' \(Expand\): the requested extent -2 "
@@ -564,8 +564,8 @@ def concat_extent_mismatch(d):
 
 @run_case_def
 def matmul_k_mismatch(d):
-    # x[M, K] @ W[4, 2] with K dynamic: K = 5 is an error (before: the
-    # contraction read past W's rows, exit 0).
+    # x[M, K] @ W[4, 2] with K dynamic (raised to a linear layer): K = 5 is
+    # an error (before: the contraction read past W's rows, exit 0).
     w = numpy_helper.from_array(np.ones((4, 2), np.float32), "w")
     m = graph_model(
         [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
@@ -576,7 +576,7 @@ def matmul_k_mismatch(d):
     return (f"{d}/m.onnx",
             [("good", np.ones((3, 4), np.float32), None),
              ("wide", np.ones((3, 5), np.float32),
-              r"error: .*node 'mm' \(MatMul\): the left operand's "
+              r"error: .*node 'mm' \(MatMul/Gemm\): the left operand's "
               r"contracted extent 5 differs from the right's 4 at run time")])
 
 

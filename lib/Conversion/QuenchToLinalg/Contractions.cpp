@@ -97,6 +97,27 @@ Value countOf(OpBuilder &b, Location l, Value x,
 // matmul
 //===----------------------------------------------------------------------===//
 
+/// Ends the run with an error naming the node when dimension `ld` of `lhs`
+/// and `rd` of `rhs`, the extents a contraction sums over, differ at run
+/// time (only emitted when one of them is dynamic): the loops run over one
+/// and would read past the other.
+static void checkContractedExtents(OpBuilder &b, Location loc, StringRef op,
+                                   Value lhs, int64_t ld, Value rhs,
+                                   int64_t rd) {
+  auto lt = cast<RankedTensorType>(lhs.getType());
+  auto rt = cast<RankedTensorType>(rhs.getType());
+  if (!lt.isDynamicDim(ld) && !rt.isDynamicDim(rd))
+    return; // the verifier compared them
+  Value have = dimValue(b, loc, lhs, ld), want = dimValue(b, loc, rhs, rd);
+  emitRuntimeCheck(
+      b, loc,
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, have, want),
+      describeNode(loc, "a contraction") + " (" + op.str() +
+          "): the left operand's contracted extent {0} differs from the "
+          "right's {1} at run time",
+      {have, want});
+}
+
 struct MatMulLowering : OpConversionPattern<MatMulOp> {
   using OpConversionPattern::OpConversionPattern;
 
@@ -164,12 +185,8 @@ struct MatMulLowering : OpConversionPattern<MatMulOp> {
                                              want),
                        node + ": " + what + " at run time", {have, want});
     };
-    int64_t rk = rr == 1 ? 0 : (rhsTransposed ? rr - 1 : rr - 2);
-    if (lt.isDynamicDim(lr - 1) || rt.isDynamicDim(rk))
-      checkEqual(dimValue(rewriter, loc, lhs, lr - 1),
-                 dimValue(rewriter, loc, rhs, rk),
-                 "the left operand's contracted extent {0} differs from the "
-                 "right's {1}");
+    checkContractedExtents(rewriter, loc, "MatMul", lhs, lr - 1, rhs,
+                           rr == 1 ? 0 : (rhsTransposed ? rr - 1 : rr - 2));
     for (int64_t d = 0; d < nb; ++d) {
       for (auto [v, t, r] :
            {std::tuple{lhs, lt, lr}, std::tuple{rhs, rt, rr}}) {
@@ -283,6 +300,11 @@ struct LinearLowering : OpConversionPattern<LinearOp> {
       if (!w)
         w = adaptor.getWeight();
     }
+
+    // The contracted extents must agree: checked at run time when the
+    // input's is dynamic (the weight's is static in practice).
+    checkContractedExtents(rewriter, loc, "MatMul/Gemm", x, r - 1, w,
+                           kn ? 0 : 1);
 
     // Loops: (batch..., n, k); n = r - 1, k = r.
     SmallVector<OpFoldResult> sizes;

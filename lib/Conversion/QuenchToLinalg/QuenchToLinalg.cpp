@@ -377,9 +377,11 @@ static bool hasQuantElementType(Operation *op) {
 }
 
 void quench::configureQuenchToLinalgTarget(ConversionTarget &target) {
-  // cf: the run-time broadcast checks (cf.assert).
+  // cf: the run-time checks (cf.assert); scf and llvm: those whose message
+  // carries values (emitRuntimeCheck).
   target.addLegalDialect<arith::ArithDialect, cf::ControlFlowDialect,
-                         linalg::LinalgDialect, math::MathDialect,
+                         linalg::LinalgDialect, LLVM::LLVMDialect,
+                         math::MathDialect, scf::SCFDialect,
                          tensor::TensorDialect>();
   target.addDynamicallyLegalDialect<QuenchDialect>(
       [](Operation *op) { return hasQuantElementType(op); });

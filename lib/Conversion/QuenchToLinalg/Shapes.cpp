@@ -385,7 +385,25 @@ struct ExpandLowering : OpConversionPattern<ExpandOp> {
       bool inputHasIt = od >= 0 && xt.getDimSize(od) != 1;
       std::string dimName = " of dimension " + std::to_string(d);
       if (!rt.isDynamicDim(d)) {
-        sizes.push_back(rewriter.getIndexAttr(rt.getDimSize(d)));
+        int64_t extent = rt.getDimSize(d);
+        sizes.push_back(rewriter.getIndexAttr(extent));
+        if (shape) {
+          // The request must give this extent (or 1 where the input has it).
+          Value want = shapeEntry(rewriter, loc, shape, d);
+          Value ok = arith::CmpIOp::create(rewriter, loc,
+                                           arith::CmpIPredicate::eq, want,
+                                           indexConst(rewriter, loc, extent));
+          if (inputHasIt && extent != 1)
+            ok = arith::OrIOp::create(
+                rewriter, loc, ok,
+                arith::CmpIOp::create(rewriter, loc, arith::CmpIPredicate::eq,
+                                      want, indexConst(rewriter, loc, 1)));
+          emitRuntimeCheck(rewriter, loc, ok,
+                           node + ": the requested extent {0}" + dimName +
+                               " does not broadcast to the result's {1} at "
+                               "run time",
+                           {want, indexConst(rewriter, loc, extent)});
+        }
         if (inputHasIt && xt.isDynamicDim(od)) {
           Value have = dimValue(rewriter, loc, x, od);
           Value want = indexConst(rewriter, loc, rt.getDimSize(d));
