@@ -55,7 +55,8 @@ static LogicalResult convertMatMulInteger(Conv &c) {
   OpBuilder &b = c.b;
   RankedTensorType ty = matmulType(c, c.in(0), c.in(1), b.getI32Type());
   if (!ty)
-    return c.error() << "batch dimensions are not broadcast-compatible",
+    return c.error() << "an operand is a scalar, or the batch dimensions "
+                        "are not broadcast-compatible",
            failure();
   return c.out(MatMulIntegerOp::create(b, c.loc, ty, c.in(0), c.in(1),
                                        c.has(2) ? c.in(2) : Value(),
@@ -67,7 +68,8 @@ static LogicalResult convertQLinearMatMul(Conv &c) {
   RankedTensorType ty =
       matmulType(c, c.in(0), c.in(3), tensorType(c.in(7)).getElementType());
   if (!ty)
-    return c.error() << "batch dimensions are not broadcast-compatible",
+    return c.error() << "an operand is a scalar, or the batch dimensions "
+                        "are not broadcast-compatible",
            failure();
   return c.out(QLinearMatMulOp::create(b, c.loc, ty, c.in(0), c.in(1), c.in(2),
                                        c.in(3), c.in(4), c.in(5), c.in(6),
