@@ -432,6 +432,7 @@ static llvm::orc::SymbolMap runtimeSymbols(llvm::orc::LLJIT &jit) {
   add("quench_parallel_for", &quench_parallel_for);
   add("quench_current_threadpool", &quench_current_threadpool);
   add("quench_rt_check_failed", &quench_rt_check_failed);
+  add("quench_rt_check_failed_values", &quench_rt_check_failed_values);
   add("quench_model_run", &quench_model_run);
   add("quench_buffer_alloc", &quench_buffer_alloc);
   add("quench_buffer_free", &quench_buffer_free);

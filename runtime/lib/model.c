@@ -42,6 +42,29 @@ void quench_rt_check_failed(const char *message) {
   longjmp(*check_unwind, 1);
 }
 
+/* Appends the decimal value to out[*n..cap), truncating silently. */
+static void append_i64(char *out, size_t cap, size_t *n, int64_t value) {
+  int w = snprintf(out + *n, cap - *n, "%lld", (long long)value);
+  if (w > 0)
+    *n += (size_t)w < cap - *n ? (size_t)w : cap - *n - 1;
+}
+
+void quench_rt_check_failed_values(const char *message, int64_t v0,
+                                   int64_t v1) {
+  static _Thread_local char formatted[512];
+  size_t n = 0, cap = sizeof formatted;
+  for (const char *p = message; *p && n + 1 < cap; ++p) {
+    if (p[0] == '{' && (p[1] == '0' || p[1] == '1') && p[2] == '}') {
+      append_i64(formatted, cap, &n, p[1] == '0' ? v0 : v1);
+      p += 2;
+      continue;
+    }
+    formatted[n++] = *p;
+  }
+  formatted[n] = '\0';
+  quench_rt_check_failed(formatted);
+}
+
 _Noreturn void quench_internal_alloc_failed(size_t size) {
   snprintf(alloc_message, sizeof alloc_message,
            "out of memory: cannot allocate a buffer of %zu bytes at run time",

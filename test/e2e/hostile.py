@@ -297,6 +297,42 @@ def gather_constant_index_out_of_range(d):
 
 
 @case
+def gather_big_constant_index_out_of_range(d):
+    # 5,000 constant indices (more than the importer tracks as known
+    # integers): the lowering checks them, a compile error naming the node
+    # (before: never checked, silently clamped).
+    table = numpy_helper.from_array(np.ones((8, 4), np.float32), "table")
+    idx = np.arange(5000, dtype=np.int64) % 8
+    idx[4321] = -9
+    m = graph_model(
+        [helper.make_node("Gather", ["table", "idx"], ["rows"], name="emb"),
+         helper.make_node("Add", ["x", "rows"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5000, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [5000, 4])],
+        [table, numpy_helper.from_array(idx, "idx")])
+    save(m, f"{d}/m.onnx")
+    return ([f"{d}/m.onnx"],
+            r"error: .*node 'emb' \(Gather\): index -9 is outside "
+            r"\[-8, 8\) of axis 0", [])
+
+
+@case
+def scatter_nd_unsupported(d):
+    # Index ops Quench does not implement are rejected at import, so no
+    # generated code uses their indices unchecked.
+    m = graph_model(
+        [helper.make_node("ScatterND", ["x", "idx", "upd"], ["y"],
+                          name="scatter")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+        [const_int("idx", [[9]]),
+         numpy_helper.from_array(np.ones(1, np.float32), "upd")])
+    save(m, f"{d}/m.onnx")
+    return ([f"{d}/m.onnx"],
+            r"error: .*do(es)? not support.*'scatter' \(ScatterND\)", [])
+
+
+@case
 def negative_shape_option(d):
     m = graph_model(
         [helper.make_node("Relu", ["x"], ["y"], name="relu")],
@@ -422,7 +458,8 @@ def table_shorter_than_input(d):
     return (f"{d}/m.onnx",
             [("good", np.ones((1, 5), np.float32), None),
              ("long", np.ones((1, 20), np.float32),
-              r"error: .*add_rows.*another extent.*run time")])
+              r"error: .*add_rows.*another extent in dimension 0 than the "
+              r"result at run time \(8 against 20;")])
 
 
 @run_case_def
@@ -437,12 +474,128 @@ def token_id_out_of_range(d):
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "T", 4])],
         [table])
     save(m, f"{d}/m.onnx")
-    bad = r"error: .*tok_emb.*an index is outside \[-16, 16\)"
+    def bad(index):
+        return (r"error: .*node 'tok_emb' \(Gather\): index %s is outside "
+                r"\[-16, 16\) of axis 0 at run time" % index)
     return (f"{d}/m.onnx",
             [("good", np.array([[0, 15, -16, 3]], np.int64), None),
-             ("vocab", np.array([[1, 16]], np.int64), bad),
-             ("negative", np.array([[-17]], np.int64), bad),
-             ("huge", np.array([[1, 10**12, 2]], np.int64), bad)])
+             ("vocab", np.array([[1, 16]], np.int64), bad(16)),
+             ("negative", np.array([[-17]], np.int64), bad(-17)),
+             ("huge", np.array([[1, 10**12, 2]], np.int64), bad(10**12))])
+
+
+@run_case_def
+def gather_int32_axis1(d):
+    # int32 indices gathering columns (axis 1) of a 3 x 5 table: the
+    # message has the index (widened to 64 bits) and the axis's extent.
+    table = numpy_helper.from_array(
+        np.arange(15, dtype=np.float32).reshape(3, 5), "table")
+    m = graph_model(
+        [helper.make_node("Gather", ["table", "x"], ["y"], axis=1,
+                          name="cols")],
+        [helper.make_tensor_value_info("x", TensorProto.INT32, ["T"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, "T"])],
+        [table])
+    save(m, f"{d}/m.onnx")
+    return (f"{d}/m.onnx",
+            [("good", np.array([4, -5, 0], np.int32), None),
+             ("below", np.array([0, np.iinfo(np.int32).min], np.int32),
+              r"error: .*node 'cols' \(Gather\): index -2147483648 is "
+              r"outside \[-5, 5\) of axis 1 at run time")])
+
+
+@run_case_def
+def gather_constant_index_dynamic_axis(d):
+    # Constant indices [0, 5] into x[N]: checked at run time, as the axis's
+    # extent is only known then (before: silently clamped to the last row).
+    m = graph_model(
+        [helper.make_node("Gather", ["x", "idx"], ["y"], name="pick")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+        [const_int("idx", [0, 5])])
+    save(m, f"{d}/m.onnx")
+    return (f"{d}/m.onnx",
+            [("good", np.ones(6, np.float32), None),
+             ("short", np.ones(3, np.float32),
+              r"error: .*node 'pick' \(Gather\): index 5 is outside "
+              r"\[-3, 3\) of axis 0 at run time")])
+
+
+@run_case_def
+def expand_does_not_broadcast(d):
+    # Expand of a [1, 3] constant to a run-time shape: [2, 3] runs; a
+    # requested 5 against the input's 3, or a negative extent, are errors
+    # (before: the loops read past the input, exit 0).
+    c = numpy_helper.from_array(np.arange(3, dtype=np.float32)[None], "c")
+    m = graph_model(
+        [helper.make_node("Expand", ["c", "x"], ["y"], name="grow")],
+        [helper.make_tensor_value_info("x", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, None])],
+        [c])
+    save(m, f"{d}/m.onnx")
+    return (f"{d}/m.onnx",
+            [("good", np.array([2, 3], np.int64), None),
+             ("wider", np.array([2, 5], np.int64),
+              r"error: .*node 'grow' \(Expand\): the requested extent 5 of "
+              r"dimension 1 does not broadcast to the result's 3 at run "
+              r"time"),
+             ("negative", np.array([-2, 3], np.int64),
+              r"error: .*node 'grow' \(Expand\): the requested extent -2 "
+              r"of dimension 0 is negative at run time")])
+
+
+@run_case_def
+def concat_extent_mismatch(d):
+    # Concat (axis 0) of x[A, B] and a [2, 3] constant: B must be 3 (before:
+    # B = 5 wrote past the result's rows, exit 0).
+    c = numpy_helper.from_array(np.ones((2, 3), np.float32), "c")
+    m = graph_model(
+        [helper.make_node("Concat", ["x", "c"], ["y"], axis=0, name="cat")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["A", "B"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3])],
+        [c])
+    save(m, f"{d}/m.onnx")
+    return (f"{d}/m.onnx",
+            [("good", np.ones((4, 3), np.float32), None),
+             ("wide", np.ones((1, 5), np.float32),
+              r"error: .*node 'cat' \(Concat\): input 0 has the extent 5 "
+              r"in dimension 1, not 3, at run time")])
+
+
+@run_case_def
+def matmul_k_mismatch(d):
+    # x[M, K] @ W[4, 2] with K dynamic (raised to a linear layer): K = 5 is
+    # an error (before: the contraction read past W's rows, exit 0).
+    w = numpy_helper.from_array(np.ones((4, 2), np.float32), "w")
+    m = graph_model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["M", "K"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["M", 2])],
+        [w])
+    save(m, f"{d}/m.onnx")
+    return (f"{d}/m.onnx",
+            [("good", np.ones((3, 4), np.float32), None),
+             ("wide", np.ones((3, 5), np.float32),
+              r"error: .*node 'mm' \(MatMul/Gemm\): the left operand's "
+              r"contracted extent 5 differs from the right's 4 at run time")])
+
+
+@run_case_def
+def reshape_element_count(d):
+    # Reshape of x[N] to a constant [4, 4]: N = 16 runs; N = 10 is an error
+    # (before: the result viewed 16 elements of a 10-element buffer).
+    m = graph_model(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"], name="to_4x4")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 4])],
+        [const_int("shape", [4, 4])])
+    save(m, f"{d}/m.onnx")
+    return (f"{d}/m.onnx",
+            [("good", np.ones(16, np.float32), None),
+             ("short", np.ones(10, np.float32),
+              r"error: .*node 'to_4x4' \(Reshape\): cannot reshape 10 "
+              r"elements into the requested shape at run time \(its extents "
+              r"multiply to 16")])
 
 
 @run_case_def

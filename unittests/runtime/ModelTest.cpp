@@ -204,6 +204,30 @@ TEST(Model, FailedAllocationEndsTheRunWithOutOfMemory) {
   failAllocation = false;
 }
 
+// A check whose message carries values (quench_rt_check_failed_values):
+// `{0}` and `{1}` become the values, everything else stays.
+void entryIndexOutOfRange(void **) {
+  quench_rt_check_failed_values(
+      "node 'g' (Gather): index {0} is outside [-{1}, {1}) of axis 0 {2}",
+      INT64_MIN, 65);
+}
+
+const quench_model indexModel = {QUENCH_MODEL_ABI_VERSION, 1, 3, 0, "idx",
+                                 inputs, outputs, entryIndexOutOfRange};
+
+TEST(Model, FailedCheckFormatsItsValues) {
+  float data[6] = {0};
+  quench_tensor x = {data, QUENCH_DTYPE_F32, 2, {2, 3}};
+  quench_tensor out[3];
+  quench_error err;
+  EXPECT_EQ(quench_model_run(&indexModel, &x, 1, out, 3, nullptr, &err),
+            QUENCH_ERR_INVALID_ARGUMENT);
+  EXPECT_STREQ(err.message,
+               "model 'idx': node 'g' (Gather): index -9223372036854775808 is "
+               "outside [-65, 65) of axis 0 {2}");
+  EXPECT_EQ(out[0].data, nullptr);
+}
+
 TEST(Model, FindsInputsByName) {
   EXPECT_EQ(quench_model_find_input(&model, "x"), 0);
   EXPECT_EQ(quench_model_find_input(&model, "y"), -1);

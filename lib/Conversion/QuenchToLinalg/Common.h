@@ -43,11 +43,21 @@ Value convertFloat(OpBuilder &b, Location loc, Value v, Type to);
 /// The extent of dimension `dim` of `tensor` as an index value.
 Value dimValue(OpBuilder &b, Location loc, Value tensor, int64_t dim);
 
-/// `tensor.empty` of the given sizes.
 /// How run-time check messages name the op at `loc`: "node 'NAME'" for the
 /// first name in it (the ONNX node), else `fallback`.
 std::string describeNode(Location loc, StringRef fallback);
 
+/// A run-time check at the builder's point: when `ok` (i1) is false the run
+/// ends with `message` as its error (docs/reliability.md). Without `values`
+/// a `cf.assert` (convert-assert-to-quench-runtime lowers it); with one or
+/// two integer or index values an `scf.if` that calls the runtime's
+/// `quench_rt_check_failed_values(message, v0, v1)`, which formats `{0}` and
+/// `{1}` in the message as the values (runtime_abi.h). Emit checks at the
+/// top level of a function, never in a loop body.
+void emitRuntimeCheck(OpBuilder &b, Location loc, Value ok, StringRef message,
+                      ValueRange values = {});
+
+/// `tensor.empty` of the given sizes.
 Value emptyTensor(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
                   Type elementType);
 

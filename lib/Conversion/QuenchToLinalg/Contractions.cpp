@@ -8,6 +8,7 @@
 
 #include "Common.h"
 
+#include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "llvm/ADT/SmallBitVector.h"
 
 #include <limits>
@@ -96,6 +97,27 @@ Value countOf(OpBuilder &b, Location l, Value x,
 // matmul
 //===----------------------------------------------------------------------===//
 
+/// Ends the run with an error naming the node when dimension `ld` of `lhs`
+/// and `rd` of `rhs`, the extents a contraction sums over, differ at run
+/// time (only emitted when one of them is dynamic): the loops run over one
+/// and would read past the other.
+static void checkContractedExtents(OpBuilder &b, Location loc, StringRef op,
+                                   Value lhs, int64_t ld, Value rhs,
+                                   int64_t rd) {
+  auto lt = cast<RankedTensorType>(lhs.getType());
+  auto rt = cast<RankedTensorType>(rhs.getType());
+  if (!lt.isDynamicDim(ld) && !rt.isDynamicDim(rd))
+    return; // the verifier compared them
+  Value have = dimValue(b, loc, lhs, ld), want = dimValue(b, loc, rhs, rd);
+  emitRuntimeCheck(
+      b, loc,
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, have, want),
+      describeNode(loc, "a contraction") + " (" + op.str() +
+          "): the left operand's contracted extent {0} differs from the "
+          "right's {1} at run time",
+      {have, want});
+}
+
 struct MatMulLowering : OpConversionPattern<MatMulOp> {
   using OpConversionPattern::OpConversionPattern;
 
@@ -150,6 +172,35 @@ struct MatMulLowering : OpConversionPattern<MatMulOp> {
         }
       }
       sizes.push_back(s);
+    }
+    // The loops assume what is dynamic here equal: the contracted extents
+    // (K) of both operands, and each batch extent of an operand that does
+    // not broadcast it against the result's. Checked at run time, or the
+    // contraction reads outside the shorter operand.
+    std::string node = describeNode(loc, "a matmul") + " (MatMul)";
+    auto checkEqual = [&](Value have, Value want, const std::string &what) {
+      emitRuntimeCheck(rewriter, loc,
+                       arith::CmpIOp::create(rewriter, loc,
+                                             arith::CmpIPredicate::eq, have,
+                                             want),
+                       node + ": " + what + " at run time", {have, want});
+    };
+    checkContractedExtents(rewriter, loc, "MatMul", lhs, lr - 1, rhs,
+                           rr == 1 ? 0 : (rhsTransposed ? rr - 1 : rr - 2));
+    for (int64_t d = 0; d < nb; ++d) {
+      for (auto [v, t, r] :
+           {std::tuple{lhs, lt, lr}, std::tuple{rhs, rt, rr}}) {
+        int64_t od = d - (nb - (r - 2));
+        if (r < 2 || od < 0 || t.getDimSize(od) == 1 ||
+            (!t.isDynamicDim(od) && !resultType.isDynamicDim(d)))
+          continue;
+        Value have = dimValue(rewriter, loc, v, od);
+        Value want = getValueOrCreateConstantIndexOp(rewriter, loc, sizes[d]);
+        if (have != want)
+          checkEqual(have, want,
+                     "an operand's batch extent {0} in dimension " +
+                         std::to_string(d) + " differs from the result's {1}");
+      }
     }
     if (hasM)
       sizes.push_back(tensor::getMixedSize(rewriter, loc, lhs, lr - 2));
@@ -249,6 +300,11 @@ struct LinearLowering : OpConversionPattern<LinearOp> {
       if (!w)
         w = adaptor.getWeight();
     }
+
+    // The contracted extents must agree: checked at run time when the
+    // input's is dynamic (the weight's is static in practice).
+    checkContractedExtents(rewriter, loc, "MatMul/Gemm", x, r - 1, w,
+                           kn ? 0 : 1);
 
     // Loops: (batch..., n, k); n = r - 1, k = r.
     SmallVector<OpFoldResult> sizes;

@@ -15,6 +15,9 @@
 #include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Func/Transforms/FuncConversions.h"
+#include "mlir/Dialect/LLVMIR/FunctionCallUtils.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Utils/StructuredOpsUtils.h"
 
 namespace quench {
@@ -138,6 +141,54 @@ std::string to_linalg::describeNode(Location loc, StringRef fallback) {
   return name.empty() ? fallback.str() : "node '" + name + "'";
 }
 
+void to_linalg::emitRuntimeCheck(OpBuilder &b, Location loc, Value ok,
+                                 StringRef message, ValueRange values) {
+  assert(values.size() <= 2 && "at most two values in a check's message");
+  if (values.empty()) {
+    cf::AssertOp::create(b, loc, ok, message);
+    return;
+  }
+  MLIRContext *ctx = b.getContext();
+  Operation *module = b.getInsertionBlock()->getParentOp();
+  while (!isa<ModuleOp>(module))
+    module = module->getParentOp();
+  Type i64 = b.getI64Type();
+  auto ptr = LLVM::LLVMPointerType::get(ctx);
+  FailureOr<LLVM::LLVMFuncOp> fail;
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&module->getRegion(0).front());
+    fail = LLVM::lookupOrCreateFn(b, module, "quench_rt_check_failed_values",
+                                  {ptr, i64, i64}, LLVM::LLVMVoidType::get(ctx));
+  }
+  assert(succeeded(fail) && "quench_rt_check_failed_values has another type");
+  // A fresh symbol for the message (the same text twice is rare: one check
+  // per op and value).
+  std::string name;
+  for (unsigned i = 0;; ++i) {
+    name = "quench_check_values_message_" + std::to_string(i);
+    if (!SymbolTable::lookupSymbolIn(module, name))
+      break;
+  }
+  Value bad = arith::XOrIOp::create(
+      b, loc, ok, arith::ConstantIntOp::create(b, loc, b.getI1Type(), 1));
+  auto ifOp = scf::IfOp::create(b, loc, bad, /*withElseRegion=*/false);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(ifOp.thenBlock());
+  SmallVector<Value> args{LLVM::createGlobalString(
+      loc, b, name, (message + Twine('\0')).str(), LLVM::Linkage::Internal)};
+  for (unsigned i = 0; i < 2; ++i) {
+    Value v = i < values.size() ? values[i]
+                                : arith::ConstantIntOp::create(b, loc, i64, 0);
+    if (v.getType().isIndex())
+      v = arith::IndexCastOp::create(b, loc, i64, v);
+    else if (v.getType().getIntOrFloatBitWidth() < 64)
+      v = arith::ExtSIOp::create(b, loc, i64, v);
+    args.push_back(v);
+  }
+  LLVM::CallOp::create(b, loc, *fail, args);
+}
+
 /// Run-time checks that every operand extent the loops assume equal to the
 /// result's (`sizes`) is: a dynamic extent against the result's, or a static
 /// one against a dynamic result. Operands whose extent is a static 1
@@ -172,9 +223,9 @@ static void checkBroadcastExtents(OpBuilder &b, Location loc,
       std::string msg =
           node + ": operand " + std::to_string(i) + " has another extent in " +
           "dimension " + std::to_string(od) +
-          " than the result at run time (inconsistent input shapes; a "
-          "run-time extent of 1 does not broadcast)";
-      cf::AssertOp::create(b, loc, same, msg);
+          " than the result at run time ({0} against {1}; inconsistent "
+          "input shapes: a run-time extent of 1 does not broadcast)";
+      emitRuntimeCheck(b, loc, same, msg, {have, expected});
     }
   }
 }
@@ -326,9 +377,11 @@ static bool hasQuantElementType(Operation *op) {
 }
 
 void quench::configureQuenchToLinalgTarget(ConversionTarget &target) {
-  // cf: the run-time broadcast checks (cf.assert).
+  // cf: the run-time checks (cf.assert); scf and llvm: those whose message
+  // carries values (emitRuntimeCheck).
   target.addLegalDialect<arith::ArithDialect, cf::ControlFlowDialect,
-                         linalg::LinalgDialect, math::MathDialect,
+                         linalg::LinalgDialect, LLVM::LLVMDialect,
+                         math::MathDialect, scf::SCFDialect,
                          tensor::TensorDialect>();
   target.addDynamicallyLegalDialect<QuenchDialect>(
       [](Operation *op) { return hasQuantElementType(op); });

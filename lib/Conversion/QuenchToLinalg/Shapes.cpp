@@ -9,12 +9,15 @@
 //===----------------------------------------------------------------------===//
 
 #include "Common.h"
+#include "quench/Dialect/Quench/IR/QuenchConstants.h"
 
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
 #include "mlir/Dialect/Utils/ReshapeOpsUtils.h"
 #include "mlir/IR/BuiltinDialect.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
+
+#include <cstring>
 
 using namespace quench;
 using namespace quench::to_linalg;
@@ -120,6 +123,59 @@ struct ReshapeLowering : OpConversionPattern<ReshapeOp> {
               RankedTensorType::get({rt.getRank()}, rewriter.getI64Type()),
               rt.getShape()));
     }
+    // tensor.reshape views the input's buffer with the new extents: they
+    // must be non-negative and multiply to the input's element count, or
+    // the result reads outside it. The count is an allocated tensor's (no
+    // overflow); the product's overflow is tracked (mului_extended).
+    if (!xt.hasStaticShape() || !rt.hasStaticShape()) {
+      std::string node = describeNode(loc, "a reshape") + " (Reshape)";
+      Type i64 = rewriter.getI64Type();
+      auto toI64 = [&](Value v) {
+        return (Value)arith::IndexCastOp::create(rewriter, loc, i64, v);
+      };
+      Value count = arith::ConstantIntOp::create(rewriter, loc, i64, 1);
+      for (int64_t d = 0; d < xt.getRank(); ++d)
+        count = arith::MulIOp::create(rewriter, loc, count,
+                                      toI64(dimValue(rewriter, loc, x, d)));
+      Value product = arith::ConstantIntOp::create(rewriter, loc, i64, 1);
+      Value zero = arith::ConstantIntOp::create(rewriter, loc, i64, 0);
+      Value overflow = arith::ConstantIntOp::create(rewriter, loc,
+                                                    rewriter.getI1Type(), 0);
+      for (int64_t d = 0; d < rt.getRank(); ++d) {
+        Value e = rt.isDynamicDim(d)
+                      ? toI64(shapeEntry(rewriter, loc, shape, d))
+                      : arith::ConstantIntOp::create(rewriter, loc, i64,
+                                                     rt.getDimSize(d));
+        if (rt.isDynamicDim(d))
+          emitRuntimeCheck(
+              rewriter, loc,
+              arith::CmpIOp::create(rewriter, loc, arith::CmpIPredicate::sge,
+                                    e, zero),
+              node + ": the requested extent {0} of dimension " +
+                  std::to_string(d) + " is negative at run time",
+              {e});
+        auto m = arith::MulUIExtendedOp::create(rewriter, loc, product, e);
+        product = m.getLow();
+        overflow = arith::OrIOp::create(
+            rewriter, loc, overflow,
+            arith::CmpIOp::create(rewriter, loc, arith::CmpIPredicate::ne,
+                                  m.getHigh(), zero));
+      }
+      Value same = arith::CmpIOp::create(rewriter, loc,
+                                         arith::CmpIPredicate::eq, product,
+                                         count);
+      Value ok = arith::AndIOp::create(
+          rewriter, loc, same,
+          arith::XOrIOp::create(
+              rewriter, loc, overflow,
+              arith::ConstantIntOp::create(rewriter, loc,
+                                           rewriter.getI1Type(), 1)));
+      emitRuntimeCheck(rewriter, loc, ok,
+                       node + ": cannot reshape {0} elements into the "
+                              "requested shape at run time (its extents "
+                              "multiply to {1}, modulo 2^64)",
+                       {count, product});
+    }
     // tensor.reshape wants the shape's length static (= the result rank).
     auto shapeType = cast<RankedTensorType>(shape.getType());
     if (shapeType.isDynamicDim(0))
@@ -156,8 +212,43 @@ struct ConcatLowering : OpConversionPattern<ConcatOp> {
   matchAndRewrite(ConcatOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
     RankedTensorType rt = convertedResultType(getTypeConverter(), op);
+    // tensor.concat assumes every dimension but the axis equal: check the
+    // ones that are dynamic against the result's extent (the first input's
+    // where the result's is dynamic), or the inserts write outside it.
+    Location loc = op.getLoc();
+    ValueRange inputs = adaptor.getInputs();
+    int64_t axis = op.getAxis();
+    for (int64_t d = 0; d < rt.getRank(); ++d) {
+      if (d == axis)
+        continue;
+      Value expected;
+      for (auto [i, v] : llvm::enumerate(inputs)) {
+        auto t = cast<RankedTensorType>(v.getType());
+        if (!t.isDynamicDim(d) && !rt.isDynamicDim(d))
+          continue;
+        if (!expected) {
+          if (rt.isDynamicDim(d) && i == 0) {
+            expected = dimValue(rewriter, loc, v, d);
+            continue;
+          }
+          expected = rt.isDynamicDim(d)
+                         ? dimValue(rewriter, loc, inputs[0], d)
+                         : indexConst(rewriter, loc, rt.getDimSize(d));
+        }
+        Value have = dimValue(rewriter, loc, v, d);
+        emitRuntimeCheck(
+            rewriter, loc,
+            arith::CmpIOp::create(rewriter, loc, arith::CmpIPredicate::eq,
+                                  have, expected),
+            describeNode(loc, "a concat") + " (Concat): input " +
+                std::to_string(i) + " has the extent {0} in dimension " +
+                std::to_string(d) + ", not {1}, at run time (inconsistent "
+                "input shapes)",
+            {have, expected});
+      }
+    }
     rewriter.replaceOpWithNewOp<tensor::ConcatOp>(
-        op, rt, rewriter.getI64IntegerAttr(op.getAxis()), adaptor.getInputs());
+        op, rt, rewriter.getI64IntegerAttr(axis), inputs);
     return success();
   }
 };
@@ -282,14 +373,50 @@ struct ExpandLowering : OpConversionPattern<ExpandOp> {
     Value x = adaptor.getInput(), shape = adaptor.getShape();
     auto xt = cast<RankedTensorType>(x.getType());
     int64_t r = rt.getRank();
+    // Every input dimension that is not a static 1 is read with the
+    // result's index (broadcastMap): its run-time extent must equal the
+    // result's, else the loops read outside the input (a run-time 1 does
+    // not broadcast, as for elementwise ops). A requested extent must
+    // broadcast with the input's (ONNX: 1 or equal) and not be negative.
+    std::string node = describeNode(loc, "an expand") + " (Expand)";
     SmallVector<OpFoldResult> sizes;
     for (int64_t d = 0; d < r; ++d) {
-      if (!rt.isDynamicDim(d)) {
-        sizes.push_back(rewriter.getIndexAttr(rt.getDimSize(d)));
-        continue;
-      }
       int64_t od = d - (r - xt.getRank());
       bool inputHasIt = od >= 0 && xt.getDimSize(od) != 1;
+      std::string dimName = " of dimension " + std::to_string(d);
+      if (!rt.isDynamicDim(d)) {
+        int64_t extent = rt.getDimSize(d);
+        sizes.push_back(rewriter.getIndexAttr(extent));
+        if (shape) {
+          // The request must give this extent (or 1 where the input has it).
+          Value want = shapeEntry(rewriter, loc, shape, d);
+          Value ok = arith::CmpIOp::create(rewriter, loc,
+                                           arith::CmpIPredicate::eq, want,
+                                           indexConst(rewriter, loc, extent));
+          if (inputHasIt && extent != 1)
+            ok = arith::OrIOp::create(
+                rewriter, loc, ok,
+                arith::CmpIOp::create(rewriter, loc, arith::CmpIPredicate::eq,
+                                      want, indexConst(rewriter, loc, 1)));
+          emitRuntimeCheck(rewriter, loc, ok,
+                           node + ": the requested extent {0}" + dimName +
+                               " does not broadcast to the result's {1} at "
+                               "run time",
+                           {want, indexConst(rewriter, loc, extent)});
+        }
+        if (inputHasIt && xt.isDynamicDim(od)) {
+          Value have = dimValue(rewriter, loc, x, od);
+          Value want = indexConst(rewriter, loc, rt.getDimSize(d));
+          emitRuntimeCheck(
+              rewriter, loc,
+              arith::CmpIOp::create(rewriter, loc, arith::CmpIPredicate::eq,
+                                    have, want),
+              node + ": the input's extent {0}" + dimName +
+                  " does not broadcast to the result's {1} at run time",
+              {have, want});
+        }
+        continue;
+      }
       Value fromInput = inputHasIt ? dimValue(rewriter, loc, x, od) : Value();
       if (!shape) {
         if (!fromInput)
@@ -299,9 +426,30 @@ struct ExpandLowering : OpConversionPattern<ExpandOp> {
       }
       // The NumPy broadcast of the requested extent and the input's.
       Value want = shapeEntry(rewriter, loc, shape, d);
-      sizes.push_back(fromInput ? (Value)arith::MaxSIOp::create(rewriter, loc,
-                                                                want, fromInput)
-                                : want);
+      if (!fromInput) {
+        emitRuntimeCheck(
+            rewriter, loc,
+            arith::CmpIOp::create(rewriter, loc, arith::CmpIPredicate::sge,
+                                  want, indexConst(rewriter, loc, 0)),
+            node + ": the requested extent {0}" + dimName +
+                " is negative at run time",
+            {want});
+        sizes.push_back(want);
+        continue;
+      }
+      Value one = arith::CmpIOp::create(rewriter, loc, arith::CmpIPredicate::eq,
+                                        want, indexConst(rewriter, loc, 1));
+      Value ok = arith::OrIOp::create(
+          rewriter, loc, one,
+          arith::CmpIOp::create(rewriter, loc, arith::CmpIPredicate::eq, want,
+                                fromInput));
+      emitRuntimeCheck(rewriter, loc, ok,
+                       node + ": the requested extent {0}" + dimName +
+                           " does not broadcast with the input's {1} at run "
+                           "time (it must be 1 or equal; a run-time input "
+                           "extent of 1 does not broadcast)",
+                       {want, fromInput});
+      sizes.push_back(fromInput);
     }
     Value init = emptyTensor(rewriter, loc, sizes, rt.getElementType());
     auto initType = cast<RankedTensorType>(init.getType());
@@ -476,13 +624,13 @@ struct RangeLowering : OpConversionPattern<RangeOp> {
   }
 };
 
-/// Ends the run with an error naming the node when an index of `indices`
-/// (any integer type) is outside [-size, size), `size` the gathered axis's
-/// extent: the indices' minimum and maximum, reduced at the top level, each
-/// compared once (docs/reliability.md). ONNX calls such indices an error;
-/// the gather clamps them anyway, so nothing reads outside the table.
+/// Ends the run with an error naming the node, the offending index and the
+/// valid range when an index of `indices` (any integer type) is outside
+/// [-size, size), `size` the extent of the gathered axis `axis`: the
+/// indices' minimum and maximum, reduced at the top level, each compared
+/// once (docs/reliability.md). ONNX calls such indices an error.
 static void checkGatherIndices(OpBuilder &b, Location loc, Value indices,
-                               Value size, int64_t staticSize) {
+                               Value size, int64_t axis) {
   auto it = cast<RankedTensorType>(indices.getType());
   Type et = it.getElementType();
   unsigned width = et.getIntOrFloatBitWidth();
@@ -521,24 +669,59 @@ static void checkGatherIndices(OpBuilder &b, Location loc, Value indices,
   auto widen = [&](Value v) -> Value {
     return width < 64 ? (Value)arith::ExtSIOp::create(b, loc, i64, v) : v;
   };
+  lo = widen(lo);
+  hi = widen(hi);
   Value n = arith::IndexCastOp::create(b, loc, i64, size);
   Value negN = arith::SubIOp::create(
       b, loc, arith::ConstantIntOp::create(b, loc, i64, 0), n);
+  Value loOk =
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, lo, negN);
   Value ok = arith::AndIOp::create(
-      b, loc,
-      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, widen(lo),
-                            negN),
-      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, widen(hi), n));
-  std::string range = ShapedType::isDynamic(staticSize)
-                          ? std::string("the axis's extent")
-                          : std::to_string(staticSize);
-  cf::AssertOp::create(b, loc, ok,
-                       describeNode(loc, "a gather") +
-                           " (Gather): an index is outside [-" + range +
-                           ", " + range +
-                           ") at run time (e.g. a token id not below the "
-                           "vocabulary size, or more positions than the "
-                           "model's position table)");
+      b, loc, loOk,
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, hi, n));
+  // The index the message names: the minimum when it is the one below.
+  Value bad = arith::SelectOp::create(b, loc, loOk, hi, lo);
+  emitRuntimeCheck(b, loc, ok,
+                   describeNode(loc, "a gather") +
+                       " (Gather): index {0} is outside [-{1}, {1}) of axis " +
+                       std::to_string(axis) +
+                       " at run time (e.g. a token id not below the "
+                       "vocabulary size, or more positions than the model's "
+                       "position table)",
+                   {bad, n});
+}
+
+/// The values of `indices` when it is a constant (a dense literal or a
+/// resource blob of i32/i64), else std::nullopt.
+static std::optional<SmallVector<int64_t>> constantIndices(Value indices) {
+  ElementsAttr attr;
+  if (!matchPattern(indices, m_Constant(&attr)))
+    return std::nullopt;
+  SmallVector<int64_t> values;
+  if (auto dense = dyn_cast<DenseIntElementsAttr>(attr)) {
+    for (const APInt &v : dense)
+      values.push_back(v.getSExtValue());
+    return values;
+  }
+  Type et = attr.getElementType();
+  std::optional<ArrayRef<char>> raw = getRawConstantData(attr);
+  if (!raw || !et.isInteger() ||
+      (et.getIntOrFloatBitWidth() != 32 && et.getIntOrFloatBitWidth() != 64))
+    return std::nullopt;
+  bool wide = et.getIntOrFloatBitWidth() == 64;
+  size_t bytes = wide ? 8 : 4;
+  for (size_t at = 0; at + bytes <= raw->size(); at += bytes) {
+    if (wide) {
+      int64_t v;
+      std::memcpy(&v, raw->data() + at, 8);
+      values.push_back(v);
+    } else {
+      int32_t v;
+      std::memcpy(&v, raw->data() + at, 4);
+      values.push_back(v);
+    }
+  }
+  return values;
 }
 
 struct GatherLowering : OpConversionPattern<GatherOp> {
@@ -566,9 +749,21 @@ struct GatherLowering : OpConversionPattern<GatherOp> {
     for (int64_t d = 0; d < ir; ++d)
       ie.push_back(getAffineDimExpr(axis + d, ctx));
     Value axisDim = dimValue(rewriter, loc, data, axis);
-    if (!matchPattern(op.getIndices(), m_Constant()))
-      checkGatherIndices(rewriter, loc, indices, axisDim,
-                         dt.getDimSize(axis));
+    // Constant indices into a static axis are checked here, a compile
+    // error (the importer checks those it tracks; this also covers big
+    // initializers and IR not from ONNX); anything else at run time.
+    if (std::optional<SmallVector<int64_t>> known =
+            constantIndices(op.getIndices());
+        known && !dt.isDynamicDim(axis)) {
+      int64_t n = dt.getDimSize(axis);
+      for (int64_t i : *known)
+        if (i < -n || i >= n)
+          return op.emitError()
+                 << describeNode(loc, "a gather") << " (Gather): index " << i
+                 << " is outside [-" << n << ", " << n << ") of axis " << axis;
+    } else {
+      checkGatherIndices(rewriter, loc, indices, axisDim, axis);
+    }
     auto g = linalg::GenericOp::create(
         rewriter, loc, TypeRange{init.getType()}, ValueRange{indices},
         ValueRange{init},
@@ -581,9 +776,10 @@ struct GatherLowering : OpConversionPattern<GatherOp> {
                                             indexConst(b, l, 0));
           idx = arith::SelectOp::create(
               b, l, neg, arith::AddIOp::create(b, l, idx, axisDim), idx);
-          // Out of range (ONNX: an error) reads the nearest row instead of
-          // memory outside the table: a token id or position beyond what
-          // the model knows must not crash the program.
+          // Out-of-range indices never get here (checkGatherIndices ended
+          // the run; constant ones are an import error): the clamp only
+          // keeps the read inside the table should a pipeline drop the
+          // check, it never changes the result of a run that passed it.
           idx = arith::MaxSIOp::create(
               b, l,
               arith::MinSIOp::create(

@@ -66,6 +66,11 @@ static LogicalResult convertConstantOfShape(Conv &c) {
     auto dense = dyn_cast<DenseElementsAttr>(*a);
     if (!dense)
       return c.error() << "malformed value", failure();
+    // ONNX: a one-element tensor (fuzz finding: an empty one was read).
+    if (dense.getNumElements() != 1)
+      return c.error() << "value has " << dense.getNumElements()
+                       << " elements, not 1",
+             failure();
     et = dense.getElementType();
     fill = *dense.value_begin<Attribute>();
   }

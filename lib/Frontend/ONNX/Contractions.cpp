@@ -19,6 +19,10 @@ using namespace quench::onnximport;
 
 RankedTensorType onnximport::matmulType(Conv &c, Value a, Value bv, Type et) {
   SmallVector<int64_t> as(tensorType(a).getShape()), bs(tensorType(bv).getShape());
+  // Scalars have no matrix dims (fuzz finding: drop_back(2) of an empty
+  // shape); callers report a null type.
+  if (as.empty() || bs.empty())
+    return nullptr;
   bool aVec = as.size() == 1, bVec = bs.size() == 1;
   if (aVec) as.insert(as.begin(), 1);
   if (bVec) bs.push_back(1);
@@ -34,6 +38,11 @@ RankedTensorType onnximport::matmulType(Conv &c, Value a, Value bv, Type et) {
 static LogicalResult convertMatMul(Conv &c) {
   OpBuilder &b = c.b;
   Value lhs = c.in(0), rhs = c.in(1);
+  int64_t lr = tensorType(lhs).getRank(), rr = tensorType(rhs).getRank();
+  if (lr == 0 || rr == 0)
+    return c.error() << "operands of rank " << lr << " and " << rr
+                     << ": MatMul needs rank 1 or more",
+           failure();
   RankedTensorType ty =
       matmulType(c, lhs, rhs, tensorType(lhs).getElementType());
   if (!ty)

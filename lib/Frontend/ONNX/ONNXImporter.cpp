@@ -317,7 +317,13 @@ GraphImporter::convertTensor(const onnx::TensorProto &t, llvm::StringRef what,
   Type et = type->getElementType();
   int64_t bytes = et.isInteger(1) ? 1 : getStorageBytesPerElement(et);
   std::vector<char> data;
-  data.reserve(type->getNumElements() * bytes);
+  // Reserve for the values the typed fields hold, not for the declared
+  // dims: hostile dims reserved terabytes before the element count check
+  // below (onnx-import-fuzzer finding, regress-typed-data-huge-dims).
+  size_t present = size_t(t.float_data_size()) + t.double_data_size() +
+                   t.int64_data_size() + t.uint64_data_size() +
+                   t.int32_data_size();
+  data.reserve(present * bytes);
   switch (t.data_type()) {
   case TP::FLOAT:
     for (float v : t.float_data()) appendBytes(data, v);

@@ -144,18 +144,14 @@ static Value expandExtents(Conv &c, Value x, Value shape, RankedTensorType resTy
     std::optional<int64_t> s = (*partial)[d];
     direct = s && *s != 1 && *s == resTy.getDimSize(d);
   }
-  if (direct)
+  if (direct || len == rank)
     return shape;
-  // Broadcast both shapes: max(pad(shape), pad(shape_of(x))).
-  auto pad = [&](Value s, int64_t have) {
-    if (have == rank)
-      return s;
-    SmallVector<int64_t> ones(rank - have, 1);
-    return concatI64(c, {i64Constant(c, ones), s});
-  };
-  Value lhs = pad(shape, len), rhs = pad(shapeOf(c, x), xt.getRank());
-  return MaxOp::create(c.b, c.loc, RankedTensorType::get({rank}, c.b.getI64Type()),
-                       lhs, rhs);
+  // The requested extents padded with leading 1s to the result's rank; the
+  // lowering broadcasts them with the input's and checks at run time that
+  // each is 1 or the input's extent and not negative (a max of both shapes
+  // here accepted any request, e.g. 5 against 3, or -2).
+  SmallVector<int64_t> ones(rank - len, 1);
+  return concatI64(c, {i64Constant(c, ones), shape});
 }
 
 /// Result type of ONNX Expand of `xt` to a target shape known in part.
@@ -394,9 +390,12 @@ static LogicalResult convertExpand(Conv &c) {
       return c.error() << "result rank unknown", failure();
     resTy = *inferred;
   }
+  // A shape known at import was checked above; any other is passed on and
+  // checked at run time, also when the result's type is static.
   return c.out(ExpandOp::create(
       b, c.loc, resTy, x,
-      resTy.hasStaticShape() ? Value() : expandExtents(c, x, c.in(1), resTy)));
+      shape && resTy.hasStaticShape() ? Value()
+                                      : expandExtents(c, x, c.in(1), resTy)));
 }
 
 static LogicalResult convertShape(Conv &c) {

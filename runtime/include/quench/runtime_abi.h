@@ -87,6 +87,20 @@ __attribute__((noreturn))
 void quench_rt_check_failed(const char *message);
 
 /**
+ * quench_rt_check_failed with run-time values in the message: every `{0}` in
+ * `message` is replaced by the decimal value of `v0`, every `{1}` by `v1`
+ * (e.g. "node 'g' (Gather): index {0} is outside [-{1}, {1}) ..."); the
+ * formatted message is cut at 511 bytes. Never returns. Generated code calls
+ * it for checks whose message carries the offending value (an index and the
+ * extent it must stay below, two extents that differ; docs/reliability.md).
+ */
+#if defined(__GNUC__)
+__attribute__((noreturn))
+#endif
+void quench_rt_check_failed_values(const char *message, int64_t v0,
+                                   int64_t v1);
+
+/**
  * The thread pool that generated parallel loops of the model running on this
  * thread use: the one passed to quench_model_run (set for the duration of the
  * call, per thread, so concurrent runs on different threads do not interfere;
