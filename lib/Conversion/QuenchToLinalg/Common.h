@@ -57,6 +57,14 @@ std::string describeNode(Location loc, StringRef fallback);
 void emitRuntimeCheck(OpBuilder &b, Location loc, Value ok, StringRef message,
                       ValueRange values = {});
 
+/// Ends the run with an error naming the node (quench op `op`) when
+/// dimension `ld` of `lhs`, an extent a contraction sums over, differs from
+/// `want` at run time (nothing is emitted when both are static: the
+/// verifier compared them). The loops run over one and would read past the
+/// other.
+void checkContractedExtent(OpBuilder &b, Location loc, StringRef op,
+                           Value lhs, int64_t ld, OpFoldResult want);
+
 /// `tensor.empty` of the given sizes.
 Value emptyTensor(OpBuilder &b, Location loc, ArrayRef<OpFoldResult> sizes,
                   Type elementType);

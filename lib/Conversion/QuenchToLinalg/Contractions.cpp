@@ -16,6 +16,24 @@
 using namespace quench;
 using namespace quench::to_linalg;
 
+void quench::to_linalg::checkContractedExtent(OpBuilder &b, Location loc,
+                                              StringRef op, Value lhs,
+                                              int64_t ld, OpFoldResult want) {
+  auto lt = cast<RankedTensorType>(lhs.getType());
+  std::optional<int64_t> wantStatic = getConstantIntValue(want);
+  if (!lt.isDynamicDim(ld) && wantStatic)
+    return; // the verifier compared them
+  Value have = dimValue(b, loc, lhs, ld);
+  Value wantValue = getValueOrCreateConstantIndexOp(b, loc, want);
+  emitRuntimeCheck(
+      b, loc,
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, have, wantValue),
+      describeNode(loc, "a contraction") + " (" + op.str() +
+          "): the left operand's contracted extent {0} differs from the "
+          "right's {1} at run time",
+      {have, wantValue});
+}
+
 namespace {
 
 bool isFloat(Type t) { return isa<FloatType>(t); }
@@ -108,15 +126,10 @@ static void checkContractedExtents(OpBuilder &b, Location loc, StringRef op,
   auto rt = cast<RankedTensorType>(rhs.getType());
   if (!lt.isDynamicDim(ld) && !rt.isDynamicDim(rd))
     return; // the verifier compared them
-  Value have = dimValue(b, loc, lhs, ld), want = dimValue(b, loc, rhs, rd);
-  emitRuntimeCheck(
-      b, loc,
-      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, have, want),
-      describeNode(loc, "a contraction") + " (" + op.str() +
-          "): the left operand's contracted extent {0} differs from the "
-          "right's {1} at run time",
-      {have, want});
+  to_linalg::checkContractedExtent(b, loc, op, lhs, ld,
+                                   tensor::getMixedSize(b, loc, rhs, rd));
 }
+
 
 struct MatMulLowering : OpConversionPattern<MatMulOp> {
   using OpConversionPattern::OpConversionPattern;

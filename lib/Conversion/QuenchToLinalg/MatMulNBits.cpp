@@ -85,6 +85,10 @@ struct MatMulNBitsLowering : OpConversionPattern<MatMulNBitsOp> {
     RankedTensorType resultType = convertedResultType(getTypeConverter(), op);
     if (!resultType)
       return failure();
+    Value x = adaptor.getInput();
+    checkContractedExtent(rewriter, op.getLoc(), "MatMulNBits", x,
+                          cast<RankedTensorType>(x.getType()).getRank() - 1,
+                          rewriter.getIndexAttr(op.getInFeatures()));
     FailureOr<Value> fast = fastForm(op, adaptor, rewriter);
     Value product =
         succeeded(fast) ? *fast : generalForm(op, adaptor, rewriter);

@@ -56,6 +56,8 @@ struct QLinearLowering : OpConversionPattern<QLinearOp> {
       return rewriter.notifyMatchFailure(
           op, "outlier channels need a static in_features");
     int64_t rows = xType.getRank() - 1; // leading dims of the input
+    checkContractedExtent(rewriter, loc, "QLinear", x, rows,
+                          tensor::getMixedSize(rewriter, loc, w, 1));
     Type f32 = rewriter.getF32Type(), i8 = rewriter.getI8Type(),
          i32 = rewriter.getI32Type();
     auto par = utils::IteratorType::parallel;

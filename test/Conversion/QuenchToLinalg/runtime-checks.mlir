@@ -152,3 +152,24 @@ func.func @reshape(%x: tensor<?xf32>, %s: tensor<2xi64>) -> tensor<?x4xf32> {
   %0 = quench.reshape %x(%s) : tensor<?xf32>, tensor<2xi64> -> tensor<?x4xf32> loc("rs"("Reshape"))
   return %0 : tensor<?x4xf32>
 }
+
+// -----
+// Quantized contractions whose input's feature extent is dynamic: it must
+// equal in_features (the codes' K) at run time.
+// CHECK:       llvm.mlir.global internal constant @[[MSG:quench_check_values_message_[0-9]+]]("node 'fc' (MatMulNBits): the left operand's contracted extent {0} differs from the right's {1} at run time\00")
+// CHECK-LABEL: func.func @nbits_dynamic_k(
+// CHECK:         %[[C1:.+]] = arith.constant 1 : index
+// CHECK:         %[[K:.+]] = tensor.dim %{{.+}}, %[[C1]] : tensor<3x?xf32>
+// CHECK:         %[[C32:.+]] = arith.constant 32 : index
+// CHECK:         %[[OK:.+]] = arith.cmpi eq, %[[K]], %[[C32]] : index
+// CHECK:         scf.if
+// CHECK:           llvm.call @quench_rt_check_failed_values(
+// CHECK:         }
+// CHECK:         linalg.generic
+func.func @nbits_dynamic_k(%x: tensor<3x?xf32>) -> tensor<3x2xf32> {
+  %w = quench.constant dense<17> : tensor<2x2x8xui8>
+  %s = quench.constant dense<1.0> : tensor<4xf32>
+  %y = quench.matmul_nbits %x, %w, %s {in_features = 32 : i64, out_features = 2 : i64, bits = 4 : i64, block_size = 16 : i64}
+      : (tensor<3x?xf32>, tensor<2x2x8xui8>, tensor<4xf32>) -> tensor<3x2xf32> loc("fc"("MatMulNBits"))
+  return %y : tensor<3x2xf32>
+}
