@@ -92,18 +92,22 @@ TEST(FrontPipeline, StagesFollowTheOptions) {
     return out;
   };
   quench::FrontPipelineOptions o;
-  EXPECT_EQ(names(o), "prepare attention to-linalg");
+  EXPECT_EQ(names(o), "prepare attention fuse-linears to-linalg");
   o.calibrate = [](mlir::ModuleOp) { return mlir::success(); };
   o.weightQuant.emplace();
   o.kvCache = [](mlir::ModuleOp) { return mlir::success(); };
-  EXPECT_EQ(names(o), "prepare calibrate quantize kv-cache attention to-linalg");
+  EXPECT_EQ(names(o), "prepare calibrate quantize kv-cache attention "
+                      "fuse-linears to-linalg");
   // Rotation comes before calibration: statistics see the rotated model.
   o.rotate.emplace();
   EXPECT_EQ(names(o),
-            "prepare rotate calibrate quantize kv-cache attention to-linalg");
+            "prepare rotate calibrate quantize kv-cache attention "
+            "fuse-linears to-linalg");
   o.rotate.reset();
   o.prepare = false;
   o.fuseAttention = false;
+  EXPECT_EQ(names(o), "calibrate quantize kv-cache fuse-linears to-linalg");
+  o.fuseLinears = false;
   EXPECT_EQ(names(o), "calibrate quantize kv-cache to-linalg");
   // The calibrate stage runs a function, the others build pass pipelines.
   for (const quench::PipelineStage &s : quench::getFrontPipelineStages(o))
