@@ -482,7 +482,15 @@ def execute(op, a):
             pos += s
         return outs
     if n == "expand":
-        shape = _shape_from(out_t, a[1] if len(a) > 1 else None)
+        req = None
+        if len(a) > 1:
+            # The requested extents, right-aligned with the input's: a 1
+            # keeps the input's extent (ONNX Expand broadcasts both ways);
+            # the lowering checks the others at run time.
+            req = [int(d) for d in a[1]]
+            xs = (1,) * (len(req) - a[0].ndim) + a[0].shape
+            req = [x if r == 1 else r for r, x in zip(req, xs)]
+        shape = _shape_from(out_t, req)
         return [np.broadcast_to(a[0], shape).copy()]
     if n in ("squeeze", "unsqueeze"):
         if n == "squeeze":
