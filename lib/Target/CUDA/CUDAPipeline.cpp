@@ -7,11 +7,89 @@
 #include "quench/Conversion/Passes.h"
 #include "quench/Target/CPU/CPUPipeline.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/SymbolTable.h"
+#include "llvm/ADT/SetVector.h"
+#include "mlir/Pass/Pass.h"
 #include "mlir/Pass/PassRegistry.h"
 
 using namespace mlir;
+
+namespace {
+/// Run-time checks whose messages carry values (`scf.if` on the failed
+/// condition around a call of the host function
+/// quench_rt_check_failed_values, docs/reliability.md) become plain
+/// `cf.assert`s, their "{0}"/"{1}" placeholders reading "?": the checks
+/// that read device results land in kernels, where a host function
+/// cannot be called (ptxas: unresolved extern) and `cf.assert` becomes
+/// the device's assert.
+struct ValueChecksToAsserts
+    : PassWrapper<ValueChecksToAsserts, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ValueChecksToAsserts)
+  StringRef getArgument() const final {
+    return "quench-cuda-value-checks-to-asserts";
+  }
+  void getDependentDialects(DialectRegistry &registry) const override {
+    registry.insert<arith::ArithDialect, cf::ControlFlowDialect>();
+  }
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    // Canonicalization may have merged checks on one condition into one
+    // scf.if: each call becomes an assert, then the if goes.
+    llvm::SetVector<scf::IfOp> ifs;
+    WalkResult walk = module.walk([&](LLVM::CallOp call) {
+      if (call.getCallee() != "quench_rt_check_failed_values")
+        return WalkResult::advance();
+      auto ifOp = dyn_cast<scf::IfOp>(call->getParentOp());
+      if (!ifOp || ifOp.getNumResults() != 0 || ifOp.elseBlock()) {
+        call.emitError("run-time check of an unexpected form");
+        return WalkResult::interrupt();
+      }
+      ifs.insert(ifOp);
+      return WalkResult::advance();
+    });
+    if (walk.wasInterrupted())
+      return signalPassFailure();
+    for (scf::IfOp ifOp : ifs) {
+      OpBuilder b(ifOp);
+      Location loc = ifOp.getLoc();
+      Value ok = arith::XOrIOp::create(
+          b, loc, ifOp.getCondition(),
+          arith::ConstantIntOp::create(b, loc, b.getI1Type(), 1));
+      for (auto call : ifOp.thenBlock()->getOps<LLVM::CallOp>()) {
+        if (call.getCallee() != "quench_rt_check_failed_values")
+          continue;
+        auto gep = call.getOperand(0).getDefiningOp<LLVM::GEPOp>();
+        auto addr = gep ? gep.getBase().getDefiningOp<LLVM::AddressOfOp>()
+                        : LLVM::AddressOfOp();
+        auto global =
+            addr ? SymbolTable::lookupNearestSymbolFrom<LLVM::GlobalOp>(
+                       addr, addr.getGlobalNameAttr())
+                 : LLVM::GlobalOp();
+        auto text = global
+                        ? dyn_cast_or_null<StringAttr>(global.getValueOrNull())
+                        : StringAttr();
+        if (!text) {
+          call.emitError("run-time check of an unexpected form");
+          return signalPassFailure();
+        }
+        std::string message = text.getValue().rtrim(StringRef("\0", 1)).str();
+        for (StringRef hole : {"{0}", "{1}"})
+          for (size_t at;
+               (at = message.find(hole.str())) != std::string::npos;)
+            message.replace(at, hole.size(), "?");
+        cf::AssertOp::create(b, loc, ok, message);
+      }
+      ifOp.erase();
+    }
+  }
+};
+} // namespace
 
 llvm::ArrayRef<llvm::StringRef> quench::getSupportedCUDAArchs() {
   static const llvm::StringRef archs[] = {"sm_80", "sm_86", "sm_89", "sm_90",
@@ -44,6 +122,8 @@ void quench::appendCUDACodegenStages(std::vector<PipelineStage> &stages,
                : "device buffers, loop nests as kernels, one device module",
        [blockSize, emulate](OpPassManager &pm) {
          addTextualPassPipeline(pm, "convert-bufferization-to-memref");
+         if (!emulate)
+           pm.addPass(std::make_unique<ValueChecksToAsserts>());
          pm.addPass(createQuenchGPUPlaceBuffers());
          // Quantized layers with few rows: bandwidth-bound GEMV kernels
          // (docs/gpu.md, "W4A16/W8A16 GEMV"); the rest maps generically.
