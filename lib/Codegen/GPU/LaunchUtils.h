@@ -4,6 +4,7 @@
 #ifndef QUENCH_LIB_CODEGEN_GPU_LAUNCHUTILS_H
 #define QUENCH_LIB_CODEGEN_GPU_LAUNCHUTILS_H
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -42,6 +43,41 @@ bool isMulAddBody(mlir::linalg::LinalgOp op, bool integer);
 /// isAlignedDeviceBuffer for a kernel that now relies on it) to 16 bytes.
 void alignGlobalsTo16(mlir::Operation *from,
                       llvm::ArrayRef<mlir::memref::GetGlobalOp> globals);
+
+/// Index arithmetic at one location, for the kernel builders (the
+/// tensor-core GEMM and sparse GEMM passes): constants, +, *, unsigned
+/// / and %, unsigned <.
+class IndexMath {
+public:
+  IndexMath(mlir::MLIRContext *ctx, mlir::Location loc) : rw(ctx), loc(loc) {}
+
+protected:
+  mlir::Value cst(int64_t v) {
+    return mlir::arith::ConstantIndexOp::create(rw, loc, v);
+  }
+  mlir::Value add(mlir::Value x, mlir::Value y) {
+    return mlir::arith::AddIOp::create(rw, loc, x, y);
+  }
+  mlir::Value mul(mlir::Value x, mlir::Value y) {
+    return mlir::arith::MulIOp::create(rw, loc, x, y);
+  }
+  mlir::Value add(mlir::Value x, int64_t y) { return add(x, cst(y)); }
+  mlir::Value mul(mlir::Value x, int64_t y) { return mul(x, cst(y)); }
+  mlir::Value div(mlir::Value x, int64_t y) {
+    return mlir::arith::DivUIOp::create(rw, loc, x, cst(y));
+  }
+  mlir::Value rem(mlir::Value x, int64_t y) {
+    return mlir::arith::RemUIOp::create(rw, loc, x, cst(y));
+  }
+  mlir::Value lt(mlir::Value x, mlir::Value y) {
+    return mlir::arith::CmpIOp::create(rw, loc, mlir::arith::CmpIPredicate::ult,
+                                       x, y);
+  }
+  mlir::Value lt(mlir::Value x, int64_t y) { return lt(x, cst(y)); }
+
+  mlir::IRRewriter rw;
+  mlir::Location loc;
+};
 
 } // namespace quench
 

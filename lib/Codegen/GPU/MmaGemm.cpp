@@ -202,28 +202,13 @@ bool matchGemm(linalg::LinalgOp op, Gemm &g, int64_t minRows,
   return true;
 }
 
-class GemmBuilder {
+class GemmBuilder : quench::IndexMath {
 public:
   GemmBuilder(const Gemm &g, bool emulate)
-      : g(g), emulate(emulate), rw(g.op->getContext()), loc(g.op->getLoc()) {}
+      : IndexMath(g.op->getContext(), g.op->getLoc()), g(g), emulate(emulate) {}
   void build();
 
 private:
-  Value cst(int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v); }
-  Value add(Value x, Value y) { return arith::AddIOp::create(rw, loc, x, y); }
-  Value mul(Value x, Value y) { return arith::MulIOp::create(rw, loc, x, y); }
-  Value add(Value x, int64_t y) { return add(x, cst(y)); }
-  Value mul(Value x, int64_t y) { return mul(x, cst(y)); }
-  Value div(Value x, int64_t y) {
-    return arith::DivUIOp::create(rw, loc, x, cst(y));
-  }
-  Value rem(Value x, int64_t y) {
-    return arith::RemUIOp::create(rw, loc, x, cst(y));
-  }
-  Value lt(Value x, Value y) {
-    return arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::ult, x, y);
-  }
-  Value lt(Value x, int64_t y) { return lt(x, cst(y)); }
   Value both(Value x, Value y) { return arith::AndIOp::create(rw, loc, x, y); }
   /// `memref` as a one-dimensional buffer (identity layout: contiguous).
   Value flatten(Value memref);
@@ -256,8 +241,6 @@ private:
 
   const Gemm &g;
   bool emulate;
-  IRRewriter rw;
-  Location loc;
   // Kernel values.
   Value a1, b1, c1, aSmem, bSmem, accBuf, aRegs, bRegs, rows, m0, n0, aBase,
       bBase, cBase;

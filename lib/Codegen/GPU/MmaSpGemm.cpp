@@ -308,27 +308,13 @@ bool matchDenseSparseWeight(linalg::LinalgOp op, SparseGemm &g,
   return true;
 }
 
-class SparseGemmBuilder {
+class SparseGemmBuilder : quench::IndexMath {
 public:
   SparseGemmBuilder(const SparseGemm &g, bool emulate)
-      : g(g), emulate(emulate), rw(g.op->getContext()), loc(g.op->getLoc()) {}
+      : IndexMath(g.op->getContext(), g.op->getLoc()), g(g), emulate(emulate) {}
   void build(memref::GlobalOp metadata, memref::GlobalOp values);
 
 private:
-  Value cst(int64_t v) { return arith::ConstantIndexOp::create(rw, loc, v); }
-  Value add(Value x, Value y) { return arith::AddIOp::create(rw, loc, x, y); }
-  Value mul(Value x, Value y) { return arith::MulIOp::create(rw, loc, x, y); }
-  Value add(Value x, int64_t y) { return add(x, cst(y)); }
-  Value mul(Value x, int64_t y) { return mul(x, cst(y)); }
-  Value div(Value x, int64_t y) {
-    return arith::DivUIOp::create(rw, loc, x, cst(y));
-  }
-  Value rem(Value x, int64_t y) {
-    return arith::RemUIOp::create(rw, loc, x, cst(y));
-  }
-  Value lt(Value x, Value y) {
-    return arith::CmpIOp::create(rw, loc, arith::CmpIPredicate::ult, x, y);
-  }
   Value flatten(Value memref);
   /// Flat offsets of lane `lane`'s register q of the A fragment (values
   /// [N, K / 2]) at K step `ks`, of its register q of n8 tile j's B
@@ -347,8 +333,6 @@ private:
 
   const SparseGemm &g;
   bool emulate;
-  IRRewriter rw;
-  Location loc;
   Value x1, v1, c1, meta1, rows, lastRow, m0, aRegs, bRegs, metaRegs, accBuf;
 };
 
