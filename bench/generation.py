@@ -128,6 +128,31 @@ def load():
     return "%.2f %.2f %.2f" % os.getloadavg()
 
 
+def git_short(tree):
+    """The short commit of a git tree (the repository, or LLAMA_CPP)."""
+    return subprocess.run(["git", "-C", tree, "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True).stdout.strip()
+
+
+def check_tools(prog, build, llama_cpp=None, llama_build=None):
+    """quench-compile of BUILD and, given LLAMA_CPP, its bin directory
+    (LLAMA_BUILD/bin, default LLAMA_CPP/build/bin) with llama-bench,
+    llama-quantize and include/llama.h; exits naming what is missing.
+    Returns (quench-compile, llama.cpp bin directory or None)."""
+    qc = os.path.join(build, "bin", "quench-compile")
+    if not os.access(qc, os.X_OK):
+        sys.exit("%s: no %s" % (prog, qc))
+    if llama_cpp is None:
+        return qc, None
+    lbin = os.path.join(llama_build or os.path.join(llama_cpp, "build"), "bin")
+    for f in ("llama-bench", "llama-quantize"):
+        if not os.access(os.path.join(lbin, f), os.X_OK):
+            sys.exit("%s: no %s in %s" % (prog, f, lbin))
+    if not os.path.isfile(os.path.join(llama_cpp, "include", "llama.h")):
+        sys.exit("%s: no include/llama.h in %s" % (prog, llama_cpp))
+    return qc, lbin
+
+
 def quench_generate(exe, prompt, gen, runs, threads, capacity):
     p = timed([exe, "--input", "input_ids=" + prompt, "--generate", str(gen + 1),
              "--bench", str(runs), "--threads", str(threads), "--capacity",
@@ -224,24 +249,14 @@ def main():
         if s not in QUENCH_FLAGS or not n.isdigit() or int(n) < 1:
             sys.exit("generation.py: --gen-for expects SCHEME=N, got " + item)
         gen_for[s] = int(n)
-    qc = os.path.join(a.build, "bin", "quench-compile")
-    if not os.access(qc, os.X_OK):
-        sys.exit("generation.py: no " + qc)
-    lbuild = a.llama_build or os.path.join(a.llama_cpp, "build")
-    lbin = os.path.join(lbuild, "bin")
-    if not a.no_llamacpp:
-        for f in ("llama-bench", "llama-quantize"):
-            if not os.access(os.path.join(lbin, f), os.X_OK):
-                sys.exit("generation.py: no %s in %s" % (f, lbin))
-        if not os.path.isfile(os.path.join(a.llama_cpp, "include", "llama.h")):
-            sys.exit("generation.py: no include/llama.h in " + a.llama_cpp)
+    qc, lbin = check_tools("generation.py", a.build,
+                           None if a.no_llamacpp else a.llama_cpp,
+                           a.llama_build)
     work = os.path.abspath(a.work)
     os.makedirs(work, exist_ok=True)
     info = dict(date=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-                commit=subprocess.run(["git", "-C", ROOT, "rev-parse", "--short",
-                                       "HEAD"], capture_output=True,
-                                      text=True).stdout.strip(),
-                command=" ".join(sys.argv), load_start=load(), rt=a.rt)
+                commit=git_short(ROOT), command=" ".join(sys.argv),
+                load_start=load(), rt=a.rt)
     log("generation.py: %(date)s, commit %(commit)s, load average %(load_start)s"
         % info)
 
@@ -334,10 +349,7 @@ def main():
 
     # --- llama.cpp ------------------------------------------------------
     if not a.no_llamacpp:
-        lcommit = subprocess.run(["git", "-C", a.llama_cpp, "rev-parse",
-                                  "--short", "HEAD"], capture_output=True,
-                                 text=True).stdout.strip()
-        info["llama_cpp"] = lcommit
+        info["llama_cpp"] = git_short(a.llama_cpp)
         gguf = {"f32": os.path.join(work, "m125-f32.gguf")}
         llama_to_gguf.write(model, gguf["f32"], "quench-generation-125m",
                             None if a.builtin_gguf else a.llama_cpp)

@@ -52,7 +52,8 @@ ROOT = os.path.dirname(HERE)
 PY = "/usr/bin/python3"
 sys.path.insert(0, HERE)
 import generation  # noqa: E402
-from generation import load, log, quench_generate, rates, run, same_prefix  # noqa: E402
+from generation import (check_tools, git_short, load, log,  # noqa: E402
+                        quench_generate, rates, run, same_prefix, timed)
 import llama_to_gguf  # noqa: E402
 
 LABEL = {"f32": "F32", "f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0",
@@ -60,10 +61,6 @@ LABEL = {"f32": "F32", "f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0",
          "q4_k_m": "Q4_K_M", "q5_k_m": "Q5_K_M", "q6_k": "Q6_K"}
 MODES = {"exact": [], "int16": ["--gguf-activations=int16"]}
 GOAL = 1.5
-
-
-def timed(cmd, **kw):
-    return run(generation.RT + cmd, **kw)
 
 
 def main():
@@ -93,24 +90,12 @@ def main():
     for t in types:
         if t not in LABEL:
             sys.exit("gguf_speed.py: unknown type %s (%s)" % (t, ", ".join(LABEL)))
-    qc = os.path.join(a.build, "bin", "quench-compile")
-    if not os.access(qc, os.X_OK):
-        sys.exit("gguf_speed.py: no " + qc)
-    lbin = os.path.join(a.llama_build or os.path.join(a.llama_cpp, "build"), "bin")
-    for f in ("llama-bench", "llama-quantize"):
-        if not os.access(os.path.join(lbin, f), os.X_OK):
-            sys.exit("gguf_speed.py: no %s in %s" % (f, lbin))
-    if not os.path.isfile(os.path.join(a.llama_cpp, "include", "llama.h")):
-        sys.exit("gguf_speed.py: no include/llama.h in " + a.llama_cpp)
+    qc, lbin = check_tools("gguf_speed.py", a.build, a.llama_cpp,
+                           a.llama_build)
     work = os.path.abspath(a.work)
     os.makedirs(work, exist_ok=True)
     info = dict(date=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-                commit=subprocess.run(["git", "-C", ROOT, "rev-parse", "--short",
-                                       "HEAD"], capture_output=True,
-                                      text=True).stdout.strip(),
-                llama_cpp=subprocess.run(["git", "-C", a.llama_cpp, "rev-parse",
-                                          "--short", "HEAD"], capture_output=True,
-                                         text=True).stdout.strip(),
+                commit=git_short(ROOT), llama_cpp=git_short(a.llama_cpp),
                 command=" ".join(sys.argv), load_start=load(), rt=a.rt)
     log("gguf_speed.py: %(date)s, commit %(commit)s, llama.cpp %(llama_cpp)s, "
         "load average %(load_start)s" % info)

@@ -54,7 +54,7 @@ def ttype(shape, dt="f16"):
 
 
 def hexdata(a):
-    return '"0x' + a.tobytes().hex().upper() + '"'
+    return '"0x' + np.ascontiguousarray(a).tobytes().hex().upper() + '"'
 
 
 # name, A shape (None: dynamic, runtime size in `rows`), B shape, kind,
@@ -106,13 +106,21 @@ def build_model(work):
                         f"({ttype(ashape)}, {ttype(bshape)}) -> "
                         f"{ttype(oshape)}")
         results.append((f"%y_{name}", ttype(oshape), name, ref, absref))
+    return write_model(work, "gemm.mlir", args, body, results, inputs)
+
+
+def write_model(work, filename, args, body, results, inputs):
+    """Writes @main(ARGS) with BODY returning RESULTS' values (tuples
+    (value, type, name, ...): outputs named y_NAME) to WORK/FILENAME and
+    each input as WORK/KEY.npy; returns (model path, --input flags,
+    results)."""
     text = ("func.func @main(" + ", ".join(args) + ")\n    -> (" +
-            ", ".join(f'{t} {{quench.name = "y_{n}"}}'
-                      for _, t, n, _, _ in results) +
+            ", ".join(f'{r[1]} {{quench.name = "y_{r[2]}"}}'
+                      for r in results) +
             ") {\n  " + "\n  ".join(body) + "\n  return " +
-            ", ".join(v for v, _, _, _, _ in results) + " : " +
-            ", ".join(t for _, t, _, _, _ in results) + "\n}\n")
-    model = os.path.join(work, "gemm.mlir")
+            ", ".join(r[0] for r in results) + " : " +
+            ", ".join(r[1] for r in results) + "\n}\n")
+    model = os.path.join(work, filename)
     with open(model, "w") as f:
         f.write(text)
     flags = []

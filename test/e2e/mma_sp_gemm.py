@@ -36,11 +36,14 @@ Run through CTest: `ctest -L e2e -R mma-sp-gemm`.
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The dense tensor-core test's model writer and helpers.
+from mma_gemm import hexdata, run, toolkit, ttype, write_model  # noqa: E402
 
 RNG = np.random.default_rng(2424)
 
@@ -62,15 +65,6 @@ CASES = [
     # an ONNX MatMul's initializer), read transposed at compile time.
     ("f16_dense_kn", (3, 11, 96), None, 32, "dense16kn"),
 ]
-
-
-def ttype(shape, dt):
-    return "tensor<" + "x".join("?" if d is None else str(d)
-                                for d in shape) + f"x{dt}>"
-
-
-def hexdata(a):
-    return '"0x' + np.ascontiguousarray(a).tobytes().hex().upper() + '"'
 
 
 def prune_pack(w):
@@ -144,30 +138,7 @@ def build_model(work):
             ref = x.astype(np.int64) @ dense.astype(np.int64).T
             absref = None
         results.append((f"%y_{name}", ot, name, ref, absref))
-    text = ("func.func @main(" + ", ".join(args) + ")\n    -> (" +
-            ", ".join(f'{t} {{quench.name = "y_{n}"}}'
-                      for _, t, n, _, _ in results) +
-            ") {\n  " + "\n  ".join(body) + "\n  return " +
-            ", ".join(v for v, _, _, _, _ in results) + " : " +
-            ", ".join(t for _, t, _, _, _ in results) + "\n}\n")
-    model = os.path.join(work, "sparse.mlir")
-    with open(model, "w") as f:
-        f.write(text)
-    flags = []
-    for key, v in inputs.items():
-        path = os.path.join(work, f"{key}.npy")
-        np.save(path, v)
-        flags += ["--input", f"{key}={path}"]
-    return model, flags, results
-
-
-def run(cmd):
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode != 0:
-        sys.stderr.write(f"command failed: {' '.join(cmd)}\n{res.stdout}"
-                         f"{res.stderr}\n")
-        sys.exit(1)
-    return res
+    return write_model(work, "sparse.mlir", args, body, results, inputs)
 
 
 def numerics(build, work, model, inputs, results, label, flags, failures):
@@ -196,12 +167,6 @@ def numerics(build, work, model, inputs, results, label, flags, failures):
               f"pruned weight: {msg}")
         if not ok:
             failures.append(f"{name} ({label})")
-
-
-def toolkit():
-    return next((d for d in (os.environ.get("CUDA_HOME"), "/usr/local/cuda")
-                 if d and os.access(os.path.join(d, "bin", "ptxas"),
-                                    os.X_OK)), None)
 
 
 def kernels(build, work, model, failures):

@@ -8,6 +8,7 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/PatternMatch.h"
 
 namespace quench {
@@ -44,12 +45,14 @@ bool isMulAddBody(mlir::linalg::LinalgOp op, bool integer);
 void alignGlobalsTo16(mlir::Operation *from,
                       llvm::ArrayRef<mlir::memref::GetGlobalOp> globals);
 
-/// Index arithmetic at one location, for the kernel builders (the
-/// tensor-core GEMM and sparse GEMM passes): constants, +, *, unsigned
-/// / and %, unsigned <.
-class IndexMath {
+/// What the tensor-core kernel builders (the dense and sparse GEMM passes)
+/// share: index arithmetic at one location (constants, +, *, unsigned / and
+/// %, unsigned <), and for their host emulation a loop over a warp's 32
+/// lanes and plain loads and stores.
+class KernelBuilderBase {
 public:
-  IndexMath(mlir::MLIRContext *ctx, mlir::Location loc) : rw(ctx), loc(loc) {}
+  KernelBuilderBase(mlir::MLIRContext *ctx, mlir::Location loc)
+      : rw(ctx), loc(loc) {}
 
 protected:
   mlir::Value cst(int64_t v) {
@@ -74,6 +77,20 @@ protected:
                                        x, y);
   }
   mlir::Value lt(mlir::Value x, int64_t y) { return lt(x, cst(y)); }
+  /// `body(lane)` inside a loop over the 32 lanes of a warp (emulation);
+  /// the insertion point is restored afterwards.
+  void forEachLane(llvm::function_ref<void(mlir::Value)> body) {
+    mlir::OpBuilder::InsertionGuard guard(rw);
+    auto loop = mlir::scf::ForOp::create(rw, loc, cst(0), cst(32), cst(1));
+    rw.setInsertionPointToStart(loop.getBody());
+    body(loop.getInductionVar());
+  }
+  mlir::Value load(mlir::Value buffer, mlir::ValueRange indices) {
+    return mlir::memref::LoadOp::create(rw, loc, buffer, indices);
+  }
+  void store(mlir::Value v, mlir::Value buffer, mlir::ValueRange indices) {
+    mlir::memref::StoreOp::create(rw, loc, v, buffer, indices);
+  }
 
   mlir::IRRewriter rw;
   mlir::Location loc;

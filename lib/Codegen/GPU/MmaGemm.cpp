@@ -202,10 +202,11 @@ bool matchGemm(linalg::LinalgOp op, Gemm &g, int64_t minRows,
   return true;
 }
 
-class GemmBuilder : quench::IndexMath {
+class GemmBuilder : quench::KernelBuilderBase {
 public:
   GemmBuilder(const Gemm &g, bool emulate)
-      : IndexMath(g.op->getContext(), g.op->getLoc()), g(g), emulate(emulate) {}
+      : KernelBuilderBase(g.op->getContext(), g.op->getLoc()), g(g),
+        emulate(emulate) {}
   void build();
 
 private:
@@ -430,18 +431,6 @@ void GemmBuilder::emulateStage(Value warp, Value stage) {
   Type acc = g.accType;
   // Elements per 32-bit register.
   int64_t p32 = g.integer ? 4 : 2;
-  auto laneLoop = [&](function_ref<void(Value)> body) {
-    OpBuilder::InsertionGuard guard(rw);
-    auto loop = scf::ForOp::create(rw, loc, cst(0), cst(32), cst(1));
-    rw.setInsertionPointToStart(loop.getBody());
-    body(loop.getInductionVar());
-  };
-  auto load = [&](Value buffer, ValueRange indices) -> Value {
-    return memref::LoadOp::create(rw, loc, buffer, indices);
-  };
-  auto store = [&](Value v, Value buffer, ValueRange indices) {
-    memref::StoreOp::create(rw, loc, v, buffer, indices);
-  };
   // ldmatrix.x4 by its definition: register q of lane t is word t % 4 of
   // row t / 4 of matrix q, whose rows lanes 8q .. 8q + 7 address;
   // transposed (16-bit): element e of register q is column t / 4 of row
@@ -449,7 +438,7 @@ void GemmBuilder::emulateStage(Value warp, Value stage) {
   auto ldmatrix = [&](Value smem, bool transpose,
                       function_ref<std::pair<Value, Value>(Value)> address,
                       function_ref<void(Value, int64_t, int64_t, Value)> put) {
-    laneLoop([&](Value t) {
+    forEachLane([&](Value t) {
       for (int64_t q = 0; q < 4; ++q)
         for (int64_t e = 0; e < p32; ++e) {
           Value v;
@@ -485,7 +474,7 @@ void GemmBuilder::emulateStage(Value warp, Value stage) {
     // k % p32 of register k / 4p32 of lane 4 n + (k % 4p32) / p32; C
     // element (r, e) of lane t is (t / 4 + 8 r, 2 (t % 4) + e).
     int64_t regK = 4 * p32;
-    laneLoop([&](Value t) {
+    forEachLane([&](Value t) {
       Value tid = add(mul(warp, 32), t);
       for (int64_t i = 0; i < kMT; ++i)
         for (int64_t j = 0; j < kNT; ++j)

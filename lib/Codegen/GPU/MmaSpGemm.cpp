@@ -126,6 +126,17 @@ memref::GlobalOp constantGlobal(Value value, SymbolTable &symbols) {
   return {};
 }
 
+/// The operand and accumulator types the sparse kernels take: f16 -> f32
+/// (m16n8k32) or i8 -> i32 (m16n8k64); sets g.elementType, g.accType and
+/// g.integer.
+bool matchElementTypes(SparseGemm &g, MemRefType xt, MemRefType ot) {
+  g.elementType = xt.getElementType();
+  g.accType = ot.getElementType();
+  g.integer = g.elementType.isInteger(8);
+  return (g.elementType.isF16() && g.accType.isF32()) ||
+         (g.integer && g.accType.isInteger(32));
+}
+
 bool matchSparseGemm(linalg::GenericOp op, SparseGemm &g, SymbolTable &symbols,
                      SmallVectorImpl<memref::GetGlobalOp> &globals) {
   if (!op->hasAttr(quench::kSparseMatmulAttrName) ||
@@ -143,11 +154,7 @@ bool matchSparseGemm(linalg::GenericOp op, SparseGemm &g, SymbolTable &symbols,
   if (!xt || !vt || !it || !ot || vt.getRank() != 3 || xt.getRank() < 2 ||
       !vt.hasStaticShape() || !it.hasStaticShape())
     return false;
-  g.elementType = xt.getElementType();
-  g.accType = ot.getElementType();
-  g.integer = g.elementType.isInteger(8);
-  if (!(g.elementType.isF16() && g.accType.isF32()) &&
-      !(g.integer && g.accType.isInteger(32)))
+  if (!matchElementTypes(g, xt, ot))
     return false;
   if (vt.getElementType() != g.elementType ||
       !it.getElementType().isInteger(8) || !isSparseBody(op, g.integer))
@@ -223,11 +230,7 @@ bool matchDenseSparseWeight(linalg::LinalgOp op, SparseGemm &g,
   auto ot = dyn_cast<MemRefType>(g.out.getType());
   if (!xt || !wt || !ot || wt.getRank() != 2 || !wt.hasStaticShape())
     return false;
-  g.elementType = xt.getElementType();
-  g.accType = ot.getElementType();
-  g.integer = g.elementType.isInteger(8);
-  if (!(g.elementType.isF16() && g.accType.isF32()) &&
-      !(g.integer && g.accType.isInteger(32)))
+  if (!matchElementTypes(g, xt, ot))
     return false;
   if (wt.getElementType() != g.elementType ||
       !quench::isMulAddBody(op, g.integer))
@@ -308,10 +311,11 @@ bool matchDenseSparseWeight(linalg::LinalgOp op, SparseGemm &g,
   return true;
 }
 
-class SparseGemmBuilder : quench::IndexMath {
+class SparseGemmBuilder : quench::KernelBuilderBase {
 public:
   SparseGemmBuilder(const SparseGemm &g, bool emulate)
-      : IndexMath(g.op->getContext(), g.op->getLoc()), g(g), emulate(emulate) {}
+      : KernelBuilderBase(g.op->getContext(), g.op->getLoc()), g(g),
+        emulate(emulate) {}
   void build(memref::GlobalOp metadata, memref::GlobalOp values);
 
 private:
@@ -388,20 +392,8 @@ void SparseGemmBuilder::accumulate(Value f0, Value lane, int64_t j, int64_t r,
 }
 
 void SparseGemmBuilder::emulateStep(Value f0, Value ks) {
-  auto laneLoop = [&](function_ref<void(Value)> body) {
-    OpBuilder::InsertionGuard guard(rw);
-    auto loop = scf::ForOp::create(rw, loc, cst(0), cst(32), cst(1));
-    rw.setInsertionPointToStart(loop.getBody());
-    body(loop.getInductionVar());
-  };
-  auto load = [&](Value buffer, ValueRange indices) -> Value {
-    return memref::LoadOp::create(rw, loc, buffer, indices);
-  };
-  auto store = [&](Value v, Value buffer, ValueRange indices) {
-    memref::StoreOp::create(rw, loc, v, buffer, indices);
-  };
   // Every lane's registers, from the addresses the device code uses.
-  laneLoop([&](Value t) {
+  forEachLane([&](Value t) {
     for (int64_t q = 0; q < 4; ++q)
       for (int64_t e = 0; e < g.p32; ++e) {
         store(load(v1, {add(aOffset(f0, t, ks, q), e)}), aRegs,
@@ -425,7 +417,7 @@ void SparseGemmBuilder::emulateStep(Value f0, Value ks) {
   // element (r, e) of lane t is (t / 4 + 8 r, 2 (t % 4) + e).
   Type i16 = rw.getI16Type();
   int64_t regK = 4 * g.p32;
-  laneLoop([&](Value t) {
+  forEachLane([&](Value t) {
     for (int64_t j = 0; j < kNT; ++j)
       for (int64_t r = 0; r < 2; ++r)
         for (int64_t e = 0; e < 2; ++e) {
