@@ -655,6 +655,46 @@ def out_of_memory(d):
               r"16000000[0-9]+ bytes at run time", limit)])
 
 
+@run_case_def
+def constant_of_shape_size_wraps(d):
+    # ConstantOfShape of a run-time shape [2^32, 2^32] of f32: 2^66 bytes,
+    # 0 after the 64-bit size arithmetic wraps (the allocator saw a 0-byte
+    # buffer and the fill wrote past it: SIGSEGV). The size check before
+    # the allocation names the node and the extents.
+    m = graph_model(
+        [helper.make_node("ConstantOfShape", ["x"], ["y"], name="fill_x",
+                          value=numpy_helper.from_array(
+                              np.array([1.5], np.float32), "v"))],
+        [helper.make_tensor_value_info("x", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["A", "B"])])
+    save(m, f"{d}/m.onnx")
+    return (f"{d}/m.onnx",
+            [("good", np.array([2, 3], np.int64), None),
+             ("wraps", np.array([1 << 32, 1 << 32], np.int64),
+              r"error: .*node 'fill_x': a buffer of shape \?x\?xf32 with "
+              r"run-time extents 4294967296 and 4294967296 is larger than "
+              r"4611686018427387904 bytes"),
+             ("huge", np.array([1 << 20, 1 << 20], np.int64),
+              r"error: .*out of memory: cannot allocate a buffer of "
+              r"4398046511[0-9]+ bytes at run time", 1 << 30)])
+
+
+@run_case_def
+def range_size_wraps(d):
+    # Range(0, x, 1) of int64 with a run-time limit of 2^62: 2^65 bytes.
+    m = graph_model(
+        [helper.make_node("Range", ["zero", "x", "one"], ["y"],
+                          name="positions")],
+        [helper.make_tensor_value_info("x", TensorProto.INT64, [])],
+        [helper.make_tensor_value_info("y", TensorProto.INT64, ["N"])],
+        [const_int("zero", 0), const_int("one", 1)])
+    save(m, f"{d}/m.onnx")
+    return (f"{d}/m.onnx",
+            [("good", np.array(5, np.int64), None),
+             ("wraps", np.array(1 << 62, np.int64),
+              r"error: .*node 'positions'.*4611686018427387904")])
+
+
 def run_exe_case(name, fn, compile_bin, work):
     d = os.path.join(work, name)
     shutil.rmtree(d, ignore_errors=True)

@@ -233,4 +233,42 @@ def ConvertAssertToQuenchRuntime
   ];
 }
 
+def QuenchCheckBufferSizes
+    : Pass<"quench-check-buffer-sizes", "::mlir::ModuleOp"> {
+  let summary = "Run-time checks of the sizes of buffers with run-time extents";
+  let description = [{
+    A buffer whose extents come from input values (`ConstantOfShape`,
+    `Range`, `Expand`, `Tile` driven by the model's inputs) can ask for a
+    size that overflows the 64-bit arithmetic of the memref lowering: the
+    allocator then sees a small size and the loops write past it. Before
+    every `memref.alloc`/`memref.alloca` with dynamic sizes in a host
+    function, this pass checks at run time that every dynamic extent is
+    non-negative and that the buffer's bytes (computed in f64, which cannot
+    overflow for any rank the importer accepts) are at most `max-bytes`
+    (default 2^62, far below the wrap point and above any allocation a
+    machine can satisfy: sizes below it reach the allocator, which reports
+    out-of-memory cleanly). A failed check ends the run with an error
+    naming the node and the first two run-time extents
+    (docs/reliability.md). Device code (`gpu.module`, `gpu.launch`) is
+    left alone. Runs on buffers, before the parallel loops are outlined.
+
+    ```mlir
+    %b = memref.alloc(%n, %m) : memref<?x?xf32>
+    // gains before it:
+    //   ok = %n >= 0 && %m >= 0 && 4.0 * f64(%n) * f64(%m) <= max-bytes
+    //   scf.if !ok { llvm.call @quench_rt_check_failed_values(msg, %n, %m) }
+    ```
+  }];
+  let options = [
+    Option<"maxBytes", "max-bytes", "uint64_t",
+           /*default=*/"uint64_t(1) << 62",
+           "Largest buffer, in bytes, a run-time size may ask for">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::LLVM::LLVMDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
 #endif // QUENCH_CONVERSION_PASSES_TD

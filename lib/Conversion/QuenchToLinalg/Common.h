@@ -9,6 +9,7 @@
 #ifndef QUENCH_LIB_CONVERSION_QUENCHTOLINALG_COMMON_H
 #define QUENCH_LIB_CONVERSION_QUENCHTOLINALG_COMMON_H
 
+#include "quench/Conversion/RuntimeChecks.h"
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
 #include "quench/Support/LLVM.h"
 
@@ -47,15 +48,7 @@ Value dimValue(OpBuilder &b, Location loc, Value tensor, int64_t dim);
 /// first name in it (the ONNX node), else `fallback`.
 std::string describeNode(Location loc, StringRef fallback);
 
-/// A run-time check at the builder's point: when `ok` (i1) is false the run
-/// ends with `message` as its error (docs/reliability.md). Without `values`
-/// a `cf.assert` (convert-assert-to-quench-runtime lowers it); with one or
-/// two integer or index values an `scf.if` that calls the runtime's
-/// `quench_rt_check_failed_values(message, v0, v1)`, which formats `{0}` and
-/// `{1}` in the message as the values (runtime_abi.h). Emit checks at the
-/// top level of a function, never in a loop body.
-void emitRuntimeCheck(OpBuilder &b, Location loc, Value ok, StringRef message,
-                      ValueRange values = {});
+using quench::emitRuntimeCheck;
 
 /// Ends the run with an error naming the node (quench op `op`) when
 /// dimension `ld` of `lhs`, an extent a contraction sums over, differs from

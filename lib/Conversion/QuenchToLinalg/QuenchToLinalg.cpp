@@ -141,54 +141,6 @@ std::string to_linalg::describeNode(Location loc, StringRef fallback) {
   return name.empty() ? fallback.str() : "node '" + name + "'";
 }
 
-void to_linalg::emitRuntimeCheck(OpBuilder &b, Location loc, Value ok,
-                                 StringRef message, ValueRange values) {
-  assert(values.size() <= 2 && "at most two values in a check's message");
-  if (values.empty()) {
-    cf::AssertOp::create(b, loc, ok, message);
-    return;
-  }
-  MLIRContext *ctx = b.getContext();
-  Operation *module = b.getInsertionBlock()->getParentOp();
-  while (!isa<ModuleOp>(module))
-    module = module->getParentOp();
-  Type i64 = b.getI64Type();
-  auto ptr = LLVM::LLVMPointerType::get(ctx);
-  FailureOr<LLVM::LLVMFuncOp> fail;
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(&module->getRegion(0).front());
-    fail = LLVM::lookupOrCreateFn(b, module, "quench_rt_check_failed_values",
-                                  {ptr, i64, i64}, LLVM::LLVMVoidType::get(ctx));
-  }
-  assert(succeeded(fail) && "quench_rt_check_failed_values has another type");
-  // A fresh symbol for the message (the same text twice is rare: one check
-  // per op and value).
-  std::string name;
-  for (unsigned i = 0;; ++i) {
-    name = "quench_check_values_message_" + std::to_string(i);
-    if (!SymbolTable::lookupSymbolIn(module, name))
-      break;
-  }
-  Value bad = arith::XOrIOp::create(
-      b, loc, ok, arith::ConstantIntOp::create(b, loc, b.getI1Type(), 1));
-  auto ifOp = scf::IfOp::create(b, loc, bad, /*withElseRegion=*/false);
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToStart(ifOp.thenBlock());
-  SmallVector<Value> args{LLVM::createGlobalString(
-      loc, b, name, (message + Twine('\0')).str(), LLVM::Linkage::Internal)};
-  for (unsigned i = 0; i < 2; ++i) {
-    Value v = i < values.size() ? values[i]
-                                : arith::ConstantIntOp::create(b, loc, i64, 0);
-    if (v.getType().isIndex())
-      v = arith::IndexCastOp::create(b, loc, i64, v);
-    else if (v.getType().getIntOrFloatBitWidth() < 64)
-      v = arith::ExtSIOp::create(b, loc, i64, v);
-    args.push_back(v);
-  }
-  LLVM::CallOp::create(b, loc, *fail, args);
-}
-
 /// Run-time checks that every operand extent the loops assume equal to the
 /// result's (`sizes`) is: a dynamic extent against the result's, or a static
 /// one against a dynamic result. Operands whose extent is a static 1

@@ -79,8 +79,11 @@ void quench::appendCPUCodegenStages(std::vector<PipelineStage> &stages,
        nullptr});
   stages.push_back(
       {"to-llvm", "lowering to the LLVM dialect", [](OpPassManager &pm) {
-         addTextualPassPipeline(pm, "convert-bufferization-to-memref,"
-                                    "convert-linalg-to-parallel-loops");
+         addTextualPassPipeline(pm, "convert-bufferization-to-memref");
+         // Sizes of buffers with run-time extents cannot wrap (a check
+         // before each allocation, docs/reliability.md).
+         pm.addPass(createQuenchCheckBufferSizes());
+         addTextualPassPipeline(pm, "convert-linalg-to-parallel-loops");
          // Layers of one shape share their kernels (ShareKernels.cpp).
          pm.addPass(createQuenchShareKernels());
          pm.addPass(createConvertSCFToQuenchRuntime());

@@ -122,6 +122,8 @@ void quench::appendCUDACodegenStages(std::vector<PipelineStage> &stages,
                : "device buffers, loop nests as kernels, one device module",
        [blockSize, emulate](OpPassManager &pm) {
          addTextualPassPipeline(pm, "convert-bufferization-to-memref");
+         // Host buffers with run-time extents: size checks (as the CPU's).
+         pm.addPass(createQuenchCheckBufferSizes());
          if (!emulate)
            pm.addPass(std::make_unique<ValueChecksToAsserts>());
          pm.addPass(createQuenchGPUPlaceBuffers());

@@ -9,7 +9,7 @@
 // Gather with run-time i32 indices: one min/max reduction over the
 // indices, the offending one (the minimum when it is below -n, else the
 // maximum) and n in the message.
-// CHECK:       llvm.mlir.global internal constant @[[MSG:quench_check_values_message_[0-9]+]]("node 'emb' (Gather): index {0} is outside [-{1}, {1}) of axis 0 at run time (e.g. a token id not below the vocabulary size, or more positions than the model's position table)\00")
+// CHECK:       llvm.mlir.global internal constant @[[MSG:quench_check_values_message_[0-9a-f_]+]]("node 'emb' (Gather): index {0} is outside [-{1}, {1}) of axis 0 at run time (e.g. a token id not below the vocabulary size, or more positions than the model's position table)\00")
 // CHECK:       llvm.func @quench_rt_check_failed_values(!llvm.ptr, i64, i64)
 // CHECK-LABEL: func.func @gather_i32(
 // CHECK-SAME:      %[[T:.+]]: tensor<100x8xf32>, %[[I:.+]]: tensor<?xi32>
@@ -75,8 +75,8 @@ func.func @gather_const_dynamic_axis(%t: tensor<?xf32>) -> tensor<2xf32> {
 // Expand to a run-time shape: a requested extent where the input has none
 // (a static 1) must not be negative; one where it has a dynamic extent
 // must be 1 or equal to it, and the result takes the input's.
-// CHECK-DAG:   @[[NEG:quench_check_values_message_[0-9]+]]("node 'grow' (Expand): the requested extent {0} of dimension 0 is negative at run time\00")
-// CHECK-DAG:   @[[BC:quench_check_values_message_[0-9]+]]("node 'grow' (Expand): the requested extent {0} of dimension 1 does not broadcast with the input's {1} at run time
+// CHECK-DAG:   @[[NEG:quench_check_values_message_[0-9a-f_]+]]("node 'grow' (Expand): the requested extent {0} of dimension 0 is negative at run time\00")
+// CHECK-DAG:   @[[BC:quench_check_values_message_[0-9a-f_]+]]("node 'grow' (Expand): the requested extent {0} of dimension 1 does not broadcast with the input's {1} at run time
 // CHECK-LABEL: func.func @expand(
 // CHECK-SAME:      %[[X:.+]]: tensor<1x?xf32>, %[[S:.+]]: tensor<2xi64>
 // CHECK:         %[[E0:.+]] = tensor.extract %[[S]][%{{.+}}] : tensor<2xi64>
@@ -101,7 +101,7 @@ func.func @expand(%x: tensor<1x?xf32>, %s: tensor<2xi64>) -> tensor<?x?xf32> {
 // -----
 
 // Concat: a dynamic non-axis extent against the result's static one.
-// CHECK:       @[[MSG:quench_check_values_message_[0-9]+]]("node 'cat' (Concat): input 0 has the extent {0} in dimension 1, not {1}, at run time (inconsistent input shapes)\00")
+// CHECK:       @[[MSG:quench_check_values_message_[0-9a-f_]+]]("node 'cat' (Concat): input 0 has the extent {0} in dimension 1, not {1}, at run time (inconsistent input shapes)\00")
 // CHECK-LABEL: func.func @concat(
 // CHECK-SAME:      %[[A:.+]]: tensor<?x?xf32>
 // CHECK:         %[[D:.+]] = tensor.dim %[[A]], %{{.+}} : tensor<?x?xf32>
@@ -117,7 +117,7 @@ func.func @concat(%a: tensor<?x?xf32>, %b: tensor<2x3xf32>) -> tensor<?x3xf32> {
 // -----
 
 // MatMul: a dynamic contracted extent against the other operand's.
-// CHECK:       @[[MSG:quench_check_values_message_[0-9]+]]("node 'mm' (MatMul): the left operand's contracted extent {0} differs from the right's {1} at run time\00")
+// CHECK:       @[[MSG:quench_check_values_message_[0-9a-f_]+]]("node 'mm' (MatMul): the left operand's contracted extent {0} differs from the right's {1} at run time\00")
 // CHECK-LABEL: func.func @matmul(
 // CHECK-SAME:      %[[A:.+]]: tensor<?x?xf32>
 // CHECK:         %[[K:.+]] = tensor.dim %[[A]], %{{.+}} : tensor<?x?xf32>
@@ -135,8 +135,8 @@ func.func @matmul(%a: tensor<?x?xf32>, %b: tensor<4x2xf32>) -> tensor<?x2xf32> {
 // Reshape to a run-time shape: each run-time extent non-negative, and the
 // extents' product (overflow tracked with mului_extended) equal to the
 // input's element count.
-// CHECK-DAG:   @[[NEG:quench_check_values_message_[0-9]+]]("node 'rs' (Reshape): the requested extent {0} of dimension 0 is negative at run time\00")
-// CHECK-DAG:   @[[CNT:quench_check_values_message_[0-9]+]]("node 'rs' (Reshape): cannot reshape {0} elements into the requested shape at run time (its extents multiply to {1}, modulo 2^64)\00")
+// CHECK-DAG:   @[[NEG:quench_check_values_message_[0-9a-f_]+]]("node 'rs' (Reshape): the requested extent {0} of dimension 0 is negative at run time\00")
+// CHECK-DAG:   @[[CNT:quench_check_values_message_[0-9a-f_]+]]("node 'rs' (Reshape): cannot reshape {0} elements into the requested shape at run time (its extents multiply to {1}, modulo 2^64)\00")
 // CHECK-LABEL: func.func @reshape(
 // CHECK:         scf.if
 // CHECK:           llvm.mlir.addressof @[[NEG]]
@@ -156,7 +156,7 @@ func.func @reshape(%x: tensor<?xf32>, %s: tensor<2xi64>) -> tensor<?x4xf32> {
 // -----
 // Quantized contractions whose input's feature extent is dynamic: it must
 // equal in_features (the codes' K) at run time.
-// CHECK:       llvm.mlir.global internal constant @[[MSG:quench_check_values_message_[0-9]+]]("node 'fc' (MatMulNBits): the left operand's contracted extent {0} differs from the right's {1} at run time\00")
+// CHECK:       llvm.mlir.global internal constant @[[MSG:quench_check_values_message_[0-9a-f_]+]]("node 'fc' (MatMulNBits): the left operand's contracted extent {0} differs from the right's {1} at run time\00")
 // CHECK-LABEL: func.func @nbits_dynamic_k(
 // CHECK:         %[[C1:.+]] = arith.constant 1 : index
 // CHECK:         %[[K:.+]] = tensor.dim %{{.+}}, %[[C1]] : tensor<3x?xf32>
