@@ -87,6 +87,12 @@ void quench_internal_run_buffers_begin(quench_run_buffers *r) {
   tracker = r;
 }
 
+quench_run_buffers *quench_internal_run_buffers_adopt(quench_run_buffers *r) {
+  quench_run_buffers *previous = tracker;
+  tracker = r;
+  return previous;
+}
+
 void quench_internal_run_buffers_end(int free_them) {
   quench_run_buffers *r = tracker;
   if (!r)

@@ -13,6 +13,7 @@
 
 #include "quench/runtime_abi.h"
 
+#include <setjmp.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -45,11 +46,11 @@ void quench_internal_strided_copy(char *dst, const int64_t *dst_strides,
                                   size_t item);
 
 /* The buffers that generated code allocated during one quench_model_run
- * on the calling thread and has not freed yet. A run that unwinds (a
- * failed run-time check, a failed allocation) frees them all; a run that
- * returns stops tracking what is left (its outputs). Buffers that worker
- * threads allocate are not tracked (checks never sit in parallel loops, so
- * no run unwinds while a worker holds one). */
+ * and has not freed yet: on the run's thread, and on the pool's threads
+ * while they run the run's parallel loops (they adopt the run's tracker,
+ * threadpool.c). A run that unwinds (a failed run-time check, a failed
+ * allocation, also on a worker) frees them all; a run that returns stops
+ * tracking what is left (its outputs). */
 typedef struct quench_run_buffers {
   struct quench_run_buffers *saved; /* the thread's previous tracker */
   void *head;                       /* list of buffer headers (alloc.c) */
@@ -62,11 +63,30 @@ void quench_internal_run_buffers_begin(quench_run_buffers *r);
  * longjmp, quench_model_run must not read its own changed locals.) */
 void quench_internal_run_buffers_end(int free_them);
 
+/* Makes r the calling thread's tracker without stacking (NULL: none) and
+ * returns the previous one: a worker adopts the tracker of the run whose
+ * parallel loop it executes, and restores its own afterwards. */
+quench_run_buffers *quench_internal_run_buffers_adopt(quench_run_buffers *r);
+
 /* Called by the allocation functions of generated code when the C library
- * has no memory: inside quench_model_run on the run's thread the run stops
- * and returns QUENCH_ERR_OUT_OF_MEMORY (model.c); elsewhere (a worker
- * thread's parallel loop, generated code called directly) it prints the
- * message and aborts. Does not return. */
+ * has no memory: the run stops with QUENCH_ERR_OUT_OF_MEMORY (model.c,
+ * quench_internal_fail). Does not return. */
 _Noreturn void quench_internal_alloc_failed(size_t size);
+
+/* Ends what the calling thread runs with an error: unwinds to the point
+ * set by quench_internal_set_unwind (quench_model_run on the run's thread;
+ * a parallel loop's chunk runner on the pool's threads, which hands the
+ * failure on to the loop's caller, threadpool.c), or, with none set
+ * (generated code called directly), prints the message and aborts. The
+ * message must outlive the unwind (static or thread-local storage). */
+_Noreturn void quench_internal_fail(quench_status status, const char *message);
+
+/* Sets where the calling thread's failures unwind to (NULL: abort) and
+ * returns the previous point. */
+jmp_buf *quench_internal_set_unwind(jmp_buf *unwind);
+
+/* The status and message of the calling thread's last failure (valid right
+ * after the unwind it caused). */
+const char *quench_internal_last_failure(quench_status *status);
 
 #endif

@@ -31,15 +31,32 @@ static _Thread_local const char *check_message;
 static _Thread_local quench_status check_status;
 static _Thread_local char alloc_message[96];
 
-void quench_rt_check_failed(const char *message) {
+_Noreturn void quench_internal_fail(quench_status status, const char *message) {
   if (!check_unwind) {
     /* Generated code called outside quench_model_run: nothing to unwind to. */
-    fprintf(stderr, "quench: run-time check failed: %s\n", message);
+    fprintf(stderr, "quench: %s%s\n",
+            status == QUENCH_ERR_OUT_OF_MEMORY ? "" : "run-time check failed: ",
+            message);
     abort();
   }
   check_message = message;
-  check_status = QUENCH_ERR_INVALID_ARGUMENT;
+  check_status = status;
   longjmp(*check_unwind, 1);
+}
+
+jmp_buf *quench_internal_set_unwind(jmp_buf *unwind) {
+  jmp_buf *previous = check_unwind;
+  check_unwind = unwind;
+  return previous;
+}
+
+const char *quench_internal_last_failure(quench_status *status) {
+  *status = check_status;
+  return check_message;
+}
+
+void quench_rt_check_failed(const char *message) {
+  quench_internal_fail(QUENCH_ERR_INVALID_ARGUMENT, message);
 }
 
 /* Appends the decimal value to out[*n..cap), truncating silently. */
@@ -69,15 +86,7 @@ _Noreturn void quench_internal_alloc_failed(size_t size) {
   snprintf(alloc_message, sizeof alloc_message,
            "out of memory: cannot allocate a buffer of %zu bytes at run time",
            size);
-  if (!check_unwind) {
-    /* A worker thread's parallel loop, or generated code called outside
-     * quench_model_run: nothing to unwind to. */
-    fprintf(stderr, "quench: %s\n", alloc_message);
-    abort();
-  }
-  check_message = alloc_message;
-  check_status = QUENCH_ERR_OUT_OF_MEMORY;
-  longjmp(*check_unwind, 1);
+  quench_internal_fail(QUENCH_ERR_OUT_OF_MEMORY, alloc_message);
 }
 
 /* The GPU runtime of --target=cuda models (runtime/lib/cuda.c) records

@@ -11,12 +11,23 @@
  * before sleeping, so back-to-back loops avoid most futex round trips.
  * All workers acknowledge every job (even those without a chunk), so the job
  * fields are never rewritten while a worker may still read them.
+ *
+ * Failures inside a chunk (a failed run-time check, an allocation the C
+ * library refuses) unwind to the chunk runner of the thread that hit them,
+ * which records the first one in the job and stops the handing out of
+ * chunks; once every thread is done, the caller raises it on its own thread
+ * (quench_internal_fail: the run returns the error). No thread leaves a
+ * job while another still runs it, so the loop's context (on the caller's
+ * stack) outlives every chunk. Workers allocate into the caller's run
+ * (quench_internal_run_buffers_adopt), which frees their buffers when it
+ * unwinds.
  */
 #include "internal.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -65,6 +76,13 @@ struct quench_threadpool {
   void *ctx;
   int64_t n;
   int64_t num_chunks;
+  quench_run_buffers *run; /* the caller's tracker (NULL: none) */
+
+  /* The job's first failure: set once (failed 0 -> 1) by the thread that
+   * hit it, read by the caller after every thread is done. */
+  atomic_int failed;
+  quench_status failure_status;
+  char failure_message[512];
 };
 
 static void chunk_bounds(int64_t n, int64_t k, int64_t i, int64_t *begin,
@@ -74,16 +92,37 @@ static void chunk_bounds(int64_t n, int64_t k, int64_t i, int64_t *begin,
   *end = (i + 1) * q + (i + 1 < r ? i + 1 : r);
 }
 
-/* Runs chunks of the current job until none is left. */
+/* Runs chunks of the current job until none is left, with the job's run
+ * tracking this thread's allocations. A failure in a chunk unwinds here: the
+ * first one is recorded and no further chunk is handed out. */
 static void take_chunks(quench_threadpool *pool) {
-  for (;;) {
-    int64_t i = atomic_fetch_add_explicit(&pool->next, 1, memory_order_relaxed);
-    if (i >= pool->num_chunks)
-      return;
-    int64_t begin, end;
-    chunk_bounds(pool->n, pool->num_chunks, i, &begin, &end);
-    pool->fn(pool->ctx, begin, end);
+  jmp_buf unwind;
+  jmp_buf *saved_unwind = quench_internal_set_unwind(&unwind);
+  quench_run_buffers *saved_run = quench_internal_run_buffers_adopt(pool->run);
+  /* Nothing read after a longjmp is changed between setjmp and it. */
+  if (setjmp(unwind) == 0) {
+    for (;;) {
+      int64_t i =
+          atomic_fetch_add_explicit(&pool->next, 1, memory_order_relaxed);
+      if (i >= pool->num_chunks)
+        break;
+      int64_t begin, end;
+      chunk_bounds(pool->n, pool->num_chunks, i, &begin, &end);
+      pool->fn(pool->ctx, begin, end);
+    }
+  } else {
+    quench_status status;
+    const char *message = quench_internal_last_failure(&status);
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&pool->failed, &expected, 1)) {
+      pool->failure_status = status;
+      snprintf(pool->failure_message, sizeof pool->failure_message, "%s",
+               message);
+    }
+    atomic_store_explicit(&pool->next, pool->num_chunks, memory_order_relaxed);
   }
+  quench_internal_run_buffers_adopt(saved_run);
+  quench_internal_set_unwind(saved_unwind);
 }
 
 static void *worker_main(void *arg) {
@@ -156,6 +195,7 @@ quench_threadpool *quench_threadpool_create(int num_threads,
   atomic_init(&pool->generation, 0);
   atomic_init(&pool->pending, 0);
   atomic_init(&pool->shutdown, 0);
+  atomic_init(&pool->failed, 0);
   atomic_flag_clear(&pool->busy);
   if (num_threads > 1) {
     pool->workers = calloc((size_t)(num_threads - 1), sizeof(worker));
@@ -256,6 +296,10 @@ quench_status quench_parallel_for(quench_threadpool *pool, int64_t n,
   pool->ctx = ctx;
   pool->n = n;
   pool->num_chunks = k;
+  /* The caller's tracker (adopting NULL returns it; then put it back). */
+  pool->run = quench_internal_run_buffers_adopt(NULL);
+  quench_internal_run_buffers_adopt(pool->run);
+  atomic_store_explicit(&pool->failed, 0, memory_order_relaxed);
   atomic_store_explicit(&pool->next, 0, memory_order_relaxed);
   atomic_store_explicit(&pool->pending, pool->num_threads - 1,
                         memory_order_relaxed);
@@ -276,6 +320,15 @@ quench_status quench_parallel_for(quench_threadpool *pool, int64_t n,
     while (atomic_load_explicit(&pool->pending, memory_order_acquire) != 0)
       pthread_cond_wait(&pool->done_cv, &pool->mutex);
     pthread_mutex_unlock(&pool->mutex);
+  }
+  if (atomic_load_explicit(&pool->failed, memory_order_acquire)) {
+    /* Raised on the caller's thread once no thread runs the job: copied,
+     * since the pool may run another caller's job once it is free. */
+    static _Thread_local char message[sizeof pool->failure_message];
+    memcpy(message, pool->failure_message, sizeof message);
+    quench_status status = pool->failure_status;
+    atomic_flag_clear_explicit(&pool->busy, memory_order_release);
+    quench_internal_fail(status, message);
   }
   atomic_flag_clear_explicit(&pool->busy, memory_order_release);
   return QUENCH_OK;

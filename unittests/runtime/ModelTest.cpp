@@ -5,8 +5,12 @@
 
 #include "quench/runtime_abi.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
+
+#include <pthread.h>
+#include <unistd.h>
 
 // Sanitized builds: the out-of-memory test needs a failed allocation to
 // return NULL, as the C library's does, instead of ASan's report.
@@ -226,6 +230,73 @@ TEST(Model, FailedCheckFormatsItsValues) {
                "model 'idx': node 'g' (Gather): index -9223372036854775808 is "
                "outside [-65, 65) of axis 0 {2}");
   EXPECT_EQ(out[0].data, nullptr);
+}
+
+// A parallel loop whose chunks allocate a buffer each and, on a worker
+// thread (not the run's), fail a check or an allocation: the failure ends
+// the run with its status and message on the caller's thread, after every
+// chunk in flight finished, and frees the workers' buffers.
+pthread_t runThread;
+bool failOnWorkerByAllocation;
+std::atomic<int> workerChunks;
+
+void chunkAllocateThenFail(void *, int64_t, int64_t) {
+  void *buffer = _mlir_memref_to_llvm_alloc(4096);
+  static_cast<char *>(buffer)[0] = 1;
+  usleep(2000); // both threads take chunks
+  if (pthread_equal(pthread_self(), runThread))
+    return _mlir_memref_to_llvm_free(buffer);
+  ++workerChunks;
+  if (failOnWorkerByAllocation)
+    (void)_mlir_memref_to_llvm_alloc(SIZE_MAX / 2);
+  quench_rt_check_failed_values("node 'w' (Div): divisor {0} on a worker", 0,
+                                0);
+}
+
+void entryParallelFailure(void **) {
+  runThread = pthread_self();
+  quench_parallel_for(quench_current_threadpool(), 64, 1,
+                      chunkAllocateThenFail, nullptr);
+}
+
+const quench_model parallelModel = {QUENCH_MODEL_ABI_VERSION, 1, 3, 0, "par",
+                                    inputs, outputs, entryParallelFailure};
+
+TEST(Model, FailureOnAWorkerEndsTheRun) {
+  float data[6] = {0};
+  quench_tensor x = {data, QUENCH_DTYPE_F32, 2, {2, 3}};
+  quench_tensor out[3];
+  quench_error err;
+  quench_threadpool *pool = quench_threadpool_create(2, &err);
+  ASSERT_NE(pool, nullptr);
+  for (bool byAllocation : {false, true}) {
+    failOnWorkerByAllocation = byAllocation;
+    workerChunks = 0;
+    quench_buffer_cache_trim();
+    EXPECT_EQ(quench_model_run(&parallelModel, &x, 1, out, 3, pool, &err),
+              byAllocation ? QUENCH_ERR_OUT_OF_MEMORY
+                           : QUENCH_ERR_INVALID_ARGUMENT);
+    ASSERT_GE(workerChunks.load(), 1) << "no chunk ran on the worker";
+    if (byAllocation)
+      EXPECT_NE(std::strstr(err.message, "model 'par': out of memory: cannot "
+                                         "allocate a buffer of"),
+                nullptr)
+          << err.message;
+    else
+      EXPECT_STREQ(err.message, "model 'par': node 'w' (Div): divisor 0 on a "
+                                "worker");
+    EXPECT_EQ(out[0].data, nullptr);
+    // The worker's buffer went back to the allocator with the run.
+    EXPECT_GE(quench_buffer_cache_bytes(), 4096u);
+  }
+  // The pool is free again: a good run uses it.
+  seenPool = nullptr;
+  ASSERT_EQ(quench_model_run(&model, &x, 1, out, 3, pool, &err), QUENCH_OK);
+  EXPECT_EQ(seenPool, pool);
+  for (quench_tensor &t : out)
+    quench_tensor_free(&t);
+  quench_threadpool_destroy(pool);
+  quench_buffer_cache_trim();
 }
 
 TEST(Model, FindsInputsByName) {

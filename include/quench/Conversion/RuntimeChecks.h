@@ -27,8 +27,9 @@ inline constexpr llvm::StringLiteral kCheckFailedValuesFnName =
 /// two integer or index values an `scf.if` that calls the runtime's
 /// `quench_rt_check_failed_values(message, v0, v1)`, which formats `{0}` and
 /// `{1}` in the message as the values (runtime_abi.h). Emit checks outside
-/// parallel-loop bodies: a failed check on a worker thread aborts the
-/// process (with the message) instead of returning an error.
+/// parallel-loop bodies where possible (once, not per chunk); one that
+/// fails in a chunk ends the run too (the thread pool hands the failure to
+/// the loop's caller).
 void emitRuntimeCheck(mlir::OpBuilder &b, mlir::Location loc, mlir::Value ok,
                       llvm::StringRef message, mlir::ValueRange values = {});
 

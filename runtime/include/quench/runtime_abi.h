@@ -65,7 +65,12 @@ typedef void (*quench_parallel_fn)(void *ctx, int64_t begin, int64_t end);
  * threads sharing the pool, safe.
  *
  * Returns QUENCH_ERR_INVALID_ARGUMENT for n < 0 or fn == NULL (nothing runs),
- * otherwise QUENCH_OK. fn must not exit the thread or longjmp out.
+ * otherwise QUENCH_OK. fn must not exit the thread or longjmp out, except
+ * through a failed run-time check or allocation (quench_rt_check_failed,
+ * the allocation functions below): that failure stops the handing out of
+ * chunks, and once no thread runs a chunk any more the call raises the
+ * loop's first failure on the calling thread (inside quench_model_run the
+ * run returns it).
  */
 quench_status quench_parallel_for(quench_threadpool *pool, int64_t n,
                                   int64_t grain, quench_parallel_fn fn,
@@ -78,8 +83,8 @@ quench_status quench_parallel_for(quench_threadpool *pool, int64_t n,
  * run, which frees the buffers the run had allocated and returns
  * QUENCH_ERR_INVALID_ARGUMENT with `message` (it names the node); outside
  * one it prints the message and aborts. Checks are emitted at the top level
- * of the model's functions only, never in parallel-loop bodies (see
- * quench_parallel_for: fn must not longjmp out).
+ * of the model's functions where possible; one that fails in a parallel
+ * loop's chunk ends the run the same way (quench_parallel_for).
  */
 #if defined(__GNUC__)
 __attribute__((noreturn))
@@ -139,11 +144,12 @@ void quench_buffer_free(void *p);
  * use-generic-functions: every buffer of a compiled model comes from
  * quench_buffer_alloc and goes back with quench_buffer_free. The names and
  * signatures are MLIR's. The allocation functions never return NULL: when
- * memory runs out inside quench_model_run (on the run's thread) the run
- * ends, frees what it had allocated and returns QUENCH_ERR_OUT_OF_MEMORY
- * ("out of memory: cannot allocate a buffer of N bytes at run time");
- * elsewhere (a parallel loop's worker thread, code called outside a run)
- * they print that message and abort.
+ * memory runs out inside quench_model_run (on the run's thread, or in a
+ * parallel loop of the run on any thread: the loop's caller raises it once
+ * every chunk in flight is done) the run ends, frees what it had
+ * allocated and returns QUENCH_ERR_OUT_OF_MEMORY ("out of memory: cannot
+ * allocate a buffer of N bytes at run time"); outside a run they print
+ * that message and abort.
  */
 void *_mlir_memref_to_llvm_alloc(size_t size);
 void *_mlir_memref_to_llvm_aligned_alloc(size_t alignment, size_t size);
