@@ -79,7 +79,8 @@ static cl::opt<Emit> emit(
                           "run it with --help)"),
                clEnumValN(Emit::GGUF, "gguf",
                           "a GGUF file (llama.cpp) of a model imported from "
-                          "GGUF, its matrices in Quench's --quant codes "
+                          "GGUF or recognized as a LLaMA decoder, its "
+                          "matrices in Quench's --quant codes "
                           "(q4_0/q4_1/q8_0; docs/gguf.md, \"Export\")")),
     cl::cat(category));
 static cl::opt<std::string> modelName(
@@ -395,11 +396,6 @@ int main(int argc, char **argv) {
     if (!stopAfter.empty())
       return fail("--emit=gguf runs the stages up to quantization; "
                   "--stop-after-stage does not apply");
-    if (!inputPath.empty() && !quench::isGGUFFile(inputPath))
-      return fail("--emit=gguf: '" + inputPath +
-                  "' is not a GGUF file; Quench exports GGUF only for "
-                  "models imported from GGUF (an ONNX model's architecture "
-                  "is not recognized as a GGUF one yet)");
   }
   if (outputPath == "-" && emit != Emit::MLIR && emit != Emit::LLVM &&
       emit != Emit::PTX)
