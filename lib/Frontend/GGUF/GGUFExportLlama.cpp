@@ -156,8 +156,37 @@ std::optional<std::vector<float>> readFloats(ConstantOp cst) {
 // The recognized model
 //===----------------------------------------------------------------------===//
 
+/// An RMSNorm: quench.rms_norm, possibly followed by a product with a
+/// constant vector (torch's f16 LlamaRMSNorm: the norm in f32, a cast to
+/// f16, then the f16 weight), the GGUF weight being the product of both.
+struct Norm {
+  RMSNormOp op;
+  ConstantOp extraScale; ///< the constant of the product, if any
+  explicit operator bool() const { return bool(op); }
+  bool operator==(const Norm &o) const { return op == o.op; }
+  bool operator!=(const Norm &o) const { return op != o.op; }
+};
+
+/// The norm whose result `v` is (through casts), or a null Norm.
+Norm findNorm(Value v) {
+  v = skipCasts(v);
+  if (auto rms = v.getDefiningOp<RMSNormOp>())
+    return {rms, nullptr};
+  auto mul = v.getDefiningOp<MulOp>();
+  if (!mul)
+    return {};
+  for (auto [a, b] : {std::pair(mul.getLhs(), mul.getRhs()),
+                      std::pair(mul.getRhs(), mul.getLhs())}) {
+    auto rms = skipCasts(a).getDefiningOp<RMSNormOp>();
+    auto cst = b.getDefiningOp<ConstantOp>();
+    if (rms && cst && cast<ShapedType>(cst.getType()).getRank() == 1)
+      return {rms, cst};
+  }
+  return {};
+}
+
 struct Block {
-  RMSNormOp attnNorm, ffnNorm;
+  Norm attnNorm, ffnNorm;
   Operation *q = nullptr, *k = nullptr, *v = nullptr, *o = nullptr;
   Operation *gate = nullptr, *up = nullptr, *down = nullptr;
 };
@@ -166,7 +195,7 @@ struct Llama {
   GatherOp embedding;
   ConstantOp embeddingTable;
   std::vector<Block> blocks; ///< in order
-  RMSNormOp outputNorm;
+  Norm outputNorm;
   Operation *head = nullptr;
   int64_t dim = 0, vocab = 0, ffn = 0, heads = 0, kvHeads = 0, headDim = 0;
   int64_t contextLength = 0;
@@ -201,14 +230,13 @@ struct Recognizer {
   }
 
   /// The rms_norm that feeds linear `op`, which must normalize `residual`.
-  bool normOf(Operation *op, Value residual, RMSNormOp &norm,
-              StringRef what) {
-    norm = skipCasts(linearInput(op)).getDefiningOp<RMSNormOp>();
+  bool normOf(Operation *op, Value residual, Norm &norm, StringRef what) {
+    norm = findNorm(linearInput(op));
     if (!norm)
       return fail(op, "the input of the " + what +
                           " projection is not an RMSNorm (quench.rms_norm)");
-    if (skipCasts(norm.getInput()) != skipCasts(residual))
-      return fail(norm, "the " + what +
+    if (skipCasts(norm.op.getInput()) != skipCasts(residual))
+      return fail(norm.op, "the " + what +
                             " RMSNorm does not normalize the residual stream");
     return true;
   }
@@ -249,7 +277,7 @@ struct Recognizer {
     b.down = down;
     b.gate = gated(ra) ? ra.linears.front() : rb.linears.front();
     b.up = gated(ra) ? rb.linears.front() : ra.linears.front();
-    RMSNormOp upNorm;
+    Norm upNorm;
     return normOf(b.gate, residual, b.ffnNorm, "gate") &&
            normOf(b.up, residual, upNorm, "up") &&
            (upNorm == b.ffnNorm ||
@@ -280,7 +308,7 @@ struct Recognizer {
       return false;
     if (b.q == b.k || b.q == b.v || b.k == b.v)
       return fail(b.q, "q, k and v come from one fused projection");
-    RMSNormOp nk, nv;
+    Norm nk, nv;
     return normOf(b.q, residual, b.attnNorm, "query") &&
            normOf(b.k, residual, nk, "key") &&
            normOf(b.v, residual, nv, "value") &&
@@ -334,8 +362,7 @@ struct Recognizer {
           half = true;
       } else if (auto sp = dyn_cast<SplitOp>(op)) {
         auto in = cast<ShapedType>(sp.getInput().getType());
-        int64_t axis = sp.getAxis() < 0 ? sp.getAxis() + in.getRank()
-                                        : sp.getAxis();
+        int64_t axis = int64_t(sp.getAxis());
         if (axis == in.getRank() - 1 && in.getDimSize(axis) == d &&
             sp.getSizes().size() == 2 && sp.getSizes()[0] == d / 2)
           half = true;
@@ -458,12 +485,12 @@ struct Recognizer {
                 "(the LM head)");
       return std::nullopt;
     }
-    m.outputNorm = skipCasts(linearInput(m.head)).getDefiningOp<RMSNormOp>();
+    m.outputNorm = findNorm(linearInput(m.head));
     if (!m.outputNorm) {
       fail(m.head, "the LM head's input is not an RMSNorm");
       return std::nullopt;
     }
-    Value x = m.outputNorm.getInput();
+    Value x = m.outputNorm.op.getInput();
     std::vector<Block> reversed;
     Block pending; // the feed-forward half, waiting for its attention
     bool haveFfn = false;
@@ -532,7 +559,7 @@ struct Recognizer {
     };
     Block &b0 = m.blocks.front();
     m.ffn = features(b0.gate, false);
-    m.epsilon = b0.attnNorm.getEpsilon().convertToDouble();
+    m.epsilon = b0.attnNorm.op.getEpsilon().convertToDouble();
     if (!headSplit(b0.q, m.heads, m.headDim))
       return std::nullopt;
     int64_t kvHeadDim = 0;
@@ -565,9 +592,9 @@ struct Recognizer {
                          Twine(w.out) + ", " + Twine(w.in) + "]");
           return std::nullopt;
         }
-      for (RMSNormOp n : {b.attnNorm, b.ffnNorm})
-        if (n.getEpsilon().convertToDouble() != m.epsilon) {
-          fail(n, "RMSNorm epsilons differ between layers");
+      for (Norm n : {b.attnNorm, b.ffnNorm})
+        if (n.op.getEpsilon().convertToDouble() != m.epsilon) {
+          fail(n.op, "RMSNorm epsilons differ between layers");
           return std::nullopt;
         }
     }
@@ -708,17 +735,25 @@ void permuteRope(OwnedTensor &t, int64_t heads, int64_t headDim) {
   t.data = std::move(out);
 }
 
-FailureOr<OwnedTensor> normTensor(RMSNormOp norm, StringRef name,
+/// The norm's weight (F32): its scale, times the extra product's constant.
+FailureOr<OwnedTensor> normTensor(Norm norm, StringRef name,
                                   int64_t dim) {
-  auto cst = norm.getScale().getDefiningOp<ConstantOp>();
-  std::optional<std::vector<float>> vals;
+  auto cst = norm.op.getScale().getDefiningOp<ConstantOp>();
+  std::optional<std::vector<float>> vals, extra;
   if (cst)
     vals = readFloats(cst);
-  if (!vals || int64_t(vals->size()) != dim) {
-    norm.emitError() << "--emit=gguf: the weight of '" << name
-                     << "' is not a float constant of " << dim << " values";
+  if (norm.extraScale)
+    extra = readFloats(norm.extraScale);
+  if (!vals || int64_t(vals->size()) != dim ||
+      (norm.extraScale && (!extra || int64_t(extra->size()) != dim))) {
+    norm.op.emitError() << "--emit=gguf: the weight of '" << name
+                        << "' is not a float constant of " << dim
+                        << " values";
     return failure();
   }
+  if (extra)
+    for (int64_t i = 0; i < dim; ++i)
+      (*vals)[i] *= (*extra)[i];
   OwnedTensor t;
   t.name = name.str();
   t.dims = {uint64_t(dim)};
@@ -782,8 +817,10 @@ LogicalResult quench::exportRecognizedLlama(ModuleOp module,
     if (!add(normTensor(b.attnNorm, p + "attn_norm.weight", m.dim)))
       return failure();
     FailureOr<OwnedTensor> q = linearTensor(b.q, p + "attn_q.weight");
+    if (failed(q))
+      return failure();
     FailureOr<OwnedTensor> k = linearTensor(b.k, p + "attn_k.weight");
-    if (failed(q) || failed(k))
+    if (failed(k))
       return failure();
     if (m.halfSplitRope) {
       permuteRope(*q, m.heads, m.headDim);
