@@ -22,9 +22,9 @@ Models (all random, 2 layers, width 64, 4 query / 2 key-value heads):
                classifier tied to the embedding, static sequence of 8 (its
                rotary tables folded to 8 positions: context length 8)
 Schemes: w4a16 --group-size=32 (q4_0) and w8a16 --group-size=32 (q8_0) and
-no --quant (F32 matrices) on `hf`, q4_0 on `gen`, q8_0 on `interleaved`. The ONNX model is compiled
-with --int8-dot=false: a GGUF import keeps float activations, and so must
-the model it is compared with.
+no --quant (F32 matrices) on `hf`, q4_0 on `gen`, q8_0 on `interleaved`.
+The ONNX model is compiled with --int8-dot=false: a GGUF import keeps float
+activations, and so must the model it is compared with.
 
 Errors: a GPT-2-shaped ONNX model (LayerNorm, GELU) is refused as "not
 recognized as a LLaMA decoder" naming what did not match; per-channel int8
@@ -336,7 +336,8 @@ def main():
                      np.float32(eps) and
                      kv.get("tokenizer.ggml.model") == "no_vocab")
             report(types == want and kv_ok,
-                   f"{name}: tensors {'as expected' if types == want else types}"
+                   f"{name}: tensors "
+                   f"{'as expected' if types == want else types}"
                    f" ({gm.TYPE_NAMES[type_of[scheme]]} matrices), metadata "
                    f"{'as expected' if kv_ok else kv}")
             onnx_exe = os.path.join(work, name + "_onnx")

@@ -61,9 +61,7 @@ Value skipCasts(Value v) {
 }
 
 /// A linear layer: quench.linear or (after quantization) matmul_nbits.
-bool isLinear(Operation *op) {
-  return op && isa<LinearOp, MatMulNBitsOp>(op);
-}
+bool isLinear(Operation *op) { return op && isa<LinearOp, MatMulNBitsOp>(op); }
 
 Value linearInput(Operation *op) {
   if (auto l = dyn_cast<LinearOp>(op))
@@ -86,8 +84,8 @@ bool isFloatValue(Value v) {
 
 /// Walks backwards from `start` over operands of float element type (data,
 /// not shapes, indices or positions), through every op but linear layers
-/// (collected), rms_norm and `stopAt` ops. `firstOf` (optional) ends the walk at
-/// the first op it accepts, which is returned.
+/// (collected), rms_norm and `stopAt` ops. `firstOf` (optional) ends the walk
+/// at the first op it accepts, which is returned.
 Operation *walkBack(Value start, Reach &reach,
                     function_ref<bool(Operation *)> firstOf = nullptr) {
   SmallVector<Value> work = {start};
@@ -125,7 +123,8 @@ std::optional<std::vector<float>> readFloats(ConstantOp cst) {
   Type et = attr.getElementType();
   int64_t n = attr.getNumElements();
   std::vector<float> out(n);
-  if (auto dense = dyn_cast<DenseElementsAttr>(attr); dense && dense.isSplat()) {
+  if (auto dense = dyn_cast<DenseElementsAttr>(attr);
+      dense && dense.isSplat()) {
     if (!isa<FloatType>(et))
       return std::nullopt;
     float f = dense.getSplatValue<APFloat>().convertToDouble();
@@ -145,9 +144,8 @@ std::optional<std::vector<float>> readFloats(ConstantOp cst) {
   else
     return std::nullopt;
   if (int64_t(raw->size()) != n * getStorageBytesPerElement(et) ||
-      !qquant::dequantizeGGML(type, reinterpret_cast<const uint8_t *>(
-                                        raw->data()),
-                              n, out.data()))
+      !qquant::dequantizeGGML(
+          type, reinterpret_cast<const uint8_t *>(raw->data()), n, out.data()))
     return std::nullopt;
   return out;
 }
@@ -236,13 +234,15 @@ struct Recognizer {
       return fail(op, "the input of the " + what +
                           " projection is not an RMSNorm (quench.rms_norm)");
     if (skipCasts(norm.op.getInput()) != skipCasts(residual))
-      return fail(norm.op, "the " + what +
-                            " RMSNorm does not normalize the residual stream");
+      return fail(norm.op,
+                  "the " + what +
+                      " RMSNorm does not normalize the residual stream");
     return true;
   }
 
   /// The one linear layer `v` reaches, as `what`.
-  bool oneLinear(Value v, Operation *&out, StringRef what, Reach *keep = nullptr) {
+  bool oneLinear(Value v, Operation *&out, StringRef what,
+                 Reach *keep = nullptr) {
     Reach r;
     walkBack(v, r);
     if (r.linears.size() != 1)
@@ -266,9 +266,8 @@ struct Recognizer {
     walkBack(mul.getLhs(), ra);
     walkBack(mul.getRhs(), rb);
     auto gated = [](const Reach &r) {
-      return llvm::any_of(r.ops, [](Operation *op) {
-        return isa<SiluOp, SigmoidOp>(op);
-      });
+      return llvm::any_of(
+          r.ops, [](Operation *op) { return isa<SiluOp, SigmoidOp>(op); });
     };
     if (ra.linears.size() != 1 || rb.linears.size() != 1 ||
         gated(ra) == gated(rb))
@@ -297,8 +296,9 @@ struct Recognizer {
     if (!softmax)
       return fail(pv, "the attention's weights are not a softmax");
     Reach rs;
-    auto scores = dyn_cast_or_null<MatMulOp>(walkBack(
-        softmax.getInput(), rs, [](Operation *op) { return isa<MatMulOp>(op); }));
+    auto scores = dyn_cast_or_null<MatMulOp>(
+        walkBack(softmax.getInput(), rs,
+                 [](Operation *op) { return isa<MatMulOp>(op); }));
     if (!scores)
       return fail(softmax, "no score product (q kᵀ) before the softmax");
     b.o = o;
@@ -319,8 +319,8 @@ struct Recognizer {
   /// Heads and head dimension from the reshape that splits `linear`'s
   /// result into heads (`[..., heads, head_dim]`).
   bool headSplit(Operation *linear, int64_t &heads, int64_t &headDim) {
-    int64_t n = cast<ShapedType>(linear->getResult(0).getType()).getDimSize(
-        cast<ShapedType>(linear->getResult(0).getType()).getRank() - 1);
+    auto type = cast<ShapedType>(linear->getResult(0).getType());
+    int64_t n = type.getDimSize(type.getRank() - 1);
     SmallVector<Value> work = {linear->getResult(0)};
     while (!work.empty()) {
       Value v = work.pop_back_val();
@@ -428,8 +428,8 @@ struct Recognizer {
     if (inv.empty() && cosT && sinT && sinT->size() == cosT->size()) {
       m.contextLength = positions;
       for (int64_t i = 0; i < d / 2; ++i)
-        inv.push_back(std::atan2(double((*sinT)[cols + i]),
-                                 double((*cosT)[cols + i])));
+        inv.push_back(
+            std::atan2(double((*sinT)[cols + i]), double((*cosT)[cols + i])));
     }
     if (inv.empty())
       return fail(m.blocks.back().q,
@@ -729,15 +729,14 @@ void permuteRope(OwnedTensor &t, int64_t heads, int64_t headDim) {
       for (int64_t i = 0; i < headDim / 2; ++i) {
         int64_t from = h * headDim + j * (headDim / 2) + i;
         int64_t to = h * headDim + 2 * i + j;
-        std::memcpy(out.data() + to * rowBytes,
-                    t.data.data() + from * rowBytes, rowBytes);
+        std::memcpy(out.data() + to * rowBytes, t.data.data() + from * rowBytes,
+                    rowBytes);
       }
   t.data = std::move(out);
 }
 
 /// The norm's weight (F32): its scale, times the extra product's constant.
-FailureOr<OwnedTensor> normTensor(Norm norm, StringRef name,
-                                  int64_t dim) {
+FailureOr<OwnedTensor> normTensor(Norm norm, StringRef name, int64_t dim) {
   auto cst = norm.op.getScale().getDefiningOp<ConstantOp>();
   std::optional<std::vector<float>> vals, extra;
   if (cst)
@@ -747,8 +746,7 @@ FailureOr<OwnedTensor> normTensor(Norm norm, StringRef name,
   if (!vals || int64_t(vals->size()) != dim ||
       (norm.extraScale && (!extra || int64_t(extra->size()) != dim))) {
     norm.op.emitError() << "--emit=gguf: the weight of '" << name
-                        << "' is not a float constant of " << dim
-                        << " values";
+                        << "' is not a float constant of " << dim << " values";
     return failure();
   }
   if (extra)
@@ -770,8 +768,8 @@ LogicalResult quench::exportRecognizedLlama(ModuleOp module,
   Recognizer rec{module.getLoc(), "", nullptr};
   std::optional<Llama> found = rec.recognize(module);
   if (!found) {
-    InFlightDiagnostic d = (rec.errorAt ? rec.errorAt->emitError()
-                                        : emitError(module.getLoc()));
+    InFlightDiagnostic d =
+        (rec.errorAt ? rec.errorAt->emitError() : emitError(module.getLoc()));
     d << "--emit=gguf: '" << sourcePath
       << "' is not recognized as a LLaMA decoder (GGUF architecture "
          "'llama'): "
@@ -870,9 +868,9 @@ LogicalResult quench::exportRecognizedLlama(ModuleOp module,
     out.push_back(std::move(w));
   }
   std::string err = writeFileAtomically(outPath, [&](llvm::raw_ostream &os) {
-    gguf::writeGGUF(os, kv.count, ArrayRef<char>(kv.bytes.data(),
-                                                 kv.bytes.size()),
-                    out, /*alignment=*/32);
+    gguf::writeGGUF(os, kv.count,
+                    ArrayRef<char>(kv.bytes.data(), kv.bytes.size()), out,
+                    /*alignment=*/32);
     return true;
   });
   if (!err.empty())
