@@ -465,9 +465,13 @@ struct Recognizer {
   }
 
   std::optional<Llama> recognize(ModuleOp module) {
+    // The model's entry: the function quench-compile prepared for the C
+    // ABI (prepareModelEntry marks it), else the first with a body.
     func::FuncOp func;
     for (auto f : module.getOps<func::FuncOp>())
-      if (!f.isExternal() && !func)
+      if (!f.isExternal() &&
+          (!func || (f->hasAttr("llvm.emit_c_interface") &&
+                     !func->hasAttr("llvm.emit_c_interface"))))
         func = f;
     if (!func) {
       fail(module, "no function with a body");
