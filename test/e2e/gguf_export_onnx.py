@@ -26,6 +26,12 @@ no --quant (F32 matrices) on `hf`, q4_0 on `gen`, q8_0 on `interleaved`.
 The ONNX model is compiled with --int8-dot=false: a GGUF import keeps float
 activations, and so must the model it is compared with.
 
+stories260K (skipped when ../shared/models/stories260K.bin is absent):
+examples/stories260k_to_onnx.py's ONNX export of the real llama2.c model
+(interleaved RoPE, tied head, 5 layers, 8/4 heads), exported to an F32 GGUF
+file: its greedy continuation from BOS, through Quench's KV cache and
+through llama.cpp, must be llama2.c's 20 tokens.
+
 Errors: a GPT-2-shaped ONNX model (LayerNorm, GELU) is refused as "not
 recognized as a LLaMA decoder" naming what did not match; per-channel int8
 (w8a16) is refused naming the GGUF tensor; no file is left.
@@ -236,6 +242,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", required=True)
     ap.add_argument("--keep", help="keep the work files in this directory")
+    ap.add_argument("--stories", default=os.path.normpath(os.path.join(
+        SRC, "..", "shared", "models", "stories260K.bin")))
     ap.add_argument("--llama-cpp", default=os.path.join(SRC, "..",
                                                         "llama.cpp"),
                     help="llama.cpp source tree with its build in build/bin "
@@ -268,13 +276,17 @@ def main():
     else:
         print(f"skip llama.cpp checks: no {lbin}/llama-quantize")
 
-    def llama_logits(gguf, ids):
+    def llama_logits(gguf, ids, n=1):
+        """llama.cpp's logits of `ids` ([len, vocab]) and its n greedy
+        ids."""
         prompt = os.path.join(work, "prompt.txt")
         with open(prompt, "w") as f:
             f.write(" ".join(map(str, ids)))
         out = os.path.join(work, "llama.f32")
-        run([llama, gguf, prompt, "1", out, "1", "f32"])
-        return np.fromfile(out, np.float32).reshape(len(ids), -1)
+        res = run([llama, gguf, prompt, str(n), out, "1", "f32"])
+        greedy = [int(x) for x in re.search(
+            r"^ids:([ 0-9]*)$", res.stdout, re.M).group(1).split()]
+        return np.fromfile(out, np.float32).reshape(len(ids), -1), greedy
 
     try:
         vocab = 96
@@ -358,16 +370,19 @@ def main():
                 f32 = os.path.join(work, name + "_deq.gguf")
                 run([os.path.join(lbin, "llama-quantize"),
                      "--allow-requantize", out, f32, "F32", "1"])
-            lerr = rel(llama_logits(f32, ids), got[0])
+            lerr = rel(llama_logits(f32, ids)[0], got[0])
             report(lerr <= LLAMA_TOL, f"{name}: llama.cpp on the "
                    f"{'exported F32' if scheme == 'f32' else 'dequantized'} "
                    f"file vs Quench: {lerr:.2e} (limit {LLAMA_TOL:g})")
             if scheme != "f32":
-                lq = llama_logits(out, ids)
+                lq = llama_logits(out, ids)[0]
                 agree = float(np.mean(lq.argmax(-1) == got[0].argmax(-1)))
                 print(f"info {name}: llama.cpp on the {scheme} file itself "
                       f"(q8_0 activations): {rel(lq, got[0]):.2e}, argmax "
                       f"equal at {agree:.0%} of {SEQ} positions")
+
+        failures += check_stories(qc, work, a.stories, llama_logits
+                                  if llama else None)
 
         # Errors: one message, exit status 1, no output.
         from export_models import TinyGPT2
@@ -397,6 +412,46 @@ def main():
     if failures:
         sys.exit(f"{failures} ONNX-to-GGUF export check(s) failed")
     print("all ONNX-to-GGUF export checks passed")
+
+
+def check_stories(qc, work, bin_path, llama_logits):
+    """stories260K's ONNX export as an F32 GGUF file generates llama2.c's
+    greedy tokens, through Quench and through llama.cpp."""
+    if not os.path.isfile(bin_path):
+        print(f"skip stories260K: {bin_path} is absent")
+        return 0
+    sys.path.insert(0, os.path.join(SRC, "examples"))
+    from stories260k_to_onnx import BOS, EXPECTED_GREEDY
+    onnx = os.path.join(work, "stories.onnx")
+    run([sys.executable, os.path.join(SRC, "examples",
+                                      "stories260k_to_onnx.py"),
+         "--bin", bin_path, "-o", onnx, "--dynamic-seq"])
+    out = os.path.join(work, "stories.gguf")
+    run([qc, onnx, "-o", out, "--emit=gguf"])
+    kv = read_kv(out)
+    exe = os.path.join(work, "stories_gen")
+    run([qc, out, "-o", exe, "--derive-kv-cache"])
+    np.save(os.path.join(work, "bos.npy"), np.array([[BOS]], np.int64))
+    n = len(EXPECTED_GREEDY)
+    run([exe, "--input", "input_ids=" + os.path.join(work, "bos.npy"),
+         "--generate", str(n), "--output-dir", os.path.join(work, "out")])
+    ours = np.load(os.path.join(work, "out",
+                                "generated_ids.npy"))[0].tolist()
+    shape = (kv.get("llama.block_count"), kv.get("llama.attention.head_count"),
+             kv.get("llama.attention.head_count_kv"))
+    ok = ours == EXPECTED_GREEDY and shape == (5, 8, 4)
+    print(f"{'ok  ' if ok else 'FAIL'} stories260K ONNX -> F32 GGUF "
+          f"(layers, heads, kv heads {shape}): Quench's greedy generation "
+          f"from the file {'is' if ours == EXPECTED_GREEDY else 'is not'} "
+          f"llama2.c's {n} tokens" + ("" if ok else f": {ours}"))
+    if llama_logits:
+        _, theirs = llama_logits(out, [BOS], n)
+        same = theirs == EXPECTED_GREEDY
+        print(f"{'ok  ' if same else 'FAIL'} stories260K: llama.cpp's greedy "
+              f"generation from the file {'is' if same else 'is not'} "
+              f"llama2.c's {n} tokens" + ("" if same else f": {theirs}"))
+        ok = ok and same
+    return int(not ok)
 
 
 if __name__ == "__main__":

@@ -72,7 +72,11 @@ FailureOr<Replacement> quench::gguf_export::packLayer(MatMulNBitsOp op,
   };
   int64_t bits = op.getBits(), group = op.getBlockSize();
   int64_t n = op.getOutFeatures(), k = op.getInFeatures();
-  if (group != 32 || k % 32 != 0 || (bits != 4 && bits != 8))
+  if (group == 32 && k % 32 != 0 && (bits == 4 || bits == 8))
+    return fail("its " + Twine(k) +
+                " inputs are no multiple of 32, the elements of a GGUF "
+                "block (--quant-exclude the layer)");
+  if (group != 32 || (bits != 4 && bits != 8))
     return fail("no GGUF block type holds it (Quench exports int4 and int8 "
                 "in groups of 32: q4_0, q4_1, q8_0; compile with "
                 "--group-size=32, or --quant-exclude the layer)");
