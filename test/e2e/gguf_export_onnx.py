@@ -22,7 +22,9 @@ Models (all random, 2 layers, width 64, 4 query / 2 key-value heads):
                classifier tied to the embedding, static sequence of 8 (its
                rotary tables folded to 8 positions: context length 8)
 Schemes: w4a16 --group-size=32 (q4_0) and w8a16 --group-size=32 (q8_0) and
-no --quant (F32 matrices) on `hf`, q4_0 on `gen`, q8_0 on `interleaved`.
+no --quant (F32 matrices) on `hf`, q4_0 on `gen`, q8_0 and q4_0 with
+--algo=awq (its scales migrated into the norm and projection weights, which
+the export writes from the module) on `interleaved`.
 The ONNX model is compiled with --int8-dot=false: a GGUF import keeps float
 activations, and so must the model it is compared with.
 
@@ -311,17 +313,33 @@ def main():
             "interleaved": (10000.0, 1e-5, SEQ)}
         ids = np.random.default_rng(5).integers(0, vocab, SEQ).tolist()
 
+        calib = os.path.join(work, "calib")
+        os.makedirs(calib, exist_ok=True)
+        np.save(os.path.join(calib, "input_ids.npy"), np.array(
+            [np.random.default_rng(6).integers(0, vocab, SEQ)], np.int64))
         cases = [("hf", "w4a16"), ("hf", "w8a16"), ("hf", "f32"),
-                 ("gen", "w4a16"), ("interleaved", "w8a16")]
+                 ("gen", "w4a16"), ("interleaved", "w8a16"),
+                 ("interleaved", "w4a16-awq")]
         flags_of = {"w4a16": ["--quant=w4a16", "--group-size=32"],
                     "w8a16": ["--quant=w8a16", "--group-size=32"],
+                    "w4a16-awq": ["--quant=w4a16", "--group-size=32",
+                                  "--algo=awq", "--calib=" + calib],
                     "f32": []}
-        type_of = {"w4a16": gm.Q4_0, "w8a16": gm.Q8_0, "f32": gm.F32}
+        type_of = {"w4a16": gm.Q4_0, "w8a16": gm.Q8_0, "f32": gm.F32,
+                   "w4a16-awq": gm.Q4_0}
         for model, scheme in cases:
             name = f"{model}-{scheme}"
             flags = flags_of[scheme]
             out = os.path.join(work, name + ".gguf")
-            run([qc, models[model], "-o", out, "--emit=gguf"] + flags)
+            res = run([qc, models[model], "-o", out, "--emit=gguf"] + flags)
+            if "awq" in scheme:
+                # AWQ's scales, migrated into norm and projection weights
+                # in the module, are in the file: the logits below match.
+                report("AWQ: scales migrated into" in res.stderr,
+                       f"{name}: AWQ migrated scales ("
+                       + (re.search(r"AWQ: scales migrated into [^;]*",
+                                    res.stderr) or [res.stderr[-200:]])[0]
+                       + ")")
             types, _ = read_tensor_types(out)
             want = {"token_embd.weight": gm.F32,
                     "output_norm.weight": gm.F32,

@@ -373,8 +373,11 @@ int main(int argc, char **argv) {
                   "' does not exist");
   }
   if (emit == Emit::GGUF) {
-    // The export writes Quench's codes into the source file's tensors; what
-    // changes other weights (norm weights, earlier layers) is not carried.
+    // A GGUF source's export writes Quench's codes into the source file's
+    // tensors; what changes other weights (norm weights, earlier layers) is
+    // not carried. Other models are written from the module (AWQ's scales
+    // already folded into its norm and projection weights).
+    bool fromGGUF = !inputPath.empty() && quench::isGGUFFile(inputPath);
     if (*rotation)
       return fail("--emit=gguf does not carry --rotate's rotation (it "
                   "changes the norm and embedding weights)");
@@ -382,7 +385,7 @@ int main(int argc, char **argv) {
       return fail("--emit=gguf does not export pruned layers (--sparsity)");
     if (*weightQuant) {
       StringRef algo = (*weightQuant)->algo;
-      if (algo.starts_with("awq"))
+      if (algo.starts_with("awq") && fromGGUF)
         return fail("--emit=gguf does not carry --algo=" + algo.str() +
                     "'s scale migration into the preceding norm weights "
                     "(rtn, gptq and hqq codes are exported)");
