@@ -24,7 +24,9 @@ Models (all random, 2 layers, width 64, 4 query / 2 key-value heads):
 Schemes: w4a16 --group-size=32 (q4_0) and w8a16 --group-size=32 (q8_0) and
 no --quant (F32 matrices) on `hf`, q4_0 on `gen`, q8_0 and q4_0 with
 --algo=awq (its scales migrated into the norm and projection weights, which
-the export writes from the module) on `interleaved`.
+the export writes from the module) on `interleaved`, q4_0 with
+--rotate=hadamard (folded into the embedding, norm and projection weights)
+on `hf`.
 The ONNX model is compiled with --int8-dot=false: a GGUF import keeps float
 activations, and so must the model it is compared with.
 
@@ -36,7 +38,8 @@ through llama.cpp, must be llama2.c's 20 tokens.
 
 Errors: a GPT-2-shaped ONNX model (LayerNorm, GELU) is refused as "not
 recognized as a LLaMA decoder" naming what did not match; per-channel int8
-(w8a16) is refused naming the GGUF tensor; no file is left.
+(w8a16) is refused naming the GGUF tensor; --rotate-online is refused; no
+file is left.
 
 llama.cpp (skipped when absent; --llama-cpp SRC, default ../llama.cpp next
 to the source tree, with its build in SRC/build/bin): bench/llamacpp_logits.c
@@ -318,20 +321,30 @@ def main():
         np.save(os.path.join(calib, "input_ids.npy"), np.array(
             [np.random.default_rng(6).integers(0, vocab, SEQ)], np.int64))
         cases = [("hf", "w4a16"), ("hf", "w8a16"), ("hf", "f32"),
-                 ("gen", "w4a16"), ("interleaved", "w8a16"),
-                 ("interleaved", "w4a16-awq")]
+                 ("hf", "w4a16-rotate"), ("gen", "w4a16"),
+                 ("interleaved", "w8a16"), ("interleaved", "w4a16-awq")]
         flags_of = {"w4a16": ["--quant=w4a16", "--group-size=32"],
                     "w8a16": ["--quant=w8a16", "--group-size=32"],
                     "w4a16-awq": ["--quant=w4a16", "--group-size=32",
                                   "--algo=awq", "--calib=" + calib],
+                    "w4a16-rotate": ["--quant=w4a16", "--group-size=32",
+                                     "--rotate=hadamard"],
                     "f32": []}
         type_of = {"w4a16": gm.Q4_0, "w8a16": gm.Q8_0, "f32": gm.F32,
-                   "w4a16-awq": gm.Q4_0}
+                   "w4a16-awq": gm.Q4_0, "w4a16-rotate": gm.Q4_0}
         for model, scheme in cases:
             name = f"{model}-{scheme}"
             flags = flags_of[scheme]
             out = os.path.join(work, name + ".gguf")
             res = run([qc, models[model], "-o", out, "--emit=gguf"] + flags)
+            if "rotate" in scheme:
+                # The rotation is folded into the embedding table, the norm
+                # weights (now ones) and the projections in the module.
+                report("residual stream of width" in res.stderr,
+                       f"{name}: rotation folded ("
+                       + (re.search(r"residual stream of width[^\n]*",
+                                    res.stderr) or [res.stderr[-200:]])[0]
+                       + ")")
             if "awq" in scheme:
                 # AWQ's scales, migrated into norm and projection weights
                 # in the module, are in the file: the logits below match.
@@ -410,6 +423,9 @@ def main():
                 r"--emit=gguf: '.*gpt2\.onnx' is not recognized as a LLaMA "
                 r"decoder \(GGUF architecture 'llama'\): the LM head's input "
                 r"is not an RMSNorm"),
+               ("online rotation", models["hf"],
+                ["--quant=w4a16", "--rotate=hadamard", "--rotate-online"],
+                r"--emit=gguf does not carry --rotate-online"),
                ("per-channel int8", models["hf"], ["--quant=w8a16"],
                 r"layer 'blk\.0\.attn_q\.weight' \(int8 symmetric per "
                 r"output channel\): no GGUF block type")]

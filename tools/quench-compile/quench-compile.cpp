@@ -378,9 +378,12 @@ int main(int argc, char **argv) {
     // not carried. Other models are written from the module (AWQ's scales
     // already folded into its norm and projection weights).
     bool fromGGUF = !inputPath.empty() && quench::isGGUFFile(inputPath);
-    if (*rotation)
+    if (*rotation && fromGGUF)
       return fail("--emit=gguf does not carry --rotate's rotation (it "
                   "changes the norm and embedding weights)");
+    if (*rotation && (*rotation)->online)
+      return fail("--emit=gguf does not carry --rotate-online's run-time "
+                  "Hadamard products (llama.cpp's llama graph has none)");
     if (*prune)
       return fail("--emit=gguf does not export pruned layers (--sparsity)");
     if (*weightQuant) {
