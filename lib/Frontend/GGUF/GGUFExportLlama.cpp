@@ -203,7 +203,6 @@ struct Llama {
 
 /// Recognition errors name what did not match, at the op where it failed.
 struct Recognizer {
-  Location loc;
   std::string error;
   Operation *errorAt = nullptr;
 
@@ -656,7 +655,7 @@ struct OwnedTensor {
   std::vector<char> data;
 };
 
-/// Float data as F32 (or F16 when `half` and the source is f16).
+/// The bytes of F32 data.
 std::vector<char> floatBytes(ArrayRef<float> v) {
   std::vector<char> out(v.size() * 4);
   std::memcpy(out.data(), v.data(), out.size());
@@ -769,7 +768,7 @@ FailureOr<OwnedTensor> normTensor(Norm norm, StringRef name, int64_t dim) {
 LogicalResult quench::exportRecognizedLlama(ModuleOp module,
                                             StringRef sourcePath,
                                             StringRef outPath) {
-  Recognizer rec{module.getLoc(), "", nullptr};
+  Recognizer rec;
   std::optional<Llama> found = rec.recognize(module);
   if (!found) {
     InFlightDiagnostic d =
