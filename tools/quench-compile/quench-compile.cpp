@@ -79,7 +79,8 @@ static cl::opt<Emit> emit(
                           "run it with --help)"),
                clEnumValN(Emit::GGUF, "gguf",
                           "a GGUF file (llama.cpp) of a model imported from "
-                          "GGUF, its matrices in Quench's --quant codes "
+                          "GGUF or recognized as a LLaMA decoder, its "
+                          "matrices in Quench's --quant codes "
                           "(q4_0/q4_1/q8_0; docs/gguf.md, \"Export\")")),
     cl::cat(category));
 static cl::opt<std::string> modelName(
@@ -372,16 +373,22 @@ int main(int argc, char **argv) {
                   "' does not exist");
   }
   if (emit == Emit::GGUF) {
-    // The export writes Quench's codes into the source file's tensors; what
-    // changes other weights (norm weights, earlier layers) is not carried.
-    if (*rotation)
+    // A GGUF source's export writes Quench's codes into the source file's
+    // tensors; what changes other weights (norm weights, earlier layers) is
+    // not carried. Other models are written from the module (AWQ's scales
+    // already folded into its norm and projection weights).
+    bool fromGGUF = !inputPath.empty() && quench::isGGUFFile(inputPath);
+    if (*rotation && fromGGUF)
       return fail("--emit=gguf does not carry --rotate's rotation (it "
                   "changes the norm and embedding weights)");
+    if (*rotation && (*rotation)->online)
+      return fail("--emit=gguf does not carry --rotate-online's run-time "
+                  "Hadamard products (llama.cpp's llama graph has none)");
     if (*prune)
       return fail("--emit=gguf does not export pruned layers (--sparsity)");
     if (*weightQuant) {
       StringRef algo = (*weightQuant)->algo;
-      if (algo.starts_with("awq"))
+      if (algo.starts_with("awq") && fromGGUF)
         return fail("--emit=gguf does not carry --algo=" + algo.str() +
                     "'s scale migration into the preceding norm weights "
                     "(rtn, gptq and hqq codes are exported)");
@@ -395,11 +402,6 @@ int main(int argc, char **argv) {
     if (!stopAfter.empty())
       return fail("--emit=gguf runs the stages up to quantization; "
                   "--stop-after-stage does not apply");
-    if (!inputPath.empty() && !quench::isGGUFFile(inputPath))
-      return fail("--emit=gguf: '" + inputPath +
-                  "' is not a GGUF file; Quench exports GGUF only for "
-                  "models imported from GGUF (an ONNX model's architecture "
-                  "is not recognized as a GGUF one yet)");
   }
   if (outputPath == "-" && emit != Emit::MLIR && emit != Emit::LLVM &&
       emit != Emit::PTX)

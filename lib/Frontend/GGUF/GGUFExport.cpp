@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "quench/Frontend/GGUF/GGUFExport.h"
+#include "GGUFExportCommon.h"
 
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
@@ -29,6 +30,9 @@ using namespace mlir;
 using namespace quench;
 namespace qquant = quench::quant;
 using qquant::GGMLType;
+using quench::gguf_export::constantBytes;
+using quench::gguf_export::packLayer;
+using quench::gguf_export::Replacement;
 
 namespace {
 
@@ -41,13 +45,6 @@ StringRef resourceKey(Value v) {
   return res ? res.getRawHandle().getKey() : StringRef();
 }
 
-std::optional<ArrayRef<char>> constantBytes(Value v) {
-  auto cst = v.getDefiningOp<ConstantOp>();
-  if (!cst)
-    return std::nullopt;
-  return getRawConstantData(cast<ElementsAttr>(cst.getValue()));
-}
-
 /// The scheme of a matmul_nbits in words, for errors.
 std::string schemeName(MatMulNBitsOp op) {
   std::string s = "int" + std::to_string(op.getBits()) +
@@ -57,14 +54,17 @@ std::string schemeName(MatMulNBitsOp op) {
   return s + " in groups of " + std::to_string(op.getBlockSize());
 }
 
-/// One quantized source tensor: its blocks.
-struct Replacement {
-  uint32_t type = 0;
-  std::vector<char> blocks;
-};
+} // namespace
 
-/// Packs the codes of `op` (weight `name`) into GGUF blocks.
-FailureOr<Replacement> packLayer(MatMulNBitsOp op, StringRef name) {
+std::optional<ArrayRef<char>> quench::gguf_export::constantBytes(Value v) {
+  auto cst = v.getDefiningOp<ConstantOp>();
+  if (!cst)
+    return std::nullopt;
+  return getRawConstantData(cast<ElementsAttr>(cst.getValue()));
+}
+
+FailureOr<Replacement> quench::gguf_export::packLayer(MatMulNBitsOp op,
+                                                      StringRef name) {
   auto fail = [&](const Twine &why) {
     op.emitError() << "--emit=gguf: layer '" << name << "' (" << schemeName(op)
                    << "): " << why;
@@ -72,7 +72,11 @@ FailureOr<Replacement> packLayer(MatMulNBitsOp op, StringRef name) {
   };
   int64_t bits = op.getBits(), group = op.getBlockSize();
   int64_t n = op.getOutFeatures(), k = op.getInFeatures();
-  if (group != 32 || k % 32 != 0 || (bits != 4 && bits != 8))
+  if (group == 32 && k % 32 != 0 && (bits == 4 || bits == 8))
+    return fail("its " + Twine(k) +
+                " inputs are no multiple of 32, the elements of a GGUF "
+                "block (--quant-exclude the layer)");
+  if (group != 32 || (bits != 4 && bits != 8))
     return fail("no GGUF block type holds it (Quench exports int4 and int8 "
                 "in groups of 32: q4_0, q4_1, q8_0; compile with "
                 "--group-size=32, or --quant-exclude the layer)");
@@ -137,8 +141,6 @@ FailureOr<Replacement> packLayer(MatMulNBitsOp op, StringRef name) {
   return out;
 }
 
-} // namespace
-
 LogicalResult quench::exportGGUF(ModuleOp module, StringRef sourcePath,
                                  StringRef outPath) {
   Location loc = module.getLoc();
@@ -148,11 +150,7 @@ LogicalResult quench::exportGGUF(ModuleOp module, StringRef sourcePath,
     return emitError(loc) << "--emit=gguf: cannot read '" << sourcePath
                           << "': " << llvm::toString(mapped.takeError());
   if (!gguf::hasGGUFMagic((*mapped)->data()))
-    return emitError(loc)
-           << "--emit=gguf: '" << sourcePath
-           << "' is not a GGUF file; Quench exports GGUF only for models "
-              "imported from GGUF (an ONNX model's architecture is not "
-              "recognized as a GGUF one yet)";
+    return exportRecognizedLlama(module, sourcePath, outPath);
   llvm::Expected<gguf::File> file = gguf::parseGGUF((*mapped)->data());
   if (!file)
     return emitError(loc) << "--emit=gguf: '" << sourcePath
