@@ -21,8 +21,11 @@
 // compile time in panels of nr output features: values [N/nr, G, keep, nr]
 // (f32 or i8 codes), index words [N/nr, G, keep, nr / lanes, words],
 // scales [N/nr, blocks, nr]. int8 codes are converted (vpmovsxbd,
-// vcvtdq2ps) and their partial sums scaled once per scale block. See
-// docs/sparsity.md ("CPU kernel").
+// vcvtdq2ps) and their partial sums scaled once per scale block. 4-bit codes
+// (`quench.sparse_value_bits = 4`) are stored two per byte: values
+// [N/nr, G, ceil(keep / 2), nr], slot 2p of a lane in the low nibble and
+// 2p + 1 in the high one (two's complement), decoded by one sign extension
+// and two or one arithmetic shifts. See docs/sparsity.md ("CPU kernel").
 //
 //===----------------------------------------------------------------------===//
 
@@ -63,6 +66,7 @@ struct SparseOperands {
   int64_t lanes = 8, nv = 1, nr = 8, words = 1, indexBits = 2;
   int64_t blocks = 1, groupsPerBlock = 1;
   bool quantized = false;
+  bool nibbles = false; ///< 4-bit codes, two slots per panel byte
 };
 
 /// Recognizes the generic of quench.sparse_linear with constant operands;
@@ -93,6 +97,10 @@ bool matchSparseMatmul(linalg::GenericOp op, SparseOperands &d) {
       vt.getDimSize(1) != d.groups || ot.getShape().back() != d.n)
     return false;
   d.quantized = vt.getElementType().isInteger(8);
+  auto bitsAttr = op->getAttrOfType<IntegerAttr>(quench::kSparseValueBitsAttrName);
+  d.nibbles = bitsAttr && bitsAttr.getInt() == 4;
+  if (d.nibbles && !d.quantized)
+    return false;
   if (d.quantized != (op.getNumDpsInputs() == 4) ||
       (!d.quantized && !vt.getElementType().isF32()))
     return false;
@@ -192,11 +200,33 @@ bool buildPanels(RewriterBase &rw, linalg::GenericOp op, SparseOperands &d) {
         rw, loc, RankedTensorType::get({panels, d.blocks, d.nr}, scaleType),
         panelRows(*scales, d.n, d.blocks, sb, d.nr), "quench_sparse_scales");
   }
-  d.vals = makeConstant(
-      rw, loc,
-      RankedTensorType::get({panels, d.groups, d.keep, d.nr},
-                            vt.getElementType()),
-      panelRows(*vals, d.n, d.slots, eb, d.nr), "quench_sparse_values");
+  if (!d.nibbles) {
+    d.vals = makeConstant(
+        rw, loc,
+        RankedTensorType::get({panels, d.groups, d.keep, d.nr},
+                              vt.getElementType()),
+        panelRows(*vals, d.n, d.slots, eb, d.nr), "quench_sparse_values");
+  } else {
+    // Two's complement nibbles: slot 2p low, 2p + 1 high, per lane.
+    int64_t pairs = (d.keep + 1) / 2;
+    std::vector<char> packed(panels * d.groups * pairs * d.nr, 0);
+    for (int64_t r = 0; r < d.n; ++r)
+      for (int64_t s = 0; s < d.slots; ++s) {
+        int v = static_cast<int8_t>((*vals)[r * d.slots + s]);
+        if (v < -8 || v > 7)
+          return false;
+        int64_t g = s / d.keep, j = s % d.keep;
+        char &byte = packed[((r / d.nr * d.groups + g) * pairs + j / 2) * d.nr +
+                            r % d.nr];
+        byte = static_cast<char>(static_cast<uint8_t>(byte) |
+                                 ((v & 15) << (j % 2 * 4)));
+      }
+    d.vals = makeConstant(
+        rw, loc,
+        RankedTensorType::get({panels, d.groups, pairs, d.nr},
+                              rw.getI8Type()),
+        packed, "quench_sparse_values");
+  }
   // Index words: lane l of vector v has its field at bit l * indexBits of
   // the vector's words.
   std::vector<uint32_t> words(panels * d.slots * d.nv * d.words, 0);
@@ -314,6 +344,12 @@ private:
         ob, loc, DenseElementsAttr::get(vi32, ArrayRef<int32_t>(shifts)));
     StringRef permute = d.lanes == 16 ? kPermute512 : kPermute256;
     Type valType = getElementTypeOrSelf(d.vals.getType());
+    // 4-bit codes: the sign-extended byte vector of slot pair (j / 2, v).
+    SmallVector<Value> pairBytes(((d.keep + 1) / 2) * d.nv);
+    auto splat32 = [&](int32_t c) -> Value {
+      return arith::ConstantOp::create(
+          ob, loc, DenseElementsAttr::get(vi32, ArrayRef<int32_t>(c)));
+    };
     for (int64_t j = 0; j < d.keep; ++j)
       for (int64_t v = 0; v < d.nv; ++v) {
         Value jj = idx(ob, j), vv = idx(ob, v);
@@ -331,9 +367,26 @@ private:
           index = vector::ShuffleOp::create(ob, loc, w, w, pick);
         }
         index = arith::ShRUIOp::create(ob, loc, index, shiftVec);
-        Value wv = read(ob, VectorType::get({d.lanes}, valType), d.vals,
-                        {panel, g, jj, idx(ob, v * d.lanes)}, true);
-        if (d.quantized)
+        Value wv;
+        if (d.nibbles) {
+          Value &bytes = pairBytes[j / 2 * d.nv + v];
+          if (!bytes)
+            bytes = arith::ExtSIOp::create(
+                ob, loc, vi32,
+                read(ob, VectorType::get({d.lanes}, valType), d.vals,
+                     {panel, g, idx(ob, j / 2), idx(ob, v * d.lanes)}, true));
+          // Low nibble: (b << 28) >> 28; high: b >> 4 (arithmetic).
+          Value w = bytes;
+          if (j % 2 == 0)
+            w = arith::ShLIOp::create(ob, loc, w, splat32(28));
+          w = arith::ShRSIOp::create(ob, loc, w,
+                                     splat32(j % 2 == 0 ? 28 : 4));
+          wv = arith::SIToFPOp::create(ob, loc, vf, w);
+        } else {
+          wv = read(ob, VectorType::get({d.lanes}, valType), d.vals,
+                    {panel, g, jj, idx(ob, v * d.lanes)}, true);
+        }
+        if (d.quantized && !d.nibbles)
           wv = arith::SIToFPOp::create(
               ob, loc, vf, arith::ExtSIOp::create(ob, loc, vi32, wv));
         for (size_t i = 0; i < rows.size(); ++i) {

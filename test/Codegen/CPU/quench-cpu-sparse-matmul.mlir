@@ -69,3 +69,39 @@ func.func @int8_rows(%x: tensor<?x16xf32>) -> tensor<?x24xf32> {
   %y = quench.sparse_linear %x, %v, %i scales(%s) {block_size = 8 : i64, group = 8 : i64, keep = 4 : i64} : (tensor<?x16xf32>, tensor<24x8xi8>, tensor<24x4xi8>, tensor<24x2xf16>) -> tensor<?x24xf32>
   return %y : tensor<?x24xf32>
 }
+
+// -----
+
+// 2:4 4-bit codes (value_bits = 4): the panels hold two codes per byte, slot
+// 0 of a group in the low nibble and slot 1 in the high one, two's
+// complement: the op's byte -45 = 0xD3 (codes 3, 13, i.e. -5, 5) becomes
+// 0x5B. One row: 4 vectors per panel (32 features at 256 bits, 64 at 512).
+// Slot 0 decodes by a sign extension, a left shift by 28 and an arithmetic
+// right shift by 28, slot 1 by an arithmetic right shift by 4 of the same
+// extended bytes (loaded once).
+// CHECK-LABEL: func.func @int4_gemv
+// CHECK-DAG: arith.constant dense_resource<[[VALS:quench_sparse_values_[0-9]+]]> : tensor<1x4x1x32xi8>
+// CHECK: %[[B:.*]] = vector.transfer_read {{.*}} : tensor<1x4x1x32xi8>, vector<8xi8>
+// CHECK: %[[E:.*]] = arith.extsi %[[B]] : vector<8xi8> to vector<8xi32>
+// CHECK: %[[L:.*]] = arith.shli %[[E]], %{{.*}} : vector<8xi32>
+// CHECK: %[[LO:.*]] = arith.shrsi %[[L]], %{{.*}} : vector<8xi32>
+// CHECK: arith.sitofp %[[LO]] : vector<8xi32> to vector<8xf32>
+// CHECK: call @llvm.x86.avx2.permps
+// CHECK: vector.fma
+// CHECK: %[[HI:.*]] = arith.shrsi %[[E]], %{{.*}} : vector<8xi32>
+// CHECK: arith.sitofp %[[HI]] : vector<8xi32> to vector<8xf32>
+// CHECK: [[VALS]]: "0x080000005B5B5B5B
+// AVX512-LABEL: func.func @int4_gemv
+// AVX512-DAG: arith.constant dense_resource<{{.*}}> : tensor<1x4x1x64xi8>
+// AVX512: vector.transfer_read {{.*}} : tensor<1x4x1x64xi8>, vector<16xi8>
+// AVX512: arith.extsi {{.*}} : vector<16xi8> to vector<16xi32>
+// AVX512: call @llvm.x86.avx512.permvar.sf.512
+// NARROW-LABEL: func.func @int4_gemv
+// NARROW: linalg.generic
+func.func @int4_gemv(%x: tensor<1x16xf32>) -> tensor<1x32xf32> {
+  %v = quench.constant dense<-45> : tensor<32x4xi8>
+  %i = quench.constant dense<73> : tensor<32x2xi8>
+  %s = quench.constant dense<0.5> : tensor<32x1xf16>
+  %y = quench.sparse_linear %x, %v, %i scales(%s) {block_size = 16 : i64, group = 4 : i64, keep = 2 : i64, value_bits = 4 : i64} : (tensor<1x16xf32>, tensor<32x4xi8>, tensor<32x2xi8>, tensor<32x1xf16>) -> tensor<1x32xf32>
+  return %y : tensor<1x32xf32>
+}
