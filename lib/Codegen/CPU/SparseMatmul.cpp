@@ -24,8 +24,11 @@
 // vcvtdq2ps) and their partial sums scaled once per scale block. 4-bit codes
 // (`quench.sparse_value_bits = 4`) are stored two per byte: values
 // [N/nr, G, ceil(keep / 2), nr], slot 2p of a lane in the low nibble and
-// 2p + 1 in the high one (two's complement), decoded by one sign extension
-// and two or one arithmetic shifts. See docs/sparsity.md ("CPU kernel").
+// 2p + 1 in the high one. With 16 lanes a nibble is the code + 8 and its
+// float is one vpermps of the table [-8, 7] (which reads the low 4 bits of
+// each lane: the low nibble as loaded, the high one after a shift by 4);
+// with 8 lanes (vpermps reads 3 bits) it is two's complement, decoded by
+// shifts and a conversion. See docs/sparsity.md ("CPU kernel").
 //
 //===----------------------------------------------------------------------===//
 
@@ -207,8 +210,10 @@ bool buildPanels(RewriterBase &rw, linalg::GenericOp op, SparseOperands &d) {
                               vt.getElementType()),
         panelRows(*vals, d.n, d.slots, eb, d.nr), "quench_sparse_values");
   } else {
-    // Two's complement nibbles: slot 2p low, 2p + 1 high, per lane.
+    // Nibbles: slot 2p low, 2p + 1 high, per lane; the code + 8 for the
+    // table lookup of 16 lanes, else two's complement.
     int64_t pairs = (d.keep + 1) / 2;
+    int bias = d.lanes == 16 ? 8 : 0;
     std::vector<char> packed(panels * d.groups * pairs * d.nr, 0);
     for (int64_t r = 0; r < d.n; ++r)
       for (int64_t s = 0; s < d.slots; ++s) {
@@ -219,7 +224,7 @@ bool buildPanels(RewriterBase &rw, linalg::GenericOp op, SparseOperands &d) {
         char &byte = packed[((r / d.nr * d.groups + g) * pairs + j / 2) * d.nr +
                             r % d.nr];
         byte = static_cast<char>(static_cast<uint8_t>(byte) |
-                                 ((v & 15) << (j % 2 * 4)));
+                                 (((v + bias) & 15) << (j % 2 * 4)));
       }
     d.vals = makeConstant(
         rw, loc,
@@ -375,13 +380,22 @@ private:
                 ob, loc, vi32,
                 read(ob, VectorType::get({d.lanes}, valType), d.vals,
                      {panel, g, idx(ob, j / 2), idx(ob, v * d.lanes)}, true));
-          // Low nibble: (b << 28) >> 28; high: b >> 4 (arithmetic).
           Value w = bytes;
-          if (j % 2 == 0)
-            w = arith::ShLIOp::create(ob, loc, w, splat32(28));
-          w = arith::ShRSIOp::create(ob, loc, w,
-                                     splat32(j % 2 == 0 ? 28 : 4));
-          wv = arith::SIToFPOp::create(ob, loc, vf, w);
+          if (d.lanes == 16) {
+            // table[low 4 bits]: the low nibble, or the high one >> 4.
+            if (j % 2 == 1)
+              w = arith::ShRUIOp::create(ob, loc, w, splat32(4));
+            wv = func::CallOp::create(ob, loc, permute, TypeRange{vf},
+                                      ValueRange{codeTable(ob), w})
+                     .getResult(0);
+          } else {
+            // Low nibble: (b << 28) >> 28; high: b >> 4 (arithmetic).
+            if (j % 2 == 0)
+              w = arith::ShLIOp::create(ob, loc, w, splat32(28));
+            w = arith::ShRSIOp::create(ob, loc, w,
+                                       splat32(j % 2 == 0 ? 28 : 4));
+            wv = arith::SIToFPOp::create(ob, loc, vf, w);
+          }
         } else {
           wv = read(ob, VectorType::get({d.lanes}, valType), d.vals,
                     {panel, g, jj, idx(ob, v * d.lanes)}, true);
@@ -401,6 +415,14 @@ private:
 
   Value idx(OpBuilder &ob, int64_t v) {
     return arith::ConstantIndexOp::create(ob, loc, v);
+  }
+  /// The floats of the 4-bit codes + 8: [-8, -7, ..., 7] (16 lanes).
+  Value codeTable(OpBuilder &ob) {
+    SmallVector<float> t;
+    for (int i = 0; i < 16; ++i)
+      t.push_back(float(i - 8));
+    return arith::ConstantOp::create(
+        ob, loc, DenseElementsAttr::get(vf, ArrayRef<float>(t)));
   }
   Value add(OpBuilder &ob, Value a, int64_t c) {
     return quench::addIndex(ob, loc, a, c);

@@ -75,10 +75,12 @@ func.func @int8_rows(%x: tensor<?x16xf32>) -> tensor<?x24xf32> {
 // 2:4 4-bit codes (value_bits = 4): the panels hold two codes per byte, slot
 // 0 of a group in the low nibble and slot 1 in the high one, two's
 // complement: the op's byte -45 = 0xD3 (codes 3, 13, i.e. -5, 5) becomes
-// 0x5B. One row: 4 vectors per panel (32 features at 256 bits, 64 at 512).
-// Slot 0 decodes by a sign extension, a left shift by 28 and an arithmetic
-// right shift by 28, slot 1 by an arithmetic right shift by 4 of the same
-// extended bytes (loaded once).
+// 0x5B at 256 bits. One row: 4 vectors per panel (32 features at 256 bits,
+// 64 at 512). Slot 0 decodes by a sign extension, a left shift by 28 and an
+// arithmetic right shift by 28, slot 1 by an arithmetic right shift by 4 of
+// the same extended bytes (loaded once). At 512 bits the nibbles are the
+// codes + 8 as in the op (0xD3) and their floats one vpermps of the table
+// [-8, 7] each (slot 1 after a logical shift by 4).
 // CHECK-LABEL: func.func @int4_gemv
 // CHECK-DAG: arith.constant dense_resource<[[VALS:quench_sparse_values_[0-9]+]]> : tensor<1x4x1x32xi8>
 // CHECK: %[[B:.*]] = vector.transfer_read {{.*}} : tensor<1x4x1x32xi8>, vector<8xi8>
@@ -94,8 +96,14 @@ func.func @int8_rows(%x: tensor<?x16xf32>) -> tensor<?x24xf32> {
 // AVX512-LABEL: func.func @int4_gemv
 // AVX512-DAG: arith.constant dense_resource<{{.*}}> : tensor<1x4x1x64xi8>
 // AVX512: vector.transfer_read {{.*}} : tensor<1x4x1x64xi8>, vector<16xi8>
-// AVX512: arith.extsi {{.*}} : vector<16xi8> to vector<16xi32>
+// AVX512: %[[E:.*]] = arith.extsi {{.*}} : vector<16xi8> to vector<16xi32>
+// AVX512: %[[T:.*]] = arith.constant dense<[-8.000000e+00, -7.000000e+00, {{.*}}, 7.000000e+00]> : vector<16xf32>
+// AVX512: call @llvm.x86.avx512.permvar.sf.512(%[[T]], %[[E]])
 // AVX512: call @llvm.x86.avx512.permvar.sf.512
+// AVX512: vector.fma
+// AVX512: %[[H:.*]] = arith.shrui %[[E]], %{{.*}} : vector<16xi32>
+// AVX512: call @llvm.x86.avx512.permvar.sf.512(%{{.*}}, %[[H]])
+// AVX512: quench_sparse_values_{{[0-9]+}}: "0x08000000D3D3D3D3
 // NARROW-LABEL: func.func @int4_gemv
 // NARROW: linalg.generic
 func.func @int4_gemv(%x: tensor<1x16xf32>) -> tensor<1x32xf32> {
