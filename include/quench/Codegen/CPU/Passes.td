@@ -195,9 +195,13 @@ def QuenchCPUSparseMatmul
   }];
   let options = [
     VectorBitsOption<"the kernel is built for">,
+    Option<"int16Dot", "int16-dot", "bool", "false",
+           "2:4 4-bit codes at 512 bits: multiply int16 activations with "
+           "vpdpbusd (AVX512-VNNI), as the dense W4A16 kernel does">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
+    "::mlir::math::MathDialect",
     "::mlir::func::FuncDialect",
     "::mlir::scf::SCFDialect",
     "::mlir::tensor::TensorDialect",
