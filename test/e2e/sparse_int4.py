@@ -17,6 +17,11 @@ RTN g32 symmetric) with 8 rows and 1 row (decode), on the host and with
     reassociation, <= 1e-5 relative); by default they are within 1e-4 of
     the dense W4A16 kernel (int16 activations on VNNI hosts) and of
     NumPy's RTN of the masked weights;
+  * on a one-layer model whose K is a multiple of the scale block (every
+    layer takes the sparse kernel's int16 form on AVX512-VNNI hosts) the
+    compressed layer is bit-identical to the dense W4A16 kernel on the same
+    pruned codes (the same int16 activations and exact int32 block sums);
+    elsewhere within 1e-5;
   * 4:8 int4 (4-bit indices: as many bytes as the dense codes) and
     asymmetric codes stay dense with the reason.
 """
@@ -28,6 +33,8 @@ import sys
 import tempfile
 
 import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sparsity import (B, D0, F32, forward, magnitude_mask,  # noqa: E402
@@ -128,6 +135,46 @@ def main():
                       "%s: %s stored %s, %d bytes (want %d, dense %d)" %
                       (desc, layer, rec.get("storage"), rec["bytes_after"],
                        want_b, rec.get("bytes_dense", -1)))
+
+    # One layer [R, 128] -> 64 (scale blocks of 32 = 4 steps of the int16
+    # form), pruned with --sparsity-head: bit-identical to the dense W4A16
+    # kernel where the host has AVX512-VNNI (the int16 form on both sides).
+    flags = open("/proc/cpuinfo").read().split()
+    vnni = "avx512_vnni" in flags and "avx512bw" in flags
+    wl = (rng.standard_normal((128, 64)) / 8).astype(F32)
+    one = os.path.join(work, "one.onnx")
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="/one/MatMul")],
+        "one", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                              ["R", 128])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["R", 64])],
+        [numpy_helper.from_array(wl, "w")])
+    onnx.save(helper.make_model(
+        g, opset_imports=[helper.make_opsetid("", 17)]), one)
+    for rows in [1, 5]:
+        xo = os.path.join(work, "xone%d.npy" % rows)
+        np.save(xo, rng.standard_normal((rows, 128)).astype(F32))
+        ys = {}
+        for name, extra in [("sp", []), ("dense", ["--sparse-storage=dense"])]:
+            exe = os.path.join(work, "one_%s_%d" % (name, rows))
+            run([qc, one, "-o", exe, "--report=" + exe + ".json"] + base +
+                ["--sparsity-head"] + extra)
+            od = exe + ".out"
+            os.makedirs(od, exist_ok=True)
+            run([exe, "--input", "x=" + xo, "--output-dir", od])
+            ys[name] = np.load(os.path.join(od, "y.npy"))
+            with open(exe + ".json") as f:
+                st = json.load(f)["layers"][0].get("storage")
+            if name == "sp":
+                check(st == "2:4 compressed int4", "one layer: storage %s" % st)
+        err = rel_err(ys["sp"], ys["dense"])
+        if vnni:
+            check(np.array_equal(ys["sp"], ys["dense"]),
+                  "one layer, %d rows: compressed bit-identical to the dense "
+                  "W4A16 kernel (int16 forms), rel err %.2e" % (rows, err))
+        else:
+            check(err <= 1e-5, "one layer, %d rows: compressed vs dense "
+                  "W4A16, rel err %.2e" % (rows, err))
 
     # 4:8 int4 is not smaller than the dense codes; zero points have no
     # compressed format: both stay dense and say why.

@@ -1,6 +1,7 @@
 // RUN: quench-opt %s --split-input-file --convert-quench-to-linalg --quench-cpu-sparse-matmul | FileCheck %s
 // RUN: quench-opt %s --split-input-file --convert-quench-to-linalg --quench-cpu-sparse-matmul=vector-bits=512 | FileCheck %s --check-prefix=AVX512
 // RUN: quench-opt %s --split-input-file --convert-quench-to-linalg --quench-cpu-sparse-matmul=vector-bits=128 | FileCheck %s --check-prefix=NARROW
+// RUN: quench-opt %s --split-input-file --convert-quench-to-linalg "--quench-cpu-sparse-matmul=vector-bits=512 int16-dot=1" | FileCheck %s --check-prefix=I16
 
 // The sparse kernel replaces quench.sparse_linear's generic (via
 // convert-quench-to-linalg). 2:4 f32, one static row (decode GEMV), 32
@@ -106,6 +107,38 @@ func.func @int8_rows(%x: tensor<?x16xf32>) -> tensor<?x24xf32> {
 // AVX512: quench_sparse_values_{{[0-9]+}}: "0x08000000D3D3D3D3
 // NARROW-LABEL: func.func @int4_gemv
 // NARROW: linalg.generic
+//
+// int16-dot (VNNI) at 512 bits: the int16 form. A prepass quantizes x per
+// row and scale block (amax, then the bytes: high byte ^ 128, low byte);
+// per step of two groups and vector 32 code bytes (lane l's first-group
+// codes in byte 2 l: 0xD3 as in the op) and two 64-bit index planes (lane
+// indices 1, 2 | 0, 1: low plane 0b1001 per lane = 0x99 per byte pair,
+// high plane 0b0010 = 0x22; lanes 32-63 are padding); codes zero-extended
+// to words and split, the code sum and the two products per row by
+// vpdpbusd, the activation bytes gathered by vpshufb.
+// I16-DAG: func.func private @llvm.x86.avx512.pshuf.b.512(vector<64xi8>, vector<64xi8>) -> vector<64xi8>
+// I16-DAG: func.func private @llvm.x86.avx512.vpdpbusd.512(vector<16xi32>, vector<64xi8>, vector<64xi8>) -> vector<16xi32>
+// I16-LABEL: func.func @int4_gemv
+// I16-DAG: arith.constant dense_resource<[[C:quench_sparse_values_[0-9]+]]> : tensor<1x2x4x32xi8>
+// I16-DAG: arith.constant dense_resource<quench_sparse_index_bytes> : tensor<1x2x4x16xi8>
+// I16: linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction", "reduction"]
+// I16: arith.maximumf
+// I16: linalg.generic
+// I16: arith.xori
+// I16: vector.transfer_read {{.*}} : tensor<1x2x4x32xi8>, vector<32xi8>
+// I16: arith.extui {{.*}} : vector<32xi8> to vector<32xi16>
+// I16: vector.bitcast {{.*}} : vector<32xi16> to vector<64xi8>
+// I16: call @llvm.x86.avx512.vpdpbusd.512
+// I16: vector.bitcast {{.*}} : vector<8xi8> to vector<64xi1>
+// I16: arith.select
+// I16: call @llvm.x86.avx512.pshuf.b.512
+// I16: call @llvm.x86.avx512.vpdpbusd.512
+// I16: call @llvm.x86.avx512.pshuf.b.512
+// I16: call @llvm.x86.avx512.vpdpbusd.512
+// I16: arith.sitofp
+// I16: vector.fma
+// I16: [[C]]: "0x08000000D3D3D3D3
+// I16: quench_sparse_index_bytes: "0x0800000099999999999999992222222222222222
 func.func @int4_gemv(%x: tensor<1x16xf32>) -> tensor<1x32xf32> {
   %v = quench.constant dense<-45> : tensor<32x4xi8>
   %i = quench.constant dense<73> : tensor<32x2xi8>
