@@ -21,7 +21,10 @@ RTN g32 symmetric) with 8 rows and 1 row (decode), on the host and with
     layer takes the sparse kernel's int16 form on AVX512-VNNI hosts) the
     compressed layer is bit-identical to the dense W4A16 kernel on the same
     pruned codes (the same int16 activations and exact int32 block sums);
-    elsewhere within 1e-5;
+    elsewhere within 1e-5; likewise with batch and sequence dims [2, 3,
+    128];
+  * 1:4 int4 (one kept code per group) against NumPy's RTN of the masked
+    weights;
   * 4:8 int4 (4-bit indices: as many bytes as the dense codes) and
     asymmetric codes stay dense with the reason.
 """
@@ -175,6 +178,47 @@ def main():
         else:
             check(err <= 1e-5, "one layer, %d rows: compressed vs dense "
                   "W4A16, rel err %.2e" % (rows, err))
+
+    # Batch and sequence dims [2, 3, 128] (rows collapsed in the kernel,
+    # the int16 prepass over all six rows).
+    one3 = os.path.join(work, "one3.onnx")
+    g3 = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="/one/MatMul")],
+        "one3", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                               ["B", "S", 128])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", "S", 64])],
+        [numpy_helper.from_array(wl, "w")])
+    onnx.save(helper.make_model(
+        g3, opset_imports=[helper.make_opsetid("", 17)]), one3)
+    x3 = os.path.join(work, "x3.npy")
+    np.save(x3, rng.standard_normal((2, 3, 128)).astype(F32))
+    y3 = {}
+    for name, extra in [("sp", []), ("dense", ["--sparse-storage=dense"])]:
+        exe = os.path.join(work, "one3_" + name)
+        run([qc, one3, "-o", exe] + base + ["--sparsity-head"] + extra)
+        od = exe + ".out"
+        os.makedirs(od, exist_ok=True)
+        run([exe, "--input", "x=" + x3, "--output-dir", od])
+        y3[name] = np.load(os.path.join(od, "y.npy"))
+    err = rel_err(y3["sp"], y3["dense"])
+    check(y3["sp"].shape == (2, 3, 64) and
+          (np.array_equal(y3["sp"], y3["dense"]) if vnni else err <= 1e-5),
+          "x [2, 3, 128]: compressed vs dense W4A16, rel err %.2e" % err)
+
+    # 1:4 (one kept code per group: the last nibble of a row's bytes
+    # unused) against NumPy's RTN of the masked weights.
+    x, weights, b1, b3 = models[8][2:]
+    y14, l14 = compile_run("sp14", 8, ["--sparsity=1:4", "--quant=w4a16"])
+    want_w = {k: (v if k == "/head/MatMul" else
+                  rtn(np.where(magnitude_mask(v, "1:4"), v, 0), 4, 32, True))
+              for k, v in weights.items()}
+    want_w["/head/MatMul"] = rtn(weights["/head/MatMul"], 4, 32, True)
+    err = rel_err(y14, forward(x.astype(np.float64),
+                               {k: v.astype(np.float64)
+                                for k, v in want_w.items()}, b1, b3))
+    check(err <= 1e-4 and l14["/l1/MatMul"]["storage"] ==
+          "1:4 compressed int4", "1:4 int4: %s, rel err vs NumPy %.2e" %
+          (l14["/l1/MatMul"]["storage"], err))
 
     # 4:8 int4 is not smaller than the dense codes; zero points have no
     # compressed format: both stay dense and say why.
