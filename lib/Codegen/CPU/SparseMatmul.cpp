@@ -528,7 +528,7 @@ private:
     for (int64_t i = 0; i < mr; ++i)
       for (int64_t v = 0; v < d.nv; ++v)
         init.push_back(read(b, vf, out, {rows[i], ocols[v]}, inBounds));
-    Type i8 = b.getI8Type(), i16 = b.getI16Type(), i32 = b.getI32Type();
+    Type i8 = b.getI8Type(), i16 = b.getI16Type();
     auto vb = VectorType::get({64}, i8);
     auto splat = [&](OpBuilder &ob, VectorType t, int64_t c) -> Value {
       return arith::ConstantOp::create(
@@ -664,7 +664,6 @@ private:
           }
           scf::YieldOp::create(bb, loc, acc);
         });
-    (void)i32;
     ValueRange result = blockLoop.getResults();
     for (int64_t i = 0; i < mr; ++i)
       for (int64_t v = 0; v < d.nv; ++v)
