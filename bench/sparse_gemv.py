@@ -6,9 +6,12 @@ random normal) is compiled dense and 2:4 pruned (--sparsity=2:4
 --sparsity-head: the one linear is the model's output, which pruning
 skips by default), in fp32 and W8A16 (int8 per output channel, f16
 scales): the pruned layers are stored compressed (docs/sparsity.md,
-"Compressed storage") and run the sparse kernel. W4A16 2:4 has no
-compressed format yet: it is listed (dense codes with zeros) for the
-record. "w8a16 u50" is 50 % unstructured W8A16 in bitmask storage (a mask
+"Compressed storage") and run the sparse kernel; W4A16 (int4 g32, f16
+scales) 2:4 likewise (kept 4-bit codes two per byte, 2-bit indices).
+"w4a16 2:4 dense" is the same pruned codes in the dense W4A16 format and
+kernel (`--sparse-storage=dense`): "vs dense" of "X 2:4" is against "X 2:4
+dense" when that scheme runs too, else against "X" (the unpruned weight,
+as many bytes). "w8a16 u50" is 50 % unstructured W8A16 in bitmask storage (a mask
 bit per weight plus the kept codes, expanded by vpexpandb; dense codes on
 hosts without AVX512-VBMI2). Every executable runs with --bench RUNS at
 1 and 2 threads in the same run, the schemes alternated ROUNDS times (median of the round
@@ -46,6 +49,8 @@ SCHEMES = {
     "w8a16 2:4": ["--quant=w8a16", "--sparsity=2:4", "--sparsity-head"],
     "w4a16": ["--quant=w4a16"],
     "w4a16 2:4": ["--quant=w4a16", "--sparsity=2:4", "--sparsity-head"],
+    "w4a16 2:4 dense": ["--quant=w4a16", "--sparsity=2:4", "--sparsity-head",
+                        "--sparse-storage=dense"],
     "w8a16 u50": ["--quant=w8a16", "--sparsity=unstructured:0.5",
                   "--sparsity-head"],
 }
@@ -87,7 +92,8 @@ def main():
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--schemes", default=",".join(SCHEMES))
+    ap.add_argument("--schemes", default=",".join(
+        s for s in SCHEMES if s != "w4a16 2:4 dense"))
     ap.add_argument("--cpu-flags", default="")
     args = ap.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="quench-sparse-gemv-")
@@ -106,7 +112,7 @@ def main():
     print("load average: %s" % open("/proc/loadavg").read().split()[:3])
     print("quench-compile flags: %s; runs %d, rounds %d" %
           (args.cpu_flags or "(host)", args.runs, args.rounds))
-    print("%-10s %-10s %3s %9s %9s %7s %8s %9s %8s %8s" % (
+    print("%-10s %-16s %3s %9s %9s %7s %8s %9s %8s %8s" % (
         "K x N", "scheme", "thr", "weight MB", "median ms", "GB/s",
         "of read", "roof ms", "vs dense", "roof x"))
     for shape in args.shapes.split(","):
@@ -166,9 +172,13 @@ def main():
                 gbs = b / (med[s] * 1e-3) / 1e9
                 roof = b / (bw[t] * 1e9) * 1e3
                 dense = s.split()[0]
+                if s + " dense" in med:
+                    dense = s + " dense"
+                elif s.endswith(" dense"):
+                    dense = s
                 ratio = med[dense] / med[s] if dense in med else 1.0
                 roofx = size[dense] / b if dense in size else 1.0
-                print("%-10s %-10s %3d %9.2f %9.3f %7.1f %7.0f%% %9.3f "
+                print("%-10s %-16s %3d %9.2f %9.3f %7.1f %7.0f%% %9.3f "
                       "%7.2fx %7.2fx" % (shape, s, t, b / 1e6, med[s], gbs,
                                          100 * gbs / bw[t], roof, ratio,
                                          roofx))

@@ -62,6 +62,18 @@ std::vector<uint8_t> packNMIndices(const NMPositions &pos, int group) {
   return out;
 }
 
+std::vector<uint8_t>
+gatherNMNibbles(const NMPositions &pos,
+                const std::function<uint8_t(int64_t, int64_t)> &code) {
+  const int64_t rowBytes = nmNibbleBytesPerRow(pos.slots);
+  std::vector<uint8_t> out(pos.rows * rowBytes, 0);
+  for (int64_t r = 0; r < pos.rows; ++r)
+    for (int64_t s = 0; s < pos.slots; ++s)
+      out[r * rowBytes + s / 2] |= static_cast<uint8_t>(
+          (code(r, pos.columns[r * pos.slots + s]) & 15) << (s % 2 * 4));
+  return out;
+}
+
 std::vector<uint32_t>
 mmaSpMetadata(int64_t n, int64_t k, int64_t kStep,
               const std::function<int(int64_t, int64_t, int64_t)> &index) {

@@ -410,11 +410,12 @@ def main():
     check(rel_err(y128, yd) <= 1e-5 and "storage" not in l128["/l1/MatMul"],
           "--vector-bits=128: dense storage, rel err vs dense %.2e" %
           rel_err(y128, yd))
-    # 4-bit codes and unstructured f32 patterns stay dense, with the reason.
-    _, l4 = compile_run("cs_w4", ["--sparsity=2:4", "--quant=w4a16"])
+    # 3-bit codes and unstructured f32 patterns stay dense, with the reason
+    # (2:4 4-bit codes: test/e2e/sparse_int4.py).
+    _, l4 = compile_run("cs_w3", ["--sparsity=2:4", "--quant=w3a16"])
     _, lu = compile_run("cs_unstr", ["--sparsity=unstructured:0.5"])
     check(l4["/l1/MatMul"]["storage"] ==
-          "dense (4-bit codes: no compressed format yet)" and
+          "dense (3-bit codes: no compressed format yet)" and
           lu["/l1/MatMul"]["storage"] ==
           "dense (unstructured f32: no bitmask kernel yet)",
           "dense storage reasons: %s; %s" % (l4["/l1/MatMul"]["storage"],

@@ -129,6 +129,71 @@ TEST(SparseStorage, Int8Values) {
 }
 
 
+// 4-bit codes (zero point 8 = pruned): the kept codes two per byte per row,
+// slot 2i in the low nibble; expanding nibbles and indices back gives the
+// dense code matrix; an odd slot count leaves the last high nibble 0; a
+// sparser group's filled slot holds the zero point.
+TEST(SparseStorage, Int4Nibbles) {
+  // Row 0: 2:4 with codes 3 and 15 in group 0, 0 and 9 in group 1; row 1:
+  // group 0 has one nonzero (filled slot at column 0 holds 8).
+  std::vector<uint8_t> q = {8, 3, 8, 15, 0, 8, 9, 8,
+                            8, 8, 1, 8, 8, 12, 8, 14};
+  NMPositions pos;
+  ASSERT_TRUE(selectNMPositions(
+      2, 8, 2, 4, [&](int64_t r, int64_t c) { return q[r * 8 + c] != 8; },
+      pos));
+  auto code = [&](int64_t r, int64_t c) { return q[r * 8 + c]; };
+  std::vector<uint8_t> nib = gatherNMNibbles(pos, code);
+  ASSERT_EQ(nib.size(), 4u); // 2 rows of ceil(4 / 2) bytes
+  EXPECT_EQ(nib[0], 0xF3);   // slots 0, 1: codes 3 (low), 15 (high)
+  EXPECT_EQ(nib[1], 0x90);   // codes 0, 9
+  EXPECT_EQ(nib[2], 0x18);   // filled slot (column 0, code 8), code 1
+  EXPECT_EQ(nib[3], 0xEC);
+  std::vector<uint8_t> idx = packNMIndices(pos, 4);
+  // Expand: signed values code - 8 at their columns, + 8 everywhere.
+  for (int64_t r = 0; r < 2; ++r) {
+    std::vector<int> dense(8, 8);
+    for (int64_t s = 0; s < pos.slots; ++s)
+      dense[s / 2 * 4 + nmIndexAt(idx.data() + r, s, 4)] =
+          nmNibbleAt(nib.data() + r * nmNibbleBytesPerRow(pos.slots), s);
+    for (int64_t c = 0; c < 8; ++c)
+      EXPECT_EQ(dense[c], q[r * 8 + c]) << r << "," << c;
+  }
+  // Odd slot counts (1:4 of 12 columns: 3 slots) pad the high nibble.
+  std::vector<uint8_t> q3 = {8, 8, 5, 8, 7, 8, 8, 8, 8, 8, 8, 8};
+  NMPositions p3;
+  ASSERT_TRUE(selectNMPositions(
+      1, 12, 1, 4, [&](int64_t, int64_t c) { return q3[c] != 8; }, p3));
+  std::vector<uint8_t> n3 =
+      gatherNMNibbles(p3, [&](int64_t, int64_t c) { return q3[c]; });
+  EXPECT_EQ(n3, (std::vector<uint8_t>{0x75, 0x08}));
+  // A random 4:8 code matrix round-trips.
+  std::mt19937 gen(7);
+  const int64_t rows = 5, cols = 64;
+  std::vector<uint8_t> big(rows * cols, 8);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t g = 0; g < cols / 8; ++g)
+      for (int j = 0; j < 4; ++j)
+        big[r * cols + g * 8 + gen() % 8] = gen() % 16;
+  NMPositions pb;
+  ASSERT_TRUE(selectNMPositions(
+      rows, cols, 4, 8,
+      [&](int64_t r, int64_t c) { return big[r * cols + c] != 8; }, pb));
+  std::vector<uint8_t> nb = gatherNMNibbles(
+      pb, [&](int64_t r, int64_t c) { return big[r * cols + c]; });
+  std::vector<uint8_t> ib = packNMIndices(pb, 8);
+  const int64_t nbRow = nmNibbleBytesPerRow(pb.slots),
+                ibRow = nmIndexBytesPerRow(pb.slots, 8);
+  for (int64_t r = 0; r < rows; ++r) {
+    std::vector<int> dense(cols, 8);
+    for (int64_t s = 0; s < pb.slots; ++s)
+      dense[s / 4 * 8 + nmIndexAt(ib.data() + r * ibRow, s, 8)] =
+          nmNibbleAt(nb.data() + r * nbRow, s);
+    for (int64_t c = 0; c < cols; ++c)
+      ASSERT_EQ(dense[c], big[r * cols + c]) << r << "," << c;
+  }
+}
+
 // mma.sp metadata words: lane 4 g + c holds row g's nibbles of columns
 // [16 c, 16 c + 16) of the step in bits [0, 16) and row g + 8's in bits
 // [16, 32); f16's lanes c = 2, 3 repeat c - 2.

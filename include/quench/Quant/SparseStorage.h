@@ -172,6 +172,24 @@ inline std::vector<uint8_t> unpackNibbles(const std::vector<uint8_t> &packed,
     out[i] = packed.at(i / 2) >> (i % 2 * 4) & 15;
   return out;
 }
+/// The 4-bit codes (`code(r, c)`, 0 .. 15) of a matrix at the kept
+/// positions `pos`, packed per row two per byte (slot 2i in the low nibble,
+/// 2i + 1 in the high; rows of nmNibbleBytesPerRow bytes, the high nibble
+/// after an odd last slot 0): the values of quench.sparse_linear with
+/// value_bits = 4. A filled slot (a group with fewer nonzeros than `keep`)
+/// holds the code of its column, i.e. the zero point of a pruned weight.
+std::vector<uint8_t>
+gatherNMNibbles(const NMPositions &pos,
+                const std::function<uint8_t(int64_t, int64_t)> &code);
+
+/// Bytes of one row of gatherNMNibbles: ceil(slots / 2).
+inline int64_t nmNibbleBytesPerRow(int64_t slots) { return (slots + 1) / 2; }
+
+/// The 4-bit code of slot `slot` in a row of gatherNMNibbles' bytes.
+inline int nmNibbleAt(const uint8_t *row, int64_t slot) {
+  return row[slot / 2] >> (slot % 2 * 4) & 15;
+}
+
 /// The sparsity metadata of a 2:4 [n, k] weight in the register order of
 /// NVIDIA's `mma.sp` (sparsity selector 0; docs/gpu.md "Sparse tensor-core
 /// GEMM"): `index(row, group, slot)` is the in-group index (0-3) of kept

@@ -21,8 +21,14 @@
 // compile time in panels of nr output features: values [N/nr, G, keep, nr]
 // (f32 or i8 codes), index words [N/nr, G, keep, nr / lanes, words],
 // scales [N/nr, blocks, nr]. int8 codes are converted (vpmovsxbd,
-// vcvtdq2ps) and their partial sums scaled once per scale block. See
-// docs/sparsity.md ("CPU kernel").
+// vcvtdq2ps) and their partial sums scaled once per scale block. 4-bit codes
+// (`quench.sparse_value_bits = 4`) are stored two per byte: values
+// [N/nr, G, ceil(keep / 2), nr], slot 2p of a lane in the low nibble and
+// 2p + 1 in the high one. With 16 lanes a nibble is the code + 8 and its
+// float is one vpermps of the table [-8, 7] (which reads the low 4 bits of
+// each lane: the low nibble as loaded, the high one after a shift by 4);
+// with 8 lanes (vpermps reads 3 bits) it is two's complement, decoded by
+// shifts and a conversion. See docs/sparsity.md ("CPU kernel").
 //
 //===----------------------------------------------------------------------===//
 
@@ -34,6 +40,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
@@ -55,6 +62,13 @@ namespace {
 /// AVX2), declared in the module by the pass.
 constexpr char kPermute512[] = "llvm.x86.avx512.permvar.sf.512";
 constexpr char kPermute256[] = "llvm.x86.avx2.permps";
+/// vpdpbusd (AVX512-VNNI): acc[i] += sum over the 4 bytes of lane i of
+/// zext(a) * sext(b); vpshufb (AVX512BW): bytes of a 16-byte table per
+/// 128-bit lane, picked by the low 4 bits of each index byte.
+constexpr char kDot512[] = "llvm.x86.avx512.vpdpbusd.512";
+constexpr char kShuffleBytes512[] = "llvm.x86.avx512.pshuf.b.512";
+/// The int16 activations' scale: q = round(x * kInt16Max / amax).
+constexpr float kInt16Max = 32767.0f;
 
 struct SparseOperands {
   Value x;                  ///< [R, G, group] f32
@@ -63,6 +77,14 @@ struct SparseOperands {
   int64_t lanes = 8, nv = 1, nr = 8, words = 1, indexBits = 2;
   int64_t blocks = 1, groupsPerBlock = 1;
   bool quantized = false;
+  bool nibbles = false; ///< 4-bit codes, two slots per panel byte
+  /// The int16 form (2:4 4-bit codes, AVX512-VNNI; see buildInt16Panels):
+  /// codes [P, steps, nv, 32] and index bytes [P, steps, nv, 16] per step
+  /// of two groups, the activations' amax [R, blocks] and bytes [R, steps,
+  /// 16].
+  bool int16 = false;
+  Value amax, xbytes;
+  int64_t steps = 0, stepsPerBlock = 0;
 };
 
 /// Recognizes the generic of quench.sparse_linear with constant operands;
@@ -93,6 +115,10 @@ bool matchSparseMatmul(linalg::GenericOp op, SparseOperands &d) {
       vt.getDimSize(1) != d.groups || ot.getShape().back() != d.n)
     return false;
   d.quantized = vt.getElementType().isInteger(8);
+  auto bitsAttr = op->getAttrOfType<IntegerAttr>(quench::kSparseValueBitsAttrName);
+  d.nibbles = bitsAttr && bitsAttr.getInt() == 4;
+  if (d.nibbles && !d.quantized)
+    return false;
   if (d.quantized != (op.getNumDpsInputs() == 4) ||
       (!d.quantized && !vt.getElementType().isF32()))
     return false;
@@ -192,11 +218,35 @@ bool buildPanels(RewriterBase &rw, linalg::GenericOp op, SparseOperands &d) {
         rw, loc, RankedTensorType::get({panels, d.blocks, d.nr}, scaleType),
         panelRows(*scales, d.n, d.blocks, sb, d.nr), "quench_sparse_scales");
   }
-  d.vals = makeConstant(
-      rw, loc,
-      RankedTensorType::get({panels, d.groups, d.keep, d.nr},
-                            vt.getElementType()),
-      panelRows(*vals, d.n, d.slots, eb, d.nr), "quench_sparse_values");
+  if (!d.nibbles) {
+    d.vals = makeConstant(
+        rw, loc,
+        RankedTensorType::get({panels, d.groups, d.keep, d.nr},
+                              vt.getElementType()),
+        panelRows(*vals, d.n, d.slots, eb, d.nr), "quench_sparse_values");
+  } else {
+    // Nibbles: slot 2p low, 2p + 1 high, per lane; the code + 8 for the
+    // table lookup of 16 lanes, else two's complement.
+    int64_t pairs = (d.keep + 1) / 2;
+    int bias = d.lanes == 16 ? 8 : 0;
+    std::vector<char> packed(panels * d.groups * pairs * d.nr, 0);
+    for (int64_t r = 0; r < d.n; ++r)
+      for (int64_t s = 0; s < d.slots; ++s) {
+        int v = static_cast<int8_t>((*vals)[r * d.slots + s]);
+        if (v < -8 || v > 7)
+          return false;
+        int64_t g = s / d.keep, j = s % d.keep;
+        char &byte = packed[((r / d.nr * d.groups + g) * pairs + j / 2) * d.nr +
+                            r % d.nr];
+        byte = static_cast<char>(static_cast<uint8_t>(byte) |
+                                 (((v + bias) & 15) << (j % 2 * 4)));
+      }
+    d.vals = makeConstant(
+        rw, loc,
+        RankedTensorType::get({panels, d.groups, pairs, d.nr},
+                              rw.getI8Type()),
+        packed, "quench_sparse_values");
+  }
   // Index words: lane l of vector v has its field at bit l * indexBits of
   // the vector's words.
   std::vector<uint32_t> words(panels * d.slots * d.nv * d.words, 0);
@@ -218,6 +268,169 @@ bool buildPanels(RewriterBase &rw, linalg::GenericOp op, SparseOperands &d) {
   return true;
 }
 
+/// The int16 form's panels (2:4 4-bit codes, two groups = 8 inputs per
+/// step, 16 lanes): per (panel, step, vector) 32 bytes of codes, byte 2l
+/// holding lane l's two codes of the first group (slot 0 low nibble, code +
+/// 8) and byte 2l + 1 those of the second, so that zero-extending the 32
+/// bytes to words and splitting each word's nibbles gives lane l's four
+/// codes as the bytes of its 32-bit lane; and 16 index bytes, two 64-bit
+/// planes of the low and the high bits of the 64 indices (bit 4 l + 2 h +
+/// j: lane l, group h of the step, slot j), so that two masked byte
+/// operations give the index bytes in the codes' order. Padding
+/// lanes get code 0 (nibble 8). Reads the unpacked values and indices of
+/// the generic; false when they are not readable constants.
+bool buildInt16Panels(RewriterBase &rw, linalg::GenericOp op,
+                      SparseOperands &d) {
+  Location loc = op.getLoc();
+  std::vector<char> valStorage, idxStorage, scaleStorage;
+  auto vals = constantBytes(op.getDpsInputs()[1], valStorage),
+       idx = constantBytes(op.getDpsInputs()[2], idxStorage);
+  if (!vals || !idx || int64_t(vals->size()) != d.n * d.slots ||
+      int64_t(idx->size()) != d.n * d.slots)
+    return false;
+  Value s = op.getDpsInputs()[3];
+  Type scaleType = cast<RankedTensorType>(s.getType()).getElementType();
+  auto scales = constantBytes(s, scaleStorage);
+  int64_t sb = quench::getStorageBytesPerElement(scaleType);
+  if (!scales || sb == 0 || int64_t(scales->size()) != d.n * d.blocks * sb)
+    return false;
+  int64_t panels = llvm::divideCeil(d.n, d.nr);
+  std::vector<char> codes(panels * d.steps * d.nv * 32, char(0x88));
+  std::vector<char> ib(panels * d.steps * d.nv * 16, 0);
+  for (int64_t r = 0; r < d.n; ++r) {
+    int64_t c = r % d.nr, v = c / 16, l = c % 16;
+    for (int64_t st = 0; st < d.steps; ++st) {
+      int64_t base = (r / d.nr * d.steps + st) * d.nv + v;
+      for (int64_t h = 0; h < 2; ++h) {
+        uint8_t cbyte = 0;
+        for (int64_t j = 0; j < 2; ++j) {
+          int64_t slot = (2 * st + h) * 2 + j;
+          int code = static_cast<int8_t>((*vals)[r * d.slots + slot]);
+          int index = static_cast<uint8_t>((*idx)[r * d.slots + slot]);
+          if (code < -8 || code > 7 || index > 3)
+            return false;
+          cbyte |= static_cast<uint8_t>((code + 8) << (4 * j));
+          // Bit k = 4 l + 2 h + j of the low and the high bit plane.
+          int64_t k = 4 * l + 2 * h + j;
+          for (int64_t bit = 0; bit < 2; ++bit)
+            if (index >> bit & 1)
+              ib[base * 16 + 8 * bit + k / 8] |= static_cast<char>(1 << (k % 8));
+        }
+        codes[base * 32 + 2 * l + h] = static_cast<char>(cbyte);
+      }
+    }
+  }
+  d.scales = makeConstant(
+      rw, loc, RankedTensorType::get({panels, d.blocks, d.nr}, scaleType),
+      panelRows(*scales, d.n, d.blocks, sb, d.nr), "quench_sparse_scales");
+  d.vals = makeConstant(
+      rw, loc,
+      RankedTensorType::get({panels, d.steps, d.nv, 32}, rw.getI8Type()),
+      codes, "quench_sparse_values");
+  d.idx = makeConstant(
+      rw, loc,
+      RankedTensorType::get({panels, d.steps, d.nv, 16}, rw.getI8Type()), ib,
+      "quench_sparse_index_bytes");
+  return true;
+}
+
+/// The int16 activations of x [R, G, 4] per row and scale block (the
+/// dense W4A16 kernel's: amax = max |x|, q = round(x * 32767 / amax) half
+/// away from zero, 0 for an all-zero block): d.amax [R, blocks] f32 and
+/// d.xbytes [R, steps, 16] i8, per step the high bytes of its 8 inputs'
+/// q plus 128 (unsigned: (q >> 8) ^ 0x80), then their low bytes (q & 255).
+/// Two linalg generics, left to the tile pass.
+void buildInt16Activations(RewriterBase &rw, Location loc,
+                           SparseOperands &d) {
+  MLIRContext *ctx = rw.getContext();
+  Type f32 = rw.getF32Type(), i8 = rw.getI8Type(), i32 = rw.getI32Type();
+  auto xt = cast<RankedTensorType>(d.x.getType());
+  OpFoldResult rows = tensor::getMixedSize(rw, loc, d.x, 0);
+  auto dim = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+  auto par = utils::IteratorType::parallel;
+  auto red = utils::IteratorType::reduction;
+  int64_t gpb = 2 * d.stepsPerBlock;
+  // amax over (r, b, g in block, t) of x viewed as [R, blocks, gpb, 4].
+  SmallVector<OpFoldResult> xSizes{rows, rw.getIndexAttr(d.blocks),
+                                   rw.getIndexAttr(gpb), rw.getIndexAttr(4)};
+  Value xb = tensor::ExpandShapeOp::create(
+      rw, loc,
+      RankedTensorType::get({xt.getDimSize(0), d.blocks, gpb, 4}, f32), d.x,
+      ArrayRef<ReassociationIndices>{{0}, {1, 2}, {3}}, xSizes);
+  Value empty = tensor::EmptyOp::create(
+      rw, loc, ArrayRef<OpFoldResult>{rows, rw.getIndexAttr(d.blocks)}, f32);
+  Value zero = arith::ConstantOp::create(rw, loc, rw.getF32FloatAttr(0));
+  Value init = linalg::FillOp::create(rw, loc, zero, empty).getResult(0);
+  d.amax =
+      linalg::GenericOp::create(
+          rw, loc,
+          TypeRange{RankedTensorType::get({xt.getDimSize(0), d.blocks}, f32)},
+          ValueRange{xb}, ValueRange{init},
+          SmallVector<AffineMap>{
+              AffineMap::getMultiDimIdentityMap(4, ctx),
+              AffineMap::get(4, 0, {dim(0), dim(1)}, ctx)},
+          SmallVector<utils::IteratorType>{par, par, red, red},
+          [&](OpBuilder &b, Location l, ValueRange a) {
+            Value v = math::AbsFOp::create(b, l, a[0]);
+            linalg::YieldOp::create(
+                b, l, (Value)arith::MaximumFOp::create(b, l, a[1], v));
+          })
+          .getResult(0);
+  // Bytes over (r, s, e): input 8 s + e mod 8 = x[r, 2 s + (e mod 8) / 4,
+  // e mod 4]; e < 8 the high byte.
+  AffineExpr e8 = dim(2) % 8;
+  Value bytesInit = tensor::EmptyOp::create(
+      rw, loc,
+      ArrayRef<OpFoldResult>{rows, rw.getIndexAttr(d.steps),
+                             rw.getIndexAttr(16)},
+      i8);
+  d.xbytes =
+      linalg::GenericOp::create(
+          rw, loc,
+          TypeRange{RankedTensorType::get({xt.getDimSize(0), d.steps, 16}, i8)},
+          ValueRange{d.x, d.amax}, ValueRange{bytesInit},
+          SmallVector<AffineMap>{
+              AffineMap::get(3, 0,
+                             {dim(0), dim(1) * 2 + e8.floorDiv(4), dim(2) % 4},
+                             ctx),
+              AffineMap::get(3, 0,
+                             {dim(0), dim(1).floorDiv(d.stepsPerBlock)}, ctx),
+              AffineMap::getMultiDimIdentityMap(3, ctx)},
+          SmallVector<utils::IteratorType>{par, par, par},
+          [&](OpBuilder &b, Location l, ValueRange a) {
+            auto cf = [&](float c) -> Value {
+              return arith::ConstantOp::create(b, l, b.getF32FloatAttr(c));
+            };
+            auto ci = [&](int32_t c) -> Value {
+              return arith::ConstantOp::create(b, l, b.getI32IntegerAttr(c));
+            };
+            Value inv = arith::SelectOp::create(
+                b, l,
+                arith::CmpFOp::create(b, l, arith::CmpFPredicate::OGT, a[1],
+                                      cf(0)),
+                arith::DivFOp::create(b, l, cf(kInt16Max), a[1]), cf(0));
+            Value half = arith::SelectOp::create(
+                b, l,
+                arith::CmpFOp::create(b, l, arith::CmpFPredicate::OLT, a[0],
+                                      cf(0)),
+                cf(-0.5f), cf(0.5f));
+            Value q = arith::FPToSIOp::create(
+                b, l, i32,
+                arith::AddFOp::create(
+                    b, l, arith::MulFOp::create(b, l, a[0], inv), half));
+            Value hi = arith::XOrIOp::create(
+                b, l, arith::ShRSIOp::create(b, l, q, ci(8)), ci(128));
+            Value e = arith::IndexCastOp::create(
+                b, l, i32, linalg::IndexOp::create(b, l, 2));
+            Value isHigh =
+                arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, e, ci(8));
+            Value v = arith::SelectOp::create(b, l, isHigh, hi, q);
+            linalg::YieldOp::create(b, l,
+                                    (Value)arith::TruncIOp::create(b, l, i8, v));
+          })
+          .getResult(0);
+}
+
 /// Builds one register tile: rows [row, row + mr), the nr output features
 /// at task-local column `col` (global `colBase + col`, a panel start).
 class TileEmitter {
@@ -231,6 +444,8 @@ public:
 
   Value emit(Value out, Value row, Value colBase, Value col, int64_t mr,
              bool inBounds) {
+    if (d.int16)
+      return emitInt16(out, row, colBase, col, mr, inBounds);
     Value panel = arith::DivUIOp::create(
         b, loc, arith::AddIOp::create(b, loc, colBase, col), idx(b, d.nr));
     SmallVector<Value> rows, ocols, init;
@@ -293,6 +508,172 @@ public:
   }
 
 private:
+  /// The int16 form's tile (see buildInt16Panels): per step of two groups
+  /// and vector, the 32 code bytes expanded to 64 signed codes (zero
+  /// extension to words, nibble split, minus 8), the index bytes from the
+  /// two bit planes (two masked byte operations on the group offsets 0 and
+  /// 4), and the codes' sum (vpdpbusd with ones); per row the step's 8 high
+  /// and 8 low activation bytes, each broadcast as a vpshufb table,
+  /// gathered by the indices, and two vpdpbusd. Per block t = 256 (Σ c h' - 128 Σ c) + Σ c l = Σ c q
+  /// exactly, and acc += (scale * amax / 32767) * t as the dense kernel.
+  Value emitInt16(Value out, Value row, Value colBase, Value col, int64_t mr,
+                  bool inBounds) {
+    Value panel = arith::DivUIOp::create(
+        b, loc, arith::AddIOp::create(b, loc, colBase, col), idx(b, d.nr));
+    SmallVector<Value> rows, ocols, init;
+    for (int64_t i = 0; i < mr; ++i)
+      rows.push_back(add(b, row, i));
+    for (int64_t v = 0; v < d.nv; ++v)
+      ocols.push_back(add(b, col, v * 16));
+    for (int64_t i = 0; i < mr; ++i)
+      for (int64_t v = 0; v < d.nv; ++v)
+        init.push_back(read(b, vf, out, {rows[i], ocols[v]}, inBounds));
+    Type i8 = b.getI8Type(), i16 = b.getI16Type();
+    auto vb = VectorType::get({64}, i8);
+    auto splat = [&](OpBuilder &ob, VectorType t, int64_t c) -> Value {
+      return arith::ConstantOp::create(
+          ob, loc,
+          DenseElementsAttr::get(
+              t, IntegerAttr::get(t.getElementType(), APInt(
+                                      t.getElementTypeBitWidth(), c, true))));
+    };
+    auto dot = [&](OpBuilder &ob, Value acc, Value u8, Value s8) -> Value {
+      return func::CallOp::create(ob, loc, kDot512, TypeRange{vi32},
+                                  ValueRange{acc, u8, s8})
+          .getResult(0);
+    };
+    const int64_t tileVecs = mr * d.nv;
+    Value zeroI = splat(b, vi32, 0);
+    // Iteration values: hi sums, lo sums (tileVecs each), code sums (nv).
+    SmallVector<Value> zeros(2 * tileVecs + d.nv, zeroI);
+    auto blockLoop = scf::ForOp::create(
+        b, loc, idx(b, 0), idx(b, d.blocks), idx(b, 1), init,
+        [&](OpBuilder &bb, Location, Value blk, ValueRange accs) {
+          Value s0 = arith::MulIOp::create(bb, loc, blk,
+                                           idx(bb, d.stepsPerBlock));
+          auto stepLoop = scf::ForOp::create(
+              bb, loc, s0, add(bb, s0, d.stepsPerBlock), idx(bb, 1), zeros,
+              [&](OpBuilder &sb, Location, Value st, ValueRange it) {
+                SmallVector<Value> p(it);
+                SmallVector<Value> codes, ih;
+                for (int64_t v = 0; v < d.nv; ++v) {
+                  Value vv = idx(sb, v);
+                  Value c32 = read(sb, VectorType::get({32}, i8), d.vals,
+                                   {panel, st, vv, idx(sb, 0)}, true);
+                  auto vw = VectorType::get({32}, i16);
+                  Value w = arith::ExtUIOp::create(sb, loc, vw, c32);
+                  Value lo = arith::AndIOp::create(sb, loc, w,
+                                                   splat(sb, vw, 0x0F));
+                  Value hi = arith::ShLIOp::create(
+                      sb, loc,
+                      arith::AndIOp::create(sb, loc, w, splat(sb, vw, 0xF0)),
+                      splat(sb, vw, 4));
+                  Value bytes = vector::BitCastOp::create(
+                      sb, loc, vb, arith::OrIOp::create(sb, loc, lo, hi));
+                  Value c = arith::SubIOp::create(sb, loc, bytes,
+                                                  splat(sb, vb, 8));
+                  codes.push_back(c);
+                  p[2 * tileVecs + v] =
+                      dot(sb, p[2 * tileVecs + v], splat(sb, vb, 1), c);
+                  // Index bytes: 4 for the second group's bytes (b >= 2
+                  // of each lane), + 1 where the low plane is set, + 2
+                  // where the high one is.
+                  auto vm = VectorType::get({64}, sb.getI1Type());
+                  auto plane = [&](int64_t at) -> Value {
+                    return vector::BitCastOp::create(
+                        sb, loc, vm,
+                        read(sb, VectorType::get({8}, i8), d.idx,
+                             {panel, st, vv, idx(sb, at)}, true));
+                  };
+                  SmallVector<int8_t> off, off1;
+                  for (int64_t q = 0; q < 64; ++q) {
+                    off.push_back(q % 4 >= 2 ? 4 : 0);
+                    off1.push_back(off.back() + 1);
+                  }
+                  auto bytesOf = [&](ArrayRef<int8_t> c) -> Value {
+                    return arith::ConstantOp::create(
+                        sb, loc, DenseElementsAttr::get(vb, c));
+                  };
+                  Value x = arith::SelectOp::create(sb, loc, plane(0),
+                                                    bytesOf(off1),
+                                                    bytesOf(off));
+                  x = arith::SelectOp::create(
+                      sb, loc, plane(8),
+                      arith::AddIOp::create(sb, loc, x, splat(sb, vb, 2)), x);
+                  ih.push_back(x);
+                }
+                SmallVector<int64_t> rep8;
+                for (int64_t q = 0; q < 64; ++q)
+                  rep8.push_back(q % 8);
+                for (int64_t i = 0; i < mr; ++i) {
+                  // The step's 8 high bytes, and its 8 low bytes, in every
+                  // 8 bytes (vpshufb reads indices 0-7 only).
+                  auto tableAt = [&](int64_t at) -> Value {
+                    Value t8 = read(sb, VectorType::get({8}, i8), d.xbytes,
+                                    {rows[i], st, idx(sb, at)}, true);
+                    return vector::ShuffleOp::create(sb, loc, t8, t8, rep8);
+                  };
+                  Value table = tableAt(0), tableLo = tableAt(8);
+                  for (int64_t v = 0; v < d.nv; ++v) {
+                    Value gh = func::CallOp::create(
+                                   sb, loc, kShuffleBytes512, TypeRange{vb},
+                                   ValueRange{table, ih[v]})
+                                   .getResult(0);
+                    Value gl = func::CallOp::create(
+                                   sb, loc, kShuffleBytes512, TypeRange{vb},
+                                   ValueRange{tableLo, ih[v]})
+                                   .getResult(0);
+                    p[i * d.nv + v] = dot(sb, p[i * d.nv + v], gh, codes[v]);
+                    p[tileVecs + i * d.nv + v] =
+                        dot(sb, p[tileVecs + i * d.nv + v], gl, codes[v]);
+                  }
+                }
+                scf::YieldOp::create(sb, loc, p);
+              });
+          SmallVector<Value> acc(accs), part(stepLoop.getResults());
+          SmallVector<Value> sxs;
+          for (int64_t i = 0; i < mr; ++i) {
+            Value am = tensor::ExtractOp::create(bb, loc, d.amax,
+                                                 ValueRange{rows[i], blk});
+            Value sx = arith::MulFOp::create(
+                bb, loc, am,
+                arith::ConstantOp::create(bb, loc,
+                                          bb.getF32FloatAttr(1.0f / kInt16Max)));
+            sxs.push_back(vector::BroadcastOp::create(bb, loc, vf, sx));
+          }
+          for (int64_t v = 0; v < d.nv; ++v) {
+            Type st = getElementTypeOrSelf(d.scales.getType());
+            Value sc = read(bb, VectorType::get({16}, st), d.scales,
+                            {panel, blk, idx(bb, v * 16)}, true);
+            if (st != f32)
+              sc = arith::ExtFOp::create(bb, loc, vf, sc);
+            Value csum = arith::ShLIOp::create(bb, loc, part[2 * tileVecs + v],
+                                               splat(bb, vi32, 7));
+            for (int64_t i = 0; i < mr; ++i) {
+              Value t = arith::AddIOp::create(
+                  bb, loc,
+                  arith::ShLIOp::create(
+                      bb, loc,
+                      arith::SubIOp::create(bb, loc, part[i * d.nv + v], csum),
+                      splat(bb, vi32, 8)),
+                  part[tileVecs + i * d.nv + v]);
+              acc[i * d.nv + v] = vector::FMAOp::create(
+                  bb, loc, arith::MulFOp::create(bb, loc, sc, sxs[i]),
+                  arith::SIToFPOp::create(bb, loc, vf, t), acc[i * d.nv + v]);
+            }
+          }
+          scf::YieldOp::create(bb, loc, acc);
+        });
+    ValueRange result = blockLoop.getResults();
+    for (int64_t i = 0; i < mr; ++i)
+      for (int64_t v = 0; v < d.nv; ++v)
+        out = vector::TransferWriteOp::create(
+                  b, loc, result[i * d.nv + v], out,
+                  ValueRange{rows[i], ocols[v]}, ArrayRef<bool>{inBounds})
+                  .getResult();
+    return out;
+  }
+
   /// One group g: every slot's values times the permuted x of every row.
   void step(OpBuilder &ob, Value g, Value panel, ArrayRef<Value> rows,
             SmallVectorImpl<Value> &p) {
@@ -314,6 +695,12 @@ private:
         ob, loc, DenseElementsAttr::get(vi32, ArrayRef<int32_t>(shifts)));
     StringRef permute = d.lanes == 16 ? kPermute512 : kPermute256;
     Type valType = getElementTypeOrSelf(d.vals.getType());
+    // 4-bit codes: the sign-extended byte vector of slot pair (j / 2, v).
+    SmallVector<Value> pairBytes(((d.keep + 1) / 2) * d.nv);
+    auto splat32 = [&](int32_t c) -> Value {
+      return arith::ConstantOp::create(
+          ob, loc, DenseElementsAttr::get(vi32, ArrayRef<int32_t>(c)));
+    };
     for (int64_t j = 0; j < d.keep; ++j)
       for (int64_t v = 0; v < d.nv; ++v) {
         Value jj = idx(ob, j), vv = idx(ob, v);
@@ -331,9 +718,35 @@ private:
           index = vector::ShuffleOp::create(ob, loc, w, w, pick);
         }
         index = arith::ShRUIOp::create(ob, loc, index, shiftVec);
-        Value wv = read(ob, VectorType::get({d.lanes}, valType), d.vals,
-                        {panel, g, jj, idx(ob, v * d.lanes)}, true);
-        if (d.quantized)
+        Value wv;
+        if (d.nibbles) {
+          Value &bytes = pairBytes[j / 2 * d.nv + v];
+          if (!bytes)
+            bytes = arith::ExtSIOp::create(
+                ob, loc, vi32,
+                read(ob, VectorType::get({d.lanes}, valType), d.vals,
+                     {panel, g, idx(ob, j / 2), idx(ob, v * d.lanes)}, true));
+          Value w = bytes;
+          if (d.lanes == 16) {
+            // table[low 4 bits]: the low nibble, or the high one >> 4.
+            if (j % 2 == 1)
+              w = arith::ShRUIOp::create(ob, loc, w, splat32(4));
+            wv = func::CallOp::create(ob, loc, permute, TypeRange{vf},
+                                      ValueRange{codeTable(ob), w})
+                     .getResult(0);
+          } else {
+            // Low nibble: (b << 28) >> 28; high: b >> 4 (arithmetic).
+            if (j % 2 == 0)
+              w = arith::ShLIOp::create(ob, loc, w, splat32(28));
+            w = arith::ShRSIOp::create(ob, loc, w,
+                                       splat32(j % 2 == 0 ? 28 : 4));
+            wv = arith::SIToFPOp::create(ob, loc, vf, w);
+          }
+        } else {
+          wv = read(ob, VectorType::get({d.lanes}, valType), d.vals,
+                    {panel, g, jj, idx(ob, v * d.lanes)}, true);
+        }
+        if (d.quantized && !d.nibbles)
           wv = arith::SIToFPOp::create(
               ob, loc, vf, arith::ExtSIOp::create(ob, loc, vi32, wv));
         for (size_t i = 0; i < rows.size(); ++i) {
@@ -348,6 +761,14 @@ private:
 
   Value idx(OpBuilder &ob, int64_t v) {
     return arith::ConstantIndexOp::create(ob, loc, v);
+  }
+  /// The floats of the 4-bit codes + 8: [-8, -7, ..., 7] (16 lanes).
+  Value codeTable(OpBuilder &ob) {
+    SmallVector<float> t;
+    for (int i = 0; i < 16; ++i)
+      t.push_back(float(i - 8));
+    return arith::ConstantOp::create(
+        ob, loc, DenseElementsAttr::get(vf, ArrayRef<float>(t)));
   }
   Value add(OpBuilder &ob, Value a, int64_t c) {
     return quench::addIndex(ob, loc, a, c);
@@ -367,7 +788,7 @@ private:
 /// Replaces `op` by the kernel; fails, changing nothing, when it does not
 /// apply.
 LogicalResult buildSparseMatmulKernel(RewriterBase &rw, linalg::GenericOp op,
-                                      unsigned vectorBits) {
+                                      unsigned vectorBits, bool int16Dot) {
   SparseOperands d;
   if ((vectorBits != 256 && vectorBits != 512) || !matchSparseMatmul(op, d))
     return failure();
@@ -383,10 +804,21 @@ LogicalResult buildSparseMatmulKernel(RewriterBase &rw, linalg::GenericOp op,
   // each index decode and value load.
   bool oneRow = nb == 1 && xt.getDimSize(0) == 1;
   int64_t mr = oneRow ? 1 : 4;
-  d.nv = oneRow ? 4 : (d.lanes == 16 ? 2 : 1);
+  // The int16 form: 2:4 4-bit codes at 512 bits with VNNI, scale blocks of
+  // whole steps (two groups) dividing K; the block's exact int32 sum
+  // |t| <= kept * 8 * 32767 stays below 2^31.
+  int64_t gpb = std::min(d.groupsPerBlock, d.groups);
+  d.int16 = int16Dot && d.lanes == 16 && d.nibbles && d.group == 4 &&
+            d.keep == 2 && gpb % 2 == 0 && d.groups % gpb == 0 &&
+            d.groups / gpb == d.blocks && gpb * 2 < 8192;
+  if (d.int16) {
+    d.steps = d.groups / 2;
+    d.stepsPerBlock = gpb / 2;
+  }
+  d.nv = oneRow ? 4 : (d.lanes == 16 && !d.int16 ? 2 : 1);
   d.nr = d.nv * d.lanes;
   rw.setInsertionPoint(op);
-  if (!buildPanels(rw, op, d))
+  if (d.int16 ? !buildInt16Panels(rw, op, d) : !buildPanels(rw, op, d))
     return failure();
   Location loc = op.getLoc();
   rw.setInsertionPoint(op);
@@ -414,6 +846,8 @@ LogicalResult buildSparseMatmulKernel(RewriterBase &rw, linalg::GenericOp op,
     }
   }
   d.x = x;
+  if (d.int16)
+    buildInt16Activations(rw, loc, d);
   int64_t taskCols = std::max<int64_t>(d.nr, llvm::alignTo(128, d.nr));
   bool aligned = d.n % d.nr == 0;
   auto taskBody = [&](OpBuilder &tb, const quench::ColumnTask &task) -> Value {
@@ -473,10 +907,18 @@ struct QuenchCPUSparseMatmulPass
     IRRewriter rw(&getContext());
     bool any = false;
     for (linalg::GenericOp op : found)
-      any |= succeeded(buildSparseMatmulKernel(rw, op, vectorBits));
+      any |= succeeded(buildSparseMatmulKernel(rw, op, vectorBits, int16Dot));
     if (!any)
       return;
     MLIRContext *ctx = &getContext();
+    if (vectorBits == 512 && int16Dot) {
+      auto vi = VectorType::get({16}, IntegerType::get(ctx, 32));
+      auto vb = VectorType::get({64}, IntegerType::get(ctx, 8));
+      quench::declareIntrinsic(module, kDot512,
+                               FunctionType::get(ctx, {vi, vb, vb}, {vi}));
+      quench::declareIntrinsic(module, kShuffleBytes512,
+                               FunctionType::get(ctx, {vb, vb}, {vb}));
+    }
     int64_t lanes = vectorBits / 32;
     auto vf = VectorType::get({lanes}, Float32Type::get(ctx));
     auto vi = VectorType::get({lanes}, IntegerType::get(ctx, 32));

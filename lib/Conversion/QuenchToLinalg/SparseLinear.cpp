@@ -12,7 +12,10 @@
 // times the work of the kept weights, exact). Indices that are not
 // constants have no lowering (quench-pack-sparse-weights makes constants).
 // f16 inputs multiply extended to f32 and sum in f32; i8 inputs (the CUDA
-// target's int8 sparse tensor cores) sum exact products in i32.
+// target's int8 sparse tensor cores) sum exact products in i32. 4-bit codes
+// (value_bits = 4, two per byte) are unpacked at compile time to one signed
+// i8 per slot like the indices, and the generic is marked
+// `quench.sparse_value_bits = 4` so that the CPU kernel packs them again.
 //
 //===----------------------------------------------------------------------===//
 
@@ -32,6 +35,20 @@ using namespace quench::to_linalg;
 
 namespace {
 
+/// The bytes of a constant i8 operand (`splat` holds a splat's expansion),
+/// or std::nullopt.
+std::optional<ArrayRef<char>> constantData(Value v, std::vector<char> &splat) {
+  auto cst = v.getDefiningOp<ConstantOp>();
+  if (!cst)
+    return std::nullopt;
+  if (auto dense = dyn_cast<DenseElementsAttr>(cst.getValue());
+      dense && dense.isSplat()) {
+    splat.assign(dense.getNumElements(), dense.getRawData().front());
+    return ArrayRef<char>(splat);
+  }
+  return getRawConstantData(cst.getValue());
+}
+
 struct SparseLinearLowering : OpConversionPattern<SparseLinearOp> {
   using OpConversionPattern::OpConversionPattern;
 
@@ -43,17 +60,9 @@ struct SparseLinearLowering : OpConversionPattern<SparseLinearOp> {
       return failure();
     Location loc = op.getLoc();
     MLIRContext *ctx = getContext();
-    auto cst = op.getIndices().getDefiningOp<ConstantOp>();
-    std::optional<ArrayRef<char>> packed;
     std::vector<char> splat;
-    if (auto dense = cst ? dyn_cast<DenseElementsAttr>(cst.getValue())
-                         : DenseElementsAttr();
-        dense && dense.isSplat()) {
-      splat.assign(dense.getNumElements(), dense.getRawData().front());
-      packed = ArrayRef<char>(splat);
-    } else if (cst) {
-      packed = getRawConstantData(cst.getValue());
-    }
+    std::optional<ArrayRef<char>> packed =
+        constantData(op.getIndices(), splat);
     auto xt = cast<RankedTensorType>(adaptor.getInput().getType());
     auto vt = cast<RankedTensorType>(adaptor.getValues().getType());
     const int64_t keep = op.getKeep(), group = op.getGroup(),
@@ -102,11 +111,37 @@ struct SparseLinearLowering : OpConversionPattern<SparseLinearOp> {
       groupsPerBlock = std::max<int64_t>(1, *op.getBlockSize() / group);
     SmallVector<AffineMap> maps =
         getSparseMatmulIndexingMaps(ctx, nb, groupsPerBlock);
-    // Values [N, S] viewed as [N, G, keep].
-    Value values = tensor::ExpandShapeOp::create(
-        rewriter, loc,
-        RankedTensorType::get({n, groups, keep}, vt.getElementType()),
-        adaptor.getValues(), ArrayRef<ReassociationIndices>{{0}, {1, 2}});
+    Value values;
+    if (!op.hasNibbleValues()) {
+      // Values [N, S] viewed as [N, G, keep].
+      values = tensor::ExpandShapeOp::create(
+          rewriter, loc,
+          RankedTensorType::get({n, groups, keep}, vt.getElementType()),
+          adaptor.getValues(), ArrayRef<ReassociationIndices>{{0}, {1, 2}});
+    } else {
+      // One signed code (-8 .. 7) per slot of the 4-bit codes.
+      std::vector<char> nibSplat;
+      std::optional<ArrayRef<char>> nib =
+          constantData(op.getValues(), nibSplat);
+      const int64_t nibRow = quench::quant::nmNibbleBytesPerRow(slots);
+      if (!nib || int64_t(nib->size()) != n * nibRow)
+        return rewriter.notifyMatchFailure(op,
+                                           "4-bit values are not a constant");
+      std::vector<char> codes(n * slots);
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t s = 0; s < slots; ++s)
+          codes[r * slots + s] = static_cast<char>(
+              quench::quant::nmNibbleAt(reinterpret_cast<const uint8_t *>(
+                                            nib->data()) +
+                                            r * nibRow,
+                                        s) -
+              8);
+      values = arith::ConstantOp::create(
+          rewriter, loc,
+          cast<TypedAttr>(createConstantAttr(
+              RankedTensorType::get({n, groups, keep}, i8), codes,
+              "quench_sparse_values")));
+    }
     SmallVector<Value> inputs{xe, values, idx};
     if (scales)
       inputs.push_back(scales);
@@ -158,6 +193,9 @@ struct SparseLinearLowering : OpConversionPattern<SparseLinearOp> {
                       : (Value)arith::AddFOp::create(b, l, a.back(), term));
         });
     generic->setAttr(kSparseMatmulAttrName, rewriter.getUnitAttr());
+    if (op.hasNibbleValues())
+      generic->setAttr(kSparseValueBitsAttrName,
+                       rewriter.getI64IntegerAttr(4));
     Value product = generic.getResult(0);
     if (Value bias = adaptor.getBias())
       product = buildElementwise(

@@ -47,6 +47,7 @@ void quench::appendCPUCodegenStages(std::vector<PipelineStage> &stages,
          pm.addPass(createQuenchCPUDequantMatmul(dequant));
          QuenchCPUSparseMatmulOptions sparse;
          sparse.vectorBits = vectorBits;
+         sparse.int16Dot = int8Dot == Int8DotProduct::VNNI;
          pm.addPass(createQuenchCPUSparseMatmul(sparse));
          if (int8Dot != Int8DotProduct::None) {
            QuenchCPUInt8MatmulOptions int8;

@@ -1,6 +1,7 @@
 // RUN: quench-opt %s --split-input-file --convert-quench-to-linalg --quench-cpu-sparse-matmul | FileCheck %s
 // RUN: quench-opt %s --split-input-file --convert-quench-to-linalg --quench-cpu-sparse-matmul=vector-bits=512 | FileCheck %s --check-prefix=AVX512
 // RUN: quench-opt %s --split-input-file --convert-quench-to-linalg --quench-cpu-sparse-matmul=vector-bits=128 | FileCheck %s --check-prefix=NARROW
+// RUN: quench-opt %s --split-input-file --convert-quench-to-linalg "--quench-cpu-sparse-matmul=vector-bits=512 int16-dot=1" | FileCheck %s --check-prefix=I16
 
 // The sparse kernel replaces quench.sparse_linear's generic (via
 // convert-quench-to-linalg). 2:4 f32, one static row (decode GEMV), 32
@@ -68,4 +69,80 @@ func.func @int8_rows(%x: tensor<?x16xf32>) -> tensor<?x24xf32> {
   %s = quench.constant dense<0.25> : tensor<24x2xf16>
   %y = quench.sparse_linear %x, %v, %i scales(%s) {block_size = 8 : i64, group = 8 : i64, keep = 4 : i64} : (tensor<?x16xf32>, tensor<24x8xi8>, tensor<24x4xi8>, tensor<24x2xf16>) -> tensor<?x24xf32>
   return %y : tensor<?x24xf32>
+}
+
+// -----
+
+// 2:4 4-bit codes (value_bits = 4): the panels hold two codes per byte, slot
+// 0 of a group in the low nibble and slot 1 in the high one, two's
+// complement: the op's byte -45 = 0xD3 (codes 3, 13, i.e. -5, 5) becomes
+// 0x5B at 256 bits. One row: 4 vectors per panel (32 features at 256 bits,
+// 64 at 512). Slot 0 decodes by a sign extension, a left shift by 28 and an
+// arithmetic right shift by 28, slot 1 by an arithmetic right shift by 4 of
+// the same extended bytes (loaded once). At 512 bits the nibbles are the
+// codes + 8 as in the op (0xD3) and their floats one vpermps of the table
+// [-8, 7] each (slot 1 after a logical shift by 4).
+// CHECK-LABEL: func.func @int4_gemv
+// CHECK-DAG: arith.constant dense_resource<[[VALS:quench_sparse_values_[0-9]+]]> : tensor<1x4x1x32xi8>
+// CHECK: %[[B:.*]] = vector.transfer_read {{.*}} : tensor<1x4x1x32xi8>, vector<8xi8>
+// CHECK: %[[E:.*]] = arith.extsi %[[B]] : vector<8xi8> to vector<8xi32>
+// CHECK: %[[L:.*]] = arith.shli %[[E]], %{{.*}} : vector<8xi32>
+// CHECK: %[[LO:.*]] = arith.shrsi %[[L]], %{{.*}} : vector<8xi32>
+// CHECK: arith.sitofp %[[LO]] : vector<8xi32> to vector<8xf32>
+// CHECK: call @llvm.x86.avx2.permps
+// CHECK: vector.fma
+// CHECK: %[[HI:.*]] = arith.shrsi %[[E]], %{{.*}} : vector<8xi32>
+// CHECK: arith.sitofp %[[HI]] : vector<8xi32> to vector<8xf32>
+// CHECK: [[VALS]]: "0x080000005B5B5B5B
+// AVX512-LABEL: func.func @int4_gemv
+// AVX512-DAG: arith.constant dense_resource<{{.*}}> : tensor<1x4x1x64xi8>
+// AVX512: vector.transfer_read {{.*}} : tensor<1x4x1x64xi8>, vector<16xi8>
+// AVX512: %[[E:.*]] = arith.extsi {{.*}} : vector<16xi8> to vector<16xi32>
+// AVX512: %[[T:.*]] = arith.constant dense<[-8.000000e+00, -7.000000e+00, {{.*}}, 7.000000e+00]> : vector<16xf32>
+// AVX512: call @llvm.x86.avx512.permvar.sf.512(%[[T]], %[[E]])
+// AVX512: call @llvm.x86.avx512.permvar.sf.512
+// AVX512: vector.fma
+// AVX512: %[[H:.*]] = arith.shrui %[[E]], %{{.*}} : vector<16xi32>
+// AVX512: call @llvm.x86.avx512.permvar.sf.512(%{{.*}}, %[[H]])
+// AVX512: quench_sparse_values_{{[0-9]+}}: "0x08000000D3D3D3D3
+// NARROW-LABEL: func.func @int4_gemv
+// NARROW: linalg.generic
+//
+// int16-dot (VNNI) at 512 bits: the int16 form. A prepass quantizes x per
+// row and scale block (amax, then the bytes: high byte ^ 128, low byte);
+// per step of two groups and vector 32 code bytes (lane l's first-group
+// codes in byte 2 l: 0xD3 as in the op) and two 64-bit index planes (lane
+// indices 1, 2 | 0, 1: low plane 0b1001 per lane = 0x99 per byte pair,
+// high plane 0b0010 = 0x22; lanes 32-63 are padding); codes zero-extended
+// to words and split, the code sum and the two products per row by
+// vpdpbusd, the activation bytes gathered by vpshufb.
+// I16-DAG: func.func private @llvm.x86.avx512.pshuf.b.512(vector<64xi8>, vector<64xi8>) -> vector<64xi8>
+// I16-DAG: func.func private @llvm.x86.avx512.vpdpbusd.512(vector<16xi32>, vector<64xi8>, vector<64xi8>) -> vector<16xi32>
+// I16-LABEL: func.func @int4_gemv
+// I16-DAG: arith.constant dense_resource<[[C:quench_sparse_values_[0-9]+]]> : tensor<1x2x4x32xi8>
+// I16-DAG: arith.constant dense_resource<quench_sparse_index_bytes> : tensor<1x2x4x16xi8>
+// I16: linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction", "reduction"]
+// I16: arith.maximumf
+// I16: linalg.generic
+// I16: arith.xori
+// I16: vector.transfer_read {{.*}} : tensor<1x2x4x32xi8>, vector<32xi8>
+// I16: arith.extui {{.*}} : vector<32xi8> to vector<32xi16>
+// I16: vector.bitcast {{.*}} : vector<32xi16> to vector<64xi8>
+// I16: call @llvm.x86.avx512.vpdpbusd.512
+// I16: vector.bitcast {{.*}} : vector<8xi8> to vector<64xi1>
+// I16: arith.select
+// I16: call @llvm.x86.avx512.pshuf.b.512
+// I16: call @llvm.x86.avx512.vpdpbusd.512
+// I16: call @llvm.x86.avx512.pshuf.b.512
+// I16: call @llvm.x86.avx512.vpdpbusd.512
+// I16: arith.sitofp
+// I16: vector.fma
+// I16: [[C]]: "0x08000000D3D3D3D3
+// I16: quench_sparse_index_bytes: "0x0800000099999999999999992222222222222222
+func.func @int4_gemv(%x: tensor<1x16xf32>) -> tensor<1x32xf32> {
+  %v = quench.constant dense<-45> : tensor<32x4xi8>
+  %i = quench.constant dense<73> : tensor<32x2xi8>
+  %s = quench.constant dense<0.5> : tensor<32x1xf16>
+  %y = quench.sparse_linear %x, %v, %i scales(%s) {block_size = 16 : i64, group = 4 : i64, keep = 2 : i64, value_bits = 4 : i64} : (tensor<1x16xf32>, tensor<32x4xi8>, tensor<32x2xi8>, tensor<32x1xf16>) -> tensor<1x32xf32>
+  return %y : tensor<1x32xf32>
 }

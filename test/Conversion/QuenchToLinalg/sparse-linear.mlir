@@ -83,3 +83,25 @@ func.func @sparse_i8(%x: tensor<3x8xi8>) -> tensor<3x2xi32> {
   %y = quench.sparse_linear %x, %v, %i {group = 4, keep = 2} : (tensor<3x8xi8>, tensor<2x4xi8>, tensor<2x1xi8>) -> tensor<3x2xi32>
   return %y : tensor<3x2xi32>
 }
+
+// -----
+
+// 4-bit codes (value_bits = 4: two per byte, slot 2i in the low nibble, each
+// the code + 8) are unpacked at compile time to one signed code per slot,
+// [N, G, keep]: -45 = 0xD3 holds 3 and 13 (-5, 5), -1 holds 7, 7, 121 = 0x79
+// holds 1, -1, 30 = 0x1E holds 6, -7. The generic is the int8 one, marked
+// for the CPU kernel to pack the codes again.
+// CHECK-LABEL: func.func @int4
+// CHECK-DAG: %[[V:.*]] = arith.constant dense<{{\[\[\[}}-5, 5], [7, 7], [1, -1], [6, -7]], {{\[\[}}-5, 5], [7, 7], [1, -1], [6, -7]]]> : tensor<2x4x2xi8>
+// CHECK: linalg.generic
+// CHECK-SAME: ins(%{{.*}}, %[[V]], %{{.*}}, %{{.*}} : tensor<1x4x4xf32>, tensor<2x4x2xi8>, tensor<2x4x2xi8>, tensor<2x2xf16>)
+// CHECK-SAME: attrs = {quench.sparse_matmul, quench.sparse_value_bits = 4 : i64}
+// CHECK: arith.sitofp
+// CHECK-NOT: tensor<2x16x
+func.func @int4(%x: tensor<1x16xf32>) -> tensor<1x2xf32> {
+  %v = quench.constant dense<[[-45, -1, 121, 30], [-45, -1, 121, 30]]> : tensor<2x4xi8>
+  %i = quench.constant dense<[[73, 73], [-100, -100]]> : tensor<2x2xi8>
+  %s = quench.constant dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf16>
+  %y = quench.sparse_linear %x, %v, %i scales(%s) {block_size = 8 : i64, group = 4 : i64, keep = 2 : i64, value_bits = 4 : i64} : (tensor<1x16xf32>, tensor<2x4xi8>, tensor<2x2xi8>, tensor<2x2xf16>) -> tensor<1x2xf32>
+  return %y : tensor<1x2xf32>
+}

@@ -1227,6 +1227,34 @@ func.func @sparse_linear_scale_shape(%x: tensor<1x16xf32>, %v: tensor<2x8xi8>, %
 
 // -----
 
+func.func @sparse_linear_nibble_cols(%x: tensor<1x16xf32>, %v: tensor<2x8xi8>, %i: tensor<2x2xi8>, %s: tensor<2x1xf16>) {
+  // 4-bit codes: 8 slots in 4 bytes.
+  // expected-error @+1 {{requires values [N, 4] (K / group * keep 4-bit codes, two per byte), got 8 columns}}
+  %0 = quench.sparse_linear %x, %v, %i scales(%s) {block_size = 16 : i64, group = 4 : i64, keep = 2 : i64, value_bits = 4 : i64}
+      : (tensor<1x16xf32>, tensor<2x8xi8>, tensor<2x2xi8>, tensor<2x1xf16>) -> tensor<1x2xf32>
+  return
+}
+
+// -----
+
+func.func @sparse_linear_nibble_float(%x: tensor<1x8xf32>, %v: tensor<2x2xf32>, %i: tensor<2x1xi8>) {
+  // expected-error @+1 {{requires i8 values and an f32 input with value_bits = 4}}
+  %0 = quench.sparse_linear %x, %v, %i {group = 4 : i64, keep = 2 : i64, value_bits = 4 : i64}
+      : (tensor<1x8xf32>, tensor<2x2xf32>, tensor<2x1xi8>) -> tensor<1x2xf32>
+  return
+}
+
+// -----
+
+func.func @sparse_linear_value_bits(%x: tensor<1x8xf32>, %v: tensor<2x4xi8>, %i: tensor<2x1xi8>, %s: tensor<2x1xf16>) {
+  // expected-error @+1 {{requires value_bits 4 or 8, got 2}}
+  %0 = quench.sparse_linear %x, %v, %i scales(%s) {block_size = 8 : i64, group = 4 : i64, keep = 2 : i64, value_bits = 2 : i64}
+      : (tensor<1x8xf32>, tensor<2x4xi8>, tensor<2x1xi8>, tensor<2x1xf16>) -> tensor<1x2xf32>
+  return
+}
+
+// -----
+
 func.func @sparse_linear_result(%x: tensor<3x8xf32>, %v: tensor<2x4xf32>, %i: tensor<2x1xi8>) {
   // expected-error @+1 {{result}}
   %0 = quench.sparse_linear %x, %v, %i {group = 4 : i64, keep = 2 : i64}

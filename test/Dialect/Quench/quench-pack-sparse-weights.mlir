@@ -38,6 +38,25 @@ func.func @int8_2to4(%x: tensor<1x8xf32>) -> tensor<1x2xf32> {
 
 // -----
 
+// 4-bit symmetric codes (zero point 8; matmul_nbits packs two per byte, low
+// nibble first): the kept codes as stored, two per byte (slot 2i low), the
+// same indices as above. Row 0 [8, 3, 13, 8 | 15, 15, 8, 8]: 3 | 13 << 4 =
+// 211 (-45), 255 (-1); row 1 [9, 8, 8, 7 | 8, 14, 1, 8]: 9 | 7 << 4 = 121,
+// 14 | 1 << 4 = 30. 8 + 2 + 4 bytes against 16 dense.
+// CHECK-LABEL: func.func @int4_2to4
+// CHECK-DAG: %[[V:.*]] = quench.constant dense<{{\[\[}}-45, -1], [121, 30]]> : tensor<2x2xi8>
+// CHECK-DAG: %[[I:.*]] = quench.constant dense<{{\[\[}}73], [-100]]> : tensor<2x1xi8>
+// CHECK: quench.sparse_linear %arg0, %[[V]], %[[I]] scales(%{{.*}}) {block_size = 8 : i64, group = 4 : i64, keep = 2 : i64, quench.sparsity = "2:4 magnitude", value_bits = 4 : i64}
+// CHECK-NOT: quench.matmul_nbits
+func.func @int4_2to4(%x: tensor<1x8xf32>) -> tensor<1x2xf32> {
+  %q = quench.constant dense<[[[56, 141, 255, 136]], [[137, 120, 232, 129]]]> : tensor<2x1x4xui8>
+  %s = quench.constant dense<[[0.25], [0.5]]> : tensor<2x1xf16>
+  %y = quench.matmul_nbits %x, %q, %s {bits = 4 : i64, block_size = 8 : i64, in_features = 8 : i64, out_features = 2 : i64, quench.sparsity = "2:4 magnitude"} : (tensor<1x8xf32>, tensor<2x1x4xui8>, tensor<2x1xf16>) -> tensor<1x2xf32>
+  return %y : tensor<1x2xf32>
+}
+
+// -----
+
 // 4:8 takes 4-bit indices: row 0 keeps columns 1, 2, 4, 5 (one byte per
 // two indices: 1 | 2 << 4 = 33, 4 | 5 << 4 = 84). max-group=4 keeps it
 // dense.
@@ -55,8 +74,9 @@ func.func @f32_4to8(%x: tensor<1x8xf32>) -> tensor<1x1xf32> {
 // -----
 
 // Layers that stay dense: unstructured, a group with more than N nonzeros
-// (the weight changed after pruning), 4-bit codes, K not a multiple of M,
-// and linears without the mark.
+// (the weight changed after pruning), 4:8 4-bit codes (4-bit indices: 2 + 2
+// bytes per row, as many as the dense codes), K not a multiple of M, and
+// linears without the mark.
 // CHECK-LABEL: func.func @dense
 // CHECK-NOT: quench.sparse_linear
 // CHECK-COUNT-3: quench.linear
@@ -71,7 +91,7 @@ func.func @dense(%x: tensor<1x8xf32>, %x6: tensor<1x6xf32>) -> (tensor<1x1xf32>,
   %c = quench.linear %x, %w : (tensor<1x8xf32>, tensor<1x8xf32>) -> tensor<1x1xf32>
   %q = quench.constant dense<[[[8, 8, 8, 8]], [[8, 8, 8, 8]]]> : tensor<2x1x4xui8>
   %s = quench.constant dense<[[1.0], [1.0]]> : tensor<2x1xf32>
-  %d = quench.matmul_nbits %x, %q, %s {bits = 4 : i64, block_size = 8 : i64, in_features = 8 : i64, out_features = 2 : i64, quench.sparsity = "2:4 magnitude"} : (tensor<1x8xf32>, tensor<2x1x4xui8>, tensor<2x1xf32>) -> tensor<1x2xf32>
+  %d = quench.matmul_nbits %x, %q, %s {bits = 4 : i64, block_size = 8 : i64, in_features = 8 : i64, out_features = 2 : i64, quench.sparsity = "4:8 magnitude"} : (tensor<1x8xf32>, tensor<2x1x4xui8>, tensor<2x1xf32>) -> tensor<1x2xf32>
   %w6 = quench.constant dense<[[0.0, -0.4, 0.3, 0.0, 1.0, 1.0]]> : tensor<1x6xf32>
   %e = quench.linear %x6, %w6 {quench.sparsity = "2:4 magnitude"} : (tensor<1x6xf32>, tensor<1x6xf32>) -> tensor<1x1xf32>
   return %a, %b, %c, %d, %e : tensor<1x1xf32>, tensor<1x1xf32>, tensor<1x1xf32>, tensor<1x2xf32>, tensor<1x1xf32>

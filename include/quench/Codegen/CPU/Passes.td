@@ -189,15 +189,25 @@ def QuenchCPUSparseMatmul
     `llvm.x86.avx512.permvar.sf.512` with 16 lanes,
     `llvm.x86.avx2.permps` with 8; declared by the pass), a conversion for
     int8 codes and one FMA per row; int8 partial sums are scaled once per
-    scale block. Needs `vector-bits` 256 or 512; otherwise (or for other
-    generics) the generic stays and runs as loops. See docs/sparsity.md
-    ("CPU kernel").
+    scale block. 4-bit codes (`quench.sparse_value_bits = 4`) are stored two
+    per panel byte and decoded in registers; with `int16-dot` (512 bits,
+    AVX512-VNNI) 2:4 4-bit layers take the int16 form: the activations
+    quantized to int16 per row and scale block as the dense W4A16 kernel
+    does, gathered per lane by the indices (`vpshufb`) and multiplied with
+    the kept codes by `vpdpbusd` (bit-identical to the dense kernel). Needs
+    `vector-bits` 256 or 512; otherwise (or for other generics) the generic
+    stays and runs as loops. See docs/sparsity.md ("CPU kernel", "2:4
+    int4").
   }];
   let options = [
     VectorBitsOption<"the kernel is built for">,
+    Option<"int16Dot", "int16-dot", "bool", "false",
+           "2:4 4-bit codes at 512 bits: multiply int16 activations with "
+           "vpdpbusd (AVX512-VNNI), as the dense W4A16 kernel does">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
+    "::mlir::math::MathDialect",
     "::mlir::func::FuncDialect",
     "::mlir::scf::SCFDialect",
     "::mlir::tensor::TensorDialect",

@@ -41,9 +41,16 @@ LogicalResult SparseLinearOp::verify() {
   if (v.getRank() != 2 || idx.getRank() != 2)
     return emitOpError("requires 2-D values and indices");
   int64_t n = v.getDimSize(0), slots = k / group * keep;
-  if (v.getDimSize(1) != kDyn && v.getDimSize(1) != slots)
-    return emitOpError() << "requires values [N, " << slots << "] (K / group "
-                         << "* keep), got " << v.getDimSize(1) << " columns";
+  std::optional<int64_t> valueBits = getValueBits();
+  if (valueBits && *valueBits != 4 && *valueBits != 8)
+    return emitOpError() << "requires value_bits 4 or 8, got " << *valueBits;
+  bool nibbles = hasNibbleValues();
+  int64_t valueCols = nibbles ? (slots + 1) / 2 : slots;
+  if (v.getDimSize(1) != kDyn && v.getDimSize(1) != valueCols)
+    return emitOpError() << "requires values [N, " << valueCols
+                         << "] (K / group * keep"
+                         << (nibbles ? " 4-bit codes, two per byte" : "")
+                         << "), got " << v.getDimSize(1) << " columns";
   int64_t idxBytes = (slots * getIndexBits() + 7) / 8;
   if ((idx.getDimSize(0) != kDyn && n != kDyn && idx.getDimSize(0) != n) ||
       (idx.getDimSize(1) != kDyn && idx.getDimSize(1) != idxBytes))
@@ -63,6 +70,9 @@ LogicalResult SparseLinearOp::verify() {
   if (intInput && getBias())
     return emitOpError("requires no bias with an i8 input");
   bool quantized = ve.isInteger(8) && xe.isF32();
+  if (nibbles && !quantized)
+    return emitOpError("requires i8 values and an f32 input with value_bits "
+                       "= 4");
   Value scales = getScales();
   std::optional<int64_t> blockSize = getBlockSize();
   if (quantized != static_cast<bool>(scales) ||

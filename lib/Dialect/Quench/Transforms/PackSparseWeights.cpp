@@ -2,8 +2,8 @@
 //
 // Stores the weights that quench-prune-weights pruned to an N:M pattern in
 // compressed form: a pruned quench.linear (f32 weight) or quench.matmul_nbits
-// (8-bit symmetric codes) becomes quench.sparse_linear with the kept values
-// and their in-group indices (lib/Quant/SparseStorage.h; docs/sparsity.md,
+// (8-bit or 4-bit symmetric codes) becomes quench.sparse_linear with the kept
+// values (4-bit codes two per byte) and their in-group indices (lib/Quant/SparseStorage.h; docs/sparsity.md,
 // "Compressed storage"). The packing reads the exact zeros of the dense
 // weight (the pruner's and the quantizer's invariant), so it needs no mask
 // and works after any quantization method. Layers it cannot pack stay dense
@@ -113,7 +113,7 @@ std::string packLinear(LinearOp op, const qq::SparsityPattern &pat,
       "quench_sparse_indices");
   auto sparse = SparseLinearOp::create(
       b, loc, op.getType(), op.getInput(), v, i, Value(), op.getBias(),
-      pat.n, pat.m, IntegerAttr());
+      pat.n, pat.m, IntegerAttr(), IntegerAttr());
   sparse->setAttr(kSparsityAttrName, op->getAttr(kSparsityAttrName));
   rec.bytesAfter = static_cast<int64_t>(vals.size() * 4 + idx.size());
   Value weight = op.getWeight();
@@ -123,7 +123,8 @@ std::string packLinear(LinearOp op, const qq::SparsityPattern &pat,
   return "";
 }
 
-/// Packs a pruned matmul_nbits with 8-bit symmetric codes; returns why not.
+/// Packs a pruned matmul_nbits with 8-bit or 4-bit symmetric codes (4-bit
+/// only when the compressed form is smaller); returns why not.
 std::string packNBits(MatMulNBitsOp op, const qq::SparsityPattern &pat,
                       LayerPackRecord &rec) {
   const int64_t n = op.getOutFeatures(), k = op.getInFeatures(),
@@ -137,7 +138,7 @@ std::string packNBits(MatMulNBitsOp op, const qq::SparsityPattern &pat,
   rec.bytesBefore =
       cast<RankedTensorType>(op.getWeight().getType()).getNumElements() +
       scaleBytes;
-  if (bits != 8)
+  if (bits != 8 && bits != 4)
     return llvm::formatv("{0}-bit codes: no compressed format yet", bits);
   if (op.getZeroPoints())
     return "zero points: no compressed format";
@@ -149,29 +150,48 @@ std::string packNBits(MatMulNBitsOp op, const qq::SparsityPattern &pat,
   std::optional<ArrayRef<char>> codes = getRawConstantData(codesCst.getValue());
   std::optional<ArrayRef<char>> scales =
       getRawConstantData(scalesCst.getValue());
-  if (!codes || !scales || int64_t(codes->size()) != n * groups * gs ||
+  if (!codes || !scales ||
+      int64_t(codes->size()) != n * groups * gs * bits / 8 ||
       int64_t(scales->size()) != scaleBytes)
     return "codes or scales not readable";
-  // Signed codes (the zero point 128 is the implicit one) of [N, K].
+  // Unsigned codes of [N, K] (a little-endian bit stream per row: 4-bit
+  // codes two per byte, low nibble first), and their signed values (the
+  // zero point 2^(bits - 1) is the implicit one).
+  auto ucode = [&](int64_t r, int64_t c) -> uint8_t {
+    int64_t i = r * groups * gs + c;
+    auto byte = static_cast<uint8_t>((*codes)[bits == 8 ? i : i / 2]);
+    return bits == 8 ? byte : (byte >> (i % 2 * 4)) & 15;
+  };
   auto code = [&](int64_t r, int64_t c) {
-    return static_cast<int8_t>(
-        static_cast<int>(static_cast<uint8_t>((*codes)[r * groups * gs + c])) -
-        128);
+    return static_cast<int8_t>(int(ucode(r, c)) - (1 << (bits - 1)));
   };
   qq::NMPositions pos;
   if (!qq::selectNMPositions(
           n, k, pat.n, pat.m,
           [&](int64_t r, int64_t c) { return code(r, c) != 0; }, pos))
     return "not " + pat.str() + " sparse";
-  std::vector<char> vals(pos.columns.size());
-  for (int64_t r = 0; r < n; ++r)
-    for (int64_t s = 0; s < pos.slots; ++s)
-      vals[r * pos.slots + s] =
-          static_cast<char>(code(r, pos.columns[r * pos.slots + s]));
+  std::vector<char> vals;
+  int64_t valueCols = pos.slots;
+  if (bits == 4) {
+    std::vector<uint8_t> nibbles = qq::gatherNMNibbles(pos, ucode);
+    vals.assign(nibbles.begin(), nibbles.end());
+    valueCols = qq::nmNibbleBytesPerRow(pos.slots);
+  } else {
+    vals.resize(pos.columns.size());
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t s = 0; s < pos.slots; ++s)
+        vals[r * pos.slots + s] =
+            static_cast<char>(code(r, pos.columns[r * pos.slots + s]));
+  }
   std::vector<uint8_t> idx = qq::packNMIndices(pos, pat.m);
+  rec.bytesAfter = static_cast<int64_t>(vals.size() + idx.size()) + scaleBytes;
+  // 4:8 int4 (4-bit indices) is exactly as large as the dense codes.
+  if (rec.bytesAfter >= rec.bytesBefore)
+    return llvm::formatv("compressed int{0} not smaller ({1} bytes)", bits,
+                         rec.bytesAfter);
   OpBuilder b(op);
   Location loc = op.getLoc();
-  auto valType = RankedTensorType::get({n, pos.slots}, b.getI8Type());
+  auto valType = RankedTensorType::get({n, valueCols}, b.getI8Type());
   auto idxType = RankedTensorType::get(
       {n, static_cast<int64_t>(idx.size()) / n}, b.getI8Type());
   auto scaleType = RankedTensorType::get({n, groups}, st.getElementType());
@@ -185,9 +205,9 @@ std::string packNBits(MatMulNBitsOp op, const qq::SparsityPattern &pat,
     s = constantOf(b, loc, scaleType, *scales, "quench_sparse_scales");
   auto sparse = SparseLinearOp::create(
       b, loc, op.getType(), op.getInput(), v, i, s, op.getBias(), pat.n, pat.m,
-      b.getI64IntegerAttr(gs));
+      b.getI64IntegerAttr(gs),
+      bits == 4 ? b.getI64IntegerAttr(4) : IntegerAttr());
   sparse->setAttr(kSparsityAttrName, op->getAttr(kSparsityAttrName));
-  rec.bytesAfter = static_cast<int64_t>(vals.size() + idx.size()) + scaleBytes;
   Value oldCodes = op.getWeight(), oldScales = op.getScales();
   op.replaceAllUsesWith(sparse.getResult());
   op.erase();
@@ -301,8 +321,9 @@ void quench::packSparseWeights(ModuleOp module,
         kind = "f32";
         why = packLinear(l, pat, rec);
       } else {
-        kind = "int8";
-        why = packNBits(cast<MatMulNBitsOp>(op), pat, rec);
+        auto nbits = cast<MatMulNBitsOp>(op);
+        kind = nbits.getBits() == 4 ? "int4" : "int8";
+        why = packNBits(nbits, pat, rec);
       }
     }
     rec.compressed = why.empty();

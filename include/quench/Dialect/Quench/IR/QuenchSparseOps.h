@@ -28,6 +28,13 @@ namespace quench {
 inline constexpr llvm::StringLiteral kSparseMatmulAttrName =
     "quench.sparse_matmul";
 
+/// `quench.sparse_value_bits = 4` on that generic when the op's values were
+/// 4-bit codes (`value_bits = 4`): the generic reads them unpacked (one
+/// signed i8 per slot, -8 .. 7), the CPU kernel stores them two per byte
+/// again in its panels.
+inline constexpr llvm::StringLiteral kSparseValueBitsAttrName =
+    "quench.sparse_value_bits";
+
 /// `quench.sparse_storage = "bitmask"` on a `quench.matmul_nbits` with 8-bit
 /// symmetric codes of an unstructured pruned layer
 /// (quench-pack-sparse-weights), carried by its lowering onto the

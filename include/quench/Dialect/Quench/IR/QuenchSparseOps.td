@@ -24,7 +24,7 @@ def Quench_SparseLinearOp : Quench_Op<"sparse_linear",
     the kept values and the index of each within its group
     (docs/sparsity.md, "Compressed storage"). `quench-pack-sparse-weights`
     makes it from a pruned `quench.linear` (f32 values) or
-    `quench.matmul_nbits` (8-bit symmetric codes).
+    `quench.matmul_nbits` (8-bit or 4-bit symmetric codes).
 
     ```
     G = K / group; S = G * keep          # slots per row
@@ -44,6 +44,13 @@ def Quench_SparseLinearOp : Quench_Op<"sparse_linear",
     bits: the row metadata of NVIDIA's `mma.sp`. Indices of a group are
     expected distinct (duplicates add up).
 
+    With `value_bits = 4` (4-bit symmetric codes, i8 values and scales
+    only) `values` is `[N, ceil(S / 2)]` i8 holding two 4-bit codes per
+    byte, slot 2i in the low nibble and 2i + 1 in the high, each the code
+    of matmul_nbits (0 .. 15, the implicit zero point 8): the value of slot
+    s is `((values[n, s / 2] >> (s % 2 * 4)) & 15) - 8`. Without it (or 8)
+    values are one signed code per byte.
+
     Two integer/half forms feed the CUDA target's sparse tensor cores
     (`mma.sp`, docs/gpu.md "Sparse tensor-core GEMM"): an f16 input with
     f16 values (products and sums in f32, an f32 result), and an i8 input
@@ -52,7 +59,7 @@ def Quench_SparseLinearOp : Quench_Op<"sparse_linear",
     The verifier checks: an f32, f16 or i8 input of rank >= 1 with a static
     `K = input.shape[-1]`, a multiple of `group`; 1 <= keep < group <= 16;
     2-D `values` [N, S] (f32 or i8 for an f32 input, f16 for f16, i8 for
-    i8); 2-D i8 `indices` [N, ceil(S * ib / 8)]; `scales` and `block_size`
+    i8; [N, ceil(S / 2)] i8 with `value_bits = 4`, only with scales); 2-D i8 `indices` [N, ceil(S * ib / 8)]; `scales` and `block_size`
     present exactly with i8 values and an f32 input, of the shape above; an
     f32 `bias` [N] (not with an i8 input); a result of shape
     `input.shape[:-1] + [N]`, i32 for an i8 input, else f32.
@@ -69,7 +76,8 @@ def Quench_SparseLinearOp : Quench_Op<"sparse_linear",
                        Optional<RankedTensorOf<[F32, F16, BF16]>>:$scales,
                        Optional<RankedTensorOf<[F32]>>:$bias,
                        I64Attr:$keep, I64Attr:$group,
-                       OptionalAttr<I64Attr>:$block_size);
+                       OptionalAttr<I64Attr>:$block_size,
+                       OptionalAttr<I64Attr>:$value_bits);
   let results = (outs RankedTensorOf<[F32, I32]>:$result);
   let assemblyFormat = "$input `,` $values `,` $indices "
                        "(`scales` `(` $scales^ `)`)? "
@@ -79,6 +87,10 @@ def Quench_SparseLinearOp : Quench_Op<"sparse_linear",
   let extraClassDeclaration = [{
     /// Bits per index: 2 for groups of at most 4 weights, else 4.
     int64_t getIndexBits() { return getGroup() <= 4 ? 2 : 4; }
+    /// Bits per value: 4 (two codes per byte) or the element type's.
+    bool hasNibbleValues() {
+      return getValueBits() && *getValueBits() == 4;
+    }
   }];
 }
 
