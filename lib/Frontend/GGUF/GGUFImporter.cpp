@@ -487,7 +487,15 @@ Value Importer::linearAt(Value x, const gguf::TensorInfo &t, StringRef layer,
                          Value bias) {
   Location saved = loc;
   int64_t k = t.dims[0], n = t.dims[1];
-  RankedTensorType outType = f32({kDyn, n});
+  // x is [..., k] (the layers' [seq, k], the head's [1, seq, k]).
+  SmallVector<int64_t> lead(cast<RankedTensorType>(x.getType()).getShape());
+  lead.pop_back();
+  auto withLast = [&](ArrayRef<int64_t> last) {
+    SmallVector<int64_t> shape(lead);
+    shape.append(last.begin(), last.end());
+    return shape;
+  };
+  RankedTensorType outType = f32(withLast({n}));
   qquant::NBitsForm form;
   if (!qquant::getNBitsForm(GGMLType(t.type), form))
     return LinearOp::create(b, loc, outType, x, floatTensor(t, {n, k}), bias);
@@ -511,9 +519,11 @@ Value Importer::linearAt(Value x, const gguf::TensorInfo &t, StringRef layer,
   // x · (q * scale + min), exact up to the order of the sums.
   loc = NameLoc::get(b.getStringAttr(layer + ".min_offset"),
                      cast<NameLoc>(saved).getChildLoc());
-  Value groups = reshape(x, {kDyn, w.blocks, form.group});
-  Value sums = ReduceOp::create(b, loc, f32({kDyn, w.blocks}), ReduceKind::sum,
-                                groups, ArrayRef<int64_t>{2}, false);
+  Value groups = reshape(x, withLast({w.blocks, form.group}));
+  Value sums = ReduceOp::create(b, loc, f32(withLast({w.blocks})),
+                                ReduceKind::sum, groups,
+                                ArrayRef<int64_t>{int64_t(lead.size()) + 1},
+                                false);
   Value offset = LinearOp::create(b, loc, outType, sums, w.mins, Value());
   loc = saved;
   return AddOp::create(b, loc, outType, y, offset);
@@ -740,12 +750,18 @@ void Importer::build(ModuleOp module) {
   Value x = embedding(ids, "token_embd.weight");
   for (int64_t l = 0; l < cfg.layers; ++l)
     x = block(x, l, cos, sin, mask);
+  // The final norm and the head on [1, seq, dim], so that the logits
+  // output is their result: quench-kv-cache (logits of the last position
+  // only) then moves its slice of the last row above them, and a
+  // generation step's prompt projects one row, not all (a reshape between
+  // the head and the output would keep the head on every row).
+  x = reshape(x, {1, kDyn, cfg.dim});
   x = RMSNormOp::create(b, loc, x.getType(), x,
-                        smallF32(tensor("output_norm.weight")), uint64_t(1),
+                        smallF32(tensor("output_norm.weight")), uint64_t(2),
                         APFloat(cfg.eps));
   Value logits = linear(x, cfg.tiedOutput ? "token_embd.weight"
                                           : "output.weight");
-  func::ReturnOp::create(b, loc, reshape(logits, {1, kDyn, cfg.vocab}));
+  func::ReturnOp::create(b, loc, logits);
 
   // Model facts for later stages and tools (the tokenizer's small scalars;
   // its arrays are in quench.metadata below: docs/gguf.md).
