@@ -954,11 +954,13 @@ LogicalResult Deriver::run(std::string &tokenInput) {
       return failure();
     core.qk->setOperand(1, *kt);
     core.pv->setOperand(1, *v);
+    // The keys as read (cacheSide returns their transpose).
+    auto keysT = kt->getDefiningOp<TransposeOp>();
     for (ReshapeOp r : core.scoreReshapes) {
       b.setInsertionPoint(r);
       int64_t last = cast<RankedTensorType>(r.getType()).getRank() - 1;
-      r->setOperand(1, keyLengthFrom(r, last,
-                                     kt->getDefiningOp<TransposeOp>().getInput()));
+      r->setOperand(1, keysT ? keyLengthFrom(r, last, keysT.getInput())
+                             : withKeyLength(r.getLoc(), r.getShape(), {last}));
     }
     auto scoresType = cast<RankedTensorType>(core.softmax.getType());
     SmallVector<SmallVector<unsigned>> operandsOf;
