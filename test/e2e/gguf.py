@@ -308,6 +308,21 @@ def main():
                     print(f"FAIL {name}: {count} quench.attention after the "
                           f"attention stage, expected {cfg['layers']}")
                     failures += 1
+                # With a derived cache: one grouped attention per layer,
+                # reading the cache of the kv heads (not of the repeated
+                # ones: docs/gguf.md, "Speed against llama.cpp").
+                derived = run([compile_, path, "-o", "-", "--derive-kv-cache",
+                               "--stop-after-stage=attention"]).stdout
+                hd = cfg["dim"] // cfg["heads"]
+                grouped = (r"quench\.attention .* : \(tensor<1x%dx\?x%dxf32>, "
+                           r"tensor<1x%dx\?x%dxf32>" %
+                           (cfg["heads"], hd, cfg["kv_heads"], hd))
+                count = len(re.findall(grouped, derived))
+                ok = count == cfg["layers"] and cfg["kv_heads"] < cfg["heads"]
+                failures += not ok
+                print(f"{'ok  ' if ok else 'FAIL'} {name}: {count} grouped "
+                      f"attentions on {cfg['kv_heads']}-head caches with "
+                      f"--derive-kv-cache (expected {cfg['layers']})")
 
             exe = os.path.join(work, name)
             run([compile_, path, "-o", exe])

@@ -26,6 +26,7 @@
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
 #include "quench/Frontend/GGUF/GGUFReader.h"
 #include "quench/Quant/GGMLBlocks.h"
+#include "quench/Quant/RTN.h"
 #include "quench/Support/MappedFile.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -66,7 +67,7 @@ struct NBitsWeight {
   qquant::NBitsForm form;
   int64_t rows = 0, k = 0, blocks = 0;
   Value codes;  ///< ui8 [rows, blocks, group * bits / 8]
-  Value scales; ///< f32 [rows, blocks]
+  Value scales; ///< f16 (when exact) or f32 [rows, blocks]
   Value mins;   ///< f32 [rows, blocks] or null
 };
 
@@ -445,10 +446,23 @@ NBitsWeight &Importer::nbits(const gguf::TensorInfo &t) {
           RankedTensorType::get({w.rows, w.blocks, groupBytes},
                                 b.getIntegerType(8, /*isSigned=*/false)),
           raw(codes), t.name + "_codes"));
+  // Scales that are all f16 values (q4_0, q4_1, q5_0, q5_1 and q8_0 store
+  // d in f16; the K-quants' d * sub-scale rarely is one) are stored in f16:
+  // the same values in half the bytes (q4_0 4.5 bits per weight instead of
+  // 5), which the kernels widen exactly, as Quench's own f16 scales.
+  std::vector<uint16_t> halves(scales.size());
+  bool allHalf = true;
+  for (size_t i = 0; i < scales.size() && allHalf; ++i) {
+    halves[i] = qquant::floatToF16Bits(scales[i]);
+    allHalf = qquant::f16BitsToFloat(halves[i]) == scales[i];
+  }
   w.scales = ConstantOp::create(
       b, loc,
-      createConstantAttr(f32({w.rows, w.blocks}), raw(scales),
-                         t.name + "_scales"));
+      allHalf ? createConstantAttr(RankedTensorType::get({w.rows, w.blocks},
+                                                         b.getF16Type()),
+                                   raw(halves), t.name + "_scales")
+              : createConstantAttr(f32({w.rows, w.blocks}), raw(scales),
+                                   t.name + "_scales"));
   if (w.form.hasMin)
     w.mins = ConstantOp::create(
         b, loc,
@@ -473,7 +487,15 @@ Value Importer::linearAt(Value x, const gguf::TensorInfo &t, StringRef layer,
                          Value bias) {
   Location saved = loc;
   int64_t k = t.dims[0], n = t.dims[1];
-  RankedTensorType outType = f32({kDyn, n});
+  // x is [..., k] (the layers' [seq, k], the head's [1, seq, k]).
+  SmallVector<int64_t> lead(cast<RankedTensorType>(x.getType()).getShape());
+  lead.pop_back();
+  auto withLast = [&](ArrayRef<int64_t> last) {
+    SmallVector<int64_t> shape(lead);
+    shape.append(last.begin(), last.end());
+    return shape;
+  };
+  RankedTensorType outType = f32(withLast({n}));
   qquant::NBitsForm form;
   if (!qquant::getNBitsForm(GGMLType(t.type), form))
     return LinearOp::create(b, loc, outType, x, floatTensor(t, {n, k}), bias);
@@ -497,9 +519,11 @@ Value Importer::linearAt(Value x, const gguf::TensorInfo &t, StringRef layer,
   // x · (q * scale + min), exact up to the order of the sums.
   loc = NameLoc::get(b.getStringAttr(layer + ".min_offset"),
                      cast<NameLoc>(saved).getChildLoc());
-  Value groups = reshape(x, {kDyn, w.blocks, form.group});
-  Value sums = ReduceOp::create(b, loc, f32({kDyn, w.blocks}), ReduceKind::sum,
-                                groups, ArrayRef<int64_t>{2}, false);
+  Value groups = reshape(x, withLast({w.blocks, form.group}));
+  Value sums = ReduceOp::create(b, loc, f32(withLast({w.blocks})),
+                                ReduceKind::sum, groups,
+                                ArrayRef<int64_t>{int64_t(lead.size()) + 1},
+                                false);
   Value offset = LinearOp::create(b, loc, outType, sums, w.mins, Value());
   loc = saved;
   return AddOp::create(b, loc, outType, y, offset);
@@ -525,16 +549,23 @@ Value Importer::embedding(Value ids, const std::string &name) {
       RankedTensorType::get({kDyn, w.blocks, groupBytes},
                             b.getIntegerType(8, false)),
       w.codes, ids, uint64_t(0));
-  Value scales = GatherOp::create(b, loc, f32({kDyn, w.blocks}), w.scales, ids,
-                                  uint64_t(0));
+  // The zero points are of the scales' type (f16 or f32).
+  Type scaleType =
+      cast<RankedTensorType>(w.scales.getType()).getElementType();
+  auto scaleTensor = [&](int64_t n) {
+    return RankedTensorType::get({n, w.blocks}, scaleType);
+  };
+  Value scales =
+      GatherOp::create(b, loc, scaleTensor(kDyn), w.scales, ids, uint64_t(0));
   Value zp;
   if (form.zeroPoint != 1 << (form.bits - 1))
     zp = GatherOp::create(
-        b, loc, f32({kDyn, w.blocks}),
+        b, loc, scaleTensor(kDyn),
         ConstantOp::create(
             b, loc,
-            DenseElementsAttr::get(f32({rows, w.blocks}),
-                                   float(form.zeroPoint))),
+            DenseElementsAttr::get(
+                scaleTensor(rows),
+                FloatAttr::get(scaleType, double(form.zeroPoint)))),
         ids, uint64_t(0));
   Value x = DequantizeNBitsOp::create(b, loc, outType, codes, scales, zp,
                                       uint64_t(form.bits),
@@ -595,10 +626,16 @@ Value Importer::block(Value x, int64_t layer, Value cos, Value sin,
   q = rope(reshape(q, {kDyn, h, hd}), h, cos, sin);
   k = rope(reshape(k, {kDyn, hk, hd}), hk, cos, sin);
   v = reshape(v, {kDyn, hk, hd});
+  // [seq, n, d] -> [1, n, seq, d] as exports write it (view, then
+  // transpose): a transpose, not a reshape, feeds the GQA repetition below,
+  // so that no reshape chain folds into one and quench-derive-kv-cache
+  // finds the repetition and caches the kv heads before it (the cache and
+  // the attention read hk heads, not h).
   auto heads = [&](Value t, int64_t n) {
-    Value tr = TransposeOp::create(b, loc, f32({n, kDyn, hd}), t,
-                                   ArrayRef<int64_t>{1, 0, 2});
-    return reshape(tr, {1, n, kDyn, hd});
+    return TransposeOp::create(b, loc, f32({1, n, kDyn, hd}),
+                               reshape(t, {1, kDyn, n, hd}),
+                               ArrayRef<int64_t>{0, 2, 1, 3})
+        .getResult();
   };
   // The exported form of attention (scores, scale, mask, softmax, product
   // with V; kv heads repeated for GQA): quench-fuse-attention makes it one
@@ -607,7 +644,10 @@ Value Importer::block(Value x, int64_t layer, Value cos, Value sin,
     if (hk == h)
       return t;
     int64_t g = h / hk;
-    Value r = reshape(t, {1, hk, 1, kDyn, hd});
+    // Hugging Face's repeat_kv (unsqueeze, expand, reshape), which
+    // quench-raise-ops turns into products on the hk heads as they are.
+    Value r = UnsqueezeOp::create(b, loc, f32({1, hk, 1, kDyn, hd}), t,
+                                  ArrayRef<int64_t>{2});
     r = ExpandOp::create(b, loc, f32({1, hk, g, kDyn, hd}), r,
                          shapeOperand({1, hk, g, kDyn, hd}));
     return reshape(r, {1, h, kDyn, hd});
@@ -622,9 +662,10 @@ Value Importer::block(Value x, int64_t layer, Value cos, Value sin,
   scores = AddOp::create(b, loc, scoreType, scores, mask);
   Value probs = SoftmaxOp::create(b, loc, scoreType, scores, int64_t(3));
   Value attn = MatMulOp::create(b, loc, f32({1, h, kDyn, hd}), probs, vh);
-  Value merged = TransposeOp::create(b, loc, f32({kDyn, h, hd}),
-                                     reshape(attn, {h, kDyn, hd}),
-                                     ArrayRef<int64_t>{1, 0, 2});
+  // [1, h, seq, d] -> [1, seq, h, d] by a transpose (the grouped product's
+  // reshape back to h heads must stay a rank-4 reshape of its own).
+  Value merged = TransposeOp::create(b, loc, f32({1, kDyn, h, hd}), attn,
+                                     ArrayRef<int64_t>{0, 2, 1, 3});
   Value o = linear(reshape(merged, {kDyn, h * hd}), blk + "attn_output.weight");
   x = AddOp::create(b, loc, f32({kDyn, dim}), x, o);
 
@@ -709,12 +750,18 @@ void Importer::build(ModuleOp module) {
   Value x = embedding(ids, "token_embd.weight");
   for (int64_t l = 0; l < cfg.layers; ++l)
     x = block(x, l, cos, sin, mask);
+  // The final norm and the head on [1, seq, dim], so that the logits
+  // output is their result: quench-kv-cache (logits of the last position
+  // only) then moves its slice of the last row above them, and a
+  // generation step's prompt projects one row, not all (a reshape between
+  // the head and the output would keep the head on every row).
+  x = reshape(x, {1, kDyn, cfg.dim});
   x = RMSNormOp::create(b, loc, x.getType(), x,
-                        smallF32(tensor("output_norm.weight")), uint64_t(1),
+                        smallF32(tensor("output_norm.weight")), uint64_t(2),
                         APFloat(cfg.eps));
   Value logits = linear(x, cfg.tiedOutput ? "token_embd.weight"
                                           : "output.weight");
-  func::ReturnOp::create(b, loc, reshape(logits, {1, kDyn, cfg.vocab}));
+  func::ReturnOp::create(b, loc, logits);
 
   // Model facts for later stages and tools (the tokenizer's small scalars;
   // its arrays are in quench.metadata below: docs/gguf.md).

@@ -342,6 +342,29 @@ private:
     return quench::AddOp::create(b, loc, vt, kept, keys);
   }
 
+  /// The shape of the scores reshape `r` (grouped-query rows, raised by
+  /// quench-raise-ops) with its entry `last`, the key length, taken from
+  /// dim 2 of `keys` (the keys as read, [b, kv_heads, P + S, head_dim]):
+  /// concat(shape[0, last), shape_of(keys)[2]). quench-fuse-attention
+  /// traces that entry to the keys' sequence dim (as in a model exported
+  /// with past) and so sees that the reshape keeps the key axis.
+  Value keyLengthFrom(ReshapeOp r, int64_t last, Value keys) {
+    Location loc = r.getLoc();
+    auto vec = [&](int64_t n) {
+      return RankedTensorType::get({n}, b.getI64Type());
+    };
+    auto slice = [&](Value shape, int64_t from, int64_t to) -> Value {
+      return SliceOp::create(b, loc, vec(to - from), shape,
+                             b.getDenseI64ArrayAttr({from}),
+                             b.getDenseI64ArrayAttr({to}),
+                             b.getDenseI64ArrayAttr({1}));
+    };
+    Value keyShape = ShapeOfOp::create(b, loc, vec(4), keys);
+    return ConcatOp::create(
+        b, loc, vec(last + 1),
+        ValueRange{slice(r.getShape(), 0, last), slice(keyShape, 2, 3)}, 0);
+  }
+
   FailureOr<Value> rebuild(Value v, ArrayRef<Role> roles);
   LogicalResult checkMasks(const Core &core,
                            ArrayRef<SmallVector<Value>> before,
@@ -705,12 +728,16 @@ FailureOr<Value> Deriver::cacheSide(Operation *at, Value rhs, bool keys,
 Value Deriver::replay(Value stored, ArrayRef<Operation *> ops) {
   Value v = stored;
   for (Operation *op : ops) {
+    // The run-time shape first: the clone must come after the ops that
+    // compute it.
+    Value shape;
+    if (op->getNumOperands() > 1)
+      if (std::optional<int64_t> axis = keyAxis(op->getResult(0).getType()))
+        shape = withKeyLength(op->getLoc(), op->getOperand(1), {*axis});
     Operation *c = b.clone(*op);
     c->setOperand(0, v);
-    if (c->getNumOperands() > 1)
-      if (std::optional<int64_t> axis = keyAxis(c->getResult(0).getType()))
-        c->setOperand(1,
-                      withKeyLength(op->getLoc(), c->getOperand(1), {*axis}));
+    if (shape)
+      c->setOperand(1, shape);
     v = c->getResult(0);
   }
   return v;
@@ -927,10 +954,13 @@ LogicalResult Deriver::run(std::string &tokenInput) {
       return failure();
     core.qk->setOperand(1, *kt);
     core.pv->setOperand(1, *v);
+    // The keys as read (cacheSide returns their transpose).
+    auto keysT = kt->getDefiningOp<TransposeOp>();
     for (ReshapeOp r : core.scoreReshapes) {
       b.setInsertionPoint(r);
       int64_t last = cast<RankedTensorType>(r.getType()).getRank() - 1;
-      r->setOperand(1, withKeyLength(r.getLoc(), r.getShape(), {last}));
+      r->setOperand(1, keysT ? keyLengthFrom(r, last, keysT.getInput())
+                             : withKeyLength(r.getLoc(), r.getShape(), {last}));
     }
     auto scoresType = cast<RankedTensorType>(core.softmax.getType());
     SmallVector<SmallVector<unsigned>> operandsOf;
