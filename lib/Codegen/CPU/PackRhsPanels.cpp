@@ -78,7 +78,8 @@ static AffineExpr shiftDim(AffineExpr e, unsigned n, MLIRContext *ctx) {
 
 /// Rewrites `op` to read its constant right-hand side in panels of `p`
 /// columns (see the file comment); returns false when it does not apply.
-static bool packContraction(linalg::GenericOp op, int64_t p, RewriterBase &rw) {
+static bool packContraction(linalg::GenericOp op, unsigned vectorBits,
+                            RewriterBase &rw) {
   if (!op.hasPureTensorSemantics() || op.getNumDpsInputs() != 2 ||
       op.getNumDpsInits() != 1 || op->getNumResults() != 1 ||
       !linalg::isaContractionOpInterface(op) ||
@@ -96,12 +97,21 @@ static bool packContraction(linalg::GenericOp op, int64_t p, RewriterBase &rw) {
     if (!getElementTypeOrSelf(v.getType()).isF32())
       return false;
   // Only where the matrix-vector kernel can run: M known only at run time
-  // (row-by-row version) or below the register tile's rows. Blocked
-  // products of a static M keep [K, N].
+  // (row-by-row version) or at most kMaxThinRows. Blocked products of a
+  // larger static M keep [K, N].
   SmallVector<int64_t> ranges = op.getStaticLoopRanges();
   int64_t mRange = ranges[dims->m.back()];
-  if (!ShapedType::isDynamic(mRange) && mRange >= quench::cpu::kSmallRows)
+  if (!ShapedType::isDynamic(mRange) && mRange > quench::cpu::kMaxThinRows)
     return false;
+  // P: the matrix-vector kernel's columns per step (its accumulators).
+  // Small static batches (kSmallRows .. kMaxThinRows rows) have narrower
+  // register tiles: one panel per tile, so that a task streams whole panel
+  // rows (two tasks reading alternate halves of 512-byte rows streamed
+  // 1.6x slower at M = 4).
+  int64_t lanes = vectorBits / 32;
+  int64_t p = quench::cpu::ContractionTiles().gemvNrVectors * lanes;
+  if (!ShapedType::isDynamic(mRange) && mRange >= quench::cpu::kSmallRows)
+    p = quench::cpu::thinTileVectors(mRange, vectorBits) * lanes;
 
   OpOperand *rhs = op.getDpsInputOperand(1);
   auto cst = rhs->get().getDefiningOp<arith::ConstantOp>();
@@ -235,14 +245,12 @@ struct QuenchCPUPackRhsPanelsPass
     func::FuncOp func = getOperation();
     if (vectorBits < 128)
       return;
-    // P: the matrix-vector kernel's columns per step (its accumulators).
-    int64_t p = quench::cpu::ContractionTiles().gemvNrVectors * (vectorBits / 32);
     IRRewriter rw(&getContext());
     SmallVector<linalg::GenericOp> candidates;
     func.walk([&](linalg::GenericOp op) { candidates.push_back(op); });
     bool changed = false;
     for (linalg::GenericOp op : candidates)
-      changed |= packContraction(op, p, rw);
+      changed |= packContraction(op, vectorBits, rw);
     if (!changed)
       return;
 

@@ -46,6 +46,15 @@ struct ContractionTiles {
   int64_t gemvKrFloat = 8;
 };
 
+/// SIMD vectors of columns of the matrix-vector (thin) plan's register tile
+/// for a product of `rows` static rows (0: M dynamic, run row by row):
+/// its accumulators, rows x vectors, fill about 24 (AVX-512) or 12 (AVX2)
+/// registers, at most `t.gemvNrVectors`; from kSmallRows rows on a power of
+/// two, a whole number of tiles per panel. PackRhsPanels.cpp uses it for the
+/// panel width of small static batches (one panel = one tile).
+int64_t thinTileVectors(int64_t rows, unsigned vectorBits,
+                        const ContractionTiles &t = ContractionTiles());
+
 /// Elements a parallel task should cover at least (scf.forall chunks).
 inline constexpr int64_t kTaskElements = 1 << 14;
 /// Contractions of at least this many multiply-adds are split into about
@@ -58,6 +67,13 @@ inline constexpr int64_t kSplitGemvBytes = 256 << 10;
 /// Contractions whose M is dynamic run row by row (the matrix-vector plan)
 /// below this many rows at run time (see versionSmallRows).
 inline constexpr int64_t kSmallRows = 4;
+/// Contractions with a static M of at most this many rows take the
+/// matrix-vector (thin) plan, which streams B once with the reduction
+/// outermost, and read a constant f32 B in panels (PackRhsPanels.cpp); more
+/// rows take the blocked plan. Small batches are bandwidth bound like a
+/// GEMV: the blocked 8-row tile re-read B's [K, N] strips 4N bytes apart
+/// (4096 x 14336 at M = 8: docs/lowering.md, "Small batches").
+inline constexpr int64_t kMaxThinRows = 8;
 /// SIMD registers' worth of elements per vectorized elementwise tile.
 inline constexpr int64_t kElementwiseVectors = 4;
 

@@ -45,6 +45,19 @@ bool quench::cpu::isTileable(linalg::LinalgOp op) {
   return true;
 }
 
+int64_t quench::cpu::thinTileVectors(int64_t rows, unsigned vectorBits,
+                                     const ContractionTiles &t) {
+  // Accumulators: M rows x nr vectors, within about 12 (AVX2) or 24
+  // (AVX-512) registers.
+  int64_t budget = vectorBits >= 512 ? 24 : 12;
+  int64_t vecs =
+      std::clamp<int64_t>(budget / std::max<int64_t>(rows, 1), 1,
+                          t.gemvNrVectors);
+  if (rows >= kSmallRows)
+    vecs = int64_t(1) << llvm::Log2_64(vecs);
+  return vecs;
+}
+
 ContractionPlan
 quench::cpu::planContraction(linalg::LinalgOp op,
                              const linalg::ContractionDimensions &dims,
@@ -67,14 +80,12 @@ quench::cpu::planContraction(linalg::LinalgOp op,
     t.mr = 8;
     t.mt = 64;
   }
-  bool thin = !m || (!ShapedType::isDynamic(ranges[*m]) && ranges[*m] < t.mr);
+  bool thin = !m || (!ShapedType::isDynamic(ranges[*m]) &&
+                     (ranges[*m] < t.mr || ranges[*m] <= kMaxThinRows));
   plan.thin = thin;
   if (thin) {
-    // Accumulators: M rows x nr vectors, within about 12 (AVX2) or 24
-    // (AVX-512) registers.
     int64_t rows = m ? std::max<int64_t>(ranges[*m], 1) : 1;
-    int64_t budget = vectorBits >= 512 ? 24 : 12;
-    nr = std::clamp<int64_t>(budget / rows, 1, t.gemvNrVectors) * lanes;
+    nr = thinTileVectors(rows, vectorBits, t) * lanes;
     // Float products stream twice the rows per step (half the
     // accumulator loads and stores per byte of B); the int8 kernels keep
     // theirs.
