@@ -97,11 +97,17 @@ static bool packContraction(linalg::GenericOp op, unsigned vectorBits,
     if (!getElementTypeOrSelf(v.getType()).isF32())
       return false;
   // Only where the matrix-vector kernel can run: M known only at run time
-  // (row-by-row version) or at most kMaxThinRows. Blocked products of a
-  // larger static M keep [K, N].
+  // (row-by-row version), below kSmallRows, or a small batch of a large B
+  // (isThinProduct). Blocked products of a static M keep [K, N].
   SmallVector<int64_t> ranges = op.getStaticLoopRanges();
   int64_t mRange = ranges[dims->m.back()];
-  if (!ShapedType::isDynamic(mRange) && mRange > quench::cpu::kMaxThinRows)
+  OpOperand *rhs = op.getDpsInputOperand(1);
+  auto rhsType = dyn_cast<RankedTensorType>(rhs->get().getType());
+  int64_t bBytes = rhsType && rhsType.hasStaticShape()
+                       ? rhsType.getNumElements() * 4
+                       : 0;
+  if (!ShapedType::isDynamic(mRange) && mRange >= quench::cpu::kSmallRows &&
+      !quench::cpu::isThinProduct(mRange, bBytes, quench::cpu::kSmallRows))
     return false;
   // P: the matrix-vector kernel's columns per step (its accumulators).
   // Small static batches (kSmallRows .. kMaxThinRows rows) have narrower
@@ -113,7 +119,6 @@ static bool packContraction(linalg::GenericOp op, unsigned vectorBits,
   if (!ShapedType::isDynamic(mRange) && mRange >= quench::cpu::kSmallRows)
     p = quench::cpu::thinTileVectors(mRange, vectorBits) * lanes;
 
-  OpOperand *rhs = op.getDpsInputOperand(1);
   auto cst = rhs->get().getDefiningOp<arith::ConstantOp>();
   auto type = dyn_cast<RankedTensorType>(rhs->get().getType());
   if (!cst || !type || type.getRank() != 2 || !type.hasStaticShape())

@@ -47,12 +47,12 @@ bool quench::cpu::isTileable(linalg::LinalgOp op) {
 
 int64_t quench::cpu::thinTileVectors(int64_t rows, unsigned vectorBits,
                                      const ContractionTiles &t) {
-  // Accumulators: M rows x nr vectors, within about 12 (AVX2) or 24
-  // (AVX-512) registers.
+  // Accumulators: the register tile's rows (M, at most mr: 8 on AVX-512,
+  // 6 on AVX2) x nr vectors, within about 24 (AVX-512) or 12 (AVX2)
+  // registers.
   int64_t budget = vectorBits >= 512 ? 24 : 12;
-  int64_t vecs =
-      std::clamp<int64_t>(budget / std::max<int64_t>(rows, 1), 1,
-                          t.gemvNrVectors);
+  int64_t tileRows = std::clamp<int64_t>(rows, 1, vectorBits >= 512 ? 8 : t.mr);
+  int64_t vecs = std::clamp<int64_t>(budget / tileRows, 1, t.gemvNrVectors);
   if (rows >= kSmallRows)
     vecs = int64_t(1) << llvm::Log2_64(vecs);
   return vecs;
@@ -80,8 +80,12 @@ quench::cpu::planContraction(linalg::LinalgOp op,
     t.mr = 8;
     t.mt = 64;
   }
+  int64_t bBytes = 0;
+  if (auto bt = dyn_cast<ShapedType>(op.getDpsInputOperand(1)->get().getType());
+      bt && bt.hasStaticShape() && bt.getElementType().isIntOrFloat())
+    bBytes = bt.getNumElements() * bt.getElementTypeBitWidth() / 8;
   bool thin = !m || (!ShapedType::isDynamic(ranges[*m]) &&
-                     (ranges[*m] < t.mr || ranges[*m] <= kMaxThinRows));
+                     isThinProduct(ranges[*m], bBytes, t.mr));
   plan.thin = thin;
   if (thin) {
     int64_t rows = m ? std::max<int64_t>(ranges[*m], 1) : 1;

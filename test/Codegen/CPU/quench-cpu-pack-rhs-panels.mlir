@@ -92,37 +92,38 @@ func.func @one_row_nk(%x: tensor<1x2xf32>) -> tensor<1x64xf32> {
 
 // -----
 
-// A small static batch (4 to 8 rows): one panel per register tile of the
-// matrix-vector plan, here 8 rows x 1 vector of 4 lanes (12 accumulators
-// at 128 bits: 12 / 8 rounded down to a power of two).
+// A small static batch (4 to 32 rows) of a B of at least 4 MiB: one panel
+// per register tile of the matrix-vector plan, here 6 rows (the blocked
+// tile's) x 2 vectors of 4 lanes: 12 accumulators at 128 bits. The same
+// product with a cache-sized B keeps [K, N] (@left_alone).
 // CHECK-LABEL: func.func @small_batch
-// CHECK: %[[W:.*]] = arith.constant dense<1.500000e+00> : tensor<16x2x4xf32>
+// CHECK: %[[W:.*]] = arith.constant dense<1.500000e+00> : tensor<128x1024x8xf32>
 // CHECK: linalg.generic
-// CHECK-SAME: ins(%{{.*}}, %[[W]] : tensor<8x2xf32>, tensor<16x2x4xf32>)
-// CHECK: tensor.collapse_shape %{{.*}} {{\[}}[0], [1, 2]] : tensor<8x16x4xf32> into tensor<8x64xf32>
+// CHECK-SAME: ins(%{{.*}}, %[[W]] : tensor<8x1024xf32>, tensor<128x1024x8xf32>)
+// CHECK: tensor.collapse_shape %{{.*}} {{\[}}[0], [1, 2]] : tensor<8x128x8xf32> into tensor<8x1024xf32>
 #a = affine_map<(m, n, k) -> (m, k)>
 #b = affine_map<(m, n, k) -> (k, n)>
 #c = affine_map<(m, n, k) -> (m, n)>
-func.func @small_batch(%x: tensor<8x2xf32>) -> tensor<8x64xf32> {
+func.func @small_batch(%x: tensor<8x1024xf32>) -> tensor<8x1024xf32> {
   %zero = arith.constant 0.0 : f32
-  %w = arith.constant dense<1.5> : tensor<2x64xf32>
-  %e = tensor.empty() : tensor<8x64xf32>
-  %acc = linalg.fill ins(%zero : f32) outs(%e : tensor<8x64xf32>) -> tensor<8x64xf32>
+  %w = arith.constant dense<1.5> : tensor<1024x1024xf32>
+  %e = tensor.empty() : tensor<8x1024xf32>
+  %acc = linalg.fill ins(%zero : f32) outs(%e : tensor<8x1024xf32>) -> tensor<8x1024xf32>
   %r = linalg.generic {indexing_maps = [#a, #b, #c],
                        iterator_types = ["parallel", "parallel", "reduction"]}
-      ins(%x, %w : tensor<8x2xf32>, tensor<2x64xf32>) outs(%acc : tensor<8x64xf32>) {
+      ins(%x, %w : tensor<8x1024xf32>, tensor<1024x1024xf32>) outs(%acc : tensor<8x1024xf32>) {
   ^bb0(%in: f32, %wt: f32, %out: f32):
     %p = arith.mulf %in, %wt : f32
     %s = arith.addf %out, %p : f32
     linalg.yield %s : f32
-  } -> tensor<8x64xf32>
-  return %r : tensor<8x64xf32>
+  } -> tensor<8x1024xf32>
+  return %r : tensor<8x1024xf32>
 }
 
 // -----
 
-// Left alone: a static M above kMaxThinRows = 8 (the blocked kernel keeps
-// [K, N]), an N that is not a multiple of the panel width, a single panel,
+// Left alone: a static M of at least 4 rows with a cache-sized B (the
+// blocked kernel keeps [K, N]), an N that is not a multiple of the panel width, a single panel,
 // a computed right-hand side, f16 operands.
 // CHECK-LABEL: func.func @left_alone
 // CHECK-NOT: collapse_shape
@@ -131,24 +132,24 @@ func.func @small_batch(%x: tensor<8x2xf32>) -> tensor<8x64xf32> {
 #a = affine_map<(m, n, k) -> (m, k)>
 #b = affine_map<(m, n, k) -> (k, n)>
 #c = affine_map<(m, n, k) -> (m, n)>
-func.func @left_alone(%x: tensor<9x2xf32>, %x1: tensor<1x2xf32>,
+func.func @left_alone(%x: tensor<8x2xf32>, %x1: tensor<1x2xf32>,
                       %b: tensor<2x64xf32>, %xh: tensor<1x2xf16>)
-    -> (tensor<9x64xf32>, tensor<1x48xf32>, tensor<1x32xf32>, tensor<1x64xf32>, tensor<1x64xf16>) {
+    -> (tensor<8x64xf32>, tensor<1x48xf32>, tensor<1x32xf32>, tensor<1x64xf32>, tensor<1x64xf16>) {
   %zero = arith.constant 0.0 : f32
   %w = arith.constant dense<1.5> : tensor<2x64xf32>
   %w48 = arith.constant dense<2.5> : tensor<2x48xf32>
   %w32 = arith.constant dense<3.5> : tensor<2x32xf32>
   %wh = arith.constant dense<1.5> : tensor<2x64xf16>
   %zh = arith.constant 0.0 : f16
-  %e8 = tensor.empty() : tensor<9x64xf32>
-  %a8 = linalg.fill ins(%zero : f32) outs(%e8 : tensor<9x64xf32>) -> tensor<9x64xf32>
+  %e8 = tensor.empty() : tensor<8x64xf32>
+  %a8 = linalg.fill ins(%zero : f32) outs(%e8 : tensor<8x64xf32>) -> tensor<8x64xf32>
   %r8 = linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "parallel", "reduction"]}
-      ins(%x, %w : tensor<9x2xf32>, tensor<2x64xf32>) outs(%a8 : tensor<9x64xf32>) {
+      ins(%x, %w : tensor<8x2xf32>, tensor<2x64xf32>) outs(%a8 : tensor<8x64xf32>) {
   ^bb0(%i: f32, %v: f32, %o: f32):
     %p = arith.mulf %i, %v : f32
     %s = arith.addf %o, %p : f32
     linalg.yield %s : f32
-  } -> tensor<9x64xf32>
+  } -> tensor<8x64xf32>
   %e48 = tensor.empty() : tensor<1x48xf32>
   %a48 = linalg.fill ins(%zero : f32) outs(%e48 : tensor<1x48xf32>) -> tensor<1x48xf32>
   %r48 = linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "parallel", "reduction"]}
@@ -185,7 +186,7 @@ func.func @left_alone(%x: tensor<9x2xf32>, %x1: tensor<1x2xf32>,
     %s = arith.addf %o, %p : f16
     linalg.yield %s : f16
   } -> tensor<1x64xf16>
-  return %r8, %r48, %r32, %rb, %rh : tensor<9x64xf32>, tensor<1x48xf32>, tensor<1x32xf32>, tensor<1x64xf32>, tensor<1x64xf16>
+  return %r8, %r48, %r32, %rb, %rh : tensor<8x64xf32>, tensor<1x48xf32>, tensor<1x32xf32>, tensor<1x64xf32>, tensor<1x64xf16>
 }
 
 // -----
