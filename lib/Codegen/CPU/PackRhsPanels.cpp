@@ -78,8 +78,7 @@ static AffineExpr shiftDim(AffineExpr e, unsigned n, MLIRContext *ctx) {
 
 /// Rewrites `op` to read its constant right-hand side in panels of `p`
 /// columns (see the file comment); returns false when it does not apply.
-static bool packContraction(linalg::GenericOp op, unsigned vectorBits,
-                            RewriterBase &rw) {
+static bool packContraction(linalg::GenericOp op, int64_t p, RewriterBase &rw) {
   if (!op.hasPureTensorSemantics() || op.getNumDpsInputs() != 2 ||
       op.getNumDpsInits() != 1 || op->getNumResults() != 1 ||
       !linalg::isaContractionOpInterface(op) ||
@@ -97,28 +96,14 @@ static bool packContraction(linalg::GenericOp op, unsigned vectorBits,
     if (!getElementTypeOrSelf(v.getType()).isF32())
       return false;
   // Only where the matrix-vector kernel can run: M known only at run time
-  // (row-by-row version), below kSmallRows, or a small batch of a large B
-  // (isThinProduct). Blocked products of a static M keep [K, N].
+  // (row-by-row version) or below the register tile's rows. Blocked
+  // products of a static M keep [K, N].
   SmallVector<int64_t> ranges = op.getStaticLoopRanges();
   int64_t mRange = ranges[dims->m.back()];
-  OpOperand *rhs = op.getDpsInputOperand(1);
-  auto rhsType = dyn_cast<RankedTensorType>(rhs->get().getType());
-  int64_t bBytes = rhsType && rhsType.hasStaticShape()
-                       ? rhsType.getNumElements() * 4
-                       : 0;
-  if (!ShapedType::isDynamic(mRange) && mRange >= quench::cpu::kSmallRows &&
-      !quench::cpu::isThinProduct(mRange, bBytes, quench::cpu::kSmallRows))
-    return false;
-  // P: the matrix-vector kernel's columns per step (its accumulators).
-  // Small static batches (kSmallRows .. kMaxThinRows rows) have narrower
-  // register tiles: one panel per tile, so that a task streams whole panel
-  // rows (two tasks reading alternate halves of 512-byte rows streamed
-  // 1.6x slower at M = 4).
-  int64_t lanes = vectorBits / 32;
-  int64_t p = quench::cpu::ContractionTiles().gemvNrVectors * lanes;
   if (!ShapedType::isDynamic(mRange) && mRange >= quench::cpu::kSmallRows)
-    p = quench::cpu::thinTileVectors(mRange, vectorBits) * lanes;
+    return false;
 
+  OpOperand *rhs = op.getDpsInputOperand(1);
   auto cst = rhs->get().getDefiningOp<arith::ConstantOp>();
   auto type = dyn_cast<RankedTensorType>(rhs->get().getType());
   if (!cst || !type || type.getRank() != 2 || !type.hasStaticShape())
@@ -250,12 +235,14 @@ struct QuenchCPUPackRhsPanelsPass
     func::FuncOp func = getOperation();
     if (vectorBits < 128)
       return;
+    // P: the matrix-vector kernel's columns per step (its accumulators).
+    int64_t p = quench::cpu::ContractionTiles().gemvNrVectors * (vectorBits / 32);
     IRRewriter rw(&getContext());
     SmallVector<linalg::GenericOp> candidates;
     func.walk([&](linalg::GenericOp op) { candidates.push_back(op); });
     bool changed = false;
     for (linalg::GenericOp op : candidates)
-      changed |= packContraction(op, vectorBits, rw);
+      changed |= packContraction(op, p, rw);
     if (!changed)
       return;
 

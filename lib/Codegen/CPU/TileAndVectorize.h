@@ -46,15 +46,6 @@ struct ContractionTiles {
   int64_t gemvKrFloat = 8;
 };
 
-/// SIMD vectors of columns of the matrix-vector (thin) plan's register tile
-/// for a product of `rows` static rows (0: M dynamic, run row by row):
-/// its accumulators, rows x vectors, fill about 24 (AVX-512) or 12 (AVX2)
-/// registers, at most `t.gemvNrVectors`; from kSmallRows rows on a power of
-/// two, a whole number of tiles per panel. PackRhsPanels.cpp uses it for the
-/// panel width of small static batches (one panel = one tile).
-int64_t thinTileVectors(int64_t rows, unsigned vectorBits,
-                        const ContractionTiles &t = ContractionTiles());
-
 /// Elements a parallel task should cover at least (scf.forall chunks).
 inline constexpr int64_t kTaskElements = 1 << 14;
 /// Contractions of at least this many multiply-adds are split into about
@@ -70,10 +61,9 @@ inline constexpr int64_t kSmallRows = 4;
 /// Small batches: a contraction with a static M of at most kMaxThinRows
 /// rows whose B has at least kThinMinBytes (beyond L2: streamed from L3 or
 /// memory) takes the matrix-vector (thin) plan, which streams B once with
-/// the reduction outermost, and reads a constant f32 B in panels of one
-/// register tile (PackRhsPanels.cpp). The blocked plan re-read B's [K, N]
-/// strips, 4N bytes apart, per 8-row tile: 4096 x 14336 fp32 at M = 8 took
-/// 2x, at M = 32 2.6x the CPU time (docs/lowering.md, "Small batches").
+/// the reduction outermost, 8 rows of B per step. The blocked plan re-read
+/// B's [K, N] strips per 8-row register tile: 4096 x 14336 fp32 took
+/// 2.4x the CPU time at M = 8 (docs/lowering.md, "Small batches").
 /// Cache-resident products keep the blocked plan (and its epilogue fusion
 /// into register tiles).
 inline constexpr int64_t kMaxThinRows = 32;

@@ -45,19 +45,6 @@ bool quench::cpu::isTileable(linalg::LinalgOp op) {
   return true;
 }
 
-int64_t quench::cpu::thinTileVectors(int64_t rows, unsigned vectorBits,
-                                     const ContractionTiles &t) {
-  // Accumulators: the register tile's rows (M, at most mr: 8 on AVX-512,
-  // 6 on AVX2) x nr vectors, within about 24 (AVX-512) or 12 (AVX2)
-  // registers.
-  int64_t budget = vectorBits >= 512 ? 24 : 12;
-  int64_t tileRows = std::clamp<int64_t>(rows, 1, vectorBits >= 512 ? 8 : t.mr);
-  int64_t vecs = std::clamp<int64_t>(budget / tileRows, 1, t.gemvNrVectors);
-  if (rows >= kSmallRows)
-    vecs = int64_t(1) << llvm::Log2_64(vecs);
-  return vecs;
-}
-
 ContractionPlan
 quench::cpu::planContraction(linalg::LinalgOp op,
                              const linalg::ContractionDimensions &dims,
@@ -88,8 +75,11 @@ quench::cpu::planContraction(linalg::LinalgOp op,
                      isThinProduct(ranges[*m], bBytes, t.mr));
   plan.thin = thin;
   if (thin) {
-    int64_t rows = m ? std::max<int64_t>(ranges[*m], 1) : 1;
-    nr = thinTileVectors(rows, vectorBits, t) * lanes;
+    // Accumulators: the register tile's rows (M, at most mr) x nr vectors,
+    // within about 12 (AVX2) or 24 (AVX-512) registers.
+    int64_t rows = m ? std::clamp<int64_t>(ranges[*m], 1, t.mr) : 1;
+    int64_t budget = vectorBits >= 512 ? 24 : 12;
+    nr = std::clamp<int64_t>(budget / rows, 1, t.gemvNrVectors) * lanes;
     // Float products stream twice the rows per step (half the
     // accumulator loads and stores per byte of B); the int8 kernels keep
     // theirs.

@@ -92,38 +92,8 @@ func.func @one_row_nk(%x: tensor<1x2xf32>) -> tensor<1x64xf32> {
 
 // -----
 
-// A small static batch (4 to 32 rows) of a B of at least 4 MiB: one panel
-// per register tile of the matrix-vector plan, here 6 rows (the blocked
-// tile's) x 2 vectors of 4 lanes: 12 accumulators at 128 bits. The same
-// product with a cache-sized B keeps [K, N] (@left_alone).
-// CHECK-LABEL: func.func @small_batch
-// CHECK: %[[W:.*]] = arith.constant dense<1.500000e+00> : tensor<128x1024x8xf32>
-// CHECK: linalg.generic
-// CHECK-SAME: ins(%{{.*}}, %[[W]] : tensor<8x1024xf32>, tensor<128x1024x8xf32>)
-// CHECK: tensor.collapse_shape %{{.*}} {{\[}}[0], [1, 2]] : tensor<8x128x8xf32> into tensor<8x1024xf32>
-#a = affine_map<(m, n, k) -> (m, k)>
-#b = affine_map<(m, n, k) -> (k, n)>
-#c = affine_map<(m, n, k) -> (m, n)>
-func.func @small_batch(%x: tensor<8x1024xf32>) -> tensor<8x1024xf32> {
-  %zero = arith.constant 0.0 : f32
-  %w = arith.constant dense<1.5> : tensor<1024x1024xf32>
-  %e = tensor.empty() : tensor<8x1024xf32>
-  %acc = linalg.fill ins(%zero : f32) outs(%e : tensor<8x1024xf32>) -> tensor<8x1024xf32>
-  %r = linalg.generic {indexing_maps = [#a, #b, #c],
-                       iterator_types = ["parallel", "parallel", "reduction"]}
-      ins(%x, %w : tensor<8x1024xf32>, tensor<1024x1024xf32>) outs(%acc : tensor<8x1024xf32>) {
-  ^bb0(%in: f32, %wt: f32, %out: f32):
-    %p = arith.mulf %in, %wt : f32
-    %s = arith.addf %out, %p : f32
-    linalg.yield %s : f32
-  } -> tensor<8x1024xf32>
-  return %r : tensor<8x1024xf32>
-}
-
-// -----
-
-// Left alone: a static M of at least 4 rows with a cache-sized B (the
-// blocked kernel keeps [K, N]), an N that is not a multiple of the panel width, a single panel,
+// Left alone: a static M of at least 4 rows (the blocked kernel keeps
+// [K, N]), an N that is not a multiple of the panel width, a single panel,
 // a computed right-hand side, f16 operands.
 // CHECK-LABEL: func.func @left_alone
 // CHECK-NOT: collapse_shape

@@ -322,7 +322,7 @@ func.func @gemv_epilogue(%x: tensor<1x512xf32>, %w: tensor<512x4096xf32>) -> ten
 // A small batch (M = 16 <= kMaxThinRows) of a B of 4 MiB takes the
 // matrix-vector plan: B streamed once, the K loop (8 rows of B per step)
 // outermost in each task, register tiles of the blocked tile's rows (8 on
-// AVX-512, 6 on AVX2) inside it. The same batch times a cache-sized B keeps
+// AVX-512, 6 on AVX2) x 24 (12) accumulators inside it. The same batch times a cache-sized B keeps
 // the blocked plan (K blocks of 256 inside the register tiles' loops).
 // CHECK-LABEL: func.func @small_batch
 // CHECK: scf.forall
@@ -334,9 +334,9 @@ func.func @gemv_epilogue(%x: tensor<1x512xf32>, %w: tensor<512x4096xf32>) -> ten
 // CHECK: vector.contract {{.*}} : vector<4x8xf32>, vector<8x16xf32> into vector<4x16xf32>
 // AVX512-LABEL: func.func @small_batch
 // AVX512: scf.for %{{.*}} = %c0 to %c1024 step %c8
-// AVX512: scf.for %{{.*}} = %c0 to %c256 step %c32
+// AVX512: step %c48
 // AVX512: scf.for %{{.*}} = %c0 to %c16 step %c8
-// AVX512: vector.contract {{.*}} : vector<8x8xf32>, vector<8x32xf32> into vector<8x32xf32>
+// AVX512: vector.contract {{.*}} : vector<8x8xf32>, vector<8x48xf32> into vector<8x48xf32>
 // CHECK-LABEL: func.func @small_batch_cached
 // CHECK-NOT: step %c8 iter_args
 // CHECK: vector.contract {{.*}} : vector<6x1xf32>, vector<1x16xf32> into vector<6x16xf32>
