@@ -63,7 +63,7 @@ inline constexpr int64_t kSmallRows = 4;
 /// memory) takes the matrix-vector (thin) plan, which streams B once with
 /// the reduction outermost, 8 rows of B per step. The blocked plan re-read
 /// B's [K, N] strips per 8-row register tile: 4096 x 14336 fp32 took
-/// 2.4x the CPU time at M = 8 (docs/lowering.md, "Small batches").
+/// 2.2-3.1x the CPU time at M = 8-32 (docs/lowering.md, "Small batches").
 /// Cache-resident products keep the blocked plan (and its epilogue fusion
 /// into register tiles).
 inline constexpr int64_t kMaxThinRows = 32;
