@@ -24,9 +24,26 @@
 # CPU_FLAGS go to every quench-compile (e.g. --cpu=x86-64-v3); with
 # ROUNDS > 1 the schemes are timed alternately ROUNDS times and the table
 # gives the median of the rounds' medians (and their range).
+# A scheme written SCHEME@base is compiled by BASE_BUILD's quench-compile
+# (another build, e.g. of main: the old code path in the same run).
+# With LLAMA_CPP (a llama.cpp source tree; its build in LLAMA_BUILD,
+# default LLAMA_CPP/build) bench/ggml_matmul.c is built against it and
+# times ggml's product for each of LLAMA_TYPES (ggml type names) on the
+# same shape, M and thread count (RUNS runs; LLAMA_BUFFER names the weight
+# buffer type, default: llama.cpp's choice), printed as rows "ggml:TYPE"
+# in the same rounds; "vs fp32" is then fp32's time over the peer's.
+# The load average is printed at the start and the end. TIME=cpu times
+# CPU instead of wall-clock time (for a machine loaded by other work, with
+# THREADS=1): per run, the process CPU time of --bench RUNS minus that of
+# --bench 1, over RUNS - 1 (ggml_matmul: its median CPU time per run).
 # Usage: bench/quant_gemv.sh [BUILD_DIR] [WORK_DIR]
 #   env SHAPES="4096x4096 4096x14336" MS="1 32 128" RUNS=30 THREADS=1
 #       SCHEMES="fp32 w8a16 w4a16 w8a8-dynamic" CPU_FLAGS= ROUNDS=1
+#       BASE_BUILD= LLAMA_CPP= LLAMA_BUILD= LLAMA_TYPES="f32 q4_0 q4_K"
+#       LLAMA_BUFFER= TIME=wall
+# Small batches (issue #18 point 2; docs/benchmarks.md "Small batches"):
+#   SHAPES=4096x14336 MS="1 2 4 8 16 32" SCHEMES="fp32 fp32@base w4a16
+#   w4a16@base" BASE_BUILD=/path/to/main/build LLAMA_CPP=/work/llama.cpp
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$ROOT/build}
@@ -38,8 +55,45 @@ THREADS=${THREADS:-1}
 SCHEMES=${SCHEMES:-"fp32 w8a16 w4a16 w8a8-dynamic"}
 ROUNDS=${ROUNDS:-1}
 read -r -a CPU_ARGS <<<"${CPU_FLAGS:-}"
+BASE_BUILD=${BASE_BUILD:-}
+LLAMA_CPP=${LLAMA_CPP:-}
+LLAMA_BUILD=${LLAMA_BUILD:-${LLAMA_CPP:+$LLAMA_CPP/build}}
+LLAMA_TYPES=${LLAMA_TYPES:-"f32 q4_0 q4_K"}
+LLAMA_BUFFER=${LLAMA_BUFFER:-}
+TIME=${TIME:-wall}
+[ "$TIME" = wall ] || [ "$TIME" = cpu ] ||
+  { echo "quant_gemv: TIME must be wall or cpu" >&2; exit 1; }
+# CPU ms per run of an executable (TIME=cpu): --bench RUNS minus --bench 1.
+cpu_per_run() {
+  $PY - "$RUNS" "$@" <<'PYEOF'
+import resource, subprocess, sys
+runs, cmd = int(sys.argv[1]), sys.argv[2:]
+def cpu(n):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(cmd + ["--bench", str(n)], check=True,
+                   stdout=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+print("%.4f" % ((cpu(runs) - cpu(1)) * 1e3 / (runs - 1)))
+PYEOF
+}
 PY=/usr/bin/python3
 mkdir -p "$WORK"
+echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
+case " $SCHEMES " in
+  *@base*) [ -x "$BASE_BUILD/bin/quench-compile" ] ||
+    { echo "quant_gemv: SCHEME@base needs BASE_BUILD with bin/quench-compile" >&2; exit 1; } ;;
+esac
+PEERS=()
+if [ -n "$LLAMA_CPP" ]; then
+  [ -f "$LLAMA_CPP/ggml/include/ggml.h" ] && [ -d "$LLAMA_BUILD/bin" ] ||
+    { echo "quant_gemv: no ggml/include/ggml.h in $LLAMA_CPP or no $LLAMA_BUILD/bin" >&2; exit 1; }
+  /usr/lib/llvm-22/bin/clang -O2 -I "$LLAMA_CPP/ggml/include" \
+    "$ROOT/bench/ggml_matmul.c" -o "$WORK/ggml_matmul" -L "$LLAMA_BUILD/bin" \
+    -lggml -lggml-base -lggml-cpu -lm -Wl,-rpath,"$LLAMA_BUILD/bin"
+  echo "llama.cpp: $(git -C "$LLAMA_CPP" rev-parse --short HEAD 2>/dev/null || echo '?')"
+  for t in $LLAMA_TYPES; do PEERS+=("ggml:$t"); done
+fi
 
 /usr/lib/llvm-22/bin/clang -O2 -march=native "$ROOT/bench/read_bw.c" \
   -o "$WORK/read_bw"
@@ -49,7 +103,7 @@ BW=$(echo "$BW_LINE" | sed -E 's/read-bw: ([0-9.]+) GB.*/\1/')
 MHZ=$(awk -F: '/cpu MHz/ {print $2; exit}' /proc/cpuinfo | tr -d ' ')
 echo "clock: ${MHZ} MHz (nominal, /proc/cpuinfo); threads: $THREADS"
 
-echo "quench-compile flags: ${CPU_FLAGS:-(host)}; rounds: $ROUNDS"
+echo "quench-compile flags: ${CPU_FLAGS:-(host)}; rounds: $ROUNDS; time: $TIME"
 printf "%-11s %4s %-12s %9s %9s %9s %8s %9s %8s %7s %s\n" "K x N" M scheme \
   "median ms" "weight MB" "GB/s" "of read" "ns/32w" "cyc/32w" "vs fp32" \
   "range of round medians"
@@ -87,17 +141,20 @@ PYEOF
     for scheme in $SCHEMES; do
       flags=()
       calib=$base.calib$M
-      case $scheme in
+      compiler=$BUILD/bin/quench-compile
+      [ "${scheme%@base}" = "$scheme" ] || compiler=$BASE_BUILD/bin/quench-compile
+      plain=${scheme%@base}
+      case $plain in
         fp32) ;;
         w8a8-generic) flags=(--quant=w8a8-dynamic --int8-dot=false) ;;
         w8a8) flags=(--quant=w8a8 --calib="$calib") ;;
-        w8a8-o*) c=${scheme#w8a8-o}
+        w8a8-o*) c=${plain#w8a8-o}
           flags=(--quant=w8a8 --outliers="$c" --outlier-cap="$c" --calib="$calib") ;;
-        w8a8-dynamic-o*) c=${scheme#w8a8-dynamic-o}
+        w8a8-dynamic-o*) c=${plain#w8a8-dynamic-o}
           flags=(--quant=w8a8-dynamic --outliers="$c" --outlier-cap="$c" --calib="$calib") ;;
-        *) flags=(--quant=$scheme) ;;
+        *) flags=(--quant=$plain) ;;
       esac
-      "$BUILD/bin/quench-compile" "$base.onnx" -o "$base.$scheme" --name lin \
+      "$compiler" "$base.onnx" -o "$base.$scheme" --name lin \
         --shape x=${M}x${K} --report="$base.$scheme.json" "${flags[@]}" \
         ${CPU_ARGS[@]+"${CPU_ARGS[@]}"} >/dev/null
     done
@@ -110,17 +167,43 @@ PYEOF
       ALL[$scheme]=""
     done
     # Alternate the schemes: the machine's load changes over a run.
+    for peer in ${PEERS[@]+"${PEERS[@]}"}; do ALL[$peer]=""; done
     for ((round = 0; round < ROUNDS; round++)); do
       for scheme in $SCHEMES; do
-        med=$("$base.$scheme" --input x="$base.x$M.npy" --bench "$RUNS" \
-                --threads "$THREADS" |
-              sed -n 's/^bench: .* median \([0-9.]*\) ms.*/\1/p')
+        if [ "$TIME" = cpu ]; then
+          med=$(cpu_per_run "$base.$scheme" --input x="$base.x$M.npy" \
+                  --threads "$THREADS")
+        else
+          med=$("$base.$scheme" --input x="$base.x$M.npy" --bench "$RUNS" \
+                  --threads "$THREADS" |
+                sed -n 's/^bench: .* median \([0-9.]*\) ms.*/\1/p')
+        fi
         ALL[$scheme]="${ALL[$scheme]} $med"
       done
+      pat='s/^ggml: .* median \([0-9.]*\) ms.*/\1/p'
+      [ "$TIME" = wall ] || pat='s/^ggml: .* cpu \([0-9.]*\) ms.*/\1/p'
+      for peer in ${PEERS[@]+"${PEERS[@]}"}; do
+        med=$("$WORK/ggml_matmul" "${peer#ggml:}" "$K" "$N" "$M" "$THREADS" \
+                "$RUNS" $LLAMA_BUFFER 2>/dev/null | sed -n "$pat")
+        [ -n "$med" ] || { echo "quant_gemv: ggml_matmul ${peer#ggml:} failed" >&2; exit 1; }
+        ALL[$peer]="${ALL[$peer]} $med"
+      done
     done
-    for scheme in $SCHEMES; do
+    for scheme in $SCHEMES ${PEERS[@]+"${PEERS[@]}"}; do
       MED[$scheme]=$($PY -c "import sys, statistics; \
 print(statistics.median(float(v) for v in sys.argv[1:]))" ${ALL[$scheme]})
+    done
+    for peer in ${PEERS[@]+"${PEERS[@]}"}; do
+      $PY - "$shape" "$M" "$peer" "${MED[$peer]}" "${MED[fp32]:-${MED[$peer]}}" \
+          ${ALL[$peer]} <<'PYEOF'
+import sys
+shape, m, peer, med, f32 = sys.argv[1:6]
+rounds = [float(v) for v in sys.argv[6:]]
+print("%-11s %4s %-12s %9.3f %9s %9s %8s %9s %8s %6.2fx %s" % (
+    shape, m, peer, float(med), "-", "-", "-", "-", "-",
+    float(f32) / float(med),
+    "%.3f-%.3f" % (min(rounds), max(rounds)) if len(rounds) > 1 else ""))
+PYEOF
     done
     for scheme in $SCHEMES; do
       med=${MED[$scheme]}
@@ -154,8 +237,9 @@ for m in ms:
     x = np.load("%s.x%s.npy" % (base, m)).astype(np.float64)
     want = x @ w.astype(np.float64)
     for scheme in schemes:
+        plain = scheme.split("@")[0]
         tol = {"fp32": 1e-4, "w8a16": 2e-2, "w4a16": 2e-1}.get(
-            scheme, 5e-2 if scheme.startswith("w8a8") else None)
+            plain, 5e-2 if plain.startswith("w8a8") else None)
         if tol is None:
             continue
         got = np.load("%s.out.%s.%s/y.npy" % (base, scheme, m))
@@ -166,4 +250,5 @@ for m in ms:
                                                         tol))
 PYEOF
 done
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "work directory: $WORK"

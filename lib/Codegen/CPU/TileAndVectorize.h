@@ -58,6 +58,23 @@ inline constexpr int64_t kSplitGemvBytes = 256 << 10;
 /// Contractions whose M is dynamic run row by row (the matrix-vector plan)
 /// below this many rows at run time (see versionSmallRows).
 inline constexpr int64_t kSmallRows = 4;
+/// Small batches: a contraction with a static M of at most kMaxThinRows
+/// rows whose B has at least kThinMinBytes (beyond L2: streamed from L3 or
+/// memory) takes the matrix-vector (thin) plan, which streams B once with
+/// the reduction outermost, 8 rows of B per step. The blocked plan re-read
+/// B's [K, N] strips per 8-row register tile: 4096 x 14336 fp32 took
+/// 2.2-3.1x the CPU time at M = 8-32 (docs/lowering.md, "Small batches").
+/// Cache-resident products keep the blocked plan (and its epilogue fusion
+/// into register tiles).
+inline constexpr int64_t kMaxThinRows = 32;
+inline constexpr int64_t kThinMinBytes = 4 << 20;
+
+/// Whether a contraction of `rows` static rows whose B has `bBytes` bytes
+/// (0: unknown) takes the thin plan with `mr` rows per blocked register
+/// tile: fewer rows than a register tile, or a small batch of a large B.
+inline bool isThinProduct(int64_t rows, int64_t bBytes, int64_t mr) {
+  return rows < mr || (rows <= kMaxThinRows && bBytes >= kThinMinBytes);
+}
 /// SIMD registers' worth of elements per vectorized elementwise tile.
 inline constexpr int64_t kElementwiseVectors = 4;
 

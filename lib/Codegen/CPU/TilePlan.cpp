@@ -67,12 +67,17 @@ quench::cpu::planContraction(linalg::LinalgOp op,
     t.mr = 8;
     t.mt = 64;
   }
-  bool thin = !m || (!ShapedType::isDynamic(ranges[*m]) && ranges[*m] < t.mr);
+  int64_t bBytes = 0;
+  if (auto bt = dyn_cast<ShapedType>(op.getDpsInputOperand(1)->get().getType());
+      bt && bt.hasStaticShape() && bt.getElementType().isIntOrFloat())
+    bBytes = bt.getNumElements() * bt.getElementTypeBitWidth() / 8;
+  bool thin = !m || (!ShapedType::isDynamic(ranges[*m]) &&
+                     isThinProduct(ranges[*m], bBytes, t.mr));
   plan.thin = thin;
   if (thin) {
-    // Accumulators: M rows x nr vectors, within about 12 (AVX2) or 24
-    // (AVX-512) registers.
-    int64_t rows = m ? std::max<int64_t>(ranges[*m], 1) : 1;
+    // Accumulators: the register tile's rows (M, at most mr) x nr vectors,
+    // within about 12 (AVX2) or 24 (AVX-512) registers.
+    int64_t rows = m ? std::clamp<int64_t>(ranges[*m], 1, t.mr) : 1;
     int64_t budget = vectorBits >= 512 ? 24 : 12;
     nr = std::clamp<int64_t>(budget / rows, 1, t.gemvNrVectors) * lanes;
     // Float products stream twice the rows per step (half the

@@ -319,6 +319,63 @@ func.func @gemv_epilogue(%x: tensor<1x512xf32>, %w: tensor<512x4096xf32>) -> ten
 
 // -----
 
+// A small batch (M = 16 <= kMaxThinRows) of a B of 4 MiB takes the
+// matrix-vector plan: B streamed once, the K loop (8 rows of B per step)
+// outermost in each task, register tiles of the blocked tile's rows (8 on
+// AVX-512, 6 on AVX2) x 24 (12) accumulators inside it. The same batch times a cache-sized B keeps
+// the blocked plan (K blocks of 256 inside the register tiles' loops).
+// CHECK-LABEL: func.func @small_batch
+// CHECK: scf.forall
+// CHECK-NEXT: tensor.extract_slice
+// CHECK: scf.for %{{.*}} = %c0 to %c1024 step %c8
+// CHECK: scf.for %{{.*}} = %c0 to %c256 step %c16
+// CHECK: scf.for %{{.*}} = %c0 to %c12 step %c6
+// CHECK: vector.contract {{.*}} : vector<6x8xf32>, vector<8x16xf32> into vector<6x16xf32>
+// CHECK: vector.contract {{.*}} : vector<4x8xf32>, vector<8x16xf32> into vector<4x16xf32>
+// AVX512-LABEL: func.func @small_batch
+// AVX512: scf.for %{{.*}} = %c0 to %c1024 step %c8
+// AVX512: step %c48
+// AVX512: scf.for %{{.*}} = %c0 to %c16 step %c8
+// AVX512: vector.contract {{.*}} : vector<8x8xf32>, vector<8x48xf32> into vector<8x48xf32>
+// CHECK-LABEL: func.func @small_batch_cached
+// CHECK-NOT: step %c8 iter_args
+// CHECK: vector.contract {{.*}} : vector<6x1xf32>, vector<1x16xf32> into vector<6x16xf32>
+#mk = affine_map<(m, n, k) -> (m, k)>
+#kn = affine_map<(m, n, k) -> (k, n)>
+#mn = affine_map<(m, n, k) -> (m, n)>
+func.func @small_batch(%x: tensor<16x1024xf32>, %w: tensor<1024x1024xf32>) -> tensor<16x1024xf32> {
+  %zero = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<16x1024xf32>
+  %init = linalg.fill ins(%zero : f32) outs(%e : tensor<16x1024xf32>) -> tensor<16x1024xf32>
+  %mm = linalg.generic {indexing_maps = [#mk, #kn, #mn],
+                        iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : tensor<16x1024xf32>, tensor<1024x1024xf32>)
+      outs(%init : tensor<16x1024xf32>) {
+  ^bb0(%a: f32, %b: f32, %o: f32):
+    %p = arith.mulf %a, %b : f32
+    %s = arith.addf %o, %p : f32
+    linalg.yield %s : f32
+  } -> tensor<16x1024xf32>
+  return %mm : tensor<16x1024xf32>
+}
+func.func @small_batch_cached(%x: tensor<16x64xf32>, %w: tensor<64x64xf32>) -> tensor<16x64xf32> {
+  %zero = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<16x64xf32>
+  %init = linalg.fill ins(%zero : f32) outs(%e : tensor<16x64xf32>) -> tensor<16x64xf32>
+  %mm = linalg.generic {indexing_maps = [#mk, #kn, #mn],
+                        iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : tensor<16x64xf32>, tensor<64x64xf32>)
+      outs(%init : tensor<16x64xf32>) {
+  ^bb0(%a: f32, %b: f32, %o: f32):
+    %p = arith.mulf %a, %b : f32
+    %s = arith.addf %o, %p : f32
+    linalg.yield %s : f32
+  } -> tensor<16x64xf32>
+  return %mm : tensor<16x64xf32>
+}
+
+// -----
+
 // Fused attention: the vectorized kernel (quench-cpu-attention) by default;
 // with attention-kernel=0 (and at vector-bits=0) the linalg decomposition.
 // CHECK-LABEL: func.func @attention
