@@ -172,6 +172,22 @@ EXTRA_SCHEMES = [
     ("W8A8 dynamic + online rotation", ["--quant=w8a8-dynamic",
                                         "--rotate=hadamard",
                                         "--rotate-online"], False),
+    # The 16-bit activation form at every row count (the default quantizes
+    # prefill activations to int8 from 16 rows up on VNNI hosts;
+    # docs/accuracy.md, "Int8 activations for prefill").
+    ("W8A16 per channel, 16-bit prefill", ["--quant=w8a16",
+                                           "--prefill-activations=float"],
+     False),
+    ("W4A16 g32, 16-bit prefill", ["--quant=w4a16", "--group-size=32",
+                                   "--prefill-activations=float"], False),
+    ("W4A16 g128, 16-bit prefill", ["--quant=w4a16", "--group-size=128",
+                                    "--prefill-activations=float"], False),
+    ("W4A16 g32 asym, 16-bit prefill", ["--quant=w4a16", "--group-size=32",
+                                        "--asymmetric",
+                                        "--prefill-activations=float"], False),
+    ("W4A16 g32 GPTQ, 16-bit prefill", ["--quant=w4a16", "--group-size=32",
+                                        "--algo=gptq",
+                                        "--prefill-activations=float"], True),
 ]
 # Pruning (docs/sparsity.md), measured with --sparsity only (instead of the
 # quantization schemes): magnitude against SparseGPT at 50 % unstructured,

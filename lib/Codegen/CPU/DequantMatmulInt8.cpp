@@ -147,6 +147,46 @@ Value emitInt8Tile(OpBuilder &b, Location loc, const DequantOperands &d,
         ob, loc, DenseElementsAttr::get(vi32, ob.getI32IntegerAttr(v)));
   };
 
+  // One word step (four codes per byte lane) at j4: the partial sums `p`
+  // of tile vector (i, v) at i * nv + v.
+  auto wordStep = [&](OpBuilder &jb, Value blk, Value j4,
+                      SmallVectorImpl<Value> &p) {
+    Value j = arith::MulIOp::create(jb, loc, j4, idx(jb, 4));
+    if (d.bits == 8) {
+      // Four codes of one feature per lane, unsigned, as stored.
+      SmallVector<Value> xw;
+      for (int64_t i = 0; i < mr; ++i)
+        xw.push_back(wordOf(jb, {rows[i], blk, idx(jb, 0), j}));
+      for (int64_t v = 0; v < nv; ++v) {
+        Value c = vector::BitCastOp::create(
+            jb, loc, bytes, read(jb, vi32, d.codes, {panel, blk, j4, wcols[v]}));
+        for (int64_t i = 0; i < mr; ++i)
+          p[at(i, v)] = dpbusd(jb, p[at(i, v)], c, xw[i]);
+      }
+      return;
+    }
+    // 4-bit codes: the codes of parity h of a word (byte t: code h of
+    // j = 4 j4 + t) as bytes, against x at [.., h, j ..].
+    SmallVector<Value> xw; // [i * 2 + h]
+    for (int64_t i = 0; i < mr; ++i)
+      for (int64_t h = 0; h < 2; ++h)
+        xw.push_back(wordOf(jb, {rows[i], blk, idx(jb, h), j}));
+    Value nibbles = splatI32(jb, 0x0F0F0F0F);
+    for (int64_t v = 0; v < nv; ++v) {
+      Value w = read(jb, vi32, d.codes, {panel, blk, j4, wcols[v]});
+      Value codes[2] = {
+          arith::AndIOp::create(jb, loc, w, nibbles),
+          arith::AndIOp::create(
+              jb, loc, arith::ShRUIOp::create(jb, loc, w, splatI32(jb, 4)),
+              nibbles)};
+      for (int64_t h = 0; h < 2; ++h) {
+        Value c = vector::BitCastOp::create(jb, loc, bytes, codes[h]);
+        for (int64_t i = 0; i < mr; ++i)
+          p[at(i, v)] = dpbusd(jb, p[at(i, v)], c, xw[i * 2 + h]);
+      }
+    }
+  };
+
   auto blockLoop = scf::ForOp::create(
       b, loc, idx(b, 0), idx(b, d.blocks), idx(b, 1), f.accInit,
       [&](OpBuilder &bb, Location, Value blk, ValueRange accs) {
@@ -167,47 +207,14 @@ Value emitInt8Tile(OpBuilder &b, Location loc, const DequantOperands &d,
                         bb, loc, bb.getI32IntegerAttr(-(1 << (d.bits - 1))))));
           parts.append(nv, start);
         }
+        // Word steps, `unroll` per iteration (all of a short block).
+        int64_t steps = d.jn / 4, unroll = steps <= 8 ? steps : 1;
         auto codeLoop = scf::ForOp::create(
-            bb, loc, idx(bb, 0), idx(bb, d.jn / 4), idx(bb, 1), parts,
-            [&](OpBuilder &jb, Location, Value j4, ValueRange ps) {
+            bb, loc, idx(bb, 0), idx(bb, steps), idx(bb, unroll), parts,
+            [&](OpBuilder &jb, Location, Value j40, ValueRange ps) {
               SmallVector<Value> p(ps);
-              Value j = arith::MulIOp::create(jb, loc, j4, idx(jb, 4));
-              if (d.bits == 8) {
-                // Four codes of one feature per lane, unsigned, as stored.
-                SmallVector<Value> xw;
-                for (int64_t i = 0; i < mr; ++i)
-                  xw.push_back(wordOf(jb, {rows[i], blk, idx(jb, 0), j}));
-                for (int64_t v = 0; v < nv; ++v) {
-                  Value c = vector::BitCastOp::create(
-                      jb, loc, bytes,
-                      read(jb, vi32, d.codes, {panel, blk, j4, wcols[v]}));
-                  for (int64_t i = 0; i < mr; ++i)
-                    p[at(i, v)] = dpbusd(jb, p[at(i, v)], c, xw[i]);
-                }
-                scf::YieldOp::create(jb, loc, p);
-                return;
-              }
-              // 4-bit codes: the codes of parity h of a word (byte t: code
-              // h of j = 4 j4 + t) as bytes, against x at [.., h, j ..].
-              SmallVector<Value> xw; // [i * 2 + h]
-              for (int64_t i = 0; i < mr; ++i)
-                for (int64_t h = 0; h < 2; ++h)
-                  xw.push_back(wordOf(jb, {rows[i], blk, idx(jb, h), j}));
-              Value nibbles = splatI32(jb, 0x0F0F0F0F);
-              for (int64_t v = 0; v < nv; ++v) {
-                Value w = read(jb, vi32, d.codes, {panel, blk, j4, wcols[v]});
-                Value codes[2] = {
-                    arith::AndIOp::create(jb, loc, w, nibbles),
-                    arith::AndIOp::create(
-                        jb, loc,
-                        arith::ShRUIOp::create(jb, loc, w, splatI32(jb, 4)),
-                        nibbles)};
-                for (int64_t h = 0; h < 2; ++h) {
-                  Value c = vector::BitCastOp::create(jb, loc, bytes, codes[h]);
-                  for (int64_t i = 0; i < mr; ++i)
-                    p[at(i, v)] = dpbusd(jb, p[at(i, v)], c, xw[i * 2 + h]);
-                }
-              }
+              for (int64_t u = 0; u < unroll; ++u)
+                wordStep(jb, blk, quench::addIndex(jb, loc, j40, u), p);
               scf::YieldOp::create(jb, loc, p);
             });
         // Once per block: explicit zero points, then scale * amax / 127.
