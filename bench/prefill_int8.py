@@ -19,6 +19,15 @@ ratios only.
 Usage: prefill_int8.py --build BUILD --llama-src SRC --llama-bin BIN
          [--shape 4096x14336] [--ms 32,64,128,512] [--threads 1]
          [--runs 5] [--rounds 3] [--schemes w4a16,w8a16] [--work DIR]
+       prefill_int8.py --logits DIR --prefix P --vocab V [--input tokens]
+         [--sequences 32] [--seq 32]
+--logits compares the executables bench/accuracy.py left in its work
+directory DIR whose names start with P (chargpt_, stories_): the int8
+form against the 16-bit one, i.e. "NAME" (default, int8 at 4 bits) against
+"NAME,_16-bit_prefill" and "NAME,_int8_prefill" against "NAME" (default,
+16-bit at 8 bits), on the same random token sequences (ids < V, the input
+named by --input, [1, seq]): relative error of the logits,
+||a - b|| / ||b|| over all positions and max |a - b| / max |b|.
 """
 
 import argparse
@@ -77,13 +86,50 @@ def bench_peer(tool, ptype, m, k, n, threads, runs):
     return float(re.search(r"median ([0-9.]+) ms", out).group(1))
 
 
+def compare_logits(work, prefix, vocab, input_name, sequences, seq):
+    rng = np.random.default_rng(5)
+    names = [n for n in os.listdir(work) if n.startswith(prefix)]
+    pairs = sorted(
+        [(n[:-len(",_16-bit_prefill")], n) for n in names
+         if n.endswith(",_16-bit_prefill")] +
+        [(n, n[:-len(",_int8_prefill")]) for n in names
+         if n.endswith(",_int8_prefill")])
+    if not pairs:
+        sys.exit(f"no NAME,_16-bit_prefill / NAME,_int8_prefill "
+                 f"executables in {work}")
+    toks = [rng.integers(0, vocab, (1, seq)).astype(np.int64)
+            for _ in range(sequences)]
+    tmp = tempfile.mkdtemp(prefix="prefill_logits_")
+    for int8_exe, float_exe in pairs:
+        outs = {}
+        for exe in (int8_exe, float_exe):
+            got = []
+            for i, t in enumerate(toks):
+                path = os.path.join(tmp, "t.npy")
+                np.save(path, t)
+                run([os.path.join(work, exe), "--input", f"{input_name}={path}",
+                     "--output-dir", tmp])
+                got.append(np.load(os.path.join(tmp, "logits.npy")))
+            outs[exe] = np.concatenate(got).astype(np.float64)
+        a, b = outs[int8_exe], outs[float_exe]
+        print(f"{int8_exe}: int8 vs 16-bit prefill logits, ||a - b|| / ||b|| = "
+              f"{np.linalg.norm(a - b) / np.linalg.norm(b):.2e}, "
+              f"max |a - b| / max |b| = "
+              f"{np.abs(a - b).max() / np.abs(b).max():.2e} "
+              f"({sequences} sequences of {seq} tokens)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--build", required=True)
-    ap.add_argument("--llama-src", required=True,
-                    help="llama.cpp source tree (ggml/include)")
-    ap.add_argument("--llama-bin", required=True,
-                    help="llama.cpp build's bin (libggml*.so)")
+    ap.add_argument("--logits", metavar="DIR")
+    ap.add_argument("--vocab", type=int)
+    ap.add_argument("--prefix", default="")
+    ap.add_argument("--input", default="tokens")
+    ap.add_argument("--sequences", type=int, default=32)
+    ap.add_argument("--seq", type=int, default=32)
+    ap.add_argument("--build")
+    ap.add_argument("--llama-src", help="llama.cpp source tree (ggml/include)")
+    ap.add_argument("--llama-bin", help="llama.cpp build's bin (libggml*.so)")
     ap.add_argument("--shape", default="4096x14336")
     ap.add_argument("--ms", default="32,64,128,512")
     ap.add_argument("--threads", type=int, default=1)
@@ -94,6 +140,14 @@ def main():
                     help="extra quench-compile flags for every executable")
     ap.add_argument("--work")
     args = ap.parse_args()
+    if args.logits:
+        if not args.vocab:
+            ap.error("--logits needs --vocab")
+        compare_logits(args.logits, args.prefix, args.vocab, args.input,
+                       args.sequences, args.seq)
+        return
+    if not (args.build and args.llama_src and args.llama_bin):
+        ap.error("--build, --llama-src and --llama-bin are required")
     k, n = map(int, args.shape.split("x"))
     ms = [int(v) for v in args.ms.split(",")]
     schemes = args.schemes.split(",")

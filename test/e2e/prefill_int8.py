@@ -5,9 +5,11 @@
 
 A two-layer model y = relu(x @ W1) @ W2 with a dynamic row count (a
 decoder's prefill and decode share one function) is compiled with each of
-W4A16 g32, W4A16 g128 asymmetric and W8A16 per channel, once with the
-default (int8 from 16 rows up) and once with --prefill-activations=float
-(the 16-bit form at every row count). Both run on the same inputs:
+W4A16 g32 and W4A16 g128 asymmetric with the default flags
+(--prefill-activations=auto: int8 from 16 rows up for 4-bit codes), W8A16
+per channel with --prefill-activations=int8, and each once more with
+--prefill-activations=float (the 16-bit form at every row count). Both run
+on the same inputs:
 
 * below 16 rows (1, 8, 15) the outputs must be identical bit for bit (the
   run-time dispatch keeps the 16-bit form);
@@ -17,7 +19,9 @@ default (int8 from 16 rows up) and once with --prefill-activations=float
   group, amax / 254 per element, in both layers),
   and on an AVX512-VNNI host they must differ (the int8 form ran).
 
-Bad option values must fail with one message and no artifact.
+W8A16 with the default flags (auto: 8-bit codes keep the 16-bit form) must
+be identical to --prefill-activations=float at every row count. Bad option
+values must fail with one message and no artifact.
 
 Usage: prefill_int8.py --build BUILD_DIR [--keep DIR]
 Run through CTest: `ctest -L e2e -R prefill-int8`.
@@ -33,10 +37,13 @@ import numpy as np
 
 K, H, N = 256, 192, 96
 TOLERANCE = 2e-2
-SCHEMES = {"w4a16 g32": ["--quant=w4a16"],
-           "w4a16 g128 asym": ["--quant=w4a16", "--group-size=128",
-                               "--asymmetric"],
-           "w8a16 per channel": ["--quant=w8a16"]}
+# name: (flags of the int8 build, whether it takes the int8 form)
+SCHEMES = {"w4a16 g32": (["--quant=w4a16"], True),
+           "w4a16 g128 asym": (["--quant=w4a16", "--group-size=128",
+                                "--asymmetric"], True),
+           "w8a16 per channel, int8": (["--quant=w8a16",
+                                        "--prefill-activations=int8"], True),
+           "w8a16 per channel, auto": (["--quant=w8a16"], False)}
 
 
 def run(cmd, expect_ok=True):
@@ -103,12 +110,15 @@ def main():
     for rows in (1, 8, 15, 16, 45):
         xs[rows] = os.path.join(work, f"x_{rows}.npy")
         np.save(xs[rows], rng.standard_normal((rows, K)).astype(np.float32))
-    for name, flags in SCHEMES.items():
+    for name, (flags, int8) in SCHEMES.items():
         outs = {}
         for form in ("int8", "float"):
-            exe = os.path.join(work, f"{name.replace(' ', '_')}_{form}")
-            run([compiler, model, "-o", exe,
-                 f"--prefill-activations={form}"] + flags)
+            exe = os.path.join(work, name.replace(" ", "_").replace(",", "")
+                               + "_" + form)
+            run([compiler, model, "-o", exe] +
+                (flags if form == "int8" else
+                 [f for f in flags if not f.startswith("--prefill")] +
+                 ["--prefill-activations=float"]))
             for rows, xp in xs.items():
                 od = f"{exe}_out_{rows}"
                 os.makedirs(od, exist_ok=True)
@@ -116,7 +126,7 @@ def main():
                 outs[(form, rows)] = np.load(os.path.join(od, "y.npy"))
         for rows in xs:
             a, b = outs[("int8", rows)], outs[("float", rows)]
-            if rows < 16:
+            if rows < 16 or not int8:
                 report(np.array_equal(a, b),
                        f"{name}, {rows} rows: identical to the 16-bit form")
                 continue

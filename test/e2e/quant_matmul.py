@@ -353,15 +353,17 @@ def kernels(build, work, failures):
             inputs += ["--input", f"w_{c.name}={wpath}"]
     # "host" and "256-bit" keep int16 activations at every row count
     # (--prefill-activations=float); the "int8 prefill" runs take the int8
-    # form from 2 rows up (docs/lowering.md, "Int8 activations for
+    # form from 2 rows up for 4- and 8-bit codes (docs/lowering.md, "Int8 activations for
     # prefill").
     for label, flags in (("host", ["--prefill-activations=float"]),
-                         ("host, int8 prefill", ["--prefill-rows=2"]),
+                         ("host, int8 prefill", ["--prefill-rows=2",
+                                                 "--prefill-activations=int8"]),
                          ("host, float", ["--int8-dot=false"]),
                          ("256-bit", ["--vector-bits=256",
                                       "--prefill-activations=float"]),
                          ("256-bit, int8 prefill", ["--vector-bits=256",
-                                                    "--prefill-rows=2"]),
+                                                    "--prefill-rows=2",
+                                                    "--prefill-activations=int8"]),
                          ("256-bit, float", ["--vector-bits=256",
                                              "--int8-dot=false"]),
                          # The CUDA backend's kernels run by the CPU.

@@ -24,9 +24,12 @@
 // table centres symmetric codes, so they need no group sums of x). With
 // VNNI (int16-dot), 4- and 8-bit codes are multiplied in exact int32 with
 // the activations quantized to int16 per row and block (vpdpbusd on their
-// high and low bytes), rescaled once per block. The
-// pass quench-cpu-dequant-matmul applies the kernel before tiling. See
-// docs/lowering.md ("Quantized matmul kernel").
+// high and low bytes), rescaled once per block; products of at least
+// `int8-prefill-rows` rows take the int8-activation form of
+// DequantMatmulInt8.cpp instead (on the same panels; scf.if on a dynamic
+// row count). The pass quench-cpu-dequant-matmul applies the kernel before
+// tiling. See docs/lowering.md ("Quantized matmul kernel", "Int8
+// activations for prefill").
 //
 //===----------------------------------------------------------------------===//
 
@@ -1055,15 +1058,16 @@ Value quench::dequant::buildDequantTiles(RewriterBase &rw, Location loc,
 /// `codeLookup` (the target has AVX-512F) and 16 lanes, 4- and 2-bit codes
 /// are converted by a table lookup (a call of kPermuteIntrinsic, which the
 /// caller declares; `*usedLookup` says whether it did). Where the int16
-/// form applies, products of at least `int8PrefillRows` rows (> 0) take the
-/// int8-activation form (both forms under scf.if when the rows are
+/// form applies, products of at least `int8PrefillRows` rows (> 0) with
+/// codes of at most `int8PrefillBits` bits take the int8-activation form (both forms under scf.if when the rows are
 /// dynamic). Fails, changing nothing, on any other op or when `vectorBits`
 /// is below 128.
 static LogicalResult
 buildDequantMatmulKernel(RewriterBase &rw, linalg::LinalgOp linalgOp,
                          unsigned vectorBits, bool codeLookup, bool int16Dot,
                          bool bitmaskExpand, int64_t int8PrefillRows,
-                         bool *usedLookup, bool *usedInt16, bool *usedExpand) {
+                         int64_t int8PrefillBits, bool *usedLookup,
+                         bool *usedInt16, bool *usedExpand) {
   auto op = dyn_cast<linalg::GenericOp>(linalgOp.getOperation());
   DequantOperands d;
   if (!op || vectorBits < 128 || !matchDequantMatmul(op, d))
@@ -1184,6 +1188,7 @@ buildDequantMatmulKernel(RewriterBase &rw, linalg::LinalgOp linalgOp,
   // one form, a dynamic one both, under scf.if rows >= int8PrefillRows.
   int64_t staticRows = cast<RankedTensorType>(x.getType()).getDimSize(0);
   bool int8Form = d.int16 && !d.bitmask && !oneRow && int8PrefillRows > 0 &&
+                  d.bits <= int8PrefillBits &&
                   (ShapedType::isDynamic(staticRows) ||
                    staticRows >= int8PrefillRows);
   auto buildInt8 = [&]() {
@@ -1263,7 +1268,8 @@ struct QuenchCPUDequantMatmulPass
       bool lookup = false, int16 = false, expand = false;
       if (succeeded(buildDequantMatmulKernel(rw, op, vectorBits, codeLookup,
                                              useInt16, bitmaskExpand,
-                                             int8PrefillRows, &lookup,
+                                             int8PrefillRows, int8PrefillBits,
+                                             &lookup,
                                              &int16, &expand))) {
         anyLookup |= lookup;
         anyInt16 |= int16;

@@ -19,10 +19,11 @@ void quench::appendCPUCodegenStages(std::vector<PipelineStage> &stages,
   bool attentionKernel = opts.attentionKernel;
   bool bitmaskExpand = opts.bitmaskExpand;
   int64_t int8PrefillRows = opts.int8PrefillRows;
+  int64_t int8PrefillBits = opts.int8PrefillBits;
   stages.push_back(
       {"codegen", "tiling, fusion and vectorization on tensors",
        [vectorBits, int8Dot, codeLookup, attentionKernel, bitmaskExpand,
-        int8PrefillRows](OpPassManager &pm) {
+        int8PrefillRows, int8PrefillBits](OpPassManager &pm) {
          // Fused attention (quench.attention), kept by to-linalg: the
          // vectorized kernel where it applies, else the linalg
          // decomposition.
@@ -47,6 +48,7 @@ void quench::appendCPUCodegenStages(std::vector<PipelineStage> &stages,
          dequant.bitmaskExpand = bitmaskExpand;
          dequant.int8PrefillRows =
              int8Dot == Int8DotProduct::VNNI ? int8PrefillRows : 0;
+         dequant.int8PrefillBits = int8PrefillBits;
          pm.addPass(createQuenchCPUDequantMatmul(dequant));
          QuenchCPUSparseMatmulOptions sparse;
          sparse.vectorBits = vectorBits;

@@ -1,6 +1,7 @@
 // RUN: quench-opt %s --quench-cpu-dequant-matmul="vector-bits=512 code-lookup=1 int16-dot=1 int8-prefill-rows=16" | FileCheck %s
 // RUN: quench-opt %s --quench-cpu-dequant-matmul="vector-bits=256 int16-dot=1 int8-prefill-rows=16" | FileCheck %s --check-prefix=AVX2
 // RUN: quench-opt %s --quench-cpu-dequant-matmul="vector-bits=512 code-lookup=1 int16-dot=1" | FileCheck %s --check-prefix=OFF
+// RUN: quench-opt %s --quench-cpu-dequant-matmul="vector-bits=512 code-lookup=1 int16-dot=1 int8-prefill-rows=16 int8-prefill-bits=4" | FileCheck %s --check-prefix=BITS4
 
 // The int8-activation (prefill) form (docs/lowering.md, "Int8 activations
 // for prefill"). 4-bit codes, groups of 32 (16 code bytes), symmetric
@@ -44,6 +45,14 @@
 // AVX2: tensor<4x2x4x8xi32>
 // AVX2: scf.if
 // AVX2: call @llvm.x86.avx512.vpdpbusd.256
+// With int8-prefill-bits=4 (quench-compile's default, auto), 4-bit codes
+// take the int8 form and 8-bit codes keep the int16 form.
+// BITS4-LABEL: func.func @gemm4_rows
+// BITS4: scf.if
+// BITS4: 1.270000e+02
+// BITS4-LABEL: func.func @gemm8_zp_static
+// BITS4-NOT: 1.270000e+02
+// BITS4: arith.constant 3.263900e+04 : f32
 // OFF-LABEL: func.func @gemm4_rows
 // OFF-NOT: scf.if
 // OFF-NOT: 1.270000e+02

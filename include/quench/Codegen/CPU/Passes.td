@@ -239,7 +239,8 @@ def QuenchCPUDequantMatmul
     at most 512 codes (256 with zero points; longer groups are split, x
     zero padded), with scale max |x| / 32639 and both bytes signed.
     With `int8-prefill-rows=N` (N > 0; needs `int16-dot`), products of
-    at least N rows take the int8-activation (prefill) form instead:
+    at least N rows with codes of at most `int8-prefill-bits` bits take
+    the int8-activation (prefill) form instead:
     x quantized to int8 per row and block (scale = max |x| / 127), one
     `vpdpbusd` per four codes and row on the same code panels, rescaled
     per block; with a dynamic row count both forms are built, under
@@ -265,6 +266,9 @@ def QuenchCPUDequantMatmul
            "run time) multiply the codes with the activations quantized to "
            "int8 per row and block instead of int16 (the int16-dot form's "
            "prefill variant; 0: never)">,
+    Option<"int8PrefillBits", "int8-prefill-bits", "int64_t", "8",
+           "Widest codes that take the int8 form of `int8-prefill-rows` "
+           "(4: 4-bit codes only; 8: 4- and 8-bit codes)">,
     Option<"bitmaskExpand", "bitmask-expand", "bool", "false",
            "Expand 8-bit codes in bitmask sparse storage (generics marked "
            "`quench.sparse_storage = \"bitmask\"`) by vpexpandb in the "
