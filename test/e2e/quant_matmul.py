@@ -241,14 +241,39 @@ def int16_step(x, k, block, bits):
         65278 if bits == 8 else 65534)
 
 
-def int16_activations(x, c):
+def int8_step(x, c):
+    """Half an int8 step per element of x (--prefill-activations=int8):
+    amax of its row and activation block / 254 (the blocks of
+    int16_activations)."""
+    return _block_amax(x, c) / 254
+
+
+def _block_amax(x, c):
+    limit = 256 if c.zp is not None else 512
+    split = -(-c.block // limit) if c.bits == 8 else 1
+    length = -(-(-(-c.block // split)) // 4) * 4
+    blocks = (c.k + c.block - 1) // c.block
+    x = np.abs(np.asarray(x, dtype=np.float64))
+    g = np.zeros(x.shape[:-1] + (blocks, split * length))
+    g[..., :c.block] = np.pad(
+        x, [(0, 0)] * (x.ndim - 1) + [(0, blocks * c.block - c.k)]).reshape(
+            x.shape[:-1] + (blocks, c.block))
+    g = g.reshape(x.shape[:-1] + (blocks, split, length))
+    amax = np.broadcast_to(g.max(axis=-1, keepdims=True), g.shape)
+    amax = amax.reshape(x.shape[:-1] + (blocks, split * length))[..., :c.block]
+    return amax.reshape(x.shape[:-1] + (blocks * c.block,))[..., :c.k]
+
+
+def int16_activations(x, c, qmax=32639):
     """x as the 8-bit int16 kernel sees it (docs/lowering.md, "Int16
     activations"): per row and activation block (a group of J codes, split
     into ceil(J / L) blocks of equal length rounded up to 4, L = 512, or
     256 with zero points), q = round(x * 32639 / amax) half away from zero
-    in f32, returned dequantized (q * amax / 32639, float64)."""
+    in f32, returned dequantized (q * amax / 32639, float64). With qmax =
+    127, x as the int8 prefill form sees it (4-bit codes: one block per
+    group; docs/lowering.md, "Int8 activations for prefill")."""
     limit = 256 if c.zp is not None else 512
-    split = -(-c.block // limit)
+    split = -(-c.block // limit) if c.bits == 8 else 1
     length = -(-(-(-c.block // split)) // 4) * 4
     blocks = (c.k + c.block - 1) // c.block
     x = np.asarray(x, dtype=np.float32)
@@ -258,12 +283,12 @@ def int16_activations(x, c):
             x.shape[:-1] + (blocks, c.block))
     g = g.reshape(x.shape[:-1] + (blocks, split, length))
     amax = np.abs(g).max(axis=-1, keepdims=True)
-    inv = np.where(amax > 0, np.float32(32639) / np.where(amax > 0, amax, 1),
+    inv = np.where(amax > 0, np.float32(qmax) / np.where(amax > 0, amax, 1),
                    np.float32(0)).astype(np.float32)
     t = (g * inv).astype(np.float32) + np.where(
         g < 0, np.float32(-0.5), np.float32(0.5))
     q = np.trunc(t.astype(np.float32)).astype(np.float64)
-    xq = q * amax.astype(np.float64) / 32639
+    xq = q * amax.astype(np.float64) / qmax
     xq = xq.reshape(x.shape[:-1] + (blocks, split * length))[..., :c.block]
     return xq.reshape(x.shape[:-1] + (blocks * c.block,))[..., :c.k]
 
@@ -326,9 +351,19 @@ def kernels(build, work, failures):
             wpath = os.path.join(work, f"w_{c.name}.npy")
             np.save(wpath, c.w)
             inputs += ["--input", f"w_{c.name}={wpath}"]
-    for label, flags in (("host", []),
+    # "host" and "256-bit" keep int16 activations at every row count
+    # (--prefill-activations=float); the "int8 prefill" runs take the int8
+    # form from 2 rows up for 4- and 8-bit codes (docs/lowering.md, "Int8 activations for
+    # prefill").
+    for label, flags in (("host", ["--prefill-activations=float"]),
+                         ("host, int8 prefill", ["--prefill-rows=2",
+                                                 "--prefill-activations=int8"]),
                          ("host, float", ["--int8-dot=false"]),
-                         ("256-bit", ["--vector-bits=256"]),
+                         ("256-bit", ["--vector-bits=256",
+                                      "--prefill-activations=float"]),
+                         ("256-bit, int8 prefill", ["--vector-bits=256",
+                                                    "--prefill-rows=2",
+                                                    "--prefill-activations=int8"]),
                          ("256-bit, float", ["--vector-bits=256",
                                              "--int8-dot=false"]),
                          # The CUDA backend's kernels run by the CPU.
@@ -345,11 +380,23 @@ def kernels(build, work, failures):
                 np.float64)
             int16 = not ("--int8-dot=false" in flags or
                          "--target=cuda" in flags)
-            step = (int16_step(xs[c.name], c.k, c.block, c.bits)
+            # The int8 form: rows >= 2, codes of 4 or 8 bits in the int16
+            # form's layout (VNNI host, constant weights; 4 bits: groups
+            # of whole code words, at most 1024 codes).
+            rows = int(np.prod(xs[c.name].shape[:-1]))
+            int8 = ("--prefill-rows=2" in flags and vnni and rows >= 2 and
+                    c.bits in (4, 8) and not c.weight_input and
+                    (c.bits == 8 or (c.block % 8 == 0 and c.block <= 1024)))
+            step = (int8_step(xs[c.name], c) if int8 else
+                    int16_step(xs[c.name], c.k, c.block, c.bits)
                     if int16 else None)
             check(f"matmul_nbits {c.name} ({label})", got, xs[c.name],
                   c.dequantized(), c.bias, failures, step)
-            if int16 and c.bits == 8 and not c.weight_input and vnni:
+            if int8:
+                check(f"matmul_nbits {c.name} ({label}, int8 reference)",
+                      got, int16_activations(xs[c.name], c, 127),
+                      c.dequantized(), c.bias, failures)
+            elif int16 and c.bits == 8 and not c.weight_input and vnni:
                 check(f"matmul_nbits {c.name} ({label}, int16 reference)",
                       got, int16_activations(xs[c.name], c),
                       c.dequantized(), c.bias, failures)

@@ -24,12 +24,16 @@
 // table centres symmetric codes, so they need no group sums of x). With
 // VNNI (int16-dot), 4- and 8-bit codes are multiplied in exact int32 with
 // the activations quantized to int16 per row and block (vpdpbusd on their
-// high and low bytes), rescaled once per block. The
-// pass quench-cpu-dequant-matmul applies the kernel before tiling. See
-// docs/lowering.md ("Quantized matmul kernel").
+// high and low bytes), rescaled once per block; products of at least
+// `int8-prefill-rows` rows take the int8-activation form of
+// DequantMatmulInt8.cpp instead (on the same panels; scf.if on a dynamic
+// row count). The pass quench-cpu-dequant-matmul applies the kernel before
+// tiling. See docs/lowering.md ("Quantized matmul kernel", "Int8
+// activations for prefill").
 //
 //===----------------------------------------------------------------------===//
 
+#include "DequantMatmul.h"
 #include "KernelUtils.h"
 #include "quench/Codegen/CPU/Passes.h"
 #include "quench/Dialect/Quench/IR/QuenchDialect.h"
@@ -60,6 +64,7 @@ namespace quench {
 } // namespace quench
 
 using namespace mlir;
+using namespace quench::dequant;
 
 namespace {
 
@@ -67,61 +72,10 @@ namespace {
 /// lookup form's conversion of codes (declared in the module by the pass).
 constexpr char kPermuteIntrinsic[] = "llvm.x86.avx512.permvar.sf.512";
 
-/// The operands of the kernel, rows collapsed into one dimension R.
-struct DequantOperands {
-  Value x;      ///< [R, blocks, J, P], the activation's element type.
-  /// The constants in panels of nr output features, zero padded to whole
-  /// panels: codes [N/nr, blocks, J, nr] i8 (P codes of `bits` bits per
-  /// byte), scales [N/nr, blocks, nr] (f32/f16/bf16), zero points likewise
-  /// (i8 codes or floats; null: 2^(bits-1)). A register tile then streams
-  /// one contiguous run of bytes instead of one row per page.
-  Value codes, scales, zp;
-  Value sx;     ///< [R, blocks] f32: Σ_{j,h} x.
-  bool floatZp = false;
-  int64_t bits = 4, perByte = 2, jn = 16, blocks = 1, n = 1, lanes = 8;
-  int64_t nr = 32;
-  /// Codes converted by table lookup (vpermps, see kPermuteIntrinsic):
-  /// `codes` is then [N/nr, blocks, J/4, nr] i32, each word the 4 bytes of
-  /// j = 4 j4 .. 4 j4 + 3 of one output feature (4 * perByte codes, code
-  /// t at bits [bits * t, bits * t + bits)); the table holds the codes'
-  /// values minus the implicit zero point when there is none (`sx` then
-  /// unused).
-  bool lookup = false;
-  /// Codes multiplied with int16 activations (int16-dot, 4-bit codes in the
-  /// lookup's word layout): `xh` / `xl` [R, blocks, P, J] i8, the high
-  /// (signed) and low (unsigned) bytes of x quantized to int16 per row and
-  /// group, code h of byte j at [.., h, j] so that the four bytes of a
-  /// word's codes of parity h are contiguous; `amax` [R, blocks] f32, the
-  /// group's max |x| (scale amax / 32767); `qsum` [R, blocks] i32, the
-  /// group sums of the int16 values (zero point term).
-  bool int16 = false;
-  Value xh, xl, amax, qsum;
-  /// int16 values per amax: 32767 for 4-bit codes (low byte unsigned);
-  /// 32639 = 127 * 257 for 8-bit codes, whose high byte (q + 128) >> 8 and
-  /// low byte q - 256 * high (both signed) then stay within [-127, 127].
-  int64_t qmax = 32767;
-  /// 8-bit codes of an unstructured pruned layer in bitmask storage
-  /// (int16 path, 16 lanes; docs/sparsity.md, "Unstructured storage"):
-  /// each 64-byte code vector of the panels (panel p, vector v of the
-  /// panel, block, word step j4) is one mask word `masks` [N/nr, nr/16,
-  /// blocks, J/4] i64 (bit 4 l + t: byte t of lane l differs from the zero
-  /// point 128) plus its kept bytes, packed in the order (p, v, block, j4)
-  /// into `packed` (1-D i8, 64 bytes of padding at the end); `starts`
-  /// [N/nr, nr/16] i32 is where the run of (p, v) begins. The kernel
-  /// expands a vector by vpexpandb (AVX512-VBMI2) with 128 in the
-  /// masked-off bytes: exactly the dense code vector.
-  bool bitmask = false;
-  Value masks, packed, starts;
-};
 
 /// vpexpandb (AVX512-VBMI2): the bytes of the first operand, in order, at
 /// the lanes the mask sets; the second operand's bytes elsewhere.
 constexpr char kExpandIntrinsic[] = "llvm.x86.avx512.mask.expand.v64i8";
-
-/// vpdpbusd (AVX512-VNNI / AVX-VNNI): acc[i] += sum over the 4 bytes of
-/// lane i of zext(a) * sext(b).
-constexpr char kDotIntrinsic512[] = "llvm.x86.avx512.vpdpbusd.512";
-constexpr char kDotIntrinsic256[] = "llvm.x86.avx512.vpdpbusd.256";
 
 /// Largest quantization group (codes) of the int16 path: the int32 group
 /// sums stay below 2^31 (|code| <= 15, |x| <= 32767, and the zero-point
@@ -158,18 +112,16 @@ public:
                   int64_t mr, int64_t nv, bool inBounds);
 
 private:
-  /// What both forms of a tile share: the weights' panel, the columns of
-  /// vector v in the panel (`wcols`) and in `out` (`ocols`), the rows, and
-  /// the accumulators read from `out` (tile vector (i, v) at i * nv + v).
-  struct Frame {
-    Value panel;
-    SmallVector<Value> wcols, ocols, rows, accInit;
-  };
+  using Frame = TileFrame;
   Frame frame(Value out, Value row, Value colBase, Value col, int64_t mr,
-              int64_t nv, bool inBounds);
-  /// Writes the tile's accumulators `acc` back into `out`.
+              int64_t nv, bool inBounds) {
+    return buildTileFrame(b, loc, d, out, row, colBase, col, mr, nv,
+                          inBounds);
+  }
   Value writeBack(Value out, const Frame &f, ValueRange acc, int64_t nv,
-                  bool inBounds);
+                  bool inBounds) {
+    return writeTileBack(b, loc, out, f, acc, nv, inBounds);
+  }
 
   Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
   Value add(OpBuilder &ob, Value a, int64_t c) {
@@ -217,29 +169,39 @@ private:
   VectorType vf, vi8, vi32;
 };
 
-TileEmitter::Frame TileEmitter::frame(Value out, Value row, Value colBase,
-                                      Value col, int64_t mr, int64_t nv,
-                                      bool inBounds) {
-  Frame f;
+} // namespace
+
+TileFrame quench::dequant::buildTileFrame(OpBuilder &b, Location loc,
+                                          const DequantOperands &d, Value out,
+                                          Value row, Value colBase, Value col,
+                                          int64_t mr, int64_t nv,
+                                          bool inBounds) {
+  TileFrame f;
+  VectorType vf = VectorType::get({d.lanes}, b.getF32Type());
+  auto idx = [&](int64_t v) -> Value {
+    return arith::ConstantIndexOp::create(b, loc, v);
+  };
   // Panel and offset of vector v's weights, output columns (task-local).
   Value gcol = arith::AddIOp::create(b, loc, colBase, col);
   f.panel = arith::DivUIOp::create(b, loc, gcol, idx(d.nr));
   Value off = arith::RemUIOp::create(b, loc, gcol, idx(d.nr));
   for (int64_t v = 0; v < nv; ++v) {
-    f.wcols.push_back(add(b, off, v * d.lanes));
-    f.ocols.push_back(add(b, col, v * d.lanes));
+    f.wcols.push_back(quench::addIndex(b, loc, off, v * d.lanes));
+    f.ocols.push_back(quench::addIndex(b, loc, col, v * d.lanes));
   }
   for (int64_t i = 0; i < mr; ++i)
-    f.rows.push_back(add(b, row, i));
+    f.rows.push_back(quench::addIndex(b, loc, row, i));
   for (int64_t i = 0; i < mr; ++i)
     for (int64_t v = 0; v < nv; ++v)
-      f.accInit.push_back(
-          read(b, vf, out, {f.rows[i], f.ocols[v]}, inBounds));
+      f.accInit.push_back(quench::readVector(b, loc, vf, out,
+                                             {f.rows[i], f.ocols[v]},
+                                             inBounds));
   return f;
 }
 
-Value TileEmitter::writeBack(Value out, const Frame &f, ValueRange acc,
-                             int64_t nv, bool inBounds) {
+Value quench::dequant::writeTileBack(OpBuilder &b, Location loc, Value out,
+                                     const TileFrame &f, ValueRange acc,
+                                     int64_t nv, bool inBounds) {
   for (size_t i = 0; i < f.rows.size(); ++i)
     for (int64_t v = 0; v < nv; ++v)
       out = vector::TransferWriteOp::create(
@@ -248,6 +210,8 @@ Value TileEmitter::writeBack(Value out, const Frame &f, ValueRange acc,
                 .getResult();
   return out;
 }
+
+namespace {
 
 Value TileEmitter::emit(Value out, Value row, Value colBase, Value col,
                         int64_t mr, int64_t nv, bool inBounds) {
@@ -878,6 +842,61 @@ Value buildGroupSums(RewriterBase &rw, Location loc, Value x, int64_t blocks) {
   return sums.getResult(0);
 }
 
+} // namespace
+
+Value quench::dequant::buildBlockAbsMax(RewriterBase &rw, Location loc,
+                                        Value x, int64_t blocks) {
+  Type f32 = rw.getF32Type();
+  MLIRContext *ctx = rw.getContext();
+  auto dim = [&](unsigned i) { return getAffineDimExpr(i, ctx); };
+  SmallVector<OpFoldResult> sizes{tensor::getMixedSize(rw, loc, x, 0),
+                                  rw.getIndexAttr(blocks)};
+  Value init = linalg::FillOp::create(
+                   rw, loc,
+                   ValueRange{arith::ConstantOp::create(rw, loc,
+                                                        rw.getZeroAttr(f32))},
+                   ValueRange{tensor::EmptyOp::create(rw, loc, sizes, f32)})
+                   .getResult(0);
+  auto par = utils::IteratorType::parallel;
+  auto red = utils::IteratorType::reduction;
+  return linalg::GenericOp::create(
+             rw, loc, TypeRange{init.getType()}, ValueRange{x},
+             ValueRange{init},
+             SmallVector<AffineMap>{AffineMap::getMultiDimIdentityMap(4, ctx),
+                                    AffineMap::get(4, 0, {dim(0), dim(1)},
+                                                   ctx)},
+             SmallVector<utils::IteratorType>{par, par, red, red},
+             [&](OpBuilder &b, Location l, ValueRange a) {
+               Value v = a[0];
+               if (v.getType() != f32)
+                 v = arith::ExtFOp::create(b, l, f32, v);
+               v = math::AbsFOp::create(b, l, v);
+               linalg::YieldOp::create(
+                   b, l, (Value)arith::MaximumFOp::create(b, l, a[1], v));
+             })
+      .getResult(0);
+}
+
+Value quench::dequant::quantizeToInt(OpBuilder &b, Location l, Value v,
+                                     Value amax, int64_t qmax) {
+  auto cf = [&](float c) -> Value {
+    return arith::ConstantOp::create(b, l, b.getF32FloatAttr(c));
+  };
+  // qmax / amax, 0 for an all-zero group.
+  Value inv = arith::SelectOp::create(
+      b, l,
+      arith::CmpFOp::create(b, l, arith::CmpFPredicate::OGT, amax, cf(0)),
+      arith::DivFOp::create(b, l, cf(float(qmax)), amax), cf(0));
+  Value half = arith::SelectOp::create(
+      b, l, arith::CmpFOp::create(b, l, arith::CmpFPredicate::OLT, v, cf(0)),
+      cf(-0.5f), cf(0.5f));
+  return arith::FPToSIOp::create(
+      b, l, b.getI32Type(),
+      arith::AddFOp::create(b, l, arith::MulFOp::create(b, l, v, inv), half));
+}
+
+namespace {
+
 /// x [R, blocks, J, P] quantized to int16 per row and group for the
 /// int16 path (DequantOperands::int16): sets d.amax (a max |x| reduction),
 /// d.xh and d.xl (the high and low bytes of q = round(x * qmax / amax),
@@ -907,19 +926,7 @@ void buildInt16Activations(RewriterBase &rw, Location loc, Value x,
   AffineMap id4 = AffineMap::getMultiDimIdentityMap(4, ctx);
   AffineMap group = AffineMap::get(4, 0, {dim(0), dim(1)}, ctx);
 
-  // amax[r, b] = max |x[r, b, j, h]|.
-  d.amax = linalg::GenericOp::create(
-               rw, loc, TypeRange{RankedTensorType::get(
-                            {xt.getDimSize(0), d.blocks}, f32)},
-               ValueRange{x}, ValueRange{filled(groupSizes, f32)},
-               SmallVector<AffineMap>{id4, group},
-               SmallVector<utils::IteratorType>{par, par, red, red},
-               [&](OpBuilder &b, Location l, ValueRange a) {
-                 Value v = math::AbsFOp::create(b, l, widen(b, l, a[0]));
-                 linalg::YieldOp::create(
-                     b, l, (Value)arith::MaximumFOp::create(b, l, a[1], v));
-               })
-               .getResult(0);
+  d.amax = buildBlockAbsMax(rw, loc, x, d.blocks);
 
   // The bytes, over (r, b, h, j): x read transposed.
   SmallVector<OpFoldResult> byteSizes{rows, rw.getIndexAttr(d.blocks),
@@ -936,27 +943,8 @@ void buildInt16Activations(RewriterBase &rw, Location loc, Value x,
                ValueRange{init}, SmallVector<AffineMap>{xMap, group, id4},
                SmallVector<utils::IteratorType>{par, par, par, par},
                [&](OpBuilder &b, Location l, ValueRange a) {
-                 Value v = widen(b, l, a[0]);
-                 auto cf = [&](float c) -> Value {
-                   return arith::ConstantOp::create(b, l,
-                                                    b.getF32FloatAttr(c));
-                 };
-                 // 32767 / amax, 0 for an all-zero group.
-                 Value inv = arith::SelectOp::create(
-                     b, l,
-                     arith::CmpFOp::create(b, l, arith::CmpFPredicate::OGT,
-                                           a[1], cf(0)),
-                     arith::DivFOp::create(b, l, cf(float(d.qmax)), a[1]),
-                     cf(0));
-                 Value half = arith::SelectOp::create(
-                     b, l,
-                     arith::CmpFOp::create(b, l, arith::CmpFPredicate::OLT,
-                                           v, cf(0)),
-                     cf(-0.5f), cf(0.5f));
-                 Value q = arith::FPToSIOp::create(
-                     b, l, i32,
-                     arith::AddFOp::create(
-                         b, l, arith::MulFOp::create(b, l, v, inv), half));
+                 Value q =
+                     quantizeToInt(b, l, widen(b, l, a[0]), a[1], d.qmax);
                  // The low byte is q's in both forms (trunci); the 8-bit
                  // form's high byte rounds, so that the low one is signed.
                  if (high && d.bits == 8)
@@ -1002,6 +990,66 @@ void buildInt16Activations(RewriterBase &rw, Location loc, Value x,
 
 } // namespace
 
+Value quench::dequant::buildDequantTiles(RewriterBase &rw, Location loc,
+                                         const DequantOperands &d, Value out,
+                                         int64_t mr, int64_t nv,
+                                         TileBuilder tile) {
+  int64_t nr = d.nr;
+  // Tasks: 128 features (whole register tiles) each.
+  int64_t nt = std::max<int64_t>(nr, llvm::alignTo(128, nr));
+  auto taskBody = [&](OpBuilder &tb, const quench::ColumnTask &task) -> Value {
+    auto cst = [&](int64_t v) {
+      return arith::ConstantIndexOp::create(tb, loc, v).getResult();
+    };
+    // Columns: whole nr-wide tiles, then single vectors (masked at N).
+    Value fullCols = arith::MulIOp::create(
+        tb, loc, arith::DivUIOp::create(tb, loc, task.width, cst(nr)),
+        cst(nr));
+    Value fullRows = arith::MulIOp::create(
+        tb, loc, arith::DivUIOp::create(tb, loc, task.rows, cst(mr)),
+        cst(mr));
+    auto rowLoops = [&](OpBuilder &b, Value acc, Value col, int64_t vecs,
+                        bool inBounds) -> Value {
+      auto main = scf::ForOp::create(
+          b, loc, cst(0), fullRows, cst(mr), ValueRange{acc},
+          [&](OpBuilder &rb, Location, Value row, ValueRange a) {
+            scf::YieldOp::create(
+                rb, loc,
+                tile(rb, a[0], row, task.colBase, col, mr, vecs, inBounds));
+          });
+      if (mr == 1)
+        return main.getResult(0);
+      auto rest = scf::ForOp::create(
+          b, loc, fullRows, task.rows, cst(1), main.getResults(),
+          [&](OpBuilder &rb, Location, Value row, ValueRange a) {
+            scf::YieldOp::create(
+                rb, loc,
+                tile(rb, a[0], row, task.colBase, col, 1, vecs, inBounds));
+          });
+      return rest.getResult(0);
+    };
+    auto colMain = scf::ForOp::create(
+        tb, loc, cst(0), fullCols, cst(nr), ValueRange{task.slice},
+        [&](OpBuilder &cb, Location, Value col, ValueRange a) {
+          scf::YieldOp::create(cb, loc,
+                               rowLoops(cb, a[0], col, nv, /*inBounds=*/true));
+        });
+    Value result = colMain.getResult(0);
+    if (d.n % nr != 0) {
+      auto colRest = scf::ForOp::create(
+          tb, loc, fullCols, task.width, cst(d.lanes), ValueRange{result},
+          [&](OpBuilder &cb, Location, Value col, ValueRange a) {
+            scf::YieldOp::create(
+                cb, loc,
+                rowLoops(cb, a[0], col, 1, /*inBounds=*/d.n % d.lanes == 0));
+          });
+      result = colRest.getResult(0);
+    }
+    return result;
+  };
+  return quench::buildColumnTasks(rw, loc, out, d.n, nt, taskBody);
+}
+
 /// Replaces the fused dequantizing matmul `linalgOp` (the linalg.generic
 /// marked `quench.dequant_matmul`, fast form) by the kernel: scf.forall
 /// tasks of output features, register tiles of partial sums per
@@ -1009,13 +1057,17 @@ void buildInt16Activations(RewriterBase &rw, Location loc, Value x,
 /// linalg reduction for the group sums of x, left to the tile pass. With
 /// `codeLookup` (the target has AVX-512F) and 16 lanes, 4- and 2-bit codes
 /// are converted by a table lookup (a call of kPermuteIntrinsic, which the
-/// caller declares; `*usedLookup` says whether it did). Fails, changing
-/// nothing, on any other op or when `vectorBits` is below 128.
+/// caller declares; `*usedLookup` says whether it did). Where the int16
+/// form applies, products of at least `int8PrefillRows` rows (> 0) with
+/// codes of at most `int8PrefillBits` bits take the int8-activation form (both forms under scf.if when the rows are
+/// dynamic). Fails, changing nothing, on any other op or when `vectorBits`
+/// is below 128.
 static LogicalResult
 buildDequantMatmulKernel(RewriterBase &rw, linalg::LinalgOp linalgOp,
                          unsigned vectorBits, bool codeLookup, bool int16Dot,
-                         bool bitmaskExpand, bool *usedLookup, bool *usedInt16,
-                         bool *usedExpand) {
+                         bool bitmaskExpand, int64_t int8PrefillRows,
+                         int64_t int8PrefillBits, bool *usedLookup,
+                         bool *usedInt16, bool *usedExpand) {
   auto op = dyn_cast<linalg::GenericOp>(linalgOp.getOperation());
   DequantOperands d;
   if (!op || vectorBits < 128 || !matchDequantMatmul(op, d))
@@ -1131,74 +1183,55 @@ buildDequantMatmulKernel(RewriterBase &rw, linalg::LinalgOp linalgOp,
   d.jn = len;
   d.x = x;
 
-  // Group sums of x for the zero points: [R, blocks] f32, a reduction
-  // (tiled and vectorized later by quench-cpu-tile-and-vectorize).
-  if (d.int16)
-    buildInt16Activations(rw, loc, x, d);
-  else if (!d.lookup || d.zp)
-    d.sx = buildGroupSums(rw, loc, x, d.blocks);
-
-  // Tasks: 128 features (whole register tiles) each.
-  int64_t nt = std::max<int64_t>(nr, llvm::alignTo(128, nr));
-  auto taskBody = [&](OpBuilder &tb, const quench::ColumnTask &task) -> Value {
-    auto cst = [&](int64_t v) {
-      return arith::ConstantIndexOp::create(tb, loc, v).getResult();
-    };
-    // Columns: whole nr-wide tiles, then single vectors (masked at N).
-    Value fullCols = arith::MulIOp::create(
-        tb, loc, arith::DivUIOp::create(tb, loc, task.width, cst(nr)),
-        cst(nr));
-    Value fullRows = arith::MulIOp::create(
-        tb, loc, arith::DivUIOp::create(tb, loc, task.rows, cst(mr)),
-        cst(mr));
-    auto rowLoops = [&](OpBuilder &b, Value acc, Value col, int64_t vecs,
-                        bool inBounds) -> Value {
-      auto main = scf::ForOp::create(
-          b, loc, cst(0), fullRows, cst(mr), ValueRange{acc},
-          [&](OpBuilder &rb, Location, Value row, ValueRange a) {
-            TileEmitter te(rb, loc, d);
-            scf::YieldOp::create(
-                rb, loc,
-                d.int16 ? te.emitInt16(a[0], row, task.colBase, col, mr, vecs,
-                                       inBounds)
-                        : te.emit(a[0], row, task.colBase, col, mr, vecs,
-                                  inBounds));
-          });
-      if (mr == 1)
-        return main.getResult(0);
-      auto rest = scf::ForOp::create(
-          b, loc, fullRows, task.rows, cst(1), main.getResults(),
-          [&](OpBuilder &rb, Location, Value row, ValueRange a) {
-            TileEmitter te(rb, loc, d);
-            scf::YieldOp::create(
-                rb, loc,
-                d.int16 ? te.emitInt16(a[0], row, task.colBase, col, 1, vecs,
-                                       inBounds)
-                        : te.emit(a[0], row, task.colBase, col, 1, vecs,
-                                  inBounds));
-          });
-      return rest.getResult(0);
-    };
-    auto colMain = scf::ForOp::create(
-        tb, loc, cst(0), fullCols, cst(nr), ValueRange{task.slice},
-        [&](OpBuilder &cb, Location, Value col, ValueRange a) {
-          scf::YieldOp::create(cb, loc,
-                               rowLoops(cb, a[0], col, nv, /*inBounds=*/true));
-        });
-    Value result = colMain.getResult(0);
-    if (d.n % nr != 0) {
-      auto colRest = scf::ForOp::create(
-          tb, loc, fullCols, task.width, cst(d.lanes), ValueRange{result},
-          [&](OpBuilder &cb, Location, Value col, ValueRange a) {
-            scf::YieldOp::create(
-                cb, loc,
-                rowLoops(cb, a[0], col, 1, /*inBounds=*/d.n % d.lanes == 0));
-          });
-      result = colRest.getResult(0);
-    }
-    return result;
+  // The int8-activation (prefill) form from `int8PrefillRows` rows up
+  // (DequantMatmulInt8.cpp), on the same panels: a static row count picks
+  // one form, a dynamic one both, under scf.if rows >= int8PrefillRows.
+  int64_t staticRows = cast<RankedTensorType>(x.getType()).getDimSize(0);
+  bool int8Form = d.int16 && !d.bitmask && !oneRow && int8PrefillRows > 0 &&
+                  d.bits <= int8PrefillBits &&
+                  (ShapedType::isDynamic(staticRows) ||
+                   staticRows >= int8PrefillRows);
+  auto buildInt8 = [&]() {
+    DequantOperands d8 = d;
+    return buildInt8ActivationKernel(rw, loc, d8, out, /*mr=*/6, nv);
   };
-  Value res = quench::buildColumnTasks(rw, loc, out, d.n, nt, taskBody);
+  auto buildOther = [&]() {
+    // Group sums of x for the zero points: [R, blocks] f32, a reduction
+    // (tiled and vectorized later by quench-cpu-tile-and-vectorize).
+    if (d.int16)
+      buildInt16Activations(rw, loc, x, d);
+    else if (!d.lookup || d.zp)
+      d.sx = buildGroupSums(rw, loc, x, d.blocks);
+    return buildDequantTiles(
+        rw, loc, d, out, mr, nv,
+        [&](OpBuilder &b, Value acc, Value row, Value colBase, Value col,
+            int64_t rows, int64_t vecs, bool inBounds) -> Value {
+          TileEmitter te(b, loc, d);
+          return d.int16 ? te.emitInt16(acc, row, colBase, col, rows, vecs,
+                                        inBounds)
+                         : te.emit(acc, row, colBase, col, rows, vecs,
+                                   inBounds);
+        });
+  };
+  Value res;
+  if (!int8Form) {
+    res = buildOther();
+  } else if (!ShapedType::isDynamic(staticRows)) {
+    res = buildInt8();
+  } else {
+    Value rows = tensor::DimOp::create(rw, loc, x, 0);
+    Value cond = arith::CmpIOp::create(
+        rw, loc, arith::CmpIPredicate::uge, rows,
+        arith::ConstantIndexOp::create(rw, loc, int8PrefillRows));
+    auto ifOp = scf::IfOp::create(rw, loc, TypeRange{out.getType()}, cond,
+                                  /*withElseRegion=*/true);
+    rw.setInsertionPointToStart(ifOp.thenBlock());
+    scf::YieldOp::create(rw, loc, buildInt8());
+    rw.setInsertionPointToStart(ifOp.elseBlock());
+    scf::YieldOp::create(rw, loc, buildOther());
+    rw.setInsertionPointAfter(ifOp);
+    res = ifOp.getResult(0);
+  }
   if (nb > 1)
     res = quench::restoreLeadingDims(rw, loc, res, op.getResult(0).getType(),
                                      nb, init);
@@ -1234,7 +1267,9 @@ struct QuenchCPUDequantMatmulPass
     for (linalg::GenericOp op : found) {
       bool lookup = false, int16 = false, expand = false;
       if (succeeded(buildDequantMatmulKernel(rw, op, vectorBits, codeLookup,
-                                             useInt16, bitmaskExpand, &lookup,
+                                             useInt16, bitmaskExpand,
+                                             int8PrefillRows, int8PrefillBits,
+                                             &lookup,
                                              &int16, &expand))) {
         anyLookup |= lookup;
         anyInt16 |= int16;

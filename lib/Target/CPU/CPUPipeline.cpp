@@ -18,10 +18,12 @@ void quench::appendCPUCodegenStages(std::vector<PipelineStage> &stages,
   bool codeLookup = opts.codeLookup;
   bool attentionKernel = opts.attentionKernel;
   bool bitmaskExpand = opts.bitmaskExpand;
+  int64_t int8PrefillRows = opts.int8PrefillRows;
+  int64_t int8PrefillBits = opts.int8PrefillBits;
   stages.push_back(
       {"codegen", "tiling, fusion and vectorization on tensors",
-       [vectorBits, int8Dot, codeLookup, attentionKernel,
-        bitmaskExpand](OpPassManager &pm) {
+       [vectorBits, int8Dot, codeLookup, attentionKernel, bitmaskExpand,
+        int8PrefillRows, int8PrefillBits](OpPassManager &pm) {
          // Fused attention (quench.attention), kept by to-linalg: the
          // vectorized kernel where it applies, else the linalg
          // decomposition.
@@ -44,6 +46,9 @@ void quench::appendCPUCodegenStages(std::vector<PipelineStage> &stages,
          dequant.codeLookup = codeLookup;
          dequant.int16Dot = int8Dot == Int8DotProduct::VNNI;
          dequant.bitmaskExpand = bitmaskExpand;
+         dequant.int8PrefillRows =
+             int8Dot == Int8DotProduct::VNNI ? int8PrefillRows : 0;
+         dequant.int8PrefillBits = int8PrefillBits;
          pm.addPass(createQuenchCPUDequantMatmul(dequant));
          QuenchCPUSparseMatmulOptions sparse;
          sparse.vectorBits = vectorBits;

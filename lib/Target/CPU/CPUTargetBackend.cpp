@@ -316,6 +316,20 @@ quench::createCPUTargetBackend(const CPUTargetOptions &options) {
     codegen.int8Dot = selectInt8DotProduct(
         codegen.vectorBits,
         [&](StringRef feature) { return hasCPUFeature(*target, feature); });
+  if (options.prefillActivations != "auto" &&
+      options.prefillActivations != "float" &&
+      options.prefillActivations != "int8")
+    return makeError("--prefill-activations takes 'auto', 'int8' or "
+                     "'float', not '" +
+                     options.prefillActivations + "'");
+  if (options.prefillRows < 2)
+    return makeError("--prefill-rows must be at least 2 (decode steps keep "
+                     "the 16-bit activations)");
+  codegen.int8PrefillRows =
+      options.prefillActivations == "float" ? 0 : options.prefillRows;
+  // auto: 4-bit codes only, where the weights' error dominates
+  // (docs/accuracy.md, "Int8 activations for prefill").
+  codegen.int8PrefillBits = options.prefillActivations == "int8" ? 8 : 4;
   codegen.bitmaskExpand = codegen.vectorBits == 512 &&
                           codegen.int8Dot == quench::Int8DotProduct::VNNI &&
                           hasCPUFeature(*target, "avx512vbmi2") &&
@@ -359,6 +373,21 @@ struct CPUTargetCLOptions {
                "(default: on; --int8-dot=false keeps the generic "
                "contraction and the float 4- and 8-bit kernels)"),
       cl::init(true), cl::cat(category)};
+  cl::opt<std::string> prefillActivations{
+      "prefill-activations",
+      cl::desc("Activations of 4- and 8-bit weight products with at least "
+               "--prefill-rows rows (prompt prefill), on VNNI targets: "
+               "'int8' quantizes them to int8 per row and quantization "
+               "group (one vpdpbusd per 4 weights and row), 'float' keeps "
+               "the 16-bit form that decode uses, 'auto' (default) is "
+               "int8 for 4-bit weights and float for 8-bit ones"),
+      cl::value_desc("auto|int8|float"), cl::init("auto"), cl::cat(category)};
+  cl::opt<unsigned> prefillRows{
+      "prefill-rows",
+      cl::desc("Rows (tokens) from which int8 prefill activations apply "
+               "(default 16; checked at run time when the row count is "
+               "dynamic; at least 2)"),
+      cl::init(16), cl::cat(category)};
   cl::opt<bool> attentionKernel{
       "attention-kernel",
       cl::desc("Compute attention (quench.attention) with the vectorized "
@@ -396,6 +425,8 @@ quench::CPUTargetOptions quench::getCPUTargetOptionsFromCL() {
     o.vectorBits = clOptions->vectorBits;
   o.int8Dot = clOptions->int8Dot;
   o.attentionKernel = clOptions->attentionKernel;
+  o.prefillActivations = clOptions->prefillActivations;
+  o.prefillRows = clOptions->prefillRows;
   o.optLevel = clOptions->optLevel;
   o.runtimeDir = clOptions->runtimeDir;
   o.linker = clOptions->linker;

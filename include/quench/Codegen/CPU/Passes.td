@@ -248,8 +248,15 @@ def QuenchCPUDequantMatmul
     scaled per group in f32. 8-bit codes likewise, in activation blocks of
     at most 512 codes (256 with zero points; longer groups are split, x
     zero padded), with scale max |x| / 32639 and both bytes signed.
+    With `int8-prefill-rows=N` (N > 0; needs `int16-dot`), products of
+    at least N rows with codes of at most `int8-prefill-bits` bits take
+    the int8-activation (prefill) form instead:
+    x quantized to int8 per row and block (scale = max |x| / 127), one
+    `vpdpbusd` per four codes and row on the same code panels, rescaled
+    per block; with a dynamic row count both forms are built, under
+    `scf.if rows >= N`.
     A module marked `quench.float_activations` (GGUF models) keeps the
-    float kernel whatever `int16-dot` says. Generics the kernel does not handle, and every generic
+    float kernel whatever `int16-dot` and `int8-prefill-rows` say. Generics the kernel does not handle, and every generic
     when `vector-bits` is below 128, are left unchanged (the tile pass
     handles them). See docs/lowering.md ("Quantized matmul kernel").
   }];
@@ -264,6 +271,14 @@ def QuenchCPUDequantMatmul
            "int16 per group or block (exact integer sums by vpdpbusd on a "
            "high and a low byte; the target must have AVX512-VNNI at "
            "vector-bits 512 or AVX-VNNI / AVX512-VNNI+VL at 256)">,
+    Option<"int8PrefillRows", "int8-prefill-rows", "int64_t", "0",
+           "Products of at least this many rows (dynamic rows: checked at "
+           "run time) multiply the codes with the activations quantized to "
+           "int8 per row and block instead of int16 (the int16-dot form's "
+           "prefill variant; 0: never)">,
+    Option<"int8PrefillBits", "int8-prefill-bits", "int64_t", "8",
+           "Widest codes that take the int8 form of `int8-prefill-rows` "
+           "(4: 4-bit codes only; 8: 4- and 8-bit codes)">,
     Option<"bitmaskExpand", "bitmask-expand", "bool", "false",
            "Expand 8-bit codes in bitmask sparse storage (generics marked "
            "`quench.sparse_storage = \"bitmask\"`) by vpexpandb in the "

@@ -30,6 +30,11 @@ struct CPUCodegenOptions {
   /// 8-bit codes in bitmask sparse storage expanded by vpexpandb
   /// (AVX512-VBMI2, with the VNNI int16 kernel at 512 bits).
   bool bitmaskExpand = false;
+  /// Quantized products (4- and 8-bit codes, the int16 form) of at least
+  /// this many rows take int8 activations (prefill); 0: never.
+  int64_t int8PrefillRows = 0;
+  /// Widest codes that take int8 prefill activations (4 or 8).
+  int64_t int8PrefillBits = 8;
   /// quench.attention by the vectorized kernel (quench-cpu-attention) when
   /// vectorBits != 0; false: by its linalg decomposition.
   bool attentionKernel = true;

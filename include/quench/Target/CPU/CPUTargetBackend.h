@@ -35,6 +35,13 @@ struct CPUTargetOptions {
   /// Compute quench.attention with the vectorized kernel
   /// (quench-cpu-attention); false: its linalg decomposition.
   bool attentionKernel = true;
+  /// Activations of quantized products (4-/8-bit codes) with at least
+  /// `prefillRows` rows (prefill): "float" keeps the 16-bit form, "int8"
+  /// quantizes them to int8 per row and block (VNNI targets), "auto" does
+  /// so for 4-bit codes only (see docs/quantization.md, "Int8 activations
+  /// for prefill").
+  std::string prefillActivations = "auto";
+  unsigned prefillRows = 16;
   /// LLVM optimization level, 0-3.
   unsigned optLevel = 3;
   /// Directory holding libquench_runtime.a (default: ../lib next to the
