@@ -7,9 +7,11 @@ function) compiled with quench-compile for each scheme twice: the default
 (--prefill-activations=int8: from --prefill-rows rows up the activations are
 quantized to int8 per row and block) and --prefill-activations=float (the
 16-bit form, today's path). Each executable runs x [M, K] for every M with
---bench; llama.cpp's ggml_mul_mat (bench/ggml_mul_mat.c, built against the
+--bench; llama.cpp's ggml_mul_mat (bench/ggml_matmul.c, built against the
 llama.cpp source and build trees given) runs the same shape with q4_0 / q8_0
-weights. The schemes and the peer are timed alternately, ROUNDS times; the
+weights, in the buffer type --peer-buffer names (default CPU: host memory,
+no repacking, as the recorded numbers; "auto": the type llama.cpp's model
+loader picks, e.g. AMX or the repacked layouts). The schemes and the peer are timed alternately, ROUNDS times; the
 table gives the median of the round medians and the ratios measured in the
 same run: float / int8 (speedup over the 16-bit form) and peer / int8.
 The int8 outputs are compared with the float form's (max relative error).
@@ -81,8 +83,9 @@ def bench_exe(exe, xpath, threads, runs):
     return float(m.group(1))
 
 
-def bench_peer(tool, ptype, m, k, n, threads, runs):
-    out = run([tool, ptype, str(m), str(k), str(n), str(threads), str(runs)])
+def bench_peer(tool, ptype, m, k, n, threads, runs, buffer):
+    out = run([tool, ptype, str(k), str(n), str(m), str(threads), str(runs)] +
+              ([buffer] if buffer else []))
     return float(re.search(r"median ([0-9.]+) ms", out).group(1))
 
 
@@ -138,6 +141,9 @@ def main():
     ap.add_argument("--schemes", default="w4a16,w8a16")
     ap.add_argument("--compile-flags", default="",
                     help="extra quench-compile flags for every executable")
+    ap.add_argument("--peer-buffer", default="CPU",
+                    help="ggml buffer type of the peer's weight (CPU, AMX, "
+                         "CPU_AARCH64, ...; auto: llama.cpp's choice)")
     ap.add_argument("--work")
     args = ap.parse_args()
     if args.logits:
@@ -161,9 +167,9 @@ def main():
     os.makedirs(work, exist_ok=True)
     print(f"load average at start: {load()}")
 
-    tool = os.path.join(work, "ggml_mul_mat")
+    tool = os.path.join(work, "ggml_matmul")
     run(["clang-22", "-O2", "-march=native", "-I", inc,
-         os.path.join(HERE, "ggml_mul_mat.c"), "-o", tool, "-L",
+         os.path.join(HERE, "ggml_matmul.c"), "-o", tool, "-L",
          args.llama_bin, "-lggml", "-lggml-base", "-lggml-cpu",
          "-Wl,-rpath," + args.llama_bin, "-lm"])
     model = os.path.join(work, f"gemm_{k}x{n}.onnx")
@@ -206,7 +212,9 @@ def main():
                                   args.runs))
             for p in sorted({PEER[s] for s in schemes}):
                 times.setdefault((p, "ggml", m), []).append(
-                    bench_peer(tool, p, m, k, n, args.threads, args.runs))
+                    bench_peer(tool, p, m, k, n, args.threads, args.runs,
+                               None if args.peer_buffer == "auto"
+                               else args.peer_buffer))
     med = {key: float(np.median(v)) for key, v in times.items()}
     print(f"load average at end: {load()}")
     print(f"\n{k}x{n}, {args.threads} thread(s), median of {args.rounds} "
