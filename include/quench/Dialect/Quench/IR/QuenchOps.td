@@ -483,8 +483,13 @@ def Quench_ExpandOp : Quench_Op<"expand", [Pure]> {
   let summary = "broadcast to a larger shape";
   let description = [{
     Broadcasts `input` (NumPy rules, right-aligned) to the result type's
-    shape; the optional `shape` operand gives run-time extents for dynamic
-    result dimensions.
+    shape; the optional `shape` operand is ONNX Expand's request: in a
+    dimension where the input's extent is a static 1 the requested extent
+    is the result's (it must not be negative); elsewhere the request must
+    be 1 or the input's extent, and the result keeps the input's extent
+    (both broadcast ways, as ONNX Expand does). The lowering checks these
+    at run time (docs/reliability.md); a dynamic input extent that is 1 at
+    run time is read as an extent, not broadcast.
   }];
   let arguments = (ins Quench_AnyTensor:$input, Optional<Quench_ShapeTensor>:$shape);
   let results = (outs Quench_AnyTensor:$result);
