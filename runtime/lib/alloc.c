@@ -87,6 +87,8 @@ void quench_internal_run_buffers_begin(quench_run_buffers *r) {
   tracker = r;
 }
 
+quench_run_buffers *quench_internal_run_buffers_current(void) { return tracker; }
+
 quench_run_buffers *quench_internal_run_buffers_adopt(quench_run_buffers *r) {
   quench_run_buffers *previous = tracker;
   tracker = r;

@@ -63,6 +63,8 @@ void quench_internal_run_buffers_begin(quench_run_buffers *r);
  * longjmp, quench_model_run must not read its own changed locals.) */
 void quench_internal_run_buffers_end(int free_them);
 
+/* The calling thread's tracker (NULL: none). */
+quench_run_buffers *quench_internal_run_buffers_current(void);
 /* Makes r the calling thread's tracker without stacking (NULL: none) and
  * returns the previous one: a worker adopts the tracker of the run whose
  * parallel loop it executes, and restores its own afterwards. */

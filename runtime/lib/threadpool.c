@@ -296,9 +296,7 @@ quench_status quench_parallel_for(quench_threadpool *pool, int64_t n,
   pool->ctx = ctx;
   pool->n = n;
   pool->num_chunks = k;
-  /* The caller's tracker (adopting NULL returns it; then put it back). */
-  pool->run = quench_internal_run_buffers_adopt(NULL);
-  quench_internal_run_buffers_adopt(pool->run);
+  pool->run = quench_internal_run_buffers_current();
   atomic_store_explicit(&pool->failed, 0, memory_order_relaxed);
   atomic_store_explicit(&pool->next, 0, memory_order_relaxed);
   atomic_store_explicit(&pool->pending, pool->num_threads - 1,

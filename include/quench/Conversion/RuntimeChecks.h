@@ -14,12 +14,18 @@
 #include "mlir/IR/Location.h"
 #include "mlir/IR/Value.h"
 
+#include <string>
+
 namespace quench {
 
 /// Name of the runtime function that reports a failed check with values
 /// (runtime_abi.h).
 inline constexpr llvm::StringLiteral kCheckFailedValuesFnName =
     "quench_rt_check_failed_values";
+
+/// How run-time check messages name the op at `loc`: "node 'NAME'" for the
+/// first name in it (the ONNX node), else `fallback`.
+std::string describeNode(mlir::Location loc, llvm::StringRef fallback);
 
 /// A run-time check at the builder's point: when `ok` (i1) is false the run
 /// ends with `message` as its error (docs/reliability.md). Without `values`

@@ -446,16 +446,9 @@ public:
              bool inBounds) {
     if (d.int16)
       return emitInt16(out, row, colBase, col, mr, inBounds);
-    Value panel = arith::DivUIOp::create(
-        b, loc, arith::AddIOp::create(b, loc, colBase, col), idx(b, d.nr));
-    SmallVector<Value> rows, ocols, init;
-    for (int64_t i = 0; i < mr; ++i)
-      rows.push_back(add(b, row, i));
-    for (int64_t v = 0; v < d.nv; ++v)
-      ocols.push_back(add(b, col, v * d.lanes));
-    for (int64_t i = 0; i < mr; ++i)
-      for (int64_t v = 0; v < d.nv; ++v)
-        init.push_back(read(b, vf, out, {rows[i], ocols[v]}, inBounds));
+    Tile t = beginTile(out, row, colBase, col, mr, d.lanes, inBounds);
+    Value panel = t.panel;
+    SmallVector<Value> &rows = t.rows, &init = t.init;
     Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(vf));
     SmallVector<Value> zeros(init.size(), zero);
 
@@ -498,13 +491,7 @@ public:
           });
       result = blockLoop.getResults();
     }
-    for (int64_t i = 0; i < mr; ++i)
-      for (int64_t v = 0; v < d.nv; ++v)
-        out = vector::TransferWriteOp::create(
-                  b, loc, result[i * d.nv + v], out,
-                  ValueRange{rows[i], ocols[v]}, ArrayRef<bool>{inBounds})
-                  .getResult();
-    return out;
+    return endTile(out, t, result, inBounds);
   }
 
 private:
@@ -518,16 +505,9 @@ private:
   /// exactly, and acc += (scale * amax / 32767) * t as the dense kernel.
   Value emitInt16(Value out, Value row, Value colBase, Value col, int64_t mr,
                   bool inBounds) {
-    Value panel = arith::DivUIOp::create(
-        b, loc, arith::AddIOp::create(b, loc, colBase, col), idx(b, d.nr));
-    SmallVector<Value> rows, ocols, init;
-    for (int64_t i = 0; i < mr; ++i)
-      rows.push_back(add(b, row, i));
-    for (int64_t v = 0; v < d.nv; ++v)
-      ocols.push_back(add(b, col, v * 16));
-    for (int64_t i = 0; i < mr; ++i)
-      for (int64_t v = 0; v < d.nv; ++v)
-        init.push_back(read(b, vf, out, {rows[i], ocols[v]}, inBounds));
+    Tile t = beginTile(out, row, colBase, col, mr, 16, inBounds);
+    Value panel = t.panel;
+    SmallVector<Value> &rows = t.rows, &init = t.init;
     Type i8 = b.getI8Type(), i16 = b.getI16Type();
     auto vb = VectorType::get({64}, i8);
     auto splat = [&](OpBuilder &ob, VectorType t, int64_t c) -> Value {
@@ -665,13 +645,7 @@ private:
           scf::YieldOp::create(bb, loc, acc);
         });
     ValueRange result = blockLoop.getResults();
-    for (int64_t i = 0; i < mr; ++i)
-      for (int64_t v = 0; v < d.nv; ++v)
-        out = vector::TransferWriteOp::create(
-                  b, loc, result[i * d.nv + v], out,
-                  ValueRange{rows[i], ocols[v]}, ArrayRef<bool>{inBounds})
-                  .getResult();
-    return out;
+    return endTile(out, t, result, inBounds);
   }
 
   /// One group g: every slot's values times the permuted x of every row.
@@ -757,6 +731,37 @@ private:
               vector::FMAOp::create(ob, loc, xv, wv, p[i * d.nv + v]);
         }
       }
+  }
+
+  /// A tile's output rows and columns (columns `colStep` apart), its
+  /// weight panel and the output vectors it accumulates onto.
+  struct Tile {
+    Value panel;
+    SmallVector<Value> rows, ocols, init;
+  };
+  Tile beginTile(Value out, Value row, Value colBase, Value col, int64_t mr,
+                 int64_t colStep, bool inBounds) {
+    Tile t;
+    t.panel = arith::DivUIOp::create(
+        b, loc, arith::AddIOp::create(b, loc, colBase, col), idx(b, d.nr));
+    for (int64_t i = 0; i < mr; ++i)
+      t.rows.push_back(add(b, row, i));
+    for (int64_t v = 0; v < d.nv; ++v)
+      t.ocols.push_back(add(b, col, v * colStep));
+    for (int64_t i = 0; i < mr; ++i)
+      for (int64_t v = 0; v < d.nv; ++v)
+        t.init.push_back(read(b, vf, out, {t.rows[i], t.ocols[v]}, inBounds));
+    return t;
+  }
+  /// Writes the tile's sums `result` (row-major, d.nv per row) into `out`.
+  Value endTile(Value out, const Tile &t, ValueRange result, bool inBounds) {
+    for (size_t i = 0; i < t.rows.size(); ++i)
+      for (int64_t v = 0; v < d.nv; ++v)
+        out = vector::TransferWriteOp::create(
+                  b, loc, result[i * d.nv + v], out,
+                  ValueRange{t.rows[i], t.ocols[v]}, ArrayRef<bool>{inBounds})
+                  .getResult();
+    return out;
   }
 
   Value idx(OpBuilder &ob, int64_t v) {

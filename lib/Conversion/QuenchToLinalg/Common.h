@@ -44,10 +44,8 @@ Value convertFloat(OpBuilder &b, Location loc, Value v, Type to);
 /// The extent of dimension `dim` of `tensor` as an index value.
 Value dimValue(OpBuilder &b, Location loc, Value tensor, int64_t dim);
 
-/// How run-time check messages name the op at `loc`: "node 'NAME'" for the
-/// first name in it (the ONNX node), else `fallback`.
-std::string describeNode(Location loc, StringRef fallback);
 
+using quench::describeNode;
 using quench::emitRuntimeCheck;
 
 /// Ends the run with an error naming the node (quench op `op`) when

@@ -136,11 +136,6 @@ AffineMap to_linalg::broadcastMap(MLIRContext *ctx,
   return AffineMap::get(rank, 0, exprs, ctx);
 }
 
-std::string to_linalg::describeNode(Location loc, StringRef fallback) {
-  std::string name = getNodeName(loc);
-  return name.empty() ? fallback.str() : "node '" + name + "'";
-}
-
 /// Run-time checks that every operand extent the loops assume equal to the
 /// result's (`sizes`) is: a dynamic extent against the result's, or a static
 /// one against a dynamic result. Operands whose extent is a static 1

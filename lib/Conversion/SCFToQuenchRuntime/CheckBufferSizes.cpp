@@ -10,7 +10,6 @@
 
 #include "quench/Conversion/Passes.h"
 #include "quench/Conversion/RuntimeChecks.h"
-#include "quench/Dialect/Quench/IR/QuenchOps.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -24,12 +23,6 @@ namespace quench {
 using namespace mlir;
 
 namespace {
-
-/// "node 'NAME'" for the ONNX node at `loc`, else "an op".
-std::string describe(Location loc) {
-  std::string name = quench::getNodeName(loc);
-  return name.empty() ? "an op" : "node '" + name + "'";
-}
 
 /// The shape as "?x4x?xf32" for the message.
 std::string shapeString(MemRefType type) {
@@ -106,7 +99,7 @@ struct QuenchCheckBufferSizes
         arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OLE, bytes,
                               limit));
     std::string message =
-        describe(loc) + ": a buffer of shape " + shapeString(type) +
+        quench::describeNode(loc, "an op") + ": a buffer of shape " + shapeString(type) +
         " with run-time extents " +
         (extents.size() == 1 ? "{0}"
          : extents.size() == 2 ? "{0} and {1}"

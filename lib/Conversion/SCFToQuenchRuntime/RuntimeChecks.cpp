@@ -1,6 +1,7 @@
 //===- RuntimeChecks.cpp - run-time checks in generated code --------------===//
 
 #include "quench/Conversion/RuntimeChecks.h"
+#include "quench/Dialect/Quench/IR/QuenchOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/ControlFlow/IR/ControlFlowOps.h"
@@ -39,6 +40,11 @@ static LLVM::GlobalOp messageGlobal(OpBuilder &b, Location loc,
     if (value && value.getValue() == text)
       return global;
   }
+}
+
+std::string quench::describeNode(Location loc, StringRef fallback) {
+  std::string name = getNodeName(loc);
+  return name.empty() ? fallback.str() : "node '" + name + "'";
 }
 
 void quench::emitRuntimeCheck(OpBuilder &b, Location loc, Value ok,
