@@ -15,6 +15,7 @@
 
 #include "quench/Dialect/Quench/IR/QuenchConstants.h"
 #include "quench/Dialect/Quench/IR/QuenchOps.h"
+#include "quench/Support/MappedFile.h"
 
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/MapVector.h"
@@ -54,10 +55,14 @@ bool isConstantData(Value v) {
   return constantBytes(v) || splatConstant(v);
 }
 
-/// Appends the row-major bytes of the constant `v` (isConstantData).
+/// Appends the row-major bytes of the constant `v` (isConstantData). The
+/// members' data is read once: its mapped pages are dropped from the RSS
+/// after the copy (the fused constant goes to the weight arena), so fusing
+/// every layer does not keep every member's weights resident (issue #20).
 void appendConstantBytes(Value v, std::vector<char> &bytes) {
   if (std::optional<ArrayRef<char>> data = constantBytes(v)) {
     bytes.insert(bytes.end(), data->begin(), data->end());
+    releaseMappedPages(*data);
     return;
   }
   DenseElementsAttr splat = splatConstant(v);
@@ -224,6 +229,8 @@ Value concatColumns(OpBuilder &b, Location loc, ArrayRef<LinearWeight> parts,
       const char *src = w.bytes.data() + row * rowBytes;
       bytes.insert(bytes.end(), src, src + rowBytes);
     }
+  for (const LinearWeight &w : parts)
+    releaseMappedPages(w.bytes); // read once, as appendConstantBytes
   auto type = RankedTensorType::get({k, n}, elementType);
   return ConstantOp::create(b, loc, type,
                             createConstantAttr(type, bytes, nameHint));
