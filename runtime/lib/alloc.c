@@ -257,7 +257,10 @@ static void touch_pages(char *p, size_t size, size_t page) {
 
 size_t quench_internal_buffer_cache_warm(const uint64_t *sizes, uint64_t n,
                                          size_t limit) {
-  /* The cached (class) bytes the table needs: all or nothing. */
+  /* The cached (class) bytes the table needs: all or nothing, and never
+   * more than the cache keeps. */
+  if (limit > cache_limit())
+    limit = cache_limit();
   size_t total = 0;
   for (uint64_t i = 0; i < n; ++i) {
     uint32_t c = sizes[i] > SIZE_MAX ? kNoClass

@@ -75,7 +75,8 @@ quench_run_buffers *quench_internal_run_buffers_adopt(quench_run_buffers *r);
  * cache with their pages touched, all allocated at once as a run holds
  * them, reusing buffers already cached; sizes the cache does not keep are
  * skipped. Does nothing when their size classes take more than `limit`
- * bytes. Returns those bytes (0: nothing warmed). alloc.c. */
+ * bytes or than QUENCH_BUFFER_CACHE_BYTES. Returns those bytes (0: nothing
+ * warmed). alloc.c. */
 size_t quench_internal_buffer_cache_warm(const uint64_t *sizes, uint64_t n,
                                          size_t limit);
 
