@@ -252,7 +252,8 @@ int quench_threadpool_size(const quench_threadpool *pool);
 
 /** Most bytes of buffers that quench_model_load puts into the cache for a
  * model's first run (quench_model.buffer_sizes, rounded to size classes);
- * a model whose table needs more is not warmed at all. */
+ * a model whose table needs more, or more than QUENCH_BUFFER_CACHE_BYTES,
+ * is not warmed at all. */
 #ifndef QUENCH_BUFFER_WARM_BYTES
 #define QUENCH_BUFFER_WARM_BYTES ((size_t)256 << 20)
 #endif
