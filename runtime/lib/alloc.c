@@ -13,13 +13,20 @@
  * base, the size class (or kNoClass for uncached blocks: huge sizes or
  * alignments above QUENCH_TENSOR_ALIGNMENT), and its links in the list of
  * the run that allocated it (quench_run_buffers, internal.h), which frees
- * what a failed run leaves behind. */
+ * what a failed run leaves behind.
+ *
+ * The first run of a model would still get every buffer fresh from the C
+ * library and fault its pages in (zero-filled by the kernel): for a small
+ * model, twice the time of the later runs. quench_model_load therefore
+ * warms the cache with the sizes the compiler knows a run allocates
+ * (quench_internal_buffer_cache_warm, from quench_model.buffer_sizes). */
 #include "internal.h"
 
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum {
   kHeader = 48,
@@ -236,4 +243,63 @@ size_t quench_buffer_cache_bytes(void) {
   size_t n = cached_bytes;
   pthread_mutex_unlock(&cache_lock);
   return n;
+}
+
+/* Writes one byte of every page of [p, p + size): the kernel maps the
+ * pages now instead of at the run's first store. */
+static void touch_pages(char *p, size_t size, size_t page) {
+  volatile char *bytes = p;
+  bytes[0] = 0;
+  uintptr_t next = ((uintptr_t)p | (page - 1)) + 1;
+  for (uintptr_t end = (uintptr_t)p + size; next < end; next += page)
+    bytes[next - (uintptr_t)p] = 0;
+}
+
+size_t quench_internal_buffer_cache_warm(const uint64_t *sizes, uint64_t n,
+                                         size_t limit) {
+  /* The cached (class) bytes the table needs: all or nothing, and never
+   * more than the cache keeps. */
+  if (limit > cache_limit())
+    limit = cache_limit();
+  size_t total = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    uint32_t c = sizes[i] > SIZE_MAX ? kNoClass
+                                     : class_of(sizes[i] ? (size_t)sizes[i] : 1);
+    if (c == kNoClass)
+      continue; /* never cached: nothing to warm */
+    size_t bytes = class_size(c);
+    if (bytes > limit - total)
+      return 0;
+    total += bytes;
+  }
+  if (total == 0)
+    return 0;
+  long pagesize = sysconf(_SC_PAGESIZE);
+  size_t page = pagesize > 0 ? (size_t)pagesize : 4096;
+  /* Hold all of them at once, as the run does (its buffers live until its
+   * end), so that the cache gets one buffer per allocation site; buffers
+   * already cached are reused. Held buffers are chained through their
+   * first bytes. Not part of any run. */
+  quench_run_buffers *run = quench_internal_run_buffers_adopt(NULL);
+  free_block *held = NULL;
+  for (uint64_t i = 0; i < n; ++i) {
+    if (sizes[i] > SIZE_MAX)
+      continue;
+    size_t size = sizes[i] ? (size_t)sizes[i] : 1;
+    if (class_of(size) == kNoClass)
+      continue;
+    free_block *b = quench_buffer_alloc(size, 0);
+    if (!b)
+      break; /* out of memory: warm what we have */
+    touch_pages((char *)b, size, page);
+    b->next = held;
+    held = b;
+  }
+  while (held) {
+    free_block *next = held->next;
+    quench_buffer_free(held);
+    held = next;
+  }
+  quench_internal_run_buffers_adopt(run);
+  return total;
 }

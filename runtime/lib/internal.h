@@ -70,6 +70,16 @@ quench_run_buffers *quench_internal_run_buffers_current(void);
  * parallel loop it executes, and restores its own afterwards. */
 quench_run_buffers *quench_internal_run_buffers_adopt(quench_run_buffers *r);
 
+/* Puts buffers for the given allocation sizes (what generated code asks
+ * quench_buffer_alloc for, at QUENCH_TENSOR_ALIGNMENT) into the buffer
+ * cache with their pages touched, all allocated at once as a run holds
+ * them, reusing buffers already cached; sizes the cache does not keep are
+ * skipped. Does nothing when their size classes take more than `limit`
+ * bytes or than QUENCH_BUFFER_CACHE_BYTES. Returns those bytes (0: nothing
+ * warmed). alloc.c. */
+size_t quench_internal_buffer_cache_warm(const uint64_t *sizes, uint64_t n,
+                                         size_t limit);
+
 /* Called by the allocation functions of generated code when the C library
  * has no memory: the run stops with QUENCH_ERR_OUT_OF_MEMORY (model.c,
  * quench_internal_fail). Does not return. */

@@ -20,7 +20,7 @@
 _Static_assert(sizeof(void *) == 8, "the generated ABI needs 64-bit pointers");
 _Static_assert(sizeof(quench_dtype) == 4, "quench_dtype must be int-sized");
 _Static_assert(sizeof(quench_io_info) == 24, "quench_io_info layout");
-_Static_assert(sizeof(quench_model) == 88, "quench_model layout");
+_Static_assert(sizeof(quench_model) == 104, "quench_model layout");
 
 static _Thread_local quench_threadpool *current_pool;
 

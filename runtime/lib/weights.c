@@ -1,4 +1,4 @@
-/* Weights appended to executables (quench_model_load).
+/* Loading a model (quench_model_load): its weights, and warm buffers.
  *
  * quench-compile --emit=exe links the model with its weight image as a
  * .lbss region (address space, no file bytes) and appends the image to the
@@ -18,6 +18,11 @@
  * portability"), and POSIX_MADV_WILLNEED on the executable's mapping made
  * the later runs of a 125M-parameter model ~8 % slower (measured,
  * docs/benchmarks.md "Code size and first run").
+ *
+ * Nor should it pay for fresh buffer memory: a model of ABI version 5
+ * lists the buffer sizes a run allocates (quench_model.buffer_sizes), and
+ * loading puts buffers of those sizes, with their pages touched, into the
+ * runtime's buffer cache (alloc.c), once per model.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -34,8 +39,10 @@
 enum { TRAILER_BYTES = 32, MAX_LOADED = 64 };
 
 static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
-static const void *loaded[MAX_LOADED];
+static const void *loaded[MAX_LOADED];   /* weight images loaded */
 static int num_loaded;
+static const quench_model *warmed[MAX_LOADED]; /* buffer caches warmed */
+static int num_warmed;
 
 /* Brings the weight image [addr, addr + size) into memory and maps its
  * pages: one read per page. */
@@ -123,21 +130,33 @@ done:
   return st;
 }
 
+/* Whether the model's weights need loading (an image to map or read). */
+static int has_weight_image(const quench_model *model) {
+  return model->abi_version >= 2 &&
+         (model->weights_storage == QUENCH_WEIGHTS_APPENDED ||
+          model->weights_storage == QUENCH_WEIGHTS_EMBEDDED) &&
+         model->weights_size != 0;
+}
+
+/* Whether the model has a buffer size table to warm the cache with. */
+static int has_buffer_sizes(const quench_model *model) {
+  return model->abi_version >= 5 && model->buffer_sizes &&
+         model->num_buffer_sizes != 0;
+}
+
 quench_status quench_model_load(const quench_model *model, quench_error *err) {
   if (!model)
     return quench_error_set(err, QUENCH_ERR_INVALID_ARGUMENT, "model is NULL");
-  if (model->abi_version < 2 ||
-      (model->weights_storage != QUENCH_WEIGHTS_APPENDED &&
-       model->weights_storage != QUENCH_WEIGHTS_EMBEDDED) ||
-      model->weights_size == 0)
+  int weights = has_weight_image(model), buffers = has_buffer_sizes(model);
+  if (!weights && !buffers)
     return QUENCH_OK;
-  if (!model->weights)
+  if (weights && !model->weights)
     return quench_error_set(err, QUENCH_ERR_INVALID_ARGUMENT,
                             "model '%s' has no weight image address",
                             model->name);
   pthread_mutex_lock(&load_lock);
   quench_status st = QUENCH_OK;
-  int found = 0;
+  int found = !weights;
   for (int i = 0; i < num_loaded && !found; ++i)
     found = loaded[i] == model->weights;
   if (!found) {
@@ -147,6 +166,17 @@ quench_status quench_model_load(const quench_model *model, quench_error *err) {
       prefetch_weights(model->weights, model->weights_size);
     if (st == QUENCH_OK && num_loaded < MAX_LOADED)
       loaded[num_loaded++] = model->weights;
+  }
+  /* The buffer cache, once per model (beyond MAX_LOADED models: not at
+   * all, rather than at every run). */
+  found = !buffers || st != QUENCH_OK || num_warmed == MAX_LOADED;
+  for (int i = 0; i < num_warmed && !found; ++i)
+    found = warmed[i] == model;
+  if (!found) {
+    quench_internal_buffer_cache_warm(model->buffer_sizes,
+                                      model->num_buffer_sizes,
+                                      QUENCH_BUFFER_WARM_BYTES);
+    warmed[num_warmed++] = model;
   }
   pthread_mutex_unlock(&load_lock);
   return st;

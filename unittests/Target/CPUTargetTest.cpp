@@ -7,6 +7,7 @@
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
+#include "llvm/IR/NoFolder.h"
 #include "llvm/Object/ObjectFile.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -185,7 +186,7 @@ TEST(CPUTarget, ModelDescriptorHoldsImagesOfFourGigabytesAndMore) {
                                 quench::WeightStorage::Appended);
   ASSERT_FALSE(bool(e)) << errorText(std::move(e));
   auto *init = cast<ConstantStruct>(m.getGlobalVariable("d_model")->getInitializer());
-  EXPECT_EQ(cast<ConstantInt>(init->getOperand(0))->getZExtValue(), 4u)
+  EXPECT_EQ(cast<ConstantInt>(init->getOperand(0))->getZExtValue(), 5u)
       << "QUENCH_MODEL_ABI_VERSION";
   EXPECT_EQ(cast<ConstantInt>(init->getOperand(3))->getZExtValue(), 2u)
       << "QUENCH_WEIGHTS_APPENDED";
@@ -196,6 +197,55 @@ TEST(CPUTarget, ModelDescriptorHoldsImagesOfFourGigabytesAndMore) {
   // No metadata: NULL, size 0.
   EXPECT_TRUE(isa<ConstantPointerNull>(init->getOperand(11)));
   EXPECT_EQ(cast<ConstantInt>(init->getOperand(12))->getZExtValue(), 0u);
+  // No allocations: no buffer size table.
+  EXPECT_TRUE(isa<ConstantPointerNull>(init->getOperand(13)));
+  EXPECT_EQ(cast<ConstantInt>(init->getOperand(14))->getZExtValue(), 0u);
+}
+
+TEST(CPUTarget, ModelABIBufferSizes) {
+  // Allocation calls as MLIR's memref lowering emits them: the size of a
+  // static buffer is ptrtoint(getelementptr(null, n)) plus the alignment;
+  // a run-time size and an alignment beyond 64 bytes stay out of the table.
+  LLVMContext ctx;
+  Module m("d", ctx);
+  m.setDataLayout("e-m:e-i64:64-n8:16:32:64-S128");
+  auto *i64 = Type::getInt64Ty(ctx);
+  auto *ptr = PointerType::getUnqual(ctx);
+  FunctionCallee alloc = m.getOrInsertFunction(
+      "_mlir_memref_to_llvm_alloc", FunctionType::get(ptr, {i64}, false));
+  FunctionCallee alignedAlloc = m.getOrInsertFunction(
+      "_mlir_memref_to_llvm_aligned_alloc",
+      FunctionType::get(ptr, {i64, i64}, false));
+  Function *graph = Function::Create(
+      FunctionType::get(Type::getVoidTy(ctx), {i64}, false),
+      GlobalValue::ExternalLinkage, "graph", m);
+  IRBuilder<NoFolder> b(BasicBlock::Create(ctx, "entry", graph));
+  Value *end = b.CreateGEP(Type::getFloatTy(ctx),
+                           ConstantPointerNull::get(ptr), b.getInt64(6144));
+  Value *bytes = b.CreateAdd(b.CreatePtrToInt(end, i64), b.getInt64(64));
+  b.CreateCall(alloc, {bytes});                          // 24640
+  b.CreateCall(alloc, {b.getInt64(72)});                 // 72
+  b.CreateCall(alloc, {graph->getArg(0)});               // run time: out
+  b.CreateCall(alignedAlloc, {b.getInt64(64), b.getInt64(4096)}); // 4096
+  b.CreateCall(alignedAlloc, {b.getInt64(128), b.getInt64(512)}); // out
+  b.CreateRetVoid();
+  std::vector<uint64_t> want = {24640, 72, 4096};
+  EXPECT_EQ(quench::collectStaticBufferSizes(m), want);
+
+  quench::ModelSignature sig;
+  sig.modelName = "d";
+  sig.inputs.push_back({"n", 11, {}});
+  Error e = quench::addModelABI(m, sig, "graph", /*withMain=*/false);
+  ASSERT_FALSE(bool(e)) << errorText(std::move(e));
+  auto *init =
+      cast<ConstantStruct>(m.getGlobalVariable("d_model")->getInitializer());
+  auto *table = cast<GlobalVariable>(init->getOperand(13));
+  auto *data = cast<ConstantDataArray>(table->getInitializer());
+  ASSERT_EQ(data->getNumElements(), want.size());
+  for (unsigned i = 0; i < want.size(); ++i)
+    EXPECT_EQ(data->getElementAsInteger(i), want[i]);
+  EXPECT_EQ(cast<ConstantInt>(init->getOperand(14))->getZExtValue(),
+            want.size());
 }
 
 TEST(CPUTarget, ModelABIMetadata) {

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include <pthread.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 // Sanitized builds: the out-of-memory test needs a failed allocation to
@@ -296,6 +297,110 @@ TEST(Model, FailureOnAWorkerEndsTheRun) {
   for (quench_tensor &t : out)
     quench_tensor_free(&t);
   quench_threadpool_destroy(pool);
+  quench_buffer_cache_trim();
+}
+
+// A model whose run allocates the buffers of its size table (as generated
+// code does: the sizes it asks for, all held until the end) and records the
+// cache's bytes before and after allocating them.
+const uint64_t warmSizes[] = {4096 + 64, 24576 + 64, 300000, 1 << 20,
+                              1 << 20};
+constexpr size_t kWarmCount = sizeof warmSizes / sizeof warmSizes[0];
+size_t cachedAtEntry, cachedAfterAllocs;
+
+void entryAllocatesTheTable(void **) {
+  cachedAtEntry = quench_buffer_cache_bytes();
+  void *held[kWarmCount];
+  for (size_t i = 0; i < kWarmCount; ++i) {
+    held[i] = _mlir_memref_to_llvm_alloc(warmSizes[i]);
+    std::memset(held[i], 1, warmSizes[i]);
+  }
+  cachedAfterAllocs = quench_buffer_cache_bytes();
+  for (void *p : held)
+    _mlir_memref_to_llvm_free(p);
+}
+
+const quench_model warmModel = {
+    QUENCH_MODEL_ABI_VERSION, 1, 0, 0, "warm", inputs, nullptr,
+    entryAllocatesTheTable, nullptr, 0, nullptr, nullptr, 0, warmSizes,
+    kWarmCount};
+
+// Whether every page of [p, p + size) is resident.
+bool resident(const void *p, size_t size) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  uintptr_t begin = reinterpret_cast<uintptr_t>(p) & ~(page - 1);
+  size_t pages = (reinterpret_cast<uintptr_t>(p) + size - begin + page - 1) /
+                 page;
+  std::vector<unsigned char> in(pages);
+  if (mincore(reinterpret_cast<void *>(begin), pages * page, in.data()) != 0)
+    return false;
+  for (unsigned char v : in)
+    if (!(v & 1))
+      return false;
+  return true;
+}
+
+TEST(Model, LoadWarmsTheBufferCacheForTheFirstRun) {
+  // What the table's buffers take in the cache (size classes).
+  quench_buffer_cache_trim();
+  std::vector<void *> buffers;
+  for (uint64_t size : warmSizes)
+    buffers.push_back(quench_buffer_alloc(size, 0));
+  for (void *p : buffers)
+    quench_buffer_free(p);
+  size_t want = quench_buffer_cache_bytes();
+  ASSERT_GE(want, 4096u + 24576u + 300000u + (2u << 20));
+  quench_buffer_cache_trim();
+
+  // A version-4 descriptor has no table: never read, nothing warmed.
+  quench_model v4 = warmModel;
+  v4.abi_version = 4;
+  quench_error err;
+  ASSERT_EQ(quench_model_load(&v4, &err), QUENCH_OK);
+  EXPECT_EQ(quench_buffer_cache_bytes(), 0u);
+
+  ASSERT_EQ(quench_model_load(&warmModel, &err), QUENCH_OK);
+  EXPECT_EQ(quench_buffer_cache_bytes(), want);
+  // The cached buffers' pages are mapped already.
+  void *big = quench_buffer_alloc(1 << 20, 0);
+  EXPECT_TRUE(resident(big, 1 << 20));
+  quench_buffer_free(big);
+  EXPECT_EQ(quench_buffer_cache_bytes(), want);
+
+  // The first run takes every buffer from the cache (none from the C
+  // library) and leaves the cache as it found it.
+  float data[6] = {0};
+  quench_tensor x = {data, QUENCH_DTYPE_F32, 2, {2, 3}};
+  ASSERT_EQ(quench_model_run(&warmModel, &x, 1, nullptr, 0, nullptr, &err),
+            QUENCH_OK)
+      << err.message;
+  EXPECT_EQ(cachedAtEntry, want);
+  EXPECT_EQ(cachedAfterAllocs, 0u);
+  EXPECT_EQ(quench_buffer_cache_bytes(), want);
+
+  // Once per model: a later load (every run loads) warms nothing again.
+  quench_buffer_cache_trim();
+  ASSERT_EQ(quench_model_load(&warmModel, &err), QUENCH_OK);
+  EXPECT_EQ(quench_buffer_cache_bytes(), 0u);
+}
+
+TEST(Model, WarmingSkipsTablesOverTheLimitAndUncachedSizes) {
+  quench_error err;
+  quench_buffer_cache_trim();
+  // Over QUENCH_BUFFER_WARM_BYTES: nothing at all.
+  const uint64_t tooMuch[] = {4096, QUENCH_BUFFER_WARM_BYTES + 1};
+  quench_model large = warmModel;
+  large.buffer_sizes = tooMuch;
+  large.num_buffer_sizes = 2;
+  ASSERT_EQ(quench_model_load(&large, &err), QUENCH_OK);
+  EXPECT_EQ(quench_buffer_cache_bytes(), 0u);
+  // A size the cache never keeps (over 1 GiB) is left out; the rest warms.
+  const uint64_t uncached[] = {(uint64_t)3 << 30, 4096};
+  quench_model huge = warmModel;
+  huge.buffer_sizes = uncached;
+  huge.num_buffer_sizes = 2;
+  ASSERT_EQ(quench_model_load(&huge, &err), QUENCH_OK);
+  EXPECT_EQ(quench_buffer_cache_bytes(), 4096u);
   quench_buffer_cache_trim();
 }
 

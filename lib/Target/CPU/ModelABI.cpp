@@ -7,7 +7,8 @@
 //                      ptr name, ptr inputs, ptr outputs, ptr entry,
 //                      ptr weights, i64 weights_size,
 //                      ptr generation, ptr metadata,
-//                      i64 metadata_size }                          (88 B)
+//                      i64 metadata_size, ptr buffer_sizes,
+//                      i64 num_buffer_sizes }                       (104 B)
 //   quench_generation_info = { i32 input_ids, i32 attention_mask,
 //                      i32 position_ids, i32 past_length, i32 logits,
 //                      i32 num_state, ptr state, i64 capacity }    (40 B)
@@ -26,8 +27,10 @@
 #include "mlir/IR/SymbolTable.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSet.h"
+#include "llvm/Analysis/ConstantFolding.h"
 #include "llvm/IR/Constants.h"
 #include "llvm/IR/IRBuilder.h"
+#include "llvm/IR/InstIterator.h"
 #include "llvm/IR/Module.h"
 #include "llvm/Object/ArchiveWriter.h"
 #include "llvm/Support/Path.h"
@@ -40,7 +43,9 @@ enum DType {
   F32 = 1, F16 = 2, BF16 = 3, F64 = 4, I8 = 5, U8 = 6, I16 = 7, U16 = 8,
   I32 = 9, U32 = 10, I64 = 11, U64 = 12, Bool = 13
 };
-constexpr unsigned kModelABIVersion = 4;
+constexpr unsigned kModelABIVersion = 5;
+// QUENCH_TENSOR_ALIGNMENT (runtime.h): the alignment the buffer cache keeps.
+constexpr uint64_t kTensorAlignment = 64;
 // Values of quench_weight_storage (runtime.h); part of the ABI.
 enum WeightStorageKind { WeightsNone = 0, WeightsEmbedded = 1, WeightsAppended = 2 };
 constexpr int kMaxRank = 8;
@@ -408,6 +413,62 @@ static Constant *ioInfoArray(Module &m, ArrayRef<quench::TensorSignature> tensor
   return gv;
 }
 
+/// `v` folded to a constant, or null: MLIR's memref lowering computes a
+/// static buffer size as ptrtoint(getelementptr(null, n)) plus the
+/// alignment, which translation may leave as instructions over constants.
+static Constant *foldToConstant(Value *v, const DataLayout &dl,
+                                unsigned depth = 0) {
+  if (auto *c = dyn_cast<Constant>(v))
+    return ConstantFoldConstant(c, dl);
+  auto *inst = dyn_cast<Instruction>(v);
+  if (!inst || depth >= 8 || inst->mayReadOrWriteMemory() ||
+      isa<PHINode, CallBase>(inst))
+    return nullptr;
+  SmallVector<Constant *> operands;
+  for (Value *op : inst->operands()) {
+    Constant *c = foldToConstant(op, dl, depth + 1);
+    if (!c)
+      return nullptr;
+    operands.push_back(c);
+  }
+  return ConstantFoldInstOperands(inst, operands, dl);
+}
+
+/// The value of `v` if it folds to an integer of at most 64 bits.
+static std::optional<uint64_t> foldToInteger(Value *v, const DataLayout &dl) {
+  auto *ci = dyn_cast_or_null<ConstantInt>(foldToConstant(v, dl));
+  if (!ci || ci->getBitWidth() > 64)
+    return std::nullopt;
+  return ci->getZExtValue();
+}
+
+std::vector<uint64_t> quench::collectStaticBufferSizes(const Module &m) {
+  std::vector<uint64_t> sizes;
+  const DataLayout &dl = m.getDataLayout();
+  for (const Function &f : m.functions())
+    for (const Instruction &inst : instructions(f)) {
+      auto *call = dyn_cast<CallInst>(&inst);
+      Function *callee = call ? call->getCalledFunction() : nullptr;
+      if (!callee)
+        continue;
+      std::optional<uint64_t> size;
+      if (callee->getName() == "_mlir_memref_to_llvm_alloc" &&
+          call->arg_size() == 1) {
+        size = foldToInteger(call->getArgOperand(0), dl);
+      } else if (callee->getName() == "_mlir_memref_to_llvm_aligned_alloc" &&
+                 call->arg_size() == 2) {
+        // Buffers aligned beyond the tensor alignment bypass the cache.
+        std::optional<uint64_t> align =
+            foldToInteger(call->getArgOperand(0), dl);
+        if (align && *align <= kTensorAlignment)
+          size = foldToInteger(call->getArgOperand(1), dl);
+      }
+      if (size)
+        sizes.push_back(*size);
+    }
+  return sizes;
+}
+
 Error quench::addModelABI(Module &m, const ModelSignature &sig,
                           StringRef cInterfaceFunc, bool withMain,
                           GlobalVariable *weightImage, WeightStorage storage) {
@@ -468,10 +529,23 @@ Error quench::addModelABI(Module &m, const ModelSignature &sig,
     b.CreateRetVoid();
   }
 
+  // The buffers one run allocates (read before the descriptor's own code
+  // is added; the functions are final: no inlining has run yet).
+  std::vector<uint64_t> bufferSizes = collectStaticBufferSizes(m);
+  Constant *bufferTable = ConstantPointerNull::get(ptr);
+  if (!bufferSizes.empty()) {
+    Constant *init = ConstantDataArray::get(ctx, ArrayRef(bufferSizes));
+    auto *gv = new GlobalVariable(m, init->getType(), true,
+                                  GlobalValue::PrivateLinkage, init,
+                                  name + "_buffer_sizes");
+    gv->setAlignment(Align(8));
+    bufferTable = gv;
+  }
+
   // const quench_model <name>_model.
   auto *infoTy = StructType::get(ctx, {ptr, i32, i32, ptr});
-  auto *modelTy = StructType::get(
-      ctx, {i32, i32, i32, i32, ptr, ptr, ptr, ptr, ptr, i64, ptr, ptr, i64});
+  auto *modelTy = StructType::get(ctx, {i32, i32, i32, i32, ptr, ptr, ptr, ptr,
+                                        ptr, i64, ptr, ptr, i64, ptr, i64});
   Constant *generation = ConstantPointerNull::get(ptr);
   if (const std::optional<GenerationSignature> &gen = sig.generation) {
     SmallVector<uint32_t> state(gen->state.begin(), gen->state.end());
@@ -522,7 +596,8 @@ Error quench::addModelABI(Module &m, const ModelSignature &sig,
        sig.metadata.empty()
            ? ConstantPointerNull::get(ptr)
            : stringConstant(m, sig.metadata, name + "_metadata"),
-       ConstantInt::get(i64, sig.metadata.size())});
+       ConstantInt::get(i64, sig.metadata.size()), bufferTable,
+       ConstantInt::get(i64, bufferSizes.size())});
   auto *model = new GlobalVariable(m, modelTy, true,
                                    GlobalValue::ExternalLinkage, modelInit,
                                    name + "_model");

@@ -250,6 +250,14 @@ int quench_threadpool_size(const quench_threadpool *pool);
 #define QUENCH_BUFFER_CACHE_BYTES ((size_t)1 << 30)
 #endif
 
+/** Most bytes of buffers that quench_model_load puts into the cache for a
+ * model's first run (quench_model.buffer_sizes, rounded to size classes);
+ * a model whose table needs more, or more than QUENCH_BUFFER_CACHE_BYTES,
+ * is not warmed at all. */
+#ifndef QUENCH_BUFFER_WARM_BYTES
+#define QUENCH_BUFFER_WARM_BYTES ((size_t)256 << 20)
+#endif
+
 /** Releases every cached buffer to the C library. Thread-safe. */
 void quench_buffer_cache_trim(void);
 
@@ -331,9 +339,9 @@ quench_status quench_npy_write(const char *path, const quench_tensor *t,
 /**
  * Version of the quench_model layout; checked by quench_model_run, which
  * also runs models of versions 1 (no weight fields), 2 (no generation
- * field) and 3 (no metadata fields).
+ * field), 3 (no metadata fields) and 4 (no buffer size table).
  */
-#define QUENCH_MODEL_ABI_VERSION 4
+#define QUENCH_MODEL_ABI_VERSION 5
 
 /** Where a compiled model's weights are (quench_model.weights_storage). */
 typedef enum quench_weight_storage {
@@ -410,6 +418,15 @@ typedef struct quench_model {
    * "Metadata kept"), or NULL. Read it with quench_model_metadata. */
   const char *metadata;
   uint64_t metadata_size; /**< its length in bytes, without the NUL */
+  /* Version 5: */
+  /** The sizes in bytes that one run asks the buffer allocator for at the
+   * allocation sites whose size the compiler knew (one entry per site, in
+   * program order; sites with run-time sizes are left out), or NULL.
+   * quench_model_load puts buffers of these sizes into the buffer cache
+   * with their pages touched, so that the first run does not fault fresh
+   * memory in (docs/runtime.md, "Warm buffers"). */
+  const uint64_t *buffer_sizes;
+  uint64_t num_buffer_sizes; /**< entries in buffer_sizes */
 } quench_model;
 
 /**
@@ -426,11 +443,15 @@ const char *quench_model_metadata(const quench_model *model, size_t *size);
  * file (/proc/self/exe) over model->weights, read-only and without copying;
  * then (executables, objects and libraries alike) reads one byte of every
  * page of the weight image, so that the first run finds the weights in
- * memory and mapped instead of faulting them in one page at a time. quench_model_run calls it on every run (only the
- * first does any work); call it first to report a missing or damaged
- * weight image before anything else. Fails with QUENCH_ERR_IO (message
- * names the problem, e.g. a stripped executable) and leaves the model
- * unusable. Thread-safe.
+ * memory and mapped instead of faulting them in one page at a time. Also
+ * once per process and model (ABI version 5), it warms the buffer cache
+ * with the buffers a run allocates (quench_model.buffer_sizes; skipped when
+ * they take more than QUENCH_BUFFER_WARM_BYTES). quench_model_run calls it
+ * on every run (only the first does any work); call it first, at startup,
+ * so that the first run does not pay for it, and to report a missing or
+ * damaged weight image before anything else. Fails with QUENCH_ERR_IO
+ * (message names the problem, e.g. a stripped executable) and leaves the
+ * model unusable. Thread-safe.
  */
 quench_status quench_model_load(const quench_model *model, quench_error *err);
 

@@ -29,7 +29,7 @@
 // RUN: quench-compile %s -o - --emit=llvm --name=tiny --cpu=x86-64-v3 | FileCheck %s --check-prefix=LLVM
 // Only the descriptor and the run function are exported; the descriptor
 // points at the input/output tables and the internal entry.
-// LLVM-DAG: @tiny_model = constant { i32, i32, i32, i32, ptr, ptr, ptr, ptr, ptr, i64, ptr, ptr, i64 } { i32 4, i32 1, i32 1, i32 0, ptr @tiny_model_name, ptr @tiny_inputs, ptr @tiny_outputs, ptr @tiny_entry, ptr null, i64 0, ptr null, ptr null, i64 0 }
+// LLVM-DAG: @tiny_model = constant { i32, i32, i32, i32, ptr, ptr, ptr, ptr, ptr, i64, ptr, ptr, i64, ptr, i64 } { i32 5, i32 1, i32 1, i32 0, ptr @tiny_model_name, ptr @tiny_inputs, ptr @tiny_outputs, ptr @tiny_entry, ptr null, i64 0, ptr null, ptr null, i64 0, ptr null, i64 0 }
 // LLVM-DAG: @tiny_inputs = private constant [1 x { ptr, i32, i32, ptr }] [{ ptr, i32, i32, ptr } { ptr @tiny_inputs_name0, i32 1, i32 2, ptr @tiny_inputs_shape0 }]
 // LLVM-DAG: @tiny_inputs_shape0 = private constant [2 x i64] [i64 -1, i64 8]
 // LLVM-DAG: @tiny_inputs_name0 = private {{.*}}c"x\00"

@@ -11,7 +11,7 @@
 
 // RUN: quench-compile %t/model.mlir -o - --emit=llvm --name=wm | FileCheck %s --check-prefix=LLVM
 // LLVM: @__quench_weight_image = external constant [16384 x i8], section ".lrodata.quench_weights", code_model "large", align 4096
-// LLVM: @wm_model = constant { i32, i32, i32, i32, ptr, ptr, ptr, ptr, ptr, i64, ptr, ptr, i64 } { i32 4, i32 1, i32 1, i32 1, ptr @wm_model_name, ptr @wm_inputs, ptr @wm_outputs, ptr @wm_entry, ptr @__quench_weight_image, i64 16384, ptr null, ptr null, i64 0 }
+// LLVM: @wm_model = constant { i32, i32, i32, i32, ptr, ptr, ptr, ptr, ptr, i64, ptr, ptr, i64, ptr, i64 } { i32 5, i32 1, i32 1, i32 1, ptr @wm_model_name, ptr @wm_inputs, ptr @wm_outputs, ptr @wm_entry, ptr @__quench_weight_image, i64 16384, ptr null, ptr null, i64 0, ptr @wm_buffer_sizes, i64 1 }
 // LLVM-NOT: [64 x float]
 
 // RUN: quench-compile %t/model.mlir -o %t/wm.o --emit=obj --name=wm

@@ -145,13 +145,24 @@ llvm::Error applyKVCacheToEntry(mlir::ModuleOp module, ModelEntry &entry,
                                 llvm::StringRef unsupportedTarget = "",
                                 bool derive = false);
 
+/// The sizes in bytes of the buffers the code in `module` asks the runtime's
+/// allocator for where the size is a compile-time constant: one entry per
+/// call of `_mlir_memref_to_llvm_alloc`, or of
+/// `_mlir_memref_to_llvm_aligned_alloc` with a constant alignment of at
+/// most QUENCH_TENSOR_ALIGNMENT (over-aligned buffers are never cached), in
+/// the order of the functions and their instructions. Calls with run-time
+/// sizes are left out. This is the table of quench_model.buffer_sizes.
+std::vector<uint64_t> collectStaticBufferSizes(const llvm::Module &module);
+
 /// Adds the model's C ABI to `module`, which holds the lowered model whose
 /// C-interface wrapper is `cInterfaceFunc`: the `<name>_model` descriptor,
 /// `<name>_run`, and with `withMain` a C `main` that calls
 /// quench_model_main. Every other symbol the module defines gets internal
 /// linkage, so that several models link into one program. The descriptor
 /// points at `weightImage` (declareWeightImage; null: the weights are
-/// resolved by symbol, or there are none) with its storage kind.
+/// resolved by symbol, or there are none) with its storage kind, and at
+/// the table of collectStaticBufferSizes(`module`), which the runtime
+/// warms its buffer cache with at load.
 llvm::Error addModelABI(llvm::Module &module, const ModelSignature &sig,
                         llvm::StringRef cInterfaceFunc, bool withMain,
                         llvm::GlobalVariable *weightImage = nullptr,
