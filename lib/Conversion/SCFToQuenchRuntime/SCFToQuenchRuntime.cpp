@@ -3,12 +3,16 @@
 // Every outermost `scf.forall`/`scf.parallel` without results of a function
 // becomes one call
 //
-//   quench_parallel_for(quench_current_threadpool(), n, grain, body, ctx)
+//   quench_parallel_for_work(quench_current_threadpool(), n, cost, body, ctx)
 //
-// where n is the product of the trip counts, `body` a new private function
+// where n is the product of the trip counts, `cost` the estimated operations
+// of one iteration (the runtime picks the chunks from n * cost and its
+// measured dispatch cost), `body` a new private function
 // `(ctx: !llvm.ptr, begin: i64, end: i64)` that runs the linear iterations
 // [begin, end) of the loop (delinearized into the induction variables), and
-// `ctx` a stack struct holding every value the loop body captures. Packing and
+// `ctx` a stack struct holding every value the loop body captures. A loop
+// with constant trip counts whose work n * cost is below `min-parallel-work`
+// is left alone: it runs serially, where it is. Packing and
 // unpacking are emitted as LLVM dialect ops already (alloca, GEP, store/load),
 // bridged to memref/index values with `builtin.unrealized_conversion_cast`
 // and `arith.index_cast`; the rest of the body keeps its dialects and is
@@ -400,7 +404,7 @@ static void buildOutlinedBody(OpBuilder &b, Location loc,
 
 FailureOr<func::FuncOp> quench::convertParallelLoopToRuntimeCall(
     RewriterBase &rewriter, Operation *loop, SymbolTable &symbols,
-    const LLVMTypeConverter &converter, int64_t grain) {
+    const LLVMTypeConverter &converter, int64_t cost) {
   MLIRContext *ctx = rewriter.getContext();
   Location loc = loop->getLoc();
   auto parent = cast<func::FuncOp>(
@@ -425,7 +429,7 @@ FailureOr<func::FuncOp> quench::convertParallelLoopToRuntimeCall(
   if (failed(currentPool))
     return failure();
   FailureOr<func::FuncOp> parallelFor = getRuntimeFunction(
-      symbols, loc, kParallelForFnName,
+      symbols, loc, kParallelForWorkFnName,
       FunctionType::get(ctx, {ptrType, i64, i64, bodyType, ptrType},
                         {rewriter.getI32Type()}));
   if (failed(parallelFor))
@@ -521,9 +525,9 @@ FailureOr<func::FuncOp> quench::convertParallelLoopToRuntimeCall(
   Value fn = func::ConstantOp::create(rewriter, loc, bodyType,
                                       SymbolRefAttr::get(outlined));
   Value n = arith::IndexCastOp::create(rewriter, loc, i64, total);
-  Value grainValue = arith::ConstantIntOp::create(rewriter, loc, i64, grain);
+  Value costValue = arith::ConstantIntOp::create(rewriter, loc, i64, cost);
   func::CallOp::create(rewriter, loc, *parallelFor,
-                       ValueRange{pool, n, grainValue, fn, ctxPtr});
+                       ValueRange{pool, n, costValue, fn, ctxPtr});
   rewriter.eraseOp(loop);
   return outlined;
 }
@@ -531,6 +535,20 @@ FailureOr<func::FuncOp> quench::convertParallelLoopToRuntimeCall(
 //===----------------------------------------------------------------------===//
 // Pass
 //===----------------------------------------------------------------------===//
+
+/// Trip count times `cost` when every trip count is a constant.
+static std::optional<int64_t> getStaticLoopWork(const LoopParts &parts,
+                                                int64_t cost) {
+  int64_t work = cost;
+  for (auto [lb, ub, step] :
+       llvm::zip_equal(parts.lbs, parts.ubs, parts.steps)) {
+    std::optional<int64_t> n = staticTripCount(lb, ub, step);
+    if (!n)
+      return std::nullopt;
+    work = saturatingMul(work, *n);
+  }
+  return work;
+}
 
 namespace {
 
@@ -564,12 +582,13 @@ struct ConvertSCFToQuenchRuntimePass
     SymbolTable symbols(module);
     IRRewriter rewriter(&getContext());
     for (Operation *loop : loops) {
-      Block *body = getLoopParts(loop).body;
-      int64_t cost = estimateParallelIterationCost(*body);
-      int64_t grain = std::max<int64_t>(
-          1, minChunkCost / cost + (minChunkCost % cost != 0 ? 1 : 0));
+      LoopParts parts = getLoopParts(loop);
+      int64_t cost = estimateParallelIterationCost(*parts.body);
+      if (std::optional<int64_t> work = getStaticLoopWork(parts, cost);
+          work && *work < minParallelWork)
+        continue; // Serial: less work than a dispatch could win back.
       if (failed(convertParallelLoopToRuntimeCall(rewriter, loop, symbols,
-                                                  converter, grain)))
+                                                  converter, cost)))
         return signalPassFailure();
     }
   }
