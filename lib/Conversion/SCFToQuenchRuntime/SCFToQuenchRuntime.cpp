@@ -24,6 +24,7 @@
 #include "quench/Conversion/Passes.h"
 
 #include "mlir/Conversion/LLVMCommon/TypeConverter.h"
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -99,6 +100,101 @@ static std::optional<int64_t> staticTripCount(OpFoldResult lb, OpFoldResult ub,
 // Cost estimate
 //===----------------------------------------------------------------------===//
 
+/// Whether `e` never decreases when one of its dimensions or symbols grows
+/// (sums, products with a nonnegative constant, divisions by a positive
+/// constant).
+static bool isMonotone(AffineExpr e) {
+  if (isa<AffineDimExpr, AffineSymbolExpr, AffineConstantExpr>(e))
+    return true;
+  auto bin = dyn_cast<AffineBinaryOpExpr>(e);
+  if (!bin)
+    return false;
+  auto rhs = dyn_cast<AffineConstantExpr>(bin.getRHS());
+  switch (e.getKind()) {
+  case AffineExprKind::Add:
+    return isMonotone(bin.getLHS()) && isMonotone(bin.getRHS());
+  case AffineExprKind::Mul:
+    return rhs && rhs.getValue() >= 0 && isMonotone(bin.getLHS());
+  case AffineExprKind::FloorDiv:
+  case AffineExprKind::CeilDiv:
+    return rhs && rhs.getValue() > 0 && isMonotone(bin.getLHS());
+  default:
+    return false;
+  }
+}
+
+/// A constant upper bound of the index value `v`: constants, `affine.min`
+/// (the smallest bound among its results), `affine.apply` of a monotone
+/// expression and `arith.minsi`/`minui`, whose operands have bounds in turn
+/// (tiled loops run to `min(tile, extent - iv)`).
+static std::optional<int64_t> getConstantUpperBound(Value v, int depth = 0) {
+  if (std::optional<int64_t> c = getConstantIntValue(v))
+    return c;
+  Operation *def = v.getDefiningOp();
+  if (!def || depth > 8)
+    return std::nullopt;
+  auto evaluate = [&](AffineMap map,
+                      ValueRange operands) -> std::optional<int64_t> {
+    std::optional<int64_t> best;
+    for (AffineExpr e : map.getResults()) {
+      if (!isMonotone(e))
+        continue;
+      SmallVector<AffineExpr> dims, symbols;
+      bool bounded = true;
+      for (auto [i, operand] : llvm::enumerate(operands)) {
+        unsigned numDims = map.getNumDims();
+        bool used = i < numDims ? e.isFunctionOfDim(i)
+                                : e.isFunctionOfSymbol(i - numDims);
+        std::optional<int64_t> b =
+            used ? getConstantUpperBound(operand, depth + 1) : 0;
+        if (!b) {
+          bounded = false;
+          break;
+        }
+        (i < map.getNumDims() ? dims : symbols)
+            .push_back(getAffineConstantExpr(*b, v.getContext()));
+      }
+      if (!bounded)
+        continue;
+      if (auto c = dyn_cast<AffineConstantExpr>(
+              e.replaceDimsAndSymbols(dims, symbols)))
+        best = best ? std::min(*best, c.getValue()) : c.getValue();
+    }
+    return best;
+  };
+  if (auto minOp = dyn_cast<affine::AffineMinOp>(def))
+    return evaluate(minOp.getAffineMap(), minOp.getMapOperands());
+  if (auto apply = dyn_cast<affine::AffineApplyOp>(def))
+    return evaluate(apply.getAffineMap(), apply.getMapOperands());
+  if (isa<arith::MinSIOp, arith::MinUIOp>(def)) {
+    std::optional<int64_t> a = getConstantUpperBound(def->getOperand(0),
+                                                     depth + 1),
+                           b = getConstantUpperBound(def->getOperand(1),
+                                                     depth + 1);
+    if (a && b)
+      return std::min(*a, *b);
+    return a ? a : b;
+  }
+  return std::nullopt;
+}
+
+/// Trip count of one dimension for the cost estimate: exact when the bounds
+/// are constants, else bounded from a constant upper bound of `ub` (the lower
+/// bound taken as its constant or 0), else `unknownTrip`.
+static int64_t estimateTripCount(OpFoldResult lb, OpFoldResult ub,
+                                 OpFoldResult step, int64_t unknownTrip) {
+  if (std::optional<int64_t> n = staticTripCount(lb, ub, step))
+    return *n;
+  std::optional<int64_t> s = getConstantIntValue(step);
+  std::optional<int64_t> u = isa<Value>(ub)
+                                 ? getConstantUpperBound(cast<Value>(ub))
+                                 : getConstantIntValue(ub);
+  if (!s || *s <= 0 || !u)
+    return unknownTrip;
+  int64_t l = getConstantIntValue(lb).value_or(0);
+  return *u <= l ? 0 : (*u - l + *s - 1) / *s;
+}
+
 static int64_t estimateOpCost(Operation &op, int64_t unknownTrip);
 
 static int64_t estimateBlockCost(Block &block, int64_t unknownTrip) {
@@ -114,7 +210,7 @@ static int64_t estimateOpCost(Operation &op, int64_t unknownTrip) {
                    ArrayRef<OpFoldResult> steps) {
     int64_t n = 1;
     for (auto [lb, ub, step] : llvm::zip_equal(lbs, ubs, steps))
-      n = saturatingMul(n, staticTripCount(lb, ub, step).value_or(unknownTrip));
+      n = saturatingMul(n, estimateTripCount(lb, ub, step, unknownTrip));
     return n;
   };
   if (auto forOp = dyn_cast<scf::ForOp>(op)) {

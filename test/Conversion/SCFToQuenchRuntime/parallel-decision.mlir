@@ -77,3 +77,28 @@ func.func @vector_static(%in: memref<1024x64xf32>, %out: memref<1024x64xf32>,
   }
   return
 }
+
+// Inner loops up to a tile-size bound: min(344 - i, 256) is at most 256, so
+// the full-tile loop runs at most 256 floordiv 32 = 8 times and the remainder
+// loop at most 256 times (without the bound both would count 256 trips:
+// 2 + 256 + 256 = 514).
+// CHECK-LABEL: func.func @tile_bounded(
+// CHECK:         %[[COST:.*]] = arith.constant 266 : i64
+// CHECK:         call @quench_parallel_for_work(%{{.*}}, %{{.*}}, %[[COST]],
+func.func @tile_bounded(%m: memref<344x256xf32>, %v: f32) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  %n = memref.dim %m, %c0 : memref<344x256xf32>
+  scf.forall (%i) = (0) to (%n) step (256) {
+    %t = affine.min affine_map<(d0) -> (-d0 + 344, 256)>(%i)
+    %full = affine.apply affine_map<()[s0] -> ((s0 floordiv 32) * 32)>()[%t]
+    scf.for %j = %c0 to %full step %c32 {
+      memref.store %v, %m[%i, %j] : memref<344x256xf32>
+    }
+    scf.for %j = %full to %t step %c1 {
+      memref.store %v, %m[%i, %j] : memref<344x256xf32>
+    }
+  }
+  return
+}

@@ -43,8 +43,10 @@ getRuntimeParallelLoopMismatch(mlir::Operation *loop,
                                const mlir::LLVMTypeConverter &converter);
 
 /// Static estimate of the operations one iteration of `body` executes:
-/// nested loops multiply their body by the trip count (`unknownTripCount`
-/// when it is not a constant), vector ops count one per 8 elements. A loop's
+/// nested loops multiply their body by the trip count (bounded from a
+/// constant upper bound of a tile-size `affine.min`/`affine.apply`/`minsi`
+/// upper bound; `unknownTripCount` when there is none), vector ops count one
+/// per 8 elements. A loop's
 /// work (trip count times this) decides whether it runs on the pool: at
 /// compile time for constant trip counts (`min-parallel-work`), at run time
 /// in `quench_parallel_for_work`.
