@@ -6,11 +6,12 @@
  * `pending`; the caller takes chunks too and then waits until pending is 0.
  * Chunks are handed out dynamically (up to QUENCH_CHUNKS_PER_THREAD per
  * thread), so a thread that starts late or runs slower (a busy core, a
- * memory stall) takes fewer of them instead of holding up the loop. Workers spin briefly on the atomic generation before
- * sleeping on a condition variable, and the caller spins briefly on pending
- * before sleeping, so back-to-back loops avoid most futex round trips.
- * All workers acknowledge every job (even those without a chunk), so the job
- * fields are never rewritten while a worker may still read them.
+ * memory stall) takes fewer of them instead of holding up the loop. Workers
+ * spin briefly on the atomic generation before sleeping on a condition
+ * variable, and the caller spins briefly on pending before sleeping, so
+ * back-to-back loops avoid most futex round trips. All workers acknowledge
+ * every job (even those without a chunk), so the job fields are never rewritten
+ * while a worker may still read them.
  *
  * Failures inside a chunk (a failed run-time check, an allocation the C
  * library refuses) unwind to the chunk runner of the thread that hit them,
@@ -427,8 +428,7 @@ quench_status quench_parallel_for_work(quench_threadpool *pool, int64_t n,
   fprintf(stderr,
           "quench-parallel: n %lld cost %lld work %lld chunks %lld "
           "workers %s time %lld ns\n",
-          (long long)n, (long long)cost,
-          (long long)saturating_mul(n, cost),
+          (long long)n, (long long)cost, (long long)saturating_mul(n, cost),
           (long long)(chunks < 1 ? 1 : chunks),
           sleeping ? "sleeping" : "spinning", (long long)(now_ns() - start));
   return status;

@@ -355,9 +355,9 @@ TEST(ThreadPool, MeasuredDispatchCostSplitsLargeLoopsOnly) {
       workChunksOf(pool, 64, int64_t{1} << 40);
   EXPECT_EQ(big.size(), 8u);
   SumCtx ctx;
-  ASSERT_EQ(quench_parallel_for_work(pool, 1000, int64_t{1} << 40, sumBody,
-                                     &ctx),
-            QUENCH_OK);
+  ASSERT_EQ(
+      quench_parallel_for_work(pool, 1000, int64_t{1} << 40, sumBody, &ctx),
+      QUENCH_OK);
   EXPECT_EQ(ctx.sum.load(), 499500);
   quench_threadpool_destroy(pool);
 }
