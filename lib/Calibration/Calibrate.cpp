@@ -430,6 +430,7 @@ static llvm::orc::SymbolMap runtimeSymbols(llvm::orc::LLJIT &jit) {
                                       llvm::JITSymbolFlags::Exported};
   };
   add("quench_parallel_for", &quench_parallel_for);
+  add("quench_parallel_for_work", &quench_parallel_for_work);
   add("quench_current_threadpool", &quench_current_threadpool);
   add("quench_rt_check_failed", &quench_rt_check_failed);
   add("quench_rt_check_failed_values", &quench_rt_check_failed_values);

@@ -6,9 +6,13 @@ Compiles a small quench model with a large elementwise chain and a matmul
 runtime's thread pool) into a standalone executable with
 `quench-compile --emit=exe`, runs it with --threads 1 and --threads 2, and
 checks that
-  * the generated code calls quench_parallel_for (the loops are threaded),
+  * the generated code calls quench_parallel_for_work (the loops are
+    threaded),
   * the outputs of both runs are bitwise identical (every output element is
-    computed by one iteration, whatever the chunking),
+    computed by one iteration, whatever the chunking), also when the 2-thread
+    run is told that dispatch costs nothing (QUENCH_DISPATCH_NS=0: every
+    loop of two or more iterations is split; QUENCH_TRACE_PARALLEL shows
+    that some loop ran in several chunks),
   * they match NumPy: matmul within 1e-5 * sum(|a| |b|) per element (f32
     accumulation order differs from NumPy's), the elementwise chain within
     a relative 2e-6 (libm vs NumPy exp/tanh);
@@ -60,26 +64,41 @@ func.func @main(%a: tensor<?x64xf32>, %b: tensor<64x?xf32>, %x: tensor<?x?xf32>)
 DYN_SHAPES = [(0, 5, 0, 3), (37, 0, 2, 0), (130, 77, 1501, 13)]
 
 
-def run(cmd):
+def run(cmd, env=None):
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True)
+                          universal_newlines=True,
+                          env=dict(os.environ, **env) if env else None)
     if proc.returncode != 0:
         sys.exit(f"FAIL: {' '.join(cmd)} exited with {proc.returncode}\n"
                  f"{proc.stdout}{proc.stderr}")
-    return proc.stdout
+    return proc.stdout, proc.stderr
 
 
-def run_exe(exe, work, tag, values, threads):
-    """Runs `exe` on `values` with --threads `threads`; returns the outputs."""
+# Dispatch taken as free, with one trace line per loop on stderr.
+SPLIT_ALL = {"QUENCH_DISPATCH_NS": "0", "QUENCH_TRACE_PARALLEL": "1"}
+
+
+def split_loops(trace):
+    """How many loops of a QUENCH_TRACE_PARALLEL trace ran in > 1 chunk."""
+    return sum(1 for line in trace.splitlines()
+               if line.startswith("quench-parallel: n ")
+               and int(line.split(" chunks ")[1].split()[0]) > 1)
+
+
+def run_exe(exe, work, tag, values, threads, env=None):
+    """Runs `exe` on `values` with --threads `threads`; returns the outputs
+    and the standard error."""
     args = []
     for i, value in enumerate(values):
         path = os.path.join(work, f"{tag}_input_{i}.npy")
         np.save(path, value)
         args += ["--input", f"input_{i}={path}"]
-    out_dir = os.path.join(work, f"{tag}_out{threads}")
+    out_dir = os.path.join(work, f"{tag}_out{threads}{'e' if env else ''}")
     os.makedirs(out_dir, exist_ok=True)
-    run([exe] + args + ["--threads", str(threads), "--output-dir", out_dir])
-    return [np.load(os.path.join(out_dir, f"output_{i}.npy")) for i in range(2)]
+    _, err = run([exe] + args + ["--threads", str(threads), "--output-dir",
+                                 out_dir], env)
+    return ([np.load(os.path.join(out_dir, f"output_{i}.npy"))
+             for i in range(2)], err)
 
 
 def check_dynamic(compiler, work):
@@ -95,8 +114,8 @@ def check_dynamic(compiler, work):
         b = rng.standard_normal((64, n)).astype(np.float32)
         x = rng.uniform(-3, 3, (r, c)).astype(np.float32)
         tag = f"dyn_{m}x{n}_{r}x{c}"
-        out1 = run_exe(exe, work, tag, (a, b, x), 1)
-        out2 = run_exe(exe, work, tag, (a, b, x), 2)
+        out1, _ = run_exe(exe, work, tag, (a, b, x), 1)
+        out2, _ = run_exe(exe, work, tag, (a, b, x), 2, SPLIT_ALL)
         ref = (a.astype(np.float64) @ b.astype(np.float64),
                np.exp(x.astype(np.float64)))
         for i in range(2):
@@ -128,10 +147,11 @@ def main():
     llvm_ir = os.path.join(work, "threads.ll")
     run([compiler, model, "-o", llvm_ir, "--emit=llvm"])
     with open(llvm_ir) as f:
-        calls = f.read().count("call i32 @quench_parallel_for(")
+        calls = f.read().count("call i32 @quench_parallel_for_work(")
     if calls < 2:
         sys.exit(f"FAIL: expected parallel loops for the matmul and the "
-                 f"elementwise chain, found {calls} quench_parallel_for calls")
+                 f"elementwise chain, found {calls} quench_parallel_for_work "
+                 f"calls")
 
     exe = os.path.join(work, "threads")
     run([compiler, model, "-o", exe, "--emit=exe"])
@@ -140,16 +160,23 @@ def main():
     a = rng.standard_normal((M, K)).astype(np.float32)
     b = rng.standard_normal((K, N)).astype(np.float32)
     x = rng.uniform(-3, 3, (R, C)).astype(np.float32)
-    outputs = {t: run_exe(exe, work, "static", (a, b, x), t) for t in (1, 2)}
+    outputs = {t: run_exe(exe, work, "static", (a, b, x), t)[0]
+               for t in (1, 2)}
+    outputs["split"], trace = run_exe(exe, work, "static", (a, b, x), 2,
+                                      SPLIT_ALL)
 
     failures = []
+    if split_loops(trace) < 2:
+        failures.append(f"with QUENCH_DISPATCH_NS=0, fewer than 2 loops ran "
+                        f"in several chunks:\n{trace}")
     for i in range(2):
-        if not np.array_equal(outputs[1][i], outputs[2][i]):
-            diff = np.abs(outputs[1][i] - outputs[2][i]).max()
-            failures.append(f"output_{i}: --threads 1 and --threads 2 differ "
-                            f"(max |diff| {diff})")
+        for other in (2, "split"):
+            if not np.array_equal(outputs[1][i], outputs[other][i]):
+                diff = np.abs(outputs[1][i] - outputs[other][i]).max()
+                failures.append(f"output_{i}: --threads 1 and --threads 2 "
+                                f"({other}) differ (max |diff| {diff})")
 
-    mm, y = outputs[2]
+    mm, y = outputs["split"]
     a64, b64, x64 = a.astype(np.float64), b.astype(np.float64), x.astype(np.float64)
     ref_mm = a64 @ b64
     bound = 1e-5 * (np.abs(a64) @ np.abs(b64))

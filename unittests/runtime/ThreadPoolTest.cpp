@@ -284,3 +284,80 @@ TEST(ThreadPool, CreateDestroyCycles) {
     quench_threadpool_destroy(pool);
   }
 }
+
+namespace {
+
+/// Chunks of quench_parallel_for_work(pool, n, cost), sorted.
+std::vector<std::pair<int64_t, int64_t>> workChunksOf(quench_threadpool *pool,
+                                                      int64_t n, int64_t cost) {
+  ChunkLog log;
+  EXPECT_EQ(quench_parallel_for_work(pool, n, cost, logBody, &log), QUENCH_OK);
+  std::sort(log.chunks.begin(), log.chunks.end());
+  return log.chunks;
+}
+
+/// Sets an environment variable for the lifetime of the object.
+class ScopedEnv {
+public:
+  ScopedEnv(const char *name, const char *value) : name(name) {
+    if (const char *old = getenv(name))
+      saved = old;
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (saved.empty())
+      unsetenv(name);
+    else
+      setenv(name, saved.c_str(), 1);
+  }
+
+private:
+  const char *name;
+  std::string saved;
+};
+
+} // namespace
+
+TEST(ThreadPool, WorkBelowTheDispatchCostRunsInline) {
+  // Dispatch 1000 ns: a chunk must carry 2 x 1000 ns, at 8 estimated
+  // operations per ns 16000 operations, so a loop needs 32000 to be split.
+  ScopedEnv env("QUENCH_DISPATCH_NS", "1000");
+  quench_threadpool *pool = quench_threadpool_create(4, nullptr);
+  ASSERT_NE(pool, nullptr);
+  using Chunks = std::vector<std::pair<int64_t, int64_t>>;
+  EXPECT_EQ(workChunksOf(pool, 100, 319), (Chunks{{0, 100}})); // 31900
+  EXPECT_EQ(workChunksOf(pool, 1, 1000000), (Chunks{{0, 1}}));
+  // 32000 operations: two chunks of 16000.
+  EXPECT_EQ(workChunksOf(pool, 100, 320), (Chunks{{0, 50}, {50, 100}}));
+  // Plenty of work: up to 4 chunks per thread.
+  EXPECT_EQ(workChunksOf(pool, 1000, 10000).size(), 16u);
+  // Cost < 1 counts as 1; n = 0 calls nothing; bad arguments are rejected.
+  EXPECT_EQ(workChunksOf(pool, 31999, 0), (Chunks{{0, 31999}}));
+  EXPECT_EQ(workChunksOf(pool, 0, 100000), Chunks{});
+  ChunkLog log;
+  EXPECT_EQ(quench_parallel_for_work(pool, -1, 1, logBody, &log),
+            QUENCH_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(quench_parallel_for_work(pool, 10, 1, nullptr, &log),
+            QUENCH_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(workChunksOf(nullptr, 1000, 1000), (Chunks{{0, 1000}}));
+  quench_threadpool_destroy(pool);
+}
+
+TEST(ThreadPool, MeasuredDispatchCostSplitsLargeLoopsOnly) {
+  ScopedEnv env("QUENCH_DISPATCH_NS", "");
+  quench_threadpool *pool = quench_threadpool_create(2, nullptr);
+  ASSERT_NE(pool, nullptr);
+  // Whatever the measurement gave (it is at least the time of two atomic
+  // round trips): one operation never pays for a dispatch, a second's worth
+  // of operations always does.
+  EXPECT_EQ(workChunksOf(pool, 1, 1).size(), 1u);
+  std::vector<std::pair<int64_t, int64_t>> big =
+      workChunksOf(pool, 64, int64_t{1} << 40);
+  EXPECT_EQ(big.size(), 8u);
+  SumCtx ctx;
+  ASSERT_EQ(
+      quench_parallel_for_work(pool, 1000, int64_t{1} << 40, sumBody, &ctx),
+      QUENCH_OK);
+  EXPECT_EQ(ctx.sum.load(), 499500);
+  quench_threadpool_destroy(pool);
+}

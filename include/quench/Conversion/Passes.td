@@ -103,13 +103,15 @@ def QuenchDecomposeAttention : Pass<"quench-decompose-attention"> {
 def ConvertSCFToQuenchRuntime
     : Pass<"convert-scf-to-quench-runtime", "::mlir::ModuleOp"> {
   let summary = "Run parallel loops on the runtime's thread pool "
-                "(quench_parallel_for)";
+                "(quench_parallel_for_work)";
   let description = [{
     Replaces every outermost `scf.forall` and `scf.parallel` of a
-    `func.func` that has no results by one call
+    `func.func` that has no results, unless its trip counts are constants
+    and its work (iterations times the estimated cost of one) is below
+    `min-parallel-work`, by one call
 
     ```
-    quench_parallel_for(quench_current_threadpool(), n, grain, body, ctx)
+    quench_parallel_for_work(quench_current_threadpool(), n, cost, body, ctx)
     ```
 
     of the Quench runtime (runtime/include/quench/runtime_abi.h): `n` is the
@@ -155,11 +157,16 @@ def ConvertSCFToQuenchRuntime
       functions are declared as private `func.func`s and the body's address
       is a `func.constant`, so `convert-func-to-llvm` lowers everything to
       `llvm.call`/`llvm.mlir.addressof`.
-    * `grain` (the minimum number of iterations per chunk) is
-      `ceil(min-chunk-cost / cost)` where `cost` estimates the operations
-      of one iteration (nested loops multiply by their trip count, 256 when
-      it is not constant; vector ops count one per 8 elements): small loops
-      run in one chunk, inline, without waking the workers.
+    * `cost` estimates the operations of one iteration (nested loops
+      multiply by their trip count, 256 when it is not constant; vector ops
+      count one per 8 elements). Parallelism is decided per loop from its
+      work `n * cost`: at compile time, a loop with constant trip counts
+      whose work is below `min-parallel-work` (two chunks' worth at the
+      smallest dispatch cost the runtime measures) is left sequential,
+      where it is; at run time, the runtime runs the loop inline unless
+      each of at least two chunks carries a multiple of the pool's
+      measured dispatch cost, and otherwise sizes the chunks from it
+      (docs/runtime.md, "Thread pool").
 
     Left sequential (lowered by `convert-scf-to-cf` as before):
     * loops with results: `scf.parallel` with reductions (a parallel
@@ -187,13 +194,15 @@ def ConvertSCFToQuenchRuntime
     ...
     %pool = call @quench_current_threadpool() : () -> !llvm.ptr
     %fn = constant @f_parallel_body : (!llvm.ptr, i64, i64) -> ()
-    %r = call @quench_parallel_for(%pool, %n64, %grain, %fn, %ctx) : ...
+    %r = call @quench_parallel_for_work(%pool, %n64, %cost, %fn, %ctx) : ...
     ```
   }];
   let options = [
-    Option<"minChunkCost", "min-chunk-cost", "int64_t", /*default=*/"32768",
-           "Estimated operations a chunk must execute at least (sets the "
-           "grain); 1 lets every iteration be its own chunk">,
+    Option<"minParallelWork", "min-parallel-work", "int64_t",
+           /*default=*/"16384",
+           "Loops with constant trip counts and less estimated work "
+           "(iterations x operations per iteration) stay sequential; 0 "
+           "sends every loop to the runtime">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

@@ -3,12 +3,16 @@
 // Every outermost `scf.forall`/`scf.parallel` without results of a function
 // becomes one call
 //
-//   quench_parallel_for(quench_current_threadpool(), n, grain, body, ctx)
+//   quench_parallel_for_work(quench_current_threadpool(), n, cost, body, ctx)
 //
-// where n is the product of the trip counts, `body` a new private function
+// where n is the product of the trip counts, `cost` the estimated operations
+// of one iteration (the runtime picks the chunks from n * cost and its
+// measured dispatch cost), `body` a new private function
 // `(ctx: !llvm.ptr, begin: i64, end: i64)` that runs the linear iterations
 // [begin, end) of the loop (delinearized into the induction variables), and
-// `ctx` a stack struct holding every value the loop body captures. Packing and
+// `ctx` a stack struct holding every value the loop body captures. A loop
+// with constant trip counts whose work n * cost is below `min-parallel-work`
+// is left alone: it runs serially, where it is. Packing and
 // unpacking are emitted as LLVM dialect ops already (alloca, GEP, store/load),
 // bridged to memref/index values with `builtin.unrealized_conversion_cast`
 // and `arith.index_cast`; the rest of the body keeps its dialects and is
@@ -20,6 +24,7 @@
 #include "quench/Conversion/Passes.h"
 
 #include "mlir/Conversion/LLVMCommon/TypeConverter.h"
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -95,6 +100,101 @@ static std::optional<int64_t> staticTripCount(OpFoldResult lb, OpFoldResult ub,
 // Cost estimate
 //===----------------------------------------------------------------------===//
 
+/// Whether `e` never decreases when one of its dimensions or symbols grows
+/// (sums, products with a nonnegative constant, divisions by a positive
+/// constant).
+static bool isMonotone(AffineExpr e) {
+  if (isa<AffineDimExpr, AffineSymbolExpr, AffineConstantExpr>(e))
+    return true;
+  auto bin = dyn_cast<AffineBinaryOpExpr>(e);
+  if (!bin)
+    return false;
+  auto rhs = dyn_cast<AffineConstantExpr>(bin.getRHS());
+  switch (e.getKind()) {
+  case AffineExprKind::Add:
+    return isMonotone(bin.getLHS()) && isMonotone(bin.getRHS());
+  case AffineExprKind::Mul:
+    return rhs && rhs.getValue() >= 0 && isMonotone(bin.getLHS());
+  case AffineExprKind::FloorDiv:
+  case AffineExprKind::CeilDiv:
+    return rhs && rhs.getValue() > 0 && isMonotone(bin.getLHS());
+  default:
+    return false;
+  }
+}
+
+/// A constant upper bound of the index value `v`: constants, `affine.min`
+/// (the smallest bound among its results), `affine.apply` of a monotone
+/// expression and `arith.minsi`/`minui`, whose operands have bounds in turn
+/// (tiled loops run to `min(tile, extent - iv)`).
+static std::optional<int64_t> getConstantUpperBound(Value v, int depth = 0) {
+  if (std::optional<int64_t> c = getConstantIntValue(v))
+    return c;
+  Operation *def = v.getDefiningOp();
+  if (!def || depth > 8)
+    return std::nullopt;
+  auto evaluate = [&](AffineMap map,
+                      ValueRange operands) -> std::optional<int64_t> {
+    std::optional<int64_t> best;
+    for (AffineExpr e : map.getResults()) {
+      if (!isMonotone(e))
+        continue;
+      SmallVector<AffineExpr> dims, symbols;
+      bool bounded = true;
+      for (auto [i, operand] : llvm::enumerate(operands)) {
+        unsigned numDims = map.getNumDims();
+        bool used = i < numDims ? e.isFunctionOfDim(i)
+                                : e.isFunctionOfSymbol(i - numDims);
+        std::optional<int64_t> b =
+            used ? getConstantUpperBound(operand, depth + 1) : 0;
+        if (!b) {
+          bounded = false;
+          break;
+        }
+        (i < map.getNumDims() ? dims : symbols)
+            .push_back(getAffineConstantExpr(*b, v.getContext()));
+      }
+      if (!bounded)
+        continue;
+      if (auto c = dyn_cast<AffineConstantExpr>(
+              e.replaceDimsAndSymbols(dims, symbols)))
+        best = best ? std::min(*best, c.getValue()) : c.getValue();
+    }
+    return best;
+  };
+  if (auto minOp = dyn_cast<affine::AffineMinOp>(def))
+    return evaluate(minOp.getAffineMap(), minOp.getMapOperands());
+  if (auto apply = dyn_cast<affine::AffineApplyOp>(def))
+    return evaluate(apply.getAffineMap(), apply.getMapOperands());
+  if (isa<arith::MinSIOp, arith::MinUIOp>(def)) {
+    std::optional<int64_t> a = getConstantUpperBound(def->getOperand(0),
+                                                     depth + 1),
+                           b = getConstantUpperBound(def->getOperand(1),
+                                                     depth + 1);
+    if (a && b)
+      return std::min(*a, *b);
+    return a ? a : b;
+  }
+  return std::nullopt;
+}
+
+/// Trip count of one dimension for the cost estimate: exact when the bounds
+/// are constants, else bounded from a constant upper bound of `ub` (the lower
+/// bound taken as its constant or 0), else `unknownTrip`.
+static int64_t estimateTripCount(OpFoldResult lb, OpFoldResult ub,
+                                 OpFoldResult step, int64_t unknownTrip) {
+  if (std::optional<int64_t> n = staticTripCount(lb, ub, step))
+    return *n;
+  std::optional<int64_t> s = getConstantIntValue(step);
+  std::optional<int64_t> u = isa<Value>(ub)
+                                 ? getConstantUpperBound(cast<Value>(ub))
+                                 : getConstantIntValue(ub);
+  if (!s || *s <= 0 || !u)
+    return unknownTrip;
+  int64_t l = getConstantIntValue(lb).value_or(0);
+  return *u <= l ? 0 : (*u - l + *s - 1) / *s;
+}
+
 static int64_t estimateOpCost(Operation &op, int64_t unknownTrip);
 
 static int64_t estimateBlockCost(Block &block, int64_t unknownTrip) {
@@ -110,7 +210,7 @@ static int64_t estimateOpCost(Operation &op, int64_t unknownTrip) {
                    ArrayRef<OpFoldResult> steps) {
     int64_t n = 1;
     for (auto [lb, ub, step] : llvm::zip_equal(lbs, ubs, steps))
-      n = saturatingMul(n, staticTripCount(lb, ub, step).value_or(unknownTrip));
+      n = saturatingMul(n, estimateTripCount(lb, ub, step, unknownTrip));
     return n;
   };
   if (auto forOp = dyn_cast<scf::ForOp>(op)) {
@@ -400,7 +500,7 @@ static void buildOutlinedBody(OpBuilder &b, Location loc,
 
 FailureOr<func::FuncOp> quench::convertParallelLoopToRuntimeCall(
     RewriterBase &rewriter, Operation *loop, SymbolTable &symbols,
-    const LLVMTypeConverter &converter, int64_t grain) {
+    const LLVMTypeConverter &converter, int64_t cost) {
   MLIRContext *ctx = rewriter.getContext();
   Location loc = loop->getLoc();
   auto parent = cast<func::FuncOp>(
@@ -425,7 +525,7 @@ FailureOr<func::FuncOp> quench::convertParallelLoopToRuntimeCall(
   if (failed(currentPool))
     return failure();
   FailureOr<func::FuncOp> parallelFor = getRuntimeFunction(
-      symbols, loc, kParallelForFnName,
+      symbols, loc, kParallelForWorkFnName,
       FunctionType::get(ctx, {ptrType, i64, i64, bodyType, ptrType},
                         {rewriter.getI32Type()}));
   if (failed(parallelFor))
@@ -521,9 +621,9 @@ FailureOr<func::FuncOp> quench::convertParallelLoopToRuntimeCall(
   Value fn = func::ConstantOp::create(rewriter, loc, bodyType,
                                       SymbolRefAttr::get(outlined));
   Value n = arith::IndexCastOp::create(rewriter, loc, i64, total);
-  Value grainValue = arith::ConstantIntOp::create(rewriter, loc, i64, grain);
+  Value costValue = arith::ConstantIntOp::create(rewriter, loc, i64, cost);
   func::CallOp::create(rewriter, loc, *parallelFor,
-                       ValueRange{pool, n, grainValue, fn, ctxPtr});
+                       ValueRange{pool, n, costValue, fn, ctxPtr});
   rewriter.eraseOp(loop);
   return outlined;
 }
@@ -531,6 +631,20 @@ FailureOr<func::FuncOp> quench::convertParallelLoopToRuntimeCall(
 //===----------------------------------------------------------------------===//
 // Pass
 //===----------------------------------------------------------------------===//
+
+/// Trip count times `cost` when every trip count is a constant.
+static std::optional<int64_t> getStaticLoopWork(const LoopParts &parts,
+                                                int64_t cost) {
+  int64_t work = cost;
+  for (auto [lb, ub, step] :
+       llvm::zip_equal(parts.lbs, parts.ubs, parts.steps)) {
+    std::optional<int64_t> n = staticTripCount(lb, ub, step);
+    if (!n)
+      return std::nullopt;
+    work = saturatingMul(work, *n);
+  }
+  return work;
+}
 
 namespace {
 
@@ -564,12 +678,13 @@ struct ConvertSCFToQuenchRuntimePass
     SymbolTable symbols(module);
     IRRewriter rewriter(&getContext());
     for (Operation *loop : loops) {
-      Block *body = getLoopParts(loop).body;
-      int64_t cost = estimateParallelIterationCost(*body);
-      int64_t grain = std::max<int64_t>(
-          1, minChunkCost / cost + (minChunkCost % cost != 0 ? 1 : 0));
+      LoopParts parts = getLoopParts(loop);
+      int64_t cost = estimateParallelIterationCost(*parts.body);
+      if (std::optional<int64_t> work = getStaticLoopWork(parts, cost);
+          work && *work < minParallelWork)
+        continue; // Serial: less work than a dispatch could win back.
       if (failed(convertParallelLoopToRuntimeCall(rewriter, loop, symbols,
-                                                  converter, grain)))
+                                                  converter, cost)))
         return signalPassFailure();
     }
   }

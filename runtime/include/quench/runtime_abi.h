@@ -11,7 +11,8 @@
  *
  * Every name, signature and behaviour below is a contract with the code
  * generator, not with a C caller:
- *  - quench_parallel_for, quench_current_threadpool: the parallel loops
+ *  - quench_parallel_for_work, quench_parallel_for,
+ *    quench_current_threadpool: the parallel loops
  *    (lib/Conversion/SCFToQuenchRuntime, pass convert-scf-to-quench-runtime);
  *  - _mlir_memref_to_llvm_alloc/aligned_alloc/free and memrefCopy: the
  *    functions that MLIR's LLVM lowering of memref ops calls
@@ -75,6 +76,23 @@ typedef void (*quench_parallel_fn)(void *ctx, int64_t begin, int64_t end);
 quench_status quench_parallel_for(quench_threadpool *pool, int64_t n,
                                   int64_t grain, quench_parallel_fn fn,
                                   void *ctx);
+
+/**
+ * quench_parallel_for with the grain chosen by the pool from the loop's work:
+ * `cost` is the compiler's estimate of the operations one iteration executes
+ * (convert-scf-to-quench-runtime). The loop runs inline in one call
+ * fn(ctx, 0, n) unless n * cost reaches two chunks' worth of work, where a
+ * chunk must carry QUENCH_CHUNK_DISPATCH_MULTIPLE times the pool's dispatch
+ * cost: the cost of handing a loop to the workers, measured when the pool was
+ * created, once for workers that are spinning and once for workers that
+ * sleep (the one that applies is the state of the workers at the call). An
+ * estimated operation is taken to run in 1 / QUENCH_OPS_PER_NS ns
+ * (docs/runtime.md, "Thread pool"). Otherwise as
+ * quench_parallel_for(pool, n, ceil(chunk work / cost), fn, ctx).
+ */
+quench_status quench_parallel_for_work(quench_threadpool *pool, int64_t n,
+                                       int64_t cost, quench_parallel_fn fn,
+                                       void *ctx);
 
 /**
  * Called by generated code when a run-time check fails (dims that the code

@@ -1,14 +1,15 @@
-// RUN: quench-opt %s --convert-scf-to-quench-runtime | FileCheck %s
-// RUN: quench-opt %s --convert-scf-to-quench-runtime="min-chunk-cost=1" | FileCheck %s --check-prefix=GRAIN
-// RUN: quench-opt %s --convert-scf-to-quench-runtime --convert-scf-to-cf \
+// Every loop is sent to the runtime (min-parallel-work=0); the decision
+// itself is tested in parallel-decision.mlir.
+// RUN: quench-opt %s --convert-scf-to-quench-runtime="min-parallel-work=0" | FileCheck %s
+// RUN: quench-opt %s --convert-scf-to-quench-runtime="min-parallel-work=0" --convert-scf-to-cf \
 // RUN:   --finalize-memref-to-llvm --convert-arith-to-llvm --convert-func-to-llvm \
 // RUN:   --convert-cf-to-llvm --reconcile-unrealized-casts | FileCheck %s --check-prefix=LLVM
 
 // The runtime functions are declared once.
-// CHECK-DAG: func.func private @quench_parallel_for(!llvm.ptr, i64, i64, (!llvm.ptr, i64, i64) -> (), !llvm.ptr) -> i32
+// CHECK-DAG: func.func private @quench_parallel_for_work(!llvm.ptr, i64, i64, (!llvm.ptr, i64, i64) -> (), !llvm.ptr) -> i32
 // CHECK-DAG: func.func private @quench_current_threadpool() -> !llvm.ptr
 
-// LLVM-DAG: llvm.func @quench_parallel_for(!llvm.ptr, i64, i64, !llvm.ptr, !llvm.ptr) -> i32
+// LLVM-DAG: llvm.func @quench_parallel_for_work(!llvm.ptr, i64, i64, !llvm.ptr, !llvm.ptr) -> i32
 // LLVM-DAG: llvm.func @quench_current_threadpool() -> !llvm.ptr
 // LLVM-DAG: llvm.func internal @forall_1d_parallel_body(%{{.*}}: !llvm.ptr, %{{.*}}: i64, %{{.*}}: i64)
 // LLVM-NOT: unrealized_conversion_cast
@@ -28,9 +29,9 @@
 // CHECK:         %[[POOL:.*]] = call @quench_current_threadpool()
 // CHECK:         %[[FN:.*]] = constant @forall_1d_parallel_body : (!llvm.ptr, i64, i64) -> ()
 // CHECK:         %[[N64:.*]] = arith.index_cast %[[TRIP]] : index to i64
-// Three operations per iteration: grain = ceil(32768 / 3).
-// CHECK:         %[[G:.*]] = arith.constant 10923 : i64
-// CHECK:         call @quench_parallel_for(%[[POOL]], %[[N64]], %[[G]], %[[FN]], %[[CTX]])
+// Three operations per iteration: the cost the runtime sizes chunks with.
+// CHECK:         %[[COST:.*]] = arith.constant 3 : i64
+// CHECK:         call @quench_parallel_for_work(%[[POOL]], %[[N64]], %[[COST]], %[[FN]], %[[CTX]])
 // CHECK-NOT:     scf.forall
 // CHECK:         return
 // CHECK-LABEL: func.func private @forall_1d_parallel_body(
@@ -46,9 +47,6 @@
 // CHECK:           %[[X:.*]] = memref.load %[[INV]][%[[I]]]
 // CHECK:           %[[Y:.*]] = arith.mulf %[[X]], %[[SV]]
 // CHECK:           memref.store %[[Y]], %[[OUTV]][%[[I]]]
-// GRAIN-LABEL: func.func @forall_1d(
-// GRAIN:         arith.constant 1 : i64
-// GRAIN:         call @quench_parallel_for
 func.func @forall_1d(%in: memref<?xf32>, %out: memref<?xf32>, %s: f32, %n: index) {
   scf.forall (%i) in (%n) {
     %x = memref.load %in[%i] : memref<?xf32>
@@ -63,7 +61,7 @@ func.func @forall_1d(%in: memref<?xf32>, %out: memref<?xf32>, %s: f32, %n: index
 // CHECK-LABEL: func.func @forall_2d_nested(
 // CHECK:         %[[TOTAL:.*]] = arith.constant 120 : index
 // CHECK:         %[[N64:.*]] = arith.index_cast %[[TOTAL]] : index to i64
-// CHECK:         call @quench_parallel_for(%{{.*}}, %[[N64]],
+// CHECK:         call @quench_parallel_for_work(%{{.*}}, %[[N64]],
 // CHECK-LABEL: func.func private @forall_2d_nested_parallel_body(
 // CHECK-DAG:     %[[C8:.*]] = arith.constant 8 : index
 // CHECK-DAG:     %[[C16:.*]] = arith.constant 16 : index
@@ -82,7 +80,7 @@ func.func @forall_1d(%in: memref<?xf32>, %out: memref<?xf32>, %s: f32, %n: index
 // CHECK:               %[[R:.*]] = arith.addi %[[I]], %[[II]]
 // CHECK:               memref.load %{{.*}}[%[[R]], %[[JV]]]
 // CHECK:           scf.yield
-// CHECK-NOT:   call @quench_parallel_for
+// CHECK-NOT:   call @quench_parallel_for_work
 // CHECK:         return
 func.func @forall_2d_nested(%a: memref<64x128xf32>, %b: memref<64x128xf32>) {
   scf.forall (%i, %j) = (0, 8) to (64, 128) step (16, 4) {
@@ -112,7 +110,7 @@ func.func @forall_2d_nested(%a: memref<64x128xf32>, %b: memref<64x128xf32>) {
 // CHECK:         arith.index_cast %[[ST]] : index to i64
 // CHECK:         arith.index_cast %[[T1]] : index to i64
 // CHECK:         arith.index_cast %[[TOTAL]] : index to i64
-// CHECK:         call @quench_parallel_for
+// CHECK:         call @quench_parallel_for_work
 // CHECK-NOT:     scf.parallel
 // CHECK-LABEL: func.func private @parallel_dynamic_parallel_body(
 // CHECK:         %[[CST:.*]] = arith.constant 1.000000e+00 : f32
@@ -157,7 +155,7 @@ func.func @parallel_3d(%m: memref<2x3x5xf32>, %v: f32) {
 // runtime's (n = 0 calls nothing).
 // CHECK-LABEL: func.func @zero_trip(
 // CHECK-NOT:     scf.forall
-// CHECK-NOT:     call @quench_parallel_for
+// CHECK-NOT:     call @quench_parallel_for_work
 // CHECK:         return
 func.func @zero_trip(%m: memref<8xf32>) {
   %cst = arith.constant 0.0 : f32
@@ -171,7 +169,7 @@ func.func @zero_trip(%m: memref<8xf32>) {
 // CHECK-LABEL: func.func @no_captures(
 // CHECK-NOT:     llvm.alloca
 // CHECK:         %[[NULL:.*]] = llvm.mlir.zero : !llvm.ptr
-// CHECK:         call @quench_parallel_for(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[NULL]])
+// CHECK:         call @quench_parallel_for_work(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[NULL]])
 // CHECK-LABEL: func.func private @no_captures_parallel_body(
 // CHECK:         memref.get_global @buffer
 memref.global "private" @buffer : memref<16xf32> = uninitialized
@@ -192,7 +190,7 @@ func.func @no_captures() {
 // CHECK:           %[[F:.*]] = llvm.getelementptr %[[CTX]][0, 1]
 // CHECK:           %[[K64:.*]] = arith.index_cast %[[K]] : index to i64
 // CHECK:           llvm.store %[[K64]], %[[F]] : i64, !llvm.ptr
-// CHECK:           func.call @quench_parallel_for
+// CHECK:           func.call @quench_parallel_for_work
 func.func @in_sequential_loop(%m: memref<4x8xf32>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
@@ -225,7 +223,7 @@ func.func @two_loops(%m: memref<8xf32>, %v: f32) {
 // A parallel reduction stays sequential; the loop nested in it does not.
 // CHECK-LABEL: func.func @reduction_stays(
 // CHECK:         scf.parallel {{.*}} init
-// CHECK:           call @quench_parallel_for
+// CHECK:           call @quench_parallel_for_work
 // CHECK:           scf.reduce(
 func.func @reduction_stays(%m: memref<8xf32>, %o: memref<8x4xf32>) -> f32 {
   %c0 = arith.constant 0 : index

@@ -1,5 +1,5 @@
 // RUN: quench-opt %s -split-input-file -verify-diagnostics \
-// RUN:   --convert-scf-to-quench-runtime | FileCheck %s
+// RUN:   --convert-scf-to-quench-runtime="min-parallel-work=0" | FileCheck %s
 
 // Loops that convert-scf-to-quench-runtime leaves sequential, and a clash
 // with the runtime's symbol names.
@@ -46,8 +46,8 @@ func.func @captures_tensor(%t: tensor<8xf32>, %m: memref<8xf32>) {
 
 // -----
 
-// expected-error @+1 {{'quench_parallel_for' must be a func.func of type}}
-func.func private @quench_parallel_for(i64) -> i32
+// expected-error @+1 {{'quench_parallel_for_work' must be a func.func of type}}
+func.func private @quench_parallel_for_work(i64) -> i32
 
 func.func @clash(%m: memref<8xf32>, %v: f32) {
   scf.forall (%i) in (8) {

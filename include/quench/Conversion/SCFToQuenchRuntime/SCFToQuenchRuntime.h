@@ -32,7 +32,8 @@ inline constexpr llvm::StringLiteral kParallelBodyAttrName =
 /// runtime_abi.h).
 inline constexpr llvm::StringLiteral kCurrentThreadpoolFnName =
     "quench_current_threadpool";
-inline constexpr llvm::StringLiteral kParallelForFnName = "quench_parallel_for";
+inline constexpr llvm::StringLiteral kParallelForWorkFnName =
+    "quench_parallel_for_work";
 
 /// Why `loop` (an `scf.forall` or `scf.parallel`) cannot run on the thread
 /// pool, or an empty string when it can. `converter` decides which captured
@@ -42,9 +43,13 @@ getRuntimeParallelLoopMismatch(mlir::Operation *loop,
                                const mlir::LLVMTypeConverter &converter);
 
 /// Static estimate of the operations one iteration of `body` executes:
-/// nested loops multiply their body by the trip count (`unknownTripCount`
-/// when it is not a constant), vector ops count one per 8 elements. Used to
-/// pick the grain (minimum iterations per chunk) of a loop.
+/// nested loops multiply their body by the trip count (bounded from a
+/// constant upper bound of a tile-size `affine.min`/`affine.apply`/`minsi`
+/// upper bound; `unknownTripCount` when there is none), vector ops count one
+/// per 8 elements. A loop's
+/// work (trip count times this) decides whether it runs on the pool: at
+/// compile time for constant trip counts (`min-parallel-work`), at run time
+/// in `quench_parallel_for_work`.
 int64_t estimateParallelIterationCost(mlir::Block &body,
                                       int64_t unknownTripCount = 256);
 
@@ -52,14 +57,15 @@ int64_t estimateParallelIterationCost(mlir::Block &body,
 /// empty string) with a call to `quench_parallel_for` and returns the
 /// outlined body function (private, internal linkage, a unique name derived
 /// from the enclosing function, inserted into `symbols`), or a null function
-/// when the loop has a constant trip count of 0 and was only erased. `grain`
-/// is the minimum number of iterations per chunk. Declares the runtime
+/// when the loop has a constant trip count of 0 and was only erased. `cost`
+/// (estimateParallelIterationCost) is passed to `quench_parallel_for_work`,
+/// which picks the chunks at run time. Declares the runtime
 /// functions in `symbols` when they are missing; fails (with a diagnostic)
 /// when a symbol of that name with another type exists.
 mlir::FailureOr<mlir::func::FuncOp> convertParallelLoopToRuntimeCall(
     mlir::RewriterBase &rewriter, mlir::Operation *loop,
     mlir::SymbolTable &symbols, const mlir::LLVMTypeConverter &converter,
-    int64_t grain);
+    int64_t cost);
 
 } // namespace quench
 
