@@ -158,8 +158,10 @@ def ConvertSCFToQuenchRuntime
       is a `func.constant`, so `convert-func-to-llvm` lowers everything to
       `llvm.call`/`llvm.mlir.addressof`.
     * `cost` estimates the operations of one iteration (nested loops
-      multiply by their trip count, 256 when it is not constant; vector ops
-      count one per 8 elements). Parallelism is decided per loop from its
+      multiply by their trip count: the constant count, else the bound of an
+      upper bound that is a tile size (`affine.min`, a monotone
+      `affine.apply`, `arith.minsi`/`minui` of a constant), else 256; vector
+      ops count one per 8 elements). Parallelism is decided per loop from its
       work `n * cost`: at compile time, a loop with constant trip counts
       whose work is below `min-parallel-work` (two chunks' worth at the
       smallest dispatch cost the runtime measures) is left sequential,
