@@ -34,6 +34,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "DequantMatmul.h"
+#include "KQuantMatmul.h"
 #include "KernelUtils.h"
 #include "quench/Codegen/CPU/Passes.h"
 #include "quench/Dialect/Quench/IR/QuenchDialect.h"
@@ -67,10 +68,6 @@ using namespace mlir;
 using namespace quench::dequant;
 
 namespace {
-
-/// vpermps on 16 floats (AVX-512F): result[i] = table[index[i] & 15], the
-/// lookup form's conversion of codes (declared in the module by the pass).
-constexpr char kPermuteIntrinsic[] = "llvm.x86.avx512.permvar.sf.512";
 
 
 /// vpexpandb (AVX512-VBMI2): the bytes of the first operand, in order, at
@@ -1124,18 +1121,30 @@ buildDequantMatmulKernel(RewriterBase &rw, linalg::LinalgOp linalgOp,
   }
   int64_t nr = nv * d.lanes;
   d.nr = nr;
-  if (d.bitmask &&
-      !panelizeBitmask(rw, op.getDpsInputs()[1], nr, split, len, d))
-    return failure();
-  d.codes = d.bitmask ? d.masks
-            : d.lookup || d.int16
-                ? panelizeWords(rw, op.getDpsInputs()[1], nr, split, len)
-                : panelize(rw, op.getDpsInputs()[1], nr);
-  d.scales = panelize(rw, op.getDpsInputs()[2], nr, split);
-  if (op.getNumDpsInputs() == 4)
-    d.zp = panelize(rw, op.getDpsInputs()[3], nr, split);
-  if (!d.codes || !d.scales || (op.getNumDpsInputs() == 4 && !d.zp))
-    return failure();
+  // GGUF q6_K layers (8-bit codes in a 6-bit range, f32 scales that factor
+  // into two levels) at the file's size: the 6-bit form of KQuantMatmul.cpp
+  // (float activations, AVX-512 lookups). Four rows per tile: its partial
+  // sums and lookups need more registers than the 8-bit form's six.
+  std::optional<SixBitOperands> six;
+  if (codeLookup && d.lanes == 16 && d.bits == 8 && !d.int16 &&
+      op.getNumDpsInputs() == 3)
+    six = panelizeSixBit(rw, op.getDpsInputs()[1], op.getDpsInputs()[2], nr);
+  if (six) {
+    mr = oneRow ? 1 : 4;
+  } else {
+    if (d.bitmask &&
+        !panelizeBitmask(rw, op.getDpsInputs()[1], nr, split, len, d))
+      return failure();
+    d.codes = d.bitmask ? d.masks
+              : d.lookup || d.int16
+                  ? panelizeWords(rw, op.getDpsInputs()[1], nr, split, len)
+                  : panelize(rw, op.getDpsInputs()[1], nr);
+    d.scales = panelize(rw, op.getDpsInputs()[2], nr, split);
+    if (op.getNumDpsInputs() == 4)
+      d.zp = panelize(rw, op.getDpsInputs()[3], nr, split);
+    if (!d.codes || !d.scales || (op.getNumDpsInputs() == 4 && !d.zp))
+      return failure();
+  }
   rw.setInsertionPoint(op);
 
   // Rows: the batch dims collapsed into one.
@@ -1214,7 +1223,10 @@ buildDequantMatmulKernel(RewriterBase &rw, linalg::LinalgOp linalgOp,
         });
   };
   Value res;
-  if (!int8Form) {
+  if (six) {
+    res = buildSixBitKernel(rw, loc, d, *six, out, mr, nv);
+    d.lookup = true; // its conversions are lookups too
+  } else if (!int8Form) {
     res = buildOther();
   } else if (!ShapedType::isDynamic(staticRows)) {
     res = buildInt8();
