@@ -1123,13 +1123,19 @@ buildDequantMatmulKernel(RewriterBase &rw, linalg::LinalgOp linalgOp,
   d.nr = nr;
   // GGUF q6_K layers (8-bit codes in a 6-bit range, f32 scales that factor
   // into two levels) at the file's size: the 6-bit form of KQuantMatmul.cpp
-  // (float activations, AVX-512 lookups). Four rows per tile: its partial
-  // sums and lookups need more registers than the 8-bit form's six.
+  // (float activations, AVX-512 lookups), also where the 8-bit int16 form
+  // would apply: its 6.56 bits per weight against 8.5 (+ f32 scales) decode
+  // faster (docs/gguf.md). Four rows per tile: its partial sums and lookups
+  // need more registers than the 8-bit form's six.
   std::optional<SixBitOperands> six;
-  if (codeLookup && d.lanes == 16 && d.bits == 8 && !d.int16 &&
+  if (codeLookup && d.lanes == 16 && d.bits == 8 && !d.bitmask &&
       op.getNumDpsInputs() == 3)
     six = panelizeSixBit(rw, op.getDpsInputs()[1], op.getDpsInputs()[2], nr);
   if (six) {
+    d.int16 = false;
+    d.qmax = 32767;
+    split = 1;
+    len = d.jn;
     mr = oneRow ? 1 : 4;
   } else {
     if (d.bitmask &&

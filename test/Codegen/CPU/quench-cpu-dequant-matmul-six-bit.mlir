@@ -7,8 +7,10 @@
 // 2-bit plane of the codes, int8 group scales and f16 super-block scales in
 // panels (64 features for one row, 32 for several), codes converted by two
 // vpermps lookups. 40 features: one whole panel of 32 and a padded one.
-// Codes outside the 6-bit range keep the 8-bit form; so does every layer
-// without the lookups (code-lookup=0).
+// Codes outside the 6-bit range keep the 8-bit form (here the int16 one:
+// the module does not promise float activations); so does every layer
+// without the lookups (code-lookup=0). The 6-bit form is taken where the
+// int16 form would apply too (fewer bytes per weight; float activations).
 
 // CHECK: func.func private @llvm.x86.avx512.permvar.sf.512
 // CHECK-LABEL: func.func @gemv_q6
@@ -27,6 +29,7 @@
 // CHECK: call @llvm.x86.avx512.permvar.sf.512
 // CHECK-LABEL: func.func @gemv_not_six_bit
 // CHECK-NOT: quench_q6
+// CHECK: vpdpbusd
 // CHECK: return
 
 // NOLOOKUP-NOT: quench_q6
@@ -36,7 +39,7 @@
 #q = affine_map<(r, b, j, h, n) -> (b, j, n)>
 #s = affine_map<(r, b, j, h, n) -> (b, n)>
 #y = affine_map<(r, b, j, h, n) -> (r, n)>
-module attributes {quench.float_activations} {
+module {
 func.func @gemv_q6(%x: tensor<1x16x16x1xf32>, %acc: tensor<1x40xf32>) -> tensor<1x40xf32> {
   %c128_i32 = arith.constant 128 : i32
   %codes = arith.constant dense<100> : tensor<16x16x40xi8>
