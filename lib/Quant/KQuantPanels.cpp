@@ -49,10 +49,21 @@ bool quench::quant::factorTwoLevelScales(const float *s, int64_t count,
   return false;
 }
 
+namespace {
+/// Bit offsets of code t in a lo word (t < 8) and a hi word (t < 16).
+int loShift(bool bytes, int64_t t) {
+  return bytes ? 8 * int(t % 4) + 4 * int(t / 4) : 4 * int(t);
+}
+int hiShift(bool bytes, int64_t t) {
+  return bytes ? 8 * int(t % 4) + 2 * int(t / 4) : 2 * int(t);
+}
+} // namespace
+
 bool quench::quant::buildSixBitPanels(const uint8_t *codes,
                                       const float *scales, int64_t blocks,
                                       int64_t jn, int64_t n, int64_t nr,
-                                      int64_t superGroups, SixBitPanels &out) {
+                                      int64_t superGroups, SixBitPanels &out,
+                                      bool bytes) {
   if (jn <= 0 || jn % 16 != 0 || nr <= 0 || n <= 0 || superGroups <= 0 ||
       blocks % superGroups != 0)
     return false;
@@ -66,6 +77,7 @@ bool quench::quant::buildSixBitPanels(const uint8_t *codes,
   out.jn = jn;
   out.nr = nr;
   out.superGroups = superGroups;
+  out.bytes = bytes;
   out.lo.assign(panels * blocks * (jn / 8) * nr, 0);
   out.hi.assign(panels * blocks * (jn / 16) * nr, 0);
   out.sc.assign(panels * blocks * nr, 0);
@@ -88,9 +100,9 @@ bool quench::quant::buildSixBitPanels(const uint8_t *codes,
       for (int64_t j = 0; j < jn; ++j) {
         uint32_t q = uint32_t(codes[(b * jn + j) * n + c]) - 96;
         out.lo[((p * blocks + b) * (jn / 8) + j / 8) * nr + pc] |=
-            (q & 15) << (4 * (j % 8));
+            (q & 15) << loShift(bytes, j % 8);
         out.hi[((p * blocks + b) * (jn / 16) + j / 16) * nr + pc] |=
-            (q >> 4) << (2 * (j % 16));
+            (q >> 4) << hiShift(bytes, j % 16);
       }
   }
   return true;
@@ -101,8 +113,8 @@ float quench::quant::sixBitPanelValue(const SixBitPanels &p, int64_t k,
   int64_t b = k / p.jn, j = k % p.jn, pn = col / p.nr, pc = col % p.nr;
   uint32_t lo = p.lo[((pn * p.blocks + b) * (p.jn / 8) + j / 8) * p.nr + pc];
   uint32_t hi = p.hi[((pn * p.blocks + b) * (p.jn / 16) + j / 16) * p.nr + pc];
-  int32_t q = int32_t(((lo >> (4 * (j % 8))) & 15) |
-                      (((hi >> (2 * (j % 16))) & 3) << 4));
+  int32_t q = int32_t(((lo >> loShift(p.bytes, j % 8)) & 15) |
+                      (((hi >> hiShift(p.bytes, j % 16)) & 3) << 4));
   int64_t supers = p.blocks / p.superGroups;
   float d = f16BitsToFloat(p.d[(pn * supers + b / p.superGroups) * p.nr + pc]);
   float scale = d * float(p.sc[(pn * p.blocks + b) * p.nr + pc]);

@@ -49,11 +49,12 @@ TEST(KQuantPanels, Q6KVectorsExact) {
   std::vector<uint8_t> codes;
   std::vector<float> scales;
   importQ6K(kQ6_KBlocks, rows, k, codes, scales);
-  // Panels of 64 and of 16 features (padded: rows < nr).
+  // Panels of 64 and of 16 features (padded: rows < nr), both bit orders.
+  for (bool bytes : {false, true})
   for (int64_t nr : {16, 64}) {
     SixBitPanels p;
     ASSERT_TRUE(buildSixBitPanels(codes.data(), scales.data(), k / 16, 16,
-                                  rows, nr, 16, p));
+                                  rows, nr, 16, p, bytes));
     EXPECT_EQ(p.lo.size(), size_t(k / 8 * nr));
     EXPECT_EQ(p.hi.size(), size_t(k / 16 * nr));
     EXPECT_EQ(p.d.size(), size_t(nr));
@@ -64,6 +65,21 @@ TEST(KQuantPanels, Q6KVectorsExact) {
             << "row " << r << " element " << i << ": " << v << " vs "
             << kQ6_KValues[r * k + i];
       }
+    if (bytes) {
+      // Byte t of the masked / shifted words is code 4 s + t: the int16
+      // kernel's code vector for word step s of a group.
+      for (int64_t s4 = 0; s4 < 4; ++s4)
+        for (int64_t t = 0; t < 4; ++t) {
+          int64_t j = 4 * s4 + t;
+          uint32_t lo = p.lo[(j / 8) * nr], hi = p.hi[0];
+          uint32_t lob = (lo >> (4 * (s4 % 2))) & 0x0F0F0F0Fu;
+          int sh = 4 - 2 * int(s4);
+          uint32_t hib = (sh >= 0 ? hi << sh : hi >> -sh) & 0x30303030u;
+          uint32_t q = ((lob | hib) >> (8 * t)) & 0xFF;
+          EXPECT_EQ(int32_t(q) + 96, int32_t(codes[j * rows]))
+              << "code " << j << " of feature 0";
+        }
+    }
     // Padding features are zero.
     for (int64_t i = 0; i < k; ++i)
       EXPECT_EQ(sixBitPanelValue(p, i, nr - 1), 0.0f);

@@ -33,11 +33,17 @@ bool factorTwoLevelScales(const float *s, int64_t count, uint16_t &d,
 /// zero (codes 0, scales 0).
 struct SixBitPanels {
   int64_t panels = 0, blocks = 0, jn = 0, nr = 0, superGroups = 0;
+  /// The bit order inside the words: false, the float kernel's (code t of a
+  /// word in its bits from t * width up); true, the int16 (VNNI) kernel's,
+  /// byte-major: code t of a lo word at bits 8 (t % 4) + 4 (t / 4), of a
+  /// hi word at bits 8 (t % 4) + 2 (t / 4), so that masking and shifting a
+  /// word gives 4 whole bytes of codes k, k + 1, k + 2, k + 3.
+  bool bytes = false;
   /// [panels, blocks, jn / 8, nr]: word (p, b, w, c) holds the low 4 bits of
-  /// the 6-bit code of k = b * jn + 8 w + t at bits [4 t, 4 t + 4).
+  /// the 6-bit code of k = b * jn + 8 w + t, t < 8 (see `bytes`).
   std::vector<uint32_t> lo;
   /// [panels, blocks, jn / 16, nr]: word (p, b, u, c) holds the high 2 bits
-  /// of the code of k = b * jn + 16 u + t at bits [2 t, 2 t + 2).
+  /// of the code of k = b * jn + 16 u + t, t < 16.
   std::vector<uint32_t> hi;
   /// [panels, blocks, nr]: the group's int8 sub-scale.
   std::vector<int8_t> sc;
@@ -54,7 +60,8 @@ struct SixBitPanels {
 /// any of this fails: the caller keeps the 8-bit form.
 bool buildSixBitPanels(const uint8_t *codes, const float *scales,
                        int64_t blocks, int64_t jn, int64_t n, int64_t nr,
-                       int64_t superGroups, SixBitPanels &out);
+                       int64_t superGroups, SixBitPanels &out,
+                       bool bytes = false);
 
 /// The weight at K index `k` and feature `col` as the kernel computes it:
 /// (q6 - 32) * (f32(d) * sc), from the panels alone (for tests).

@@ -1122,20 +1122,15 @@ buildDequantMatmulKernel(RewriterBase &rw, linalg::LinalgOp linalgOp,
   int64_t nr = nv * d.lanes;
   d.nr = nr;
   // GGUF q6_K layers (8-bit codes in a 6-bit range, f32 scales that factor
-  // into two levels) at the file's size: the 6-bit form of KQuantMatmul.cpp
-  // (float activations, AVX-512 lookups), also where the 8-bit int16 form
-  // would apply: its 6.56 bits per weight against 8.5 (+ f32 scales) decode
-  // faster (docs/gguf.md). Four rows per tile: its partial sums and lookups
-  // need more registers than the 8-bit form's six.
+  // into two levels) at the file's size: the 6-bit forms of
+  // KQuantMatmul.cpp (AVX-512: float activations by lookups, int16 ones by
+  // vpdpbusd where the 8-bit int16 form would apply). Four rows per tile.
   std::optional<SixBitOperands> six;
   if (codeLookup && d.lanes == 16 && d.bits == 8 && !d.bitmask &&
-      op.getNumDpsInputs() == 3)
-    six = panelizeSixBit(rw, op.getDpsInputs()[1], op.getDpsInputs()[2], nr);
+      op.getNumDpsInputs() == 3 && split == 1)
+    six = panelizeSixBit(rw, op.getDpsInputs()[1], op.getDpsInputs()[2], nr,
+                         /*bytes=*/d.int16);
   if (six) {
-    d.int16 = false;
-    d.qmax = 32767;
-    split = 1;
-    len = d.jn;
     mr = oneRow ? 1 : 4;
   } else {
     if (d.bitmask &&
@@ -1202,7 +1197,8 @@ buildDequantMatmulKernel(RewriterBase &rw, linalg::LinalgOp linalgOp,
   // (DequantMatmulInt8.cpp), on the same panels: a static row count picks
   // one form, a dynamic one both, under scf.if rows >= int8PrefillRows.
   int64_t staticRows = cast<RankedTensorType>(x.getType()).getDimSize(0);
-  bool int8Form = d.int16 && !d.bitmask && !oneRow && int8PrefillRows > 0 &&
+  bool int8Form = !six && d.int16 && !d.bitmask && !oneRow &&
+                  int8PrefillRows > 0 &&
                   d.bits <= int8PrefillBits &&
                   (ShapedType::isDynamic(staticRows) ||
                    staticRows >= int8PrefillRows);
@@ -1230,8 +1226,10 @@ buildDequantMatmulKernel(RewriterBase &rw, linalg::LinalgOp linalgOp,
   };
   Value res;
   if (six) {
+    if (d.int16)
+      buildInt16Activations(rw, loc, x, d);
     res = buildSixBitKernel(rw, loc, d, *six, out, mr, nv);
-    d.lookup = true; // its conversions are lookups too
+    d.lookup = !d.int16; // the float form's conversions are lookups
   } else if (!int8Form) {
     res = buildOther();
   } else if (!ShapedType::isDynamic(staticRows)) {

@@ -62,7 +62,7 @@ static std::optional<ArrayRef<char>> rawOrSplat(ElementsAttr attr,
 
 std::optional<SixBitOperands>
 quench::dequant::panelizeSixBit(RewriterBase &rw, Value codes, Value scales,
-                                int64_t nr) {
+                                int64_t nr, bool bytes) {
   auto ccst = codes.getDefiningOp<arith::ConstantOp>();
   auto scst = scales.getDefiningOp<arith::ConstantOp>();
   auto ct = dyn_cast<RankedTensorType>(codes.getType());
@@ -91,7 +91,7 @@ quench::dequant::panelizeSixBit(RewriterBase &rw, Value codes, Value scales,
   if (!quench::quant::buildSixBitPanels(
           reinterpret_cast<const uint8_t *>(craw->data()),
           reinterpret_cast<const float *>(sraw->data()), blocks, jn, n, nr,
-          superGroups, p))
+          superGroups, p, bytes))
     return std::nullopt;
   quench::releaseConstantPages(cattr); // read once
   quench::releaseConstantPages(sattr);
@@ -118,10 +118,175 @@ quench::dequant::panelizeSixBit(RewriterBase &rw, Value codes, Value scales,
   return k;
 }
 
+/// The int16 tile of the 6-bit form (d.int16: activations quantized per
+/// row and group into the high and low bytes `xh` / `xl`, 8-bit code
+/// layout, qmax 32639): per word step s of a group, the 64 code bytes of a
+/// vector (4 codes of 16 features) are assembled from the byte-ordered
+/// planes, ((lo >> 4 (s % 2)) & 0x0F) | ((hi << 4 - 2 s) & 0x30), and
+/// multiplied with the activation words by two vpdpbusd, exactly in int32;
+/// once per group t = 256 Σhigh + Σlow - 32 qsum (the 6-bit code's zero
+/// point) times f32(d) * sc * amax / qmax.
+static Value buildSixBitInt16Tile(OpBuilder &b, Location loc,
+                                  const DequantOperands &d,
+                                  const SixBitOperands &k, Value acc0,
+                                  Value row, Value colBase, Value col,
+                                  int64_t rows, int64_t vecs, bool inBounds) {
+  TileFrame f =
+      buildTileFrame(b, loc, d, acc0, row, colBase, col, rows, vecs, inBounds);
+  Type f32 = b.getF32Type(), i8 = b.getI8Type(), i32 = b.getI32Type();
+  auto vf = VectorType::get({d.lanes}, f32);
+  auto vi32 = VectorType::get({d.lanes}, i32);
+  auto vi8 = VectorType::get({d.lanes}, i8);
+  auto vh = VectorType::get({d.lanes}, b.getF16Type());
+  auto bytes = VectorType::get({4 * d.lanes}, i8);
+  int64_t tileVecs = rows * vecs;
+  auto cidx = [&](OpBuilder &ob, int64_t v) -> Value {
+    return arith::ConstantIndexOp::create(ob, loc, v);
+  };
+  auto splat = [&](OpBuilder &ob, int32_t v) -> Value {
+    return arith::ConstantOp::create(
+        ob, loc, DenseElementsAttr::get(vi32, ob.getI32IntegerAttr(v)));
+  };
+  auto dpbusd = [&](OpBuilder &ob, Value acc, Value u8, Value s8) -> Value {
+    return func::CallOp::create(ob, loc, kDotIntrinsic512, TypeRange{vi32},
+                                ValueRange{acc, u8, s8})
+        .getResult(0);
+  };
+  // The four activation bytes at [row, blk, 0, j .. j + 3] as one word in
+  // every lane, viewed as bytes.
+  auto wordOf = [&](OpBuilder &ob, Value src, ValueRange at) -> Value {
+    Value v4 = quench::readVector(ob, loc, VectorType::get({4}, i8), src, at,
+                                  true);
+    Value w = vector::BitCastOp::create(ob, loc, VectorType::get({1}, i32), v4);
+    Value sc = vector::ExtractOp::create(ob, loc, w, ArrayRef<int64_t>{0});
+    return vector::BitCastOp::create(
+        ob, loc, bytes, vector::BroadcastOp::create(ob, loc, vi32, sc));
+  };
+  Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(vi32));
+  int64_t supers = d.blocks / k.superGroups;
+  auto superLoop = scf::ForOp::create(
+      b, loc, cidx(b, 0), cidx(b, supers), cidx(b, 1), f.accInit,
+      [&](OpBuilder &sb, Location, Value s, ValueRange accs) {
+        SmallVector<Value> dv;
+        for (int64_t v = 0; v < vecs; ++v)
+          dv.push_back(arith::ExtFOp::create(
+              sb, loc, vf,
+              quench::readVector(sb, loc, vh, k.d, {f.panel, s, f.wcols[v]},
+                                 true)));
+        Value blk0 =
+            arith::MulIOp::create(sb, loc, s, cidx(sb, k.superGroups));
+        auto groupLoop = scf::ForOp::create(
+            sb, loc, cidx(sb, 0), cidx(sb, k.superGroups), cidx(sb, 1), accs,
+            [&](OpBuilder &gb, Location, Value g, ValueRange gaccs) {
+              Value blk = arith::AddIOp::create(gb, loc, blk0, g);
+              // Partial sums of the high [0, tileVecs) and low bytes.
+              SmallVector<Value> p(2 * tileVecs, zero);
+              Value zi = cidx(gb, 0);
+              Value lowMask = splat(gb, 0x0F0F0F0F),
+                    highMask = splat(gb, 0x30303030);
+              for (int64_t u = 0; u < d.jn / 16; ++u) {
+                SmallVector<Value> hw, lw[2];
+                for (int64_t v = 0; v < vecs; ++v) {
+                  hw.push_back(quench::readVector(
+                      gb, loc, vi32, k.hi, {f.panel, blk, cidx(gb, u),
+                                            f.wcols[v]},
+                      true));
+                  for (int64_t m = 0; m < 2; ++m)
+                    lw[m].push_back(quench::readVector(
+                        gb, loc, vi32, k.lo,
+                        {f.panel, blk, cidx(gb, 2 * u + m), f.wcols[v]},
+                        true));
+                }
+                for (int64_t st = 0; st < 4; ++st) {
+                  int64_t j = 16 * u + 4 * st;
+                  SmallVector<Value> hiW, loW;
+                  for (int64_t i = 0; i < rows; ++i) {
+                    hiW.push_back(
+                        wordOf(gb, d.xh, {f.rows[i], blk, zi, cidx(gb, j)}));
+                    loW.push_back(
+                        wordOf(gb, d.xl, {f.rows[i], blk, zi, cidx(gb, j)}));
+                  }
+                  for (int64_t v = 0; v < vecs; ++v) {
+                    Value lo = lw[st / 2][v];
+                    if (st % 2)
+                      lo = arith::ShRUIOp::create(gb, loc, lo, splat(gb, 4));
+                    lo = arith::AndIOp::create(gb, loc, lo, lowMask);
+                    Value hi = hw[v];
+                    int64_t sh = 4 - 2 * st;
+                    if (sh > 0)
+                      hi = arith::ShLIOp::create(gb, loc, hi, splat(gb, sh));
+                    else if (sh < 0)
+                      hi = arith::ShRUIOp::create(gb, loc, hi, splat(gb, -sh));
+                    hi = arith::AndIOp::create(gb, loc, hi, highMask);
+                    Value c = vector::BitCastOp::create(
+                        gb, loc, bytes, arith::OrIOp::create(gb, loc, lo, hi));
+                    for (int64_t i = 0; i < rows; ++i) {
+                      Value &hs = p[i * vecs + v];
+                      Value &ls = p[tileVecs + i * vecs + v];
+                      hs = dpbusd(gb, hs, c, hiW[i]);
+                      ls = dpbusd(gb, ls, c, loW[i]);
+                    }
+                  }
+                }
+              }
+              // Once per group: t = 256 high + low - 32 qsum, times the
+              // scale f32(d) * sc and amax / qmax.
+              SmallVector<Value> acc(gaccs), sxs, qsi;
+              for (int64_t i = 0; i < rows; ++i) {
+                Value am = tensor::ExtractOp::create(gb, loc, d.amax,
+                                                     ValueRange{f.rows[i], blk});
+                Value sx = arith::MulFOp::create(
+                    gb, loc, am,
+                    arith::ConstantOp::create(
+                        gb, loc, gb.getF32FloatAttr(1.0f / float(d.qmax))));
+                sxs.push_back(vector::BroadcastOp::create(gb, loc, vf, sx));
+                Value qs = tensor::ExtractOp::create(gb, loc, d.qsum,
+                                                     ValueRange{f.rows[i], blk});
+                qs = arith::MulIOp::create(
+                    gb, loc, qs,
+                    arith::ConstantOp::create(gb, loc,
+                                              gb.getI32IntegerAttr(32)));
+                qsi.push_back(vector::BroadcastOp::create(gb, loc, vi32, qs));
+              }
+              for (int64_t v = 0; v < vecs; ++v) {
+                Value sc = arith::SIToFPOp::create(
+                    gb, loc, vf,
+                    quench::readVector(gb, loc, vi8, k.sc,
+                                       {f.panel, blk, f.wcols[v]}, true));
+                Value scale = arith::MulFOp::create(gb, loc, dv[v], sc);
+                for (int64_t i = 0; i < rows; ++i) {
+                  int64_t at = i * vecs + v;
+                  Value t = arith::AddIOp::create(
+                      gb, loc,
+                      arith::ShLIOp::create(gb, loc, p[at], splat(gb, 8)),
+                      p[tileVecs + at]);
+                  t = arith::SubIOp::create(gb, loc, t, qsi[i]);
+                  Value tf = arith::SIToFPOp::create(gb, loc, vf, t);
+                  acc[at] = vector::FMAOp::create(
+                      gb, loc, arith::MulFOp::create(gb, loc, scale, sxs[i]),
+                      tf, acc[at]);
+                }
+              }
+              scf::YieldOp::create(gb, loc, acc);
+            });
+        scf::YieldOp::create(sb, loc, groupLoop.getResults());
+      });
+  return writeTileBack(b, loc, acc0, f, superLoop.getResults(), vecs,
+                       inBounds);
+}
+
 Value quench::dequant::buildSixBitKernel(RewriterBase &rw, Location loc,
                                          const DequantOperands &d,
                                          const SixBitOperands &k, Value out,
                                          int64_t mr, int64_t nv) {
+  if (d.int16)
+    return buildDequantTiles(
+        rw, loc, d, out, mr, nv,
+        [&](OpBuilder &b, Value acc0, Value row, Value colBase, Value col,
+            int64_t rows, int64_t vecs, bool inBounds) -> Value {
+          return buildSixBitInt16Tile(b, loc, d, k, acc0, row, colBase, col,
+                                      rows, vecs, inBounds);
+        });
   auto tile = [&](OpBuilder &b, Value acc0, Value row, Value colBase,
                   Value col, int64_t rows, int64_t vecs,
                   bool inBounds) -> Value {

@@ -30,15 +30,20 @@ struct SixBitOperands {
 /// `nr` features: nullopt, creating nothing, unless every code is in [96,
 /// 159] and the scales factor exactly per super-block of 256 codes (the
 /// q6_K layout; quant::buildSixBitPanels).
+/// `bytes`: the int16 kernel's bit order (quant::SixBitPanels::bytes).
 std::optional<SixBitOperands> panelizeSixBit(mlir::RewriterBase &rw,
                                              mlir::Value codes,
-                                             mlir::Value scales, int64_t nr);
+                                             mlir::Value scales, int64_t nr,
+                                             bool bytes);
 
 /// The kernel's tiles over `out` ([R, N] f32) for the 6-bit form: x as in
 /// `d` ([R, blocks, J, 1] float), register tiles of `mr` rows and `nv`
-/// vectors of 16 lanes (nv * 16 == d.nr). Codes are converted by two
-/// table lookups (kPermuteIntrinsic, which the caller declares). Returns the
-/// new `out`.
+/// vectors of 16 lanes (nv * 16 == d.nr). Float activations: codes
+/// converted by two table lookups (kPermuteIntrinsic, which the caller
+/// declares). With `d.int16` (panels in the byte order, d.xh / xl / amax /
+/// qsum built by the caller for 8-bit codes): code bytes assembled from the
+/// planes and multiplied by vpdpbusd (kDotIntrinsic512). Returns the new
+/// `out`.
 mlir::Value buildSixBitKernel(mlir::RewriterBase &rw, mlir::Location loc,
                               const DequantOperands &d,
                               const SixBitOperands &k, mlir::Value out,

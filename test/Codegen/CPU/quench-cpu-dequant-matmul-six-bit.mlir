@@ -1,16 +1,17 @@
-// RUN: quench-opt %s --quench-cpu-dequant-matmul="vector-bits=512 code-lookup=1 int16-dot=1" | FileCheck %s
+// RUN: quench-opt %s --quench-cpu-dequant-matmul="vector-bits=512 code-lookup=1 int16-dot=0" | FileCheck %s
+// RUN: quench-opt %s --quench-cpu-dequant-matmul="vector-bits=512 code-lookup=1 int16-dot=1" | FileCheck %s --check-prefix=INT16
 // RUN: quench-opt %s --quench-cpu-dequant-matmul="vector-bits=512 code-lookup=0" | FileCheck %s --check-prefix=NOLOOKUP
 
 // GGUF q6_K layers (8-bit codes in [96, 159] with the implicit zero point
 // 128, f32 scales of groups of 16 that factor into an f16 per 256 codes
-// times an int8) take the 6-bit form of KQuantMatmul.cpp: a 4-bit and a
+// times an int8) take the 6-bit forms of KQuantMatmul.cpp: a 4-bit and a
 // 2-bit plane of the codes, int8 group scales and f16 super-block scales in
-// panels (64 features for one row, 32 for several), codes converted by two
-// vpermps lookups. 40 features: one whole panel of 32 and a padded one.
-// Codes outside the 6-bit range keep the 8-bit form (here the int16 one:
-// the module does not promise float activations); so does every layer
-// without the lookups (code-lookup=0). The 6-bit form is taken where the
-// int16 form would apply too (fewer bytes per weight; float activations).
+// panels (64 features for one static row, else 32). With float activations
+// the codes are converted by two vpermps lookups; with int16 ones
+// (int16-dot, no float-activation promise) code bytes are assembled from
+// the planes and multiplied by vpdpbusd. 40 features: one whole panel of
+// 32 and a padded one. Codes outside the 6-bit range keep the 8-bit forms;
+// so does every layer without the lookups (code-lookup=0).
 
 // CHECK: func.func private @llvm.x86.avx512.permvar.sf.512
 // CHECK-LABEL: func.func @gemv_q6
@@ -22,15 +23,29 @@
 // CHECK: arith.extf {{.*}} : vector<16xf16> to vector<16xf32>
 // CHECK: call @llvm.x86.avx512.permvar.sf.512
 // CHECK: arith.sitofp {{.*}} : vector<16xi8> to vector<16xf32>
-// CHECK-NOT: vpdpbusd
 // CHECK-LABEL: func.func @gemm_q6
 // CHECK-DAG: tensor<2x16x2x32xi32>
 // CHECK-DAG: tensor<2x1x32xf16>
 // CHECK: call @llvm.x86.avx512.permvar.sf.512
 // CHECK-LABEL: func.func @gemv_not_six_bit
 // CHECK-NOT: quench_q6
-// CHECK: vpdpbusd
 // CHECK: return
+
+// INT16-LABEL: func.func @gemv_q6
+// INT16: dense_resource<quench_q6_lo{{.*}}> : tensor<1x16x2x64xi32>
+// INT16-NOT: permvar
+// INT16: arith.constant dense<252645135> : vector<16xi32>
+// INT16: arith.constant dense<808464432> : vector<16xi32>
+// INT16: arith.ori {{.*}} : vector<16xi32>
+// INT16: call @llvm.x86.avx512.vpdpbusd.512
+// INT16-NOT: permvar
+// INT16-LABEL: func.func @gemm_q6
+// INT16: tensor<2x16x2x32xi32>
+// INT16: call @llvm.x86.avx512.vpdpbusd.512
+// INT16-LABEL: func.func @gemv_not_six_bit
+// INT16-NOT: quench_q6
+// INT16: vpdpbusd
+// INT16: return
 
 // NOLOOKUP-NOT: quench_q6
 // NOLOOKUP-NOT: permvar
