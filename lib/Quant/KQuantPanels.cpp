@@ -59,11 +59,10 @@ int hiShift(bool bytes, int64_t t) {
 }
 } // namespace
 
-bool quench::quant::buildSixBitPanels(const uint8_t *codes,
-                                      const float *scales, int64_t blocks,
-                                      int64_t jn, int64_t n, int64_t nr,
-                                      int64_t superGroups, SixBitPanels &out,
-                                      bool bytes) {
+bool quench::quant::buildSixBitPanels(const uint8_t *codes, const float *scales,
+                                      int64_t blocks, int64_t jn, int64_t n,
+                                      int64_t nr, int64_t superGroups,
+                                      SixBitPanels &out, bool bytes) {
   if (jn <= 0 || jn % 16 != 0 || nr <= 0 || n <= 0 || superGroups <= 0 ||
       blocks % superGroups != 0)
     return false;

@@ -7,8 +7,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "quench/Quant/GGMLBlocks.h"
 #include "quench/Quant/KQuantPanels.h"
+#include "quench/Quant/GGMLBlocks.h"
 #include "quench/Quant/RTN.h"
 
 #include <gtest/gtest.h>
@@ -50,11 +50,12 @@ TEST(KQuantPanels, Q6KVectorsExact) {
   std::vector<float> scales;
   importQ6K(kQ6_KBlocks, rows, k, codes, scales);
   // Panels of 64 and of 16 features (padded: rows < nr), both bit orders.
-  for (bool bytes : {false, true})
-  for (int64_t nr : {16, 64}) {
+  for (int variant = 0; variant < 4; ++variant) {
+    bool bytes = variant / 2;
+    int64_t nr = variant % 2 ? 64 : 16;
     SixBitPanels p;
-    ASSERT_TRUE(buildSixBitPanels(codes.data(), scales.data(), k / 16, 16,
-                                  rows, nr, 16, p, bytes));
+    ASSERT_TRUE(buildSixBitPanels(codes.data(), scales.data(), k / 16, 16, rows,
+                                  nr, 16, p, bytes));
     EXPECT_EQ(p.lo.size(), size_t(k / 8 * nr));
     EXPECT_EQ(p.hi.size(), size_t(k / 16 * nr));
     EXPECT_EQ(p.d.size(), size_t(nr));
@@ -119,24 +120,24 @@ TEST(KQuantPanels, RefusesOtherLayers) {
   std::vector<uint8_t> codes(k * n, 128);
   std::vector<float> scales(k / 16 * n, 0.5f);
   SixBitPanels p;
-  EXPECT_TRUE(buildSixBitPanels(codes.data(), scales.data(), k / 16, 16, n,
-                                16, 16, p));
+  EXPECT_TRUE(
+      buildSixBitPanels(codes.data(), scales.data(), k / 16, 16, n, 16, 16, p));
   codes[7] = 95; // below the 6-bit range of q6_K's codes
-  EXPECT_FALSE(buildSixBitPanels(codes.data(), scales.data(), k / 16, 16, n,
-                                 16, 16, p));
+  EXPECT_FALSE(
+      buildSixBitPanels(codes.data(), scales.data(), k / 16, 16, n, 16, 16, p));
   codes[7] = 160;
-  EXPECT_FALSE(buildSixBitPanels(codes.data(), scales.data(), k / 16, 16, n,
-                                 16, 16, p));
+  EXPECT_FALSE(
+      buildSixBitPanels(codes.data(), scales.data(), k / 16, 16, n, 16, 16, p));
   codes[7] = 159;
   scales[3] = 0.1f; // 0.5 / 0.1 is no integer ratio of f16 * int8
-  EXPECT_FALSE(buildSixBitPanels(codes.data(), scales.data(), k / 16, 16, n,
-                                 16, 16, p));
+  EXPECT_FALSE(
+      buildSixBitPanels(codes.data(), scales.data(), k / 16, 16, n, 16, 16, p));
   scales[3] = 0.5f;
   // Groups that do not fill whole super-blocks, groups not of 16 codes.
-  EXPECT_FALSE(buildSixBitPanels(codes.data(), scales.data(), k / 16, 16, n,
-                                 16, 5, p));
-  EXPECT_FALSE(buildSixBitPanels(codes.data(), scales.data(), k / 8, 8, n,
-                                 16, 16, p));
+  EXPECT_FALSE(
+      buildSixBitPanels(codes.data(), scales.data(), k / 16, 16, n, 16, 5, p));
+  EXPECT_FALSE(
+      buildSixBitPanels(codes.data(), scales.data(), k / 8, 8, n, 16, 16, p));
 }
 
 } // namespace

@@ -1197,11 +1197,10 @@ buildDequantMatmulKernel(RewriterBase &rw, linalg::LinalgOp linalgOp,
   // (DequantMatmulInt8.cpp), on the same panels: a static row count picks
   // one form, a dynamic one both, under scf.if rows >= int8PrefillRows.
   int64_t staticRows = cast<RankedTensorType>(x.getType()).getDimSize(0);
-  bool int8Form = !six && d.int16 && !d.bitmask && !oneRow &&
-                  int8PrefillRows > 0 &&
-                  d.bits <= int8PrefillBits &&
-                  (ShapedType::isDynamic(staticRows) ||
-                   staticRows >= int8PrefillRows);
+  bool int8Form =
+      !six && d.int16 && !d.bitmask && !oneRow && int8PrefillRows > 0 &&
+      d.bits <= int8PrefillBits &&
+      (ShapedType::isDynamic(staticRows) || staticRows >= int8PrefillRows);
   auto buildInt8 = [&]() {
     DequantOperands d8 = d;
     return buildInt8ActivationKernel(rw, loc, d8, out, /*mr=*/6, nv);

@@ -111,10 +111,10 @@ quench::dequant::panelizeSixBit(RewriterBase &rw, Value codes, Value scales,
               p.lo.size() * 4, "quench_q6_lo");
   k.hi = make({p.panels, blocks, jn / 16, nr}, rw.getI32Type(), p.hi.data(),
               p.hi.size() * 4, "quench_q6_hi");
-  k.sc = make({p.panels, blocks, nr}, rw.getI8Type(), p.sc.data(),
-              p.sc.size(), "quench_q6_sc");
-  k.d = make({p.panels, blocks / superGroups, nr}, rw.getF16Type(),
-             p.d.data(), p.d.size() * 2, "quench_q6_d");
+  k.sc = make({p.panels, blocks, nr}, rw.getI8Type(), p.sc.data(), p.sc.size(),
+              "quench_q6_sc");
+  k.d = make({p.panels, blocks / superGroups, nr}, rw.getF16Type(), p.d.data(),
+             p.d.size() * 2, "quench_q6_d");
   return k;
 }
 
@@ -155,8 +155,8 @@ static Value buildSixBitInt16Tile(OpBuilder &b, Location loc,
   // The four activation bytes at [row, blk, 0, j .. j + 3] as one word in
   // every lane, viewed as bytes.
   auto wordOf = [&](OpBuilder &ob, Value src, ValueRange at) -> Value {
-    Value v4 = quench::readVector(ob, loc, VectorType::get({4}, i8), src, at,
-                                  true);
+    Value v4 =
+        quench::readVector(ob, loc, VectorType::get({4}, i8), src, at, true);
     Value w = vector::BitCastOp::create(ob, loc, VectorType::get({1}, i32), v4);
     Value sc = vector::ExtractOp::create(ob, loc, w, ArrayRef<int64_t>{0});
     return vector::BitCastOp::create(
@@ -173,8 +173,7 @@ static Value buildSixBitInt16Tile(OpBuilder &b, Location loc,
               sb, loc, vf,
               quench::readVector(sb, loc, vh, k.d, {f.panel, s, f.wcols[v]},
                                  true)));
-        Value blk0 =
-            arith::MulIOp::create(sb, loc, s, cidx(sb, k.superGroups));
+        Value blk0 = arith::MulIOp::create(sb, loc, s, cidx(sb, k.superGroups));
         auto groupLoop = scf::ForOp::create(
             sb, loc, cidx(sb, 0), cidx(sb, k.superGroups), cidx(sb, 1), accs,
             [&](OpBuilder &gb, Location, Value g, ValueRange gaccs) {
@@ -188,14 +187,12 @@ static Value buildSixBitInt16Tile(OpBuilder &b, Location loc,
                 SmallVector<Value> hw, lw[2];
                 for (int64_t v = 0; v < vecs; ++v) {
                   hw.push_back(quench::readVector(
-                      gb, loc, vi32, k.hi, {f.panel, blk, cidx(gb, u),
-                                            f.wcols[v]},
-                      true));
+                      gb, loc, vi32, k.hi,
+                      {f.panel, blk, cidx(gb, u), f.wcols[v]}, true));
                   for (int64_t m = 0; m < 2; ++m)
                     lw[m].push_back(quench::readVector(
                         gb, loc, vi32, k.lo,
-                        {f.panel, blk, cidx(gb, 2 * u + m), f.wcols[v]},
-                        true));
+                        {f.panel, blk, cidx(gb, 2 * u + m), f.wcols[v]}, true));
                 }
                 for (int64_t st = 0; st < 4; ++st) {
                   int64_t j = 16 * u + 4 * st;
@@ -233,15 +230,15 @@ static Value buildSixBitInt16Tile(OpBuilder &b, Location loc,
               // scale f32(d) * sc and amax / qmax.
               SmallVector<Value> acc(gaccs), sxs, qsi;
               for (int64_t i = 0; i < rows; ++i) {
-                Value am = tensor::ExtractOp::create(gb, loc, d.amax,
-                                                     ValueRange{f.rows[i], blk});
+                Value am = tensor::ExtractOp::create(
+                    gb, loc, d.amax, ValueRange{f.rows[i], blk});
                 Value sx = arith::MulFOp::create(
                     gb, loc, am,
                     arith::ConstantOp::create(
                         gb, loc, gb.getF32FloatAttr(1.0f / float(d.qmax))));
                 sxs.push_back(vector::BroadcastOp::create(gb, loc, vf, sx));
-                Value qs = tensor::ExtractOp::create(gb, loc, d.qsum,
-                                                     ValueRange{f.rows[i], blk});
+                Value qs = tensor::ExtractOp::create(
+                    gb, loc, d.qsum, ValueRange{f.rows[i], blk});
                 qs = arith::MulIOp::create(
                     gb, loc, qs,
                     arith::ConstantOp::create(gb, loc,
@@ -271,8 +268,7 @@ static Value buildSixBitInt16Tile(OpBuilder &b, Location loc,
             });
         scf::YieldOp::create(sb, loc, groupLoop.getResults());
       });
-  return writeTileBack(b, loc, acc0, f, superLoop.getResults(), vecs,
-                       inBounds);
+  return writeTileBack(b, loc, acc0, f, superLoop.getResults(), vecs, inBounds);
 }
 
 Value quench::dequant::buildSixBitKernel(RewriterBase &rw, Location loc,
@@ -287,11 +283,10 @@ Value quench::dequant::buildSixBitKernel(RewriterBase &rw, Location loc,
           return buildSixBitInt16Tile(b, loc, d, k, acc0, row, colBase, col,
                                       rows, vecs, inBounds);
         });
-  auto tile = [&](OpBuilder &b, Value acc0, Value row, Value colBase,
-                  Value col, int64_t rows, int64_t vecs,
-                  bool inBounds) -> Value {
-    TileFrame f = buildTileFrame(b, loc, d, acc0, row, colBase, col, rows,
-                                 vecs, inBounds);
+  auto tile = [&](OpBuilder &b, Value acc0, Value row, Value colBase, Value col,
+                  int64_t rows, int64_t vecs, bool inBounds) -> Value {
+    TileFrame f = buildTileFrame(b, loc, d, acc0, row, colBase, col, rows, vecs,
+                                 inBounds);
     Type f32 = b.getF32Type();
     auto vf = VectorType::get({d.lanes}, f32);
     auto vi32 = VectorType::get({d.lanes}, b.getI32Type());
@@ -338,11 +333,10 @@ Value quench::dequant::buildSixBitKernel(RewriterBase &rw, Location loc,
                 sb, loc, vf,
                 quench::readVector(sb, loc, vh, k.d, {f.panel, s, f.wcols[v]},
                                    true)));
-          Value blk0 = arith::MulIOp::create(sb, loc, s,
-                                             cidx(sb, k.superGroups));
+          Value blk0 =
+              arith::MulIOp::create(sb, loc, s, cidx(sb, k.superGroups));
           auto groupLoop = scf::ForOp::create(
-              sb, loc, cidx(sb, 0), cidx(sb, k.superGroups), cidx(sb, 1),
-              accs,
+              sb, loc, cidx(sb, 0), cidx(sb, k.superGroups), cidx(sb, 1), accs,
               [&](OpBuilder &gb, Location, Value g, ValueRange gaccs) {
                 Value blk = arith::AddIOp::create(gb, loc, blk0, g);
                 SmallVector<Value> p(zeros);

@@ -45,9 +45,8 @@ std::optional<SixBitOperands> panelizeSixBit(mlir::RewriterBase &rw,
 /// planes and multiplied by vpdpbusd (kDotIntrinsic512). Returns the new
 /// `out`.
 mlir::Value buildSixBitKernel(mlir::RewriterBase &rw, mlir::Location loc,
-                              const DequantOperands &d,
-                              const SixBitOperands &k, mlir::Value out,
-                              int64_t mr, int64_t nv);
+                              const DequantOperands &d, const SixBitOperands &k,
+                              mlir::Value out, int64_t mr, int64_t nv);
 
 } // namespace quench::dequant
 
