@@ -14,8 +14,10 @@ Models (dim 256, 4 heads, 2 kv heads, ffn 512, 2 layers, vocab 300):
             RoPE base 500000 with linear scaling 2 and frequency factors
             (rope_freqs.weight);
   quant     llama, the matrices cycle through q4_0, q4_1, q5_0, q5_1,
-            q8_0, q4_K, q5_K, q6_K, q2_K, q3_K (a file mixing every type), q6_K
-            embedding (gathered rows dequantized), q8_0 head;
+            q8_0, q4_K, q5_K, q6_K, q2_K, q3_K (a file mixing every type;
+            blk.1.ffn_down q6_K with K = 512), q6_K embedding (gathered
+            rows dequantized), q8_0 head; on AVX-512F hosts both q6_K
+            matrices must take the kernel's 6-bit form (file size);
   qwen2     qwen2 (q/k/v biases, half-split RoPE), q4_K embedding tied to
             the head (a type with mins on both paths), q4_0/q5_1 matrices.
 Every executable carries the file's tokenizer metadata: `--metadata` prints
@@ -33,7 +35,9 @@ from BOS must be the one llama2.c's C implementation gives
 (examples/stories260k_to_onnx.py's EXPECTED_GREEDY: an independent check
 of the RoPE convention), and its logits must match the NumPy reference;
 compiled with --derive-kv-cache, `--generate` (prefill, then one token per
-run with the cache) must give the same ids.
+run with the cache) must give the same ids. So must the quant model's
+cached generation (one-row decode kernels) against the reference's greedy
+ids.
 
 Usage: gguf.py --build BUILD_DIR [--keep DIR] [--stories PATH]
 Run through CTest: `ctest -L e2e -R gguf`.
@@ -89,7 +93,10 @@ def case_models():
             return gm.Q6_K
         if name == "output.weight":
             return gm.Q8_0
-        return quant(name)
+        t = quant(name)
+        # A second q6_K matrix, with two super-blocks per row (K = ffn):
+        # the 6-bit kernel form's super-block loop (docs/gguf.md).
+        return gm.Q6_K if name == "blk.1.ffn_down.weight" else t
 
     qwen_kinds = cycle_types([gm.Q4_0, gm.Q5_1])
 
@@ -161,6 +168,35 @@ def write_stories(path, bin_path, extra_kv=()):
     return cfg, weights, s2o.BOS, s2o.EXPECTED_GREEDY
 
 
+def check_cached_quant(compile_, path, work, cfg, weights):
+    """The mixed-type model compiled with --derive-kv-cache: its decode
+    steps run the kernels' one-row tiles (the 6-bit q6_K form's among
+    them: the row count is dynamic, so 32-feature panels); the greedy ids of `--generate` must be the float64
+    reference's (whose top-2 margins are printed: far above the kernels'
+    1e-6 differences). Returns the number of failed checks."""
+    gen = os.path.join(work, "quant_gen")
+    run([compile_, path, "-o", gen, "--derive-kv-cache"])
+    prompt = [5, 17, 42]
+    np.save(os.path.join(work, "p.npy"), np.array([prompt], np.int64))
+    out = os.path.join(work, "out")
+    steps = 6
+    run([gen, "--input", "input_ids=" + os.path.join(work, "p.npy"),
+         "--generate", str(steps), "--output-dir", out])
+    cached = np.load(os.path.join(out, "generated_ids.npy"))[0].tolist()
+    ids, margins = list(prompt), []
+    for _ in range(steps):
+        last = gm.reference_logits(cfg, weights, np.array(ids))[0, -1]
+        top = np.sort(last)[-2:]
+        margins.append(float((top[1] - top[0]) / np.max(np.abs(last))))
+        ids.append(int(np.argmax(last)))
+    ok = cached == ids[len(prompt):]
+    print(f"{'ok  ' if ok else 'FAIL'} quant  generation with a derived KV "
+          f"cache: {cached} {'equals' if ok else 'differs from'} the "
+          f"reference's greedy ids {ids[len(prompt):]} (smallest top-2 "
+          f"margin {min(margins):.1e} of max |logit|)")
+    return int(not ok)
+
+
 def check_stories(compile_, work, bin_path):
     """Returns the number of failed checks (0 when skipped)."""
     if not os.path.isfile(bin_path):
@@ -227,13 +263,16 @@ def check_metadata(name, exe, cfg):
     return int(not ok)
 
 
-def has_vnni():
+def cpu_flag(pattern):
     try:
         with open("/proc/cpuinfo") as f:
-            flags = f.read()
+            return bool(re.search(pattern, f.read()))
     except OSError:
         return False
-    return bool(re.search(r"\b(avx512_vnni|avx_vnni)\b", flags))
+
+
+def has_vnni():
+    return cpu_flag(r"\b(avx512_vnni|avx_vnni)\b")
 
 
 def check_int16(compile_, path, work, exact, ref):
@@ -324,6 +363,20 @@ def main():
                       f"attentions on {cfg['kv_heads']}-head caches with "
                       f"--derive-kv-cache (expected {cfg['layers']})")
 
+            # q6_K matrices at the file's size: the 6-bit two-level-scale
+            # form of the kernel (lib/Codegen/CPU/KQuantMatmul.cpp), which
+            # needs AVX-512F's lookups.
+            if name == "quant" and cpu_flag(r"\bavx512f\b"):
+                cg = run([compile_, path, "-o", "-",
+                          "--stop-after-stage=codegen"]).stdout
+                count = len(re.findall(r"= arith\.constant "
+                                       r"dense_resource<quench_q6_lo", cg))
+                want = sum(1 for n in quantized if recorded.get(n) == gm.Q6_K)
+                ok = count == want == 2
+                failures += not ok
+                print(f"{'ok  ' if ok else 'FAIL'} {name}: {count} q6_K "
+                      f"products in the 6-bit form (expected {want}, 2)")
+
             exe = os.path.join(work, name)
             run([compile_, path, "-o", exe])
             failures += check_metadata(name, exe, cfg)
@@ -349,6 +402,9 @@ def main():
                       f"max |err| / max |ref| = {err:.2e} (limit {TOL:g})")
                 if name == "quant":
                     failures += check_int16(compile_, path, work, got, ref)
+            if name == "quant":
+                failures += check_cached_quant(compile_, path, work, cfg,
+                                               weights)
         failures += check_stories(compile_, work, a.stories)
     finally:
         if not a.keep:

@@ -34,6 +34,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "DequantMatmul.h"
+#include "KQuantMatmul.h"
 #include "KernelUtils.h"
 #include "quench/Codegen/CPU/Passes.h"
 #include "quench/Dialect/Quench/IR/QuenchDialect.h"
@@ -67,10 +68,6 @@ using namespace mlir;
 using namespace quench::dequant;
 
 namespace {
-
-/// vpermps on 16 floats (AVX-512F): result[i] = table[index[i] & 15], the
-/// lookup form's conversion of codes (declared in the module by the pass).
-constexpr char kPermuteIntrinsic[] = "llvm.x86.avx512.permvar.sf.512";
 
 
 /// vpexpandb (AVX512-VBMI2): the bytes of the first operand, in order, at
@@ -1124,18 +1121,31 @@ buildDequantMatmulKernel(RewriterBase &rw, linalg::LinalgOp linalgOp,
   }
   int64_t nr = nv * d.lanes;
   d.nr = nr;
-  if (d.bitmask &&
-      !panelizeBitmask(rw, op.getDpsInputs()[1], nr, split, len, d))
-    return failure();
-  d.codes = d.bitmask ? d.masks
-            : d.lookup || d.int16
-                ? panelizeWords(rw, op.getDpsInputs()[1], nr, split, len)
-                : panelize(rw, op.getDpsInputs()[1], nr);
-  d.scales = panelize(rw, op.getDpsInputs()[2], nr, split);
-  if (op.getNumDpsInputs() == 4)
-    d.zp = panelize(rw, op.getDpsInputs()[3], nr, split);
-  if (!d.codes || !d.scales || (op.getNumDpsInputs() == 4 && !d.zp))
-    return failure();
+  // GGUF q6_K layers (8-bit codes in a 6-bit range, f32 scales that factor
+  // into two levels) at the file's size: the 6-bit forms of
+  // KQuantMatmul.cpp (AVX-512: float activations by lookups, int16 ones by
+  // vpdpbusd where the 8-bit int16 form would apply). Four rows per tile.
+  std::optional<SixBitOperands> six;
+  if (codeLookup && d.lanes == 16 && d.bits == 8 && !d.bitmask &&
+      op.getNumDpsInputs() == 3 && split == 1)
+    six = panelizeSixBit(rw, op.getDpsInputs()[1], op.getDpsInputs()[2], nr,
+                         /*bytes=*/d.int16);
+  if (six) {
+    mr = oneRow ? 1 : 4;
+  } else {
+    if (d.bitmask &&
+        !panelizeBitmask(rw, op.getDpsInputs()[1], nr, split, len, d))
+      return failure();
+    d.codes = d.bitmask ? d.masks
+              : d.lookup || d.int16
+                  ? panelizeWords(rw, op.getDpsInputs()[1], nr, split, len)
+                  : panelize(rw, op.getDpsInputs()[1], nr);
+    d.scales = panelize(rw, op.getDpsInputs()[2], nr, split);
+    if (op.getNumDpsInputs() == 4)
+      d.zp = panelize(rw, op.getDpsInputs()[3], nr, split);
+    if (!d.codes || !d.scales || (op.getNumDpsInputs() == 4 && !d.zp))
+      return failure();
+  }
   rw.setInsertionPoint(op);
 
   // Rows: the batch dims collapsed into one.
@@ -1187,10 +1197,10 @@ buildDequantMatmulKernel(RewriterBase &rw, linalg::LinalgOp linalgOp,
   // (DequantMatmulInt8.cpp), on the same panels: a static row count picks
   // one form, a dynamic one both, under scf.if rows >= int8PrefillRows.
   int64_t staticRows = cast<RankedTensorType>(x.getType()).getDimSize(0);
-  bool int8Form = d.int16 && !d.bitmask && !oneRow && int8PrefillRows > 0 &&
-                  d.bits <= int8PrefillBits &&
-                  (ShapedType::isDynamic(staticRows) ||
-                   staticRows >= int8PrefillRows);
+  bool int8Form =
+      !six && d.int16 && !d.bitmask && !oneRow && int8PrefillRows > 0 &&
+      d.bits <= int8PrefillBits &&
+      (ShapedType::isDynamic(staticRows) || staticRows >= int8PrefillRows);
   auto buildInt8 = [&]() {
     DequantOperands d8 = d;
     return buildInt8ActivationKernel(rw, loc, d8, out, /*mr=*/6, nv);
@@ -1214,7 +1224,12 @@ buildDequantMatmulKernel(RewriterBase &rw, linalg::LinalgOp linalgOp,
         });
   };
   Value res;
-  if (!int8Form) {
+  if (six) {
+    if (d.int16)
+      buildInt16Activations(rw, loc, x, d);
+    res = buildSixBitKernel(rw, loc, d, *six, out, mr, nv);
+    d.lookup = !d.int16; // the float form's conversions are lookups
+  } else if (!int8Form) {
     res = buildOther();
   } else if (!ShapedType::isDynamic(staticRows)) {
     res = buildInt8();

@@ -69,6 +69,10 @@ struct DequantOperands {
   mlir::Value masks, packed, starts;
 };
 
+/// vpermps on 16 floats (AVX-512F): result[i] = table[index[i] & 15], the
+/// lookup forms' conversion of codes (declared in the module by the pass).
+inline constexpr char kPermuteIntrinsic[] = "llvm.x86.avx512.permvar.sf.512";
+
 /// vpdpbusd (AVX512-VNNI / AVX-VNNI): acc[i] += sum over the 4 bytes of
 /// lane i of zext(a) * sext(b).
 inline constexpr char kDotIntrinsic512[] = "llvm.x86.avx512.vpdpbusd.512";
