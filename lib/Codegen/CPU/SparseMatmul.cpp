@@ -269,11 +269,13 @@ bool buildPanels(RewriterBase &rw, linalg::GenericOp op, SparseOperands &d) {
 }
 
 /// The int16 form's panels (2:4 4-bit codes, two groups = 8 inputs per
-/// step, 16 lanes): per (panel, step, vector) 32 bytes of codes, byte 2l
-/// holding lane l's two codes of the first group (slot 0 low nibble, code +
-/// 8) and byte 2l + 1 those of the second, so that zero-extending the 32
-/// bytes to words and splitting each word's nibbles gives lane l's four
-/// codes as the bytes of its 32-bit lane; and 16 index bytes, two 64-bit
+/// step, 16 lanes): per (panel, step, vector) 32 bytes of codes (code + 8
+/// per nibble) in the order of the expanded 64-byte vector, whose byte k =
+/// 4 l + 2 h + j holds lane l's code of group h of the step, slot j: byte
+/// k < 32 of the panel holds code k in its low nibble and code k + 32 in
+/// its high one, so that the 32 bytes broadcast to both halves, the upper
+/// half shifted right by 4 and masked give the codes in one pass; and 16
+/// index bytes, two 64-bit
 /// planes of the low and the high bits of the 64 indices (bit 4 l + 2 h +
 /// j: lane l, group h of the step, slot j), so that two masked byte
 /// operations give the index bytes in the codes' order. Padding
@@ -302,21 +304,24 @@ bool buildInt16Panels(RewriterBase &rw, linalg::GenericOp op,
     for (int64_t st = 0; st < d.steps; ++st) {
       int64_t base = (r / d.nr * d.steps + st) * d.nv + v;
       for (int64_t h = 0; h < 2; ++h) {
-        uint8_t cbyte = 0;
         for (int64_t j = 0; j < 2; ++j) {
           int64_t slot = (2 * st + h) * 2 + j;
           int code = static_cast<int8_t>((*vals)[r * d.slots + slot]);
           int index = static_cast<uint8_t>((*idx)[r * d.slots + slot]);
           if (code < -8 || code > 7 || index > 3)
             return false;
-          cbyte |= static_cast<uint8_t>((code + 8) << (4 * j));
-          // Bit k = 4 l + 2 h + j of the low and the high bit plane.
+          // Byte k = 4 l + 2 h + j of the expanded vector: the low nibble
+          // of stored byte k (k < 32) or the high one of byte k - 32.
           int64_t k = 4 * l + 2 * h + j;
+          char &cb = codes[base * 32 + k % 32];
+          int shift = k < 32 ? 0 : 4;
+          cb = static_cast<char>((static_cast<uint8_t>(cb) & ~(15 << shift)) |
+                                 ((code + 8) << shift));
+          // Bit k of the low and the high bit plane.
           for (int64_t bit = 0; bit < 2; ++bit)
             if (index >> bit & 1)
               ib[base * 16 + 8 * bit + k / 8] |= static_cast<char>(1 << (k % 8));
         }
-        codes[base * 32 + 2 * l + h] = static_cast<char>(cbyte);
       }
     }
   }
@@ -496,8 +501,9 @@ public:
 
 private:
   /// The int16 form's tile (see buildInt16Panels): per step of two groups
-  /// and vector, the 32 code bytes expanded to 64 signed codes (zero
-  /// extension to words, nibble split, minus 8), the index bytes from the
+  /// and vector, the 32 code bytes expanded to 64 signed codes (a
+  /// broadcast load, vpsrlvq of the upper half, mask, minus 8), the index
+  /// bytes from the
   /// two bit planes (two masked byte operations on the group offsets 0 and
   /// 4), and the codes' sum (vpdpbusd with ones); per row the step's 8 high
   /// and 8 low activation bytes, each broadcast as a vpshufb table,
@@ -508,7 +514,7 @@ private:
     Tile t = beginTile(out, row, colBase, col, mr, 16, inBounds);
     Value panel = t.panel;
     SmallVector<Value> &rows = t.rows, &init = t.init;
-    Type i8 = b.getI8Type(), i16 = b.getI16Type();
+    Type i8 = b.getI8Type();
     auto vb = VectorType::get({64}, i8);
     auto splat = [&](OpBuilder &ob, VectorType t, int64_t c) -> Value {
       return arith::ConstantOp::create(
@@ -526,6 +532,13 @@ private:
     Value zeroI = splat(b, vi32, 0);
     // Iteration values: hi sums, lo sums (tileVecs each), code sums (nv).
     SmallVector<Value> zeros(2 * tileVecs + d.nv, zeroI);
+    SmallVector<int64_t> both32;
+    for (int64_t q = 0; q < 64; ++q)
+      both32.push_back(q % 32);
+    auto vq = VectorType::get({8}, b.getI64Type());
+    Value halfShift = arith::ConstantOp::create(
+        b, loc,
+        DenseElementsAttr::get(vq, ArrayRef<int64_t>{0, 0, 0, 0, 4, 4, 4, 4}));
     auto blockLoop = scf::ForOp::create(
         b, loc, idx(b, 0), idx(b, d.blocks), idx(b, 1), init,
         [&](OpBuilder &bb, Location, Value blk, ValueRange accs) {
@@ -538,19 +551,20 @@ private:
                 SmallVector<Value> codes, ih;
                 for (int64_t v = 0; v < d.nv; ++v) {
                   Value vv = idx(sb, v);
+                  // The 32 code bytes in both halves (a broadcast load),
+                  // the upper half shifted by 4 (vpsrlvq), the nibbles
+                  // masked, minus 8: 3 operations for 64 codes.
                   Value c32 = read(sb, VectorType::get({32}, i8), d.vals,
                                    {panel, st, vv, idx(sb, 0)}, true);
-                  auto vw = VectorType::get({32}, i16);
-                  Value w = arith::ExtUIOp::create(sb, loc, vw, c32);
-                  Value lo = arith::AndIOp::create(sb, loc, w,
-                                                   splat(sb, vw, 0x0F));
-                  Value hi = arith::ShLIOp::create(
-                      sb, loc,
-                      arith::AndIOp::create(sb, loc, w, splat(sb, vw, 0xF0)),
-                      splat(sb, vw, 4));
-                  Value bytes = vector::BitCastOp::create(
-                      sb, loc, vb, arith::OrIOp::create(sb, loc, lo, hi));
-                  Value c = arith::SubIOp::create(sb, loc, bytes,
+                  Value both =
+                      vector::ShuffleOp::create(sb, loc, c32, c32, both32);
+                  Value q = arith::ShRUIOp::create(
+                      sb, loc, vector::BitCastOp::create(sb, loc, vq, both),
+                      halfShift);
+                  Value nib = arith::AndIOp::create(
+                      sb, loc, vector::BitCastOp::create(sb, loc, vb, q),
+                      splat(sb, vb, 0x0F));
+                  Value c = arith::SubIOp::create(sb, loc, nib,
                                                   splat(sb, vb, 8));
                   codes.push_back(c);
                   p[2 * tileVecs + v] =

@@ -110,11 +110,14 @@ func.func @int8_rows(%x: tensor<?x16xf32>) -> tensor<?x24xf32> {
 //
 // int16-dot (VNNI) at 512 bits: the int16 form. A prepass quantizes x per
 // row and scale block (amax, then the bytes: high byte ^ 128, low byte);
-// per step of two groups and vector 32 code bytes (lane l's first-group
-// codes in byte 2 l: 0xD3 as in the op) and two 64-bit index planes (lane
-// indices 1, 2 | 0, 1: low plane 0b1001 per lane = 0x99 per byte pair,
-// high plane 0b0010 = 0x22; lanes 32-63 are padding); codes zero-extended
-// to words and split, the code sum and the two products per row by
+// per step of two groups and vector 32 code bytes (byte k holds code k of
+// the expanded vector, 4 l + 2 h + j, in its low nibble and code k + 32 in
+// its high one: the op's nibbles 3 (slot 0) and 0xD (slot 1) give 0x33,
+// 0xDD) and two 64-bit index planes (lane indices 1, 2 | 0, 1: low plane
+// 0b1001 per lane = 0x99 per byte pair, high plane 0b0010 = 0x22; lanes
+// 32-63 are padding); the code bytes broadcast to both halves, the upper
+// one shifted by 4 (one 64-bit variable shift), masked and biased, the
+// code sum and the two products per row by
 // vpdpbusd, the activation bytes gathered by vpshufb.
 // I16-DAG: func.func private @llvm.x86.avx512.pshuf.b.512(vector<64xi8>, vector<64xi8>) -> vector<64xi8>
 // I16-DAG: func.func private @llvm.x86.avx512.vpdpbusd.512(vector<16xi32>, vector<64xi8>, vector<64xi8>) -> vector<16xi32>
@@ -126,8 +129,10 @@ func.func @int8_rows(%x: tensor<?x16xf32>) -> tensor<?x24xf32> {
 // I16: linalg.generic
 // I16: arith.xori
 // I16: vector.transfer_read {{.*}} : tensor<1x2x4x32xi8>, vector<32xi8>
-// I16: arith.extui {{.*}} : vector<32xi8> to vector<32xi16>
-// I16: vector.bitcast {{.*}} : vector<32xi16> to vector<64xi8>
+// I16: vector.shuffle {{.*}} : vector<32xi8>, vector<32xi8>
+// I16: arith.shrui {{.*}} : vector<8xi64>
+// I16: arith.andi {{.*}} : vector<64xi8>
+// I16: arith.subi {{.*}} : vector<64xi8>
 // I16: call @llvm.x86.avx512.vpdpbusd.512
 // I16: vector.bitcast {{.*}} : vector<8xi8> to vector<64xi1>
 // I16: arith.select
@@ -137,7 +142,7 @@ func.func @int8_rows(%x: tensor<?x16xf32>) -> tensor<?x24xf32> {
 // I16: call @llvm.x86.avx512.vpdpbusd.512
 // I16: arith.sitofp
 // I16: vector.fma
-// I16: [[C]]: "0x08000000D3D3D3D3
+// I16: [[C]]: "0x0800000033DD33DD
 // I16: quench_sparse_index_bytes: "0x0800000099999999999999992222222222222222
 func.func @int4_gemv(%x: tensor<1x16xf32>) -> tensor<1x32xf32> {
   %v = quench.constant dense<-45> : tensor<32x4xi8>
