@@ -47,6 +47,8 @@
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
 
+#include "llvm/ADT/bit.h"
+
 #include <cstring>
 
 namespace quench {
@@ -67,6 +69,9 @@ constexpr char kPermute256[] = "llvm.x86.avx2.permps";
 /// 128-bit lane, picked by the low 4 bits of each index byte.
 constexpr char kDot512[] = "llvm.x86.avx512.vpdpbusd.512";
 constexpr char kShuffleBytes512[] = "llvm.x86.avx512.pshuf.b.512";
+/// vpexpandb (AVX512-VBMI2): the first operand's bytes, in order, at the
+/// lanes the mask sets; the second operand's bytes elsewhere.
+constexpr char kExpand512[] = "llvm.x86.avx512.mask.expand.v64i8";
 /// The int16 activations' scale: q = round(x * kInt16Max / amax).
 constexpr float kInt16Max = 32767.0f;
 
@@ -83,7 +88,12 @@ struct SparseOperands {
   /// of two groups, the activations' amax [R, blocks] and bytes [R, steps,
   /// 16].
   bool int16 = false;
-  Value amax, xbytes;
+  /// The expand form of the int16 one (AVX512-VBMI2; see buildInt16Panels):
+  /// codes [P, steps, nv, 32] and masks [P, steps, nv, 2] i64, the
+  /// activations' signed high bytes and their sums per block qsum [R,
+  /// blocks] i32.
+  bool expand = false;
+  Value amax, xbytes, qsum;
   int64_t steps = 0, stepsPerBlock = 0;
 };
 
@@ -299,7 +309,44 @@ bool buildInt16Panels(RewriterBase &rw, linalg::GenericOp op,
   int64_t panels = llvm::divideCeil(d.n, d.nr);
   std::vector<char> codes(panels * d.steps * d.nv * 32, char(0x88));
   std::vector<char> ib(panels * d.steps * d.nv * 16, 0);
-  for (int64_t r = 0; r < d.n; ++r) {
+  if (d.expand) {
+    // Masks: bit 4 l + t of word h set where lane l keeps input t of group
+    // h; the kept codes of group h in the nibbles h of bytes 2 l + j.
+    // Padding lanes keep inputs 0 and 1 with code 0 (nibble 8).
+    std::vector<uint64_t> masks(panels * d.steps * d.nv * 2, 0);
+    for (int64_t r = 0; r < panels * d.nr; ++r) {
+      int64_t c = r % d.nr, v = c / 16, l = c % 16;
+      for (int64_t st = 0; st < d.steps; ++st) {
+        int64_t base = (r / d.nr * d.steps + st) * d.nv + v;
+        for (int64_t h = 0; h < 2; ++h)
+          for (int64_t j = 0; j < 2; ++j) {
+            int64_t slot = (2 * st + h) * 2 + j;
+            int code = 0, index = static_cast<int>(j);
+            if (r < d.n) {
+              code = static_cast<int8_t>((*vals)[r * d.slots + slot]);
+              index = static_cast<uint8_t>((*idx)[r * d.slots + slot]);
+            }
+            if (code < -8 || code > 7 || index > 3)
+              return false;
+            masks[base * 2 + h] |= uint64_t(1) << (4 * l + index);
+            char &cb = codes[base * 32 + 2 * l + j];
+            cb = static_cast<char>((static_cast<uint8_t>(cb) &
+                                    ~(15 << (4 * h))) |
+                                   ((code + 8) << (4 * h)));
+          }
+      }
+    }
+    for (uint64_t m : masks)
+      if (llvm::popcount(m) != 32)
+        return false; // indices not distinct
+    std::vector<char> mb(masks.size() * 8);
+    std::memcpy(mb.data(), masks.data(), mb.size());
+    d.idx = makeConstant(
+        rw, loc,
+        RankedTensorType::get({panels, d.steps, d.nv, 2}, rw.getI64Type()),
+        mb, "quench_sparse_masks");
+  }
+  for (int64_t r = 0; r < d.n && !d.expand; ++r) {
     int64_t c = r % d.nr, v = c / 16, l = c % 16;
     for (int64_t st = 0; st < d.steps; ++st) {
       int64_t base = (r / d.nr * d.steps + st) * d.nv + v;
@@ -332,10 +379,11 @@ bool buildInt16Panels(RewriterBase &rw, linalg::GenericOp op,
       rw, loc,
       RankedTensorType::get({panels, d.steps, d.nv, 32}, rw.getI8Type()),
       codes, "quench_sparse_values");
-  d.idx = makeConstant(
-      rw, loc,
-      RankedTensorType::get({panels, d.steps, d.nv, 16}, rw.getI8Type()), ib,
-      "quench_sparse_index_bytes");
+  if (!d.expand)
+    d.idx = makeConstant(
+        rw, loc,
+        RankedTensorType::get({panels, d.steps, d.nv, 16}, rw.getI8Type()),
+        ib, "quench_sparse_index_bytes");
   return true;
 }
 
@@ -381,6 +429,53 @@ void buildInt16Activations(RewriterBase &rw, Location loc,
                 b, l, (Value)arith::MaximumFOp::create(b, l, a[1], v));
           })
           .getResult(0);
+  // q of x and its block's amax (the dense kernel's rounding).
+  auto quantize = [&](OpBuilder &b, Location l, Value x, Value amax) {
+    auto cf = [&](float c) -> Value {
+      return arith::ConstantOp::create(b, l, b.getF32FloatAttr(c));
+    };
+    Value inv = arith::SelectOp::create(
+        b, l,
+        arith::CmpFOp::create(b, l, arith::CmpFPredicate::OGT, amax, cf(0)),
+        arith::DivFOp::create(b, l, cf(kInt16Max), amax), cf(0));
+    Value half = arith::SelectOp::create(
+        b, l, arith::CmpFOp::create(b, l, arith::CmpFPredicate::OLT, x, cf(0)),
+        cf(-0.5f), cf(0.5f));
+    return (Value)arith::FPToSIOp::create(
+        b, l, i32,
+        arith::AddFOp::create(b, l, arith::MulFOp::create(b, l, x, inv),
+                              half));
+  };
+  if (d.expand) {
+    // qsum over (r, b, g in block, t): the block's Σ q.
+    Value zi = arith::ConstantOp::create(rw, loc, rw.getI32IntegerAttr(0));
+    Value sumInit =
+        linalg::FillOp::create(
+            rw, loc, zi,
+            tensor::EmptyOp::create(
+                rw, loc,
+                ArrayRef<OpFoldResult>{rows, rw.getIndexAttr(d.blocks)}, i32)
+                .getResult())
+            .getResult(0);
+    d.qsum =
+        linalg::GenericOp::create(
+            rw, loc,
+            TypeRange{
+                RankedTensorType::get({xt.getDimSize(0), d.blocks}, i32)},
+            ValueRange{xb, d.amax}, ValueRange{sumInit},
+            SmallVector<AffineMap>{
+                AffineMap::getMultiDimIdentityMap(4, ctx),
+                AffineMap::get(4, 0, {dim(0), dim(1)}, ctx),
+                AffineMap::get(4, 0, {dim(0), dim(1)}, ctx)},
+            SmallVector<utils::IteratorType>{par, par, red, red},
+            [&](OpBuilder &b, Location l, ValueRange a) {
+              linalg::YieldOp::create(
+                  b, l,
+                  (Value)arith::AddIOp::create(b, l, a[2],
+                                               quantize(b, l, a[0], a[1])));
+            })
+            .getResult(0);
+  }
   // Bytes over (r, s, e): input 8 s + e mod 8 = x[r, 2 s + (e mod 8) / 4,
   // e mod 4]; e < 8 the high byte.
   AffineExpr e8 = dim(2) % 8;
@@ -403,28 +498,13 @@ void buildInt16Activations(RewriterBase &rw, Location loc,
               AffineMap::getMultiDimIdentityMap(3, ctx)},
           SmallVector<utils::IteratorType>{par, par, par},
           [&](OpBuilder &b, Location l, ValueRange a) {
-            auto cf = [&](float c) -> Value {
-              return arith::ConstantOp::create(b, l, b.getF32FloatAttr(c));
-            };
             auto ci = [&](int32_t c) -> Value {
               return arith::ConstantOp::create(b, l, b.getI32IntegerAttr(c));
             };
-            Value inv = arith::SelectOp::create(
-                b, l,
-                arith::CmpFOp::create(b, l, arith::CmpFPredicate::OGT, a[1],
-                                      cf(0)),
-                arith::DivFOp::create(b, l, cf(kInt16Max), a[1]), cf(0));
-            Value half = arith::SelectOp::create(
-                b, l,
-                arith::CmpFOp::create(b, l, arith::CmpFPredicate::OLT, a[0],
-                                      cf(0)),
-                cf(-0.5f), cf(0.5f));
-            Value q = arith::FPToSIOp::create(
-                b, l, i32,
-                arith::AddFOp::create(
-                    b, l, arith::MulFOp::create(b, l, a[0], inv), half));
-            Value hi = arith::XOrIOp::create(
-                b, l, arith::ShRSIOp::create(b, l, q, ci(8)), ci(128));
+            Value q = quantize(b, l, a[0], a[1]);
+            Value hi = arith::ShRSIOp::create(b, l, q, ci(8));
+            if (!d.expand)
+              hi = arith::XOrIOp::create(b, l, hi, ci(128));
             Value e = arith::IndexCastOp::create(
                 b, l, i32, linalg::IndexOp::create(b, l, 2));
             Value isHigh =
@@ -530,7 +610,8 @@ private:
     };
     const int64_t tileVecs = mr * d.nv;
     Value zeroI = splat(b, vi32, 0);
-    // Iteration values: hi sums, lo sums (tileVecs each), code sums (nv).
+    // Iteration values: hi sums, lo sums (tileVecs each), code sums (nv;
+    // not updated in the expand form).
     SmallVector<Value> zeros(2 * tileVecs + d.nv, zeroI);
     SmallVector<int64_t> both32;
     for (int64_t q = 0; q < 64; ++q)
@@ -539,6 +620,65 @@ private:
     Value halfShift = arith::ConstantOp::create(
         b, loc,
         DenseElementsAttr::get(vq, ArrayRef<int64_t>{0, 0, 0, 0, 4, 4, 4, 4}));
+    // The expand form's step: per vector the two groups' kept codes (low
+    // and high nibbles of the 32 bytes: a mask, a shift) expanded to their
+    // dense positions with the zero point 8 elsewhere (two vpexpandb); per
+    // row the four activation words broadcast and four vpdpbusd: Σ (c + 8)
+    // h with the codes unsigned and the high bytes signed, Σ l (c + 8)
+    // with the low bytes unsigned.
+    auto expandStep = [&](OpBuilder &sb, Value st, SmallVectorImpl<Value> &p) {
+      auto v32 = VectorType::get({32}, i8);
+      auto vm = VectorType::get({64}, sb.getI1Type());
+      // The 32 codes as the low half of a 64-byte vector (upper half
+      // poison: no instruction).
+      SmallVector<int64_t> widen;
+      for (int64_t q = 0; q < 64; ++q)
+        widen.push_back(q < 32 ? q : vector::ShuffleOp::kPoisonIndex);
+      Value fill = splat(sb, vb, 8);
+      SmallVector<Value> codes; // [v][h]
+      for (int64_t v = 0; v < d.nv; ++v) {
+        Value vv = idx(sb, v);
+        Value c32 = read(sb, v32, d.vals, {panel, st, vv, idx(sb, 0)}, true);
+        Value nib[2] = {
+            arith::AndIOp::create(sb, loc, c32, splat(sb, v32, 0x0F)),
+            arith::ShRUIOp::create(sb, loc, c32, splat(sb, v32, 4))};
+        for (int64_t h = 0; h < 2; ++h) {
+          Value m = tensor::ExtractOp::create(sb, loc, d.idx,
+                                              ValueRange{panel, st, vv,
+                                                         idx(sb, h)});
+          Value mv = vector::BitCastOp::create(
+              sb, loc, vm,
+              vector::BroadcastOp::create(
+                  sb, loc, VectorType::get({1}, m.getType()), m));
+          Value src = vector::ShuffleOp::create(sb, loc, nib[h], nib[h], widen);
+          codes.push_back(func::CallOp::create(sb, loc, kExpand512,
+                                               TypeRange{vb},
+                                               ValueRange{src, fill, mv})
+                              .getResult(0));
+        }
+      }
+      for (int64_t i = 0; i < mr; ++i) {
+        // Activation words: high bytes of groups 0 and 1, low bytes.
+        Value words[4];
+        for (int64_t w = 0; w < 4; ++w) {
+          Value x4 = read(sb, VectorType::get({4}, i8), d.xbytes,
+                          {rows[i], st, idx(sb, 4 * w)}, true);
+          Value x1 = vector::BitCastOp::create(
+              sb, loc, VectorType::get({1}, sb.getI32Type()), x4);
+          words[w] = vector::BitCastOp::create(
+              sb, loc, vb, vector::BroadcastOp::create(sb, loc, vi32,
+                                                       vector::ExtractOp::create(
+                                                           sb, loc, x1, 0)));
+        }
+        for (int64_t v = 0; v < d.nv; ++v)
+          for (int64_t h = 0; h < 2; ++h) {
+            Value c = codes[2 * v + h];
+            p[i * d.nv + v] = dot(sb, p[i * d.nv + v], c, words[h]);
+            p[tileVecs + i * d.nv + v] =
+                dot(sb, p[tileVecs + i * d.nv + v], words[2 + h], c);
+          }
+      }
+    };
     auto blockLoop = scf::ForOp::create(
         b, loc, idx(b, 0), idx(b, d.blocks), idx(b, 1), init,
         [&](OpBuilder &bb, Location, Value blk, ValueRange accs) {
@@ -548,6 +688,11 @@ private:
               bb, loc, s0, add(bb, s0, d.stepsPerBlock), idx(bb, 1), zeros,
               [&](OpBuilder &sb, Location, Value st, ValueRange it) {
                 SmallVector<Value> p(it);
+                if (d.expand) {
+                  expandStep(sb, st, p);
+                  scf::YieldOp::create(sb, loc, p);
+                  return;
+                }
                 SmallVector<Value> codes, ih;
                 for (int64_t v = 0; v < d.nv; ++v) {
                   Value vv = idx(sb, v);
@@ -625,7 +770,7 @@ private:
                 scf::YieldOp::create(sb, loc, p);
               });
           SmallVector<Value> acc(accs), part(stepLoop.getResults());
-          SmallVector<Value> sxs;
+          SmallVector<Value> sxs, qs;
           for (int64_t i = 0; i < mr; ++i) {
             Value am = tensor::ExtractOp::create(bb, loc, d.amax,
                                                  ValueRange{rows[i], blk});
@@ -634,6 +779,14 @@ private:
                 arith::ConstantOp::create(bb, loc,
                                           bb.getF32FloatAttr(1.0f / kInt16Max)));
             sxs.push_back(vector::BroadcastOp::create(bb, loc, vf, sx));
+            if (d.expand) {
+              Value q8 = arith::ShLIOp::create(
+                  bb, loc,
+                  tensor::ExtractOp::create(bb, loc, d.qsum,
+                                            ValueRange{rows[i], blk}),
+                  arith::ConstantOp::create(bb, loc, bb.getI32IntegerAttr(3)));
+              qs.push_back(vector::BroadcastOp::create(bb, loc, vi32, q8));
+            }
           }
           for (int64_t v = 0; v < d.nv; ++v) {
             Type st = getElementTypeOrSelf(d.scales.getType());
@@ -641,6 +794,8 @@ private:
                             {panel, blk, idx(bb, v * 16)}, true);
             if (st != f32)
               sc = arith::ExtFOp::create(bb, loc, vf, sc);
+            // t = 256 (H - 128 Σ c) + L, or in the expand form 256 H + L
+            // - 8 Σ q (codes + 8 against every input of the block).
             Value csum = arith::ShLIOp::create(bb, loc, part[2 * tileVecs + v],
                                                splat(bb, vi32, 7));
             for (int64_t i = 0; i < mr; ++i) {
@@ -648,9 +803,13 @@ private:
                   bb, loc,
                   arith::ShLIOp::create(
                       bb, loc,
-                      arith::SubIOp::create(bb, loc, part[i * d.nv + v], csum),
+                      d.expand ? part[i * d.nv + v]
+                               : (Value)arith::SubIOp::create(
+                                     bb, loc, part[i * d.nv + v], csum),
                       splat(bb, vi32, 8)),
                   part[tileVecs + i * d.nv + v]);
+              if (d.expand)
+                t = arith::SubIOp::create(bb, loc, t, qs[i]);
               acc[i * d.nv + v] = vector::FMAOp::create(
                   bb, loc, arith::MulFOp::create(bb, loc, sc, sxs[i]),
                   arith::SIToFPOp::create(bb, loc, vf, t), acc[i * d.nv + v]);
@@ -807,7 +966,8 @@ private:
 /// Replaces `op` by the kernel; fails, changing nothing, when it does not
 /// apply.
 LogicalResult buildSparseMatmulKernel(RewriterBase &rw, linalg::GenericOp op,
-                                      unsigned vectorBits, bool int16Dot) {
+                                      unsigned vectorBits, bool int16Dot,
+                                      bool bitmaskExpand) {
   SparseOperands d;
   if ((vectorBits != 256 && vectorBits != 512) || !matchSparseMatmul(op, d))
     return failure();
@@ -833,6 +993,9 @@ LogicalResult buildSparseMatmulKernel(RewriterBase &rw, linalg::GenericOp op,
   if (d.int16) {
     d.steps = d.groups / 2;
     d.stepsPerBlock = gpb / 2;
+    // The expand form: |t| <= 256 * 4 gpb * 15 * 128 + ... as the dense
+    // kernel's groups of at most 1024 inputs.
+    d.expand = bitmaskExpand && 4 * gpb <= 1024;
   }
   d.nv = oneRow ? 4 : (d.lanes == 16 && !d.int16 ? 2 : 1);
   d.nr = d.nv * d.lanes;
@@ -926,7 +1089,8 @@ struct QuenchCPUSparseMatmulPass
     IRRewriter rw(&getContext());
     bool any = false;
     for (linalg::GenericOp op : found)
-      any |= succeeded(buildSparseMatmulKernel(rw, op, vectorBits, int16Dot));
+      any |= succeeded(buildSparseMatmulKernel(rw, op, vectorBits, int16Dot,
+                                               bitmaskExpand));
     if (!any)
       return;
     MLIRContext *ctx = &getContext();
@@ -937,6 +1101,12 @@ struct QuenchCPUSparseMatmulPass
                                FunctionType::get(ctx, {vi, vb, vb}, {vi}));
       quench::declareIntrinsic(module, kShuffleBytes512,
                                FunctionType::get(ctx, {vb, vb}, {vb}));
+      if (bitmaskExpand)
+        quench::declareIntrinsic(
+            module, kExpand512,
+            FunctionType::get(
+                ctx, {vb, vb, VectorType::get({64}, IntegerType::get(ctx, 1))},
+                {vb}));
     }
     int64_t lanes = vectorBits / 32;
     auto vf = VectorType::get({lanes}, Float32Type::get(ctx));
