@@ -28,7 +28,11 @@
 // float is one vpermps of the table [-8, 7] (which reads the low 4 bits of
 // each lane: the low nibble as loaded, the high one after a shift by 4);
 // with 8 lanes (vpermps reads 3 bits) it is two's complement, decoded by
-// shifts and a conversion. See docs/sparsity.md ("CPU kernel").
+// shifts and a conversion. 2:4 4-bit codes on AVX512-VNNI take an int16
+// form (the dense W4A16 kernel's int16 activations and vpdpbusd): the
+// activations gathered per lane by vpshufb, or with `bitmask-expand`
+// (VBMI2) the kept codes expanded to their dense positions by vpexpandb
+// (see emitInt16). See docs/sparsity.md ("CPU kernel", "2:4 int4").
 //
 //===----------------------------------------------------------------------===//
 
@@ -391,8 +395,10 @@ bool buildInt16Panels(RewriterBase &rw, linalg::GenericOp op,
 /// dense W4A16 kernel's: amax = max |x|, q = round(x * 32767 / amax) half
 /// away from zero, 0 for an all-zero block): d.amax [R, blocks] f32 and
 /// d.xbytes [R, steps, 16] i8, per step the high bytes of its 8 inputs'
-/// q plus 128 (unsigned: (q >> 8) ^ 0x80), then their low bytes (q & 255).
-/// Two linalg generics, left to the tile pass.
+/// q plus 128 (unsigned: (q >> 8) ^ 0x80; in the expand form the signed
+/// q >> 8), then their low bytes (q & 255); the expand form also sums q
+/// per row and block into d.qsum [R, blocks] i32. Linalg generics, left to
+/// the tile pass.
 void buildInt16Activations(RewriterBase &rw, Location loc,
                            SparseOperands &d) {
   MLIRContext *ctx = rw.getContext();
