@@ -20,7 +20,9 @@ RTN g32 symmetric) with 8 rows and 1 row (decode), on the host and with
   * on a one-layer model whose K is a multiple of the scale block (every
     layer takes the sparse kernel's int16 form on AVX512-VNNI hosts) the
     compressed layer is bit-identical to the dense W4A16 kernel on the same
-    pruned codes (the same int16 activations and exact int32 block sums);
+    pruned codes (the same int16 activations and exact int32 block sums),
+    in the expand form (AVX512-VBMI2 hosts) and the gather form
+    (`--cpu=cascadelake`);
     elsewhere within 1e-5; likewise with batch and sequence dims [2, 3,
     128];
   * 1:4 int4 (one kept code per group) against NumPy's RTN of the masked
@@ -144,6 +146,12 @@ def main():
     # kernel where the host has AVX512-VNNI (the int16 form on both sides).
     flags = open("/proc/cpuinfo").read().split()
     vnni = "avx512_vnni" in flags and "avx512bw" in flags
+    # On AVX512-VBMI2 hosts the int16 form expands the kept codes
+    # (vpexpandb); --cpu=cascadelake (VNNI, no VBMI2) takes its gather form
+    # (vpshufb of the activations): both bit-identical to the dense kernel.
+    forms = [("sp", [])]
+    if vnni and "avx512_vbmi2" in flags:
+        forms.append(("sp_gather", ["--cpu=cascadelake"]))
     wl = (rng.standard_normal((128, 64)) / 8).astype(F32)
     one = os.path.join(work, "one.onnx")
     g = helper.make_graph(
@@ -158,7 +166,7 @@ def main():
         xo = os.path.join(work, "xone%d.npy" % rows)
         np.save(xo, rng.standard_normal((rows, 128)).astype(F32))
         ys = {}
-        for name, extra in [("sp", []), ("dense", ["--sparse-storage=dense"])]:
+        for name, extra in forms + [("dense", ["--sparse-storage=dense"])]:
             exe = os.path.join(work, "one_%s_%d" % (name, rows))
             run([qc, one, "-o", exe, "--report=" + exe + ".json"] + base +
                 ["--sparsity-head"] + extra)
@@ -168,16 +176,18 @@ def main():
             ys[name] = np.load(os.path.join(od, "y.npy"))
             with open(exe + ".json") as f:
                 st = json.load(f)["layers"][0].get("storage")
-            if name == "sp":
+            if name != "dense":
                 check(st == "2:4 compressed int4", "one layer: storage %s" % st)
-        err = rel_err(ys["sp"], ys["dense"])
-        if vnni:
-            check(np.array_equal(ys["sp"], ys["dense"]),
-                  "one layer, %d rows: compressed bit-identical to the dense "
-                  "W4A16 kernel (int16 forms), rel err %.2e" % (rows, err))
-        else:
-            check(err <= 1e-5, "one layer, %d rows: compressed vs dense "
-                  "W4A16, rel err %.2e" % (rows, err))
+        for name, _ in forms:
+            err = rel_err(ys[name], ys["dense"])
+            if vnni:
+                check(np.array_equal(ys[name], ys["dense"]),
+                      "one layer, %d rows (%s): compressed bit-identical to "
+                      "the dense W4A16 kernel (int16 forms), rel err %.2e" %
+                      (rows, name, err))
+            else:
+                check(err <= 1e-5, "one layer, %d rows: compressed vs dense "
+                      "W4A16, rel err %.2e" % (rows, err))
 
     # Batch and sequence dims [2, 3, 128] (rows collapsed in the kernel,
     # the int16 prepass over all six rows).
@@ -193,17 +203,20 @@ def main():
     x3 = os.path.join(work, "x3.npy")
     np.save(x3, rng.standard_normal((2, 3, 128)).astype(F32))
     y3 = {}
-    for name, extra in [("sp", []), ("dense", ["--sparse-storage=dense"])]:
+    for name, extra in forms + [("dense", ["--sparse-storage=dense"])]:
         exe = os.path.join(work, "one3_" + name)
         run([qc, one3, "-o", exe] + base + ["--sparsity-head"] + extra)
         od = exe + ".out"
         os.makedirs(od, exist_ok=True)
         run([exe, "--input", "x=" + x3, "--output-dir", od])
         y3[name] = np.load(os.path.join(od, "y.npy"))
-    err = rel_err(y3["sp"], y3["dense"])
-    check(y3["sp"].shape == (2, 3, 64) and
-          (np.array_equal(y3["sp"], y3["dense"]) if vnni else err <= 1e-5),
-          "x [2, 3, 128]: compressed vs dense W4A16, rel err %.2e" % err)
+    for name, _ in forms:
+        err = rel_err(y3[name], y3["dense"])
+        check(y3[name].shape == (2, 3, 64) and
+              (np.array_equal(y3[name], y3["dense"]) if vnni
+               else err <= 1e-5),
+              "x [2, 3, 128] (%s): compressed vs dense W4A16, rel err %.2e" %
+              (name, err))
 
     # 1:4 (one kept code per group: the last nibble of a row's bytes
     # unused) against NumPy's RTN of the masked weights.

@@ -28,7 +28,11 @@
 // float is one vpermps of the table [-8, 7] (which reads the low 4 bits of
 // each lane: the low nibble as loaded, the high one after a shift by 4);
 // with 8 lanes (vpermps reads 3 bits) it is two's complement, decoded by
-// shifts and a conversion. See docs/sparsity.md ("CPU kernel").
+// shifts and a conversion. 2:4 4-bit codes on AVX512-VNNI take an int16
+// form (the dense W4A16 kernel's int16 activations and vpdpbusd): the
+// activations gathered per lane by vpshufb, or with `bitmask-expand`
+// (VBMI2) the kept codes expanded to their dense positions by vpexpandb
+// (see emitInt16). See docs/sparsity.md ("CPU kernel", "2:4 int4").
 //
 //===----------------------------------------------------------------------===//
 
@@ -46,6 +50,8 @@
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
+
+#include "llvm/ADT/bit.h"
 
 #include <cstring>
 
@@ -67,6 +73,9 @@ constexpr char kPermute256[] = "llvm.x86.avx2.permps";
 /// 128-bit lane, picked by the low 4 bits of each index byte.
 constexpr char kDot512[] = "llvm.x86.avx512.vpdpbusd.512";
 constexpr char kShuffleBytes512[] = "llvm.x86.avx512.pshuf.b.512";
+/// vpexpandb (AVX512-VBMI2): the first operand's bytes, in order, at the
+/// lanes the mask sets; the second operand's bytes elsewhere.
+constexpr char kExpand512[] = "llvm.x86.avx512.mask.expand.v64i8";
 /// The int16 activations' scale: q = round(x * kInt16Max / amax).
 constexpr float kInt16Max = 32767.0f;
 
@@ -83,7 +92,12 @@ struct SparseOperands {
   /// of two groups, the activations' amax [R, blocks] and bytes [R, steps,
   /// 16].
   bool int16 = false;
-  Value amax, xbytes;
+  /// The expand form of the int16 one (AVX512-VBMI2; see buildInt16Panels):
+  /// codes [P, steps, nv, 32] and masks [P, steps, nv, 2] i64, the
+  /// activations' signed high bytes and their sums per block qsum [R,
+  /// blocks] i32.
+  bool expand = false;
+  Value amax, xbytes, qsum;
   int64_t steps = 0, stepsPerBlock = 0;
 };
 
@@ -269,11 +283,13 @@ bool buildPanels(RewriterBase &rw, linalg::GenericOp op, SparseOperands &d) {
 }
 
 /// The int16 form's panels (2:4 4-bit codes, two groups = 8 inputs per
-/// step, 16 lanes): per (panel, step, vector) 32 bytes of codes, byte 2l
-/// holding lane l's two codes of the first group (slot 0 low nibble, code +
-/// 8) and byte 2l + 1 those of the second, so that zero-extending the 32
-/// bytes to words and splitting each word's nibbles gives lane l's four
-/// codes as the bytes of its 32-bit lane; and 16 index bytes, two 64-bit
+/// step, 16 lanes): per (panel, step, vector) 32 bytes of codes (code + 8
+/// per nibble) in the order of the expanded 64-byte vector, whose byte k =
+/// 4 l + 2 h + j holds lane l's code of group h of the step, slot j: byte
+/// k < 32 of the panel holds code k in its low nibble and code k + 32 in
+/// its high one, so that the 32 bytes broadcast to both halves, the upper
+/// half shifted right by 4 and masked give the codes in one pass; and 16
+/// index bytes, two 64-bit
 /// planes of the low and the high bits of the 64 indices (bit 4 l + 2 h +
 /// j: lane l, group h of the step, slot j), so that two masked byte
 /// operations give the index bytes in the codes' order. Padding
@@ -297,26 +313,66 @@ bool buildInt16Panels(RewriterBase &rw, linalg::GenericOp op,
   int64_t panels = llvm::divideCeil(d.n, d.nr);
   std::vector<char> codes(panels * d.steps * d.nv * 32, char(0x88));
   std::vector<char> ib(panels * d.steps * d.nv * 16, 0);
-  for (int64_t r = 0; r < d.n; ++r) {
+  if (d.expand) {
+    // Masks: bit 4 l + t of word h set where lane l keeps input t of group
+    // h; the kept codes of group h in the nibbles h of bytes 2 l + j.
+    // Padding lanes keep inputs 0 and 1 with code 0 (nibble 8).
+    std::vector<uint64_t> masks(panels * d.steps * d.nv * 2, 0);
+    for (int64_t r = 0; r < panels * d.nr; ++r) {
+      int64_t c = r % d.nr, v = c / 16, l = c % 16;
+      for (int64_t st = 0; st < d.steps; ++st) {
+        int64_t base = (r / d.nr * d.steps + st) * d.nv + v;
+        for (int64_t h = 0; h < 2; ++h)
+          for (int64_t j = 0; j < 2; ++j) {
+            int64_t slot = (2 * st + h) * 2 + j;
+            int code = 0, index = static_cast<int>(j);
+            if (r < d.n) {
+              code = static_cast<int8_t>((*vals)[r * d.slots + slot]);
+              index = static_cast<uint8_t>((*idx)[r * d.slots + slot]);
+            }
+            if (code < -8 || code > 7 || index > 3)
+              return false;
+            masks[base * 2 + h] |= uint64_t(1) << (4 * l + index);
+            char &cb = codes[base * 32 + 2 * l + j];
+            cb = static_cast<char>((static_cast<uint8_t>(cb) &
+                                    ~(15 << (4 * h))) |
+                                   ((code + 8) << (4 * h)));
+          }
+      }
+    }
+    for (uint64_t m : masks)
+      if (llvm::popcount(m) != 32)
+        return false; // indices not distinct
+    std::vector<char> mb(masks.size() * 8);
+    std::memcpy(mb.data(), masks.data(), mb.size());
+    d.idx = makeConstant(
+        rw, loc,
+        RankedTensorType::get({panels, d.steps, d.nv, 2}, rw.getI64Type()),
+        mb, "quench_sparse_masks");
+  }
+  for (int64_t r = 0; r < d.n && !d.expand; ++r) {
     int64_t c = r % d.nr, v = c / 16, l = c % 16;
     for (int64_t st = 0; st < d.steps; ++st) {
       int64_t base = (r / d.nr * d.steps + st) * d.nv + v;
       for (int64_t h = 0; h < 2; ++h) {
-        uint8_t cbyte = 0;
         for (int64_t j = 0; j < 2; ++j) {
           int64_t slot = (2 * st + h) * 2 + j;
           int code = static_cast<int8_t>((*vals)[r * d.slots + slot]);
           int index = static_cast<uint8_t>((*idx)[r * d.slots + slot]);
           if (code < -8 || code > 7 || index > 3)
             return false;
-          cbyte |= static_cast<uint8_t>((code + 8) << (4 * j));
-          // Bit k = 4 l + 2 h + j of the low and the high bit plane.
+          // Byte k = 4 l + 2 h + j of the expanded vector: the low nibble
+          // of stored byte k (k < 32) or the high one of byte k - 32.
           int64_t k = 4 * l + 2 * h + j;
+          char &cb = codes[base * 32 + k % 32];
+          int shift = k < 32 ? 0 : 4;
+          cb = static_cast<char>((static_cast<uint8_t>(cb) & ~(15 << shift)) |
+                                 ((code + 8) << shift));
+          // Bit k of the low and the high bit plane.
           for (int64_t bit = 0; bit < 2; ++bit)
             if (index >> bit & 1)
               ib[base * 16 + 8 * bit + k / 8] |= static_cast<char>(1 << (k % 8));
         }
-        codes[base * 32 + 2 * l + h] = static_cast<char>(cbyte);
       }
     }
   }
@@ -327,10 +383,11 @@ bool buildInt16Panels(RewriterBase &rw, linalg::GenericOp op,
       rw, loc,
       RankedTensorType::get({panels, d.steps, d.nv, 32}, rw.getI8Type()),
       codes, "quench_sparse_values");
-  d.idx = makeConstant(
-      rw, loc,
-      RankedTensorType::get({panels, d.steps, d.nv, 16}, rw.getI8Type()), ib,
-      "quench_sparse_index_bytes");
+  if (!d.expand)
+    d.idx = makeConstant(
+        rw, loc,
+        RankedTensorType::get({panels, d.steps, d.nv, 16}, rw.getI8Type()),
+        ib, "quench_sparse_index_bytes");
   return true;
 }
 
@@ -338,8 +395,10 @@ bool buildInt16Panels(RewriterBase &rw, linalg::GenericOp op,
 /// dense W4A16 kernel's: amax = max |x|, q = round(x * 32767 / amax) half
 /// away from zero, 0 for an all-zero block): d.amax [R, blocks] f32 and
 /// d.xbytes [R, steps, 16] i8, per step the high bytes of its 8 inputs'
-/// q plus 128 (unsigned: (q >> 8) ^ 0x80), then their low bytes (q & 255).
-/// Two linalg generics, left to the tile pass.
+/// q plus 128 (unsigned: (q >> 8) ^ 0x80; in the expand form the signed
+/// q >> 8), then their low bytes (q & 255); the expand form also sums q
+/// per row and block into d.qsum [R, blocks] i32. Linalg generics, left to
+/// the tile pass.
 void buildInt16Activations(RewriterBase &rw, Location loc,
                            SparseOperands &d) {
   MLIRContext *ctx = rw.getContext();
@@ -376,6 +435,53 @@ void buildInt16Activations(RewriterBase &rw, Location loc,
                 b, l, (Value)arith::MaximumFOp::create(b, l, a[1], v));
           })
           .getResult(0);
+  // q of x and its block's amax (the dense kernel's rounding).
+  auto quantize = [&](OpBuilder &b, Location l, Value x, Value amax) {
+    auto cf = [&](float c) -> Value {
+      return arith::ConstantOp::create(b, l, b.getF32FloatAttr(c));
+    };
+    Value inv = arith::SelectOp::create(
+        b, l,
+        arith::CmpFOp::create(b, l, arith::CmpFPredicate::OGT, amax, cf(0)),
+        arith::DivFOp::create(b, l, cf(kInt16Max), amax), cf(0));
+    Value half = arith::SelectOp::create(
+        b, l, arith::CmpFOp::create(b, l, arith::CmpFPredicate::OLT, x, cf(0)),
+        cf(-0.5f), cf(0.5f));
+    return (Value)arith::FPToSIOp::create(
+        b, l, i32,
+        arith::AddFOp::create(b, l, arith::MulFOp::create(b, l, x, inv),
+                              half));
+  };
+  if (d.expand) {
+    // qsum over (r, b, g in block, t): the block's Σ q.
+    Value zi = arith::ConstantOp::create(rw, loc, rw.getI32IntegerAttr(0));
+    Value sumInit =
+        linalg::FillOp::create(
+            rw, loc, zi,
+            tensor::EmptyOp::create(
+                rw, loc,
+                ArrayRef<OpFoldResult>{rows, rw.getIndexAttr(d.blocks)}, i32)
+                .getResult())
+            .getResult(0);
+    d.qsum =
+        linalg::GenericOp::create(
+            rw, loc,
+            TypeRange{
+                RankedTensorType::get({xt.getDimSize(0), d.blocks}, i32)},
+            ValueRange{xb, d.amax}, ValueRange{sumInit},
+            SmallVector<AffineMap>{
+                AffineMap::getMultiDimIdentityMap(4, ctx),
+                AffineMap::get(4, 0, {dim(0), dim(1)}, ctx),
+                AffineMap::get(4, 0, {dim(0), dim(1)}, ctx)},
+            SmallVector<utils::IteratorType>{par, par, red, red},
+            [&](OpBuilder &b, Location l, ValueRange a) {
+              linalg::YieldOp::create(
+                  b, l,
+                  (Value)arith::AddIOp::create(b, l, a[2],
+                                               quantize(b, l, a[0], a[1])));
+            })
+            .getResult(0);
+  }
   // Bytes over (r, s, e): input 8 s + e mod 8 = x[r, 2 s + (e mod 8) / 4,
   // e mod 4]; e < 8 the high byte.
   AffineExpr e8 = dim(2) % 8;
@@ -398,28 +504,13 @@ void buildInt16Activations(RewriterBase &rw, Location loc,
               AffineMap::getMultiDimIdentityMap(3, ctx)},
           SmallVector<utils::IteratorType>{par, par, par},
           [&](OpBuilder &b, Location l, ValueRange a) {
-            auto cf = [&](float c) -> Value {
-              return arith::ConstantOp::create(b, l, b.getF32FloatAttr(c));
-            };
             auto ci = [&](int32_t c) -> Value {
               return arith::ConstantOp::create(b, l, b.getI32IntegerAttr(c));
             };
-            Value inv = arith::SelectOp::create(
-                b, l,
-                arith::CmpFOp::create(b, l, arith::CmpFPredicate::OGT, a[1],
-                                      cf(0)),
-                arith::DivFOp::create(b, l, cf(kInt16Max), a[1]), cf(0));
-            Value half = arith::SelectOp::create(
-                b, l,
-                arith::CmpFOp::create(b, l, arith::CmpFPredicate::OLT, a[0],
-                                      cf(0)),
-                cf(-0.5f), cf(0.5f));
-            Value q = arith::FPToSIOp::create(
-                b, l, i32,
-                arith::AddFOp::create(
-                    b, l, arith::MulFOp::create(b, l, a[0], inv), half));
-            Value hi = arith::XOrIOp::create(
-                b, l, arith::ShRSIOp::create(b, l, q, ci(8)), ci(128));
+            Value q = quantize(b, l, a[0], a[1]);
+            Value hi = arith::ShRSIOp::create(b, l, q, ci(8));
+            if (!d.expand)
+              hi = arith::XOrIOp::create(b, l, hi, ci(128));
             Value e = arith::IndexCastOp::create(
                 b, l, i32, linalg::IndexOp::create(b, l, 2));
             Value isHigh =
@@ -496,8 +587,9 @@ public:
 
 private:
   /// The int16 form's tile (see buildInt16Panels): per step of two groups
-  /// and vector, the 32 code bytes expanded to 64 signed codes (zero
-  /// extension to words, nibble split, minus 8), the index bytes from the
+  /// and vector, the 32 code bytes expanded to 64 signed codes (a
+  /// broadcast load, vpsrlvq of the upper half, mask, minus 8), the index
+  /// bytes from the
   /// two bit planes (two masked byte operations on the group offsets 0 and
   /// 4), and the codes' sum (vpdpbusd with ones); per row the step's 8 high
   /// and 8 low activation bytes, each broadcast as a vpshufb table,
@@ -508,7 +600,7 @@ private:
     Tile t = beginTile(out, row, colBase, col, mr, 16, inBounds);
     Value panel = t.panel;
     SmallVector<Value> &rows = t.rows, &init = t.init;
-    Type i8 = b.getI8Type(), i16 = b.getI16Type();
+    Type i8 = b.getI8Type();
     auto vb = VectorType::get({64}, i8);
     auto splat = [&](OpBuilder &ob, VectorType t, int64_t c) -> Value {
       return arith::ConstantOp::create(
@@ -524,8 +616,75 @@ private:
     };
     const int64_t tileVecs = mr * d.nv;
     Value zeroI = splat(b, vi32, 0);
-    // Iteration values: hi sums, lo sums (tileVecs each), code sums (nv).
+    // Iteration values: hi sums, lo sums (tileVecs each), code sums (nv;
+    // not updated in the expand form).
     SmallVector<Value> zeros(2 * tileVecs + d.nv, zeroI);
+    SmallVector<int64_t> both32;
+    for (int64_t q = 0; q < 64; ++q)
+      both32.push_back(q % 32);
+    auto vq = VectorType::get({8}, b.getI64Type());
+    Value halfShift = arith::ConstantOp::create(
+        b, loc,
+        DenseElementsAttr::get(vq, ArrayRef<int64_t>{0, 0, 0, 0, 4, 4, 4, 4}));
+    // The expand form's step: per vector the two groups' kept codes (low
+    // and high nibbles of the 32 bytes: a mask, a shift) expanded to their
+    // dense positions with the zero point 8 elsewhere (two vpexpandb); per
+    // row the four activation words broadcast and four vpdpbusd: Σ (c + 8)
+    // h with the codes unsigned and the high bytes signed, Σ l (c + 8)
+    // with the low bytes unsigned.
+    auto expandStep = [&](OpBuilder &sb, Value st, SmallVectorImpl<Value> &p) {
+      auto v32 = VectorType::get({32}, i8);
+      auto vm = VectorType::get({64}, sb.getI1Type());
+      // The 32 codes as the low half of a 64-byte vector (upper half
+      // poison: no instruction).
+      SmallVector<int64_t> widen;
+      for (int64_t q = 0; q < 64; ++q)
+        widen.push_back(q < 32 ? q : vector::ShuffleOp::kPoisonIndex);
+      Value fill = splat(sb, vb, 8);
+      SmallVector<Value> codes; // [v][h]
+      for (int64_t v = 0; v < d.nv; ++v) {
+        Value vv = idx(sb, v);
+        Value c32 = read(sb, v32, d.vals, {panel, st, vv, idx(sb, 0)}, true);
+        Value nib[2] = {
+            arith::AndIOp::create(sb, loc, c32, splat(sb, v32, 0x0F)),
+            arith::ShRUIOp::create(sb, loc, c32, splat(sb, v32, 4))};
+        for (int64_t h = 0; h < 2; ++h) {
+          Value m = tensor::ExtractOp::create(sb, loc, d.idx,
+                                              ValueRange{panel, st, vv,
+                                                         idx(sb, h)});
+          Value mv = vector::BitCastOp::create(
+              sb, loc, vm,
+              vector::BroadcastOp::create(
+                  sb, loc, VectorType::get({1}, m.getType()), m));
+          Value src = vector::ShuffleOp::create(sb, loc, nib[h], nib[h], widen);
+          codes.push_back(func::CallOp::create(sb, loc, kExpand512,
+                                               TypeRange{vb},
+                                               ValueRange{src, fill, mv})
+                              .getResult(0));
+        }
+      }
+      for (int64_t i = 0; i < mr; ++i) {
+        // Activation words: high bytes of groups 0 and 1, low bytes.
+        Value words[4];
+        for (int64_t w = 0; w < 4; ++w) {
+          Value x4 = read(sb, VectorType::get({4}, i8), d.xbytes,
+                          {rows[i], st, idx(sb, 4 * w)}, true);
+          Value x1 = vector::BitCastOp::create(
+              sb, loc, VectorType::get({1}, sb.getI32Type()), x4);
+          words[w] = vector::BitCastOp::create(
+              sb, loc, vb, vector::BroadcastOp::create(sb, loc, vi32,
+                                                       vector::ExtractOp::create(
+                                                           sb, loc, x1, 0)));
+        }
+        for (int64_t v = 0; v < d.nv; ++v)
+          for (int64_t h = 0; h < 2; ++h) {
+            Value c = codes[2 * v + h];
+            p[i * d.nv + v] = dot(sb, p[i * d.nv + v], c, words[h]);
+            p[tileVecs + i * d.nv + v] =
+                dot(sb, p[tileVecs + i * d.nv + v], words[2 + h], c);
+          }
+      }
+    };
     auto blockLoop = scf::ForOp::create(
         b, loc, idx(b, 0), idx(b, d.blocks), idx(b, 1), init,
         [&](OpBuilder &bb, Location, Value blk, ValueRange accs) {
@@ -535,22 +694,28 @@ private:
               bb, loc, s0, add(bb, s0, d.stepsPerBlock), idx(bb, 1), zeros,
               [&](OpBuilder &sb, Location, Value st, ValueRange it) {
                 SmallVector<Value> p(it);
+                if (d.expand) {
+                  expandStep(sb, st, p);
+                  scf::YieldOp::create(sb, loc, p);
+                  return;
+                }
                 SmallVector<Value> codes, ih;
                 for (int64_t v = 0; v < d.nv; ++v) {
                   Value vv = idx(sb, v);
+                  // The 32 code bytes in both halves (a broadcast load),
+                  // the upper half shifted by 4 (vpsrlvq), the nibbles
+                  // masked, minus 8: 3 operations for 64 codes.
                   Value c32 = read(sb, VectorType::get({32}, i8), d.vals,
                                    {panel, st, vv, idx(sb, 0)}, true);
-                  auto vw = VectorType::get({32}, i16);
-                  Value w = arith::ExtUIOp::create(sb, loc, vw, c32);
-                  Value lo = arith::AndIOp::create(sb, loc, w,
-                                                   splat(sb, vw, 0x0F));
-                  Value hi = arith::ShLIOp::create(
-                      sb, loc,
-                      arith::AndIOp::create(sb, loc, w, splat(sb, vw, 0xF0)),
-                      splat(sb, vw, 4));
-                  Value bytes = vector::BitCastOp::create(
-                      sb, loc, vb, arith::OrIOp::create(sb, loc, lo, hi));
-                  Value c = arith::SubIOp::create(sb, loc, bytes,
+                  Value both =
+                      vector::ShuffleOp::create(sb, loc, c32, c32, both32);
+                  Value q = arith::ShRUIOp::create(
+                      sb, loc, vector::BitCastOp::create(sb, loc, vq, both),
+                      halfShift);
+                  Value nib = arith::AndIOp::create(
+                      sb, loc, vector::BitCastOp::create(sb, loc, vb, q),
+                      splat(sb, vb, 0x0F));
+                  Value c = arith::SubIOp::create(sb, loc, nib,
                                                   splat(sb, vb, 8));
                   codes.push_back(c);
                   p[2 * tileVecs + v] =
@@ -611,7 +776,7 @@ private:
                 scf::YieldOp::create(sb, loc, p);
               });
           SmallVector<Value> acc(accs), part(stepLoop.getResults());
-          SmallVector<Value> sxs;
+          SmallVector<Value> sxs, qs;
           for (int64_t i = 0; i < mr; ++i) {
             Value am = tensor::ExtractOp::create(bb, loc, d.amax,
                                                  ValueRange{rows[i], blk});
@@ -620,6 +785,14 @@ private:
                 arith::ConstantOp::create(bb, loc,
                                           bb.getF32FloatAttr(1.0f / kInt16Max)));
             sxs.push_back(vector::BroadcastOp::create(bb, loc, vf, sx));
+            if (d.expand) {
+              Value q8 = arith::ShLIOp::create(
+                  bb, loc,
+                  tensor::ExtractOp::create(bb, loc, d.qsum,
+                                            ValueRange{rows[i], blk}),
+                  arith::ConstantOp::create(bb, loc, bb.getI32IntegerAttr(3)));
+              qs.push_back(vector::BroadcastOp::create(bb, loc, vi32, q8));
+            }
           }
           for (int64_t v = 0; v < d.nv; ++v) {
             Type st = getElementTypeOrSelf(d.scales.getType());
@@ -627,6 +800,8 @@ private:
                             {panel, blk, idx(bb, v * 16)}, true);
             if (st != f32)
               sc = arith::ExtFOp::create(bb, loc, vf, sc);
+            // t = 256 (H - 128 Σ c) + L, or in the expand form 256 H + L
+            // - 8 Σ q (codes + 8 against every input of the block).
             Value csum = arith::ShLIOp::create(bb, loc, part[2 * tileVecs + v],
                                                splat(bb, vi32, 7));
             for (int64_t i = 0; i < mr; ++i) {
@@ -634,9 +809,13 @@ private:
                   bb, loc,
                   arith::ShLIOp::create(
                       bb, loc,
-                      arith::SubIOp::create(bb, loc, part[i * d.nv + v], csum),
+                      d.expand ? part[i * d.nv + v]
+                               : (Value)arith::SubIOp::create(
+                                     bb, loc, part[i * d.nv + v], csum),
                       splat(bb, vi32, 8)),
                   part[tileVecs + i * d.nv + v]);
+              if (d.expand)
+                t = arith::SubIOp::create(bb, loc, t, qs[i]);
               acc[i * d.nv + v] = vector::FMAOp::create(
                   bb, loc, arith::MulFOp::create(bb, loc, sc, sxs[i]),
                   arith::SIToFPOp::create(bb, loc, vf, t), acc[i * d.nv + v]);
@@ -793,7 +972,8 @@ private:
 /// Replaces `op` by the kernel; fails, changing nothing, when it does not
 /// apply.
 LogicalResult buildSparseMatmulKernel(RewriterBase &rw, linalg::GenericOp op,
-                                      unsigned vectorBits, bool int16Dot) {
+                                      unsigned vectorBits, bool int16Dot,
+                                      bool bitmaskExpand) {
   SparseOperands d;
   if ((vectorBits != 256 && vectorBits != 512) || !matchSparseMatmul(op, d))
     return failure();
@@ -819,6 +999,9 @@ LogicalResult buildSparseMatmulKernel(RewriterBase &rw, linalg::GenericOp op,
   if (d.int16) {
     d.steps = d.groups / 2;
     d.stepsPerBlock = gpb / 2;
+    // The expand form: |t| <= 256 * 4 gpb * 15 * 128 + ... as the dense
+    // kernel's groups of at most 1024 inputs.
+    d.expand = bitmaskExpand && 4 * gpb <= 1024;
   }
   d.nv = oneRow ? 4 : (d.lanes == 16 && !d.int16 ? 2 : 1);
   d.nr = d.nv * d.lanes;
@@ -912,7 +1095,8 @@ struct QuenchCPUSparseMatmulPass
     IRRewriter rw(&getContext());
     bool any = false;
     for (linalg::GenericOp op : found)
-      any |= succeeded(buildSparseMatmulKernel(rw, op, vectorBits, int16Dot));
+      any |= succeeded(buildSparseMatmulKernel(rw, op, vectorBits, int16Dot,
+                                               bitmaskExpand));
     if (!any)
       return;
     MLIRContext *ctx = &getContext();
@@ -923,6 +1107,12 @@ struct QuenchCPUSparseMatmulPass
                                FunctionType::get(ctx, {vi, vb, vb}, {vi}));
       quench::declareIntrinsic(module, kShuffleBytes512,
                                FunctionType::get(ctx, {vb, vb}, {vb}));
+      if (bitmaskExpand)
+        quench::declareIntrinsic(
+            module, kExpand512,
+            FunctionType::get(
+                ctx, {vb, vb, VectorType::get({64}, IntegerType::get(ctx, 1))},
+                {vb}));
     }
     int64_t lanes = vectorBits / 32;
     auto vf = VectorType::get({lanes}, Float32Type::get(ctx));

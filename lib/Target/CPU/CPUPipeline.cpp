@@ -53,6 +53,7 @@ void quench::appendCPUCodegenStages(std::vector<PipelineStage> &stages,
          QuenchCPUSparseMatmulOptions sparse;
          sparse.vectorBits = vectorBits;
          sparse.int16Dot = int8Dot == Int8DotProduct::VNNI;
+         sparse.bitmaskExpand = bitmaskExpand;
          pm.addPass(createQuenchCPUSparseMatmul(sparse));
          if (int8Dot != Int8DotProduct::None) {
            QuenchCPUInt8MatmulOptions int8;

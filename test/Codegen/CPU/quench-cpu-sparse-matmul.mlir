@@ -2,6 +2,7 @@
 // RUN: quench-opt %s --split-input-file --convert-quench-to-linalg --quench-cpu-sparse-matmul=vector-bits=512 | FileCheck %s --check-prefix=AVX512
 // RUN: quench-opt %s --split-input-file --convert-quench-to-linalg --quench-cpu-sparse-matmul=vector-bits=128 | FileCheck %s --check-prefix=NARROW
 // RUN: quench-opt %s --split-input-file --convert-quench-to-linalg "--quench-cpu-sparse-matmul=vector-bits=512 int16-dot=1" | FileCheck %s --check-prefix=I16
+// RUN: quench-opt %s --split-input-file --convert-quench-to-linalg "--quench-cpu-sparse-matmul=vector-bits=512 int16-dot=1 bitmask-expand=1" | FileCheck %s --check-prefix=EXP
 
 // The sparse kernel replaces quench.sparse_linear's generic (via
 // convert-quench-to-linalg). 2:4 f32, one static row (decode GEMV), 32
@@ -110,11 +111,14 @@ func.func @int8_rows(%x: tensor<?x16xf32>) -> tensor<?x24xf32> {
 //
 // int16-dot (VNNI) at 512 bits: the int16 form. A prepass quantizes x per
 // row and scale block (amax, then the bytes: high byte ^ 128, low byte);
-// per step of two groups and vector 32 code bytes (lane l's first-group
-// codes in byte 2 l: 0xD3 as in the op) and two 64-bit index planes (lane
-// indices 1, 2 | 0, 1: low plane 0b1001 per lane = 0x99 per byte pair,
-// high plane 0b0010 = 0x22; lanes 32-63 are padding); codes zero-extended
-// to words and split, the code sum and the two products per row by
+// per step of two groups and vector 32 code bytes (byte k holds code k of
+// the expanded vector, 4 l + 2 h + j, in its low nibble and code k + 32 in
+// its high one: the op's nibbles 3 (slot 0) and 0xD (slot 1) give 0x33,
+// 0xDD) and two 64-bit index planes (lane indices 1, 2 | 0, 1: low plane
+// 0b1001 per lane = 0x99 per byte pair, high plane 0b0010 = 0x22; lanes
+// 32-63 are padding); the code bytes broadcast to both halves, the upper
+// one shifted by 4 (one 64-bit variable shift), masked and biased, the
+// code sum and the two products per row by
 // vpdpbusd, the activation bytes gathered by vpshufb.
 // I16-DAG: func.func private @llvm.x86.avx512.pshuf.b.512(vector<64xi8>, vector<64xi8>) -> vector<64xi8>
 // I16-DAG: func.func private @llvm.x86.avx512.vpdpbusd.512(vector<16xi32>, vector<64xi8>, vector<64xi8>) -> vector<16xi32>
@@ -126,8 +130,10 @@ func.func @int8_rows(%x: tensor<?x16xf32>) -> tensor<?x24xf32> {
 // I16: linalg.generic
 // I16: arith.xori
 // I16: vector.transfer_read {{.*}} : tensor<1x2x4x32xi8>, vector<32xi8>
-// I16: arith.extui {{.*}} : vector<32xi8> to vector<32xi16>
-// I16: vector.bitcast {{.*}} : vector<32xi16> to vector<64xi8>
+// I16: vector.shuffle {{.*}} : vector<32xi8>, vector<32xi8>
+// I16: arith.shrui {{.*}} : vector<8xi64>
+// I16: arith.andi {{.*}} : vector<64xi8>
+// I16: arith.subi {{.*}} : vector<64xi8>
 // I16: call @llvm.x86.avx512.vpdpbusd.512
 // I16: vector.bitcast {{.*}} : vector<8xi8> to vector<64xi1>
 // I16: arith.select
@@ -137,8 +143,44 @@ func.func @int8_rows(%x: tensor<?x16xf32>) -> tensor<?x24xf32> {
 // I16: call @llvm.x86.avx512.vpdpbusd.512
 // I16: arith.sitofp
 // I16: vector.fma
-// I16: [[C]]: "0x08000000D3D3D3D3
+// I16: [[C]]: "0x0800000033DD33DD
 // I16: quench_sparse_index_bytes: "0x0800000099999999999999992222222222222222
+//
+// With bitmask-expand (AVX512-VBMI2) the expand form: per step and vector
+// 32 code bytes (byte 2 l + j: group 0's kept code j in the low nibble,
+// group 1's in the high one: 0x33, 0xDD) and one 64-bit mask per group
+// (bit 4 l + index: indices 1, 2 give 0x6 per lane, 0, 1 give 0x3; the
+// padding lanes keep inputs 0 and 1); the prepass also sums q per block;
+// the codes masked and shifted, expanded by vpexpandb (the zero point 8
+// elsewhere), four vpdpbusd per row with the broadcast activation words,
+// and t = 256 H + L - 8 Σq.
+// EXP-DAG: func.func private @llvm.x86.avx512.mask.expand.v64i8(vector<64xi8>, vector<64xi8>, vector<64xi1>) -> vector<64xi8>
+// EXP-LABEL: func.func @int4_gemv
+// EXP-DAG: arith.constant dense_resource<quench_sparse_masks> : tensor<1x2x4x2xi64>
+// EXP-DAG: arith.constant dense_resource<[[C:quench_sparse_values_[0-9]+]]> : tensor<1x2x4x32xi8>
+// EXP: arith.maximumf
+// EXP: linalg.generic
+// EXP: arith.fptosi
+// EXP: arith.addi {{.*}} : i32
+// EXP: linalg.generic
+// EXP-NOT: arith.xori
+// EXP: vector.transfer_read {{.*}} : tensor<1x2x4x32xi8>, vector<32xi8>
+// EXP: arith.andi {{.*}} : vector<32xi8>
+// EXP: arith.shrui {{.*}} : vector<32xi8>
+// EXP: tensor.extract {{.*}} : tensor<1x2x4x2xi64>
+// EXP: call @llvm.x86.avx512.mask.expand.v64i8
+// EXP: call @llvm.x86.avx512.mask.expand.v64i8
+// EXP-NOT: pshuf.b
+// EXP: vector.broadcast {{.*}} : i32 to vector<16xi32>
+// EXP: call @llvm.x86.avx512.vpdpbusd.512
+// EXP: call @llvm.x86.avx512.vpdpbusd.512
+// EXP: call @llvm.x86.avx512.vpdpbusd.512
+// EXP: call @llvm.x86.avx512.vpdpbusd.512
+// EXP: arith.shli {{.*}} : i32
+// EXP: arith.subi {{.*}} : vector<16xi32>
+// EXP: vector.fma
+// EXP: quench_sparse_masks: "0x0800000066666666666666663333333333333333
+// EXP: [[C]]: "0x0800000033DD33DD
 func.func @int4_gemv(%x: tensor<1x16xf32>) -> tensor<1x32xf32> {
   %v = quench.constant dense<-45> : tensor<32x4xi8>
   %i = quench.constant dense<73> : tensor<32x2xi8>

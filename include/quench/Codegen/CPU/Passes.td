@@ -194,7 +194,10 @@ def QuenchCPUSparseMatmul
     AVX512-VNNI) 2:4 4-bit layers take the int16 form: the activations
     quantized to int16 per row and scale block as the dense W4A16 kernel
     does, gathered per lane by the indices (`vpshufb`) and multiplied with
-    the kept codes by `vpdpbusd` (bit-identical to the dense kernel). Needs
+    the kept codes by `vpdpbusd` (bit-identical to the dense kernel); with
+    `bitmask-expand` (AVX512-VBMI2) the kept codes are instead expanded to
+    their dense positions (`vpexpandb`, the zero point elsewhere) and
+    multiplied with the broadcast activations (no gather per row). Needs
     `vector-bits` 256 or 512; otherwise (or for other generics) the generic
     stays and runs as loops. See docs/sparsity.md ("CPU kernel", "2:4
     int4").
@@ -204,6 +207,11 @@ def QuenchCPUSparseMatmul
     Option<"int16Dot", "int16-dot", "bool", "false",
            "2:4 4-bit codes at 512 bits: multiply int16 activations with "
            "vpdpbusd (AVX512-VNNI), as the dense W4A16 kernel does">,
+    Option<"bitmaskExpand", "bitmask-expand", "bool", "false",
+           "with int16-dot: expand the kept 4-bit codes of 2:4 layers to "
+           "the dense positions by vpexpandb (AVX512-VBMI2) and multiply "
+           "them with the broadcast activations as the dense W4A16 kernel "
+           "does, instead of gathering the activations per lane">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
