@@ -93,8 +93,9 @@ class Case:
     """One quench.matmul_nbits with random codes, scales, zero points."""
 
     def __init__(self, name, n, k, bits, block, zp, scale_dtype, xshape,
-                 bias=False, weight_input=False, zero_rows=()):
+                 bias=False, weight_input=False, zero_rows=(), dyn_rows=7):
         self.name, self.n, self.k, self.bits, self.block = name, n, k, bits, block
+        self.dyn_rows = dyn_rows  # run-time extent of a dynamic dimension
         self.zp_kind, self.xshape = zp, xshape
         self.weight_input = weight_input
         self.zero_rows = zero_rows  # rows of x (flattened) set to 0
@@ -217,6 +218,13 @@ CASES = [
     # on a split group (600 -> 3 x 200, the zero points repeated).
     Case("b8_g6_pad", 24, 30, 8, 6, "packed", np.float32, (3, 30)),
     Case("b8_ch_fzp", 16, 600, 8, 600, "float", np.float16, (2, 600)),
+    # A dynamic row count run with one row: the int16 form's one-row tiles
+    # of 4 panels under scf.if (N = 328: two tasks of whole wide tiles,
+    # then panels and a masked vector); zero points packed and none.
+    Case("b4_dyn_one", 328, 64, 4, 32, "packed", np.float16, (None, 64),
+         dyn_rows=1),
+    Case("b8_dyn_one", 200, 96, 8, 32, None, np.float16, (None, 96),
+         dyn_rows=1),
 ]
 
 
@@ -339,7 +347,7 @@ def kernels(build, work, failures):
     inputs = []
     vnni = host_vnni()
     for c in CASES:
-        shape = tuple(7 if d is None else d for d in c.xshape)
+        shape = tuple(c.dyn_rows if d is None else d for d in c.xshape)
         xs[c.name] = RNG.standard_normal(shape).astype(np.float32)
         flat = xs[c.name].reshape(-1, c.k)
         for r in c.zero_rows:

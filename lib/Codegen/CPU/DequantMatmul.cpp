@@ -182,8 +182,14 @@ TileFrame quench::dequant::buildTileFrame(OpBuilder &b, Location loc,
   Value gcol = arith::AddIOp::create(b, loc, colBase, col);
   f.panel = arith::DivUIOp::create(b, loc, gcol, idx(d.nr));
   Value off = arith::RemUIOp::create(b, loc, gcol, idx(d.nr));
+  // A tile wider than a panel starts at a panel's first column (one-row
+  // tiles of buildDequantTiles' `gemvVecs`): vector v is then at column
+  // v * lanes mod nr of panel `panel` + v * lanes / nr.
+  assert((nv * d.lanes <= d.nr || nv * d.lanes % d.nr == 0) &&
+         "a tile spans one panel or whole panels");
   for (int64_t v = 0; v < nv; ++v) {
-    f.wcols.push_back(quench::addIndex(b, loc, off, v * d.lanes));
+    f.panels.push_back(quench::addIndex(b, loc, f.panel, v * d.lanes / d.nr));
+    f.wcols.push_back(quench::addIndex(b, loc, off, v * d.lanes % d.nr));
     f.ocols.push_back(quench::addIndex(b, loc, col, v * d.lanes));
   }
   for (int64_t i = 0; i < mr; ++i)
@@ -332,8 +338,7 @@ Value TileEmitter::emitInt16(Value out, Value row, Value colBase, Value col,
   int64_t tileVecs = mr * nv;
   auto at = [&](int64_t i, int64_t v) { return i * nv + v; };
   Frame f = frame(out, row, colBase, col, mr, nv, inBounds);
-  Value panel = f.panel;
-  ArrayRef<Value> wcols = f.wcols, rows = f.rows;
+  ArrayRef<Value> panels = f.panels, wcols = f.wcols, rows = f.rows;
 
   auto i8 = b.getI8Type(), i32 = b.getI32Type();
   auto bytes = VectorType::get({4 * d.lanes}, i8);
@@ -372,7 +377,7 @@ Value TileEmitter::emitInt16(Value out, Value row, Value colBase, Value col,
     for (int64_t v = 0; v < nv; ++v) {
       vsel.push_back(arith::DivUIOp::create(b, loc, wcols[v], idx(16)));
       Value s0 = tensor::ExtractOp::create(b, loc, d.starts,
-                                           ValueRange{panel, vsel[v]});
+                                           ValueRange{panels[v], vsel[v]});
       blockInit.push_back(arith::IndexCastOp::create(
           b, loc, b.getIndexType(),
           arith::ExtUIOp::create(b, loc, b.getI64Type(), s0)));
@@ -413,7 +418,7 @@ Value TileEmitter::emitInt16(Value out, Value row, Value colBase, Value col,
                     // kept bytes (128 elsewhere: the dense codes).
                     Value &off = p[2 * tileVecs + v];
                     Value m = tensor::ExtractOp::create(
-                        jb, loc, d.masks, ValueRange{panel, vsel[v], blk, j4});
+                        jb, loc, d.masks, ValueRange{panels[v], vsel[v], blk, j4});
                     Value run = read(jb, vbytes, d.packed, {off}, true);
                     Value mv = vector::BitCastOp::create(
                         jb, loc, vmask,
@@ -431,7 +436,7 @@ Value TileEmitter::emitInt16(Value out, Value row, Value colBase, Value col,
                   } else {
                     c = vector::BitCastOp::create(
                         jb, loc, bytes,
-                        read(jb, vi32, d.codes, {panel, blk, j4, wcols[v]},
+                        read(jb, vi32, d.codes, {panels[v], blk, j4, wcols[v]},
                              true));
                   }
                   for (int64_t i = 0; i < mr; ++i) {
@@ -454,7 +459,7 @@ Value TileEmitter::emitInt16(Value out, Value row, Value colBase, Value col,
               Value nibbles = splatI32(jb, 0x0F0F0F0F);
               for (int64_t v = 0; v < nv; ++v) {
                 Value w =
-                    read(jb, vi32, d.codes, {panel, blk, j4, wcols[v]}, true);
+                    read(jb, vi32, d.codes, {panels[v], blk, j4, wcols[v]}, true);
                 // Codes of parity h (byte t: code h of j = 4 j4 + t) as
                 // bytes 0..15.
                 Value codes[2] = {
@@ -499,14 +504,14 @@ Value TileEmitter::emitInt16(Value out, Value row, Value colBase, Value col,
             qsf.push_back(arith::SIToFPOp::create(bb, loc, vf, q));
         }
         for (int64_t v = 0; v < nv; ++v) {
-          Value s = readF32(bb, d.scales, {panel, blk, wcols[v]}, true);
+          Value s = readF32(bb, d.scales, {panels[v], blk, wcols[v]}, true);
           Value z;
           if (d.zp && d.floatZp)
-            z = readF32(bb, d.zp, {panel, blk, wcols[v]}, true);
+            z = readF32(bb, d.zp, {panels[v], blk, wcols[v]}, true);
           else if (d.zp)
             z = arith::ExtUIOp::create(
                 bb, loc, vi32,
-                read(bb, vi8, d.zp, {panel, blk, wcols[v]}, true));
+                read(bb, vi8, d.zp, {panels[v], blk, wcols[v]}, true));
           for (int64_t i = 0; i < mr; ++i) {
             Value t = arith::AddIOp::create(
                 bb, loc,
@@ -990,8 +995,10 @@ void buildInt16Activations(RewriterBase &rw, Location loc, Value x,
 Value quench::dequant::buildDequantTiles(RewriterBase &rw, Location loc,
                                          const DequantOperands &d, Value out,
                                          int64_t mr, int64_t nv,
-                                         TileBuilder tile) {
+                                         TileBuilder tile, int64_t gemvVecs) {
   int64_t nr = d.nr;
+  assert((gemvVecs == 0 || gemvVecs * d.lanes % nr == 0) &&
+         "one-row tiles of whole panels");
   // Tasks: 128 features (whole register tiles) each.
   int64_t nt = std::max<int64_t>(nr, llvm::alignTo(128, nr));
   auto taskBody = [&](OpBuilder &tb, const quench::ColumnTask &task) -> Value {
@@ -1025,24 +1032,61 @@ Value quench::dequant::buildDequantTiles(RewriterBase &rw, Location loc,
           });
       return rest.getResult(0);
     };
-    auto colMain = scf::ForOp::create(
-        tb, loc, cst(0), fullCols, cst(nr), ValueRange{task.slice},
-        [&](OpBuilder &cb, Location, Value col, ValueRange a) {
-          scf::YieldOp::create(cb, loc,
-                               rowLoops(cb, a[0], col, nv, /*inBounds=*/true));
-        });
-    Value result = colMain.getResult(0);
-    if (d.n % nr != 0) {
-      auto colRest = scf::ForOp::create(
-          tb, loc, fullCols, task.width, cst(d.lanes), ValueRange{result},
+    // The column tiles from `start`: whole nr-wide tiles, then single
+    // vectors (masked at N).
+    auto colLoops = [&](OpBuilder &b, Value acc, Value start) -> Value {
+      auto colMain = scf::ForOp::create(
+          b, loc, start, fullCols, cst(nr), ValueRange{acc},
           [&](OpBuilder &cb, Location, Value col, ValueRange a) {
             scf::YieldOp::create(
-                cb, loc,
-                rowLoops(cb, a[0], col, 1, /*inBounds=*/d.n % d.lanes == 0));
+                cb, loc, rowLoops(cb, a[0], col, nv, /*inBounds=*/true));
           });
-      result = colRest.getResult(0);
+      Value result = colMain.getResult(0);
+      if (d.n % nr != 0) {
+        auto colRest = scf::ForOp::create(
+            b, loc, fullCols, task.width, cst(d.lanes), ValueRange{result},
+            [&](OpBuilder &cb, Location, Value col, ValueRange a) {
+              scf::YieldOp::create(
+                  cb, loc,
+                  rowLoops(cb, a[0], col, 1,
+                           /*inBounds=*/d.n % d.lanes == 0));
+            });
+        result = colRest.getResult(0);
+      }
+      return result;
+    };
+    if (gemvVecs == 0)
+      return colLoops(tb, task.slice, cst(0));
+    // One row: tiles of gemvVecs vectors (gemvVecs * lanes / nr panels
+    // streamed side by side), then the tiles above for the rest.
+    int64_t wide = gemvVecs * d.lanes;
+    auto gemv = [&](OpBuilder &b) -> Value {
+      Value wideCols = arith::MulIOp::create(
+          b, loc, arith::DivUIOp::create(b, loc, task.width, cst(wide)),
+          cst(wide));
+      auto wideLoop = scf::ForOp::create(
+          b, loc, cst(0), wideCols, cst(wide), ValueRange{task.slice},
+          [&](OpBuilder &cb, Location, Value col, ValueRange a) {
+            scf::YieldOp::create(cb, loc,
+                                 tile(cb, a[0], cst(0), task.colBase, col, 1,
+                                      gemvVecs, /*inBounds=*/true));
+          });
+      return colLoops(b, wideLoop.getResult(0), wideCols);
+    };
+    if (cast<RankedTensorType>(out.getType()).getDimSize(0) == 1)
+      return gemv(tb);
+    Value one = arith::CmpIOp::create(tb, loc, arith::CmpIPredicate::eq,
+                                      task.rows, cst(1));
+    auto ifOp = scf::IfOp::create(tb, loc, TypeRange{task.slice.getType()},
+                                  one, /*withElseRegion=*/true);
+    {
+      OpBuilder::InsertionGuard g(tb);
+      tb.setInsertionPointToStart(ifOp.thenBlock());
+      scf::YieldOp::create(tb, loc, gemv(tb));
+      tb.setInsertionPointToStart(ifOp.elseBlock());
+      scf::YieldOp::create(tb, loc, colLoops(tb, task.slice, cst(0)));
     }
-    return result;
+    return ifOp.getResult(0);
   };
   return quench::buildColumnTasks(rw, loc, out, d.n, nt, taskBody);
 }
@@ -1205,6 +1249,15 @@ buildDequantMatmulKernel(RewriterBase &rw, linalg::LinalgOp linalgOp,
     DequantOperands d8 = d;
     return buildInt8ActivationKernel(rw, loc, d8, out, /*mr=*/6, nv);
   };
+  // One row (decode) in the int16 form: tiles of 8 vectors at 512 bits (4
+  // at 256), i.e. 2 to 4 panels read side by side. One panel per tile is
+  // a single sequential stream of codes, which one core reads at ~11 GB/s
+  // on the Intel host; several concurrent streams keep more cache-line
+  // fetches in flight (docs/lowering.md, "One-row tiles of several
+  // panels").
+  int64_t gemvVecs = 0;
+  if (d.int16 && !d.bitmask)
+    gemvVecs = d.lanes == 16 ? 8 : 4;
   auto buildOther = [&]() {
     // Group sums of x for the zero points: [R, blocks] f32, a reduction
     // (tiled and vectorized later by quench-cpu-tile-and-vectorize).
@@ -1221,7 +1274,8 @@ buildDequantMatmulKernel(RewriterBase &rw, linalg::LinalgOp linalgOp,
                                         inBounds)
                          : te.emit(acc, row, colBase, col, rows, vecs,
                                    inBounds);
-        });
+        },
+        gemvVecs);
   };
   Value res;
   if (six) {

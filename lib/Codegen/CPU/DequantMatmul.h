@@ -78,13 +78,14 @@ inline constexpr char kPermuteIntrinsic[] = "llvm.x86.avx512.permvar.sf.512";
 inline constexpr char kDotIntrinsic512[] = "llvm.x86.avx512.vpdpbusd.512";
 inline constexpr char kDotIntrinsic256[] = "llvm.x86.avx512.vpdpbusd.256";
 
-/// What every form of a register tile starts from: the weights' panel, the
-/// columns of vector v in the panel (`wcols`) and in `out` (`ocols`), the
-/// rows, and the accumulators read from `out` (tile vector (i, v) at
-/// i * nv + v).
+/// What every form of a register tile starts from: the weights' panel of
+/// the first vector (`panel`) and of each vector v (`panels`: a tile wider
+/// than a panel spans several), the columns of vector v in its panel
+/// (`wcols`) and in `out` (`ocols`), the rows, and the accumulators read
+/// from `out` (tile vector (i, v) at i * nv + v).
 struct TileFrame {
   mlir::Value panel;
-  llvm::SmallVector<mlir::Value> wcols, ocols, rows, accInit;
+  llvm::SmallVector<mlir::Value> panels, wcols, ocols, rows, accInit;
 };
 /// The frame of the tile at task-local rows [row, row + mr) and columns
 /// [col, col + nv * lanes) of `out` ([R, N'] f32, the task's columns
@@ -107,10 +108,14 @@ using TileBuilder = llvm::function_ref<mlir::Value(
 /// The kernel's loops over `out` ([R, N] f32): scf.forall tasks of output
 /// features, in a task whole tiles of nv vectors then single vectors, per
 /// column tile row tiles of `mr` then single rows, each built by `tile`.
-/// Returns the new `out`.
+/// With `gemvVecs` > 0, a single row (R = 1, decided at run time when R
+/// is dynamic) takes one-row tiles of `gemvVecs` vectors first (a multiple
+/// of nr / lanes: whole panels, each one concurrent stream of codes), then
+/// the tiles above. Returns the new `out`.
 mlir::Value buildDequantTiles(mlir::RewriterBase &rw, mlir::Location loc,
                               const DequantOperands &d, mlir::Value out,
-                              int64_t mr, int64_t nv, TileBuilder tile);
+                              int64_t mr, int64_t nv, TileBuilder tile,
+                              int64_t gemvVecs = 0);
 
 /// amax[r, b] = max |x[r, b, j, h]| of x [R, blocks, J, P] ([R, blocks]
 /// f32), a linalg reduction left to the tile pass.
