@@ -340,26 +340,18 @@ Value TileEmitter::emitInt16(Value out, Value row, Value colBase, Value col,
   Frame f = frame(out, row, colBase, col, mr, nv, inBounds);
   ArrayRef<Value> panels = f.panels, wcols = f.wcols, rows = f.rows;
 
-  auto i8 = b.getI8Type(), i32 = b.getI32Type();
+  auto i8 = b.getI8Type();
   auto bytes = VectorType::get({4 * d.lanes}, i8);
   StringRef dot = d.lanes == 16 ? kDotIntrinsic512 : kDotIntrinsic256;
-  auto splatI32 = [&](OpBuilder &ob, int32_t v) -> Value {
-    return arith::ConstantOp::create(
-        ob, loc, DenseElementsAttr::get(vi32, ob.getI32IntegerAttr(v)));
+  auto splatI32 = [&](OpBuilder &ob, int32_t v) {
+    return quench::splatI32(ob, loc, vi32, v);
   };
-  auto dpbusd = [&](OpBuilder &ob, Value acc, Value u8, Value s8) -> Value {
-    return func::CallOp::create(ob, loc, dot, TypeRange{vi32},
-                                ValueRange{acc, u8, s8})
-        .getResult(0);
+  auto dpbusd = [&](OpBuilder &ob, Value acc, Value u8, Value s8) {
+    return quench::callDotBytes(ob, loc, dot, acc, u8, s8);
   };
-  // The four activation bytes at [row, blk, h, j .. j + 3] as one word in
-  // every lane, viewed as bytes.
-  auto wordOf = [&](OpBuilder &ob, Value src, ValueRange idxs) -> Value {
-    Value v4 = read(ob, VectorType::get({4}, i8), src, idxs, true);
-    Value w = vector::BitCastOp::create(ob, loc, VectorType::get({1}, i32), v4);
-    Value s = vector::ExtractOp::create(ob, loc, w, ArrayRef<int64_t>{0});
-    return vector::BitCastOp::create(
-        ob, loc, bytes, vector::BroadcastOp::create(ob, loc, vi32, s));
+  // The four activation bytes at [row, blk, h, j .. j + 3], broadcast.
+  auto wordOf = [&](OpBuilder &ob, Value src, ValueRange idxs) {
+    return quench::broadcastByteWord(ob, loc, src, idxs, d.lanes);
   };
 
   Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(vi32));

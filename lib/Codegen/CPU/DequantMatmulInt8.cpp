@@ -130,21 +130,14 @@ Value emitInt8Tile(OpBuilder &b, Location loc, const DequantOperands &d,
   };
   // The four activation bytes at [row, blk, h, j .. j + 3] as one word in
   // every lane, viewed as bytes (a vpbroadcastd from memory).
-  auto wordOf = [&](OpBuilder &ob, ValueRange ix) -> Value {
-    Value v4 = read(ob, VectorType::get({4}, i8), d.xq, ix);
-    Value w = vector::BitCastOp::create(ob, loc, VectorType::get({1}, i32), v4);
-    Value s = vector::ExtractOp::create(ob, loc, w, ArrayRef<int64_t>{0});
-    return vector::BitCastOp::create(
-        ob, loc, bytes, vector::BroadcastOp::create(ob, loc, vi32, s));
+  auto wordOf = [&](OpBuilder &ob, ValueRange ix) {
+    return quench::broadcastByteWord(ob, loc, d.xq, ix, d.lanes);
   };
-  auto dpbusd = [&](OpBuilder &ob, Value acc, Value u8, Value s8) -> Value {
-    return func::CallOp::create(ob, loc, dot, TypeRange{vi32},
-                                ValueRange{acc, u8, s8})
-        .getResult(0);
+  auto dpbusd = [&](OpBuilder &ob, Value acc, Value u8, Value s8) {
+    return quench::callDotBytes(ob, loc, dot, acc, u8, s8);
   };
-  auto splatI32 = [&](OpBuilder &ob, int32_t v) -> Value {
-    return arith::ConstantOp::create(
-        ob, loc, DenseElementsAttr::get(vi32, ob.getI32IntegerAttr(v)));
+  auto splatI32 = [&](OpBuilder &ob, int32_t v) {
+    return quench::splatI32(ob, loc, vi32, v);
   };
 
   // One word step (four codes per byte lane) at j4: the partial sums `p`

@@ -118,6 +118,23 @@ quench::dequant::panelizeSixBit(RewriterBase &rw, Value codes, Value scales,
   return k;
 }
 
+/// The f16 scales `d` of super-block `s` for the tile's `vecs` column
+/// vectors, widened to f32 (once per 256 codes).
+static SmallVector<Value> superBlockScales(OpBuilder &b, Location loc,
+                                           const DequantOperands &d,
+                                           const SixBitOperands &k,
+                                           const TileFrame &f, Value s,
+                                           int64_t vecs) {
+  auto vf = VectorType::get({d.lanes}, b.getF32Type());
+  auto vh = VectorType::get({d.lanes}, b.getF16Type());
+  SmallVector<Value> scales;
+  for (int64_t v = 0; v < vecs; ++v)
+    scales.push_back(arith::ExtFOp::create(
+        b, loc, vf,
+        quench::readVector(b, loc, vh, k.d, {f.panel, s, f.wcols[v]}, true)));
+  return scales;
+}
+
 /// The int16 tile of the 6-bit form (d.int16: activations quantized per
 /// row and group into the high and low bytes `xh` / `xl`, 8-bit code
 /// layout, qmax 32639): per word step s of a group, the 64 code bytes of a
@@ -137,42 +154,27 @@ static Value buildSixBitInt16Tile(OpBuilder &b, Location loc,
   auto vf = VectorType::get({d.lanes}, f32);
   auto vi32 = VectorType::get({d.lanes}, i32);
   auto vi8 = VectorType::get({d.lanes}, i8);
-  auto vh = VectorType::get({d.lanes}, b.getF16Type());
   auto bytes = VectorType::get({4 * d.lanes}, i8);
   int64_t tileVecs = rows * vecs;
   auto cidx = [&](OpBuilder &ob, int64_t v) -> Value {
     return arith::ConstantIndexOp::create(ob, loc, v);
   };
-  auto splat = [&](OpBuilder &ob, int32_t v) -> Value {
-    return arith::ConstantOp::create(
-        ob, loc, DenseElementsAttr::get(vi32, ob.getI32IntegerAttr(v)));
+  auto splat = [&](OpBuilder &ob, int32_t v) {
+    return quench::splatI32(ob, loc, vi32, v);
   };
-  auto dpbusd = [&](OpBuilder &ob, Value acc, Value u8, Value s8) -> Value {
-    return func::CallOp::create(ob, loc, kDotIntrinsic512, TypeRange{vi32},
-                                ValueRange{acc, u8, s8})
-        .getResult(0);
+  auto dpbusd = [&](OpBuilder &ob, Value acc, Value u8, Value s8) {
+    return quench::callDotBytes(ob, loc, kDotIntrinsic512, acc, u8, s8);
   };
-  // The four activation bytes at [row, blk, 0, j .. j + 3] as one word in
-  // every lane, viewed as bytes.
-  auto wordOf = [&](OpBuilder &ob, Value src, ValueRange at) -> Value {
-    Value v4 =
-        quench::readVector(ob, loc, VectorType::get({4}, i8), src, at, true);
-    Value w = vector::BitCastOp::create(ob, loc, VectorType::get({1}, i32), v4);
-    Value sc = vector::ExtractOp::create(ob, loc, w, ArrayRef<int64_t>{0});
-    return vector::BitCastOp::create(
-        ob, loc, bytes, vector::BroadcastOp::create(ob, loc, vi32, sc));
+  // The four activation bytes at [row, blk, 0, j .. j + 3], broadcast.
+  auto wordOf = [&](OpBuilder &ob, Value src, ValueRange at) {
+    return quench::broadcastByteWord(ob, loc, src, at, d.lanes);
   };
   Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(vi32));
   int64_t supers = d.blocks / k.superGroups;
   auto superLoop = scf::ForOp::create(
       b, loc, cidx(b, 0), cidx(b, supers), cidx(b, 1), f.accInit,
       [&](OpBuilder &sb, Location, Value s, ValueRange accs) {
-        SmallVector<Value> dv;
-        for (int64_t v = 0; v < vecs; ++v)
-          dv.push_back(arith::ExtFOp::create(
-              sb, loc, vf,
-              quench::readVector(sb, loc, vh, k.d, {f.panel, s, f.wcols[v]},
-                                 true)));
+        SmallVector<Value> dv = superBlockScales(sb, loc, d, k, f, s, vecs);
         Value blk0 = arith::MulIOp::create(sb, loc, s, cidx(sb, k.superGroups));
         auto groupLoop = scf::ForOp::create(
             sb, loc, cidx(sb, 0), cidx(sb, k.superGroups), cidx(sb, 1), accs,
@@ -291,7 +293,6 @@ Value quench::dequant::buildSixBitKernel(RewriterBase &rw, Location loc,
     auto vf = VectorType::get({d.lanes}, f32);
     auto vi32 = VectorType::get({d.lanes}, b.getI32Type());
     auto vi8 = VectorType::get({d.lanes}, b.getI8Type());
-    auto vh = VectorType::get({d.lanes}, b.getF16Type());
     int64_t tileVecs = rows * vecs;
     // One row: two sets of partial sums (even and odd codes) keep enough
     // FMA chains in flight, as in the 4-bit lookup form.
@@ -326,13 +327,7 @@ Value quench::dequant::buildSixBitKernel(RewriterBase &rw, Location loc,
     auto superLoop = scf::ForOp::create(
         b, loc, cidx(b, 0), cidx(b, supers), cidx(b, 1), f.accInit,
         [&](OpBuilder &sb, Location, Value s, ValueRange accs) {
-          // The super-block's f16 scales, widened once per 256 codes.
-          SmallVector<Value> dv;
-          for (int64_t v = 0; v < vecs; ++v)
-            dv.push_back(arith::ExtFOp::create(
-                sb, loc, vf,
-                quench::readVector(sb, loc, vh, k.d, {f.panel, s, f.wcols[v]},
-                                   true)));
+          SmallVector<Value> dv = superBlockScales(sb, loc, d, k, f, s, vecs);
           Value blk0 =
               arith::MulIOp::create(sb, loc, s, cidx(sb, k.superGroups));
           auto groupLoop = scf::ForOp::create(

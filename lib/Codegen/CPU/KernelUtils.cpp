@@ -41,6 +41,31 @@ Value quench::readVector(OpBuilder &b, Location loc, VectorType type,
                                         ArrayRef<bool>{inBounds});
 }
 
+Value quench::splatI32(OpBuilder &b, Location loc, VectorType type,
+                       int32_t v) {
+  return arith::ConstantOp::create(
+      b, loc, DenseElementsAttr::get(type, b.getI32IntegerAttr(v)));
+}
+
+Value quench::broadcastByteWord(OpBuilder &b, Location loc, Value src,
+                                ValueRange at, int64_t lanes) {
+  Type i8 = b.getI8Type(), i32 = b.getI32Type();
+  Value v4 = readVector(b, loc, VectorType::get({4}, i8), src, at, true);
+  Value w = vector::BitCastOp::create(b, loc, VectorType::get({1}, i32), v4);
+  Value s = vector::ExtractOp::create(b, loc, w, ArrayRef<int64_t>{0});
+  Value splat =
+      vector::BroadcastOp::create(b, loc, VectorType::get({lanes}, i32), s);
+  return vector::BitCastOp::create(b, loc, VectorType::get({4 * lanes}, i8),
+                                   splat);
+}
+
+Value quench::callDotBytes(OpBuilder &b, Location loc, StringRef intrinsic,
+                           Value acc, Value u8, Value s8) {
+  return func::CallOp::create(b, loc, intrinsic, TypeRange{acc.getType()},
+                              ValueRange{acc, u8, s8})
+      .getResult(0);
+}
+
 Value quench::restoreLeadingDims(OpBuilder &b, Location loc, Value res,
                                 Type type, unsigned nb, Value like) {
   if (nb == 0)

@@ -60,6 +60,23 @@ mlir::Value readVector(mlir::OpBuilder &b, mlir::Location loc,
                        mlir::VectorType type, mlir::Value src,
                        mlir::ValueRange at, bool inBounds);
 
+/// A constant vector of `type` (i32 elements) with `v` in every lane.
+mlir::Value splatI32(mlir::OpBuilder &b, mlir::Location loc,
+                     mlir::VectorType type, int32_t v);
+/// The four i8 of `src` at `at` (the last index runs over bytes) as one i32
+/// in every lane of a vector of `lanes` i32, viewed as `4 * lanes` bytes:
+/// the broadcast activation operand of vpdpbusd (a vpbroadcastd from
+/// memory).
+mlir::Value broadcastByteWord(mlir::OpBuilder &b, mlir::Location loc,
+                              mlir::Value src, mlir::ValueRange at,
+                              int64_t lanes);
+/// `acc` plus the four-way u8 x s8 dot products of `u8` and `s8` per i32
+/// lane, by the VNNI intrinsic `intrinsic` (vpdpbusd of 256 or 512 bits,
+/// declared with declareIntrinsic); `acc`'s type is the result's.
+mlir::Value callDotBytes(mlir::OpBuilder &b, mlir::Location loc,
+                         llvm::StringRef intrinsic, mlir::Value acc,
+                         mlir::Value u8, mlir::Value s8);
+
 /// Declares the LLVM intrinsic `name` of `type` in `module` unless it is
 /// there: a private func.func named like the intrinsic (LLVM IR takes a
 /// function named `llvm.*` for the intrinsic), called with func.call. A
