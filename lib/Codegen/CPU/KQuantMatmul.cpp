@@ -135,6 +135,19 @@ static SmallVector<Value> superBlockScales(OpBuilder &b, Location loc,
   return scales;
 }
 
+/// Group `blk`'s scale f32(d) * sc of column vector `v` (`dv`: its
+/// super-block's widened d), exactly the import's f32 scale.
+static Value groupScale(OpBuilder &b, Location loc, const DequantOperands &d,
+                        const SixBitOperands &k, const TileFrame &f, Value blk,
+                        int64_t v, Value dv) {
+  auto vf = VectorType::get({d.lanes}, b.getF32Type());
+  auto vi8 = VectorType::get({d.lanes}, b.getI8Type());
+  Value sc = arith::SIToFPOp::create(
+      b, loc, vf,
+      quench::readVector(b, loc, vi8, k.sc, {f.panel, blk, f.wcols[v]}, true));
+  return arith::MulFOp::create(b, loc, dv, sc);
+}
+
 /// The int16 tile of the 6-bit form (d.int16: activations quantized per
 /// row and group into the high and low bytes `xh` / `xl`, 8-bit code
 /// layout, qmax 32639): per word step s of a group, the 64 code bytes of a
@@ -153,7 +166,6 @@ static Value buildSixBitInt16Tile(OpBuilder &b, Location loc,
   Type f32 = b.getF32Type(), i8 = b.getI8Type(), i32 = b.getI32Type();
   auto vf = VectorType::get({d.lanes}, f32);
   auto vi32 = VectorType::get({d.lanes}, i32);
-  auto vi8 = VectorType::get({d.lanes}, i8);
   auto bytes = VectorType::get({4 * d.lanes}, i8);
   int64_t tileVecs = rows * vecs;
   auto cidx = [&](OpBuilder &ob, int64_t v) -> Value {
@@ -248,11 +260,7 @@ static Value buildSixBitInt16Tile(OpBuilder &b, Location loc,
                 qsi.push_back(vector::BroadcastOp::create(gb, loc, vi32, qs));
               }
               for (int64_t v = 0; v < vecs; ++v) {
-                Value sc = arith::SIToFPOp::create(
-                    gb, loc, vf,
-                    quench::readVector(gb, loc, vi8, k.sc,
-                                       {f.panel, blk, f.wcols[v]}, true));
-                Value scale = arith::MulFOp::create(gb, loc, dv[v], sc);
+                Value scale = groupScale(gb, loc, d, k, f, blk, v, dv[v]);
                 for (int64_t i = 0; i < rows; ++i) {
                   int64_t at = i * vecs + v;
                   Value t = arith::AddIOp::create(
@@ -292,7 +300,6 @@ Value quench::dequant::buildSixBitKernel(RewriterBase &rw, Location loc,
     Type f32 = b.getF32Type();
     auto vf = VectorType::get({d.lanes}, f32);
     auto vi32 = VectorType::get({d.lanes}, b.getI32Type());
-    auto vi8 = VectorType::get({d.lanes}, b.getI8Type());
     int64_t tileVecs = rows * vecs;
     // One row: two sets of partial sums (even and odd codes) keep enough
     // FMA chains in flight, as in the 4-bit lookup form.
@@ -377,11 +384,7 @@ Value quench::dequant::buildSixBitKernel(RewriterBase &rw, Location loc,
                 // The group's scale f32(d) * sc, exactly the import's.
                 SmallVector<Value> acc(gaccs);
                 for (int64_t v = 0; v < vecs; ++v) {
-                  Value sc = arith::SIToFPOp::create(
-                      gb, loc, vf,
-                      quench::readVector(gb, loc, vi8, k.sc,
-                                         {f.panel, blk, f.wcols[v]}, true));
-                  Value scale = arith::MulFOp::create(gb, loc, dv[v], sc);
+                  Value scale = groupScale(gb, loc, d, k, f, blk, v, dv[v]);
                   for (int64_t i = 0; i < rows; ++i) {
                     int64_t at = i * vecs + v;
                     Value part = p[at];
