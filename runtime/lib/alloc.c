@@ -255,6 +255,11 @@ static void touch_pages(char *p, size_t size, size_t page) {
     bytes[next - (uintptr_t)p] = 0;
 }
 
+/* The size class a table entry warms, kNoClass if none (never cached). */
+static uint32_t warm_class(uint64_t size) {
+  return size > SIZE_MAX ? kNoClass : class_of(size ? (size_t)size : 1);
+}
+
 size_t quench_internal_buffer_cache_warm(const uint64_t *sizes, uint64_t n,
                                          size_t limit) {
   /* The cached (class) bytes the table needs: all or nothing, and never
@@ -263,8 +268,7 @@ size_t quench_internal_buffer_cache_warm(const uint64_t *sizes, uint64_t n,
     limit = cache_limit();
   size_t total = 0;
   for (uint64_t i = 0; i < n; ++i) {
-    uint32_t c = sizes[i] > SIZE_MAX ? kNoClass
-                                     : class_of(sizes[i] ? (size_t)sizes[i] : 1);
+    uint32_t c = warm_class(sizes[i]);
     if (c == kNoClass)
       continue; /* never cached: nothing to warm */
     size_t bytes = class_size(c);
@@ -283,11 +287,9 @@ size_t quench_internal_buffer_cache_warm(const uint64_t *sizes, uint64_t n,
   quench_run_buffers *run = quench_internal_run_buffers_adopt(NULL);
   free_block *held = NULL;
   for (uint64_t i = 0; i < n; ++i) {
-    if (sizes[i] > SIZE_MAX)
+    if (warm_class(sizes[i]) == kNoClass)
       continue;
     size_t size = sizes[i] ? (size_t)sizes[i] : 1;
-    if (class_of(size) == kNoClass)
-      continue;
     free_block *b = quench_buffer_alloc(size, 0);
     if (!b)
       break; /* out of memory: warm what we have */

@@ -399,14 +399,9 @@ static int64_t saturating_mul(int64_t a, int64_t b) {
 quench_status quench_parallel_for_work(quench_threadpool *pool, int64_t n,
                                        int64_t cost, quench_parallel_fn fn,
                                        void *ctx) {
-  if (n < 0 || !fn)
-    return QUENCH_ERR_INVALID_ARGUMENT;
-  if (n == 0)
-    return QUENCH_OK;
-  if (!pool) {
-    fn(ctx, 0, n);
-    return QUENCH_OK;
-  }
+  /* Bad arguments, empty loops and no pool: quench_parallel_for's answer. */
+  if (!pool || n <= 0 || !fn)
+    return quench_parallel_for(pool, n, 1, fn, ctx);
   if (cost < 1)
     cost = 1;
   int sleeping =
